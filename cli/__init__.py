@@ -1,0 +1,1 @@
+"""The ``stonetrail`` command-line tool: a thin click layer over :mod:`ledger`."""

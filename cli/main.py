@@ -1,0 +1,5 @@
+"""Entry point of the ``stonetrail`` command (placeholder until the CLI lands)."""
+
+
+def main() -> None:
+    """Run the CLI."""

@@ -1,0 +1,148 @@
+"""The exception tree of StoneTrail, split by who is at fault.
+
+::
+
+    StoneTrailError                    every error this library raises
+    ├── InputError                     the caller's bytes or text are malformed (fix the input)
+    │   ├── DecodeError                not canonical msgpack, or over a size/depth cap (ledger._codec)
+    │   ├── KeyFormatError             a key, key file or verifier-key string is malformed or unsafe (ledger.keys)
+    │   ├── NoteFormatError            a signed note or checkpoint body is malformed (ledger.checkpoint)
+    │   ├── RecordFormatError          a record's bytes decode but break the record schema (ledger.record)
+    │   └── TrustFileError             a trust file line is malformed (ledger.trust)
+    ├── VerificationError              well-formed input that fails a check (the evidence is bad)
+    │   ├── SignatureError             an Ed25519 signature is malformed or does not verify
+    │   ├── ProofError                 an RFC 9162 inclusion or consistency proof does not verify
+    │   ├── UnverifiedNoteError        no signature by a trusted key on a signed note
+    │   └── RuleError                  a custody, chain, registry or store rule failed; carries a Finding
+    └── StorageError                   the file system or the ledger file failed us
+        ├── LockedError                another writer holds the ledger
+        └── CorruptStoreError          the ledger file's framing is damaged (torn tail, bad frame)
+
+Every class has a stable ``code`` (e.g. ``sig.invalid``) used in reports and by the CLI; the CLI maps
+``InputError`` to exit 2, ``VerificationError`` to exit 1 and ``StorageError`` to exit 3. Third-party exceptions
+are wrapped at the one module that imports the third-party library.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "CorruptStoreError",
+    "DecodeError",
+    "InputError",
+    "KeyFormatError",
+    "LockedError",
+    "NoteFormatError",
+    "ProofError",
+    "RecordFormatError",
+    "RuleError",
+    "SignatureError",
+    "StorageError",
+    "StoneTrailError",
+    "TrustFileError",
+    "UnverifiedNoteError",
+    "VerificationError",
+]
+
+
+class StoneTrailError(Exception):
+    """Base of every StoneTrail error.
+
+    ``code`` is a stable dotted identifier (``area.reason``); an instance may carry a more specific code than
+    its class default. ``str(err)`` is a one-line human reason.
+    """
+
+    default_code: ClassVar[str] = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code: str = code or self.default_code
+
+
+class InputError(StoneTrailError):
+    """The caller supplied malformed input (bytes, text, arguments)."""
+
+    default_code = "input.invalid"
+
+
+class DecodeError(InputError):
+    """Bytes are not canonical StoneTrail msgpack, or exceed a documented cap."""
+
+    default_code = "codec.invalid"
+
+
+class KeyFormatError(InputError):
+    """A key (raw, PEM, text or verifier-key string) is malformed or not a safe Ed25519 point."""
+
+    default_code = "key.invalid"
+
+
+class NoteFormatError(InputError):
+    """A C2SP signed note or tlog-checkpoint body is malformed."""
+
+    default_code = "note.malformed"
+
+
+class RecordFormatError(InputError):
+    """A record decodes as msgpack but breaks the record schema of docs/format.md."""
+
+    default_code = "record.malformed"
+
+
+class TrustFileError(InputError):
+    """A trust file (pinned operator and authority keys) is malformed."""
+
+    default_code = "trust.malformed"
+
+
+class VerificationError(StoneTrailError):
+    """Well-formed input failed a verification rule."""
+
+    default_code = "verify.failed"
+
+
+class SignatureError(VerificationError):
+    """An Ed25519 signature is malformed (length, S >= L, bad R) or does not verify."""
+
+    default_code = "sig.invalid"
+
+
+class ProofError(VerificationError):
+    """An RFC 9162 inclusion or consistency proof is malformed or does not verify."""
+
+    default_code = "proof.invalid"
+
+
+class UnverifiedNoteError(VerificationError):
+    """A signed note carries no valid signature by any trusted key (C2SP signed-note)."""
+
+    default_code = "note.unverified"
+
+
+class RuleError(VerificationError):
+    """A ledger rule failed; ``finding`` names the rule, the record position and the item."""
+
+    default_code = "rule.failed"
+
+    def __init__(self, message: str, *, code: str | None = None, finding: object = None) -> None:
+        super().__init__(message, code=code)
+        self.finding = finding
+
+
+class StorageError(StoneTrailError):
+    """Reading or writing the ledger file failed (I/O, permissions, fsync)."""
+
+    default_code = "store.io"
+
+
+class LockedError(StorageError):
+    """Another process holds the single-writer lock on the ledger file."""
+
+    default_code = "store.locked"
+
+
+class CorruptStoreError(StorageError):
+    """The ledger file's header or framing is damaged (torn tail, bad magic, checksum mismatch)."""
+
+    default_code = "store.corrupt"
