@@ -1,0 +1,166 @@
+"""Canonical msgpack: the one encoding of everything StoneTrail signs, hashes or stores (DESIGN.md §2).
+
+The subset (docs/format.md, "Canonical encoding"):
+
+* nil, bool, integers in -2**63 .. 2**64-1 in msgpack's shortest form, ``str`` (valid UTF-8) for text,
+  ``bin`` for bytes, arrays, and maps whose keys are unique text sorted by their UTF-8 bytes;
+* no floats, no ext types (the msgpack timestamp included), no ``raw``/legacy str-as-bytes;
+* whole documents only: trailing bytes are an error, and so is a document cut short.
+
+:func:`decode` bounds every length and the total size before msgpack allocates, then accepts the bytes only if
+:func:`encode` of the decoded value gives the same bytes back. That single comparison refuses unsorted keys,
+non-minimal integer, string, array and map headers, and duplicate keys. Only this module imports msgpack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
+
+import msgpack
+
+from .errors import DecodeError, InputError
+
+__all__ = ["MAX_DEPTH", "MAX_DOCUMENT_SIZE", "MAX_ITEMS", "Value", "decode", "encode"]
+
+#: A decoded canonical value. Maps decode to ``dict[str, Value]``, arrays to ``list``, ``bin`` to ``bytes``.
+Value: TypeAlias = None | bool | int | str | bytes | list["Value"] | dict[str, "Value"]
+
+#: Largest document :func:`decode` reads, in bytes (a record is far smaller; a proof bundle may be large).
+MAX_DOCUMENT_SIZE = 16 * 1024 * 1024
+#: Largest number of elements in one array or entries in one map.
+MAX_ITEMS = 100_000
+#: Deepest nesting of arrays and maps (the top-level document is depth 1).
+MAX_DEPTH = 16
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+def encode(value: object) -> bytes:
+    """Encode ``value`` canonically.
+
+    Accepts None, bool, int (-2**63 .. 2**64-1), str, bytes, list/tuple and Mapping with str keys, nested at
+    most :data:`MAX_DEPTH` deep; map keys are emitted sorted by their UTF-8 bytes.
+
+    Raises:
+        InputError: (code ``codec.unencodable``) for a float, another type, a non-text or duplicate map key,
+            an out-of-range integer, or nesting deeper than :data:`MAX_DEPTH`.
+    """
+    return msgpack.packb(_canonical(value, 1), use_bin_type=True)
+
+
+def _canonical(value: object, depth: int) -> object:
+    if depth > MAX_DEPTH:
+        raise InputError(f"nesting deeper than {MAX_DEPTH}", code="codec.unencodable")
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise InputError(f"integer {value} outside the msgpack range", code="codec.unencodable")
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, Mapping):
+        return _canonical_map(value, depth)
+    if isinstance(value, Sequence):
+        return [_canonical(item, depth + 1) for item in value]
+    raise InputError(f"cannot encode {type(value).__name__} (floats and other types are refused)",
+                     code="codec.unencodable")
+
+
+def _canonical_map(value: Mapping[Any, object], depth: int) -> dict[str, object]:
+    for key in value:
+        if not isinstance(key, str):
+            raise InputError(f"map key {key!r} is not text", code="codec.unencodable")
+    keys = sorted(value, key=lambda k: k.encode("utf-8"))
+    return {key: _canonical(value[key], depth + 1) for key in keys}
+
+
+def decode(data: bytes) -> Value:
+    """Decode one canonical document, refusing anything :func:`encode` would not produce byte for byte.
+
+    Raises:
+        DecodeError: with a code naming the fault — ``codec.too_large`` (over :data:`MAX_DOCUMENT_SIZE` or
+            :data:`MAX_ITEMS`), ``codec.too_deep``, ``codec.truncated``, ``codec.trailing_bytes``,
+            ``codec.float``, ``codec.ext``, ``codec.bad_key`` (non-text map key), ``codec.duplicate_key``,
+            ``codec.malformed`` (invalid UTF-8 and other msgpack errors) or ``codec.non_canonical``.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}", code="codec.malformed")
+    if len(data) > MAX_DOCUMENT_SIZE:
+        raise DecodeError(f"document is {len(data)} bytes, cap is {MAX_DOCUMENT_SIZE}", code="codec.too_large")
+    if not data:
+        raise DecodeError("empty input", code="codec.truncated")
+    value = _unpack(bytes(data))
+    _check_decoded(value, 1)
+    if encode(value) != data:
+        raise DecodeError("not in canonical form (key order, integer or header width)", code="codec.non_canonical")
+    return value
+
+
+def _unpack(data: bytes) -> Value:
+    try:
+        value: Value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=False,  # checked in _pairs, so the error names the fault
+            object_pairs_hook=_pairs,
+            ext_hook=_refuse_ext,
+            timestamp=0,
+            max_str_len=len(data),
+            max_bin_len=len(data),
+            max_array_len=min(MAX_ITEMS, len(data)),
+            max_map_len=min(MAX_ITEMS, len(data) // 2),
+            max_ext_len=0,
+        )
+    except DecodeError:
+        raise
+    except msgpack.ExtraData as exc:
+        raise DecodeError("trailing bytes after the document", code="codec.trailing_bytes") from exc
+    except ValueError as exc:
+        raise DecodeError(f"msgpack: {exc}", code=_value_error_code(str(exc))) from exc
+    except Exception as exc:  # msgpack raises assorted types (FormatError, StackError, UnicodeDecodeError, ...)
+        raise DecodeError(f"msgpack: {type(exc).__name__}: {exc}", code="codec.malformed") from exc
+    return value
+
+
+def _value_error_code(message: str) -> str:
+    if "incomplete" in message:
+        return "codec.truncated"
+    if "max_ext_len" in message:
+        return "codec.ext"
+    if "exceeds max_" in message:
+        return "codec.too_large"
+    return "codec.malformed"
+
+
+def _pairs(pairs: list[tuple[object, Value]]) -> dict[str, Value]:
+    result: dict[str, Value] = {}
+    for key, item in pairs:
+        if not isinstance(key, str):
+            raise DecodeError(f"map key of type {type(key).__name__}; keys must be text", code="codec.bad_key")
+        if key in result:
+            raise DecodeError(f"duplicate map key {key!r}", code="codec.duplicate_key")
+        result[key] = item
+    return result
+
+
+def _refuse_ext(code: int, data: bytes) -> object:
+    raise DecodeError(f"ext type {code} is not allowed", code="codec.ext")
+
+
+def _check_decoded(value: object, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise DecodeError(f"nesting deeper than {MAX_DEPTH}", code="codec.too_deep")
+    if isinstance(value, float):
+        raise DecodeError("floats are not allowed", code="codec.float")
+    if isinstance(value, list):
+        for item in value:
+            _check_decoded(item, depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_decoded(item, depth + 1)
+    elif not (value is None or isinstance(value, bool | int | str | bytes)):
+        raise DecodeError(f"type {type(value).__name__} is not allowed", code="codec.ext")

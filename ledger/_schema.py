@@ -1,0 +1,116 @@
+"""Strict readers for decoded canonical values: one place for "this field must be text of this shape".
+
+Every reader raises :class:`~ledger.errors.RecordFormatError` naming the field, so a malformed record is
+refused with a precise one-line reason. Used by :mod:`ledger.record` and :mod:`ledger.events`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Set
+
+from ._codec import Value
+from .errors import RecordFormatError
+from .hashing import Digest
+
+__all__ = [
+    "COUNTRY_RE",
+    "ID_RE",
+    "exact_keys",
+    "read_bytes",
+    "read_country",
+    "read_digest",
+    "read_id",
+    "read_int",
+    "read_list",
+    "read_map",
+    "read_text",
+]
+
+#: Item and party ids: 1-64 characters, letters, digits and ``. _ : -``, starting with a letter or digit.
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+#: ISO 3166-1 alpha-2 country code (shape only; the registry of codes is not embedded).
+COUNTRY_RE = re.compile(r"[A-Z]{2}")
+_MAX_TEXT = 256
+
+
+def fail(field: str, reason: str) -> RecordFormatError:
+    """Build the error for ``field``; callers ``raise fail(...)``."""
+    return RecordFormatError(f"{field}: {reason}", code="record.malformed")
+
+
+def read_map(value: Value, field: str) -> Mapping[str, Value]:
+    """``value`` as a map, or RecordFormatError."""
+    if not isinstance(value, dict):
+        raise fail(field, f"expected a map, got {_kind(value)}")
+    return value
+
+
+def exact_keys(value: Mapping[str, Value], field: str, required: Set[str], optional: Set[str] = frozenset()) -> None:
+    """Refuse a map whose keys are not ``required`` plus a subset of ``optional`` (unknown keys are errors)."""
+    keys = set(value)
+    missing = required - keys
+    extra = keys - required - optional
+    if missing:
+        raise fail(field, f"missing {sorted(missing)}")
+    if extra:
+        raise fail(field, f"unknown keys {sorted(extra)}")
+
+
+def read_text(value: Value, field: str, pattern: re.Pattern[str] | None = None, max_len: int = _MAX_TEXT) -> str:
+    """Non-empty text of at most ``max_len`` characters with no control characters, matching ``pattern``."""
+    if not isinstance(value, str):
+        raise fail(field, f"expected text, got {_kind(value)}")
+    if not value or len(value) > max_len:
+        raise fail(field, f"text must be 1..{max_len} characters")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise fail(field, "control characters are not allowed")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise fail(field, f"{value!r} does not match {pattern.pattern}")
+    return value
+
+
+def read_id(value: Value, field: str) -> str:
+    """An item or party id (:data:`ID_RE`)."""
+    return read_text(value, field, ID_RE)
+
+
+def read_country(value: Value, field: str) -> str:
+    """An ISO 3166-1 alpha-2 code (:data:`COUNTRY_RE`)."""
+    return read_text(value, field, COUNTRY_RE)
+
+
+def read_int(value: Value, field: str, minimum: int = 0, maximum: int = 2**63 - 1) -> int:
+    """An integer (never a bool) within ``minimum..maximum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(field, f"expected an integer, got {_kind(value)}")
+    if not minimum <= value <= maximum:
+        raise fail(field, f"{value} outside {minimum}..{maximum}")
+    return value
+
+
+def read_bytes(value: Value, field: str, size: int) -> bytes:
+    """A ``bin`` of exactly ``size`` bytes."""
+    if not isinstance(value, bytes) or len(value) != size:
+        raise fail(field, f"expected {size} bytes, got {_kind(value)}")
+    return value
+
+
+def read_digest(value: Value, field: str) -> Digest:
+    """A 32-byte SHA-256 digest."""
+    return Digest(read_bytes(value, field, 32))
+
+
+def read_list(value: Value, field: str, max_len: int = 10_000) -> list[Value]:
+    """An array of at most ``max_len`` elements."""
+    if not isinstance(value, list):
+        raise fail(field, f"expected an array, got {_kind(value)}")
+    if len(value) > max_len:
+        raise fail(field, f"more than {max_len} elements")
+    return value
+
+
+def _kind(value: Value) -> str:
+    if isinstance(value, bytes):
+        return f"{len(value)} bytes"
+    return type(value).__name__
