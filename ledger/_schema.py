@@ -32,6 +32,7 @@ ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 #: ISO 3166-1 alpha-2 country code (shape only; the registry of codes is not embedded).
 COUNTRY_RE = re.compile(r"[A-Z]{2}")
 _MAX_TEXT = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def fail(field: str, reason: str) -> RecordFormatError:
@@ -63,7 +64,7 @@ def read_text(value: Value, field: str, pattern: re.Pattern[str] | None = None, 
         raise fail(field, f"expected text, got {_kind(value)}")
     if not value or len(value) > max_len:
         raise fail(field, f"text must be 1..{max_len} characters")
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+    if _CONTROL.search(value):
         raise fail(field, "control characters are not allowed")
     if pattern is not None and not pattern.fullmatch(value):
         raise fail(field, f"{value!r} does not match {pattern.pattern}")

@@ -1,0 +1,41 @@
+"""Findings and reports: the ``check_*`` tier of verification (DESIGN.md §5).
+
+A :class:`Finding` names one fault: a stable ``code`` (``area.reason``, listed in docs/format.md), the record
+position (0-based leaf index in the log, or None when the fault is not tied to one record), the item concerned
+(or None), and a one-line ``reason``. ``verify_*`` functions raise :class:`~ledger.errors.RuleError` carrying the
+first finding instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import RuleError
+
+__all__ = ["Finding", "raise_first"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One named fault. ``position``: 0-based record index in the log; ``item``: item or party id."""
+
+    code: str
+    position: int | None
+    item: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = "ledger" if self.position is None else f"record {self.position}"
+        about = f" [{self.item}]" if self.item else ""
+        return f"{where}{about}: {self.code}: {self.reason}"
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict with the four fields."""
+        return {"code": self.code, "position": self.position, "item": self.item, "reason": self.reason}
+
+
+def raise_first(findings: list[Finding] | tuple[Finding, ...]) -> None:
+    """Raise RuleError for the first finding, if any (the ``verify_*`` tier)."""
+    if findings:
+        first = findings[0]
+        raise RuleError(str(first), code=first.code, finding=first)
