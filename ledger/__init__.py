@@ -1,3 +1,116 @@
-"""StoneTrail: signed, hash-linked custody records for individual diamonds, verifiable offline."""
+"""StoneTrail: signed, hash-linked custody records for individual diamonds, verifiable offline.
+
+The public API is re-exported here; module layering (each imports only those above it) is in DESIGN.md §4 and
+enforced by tests/test_layering.py. Names are imported lazily (PEP 562), so ``import ledger.custody`` or a
+verifier's import path loads only the modules it needs (never the store)::
+
+    errors -> _codec -> keys -> hashing -> merkle -> checkpoint -> record -> registry -> custody -> store
+           -> _ledger -> audit -> history -> demo
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from . import keyfile
+    from ._ledger import Ledger, checkpoint_file
+    from .audit import AuditReport, Replay, check_ledger, replay_ledger, verify_ledger
+    from .checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+    from .demo import DemoSummary, build_demo
+    from .events import Enrolled, Graded, Mined, Split, Transferred
+    from .findings import Finding
+    from .hashing import Digest
+    from .history import HistoryRow, format_ct, item_history
+    from .keys import NoteVerifierKey, PrivateKey, PublicKey, note_verifier_key
+    from .record import Body, Output, Record, Signature
+    from .registry import AUTHORITY
+    from .trust import Trust
 
 __version__ = "0.1.0"
+
+#: public name -> submodule that defines it
+_EXPORTS = {
+    "AUTHORITY": "registry",
+    "AuditReport": "audit",
+    "Body": "record",
+    "Checkpoint": "checkpoint",
+    "DemoSummary": "demo",
+    "Digest": "hashing",
+    "Enrolled": "events",
+    "Finding": "findings",
+    "Graded": "events",
+    "HistoryRow": "history",
+    "Ledger": "_ledger",
+    "Mined": "events",
+    "NoteVerifierKey": "keys",
+    "Output": "record",
+    "PrivateKey": "keys",
+    "PublicKey": "keys",
+    "Record": "record",
+    "Replay": "audit",
+    "Signature": "record",
+    "Split": "events",
+    "Transferred": "events",
+    "Trust": "trust",
+    "build_demo": "demo",
+    "check_ledger": "audit",
+    "checkpoint_file": "_ledger",
+    "format_ct": "history",
+    "item_history": "history",
+    "keyfile": "keyfile",
+    "note_verifier_key": "keys",
+    "open_checkpoint": "checkpoint",
+    "replay_ledger": "audit",
+    "sign_checkpoint": "checkpoint",
+    "verify_ledger": "audit",
+}
+
+__all__ = [
+    "AUTHORITY",
+    "AuditReport",
+    "Body",
+    "Checkpoint",
+    "DemoSummary",
+    "Digest",
+    "Enrolled",
+    "Finding",
+    "Graded",
+    "HistoryRow",
+    "Ledger",
+    "Mined",
+    "NoteVerifierKey",
+    "Output",
+    "PrivateKey",
+    "PublicKey",
+    "Record",
+    "Replay",
+    "Signature",
+    "Split",
+    "Transferred",
+    "Trust",
+    "build_demo",
+    "check_ledger",
+    "checkpoint_file",
+    "format_ct",
+    "item_history",
+    "keyfile",
+    "note_verifier_key",
+    "open_checkpoint",
+    "replay_ledger",
+    "sign_checkpoint",
+    "verify_ledger",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ledger' has no attribute {name!r}")
+    imported = import_module(f".{module}", __name__)
+    value = imported if module == name else getattr(imported, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -24,7 +24,7 @@ from .errors import DecodeError, InputError
 __all__ = ["MAX_DEPTH", "MAX_DOCUMENT_SIZE", "MAX_ITEMS", "Value", "decode", "encode"]
 
 #: A decoded canonical value. Maps decode to ``dict[str, Value]``, arrays to ``list``, ``bin`` to ``bytes``.
-Value: TypeAlias = None | bool | int | str | bytes | list["Value"] | dict[str, "Value"]
+Value: TypeAlias = "bool | int | str | bytes | list[Value] | dict[str, Value] | None"
 
 #: Largest document :func:`decode` reads, in bytes (a record is far smaller; a proof bundle may be large).
 MAX_DOCUMENT_SIZE = 16 * 1024 * 1024

@@ -1,0 +1,176 @@
+"""The Ledger facade: open or create a ledger file, append records that pass every rule, checkpoint it.
+
+A writer's view of one ledger. Opening replays the whole file through the custody rules (so the writer knows
+every item's holder and latest record) and builds the Merkle tree; :meth:`Ledger.append` refuses a record that
+would get any finding, so a ledger written only through this class is valid by construction. Auditors who want
+every fault of an existing file use :func:`ledger.audit.check_ledger` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from .checkpoint import Checkpoint, sign_checkpoint
+from .custody import CustodyState, Item
+from .errors import CorruptStoreError, RecordFormatError
+from .findings import raise_first
+from .hashing import Digest
+from .keys import PrivateKey
+from .merkle import MerkleTree, leaf_hash
+from .record import Record
+from .store import FileStore, scan
+
+__all__ = ["Ledger", "checkpoint_file"]
+
+
+class Ledger:
+    """An open ledger file, held for writing (one writer at a time; readers are never blocked).
+
+    Use :meth:`create` or :meth:`open`, ideally as a context manager. ``authority_keys`` are the trusted
+    accreditation-authority public keys (raw 32 bytes): registry records are checked against them.
+    """
+
+    def __init__(self, store: FileStore, authority_keys: Iterable[bytes]) -> None:
+        self._store = store
+        self._authority_keys = frozenset(authority_keys)
+        self.state = CustodyState(store.origin, self._authority_keys)
+        self.tree = MerkleTree()
+        self._records: list[Record] = []
+        for raw in store.records():
+            record = Record.from_bytes(raw)
+            findings = self.state.apply(record)
+            if findings:
+                store.close()
+                raise CorruptStoreError(f"ledger holds an invalid record: {findings[0]}; run an audit",
+                                        code=findings[0].code)
+            self._add(record)
+
+    @classmethod
+    def create(cls, path: str | Path, origin: str, authority_keys: Iterable[bytes]) -> Ledger:
+        """Create a new, empty ledger file for ``origin`` (e.g. ``example.com/ledger``).
+
+        Raises:
+            StorageError: the file exists (``store.exists``) or cannot be written.
+        """
+        return cls(FileStore.create(path, origin), authority_keys)
+
+    @classmethod
+    def open(cls, path: str | Path, authority_keys: Iterable[bytes]) -> Ledger:
+        """Open an existing ledger for appending, replaying and checking every record.
+
+        Raises:
+            LockedError: another writer holds it. CorruptStoreError: torn tail, damaged frame or an invalid
+            record (audit it). StorageError: I/O failure.
+        """
+        return cls(FileStore.open(path, writable=True), authority_keys)
+
+    @property
+    def origin(self) -> str:
+        """The ledger's origin line (names it in every record and checkpoint)."""
+        return self._store.origin
+
+    @property
+    def size(self) -> int:
+        """Number of records (= Merkle tree size)."""
+        return self.tree.size
+
+    def root_hash(self) -> Digest:
+        """RFC 9162 root hash of the whole log."""
+        return self.tree.root()
+
+    def record(self, position: int) -> Record:
+        """The record at 0-based ``position``."""
+        return self._records[position]
+
+    def item(self, item_id: str) -> Item:
+        """Replayed state of ``item_id``; raises KeyError if unknown."""
+        return self.state.items[item_id]
+
+    def inputs(self, *item_ids: str) -> tuple[tuple[str, Digest], ...]:
+        """(item id, latest record hash) for each item, sorted by id: the ``inputs`` of a next record."""
+        return tuple(sorted((i, self.state.items[i].head) for i in item_ids))
+
+    @property
+    def registry_head(self) -> Digest | None:
+        """Record hash of the latest registry record (the ``registry_prev`` of the next one)."""
+        return self.state.registry.head
+
+    def append(self, record: Record) -> int:
+        """Check ``record`` against every rule and append it durably (fsync before returning).
+
+        Returns:
+            The record's 0-based position (leaf index).
+        Raises:
+            RuleError: the record would get a finding (carries the first one; nothing is written).
+            StorageError: the write or fsync failed (the ledger handle is then unusable).
+        """
+        return self.append_batch([record])
+
+    def append_batch(self, records: Sequence[Record]) -> int:
+        """Check and append several records with one write and one fsync; all or nothing.
+
+        Returns the position of the first. Raises as :meth:`append`; on a rule failure nothing is written.
+        """
+        if not records:
+            raise RecordFormatError("empty batch", code="record.empty_batch")
+        first = self.size
+        for applied, record in enumerate(records):
+            findings = self.state.check(record)
+            if findings:
+                if applied:  # the in-memory state moved past the file: rebuild it from the file's records
+                    self._replay()
+                raise_first(findings)
+            self.state.apply(record)
+        self._store.append_batch([r.raw for r in records])
+        for record in records:
+            self._add(record)
+        return first
+
+    def checkpoint(self, key: PrivateKey, name: str | None = None) -> str:
+        """A C2SP signed checkpoint of the current tree, signed by the operator ``key`` under ``name``
+        (default: the origin, as C2SP tlog-checkpoint recommends). Returns the signed note text."""
+        cp = Checkpoint(origin=self.origin, tree_size=self.size, root_hash=self.root_hash())
+        return sign_checkpoint(cp, name or self.origin, key)
+
+    def close(self) -> None:
+        """Release the writer lock and the file."""
+        self._store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _add(self, record: Record) -> None:
+        self._records.append(record)
+        self.tree.append(record.record_hash)
+
+    def _replay(self) -> None:
+        self.state = CustodyState(self.origin, self._authority_keys)
+        for record in self._records:
+            self.state.apply(record)
+
+
+def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) -> str:
+    """Sign a C2SP checkpoint of the ledger file at ``path`` as it is now (reads without locking).
+
+    The operator vouches for the log's bytes, not for its records' validity (that is an audit's job); but a
+    file with damaged framing is refused, since its tree would be ambiguous.
+
+    Returns:
+        The signed note text (origin, tree size, base64 root hash; signature line by ``name``, default origin).
+    Raises:
+        CorruptStoreError: the file has a torn tail or a damaged frame. StorageError: I/O failure.
+    """
+    result = scan(path)
+    if result.problems:
+        problem = result.problems[0]
+        raise CorruptStoreError(f"record {problem.index}: {problem.reason}; repair or audit first",
+                                code=problem.code)
+    tree = MerkleTree(leaf_hash(frame.payload) for frame in result.frames)
+    cp = Checkpoint(origin=result.origin, tree_size=tree.size, root_hash=tree.root())
+    return sign_checkpoint(cp, name or result.origin, key)

@@ -1,0 +1,129 @@
+"""Audit: replay a stored ledger from its file with nothing assumed, and name every fault.
+
+``check_ledger`` returns an :class:`AuditReport` with every finding (store framing, record format, signatures,
+registry, custody); ``verify_ledger`` raises :class:`~ledger.errors.RuleError` on the first. Only the trusted
+keys of a :class:`~ledger.trust.Trust` are believed. Optionally a signed checkpoint is checked against the file:
+its signature under the operator key, its origin, and that the log's root at the checkpoint's tree size is the
+checkpoint's root hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import open_checkpoint
+from .custody import CustodyState
+from .errors import InputError, VerificationError
+from .findings import Finding, raise_first
+from .hashing import Digest
+from .merkle import MerkleTree, leaf_hash
+from .record import Record
+from .store import scan
+from .trust import Trust
+
+__all__ = ["AuditReport", "Replay", "check_ledger", "replay_ledger", "verify_ledger"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replay:
+    """A ledger file replayed: ``records[i]`` is the record at position i (None where unreadable)."""
+
+    origin: str
+    records: tuple[Record | None, ...]
+    state: CustodyState
+    tree: MerkleTree
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditReport:
+    """Result of an audit: counts, the RFC 9162 root over the records read, and every finding."""
+
+    origin: str
+    record_count: int
+    root_hash: Digest
+    items: int
+    stones: int
+    parties: int
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no finding at all."""
+        return not self.findings
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready summary (hashes in standard base64)."""
+        return {"origin": self.origin, "records": self.record_count, "tree_size": self.record_count,
+                "root_hash": self.root_hash.b64(), "items": self.items, "stones": self.stones,
+                "parties": self.parties, "valid": self.ok, "findings": [f.to_json() for f in self.findings]}
+
+
+def replay_ledger(path: str | Path, trust: Trust | None) -> Replay:
+    """Read the ledger file at ``path`` without locking and replay every record through the rules.
+
+    With ``trust`` None no authority key is trusted: the replay still rebuilds items and chains (for display),
+    but every registry record, and so every signature, gets a finding.
+
+    Raises:
+        CorruptStoreError: the file header is damaged. StorageError: I/O failure. Damaged frames and invalid
+        records are findings, not exceptions.
+    """
+    result = scan(path)
+    state = CustodyState(result.origin, trust.authority_keys if trust else ())
+    tree = MerkleTree()
+    findings = [Finding(code=p.code, position=p.index, item=None, reason=p.reason) for p in result.problems]
+    records: list[Record | None] = []
+    for frame in result.frames:
+        while len(records) < frame.index:  # a damaged frame left a gap: keep positions aligned
+            records.append(None)
+            state.size += 1
+        tree.append(leaf_hash(frame.payload))
+        try:
+            record = Record.from_bytes(frame.payload)
+        except InputError as exc:
+            findings.append(Finding(code=exc.code, position=frame.index, item=None, reason=str(exc)))
+            records.append(None)
+            state.size += 1
+            continue
+        findings += state.apply(record)
+        records.append(record)
+    findings.sort(key=lambda f: (f.position is None, f.position or 0))
+    return Replay(origin=result.origin, records=tuple(records), state=state, tree=tree, findings=tuple(findings))
+
+
+def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None) -> AuditReport:
+    """Audit the ledger at ``path`` against ``trust``; with ``checkpoint`` (signed note text), check it too.
+
+    Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`).
+    """
+    replay = replay_ledger(path, trust)
+    findings = list(replay.findings)
+    if checkpoint is not None:
+        findings += _check_checkpoint(replay, trust, checkpoint)
+    items = replay.state.items.values()
+    return AuditReport(origin=replay.origin, record_count=replay.tree.size, root_hash=replay.tree.root(),
+                       items=len(items), stones=sum(1 for i in items if i.type == "stone"),
+                       parties=len(replay.state.registry.parties), findings=tuple(findings))
+
+
+def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None) -> AuditReport:
+    """As :func:`check_ledger`, but raise RuleError with the first finding; returns the clean report."""
+    report = check_ledger(path, trust, checkpoint=checkpoint)
+    raise_first(report.findings)
+    return report
+
+
+def _check_checkpoint(replay: Replay, trust: Trust, note: str) -> list[Finding]:
+    try:
+        cp = open_checkpoint(note, trust.operators, origin=replay.origin)
+    except (InputError, VerificationError) as exc:
+        return [Finding(code=exc.code, position=None, item=None, reason=f"checkpoint: {exc}")]
+    if cp.tree_size > replay.tree.size:
+        return [Finding(code="checkpoint.size", position=None, item=None,
+                        reason=f"checkpoint tree size {cp.tree_size} > {replay.tree.size} records in the file")]
+    if replay.tree.root_at(cp.tree_size) != cp.root_hash:
+        return [Finding(code="checkpoint.root_mismatch", position=None, item=None,
+                        reason=f"the log's root at tree size {cp.tree_size} is not the checkpoint's root hash")]
+    return []

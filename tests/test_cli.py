@@ -1,0 +1,202 @@
+"""The ``stonetrail`` command as a user drives it: demo, verify, show, checkpoint, keygen, and bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ledger import Trust, check_ledger, open_checkpoint
+from ledger.store import scan
+from stonetrail_cli.main import main
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    result = run("demo", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture
+def copy(demo_dir: Path, tmp_path: Path) -> Path:
+    shutil.copytree(demo_dir, tmp_path / "out")
+    return tmp_path / "out"
+
+
+def test_demo_writes_a_valid_ledger(demo_dir: Path) -> None:
+    for name in ("demo.ledger", "trust.keys", "checkpoint.txt"):
+        assert (demo_dir / name).is_file()
+    assert stat.S_IMODE((demo_dir / "keys" / "operator.pem").stat().st_mode) == 0o600
+    report = check_ledger(demo_dir / "demo.ledger", Trust.parse((demo_dir / "trust.keys").read_text()))
+    assert report.ok and report.stones >= 200 and report.record_count > 600
+
+
+def test_demo_is_deterministic(demo_dir: Path, tmp_path: Path) -> None:
+    assert run("demo", tmp_path / "again").exit_code == 0
+    assert (tmp_path / "again" / "demo.ledger").read_bytes() == (demo_dir / "demo.ledger").read_bytes()
+    assert run("demo", tmp_path / "other", "--seed", "2").exit_code == 0
+    assert (tmp_path / "other" / "demo.ledger").read_bytes() != (demo_dir / "demo.ledger").read_bytes()
+
+
+def test_demo_refuses_to_overwrite(demo_dir: Path) -> None:
+    result = run("demo", demo_dir)
+    assert result.exit_code == 3 and "already holds a demo" in result.output
+
+
+def test_verify_prints_count_and_root(demo_dir: Path) -> None:
+    result = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys",
+                 "--checkpoint", demo_dir / "checkpoint.txt")
+    assert result.exit_code == 0, result.output
+    frames = len(scan(demo_dir / "demo.ledger").frames)
+    assert f"records:   {frames}" in result.output
+    assert "root hash: " in result.output and "verdict:   valid" in result.output
+
+
+def test_verify_json(demo_dir: Path) -> None:
+    import json
+
+    result = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["valid"] is True
+
+
+def test_show_traces_a_polished_stone_to_the_mine(demo_dir: Path) -> None:
+    result = run("show", demo_dir / "demo.ledger", "R-00001-A", "--trust", demo_dir / "trust.keys")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    kinds = [line.split()[2] for line in lines[1:] if line[:4].isdigit()]
+    assert kinds[0] == "mined" and "graded" in kinds and "split" in kinds
+    assert "mined at Jwaneng (BW)" in result.output
+    assert "verified:" in result.output
+
+
+def test_show_unknown_item(demo_dir: Path) -> None:
+    result = run("show", demo_dir / "demo.ledger", "NO-SUCH-STONE")
+    assert result.exit_code == 2 and "no item" in result.output
+
+
+def test_checkpoint_verifies_under_the_operator_key(demo_dir: Path, tmp_path: Path) -> None:
+    trust = Trust.parse((demo_dir / "trust.keys").read_text())
+    cp = open_checkpoint((demo_dir / "checkpoint.txt").read_text(), trust.operators)
+    report = check_ledger(demo_dir / "demo.ledger", trust)
+    assert (cp.tree_size, cp.root_hash) == (report.record_count, report.root_hash)
+    result = run("checkpoint", demo_dir / "demo.ledger", "--key", demo_dir / "keys" / "operator.pem",
+                 "-o", tmp_path / "cp.txt")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cp.txt").read_text() == (demo_dir / "checkpoint.txt").read_text()  # Ed25519 is deterministic
+
+
+def test_checkpoint_of_another_ledger_is_refused(copy: Path, tmp_path: Path) -> None:
+    (copy / "checkpoint.txt").write_text((copy / "checkpoint.txt").read_text().replace("\n635\n", "\n634\n"))
+    result = run("verify", copy / "demo.ledger", "--trust", copy / "trust.keys",
+                 "--checkpoint", copy / "checkpoint.txt")
+    assert result.exit_code == 1
+
+
+def test_keygen_prints_a_verifier_key(tmp_path: Path) -> None:
+    result = run("keygen", "--name", "example.com/ledger", "-o", tmp_path / "k.pem")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].startswith("example.com/ledger+")
+    assert stat.S_IMODE((tmp_path / "k.pem").stat().st_mode) == 0o600
+    again = run("keygen", "--name", "example.com/ledger", "-o", tmp_path / "k.pem")
+    assert again.exit_code == 3 and "Traceback" not in again.output
+
+
+def test_every_help_has_an_example() -> None:
+    for command in ("demo", "verify", "show", "checkpoint", "keygen"):
+        result = run(command, "--help")
+        assert result.exit_code == 0 and "Example" in result.output, command
+
+
+# --- damaged and forged input ------------------------------------------------------------------------------
+
+def _frame_spans(path: Path) -> list[tuple[int, int]]:
+    """(payload start, payload end) of every frame."""
+    return [(f.offset + 12, f.offset + 12 + len(f.payload)) for f in scan(path).frames]
+
+
+def _flip(path: Path, offset: int, *, fix_crc: tuple[int, int] | None = None) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    if fix_crc:  # recompute the frame checksum: only record-level checks can catch the change now
+        start, end = fix_crc
+        data[start - 4:start] = struct.pack(">I", zlib.crc32(data[start:end]))
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_bytes_are_named_with_position(copy: Path) -> None:
+    ledger, trust = copy / "demo.ledger", Trust.parse((copy / "trust.keys").read_text())
+    original = ledger.read_bytes()
+    spans = _frame_spans(ledger)
+    for index in range(0, len(spans), len(spans) // 8):
+        start, end = spans[index]
+        for offset in (start, (start + end) // 2, end - 1):
+            for fix in (None, (start, end)):
+                _flip(ledger, offset, fix_crc=fix)
+                report = check_ledger(ledger, trust)
+                assert not report.ok, (index, offset, fix)
+                assert report.findings[0].position == index, (index, offset, report.findings[0])
+                ledger.write_bytes(original)
+
+
+def test_verify_cli_reports_a_flip(copy: Path) -> None:
+    ledger = copy / "demo.ledger"
+    start, end = _frame_spans(ledger)[100]
+    _flip(ledger, start + 30, fix_crc=(start, end))
+    result = run("verify", ledger, "--trust", copy / "trust.keys")
+    assert result.exit_code == 1
+    assert "record 100" in result.output and "Traceback" not in result.output
+
+
+def test_cut_file_names_a_torn_tail(copy: Path) -> None:
+    ledger = copy / "demo.ledger"
+    start, end = _frame_spans(ledger)[-1]
+    with open(ledger, "r+b") as fh:
+        fh.truncate((start + end) // 2)
+    result = run("verify", ledger, "--trust", copy / "trust.keys")
+    assert result.exit_code == 1
+    assert "store.torn_tail" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("content", ["", "operator nonsense\n", "rogue x+y+z\n", "\xff"])
+def test_bad_trust_file_is_a_usage_error(demo_dir: Path, tmp_path: Path, content: str) -> None:
+    trust = tmp_path / "trust.keys"
+    trust.write_text(content, encoding="latin-1")
+    result = run("verify", demo_dir / "demo.ledger", "--trust", trust)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_wrong_authority_key_fails_every_enrolment(demo_dir: Path, tmp_path: Path) -> None:
+    from ledger import PrivateKey, note_verifier_key
+
+    trust = Trust.parse((demo_dir / "trust.keys").read_text())
+    fake = Trust(operators=trust.operators,
+                 authorities=(note_verifier_key("impostor", PrivateKey.generate().public_key),))
+    (tmp_path / "t.keys").write_text(fake.format())
+    result = run("verify", demo_dir / "demo.ledger", "--trust", tmp_path / "t.keys")
+    assert result.exit_code == 1 and "registry.not_authority" in result.output
+
+
+def test_not_a_ledger_is_a_storage_error(tmp_path: Path, demo_dir: Path) -> None:
+    junk = tmp_path / "junk.ledger"
+    junk.write_bytes(os.urandom(100))
+    result = run("verify", junk, "--trust", demo_dir / "trust.keys")
+    assert result.exit_code == 3 and "Traceback" not in result.output
+
+
+def test_missing_file_is_a_usage_error(demo_dir: Path) -> None:
+    result = run("verify", "/nonexistent/x.ledger", "--trust", demo_dir / "trust.keys")
+    assert result.exit_code == 2

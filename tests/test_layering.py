@@ -1,0 +1,68 @@
+"""The module DAG of DESIGN.md §4: each module imports only modules above it; third-party imports stay put."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LEDGER = Path(__file__).resolve().parents[1] / "ledger"
+CLI = Path(__file__).resolve().parents[1] / "cli"
+
+#: Top to bottom. DESIGN.md §4 plus: findings (report values), keyfile (private-key files; see
+#: docs/adr/0002-key-files-outside-store.md), _schema and events (record layer), trust, history, demo.
+ORDER = [
+    "errors", "findings", "_codec", "keys", "keyfile", "hashing", "_schema", "merkle", "checkpoint", "trust",
+    "events", "record", "registry", "custody", "store", "_ledger", "audit", "history", "demo",
+]
+#: third-party package -> the only ledger modules allowed to import it
+THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"keys"}, "click": set()}
+
+
+def _imports(path: Path) -> tuple[set[str], set[str]]:
+    """(project modules, top-level third-party packages) that ``path`` imports."""
+    project, external = set(), set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:
+                project.add(node.module.split(".")[0])
+            elif node.level == 1:
+                project.update(a.name for a in node.names)
+            elif node.module:
+                top = node.module.split(".")[0]
+                (project.add(node.module.split(".")[1]) if top == "ledger" and "." in node.module
+                 else external.add(top))
+        elif isinstance(node, ast.Import):
+            external.update(a.name.split(".")[0] for a in node.names)
+    return project, external
+
+
+def test_every_module_is_placed() -> None:
+    modules = {p.stem for p in LEDGER.glob("*.py")} - {"__init__"}
+    assert modules == set(ORDER), "add new modules to ORDER"
+
+
+@pytest.mark.parametrize("module", ORDER)
+def test_imports_only_upward(module: str) -> None:
+    project, external = _imports(LEDGER / f"{module}.py")
+    above = set(ORDER[: ORDER.index(module)]) | {"data"}
+    assert project <= above, f"{module} imports {sorted(project - above)} from below or beside it"
+    for package, allowed in THIRD_PARTY.items():
+        if package in external:
+            assert module in allowed, f"{module} imports {package}"
+
+
+def test_cli_uses_no_codec_crypto_or_hashing() -> None:
+    for path in CLI.glob("*.py"):
+        _, external = _imports(path)
+        assert not external & {"msgpack", "cryptography", "nacl", "hashlib"}, path
+
+
+def test_pure_core_does_not_load_the_store_or_click() -> None:
+    code = ("import sys, ledger.custody, ledger.checkpoint, ledger.trust; "
+            "print(sorted(m for m in sys.modules if m in ('click', 'ledger.store', 'ledger._ledger')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
