@@ -47,7 +47,10 @@ def encode(value: object) -> bytes:
         InputError: (code ``codec.unencodable``) for a float, another type, a non-text or duplicate map key,
             an out-of-range integer, or nesting deeper than :data:`MAX_DEPTH`.
     """
-    return msgpack.packb(_canonical(value, 1), use_bin_type=True)
+    try:
+        return msgpack.packb(_canonical(value, 1), use_bin_type=True)
+    except UnicodeEncodeError as exc:  # a lone surrogate is not UTF-8
+        raise InputError(f"text is not valid Unicode: {exc.reason}", code="codec.unencodable") from exc
 
 
 def _canonical(value: object, depth: int) -> object:
@@ -117,6 +120,8 @@ def _unpack(data: bytes) -> Value:
         )
     except DecodeError:
         raise
+    except msgpack.exceptions.StackError as exc:  # msgpack's own fixed stack bounds nesting before we can
+        raise DecodeError("nesting deeper than msgpack's stack", code="codec.too_deep") from exc
     except msgpack.ExtraData as exc:
         raise DecodeError("trailing bytes after the document", code="codec.trailing_bytes") from exc
     except ValueError as exc:

@@ -32,7 +32,7 @@ ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 #: ISO 3166-1 alpha-2 country code (shape only; the registry of codes is not embedded).
 COUNTRY_RE = re.compile(r"[A-Z]{2}")
 _MAX_TEXT = 256
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def fail(field: str, reason: str) -> RecordFormatError:
@@ -65,7 +65,7 @@ def read_text(value: Value, field: str, pattern: re.Pattern[str] | None = None, 
     if not value or len(value) > max_len:
         raise fail(field, f"text must be 1..{max_len} characters")
     if _CONTROL.search(value):
-        raise fail(field, "control characters are not allowed")
+        raise fail(field, "control characters and lone surrogates are not allowed")
     if pattern is not None and not pattern.fullmatch(value):
         raise fail(field, f"{value!r} does not match {pattern.pattern}")
     return value

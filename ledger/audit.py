@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import open_checkpoint
+from .checkpoint import Checkpoint, open_checkpoint
 from .custody import CustodyState
 from .errors import InputError, VerificationError
 from .findings import Finding, raise_first
@@ -27,26 +27,37 @@ __all__ = ["AuditReport", "Replay", "check_ledger", "replay_ledger", "verify_led
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Replay:
-    """A ledger file replayed: ``records[i]`` is the record at position i (None where unreadable)."""
+    """A ledger file replayed: ``records[i]`` is the record at position i (None where unreadable).
+
+    ``tree`` is the RFC 9162 tree over every readable frame; it is the log's tree only when ``framing_ok``
+    (a damaged frame leaves the tree ambiguous: what the damaged bytes were is unknown).
+    """
 
     origin: str
     records: tuple[Record | None, ...]
     state: CustodyState
     tree: MerkleTree
+    framing_ok: bool
     findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditReport:
-    """Result of an audit: counts, the RFC 9162 root over the records read, and every finding."""
+    """Result of an audit: counts, the RFC 9162 root hash, and every finding.
+
+    ``record_count``: positions in the log (damaged frames included). ``root_hash``: None when the file's
+    framing is damaged, since the tree is then unknown. ``checkpoint``: the signed checkpoint that was checked
+    against the file and matched it (None if none was given or it did not match).
+    """
 
     origin: str
     record_count: int
-    root_hash: Digest
+    root_hash: Digest | None
     items: int
     stones: int
     parties: int
     findings: tuple[Finding, ...]
+    checkpoint: Checkpoint | None = None
 
     @property
     def ok(self) -> bool:
@@ -55,9 +66,14 @@ class AuditReport:
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready summary (hashes in standard base64)."""
-        return {"origin": self.origin, "records": self.record_count, "tree_size": self.record_count,
-                "root_hash": self.root_hash.b64(), "items": self.items, "stones": self.stones,
-                "parties": self.parties, "valid": self.ok, "findings": [f.to_json() for f in self.findings]}
+        cp = self.checkpoint
+        return {
+            "origin": self.origin, "records": self.record_count,
+            "root_hash": self.root_hash.b64() if self.root_hash else None,
+            "items": self.items, "stones": self.stones, "parties": self.parties,
+            "checkpoint": {"tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()} if cp else None,
+            "valid": self.ok, "findings": [f.to_json() for f in self.findings],
+        }
 
 
 def replay_ledger(path: str | Path, trust: Trust | None) -> Replay:
@@ -75,22 +91,29 @@ def replay_ledger(path: str | Path, trust: Trust | None) -> Replay:
     tree = MerkleTree()
     findings = [Finding(code=p.code, position=p.index, item=None, reason=p.reason) for p in result.problems]
     records: list[Record | None] = []
-    for frame in result.frames:
-        while len(records) < frame.index:  # a damaged frame left a gap: keep positions aligned
+
+    def skip_to(index: int) -> None:  # damaged frames hold positions too: keep them aligned
+        while len(records) < index:
             records.append(None)
             state.size += 1
+
+    for frame in result.frames:
+        skip_to(frame.index)
         tree.append(leaf_hash(frame.payload))
         try:
             record = Record.from_bytes(frame.payload)
         except InputError as exc:
             findings.append(Finding(code=exc.code, position=frame.index, item=None, reason=str(exc)))
-            records.append(None)
-            state.size += 1
+            skip_to(frame.index + 1)
             continue
         findings += state.apply(record)
         records.append(record)
+    for problem in result.problems:
+        if problem.code != "store.torn_tail":  # a torn tail is an append that never completed
+            skip_to(problem.index + 1)
     findings.sort(key=lambda f: (f.position is None, f.position or 0))
-    return Replay(origin=result.origin, records=tuple(records), state=state, tree=tree, findings=tuple(findings))
+    return Replay(origin=result.origin, records=tuple(records), state=state, tree=tree,
+                  framing_ok=not result.problems, findings=tuple(findings))
 
 
 def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None) -> AuditReport:
@@ -100,12 +123,15 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     """
     replay = replay_ledger(path, trust)
     findings = list(replay.findings)
+    cp = None
     if checkpoint is not None:
-        findings += _check_checkpoint(replay, trust, checkpoint)
+        cp, problems = _check_checkpoint(replay, trust, checkpoint)
+        findings += problems
     items = replay.state.items.values()
-    return AuditReport(origin=replay.origin, record_count=replay.tree.size, root_hash=replay.tree.root(),
+    return AuditReport(origin=replay.origin, record_count=len(replay.records),
+                       root_hash=replay.tree.root() if replay.framing_ok else None,
                        items=len(items), stones=sum(1 for i in items if i.type == "stone"),
-                       parties=len(replay.state.registry.parties), findings=tuple(findings))
+                       parties=len(replay.state.registry.parties), findings=tuple(findings), checkpoint=cp)
 
 
 def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None) -> AuditReport:
@@ -115,15 +141,18 @@ def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = No
     return report
 
 
-def _check_checkpoint(replay: Replay, trust: Trust, note: str) -> list[Finding]:
+def _check_checkpoint(replay: Replay, trust: Trust, note: str) -> tuple[Checkpoint | None, list[Finding]]:
+    def fail(code: str, reason: str) -> tuple[None, list[Finding]]:
+        return None, [Finding(code=code, position=None, item=None, reason=f"checkpoint: {reason}")]
+
     try:
         cp = open_checkpoint(note, trust.operators, origin=replay.origin)
     except (InputError, VerificationError) as exc:
-        return [Finding(code=exc.code, position=None, item=None, reason=f"checkpoint: {exc}")]
+        return fail(exc.code, str(exc))
+    if not replay.framing_ok:
+        return fail("checkpoint.unchecked", "the ledger's framing is damaged, so its tree cannot be compared")
     if cp.tree_size > replay.tree.size:
-        return [Finding(code="checkpoint.size", position=None, item=None,
-                        reason=f"checkpoint tree size {cp.tree_size} > {replay.tree.size} records in the file")]
+        return fail("checkpoint.beyond_log", f"tree size {cp.tree_size} > {replay.tree.size} records in the file")
     if replay.tree.root_at(cp.tree_size) != cp.root_hash:
-        return [Finding(code="checkpoint.root_mismatch", position=None, item=None,
-                        reason=f"the log's root at tree size {cp.tree_size} is not the checkpoint's root hash")]
-    return []
+        return fail("checkpoint.root_mismatch", f"the log's root at tree size {cp.tree_size} is not its root hash")
+    return cp, []

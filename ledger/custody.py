@@ -226,6 +226,12 @@ class CustodyState:
                                 f"outputs + loss = {total} mct > input {inputs[0].mass_mct} mct"))
         elif isinstance(event, Graded) and inputs:
             found += self._check_grading(event, inputs[0], position)
+        elif isinstance(event, Mined):
+            found += [_f("record.shape", position, o.id, f"mined creates a rough stone or lot, not a {o.type}")
+                      for o in body.outputs if o.type == "article"]
+            if body.place != event.country:
+                found.append(_f("record.shape", position, None,
+                                f"mined in {event.country} but the record's place is {body.place}"))
         elif isinstance(event, Transferred) and event.to == body.actor:
             found.append(_f("custody.self_transfer", position, event.to, "a party cannot transfer to itself"))
         return found
@@ -248,10 +254,11 @@ class CustodyState:
 
     def _apply_custody(self, record: Record, position: int, found: list[Finding]) -> None:
         body, event = record.body, record.body.event
-        forked = {f.item for f in found if f.code == "chain.fork"}
+        if any(f.code == "chain.fork" for f in found):
+            return  # a second successor of a record changes nothing: the first branch stands
         for item_id, _ in body.inputs:
             item = self.items.get(item_id)
-            if item is None or item_id in forked:
+            if item is None:
                 continue
             _advance(item, record, position)
             if item_id in body.consumes:
@@ -260,9 +267,17 @@ class CustodyState:
                 item.holder = event.to
             elif isinstance(event, Graded):
                 item.mass_mct = min(item.mass_mct, event.mass_mct)
-                item.report = event.report
-                self.reports.setdefault(event.report, item_id)
+                self._assign_report(item, event.report)
         self._create_outputs(record, position)
+
+    def _assign_report(self, item: Item, report: str) -> None:
+        """Point ``report`` at ``item`` unless another live stone holds it; free the item's old number."""
+        if item.report is not None and item.report != report and self.reports.get(item.report) == item.id:
+            del self.reports[item.report]
+        holder = self.reports.get(report)
+        if holder is None or holder == item.id or not self.items[holder].live:
+            self.reports[report] = item.id
+        item.report = report
 
     def _create_outputs(self, record: Record, position: int) -> None:
         body, event = record.body, record.body.event

@@ -81,7 +81,7 @@ class Enrolled:
         s.exact_keys(f, "enrolled", {"party", "name", "roles", "country", "key", "registry_prev"})
         prev = f["registry_prev"]
         return cls(party=s.read_id(f["party"], "enrolled.party"), name=s.read_text(f["name"], "enrolled.name"),
-                   roles=tuple(s.read_text(r, "enrolled.roles") for r in s.read_list(f["roles"], "roles", 16)),
+                   roles=tuple(s.read_text(r, "enrolled.roles") for r in s.read_list(f["roles"], "enrolled.roles", 16)),
                    country=s.read_country(f["country"], "enrolled.country"),
                    key=s.read_bytes(f["key"], "enrolled.key", 32),
                    registry_prev=None if prev is None else s.read_digest(prev, "enrolled.registry_prev"))

@@ -107,10 +107,11 @@ class Body:
     def from_value(cls, value: Value) -> Body:
         """Read a decoded body map strictly; raises RecordFormatError."""
         b = s.read_map(value, "body")
+        version = b.get("v")
+        if version != FORMAT_VERSION or isinstance(version, bool):
+            raise RecordFormatError(f"unsupported record format version {version!r}", code="record.version")
         s.exact_keys(b, "body", {"v", "origin", "kind", "time_ms", "place", "actor", "inputs", "consumes",
                                  "outputs", "fields"})
-        if b["v"] != FORMAT_VERSION or isinstance(b["v"], bool):
-            raise RecordFormatError(f"unsupported record format version {b['v']!r}", code="record.version")
         kind = s.read_text(b["kind"], "kind")
         return cls(
             origin=s.read_text(b["origin"], "origin"), kind=kind, time_ms=s.read_int(b["time_ms"], "time_ms"),

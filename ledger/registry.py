@@ -75,6 +75,10 @@ class Registry:
         event = record.body.event
         assert isinstance(event, Enrolled)
         found = self._check_signed_by_authority(record, position, event.party)
+        body = record.body
+        if body.inputs or body.consumes or body.outputs:
+            found.append(Finding(code="record.shape", position=position, item=event.party,
+                                 reason="a registry record has no inputs, consumes or outputs"))
         if event.registry_prev != self.head:
             found.append(Finding(code="registry.link_mismatch", position=position, item=event.party,
                                  reason="registry_prev is not the hash of the previous registry record"))

@@ -48,7 +48,7 @@ class Trust:
                 large, or no operator or no authority key (``trust.incomplete``).
         """
         if len(text) > MAX_TRUST_FILE:
-            raise TrustFileError(f"trust file over {MAX_TRUST_FILE} bytes")
+            raise TrustFileError(f"trust file over {MAX_TRUST_FILE} characters")
         found: dict[str, list[NoteVerifierKey]] = {word: [] for word in ROLE_WORDS}
         for number, line in enumerate(text.split("\n"), start=1):
             stripped = line.strip()

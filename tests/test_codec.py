@@ -64,6 +64,7 @@ NON_CANONICAL = [
     ("never-used byte 0xc1", b"\xc1", "codec.malformed"),
     ("huge array header", b"\xdd\xff\xff\xff\xff", "codec.too_large"),
     ("too deep", b"\x91" * (MAX_DEPTH + 1) + b"\x01", "codec.too_deep"),
+    ("deeper than msgpack's stack", b"\x91" * 5000 + b"\x01", "codec.too_deep"),
 ]
 
 

@@ -95,7 +95,8 @@ def test_unexpected_extra_signer(w: World) -> None:
 def test_trader_cannot_mine() -> None:
     w = World()
     w.enrol_all()
-    r = w.make(Mined(mine="Jwaneng", country="BW"), "trader-b", outputs=[Output(id="X", type="stone", mass_mct=5)])
+    r = w.make(Mined(mine="Jwaneng", country="BW"), "trader-b", place="BW",
+               outputs=[Output(id="X", type="stone", mass_mct=5)])
     assert codes(w.add(r)) == ["role.not_granted"]
 
 
@@ -174,9 +175,32 @@ def test_split_that_does_not_consume_its_input(w: World) -> None:
 
 
 def test_mined_with_an_input(w: World) -> None:
-    r = w.make(Mined(mine="Jwaneng", country="BW"), "producer-a", inputs=["S1"],
+    r = w.make(Mined(mine="Jwaneng", country="BW"), "producer-a", inputs=["S1"], place="BW",
                outputs=[Output(id="X", type="stone", mass_mct=5)])
     assert "record.shape" in codes(w.add(r))
+
+
+def test_mined_article_is_refused() -> None:
+    w = World()
+    w.enrol_all()
+    assert codes(w.add(w.mine("A1", kind="article"))) == ["record.shape"]
+
+
+def test_mined_place_must_be_the_mine_country() -> None:
+    w = World()
+    w.enrol_all()
+    r = w.make(Mined(mine="Jwaneng", country="BW"), "producer-a", place="AE",
+               outputs=[Output(id="S1", type="stone", mass_mct=5)])
+    assert codes(w.add(r)) == ["record.shape"]
+
+
+def test_a_forking_split_creates_nothing(w: World) -> None:
+    head = w.state.items["S1"].head
+    assert w.add(w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"])) == []
+    fork = w.make(Split(loss_mct=1_000), "cutter-c", inputs=["S1"], consumes=["S1"], outputs=[P1, P2],
+                  prev={"S1": head})
+    assert "chain.fork" in codes(w.add(fork))
+    assert "S1-P1" not in w.state.items and w.state.items["S1"].live
 
 
 # --- mass, nature, identity -------------------------------------------------------------------------------
@@ -206,6 +230,24 @@ def test_one_report_number_for_two_live_stones(w: World) -> None:
     assert codes(w.add(again)) == ["identity.duplicate_report"]
 
 
+def test_report_of_a_consumed_stone_passes_to_one_live_stone_only(w: World) -> None:
+    assert w.add(split_s1(w)) == []
+    assert w.add(w.make(graded("R-7"), "cutter-c", inputs=["S1-P1"])) == []
+    cut = w.make(Split(loss_mct=100), "cutter-c", inputs=["S1-P1"], consumes=["S1-P1"],
+                 outputs=[Output(id="S1-P1-X", type="stone", mass_mct=600)])
+    assert w.add(cut) == []  # S1-P1 is consumed: its report number is free again
+    assert w.add(w.make(graded("R-7", mass=600), "cutter-c", inputs=["S1-P1-X"])) == []
+    third = w.make(graded("R-7", mass=300), "cutter-c", inputs=["S1-P2"])
+    assert codes(w.add(third)) == ["identity.duplicate_report"]
+
+
+def test_regrade_under_a_new_number_frees_the_old_one(w: World) -> None:
+    assert w.add(split_s1(w)) == []
+    assert w.add(w.make(graded("OLD"), "cutter-c", inputs=["S1-P1"])) == []
+    assert w.add(w.make(graded("NEW"), "cutter-c", inputs=["S1-P1"])) == []
+    assert w.add(w.make(graded("OLD", mass=300), "cutter-c", inputs=["S1-P2"])) == []
+
+
 def test_grading_a_lot_is_refused() -> None:
     w = World()
     w.enrol_all()
@@ -232,6 +274,13 @@ def test_registry_chain_gap() -> None:
     w = World()
     assert w.add(w.enrol("producer-a", ["producer"])) == []
     assert codes(w.add(w.enrol("trader-b", ["trader"], prev=None))) == ["registry.link_mismatch"]
+
+
+def test_enrolment_with_outputs_is_refused() -> None:
+    w = World()
+    event = w.enrol("producer-a", ["producer"]).body.event
+    r = w.make(event, AUTHORITY, outputs=[Output(id="FREE", type="stone", mass_mct=1)])
+    assert codes(w.add(r)) == ["record.shape"]
 
 
 def test_party_enrolled_twice() -> None:

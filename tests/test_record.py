@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ledger import Body, Digest, Graded, Mined, Output, Record, Split, Transferred
 from ledger._codec import decode, encode
-from ledger.errors import RecordFormatError
+from ledger.errors import InputError, RecordFormatError
 from ledger.record import RECORD_TAG
 from world import ORIGIN, envelope, key
 
@@ -45,6 +45,7 @@ def test_round_trip_keeps_bytes_and_hashes() -> None:
 BODY_MUTATIONS = [
     ("version 2", lambda b: b.update(v=2), "record.version"),
     ("version true", lambda b: b.update(v=True), "record.version"),
+    ("v2 with new keys", lambda b: b.update(v=2, new_field=1), "record.version"),
     ("extra key", lambda b: b.update(extra=1), "record.malformed"),
     ("missing key", lambda b: b.pop("place"), "record.malformed"),
     ("bool time", lambda b: b.update(time_ms=True), "record.malformed"),
@@ -112,3 +113,11 @@ def test_random_records_round_trip(event: Any, time_ms: int, inputs: set[str], o
     again = Record.from_bytes(r.raw)
     assert again.body == body and again.raw == r.raw
     again.verify_signature(again.signatures[0])
+
+
+def test_lone_surrogates_are_refused_before_encoding() -> None:
+    with pytest.raises(RecordFormatError):
+        Mined(mine="Jwa\udc80neng", country="BW")
+    with pytest.raises(InputError) as info:
+        encode({"mine": "Jwa\udc80neng"})
+    assert info.value.code == "codec.unencodable"

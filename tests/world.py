@@ -79,7 +79,7 @@ class World:
     def mine(self, item: str = "S1", mass_mct: int = 2_000, kind: str = "stone") -> Record:
         from ledger import Mined
 
-        return self.make(Mined(mine="Jwaneng", country="BW"), "producer-a",
+        return self.make(Mined(mine="Jwaneng", country="BW"), "producer-a", place="BW",
                          outputs=[Output(id=item, type=kind, mass_mct=mass_mct)])
 
 
