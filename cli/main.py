@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -29,10 +30,11 @@ from ledger import (
     note_verifier_key,
     replay_ledger,
 )
-from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
+from ledger.errors import InputError, StoneTrailError, StorageError, TrustFileError, VerificationError
 from ledger.keys import PrivateKey
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
+MAX_PRINTED_FINDINGS = 200
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -59,15 +61,20 @@ def _errors(fn: _F) -> _F:
             return fn(*args, **kwargs)
         except StoneTrailError as exc:
             _fail(f"{exc} [{exc.code}]", _exit_code(exc))
-        except (OSError, UnicodeDecodeError) as exc:
-            _fail(str(exc), EXIT_IO if isinstance(exc, OSError) else EXIT_USAGE)
+        except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - absorbs the final flush at exit
+            sys.exit(EXIT_VALID)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where} [io]", EXIT_IO)
 
     return wrapper  # type: ignore[return-value]
 
 
 def _read_text(path: Path, what: str) -> str:
+    """UTF-8 text (a leading byte-order mark, as some editors write, is dropped)."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{what} {path} is not UTF-8 text") from exc
     except OSError as exc:
@@ -75,13 +82,37 @@ def _read_text(path: Path, what: str) -> str:
 
 
 def _load_trust(path: Path) -> Trust:
-    return Trust.parse(_read_text(path, "trust file"))
+    try:
+        return Trust.parse(_read_text(path, "trust file"))
+    except TrustFileError as exc:
+        raise TrustFileError(f"trust file {path}: {exc}", code=exc.code) from exc
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group, with click's own usage errors reduced to one line (exit 2)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args) or ["--help"]
+        try:
+            return super().main(argv, prog_name or "stonetrail", complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "stonetrail"
+            _fail(f"{exc.format_message()} (see '{command} --help')", EXIT_USAGE)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("aborted", EXIT_USAGE)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="stonetrail")
 def main() -> None:
     """StoneTrail: signed, hash-linked custody records for individual diamonds, verifiable offline.
@@ -92,20 +123,21 @@ def main() -> None:
       stonetrail verify out/demo.ledger --trust out/trust.keys
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys
 
+    Masses are shown in carats (stored as integer millicarats), times in UTC. Record positions count from 0.
     Exit codes: 0 valid, 1 invalid (findings printed), 2 usage error, 3 I/O or storage error.
     """
 
 
-@main.command()
+@main.command(short_help="Build and verify a sample ledger.")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=1, show_default=True, help="Seed for keys, masses and grades: same seed, same bytes.")
 @_errors
 def demo(directory: Path, seed: int) -> None:
     """Build a sample ledger in DIRECTORY from real mines and fictitious parties, then verify it.
 
-    Writes DIRECTORY/demo.ledger, DIRECTORY/trust.keys (the keys a verifier pins), DIRECTORY/checkpoint.txt
-    (a signed checkpoint of the final tree) and DIRECTORY/keys/*.pem (private keys, mode 0600).
-    Refuses a directory that already holds a demo.
+    DIRECTORY must be new or empty. Writes DIRECTORY/demo.ledger, DIRECTORY/trust.keys (the keys a verifier
+    pins), DIRECTORY/checkpoint.txt (a signed checkpoint of the final tree) and DIRECTORY/keys/*.pem (the sample
+    parties' private keys, mode 0600).
 
     \b
     Example:
@@ -114,27 +146,22 @@ def demo(directory: Path, seed: int) -> None:
     summary = build_demo(directory, seed)
     r = summary.report
     click.echo(f"wrote {summary.ledger_path}, {summary.trust_path}, {summary.checkpoint_path}")
-    click.echo(f"origin:    {r.origin}")
-    click.echo(f"records:   {r.record_count} (tree size)")
-    click.echo(f"items:     {r.items} ({r.stones} stones), {r.parties} enrolled parties")
-    click.echo(f"root hash: {r.root_hash.b64()}")
-    click.echo(f"verdict:   {'valid' if r.ok else 'INVALID'}")
+    _print_report(r)
+    click.echo(f"items:     {r.items} ({r.stones} stones, {r.items - r.stones} lots), {r.parties} enrolled parties")
     click.echo(f"next:      stonetrail show {summary.ledger_path} {summary.polished_example} "
                f"--trust {summary.trust_path}")
-    if not r.ok:
-        _print_findings(r.findings)
-        sys.exit(EXIT_INVALID)
+    sys.exit(EXIT_VALID if r.ok else EXIT_INVALID)
 
 
-@main.command()
+@main.command(short_help="Check every record of a ledger.")
 @click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
 @click.option("--trust", "trust_file", required=True, type=_EXISTING,
               help="Trust file: pinned operator and authority keys.")
-@click.option("--checkpoint", "checkpoint_file_", type=_EXISTING,
+@click.option("--checkpoint", "checkpoint_path", type=_EXISTING,
               help="Also check this signed checkpoint against the file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @_errors
-def verify(ledger_file: Path, trust_file: Path, checkpoint_file_: Path | None, as_json: bool) -> None:
+def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as_json: bool) -> None:
     """Replay LEDGER and check every record, trusting only the keys in --trust.
 
     Checks framing, record format, signatures, enrolment and roles, hash links, custody and mass balance;
@@ -145,7 +172,7 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_file_: Path | None, a
       stonetrail verify out/demo.ledger --trust out/trust.keys --checkpoint out/checkpoint.txt
     """
     trust = _load_trust(trust_file)
-    note = _read_text(checkpoint_file_, "checkpoint") if checkpoint_file_ else None
+    note = _read_text(checkpoint_path, "checkpoint") if checkpoint_path else None
     report = check_ledger(ledger_file, trust, checkpoint=note)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
@@ -157,28 +184,38 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_file_: Path | None, a
 def _print_report(r: AuditReport) -> None:
     click.echo(f"origin:    {r.origin}")
     click.echo(f"records:   {r.record_count}")
-    click.echo(f"root hash: {r.root_hash.b64()}")
+    click.echo(f"root hash: {r.root_hash.b64() if r.root_hash else 'unknown (the file framing is damaged)'}")
+    if r.checkpoint is not None:
+        cp = r.checkpoint
+        scope = "the whole log" if cp.tree_size == r.record_count else f"the first {cp.tree_size} records"
+        click.echo(f"checkpoint: signed by the operator, tree size {cp.tree_size}, matches {scope}")
     if r.ok:
         click.echo("verdict:   valid")
-    else:
-        click.echo(f"verdict:   INVALID ({len(r.findings)} findings)")
-        _print_findings(r.findings)
+        return
+    click.echo(f"verdict:   INVALID ({_plural(len(r.findings), 'finding')})")
+    if r.findings[0].code == "registry.not_authority" and r.findings[0].position == 0:
+        click.echo("hint:      the first enrolment is not signed by the pinned authority key: is this the right "
+                   "trust file?")
+    _print_findings(r.findings)
 
 
-def _print_findings(findings: tuple[Finding, ...]) -> None:
-    for f in findings[:200]:
+def _print_findings(findings: Sequence[Finding]) -> None:
+    for f in findings[:MAX_PRINTED_FINDINGS]:
         click.echo(f"  {f}")
-    if len(findings) > 200:
-        click.echo(f"  ... and {len(findings) - 200} more (use --json for all)")
+    if len(findings) > MAX_PRINTED_FINDINGS:
+        click.echo(f"  ... and {len(findings) - MAX_PRINTED_FINDINGS} more (use verify --json for all)")
 
 
-@main.command()
+@main.command(short_help="Print an item's history back to the mine.")
 @click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
 @click.argument("item")
 @click.option("--trust", "trust_file", type=_EXISTING, help="Trust file; without it the history is shown unverified.")
 @_errors
 def show(ledger_file: Path, item: str, trust_file: Path | None) -> None:
     """Print ITEM's history back to the mine: time, event, place, holder, mass, signers.
+
+    With --trust, the whole ledger is checked too: the history is called verified only if the ledger has no
+    finding at all (a damaged or forged record elsewhere could hide part of this history).
 
     \b
     Example:
@@ -189,22 +226,27 @@ def show(ledger_file: Path, item: str, trust_file: Path | None) -> None:
     if item not in replay.state.items:
         raise InputError(f"no item {item!r} in {ledger_file}", code="item.unknown")
     rows = item_history(replay, item)
-    header = f"{'time (UTC)':<17} {'event':<11} {'place':<5} {'item':<16} {'holder':<20} {'mass':>13}  signers"
-    click.echo(header)
+    width = max(len("item"), *(len(row.item) for row in rows))
+    click.echo(f"{'time (UTC)':<16}  {'event':<11} {'place':<5} {'item':<{width}}  {'holder after':<20} "
+               f"{'mass':>12}  signed by")
     for row in rows:
-        click.echo(f"{_utc(row.time_ms):<17} {row.kind:<11} {row.place:<5} {row.item:<16} {row.holder:<20} "
-                   f"{format_ct(row.mass_mct):>13}  {', '.join(row.signers)}")
-        click.echo(f"{'':<17} {row.detail}")
-    positions = {row.position for row in rows}
-    faults = [f for f in replay.findings if f.position in positions]
+        click.echo(f"{_utc(row.time_ms):<16}  {row.kind:<11} {row.place:<5} {row.item:<{width}}  {row.holder:<20} "
+                   f"{format_ct(row.mass_mct):>12}  {', '.join(row.signers)}")
+        click.echo(f"{'':<18}{row.detail}")
     if trust is None:
         click.echo("unverified: pass --trust to check signatures, enrolment and custody rules")
-    elif faults:
-        click.echo(f"INVALID: {len(faults)} findings on this history")
-        _print_findings(tuple(faults))
-        sys.exit(EXIT_INVALID)
-    else:
-        click.echo(f"verified: {len(rows)} records, every rule checked against the pinned keys")
+        return
+    positions = {row.position for row in rows}
+    here = [f for f in replay.findings if f.position in positions]
+    if not replay.findings:
+        click.echo(f"verified: {_plural(len(rows), 'record')}; the whole ledger passes every rule under the "
+                   "pinned keys")
+        return
+    elsewhere = len(replay.findings) - len(here)
+    click.echo(f"INVALID: {_plural(len(here), 'finding')} on this history, {elsewhere} elsewhere in the ledger "
+               "(run verify)")
+    _print_findings(here)
+    sys.exit(EXIT_INVALID)
 
 
 def _utc(time_ms: int) -> str:
@@ -212,21 +254,30 @@ def _utc(time_ms: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-@main.command()
+@main.command(short_help="Sign a checkpoint of a ledger.")
 @click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
 @click.option("--key", "key_file", required=True, type=_EXISTING, help="The operator's private key (PEM).")
 @click.option("--name", help="Signer name in the note (default: the ledger's origin, as C2SP recommends).")
+@click.option("--trust", "trust_file", type=_EXISTING,
+              help="Refuse to sign unless --key is an operator key pinned in this trust file.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the note here (default: stdout).")
 @_errors
-def checkpoint(ledger_file: Path, key_file: Path, name: str | None, out: Path | None) -> None:
+def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: Path | None,
+               out: Path | None) -> None:
     """Sign a C2SP checkpoint (origin, tree size, root hash) of LEDGER as it is now.
+
+    Verifiers accept it only if it is signed by the operator key pinned in their trust file; pass --trust to
+    have that checked before signing.
 
     \b
     Example:
-      stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem -o out/checkpoint.txt
+      stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --trust out/trust.keys -o cp.txt
     """
-    note = checkpoint_file(ledger_file, keyfile.load_private_key(key_file), name)
+    key = keyfile.load_private_key(key_file)
+    if trust_file is not None and not _load_trust(trust_file).is_operator(key.public_key):
+        raise InputError(f"{key_file} is not an operator key pinned in {trust_file}", code="trust.not_operator")
+    note = checkpoint_file(ledger_file, key, name)
     if out is None:
         click.echo(note, nl=False)
     else:
@@ -234,7 +285,7 @@ def checkpoint(ledger_file: Path, key_file: Path, name: str | None, out: Path | 
         click.echo(f"wrote {out}")
 
 
-@main.command()
+@main.command(short_help="Generate an Ed25519 key pair.")
 @click.option("--name", required=True, help="Key name, e.g. the ledger origin 'example.com/ledger'.")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the private key (PEM, mode 0600; never overwritten).")
@@ -242,8 +293,8 @@ def checkpoint(ledger_file: Path, key_file: Path, name: str | None, out: Path | 
 def keygen(name: str, out: Path) -> None:
     """Generate an Ed25519 key pair; print the public half as a note verifier key.
 
-    The printed line (name+keyid+key) is what a verifier pins in a trust file, after a role word
-    (operator or authority).
+    A verifier pins the printed key in a trust file, after a role word: `operator` for the key that signs
+    checkpoints, `authority` for the key that enrolls parties.
 
     \b
     Example:
@@ -252,7 +303,8 @@ def keygen(name: str, out: Path) -> None:
     key = PrivateKey.generate()
     vkey = note_verifier_key(name, key.public_key)
     keyfile.save_private_key(out, key)
-    click.echo(f"wrote {out} (private; keep it secret)")
+    click.echo(f"wrote {out} (private key: keep it secret)")
+    click.echo("pin the public key in a trust file as 'operator <key>' or 'authority <key>':")
     click.echo(vkey.text())
 
 

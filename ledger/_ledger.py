@@ -169,8 +169,7 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) 
     result = scan(path)
     if result.problems:
         problem = result.problems[0]
-        raise CorruptStoreError(f"record {problem.index}: {problem.reason}; repair or audit first",
-                                code=problem.code)
+        raise CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
     tree = MerkleTree(leaf_hash(frame.payload) for frame in result.frames)
     cp = Checkpoint(origin=result.origin, tree_size=tree.size, root_hash=tree.root())
     return sign_checkpoint(cp, name or result.origin, key)

@@ -43,8 +43,9 @@ TRADE_PARTIES = (
     ("trader-antwerp", "Schelde Diamond Dealers", ("trader",), "BE"),
     ("cutter-surat", "Tapi Cutting Works", ("manufacturer",), "IN"),
     ("cutter-london", "Thames Master Cutters", ("manufacturer",), "GB"),
-    ("lab-antwerp", "Meir Gemmological Laboratory", ("lab",), "BE"),
+    ("lab-mumbai", "Bandra Gemmological Laboratory", ("lab",), "IN"),
 )
+LAB = "lab-mumbai"
 COLOURS = ("D", "E", "F", "G", "H", "I", "J")
 CLARITIES = ("IF", "VVS1", "VVS2", "VS1", "VS2", "SI1", "SI2")
 
@@ -110,6 +111,10 @@ class _Builder:
         self.time_ms += self.rng.randrange(10, 121) * 60_000
         return self.time_ms
 
+    def pause(self, days: int) -> None:
+        """Let ``days`` pass between stages of the trade."""
+        self.time_ms += days * 86_400_000
+
     def append(self, event: Event, actor: str, place: str, *, signers: tuple[str, ...] = (),
                inputs: tuple[str, ...] = (), consumes: tuple[str, ...] = (), outputs: tuple[Output, ...] = ()
                ) -> None:
@@ -134,12 +139,13 @@ def build_demo(directory: str | Path, seed: int = 1) -> DemoSummary:
     Writes ``demo.ledger``, ``trust.keys``, ``checkpoint.txt`` and ``keys/<party>.pem`` (mode 0600).
 
     Raises:
-        StorageError: ``directory`` already holds a demo (nothing is overwritten) or cannot be written.
+        StorageError: ``directory`` exists and is not empty (nothing is overwritten), or cannot be written.
     """
     out = Path(directory)
     ledger_path = out / "demo.ledger"
-    if ledger_path.exists() or (out / "keys").exists():
-        raise StorageError(f"{out} already holds a demo; choose an empty directory", code="store.exists")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StorageError(f"{out} is not an empty directory; the demo writes only into a new or empty one",
+                           code="store.exists")
     mines = _load_mines()
     parties = [(m.producer, f"{m.name} Sample Mining", ("producer",), m.country) for m in mines]
     parties += list(TRADE_PARTIES)
@@ -165,46 +171,53 @@ def build_demo(directory: str | Path, seed: int = 1) -> DemoSummary:
 
 
 def _scenario_one(b: _Builder, mines: list[_Mine]) -> str:
-    """Mine lots sorted into roughs; each rough sold, exported, cut into two polished stones and graded."""
-    number = 0
-    example = ""
+    """Scenario 1 for every mine, stage by stage so that the clock stays plausible: lots are mined and sorted
+    into rough stones; Botswana's rough is sold in Gaborone; all rough is sold to an Antwerp dealer, then to a
+    Surat manufacturer, cut into two polished stones each, and graded in Mumbai. Returns one polished stone."""
+    roughs: list[tuple[str, int, _Mine]] = []
     for mine, count in _allocate(mines, ROUGH_COUNT).items():
         m = next(x for x in mines if x.name == mine)
         masses = [b.rng.randrange(1_000, 6_000) for _ in range(count)]
-        lot = f"LOT-{m.country}-{mine.upper().replace(' ', '')[:6]}"
-        rest = 5 * sum(masses)
+        lot, rest = f"LOT-{m.country}-{mine.upper().replace(' ', '')}", 5 * sum(masses)
         b.append(Mined(mine=mine, country=m.country), m.producer, m.country,
                  outputs=(Output(id=lot, type="lot", mass_mct=sum(masses) + rest),))
-        roughs = [f"R-{number + i + 1:05d}" for i in range(count)]
+        ids = [f"R-{len(roughs) + i + 1:05d}" for i in range(count)]
         outs: tuple[Output, ...] = (Output(id=lot + "-REST", type="lot", mass_mct=rest),)  # "LOT-" < "R-"
-        outs += tuple(Output(id=r, type="stone", mass_mct=w) for r, w in zip(roughs, masses, strict=True))
+        outs += tuple(Output(id=r, type="stone", mass_mct=w) for r, w in zip(ids, masses, strict=True))
         b.append(Split(loss_mct=0), m.producer, m.country, inputs=(lot,), consumes=(lot,), outputs=outs)
-        for rough, mass in zip(roughs, masses, strict=True):
-            polished = _cut_and_grade(b, m, rough, mass)
-            example = example or polished
-        number += count
-    return example
+        roughs += [(r, w, m) for r, w in zip(ids, masses, strict=True)]
+    holder = {r: m.producer for r, _, m in roughs}
+    for days, to, place in ((3, "trader-gaborone", "BW"), (10, "trader-antwerp", "BE"), (7, "cutter-surat", "BE")):
+        b.pause(days)
+        for rough, _, m in roughs:
+            if to != "trader-gaborone" or m.country == "BW":
+                b.append(Transferred(to=to), holder[rough], place, signers=(to,), inputs=(rough,))
+                holder[rough] = to
+    b.pause(30)
+    pieces = [piece for rough, mass, _ in roughs for piece in _cut(b, rough, mass)]
+    b.pause(14)
+    for piece in pieces:
+        _grade(b, piece)
+    return pieces[0].id
 
 
-def _cut_and_grade(b: _Builder, m: _Mine, rough: str, mass: int) -> str:
-    local = "trader-gaborone" if m.country == "BW" else None
-    holder = m.producer
-    for to, place in ((local, m.country), ("trader-antwerp", "BE"), ("cutter-surat", "BE")):
-        if to is not None:
-            b.append(Transferred(to=to), holder, place, signers=(to,), inputs=(rough,))
-            holder = to
+def _cut(b: _Builder, rough: str, mass: int) -> tuple[Output, Output]:
+    """Cut one rough into two polished stones: about 30-42% and 8-15% of its mass; the rest is lost."""
     big = mass * b.rng.randrange(30, 43) // 100
     small = mass * b.rng.randrange(8, 16) // 100
     pieces = (Output(id=rough + "-A", type="stone", mass_mct=big), Output(id=rough + "-B", type="stone",
                                                                           mass_mct=small))
-    b.append(Split(loss_mct=mass - big - small), holder, "IN", inputs=(rough,), consumes=(rough,),
+    b.append(Split(loss_mct=mass - big - small), "cutter-surat", "IN", inputs=(rough,), consumes=(rough,),
              outputs=pieces)
-    for piece in pieces:
-        graded = piece.mass_mct - piece.mass_mct % 10  # labs report to 0.01 ct
-        event = Graded(lab="lab-antwerp", report=f"SAMPLE-{b.rng.randrange(10**9, 10**10)}", mass_mct=graded,
-                       colour=b.rng.choice(COLOURS), clarity=b.rng.choice(CLARITIES), nature="natural")
-        b.append(event, holder, "BE", signers=("lab-antwerp",), inputs=(piece.id,))
-    return rough + "-A"
+    return pieces
+
+
+def _grade(b: _Builder, piece: Output) -> None:
+    """The lab weighs to 0.01 ct (so 0.815 ct is reported as 0.81 ct) and grades colour and clarity."""
+    event = Graded(lab=LAB, report=f"SAMPLE-{b.rng.randrange(10**9, 10**10)}",
+                   mass_mct=piece.mass_mct - piece.mass_mct % 10, colour=b.rng.choice(COLOURS),
+                   clarity=b.rng.choice(CLARITIES), nature="natural")
+    b.append(event, "cutter-surat", "IN", signers=(LAB,), inputs=(piece.id,))
 
 
 def _scenario_six(b: _Builder) -> None:

@@ -98,10 +98,12 @@ def describe(record: Record, focus: str | None = None) -> str:
     if isinstance(event, Transferred):
         return f"{body.actor} -> {event.to}"
     if isinstance(event, Split):
-        shown = [o for o in body.outputs if o.id == focus] if len(body.outputs) > 4 else list(body.outputs)
+        shown = [o for o in body.outputs if o.id == focus] or list(body.outputs[:3])
+        if len(body.outputs) <= 4:
+            shown = list(body.outputs)
         outs = ", ".join(f"{o.id} {format_ct(o.mass_mct)}" for o in shown)
-        more = f" (and {len(body.outputs) - len(shown)} more)" if len(shown) < len(body.outputs) else ""
-        return f"split {body.inputs[0][0]} into {outs}{more}; loss {format_ct(event.loss_mct)}"
+        more = f" and {len(body.outputs) - len(shown)} more" if len(shown) < len(body.outputs) else ""
+        return f"split {body.inputs[0][0]} into {outs}{more}; declared loss {format_ct(event.loss_mct)}"
     if isinstance(event, Graded):
         return (f"report {event.report} by {event.lab}: {format_ct(event.mass_mct)} {event.colour} "
                 f"{event.clarity} {event.nature}")

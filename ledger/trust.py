@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import KeyFormatError, NoteFormatError, TrustFileError
-from .keys import NoteVerifierKey
+from .keys import NoteVerifierKey, PublicKey
 
 __all__ = ["ROLE_WORDS", "Trust"]
 
@@ -38,6 +38,10 @@ class Trust:
     def authority_keys(self) -> frozenset[bytes]:
         """The authority public keys as raw 32-byte strings."""
         return frozenset(k.public_key.raw for k in self.authorities)
+
+    def is_operator(self, key: PublicKey) -> bool:
+        """True if ``key`` is one of the pinned operator keys."""
+        return any(k.public_key == key for k in self.operators)
 
     @classmethod
     def parse(cls, text: str) -> Trust:

@@ -52,7 +52,7 @@ def test_demo_is_deterministic(demo_dir: Path, tmp_path: Path) -> None:
 
 def test_demo_refuses_to_overwrite(demo_dir: Path) -> None:
     result = run("demo", demo_dir)
-    assert result.exit_code == 3 and "already holds a demo" in result.output
+    assert result.exit_code == 3 and "not an empty directory" in result.output
 
 
 def test_verify_prints_count_and_root(demo_dir: Path) -> None:
@@ -200,3 +200,43 @@ def test_not_a_ledger_is_a_storage_error(tmp_path: Path, demo_dir: Path) -> None
 def test_missing_file_is_a_usage_error(demo_dir: Path) -> None:
     result = run("verify", "/nonexistent/x.ledger", "--trust", demo_dir / "trust.keys")
     assert result.exit_code == 2
+
+
+def test_show_on_a_damaged_ledger_is_not_verified(copy: Path) -> None:
+    ledger = copy / "demo.ledger"
+    start, end = _frame_spans(ledger)[300]
+    _flip(ledger, (start + end) // 2)
+    result = run("show", ledger, "R-00001-A", "--trust", copy / "trust.keys")
+    assert result.exit_code == 1 and "INVALID" in result.output and "verified" not in result.output
+
+
+def test_checkpoint_refuses_a_key_that_is_not_the_pinned_operator(demo_dir: Path) -> None:
+    result = run("checkpoint", demo_dir / "demo.ledger", "--key", demo_dir / "keys" / "trader-antwerp.pem",
+                 "--trust", demo_dir / "trust.keys")
+    assert result.exit_code == 2 and "not an operator key" in result.output
+
+
+def test_verify_reports_the_checkpoint_it_checked(demo_dir: Path) -> None:
+    result = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys",
+                 "--checkpoint", demo_dir / "checkpoint.txt")
+    assert "checkpoint: signed by the operator, tree size 635, matches the whole log" in result.output
+
+
+@pytest.mark.parametrize("args", [["verify"], ["verify", "x.ledger", "--trust", "y"], ["bogus"],
+                                  ["demo", "out", "--seed", "x"], ["show"]])
+def test_usage_errors_are_one_line(args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("stonetrail: error:")
+
+
+def test_trust_file_with_bom_and_crlf_is_accepted(demo_dir: Path, tmp_path: Path) -> None:
+    text = (demo_dir / "trust.keys").read_text()
+    (tmp_path / "t.keys").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    assert run("verify", demo_dir / "demo.ledger", "--trust", tmp_path / "t.keys").exit_code == 0
+
+
+def test_demo_refuses_a_non_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "trust.keys").write_text("mine")
+    result = run("demo", tmp_path)
+    assert result.exit_code == 3 and (tmp_path / "trust.keys").read_text() == "mine"
