@@ -67,6 +67,8 @@ def _errors(fn: _F) -> _F:
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             _fail(f"{exc.strerror or exc}{where} [io]", EXIT_IO)
+        except (MemoryError, RecursionError) as exc:
+            _fail(f"input too large to process ({type(exc).__name__}) [limit]", EXIT_IO)
 
     return wrapper  # type: ignore[return-value]
 
@@ -189,6 +191,9 @@ def _print_report(r: AuditReport) -> None:
         cp = r.checkpoint
         scope = "the whole log" if cp.tree_size == r.record_count else f"the first {cp.tree_size} records"
         click.echo(f"checkpoint: signed by the operator, tree size {cp.tree_size}, matches {scope}")
+    elif r.ok:
+        click.echo("checkpoint: none given; without one, a file cut at a record boundary or with independent "
+                   "records removed cannot be told from the original (pass --checkpoint)")
     if r.ok:
         click.echo("verdict:   valid")
         return

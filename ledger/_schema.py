@@ -16,6 +16,7 @@ from .hashing import Digest
 __all__ = [
     "COUNTRY_RE",
     "ID_RE",
+    "MAX_TIME_MS",
     "exact_keys",
     "read_bytes",
     "read_country",
@@ -25,6 +26,7 @@ __all__ = [
     "read_list",
     "read_map",
     "read_text",
+    "read_time",
 ]
 
 #: Item and party ids: 1-64 characters, letters, digits and ``. _ : -``, starting with a letter or digit.
@@ -32,7 +34,10 @@ ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 #: ISO 3166-1 alpha-2 country code (shape only; the registry of codes is not embedded).
 COUNTRY_RE = re.compile(r"[A-Z]{2}")
 _MAX_TEXT = 256
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+#: Latest representable time: 9999-12-31T23:59:59.999Z, in ms since the Unix epoch (UTC).
+MAX_TIME_MS = 253_402_300_799_999
+#: C0 and C1 controls, DEL, lone surrogates, and the bidirectional controls that can reorder displayed text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def fail(field: str, reason: str) -> RecordFormatError:
@@ -65,7 +70,7 @@ def read_text(value: Value, field: str, pattern: re.Pattern[str] | None = None, 
     if not value or len(value) > max_len:
         raise fail(field, f"text must be 1..{max_len} characters")
     if _CONTROL.search(value):
-        raise fail(field, "control characters and lone surrogates are not allowed")
+        raise fail(field, "control characters, bidirectional controls and lone surrogates are not allowed")
     if pattern is not None and not pattern.fullmatch(value):
         raise fail(field, f"{value!r} does not match {pattern.pattern}")
     return value
@@ -74,6 +79,11 @@ def read_text(value: Value, field: str, pattern: re.Pattern[str] | None = None, 
 def read_id(value: Value, field: str) -> str:
     """An item or party id (:data:`ID_RE`)."""
     return read_text(value, field, ID_RE)
+
+
+def read_time(value: Value, field: str) -> int:
+    """Milliseconds since the Unix epoch, UTC: 0 .. :data:`MAX_TIME_MS`."""
+    return read_int(value, field, 0, MAX_TIME_MS)
 
 
 def read_country(value: Value, field: str) -> str:

@@ -111,6 +111,8 @@ def replay_ledger(path: str | Path, trust: Trust | None) -> Replay:
     for problem in result.problems:
         if problem.code != "store.torn_tail":  # a torn tail is an append that never completed
             skip_to(problem.index + 1)
+    if not records:  # nothing passes because it is empty (DESIGN.md §5)
+        findings.append(Finding(code="ledger.empty", position=None, item=None, reason="the ledger holds no record"))
     findings.sort(key=lambda f: (f.position is None, f.position or 0))
     return Replay(origin=result.origin, records=tuple(records), state=state, tree=tree,
                   framing_ok=not result.problems, findings=tuple(findings))

@@ -10,12 +10,13 @@
   (``custody.not_holder``), and is linked to its latest record (``chain.link_mismatch``; a link to an older
   record of the item is a second record claiming the same predecessor: ``chain.fork``); time never goes
   backwards along an item's chain (``chain.time_backwards``);
-* outputs get fresh ids (``item.duplicate_id``); mass never grows (``mass.exceeds_input``, DOMAIN.md R10);
-  nature is fixed at creation (``nature.mismatch``, R9); one grading report number per live stone
-  (``identity.duplicate_report``, R11).
+* outputs get fresh ids, case-insensitively (``item.duplicate_id``); mass never grows (``mass.exceeds_input``,
+  DOMAIN.md R10); nature is fixed at creation (``nature.mismatch``, R9); one grading report number per live
+  stone (``identity.duplicate_report``, R11); a producer attests only mines of the country it is enrolled in
+  (``origin.foreign_mine``: multinational miners enrol one party per country).
 
 A record with findings is still applied where it can be (so that one fault is reported once, not again on every
-later record of the item), except a forking record, which never moves an item's head.
+later record of the item), except a forking record, which changes nothing (docs/adr/0003).
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class CustodyState:
         self.registry = Registry(authority_keys)
         self.items: dict[str, Item] = {}
         self.reports: dict[str, str] = {}  # live grading report number -> stone id
+        self.folded_ids: set[str] = set()  # case-folded item ids: R-1 and r-1 cannot both exist
         self.size = 0
 
     def check(self, record: Record) -> list[Finding]:
@@ -157,8 +159,9 @@ class CustodyState:
         for item_id, prev in body.inputs:
             found += self._check_input(record, item_id, prev, position)
         for out in body.outputs:
-            if out.id in self.items:
-                found.append(_f("item.duplicate_id", position, out.id, "an item with this id already exists"))
+            if out.id.casefold() in self.folded_ids:
+                found.append(_f("item.duplicate_id", position, out.id,
+                                "an item with this id (ignoring case) already exists"))
         found += self._check_event(record, position)
         return found
 
@@ -227,6 +230,10 @@ class CustodyState:
         elif isinstance(event, Graded) and inputs:
             found += self._check_grading(event, inputs[0], position)
         elif isinstance(event, Mined):
+            producer = self.registry.parties.get(body.actor)
+            if producer is not None and producer.country != event.country:
+                found.append(_f("origin.foreign_mine", position, body.actor,
+                                f"a producer enrolled in {producer.country} attests a mine in {event.country}"))
             found += [_f("record.shape", position, o.id, f"mined creates a rough stone or lot, not a {o.type}")
                       for o in body.outputs if o.type == "article"]
             if body.place != event.country:
@@ -290,8 +297,9 @@ class CustodyState:
         else:
             return
         for out, origin in zip(body.outputs, origins, strict=True):
-            if out.id in self.items:
+            if out.id.casefold() in self.folded_ids:
                 continue
+            self.folded_ids.add(out.id.casefold())
             item = Item(id=out.id, type=out.type, mass_mct=out.mass_mct, holder=body.actor, nature=nature,
                         origin=origin, head=record.record_hash, head_time_ms=body.time_ms)
             _advance(item, record, position)

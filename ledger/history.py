@@ -43,8 +43,7 @@ def item_history(replay: Replay, item_id: str) -> list[HistoryRow]:
     Raises:
         KeyError: no item ``item_id`` in the ledger.
     """
-    lineage: dict[int, str] = {}
-    _collect(replay, item_id, None, lineage)
+    lineage = _lineage(replay, item_id)
     rows = []
     mass: dict[str, int] = {}
     for position in sorted(lineage):
@@ -60,16 +59,25 @@ def item_history(replay: Replay, item_id: str) -> list[HistoryRow]:
     return rows
 
 
-def _collect(replay: Replay, item_id: str, before: int | None, lineage: dict[int, str]) -> None:
-    item = replay.state.items[item_id]
-    for position in item.history:
-        if before is None or position <= before:
-            lineage.setdefault(position, item_id)
-    first = replay.records[item.history[0]] if item.history else None
-    if first is not None:
-        for parent, _ in first.body.inputs:
-            if parent in replay.state.items:
-                _collect(replay, parent, item.history[0], lineage)
+def _lineage(replay: Replay, item_id: str) -> dict[int, str]:
+    """Record position -> the lineage item it concerns: the item's records, then (up to the record that created
+    each item) its parents' records, back to the roots. Iterative, each item visited once."""
+    lineage: dict[int, str] = {}
+    todo: list[tuple[str, int | None]] = [(item_id, None)]
+    seen: set[str] = set()
+    while todo:
+        current, before = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        item = replay.state.items[current]
+        for position in item.history:
+            if before is None or position <= before:
+                lineage.setdefault(position, current)
+        first = replay.records[item.history[0]] if item.history else None
+        if first is not None:
+            todo += [(parent, item.history[0]) for parent, _ in first.body.inputs if parent in replay.state.items]
+    return lineage
 
 
 def _mass_after(record: Record, item: str, mass: dict[str, int]) -> int:

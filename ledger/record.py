@@ -78,7 +78,7 @@ class Body:
 
     def __post_init__(self) -> None:
         s.read_text(self.origin, "origin")
-        s.read_int(self.time_ms, "time_ms")
+        s.read_time(self.time_ms, "time_ms")
         s.read_country(self.place, "place")
         s.read_id(self.actor, "actor")
         if self.kind != self.event.KIND:
@@ -114,7 +114,7 @@ class Body:
                                  "outputs", "fields"})
         kind = s.read_text(b["kind"], "kind")
         return cls(
-            origin=s.read_text(b["origin"], "origin"), kind=kind, time_ms=s.read_int(b["time_ms"], "time_ms"),
+            origin=s.read_text(b["origin"], "origin"), kind=kind, time_ms=s.read_time(b["time_ms"], "time_ms"),
             place=s.read_country(b["place"], "place"), actor=s.read_id(b["actor"], "actor"),
             event=event_from_fields(kind, s.read_map(b["fields"], "fields")),
             inputs=tuple(_read_input(v) for v in s.read_list(b["inputs"], "inputs", _MAX_LIST)),

@@ -169,8 +169,27 @@ def _frame_at(data: bytes, pos: int, *, need_magic: bool = True) -> bytes | None
     magic, length, crc = _FRAME.unpack_from(data, pos)
     if (need_magic and magic != FRAME_MAGIC) or not 1 <= length <= MAX_RECORD_SIZE:
         return None  # the declared length is bounded before it is used
-    payload = data[pos + _FH : pos + _FH + length]
-    return payload if len(payload) == length and zlib.crc32(payload) == crc else None
+    start, end = pos + _FH, pos + _FH + length
+    if end > len(data) or zlib.crc32(memoryview(data)[start:end]) != crc:  # no copy until it checks out
+        return None
+    return data[start:end]
+
+
+def _resync(data: bytes, pos: int) -> int:
+    """Offset of the next fully valid frame after ``pos``, or -1.
+
+    Each candidate costs a CRC over up to 1 MiB, so a span crafted full of fake frame headers could make this
+    quadratic. The work is capped (64 MiB plus 16 times the bytes left); past the cap the rest of the file is
+    treated as one damaged span (reported, never accepted).
+    """
+    budget = 64 * MAX_RECORD_SIZE + 16 * (len(data) - pos)
+    nxt = data.find(FRAME_MAGIC, pos + 1)
+    while nxt >= 0 and _frame_at(data, nxt) is None:
+        budget -= min(_FRAME.unpack_from(data, nxt)[1], MAX_RECORD_SIZE) if nxt + _FH <= len(data) else 0
+        if budget < 0:
+            return -1
+        nxt = data.find(FRAME_MAGIC, nxt + 1)
+    return nxt
 
 
 def _diagnose(data: bytes, pos: int, index: int) -> tuple[StoreProblem, int]:
@@ -189,9 +208,7 @@ def _diagnose(data: bytes, pos: int, index: int) -> tuple[StoreProblem, int]:
             if _frame_at(data, pos, need_magic=False) is not None:
                 what = f"record {index}: frame magic {head[:4]!r}, want {FRAME_MAGIC!r} (frame skipped)"
                 return StoreProblem(code=BAD_MAGIC, index=index, offset=pos, reason=what), end
-    nxt = data.find(FRAME_MAGIC, pos + 1)
-    while nxt >= 0 and _frame_at(data, nxt) is None:  # resynchronise on the next fully valid frame
-        nxt = data.find(FRAME_MAGIC, nxt + 1)
+    nxt = _resync(data, pos)
     incomplete = (FRAME_MAGIC.startswith(head[:4]) if len(head) < _FH  # an interrupted append, or only zeros
                   else magic_ok and 1 <= length <= MAX_RECORD_SIZE and pos + _FH + length > size)
     if nxt < 0 and (incomplete or data.count(0, pos) == size - pos):

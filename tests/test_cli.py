@@ -240,3 +240,29 @@ def test_demo_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     (tmp_path / "trust.keys").write_text("mine")
     result = run("demo", tmp_path)
     assert result.exit_code == 3 and (tmp_path / "trust.keys").read_text() == "mine"
+
+
+def test_an_empty_ledger_does_not_pass(demo_dir: Path, tmp_path: Path) -> None:
+    from ledger.store import FileStore
+
+    FileStore.create(tmp_path / "empty.ledger", "demo.stonetrail.example/ledger").close()
+    result = run("verify", tmp_path / "empty.ledger", "--trust", demo_dir / "trust.keys")
+    assert result.exit_code == 1 and "ledger.empty" in result.output
+
+
+def test_show_walks_a_deep_lineage_without_recursion(tmp_path: Path) -> None:
+    from ledger import Ledger, Split
+    from ledger.record import Output
+    from world import World
+
+    w = World()
+    with Ledger.create(tmp_path / "deep.ledger", w.origin, {w.keys["authority"].public_key.raw}) as ledger:
+        w.state = ledger.state  # the builder reads heads from the ledger being written
+        ledger.append(w.enrol("producer-a", ["producer"]))
+        ledger.append(w.mine("D-0", mass_mct=5_000))
+        for i in range(1, 1_200):
+            ledger.append(w.make(Split(loss_mct=0), "producer-a", inputs=[f"D-{i - 1}"], consumes=[f"D-{i - 1}"],
+                                 outputs=[Output(id=f"D-{i}", type="stone", mass_mct=5_000)]))
+    result = run("show", tmp_path / "deep.ledger", "D-1199")
+    assert result.exit_code == 0, result.output[-500:]
+    assert "mined at Jwaneng" in result.output

@@ -318,3 +318,15 @@ def test_record_bytes_are_canonical_and_stable(w: World) -> None:
     r = split_s1(w)
     assert Record.from_bytes(r.raw).raw == r.raw
     assert encode(decode(r.raw[len(b"stonetrail/v1/record\n"):])) == r.raw[len(b"stonetrail/v1/record\n"):]
+
+
+def test_producer_attests_only_mines_of_its_country() -> None:
+    w = World()
+    w.enrol_all()  # producer-a is enrolled in BW
+    r = w.make(Mined(mine="Diavik", country="CA"), "producer-a", place="CA",
+               outputs=[Output(id="C1", type="stone", mass_mct=5)])
+    assert codes(w.add(r)) == ["origin.foreign_mine"]
+
+
+def test_item_ids_differing_only_in_case_collide(w: World) -> None:
+    assert codes(w.add(w.mine("s1"))) == ["item.duplicate_id"]

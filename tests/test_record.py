@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ledger import Body, Digest, Graded, Mined, Output, Record, Split, Transferred
 from ledger._codec import decode, encode
+from ledger._schema import MAX_TIME_MS
 from ledger.errors import InputError, RecordFormatError
 from ledger.record import RECORD_TAG
 from world import ORIGIN, envelope, key
@@ -102,7 +103,7 @@ events = st.one_of(
 
 
 @settings(max_examples=60, deadline=None)
-@given(event=events, time_ms=st.integers(0, 2**63 - 1), inputs=st.sets(ids, max_size=3),
+@given(event=events, time_ms=st.integers(0, MAX_TIME_MS), inputs=st.sets(ids, max_size=3),
        outputs=st.dictionaries(ids, st.integers(1, 10**9), max_size=3), actor=ids)
 def test_random_records_round_trip(event: Any, time_ms: int, inputs: set[str], outputs: dict[str, int],
                                    actor: str) -> None:
@@ -121,3 +122,16 @@ def test_lone_surrogates_are_refused_before_encoding() -> None:
     with pytest.raises(InputError) as info:
         encode({"mine": "Jwa\udc80neng"})
     assert info.value.code == "codec.unencodable"
+
+
+@pytest.mark.parametrize("text", ["Jwa\u202eneng", "Jwa\u009bneng", "Jwa\u2066neng", "Jwa\x7fneng"])
+def test_display_tricks_in_text_are_refused(text: str) -> None:
+    with pytest.raises(RecordFormatError):
+        Mined(mine=text, country="BW")
+
+
+def test_times_after_year_9999_are_refused() -> None:
+    body, sigs = _parts(_record())
+    body["time_ms"] = MAX_TIME_MS + 1
+    with pytest.raises(RecordFormatError):
+        Record.from_bytes(_rebuild(body, sigs))
