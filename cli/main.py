@@ -186,7 +186,11 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as
 def _print_report(r: AuditReport) -> None:
     click.echo(f"origin:    {r.origin}")
     click.echo(f"records:   {r.record_count}")
-    click.echo(f"root hash: {r.root_hash.b64() if r.root_hash else 'unknown (the file framing is damaged)'}")
+    if r.root_hash is None:
+        click.echo("root hash: unknown (the file's framing is damaged)")
+    else:
+        click.echo(f"tree size: {r.record_count}")
+        click.echo(f"root hash: {r.root_hash.b64()}")
     if r.checkpoint is not None:
         cp = r.checkpoint
         scope = "the whole log" if cp.tree_size == r.record_count else f"the first {cp.tree_size} records"
