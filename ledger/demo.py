@@ -191,7 +191,7 @@ def _scenario_one(b: _Builder, mines: list[_Mine]) -> str:
         b.pause(days)
         for rough, _, m in roughs:
             if to != "trader-gaborone" or m.country == "BW":
-                b.append(Transferred(to=to), holder[rough], place, signers=(to,), inputs=(rough,))
+                b.append(Transferred(to=to, mode="title"), holder[rough], place, signers=(to,), inputs=(rough,))
                 holder[rough] = to
     b.pause(30)
     pieces = [piece for rough, mass, _ in roughs for piece in _cut(b, rough, mass)]
@@ -225,7 +225,7 @@ def _scenario_six(b: _Builder) -> None:
     rough, mass = "R-KAROWE-1109", 1_109_000
     b.append(Mined(mine="Karowe", country="BW"), "producer-karowe", "BW",
              outputs=(Output(id=rough, type="stone", mass_mct=mass),))
-    b.append(Transferred(to="cutter-london"), "producer-karowe", "BW", signers=("cutter-london",),
+    b.append(Transferred(to="cutter-london", mode="title"), "producer-karowe", "BW", signers=("cutter-london",),
              inputs=(rough,))
     masses = [302_370] + [b.rng.randrange(500, 9_000) for _ in range(66)]
     outs = tuple(Output(id=f"P-LESEDI-{i + 1:02d}", type="stone", mass_mct=w) for i, w in enumerate(masses))

@@ -1,16 +1,20 @@
 """Event kinds: the kind-specific ``fields`` map of a record body, as frozen, validated value types.
 
-Each class knows its ``KIND`` (the body's ``kind`` text), turns itself into the ``fields`` map
-(:meth:`to_fields`) and reads one back strictly (:meth:`from_fields`); docs/format.md lists every field.
-Which parties must sign which kind, and what a kind does to items, is the custody rules' business
-(:mod:`ledger.custody`), not this module's. Units: masses in integer millicarats (``*_mct``; 1 ct = 1000 mct).
+Each kind is a frozen dataclass whose fields declare their reader (type, range, pattern); one generic pair,
+:meth:`Event.to_fields` / :func:`event_from_fields`, turns them into the ``fields`` map and back, strictly
+(exact key set, every value checked). docs/format.md §4.3 lists every field. Which parties must sign which kind,
+and what a kind does to items, is the custody rules' business (:mod:`ledger.custody`), not this module's.
+
+Units: masses in integer millicarats (``*_mct``; 1 ct = 1000 mct); times in ms since the Unix epoch, UTC
+(``*_ms``); countries ISO 3166-1 alpha-2.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import ClassVar, TypeAlias
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from . import _schema as s
 from ._codec import Value
@@ -19,13 +23,30 @@ from .hashing import Digest
 __all__ = [
     "EVENT_TYPES",
     "NATURES",
+    "REGISTRY_KINDS",
+    "RETIRE_REASONS",
     "ROLES",
+    "TRANSFER_MODES",
+    "Attested",
+    "Corrected",
     "Enrolled",
     "Event",
+    "Exported",
     "Graded",
+    "Grown",
+    "Imported",
+    "Inscribed",
+    "KeyAdded",
+    "KeyRevoked",
+    "Merged",
     "Mined",
+    "Registered",
+    "Retired",
+    "Set",
     "Split",
     "Transferred",
+    "Unset",
+    "Verified",
     "event_from_fields",
 ]
 
@@ -36,166 +57,333 @@ ROLES = frozenset({
 })
 #: Nature of a stone, fixed at creation (DOMAIN.md R9).
 NATURES = frozenset({"natural", "lab_grown"})
+#: ``title`` moves ownership and possession; ``memo`` moves possession only (consignment).
+TRANSFER_MODES = frozenset({"title", "memo"})
+RETIRE_REASONS = frozenset({"lost", "stolen", "destroyed", "seized"})
+GROWTH_METHODS = frozenset({"CVD", "HPHT"})
 MAX_MASS_MCT = 10**9  # one million carats: far above any real lot
 
-
-def _check(ok: bool, field: str, reason: str) -> None:
-    if not ok:
-        raise s.fail(field, reason)
+Reader = Callable[[Value, str], Any]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Enrolled:
-    """The authority enrolls ``party`` with ``roles``, ``country`` and Ed25519 ``key`` (32 raw bytes).
+def _enum(values: frozenset[str]) -> Reader:
+    def read(value: Value, where: str) -> str:
+        text = s.read_text(value, where)
+        if text not in values:
+            raise s.fail(where, f"{text!r} is not one of {sorted(values)}")
+        return text
+    return read
 
-    ``registry_prev`` is the record hash of the previous registry record (None for the first), forming the
-    registry's own hash chain (DESIGN.md §3). The key's point validity is judged at registry replay, where a
-    bad key becomes a finding rather than an unreadable record.
+
+def _optional(reader: Reader) -> Reader:
+    def read(value: Value, where: str) -> Any:
+        return None if value is None else reader(value, where)
+    return read
+
+
+def _sorted_set(reader: Reader, max_len: int) -> Reader:
+    def read(value: Value, where: str) -> tuple[Any, ...]:
+        items = tuple(reader(v, where) for v in s.read_list(value, where, max_len))
+        if not items or list(items) != sorted(set(items)):
+            raise s.fail(where, "must be a non-empty, sorted list without repeats")
+        return items
+    return read
+
+
+def _mass(value: Value, where: str) -> int:
+    return s.read_int(value, where, 0, MAX_MASS_MCT)
+
+
+def _positive_mass(value: Value, where: str) -> int:
+    return s.read_int(value, where, 1, MAX_MASS_MCT)
+
+
+def _key(value: Value, where: str) -> bytes:
+    return s.read_bytes(value, where, 32)
+
+
+def _short(value: Value, where: str) -> str:
+    return s.read_text(value, where, max_len=16)
+
+
+def _declared(value: Value, where: str) -> tuple[tuple[str, int], ...]:
+    """Declared masses per item: a map {item id: mct}, held as (id, mct) pairs sorted by id."""
+    pairs = tuple((s.read_id(k, where), _positive_mass(v, where)) for k, v in s.read_map(value, where).items())
+    if [k for k, _ in pairs] != sorted(k for k, _ in pairs):
+        raise s.fail(where, "pairs must be sorted by item id")
+    return pairs
+
+
+ID, TEXT, COUNTRY, TIME = s.read_id, s.read_text, s.read_country, s.read_time
+DIGEST = s.read_digest
+
+
+def _f(reader: Reader) -> Any:
+    """A dataclass field with its wire reader."""
+    return field(metadata={"read": reader})
+
+
+def _wire(reader: Reader, value: Any) -> Any:
+    """A field's value as it appears in the decoded ``fields`` map."""
+    if reader is _declared:
+        return dict(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(_f,))
+def _event(cls: type[_T]) -> type[_T]:
+    """Make an event kind a frozen, slotted, keyword-only dataclass (type checkers see it as one)."""
+    return dataclass(frozen=True, slots=True, kw_only=True)(cls)
+
+
+class Event:
+    """Base of every event kind: generic validation and ``fields`` encoding from the declared readers.
+
+    A kind is valid on construction exactly when its ``fields`` map would be read back: each field's wire value
+    goes through the same reader as decoding does.
+    """
+
+    __slots__ = ()
+    KIND: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            reader = f.metadata["read"]
+            reader(_wire(reader, getattr(self, f.name)), f"{self.KIND}.{f.name}")
+
+    def to_fields(self) -> dict[str, object]:
+        """The ``fields`` map of docs/format.md §4.3 (before canonical encoding)."""
+        return {f.name: _wire(f.metadata["read"], getattr(self, f.name))
+                for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Value]) -> Any:
+        """Read the ``fields`` map strictly; raises RecordFormatError."""
+        specs = dataclasses.fields(cls)  # type: ignore[arg-type]
+        s.exact_keys(fields, cls.KIND, {f.name for f in specs})
+        return cls(**{f.name: f.metadata["read"](fields[f.name], f"{cls.KIND}.{f.name}") for f in specs})
+
+
+# --- registry kinds (acted and signed by the accreditation authority) ------------------------------------------
+
+@_event
+class Enrolled(Event):
+    """The authority enrolls ``party`` with ``roles``, ``country`` and its first Ed25519 ``key`` (32 raw bytes).
+
+    ``registry_prev``: record hash of the previous registry record (None for the first), forming the registry's
+    own hash chain (DESIGN.md §3). The key's point validity is judged at registry replay.
     """
 
     KIND: ClassVar[str] = "enrolled"
-    party: str
-    name: str
-    roles: tuple[str, ...]
-    country: str
-    key: bytes
-    registry_prev: Digest | None
-
-    def __post_init__(self) -> None:
-        s.read_id(self.party, "enrolled.party")
-        s.read_text(self.name, "enrolled.name")
-        s.read_country(self.country, "enrolled.country")
-        s.read_bytes(self.key, "enrolled.key", 32)
-        _check(bool(self.roles), "enrolled.roles", "at least one role")
-        _check(list(self.roles) == sorted(set(self.roles)), "enrolled.roles", "must be sorted and unique")
-        _check(set(self.roles) <= ROLES, "enrolled.roles", f"unknown role in {list(self.roles)}")
-
-    def to_fields(self) -> dict[str, object]:
-        """The ``fields`` map of docs/format.md."""
-        return {"party": self.party, "name": self.name, "roles": list(self.roles), "country": self.country,
-                "key": self.key, "registry_prev": self.registry_prev}
-
-    @classmethod
-    def from_fields(cls, f: Mapping[str, Value]) -> Enrolled:
-        """Read the ``fields`` map strictly; raises RecordFormatError."""
-        s.exact_keys(f, "enrolled", {"party", "name", "roles", "country", "key", "registry_prev"})
-        prev = f["registry_prev"]
-        return cls(party=s.read_id(f["party"], "enrolled.party"), name=s.read_text(f["name"], "enrolled.name"),
-                   roles=tuple(s.read_text(r, "enrolled.roles") for r in s.read_list(f["roles"], "enrolled.roles", 16)),
-                   country=s.read_country(f["country"], "enrolled.country"),
-                   key=s.read_bytes(f["key"], "enrolled.key", 32),
-                   registry_prev=None if prev is None else s.read_digest(prev, "enrolled.registry_prev"))
+    party: str = _f(ID)
+    name: str = _f(TEXT)
+    roles: tuple[str, ...] = _f(_sorted_set(_enum(ROLES), 16))
+    country: str = _f(COUNTRY)
+    key: bytes = _f(_key)
+    registry_prev: Digest | None = _f(_optional(DIGEST))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Mined:
-    """A producer records a natural rough stone or lot recovered at ``mine`` in ``country`` (a claim the
-    ledger can only attest, never prove). The record has exactly one output; nature is ``natural``."""
+@_event
+class KeyAdded(Event):
+    """The authority grants an enrolled ``party`` another key (rotation: add the new, then revoke the old)."""
+
+    KIND: ClassVar[str] = "key_added"
+    party: str = _f(ID)
+    key: bytes = _f(_key)
+    registry_prev: Digest | None = _f(_optional(DIGEST))
+
+
+@_event
+class KeyRevoked(Event):
+    """The authority revokes one of ``party``'s keys: it signs nothing from the next log position on."""
+
+    KIND: ClassVar[str] = "key_revoked"
+    party: str = _f(ID)
+    key: bytes = _f(_key)
+    reason: str = _f(TEXT)
+    registry_prev: Digest | None = _f(_optional(DIGEST))
+
+
+# --- creation -------------------------------------------------------------------------------------------------
+
+@_event
+class Mined(Event):
+    """A producer records natural rough (a stone or lot) recovered at ``mine`` in ``country``: a claim the ledger
+    can only attest, never prove. Exactly one output; nature ``natural``; origin {country: mass}."""
 
     KIND: ClassVar[str] = "mined"
-    mine: str
-    country: str
-
-    def __post_init__(self) -> None:
-        s.read_text(self.mine, "mined.mine")
-        s.read_country(self.country, "mined.country")
-
-    def to_fields(self) -> dict[str, object]:
-        """The ``fields`` map of docs/format.md."""
-        return {"mine": self.mine, "country": self.country}
-
-    @classmethod
-    def from_fields(cls, f: Mapping[str, Value]) -> Mined:
-        """Read the ``fields`` map strictly; raises RecordFormatError."""
-        s.exact_keys(f, "mined", {"mine", "country"})
-        return cls(mine=s.read_text(f["mine"], "mined.mine"), country=s.read_country(f["country"], "mined.country"))
+    mine: str = _f(TEXT)
+    country: str = _f(COUNTRY)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Transferred:
-    """The holder (the record's actor) hands its input items to party ``to``; both must sign."""
+@_event
+class Grown(Event):
+    """A producer records a laboratory-grown stone or lot from ``facility`` in ``country`` by ``method`` (CVD or
+    HPHT). Exactly one output; nature ``lab_grown``."""
+
+    KIND: ClassVar[str] = "grown"
+    facility: str = _f(TEXT)
+    country: str = _f(COUNTRY)
+    method: str = _f(_enum(GROWTH_METHODS))
+
+
+@_event
+class Registered(Event):
+    """A holder registers a stone that has no recorded history (e.g. recovered from old jewellery): origin
+    unknown (``XX``), nature as declared. A provenance gap the ledger states rather than hides (DOMAIN.md 5)."""
+
+    KIND: ClassVar[str] = "registered"
+    reason: str = _f(TEXT)
+    nature: str = _f(_enum(NATURES))
+
+
+# --- custody and trade ----------------------------------------------------------------------------------------
+
+@_event
+class Transferred(Event):
+    """The holder hands its inputs to ``to``; both sign. ``mode``: ``title`` (sale: ownership and possession) or
+    ``memo`` (consignment: possession only)."""
 
     KIND: ClassVar[str] = "transferred"
-    to: str
-
-    def __post_init__(self) -> None:
-        s.read_id(self.to, "transferred.to")
-
-    def to_fields(self) -> dict[str, object]:
-        """The ``fields`` map of docs/format.md."""
-        return {"to": self.to}
-
-    @classmethod
-    def from_fields(cls, f: Mapping[str, Value]) -> Transferred:
-        """Read the ``fields`` map strictly; raises RecordFormatError."""
-        s.exact_keys(f, "transferred", {"to"})
-        return cls(to=s.read_id(f["to"], "transferred.to"))
+    to: str = _f(ID)
+    mode: str = _f(_enum(TRANSFER_MODES))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Split:
-    """The holder splits its one input (consumed) into the record's outputs, declaring ``loss_mct`` lost
-    (cutting, polishing); outputs + loss must not exceed the input's mass (DOMAIN.md R10)."""
+@_event
+class Exported(Event):
+    """The holder ships its inputs under Kimberley Process certificate ``kp_certificate`` from the record's place
+    to ``to_country`` for ``consignee``. ``certificate_mct``: total mass on the certificate; ``issued_ms`` /
+    ``expires_ms``: its validity; ``declared``: mass declared per item. ``kp_authority``: the exporting country's
+    KP authority, who co-signs where one is enrolled (DOMAIN.md R7)."""
+
+    KIND: ClassVar[str] = "exported"
+    kp_certificate: str = _f(ID)
+    to_country: str = _f(COUNTRY)
+    consignee: str = _f(ID)
+    certificate_mct: int = _f(_positive_mass)
+    issued_ms: int = _f(TIME)
+    expires_ms: int = _f(TIME)
+    declared: tuple[tuple[str, int], ...] = _f(_declared)
+    kp_authority: str | None = _f(_optional(ID))
+
+
+@_event
+class Imported(Event):
+    """The consignee takes in exported items under the same certificate at the record's place (it becomes holder
+    and owner). ``customs``: the importing country's customs, who co-signs where one is enrolled; ``basis``: a
+    named legal exemption (industrial, personal use, temporary import for a fair; DOMAIN.md R12) or None."""
+
+    KIND: ClassVar[str] = "imported"
+    kp_certificate: str = _f(ID)
+    from_country: str = _f(COUNTRY)
+    declared: tuple[tuple[str, int], ...] = _f(_declared)
+    customs: str | None = _f(_optional(ID))
+    basis: str | None = _f(_optional(TEXT))
+
+
+@_event
+class Verified(Event):
+    """A G7-style verification ``node`` attests that the holder's input comes from ``countries`` (DOMAIN.md R3)."""
+
+    KIND: ClassVar[str] = "verified"
+    node: str = _f(ID)
+    countries: tuple[str, ...] = _f(_sorted_set(COUNTRY, 64))
+
+
+@_event
+class Split(Event):
+    """The holder splits its one input (consumed) into the outputs, declaring ``loss_mct`` lost; outputs + loss
+    must not exceed the input (DOMAIN.md R10). Outputs inherit nature and origin (taint)."""
 
     KIND: ClassVar[str] = "split"
-    loss_mct: int
-
-    def __post_init__(self) -> None:
-        s.read_int(self.loss_mct, "split.loss_mct", 0, MAX_MASS_MCT)
-
-    def to_fields(self) -> dict[str, object]:
-        """The ``fields`` map of docs/format.md."""
-        return {"loss_mct": self.loss_mct}
-
-    @classmethod
-    def from_fields(cls, f: Mapping[str, Value]) -> Split:
-        """Read the ``fields`` map strictly; raises RecordFormatError."""
-        s.exact_keys(f, "split", {"loss_mct"})
-        return cls(loss_mct=s.read_int(f["loss_mct"], "split.loss_mct", 0, MAX_MASS_MCT))
+    loss_mct: int = _f(_mass)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Graded:
-    """Laboratory ``lab`` grades the holder's one input stone: report number, weighed mass in millicarats,
-    colour and clarity grades (as the lab writes them, e.g. ``G``, ``VS1``) and nature."""
+@_event
+class Merged(Event):
+    """The holder merges two or more inputs (consumed) into one parcel; output + ``loss_mct`` must not exceed
+    the inputs. The parcel's origin is the sum of theirs (DESIGN.md §3)."""
+
+    KIND: ClassVar[str] = "merged"
+    loss_mct: int = _f(_mass)
+
+
+@_event
+class Graded(Event):
+    """Laboratory ``lab`` grades the holder's stone: report number, weighed mass, colour and clarity grades (as the
+    lab writes them, e.g. ``G``, ``VS1``) and nature."""
 
     KIND: ClassVar[str] = "graded"
-    lab: str
-    report: str
-    mass_mct: int
-    colour: str
-    clarity: str
-    nature: str
-
-    def __post_init__(self) -> None:
-        s.read_id(self.lab, "graded.lab")
-        s.read_id(self.report, "graded.report")
-        s.read_int(self.mass_mct, "graded.mass_mct", 1, MAX_MASS_MCT)
-        s.read_text(self.colour, "graded.colour", max_len=16)
-        s.read_text(self.clarity, "graded.clarity", max_len=16)
-        _check(self.nature in NATURES, "graded.nature", f"must be one of {sorted(NATURES)}")
-
-    def to_fields(self) -> dict[str, object]:
-        """The ``fields`` map of docs/format.md."""
-        return {"lab": self.lab, "report": self.report, "mass_mct": self.mass_mct, "colour": self.colour,
-                "clarity": self.clarity, "nature": self.nature}
-
-    @classmethod
-    def from_fields(cls, f: Mapping[str, Value]) -> Graded:
-        """Read the ``fields`` map strictly; raises RecordFormatError."""
-        s.exact_keys(f, "graded", {"lab", "report", "mass_mct", "colour", "clarity", "nature"})
-        return cls(lab=s.read_id(f["lab"], "graded.lab"), report=s.read_id(f["report"], "graded.report"),
-                   mass_mct=s.read_int(f["mass_mct"], "graded.mass_mct", 1, MAX_MASS_MCT),
-                   colour=s.read_text(f["colour"], "graded.colour", max_len=16),
-                   clarity=s.read_text(f["clarity"], "graded.clarity", max_len=16),
-                   nature=s.read_text(f["nature"], "graded.nature"))
+    lab: str = _f(ID)
+    report: str = _f(ID)
+    mass_mct: int = _f(_positive_mass)
+    colour: str = _f(_short)
+    clarity: str = _f(_short)
+    nature: str = _f(_enum(NATURES))
 
 
-Event: TypeAlias = Enrolled | Mined | Transferred | Split | Graded
-#: kind text -> event class. New kinds are added here and in the custody transition table.
-EVENT_TYPES: dict[str, type[Enrolled] | type[Mined] | type[Transferred] | type[Split] | type[Graded]] = {
-    cls.KIND: cls for cls in (Enrolled, Mined, Transferred, Split, Graded)
-}
+@_event
+class Inscribed(Event):
+    """Laboratory ``lab`` laser-inscribes ``inscription`` on the holder's stone (one inscription per live stone)."""
+
+    KIND: ClassVar[str] = "inscribed"
+    lab: str = _f(ID)
+    inscription: str = _f(ID)
+
+
+@_event
+class Set(Event):
+    """The holder sets its input stones into one new article (the output): they are locked until ``unset``."""
+
+    KIND: ClassVar[str] = "set"
+    description: str = _f(TEXT)
+
+
+@_event
+class Unset(Event):
+    """The holder takes the stones out of an article (consumed): they are free again."""
+
+    KIND: ClassVar[str] = "unset"
+    reason: str = _f(TEXT)
+
+
+@_event
+class Retired(Event):
+    """The inputs leave the trade: ``lost``, ``stolen``, ``destroyed`` or ``seized`` (by customs). A retired item
+    admits no later record (DOMAIN.md fraud 7)."""
+
+    KIND: ClassVar[str] = "retired"
+    reason: str = _f(_enum(RETIRE_REASONS))
+
+
+# --- statements about records ---------------------------------------------------------------------------------
+
+@_event
+class Attested(Event):
+    """An auditor states ``statement`` about the record whose hash is ``subject`` (e.g. grandfathered stock)."""
+
+    KIND: ClassVar[str] = "attested"
+    subject: Digest = _f(DIGEST)
+    statement: str = _f(TEXT)
+
+
+@_event
+class Corrected(Event):
+    """A signer of record ``subject`` states a correction to it; records are never edited."""
+
+    KIND: ClassVar[str] = "corrected"
+    subject: Digest = _f(DIGEST)
+    statement: str = _f(TEXT)
+
+
+EVENT_TYPES: dict[str, type[Any]] = {cls.KIND: cls for cls in (
+    Enrolled, KeyAdded, KeyRevoked, Mined, Grown, Registered, Transferred, Exported, Imported, Verified, Split,
+    Merged, Graded, Inscribed, Set, Unset, Retired, Attested, Corrected)}
+#: Kinds that change the registry (acted and signed by the authority).
+REGISTRY_KINDS = frozenset({"enrolled", "key_added", "key_revoked"})
 
 
 def event_from_fields(kind: str, fields: Mapping[str, Value]) -> Event:
@@ -203,4 +391,5 @@ def event_from_fields(kind: str, fields: Mapping[str, Value]) -> Event:
     cls = EVENT_TYPES.get(kind)
     if cls is None:
         raise s.fail("kind", f"unknown event kind {kind!r}")
-    return cls.from_fields(fields)
+    event: Event = cls.from_fields(fields)
+    return event

@@ -26,8 +26,8 @@ def w() -> World:
     world = World()
     world.enrol_all()
     assert world.add(world.mine()) == []
-    assert world.add(world.make(Transferred(to="trader-b"), "producer-a", inputs=["S1"])) == []
-    assert world.add(world.make(Transferred(to="cutter-c"), "trader-b", inputs=["S1"])) == []
+    assert world.add(world.make(Transferred(to="trader-b", mode="title"), "producer-a", inputs=["S1"])) == []
+    assert world.add(world.make(Transferred(to="cutter-c", mode="title"), "trader-b", inputs=["S1"])) == []
     return world
 
 
@@ -38,7 +38,7 @@ def split_s1(w: World, loss: int = 1_000, outputs: tuple[Output, ...] = (P1, P2)
 def test_the_untouched_lifecycle_passes(w: World) -> None:
     assert w.add(split_s1(w)) == []
     assert w.add(w.make(graded(), "cutter-c", inputs=["S1-P1"])) == []
-    assert w.add(w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1-P1"])) == []
+    assert w.add(w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1-P1"])) == []
     p1 = w.state.items["S1-P1"]
     assert (p1.holder, p1.mass_mct, p1.origin, p1.nature) == ("trader-e", 700, {"BW": 700}, "natural")
     assert not w.state.items["S1"].live
@@ -47,18 +47,18 @@ def test_the_untouched_lifecycle_passes(w: World) -> None:
 # --- signatures -------------------------------------------------------------------------------------------
 
 def test_receiver_signature_missing(w: World) -> None:
-    r = w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"], signers=["cutter-c"])
+    r = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"], signers=["cutter-c"])
     assert codes(w.add(r)) == ["sig.missing"]
 
 
 def test_holder_signature_missing(w: World) -> None:
-    r = w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"], signers=["trader-e"])
+    r = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"], signers=["trader-e"])
     assert codes(w.add(r)) == ["sig.missing"]
 
 
 def test_signature_over_other_body_is_invalid(w: World) -> None:
-    good = w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"])
-    other = w.make(Transferred(to="trader-b"), "cutter-c", inputs=["S1"])
+    good = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"])
+    other = w.make(Transferred(to="trader-b", mode="title"), "cutter-c", inputs=["S1"])
     env = decode(good.raw[len(b"stonetrail/v1/record\n"):])
     forged = Record.from_bytes(envelope(other.body_bytes, env["sigs"]))  # type: ignore[index,arg-type]
     found = codes(w.add(forged))
@@ -66,7 +66,7 @@ def test_signature_over_other_body_is_invalid(w: World) -> None:
 
 
 def test_signature_bit_flip_is_invalid(w: World) -> None:
-    r = w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"])
+    r = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"])
     env = decode(r.raw[len(b"stonetrail/v1/record\n"):])
     sigs = env["sigs"]  # type: ignore[index]
     sig = bytearray(sigs[0]["sig"])  # type: ignore[index]
@@ -76,17 +76,17 @@ def test_signature_bit_flip_is_invalid(w: World) -> None:
 
 
 def test_unenrolled_receiver(w: World) -> None:
-    r = w.make(Transferred(to="outsider"), "cutter-c", inputs=["S1"])
+    r = w.make(Transferred(to="outsider", mode="title"), "cutter-c", inputs=["S1"])
     assert codes(w.add(r)) == ["sig.unknown_party"]
 
 
 def test_key_not_enrolled_for_party(w: World) -> None:
-    r = w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"], keys={"cutter-c": key("stolen")})
+    r = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"], keys={"cutter-c": key("stolen")})
     assert codes(w.add(r)) == ["sig.unknown_key"]
 
 
 def test_unexpected_extra_signer(w: World) -> None:
-    r = w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"], signers=["cutter-c", "trader-e", "lab-d"])
+    r = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"], signers=["cutter-c", "trader-e", "lab-d"])
     assert codes(w.add(r)) == ["sig.unexpected"]
 
 
@@ -107,7 +107,7 @@ def test_grading_by_a_party_without_the_lab_role(w: World) -> None:
 
 
 def test_trader_cannot_split(w: World) -> None:
-    r = w.make(Transferred(to="lab-d"), "cutter-c", inputs=["S1"])
+    r = w.make(Transferred(to="lab-d", mode="title"), "cutter-c", inputs=["S1"])
     assert w.add(r) == []  # any enrolled party may receive
     r = w.make(Split(loss_mct=0), "lab-d", inputs=["S1"], consumes=["S1"], outputs=[P1])
     assert codes(w.add(r)) == ["role.not_granted"]
@@ -116,13 +116,13 @@ def test_trader_cannot_split(w: World) -> None:
 # --- custody ----------------------------------------------------------------------------------------------
 
 def test_only_the_holder_transfers(w: World) -> None:
-    r = w.make(Transferred(to="trader-e"), "trader-b", inputs=["S1"])  # trader-b sold it already
+    r = w.make(Transferred(to="trader-e", mode="title"), "trader-b", inputs=["S1"])  # trader-b sold it already
     assert codes(w.add(r)) == ["custody.not_holder"]
 
 
 def test_consumed_parent_is_never_used_again(w: World) -> None:
     assert w.add(split_s1(w)) == []
-    again = w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"])
+    again = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"])
     assert codes(w.add(again)) == ["custody.consumed"]
 
 
@@ -133,30 +133,30 @@ def test_a_parent_split_twice(w: World) -> None:
 
 
 def test_unknown_input_item(w: World) -> None:
-    r = w.make(Transferred(to="trader-e"), "cutter-c", inputs=["NOPE"], prev={"NOPE": Digest(bytes(32))})
+    r = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["NOPE"], prev={"NOPE": Digest(bytes(32))})
     assert codes(w.add(r)) == ["custody.unknown_item"]
 
 
 def test_self_transfer(w: World) -> None:
-    r = w.make(Transferred(to="cutter-c"), "cutter-c", inputs=["S1"], signers=["cutter-c"])
+    r = w.make(Transferred(to="cutter-c", mode="title"), "cutter-c", inputs=["S1"], signers=["cutter-c"])
     assert codes(w.add(r)) == ["custody.self_transfer"]
 
 
 def test_stone_sold_twice_is_a_fork(w: World) -> None:
     head = w.state.items["S1"].head
-    assert w.add(w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"])) == []
-    second = w.make(Transferred(to="trader-b"), "cutter-c", inputs=["S1"], prev={"S1": head})
+    assert w.add(w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"])) == []
+    second = w.make(Transferred(to="trader-b", mode="title"), "cutter-c", inputs=["S1"], prev={"S1": head})
     assert "chain.fork" in codes(w.add(second))
     assert w.state.items["S1"].holder == "trader-e"  # a forking record never moves the head
 
 
 def test_link_to_an_unknown_record(w: World) -> None:
-    r = w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"], prev={"S1": Digest(b"\x07" * 32)})
+    r = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"], prev={"S1": Digest(b"\x07" * 32)})
     assert codes(w.add(r)) == ["chain.link_mismatch"]
 
 
 def test_time_goes_backwards(w: World) -> None:
-    r = w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"], time_ms=1_600_000_000_000)
+    r = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"], time_ms=1_600_000_000_000)
     assert codes(w.add(r)) == ["chain.time_backwards"]
 
 
@@ -165,7 +165,7 @@ def test_output_id_reused(w: World) -> None:
 
 
 def test_record_from_another_ledger(w: World) -> None:
-    r = w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"], origin="other.example/ledger")
+    r = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"], origin="other.example/ledger")
     assert codes(w.add(r)) == ["record.wrong_origin"]
 
 
@@ -196,7 +196,7 @@ def test_mined_place_must_be_the_mine_country() -> None:
 
 def test_a_forking_split_creates_nothing(w: World) -> None:
     head = w.state.items["S1"].head
-    assert w.add(w.make(Transferred(to="trader-e"), "cutter-c", inputs=["S1"])) == []
+    assert w.add(w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"])) == []
     fork = w.make(Split(loss_mct=1_000), "cutter-c", inputs=["S1"], consumes=["S1"], outputs=[P1, P2],
                   prev={"S1": head})
     assert "chain.fork" in codes(w.add(fork))

@@ -95,7 +95,7 @@ def test_envelope_violations() -> None:
 ids = st.from_regex(r"[A-Z][A-Z0-9-]{0,10}", fullmatch=True)
 events = st.one_of(
     st.builds(Mined, mine=st.sampled_from(["Jwaneng", "Diavik", "Catoca"]), country=st.sampled_from(["BW", "CA"])),
-    st.builds(Transferred, to=ids),
+    st.builds(Transferred, to=ids, mode=st.sampled_from(["title", "memo"])),
     st.builds(Split, loss_mct=st.integers(0, 10**9)),
     st.builds(Graded, lab=ids, report=ids, mass_mct=st.integers(1, 10**9), colour=st.sampled_from("DEFG"),
               clarity=st.sampled_from(["IF", "VS1"]), nature=st.sampled_from(["natural", "lab_grown"])),
