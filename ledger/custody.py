@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .errors import KeyFormatError, SignatureError
-from .events import Enrolled, Graded, Mined, Split, Transferred
+from .events import REGISTRY_KINDS, Graded, Mined, Split, Transferred
 from .findings import Finding
 from .hashing import Digest
 from .record import Record
@@ -119,7 +119,7 @@ class CustodyState:
         """Every finding ``record`` gets as the next record of the log, without applying it (for writers)."""
         position = self.size
         found = self._check_common(record, position)
-        if isinstance(record.body.event, Enrolled):
+        if record.body.kind in REGISTRY_KINDS:
             return found + self.registry.check(record, position)
         return found + self._check_custody(record, position)
 
@@ -131,7 +131,7 @@ class CustodyState:
         found = self.check(record)
         position = self.size
         self.size += 1
-        if isinstance(record.body.event, Enrolled):
+        if record.body.kind in REGISTRY_KINDS:
             if not found:
                 self.registry.commit(record, position)
         else:
