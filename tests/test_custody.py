@@ -7,7 +7,7 @@ import pytest
 
 from ledger import AUTHORITY, Graded, Output, Record, Split, Transferred
 from ledger._codec import decode, encode
-from ledger.custody import split_origin
+from ledger.origin import split_origin
 from ledger.events import Mined
 from ledger.hashing import Digest
 from world import World, codes, envelope, key

@@ -13,10 +13,12 @@ LEDGER = Path(__file__).resolve().parents[1] / "ledger"
 CLI = Path(__file__).resolve().parents[1] / "cli"
 
 #: Top to bottom. DESIGN.md §4 plus: findings (report values), keyfile (private-key files; see
-#: docs/adr/0002-key-files-outside-store.md), _schema and events (record layer), trust, history, demo.
+#: docs/adr/0002-key-files-outside-store.md), _schema and events (record layer), trust, origin, rules and
+#: _kinds (the custody layer split by concern), history, demo.
 ORDER = [
     "errors", "findings", "_codec", "keys", "keyfile", "hashing", "_schema", "merkle", "checkpoint", "trust",
-    "events", "record", "registry", "custody", "store", "_ledger", "audit", "history", "demo",
+    "events", "record", "registry", "origin", "rules", "_kinds", "custody", "store", "_ledger", "audit",
+    "history", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"keys"}, "click": set()}
@@ -25,7 +27,12 @@ THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"keys"}
 def _imports(path: Path) -> tuple[set[str], set[str]]:
     """(project modules, top-level third-party packages) that ``path`` imports."""
     project, external = set(), set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and ast.unparse(block.test) == "TYPE_CHECKING" for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:  # imports for type annotations only do not run
+            continue
         if isinstance(node, ast.ImportFrom):
             if node.level == 1 and node.module:
                 project.add(node.module.split(".")[0])
