@@ -15,6 +15,7 @@ from ledger.events import Event
 from ledger.findings import Finding
 from ledger.hashing import Digest
 from ledger.record import RECORD_TAG
+from ledger.rules import RULES
 
 ORIGIN = "test.stonetrail.example/ledger"
 PARTIES = {
@@ -46,8 +47,10 @@ class World:
              prev: dict[str, Digest] | None = None, time_ms: int | None = None, place: str = "BE",
              origin: str | None = None, keys: dict[str, PrivateKey] | None = None) -> Record:
         """A record of ``event`` by ``actor``; ``signers`` defaults to the actor plus any cosigner."""
-        if signers is None:
-            signers = [actor] + [p for p in (getattr(event, "to", None), getattr(event, "lab", None)) if p]
+        if signers is None:  # the actor and the co-signer the transition table names, if any
+            rule = RULES.get(event.KIND)
+            cosigner = getattr(event, rule.cosigner) if rule and rule.cosigner else None
+            signers = [actor] + ([cosigner] if cosigner and cosigner != actor else [])
         if time_ms is None:
             self.time_ms += 60_000
             time_ms = self.time_ms
