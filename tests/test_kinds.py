@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from world import World, codes, key
 
 from ledger import AUTHORITY, Enrolled, Output, Record
 from ledger.events import (
@@ -30,6 +29,7 @@ from ledger.events import (
     Verified,
 )
 from ledger.findings import Finding
+from world import World, codes, key
 
 T0 = 1_700_000_000_000
 EXTRA = {  # party -> (roles, country)
