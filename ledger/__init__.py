@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .events import Enrolled, Graded, Mined, Split, Transferred
     from .findings import Finding
     from .hashing import Digest
-    from .history import HistoryRow, format_ct, item_history
+    from .history import HistoryRow, format_ct, item_history, origin_summary
     from .keys import NoteVerifierKey, PrivateKey, PublicKey, note_verifier_key
     from .record import Body, Output, Record, Signature
     from .registry import AUTHORITY
@@ -57,6 +57,7 @@ _EXPORTS = {
     "checkpoint_file": "_ledger",
     "format_ct": "history",
     "item_history": "history",
+    "origin_summary": "history",
     "keyfile": "keyfile",
     "note_verifier_key": "keys",
     "open_checkpoint": "checkpoint",
@@ -96,6 +97,7 @@ __all__ = [
     "keyfile",
     "note_verifier_key",
     "open_checkpoint",
+    "origin_summary",
     "replay_ledger",
     "sign_checkpoint",
     "verify_ledger",

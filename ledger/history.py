@@ -7,13 +7,32 @@ record of its ancestors, and returns one :class:`HistoryRow` per record, oldest 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .audit import Replay
-from .events import Graded, Mined, Split, Transferred
+from .events import (
+    Attested,
+    Corrected,
+    Exported,
+    Graded,
+    Grown,
+    Imported,
+    Inscribed,
+    Merged,
+    Mined,
+    Registered,
+    Retired,
+    Set,
+    Split,
+    Transferred,
+    Unset,
+    Verified,
+)
 from .record import Record
 
-__all__ = ["HistoryRow", "format_ct", "item_history"]
+__all__ = ["HistoryRow", "describe", "format_ct", "item_history", "origin_summary"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +99,22 @@ def _lineage(replay: Replay, item_id: str) -> dict[int, str]:
     return lineage
 
 
+def origin_summary(replay: Replay, item_id: str) -> str:
+    """The item's nature and origin composition in carats, with who attested each mined or grown root, e.g.
+    ``natural; origin AO 0.748 ct, RU 0.502 ct (attested by producer-catoca, producer-udachny)``.
+
+    Raises:
+        KeyError: no item ``item_id``.
+    """
+    item = replay.state.items[item_id]
+    parts = ", ".join(f"{c} {format_ct(m)}" for c, m in sorted(item.origin.items()))
+    roots = sorted({r.body.actor for p in _lineage(replay, item_id)
+                    if (r := replay.records[p]) is not None and isinstance(r.body.event, Mined | Grown)})
+    unknown = " (unknown: no recorded history)" if "XX" in item.origin else ""
+    attested = f" (attested by {', '.join(roots)})" if roots else ""
+    return f"{item.nature}; origin {parts}{unknown}{attested}"
+
+
 def _mass_after(record: Record, item: str, mass: dict[str, int]) -> int:
     event = record.body.event
     for out in record.body.outputs:
@@ -100,19 +135,50 @@ def describe(record: Record, focus: str | None = None) -> str:
 
     ``focus``: the item the reader follows; a split into many outputs then names only that one.
     """
-    event, body = record.body.event, record.body
-    if isinstance(event, Mined):
-        return f"mined at {event.mine} ({event.country}); origin attested by {body.actor}"
-    if isinstance(event, Transferred):
-        return f"{body.actor} -> {event.to}"
-    if isinstance(event, Split):
-        shown = [o for o in body.outputs if o.id == focus] or list(body.outputs[:3])
-        if len(body.outputs) <= 4:
-            shown = list(body.outputs)
-        outs = ", ".join(f"{o.id} {format_ct(o.mass_mct)}" for o in shown)
-        more = f" and {len(body.outputs) - len(shown)} more" if len(shown) < len(body.outputs) else ""
-        return f"split {body.inputs[0][0]} into {outs}{more}; declared loss {format_ct(event.loss_mct)}"
-    if isinstance(event, Graded):
-        return (f"report {event.report} by {event.lab}: {format_ct(event.mass_mct)} {event.colour} "
-                f"{event.clarity} {event.nature}")
-    return body.kind
+    body = record.body
+    describe_kind = _DESCRIBE.get(type(body.event))
+    return describe_kind(record, focus) if describe_kind else body.kind
+
+
+def _ids(ids: list[str]) -> str:
+    return ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+
+
+def _split(record: Record, focus: str | None) -> str:
+    body, event = record.body, record.body.event
+    assert isinstance(event, Split)
+    shown = list(body.outputs) if len(body.outputs) <= 4 else (
+        [o for o in body.outputs if o.id == focus] or list(body.outputs[:3]))
+    outs = ", ".join(f"{o.id} {format_ct(o.mass_mct)}" for o in shown)
+    more = f" and {len(body.outputs) - len(shown)} more" if len(shown) < len(body.outputs) else ""
+    return f"split {body.inputs[0][0]} into {outs}{more}; declared loss {format_ct(event.loss_mct)}"
+
+
+def _text(render: Callable[[Any, Record], str]) -> Callable[[Record, str | None], str]:
+    return lambda record, _focus: render(record.body.event, record)
+
+
+_DESCRIBE: dict[type[Any], Callable[[Record, str | None], str]] = {
+    Mined: _text(lambda e, r: f"mined at {e.mine} ({e.country}); origin attested by {r.body.actor}"),
+    Grown: _text(lambda e, r: f"laboratory-grown ({e.method}) at {e.facility} ({e.country})"),
+    Registered: _text(lambda e, r: f"registered with no recorded history ({e.reason}): origin unknown"),
+    Transferred: _text(lambda e, r: f"{r.body.actor} -> {e.to}" + (" (on memo)" if e.mode == "memo" else "")),
+    Exported: _text(lambda e, r: f"exported to {e.to_country} for {e.consignee} under KP certificate "
+                                 f"{e.kp_certificate}"
+                                 + (f", co-signed by {e.kp_authority}" if e.kp_authority else "")),
+    Imported: _text(lambda e, r: f"imported from {e.from_country} under KP certificate {e.kp_certificate}"
+                                 + (f", cleared by {e.customs}" if e.customs else "")
+                                 + (f", exemption: {e.basis}" if e.basis else "")),
+    Verified: _text(lambda e, r: f"origin {', '.join(e.countries)} verified by {e.node}"),
+    Split: _split,
+    Merged: _text(lambda e, r: f"merged {_ids([i for i, _ in r.body.inputs])} into parcel {r.body.outputs[0].id}"
+                               if r.body.outputs else "merged"),
+    Graded: _text(lambda e, r: f"report {e.report} by {e.lab}: {format_ct(e.mass_mct)} {e.colour} {e.clarity} "
+                               f"{e.nature}"),
+    Inscribed: _text(lambda e, r: f"inscribed {e.inscription!r} by {e.lab}"),
+    Set: _text(lambda e, r: f"set into {r.body.outputs[0].id if r.body.outputs else 'an article'} ({e.description})"),
+    Unset: _text(lambda e, r: f"taken out of its setting ({e.reason})"),
+    Retired: _text(lambda e, r: f"retired: {e.reason}"),
+    Attested: _text(lambda e, r: f"attested by {r.body.actor}: {e.statement}"),
+    Corrected: _text(lambda e, r: f"correction by {r.body.actor}: {e.statement}"),
+}

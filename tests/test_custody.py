@@ -7,9 +7,9 @@ import pytest
 
 from ledger import AUTHORITY, Graded, Output, Record, Split, Transferred
 from ledger._codec import decode, encode
-from ledger.origin import split_origin
 from ledger.events import Mined
 from ledger.hashing import Digest
+from ledger.origin import split_origin
 from world import World, codes, envelope, key
 
 P1 = Output(id="S1-P1", type="stone", mass_mct=700)
@@ -86,7 +86,8 @@ def test_key_not_enrolled_for_party(w: World) -> None:
 
 
 def test_unexpected_extra_signer(w: World) -> None:
-    r = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"], signers=["cutter-c", "trader-e", "lab-d"])
+    r = w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"],
+               signers=["cutter-c", "trader-e", "lab-d"])
     assert codes(w.add(r)) == ["sig.unexpected"]
 
 
