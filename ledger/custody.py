@@ -172,6 +172,10 @@ class CustodyState:
         if cosigner is not None:
             required[str(cosigner)] = rule.cosigner_role
         found = []
+        named = self.registry.parties.get(str(cosigner)) if rule.cosigner_if_enrolled and cosigner else None
+        if named is not None and named.country != body.place:
+            found.append(_f("role.wrong_country", position, named.id,
+                            f"{named.id} acts for {named.country}, this {body.kind} is in {body.place}"))
         if rule.cosigner_if_enrolled and cosigner is None:
             present = self.registry.parties_with(rule.cosigner_role, body.place)
             if present:
@@ -238,9 +242,10 @@ class CustodyState:
         holder = item.holder if item.state != "locked" or item.article is None else self.items[item.article].holder
         if rule.holder_acts and holder != body.actor:
             return [_f("custody.not_holder", position, item.id, f"{body.actor} acts on an item held by {holder}")]
-        if isinstance(event, Transferred) and event.mode == "title" and item.owner != body.actor:
+        owner_needed = rule.owner_acts or (isinstance(event, Transferred) and event.mode == "title")
+        if owner_needed and item.owner != body.actor:
             return [_f("custody.not_owner", position, item.id,
-                       f"{body.actor} holds {item.id} on memo; only the owner {item.owner} can sell it")]
+                       f"{body.actor} holds {item.id} on memo; only its owner {item.owner} can {body.kind} it")]
         return []
 
     def _check_event(self, record: Record, position: int) -> list[Finding]:

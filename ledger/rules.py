@@ -25,10 +25,12 @@ class Rule:
 
     ``actor_roles``: roles of which the actor needs one (``ANY``: any enrolled party). ``inputs`` / ``outputs``:
     allowed (min, max) counts. ``input_state``: the state every input must be in. ``holder_acts``: the actor
-    must hold every input. ``consumes``: ``"none"``, ``"all"`` inputs, or ``"article"`` (the one article input).
-    ``output_types``: item types the outputs may have. ``cosigner``: the event field naming a second party
-    who must sign, holding ``cosigner_role`` (``ANY``: any enrolled party); with ``cosigner_if_enrolled`` the
-    field may be None unless a party with that role is enrolled for the record's place (country).
+    must hold every input; ``owner_acts``: and own it (a party holding goods on memo cannot ship, cut, merge,
+    set or retire them: that would pass ownership without the owner's signature). ``consumes``: ``"none"``,
+    ``"all"`` inputs, or ``"article"`` (the one article input). ``output_types``: item types the outputs may
+    have. ``cosigner``: the event field naming a second party who must sign, holding ``cosigner_role``
+    (``ANY``: any enrolled party); with ``cosigner_if_enrolled`` the field may be None unless a party with that
+    role is enrolled for the record's place (country), and a party it names must be enrolled for that country.
     """
 
     actor_roles: frozenset[str]
@@ -36,6 +38,7 @@ class Rule:
     outputs: tuple[int, int] = (0, 0)
     input_state: str = "live"
     holder_acts: bool = True
+    owner_acts: bool = False
     consumes: str = "none"
     output_types: frozenset[str] = frozenset()
     cosigner: str | None = None
@@ -54,19 +57,22 @@ RULES: dict[str, Rule] = {
     "grown": Rule(actor_roles=_roles("producer"), inputs=(0, 0), outputs=(1, 1), output_types=ROUGH),
     "registered": Rule(actor_roles=ANY, inputs=(0, 0), outputs=(1, 1), output_types=frozenset({"stone"})),
     "transferred": Rule(actor_roles=ANY, inputs=(1, _MANY), cosigner="to"),
-    "exported": Rule(actor_roles=ANY, inputs=(1, _MANY), cosigner="kp_authority",
+    "exported": Rule(actor_roles=ANY, inputs=(1, _MANY), owner_acts=True, cosigner="kp_authority",
                      cosigner_role=_roles("kp_authority"), cosigner_if_enrolled=True),
     "imported": Rule(actor_roles=ANY, inputs=(1, _MANY), input_state="in_transit", holder_acts=False,
                      cosigner="customs", cosigner_role=_roles("customs"), cosigner_if_enrolled=True),
     "verified": Rule(actor_roles=ANY, inputs=(1, 1), cosigner="node", cosigner_role=_roles("node")),
-    "split": Rule(actor_roles=_MAKERS, inputs=(1, 1), outputs=(1, _MANY), consumes="all", output_types=ROUGH),
-    "merged": Rule(actor_roles=_MAKERS, inputs=(2, _MANY), outputs=(1, 1), consumes="all",
+    "split": Rule(actor_roles=_MAKERS, inputs=(1, 1), owner_acts=True, outputs=(1, _MANY), consumes="all",
+                  output_types=ROUGH),
+    "merged": Rule(actor_roles=_MAKERS, inputs=(2, _MANY), owner_acts=True, outputs=(1, 1), consumes="all",
                    output_types=frozenset({"lot"})),
     "graded": Rule(actor_roles=ANY, inputs=(1, 1), cosigner="lab", cosigner_role=_roles("lab")),
     "inscribed": Rule(actor_roles=ANY, inputs=(1, 1), cosigner="lab", cosigner_role=_roles("lab")),
-    "set": Rule(actor_roles=_SETTERS, inputs=(1, _MANY), outputs=(1, 1), output_types=frozenset({"article"})),
-    "unset": Rule(actor_roles=_SETTERS, inputs=(2, _MANY), input_state="locked", consumes="article"),
-    "retired": Rule(actor_roles=ANY, inputs=(1, _MANY)),
+    "set": Rule(actor_roles=_SETTERS, inputs=(1, _MANY), owner_acts=True, outputs=(1, 1),
+                output_types=frozenset({"article"})),
+    "unset": Rule(actor_roles=_SETTERS, inputs=(2, _MANY), owner_acts=True, input_state="locked",
+                  consumes="article"),
+    "retired": Rule(actor_roles=ANY, inputs=(1, _MANY), owner_acts=True),
     "attested": Rule(actor_roles=_roles("auditor"), inputs=(0, 0)),
     "corrected": Rule(actor_roles=ANY, inputs=(0, 0)),
 }

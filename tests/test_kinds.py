@@ -475,3 +475,23 @@ def _assert_invariants(t: Trade) -> None:
             if parents and out.id in t.state.items:
                 inherited = set().union(*(set(p.origin) for p in parents))
                 assert set(t.state.items[out.id].origin) >= inherited, (out.id, inherited)
+
+
+def test_a_memo_holder_cannot_ship_cut_or_retire(t: Trade) -> None:
+    t.stone()
+    t.ok(t.make(Transferred(to="cutter-c", mode="memo"), "trader-b", inputs=["S1"]))
+    cut = t.make(Split(loss_mct=0), "cutter-c", inputs=["S1"], consumes=["S1"],
+                 outputs=[Output(id="S1-A", type="stone", mass_mct=2_000)])
+    assert codes(t.state.check(cut)) == ["custody.not_owner"]
+    lost = t.make(Retired(reason="lost"), "cutter-c", inputs=["S1"])
+    assert codes(t.state.check(lost)) == ["custody.not_owner"]
+
+
+def test_a_foreign_kp_authority_cannot_cosign(t: Trade) -> None:
+    t.stone()
+    event = Exported(kp_certificate="BW-003", to_country="BE", consignee="trader-e", certificate_mct=10_000,
+                     issued_ms=T0, expires_ms=T0 + 1, declared=(("S1", 2_000),), kp_authority="kp-be")
+    t.keys["kp-be"] = key("kp-be")
+    t.ok(t.make(Enrolled(party="kp-be", name="kp-be", roles=("kp_authority",), country="BE",
+                         key=t.keys["kp-be"].public_key.raw, registry_prev=t.state.registry.head), AUTHORITY))
+    assert "role.wrong_country" in codes(t.add(t.make(event, "trader-b", inputs=["S1"], place="BW")))
