@@ -14,12 +14,14 @@ from types import TracebackType
 
 from .checkpoint import Checkpoint, sign_checkpoint
 from .custody import CustodyState, Item
-from .errors import CorruptStoreError, RecordFormatError
+from .errors import CorruptStoreError, InputError, RecordFormatError
+from .events import REGISTRY_KINDS
 from .findings import raise_first
 from .hashing import Digest
 from .keys import PrivateKey
 from .merkle import MerkleTree, leaf_hash
 from .record import Record
+from .registry import format_registry_extension
 from .store import FileStore, scan
 
 __all__ = ["Ledger", "checkpoint_file"]
@@ -130,8 +132,12 @@ class Ledger:
 
     def checkpoint(self, key: PrivateKey, name: str | None = None) -> str:
         """A C2SP signed checkpoint of the current tree, signed by the operator ``key`` under ``name``
-        (default: the origin, as C2SP tlog-checkpoint recommends). Returns the signed note text."""
-        cp = Checkpoint(origin=self.origin, tree_size=self.size, root_hash=self.root_hash())
+        (default: the origin, as C2SP tlog-checkpoint recommends). Returns the signed note text.
+
+        The body carries one extension line, ``stonetrail-registry <size> <base64 head>``: the registry's
+        length and head (docs/format.md §7), so that the checkpoint commits to the complete registry."""
+        registry = format_registry_extension(self.state.registry.size, self.state.registry.head)
+        cp = Checkpoint(origin=self.origin, tree_size=self.size, root_hash=self.root_hash(), extensions=(registry,))
         return sign_checkpoint(cp, name or self.origin, key)
 
     def close(self) -> None:
@@ -161,8 +167,12 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) 
     The operator vouches for the log's bytes, not for its records' validity (that is an audit's job); but a
     file with damaged framing is refused, since its tree would be ambiguous.
 
+    The registry line (:meth:`Ledger.checkpoint`) counts the file's readable registry-kind records and names
+    the last one's record hash, without checking them.
+
     Returns:
-        The signed note text (origin, tree size, base64 root hash; signature line by ``name``, default origin).
+        The signed note text (origin, tree size, base64 root hash, registry line; signature line by ``name``,
+        default origin).
     Raises:
         CorruptStoreError: the file has a torn tail or a damaged frame. StorageError: I/O failure.
     """
@@ -171,5 +181,24 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) 
         problem = result.problems[0]
         raise CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
     tree = MerkleTree(leaf_hash(frame.payload) for frame in result.frames)
-    cp = Checkpoint(origin=result.origin, tree_size=tree.size, root_hash=tree.root())
+    size, head = _registry_of(frame.payload for frame in result.frames)
+    cp = Checkpoint(origin=result.origin, tree_size=tree.size, root_hash=tree.root(),
+                    extensions=(format_registry_extension(size, head),))
     return sign_checkpoint(cp, name or result.origin, key)
+
+
+def _registry_of(payloads: Iterable[bytes]) -> tuple[int, Digest | None]:
+    """(count, latest record hash) of the readable registry-kind records among ``payloads``, in order.
+
+    The operator vouches for bytes, not validity: no registry rule is applied. For a ledger written through
+    :class:`Ledger` every record is valid, so this is the registry's (size, head) as an audit replays it.
+    """
+    size, head = 0, None
+    for payload in payloads:
+        try:
+            record = Record.from_bytes(payload)
+        except InputError:
+            continue  # unreadable: an audit reports it; it is no registry record
+        if record.body.kind in REGISTRY_KINDS:
+            size, head = size + 1, record.record_hash
+    return size, head
