@@ -28,14 +28,17 @@ from ledger import (
     item_history,
     keyfile,
     note_verifier_key,
+    origin_summary,
     replay_ledger,
 )
 from ledger.errors import InputError, StoneTrailError, StorageError, TrustFileError, VerificationError
 from ledger.keys import PrivateKey
+from ledger.policy import Policy, PolicyError, parse_carats, parse_countries
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
 MAX_PRINTED_FINDINGS = 200
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -162,25 +165,84 @@ def demo(directory: Path, seed: int) -> None:
 @click.option("--checkpoint", "checkpoint_path", type=_EXISTING,
               help="Also check this signed checkpoint against the file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.option("--policy", "policy_file", type=_EXISTING,
+              help="Policy file (key = value lines, docs/format.md 'Policies'); the flags below add to it.")
+@click.option("--deny-origin", "deny_origin", multiple=True, metavar="CC[,CC]",
+              help="Refuse goods mined in or routed through this country (ISO code; repeatable).")
+@click.option("--import-threshold-ct", metavar="CT",
+              help="Apply --deny-origin only to natural goods imported at this declared mass or more (e.g. 0.5).")
+@click.option("--kp-rules", is_flag=True, help="Check Kimberley Process certificates (prefix, dates, reuse, total).")
+@click.option("--require-known-origin", is_flag=True, help="Refuse imports with an unknown (XX) origin share.")
+@click.option("--require-verified", is_flag=True,
+              help="Every graded natural stone must descend from a verified record.")
+@click.option("--regrade-tolerance-ct", metavar="CT", help="Most two gradings of one stone may differ (e.g. 0.005).")
+@click.option("--import-tolerance-ct", metavar="CT",
+              help="Most a mass declared at import may fall below the last graded mass (e.g. 0.005).")
 @_errors
-def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as_json: bool) -> None:
-    """Replay LEDGER and check every record, trusting only the keys in --trust.
+def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as_json: bool,
+           policy_file: Path | None, deny_origin: tuple[str, ...], import_threshold_ct: str | None,
+           kp_rules: bool, require_known_origin: bool, require_verified: bool, regrade_tolerance_ct: str | None,
+           import_tolerance_ct: str | None) -> None:
+    """Replay LEDGER and check every record, trusting only the keys in --trust; optionally apply a trade policy.
 
     Checks framing, record format, signatures, enrolment and roles, hash links, custody and mass balance;
-    prints every finding with its record position and code. Exit 0 if valid, 1 if not.
+    prints every finding with its record position and code. With a policy (--policy or the policy flags), also
+    checks the goods against it and prints its findings apart, under "policy:": origin claims are attested by
+    the producers named, not proven. Exit 0 if valid and compliant, 1 if not.
 
     \b
-    Example:
+    Examples:
       stonetrail verify out/demo.ledger --trust out/trust.keys --checkpoint out/checkpoint.txt
+      stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU
+      stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU,BY --import-threshold-ct 0.5
     """
     trust = _load_trust(trust_file)
     note = _read_text(checkpoint_path, "checkpoint") if checkpoint_path else None
-    report = check_ledger(ledger_file, trust, checkpoint=note)
+    policy = _load_policy(policy_file) if policy_file else Policy()
+    policy = policy.extend(
+        deny_origin=frozenset().union(*(_flag(parse_countries, text, "--deny-origin") for text in deny_origin)),
+        import_threshold_mct=_carats(import_threshold_ct, "--import-threshold-ct"),
+        kp_rules=kp_rules, require_known_origin=require_known_origin, require_verified=require_verified,
+        regrade_tolerance_mct=_carats(regrade_tolerance_ct, "--regrade-tolerance-ct"),
+        import_weight_tolerance_mct=_carats(import_tolerance_ct, "--import-tolerance-ct"))
+    report = check_ledger(ledger_file, trust, checkpoint=note, policy=policy if policy.active else None)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         _print_report(report)
-    sys.exit(EXIT_VALID if report.ok else EXIT_INVALID)
+        _print_policy(report)
+    sys.exit(EXIT_VALID if report.ok and report.policy_ok else EXIT_INVALID)
+
+
+def _load_policy(path: Path) -> Policy:
+    try:
+        return Policy.parse(_read_text(path, "policy file"))
+    except PolicyError as exc:
+        raise PolicyError(f"policy file {path}: {exc}", code=exc.code) from exc
+
+
+def _flag(parse: Callable[[str], _T], text: str, option: str) -> _T:
+    try:
+        return parse(text)
+    except PolicyError as exc:
+        raise PolicyError(f"{option}: {exc}", code=exc.code) from exc
+
+
+def _carats(text: str | None, option: str) -> int | None:
+    return None if text is None else _flag(parse_carats, text, option)
+
+
+def _print_policy(r: AuditReport) -> None:
+    if r.policy is None:
+        return
+    click.echo("policy:")
+    for line in r.policy.describe():
+        click.echo(f"  rule:    {line}")
+    if r.policy_ok:
+        click.echo("  verdict: compliant")
+        return
+    click.echo(f"  verdict: NOT COMPLIANT ({_plural(len(r.policy_findings), 'finding')})")
+    _print_findings(r.policy_findings)
 
 
 def _print_report(r: AuditReport) -> None:
@@ -242,6 +304,7 @@ def show(ledger_file: Path, item: str, trust_file: Path | None) -> None:
         click.echo(f"{_utc(row.time_ms):<16}  {row.kind:<11} {row.place:<5} {row.item:<{width}}  {row.holder:<20} "
                    f"{format_ct(row.mass_mct):>12}  {', '.join(row.signers)}")
         click.echo(f"{'':<18}{row.detail}")
+    click.echo(f"{item}: {format_ct(replay.state.items[item].mass_mct)}, {origin_summary(replay, item)}")
     if trust is None:
         click.echo("unverified: pass --trust to check signatures, enrolment and custody rules")
         return

@@ -3,8 +3,11 @@
 ``check_ledger`` returns an :class:`AuditReport` with every finding (store framing, record format, signatures,
 registry, custody); ``verify_ledger`` raises :class:`~ledger.errors.RuleError` on the first. Only the trusted
 keys of a :class:`~ledger.trust.Trust` are believed. Optionally a signed checkpoint is checked against the file:
-its signature under the operator key, its origin, and that the log's root at the checkpoint's tree size is the
-checkpoint's root hash.
+its signature under the operator key, its origin, that the log's root at the checkpoint's tree size is the
+checkpoint's root hash, and that its registry line names the registry replayed up to that tree size.
+
+With a :class:`~ledger.policy.Policy`, the replayed ledger is also checked against it after the replay; those
+findings are kept apart (``AuditReport.policy_findings``): integrity (``ok``) never depends on a policy.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from .errors import InputError, VerificationError
 from .findings import Finding, raise_first
 from .hashing import Digest
 from .merkle import MerkleTree, leaf_hash
+from .policy import Policy, check_policy
 from .record import Record
+from .registry import checkpoint_registry
 from .store import scan
 from .trust import Trust
 
@@ -47,7 +52,9 @@ class AuditReport:
 
     ``record_count``: positions in the log (damaged frames included). ``root_hash``: None when the file's
     framing is damaged, since the tree is then unknown. ``checkpoint``: the signed checkpoint that was checked
-    against the file and matched it (None if none was given or it did not match).
+    against the file and matched it (None if none was given or it did not match). ``policy``: the policy checked
+    (None: none); ``policy_findings``: its findings (docs/format.md "Policies"), kept apart from ``findings``:
+    they say the goods may not be accepted under that policy, not that the ledger is damaged or forged.
     """
 
     origin: str
@@ -58,11 +65,18 @@ class AuditReport:
     parties: int
     findings: tuple[Finding, ...]
     checkpoint: Checkpoint | None = None
+    policy: Policy | None = None
+    policy_findings: tuple[Finding, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """True when there is no finding at all."""
+        """True when there is no integrity finding at all (policy findings do not count: see ``policy_ok``)."""
         return not self.findings
+
+    @property
+    def policy_ok(self) -> bool:
+        """True when the policy (if any) has no finding."""
+        return not self.policy_findings
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready summary (hashes in standard base64)."""
@@ -73,6 +87,8 @@ class AuditReport:
             "items": self.items, "stones": self.stones, "parties": self.parties,
             "checkpoint": {"tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()} if cp else None,
             "valid": self.ok, "findings": [f.to_json() for f in self.findings],
+            "policy": self.policy.describe() if self.policy else None, "policy_valid": self.policy_ok,
+            "policy_findings": [f.to_json() for f in self.policy_findings],
         }
 
 
@@ -118,8 +134,10 @@ def replay_ledger(path: str | Path, trust: Trust | None) -> Replay:
                   framing_ok=not result.problems, findings=tuple(findings))
 
 
-def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None) -> AuditReport:
-    """Audit the ledger at ``path`` against ``trust``; with ``checkpoint`` (signed note text), check it too.
+def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,
+                 policy: Policy | None = None) -> AuditReport:
+    """Audit the ledger at ``path`` against ``trust``; with ``checkpoint`` (signed note text), check it too; with
+    ``policy``, check it after the replay (its findings go to ``policy_findings``, never to ``findings``).
 
     Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`).
     """
@@ -133,19 +151,23 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     return AuditReport(origin=replay.origin, record_count=len(replay.records),
                        root_hash=replay.tree.root() if replay.framing_ok else None,
                        items=len(items), stones=sum(1 for i in items if i.type == "stone"),
-                       parties=len(replay.state.registry.parties), findings=tuple(findings), checkpoint=cp)
+                       parties=len(replay.state.registry.parties), findings=tuple(findings), checkpoint=cp,
+                       policy=policy, policy_findings=tuple(check_policy(replay, policy)) if policy else ())
 
 
-def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None) -> AuditReport:
-    """As :func:`check_ledger`, but raise RuleError with the first finding; returns the clean report."""
-    report = check_ledger(path, trust, checkpoint=checkpoint)
+def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,
+                  policy: Policy | None = None) -> AuditReport:
+    """As :func:`check_ledger`, but raise RuleError with the first integrity finding, else the first policy
+    finding; returns the clean report."""
+    report = check_ledger(path, trust, checkpoint=checkpoint, policy=policy)
     raise_first(report.findings)
+    raise_first(report.policy_findings)
     return report
 
 
 def _check_checkpoint(replay: Replay, trust: Trust, note: str) -> tuple[Checkpoint | None, list[Finding]]:
     def fail(code: str, reason: str) -> tuple[None, list[Finding]]:
-        return None, [Finding(code=code, position=None, item=None, reason=f"checkpoint: {reason}")]
+        return None, [_checkpoint_finding(code, reason)]
 
     try:
         cp = open_checkpoint(note, trust.operators, origin=replay.origin)
@@ -155,6 +177,31 @@ def _check_checkpoint(replay: Replay, trust: Trust, note: str) -> tuple[Checkpoi
         return fail("checkpoint.unchecked", "the ledger's framing is damaged, so its tree cannot be compared")
     if cp.tree_size > replay.tree.size:
         return fail("checkpoint.beyond_log", f"tree size {cp.tree_size} > {replay.tree.size} records in the file")
+    problems = []
     if replay.tree.root_at(cp.tree_size) != cp.root_hash:
-        return fail("checkpoint.root_mismatch", f"the log's root at tree size {cp.tree_size} is not its root hash")
-    return cp, []
+        problems.append(_checkpoint_finding("checkpoint.root_mismatch",
+                                            f"the log's root at tree size {cp.tree_size} is not its root hash"))
+    problems += _check_registry_line(replay, cp)  # also on a root mismatch: says whether the registry differs
+    return (None if problems else cp), problems
+
+
+def _check_registry_line(replay: Replay, cp: Checkpoint) -> list[Finding]:
+    """The checkpoint's registry line against the registry replayed up to its tree size (format.md §7)."""
+    try:
+        claimed = checkpoint_registry(cp)
+    except (InputError, VerificationError) as exc:
+        return [_checkpoint_finding(exc.code, str(exc))]
+    actual = replay.state.registry.head_at(cp.tree_size)
+    if claimed == actual:
+        return []
+
+    def show(size: int, head: Digest | None) -> str:
+        return f"{size} records, head {head.b64() if head else 'none'}"
+
+    return [_checkpoint_finding("checkpoint.registry_mismatch",
+                                f"commits to a registry of {show(*claimed)}; the log's registry at tree size "
+                                f"{cp.tree_size} has {show(*actual)}")]
+
+
+def _checkpoint_finding(code: str, reason: str) -> Finding:
+    return Finding(code=code, position=None, item=None, reason=f"checkpoint: {reason}")

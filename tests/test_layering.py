@@ -14,11 +14,11 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 
 #: Top to bottom. DESIGN.md §4 plus: findings (report values), keyfile (private-key files; see
 #: docs/adr/0002-key-files-outside-store.md), _schema and events (record layer), trust, origin, rules and
-#: _kinds (the custody layer split by concern), history, demo.
+#: _kinds (the custody layer split by concern), policy (trade rules over a replay), history, demo.
 ORDER = [
     "errors", "findings", "_codec", "keys", "keyfile", "hashing", "_schema", "merkle", "checkpoint", "trust",
-    "events", "record", "registry", "origin", "rules", "_kinds", "custody", "store", "_ledger", "audit",
-    "history", "demo",
+    "events", "record", "registry", "origin", "rules", "_kinds", "custody", "policy", "store", "_ledger",
+    "audit", "history", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"keys"}, "click": set()}

@@ -93,3 +93,19 @@ def envelope(body_bytes: bytes, sigs: list[dict[str, object]]) -> bytes:
 
 def codes(findings: Sequence[Finding]) -> list[str]:
     return [f.code for f in findings]
+
+
+# --- key lifecycle records (tests/test_registry.py; kept apart from World, which other tests share) ----------
+
+def key_record(w: World, kind: str, party: str, key_raw: bytes, *, prev: Digest | str | None = "head",
+               signer: PrivateKey | None = None, reason: str = "rotated") -> Record:
+    """A ``key_added`` or ``key_revoked`` record of ``party``'s ``key_raw`` by the authority (not applied).
+
+    ``prev``: ``registry_prev`` ("head": the registry head of ``w``); ``signer``: another authority key.
+    """
+    from ledger.events import KeyAdded, KeyRevoked
+
+    registry_prev = w.state.registry.head if prev == "head" else Digest(prev) if isinstance(prev, bytes) else None
+    event: Event = (KeyAdded(party=party, key=key_raw, registry_prev=registry_prev) if kind == "key_added"
+                    else KeyRevoked(party=party, key=key_raw, reason=reason, registry_prev=registry_prev))
+    return w.make(event, AUTHORITY, keys={AUTHORITY: signer} if signer else None)

@@ -1,0 +1,494 @@
+"""Trade policies: rules a verifier chooses to apply on top of integrity (DOMAIN.md R1-R4, R7, R11, fraud 6).
+
+Integrity (:mod:`ledger.custody`) says whether a ledger is what its signers wrote and obeys the custody rules;
+a :class:`Policy` says whether the goods it records may be accepted under a given regime, e.g. "no Russian
+origin" (EU Reg. 833/2014 Art. 3p). The two never mix: :func:`check_policy` returns its own findings (codes
+``policy.*``, docs/format.md "Policies"), which an audit keeps apart from the integrity findings.
+
+Everything here is pure: it reads a replayed ledger (:class:`~ledger.audit.Replay`) and returns values.
+Origin claims are attested, never proven: a finding names the producers whose ``mined`` records attest them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .custody import Item
+from .errors import InputError
+from .events import Exported, Graded, Grown, Imported, Inscribed, Mined, Registered, Verified
+from .findings import Finding
+from .origin import UNKNOWN
+from .record import Record
+
+if TYPE_CHECKING:
+    from .audit import Replay
+
+__all__ = ["CODES", "Policy", "PolicyError", "check_policy", "format_carats", "parse_carats", "parse_countries"]
+
+#: Every code :func:`check_policy` can report.
+CODES = (
+    "policy.denied_origin", "policy.unknown_origin", "policy.unverified", "policy.kp_prefix", "policy.kp_dates",
+    "policy.kp_reused", "policy.kp_over_total", "policy.kp_mismatch", "policy.regrade_mismatch",
+    "policy.import_underdeclared",
+)
+MAX_MASS_MCT = 10**9  # as ledger.events: one million carats
+MAX_POLICY_FILE = 64 * 1024
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_CARATS = re.compile(r"(0|[1-9][0-9]{0,6})(?:\.([0-9]{1,3}))?")
+_INTEGER = re.compile(r"0|[1-9][0-9]{0,9}")
+_LINE = re.compile(r"([a-z_]+) *= *(\S(?:.*\S)?)")
+_SHOWN = 3  # records or producers named in one reason before "and N more"
+
+
+class PolicyError(InputError):
+    """A policy file, policy value or carat text is malformed."""
+
+    default_code = "policy.malformed"
+
+
+def parse_carats(text: str) -> int:
+    """Decimal carats as integer millicarats, with integer arithmetic only: ``"0.5"`` -> 500, ``"1.512"`` -> 1512.
+
+    Strict: ASCII digits, at most 3 decimals, no sign, exponent, separator, space or leading zero (``"0.5"``
+    yes; ``".5"``, ``"5."``, ``"00.5"``, ``"1e3"``, ``"0.5000"``, ``"-1"``, ``"1_0"``, ``" 1"`` no); at most
+    1,000,000 ct. Raises PolicyError.
+    """
+    match = _CARATS.fullmatch(text)
+    if match is None:
+        raise PolicyError(f"{text!r} is not a mass in carats (digits with at most 3 decimals, e.g. 0.5 or 1.512)")
+    whole, fraction = match.group(1), match.group(2) or ""
+    mct = int(whole) * 1000 + int(fraction.ljust(3, "0"))
+    if mct > MAX_MASS_MCT:
+        raise PolicyError(f"{text} ct is over the limit of {MAX_MASS_MCT // 1000} ct")
+    return mct
+
+
+def format_carats(mct: int) -> str:
+    """Millicarats as carats with three decimals: 500 -> ``0.500 ct`` (integer arithmetic)."""
+    return f"{mct // 1000}.{mct % 1000:03d} ct"
+
+
+def parse_countries(text: str) -> frozenset[str]:
+    """A comma-separated list of ISO 3166-1 alpha-2 codes (``"RU"``, ``"RU,BY"``, ``"RU, BY"``). Raises PolicyError
+    for an empty entry, a repeat or a code that is not two upper-case ASCII letters."""
+    codes = [part.strip(" ") for part in text.split(",")]
+    for code in codes:
+        if not _COUNTRY.fullmatch(code):
+            raise PolicyError(f"{code!r} is not an ISO 3166-1 alpha-2 country code (two capitals, e.g. RU)")
+    if len(set(codes)) != len(codes):
+        raise PolicyError(f"{text!r} names a country twice")
+    return frozenset(codes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """The trade rules to check; the default checks nothing.
+
+    ``deny_origin``: ISO codes no goods may come from or pass through (R1/R2): an item is refused when its origin
+    composition (tainted through merges) names one, or when one of its or its ancestors' records is placed in
+    one. ``import_threshold_mct``: with it, ``deny_origin`` applies only to natural items imported with a declared
+    mass at or above it (R1: 0.5 ct = 500 mct); without it, to every item. ``kp_rules``: Kimberley Process
+    certificates (R7). ``require_known_origin``: nothing of unknown origin (``XX``) is imported (R4).
+    ``require_verified``: every graded natural stone descends from a ``verified`` record (R3).
+    ``regrade_tolerance_mct``: gradings of one stone (same item, report number or inscription) differ by at most
+    this (R11). ``import_weight_tolerance_mct``: a mass declared at import is at most this below the stone's last
+    graded (else recorded) mass (fraud 6, threshold gaming). Masses in millicarats.
+    """
+
+    deny_origin: frozenset[str] = frozenset()
+    import_threshold_mct: int | None = None
+    kp_rules: bool = False
+    require_known_origin: bool = False
+    require_verified: bool = False
+    regrade_tolerance_mct: int | None = None
+    import_weight_tolerance_mct: int | None = None
+
+    def __post_init__(self) -> None:
+        deny = self.deny_origin
+        if isinstance(deny, str | bytes) or not isinstance(deny, Iterable):
+            raise PolicyError("deny_origin must be a set of country codes")
+        codes = frozenset(deny)
+        for code in codes:
+            if not isinstance(code, str) or not _COUNTRY.fullmatch(code):
+                raise PolicyError(f"deny_origin: {code!r} is not an ISO 3166-1 alpha-2 country code")
+        object.__setattr__(self, "deny_origin", codes)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "bool" and not isinstance(value, bool):
+                raise PolicyError(f"{f.name} must be true or false")
+            if f.type == "int | None" and value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MASS_MCT):
+                raise PolicyError(f"{f.name} must be an integer number of millicarats, 0 .. {MAX_MASS_MCT}")
+
+    @property
+    def active(self) -> bool:
+        """True when at least one rule is switched on (``import_threshold_mct`` alone checks nothing)."""
+        return bool(self.deny_origin or self.kp_rules or self.require_known_origin or self.require_verified
+                    or self.regrade_tolerance_mct is not None or self.import_weight_tolerance_mct is not None)
+
+    def describe(self) -> list[str]:
+        """One plain line per active rule (empty when none is)."""
+        lines = []
+        if self.deny_origin:
+            scope = ("every item" if self.import_threshold_mct is None else
+                     f"natural goods imported at {format_carats(self.import_threshold_mct)} or more")
+            lines.append(f"no origin in or route through {', '.join(sorted(self.deny_origin))} ({scope})")
+        if self.kp_rules:
+            lines.append("Kimberley Process certificates: prefix, dates, single use, total mass, match")
+        if self.require_known_origin:
+            lines.append("no import of goods of unknown origin")
+        if self.require_verified:
+            lines.append("every graded natural stone descends from a verified record")
+        if self.regrade_tolerance_mct is not None:
+            lines.append(f"gradings of one stone agree within {format_carats(self.regrade_tolerance_mct)}")
+        if self.import_weight_tolerance_mct is not None:
+            lines.append(f"import declarations at most {format_carats(self.import_weight_tolerance_mct)} below "
+                         "the last graded mass")
+        return lines
+
+    def extend(self, *, deny_origin: Iterable[str] = (), import_threshold_mct: int | None = None,
+               kp_rules: bool = False, require_known_origin: bool = False, require_verified: bool = False,
+               regrade_tolerance_mct: int | None = None, import_weight_tolerance_mct: int | None = None) -> Policy:
+        """This policy with more rules: countries are added, a True switches a rule on, a number replaces."""
+        def pick(new: int | None, old: int | None) -> int | None:
+            return old if new is None else new
+
+        return Policy(
+            deny_origin=self.deny_origin | frozenset(deny_origin),
+            import_threshold_mct=pick(import_threshold_mct, self.import_threshold_mct),
+            kp_rules=self.kp_rules or kp_rules,
+            require_known_origin=self.require_known_origin or require_known_origin,
+            require_verified=self.require_verified or require_verified,
+            regrade_tolerance_mct=pick(regrade_tolerance_mct, self.regrade_tolerance_mct),
+            import_weight_tolerance_mct=pick(import_weight_tolerance_mct, self.import_weight_tolerance_mct))
+
+    @classmethod
+    def parse(cls, text: str) -> Policy:
+        """Read a policy file (docs/format.md "Policies"): ``key = value`` lines, blank lines and ``#`` comment
+        lines; keys are the field names, each at most once; values are comma-separated country codes
+        (``deny_origin``), integers in millicarats or ``true`` / ``false``. Raises PolicyError naming the line."""
+        if len(text) > MAX_POLICY_FILE:
+            raise PolicyError(f"policy file over {MAX_POLICY_FILE} characters")
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        values: dict[str, object] = {}
+        for number, line in enumerate(text.split("\n"), start=1):
+            stripped = line.strip(" \t\r")
+            if not stripped or stripped.startswith("#"):
+                continue
+            match = _LINE.fullmatch(stripped)
+            if match is None:
+                raise PolicyError(f"line {number}: expected 'key = value'")
+            key, raw = match.groups()
+            if key not in types:
+                raise PolicyError(f"line {number}: unknown key {key!r} (known: {', '.join(types)})")
+            if key in values:
+                raise PolicyError(f"line {number}: {key} is set twice")
+            try:
+                values[key] = _read_value(types[key], raw)
+            except PolicyError as exc:
+                raise PolicyError(f"line {number}: {key}: {exc}") from exc
+        return cls(**values)  # type: ignore[arg-type]
+
+    def format(self) -> str:
+        """Policy file text that :meth:`parse` reads back to this policy (only the fields that are set)."""
+        lines = ["# StoneTrail policy file (docs/format.md, Policies); masses in millicarats."]
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None or value is False or value == frozenset():
+                continue
+            text = (",".join(sorted(value)) if isinstance(value, frozenset) else
+                    str(value).lower() if isinstance(value, bool) else str(value))
+            lines.append(f"{f.name} = {text}")
+        return "\n".join(lines) + "\n"
+
+
+def _read_value(kind: object, raw: str) -> object:
+    if kind == "frozenset[str]":
+        return parse_countries(raw)
+    if kind == "bool":
+        if raw not in ("true", "false"):
+            raise PolicyError(f"expected true or false, got {raw!r}")
+        return raw == "true"
+    if not _INTEGER.fullmatch(raw):
+        raise PolicyError(f"expected an integer number of millicarats (e.g. 500 for 0.5 ct), got {raw!r}")
+    return int(raw)
+
+
+def check_policy(replay: Replay, policy: Policy) -> list[Finding]:
+    """Every policy finding of a replayed ledger, ordered by record position (codes: :data:`CODES`).
+
+    Reads ``replay.records`` once, in order, following only what the replay applied to each item (its
+    ``history``), so a forked or unreadable record counts for nothing here either. An item's parents are the
+    inputs of the record that created it.
+    """
+    if not policy.active:
+        return []
+    walk = _Walk(replay, policy)
+    for position, record in enumerate(replay.records):
+        if record is not None and position in walk.touched:
+            walk.record(position, record)
+    found = walk.found + walk.finish()
+    found.sort(key=lambda f: f.position if f.position is not None else len(replay.records))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Grading:
+    mass_mct: int
+    nature: str
+    position: int
+    item: str
+    report: str
+
+
+class _Walk:
+    """The state of one pass over the records: what each policy rule needs to know at each record."""
+
+    def __init__(self, replay: Replay, policy: Policy) -> None:
+        self.policy = policy
+        self.items: Mapping[str, Item] = replay.state.items
+        self.touched: dict[int, list[str]] = {}  # position -> items the replay applied that record to
+        for item in self.items.values():
+            for position in item.history:
+                self.touched.setdefault(position, []).append(item.id)
+        self.found: list[Finding] = []
+        self.roots: dict[str, frozenset[int]] = {}  # item -> positions of the mined/grown/registered roots
+        self.route: dict[str, dict[str, int]] = {}  # item -> denied country -> first record placed there
+        self.verified: set[str] = set()  # items with a verified record on them or an ancestor
+        self.graded: dict[str, int] = {}  # natural stone -> position of its first grading
+        self.mass: dict[str, int] = {}  # item -> recorded mass (output mass, lowered by gradings)
+        self.last_grade: dict[str, _Grading] = {}
+        self.by_report: dict[str, _Grading] = {}
+        self.by_inscription: dict[str, _Grading] = {}
+        self.inscription: dict[str, str] = {}
+        self.exports: dict[str, int] = {}  # case-folded certificate -> position of its first export
+        self.export_of: dict[str, tuple[int, Exported]] = {}  # item -> its latest export
+        self.imported_over: dict[str, tuple[int, int]] = {}  # item -> (position, declared) of a big import
+        self.root_records: dict[int, Record] = {}
+
+    def add(self, code: str, position: int, item: str | None, reason: str) -> None:
+        self.found.append(Finding(code=code, position=position, item=item, reason=reason))
+
+    def record(self, position: int, record: Record) -> None:
+        body, event = record.body, record.body.event
+        touched = self.touched[position]
+        created = [i for i in touched if self.items[i].history[0] == position]
+        inputs = [i for i in touched if i not in created]
+        parents = [i for i, _ in body.inputs if i in self.items and self.items[i].history[0] < position]
+        denied_here = body.place if body.place in self.policy.deny_origin else None
+        for item in inputs:
+            if denied_here is not None and denied_here not in self.route.get(item, {}):
+                self.route[item] = {**self.route.get(item, {}), denied_here: position}
+        if isinstance(event, Exported):
+            self._exported(position, record, event, inputs)
+        elif isinstance(event, Imported):
+            self._imported(position, record, event, inputs)
+        elif isinstance(event, Graded):
+            for item in inputs:
+                self._graded(position, event, item)
+        elif isinstance(event, Inscribed):
+            for item in inputs:
+                self._inscribed(position, event, item)
+        elif isinstance(event, Verified):
+            self.verified.update(inputs)
+        for item in created:
+            self._created(position, record, item, parents, denied_here)
+
+    # --- lineage ----------------------------------------------------------------------------------------------
+
+    def _created(self, position: int, record: Record, item: str, parents: list[str], denied: str | None) -> None:
+        if isinstance(record.body.event, Mined | Grown | Registered):
+            self.roots[item] = frozenset({position})
+            self.root_records[position] = record
+        else:
+            roots = [self.roots.get(p, frozenset()) for p in parents]
+            self.roots[item] = roots[0] if len(roots) == 1 else frozenset().union(*roots)
+        route: dict[str, int] = {}
+        for parent in parents:
+            for country, first in self.route.get(parent, {}).items():
+                route[country] = min(first, route.get(country, first))
+        if denied is not None:
+            route.setdefault(denied, position)
+        if route:
+            self.route[item] = route
+        if any(p in self.verified for p in parents):
+            self.verified.add(item)
+        self.mass[item] = next(o.mass_mct for o in record.body.outputs if o.id == item)
+
+    # --- Kimberley Process (R7), unknown origin (R4), threshold gaming (fraud 6) -----------------------------
+
+    def _exported(self, position: int, record: Record, event: Exported, inputs: list[str]) -> None:
+        place, certificate = record.body.place, event.kp_certificate
+        for item in inputs:
+            self.export_of[item] = (position, event)
+        if not self.policy.kp_rules:
+            return
+        if not certificate.startswith(place):
+            self.add("policy.kp_prefix", position, None,
+                     f"KP certificate {certificate} of an export from {place} does not start with {place}")
+        first = self.exports.setdefault(certificate.casefold(), position)
+        if first != position:
+            self.add("policy.kp_reused", position, None,
+                     f"KP certificate {certificate} was already used by the export at record {first}")
+        declared = sum(m for _, m in event.declared)
+        recorded = sum(self.mass.get(i, 0) for i in inputs)
+        if max(declared, recorded) > event.certificate_mct:
+            self.add("policy.kp_over_total", position, None,
+                     f"KP certificate {certificate} covers {format_carats(event.certificate_mct)}; the export "
+                     f"declares {format_carats(declared)} of goods recorded at {format_carats(recorded)}")
+
+    def _imported(self, position: int, record: Record, event: Imported, inputs: list[str]) -> None:
+        if self.policy.kp_rules:
+            self._kp_import(position, record, event, inputs)
+        declared = dict(event.declared)
+        for item in inputs:
+            if self.policy.require_known_origin and UNKNOWN in self.items[item].origin:
+                self.add("policy.unknown_origin", position, item,
+                         f"imported with an unknown ({UNKNOWN}) share in its origin "
+                         f"{_countries(self.items[item].origin)}: every mining country must be named")
+            mass = declared.get(item)
+            if mass is None:
+                continue
+            tolerance = self.policy.import_weight_tolerance_mct
+            grading = self.last_grade.get(item)
+            known, how = (grading.mass_mct, f"graded at record {grading.position}") if grading else (
+                self.mass.get(item, 0), "recorded")
+            if tolerance is not None and known - mass > tolerance:
+                self.add("policy.import_underdeclared", position, item,
+                         f"declared at {format_carats(mass)}, {format_carats(known - mass)} below the "
+                         f"{format_carats(known)} {how} (tolerance {format_carats(tolerance)})")
+            threshold = self.policy.import_threshold_mct
+            if threshold is not None and mass >= threshold and self.items[item].nature == "natural":
+                self.imported_over.setdefault(item, (position, mass))
+
+    def _kp_import(self, position: int, record: Record, event: Imported, inputs: list[str]) -> None:
+        exports = sorted({self.export_of[i] for i in inputs if i in self.export_of}, key=lambda e: e[0])
+        codes: set[str] = set()
+        time_ms, declared = record.body.time_ms, sum(m for _, m in event.declared)
+        for at, export in exports:
+            problems = []
+            if export.kp_certificate != event.kp_certificate:
+                problems.append(("policy.kp_mismatch", f"imported under KP certificate {event.kp_certificate}, "
+                                 f"exported under {export.kp_certificate} (record {at})"))
+            if not export.issued_ms <= time_ms <= export.expires_ms:
+                problems.append(("policy.kp_dates", f"imported at {time_ms} ms, outside the validity of KP "
+                                 f"certificate {export.kp_certificate} ({export.issued_ms} .. {export.expires_ms} "
+                                 f"ms, record {at})"))
+            if declared > export.certificate_mct >= sum(m for _, m in export.declared):  # else flagged at export
+                problems.append(("policy.kp_over_total", f"the import declares {format_carats(declared)} under KP "
+                                 f"certificate {export.kp_certificate} of {format_carats(export.certificate_mct)}"))
+            for code, reason in problems:
+                if code not in codes:
+                    codes.add(code)
+                    self.add(code, position, None, reason)
+
+    # --- gradings (R3, R11) -----------------------------------------------------------------------------------
+
+    def _graded(self, position: int, event: Graded, item: str) -> None:
+        grading = _Grading(event.mass_mct, event.nature, position, item, event.report)
+        if self.items[item].nature == "natural":
+            self.graded.setdefault(item, position)
+        self.mass[item] = min(self.mass.get(item, event.mass_mct), event.mass_mct)
+        earlier = [self.last_grade.get(item), self.by_report.get(event.report)]
+        if item in self.inscription:
+            earlier.append(self.by_inscription.get(self.inscription[item]))
+        self._compare(position, item, grading, earlier)
+        self.last_grade[item] = self.by_report[event.report] = grading
+        if item in self.inscription:
+            self.by_inscription.setdefault(self.inscription[item], grading)
+
+    def _inscribed(self, position: int, event: Inscribed, item: str) -> None:
+        self.inscription[item] = event.inscription
+        own = self.last_grade.get(item)
+        if own is None:
+            return
+        self._compare(position, item, own, [self.by_inscription.get(event.inscription)])
+        self.by_inscription.setdefault(event.inscription, own)
+
+    def _compare(self, position: int, item: str, grading: _Grading, earlier: list[_Grading | None]) -> None:
+        tolerance = self.policy.regrade_tolerance_mct
+        if tolerance is None:
+            return
+        seen: set[int] = set()
+        problems = []
+        for other in earlier:
+            if other is None or other.position == grading.position or other.position in seen:
+                continue
+            seen.add(other.position)
+            diff = abs(grading.mass_mct - other.mass_mct)
+            if diff <= tolerance and grading.nature == other.nature:
+                continue
+            which = "this stone" if other.item == item else f"stone {other.item}"
+            problems.append(f"{format_carats(grading.mass_mct)} {grading.nature} (report {grading.report}, record "
+                            f"{grading.position}) vs {format_carats(other.mass_mct)} {other.nature} for {which} "
+                            f"(report {other.report}, record {other.position}): {format_carats(diff)} apart")
+        if problems:
+            self.add("policy.regrade_mismatch", position, item,
+                     f"gradings of one stone disagree beyond {format_carats(tolerance)}: " + "; ".join(problems))
+
+    # --- after the last record: per-item rules ----------------------------------------------------------------
+
+    def finish(self) -> list[Finding]:
+        found = []
+        if self.policy.require_verified:
+            for stone, position in self.graded.items():
+                if stone not in self.verified:
+                    found.append(Finding(code="policy.unverified", position=position, item=stone,
+                                         reason="graded, but no verified record on it or on any ancestor"))
+        if self.policy.deny_origin:
+            for item in self.items.values():
+                reason = self._denied(item)
+                if reason is not None:
+                    found.append(Finding(code="policy.denied_origin", position=item.history[0], item=item.id,
+                                         reason=reason))
+        return found
+
+    def _denied(self, item: Item) -> str | None:
+        deny = self.policy.deny_origin
+        origin = sorted(deny & set(item.origin))
+        passed = {c: p for c, p in self.route.get(item.id, {}).items() if c not in origin}
+        if not origin and not passed:
+            return None
+        imported = None
+        if self.policy.import_threshold_mct is not None:
+            if item.id not in self.imported_over:
+                return None
+            at, mass = self.imported_over[item.id]
+            imported = f"imported at a declared {format_carats(mass)} (record {at})"
+        parts = []
+        if origin:
+            attested = [self._attestation(p) for p in sorted(self.roots.get(item.id, ()))
+                        if self._root_country(p) in deny]
+            parts.append(f"origin {_countries(item.origin)} includes {', '.join(origin)}, attested by "
+                         f"{_some(attested) or 'no recorded producer'}")
+        if passed:
+            parts.append("custody passed through " + ", ".join(f"{c} (record {p})" for c, p in sorted(passed.items())))
+        if imported:
+            parts.append(imported)
+        return "; ".join(parts)
+
+    def _root_country(self, position: int) -> str:
+        event = self.root_records[position].body.event
+        return event.country if isinstance(event, Mined | Grown) else UNKNOWN
+
+    def _attestation(self, position: int) -> str:
+        body = self.root_records[position].body
+        event = body.event
+        if isinstance(event, Mined):
+            return f"{body.actor} (mined at {event.mine}, {event.country}, record {position})"
+        if isinstance(event, Grown):
+            return f"{body.actor} (grown at {event.facility}, {event.country}, record {position})"
+        return f"{body.actor} (registered with no history, record {position})"
+
+
+def _countries(origin: Mapping[str, int]) -> str:
+    return "{" + ", ".join(sorted(origin)) + "}"
+
+
+def _some(names: list[str]) -> str:
+    shown = ", ".join(names[:_SHOWN])
+    return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
