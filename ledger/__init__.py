@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .hashing import Digest
     from .history import HistoryRow, format_ct, item_history, origin_summary
     from .keys import NoteVerifierKey, PrivateKey, PublicKey, note_verifier_key
+    from .policy import Policy, PolicyError, check_policy
     from .record import Body, Output, Record, Signature
     from .registry import AUTHORITY
     from .trust import Trust
@@ -44,6 +45,8 @@ _EXPORTS = {
     "Mined": "events",
     "NoteVerifierKey": "keys",
     "Output": "record",
+    "Policy": "policy",
+    "PolicyError": "policy",
     "PrivateKey": "keys",
     "PublicKey": "keys",
     "Record": "record",
@@ -53,6 +56,7 @@ _EXPORTS = {
     "Transferred": "events",
     "Trust": "trust",
     "build_demo": "demo",
+    "check_policy": "policy",
     "check_ledger": "audit",
     "checkpoint_file": "_ledger",
     "format_ct": "history",
@@ -81,6 +85,8 @@ __all__ = [
     "Mined",
     "NoteVerifierKey",
     "Output",
+    "Policy",
+    "PolicyError",
     "PrivateKey",
     "PublicKey",
     "Record",
@@ -91,6 +97,7 @@ __all__ = [
     "Trust",
     "build_demo",
     "check_ledger",
+    "check_policy",
     "checkpoint_file",
     "format_ct",
     "item_history",

@@ -230,11 +230,12 @@ def scenario_substitution(b: Builder, karowe: Mine) -> None:
 
 
 def scenario_recovered(b: Builder) -> None:
-    """Scenario 5: a stone recovered from old jewellery, with no history: registered with an unknown origin."""
+    """Scenario 5: a stone recovered from old jewellery, with no history, is registered with an unknown origin
+    and shipped to India: an import that the known-origin policy (R4) flags."""
     b.pause(3)
     b.append(Registered(reason="recovered from an estate brooch", nature="natural"), "trader-antwerp", "BE",
              outputs=(Output(id="ESTATE-0001", type="stone", mass_mct=1_070),))
-    b.sell("ESTATE-0001", "trader-antwerp", "cutter-surat", "BE")
+    b.ship(["ESTATE-0001"], "trader-antwerp", "BE", "cutter-surat", "IN")
 
 
 def scenario_lesedi(b: Builder) -> None:
