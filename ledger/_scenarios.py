@@ -79,6 +79,7 @@ class Builder:
 
     def enrol(self, party: str, name: str, roles: tuple[str, ...], country: str) -> None:
         event = Enrolled(party=party, name=name + SAMPLE, roles=tuple(sorted(roles)), country=country,
+                         external_ids=(f"SAMPLE-REGISTRY:{country}-{party.upper()}",),
                          key=self.keys[party].public_key.raw, registry_prev=self.ledger.registry_head)
         self.append(event, AUTHORITY, "BE")
 

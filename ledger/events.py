@@ -81,11 +81,11 @@ def _optional(reader: Reader) -> Reader:
     return read
 
 
-def _sorted_set(reader: Reader, max_len: int) -> Reader:
+def _sorted_set(reader: Reader, max_len: int, *, min_len: int = 1) -> Reader:
     def read(value: Value, where: str) -> tuple[Any, ...]:
         items = tuple(reader(v, where) for v in s.read_list(value, where, max_len))
-        if not items or list(items) != sorted(set(items)):
-            raise s.fail(where, "must be a non-empty, sorted list without repeats")
+        if len(items) < min_len or list(items) != sorted(set(items)):
+            raise s.fail(where, f"must be a sorted list without repeats, at least {min_len} long")
         return items
     return read
 
@@ -173,6 +173,9 @@ class Event:
 class Enrolled(Event):
     """The authority enrolls ``party`` with ``roles``, ``country`` and its first Ed25519 ``key`` (32 raw bytes).
 
+    ``external_ids``: the party's identifiers elsewhere, as ``scheme:value`` text (e.g. ``LEI:…``,
+    ``KP-LICENCE:BW-0042``), sorted, possibly empty.
+
     ``registry_prev``: record hash of the previous registry record (None for the first), forming the registry's
     own hash chain (DESIGN.md §3). The key's point validity is judged at registry replay.
     """
@@ -182,6 +185,7 @@ class Enrolled(Event):
     name: str = _f(TEXT)
     roles: tuple[str, ...] = _f(_sorted_set(_enum(ROLES), 16))
     country: str = _f(COUNTRY)
+    external_ids: tuple[str, ...] = _f(_sorted_set(TEXT, 16, min_len=0))
     key: bytes = _f(_key)
     registry_prev: Digest | None = _f(_optional(DIGEST))
 

@@ -52,7 +52,7 @@ class Trade(World):
         self.keys.update({name: key(name) for name in EXTRA})
         self.enrol_all()
         for party, (roles, country) in EXTRA.items():
-            event = Enrolled(party=party, name=party, roles=roles, country=country,
+            event = Enrolled(external_ids=(), party=party, name=party, roles=roles, country=country,
                              key=self.keys[party].public_key.raw, registry_prev=self.state.registry.head)
             assert self.add(self.make(event, AUTHORITY)) == []
 
@@ -492,6 +492,6 @@ def test_a_foreign_kp_authority_cannot_cosign(t: Trade) -> None:
     event = Exported(kp_certificate="BW-003", to_country="BE", consignee="trader-e", certificate_mct=10_000,
                      issued_ms=T0, expires_ms=T0 + 1, declared=(("S1", 2_000),), kp_authority="kp-be")
     t.keys["kp-be"] = key("kp-be")
-    t.ok(t.make(Enrolled(party="kp-be", name="kp-be", roles=("kp_authority",), country="BE",
+    t.ok(t.make(Enrolled(external_ids=(), party="kp-be", name="kp-be", roles=("kp_authority",), country="BE",
                          key=t.keys["kp-be"].public_key.raw, registry_prev=t.state.registry.head), AUTHORITY))
     assert "role.wrong_country" in codes(t.add(t.make(event, "trader-b", inputs=["S1"], place="BW")))

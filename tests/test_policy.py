@@ -54,7 +54,7 @@ def w() -> World:
     world.enrol_all()
     for party, roles in EXTRA.items():
         world.keys[party] = key(party)
-        ok(world, world.make(Enrolled(party=party, name=party, roles=roles, country=COUNTRY[party],
+        ok(world, world.make(Enrolled(external_ids=(), party=party, name=party, roles=roles, country=COUNTRY[party],
                                       key=world.keys[party].public_key.raw,
                                       registry_prev=world.state.registry.head), AUTHORITY))
     return world
@@ -174,7 +174,7 @@ def test_import_threshold_applies_to_natural_goods_imported_at_or_above_it(w: Wo
 
 def test_import_threshold_skips_lab_grown_goods(w: World) -> None:
     w.keys["grower-ru"] = key("grower-ru")
-    ok(w, w.make(Enrolled(party="grower-ru", name="g", roles=("producer",), country="RU",
+    ok(w, w.make(Enrolled(external_ids=(), party="grower-ru", name="g", roles=("producer",), country="RU",
                           key=w.keys["grower-ru"].public_key.raw, registry_prev=w.state.registry.head), AUTHORITY))
     ok(w, w.make(Grown(facility="reactor", country="RU", method="CVD"), "grower-ru", place="RU",
                  outputs=[Output(id="CVD-1", type="stone", mass_mct=900)]))

@@ -70,7 +70,7 @@ class World:
     def enrol(self, party: str, roles: Sequence[str], *, key_raw: bytes | None = None,
               signer: PrivateKey | None = None, prev: Digest | str | None = "head") -> Record:
         """An enrolment record (not applied)."""
-        event = Enrolled(party=party, name=f"{party} (test)", roles=tuple(sorted(roles)), country="BW",
+        event = Enrolled(external_ids=(), party=party, name=f"{party} (test)", roles=tuple(sorted(roles)), country="BW",
                          key=key_raw or self.keys[party].public_key.raw,
                          registry_prev=self.state.registry.head if prev == "head" else prev)  # type: ignore[arg-type]
         return self.make(event, AUTHORITY, keys={AUTHORITY: signer} if signer else None)

@@ -112,8 +112,8 @@ class _Chain:
         return record
 
     def enrol(self, party: str, name: str, roles: tuple[str, ...], country: str, time_ms: int) -> Record:
-        event = Enrolled(party=party, name=name, roles=roles, country=country, key=key(party).public_key.raw,
-                         registry_prev=self.registry_head)
+        event = Enrolled(external_ids=(), party=party, name=name, roles=roles, country=country,
+                         key=key(party).public_key.raw, registry_prev=self.registry_head)
         return self.add(f"the authority enrols {party} ({', '.join(roles)}, {country})", event, AUTHORITY, "BE",
                         time_ms)
 
