@@ -82,10 +82,14 @@ class CustodyState:
     Args:
         origin: the ledger's origin line (every record must name it: no replay across ledgers).
         authority_keys: trusted accreditation-authority public keys (raw 32 bytes).
+        partial: replay a subset of the log (a proof bundle: one item's ancestry plus the whole registry). Inputs
+            and statement subjects outside the subset are then not findings; the caller checks that the subset
+            holds every record of the items it vouches for.
     """
 
-    def __init__(self, origin: str, authority_keys: Iterable[bytes]) -> None:
+    def __init__(self, origin: str, authority_keys: Iterable[bytes], *, partial: bool = False) -> None:
         self.origin = origin
+        self.partial = partial
         self.registry = Registry(authority_keys)
         self.items: dict[str, Item] = {}
         self.reports: dict[str, str] = {}  # grading report number -> stone id
@@ -93,6 +97,16 @@ class CustodyState:
         self.folded_ids: set[str] = set()  # case-folded item ids: R-1 and r-1 cannot both exist
         self.signers: dict[Digest, frozenset[str]] = {}  # record hash -> parties who signed it
         self.size = 0
+
+    def skip_to(self, position: int) -> None:
+        """Continue at log ``position`` (records before it are not replayed: damaged, or outside a bundle).
+
+        Raises:
+            ValueError: ``position`` is before the next position (records are replayed in log order).
+        """
+        if position < self.size:
+            raise ValueError(f"position {position} is before the next position {self.size}")
+        self.size = position
 
     def check(self, record: Record) -> list[Finding]:
         """Every finding ``record`` gets as the next record of the log, without applying it (for writers)."""
@@ -200,7 +214,8 @@ class CustodyState:
     def _check_input(self, record: Record, rule: Rule, item_id: str, prev: Digest, position: int) -> list[Finding]:
         item = self.items.get(item_id)
         if item is None:
-            return [_f("custody.unknown_item", position, item_id, "no such item in this ledger")]
+            missing = _f("custody.unknown_item", position, item_id, "no such item in this ledger")
+            return [] if self.partial else [missing]
         found = []
         if prev != item.head:
             code, why = (("chain.fork", "a later record already follows this predecessor") if prev in item.hashes
