@@ -121,7 +121,7 @@ def _check_inscribed(state: CustodyState, record: Record, position: int) -> list
 
 def _check_unique(state: CustodyState, index: dict[str, str], key: str, item: Item, code: str,
                   position: int) -> list[Finding]:
-    holder = index.get(key)
+    holder = index.get(key.casefold())
     if holder is not None and holder != item.id and state.items[holder].live:
         return [_f(code, position, item.id, f"{key} already belongs to live stone {holder}")]
     return []

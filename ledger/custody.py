@@ -152,10 +152,12 @@ class CustodyState:
         found += self._check_signers(record, rule, position)
         for item_id, prev in record.body.inputs:
             found += self._check_input(record, rule, item_id, prev, position)
+        seen = set(self.folded_ids)
         for out in record.body.outputs:
-            if out.id.casefold() in self.folded_ids:
+            if out.id.casefold() in seen:
                 found.append(_f("item.duplicate_id", position, out.id,
                                 "an item with this id (ignoring case) already exists"))
+            seen.add(out.id.casefold())
         return found + self._check_event(record, position)
 
     def _check_shape(self, record: Record, rule: Rule, position: int) -> list[Finding]:
@@ -300,13 +302,14 @@ class CustodyState:
                     stone.state, stone.article = "locked", out.id
 
     def assign_identity(self, index: dict[str, str], item: Item, old: str | None, new: str) -> None:
-        """Point ``new`` (a report number or inscription) at ``item`` unless another live stone holds it, and free
-        the item's ``old`` one."""
-        if old is not None and old != new and index.get(old) == item.id:
-            del index[old]
-        holder = index.get(new)
+        """Point ``new`` (a report number or inscription, compared ignoring case) at ``item`` unless another live
+        stone holds it, and free the item's ``old`` one."""
+        old_key, key = (old.casefold() if old else None), new.casefold()
+        if old_key is not None and old_key != key and index.get(old_key) == item.id:
+            del index[old_key]
+        holder = index.get(key)
         if holder is None or holder == item.id or not self.items[holder].live:
-            index[new] = item.id
+            index[key] = item.id
 
 
 def _advance(item: Item, record: Record, position: int) -> None:

@@ -24,7 +24,7 @@ __all__ = [
 
 DIGEST_SIZE = 32
 
-#: Context of the hash of a record body (docs/format.md, "Record hash inputs").
+#: Context of the hash of a record body (docs/format.md §3, "Hashes and domain separation").
 TAG_RECORD_BODY = b"stonetrail/v1/record-body\n"
 #: Context of the message an Ed25519 record signature signs: TAG_RECORD_SIG || body hash (32 bytes).
 TAG_RECORD_SIG = b"stonetrail/v1/record-signature\n"

@@ -495,3 +495,21 @@ def test_a_foreign_kp_authority_cannot_cosign(t: Trade) -> None:
     t.ok(t.make(Enrolled(external_ids=(), party="kp-be", name="kp-be", roles=("kp_authority",), country="BE",
                          key=t.keys["kp-be"].public_key.raw, registry_prev=t.state.registry.head), AUTHORITY))
     assert "role.wrong_country" in codes(t.add(t.make(event, "trader-b", inputs=["S1"], place="BW")))
+
+
+def test_two_outputs_differing_only_in_case(t: Trade) -> None:
+    t.stone(holder="cutter-c")
+    r = t.make(Split(loss_mct=0), "cutter-c", inputs=["S1"], consumes=["S1"],
+               outputs=[Output(id="S1-A", type="stone", mass_mct=1_000),
+                        Output(id="s1-a", type="stone", mass_mct=1_000)])
+    assert codes(t.add(r)) == ["item.duplicate_id"]
+
+
+def test_report_numbers_are_one_identity_ignoring_case(t: Trade) -> None:
+    t.stone("S1")
+    t.stone("S2")
+    t.ok(t.make(Graded(lab="lab-d", report="GIA-7", mass_mct=2_000, colour="G", clarity="VS1", nature="natural"),
+                "trader-b", inputs=["S1"]))
+    again = t.make(Graded(lab="lab-d", report="gia-7", mass_mct=2_000, colour="G", clarity="VS1", nature="natural"),
+                   "trader-b", inputs=["S2"])
+    assert codes(t.add(again)) == ["identity.duplicate_report"]
