@@ -8,20 +8,21 @@ every fault of an existing file use :func:`ledger.audit.check_ledger` instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from .checkpoint import Checkpoint, sign_checkpoint
 from .custody import CustodyState, Item
 from .errors import CorruptStoreError, InputError, RecordFormatError
-from .events import REGISTRY_KINDS
+from .events import REGISTRY_KINDS, Event
 from .findings import raise_first
 from .hashing import Digest
 from .keys import PrivateKey
 from .merkle import MerkleTree, leaf_hash
-from .record import Record
+from .record import Body, Output, Record
 from .registry import format_registry_extension
+from .rules import RULES
 from .store import FileStore, scan
 
 __all__ = ["Ledger", "checkpoint_file"]
@@ -129,6 +130,35 @@ class Ledger:
         for record in records:
             self._add(record)
         return first
+
+    def record_event(self, event: Event, *, actor: str, place: str, time_ms: int,
+                     signers: Mapping[str, PrivateKey], inputs: Sequence[str] = (),
+                     outputs: Sequence[Output] = ()) -> Record:
+        """Build, sign and append the record of ``event``: the convenient way to write a ledger.
+
+        ``actor``: the party performing the event (the holder, for custody kinds; ``authority`` for registry
+        kinds). ``place``: ISO 3166-1 alpha-2 country where it happened. ``time_ms``: ms since the Unix epoch,
+        UTC. ``signers``: party id -> private key, for the actor and any co-signer the kind needs (docs/format.md
+        §5.2). ``inputs``: ids of existing items acted on (their latest record hashes are filled in).
+        ``outputs``: new items. What is consumed follows from the kind (split, merge: every input; unset: the
+        article). Returns the appended record.
+
+        Raises:
+            RuleError: the record would break a rule (nothing is written). KeyError: an unknown input id.
+            RecordFormatError: malformed values. StorageError: the write failed.
+        """
+        rule = RULES.get(event.KIND)
+        ids = sorted(inputs)
+        consumes: tuple[str, ...] = ()
+        if rule is not None and rule.consumes == "all":
+            consumes = tuple(ids)
+        elif rule is not None and rule.consumes == "article":
+            consumes = tuple(i for i in ids if self.item(i).type == "article")
+        body = Body(origin=self.origin, kind=event.KIND, time_ms=time_ms, place=place, actor=actor, event=event,
+                    inputs=self.inputs(*ids), consumes=consumes, outputs=tuple(sorted(outputs, key=lambda o: o.id)))
+        record = Record.create(body, sorted(signers.items()))
+        self.append(record)
+        return record
 
     def checkpoint(self, key: PrivateKey, name: str | None = None) -> str:
         """A C2SP signed checkpoint of the current tree, signed by the operator ``key`` under ``name``
