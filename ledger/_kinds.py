@@ -74,7 +74,8 @@ def _check_split(state: CustodyState, record: Record, position: int) -> list[Fin
     inputs = _inputs(state, record)
     if len(inputs) != len(record.body.inputs):
         return []
-    found = []
+    found = [_f("record.shape", position, i.id, f"an article is unset, not {record.body.kind}")
+             for i in inputs if i.type == "article"]
     have = sum(i.mass_mct for i in inputs)
     total = sum(o.mass_mct for o in record.body.outputs) + event.loss_mct
     if total > have:
@@ -122,8 +123,9 @@ def _check_inscribed(state: CustodyState, record: Record, position: int) -> list
 def _check_unique(state: CustodyState, index: dict[str, str], key: str, item: Item, code: str,
                   position: int) -> list[Finding]:
     holder = index.get(key.casefold())
-    if holder is not None and holder != item.id and state.items[holder].live:
-        return [_f(code, position, item.id, f"{key} already belongs to live stone {holder}")]
+    if holder is not None and holder != item.id and state.items[holder].state != "consumed":
+        return [_f(code, position, item.id, f"{key} already belongs to stone {holder} "
+                                            f"({state.items[holder].state.replace('_', ' ')})")]
     return []
 
 
@@ -173,6 +175,8 @@ def _check_verified(state: CustodyState, record: Record, position: int) -> list[
     event = record.body.event
     assert isinstance(event, Verified)
     found = []
+    if UNKNOWN in event.countries:
+        found.append(_f("origin.verification_mismatch", position, None, "a node cannot verify an unknown origin"))
     for item in _inputs(state, record):
         if set(event.countries) != set(item.origin):
             found.append(_f("origin.verification_mismatch", position, item.id,
@@ -199,6 +203,8 @@ def _check_unset(state: CustodyState, record: Record, position: int) -> list[Fin
         return [_f("record.shape", position, None, f"unset takes one article, got {len(articles)}")]
     inside = {s.id for s in state.items.values() if s.article == articles[0].id and s.state == "locked"}
     named = {i for i, _ in record.body.inputs} - {articles[0].id}
+    if state.partial:  # a proof bundle holds only its own stones of the article: judge those
+        named &= state.items.keys()
     if inside != named:
         return [_f("record.shape", position, articles[0].id,
                    f"unset must release exactly the article's stones {sorted(inside)}")]
@@ -265,7 +271,7 @@ def _exported(state: CustodyState, record: Record, items: list[Item]) -> None:
 
 def _imported(state: CustodyState, record: Record, items: list[Item]) -> None:
     for item in items:
-        item.state, item.transit = "live", None
+        item.state, item.transit, item.country = "live", None, record.body.place
         item.holder = item.owner = record.body.actor
         _carry_stones(state, item)
 
@@ -303,9 +309,9 @@ def _retired(state: CustodyState, record: Record, items: list[Item]) -> None:
 
 
 def _carry_stones(state: CustodyState, article: Item) -> None:
-    """Stones set in an article follow its holder and owner."""
+    """Stones set in an article follow its holder, owner and country."""
     for stone in _stones_in(state, article):
-        stone.holder, stone.owner = article.holder, article.owner
+        stone.holder, stone.owner, stone.country = article.holder, article.owner, article.country
 
 
 def _stones_in(state: CustodyState, article: Item) -> list[Item]:

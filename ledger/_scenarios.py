@@ -119,7 +119,7 @@ class Builder:
         report = f"SAMPLE-{self.rng.randrange(10**9, 10**10)}"
         self.append(Graded(lab=LAB, report=report, mass_mct=weighed, colour=self.rng.choice(COLOURS),
                            clarity=self.rng.choice(CLARITIES), nature=self.ledger.item(stone).nature),
-                    holder, "IN", inputs=(stone,))
+                    holder, self.ledger.item(stone).country, inputs=(stone,))
         return report
 
 

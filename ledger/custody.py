@@ -23,7 +23,7 @@ later record of the item), except a forking record, which changes nothing (docs/
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from ._kinds import CHECKS, EFFECTS, birth
@@ -49,7 +49,9 @@ class Item:
     ``state``: one of :data:`ledger.rules.STATES`. ``holder`` has possession, ``owner`` has title (they differ
     while on memo). ``origin``: {ISO country: millicarats}. ``article``: the article a locked stone is set in.
     ``transit``: while in transit, the export's (kp certificate, consignee, destination, source country).
-    ``graded_mct``: mass at the last grading. ``history``: positions of the item's records.
+    ``graded_mct``: mass at the last grading. ``history``: positions of the item's records. ``country``: where
+    the item is (ISO code): set where it is created or imported; every later record about it must take place
+    there until it is exported and imported elsewhere.
     """
 
     id: str
@@ -61,6 +63,7 @@ class Item:
     origin: dict[str, int]
     head: Digest
     head_time_ms: int
+    country: str = ""
     state: str = "live"
     article: str | None = None
     transit: tuple[str, str, str, str] | None = None
@@ -85,11 +88,15 @@ class CustodyState:
         partial: replay a subset of the log (a proof bundle: one item's ancestry plus the whole registry). Inputs
             and statement subjects outside the subset are then not findings; the caller checks that the subset
             holds every record of the items it vouches for.
+        track: with ``partial``, the only items to create (the ones the subset holds every record of); other
+            outputs, e.g. the siblings of a split, are left outside the replay like any unknown item.
     """
 
-    def __init__(self, origin: str, authority_keys: Iterable[bytes], *, partial: bool = False) -> None:
+    def __init__(self, origin: str, authority_keys: Iterable[bytes], *, partial: bool = False,
+                 track: Collection[str] | None = None) -> None:
         self.origin = origin
         self.partial = partial
+        self.track = None if track is None else frozenset(track)
         self.registry = Registry(authority_keys)
         self.items: dict[str, Item] = {}
         self.reports: dict[str, str] = {}  # grading report number -> stone id
@@ -227,6 +234,9 @@ class CustodyState:
         if state:
             found.append(_f(state[0], position, item_id, state[1]))
         found += self._check_actor(record, rule, item, position)
+        if item.country != record.body.place and not isinstance(record.body.event, Imported):
+            found.append(_f("custody.wrong_place", position, item_id, f"{item_id} is in {item.country}; a "
+                            f"record in {record.body.place} needs an export and an import first"))
         if record.body.time_ms < item.head_time_ms:
             found.append(_f("chain.time_backwards", position, item_id, "record is older than the item's last record"))
         return found
@@ -253,9 +263,12 @@ class CustodyState:
                 return [_f("custody.not_consignee", position, item.id,
                            f"{body.actor} imports goods consigned to {item.transit[1]}")]
             return []
-        seizure = isinstance(event, Retired) and event.reason == "seized"
-        if seizure and self.registry.has_role(body.actor, "customs"):
-            return []
+        if isinstance(event, Retired) and event.reason == "seized" and self.registry.has_role(body.actor, "customs"):
+            actor_country = self.registry.parties[body.actor].country
+            if actor_country == body.place:
+                return []
+            return [_f("role.wrong_country", position, body.actor,
+                       f"customs of {actor_country} cannot seize goods in {body.place}")]
         holder = item.holder if item.state != "locked" or item.article is None else self.items[item.article].holder
         if rule.holder_acts and holder != body.actor:
             return [_f("custody.not_holder", position, item.id, f"{body.actor} acts on an item held by {holder}")]
@@ -290,11 +303,12 @@ class CustodyState:
         masses = [o.mass_mct for o in body.outputs]
         nature, origins = birth(event, parents, masses)
         for out, origin in zip(body.outputs, origins, strict=True):
-            if out.id.casefold() in self.folded_ids:
+            if out.id.casefold() in self.folded_ids or (self.track is not None and out.id not in self.track):
                 continue
             self.folded_ids.add(out.id.casefold())
             item = Item(id=out.id, type=out.type, mass_mct=out.mass_mct, holder=body.actor, owner=body.actor,
-                        nature=nature, origin=origin, head=record.record_hash, head_time_ms=body.time_ms)
+                        nature=nature, origin=origin, head=record.record_hash, head_time_ms=body.time_ms,
+                        country=body.place)
             _advance(item, record, position)
             self.items[out.id] = item
             if isinstance(event, Set):
@@ -302,13 +316,14 @@ class CustodyState:
                     stone.state, stone.article = "locked", out.id
 
     def assign_identity(self, index: dict[str, str], item: Item, old: str | None, new: str) -> None:
-        """Point ``new`` (a report number or inscription, compared ignoring case) at ``item`` unless another live
-        stone holds it, and free the item's ``old`` one."""
+        """Point ``new`` (a report number or inscription, compared ignoring case) at ``item`` unless another stone
+        holds it that was not consumed (a retired — e.g. stolen — stone keeps its identity), and free the item's
+        ``old`` one."""
         old_key, key = (old.casefold() if old else None), new.casefold()
         if old_key is not None and old_key != key and index.get(old_key) == item.id:
             del index[old_key]
         holder = index.get(key)
-        if holder is None or holder == item.id or not self.items[holder].live:
+        if holder is None or holder == item.id or self.items[holder].state == "consumed":
             index[key] = item.id
 
 

@@ -234,9 +234,13 @@ def test_verification_by_a_non_node(t: Trade) -> None:
 
 
 def _mined(t: Trade, producer: str, country: str, item: str, mass: int) -> None:
+    """A lot mined in ``country`` and shipped to trader-b in Dubai (AE), where goods of any origin meet."""
     t.ok(t.make(Mined(mine="a mine", country=country), producer, place=country,
                 outputs=[Output(id=item, type="lot", mass_mct=mass)]))
-    t.ok(t.make(Transferred(to="trader-b", mode="title"), producer, inputs=[item]))
+    kp = "kp-bw" if country == "BW" else None
+    t.ok(t.export([item], actor=producer, cert=f"{country}-{item}", place=country, consignee="trader-b", kp=kp,
+                  to="AE"))
+    t.ok(t.import_([item], actor="trader-b", cert=f"{country}-{item}", source=country, customs=None, place="AE"))
 
 
 def test_merge_sums_origins_and_splits_carry_the_taint(t: Trade) -> None:
@@ -263,7 +267,8 @@ def test_merging_lab_grown_into_natural_goods(t: Trade) -> None:
     _mined(t, "producer-ao", "AO", "L1", 1_000)
     t.ok(t.make(Grown(facility="x", country="IN", method="CVD"), "grower-g", place="IN",
                 outputs=[Output(id="G", type="lot", mass_mct=1_000)]))
-    t.ok(t.make(Transferred(to="trader-b", mode="title"), "grower-g", inputs=["G"]))
+    t.ok(t.export(["G"], actor="grower-g", cert="IN-G", place="IN", consignee="trader-b", kp=None, to="AE"))
+    t.ok(t.import_(["G"], actor="trader-b", cert="IN-G", source="IN", customs=None, place="AE"))
     r = t.make(Merged(loss_mct=0), "trader-b", inputs=["G", "L1"], consumes=["G", "L1"],
                outputs=[Output(id="M", type="lot", mass_mct=2_000)])
     assert codes(t.add(r)) == ["nature.mismatch"]
@@ -363,7 +368,45 @@ def test_a_stolen_ring_takes_its_stones_with_it(t: Trade) -> None:
 
 def test_customs_may_seize_what_it_does_not_hold(t: Trade) -> None:
     t.stone()
+    t.ok(t.export(["S1"]))
+    t.ok(t.import_(["S1"]))
     t.ok(t.make(Retired(reason="seized"), "customs-be", inputs=["S1"]))
+
+
+def test_customs_seizes_only_in_its_own_country(t: Trade) -> None:
+    t.stone()  # the stone is in BW; Belgian customs has no power there
+    assert codes(t.add(t.make(Retired(reason="seized"), "customs-be", inputs=["S1"]))) == ["role.wrong_country"]
+
+
+def test_goods_cannot_cross_a_border_without_export_and_import(t: Trade) -> None:
+    t.stone()  # in BW
+    r = t.make(Transferred(to="trader-e", mode="title"), "trader-b", inputs=["S1"], place="BE")
+    assert codes(t.add(r)) == ["custody.wrong_place"]
+
+
+def test_a_retired_stone_keeps_its_report_number(t: Trade) -> None:
+    t.stone("S1")
+    t.stone("S2")
+    t.ok(t.make(Graded(lab="lab-d", report="GIA-9", mass_mct=2_000, colour="G", clarity="VS1", nature="natural"),
+                "trader-b", inputs=["S1"]))
+    t.ok(t.make(Retired(reason="stolen"), "trader-b", inputs=["S1"]))
+    again = t.make(Graded(lab="lab-d", report="GIA-9", mass_mct=2_000, colour="G", clarity="VS1", nature="natural"),
+                   "trader-b", inputs=["S2"])
+    assert codes(t.add(again)) == ["identity.duplicate_report"]  # fraud 7: a stolen stone's papers reused
+
+
+def test_an_article_cannot_be_split(t: Trade) -> None:
+    _ring(t)
+    r = t.make(Split(loss_mct=0), "jeweller-j", inputs=["RING"], consumes=["RING"],
+               outputs=[Output(id="BIG", type="stone", mass_mct=1_300)])
+    assert "record.shape" in codes(t.add(r))
+
+
+def test_a_node_cannot_verify_an_unknown_origin(t: Trade) -> None:
+    t.ok(t.make(Registered(reason="found", nature="natural"), "trader-b",
+                outputs=[Output(id="OLD3", type="stone", mass_mct=900)]))
+    r = t.make(Verified(node="node-be", countries=("XX",)), "trader-b", inputs=["OLD3"])
+    assert codes(t.add(r)) == ["origin.verification_mismatch"]
 
 
 def test_only_customs_seizes(t: Trade) -> None:

@@ -90,10 +90,10 @@ def ship(w: World, items: Sequence[str], holder: str, source: str, consignee: st
 
 def grade(w: World, stone: str, holder: str, mass: int, report: str, nature: str = "natural") -> None:
     ok(w, w.make(Graded(lab="lab-d", report=report, mass_mct=mass, colour="G", clarity="VS1", nature=nature),
-                 holder, inputs=[stone], place="IN"))
+                 holder, inputs=[stone]))
 
 
-def split(w: World, item: str, holder: str, outputs: dict[str, int], place: str = "IN") -> None:
+def split(w: World, item: str, holder: str, outputs: dict[str, int], place: str | None = None) -> None:
     loss = w.state.items[item].mass_mct - sum(outputs.values())
     ok(w, w.make(Split(loss_mct=loss), holder, inputs=[item], consumes=[item], place=place,
                  outputs=[Output(id=i, type="stone", mass_mct=m) for i, m in outputs.items()]))
@@ -150,8 +150,8 @@ def test_laundering_passes_a_policy_that_denies_other_countries(w: World) -> Non
 
 def test_custody_routed_through_a_denied_country(w: World) -> None:
     mine(w, "S1", 2_000)
-    ok(w, w.make(Transferred(to="trader-b", mode="title"), "producer-a", inputs=["S1"], place="RU"))
-    ok(w, w.make(Transferred(to="cutter-c", mode="title"), "trader-b", inputs=["S1"], place="BW"))
+    ship(w, ["S1"], "producer-a", "BW", "trader-b", "RU")
+    ship(w, ["S1"], "trader-b", "RU", "cutter-c", "BW")
     split(w, "S1", "cutter-c", {"S1-A": 700, "S1-B": 300})
     mine(w, "CLEAN", 1_000)
     found = check(w, deny_origin=frozenset({"RU"}))
@@ -319,7 +319,7 @@ def test_kp_findings_need_the_kp_rules(w: World) -> None:
 
 def graded_stone(w: World) -> None:
     mine(w, "S1", 2_000)
-    ok(w, w.make(Transferred(to="cutter-c", mode="title"), "producer-a", inputs=["S1"], place="BW"))
+    ship(w, ["S1"], "producer-a", "BW", "cutter-c", "IN")
     split(w, "S1", "cutter-c", {"S1-A": 1_515, "S1-B": 300})
     grade(w, "S1-A", "cutter-c", 1_512, "R-1")
 
@@ -346,7 +346,7 @@ def test_a_substitute_carrying_the_inscription_is_compared_with_the_original(w: 
     ok(w, w.make(Grown(facility="reactor", country="IN", method="CVD"), "grower-h", place="IN",
                  outputs=[Output(id="CVD-1", type="stone", mass_mct=1_520)]))
     ok(w, w.make(Inscribed(lab="lab-d", inscription="R-1-COPY"), "grower-h", inputs=["CVD-1"], place="IN"))
-    ok(w, w.make(Retired(reason="lost"), "cutter-c", inputs=["S1-A"], place="IN"))
+    split(w, "S1-A", "cutter-c", {"S1-A2": 1_400})  # recut: the old stone is consumed, its marks are free
     ok(w, w.make(Inscribed(lab="lab-d", inscription="R-1"), "grower-h", inputs=["CVD-1"], place="IN"))
     grade(w, "CVD-1", "grower-h", 1_509, "R-3", nature="lab_grown")
     found = check(w, regrade_tolerance_mct=5)
@@ -357,7 +357,7 @@ def test_a_substitute_carrying_the_inscription_is_compared_with_the_original(w: 
 def test_a_second_stone_under_the_same_report_number(w: World) -> None:
     graded_stone(w)
     grade(w, "S1-B", "cutter-c", 290, "R-4")
-    ok(w, w.make(Retired(reason="destroyed"), "cutter-c", inputs=["S1-A"], place="IN"))
+    split(w, "S1-A", "cutter-c", {"S1-A2": 1_400})  # recut: S1-A is consumed and its report number free
     grade(w, "S1-B", "cutter-c", 290, "R-1")  # S1-B now claims the report of S1-A (1.512 ct)
     found = check(w, regrade_tolerance_mct=5)
     assert codes(found) == ["policy.regrade_mismatch"] and "stone S1-A" in found[0].reason
@@ -367,7 +367,7 @@ def test_import_declared_below_the_graded_mass(w: World) -> None:
     mine(w, "S1", 600)
     ok(w, w.make(Transferred(to="trader-b", mode="title"), "producer-a", inputs=["S1"], place="BW"))
     grade(w, "S1", "trader-b", 500, "R-1")
-    ship(w, ["S1"], "trader-b", "IN", "trader-e", "BE", declared={"S1": 490})  # 0.49 ct declared, 0.50 graded
+    ship(w, ["S1"], "trader-b", "BW", "trader-e", "BE", declared={"S1": 490})  # 0.49 ct declared, 0.50 graded
     found = check(w, import_weight_tolerance_mct=5)
     assert codes(found) == ["policy.import_underdeclared"] and found[0].item == "S1"
     assert found[0].position == len(w.records) - 1 and "graded at record" in found[0].reason

@@ -44,7 +44,7 @@ class World:
 
     def make(self, event: Event, actor: str, *, signers: Sequence[str] | None = None,
              inputs: Sequence[str] = (), consumes: Sequence[str] = (), outputs: Sequence[Output] = (),
-             prev: dict[str, Digest] | None = None, time_ms: int | None = None, place: str = "BE",
+             prev: dict[str, Digest] | None = None, time_ms: int | None = None, place: str | None = None,
              origin: str | None = None, keys: dict[str, PrivateKey] | None = None) -> Record:
         """A record of ``event`` by ``actor``; ``signers`` defaults to the actor plus any cosigner."""
         if signers is None:  # the actor and the co-signer the transition table names, if any
@@ -54,6 +54,9 @@ class World:
         if time_ms is None:
             self.time_ms += 60_000
             time_ms = self.time_ms
+        if place is None:  # where the goods are, by default (records take place where their items are)
+            known = [self.state.items[i].country for i in inputs if i in self.state.items]
+            place = known[0] if known else "BE"
         links = dict(prev or {})
         pairs = tuple(sorted((i, links.get(i) or self.state.items[i].head) for i in inputs))
         body = Body(origin=origin or self.origin, kind=event.KIND, time_ms=time_ms, place=place, actor=actor,
