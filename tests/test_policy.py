@@ -23,7 +23,6 @@ from ledger.events import (
     Merged,
     Mined,
     Registered,
-    Retired,
     Split,
     Transferred,
     Verified,
