@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import click
 
@@ -31,8 +31,10 @@ from ledger import (
     origin_summary,
     replay_ledger,
 )
+from ledger.consistency import format_consistency_proof
 from ledger.errors import InputError, StoneTrailError, StorageError, TrustFileError, VerificationError
 from ledger.keys import PrivateKey
+from ledger.monitor import consistency_proof_for
 from ledger.policy import Policy, PolicyError, parse_carats, parse_countries
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
@@ -97,7 +99,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-_EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+_EXISTING: click.Path = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 class _Group(click.Group):
@@ -141,8 +143,9 @@ def demo(directory: Path, seed: int) -> None:
     """Build a sample ledger in DIRECTORY from real mines and fictitious parties, then verify it.
 
     DIRECTORY must be new or empty. Writes DIRECTORY/demo.ledger, DIRECTORY/trust.keys (the keys a verifier
-    pins), DIRECTORY/checkpoint.txt (a signed checkpoint of the final tree) and DIRECTORY/keys/*.pem (the sample
-    parties' private keys, mode 0600).
+    pins), DIRECTORY/checkpoint.txt (a signed checkpoint of the final tree), DIRECTORY/keys/*.pem (the sample
+    parties' private keys, mode 0600) and DIRECTORY/proofs/*.stproof (a proof bundle per polished stone, one of
+    them verified offline).
 
     \b
     Example:
@@ -153,9 +156,56 @@ def demo(directory: Path, seed: int) -> None:
     click.echo(f"wrote {summary.ledger_path}, {summary.trust_path}, {summary.checkpoint_path}")
     _print_report(r)
     click.echo(f"items:     {r.items} ({r.stones} stones, {r.items - r.stones} lots), {r.parties} enrolled parties")
+    b = summary.proof_report
+    click.echo(f"proofs:    {summary.proof_count} bundles in {summary.proofs_dir}; {summary.proof_example.name} "
+               f"verified offline: {'valid' if b.ok else 'INVALID'} ({_plural(b.record_count, 'record')}, "
+               f"{b.size_bytes} bytes)")
     click.echo(f"next:      stonetrail show {summary.ledger_path} {summary.polished_example} "
                f"--trust {summary.trust_path}")
-    sys.exit(EXIT_VALID if r.ok else EXIT_INVALID)
+    click.echo(f"           stonetrail proof verify {summary.proof_example} --trust {summary.trust_path}")
+    sys.exit(EXIT_VALID if r.ok and b.ok else EXIT_INVALID)
+
+
+def policy_options(fn: _F) -> _F:
+    """Add the policy flags (--policy FILE, --deny-origin, --kp-rules, ...) to a command; the command receives
+    them as one ``policy`` argument: a :class:`~ledger.policy.Policy`, or None when no rule is switched on.
+
+    Put it below ``@_errors``, so that a malformed flag is reported as a one-line usage error (exit 2)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, policy_file: Path | None, deny_origin: tuple[str, ...],
+                import_threshold_ct: str | None, kp_rules: bool, require_known_origin: bool, require_verified: bool,
+                regrade_tolerance_ct: str | None, import_tolerance_ct: str | None, **kwargs: Any) -> Any:
+        policy = (_load_policy(policy_file) if policy_file else Policy()).extend(
+            deny_origin=frozenset().union(*(_flag(parse_countries, text, "--deny-origin") for text in deny_origin)),
+            import_threshold_mct=_carats(import_threshold_ct, "--import-threshold-ct"),
+            kp_rules=kp_rules, require_known_origin=require_known_origin, require_verified=require_verified,
+            regrade_tolerance_mct=_carats(regrade_tolerance_ct, "--regrade-tolerance-ct"),
+            import_weight_tolerance_mct=_carats(import_tolerance_ct, "--import-tolerance-ct"))
+        return fn(*args, policy=policy if policy.active else None, **kwargs)
+
+    for option in reversed(_POLICY_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+_POLICY_OPTIONS = (
+    click.option("--policy", "policy_file", type=_EXISTING,
+                 help="Policy file (key = value lines, docs/format.md 'Policies'); the flags below add to it."),
+    click.option("--deny-origin", "deny_origin", multiple=True, metavar="CC[,CC]",
+                 help="Refuse goods mined in or routed through this country (ISO code; repeatable)."),
+    click.option("--import-threshold-ct", metavar="CT",
+                 help="Apply --deny-origin only to natural goods imported at this declared mass or more (e.g. 0.5)."),
+    click.option("--kp-rules", is_flag=True,
+                 help="Check Kimberley Process certificates (prefix, dates, reuse, total)."),
+    click.option("--require-known-origin", is_flag=True, help="Refuse imports with an unknown (XX) origin share."),
+    click.option("--require-verified", is_flag=True,
+                 help="Every graded natural stone must descend from a verified record."),
+    click.option("--regrade-tolerance-ct", metavar="CT",
+                 help="Most two gradings of one stone may differ (e.g. 0.005)."),
+    click.option("--import-tolerance-ct", metavar="CT",
+                 help="Most a mass declared at import may fall below the last graded mass (e.g. 0.005)."),
+)
 
 
 @main.command(short_help="Check every record of a ledger.")
@@ -165,24 +215,10 @@ def demo(directory: Path, seed: int) -> None:
 @click.option("--checkpoint", "checkpoint_path", type=_EXISTING,
               help="Also check this signed checkpoint against the file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-@click.option("--policy", "policy_file", type=_EXISTING,
-              help="Policy file (key = value lines, docs/format.md 'Policies'); the flags below add to it.")
-@click.option("--deny-origin", "deny_origin", multiple=True, metavar="CC[,CC]",
-              help="Refuse goods mined in or routed through this country (ISO code; repeatable).")
-@click.option("--import-threshold-ct", metavar="CT",
-              help="Apply --deny-origin only to natural goods imported at this declared mass or more (e.g. 0.5).")
-@click.option("--kp-rules", is_flag=True, help="Check Kimberley Process certificates (prefix, dates, reuse, total).")
-@click.option("--require-known-origin", is_flag=True, help="Refuse imports with an unknown (XX) origin share.")
-@click.option("--require-verified", is_flag=True,
-              help="Every graded natural stone must descend from a verified record.")
-@click.option("--regrade-tolerance-ct", metavar="CT", help="Most two gradings of one stone may differ (e.g. 0.005).")
-@click.option("--import-tolerance-ct", metavar="CT",
-              help="Most a mass declared at import may fall below the last graded mass (e.g. 0.005).")
 @_errors
+@policy_options
 def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as_json: bool,
-           policy_file: Path | None, deny_origin: tuple[str, ...], import_threshold_ct: str | None,
-           kp_rules: bool, require_known_origin: bool, require_verified: bool, regrade_tolerance_ct: str | None,
-           import_tolerance_ct: str | None) -> None:
+           policy: Policy | None) -> None:
     """Replay LEDGER and check every record, trusting only the keys in --trust; optionally apply a trade policy.
 
     Checks framing, record format, signatures, enrolment and roles, hash links, custody and mass balance;
@@ -198,14 +234,7 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as
     """
     trust = _load_trust(trust_file)
     note = _read_text(checkpoint_path, "checkpoint") if checkpoint_path else None
-    policy = _load_policy(policy_file) if policy_file else Policy()
-    policy = policy.extend(
-        deny_origin=frozenset().union(*(_flag(parse_countries, text, "--deny-origin") for text in deny_origin)),
-        import_threshold_mct=_carats(import_threshold_ct, "--import-threshold-ct"),
-        kp_rules=kp_rules, require_known_origin=require_known_origin, require_verified=require_verified,
-        regrade_tolerance_mct=_carats(regrade_tolerance_ct, "--regrade-tolerance-ct"),
-        import_weight_tolerance_mct=_carats(import_tolerance_ct, "--import-tolerance-ct"))
-    report = check_ledger(ledger_file, trust, checkpoint=note, policy=policy if policy.active else None)
+    report = check_ledger(ledger_file, trust, checkpoint=note, policy=policy)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -232,7 +261,18 @@ def _carats(text: str | None, option: str) -> int | None:
     return None if text is None else _flag(parse_carats, text, option)
 
 
-def _print_policy(r: AuditReport) -> None:
+class _PolicyVerdict(Protocol):
+    """A report with a policy verdict: :class:`~ledger.AuditReport` or :class:`~ledger.bundle.BundleReport`."""
+
+    @property
+    def policy(self) -> Policy | None: ...
+    @property
+    def policy_ok(self) -> bool: ...
+    @property
+    def policy_findings(self) -> tuple[Finding, ...]: ...
+
+
+def _print_policy(r: _PolicyVerdict) -> None:
     if r.policy is None:
         return
     click.echo("policy:")
@@ -334,27 +374,42 @@ def _utc(time_ms: int) -> str:
               help="Refuse to sign unless --key is an operator key pinned in this trust file.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the note here (default: stdout).")
+@click.option("--since", "since_file", type=_EXISTING,
+              help="An earlier checkpoint of LEDGER: also write the consistency proof from it (with --proof-out).")
+@click.option("--proof-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the consistency proof from --since to the new checkpoint.")
 @_errors
 def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: Path | None,
-               out: Path | None) -> None:
+               out: Path | None, since_file: Path | None, proof_out: Path | None) -> None:
     """Sign a C2SP checkpoint (origin, tree size, root hash) of LEDGER as it is now.
 
     Verifiers accept it only if it is signed by the operator key pinned in their trust file; pass --trust to
-    have that checked before signing.
+    have that checked before signing. With --since OLD and --proof-out, also write the RFC 9162 consistency
+    proof from OLD to the new checkpoint (checked by 'stonetrail consistency'); nothing is written if LEDGER
+    does not extend OLD.
 
     \b
-    Example:
+    Examples:
       stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --trust out/trust.keys -o cp.txt
+      stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --since cp.txt --proof-out p.txt -o cp2.txt
     """
+    if (since_file is None) != (proof_out is None):
+        raise click.UsageError("--since and --proof-out go together")
     key = keyfile.load_private_key(key_file)
-    if trust_file is not None and not _load_trust(trust_file).is_operator(key.public_key):
+    trust = _load_trust(trust_file) if trust_file is not None else None
+    if trust is not None and not trust.is_operator(key.public_key):
         raise InputError(f"{key_file} is not an operator key pinned in {trust_file}", code="trust.not_operator")
     note = checkpoint_file(ledger_file, key, name)
+    proof = None if since_file is None else consistency_proof_for(
+        ledger_file, _read_text(since_file, "checkpoint"), note, trust=trust)
     if out is None:
         click.echo(note, nl=False)
     else:
         out.write_text(note, encoding="utf-8")
         click.echo(f"wrote {out}")
+    if proof is not None and proof_out is not None:
+        proof_out.write_text(format_consistency_proof(proof), encoding="utf-8")
+        click.echo(f"wrote {proof_out} (consistency proof {proof.old_size} -> {proof.new_size})", err=out is None)
 
 
 @main.command(short_help="Generate an Ed25519 key pair.")
@@ -381,3 +436,12 @@ def keygen(name: str, out: Path) -> None:
 
 
 __all__ = ["main"]
+
+from . import consistency as _consistency  # noqa: E402 - after main's helpers, which it uses
+
+main.add_command(_consistency.CONSISTENCY_COMMAND)
+main.add_command(_consistency.EVIDENCE_GROUP)
+
+from .proof import proof  # noqa: E402 - after main's helpers, which it uses
+
+main.add_command(proof)

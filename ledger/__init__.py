@@ -4,8 +4,8 @@ The public API is re-exported here; module layering (each imports only those abo
 enforced by tests/test_layering.py. Names are imported lazily (PEP 562), so ``import ledger.custody`` or a
 verifier's import path loads only the modules it needs (never the store)::
 
-    errors -> _codec -> keys -> hashing -> merkle -> checkpoint -> record -> registry -> custody -> store
-           -> _ledger -> audit -> history -> demo
+    errors -> _codec -> keys -> hashing -> merkle -> checkpoint -> record -> registry -> custody -> policy
+           -> provenance -> bundle -> store -> _ledger -> audit -> export -> history -> demo
 """
 
 from importlib import import_module
@@ -15,14 +15,17 @@ if TYPE_CHECKING:
     from . import keyfile
     from ._ledger import Ledger, checkpoint_file
     from .audit import AuditReport, Replay, check_ledger, replay_ledger, verify_ledger
+    from .bundle import BundleReport, build_bundle, bundle_to_json, check_bundle, verify_bundle
     from .checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
     from .demo import DemoSummary, build_demo
     from .events import Enrolled, Graded, Mined, Split, Transferred
+    from .export import export_bundle, export_bundles
     from .findings import Finding
     from .hashing import Digest
     from .history import HistoryRow, format_ct, item_history, origin_summary
     from .keys import NoteVerifierKey, PrivateKey, PublicKey, note_verifier_key
     from .policy import Policy, PolicyError, check_policy
+    from .provenance import Provenance
     from .record import Body, Output, Record, Signature
     from .registry import AUTHORITY
     from .trust import Trust
@@ -34,6 +37,7 @@ _EXPORTS = {
     "AUTHORITY": "registry",
     "AuditReport": "audit",
     "Body": "record",
+    "BundleReport": "bundle",
     "Checkpoint": "checkpoint",
     "DemoSummary": "demo",
     "Digest": "hashing",
@@ -48,6 +52,7 @@ _EXPORTS = {
     "Policy": "policy",
     "PolicyError": "policy",
     "PrivateKey": "keys",
+    "Provenance": "provenance",
     "PublicKey": "keys",
     "Record": "record",
     "Replay": "audit",
@@ -55,10 +60,15 @@ _EXPORTS = {
     "Split": "events",
     "Transferred": "events",
     "Trust": "trust",
+    "build_bundle": "bundle",
     "build_demo": "demo",
+    "bundle_to_json": "bundle",
+    "check_bundle": "bundle",
     "check_policy": "policy",
     "check_ledger": "audit",
     "checkpoint_file": "_ledger",
+    "export_bundle": "export",
+    "export_bundles": "export",
     "format_ct": "history",
     "item_history": "history",
     "origin_summary": "history",
@@ -67,6 +77,7 @@ _EXPORTS = {
     "open_checkpoint": "checkpoint",
     "replay_ledger": "audit",
     "sign_checkpoint": "checkpoint",
+    "verify_bundle": "bundle",
     "verify_ledger": "audit",
 }
 
@@ -74,6 +85,7 @@ __all__ = [
     "AUTHORITY",
     "AuditReport",
     "Body",
+    "BundleReport",
     "Checkpoint",
     "DemoSummary",
     "Digest",
@@ -88,6 +100,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PrivateKey",
+    "Provenance",
     "PublicKey",
     "Record",
     "Replay",
@@ -95,10 +108,15 @@ __all__ = [
     "Split",
     "Transferred",
     "Trust",
+    "build_bundle",
     "build_demo",
+    "bundle_to_json",
+    "check_bundle",
     "check_ledger",
     "check_policy",
     "checkpoint_file",
+    "export_bundle",
+    "export_bundles",
     "format_ct",
     "item_history",
     "keyfile",
@@ -107,6 +125,7 @@ __all__ = [
     "origin_summary",
     "replay_ledger",
     "sign_checkpoint",
+    "verify_bundle",
     "verify_ledger",
 ]
 

@@ -44,6 +44,7 @@ __all__ = [
     "open_checkpoint",
     "open_note",
     "parse_checkpoint",
+    "read_unverified_checkpoint",
     "sign_checkpoint",
     "sign_note",
 ]
@@ -250,6 +251,22 @@ def _verifier_map(verifiers: Sequence[NoteVerifierKey]) -> dict[tuple[str, bytes
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
+
+
+def read_unverified_checkpoint(note: str | bytes) -> Checkpoint:
+    """The checkpoint in a signed note, its signatures NOT verified: suspect until :func:`open_checkpoint` says
+    otherwise. For display, and for matching a checkpoint against a file by someone who holds no trusted key.
+
+    The note's layout and signature lines are checked as in :func:`open_note`, the body as in
+    :func:`parse_checkpoint`.
+
+    Raises:
+        NoteFormatError: ``note.malformed`` or a ``checkpoint.*`` code.
+    """
+    text, sig_lines = _split_note(note)
+    for line in sig_lines:
+        _parse_sig_line(line)
+    return parse_checkpoint(text)
 
 
 def sign_checkpoint(cp: Checkpoint, signer_name: str, key: PrivateKey) -> str:

@@ -28,7 +28,9 @@ from ._scenarios import (
     scenario_substitution,
 )
 from .audit import AuditReport, check_ledger
+from .bundle import BundleReport, check_bundle
 from .errors import StorageError
+from .export import export_bundles
 from .keyfile import save_private_key
 from .keys import PrivateKey, note_verifier_key
 from .registry import AUTHORITY
@@ -72,6 +74,10 @@ class DemoSummary:
     polished_example: str
     laundered: tuple[str, ...]
     report: AuditReport
+    proofs_dir: Path
+    proof_count: int
+    proof_example: Path
+    proof_report: BundleReport
 
 
 def _read_csv(name: str) -> list[dict[str, str]]:
@@ -108,9 +114,11 @@ def _key(seed: int, name: str) -> PrivateKey:
 
 
 def build_demo(directory: str | Path, seed: int = 1) -> DemoSummary:
-    """Write the sample ledger, keys, trust file and checkpoint into ``directory``, then audit the ledger.
+    """Write the sample ledger, keys, trust file and checkpoint into ``directory``, then audit the ledger; write
+    a proof bundle for every polished stone of the main story and verify the first offline.
 
-    Writes ``demo.ledger``, ``trust.keys``, ``checkpoint.txt`` and ``keys/<party>.pem`` (mode 0600).
+    Writes ``demo.ledger``, ``trust.keys``, ``checkpoint.txt``, ``keys/<party>.pem`` (mode 0600) and
+    ``proofs/<stone>.stproof``.
 
     Raises:
         StorageError: ``directory`` exists and is not empty (nothing is overwritten), or cannot be written.
@@ -146,6 +154,13 @@ def build_demo(directory: str | Path, seed: int = 1) -> DemoSummary:
     (out / "trust.keys").write_text(trust.format(), encoding="utf-8")
     (out / "checkpoint.txt").write_text(checkpoint, encoding="utf-8")
     report = check_ledger(ledger_path, trust, checkpoint=checkpoint)
+    proofs = out / "proofs"
+    proofs.mkdir()
+    bundles = export_bundles(ledger_path, polished, checkpoint)
+    for item, data in bundles.items():
+        (proofs / f"{item}.stproof").write_bytes(data)
     return DemoSummary(directory=out, ledger_path=ledger_path, trust_path=out / "trust.keys",
                        checkpoint_path=out / "checkpoint.txt", polished_example=polished[0],
-                       laundered=tuple(laundered), report=report)
+                       laundered=tuple(laundered), report=report, proofs_dir=proofs, proof_count=len(bundles),
+                       proof_example=proofs / f"{polished[0]}.stproof",
+                       proof_report=check_bundle(bundles[polished[0]], trust))

@@ -4,6 +4,7 @@
 
     StoneTrailError                    every error this library raises
     ├── InputError                     the caller's bytes or text are malformed (fix the input)
+    │   ├── BundleFormatError          bytes that are not a proof bundle at all (ledger.bundle)
     │   ├── DecodeError                not canonical msgpack, or over a size/depth cap (ledger._codec)
     │   ├── KeyFormatError             a key, key file or verifier-key string is malformed or unsafe (ledger.keys)
     │   ├── NoteFormatError            a signed note or checkpoint body is malformed (ledger.checkpoint)
@@ -28,6 +29,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "BundleFormatError",
     "CorruptStoreError",
     "DecodeError",
     "InputError",
@@ -64,6 +66,12 @@ class InputError(StoneTrailError):
     """The caller supplied malformed input (bytes, text, arguments)."""
 
     default_code = "input.invalid"
+
+
+class BundleFormatError(InputError):
+    """Bytes are not a StoneTrail proof bundle (tag, canonical encoding, layout; docs/format-bundles.md)."""
+
+    default_code = "bundle.malformed"
 
 
 class DecodeError(InputError):

@@ -5,7 +5,8 @@ a :class:`Policy` says whether the goods it records may be accepted under a give
 origin" (EU Reg. 833/2014 Art. 3p). The two never mix: :func:`check_policy` returns its own findings (codes
 ``policy.*``, docs/format.md "Policies"), which an audit keeps apart from the integrity findings.
 
-Everything here is pure: it reads a replayed ledger (:class:`~ledger.audit.Replay`) and returns values.
+Everything here is pure: it reads a replayed ledger (:class:`~ledger.audit.Replay`), or any replayed set of
+records such as a proof bundle's (:func:`check_policy_records`), and returns values.
 Origin claims are attested, never proven: a finding names the producers whose ``mined`` records attest them.
 """
 
@@ -27,7 +28,8 @@ from .record import Record
 if TYPE_CHECKING:
     from .audit import Replay
 
-__all__ = ["CODES", "Policy", "PolicyError", "check_policy", "format_carats", "parse_carats", "parse_countries"]
+__all__ = ["CODES", "Policy", "PolicyError", "check_policy", "check_policy_records", "format_carats", "parse_carats",
+           "parse_countries"]
 
 #: Every code :func:`check_policy` can report.
 CODES = (
@@ -225,14 +227,25 @@ def check_policy(replay: Replay, policy: Policy) -> list[Finding]:
     ``history``), so a forked or unreadable record counts for nothing here either. An item's parents are the
     inputs of the record that created it.
     """
+    records = ((position, record) for position, record in enumerate(replay.records) if record is not None)
+    return check_policy_records(records, replay.state.items, policy, end=len(replay.records))
+
+
+def check_policy_records(records: Iterable[tuple[int, Record]], items: Mapping[str, Item], policy: Policy, *,
+                         end: int) -> list[Finding]:
+    """:func:`check_policy` over any replayed set of records: (position, record) pairs in increasing position
+    and the replayed ``items`` (:attr:`ledger.custody.CustodyState.items`); ``end`` is the log position after
+    the last record. Only the records in some item's ``history`` count, and only for those items: pass a subset
+    of the items (e.g. one stone's provenance in a proof bundle) to judge only them.
+    """
     if not policy.active:
         return []
-    walk = _Walk(replay, policy)
-    for position, record in enumerate(replay.records):
-        if record is not None and position in walk.touched:
+    walk = _Walk(items, policy)
+    for position, record in records:
+        if position in walk.touched:
             walk.record(position, record)
     found = walk.found + walk.finish()
-    found.sort(key=lambda f: f.position if f.position is not None else len(replay.records))
+    found.sort(key=lambda f: f.position if f.position is not None else end)
     return found
 
 
@@ -248,9 +261,9 @@ class _Grading:
 class _Walk:
     """The state of one pass over the records: what each policy rule needs to know at each record."""
 
-    def __init__(self, replay: Replay, policy: Policy) -> None:
+    def __init__(self, items: Mapping[str, Item], policy: Policy) -> None:
         self.policy = policy
-        self.items: Mapping[str, Item] = replay.state.items
+        self.items: Mapping[str, Item] = items
         self.touched: dict[int, list[str]] = {}  # position -> items the replay applied that record to
         for item in self.items.values():
             for position in item.history:

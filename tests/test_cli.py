@@ -294,3 +294,15 @@ def test_other_demo_frauds_are_caught_by_their_policies(demo_dir: Path) -> None:
     findings = json.loads(result.output)["policy_findings"]
     assert {(f["code"], f["item"]) for f in findings} == {("policy.regrade_mismatch", "R-KAROWE-0002-A"),
                                                           ("policy.unknown_origin", "ESTATE-0001")}
+
+
+def test_demo_writes_a_proof_bundle_per_polished_stone(demo_dir: Path) -> None:
+    from ledger.bundle import verify_bundle
+
+    bundles = sorted((demo_dir / "proofs").glob("*.stproof"))
+    assert len(bundles) == 220 and bundles[0].name == "R-00001-A.stproof"
+    trust = Trust.parse((demo_dir / "trust.keys").read_text())
+    provenance = verify_bundle(bundles[0].read_bytes(), trust)
+    assert dict(provenance.origin) == {"BW": provenance.path[-1].mass_mct} and provenance.article == "RING-0001"
+    result = run("proof", "verify", bundles[0], "--trust", demo_dir / "trust.keys", "--deny-origin", "RU")
+    assert result.exit_code == 0 and "attested by producer-jwaneng" in result.output, result.output

@@ -14,11 +14,16 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 
 #: Top to bottom. DESIGN.md §4 plus: findings (report values), keyfile (private-key files; see
 #: docs/adr/0002-key-files-outside-store.md), _schema and events (record layer), trust, origin, rules and
-#: _kinds (the custody layer split by concern), policy (trade rules over a replay), history, demo.
+#: _kinds (the custody layer split by concern), policy (trade rules over a replay), history, demo; consistency
+#: and evidence (pure: consistency proofs, fork evidence) with their builders in monitor (after the store);
+#: _describe (plain-language record lines), provenance (an item's scope and summary, shared by the bundle
+#: verifier and the exporter), _bundle_format and bundle (offline proof bundles, pure: bytes, then verification),
+#: export (bundles from a ledger file).
 ORDER = [
     "errors", "findings", "_codec", "keys", "keyfile", "hashing", "_schema", "merkle", "checkpoint", "trust",
-    "events", "record", "registry", "origin", "rules", "_kinds", "custody", "policy", "store", "_ledger",
-    "audit", "history", "_scenarios", "demo",
+    "events", "record", "_describe", "registry", "consistency", "evidence", "origin", "rules", "_kinds",
+    "custody", "policy", "provenance", "_bundle_format", "bundle", "store", "_ledger", "monitor", "audit",
+    "export", "history", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"keys"}, "click": set()}

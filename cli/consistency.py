@@ -1,0 +1,165 @@
+"""``stonetrail consistency`` and ``stonetrail evidence``: append-only over time (DESIGN.md §1.4).
+
+Registered on the group at the end of :mod:`stonetrail_cli.main`, whose helpers (error map, trust loading)
+these commands use; import :mod:`stonetrail_cli.main` first. No hashing or rules here: each command calls the
+library (:mod:`ledger.consistency`, :mod:`ledger.evidence`, :mod:`ledger.monitor`) and prints the result.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ledger.consistency import ConsistencyError, verify_checkpoint_consistency
+from ledger.errors import InputError, ProofError, VerificationError
+from ledger.evidence import MAX_EVIDENCE_SIZE, verify_evidence
+from ledger.monitor import fork_evidence, split_view_evidence
+from ledger.trust import Trust
+
+from .main import _EXISTING, EXIT_INVALID, EXIT_VALID, _errors, _load_trust, _read_text
+
+_OUT = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command(short_help="Check that a later checkpoint extends an earlier one.")
+@click.argument("old_file", metavar="OLD", type=_EXISTING)
+@click.argument("new_file", metavar="NEW", type=_EXISTING)
+@click.option("--proof", "proof_file", required=True, type=_EXISTING,
+              help="The consistency proof from OLD to NEW (written by 'checkpoint --since OLD --proof-out').")
+@click.option("--trust", "trust_file", required=True, type=_EXISTING,
+              help="Trust file: both checkpoints must be signed by a pinned operator key.")
+@click.option("--evidence-out", type=_OUT, help="If not consistent, write split-view evidence here.")
+@click.option("--old-ledger", type=_EXISTING, help="OLD's ledger file, to find the record that differs.")
+@click.option("--new-ledger", type=_EXISTING, help="NEW's ledger file, to find the record that differs.")
+@_errors
+def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Path, evidence_out: Path | None,
+                old_ledger: Path | None, new_ledger: Path | None) -> None:
+    """Check that checkpoint NEW extends checkpoint OLD: the log only grew (RFC 9162 §2.1.4).
+
+    Tree sizes and roots come from the two signed checkpoints, never from the proof file. A new checkpoint
+    smaller than the old one, or committing to a smaller registry, is a rollback. Exit 0 if consistent, 1 if
+    not (or a checkpoint does not verify), 2 for malformed input, 3 for I/O errors.
+
+    If not consistent, --evidence-out writes split-view evidence (checked by 'stonetrail evidence verify'):
+    for two checkpoints of one size with different roots, from the checkpoints alone; otherwise give the
+    ledger file of each checkpoint (--old-ledger, --new-ledger) to find the first record that differs.
+
+    \b
+    Examples:
+      stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --since old.txt --proof-out p.txt -o new.txt
+      stonetrail consistency old.txt new.txt --proof p.txt --trust out/trust.keys
+      stonetrail consistency old.txt new.txt --proof p.txt --trust out/trust.keys --evidence-out split.ev \\
+          --old-ledger mirror.ledger --new-ledger out/demo.ledger
+    """
+    if (old_ledger or new_ledger) and evidence_out is None:
+        raise click.UsageError("--old-ledger and --new-ledger are for --evidence-out")
+    trust = _load_trust(trust_file)
+    old_note, new_note = _read_text(old_file, "checkpoint"), _read_text(new_file, "checkpoint")
+    try:
+        old, new = verify_checkpoint_consistency(old_note, new_note, _read_text(proof_file, "proof"), trust)
+    except (ConsistencyError, ProofError) as exc:
+        click.echo(f"NOT CONSISTENT: {exc} [{exc.code}]")
+        if evidence_out is not None:
+            _write_split_view(evidence_out, trust, (old_ledger, old_note), (new_ledger, new_note))
+        sys.exit(EXIT_INVALID)
+    click.echo(f"consistent: {new.origin}: the checkpoint of {new.tree_size} records extends the one of "
+               f"{old.tree_size} (both signed by a pinned operator key)")
+    sys.exit(EXIT_VALID)
+
+
+def _write_split_view(out: Path, trust: Trust, old: tuple[Path | None, str], new: tuple[Path | None, str]) -> None:
+    try:
+        data = split_view_evidence(old[0], old[1], new[0], new[1])
+        proven = verify_evidence(data, trust)  # write only what proves something under the pinned keys
+    except (InputError, VerificationError) as exc:
+        click.echo(f"no evidence written: {exc} [{exc.code}]")
+        return
+    out.write_bytes(data)
+    click.echo(f"wrote {out}:")
+    for line in proven.describe():
+        click.echo(f"  {line}")
+
+
+@click.group(short_help="Build and check evidence that a ledger forked.", invoke_without_command=True)
+@click.pass_context
+def evidence(ctx: click.Context) -> None:
+    """Evidence that a ledger's operator forked the log: portable files anyone checks offline.
+
+    A split view (two signed checkpoints of one ledger that cannot both be the log) comes from
+    'stonetrail consistency --evidence-out'; a chain fork (two records claiming the same predecessor, both in
+    a signed checkpoint) from 'stonetrail evidence fork'. Format: docs/format-consistency.md.
+
+    \b
+    Examples:
+      stonetrail evidence fork out/demo.ledger --checkpoint out/checkpoint.txt -o fork.ev
+      stonetrail evidence verify fork.ev --trust out/trust.keys
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+@evidence.command("verify", short_help="Check an evidence file offline.")
+@click.argument("evidence_file", metavar="FILE", type=_EXISTING)
+@click.option("--trust", "trust_file", required=True, type=_EXISTING,
+              help="Trust file: the checkpoints must be signed by a pinned operator key.")
+@_errors
+def verify_command(evidence_file: Path, trust_file: Path) -> None:
+    """Check evidence FILE with nothing but the pinned keys; print the misbehaviour it proves.
+
+    Exit 0 if FILE proves misbehaviour (printed), 1 if it proves nothing (the reason is printed), 2 if it is
+    not an evidence file, 3 for I/O errors.
+
+    \b
+    Example:
+      stonetrail evidence verify fork.ev --trust trust.keys
+    """
+    trust = _load_trust(trust_file)
+    if evidence_file.stat().st_size > MAX_EVIDENCE_SIZE:
+        raise InputError(f"{evidence_file} is over {MAX_EVIDENCE_SIZE} bytes: not an evidence file",
+                         code="evidence.malformed")
+    proven = verify_evidence(evidence_file.read_bytes(), trust)
+    for line in proven.describe():
+        click.echo(line)
+    click.echo("verdict: misbehaviour proven (signed checkpoints and inclusion proofs verified)")
+    sys.exit(EXIT_VALID)
+
+
+@evidence.command("fork", short_help="Write evidence of a chain fork in a ledger.")
+@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
+@click.option("--checkpoint", "checkpoint_path", required=True, type=_EXISTING,
+              help="A signed checkpoint of LEDGER: the fork must be among the records it covers.")
+@click.option("-o", "--out", required=True, type=_OUT, help="Where to write the evidence.")
+@click.option("--trust", "trust_file", type=_EXISTING,
+              help="Also check the evidence under this trust file before writing it.")
+@_errors
+def fork_command(ledger_file: Path, checkpoint_path: Path, out: Path, trust_file: Path | None) -> None:
+    """Find the first two records of LEDGER that claim the same predecessor and write evidence of it.
+
+    The evidence holds the checkpoint and both records with their inclusion proofs, so it can be checked
+    without LEDGER. Exit 0 if evidence was written, 1 if the checkpoint covers no fork, 2 for malformed input,
+    3 for I/O errors.
+
+    \b
+    Example:
+      stonetrail evidence fork out/demo.ledger --checkpoint out/checkpoint.txt -o fork.ev --trust out/trust.keys
+    """
+    trust = _load_trust(trust_file) if trust_file else None
+    data = fork_evidence(ledger_file, _read_text(checkpoint_path, "checkpoint"))
+    if data is None:
+        click.echo("no fork: no two records under the checkpoint claim the same predecessor")
+        sys.exit(EXIT_INVALID)
+    lines = verify_evidence(data, trust).describe() if trust else []
+    out.write_bytes(data)
+    click.echo(f"wrote {out}")
+    for line in lines:
+        click.echo(f"  {line}")
+    sys.exit(EXIT_VALID)
+
+
+
+# Typed names for stonetrail_cli.main to register: the import cycle between the two modules hides the decorated
+# functions' types from mypy there.
+CONSISTENCY_COMMAND: click.Command = consistency
+EVIDENCE_GROUP: click.Group = evidence

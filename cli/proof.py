@@ -1,0 +1,197 @@
+"""``stonetrail proof``: export one item's proof bundle from a ledger, verify a bundle offline, show one.
+
+A thin layer like :mod:`stonetrail_cli.main` (whose error handling, trust loading and policy flags it reuses):
+one library call per command — :func:`ledger.export.export_bundle`, :func:`ledger.bundle.check_bundle`,
+:func:`ledger.bundle.summarize_bundle` / :func:`ledger.bundle.bundle_to_json` — and the rendering of its result.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ledger import format_ct
+from ledger.bundle import MAX_BUNDLE_SIZE, BundleReport, bundle_to_json, check_bundle, summarize_bundle
+from ledger.errors import StorageError
+from ledger.export import export_bundle
+from ledger.policy import Policy
+from ledger.provenance import Provenance
+
+from .main import (
+    _EXISTING,
+    EXIT_INVALID,
+    EXIT_VALID,
+    _errors,
+    _load_trust,
+    _plural,
+    _print_findings,
+    _print_policy,
+    _read_text,
+    _utc,
+    policy_options,
+)
+
+__all__ = ["proof"]
+
+SUFFIX = ".stproof"
+
+
+@click.group(short_help="Export, verify and show offline proof bundles.")
+def proof() -> None:
+    """Proof bundles: one item's provenance, verifiable offline with nothing but the bundle and a trust file.
+
+    A bundle holds the operator's signed checkpoint, every record of the item and of its ancestors back to the
+    mine (with RFC 9162 inclusion proofs), and the whole registry up to the checkpoint.
+
+    \b
+    Example:
+      stonetrail proof export out/demo.ledger R-00001-A
+      stonetrail proof verify R-00001-A.stproof --trust out/trust.keys --deny-origin RU
+    """
+
+
+@proof.command("export", short_help="Write the proof bundle of one item.")
+@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
+@click.argument("item")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
+              help=f"Where to write the bundle (default: ./ITEM{SUFFIX}; never overwritten).")
+@click.option("--checkpoint", "checkpoint_path", type=_EXISTING,
+              help="The signed checkpoint to prove against (default: checkpoint.txt next to LEDGER).")
+@click.option("--trust", "trust_file", type=_EXISTING,
+              help="Also refuse a checkpoint that no operator key pinned in this trust file signed.")
+@_errors
+def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path | None,
+           trust_file: Path | None) -> None:
+    """Write ITEM's proof bundle from LEDGER: its records and its ancestors' back to the mine, the registry, and
+    the signed checkpoint they are proven against (which must be of LEDGER: same origin, same root).
+
+    \b
+    Example:
+      stonetrail proof export out/demo.ledger R-00001-A -o R-00001-A.stproof --checkpoint out/checkpoint.txt
+    """
+    out = out or Path.cwd() / f"{item}{SUFFIX}"
+    if out.exists():
+        raise StorageError(f"{out} exists; a bundle is never overwritten (choose another -o)", code="store.exists")
+    note = _read_text(checkpoint_path or ledger_file.parent / "checkpoint.txt", "checkpoint")
+    data = export_bundle(ledger_file, item, note, trust=_load_trust(trust_file) if trust_file else None)
+    try:
+        with out.open("xb") as fh:
+            fh.write(data)
+    except FileExistsError as exc:
+        raise StorageError(f"{out} exists; a bundle is never overwritten", code="store.exists") from exc
+    summary = summarize_bundle(data)
+    size = summary.checkpoint.tree_size if summary.checkpoint else "?"
+    click.echo(f"wrote {out} ({_plural(len(summary.lines), 'record')}, {len(data)} bytes; proven against the "
+               f"checkpoint of tree size {size})")
+
+
+@proof.command("verify", short_help="Verify a bundle offline and print the provenance.")
+@click.argument("bundle_file", metavar="FILE", type=_EXISTING)
+@click.option("--trust", "trust_file", required=True, type=_EXISTING,
+              help="Trust file: pinned operator and authority keys.")
+@click.option("--origin", help="Require the bundle to be of this ledger (its checkpoint's origin line).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report and provenance as JSON.")
+@_errors
+@policy_options
+def verify(bundle_file: Path, trust_file: Path, origin: str | None, as_json: bool, policy: Policy | None) -> None:
+    """Verify FILE with nothing but --trust: checkpoint signature, inclusion proofs, registry, signatures,
+    custody rules and completeness back to the mine; then print the provenance: origin with the producers who
+    attested it, custody path, mass history, gradings, and which claims are attested rather than proven.
+    Optionally apply a trade policy (the same flags as 'stonetrail verify'). Exit 0 if valid and compliant,
+    1 if not.
+
+    \b
+    Examples:
+      stonetrail proof verify R-00001-A.stproof --trust out/trust.keys
+      stonetrail proof verify R-00001-A.stproof --trust out/trust.keys --deny-origin RU --json
+    """
+    trust = _load_trust(trust_file)
+    report = check_bundle(_read_bundle(bundle_file), trust, policy, origin=origin)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_bundle_report(bundle_file, report)
+        _print_policy(report)
+    sys.exit(EXIT_VALID if report.ok and report.policy_ok else EXIT_INVALID)
+
+
+@proof.command("show", short_help="List a bundle's records (unverified).")
+@click.argument("bundle_file", metavar="FILE", type=_EXISTING)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the bundle as JSON: checkpoint note, and per record leaf_index, leaf and inclusion_proof.")
+@_errors
+def show(bundle_file: Path, as_json: bool) -> None:
+    """List FILE's item, checkpoint and records without verifying anything (use 'proof verify' for that).
+
+    The JSON form is the bundle itself for other tools: the signed note text, and per record its leaf index,
+    its bytes (base64: the RFC 9162 leaf input) and its inclusion proof (base64 hashes); docs/format-bundles.md.
+
+    \b
+    Example:
+      stonetrail proof show R-00001-A.stproof --json
+    """
+    data = _read_bundle(bundle_file)
+    if as_json:
+        click.echo(json.dumps(bundle_to_json(data), indent=2))
+        return
+    summary = summarize_bundle(data)
+    cp = summary.checkpoint
+    click.echo(f"item:       {summary.item} ({_plural(len(summary.lines), 'record')}, {summary.size_bytes} bytes)")
+    click.echo(f"checkpoint: {cp.origin}, tree size {cp.tree_size}, root {cp.root_hash.b64()}" if cp
+               else "checkpoint: unreadable")
+    for line in summary.lines:
+        when = _utc(line.time_ms) if line.time_ms is not None else "?"
+        click.echo(f"  {line.index:>8}  {when:<16}  {line.kind or 'unreadable':<11} {line.place:<2}  {line.detail}")
+    click.echo("unverified: run 'stonetrail proof verify FILE --trust TRUST' to check it")
+
+
+def _read_bundle(path: Path) -> bytes:
+    """The file's bytes, reading at most one byte over the cap (so that an oversize file is refused, not loaded)."""
+    with path.open("rb") as fh:
+        return fh.read(MAX_BUNDLE_SIZE + 1)
+
+
+def _print_bundle_report(path: Path, r: BundleReport) -> None:
+    click.echo(f"bundle:     {path} ({_plural(r.record_count, 'record')}, {r.size_bytes} bytes)")
+    p = r.provenance
+    if r.checkpoint is not None:
+        cp = r.checkpoint
+        click.echo(f"checkpoint: {cp.origin}, tree size {cp.tree_size}, root {cp.root_hash.b64()}; signed by a "
+                   "pinned operator key")
+    if p is None or not r.ok:
+        click.echo(f"verdict:    INVALID ({_plural(len(r.findings), 'finding')})")
+        _print_findings(r.findings)
+        return
+    _print_provenance(p)
+    click.echo(f"verdict:    valid ({_plural(len(p.rules_checked), 'rule')} checked, none failed)")
+
+
+def _print_provenance(p: Provenance) -> None:
+    where = f", set in {p.article}" if p.article else ""
+    click.echo(f"item:       {p.item} ({p.type}, {p.nature}), {format_ct(p.mass_mct)}, {p.state.replace('_', ' ')}"
+               f"{where}; held by {p.holder}, owned by {p.owner}")
+    attested = p.attested_by()
+    parts = [f"{c} {format_ct(m)} (attested by {', '.join(attested.get(c, ())) or 'nobody'})"
+             for c, m in p.origin.items()]
+    click.echo(f"origin:     {'; '.join(parts)}")
+    click.echo(f"path (as of record {p.as_of}; a later record of the item cannot be ruled out by inclusion proofs):")
+    for s in p.path:
+        click.echo(f"  {_utc(s.time_ms):<16}  {s.kind:<11} {s.place:<2}  {s.item:<16} holder {s.holder}, owner "
+                   f"{s.owner}, {format_ct(s.mass_mct)}")
+        click.echo(f"  {'':<16}  {s.detail}")
+    click.echo("mass:       " + " -> ".join(f"{m.item} {format_ct(m.mass_mct)} ({m.kind}, record {m.position})"
+                                             for m in p.mass_history))
+    for g in p.gradings:
+        click.echo(f"grading:    {g.item}: report {g.report} by {g.lab}, {format_ct(g.mass_mct)} {g.colour} "
+                   f"{g.clarity} {g.nature} (record {g.position})")
+    for i in p.inscriptions:
+        click.echo(f"inscribed:  {i.item}: {i.inscription!r} by {i.lab} (record {i.position})")
+    click.echo("attested, not proven (a party's word, signed; the ledger proves who said it, not that it is true):")
+    for claim in p.attested:
+        click.echo(f"  {claim}")
+    click.echo("proven (under the pinned keys):")
+    for rule in p.rules_checked:
+        click.echo(f"  {rule}")

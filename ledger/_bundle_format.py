@@ -1,0 +1,186 @@
+"""The proof bundle's bytes: layout, strict reading, building, and the JSON rendering (docs/format-bundles.md).
+
+Re-exported by :mod:`ledger.bundle`, which verifies what this module only parses. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from . import _schema as s
+from ._codec import MAX_ITEMS, Value, decode, encode
+from .checkpoint import MAX_NOTE_BYTES, Checkpoint, read_unverified_checkpoint
+from .errors import BundleFormatError, DecodeError, InputError, RecordFormatError
+from .hashing import Digest
+from .record import MAX_RECORD_SIZE
+
+__all__ = ["BUNDLE_TAG", "BUNDLE_VERSION", "MAX_BUNDLE_SIZE", "MAX_PROOF_HASHES", "Bundle", "BundleEntry",
+           "build_bundle", "bundle_from_json", "bundle_to_json", "read_bundle"]
+
+#: Prefix of every bundle's bytes (domain separation: a bundle is never a record, a note or another document).
+BUNDLE_TAG = b"stonetrail/v1/bundle\n"
+BUNDLE_VERSION = 1
+#: Largest bundle accepted, in bytes, checked before decoding (the canonical decoder's own cap).
+MAX_BUNDLE_SIZE = 16 * 1024 * 1024
+#: Longest inclusion proof: one hash per level of a tree of at most 2**64 leaves.
+MAX_PROOF_HASHES = 64
+_MAX_RECORDS = MAX_ITEMS
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BundleEntry:
+    """One leaf: its 0-based ``index`` in the log, the record bytes, and the inclusion proof as received."""
+
+    index: int
+    leaf: bytes
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bundle:
+    """A bundle's parts as decoded by :func:`read_bundle`: suspect until :func:`check_bundle` accepts them."""
+
+    item: str
+    checkpoint: str
+    entries: tuple[BundleEntry, ...]
+
+
+def build_bundle(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequence[Digest]]]) -> bytes:
+    """The bundle bytes for ``item``: the signed ``checkpoint`` note and (leaf index, record bytes, inclusion
+    proof) ``entries``, sorted here by index. Pure: it checks the layout, not the evidence (that is
+    :func:`check_bundle`'s job).
+
+    Raises:
+        InputError: ``bundle.duplicate_index`` (an index twice); BundleFormatError for anything
+            :func:`read_bundle` would refuse (e.g. over a cap).
+    """
+    ordered = sorted(entries, key=lambda e: e[0])
+    for before, after in itertools.pairwise(ordered):
+        if before[0] == after[0]:
+            raise InputError(f"leaf index {after[0]} given twice", code="bundle.duplicate_index")
+    value = {"v": BUNDLE_VERSION, "item": item, "checkpoint": checkpoint,
+             "records": [{"index": i, "leaf": bytes(leaf), "proof": [bytes(h) for h in proof]}
+                         for i, leaf, proof in ordered]}
+    data = BUNDLE_TAG + encode(value)
+    read_bundle(data)  # what we write, we can read back
+    return data
+
+
+def read_bundle(data: bytes) -> Bundle:
+    """Decode bundle bytes strictly (tag, size caps, canonical msgpack, exact layout), checking no evidence.
+
+    Raises:
+        BundleFormatError: ``bundle.too_large``, ``bundle.tag``, ``bundle.version``, ``bundle.malformed``, or
+            the ``codec.*`` code of a document that is not canonical msgpack.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise BundleFormatError(f"a bundle is bytes, got {type(data).__name__}")
+    if len(data) > MAX_BUNDLE_SIZE:
+        raise BundleFormatError(f"bundle is {len(data)} bytes, cap {MAX_BUNDLE_SIZE}", code="bundle.too_large")
+    data = bytes(data)
+    if not data.startswith(BUNDLE_TAG):
+        raise BundleFormatError("not a StoneTrail proof bundle (missing the bundle tag)", code="bundle.tag")
+    try:
+        return _read_value(decode(data[len(BUNDLE_TAG):]))
+    except DecodeError as exc:
+        raise BundleFormatError(f"bundle: {exc}", code=exc.code) from exc
+    except RecordFormatError as exc:
+        raise BundleFormatError(f"bundle: {exc}") from exc
+
+
+def _read_value(value: Value) -> Bundle:
+    top = s.read_map(value, "bundle")
+    version = top.get("v")
+    if version != BUNDLE_VERSION or isinstance(version, bool):
+        raise BundleFormatError(f"unsupported bundle version {version!r}", code="bundle.version")
+    s.exact_keys(top, "bundle", {"v", "item", "checkpoint", "records"})
+    note = top["checkpoint"]
+    if not isinstance(note, str) or len(note) > MAX_NOTE_BYTES:
+        raise s.fail("checkpoint", f"expected signed-note text of at most {MAX_NOTE_BYTES} characters")
+    entries = tuple(_read_entry(v) for v in s.read_list(top["records"], "records", _MAX_RECORDS))
+    return Bundle(item=s.read_id(top["item"], "item"), checkpoint=note, entries=entries)
+
+
+def _read_entry(value: Value) -> BundleEntry:
+    m = s.read_map(value, "records")
+    s.exact_keys(m, "records", {"index", "leaf", "proof"})
+    leaf = m["leaf"]
+    if not isinstance(leaf, bytes) or not 0 < len(leaf) <= MAX_RECORD_SIZE:
+        raise s.fail("records.leaf", f"expected 1..{MAX_RECORD_SIZE} bytes")
+    proof = s.read_list(m["proof"], "records.proof", MAX_PROOF_HASHES)
+    if not all(isinstance(h, bytes) for h in proof):
+        raise s.fail("records.proof", "expected an array of bin hashes")
+    return BundleEntry(index=s.read_int(m["index"], "records.index", 0, 2**64 - 1), leaf=leaf,
+                       proof=tuple(h for h in proof if isinstance(h, bytes)))
+
+
+# --- JSON rendering -------------------------------------------------------------------------------------------
+
+def bundle_to_json(data: bytes) -> dict[str, object]:
+    """The bundle as JSON-ready values (docs/format-bundles.md, "JSON"): the signed note text, and per record
+    ``leaf_index``, ``leaf`` (base64 of the record bytes: the RFC 9162 leaf input) and ``inclusion_proof``
+    (base64 hashes). ``origin``, ``tree_size`` and ``root_hash`` are read from the checkpoint WITHOUT verifying
+    it (None if it is unreadable). Raises BundleFormatError as :func:`read_bundle`."""
+    bundle = read_bundle(data)
+    try:
+        cp: Checkpoint | None = read_unverified_checkpoint(bundle.checkpoint)
+    except InputError:
+        cp = None
+    return {
+        "format": "stonetrail-bundle", "v": BUNDLE_VERSION, "item": bundle.item, "checkpoint": bundle.checkpoint,
+        "origin": cp.origin if cp else None, "tree_size": cp.tree_size if cp else None,
+        "root_hash": cp.root_hash.b64() if cp else None,
+        "records": [{"leaf_index": e.index, "leaf": _b64(e.leaf), "inclusion_proof": [_b64(h) for h in e.proof]}
+                    for e in bundle.entries],
+    }
+
+
+def bundle_from_json(value: Mapping[str, object]) -> bytes:
+    """The bundle bytes of a :func:`bundle_to_json` rendering (base64 parsed strictly; derived fields ignored).
+
+    Raises:
+        BundleFormatError: a missing or malformed field; InputError as :func:`build_bundle`.
+    """
+    try:
+        if value.get("format") != "stonetrail-bundle" or value.get("v") != BUNDLE_VERSION:
+            raise BundleFormatError("not a version 1 stonetrail-bundle JSON rendering", code="bundle.version")
+        item, note, rows = value["item"], value["checkpoint"], value["records"]
+        if not isinstance(item, str) or not isinstance(note, str) or not isinstance(rows, list):
+            raise BundleFormatError("item and checkpoint must be text, records an array")
+        entries = [(_json_int(r["leaf_index"]), _unb64(r["leaf"]), _proof(r["inclusion_proof"])) for r in rows]
+    except (KeyError, TypeError) as exc:
+        raise BundleFormatError(f"bundle JSON: missing or mistyped field {exc}") from exc
+    return build_bundle(item, note, entries)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(text: object) -> bytes:
+    if not isinstance(text, str):
+        raise BundleFormatError("expected base64 text")
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise BundleFormatError(f"not standard base64: {text[:40]!r}") from exc
+    if _b64(raw) != text:
+        raise BundleFormatError(f"non-canonical base64: {text[:40]!r}")
+    return raw
+
+
+def _proof(value: object) -> Sequence[Digest]:
+    """Hashes as given (a wrong length is the verifier's finding, ``proof.hash_length``, not a format error)."""
+    if not isinstance(value, list):
+        raise BundleFormatError("inclusion_proof must be an array")
+    return cast("Sequence[Digest]", [_unb64(h) for h in value])
+
+
+def _json_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BundleFormatError("leaf_index must be an integer")
+    return value

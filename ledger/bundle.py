@@ -1,0 +1,328 @@
+"""Proof bundles: one item's provenance, verifiable offline from the bundle's bytes and the pinned keys alone.
+
+Wire format (normative text: docs/format-bundles.md)::
+
+    bundle bytes = BUNDLE_TAG || canonical-msgpack({
+        "v": 1,
+        "item": item id,
+        "checkpoint": the operator's signed checkpoint (C2SP signed note text, with its stonetrail-registry line),
+        "records": [{"index": leaf index, "leaf": record bytes, "proof": [32-byte hash, ...]}, ...]})
+
+``records`` are sorted by ``index``, each index once: every record of the item's scope
+(:mod:`ledger.provenance`) and every registry record below the checkpoint's tree size, each with its RFC 9162
+inclusion proof (PATH(index, D[tree size]), RFC 9162 §2.1.3.1) in the checkpoint's tree.
+
+Verifying (:func:`check_bundle` reports every finding, :func:`verify_bundle` raises on the first) trusts the
+:class:`~ledger.trust.Trust` and nothing in the bundle until it is checked: the checkpoint's signature; every
+leaf hash computed from the leaf bytes, proven at its index with the tree size and root from the checkpoint;
+strictly increasing indices; the registry complete up to the checkpoint (:func:`~ledger.registry.
+verify_registry_chain`); a replay of the records, at their log positions, through every custody rule
+(:class:`~ledger.custody.CustodyState` in partial mode); the scope complete and nothing else in it; then any
+chosen :class:`~ledger.policy.Policy`. This module does no I/O and never imports the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from ._bundle_format import (
+    BUNDLE_TAG,
+    BUNDLE_VERSION,
+    MAX_BUNDLE_SIZE,
+    MAX_PROOF_HASHES,
+    Bundle,
+    BundleEntry,
+    build_bundle,
+    bundle_from_json,
+    bundle_to_json,
+    read_bundle,
+)
+from ._describe import describe
+from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
+from .custody import CustodyState
+from .errors import BundleFormatError, InputError, RuleError, StoneTrailError
+from .events import REGISTRY_KINDS
+from .findings import Finding
+from .hashing import Digest
+from .merkle import leaf_hash, verify_inclusion
+from .policy import Policy, check_policy_records
+from .provenance import Provenance, Scope, Snapshot, build_provenance, provenance_scope, snapshot
+from .record import Record
+from .registry import checkpoint_registry, verify_registry_chain
+from .trust import Trust
+
+__all__ = ["BUNDLE_TAG", "BUNDLE_VERSION", "MAX_BUNDLE_SIZE", "MAX_PROOF_HASHES", "RULES_CHECKED", "Bundle",
+           "BundleEntry", "BundleFormatError", "BundleLine", "BundleReport", "BundleSummary", "build_bundle",
+           "bundle_from_json", "bundle_to_json", "check_bundle", "read_bundle", "summarize_bundle", "verify_bundle"]
+
+#: What verifying a bundle checks, in order (Provenance.rules_checked; docs/format-bundles.md, "Verifying").
+RULES_CHECKED = (
+    "bundle: canonical encoding, version 1, size caps",
+    "checkpoint: C2SP signed note with a valid Ed25519 signature by a pinned operator key",
+    "inclusion: each record's RFC 9162 leaf hash computed from its bytes and proven at its leaf index in the "
+    "checkpoint's tree (index < tree size)",
+    "order: records in strictly increasing leaf order, each once",
+    "registry: complete up to the checkpoint (a hash chain ending at its stonetrail-registry line), each "
+    "registry record signed by a pinned authority key",
+    "signatures: each valid (Ed25519 with the pre-checks), by a key enrolled for its party at that log "
+    "position, with the role the kind needs; every required co-signer signed",
+    "custody: only the holder (or owner) acts, hand-overs signed by both sides, item states, hash links to "
+    "each item's previous record, time never backwards",
+    "mass and nature: mass never grows, nature fixed at creation, origin inherited through splits and merges",
+    "completeness: every record of the item and of its ancestors back to their mined, grown or registered "
+    "roots (and of any article it was set in) is in the bundle, and no other record",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BundleLine:
+    """One leaf of a bundle as ``stonetrail proof show`` lists it (unverified). ``kind`` is None, and ``detail``
+    the reason, for a leaf that is not a readable record."""
+
+    index: int
+    kind: str | None
+    time_ms: int | None
+    place: str
+    actor: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BundleSummary:
+    """What a bundle says, none of it verified: its item, its checkpoint (None if unreadable) and its leaves."""
+
+    item: str
+    size_bytes: int
+    checkpoint: Checkpoint | None
+    lines: tuple[BundleLine, ...]
+
+
+def summarize_bundle(data: bytes) -> BundleSummary:
+    """Read a bundle for display, verifying nothing (:func:`check_bundle` does). Raises BundleFormatError."""
+    bundle = read_bundle(data)
+    try:
+        cp: Checkpoint | None = read_unverified_checkpoint(bundle.checkpoint)
+    except InputError:
+        cp = None
+    return BundleSummary(item=bundle.item, size_bytes=len(data), checkpoint=cp,
+                         lines=tuple(_line(e) for e in bundle.entries))
+
+
+def _line(entry: BundleEntry) -> BundleLine:
+    try:
+        record = Record.from_bytes(entry.leaf)
+    except InputError as exc:
+        return BundleLine(index=entry.index, kind=None, time_ms=None, place="", actor="", detail=f"[{exc.code}] {exc}")
+    body = record.body
+    return BundleLine(index=entry.index, kind=body.kind, time_ms=body.time_ms, place=body.place, actor=body.actor,
+                      detail=describe(record))
+
+
+# --- verification ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BundleReport:
+    """Every finding of :func:`check_bundle`. ``checkpoint``: the checkpoint, if its signature verified.
+    ``provenance``: the summary, only when there is no integrity finding. ``policy_findings`` are kept apart:
+    they say the goods may not be accepted under that policy, not that the bundle is forged."""
+
+    item: str
+    record_count: int
+    size_bytes: int
+    checkpoint: Checkpoint | None
+    findings: tuple[Finding, ...]
+    policy: Policy | None = None
+    policy_findings: tuple[Finding, ...] = ()
+    provenance: Provenance | None = field(default=None)
+
+    @property
+    def ok(self) -> bool:
+        """True when no integrity rule failed (policy findings do not count: see ``policy_ok``)."""
+        return not self.findings
+
+    @property
+    def policy_ok(self) -> bool:
+        """True when the policy (if any) has no finding."""
+        return not self.policy_findings
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict: verdicts, every finding, and the provenance (None unless valid)."""
+        cp = self.checkpoint
+        return {
+            "item": self.item, "records": self.record_count, "bytes": self.size_bytes, "valid": self.ok,
+            "checkpoint": {"origin": cp.origin, "tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()}
+            if cp else None,
+            "findings": [f.to_json() for f in self.findings],
+            "policy": self.policy.describe() if self.policy else None, "policy_valid": self.policy_ok,
+            "policy_findings": [f.to_json() for f in self.policy_findings],
+            "provenance": self.provenance.to_json() if self.provenance else None,
+        }
+
+
+def check_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, origin: str | None = None
+                 ) -> BundleReport:
+    """Verify a bundle against ``trust`` alone and report every finding (codes: docs/format-bundles.md).
+
+    ``origin``: require the checkpoint to be of this ledger (``checkpoint.origin_mismatch``); by default any
+    ledger whose checkpoint a pinned operator key signed is accepted, and the provenance names it.
+
+    Raises:
+        BundleFormatError: the bytes are not a bundle at all (:func:`read_bundle`). Nothing else: every fault of
+            the evidence is a finding.
+    """
+    run = _Verification(read_bundle(data), trust, origin)
+    findings = tuple(f for f, _ in run.findings())
+    policy_findings = run.policy_findings(policy) if policy is not None and policy.active else ()
+    provenance = None if findings else run.provenance(policy, policy_findings)
+    return BundleReport(item=run.bundle.item, record_count=len(run.bundle.entries), size_bytes=len(data),
+                        checkpoint=run.checkpoint, findings=findings, policy=policy,
+                        policy_findings=policy_findings, provenance=provenance)
+
+
+def verify_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, origin: str | None = None
+                  ) -> Provenance:
+    """Verify a bundle against ``trust`` alone (and ``origin``, as :func:`check_bundle`); return the item's
+    provenance. Stops at the first fault.
+
+    Raises:
+        BundleFormatError: not a bundle. Otherwise the first fault, as the typed error that found it
+        (``NoteFormatError`` / ``UnverifiedNoteError`` / ``SignatureError`` for the checkpoint, ``ProofError``
+        for an inclusion proof, ``RecordFormatError`` for a leaf) or a ``RuleError`` carrying its finding
+        (custody, registry and ``bundle.*`` rules); then, with a policy, a ``RuleError`` for its first finding.
+    """
+    run = _Verification(read_bundle(data), trust, origin)
+    for finding, error in run.findings():
+        raise error or RuleError(str(finding), code=finding.code, finding=finding)
+    policy_findings = run.policy_findings(policy) if policy is not None and policy.active else ()
+    for finding in policy_findings:
+        raise RuleError(str(finding), code=finding.code, finding=finding)
+    return run.provenance(policy, policy_findings)
+
+
+_Fault = tuple[Finding, StoneTrailError | None]
+
+
+class _Verification:
+    """One pass over a bundle. :meth:`findings` yields each fault as found (so the first can stop it early)
+    and leaves the replay behind for :meth:`provenance` and :meth:`policy_findings`."""
+
+    def __init__(self, bundle: Bundle, trust: Trust, origin: str | None) -> None:
+        self.bundle, self.trust, self.origin = bundle, trust, origin
+        self.checkpoint: Checkpoint | None = None  # signature verified
+        self.tree: Checkpoint | None = None  # the tree head the proofs are checked against (maybe unverified)
+        self.registry: tuple[int, Digest | None] | None = None
+        self.records: dict[int, Record] = {}
+        self.state: CustodyState | None = None
+        self.snapshots: dict[int, dict[str, Snapshot]] = {}
+        self.scope: Scope | None = None
+
+    def findings(self) -> Iterator[_Fault]:
+        yield from self._checkpoint()
+        if self.tree is None:
+            return  # no tree head: nothing below can be checked
+        yield from self._entries(self.tree)
+        yield from self._registry()
+        yield from self._replay(self.tree)
+        yield from self._completeness()
+
+    def _checkpoint(self) -> Iterator[_Fault]:
+        note = self.bundle.checkpoint
+        try:
+            self.checkpoint = self.tree = open_checkpoint(note, self.trust.operators, origin=self.origin)
+        except StoneTrailError as exc:
+            yield _fault(exc, None, None, "checkpoint: ")
+            try:  # go on against the unverified tree head, to report every other fault too
+                self.tree = read_unverified_checkpoint(note)
+            except InputError:
+                return
+        try:
+            self.registry = checkpoint_registry(self.tree)
+        except StoneTrailError as exc:
+            yield _fault(exc, None, None, "checkpoint: ")
+
+    def _entries(self, tree: Checkpoint) -> Iterator[_Fault]:
+        """Order and inclusion of every leaf first (cheap, and what a forger must beat), then read the records."""
+        last, leaves = -1, []
+        for entry in self.bundle.entries:
+            if entry.index <= last:
+                code, why = (("bundle.duplicate_index", "leaf index given twice") if entry.index == last else
+                             ("bundle.order", f"leaf index after {last}: records must be in increasing order"))
+                yield _finding(code, entry.index, why)
+                continue
+            last = entry.index
+            leaves.append(entry)
+            try:
+                proof = cast("Sequence[Digest]", entry.proof)  # as received: verify_inclusion checks each length
+                verify_inclusion(leaf_hash(entry.leaf), entry.index, tree.tree_size, proof, tree.root_hash)
+            except StoneTrailError as exc:
+                yield _fault(exc, entry.index, None, f"inclusion in the checkpoint's tree of {tree.tree_size}: ")
+        for entry in leaves:
+            try:
+                self.records[entry.index] = Record.from_bytes(entry.leaf)
+            except InputError as exc:
+                yield _fault(exc, entry.index, None, "")
+
+    def _registry(self) -> Iterator[_Fault]:
+        if self.registry is None:
+            return
+        chain = [r for _, r in sorted(self.records.items()) if r.body.kind in REGISTRY_KINDS]
+        try:
+            verify_registry_chain(chain, *self.registry)
+        except RuleError as exc:
+            yield _fault(exc, None, None, "")
+
+    def _replay(self, tree: Checkpoint) -> Iterator[_Fault]:
+        scope = self.scope = provenance_scope(self.records, self.bundle.item)
+        state = self.state = CustodyState(tree.origin, self.trust.authority_keys, partial=True, track=scope.items)
+        for position, record in sorted(self.records.items()):
+            state.skip_to(position)
+            for finding in state.apply(record):
+                yield finding, None
+            self.snapshots[position] = snapshot(state, record)
+
+    def _completeness(self) -> Iterator[_Fault]:
+        scope, target = self.scope, self.bundle.item
+        assert scope is not None
+        if not scope.items:
+            yield _finding("bundle.incomplete", None, f"no record of the bundle creates {target}", target)
+        for parent, child, position in scope.missing:
+            yield _finding("bundle.incomplete", position, f"{child} was made from {parent}, which no record of the "
+                                                          "bundle creates", parent)
+        for position, record in sorted(self.records.items()):
+            if record.body.kind in REGISTRY_KINDS:
+                continue
+            name = scope.positions.get(position)
+            if name is None:
+                yield _finding("bundle.extra_record", position, f"a {record.body.kind} record outside the "
+                               f"provenance of {target} (another item's record, or one past an ancestor's end)")
+            elif name not in self.snapshots[position]:
+                yield _finding("bundle.unapplied", position, f"the replay did not apply this record to {name}", name)
+
+    def policy_findings(self, policy: Policy) -> tuple[Finding, ...]:
+        """The policy's findings over the provenance's items and records (after :meth:`findings`)."""
+        if self.state is None or self.scope is None or self.tree is None:
+            return ()
+        items = {name: self.state.items[name] for name in self.scope.items if name in self.state.items}
+        return tuple(check_policy_records(sorted(self.records.items()), items, policy, end=self.tree.tree_size))
+
+    def provenance(self, policy: Policy | None, policy_findings: tuple[Finding, ...]) -> Provenance:
+        """The summary (after :meth:`findings` found nothing)."""
+        state, scope = self.state, self.scope
+        assert state is not None and scope is not None and self.checkpoint is not None and self.registry is not None
+        rules = RULES_CHECKED + tuple(f"policy: {line}" for line in (policy.describe() if policy else ()))
+        return build_provenance(state, self.records, scope, self.snapshots, self.checkpoint,
+                                registry_size=self.registry[0], rules_checked=rules, policy=policy,
+                                policy_findings=policy_findings)
+
+
+def _finding(code: str, position: int | None, reason: str, item: str | None = None) -> _Fault:
+    return Finding(code=code, position=position, item=item, reason=reason), None
+
+
+def _fault(exc: StoneTrailError, position: int | None, item: str | None, prefix: str) -> _Fault:
+    finding = getattr(exc, "finding", None)
+    if isinstance(finding, Finding):
+        return finding, exc
+    return Finding(code=exc.code, position=position, item=item, reason=f"{prefix}{exc}"), exc

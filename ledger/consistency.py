@@ -1,0 +1,254 @@
+"""Append-only over time (DESIGN.md §1.4): consistency proofs between two signed checkpoints of one ledger.
+
+A later checkpoint extends an earlier one when the earlier tree is a prefix of the later tree: RFC 9162
+§2.1.4 consistency proof, with both sizes and both roots taken from the *signed* checkpoints. The proof file
+repeats the two sizes only so that a proof cannot silently be applied to the wrong pair of checkpoints; they
+are compared with the checkpoints and never used in place of them.
+
+Consistency-proof file, version 1 (UTF-8 text, each line ending in "\\n"; docs/format-consistency.md §1)::
+
+    stonetrail/v1/consistency-proof
+    old <old tree size>                 ASCII decimal, "0" or [1-9][0-9]*, < 2**64
+    new <new tree size>                 the same
+    <base64 hash>                       zero or more lines: PROOF(old, D[new]) of RFC 9162 §2.1.4.1, in order
+
+Valid only if :func:`format_consistency_proof` gives back the same text (no blank, extra or trailing line;
+canonical padded base64 of exactly 32 bytes).
+
+Size 0: the core verifier (:func:`ledger.merkle.verify_consistency`) refuses consistency from size 0
+(DESIGN.md §2). At the checkpoint level, a checkpoint of size 0 commits to nothing but the empty tree, which is
+a prefix of every tree, so :func:`verify_checkpoint_consistency` accepts old size 0 without calling the core
+verifier, provided the old root is MTH({}) = SHA-256("") and the proof has no hash (both signatures, the
+origin and the registry line are still checked). Refusing it would only make a ledger's first checkpoint a
+dead end for its monitors; it proves nothing either way.
+
+Fault split: a malformed proof file is :class:`ProofFormatError` (InputError, ``consistency.malformed``);
+two checkpoints that are not shown consistent raise :class:`ConsistencyError` (``consistency.*``) or the
+core verifier's :class:`~ledger.errors.ProofError` (``proof.*``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from .checkpoint import MAX_NOTE_BYTES, MAX_TREE_SIZE, Checkpoint, open_checkpoint, parse_checkpoint
+from .errors import InputError, NoteFormatError, ProofError, VerificationError
+from .hashing import Digest
+from .merkle import EMPTY_ROOT, verify_consistency
+from .registry import checkpoint_registry
+from .trust import Trust
+
+__all__ = [
+    "MAX_PROOF_HASHES",
+    "PROOF_HEADER",
+    "ConsistencyError",
+    "ConsistencyProof",
+    "ProofFormatError",
+    "SplitViewError",
+    "format_consistency_proof",
+    "note_checkpoint",
+    "parse_consistency_proof",
+    "verify_checkpoint_consistency",
+]
+
+#: First line of a consistency-proof file.
+PROOF_HEADER: Final = "stonetrail/v1/consistency-proof"
+#: Most hashes in a consistency proof: RFC 9162 proofs for sizes below 2**64 have at most 64 + 1 + 63.
+MAX_PROOF_HASHES: Final = 128
+#: The longest valid file: header, two size lines of 20 digits, MAX_PROOF_HASHES lines of 44 base64 characters.
+_MAX_PROOF_TEXT: Final = len(PROOF_HEADER) + 1 + 2 * len("old 18446744073709551615\n") + MAX_PROOF_HASHES * 45
+_DECIMAL: Final = re.compile("0|[1-9][0-9]{0,19}")
+
+
+class ConsistencyError(VerificationError):
+    """Two signed checkpoints are not shown to be one append-only log (codes ``consistency.*``)."""
+
+    default_code = "consistency.failed"
+
+
+class SplitViewError(ConsistencyError):
+    """A signed checkpoint does not match a ledger file at its own tree size: the operator signed a tree that
+    this file is not, so the checkpoint and the file are a split view (``consistency.split_view``)."""
+
+    default_code = "consistency.split_view"
+
+
+class ProofFormatError(InputError):
+    """A consistency-proof file is malformed (``consistency.malformed``)."""
+
+    default_code = "consistency.malformed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsistencyProof:
+    """PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1) with the two sizes it was built for.
+
+    The sizes say which pair of checkpoints the proof is for; a verifier compares them with the signed
+    checkpoints and never trusts them. Validated on construction.
+
+    Raises:
+        ProofFormatError: a size not an int in 0..2**64-1, or more than :data:`MAX_PROOF_HASHES` hashes or a
+            hash that is not 32 bytes (``consistency.malformed``).
+    """
+
+    old_size: int
+    new_size: int
+    hashes: tuple[Digest, ...]
+
+    def __post_init__(self) -> None:
+        for name, size in (("old size", self.old_size), ("new size", self.new_size)):
+            if type(size) is not int or not 0 <= size <= MAX_TREE_SIZE:
+                raise ProofFormatError(f"{name} must be an int in 0..2**64-1, got {size!r}")
+        if not isinstance(self.hashes, tuple) or len(self.hashes) > MAX_PROOF_HASHES:
+            raise ProofFormatError(f"hashes must be a tuple of at most {MAX_PROOF_HASHES} digests")
+        for i, h in enumerate(self.hashes):
+            if not isinstance(h, bytes) or len(h) != 32:
+                raise ProofFormatError(f"proof hash {i} is not 32 bytes")
+        object.__setattr__(self, "hashes", tuple(Digest(h) for h in self.hashes))
+
+
+def format_consistency_proof(proof: ConsistencyProof) -> str:
+    """The consistency-proof file text of ``proof`` (module docstring)."""
+    lines = [PROOF_HEADER, f"old {proof.old_size}", f"new {proof.new_size}", *(h.b64() for h in proof.hashes)]
+    return "".join(line + "\n" for line in lines)
+
+
+def parse_consistency_proof(data: str | bytes) -> ConsistencyProof:
+    """Parse a consistency-proof file strictly: valid only if :func:`format_consistency_proof` gives it back.
+
+    The text is bounded before it is split. Structure only: whether the sizes match the checkpoints and the
+    hashes prove anything is :func:`verify_checkpoint_consistency`'s job.
+
+    Raises:
+        ProofFormatError: ``consistency.malformed`` (too long, not UTF-8, wrong header, a size that is not
+            canonical decimal below 2**64, a line that is not canonical base64 of 32 bytes, too many hashes).
+    """
+    text = _proof_text(data)
+    lines = text[:-1].split("\n") if text.endswith("\n") else []
+    if len(lines) < 3 or lines[0] != PROOF_HEADER:
+        raise ProofFormatError(f"not a consistency proof: want {PROOF_HEADER!r}, 'old <size>', 'new <size>' lines")
+    old_size, new_size = _size_line(lines[1], "old"), _size_line(lines[2], "new")
+    if len(lines) - 3 > MAX_PROOF_HASHES:
+        raise ProofFormatError(f"{len(lines) - 3} proof hashes, at most {MAX_PROOF_HASHES}")
+    hashes = []
+    for number, line in enumerate(lines[3:], start=4):
+        try:
+            hashes.append(Digest.from_b64(line))
+        except InputError as exc:
+            raise ProofFormatError(f"line {number}: not canonical base64 of a 32-byte hash: {line[:60]!r}") from exc
+    proof = ConsistencyProof(old_size=old_size, new_size=new_size, hashes=tuple(hashes))
+    if format_consistency_proof(proof) != text:  # belt and braces: the one encoding
+        raise ProofFormatError("consistency proof is not in canonical form")
+    return proof
+
+
+def _proof_text(data: str | bytes) -> str:
+    if isinstance(data, bytes | bytearray):
+        if len(data) > _MAX_PROOF_TEXT:
+            raise ProofFormatError(f"consistency proof over {_MAX_PROOF_TEXT} bytes")
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProofFormatError("consistency proof is not UTF-8 text") from exc
+    if not isinstance(data, str) or len(data) > _MAX_PROOF_TEXT:
+        raise ProofFormatError(f"consistency proof must be text of at most {_MAX_PROOF_TEXT} characters")
+    return data
+
+
+def _size_line(line: str, word: str) -> int:
+    head, _, digits = line.partition(" ")
+    if head != word or not _DECIMAL.fullmatch(digits) or int(digits) > MAX_TREE_SIZE:
+        raise ProofFormatError(f"want '{word} <size>' (decimal, no sign or leading zero, < 2**64): {line[:60]!r}")
+    return int(digits)
+
+
+def note_checkpoint(note: str | bytes) -> Checkpoint:
+    """The checkpoint body of a signed note, its signatures NOT verified (suspect until verified).
+
+    For builders that must choose what to prove (which sizes, which leaves); every verifier opens the note with
+    :func:`~ledger.checkpoint.open_checkpoint` instead. The text is everything up to the newline before the
+    last blank line (C2SP signed-note).
+
+    Raises:
+        NoteFormatError: ``note.malformed`` (over the size cap, not UTF-8, no blank line) or the
+            ``checkpoint.*`` codes of :func:`~ledger.checkpoint.parse_checkpoint`.
+    """
+    if isinstance(note, bytes | bytearray):
+        try:
+            note = bytes(note).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise NoteFormatError("note is not valid UTF-8", code="note.malformed") from exc
+    if not isinstance(note, str) or len(note) > MAX_NOTE_BYTES:
+        raise NoteFormatError(f"note must be text of at most {MAX_NOTE_BYTES} characters", code="note.malformed")
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise NoteFormatError("note has no blank line before its signatures", code="note.malformed")
+    return parse_checkpoint(note[: split + 1])
+
+
+def verify_checkpoint_consistency(
+    old_note: str | bytes, new_note: str | bytes, proof: ConsistencyProof | str | bytes, trust: Trust
+) -> tuple[Checkpoint, Checkpoint]:
+    """Verify that the checkpoint ``new_note`` extends the checkpoint ``old_note`` (RFC 9162 §2.1.4.2).
+
+    In order: both notes open under ``trust.operators`` (C2SP signed-note); same origin; new tree size >= old
+    tree size; the registry lines (``stonetrail-registry``, docs/format.md §7) do not shrink, and name the same
+    head at the same registry size; the proof's sizes are the checkpoints' sizes; then the proof, with sizes
+    and roots from the checkpoints. Old size 0: see the module docstring. ``proof`` may be a parsed
+    :class:`ConsistencyProof` or the file's text or bytes.
+
+    Returns:
+        (old checkpoint, new checkpoint), both verified.
+    Raises:
+        ProofFormatError: ``consistency.malformed`` (proof text).
+        NoteFormatError, KeyFormatError, SignatureError, UnverifiedNoteError: as
+            :func:`~ledger.checkpoint.open_checkpoint`; VerificationError ``checkpoint.registry_missing``.
+        ConsistencyError: ``consistency.origin_mismatch``, ``consistency.rollback`` (new tree smaller than the
+            old one), ``consistency.registry_rollback`` (the new registry line counts fewer registry records),
+            ``consistency.registry_mismatch`` (same registry size, other head; or same tree, other registry
+            line), ``consistency.size_mismatch`` (proof sizes are not the checkpoints' sizes),
+            ``consistency.empty_root`` (a size-0 checkpoint whose root is not SHA-256("")).
+        ProofError: ``proof.wrong_length``, ``proof.hash_length``, ``proof.root_mismatch``.
+    """
+    if not isinstance(proof, ConsistencyProof):
+        proof = parse_consistency_proof(proof)
+    old = open_checkpoint(old_note, trust.operators)
+    new = open_checkpoint(new_note, trust.operators)
+    if old.origin != new.origin:
+        raise ConsistencyError(f"the checkpoints are of two ledgers: {old.origin!r:.80} and {new.origin!r:.80}",
+                               code="consistency.origin_mismatch")
+    if new.tree_size < old.tree_size:
+        raise ConsistencyError(f"rollback: the new checkpoint has {new.tree_size} records, the old one "
+                               f"{old.tree_size}", code="consistency.rollback")
+    _check_registry_lines(old, new)
+    if (proof.old_size, proof.new_size) != (old.tree_size, new.tree_size):
+        raise ConsistencyError(f"the proof is for sizes {proof.old_size} -> {proof.new_size}, the checkpoints "
+                               f"have {old.tree_size} -> {new.tree_size}", code="consistency.size_mismatch")
+    if old.tree_size == 0:
+        _check_from_empty(old, proof)
+    else:
+        verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof.hashes)
+    return old, new
+
+
+def _check_registry_lines(old: Checkpoint, new: Checkpoint) -> None:
+    """Registry records are leaves, so an append-only log's registry only grows (docs/format.md §7)."""
+    (old_size, old_head), (new_size, new_head) = checkpoint_registry(old), checkpoint_registry(new)
+    if new_size < old_size:
+        raise ConsistencyError(f"registry rollback: the new checkpoint commits to {new_size} registry records, "
+                               f"the old one to {old_size}", code="consistency.registry_rollback")
+    same_tree = old.tree_size == new.tree_size
+    if (new_size == old_size or same_tree) and (new_size, new_head) != (old_size, old_head):
+        raise ConsistencyError(f"the checkpoints commit to different registries ({old_size} and {new_size} "
+                               "records, different heads)", code="consistency.registry_mismatch")
+
+
+def _check_from_empty(old: Checkpoint, proof: ConsistencyProof) -> None:
+    if old.root_hash != EMPTY_ROOT:
+        raise ConsistencyError(f"a checkpoint of size 0 must carry SHA-256(\"\") as its root, got "
+                               f"{old.root_hash.b64()}", code="consistency.empty_root")
+    if proof.hashes:
+        raise ProofError(f"wrong proof length: got {len(proof.hashes)} hashes, want 0 (from size 0)",
+                         code="proof.wrong_length")

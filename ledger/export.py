@@ -1,0 +1,91 @@
+"""Export proof bundles from a ledger file: the I/O side of :mod:`ledger.bundle` (which never touches a file).
+
+:func:`export_bundles` reads the file once (without locking), checks that the given signed checkpoint is of this
+file — its origin, its tree size within the file, the file's root at that size equal to its root hash, its
+registry line naming the file's registry chain — reads the records below the tree size to find each item's
+scope (:func:`ledger.provenance.provenance_scope`, the same function the verifier uses), and builds each bundle
+with RFC 9162 inclusion proofs at the checkpoint's tree size. The exporter vouches for nothing: the bundle is
+worth what :func:`ledger.bundle.check_bundle` says, under the verifier's own pinned keys. O(n) in the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .bundle import build_bundle
+from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
+from .errors import CorruptStoreError, InputError, VerificationError
+from .events import REGISTRY_KINDS
+from .merkle import MerkleTree, leaf_hash
+from .provenance import item_index, provenance_scope
+from .record import Record
+from .registry import checkpoint_registry, verify_registry_chain
+from .store import scan
+from .trust import Trust
+
+__all__ = ["export_bundle", "export_bundles"]
+
+
+def export_bundle(ledger_path: str | Path, item: str, checkpoint: str, *, trust: Trust | None = None) -> bytes:
+    """The proof bundle of ``item`` from the ledger file at ``ledger_path`` under the signed ``checkpoint``
+    note. As :func:`export_bundles` for one item."""
+    return export_bundles(ledger_path, [item], checkpoint, trust=trust)[item]
+
+
+def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: str, *,
+                   trust: Trust | None = None) -> dict[str, bytes]:
+    """Proof bundles of several ``items`` of one ledger file, reading it once.
+
+    The checkpoint's signature is verified only with ``trust`` (an exporter may hold no pinned key); its content
+    is always checked against the file.
+
+    Raises:
+        NoteFormatError: the checkpoint is malformed. UnverifiedNoteError / SignatureError: with ``trust``, it
+            is not signed by a pinned operator key. VerificationError: ``checkpoint.origin_mismatch``,
+            ``checkpoint.beyond_log`` (tree size over the file's records), ``checkpoint.root_mismatch``,
+            ``checkpoint.registry_missing``. RuleError: ``registry.gap`` / ``registry.head_mismatch`` (its
+            registry line does not name the file's registry). InputError: ``item.unknown`` (no such item below the
+            tree size). CorruptStoreError: damaged framing. StorageError: I/O failure.
+    """
+    result = scan(ledger_path)
+    if result.problems:
+        problem = result.problems[0]
+        raise CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
+    cp = open_checkpoint(checkpoint, trust.operators) if trust else read_unverified_checkpoint(checkpoint)
+    payloads = [frame.payload for frame in result.frames]
+    tree = _tree_of(payloads, cp, result.origin)
+    records: dict[int, Record] = {}
+    for position, payload in enumerate(payloads[:cp.tree_size]):
+        try:
+            records[position] = Record.from_bytes(payload)
+        except InputError:
+            continue  # an unreadable leaf is in no item's provenance (an audit reports it)
+    registry = [p for p, r in records.items() if r.body.kind in REGISTRY_KINDS]
+    verify_registry_chain([records[p] for p in registry], *checkpoint_registry(cp))
+    index = item_index(records)
+    bundles = {}
+    for item in items:
+        scope = provenance_scope(records, item, index)
+        if not scope.items:
+            raise InputError(f"no record among the first {cp.tree_size} of {ledger_path} creates {item!r}",
+                             code="item.unknown")
+        positions = sorted({*scope.positions, *registry})
+        bundles[item] = build_bundle(item, checkpoint, [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size))
+                                                        for p in positions])
+    return bundles
+
+
+def _tree_of(payloads: list[bytes], cp: Checkpoint, origin: str) -> MerkleTree:
+    """The file's tree up to the checkpoint's size, after checking that the checkpoint is of this file."""
+    if cp.origin != origin:
+        raise VerificationError(f"checkpoint is of {cp.origin!r:.80}, the file of {origin!r:.80}",
+                                code="checkpoint.origin_mismatch")
+    if cp.tree_size > len(payloads):
+        raise VerificationError(f"checkpoint tree size {cp.tree_size} > {len(payloads)} records in the file",
+                                code="checkpoint.beyond_log")
+    tree = MerkleTree(leaf_hash(p) for p in payloads[:cp.tree_size])
+    if tree.root() != cp.root_hash:
+        raise VerificationError(f"the file's root at tree size {cp.tree_size} is not the checkpoint's root hash",
+                                code="checkpoint.root_mismatch")
+    return tree

@@ -1,0 +1,390 @@
+"""One item's provenance: which records it needs (its *scope*) and what they say (a :class:`Provenance`).
+
+Pure: replayed custody state and records in, values out. Both sides of a proof bundle use it — the exporter
+(:mod:`ledger.export`) to choose the records to put in, and the verifier (:mod:`ledger.bundle`) to check that a
+bundle holds exactly those and to summarise them — so the two cannot disagree about what "complete" means.
+
+The scope of an item (docs/format-bundles.md, "Scope") is, walking back from the item:
+
+* every record of the item itself;
+* for every item in the scope, the parents named as ``inputs`` by the record that created it (a split, merge or
+  set), with every record of the parent up to and including that creating record — back to the ``mined``,
+  ``grown`` and ``registered`` roots, which have no parents;
+* for every item of the scope that was set into an article, every record of the article from the ``set`` up to
+  the ``unset`` that released it (or up to the item's own limit): while set, a stone moves with its article.
+  The article's other stones are not part of the scope (unless the item is the article itself).
+
+An item's records are the records that name it as an input or an output, from the first that names it as an
+output (its creating record); the scope is read from the records alone, before any rule is checked, so that
+the exporter and the verifier compute it alike and the replay creates only the scope's items.
+
+Hash links make the scope's past complete: each record names the previous record of every item it touches, and
+a creating record names its parents' latest records. Its future is not: a Merkle log cannot show that no later
+record of the item exists below the checkpoint's tree size (a transfer or retirement left out of a bundle). A
+provenance therefore says "as of record N" and never "current".
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ._describe import describe, format_ct
+from .checkpoint import Checkpoint
+from .custody import CustodyState
+from .events import Graded, Grown, Inscribed, Mined, Registered, Set, Unset, Verified
+from .findings import Finding
+from .policy import Policy
+from .record import Record
+
+__all__ = ["Grading", "Inscription", "MassPoint", "Provenance", "Root", "Scope", "Snapshot", "Step",
+           "build_provenance", "item_index", "provenance_scope", "snapshot"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """The records one item's provenance needs. ``items``: item id -> last position that counts for it (None:
+    all of its records), in walk order (the item first, then its parents and articles). ``positions``: position
+    -> the scope item that record is shown under (the one nearest the item). ``missing``: (parent id, child id,
+    position of the child's creating record) for parents that no given record creates."""
+
+    target: str
+    items: Mapping[str, int | None]
+    positions: Mapping[int, str]
+    missing: tuple[tuple[str, str, int], ...]
+
+
+def item_index(records: Mapping[int, Record]) -> dict[str, list[int]]:
+    """Item id -> positions of the records naming it as an input or output, in increasing order."""
+    index: dict[str, list[int]] = {}
+    for position in sorted(records):
+        body = records[position].body
+        for name in {*(i for i, _ in body.inputs), *(o.id for o in body.outputs)}:
+            index.setdefault(name, []).append(position)
+    return index
+
+
+def provenance_scope(records: Mapping[int, Record], target: str,
+                     index: Mapping[str, list[int]] | None = None) -> Scope:
+    """The scope (module docstring) of ``target`` among ``records`` (by position), read from the records alone:
+    an item's records are those naming it, from the one that creates it (names it as an output). Pass the
+    :func:`item_index` of ``records`` to share it between calls. A ``target`` no record creates has an empty
+    scope."""
+    index = item_index(records) if index is None else index
+    limits: dict[str, int | None] = {}
+    contained: set[str] = set()  # reached only as an article a scope item was set in: its parents do not count
+    missing: list[tuple[str, str, int]] = []
+    queue: deque[str] = deque()
+
+    def widen(name: str, limit: int | None, *, parents: bool = True) -> None:
+        if name in limits:
+            old = limits[name]
+            limit = None if old is None or limit is None else max(old, limit)
+            if limit == old and not (parents and name in contained):
+                return
+        elif not parents:
+            contained.add(name)
+        if parents:
+            contained.discard(name)
+        limits[name] = limit
+        queue.append(name)
+
+    if _created_at(records, index, target) is not None:
+        widen(target, None)
+    while queue:
+        name = queue.popleft()
+        created, limit = _created_at(records, index, name), limits[name]
+        assert created is not None
+        for parent, _ in () if name in contained else records[created].body.inputs:
+            if _created_at(records, index, parent) is not None:
+                widen(parent, created)
+            elif (parent, name, created) not in missing:
+                missing.append((parent, name, created))
+        for article, release in _articles(name, _own(index, name, created, limit), records, limit):
+            if _created_at(records, index, article) is not None:
+                widen(article, release, parents=False)
+    positions: dict[int, str] = {}
+    for name, limit in limits.items():
+        for position in _own(index, name, _created_at(records, index, name) or 0, limit):
+            positions.setdefault(position, name)
+    return Scope(target=target, items=MappingProxyType(limits), positions=MappingProxyType(positions),
+                 missing=tuple(missing))
+
+
+def _created_at(records: Mapping[int, Record], index: Mapping[str, list[int]], name: str) -> int | None:
+    """Position of the first record that names ``name`` as an output (None: no record creates it)."""
+    return next((p for p in index.get(name, ()) if any(o.id == name for o in records[p].body.outputs)), None)
+
+
+def _own(index: Mapping[str, list[int]], name: str, created: int, limit: int | None) -> list[int]:
+    """The item's records: from its creation up to ``limit`` (None: all)."""
+    return [p for p in index.get(name, ()) if p >= created and (limit is None or p <= limit)]
+
+
+def _articles(name: str, own: list[int], records: Mapping[int, Record], limit: int | None
+              ) -> list[tuple[str, int | None]]:
+    """(article, release position or ``limit``) for every ``set`` of item ``name`` into an article."""
+    found = []
+    for position in own:
+        body = records[position].body
+        if isinstance(body.event, Set) and name in dict(body.inputs) and body.outputs:
+            article = body.outputs[0].id
+            release = next((q for q in own if q > position and isinstance(records[q].body.event, Unset)
+                            and article in dict(records[q].body.inputs)), limit)
+            found.append((article, release))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An item right after a record: who holds and owns it, its mass (mct) and its state."""
+
+    holder: str
+    owner: str
+    mass_mct: int
+    state: str
+
+
+def snapshot(state: CustodyState, record: Record) -> dict[str, Snapshot]:
+    """Snapshots of the items ``record`` touched (inputs and outputs), taken right after it was applied."""
+    names = [i for i, _ in record.body.inputs] + [o.id for o in record.body.outputs]
+    return {n: Snapshot(i.holder, i.owner, i.mass_mct, i.state) for n in names if (i := state.items.get(n))}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Root:
+    """A record that created goods from nothing: ``mined`` / ``grown`` (``site``: mine or facility) or
+    ``registered`` (origin unknown, ``country`` XX). Its claims are attested by ``producer``, never proven."""
+
+    position: int
+    time_ms: int
+    kind: str
+    item: str
+    producer: str
+    country: str
+    site: str | None
+    mass_mct: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """One record of the custody path: what happened to ``item`` (a scope item) and its state right after."""
+
+    position: int
+    time_ms: int
+    kind: str
+    place: str
+    item: str
+    holder: str
+    owner: str
+    state: str
+    mass_mct: int
+    signers: tuple[str, ...]
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MassPoint:
+    """The recorded mass of a scope item after a record (creation, or a grading that lowered it)."""
+
+    position: int
+    time_ms: int
+    item: str
+    kind: str
+    mass_mct: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Grading:
+    """A grading report as the lab signed it (``mass_mct`` as weighed)."""
+
+    position: int
+    time_ms: int
+    item: str
+    report: str
+    lab: str
+    mass_mct: int
+    colour: str
+    clarity: str
+    nature: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inscription:
+    """A laser inscription recorded on a stone, with the lab that co-signed it."""
+
+    position: int
+    time_ms: int
+    item: str
+    inscription: str
+    lab: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Provenance:
+    """What a verified proof bundle shows about one item, as of record ``as_of`` (module docstring).
+
+    ``origin``: {ISO country: mct} (``XX``: unknown), inherited through splits and summed through merges; each
+    root says who attested it. ``attested``: the claims that rest on a party's word, not on the ledger's
+    rules (where a stone was mined, what a lab measured). ``path``: every record of the scope, oldest first.
+    ``policy_findings``: the chosen policy's verdict (empty: compliant, or no policy).
+    """
+
+    item: str
+    type: str
+    nature: str
+    mass_mct: int
+    state: str
+    holder: str
+    owner: str
+    article: str | None
+    origin: Mapping[str, int]
+    roots: tuple[Root, ...]
+    path: tuple[Step, ...]
+    mass_history: tuple[MassPoint, ...]
+    gradings: tuple[Grading, ...]
+    inscriptions: tuple[Inscription, ...]
+    attested: tuple[str, ...]
+    as_of: int
+    checkpoint_origin: str
+    tree_size: int
+    root_hash: bytes
+    registry_size: int
+    record_count: int
+    rules_checked: tuple[str, ...]
+    policy: Policy | None = None
+    policy_findings: tuple[Finding, ...] = field(default=())
+
+    @property
+    def compliant(self) -> bool:
+        """True when the policy (if any) has no finding."""
+        return not self.policy_findings
+
+    def attested_by(self) -> dict[str, tuple[str, ...]]:
+        """{country: producers whose root records attest goods from it}, sorted."""
+        by: dict[str, set[str]] = {}
+        for root in self.roots:
+            by.setdefault(root.country, set()).add(root.producer)
+        return {c: tuple(sorted(p)) for c, p in sorted(by.items())}
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (masses in mct, times in ms since the Unix epoch UTC, the root hash in base64)."""
+        return {
+            "item": self.item, "type": self.type, "nature": self.nature, "mass_mct": self.mass_mct,
+            "state": self.state, "holder": self.holder, "owner": self.owner, "article": self.article,
+            "origin": dict(self.origin), "attested_by": {c: list(p) for c, p in self.attested_by().items()},
+            "roots": _rows(self.roots), "path": _rows(self.path), "mass_history": _rows(self.mass_history),
+            "gradings": _rows(self.gradings), "inscriptions": _rows(self.inscriptions),
+            "attested": list(self.attested), "as_of": self.as_of,
+            "checkpoint": {"origin": self.checkpoint_origin, "tree_size": self.tree_size,
+                           "root_hash": base64.b64encode(self.root_hash).decode("ascii"),
+                           "registry_size": self.registry_size},
+            "records": self.record_count, "rules_checked": list(self.rules_checked),
+            "policy": self.policy.describe() if self.policy else None, "compliant": self.compliant,
+            "policy_findings": [f.to_json() for f in self.policy_findings],
+        }
+
+
+def _rows(values: tuple[Any, ...]) -> list[dict[str, object]]:
+    """Rows of small dataclasses as JSON-ready dicts (tuples as lists)."""
+    return [{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(row).items()}
+            for row in values]
+
+
+def build_provenance(state: CustodyState, records: Mapping[int, Record], scope: Scope,
+                     snapshots: Mapping[int, Mapping[str, Snapshot]], checkpoint: Checkpoint, *,
+                     registry_size: int, rules_checked: tuple[str, ...], policy: Policy | None = None,
+                     policy_findings: tuple[Finding, ...] = ()) -> Provenance:
+    """Summarise a replay whose scope is complete (the caller has checked it). Pure; raises KeyError only if
+    ``scope`` does not belong to ``state`` and ``records``."""
+    item = state.items[scope.target]
+    path = tuple(_step(p, records[p], name, snapshots[p][name]) for p, name in sorted(scope.positions.items()))
+    roots = tuple(r for p, name in sorted(scope.positions.items()) if (r := _root(p, records[p], name)))
+    return Provenance(
+        item=item.id, type=item.type, nature=item.nature, mass_mct=item.mass_mct, state=item.state,
+        holder=item.holder, owner=item.owner, article=item.article,
+        origin=MappingProxyType(dict(sorted(item.origin.items()))), roots=roots, path=path,
+        mass_history=_mass_history(path), gradings=_gradings(records, scope),
+        inscriptions=_inscriptions(records, scope), attested=_attested(records, scope, roots),
+        as_of=max(scope.positions), checkpoint_origin=checkpoint.origin, tree_size=checkpoint.tree_size,
+        root_hash=bytes(checkpoint.root_hash), registry_size=registry_size, record_count=len(records),
+        rules_checked=rules_checked, policy=policy, policy_findings=policy_findings)
+
+
+def _step(position: int, record: Record, name: str, snap: Snapshot) -> Step:
+    body = record.body
+    return Step(position=position, time_ms=body.time_ms, kind=body.kind, place=body.place, item=name,
+                holder=snap.holder, owner=snap.owner, state=snap.state, mass_mct=snap.mass_mct,
+                signers=tuple(s.party for s in record.signatures), detail=describe(record, focus=name))
+
+
+def _root(position: int, record: Record, name: str) -> Root | None:
+    body, event = record.body, record.body.event
+    if not isinstance(event, Mined | Grown | Registered) or not body.outputs:
+        return None
+    out = body.outputs[0]
+    site = event.mine if isinstance(event, Mined) else event.facility if isinstance(event, Grown) else None
+    country = event.country if isinstance(event, Mined | Grown) else "XX"
+    return Root(position=position, time_ms=body.time_ms, kind=body.kind, item=out.id, producer=body.actor,
+                country=country, site=site, mass_mct=out.mass_mct)
+
+
+def _mass_history(path: tuple[Step, ...]) -> tuple[MassPoint, ...]:
+    points: list[MassPoint] = []
+    last: dict[str, int] = {}
+    for step in path:
+        if last.get(step.item) != step.mass_mct:
+            last[step.item] = step.mass_mct
+            points.append(MassPoint(position=step.position, time_ms=step.time_ms, item=step.item, kind=step.kind,
+                                    mass_mct=step.mass_mct))
+    return tuple(points)
+
+
+def _subjects(records: Mapping[int, Record], scope: Scope) -> list[tuple[int, Record, str]]:
+    """(position, record, scope item it is about) for records whose input is a scope item."""
+    found = []
+    for position, name in sorted(scope.positions.items()):
+        record = records[position]
+        inputs = [i for i, _ in record.body.inputs if i in scope.items]
+        if inputs:
+            found.append((position, record, name if name in inputs else inputs[0]))
+    return found
+
+
+def _gradings(records: Mapping[int, Record], scope: Scope) -> tuple[Grading, ...]:
+    return tuple(Grading(position=p, time_ms=r.body.time_ms, item=name, report=e.report, lab=e.lab,
+                         mass_mct=e.mass_mct, colour=e.colour, clarity=e.clarity, nature=e.nature)
+                 for p, r, name in _subjects(records, scope) if isinstance(e := r.body.event, Graded))
+
+
+def _inscriptions(records: Mapping[int, Record], scope: Scope) -> tuple[Inscription, ...]:
+    return tuple(Inscription(position=p, time_ms=r.body.time_ms, item=name, inscription=e.inscription, lab=e.lab)
+                 for p, r, name in _subjects(records, scope) if isinstance(e := r.body.event, Inscribed))
+
+
+def _attested(records: Mapping[int, Record], scope: Scope, roots: tuple[Root, ...]) -> tuple[str, ...]:
+    """The claims of this provenance that rest on one party's word (DESIGN.md §1: "attested", never "proven")."""
+    claims = []
+    for root in roots:
+        if root.kind == "registered":
+            claims.append(f"{root.item}: registered by {root.producer} with no recorded history; origin unknown "
+                          f"(record {root.position})")
+        else:
+            claims.append(f"{root.item}: {root.kind} at {root.site} ({root.country}), {format_ct(root.mass_mct)}; "
+                          f"origin and nature attested by {root.producer} (record {root.position})")
+    for position, record, name in _subjects(records, scope):
+        event = record.body.event
+        if isinstance(event, Graded):
+            claims.append(f"{name}: {format_ct(event.mass_mct)} {event.colour} {event.clarity} {event.nature}, "
+                          f"attested by {event.lab} (report {event.report}, record {position})")
+        elif isinstance(event, Inscribed):
+            claims.append(f"{name}: inscription {event.inscription!r} attested by {event.lab} (record {position})")
+        elif isinstance(event, Verified):
+            claims.append(f"{name}: origin {', '.join(event.countries)} attested by node {event.node} "
+                          f"(record {position})")
+    return tuple(claims)
