@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .custody import Item
 from .errors import InputError
-from .events import Exported, Graded, Grown, Imported, Inscribed, Mined, Registered, Verified
+from .events import Exported, Graded, Grown, Imported, Inscribed, Mined, Registered, Set, Unset, Verified
 from .findings import Finding
 from .origin import UNKNOWN
 from .record import Record
@@ -92,13 +92,16 @@ class Policy:
 
     ``deny_origin``: ISO codes no goods may come from or pass through (R1/R2): an item is refused when its origin
     composition (tainted through merges) names one, or when one of its or its ancestors' records is placed in
-    one. ``import_threshold_mct``: with it, ``deny_origin`` applies only to natural items imported with a declared
-    mass at or above it (R1: 0.5 ct = 500 mct); without it, to every item. ``kp_rules``: Kimberley Process
-    certificates (R7). ``require_known_origin``: nothing of unknown origin (``XX``) is imported (R4).
-    ``require_verified``: every graded natural stone descends from a ``verified`` record (R3).
-    ``regrade_tolerance_mct``: gradings of one stone (same item, report number or inscription) differ by at most
-    this (R11). ``import_weight_tolerance_mct``: a mass declared at import is at most this below the stone's last
-    graded (else recorded) mass (fraud 6, threshold gaming). Masses in millicarats.
+    one (for a stone, also a record of an article while the stone was set in it). ``import_threshold_mct``: with
+    it, ``deny_origin`` applies only to natural or mixed goods imported with a declared mass at or above it (R1:
+    0.5 ct = 500 mct), a natural stone set in an imported article counting as imported at the larger of the
+    article's declared mass and its own recorded mass; without it, to every item. ``kp_rules``: Kimberley
+    Process certificates (R7). ``require_known_origin``: nothing of unknown origin (``XX``) is imported (R4).
+    ``require_verified``: every line of descent of a graded natural stone, back to each of its roots, passes
+    through a ``verified`` record (R3). ``regrade_tolerance_mct``: gradings of one stone (same item, report number
+    or inscription, compared ignoring case) differ by at most this (R11). ``import_weight_tolerance_mct``: a mass
+    declared at import is at most this below the stone's last graded (else recorded) mass (fraud 6, threshold
+    gaming). Masses in millicarats.
     """
 
     deny_origin: frozenset[str] = frozenset()
@@ -137,14 +140,15 @@ class Policy:
         lines = []
         if self.deny_origin:
             scope = ("every item" if self.import_threshold_mct is None else
-                     f"natural goods imported at {format_carats(self.import_threshold_mct)} or more")
+                     f"natural goods imported at {format_carats(self.import_threshold_mct)} or more, alone or "
+                     "set in an article")
             lines.append(f"no origin in or route through {', '.join(sorted(self.deny_origin))} ({scope})")
         if self.kp_rules:
             lines.append("Kimberley Process certificates: prefix, dates, single use, total mass, match")
         if self.require_known_origin:
             lines.append("no import of goods of unknown origin")
         if self.require_verified:
-            lines.append("every graded natural stone descends from a verified record")
+            lines.append("every line of descent of a graded natural stone passes through a verified record")
         if self.regrade_tolerance_mct is not None:
             lines.append(f"gradings of one stone agree within {format_carats(self.regrade_tolerance_mct)}")
         if self.import_weight_tolerance_mct is not None:
@@ -271,16 +275,17 @@ class _Walk:
         self.found: list[Finding] = []
         self.roots: dict[str, frozenset[int]] = {}  # item -> positions of the mined/grown/registered roots
         self.route: dict[str, dict[str, int]] = {}  # item -> denied country -> first record placed there
-        self.verified: set[str] = set()  # items with a verified record on them or an ancestor
+        self.contents: dict[str, list[str]] = {}  # article -> the stones set in it (until it is unset)
+        self.unverified: dict[str, frozenset[int]] = {}  # item -> roots with no verified record on the line to it
         self.graded: dict[str, int] = {}  # natural stone -> position of its first grading
         self.mass: dict[str, int] = {}  # item -> recorded mass (output mass, lowered by gradings)
         self.last_grade: dict[str, _Grading] = {}
-        self.by_report: dict[str, _Grading] = {}
-        self.by_inscription: dict[str, _Grading] = {}
-        self.inscription: dict[str, str] = {}
+        self.by_report: dict[str, _Grading] = {}  # case-folded report number -> its latest grading
+        self.by_inscription: dict[str, _Grading] = {}  # case-folded inscription -> its reference grading
+        self.inscription: dict[str, str] = {}  # stone -> its case-folded inscription
         self.exports: dict[str, int] = {}  # case-folded certificate -> position of its first export
         self.export_of: dict[str, tuple[int, Exported]] = {}  # item -> its latest export
-        self.imported_over: dict[str, tuple[int, int]] = {}  # item -> (position, declared) of a big import
+        self.imported_over: dict[str, str] = {}  # item -> how it was first imported at or above the threshold
         self.root_records: dict[int, Record] = {}
 
     def add(self, code: str, position: int, item: str | None, reason: str) -> None:
@@ -293,9 +298,10 @@ class _Walk:
         inputs = [i for i in touched if i not in created]
         parents = [i for i, _ in body.inputs if i in self.items and self.items[i].history[0] < position]
         denied_here = body.place if body.place in self.policy.deny_origin else None
-        for item in inputs:
-            if denied_here is not None and denied_here not in self.route.get(item, {}):
-                self.route[item] = {**self.route.get(item, {}), denied_here: position}
+        if denied_here is not None:  # a record of an article is also a record of the stones set in it (R2)
+            for item in inputs + [s for i in inputs for s in self.contents.get(i, ())]:
+                if denied_here not in self.route.get(item, {}):
+                    self.route[item] = {**self.route.get(item, {}), denied_here: position}
         if isinstance(event, Exported):
             self._exported(position, record, event, inputs)
         elif isinstance(event, Imported):
@@ -307,7 +313,11 @@ class _Walk:
             for item in inputs:
                 self._inscribed(position, event, item)
         elif isinstance(event, Verified):
-            self.verified.update(inputs)
+            for item in inputs:
+                self.unverified[item] = frozenset()
+        elif isinstance(event, Unset):
+            for item in inputs:
+                self.contents.pop(item, None)
         for item in created:
             self._created(position, record, item, parents, denied_here)
 
@@ -315,11 +325,17 @@ class _Walk:
 
     def _created(self, position: int, record: Record, item: str, parents: list[str], denied: str | None) -> None:
         if isinstance(record.body.event, Mined | Grown | Registered):
-            self.roots[item] = frozenset({position})
+            self.roots[item] = self.unverified[item] = frozenset({position})
             self.root_records[position] = record
         else:
             roots = [self.roots.get(p, frozenset()) for p in parents]
             self.roots[item] = roots[0] if len(roots) == 1 else frozenset().union(*roots)
+            # R3: a line from any parent without a verified record leaves this item unverified (all, not any);
+            # a parent outside the items judged (a partial set) is not known to be verified: its record stands in
+            unknown = frozenset({position}) if len(parents) < len(record.body.inputs) else frozenset()
+            self.unverified[item] = unknown.union(*(self.unverified.get(p, frozenset()) for p in parents))
+            if isinstance(record.body.event, Set):
+                self.contents[item] = list(parents)
         route: dict[str, int] = {}
         for parent in parents:
             for country, first in self.route.get(parent, {}).items():
@@ -328,8 +344,6 @@ class _Walk:
             route.setdefault(denied, position)
         if route:
             self.route[item] = route
-        if any(p in self.verified for p in parents):
-            self.verified.add(item)
         self.mass[item] = next(o.mass_mct for o in record.body.outputs if o.id == item)
 
     # --- Kimberley Process (R7), unknown origin (R4), threshold gaming (fraud 6) -----------------------------
@@ -375,8 +389,16 @@ class _Walk:
                          f"declared at {format_carats(mass)}, {format_carats(known - mass)} below the "
                          f"{format_carats(known)} {how} (tolerance {format_carats(tolerance)})")
             threshold = self.policy.import_threshold_mct
-            if threshold is not None and mass >= threshold and self.items[item].nature == "natural":
-                self.imported_over.setdefault(item, (position, mass))
+            if threshold is None:
+                continue
+            if mass >= threshold and self.items[item].nature in ("natural", "mixed"):
+                self.imported_over.setdefault(item, f"imported at a declared {format_carats(mass)} (record {position})")
+            for stone in self.contents.get(item, ()):  # R1: the stones set in an article are imported with it
+                own = self.mass.get(stone, 0)
+                if max(mass, own) >= threshold and self.items[stone].nature == "natural":
+                    self.imported_over.setdefault(stone, f"imported set in article {item} declared at "
+                                                         f"{format_carats(mass)}, its own recorded mass "
+                                                         f"{format_carats(own)} (record {position})")
 
     def _kp_import(self, position: int, record: Record, event: Imported, inputs: list[str]) -> None:
         exports = sorted({self.export_of[i] for i in inputs if i in self.export_of}, key=lambda e: e[0])
@@ -406,21 +428,22 @@ class _Walk:
         if self.items[item].nature == "natural":
             self.graded.setdefault(item, position)
         self.mass[item] = min(self.mass.get(item, event.mass_mct), event.mass_mct)
-        earlier = [self.last_grade.get(item), self.by_report.get(event.report)]
+        report = event.report.casefold()  # identities compare ignoring case, as integrity's indexes do
+        earlier = [self.last_grade.get(item), self.by_report.get(report)]
         if item in self.inscription:
             earlier.append(self.by_inscription.get(self.inscription[item]))
         self._compare(position, item, grading, earlier)
-        self.last_grade[item] = self.by_report[event.report] = grading
+        self.last_grade[item] = self.by_report[report] = grading
         if item in self.inscription:
             self.by_inscription.setdefault(self.inscription[item], grading)
 
     def _inscribed(self, position: int, event: Inscribed, item: str) -> None:
-        self.inscription[item] = event.inscription
+        inscription = self.inscription[item] = event.inscription.casefold()
         own = self.last_grade.get(item)
         if own is None:
             return
-        self._compare(position, item, own, [self.by_inscription.get(event.inscription)])
-        self.by_inscription.setdefault(event.inscription, own)
+        self._compare(position, item, own, [self.by_inscription.get(inscription)])
+        self.by_inscription.setdefault(inscription, own)
 
     def _compare(self, position: int, item: str, grading: _Grading, earlier: list[_Grading | None]) -> None:
         tolerance = self.policy.regrade_tolerance_mct
@@ -449,9 +472,12 @@ class _Walk:
         found = []
         if self.policy.require_verified:
             for stone, position in self.graded.items():
-                if stone not in self.verified:
-                    found.append(Finding(code="policy.unverified", position=position, item=stone,
-                                         reason="graded, but no verified record on it or on any ancestor"))
+                lines = sorted(self.unverified.get(stone, {position}))  # no creation seen: not known verified
+                if lines:
+                    roots = [self._attestation(p) if p in self.root_records else f"goods not judged here (record {p})"
+                             for p in lines]
+                    found.append(Finding(code="policy.unverified", position=position, item=stone, reason=(
+                        f"graded, but no verified record on it or on the ancestors that lead to {_some(roots)}")))
         if self.policy.deny_origin:
             for item in self.items.values():
                 reason = self._denied(item)
@@ -470,8 +496,7 @@ class _Walk:
         if self.policy.import_threshold_mct is not None:
             if item.id not in self.imported_over:
                 return None
-            at, mass = self.imported_over[item.id]
-            imported = f"imported at a declared {format_carats(mass)} (record {at})"
+            imported = self.imported_over[item.id]
         parts = []
         if origin:
             attested = [self._attestation(p) for p in sorted(self.roots.get(item.id, ()))

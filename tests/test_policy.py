@@ -23,8 +23,10 @@ from ledger.events import (
     Merged,
     Mined,
     Registered,
+    Set,
     Split,
     Transferred,
+    Unset,
     Verified,
 )
 from ledger.findings import Finding
@@ -184,6 +186,75 @@ def test_import_threshold_skips_lab_grown_goods(w: World) -> None:
     assert flagged(found, "policy.denied_origin") == ["CVD-1"] and "grown at reactor" in found[0].reason
 
 
+def set_in(w: World, stones: Sequence[str], holder: str, article: str) -> None:
+    ok(w, w.make(Set(description="ring"), holder, inputs=stones,
+                 outputs=[Output(id=article, type="article", mass_mct=sum(w.state.items[s].mass_mct for s in stones))]))
+
+
+def unset(w: World, article: str, holder: str) -> None:
+    stones = [s.id for s in w.state.items.values() if s.article == article and s.state == "locked"]
+    ok(w, w.make(Unset(reason="resold loose"), holder, inputs=[article, *stones], consumes=[article]))
+
+
+def jewel(w: World, ru_mct: int, cvd_mct: int, declared: int) -> None:
+    """The reviewer's attack: a Russian stone cut in India is set with a CVD stone into a mixed ring, shipped to
+    Belgium declared at ``declared``, unset there and sold loose."""
+    mine(w, "RU-ROUGH", ru_mct + 100, producer="producer-ru", country="RU")
+    ship(w, ["RU-ROUGH"], "producer-ru", "RU", "cutter-c", "IN")
+    split(w, "RU-ROUGH", "cutter-c", {"RU-1": ru_mct})
+    ok(w, w.make(Grown(facility="reactor", country="IN", method="CVD"), "grower-h", place="IN",
+                 outputs=[Output(id="CVD-1", type="stone", mass_mct=cvd_mct)]))
+    ok(w, w.make(Transferred(to="cutter-c", mode="title"), "grower-h", inputs=["CVD-1"]))
+    set_in(w, ["CVD-1", "RU-1"], "cutter-c", "RING")
+    assert w.state.items["RING"].nature == "mixed"
+    ship(w, ["RING"], "cutter-c", "IN", "cutter-c", "BE", import_declared={"RING": declared})
+    unset(w, "RING", "cutter-c")
+    ok(w, w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["RU-1"]))
+
+
+@pytest.mark.parametrize(("ru_mct", "cvd_mct", "declared", "want"), [
+    (1_800, 200, 2_000, ["RU-ROUGH", "RU-1", "RING"]),  # the attack: 1.8 ct Russian stone in a 2.000 ct ring
+    (300, 300, 600, ["RU-1", "RING"]),  # a small stone counts at the article's declared mass
+    (600, 100, 400, ["RU-ROUGH", "RU-1"]),  # ... and at its own mass when the article is declared low
+    (300, 100, 400, []),  # everything below the threshold
+])
+def test_import_threshold_counts_mixed_articles_and_the_stones_set_in_them(
+        w: World, ru_mct: int, cvd_mct: int, declared: int, want: list[str]) -> None:
+    jewel(w, ru_mct, cvd_mct, declared)
+    found = check(w, deny_origin=frozenset({"RU"}), import_threshold_mct=500)
+    assert flagged(found, "policy.denied_origin") == want
+    if "RU-1" in want:
+        reason = next(f.reason for f in found if f.item == "RU-1")
+        assert f"imported set in article RING declared at {format_carats(declared)}" in reason
+        assert f"(record {len(w.records) - 3})" in reason  # the import into Belgium
+    assert check(w, deny_origin=frozenset({"BY"}), import_threshold_mct=500) == []
+
+
+def ring_route(w: World, via: str) -> None:
+    """A Botswanan stone set in a ring in Botswana; the ring goes to Belgium through ``via``; the stone is unset
+    and sold loose in Belgium."""
+    mine(w, "S1", 1_000)
+    ok(w, w.make(Transferred(to="cutter-c", mode="title"), "producer-a", inputs=["S1"]))
+    set_in(w, ["S1"], "cutter-c", "RING")
+    ship(w, ["RING"], "cutter-c", "BW", "trader-b", via)
+    ship(w, ["RING"], "trader-b", via, "cutter-c", "BE")
+    unset(w, "RING", "cutter-c")
+    ok(w, w.make(Transferred(to="trader-e", mode="title"), "cutter-c", inputs=["S1"]))
+
+
+def test_a_route_of_an_article_taints_the_stones_set_in_it(w: World) -> None:
+    ring_route(w, "RU")
+    found = check(w, deny_origin=frozenset({"RU"}))
+    assert flagged(found, "policy.denied_origin") == ["S1", "RING"]
+    import_into_russia = len(w.records) - 5
+    assert f"custody passed through RU (record {import_into_russia})" in found[0].reason
+
+
+def test_an_article_routed_elsewhere_leaves_its_stones_clean(w: World) -> None:
+    ring_route(w, "AE")
+    assert check(w, deny_origin=frozenset({"RU"})) == []
+
+
 # --- R4: unknown origin at import ------------------------------------------------------------------------
 
 def test_import_of_unknown_origin(w: World) -> None:
@@ -232,6 +303,43 @@ def test_graded_stone_without_verified_ancestry(w: World) -> None:
 
 def test_graded_stone_with_a_verified_ancestor_is_clean(w: World) -> None:
     cut_and_grade(w, verify=True)
+    assert check(w, require_verified=True) == []
+
+
+def merged_and_graded(w: World, verify: Sequence[str]) -> None:
+    """A Botswanan and an Angolan lot merged in Belgium, cut, and a stone graded; ``verify``: the lots verified."""
+    mine(w, "BW-LOT", 3_000, kind="lot")
+    ship(w, ["BW-LOT"], "producer-a", "BW", "cutter-c", "BE")
+    mine(w, "AO-LOT", 2_000, producer="producer-ao", country="AO", kind="lot")
+    ship(w, ["AO-LOT"], "producer-ao", "AO", "cutter-c", "BE")
+    for lot in ("AO-LOT", "BW-LOT"):
+        if lot in verify:
+            ok(w, w.make(Verified(node="node-g", countries=(lot[:2],)), "cutter-c", inputs=[lot],
+                         signers=["cutter-c", "node-g"]))
+    ok(w, w.make(Merged(loss_mct=0), "cutter-c", inputs=["AO-LOT", "BW-LOT"], consumes=["AO-LOT", "BW-LOT"],
+                 outputs=[Output(id="MIX", type="lot", mass_mct=5_000)]))
+    if "MIX" in verify:
+        ok(w, w.make(Verified(node="node-g", countries=("AO", "BW")), "cutter-c", inputs=["MIX"],
+                     signers=["cutter-c", "node-g"]))
+    split(w, "MIX", "cutter-c", {"MIX-1": 1_000})
+    grade(w, "MIX-1", "cutter-c", 1_000, "R-7")
+
+
+@pytest.mark.parametrize(("verify", "unverified"), [
+    (["BW-LOT"], "producer-ao (mined at mine of AO"),  # one verified parent no longer covers the merge
+    (["AO-LOT"], "producer-a (mined at mine of BW"),
+    ([], "producer-a (mined at mine of BW"),
+])
+def test_a_merge_with_unverified_goods_is_unverified(w: World, verify: list[str], unverified: str) -> None:
+    merged_and_graded(w, verify)
+    found = check(w, require_verified=True)
+    assert codes(found) == ["policy.unverified"] and found[0].item == "MIX-1"
+    assert unverified in found[0].reason and found[0].position == len(w.records) - 1
+
+
+@pytest.mark.parametrize("verify", [["AO-LOT", "BW-LOT"], ["MIX"]])
+def test_a_merge_of_verified_goods_is_verified(w: World, verify: list[str]) -> None:
+    merged_and_graded(w, verify)
     assert check(w, require_verified=True) == []
 
 
@@ -339,14 +447,15 @@ def test_regrade_within_tolerance_is_clean(w: World) -> None:
     assert check(w, deny_origin=frozenset({"RU"})) == []
 
 
-def test_a_substitute_carrying_the_inscription_is_compared_with_the_original(w: World) -> None:
+@pytest.mark.parametrize("copied", ["R-1", "r-1"])
+def test_a_substitute_carrying_the_inscription_is_compared_with_the_original(w: World, copied: str) -> None:
     graded_stone(w)
     ok(w, w.make(Inscribed(lab="lab-d", inscription="R-1"), "cutter-c", inputs=["S1-A"], place="IN"))
     ok(w, w.make(Grown(facility="reactor", country="IN", method="CVD"), "grower-h", place="IN",
                  outputs=[Output(id="CVD-1", type="stone", mass_mct=1_520)]))
     ok(w, w.make(Inscribed(lab="lab-d", inscription="R-1-COPY"), "grower-h", inputs=["CVD-1"], place="IN"))
     split(w, "S1-A", "cutter-c", {"S1-A2": 1_400})  # recut: the old stone is consumed, its marks are free
-    ok(w, w.make(Inscribed(lab="lab-d", inscription="R-1"), "grower-h", inputs=["CVD-1"], place="IN"))
+    ok(w, w.make(Inscribed(lab="lab-d", inscription=copied), "grower-h", inputs=["CVD-1"], place="IN"))
     grade(w, "CVD-1", "grower-h", 1_509, "R-3", nature="lab_grown")
     found = check(w, regrade_tolerance_mct=5)
     assert codes(found) == ["policy.regrade_mismatch"] and found[0].item == "CVD-1"
@@ -360,6 +469,21 @@ def test_a_second_stone_under_the_same_report_number(w: World) -> None:
     grade(w, "S1-B", "cutter-c", 290, "R-1")  # S1-B now claims the report of S1-A (1.512 ct)
     found = check(w, regrade_tolerance_mct=5)
     assert codes(found) == ["policy.regrade_mismatch"] and "stone S1-A" in found[0].reason
+
+
+@pytest.mark.parametrize(("report", "flagged_as"), [
+    ("SAMPLE-123", ["CVD-1"]), ("sample-123", ["CVD-1"]), ("Sample-123", ["CVD-1"]), ("SAMPLE-124", []),
+])
+def test_a_report_number_is_compared_ignoring_case(w: World, report: str, flagged_as: list[str]) -> None:
+    graded_stone(w)
+    grade(w, "S1-A", "cutter-c", 1_512, "SAMPLE-123")
+    split(w, "S1-A", "cutter-c", {"S1-A2": 1_400})  # recut: S1-A is consumed and its report number free
+    ok(w, w.make(Grown(facility="reactor", country="IN", method="CVD"), "grower-h", place="IN",
+                 outputs=[Output(id="CVD-1", type="stone", mass_mct=1_520)]))
+    grade(w, "CVD-1", "grower-h", 1_509, report, nature="lab_grown")
+    found = check(w, regrade_tolerance_mct=5)
+    assert flagged(found, "policy.regrade_mismatch") == flagged_as
+    assert all("natural for stone S1-A (report SAMPLE-123" in f.reason for f in found)
 
 
 def test_import_declared_below_the_graded_mass(w: World) -> None:
