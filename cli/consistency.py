@@ -89,7 +89,7 @@ def evidence(ctx: click.Context) -> None:
 
     A split view (two signed checkpoints of one ledger that cannot both be the log) comes from
     'stonetrail consistency --evidence-out'; a chain fork (two records claiming the same predecessor, both in
-    a signed checkpoint) from 'stonetrail evidence fork'. Format: docs/format-consistency.md.
+    a signed checkpoint) from 'stonetrail evidence fork'. Format: docs/format.md §7b.
 
     \b
     Examples:

@@ -127,7 +127,7 @@ def show(bundle_file: Path, as_json: bool) -> None:
     """List FILE's item, checkpoint and records without verifying anything (use 'proof verify' for that).
 
     The JSON form is the bundle itself for other tools: the signed note text, and per record its leaf index,
-    its bytes (base64: the RFC 9162 leaf input) and its inclusion proof (base64 hashes); docs/format-bundles.md.
+    its bytes (base64: the RFC 9162 leaf input) and its inclusion proof (base64 hashes); docs/format.md §7a.
 
     \b
     Example:

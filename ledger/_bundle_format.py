@@ -1,4 +1,4 @@
-"""The proof bundle's bytes: layout, strict reading, building, and the JSON rendering (docs/format-bundles.md).
+"""The proof bundle's bytes: layout, strict reading, building, and the JSON rendering (docs/format.md §7a).
 
 Re-exported by :mod:`ledger.bundle`, which verifies what this module only parses. Pure: no I/O.
 """
@@ -121,7 +121,7 @@ def _read_entry(value: Value) -> BundleEntry:
 # --- JSON rendering -------------------------------------------------------------------------------------------
 
 def bundle_to_json(data: bytes) -> dict[str, object]:
-    """The bundle as JSON-ready values (docs/format-bundles.md, "JSON"): the signed note text, and per record
+    """The bundle as JSON-ready values (docs/format.md §7a, "JSON"): the signed note text, and per record
     ``leaf_index``, ``leaf`` (base64 of the record bytes: the RFC 9162 leaf input) and ``inclusion_proof``
     (base64 hashes). ``origin``, ``tree_size`` and ``root_hash`` are read from the checkpoint WITHOUT verifying
     it (None if it is unreadable). Raises BundleFormatError as :func:`read_bundle`."""

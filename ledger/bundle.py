@@ -1,6 +1,6 @@
 """Proof bundles: one item's provenance, verifiable offline from the bundle's bytes and the pinned keys alone.
 
-Wire format (normative text: docs/format-bundles.md)::
+Wire format (normative text: docs/format.md §7a)::
 
     bundle bytes = BUNDLE_TAG || canonical-msgpack({
         "v": 1,
@@ -57,7 +57,7 @@ __all__ = ["BUNDLE_TAG", "BUNDLE_VERSION", "MAX_BUNDLE_SIZE", "MAX_PROOF_HASHES"
            "BundleEntry", "BundleFormatError", "BundleLine", "BundleReport", "BundleSummary", "build_bundle",
            "bundle_from_json", "bundle_to_json", "check_bundle", "read_bundle", "summarize_bundle", "verify_bundle"]
 
-#: What verifying a bundle checks, in order (Provenance.rules_checked; docs/format-bundles.md, "Verifying").
+#: What verifying a bundle checks, in order (Provenance.rules_checked; docs/format.md §7a, "Verifying").
 RULES_CHECKED = (
     "bundle: canonical encoding, version 1, size caps",
     "checkpoint: C2SP signed note with a valid Ed25519 signature by a pinned operator key",
@@ -163,7 +163,7 @@ class BundleReport:
 
 def check_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, origin: str | None = None
                  ) -> BundleReport:
-    """Verify a bundle against ``trust`` alone and report every finding (codes: docs/format-bundles.md).
+    """Verify a bundle against ``trust`` alone and report every finding (codes: docs/format.md §7a).
 
     ``origin``: require the checkpoint to be of this ledger (``checkpoint.origin_mismatch``); by default any
     ledger whose checkpoint a pinned operator key signed is accepted, and the provenance names it.

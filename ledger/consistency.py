@@ -5,7 +5,7 @@ A later checkpoint extends an earlier one when the earlier tree is a prefix of t
 repeats the two sizes only so that a proof cannot silently be applied to the wrong pair of checkpoints; they
 are compared with the checkpoints and never used in place of them.
 
-Consistency-proof file, version 1 (UTF-8 text, each line ending in "\\n"; docs/format-consistency.md §1)::
+Consistency-proof file, version 1 (UTF-8 text, each line ending in "\\n"; docs/format.md §7b §1)::
 
     stonetrail/v1/consistency-proof
     old <old tree size>                 ASCII decimal, "0" or [1-9][0-9]*, < 2**64

@@ -9,13 +9,16 @@
 * every input exists (``custody.unknown_item``), is in the state the kind needs (``custody.consumed``,
   ``custody.retired``, ``custody.locked``, ``custody.in_transit``, ``custody.not_exported``), is held by the
   actor (``custody.not_holder``; a sale also needs the owner: ``custody.not_owner``; an import the consignee:
-  ``custody.not_consignee``), and is linked to its latest record (``chain.link_mismatch``; a link to an older
-  record of the item is a second record claiming the same predecessor: ``chain.fork``); time never goes
-  backwards along an item's chain (``chain.time_backwards``);
+  ``custody.not_consignee``; a seizure customs of the record's country: ``role.wrong_country``), is where the
+  record takes place (``custody.wrong_place``: crossing a border takes an export and an import), and is linked
+  to its latest record (``chain.link_mismatch``; a link to an older record of the item is a second record
+  claiming the same predecessor: ``chain.fork``); time never goes backwards along an item's chain
+  (``chain.time_backwards``);
 * outputs get fresh ids, case-insensitively (``item.duplicate_id``); mass never grows (``mass.exceeds_input``,
   DOMAIN.md R10); nature is fixed at creation (``nature.mismatch``, R9); one grading report number and one
-  inscription per live stone (``identity.duplicate_report``, ``identity.duplicate_inscription``, R11); a
-  producer attests only mines of its enrolled country (``origin.foreign_mine``).
+  inscription per stone not consumed — a stolen stone keeps its papers (``identity.duplicate_report``,
+  ``identity.duplicate_inscription``, R11); a producer attests only its enrolled country
+  (``origin.foreign_mine``).
 
 A record with findings is still applied where it can be (so that one fault is reported once, not again on every
 later record of the item), except a forking record, which changes nothing (docs/adr/0003).
@@ -234,12 +237,21 @@ class CustodyState:
         if state:
             found.append(_f(state[0], position, item_id, state[1]))
         found += self._check_actor(record, rule, item, position)
-        if item.country != record.body.place and not isinstance(record.body.event, Imported):
+        if item.country != record.body.place and not self._at_border(record, item):
             found.append(_f("custody.wrong_place", position, item_id, f"{item_id} is in {item.country}; a "
                             f"record in {record.body.place} needs an export and an import first"))
         if record.body.time_ms < item.head_time_ms:
             found.append(_f("chain.time_backwards", position, item_id, "record is older than the item's last record"))
         return found
+
+    @staticmethod
+    def _at_border(record: Record, item: Item) -> bool:
+        """An import, or a seizure of goods in transit, happens at the destination, not where the goods left."""
+        event = record.body.event
+        if isinstance(event, Imported):
+            return True
+        arriving = item.transit is not None and item.transit[2] == record.body.place
+        return isinstance(event, Retired) and event.reason == "seized" and arriving
 
     def _state_problem(self, record: Record, rule: Rule, item: Item) -> tuple[str, str] | None:
         event = record.body.event

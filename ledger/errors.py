@@ -69,7 +69,7 @@ class InputError(StoneTrailError):
 
 
 class BundleFormatError(InputError):
-    """Bytes are not a StoneTrail proof bundle (tag, canonical encoding, layout; docs/format-bundles.md)."""
+    """Bytes are not a StoneTrail proof bundle (tag, canonical encoding, layout; docs/format.md §7a)."""
 
     default_code = "bundle.malformed"
 

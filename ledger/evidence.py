@@ -2,7 +2,7 @@
 
 DESIGN.md §1.4: two conflicting checkpoints, or two records claiming the same predecessor, are reported as a
 fork *with the evidence*. Evidence proves misbehaviour by itself: it holds signed checkpoints and inclusion
-proofs, never a claim that must be taken on trust. Normative text: docs/format-consistency.md §2.
+proofs, never a claim that must be taken on trust. Normative text: docs/format.md §7b §2.
 
 Wire format, version 1::
 
@@ -66,7 +66,7 @@ _MAX_PATH: Final = 64
 
 
 class EvidenceFormatError(InputError):
-    """Evidence bytes are not the format of docs/format-consistency.md §2 (``evidence.malformed``)."""
+    """Evidence bytes are not the format of docs/format.md §7b §2 (``evidence.malformed``)."""
 
     default_code = "evidence.malformed"
 

@@ -67,7 +67,7 @@ def consistency_proof_for(ledger_path: str | Path, old_note: str | bytes, new_no
     file's whole tree as it is now), built from the ledger file at ``ledger_path``.
 
     With ``trust``, ``old_note`` must first open under ``trust.operators``. Old size 0 gives a proof with no
-    hash (docs/format-consistency.md §1).
+    hash (docs/format.md §7b §1).
 
     Raises:
         SplitViewError: ``consistency.split_view``: a checkpoint's root is not the file's root at its size.
@@ -92,7 +92,7 @@ def consistency_proof_for(ledger_path: str | Path, old_note: str | bytes, new_no
 
 
 def fork_evidence(ledger_path: str | Path, checkpoint_note: str) -> bytes | None:
-    """Chain-fork evidence (docs/format-consistency.md §2) for the first fork among the records covered by
+    """Chain-fork evidence (docs/format.md §7b §2) for the first fork among the records covered by
     ``checkpoint_note``, or None if they hold none.
 
     A fork is two records whose ``inputs`` name the same (item id, previous record hash); the first is the one
@@ -127,7 +127,7 @@ def _entry(file: _File, cp: Checkpoint, index: int) -> IncludedRecord:
 
 def split_view_evidence(ledger_a: str | Path | None, note_a: str, ledger_b: str | Path | None,
                         note_b: str) -> bytes:
-    """Split-view evidence (docs/format-consistency.md §2) that checkpoints ``note_a`` and ``note_b`` of one
+    """Split-view evidence (docs/format.md §7b §2) that checkpoints ``note_a`` and ``note_b`` of one
     origin are not one log.
 
     With both ledger files (each must be its checkpoint's tree at the checkpoint's size): the first leaf index

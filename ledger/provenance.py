@@ -4,7 +4,7 @@ Pure: replayed custody state and records in, values out. Both sides of a proof b
 (:mod:`ledger.export`) to choose the records to put in, and the verifier (:mod:`ledger.bundle`) to check that a
 bundle holds exactly those and to summarise them — so the two cannot disagree about what "complete" means.
 
-The scope of an item (docs/format-bundles.md, "Scope") is, walking back from the item:
+The scope of an item (docs/format.md §7a.2, "Scope") is, walking back from the item:
 
 * every record of the item itself;
 * for every item in the scope, the parents named as ``inputs`` by the record that created it (a split, merge or

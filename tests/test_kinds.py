@@ -556,3 +556,9 @@ def test_report_numbers_are_one_identity_ignoring_case(t: Trade) -> None:
     again = t.make(Graded(lab="lab-d", report="gia-7", mass_mct=2_000, colour="G", clarity="VS1", nature="natural"),
                    "trader-b", inputs=["S2"])
     assert codes(t.add(again)) == ["identity.duplicate_report"]
+
+
+def test_destination_customs_may_seize_goods_arriving_in_transit(t: Trade) -> None:
+    t.stone()
+    t.ok(t.export(["S1"]))  # in transit from BW to BE
+    t.ok(t.make(Retired(reason="seized"), "customs-be", inputs=["S1"], place="BE"))
