@@ -95,6 +95,15 @@ def _load_trust(path: Path) -> Trust:
         raise TrustFileError(f"trust file {path}: {exc}", code=exc.code) from exc
 
 
+def _write_new(path: Path, text: str) -> None:
+    """Write a new text file; refuse to replace one (nothing a user keeps is ever overwritten)."""
+    try:
+        with path.open("x", encoding="utf-8") as fh:
+            fh.write(text)
+    except FileExistsError as exc:
+        raise StorageError(f"{path} exists; not overwritten", code="store.exists") from exc
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
@@ -110,6 +119,9 @@ class _Group(click.Group):
         argv = list(sys.argv[1:] if args is None else args) or ["--help"]
         try:
             return super().main(argv, prog_name or "stonetrail", complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a command group called bare: teach, don't scold
+            click.echo(exc.ctx.get_help() if exc.ctx else "")
+            sys.exit(EXIT_VALID)
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx else "stonetrail"
             _fail(f"{exc.format_message()} (see '{command} --help')", EXIT_USAGE)
@@ -395,6 +407,10 @@ def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: 
     """
     if (since_file is None) != (proof_out is None):
         raise click.UsageError("--since and --proof-out go together")
+    for target in (out, proof_out):
+        if target is not None and target.exists():
+            raise StorageError(f"{target} exists; checkpoint never overwrites a file (old checkpoints are evidence)",
+                               code="store.exists")
     key = keyfile.load_private_key(key_file)
     trust = _load_trust(trust_file) if trust_file is not None else None
     if trust is not None and not trust.is_operator(key.public_key):
@@ -405,10 +421,10 @@ def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: 
     if out is None:
         click.echo(note, nl=False)
     else:
-        out.write_text(note, encoding="utf-8")
+        _write_new(out, note)
         click.echo(f"wrote {out}")
     if proof is not None and proof_out is not None:
-        proof_out.write_text(format_consistency_proof(proof), encoding="utf-8")
+        _write_new(proof_out, format_consistency_proof(proof))
         click.echo(f"wrote {proof_out} (consistency proof {proof.old_size} -> {proof.new_size})", err=out is None)
 
 

@@ -280,7 +280,9 @@ def _graded(state: CustodyState, record: Record, items: list[Item]) -> None:
     event = record.body.event
     assert isinstance(event, Graded)
     for item in items:
-        item.mass_mct = min(item.mass_mct, event.mass_mct)
+        if event.mass_mct < item.mass_mct:  # the origin composition follows the mass the lab weighed
+            item.mass_mct = event.mass_mct
+            item.origin = split_origin(item.origin, [item.mass_mct])[0]
         item.graded_mct = event.mass_mct
         state.assign_identity(state.reports, item, item.report, event.report)
         item.report = event.report

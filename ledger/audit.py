@@ -139,7 +139,9 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     """Audit the ledger at ``path`` against ``trust``; with ``checkpoint`` (signed note text), check it too; with
     ``policy``, check it after the replay (its findings go to ``policy_findings``, never to ``findings``).
 
-    Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`).
+    Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`), and
+    NoteFormatError for a ``checkpoint`` that is not a well-formed signed checkpoint (a well-formed one that fails
+    verification is a finding).
     """
     replay = replay_ledger(path, trust)
     findings = list(replay.findings)
@@ -169,9 +171,9 @@ def _check_checkpoint(replay: Replay, trust: Trust, note: str) -> tuple[Checkpoi
     def fail(code: str, reason: str) -> tuple[None, list[Finding]]:
         return None, [_checkpoint_finding(code, reason)]
 
-    try:
+    try:  # a malformed note is the caller's input error (raised); a note that fails verification is a finding
         cp = open_checkpoint(note, trust.operators, origin=replay.origin)
-    except (InputError, VerificationError) as exc:
+    except VerificationError as exc:
         return fail(exc.code, str(exc))
     if not replay.framing_ok:
         return fail("checkpoint.unchecked", "the ledger's framing is damaged, so its tree cannot be compared")

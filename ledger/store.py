@@ -146,13 +146,21 @@ def _origin_problem(raw: bytes) -> str | None:
     return None
 
 
+def _not_a_ledger(data: bytes) -> str:
+    for tag, what in ((b"stonetrail/v1/bundle\n", "a proof bundle (use 'stonetrail proof verify')"),
+                      (b"stonetrail/v1/evidence\n", "an evidence file (use 'stonetrail evidence verify')")):
+        if data.startswith(tag):
+            return f"not a StoneTrail ledger file: it is {what}"
+    return f"not a StoneTrail ledger file (it does not start with {MAGIC.decode()})"
+
+
 def _read_header(data: bytes) -> tuple[str, int]:
     """Return (origin, header length). Raises CorruptStoreError("store.bad_header")."""
     if len(data) < _HEAD.size:
         raise CorruptStoreError(f"file is {len(data)} bytes, too short for a header", code="store.bad_header")
     magic, version, n = _HEAD.unpack_from(data)
     end = _HEAD.size + n + _CRC.size
-    why = (f"magic {magic!r}, want {MAGIC!r}" if magic != MAGIC
+    why = (_not_a_ledger(data) if magic != MAGIC
            else f"the file ends inside the header ({n}-byte origin)" if len(data) < end
            else "header CRC32 does not match" if zlib.crc32(data[: end - 4]) != _CRC.unpack(data[end - 4 : end])[0]
            else f"format version {version}, want {FORMAT_VERSION}" if version != FORMAT_VERSION

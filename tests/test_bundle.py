@@ -141,7 +141,7 @@ def test_the_bundle_verifies_to_the_stones_provenance(bundle: bytes) -> None:
     p = verify_bundle(bundle, TRUST)
     assert (p.item, p.type, p.nature, p.state, p.holder, p.owner) == ("S1", "stone", "natural", "live",
                                                                         "trader-b", "trader-b")
-    assert dict(p.origin) == {"BW": 1_500} and p.mass_mct == 1_490  # origin as cut; a grading re-weighs
+    assert dict(p.origin) == {"BW": 1_490} and p.mass_mct == 1_490  # the origin follows the weighed mass
     assert p.attested_by() == {"BW": ("producer-a",)}
     assert [(r.kind, r.item, r.producer, r.site) for r in p.roots] == [("mined", "L1", "producer-a", "Jwaneng")]
     assert [(s.position, s.kind, s.item, s.holder) for s in p.path] == [
@@ -397,7 +397,7 @@ def test_verifying_needs_only_the_bundle_and_the_trust_file(bundle: bytes, tmp_p
         from ledger.bundle import verify_bundle
         from ledger.trust import Trust
         p = verify_bundle(open("S1.stproof", "rb").read(), Trust.parse(open("trust.keys").read()))
-        assert p.item == "S1" and dict(p.origin) == {"BW": 1500}, p
+        assert p.item == "S1" and dict(p.origin) == {"BW": 1490}, p
         assert "ledger.store" not in sys.modules and "ledger._ledger" not in sys.modules, sorted(sys.modules)
         assert "click" not in sys.modules
         mine = [f for f in opened if isinstance(f, str) and f.startswith(os.getcwd())]
@@ -437,7 +437,7 @@ def test_cli_export_verify_show(world: tuple[Log, str, bytes], tmp_path: Path) -
     assert again.exit_code == 3 and "exists" in again.output  # never overwritten
     result = run("proof", "verify", out, "--trust", tmp_path / "trust.keys")
     assert result.exit_code == 0, result.output
-    for text in ("S1", "BW 1.500 ct (attested by producer-a)", "1.490 ct", "graded", "trader-b", "verdict:    valid"):
+    for text in ("S1", "BW 1.490 ct (attested by producer-a)", "1.490 ct", "graded", "trader-b", "verdict:    valid"):
         assert text in result.output, text
     denied = run("proof", "verify", out, "--trust", tmp_path / "trust.keys", "--deny-origin", "BW")
     assert denied.exit_code == 1 and "policy.denied_origin" in denied.output
@@ -459,7 +459,7 @@ def test_cli_export_verify_show(world: tuple[Log, str, bytes], tmp_path: Path) -
     assert listed.exit_code == 0 and "unverified" in listed.output and "graded" in listed.output
     as_json = run("proof", "verify", out, "--trust", tmp_path / "trust.keys", "--json")
     report = json.loads(as_json.output)
-    assert as_json.exit_code == 0 and report["valid"] and report["provenance"]["origin"] == {"BW": 1_500}
+    assert as_json.exit_code == 0 and report["valid"] and report["provenance"]["origin"] == {"BW": 1_490}
     assert [s["kind"] for s in report["provenance"]["path"]] == ["mined", "split", "transferred", "graded"]
     for command in ("export", "verify", "show"):
         assert "Example" in run("proof", command, "--help").output

@@ -306,3 +306,28 @@ def test_demo_writes_a_proof_bundle_per_polished_stone(demo_dir: Path) -> None:
     assert dict(provenance.origin) == {"BW": provenance.path[-1].mass_mct} and provenance.article == "RING-0001"
     result = run("proof", "verify", bundles[0], "--trust", demo_dir / "trust.keys", "--deny-origin", "RU")
     assert result.exit_code == 0 and "attested by producer-jwaneng" in result.output, result.output
+
+
+def test_checkpoint_never_overwrites(copy: Path) -> None:
+    before = (copy / "demo.ledger").read_bytes()
+    result = run("checkpoint", copy / "demo.ledger", "--key", copy / "keys" / "operator.pem",
+                 "-o", copy / "demo.ledger")
+    assert result.exit_code == 3 and "exists" in result.output
+    assert (copy / "demo.ledger").read_bytes() == before
+
+
+def test_a_proof_bundle_given_as_a_ledger_is_named(demo_dir: Path) -> None:
+    result = run("verify", demo_dir / "proofs" / "R-00001-A.stproof", "--trust", demo_dir / "trust.keys")
+    assert result.exit_code == 3 and "it is a proof bundle" in result.output
+
+
+def test_a_malformed_checkpoint_is_a_usage_error(demo_dir: Path) -> None:
+    result = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys",
+                 "--checkpoint", demo_dir / "trust.keys")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("group", ["proof", "evidence"])
+def test_a_bare_command_group_teaches(group: str) -> None:
+    result = run(group)
+    assert result.exit_code == 0 and "Usage:" in result.output
