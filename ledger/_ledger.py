@@ -217,6 +217,11 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) 
     return sign_checkpoint(cp, name or result.origin, key)
 
 
+#: The canonical encodings of the registry kinds' names (msgpack fixstr): a record whose bytes contain none of
+#: them cannot be a registry record, so only the few that do are decoded.
+_REGISTRY_MARKERS = tuple(bytes([0xA0 | len(kind)]) + kind.encode() for kind in sorted(REGISTRY_KINDS))
+
+
 def _registry_of(payloads: Iterable[bytes]) -> tuple[int, Digest | None]:
     """(count, latest record hash) of the readable registry-kind records among ``payloads``, in order.
 
@@ -225,6 +230,8 @@ def _registry_of(payloads: Iterable[bytes]) -> tuple[int, Digest | None]:
     """
     size, head = 0, None
     for payload in payloads:
+        if not any(marker in payload for marker in _REGISTRY_MARKERS):
+            continue  # cannot be a registry record: its body does not even contain a registry kind's text
         try:
             record = Record.from_bytes(payload)
         except InputError:
