@@ -18,7 +18,7 @@ from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import CorruptStoreError, InputError, VerificationError
 from .events import REGISTRY_KINDS
 from .merkle import MerkleTree, leaf_hash
-from .provenance import item_index, provenance_scope
+from .provenance import Scope, item_index, provenance_scope
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .store import scan
@@ -55,18 +55,13 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
     cp = open_checkpoint(checkpoint, trust.operators) if trust else read_unverified_checkpoint(checkpoint)
     payloads = [frame.payload for frame in result.frames]
     tree = _tree_of(payloads, cp, result.origin)
-    records: dict[int, Record] = {}
-    for position, payload in enumerate(payloads[:cp.tree_size]):
-        try:
-            records[position] = Record.from_bytes(payload)
-        except InputError:
-            continue  # an unreadable leaf is in no item's provenance (an audit reports it)
-    registry = [p for p, r in records.items() if r.body.kind in REGISTRY_KINDS]
-    verify_registry_chain([records[p] for p in registry], *checkpoint_registry(cp))
-    index = item_index(records)
+    records = _Decoded(payloads[:cp.tree_size])
+    records.find(_REGISTRY_MARKERS)
+    registry = [p for p, r in sorted(records.records.items()) if r.body.kind in REGISTRY_KINDS]
+    verify_registry_chain([records.records[p] for p in registry], *checkpoint_registry(cp))
     bundles = {}
     for item in items:
-        scope = provenance_scope(records, item, index)
+        scope = records.scope(item)
         if not scope.items:
             raise InputError(f"no record among the first {cp.tree_size} of {ledger_path} creates {item!r}",
                              code="item.unknown")
@@ -74,6 +69,47 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
         bundles[item] = build_bundle(item, checkpoint, [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size))
                                                         for p in positions])
     return bundles
+
+
+#: Canonical encodings of the registry kinds' names: only records containing one can be registry records.
+_REGISTRY_MARKERS = tuple(bytes([0xA0 | len(kind)]) + kind.encode() for kind in sorted(REGISTRY_KINDS))
+
+
+def _encoded_id(item: str) -> bytes:
+    """The canonical msgpack encoding of an id (ASCII, at most 64 characters): fixstr or str8."""
+    raw = item.encode("ascii", "replace")
+    return (bytes([0xA0 | len(raw)]) if len(raw) < 32 else bytes([0xD9, len(raw)])) + raw
+
+
+class _Decoded:
+    """Records of a file decoded on demand: only those whose bytes contain a searched marker (an item id, a
+    registry kind), so an export reads the file once and decodes a handful of records, not all of them. A
+    record naming an item necessarily contains its encoded id, so the item's history is complete; extra
+    matches are harmless (the scope is read from the decoded records alone)."""
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self.payloads = payloads
+        self.records: dict[int, Record] = {}
+        self.searched: set[str] = set()
+
+    def find(self, markers: Sequence[bytes]) -> None:
+        for position, payload in enumerate(self.payloads):
+            if position not in self.records and any(m in payload for m in markers):
+                try:
+                    self.records[position] = Record.from_bytes(payload)
+                except InputError:
+                    continue  # an unreadable leaf is in no item's provenance (an audit reports it)
+
+    def scope(self, item: str) -> Scope:
+        """:func:`provenance_scope` of ``item``, decoding more records until every item in scope was searched."""
+        wanted = {item}
+        while wanted - self.searched:
+            new = sorted(wanted - self.searched)
+            self.find([_encoded_id(i) for i in new])
+            self.searched.update(new)
+            scope = provenance_scope(self.records, item, item_index(self.records))
+            wanted |= set(scope.items) | {parent for parent, _, _ in scope.missing}
+        return provenance_scope(self.records, item, item_index(self.records))
 
 
 def _tree_of(payloads: list[bytes], cp: Checkpoint, origin: str) -> MerkleTree:
