@@ -20,7 +20,7 @@ from .findings import raise_first
 from .hashing import Digest
 from .keys import PrivateKey
 from .merkle import MerkleTree, leaf_hash
-from .record import Body, Output, Record
+from .record import REGISTRY_MARKERS, Body, Output, Record
 from .registry import format_registry_extension
 from .rules import RULES
 from .store import FileStore, scan
@@ -217,11 +217,6 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) 
     return sign_checkpoint(cp, name or result.origin, key)
 
 
-#: The canonical encodings of the registry kinds' names (msgpack fixstr): a record whose bytes contain none of
-#: them cannot be a registry record, so only the few that do are decoded.
-_REGISTRY_MARKERS = tuple(bytes([0xA0 | len(kind)]) + kind.encode() for kind in sorted(REGISTRY_KINDS))
-
-
 def _registry_of(payloads: Iterable[bytes]) -> tuple[int, Digest | None]:
     """(count, latest record hash) of the readable registry-kind records among ``payloads``, in order.
 
@@ -230,7 +225,7 @@ def _registry_of(payloads: Iterable[bytes]) -> tuple[int, Digest | None]:
     """
     size, head = 0, None
     for payload in payloads:
-        if not any(marker in payload for marker in _REGISTRY_MARKERS):
+        if not any(marker in payload for marker in REGISTRY_MARKERS):
             continue  # cannot be a registry record: its body does not even contain a registry kind's text
         try:
             record = Record.from_bytes(payload)

@@ -19,7 +19,7 @@ from .errors import CorruptStoreError, InputError, VerificationError
 from .events import REGISTRY_KINDS
 from .merkle import MerkleTree, leaf_hash
 from .provenance import Scope, item_index, provenance_scope
-from .record import Record
+from .record import REGISTRY_MARKERS, Record, encoded_text
 from .registry import checkpoint_registry, verify_registry_chain
 from .store import scan
 from .trust import Trust
@@ -56,7 +56,7 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
     payloads = [frame.payload for frame in result.frames]
     tree = _tree_of(payloads, cp, result.origin)
     records = _Decoded(payloads[:cp.tree_size])
-    records.find(_REGISTRY_MARKERS)
+    records.find(REGISTRY_MARKERS)
     registry = [p for p, r in sorted(records.records.items()) if r.body.kind in REGISTRY_KINDS]
     verify_registry_chain([records.records[p] for p in registry], *checkpoint_registry(cp))
     bundles = {}
@@ -69,16 +69,6 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
         bundles[item] = build_bundle(item, checkpoint, [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size))
                                                         for p in positions])
     return bundles
-
-
-#: Canonical encodings of the registry kinds' names: only records containing one can be registry records.
-_REGISTRY_MARKERS = tuple(bytes([0xA0 | len(kind)]) + kind.encode() for kind in sorted(REGISTRY_KINDS))
-
-
-def _encoded_id(item: str) -> bytes:
-    """The canonical msgpack encoding of an id (ASCII, at most 64 characters): fixstr or str8."""
-    raw = item.encode("ascii", "replace")
-    return (bytes([0xA0 | len(raw)]) if len(raw) < 32 else bytes([0xD9, len(raw)])) + raw
 
 
 class _Decoded:
@@ -105,7 +95,7 @@ class _Decoded:
         wanted = {item}
         while wanted - self.searched:
             new = sorted(wanted - self.searched)
-            self.find([_encoded_id(i) for i in new])
+            self.find([encoded_text(i) for i in new])
             self.searched.update(new)
             scope = provenance_scope(self.records, item, item_index(self.records))
             wanted |= set(scope.items) | {parent for parent, _, _ in scope.missing}
