@@ -194,6 +194,11 @@ def policy_options(fn: _F) -> _F:
             kp_rules=kp_rules, require_known_origin=require_known_origin, require_verified=require_verified,
             regrade_tolerance_mct=_carats(regrade_tolerance_ct, "--regrade-tolerance-ct"),
             import_weight_tolerance_mct=_carats(import_tolerance_ct, "--import-tolerance-ct"))
+        asked = policy_file or deny_origin or import_threshold_ct or kp_rules or require_known_origin or \
+            require_verified or regrade_tolerance_ct or import_tolerance_ct
+        if asked and not policy.active:
+            raise InputError("these policy settings switch no rule on (--import-threshold-ct only narrows "
+                             "--deny-origin; a policy file needs at least one rule)", code="policy.inactive")
         return fn(*args, policy=policy if policy.active else None, **kwargs)
 
     for option in reversed(_POLICY_OPTIONS):
@@ -347,7 +352,9 @@ def show(ledger_file: Path, item: str, trust_file: Path | None) -> None:
     trust = _load_trust(trust_file) if trust_file else None
     replay = replay_ledger(ledger_file, trust)
     if item not in replay.state.items:
-        raise InputError(f"no item {item!r} in {ledger_file}", code="item.unknown")
+        alike = [i for i in replay.state.items if i.casefold() == item.casefold()]
+        hint = f"; did you mean {alike[0]!r}?" if alike else ""
+        raise InputError(f"no item {item!r} in {ledger_file}{hint}", code="item.unknown")
     rows = item_history(replay, item)
     width = max(len("item"), *(len(row.item) for row in rows))
     click.echo(f"{'time (UTC)':<16}  {'event':<11} {'place':<5} {'item':<{width}}  {'holder after':<20} "

@@ -331,3 +331,13 @@ def test_a_malformed_checkpoint_is_a_usage_error(demo_dir: Path) -> None:
 def test_a_bare_command_group_teaches(group: str) -> None:
     result = run(group)
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_show_suggests_the_item_id_in_its_case(demo_dir: Path) -> None:
+    result = run("show", demo_dir / "demo.ledger", "r-00001-a")
+    assert result.exit_code == 2 and "did you mean 'R-00001-A'" in result.output
+
+
+def test_a_policy_that_switches_nothing_on_is_a_usage_error(demo_dir: Path) -> None:
+    result = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys", "--import-threshold-ct", "0.5")
+    assert result.exit_code == 2 and "policy.inactive" in result.output
