@@ -162,9 +162,9 @@ class CustodyState:
         found += self._check_signers(record, rule, position)
         for item_id, prev in record.body.inputs:
             found += self._check_input(record, rule, item_id, prev, position)
-        seen = set(self.folded_ids)
+        seen: set[str] = set()  # this record's own outputs (copying folded_ids here would make replay quadratic)
         for out in record.body.outputs:
-            if out.id.casefold() in seen:
+            if out.id.casefold() in self.folded_ids or out.id.casefold() in seen:
                 found.append(_f("item.duplicate_id", position, out.id,
                                 "an item with this id (ignoring case) already exists"))
             seen.add(out.id.casefold())
