@@ -73,7 +73,7 @@ class Builder:
                     event=event, inputs=self.ledger.inputs(*inputs), consumes=tuple(sorted(consumes)),
                     outputs=tuple(sorted(outputs, key=lambda o: o.id)))
         rule = RULES.get(event.KIND)
-        cosigner = getattr(event, rule.cosigner) if rule and rule.cosigner else None
+        cosigner = rule.cosigner_of(event) if rule else None
         signers = [actor] + ([cosigner] if cosigner else [])
         self.ledger.append(Record.create(body, [(p, self.keys[p]) for p in signers]))
 

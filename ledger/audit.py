@@ -18,7 +18,7 @@ from pathlib import Path
 from .checkpoint import Checkpoint, open_checkpoint
 from .custody import CustodyState
 from .errors import InputError, VerificationError
-from .findings import Finding, raise_first
+from .findings import Finding, Verdicts, raise_first
 from .hashing import Digest
 from .merkle import MerkleTree, leaf_hash
 from .policy import Policy, check_policy
@@ -47,7 +47,7 @@ class Replay:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AuditReport:
+class AuditReport(Verdicts):
     """Result of an audit: counts, the RFC 9162 root hash, and every finding.
 
     ``record_count``: positions in the log (damaged frames included). ``root_hash``: None when the file's
@@ -68,16 +68,6 @@ class AuditReport:
     policy: Policy | None = None
     policy_findings: tuple[Finding, ...] = ()
 
-    @property
-    def ok(self) -> bool:
-        """True when there is no integrity finding at all (policy findings do not count: see ``policy_ok``)."""
-        return not self.findings
-
-    @property
-    def policy_ok(self) -> bool:
-        """True when the policy (if any) has no finding."""
-        return not self.policy_findings
-
     def to_json(self) -> dict[str, object]:
         """JSON-ready summary (hashes in standard base64)."""
         cp = self.checkpoint
@@ -86,9 +76,7 @@ class AuditReport:
             "root_hash": self.root_hash.b64() if self.root_hash else None,
             "items": self.items, "stones": self.stones, "parties": self.parties,
             "checkpoint": {"tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()} if cp else None,
-            "valid": self.ok, "findings": [f.to_json() for f in self.findings],
-            "policy": self.policy.describe() if self.policy else None, "policy_valid": self.policy_ok,
-            "policy_findings": [f.to_json() for f in self.policy_findings],
+            **self.verdicts_json(),
         }
 
 

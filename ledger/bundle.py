@@ -44,7 +44,7 @@ from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .custody import CustodyState
 from .errors import BundleFormatError, InputError, RuleError, StoneTrailError
 from .events import REGISTRY_KINDS
-from .findings import Finding
+from .findings import Finding, Verdicts
 from .hashing import Digest
 from .merkle import leaf_hash, verify_inclusion
 from .policy import Policy, check_policy_records
@@ -123,7 +123,7 @@ def _line(entry: BundleEntry) -> BundleLine:
 # --- verification ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BundleReport:
+class BundleReport(Verdicts):
     """Every finding of :func:`check_bundle`. ``checkpoint``: the checkpoint, if its signature verified.
     ``provenance``: the summary, only when there is no integrity finding. ``policy_findings`` are kept apart:
     they say the goods may not be accepted under that policy, not that the bundle is forged."""
@@ -137,26 +137,14 @@ class BundleReport:
     policy_findings: tuple[Finding, ...] = ()
     provenance: Provenance | None = field(default=None)
 
-    @property
-    def ok(self) -> bool:
-        """True when no integrity rule failed (policy findings do not count: see ``policy_ok``)."""
-        return not self.findings
-
-    @property
-    def policy_ok(self) -> bool:
-        """True when the policy (if any) has no finding."""
-        return not self.policy_findings
-
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict: verdicts, every finding, and the provenance (None unless valid)."""
         cp = self.checkpoint
         return {
-            "item": self.item, "records": self.record_count, "bytes": self.size_bytes, "valid": self.ok,
+            "item": self.item, "records": self.record_count, "bytes": self.size_bytes,
             "checkpoint": {"origin": cp.origin, "tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()}
             if cp else None,
-            "findings": [f.to_json() for f in self.findings],
-            "policy": self.policy.describe() if self.policy else None, "policy_valid": self.policy_ok,
-            "policy_findings": [f.to_json() for f in self.policy_findings],
+            **self.verdicts_json(),
             "provenance": self.provenance.to_json() if self.provenance else None,
         }
 

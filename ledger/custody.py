@@ -194,11 +194,11 @@ class CustodyState:
     def _check_signers(self, record: Record, rule: Rule, position: int) -> list[Finding]:
         body = record.body
         required = {body.actor: rule.actor_roles}
-        cosigner = getattr(body.event, rule.cosigner) if rule.cosigner else None
+        cosigner = rule.cosigner_of(body.event)
         if cosigner is not None:
-            required[str(cosigner)] = rule.cosigner_role
+            required[cosigner] = rule.cosigner_role
         found = []
-        named = self.registry.parties.get(str(cosigner)) if rule.cosigner_if_enrolled and cosigner else None
+        named = self.registry.parties.get(cosigner) if rule.cosigner_if_enrolled and cosigner else None
         if named is not None and named.country != body.place:
             found.append(_f("role.wrong_country", position, named.id,
                             f"{named.id} acts for {named.country}, this {body.kind} is in {body.place}"))

@@ -9,10 +9,14 @@ first finding instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import RuleError
 
-__all__ = ["Finding", "raise_first"]
+if TYPE_CHECKING:
+    from .policy import Policy
+
+__all__ = ["Finding", "Verdicts", "raise_first"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +36,33 @@ class Finding:
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict with the four fields."""
         return {"code": self.code, "position": self.position, "item": self.item, "reason": self.reason}
+
+
+class Verdicts:
+    """The two verdicts of a report (a mixin for report dataclasses with these three fields): integrity
+    ``findings`` and, apart, the ``policy_findings`` of the optional ``policy`` — a policy finding never makes an
+    integrity verdict fail (DESIGN.md §5)."""
+
+    __slots__ = ()
+    findings: tuple[Finding, ...]
+    policy: Policy | None
+    policy_findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no integrity rule failed (policy findings do not count: see ``policy_ok``)."""
+        return not self.findings
+
+    @property
+    def policy_ok(self) -> bool:
+        """True when the policy (if any) has no finding."""
+        return not self.policy_findings
+
+    def verdicts_json(self) -> dict[str, object]:
+        """The verdicts and every finding, JSON-ready."""
+        return {"valid": self.ok, "findings": [f.to_json() for f in self.findings],
+                "policy": self.policy.describe() if self.policy else None, "policy_valid": self.policy_ok,
+                "policy_findings": [f.to_json() for f in self.policy_findings]}
 
 
 def raise_first(findings: list[Finding] | tuple[Finding, ...]) -> None:

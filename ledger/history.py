@@ -7,11 +7,13 @@ record of its ancestors, and returns one :class:`HistoryRow` per record, oldest 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ._describe import describe, format_ct
 from .audit import Replay
 from .events import Graded, Grown, Mined, Transferred
+from .provenance import provenance_scope
 from .record import Record
 
 __all__ = ["HistoryRow", "describe", "format_ct", "item_history", "origin_summary"]
@@ -55,25 +57,17 @@ def item_history(replay: Replay, item_id: str) -> list[HistoryRow]:
     return rows
 
 
-def _lineage(replay: Replay, item_id: str) -> dict[int, str]:
-    """Record position -> the lineage item it concerns: the item's records, then (up to the record that created
-    each item) its parents' records, back to the roots. Iterative, each item visited once."""
-    lineage: dict[int, str] = {}
-    todo: list[tuple[str, int | None]] = [(item_id, None)]
-    seen: set[str] = set()
-    while todo:
-        current, before = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        item = replay.state.items[current]
-        for position in item.history:
-            if before is None or position <= before:
-                lineage.setdefault(position, current)
-        first = replay.records[item.history[0]] if item.history else None
-        if first is not None:
-            todo += [(parent, item.history[0]) for parent, _ in first.body.inputs if parent in replay.state.items]
-    return lineage
+def _lineage(replay: Replay, item_id: str) -> Mapping[int, str]:
+    """Record position -> the lineage item it is shown under: the same scope a proof bundle holds
+    (:func:`ledger.provenance.provenance_scope`), so ``show`` and ``proof verify`` tell one history.
+
+    Raises:
+        KeyError: no item ``item_id``.
+    """
+    if item_id not in replay.state.items:
+        raise KeyError(item_id)
+    records = {p: r for p, r in enumerate(replay.records) if r is not None}
+    return provenance_scope(records, item_id).positions
 
 
 def origin_summary(replay: Replay, item_id: str) -> str:

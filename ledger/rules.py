@@ -45,6 +45,11 @@ class Rule:
     cosigner_role: frozenset[str] = ANY
     cosigner_if_enrolled: bool = False
 
+    def cosigner_of(self, event: object) -> str | None:
+        """The party ``event`` names as this kind's co-signer (None if the kind has none, or names none)."""
+        value = getattr(event, self.cosigner) if self.cosigner else None
+        return None if value is None else str(value)
+
 
 def _roles(*names: str) -> frozenset[str]:
     return frozenset(names)

@@ -49,7 +49,7 @@ class World:
         """A record of ``event`` by ``actor``; ``signers`` defaults to the actor plus any cosigner."""
         if signers is None:  # the actor and the co-signer the transition table names, if any
             rule = RULES.get(event.KIND)
-            cosigner = getattr(event, rule.cosigner) if rule and rule.cosigner else None
+            cosigner = rule.cosigner_of(event) if rule else None
             signers = [actor] + ([cosigner] if cosigner and cosigner != actor else [])
         if time_ms is None:
             self.time_ms += 60_000
