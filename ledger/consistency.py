@@ -33,8 +33,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from .checkpoint import MAX_NOTE_BYTES, MAX_TREE_SIZE, Checkpoint, open_checkpoint, parse_checkpoint
-from .errors import InputError, NoteFormatError, ProofError, VerificationError
+from .checkpoint import MAX_TREE_SIZE, Checkpoint, open_checkpoint
+from .errors import InputError, ProofError, VerificationError
 from .hashing import Digest
 from .merkle import EMPTY_ROOT, verify_consistency
 from .registry import checkpoint_registry
@@ -48,7 +48,6 @@ __all__ = [
     "ProofFormatError",
     "SplitViewError",
     "format_consistency_proof",
-    "note_checkpoint",
     "parse_consistency_proof",
     "verify_checkpoint_consistency",
 ]
@@ -162,30 +161,6 @@ def _size_line(line: str, word: str) -> int:
     if head != word or not _DECIMAL.fullmatch(digits) or int(digits) > MAX_TREE_SIZE:
         raise ProofFormatError(f"want '{word} <size>' (decimal, no sign or leading zero, < 2**64): {line[:60]!r}")
     return int(digits)
-
-
-def note_checkpoint(note: str | bytes) -> Checkpoint:
-    """The checkpoint body of a signed note, its signatures NOT verified (suspect until verified).
-
-    For builders that must choose what to prove (which sizes, which leaves); every verifier opens the note with
-    :func:`~ledger.checkpoint.open_checkpoint` instead. The text is everything up to the newline before the
-    last blank line (C2SP signed-note).
-
-    Raises:
-        NoteFormatError: ``note.malformed`` (over the size cap, not UTF-8, no blank line) or the
-            ``checkpoint.*`` codes of :func:`~ledger.checkpoint.parse_checkpoint`.
-    """
-    if isinstance(note, bytes | bytearray):
-        try:
-            note = bytes(note).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise NoteFormatError("note is not valid UTF-8", code="note.malformed") from exc
-    if not isinstance(note, str) or len(note) > MAX_NOTE_BYTES:
-        raise NoteFormatError(f"note must be text of at most {MAX_NOTE_BYTES} characters", code="note.malformed")
-    split = note.rfind("\n\n")
-    if split < 0:
-        raise NoteFormatError("note has no blank line before its signatures", code="note.malformed")
-    return parse_checkpoint(note[: split + 1])
 
 
 def verify_checkpoint_consistency(

@@ -3,7 +3,7 @@
 The I/O side of :mod:`ledger.consistency` and :mod:`ledger.evidence` (which verify, from bytes alone). Each
 builder reads the ledger files without locking (:func:`ledger.store.scan`) and refuses a file whose framing is
 damaged, since its tree would then be ambiguous. Builders read checkpoints without verifying their
-signatures (:func:`~ledger.consistency.note_checkpoint`): what they build is checked by the verifier, which
+signatures (:func:`~ledger.checkpoint.read_unverified_checkpoint`): what they build is checked by the verifier, which
 trusts only the pinned keys; :func:`consistency_proof_for` verifies the old note when given ``trust``.
 Each builder checks that a checkpoint is the file's tree at the checkpoint's own size before proving anything
 under it: a checkpoint that is not is itself a split view (:class:`~ledger.consistency.SplitViewError`).
@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import Checkpoint, open_checkpoint
-from .consistency import ConsistencyError, ConsistencyProof, SplitViewError, note_checkpoint
+from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
+from .consistency import ConsistencyError, ConsistencyProof, SplitViewError
 from .errors import CorruptStoreError, InputError
 from .evidence import ChainForkClaim, EvidenceError, IncludedRecord, LeafProof, SplitViewClaim, format_evidence
 from .merkle import MerkleTree, leaf_hash
@@ -76,12 +76,12 @@ def consistency_proof_for(ledger_path: str | Path, old_note: str | bytes, new_no
         NoteFormatError and, with ``trust``, the errors of :func:`~ledger.checkpoint.open_checkpoint`.
         CorruptStoreError, StorageError: as :func:`ledger.store.scan`, or damaged framing.
     """
-    old = open_checkpoint(old_note, trust.operators) if trust else note_checkpoint(old_note)
+    old = open_checkpoint(old_note, trust.operators) if trust else read_unverified_checkpoint(old_note)
     file = _read(ledger_path)
     _match(file, old, "old")
     new_size = file.tree.size
     if new_note is not None:
-        new = note_checkpoint(new_note)
+        new = read_unverified_checkpoint(new_note)
         _match(file, new, "new")
         new_size = new.tree_size
     if new_size < old.tree_size:
@@ -103,7 +103,7 @@ def fork_evidence(ledger_path: str | Path, checkpoint_note: str) -> bytes | None
         SplitViewError, ConsistencyError, NoteFormatError, CorruptStoreError, StorageError: as
             :func:`consistency_proof_for` (the checkpoint must be this file's tree at its size).
     """
-    cp = note_checkpoint(checkpoint_note)
+    cp = read_unverified_checkpoint(checkpoint_note)
     file = _read(ledger_path)
     _match(file, cp, "given")
     first: dict[tuple[str, bytes], int] = {}
@@ -141,7 +141,7 @@ def split_view_evidence(ledger_a: str | Path | None, note_a: str, ledger_b: str 
         SplitViewError, ConsistencyError, NoteFormatError, CorruptStoreError, StorageError: as
             :func:`consistency_proof_for`, for each file against its checkpoint.
     """
-    a, b = note_checkpoint(note_a), note_checkpoint(note_b)
+    a, b = read_unverified_checkpoint(note_a), read_unverified_checkpoint(note_b)
     if a.origin != b.origin:
         raise EvidenceError(f"the checkpoints are of two ledgers: {a.origin!r:.80} and {b.origin!r:.80}",
                             code="evidence.origin_mismatch")
