@@ -92,14 +92,13 @@ class _Decoded:
 
     def scope(self, item: str) -> Scope:
         """:func:`provenance_scope` of ``item``, decoding more records until every item in scope was searched."""
-        wanted = {item}
-        while wanted - self.searched:
-            new = sorted(wanted - self.searched)
+        wanted, scope = {item}, None
+        while new := sorted(wanted - self.searched):
             self.find([encoded_text(i) for i in new])
             self.searched.update(new)
             scope = provenance_scope(self.records, item, item_index(self.records))
             wanted |= set(scope.items) | {parent for parent, _, _ in scope.missing}
-        return provenance_scope(self.records, item, item_index(self.records))
+        return scope or provenance_scope(self.records, item, item_index(self.records))
 
 
 def _tree_of(payloads: list[bytes], cp: Checkpoint, origin: str) -> MerkleTree:
