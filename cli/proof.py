@@ -177,7 +177,8 @@ def _print_provenance(p: Provenance) -> None:
     parts = [f"{c} {format_ct(m)} (attested by {', '.join(attested.get(c, ())) or 'nobody'})"
              for c, m in p.origin.items()]
     click.echo(f"origin:     {'; '.join(parts)}")
-    click.echo(f"path (as of record {p.as_of}; a later record of the item cannot be ruled out by inclusion proofs):")
+    click.echo(f"path (complete at the checkpoint's tree size {p.tree_size}: record {p.as_of} is the latest, proven by "
+               "the checkpoint's item heads):")
     for s in p.path:
         click.echo(f"  {_utc(s.time_ms):<16}  {s.kind:<11} {s.place:<2}  {s.item:<16} holder {s.holder}, owner "
                    f"{s.owner}, {format_ct(s.mass_mct)}")

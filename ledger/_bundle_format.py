@@ -20,11 +20,12 @@ from .hashing import Digest
 from .record import MAX_RECORD_SIZE
 
 __all__ = ["BUNDLE_TAG", "BUNDLE_VERSION", "MAX_BUNDLE_SIZE", "MAX_PROOF_HASHES", "Bundle", "BundleEntry",
-           "build_bundle", "bundle_from_json", "bundle_to_json", "read_bundle"]
+           "HeadEntry", "build_bundle", "bundle_from_json", "bundle_to_json", "read_bundle"]
 
 #: Prefix of every bundle's bytes (domain separation: a bundle is never a record, a note or another document).
 BUNDLE_TAG = b"stonetrail/v1/bundle\n"
-BUNDLE_VERSION = 1
+#: Version 2 added ``heads`` (the item-head proofs, docs/format.md §7c); version 1 bundles are refused.
+BUNDLE_VERSION = 2
 #: Largest bundle accepted, in bytes, checked before decoding (the canonical decoder's own cap).
 MAX_BUNDLE_SIZE = 16 * 1024 * 1024
 #: Longest inclusion proof: one hash per level of a tree of at most 2**64 leaves.
@@ -41,22 +42,35 @@ class BundleEntry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HeadEntry:
+    """An item-head proof as received: the ``item``, its leaf's 0-based ``index`` in the checkpoint's item-head
+    tree, and the inclusion proof (docs/format.md §7c)."""
+
+    item: str
+    index: int
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Bundle:
     """A bundle's parts as decoded by :func:`read_bundle`: suspect until :func:`check_bundle` accepts them."""
 
     item: str
     checkpoint: str
     entries: tuple[BundleEntry, ...]
+    heads: tuple[HeadEntry, ...]
 
 
-def build_bundle(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequence[Digest]]]) -> bytes:
-    """The bundle bytes for ``item``: the signed ``checkpoint`` note and (leaf index, record bytes, inclusion
-    proof) ``entries``, sorted here by index. Pure: it checks the layout, not the evidence (that is
+def build_bundle(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequence[Digest]]],
+                 heads: Sequence[tuple[str, int, Sequence[Digest]]]) -> bytes:
+    """The bundle bytes for ``item``: the signed ``checkpoint`` note, (leaf index, record bytes, inclusion
+    proof) ``entries``, sorted here by index, and (item, index in the item-head tree, inclusion proof)
+    ``heads``, sorted here by item. Pure: it checks the layout, not the evidence (that is
     :func:`check_bundle`'s job).
 
     Raises:
         InputError: ``bundle.duplicate_index`` (an index twice); BundleFormatError for anything
-            :func:`read_bundle` would refuse (e.g. over a cap).
+            :func:`read_bundle` would refuse (e.g. over a cap, an item's head given twice).
     """
     ordered = sorted(entries, key=lambda e: e[0])
     for before, after in itertools.pairwise(ordered):
@@ -64,7 +78,9 @@ def build_bundle(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes,
             raise InputError(f"leaf index {after[0]} given twice", code="bundle.duplicate_index")
     value = {"v": BUNDLE_VERSION, "item": item, "checkpoint": checkpoint,
              "records": [{"index": i, "leaf": bytes(leaf), "proof": [bytes(h) for h in proof]}
-                         for i, leaf, proof in ordered]}
+                         for i, leaf, proof in ordered],
+             "heads": [{"item": name, "index": i, "proof": [bytes(h) for h in proof]}
+                       for name, i, proof in sorted(heads, key=lambda h: h[0].encode("utf-8"))]}
     data = BUNDLE_TAG + encode(value)
     read_bundle(data)  # what we write, we can read back
     return data
@@ -97,12 +113,16 @@ def _read_value(value: Value) -> Bundle:
     version = top.get("v")
     if version != BUNDLE_VERSION or isinstance(version, bool):
         raise BundleFormatError(f"unsupported bundle version {version!r}", code="bundle.version")
-    s.exact_keys(top, "bundle", {"v", "item", "checkpoint", "records"})
+    s.exact_keys(top, "bundle", {"v", "item", "checkpoint", "records", "heads"})
     note = top["checkpoint"]
     if not isinstance(note, str) or len(note) > MAX_NOTE_BYTES:
         raise s.fail("checkpoint", f"expected signed-note text of at most {MAX_NOTE_BYTES} characters")
     entries = tuple(_read_entry(v) for v in s.read_list(top["records"], "records", _MAX_RECORDS))
-    return Bundle(item=s.read_id(top["item"], "item"), checkpoint=note, entries=entries)
+    heads = tuple(_read_head(v) for v in s.read_list(top["heads"], "heads", _MAX_RECORDS))
+    names = [h.item.encode("utf-8") for h in heads]
+    if names != sorted(set(names)):
+        raise s.fail("heads", "expected items sorted by their UTF-8 bytes, each once")
+    return Bundle(item=s.read_id(top["item"], "item"), checkpoint=note, entries=entries, heads=heads)
 
 
 def _read_entry(value: Value) -> BundleEntry:
@@ -111,11 +131,23 @@ def _read_entry(value: Value) -> BundleEntry:
     leaf = m["leaf"]
     if not isinstance(leaf, bytes) or not 0 < len(leaf) <= MAX_RECORD_SIZE:
         raise s.fail("records.leaf", f"expected 1..{MAX_RECORD_SIZE} bytes")
-    proof = s.read_list(m["proof"], "records.proof", MAX_PROOF_HASHES)
-    if not all(isinstance(h, bytes) for h in proof):
-        raise s.fail("records.proof", "expected an array of bin hashes")
     return BundleEntry(index=s.read_int(m["index"], "records.index", 0, 2**64 - 1), leaf=leaf,
-                       proof=tuple(h for h in proof if isinstance(h, bytes)))
+                       proof=_read_proof(m["proof"], "records.proof"))
+
+
+def _read_head(value: Value) -> HeadEntry:
+    m = s.read_map(value, "heads")
+    s.exact_keys(m, "heads", {"item", "index", "proof"})
+    return HeadEntry(item=s.read_id(m["item"], "heads.item"), index=s.read_int(m["index"], "heads.index", 0,
+                     2**64 - 1), proof=_read_proof(m["proof"], "heads.proof"))
+
+
+def _read_proof(value: Value, name: str) -> tuple[bytes, ...]:
+    """Hashes as given (a wrong length is the verifier's finding, ``proof.hash_length``)."""
+    proof = s.read_list(value, name, MAX_PROOF_HASHES)
+    if not all(isinstance(h, bytes) for h in proof):
+        raise s.fail(name, "expected an array of bin hashes")
+    return tuple(h for h in proof if isinstance(h, bytes))
 
 
 # --- JSON rendering -------------------------------------------------------------------------------------------
@@ -136,6 +168,8 @@ def bundle_to_json(data: bytes) -> dict[str, object]:
         "root_hash": cp.root_hash.b64() if cp else None,
         "records": [{"leaf_index": e.index, "leaf": _b64(e.leaf), "inclusion_proof": [_b64(h) for h in e.proof]}
                     for e in bundle.entries],
+        "heads": [{"item": h.item, "heads_index": h.index, "inclusion_proof": [_b64(p) for p in h.proof]}
+                  for h in bundle.heads],
     }
 
 
@@ -147,14 +181,17 @@ def bundle_from_json(value: Mapping[str, object]) -> bytes:
     """
     try:
         if value.get("format") != "stonetrail-bundle" or value.get("v") != BUNDLE_VERSION:
-            raise BundleFormatError("not a version 1 stonetrail-bundle JSON rendering", code="bundle.version")
-        item, note, rows = value["item"], value["checkpoint"], value["records"]
-        if not isinstance(item, str) or not isinstance(note, str) or not isinstance(rows, list):
-            raise BundleFormatError("item and checkpoint must be text, records an array")
+            raise BundleFormatError(f"not a version {BUNDLE_VERSION} stonetrail-bundle JSON rendering",
+                                    code="bundle.version")
+        item, note, rows, heads = value["item"], value["checkpoint"], value["records"], value["heads"]
+        if not (isinstance(item, str) and isinstance(note, str) and isinstance(rows, list)
+                and isinstance(heads, list)):
+            raise BundleFormatError("item and checkpoint must be text, records and heads arrays")
         entries = [(_json_int(r["leaf_index"]), _unb64(r["leaf"]), _proof(r["inclusion_proof"])) for r in rows]
+        latest = [(_json_text(h["item"]), _json_int(h["heads_index"]), _proof(h["inclusion_proof"])) for h in heads]
     except (KeyError, TypeError) as exc:
         raise BundleFormatError(f"bundle JSON: missing or mistyped field {exc}") from exc
-    return build_bundle(item, note, entries)
+    return build_bundle(item, note, entries, latest)
 
 
 def _b64(raw: bytes) -> str:
@@ -182,5 +219,11 @@ def _proof(value: object) -> Sequence[Digest]:
 
 def _json_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BundleFormatError("leaf_index must be an integer")
+        raise BundleFormatError("leaf_index and heads_index must be integers")
+    return value
+
+
+def _json_text(value: object) -> str:
+    if not isinstance(value, str):
+        raise BundleFormatError("heads[].item must be text")
     return value

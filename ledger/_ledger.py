@@ -18,9 +18,10 @@ from .errors import CorruptStoreError, InputError, RecordFormatError
 from .events import REGISTRY_KINDS, Event
 from .findings import raise_first
 from .hashing import Digest
+from .heads import ItemHeads
 from .keys import PrivateKey
 from .merkle import MerkleTree, leaf_hash
-from .record import REGISTRY_MARKERS, Body, Output, Record
+from .record import Body, Output, Record
 from .registry import format_registry_extension
 from .rules import RULES
 from .store import FileStore, scan
@@ -40,6 +41,7 @@ class Ledger:
         self._authority_keys = frozenset(authority_keys)
         self.state = CustodyState(store.origin, self._authority_keys)
         self.tree = MerkleTree()
+        self._heads = ItemHeads()
         self._records: list[Record] = []
         for raw in store.records():
             record = Record.from_bytes(raw)
@@ -164,10 +166,13 @@ class Ledger:
         """A C2SP signed checkpoint of the current tree, signed by the operator ``key`` under ``name``
         (default: the origin, as C2SP tlog-checkpoint recommends). Returns the signed note text.
 
-        The body carries one extension line, ``stonetrail-registry <size> <base64 head>``: the registry's
-        length and head (docs/format.md §7), so that the checkpoint commits to the complete registry."""
+        The body carries two extension lines (docs/format.md §7): ``stonetrail-registry <size> <base64 head>``,
+        the registry's length and head, so that the checkpoint commits to the complete registry; and
+        ``stonetrail-heads <item count> <base64 root>``, so that it commits to every item's latest record
+        (:mod:`ledger.heads`)."""
         registry = format_registry_extension(self.state.registry.size, self.state.registry.head)
-        cp = Checkpoint(origin=self.origin, tree_size=self.size, root_hash=self.root_hash(), extensions=(registry,))
+        cp = Checkpoint(origin=self.origin, tree_size=self.size, root_hash=self.root_hash(),
+                        extensions=(registry, self._heads.extension()))
         return sign_checkpoint(cp, name or self.origin, key)
 
     def close(self) -> None:
@@ -182,6 +187,7 @@ class Ledger:
         self.close()
 
     def _add(self, record: Record) -> None:
+        self._heads.add(self.tree.size, record)
         self._records.append(record)
         self.tree.append(record.record_hash)
 
@@ -197,12 +203,12 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) 
     The operator vouches for the log's bytes, not for its records' validity (that is an audit's job); but a
     file with damaged framing is refused, since its tree would be ambiguous.
 
-    The registry line (:meth:`Ledger.checkpoint`) counts the file's readable registry-kind records and names
-    the last one's record hash, without checking them.
+    The registry and heads lines (:meth:`Ledger.checkpoint`) are computed from the file's readable records
+    (each decoded strictly; an unreadable one is skipped, as an audit does), without checking their rules.
 
     Returns:
-        The signed note text (origin, tree size, base64 root hash, registry line; signature line by ``name``,
-        default origin).
+        The signed note text (origin, tree size, base64 root hash, registry and heads lines; signature line by
+        ``name``, default origin).
     Raises:
         CorruptStoreError: the file has a torn tail or a damaged frame. StorageError: I/O failure.
     """
@@ -210,27 +216,32 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) 
     if result.problems:
         problem = result.problems[0]
         raise CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
-    tree = MerkleTree(leaf_hash(frame.payload) for frame in result.frames)
-    size, head = _registry_of(frame.payload for frame in result.frames)
+    payloads = [frame.payload for frame in result.frames]
+    tree = MerkleTree(leaf_hash(payload) for payload in payloads)
     cp = Checkpoint(origin=result.origin, tree_size=tree.size, root_hash=tree.root(),
-                    extensions=(format_registry_extension(size, head),))
+                    extensions=_commitments(readable_records(payloads)))
     return sign_checkpoint(cp, name or result.origin, key)
 
 
-def _registry_of(payloads: Iterable[bytes]) -> tuple[int, Digest | None]:
-    """(count, latest record hash) of the readable registry-kind records among ``payloads``, in order.
-
-    The operator vouches for bytes, not validity: no registry rule is applied. For a ledger written through
-    :class:`Ledger` every record is valid, so this is the registry's (size, head) as an audit replays it.
-    """
-    size, head = 0, None
-    for payload in payloads:
-        if not any(marker in payload for marker in REGISTRY_MARKERS):
-            continue  # cannot be a registry record: its body does not even contain a registry kind's text
+def readable_records(payloads: Sequence[bytes]) -> dict[int, Record]:
+    """Leaf index -> record, for every payload that decodes strictly (an unreadable one is an audit's finding;
+    it names no item and is no registry record)."""
+    records = {}
+    for position, payload in enumerate(payloads):
         try:
-            record = Record.from_bytes(payload)
+            records[position] = Record.from_bytes(payload)
         except InputError:
-            continue  # unreadable: an audit reports it; it is no registry record
+            continue
+    return records
+
+
+def _commitments(records: Mapping[int, Record]) -> tuple[str, str]:
+    """The checkpoint's registry and heads extension lines over ``records`` (leaf index -> record, every
+    readable record below the tree size). The operator vouches for bytes, not validity: no rule is applied, so
+    for a ledger written through :class:`Ledger` these are the lines :meth:`Ledger.checkpoint` writes."""
+    size, head, heads = 0, None, ItemHeads()
+    for position, record in sorted(records.items()):
         if record.body.kind in REGISTRY_KINDS:
             size, head = size + 1, record.record_hash
-    return size, head
+        heads.add(position, record)
+    return format_registry_extension(size, head), heads.extension()

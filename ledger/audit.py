@@ -4,7 +4,8 @@
 registry, custody); ``verify_ledger`` raises :class:`~ledger.errors.RuleError` on the first. Only the trusted
 keys of a :class:`~ledger.trust.Trust` are believed. Optionally a signed checkpoint is checked against the file:
 its signature under the operator key, its origin, that the log's root at the checkpoint's tree size is the
-checkpoint's root hash, and that its registry line names the registry replayed up to that tree size.
+checkpoint's root hash, that its registry line names the registry replayed up to that tree size, and that its
+heads line names every item's latest record below it (:mod:`ledger.heads`).
 
 With a :class:`~ledger.policy.Policy`, the replayed ledger is also checked against it after the replay; those
 findings are kept apart (``AuditReport.policy_findings``): integrity (``ok``) never depends on a policy.
@@ -20,6 +21,7 @@ from .custody import CustodyState
 from .errors import InputError, VerificationError
 from .findings import Finding, Verdicts, raise_first
 from .hashing import Digest
+from .heads import ItemHeads, checkpoint_heads
 from .merkle import MerkleTree, leaf_hash
 from .policy import Policy, check_policy
 from .record import Record
@@ -172,6 +174,7 @@ def _check_checkpoint(replay: Replay, trust: Trust, note: str) -> tuple[Checkpoi
         problems.append(_checkpoint_finding("checkpoint.root_mismatch",
                                             f"the log's root at tree size {cp.tree_size} is not its root hash"))
     problems += _check_registry_line(replay, cp)  # also on a root mismatch: says whether the registry differs
+    problems += _check_heads_line(replay, cp)
     return (None if problems else cp), problems
 
 
@@ -191,6 +194,20 @@ def _check_registry_line(replay: Replay, cp: Checkpoint) -> list[Finding]:
     return [_checkpoint_finding("checkpoint.registry_mismatch",
                                 f"commits to a registry of {show(*claimed)}; the log's registry at tree size "
                                 f"{cp.tree_size} has {show(*actual)}")]
+
+
+def _check_heads_line(replay: Replay, cp: Checkpoint) -> list[Finding]:
+    """The checkpoint's heads line against the items' latest records below its tree size (format.md §7c)."""
+    try:
+        claimed = checkpoint_heads(cp)
+    except (InputError, VerificationError) as exc:
+        return [_checkpoint_finding(exc.code, str(exc))]
+    heads = ItemHeads.of(enumerate(replay.records[:cp.tree_size]))
+    if claimed == (len(heads), heads.root()):
+        return []
+    return [_checkpoint_finding("checkpoint.heads_mismatch",
+                                f"commits to {claimed[0]} items' latest records with heads root {claimed[1].b64()}; "
+                                f"the log's {len(heads)} items at tree size {cp.tree_size} give {heads.root().b64()}")]
 
 
 def _checkpoint_finding(code: str, reason: str) -> Finding:

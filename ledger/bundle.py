@@ -3,22 +3,27 @@
 Wire format (normative text: docs/format.md §7a)::
 
     bundle bytes = BUNDLE_TAG || canonical-msgpack({
-        "v": 1,
+        "v": 2,
         "item": item id,
-        "checkpoint": the operator's signed checkpoint (C2SP signed note text, with its stonetrail-registry line),
-        "records": [{"index": leaf index, "leaf": record bytes, "proof": [32-byte hash, ...]}, ...]})
+        "checkpoint": the operator's signed checkpoint (C2SP signed note text, with its stonetrail-registry and
+                      stonetrail-heads lines),
+        "records": [{"index": leaf index, "leaf": record bytes, "proof": [32-byte hash, ...]}, ...],
+        "heads": [{"item": item id, "index": index in the item-head tree, "proof": [32-byte hash, ...]}, ...]})
 
 ``records`` are sorted by ``index``, each index once: every record of the item's scope
 (:mod:`ledger.provenance`) and every registry record below the checkpoint's tree size, each with its RFC 9162
-inclusion proof (PATH(index, D[tree size]), RFC 9162 §2.1.3.1) in the checkpoint's tree.
+inclusion proof (PATH(index, D[tree size]), RFC 9162 §2.1.3.1) in the checkpoint's tree. ``heads`` are sorted
+by item, one for every scope item whose records count to the end (the item itself, and an article it is still
+set in): the proof that the checkpoint names the bundle's last record of it as its latest (:mod:`ledger.heads`).
 
 Verifying (:func:`check_bundle` reports every finding, :func:`verify_bundle` raises on the first) trusts the
 :class:`~ledger.trust.Trust` and nothing in the bundle until it is checked: the checkpoint's signature; every
 leaf hash computed from the leaf bytes, proven at its index with the tree size and root from the checkpoint;
 strictly increasing indices; the registry complete up to the checkpoint (:func:`~ledger.registry.
 verify_registry_chain`); a replay of the records, at their log positions, through every custody rule
-(:class:`~ledger.custody.CustodyState` in partial mode); the scope complete and nothing else in it; then any
-chosen :class:`~ledger.policy.Policy`. This module does no I/O and never imports the store.
+(:class:`~ledger.custody.CustodyState` in partial mode); the scope complete and nothing else in it; no later
+record of the item left out (its item-head proof); then any chosen :class:`~ledger.policy.Policy`. This module
+does no I/O and never imports the store.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ._bundle_format import (
     MAX_PROOF_HASHES,
     Bundle,
     BundleEntry,
+    HeadEntry,
     build_bundle,
     bundle_from_json,
     bundle_to_json,
@@ -46,6 +52,7 @@ from .errors import BundleFormatError, InputError, RuleError, StoneTrailError
 from .events import REGISTRY_KINDS
 from .findings import Finding, Verdicts
 from .hashing import Digest
+from .heads import HeadProof, checkpoint_heads, verify_item_head
 from .merkle import leaf_hash, verify_inclusion
 from .policy import Policy, check_policy_records
 from .provenance import Provenance, Scope, Snapshot, build_provenance, provenance_scope, snapshot
@@ -53,13 +60,31 @@ from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .trust import Trust
 
-__all__ = ["BUNDLE_TAG", "BUNDLE_VERSION", "MAX_BUNDLE_SIZE", "MAX_PROOF_HASHES", "RULES_CHECKED", "Bundle",
-           "BundleEntry", "BundleFormatError", "BundleLine", "BundleReport", "BundleSummary", "build_bundle",
-           "bundle_from_json", "bundle_to_json", "check_bundle", "read_bundle", "summarize_bundle", "verify_bundle"]
+__all__ = [
+    "BUNDLE_TAG",
+    "BUNDLE_VERSION",
+    "MAX_BUNDLE_SIZE",
+    "MAX_PROOF_HASHES",
+    "RULES_CHECKED",
+    "Bundle",
+    "BundleEntry",
+    "BundleFormatError",
+    "BundleLine",
+    "BundleReport",
+    "BundleSummary",
+    "HeadEntry",
+    "build_bundle",
+    "bundle_from_json",
+    "bundle_to_json",
+    "check_bundle",
+    "read_bundle",
+    "summarize_bundle",
+    "verify_bundle",
+]
 
 #: What verifying a bundle checks, in order (Provenance.rules_checked; docs/format.md §7a, "Verifying").
 RULES_CHECKED = (
-    "bundle: canonical encoding, version 1, size caps",
+    f"bundle: canonical encoding, version {BUNDLE_VERSION}, size caps",
     "checkpoint: C2SP signed note with a valid Ed25519 signature by a pinned operator key",
     "inclusion: each record's RFC 9162 leaf hash computed from its bytes and proven at its leaf index in the "
     "checkpoint's tree (index < tree size)",
@@ -73,6 +98,8 @@ RULES_CHECKED = (
     "mass and nature: mass never grows, nature fixed at creation, origin inherited through splits and merges",
     "completeness: every record of the item and of its ancestors back to their mined, grown or registered "
     "roots (and of any article it was set in) is in the bundle, and no other record",
+    "latest: the checkpoint's stonetrail-heads line names the bundle's last record of the item (and of an "
+    "article it is still set in) as its latest below the tree size: no later record was left out",
 )
 
 
@@ -214,6 +241,7 @@ class _Verification:
         yield from self._registry()
         yield from self._replay(self.tree)
         yield from self._completeness()
+        yield from self._latest(self.tree)
 
     def _checkpoint(self) -> Iterator[_Fault]:
         note = self.bundle.checkpoint
@@ -287,6 +315,38 @@ class _Verification:
                                f"provenance of {target} (another item's record, or one past an ancestor's end)")
             elif name not in self.snapshots[position]:
                 yield _finding("bundle.unapplied", position, f"the replay did not apply this record to {name}", name)
+
+    def _latest(self, tree: Checkpoint) -> Iterator[_Fault]:
+        """Each item whose records count to the end has a head proof naming its last record in the bundle."""
+        scope = self.scope
+        assert scope is not None
+        try:
+            count, root = checkpoint_heads(tree)
+        except StoneTrailError as exc:
+            yield _fault(exc, None, None, "checkpoint: ")
+            return
+        given = {h.item: h for h in self.bundle.heads}
+        for name, limit in scope.items.items():
+            head = given.pop(name, None)
+            if limit is not None:
+                if head is not None:
+                    given[name] = head  # reported below: its records end before its latest
+                continue
+            last = max((p for p, r in self.records.items() if name in r.body.named_items()), default=None)
+            if head is None or last is None:
+                yield _finding("bundle.head_missing", last, f"no proof that record {last} is the latest of {name}",
+                               name)
+                continue
+            try:
+                verify_item_head(name, last, self.records[last].record_hash,
+                                 HeadProof(head.index, cast("tuple[Digest, ...]", head.proof)), count, root)
+            except StoneTrailError as exc:
+                yield _finding("bundle.head_mismatch", last, f"the checkpoint does not name record {last} as the "
+                               f"latest of {name}: a later record of it was left out, or the head proof is wrong "
+                               f"({exc})", name)
+        for name in given:
+            yield _finding("bundle.extra_head", None, f"a head proof for {name}, whose records in this provenance "
+                           "end before its latest (or which is not in it)", name)
 
     def policy_findings(self, policy: Policy) -> tuple[Finding, ...]:
         """The policy's findings over the provenance's items and records (after :meth:`findings`)."""

@@ -40,10 +40,13 @@ __all__ = [
     "MAX_SIGNATURES",
     "MAX_TREE_SIZE",
     "Checkpoint",
+    "extension_line",
     "format_checkpoint",
+    "format_counted_line",
     "open_checkpoint",
     "open_note",
     "parse_checkpoint",
+    "parse_counted_line",
     "read_unverified_checkpoint",
     "sign_checkpoint",
     "sign_note",
@@ -131,6 +134,55 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if format_checkpoint(cp) != text:  # belt and braces: the one encoding
         raise NoteFormatError("checkpoint body is not in canonical form", code="checkpoint.malformed")
     return cp
+
+
+def format_counted_line(keyword: str, count: int, digest: Digest) -> str:
+    """A StoneTrail extension line ``<keyword> <count> <base64 digest>`` (no newline): a count of things and
+    the 32-byte hash that commits to them (docs/format.md §7).
+
+    Raises:
+        InputError: ``input.range`` (count not an int in 0..2**64-1), ``hash.length`` (digest not 32 bytes).
+    """
+    if type(count) is not int or not 0 <= count <= MAX_TREE_SIZE:
+        raise InputError(f"{keyword} count must be an int in 0..2**64-1: {count!r}", code="input.range")
+    return f"{keyword} {count} {Digest(digest).b64()}"
+
+
+def parse_counted_line(line: str, keyword: str) -> tuple[int, Digest]:
+    """Parse a ``<keyword> <count> <base64 digest>`` line strictly: valid only if :func:`format_counted_line`
+    gives back ``line`` (decimal without sign or leading zero, canonical padded base64 of 32 bytes, single
+    spaces).
+
+    Raises:
+        NoteFormatError: ``checkpoint.extension``.
+    """
+    def bad(why: str) -> NoteFormatError:
+        return NoteFormatError(f"bad {keyword} line ({why}): {line!r:.120}", code="checkpoint.extension")
+
+    parts = line.split(" ") if isinstance(line, str) else []
+    if len(parts) != 3 or parts[0] != keyword:
+        raise bad(f"want '{keyword} <count> <base64 hash>'")
+    if not _DECIMAL.fullmatch(parts[1]) or int(parts[1]) > MAX_TREE_SIZE:
+        raise bad("count")
+    try:
+        return int(parts[1]), Digest.from_b64(parts[2])
+    except InputError as exc:
+        raise bad("hash") from exc
+
+
+def extension_line(cp: Checkpoint, keyword: str, missing: VerificationError) -> str:
+    """The one extension line of ``cp`` whose first word is ``keyword``; other lines are ignored (C2SP
+    tlog-checkpoint).
+
+    Raises:
+        ``missing`` when there is no such line; NoteFormatError ``checkpoint.extension`` when there are several.
+    """
+    lines = [e for e in cp.extensions if e.split(" ", 1)[0] == keyword]
+    if not lines:
+        raise missing
+    if len(lines) > 1:
+        raise NoteFormatError(f"checkpoint has {len(lines)} {keyword} lines", code="checkpoint.extension")
+    return lines[0]
 
 
 def sign_note(text: str, signers: Sequence[tuple[str, PrivateKey]]) -> str:

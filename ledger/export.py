@@ -2,10 +2,12 @@
 
 :func:`export_bundles` reads the file once (without locking), checks that the given signed checkpoint is of this
 file — its origin, its tree size within the file, the file's root at that size equal to its root hash, its
-registry line naming the file's registry chain — reads the records below the tree size to find each item's
-scope (:func:`ledger.provenance.provenance_scope`, the same function the verifier uses), and builds each bundle
-with RFC 9162 inclusion proofs at the checkpoint's tree size. The exporter vouches for nothing: the bundle is
-worth what :func:`ledger.bundle.check_bundle` says, under the verifier's own pinned keys. O(n) in the file.
+registry and heads lines naming the file's registry chain and items' latest records — finds each item's scope
+among the records below the tree size (:func:`ledger.provenance.provenance_scope`, the same function the
+verifier uses), and builds each bundle with RFC 9162 inclusion proofs at the checkpoint's tree size and the
+item-head proofs (:mod:`ledger.heads`). The exporter vouches for nothing: the bundle is worth what
+:func:`ledger.bundle.check_bundle` says, under the verifier's own pinned keys. O(n) in the file: every record
+below the tree size is decoded, since the item-head tree names every item.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._ledger import readable_records
 from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import CorruptStoreError, InputError, VerificationError
 from .events import REGISTRY_KINDS
+from .heads import HEADS_EXTENSION, ItemHeads, checkpoint_heads
 from .merkle import MerkleTree, leaf_hash
-from .provenance import Scope, item_index, provenance_scope
-from .record import REGISTRY_MARKERS, Record, encoded_text
+from .provenance import item_index, provenance_scope
 from .registry import checkpoint_registry, verify_registry_chain
 from .store import scan
 from .trust import Trust
@@ -44,9 +47,11 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
         NoteFormatError: the checkpoint is malformed. UnverifiedNoteError / SignatureError: with ``trust``, it
             is not signed by a pinned operator key. VerificationError: ``checkpoint.origin_mismatch``,
             ``checkpoint.beyond_log`` (tree size over the file's records), ``checkpoint.root_mismatch``,
-            ``checkpoint.registry_missing``. RuleError: ``registry.gap`` / ``registry.head_mismatch`` (its
-            registry line does not name the file's registry). InputError: ``item.unknown`` (no such item below the
-            tree size). CorruptStoreError: damaged framing. StorageError: I/O failure.
+            ``checkpoint.registry_missing``, ``checkpoint.heads_missing``, ``checkpoint.heads_mismatch`` (its
+            heads line does not name the file's items' latest records). RuleError: ``registry.gap`` /
+            ``registry.head_mismatch`` (its registry line does not name the file's registry). InputError:
+            ``item.unknown`` (no such item below the tree size). CorruptStoreError: damaged framing.
+            StorageError: I/O failure.
     """
     result = scan(ledger_path)
     if result.problems:
@@ -55,50 +60,26 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
     cp = open_checkpoint(checkpoint, trust.operators) if trust else read_unverified_checkpoint(checkpoint)
     payloads = [frame.payload for frame in result.frames]
     tree = _tree_of(payloads, cp, result.origin)
-    records = _Decoded(payloads[:cp.tree_size])
-    records.find(REGISTRY_MARKERS)
-    registry = [p for p, r in sorted(records.records.items()) if r.body.kind in REGISTRY_KINDS]
-    verify_registry_chain([records.records[p] for p in registry], *checkpoint_registry(cp))
+    records = readable_records(payloads[:cp.tree_size])
+    registry = [p for p, r in sorted(records.items()) if r.body.kind in REGISTRY_KINDS]
+    verify_registry_chain([records[p] for p in registry], *checkpoint_registry(cp))
+    heads = ItemHeads.of(sorted(records.items()))
+    if checkpoint_heads(cp) != (len(heads), heads.root()):
+        raise VerificationError(f"the checkpoint's {HEADS_EXTENSION} line is not the file's ({heads.extension()}): "
+                                "it does not name the items' latest records", code="checkpoint.heads_mismatch")
+    index = item_index(records)
     bundles = {}
     for item in items:
-        scope = records.scope(item)
+        scope = provenance_scope(records, item, index)
         if not scope.items:
             raise InputError(f"no record among the first {cp.tree_size} of {ledger_path} creates {item!r}",
                              code="item.unknown")
         positions = sorted({*scope.positions, *registry})
-        bundles[item] = build_bundle(item, checkpoint, [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size))
-                                                        for p in positions])
+        latest = [(name, heads.proof(name)) for name, limit in scope.items.items() if limit is None]
+        bundles[item] = build_bundle(item, checkpoint,
+                                     [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size)) for p in positions],
+                                     [(name, head.index, head.proof) for name, head in latest])
     return bundles
-
-
-class _Decoded:
-    """Records of a file decoded on demand: only those whose bytes contain a searched marker (an item id, a
-    registry kind), so an export reads the file once and decodes a handful of records, not all of them. A
-    record naming an item necessarily contains its encoded id, so the item's history is complete; extra
-    matches are harmless (the scope is read from the decoded records alone)."""
-
-    def __init__(self, payloads: list[bytes]) -> None:
-        self.payloads = payloads
-        self.records: dict[int, Record] = {}
-        self.searched: set[str] = set()
-
-    def find(self, markers: Sequence[bytes]) -> None:
-        for position, payload in enumerate(self.payloads):
-            if position not in self.records and any(m in payload for m in markers):
-                try:
-                    self.records[position] = Record.from_bytes(payload)
-                except InputError:
-                    continue  # an unreadable leaf is in no item's provenance (an audit reports it)
-
-    def scope(self, item: str) -> Scope:
-        """:func:`provenance_scope` of ``item``, decoding more records until every item in scope was searched."""
-        wanted, scope = {item}, None
-        while new := sorted(wanted - self.searched):
-            self.find([encoded_text(i) for i in new])
-            self.searched.update(new)
-            scope = provenance_scope(self.records, item, item_index(self.records))
-            wanted |= set(scope.items) | {parent for parent, _, _ in scope.missing}
-        return scope or provenance_scope(self.records, item, item_index(self.records))
 
 
 def _tree_of(payloads: list[bytes], cp: Checkpoint, origin: str) -> MerkleTree:

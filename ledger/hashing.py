@@ -15,6 +15,7 @@ from .errors import InputError
 
 __all__ = [
     "DIGEST_SIZE",
+    "TAG_ITEM_HEAD",
     "TAG_RECORD_BODY",
     "TAG_RECORD_SIG",
     "Digest",
@@ -24,6 +25,9 @@ __all__ = [
 
 DIGEST_SIZE = 32
 
+#: Context of an item-head leaf, the leaf input of the checkpoint's item-head tree (docs/format.md §7c):
+#: TAG_ITEM_HEAD || canonical-msgpack([item id, leaf index, record hash]).
+TAG_ITEM_HEAD = b"stonetrail/v1/item-head\n"
 #: Context of the hash of a record body (docs/format.md §3, "Hashes and domain separation").
 TAG_RECORD_BODY = b"stonetrail/v1/record-body\n"
 #: Context of the message an Ed25519 record signature signs: TAG_RECORD_SIG || body hash (32 bytes).

@@ -19,9 +19,11 @@ output (its creating record); the scope is read from the records alone, before a
 the exporter and the verifier compute it alike and the replay creates only the scope's items.
 
 Hash links make the scope's past complete: each record names the previous record of every item it touches, and
-a creating record names its parents' latest records. Its future is not: a Merkle log cannot show that no later
-record of the item exists below the checkpoint's tree size (a transfer or retirement left out of a bundle). A
-provenance therefore says "as of record N" and never "current".
+a creating record names its parents' latest records. Its future is the checkpoint's item heads
+(:mod:`ledger.heads`): a Merkle inclusion proof cannot show that no later record of the item exists below the
+checkpoint's tree size, so the bundle also proves that the checkpoint names its last record of the item (and of an
+article it is still set in) as the latest. A provenance is thus current at the checkpoint's tree size, and no
+later.
 """
 
 from __future__ import annotations
@@ -63,8 +65,7 @@ def item_index(records: Mapping[int, Record]) -> dict[str, list[int]]:
     """Item id -> positions of the records naming it as an input or output, in increasing order."""
     index: dict[str, list[int]] = {}
     for position in sorted(records):
-        body = records[position].body
-        for name in {*(i for i, _ in body.inputs), *(o.id for o in body.outputs)}:
+        for name in records[position].body.named_items():
             index.setdefault(name, []).append(position)
     return index
 
@@ -227,7 +228,8 @@ class Inscription:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Provenance:
-    """What a verified proof bundle shows about one item, as of record ``as_of`` (module docstring).
+    """What a verified proof bundle shows about one item, current at the checkpoint's ``tree_size``; ``as_of`` is
+    the position of the latest record in its scope (module docstring).
 
     ``origin``: {ISO country: mct} (``XX``: unknown), inherited through splits and summed through merges; each
     root says who attested it. ``attested``: the claims that rest on a party's word, not on the ledger's

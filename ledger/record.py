@@ -104,6 +104,10 @@ class Body:
             raise s.fail("consumes", "every consumed item must be an input")
         _sorted_unique([o.id for o in self.outputs], "outputs")
 
+    def named_items(self) -> frozenset[str]:
+        """Ids of the items this record names: its inputs and its outputs (the records of an item)."""
+        return frozenset([*(item for item, _ in self.inputs), *(o.id for o in self.outputs)])
+
     def to_value(self) -> dict[str, object]:
         """The body map of docs/format.md (before canonical encoding)."""
         return {

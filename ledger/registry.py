@@ -17,12 +17,11 @@ checkpoint: a revocation cannot be left out (:func:`verify_registry_chain`).
 from __future__ import annotations
 
 import bisect
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from .checkpoint import MAX_TREE_SIZE, Checkpoint
+from .checkpoint import Checkpoint, extension_line, format_counted_line, parse_counted_line
 from .errors import InputError, KeyFormatError, NoteFormatError, RuleError, VerificationError
 from .events import Enrolled, KeyAdded, KeyRevoked
 from .findings import Finding
@@ -49,8 +48,6 @@ AUTHORITY = "authority"
 REGISTRY_EXTENSION: Final = "stonetrail-registry"
 #: The head written for an empty registry (size 0): 32 zero bytes, which no record hash is.
 EMPTY_REGISTRY_HEAD: Final = Digest(bytes(32))
-
-_DECIMAL: Final = re.compile("0|[1-9][0-9]{0,19}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,61 +240,38 @@ def format_registry_extension(size: int, head: Digest | None) -> str:
         InputError: ``input.range`` (size not an int in 0..2**64-1, or head None with size > 0 or given with
             size 0), ``hash.length`` (head not 32 bytes).
     """
-    if type(size) is not int or not 0 <= size <= MAX_TREE_SIZE:
-        raise InputError(f"registry size must be an int in 0..2**64-1: {size!r}", code="input.range")
     if (head is None) != (size == 0):
         raise InputError("a registry head is given exactly when the registry size is > 0", code="input.range")
-    digest = EMPTY_REGISTRY_HEAD if head is None else Digest(head)
-    if head is not None and digest == EMPTY_REGISTRY_HEAD:
+    if head is not None and Digest(head) == EMPTY_REGISTRY_HEAD:
         raise InputError("the all-zero head stands for the empty registry only", code="input.range")
-    return f"{REGISTRY_EXTENSION} {size} {digest.b64()}"
+    return format_counted_line(REGISTRY_EXTENSION, size, EMPTY_REGISTRY_HEAD if head is None else head)
 
 
 def parse_registry_extension(line: str) -> tuple[int, Digest | None]:
-    """Parse a ``stonetrail-registry`` line strictly: valid only if :func:`format_registry_extension` gives
-    back ``line`` (decimal without sign or leading zero, canonical padded base64 of 32 bytes, single spaces).
+    """Parse a ``stonetrail-registry`` line strictly (:func:`~ledger.checkpoint.parse_counted_line`).
 
     Returns:
         (size, head), head None for the empty registry (size 0 with the all-zero head).
     Raises:
         NoteFormatError: ``checkpoint.extension``.
     """
-    def bad(why: str) -> NoteFormatError:
-        return NoteFormatError(f"bad {REGISTRY_EXTENSION} line ({why}): {line!r:.120}", code="checkpoint.extension")
-
-    if not isinstance(line, str):
-        raise bad("not text")
-    parts = line.split(" ")
-    if len(parts) != 3 or parts[0] != REGISTRY_EXTENSION:
-        raise bad(f"want '{REGISTRY_EXTENSION} <size> <base64 head>'")
-    if not _DECIMAL.fullmatch(parts[1]) or int(parts[1]) > MAX_TREE_SIZE:
-        raise bad("size")
-    try:
-        digest = Digest.from_b64(parts[2])
-    except InputError as exc:
-        raise bad("head") from exc
-    size = int(parts[1])
+    size, digest = parse_counted_line(line, REGISTRY_EXTENSION)
     if (size == 0) != (digest == EMPTY_REGISTRY_HEAD):
-        raise bad("the all-zero head goes with size 0, and only with it")
+        raise NoteFormatError(f"bad {REGISTRY_EXTENSION} line (the all-zero head goes with size 0, and only "
+                              f"with it): {line!r:.120}", code="checkpoint.extension")
     return size, None if size == 0 else digest
 
 
 def checkpoint_registry(cp: Checkpoint) -> tuple[int, Digest | None]:
     """The (size, head) a checkpoint commits the registry to: its one ``stonetrail-registry`` extension line.
 
-    Other extension lines are ignored (C2SP tlog-checkpoint).
-
     Raises:
         VerificationError: ``checkpoint.registry_missing`` (no such line).
         NoteFormatError: ``checkpoint.extension`` (a malformed line, or more than one).
     """
-    lines = [e for e in cp.extensions if e.split(" ", 1)[0] == REGISTRY_EXTENSION]
-    if not lines:
-        raise VerificationError(f"checkpoint has no {REGISTRY_EXTENSION} line: it does not commit to the "
+    missing = VerificationError(f"checkpoint has no {REGISTRY_EXTENSION} line: it does not commit to the "
                                 "registry", code="checkpoint.registry_missing")
-    if len(lines) > 1:
-        raise NoteFormatError(f"checkpoint has {len(lines)} {REGISTRY_EXTENSION} lines", code="checkpoint.extension")
-    return parse_registry_extension(lines[0])
+    return parse_registry_extension(extension_line(cp, REGISTRY_EXTENSION, missing))
 
 
 def verify_registry_chain(records: Sequence[Record], size: int, head: Digest | None) -> None:

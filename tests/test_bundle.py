@@ -27,6 +27,7 @@ from ledger.bundle import (
     BUNDLE_TAG,
     BundleEntry,
     BundleFormatError,
+    HeadEntry,
     build_bundle,
     bundle_from_json,
     bundle_to_json,
@@ -36,9 +37,10 @@ from ledger.bundle import (
 )
 from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
 from ledger.errors import InputError, ProofError, RuleError, StoneTrailError, UnverifiedNoteError, VerificationError
-from ledger.events import Graded, Mined, Set, Split, Unset
+from ledger.events import Graded, Mined, Retired, Set, Split, Unset
 from ledger.export import export_bundle
 from ledger.hashing import Digest
+from ledger.heads import ItemHeads
 from ledger.keys import note_verifier_key
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.policy import Policy
@@ -103,10 +105,12 @@ def bundle(world: tuple[Log, str, bytes]) -> bytes:
     return world[2]
 
 
-def encode_bundle(entries: Sequence[BundleEntry], note: str, item: str = "S1") -> bytes:
+def encode_bundle(entries: Sequence[BundleEntry], note: str, item: str = "S1",
+                  heads: Sequence[HeadEntry] = ()) -> bytes:
     """Bundle bytes exactly as given (no sorting, no checks): what a forger can send."""
-    return BUNDLE_TAG + encode({"v": 1, "item": item, "checkpoint": note, "records": [
-        {"index": e.index, "leaf": e.leaf, "proof": list(e.proof)} for e in entries]})
+    return BUNDLE_TAG + encode({"v": 2, "item": item, "checkpoint": note, "records": [
+        {"index": e.index, "leaf": e.leaf, "proof": list(e.proof)} for e in entries],
+        "heads": [{"item": h.item, "index": h.index, "proof": list(h.proof)} for h in heads]})
 
 
 #: Every policy rule on, so that the policy pass runs over every mangled bundle too (it must never crash).
@@ -160,13 +164,16 @@ def test_the_bundle_verifies_to_the_stones_provenance(bundle: bytes) -> None:
 def test_build_is_canonical_and_json_round_trips(world: tuple[Log, str, bytes]) -> None:
     _, note, data = world
     entries = read_bundle(data).entries
-    again = build_bundle("S1", note, [(e.index, e.leaf, [Digest(h) for h in e.proof]) for e in reversed(entries)])
+    heads = [(h.item, h.index, [Digest(p) for p in h.proof]) for h in read_bundle(data).heads]
+    again = build_bundle("S1", note, [(e.index, e.leaf, [Digest(h) for h in e.proof]) for e in reversed(entries)],
+                         heads)
     assert again == data  # sorted by index, one encoding
     rendered = bundle_to_json(data)
     assert rendered["tree_size"] == 9 and rendered["checkpoint"] == note
+    assert [h["item"] for h in rendered["heads"]] == ["S1"]  # type: ignore[attr-defined]
     assert bundle_from_json(json.loads(json.dumps(rendered))) == data
     with pytest.raises(InputError) as twice:
-        build_bundle("S1", note, [(0, entries[0].leaf, []), (0, entries[0].leaf, [])])
+        build_bundle("S1", note, [(0, entries[0].leaf, []), (0, entries[0].leaf, [])], heads)
     assert twice.value.code == "bundle.duplicate_index"
 
 
@@ -211,17 +218,86 @@ def test_cut_short_or_padded_bytes_are_not_a_bundle(bundle: bytes) -> None:
 
 
 def test_removing_any_record_is_rejected(world: tuple[Log, str, bytes]) -> None:
+    """The last record too: the checkpoint's heads line names it as the stone's latest (docs/format.md §7c)."""
     _, note, data = world
-    entries = read_bundle(data).entries
+    bundle = read_bundle(data)
+    entries, heads = bundle.entries, bundle.heads
+    assert verify_bundle(encode_bundle(entries, note, heads=heads), TRUST).as_of == 7  # the helper is faithful
     want = {0: "registry.gap", 1: "registry.gap", 2: "registry.head_mismatch", 3: "bundle.incomplete",
-            5: "bundle.incomplete", 6: "chain.link_mismatch"}
+            5: "bundle.incomplete", 6: "chain.link_mismatch", 7: "bundle.head_mismatch"}
     for i, entry in enumerate(entries):
-        rest = entries[:i] + entries[i + 1:]
-        if entry.index == 7:  # the item's last record: its absence is not provable (docs: "as of")
-            assert verify_bundle(encode_bundle(rest, note), TRUST).as_of == 6
-            continue
-        assert want[entry.index] in codes_of(encode_bundle(rest, note)), entry.index
-        assert rejected(encode_bundle(rest, note))
+        rest = encode_bundle(entries[:i] + entries[i + 1:], note, heads=heads)
+        assert want[entry.index] in codes_of(rest), entry.index
+        assert rejected(rest)
+    assert rejected(encode_bundle(entries[:-2], note, heads=heads)) == "bundle.head_mismatch"  # the last two
+
+
+def _head(log: Log, note: str, item: str) -> HeadEntry:
+    """``item``'s head proof under ``note`` (as an exporter makes it), from the log's records below its size."""
+    size = read_unverified_checkpoint(note).tree_size
+    heads = ItemHeads.of((i, log.ledger.record(i)) for i in range(size))
+    proof = heads.proof(item)
+    return HeadEntry(item=item, index=proof.index, proof=proof.proof)
+
+
+def test_the_head_proofs_are_checked(world: tuple[Log, str, bytes]) -> None:
+    """Missing, extra, mutated (the mutation catalogue) or from a checkpoint without or with another heads line:
+    each rejected with its reason; the faithful ones accepted."""
+    log, note, data = world
+    entries, (head,) = read_bundle(data).entries, read_bundle(data).heads
+    assert head == _head(log, note, "S1")
+    assert rejected(encode_bundle(entries, note)) == "bundle.head_missing"
+    for other in ("L1", "S2"):  # L1's records in S1's provenance end at the cut; S2 is not in it
+        extra = sorted([head, _head(log, note, other)], key=lambda h: h.item)
+        assert rejected(encode_bundle(entries, note, heads=extra)) == "bundle.extra_head"
+    assert rejected(encode_bundle(entries, note, item="S1", heads=[replace(head, item="L1")])) == "bundle.head_missing"
+    proof = list(head.proof)
+    changes: list[dict[str, object]] = [
+        {"index": head.index + 1}, {"proof": (*proof, proof[0])}, {"proof": tuple(proof[:-1])}, {"proof": ()},
+        {"proof": (b"\x00" * 32, *proof)}]
+    if head.index:
+        changes.append({"index": head.index - 1})
+    for k in range(len(proof)):
+        changes.append({"proof": (*proof[:k], bytes([proof[k][0] ^ 1]) + proof[k][1:], *proof[k + 1:])})
+    for change in changes:
+        mutated = replace(head, **change)  # type: ignore[arg-type]
+        assert rejected(encode_bundle(entries, note, heads=[mutated])) == "bundle.head_mismatch", change
+    cp = read_unverified_checkpoint(note)
+    registry, heads_line = cp.extensions
+    word, count, root = heads_line.split(" ")
+    lines = {"checkpoint.heads_missing": (registry,),
+             "checkpoint.extension": (registry, heads_line, heads_line)}
+    for code, extensions in lines.items():
+        assert rejected(encode_bundle(entries, _sign(replace(cp, extensions=extensions)), heads=[head])) == code
+    for other_line in (f"{word} {int(count) * 2} {root}", f"{word} {int(count) // 2} {root}",
+                       f"{word} {count} {Digest(bytes(32)).b64()}"):
+        forged = _sign(replace(cp, extensions=(registry, other_line)))
+        assert rejected(encode_bundle(entries, forged, heads=[head])) == "bundle.head_mismatch", other_line
+    unsorted = [_head(log, note, "S2"), head]
+    for heads in (unsorted, [head, head]):
+        with pytest.raises(BundleFormatError) as err:
+            read_bundle(encode_bundle(entries, note, heads=heads))
+        assert err.value.code == "bundle.malformed"
+
+
+def test_a_later_theft_report_cannot_be_cut_from_a_bundle(tmp_path: Path) -> None:
+    """The stone's bundle after it was reported stolen shows it retired; with the report cut out it is
+    rejected, under the new checkpoint and with the old checkpoint's head proof alike. The bundle made before
+    the report still verifies, as of that checkpoint's tree size."""
+    log = small_ledger(tmp_path / "theft.ledger")
+    before = log.checkpoint()
+    old = export_bundle(log.path, "S1", before)
+    log.put(log.w.make(Retired(reason="stolen"), "trader-b", inputs=["S1"]))
+    after = log.checkpoint()
+    new = export_bundle(log.path, "S1", after)
+    assert verify_bundle(new, TRUST).state == "retired"
+    p = verify_bundle(old, TRUST)
+    assert (p.state, p.tree_size) == ("live", 9)
+    cut = read_bundle(new)
+    assert cut.entries[-1].index == 9
+    assert rejected(encode_bundle(cut.entries[:-1], after, heads=cut.heads)) == "bundle.head_mismatch"
+    assert rejected(encode_bundle(cut.entries[:-1], after, heads=read_bundle(old).heads)) == "bundle.head_mismatch"
+    log.ledger.close()
 
 
 def test_reordering_or_duplicating_records_is_rejected(world: tuple[Log, str, bytes]) -> None:
@@ -359,6 +435,26 @@ def test_a_stone_set_in_an_article_carries_the_articles_custody(tmp_path: Path) 
     log.ledger.close()
 
 
+def test_a_set_stone_carries_its_articles_latest_record(tmp_path: Path) -> None:
+    """While S1 is set in RING-1, S1's bundle proves the ring's latest record too: cutting the ring's sale out
+    is rejected."""
+    log = Log(tmp_path / "ring.ledger")
+    w = log.w
+    log.enrol("producer-a", "trader-b", "cutter-c")
+    log.put(w.mine("S1", 1_000))
+    log.put(w.make(Transferred(to="cutter-c", mode="title"), "producer-a", inputs=["S1"]))
+    log.put(w.make(Set(description="solitaire"), "cutter-c", inputs=["S1"],
+                   outputs=[Output(id="RING-1", type="article", mass_mct=1_000)]))
+    log.put(w.make(Transferred(to="trader-b", mode="title"), "cutter-c", inputs=["RING-1"]))
+    note = log.checkpoint()
+    bundle = read_bundle(export_bundle(log.path, "S1", note))
+    assert [h.item for h in bundle.heads] == ["RING-1", "S1"]
+    assert verify_bundle(encode_bundle(bundle.entries, note, heads=bundle.heads), TRUST).holder == "trader-b"
+    cut = encode_bundle(bundle.entries[:-1], note, heads=bundle.heads)
+    assert [(f.code, f.item) for f in check_bundle(cut, TRUST).findings] == [("bundle.head_mismatch", "RING-1")]
+    log.ledger.close()
+
+
 # --- export -------------------------------------------------------------------------------------------------------
 
 def test_export_checks_the_checkpoint_against_the_file(world: tuple[Log, str, bytes], tmp_path: Path) -> None:
@@ -376,9 +472,16 @@ def test_export_checks_the_checkpoint_against_the_file(world: tuple[Log, str, by
     assert unknown.value.code == "item.unknown"
     with pytest.raises(UnverifiedNoteError):
         export_bundle(log.path, "S1", _sign(cp), trust=replace(TRUST, operators=TRUST.authorities))
+    heads = ItemHeads.of((i, log.ledger.record(i)) for i in range(4))  # L1, mined at 3
     early = _sign(Checkpoint(origin=cp.origin, tree_size=4, root_hash=log.ledger.tree.root_at(4),
-                             extensions=cp.extensions))  # claims all three enrolments: they are all below 4
+                             extensions=(cp.extensions[0], heads.extension())))  # all three enrolments are below 4
     assert read_bundle(export_bundle(log.path, "L1", early)).entries[-1].index == 3
+    stale = _sign(replace(cp, tree_size=4, root_hash=log.ledger.tree.root_at(4)))  # the heads line of size 9
+    without = _sign(replace(cp, extensions=cp.extensions[:1]))
+    for code, forged in (("checkpoint.heads_mismatch", stale), ("checkpoint.heads_missing", without)):
+        with pytest.raises(VerificationError) as err:
+            export_bundle(log.path, "L1", forged)
+        assert err.value.code == code
 
 
 # --- offline ------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: export (bundles from a ledger file).
 ORDER = [
     "errors", "findings", "_codec", "keys", "keyfile", "hashing", "_schema", "merkle", "checkpoint", "trust",
-    "events", "record", "_describe", "registry", "consistency", "evidence", "origin", "rules", "_kinds",
+    "events", "record", "_describe", "registry", "heads", "consistency", "evidence", "origin", "rules", "_kinds",
     "custody", "policy", "provenance", "_bundle_format", "bundle", "store", "_ledger", "monitor", "audit",
     "export", "history", "_scenarios", "demo",
 ]

@@ -15,6 +15,7 @@ from ledger.custody import CustodyState
 from ledger.errors import InputError, NoteFormatError, RuleError, VerificationError
 from ledger.events import REGISTRY_KINDS, Mined
 from ledger.hashing import Digest
+from ledger.heads import ItemHeads
 from ledger.keys import PrivateKey, note_verifier_key
 from ledger.registry import (
     EMPTY_REGISTRY_HEAD,
@@ -351,7 +352,7 @@ def test_checkpoint_file_writes_the_same_registry_line(log: Log) -> None:
 
 def test_checkpoint_of_an_empty_ledger(log: Log) -> None:
     cp = open_checkpoint(log.checkpoint(), TRUST.operators)
-    assert cp.extensions == (format_registry_extension(0, None),)
+    assert cp.extensions == (format_registry_extension(0, None), ItemHeads().extension())
     assert checkpoint_file(log.path, OPERATOR) == log.checkpoint()
 
 
@@ -389,12 +390,16 @@ def test_a_last_revocation_cannot_be_left_out_under_a_checkpoint(log: Log, tmp_p
     path = write(tmp_path / "hidden.ledger", hidden)
     assert check_ledger(path, TRUST).findings == ()  # within the log, the chain looks whole
     report = check_ledger(path, TRUST, checkpoint=note)
-    assert codes(report.findings) == ["checkpoint.root_mismatch", "checkpoint.registry_mismatch"]
+    assert codes(report.findings) == ["checkpoint.root_mismatch", "checkpoint.registry_mismatch",
+                                      "checkpoint.heads_mismatch"]  # the records after it moved down one place
     assert report.checkpoint is None
 
 
 def _signed(log: Log, extensions: tuple[str, ...]) -> str:
-    cp = Checkpoint(origin=ORIGIN, tree_size=log.ledger.size, root_hash=log.ledger.root_hash(), extensions=extensions)
+    """A checkpoint of the log with these extension lines and its true heads line."""
+    heads = ItemHeads.of((i, log.ledger.record(i)) for i in range(log.ledger.size)).extension()
+    cp = Checkpoint(origin=ORIGIN, tree_size=log.ledger.size, root_hash=log.ledger.root_hash(),
+                    extensions=(*extensions, heads))
     return sign_checkpoint(cp, ORIGIN, OPERATOR)
 
 

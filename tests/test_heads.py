@@ -1,0 +1,147 @@
+"""Item heads (ledger.heads, docs/format.md §7c): the checkpoint's commitment to every item's latest record.
+
+The leaf encoding is pinned byte for byte; the tree is sorted by the ids' UTF-8 bytes; every item's head verifies
+against the signed root and any earlier record of it does not (hypothesis); the extension line is parsed
+strictly; an audit and an export refuse a checkpoint whose heads line is not the file's; the writer and
+``checkpoint_file`` sign the same line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger import Ledger, Transferred, Trust, check_ledger, checkpoint_file
+from ledger.checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint, sign_checkpoint
+from ledger.errors import NoteFormatError, ProofError, VerificationError
+from ledger.hashing import Digest
+from ledger.heads import HEADS_EXTENSION, HeadProof, ItemHeads, checkpoint_heads, head_leaf, verify_item_head
+from ledger.keys import note_verifier_key
+from ledger.merkle import leaf_hash, root_hash
+from world import ORIGIN, World, key
+
+OPERATOR = key("operator")
+H = Digest(hashlib.sha256(b"a record").digest())
+
+
+@dataclass(frozen=True)
+class _Body:
+    items: frozenset[str]
+
+    def named_items(self) -> frozenset[str]:
+        return self.items
+
+
+@dataclass(frozen=True)
+class _Record:
+    """What ItemHeads reads of a record: the items it names and its hash."""
+
+    body: _Body
+    record_hash: Digest
+
+
+def _record(position: int, *items: str) -> _Record:
+    return _Record(_Body(frozenset(items)), Digest(hashlib.sha256(b"%d" % position).digest()))
+
+
+def test_the_leaf_encoding_is_pinned() -> None:
+    leaf = head_leaf("S1", 7, H)
+    assert leaf == b"stonetrail/v1/item-head\n" + b"\x93\xa2S1\x07\xc4\x20" + H
+
+
+def test_the_tree_is_sorted_by_utf8_bytes_and_every_head_verifies() -> None:
+    heads = ItemHeads()
+    for position, items in enumerate([("b", "a"), ("\u00e9",), ("Z", "a"), ("\U0001f48e",)]):
+        heads.add(position, _record(position, *items))  # type: ignore[arg-type]
+    order = ["Z", "a", "b", "\u00e9", "\U0001f48e"]  # by UTF-8 bytes, not by code point or case
+    latest = {"Z": 2, "a": 2, "b": 0, "\u00e9": 1, "\U0001f48e": 3}
+    leaves = [leaf_hash(head_leaf(i, latest[i], _record(latest[i]).record_hash)) for i in order]
+    assert heads.root() == root_hash(leaves) and len(heads) == 5
+    assert heads.extension() == f"{HEADS_EXTENSION} 5 {heads.root().b64()}"
+    for rank, item in enumerate(order):
+        proof = heads.proof(item)
+        assert proof.index == rank
+        verify_item_head(item, latest[item], _record(latest[item]).record_hash, proof, 5, heads.root())
+    assert ItemHeads().root() == hashlib.sha256(b"").digest()  # RFC 9162: the empty tree
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sets(st.sampled_from(["L1", "S1", "S2", "S1-A", "RING"]), min_size=1, max_size=3),
+                min_size=1, max_size=25))
+def test_only_the_latest_record_of_an_item_verifies(log: list[set[str]]) -> None:
+    heads = ItemHeads.of((p, _record(p, *items)) for p, items in enumerate(log))  # type: ignore[misc]
+    count, root = len(heads), heads.root()
+    for item in set().union(*log):
+        positions = [p for p, items in enumerate(log) if item in items]
+        proof = heads.proof(item)
+        verify_item_head(item, positions[-1], _record(positions[-1]).record_hash, proof, count, root)
+        for earlier in positions[:-1]:  # a bundle cut after an earlier record of the item
+            with pytest.raises(ProofError):
+                verify_item_head(item, earlier, _record(earlier).record_hash, proof, count, root)
+        with pytest.raises(ProofError):  # the right record under another item's name
+            verify_item_head(item + "x", positions[-1], _record(positions[-1]).record_hash, proof, count, root)
+        if count > 1:
+            with pytest.raises(ProofError):
+                verify_item_head(item, positions[-1], _record(positions[-1]).record_hash,
+                                 HeadProof((proof.index + 1) % count, proof.proof), count, root)
+
+
+@pytest.mark.parametrize("line", [
+    f"{HEADS_EXTENSION} 01 {H.b64()}", f"{HEADS_EXTENSION} -1 {H.b64()}", f"{HEADS_EXTENSION}  1 {H.b64()}",
+    f"{HEADS_EXTENSION} 1 {H.b64()[:-1]}", f"{HEADS_EXTENSION} 1 {H.b64()} x", f"{HEADS_EXTENSION} 1",
+    f"{HEADS_EXTENSION} {2**64} {H.b64()}", f"{HEADS_EXTENSION} 1 " + Digest(bytes(32)).b64().replace("=", ""),
+])
+def test_a_malformed_heads_line_is_refused(line: str) -> None:
+    cp = read_unverified_checkpoint(sign_checkpoint(_cp((line,)), ORIGIN, OPERATOR))
+    with pytest.raises(NoteFormatError) as err:
+        checkpoint_heads(cp)
+    assert err.value.code == "checkpoint.extension"
+
+
+def test_a_missing_heads_line_is_named() -> None:
+    with pytest.raises(VerificationError) as err:
+        checkpoint_heads(_cp(("stonetrail-registry 0 " + Digest(bytes(32)).b64(),)))
+    assert err.value.code == "checkpoint.heads_missing"
+    assert checkpoint_heads(_cp(("witness x", f"{HEADS_EXTENSION} 3 {H.b64()}"))) == (3, H)
+
+
+def _cp(extensions: tuple[str, ...]) -> Checkpoint:
+    return Checkpoint(origin=ORIGIN, tree_size=1, root_hash=H, extensions=extensions)
+
+
+# --- a real ledger: writer, checkpoint_file and audit agree -------------------------------------------------------
+
+def test_the_writer_and_checkpoint_file_sign_the_same_heads_line_and_an_audit_checks_it(tmp_path: Path) -> None:
+    w = World()
+    path = tmp_path / "heads.ledger"
+    trust = Trust(operators=(note_verifier_key(ORIGIN, OPERATOR.public_key),),
+                  authorities=(note_verifier_key("authority", w.keys["authority"].public_key),))
+    with Ledger.create(path, ORIGIN, {w.keys["authority"].public_key.raw}) as ledger:
+        for party, roles in (("producer-a", ("producer",)), ("trader-b", ("trader",))):
+            record = w.enrol(party, roles)
+            assert w.add(record) == []
+            ledger.append(record)
+        for record in (w.mine("S1"), w.mine("S2")):
+            assert w.add(record) == []
+            ledger.append(record)
+        early = ledger.checkpoint(OPERATOR)
+        sale = w.make(Transferred(to="trader-b", mode="title"), "producer-a", inputs=["S1"])
+        assert w.add(sale) == []
+        ledger.append(sale)
+        note = ledger.checkpoint(OPERATOR)
+    assert checkpoint_file(path, OPERATOR) == note
+    cp = open_checkpoint(note, trust.operators)
+    count, _ = checkpoint_heads(cp)
+    assert count == 2
+    assert check_ledger(path, trust, checkpoint=note).findings == ()
+    assert check_ledger(path, trust, checkpoint=early).findings == ()  # an earlier checkpoint stays valid
+    stale_line = open_checkpoint(early, trust.operators).extensions[1]  # S1's head before the sale
+    stale = sign_checkpoint(replace(cp, extensions=(cp.extensions[0], stale_line)), ORIGIN, OPERATOR)
+    assert [f.code for f in check_ledger(path, trust, checkpoint=stale).findings] == ["checkpoint.heads_mismatch"]
+    without = sign_checkpoint(replace(cp, extensions=cp.extensions[:1]), ORIGIN, OPERATOR)
+    assert [f.code for f in check_ledger(path, trust, checkpoint=without).findings] == ["checkpoint.heads_missing"]
