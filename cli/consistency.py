@@ -1,7 +1,7 @@
 """``stonetrail consistency`` and ``stonetrail evidence``: append-only over time (DESIGN.md §1.4).
 
-Registered on the group at the end of :mod:`stonetrail_cli.main`, whose helpers (error map, trust loading)
-these commands use; import :mod:`stonetrail_cli.main` first. No hashing or rules here: each command calls the
+Registered on the group by :mod:`stonetrail_cli.main`; the shared helpers (error map, trust loading) come from
+:mod:`stonetrail_cli._common`. No hashing or rules here: each command calls the
 library (:mod:`ledger.consistency`, :mod:`ledger.evidence`, :mod:`ledger.monitor`) and prints the result.
 """
 
@@ -18,7 +18,7 @@ from ledger.evidence import MAX_EVIDENCE_SIZE, verify_evidence
 from ledger.monitor import fork_evidence, split_view_evidence
 from ledger.trust import Trust
 
-from .main import _EXISTING, EXIT_INVALID, EXIT_VALID, _errors, _load_trust, _read_text
+from ._common import _EXISTING, EXIT_INVALID, EXIT_VALID, _errors, _load_trust, _read_text
 
 _OUT = click.Path(dir_okay=False, path_type=Path)
 

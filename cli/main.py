@@ -6,21 +6,16 @@ No hashing, encoding or rules live here: every command calls one public function
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any
 
 import click
 
 from ledger import (
     AuditReport,
-    Finding,
-    Trust,
     build_demo,
     check_ledger,
     checkpoint_file,
@@ -32,83 +27,28 @@ from ledger import (
     replay_ledger,
 )
 from ledger.consistency import format_consistency_proof
-from ledger.errors import InputError, StoneTrailError, StorageError, TrustFileError, VerificationError
+from ledger.errors import InputError, StorageError
 from ledger.keys import PrivateKey
 from ledger.monitor import consistency_proof_for
-from ledger.policy import Policy, PolicyError, parse_carats, parse_countries
+from ledger.policy import Policy
 
-EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
-MAX_PRINTED_FINDINGS = 200
-_F = TypeVar("_F", bound=Callable[..., Any])
-_T = TypeVar("_T")
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"stonetrail: error: {message}", err=True)
-    sys.exit(code)
-
-
-def _exit_code(exc: BaseException) -> int:
-    """The one map from library errors to exit codes."""
-    if isinstance(exc, VerificationError):
-        return EXIT_INVALID
-    if isinstance(exc, InputError):
-        return EXIT_USAGE
-    return EXIT_IO
-
-
-def _errors(fn: _F) -> _F:
-    """Turn library and OS errors into one line on stderr and the mapped exit code (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except StoneTrailError as exc:
-            _fail(f"{exc} [{exc.code}]", _exit_code(exc))
-        except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - absorbs the final flush at exit
-            sys.exit(EXIT_VALID)
-        except OSError as exc:
-            where = f": {exc.filename}" if exc.filename else ""
-            _fail(f"{exc.strerror or exc}{where} [io]", EXIT_IO)
-        except (MemoryError, RecursionError) as exc:
-            _fail(f"input too large to process ({type(exc).__name__}) [limit]", EXIT_IO)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _read_text(path: Path, what: str) -> str:
-    """UTF-8 text (a leading byte-order mark, as some editors write, is dropped)."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{what} {path} is not UTF-8 text") from exc
-    except OSError as exc:
-        raise StorageError(f"cannot read {what} {path}: {exc.strerror}") from exc
-
-
-def _load_trust(path: Path) -> Trust:
-    try:
-        return Trust.parse(_read_text(path, "trust file"))
-    except TrustFileError as exc:
-        raise TrustFileError(f"trust file {path}: {exc}", code=exc.code) from exc
-
-
-def _write_new(path: Path, text: str) -> None:
-    """Write a new text file; refuse to replace one (nothing a user keeps is ever overwritten)."""
-    try:
-        with path.open("x", encoding="utf-8") as fh:
-            fh.write(text)
-    except FileExistsError as exc:
-        raise StorageError(f"{path} exists; not overwritten", code="store.exists") from exc
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-_EXISTING: click.Path = click.Path(exists=True, dir_okay=False, path_type=Path)
+from . import consistency as _consistency
+from ._common import (
+    _EXISTING,
+    EXIT_INVALID,
+    EXIT_USAGE,
+    EXIT_VALID,
+    _errors,
+    _fail,
+    _load_trust,
+    _plural,
+    _print_findings,
+    _read_text,
+    _utc,
+    _write_new,
+)
+from ._policy import _print_policy, policy_options
+from .proof import proof
 
 
 class _Group(click.Group):
@@ -178,53 +118,6 @@ def demo(directory: Path, seed: int) -> None:
     sys.exit(EXIT_VALID if r.ok and b.ok else EXIT_INVALID)
 
 
-def policy_options(fn: _F) -> _F:
-    """Add the policy flags (--policy FILE, --deny-origin, --kp-rules, ...) to a command; the command receives
-    them as one ``policy`` argument: a :class:`~ledger.policy.Policy`, or None when no rule is switched on.
-
-    Put it below ``@_errors``, so that a malformed flag is reported as a one-line usage error (exit 2)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, policy_file: Path | None, deny_origin: tuple[str, ...],
-                import_threshold_ct: str | None, kp_rules: bool, require_known_origin: bool, require_verified: bool,
-                regrade_tolerance_ct: str | None, import_tolerance_ct: str | None, **kwargs: Any) -> Any:
-        policy = (_load_policy(policy_file) if policy_file else Policy()).extend(
-            deny_origin=frozenset().union(*(_flag(parse_countries, text, "--deny-origin") for text in deny_origin)),
-            import_threshold_mct=_carats(import_threshold_ct, "--import-threshold-ct"),
-            kp_rules=kp_rules, require_known_origin=require_known_origin, require_verified=require_verified,
-            regrade_tolerance_mct=_carats(regrade_tolerance_ct, "--regrade-tolerance-ct"),
-            import_weight_tolerance_mct=_carats(import_tolerance_ct, "--import-tolerance-ct"))
-        asked = policy_file or deny_origin or import_threshold_ct or kp_rules or require_known_origin or \
-            require_verified or regrade_tolerance_ct or import_tolerance_ct
-        if asked and not policy.active:
-            raise InputError("these policy settings switch no rule on (--import-threshold-ct only narrows "
-                             "--deny-origin; a policy file needs at least one rule)", code="policy.inactive")
-        return fn(*args, policy=policy if policy.active else None, **kwargs)
-
-    for option in reversed(_POLICY_OPTIONS):
-        wrapper = option(wrapper)
-    return wrapper  # type: ignore[return-value]
-
-
-_POLICY_OPTIONS = (
-    click.option("--policy", "policy_file", type=_EXISTING,
-                 help="Policy file (key = value lines, docs/format.md 'Policies'); the flags below add to it."),
-    click.option("--deny-origin", "deny_origin", multiple=True, metavar="CC[,CC]",
-                 help="Refuse goods mined in or routed through this country (ISO code; repeatable)."),
-    click.option("--import-threshold-ct", metavar="CT",
-                 help="Apply --deny-origin only to natural goods imported at this declared mass or more (e.g. 0.5)."),
-    click.option("--kp-rules", is_flag=True,
-                 help="Check Kimberley Process certificates (prefix, dates, reuse, total)."),
-    click.option("--require-known-origin", is_flag=True, help="Refuse imports with an unknown (XX) origin share."),
-    click.option("--require-verified", is_flag=True,
-                 help="Every graded natural stone must descend from a verified record."),
-    click.option("--regrade-tolerance-ct", metavar="CT",
-                 help="Most two gradings of one stone may differ (e.g. 0.005)."),
-    click.option("--import-tolerance-ct", metavar="CT",
-                 help="Most a mass declared at import may fall below the last graded mass (e.g. 0.005)."),
-)
-
-
 @main.command(short_help="Check every record of a ledger.")
 @click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
 @click.option("--trust", "trust_file", required=True, type=_EXISTING,
@@ -260,48 +153,6 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as
     sys.exit(EXIT_VALID if report.ok and report.policy_ok else EXIT_INVALID)
 
 
-def _load_policy(path: Path) -> Policy:
-    try:
-        return Policy.parse(_read_text(path, "policy file"))
-    except PolicyError as exc:
-        raise PolicyError(f"policy file {path}: {exc}", code=exc.code) from exc
-
-
-def _flag(parse: Callable[[str], _T], text: str, option: str) -> _T:
-    try:
-        return parse(text)
-    except PolicyError as exc:
-        raise PolicyError(f"{option}: {exc}", code=exc.code) from exc
-
-
-def _carats(text: str | None, option: str) -> int | None:
-    return None if text is None else _flag(parse_carats, text, option)
-
-
-class _PolicyVerdict(Protocol):
-    """A report with a policy verdict: :class:`~ledger.AuditReport` or :class:`~ledger.bundle.BundleReport`."""
-
-    @property
-    def policy(self) -> Policy | None: ...
-    @property
-    def policy_ok(self) -> bool: ...
-    @property
-    def policy_findings(self) -> tuple[Finding, ...]: ...
-
-
-def _print_policy(r: _PolicyVerdict) -> None:
-    if r.policy is None:
-        return
-    click.echo("policy:")
-    for line in r.policy.describe():
-        click.echo(f"  rule:    {line}")
-    if r.policy_ok:
-        click.echo("  verdict: compliant")
-        return
-    click.echo(f"  verdict: NOT COMPLIANT ({_plural(len(r.policy_findings), 'finding')})")
-    _print_findings(r.policy_findings)
-
-
 def _print_report(r: AuditReport) -> None:
     click.echo(f"origin:    {r.origin}")
     click.echo(f"records:   {r.record_count}")
@@ -325,13 +176,6 @@ def _print_report(r: AuditReport) -> None:
         click.echo("hint:      the first enrolment is not signed by the pinned authority key: is this the right "
                    "trust file?")
     _print_findings(r.findings)
-
-
-def _print_findings(findings: Sequence[Finding]) -> None:
-    for f in findings[:MAX_PRINTED_FINDINGS]:
-        click.echo(f"  {f}")
-    if len(findings) > MAX_PRINTED_FINDINGS:
-        click.echo(f"  ... and {len(findings) - MAX_PRINTED_FINDINGS} more (use verify --json for all)")
 
 
 @main.command(short_help="Print an item's history back to the mine.")
@@ -380,11 +224,6 @@ def show(ledger_file: Path, item: str, trust_file: Path | None) -> None:
     sys.exit(EXIT_INVALID)
 
 
-def _utc(time_ms: int) -> str:
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=time_ms)
-    return moment.strftime("%Y-%m-%d %H:%M")
-
-
 @main.command(short_help="Sign a checkpoint of a ledger.")
 @click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
 @click.option("--key", "key_file", required=True, type=_EXISTING, help="The operator's private key (PEM).")
@@ -400,7 +239,8 @@ def _utc(time_ms: int) -> str:
 @_errors
 def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: Path | None,
                out: Path | None, since_file: Path | None, proof_out: Path | None) -> None:
-    """Sign a C2SP checkpoint (origin, tree size, root hash) of LEDGER as it is now.
+    """Sign a C2SP checkpoint of LEDGER as it is now: origin, tree size and root hash, plus the lines that
+    commit to the registry and to every item's latest record (docs/format.md §7).
 
     Verifiers accept it only if it is signed by the operator key pinned in their trust file; pass --trust to
     have that checked before signing. With --since OLD and --proof-out, also write the RFC 9162 consistency
@@ -460,11 +300,6 @@ def keygen(name: str, out: Path) -> None:
 
 __all__ = ["main"]
 
-from . import consistency as _consistency  # noqa: E402 - after main's helpers, which it uses
-
 main.add_command(_consistency.CONSISTENCY_COMMAND)
 main.add_command(_consistency.EVIDENCE_GROUP)
-
-from .proof import proof  # noqa: E402 - after main's helpers, which it uses
-
 main.add_command(proof)

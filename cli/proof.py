@@ -1,6 +1,6 @@
 """``stonetrail proof``: export one item's proof bundle from a ledger, verify a bundle offline, show one.
 
-A thin layer like :mod:`stonetrail_cli.main` (whose error handling, trust loading and policy flags it reuses):
+A thin layer like :mod:`stonetrail_cli.main` (sharing its error handling, trust loading and policy flags):
 one library call per command — :func:`ledger.export.export_bundle`, :func:`ledger.bundle.check_bundle`,
 :func:`ledger.bundle.summarize_bundle` / :func:`ledger.bundle.bundle_to_json` — and the rendering of its result.
 """
@@ -20,7 +20,7 @@ from ledger.export import export_bundle
 from ledger.policy import Policy
 from ledger.provenance import Provenance
 
-from .main import (
+from ._common import (
     _EXISTING,
     EXIT_INVALID,
     EXIT_VALID,
@@ -28,11 +28,10 @@ from .main import (
     _load_trust,
     _plural,
     _print_findings,
-    _print_policy,
     _read_text,
     _utc,
-    policy_options,
 )
+from ._policy import _print_policy, policy_options
 
 __all__ = ["proof"]
 
