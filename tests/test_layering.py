@@ -13,8 +13,9 @@ LEDGER = Path(__file__).resolve().parents[1] / "ledger"
 CLI = Path(__file__).resolve().parents[1] / "cli"
 
 #: Top to bottom. DESIGN.md §4 plus: findings (report values), keyfile (private-key files; see
-#: docs/adr/0002-key-files-outside-store.md), _schema and events (record layer), trust, origin, rules and
-#: _kinds (the custody layer split by concern), policy (trade rules over a replay), history, demo; consistency
+#: docs/adr/0002-key-files-outside-store.md), _schema and events (record layer), trust, heads (the checkpoint's
+#: commitment to every item's latest record), origin, rules and _kinds (the custody layer split by concern),
+#: _policy and policy (a policy value and its file format; its checks over a replay), history, demo; consistency
 #: and evidence (pure: consistency proofs, fork evidence) with their builders in monitor (after the store);
 #: _describe (plain-language record lines), provenance (an item's scope and summary, shared by the bundle
 #: verifier and the exporter), _bundle_format and bundle (offline proof bundles, pure: bytes, then verification),
@@ -22,7 +23,7 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 ORDER = [
     "errors", "findings", "_codec", "keys", "keyfile", "hashing", "_schema", "merkle", "checkpoint", "trust",
     "events", "record", "_describe", "registry", "heads", "consistency", "evidence", "origin", "rules", "_kinds",
-    "custody", "policy", "provenance", "_bundle_format", "bundle", "store", "_ledger", "monitor", "audit",
+    "custody", "_policy", "policy", "provenance", "_bundle_format", "bundle", "store", "_ledger", "monitor", "audit",
     "export", "history", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
