@@ -23,8 +23,8 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 ORDER = [
     "errors", "findings", "_codec", "keys", "keyfile", "hashing", "_schema", "merkle", "checkpoint", "trust",
     "events", "record", "_describe", "registry", "heads", "consistency", "evidence", "origin", "rules", "_kinds",
-    "custody", "_policy", "policy", "provenance", "_bundle_format", "bundle", "store", "_ledger", "monitor", "audit",
-    "export", "history", "_scenarios", "demo",
+    "custody", "_policy", "policy", "provenance", "_bundle_format", "bundle", "_framing", "store", "_ledger",
+    "monitor", "audit", "export", "history", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"keys"}, "click": set()}
