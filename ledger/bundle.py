@@ -326,12 +326,8 @@ class _Verification:
             yield _fault(exc, None, None, "checkpoint: ")
             return
         given = {h.item: h for h in self.bundle.heads}
-        for name, limit in scope.items.items():
+        for name in (name for name, limit in scope.items.items() if limit is None):
             head = given.pop(name, None)
-            if limit is not None:
-                if head is not None:
-                    given[name] = head  # reported below: its records end before its latest
-                continue
             last = max((p for p, r in self.records.items() if name in r.body.named_items()), default=None)
             if head is None or last is None:
                 yield _finding("bundle.head_missing", last, f"no proof that record {last} is the latest of {name}",
