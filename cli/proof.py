@@ -43,7 +43,8 @@ def proof() -> None:
     """Proof bundles: one item's provenance, verifiable offline with nothing but the bundle and a trust file.
 
     A bundle holds the operator's signed checkpoint, every record of the item and of its ancestors back to the
-    mine (with RFC 9162 inclusion proofs), and the whole registry up to the checkpoint.
+    mine (with RFC 9162 inclusion proofs), the whole registry up to the checkpoint, and the proof that the
+    item's last record in it is its latest under the checkpoint (so no later sale or theft report is left out).
 
     \b
     Example:
@@ -65,7 +66,8 @@ def proof() -> None:
 def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path | None,
            trust_file: Path | None) -> None:
     """Write ITEM's proof bundle from LEDGER: its records and its ancestors' back to the mine, the registry, and
-    the signed checkpoint they are proven against (which must be of LEDGER: same origin, same root).
+    the signed checkpoint they are proven against (which must be of LEDGER: same origin and root, and registry
+    and item-heads lines that are the file's; sign one with 'stonetrail checkpoint').
 
     \b
     Example:
@@ -97,8 +99,10 @@ def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path
 @policy_options
 def verify(bundle_file: Path, trust_file: Path, origin: str | None, as_json: bool, policy: Policy | None) -> None:
     """Verify FILE with nothing but --trust: checkpoint signature, inclusion proofs, registry, signatures,
-    custody rules and completeness back to the mine; then print the provenance: origin with the producers who
-    attested it, custody path, mass history, gradings, and which claims are attested rather than proven.
+    custody rules, completeness back to the mine, and that no later record of the item was left out (the
+    checkpoint's item heads); then print the provenance, current at the checkpoint's tree size: origin with the
+    producers who attested it, custody path, mass history, gradings, and which claims are attested rather than
+    proven.
     Optionally apply a trade policy (the same flags as 'stonetrail verify'). Exit 0 if valid and compliant,
     1 if not.
 
@@ -120,13 +124,15 @@ def verify(bundle_file: Path, trust_file: Path, origin: str | None, as_json: boo
 @proof.command("show", short_help="List a bundle's records (unverified).")
 @click.argument("bundle_file", metavar="FILE", type=_EXISTING)
 @click.option("--json", "as_json", is_flag=True,
-              help="Print the bundle as JSON: checkpoint note, and per record leaf_index, leaf and inclusion_proof.")
+              help="Print the bundle as JSON: checkpoint note, per record leaf_index, leaf and inclusion_proof, "
+                   "and the item-head proofs (heads).")
 @_errors
 def show(bundle_file: Path, as_json: bool) -> None:
     """List FILE's item, checkpoint and records without verifying anything (use 'proof verify' for that).
 
     The JSON form is the bundle itself for other tools: the signed note text, and per record its leaf index,
-    its bytes (base64: the RFC 9162 leaf input) and its inclusion proof (base64 hashes); docs/format.md §7a.
+    its bytes (base64: the RFC 9162 leaf input) and its inclusion proof (base64 hashes), and per item-head proof
+    its item, index and inclusion proof in the checkpoint's item-head tree; docs/format.md §7a, §7c.
 
     \b
     Example:

@@ -153,10 +153,11 @@ def _read_proof(value: Value, name: str) -> tuple[bytes, ...]:
 # --- JSON rendering -------------------------------------------------------------------------------------------
 
 def bundle_to_json(data: bytes) -> dict[str, object]:
-    """The bundle as JSON-ready values (docs/format.md §7a, "JSON"): the signed note text, and per record
+    """The bundle as JSON-ready values (docs/format.md §7a, "JSON"): the signed note text; per record
     ``leaf_index``, ``leaf`` (base64 of the record bytes: the RFC 9162 leaf input) and ``inclusion_proof``
-    (base64 hashes). ``origin``, ``tree_size`` and ``root_hash`` are read from the checkpoint WITHOUT verifying
-    it (None if it is unreadable). Raises BundleFormatError as :func:`read_bundle`."""
+    (base64 hashes); per item-head proof (``heads``, §7c) ``item``, ``heads_index`` and ``inclusion_proof``.
+    ``origin``, ``tree_size`` and ``root_hash`` are read from the checkpoint WITHOUT verifying it (None if it is
+    unreadable). Raises BundleFormatError as :func:`read_bundle`."""
     bundle = read_bundle(data)
     try:
         cp: Checkpoint | None = read_unverified_checkpoint(bundle.checkpoint)

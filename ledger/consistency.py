@@ -36,6 +36,7 @@ from typing import Final
 from .checkpoint import MAX_TREE_SIZE, Checkpoint, open_checkpoint
 from .errors import InputError, ProofError, VerificationError
 from .hashing import Digest
+from .heads import checkpoint_heads
 from .merkle import EMPTY_ROOT, verify_consistency
 from .registry import checkpoint_registry
 from .trust import Trust
@@ -170,8 +171,9 @@ def verify_checkpoint_consistency(
 
     In order: both notes open under ``trust.operators`` (C2SP signed-note); same origin; new tree size >= old
     tree size; the registry lines (``stonetrail-registry``, docs/format.md §7) do not shrink, and name the same
-    head at the same registry size; the proof's sizes are the checkpoints' sizes; then the proof, with sizes
-    and roots from the checkpoints. Old size 0: see the module docstring. ``proof`` may be a parsed
+    head at the same registry size; the heads lines (``stonetrail-heads``, §7c), where both carry one, count no
+    fewer items, and are the same for the same tree; the proof's sizes are the checkpoints' sizes; then the
+    proof, with sizes and roots from the checkpoints. Old size 0: see the module docstring. ``proof`` may be a parsed
     :class:`ConsistencyProof` or the file's text or bytes.
 
     Returns:
@@ -183,7 +185,9 @@ def verify_checkpoint_consistency(
         ConsistencyError: ``consistency.origin_mismatch``, ``consistency.rollback`` (new tree smaller than the
             old one), ``consistency.registry_rollback`` (the new registry line counts fewer registry records),
             ``consistency.registry_mismatch`` (same registry size, other head; or same tree, other registry
-            line), ``consistency.size_mismatch`` (proof sizes are not the checkpoints' sizes),
+            line), ``consistency.heads_rollback`` (the new heads line counts fewer items),
+            ``consistency.heads_mismatch`` (same tree, other heads line), ``consistency.size_mismatch`` (proof
+            sizes are not the checkpoints' sizes),
             ``consistency.empty_root`` (a size-0 checkpoint whose root is not SHA-256("")).
         ProofError: ``proof.wrong_length``, ``proof.hash_length``, ``proof.root_mismatch``.
     """
@@ -198,6 +202,7 @@ def verify_checkpoint_consistency(
         raise ConsistencyError(f"rollback: the new checkpoint has {new.tree_size} records, the old one "
                                f"{old.tree_size}", code="consistency.rollback")
     _check_registry_lines(old, new)
+    _check_heads_lines(old, new)
     if (proof.old_size, proof.new_size) != (old.tree_size, new.tree_size):
         raise ConsistencyError(f"the proof is for sizes {proof.old_size} -> {proof.new_size}, the checkpoints "
                                f"have {old.tree_size} -> {new.tree_size}", code="consistency.size_mismatch")
@@ -218,6 +223,24 @@ def _check_registry_lines(old: Checkpoint, new: Checkpoint) -> None:
     if (new_size == old_size or same_tree) and (new_size, new_head) != (old_size, old_head):
         raise ConsistencyError(f"the checkpoints commit to different registries ({old_size} and {new_size} "
                                "records, different heads)", code="consistency.registry_mismatch")
+
+
+def _check_heads_lines(old: Checkpoint, new: Checkpoint) -> None:
+    """An item, once named, stays in the item-head tree, and one tree has one heads line (docs/format.md §7c).
+    Which records became heads in between only an audit of the file can tell. A checkpoint without a heads line
+    (made before it existed) is not compared."""
+    try:
+        (old_count, old_root), (new_count, new_root) = checkpoint_heads(old), checkpoint_heads(new)
+    except VerificationError as exc:
+        if exc.code == "checkpoint.heads_missing":
+            return
+        raise
+    if new_count < old_count:
+        raise ConsistencyError(f"heads rollback: the new checkpoint commits to the latest records of {new_count} "
+                               f"items, the old one to {old_count}", code="consistency.heads_rollback")
+    if old.tree_size == new.tree_size and (old_count, old_root) != (new_count, new_root):
+        raise ConsistencyError("the checkpoints of one tree commit to different item heads",
+                               code="consistency.heads_mismatch")
 
 
 def _check_from_empty(old: Checkpoint, proof: ConsistencyProof) -> None:

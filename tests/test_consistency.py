@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import Ledger, Record, Transferred, Trust, checkpoint_file, note_verifier_key
-from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
 from ledger.consistency import (
     ConsistencyProof,
     format_consistency_proof,
@@ -204,6 +204,23 @@ def test_a_registry_that_shrinks_or_changes_is_refused(grown: Grown) -> None:
     assert code_of(lambda: verify_checkpoint_consistency(grown.notes[20], other_head, proof(grown, 20, 30),
                                                          TRUST)) == "consistency.registry_mismatch"
     verify_checkpoint_consistency(grown.notes[20], note(30, 5), proof(grown, 20, 30), TRUST)
+
+
+def test_heads_lines_that_shrink_or_differ_are_refused(grown: Grown) -> None:
+    """An item once named stays in the item-head tree, and one tree has one heads line; a checkpoint with no
+    heads line (an older version's) is not compared."""
+    old, new = read_unverified_checkpoint(grown.notes[20]), read_unverified_checkpoint(grown.notes[30])
+    registry, heads = new.extensions
+    word, count, root = heads.split(" ")
+    fewer = _sign(replace(new, extensions=(registry, f"{word} {int(count) - 20} {root}")))
+    assert code_of(lambda: verify_checkpoint_consistency(grown.notes[20], fewer, proof(grown, 20, 30), TRUST)) \
+        == "consistency.heads_rollback"
+    other = _sign(replace(old, extensions=(old.extensions[0], heads)))  # the tree of 20 with the heads of 30
+    assert code_of(lambda: verify_checkpoint_consistency(grown.notes[20], other, proof(grown, 20, 20), TRUST)) \
+        == "consistency.heads_mismatch"
+    verify_checkpoint_consistency(grown.notes[20], grown.notes[20], proof(grown, 20, 20), TRUST)
+    verify_checkpoint_consistency(grown.notes[20], _sign(replace(new, extensions=(registry,))), proof(grown, 20, 30),
+                                  TRUST)
 
 
 def test_checkpoints_of_another_origin_or_signer_are_refused(grown: Grown) -> None:
