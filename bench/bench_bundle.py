@@ -131,13 +131,16 @@ def phase_verify(bundle: str, repeat: int) -> dict[str, Any]:
 
 
 def bundle_counts(data: bytes) -> dict[str, int]:
-    """Records (ancestry and registry), signatures and inclusion-proof hashes (all, distinct) in a bundle."""
-    entries = read_bundle(data).entries
+    """Records (ancestry and registry), signatures, inclusion-proof hashes (all, distinct) and item-head proofs
+    (heads, their hashes) in a bundle."""
+    bundle = read_bundle(data)
+    entries = bundle.entries
     records = [Record.from_bytes(e.leaf) for e in entries]
     hashes = [h for e in entries for h in e.proof]
     return {"records": len(records), "registry": sum(r.body.kind in REGISTRY_KINDS for r in records),
             "signatures": sum(len(r.signatures) for r in records), "leaf_bytes": sum(len(e.leaf) for e in entries),
-            "proof_hashes": len(hashes), "distinct_proof_hashes": len(set(hashes))}
+            "proof_hashes": len(hashes), "distinct_proof_hashes": len(set(hashes)), "heads": len(bundle.heads),
+            "head_hashes": sum(len(h.proof) for h in bundle.heads)}
 
 
 def run_phase(fn: Callable[..., dict[str, Any]], *args: object) -> dict[str, Any]:
@@ -206,6 +209,8 @@ def report(meta: dict[str, Any], bounds: dict[str, Any], cp: dict[str, Any], exp
                f"{ver['records']} records ({ver['registry']} registry): {ver['leaf_bytes']:,} B"))
     print(_row("", "", f"{ver['proof_hashes']} proof hashes ({ver['distinct_proof_hashes']} distinct): "
                f"{32 * ver['proof_hashes']:,} B"))
+    print(_row("", "", f"{ver['heads']} item-head proof(s), {ver['head_hashes']} hashes: "
+               f"{32 * ver['head_hashes']:,} B"))
     sigs = ver["signatures"]
     print(_row(f"verify_bundle (median/{reps})", f"{ver['verify_s'] * 1e3:.1f} ms",
                f"its {sigs} sigs alone = {ver['sigs_s'] * 1e3:.1f} ms ({ver['sigs_s'] / sigs * 1e6:.0f} us each)",
