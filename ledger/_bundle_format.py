@@ -76,12 +76,20 @@ def build_bundle(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes,
     for before, after in itertools.pairwise(ordered):
         if before[0] == after[0]:
             raise InputError(f"leaf index {after[0]} given twice", code="bundle.duplicate_index")
+    return _encode(item, checkpoint, ordered, sorted(heads, key=lambda h: h[0].encode("utf-8", "surrogatepass")))
+
+
+def _encode(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequence[bytes]]],
+            heads: Sequence[tuple[str, int, Sequence[bytes]]]) -> bytes:
+    """The bundle bytes with entries and heads in the order given; raises as :func:`read_bundle`."""
     value = {"v": BUNDLE_VERSION, "item": item, "checkpoint": checkpoint,
              "records": [{"index": i, "leaf": bytes(leaf), "proof": [bytes(h) for h in proof]}
-                         for i, leaf, proof in ordered],
-             "heads": [{"item": name, "index": i, "proof": [bytes(h) for h in proof]}
-                       for name, i, proof in sorted(heads, key=lambda h: h[0].encode("utf-8"))]}
-    data = BUNDLE_TAG + encode(value)
+                         for i, leaf, proof in entries],
+             "heads": [{"item": name, "index": i, "proof": [bytes(h) for h in proof]} for name, i, proof in heads]}
+    try:
+        data = BUNDLE_TAG + encode(value)
+    except InputError as exc:  # a lone surrogate, a negative index: nothing read_bundle could accept
+        raise BundleFormatError(f"bundle: {exc}", code="bundle.malformed") from exc
     read_bundle(data)  # what we write, we can read back
     return data
 
@@ -175,24 +183,46 @@ def bundle_to_json(data: bytes) -> dict[str, object]:
 
 
 def bundle_from_json(value: Mapping[str, object]) -> bytes:
-    """The bundle bytes of a :func:`bundle_to_json` rendering (base64 parsed strictly; derived fields ignored).
+    """The bundle bytes of a :func:`bundle_to_json` rendering, with its records and heads in the order given
+    (an out-of-order record is the verifier's finding, as in the binary form); base64 parsed strictly; the
+    derived fields (``format``, ``origin``, ``tree_size``, ``root_hash``) are not used, other fields are refused.
 
     Raises:
-        BundleFormatError: a missing or malformed field; InputError as :func:`build_bundle`.
+        BundleFormatError: not a JSON object, a missing, unknown or mistyped field, or anything
+            :func:`read_bundle` refuses.
     """
+    if not isinstance(value, Mapping):
+        raise BundleFormatError(f"bundle JSON must be an object, not {type(value).__name__}")
+    version = value.get("format"), value.get("v")
+    if version[0] != "stonetrail-bundle" or type(version[1]) is not int or version[1] != BUNDLE_VERSION:
+        raise BundleFormatError(f"not a version {BUNDLE_VERSION} stonetrail-bundle JSON rendering",
+                                code="bundle.version")
+    _json_keys(value, "bundle", _JSON_KEYS)
     try:
-        if value.get("format") != "stonetrail-bundle" or value.get("v") != BUNDLE_VERSION:
-            raise BundleFormatError(f"not a version {BUNDLE_VERSION} stonetrail-bundle JSON rendering",
-                                    code="bundle.version")
-        item, note, rows, heads = value["item"], value["checkpoint"], value["records"], value["heads"]
-        if not (isinstance(item, str) and isinstance(note, str) and isinstance(rows, list)
-                and isinstance(heads, list)):
-            raise BundleFormatError("item and checkpoint must be text, records and heads arrays")
-        entries = [(_json_int(r["leaf_index"]), _unb64(r["leaf"]), _proof(r["inclusion_proof"])) for r in rows]
-        latest = [(_json_text(h["item"]), _json_int(h["heads_index"]), _proof(h["inclusion_proof"])) for h in heads]
-    except (KeyError, TypeError) as exc:
-        raise BundleFormatError(f"bundle JSON: missing or mistyped field {exc}") from exc
-    return build_bundle(item, note, entries, latest)
+        item, note = _json_text(value["item"], "item"), _json_text(value["checkpoint"], "checkpoint")
+        entries = [(_json_int(r["leaf_index"]), _unb64(r["leaf"]), _proof(r["inclusion_proof"]))
+                   for r in _json_rows(value["records"], "records", {"leaf_index", "leaf", "inclusion_proof"})]
+        heads = [(_json_text(h["item"], "heads[].item"), _json_int(h["heads_index"]), _proof(h["inclusion_proof"]))
+                 for h in _json_rows(value["heads"], "heads", {"item", "heads_index", "inclusion_proof"})]
+    except KeyError as exc:
+        raise BundleFormatError(f"bundle JSON: missing field {exc}") from exc
+    return _encode(item, note, entries, heads)
+
+
+_JSON_KEYS = frozenset({"format", "v", "item", "checkpoint", "origin", "tree_size", "root_hash", "records", "heads"})
+
+
+def _json_keys(value: Mapping[str, object], name: str, allowed: frozenset[str] | set[str]) -> None:
+    if unknown := sorted(set(value) - allowed, key=str):
+        raise BundleFormatError(f"bundle JSON: unknown field(s) in {name}: {', '.join(map(str, unknown))[:200]}")
+
+
+def _json_rows(value: object, name: str, keys: set[str]) -> list[Mapping[str, object]]:
+    if not isinstance(value, list) or not all(isinstance(row, Mapping) for row in value):
+        raise BundleFormatError(f"bundle JSON: {name} must be an array of objects")
+    for row in value:
+        _json_keys(row, name, keys)
+    return value
 
 
 def _b64(raw: bytes) -> str:
@@ -224,7 +254,11 @@ def _json_int(value: object) -> int:
     return value
 
 
-def _json_text(value: object) -> str:
+def _json_text(value: object, name: str) -> str:
     if not isinstance(value, str):
-        raise BundleFormatError("heads[].item must be text")
+        raise BundleFormatError(f"bundle JSON: {name} must be text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BundleFormatError(f"bundle JSON: {name} is not valid Unicode (a lone surrogate)") from exc
     return value

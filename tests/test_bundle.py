@@ -177,6 +177,29 @@ def test_build_is_canonical_and_json_round_trips(world: tuple[Log, str, bytes]) 
     assert twice.value.code == "bundle.duplicate_index"
 
 
+def test_the_json_rendering_is_read_as_strictly_as_the_bytes(world: tuple[Log, str, bytes]) -> None:
+    """Not an object, an unknown field, a float version, a lone surrogate: typed format errors. Records out of
+    order stay out of order (the verifier's bundle.order), as in the binary form; nothing is re-sorted."""
+    _, _, data = world
+    rendered = bundle_to_json(data)
+    for value in (None, [], "bundle", 5):
+        with pytest.raises(BundleFormatError):
+            bundle_from_json(value)  # type: ignore[arg-type]
+    records, heads = rendered["records"], rendered["heads"]
+    assert isinstance(records, list) and isinstance(heads, list)
+    changed: list[dict[str, object]] = [
+        {"v": 2.0}, {"v": True}, {"extra": 1}, {"item": "\ud800"}, {"checkpoint": 7},
+        {"heads": [{**heads[0], "item": "S1\udc80"}]}, {"heads": [{**heads[0], "extra": 1}]},
+        {"records": [*records[:-1], {**records[-1], "leaf_index": -1}]}, {"records": records[0]}, {"heads": [1]}]
+    for change in changed:
+        with pytest.raises(BundleFormatError):
+            bundle_from_json({**rendered, **change})
+    swapped = bundle_from_json({**rendered, "records": [records[1], records[0], *records[2:]]})
+    assert swapped != data and "bundle.order" in codes_of(swapped)
+    with pytest.raises(BundleFormatError):
+        build_bundle("S1", "x\n", [], [("\udc80", 0, [])])
+
+
 def test_a_policy_is_judged_over_the_provenance(bundle: bytes) -> None:
     report = check_bundle(bundle, TRUST, Policy(deny_origin=frozenset({"BW"})))
     assert report.ok and not report.policy_ok
