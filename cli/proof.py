@@ -182,6 +182,10 @@ def _print_provenance(p: Provenance) -> None:
     parts = [f"{c} {format_ct(m)} (attested by {', '.join(attested.get(c, ())) or 'nobody'})"
              for c, m in p.origin.items()]
     click.echo(f"origin:     {'; '.join(parts)}")
+    if p.state in ("retired", "consumed"):
+        last = next((s for s in reversed(p.path) if s.item == p.item), None)
+        why = f" ({last.detail}, record {last.position})" if last else ""
+        click.echo(f"WARNING:    {p.item} is {p.state}{why}; it is no longer in the trade as this item")
     click.echo(f"path (complete at the checkpoint's tree size {p.tree_size}: record {p.as_of} is the latest, proven by "
                "the checkpoint's item heads):")
     for s in p.path:

@@ -321,6 +321,12 @@ def test_a_later_theft_report_cannot_be_cut_from_a_bundle(tmp_path: Path) -> Non
     assert rejected(encode_bundle(cut.entries[:-1], after, heads=cut.heads)) == "bundle.head_mismatch"
     assert rejected(encode_bundle(cut.entries[:-1], after, heads=read_bundle(old).heads)) == "bundle.head_mismatch"
     log.ledger.close()
+    (tmp_path / "S1.stproof").write_bytes(new)
+    (tmp_path / "trust.keys").write_text(TRUST.format(), encoding="utf-8")
+    shown = CliRunner().invoke(main, ["proof", "verify", str(tmp_path / "S1.stproof"), "--trust",
+                                      str(tmp_path / "trust.keys")])
+    assert shown.exit_code == 0  # the evidence is valid; what it says is printed first
+    assert "WARNING:    S1 is retired (retired: stolen, record 9)" in shown.output
 
 
 def test_reordering_or_duplicating_records_is_rejected(world: tuple[Log, str, bytes]) -> None:
