@@ -52,7 +52,7 @@ from .errors import BundleFormatError, InputError, RuleError, StoneTrailError
 from .events import REGISTRY_KINDS
 from .findings import Finding, Verdicts
 from .hashing import Digest
-from .heads import HeadProof, checkpoint_heads, verify_item_head
+from .heads import Head, HeadProof, ItemHeads, checkpoint_heads, verify_item_head
 from .merkle import leaf_hash, verify_inclusion
 from .policy import Policy, check_policy_records
 from .provenance import Provenance, Scope, Snapshot, build_provenance, provenance_scope, snapshot
@@ -99,7 +99,8 @@ RULES_CHECKED = (
     "completeness: every record of the item and of its ancestors back to their mined, grown or registered "
     "roots (and of any article it was set in) is in the bundle, and no other record",
     "latest: the checkpoint's stonetrail-heads line names the bundle's last record of the item (and of an "
-    "article it is still set in) as its latest below the tree size: no later record was left out",
+    "article it is still set in) as its latest below the tree size, and the bundle's count of its records as "
+    "its count: no later record and no statement about one was left out",
 )
 
 
@@ -232,6 +233,7 @@ class _Verification:
         self.state: CustodyState | None = None
         self.snapshots: dict[int, dict[str, Snapshot]] = {}
         self.scope: Scope | None = None
+        self.heads = ItemHeads()  # the bundle's own records of each item
 
     def findings(self) -> Iterator[_Fault]:
         yield from self._checkpoint()
@@ -290,13 +292,14 @@ class _Verification:
             yield _fault(exc, None, None, "")
 
     def _replay(self, tree: Checkpoint) -> Iterator[_Fault]:
-        scope = self.scope = provenance_scope(self.records, self.bundle.item)
+        heads = self.heads = ItemHeads.of(sorted(self.records.items()))
+        scope = self.scope = provenance_scope(self.records, self.bundle.item, heads.index)
         state = self.state = CustodyState(tree.origin, self.trust.authority_keys, partial=True, track=scope.items)
         for position, record in sorted(self.records.items()):
             state.skip_to(position)
             for finding in state.apply(record):
                 yield finding, None
-            self.snapshots[position] = snapshot(state, record)
+            self.snapshots[position] = snapshot(state, heads.items_of(record))
 
     def _completeness(self) -> Iterator[_Fault]:
         scope, target = self.scope, self.bundle.item
@@ -328,18 +331,18 @@ class _Verification:
         given = {h.item: h for h in self.bundle.heads}
         for name in (name for name, limit in scope.items.items() if limit is None):
             head = given.pop(name, None)
-            last = max((p for p, r in self.records.items() if name in r.body.named_items()), default=None)
-            if head is None or last is None:
-                yield _finding("bundle.head_missing", last, f"no proof that record {last} is the latest of {name}",
-                               name)
+            mine = self.heads.index.get(name)
+            if head is None or not mine:
+                yield _finding("bundle.head_missing", None, f"no proof of the latest record of {name}", name)
                 continue
+            last = mine[-1]
             try:
-                verify_item_head(name, last, self.records[last].record_hash,
+                verify_item_head(name, Head(last, self.records[last].record_hash, len(mine)),
                                  HeadProof(head.index, cast("tuple[Digest, ...]", head.proof)), count, root)
             except StoneTrailError as exc:
                 yield _finding("bundle.head_mismatch", last, f"the checkpoint does not name record {last} as the "
-                               f"latest of {name}: a later record of it was left out, or the head proof is wrong "
-                               f"({exc})", name)
+                               f"latest of {name} with {len(mine)} records: a record of it was left out (a later "
+                               f"one, or a statement about one), or the head proof is wrong ({exc})", name)
         for name in given:
             yield _finding("bundle.extra_head", None, f"a head proof for {name}, whose records in this provenance "
                            "end before its latest (or which is not in it)", name)

@@ -22,7 +22,7 @@ from .errors import CorruptStoreError, InputError, VerificationError
 from .events import REGISTRY_KINDS
 from .heads import HEADS_EXTENSION, ItemHeads, checkpoint_heads
 from .merkle import MerkleTree, leaf_hash
-from .provenance import item_index, provenance_scope
+from .provenance import provenance_scope
 from .registry import checkpoint_registry, verify_registry_chain
 from .store import scan
 from .trust import Trust
@@ -67,10 +67,9 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
     if checkpoint_heads(cp) != (len(heads), heads.root()):
         raise VerificationError(f"the checkpoint's {HEADS_EXTENSION} line is not the file's ({heads.extension()}): "
                                 "it does not name the items' latest records", code="checkpoint.heads_mismatch")
-    index = item_index(records)
     bundles = {}
     for item in items:
-        scope = provenance_scope(records, item, index)
+        scope = provenance_scope(records, item, heads.index)
         if not scope.items:
             raise InputError(f"no record among the first {cp.tree_size} of {ledger_path} creates {item!r}",
                              code="item.unknown")

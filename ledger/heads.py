@@ -1,51 +1,64 @@
-"""Item heads: the checkpoint's commitment to every item's latest record (docs/format.md §7c; ADR 0009).
+"""Item heads: the checkpoint's commitment to every item's records (docs/format.md §7c; ADR 0009).
 
-An inclusion proof shows that a record is in the log; it cannot show that no *later* record of the same item
-exists. So a checkpoint also commits to each item's latest record below its tree size, in a second extension
-line signed with the rest of the note::
+An inclusion proof shows that a record is in the log; it cannot show that no *other* record of the same item
+exists — a later sale or theft report, or a statement about one of its records. So a checkpoint also commits,
+in a second extension line signed with the rest of the note, to each item's latest record and record count
+below its tree size::
 
     stonetrail-heads <item count> <base64 heads root>
 
-The heads root is the RFC 9162 root hash (§2.1.1) of the *item-head tree*: one leaf per item named by a
-readable record below the tree size, sorted by the UTF-8 bytes of the item id, with leaf input::
+The heads root is the RFC 9162 root hash (§2.1.1) of the *item-head tree*: one leaf per item with at least one
+record below the tree size, sorted by the UTF-8 bytes of the item id, with leaf input::
 
-    TAG_ITEM_HEAD || canonical-msgpack([item id, leaf index of its latest record, record hash of that record])
+    TAG_ITEM_HEAD || canonical-msgpack([item id, leaf index of its latest record, that record's hash,
+                                        number of its records])
 
-An item's records are the records naming it as an input or an output (:meth:`ledger.record.Body.named_items`).
-A proof bundle carries, for the item and for every item whose records count to the end of its provenance, the
-RFC 9162 inclusion proof of that leaf; the verifier builds the leaf itself from the bundle's last record of the
-item, so a bundle whose tail was cut (a later sale, a theft report) fails against the signed root.
+The records of an item are the readable records naming it as an input or an output
+(:meth:`ledger.record.Body.named_items`), and the statements (``attested``, ``corrected``) whose subject is an
+earlier record of the item. Custody records are hash-linked per item, statements are not: the count is what
+makes a left-out statement show. A proof bundle carries a head proof for every item of its scope; the verifier
+checks it against the bundle's own records of the item.
 
 Pure: records in, values out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from ._codec import encode
 from .checkpoint import Checkpoint, extension_line, format_counted_line, parse_counted_line
 from .errors import VerificationError
+from .events import Attested, Corrected
 from .hashing import TAG_ITEM_HEAD, Digest
 from .merkle import MerkleTree, leaf_hash, verify_inclusion
 from .record import Record
 
-__all__ = ["HEADS_EXTENSION", "HeadProof", "ItemHeads", "checkpoint_heads", "head_leaf", "verify_item_head"]
+__all__ = ["HEADS_EXTENSION", "Head", "HeadProof", "ItemHeads", "checkpoint_heads", "head_leaf", "verify_item_head"]
 
-#: First word of the checkpoint extension line that commits to every item's latest record.
+#: First word of the checkpoint extension line that commits to every item's records.
 HEADS_EXTENSION: Final = "stonetrail-heads"
 
 
-def head_leaf(item: str, position: int, record_hash: Digest) -> bytes:
-    """The item-head tree's leaf input for ``item`` whose latest record is at leaf index ``position`` (0-based)
-    with ``record_hash``: TAG_ITEM_HEAD || canonical-msgpack([item, position, record_hash]).
+@dataclass(frozen=True, slots=True)
+class Head:
+    """An item's latest record (0-based leaf ``position`` and ``record_hash``) and its number of records."""
+
+    position: int
+    record_hash: Digest
+    count: int
+
+
+def head_leaf(item: str, head: Head) -> bytes:
+    """The item-head tree's leaf input for ``item``: TAG_ITEM_HEAD || canonical-msgpack([item, position,
+    record hash, count]).
 
     Raises:
-        InputError: ``codec.unencodable`` (position out of range), ``hash.length`` (not 32 bytes).
+        InputError: ``codec.unencodable`` (a number out of range), ``hash.length`` (not 32 bytes).
     """
-    return TAG_ITEM_HEAD + encode([item, position, bytes(Digest(record_hash))])
+    return TAG_ITEM_HEAD + encode([item, head.position, bytes(Digest(head.record_hash)), head.count])
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,40 +71,63 @@ class HeadProof:
 
 
 class ItemHeads:
-    """Every item's latest record, collected from records in log order (:meth:`add`), and the item-head tree
-    over them. An item's head is replaced each time a later record names it."""
+    """Every item's records, collected from records in log order (:meth:`add`), and the item-head tree over
+    their heads."""
 
     def __init__(self) -> None:
-        self._heads: dict[str, tuple[int, Digest]] = {}
+        self._positions: dict[str, list[int]] = {}
+        self._latest: dict[str, Digest] = {}
+        self._of: dict[Digest, tuple[str, ...]] = {}  # record hash -> the items it is a record of
         self._tree: tuple[dict[str, int], MerkleTree] | None = None
 
     @classmethod
     def of(cls, records: Iterable[tuple[int, Record | None]]) -> ItemHeads:
         """The heads of ``records`` given as (leaf index, record) in increasing index; None (an unreadable
-        leaf) names no item."""
+        leaf) is no item's record."""
         heads = cls()
         for position, record in records:
             if record is not None:
                 heads.add(position, record)
         return heads
 
-    def add(self, position: int, record: Record) -> None:
-        """Make ``record``, at leaf index ``position``, the head of every item it names."""
-        for item in record.body.named_items():
-            self._heads[item] = (position, record.record_hash)
+    def items_of(self, record: Record) -> frozenset[str]:
+        """The items ``record`` is a record of: those it names, and for a statement those its subject (a record
+        already added) is a record of."""
+        items = record.body.named_items()
+        event = record.body.event
+        if isinstance(event, Attested | Corrected):
+            items |= frozenset(self._of.get(event.subject, ()))
+        return items
+
+    def add(self, position: int, record: Record) -> frozenset[str]:
+        """Add ``record``, at leaf index ``position`` (after every record added so far); return the items it is
+        a record of."""
+        items = self.items_of(record)
+        if items:
+            self._of[record.record_hash] = tuple(items)
+        for item in items:
+            self._positions.setdefault(item, []).append(position)
+            self._latest[item] = record.record_hash
         self._tree = None
+        return items
 
     def __len__(self) -> int:
-        return len(self._heads)
+        return len(self._positions)
 
-    def head(self, item: str) -> tuple[int, Digest]:
-        """(leaf index, record hash) of ``item``'s latest record; KeyError if no record names it."""
-        return self._heads[item]
+    @property
+    def index(self) -> Mapping[str, Sequence[int]]:
+        """Item id -> leaf indices of its records, increasing."""
+        return self._positions
+
+    def head(self, item: str) -> Head:
+        """``item``'s latest record and record count; KeyError if it has no record."""
+        positions = self._positions[item]
+        return Head(positions[-1], self._latest[item], len(positions))
 
     def _built(self) -> tuple[dict[str, int], MerkleTree]:
         if self._tree is None:
-            order = sorted(self._heads, key=lambda item: item.encode("utf-8"))
-            tree = MerkleTree(leaf_hash(head_leaf(item, *self._heads[item])) for item in order)
+            order = sorted(self._positions, key=lambda item: item.encode("utf-8"))
+            tree = MerkleTree(leaf_hash(head_leaf(item, self.head(item))) for item in order)
             self._tree = ({item: rank for rank, item in enumerate(order)}, tree)
         return self._tree
 
@@ -122,14 +158,12 @@ def checkpoint_heads(cp: Checkpoint) -> tuple[int, Digest]:
     return parse_counted_line(extension_line(cp, HEADS_EXTENSION, missing), HEADS_EXTENSION)
 
 
-def verify_item_head(item: str, position: int, record_hash: Digest, proof: HeadProof, count: int,
-                     root: Digest) -> None:
-    """Check that the item-head tree of ``count`` leaves with ``root`` (from a signed checkpoint, never from the
-    proof) names the record at ``position`` with ``record_hash`` as ``item``'s latest (RFC 9162 §2.1.3.2).
+def verify_item_head(item: str, head: Head, proof: HeadProof, item_count: int, root: Digest) -> None:
+    """Check that the item-head tree of ``item_count`` leaves with ``root`` (from a signed checkpoint, never from
+    the proof) holds ``head`` as ``item``'s (RFC 9162 §2.1.3.2).
 
     Raises:
-        ProofError: the proof does not lead to ``root`` (``proof.*``: a later record of the item exists, or the
-            proof is wrong). InputError: malformed values.
+        ProofError: the proof does not lead to ``root`` (``proof.*``: the item's head is another, or the proof
+            is wrong). InputError: malformed values.
     """
-    hashes: Sequence[Digest] = proof.proof
-    verify_inclusion(leaf_hash(head_leaf(item, position, record_hash)), proof.index, count, hashes, root)
+    verify_inclusion(leaf_hash(head_leaf(item, head)), proof.index, item_count, proof.proof, root)

@@ -14,16 +14,18 @@ The scope of an item (docs/format.md §7a.2, "Scope") is, walking back from the 
   the ``unset`` that released it (or up to the item's own limit): while set, a stone moves with its article.
   The article's other stones are not part of the scope (unless the item is the article itself).
 
-An item's records are the records that name it as an input or an output, from the first that names it as an
-output (its creating record); the scope is read from the records alone, before any rule is checked, so that
+An item's records are the records that name it as an input or an output, and the statements (``attested``,
+``corrected``) about one of them (:class:`ledger.heads.ItemHeads`), from the first that names it as an output
+(its creating record); the scope is read from the records alone, before any rule is checked, so that
 the exporter and the verifier compute it alike and the replay creates only the scope's items.
 
-Hash links make the scope's past complete: each record names the previous record of every item it touches, and
-a creating record names its parents' latest records. Its future is the checkpoint's item heads
-(:mod:`ledger.heads`): a Merkle inclusion proof cannot show that no later record of the item exists below the
+Hash links make the custody records of the scope complete: each record names the previous record of every item
+it touches, and a creating record names its parents' latest records. The rest is the checkpoint's item heads
+(:mod:`ledger.heads`): a Merkle inclusion proof cannot show that no other record of an item exists below the
 checkpoint's tree size, so the bundle also proves that the checkpoint names its last record of the item (and of an
-article it is still set in) as the latest. A provenance is thus current at the checkpoint's tree size, and no
-later.
+article it is still set in) as the latest, and its number of records as the item's: no later record and no
+statement was left out. A provenance is thus current at the checkpoint's tree size, and no later. Statements
+about an ancestor's records count only up to the ancestor's limit, and are not proven complete.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -39,8 +41,9 @@ from typing import Any
 from ._describe import describe, format_ct
 from .checkpoint import Checkpoint
 from .custody import CustodyState
-from .events import Graded, Grown, Inscribed, Mined, Registered, Set, Unset, Verified
+from .events import Attested, Corrected, Graded, Grown, Inscribed, Mined, Registered, Set, Unset, Verified
 from .findings import Finding
+from .heads import ItemHeads
 from .policy import Policy
 from .record import Record
 
@@ -61,17 +64,14 @@ class Scope:
     missing: tuple[tuple[str, str, int], ...]
 
 
-def item_index(records: Mapping[int, Record]) -> dict[str, list[int]]:
-    """Item id -> positions of the records naming it as an input or output, in increasing order."""
-    index: dict[str, list[int]] = {}
-    for position in sorted(records):
-        for name in records[position].body.named_items():
-            index.setdefault(name, []).append(position)
-    return index
+def item_index(records: Mapping[int, Record]) -> Mapping[str, Sequence[int]]:
+    """Item id -> positions of its records (naming it as an input or output, or a statement about one of them;
+    :class:`ledger.heads.ItemHeads`), in increasing order."""
+    return ItemHeads.of(sorted(records.items())).index
 
 
 def provenance_scope(records: Mapping[int, Record], target: str,
-                     index: Mapping[str, list[int]] | None = None) -> Scope:
+                     index: Mapping[str, Sequence[int]] | None = None) -> Scope:
     """The scope (module docstring) of ``target`` among ``records`` (by position), read from the records alone:
     an item's records are those naming it, from the one that creates it (names it as an output). Pass the
     :func:`item_index` of ``records`` to share it between calls. A ``target`` no record creates has an empty
@@ -117,12 +117,12 @@ def provenance_scope(records: Mapping[int, Record], target: str,
                  missing=tuple(missing))
 
 
-def _created_at(records: Mapping[int, Record], index: Mapping[str, list[int]], name: str) -> int | None:
+def _created_at(records: Mapping[int, Record], index: Mapping[str, Sequence[int]], name: str) -> int | None:
     """Position of the first record that names ``name`` as an output (None: no record creates it)."""
     return next((p for p in index.get(name, ()) if any(o.id == name for o in records[p].body.outputs)), None)
 
 
-def _own(index: Mapping[str, list[int]], name: str, created: int, limit: int | None) -> list[int]:
+def _own(index: Mapping[str, Sequence[int]], name: str, created: int, limit: int | None) -> list[int]:
     """The item's records: from its creation up to ``limit`` (None: all)."""
     return [p for p in index.get(name, ()) if p >= created and (limit is None or p <= limit)]
 
@@ -151,9 +151,9 @@ class Snapshot:
     state: str
 
 
-def snapshot(state: CustodyState, record: Record) -> dict[str, Snapshot]:
-    """Snapshots of the items ``record`` touched (inputs and outputs), taken right after it was applied."""
-    names = [i for i, _ in record.body.inputs] + [o.id for o in record.body.outputs]
+def snapshot(state: CustodyState, names: Iterable[str]) -> dict[str, Snapshot]:
+    """Snapshots of the items ``names`` (those a record is a record of: :meth:`ledger.heads.ItemHeads.items_of`),
+    taken right after it was applied."""
     return {n: Snapshot(i.holder, i.owner, i.mass_mct, i.state) for n in names if (i := state.items.get(n))}
 
 
@@ -389,4 +389,11 @@ def _attested(records: Mapping[int, Record], scope: Scope, roots: tuple[Root, ..
         elif isinstance(event, Verified):
             claims.append(f"{name}: origin {', '.join(event.countries)} attested by node {event.node} "
                           f"(record {position})")
+    where = {r.record_hash: p for p, r in records.items()}
+    for position, name in sorted(scope.positions.items()):
+        record = records[position]
+        if isinstance(event := record.body.event, Attested | Corrected):
+            what = "attests" if isinstance(event, Attested) else "corrects"
+            claims.append(f"{name}: {record.body.actor} {what} record {where.get(event.subject, '?')}: "
+                          f"{event.statement!r} (record {position})")
     return tuple(claims)

@@ -37,7 +37,7 @@ from ledger.bundle import (
 )
 from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
 from ledger.errors import InputError, ProofError, RuleError, StoneTrailError, UnverifiedNoteError, VerificationError
-from ledger.events import Graded, Mined, Retired, Set, Split, Unset
+from ledger.events import Corrected, Graded, Mined, Retired, Set, Split, Unset
 from ledger.export import export_bundle
 from ledger.hashing import Digest
 from ledger.heads import ItemHeads
@@ -301,6 +301,26 @@ def test_the_head_proofs_are_checked(world: tuple[Log, str, bytes]) -> None:
         with pytest.raises(BundleFormatError) as err:
             read_bundle(encode_bundle(entries, note, heads=heads))
         assert err.value.code == "bundle.malformed"
+
+
+def test_a_statement_about_the_stone_is_in_its_bundle_and_cannot_be_left_out(tmp_path: Path) -> None:
+    """A lab's correction of S1's grading, followed by a sale: the correction is not hash-linked to anything,
+    but the checkpoint's record count for S1 includes it, so a bundle without it is rejected."""
+    log = small_ledger(tmp_path / "statement.ledger")
+    grading = log.ledger.record(7)
+    log.put(log.w.make(Corrected(subject=grading.record_hash, statement="mass is 1.489 ct"), "lab-d",
+                       signers=["lab-d"]))
+    log.put(log.w.make(Transferred(to="producer-a", mode="title"), "trader-b", inputs=["S1"]))
+    note = log.checkpoint()
+    data = export_bundle(log.path, "S1", note)
+    bundle = read_bundle(data)
+    assert [e.index for e in bundle.entries][-2:] == [9, 10]
+    p = verify_bundle(data, TRUST)
+    assert [(s.position, s.kind) for s in p.path][-2:] == [(9, "corrected"), (10, "transferred")]
+    assert "S1: lab-d corrects record 7: 'mass is 1.489 ct' (record 9)" in p.attested
+    without = [e for e in bundle.entries if e.index != 9]
+    assert rejected(encode_bundle(without, note, heads=bundle.heads)) == "bundle.head_mismatch"
+    log.ledger.close()
 
 
 def test_a_later_theft_report_cannot_be_cut_from_a_bundle(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from ledger import Ledger, Transferred, Trust, check_ledger, checkpoint_file
 from ledger.checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint, sign_checkpoint
 from ledger.errors import NoteFormatError, ProofError, VerificationError
 from ledger.hashing import Digest
-from ledger.heads import HEADS_EXTENSION, HeadProof, ItemHeads, checkpoint_heads, head_leaf, verify_item_head
+from ledger.heads import HEADS_EXTENSION, Head, HeadProof, ItemHeads, checkpoint_heads, head_leaf, verify_item_head
 from ledger.keys import note_verifier_key
 from ledger.merkle import leaf_hash, root_hash
 from world import ORIGIN, World, key
@@ -32,6 +32,7 @@ H = Digest(hashlib.sha256(b"a record").digest())
 @dataclass(frozen=True)
 class _Body:
     items: frozenset[str]
+    event: None = None
 
     def named_items(self) -> frozenset[str]:
         return self.items
@@ -50,8 +51,8 @@ def _record(position: int, *items: str) -> _Record:
 
 
 def test_the_leaf_encoding_is_pinned() -> None:
-    leaf = head_leaf("S1", 7, H)
-    assert leaf == b"stonetrail/v1/item-head\n" + b"\x93\xa2S1\x07\xc4\x20" + H
+    leaf = head_leaf("S1", Head(7, H, 3))
+    assert leaf == b"stonetrail/v1/item-head\n" + b"\x94\xa2S1\x07\xc4\x20" + H + b"\x03"
 
 
 def test_the_tree_is_sorted_by_utf8_bytes_and_every_head_verifies() -> None:
@@ -60,35 +61,48 @@ def test_the_tree_is_sorted_by_utf8_bytes_and_every_head_verifies() -> None:
         heads.add(position, _record(position, *items))  # type: ignore[arg-type]
     order = ["Z", "a", "b", "\u00e9", "\U0001f48e"]  # by UTF-8 bytes, not by code point or case
     latest = {"Z": 2, "a": 2, "b": 0, "\u00e9": 1, "\U0001f48e": 3}
-    leaves = [leaf_hash(head_leaf(i, latest[i], _record(latest[i]).record_hash)) for i in order]
+    count = {"Z": 1, "a": 2, "b": 1, "\u00e9": 1, "\U0001f48e": 1}
+
+    def head(item: str) -> Head:
+        return Head(latest[item], _record(latest[item]).record_hash, count[item])
+
+    leaves = [leaf_hash(head_leaf(i, head(i))) for i in order]
     assert heads.root() == root_hash(leaves) and len(heads) == 5
     assert heads.extension() == f"{HEADS_EXTENSION} 5 {heads.root().b64()}"
     for rank, item in enumerate(order):
         proof = heads.proof(item)
-        assert proof.index == rank
-        verify_item_head(item, latest[item], _record(latest[item]).record_hash, proof, 5, heads.root())
+        assert proof.index == rank and heads.head(item) == head(item)
+        verify_item_head(item, head(item), proof, 5, heads.root())
     assert ItemHeads().root() == hashlib.sha256(b"").digest()  # RFC 9162: the empty tree
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.sets(st.sampled_from(["L1", "S1", "S2", "S1-A", "RING"]), min_size=1, max_size=3),
                 min_size=1, max_size=25))
-def test_only_the_latest_record_of_an_item_verifies(log: list[set[str]]) -> None:
+def test_only_the_latest_record_and_the_full_count_verify(log: list[set[str]]) -> None:
     heads = ItemHeads.of((p, _record(p, *items)) for p, items in enumerate(log))  # type: ignore[misc]
     count, root = len(heads), heads.root()
     for item in set().union(*log):
         positions = [p for p, items in enumerate(log) if item in items]
         proof = heads.proof(item)
-        verify_item_head(item, positions[-1], _record(positions[-1]).record_hash, proof, count, root)
+        assert heads.index[item] == positions
+
+        def head(position: int, records: int = len(positions)) -> Head:
+            return Head(position, _record(position).record_hash, records)
+
+        verify_item_head(item, head(positions[-1]), proof, count, root)
         for earlier in positions[:-1]:  # a bundle cut after an earlier record of the item
             with pytest.raises(ProofError):
-                verify_item_head(item, earlier, _record(earlier).record_hash, proof, count, root)
+                verify_item_head(item, head(earlier), proof, count, root)
+        for records in (len(positions) - 1, len(positions) + 1):  # a record left out (or one too many)
+            with pytest.raises(ProofError):
+                verify_item_head(item, head(positions[-1], records), proof, count, root)
         with pytest.raises(ProofError):  # the right record under another item's name
-            verify_item_head(item + "x", positions[-1], _record(positions[-1]).record_hash, proof, count, root)
+            verify_item_head(item + "x", head(positions[-1]), proof, count, root)
         if count > 1:
             with pytest.raises(ProofError):
-                verify_item_head(item, positions[-1], _record(positions[-1]).record_hash,
-                                 HeadProof((proof.index + 1) % count, proof.proof), count, root)
+                verify_item_head(item, head(positions[-1]), HeadProof((proof.index + 1) % count, proof.proof),
+                                 count, root)
 
 
 @pytest.mark.parametrize("line", [
