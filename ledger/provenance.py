@@ -8,8 +8,9 @@ The scope of an item (docs/format.md §7a.2, "Scope") is, walking back from the 
 
 * every record of the item itself;
 * for every item in the scope, the parents named as ``inputs`` by the record that created it (a split, merge or
-  set), with every record of the parent up to and including that creating record — back to the ``mined``,
-  ``grown`` and ``registered`` roots, which have no parents;
+  set), with every record of the parent up to and including that creating record — or all of them, if that
+  record consumed the parent (a split or merge: what follows can only be statements about its records) — back to
+  the ``mined``, ``grown`` and ``registered`` roots, which have no parents;
 * for every item of the scope that was set into an article, every record of the article from the ``set`` up to
   the ``unset`` that released it (or up to the item's own limit): while set, a stone moves with its article.
   The article's other stones are not part of the scope (unless the item is the article itself).
@@ -22,10 +23,11 @@ the exporter and the verifier compute it alike and the replay creates only the s
 Hash links make the custody records of the scope complete: each record names the previous record of every item
 it touches, and a creating record names its parents' latest records. The rest is the checkpoint's item heads
 (:mod:`ledger.heads`): a Merkle inclusion proof cannot show that no other record of an item exists below the
-checkpoint's tree size, so the bundle also proves that the checkpoint names its last record of the item (and of an
-article it is still set in) as the latest, and its number of records as the item's: no later record and no
-statement was left out. A provenance is thus current at the checkpoint's tree size, and no later. Statements
-about an ancestor's records count only up to the ancestor's limit, and are not proven complete.
+checkpoint's tree size, so the bundle also proves that the checkpoint names its last record of the item (and of
+each consumed ancestor, and of an article it is still set in) as the latest, and its number of records as the
+item's: no later record and no statement was left out. A provenance is thus current at the checkpoint's tree
+size, and no later. Only a stone in an article's provenance (set, not consumed) has records that end early: its
+statements count up to the ``set``, and are not proven complete.
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ def provenance_scope(records: Mapping[int, Record], target: str,
         created, limit = _created_at(records, index, name), limits[name]
         assert created is not None
         for parent, _ in () if name in contained else records[created].body.inputs:
-            if _created_at(records, index, parent) is not None:
-                widen(parent, created)
+            if _created_at(records, index, parent) is not None:  # a consumed parent's later records are statements
+                widen(parent, None if parent in records[created].body.consumes else created)
             elif (parent, name, created) not in missing:
                 missing.append((parent, name, created))
         for article, release in _articles(name, _own(index, name, created, limit), records, limit):

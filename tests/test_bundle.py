@@ -170,7 +170,7 @@ def test_build_is_canonical_and_json_round_trips(world: tuple[Log, str, bytes]) 
     assert again == data  # sorted by index, one encoding
     rendered = bundle_to_json(data)
     assert rendered["tree_size"] == 9 and rendered["checkpoint"] == note
-    assert [h["item"] for h in rendered["heads"]] == ["S1"]  # type: ignore[attr-defined]
+    assert [h["item"] for h in rendered["heads"]] == ["L1", "S1"]  # type: ignore[attr-defined]
     assert bundle_from_json(json.loads(json.dumps(rendered))) == data
     with pytest.raises(InputError) as twice:
         build_bundle("S1", note, [(0, entries[0].leaf, []), (0, entries[0].leaf, [])], heads)
@@ -265,61 +265,71 @@ def _head(log: Log, note: str, item: str) -> HeadEntry:
 
 def test_the_head_proofs_are_checked(world: tuple[Log, str, bytes]) -> None:
     """Missing, extra, mutated (the mutation catalogue) or from a checkpoint without or with another heads line:
-    each rejected with its reason; the faithful ones accepted."""
+    each rejected with its reason; the faithful ones accepted. S1's bundle proves the heads of S1 and of L1 (cut
+    into S1: consumed, so its later records could only be statements about it)."""
     log, note, data = world
-    entries, (head,) = read_bundle(data).entries, read_bundle(data).heads
-    assert head == _head(log, note, "S1")
+    entries, heads = read_bundle(data).entries, read_bundle(data).heads
+    assert list(heads) == [_head(log, note, "L1"), _head(log, note, "S1")]
+    lot, head = heads
+    assert verify_bundle(encode_bundle(entries, note, heads=heads), TRUST).item == "S1"
     assert rejected(encode_bundle(entries, note)) == "bundle.head_missing"
-    for other in ("L1", "S2"):  # L1's records in S1's provenance end at the cut; S2 is not in it
-        extra = sorted([head, _head(log, note, other)], key=lambda h: h.item)
+    assert rejected(encode_bundle(entries, note, heads=[head])) == "bundle.head_missing"  # L1's
+    for other in ("L1-R", "S2"):  # L1's other output, another stone: not in S1's provenance
+        extra = sorted([*heads, _head(log, note, other)], key=lambda h: h.item)
         assert rejected(encode_bundle(entries, note, heads=extra)) == "bundle.extra_head"
-    assert rejected(encode_bundle(entries, note, item="S1", heads=[replace(head, item="L1")])) == "bundle.head_missing"
-    proof = list(head.proof)
-    changes: list[dict[str, object]] = [
-        {"index": head.index + 1}, {"proof": (*proof, proof[0])}, {"proof": tuple(proof[:-1])}, {"proof": ()},
-        {"proof": (b"\x00" * 32, *proof)}]
-    if head.index:
-        changes.append({"index": head.index - 1})
-    for k in range(len(proof)):
-        changes.append({"proof": (*proof[:k], bytes([proof[k][0] ^ 1]) + proof[k][1:], *proof[k + 1:])})
-    for change in changes:
-        mutated = replace(head, **change)  # type: ignore[arg-type]
-        assert rejected(encode_bundle(entries, note, heads=[mutated])) == "bundle.head_mismatch", change
+    assert rejected(encode_bundle(entries, note, heads=[lot, replace(head, item="S2")])) == "bundle.head_missing"
+    for target in (lot, head):
+        proof = list(target.proof)
+        changes: list[dict[str, object]] = [
+            {"index": target.index + 1}, {"proof": (*proof, proof[0])}, {"proof": tuple(proof[:-1])},
+            {"proof": ()}, {"proof": (b"\x00" * 32, *proof)}]
+        if target.index:
+            changes.append({"index": target.index - 1})
+        for k in range(len(proof)):
+            changes.append({"proof": (*proof[:k], bytes([proof[k][0] ^ 1]) + proof[k][1:], *proof[k + 1:])})
+        for change in changes:
+            mutated = [replace(h, **change) if h is target else h for h in heads]  # type: ignore[arg-type]
+            assert rejected(encode_bundle(entries, note, heads=mutated)) == "bundle.head_mismatch", change
     cp = read_unverified_checkpoint(note)
     registry, heads_line = cp.extensions
     word, count, root = heads_line.split(" ")
     lines = {"checkpoint.heads_missing": (registry,),
              "checkpoint.extension": (registry, heads_line, heads_line)}
     for code, extensions in lines.items():
-        assert rejected(encode_bundle(entries, _sign(replace(cp, extensions=extensions)), heads=[head])) == code
+        assert rejected(encode_bundle(entries, _sign(replace(cp, extensions=extensions)), heads=heads)) == code
     for other_line in (f"{word} {int(count) * 2} {root}", f"{word} {int(count) // 2} {root}",
                        f"{word} {count} {Digest(bytes(32)).b64()}"):
         forged = _sign(replace(cp, extensions=(registry, other_line)))
-        assert rejected(encode_bundle(entries, forged, heads=[head])) == "bundle.head_mismatch", other_line
-    unsorted = [_head(log, note, "S2"), head]
-    for heads in (unsorted, [head, head]):
+        assert rejected(encode_bundle(entries, forged, heads=heads)) == "bundle.head_mismatch", other_line
+    for bad in ([head, lot], [lot, head, head]):
         with pytest.raises(BundleFormatError) as err:
-            read_bundle(encode_bundle(entries, note, heads=heads))
+            read_bundle(encode_bundle(entries, note, heads=bad))
         assert err.value.code == "bundle.malformed"
 
 
 def test_a_statement_about_the_stone_is_in_its_bundle_and_cannot_be_left_out(tmp_path: Path) -> None:
-    """A lab's correction of S1's grading, followed by a sale: the correction is not hash-linked to anything,
-    but the checkpoint's record count for S1 includes it, so a bundle without it is rejected."""
+    """A lab's correction of S1's grading, followed by a sale; and, after the cut, the producer's correction of
+    the mined record of L1 (consumed by the cut). Statements are not hash-linked, but the checkpoint's record
+    count for each item includes them, so a bundle without either is rejected."""
     log = small_ledger(tmp_path / "statement.ledger")
-    grading = log.ledger.record(7)
+    grading, mined = log.ledger.record(7), log.ledger.record(3)
     log.put(log.w.make(Corrected(subject=grading.record_hash, statement="mass is 1.489 ct"), "lab-d",
                        signers=["lab-d"]))
     log.put(log.w.make(Transferred(to="producer-a", mode="title"), "trader-b", inputs=["S1"]))
+    log.put(log.w.make(Corrected(subject=mined.record_hash, statement="mined at Orapa, not Jwaneng"),
+                       "producer-a", signers=["producer-a"]))
     note = log.checkpoint()
     data = export_bundle(log.path, "S1", note)
     bundle = read_bundle(data)
-    assert [e.index for e in bundle.entries][-2:] == [9, 10]
+    assert [e.index for e in bundle.entries][-3:] == [9, 10, 11]
     p = verify_bundle(data, TRUST)
-    assert [(s.position, s.kind) for s in p.path][-2:] == [(9, "corrected"), (10, "transferred")]
+    assert [(s.position, s.kind, s.item) for s in p.path][-3:] == [
+        (9, "corrected", "S1"), (10, "transferred", "S1"), (11, "corrected", "L1")]
     assert "S1: lab-d corrects record 7: 'mass is 1.489 ct' (record 9)" in p.attested
-    without = [e for e in bundle.entries if e.index != 9]
-    assert rejected(encode_bundle(without, note, heads=bundle.heads)) == "bundle.head_mismatch"
+    assert "L1: producer-a corrects record 3: 'mined at Orapa, not Jwaneng' (record 11)" in p.attested
+    for left_out in (9, 11):
+        without = [e for e in bundle.entries if e.index != left_out]
+        assert rejected(encode_bundle(without, note, heads=bundle.heads)) == "bundle.head_mismatch", left_out
     log.ledger.close()
 
 
