@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -14,9 +15,12 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from ledger import Finding, Trust
+from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError, StoneTrailError, StorageError, TrustFileError, VerificationError
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
+#: Largest text input read (trust, checkpoint, policy, consistency-proof files); far above any real one.
+MAX_TEXT_FILE = 16 * 1024 * 1024
 MAX_PRINTED_FINDINGS = 200
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -56,14 +60,45 @@ def _errors(fn: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def _read_text(path: Path, what: str) -> str:
-    """UTF-8 text (a leading byte-order mark, as some editors write, is dropped)."""
+def _read_bytes(path: Path, what: str, limit: int = MAX_TEXT_FILE) -> bytes:
+    """The file's bytes, reading at most one byte over ``limit`` (a huge or endless file is refused, not loaded).
+
+    Raises InputError ``input.too_large``; StorageError on an OS error."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise StorageError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise InputError(f"{what} {path} is over {limit} bytes: not a {what}", code="input.too_large")
+    return data
+
+
+def _read_text(path: Path, what: str) -> str:
+    """UTF-8 text of at most :data:`MAX_TEXT_FILE` bytes (a leading byte-order mark, as some editors write, is
+    dropped)."""
+    try:
+        return _read_bytes(path, what).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{what} {path} is not UTF-8 text") from exc
-    except OSError as exc:
-        raise StorageError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+@contextmanager
+def _about(what: str) -> Iterator[None]:
+    """Prefix the message of a StoneTrailError raised inside with ``what`` (which file it is about)."""
+    try:
+        yield
+    except StoneTrailError as exc:
+        exc.args = (f"{what}: {exc}",)
+        raise
+
+
+def _read_checkpoint(path: Path, what: str = "checkpoint") -> str:
+    """A signed checkpoint's text, checked for form here so that an error names the file."""
+    text = _read_text(path, what)
+    with _about(f"{what} {path}"):
+        read_unverified_checkpoint(text)
+    return text
 
 
 def _load_trust(path: Path) -> Trust:
@@ -73,13 +108,22 @@ def _load_trust(path: Path) -> Trust:
         raise TrustFileError(f"trust file {path}: {exc}", code=exc.code) from exc
 
 
-def _write_new(path: Path, text: str) -> None:
-    """Write a new text file; refuse to replace one (nothing a user keeps is ever overwritten)."""
+def _write_new(*files: tuple[Path, str]) -> None:
+    """Write new text files (path, text), all or none: refuse to replace one (nothing a user keeps is ever
+    overwritten), and remove those written here if a later one fails."""
+    written: list[Path] = []
     try:
-        with path.open("x", encoding="utf-8") as fh:
-            fh.write(text)
-    except FileExistsError as exc:
-        raise StorageError(f"{path} exists; not overwritten", code="store.exists") from exc
+        for path, text in files:
+            try:
+                with path.open("x", encoding="utf-8") as fh:
+                    written.append(path)
+                    fh.write(text)
+            except FileExistsError as exc:
+                raise StorageError(f"{path} exists; not overwritten", code="store.exists") from exc
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def _plural(n: int, word: str) -> str:

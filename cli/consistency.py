@@ -18,7 +18,16 @@ from ledger.evidence import MAX_EVIDENCE_SIZE, verify_evidence
 from ledger.monitor import fork_evidence, split_view_evidence
 from ledger.trust import Trust
 
-from ._common import _EXISTING, EXIT_INVALID, EXIT_VALID, _errors, _load_trust, _read_text
+from ._common import (
+    _EXISTING,
+    EXIT_INVALID,
+    EXIT_VALID,
+    _errors,
+    _load_trust,
+    _read_bytes,
+    _read_checkpoint,
+    _read_text,
+)
 
 _OUT = click.Path(dir_okay=False, path_type=Path)
 
@@ -56,7 +65,7 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     if (old_ledger or new_ledger) and evidence_out is None:
         raise click.UsageError("--old-ledger and --new-ledger are for --evidence-out")
     trust = _load_trust(trust_file)
-    old_note, new_note = _read_text(old_file, "checkpoint"), _read_text(new_file, "checkpoint")
+    old_note, new_note = _read_checkpoint(old_file, "old checkpoint"), _read_checkpoint(new_file, "new checkpoint")
     try:
         old, new = verify_checkpoint_consistency(old_note, new_note, _read_text(proof_file, "proof"), trust)
     except (ConsistencyError, ProofError) as exc:
@@ -116,10 +125,11 @@ def verify_command(evidence_file: Path, trust_file: Path) -> None:
       stonetrail evidence verify fork.ev --trust trust.keys
     """
     trust = _load_trust(trust_file)
-    if evidence_file.stat().st_size > MAX_EVIDENCE_SIZE:
-        raise InputError(f"{evidence_file} is over {MAX_EVIDENCE_SIZE} bytes: not an evidence file",
-                         code="evidence.malformed")
-    proven = verify_evidence(evidence_file.read_bytes(), trust)
+    try:
+        data = _read_bytes(evidence_file, "evidence file", MAX_EVIDENCE_SIZE)
+    except InputError as exc:
+        raise InputError(str(exc), code="evidence.malformed") from exc
+    proven = verify_evidence(data, trust)
     for line in proven.describe():
         click.echo(line)
     click.echo("verdict: misbehaviour proven (signed checkpoints and inclusion proofs verified)")
@@ -146,7 +156,7 @@ def fork_command(ledger_file: Path, checkpoint_path: Path, out: Path, trust_file
       stonetrail evidence fork out/demo.ledger --checkpoint out/checkpoint.txt -o fork.ev --trust out/trust.keys
     """
     trust = _load_trust(trust_file) if trust_file else None
-    data = fork_evidence(ledger_file, _read_text(checkpoint_path, "checkpoint"))
+    data = fork_evidence(ledger_file, _read_checkpoint(checkpoint_path))
     if data is None:
         click.echo("no fork: no two records under the checkpoint claim the same predecessor")
         sys.exit(EXIT_INVALID)

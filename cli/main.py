@@ -43,7 +43,7 @@ from ._common import (
     _load_trust,
     _plural,
     _print_findings,
-    _read_text,
+    _read_checkpoint,
     _utc,
     _write_new,
 )
@@ -143,7 +143,7 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as
       stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU,BY --import-threshold-ct 0.5
     """
     trust = _load_trust(trust_file)
-    note = _read_text(checkpoint_path, "checkpoint") if checkpoint_path else None
+    note = _read_checkpoint(checkpoint_path) if checkpoint_path else None
     report = check_ledger(ledger_file, trust, checkpoint=note, policy=policy)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
@@ -262,16 +262,20 @@ def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: 
     trust = _load_trust(trust_file) if trust_file is not None else None
     if trust is not None and not trust.is_operator(key.public_key):
         raise InputError(f"{key_file} is not an operator key pinned in {trust_file}", code="trust.not_operator")
+    if out is not None and proof_out is not None and out.resolve() == proof_out.resolve():
+        raise click.UsageError("-o and --proof-out name the same file")
+    since = _read_checkpoint(since_file, "--since checkpoint") if since_file is not None else None
     note = checkpoint_file(ledger_file, key, name)
-    proof = None if since_file is None else consistency_proof_for(
-        ledger_file, _read_text(since_file, "checkpoint"), note, trust=trust)
+    proof = None if since is None else consistency_proof_for(ledger_file, since, note, trust=trust)
+    files = [] if out is None else [(out, note)]
+    if proof is not None and proof_out is not None:
+        files.append((proof_out, format_consistency_proof(proof)))
+    _write_new(*files)  # all or nothing
     if out is None:
         click.echo(note, nl=False)
     else:
-        _write_new(out, note)
         click.echo(f"wrote {out}")
     if proof is not None and proof_out is not None:
-        _write_new(proof_out, format_consistency_proof(proof))
         click.echo(f"wrote {proof_out} (consistency proof {proof.old_size} -> {proof.new_size})", err=out is None)
 
 

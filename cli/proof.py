@@ -28,7 +28,7 @@ from ._common import (
     _load_trust,
     _plural,
     _print_findings,
-    _read_text,
+    _read_checkpoint,
     _utc,
 )
 from ._policy import _print_policy, policy_options
@@ -76,7 +76,7 @@ def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path
     out = out or Path.cwd() / f"{item}{SUFFIX}"
     if out.exists():
         raise StorageError(f"{out} exists; a bundle is never overwritten (choose another -o)", code="store.exists")
-    note = _read_text(checkpoint_path or ledger_file.parent / "checkpoint.txt", "checkpoint")
+    note = _read_checkpoint(checkpoint_path or ledger_file.parent / "checkpoint.txt")
     data = export_bundle(ledger_file, item, note, trust=_load_trust(trust_file) if trust_file else None)
     try:
         with out.open("xb") as fh:
@@ -172,6 +172,8 @@ def _print_bundle_report(path: Path, r: BundleReport) -> None:
         return
     _print_provenance(p)
     click.echo(f"verdict:    valid ({_plural(len(p.rules_checked), 'rule')} checked, none failed)")
+    click.echo(f"current:    as of the checkpoint (tree size {p.tree_size}); records added after it are not covered: "
+               "for the stone's state today, ask for a bundle under the operator's latest checkpoint")
 
 
 def _print_provenance(p: Provenance) -> None:

@@ -107,7 +107,10 @@ def read_bundle(data: bytes) -> Bundle:
         raise BundleFormatError(f"bundle is {len(data)} bytes, cap {MAX_BUNDLE_SIZE}", code="bundle.too_large")
     data = bytes(data)
     if not data.startswith(BUNDLE_TAG):
-        raise BundleFormatError("not a StoneTrail proof bundle (missing the bundle tag)", code="bundle.tag")
+        what = (" (it is a ledger file: use 'stonetrail verify')" if data.startswith(b"STNTRAIL")
+                else " (it is an evidence file: use 'stonetrail evidence verify')"
+                if data.startswith(b"stonetrail/v1/evidence\n") else "")
+        raise BundleFormatError(f"not a StoneTrail proof bundle (missing the bundle tag){what}", code="bundle.tag")
     try:
         return _read_value(decode(data[len(BUNDLE_TAG):]))
     except DecodeError as exc:

@@ -94,7 +94,13 @@ class Ledger:
         return self.state.items[item_id]
 
     def inputs(self, *item_ids: str) -> tuple[tuple[str, Digest], ...]:
-        """(item id, latest record hash) for each item, sorted by id: the ``inputs`` of a next record."""
+        """(item id, latest record hash) for each item, sorted by id: the ``inputs`` of a next record.
+
+        Raises:
+            InputError: ``item.unknown`` (no record of this ledger created that id).
+        """
+        if unknown := sorted(set(item_ids) - self.state.items.keys()):
+            raise InputError(f"no item {unknown[0]!r} in this ledger", code="item.unknown")
         return tuple(sorted((i, self.state.items[i].head) for i in item_ids))
 
     @property
@@ -146,18 +152,20 @@ class Ledger:
         article). Returns the appended record.
 
         Raises:
-            RuleError: the record would break a rule (nothing is written). KeyError: an unknown input id.
+            RuleError: the record would break a rule (nothing is written). InputError: ``item.unknown`` (an
+            unknown input id).
             RecordFormatError: malformed values. StorageError: the write failed.
         """
         rule = RULES.get(event.KIND)
         ids = sorted(inputs)
+        links = self.inputs(*ids)
         consumes: tuple[str, ...] = ()
         if rule is not None and rule.consumes == "all":
             consumes = tuple(ids)
         elif rule is not None and rule.consumes == "article":
             consumes = tuple(i for i in ids if self.item(i).type == "article")
         body = Body(origin=self.origin, kind=event.KIND, time_ms=time_ms, place=place, actor=actor, event=event,
-                    inputs=self.inputs(*ids), consumes=consumes, outputs=tuple(sorted(outputs, key=lambda o: o.id)))
+                    inputs=links, consumes=consumes, outputs=tuple(sorted(outputs, key=lambda o: o.id)))
         record = Record.create(body, sorted(signers.items()))
         self.append(record)
         return record

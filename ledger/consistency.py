@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .checkpoint import MAX_TREE_SIZE, Checkpoint, open_checkpoint
-from .errors import InputError, ProofError, VerificationError
+from .errors import InputError, ProofError, StoneTrailError, VerificationError
 from .hashing import Digest
 from .heads import checkpoint_heads
 from .merkle import EMPTY_ROOT, verify_consistency
@@ -193,8 +193,7 @@ def verify_checkpoint_consistency(
     """
     if not isinstance(proof, ConsistencyProof):
         proof = parse_consistency_proof(proof)
-    old = open_checkpoint(old_note, trust.operators)
-    new = open_checkpoint(new_note, trust.operators)
+    old, new = _open(old_note, trust, "old"), _open(new_note, trust, "new")
     if old.origin != new.origin:
         raise ConsistencyError(f"the checkpoints are of two ledgers: {old.origin!r:.80} and {new.origin!r:.80}",
                                code="consistency.origin_mismatch")
@@ -211,6 +210,15 @@ def verify_checkpoint_consistency(
     else:
         verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof.hashes)
     return old, new
+
+
+def _open(note: str | bytes, trust: Trust, which: str) -> Checkpoint:
+    """:func:`~ledger.checkpoint.open_checkpoint`, its errors saying which checkpoint they are about."""
+    try:
+        return open_checkpoint(note, trust.operators)
+    except StoneTrailError as exc:
+        exc.args = (f"the {which} checkpoint: {exc}",)
+        raise
 
 
 def _check_registry_lines(old: Checkpoint, new: Checkpoint) -> None:

@@ -341,3 +341,43 @@ def test_show_suggests_the_item_id_in_its_case(demo_dir: Path) -> None:
 def test_a_policy_that_switches_nothing_on_is_a_usage_error(demo_dir: Path) -> None:
     result = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys", "--import-threshold-ct", "0.5")
     assert result.exit_code == 2 and "policy.inactive" in result.output
+
+
+# --- inputs and outputs a new user gets wrong -----------------------------------------------------------------
+
+def test_checkpoint_writes_both_files_or_neither(demo_dir: Path, tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("x")  # --proof-out inside it cannot be created, even by root
+    key = demo_dir / "keys" / "operator.pem"
+    result = run("checkpoint", demo_dir / "demo.ledger", "--key", key, "--since", demo_dir / "checkpoint.txt",
+                 "--proof-out", not_a_dir / "p.txt", "-o", tmp_path / "new.txt")
+    assert result.exit_code == 3 and "Traceback" not in result.output
+    assert not (tmp_path / "new.txt").exists()  # the checkpoint was not left behind alone
+    same = run("checkpoint", demo_dir / "demo.ledger", "--key", key, "--since", demo_dir / "checkpoint.txt",
+               "--proof-out", tmp_path / "x.txt", "-o", tmp_path / "x.txt")
+    assert same.exit_code == 2 and "same file" in same.output and not (tmp_path / "x.txt").exists()
+
+
+def test_a_huge_text_input_is_refused_without_loading_it(demo_dir: Path, tmp_path: Path) -> None:
+    huge = tmp_path / "huge.keys"
+    with huge.open("wb") as fh:
+        fh.truncate(64 * 1024 * 1024)  # sparse: 64 MiB of zeros
+    result = run("verify", demo_dir / "demo.ledger", "--trust", huge)
+    assert result.exit_code == 2 and "[input.too_large]" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_errors_name_the_file_they_are_about(demo_dir: Path, tmp_path: Path) -> None:
+    wrong = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys",
+                "--checkpoint", demo_dir / "trust.keys")
+    assert wrong.exit_code == 2 and f"checkpoint {demo_dir / 'trust.keys'}:" in wrong.output
+    other = tmp_path / "other.keys"
+    other.write_text((demo_dir / "trust.keys").read_text().replace("operator", "#operator", 1)
+                     + "operator " + (demo_dir / "trust.keys").read_text().split("authority ", 1)[1].split()[0] + "\n")
+    proof = tmp_path / "p.txt"
+    proof.write_text("stonetrail/v1/consistency-proof\nold 704\nnew 704\n")
+    unverified = run("consistency", demo_dir / "checkpoint.txt", demo_dir / "checkpoint.txt", "--proof", proof,
+                     "--trust", other)
+    assert unverified.exit_code == 1 and "the old checkpoint:" in unverified.output
+    ledger_as_bundle = run("proof", "verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys")
+    assert ledger_as_bundle.exit_code == 2 and "it is a ledger file: use 'stonetrail verify'" in ledger_as_bundle.output

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from ledger import Ledger, Transferred, Trust, check_ledger, checkpoint_file
 from ledger.checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint, sign_checkpoint
-from ledger.errors import NoteFormatError, ProofError, VerificationError
+from ledger.errors import InputError, NoteFormatError, ProofError, VerificationError
 from ledger.hashing import Digest
 from ledger.heads import HEADS_EXTENSION, Head, HeadProof, ItemHeads, checkpoint_heads, head_leaf, verify_item_head
 from ledger.keys import note_verifier_key
@@ -159,3 +159,12 @@ def test_the_writer_and_checkpoint_file_sign_the_same_heads_line_and_an_audit_ch
     assert [f.code for f in check_ledger(path, trust, checkpoint=stale).findings] == ["checkpoint.heads_mismatch"]
     without = sign_checkpoint(replace(cp, extensions=cp.extensions[:1]), ORIGIN, OPERATOR)
     assert [f.code for f in check_ledger(path, trust, checkpoint=without).findings] == ["checkpoint.heads_missing"]
+
+
+def test_recording_an_event_on_an_unknown_item_is_a_typed_error(tmp_path: Path) -> None:
+    w = World()
+    with Ledger.create(tmp_path / "x.ledger", ORIGIN, {w.keys["authority"].public_key.raw}) as ledger:
+        with pytest.raises(InputError) as err:
+            ledger.record_event(Transferred(to="trader-b", mode="title"), actor="producer-a", place="BW",
+                                time_ms=1, signers={"producer-a": w.keys["producer-a"]}, inputs=["NOPE"])
+        assert err.value.code == "item.unknown" and ledger.size == 0

@@ -125,7 +125,10 @@ def test_vector_count() -> None:
     assert len(VECTOR_FILES) == 196
 
 
-@pytest.mark.parametrize("path", VECTOR_FILES, ids=[str(p.relative_to(TESTDATA)) for p in VECTOR_FILES])
+_ABSENT = pytest.param(None, id="absent", marks=pytest.mark.skip(reason=f"shared vectors absent: {TESTDATA}"))
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=str(p.relative_to(TESTDATA))) for p in VECTOR_FILES] or [_ABSENT])
 def test_transparency_dev_vector(path: Path) -> None:
     v = json.loads(path.read_text())
     run = _run_vector(v)
