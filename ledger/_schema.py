@@ -38,6 +38,8 @@ _MAX_TEXT = 256
 MAX_TIME_MS = 253_402_300_799_999
 #: C0 and C1 controls, DEL, lone surrogates, and the bidirectional controls that can reorder displayed text.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_ID_MATCH = ID_RE.fullmatch
+_COUNTRY_MATCH = COUNTRY_RE.fullmatch
 
 
 def fail(field: str, reason: str) -> RecordFormatError:
@@ -54,6 +56,8 @@ def read_map(value: Value, field: str) -> Mapping[str, Value]:
 
 def exact_keys(value: Mapping[str, Value], field: str, required: Set[str], optional: Set[str] = frozenset()) -> None:
     """Refuse a map whose keys are not ``required`` plus a subset of ``optional`` (unknown keys are errors)."""
+    if value.keys() == required and not optional:  # the common case, when nothing below can fail
+        return
     keys = set(value)
     missing = required - keys
     extra = keys - required - optional
@@ -65,6 +69,12 @@ def exact_keys(value: Mapping[str, Value], field: str, required: Set[str], optio
 
 def read_text(value: Value, field: str, pattern: re.Pattern[str] | None = None, max_len: int = _MAX_TEXT) -> str:
     """Non-empty text of at most ``max_len`` characters with no control characters, matching ``pattern``."""
+    # Fast path for the common case, the same checks in a cheaper form: printable ASCII holds none of _CONTROL's
+    # characters (which in ASCII are only 0x00-0x1f and 0x7f). Anything else takes the checks below, in order.
+    if (type(value) is str and 0 < len(value) <= max_len
+            and ((value.isascii() and value.isprintable()) or not _CONTROL.search(value))
+            and (pattern is None or pattern.fullmatch(value))):
+        return value
     if not isinstance(value, str):
         raise fail(field, f"expected text, got {_kind(value)}")
     if not value or len(value) > max_len:
@@ -78,6 +88,8 @@ def read_text(value: Value, field: str, pattern: re.Pattern[str] | None = None, 
 
 def read_id(value: Value, field: str) -> str:
     """An item or party id (:data:`ID_RE`)."""
+    if type(value) is str and _ID_MATCH(value):  # 1-64 letters, digits, ". _ : -": no control, never too long
+        return value
     return read_text(value, field, ID_RE)
 
 
@@ -88,11 +100,15 @@ def read_time(value: Value, field: str) -> int:
 
 def read_country(value: Value, field: str) -> str:
     """An ISO 3166-1 alpha-2 code (:data:`COUNTRY_RE`)."""
+    if type(value) is str and _COUNTRY_MATCH(value):  # two capitals: passes read_text's other checks
+        return value
     return read_text(value, field, COUNTRY_RE)
 
 
 def read_int(value: Value, field: str, minimum: int = 0, maximum: int = 2**63 - 1) -> int:
     """An integer (never a bool) within ``minimum..maximum``."""
+    if type(value) is int and minimum <= value <= maximum:  # the common case: the checks below pass
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise fail(field, f"expected an integer, got {_kind(value)}")
     if not minimum <= value <= maximum:

@@ -135,8 +135,12 @@ _T = TypeVar("_T")
 
 @dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(_f,))
 def _event(cls: type[_T]) -> type[_T]:
-    """Make an event kind a frozen, slotted, keyword-only dataclass (type checkers see it as one)."""
-    return dataclass(frozen=True, slots=True, kw_only=True)(cls)
+    """Make an event kind a frozen, slotted, keyword-only dataclass (type checkers see it as one), and list its
+    fields' (name, reader, error location) once, in declaration order, for :class:`Event`'s generic methods."""
+    made: Any = dataclass(frozen=True, slots=True, kw_only=True)(cls)
+    made._READERS = tuple((f.name, f.metadata["read"], f"{made.KIND}.{f.name}") for f in dataclasses.fields(made))
+    made._NAMES = frozenset(name for name, _, _ in made._READERS)
+    return made  # type: ignore[no-any-return]
 
 
 class Event:
@@ -148,23 +152,33 @@ class Event:
 
     __slots__ = ()
     KIND: ClassVar[str]
+    #: (field name, wire reader, error location) of every field in declaration order; set by ``_event``.
+    _READERS: ClassVar[tuple[tuple[str, Reader, str], ...]]
+    _NAMES: ClassVar[frozenset[str]]
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            reader = f.metadata["read"]
-            reader(_wire(reader, getattr(self, f.name)), f"{self.KIND}.{f.name}")
+        for name, reader, where in self._READERS:
+            reader(_wire(reader, getattr(self, name)), where)
 
     def to_fields(self) -> dict[str, object]:
         """The ``fields`` map of docs/format.md §4.3 (before canonical encoding)."""
-        return {f.name: _wire(f.metadata["read"], getattr(self, f.name))
-                for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {name: _wire(reader, getattr(self, name)) for name, reader, _ in self._READERS}
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Value]) -> Any:
-        """Read the ``fields`` map strictly; raises RecordFormatError."""
-        specs = dataclasses.fields(cls)  # type: ignore[arg-type]
-        s.exact_keys(fields, cls.KIND, {f.name for f in specs})
-        return cls(**{f.name: f.metadata["read"](fields[f.name], f"{cls.KIND}.{f.name}") for f in specs})
+        """Read the ``fields`` map strictly; raises RecordFormatError.
+
+        Each field goes through its reader, in declaration order; the instance is then filled without
+        ``__init__``, because ``__post_init__`` would only run the same readers again on the wire form of what
+        they just returned. Every reader accepts its own output that way (text, ints and
+        bytes come back unchanged, a Digest is 32 bytes, sorted sets and declared masses come back as the same
+        items in the same order, None stays None), so that second pass cannot fail.
+        """
+        s.exact_keys(fields, cls.KIND, cls._NAMES)
+        event = object.__new__(cls)
+        for name, reader, where in cls._READERS:
+            object.__setattr__(event, name, reader(fields[name], where))
+        return event
 
 
 # --- registry kinds (acted and signed by the accreditation authority) ------------------------------------------
