@@ -138,19 +138,7 @@ def _fast_decode(data: bytes) -> object:
     all visible in ``packb(v) != data`` or in ``_plain``; ints msgpack decodes are always within the range.
     """
     try:
-        value: Value = msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
-            ext_hook=_refuse_ext,
-            timestamp=0,
-            max_str_len=len(data),
-            max_bin_len=len(data),
-            max_array_len=min(MAX_ITEMS, len(data)),
-            max_map_len=min(MAX_ITEMS, len(data) // 2),
-            max_ext_len=0,
-        )
+        value: Value = msgpack.unpackb(data, strict_map_key=True, **_limits(data))
     except Exception:  # whatever the fault, _strict_decode names it
         return _REFUSED
     if type(value) not in _SCALARS and not _plain(value, 1):
@@ -195,22 +183,18 @@ def _strict_decode(data: bytes) -> Value:
     return value
 
 
+def _limits(data: bytes) -> dict[str, Any]:
+    """The unpacker options both decoders share: text as str, arrays as lists, ext types (the timestamp
+    included) refused, every length capped by the input's size and :data:`MAX_ITEMS` before allocating."""
+    return {"raw": False, "use_list": True, "ext_hook": _refuse_ext, "timestamp": 0, "max_str_len": len(data),
+            "max_bin_len": len(data), "max_array_len": min(MAX_ITEMS, len(data)),
+            "max_map_len": min(MAX_ITEMS, len(data) // 2), "max_ext_len": 0}
+
+
 def _unpack(data: bytes) -> Value:
     try:
-        value: Value = msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=True,
-            strict_map_key=False,  # checked in _pairs, so the error names the fault
-            object_pairs_hook=_pairs,
-            ext_hook=_refuse_ext,
-            timestamp=0,
-            max_str_len=len(data),
-            max_bin_len=len(data),
-            max_array_len=min(MAX_ITEMS, len(data)),
-            max_map_len=min(MAX_ITEMS, len(data) // 2),
-            max_ext_len=0,
-        )
+        value: Value = msgpack.unpackb(data, strict_map_key=False,  # checked in _pairs, so the error names the fault
+                                       object_pairs_hook=_pairs, **_limits(data))
     except DecodeError:
         raise
     except msgpack.exceptions.StackError as exc:  # msgpack's own fixed stack bounds nesting before we can
