@@ -226,30 +226,26 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) 
         raise CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
     payloads = [frame.payload for frame in result.frames]
     tree = MerkleTree(leaf_hash(payload) for payload in payloads)
+    registry, heads = read_log(payloads)
+    size, head = len(registry), registry[-1][1].record_hash if registry else None
     cp = Checkpoint(origin=result.origin, tree_size=tree.size, root_hash=tree.root(),
-                    extensions=_commitments(readable_records(payloads)))
+                    extensions=(format_registry_extension(size, head), heads.extension()))
     return sign_checkpoint(cp, name or result.origin, key)
 
 
-def readable_records(payloads: Sequence[bytes]) -> dict[int, Record]:
-    """Leaf index -> record, for every payload that decodes strictly (an unreadable one is an audit's finding;
-    it names no item and is no registry record)."""
-    records = {}
+def read_log(payloads: Sequence[bytes]) -> tuple[list[tuple[int, Record]], ItemHeads]:
+    """Decode every payload strictly, once, keeping only what a checkpoint commits to: the registry-kind records
+    (leaf index, record) and the :class:`~ledger.heads.ItemHeads` of all records. An unreadable payload is an
+    audit's finding; it is no registry record and no item's record. The operator vouches for bytes, not
+    validity: no rule is applied, so for a ledger written through :class:`Ledger` these give the lines
+    :meth:`Ledger.checkpoint` writes."""
+    registry, heads = [], ItemHeads()
     for position, payload in enumerate(payloads):
         try:
-            records[position] = Record.from_bytes(payload)
+            record = Record.from_bytes(payload)
         except InputError:
             continue
-    return records
-
-
-def _commitments(records: Mapping[int, Record]) -> tuple[str, str]:
-    """The checkpoint's registry and heads extension lines over ``records`` (leaf index -> record, every
-    readable record below the tree size). The operator vouches for bytes, not validity: no rule is applied, so
-    for a ledger written through :class:`Ledger` these are the lines :meth:`Ledger.checkpoint` writes."""
-    size, head, heads = 0, None, ItemHeads()
-    for position, record in sorted(records.items()):
         if record.body.kind in REGISTRY_KINDS:
-            size, head = size + 1, record.record_hash
+            registry.append((position, record))
         heads.add(position, record)
-    return format_registry_extension(size, head), heads.extension()
+    return registry, heads

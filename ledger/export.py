@@ -7,22 +7,23 @@ among the records below the tree size (:func:`ledger.provenance.provenance_scope
 verifier uses), and builds each bundle with RFC 9162 inclusion proofs at the checkpoint's tree size and the
 item-head proofs (:mod:`ledger.heads`). The exporter vouches for nothing: the bundle is worth what
 :func:`ledger.bundle.check_bundle` says, under the verifier's own pinned keys. O(n) in the file: every record
-below the tree size is decoded, since the item-head tree names every item.
+below the tree size is decoded once, since the item-head tree names every item, and only the scopes' records are
+kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from ._ledger import readable_records
+from ._ledger import read_log
 from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import CorruptStoreError, InputError, VerificationError
-from .events import REGISTRY_KINDS
-from .heads import HEADS_EXTENSION, ItemHeads, checkpoint_heads
+from .heads import HEADS_EXTENSION, checkpoint_heads
 from .merkle import MerkleTree, leaf_hash
 from .provenance import provenance_scope
+from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .store import scan
 from .trust import Trust
@@ -60,25 +61,44 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
     cp = open_checkpoint(checkpoint, trust.operators) if trust else read_unverified_checkpoint(checkpoint)
     payloads = [frame.payload for frame in result.frames]
     tree = _tree_of(payloads, cp, result.origin)
-    records = readable_records(payloads[:cp.tree_size])
-    registry = [p for p, r in sorted(records.items()) if r.body.kind in REGISTRY_KINDS]
-    verify_registry_chain([records[p] for p in registry], *checkpoint_registry(cp))
-    heads = ItemHeads.of(sorted(records.items()))
+    registry, heads = read_log(payloads[:cp.tree_size])
+    verify_registry_chain([record for _, record in registry], *checkpoint_registry(cp))
     if checkpoint_heads(cp) != (len(heads), heads.root()):
         raise VerificationError(f"the checkpoint's {HEADS_EXTENSION} line is not the file's ({heads.extension()}): "
                                 "it does not name the items' latest records", code="checkpoint.heads_mismatch")
+    records = _Decoded(payloads)
     bundles = {}
     for item in items:
         scope = provenance_scope(records, item, heads.index)
         if not scope.items:
             raise InputError(f"no record among the first {cp.tree_size} of {ledger_path} creates {item!r}",
                              code="item.unknown")
-        positions = sorted({*scope.positions, *registry})
+        positions = sorted({*scope.positions, *(p for p, _ in registry)})
         latest = [(name, heads.proof(name)) for name, limit in scope.items.items() if limit is None]
         bundles[item] = build_bundle(item, checkpoint,
                                      [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size)) for p in positions],
                                      [(name, head.index, head.proof) for name, head in latest])
     return bundles
+
+
+class _Decoded(Mapping[int, Record]):
+    """The file's records by leaf index, decoded when first asked for: a scope reads only the records of its
+    items (found in :attr:`ledger.heads.ItemHeads.index`), so the file's records are not all held at once."""
+
+    def __init__(self, payloads: Sequence[bytes]) -> None:
+        self._payloads = payloads
+        self._cache: dict[int, Record] = {}
+
+    def __getitem__(self, position: int) -> Record:
+        if position not in self._cache:
+            self._cache[position] = Record.from_bytes(self._payloads[position])  # indexed: it decoded before
+        return self._cache[position]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._cache)
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
 
 def _tree_of(payloads: list[bytes], cp: Checkpoint, origin: str) -> MerkleTree:
