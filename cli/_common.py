@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,16 +62,19 @@ def _errors(fn: _F) -> _F:
 
 
 def _read_bytes(path: Path, what: str, limit: int = MAX_TEXT_FILE) -> bytes:
-    """The file's bytes, reading at most one byte over ``limit`` (a huge or endless file is refused, not loaded).
+    """The bytes of the regular file ``path``, reading at most one byte over ``limit`` (a huge file is refused,
+    not loaded).
 
-    Raises InputError ``input.too_large``; StorageError on an OS error."""
+    Raises InputError ``input.not_a_file``, ``input.too_large``; StorageError on an OS error."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a named pipe would block, a device never end
+            raise InputError(f"{what} {path} is not a regular file", code="input.not_a_file")
         with path.open("rb") as fh:
             data = fh.read(limit + 1)
     except OSError as exc:
         raise StorageError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
     if len(data) > limit:
-        raise InputError(f"{what} {path} is over {limit} bytes: not a {what}", code="input.too_large")
+        raise InputError(f"{what} {path} is over {limit} bytes", code="input.too_large")
     return data
 
 

@@ -14,8 +14,15 @@ from pathlib import Path
 import click
 
 from ledger import format_ct
-from ledger.bundle import MAX_BUNDLE_SIZE, BundleReport, bundle_to_json, check_bundle, summarize_bundle
-from ledger.errors import StorageError
+from ledger.bundle import (
+    MAX_BUNDLE_SIZE,
+    BundleFormatError,
+    BundleReport,
+    bundle_to_json,
+    check_bundle,
+    summarize_bundle,
+)
+from ledger.errors import InputError, StorageError
 from ledger.export import export_bundle
 from ledger.policy import Policy
 from ledger.provenance import Provenance
@@ -28,6 +35,7 @@ from ._common import (
     _load_trust,
     _plural,
     _print_findings,
+    _read_bytes,
     _read_checkpoint,
     _utc,
 )
@@ -145,7 +153,7 @@ def show(bundle_file: Path, as_json: bool) -> None:
     summary = summarize_bundle(data)
     cp = summary.checkpoint
     click.echo(f"item:       {summary.item} ({_plural(len(summary.lines), 'record')}, {summary.size_bytes} bytes)")
-    click.echo(f"checkpoint: {cp.origin}, tree size {cp.tree_size}, root {cp.root_hash.b64()}" if cp
+    click.echo(f"checkpoint: {_shown(cp.origin)}, tree size {cp.tree_size}, root {cp.root_hash.b64()}" if cp
                else "checkpoint: unreadable")
     for line in summary.lines:
         when = _utc(line.time_ms) if line.time_ms is not None else "?"
@@ -153,10 +161,18 @@ def show(bundle_file: Path, as_json: bool) -> None:
     click.echo("unverified: run 'stonetrail proof verify FILE --trust TRUST' to check it")
 
 
+def _shown(text: str) -> str:
+    """Unverified text as printed: quoted and escaped if it holds anything but printable characters (a control or
+    bidirectional character could rewrite what the terminal shows)."""
+    return text if text.isprintable() else ascii(text)
+
+
 def _read_bundle(path: Path) -> bytes:
-    """The file's bytes, reading at most one byte over the cap (so that an oversize file is refused, not loaded)."""
-    with path.open("rb") as fh:
-        return fh.read(MAX_BUNDLE_SIZE + 1)
+    """The bundle file's bytes; a file over the cap is refused before it is loaded (``bundle.too_large``)."""
+    try:
+        return _read_bytes(path, "bundle", MAX_BUNDLE_SIZE)
+    except InputError as exc:
+        raise (BundleFormatError(str(exc), code="bundle.too_large") if exc.code == "input.too_large" else exc) from exc
 
 
 def _print_bundle_report(path: Path, r: BundleReport) -> None:
@@ -164,7 +180,7 @@ def _print_bundle_report(path: Path, r: BundleReport) -> None:
     p = r.provenance
     if r.checkpoint is not None:
         cp = r.checkpoint
-        click.echo(f"checkpoint: {cp.origin}, tree size {cp.tree_size}, root {cp.root_hash.b64()}; signed by a "
+        click.echo(f"checkpoint: {_shown(cp.origin)}, tree size {cp.tree_size}, root {cp.root_hash.b64()}; signed by a "
                    "pinned operator key")
     if p is None or not r.ok:
         click.echo(f"verdict:    INVALID ({_plural(len(r.findings), 'finding')})")
@@ -185,7 +201,7 @@ def _print_provenance(p: Provenance) -> None:
              for c, m in p.origin.items()]
     click.echo(f"origin:     {'; '.join(parts)}")
     if p.state in ("retired", "consumed"):
-        last = next((s for s in reversed(p.path) if s.item == p.item), None)
+        last = next((s for s in reversed(p.path) if s.item in (p.item, p.article)), None)  # or its article's
         why = f" ({last.detail}, record {last.position})" if last else ""
         click.echo(f"WARNING:    {p.item} is {p.state}{why}; it is no longer in the trade as this item")
     click.echo(f"path (complete at the checkpoint's tree size {p.tree_size}: record {p.as_of} is the latest, proven by "

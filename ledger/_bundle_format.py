@@ -188,7 +188,8 @@ def bundle_to_json(data: bytes) -> dict[str, object]:
 def bundle_from_json(value: Mapping[str, object]) -> bytes:
     """The bundle bytes of a :func:`bundle_to_json` rendering, with its records and heads in the order given
     (an out-of-order record is the verifier's finding, as in the binary form); base64 parsed strictly; the
-    derived fields (``format``, ``origin``, ``tree_size``, ``root_hash``) are not used, other fields are refused.
+    derived fields (``origin``, ``tree_size``, ``root_hash``) may be left out but, if present, must be what the
+    checkpoint says; other fields are refused.
 
     Raises:
         BundleFormatError: not a JSON object, a missing, unknown or mistyped field, or anything
@@ -209,7 +210,11 @@ def bundle_from_json(value: Mapping[str, object]) -> bytes:
                  for h in _json_rows(value["heads"], "heads", {"item", "heads_index", "inclusion_proof"})]
     except KeyError as exc:
         raise BundleFormatError(f"bundle JSON: missing field {exc}") from exc
-    return _encode(item, note, entries, heads)
+    data = _encode(item, note, entries, heads)
+    derived = bundle_to_json(data)
+    if wrong := [key for key in ("origin", "tree_size", "root_hash") if key in value and value[key] != derived[key]]:
+        raise BundleFormatError(f"bundle JSON: {', '.join(wrong)} not what the checkpoint says")
+    return data
 
 
 _JSON_KEYS = frozenset({"format", "v", "item", "checkpoint", "origin", "tree_size", "root_hash", "records", "heads"})

@@ -64,7 +64,8 @@ def _canonical(value: object, depth: int) -> object:
         return value
     if isinstance(value, int):
         if not _INT_MIN <= value <= _INT_MAX:
-            raise InputError(f"integer {value} outside the msgpack range", code="codec.unencodable")
+            raise InputError(f"integer of {value.bit_length()} bits outside the msgpack range",
+                             code="codec.unencodable")
         return value
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)

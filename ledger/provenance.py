@@ -12,7 +12,8 @@ The scope of an item (docs/format.md §7a.2, "Scope") is, walking back from the 
   record consumed the parent (a split or merge: what follows can only be statements about its records) — back to
   the ``mined``, ``grown`` and ``registered`` roots, which have no parents;
 * for every item of the scope that was set into an article, every record of the article from the ``set`` up to
-  the ``unset`` that released it (or up to the item's own limit): while set, a stone moves with its article.
+  the ``unset`` that released it (or up to the item's own limit; or all of them if that ``unset`` consumed the
+  article): while set, a stone moves with its article.
   The article's other stones are not part of the scope (unless the item is the article itself).
 
 An item's records are the records that name it as an input or an output, and the statements (``attested``,
@@ -81,8 +82,14 @@ def provenance_scope(records: Mapping[int, Record], target: str,
     index = item_index(records) if index is None else index
     limits: dict[str, int | None] = {}
     contained: set[str] = set()  # reached only as an article a scope item was set in: its parents do not count
-    missing: list[tuple[str, str, int]] = []
+    missing: dict[tuple[str, str, int], None] = {}  # ordered, and O(1) to test (a bundle may name many)
     queue: deque[str] = deque()
+    creations: dict[str, int | None] = {}
+
+    def created_at(name: str) -> int | None:
+        if name not in creations:
+            creations[name] = _created_at(records, index, name)
+        return creations[name]
 
     def widen(name: str, limit: int | None, *, parents: bool = True) -> None:
         if name in limits:
@@ -97,23 +104,24 @@ def provenance_scope(records: Mapping[int, Record], target: str,
         limits[name] = limit
         queue.append(name)
 
-    if _created_at(records, index, target) is not None:
+    if created_at(target) is not None:
         widen(target, None)
     while queue:
         name = queue.popleft()
-        created, limit = _created_at(records, index, name), limits[name]
+        created, limit = created_at(name), limits[name]
         assert created is not None
         for parent, _ in () if name in contained else records[created].body.inputs:
-            if _created_at(records, index, parent) is not None:  # a consumed parent's later records are statements
+            if created_at(parent) is not None:  # a consumed parent's later records can only be statements
                 widen(parent, None if parent in records[created].body.consumes else created)
-            elif (parent, name, created) not in missing:
-                missing.append((parent, name, created))
+            else:
+                missing[(parent, name, created)] = None
         for article, release in _articles(name, _own(index, name, created, limit), records, limit):
-            if _created_at(records, index, article) is not None:
-                widen(article, release, parents=False)
+            if created_at(article) is not None:  # an unset consumes the article: the same holds for it
+                consumed = release is not None and article in records[release].body.consumes
+                widen(article, None if consumed else release, parents=False)
     positions: dict[int, str] = {}
     for name, limit in limits.items():
-        for position in _own(index, name, _created_at(records, index, name) or 0, limit):
+        for position in _own(index, name, created_at(name) or 0, limit):
             positions.setdefault(position, name)
     return Scope(target=target, items=MappingProxyType(limits), positions=MappingProxyType(positions),
                  missing=tuple(missing))
@@ -131,15 +139,19 @@ def _own(index: Mapping[str, Sequence[int]], name: str, created: int, limit: int
 
 def _articles(name: str, own: list[int], records: Mapping[int, Record], limit: int | None
               ) -> list[tuple[str, int | None]]:
-    """(article, release position or ``limit``) for every ``set`` of item ``name`` into an article."""
-    found = []
+    """(article, release position or ``limit``) for every ``set`` of item ``name`` into an article: the release
+    is the first later ``unset`` among ``own`` that names the article. One pass over ``own``."""
+    found: list[tuple[str, int | None]] = []
+    pending: dict[str, list[int]] = {}  # article -> indices in found of its sets not yet released
     for position in own:
         body = records[position].body
         if isinstance(body.event, Set) and name in dict(body.inputs) and body.outputs:
-            article = body.outputs[0].id
-            release = next((q for q in own if q > position and isinstance(records[q].body.event, Unset)
-                            and article in dict(records[q].body.inputs)), limit)
-            found.append((article, release))
+            pending.setdefault(body.outputs[0].id, []).append(len(found))
+            found.append((body.outputs[0].id, limit))
+        elif isinstance(body.event, Unset):
+            for article, _ in body.inputs:
+                for at in pending.pop(article, ()):
+                    found[at] = (article, position)
     return found
 
 

@@ -138,7 +138,7 @@ class Body:
         b = s.read_map(value, "body")
         version = b.get("v")
         if version != FORMAT_VERSION or isinstance(version, bool):
-            raise RecordFormatError(f"unsupported record format version {version!r}", code="record.version")
+            raise RecordFormatError(f"unsupported record format version {version!r:.80}", code="record.version")
         s.exact_keys(b, "body", _BODY_KEYS)
         kind = s.read_text(b["kind"], "kind")
         # Every field is read here, in the order the constructor's keyword arguments were once evaluated; the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,7 +32,7 @@ from ._framing import (
     read_frame,
     survey,
 )
-from .errors import CorruptStoreError, LockedError, StorageError
+from .errors import CorruptStoreError, InputError, LockedError, StorageError
 
 __all__ = ["FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "FileStore", "Frame", "ScanResult",
            "StoreProblem", "repair", "scan"]
@@ -71,6 +72,13 @@ def _io(path: Path, action: str) -> Iterator[None]:
         raise StorageError(f"{action} {path}: {exc.strerror or exc}", code="store.io") from exc
 
 
+def _regular(path: Path) -> None:
+    """Refuse anything but a regular file before opening it (a named pipe would block the open forever, a
+    device would never end). Raises InputError "store.not_a_file"; OSError."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise InputError(f"{path} is not a regular file, so not a ledger", code="store.not_a_file")
+
+
 def _lock(fd: int, path: Path) -> None:
     # flock, not lockf / fcntl(F_SETLK): a POSIX record lock belongs to the (process, file) pair, so it never
     # conflicts within one process and is silently released when the process closes *any* descriptor of the
@@ -100,6 +108,7 @@ def scan(path: str | os.PathLike[str]) -> ScanResult:
     """
     p, frames = Path(path), list[Frame]()
     with _io(p, "scanning"):
+        _regular(p)
         fd = os.open(p, os.O_RDONLY)
         try:
             origin, _, problems, end = _survey(fd, frames)
@@ -157,6 +166,7 @@ class FileStore:
         """
         p = Path(path)
         with _io(p, "opening"):
+            _regular(p)
             fd = os.open(p, os.O_RDWR | os.O_APPEND if writable else os.O_RDONLY)
         try:
             if writable:

@@ -190,10 +190,13 @@ def test_the_json_rendering_is_read_as_strictly_as_the_bytes(world: tuple[Log, s
     changed: list[dict[str, object]] = [
         {"v": 2.0}, {"v": True}, {"extra": 1}, {"item": "\ud800"}, {"checkpoint": 7},
         {"heads": [{**heads[0], "item": "S1\udc80"}]}, {"heads": [{**heads[0], "extra": 1}]},
-        {"records": [*records[:-1], {**records[-1], "leaf_index": -1}]}, {"records": records[0]}, {"heads": [1]}]
+        {"records": [*records[:-1], {**records[-1], "leaf_index": -1}]}, {"records": records[0]}, {"heads": [1]},
+        {"tree_size": "lies"}, {"tree_size": 10}, {"origin": "elsewhere"}, {"root_hash": None}]
     for change in changed:
         with pytest.raises(BundleFormatError):
             bundle_from_json({**rendered, **change})
+    derived = {"origin", "tree_size", "root_hash"}
+    assert bundle_from_json({k: v for k, v in rendered.items() if k not in derived}) == data  # may be left out
     swapped = bundle_from_json({**rendered, "records": [records[1], records[0], *records[2:]]})
     assert swapped != data and "bundle.order" in codes_of(swapped)
     with pytest.raises(BundleFormatError):
@@ -638,3 +641,28 @@ def test_cli_export_defaults(world: tuple[Log, str, bytes], tmp_path: Path, monk
     result = run("proof", "export", ledger_copy, "S1")
     assert result.exit_code == 0, result.output
     assert (work / "S1.stproof").read_bytes() == data
+
+
+def test_a_statement_about_a_ring_the_stone_has_left_cannot_be_dropped(tmp_path: Path) -> None:
+    """The unset consumes the ring, so the ring's records count to the end of S1's provenance: a later
+    correction of the ring's sale (made while S1 was in it) is in S1's bundle, and dropping it is rejected."""
+    log = Log(tmp_path / "unset.ledger")
+    w = log.w
+    log.enrol("producer-a", "trader-b", "cutter-c")
+    log.put(w.mine("S1", 1_000))
+    log.put(w.make(Transferred(to="cutter-c", mode="title"), "producer-a", inputs=["S1"]))
+    log.put(w.make(Set(description="solitaire"), "cutter-c", inputs=["S1"],
+                   outputs=[Output(id="RING-1", type="article", mass_mct=1_000)]))
+    log.put(w.make(Transferred(to="trader-b", mode="title"), "cutter-c", inputs=["RING-1"]))
+    sale = log.ledger.record(log.ledger.size - 1)
+    log.put(w.make(Transferred(to="cutter-c", mode="title"), "trader-b", inputs=["RING-1"]))
+    log.put(w.make(Unset(reason="remount"), "cutter-c", inputs=["RING-1", "S1"], consumes=["RING-1"]))
+    log.put(w.make(Corrected(subject=sale.record_hash, statement="sold at a discount"), "cutter-c",
+                   signers=["cutter-c"]))
+    note = log.checkpoint()
+    bundle = read_bundle(export_bundle(log.path, "S1", note))
+    assert [h.item for h in bundle.heads] == ["RING-1", "S1"] and bundle.entries[-1].index == 9
+    assert verify_bundle(encode_bundle(bundle.entries, note, heads=bundle.heads), TRUST).state == "live"
+    dropped = encode_bundle(bundle.entries[:-1], note, heads=bundle.heads)
+    assert [(f.code, f.item) for f in check_bundle(dropped, TRUST).findings] == [("bundle.head_mismatch", "RING-1")]
+    log.ledger.close()

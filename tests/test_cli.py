@@ -381,3 +381,15 @@ def test_errors_name_the_file_they_are_about(demo_dir: Path, tmp_path: Path) -> 
     assert unverified.exit_code == 1 and "the old checkpoint:" in unverified.output
     ledger_as_bundle = run("proof", "verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys")
     assert ledger_as_bundle.exit_code == 2 and "it is a ledger file: use 'stonetrail verify'" in ledger_as_bundle.output
+
+
+def test_a_named_pipe_or_device_is_refused_not_waited_on(demo_dir: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    trust, ledger = demo_dir / "trust.keys", demo_dir / "demo.ledger"
+    for args in (("verify", fifo, "--trust", trust), ("verify", ledger, "--trust", fifo),
+                 ("proof", "verify", fifo, "--trust", trust),
+                 ("verify", ledger, "--trust", trust, "--checkpoint", fifo), ("verify", "/dev/zero", "--trust", trust)):
+        result = run(*args)
+        assert result.exit_code == 2 and "not a regular file" in result.output, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1

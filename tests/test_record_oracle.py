@@ -161,7 +161,7 @@ def _ref_body_from_value(value: Value) -> Body:
     b = s.read_map(value, "body")
     version = b.get("v")
     if version != FORMAT_VERSION or isinstance(version, bool):
-        raise RecordFormatError(f"unsupported record format version {version!r}", code="record.version")
+        raise RecordFormatError(f"unsupported record format version {version!r:.80}", code="record.version")
     _ref_exact_keys(b, "body", {"v", "origin", "kind", "time_ms", "place", "actor", "inputs", "consumes",
                                 "outputs", "fields"})
     kind = _ref_read_text(b["kind"], "kind")
