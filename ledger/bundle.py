@@ -14,8 +14,8 @@ Wire format (normative text: docs/format.md §7a)::
 (:mod:`ledger.provenance`) and every registry record below the checkpoint's tree size, each with its RFC 9162
 inclusion proof (PATH(index, D[tree size]), RFC 9162 §2.1.3.1) in the checkpoint's tree. ``heads`` are sorted
 by item, one for every scope item whose records count to the end (the item itself, its consumed ancestors, and
-an article it is still set in): the proof that the checkpoint names the bundle's last record of it as its latest
-and the bundle's number of its records as its count (:mod:`ledger.heads`).
+an article it is still set in or that an unset consumed): the proof that the checkpoint names the bundle's last
+record of it as its latest and the bundle's number of its records as its count (:mod:`ledger.heads`).
 
 Verifying (:func:`check_bundle` reports every finding, :func:`verify_bundle` raises on the first) trusts the
 :class:`~ledger.trust.Trust` and nothing in the bundle until it is checked: the checkpoint's signature; every
@@ -100,8 +100,8 @@ RULES_CHECKED = (
     "completeness: every record of the item and of its ancestors back to their mined, grown or registered "
     "roots (and of any article it was set in) is in the bundle, and no other record",
     "latest: the checkpoint's stonetrail-heads line names the bundle's last record of the item (and of each "
-    "consumed ancestor, and of an article it is still set in) as its latest below the tree size, and the "
-    "bundle's count of its records as its count: no later record and no statement about one was left out",
+    "consumed ancestor or article, and of an article it is still set in) as its latest below the tree size, and "
+    "the bundle's count of its records as its count: no later record and no statement about one was left out",
 )
 
 

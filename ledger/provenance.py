@@ -25,7 +25,7 @@ Hash links make the custody records of the scope complete: each record names the
 it touches, and a creating record names its parents' latest records. The rest is the checkpoint's item heads
 (:mod:`ledger.heads`): a Merkle inclusion proof cannot show that no other record of an item exists below the
 checkpoint's tree size, so the bundle also proves that the checkpoint names its last record of the item (and of
-each consumed ancestor, and of an article it is still set in) as the latest, and its number of records as the
+each consumed ancestor or article, and of an article it is still set in) as the latest, and its number of records as the
 item's: no later record and no statement was left out. A provenance is thus current at the checkpoint's tree
 size, and no later. Only a stone in an article's provenance (set, not consumed) has records that end early: its
 statements count up to the ``set``, and are not proven complete.
