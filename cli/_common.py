@@ -93,7 +93,7 @@ def _about(what: str) -> Iterator[None]:
     try:
         yield
     except StoneTrailError as exc:
-        exc.args = (f"{what}: {exc}",)
+        exc.about(what)
         raise
 
 

@@ -217,7 +217,7 @@ def _open(note: str | bytes, trust: Trust, which: str) -> Checkpoint:
     try:
         return open_checkpoint(note, trust.operators)
     except StoneTrailError as exc:
-        exc.args = (f"the {which} checkpoint: {exc}",)
+        exc.about(f"the {which} checkpoint")
         raise
 
 

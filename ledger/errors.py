@@ -61,6 +61,11 @@ class StoneTrailError(Exception):
         super().__init__(message)
         self.code: str = code or self.default_code
 
+    def about(self, what: str) -> None:
+        """Prefix the message with ``what`` (e.g. which of two files it is about), keeping type, code and
+        traceback: call it in an ``except`` block, then re-raise."""
+        self.args = (f"{what}: {self}",)
+
 
 class InputError(StoneTrailError):
     """The caller supplied malformed input (bytes, text, arguments)."""

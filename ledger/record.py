@@ -26,7 +26,7 @@ from functools import cached_property, lru_cache
 from . import _schema as s
 from ._codec import Value, decode, encode
 from .errors import DecodeError, RecordFormatError
-from .events import REGISTRY_KINDS, Event, event_from_fields
+from .events import Event, event_from_fields
 from .hashing import TAG_RECORD_BODY, TAG_RECORD_SIG, Digest, tagged_hash
 from .keys import PrivateKey, PublicKey
 from .merkle import leaf_hash
@@ -44,17 +44,6 @@ _RECORD_KEYS = frozenset({"body", "sigs"})
 _BODY_KEYS = frozenset({"v", "origin", "kind", "time_ms", "place", "actor", "inputs", "consumes", "outputs", "fields"})
 _OUTPUT_KEYS = frozenset({"id", "type", "mass_mct"})
 _SIGNATURE_KEYS = frozenset({"party", "key", "sig"})
-
-
-def encoded_text(text: str) -> bytes:
-    """The canonical msgpack encoding of a short text (an id or kind name, at most 255 UTF-8 bytes): a record
-    whose bytes do not contain it cannot name it, which lets a reader skip decoding most records."""
-    raw = text.encode("utf-8")
-    return (bytes([0xA0 | len(raw)]) if len(raw) < 32 else bytes([0xD9, len(raw)])) + raw
-
-
-#: The encoded names of the registry kinds: only records containing one can be registry records.
-REGISTRY_MARKERS = tuple(encoded_text(kind) for kind in sorted(REGISTRY_KINDS))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,7 +12,7 @@ from ledger import Body, Digest, Graded, Mined, Output, Record, Split, Transferr
 from ledger._codec import decode, encode
 from ledger._schema import MAX_TIME_MS
 from ledger.errors import InputError, RecordFormatError
-from ledger.record import RECORD_TAG, encoded_text
+from ledger.record import RECORD_TAG
 from world import ORIGIN, envelope, key
 
 SIGNER = key("producer-a")
@@ -114,9 +114,6 @@ def test_random_records_round_trip(event: Any, time_ms: int, inputs: set[str], o
     again = Record.from_bytes(r.raw)
     assert again.body == body and again.raw == r.raw
     again.verify_signature(again.signatures[0])
-    # readers skip records by byte search: every item a record names appears in it canonically encoded
-    for name in [*inputs, *outputs]:
-        assert encoded_text(name) in r.raw
 
 
 def test_lone_surrogates_are_refused_before_encoding() -> None:
