@@ -3,6 +3,7 @@
 :class:`CustodyState` replays records in log order. For each record it checks, and names every fault:
 
 * the record belongs to this ledger (``record.wrong_origin``) and has the shape its kind needs (``record.shape``);
+  its body is not the body of an earlier record (``record.duplicate``: a claim counts once);
 * every signature verifies (``sig.*``) with a key valid for the signing party at that log position
   (``sig.unknown_key``); every required signer signed (``sig.missing``) and nobody else (``sig.unexpected``);
   each signer holds the role the kind needs (``role.not_granted``) — DOMAIN.md "Who signs";
@@ -106,6 +107,7 @@ class CustodyState:
         self.inscriptions: dict[str, str] = {}  # inscription -> stone id
         self.folded_ids: set[str] = set()  # case-folded item ids: R-1 and r-1 cannot both exist
         self.signers: dict[Digest, frozenset[str]] = {}  # record hash -> parties who signed it
+        self.bodies: dict[Digest, int] = {}  # body hash -> position of the first record with that body
         self.size = 0
 
     def skip_to(self, position: int) -> None:
@@ -123,8 +125,10 @@ class CustodyState:
         position = self.size
         found = self._check_common(record, position)
         if record.body.kind in REGISTRY_KINDS:
-            return found + self.registry.check(record, position)
-        return found + self._check_custody(record, position)
+            found += self.registry.check(record, position)
+        else:
+            found += self._check_custody(record, position)
+        return found + self._check_duplicate(record, position)
 
     def apply(self, record: Record) -> list[Finding]:
         """Check ``record`` as the next record (position = records applied so far), apply it, return findings.
@@ -135,6 +139,7 @@ class CustodyState:
         position = self.size
         self.size += 1
         self.signers[record.record_hash] = frozenset(s.party for s in record.signatures)
+        self.bodies.setdefault(record.body_hash, position)
         if record.body.kind in REGISTRY_KINDS:
             if not found:
                 self.registry.commit(record, position)
@@ -155,6 +160,19 @@ class CustodyState:
             except (SignatureError, KeyFormatError) as exc:
                 found.append(_f(exc.code, position, sig.party, f"signature by {sig.party}: {exc}"))
         return found
+
+    def _check_duplicate(self, record: Record, position: int) -> list[Finding]:
+        """``record.duplicate``: an earlier record has the same body bytes (docs/format.md §5.1). Compared by body
+        hash, not record hash: the body is the claim, the signatures only vouch for it, so a statement signed
+        again (another key of the party, another set of co-signers) is the same claim told twice — the
+        duplicated-leaf class of CVE-2012-2459 for the kinds with no hash link. A statement made again later has
+        another ``time_ms``, hence another body, and stands. Reported after the kind's own findings (a copied
+        custody record also gets ``chain.fork`` or ``item.duplicate_id``)."""
+        first = self.bodies.get(record.body_hash)
+        if first is None:
+            return []
+        return [_f("record.duplicate", position, None, f"the same {record.body.kind} record (same body) as "
+                   f"record {first}: a record counts once")]
 
     def _check_custody(self, record: Record, position: int) -> list[Finding]:
         rule = RULES[record.body.kind]
