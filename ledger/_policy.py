@@ -19,7 +19,7 @@ __all__ = ["CODES", "Policy", "PolicyError", "format_carats", "parse_carats", "p
 CODES = (
     "policy.denied_origin", "policy.unknown_origin", "policy.unverified", "policy.kp_prefix", "policy.kp_dates",
     "policy.kp_reused", "policy.kp_over_total", "policy.kp_mismatch", "policy.regrade_mismatch",
-    "policy.import_underdeclared",
+    "policy.import_underdeclared", "policy.declared_below_recorded",
 )
 MAX_MASS_MCT = 10**9  # as ledger.events: one million carats
 MAX_POLICY_FILE = 64 * 1024
@@ -76,15 +76,17 @@ class Policy:
     ``deny_origin``: ISO codes no goods may come from or pass through (R1/R2): an item is refused when its origin
     composition (tainted through merges) names one, or when one of its or its ancestors' records is placed in
     one (for a stone, also a record of an article while the stone was set in it). ``import_threshold_mct``: with
-    it, ``deny_origin`` applies only to natural or mixed goods imported with a declared mass at or above it (R1:
-    0.5 ct = 500 mct), a natural stone set in an imported article counting as imported at the larger of the
-    article's declared mass and its own recorded mass; without it, to every item. ``kp_rules``: Kimberley
-    Process certificates (R7). ``require_known_origin``: nothing of unknown origin (``XX``) is imported (R4).
-    ``require_verified``: every line of descent of a graded natural stone, back to each of its roots, passes
-    through a ``verified`` record (R3). ``regrade_tolerance_mct``: gradings of one stone (same item, report number
-    or inscription, compared ignoring case) differ by at most this (R11). ``import_weight_tolerance_mct``: a mass
-    declared at import is at most this below the stone's last graded (else recorded) mass (fraud 6, threshold
-    gaming). Masses in millicarats.
+    it, ``deny_origin`` applies only to natural or mixed goods imported at or above it (R1: 0.5 ct = 500 mct),
+    the goods counting at the larger of their declared mass and the mass the ledger records for them (last
+    grading, else recorded mass: a declaration never lowers it), a natural stone set in an imported article at
+    the larger of the article's and its own; a declaration below the threshold of goods recorded at or above it
+    is a finding of its own (fraud 6, threshold gaming); without it, ``deny_origin`` applies to every item.
+    ``kp_rules``: Kimberley Process certificates (R7). ``require_known_origin``: nothing of unknown origin
+    (``XX``) is imported (R4). ``require_verified``: every line of descent of a graded natural stone, back to each
+    of its roots, passes through a ``verified`` record (R3). ``regrade_tolerance_mct``: gradings of one stone
+    (same item, report number or inscription, compared ignoring case) differ by at most this (R11).
+    ``import_weight_tolerance_mct``: a mass declared at import is at most this below the stone's last graded
+    (else recorded) mass (fraud 6, threshold gaming). Masses in millicarats.
     """
 
     deny_origin: frozenset[str] = frozenset()
@@ -124,7 +126,7 @@ class Policy:
         if self.deny_origin:
             scope = ("every item" if self.import_threshold_mct is None else
                      f"natural goods imported at {format_carats(self.import_threshold_mct)} or more, alone or "
-                     "set in an article")
+                     "set in an article, by the larger of the declared and the recorded mass")
             lines.append(f"no origin in or route through {', '.join(sorted(self.deny_origin))} ({scope})")
         if self.kp_rules:
             lines.append("Kimberley Process certificates: prefix, dates, single use, total mass, match")

@@ -190,24 +190,47 @@ class _Walk:
             if mass is None:
                 continue
             tolerance = self.policy.import_weight_tolerance_mct
-            grading = self.last_grade.get(item)
-            known, how = (grading.mass_mct, f"graded at record {grading.position}") if grading else (
-                self.mass.get(item, 0), "recorded")
+            known, how = self._known(item)
             if tolerance is not None and known - mass > tolerance:
                 self.add("policy.import_underdeclared", position, item,
                          f"declared at {format_carats(mass)}, {format_carats(known - mass)} below the "
                          f"{format_carats(known)} {how} (tolerance {format_carats(tolerance)})")
-            threshold = self.policy.import_threshold_mct
-            if threshold is None:
-                continue
-            if mass >= threshold and self.items[item].nature in ("natural", "mixed"):
-                self.imported_over.setdefault(item, f"imported at a declared {format_carats(mass)} (record {position})")
-            for stone in self.contents.get(item, ()):  # R1: the stones set in an article are imported with it
-                own = self.mass.get(stone, 0)
-                if max(mass, own) >= threshold and self.items[stone].nature == "natural":
-                    self.imported_over.setdefault(stone, f"imported set in article {item} declared at "
-                                                         f"{format_carats(mass)}, its own recorded mass "
-                                                         f"{format_carats(own)} (record {position})")
+            if self.policy.import_threshold_mct is not None:
+                self._threshold(position, item, mass)
+
+    def _threshold(self, position: int, item: str, declared: int) -> None:
+        """R1 at import: the goods count as imported at the larger of the declared mass and the mass the ledger
+        records for them (:meth:`_known`), never at the declaration alone (DOMAIN.md fraud 6, threshold gaming);
+        the stones set in an article count at the larger of that and their own recorded mass."""
+        threshold = self.policy.import_threshold_mct
+        assert threshold is not None
+        known, how = self._known(item)
+        mass = max(declared, known)
+        more = f" ({how} at {format_carats(known)})" if known > declared else ""
+        if self.items[item].nature in ("natural", "mixed"):
+            if declared < threshold <= known and self.policy.deny_origin:
+                self.add("policy.declared_below_recorded", position, item,
+                         f"declared at {format_carats(declared)}, below the import threshold of "
+                         f"{format_carats(threshold)}, but {how} at {format_carats(known)}: the threshold is "
+                         "judged on the recorded mass")
+            if mass >= threshold:
+                self.imported_over.setdefault(item, f"imported at a declared {format_carats(declared)}{more} "
+                                                    f"(record {position})")
+        for stone in self.contents.get(item, ()):  # R1: the stones set in an article are imported with it
+            own = self._known(stone)[0]
+            if max(mass, own) >= threshold and self.items[stone].nature == "natural":
+                self.imported_over.setdefault(stone, f"imported set in article {item} declared at "
+                                                     f"{format_carats(declared)}{more}, its own recorded mass "
+                                                     f"{format_carats(own)} (record {position})")
+
+    def _known(self, item: str) -> tuple[int, str]:
+        """The mass the ledger records for ``item`` now, in millicarats, and how: its last grading (the weight a
+        lab measured; never above the recorded mass: ``mass.exceeds_input``), else its recorded mass (the output
+        mass of the record that created it; for a lot or parcel, the whole lot's)."""
+        grading = self.last_grade.get(item)
+        if grading is not None:
+            return grading.mass_mct, f"graded at record {grading.position}"
+        return self.mass.get(item, 0), "recorded"
 
     def _kp_import(self, position: int, record: Record, event: Imported, inputs: list[str]) -> None:
         exports = sorted({self.export_of[i] for i in inputs if i in self.export_of}, key=lambda e: e[0])

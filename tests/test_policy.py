@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ledger import AUTHORITY, Ledger, Output, Trust, check_ledger, note_verifier_key, verify_ledger
+from ledger import AUTHORITY, Ledger, Output, Trust, check_ledger, checkpoint_file, note_verifier_key, verify_ledger
 from ledger.audit import Replay
+from ledger.bundle import check_bundle
 from ledger.errors import InputError, RuleError
 from ledger.events import (
     Enrolled,
@@ -215,7 +216,8 @@ def jewel(w: World, ru_mct: int, cvd_mct: int, declared: int) -> None:
 @pytest.mark.parametrize(("ru_mct", "cvd_mct", "declared", "want"), [
     (1_800, 200, 2_000, ["RU-ROUGH", "RU-1", "RING"]),  # the attack: 1.8 ct Russian stone in a 2.000 ct ring
     (300, 300, 600, ["RU-1", "RING"]),  # a small stone counts at the article's declared mass
-    (600, 100, 400, ["RU-ROUGH", "RU-1"]),  # ... and at its own mass when the article is declared low
+    (600, 100, 400, ["RU-ROUGH", "RU-1", "RING"]),  # ... and at its own mass when the article is declared low
+    # (the 0.700 ct ring itself counts at its recorded mass, not at the 0.400 ct declared)
     (300, 100, 400, []),  # everything below the threshold
 ])
 def test_import_threshold_counts_mixed_articles_and_the_stones_set_in_them(
@@ -227,7 +229,7 @@ def test_import_threshold_counts_mixed_articles_and_the_stones_set_in_them(
         reason = next(f.reason for f in found if f.item == "RU-1")
         assert f"imported set in article RING declared at {format_carats(declared)}" in reason
         assert f"(record {len(w.records) - 3})" in reason  # the import into Belgium
-    assert check(w, deny_origin=frozenset({"BY"}), import_threshold_mct=500) == []
+    assert flagged(check(w, deny_origin=frozenset({"BY"}), import_threshold_mct=500), "policy.denied_origin") == []
 
 
 def ring_route(w: World, via: str) -> None:
@@ -510,6 +512,49 @@ def test_honest_declarations_are_clean(w: World) -> None:
     assert check(w, import_weight_tolerance_mct=0, regrade_tolerance_mct=0) == []
 
 
+def small_stone(w: World, recorded: int, declared: int, *, graded: int | None = None) -> None:
+    """A Russian stone recorded at ``recorded`` mct (graded at ``graded``), shipped to Belgium declared at
+    ``declared``: the reviewer's threshold bypass when ``declared`` is below the threshold and the rest is not."""
+    mine(w, "RU-1", recorded, producer="producer-ru", country="RU")
+    if graded is not None:
+        grade(w, "RU-1", "producer-ru", graded, "R-RU-1")
+    ship(w, ["RU-1"], "producer-ru", "RU", "trader-b", "BE", declared={"RU-1": declared})
+
+
+EU = {"deny_origin": frozenset({"RU"}), "import_threshold_mct": 500}  # the README's example
+
+
+@pytest.mark.parametrize(("recorded", "graded", "how"), [
+    (5_000, None, "recorded at 5.000 ct"), (5_000, 600, "graded at record"), (5_000, 500, "graded at record")])
+def test_the_threshold_reads_the_recorded_mass_not_only_the_declaration(
+        w: World, recorded: int, graded: int | None, how: str) -> None:
+    small_stone(w, recorded, 100, graded=graded)
+    found = check(w, **EU)
+    assert [(f.code, f.item) for f in found] == [("policy.denied_origin", "RU-1"),
+                                                 ("policy.declared_below_recorded", "RU-1")]
+    import_position = len(w.records) - 1
+    assert found[1].position == import_position and how in found[1].reason
+    assert "declared at 0.100 ct, below the import threshold of 0.500 ct" in found[1].reason
+    assert f"imported at a declared 0.100 ct ({how}" in found[0].reason
+    # the under-declaration is shown whatever the origin, but only with the rule the threshold narrows
+    found = check(w, deny_origin=frozenset({"BY"}), import_threshold_mct=500)
+    assert codes(found) == ["policy.declared_below_recorded"]
+    assert check(w, import_threshold_mct=500, import_weight_tolerance_mct=10_000) == []
+
+
+@pytest.mark.parametrize(("recorded", "declared", "graded"), [(100, 100, None), (5_000, 100, 400), (499, 100, None)])
+def test_goods_that_really_weigh_less_than_the_threshold_are_compliant(
+        w: World, recorded: int, declared: int, graded: int | None) -> None:
+    small_stone(w, recorded, declared, graded=graded)
+    assert check(w, **EU) == []
+
+
+def test_a_declaration_above_the_recorded_mass_counts(w: World) -> None:
+    small_stone(w, 400, 600)
+    found = check(w, **EU)
+    assert codes(found) == ["policy.denied_origin"] and "imported at a declared 0.600 ct (record" in found[0].reason
+
+
 def test_every_code_is_documented() -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "format.md").read_text(encoding="utf-8")
     for code in CODES:
@@ -691,6 +736,27 @@ def test_cli_refuses_a_malformed_policy_file(laundered: tuple[Path, Path], tmp_p
     (tmp_path / "bad.policy").write_text("deny_origin = RU\nkp_rules = yes\n", encoding="utf-8")
     result = run("verify", path, "--trust", trust, "--policy", tmp_path / "bad.policy")
     assert result.exit_code == 2 and "bad.policy: line 2" in result.output
+
+
+@pytest.mark.parametrize(("recorded", "want_exit", "want"), [
+    (5_000, 1, ["policy.denied_origin", "policy.declared_below_recorded"]), (100, 0, [])])
+def test_cli_verify_and_the_bundle_judge_the_threshold_on_the_recorded_mass(
+        w: World, tmp_path: Path, recorded: int, want_exit: int, want: list[str]) -> None:
+    """The reviewer's attack through `verify` and through the stone's proof bundle (export, then `proof verify`
+    and check_bundle): 5 ct declared at 0.1 ct is not compliant; a stone that really weighs 0.1 ct is."""
+    small_stone(w, recorded, 100)
+    path, trust = write(w, tmp_path)
+    flags = ["--deny-origin", "RU", "--import-threshold-ct", "0.5"]
+    result = run("verify", path, "--trust", trust, *flags, "--json")
+    assert result.exit_code == want_exit, result.output
+    assert [f["code"] for f in json.loads(result.output)["policy_findings"]] == want
+    (tmp_path / "cp.txt").write_text(checkpoint_file(path, key("operator")), encoding="utf-8")
+    bundle = tmp_path / "RU-1.stproof"
+    assert run("proof", "export", path, "RU-1", "--checkpoint", tmp_path / "cp.txt", "-o", bundle).exit_code == 0
+    proof = run("proof", "verify", bundle, "--trust", trust, *flags)
+    assert proof.exit_code == want_exit and all(code in proof.output for code in want), proof.output
+    report = check_bundle(bundle.read_bytes(), Trust.parse(trust.read_text()), Policy(**EU))  # type: ignore[arg-type]
+    assert report.ok and [f.code for f in report.policy_findings] == want
 
 
 def test_cli_help_shows_a_policy_example() -> None:
