@@ -53,6 +53,14 @@ def _inputs(state: CustodyState, record: Record) -> list[Item]:
 
 # --- checks ---------------------------------------------------------------------------------------------------
 
+def _not_checked(state: CustodyState, record: Record, position: int, codes: tuple[str, ...], what: str) -> None:
+    """Partial mode: the checks giving ``codes`` need inputs outside the subset (CustodyState.not_checked)."""
+    outside = [i for i, _ in record.body.inputs if state.outside(i)]
+    if outside:
+        for code in codes:
+            state.not_checked(code, position, None, f"{what}; {', '.join(outside)} outside this provenance")
+
+
 def _check_created(state: CustodyState, record: Record, position: int) -> list[Finding]:
     """mined / grown: recorded where produced, by a producer enrolled in that country."""
     event, body = record.body.event, record.body
@@ -73,6 +81,8 @@ def _check_split(state: CustodyState, record: Record, position: int) -> list[Fin
     assert isinstance(event, Split | Merged)
     inputs = _inputs(state, record)
     if len(inputs) != len(record.body.inputs):
+        _not_checked(state, record, position, ("mass.exceeds_input", "nature.mismatch"),
+                     f"the mass balance and nature of this {record.body.kind} need every input")
         return []
     found = [_f("record.shape", position, i.id, f"an article is unset, not {record.body.kind}")
              for i in inputs if i.type == "article"]
@@ -122,6 +132,8 @@ def _check_inscribed(state: CustodyState, record: Record, position: int) -> list
 
 def _check_unique(state: CustodyState, index: dict[str, str], key: str, item: Item, code: str,
                   position: int) -> list[Finding]:
+    state.not_checked(code, position, item.id, f"that no other stone holds {key!r} needs the whole ledger's "
+                      "identities (a full audit checks it)")
     holder = index.get(key.casefold())
     if holder is not None and holder != item.id and state.items[holder].state != "consumed":
         return [_f(code, position, item.id, f"{key} already belongs to stone {holder} "
@@ -190,6 +202,8 @@ def _check_set(state: CustodyState, record: Record, position: int) -> list[Findi
     for item in inputs:
         found += _check_stone(item, "set", position)
     total = sum(i.mass_mct for i in inputs)
+    if len(inputs) != len(record.body.inputs):
+        _not_checked(state, record, position, ("mass.article_mismatch",), "the article's mass needs every stone")
     for out in record.body.outputs:
         if len(inputs) == len(record.body.inputs) and out.mass_mct != total:
             found.append(_f("mass.article_mismatch", position, out.id,
@@ -205,6 +219,10 @@ def _check_unset(state: CustodyState, record: Record, position: int) -> list[Fin
     named = {i for i, _ in record.body.inputs} - {articles[0].id}
     if state.partial:  # a proof bundle holds only its own stones of the article: judge those
         named &= state.items.keys()
+        outside = [stone for stone in articles[0].contents if state.outside(stone)]
+        if outside:
+            state.not_checked("record.shape", position, articles[0].id, "that this unset releases exactly the "
+                              f"article's stones needs every stone set in it; {', '.join(outside)} outside")
     if inside != named:
         return [_f("record.shape", position, articles[0].id,
                    f"unset must release exactly the article's stones {sorted(inside)}")]

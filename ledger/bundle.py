@@ -13,9 +13,9 @@ Wire format (normative text: docs/format.md §7a)::
 ``records`` are sorted by ``index``, each index once: every record of the item's scope
 (:mod:`ledger.provenance`) and every registry record below the checkpoint's tree size, each with its RFC 9162
 inclusion proof (PATH(index, D[tree size]), RFC 9162 §2.1.3.1) in the checkpoint's tree. ``heads`` are sorted
-by item, one for every scope item whose records count to the end (the item itself, its consumed ancestors, and
-an article it is still set in or that an unset consumed): the proof that the checkpoint names the bundle's last
-record of it as its latest and the bundle's number of its records as its count (:mod:`ledger.heads`).
+by item, one for every scope item (the item, its ancestors, every article one of them was set in): the proof
+that the checkpoint names the bundle's last record of it as its latest and the bundle's number of its records
+as its count (:mod:`ledger.heads`).
 
 Verifying (:func:`check_bundle` reports every finding, :func:`verify_bundle` raises on the first) trusts the
 :class:`~ledger.trust.Trust` and nothing in the bundle until it is checked: the checkpoint's signature; every
@@ -100,7 +100,7 @@ RULES_CHECKED = (
     "completeness: every record of the item and of its ancestors back to their mined, grown or registered "
     "roots (and of any article it was set in) is in the bundle, and no other record",
     "latest: the checkpoint's stonetrail-heads line names the bundle's last record of the item (and of each "
-    "consumed ancestor or article, and of an article it is still set in) as its latest below the tree size, and "
+    "ancestor, and of each article one of them was set in) as its latest below the tree size, and "
     "the bundle's count of its records as its count: no later record and no statement about one was left out",
 )
 
@@ -155,7 +155,10 @@ def _line(entry: BundleEntry) -> BundleLine:
 class BundleReport(Verdicts):
     """Every finding of :func:`check_bundle`. ``checkpoint``: the checkpoint, if its signature verified.
     ``provenance``: the summary, only when there is no integrity finding. ``policy_findings`` are kept apart:
-    they say the goods may not be accepted under that policy, not that the bundle is forged."""
+    they say the goods may not be accepted under that policy, not that the bundle is forged. ``unchecked``: the
+    checks a bundle cannot make (each as the finding code the check would give, at its record), because they
+    need records outside the provenance or the whole ledger (docs/format.md §7a, "Not checked by a bundle");
+    only a full audit makes them."""
 
     item: str
     record_count: int
@@ -165,6 +168,7 @@ class BundleReport(Verdicts):
     policy: Policy | None = None
     policy_findings: tuple[Finding, ...] = ()
     provenance: Provenance | None = field(default=None)
+    unchecked: tuple[Finding, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict: verdicts, every finding, and the provenance (None unless valid)."""
@@ -174,6 +178,7 @@ class BundleReport(Verdicts):
             "checkpoint": {"origin": cp.origin, "tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()}
             if cp else None,
             **self.verdicts_json(),
+            "unchecked": [f.to_json() for f in self.unchecked],
             "provenance": self.provenance.to_json() if self.provenance else None,
         }
 
@@ -195,7 +200,7 @@ def check_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, ori
     provenance = None if findings else run.provenance(policy, policy_findings)
     return BundleReport(item=run.bundle.item, record_count=len(run.bundle.entries), size_bytes=len(data),
                         checkpoint=run.checkpoint, findings=findings, policy=policy,
-                        policy_findings=policy_findings, provenance=provenance)
+                        policy_findings=policy_findings, provenance=provenance, unchecked=run.unchecked())
 
 
 def verify_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, origin: str | None = None
@@ -321,7 +326,7 @@ class _Verification:
                 yield _finding("bundle.unapplied", position, f"the replay did not apply this record to {name}", name)
 
     def _latest(self, tree: Checkpoint) -> Iterator[_Fault]:
-        """Each item whose records count to the end has a head proof naming its last record in the bundle."""
+        """Each scope item has a head proof naming its last record in the bundle."""
         scope = self.scope
         assert scope is not None
         try:
@@ -330,7 +335,7 @@ class _Verification:
             yield _fault(exc, None, None, "checkpoint: ")
             return
         given = {h.item: h for h in self.bundle.heads}
-        for name in (name for name, limit in scope.items.items() if limit is None):
+        for name in scope.items:
             head = given.pop(name, None)
             mine = self.heads.index.get(name)
             if head is None or not mine:
@@ -345,8 +350,12 @@ class _Verification:
                                f"latest of {name} with {len(mine)} records: a record of it was left out (a later "
                                f"one, or a statement about one), or the head proof is wrong ({exc})", name)
         for name in given:
-            yield _finding("bundle.extra_head", None, f"a head proof for {name}, whose records in this provenance "
-                           "end before its latest (or which is not in it)", name)
+            yield _finding("bundle.extra_head", None, f"a head proof for {name}, which is not in this provenance",
+                           name)
+
+    def unchecked(self) -> tuple[Finding, ...]:
+        """The checks the replay could not make (after :meth:`findings`)."""
+        return tuple(self.state.unchecked) if self.state is not None else ()
 
     def policy_findings(self, policy: Policy) -> tuple[Finding, ...]:
         """The policy's findings over the provenance's items and records (after :meth:`findings`)."""
@@ -362,7 +371,7 @@ class _Verification:
         rules = RULES_CHECKED + tuple(f"policy: {line}" for line in (policy.describe() if policy else ()))
         return build_provenance(state, self.records, scope, self.snapshots, self.checkpoint,
                                 registry_size=self.registry[0], rules_checked=rules, policy=policy,
-                                policy_findings=policy_findings)
+                                policy_findings=policy_findings, unchecked=self.unchecked())
 
 
 def _finding(code: str, position: int | None, reason: str, item: str | None = None) -> _Fault:

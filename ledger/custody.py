@@ -53,7 +53,8 @@ class Item:
     ``state``: one of :data:`ledger.rules.STATES`. ``holder`` has possession, ``owner`` has title (they differ
     while on memo). ``origin``: {ISO country: millicarats}. ``article``: the article a locked stone is set in.
     ``transit``: while in transit, the export's (kp certificate, consignee, destination, source country).
-    ``graded_mct``: mass at the last grading. ``history``: positions of the item's records. ``country``: where
+    ``graded_mct``: mass at the last grading. ``contents``: for an article, the stones its ``set`` named.
+    ``history``: positions of the item's records. ``country``: where
     the item is (ISO code): set where it is created or imported; every later record about it must take place
     there until it is exported and imported elsewhere.
     """
@@ -74,6 +75,7 @@ class Item:
     report: str | None = None
     inscription: str | None = None
     graded_mct: int | None = None
+    contents: tuple[str, ...] = ()
     history: list[int] = field(default_factory=list)
     hashes: set[Digest] = field(default_factory=set)
 
@@ -90,8 +92,9 @@ class CustodyState:
         origin: the ledger's origin line (every record must name it: no replay across ledgers).
         authority_keys: trusted accreditation-authority public keys (raw 32 bytes).
         partial: replay a subset of the log (a proof bundle: one item's ancestry plus the whole registry). Inputs
-            and statement subjects outside the subset are then not findings; the caller checks that the subset
-            holds every record of the items it vouches for.
+            outside the subset (not in ``track``) and statement subjects outside it are then not findings, and
+            every check that needs them is noted in :attr:`unchecked` instead (never skipped silently); the
+            caller checks that the subset holds every record of the items it vouches for.
         track: with ``partial``, the only items to create (the ones the subset holds every record of); other
             outputs, e.g. the siblings of a split, are left outside the replay like any unknown item.
     """
@@ -108,7 +111,22 @@ class CustodyState:
         self.folded_ids: set[str] = set()  # case-folded item ids: R-1 and r-1 cannot both exist
         self.signers: dict[Digest, frozenset[str]] = {}  # record hash -> parties who signed it
         self.bodies: dict[Digest, int] = {}  # body hash -> position of the first record with that body
+        self.unchecked: list[Finding] = []  # partial mode: the checks that needed goods outside the subset
         self.size = 0
+
+    def outside(self, item_id: str) -> bool:
+        """True if ``item_id`` is outside the replayed subset (partial mode, not tracked): its absence is no
+        fault. A tracked item that does not exist (yet) is one: the subset holds every record of it, so a record
+        naming it before the record that creates it names an unknown item, as in a full replay (order matters:
+        a parcel cannot be made from a stone that is created later)."""
+        return self.partial and (self.track is None or item_id not in self.track)
+
+    def not_checked(self, code: str, position: int, item: str | None, reason: str) -> None:
+        """Partial mode: note that the check that gives ``code`` could not be made at ``position`` (it needs
+        goods or ledger-wide indexes outside the subset); a proof bundle reports these as not checked. A full
+        replay checks everything and notes nothing."""
+        if self.partial:
+            self.unchecked.append(_f(code, position, item, f"not checked: {reason}"))
 
     def skip_to(self, position: int) -> None:
         """Continue at log ``position`` (records before it are not replayed: damaged, or outside a bundle).
@@ -186,6 +204,8 @@ class CustodyState:
                 found.append(_f("item.duplicate_id", position, out.id,
                                 "an item with this id (ignoring case) already exists"))
             seen.add(out.id.casefold())
+            self.not_checked("item.duplicate_id", position, out.id, "that no other item has this id (ignoring "
+                             "case) needs the whole ledger's items (a full audit checks it)")
         return found + self._check_event(record, position)
 
     def _check_shape(self, record: Record, rule: Rule, position: int) -> list[Finding]:
@@ -244,8 +264,11 @@ class CustodyState:
     def _check_input(self, record: Record, rule: Rule, item_id: str, prev: Digest, position: int) -> list[Finding]:
         item = self.items.get(item_id)
         if item is None:
-            missing = _f("custody.unknown_item", position, item_id, "no such item in this ledger")
-            return [] if self.partial else [missing]
+            if self.outside(item_id):
+                self.not_checked("bundle.outside_items", position, item_id, f"{item_id} is outside this "
+                                 f"provenance: the rules about it in this {record.body.kind} were not checked")
+                return []
+            return [_f("custody.unknown_item", position, item_id, "no such item (yet) in this ledger")]
         found = []
         if prev != item.head:
             code, why = (("chain.fork", "a later record already follows this predecessor") if prev in item.hashes
@@ -342,6 +365,7 @@ class CustodyState:
             _advance(item, record, position)
             self.items[out.id] = item
             if isinstance(event, Set):
+                item.contents = tuple(i for i, _ in body.inputs)
                 for stone in parents:
                     stone.state, stone.article = "locked", out.id
 

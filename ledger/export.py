@@ -74,7 +74,7 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
             raise InputError(f"no record among the first {cp.tree_size} of {ledger_path} creates {item!r}",
                              code="item.unknown")
         positions = sorted({*scope.positions, *(p for p, _ in registry)})
-        latest = [(name, heads.proof(name)) for name, limit in scope.items.items() if limit is None]
+        latest = [(name, heads.proof(name)) for name in scope.items]
         bundles[item] = build_bundle(item, checkpoint,
                                      [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size)) for p in positions],
                                      [(name, head.index, head.proof) for name, head in latest])

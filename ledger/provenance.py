@@ -6,29 +6,26 @@ bundle holds exactly those and to summarise them — so the two cannot disagree 
 
 The scope of an item (docs/format.md §7a.2, "Scope") is, walking back from the item:
 
-* every record of the item itself;
+* the item itself;
 * for every item in the scope, the parents named as ``inputs`` by the record that created it (a split, merge or
-  set), with every record of the parent up to and including that creating record — or all of them, if that
-  record consumed the parent (a split or merge: what follows can only be statements about its records) — back to
-  the ``mined``, ``grown`` and ``registered`` roots, which have no parents;
-* for every item of the scope that was set into an article, every record of the article from the ``set`` up to
-  the ``unset`` that released it (or up to the item's own limit; or all of them if that ``unset`` consumed the
-  article): while set, a stone moves with its article.
-  The article's other stones are not part of the scope (unless the item is the article itself).
+  set), back to the ``mined``, ``grown`` and ``registered`` roots, which have no parents;
+* every article that an item of the scope was set in: while set, a stone moves with its article. The
+  article's parents (its other stones) are not part of the scope unless reached otherwise (the item is the
+  article itself, or one of its stones' ancestors).
 
-An item's records are the records that name it as an input or an output, and the statements (``attested``,
-``corrected``) about one of them (:class:`ledger.heads.ItemHeads`), from the first that names it as an output
-(its creating record); the scope is read from the records alone, before any rule is checked, so that
-the exporter and the verifier compute it alike and the replay creates only the scope's items.
+The scope's records are *all* the records of every scope item, from the one that creates it to its latest
+below the checkpoint: an item's records are the records that name it as an input or an output, and the
+statements (``attested``, ``corrected``) about one of them (:class:`ledger.heads.ItemHeads`). The scope is read
+from the records alone, before any rule is checked, so that the exporter and the verifier compute it alike and
+the replay creates only the scope's items.
 
 Hash links make the custody records of the scope complete: each record names the previous record of every item
 it touches, and a creating record names its parents' latest records. The rest is the checkpoint's item heads
 (:mod:`ledger.heads`): a Merkle inclusion proof cannot show that no other record of an item exists below the
-checkpoint's tree size, so the bundle also proves that the checkpoint names its last record of the item (and of
-each consumed ancestor or article, and of an article it is still set in) as the latest, and its number of records as the
-item's: no later record and no statement was left out. A provenance is thus current at the checkpoint's tree
-size, and no later. Only a stone in an article's provenance (set, not consumed) has records that end early: its
-statements count up to the ``set``, and are not proven complete.
+checkpoint's tree size, so the bundle also proves, for *every* scope item, that the checkpoint names its last
+record of the item as the latest and its number of records as the item's: no later record and no statement
+(a lab's correction of a stone set in a ring included) was left out. A provenance is thus current at the
+checkpoint's tree size, and no later.
 """
 
 from __future__ import annotations
@@ -56,13 +53,14 @@ __all__ = ["Grading", "Inscription", "MassPoint", "Provenance", "Root", "Scope",
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Scope:
-    """The records one item's provenance needs. ``items``: item id -> last position that counts for it (None:
-    all of its records), in walk order (the item first, then its parents and articles). ``positions``: position
-    -> the scope item that record is shown under (the one nearest the item). ``missing``: (parent id, child id,
-    position of the child's creating record) for parents that no given record creates."""
+    """The records one item's provenance needs. ``items``: item id -> whether its parents are in the scope
+    (False: reached only as an article a scope item was set in), in walk order (the item first, then its parents
+    and articles); every record of each counts, to its latest. ``positions``: position -> the scope item that
+    record is shown under (the one nearest the item). ``missing``: (parent id, child id, position of the
+    child's creating record) for parents that no given record creates."""
 
     target: str
-    items: Mapping[str, int | None]
+    items: Mapping[str, bool]
     positions: Mapping[int, str]
     missing: tuple[tuple[str, str, int], ...]
 
@@ -80,8 +78,7 @@ def provenance_scope(records: Mapping[int, Record], target: str,
     :func:`item_index` of ``records`` to share it between calls. A ``target`` no record creates has an empty
     scope."""
     index = item_index(records) if index is None else index
-    limits: dict[str, int | None] = {}
-    contained: set[str] = set()  # reached only as an article a scope item was set in: its parents do not count
+    items: dict[str, bool] = {}
     missing: dict[tuple[str, str, int], None] = {}  # ordered, and O(1) to test (a bundle may name many)
     queue: deque[str] = deque()
     creations: dict[str, int | None] = {}
@@ -91,39 +88,30 @@ def provenance_scope(records: Mapping[int, Record], target: str,
             creations[name] = _created_at(records, index, name)
         return creations[name]
 
-    def widen(name: str, limit: int | None, *, parents: bool = True) -> None:
-        if name in limits:
-            old = limits[name]
-            limit = None if old is None or limit is None else max(old, limit)
-            if limit == old and not (parents and name in contained):
-                return
-        elif not parents:
-            contained.add(name)
-        if parents:
-            contained.discard(name)
-        limits[name] = limit
-        queue.append(name)
+    def widen(name: str, *, parents: bool = True) -> None:
+        if name not in items or (parents and not items[name]):
+            items[name] = parents
+            queue.append(name)
 
     if created_at(target) is not None:
-        widen(target, None)
+        widen(target)
     while queue:
         name = queue.popleft()
-        created, limit = created_at(name), limits[name]
+        created = created_at(name)
         assert created is not None
-        for parent, _ in () if name in contained else records[created].body.inputs:
-            if created_at(parent) is not None:  # a consumed parent's later records can only be statements
-                widen(parent, None if parent in records[created].body.consumes else created)
+        for parent, _ in records[created].body.inputs if items[name] else ():
+            if created_at(parent) is not None:
+                widen(parent)
             else:
                 missing[(parent, name, created)] = None
-        for article, release in _articles(name, _own(index, name, created, limit), records, limit):
-            if created_at(article) is not None:  # an unset consumes the article: the same holds for it
-                consumed = release is not None and article in records[release].body.consumes
-                widen(article, None if consumed else release, parents=False)
+        for article in _articles(name, _own(index, name, created), records):
+            if created_at(article) is not None:
+                widen(article, parents=False)
     positions: dict[int, str] = {}
-    for name, limit in limits.items():
-        for position in _own(index, name, created_at(name) or 0, limit):
+    for name in items:
+        for position in _own(index, name, created_at(name) or 0):
             positions.setdefault(position, name)
-    return Scope(target=target, items=MappingProxyType(limits), positions=MappingProxyType(positions),
+    return Scope(target=target, items=MappingProxyType(items), positions=MappingProxyType(positions),
                  missing=tuple(missing))
 
 
@@ -132,26 +120,18 @@ def _created_at(records: Mapping[int, Record], index: Mapping[str, Sequence[int]
     return next((p for p in index.get(name, ()) if any(o.id == name for o in records[p].body.outputs)), None)
 
 
-def _own(index: Mapping[str, Sequence[int]], name: str, created: int, limit: int | None) -> list[int]:
-    """The item's records: from its creation up to ``limit`` (None: all)."""
-    return [p for p in index.get(name, ()) if p >= created and (limit is None or p <= limit)]
+def _own(index: Mapping[str, Sequence[int]], name: str, created: int) -> list[int]:
+    """The item's records, from its creation on."""
+    return [p for p in index.get(name, ()) if p >= created]
 
 
-def _articles(name: str, own: list[int], records: Mapping[int, Record], limit: int | None
-              ) -> list[tuple[str, int | None]]:
-    """(article, release position or ``limit``) for every ``set`` of item ``name`` into an article: the release
-    is the first later ``unset`` among ``own`` that names the article. One pass over ``own``."""
-    found: list[tuple[str, int | None]] = []
-    pending: dict[str, list[int]] = {}  # article -> indices in found of its sets not yet released
+def _articles(name: str, own: list[int], records: Mapping[int, Record]) -> list[str]:
+    """Every article item ``name`` was set in (by a ``set`` among ``own``)."""
+    found = []
     for position in own:
         body = records[position].body
         if isinstance(body.event, Set) and name in dict(body.inputs) and body.outputs:
-            pending.setdefault(body.outputs[0].id, []).append(len(found))
-            found.append((body.outputs[0].id, limit))
-        elif isinstance(body.event, Unset):
-            for article, _ in body.inputs:
-                for at in pending.pop(article, ()):
-                    found[at] = (article, position)
+            found.append(body.outputs[0].id)
     return found
 
 
@@ -248,7 +228,8 @@ class Provenance:
     ``origin``: {ISO country: mct} (``XX``: unknown), inherited through splits and summed through merges; each
     root says who attested it. ``attested``: the claims that rest on a party's word, not on the ledger's
     rules (where a stone was mined, what a lab measured). ``path``: every record of the scope, oldest first.
-    ``policy_findings``: the chosen policy's verdict (empty: compliant, or no policy).
+    ``policy_findings``: the chosen policy's verdict (empty: compliant, or no policy). ``unchecked``: the
+    checks the bundle could not make (:attr:`ledger.bundle.BundleReport.unchecked`): not proven.
     """
 
     item: str
@@ -275,6 +256,7 @@ class Provenance:
     rules_checked: tuple[str, ...]
     policy: Policy | None = None
     policy_findings: tuple[Finding, ...] = field(default=())
+    unchecked: tuple[Finding, ...] = field(default=())
 
     @property
     def compliant(self) -> bool:
@@ -303,6 +285,7 @@ class Provenance:
             "records": self.record_count, "rules_checked": list(self.rules_checked),
             "policy": self.policy.describe() if self.policy else None, "compliant": self.compliant,
             "policy_findings": [f.to_json() for f in self.policy_findings],
+            "unchecked": [f.to_json() for f in self.unchecked],
         }
 
 
@@ -315,7 +298,7 @@ def _rows(values: tuple[Any, ...]) -> list[dict[str, object]]:
 def build_provenance(state: CustodyState, records: Mapping[int, Record], scope: Scope,
                      snapshots: Mapping[int, Mapping[str, Snapshot]], checkpoint: Checkpoint, *,
                      registry_size: int, rules_checked: tuple[str, ...], policy: Policy | None = None,
-                     policy_findings: tuple[Finding, ...] = ()) -> Provenance:
+                     policy_findings: tuple[Finding, ...] = (), unchecked: tuple[Finding, ...] = ()) -> Provenance:
     """Summarise a replay whose scope is complete (the caller has checked it). Pure; raises KeyError only if
     ``scope`` does not belong to ``state`` and ``records``."""
     item = state.items[scope.target]
@@ -329,7 +312,7 @@ def build_provenance(state: CustodyState, records: Mapping[int, Record], scope: 
         inscriptions=_inscriptions(records, scope), attested=_attested(records, scope, roots),
         as_of=max(scope.positions), checkpoint_origin=checkpoint.origin, tree_size=checkpoint.tree_size,
         root_hash=bytes(checkpoint.root_hash), registry_size=registry_size, record_count=len(records),
-        rules_checked=rules_checked, policy=policy, policy_findings=policy_findings)
+        rules_checked=rules_checked, policy=policy, policy_findings=policy_findings, unchecked=unchecked)
 
 
 def _step(position: int, record: Record, name: str, snap: Snapshot) -> Step:
