@@ -7,6 +7,7 @@ library (:mod:`ledger.consistency`, :mod:`ledger.evidence`, :mod:`ledger.monitor
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -42,14 +43,19 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--evidence-out", type=_OUT, help="If not consistent, write split-view evidence here.")
 @click.option("--old-ledger", type=_EXISTING, help="OLD's ledger file, to find the record that differs.")
 @click.option("--new-ledger", type=_EXISTING, help="NEW's ledger file, to find the record that differs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON (not with --evidence-out).")
 @_errors
 def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Path, evidence_out: Path | None,
-                old_ledger: Path | None, new_ledger: Path | None) -> None:
+                old_ledger: Path | None, new_ledger: Path | None, as_json: bool) -> None:
     """Check that checkpoint NEW extends checkpoint OLD: the log only grew (RFC 9162 §2.1.4).
 
     Tree sizes and roots come from the two signed checkpoints, never from the proof file. A new checkpoint
-    smaller than the old one, or committing to a smaller registry, is a rollback. Exit 0 if consistent, 1 if
-    not (or a checkpoint does not verify), 2 for malformed input, 3 for I/O errors.
+    smaller than the old one, or committing to a smaller registry, is a rollback. The verdict says what was
+    compared: "consistent" (NEW extends OLD), "consistent (same tree)" (equal sizes: equal roots), or "nothing
+    to compare" (OLD has tree size 0: the empty tree is a prefix of every tree, so only NEW's signature was
+    checked); --json gives it as "verdict": extends, same_tree, nothing_to_compare or not_consistent.
+    Exit 0 for any of the first three, 1 if not consistent (or a checkpoint does not verify), 2 for malformed
+    input, 3 for I/O errors.
 
     If not consistent, --evidence-out writes split-view evidence (checked by 'stonetrail evidence verify'):
     for two checkpoints of one size with different roots, from the checkpoints alone; otherwise give the
@@ -64,17 +70,21 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     """
     if (old_ledger or new_ledger) and evidence_out is None:
         raise click.UsageError("--old-ledger and --new-ledger are for --evidence-out")
+    if as_json and evidence_out is not None:
+        raise click.UsageError("--json and --evidence-out do not go together")
     trust = _load_trust(trust_file)
     old_note, new_note = _read_checkpoint(old_file, "old checkpoint"), _read_checkpoint(new_file, "new checkpoint")
     try:
-        old, new = verify_checkpoint_consistency(old_note, new_note, _read_text(proof_file, "proof"), trust)
+        result = verify_checkpoint_consistency(old_note, new_note, _read_text(proof_file, "proof"), trust)
     except (ConsistencyError, ProofError) as exc:
-        click.echo(f"NOT CONSISTENT: {exc} [{exc.code}]")
+        if as_json:
+            click.echo(json.dumps({"verdict": "not_consistent", "code": exc.code, "reason": str(exc)}, indent=2))
+        else:
+            click.echo(f"NOT CONSISTENT: {exc} [{exc.code}]")
         if evidence_out is not None:
             _write_split_view(evidence_out, trust, (old_ledger, old_note), (new_ledger, new_note))
         sys.exit(EXIT_INVALID)
-    click.echo(f"consistent: {new.origin}: the checkpoint of {new.tree_size} records extends the one of "
-               f"{old.tree_size} (both signed by a pinned operator key)")
+    click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.describe())
     sys.exit(EXIT_VALID)
 
 

@@ -20,7 +20,10 @@ Size 0: the core verifier (:func:`ledger.merkle.verify_consistency`) refuses con
 a prefix of every tree, so :func:`verify_checkpoint_consistency` accepts old size 0 without calling the core
 verifier, provided the old root is MTH({}) = SHA-256("") and the proof has no hash (both signatures, the
 origin and the registry line are still checked). Refusing it would only make a ledger's first checkpoint a
-dead end for its monitors; it proves nothing either way.
+dead end for its monitors; but it proves nothing, and the result says so: its verdict is
+:data:`NOTHING_TO_COMPARE`, never "consistent" (docs/adr/0010). Equal sizes compare the roots and lines
+(:data:`SAME_TREE`); only a proof between two non-empty trees of different sizes shows that one extends the
+other (:data:`EXTENDS`).
 
 Fault split: a malformed proof file is :class:`ProofFormatError` (InputError, ``consistency.malformed``);
 two checkpoints that are not shown consistent raise :class:`ConsistencyError` (``consistency.*``) or the
@@ -42,8 +45,12 @@ from .registry import checkpoint_registry
 from .trust import Trust
 
 __all__ = [
+    "EXTENDS",
     "MAX_PROOF_HASHES",
+    "NOTHING_TO_COMPARE",
     "PROOF_HEADER",
+    "SAME_TREE",
+    "Consistency",
     "ConsistencyError",
     "ConsistencyProof",
     "ProofFormatError",
@@ -60,6 +67,11 @@ MAX_PROOF_HASHES: Final = 128
 #: The longest valid file: header, two size lines of 20 digits, MAX_PROOF_HASHES lines of 44 base64 characters.
 _MAX_PROOF_TEXT: Final = len(PROOF_HEADER) + 1 + 2 * len("old 18446744073709551615\n") + MAX_PROOF_HASHES * 45
 _DECIMAL: Final = re.compile("0|[1-9][0-9]{0,19}")
+
+#: Verdicts of :class:`Consistency`: what a successful :func:`verify_checkpoint_consistency` compared.
+EXTENDS: Final = "extends"  # 0 < old size < new size: the RFC 9162 proof shows the old tree is a prefix of the new
+SAME_TREE: Final = "same_tree"  # old size = new size > 0: the same root hash and lines
+NOTHING_TO_COMPARE: Final = "nothing_to_compare"  # old size 0: the empty tree is a prefix of every tree
 
 
 class ConsistencyError(VerificationError):
@@ -107,6 +119,45 @@ class ConsistencyProof:
             if not isinstance(h, bytes) or len(h) != 32:
                 raise ProofFormatError(f"proof hash {i} is not 32 bytes")
         object.__setattr__(self, "hashes", tuple(Digest(h) for h in self.hashes))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Consistency:
+    """What :func:`verify_checkpoint_consistency` established: the two verified checkpoints and its
+    :attr:`verdict`. Only :data:`EXTENDS` and :data:`SAME_TREE` compared any record; :data:`NOTHING_TO_COMPARE`
+    (old tree size 0) says that the new checkpoint is validly signed and nothing more (docs/format.md §7b.1)."""
+
+    old: Checkpoint
+    new: Checkpoint
+
+    @property
+    def verdict(self) -> str:
+        """:data:`NOTHING_TO_COMPARE`, :data:`SAME_TREE` or :data:`EXTENDS`, from the two tree sizes."""
+        if self.old.tree_size == 0:
+            return NOTHING_TO_COMPARE
+        return SAME_TREE if self.old.tree_size == self.new.tree_size else EXTENDS
+
+    def describe(self) -> str:
+        """One plain sentence: the verdict and what was checked (the word "consistent" only if something was)."""
+        old, new, origin = self.old.tree_size, self.new.tree_size, self.new.origin
+        if self.verdict == NOTHING_TO_COMPARE:
+            return (f"nothing to compare: {origin}: the old checkpoint has tree size 0 (the empty tree, a prefix of "
+                    f"every tree), so no record was compared; the new checkpoint ({new} records) is validly signed "
+                    "by a pinned operator key")
+        if self.verdict == SAME_TREE:
+            return (f"consistent (same tree): {origin}: both checkpoints sign the same tree of {new} records (equal "
+                    "root hashes and registry lines, and heads lines where both carry one): nothing was appended "
+                    "or changed in between (both signed by a pinned operator key)")
+        return (f"consistent: {origin}: the checkpoint of {new} records extends the one of {old}: the consistency "
+                f"proof shows its first {old} records unchanged (both signed by a pinned operator key)")
+
+    def to_json(self) -> dict[str, object]:
+        """``verdict`` (one of the three), ``origin``, ``old_tree_size``, ``new_tree_size``, ``old_root`` and
+        ``new_root`` (standard base64), ``summary`` (:meth:`describe`). A failed check has no such value: the
+        CLI renders it as ``{"verdict": "not_consistent", "code", "reason"}`` (docs/format.md §7b.3)."""
+        return {"verdict": self.verdict, "origin": self.new.origin, "old_tree_size": self.old.tree_size,
+                "new_tree_size": self.new.tree_size, "old_root": self.old.root_hash.b64(),
+                "new_root": self.new.root_hash.b64(), "summary": self.describe()}
 
 
 def format_consistency_proof(proof: ConsistencyProof) -> str:
@@ -166,7 +217,7 @@ def _size_line(line: str, word: str) -> int:
 
 def verify_checkpoint_consistency(
     old_note: str | bytes, new_note: str | bytes, proof: ConsistencyProof | str | bytes, trust: Trust
-) -> tuple[Checkpoint, Checkpoint]:
+) -> Consistency:
     """Verify that the checkpoint ``new_note`` extends the checkpoint ``old_note`` (RFC 9162 §2.1.4.2).
 
     In order: both notes open under ``trust.operators`` (C2SP signed-note); same origin; new tree size >= old
@@ -177,7 +228,8 @@ def verify_checkpoint_consistency(
     :class:`ConsistencyProof` or the file's text or bytes.
 
     Returns:
-        (old checkpoint, new checkpoint), both verified.
+        Both verified checkpoints and the verdict (:class:`Consistency`): :data:`NOTHING_TO_COMPARE` for old size
+        0, which proves nothing about the new tree's records; :data:`SAME_TREE`; or :data:`EXTENDS`.
     Raises:
         ProofFormatError: ``consistency.malformed`` (proof text).
         NoteFormatError, KeyFormatError, SignatureError, UnverifiedNoteError: as
@@ -209,7 +261,7 @@ def verify_checkpoint_consistency(
         _check_from_empty(old, proof)
     else:
         verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof.hashes)
-    return old, new
+    return Consistency(old=old, new=new)
 
 
 def _open(note: str | bytes, trust: Trust, which: str) -> Checkpoint:

@@ -156,11 +156,13 @@ def split_view_evidence(ledger_a: str | Path | None, note_a: str, ledger_b: str 
     _match(file_a, a, "first")
     _match(file_b, b, "second")
     leaves_a, leaves_b = file_a.tree.leaf_hashes, file_b.tree.leaf_hashes
-    index = next((i for i in range(min(a.tree_size, b.tree_size)) if leaves_a[i] != leaves_b[i]), None)
+    shared = min(a.tree_size, b.tree_size)
+    index = next((i for i in range(shared) if leaves_a[i] != leaves_b[i]), None)
     if index is None:
-        raise EvidenceError(f"the two files agree on their first {min(a.tree_size, b.tree_size)} records: the "
-                            "checkpoints are consistent (the smaller one is a prefix of the larger)",
-                            code="evidence.consistent")
+        why = (f"the two files agree on their first {shared} records: the checkpoints are consistent (the smaller "
+               "one is a prefix of the larger)" if shared else
+               "a checkpoint has tree size 0: nothing to compare (the empty tree is a prefix of every tree)")
+        raise EvidenceError(why, code="evidence.consistent")
     return format_evidence(SplitViewClaim(
         note_a=note_a, note_b=note_b, index=index,
         leaf_a=LeafProof(leaf_hash=leaves_a[index], proof=tuple(file_a.tree.inclusion_proof(index, a.tree_size))),

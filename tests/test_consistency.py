@@ -7,6 +7,7 @@ and the trust file; forged evidence proves nothing.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,6 +22,9 @@ from hypothesis import strategies as st
 from ledger import Ledger, Record, Transferred, Trust, checkpoint_file, note_verifier_key
 from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
 from ledger.consistency import (
+    EXTENDS,
+    NOTHING_TO_COMPARE,
+    SAME_TREE,
     ConsistencyProof,
     format_consistency_proof,
     parse_consistency_proof,
@@ -119,8 +123,9 @@ def test_every_size_pair_verifies_between_signed_checkpoints(grown: Grown) -> No
     for n in range(N + 1):
         for m in range(n + 1):  # size 0 included: see test_from_size_zero_is_trivial_at_the_checkpoint_level
             text = format_consistency_proof(proof(grown, m, n))
-            old, new = verify_checkpoint_consistency(grown.notes[m], grown.notes[n], text, TRUST)
-            assert (old.tree_size, new.tree_size) == (m, n)
+            result = verify_checkpoint_consistency(grown.notes[m], grown.notes[n], text, TRUST)
+            assert (result.old.tree_size, result.new.tree_size) == (m, n)
+            assert result.verdict == (NOTHING_TO_COMPARE if m == 0 else SAME_TREE if m == n else EXTENDS)
 
 
 @pytest.mark.parametrize(("m", "n"), [(1, 1), (1, 64), (5, 6), (7, 8), (8, 64), (13, 40), (63, 64), (64, 64)])
@@ -143,6 +148,49 @@ def test_from_size_zero_is_trivial_at_the_checkpoint_level(grown: Grown) -> None
     extra = ConsistencyProof(old_size=0, new_size=7, hashes=(grown.tree.root_at(7),))
     assert code_of(lambda: verify_checkpoint_consistency(grown.notes[0], grown.notes[7], extra, TRUST)) \
         == "proof.wrong_length"
+
+
+def _consistency(tmp_path: Path, old: str, new: str, hashes: tuple[Digest, ...], *flags: str) -> Result:
+    """``stonetrail consistency`` of two notes with a proof of ``hashes`` between their sizes."""
+    sizes = [read_unverified_checkpoint(n).tree_size for n in (old, new)]
+    (tmp_path / "old.txt").write_text(old)
+    (tmp_path / "new.txt").write_text(new)
+    (tmp_path / "p.txt").write_text(format_consistency_proof(ConsistencyProof(old_size=sizes[0], new_size=sizes[1],
+                                                                              hashes=hashes)))
+    (tmp_path / "trust.keys").write_text(TRUST.format())
+    return run("consistency", tmp_path / "old.txt", tmp_path / "new.txt", "--proof", tmp_path / "p.txt",
+               "--trust", tmp_path / "trust.keys", *flags)
+
+
+def test_from_size_zero_nothing_is_compared_and_nothing_is_called_consistent(grown: Grown, tmp_path: Path) -> None:
+    """The reviewer's case: a size-0 checkpoint and a size-7 checkpoint with an arbitrary signed root. Accepted
+    (the empty tree is a prefix of every tree), but the verdict says that nothing was compared."""
+    arbitrary = _sign(replace(read_unverified_checkpoint(grown.notes[7]), root_hash=Digest(bytes(range(32)))))
+    assert verify_checkpoint_consistency(grown.notes[0], arbitrary, proof(grown, 0, 7), TRUST).verdict \
+        == NOTHING_TO_COMPARE
+    text = _consistency(tmp_path, grown.notes[0], arbitrary, ())
+    assert text.exit_code == 0, text.output
+    assert text.output.startswith("nothing to compare:") and "consistent" not in text.output
+    assert "the old checkpoint has tree size 0" in text.output and "validly signed" in text.output
+    data = json.loads(_consistency(tmp_path, grown.notes[0], arbitrary, (), "--json").output)
+    assert data["verdict"] == "nothing_to_compare" and (data["old_tree_size"], data["new_tree_size"]) == (0, 7)
+    assert "consistent" not in data["summary"]
+
+
+def test_every_verdict_says_what_was_checked(grown: Grown, tmp_path: Path) -> None:
+    same = _consistency(tmp_path, grown.notes[9], grown.notes[9], ())
+    assert same.exit_code == 0 and same.output.startswith("consistent (same tree):"), same.output
+    assert "same tree of 9 records (equal root hashes" in same.output
+    grew = _consistency(tmp_path, grown.notes[9], grown.notes[20], proof(grown, 9, 20).hashes, "--json")
+    data = json.loads(grew.output)
+    assert grew.exit_code == 0 and data["verdict"] == "extends" and data["new_root"] == grown.tree.root_at(20).b64()
+    assert "extends the one of 9" in data["summary"]
+    other = _sign(replace(read_unverified_checkpoint(grown.notes[9]), root_hash=grown.tree.root_at(8)))
+    forked = _consistency(tmp_path, grown.notes[9], other, (), "--json")
+    assert forked.exit_code == 1 and json.loads(forked.output) == {
+        "verdict": "not_consistent", "code": "proof.root_mismatch", "reason": json.loads(forked.output)["reason"]}
+    both = _consistency(tmp_path, grown.notes[9], grown.notes[9], (), "--json", "--evidence-out", tmp_path / "e")
+    assert both.exit_code == 2
 
 
 def test_size_zero_checkpoint_with_another_root_is_refused(grown: Grown) -> None:
@@ -322,6 +370,9 @@ def test_consistent_checkpoints_yield_no_evidence(split: Split) -> None:
         == "evidence.consistent"
     assert code_of(lambda: split_view_evidence(None, split.notes_a[K], None, split.notes_b[K])) \
         == "evidence.consistent"
+    with pytest.raises(StoneTrailError, match="tree size 0: nothing to compare") as info:
+        split_view_evidence(split.a, split.notes_a[0], split.b, split.notes_b[K + 2])
+    assert info.value.code == "evidence.consistent" and "are consistent" not in str(info.value)
 
 
 def test_a_checkpoint_that_is_not_the_file_is_a_split_view(split: Split) -> None:
