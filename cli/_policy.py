@@ -53,7 +53,8 @@ _POLICY_OPTIONS = (
     click.option("--deny-origin", "deny_origin", multiple=True, metavar="CC[,CC]",
                  help="Refuse goods mined in or routed through this country (ISO code; repeatable)."),
     click.option("--import-threshold-ct", metavar="CT",
-                 help="Apply --deny-origin only to natural goods imported at this declared mass or more (e.g. 0.5)."),
+                 help="Apply --deny-origin only to natural goods imported at this mass or more (e.g. 0.5), "
+                      "counted at the larger of the declared and the recorded mass."),
     click.option("--kp-rules", is_flag=True,
                  help="Check Kimberley Process certificates (prefix, dates, reuse, total)."),
     click.option("--require-known-origin", is_flag=True, help="Refuse imports with an unknown (XX) origin share."),

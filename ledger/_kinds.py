@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._text import fold
 from .events import (
     Attested,
     Corrected,
@@ -134,7 +135,7 @@ def _check_unique(state: CustodyState, index: dict[str, str], key: str, item: It
                   position: int) -> list[Finding]:
     state.not_checked(code, position, item.id, f"that no other stone holds {key!r} needs the whole ledger's "
                       "identities (a full audit checks it)")
-    holder = index.get(key.casefold())
+    holder = index.get(fold(key))
     if holder is not None and holder != item.id and state.items[holder].state != "consumed":
         return [_f(code, position, item.id, f"{key} already belongs to stone {holder} "
                                             f"({state.items[holder].state.replace('_', ' ')})")]

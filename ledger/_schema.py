@@ -1,7 +1,9 @@
 """Strict readers for decoded canonical values: one place for "this field must be text of this shape".
 
 Every reader raises :class:`~ledger.errors.RecordFormatError` naming the field, so a malformed record is
-refused with a precise one-line reason. Used by :mod:`ledger.record` and :mod:`ledger.events`.
+refused with a precise one-line reason: code ``record.identifier`` for text that is not an identifier,
+``record.text`` for text that is not free text (both classes: :mod:`ledger._text`), ``record.malformed`` for the
+rest. Used by :mod:`ledger.record` and :mod:`ledger.events`, when a record is built and when it is decoded.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import re
 from collections.abc import Mapping, Set
 
 from ._codec import Value
+from ._text import ID_RE, text_fault
 from .errors import RecordFormatError
 from .hashing import Digest
 
@@ -29,15 +32,11 @@ __all__ = [
     "read_time",
 ]
 
-#: Item and party ids: 1-64 characters, letters, digits and ``. _ : -``, starting with a letter or digit.
-ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 #: ISO 3166-1 alpha-2 country code (shape only; the registry of codes is not embedded).
 COUNTRY_RE = re.compile(r"[A-Z]{2}")
 _MAX_TEXT = 256
 #: Latest representable time: 9999-12-31T23:59:59.999Z, in ms since the Unix epoch (UTC).
 MAX_TIME_MS = 253_402_300_799_999
-#: C0 and C1 controls, DEL, lone surrogates, and the bidirectional controls that can reorder displayed text.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _ID_MATCH = ID_RE.fullmatch
 _COUNTRY_MATCH = COUNTRY_RE.fullmatch
 
@@ -67,30 +66,43 @@ def exact_keys(value: Mapping[str, Value], field: str, required: Set[str], optio
         raise fail(field, f"unknown keys {sorted(extra)}")
 
 
-def read_text(value: Value, field: str, pattern: re.Pattern[str] | None = None, max_len: int = _MAX_TEXT) -> str:
-    """Non-empty text of at most ``max_len`` characters with no control characters, matching ``pattern``."""
-    # Fast path for the common case, the same checks in a cheaper form: printable ASCII holds none of _CONTROL's
-    # characters (which in ASCII are only 0x00-0x1f and 0x7f). Anything else takes the checks below, in order.
-    if (type(value) is str and 0 < len(value) <= max_len
-            and ((value.isascii() and value.isprintable()) or not _CONTROL.search(value))
-            and (pattern is None or pattern.fullmatch(value))):
-        return value
-    if not isinstance(value, str):
-        raise fail(field, f"expected text, got {_kind(value)}")
-    if not value or len(value) > max_len:
-        raise fail(field, f"text must be 1..{max_len} characters")
-    if _CONTROL.search(value):
-        raise fail(field, "control characters, bidirectional controls and lone surrogates are not allowed")
-    if pattern is not None and not pattern.fullmatch(value):
-        raise fail(field, f"{value!r} does not match {pattern.pattern}")
-    return value
+def read_text(value: Value, field: str, max_len: int = _MAX_TEXT) -> str:
+    """Free text (:mod:`ledger._text`: printable Unicode in NFC, one line) of 1..``max_len`` characters.
+
+    Raises:
+        RecordFormatError: ``record.text`` for a character free text refuses or a text not in NFC;
+            ``record.malformed`` for a value that is not text, or empty or too long.
+    """
+    if type(value) is str and 0 < len(value) <= max_len and value.isascii() and value.isprintable():
+        return value  # printable ASCII (U+0020-U+007E) is free text: the common case
+    text = _read_str(value, field, max_len)
+    if (fault := text_fault(text)) is not None:
+        raise RecordFormatError(f"{field}: {fault}", code="record.text")
+    return text
 
 
 def read_id(value: Value, field: str) -> str:
-    """An item or party id (:data:`ID_RE`)."""
-    if type(value) is str and _ID_MATCH(value):  # 1-64 letters, digits, ". _ : -": no control, never too long
+    """An identifier (:data:`~ledger._text.ID_RE`: 1-64 ASCII letters, digits and ``. _ : -``).
+
+    Raises:
+        RecordFormatError: ``record.identifier`` for text that is not an identifier; ``record.malformed`` for a
+            value that is not text.
+    """
+    if type(value) is str and _ID_MATCH(value):  # the common case, without the checks below
         return value
-    return read_text(value, field, ID_RE)
+    text = _read_str(value, field)
+    if not _ID_MATCH(text):
+        raise RecordFormatError(f"{field}: {ascii(text)[:80]} is not an identifier ({ID_RE.pattern})",
+                                code="record.identifier")
+    return text
+
+
+def _read_str(value: Value, field: str, max_len: int | None = None) -> str:
+    if not isinstance(value, str):
+        raise fail(field, f"expected text, got {_kind(value)}")
+    if max_len is not None and not 0 < len(value) <= max_len:
+        raise fail(field, f"text must be 1..{max_len} characters")
+    return value
 
 
 def read_time(value: Value, field: str) -> int:
@@ -99,10 +111,11 @@ def read_time(value: Value, field: str) -> int:
 
 
 def read_country(value: Value, field: str) -> str:
-    """An ISO 3166-1 alpha-2 code (:data:`COUNTRY_RE`)."""
-    if type(value) is str and _COUNTRY_MATCH(value):  # two capitals: passes read_text's other checks
-        return value
-    return read_text(value, field, COUNTRY_RE)
+    """An ISO 3166-1 alpha-2 code (:data:`COUNTRY_RE`); anything else is ``record.malformed``."""
+    text = _read_str(value, field)
+    if not _COUNTRY_MATCH(text):
+        raise fail(field, f"{ascii(text)[:40]} does not match {COUNTRY_RE.pattern}")
+    return text
 
 
 def read_int(value: Value, field: str, minimum: int = 0, maximum: int = 2**63 - 1) -> int:

@@ -31,6 +31,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from ._kinds import CHECKS, EFFECTS, birth
+from ._text import fold
 from .errors import KeyFormatError, SignatureError
 from .events import REGISTRY_KINDS, Imported, Retired, Set, Transferred, Unset
 from .findings import Finding
@@ -200,10 +201,10 @@ class CustodyState:
             found += self._check_input(record, rule, item_id, prev, position)
         seen: set[str] = set()  # this record's own outputs (copying folded_ids here would make replay quadratic)
         for out in record.body.outputs:
-            if out.id.casefold() in self.folded_ids or out.id.casefold() in seen:
+            if fold(out.id) in self.folded_ids or fold(out.id) in seen:
                 found.append(_f("item.duplicate_id", position, out.id,
-                                "an item with this id (ignoring case) already exists"))
-            seen.add(out.id.casefold())
+                                "an item with an id read alike (ignoring case, 0/O and 1/I/l) already exists"))
+            seen.add(fold(out.id))
             self.not_checked("item.duplicate_id", position, out.id, "that no other item has this id (ignoring "
                              "case) needs the whole ledger's items (a full audit checks it)")
         return found + self._check_event(record, position)
@@ -356,9 +357,9 @@ class CustodyState:
         masses = [o.mass_mct for o in body.outputs]
         nature, origins = birth(event, parents, masses)
         for out, origin in zip(body.outputs, origins, strict=True):
-            if out.id.casefold() in self.folded_ids or (self.track is not None and out.id not in self.track):
+            if fold(out.id) in self.folded_ids or (self.track is not None and out.id not in self.track):
                 continue
-            self.folded_ids.add(out.id.casefold())
+            self.folded_ids.add(fold(out.id))
             item = Item(id=out.id, type=out.type, mass_mct=out.mass_mct, holder=body.actor, owner=body.actor,
                         nature=nature, origin=origin, head=record.record_hash, head_time_ms=body.time_ms,
                         country=body.place)
@@ -373,7 +374,7 @@ class CustodyState:
         """Point ``new`` (a report number or inscription, compared ignoring case) at ``item`` unless another stone
         holds it that was not consumed (a retired — e.g. stolen — stone keeps its identity), and free the item's
         ``old`` one."""
-        old_key, key = (old.casefold() if old else None), new.casefold()
+        old_key, key = (fold(old) if old else None), fold(new)
         if old_key is not None and old_key != key and index.get(old_key) == item.id:
             del index[old_key]
         holder = index.get(key)
