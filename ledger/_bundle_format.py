@@ -20,12 +20,13 @@ from .hashing import Digest
 from .record import MAX_RECORD_SIZE
 
 __all__ = ["BUNDLE_TAG", "BUNDLE_VERSION", "MAX_BUNDLE_SIZE", "MAX_PROOF_HASHES", "Bundle", "BundleEntry",
-           "HeadEntry", "build_bundle", "bundle_from_json", "bundle_to_json", "read_bundle"]
+           "HeadEntry", "IdentityEntry", "build_bundle", "bundle_from_json", "bundle_to_json", "read_bundle"]
 
 #: Prefix of every bundle's bytes (domain separation: a bundle is never a record, a note or another document).
 BUNDLE_TAG = b"stonetrail/v1/bundle\n"
-#: Version 2 added ``heads`` (the item-head proofs, docs/format.md §7c); version 1 bundles are refused.
-BUNDLE_VERSION = 2
+#: Version 2 added ``heads`` (the item-head proofs, docs/format.md §7c), version 3 ``identities`` (the identity
+#: proofs, §7d); older bundles are refused.
+BUNDLE_VERSION = 3
 #: Largest bundle accepted, in bytes, checked before decoding (the canonical decoder's own cap).
 MAX_BUNDLE_SIZE = 16 * 1024 * 1024
 #: Longest inclusion proof: one hash per level of a tree of at most 2**64 leaves.
@@ -52,6 +53,16 @@ class HeadEntry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class IdentityEntry:
+    """A leaf of the checkpoint's identity tree as received: its 0-based ``index``, the leaf input and the
+    inclusion proof (docs/format.md §7d)."""
+
+    index: int
+    leaf: bytes
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Bundle:
     """A bundle's parts as decoded by :func:`read_bundle`: suspect until :func:`check_bundle` accepts them."""
 
@@ -59,13 +70,16 @@ class Bundle:
     checkpoint: str
     entries: tuple[BundleEntry, ...]
     heads: tuple[HeadEntry, ...]
+    identities: tuple[IdentityEntry, ...] = ()
 
 
 def build_bundle(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequence[Digest]]],
-                 heads: Sequence[tuple[str, int, Sequence[Digest]]]) -> bytes:
+                 heads: Sequence[tuple[str, int, Sequence[Digest]]],
+                 identities: Sequence[tuple[int, bytes, Sequence[Digest]]] = ()) -> bytes:
     """The bundle bytes for ``item``: the signed ``checkpoint`` note, (leaf index, record bytes, inclusion
-    proof) ``entries``, sorted here by index, and (item, index in the item-head tree, inclusion proof)
-    ``heads``, sorted here by item. Pure: it checks the layout, not the evidence (that is
+    proof) ``entries``, sorted here by index, (item, index in the item-head tree, inclusion proof) ``heads``,
+    sorted here by item, and (index in the identity tree, leaf input, inclusion proof) ``identities``, sorted
+    here by index. Pure: it checks the layout, not the evidence (that is
     :func:`check_bundle`'s job).
 
     Raises:
@@ -76,16 +90,20 @@ def build_bundle(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes,
     for before, after in itertools.pairwise(ordered):
         if before[0] == after[0]:
             raise InputError(f"leaf index {after[0]} given twice", code="bundle.duplicate_index")
-    return _encode(item, checkpoint, ordered, sorted(heads, key=lambda h: h[0].encode("utf-8", "surrogatepass")))
+    return _encode(item, checkpoint, ordered, sorted(heads, key=lambda h: h[0].encode("utf-8", "surrogatepass")),
+                   sorted(identities, key=lambda e: e[0]))
 
 
 def _encode(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequence[bytes]]],
-            heads: Sequence[tuple[str, int, Sequence[bytes]]]) -> bytes:
-    """The bundle bytes with entries and heads in the order given; raises as :func:`read_bundle`."""
+            heads: Sequence[tuple[str, int, Sequence[bytes]]],
+            identities: Sequence[tuple[int, bytes, Sequence[bytes]]]) -> bytes:
+    """The bundle bytes with entries, heads and identities in the order given; raises as :func:`read_bundle`."""
     value = {"v": BUNDLE_VERSION, "item": item, "checkpoint": checkpoint,
              "records": [{"index": i, "leaf": bytes(leaf), "proof": [bytes(h) for h in proof]}
                          for i, leaf, proof in entries],
-             "heads": [{"item": name, "index": i, "proof": [bytes(h) for h in proof]} for name, i, proof in heads]}
+             "heads": [{"item": name, "index": i, "proof": [bytes(h) for h in proof]} for name, i, proof in heads],
+             "identities": [{"index": i, "leaf": bytes(leaf), "proof": [bytes(h) for h in proof]}
+                            for i, leaf, proof in identities]}
     try:
         data = BUNDLE_TAG + encode(value)
     except InputError as exc:  # a lone surrogate, a negative index: nothing read_bundle could accept
@@ -124,7 +142,7 @@ def _read_value(value: Value) -> Bundle:
     version = top.get("v")
     if version != BUNDLE_VERSION or isinstance(version, bool):
         raise BundleFormatError(f"unsupported bundle version {version!r}", code="bundle.version")
-    s.exact_keys(top, "bundle", {"v", "item", "checkpoint", "records", "heads"})
+    s.exact_keys(top, "bundle", {"v", "item", "checkpoint", "records", "heads", "identities"})
     note = top["checkpoint"]
     if not isinstance(note, str) or len(note) > MAX_NOTE_BYTES:
         raise s.fail("checkpoint", f"expected signed-note text of at most {MAX_NOTE_BYTES} characters")
@@ -133,7 +151,11 @@ def _read_value(value: Value) -> Bundle:
     names = [h.item.encode("utf-8") for h in heads]
     if names != sorted(set(names)):
         raise s.fail("heads", "expected items sorted by their UTF-8 bytes, each once")
-    return Bundle(item=s.read_id(top["item"], "item"), checkpoint=note, entries=entries, heads=heads)
+    identities = tuple(_read_identity(v) for v in s.read_list(top["identities"], "identities", _MAX_RECORDS))
+    if any(b.index <= a.index for a, b in itertools.pairwise(identities)):
+        raise s.fail("identities", "expected leaves sorted by index, each once")
+    return Bundle(item=s.read_id(top["item"], "item"), checkpoint=note, entries=entries, heads=heads,
+                  identities=identities)
 
 
 def _read_entry(value: Value) -> BundleEntry:
@@ -151,6 +173,16 @@ def _read_head(value: Value) -> HeadEntry:
     s.exact_keys(m, "heads", {"item", "index", "proof"})
     return HeadEntry(item=s.read_id(m["item"], "heads.item"), index=s.read_int(m["index"], "heads.index", 0,
                      2**64 - 1), proof=_read_proof(m["proof"], "heads.proof"))
+
+
+def _read_identity(value: Value) -> IdentityEntry:
+    m = s.read_map(value, "identities")
+    s.exact_keys(m, "identities", {"index", "leaf", "proof"})
+    leaf = m["leaf"]
+    if not isinstance(leaf, bytes) or not 0 < len(leaf) <= MAX_RECORD_SIZE:
+        raise s.fail("identities.leaf", f"expected 1..{MAX_RECORD_SIZE} bytes")
+    return IdentityEntry(index=s.read_int(m["index"], "identities.index", 0, 2**64 - 1), leaf=leaf,
+                         proof=_read_proof(m["proof"], "identities.proof"))
 
 
 def _read_proof(value: Value, name: str) -> tuple[bytes, ...]:
@@ -182,6 +214,8 @@ def bundle_to_json(data: bytes) -> dict[str, object]:
                     for e in bundle.entries],
         "heads": [{"item": h.item, "heads_index": h.index, "inclusion_proof": [_b64(p) for p in h.proof]}
                   for h in bundle.heads],
+        "identities": [{"identities_index": e.index, "leaf": _b64(e.leaf),
+                        "inclusion_proof": [_b64(p) for p in e.proof]} for e in bundle.identities],
     }
 
 
@@ -208,16 +242,20 @@ def bundle_from_json(value: Mapping[str, object]) -> bytes:
                    for r in _json_rows(value["records"], "records", {"leaf_index", "leaf", "inclusion_proof"})]
         heads = [(_json_text(h["item"], "heads[].item"), _json_int(h["heads_index"]), _proof(h["inclusion_proof"]))
                  for h in _json_rows(value["heads"], "heads", {"item", "heads_index", "inclusion_proof"})]
+        identities = [(_json_int(e["identities_index"]), _unb64(e["leaf"]), _proof(e["inclusion_proof"]))
+                      for e in _json_rows(value["identities"], "identities",
+                                          {"identities_index", "leaf", "inclusion_proof"})]
     except KeyError as exc:
         raise BundleFormatError(f"bundle JSON: missing field {exc}") from exc
-    data = _encode(item, note, entries, heads)
+    data = _encode(item, note, entries, heads, identities)
     derived = bundle_to_json(data)
     if wrong := [key for key in ("origin", "tree_size", "root_hash") if key in value and value[key] != derived[key]]:
         raise BundleFormatError(f"bundle JSON: {', '.join(wrong)} not what the checkpoint says")
     return data
 
 
-_JSON_KEYS = frozenset({"format", "v", "item", "checkpoint", "origin", "tree_size", "root_hash", "records", "heads"})
+_JSON_KEYS = frozenset({"format", "v", "item", "checkpoint", "origin", "tree_size", "root_hash", "records", "heads",
+                        "identities"})
 
 
 def _json_keys(value: Mapping[str, object], name: str, allowed: frozenset[str] | set[str]) -> None:
@@ -258,7 +296,7 @@ def _proof(value: object) -> Sequence[Digest]:
 
 def _json_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BundleFormatError("leaf_index and heads_index must be integers")
+        raise BundleFormatError("leaf_index, heads_index and identities_index must be integers")
     return value
 
 

@@ -18,7 +18,7 @@ from .errors import CorruptStoreError, InputError, RecordFormatError
 from .events import REGISTRY_KINDS, Event
 from .findings import raise_first
 from .hashing import Digest
-from .heads import ItemHeads
+from .commitments import Commitments
 from .keys import PrivateKey
 from .merkle import MerkleTree, leaf_hash
 from .record import Body, Output, Record
@@ -41,7 +41,7 @@ class Ledger:
         self._authority_keys = frozenset(authority_keys)
         self.state = CustodyState(store.origin, self._authority_keys)
         self.tree = MerkleTree()
-        self._heads = ItemHeads()
+        self._heads = Commitments()
         self._records: list[Record] = []
         for raw in store.records():
             record = Record.from_bytes(raw)
@@ -115,26 +115,33 @@ class Ledger:
             The record's 0-based position (leaf index).
         Raises:
             RuleError: the record would get a finding (carries the first one; nothing is written).
-            StorageError: the write or fsync failed (the ledger handle is then unusable).
+            StorageError: ``store.fsync_failed``: the write or fsync failed (the handle is then poisoned);
+                ``store.poisoned``: an earlier one did; ``store.closed``.
         """
         return self.append_batch([record])
 
     def append_batch(self, records: Sequence[Record]) -> int:
         """Check and append several records with one write and one fsync; all or nothing.
 
-        Returns the position of the first. Raises as :meth:`append`; on a rule failure nothing is written.
+        Returns the position of the first. Raises as :meth:`append`; on a rule failure nothing is written. The
+        in-memory state (custody, registry, tree, heads) never counts a record that is not durably written: if the
+        write fails, the state is rebuilt from the records written before, and the handle is poisoned
+        (``store.poisoned`` for every later append or checkpoint: close it and reopen the file).
         """
         if not records:
             raise RecordFormatError("empty batch", code="record.empty_batch")
+        self._store.check_intact()
         first = self.size
-        for applied, record in enumerate(records):
-            findings = self.state.check(record)
-            if findings:
-                if applied:  # the in-memory state moved past the file: rebuild it from the file's records
-                    self._replay()
-                raise_first(findings)
-            self.state.apply(record)
-        self._store.append_batch([r.raw for r in records])
+        try:
+            for record in records:
+                if findings := self.state.check(record):
+                    raise_first(findings)
+                self.state.apply(record)
+            self._store.append_batch([r.raw for r in records])
+        except BaseException:
+            if self.state.size != first:  # the in-memory state moved past the file: rebuild it from the file's
+                self._replay()
+            raise
         for record in records:
             self._add(record)
         return first
@@ -174,13 +181,20 @@ class Ledger:
         """A C2SP signed checkpoint of the current tree, signed by the operator ``key`` under ``name``
         (default: the origin, as C2SP tlog-checkpoint recommends). Returns the signed note text.
 
-        The body carries two extension lines (docs/format.md §7): ``stonetrail-registry <size> <base64 head>``,
-        the registry's length and head, so that the checkpoint commits to the complete registry; and
+        The body carries three extension lines (docs/format.md §7): ``stonetrail-registry <size> <base64 head>``,
+        the registry's length and head, so that the checkpoint commits to the complete registry;
         ``stonetrail-heads <item count> <base64 root>``, so that it commits to every item's latest record
-        (:mod:`ledger.heads`)."""
+        (:mod:`ledger.heads`); and ``stonetrail-identities <count> <base64 root>``, so that it commits to who
+        claimed each item id, report number and inscription (:mod:`ledger.identity`).
+
+        Raises:
+            StorageError: ``store.poisoned`` (an append through this handle failed: what the file holds is
+                unknown until it is reopened), ``store.closed``.
+        """
+        self._store.check_intact()
         registry = format_registry_extension(self.state.registry.size, self.state.registry.head)
         cp = Checkpoint(origin=self.origin, tree_size=self.size, root_hash=self.root_hash(),
-                        extensions=(registry, self._heads.extension()))
+                        extensions=(registry, *self._heads.extensions()))
         return sign_checkpoint(cp, name or self.origin, key)
 
     def close(self) -> None:
@@ -226,20 +240,21 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) 
         raise CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
     payloads = [frame.payload for frame in result.frames]
     tree = MerkleTree(leaf_hash(payload) for payload in payloads)
-    registry, heads = read_log(payloads)
+    registry, commitments = read_log(payloads)
     size, head = len(registry), registry[-1][1].record_hash if registry else None
     cp = Checkpoint(origin=result.origin, tree_size=tree.size, root_hash=tree.root(),
-                    extensions=(format_registry_extension(size, head), heads.extension()))
+                    extensions=(format_registry_extension(size, head), *commitments.extensions()))
     return sign_checkpoint(cp, name or result.origin, key)
 
 
-def read_log(payloads: Sequence[bytes]) -> tuple[list[tuple[int, Record]], ItemHeads]:
+def read_log(payloads: Sequence[bytes]) -> tuple[list[tuple[int, Record]], Commitments]:
     """Decode every payload strictly, once, keeping only what a checkpoint commits to: the registry-kind records
-    (leaf index, record) and the :class:`~ledger.heads.ItemHeads` of all records. An unreadable payload is an
+    (leaf index, record) and the :class:`~ledger.commitments.Commitments` (item heads, identities) of all
+    records. An unreadable payload is an
     audit's finding; it is no registry record and no item's record. The operator vouches for bytes, not
     validity: no rule is applied, so for a ledger written through :class:`Ledger` these give the lines
     :meth:`Ledger.checkpoint` writes."""
-    registry, heads = [], ItemHeads()
+    registry, heads = [], Commitments()
     for position, payload in enumerate(payloads):
         try:
             record = Record.from_bytes(payload)

@@ -21,7 +21,7 @@ from .custody import CustodyState
 from .errors import InputError, VerificationError
 from .findings import Finding, Verdicts, raise_first
 from .hashing import Digest
-from .heads import ItemHeads, checkpoint_heads
+from .commitments import Commitments
 from .merkle import MerkleTree, leaf_hash
 from .policy import Policy, check_policy
 from .record import Record
@@ -174,7 +174,7 @@ def _check_checkpoint(replay: Replay, trust: Trust, note: str) -> tuple[Checkpoi
         problems.append(_checkpoint_finding("checkpoint.root_mismatch",
                                             f"the log's root at tree size {cp.tree_size} is not its root hash"))
     problems += _check_registry_line(replay, cp)  # also on a root mismatch: says whether the registry differs
-    problems += _check_heads_line(replay, cp)
+    problems += _check_commitments(replay, cp)
     return (None if problems else cp), problems
 
 
@@ -196,18 +196,18 @@ def _check_registry_line(replay: Replay, cp: Checkpoint) -> list[Finding]:
                                 f"{cp.tree_size} has {show(*actual)}")]
 
 
-def _check_heads_line(replay: Replay, cp: Checkpoint) -> list[Finding]:
-    """The checkpoint's heads line against the items' latest records below its tree size (format.md §7c)."""
+def _check_commitments(replay: Replay, cp: Checkpoint) -> list[Finding]:
+    """The checkpoint's heads and identities lines against the log's records below its tree size (format.md
+    §7c, §7d): :meth:`ledger.commitments.Commitments.check`."""
+    commitments = Commitments()
+    for position, record in enumerate(replay.records[:cp.tree_size]):
+        if record is not None:
+            commitments.add(position, record)
     try:
-        claimed = checkpoint_heads(cp)
+        commitments.check(cp)
     except (InputError, VerificationError) as exc:
         return [_checkpoint_finding(exc.code, str(exc))]
-    heads = ItemHeads.of(enumerate(replay.records[:cp.tree_size]))
-    if claimed == (len(heads), heads.root()):
-        return []
-    return [_checkpoint_finding("checkpoint.heads_mismatch",
-                                f"commits to {claimed[0]} items' latest records with heads root {claimed[1].b64()}; "
-                                f"the log's {len(heads)} items at tree size {cp.tree_size} give {heads.root().b64()}")]
+    return []
 
 
 def _checkpoint_finding(code: str, reason: str) -> Finding:

@@ -3,28 +3,34 @@
 Wire format (normative text: docs/format.md §7a)::
 
     bundle bytes = BUNDLE_TAG || canonical-msgpack({
-        "v": 2,
+        "v": 3,
         "item": item id,
-        "checkpoint": the operator's signed checkpoint (C2SP signed note text, with its stonetrail-registry and
-                      stonetrail-heads lines),
+        "checkpoint": the operator's signed checkpoint (C2SP signed note text, with its stonetrail-registry,
+                      stonetrail-heads and stonetrail-identities lines),
         "records": [{"index": leaf index, "leaf": record bytes, "proof": [32-byte hash, ...]}, ...],
-        "heads": [{"item": item id, "index": index in the item-head tree, "proof": [32-byte hash, ...]}, ...]})
+        "heads": [{"item": item id, "index": index in the item-head tree, "proof": [32-byte hash, ...]}, ...],
+        "identities": [{"index": index in the identity tree, "leaf": leaf input, "proof": [32-byte hash, ...]},
+                       ...]})
 
 ``records`` are sorted by ``index``, each index once: every record of the item's scope
 (:mod:`ledger.provenance`) and every registry record below the checkpoint's tree size, each with its RFC 9162
 inclusion proof (PATH(index, D[tree size]), RFC 9162 §2.1.3.1) in the checkpoint's tree. ``heads`` are sorted
 by item, one for every scope item (the item, its ancestors, every article one of them was set in): the proof
 that the checkpoint names the bundle's last record of it as its latest and the bundle's number of its records
-as its count (:mod:`ledger.heads`).
+as its count (:mod:`ledger.heads`). ``identities`` are sorted by index: the identity-tree leaf of every item id,
+report number and inscription that a scope record claims for a scope item, and the leaves beside each
+(:mod:`ledger.identity`).
 
 Verifying (:func:`check_bundle` reports every finding, :func:`verify_bundle` raises on the first) trusts the
 :class:`~ledger.trust.Trust` and nothing in the bundle until it is checked: the checkpoint's signature; every
 leaf hash computed from the leaf bytes, proven at its index with the tree size and root from the checkpoint;
 strictly increasing indices; the registry complete up to the checkpoint (:func:`~ledger.registry.
 verify_registry_chain`); a replay of the records, at their log positions, through every custody rule
-(:class:`~ledger.custody.CustodyState` in partial mode); the scope complete and nothing else in it; no later
-record of the item left out (its item-head proof); then any chosen :class:`~ledger.policy.Policy`. This module
-does no I/O and never imports the store.
+(:class:`~ledger.custody.CustodyState` in partial mode: an input the bundle should hold but that is not created
+yet is unknown, as in a full replay, and a check that needs goods outside the provenance is reported as not
+checked, never skipped silently); the scope complete and nothing else in it; no later record of any scope item
+left out (its item-head proof); every identity the scope claims held by its claimant ledger-wide (the identity
+proofs); then any chosen :class:`~ledger.policy.Policy`. This module does no I/O and never imports the store.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from ._bundle_format import (
     Bundle,
     BundleEntry,
     HeadEntry,
+    IdentityEntry,
     build_bundle,
     bundle_from_json,
     bundle_to_json,
@@ -54,6 +61,7 @@ from .events import REGISTRY_KINDS
 from .findings import Finding, Verdicts
 from .hashing import Digest
 from .heads import Head, HeadProof, ItemHeads, checkpoint_heads, verify_item_head
+from .identity import IdentityLeaf, checkpoint_identities, claims_of, identity_findings, proven_leaves
 from .merkle import leaf_hash, verify_inclusion
 from .policy import Policy, check_policy_records
 from .provenance import Provenance, Scope, Snapshot, build_provenance, provenance_scope, snapshot
@@ -74,6 +82,7 @@ __all__ = [
     "BundleReport",
     "BundleSummary",
     "HeadEntry",
+    "IdentityEntry",
     "build_bundle",
     "bundle_from_json",
     "bundle_to_json",
@@ -99,6 +108,9 @@ RULES_CHECKED = (
     "mass and nature: mass never grows, nature fixed at creation, origin inherited through splits and merges",
     "completeness: every record of the item and of its ancestors back to their mined, grown or registered "
     "roots (and of any article it was set in) is in the bundle, and no other record",
+    "identities: the checkpoint's stonetrail-identities line lists each item id, report number and inscription "
+    "the provenance claims (ignoring case and look-alikes) in one leaf, proven with both neighbours, where no "
+    "other item held it first: one id per item, one report number and inscription per stone not consumed",
     "latest: the checkpoint's stonetrail-heads line names the bundle's last record of the item (and of each "
     "ancestor, and of each article one of them was set in) as its latest below the tree size, and "
     "the bundle's count of its records as its count: no later record and no statement about one was left out",
@@ -250,6 +262,7 @@ class _Verification:
         yield from self._replay(self.tree)
         yield from self._completeness()
         yield from self._latest(self.tree)
+        yield from self._identities(self.tree)
 
     def _checkpoint(self) -> Iterator[_Fault]:
         note = self.bundle.checkpoint
@@ -352,6 +365,33 @@ class _Verification:
         for name in given:
             yield _finding("bundle.extra_head", None, f"a head proof for {name}, which is not in this provenance",
                            name)
+
+    def _identities(self, tree: Checkpoint) -> Iterator[_Fault]:
+        """Every identity the provenance claims is the claiming item's in the checkpoint's identity tree."""
+        scope = self.scope
+        assert scope is not None
+        try:
+            count, root = checkpoint_identities(tree)
+        except StoneTrailError as exc:
+            yield _fault(exc, None, None, "checkpoint: ")
+            return
+        leaves: dict[int, IdentityLeaf] = {}
+        for entry in self.bundle.identities:
+            try:
+                leaves.update(proven_leaves([(entry.index, entry.leaf, cast("Sequence[Digest]", entry.proof))],
+                                            count, root))
+            except StoneTrailError as exc:
+                yield _fault(exc, None, None, f"identity leaf {entry.index}: ")
+        claims = [(kind, key, item, position) for position in sorted(scope.positions)
+                  for kind, key, item in claims_of(self.records[position]) if item in scope.items]
+        for finding in identity_findings(claims, leaves, count):
+            yield finding, None
+        ranks = {(leaf.kind, leaf.key): index for index, leaf in leaves.items()}
+        wanted = {r for kind, key, _, _ in claims if (kind, key) in ranks
+                  for r in range(ranks[kind, key] - 1, ranks[kind, key] + 2)}
+        for index in sorted(set(leaves) - wanted):
+            yield _finding("bundle.extra_identity", None, f"identity leaf {index} is not one this provenance claims, "
+                           "nor a neighbour of one")
 
     def unchecked(self) -> tuple[Finding, ...]:
         """The checks the replay could not make (after :meth:`findings`)."""

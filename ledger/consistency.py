@@ -40,6 +40,7 @@ from .checkpoint import MAX_TREE_SIZE, Checkpoint, open_checkpoint
 from .errors import InputError, ProofError, StoneTrailError, VerificationError
 from .hashing import Digest
 from .heads import checkpoint_heads
+from .identity import checkpoint_identities
 from .merkle import EMPTY_ROOT, verify_consistency
 from .registry import checkpoint_registry
 from .trust import Trust
@@ -238,8 +239,9 @@ def verify_checkpoint_consistency(
             old one), ``consistency.registry_rollback`` (the new registry line counts fewer registry records),
             ``consistency.registry_mismatch`` (same registry size, other head; or same tree, other registry
             line), ``consistency.heads_rollback`` (the new heads line counts fewer items),
-            ``consistency.heads_mismatch`` (same tree, other heads line), ``consistency.size_mismatch`` (proof
-            sizes are not the checkpoints' sizes),
+            ``consistency.heads_mismatch`` (same tree, other heads line), likewise
+            ``consistency.identities_rollback`` / ``consistency.identities_mismatch``,
+            ``consistency.size_mismatch`` (proof sizes are not the checkpoints' sizes),
             ``consistency.empty_root`` (a size-0 checkpoint whose root is not SHA-256("")).
         ProofError: ``proof.wrong_length``, ``proof.hash_length``, ``proof.root_mismatch``.
     """
@@ -286,21 +288,24 @@ def _check_registry_lines(old: Checkpoint, new: Checkpoint) -> None:
 
 
 def _check_heads_lines(old: Checkpoint, new: Checkpoint) -> None:
-    """An item, once named, stays in the item-head tree, and one tree has one heads line (docs/format.md §7c).
-    Which records became heads in between only an audit of the file can tell. A checkpoint without a heads line
-    (made before it existed) is not compared."""
-    try:
-        (old_count, old_root), (new_count, new_root) = checkpoint_heads(old), checkpoint_heads(new)
-    except VerificationError as exc:
-        if exc.code == "checkpoint.heads_missing":
-            return
-        raise
-    if new_count < old_count:
-        raise ConsistencyError(f"heads rollback: the new checkpoint commits to the latest records of {new_count} "
-                               f"items, the old one to {old_count}", code="consistency.heads_rollback")
-    if old.tree_size == new.tree_size and (old_count, old_root) != (new_count, new_root):
-        raise ConsistencyError("the checkpoints of one tree commit to different item heads",
-                               code="consistency.heads_mismatch")
+    """An item (an identity), once named, stays in the item-head (identity) tree, and one tree has one heads
+    (identities) line (docs/format.md §7c, §7d). Which records became heads or claims in between only an audit of
+    the file can tell. A checkpoint without such a line (made before it existed) is not compared on it."""
+    lines = ((checkpoint_heads, "heads", "the latest records of {} items"),
+             (checkpoint_identities, "identities", "the claims on {} identities"))
+    for read, name, what in lines:
+        try:
+            (old_count, old_root), (new_count, new_root) = read(old), read(new)
+        except VerificationError as exc:
+            if exc.code == f"checkpoint.{name}_missing":
+                continue
+            raise
+        if new_count < old_count:
+            raise ConsistencyError(f"{name} rollback: the new checkpoint commits to {what.format(new_count)}, the "
+                                   f"old one to {what.format(old_count)}", code=f"consistency.{name}_rollback")
+        if old.tree_size == new.tree_size and (old_count, old_root) != (new_count, new_root):
+            raise ConsistencyError(f"the checkpoints of one tree have different {name} lines",
+                                   code=f"consistency.{name}_mismatch")
 
 
 def _check_from_empty(old: Checkpoint, proof: ConsistencyProof) -> None:

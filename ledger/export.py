@@ -20,7 +20,7 @@ from ._ledger import read_log
 from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import CorruptStoreError, InputError, VerificationError
-from .heads import HEADS_EXTENSION, checkpoint_heads
+from .identity import claims_of
 from .merkle import MerkleTree, leaf_hash
 from .provenance import provenance_scope
 from .record import Record
@@ -49,7 +49,8 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
             is not signed by a pinned operator key. VerificationError: ``checkpoint.origin_mismatch``,
             ``checkpoint.beyond_log`` (tree size over the file's records), ``checkpoint.root_mismatch``,
             ``checkpoint.registry_missing``, ``checkpoint.heads_missing``, ``checkpoint.heads_mismatch`` (its
-            heads line does not name the file's items' latest records). RuleError: ``registry.gap`` /
+            heads line does not name the file's items' latest records), ``checkpoint.identities_missing``,
+            ``checkpoint.identities_mismatch`` (its identities line is not the file's). RuleError: ``registry.gap`` /
             ``registry.head_mismatch`` (its registry line does not name the file's registry). InputError:
             ``item.unknown`` (no such item below the tree size). CorruptStoreError: damaged framing.
             StorageError: I/O failure.
@@ -61,11 +62,10 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
     cp = open_checkpoint(checkpoint, trust.operators) if trust else read_unverified_checkpoint(checkpoint)
     payloads = [frame.payload for frame in result.frames]
     tree = _tree_of(payloads, cp, result.origin)
-    registry, heads = read_log(payloads[:cp.tree_size])
+    registry, commitments = read_log(payloads[:cp.tree_size])
     verify_registry_chain([record for _, record in registry], *checkpoint_registry(cp))
-    if checkpoint_heads(cp) != (len(heads), heads.root()):
-        raise VerificationError(f"the checkpoint's {HEADS_EXTENSION} line is not the file's ({heads.extension()}): "
-                                "it does not name the items' latest records", code="checkpoint.heads_mismatch")
+    commitments.check(cp)
+    heads = commitments.heads
     records = _Decoded(payloads)
     bundles = {}
     for item in items:
@@ -75,9 +75,12 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
                              code="item.unknown")
         positions = sorted({*scope.positions, *(p for p, _ in registry)})
         latest = [(name, heads.proof(name)) for name in scope.items]
+        claimed = {(kind, key) for p in scope.positions for kind, key, name in claims_of(records[p])
+                   if name in scope.items}
         bundles[item] = build_bundle(item, checkpoint,
                                      [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size)) for p in positions],
-                                     [(name, head.index, head.proof) for name, head in latest])
+                                     [(name, head.index, head.proof) for name, head in latest],
+                                     commitments.identities.proofs(claimed))
     return bundles
 
 

@@ -15,6 +15,7 @@ from .errors import InputError
 
 __all__ = [
     "DIGEST_SIZE",
+    "TAG_IDENTITY",
     "TAG_ITEM_HEAD",
     "TAG_RECORD_BODY",
     "TAG_RECORD_SIG",
@@ -25,6 +26,9 @@ __all__ = [
 
 DIGEST_SIZE = 32
 
+#: Context of an identity leaf, the leaf input of the checkpoint's identity tree (docs/format.md §7d):
+#: TAG_IDENTITY || canonical-msgpack([kind, folded key, [[position, item, until], ...]]).
+TAG_IDENTITY = b"stonetrail/v1/identity\n"
 #: Context of an item-head leaf, the leaf input of the checkpoint's item-head tree (docs/format.md §7c):
 #: TAG_ITEM_HEAD || canonical-msgpack([item id, leaf index, record hash]).
 TAG_ITEM_HEAD = b"stonetrail/v1/item-head\n"

@@ -25,9 +25,11 @@ from ledger import AUTHORITY, Ledger, Output, Record, Transferred, Trust
 from ledger._codec import encode
 from ledger.bundle import (
     BUNDLE_TAG,
+    BUNDLE_VERSION,
     BundleEntry,
     BundleFormatError,
     HeadEntry,
+    IdentityEntry,
     build_bundle,
     bundle_from_json,
     bundle_to_json,
@@ -40,6 +42,7 @@ from ledger.errors import InputError, ProofError, RuleError, StoneTrailError, Un
 from ledger.events import Corrected, Graded, Mined, Retired, Set, Split, Unset
 from ledger.export import export_bundle
 from ledger.hashing import Digest
+from ledger.commitments import Commitments
 from ledger.heads import ItemHeads
 from ledger.keys import note_verifier_key
 from ledger.merkle import leaf_hash, verify_inclusion
@@ -106,11 +109,12 @@ def bundle(world: tuple[Log, str, bytes]) -> bytes:
 
 
 def encode_bundle(entries: Sequence[BundleEntry], note: str, item: str = "S1",
-                  heads: Sequence[HeadEntry] = ()) -> bytes:
+                  heads: Sequence[HeadEntry] = (), identities: Sequence[IdentityEntry] = ()) -> bytes:
     """Bundle bytes exactly as given (no sorting, no checks): what a forger can send."""
-    return BUNDLE_TAG + encode({"v": 2, "item": item, "checkpoint": note, "records": [
+    return BUNDLE_TAG + encode({"v": BUNDLE_VERSION, "item": item, "checkpoint": note, "records": [
         {"index": e.index, "leaf": e.leaf, "proof": list(e.proof)} for e in entries],
-        "heads": [{"item": h.item, "index": h.index, "proof": list(h.proof)} for h in heads]})
+        "heads": [{"item": h.item, "index": h.index, "proof": list(h.proof)} for h in heads],
+        "identities": [{"index": e.index, "leaf": e.leaf, "proof": list(e.proof)} for e in identities]})
 
 
 #: Every policy rule on, so that the policy pass runs over every mangled bundle too (it must never crash).
@@ -165,8 +169,9 @@ def test_build_is_canonical_and_json_round_trips(world: tuple[Log, str, bytes]) 
     _, note, data = world
     entries = read_bundle(data).entries
     heads = [(h.item, h.index, [Digest(p) for p in h.proof]) for h in read_bundle(data).heads]
+    ids = [(e.index, e.leaf, [Digest(p) for p in e.proof]) for e in reversed(read_bundle(data).identities)]
     again = build_bundle("S1", note, [(e.index, e.leaf, [Digest(h) for h in e.proof]) for e in reversed(entries)],
-                         heads)
+                         heads, ids)
     assert again == data  # sorted by index, one encoding
     rendered = bundle_to_json(data)
     assert rendered["tree_size"] == 9 and rendered["checkpoint"] == note
@@ -247,15 +252,15 @@ def test_removing_any_record_is_rejected(world: tuple[Log, str, bytes]) -> None:
     """The last record too: the checkpoint's heads line names it as the stone's latest (docs/format.md §7c)."""
     _, note, data = world
     bundle = read_bundle(data)
-    entries, heads = bundle.entries, bundle.heads
-    assert verify_bundle(encode_bundle(entries, note, heads=heads), TRUST).as_of == 7  # the helper is faithful
+    entries, heads, ids = bundle.entries, bundle.heads, bundle.identities
+    assert verify_bundle(encode_bundle(entries, note, heads=heads, identities=ids), TRUST).as_of == 7  # the helper is faithful
     want = {0: "registry.gap", 1: "registry.gap", 2: "registry.head_mismatch", 3: "bundle.incomplete",
             5: "bundle.incomplete", 6: "chain.link_mismatch", 7: "bundle.head_mismatch"}
     for i, entry in enumerate(entries):
-        rest = encode_bundle(entries[:i] + entries[i + 1:], note, heads=heads)
+        rest = encode_bundle(entries[:i] + entries[i + 1:], note, heads=heads, identities=ids)
         assert want[entry.index] in codes_of(rest), entry.index
         assert rejected(rest)
-    assert rejected(encode_bundle(entries[:-2], note, heads=heads)) == "bundle.head_mismatch"  # the last two
+    assert rejected(encode_bundle(entries[:-2], note, heads=heads, identities=ids)) == "bundle.head_mismatch"  # the last two
 
 
 def _head(log: Log, note: str, item: str) -> HeadEntry:
@@ -271,16 +276,16 @@ def test_the_head_proofs_are_checked(world: tuple[Log, str, bytes]) -> None:
     each rejected with its reason; the faithful ones accepted. S1's bundle proves the heads of S1 and of L1 (cut
     into S1: consumed, so its later records could only be statements about it)."""
     log, note, data = world
-    entries, heads = read_bundle(data).entries, read_bundle(data).heads
+    entries, heads, ids = read_bundle(data).entries, read_bundle(data).heads, read_bundle(data).identities
     assert list(heads) == [_head(log, note, "L1"), _head(log, note, "S1")]
     lot, head = heads
-    assert verify_bundle(encode_bundle(entries, note, heads=heads), TRUST).item == "S1"
-    assert rejected(encode_bundle(entries, note)) == "bundle.head_missing"
-    assert rejected(encode_bundle(entries, note, heads=[head])) == "bundle.head_missing"  # L1's
+    assert verify_bundle(encode_bundle(entries, note, heads=heads, identities=ids), TRUST).item == "S1"
+    assert rejected(encode_bundle(entries, note, identities=ids)) == "bundle.head_missing"
+    assert rejected(encode_bundle(entries, note, heads=[head], identities=ids)) == "bundle.head_missing"  # L1's
     for other in ("L1-R", "S2"):  # L1's other output, another stone: not in S1's provenance
         extra = sorted([*heads, _head(log, note, other)], key=lambda h: h.item)
-        assert rejected(encode_bundle(entries, note, heads=extra)) == "bundle.extra_head"
-    assert rejected(encode_bundle(entries, note, heads=[lot, replace(head, item="S2")])) == "bundle.head_missing"
+        assert rejected(encode_bundle(entries, note, heads=extra, identities=ids)) == "bundle.extra_head"
+    assert rejected(encode_bundle(entries, note, heads=[lot, replace(head, item="S2")], identities=ids)) == "bundle.head_missing"
     for target in (lot, head):
         proof = list(target.proof)
         changes: list[dict[str, object]] = [
@@ -292,21 +297,21 @@ def test_the_head_proofs_are_checked(world: tuple[Log, str, bytes]) -> None:
             changes.append({"proof": (*proof[:k], bytes([proof[k][0] ^ 1]) + proof[k][1:], *proof[k + 1:])})
         for change in changes:
             mutated = [replace(h, **change) if h is target else h for h in heads]  # type: ignore[arg-type]
-            assert rejected(encode_bundle(entries, note, heads=mutated)) == "bundle.head_mismatch", change
+            assert rejected(encode_bundle(entries, note, heads=mutated, identities=ids)) == "bundle.head_mismatch", change
     cp = read_unverified_checkpoint(note)
-    registry, heads_line = cp.extensions
+    registry, heads_line, identities = cp.extensions
     word, count, root = heads_line.split(" ")
-    lines = {"checkpoint.heads_missing": (registry,),
-             "checkpoint.extension": (registry, heads_line, heads_line)}
+    lines = {"checkpoint.heads_missing": (registry, identities),
+             "checkpoint.extension": (registry, heads_line, heads_line, identities)}
     for code, extensions in lines.items():
-        assert rejected(encode_bundle(entries, _sign(replace(cp, extensions=extensions)), heads=heads)) == code
+        assert rejected(encode_bundle(entries, _sign(replace(cp, extensions=extensions)), heads=heads, identities=ids)) == code
     for other_line in (f"{word} {int(count) * 2} {root}", f"{word} {int(count) // 2} {root}",
                        f"{word} {count} {Digest(bytes(32)).b64()}"):
-        forged = _sign(replace(cp, extensions=(registry, other_line)))
-        assert rejected(encode_bundle(entries, forged, heads=heads)) == "bundle.head_mismatch", other_line
+        forged = _sign(replace(cp, extensions=(registry, other_line, identities)))
+        assert rejected(encode_bundle(entries, forged, heads=heads, identities=ids)) == "bundle.head_mismatch", other_line
     for bad in ([head, lot], [lot, head, head]):
         with pytest.raises(BundleFormatError) as err:
-            read_bundle(encode_bundle(entries, note, heads=bad))
+            read_bundle(encode_bundle(entries, note, heads=bad, identities=ids))
         assert err.value.code == "bundle.malformed"
 
 
@@ -332,7 +337,7 @@ def test_a_statement_about_the_stone_is_in_its_bundle_and_cannot_be_left_out(tmp
     assert "L1: producer-a corrects record 3: 'mined at Orapa, not Jwaneng' (record 11)" in p.attested
     for left_out in (9, 11):
         without = [e for e in bundle.entries if e.index != left_out]
-        assert rejected(encode_bundle(without, note, heads=bundle.heads)) == "bundle.head_mismatch", left_out
+        assert rejected(encode_bundle(without, note, heads=bundle.heads, identities=bundle.identities)) == "bundle.head_mismatch", left_out
     log.ledger.close()
 
 
@@ -511,8 +516,8 @@ def test_a_set_stone_carries_its_articles_latest_record(tmp_path: Path) -> None:
     note = log.checkpoint()
     bundle = read_bundle(export_bundle(log.path, "S1", note))
     assert [h.item for h in bundle.heads] == ["RING-1", "S1"]
-    assert verify_bundle(encode_bundle(bundle.entries, note, heads=bundle.heads), TRUST).holder == "trader-b"
-    cut = encode_bundle(bundle.entries[:-1], note, heads=bundle.heads)
+    assert verify_bundle(encode_bundle(bundle.entries, note, heads=bundle.heads, identities=bundle.identities), TRUST).holder == "trader-b"
+    cut = encode_bundle(bundle.entries[:-1], note, heads=bundle.heads, identities=bundle.identities)
     assert [(f.code, f.item) for f in check_bundle(cut, TRUST).findings] == [("bundle.head_mismatch", "RING-1")]
     log.ledger.close()
 
@@ -534,13 +539,20 @@ def test_export_checks_the_checkpoint_against_the_file(world: tuple[Log, str, by
     assert unknown.value.code == "item.unknown"
     with pytest.raises(UnverifiedNoteError):
         export_bundle(log.path, "S1", _sign(cp), trust=replace(TRUST, operators=TRUST.authorities))
-    heads = ItemHeads.of((i, log.ledger.record(i)) for i in range(4))  # L1, mined at 3
+    early_lines = Commitments()
+    for i in range(4):  # L1, mined at 3
+        early_lines.add(i, log.ledger.record(i))
     early = _sign(Checkpoint(origin=cp.origin, tree_size=4, root_hash=log.ledger.tree.root_at(4),
-                             extensions=(cp.extensions[0], heads.extension())))  # all three enrolments are below 4
+                             extensions=(cp.extensions[0], *early_lines.extensions())))  # all enrolments are below 4
     assert read_bundle(export_bundle(log.path, "L1", early)).entries[-1].index == 3
-    stale = _sign(replace(cp, tree_size=4, root_hash=log.ledger.tree.root_at(4)))  # the heads line of size 9
+    stale = _sign(replace(cp, tree_size=4, root_hash=log.ledger.tree.root_at(4)))  # the lines of size 9
     without = _sign(replace(cp, extensions=cp.extensions[:1]))
-    for code, forged in (("checkpoint.heads_mismatch", stale), ("checkpoint.heads_missing", without)):
+    stale_ids = _sign(replace(early_cp := read_unverified_checkpoint(early), extensions=(
+        *early_cp.extensions[:2], cp.extensions[2])))
+    without_ids = _sign(replace(early_cp, extensions=early_cp.extensions[:2]))
+    for code, forged in (("checkpoint.heads_mismatch", stale), ("checkpoint.heads_missing", without),
+                         ("checkpoint.identities_mismatch", stale_ids),
+                         ("checkpoint.identities_missing", without_ids)):
         with pytest.raises(VerificationError) as err:
             export_bundle(log.path, "L1", forged)
         assert err.value.code == code
@@ -662,7 +674,7 @@ def test_a_statement_about_a_ring_the_stone_has_left_cannot_be_dropped(tmp_path:
     note = log.checkpoint()
     bundle = read_bundle(export_bundle(log.path, "S1", note))
     assert [h.item for h in bundle.heads] == ["RING-1", "S1"] and bundle.entries[-1].index == 9
-    assert verify_bundle(encode_bundle(bundle.entries, note, heads=bundle.heads), TRUST).state == "live"
-    dropped = encode_bundle(bundle.entries[:-1], note, heads=bundle.heads)
+    assert verify_bundle(encode_bundle(bundle.entries, note, heads=bundle.heads, identities=bundle.identities), TRUST).state == "live"
+    dropped = encode_bundle(bundle.entries[:-1], note, heads=bundle.heads, identities=bundle.identities)
     assert [(f.code, f.item) for f in check_bundle(dropped, TRUST).findings] == [("bundle.head_mismatch", "RING-1")]
     log.ledger.close()

@@ -255,20 +255,24 @@ def test_a_registry_that_shrinks_or_changes_is_refused(grown: Grown) -> None:
 
 
 def test_heads_lines_that_shrink_or_differ_are_refused(grown: Grown) -> None:
-    """An item once named stays in the item-head tree, and one tree has one heads line; a checkpoint with no
-    heads line (an older version's) is not compared."""
+    """An item (identity) once named stays in the item-head (identity) tree, and one tree has one heads line and
+    one identities line; a checkpoint without such lines (an older version's) is not compared on them."""
     old, new = read_unverified_checkpoint(grown.notes[20]), read_unverified_checkpoint(grown.notes[30])
-    registry, heads = new.extensions
-    word, count, root = heads.split(" ")
-    fewer = _sign(replace(new, extensions=(registry, f"{word} {int(count) - 20} {root}")))
-    assert code_of(lambda: verify_checkpoint_consistency(grown.notes[20], fewer, proof(grown, 20, 30), TRUST)) \
-        == "consistency.heads_rollback"
-    other = _sign(replace(old, extensions=(old.extensions[0], heads)))  # the tree of 20 with the heads of 30
-    assert code_of(lambda: verify_checkpoint_consistency(grown.notes[20], other, proof(grown, 20, 20), TRUST)) \
-        == "consistency.heads_mismatch"
+    for at, name in ((1, "heads"), (2, "identities")):
+        line, (word, count, root) = new.extensions[at], old.extensions[at].split(" ")
+        fewer = _sign(replace(new, extensions=_swap(new.extensions, at, f"{word} {int(count) - 1} {root}")))
+        assert code_of(lambda fewer=fewer: verify_checkpoint_consistency(  # type: ignore[misc]
+            grown.notes[20], fewer, proof(grown, 20, 30), TRUST)) == f"consistency.{name}_rollback"
+        other = _sign(replace(old, extensions=_swap(old.extensions, at, line)))  # the tree of 20, a line of 30
+        assert code_of(lambda other=other: verify_checkpoint_consistency(  # type: ignore[misc]
+            grown.notes[20], other, proof(grown, 20, 20), TRUST)) == f"consistency.{name}_mismatch"
     verify_checkpoint_consistency(grown.notes[20], grown.notes[20], proof(grown, 20, 20), TRUST)
-    verify_checkpoint_consistency(grown.notes[20], _sign(replace(new, extensions=(registry,))), proof(grown, 20, 30),
-                                  TRUST)
+    verify_checkpoint_consistency(grown.notes[20], _sign(replace(new, extensions=new.extensions[:1])),
+                                  proof(grown, 20, 30), TRUST)
+
+
+def _swap(lines: tuple[str, ...], at: int, line: str) -> tuple[str, ...]:
+    return tuple(line if i == at else e for i, e in enumerate(lines))
 
 
 def test_checkpoints_of_another_origin_or_signer_are_refused(grown: Grown) -> None:

@@ -9,13 +9,14 @@ possible from a bundle (``BundleReport.unchecked``) — never a silent "valid".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ledger import AUTHORITY, Enrolled, Output, Record, Trust
 from ledger._ledger import checkpoint_file
 from ledger.audit import check_ledger
-from ledger.bundle import BundleReport, check_bundle, read_bundle
+from ledger.bundle import BundleReport, build_bundle, check_bundle, read_bundle
 from ledger.events import Corrected, Graded, Merged, Mined, Set, Transferred
 from ledger.export import export_bundle
 from ledger.findings import Finding
@@ -110,11 +111,9 @@ def _ring(w: Insider, *, correct_before_set: bool) -> tuple[Record, Record]:
 
 
 def _without(data: bytes, position: int) -> bytes:
-    from ledger.bundle import build_bundle
-
     b = read_bundle(data)
     return build_bundle(b.item, b.checkpoint, [(e.index, e.leaf, e.proof) for e in b.entries if e.index != position],
-                        [(h.item, h.index, h.proof) for h in b.heads])
+                        [(h.item, h.index, h.proof) for h in b.heads], [(e.index, e.leaf, e.proof) for e in b.identities])
 
 
 def test_a_correction_of_a_set_stone_is_in_the_rings_bundle_and_cannot_be_dropped(tmp_path: Path) -> None:
@@ -135,25 +134,65 @@ def test_a_correction_of_a_set_stone_is_in_the_rings_bundle_and_cannot_be_droppe
         assert {f.item for f in cut.findings if f.code == "bundle.head_mismatch"} == {"S1"}
 
 
-# --- attack 2: identity rules a bundle cannot see --------------------------------------------------------------
+# --- attack 2: identity rules are ledger-wide: the checkpoint's identity tree proves them ---------------------
 
-def test_ledger_wide_identity_rules_are_reported_as_not_checked_by_a_bundle(tmp_path: Path) -> None:
+def _twins(tmp_path: Path) -> tuple[Insider, Path, str, int, int]:
+    """S1 graded RPT-1; then S2 graded RPT-1 too, and a stone created as s1 (both refused by the rules)."""
     w = Insider()
     w.ok(w.mine("S1", 1_000))
     w.ok(w.mine("S2", 1_000))
-    first = w.ok(w.make(Graded(lab="lab-d", report="RPT-1", mass_mct=1_000, colour="E", clarity="VS1",
-                               nature="natural"), "producer-a", inputs=["S1"]))
-    second = w.make(Graded(lab="lab-d", report="RPT-1", mass_mct=1_000, colour="E", clarity="VS1",
+    w.ok(w.make(Graded(lab="lab-d", report="RPT-1", mass_mct=1_000, colour="E", clarity="VS1", nature="natural"),
+                "producer-a", inputs=["S1"]))
+    second = w.make(Graded(lab="lab-d", report="rpt-1", mass_mct=1_000, colour="E", clarity="VS1",
                            nature="natural"), "producer-a", inputs=["S2"])
     twin = w.mine("s1", 1_000)  # an id a reader confuses with S1
-    path = tmp_path / "l.ledger"
+    path = tmp_path / "twins.ledger"
     note = w.write(path, [*w.records, second, twin])
-    at_second, at_twin = len(w.records), len(w.records) + 1
+    return w, path, note, len(w.records), len(w.records) + 1
+
+
+def test_a_second_stone_with_a_report_number_or_an_id_read_alike_fails_its_bundle(tmp_path: Path) -> None:
+    w, path, note, at_second, at_twin = _twins(tmp_path)
     assert audit_codes(path, at_second) == {"identity.duplicate_report"}
     assert audit_codes(path, at_twin) == {"item.duplicate_id"}
     for item, position, code in (("S2", at_second, "identity.duplicate_report"), ("s1", at_twin, "item.duplicate_id")):
         report = bundle_of(path, item, note)
-        assert code in at(report.findings, position) | at(report.unchecked, position), (item, report.findings)
-        shown = report.to_json()["unchecked"]
-        assert isinstance(shown, list) and code in {f["code"] for f in shown} | set(codes(report.findings))
-    assert w.records.index(first) in {f.position for f in bundle_of(path, "S1", note).unchecked}
+        assert at(report.findings, position) == {code}, report.findings
+    first = bundle_of(path, "S1", note)  # the stone that held RPT-1 and the id first is untouched
+    assert first.ok and first.unchecked == (), first.findings
+
+
+def _identities(data: bytes, keep: Callable[[int], bool]) -> bytes:
+    b = read_bundle(data)
+    return build_bundle(b.item, b.checkpoint, [(e.index, e.leaf, e.proof) for e in b.entries],
+                        [(h.item, h.index, h.proof) for h in b.heads],
+                        [(e.index, e.leaf, e.proof) for e in b.identities if keep(e.index)])
+
+
+def test_identity_proofs_cannot_be_left_out_or_bent(tmp_path: Path) -> None:
+    _, path, note, at_second, _ = _twins(tmp_path)
+    data = export_bundle(path, "S2", note)
+    indices = [e.index for e in read_bundle(data).identities]
+    assert len(indices) >= 3  # S2's id, RPT-1, and the neighbours around them
+    for index in indices:  # dropping any leaf (the claim's own or a neighbour) leaves the claim unproven
+        report = check_bundle(_identities(data, lambda i, index=index: i != index), TRUST)  # type: ignore[misc]
+        assert "identity.unproven" in codes(report.findings), index
+    b = read_bundle(data)
+    bent = [(e.index, e.leaf[:-1] + bytes([e.leaf[-1] ^ 1]), e.proof) for e in b.identities]
+    report = check_bundle(build_bundle(b.item, b.checkpoint, [(e.index, e.leaf, e.proof) for e in b.entries],
+                                       [(h.item, h.index, h.proof) for h in b.heads], bent), TRUST)
+    assert not report.ok and "proof.root_mismatch" in codes(report.findings)
+
+
+def test_a_checkpoint_without_an_identities_line_is_refused_by_a_bundle(tmp_path: Path) -> None:
+    from ledger.checkpoint import read_unverified_checkpoint, sign_checkpoint
+
+    _, path, note, _, _ = _twins(tmp_path)
+    cp = read_unverified_checkpoint(note)
+    old = sign_checkpoint(replace(cp, extensions=cp.extensions[:2]), ORIGIN, OPERATOR)
+    data = _identities(export_bundle(path, "S1", note), lambda _: True)
+    b = read_bundle(data)
+    report = check_bundle(build_bundle(b.item, old, [(e.index, e.leaf, e.proof) for e in b.entries],
+                                       [(h.item, h.index, h.proof) for h in b.heads],
+                                       [(e.index, e.leaf, e.proof) for e in b.identities]), TRUST)
+    assert "checkpoint.identities_missing" in codes(report.findings)

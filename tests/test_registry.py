@@ -15,7 +15,7 @@ from ledger.custody import CustodyState
 from ledger.errors import InputError, NoteFormatError, RuleError, VerificationError
 from ledger.events import REGISTRY_KINDS, Mined
 from ledger.hashing import Digest
-from ledger.heads import ItemHeads
+from ledger.commitments import Commitments
 from ledger.keys import PrivateKey, note_verifier_key
 from ledger.registry import (
     EMPTY_REGISTRY_HEAD,
@@ -352,7 +352,7 @@ def test_checkpoint_file_writes_the_same_registry_line(log: Log) -> None:
 
 def test_checkpoint_of_an_empty_ledger(log: Log) -> None:
     cp = open_checkpoint(log.checkpoint(), TRUST.operators)
-    assert cp.extensions == (format_registry_extension(0, None), ItemHeads().extension())
+    assert cp.extensions == (format_registry_extension(0, None), *Commitments().extensions())
     assert checkpoint_file(log.path, OPERATOR) == log.checkpoint()
 
 
@@ -396,10 +396,12 @@ def test_a_last_revocation_cannot_be_left_out_under_a_checkpoint(log: Log, tmp_p
 
 
 def _signed(log: Log, extensions: tuple[str, ...]) -> str:
-    """A checkpoint of the log with these extension lines and its true heads line."""
-    heads = ItemHeads.of((i, log.ledger.record(i)) for i in range(log.ledger.size)).extension()
+    """A checkpoint of the log with these extension lines and its true heads and identities lines."""
+    lines = Commitments()
+    for i in range(log.ledger.size):
+        lines.add(i, log.ledger.record(i))
     cp = Checkpoint(origin=ORIGIN, tree_size=log.ledger.size, root_hash=log.ledger.root_hash(),
-                    extensions=(*extensions, heads))
+                    extensions=(*extensions, *lines.extensions()))
     return sign_checkpoint(cp, ORIGIN, OPERATOR)
 
 
