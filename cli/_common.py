@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from ledger import Finding, Trust
+from ledger._files import write_files
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError, StoneTrailError, StorageError, TrustFileError, VerificationError
 
@@ -112,22 +113,11 @@ def _load_trust(path: Path) -> Trust:
         raise TrustFileError(f"trust file {path}: {exc}", code=exc.code) from exc
 
 
-def _write_new(*files: tuple[Path, str]) -> None:
-    """Write new text files (path, text), all or none: refuse to replace one (nothing a user keeps is ever
-    overwritten), and remove those written here if a later one fails."""
-    written: list[Path] = []
-    try:
-        for path, text in files:
-            try:
-                with path.open("x", encoding="utf-8") as fh:
-                    written.append(path)
-                    fh.write(text)
-            except FileExistsError as exc:
-                raise StorageError(f"{path} exists; not overwritten", code="store.exists") from exc
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
+def _write_new(*files: tuple[Path, str | bytes]) -> None:
+    """Write new files (path, text as UTF-8 or bytes), all or none, each created exclusively, never through a
+    symbolic link, and linked into place only once complete (:func:`ledger._files.write_files`): nothing a user
+    keeps, a ledger least of all, is ever overwritten. Raises StorageError ``store.exists``, ``store.io``."""
+    write_files([(path, data.encode() if isinstance(data, str) else data) for path, data in files])
 
 
 def _plural(n: int, word: str) -> str:

@@ -28,6 +28,7 @@ from ._common import (
     _read_bytes,
     _read_checkpoint,
     _read_text,
+    _write_new,
 )
 
 _OUT = click.Path(dir_okay=False, path_type=Path)
@@ -95,7 +96,7 @@ def _write_split_view(out: Path, trust: Trust, old: tuple[Path | None, str], new
     except (InputError, VerificationError) as exc:
         click.echo(f"no evidence written: {exc} [{exc.code}]")
         return
-    out.write_bytes(data)
+    _write_new((out, data))
     click.echo(f"wrote {out}:")
     for line in proven.describe():
         click.echo(f"  {line}")
@@ -171,7 +172,7 @@ def fork_command(ledger_file: Path, checkpoint_path: Path, out: Path, trust_file
         click.echo("no fork: no two records under the checkpoint claim the same predecessor")
         sys.exit(EXIT_INVALID)
     lines = verify_evidence(data, trust).describe() if trust else []
-    out.write_bytes(data)
+    _write_new((out, data))
     click.echo(f"wrote {out}")
     for line in lines:
         click.echo(f"  {line}")

@@ -26,8 +26,9 @@ from ledger import (
     origin_summary,
     replay_ledger,
 )
+from ledger._files import check_new
 from ledger.consistency import format_consistency_proof
-from ledger.errors import InputError, StorageError
+from ledger.errors import InputError
 from ledger.keys import PrivateKey
 from ledger.monitor import consistency_proof_for
 from ledger.policy import Policy
@@ -255,9 +256,8 @@ def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: 
     if (since_file is None) != (proof_out is None):
         raise click.UsageError("--since and --proof-out go together")
     for target in (out, proof_out):
-        if target is not None and target.exists():
-            raise StorageError(f"{target} exists; checkpoint never overwrites a file (old checkpoints are evidence)",
-                               code="store.exists")
+        if target is not None:
+            check_new(target)  # never overwritten (old checkpoints are evidence)
     key = keyfile.load_private_key(key_file)
     trust = _load_trust(trust_file) if trust_file is not None else None
     if trust is not None and not trust.is_operator(key.public_key):

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ledger import format_ct
+from ledger._files import check_new
 from ledger.bundle import (
     MAX_BUNDLE_SIZE,
     BundleFormatError,
@@ -22,7 +23,7 @@ from ledger.bundle import (
     check_bundle,
     summarize_bundle,
 )
-from ledger.errors import InputError, StorageError
+from ledger.errors import InputError
 from ledger.export import export_bundle
 from ledger.policy import Policy
 from ledger.provenance import Provenance
@@ -38,6 +39,7 @@ from ._common import (
     _read_bytes,
     _read_checkpoint,
     _utc,
+    _write_new,
 )
 from ._policy import _print_policy, policy_options
 
@@ -82,15 +84,10 @@ def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path
       stonetrail proof export out/demo.ledger R-00001-A -o R-00001-A.stproof --checkpoint out/checkpoint.txt
     """
     out = out or Path.cwd() / f"{item}{SUFFIX}"
-    if out.exists():
-        raise StorageError(f"{out} exists; a bundle is never overwritten (choose another -o)", code="store.exists")
+    check_new(out)  # fail before the export's work; a bundle is never overwritten
     note = _read_checkpoint(checkpoint_path or ledger_file.parent / "checkpoint.txt")
     data = export_bundle(ledger_file, item, note, trust=_load_trust(trust_file) if trust_file else None)
-    try:
-        with out.open("xb") as fh:
-            fh.write(data)
-    except FileExistsError as exc:
-        raise StorageError(f"{out} exists; a bundle is never overwritten", code="store.exists") from exc
+    _write_new((out, data))
     summary = summarize_bundle(data)
     size = summary.checkpoint.tree_size if summary.checkpoint else "?"
     click.echo(f"wrote {out} ({_plural(len(summary.lines), 'record')}, {len(data)} bytes; proven against the "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ._files import write_files
 from ._ledger import Ledger
 from ._scenarios import (
     Builder,
@@ -151,14 +152,12 @@ def build_demo(directory: str | Path, seed: int = 1) -> DemoSummary:
         scenario_recovered(b)
         scenario_lesedi(b)
         checkpoint = ledger.checkpoint(keys["operator"])
-    (out / "trust.keys").write_text(trust.format(), encoding="utf-8")
-    (out / "checkpoint.txt").write_text(checkpoint, encoding="utf-8")
+    write_files([(out / "trust.keys", trust.format().encode()), (out / "checkpoint.txt", checkpoint.encode())])
     report = check_ledger(ledger_path, trust, checkpoint=checkpoint)
     proofs = out / "proofs"
     proofs.mkdir()
     bundles = export_bundles(ledger_path, polished, checkpoint)
-    for item, data in bundles.items():
-        (proofs / f"{item}.stproof").write_bytes(data)
+    write_files([(proofs / f"{item}.stproof", data) for item, data in bundles.items()])
     return DemoSummary(directory=out, ledger_path=ledger_path, trust_path=out / "trust.keys",
                        checkpoint_path=out / "checkpoint.txt", polished_example=polished[0],
                        laundered=tuple(laundered), report=report, proofs_dir=proofs, proof_count=len(bundles),

@@ -2,19 +2,16 @@
 
 This is the one place key material touches the file system; :mod:`ledger.keys` stays free of I/O.
 
-Writing is atomic and exclusive: the PEM goes to a fresh temporary file in the target directory (created with
-``O_CREAT | O_EXCL | O_WRONLY`` and mode 0o600, then fsynced), which is then hard-linked to the target name.
-``link(2)`` fails if the name exists, so a key file is never overwritten and never seen half-written; the
-directory is fsynced so the new name survives a crash.
+Writing is atomic and exclusive, as for every output file (:func:`ledger._files.write_file`, mode exactly 0600):
+a key file is never overwritten, never written through a symbolic link and never seen half-written.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from pathlib import Path
 
+from ._files import write_file
 from .errors import KeyFormatError, StorageError
 from .keys import PrivateKey
 
@@ -36,19 +33,11 @@ def save_private_key(path: str | os.PathLike[str], key: PrivateKey) -> None:
             complete key).
     """
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-    data = key.to_pem()
     try:
-        _write_new(tmp, data)
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            raise StorageError(f"key file exists, not overwriting: {target}", code="key.exists") from None
-        _fsync_dir(target.parent)
-    except OSError as exc:
-        raise StorageError(f"cannot write key file {target}: {exc.strerror}", code="key.io") from exc
-    finally:
-        _unlink_quietly(tmp)
+        write_file(target, key.to_pem(), private=True)
+    except StorageError as exc:
+        code = "key.exists" if exc.code == "store.exists" else "key.io"
+        raise StorageError(f"cannot write key file: {exc}", code=code) from exc
 
 
 def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
@@ -69,28 +58,3 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
     if len(data) > MAX_KEY_FILE_SIZE:
         raise KeyFormatError(f"key file over {MAX_KEY_FILE_SIZE} bytes: {target}", code="key.pem")
     return PrivateKey.from_pem(data)
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _O_CLOEXEC | _O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # the umask may only narrow the mode; make it exact
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | _O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):  # best effort: the key is at the target name, or nowhere
-        os.unlink(path)

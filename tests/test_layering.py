@@ -12,7 +12,8 @@ import pytest
 LEDGER = Path(__file__).resolve().parents[1] / "ledger"
 CLI = Path(__file__).resolve().parents[1] / "cli"
 
-#: Top to bottom. DESIGN.md §4 plus: findings (report values), keyfile (private-key files; see
+#: Top to bottom. DESIGN.md §4 plus: _files (new output files, created exclusively and atomically: every file
+#: the library and the CLI write but a ledger's frames), findings (report values), keyfile (private-key files; see
 #: docs/adr/0002-key-files-outside-store.md), _schema and events (record layer), trust, heads (the checkpoint's
 #: commitment to every item's latest record), origin, rules and _kinds (the custody layer split by concern),
 #: _policy and policy (a policy value and its file format; its checks over a replay), history, demo; consistency
@@ -21,7 +22,8 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: verifier and the exporter), _bundle_format and bundle (offline proof bundles, pure: bytes, then verification),
 #: export (bundles from a ledger file); _text (the two text classes of a record's fields, read by _schema).
 ORDER = [
-    "errors", "findings", "_codec", "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "checkpoint", "trust",
+    "errors", "_files", "findings", "_codec", "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "checkpoint",
+    "trust",
     "events", "record", "_describe", "registry", "heads", "consistency", "evidence", "origin", "rules", "_kinds",
     "custody", "_policy", "policy", "provenance", "_bundle_format", "bundle", "_framing", "store", "_ledger",
     "monitor", "audit", "export", "history", "_scenarios", "demo",

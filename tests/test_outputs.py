@@ -1,0 +1,187 @@
+"""Every file the CLI and the library write is new (never over an existing name, a ledger least of all), never
+written through a symbolic link, and appears only whole (ledger._files): the data-loss attacks of issue 8."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ledger import Ledger, Transferred, Trust, checkpoint_file, export_bundle, keyfile, note_verifier_key
+from ledger._files import write_file, write_files
+from ledger.consistency import ConsistencyProof, format_consistency_proof
+from ledger.errors import StorageError
+from ledger.store import FileStore
+from stonetrail_cli.main import main
+from world import ORIGIN, World, key
+
+OPERATOR = key("operator")
+TRUST = Trust(operators=(note_verifier_key(ORIGIN, OPERATOR.public_key),),
+              authorities=(note_verifier_key("authority", key("authority").public_key),))
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@dataclass(frozen=True)
+class Files:
+    """A directory with a clean ledger (stone S0) and a forked one (S0 sold twice), their checkpoints, a checkpoint
+    of a third ledger (b.txt) that splits from the clean one, the trust file and the operator key."""
+
+    dir: Path
+    clean: Path
+    forked: Path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
+    d = tmp_path_factory.mktemp("outputs")
+    w = World()
+    w.enrol_all()
+    shared = list(w.records)
+    s0 = w.mine("S0")
+    assert w.add(s0) == []
+    s1 = w.mine("S1")
+    t1 = w.make(Transferred(to="trader-b", mode="title"), "producer-a", inputs=["S0"], place="BW")
+    t2 = w.make(Transferred(to="trader-e", mode="title"), "producer-a", inputs=["S0"], place="BW")
+    authority = {w.keys["authority"].public_key.raw}
+    notes = {}
+    for name, records in (("clean", [*shared, s0]), ("b", [*shared, s1]), ("forked", [*shared, s0, t1])):
+        with Ledger.create(d / f"{name}.ledger", ORIGIN, authority) as led:
+            led.append_batch(records)
+            notes[name] = led.checkpoint(OPERATOR)
+    with FileStore.open(d / "forked.ledger", writable=True) as store:
+        store.append(t2.raw)  # a second successor of S0's mining record: a chain fork
+    (d / "clean.txt").write_text(notes["clean"])
+    (d / "b.txt").write_text(notes["b"])  # a split view: the same size as clean.txt, another root
+    (d / "same-size.proof").write_text(format_consistency_proof(ConsistencyProof(
+        old_size=len(shared) + 1, new_size=len(shared) + 1, hashes=())))
+    (d / "forked.txt").write_text(checkpoint_file(d / "forked.ledger", OPERATOR))
+    (d / "trust.keys").write_text(TRUST.format())
+    keyfile.save_private_key(d / "operator.pem", OPERATOR)
+    return Files(d, d / "clean.ledger", d / "forked.ledger")
+
+
+@pytest.fixture
+def writer_lock(files: Files) -> Iterator[None]:
+    """Another process holds the writer lock on the forked ledger while the test runs."""
+    code = ("import sys; from ledger.store import FileStore; s = FileStore.open(sys.argv[1], writable=True); "
+            "print('locked', flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code, str(files.forked)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline() == "locked\n"
+    yield
+    child.communicate("", timeout=30)
+
+
+def _no_leftovers(directory: Path) -> None:
+    assert not [p.name for p in directory.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_fork_evidence_onto_its_own_ledger_is_refused(files: Files, locked: bool,
+                                                      request: pytest.FixtureRequest) -> None:
+    if locked:
+        request.getfixturevalue("writer_lock")
+    before = files.forked.read_bytes()
+    result = run("evidence", "fork", files.forked, "--checkpoint", files.dir / "forked.txt", "-o", files.forked)
+    assert result.exit_code == 3 and "[store.exists]" in result.output, result.output
+    assert files.forked.read_bytes() == before
+    _no_leftovers(files.dir)
+    out = files.dir / f"fork-{locked}.ev"  # the neighbour: a new file is written
+    assert run("evidence", "fork", files.forked, "--checkpoint", files.dir / "forked.txt", "-o", out).exit_code == 0
+    assert out.read_bytes().startswith(b"stonetrail/v1/evidence\n")
+
+
+def _commands(files: Files, out: Path) -> dict[str, list[str | Path]]:
+    d = files.dir
+    return {
+        "evidence fork": ["evidence", "fork", files.forked, "--checkpoint", d / "forked.txt", "-o", out],
+        "consistency": ["consistency", d / "clean.txt", d / "b.txt", "--proof", d / "same-size.proof", "--trust",
+                        d / "trust.keys", "--evidence-out", out],
+        "checkpoint": ["checkpoint", files.clean, "--key", d / "operator.pem", "-o", out],
+        "proof export": ["proof", "export", files.clean, "S0", "--checkpoint", d / "clean.txt", "-o", out],
+        "keygen": ["keygen", "--name", "example.com/k", "-o", out],
+    }
+
+
+@pytest.mark.parametrize("command", ["evidence fork", "consistency", "checkpoint", "proof export", "keygen"])
+def test_no_output_is_written_through_a_symbolic_link(files: Files, command: str, tmp_path: Path) -> None:
+    victim, link, dangling = tmp_path / "victim.txt", tmp_path / "out", tmp_path / "dangling"
+    victim.write_bytes(b"a file the user keeps")
+    link.symlink_to(victim)
+    dangling.symlink_to(tmp_path / "created-through-the-link")
+    for out in (link, dangling):
+        result = run(*_commands(files, out)[command])
+        assert result.exit_code == 3 and "symbolic link" in result.output, result.output
+        assert ("[key.exists]" if command == "keygen" else "[store.exists]") in result.output
+    assert victim.read_bytes() == b"a file the user keeps" and not (tmp_path / "created-through-the-link").exists()
+    _no_leftovers(tmp_path)
+    fresh = run(*_commands(files, tmp_path / "fresh")[command])  # the neighbour: a new name is written
+    assert fresh.exit_code in (0, 1) and (tmp_path / "fresh").stat().st_size > 0, fresh.output
+
+
+def test_a_failed_bundle_write_leaves_nothing_and_the_retry_succeeds(files: Files, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    out, real_write = tmp_path / "S0.stproof", os.write
+
+    def half_then_disk_full(fd: int, data: bytes) -> int:
+        if len(data) < 1000:
+            return real_write(fd, data)
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    args = ["proof", "export", files.clean, "S0", "--checkpoint", files.dir / "clean.txt", "-o", out]
+    monkeypatch.setattr(os, "write", half_then_disk_full)
+    failed = run(*args)
+    monkeypatch.undo()
+    assert failed.exit_code == 3 and "[store.io]" in failed.output and "No space left" in failed.output
+    assert list(tmp_path.iterdir()) == []  # no truncated bundle, no temporary file
+    retry = run(*args)
+    assert retry.exit_code == 0, retry.output
+    assert out.read_bytes() == export_bundle(files.clean, "S0", (files.dir / "clean.txt").read_text())  # whole
+
+
+# --- the helper -----------------------------------------------------------------------------------------------
+
+
+def test_write_file_is_new_whole_and_private_when_asked(tmp_path: Path) -> None:
+    old_umask = os.umask(0)  # even a permissive umask must not widen a private file's mode
+    try:
+        public = write_file(tmp_path / "a.txt", b"public")
+        private = write_file(tmp_path / "k.pem", b"secret", private=True)
+    finally:
+        os.umask(old_umask)
+    assert public.read_bytes() == b"public" and stat.S_IMODE(public.stat().st_mode) == 0o644
+    assert private.read_bytes() == b"secret" and stat.S_IMODE(private.stat().st_mode) == 0o600
+    for existing in (public, tmp_path):  # a file, a directory
+        with pytest.raises(StorageError) as err:
+            write_file(existing, b"other")
+        assert err.value.code == "store.exists"
+    assert public.read_bytes() == b"public"
+    _no_leftovers(tmp_path)
+
+
+def test_write_files_writes_all_or_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "second").write_bytes(b"kept")
+    with pytest.raises(StorageError) as err:
+        write_files([(tmp_path / "first", b"1"), (tmp_path / "second", b"2")])
+    assert err.value.code == "store.exists"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["second"] and (tmp_path / "second").read_bytes() == b"kept"
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(StorageError) as io:
+        write_files([(tmp_path / "first", b"1"), (tmp_path / "third", b"3")])
+    assert io.value.code == "store.io" and sorted(p.name for p in tmp_path.iterdir()) == ["second"]
