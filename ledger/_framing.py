@@ -11,13 +11,16 @@ File format, version 1 (integers unsigned big-endian; CRC32 = ``zlib.crc32``, IS
       12      n     origin       ASCII 0x21..0x7E except "+" (C2SP tlog-checkpoint: no spaces, no plus)
       12+n    4     header_crc   u32, CRC32 of header bytes 0 .. 11+n
     frames, back to back from offset 16+n to end of file; frame i (0-based) holds record i
-      0       4     frame_magic  b"STR1"
+      0       4     frame_magic  b"STR1" (ends a batch; a single append is a batch of one) or
+                                 b"STRB" (a batch frame that another frame of the same batch follows)
       4       4     length       u32, payload length in bytes, 1 .. MAX_RECORD_SIZE (1 MiB = 1_048_576)
       8       4     payload_crc  u32, CRC32 of the payload
       12      len   payload      the record's bytes
 
 No padding, trailer or index. The frame magic matters: CRC32 of empty input is 0, so without it a zero-filled
-tail (a crash on file systems that grow a file before its data reaches the disk) would parse as records.
+tail (a crash on file systems that grow a file before its data reaches the disk) would parse as records. The two
+magics make a batch all or nothing across a crash (docs/adr/0012-batch-frames.md): a file whose valid frames end
+with ``STRB`` frames ends inside a batch, and those frames are a torn tail, never records.
 
 Damage found by :func:`survey` and so by :func:`ledger.store.scan` (a :class:`StoreProblem` covers the bytes
 from ``offset`` to the next valid frame or end of file; ``index`` is the number of the record that would start
@@ -30,11 +33,17 @@ at ``offset``):
   many records such a span held is unknown: the frames after it are numbered as if it held one.
 - ``store.oversize``: frame magic present but the declared length exceeds MAX_RECORD_SIZE.
 - ``store.torn_tail``: damage running to end of file, with no valid frame after it, that looks like an
-  interrupted append: a prefix of a frame header, a frame whose length runs past end of file, or only zeros.
+  interrupted append: a prefix of a frame header, a frame whose length runs past end of file, or only zeros;
+  it starts at the first frame of the batch it interrupted, if that batch has ``STRB`` frames before it. Valid
+  ``STRB`` frames running to end of file are a torn tail too (the batch's last frame was never written).
+- ``store.resync_limit``: the damage was so dense that checking candidate frames used up the work budget of
+  the pass (:func:`work_budget`: one per file, shared by every damaged span); the rest of the file, from the
+  position being read, is one damaged span, never searched further and never taken as records.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from array import array
@@ -42,18 +51,28 @@ from dataclasses import dataclass
 
 from .errors import CorruptStoreError, InputError
 
-__all__ = ["FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "Frame", "ScanResult", "StoreProblem",
-           "pack_frame", "pack_header", "read_frame", "survey"]
+__all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "Frame", "ScanResult",
+           "StoreProblem", "pack_batch", "pack_header", "read_frame", "survey", "work_budget"]
 
 MAGIC = b"STNTRAIL"
-FRAME_MAGIC = b"STR1"
+FRAME_MAGIC = b"STR1"  # the last frame of a batch (of one, for a single append)
+BATCH_MAGIC = b"STRB"  # a frame of a batch, more of it follows
+_MAGICS = (FRAME_MAGIC, BATCH_MAGIC)
+_ANY_MAGIC = re.compile(b"STR[1B]")
 FORMAT_VERSION = 1
 MAX_RECORD_SIZE = 1 << 20  # bytes of payload in one frame
 MAX_ORIGIN_SIZE = 255
 _HEAD, _FRAME, _CRC = struct.Struct(">8sHH"), struct.Struct(">4sII"), struct.Struct(">I")
 _FH = _FRAME.size  # 12 bytes of frame header
 TORN, BAD_MAGIC, CHECKSUM = "store.torn_tail", "store.bad_magic", "store.checksum_mismatch"
-OVERSIZE, FSYNC_FAILED = "store.oversize", "store.fsync_failed"
+OVERSIZE, FSYNC_FAILED, RESYNC_LIMIT = "store.oversize", "store.fsync_failed", "store.resync_limit"
+
+
+def work_budget(size: int) -> int:
+    """Bytes of frame checking (12 per candidate frame header, plus its payload if a CRC is computed) that one
+    :func:`survey` of a ``size``-byte file may spend: 64 MiB plus 16 times the file size. An undamaged file needs
+    at most its size; the cap keeps a file crafted full of fake frame headers linear to read."""
+    return 64 * MAX_RECORD_SIZE + 16 * size
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,54 +136,120 @@ def _read_header(data: bytes) -> tuple[str, int]:
     return data[_HEAD.size : end - 4].decode("ascii"), end
 
 
-def _frame_at(data: bytes, pos: int, *, need_magic: bool = True) -> bytes | None:
-    """The payload of a fully valid frame at ``pos`` (magic if ``need_magic``, length, CRC), else None."""
-    if len(data) < pos + _FH:
-        return None
-    magic, length, crc = _FRAME.unpack_from(data, pos)
-    if (need_magic and magic != FRAME_MAGIC) or not 1 <= length <= MAX_RECORD_SIZE:
-        return None  # the declared length is bounded before it is used
-    start, end = pos + _FH, pos + _FH + length
-    if end > len(data) or zlib.crc32(memoryview(data)[start:end]) != crc:  # no copy until it checks out
-        return None
-    return data[start:end]
+def _magic_prefix(raw: bytes) -> bool:
+    """True if ``raw`` (at most 4 bytes) is where a frame magic starts: a prefix of one, or empty."""
+    return any(m.startswith(raw) for m in _MAGICS)
 
 
-def _resync(data: bytes, pos: int) -> int:
-    """Offset of the next fully valid frame after ``pos``, or -1.
-
-    Each candidate costs a CRC over up to 1 MiB, so a span crafted full of fake frame headers could make this
-    quadratic. The work is capped (64 MiB plus 16 times the bytes left); past the cap the rest of the file is
-    treated as one damaged span (reported, never accepted).
-    """
-    budget = 64 * MAX_RECORD_SIZE + 16 * (len(data) - pos)
-    nxt = data.find(FRAME_MAGIC, pos + 1)
-    while nxt >= 0 and _frame_at(data, nxt) is None:
-        budget -= min(_FRAME.unpack_from(data, nxt)[1], MAX_RECORD_SIZE) if nxt + _FH <= len(data) else 0
-        if budget < 0:
-            return -1
-        nxt = data.find(FRAME_MAGIC, nxt + 1)
-    return nxt
+class _OutOfWork(Exception):
+    """The survey's work budget is spent (internal: becomes a ``store.resync_limit`` problem)."""
 
 
-def _diagnose(data: bytes, pos: int, index: int) -> tuple[StoreProblem, int]:
-    """Classify the damage at ``pos``, where no valid frame starts; return it and where scanning resumes."""
+class _Pass:
+    """One survey of a file's bytes: frames and problems found so far, and the work budget left, which every
+    candidate frame checked (valid or not, in any damaged span) draws on."""
+
+    def __init__(self, data: bytes, frames: list[Frame] | None) -> None:
+        self.data, self.frames, self.work = data, frames, work_budget(len(data))
+        self.offsets, self.problems = array("Q"), list[StoreProblem]()
+        self.end = 0
+        self.batch: tuple[int, int, int] | None = None  # (offset, index, frames before) of an unclosed batch
+
+    def frame_at(self, pos: int, *, need_magic: bool = True) -> bytes | None:
+        """The payload of a fully valid frame at ``pos`` (magic if ``need_magic``, length, CRC), else None.
+        Raises _OutOfWork."""
+        data, length = self.data, 0
+        if len(data) >= pos + _FH:
+            magic, length, crc = _FRAME.unpack_from(data, pos)
+            if (need_magic and magic not in _MAGICS) or not 1 <= length <= MAX_RECORD_SIZE \
+                    or pos + _FH + length > len(data):
+                length = 0  # the declared length is bounded before it is used
+        self.work -= _FH + length
+        if self.work < 0:
+            raise _OutOfWork
+        view = memoryview(data)[pos + _FH : pos + _FH + length]
+        if not length or zlib.crc32(view) != crc:  # no copy until it checks out
+            return None
+        return bytes(view)
+
+    def resync(self, pos: int) -> int:
+        """Offset of the next fully valid frame after ``pos``, or -1. Raises _OutOfWork."""
+        found = _ANY_MAGIC.search(self.data, pos + 1)
+        while found is not None and self.frame_at(found.start()) is None:
+            found = _ANY_MAGIC.search(self.data, found.start() + 1)
+        return -1 if found is None else found.start()
+
+    def take(self, pos: int, index: int, payload: bytes) -> int:
+        """Record the valid frame at ``pos``; return where the next one starts."""
+        if self.data[pos : pos + 4] == BATCH_MAGIC:
+            self.batch = self.batch or (pos, index, len(self.offsets))
+        else:
+            self.batch = None
+        self.offsets.append(pos)
+        if self.frames is not None:
+            self.frames.append(Frame(index, pos, payload))
+        self.end = pos + _FH + len(payload)
+        return self.end
+
+    def damage(self, problem: StoreProblem) -> None:
+        """Record a damaged span; a torn tail takes the unclosed batch before it along."""
+        if problem.code == TORN and self.batch is not None:
+            problem = self.unclosed_batch(self.batch)
+        self.batch = None
+        self.problems.append(problem)
+
+    def unclosed_batch(self, batch: tuple[int, int, int]) -> StoreProblem:
+        """Drop the frames of ``batch``, still open at end of file: a torn tail from its first frame."""
+        offset, index, before = batch
+        del self.offsets[before:]
+        if self.frames is not None:
+            del self.frames[before:]
+        self.end, self.batch = offset, None
+        reason = (f"record {index}: incomplete batch (interrupted append); {len(self.data) - offset} bytes from "
+                  f"offset {offset} to end of file skipped")
+        return StoreProblem(code=TORN, index=index, offset=offset, reason=reason)
+
+    def run(self, pos: int) -> None:
+        """Read frames from ``pos`` (the end of the header) to end of file."""
+        index, self.end = 0, pos
+        while pos < len(self.data):
+            try:
+                payload = self.frame_at(pos)
+                if payload is not None:
+                    pos = self.take(pos, index, payload)
+                else:
+                    problem, pos = _diagnose(self, pos, index)
+                    self.damage(problem)
+            except _OutOfWork:
+                reason = (f"record {index}: damage too dense to search for frames (over {work_budget(len(self.data))} "
+                          f"bytes checked); {len(self.data) - pos} bytes from offset {pos} to end of file skipped")
+                self.damage(StoreProblem(code=RESYNC_LIMIT, index=index, offset=pos, reason=reason))
+                pos = len(self.data)
+            index += 1
+        if self.batch is not None:
+            self.problems.append(self.unclosed_batch(self.batch))
+
+
+def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
+    """Classify the damage at ``pos``, where no valid frame starts; return it and where scanning resumes.
+    Raises _OutOfWork."""
+    data = scan.data
     head, size = data[pos : pos + _FH], len(data)
-    magic_ok, length = head[:4] == FRAME_MAGIC, -1
+    magic_ok, length = head[:4] in _MAGICS, -1
     if len(head) == _FH:
         length = _FRAME.unpack(head)[1]
         end = pos + _FH + length
         at_boundary = end <= size and (  # a frame, or the start of one, or end of file, follows
-            FRAME_MAGIC.startswith(data[end : end + 4]) or _frame_at(data, end, need_magic=False) is not None)
+            _magic_prefix(data[end : end + 4]) or scan.frame_at(end, need_magic=False) is not None)
         if 1 <= length <= MAX_RECORD_SIZE and at_boundary:
             if magic_ok:
                 what = f"record {index}: payload CRC32 does not match ({length} bytes skipped)"
                 return StoreProblem(code=CHECKSUM, index=index, offset=pos, reason=what), end
-            if _frame_at(data, pos, need_magic=False) is not None:
+            if scan.frame_at(pos, need_magic=False) is not None:
                 what = f"record {index}: frame magic {head[:4]!r}, want {FRAME_MAGIC!r} (frame skipped)"
                 return StoreProblem(code=BAD_MAGIC, index=index, offset=pos, reason=what), end
-    nxt = _resync(data, pos)
-    incomplete = (FRAME_MAGIC.startswith(head[:4]) if len(head) < _FH  # an interrupted append, or only zeros
+    nxt = scan.resync(pos)
+    incomplete = (_magic_prefix(head[:4]) if len(head) < _FH  # an interrupted append, or only zeros
                   else magic_ok and 1 <= length <= MAX_RECORD_SIZE and pos + _FH + length > size)
     if nxt < 0 and (incomplete or data.count(0, pos) == size - pos):
         code, what = TORN, "incomplete last frame (interrupted append)"
@@ -182,21 +267,13 @@ def _diagnose(data: bytes, pos: int, index: int) -> tuple[StoreProblem, int]:
 def survey(data: bytes, frames: list[Frame] | None = None) -> tuple[str, array[int], list[StoreProblem], int]:
     """Parse a whole file's bytes: (origin, frame offsets, problems, end of last valid frame); fill ``frames``.
 
-    Raises CorruptStoreError("store.bad_header").
+    One pass with one work budget (:func:`work_budget`), so the time is linear in the file size however the
+    damage is laid out. Raises CorruptStoreError("store.bad_header").
     """
     origin, pos = _read_header(data)
-    offsets, problems, end, index = array("Q"), list[StoreProblem](), pos, 0
-    while pos < len(data):
-        if (payload := _frame_at(data, pos)) is None:
-            problem, pos = _diagnose(data, pos, index)
-            problems.append(problem)
-        else:
-            offsets.append(pos)
-            if frames is not None:
-                frames.append(Frame(index, pos, payload))
-            pos = end = pos + _FH + len(payload)
-        index += 1
-    return origin, offsets, problems, end
+    scan = _Pass(data, frames)
+    scan.run(pos)
+    return origin, scan.offsets, scan.problems, scan.end
 
 
 def pack_header(origin: str) -> bytes:
@@ -209,22 +286,31 @@ def pack_header(origin: str) -> bytes:
     return head + _CRC.pack(zlib.crc32(head))
 
 
-def pack_frame(payload: bytes) -> bytes:
-    """The frame holding ``payload`` (magic, length, CRC32, payload).
+def pack_batch(payloads: list[bytes]) -> tuple[bytes, list[int]]:
+    """The frames holding ``payloads`` as one batch (``STRB`` frames, the last ``STR1``) and each frame's offset
+    in them. A complete batch means the same records as appending each alone; a batch cut short by a crash is a
+    torn tail.
 
-    Raises TypeError (not bytes); InputError "store.oversize" / "store.empty_payload" (not 1..MAX_RECORD_SIZE).
+    Raises TypeError (a payload is not bytes); InputError "store.oversize" / "store.empty_payload" (a payload
+    not 1..MAX_RECORD_SIZE bytes).
     """
-    if not isinstance(payload, bytes):
-        raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
-    if not 1 <= len(payload) <= MAX_RECORD_SIZE:
-        code = OVERSIZE if payload else "store.empty_payload"
-        raise InputError(f"payload is {len(payload)} bytes, want 1..{MAX_RECORD_SIZE}", code=code)
-    return _FRAME.pack(FRAME_MAGIC, len(payload), zlib.crc32(payload)) + payload
+    blob, offsets = bytearray(), list[int]()
+    for i, payload in enumerate(payloads):
+        if not isinstance(payload, bytes):
+            raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
+        if not 1 <= len(payload) <= MAX_RECORD_SIZE:
+            code = OVERSIZE if payload else "store.empty_payload"
+            raise InputError(f"payload is {len(payload)} bytes, want 1..{MAX_RECORD_SIZE}", code=code)
+        offsets.append(len(blob))
+        magic = FRAME_MAGIC if i == len(payloads) - 1 else BATCH_MAGIC
+        blob += _FRAME.pack(magic, len(payload), zlib.crc32(payload)) + payload
+    return bytes(blob), offsets
 
 
 def read_frame(raw: bytes) -> bytes | None:
-    """The payload of ``raw`` if it is exactly one valid frame, else None."""
+    """The payload of ``raw`` if it is exactly one valid frame (either magic), else None."""
     payload = raw[_FH:]
-    if len(raw) < _FH or _FRAME.unpack_from(raw) != (FRAME_MAGIC, len(payload), zlib.crc32(payload)):
+    if len(raw) < _FH:
         return None
-    return payload
+    magic, length, crc = _FRAME.unpack_from(raw)
+    return payload if magic in _MAGICS and (length, crc) == (len(payload), zlib.crc32(payload)) else None

@@ -3,7 +3,8 @@
 The file's bytes (header, frames, and the ``store.*`` codes of damaged framing) are :mod:`ledger._framing`'s;
 this module reads, appends, fsyncs, locks and repairs. One writer per file (``fcntl.flock``); readers take no
 lock and see a snapshot of the file's size, so a reader racing an append may see it as a torn tail. A handle is
-not thread-safe.
+not thread-safe. A write or fsync that fails poisons the writing handle: every later append through it raises
+``store.poisoned`` (what reached the disk is unknown until the file is reopened, and repaired if torn).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import os
 import stat
 from array import array
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
+from ._files import fsync_dir, io_errors, write_all, write_file
 from ._framing import (
+    BATCH_MAGIC,
     FORMAT_VERSION,
     FRAME_MAGIC,
     FSYNC_FAILED,
@@ -27,15 +29,15 @@ from ._framing import (
     Frame,
     ScanResult,
     StoreProblem,
-    pack_frame,
+    pack_batch,
     pack_header,
     read_frame,
     survey,
 )
 from .errors import CorruptStoreError, InputError, LockedError, StorageError
 
-__all__ = ["FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "FileStore", "Frame", "ScanResult",
-           "StoreProblem", "repair", "scan"]
+__all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "FileStore", "Frame",
+           "ScanResult", "StoreProblem", "repair", "scan"]
 
 FILE_MODE = 0o644  # ledger and sidecar files, before the umask
 
@@ -47,29 +49,6 @@ def _pread(fd: int, n: int, offset: int) -> bytes:
         parts.append(part)
         n, offset = n - len(part), offset + len(part)
     return b"".join(parts)
-
-
-def _write_all(fd: int, data: bytes | bytearray) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _io(path: Path, action: str) -> Iterator[None]:
-    """Turn an OSError into StorageError("store.io")."""
-    try:
-        yield
-    except OSError as exc:
-        raise StorageError(f"{action} {path}: {exc.strerror or exc}", code="store.io") from exc
 
 
 def _regular(path: Path) -> None:
@@ -107,7 +86,7 @@ def scan(path: str | os.PathLike[str]) -> ScanResult:
         StorageError: "store.io" on any OSError (missing file, permissions, read error).
     """
     p, frames = Path(path), list[Frame]()
-    with _io(p, "scanning"):
+    with io_errors(p, "scanning"):
         _regular(p)
         fd = os.open(p, os.O_RDONLY)
         try:
@@ -123,7 +102,7 @@ class FileStore:
     def __init__(self, path: Path, fd: int, origin: str, offsets: array[int], end: int, *, writable: bool,
                  problems: Sequence[StoreProblem] = ()) -> None:
         self.path, self.origin, self.writable, self.problems = path, origin, writable, tuple(problems)
-        self._fd, self._offsets, self._end, self._broken = fd, offsets, end, False
+        self._fd, self._offsets, self._end, self._poisoned = fd, offsets, end, False
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], origin: str) -> FileStore:
@@ -142,9 +121,9 @@ class FileStore:
             raise StorageError(f"cannot create {p}: {exc.strerror or exc}", code="store.io") from exc
         try:
             _lock(fd, p)
-            _write_all(fd, head)
+            write_all(fd, head)
             os.fsync(fd)
-            _fsync_dir(p.parent)
+            fsync_dir(p.parent)
         except BaseException as exc:
             os.close(fd)
             p.unlink(missing_ok=True)  # our own new file, holding no record
@@ -165,13 +144,13 @@ class FileStore:
             StorageError: "store.io" on OSError.
         """
         p = Path(path)
-        with _io(p, "opening"):
+        with io_errors(p, "opening"):
             _regular(p)
             fd = os.open(p, os.O_RDWR | os.O_APPEND if writable else os.O_RDONLY)
         try:
             if writable:
                 _lock(fd, p)
-            with _io(p, "scanning"):
+            with io_errors(p, "scanning"):
                 origin, offsets, problems, end = _survey(fd)
             if bad := [q for q in problems if writable or q.code != TORN]:
                 raise CorruptStoreError(f"{p}: {bad[0].reason} ({len(problems)} problems)", code=bad[0].code)
@@ -190,39 +169,48 @@ class FileStore:
         return self.append_batch([payload])
 
     def append_batch(self, payloads: Sequence[bytes]) -> int:
-        """Append records with one write and one fsync; return the first index (``size`` if none).
+        """Append records as one batch, with one write and one fsync; return the first index (``size`` if none).
 
+        All or nothing, across a crash too: the batch's frames are marked (:func:`ledger._framing.pack_batch`),
+        so a batch cut short reads as a torn tail, which :func:`repair` moves aside whole.
         Raises:
             TypeError: a payload is not bytes.
             InputError: "store.oversize" / "store.empty_payload"; nothing is written.
-            StorageError: "store.fsync_failed" if the write or fsync fails, now or in an earlier append
-                (the handle is broken for good, never retried: reopen, repair a torn tail); "store.read_only",
-                "store.closed".
+            StorageError: "store.fsync_failed" if the write or fsync fails (the handle is then poisoned, never
+                retried: reopen the file, repair a torn tail); "store.poisoned" if an earlier one failed;
+                "store.read_only", "store.closed".
         """
-        self._check_open()
+        self.check_intact()
         if not self.writable:
             raise StorageError(f"{self.path} was opened read-only", code="store.read_only")
-        if self._broken:
-            raise StorageError(f"an earlier append to {self.path} failed; reopen it", code=FSYNC_FAILED)
-        first, pos, blob, offsets = len(self._offsets), self._end, bytearray(), array("Q")
-        for payload in payloads:
-            frame = pack_frame(payload)
-            offsets.append(pos)
-            blob += frame
-            pos += len(frame)
+        first = len(self._offsets)
+        blob, offsets = pack_batch(list(payloads))
         if not blob:
             return first
         try:
             if os.fstat(self._fd).st_size != self._end:
                 raise OSError(f"the file changed size under the writer lock (expected {self._end} bytes)")
-            _write_all(self._fd, blob)
+            write_all(self._fd, blob)
             os.fsync(self._fd)
-        except OSError as exc:
-            self._broken = True
-            raise StorageError(f"append to {self.path} failed: {exc}", code=FSYNC_FAILED) from exc
-        self._offsets.extend(offsets)
-        self._end = pos
+        except BaseException as exc:
+            self._poisoned = True  # some of the bytes may be on disk: this handle's view of the file is stale
+            if isinstance(exc, OSError):
+                raise StorageError(f"append to {self.path} failed: {exc}", code=FSYNC_FAILED) from exc
+            raise
+        self._offsets.extend(self._end + offset for offset in offsets)
+        self._end += len(blob)
         return first
+
+    def check_intact(self) -> None:
+        """Raise unless this handle is open and no write through it has failed.
+
+        Raises StorageError: "store.closed"; "store.poisoned" (an append failed: the file may hold part of it,
+        so nothing may be written or signed from this handle's view; reopen the file).
+        """
+        self._check_open()
+        if self._poisoned:
+            raise StorageError(f"an earlier append to {self.path} failed, so this handle no longer knows what the "
+                               "file holds; close it and reopen the file (repair a torn tail)", code="store.poisoned")
 
     def read(self, index: int) -> bytes:
         """The payload of record ``index`` (0 <= index < size), read from the file and re-checked.
@@ -235,7 +223,7 @@ class FileStore:
             raise IndexError(f"record index {index} out of range 0..{len(self._offsets) - 1}")
         start = self._offsets[index]
         stop = self._offsets[index + 1] if index + 1 < len(self._offsets) else self._end
-        with _io(self.path, "reading"):
+        with io_errors(self.path, "reading"):
             raw = _pread(self._fd, stop - start, start)
         if (payload := read_frame(raw)) is None:
             raise CorruptStoreError(f"record {index} at offset {start} has changed", code="store.checksum_mismatch")
@@ -265,24 +253,33 @@ class FileStore:
 
 
 def _move_aside(tail: bytes, side: Path) -> None:
-    """Write ``tail`` into the new file ``side``; fsync it and its directory. A ``side`` that already holds
-    exactly ``tail`` (left by an interrupted repair) is kept. Raises StorageError "store.exists"; OSError."""
+    """Write ``tail`` into the new file ``side`` (:func:`ledger._files.write_file`). A ``side`` that already
+    holds exactly ``tail`` (left by an interrupted repair) is kept. Raises StorageError "store.exists" (``side``
+    exists with other bytes, or is not a regular file), "store.io"."""
     try:
-        out = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    except FileExistsError:
-        if side.read_bytes() != tail:
+        write_file(side, tail)
+    except StorageError as exc:
+        if exc.code != "store.exists":
+            raise
+        if _read_regular(side) != tail:
             raise StorageError(f"{side} exists with other bytes; move it away", code="store.exists") from None
-        return
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file (a symbolic link is not followed), else None."""
     try:
-        _write_all(out, tail)
-        os.fsync(out)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        return _pread(fd, os.fstat(fd).st_size, 0) if stat.S_ISREG(os.fstat(fd).st_mode) else None
     finally:
-        os.close(out)
-    _fsync_dir(side.parent)
+        os.close(fd)
 
 
 def repair(path: str | os.PathLike[str]) -> Path | None:
-    """Move a torn tail into ``<path>.torn-<offset>``; truncate the ledger to the end of its last valid frame.
+    """Move a torn tail (an interrupted append: an incomplete last frame, or every frame of a batch cut short)
+    into ``<path>.torn-<offset>``; truncate the ledger to the end of the last complete batch.
 
     Takes the writer lock. The sidecar is written and fsynced before the ledger is truncated and fsynced, so
     no byte is ever lost. Returns the sidecar's path, or None if the file has no problem.
@@ -293,11 +290,12 @@ def repair(path: str | os.PathLike[str]) -> Path | None:
         StorageError: "store.io" on OSError; "store.exists" if the sidecar exists with other bytes.
     """
     p = Path(path)
-    with _io(p, "opening"):
+    with io_errors(p, "opening"):
+        _regular(p)
         fd = os.open(p, os.O_RDWR)
     try:
         _lock(fd, p)
-        with _io(p, "repairing"):
+        with io_errors(p, "repairing"):
             _, _, problems, end = _survey(fd)
             if not problems:
                 return None

@@ -42,9 +42,11 @@ def header(origin: str = ORIGIN, version: int = 1) -> bytes:
 
 
 def make(tmp_path: Path, payloads: list[bytes] = PAYLOADS, name: str = "ledger.stl") -> Path:
+    """A ledger holding ``payloads``, each appended alone (a batch of one: every frame is ``STR1``)."""
     path = tmp_path / name
     with FileStore.create(path, ORIGIN) as store:
-        store.append_batch(payloads)
+        for payload in payloads:
+            store.append(payload)
     return path
 
 
@@ -334,7 +336,7 @@ def test_payload_size_is_validated(tmp_path: Path) -> None:
     assert scan(path).frames[0].payload == b"m" * MAX_RECORD_SIZE
 
 
-def test_fsync_failure_breaks_the_handle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fsync_failure_poisons_the_handle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = make(tmp_path)
     store = FileStore.open(path, writable=True)
 
@@ -346,10 +348,10 @@ def test_fsync_failure_breaks_the_handle(tmp_path: Path, monkeypatch: pytest.Mon
         store.append(b"lost?")
     assert err.value.code == "store.fsync_failed"
     monkeypatch.undo()
-    for attempt in (lambda: store.append(b"again"), lambda: store.append_batch([b"x", b"y"])):
+    for attempt in (lambda: store.append(b"again"), lambda: store.append_batch([b"x", b"y"]), store.check_intact):
         with pytest.raises(StorageError) as again:
             attempt()
-        assert again.value.code == "store.fsync_failed"
+        assert again.value.code == "store.poisoned"  # never retried: reopen
     assert store.size == 3 and store.read(2) == PAYLOADS[2]
     store.close()
     with FileStore.open(path, writable=True) as reopened:  # the unacknowledged frame may or may not be there
