@@ -8,7 +8,9 @@ Every file is written the same way (docs/format.md §8.1):
    ``O_CREAT | O_EXCL | O_NOFOLLOW`` (never an existing file, never through a symbolic link), then fsynced.
 2. The temporary file is hard-linked to the target name. ``link(2)`` fails if the name exists in any form — a
    file (a ledger, even one a writer holds locked), a directory, a symbolic link, dangling or not — and never
-   follows a link, so nothing is overwritten, and the name appears only once the whole file is on disk.
+   follows a link, so nothing is overwritten, and the name appears only once the whole file is on disk. (On a
+   file system without hard links the name is claimed exclusively instead, and the temporary file renamed
+   over that empty claim.)
 3. The temporary name is removed and the directory fsynced, so the new name survives a crash.
 
 A failure at any step removes the temporary file: the target then does not exist, and a retry starts afresh.
@@ -18,6 +20,7 @@ Only a crash between steps 1 and 3 can leave a temporary file behind (a dot file
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator, Sequence
@@ -31,6 +34,7 @@ __all__ = ["check_new", "fsync_dir", "io_errors", "write_all", "write_file", "wr
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 PUBLIC_MODE, PRIVATE_MODE = 0o644, 0o600  # before the umask; a private file's mode is made exact
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 def write_file(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> Path:
@@ -92,12 +96,29 @@ def _exists(target: Path) -> StorageError:
 
 
 def _link(temp: Path, target: Path) -> None:
+    """Give the complete ``temp`` the new name ``target``: ``link(2)``, or where the file system has no hard
+    links (FAT, some network file systems), claim the name with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and rename
+    ``temp`` over that empty claim (a crash between the two leaves the empty file)."""
     try:
-        os.link(temp, target)
+        try:
+            os.link(temp, target)
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            _claim_and_rename(temp, target)
     except FileExistsError:
         raise _exists(target) from None
     except OSError as exc:
         raise StorageError(f"cannot create {target}: {exc.strerror or exc}", code="store.io") from exc
+
+
+def _claim_and_rename(temp: Path, target: Path) -> None:
+    os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _O_CLOEXEC | _O_NOFOLLOW, PUBLIC_MODE))
+    try:
+        os.rename(temp, target)
+    except BaseException:
+        _unlink_quietly(target)  # our own empty claim
+        raise
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""The append-only ledger file: the only filesystem code (DESIGN.md §6). Payloads are opaque bytes.
+"""The append-only ledger file: the file-system code of ledgers (DESIGN.md §6; other files a user is given are
+:mod:`ledger._files`'s). Payloads are opaque bytes.
 
 The file's bytes (header, frames, and the ``store.*`` codes of damaged framing) are :mod:`ledger._framing`'s;
 this module reads, appends, fsyncs, locks and repairs. One writer per file (``fcntl.flock``); readers take no

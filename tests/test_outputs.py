@@ -185,3 +185,20 @@ def test_write_files_writes_all_or_none(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(StorageError) as io:
         write_files([(tmp_path / "first", b"1"), (tmp_path / "third", b"3")])
     assert io.value.code == "store.io" and sorted(p.name for p in tmp_path.iterdir()) == ["second"]
+
+
+def test_a_file_system_without_hard_links_gets_the_same_guarantees(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_link(src: object, dst: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")  # as on FAT
+
+    monkeypatch.setattr(os, "link", no_link)
+    target = write_file(tmp_path / "bundle.stproof", b"whole", private=True)
+    assert target.read_bytes() == b"whole" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    (tmp_path / "link").symlink_to(tmp_path / "victim")
+    for existing in (target, tmp_path / "link"):
+        with pytest.raises(StorageError) as err:
+            write_file(existing, b"other")
+        assert err.value.code == "store.exists"
+    assert target.read_bytes() == b"whole" and not (tmp_path / "victim").exists()
+    _no_leftovers(tmp_path)
