@@ -2,7 +2,7 @@
 
 A thin layer like :mod:`stonetrail_cli.main` (sharing its error handling, trust loading and policy flags):
 one library call per command — :func:`ledger.export.export_bundle`, :func:`ledger.bundle.check_bundle`,
-:func:`ledger.bundle.summarize_bundle` / :func:`ledger.bundle.bundle_to_json` — and the rendering of its result.
+:func:`ledger.bundle.summarize_bundle` / :func:`ledger.bundle_to_json_text` — and the rendering of its result.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from pathlib import Path
 
 import click
 
-from ledger import format_ct
+from ledger import bundle_to_json_text, format_ct
 from ledger._files import check_new
 from ledger.bundle import (
     MAX_BUNDLE_SIZE,
     BundleFormatError,
     BundleReport,
-    bundle_to_json,
     check_bundle,
     summarize_bundle,
 )
@@ -137,7 +136,8 @@ def show(bundle_file: Path, as_json: bool) -> None:
 
     The JSON form is the bundle itself for other tools: the signed note text, and per record its leaf index,
     its bytes (base64: the RFC 9162 leaf input) and its inclusion proof (base64 hashes), and per item-head proof
-    its item, index and inclusion proof in the checkpoint's item-head tree; docs/format.md §7a, §7c.
+    its item, index and inclusion proof in the checkpoint's item-head tree; docs/format.md §7a, §7c. It is the
+    bundle's canonical JSON text (one line, ASCII; §7a.6), which ledger.bundle_from_json_text reads back.
 
     \b
     Example:
@@ -145,7 +145,7 @@ def show(bundle_file: Path, as_json: bool) -> None:
     """
     data = _read_bundle(bundle_file)
     if as_json:
-        click.echo(json.dumps(bundle_to_json(data), indent=2))
+        click.echo(bundle_to_json_text(data).decode("ascii"), nl=False)
         return
     summary = summarize_bundle(data)
     cp = summary.checkpoint

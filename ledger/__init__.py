@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import keyfile
+    from ._bundle_json import bundle_from_json_text, bundle_to_json_text
     from ._ledger import Ledger, checkpoint_file
     from .audit import AuditReport, Replay, check_ledger, replay_ledger, verify_ledger
     from .bundle import BundleReport, build_bundle, bundle_from_json, bundle_to_json, check_bundle, verify_bundle
@@ -97,7 +98,9 @@ _EXPORTS = {
     "build_bundle": "bundle",
     "build_demo": "demo",
     "bundle_from_json": "bundle",
+    "bundle_from_json_text": "_bundle_json",
     "bundle_to_json": "bundle",
+    "bundle_to_json_text": "_bundle_json",
     "check_bundle": "bundle",
     "check_ledger": "audit",
     "check_policy": "policy",
@@ -160,7 +163,9 @@ __all__ = [
     "build_bundle",
     "build_demo",
     "bundle_from_json",
+    "bundle_from_json_text",
     "bundle_to_json",
+    "bundle_to_json_text",
     "check_bundle",
     "check_ledger",
     "check_policy",

@@ -20,12 +20,14 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: and evidence (pure: consistency proofs, fork evidence) with their builders in monitor (after the store);
 #: _describe (plain-language record lines), provenance (an item's scope and summary, shared by the bundle
 #: verifier and the exporter), _bundle_format and bundle (offline proof bundles, pure: bytes, then verification),
-#: export (bundles from a ledger file); _text (the two text classes of a record's fields, read by _schema).
+#: export (bundles from a ledger file); _text (the two text classes of a record's fields, read by _schema);
+#: _bundle_json (a bundle's canonical JSON text).
 ORDER = [
     "errors", "_files", "findings", "_codec", "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "checkpoint",
     "trust",
     "events", "record", "_describe", "registry", "heads", "consistency", "evidence", "origin", "rules", "_kinds",
-    "custody", "_policy", "policy", "provenance", "_bundle_format", "bundle", "_framing", "store", "_ledger",
+    "custody", "_policy", "policy", "provenance", "_bundle_format", "_bundle_json",
+    "bundle", "_framing", "store", "_ledger",
     "monitor", "audit", "export", "history", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
