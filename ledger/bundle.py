@@ -252,6 +252,8 @@ class _Verification:
         self.snapshots: dict[int, dict[str, Snapshot]] = {}
         self.scope: Scope | None = None
         self.heads = ItemHeads()  # the bundle's own records of each item
+        self.identities: list[_Fault] = []  # the verdict on the identities the provenance claims
+        self.refused: set[tuple[int | None, str | None]] = set()  # outputs not created: another item held the id
 
     def findings(self) -> Iterator[_Fault]:
         yield from self._checkpoint()
@@ -262,7 +264,7 @@ class _Verification:
         yield from self._replay(self.tree)
         yield from self._completeness()
         yield from self._latest(self.tree)
-        yield from self._identities(self.tree)
+        yield from self.identities
 
     def _checkpoint(self) -> Iterator[_Fault]:
         note = self.bundle.checkpoint
@@ -313,7 +315,10 @@ class _Verification:
     def _replay(self, tree: Checkpoint) -> Iterator[_Fault]:
         heads = self.heads = ItemHeads.of(sorted(self.records.items()))
         scope = self.scope = provenance_scope(self.records, self.bundle.item, heads.index)
-        state = self.state = CustodyState(tree.origin, self.trust.authority_keys, partial=True, track=scope.items)
+        self.identities = list(self._judge_identities(tree, scope))  # reported after the heads, known before:
+        refused = self.refused = {(f.position, f.item) for f, _ in self.identities if f.code == "item.duplicate_id"}
+        state = self.state = CustodyState(tree.origin, self.trust.authority_keys, partial=True, track=scope.items,
+                                          refused=refused)  # an id another item held first is not created
         for position, record in sorted(self.records.items()):
             state.skip_to(position)
             for finding in state.apply(record):
@@ -335,7 +340,7 @@ class _Verification:
             if name is None:
                 yield _finding("bundle.extra_record", position, f"a {record.body.kind} record outside the "
                                f"provenance of {target} (another item's record, or one past an ancestor's end)")
-            elif name not in self.snapshots[position]:
+            elif name not in self.snapshots[position] and (position, name) not in self.refused:
                 yield _finding("bundle.unapplied", position, f"the replay did not apply this record to {name}", name)
 
     def _latest(self, tree: Checkpoint) -> Iterator[_Fault]:
@@ -366,10 +371,9 @@ class _Verification:
             yield _finding("bundle.extra_head", None, f"a head proof for {name}, which is not in this provenance",
                            name)
 
-    def _identities(self, tree: Checkpoint) -> Iterator[_Fault]:
-        """Every identity the provenance claims is the claiming item's in the checkpoint's identity tree."""
-        scope = self.scope
-        assert scope is not None
+    def _judge_identities(self, tree: Checkpoint, scope: Scope) -> Iterator[_Fault]:
+        """Every identity a record of the provenance claims is the claiming item's in the checkpoint's identity
+        tree (every output id of its records, siblings too; every report number and inscription)."""
         try:
             count, root = checkpoint_identities(tree)
         except StoneTrailError as exc:
@@ -383,7 +387,7 @@ class _Verification:
             except StoneTrailError as exc:
                 yield _fault(exc, None, None, f"identity leaf {entry.index}: ")
         claims = [(kind, key, item, position) for position in sorted(scope.positions)
-                  for kind, key, item in claims_of(self.records[position]) if item in scope.items]
+                  for kind, key, item in claims_of(self.records[position])]
         for finding in identity_findings(claims, leaves, count):
             yield finding, None
         ranks = {(leaf.kind, leaf.key): index for index, leaf in leaves.items()}

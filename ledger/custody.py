@@ -22,7 +22,9 @@
   (``origin.foreign_mine``).
 
 A record with findings is still applied where it can be (so that one fault is reported once, not again on every
-later record of the item), except a forking record, which changes nothing (docs/adr/0003).
+later record of the item), except to an item whose chain it forks: that item's first successor stands
+(docs/adr/0003). Its other items move on, so that their state never depends on another item's chain (a proof
+bundle, which may not hold that chain, reaches the same state).
 """
 
 from __future__ import annotations
@@ -98,13 +100,17 @@ class CustodyState:
             caller checks that the subset holds every record of the items it vouches for.
         track: with ``partial``, the only items to create (the ones the subset holds every record of); other
             outputs, e.g. the siblings of a split, are left outside the replay like any unknown item.
+        refused: with ``partial``, (position, id) of outputs not to create: those whose id another item held
+            first, ledger-wide (a bundle learns it from the checkpoint's identity tree; a full replay from its
+            own ids), so that later records naming them name an unknown item, as in a full replay.
     """
 
     def __init__(self, origin: str, authority_keys: Iterable[bytes], *, partial: bool = False,
-                 track: Collection[str] | None = None) -> None:
+                 track: Collection[str] | None = None, refused: Collection[tuple[int, str]] = ()) -> None:
         self.origin = origin
         self.partial = partial
         self.track = None if track is None else frozenset(track)
+        self.refused = frozenset(refused)
         self.registry = Registry(authority_keys)
         self.items: dict[str, Item] = {}
         self.reports: dict[str, str] = {}  # grading report number -> stone id
@@ -162,8 +168,8 @@ class CustodyState:
         if record.body.kind in REGISTRY_KINDS:
             if not found:
                 self.registry.commit(record, position)
-        elif not any(f.code == "chain.fork" for f in found):  # the first successor of a record stands
-            self._apply_custody(record, position)
+        else:  # the first successor of a record stands: a fork moves nothing of the item whose chain it forks
+            self._apply_custody(record, position, forked={f.item for f in found if f.code == "chain.fork"})
         return found
 
     # --- checks -----------------------------------------------------------------------------------------------
@@ -336,9 +342,9 @@ class CustodyState:
 
     # --- effects ----------------------------------------------------------------------------------------------
 
-    def _apply_custody(self, record: Record, position: int) -> None:
+    def _apply_custody(self, record: Record, position: int, forked: Collection[str | None]) -> None:
         body, event = record.body, record.body.event
-        inputs = [self.items[i] for i, _ in body.inputs if i in self.items]
+        inputs = [self.items[i] for i, _ in body.inputs if i in self.items and i not in forked]
         for item in inputs:
             _advance(item, record, position)
             if item.id in body.consumes:
@@ -355,7 +361,8 @@ class CustodyState:
         masses = [o.mass_mct for o in body.outputs]
         nature, origins = birth(event, parents, masses)
         for out, origin in zip(body.outputs, origins, strict=True):
-            if fold(out.id) in self.folded_ids or (self.track is not None and out.id not in self.track):
+            if (fold(out.id) in self.folded_ids or (self.track is not None and out.id not in self.track)
+                    or (position, out.id) in self.refused):
                 continue
             self.folded_ids.add(fold(out.id))
             item = Item(id=out.id, type=out.type, mass_mct=out.mass_mct, holder=body.actor, owner=body.actor,

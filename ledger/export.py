@@ -75,8 +75,7 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
                              code="item.unknown")
         positions = sorted({*scope.positions, *(p for p, _ in registry)})
         latest = [(name, heads.proof(name)) for name in scope.items]
-        claimed = {(kind, key) for p in scope.positions for kind, key, name in claims_of(records[p])
-                   if name in scope.items}
+        claimed = {(kind, key) for p in scope.positions for kind, key, _ in claims_of(records[p])}
         bundles[item] = build_bundle(item, checkpoint,
                                      [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size)) for p in positions],
                                      [(name, head.index, head.proof) for name, head in latest],

@@ -13,8 +13,8 @@ The scope of an item (docs/format.md §7a.2, "Scope") is, walking back from the 
   article's parents (its other stones) are not part of the scope unless reached otherwise (the item is the
   article itself, or one of its stones' ancestors).
 
-The scope's records are *all* the records of every scope item, from the one that creates it to its latest
-below the checkpoint: an item's records are the records that name it as an input or an output, and the
+The scope's records are *all* the records of every scope item below the checkpoint (one naming it before the
+record that creates it too: that is a fault the replay must see): an item's records are the records that name it as an input or an output, and the
 statements (``attested``, ``corrected``) about one of them (:class:`ledger.heads.ItemHeads`). The scope is read
 from the records alone, before any rule is checked, so that the exporter and the verifier compute it alike and
 the replay creates only the scope's items.
@@ -74,7 +74,7 @@ def item_index(records: Mapping[int, Record]) -> Mapping[str, Sequence[int]]:
 def provenance_scope(records: Mapping[int, Record], target: str,
                      index: Mapping[str, Sequence[int]] | None = None) -> Scope:
     """The scope (module docstring) of ``target`` among ``records`` (by position), read from the records alone:
-    an item's records are those naming it, from the one that creates it (names it as an output). Pass the
+    an item's records are those naming it; the first that names it as an output creates it. Pass the
     :func:`item_index` of ``records`` to share it between calls. A ``target`` no record creates has an empty
     scope."""
     index = item_index(records) if index is None else index
@@ -104,12 +104,12 @@ def provenance_scope(records: Mapping[int, Record], target: str,
                 widen(parent)
             else:
                 missing[(parent, name, created)] = None
-        for article in _articles(name, _own(index, name, created), records):
+        for article in _articles(name, _own(index, name), records):
             if created_at(article) is not None:
                 widen(article, parents=False)
     positions: dict[int, str] = {}
     for name in items:
-        for position in _own(index, name, created_at(name) or 0):
+        for position in _own(index, name):
             positions.setdefault(position, name)
     return Scope(target=target, items=MappingProxyType(items), positions=MappingProxyType(positions),
                  missing=tuple(missing))
@@ -120,12 +120,13 @@ def _created_at(records: Mapping[int, Record], index: Mapping[str, Sequence[int]
     return next((p for p in index.get(name, ()) if any(o.id == name for o in records[p].body.outputs)), None)
 
 
-def _own(index: Mapping[str, Sequence[int]], name: str, created: int) -> list[int]:
-    """The item's records, from its creation on."""
-    return [p for p in index.get(name, ()) if p >= created]
+def _own(index: Mapping[str, Sequence[int]], name: str) -> Sequence[int]:
+    """The item's records: every record naming it (one before its creation too: a record naming an item that
+    does not exist yet is a fault the replay must see, and the item's head counts it)."""
+    return index.get(name, ())
 
 
-def _articles(name: str, own: list[int], records: Mapping[int, Record]) -> list[str]:
+def _articles(name: str, own: Sequence[int], records: Mapping[int, Record]) -> list[str]:
     """Every article item ``name`` was set in (by a ``set`` among ``own``)."""
     found = []
     for position in own:
