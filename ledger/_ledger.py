@@ -13,12 +13,12 @@ from pathlib import Path
 from types import TracebackType
 
 from .checkpoint import Checkpoint, sign_checkpoint
+from .commitments import Commitments
 from .custody import CustodyState, Item
 from .errors import CorruptStoreError, InputError, RecordFormatError
 from .events import REGISTRY_KINDS, Event
 from .findings import raise_first
 from .hashing import Digest
-from .commitments import Commitments
 from .keys import PrivateKey
 from .merkle import MerkleTree, leaf_hash
 from .record import Body, Output, Record
