@@ -84,7 +84,7 @@ class Policy:
     ``kp_rules``: Kimberley Process certificates (R7). ``require_known_origin``: nothing of unknown origin
     (``XX``) is imported (R4). ``require_verified``: every line of descent of a graded natural stone, back to each
     of its roots, passes through a ``verified`` record (R3). ``regrade_tolerance_mct``: gradings of one stone
-    (same item, report number or inscription, compared ignoring case) differ by at most this (R11).
+    (same item, report number or inscription, compared folded: ledger._text.fold) differ by at most this (R11).
     ``import_weight_tolerance_mct``: a mass declared at import is at most this below the stone's last graded
     (else recorded) mass (fraud 6, threshold gaming). Masses in millicarats.
     """

@@ -115,7 +115,7 @@ class CustodyState:
         self.items: dict[str, Item] = {}
         self.reports: dict[str, str] = {}  # grading report number -> stone id
         self.inscriptions: dict[str, str] = {}  # inscription -> stone id
-        self.folded_ids: set[str] = set()  # case-folded item ids: R-1 and r-1 cannot both exist
+        self.folded_ids: set[str] = set()  # folded item ids (ledger._text.fold): R-1 and r-l cannot both exist
         self.signers: dict[Digest, frozenset[str]] = {}  # record hash -> parties who signed it
         self.bodies: dict[Digest, int] = {}  # body hash -> position of the first record with that body
         self.unchecked: list[Finding] = []  # partial mode: the checks that needed goods outside the subset
@@ -376,7 +376,7 @@ class CustodyState:
                     stone.state, stone.article = "locked", out.id
 
     def assign_identity(self, index: dict[str, str], item: Item, old: str | None, new: str) -> None:
-        """Point ``new`` (a report number or inscription, compared ignoring case) at ``item`` unless another stone
+        """Point ``new`` (a report number or inscription, compared folded) at ``item`` unless another stone
         holds it that was not consumed (a retired — e.g. stolen — stone keeps its identity), and free the item's
         ``old`` one."""
         old_key, key = (fold(old) if old else None), fold(new)

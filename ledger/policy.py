@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._policy import CODES, Policy, PolicyError, format_carats, parse_carats, parse_countries
+from ._text import fold
 from .custody import Item
 from .events import Exported, Graded, Grown, Imported, Inscribed, Mined, Registered, Set, Unset, Verified
 from .findings import Finding
@@ -89,10 +90,10 @@ class _Walk:
         self.graded: dict[str, int] = {}  # natural stone -> position of its first grading
         self.mass: dict[str, int] = {}  # item -> recorded mass (output mass, lowered by gradings)
         self.last_grade: dict[str, _Grading] = {}
-        self.by_report: dict[str, _Grading] = {}  # case-folded report number -> its latest grading
-        self.by_inscription: dict[str, _Grading] = {}  # case-folded inscription -> its reference grading
-        self.inscription: dict[str, str] = {}  # stone -> its case-folded inscription
-        self.exports: dict[str, int] = {}  # case-folded certificate -> position of its first export
+        self.by_report: dict[str, _Grading] = {}  # folded report number -> its latest grading
+        self.by_inscription: dict[str, _Grading] = {}  # folded inscription -> its reference grading
+        self.inscription: dict[str, str] = {}  # stone -> its folded inscription
+        self.exports: dict[str, int] = {}  # folded certificate -> position of its first export
         self.export_of: dict[str, tuple[int, Exported]] = {}  # item -> its latest export
         self.imported_over: dict[str, str] = {}  # item -> how it was first imported at or above the threshold
         self.root_records: dict[int, Record] = {}
@@ -166,7 +167,7 @@ class _Walk:
         if not certificate.startswith(place):
             self.add("policy.kp_prefix", position, None,
                      f"KP certificate {certificate} of an export from {place} does not start with {place}")
-        first = self.exports.setdefault(certificate.casefold(), position)
+        first = self.exports.setdefault(fold(certificate), position)
         if first != position:
             self.add("policy.kp_reused", position, None,
                      f"KP certificate {certificate} was already used by the export at record {first}")
@@ -260,7 +261,7 @@ class _Walk:
         if self.items[item].nature == "natural":
             self.graded.setdefault(item, position)
         self.mass[item] = min(self.mass.get(item, event.mass_mct), event.mass_mct)
-        report = event.report.casefold()  # identities compare ignoring case, as integrity's indexes do
+        report = fold(event.report)  # identities compare folded, as integrity's indexes do
         earlier = [self.last_grade.get(item), self.by_report.get(report)]
         if item in self.inscription:
             earlier.append(self.by_inscription.get(self.inscription[item]))
@@ -270,7 +271,7 @@ class _Walk:
             self.by_inscription.setdefault(self.inscription[item], grading)
 
     def _inscribed(self, position: int, event: Inscribed, item: str) -> None:
-        inscription = self.inscription[item] = event.inscription.casefold()
+        inscription = self.inscription[item] = fold(event.inscription)
         own = self.last_grade.get(item)
         if own is None:
             return

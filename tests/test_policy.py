@@ -381,7 +381,7 @@ def test_import_on_the_last_valid_day_is_clean(w: World) -> None:
     assert check(w, kp_rules=True) == []
 
 
-@pytest.mark.parametrize("second", ["BW-000001", "bw-000001"])
+@pytest.mark.parametrize("second", ["BW-000001", "bw-000001", "BW-OOOOO1", "BW-00000l"])  # read alike
 def test_kp_certificate_used_by_two_exports(w: World, second: str) -> None:
     mine(w, "S1", 2_000)
     mine(w, "S2", 1_000)
