@@ -59,6 +59,7 @@ FRAME_MAGIC = b"STR1"  # the last frame of a batch (of one, for a single append)
 BATCH_MAGIC = b"STRB"  # a frame of a batch, more of it follows
 _MAGICS = (FRAME_MAGIC, BATCH_MAGIC)
 _ANY_MAGIC = re.compile(b"STR[1B]")
+_WANT = f"{FRAME_MAGIC!r} or {BATCH_MAGIC!r}"
 FORMAT_VERSION = 1
 MAX_RECORD_SIZE = 1 << 20  # bytes of payload in one frame
 MAX_ORIGIN_SIZE = 255
@@ -246,7 +247,7 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
                 what = f"record {index}: payload CRC32 does not match ({length} bytes skipped)"
                 return StoreProblem(code=CHECKSUM, index=index, offset=pos, reason=what), end
             if scan.frame_at(pos, need_magic=False) is not None:
-                what = f"record {index}: frame magic {head[:4]!r}, want {FRAME_MAGIC!r} (frame skipped)"
+                what = f"record {index}: frame magic {head[:4]!r}, want {_WANT} (frame skipped)"
                 return StoreProblem(code=BAD_MAGIC, index=index, offset=pos, reason=what), end
     nxt = scan.resync(pos)
     incomplete = (_magic_prefix(head[:4]) if len(head) < _FH  # an interrupted append, or only zeros
@@ -254,7 +255,7 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
     if nxt < 0 and (incomplete or data.count(0, pos) == size - pos):
         code, what = TORN, "incomplete last frame (interrupted append)"
     elif not magic_ok:
-        code, what = BAD_MAGIC, f"frame magic {head[:4]!r}, want {FRAME_MAGIC!r}"
+        code, what = BAD_MAGIC, f"frame magic {head[:4]!r}, want {_WANT}"
     elif length > MAX_RECORD_SIZE:
         code, what = OVERSIZE, f"declared length {length} exceeds {MAX_RECORD_SIZE}"
     else:
