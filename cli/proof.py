@@ -24,6 +24,7 @@ from ledger.bundle import (
 )
 from ledger.errors import InputError
 from ledger.export import export_bundle
+from ledger.findings import Finding
 from ledger.policy import Policy
 from ledger.provenance import Provenance
 
@@ -184,9 +185,25 @@ def _print_bundle_report(path: Path, r: BundleReport) -> None:
         _print_findings(r.findings)
         return
     _print_provenance(p)
-    click.echo(f"verdict:    valid ({_plural(len(p.rules_checked), 'rule')} checked, none failed)")
+    _print_unchecked(r.unchecked)
+    limits = f"; {_plural(len(r.unchecked), 'check')} not possible from a bundle, listed above" if r.unchecked else ""
+    click.echo(f"verdict:    valid ({_plural(len(p.rules_checked), 'rule')} checked, none failed{limits})")
     click.echo(f"current:    as of the checkpoint (tree size {p.tree_size}); records added after it are not covered: "
                "for the stone's state today, ask for a bundle under the operator's latest checkpoint")
+
+
+def _print_unchecked(unchecked: tuple[Finding, ...]) -> None:
+    """The checks the bundle could not make, one line per code (where, and why: what it would need)."""
+    if not unchecked:
+        return
+    click.echo("not checked by this bundle (a full audit of the ledger checks these):")
+    by_code: dict[str, list[Finding]] = {}
+    for f in unchecked:
+        by_code.setdefault(f.code, []).append(f)
+    for code, found in by_code.items():
+        where = sorted({f.position for f in found if f.position is not None})
+        shown = ", ".join(map(str, where[:8])) + (f" and {len(where) - 8} more" if len(where) > 8 else "")
+        click.echo(f"  {code} at record{'s' if len(where) > 1 else ''} {shown}: {found[0].reason}")
 
 
 def _print_provenance(p: Provenance) -> None:

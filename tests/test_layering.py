@@ -15,7 +15,8 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: Top to bottom. DESIGN.md §4 plus: _files (new output files, created exclusively and atomically: every file
 #: the library and the CLI write but a ledger's frames), findings (report values), keyfile (private-key files; see
 #: docs/adr/0002-key-files-outside-store.md), _schema and events (record layer), trust, heads (the checkpoint's
-#: commitment to every item's latest record), origin, rules and _kinds (the custody layer split by concern),
+#: commitment to every item's latest record), identity (its commitment to every claim on an id, report number or
+#: inscription), origin, rules and _kinds (the custody layer split by concern),
 #: _policy and policy (a policy value and its file format; its checks over a replay), history, demo; consistency
 #: and evidence (pure: consistency proofs, fork evidence) with their builders in monitor (after the store);
 #: _describe (plain-language record lines), provenance (an item's scope and summary, shared by the bundle
@@ -23,9 +24,9 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: export (bundles from a ledger file); _text (the two text classes of a record's fields, read by _schema);
 #: _bundle_json (a bundle's canonical JSON text).
 ORDER = [
-    "errors", "_files", "findings", "_codec", "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "checkpoint",
-    "trust",
-    "events", "record", "_describe", "registry", "heads", "consistency", "evidence", "origin", "rules", "_kinds",
+    "errors", "_files", "findings", "_codec", "keys", "keyfile", "hashing", "_text", "_schema", "merkle",
+    "checkpoint", "trust", "events", "record", "_describe", "registry", "heads", "identity", "commitments",
+    "consistency", "evidence", "origin", "rules", "_kinds",
     "custody", "_policy", "policy", "provenance", "_bundle_format", "_bundle_json",
     "bundle", "_framing", "store", "_ledger",
     "monitor", "audit", "export", "history", "_scenarios", "demo",
