@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import Checkpoint, open_checkpoint
+from .commitments import Commitments
 from .custody import CustodyState
 from .errors import InputError, VerificationError
 from .findings import Finding, Verdicts, raise_first
 from .hashing import Digest
-from .commitments import Commitments
 from .merkle import MerkleTree, leaf_hash
 from .policy import Policy, check_policy
 from .record import Record

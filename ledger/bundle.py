@@ -253,7 +253,7 @@ class _Verification:
         self.scope: Scope | None = None
         self.heads = ItemHeads()  # the bundle's own records of each item
         self.identities: list[_Fault] = []  # the verdict on the identities the provenance claims
-        self.refused: set[tuple[int | None, str | None]] = set()  # outputs not created: another item held the id
+        self.refused: set[tuple[int, str]] = set()  # outputs not created: another item held the id first
 
     def findings(self) -> Iterator[_Fault]:
         yield from self._checkpoint()
@@ -316,7 +316,8 @@ class _Verification:
         heads = self.heads = ItemHeads.of(sorted(self.records.items()))
         scope = self.scope = provenance_scope(self.records, self.bundle.item, heads.index)
         self.identities = list(self._judge_identities(tree, scope))  # reported after the heads, known before:
-        refused = self.refused = {(f.position, f.item) for f, _ in self.identities if f.code == "item.duplicate_id"}
+        refused = self.refused = {(f.position, f.item) for f, _ in self.identities
+                                  if f.code == "item.duplicate_id" and f.position is not None and f.item is not None}
         state = self.state = CustodyState(tree.origin, self.trust.authority_keys, partial=True, track=scope.items,
                                           refused=refused)  # an id another item held first is not created
         for position, record in sorted(self.records.items()):

@@ -31,6 +31,7 @@ which an audit of the checkpoint names: ``checkpoint.identities_mismatch``). Pur
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -102,7 +103,7 @@ class IdentityLeaf:
                 and isinstance(value[2], list) and value[2]):
             raise bad("not [kind, key, [claim, ...]]")
         claims = tuple(_claim(c, bad) for c in value[2])
-        if any(b.position < a.position for a, b in zip(claims, claims[1:], strict=False)):
+        if any(b.position < a.position for a, b in itertools.pairwise(claims)):
             raise bad("claims out of log order")
         return cls(value[0], value[1], claims)
 

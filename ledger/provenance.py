@@ -14,8 +14,9 @@ The scope of an item (docs/format.md §7a.2, "Scope") is, walking back from the 
   article itself, or one of its stones' ancestors).
 
 The scope's records are *all* the records of every scope item below the checkpoint (one naming it before the
-record that creates it too: that is a fault the replay must see): an item's records are the records that name it as an input or an output, and the
-statements (``attested``, ``corrected``) about one of them (:class:`ledger.heads.ItemHeads`). The scope is read
+record that creates it too: that is a fault the replay must see): an item's records are the records that name
+it as an input or an output, and the statements (``attested``, ``corrected``) about one of them
+(:class:`ledger.heads.ItemHeads`). The scope is read
 from the records alone, before any rule is checked, so that the exporter and the verifier compute it alike and
 the replay creates only the scope's items.
 
@@ -41,7 +42,7 @@ from typing import Any
 from ._describe import describe, format_ct
 from .checkpoint import Checkpoint
 from .custody import CustodyState
-from .events import Attested, Corrected, Graded, Grown, Inscribed, Mined, Registered, Set, Unset, Verified
+from .events import Attested, Corrected, Graded, Grown, Inscribed, Mined, Registered, Set, Verified
 from .findings import Finding
 from .heads import ItemHeads
 from .policy import Policy

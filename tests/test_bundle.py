@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -38,11 +39,11 @@ from ledger.bundle import (
     verify_bundle,
 )
 from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
+from ledger.commitments import Commitments
 from ledger.errors import InputError, ProofError, RuleError, StoneTrailError, UnverifiedNoteError, VerificationError
 from ledger.events import Corrected, Graded, Mined, Retired, Set, Split, Unset
 from ledger.export import export_bundle
 from ledger.hashing import Digest
-from ledger.commitments import Commitments
 from ledger.heads import ItemHeads
 from ledger.keys import note_verifier_key
 from ledger.merkle import leaf_hash, verify_inclusion
@@ -253,14 +254,15 @@ def test_removing_any_record_is_rejected(world: tuple[Log, str, bytes]) -> None:
     _, note, data = world
     bundle = read_bundle(data)
     entries, heads, ids = bundle.entries, bundle.heads, bundle.identities
-    assert verify_bundle(encode_bundle(entries, note, heads=heads, identities=ids), TRUST).as_of == 7  # the helper is faithful
+    enc = partial(encode_bundle, identities=ids)  # the faithful identity proofs
+    assert verify_bundle(enc(entries, note, heads=heads), TRUST).as_of == 7  # the helper is faithful
     want = {0: "registry.gap", 1: "registry.gap", 2: "registry.head_mismatch", 3: "bundle.incomplete",
             5: "bundle.incomplete", 6: "chain.link_mismatch", 7: "bundle.head_mismatch"}
     for i, entry in enumerate(entries):
-        rest = encode_bundle(entries[:i] + entries[i + 1:], note, heads=heads, identities=ids)
+        rest = enc(entries[:i] + entries[i + 1:], note, heads=heads)
         assert want[entry.index] in codes_of(rest), entry.index
         assert rejected(rest)
-    assert rejected(encode_bundle(entries[:-2], note, heads=heads, identities=ids)) == "bundle.head_mismatch"  # the last two
+    assert rejected(enc(entries[:-2], note, heads=heads)) == "bundle.head_mismatch"  # the last two
 
 
 def _head(log: Log, note: str, item: str) -> HeadEntry:
@@ -277,15 +279,16 @@ def test_the_head_proofs_are_checked(world: tuple[Log, str, bytes]) -> None:
     into S1: consumed, so its later records could only be statements about it)."""
     log, note, data = world
     entries, heads, ids = read_bundle(data).entries, read_bundle(data).heads, read_bundle(data).identities
+    enc = partial(encode_bundle, identities=ids)  # the faithful identity proofs
     assert list(heads) == [_head(log, note, "L1"), _head(log, note, "S1")]
     lot, head = heads
-    assert verify_bundle(encode_bundle(entries, note, heads=heads, identities=ids), TRUST).item == "S1"
-    assert rejected(encode_bundle(entries, note, identities=ids)) == "bundle.head_missing"
-    assert rejected(encode_bundle(entries, note, heads=[head], identities=ids)) == "bundle.head_missing"  # L1's
+    assert verify_bundle(enc(entries, note, heads=heads), TRUST).item == "S1"
+    assert rejected(enc(entries, note)) == "bundle.head_missing"
+    assert rejected(enc(entries, note, heads=[head])) == "bundle.head_missing"  # L1's
     for other in ("L1-R", "S2"):  # L1's other output, another stone: not in S1's provenance
         extra = sorted([*heads, _head(log, note, other)], key=lambda h: h.item)
-        assert rejected(encode_bundle(entries, note, heads=extra, identities=ids)) == "bundle.extra_head"
-    assert rejected(encode_bundle(entries, note, heads=[lot, replace(head, item="S2")], identities=ids)) == "bundle.head_missing"
+        assert rejected(enc(entries, note, heads=extra)) == "bundle.extra_head"
+    assert rejected(enc(entries, note, heads=[lot, replace(head, item="S2")])) == "bundle.head_missing"
     for target in (lot, head):
         proof = list(target.proof)
         changes: list[dict[str, object]] = [
@@ -297,21 +300,21 @@ def test_the_head_proofs_are_checked(world: tuple[Log, str, bytes]) -> None:
             changes.append({"proof": (*proof[:k], bytes([proof[k][0] ^ 1]) + proof[k][1:], *proof[k + 1:])})
         for change in changes:
             mutated = [replace(h, **change) if h is target else h for h in heads]  # type: ignore[arg-type]
-            assert rejected(encode_bundle(entries, note, heads=mutated, identities=ids)) == "bundle.head_mismatch", change
+            assert rejected(enc(entries, note, heads=mutated)) == "bundle.head_mismatch", change
     cp = read_unverified_checkpoint(note)
     registry, heads_line, identities = cp.extensions
     word, count, root = heads_line.split(" ")
     lines = {"checkpoint.heads_missing": (registry, identities),
              "checkpoint.extension": (registry, heads_line, heads_line, identities)}
     for code, extensions in lines.items():
-        assert rejected(encode_bundle(entries, _sign(replace(cp, extensions=extensions)), heads=heads, identities=ids)) == code
+        assert rejected(enc(entries, _sign(replace(cp, extensions=extensions)), heads=heads)) == code
     for other_line in (f"{word} {int(count) * 2} {root}", f"{word} {int(count) // 2} {root}",
                        f"{word} {count} {Digest(bytes(32)).b64()}"):
         forged = _sign(replace(cp, extensions=(registry, other_line, identities)))
-        assert rejected(encode_bundle(entries, forged, heads=heads, identities=ids)) == "bundle.head_mismatch", other_line
+        assert rejected(enc(entries, forged, heads=heads)) == "bundle.head_mismatch", other_line
     for bad in ([head, lot], [lot, head, head]):
         with pytest.raises(BundleFormatError) as err:
-            read_bundle(encode_bundle(entries, note, heads=bad, identities=ids))
+            read_bundle(enc(entries, note, heads=bad))
         assert err.value.code == "bundle.malformed"
 
 
@@ -337,7 +340,7 @@ def test_a_statement_about_the_stone_is_in_its_bundle_and_cannot_be_left_out(tmp
     assert "L1: producer-a corrects record 3: 'mined at Orapa, not Jwaneng' (record 11)" in p.attested
     for left_out in (9, 11):
         without = [e for e in bundle.entries if e.index != left_out]
-        assert rejected(encode_bundle(without, note, heads=bundle.heads, identities=bundle.identities)) == "bundle.head_mismatch", left_out
+        assert rejected(encode_bundle(without, note, heads=bundle.heads)) == "bundle.head_mismatch", left_out
     log.ledger.close()
 
 
@@ -515,9 +518,10 @@ def test_a_set_stone_carries_its_articles_latest_record(tmp_path: Path) -> None:
     log.put(w.make(Transferred(to="trader-b", mode="title"), "cutter-c", inputs=["RING-1"]))
     note = log.checkpoint()
     bundle = read_bundle(export_bundle(log.path, "S1", note))
+    enc = partial(encode_bundle, identities=bundle.identities)  # the faithful identity proofs
     assert [h.item for h in bundle.heads] == ["RING-1", "S1"]
-    assert verify_bundle(encode_bundle(bundle.entries, note, heads=bundle.heads, identities=bundle.identities), TRUST).holder == "trader-b"
-    cut = encode_bundle(bundle.entries[:-1], note, heads=bundle.heads, identities=bundle.identities)
+    assert verify_bundle(enc(bundle.entries, note, heads=bundle.heads), TRUST).holder == "trader-b"
+    cut = enc(bundle.entries[:-1], note, heads=bundle.heads)
     assert [(f.code, f.item) for f in check_bundle(cut, TRUST).findings] == [("bundle.head_mismatch", "RING-1")]
     log.ledger.close()
 
@@ -673,8 +677,9 @@ def test_a_statement_about_a_ring_the_stone_has_left_cannot_be_dropped(tmp_path:
                    signers=["cutter-c"]))
     note = log.checkpoint()
     bundle = read_bundle(export_bundle(log.path, "S1", note))
+    enc = partial(encode_bundle, identities=bundle.identities)  # the faithful identity proofs
     assert [h.item for h in bundle.heads] == ["RING-1", "S1"] and bundle.entries[-1].index == 9
-    assert verify_bundle(encode_bundle(bundle.entries, note, heads=bundle.heads, identities=bundle.identities), TRUST).state == "live"
-    dropped = encode_bundle(bundle.entries[:-1], note, heads=bundle.heads, identities=bundle.identities)
+    assert verify_bundle(enc(bundle.entries, note, heads=bundle.heads), TRUST).state == "live"
+    dropped = enc(bundle.entries[:-1], note, heads=bundle.heads)
     assert [(f.code, f.item) for f in check_bundle(dropped, TRUST).findings] == [("bundle.head_mismatch", "RING-1")]
     log.ledger.close()

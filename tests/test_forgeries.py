@@ -113,7 +113,8 @@ def _ring(w: Insider, *, correct_before_set: bool) -> tuple[Record, Record]:
 def _without(data: bytes, position: int) -> bytes:
     b = read_bundle(data)
     return build_bundle(b.item, b.checkpoint, [(e.index, e.leaf, e.proof) for e in b.entries if e.index != position],
-                        [(h.item, h.index, h.proof) for h in b.heads], [(e.index, e.leaf, e.proof) for e in b.identities])
+                        [(h.item, h.index, h.proof) for h in b.heads],
+                        [(e.index, e.leaf, e.proof) for e in b.identities])
 
 
 def test_a_correction_of_a_set_stone_is_in_the_rings_bundle_and_cannot_be_dropped(tmp_path: Path) -> None:
@@ -152,7 +153,7 @@ def _twins(tmp_path: Path) -> tuple[Insider, Path, str, int, int]:
 
 
 def test_a_second_stone_with_a_report_number_or_an_id_read_alike_fails_its_bundle(tmp_path: Path) -> None:
-    w, path, note, at_second, at_twin = _twins(tmp_path)
+    _, path, note, at_second, at_twin = _twins(tmp_path)
     assert audit_codes(path, at_second) == {"identity.duplicate_report"}
     assert audit_codes(path, at_twin) == {"item.duplicate_id"}
     for item, position, code in (("S2", at_second, "identity.duplicate_report"), ("s1", at_twin, "item.duplicate_id")):
@@ -170,7 +171,7 @@ def _identities(data: bytes, keep: Callable[[int], bool]) -> bytes:
 
 
 def test_identity_proofs_cannot_be_left_out_or_bent(tmp_path: Path) -> None:
-    _, path, note, at_second, _ = _twins(tmp_path)
+    path, note = _twins(tmp_path)[1:3]
     data = export_bundle(path, "S2", note)
     indices = [e.index for e in read_bundle(data).identities]
     assert len(indices) >= 3  # S2's id, RPT-1, and the neighbours around them

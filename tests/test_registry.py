@@ -11,11 +11,11 @@ import pytest
 
 from ledger import AUTHORITY, Ledger, Output, Record, Transferred, Trust, check_ledger, checkpoint_file
 from ledger.checkpoint import Checkpoint, format_checkpoint, open_checkpoint, parse_checkpoint, sign_checkpoint
+from ledger.commitments import Commitments
 from ledger.custody import CustodyState
 from ledger.errors import InputError, NoteFormatError, RuleError, VerificationError
 from ledger.events import REGISTRY_KINDS, Mined
 from ledger.hashing import Digest
-from ledger.commitments import Commitments
 from ledger.keys import PrivateKey, note_verifier_key
 from ledger.registry import (
     EMPTY_REGISTRY_HEAD,
