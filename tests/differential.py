@@ -63,7 +63,7 @@ def mutate(rng: random.Random, world: Forge) -> tuple[list[Record], list[str]]:
         placed = []
         for extra in rng.sample(world.extras, min(len(world.extras), rng.randrange(1, 4))):
             natural = rng.random() < 0.7
-            at = extra.at if natural else rng.randrange(REGISTRY_SIZE, len(seq) + 1)
+            at = extra.at if natural else _after_registry(rng, len(seq))
             placed.append((at, extra.records))
             ops.append(f"insert {extra.tag} {'where signed' if natural else 'elsewhere'}")
         for at, records in sorted(placed, key=lambda p: p[0], reverse=True):
@@ -73,6 +73,11 @@ def mutate(rng: random.Random, world: Forge) -> tuple[list[Record], list[str]]:
         if (done := op(rng, seq)) is not None:
             ops.append(done)
     return seq, ops or ["none"]
+
+
+def _after_registry(rng: random.Random, end: int) -> int:
+    """A random place from the end of the enrolments (when there are that many records) to ``end``."""
+    return rng.randrange(min(REGISTRY_SIZE, end), end + 1)
 
 
 def _custody(seq: Sequence[Record]) -> list[int]:
@@ -98,7 +103,7 @@ def _move(rng: random.Random, seq: list[Record]) -> str | None:
         return None
     p = rng.choice(places)
     record = seq.pop(p)
-    q = rng.randrange(REGISTRY_SIZE, len(seq) + 1)
+    q = _after_registry(rng, len(seq))
     seq.insert(q, record)
     return f"move {record.body.kind} {'earlier' if q < p else 'later'}"
 
@@ -124,12 +129,12 @@ def _hoist(rng: random.Random, seq: list[Record]) -> str | None:
     p = rng.choice(places)
     target = rng.choice([i for i, _ in seq[p].body.inputs if created.get(i, p) < p])
     record = seq.pop(p)
-    seq.insert(rng.randrange(REGISTRY_SIZE, created[target] + 1), record)
+    seq.insert(_after_registry(rng, created[target]), record)
     return f"hoist {record.body.kind} before the creation of its input"
 
 
 def _registry(rng: random.Random, seq: list[Record]) -> str | None:
-    p = rng.randrange(REGISTRY_SIZE)
+    p = rng.choice([p for p, r in enumerate(seq) if r.body.kind in REGISTRY_KINDS])
     if rng.random() < 0.5:
         del seq[p]
         return "registry drop"

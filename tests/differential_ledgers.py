@@ -22,7 +22,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ledger import AUTHORITY, Enrolled, Output, Record
+from ledger import AUTHORITY, Enrolled, Output, PrivateKey, Record
 from ledger.custody import Item
 from ledger.events import (
     Attested,
@@ -32,6 +32,8 @@ from ledger.events import (
     Grown,
     Imported,
     Inscribed,
+    KeyAdded,
+    KeyRevoked,
     Merged,
     Mined,
     Registered,
@@ -84,6 +86,8 @@ class Forge(World):
         self.rng = rng
         self.keys.update({name: key(name) for name in PARTIES})
         self.extras: list[Extra] = []
+        self.added: dict[bytes, tuple[str, PrivateKey]] = {}  # key_added signed, not yet applied: key -> (party, key)
+        self.retiring: dict[str, bytes] = {}  # party -> its previous key, to be revoked
         self.serial = 0
         self.misses = 0  # actions the generator built that the rules refused (a generator bug if many)
         for party, (roles, country) in PARTIES.items():
@@ -113,12 +117,17 @@ class Forge(World):
             self.misses += 1
             return None
         assert self.add(record) == []
+        event = record.body.event
+        if isinstance(event, KeyAdded) and event.key in self.added:  # the party signs with its new key from now on
+            party, new = self.added.pop(event.key)
+            self.retiring[party] = self.keys[party].public_key.raw
+            self.keys[party] = new
         return record
 
     def _actions(self) -> list[tuple[Callable[[], Record | None], int]]:
         return [(self.create, 5), (self.transfer, 6), (self.split, 3), (self.merge, 4), (self.set_, 4),
                 (self.unset, 5), (self.grade, 3), (self.inscribe, 1), (self.retire, 1), (self.export, 2),
-                (self.import_, 3), (self.verify, 1), (self.attest, 1), (self.correct, 1)]
+                (self.import_, 3), (self.verify, 1), (self.attest, 1), (self.correct, 1), (self.rotate, 2)]
 
     def fresh(self, prefix: str) -> str:
         self.serial += 1
@@ -279,6 +288,17 @@ class Forge(World):
         return self.make(Verified(node="node-be", countries=tuple(sorted(item.origin))), item.holder,
                          inputs=[item.id])
 
+    def rotate(self) -> Record:
+        """A party's key rotated by the authority: a new key added (signing from then on), later the old revoked."""
+        party = self.rng.choice(sorted(self.retiring) if self.retiring and self.rng.random() < 0.7 else TRADERS)
+        if party in self.retiring:
+            return self.make(KeyRevoked(party=party, key=self.retiring.pop(party), reason="rotated",
+                                        registry_prev=self.state.registry.head), AUTHORITY)
+        new = key(f"{party} {self.fresh('rotation ')}")
+        self.added[new.public_key.raw] = (party, new)
+        return self.make(KeyAdded(party=party, key=new.public_key.raw, registry_prev=self.state.registry.head),
+                         AUTHORITY)
+
     def _subject(self) -> Record | None:
         custody = [r for r in self.records if r.body.kind not in ("enrolled", "key_added", "key_revoked")]
         return self.rng.choice(custody) if custody else None
@@ -324,8 +344,14 @@ class Forge(World):
         if not holders or not others:
             return None
         value: str = getattr(self.rng.choice(holders), attr)
-        value = value.lower() if self.rng.random() < 0.3 else value
-        return value, self.rng.choice(others)
+        return self.look_alike(value) if self.rng.random() < 0.4 else value, self.rng.choice(others)
+
+    def look_alike(self, text: str) -> str:
+        """``text`` as a reader would confuse it: another case, or 1 written l or I, 0 written O (or back)."""
+        swaps = [str.swapcase, lambda t: t.replace("1", "l"), lambda t: t.replace("1", "I"),
+                 lambda t: t.replace("0", "O"), lambda t: t.replace("l", "1").replace("I", "1")]
+        changed = [new for swap in swaps if (new := swap(text)) != text]
+        return self.rng.choice(changed) if changed else text
 
     def dup_report(self) -> Record | None:
         found = self._identity("report")
@@ -339,7 +365,7 @@ class Forge(World):
         if not self.state.items:
             return None
         taken = self.rng.choice(sorted(self.state.items))
-        new = taken.swapcase() if swap else taken
+        new = self.look_alike(taken) if swap else taken
         return self.make(Mined(mine="Jwaneng", country="BW"), "producer-a", place="BW",
                          outputs=[Output(id=new, type="stone", mass_mct=self.rng.randrange(500, 5_000))])
 
@@ -386,6 +412,7 @@ class Forge(World):
         """One to three valid records of another continuation from here (double sales, second cuts, …)."""
         fork = copy.copy(self)
         fork.state, fork.records = copy.deepcopy(self.state), list(self.records)
+        fork.keys, fork.added, fork.retiring = dict(self.keys), dict(self.added), dict(self.retiring)
         fork.extras, fork.rng = [], random.Random(self.rng.random())
         done = [r for _ in range(self.rng.randrange(1, 4))
                 if (r := fork.step(self.rng.choice([a for a, _ in fork._actions()]))) is not None]
