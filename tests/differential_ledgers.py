@@ -348,9 +348,9 @@ class Forge(World):
 
     def look_alike(self, text: str) -> str:
         """``text`` as a reader would confuse it: another case, or 1 written l or I, 0 written O (or back)."""
-        swaps = [str.swapcase, lambda t: t.replace("1", "l"), lambda t: t.replace("1", "I"),
-                 lambda t: t.replace("0", "O"), lambda t: t.replace("l", "1").replace("I", "1")]
-        changed = [new for swap in swaps if (new := swap(text)) != text]
+        swaps = [text.swapcase(), text.replace("1", "l"), text.replace("1", "I"), text.replace("0", "O"),
+                 text.replace("l", "1").replace("I", "1")]
+        changed = [new for new in swaps if new != text]
         return self.rng.choice(changed) if changed else text
 
     def dup_report(self) -> Record | None:
