@@ -167,9 +167,11 @@ def _frames(data: bytes) -> tuple[str, list[tuple[int, bytes]]]:
     while pos < len(data):
         frame_magic, length, payload_crc = struct.unpack_from(">4sII", data, pos)
         payload = data[pos + 12:pos + 12 + length]
-        assert frame_magic == b"STR1" and 1 <= length == len(payload) and zlib.crc32(payload) == payload_crc
+        assert frame_magic in (b"STR1", b"STRB") and 1 <= length == len(payload) and zlib.crc32(payload) == payload_crc
         frames.append((pos, payload))
         pos += 12 + length
+        last = frame_magic
+    assert not frames or last == b"STR1", "a batch (STRB frames) ends with an STR1 frame (format.md §8)"
     return data[12:12 + n].decode("ascii"), frames
 
 

@@ -23,6 +23,11 @@ Files:
 - ``trust.keys``: the trust file (operator and authority verifier keys) that verifies both.
 - ``negative.json``: mutations of the split and graded records (``base``), each with ``desc``, ``record_b64``
   and ``want_code``: the code of the RecordFormatError ``Record.from_bytes`` must raise (docs/format.md §10).
+- ``negative-ledger.json``: validly signed records that break a rule of the ledger they are appended to
+  (``ledger.bin``), each with ``desc``, ``records_b64`` (appended in this order after ledger.bin's records),
+  ``position`` (the leaf index of the faulty one), ``item`` (an item whose proof bundle holds it) and
+  ``want_code``: what ``Ledger.append`` refuses it with, what a full audit reports at ``position``, and what a
+  bundle of ``item`` reports there (docs/format.md §5, §7a.4, §7d).
 
 Keys: party ``p`` has the Ed25519 seed SHA-256(b"stonetrail vector key " || UTF-8 p). Parties, certificate and
 report numbers are fictitious; mines and countries are real.
@@ -77,7 +82,7 @@ __all__ = ["AUTHORITY_NAME", "FILES", "ORIGIN", "build", "key", "main"]
 
 ORIGIN = "vectors.stonetrail.example/ledger"
 AUTHORITY_NAME = "vectors.stonetrail.example/authority"
-FILES = ("records.json", "ledger.bin", "checkpoint.txt", "trust.keys", "negative.json")
+FILES = ("records.json", "ledger.bin", "checkpoint.txt", "trust.keys", "negative.json", "negative-ledger.json")
 
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 T0 = 1_740_787_200_000  # 2025-03-01T00:00:00Z, ms since the Unix epoch (UTC)
@@ -318,7 +323,10 @@ def _negatives(split: Record, graded: Record) -> list[dict[str, object]]:
         ("split", "record.malformed", "fields has a key split does not have", _rebody(split, _set_field("lab", "x"))),
         ("split", "record.malformed", "loss_mct negative", _rebody(split, _set_field("loss_mct", -1))),
         ("split", "record.malformed", "loss_mct is a bool", _rebody(split, _set_field("loss_mct", False))),
-        ("split", "record.malformed", "actor id contains a space", _rebody(split, _set("actor", "atelier antwerp"))),
+        ("split", "record.identifier", "actor id contains a space",
+         _rebody(split, _set("actor", "atelier antwerp"))),
+        ("split", "record.identifier", "an output id with a Cyrillic a (U+0430) that looks like a Latin a",
+         _rebody(split, lambda b: b["outputs"][0].__setitem__("id", "PL-000117-\u0430"))),
         ("split", "record.malformed", "place is lowercase", _rebody(split, _set("place", "be"))),
         ("split", "record.malformed", "time_ms after 9999-12-31T23:59:59.999Z",
          _rebody(split, _set("time_ms", 253_402_300_800_000))),
@@ -338,13 +346,72 @@ def _negatives(split: Record, graded: Record) -> list[dict[str, object]]:
          _wrap(body, [{**sigs[0], "party": f"party-{i:02d}"} for i in range(17)])),
         ("graded", "record.malformed", "signatures not sorted by party", _wrap(g_body, g_sigs[::-1])),
         ("graded", "record.malformed", "the same party signs twice", _wrap(g_body, [g_sigs[0], g_sigs[0]])),
-        ("graded", "record.malformed", "clarity holds a bidirectional control (U+202E)",
+        ("graded", "record.text", "clarity holds a bidirectional control (U+202E)",
          _rebody(graded, _set_field("clarity", "VS\u202e1"))),
+        ("graded", "record.text", "colour holds a zero-width space (U+200B)",
+         _rebody(graded, _set_field("colour", "F\u200b"))),
+        ("graded", "record.text", "colour not in NFC (E followed by a combining acute accent)",
+         _rebody(graded, _set_field("colour", "E\u0301"))),
         ("graded", "record.malformed", "colour longer than 16 characters",
          _rebody(graded, _set_field("colour", "F" * 17))),
     ]
     return [{"base": base, "desc": desc, "want_code": code, "record_b64": base64.b64encode(raw).decode("ascii")}
             for base, code, desc, raw in out]
+
+
+# --- negative ledger vectors ------------------------------------------------------------------------------------
+
+def _after_ledger() -> _Chain:
+    """A chain that has signed the small ledger (whose records are ledger.bin's), ready to continue it."""
+    chain = _Chain()
+    _ledger(chain)
+    return chain
+
+
+def _negative_appends(size: int) -> list[dict[str, object]]:
+    """Rule-breaking continuations of ledger.bin (``size`` records): one per rule a bundle must judge as the full
+    audit and the writer do (issue 8: duplicated statements, order, identities)."""
+    t = T0 + 200 * DAY
+    out: list[tuple[str, str, str, list[Record], int]] = []
+
+    c = _after_ledger()
+    graded = next(r for _, r in c.records if r.body.kind == "graded")
+    fix = c.add("", Corrected(subject=graded.record_hash, statement="Colour grade is G, not F"), "lab-antwerp",
+                "BE", t)
+    out.append(("the lab's correction of the grading, appended twice byte for byte", "record.duplicate", BIG,
+                [fix, fix], 1))
+
+    c = _after_ledger()
+    imported = next(r for _, r in c.records if r.body.kind == "imported")
+    auditor = c.enrol("auditor-antwerp", "Scheldt Audit BV", ("auditor",), "BE", t)
+    note = c.add("", Attested(subject=imported.record_hash, statement="Rough inspected on arrival"),
+                 "auditor-antwerp", "BE", t + MIN)
+    out.append(("an auditor's statement about the import, appended twice byte for byte", "record.duplicate", BIG,
+                [auditor, note, note], 2))
+
+    c = _after_ledger()
+    found = c.add("", Registered(reason="Recovered from an estate brooch", nature="natural"), "atelier-antwerp",
+                  "BE", t, outputs=[Output(id="REC-BE-000010", type="stone", mass_mct=600)])
+    parcel = c.add("", Merged(loss_mct=0), "atelier-antwerp", "BE", t + MIN, inputs=[SMALL, "REC-BE-000010"],
+                   consumes=[SMALL, "REC-BE-000010"],
+                   outputs=[Output(id="LOT-BE-MIX-000002", type="lot", mass_mct=910)])
+    out.append(("a parcel merged from a stone before that stone is recorded (the merge written first)",
+                "custody.unknown_item", "LOT-BE-MIX-000002", [parcel, found], 0))
+
+    c = _after_ledger()
+    twin = c.add("", Graded(lab="lab-antwerp", report="2501170042", mass_mct=310, colour="G", clarity="SI1",
+                            nature="natural"), "atelier-antwerp", "BE", t, cosigners=["lab-antwerp"], inputs=[SMALL])
+    out.append(("the 0.31 ct stone graded with the report number of the 1.02 ct stone, which is not consumed",
+                "identity.duplicate_report", SMALL, [twin], 0))
+
+    c = _after_ledger()
+    alike = c.add("", Registered(reason="Recovered from a ring", nature="natural"), "atelier-antwerp", "BE", t,
+                  outputs=[Output(id="PL-OOO117-a", type="stone", mass_mct=1_020)])
+    out.append(("a stone registered under an id read alike with the 1.02 ct stone's (case, O for 0)",
+                "item.duplicate_id", "PL-OOO117-a", [alike], 0))
+    return [{"desc": desc, "want_code": code, "item": item, "position": size + at,
+             "records_b64": [base64.b64encode(r.raw).decode("ascii") for r in records]}
+            for desc, code, item, records, at in out]
 
 
 # --- build ------------------------------------------------------------------------------------------------------
@@ -398,6 +465,7 @@ def build() -> dict[str, bytes | str]:
         "checkpoint.txt": checkpoint,
         "trust.keys": trust.format(),
         "negative.json": _dump(negatives),
+        "negative-ledger.json": _dump(_negative_appends(len(raws))),
     }
 
 
