@@ -3,8 +3,9 @@
 One *case* is (ledger, item). A ledger is a random valid trade (tests/differential_ledgers.py) mutated as an
 insider operator could — the operator holds the file and can append any validly signed record: records
 dropped, duplicated, swapped, moved (a merge hoisted before the creation of one of its inputs: attack 1 of the
-issue), and extra validly signed records inserted (a second stone graded under a taken report number, an id
-differing only in case, statements, a branch of double sales, …). The file is written through the store (not
+issue; a statement echoed before the record it is about), and extra validly signed records inserted (a second
+stone graded under a taken report number, an id read alike, statements, a branch of double sales, …), and the
+registry now and then cut or repeated. The file is written through the store (not
 ``Ledger.append``, which refuses invalid records), the operator signs a checkpoint over it, the full audit runs,
 and every item any record creates gets its bundle exported and checked.
 
@@ -133,6 +134,18 @@ def _hoist(rng: random.Random, seq: list[Record]) -> str | None:
     return f"hoist {record.body.kind} before the creation of its input"
 
 
+def _echo(rng: random.Random, seq: list[Record]) -> str | None:
+    """Copy a statement to before the record it is about (where it is about nothing yet)."""
+    where = {r.record_hash: p for p, r in enumerate(seq)}
+    places = [(p, where[e.subject]) for p, r in enumerate(seq)
+              if isinstance(e := r.body.event, Attested | Corrected) and where.get(e.subject, p) < p]
+    if not places:
+        return None
+    p, subject = rng.choice(places)
+    seq.insert(_after_registry(rng, subject), seq[p])
+    return f"echo {seq[p + 1].body.kind} before its subject"
+
+
 def _registry(rng: random.Random, seq: list[Record]) -> str | None:
     p = rng.choice([p for p, r in enumerate(seq) if r.body.kind in REGISTRY_KINDS])
     if rng.random() < 0.5:
@@ -143,7 +156,7 @@ def _registry(rng: random.Random, seq: list[Record]) -> str | None:
 
 
 OPS_WEIGHTED: list[tuple[Callable[[random.Random, list[Record]], str | None], float]] = [
-    (_hoist, 3), (_drop, 2), (_duplicate, 2), (_move, 2), (_swap, 2), (_registry, 0.2)]
+    (_hoist, 3), (_drop, 2), (_duplicate, 2), (_move, 2), (_swap, 2), (_echo, 1), (_registry, 0.2)]
 OPS = [op for op, _ in OPS_WEIGHTED]
 
 
