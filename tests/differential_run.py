@@ -66,6 +66,7 @@ class Stats:
     mutations: Counter[str] = field(default_factory=Counter)
     verdicts: Counter[str] = field(default_factory=Counter)
     refusals: Counter[str] = field(default_factory=Counter)
+    unchecked: Counter[str] = field(default_factory=Counter)  # codes listed as unchecked by valid bundles
     problems: Counter[tuple[str, str]] = field(default_factory=Counter)
     examples: dict[tuple[str, str], Example] = field(default_factory=dict)
 
@@ -83,6 +84,7 @@ class Stats:
                 self.refusals[out.refusal] += 1
             if out.report is not None and out.report.ok and out.report.unchecked:
                 self.valid_with_unchecked += 1
+                self.unchecked.update({f.code for f in out.report.unchecked})
             for problem in kinds(seq, out):
                 self.problems[problem] += 1
                 known = self.examples.get(problem)
@@ -96,7 +98,8 @@ class Stats:
             f"seed {self.seed}: {self.cases} cases (ledger, item) in {self.ledgers} ledgers, {self.seconds:.1f} s",
             f"disagreements {v['disagreement']}; bundles failed {v['failed'] + v['mismatch'] + v['false_alarm']} "
             f"(with the audit's codes {v['failed']}, other codes {v['mismatch']}, false alarms {v['false_alarm']}); "
-            f"valid {v['valid'] + v['disagreement']} (with unchecked entries {self.valid_with_unchecked})",
+            f"valid {v['valid'] + v['disagreement']} (with unchecked entries {self.valid_with_unchecked}: "
+            f"{dict(self.unchecked.most_common())})",
             f"export refusals {v['refused']} {dict(self.refusals.most_common())}; crashes {v['crash']}",
             f"omitted statements in valid bundles {sum(n for (c, _), n in self.problems.items() if c == 'omission')}; "
             f"control ledgers with audit findings {self.control_findings}; generator misses {self.misses}",
