@@ -186,24 +186,33 @@ def _print_bundle_report(path: Path, r: BundleReport) -> None:
         return
     _print_provenance(p)
     _print_unchecked(r.unchecked)
-    limits = f"; {_plural(len(r.unchecked), 'check')} not possible from a bundle, listed above" if r.unchecked else ""
+    limits = "; some checks need goods outside this provenance: see 'not checked'" if r.unchecked else ""
     click.echo(f"verdict:    valid ({_plural(len(p.rules_checked), 'rule')} checked, none failed{limits})")
     click.echo(f"current:    as of the checkpoint (tree size {p.tree_size}); records added after it are not covered: "
                "for the stone's state today, ask for a bundle under the operator's latest checkpoint")
 
 
 def _print_unchecked(unchecked: tuple[Finding, ...]) -> None:
-    """The checks the bundle could not make, one line per code (where, and why: what it would need)."""
+    """The checks the bundle could not make, one line per code: where, and what they would need."""
     if not unchecked:
         return
-    click.echo("not checked by this bundle (a full audit of the ledger checks these):")
+    click.echo("not checked by this bundle (they need goods outside this provenance; a full audit checks them):")
     by_code: dict[str, list[Finding]] = {}
     for f in unchecked:
         by_code.setdefault(f.code, []).append(f)
     for code, found in by_code.items():
-        where = sorted({f.position for f in found if f.position is not None})
-        shown = ", ".join(map(str, where[:8])) + (f" and {len(where) - 8} more" if len(where) > 8 else "")
-        click.echo(f"  {code} at record{'s' if len(where) > 1 else ''} {shown}: {found[0].reason}")
+        positions = sorted({str(f.position) for f in found if f.position is not None}, key=int)
+        where = f"record{'s' if len(positions) > 1 else ''} {_some(positions)}"
+        if code == "bundle.outside_items":
+            items = _some(sorted({f.item for f in found if f.item}))
+            click.echo(f"  {code}: {where} also name {items}: the rules about those goods there")
+        else:
+            click.echo(f"  {code} at {where}: {found[0].reason.removeprefix('not checked: ')}")
+
+
+def _some(names: list[str], most: int = 6) -> str:
+    """Up to ``most`` names, then how many more."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _print_provenance(p: Provenance) -> None:

@@ -61,10 +61,10 @@ from .events import REGISTRY_KINDS
 from .findings import Finding, Verdicts
 from .hashing import Digest
 from .heads import Head, HeadProof, ItemHeads, checkpoint_heads, verify_item_head
-from .identity import IdentityLeaf, checkpoint_identities, claims_of, identity_findings, proven_leaves
+from .identity import IdentityLeaf, checkpoint_identities, identity_findings, proven_leaves
 from .merkle import leaf_hash, verify_inclusion
 from .policy import Policy, check_policy_records
-from .provenance import Provenance, Scope, Snapshot, build_provenance, provenance_scope, snapshot
+from .provenance import Provenance, Scope, Snapshot, build_provenance, provenance_scope, scope_claims, snapshot
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .trust import Trust
@@ -108,12 +108,12 @@ RULES_CHECKED = (
     "mass and nature: mass never grows, nature fixed at creation, origin inherited through splits and merges",
     "completeness: every record of the item and of its ancestors back to their mined, grown or registered "
     "roots (and of any article it was set in) is in the bundle, and no other record",
-    "identities: the checkpoint's stonetrail-identities line lists each item id, report number and inscription "
-    "the provenance claims (ignoring case and look-alikes) in one leaf, proven with both neighbours, where no "
-    "other item held it first: one id per item, one report number and inscription per stone not consumed",
     "latest: the checkpoint's stonetrail-heads line names the bundle's last record of the item (and of each "
     "ancestor, and of each article one of them was set in) as its latest below the tree size, and "
     "the bundle's count of its records as its count: no later record and no statement about one was left out",
+    "identities: the checkpoint's stonetrail-identities line lists each item id, report number and inscription "
+    "the provenance claims (ignoring case and look-alikes) in one leaf, proven with both neighbours, where no "
+    "other item held it first: one id per item, one report number and inscription per stone not consumed",
 )
 
 
@@ -253,6 +253,7 @@ class _Verification:
         self.scope: Scope | None = None
         self.heads = ItemHeads()  # the bundle's own records of each item
         self.identities: list[_Fault] = []  # the verdict on the identities the provenance claims
+        self.outside_ids: list[Finding] = []  # the ids of outputs outside the provenance: not checked
         self.refused: set[tuple[int, str]] = set()  # outputs not created: another item held the id first
 
     def findings(self) -> Iterator[_Fault]:
@@ -319,7 +320,8 @@ class _Verification:
         refused = self.refused = {(f.position, f.item) for f, _ in self.identities
                                   if f.code == "item.duplicate_id" and f.position is not None and f.item is not None}
         state = self.state = CustodyState(tree.origin, self.trust.authority_keys, partial=True, track=scope.items,
-                                          refused=refused)  # an id another item held first is not created
+                                          refused=refused,  # an id another item held first is not created
+                                          subset={r.record_hash for r in self.records.values()})
         for position, record in sorted(self.records.items()):
             state.skip_to(position)
             for finding in state.apply(record):
@@ -373,8 +375,8 @@ class _Verification:
                            name)
 
     def _judge_identities(self, tree: Checkpoint, scope: Scope) -> Iterator[_Fault]:
-        """Every identity a record of the provenance claims is the claiming item's in the checkpoint's identity
-        tree (every output id of its records, siblings too; every report number and inscription)."""
+        """Every identity a record of the provenance claims for a scope item is that item's in the checkpoint's
+        identity tree (ids, report numbers, inscriptions); the ids of outputs outside the scope are not checked."""
         try:
             count, root = checkpoint_identities(tree)
         except StoneTrailError as exc:
@@ -387,8 +389,11 @@ class _Verification:
                                             count, root))
             except StoneTrailError as exc:
                 yield _fault(exc, None, None, f"identity leaf {entry.index}: ")
-        claims = [(kind, key, item, position) for position in sorted(scope.positions)
-                  for kind, key, item in claims_of(self.records[position])]
+        claims, outside = scope_claims(self.records, scope)
+        self.outside_ids = [Finding(code="item.duplicate_id", position=position, item=None, reason=(
+            f"not checked: that no other item holds the id of {', '.join(ids[:3])}"
+            f"{f' and {len(ids) - 3} more' if len(ids) > 3 else ''} (outputs of this record outside this "
+            "provenance)")) for position, ids in outside]
         for finding in identity_findings(claims, leaves, count):
             yield finding, None
         ranks = {(leaf.kind, leaf.key): index for index, leaf in leaves.items()}
@@ -399,8 +404,9 @@ class _Verification:
                            "nor a neighbour of one")
 
     def unchecked(self) -> tuple[Finding, ...]:
-        """The checks the replay could not make (after :meth:`findings`)."""
-        return tuple(self.state.unchecked) if self.state is not None else ()
+        """The checks the replay could not make (after :meth:`findings`), in log order."""
+        found = [*self.state.unchecked, *self.outside_ids] if self.state is not None else []
+        return tuple(sorted(found, key=lambda f: f.position or 0))
 
     def policy_findings(self, policy: Policy) -> tuple[Finding, ...]:
         """The policy's findings over the provenance's items and records (after :meth:`findings`)."""

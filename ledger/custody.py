@@ -103,14 +103,18 @@ class CustodyState:
         refused: with ``partial``, (position, id) of outputs not to create: those whose id another item held
             first, ledger-wide (a bundle learns it from the checkpoint's identity tree; a full replay from its
             own ids), so that later records naming them name an unknown item, as in a full replay.
+        subset: with ``partial``, the record hashes of the whole subset: a statement whose subject is in it but not
+            yet replayed names a later record (``record.unknown_subject``, as in a full replay).
     """
 
     def __init__(self, origin: str, authority_keys: Iterable[bytes], *, partial: bool = False,
-                 track: Collection[str] | None = None, refused: Collection[tuple[int, str]] = ()) -> None:
+                 track: Collection[str] | None = None, refused: Collection[tuple[int, str]] = (),
+                 subset: Collection[Digest] = ()) -> None:
         self.origin = origin
         self.partial = partial
         self.track = None if track is None else frozenset(track)
         self.refused = frozenset(refused)
+        self.subset = frozenset(subset)
         self.registry = Registry(authority_keys)
         self.items: dict[str, Item] = {}
         self.reports: dict[str, str] = {}  # grading report number -> stone id

@@ -20,9 +20,8 @@ from ._ledger import read_log
 from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import CorruptStoreError, InputError, VerificationError
-from .identity import claims_of
 from .merkle import MerkleTree, leaf_hash
-from .provenance import provenance_scope
+from .provenance import provenance_scope, scope_claims
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .store import scan
@@ -75,7 +74,7 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
                              code="item.unknown")
         positions = sorted({*scope.positions, *(p for p, _ in registry)})
         latest = [(name, heads.proof(name)) for name in scope.items]
-        claimed = {(kind, key) for p in scope.positions for kind, key, _ in claims_of(records[p])}
+        claimed = {(kind, key) for kind, key, _, _ in scope_claims(records, scope)[0]}
         bundles[item] = build_bundle(item, checkpoint,
                                      [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size)) for p in positions],
                                      [(name, head.index, head.proof) for name, head in latest],

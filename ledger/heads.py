@@ -14,16 +14,18 @@ record below the tree size, sorted by the UTF-8 bytes of the item id, with leaf 
                                         number of its records])
 
 The records of an item are the readable records naming it as an input or an output
-(:meth:`ledger.record.Body.named_items`), and the statements (``attested``, ``corrected``) whose subject is an
-earlier record of the item. Custody records are hash-linked per item, statements are not: the count is what
-makes a left-out statement show. A proof bundle carries a head proof for every item of its scope; the verifier
-checks it against the bundle's own records of the item.
+(:meth:`ledger.record.Body.named_items`), and the statements (``attested``, ``corrected``) whose subject is a
+record of the item — an earlier one, or, in a log reordered by its operator, a later one (such a statement is a
+fault, ``record.unknown_subject``, and its bundle must hold it to show it). Custody records are hash-linked per
+item, statements are not: the count is what makes a left-out statement show. A proof bundle carries a head proof
+for every item of its scope; the verifier checks it against the bundle's own records of the item.
 
 Pure: records in, values out.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -78,6 +80,7 @@ class ItemHeads:
         self._positions: dict[str, list[int]] = {}
         self._latest: dict[str, Digest] = {}
         self._of: dict[Digest, tuple[str, ...]] = {}  # record hash -> the items it is a record of
+        self._waiting: dict[Digest, list[tuple[int, Digest]]] = {}  # subject not seen yet -> (position, hash)
         self._tree: tuple[dict[str, int], MerkleTree] | None = None
 
     @classmethod
@@ -103,13 +106,31 @@ class ItemHeads:
         """Add ``record``, at leaf index ``position`` (after every record added so far); return the items it is
         a record of."""
         items = self.items_of(record)
+        event = record.body.event
+        if isinstance(event, Attested | Corrected) and event.subject not in self._of:
+            self._waiting.setdefault(event.subject, []).append((position, record.record_hash))
         if items:
             self._of[record.record_hash] = tuple(items)
         for item in items:
             self._positions.setdefault(item, []).append(position)
             self._latest[item] = record.record_hash
+        if items and record.record_hash in self._waiting:
+            self._settle(record.record_hash, items)
         self._tree = None
         return items
+
+    def _settle(self, subject: Digest, items: frozenset[str]) -> None:
+        """Count the statements that named ``subject`` before it was added (a log can hold a statement about a
+        later record only if it was reordered: a fault an audit names, ``record.unknown_subject``) as records of
+        its ``items``, at their own earlier positions; and so on for statements about those statements."""
+        pending = [(subject, items)]
+        while pending:
+            subject, items = pending.pop()
+            for position, statement in self._waiting.pop(subject, ()):
+                self._of[statement] = tuple(sorted({*self._of.get(statement, ()), *items}))
+                for item in items:
+                    bisect.insort(self._positions.setdefault(item, []), position)
+                pending.append((statement, items))
 
     def __len__(self) -> int:
         return len(self._positions)

@@ -45,11 +45,12 @@ from .custody import CustodyState
 from .events import Attested, Corrected, Graded, Grown, Inscribed, Mined, Registered, Set, Verified
 from .findings import Finding
 from .heads import ItemHeads
+from .identity import claims_of
 from .policy import Policy
 from .record import Record
 
 __all__ = ["Grading", "Inscription", "MassPoint", "Provenance", "Root", "Scope", "Snapshot", "Step",
-           "build_provenance", "item_index", "provenance_scope", "snapshot"]
+           "build_provenance", "item_index", "provenance_scope", "scope_claims", "snapshot"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +115,21 @@ def provenance_scope(records: Mapping[int, Record], target: str,
             positions.setdefault(position, name)
     return Scope(target=target, items=MappingProxyType(items), positions=MappingProxyType(positions),
                  missing=tuple(missing))
+
+
+def scope_claims(records: Mapping[int, Record], scope: Scope
+                 ) -> tuple[list[tuple[str, str, str, int]], list[tuple[int, tuple[str, ...]]]]:
+    """The identity claims (:func:`ledger.identity.claims_of`) the scope's records make for scope items, as
+    (kind, folded key, item, position) in log order — what a bundle proves (docs/format.md §7d) — and, per record
+    that also makes outputs outside the scope (a split's siblings), (position, their ids): claims a bundle does
+    not prove (it reports them as not checked, to stay small: a lot cut into a hundred stones)."""
+    claims, outside = [], []
+    for position in sorted(scope.positions):
+        made = claims_of(records[position])
+        claims += [(kind, key, item, position) for kind, key, item in made if item in scope.items]
+        if others := tuple(item for kind, _, item in made if kind == "item" and item not in scope.items):
+            outside.append((position, others))
+    return claims, outside
 
 
 def _created_at(records: Mapping[int, Record], index: Mapping[str, Sequence[int]], name: str) -> int | None:

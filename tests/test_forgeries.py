@@ -197,3 +197,25 @@ def test_a_checkpoint_without_an_identities_line_is_refused_by_a_bundle(tmp_path
                                        [(h.item, h.index, h.proof) for h in b.heads],
                                        [(e.index, e.leaf, e.proof) for e in b.identities]), TRUST)
     assert "checkpoint.identities_missing" in codes(report.findings)
+
+
+# --- statements the operator moved before their subject --------------------------------------------------------
+
+def test_a_statement_written_before_its_subject_is_in_the_bundle_and_refused_as_the_audit_refuses_it(
+        tmp_path: Path) -> None:
+    """The item heads count a statement about a later record (only a reordered log holds one), so the bundle
+    must carry it; its copy in the right place is then a duplicate, as the audit says."""
+    w = Insider()
+    w.ok(w.mine("S1", 1_000))
+    grading = w.ok(w.make(Graded(lab="lab-d", report="RPT-5", mass_mct=1_000, colour="E", clarity="VS1",
+                                 nature="natural"), "producer-a", inputs=["S1"]))
+    fix = w.make(Corrected(subject=grading.record_hash, statement="colour F"), "lab-d")
+    path = tmp_path / "early.ledger"
+    records = [*w.records[:-1], fix, grading, fix]  # the correction first, then its subject, then again
+    note = w.write(path, records)
+    early, late = len(w.records) - 1, len(w.records) + 1
+    assert audit_codes(path, early) == {"record.unknown_subject"}
+    assert audit_codes(path, late) == {"record.duplicate"}
+    report = bundle_of(path, "S1", note)
+    assert at(report.findings, early) == {"record.unknown_subject"}
+    assert at(report.findings, late) == {"record.duplicate"}
