@@ -61,7 +61,7 @@ from .events import REGISTRY_KINDS
 from .findings import Finding, Verdicts
 from .hashing import Digest
 from .heads import Head, HeadProof, ItemHeads, checkpoint_heads, verify_item_head
-from .identity import IdentityLeaf, checkpoint_identities, identity_findings, proven_leaves
+from .identity import IdentityLeaf, checkpoint_identities, identity_findings, proven_leaf
 from .merkle import leaf_hash, verify_inclusion
 from .policy import Policy, check_policy_records
 from .provenance import Provenance, Scope, Snapshot, build_provenance, provenance_scope, scope_claims, snapshot
@@ -385,8 +385,8 @@ class _Verification:
         leaves: dict[int, IdentityLeaf] = {}
         for entry in self.bundle.identities:
             try:
-                leaves.update(proven_leaves([(entry.index, entry.leaf, cast("Sequence[Digest]", entry.proof))],
-                                            count, root))
+                proof = cast("Sequence[Digest]", entry.proof)  # as received: verify_inclusion checks each length
+                leaves[entry.index] = proven_leaf(entry.index, entry.leaf, proof, count, root)
             except StoneTrailError as exc:
                 yield _fault(exc, None, None, f"identity leaf {entry.index}: ")
         claims, outside = scope_claims(self.records, scope)

@@ -9,7 +9,7 @@ what is signed and what is checked are computed by one piece of code.
 from __future__ import annotations
 
 from .checkpoint import Checkpoint
-from .errors import VerificationError
+from .errors import InputError, StoneTrailError, VerificationError
 from .heads import HEADS_EXTENSION, ItemHeads, checkpoint_heads
 from .identity import IDENTITIES_EXTENSION, IdentityIndex, checkpoint_identities
 from .record import Record
@@ -38,15 +38,27 @@ class Commitments:
         """Check that ``cp``'s heads and identities lines are these (``cp`` of the same records).
 
         Raises:
-            VerificationError: ``checkpoint.heads_missing`` / ``checkpoint.heads_mismatch``,
-                ``checkpoint.identities_missing`` / ``checkpoint.identities_mismatch``.
-            NoteFormatError: ``checkpoint.extension`` (a malformed line, or two).
+            VerificationError / NoteFormatError: the first of :meth:`problems`.
         """
-        if checkpoint_heads(cp) != (len(self.heads), self.heads.root()):
-            raise VerificationError(f"the checkpoint's {HEADS_EXTENSION} line is not the log's "
-                                    f"({self.heads.extension()}): it does not name the items' latest records",
-                                    code="checkpoint.heads_mismatch")
-        if checkpoint_identities(cp) != (len(self.identities), self.identities.root()):
-            raise VerificationError(f"the checkpoint's {IDENTITIES_EXTENSION} line is not the log's "
-                                    f"({self.identities.extension()}): it does not list who claimed each item id, "
-                                    "report number and inscription", code="checkpoint.identities_mismatch")
+        for problem in self.problems(cp):
+            raise problem
+
+    def problems(self, cp: Checkpoint) -> list[StoneTrailError]:
+        """Every way ``cp``'s heads and identities lines are not these: ``checkpoint.heads_missing`` /
+        ``checkpoint.heads_mismatch``, ``checkpoint.identities_missing`` / ``checkpoint.identities_mismatch``
+        (VerificationError), ``checkpoint.extension`` (NoteFormatError: a malformed line, or two)."""
+        lines = ((checkpoint_heads, HEADS_EXTENSION, self.heads, "name the items' latest records"),
+                 (checkpoint_identities, IDENTITIES_EXTENSION, self.identities,
+                  "list who claimed each item id, report number and inscription"))
+        found: list[StoneTrailError] = []
+        for read, word, mine, what in lines:
+            try:
+                claimed = read(cp)
+            except (InputError, VerificationError) as exc:
+                found.append(exc)
+                continue
+            if claimed != (len(mine), mine.root()):
+                found.append(VerificationError(
+                    f"the checkpoint's {word} line is not the log's ({mine.extension()}): it does not {what}",
+                    code=f"checkpoint.{word.removeprefix('stonetrail-')}_mismatch"))
+        return found

@@ -47,7 +47,7 @@ from .merkle import MerkleTree, leaf_hash, verify_inclusion
 from .record import Record
 
 __all__ = ["IDENTITIES_EXTENSION", "KINDS", "Claim", "IdentityIndex", "IdentityLeaf", "checkpoint_identities",
-           "claims_of", "identity_findings", "proven_leaves", "refused_claims"]
+           "claims_of", "identity_findings", "proven_leaf", "refused_claims"]
 
 #: First word of the checkpoint extension line that commits to every identity's claims.
 IDENTITIES_EXTENSION: Final = "stonetrail-identities"
@@ -223,25 +223,21 @@ def checkpoint_identities(cp: Checkpoint) -> tuple[int, Digest]:
     return parse_counted_line(extension_line(cp, IDENTITIES_EXTENSION, missing), IDENTITIES_EXTENSION)
 
 
-def proven_leaves(entries: Sequence[tuple[int, bytes, Sequence[Digest]]], count: int, root: Digest
-                  ) -> Mapping[int, IdentityLeaf]:
-    """Index -> leaf of every entry whose leaf parses and whose RFC 9162 inclusion proof (§2.1.3.2) leads to
+def proven_leaf(index: int, leaf: bytes, proof: Sequence[Digest], count: int, root: Digest) -> IdentityLeaf:
+    """The leaf input ``leaf``, parsed, once its RFC 9162 inclusion proof (§2.1.3.2) leads from ``index`` to
     ``root`` of a tree of ``count`` leaves (both from a signed checkpoint, never from the proof).
 
     Raises:
-        ProofError / InputError (``identity.malformed``): the first entry that does not verify.
+        ProofError: the proof does not verify. InputError: ``identity.malformed``.
     """
-    leaves = {}
-    for index, leaf, proof in entries:
-        verify_inclusion(leaf_hash(leaf), index, count, proof, root)
-        leaves[index] = IdentityLeaf.from_bytes(leaf)
-    return leaves
+    verify_inclusion(leaf_hash(leaf), index, count, proof, root)
+    return IdentityLeaf.from_bytes(leaf)
 
 
 def identity_findings(claims: Iterable[tuple[str, str, str, int]], leaves: Mapping[int, IdentityLeaf],
                       count: int) -> list[Finding]:
     """Judge a bundle's own ``claims`` — (kind, folded key, item, position) — against the proven ``leaves`` of
-    the identity tree of ``count`` leaves (:func:`proven_leaves`).
+    the identity tree of ``count`` leaves (:func:`proven_leaf`).
 
     Each claim needs its identity's leaf with both neighbours proven and in order (``identity.unproven``: else
     the tree could hold a second leaf for the key), the claim listed in it (``identity.claim_missing``: the

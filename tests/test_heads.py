@@ -155,10 +155,14 @@ def test_the_writer_and_checkpoint_file_sign_the_same_heads_line_and_an_audit_ch
     assert check_ledger(path, trust, checkpoint=note).findings == ()
     assert check_ledger(path, trust, checkpoint=early).findings == ()  # an earlier checkpoint stays valid
     stale_line = open_checkpoint(early, trust.operators).extensions[1]  # S1's head before the sale
-    stale = sign_checkpoint(replace(cp, extensions=(cp.extensions[0], stale_line)), ORIGIN, OPERATOR)
+    registry, _, identities = cp.extensions
+    stale = sign_checkpoint(replace(cp, extensions=(registry, stale_line, identities)), ORIGIN, OPERATOR)
     assert [f.code for f in check_ledger(path, trust, checkpoint=stale).findings] == ["checkpoint.heads_mismatch"]
-    without = sign_checkpoint(replace(cp, extensions=cp.extensions[:1]), ORIGIN, OPERATOR)
+    without = sign_checkpoint(replace(cp, extensions=(registry, identities)), ORIGIN, OPERATOR)
     assert [f.code for f in check_ledger(path, trust, checkpoint=without).findings] == ["checkpoint.heads_missing"]
+    neither = sign_checkpoint(replace(cp, extensions=(registry,)), ORIGIN, OPERATOR)
+    assert [f.code for f in check_ledger(path, trust, checkpoint=neither).findings] == [
+        "checkpoint.heads_missing", "checkpoint.identities_missing"]
 
 
 def test_recording_an_event_on_an_unknown_item_is_a_typed_error(tmp_path: Path) -> None:

@@ -391,7 +391,8 @@ def test_a_last_revocation_cannot_be_left_out_under_a_checkpoint(log: Log, tmp_p
     assert check_ledger(path, TRUST).findings == ()  # within the log, the chain looks whole
     report = check_ledger(path, TRUST, checkpoint=note)
     assert codes(report.findings) == ["checkpoint.root_mismatch", "checkpoint.registry_mismatch",
-                                      "checkpoint.heads_mismatch"]  # the records after it moved down one place
+                                      "checkpoint.heads_mismatch",  # the records after it moved down one place
+                                      "checkpoint.identities_mismatch"]  # and so did S1's claims
     assert report.checkpoint is None
 
 
