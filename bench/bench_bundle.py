@@ -131,8 +131,8 @@ def phase_verify(bundle: str, repeat: int) -> dict[str, Any]:
 
 
 def bundle_counts(data: bytes) -> dict[str, int]:
-    """Records (ancestry and registry), signatures, inclusion-proof hashes (all, distinct) and item-head proofs
-    (heads, their hashes) in a bundle."""
+    """Records (ancestry and registry), signatures, inclusion-proof hashes (all, distinct), item-head proofs
+    (heads, their hashes) and identity proofs (leaves, their bytes and hashes) in a bundle."""
     bundle = read_bundle(data)
     entries = bundle.entries
     records = [Record.from_bytes(e.leaf) for e in entries]
@@ -140,7 +140,8 @@ def bundle_counts(data: bytes) -> dict[str, int]:
     return {"records": len(records), "registry": sum(r.body.kind in REGISTRY_KINDS for r in records),
             "signatures": sum(len(r.signatures) for r in records), "leaf_bytes": sum(len(e.leaf) for e in entries),
             "proof_hashes": len(hashes), "distinct_proof_hashes": len(set(hashes)), "heads": len(bundle.heads),
-            "head_hashes": sum(len(h.proof) for h in bundle.heads)}
+            "head_hashes": sum(len(h.proof) for h in bundle.heads), "identities": len(bundle.identities),
+            "identity_bytes": sum(len(e.leaf) + 32 * len(e.proof) for e in bundle.identities)}
 
 
 def run_phase(fn: Callable[..., dict[str, Any]], *args: object) -> dict[str, Any]:
@@ -211,6 +212,7 @@ def report(meta: dict[str, Any], bounds: dict[str, Any], cp: dict[str, Any], exp
                f"{32 * ver['proof_hashes']:,} B"))
     print(_row("", "", f"{ver['heads']} item-head proof(s), {ver['head_hashes']} hashes: "
                f"{32 * ver['head_hashes']:,} B"))
+    print(_row("", "", f"{ver['identities']} identity leaves with proofs: {ver['identity_bytes']:,} B"))
     sigs = ver["signatures"]
     print(_row(f"verify_bundle (median/{reps})", f"{ver['verify_s'] * 1e3:.1f} ms",
                f"its {sigs} sigs alone = {ver['sigs_s'] * 1e3:.1f} ms ({ver['sigs_s'] / sigs * 1e6:.0f} us each)",
