@@ -146,40 +146,61 @@ def refused_claims(kind: str, claims: Sequence[Claim]) -> list[Claim]:
     return refused
 
 
+@dataclass(slots=True)
+class _Standing:
+    """A stone's standing report and inscription claims: ``head``, the record that last moved it as the replay
+    moves it (followed through hash links), and per kind the key and the indices of its claims in that key's list."""
+
+    head: Digest
+    claims: dict[str, tuple[str, list[int]]]
+
+
 class IdentityIndex:
-    """Every identity's claims, collected from records in log order (:meth:`add`), and the identity tree."""
+    """Every identity's claims, collected from records in log order (:meth:`add`), and the identity tree.
+
+    A standing claim ends at a record that consumes the stone or claims another key of its kind *and links to the
+    stone's head* (its last record so followed): a replay applies such a record. A record whose link is another
+    (a fork, or a broken link) may not be applied by the replay (ADR 0003), so from then on the stone's claims
+    stand for good: the index is never laxer than the replay's rule, only stricter on a faulty log.
+    """
 
     def __init__(self) -> None:
         self._claims: dict[tuple[str, str], list[Claim]] = {}
-        self._open: dict[tuple[str, str], tuple[str, list[int]]] = {}  # (kind, item) -> (key, open claim slots)
+        self._standing: dict[str, _Standing] = {}  # stone -> its standing report / inscription claims
+        self._frozen: set[str] = set()  # stones whose chain broke while they held a claim: nothing ends
         self._tree: tuple[list[IdentityLeaf], dict[tuple[str, str], int], MerkleTree] | None = None
 
     def add(self, position: int, record: Record) -> None:
         """Add ``record`` at leaf index ``position`` (after every record added so far)."""
-        made = claims_of(record)
-        for kind, key, item in made:
-            if kind != "item":
-                self._close(position, kind, item, unless=key)
-        for consumed in record.body.consumes:
-            for kind in ("report", "inscription"):
-                self._close(position, kind, consumed)
-        for kind, key, item in made:
+        for item, link in record.body.inputs:
+            standing = self._standing.get(item)
+            if standing is None:
+                continue
+            if link != standing.head:  # not the stone's head: the replay may not apply it
+                self._frozen.add(item)
+                del self._standing[item]
+            elif item in record.body.consumes:
+                self._end(position, item, standing, list(standing.claims))
+                del self._standing[item]
+            else:
+                standing.head = record.record_hash
+        for kind, key, item in claims_of(record):
             claims = self._claims.setdefault((kind, key), [])
-            if kind != "item":
-                _, slots = self._open.setdefault((kind, item), (key, []))
-                slots.append(len(claims))
+            if kind != "item" and item not in self._frozen:
+                standing = self._standing.setdefault(item, _Standing(record.record_hash, {}))
+                if standing.claims.get(kind, (key,))[0] != key:
+                    self._end(position, item, standing, [kind])
+                standing.claims.setdefault(kind, (key, []))[1].append(len(claims))
             claims.append(Claim(position, item))
         self._tree = None
 
-    def _close(self, position: int, kind: str, item: str, unless: str | None = None) -> None:
-        """End ``item``'s standing claims of ``kind`` at ``position`` (unless they are on key ``unless``)."""
-        key, slots = self._open.get((kind, item), ("", []))
-        if not slots or key == unless:
-            return
-        claims = self._claims[(kind, key)]
-        for slot in slots:
-            claims[slot] = Claim(claims[slot].position, item, position)
-        del self._open[(kind, item)]
+    def _end(self, position: int, item: str, standing: _Standing, kinds: list[str]) -> None:
+        """End ``item``'s standing claims of ``kinds`` at ``position``."""
+        for kind in kinds:
+            key, slots = standing.claims.pop(kind)
+            claims = self._claims[(kind, key)]
+            for slot in slots:
+                claims[slot] = Claim(claims[slot].position, item, position)
 
     def __len__(self) -> int:
         return len(self._claims)

@@ -17,7 +17,7 @@ from ledger import AUTHORITY, Enrolled, Output, Record, Trust
 from ledger._ledger import checkpoint_file
 from ledger.audit import check_ledger
 from ledger.bundle import BundleReport, build_bundle, check_bundle, read_bundle
-from ledger.events import Corrected, Graded, Merged, Mined, Set, Transferred
+from ledger.events import Corrected, Graded, Inscribed, Merged, Mined, Set, Split, Transferred
 from ledger.export import export_bundle
 from ledger.findings import Finding
 from ledger.keys import note_verifier_key
@@ -219,3 +219,35 @@ def test_a_statement_written_before_its_subject_is_in_the_bundle_and_refused_as_
     report = bundle_of(path, "S1", note)
     assert at(report.findings, early) == {"record.unknown_subject"}
     assert at(report.findings, late) == {"record.duplicate"}
+
+
+def test_a_fork_of_the_holders_chain_does_not_free_its_report_number(tmp_path: Path) -> None:
+    """Adversarial review: a record that forks S1's chain is not applied by the replay, so S1 keeps RPT-1 (or its
+    inscription) and S2's claim is refused by the audit; the identity tree must not end S1's claim there either,
+    or S2's bundle would say "valid" (a re-grade, a cut and a re-inscription of S1, each forking its chain)."""
+    def graded(report: str) -> Graded:
+        return Graded(lab="lab-d", report=report, mass_mct=1_000, colour="E", clarity="VS1", nature="natural")
+
+    for fork in ("graded", "split", "inscribed"):
+        w = Insider()
+        mined = w.ok(w.mine("S1", 1_000))
+        w.ok(w.mine("S2", 1_000))
+        old = {"S1": mined.record_hash}
+        if fork == "inscribed":
+            w.ok(w.make(Inscribed(lab="lab-d", inscription="INS-7"), "producer-a", inputs=["S1"]))
+            w.add(w.make(Inscribed(lab="lab-d", inscription="INS-8"), "producer-a", inputs=["S1"], prev=old))
+            claim = w.make(Inscribed(lab="lab-d", inscription="ins-7"), "producer-a", inputs=["S2"])
+            code = "identity.duplicate_inscription"
+        else:
+            w.ok(w.make(graded("RPT-1"), "producer-a", inputs=["S1"]))
+            w.add(w.make(graded("RPT-2"), "producer-a", inputs=["S1"], prev=old) if fork == "graded" else
+                  w.make(Split(loss_mct=0), "producer-a", inputs=["S1"], consumes=["S1"], prev=old,
+                         outputs=[Output(id="S1-A", type="stone", mass_mct=1_000)]))
+            claim = w.make(graded("RPT-1"), "producer-a", inputs=["S2"])
+            code = "identity.duplicate_report"
+        w.add(claim)
+        path = tmp_path / f"fork-{fork}.ledger"
+        note = w.write(path, w.records)
+        position = len(w.records) - 1
+        assert code in audit_codes(path, position), fork
+        assert code in at(bundle_of(path, "S2", note).findings, position), fork
