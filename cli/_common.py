@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar, cast
 
 import click
 
@@ -50,16 +50,59 @@ def _errors(fn: _F) -> _F:
             return fn(*args, **kwargs)
         except StoneTrailError as exc:
             _fail(f"{exc} [{exc.code}]", _exit_code(exc))
-        except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - absorbs the final flush at exit
-            sys.exit(EXIT_VALID)
-        except OSError as exc:
+        except OSError as exc:  # a closed stdout never gets here (_ReaderGone): this is a file the command names
             where = f": {exc.filename}" if exc.filename else ""
             _fail(f"{exc.strerror or exc}{where} [io]", EXIT_IO)
         except (MemoryError, RecursionError) as exc:
             _fail(f"input too large to process ({type(exc).__name__}) [limit]", EXIT_IO)
 
     return wrapper  # type: ignore[return-value]
+
+
+class _ReaderGone:
+    """``sys.stdout`` or ``sys.stderr`` while a command runs: the stream itself until its reader goes away
+    (``| head -1``, ``| grep -m1``: a write fails with EPIPE), then the same stream with its file descriptor
+    pointed at ``os.devnull``, so the command runs on to its verdict and exits with that verdict's code — a closed
+    pipe never turns "invalid" into exit 0 — and neither a traceback nor Python's "Exception ignored" at the
+    final flush appears. Every other attribute is the stream's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._drain()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Point the stream's descriptor at os.devnull: what is buffered, and all that follows, goes nowhere."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def _outputs_may_close() -> Iterator[None]:
+    """Run a command with stdout and stderr as :class:`_ReaderGone` (the streams are restored after)."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = cast(TextIO, _ReaderGone(sys.stdout)), cast(TextIO, _ReaderGone(sys.stderr))
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def _read_bytes(path: Path, what: str, limit: int = MAX_TEXT_FILE) -> bytes:

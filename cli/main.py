@@ -42,6 +42,7 @@ from ._common import (
     _errors,
     _fail,
     _load_trust,
+    _outputs_may_close,
     _plural,
     _print_findings,
     _read_checkpoint,
@@ -53,11 +54,16 @@ from .proof import proof
 
 
 class _Group(click.Group):
-    """The command group, with click's own usage errors reduced to one line (exit 2)."""
+    """The command group, with click's own usage errors reduced to one line (exit 2), and output that may be
+    closed at any time (``| head -1``) without changing the exit code (:func:`_outputs_may_close`)."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args) or ["--help"]
+        with _outputs_may_close():
+            return self._main(list(sys.argv[1:] if args is None else args) or ["--help"], prog_name, complete_var,
+                              **extra)
+
+    def _main(self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any) -> Any:
         try:
             return super().main(argv, prog_name or "stonetrail", complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:  # a command group called bare: teach, don't scold

@@ -1,0 +1,106 @@
+"""Exit codes are the verdict, whatever happens to the output (issue 9, item 1).
+
+``stonetrail verify … | head -1`` used to exit 0 in 21 of 24 tries on an invalid or non-compliant input: the
+closed pipe was caught and reported as success. Here each of ``verify`` and ``proof verify``, of an invalid and of
+a non-compliant input, text and ``--json``, runs 200 times with its stdout a pipe whose reader closes at once,
+and must exit 1 every time, with nothing on stderr.
+
+How (measured on the CI machine's two cores): a ``stonetrail`` process spends ~0.2 s importing before it reads a
+byte, so 800 fresh processes would take ~3-4 min. tests/closed_pipe.py imports the command once and forks one
+child per run instead: each child is still a whole process writing to a real pipe, running the console script's
+``sys.exit(main())`` and exiting through the interpreter's own shutdown (where an unflushed, closed stdout used to
+print "Exception ignored"); 800 runs of the small inputs below take ~15 s. One run of each case through the
+installed console script itself, as a user types it (``| head -1`` in a shell), checks that nothing differs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger import AUTHORITY, Ledger, Transferred, Trust
+from ledger.export import export_bundle
+from ledger.keys import note_verifier_key
+from world import ORIGIN, PARTIES, World, key
+
+RUNS = 100  # per case and form (text, --json): 200 per case
+DRIVER = Path(__file__).with_name("closed_pipe.py")
+STONETRAIL = Path(sys.executable).with_name("stonetrail")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """The four cases (name: arguments), over a ledger of four records and the bundle of its one stone."""
+    d = tmp_path_factory.mktemp("exit")
+    w = World()
+    with Ledger.create(d / "good.ledger", ORIGIN, {key(AUTHORITY).public_key.raw}) as ledger:
+        for make in (lambda: w.enrol("producer-a", PARTIES["producer-a"]),
+                     lambda: w.enrol("trader-b", PARTIES["trader-b"]), lambda: w.mine("S1", 900),
+                     lambda: w.make(Transferred(to="trader-b", mode="title"), "producer-a", inputs=["S1"])):
+            record = make()  # each built on the state the one before left
+            assert w.add(record) == []
+            ledger.append(record)
+        note = ledger.checkpoint(key("operator"))
+    trust = Trust(operators=(note_verifier_key(ORIGIN, key("operator").public_key),),
+                  authorities=(note_verifier_key("authority", key(AUTHORITY).public_key),))
+    (d / "trust.keys").write_text(trust.format(), encoding="utf-8")
+    good = (d / "good.ledger").read_bytes()
+    (d / "bad.ledger").write_bytes(_flipped(good, -10))
+    bundle = export_bundle(d / "good.ledger", "S1", note)
+    (d / "good.stproof").write_bytes(bundle)
+    (d / "bad.stproof").write_bytes(_flipped(bundle, -40))
+    t = ["--trust", str(d / "trust.keys")]
+    return {
+        "verify invalid": ["verify", str(d / "bad.ledger"), *t],
+        "verify not compliant": ["verify", str(d / "good.ledger"), *t, "--deny-origin", "BW"],
+        "proof verify invalid": ["proof", "verify", str(d / "bad.stproof"), *t],
+        "proof verify not compliant": ["proof", "verify", str(d / "good.stproof"), *t, "--deny-origin", "BW"],
+        "verify valid": ["verify", str(d / "good.ledger"), *t, "--deny-origin", "RU"],
+        "proof verify valid": ["proof", "verify", str(d / "good.stproof"), *t],
+    }
+
+
+def _flipped(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 1]) + data[at:][1:]
+
+
+FAILING = ["verify invalid", "verify not compliant", "proof verify invalid", "proof verify not compliant"]
+VALID = ["verify valid", "proof verify valid"]
+FORMS = {"text": [], "json": ["--json"]}
+
+
+def _closed_pipe(args: list[str], runs: int, log: Path) -> list[int]:
+    """The exit statuses of ``runs`` runs of ``stonetrail ARGS`` under tests/closed_pipe.py (stderr to ``log``)."""
+    out = subprocess.run([sys.executable, str(DRIVER), str(runs), str(log), "--", *args], capture_output=True,
+                         text=True, check=True)
+    return list(json.loads(out.stdout))
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("case", FAILING)
+def test_a_closed_stdout_never_turns_a_failure_into_0(inputs: dict[str, list[str]], case: str, form: str,
+                                                      tmp_path: Path) -> None:
+    statuses = _closed_pipe([*inputs[case], *FORMS[form]], RUNS, tmp_path / "stderr")
+    assert statuses == [1] * RUNS, {status: statuses.count(status) for status in set(statuses)}
+    assert (tmp_path / "stderr").read_text() == ""  # no traceback, no "Exception ignored"
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("case", VALID)
+def test_a_closed_stdout_after_a_valid_verdict_is_exit_0_and_quiet(inputs: dict[str, list[str]], case: str,
+                                                                   form: str, tmp_path: Path) -> None:
+    assert _closed_pipe([*inputs[case], *FORMS[form]], 10, tmp_path / "stderr") == [0] * 10
+    assert (tmp_path / "stderr").read_text() == ""
+
+
+@pytest.mark.parametrize("case", [*FAILING, "verify valid"])
+def test_the_console_script_piped_into_head(inputs: dict[str, list[str]], case: str) -> None:
+    """As a user types it: ``stonetrail … | head -1`` in a shell, the status of stonetrail itself."""
+    line = " ".join(f"'{a}'" for a in [str(STONETRAIL), *inputs[case]])
+    out = subprocess.run(["bash", "-c", f"{line} | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}"],
+                         capture_output=True, text=True, check=True)
+    assert (out.stdout.strip(), out.stderr) == ("0" if case == "verify valid" else "1", "")
