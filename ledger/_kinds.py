@@ -238,10 +238,13 @@ def _check_statement(state: CustodyState, record: Record, position: int) -> list
         if state.partial and event.subject not in state.subset:  # a record outside the subset: not a fault
             return []
         return [_f("record.unknown_subject", position, None, "the subject is not an earlier record of this ledger")]
+    found: list[Finding] = []
     if isinstance(event, Corrected) and record.body.actor not in signers:
-        return [_f("correction.not_signer", position, record.body.actor,
-                   "only a signer of a record can state a correction to it")]
-    return []
+        found.append(_f("correction.not_signer", position, record.body.actor,
+                        "only a signer of a record can state a correction to it"))
+    if record.body.time_ms < state.times[event.subject]:
+        found.append(_f("chain.time_backwards", position, None, "a statement dated before the record it is about"))
+    return found
 
 
 CHECKS: dict[type[Any], Check] = {

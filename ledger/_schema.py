@@ -2,8 +2,10 @@
 
 Every reader raises :class:`~ledger.errors.RecordFormatError` naming the field, so a malformed record is
 refused with a precise one-line reason: code ``record.identifier`` for text that is not an identifier,
-``record.text`` for text that is not free text (both classes: :mod:`ledger._text`), ``record.malformed`` for the
-rest. Used by :mod:`ledger.record` and :mod:`ledger.events`, when a record is built and when it is decoded.
+``record.text`` for text that is not free text (both classes: :mod:`ledger._text`), ``record.time_range`` for a
+time before 2000 (:func:`read_time`), ``record.grading_scale`` for a grade off a laboratory scale
+(:func:`off_scale`, used by :mod:`ledger.events`), ``record.malformed`` for the rest. Used by
+:mod:`ledger.record` and :mod:`ledger.events`, when a record is built and when it is decoded.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ __all__ = [
     "COUNTRY_RE",
     "ID_RE",
     "MAX_TIME_MS",
+    "MIN_TIME_MS",
     "exact_keys",
+    "off_scale",
     "read_bytes",
     "read_country",
     "read_digest",
@@ -37,6 +41,10 @@ COUNTRY_RE = re.compile(r"[A-Z]{2}")
 _MAX_TEXT = 256
 #: Latest representable time: 9999-12-31T23:59:59.999Z, in ms since the Unix epoch (UTC).
 MAX_TIME_MS = 253_402_300_799_999
+#: Earliest time a record may name: 2000-01-01T00:00:00Z, in ms since the Unix epoch (UTC). The trade records
+#: here (Kimberley Process certificates from 2003, laser inscriptions, Ed25519) are all later; an earlier time is
+#: a clock or unit fault (seconds for milliseconds, a zero), never an event.
+MIN_TIME_MS = 946_684_800_000
 _ID_MATCH = ID_RE.fullmatch
 _COUNTRY_MATCH = COUNTRY_RE.fullmatch
 
@@ -106,8 +114,24 @@ def _read_str(value: Value, field: str, max_len: int | None = None) -> str:
 
 
 def read_time(value: Value, field: str) -> int:
-    """Milliseconds since the Unix epoch, UTC: 0 .. :data:`MAX_TIME_MS`."""
-    return read_int(value, field, 0, MAX_TIME_MS)
+    """Milliseconds since the Unix epoch, UTC: :data:`MIN_TIME_MS` (2000-01-01) .. :data:`MAX_TIME_MS`.
+
+    Raises:
+        RecordFormatError: ``record.malformed`` for a value that is not an integer or is outside
+            0 .. :data:`MAX_TIME_MS` (not a time the format holds); ``record.time_range`` for a time before
+            2000-01-01T00:00:00Z (docs/format.md §4.2).
+    """
+    time_ms = read_int(value, field, 0, MAX_TIME_MS)
+    if time_ms < MIN_TIME_MS:
+        raise RecordFormatError(f"{field}: {time_ms} ms is before 2000-01-01T00:00:00Z ({MIN_TIME_MS} ms): a clock "
+                                "or unit fault, not the time of an event", code="record.time_range")
+    return time_ms
+
+
+def off_scale(field: str, text: str, scale: str) -> RecordFormatError:
+    """The error for a grade ``text`` that is not on the laboratory ``scale`` (``record.grading_scale``); callers
+    ``raise off_scale(...)``."""
+    return RecordFormatError(f"{field}: {ascii(text)[:60]} is not on the {scale}", code="record.grading_scale")
 
 
 def read_country(value: Value, field: str) -> str:

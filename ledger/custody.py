@@ -5,16 +5,17 @@
 * the record belongs to this ledger (``record.wrong_origin``) and has the shape its kind needs (``record.shape``);
   its body is not the body of an earlier record (``record.duplicate``: a claim counts once);
 * every signature verifies (``sig.*``) with a key valid for the signing party at that log position
-  (``sig.unknown_key``); every required signer signed (``sig.missing``) and nobody else (``sig.unexpected``);
-  each signer holds the role the kind needs (``role.not_granted``) — DOMAIN.md "Who signs";
+  (``sig.unknown_key``) and granted by a record dated no later than this one (``sig.before_enrolment``); every
+  required signer signed (``sig.missing``) and nobody else (``sig.unexpected``); each signer holds the role the
+  kind needs (``role.not_granted``) — DOMAIN.md "Who signs";
 * every input exists (``custody.unknown_item``), is in the state the kind needs (``custody.consumed``,
   ``custody.retired``, ``custody.locked``, ``custody.in_transit``, ``custody.not_exported``), is held by the
   actor (``custody.not_holder``; a sale also needs the owner: ``custody.not_owner``; an import the consignee:
   ``custody.not_consignee``; a seizure customs of the record's country: ``role.wrong_country``), is where the
   record takes place (``custody.wrong_place``: crossing a border takes an export and an import), and is linked
   to its latest record (``chain.link_mismatch``; a link to an older record of the item is a second record
-  claiming the same predecessor: ``chain.fork``); time never goes backwards along an item's chain
-  (``chain.time_backwards``);
+  claiming the same predecessor: ``chain.fork``); time never goes backwards along an item's chain, nor from a
+  statement back to the record it is about (``chain.time_backwards``);
 * outputs get fresh ids, case-insensitively (``item.duplicate_id``); mass never grows (``mass.exceeds_input``,
   DOMAIN.md R10); nature is fixed at creation (``nature.mismatch``, R9); one grading report number and one
   inscription per stone not consumed — a stolen stone keeps its papers (``identity.duplicate_report``,
@@ -121,6 +122,7 @@ class CustodyState:
         self.inscriptions: dict[str, str] = {}  # inscription -> stone id
         self.folded_ids: set[str] = set()  # folded item ids (ledger._text.fold): R-1 and r-l cannot both exist
         self.signers: dict[Digest, frozenset[str]] = {}  # record hash -> parties who signed it
+        self.times: dict[Digest, int] = {}  # record hash -> its time_ms (a statement is not older than its subject)
         self.bodies: dict[Digest, int] = {}  # body hash -> position of the first record with that body
         self.unchecked: list[Finding] = []  # partial mode: the checks that needed goods outside the subset
         self.size = 0
@@ -168,6 +170,7 @@ class CustodyState:
         position = self.size
         self.size += 1
         self.signers[record.record_hash] = frozenset(s.party for s in record.signatures)
+        self.times[record.record_hash] = record.body.time_ms
         self.bodies.setdefault(record.body_hash, position)
         if record.body.kind in REGISTRY_KINDS:
             if not found:
@@ -266,9 +269,21 @@ class CustodyState:
         for party, sg in signed.items():
             if party not in required:
                 found.append(_f("sig.unexpected", position, party, f"{party} has no part in this {body.kind}"))
-            elif party in self.registry.parties and not self.registry.key_valid(party, sg.key, position):
-                found.append(_f("sig.unknown_key", position, party, "key is not valid for this party here"))
+            elif party in self.registry.parties:
+                found += self._check_key(body.time_ms, party, sg.key, position)
         return found
+
+    def _check_key(self, time_ms: int, party: str, key: bytes, position: int) -> list[Finding]:
+        """The key must be the enrolled ``party``'s at this log position (``sig.unknown_key``), granted by a record
+        dated no later than the signed one (``sig.before_enrolment``: a key cannot sign what happened before the
+        authority granted it; a backdated record signed with a key granted since)."""
+        grant = self.registry.parties[party].grant_valid_at(key, position)
+        if grant is None:
+            return [_f("sig.unknown_key", position, party, "key is not valid for this party here")]
+        if time_ms < grant.since_ms:
+            return [_f("sig.before_enrolment", position, party, f"record dated {time_ms} ms, before its key was "
+                       f"granted to {party} (record {grant.since}, dated {grant.since_ms} ms)")]
+        return []
 
     def _check_input(self, record: Record, rule: Rule, item_id: str, prev: Digest, position: int) -> list[Finding]:
         item = self.items.get(item_id)

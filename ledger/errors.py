@@ -4,6 +4,7 @@
 
     StoneTrailError                    every error this library raises
     ├── InputError                     the caller's bytes or text are malformed (fix the input)
+    │   ├── ArgumentError              a public call got an argument of the wrong type (``input.type``)
     │   ├── BundleFormatError          bytes that are not a proof bundle at all (ledger.bundle)
     │   ├── DecodeError                not canonical msgpack, or over a size/depth cap (ledger._codec)
     │   ├── KeyFormatError             a key, key file or verifier-key string is malformed or unsafe (ledger.keys)
@@ -29,6 +30,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "ArgumentError",
     "BundleFormatError",
     "CorruptStoreError",
     "DecodeError",
@@ -45,6 +47,7 @@ __all__ = [
     "TrustFileError",
     "UnverifiedNoteError",
     "VerificationError",
+    "expect",
 ]
 
 
@@ -71,6 +74,24 @@ class InputError(StoneTrailError):
     """The caller supplied malformed input (bytes, text, arguments)."""
 
     default_code = "input.invalid"
+
+
+class ArgumentError(InputError):
+    """A public function, method or constructor got an argument of the wrong type; the message names the
+    argument, what it got and what it wants (instead of an AttributeError or TypeError from deep inside)."""
+
+    default_code = "input.type"
+
+
+def expect(value: object, kind: type | tuple[type, ...], name: str, want: str) -> None:
+    """Raise :class:`ArgumentError` naming argument ``name`` unless ``value`` is an instance of ``kind`` (a bool
+    is never accepted where an int is wanted). ``want``: what it should be, in words (e.g. ``"a Trust"``)."""
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
+        raise ArgumentError(f"{name}: got {type(value).__name__}, want {want}")
+
+
+def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
 
 
 class BundleFormatError(InputError):

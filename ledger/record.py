@@ -25,7 +25,7 @@ from functools import cached_property, lru_cache
 
 from . import _schema as s
 from ._codec import Value, decode, encode
-from .errors import DecodeError, RecordFormatError
+from .errors import DecodeError, RecordFormatError, expect
 from .events import Event, event_from_fields
 from .hashing import TAG_RECORD_BODY, TAG_RECORD_SIG, Digest, tagged_hash
 from .keys import PrivateKey, PublicKey
@@ -59,7 +59,7 @@ class Output:
         self._check_type_and_mass()
 
     def _check_type_and_mass(self) -> None:
-        if self.type not in ITEM_TYPES:
+        if not isinstance(self.type, str) or self.type not in ITEM_TYPES:
             raise s.fail("outputs.type", f"must be one of {sorted(ITEM_TYPES)}")
         s.read_int(self.mass_mct, "outputs.mass_mct", 1, 10**9)
 
@@ -68,8 +68,9 @@ class Output:
 class Body:
     """The signed content of a record.
 
-    ``time_ms``: milliseconds since the Unix epoch, UTC. ``place``: ISO 3166-1 alpha-2 country where the event
-    happened. ``actor``: the party that performs the event (for custody kinds, the holder of every input).
+    ``time_ms``: milliseconds since the Unix epoch, UTC, from 2000-01-01 (``record.time_range``). ``place``: ISO
+    3166-1 alpha-2 country where the event happened. ``actor``: the party that performs the event (for custody
+    kinds, the holder of every input).
     ``inputs``: (item id, record hash of that item's previous record) for every existing item touched.
     """
 
@@ -84,6 +85,7 @@ class Body:
     outputs: tuple[Output, ...] = ()
 
     def __post_init__(self) -> None:
+        expect(self.event, Event, "event", "an event of ledger.events")
         s.read_text(self.origin, "origin")
         s.read_time(self.time_ms, "time_ms")
         s.read_country(self.place, "place")

@@ -6,7 +6,9 @@ Three kinds do (docs/format.md §5.3): ``enrolled`` (a party with its roles and 
 key for an enrolled party) and ``key_revoked`` (one of its keys stops signing). A key's validity is judged by log
 position: the registry as replayed up to the record being checked, never the wall clock. A key granted at
 position p and revoked at position r is valid for a record at position q exactly when p < q <= r (no r: p < q);
-rotation is ``key_added`` then ``key_revoked`` of the old key, so records signed before it stay valid.
+rotation is ``key_added`` then ``key_revoked`` of the old key, so records signed before it stay valid. A grant
+also keeps the ``time_ms`` of the record that made it: a record dated before it cannot be signed with that key
+(``sig.before_enrolment``, checked by :mod:`ledger.custody`: a key cannot sign what happened before it existed).
 
 Registry records form their own hash chain through ``registry_prev`` (DESIGN.md §3), and each checkpoint
 commits to the chain's head and length in a ``stonetrail-registry`` extension line
@@ -53,10 +55,12 @@ EMPTY_REGISTRY_HEAD: Final = Digest(bytes(32))
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyGrant:
     """A party's Ed25519 key (32 raw bytes), granted at log position ``since`` and, if revoked, at
-    ``revoked_at``: valid for a record at position q when ``since < q`` and (not revoked or ``q <= revoked_at``)."""
+    ``revoked_at``: valid for a record at position q when ``since < q`` and (not revoked or ``q <= revoked_at``).
+    ``since_ms``: the ``time_ms`` of the granting record (``enrolled`` or ``key_added``), ms since the epoch, UTC."""
 
     key: bytes
     since: int
+    since_ms: int = 0
     revoked_at: int | None = None
 
     def valid_at(self, position: int) -> bool:
@@ -78,6 +82,10 @@ class Party:
     def grant(self, key: bytes) -> KeyGrant | None:
         """The grant of ``key`` to this party, revoked or not (None if never granted to it)."""
         return next((g for g in self.keys if g.key == key), None)
+
+    def grant_valid_at(self, key: bytes, position: int) -> KeyGrant | None:
+        """The grant of ``key`` to this party if it may sign a record at log ``position``, else None."""
+        return next((g for g in self.keys if g.key == key and g.valid_at(position)), None)
 
 
 class Registry:
@@ -153,14 +161,14 @@ class Registry:
     def commit(self, record: Record, position: int) -> None:
         """Apply a registry record that :meth:`check` passed (at the same ``position``)."""
         event = record.body.event
+        if isinstance(event, Enrolled | KeyAdded):
+            grant = KeyGrant(key=event.key, since=position, since_ms=record.body.time_ms)
+            self._owners[event.key] = event.party
         if isinstance(event, Enrolled):
-            self.parties[event.party] = Party(
-                id=event.party, name=event.name, roles=frozenset(event.roles), country=event.country,
-                keys=[KeyGrant(key=event.key, since=position)], enrolled_at=position)
-            self._owners[event.key] = event.party
+            self.parties[event.party] = Party(id=event.party, name=event.name, roles=frozenset(event.roles),
+                                              country=event.country, keys=[grant], enrolled_at=position)
         elif isinstance(event, KeyAdded):
-            self.parties[event.party].keys.append(KeyGrant(key=event.key, since=position))
-            self._owners[event.key] = event.party
+            self.parties[event.party].keys.append(grant)
         elif isinstance(event, KeyRevoked):
             keys = self.parties[event.party].keys
             keys[:] = [replace(g, revoked_at=position) if g.key == event.key else g for g in keys]
@@ -214,7 +222,7 @@ class Registry:
         if party == AUTHORITY:
             return key in self.authority_keys
         p = self.parties.get(party)
-        return p is not None and any(g.key == key and g.valid_at(position) for g in p.keys)
+        return p is not None and p.grant_valid_at(key, position) is not None
 
     def has_role(self, party: str, role: str) -> bool:
         """True if ``party`` is enrolled and was granted ``role``."""

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from ledger import Body, Digest, Graded, Mined, Output, Record, Split, Transferred
 from ledger._codec import decode, encode
-from ledger._schema import MAX_TIME_MS
+from ledger._schema import MAX_TIME_MS, MIN_TIME_MS
 from ledger.errors import InputError, RecordFormatError
+from ledger.events import CLARITY_GRADES
 from ledger.record import RECORD_TAG
 from world import ORIGIN, envelope, key
 
@@ -51,6 +52,8 @@ BODY_MUTATIONS = [
     ("missing key", lambda b: b.pop("place"), "record.malformed"),
     ("bool time", lambda b: b.update(time_ms=True), "record.malformed"),
     ("negative time", lambda b: b.update(time_ms=-1), "record.malformed"),
+    ("time in seconds, not ms (2023 read as 1970)", lambda b: b.update(time_ms=1_700_000_000), "record.time_range"),
+    ("time 1 ms before 2000-01-01", lambda b: b.update(time_ms=MIN_TIME_MS - 1), "record.time_range"),
     ("lower-case country", lambda b: b.update(place="bw"), "record.malformed"),
     ("unknown kind", lambda b: b.update(kind="teleported"), "record.malformed"),
     ("zero mass", lambda b: b["outputs"][0].update(mass_mct=0), "record.malformed"),
@@ -97,13 +100,14 @@ events = st.one_of(
     st.builds(Mined, mine=st.sampled_from(["Jwaneng", "Diavik", "Catoca"]), country=st.sampled_from(["BW", "CA"])),
     st.builds(Transferred, to=ids, mode=st.sampled_from(["title", "memo"])),
     st.builds(Split, loss_mct=st.integers(0, 10**9)),
-    st.builds(Graded, lab=ids, report=ids, mass_mct=st.integers(1, 10**9), colour=st.sampled_from("DEFG"),
-              clarity=st.sampled_from(["IF", "VS1"]), nature=st.sampled_from(["natural", "lab_grown"])),
+    st.builds(Graded, lab=ids, report=ids, mass_mct=st.integers(1, 10**9), colour=st.sampled_from(
+        ["D", "G", "Z", "Fancy Intense Yellow", "Fancy Light Brownish Yellow", "Faint Pink"]),
+              clarity=st.sampled_from(CLARITY_GRADES), nature=st.sampled_from(["natural", "lab_grown"])),
 )
 
 
 @settings(max_examples=60, deadline=None)
-@given(event=events, time_ms=st.integers(0, MAX_TIME_MS), inputs=st.sets(ids, max_size=3),
+@given(event=events, time_ms=st.integers(MIN_TIME_MS, MAX_TIME_MS), inputs=st.sets(ids, max_size=3),
        outputs=st.dictionaries(ids, st.integers(1, 10**9), max_size=3), actor=ids)
 def test_random_records_round_trip(event: Any, time_ms: int, inputs: set[str], outputs: dict[str, int],
                                    actor: str) -> None:

@@ -29,7 +29,7 @@ from ledger import Body, Output, Record, Signature
 from ledger import _schema as s
 from ledger._codec import Value, decode, encode
 from ledger._text import ID_RE, text_fault
-from ledger.errors import DecodeError, RecordFormatError
+from ledger.errors import DecodeError, RecordFormatError, expect
 from ledger.events import EVENT_TYPES, Event
 from ledger.hashing import Digest
 from ledger.record import FORMAT_VERSION, ITEM_TYPES, MAX_RECORD_SIZE, RECORD_TAG
@@ -86,6 +86,11 @@ def _ref_read_int(value: Value, field: str, minimum: int = 0, maximum: int = 2**
     if not minimum <= value <= maximum:
         raise s.fail(field, f"{value} outside {minimum}..{maximum}")
     return value
+
+
+def _ref_read_time(value: Value, field: str) -> int:
+    """The int reader of the reference, then the rule issue 9 added (no time before 2000: ``s.read_time``)."""
+    return s.read_time(_ref_read_int(value, field, 0, s.MAX_TIME_MS), field)
 
 
 def _outcome(call: Any, *args: Any) -> tuple[object, ...]:
@@ -178,7 +183,7 @@ def _ref_body_from_value(value: Value) -> Body:
     kind = _ref_read_text(b["kind"], "kind")
     return Body(
         origin=_ref_read_text(b["origin"], "origin"), kind=kind,
-        time_ms=_ref_read_int(b["time_ms"], "time_ms", 0, s.MAX_TIME_MS),
+        time_ms=_ref_read_time(b["time_ms"], "time_ms"),
         place=_ref_read_country(b["place"], "place"), actor=_ref_read_id(b["actor"], "actor"),
         event=_ref_event_from_fields(kind, s.read_map(b["fields"], "fields")),
         inputs=tuple(_ref_read_input(v) for v in s.read_list(b["inputs"], "inputs", 1000)),
@@ -319,8 +324,9 @@ def test_damaged_records_read_the_same(raw: bytes) -> None:
 # --- direct construction: __post_init__ against the one it replaced ------------------------------------------------
 
 def _ref_body_post_init(b: Any) -> None:
+    expect(b.event, Event, "event", "an event of ledger.events")  # issue 9: a typed error, not AttributeError
     _ref_read_text(b.origin, "origin")
-    _ref_read_int(b.time_ms, "time_ms", 0, s.MAX_TIME_MS)
+    _ref_read_time(b.time_ms, "time_ms")
     _ref_read_country(b.place, "place")
     _ref_read_id(b.actor, "actor")
     if b.kind != b.event.KIND:
@@ -338,7 +344,7 @@ def _ref_body_post_init(b: Any) -> None:
 
 def _ref_output_post_init(o: Any) -> None:
     _ref_read_id(o.id, "outputs.id")
-    if o.type not in ITEM_TYPES:
+    if not isinstance(o.type, str) or o.type not in ITEM_TYPES:  # issue 9: unhashable types too
         raise s.fail("outputs.type", f"must be one of {sorted(ITEM_TYPES)}")
     _ref_read_int(o.mass_mct, "outputs.mass_mct", 1, 10**9)
 
@@ -347,7 +353,9 @@ def _ref_event_post_init(e: Any) -> None:
     for f in dataclasses.fields(EVENT_TYPES[e.KIND]):
         reader = f.metadata["read"]
         value = getattr(e, f.name)
-        wire = dict(value) if f.name == "declared" else list(value) if isinstance(value, tuple) else value
+        pairs = isinstance(value, tuple | list) and all(isinstance(p, tuple) and len(p) == 2 for p in value)
+        wire = (dict(value) if pairs else value) if f.name == "declared" else (
+            list(value) if isinstance(value, tuple) else value)  # issue 9: no ValueError from dict()
         reader(wire, f"{e.KIND}.{f.name}")
 
 

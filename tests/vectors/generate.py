@@ -330,6 +330,8 @@ def _negatives(split: Record, graded: Record) -> list[dict[str, object]]:
         ("split", "record.malformed", "place is lowercase", _rebody(split, _set("place", "be"))),
         ("split", "record.malformed", "time_ms after 9999-12-31T23:59:59.999Z",
          _rebody(split, _set("time_ms", 253_402_300_800_000))),
+        ("split", "record.time_range", "time_ms in seconds, not milliseconds (a 2025 time read as January 1970)",
+         _rebody(split, _set("time_ms", split.body.time_ms // 1000))),
         ("split", "record.malformed", "outputs not sorted by id",
          _rebody(split, lambda b: b["outputs"].reverse())),
         ("split", "record.malformed", "an output of mass 0",
@@ -352,8 +354,14 @@ def _negatives(split: Record, graded: Record) -> list[dict[str, object]]:
          _rebody(graded, _set_field("colour", "F\u200b"))),
         ("graded", "record.text", "colour not in NFC (E followed by a combining acute accent)",
          _rebody(graded, _set_field("colour", "E\u0301"))),
-        ("graded", "record.malformed", "colour longer than 16 characters",
-         _rebody(graded, _set_field("colour", "F" * 17))),
+        ("graded", "record.malformed", "colour longer than 32 characters",
+         _rebody(graded, _set_field("colour", "F" * 33))),
+        ("graded", "record.grading_scale", "colour in lower case (the D-to-Z scale is written in capitals)",
+         _rebody(graded, _set_field("colour", "f"))),
+        ("graded", "record.grading_scale", "a fancy colour of an intensity no lab writes (Fancy Bright Yellow)",
+         _rebody(graded, _set_field("colour", "Fancy Bright Yellow"))),
+        ("graded", "record.grading_scale", "clarity VS3, not on the FL..I3 scale",
+         _rebody(graded, _set_field("clarity", "VS3"))),
     ]
     return [{"base": base, "desc": desc, "want_code": code, "record_b64": base64.b64encode(raw).decode("ascii")}
             for base, code, desc, raw in out]
@@ -409,6 +417,27 @@ def _negative_appends(size: int) -> list[dict[str, object]]:
                   outputs=[Output(id="PL-OOO117-a", type="stone", mass_mct=1_020)])
     out.append(("a stone registered under an id read alike with the 1.02 ct stone's (case, O for 0)",
                 "item.duplicate_id", "PL-OOO117-a", [alike], 0))
+
+    c = _after_ledger()
+    auditor = c.enrol("auditor-antwerp", "Scheldt Audit BV", ("auditor",), "BE", t)
+    backdated = c.add("", Attested(subject=imported.record_hash, statement="Rough inspected on arrival"),
+                      "auditor-antwerp", "BE", t - HOUR)
+    out.append(("an auditor's statement dated an hour before the auditor's key was granted (a backdated record)",
+                "sig.before_enrolment", BIG, [auditor, backdated], 1))
+
+    c = _after_ledger()
+    early = c.add("", Corrected(subject=graded.record_hash, statement="Colour grade is G, not F"), "lab-antwerp",
+                  "BE", graded.body.time_ms - DAY)
+    out.append(("the lab's correction of the grading, dated a day before the grading", "chain.time_backwards", BIG,
+                [early], 0))
+
+    c = _after_ledger()
+    small = c.add("", Graded(lab="lab-antwerp", report="2501170043", mass_mct=310, colour="H", clarity="SI1",
+                             nature="natural"), "atelier-antwerp", "BE", t, cosigners=["lab-antwerp"], inputs=[SMALL])
+    sale = c.add("", Transferred(to="trader-gaborone", mode="title"), "atelier-antwerp", "BE", t - DAY,
+                 cosigners=["trader-gaborone"], inputs=[BIG, SMALL])
+    out.append(("both stones sold in one record dated before the 0.31 ct stone's grading (its second input)",
+                "chain.time_backwards", SMALL, [small, sale], 1))
     return [{"desc": desc, "want_code": code, "item": item, "position": size + at,
              "records_b64": [base64.b64encode(r.raw).decode("ascii") for r in records]}
             for desc, code, item, records, at in out]
