@@ -15,6 +15,13 @@ Every file is written the same way (docs/format.md §8.1):
 
 A failure at any step removes the temporary file: the target then does not exist, and a retry starts afresh.
 Only a crash between steps 1 and 3 can leave a temporary file behind (a dot file; delete it).
+
+One name is meant to change: a ledger's published ``checkpoint.txt`` (always the newest checkpoint).
+:func:`replace_file` replaces such a file without losing the old one: the new data goes to a temporary file as
+above; the old file, opened without following a link, is hard-linked to a name the caller derives from its bytes
+(a checkpoint's ``checkpoint-<tree size>.txt``: the old bytes are never lost), that name is fsynced, and only
+then is the temporary file renamed over the target (``rename(2)``: atomic, never follows a link). A target that
+is a symbolic link or not a regular file is refused, never replaced.
 """
 
 from __future__ import annotations
@@ -23,18 +30,22 @@ import contextlib
 import errno
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StorageError
+from .errors import InputError, StorageError
 
-__all__ = ["check_new", "fsync_dir", "io_errors", "write_all", "write_file", "write_files"]
+__all__ = ["Replaced", "check_new", "fsync_dir", "io_errors", "replace_file", "write_all", "write_file", "write_files"]
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 PUBLIC_MODE, PRIVATE_MODE = 0o644, 0o600  # before the umask; a private file's mode is made exact
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+#: Largest file :func:`replace_file` reads back before replacing it, in bytes (a checkpoint is at most 1 MiB).
+MAX_REPLACED_SIZE = 16 * 1024 * 1024
 
 
 def write_file(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> Path:
@@ -76,6 +87,162 @@ def write_files(files: Sequence[tuple[Path, bytes]], *, private: bool = False) -
         for temp in temps:
             _unlink_quietly(temp)
     return targets
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replaced:
+    """What :func:`replace_file` did: ``kept`` is the name the previous file is kept under (None if there was
+    none, or if it already held the new bytes: ``unchanged``, nothing was written to the target)."""
+
+    kept: Path | None
+    unchanged: bool
+
+
+def replace_file(target: str | os.PathLike[str], data: bytes, keep: Callable[[bytes], Path], *,
+                 also: Sequence[tuple[Path, bytes]] = ()) -> Replaced:
+    """Make ``target`` hold ``data``, atomically and durably, keeping its previous bytes under ``keep(old)``.
+
+    ``keep`` gets the old file's bytes and returns the name (normally beside ``target``) to keep them under; it
+    may raise to refuse the replacement (nothing is then changed). If that name already holds the same bytes it
+    is reused, else it must be new. ``also``: new files (never overwritten, as :func:`write_files`) written with
+    the replacement, all or none. A missing ``target`` is simply created (exclusively).
+
+    Raises:
+        StorageError: ``store.exists`` (``target`` is a symbolic link, not followed; the keep name or an
+            ``also`` name exists with other content), ``store.not_a_file`` (``target`` is a directory, a pipe, a
+            device), ``store.io`` (an operating-system failure, or ``target`` changed while being replaced).
+            Whatever ``keep`` raises. InputError ``input.too_large``: the old file is over
+            :data:`MAX_REPLACED_SIZE`. On any error ``target`` is untouched and no ``also`` file is left.
+    """
+    target = Path(target)
+    news = [(Path(path), content) for path, content in also]
+    for path, _ in news:
+        check_new(path)
+    temps: list[Path] = []
+    linked: list[Path] = []
+    try:
+        for path, content in [(target, data), *news]:
+            with io_errors(path, "writing"):
+                temps.append(_write_temporary(path, content, private=False))
+        for (path, _), temp in zip(news, temps[1:], strict=True):
+            _link(temp, path)
+            linked.append(path)
+        done = _swap(temps[0], target, data, keep)
+        for directory in {path.parent for path in [target, *linked]}:
+            with io_errors(directory, "syncing"):
+                fsync_dir(directory)
+    except BaseException:
+        for path in linked:
+            _unlink_quietly(path)  # our own new name, linked a moment ago
+        raise
+    finally:
+        for temp in temps:
+            _unlink_quietly(temp)  # the renamed one is gone already
+    return done
+
+
+def _swap(temp: Path, target: Path, data: bytes, keep: Callable[[bytes], Path]) -> Replaced:
+    """Keep ``target``'s old bytes under ``keep(old)``, then rename the complete ``temp`` over it."""
+    fd = _open_old(target)
+    if fd is None:
+        _link(temp, target)  # nothing to replace: a new name, exclusively
+        return Replaced(kept=None, unchanged=False)
+    try:
+        before = os.fstat(fd)
+        old = _read_old(fd, target)
+        if old == data:
+            return Replaced(kept=None, unchanged=True)
+        kept = keep(old)
+        _keep(target, kept, old, before)
+        with io_errors(target.parent, "syncing"):
+            fsync_dir(target.parent)  # the old bytes' new name is durable before the target changes
+        _check_unchanged(target, before)
+        with io_errors(target, "replacing"):
+            os.rename(temp, target)
+        return Replaced(kept=kept, unchanged=False)
+    finally:
+        os.close(fd)
+
+
+def _open_old(target: Path) -> int | None:
+    """A descriptor of the regular file ``target``, opened without following a link; None if it does not exist."""
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StorageError(f"cannot read {target}: {exc.strerror or exc}", code="store.io") from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise StorageError(f"{target} is a symbolic link (not followed); not replaced", code="store.exists")
+    if not stat.S_ISREG(info.st_mode):
+        raise StorageError(f"{target} is not a regular file; not replaced", code="store.not_a_file")
+    with io_errors(target, "opening"):
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | _O_CLOEXEC | _O_NOFOLLOW)
+    if not _same(os.fstat(fd), info):
+        os.close(fd)
+        raise StorageError(f"{target} changed while being replaced; nothing replaced", code="store.io")
+    return fd
+
+
+def _read_old(fd: int, target: Path) -> bytes:
+    """The whole file behind ``fd``, at most :data:`MAX_REPLACED_SIZE` bytes."""
+    chunks, size = [], 0
+    with io_errors(target, "reading"):
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_REPLACED_SIZE:
+                raise InputError(f"{target} is over {MAX_REPLACED_SIZE} bytes; not replaced", code="input.too_large")
+    return b"".join(chunks)
+
+
+def _keep(target: Path, kept: Path, old: bytes, before: os.stat_result) -> None:
+    """Give the old file (``before``) the further name ``kept``: a hard link (never following a link), or on a file
+    system without hard links an exclusive copy. A ``kept`` that already holds ``old`` is reused."""
+    if _holds(kept, old):
+        return
+    try:
+        os.link(target, kept, follow_symlinks=False)
+    except FileExistsError:
+        raise StorageError(f"{kept} exists with other content; {target} not replaced (move one of them away)",
+                           code="store.exists") from None
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise StorageError(f"cannot create {kept}: {exc.strerror or exc}", code="store.io") from exc
+        write_file(kept, old)
+        return
+    if not _same(os.lstat(kept), before):  # the target changed hands between opening and linking
+        _unlink_quietly(kept)
+        raise StorageError(f"{target} changed while being replaced; nothing replaced", code="store.io")
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """True if ``path`` is a regular file (not a link) holding exactly ``data``."""
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _O_CLOEXEC | _O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        return _read_old(fd, path) == data
+    finally:
+        os.close(fd)
+
+
+def _check_unchanged(target: Path, before: os.stat_result) -> None:
+    """Refuse to replace ``target`` if it is no longer the file whose bytes were kept."""
+    try:
+        now = os.lstat(target)
+    except OSError as exc:
+        raise StorageError(f"{target} changed while being replaced; nothing replaced", code="store.io") from exc
+    if not _same(now, before):
+        raise StorageError(f"{target} changed while being replaced; nothing replaced", code="store.io")
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def check_new(target: Path) -> None:

@@ -8,7 +8,7 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger import Ledger, Transferred, Trust, checkpoint_file, export_bundle, keyfile, note_verifier_key
-from ledger._files import write_file, write_files
+from ledger._files import Replaced, replace_file, write_file, write_files
 from ledger.consistency import ConsistencyProof, format_consistency_proof
 from ledger.errors import StorageError
 from ledger.store import FileStore
@@ -201,4 +201,75 @@ def test_a_file_system_without_hard_links_gets_the_same_guarantees(tmp_path: Pat
             write_file(existing, b"other")
         assert err.value.code == "store.exists"
     assert target.read_bytes() == b"whole" and not (tmp_path / "victim").exists()
+    _no_leftovers(tmp_path)
+
+
+# --- replacing the published checkpoint (ledger._files.replace_file) -----------------------------------------------
+
+
+def _kept_as(name: str) -> Callable[[bytes], Path]:
+    def keep(old: bytes) -> Path:
+        return Path(name)
+    return keep
+
+
+def test_replace_keeps_the_old_bytes_under_their_name_then_renames(tmp_path: Path) -> None:
+    target = tmp_path / "checkpoint.txt"
+    assert replace_file(target, b"first", _kept_as(str(tmp_path / "never"))) == Replaced(kept=None, unchanged=False)
+    old_inode = target.stat().st_ino
+    done = replace_file(target, b"second", lambda old: tmp_path / f"kept-{old.decode()}.txt")
+    assert done == Replaced(kept=tmp_path / "kept-first.txt", unchanged=False)
+    assert target.read_bytes() == b"second" and (tmp_path / "kept-first.txt").read_bytes() == b"first"
+    assert (tmp_path / "kept-first.txt").stat().st_ino == old_inode  # the old file itself, linked, not a copy
+    same = replace_file(target, b"second", _kept_as(str(tmp_path / "never")))
+    assert same == Replaced(kept=None, unchanged=True) and not (tmp_path / "never").exists()
+    _no_leftovers(tmp_path)
+
+
+def test_replace_never_goes_through_a_symbolic_link_or_over_a_directory(tmp_path: Path) -> None:
+    victim, link = tmp_path / "victim.txt", tmp_path / "checkpoint.txt"
+    victim.write_bytes(b"a file the user keeps")
+    link.symlink_to(victim)
+    with pytest.raises(StorageError) as err:
+        replace_file(link, b"new", _kept_as(str(tmp_path / "kept.txt")))
+    assert err.value.code == "store.exists" and "symbolic link" in str(err.value)
+    assert link.is_symlink() and victim.read_bytes() == b"a file the user keeps"
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(StorageError) as directory:
+        replace_file(tmp_path / "dir", b"new", _kept_as(str(tmp_path / "kept.txt")))
+    assert directory.value.code == "store.not_a_file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.txt", "dir", "victim.txt"]
+
+
+def test_replace_refuses_a_kept_name_with_other_bytes_and_a_refusing_keep(tmp_path: Path) -> None:
+    target, kept = tmp_path / "checkpoint.txt", tmp_path / "checkpoint-1.txt"
+    target.write_bytes(b"old")
+    kept.write_bytes(b"something else")
+    with pytest.raises(StorageError) as err:
+        replace_file(target, b"new", _kept_as(str(kept)))
+    assert err.value.code == "store.exists" and target.read_bytes() == b"old"
+    assert kept.read_bytes() == b"something else"
+
+    def refuse(old: bytes) -> Path:
+        raise StorageError("not this one", code="store.io")
+
+    with pytest.raises(StorageError):
+        replace_file(target, b"new", refuse, also=[(tmp_path / "proof.txt", b"p")])
+    assert target.read_bytes() == b"old" and not (tmp_path / "proof.txt").exists()
+    kept.write_bytes(b"old")  # the old bytes are already kept under that name: it is reused
+    done = replace_file(target, b"new", _kept_as(str(kept)), also=[(tmp_path / "proof.txt", b"p")])
+    assert done.kept == kept and target.read_bytes() == b"new" and (tmp_path / "proof.txt").read_bytes() == b"p"
+    _no_leftovers(tmp_path)
+
+
+def test_replace_without_hard_links_copies_the_old_bytes_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_link(src: object, dst: object, **kwargs: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")  # as on FAT
+
+    target = tmp_path / "checkpoint.txt"
+    target.write_bytes(b"old")
+    monkeypatch.setattr(os, "link", no_link)
+    done = replace_file(target, b"new", _kept_as(str(tmp_path / "checkpoint-3.txt")))
+    assert done.kept == tmp_path / "checkpoint-3.txt" and done.kept.read_bytes() == b"old"
+    assert target.read_bytes() == b"new"
     _no_leftovers(tmp_path)
