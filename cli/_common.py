@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TextIO, TypeVar, cast
+from typing import Any, NoReturn, Protocol, TextIO, TypeVar, cast
 
 import click
 
@@ -30,6 +30,36 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"stonetrail: error: {message}", err=True)
     sys.exit(code)
+
+
+#: The words of the verdict line for each verdict (:attr:`ledger.findings.Verdicts.verdict`, the JSON ``verdict``).
+VERDICT_TEXT = {"valid": "valid", "valid_compliant": "valid, compliant", "valid_not_compliant": "valid, NOT COMPLIANT",
+                "invalid": "INVALID"}
+
+
+class _Verdict(Protocol):
+    """A report with one verdict: :class:`~ledger.AuditReport` or :class:`~ledger.bundle.BundleReport`."""
+
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def findings(self) -> tuple[Finding, ...]: ...
+    @property
+    def policy_findings(self) -> tuple[Finding, ...]: ...
+
+
+def _verdict_exit(verdict: str) -> int:
+    """The exit code of a verdict: 0 valid (and compliant, with a policy), 1 invalid or not compliant."""
+    return EXIT_VALID if verdict in ("valid", "valid_compliant") else EXIT_INVALID
+
+
+def _print_verdict(r: _Verdict, label: str, valid_detail: str = "") -> NoReturn:
+    """Print the one verdict line, last, and exit with its code. ``label`` is "verdict:" padded to the command's
+    column; ``valid_detail`` is said after a valid verdict."""
+    detail = {"invalid": _plural(len(r.findings), "finding"),
+              "valid_not_compliant": _plural(len(r.policy_findings), "policy finding")}.get(r.verdict, valid_detail)
+    click.echo(f"{label}{VERDICT_TEXT[r.verdict]}" + (f" ({detail})" if detail else ""))
+    sys.exit(_verdict_exit(r.verdict))
 
 
 def _exit_code(exc: BaseException) -> int:

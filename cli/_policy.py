@@ -97,13 +97,15 @@ class _PolicyVerdict(Protocol):
 
 
 def _print_policy(r: _PolicyVerdict) -> None:
+    """The policy's rules and its result, apart from integrity: judged over the records, not proven by them (the
+    one verdict line, after it, combines the two)."""
     if r.policy is None:
         return
-    click.echo("policy:")
+    click.echo("policy (judged over the records; origins are attested by the producers named):")
     for line in r.policy.describe():
         click.echo(f"  rule:    {line}")
     if r.policy_ok:
-        click.echo("  verdict: compliant")
+        click.echo("  result:  compliant")
         return
-    click.echo(f"  verdict: NOT COMPLIANT ({_plural(len(r.policy_findings), 'finding')})")
+    click.echo(f"  result:  NOT COMPLIANT ({_plural(len(r.policy_findings), 'finding')})")
     _print_findings(r.policy_findings)

@@ -45,8 +45,10 @@ from ._common import (
     _outputs_may_close,
     _plural,
     _print_findings,
+    _print_verdict,
     _read_checkpoint,
     _utc,
+    _verdict_exit,
     _write_new,
 )
 from ._policy import _print_policy, policy_options
@@ -90,7 +92,8 @@ def main() -> None:
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys
 
     Masses are shown in carats (stored as integer millicarats), times in UTC. Record positions count from 0.
-    Exit codes: 0 valid, 1 invalid (findings printed), 2 usage error, 3 I/O or storage error.
+    Exit codes: 0 valid (and compliant, with a policy), 1 invalid or not compliant (findings printed), 2 usage
+    error, 3 I/O or storage error; the same when the output is cut short (| head -1).
     """
 
 
@@ -140,8 +143,10 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as
 
     Checks framing, record format, signatures, enrolment and roles, hash links, custody and mass balance;
     prints every finding with its record position and code. With a policy (--policy or the policy flags), also
-    checks the goods against it and prints its findings apart, under "policy:": origin claims are attested by
-    the producers named, not proven. Exit 0 if valid and compliant, 1 if not.
+    checks the goods against it and prints its findings apart, under "policy": origin claims are attested by
+    the producers named, not proven. The last line is the one verdict: "valid", or with a policy "valid,
+    compliant" or "valid, NOT COMPLIANT"; "INVALID" if any integrity rule failed (--json: "verdict"). Exit 0
+    if valid (and compliant), 1 if not.
 
     \b
     Examples:
@@ -154,10 +159,10 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as
     report = check_ledger(ledger_file, trust, checkpoint=note, policy=policy)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
-    else:
-        _print_report(report)
-        _print_policy(report)
-    sys.exit(EXIT_VALID if report.ok and report.policy_ok else EXIT_INVALID)
+        sys.exit(_verdict_exit(report.verdict))
+    _print_report(report)
+    _print_policy(report)
+    _print_verdict(report, "verdict:   ")
 
 
 def _print_report(r: AuditReport) -> None:
@@ -176,9 +181,9 @@ def _print_report(r: AuditReport) -> None:
         click.echo("checkpoint: none given; without one, a file cut at a record boundary or with independent "
                    "records removed cannot be told from the original (pass --checkpoint)")
     if r.ok:
-        click.echo("verdict:   valid")
+        click.echo("integrity: valid (every record passes every rule under the pinned keys)")
         return
-    click.echo(f"verdict:   INVALID ({_plural(len(r.findings), 'finding')})")
+    click.echo(f"integrity: INVALID ({_plural(len(r.findings), 'finding')})")
     if r.findings[0].code == "registry.not_authority" and r.findings[0].position == 0:
         click.echo("hint:      the first enrolment is not signed by the pinned authority key: is this the right "
                    "trust file?")

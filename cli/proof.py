@@ -30,15 +30,15 @@ from ledger.provenance import Provenance
 
 from ._common import (
     _EXISTING,
-    EXIT_INVALID,
-    EXIT_VALID,
     _errors,
     _load_trust,
     _plural,
     _print_findings,
+    _print_verdict,
     _read_bytes,
     _read_checkpoint,
     _utc,
+    _verdict_exit,
     _write_new,
 )
 from ._policy import _print_policy, policy_options
@@ -108,8 +108,10 @@ def verify(bundle_file: Path, trust_file: Path, origin: str | None, as_json: boo
     checkpoint's item heads); then print the provenance, current at the checkpoint's tree size: origin with the
     producers who attested it, custody path, mass history, gradings, and which claims are attested rather than
     proven.
-    Optionally apply a trade policy (the same flags as 'stonetrail verify'). Exit 0 if valid and compliant,
-    1 if not.
+    Optionally apply a trade policy (the same flags as 'stonetrail verify'): it is judged over the proven
+    records and reported apart, never listed as proven. The last line is the one verdict, as in 'stonetrail
+    verify': "valid", "valid, compliant", "valid, NOT COMPLIANT" or "INVALID" (--json: "verdict"). Exit 0 if
+    valid (and compliant), 1 if not.
 
     \b
     Examples:
@@ -120,10 +122,10 @@ def verify(bundle_file: Path, trust_file: Path, origin: str | None, as_json: boo
     report = check_bundle(_read_bundle(bundle_file), trust, policy, origin=origin)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
-    else:
-        _print_bundle_report(bundle_file, report)
-        _print_policy(report)
-    sys.exit(EXIT_VALID if report.ok and report.policy_ok else EXIT_INVALID)
+        sys.exit(_verdict_exit(report.verdict))
+    _print_bundle_report(bundle_file, report)
+    _print_policy(report)
+    _print_verdict(report, "verdict:    ")
 
 
 @proof.command("show", short_help="List a bundle's records (unverified).")
@@ -181,13 +183,13 @@ def _print_bundle_report(path: Path, r: BundleReport) -> None:
         click.echo(f"checkpoint: {_shown(cp.origin)}, tree size {cp.tree_size}, root {cp.root_hash.b64()}; signed by a "
                    "pinned operator key")
     if p is None or not r.ok:
-        click.echo(f"verdict:    INVALID ({_plural(len(r.findings), 'finding')})")
+        click.echo(f"integrity:  INVALID ({_plural(len(r.findings), 'finding')})")
         _print_findings(r.findings)
         return
     _print_provenance(p)
     _print_unchecked(r.unchecked)
     limits = "; some checks need goods outside this provenance: see 'not checked'" if r.unchecked else ""
-    click.echo(f"verdict:    valid ({_plural(len(p.rules_checked), 'rule')} checked, none failed{limits})")
+    click.echo(f"integrity:  valid ({_plural(len(p.rules_checked), 'rule')} checked, none failed{limits})")
     click.echo(f"current:    as of the checkpoint (tree size {p.tree_size}); records added after it are not covered: "
                "for the stone's state today, ask for a bundle under the operator's latest checkpoint")
 

@@ -419,9 +419,9 @@ class _Verification:
         """The summary (after :meth:`findings` found nothing)."""
         state, scope = self.state, self.scope
         assert state is not None and scope is not None and self.checkpoint is not None and self.registry is not None
-        rules = RULES_CHECKED + tuple(f"policy: {line}" for line in (policy.describe() if policy else ()))
+        # rules_checked: what the bundle proves; a policy's rules are judged, not proven (their verdict is apart)
         return build_provenance(state, self.records, scope, self.snapshots, self.checkpoint,
-                                registry_size=self.registry[0], rules_checked=rules, policy=policy,
+                                registry_size=self.registry[0], rules_checked=RULES_CHECKED, policy=policy,
                                 policy_findings=policy_findings, unchecked=self.unchecked())
 
 

@@ -229,7 +229,8 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifierKey]) -> tuple[
     message = text.encode("utf-8")
     verified: list[NoteVerifierKey] = []
     seen: set[tuple[str, bytes]] = set()
-    for name, key_id, signature in (_parse_sig_line(line) for line in sig_lines):
+    signers = [_parse_sig_line(line) for line in sig_lines]
+    for name, key_id, signature in signers:
         vkey = known.get((name, key_id))
         if vkey is None or (name, key_id) in seen:
             continue  # unknown key (e.g. a witness cosignature), or a repeat: ignored
@@ -237,8 +238,37 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifierKey]) -> tuple[
         vkey.public_key.verify(signature, message)
         verified.append(vkey)
     if not verified:
-        raise UnverifiedNoteError("no signature by a trusted key verified", code="note.unverified")
+        why = _why_unverified([(name, key_id) for name, key_id, _ in signers], list(known.values()))
+        raise UnverifiedNoteError(f"no signature by a trusted key verified: {why}", code="note.unverified")
     return text, verified
+
+
+def _why_unverified(signers: Sequence[tuple[str, bytes]], trusted: Sequence[NoteVerifierKey]) -> str:
+    """Why none of ``signers`` (name, key ID) is a trusted key, for the first few of them: no trusted key of
+    that name, or one of that name with another key ID (another key); with the trusted keys listed."""
+    if not trusted:
+        return "no trusted key was given"
+    by_name: dict[str, list[NoteVerifierKey]] = {}
+    for vkey in trusted:
+        by_name.setdefault(vkey.name, []).append(vkey)
+    reasons = []
+    for name, key_id in list(dict.fromkeys(signers))[:3]:
+        shown = f"{_quoted(name)}+{key_id.hex()}"
+        same_name = by_name.get(name)
+        if same_name:
+            ids = ", ".join(k.key_id.hex() for k in same_name)
+            reasons.append(f"signed by {shown}: the trusted key named {_quoted(name)} has key ID {ids}, so this "
+                           "is another key")
+        else:
+            reasons.append(f"signed by {shown}: no trusted key is named {_quoted(name)}")
+    pinned = ", ".join(f"{_quoted(k.name)}+{k.key_id.hex()}" for k in trusted[:5])
+    more = f" and {len(trusted) - 5} more" if len(trusted) > 5 else ""
+    return f"{'; '.join(reasons)} (trusted: {pinned}{more})"
+
+
+def _quoted(name: str) -> str:
+    """A key name as printed: as it is if printable and short, else escaped and cut."""
+    return name if name.isprintable() and len(name) <= 80 else ascii(name[:80])
 
 
 def _split_note(note: str | bytes) -> tuple[str, list[str]]:
@@ -336,12 +366,31 @@ def open_checkpoint(
 
     Raises:
         everything :func:`open_note` and :func:`parse_checkpoint` raise, and
-        VerificationError: ``checkpoint.origin_mismatch``.
+        VerificationError: ``checkpoint.origin_mismatch``. An UnverifiedNoteError (``note.unverified``) says why
+        no signature is trusted (:func:`open_note`) and, when the body's origin line is not ``origin``, that the
+        checkpoint is another ledger's.
     """
-    text, _ = open_note(note, verifiers)
+    try:
+        text, _ = open_note(note, verifiers)
+    except UnverifiedNoteError as exc:
+        _name_another_ledger(exc, note, origin)
+        raise
     cp = parse_checkpoint(text)
     if origin is not None and cp.origin != origin:
         raise VerificationError(
             f"checkpoint origin {cp.origin!r:.80} is not {origin!r:.80}", code="checkpoint.origin_mismatch"
         )
     return cp
+
+
+def _name_another_ledger(exc: UnverifiedNoteError, note: str | bytes, origin: str | None) -> None:
+    """Prefix ``exc`` with "a checkpoint of another ledger" when ``note``'s (unverified) origin line is not
+    ``origin``: the likeliest reason no key of that ledger's operator signed it."""
+    if origin is None:
+        return
+    try:
+        claimed = read_unverified_checkpoint(note).origin
+    except InputError:
+        return
+    if claimed != origin:
+        exc.about(f"a checkpoint of another ledger ({_quoted(claimed)}, not {_quoted(origin)})")

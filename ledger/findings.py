@@ -58,9 +58,20 @@ class Verdicts:
         """True when the policy (if any) has no finding."""
         return not self.policy_findings
 
+    @property
+    def verdict(self) -> str:
+        """The one verdict, integrity and policy combined (docs/format.md §10): ``invalid`` if an integrity rule
+        failed (whatever the policy says); else ``valid`` without a policy, ``valid_compliant`` or
+        ``valid_not_compliant`` with one."""
+        if self.findings:
+            return "invalid"
+        if self.policy is None:
+            return "valid"
+        return "valid_compliant" if not self.policy_findings else "valid_not_compliant"
+
     def verdicts_json(self) -> dict[str, object]:
-        """The verdicts and every finding, JSON-ready."""
-        return {"valid": self.ok, "findings": [f.to_json() for f in self.findings],
+        """The verdicts and every finding, JSON-ready: ``verdict`` (:attr:`verdict`), then each part apart."""
+        return {"verdict": self.verdict, "valid": self.ok, "findings": [f.to_json() for f in self.findings],
                 "policy": self.policy.describe() if self.policy else None, "policy_valid": self.policy_ok,
                 "policy_findings": [f.to_json() for f in self.policy_findings]}
 

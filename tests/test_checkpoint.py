@@ -349,3 +349,32 @@ def test_strict_body_rejections(text: str) -> None:
 def test_checkpoint_validates_on_construction(kwargs: dict[str, Any]) -> None:
     with pytest.raises(NoteFormatError):
         Checkpoint(**kwargs)
+
+
+# --- why a note is refused ----------------------------------------------------------------------------------------
+
+
+def test_an_unverified_note_says_why_no_key_of_that_name_or_another_key_or_another_ledger() -> None:
+    """Issue 9: not a bare note.unverified. A key pinned under another name (the README's keygen example), another
+    key under the signer's name, and a checkpoint of another ledger are each named, the code kept."""
+    note = sign_checkpoint(Checkpoint(origin=ORIGIN, tree_size=1, root_hash=ROOT), ORIGIN, KEY)
+    assert open_checkpoint(note, [VKEY], origin=ORIGIN).tree_size == 1  # the accepted neighbour
+    other = PrivateKey.from_seed(bytes(range(1, 33))).public_key
+    cases = {
+        f"no trusted key is named {ORIGIN}": [note_verifier_key("example.com/ledger", KEY.public_key)],
+        f"has key ID {note_verifier_key(ORIGIN, other).key_id.hex()}, so this is another key": [
+            note_verifier_key(ORIGIN, other)],
+    }
+    for why, trusted in cases.items():
+        with pytest.raises(UnverifiedNoteError) as err:
+            open_checkpoint(note, trusted)
+        assert err.value.code == "note.unverified" and why in str(err.value), str(err.value)
+        assert f"signed by {ORIGIN}+{VKEY.key_id.hex()}" in str(err.value)
+        assert f"trusted: {trusted[0].name}+{trusted[0].key_id.hex()}" in str(err.value)
+    with pytest.raises(UnverifiedNoteError) as elsewhere:
+        open_checkpoint(note, [note_verifier_key("example.com/other", other)], origin="example.com/other")
+    assert elsewhere.value.code == "note.unverified"
+    assert str(elsewhere.value).startswith(f"a checkpoint of another ledger ({ORIGIN}, not example.com/other)")
+    with pytest.raises(UnverifiedNoteError) as nothing:
+        open_note(note, [])
+    assert "no trusted key was given" in str(nothing.value)

@@ -1,4 +1,5 @@
-"""Exit codes are the verdict, whatever happens to the output (issue 9, item 1).
+"""One verdict, said once and meant: the verdict line, the JSON ``verdict`` and the exit code agree, and the exit
+code stays the verdict's whatever happens to the output (issue 9, items 1 and 2).
 
 ``stonetrail verify … | head -1`` used to exit 0 in 21 of 24 tries on an invalid or non-compliant input: the
 closed pipe was caught and reported as success. Here each of ``verify`` and ``proof verify``, of an invalid and of
@@ -21,10 +22,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from ledger import AUTHORITY, Ledger, Transferred, Trust
 from ledger.export import export_bundle
 from ledger.keys import note_verifier_key
+from stonetrail_cli.main import main
 from world import ORIGIN, PARTIES, World, key
 
 RUNS = 100  # per case and form (text, --json): 200 per case
@@ -59,7 +62,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
         "verify not compliant": ["verify", str(d / "good.ledger"), *t, "--deny-origin", "BW"],
         "proof verify invalid": ["proof", "verify", str(d / "bad.stproof"), *t],
         "proof verify not compliant": ["proof", "verify", str(d / "good.stproof"), *t, "--deny-origin", "BW"],
-        "verify valid": ["verify", str(d / "good.ledger"), *t, "--deny-origin", "RU"],
+        "verify valid": ["verify", str(d / "good.ledger"), *t],
         "proof verify valid": ["proof", "verify", str(d / "good.stproof"), *t],
     }
 
@@ -104,3 +107,45 @@ def test_the_console_script_piped_into_head(inputs: dict[str, list[str]], case: 
     out = subprocess.run(["bash", "-c", f"{line} | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}"],
                          capture_output=True, text=True, check=True)
     assert (out.stdout.strip(), out.stderr) == ("0" if case == "verify valid" else "1", "")
+
+
+# --- one verdict line (item 2) ---------------------------------------------------------------------------------------
+
+#: (case, extra flags): the verdict line's words, the JSON verdict, the exit code.
+VERDICTS = [
+    ("verify valid", [], "valid", "valid", 0),
+    ("verify valid", ["--deny-origin", "RU"], "valid, compliant", "valid_compliant", 0),
+    ("proof verify valid", [], "valid", "valid", 0),
+    ("proof verify valid", ["--deny-origin", "RU"], "valid, compliant", "valid_compliant", 0),
+    ("verify not compliant", [], "valid, NOT COMPLIANT (1 policy finding)", "valid_not_compliant", 1),
+    ("proof verify not compliant", [], "valid, NOT COMPLIANT (1 policy finding)", "valid_not_compliant", 1),
+    ("verify invalid", [], "INVALID (1 finding)", "invalid", 1),
+    ("verify invalid", ["--deny-origin", "BW"], "INVALID (1 finding)", "invalid", 1),
+    ("proof verify invalid", ["--deny-origin", "BW"], "INVALID (1 finding)", "invalid", 1),
+]
+
+
+@pytest.mark.parametrize(("case", "flags", "line", "value", "code"), VERDICTS)
+def test_one_verdict_line_combines_integrity_and_policy(inputs: dict[str, list[str]], case: str, flags: list[str],
+                                                        line: str, value: str, code: int) -> None:
+    """The last line is the one verdict, the only line that says "verdict"; --json says the same in "verdict";
+    the exit code is that verdict's."""
+    text = CliRunner().invoke(main, [*inputs[case], *flags])
+    as_json = CliRunner().invoke(main, [*inputs[case], *flags, "--json"])
+    verdicts = [row for row in text.output.splitlines() if row.lstrip().startswith("verdict")]
+    assert verdicts == [text.output.splitlines()[-1]] and verdicts[0].split(":", 1)[1].strip() == line
+    assert json.loads(as_json.output)["verdict"] == value
+    assert text.exit_code == as_json.exit_code == code
+
+
+def test_a_policy_is_never_listed_as_proven(inputs: dict[str, list[str]]) -> None:
+    """`proof verify --deny-origin BW` used to list the policy under "proven (under the pinned keys)" and print
+    "verdict: valid" before "NOT COMPLIANT": the policy is judged apart, and the verdict says both."""
+    args = inputs["proof verify not compliant"]
+    out = CliRunner().invoke(main, args).output
+    proven = out[out.index("proven (under the pinned keys):"):out.index("integrity:")]
+    assert "policy" not in proven and "BW" not in proven
+    assert out.index("integrity:  valid") < out.index("policy (") < out.index("NOT COMPLIANT")
+    report = json.loads(CliRunner().invoke(main, [*args, "--json"]).output)
+    assert not [rule for rule in report["provenance"]["rules_checked"] if "policy" in rule]
+    assert report["policy"] == ["no origin in or route through BW (every item)"] and not report["policy_valid"]

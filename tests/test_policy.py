@@ -698,8 +698,9 @@ def test_cli_deny_origin(laundered: tuple[Path, Path]) -> None:
     result = run("verify", path, "--trust", trust, "--deny-origin", "RU")
     assert result.exit_code == 1, result.output
     out = result.output
-    assert "verdict:   valid" in out  # integrity holds
-    assert out.index("policy:") < out.index("verdict: NOT COMPLIANT (4 findings)") < out.index("policy.denied")
+    assert "integrity: valid" in out  # integrity holds
+    assert out.index("policy (") < out.index("result:  NOT COMPLIANT (4 findings)") < out.index("policy.denied")
+    assert out.splitlines()[-1] == "verdict:   valid, NOT COMPLIANT (4 policy findings)"  # one verdict, last
     assert all(f"[{item}]: policy.denied_origin" in out for item in LAUNDERED)
     assert run("verify", path, "--trust", trust, "--deny-origin", "CA,BY", "--deny-origin", "ZA").exit_code == 0
     assert run("verify", path, "--trust", trust, "--deny-origin", "BY,RU").exit_code == 1
@@ -718,7 +719,7 @@ def test_cli_policy_file_and_flags(laundered: tuple[Path, Path], tmp_path: Path)
     assert [f["item"] for f in json.loads(result.output)["policy_findings"]] == LAUNDERED
     policy.write_text("deny_origin = CA\nkp_rules = true\n", encoding="utf-8")
     result = run("verify", path, "--trust", trust, "--policy", policy)
-    assert result.exit_code == 0 and "verdict: compliant" in result.output, result.output
+    assert result.exit_code == 0 and result.output.endswith("verdict:   valid, compliant\n"), result.output
 
 
 @pytest.mark.parametrize("args", [
