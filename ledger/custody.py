@@ -290,7 +290,7 @@ class CustodyState:
         if item is None:
             if self.outside(item_id):
                 self.not_checked("bundle.outside_items", position, item_id, f"{item_id} is outside this "
-                                 f"provenance: the rules about it in this {record.body.kind} were not checked")
+                                 f"provenance: the rules about it in this {record.body.kind} record were not checked")
                 return []
             return [_f("custody.unknown_item", position, item_id, "no such item (yet) in this ledger")]
         found = []
