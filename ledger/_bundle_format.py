@@ -10,7 +10,7 @@ import binascii
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from . import _schema as s
 from ._codec import MAX_ITEMS, Value, decode, encode
@@ -159,13 +159,7 @@ def _read_value(value: Value) -> Bundle:
 
 
 def _read_entry(value: Value) -> BundleEntry:
-    m = s.read_map(value, "records")
-    s.exact_keys(m, "records", {"index", "leaf", "proof"})
-    leaf = m["leaf"]
-    if not isinstance(leaf, bytes) or not 0 < len(leaf) <= MAX_RECORD_SIZE:
-        raise s.fail("records.leaf", f"expected 1..{MAX_RECORD_SIZE} bytes")
-    return BundleEntry(index=s.read_int(m["index"], "records.index", 0, 2**64 - 1), leaf=leaf,
-                       proof=_read_proof(m["proof"], "records.proof"))
+    return BundleEntry(**_read_leaf(value, "records"))
 
 
 def _read_head(value: Value) -> HeadEntry:
@@ -176,13 +170,18 @@ def _read_head(value: Value) -> HeadEntry:
 
 
 def _read_identity(value: Value) -> IdentityEntry:
-    m = s.read_map(value, "identities")
-    s.exact_keys(m, "identities", {"index", "leaf", "proof"})
+    return IdentityEntry(**_read_leaf(value, "identities"))
+
+
+def _read_leaf(value: Value, name: str) -> dict[str, Any]:
+    """A map of exactly ``index`` (0..2**64-1), ``leaf`` (1..MAX_RECORD_SIZE bytes) and ``proof``."""
+    m = s.read_map(value, name)
+    s.exact_keys(m, name, {"index", "leaf", "proof"})
     leaf = m["leaf"]
     if not isinstance(leaf, bytes) or not 0 < len(leaf) <= MAX_RECORD_SIZE:
-        raise s.fail("identities.leaf", f"expected 1..{MAX_RECORD_SIZE} bytes")
-    return IdentityEntry(index=s.read_int(m["index"], "identities.index", 0, 2**64 - 1), leaf=leaf,
-                         proof=_read_proof(m["proof"], "identities.proof"))
+        raise s.fail(f"{name}.leaf", f"expected 1..{MAX_RECORD_SIZE} bytes")
+    return {"index": s.read_int(m["index"], f"{name}.index", 0, 2**64 - 1), "leaf": leaf,
+            "proof": _read_proof(m["proof"], f"{name}.proof")}
 
 
 def _read_proof(value: Value, name: str) -> tuple[bytes, ...]:
