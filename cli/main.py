@@ -27,11 +27,14 @@ from ledger import (
     replay_ledger,
 )
 from ledger._files import check_new
+from ledger.checkpoint import read_unverified_checkpoint
 from ledger.consistency import format_consistency_proof
 from ledger.errors import InputError
 from ledger.keys import PrivateKey
 from ledger.monitor import consistency_proof_for
 from ledger.policy import Policy
+from ledger.publish import Published, publish_checkpoint
+from ledger.store import scan
 
 from . import consistency as _consistency
 from ._common import (
@@ -236,14 +239,17 @@ def show(ledger_file: Path, item: str, trust_file: Path | None) -> None:
     sys.exit(EXIT_INVALID)
 
 
-@main.command(short_help="Sign a checkpoint of a ledger.")
+@main.command(short_help="Sign a checkpoint of a ledger and publish it beside the ledger.")
 @click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
-@click.option("--key", "key_file", required=True, type=_EXISTING, help="The operator's private key (PEM).")
-@click.option("--name", help="Signer name in the note (default: the ledger's origin, as C2SP recommends).")
+@click.option("--key", "key_file", required=True, type=_EXISTING,
+              help="The operator's private key (PEM; made with 'stonetrail keygen --ledger LEDGER').")
+@click.option("--name", help="Signer name in the note (default: the ledger's origin, the name the operator key is "
+                             "pinned under).")
 @click.option("--trust", "trust_file", type=_EXISTING,
-              help="Refuse to sign unless --key is an operator key pinned in this trust file.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the note here (default: stdout).")
+              help="Refuse to sign unless --key is the operator key this trust file pins under the signer name.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Write the note to this new file (never overwritten), or '-' for stdout, instead of publishing "
+                   "it as checkpoint.txt beside LEDGER.")
 @click.option("--since", "since_file", type=_EXISTING,
               help="An earlier checkpoint of LEDGER: also write the consistency proof from it (with --proof-out).")
 @click.option("--proof-out", type=click.Path(dir_okay=False, path_type=Path),
@@ -252,61 +258,82 @@ def show(ledger_file: Path, item: str, trust_file: Path | None) -> None:
 def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: Path | None,
                out: Path | None, since_file: Path | None, proof_out: Path | None) -> None:
     """Sign a C2SP checkpoint of LEDGER as it is now: origin, tree size and root hash, plus the lines that
-    commit to the registry and to every item's latest record (docs/format.md §7).
+    commit to the registry and to every item's latest record (docs/format.md §7); publish it as checkpoint.txt
+    beside LEDGER (the checkpoint 'proof export' uses), keeping the one it replaces as checkpoint-<tree size>.txt.
+    A published checkpoint is replaced only by one of a ledger that extends it.
 
-    Verifiers accept it only if it is signed by the operator key pinned in their trust file; pass --trust to
-    have that checked before signing. With --since OLD and --proof-out, also write the RFC 9162 consistency
-    proof from OLD to the new checkpoint (checked by 'stonetrail consistency'); nothing is written if LEDGER
-    does not extend OLD.
+    The note is signed under the ledger's origin (or --name). Verifiers accept it only if their trust file pins
+    this key under that name as 'operator'. With --trust, that is checked before signing, and a refusal names
+    the line that was expected; without it, only a key the ledger's registry gives to a party or the authority
+    is refused (a trader's key is never the operator's), and the line verifiers must pin is printed.
+    With --since OLD and --proof-out, also write the RFC 9162 consistency proof from OLD to the new checkpoint
+    (checked by 'stonetrail consistency'); nothing is written if LEDGER does not extend OLD.
 
     \b
     Examples:
-      stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --trust out/trust.keys -o cp.txt
+      stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --trust out/trust.keys
+      stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem -o cp.txt
       stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --since cp.txt --proof-out p.txt -o cp2.txt
     """
     if (since_file is None) != (proof_out is None):
         raise click.UsageError("--since and --proof-out go together")
-    for target in (out, proof_out):
+    file_out = None if out == Path("-") else out
+    for target in (file_out, proof_out):
         if target is not None:
             check_new(target)  # never overwritten (old checkpoints are evidence)
+    if file_out is not None and proof_out is not None and file_out.resolve() == proof_out.resolve():
+        raise click.UsageError("-o and --proof-out name the same file")
     key = keyfile.load_private_key(key_file)
     trust = _load_trust(trust_file) if trust_file is not None else None
-    if trust is not None and not trust.is_operator(key.public_key):
-        raise InputError(f"{key_file} is not an operator key pinned in {trust_file}", code="trust.not_operator")
-    if out is not None and proof_out is not None and out.resolve() == proof_out.resolve():
-        raise click.UsageError("-o and --proof-out name the same file")
     since = _read_checkpoint(since_file, "--since checkpoint") if since_file is not None else None
-    note = checkpoint_file(ledger_file, key, name)
+    note = checkpoint_file(ledger_file, key, name, trust=trust)
     proof = None if since is None else consistency_proof_for(ledger_file, since, note, trust=trust)
-    files = [] if out is None else [(out, note)]
-    if proof is not None and proof_out is not None:
-        files.append((proof_out, format_consistency_proof(proof)))
-    _write_new(*files)  # all or nothing
+    extra = [] if proof is None or proof_out is None else [(proof_out, format_consistency_proof(proof))]
+    to_stdout = out is not None and file_out is None
     if out is None:
-        click.echo(note, nl=False)
+        _print_published(publish_checkpoint(ledger_file, note, also=[(p, t.encode()) for p, t in extra]))
     else:
-        click.echo(f"wrote {out}")
+        _write_new(*([] if file_out is None else [(file_out, note)]), *extra)  # all or nothing
+        click.echo(note if to_stdout else f"wrote {file_out}", nl=not to_stdout)
     if proof is not None and proof_out is not None:
-        click.echo(f"wrote {proof_out} (consistency proof {proof.old_size} -> {proof.new_size})", err=out is None)
+        click.echo(f"wrote {proof_out} (consistency proof {proof.old_size} -> {proof.new_size})", err=to_stdout)
+    if trust is None:
+        signer = note_verifier_key(name or read_unverified_checkpoint(note).origin, key.public_key)
+        click.echo(f"not checked against a trust file: verifiers accept it only if theirs pins 'operator "
+                   f"{signer.text()}'", err=True)
+
+
+def _print_published(done: Published) -> None:
+    if done.unchanged:
+        click.echo(f"{done.path} is already this checkpoint (tree size {done.tree_size}); nothing written")
+        return
+    kept = f"; the previous one is kept as {done.kept}" if done.kept else ""
+    click.echo(f"wrote {done.path} (tree size {done.tree_size}){kept}")
 
 
 @main.command(short_help="Generate an Ed25519 key pair.")
-@click.option("--name", required=True, help="Key name, e.g. the ledger origin 'example.com/ledger'.")
+@click.option("--name", help="Key name: for an operator key, the origin of the ledger it signs checkpoints for.")
+@click.option("--ledger", "ledger_file", type=_EXISTING,
+              help="Name the key after this ledger's origin (what its checkpoints are signed as).")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the private key (PEM, mode 0600; never overwritten).")
 @_errors
-def keygen(name: str, out: Path) -> None:
-    """Generate an Ed25519 key pair; print the public half as a note verifier key.
+def keygen(name: str | None, ledger_file: Path | None, out: Path) -> None:
+    """Generate an Ed25519 key pair; print the public half as a note verifier key (name+key ID+key).
 
     A verifier pins the printed key in a trust file, after a role word: `operator` for the key that signs
-    checkpoints, `authority` for the key that enrolls parties.
+    checkpoints, `authority` for the key that enrolls parties. The name is part of the pinned key: checkpoints
+    are signed under the ledger's origin, so an operator key must be named after it (--ledger names it so).
 
     \b
-    Example:
-      stonetrail keygen --name example.com/ledger -o operator.pem
+    Examples:
+      stonetrail keygen --ledger out/demo.ledger -o operator.pem
+      stonetrail keygen --name example.com/authority -o authority.pem
     """
+    if (name is None) == (ledger_file is None):
+        raise click.UsageError("give --name or --ledger (an operator key is named after its ledger's origin)")
     key = PrivateKey.generate()
-    vkey = note_verifier_key(name, key.public_key)
+    vkey = note_verifier_key(scan(ledger_file).origin if ledger_file is not None else str(name), key.public_key)
     keyfile.save_private_key(out, key)
     click.echo(f"wrote {out} (private key: keep it secret)")
     click.echo("pin the public key in a trust file as 'operator <key>' or 'authority <key>':")

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .keys import NoteVerifierKey, PrivateKey, PublicKey, note_verifier_key
     from .policy import Policy, PolicyError, check_policy
     from .provenance import Provenance
+    from .publish import publish_checkpoint
     from .record import Body, Output, Record, Signature
     from .registry import AUTHORITY
     from .trust import Trust
@@ -113,6 +114,7 @@ _EXPORTS = {
     "note_verifier_key": "keys",
     "open_checkpoint": "checkpoint",
     "origin_summary": "history",
+    "publish_checkpoint": "publish",
     "replay_ledger": "audit",
     "sign_checkpoint": "checkpoint",
     "verify_bundle": "bundle",
@@ -178,6 +180,7 @@ __all__ = [
     "note_verifier_key",
     "open_checkpoint",
     "origin_summary",
+    "publish_checkpoint",
     "replay_ledger",
     "sign_checkpoint",
     "verify_bundle",

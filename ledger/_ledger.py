@@ -24,7 +24,9 @@ from .merkle import MerkleTree, leaf_hash
 from .record import Body, Output, Record
 from .registry import format_registry_extension
 from .rules import RULES
+from .signer import check_checkpoint_signer, key_owners
 from .store import FileStore, scan
+from .trust import Trust
 
 __all__ = ["Ledger", "checkpoint_file"]
 
@@ -219,8 +221,11 @@ class Ledger:
             self.state.apply(record)
 
 
-def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) -> str:
+def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, *, trust: Trust | None = None) -> str:
     """Sign a C2SP checkpoint of the ledger file at ``path`` as it is now (reads without locking).
+
+    Before signing, ``key`` is refused if the file's registry gives it to a party or the authority, and with
+    ``trust`` unless (``name``, ``key``) is a pinned operator key (:func:`ledger.signer.check_checkpoint_signer`).
 
     The operator vouches for the log's bytes, not for its records' validity (that is an audit's job); but a
     file with damaged framing is refused, since its tree would be ambiguous.
@@ -233,6 +238,7 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) 
         ``name``, default origin).
     Raises:
         CorruptStoreError: the file has a torn tail or a damaged frame. StorageError: I/O failure.
+        InputError: ``checkpoint.party_key``, ``trust.not_operator`` (the key is not the operator's).
     """
     result = scan(path)
     if result.problems:
@@ -241,6 +247,8 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None) 
     payloads = [frame.payload for frame in result.frames]
     tree = MerkleTree(leaf_hash(payload) for payload in payloads)
     registry, commitments = read_log(payloads)
+    check_checkpoint_signer(result.origin, name or result.origin, key.public_key,
+                            owners=key_owners(record for _, record in registry), trust=trust)
     size, head = len(registry), registry[-1][1].record_hash if registry else None
     cp = Checkpoint(origin=result.origin, tree_size=tree.size, root_hash=tree.root(),
                     extensions=(format_registry_extension(size, head), *commitments.extensions()))

@@ -22,14 +22,15 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: _describe (plain-language record lines), provenance (an item's scope and summary, shared by the bundle
 #: verifier and the exporter), _bundle_format and bundle (offline proof bundles, pure: bytes, then verification),
 #: export (bundles from a ledger file); _text (the two text classes of a record's fields, read by _schema);
-#: _bundle_json (a bundle's canonical JSON text).
+#: _bundle_json (a bundle's canonical JSON text); signer (who may sign a ledger's checkpoint, after registry);
+#: publish (the checkpoint published beside a ledger, replaced through _files, after monitor).
 ORDER = [
     "errors", "_files", "findings", "_codec", "keys", "keyfile", "hashing", "_text", "_schema", "merkle",
-    "checkpoint", "trust", "events", "record", "_describe", "registry", "heads", "identity", "commitments",
+    "checkpoint", "trust", "events", "record", "_describe", "registry", "signer", "heads", "identity", "commitments",
     "consistency", "evidence", "origin", "rules", "_kinds",
     "custody", "_policy", "policy", "provenance", "_bundle_format", "_bundle_json",
     "bundle", "_framing", "store", "_ledger",
-    "monitor", "audit", "export", "history", "_scenarios", "demo",
+    "monitor", "publish", "audit", "export", "history", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"keys"}, "click": set()}

@@ -1,0 +1,80 @@
+"""The checkpoint published beside a ledger: ``checkpoint.txt`` is always the newest one, older ones are kept under
+their tree size (docs/format.md §8.1).
+
+``stonetrail proof export`` proves against ``checkpoint.txt`` by default and refuses a checkpoint that misses
+later records of the item (``checkpoint.stale``), so the published checkpoint must be replaceable: each new one
+replaces it atomically (:func:`ledger._files.replace_file`), the previous one kept as ``checkpoint-<its tree
+size>.txt`` (old checkpoints are evidence: a later one is proven to extend them). A replacement is refused unless
+the ledger file extends the published checkpoint (same origin, its tree a prefix of the file's): a checkpoint of
+another ledger in the same directory, of a longer log (a rollback) or of another tree (a split view) is never
+hidden behind a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ._files import replace_file
+from .checkpoint import read_unverified_checkpoint
+from .errors import StoneTrailError
+from .monitor import consistency_proof_for
+
+__all__ = ["CHECKPOINT_FILE", "Published", "kept_checkpoint_name", "publish_checkpoint", "published_checkpoint"]
+
+#: The name of the published (newest) checkpoint, in the ledger file's directory.
+CHECKPOINT_FILE: Final = "checkpoint.txt"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Published:
+    """Where :func:`publish_checkpoint` wrote: ``path`` holds the new checkpoint (of ``tree_size`` records);
+    ``kept`` is where the previous one now is (None: there was none, or ``unchanged``: it was this one)."""
+
+    path: Path
+    tree_size: int
+    kept: Path | None
+    unchanged: bool
+
+
+def published_checkpoint(ledger_path: str | Path) -> Path:
+    """The path of the published checkpoint of the ledger file at ``ledger_path``: ``checkpoint.txt`` beside it."""
+    return Path(ledger_path).parent / CHECKPOINT_FILE
+
+
+def kept_checkpoint_name(tree_size: int) -> str:
+    """The name a replaced checkpoint is kept under: ``checkpoint-<tree size>.txt``."""
+    return f"checkpoint-{tree_size}.txt"
+
+
+def publish_checkpoint(ledger_path: str | Path, note: str, *,
+                       also: Sequence[tuple[Path, bytes]] = ()) -> Published:
+    """Publish the signed checkpoint ``note`` of the ledger file at ``ledger_path`` as its ``checkpoint.txt``,
+    keeping the one it replaces as ``checkpoint-<tree size>.txt`` beside it; ``also``: new files written with
+    it, all or none (e.g. the consistency proof from an earlier checkpoint).
+
+    The note is not verified here (the caller signed it); the published one is read without verifying it.
+
+    Raises:
+        NoteFormatError: ``note``, or the published file, is not a checkpoint (the file is left as it is).
+        ConsistencyError / SplitViewError: the ledger file does not extend the published checkpoint
+            (``consistency.origin_mismatch``: another ledger's; ``consistency.rollback``: of more records;
+            ``consistency.split_view``: of another tree), or ``note`` is not the file's tree.
+        StorageError: as :func:`ledger._files.replace_file` (``store.exists`` for a symbolic link, or a kept
+            name that holds other bytes), CorruptStoreError for damaged framing.
+    """
+    target = published_checkpoint(ledger_path)
+    size = read_unverified_checkpoint(note).tree_size
+
+    def keep(old: bytes) -> Path:
+        try:
+            consistency_proof_for(ledger_path, old, note)
+        except StoneTrailError as exc:
+            exc.about(f"{target} is not replaced")
+            raise
+        return target.with_name(kept_checkpoint_name(read_unverified_checkpoint(old).tree_size))
+
+    done = replace_file(target, note.encode("utf-8"), keep, also=also)
+    return Published(path=target, tree_size=size, kept=done.kept, unchanged=done.unchanged)
