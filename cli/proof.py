@@ -23,10 +23,12 @@ from ledger.bundle import (
     summarize_bundle,
 )
 from ledger.errors import InputError
-from ledger.export import export_bundle
+from ledger.export import StaleCheckpointError, export_bundle, export_bundle_as_of
 from ledger.findings import Finding
 from ledger.policy import Policy
 from ledger.provenance import Provenance
+from ledger.publish import published_checkpoint
+from ledger.trust import Trust
 
 from ._common import (
     _EXISTING,
@@ -69,29 +71,81 @@ def proof() -> None:
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help=f"Where to write the bundle (default: ./ITEM{SUFFIX}; never overwritten).")
 @click.option("--checkpoint", "checkpoint_path", type=_EXISTING,
-              help="The signed checkpoint to prove against (default: checkpoint.txt next to LEDGER).")
+              help="The signed checkpoint to prove against (default: checkpoint.txt next to LEDGER, the newest one "
+                   "'stonetrail checkpoint' published); refused if LEDGER has later records of the item.")
+@click.option("--as-of", "as_of_path", type=_EXISTING,
+              help="Prove against this older checkpoint even if LEDGER has later records of the item (a bundle "
+                   "current only as of that checkpoint; the records it leaves out are printed).")
 @click.option("--trust", "trust_file", type=_EXISTING,
               help="Also refuse a checkpoint that no operator key pinned in this trust file signed.")
 @_errors
-def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path | None,
+def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path | None, as_of_path: Path | None,
            trust_file: Path | None) -> None:
     """Write ITEM's proof bundle from LEDGER: its records and its ancestors' back to the mine, the registry, and
     the signed checkpoint they are proven against (which must be of LEDGER: same origin and root, and registry
     and item-heads lines that are the file's; sign one with 'stonetrail checkpoint').
 
+    The checkpoint must cover LEDGER's latest record of ITEM and of everything in its provenance, so that the
+    bundle shows the stone as it is now (sold, stolen, set): a stale one is refused (exit 1, checkpoint.stale)
+    with the command that signs a fresh one. --as-of exports under an older checkpoint on purpose; the bundle
+    is then current only as of that checkpoint's tree size, which 'proof verify' prints.
+
     \b
-    Example:
-      stonetrail proof export out/demo.ledger R-00001-A -o R-00001-A.stproof --checkpoint out/checkpoint.txt
+    Examples:
+      stonetrail proof export out/demo.ledger R-00001-A -o R-00001-A.stproof
+      stonetrail proof export out/demo.ledger R-00001-A -o old.stproof --as-of out/checkpoint-700.txt
     """
+    if checkpoint_path is not None and as_of_path is not None:
+        raise click.UsageError("--checkpoint and --as-of exclude each other (--as-of also names the checkpoint)")
     out = out or Path.cwd() / f"{item}{SUFFIX}"
     check_new(out)  # fail before the export's work; a bundle is never overwritten
-    note = _read_checkpoint(checkpoint_path or ledger_file.parent / "checkpoint.txt")
-    data = export_bundle(ledger_file, item, note, trust=_load_trust(trust_file) if trust_file else None)
+    given = as_of_path or checkpoint_path
+    note = _read_checkpoint(given) if given is not None else _published_checkpoint(ledger_file)
+    trust = _load_trust(trust_file) if trust_file else None
+    if as_of_path is None:
+        data = _export_current(ledger_file, item, note, trust, given)
+    else:
+        exported = export_bundle_as_of(ledger_file, item, note, trust=trust)
+        data = exported.bundle
     _write_new((out, data))
     summary = summarize_bundle(data)
     size = summary.checkpoint.tree_size if summary.checkpoint else "?"
     click.echo(f"wrote {out} ({_plural(len(summary.lines), 'record')}, {len(data)} bytes; proven against the "
                f"checkpoint of tree size {size})")
+    if as_of_path is not None and exported.later:
+        click.echo(f"warning: as of tree size {exported.tree_size} only: {ledger_file} has "
+                   f"{_plural(len(exported.later), 'later record')} of {item}'s provenance "
+                   f"({_positions(exported.later)}) that this bundle leaves out; its verifier sees only the "
+                   "checkpoint", err=True)
+
+
+def _positions(positions: tuple[int, ...]) -> str:
+    """"record 7" or "records 7, 9, 12": leaf indices as printed (the first few)."""
+    return f"record{'s' if len(positions) > 1 else ''} {_some([str(p) for p in positions])}"
+
+
+def _published_checkpoint(ledger_file: Path) -> str:
+    """The text of the checkpoint published beside ``ledger_file`` (its ``checkpoint.txt``)."""
+    path = published_checkpoint(ledger_file)
+    if not path.exists():
+        raise InputError(f"no checkpoint next to {ledger_file} ({path}): sign one with 'stonetrail checkpoint "
+                         f"{ledger_file} --key OPERATOR.pem', or pass --checkpoint", code="checkpoint.missing")
+    return _read_checkpoint(path)
+
+
+def _export_current(ledger_file: Path, item: str, note: str, trust: Trust | None, given: Path | None) -> bytes:
+    """:func:`export_bundle` under ``note``; a stale checkpoint's refusal says how to sign a fresh one."""
+    try:
+        return export_bundle(ledger_file, item, note, trust=trust)
+    except StaleCheckpointError as exc:
+        done, published = exc.done, published_checkpoint(ledger_file)
+        where = given or published
+        raise StaleCheckpointError(item, done, (
+            f"{where} (tree size {done.tree_size}) is not the latest checkpoint for {item}: {ledger_file} has "
+            f"{_plural(len(done.later), 'later record')} of its provenance ({_positions(done.later)}); sign a fresh "
+            f"one with 'stonetrail checkpoint {ledger_file} --key OPERATOR.pem --trust TRUST' (it replaces "
+            f"{published}) and export again, or export as of this one on purpose with '--as-of {where}'"
+        )) from None
 
 
 @proof.command("verify", short_help="Verify a bundle offline and print the provenance.")

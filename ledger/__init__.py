@@ -40,7 +40,7 @@ if TYPE_CHECKING:
         Unset,
         Verified,
     )
-    from .export import export_bundle, export_bundles
+    from .export import export_bundle, export_bundle_as_of, export_bundles
     from .findings import Finding
     from .hashing import Digest
     from .history import HistoryRow, format_ct, item_history, origin_summary
@@ -107,6 +107,7 @@ _EXPORTS = {
     "check_policy": "policy",
     "checkpoint_file": "_ledger",
     "export_bundle": "export",
+    "export_bundle_as_of": "export",
     "export_bundles": "export",
     "format_ct": "history",
     "item_history": "history",
@@ -173,6 +174,7 @@ __all__ = [
     "check_policy",
     "checkpoint_file",
     "export_bundle",
+    "export_bundle_as_of",
     "export_bundles",
     "format_ct",
     "item_history",

@@ -9,17 +9,25 @@ item-head proofs (:mod:`ledger.heads`). The exporter vouches for nothing: the bu
 :func:`ledger.bundle.check_bundle` says, under the verifier's own pinned keys. O(n) in the file: every record
 below the tree size is decoded once, since the item-head tree names every item, and only the scopes' records are
 kept.
+
+A bundle is current only as of its checkpoint. By default the exporter refuses a checkpoint that misses a record
+of the bundle's items the file holds after it (``checkpoint.stale``: a stone sold or reported stolen since
+would be proven "live"); ``as_of=True`` (``stonetrail proof export --as-of``) asks for the older view explicitly,
+and :func:`export_bundle_as_of` says which later records the bundle leaves out. The bundle format records
+nothing of this: an offline verifier knows only the checkpoint it is given (docs/format.md §7a.3).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._ledger import read_log
 from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import CorruptStoreError, InputError, VerificationError
+from .heads import ItemHeads
 from .merkle import MerkleTree, leaf_hash
 from .provenance import provenance_scope, scope_claims
 from .record import Record
@@ -27,23 +35,47 @@ from .registry import checkpoint_registry, verify_registry_chain
 from .store import scan
 from .trust import Trust
 
-__all__ = ["export_bundle", "export_bundles"]
+__all__ = ["AsOf", "StaleCheckpointError", "export_bundle", "export_bundle_as_of", "export_bundles"]
 
 
-def export_bundle(ledger_path: str | Path, item: str, checkpoint: str, *, trust: Trust | None = None) -> bytes:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AsOf:
+    """A bundle exported as of its checkpoint (``tree_size`` records), from a file of ``file_size`` records;
+    ``later``: the leaf indices after the checkpoint that are records of the bundle's items (the item, its
+    ancestors, the articles it was set in), which the bundle leaves out (empty: the bundle is current)."""
+
+    bundle: bytes
+    tree_size: int
+    file_size: int
+    later: tuple[int, ...]
+
+
+def export_bundle(ledger_path: str | Path, item: str, checkpoint: str, *, trust: Trust | None = None,
+                  as_of: bool = False) -> bytes:
     """The proof bundle of ``item`` from the ledger file at ``ledger_path`` under the signed ``checkpoint``
     note. As :func:`export_bundles` for one item."""
-    return export_bundles(ledger_path, [item], checkpoint, trust=trust)[item]
+    return export_bundles(ledger_path, [item], checkpoint, trust=trust, as_of=as_of)[item]
+
+
+def export_bundle_as_of(ledger_path: str | Path, item: str, checkpoint: str, *,
+                        trust: Trust | None = None) -> AsOf:
+    """The proof bundle of ``item`` as of ``checkpoint`` even if the file holds later records of it, with the
+    positions of those records (to warn whoever asked for the older view). Raises as :func:`export_bundles`
+    but never ``checkpoint.stale``."""
+    return _export(ledger_path, [item], checkpoint, trust)[item]
 
 
 def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: str, *,
-                   trust: Trust | None = None) -> dict[str, bytes]:
+                   trust: Trust | None = None, as_of: bool = False) -> dict[str, bytes]:
     """Proof bundles of several ``items`` of one ledger file, reading it once.
 
     The checkpoint's signature is verified only with ``trust`` (an exporter may hold no pinned key); its content
-    is always checked against the file.
+    is always checked against the file. The checkpoint must cover every record the file holds of each bundle's
+    items, unless ``as_of`` (then a bundle may be current only as of an older checkpoint).
 
     Raises:
+        StaleCheckpointError: ``checkpoint.stale`` (a VerificationError; without ``as_of``: the file holds a
+            record of a bundle's item, ancestor or article after the checkpoint; sign a new checkpoint).
         NoteFormatError: the checkpoint is malformed. UnverifiedNoteError / SignatureError: with ``trust``, it
             is not signed by a pinned operator key. VerificationError: ``checkpoint.origin_mismatch``,
             ``checkpoint.beyond_log`` (tree size over the file's records), ``checkpoint.root_mismatch``,
@@ -54,6 +86,33 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
             ``item.unknown`` (no such item below the tree size). CorruptStoreError: damaged framing.
             StorageError: I/O failure.
     """
+    exported = _export(ledger_path, items, checkpoint, trust)
+    for item, done in exported.items():
+        if done.later and not as_of:
+            raise StaleCheckpointError(item, done)
+    return {item: done.bundle for item, done in exported.items()}
+
+
+class StaleCheckpointError(VerificationError):
+    """The checkpoint misses records the ledger file holds of a bundle's item or its provenance
+    (``checkpoint.stale``): ``item``, and the :class:`AsOf` export it would have given (``done.later``);
+    ``message`` replaces the default one (a tool saying how to sign a fresh checkpoint)."""
+
+    default_code = "checkpoint.stale"
+
+    def __init__(self, item: str, done: AsOf, message: str | None = None) -> None:
+        more = f" and {len(done.later) - 1} more" if len(done.later) > 1 else ""
+        default = (f"the checkpoint (tree size {done.tree_size}) is stale for {item!r}: the ledger has "
+                   f"{done.file_size} records, and record {done.later[0]}{more} of its provenance came after it, so a "
+                   "bundle under it would leave out the item's latest state; sign a new checkpoint, or export as of "
+                   "this one explicitly (as_of)")
+        super().__init__(message or default)
+        self.item = item
+        self.done = done
+
+
+def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trust: Trust | None) -> dict[str, AsOf]:
+    """Each item's bundle under ``checkpoint`` and the file's later records of its scope (:class:`AsOf`)."""
     result = scan(ledger_path)
     if result.problems:
         problem = result.problems[0]
@@ -66,6 +125,7 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
     commitments.check(cp)
     heads = commitments.heads
     records = _Decoded(payloads)
+    later = _later(payloads, cp.tree_size, heads)
     bundles = {}
     for item in items:
         scope = provenance_scope(records, item, heads.index)
@@ -75,11 +135,27 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
         positions = sorted({*scope.positions, *(p for p, _ in registry)})
         latest = [(name, heads.proof(name)) for name in scope.items]
         claimed = {(kind, key) for kind, key, _, _ in scope_claims(records, scope)[0]}
-        bundles[item] = build_bundle(item, checkpoint,
-                                     [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size)) for p in positions],
-                                     [(name, head.index, head.proof) for name, head in latest],
-                                     commitments.identities.proofs(claimed))
+        bundle = build_bundle(item, checkpoint,
+                              [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size)) for p in positions],
+                              [(name, head.index, head.proof) for name, head in latest],
+                              commitments.identities.proofs(claimed))
+        missed = tuple(position for position, named in later if not named.isdisjoint(scope.items))
+        bundles[item] = AsOf(bundle=bundle, tree_size=cp.tree_size, file_size=len(payloads), later=missed)
     return bundles
+
+
+def _later(payloads: Sequence[bytes], tree_size: int, heads: ItemHeads) -> list[tuple[int, frozenset[str]]]:
+    """The file's readable records after the checkpoint, each with the items it is a record of as far as the
+    checkpoint's records tell (:meth:`ledger.heads.ItemHeads.items_of`: those it names, and for a statement
+    those its subject is a record of)."""
+    found = []
+    for position in range(tree_size, len(payloads)):
+        try:
+            record = Record.from_bytes(payloads[position])
+        except InputError:
+            continue  # unreadable: no item's record (an audit names it)
+        found.append((position, heads.items_of(record)))
+    return found
 
 
 class _Decoded(Mapping[int, Record]):

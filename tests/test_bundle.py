@@ -548,7 +548,10 @@ def test_export_checks_the_checkpoint_against_the_file(world: tuple[Log, str, by
         early_lines.add(i, log.ledger.record(i))
     early = _sign(Checkpoint(origin=cp.origin, tree_size=4, root_hash=log.ledger.tree.root_at(4),
                              extensions=(cp.extensions[0], *early_lines.extensions())))  # all enrolments are below 4
-    assert read_bundle(export_bundle(log.path, "L1", early)).entries[-1].index == 3
+    with pytest.raises(VerificationError) as later:  # L1 has records after 4: the early checkpoint is stale
+        export_bundle(log.path, "L1", early)
+    assert later.value.code == "checkpoint.stale"
+    assert read_bundle(export_bundle(log.path, "L1", early, as_of=True)).entries[-1].index == 3
     stale = _sign(replace(cp, tree_size=4, root_hash=log.ledger.tree.root_at(4)))  # the lines of size 9
     without = _sign(replace(cp, extensions=cp.extensions[:1]))
     stale_ids = _sign(replace(early_cp := read_unverified_checkpoint(early), extensions=(
