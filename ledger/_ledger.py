@@ -8,14 +8,23 @@ every fault of an existing file use :func:`ledger.audit.check_ledger` instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from .checkpoint import Checkpoint, sign_checkpoint
 from .commitments import Commitments
 from .custody import CustodyState, Item
-from .errors import CorruptStoreError, InputError, RecordFormatError
+from .errors import (
+    ArgumentError,
+    CorruptStoreError,
+    InputError,
+    RecordFormatError,
+    expect,
+    expect_each,
+    expect_path,
+)
 from .events import REGISTRY_KINDS, Event
 from .findings import raise_first
 from .hashing import Digest
@@ -28,18 +37,32 @@ from .signer import check_checkpoint_signer, key_owners
 from .store import FileStore, scan
 from .trust import Trust
 
-__all__ = ["Ledger", "checkpoint_file"]
+__all__ = ["MAX_AHEAD_MS", "Ledger", "checkpoint_file", "system_now_ms"]
+
+#: How far after the writer's clock a record may be dated, in ms: one day (clocks that disagree, a time zone
+#: misread). Later is ``record.time_future`` (docs/format.md §4.2): a writer's rule, never a verifier's.
+MAX_AHEAD_MS = 86_400_000
+
+
+def system_now_ms() -> int:
+    """The system clock in ms since the Unix epoch, UTC: the default clock of a :class:`Ledger`."""
+    return time.time_ns() // 1_000_000
 
 
 class Ledger:
     """An open ledger file, held for writing (one writer at a time; readers are never blocked).
 
     Use :meth:`create` or :meth:`open`, ideally as a context manager. ``authority_keys`` are the trusted
-    accreditation-authority public keys (raw 32 bytes): registry records are checked against them.
+    accreditation-authority public keys (raw 32 bytes): registry records are checked against them. ``now_ms``:
+    the writer's clock (ms since the Unix epoch, UTC; default the system clock): an append refuses a record
+    dated more than :data:`MAX_AHEAD_MS` after it. Opening replays the file without it (what a ledger already
+    holds is an audit's business, judged on any day alike).
     """
 
-    def __init__(self, store: FileStore, authority_keys: Iterable[bytes]) -> None:
+    def __init__(self, store: FileStore, authority_keys: Iterable[bytes], *,
+                 now_ms: Callable[[], int] = system_now_ms) -> None:
         self._store = store
+        self._now_ms = now_ms
         self._authority_keys = frozenset(authority_keys)
         self.state = CustodyState(store.origin, self._authority_keys)
         self.tree = MerkleTree()
@@ -55,23 +78,28 @@ class Ledger:
             self._add(record)
 
     @classmethod
-    def create(cls, path: str | Path, origin: str, authority_keys: Iterable[bytes]) -> Ledger:
+    def create(cls, path: str | Path, origin: str, authority_keys: Iterable[bytes], *,
+               now_ms: Callable[[], int] = system_now_ms) -> Ledger:
         """Create a new, empty ledger file for ``origin`` (e.g. ``example.com/ledger``).
 
         Raises:
-            StorageError: the file exists (``store.exists``) or cannot be written.
+            StorageError: the file exists (``store.exists``) or cannot be written. ArgumentError: ``input.type``.
         """
-        return cls(FileStore.create(path, origin), authority_keys)
+        keys = _writer_arguments(path, authority_keys, now_ms)
+        expect(origin, str, "origin", "text")
+        return cls(FileStore.create(path, origin), keys, now_ms=now_ms)
 
     @classmethod
-    def open(cls, path: str | Path, authority_keys: Iterable[bytes]) -> Ledger:
+    def open(cls, path: str | Path, authority_keys: Iterable[bytes], *,
+             now_ms: Callable[[], int] = system_now_ms) -> Ledger:
         """Open an existing ledger for appending, replaying and checking every record.
 
         Raises:
             LockedError: another writer holds it. CorruptStoreError: torn tail, damaged frame or an invalid
-            record (audit it). StorageError: I/O failure.
+            record (audit it). StorageError: I/O failure. ArgumentError: ``input.type``.
         """
-        return cls(FileStore.open(path, writable=True), authority_keys)
+        keys = _writer_arguments(path, authority_keys, now_ms)
+        return cls(FileStore.open(path, writable=True), keys, now_ms=now_ms)
 
     @property
     def origin(self) -> str:
@@ -89,10 +117,12 @@ class Ledger:
 
     def record(self, position: int) -> Record:
         """The record at 0-based ``position``."""
+        expect(position, int, "position", "an int")
         return self._records[position]
 
     def item(self, item_id: str) -> Item:
         """Replayed state of ``item_id``; raises KeyError if unknown."""
+        expect(item_id, str, "item_id", "an item id (text)")
         return self.state.items[item_id]
 
     def inputs(self, *item_ids: str) -> tuple[tuple[str, Digest], ...]:
@@ -101,6 +131,7 @@ class Ledger:
         Raises:
             InputError: ``item.unknown`` (no record of this ledger created that id).
         """
+        expect_each(item_ids, str, "item_ids", "an item id (text)")
         if unknown := sorted(set(item_ids) - self.state.items.keys()):
             raise InputError(f"no item {unknown[0]!r} in this ledger", code="item.unknown")
         return tuple(sorted((i, self.state.items[i].head) for i in item_ids))
@@ -119,7 +150,10 @@ class Ledger:
             RuleError: the record would get a finding (carries the first one; nothing is written).
             StorageError: ``store.fsync_failed``: the write or fsync failed (the handle is then poisoned);
                 ``store.poisoned``: an earlier one did; ``store.closed``.
+            InputError: ``record.time_future`` (dated more than :data:`MAX_AHEAD_MS` after the writer's clock);
+                ``input.type``.
         """
+        expect(record, Record, "record", "a Record")
         return self.append_batch([record])
 
     def append_batch(self, records: Sequence[Record]) -> int:
@@ -130,9 +164,11 @@ class Ledger:
         write fails, the state is rebuilt from the records written before, and the handle is poisoned
         (``store.poisoned`` for every later append or checkpoint: close it and reopen the file).
         """
+        records = expect_each(records, Record, "records", "a Record")
         if not records:
             raise RecordFormatError("empty batch", code="record.empty_batch")
         self._store.check_intact()
+        self._check_times(records)
         first = self.size
         try:
             for record in records:
@@ -162,11 +198,11 @@ class Ledger:
 
         Raises:
             RuleError: the record would break a rule (nothing is written). InputError: ``item.unknown`` (an
-            unknown input id).
-            RecordFormatError: malformed values. StorageError: the write failed.
+            unknown input id), ``record.time_future`` (:meth:`append`), ``input.type`` (an argument of the
+            wrong type). RecordFormatError: malformed values. StorageError: the write failed.
         """
+        ids, outputs = _event_arguments(event, signers, inputs, outputs)
         rule = RULES.get(event.KIND)
-        ids = sorted(inputs)
         links = self.inputs(*ids)
         consumes: tuple[str, ...] = ()
         if rule is not None and rule.consumes == "all":
@@ -193,6 +229,8 @@ class Ledger:
             StorageError: ``store.poisoned`` (an append through this handle failed: what the file holds is
                 unknown until it is reopened), ``store.closed``.
         """
+        expect(key, PrivateKey, "key", "a PrivateKey")
+        expect(name, (str, type(None)), "name", "text or None")
         self._store.check_intact()
         registry = format_registry_extension(self.state.registry.size, self.state.registry.head)
         cp = Checkpoint(origin=self.origin, tree_size=self.size, root_hash=self.root_hash(),
@@ -215,10 +253,40 @@ class Ledger:
         self._records.append(record)
         self.tree.append(record.record_hash)
 
+    def _check_times(self, records: Sequence[Record]) -> None:
+        """``record.time_future``: a record dated more than :data:`MAX_AHEAD_MS` after the writer's clock."""
+        now = self._now_ms()
+        for record in records:
+            if record.body.time_ms > now + MAX_AHEAD_MS:
+                raise InputError(f"record dated {record.body.time_ms} ms, more than a day after this writer's clock "
+                                 f"({now} ms): times are ms since the Unix epoch, UTC", code="record.time_future")
+
     def _replay(self) -> None:
         self.state = CustodyState(self.origin, self._authority_keys)
         for record in self._records:
             self.state.apply(record)
+
+
+def _writer_arguments(path: object, authority_keys: object, now_ms: object) -> tuple[bytes, ...]:
+    """The arguments of :meth:`Ledger.create` and :meth:`Ledger.open`, checked before any file is touched;
+    returns the authority keys. Raises ArgumentError (``input.type``) naming the argument."""
+    expect_path(path, "path")
+    if not callable(now_ms):
+        raise ArgumentError(f"now_ms: got {type(now_ms).__name__}, want a function returning ms since the epoch")
+    return expect_each(authority_keys, bytes, "authority_keys", "a raw 32-byte public key (bytes)")
+
+
+def _event_arguments(event: object, signers: object, inputs: object, outputs: object
+                     ) -> tuple[list[str], tuple[Output, ...]]:
+    """The arguments of :meth:`Ledger.record_event` that its record does not check by name: (sorted input ids,
+    outputs). Raises ArgumentError (``input.type``) naming the argument."""
+    expect(event, Event, "event", "an event of ledger.events")
+    expect(signers, Mapping, "signers", "a mapping of party id to PrivateKey")
+    assert isinstance(signers, Mapping)
+    expect_each(signers.keys(), str, "signers", "a party id (text)")
+    expect_each(signers.values(), PrivateKey, "signers", "a PrivateKey")
+    return (sorted(expect_each(inputs, str, "inputs", "an item id (text)")),
+            expect_each(outputs, Output, "outputs", "an Output"))
 
 
 def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, *, trust: Trust | None = None) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from .checkpoint import Checkpoint, open_checkpoint
 from .commitments import Commitments
 from .custody import CustodyState
-from .errors import InputError, VerificationError
+from .errors import InputError, VerificationError, expect, expect_path
 from .findings import Finding, Verdicts, raise_first
 from .hashing import Digest
 from .merkle import MerkleTree, leaf_hash
@@ -90,8 +90,10 @@ def replay_ledger(path: str | Path, trust: Trust | None) -> Replay:
 
     Raises:
         CorruptStoreError: the file header is damaged. StorageError: I/O failure. Damaged frames and invalid
-        records are findings, not exceptions.
+        records are findings, not exceptions. ArgumentError: ``input.type`` (an argument of the wrong type).
     """
+    expect_path(path, "path")
+    expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
     result = scan(path)
     state = CustodyState(result.origin, trust.authority_keys if trust else ())
     tree = MerkleTree()
@@ -131,8 +133,11 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
 
     Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`), and
     NoteFormatError for a ``checkpoint`` that is not a well-formed signed checkpoint (a well-formed one that fails
-    verification is a finding).
+    verification is a finding), and ArgumentError (``input.type``) for an argument of the wrong type.
     """
+    expect(trust, Trust, "trust", "a Trust (Trust.parse)")
+    expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
+    expect(policy, (Policy, type(None)), "policy", "a Policy or None")
     replay = replay_ledger(path, trust)
     findings = list(replay.findings)
     cp = None

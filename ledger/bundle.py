@@ -56,7 +56,7 @@ from ._bundle_format import (
 from ._describe import describe
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .custody import CustodyState
-from .errors import BundleFormatError, InputError, RuleError, StoneTrailError
+from .errors import BundleFormatError, InputError, RuleError, StoneTrailError, expect
 from .events import REGISTRY_KINDS
 from .findings import Finding, Verdicts
 from .hashing import Digest
@@ -203,10 +203,10 @@ def check_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, ori
     ledger whose checkpoint a pinned operator key signed is accepted, and the provenance names it.
 
     Raises:
-        BundleFormatError: the bytes are not a bundle at all (:func:`read_bundle`). Nothing else: every fault of
-            the evidence is a finding.
+        BundleFormatError: the bytes are not a bundle at all (:func:`read_bundle`). ArgumentError: an argument of
+            the wrong type. Nothing else: every fault of the evidence is a finding.
     """
-    run = _Verification(read_bundle(data), trust, origin)
+    run = _start(data, trust, policy, origin)
     findings = tuple(f for f, _ in run.findings())
     policy_findings = run.policy_findings(policy) if policy is not None and policy.active else ()
     provenance = None if findings else run.provenance(policy, policy_findings)
@@ -226,7 +226,7 @@ def verify_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, or
         for an inclusion proof, ``RecordFormatError`` for a leaf) or a ``RuleError`` carrying its finding
         (custody, registry and ``bundle.*`` rules); then, with a policy, a ``RuleError`` for its first finding.
     """
-    run = _Verification(read_bundle(data), trust, origin)
+    run = _start(data, trust, policy, origin)
     for finding, error in run.findings():
         raise error or RuleError(str(finding), code=finding.code, finding=finding)
     policy_findings = run.policy_findings(policy) if policy is not None and policy.active else ()
@@ -236,6 +236,18 @@ def verify_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, or
 
 
 _Fault = tuple[Finding, StoneTrailError | None]
+
+
+def _start(data: object, trust: object, policy: object, origin: object) -> _Verification:
+    """The arguments of :func:`check_bundle` and :func:`verify_bundle`, checked (ArgumentError, ``input.type``,
+    naming the argument), then the bundle read and its verification set up."""
+    expect(data, (bytes, bytearray, memoryview), "data", "the bundle's bytes")
+    expect(trust, Trust, "trust", "a Trust (Trust.parse)")
+    expect(policy, (Policy, type(None)), "policy", "a Policy or None")
+    expect(origin, (str, type(None)), "origin", "a ledger origin (str) or None")
+    assert isinstance(data, bytes | bytearray | memoryview) and isinstance(trust, Trust)
+    assert origin is None or isinstance(origin, str)
+    return _Verification(read_bundle(bytes(data)), trust, origin)
 
 
 class _Verification:

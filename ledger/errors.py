@@ -27,7 +27,9 @@ are wrapped at the one module that imports the third-party library.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Iterable
+from os import PathLike
+from typing import Any, ClassVar
 
 __all__ = [
     "ArgumentError",
@@ -48,6 +50,8 @@ __all__ = [
     "UnverifiedNoteError",
     "VerificationError",
     "expect",
+    "expect_each",
+    "expect_path",
 ]
 
 
@@ -88,6 +92,23 @@ def expect(value: object, kind: type | tuple[type, ...], name: str, want: str) -
     is never accepted where an int is wanted). ``want``: what it should be, in words (e.g. ``"a Trust"``)."""
     if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
         raise ArgumentError(f"{name}: got {type(value).__name__}, want {want}")
+
+
+def expect_each(values: object, kind: type | tuple[type, ...], name: str, want: str) -> tuple[Any, ...]:
+    """``values`` as a tuple, after raising :class:`ArgumentError` naming ``name`` unless it is a collection (a
+    list, tuple, set, a mapping's keys or values, ...: not text or bytes, which iterate as characters or ints) of
+    instances of ``kind`` (``want``: one element, in words). A generator is read once."""
+    if isinstance(values, str | bytes | bytearray | memoryview) or not isinstance(values, Iterable):
+        raise ArgumentError(f"{name}: got {type(values).__name__}, want a collection of {want}")
+    items = tuple(values)
+    for index, value in enumerate(items):
+        expect(value, kind, f"{name}[{index}]", want)
+    return items
+
+
+def expect_path(value: object, name: str) -> None:
+    """Raise :class:`ArgumentError` naming ``name`` unless ``value`` is a file-system path (str or os.PathLike)."""
+    expect(value, (str, PathLike), name, "a path (str or os.PathLike)")
 
 
 def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:

@@ -166,9 +166,9 @@ def _f(reader: Reader) -> Any:
 def _wire(reader: Reader, value: Any) -> Any:
     """A field's value as it appears in the decoded ``fields`` map (a value of the wrong type stays as it is, for
     the reader to refuse by name)."""
-    if reader is _declared and isinstance(value, tuple | list) and all(
-            isinstance(pair, tuple) and len(pair) == 2 for pair in value):
-        return dict(value)
+    if reader is _declared:
+        pairs = isinstance(value, tuple | list) and all(isinstance(p, tuple) and len(p) == 2 for p in value)
+        return dict(value) if pairs else value
     return list(value) if isinstance(value, tuple) else value
 
 

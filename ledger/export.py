@@ -26,7 +26,7 @@ from pathlib import Path
 from ._ledger import read_log
 from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
-from .errors import CorruptStoreError, InputError, VerificationError
+from .errors import CorruptStoreError, InputError, VerificationError, expect, expect_each, expect_path
 from .heads import ItemHeads
 from .merkle import MerkleTree, leaf_hash
 from .provenance import provenance_scope, scope_claims
@@ -113,6 +113,10 @@ class StaleCheckpointError(VerificationError):
 
 def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trust: Trust | None) -> dict[str, AsOf]:
     """Each item's bundle under ``checkpoint`` and the file's later records of its scope (:class:`AsOf`)."""
+    expect_path(ledger_path, "ledger_path")  # ArgumentError (input.type) naming the argument, before any I/O
+    expect_each(items, str, "items", "an item id (text)")
+    expect(checkpoint, str, "checkpoint", "signed checkpoint text (str)")
+    expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
     result = scan(ledger_path)
     if result.problems:
         problem = result.problems[0]

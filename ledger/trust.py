@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import KeyFormatError, NoteFormatError, TrustFileError
+from .errors import KeyFormatError, NoteFormatError, TrustFileError, expect
 from .keys import NoteVerifierKey, PublicKey
 
 __all__ = ["ROLE_WORDS", "Trust"]
@@ -50,7 +50,9 @@ class Trust:
         Raises:
             TrustFileError: unknown role word, malformed line or key (the message names the line), file too
                 large, or no operator or no authority key (``trust.incomplete``).
+            ArgumentError: ``input.type`` (``text`` is not a str: decode the file's bytes as UTF-8 first).
         """
+        expect(text, str, "text", "the trust file's text (str, decoded from UTF-8)")
         if len(text) > MAX_TRUST_FILE:
             raise TrustFileError(f"trust file over {MAX_TRUST_FILE} characters")
         found: dict[str, list[NoteVerifierKey]] = {word: [] for word in ROLE_WORDS}
