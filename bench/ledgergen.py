@@ -125,7 +125,8 @@ def _ship(item: str, mass: int, holder: str, source: str, consignee: str, dest: 
     cert = f"{source}-BENCH-{number:05d}"
     declared = ((item, mass),)
     return [Step(holder, source, Exported(kp_certificate=cert, to_country=dest, consignee=consignee,
-                                          certificate_mct=mass, issued_ms=0, expires_ms=0, declared=declared,
+                                          certificate_mct=mass, issued_ms=START_MS, expires_ms=START_MS,
+                                          declared=declared,  # dated when signed (_Writer.sign)
                                           kp_authority=kp), (item,)),
             Step(consignee, dest, Imported(kp_certificate=cert, from_country=source, declared=declared,
                                            customs=customs, basis=None), (item,), follows=True)]
