@@ -1,24 +1,29 @@
-"""What every ``stonetrail`` command shares: exit codes, the error-to-exit-code map, reading and writing files,
-and printing findings. No hashing, encoding or rules here."""
+"""What every ``stonetrail`` command shares: exit codes, the one map from outcomes (verdicts, errors) to exit codes,
+errors as one line or as JSON, reading and writing files, and printing findings. No hashing, encoding or rules
+here."""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import stat
 import sys
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, TextIO, TypeVar, cast
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import click
 
 from ledger import Finding, Trust
 from ledger._files import write_files
 from ledger.checkpoint import read_unverified_checkpoint
-from ledger.errors import InputError, StoneTrailError, StorageError, TrustFileError, VerificationError
+from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
+
+from ._output import JSON_OUTPUT
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
 #: Largest text input read (trust, checkpoint, policy, consistency-proof files); far above any real one.
@@ -27,9 +32,23 @@ MAX_PRINTED_FINDINGS = 200
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"stonetrail: error: {message}", err=True)
-    sys.exit(code)
+#: The file each error is about, where a command knows it (:func:`_about`): the "file" of a JSON error.
+_ERROR_FILES: weakref.WeakKeyDictionary[StoneTrailError, str] = weakref.WeakKeyDictionary()
+
+
+def _fail(message: str, exit_code: int, *, code: str, file: str | None = None) -> NoReturn:
+    """Report an error and exit with ``exit_code``: one line on stderr (``stonetrail: error: MESSAGE [CODE]``),
+    or with --json, on stdout, ``{"error": {"code": CODE, "message": MESSAGE, "file": FILE or null}}``."""
+    if JSON_OUTPUT.get():
+        click.echo(json.dumps({"error": {"code": code, "message": message, "file": file}}, indent=2))
+    else:
+        click.echo(f"stonetrail: error: {message} [{code}]", err=True)
+    sys.exit(exit_code)
+
+
+def _print_json(value: object) -> None:
+    """A --json command's result: one JSON document on stdout."""
+    click.echo(json.dumps(value, indent=2))
 
 
 #: The words of the verdict line for each verdict (:attr:`ledger.findings.Verdicts.verdict`, the JSON ``verdict``).
@@ -48,16 +67,29 @@ class _Verdict(Protocol):
     def policy_findings(self) -> tuple[Finding, ...]: ...
 
 
+#: The exit code of every verdict a command reaches (the JSON ``verdict`` values; docs/format.md §10).
+VERDICT_EXIT = {
+    "valid": EXIT_VALID, "valid_compliant": EXIT_VALID, "valid_not_compliant": EXIT_INVALID,  # verify, proof verify
+    "invalid": EXIT_INVALID,  # verify, proof verify, show, demo
+    "verified": EXIT_VALID, "unverified": EXIT_VALID,  # show
+    "extends": EXIT_VALID, "same_tree": EXIT_VALID, "nothing_to_compare": EXIT_VALID,  # consistency
+    "not_consistent": EXIT_INVALID,
+    "misbehaviour_proven": EXIT_VALID,  # evidence verify (evidence that proves nothing is an error, exit 1)
+    "fork_found": EXIT_VALID, "no_fork": EXIT_INVALID,  # evidence fork
+}
+
+
 def _verdict_exit(verdict: str) -> int:
-    """The exit code of a verdict: 0 valid (and compliant, with a policy), 1 invalid or not compliant."""
-    return EXIT_VALID if verdict in ("valid", "valid_compliant") else EXIT_INVALID
+    """The exit code of ``verdict`` (:data:`VERDICT_EXIT`): 0 valid (and compliant, with a policy), 1 invalid or
+    not compliant."""
+    return VERDICT_EXIT[verdict]
 
 
-def _print_verdict(r: _Verdict, label: str, valid_detail: str = "") -> NoReturn:
+def _print_verdict(r: _Verdict, label: str) -> NoReturn:
     """Print the one verdict line, last, and exit with its code. ``label`` is "verdict:" padded to the command's
-    column; ``valid_detail`` is said after a valid verdict."""
+    column."""
     detail = {"invalid": _plural(len(r.findings), "finding"),
-              "valid_not_compliant": _plural(len(r.policy_findings), "policy finding")}.get(r.verdict, valid_detail)
+              "valid_not_compliant": _plural(len(r.policy_findings), "policy finding")}.get(r.verdict)
     click.echo(f"{label}{VERDICT_TEXT[r.verdict]}" + (f" ({detail})" if detail else ""))
     sys.exit(_verdict_exit(r.verdict))
 
@@ -71,68 +103,36 @@ def _exit_code(exc: BaseException) -> int:
     return EXIT_IO
 
 
+def _click_error(exc: click.ClickException | click.Abort) -> NoReturn:
+    """Report an error of click's own (the command line could not be parsed) with its exit code: ``usage``
+    (exit 2), ``input.missing`` (exit 2: a file argument that names no readable file), ``aborted`` (exit 2)."""
+    if isinstance(exc, click.Abort):
+        _fail("aborted", EXIT_USAGE, code="aborted")
+    if isinstance(exc, click.UsageError):
+        command = exc.ctx.command_path if exc.ctx else "stonetrail"
+        file = exc.file if isinstance(exc, _FileError) else None
+        _fail(f"{exc.format_message()} (see '{command} --help')", EXIT_USAGE,
+              code="input.missing" if file is not None else "usage", file=file)
+    _fail(exc.format_message(), exc.exit_code, code="usage")
+
+
 def _errors(fn: _F) -> _F:
-    """Turn library and OS errors into one line on stderr and the mapped exit code (no traceback)."""
+    """Turn library and OS errors into an error report (:func:`_fail`) with the mapped exit code (no
+    traceback): the library's code, ``io`` for an OS error, ``limit`` for input too large to process."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except StoneTrailError as exc:
-            _fail(f"{exc} [{exc.code}]", _exit_code(exc))
-        except OSError as exc:  # a closed stdout never gets here (_ReaderGone): this is a file the command names
-            where = f": {exc.filename}" if exc.filename else ""
-            _fail(f"{exc.strerror or exc}{where} [io]", EXIT_IO)
+            _fail(str(exc), _exit_code(exc), code=exc.code, file=_ERROR_FILES.get(exc))
+        except OSError as exc:  # a closed stdout never gets here (_output._ReaderGone): a file the command names
+            file = os.fsdecode(exc.filename) if exc.filename is not None else None
+            _fail(f"{exc.strerror or exc}" + (f": {file}" if file else ""), EXIT_IO, code="io", file=file)
         except (MemoryError, RecursionError) as exc:
-            _fail(f"input too large to process ({type(exc).__name__}) [limit]", EXIT_IO)
+            _fail(f"input too large to process ({type(exc).__name__})", EXIT_IO, code="limit")
 
     return wrapper  # type: ignore[return-value]
-
-
-class _ReaderGone:
-    """``sys.stdout`` or ``sys.stderr`` while a command runs: the stream itself until its reader goes away
-    (``| head -1``, ``| grep -m1``: a write fails with EPIPE), then the same stream with its file descriptor
-    pointed at ``os.devnull``, so the command runs on to its verdict and exits with that verdict's code — a closed
-    pipe never turns "invalid" into exit 0 — and neither a traceback nor Python's "Exception ignored" at the
-    final flush appears. Every other attribute is the stream's."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-
-    def write(self, text: str) -> int:
-        try:
-            return self.stream.write(text)
-        except BrokenPipeError:
-            self._drain()
-            return len(text)
-
-    def flush(self) -> None:
-        try:
-            self.stream.flush()
-        except BrokenPipeError:
-            self._drain()
-
-    def _drain(self) -> None:
-        """Point the stream's descriptor at os.devnull: what is buffered, and all that follows, goes nowhere."""
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, self.stream.fileno())
-        finally:
-            os.close(devnull)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
-
-
-@contextmanager
-def _outputs_may_close() -> Iterator[None]:
-    """Run a command with stdout and stderr as :class:`_ReaderGone` (the streams are restored after)."""
-    saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = cast(TextIO, _ReaderGone(sys.stdout)), cast(TextIO, _ReaderGone(sys.stderr))
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = saved
 
 
 def _read_bytes(path: Path, what: str, limit: int = MAX_TEXT_FILE) -> bytes:
@@ -140,50 +140,55 @@ def _read_bytes(path: Path, what: str, limit: int = MAX_TEXT_FILE) -> bytes:
     not loaded).
 
     Raises InputError ``input.not_a_file``, ``input.too_large``; StorageError on an OS error."""
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a named pipe would block, a device never end
-            raise InputError(f"{what} {path} is not a regular file", code="input.not_a_file")
-        with path.open("rb") as fh:
-            data = fh.read(limit + 1)
-    except OSError as exc:
-        raise StorageError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
-    if len(data) > limit:
-        raise InputError(f"{what} {path} is over {limit} bytes", code="input.too_large")
+    with _about(path):
+        try:
+            if not stat.S_ISREG(path.stat().st_mode):  # a named pipe would block, a device never end
+                raise InputError(f"{what} {path} is not a regular file", code="input.not_a_file")
+            with path.open("rb") as fh:
+                data = fh.read(limit + 1)
+        except OSError as exc:
+            raise StorageError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+        if len(data) > limit:
+            raise InputError(f"{what} {path} is over {limit} bytes", code="input.too_large")
     return data
 
 
 def _read_text(path: Path, what: str) -> str:
     """UTF-8 text of at most :data:`MAX_TEXT_FILE` bytes (a leading byte-order mark, as some editors write, is
     dropped)."""
-    try:
-        return _read_bytes(path, what).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{what} {path} is not UTF-8 text") from exc
+    data = _read_bytes(path, what)
+    with _about(path):
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{what} {path} is not UTF-8 text") from exc
 
 
 @contextmanager
-def _about(what: str) -> Iterator[None]:
-    """Prefix the message of a StoneTrailError raised inside with ``what`` (which file it is about)."""
+def _about(path: Path, what: str | None = None) -> Iterator[None]:
+    """Name ``path`` as the file a StoneTrailError raised inside is about (the innermost naming wins), and with
+    ``what``, prefix its message with it."""
     try:
         yield
     except StoneTrailError as exc:
-        exc.about(what)
+        _ERROR_FILES.setdefault(exc, str(path))
+        if what is not None:
+            exc.about(what)
         raise
 
 
 def _read_checkpoint(path: Path, what: str = "checkpoint") -> str:
     """A signed checkpoint's text, checked for form here so that an error names the file."""
     text = _read_text(path, what)
-    with _about(f"{what} {path}"):
+    with _about(path, f"{what} {path}"):
         read_unverified_checkpoint(text)
     return text
 
 
 def _load_trust(path: Path) -> Trust:
-    try:
-        return Trust.parse(_read_text(path, "trust file"))
-    except TrustFileError as exc:
-        raise TrustFileError(f"trust file {path}: {exc}", code=exc.code) from exc
+    text = _read_text(path, "trust file")
+    with _about(path, f"trust file {path}"):
+        return Trust.parse(text)
 
 
 def _write_new(*files: tuple[Path, str | bytes]) -> None:
@@ -197,7 +202,29 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-_EXISTING: click.Path = click.Path(exists=True, dir_okay=False, path_type=Path)
+class _FileError(click.BadParameter):
+    """A file argument or option that names no file the command can read (``input.missing``): ``file`` is what
+    was given."""
+
+    def __init__(self, message: str, file: str, ctx: click.Context | None, param: click.Parameter | None) -> None:
+        super().__init__(message, ctx=ctx, param=param)
+        self.file = file
+
+
+class _ExistingFile(click.Path):
+    """An existing, readable file that is not a directory, as a Path; a refusal names the file (:class:`_FileError`)."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            raise _FileError(exc.message, os.fsdecode(value), ctx, param) from None
+
+
+_EXISTING: click.Path = _ExistingFile()
 
 
 def _print_findings(findings: Sequence[Finding]) -> None:

@@ -7,27 +7,28 @@ library (:mod:`ledger.consistency`, :mod:`ledger.evidence`, :mod:`ledger.monitor
 
 from __future__ import annotations
 
-import json
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
 
 from ledger.consistency import ConsistencyError, verify_checkpoint_consistency
 from ledger.errors import InputError, ProofError, VerificationError
-from ledger.evidence import MAX_EVIDENCE_SIZE, verify_evidence
+from ledger.evidence import MAX_EVIDENCE_SIZE, ChainFork, verify_evidence
 from ledger.monitor import fork_evidence, split_view_evidence
 from ledger.trust import Trust
 
 from ._common import (
     _EXISTING,
-    EXIT_INVALID,
-    EXIT_VALID,
+    _about,
     _errors,
     _load_trust,
+    _print_json,
     _read_bytes,
     _read_checkpoint,
     _read_text,
+    _verdict_exit,
     _write_new,
 )
 
@@ -44,7 +45,7 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--evidence-out", type=_OUT, help="If not consistent, write split-view evidence here.")
 @click.option("--old-ledger", type=_EXISTING, help="OLD's ledger file, to find the record that differs.")
 @click.option("--new-ledger", type=_EXISTING, help="NEW's ledger file, to find the record that differs.")
-@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON (not with --evidence-out).")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict (and the evidence written) as JSON.")
 @_errors
 def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Path, evidence_out: Path | None,
                 old_ledger: Path | None, new_ledger: Path | None, as_json: bool) -> None:
@@ -54,7 +55,9 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     smaller than the old one, or committing to a smaller registry, is a rollback. The verdict says what was
     compared: "consistent" (NEW extends OLD), "consistent (same tree)" (equal sizes: equal roots), or "nothing
     to compare" (OLD has tree size 0: the empty tree is a prefix of every tree, so only NEW's signature was
-    checked); --json gives it as "verdict": extends, same_tree, nothing_to_compare or not_consistent.
+    checked); --json gives it as "verdict": extends, same_tree, nothing_to_compare or not_consistent (with
+    "code", "reason" and "evidence": {"file", "proves"} or {"file": null, "reason"}, or null without
+    --evidence-out).
     Exit 0 for any of the first three, 1 if not consistent (or a checkpoint does not verify), 2 for malformed
     input, 3 for I/O errors.
 
@@ -71,35 +74,57 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     """
     if (old_ledger or new_ledger) and evidence_out is None:
         raise click.UsageError("--old-ledger and --new-ledger are for --evidence-out")
-    if as_json and evidence_out is not None:
-        raise click.UsageError("--json and --evidence-out do not go together")
     trust = _load_trust(trust_file)
     old_note, new_note = _read_checkpoint(old_file, "old checkpoint"), _read_checkpoint(new_file, "new checkpoint")
+    proof_text = _read_text(proof_file, "proof")
     try:
-        result = verify_checkpoint_consistency(old_note, new_note, _read_text(proof_file, "proof"), trust)
+        with _about(proof_file):
+            result = verify_checkpoint_consistency(old_note, new_note, proof_text, trust)
     except (ConsistencyError, ProofError) as exc:
+        written = None if evidence_out is None else \
+            _write_split_view(evidence_out, trust, (old_ledger, old_note), (new_ledger, new_note))
         if as_json:
-            click.echo(json.dumps({"verdict": "not_consistent", "code": exc.code, "reason": str(exc)}, indent=2))
+            _print_json({"verdict": "not_consistent", "code": exc.code, "reason": str(exc),
+                         "evidence": asdict(written) if written else None})
         else:
             click.echo(f"NOT CONSISTENT: {exc} [{exc.code}]")
-        if evidence_out is not None:
-            _write_split_view(evidence_out, trust, (old_ledger, old_note), (new_ledger, new_note))
-        sys.exit(EXIT_INVALID)
-    click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.describe())
-    sys.exit(EXIT_VALID)
+            if written is not None:
+                written.print()
+        sys.exit(_verdict_exit("not_consistent"))
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        click.echo(result.describe())
+    sys.exit(_verdict_exit(result.verdict))
 
 
-def _write_split_view(out: Path, trust: Trust, old: tuple[Path | None, str], new: tuple[Path | None, str]) -> None:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Written:
+    """Evidence written to ``file`` and the lines of what it proves; or none (``file`` None) and why not."""
+
+    file: str | None
+    proves: tuple[str, ...] = ()
+    reason: str | None = None
+
+    def print(self) -> None:
+        if self.file is None:
+            click.echo(f"no evidence written: {self.reason}")
+            return
+        click.echo(f"wrote {self.file}" + (":" if self.proves else ""))
+        for line in self.proves:
+            click.echo(f"  {line}")
+
+
+def _write_split_view(out: Path, trust: Trust, old: tuple[Path | None, str], new: tuple[Path | None, str]
+                      ) -> _Written:
+    """Write split-view evidence to ``out`` if it proves something under ``trust``."""
     try:
         data = split_view_evidence(old[0], old[1], new[0], new[1])
         proven = verify_evidence(data, trust)  # write only what proves something under the pinned keys
     except (InputError, VerificationError) as exc:
-        click.echo(f"no evidence written: {exc} [{exc.code}]")
-        return
+        return _Written(file=None, reason=f"{exc} [{exc.code}]")
     _write_new((out, data))
-    click.echo(f"wrote {out}:")
-    for line in proven.describe():
-        click.echo(f"  {line}")
+    return _Written(file=str(out), proves=tuple(proven.describe()))
 
 
 @click.group(short_help="Build and check evidence that a ledger forked.", invoke_without_command=True)
@@ -124,27 +149,35 @@ def evidence(ctx: click.Context) -> None:
 @click.argument("evidence_file", metavar="FILE", type=_EXISTING)
 @click.option("--trust", "trust_file", required=True, type=_EXISTING,
               help="Trust file: the checkpoints must be signed by a pinned operator key.")
+@click.option("--json", "as_json", is_flag=True, help="Print what the evidence proves as JSON.")
 @_errors
-def verify_command(evidence_file: Path, trust_file: Path) -> None:
+def verify_command(evidence_file: Path, trust_file: Path, as_json: bool) -> None:
     """Check evidence FILE with nothing but the pinned keys; print the misbehaviour it proves.
 
-    Exit 0 if FILE proves misbehaviour (printed), 1 if it proves nothing (the reason is printed), 2 if it is
-    not an evidence file, 3 for I/O errors.
+    Exit 0 if FILE proves misbehaviour (printed; --json: "verdict": misbehaviour_proven, "kind": split_view or
+    chain_fork, "origin", "proves": the printed lines), 1 if it proves nothing (an error that says why), 2 if
+    it is not an evidence file, 3 for I/O errors.
 
     \b
-    Example:
+    Examples:
       stonetrail evidence verify fork.ev --trust trust.keys
+      stonetrail evidence verify fork.ev --trust trust.keys --json
     """
     trust = _load_trust(trust_file)
-    try:
-        data = _read_bytes(evidence_file, "evidence file", MAX_EVIDENCE_SIZE)
-    except InputError as exc:
-        raise InputError(str(exc), code="evidence.malformed") from exc
-    proven = verify_evidence(data, trust)
-    for line in proven.describe():
-        click.echo(line)
-    click.echo("verdict: misbehaviour proven (signed checkpoints and inclusion proofs verified)")
-    sys.exit(EXIT_VALID)
+    with _about(evidence_file):
+        try:
+            data = _read_bytes(evidence_file, "evidence file", MAX_EVIDENCE_SIZE)
+        except InputError as exc:
+            raise InputError(str(exc), code="evidence.malformed") from exc
+        proven = verify_evidence(data, trust)
+    if as_json:
+        _print_json({"verdict": "misbehaviour_proven", "kind": "chain_fork" if isinstance(proven, ChainFork)
+                     else "split_view", "origin": proven.origin, "proves": proven.describe()})
+    else:
+        for line in proven.describe():
+            click.echo(line)
+        click.echo("verdict: misbehaviour proven (signed checkpoints and inclusion proofs verified)")
+    sys.exit(_verdict_exit("misbehaviour_proven"))
 
 
 @evidence.command("fork", short_help="Write evidence of a chain fork in a ledger.")
@@ -154,30 +187,37 @@ def verify_command(evidence_file: Path, trust_file: Path) -> None:
 @click.option("-o", "--out", required=True, type=_OUT, help="Where to write the evidence.")
 @click.option("--trust", "trust_file", type=_EXISTING,
               help="Also check the evidence under this trust file before writing it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict and the file written as JSON.")
 @_errors
-def fork_command(ledger_file: Path, checkpoint_path: Path, out: Path, trust_file: Path | None) -> None:
+def fork_command(ledger_file: Path, checkpoint_path: Path, out: Path, trust_file: Path | None,
+                 as_json: bool) -> None:
     """Find the first two records of LEDGER that claim the same predecessor and write evidence of it.
 
     The evidence holds the checkpoint and both records with their inclusion proofs, so it can be checked
     without LEDGER. Exit 0 if evidence was written, 1 if the checkpoint covers no fork, 2 for malformed input,
-    3 for I/O errors.
+    3 for I/O errors. --json: "verdict": fork_found (with "file", and "proves" if checked under --trust) or
+    no_fork.
 
     \b
     Example:
       stonetrail evidence fork out/demo.ledger --checkpoint out/checkpoint.txt -o fork.ev --trust out/trust.keys
     """
     trust = _load_trust(trust_file) if trust_file else None
-    data = fork_evidence(ledger_file, _read_checkpoint(checkpoint_path))
-    if data is None:
+    note = _read_checkpoint(checkpoint_path)
+    with _about(ledger_file):
+        data = fork_evidence(ledger_file, note)
+    written = None if data is None else \
+        _Written(file=str(out), proves=tuple(verify_evidence(data, trust).describe() if trust else ()))
+    if data is not None:
+        _write_new((out, data))
+    verdict = "no_fork" if written is None else "fork_found"
+    if as_json:
+        _print_json({"verdict": verdict, **(asdict(written) if written else {})})
+    elif written is None:
         click.echo("no fork: no two records under the checkpoint claim the same predecessor")
-        sys.exit(EXIT_INVALID)
-    lines = verify_evidence(data, trust).describe() if trust else []
-    _write_new((out, data))
-    click.echo(f"wrote {out}")
-    for line in lines:
-        click.echo(f"  {line}")
-    sys.exit(EXIT_VALID)
-
+    else:
+        written.print()
+    sys.exit(_verdict_exit(verdict))
 
 
 # Typed names for stonetrail_cli.main to register: the import cycle between the two modules hides the decorated

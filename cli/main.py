@@ -6,7 +6,7 @@ No hashing, encoding or rules live here: every command calls one public function
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +16,7 @@ import click
 
 from ledger import (
     AuditReport,
+    Finding,
     build_demo,
     check_ledger,
     checkpoint_file,
@@ -27,9 +28,11 @@ from ledger import (
     replay_ledger,
 )
 from ledger._files import check_new
+from ledger.audit import Replay
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.consistency import format_consistency_proof
 from ledger.errors import InputError
+from ledger.history import HistoryRow
 from ledger.keys import PrivateKey
 from ledger.monitor import consistency_proof_for
 from ledger.policy import Policy
@@ -39,34 +42,34 @@ from ledger.store import scan
 from . import consistency as _consistency
 from ._common import (
     _EXISTING,
-    EXIT_INVALID,
-    EXIT_USAGE,
     EXIT_VALID,
+    _about,
+    _click_error,
     _errors,
-    _fail,
     _load_trust,
-    _outputs_may_close,
     _plural,
     _print_findings,
+    _print_json,
     _print_verdict,
     _read_checkpoint,
     _utc,
     _verdict_exit,
     _write_new,
 )
+from ._output import command_run, progress
 from ._policy import _print_policy, policy_options
 from .proof import proof
 
 
 class _Group(click.Group):
-    """The command group, with click's own usage errors reduced to one line (exit 2), and output that may be
-    closed at any time (``| head -1``) without changing the exit code (:func:`_outputs_may_close`)."""
+    """The command group, with click's own usage errors reduced to one line (exit 2; JSON with --json), and
+    output that may be closed at any time (``| head -1``) without changing the exit code (:func:`command_run`)."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
-        with _outputs_may_close():
-            return self._main(list(sys.argv[1:] if args is None else args) or ["--help"], prog_name, complete_var,
-                              **extra)
+        argv = list(sys.argv[1:] if args is None else args) or ["--help"]
+        with command_run(argv):
+            return self._main(argv, prog_name, complete_var, **extra)
 
     def _main(self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any) -> Any:
         try:
@@ -74,13 +77,8 @@ class _Group(click.Group):
         except click.exceptions.NoArgsIsHelpError as exc:  # a command group called bare: teach, don't scold
             click.echo(exc.ctx.get_help() if exc.ctx else "")
             sys.exit(EXIT_VALID)
-        except click.UsageError as exc:
-            command = exc.ctx.command_path if exc.ctx else "stonetrail"
-            _fail(f"{exc.format_message()} (see '{command} --help')", EXIT_USAGE)
-        except click.ClickException as exc:
-            _fail(exc.format_message(), exc.exit_code)
-        except click.Abort:
-            _fail("aborted", EXIT_USAGE)
+        except (click.ClickException, click.Abort) as exc:
+            _click_error(exc)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,7 +87,7 @@ def main() -> None:
     """StoneTrail: signed, hash-linked custody records for individual diamonds, verifiable offline.
 
     \b
-    Try it:
+    Examples (try them in this order):
       stonetrail demo out
       stonetrail verify out/demo.ledger --trust out/trust.keys
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys
@@ -103,8 +101,9 @@ def main() -> None:
 @main.command(short_help="Build and verify a sample ledger.")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=1, show_default=True, help="Seed for keys, masses and grades: same seed, same bytes.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written and the audit of it as JSON.")
 @_errors
-def demo(directory: Path, seed: int) -> None:
+def demo(directory: Path, seed: int, as_json: bool) -> None:
     """Build a sample ledger in DIRECTORY from real mines and fictitious parties, then verify it.
 
     DIRECTORY must be new or empty. Writes DIRECTORY/demo.ledger, DIRECTORY/trust.keys (the keys a verifier
@@ -116,8 +115,16 @@ def demo(directory: Path, seed: int) -> None:
     Example:
       stonetrail demo out --seed 7
     """
-    summary = build_demo(directory, seed)
+    with _about(directory):
+        summary = build_demo(directory, seed)
     r = summary.report
+    verdict = "valid" if r.ok and summary.proof_report.ok else "invalid"
+    if as_json:
+        _print_json({"verdict": verdict, "ledger": str(summary.ledger_path), "trust": str(summary.trust_path),
+                     "checkpoint": str(summary.checkpoint_path), "proofs": str(summary.proofs_dir),
+                     "proof_count": summary.proof_count, "proof_example": str(summary.proof_example),
+                     "audit": r.to_json(), "proof_example_verdict": summary.proof_report.verdict})
+        sys.exit(_verdict_exit(verdict))
     click.echo(f"wrote {summary.ledger_path}, {summary.trust_path}, {summary.checkpoint_path}")
     _print_report(r)
     click.echo(f"items:     {r.items} ({r.stones} stones, {r.items - r.stones} lots), {r.parties} enrolled parties")
@@ -128,7 +135,7 @@ def demo(directory: Path, seed: int) -> None:
     click.echo(f"next:      stonetrail show {summary.ledger_path} {summary.polished_example} "
                f"--trust {summary.trust_path}")
     click.echo(f"           stonetrail proof verify {summary.proof_example} --trust {summary.trust_path}")
-    sys.exit(EXIT_VALID if r.ok and b.ok else EXIT_INVALID)
+    sys.exit(_verdict_exit(verdict))
 
 
 @main.command(short_help="Check every record of a ledger.")
@@ -159,9 +166,10 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as
     """
     trust = _load_trust(trust_file)
     note = _read_checkpoint(checkpoint_path) if checkpoint_path else None
-    report = check_ledger(ledger_file, trust, checkpoint=note, policy=policy)
+    with _about(ledger_file), progress("records") as bar:
+        report = check_ledger(ledger_file, trust, checkpoint=note, policy=policy, progress=bar)
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        _print_json(report.to_json())
         sys.exit(_verdict_exit(report.verdict))
     _print_report(report)
     _print_policy(report)
@@ -197,24 +205,43 @@ def _print_report(r: AuditReport) -> None:
 @click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
 @click.argument("item")
 @click.option("--trust", "trust_file", type=_EXISTING, help="Trust file; without it the history is shown unverified.")
+@click.option("--json", "as_json", is_flag=True, help="Print the history and its verdict as JSON.")
 @_errors
-def show(ledger_file: Path, item: str, trust_file: Path | None) -> None:
+def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -> None:
     """Print ITEM's history back to the mine: time, event, place, holder, mass, signers.
 
     With --trust, the whole ledger is checked too: the history is called verified only if the ledger has no
-    finding at all (a damaged or forged record elsewhere could hide part of this history).
+    finding at all (a damaged or forged record elsewhere could hide part of this history). --json gives the
+    rows (masses in mct, times in ms since the Unix epoch, UTC), and "verdict": verified, unverified (no
+    --trust) or invalid (exit 1), with the findings on this history.
 
     \b
-    Example:
+    Examples:
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys
+      stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys --json
     """
     trust = _load_trust(trust_file) if trust_file else None
-    replay = replay_ledger(ledger_file, trust)
+    with _about(ledger_file), progress("records") as bar:
+        replay = replay_ledger(ledger_file, trust, progress=bar)
     if item not in replay.state.items:
         alike = [i for i in replay.state.items if i.casefold() == item.casefold()]
         hint = f"; did you mean {alike[0]!r}?" if alike else ""
         raise InputError(f"no item {item!r} in {ledger_file}{hint}", code="item.unknown")
     rows = item_history(replay, item)
+    here = [f for f in replay.findings if f.position in {row.position for row in rows}]
+    verdict = "unverified" if trust is None else "invalid" if replay.findings else "verified"
+    if as_json:
+        _print_json({"item": item, "mass_mct": replay.state.items[item].mass_mct,
+                     "origin": dict(sorted(replay.state.items[item].origin.items())),
+                     "summary": origin_summary(replay, item), "verdict": verdict,
+                     "history": [dataclasses.asdict(row) for row in rows], "findings": [f.to_json() for f in here],
+                     "findings_elsewhere": len(replay.findings) - len(here)})
+    else:
+        _print_history(replay, item, rows, verdict, here)
+    sys.exit(_verdict_exit(verdict))
+
+
+def _print_history(replay: Replay, item: str, rows: list[HistoryRow], verdict: str, here: list[Finding]) -> None:
     width = max(len("item"), *(len(row.item) for row in rows))
     click.echo(f"{'time (UTC)':<16}  {'event':<11} {'place':<5} {'item':<{width}}  {'holder after':<20} "
                f"{'mass':>12}  signed by")
@@ -223,20 +250,16 @@ def show(ledger_file: Path, item: str, trust_file: Path | None) -> None:
                    f"{format_ct(row.mass_mct):>12}  {', '.join(row.signers)}")
         click.echo(f"{'':<18}{row.detail}")
     click.echo(f"{item}: {format_ct(replay.state.items[item].mass_mct)}, {origin_summary(replay, item)}")
-    if trust is None:
+    if verdict == "unverified":
         click.echo("unverified: pass --trust to check signatures, enrolment and custody rules")
-        return
-    positions = {row.position for row in rows}
-    here = [f for f in replay.findings if f.position in positions]
-    if not replay.findings:
+    elif verdict == "verified":
         click.echo(f"verified: {_plural(len(rows), 'record')}; the whole ledger passes every rule under the "
                    "pinned keys")
-        return
-    elsewhere = len(replay.findings) - len(here)
-    click.echo(f"INVALID: {_plural(len(here), 'finding')} on this history, {elsewhere} elsewhere in the ledger "
-               "(run verify)")
-    _print_findings(here)
-    sys.exit(EXIT_INVALID)
+    else:
+        elsewhere = len(replay.findings) - len(here)
+        click.echo(f"INVALID: {_plural(len(here), 'finding')} on this history, {elsewhere} elsewhere in the ledger "
+                   "(run verify)")
+        _print_findings(here)
 
 
 @main.command(short_help="Sign a checkpoint of a ledger and publish it beside the ledger.")
@@ -254,9 +277,11 @@ def show(ledger_file: Path, item: str, trust_file: Path | None) -> None:
               help="An earlier checkpoint of LEDGER: also write the consistency proof from it (with --proof-out).")
 @click.option("--proof-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the consistency proof from --since to the new checkpoint.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the note, where it was written and the files kept as JSON.")
 @_errors
 def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: Path | None,
-               out: Path | None, since_file: Path | None, proof_out: Path | None) -> None:
+               out: Path | None, since_file: Path | None, proof_out: Path | None, as_json: bool) -> None:
     """Sign a C2SP checkpoint of LEDGER as it is now: origin, tree size and root hash, plus the lines that
     commit to the registry and to every item's latest record (docs/format.md §7); publish it as checkpoint.txt
     beside LEDGER (the checkpoint 'proof export' uses), keeping the one it replaces as checkpoint-<tree size>.txt.
@@ -267,7 +292,9 @@ def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: 
     the line that was expected; without it, only a key the ledger's registry gives to a party or the authority
     is refused (a trader's key is never the operator's), and the line verifiers must pin is printed.
     With --since OLD and --proof-out, also write the RFC 9162 consistency proof from OLD to the new checkpoint
-    (checked by 'stonetrail consistency'); nothing is written if LEDGER does not extend OLD.
+    (checked by 'stonetrail consistency'); nothing is written if LEDGER does not extend OLD. --json prints
+    {"tree_size", "note", "file" (null with -o -), "kept", "unchanged", "consistency_proof", "pin"} ("pin": the
+    trust-file line verifiers need, when --trust was not given).
 
     \b
     Examples:
@@ -290,15 +317,25 @@ def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: 
     proof = None if since is None else consistency_proof_for(ledger_file, since, note, trust=trust)
     extra = [] if proof is None or proof_out is None else [(proof_out, format_consistency_proof(proof))]
     to_stdout = out is not None and file_out is None
-    if out is None:
-        _print_published(publish_checkpoint(ledger_file, note, also=[(p, t.encode()) for p, t in extra]))
-    else:
+    done = publish_checkpoint(ledger_file, note, also=[(p, t.encode()) for p, t in extra]) if out is None else None
+    if out is not None:
         _write_new(*([] if file_out is None else [(file_out, note)]), *extra)  # all or nothing
+    signer = None if trust is not None else \
+        note_verifier_key(name or read_unverified_checkpoint(note).origin, key.public_key)
+    if as_json:
+        _print_json({"tree_size": read_unverified_checkpoint(note).tree_size, "note": note,
+                     "file": str(done.path) if done else str(file_out) if file_out else None,
+                     "kept": str(done.kept) if done and done.kept else None, "unchanged": bool(done and done.unchanged),
+                     "consistency_proof": str(proof_out) if extra else None,
+                     "pin": f"operator {signer.text()}" if signer else None})
+        return
+    if done is not None:
+        _print_published(done)
+    else:
         click.echo(note if to_stdout else f"wrote {file_out}", nl=not to_stdout)
     if proof is not None and proof_out is not None:
         click.echo(f"wrote {proof_out} (consistency proof {proof.old_size} -> {proof.new_size})", err=to_stdout)
-    if trust is None:
-        signer = note_verifier_key(name or read_unverified_checkpoint(note).origin, key.public_key)
+    if signer is not None:
         click.echo(f"not checked against a trust file: verifiers accept it only if theirs pins 'operator "
                    f"{signer.text()}'", err=True)
 
@@ -317,8 +354,9 @@ def _print_published(done: Published) -> None:
               help="Name the key after this ledger's origin (what its checkpoints are signed as).")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the private key (PEM, mode 0600; never overwritten).")
+@click.option("--json", "as_json", is_flag=True, help="Print the key file and the verifier key as JSON.")
 @_errors
-def keygen(name: str | None, ledger_file: Path | None, out: Path) -> None:
+def keygen(name: str | None, ledger_file: Path | None, out: Path, as_json: bool) -> None:
     """Generate an Ed25519 key pair; print the public half as a note verifier key (name+key ID+key).
 
     A verifier pins the printed key in a trust file, after a role word: `operator` for the key that signs
@@ -334,7 +372,11 @@ def keygen(name: str | None, ledger_file: Path | None, out: Path) -> None:
         raise click.UsageError("give --name or --ledger (an operator key is named after its ledger's origin)")
     key = PrivateKey.generate()
     vkey = note_verifier_key(scan(ledger_file).origin if ledger_file is not None else str(name), key.public_key)
-    keyfile.save_private_key(out, key)
+    with _about(out):
+        keyfile.save_private_key(out, key)
+    if as_json:
+        _print_json({"file": str(out), "verifier_key": vkey.text()})
+        return
     click.echo(f"wrote {out} (private key: keep it secret)")
     click.echo("pin the public key in a trust file as 'operator <key>' or 'authority <key>':")
     click.echo(vkey.text())

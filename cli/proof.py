@@ -7,7 +7,6 @@ one library call per command — :func:`ledger.export.export_bundle`, :func:`led
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -32,10 +31,12 @@ from ledger.trust import Trust
 
 from ._common import (
     _EXISTING,
+    _about,
     _errors,
     _load_trust,
     _plural,
     _print_findings,
+    _print_json,
     _print_verdict,
     _read_bytes,
     _read_checkpoint,
@@ -173,9 +174,11 @@ def verify(bundle_file: Path, trust_file: Path, origin: str | None, as_json: boo
       stonetrail proof verify R-00001-A.stproof --trust out/trust.keys --deny-origin RU --json
     """
     trust = _load_trust(trust_file)
-    report = check_bundle(_read_bundle(bundle_file), trust, policy, origin=origin)
+    data = _read_bundle(bundle_file)
+    with _about(bundle_file):
+        report = check_bundle(data, trust, policy, origin=origin)
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        _print_json(report.to_json())
         sys.exit(_verdict_exit(report.verdict))
     _print_bundle_report(bundle_file, report)
     _print_policy(report)
@@ -201,10 +204,11 @@ def show(bundle_file: Path, as_json: bool) -> None:
       stonetrail proof show R-00001-A.stproof --json
     """
     data = _read_bundle(bundle_file)
-    if as_json:
-        click.echo(bundle_to_json_text(data).decode("ascii"), nl=False)
-        return
-    summary = summarize_bundle(data)
+    with _about(bundle_file):
+        if as_json:
+            click.echo(bundle_to_json_text(data).decode("ascii"), nl=False)
+            return
+        summary = summarize_bundle(data)
     cp = summary.checkpoint
     click.echo(f"item:       {summary.item} ({_plural(len(summary.lines), 'record')}, {summary.size_bytes} bytes)")
     click.echo(f"checkpoint: {_shown(cp.origin)}, tree size {cp.tree_size}, root {cp.root_hash.b64()}" if cp
@@ -223,10 +227,12 @@ def _shown(text: str) -> str:
 
 def _read_bundle(path: Path) -> bytes:
     """The bundle file's bytes; a file over the cap is refused before it is loaded (``bundle.too_large``)."""
-    try:
-        return _read_bytes(path, "bundle", MAX_BUNDLE_SIZE)
-    except InputError as exc:
-        raise (BundleFormatError(str(exc), code="bundle.too_large") if exc.code == "input.too_large" else exc) from exc
+    with _about(path):
+        try:
+            return _read_bytes(path, "bundle", MAX_BUNDLE_SIZE)
+        except InputError as exc:
+            too_large = exc.code == "input.too_large"
+            raise (BundleFormatError(str(exc), code="bundle.too_large") if too_large else exc) from exc
 
 
 def _print_bundle_report(path: Path, r: BundleReport) -> None:

@@ -13,8 +13,10 @@ findings are kept apart (``AuditReport.policy_findings``): integrity (``ok``) ne
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 from .checkpoint import Checkpoint, open_checkpoint
 from .commitments import Commitments
@@ -26,10 +28,13 @@ from .merkle import MerkleTree, leaf_hash
 from .policy import Policy, check_policy
 from .record import Record
 from .registry import checkpoint_registry
-from .store import scan
+from .store import Frame, scan
 from .trust import Trust
 
-__all__ = ["AuditReport", "Replay", "check_ledger", "replay_ledger", "verify_ledger"]
+__all__ = ["AuditReport", "Progress", "Replay", "check_ledger", "replay_ledger", "verify_ledger"]
+
+#: A progress callback: called with (units done, units in all), e.g. frames replayed of the file's frames.
+Progress: TypeAlias = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,11 +87,13 @@ class AuditReport(Verdicts):
         }
 
 
-def replay_ledger(path: str | Path, trust: Trust | None) -> Replay:
+def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress | None = None) -> Replay:
     """Read the ledger file at ``path`` without locking and replay every record through the rules.
 
     With ``trust`` None no authority key is trusted: the replay still rebuilds items and chains (for display),
-    but every registry record, and so every signature, gets a finding.
+    but every registry record, and so every signature, gets a finding. ``progress``, if given, is called after
+    each frame is replayed with (frames replayed, frames in the file): an application shows how far a long
+    replay has got (the file is read and its frames found first, without calls).
 
     Raises:
         CorruptStoreError: the file header is damaged. StorageError: I/O failure. Damaged frames and invalid
@@ -105,7 +112,7 @@ def replay_ledger(path: str | Path, trust: Trust | None) -> Replay:
             records.append(None)
             state.size += 1
 
-    for frame in result.frames:
+    for frame in _counted(result.frames, progress):
         skip_to(frame.index)
         tree.append(leaf_hash(frame.payload))
         try:
@@ -126,10 +133,19 @@ def replay_ledger(path: str | Path, trust: Trust | None) -> Replay:
                   framing_ok=not result.problems, findings=tuple(findings))
 
 
+def _counted(frames: Sequence[Frame], progress: Progress | None) -> Iterator[Frame]:
+    """``frames``, calling ``progress(done, total)`` after each one is handled."""
+    for done, frame in enumerate(frames, 1):
+        yield frame
+        if progress is not None:
+            progress(done, len(frames))
+
+
 def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,
-                 policy: Policy | None = None) -> AuditReport:
+                 policy: Policy | None = None, progress: Progress | None = None) -> AuditReport:
     """Audit the ledger at ``path`` against ``trust``; with ``checkpoint`` (signed note text), check it too; with
-    ``policy``, check it after the replay (its findings go to ``policy_findings``, never to ``findings``).
+    ``policy``, check it after the replay (its findings go to ``policy_findings``, never to ``findings``);
+    ``progress``: as :func:`replay_ledger`'s.
 
     Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`), and
     NoteFormatError for a ``checkpoint`` that is not a well-formed signed checkpoint (a well-formed one that fails
@@ -138,7 +154,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     expect(trust, Trust, "trust", "a Trust (Trust.parse)")
     expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
     expect(policy, (Policy, type(None)), "policy", "a Policy or None")
-    replay = replay_ledger(path, trust)
+    replay = replay_ledger(path, trust, progress=progress)
     findings = list(replay.findings)
     cp = None
     if checkpoint is not None:
@@ -153,10 +169,10 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
 
 
 def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,
-                  policy: Policy | None = None) -> AuditReport:
+                  policy: Policy | None = None, progress: Progress | None = None) -> AuditReport:
     """As :func:`check_ledger`, but raise RuleError with the first integrity finding, else the first policy
     finding; returns the clean report."""
-    report = check_ledger(path, trust, checkpoint=checkpoint, policy=policy)
+    report = check_ledger(path, trust, checkpoint=checkpoint, policy=policy, progress=progress)
     raise_first(report.findings)
     raise_first(report.policy_findings)
     return report

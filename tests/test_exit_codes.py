@@ -23,12 +23,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from small_files import small_files
 
-from ledger import AUTHORITY, Ledger, Transferred, Trust
-from ledger.export import export_bundle
-from ledger.keys import note_verifier_key
 from stonetrail_cli.main import main
-from world import ORIGIN, PARTIES, World, key
 
 RUNS = 100  # per case and form (text, --json): 200 per case
 DRIVER = Path(__file__).with_name("closed_pipe.py")
@@ -37,38 +34,17 @@ STONETRAIL = Path(sys.executable).with_name("stonetrail")
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
-    """The four cases (name: arguments), over a ledger of four records and the bundle of its one stone."""
-    d = tmp_path_factory.mktemp("exit")
-    w = World()
-    with Ledger.create(d / "good.ledger", ORIGIN, {key(AUTHORITY).public_key.raw}) as ledger:
-        for make in (lambda: w.enrol("producer-a", PARTIES["producer-a"]),
-                     lambda: w.enrol("trader-b", PARTIES["trader-b"]), lambda: w.mine("S1", 900),
-                     lambda: w.make(Transferred(to="trader-b", mode="title"), "producer-a", inputs=["S1"])):
-            record = make()  # each built on the state the one before left
-            assert w.add(record) == []
-            ledger.append(record)
-        note = ledger.checkpoint(key("operator"))
-    trust = Trust(operators=(note_verifier_key(ORIGIN, key("operator").public_key),),
-                  authorities=(note_verifier_key("authority", key(AUTHORITY).public_key),))
-    (d / "trust.keys").write_text(trust.format(), encoding="utf-8")
-    good = (d / "good.ledger").read_bytes()
-    (d / "bad.ledger").write_bytes(_flipped(good, -10))
-    bundle = export_bundle(d / "good.ledger", "S1", note)
-    (d / "good.stproof").write_bytes(bundle)
-    (d / "bad.stproof").write_bytes(_flipped(bundle, -40))
-    t = ["--trust", str(d / "trust.keys")]
+    """The cases (name: arguments), over a ledger of four records and the bundle of its one stone."""
+    f = small_files(tmp_path_factory.mktemp("exit"))
+    t = ["--trust", str(f.trust)]
     return {
-        "verify invalid": ["verify", str(d / "bad.ledger"), *t],
-        "verify not compliant": ["verify", str(d / "good.ledger"), *t, "--deny-origin", "BW"],
-        "proof verify invalid": ["proof", "verify", str(d / "bad.stproof"), *t],
-        "proof verify not compliant": ["proof", "verify", str(d / "good.stproof"), *t, "--deny-origin", "BW"],
-        "verify valid": ["verify", str(d / "good.ledger"), *t],
-        "proof verify valid": ["proof", "verify", str(d / "good.stproof"), *t],
+        "verify invalid": ["verify", str(f.bad_ledger), *t],
+        "verify not compliant": ["verify", str(f.ledger), *t, "--deny-origin", "BW"],
+        "proof verify invalid": ["proof", "verify", str(f.bad_bundle), *t],
+        "proof verify not compliant": ["proof", "verify", str(f.bundle), *t, "--deny-origin", "BW"],
+        "verify valid": ["verify", str(f.ledger), *t],
+        "proof verify valid": ["proof", "verify", str(f.bundle), *t],
     }
-
-
-def _flipped(data: bytes, at: int) -> bytes:
-    return data[:at] + bytes([data[at] ^ 1]) + data[at:][1:]
 
 
 FAILING = ["verify invalid", "verify not compliant", "proof verify invalid", "proof verify not compliant"]

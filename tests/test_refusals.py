@@ -14,10 +14,12 @@ import contextlib
 import io
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from ledger import (
     AUTHORITY,
@@ -37,6 +39,7 @@ from ledger._ledger import MAX_AHEAD_MS
 from ledger._schema import MIN_TIME_MS
 from ledger.errors import InputError, RecordFormatError, RuleError
 from ledger.events import CLARITY_GRADES
+from stonetrail_cli.main import main
 from world import ORIGIN, PARTIES, World, codes, key, key_record
 
 T = 1_740_787_200_000  # 2025-03-01T00:00:00Z, ms since the Unix epoch (UTC)
@@ -295,14 +298,51 @@ def _run_snippet(directory: Path) -> str:
     return out.getvalue()
 
 
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    build_demo(out)
+    return out
+
+
+def _copy_demo(demo: Path, tmp_path: Path) -> Path:
+    """``tmp_path/out`` with the demo's ledger and trust file (what the README's snippet reads)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("demo.ledger", "trust.keys"):
+        shutil.copy(demo / name, out / name)
+    return out
+
+
 @pytest.mark.parametrize("cut", [0, 7], ids=["intact", "cut mid-frame"])
-def test_the_readme_snippet_runs_on_a_damaged_ledger(tmp_path: Path, cut: int) -> None:
-    build_demo(tmp_path / "out")
-    ledger = tmp_path / "out" / "demo.ledger"
+def test_the_readme_snippet_runs_on_a_damaged_ledger(demo: Path, tmp_path: Path, cut: int) -> None:
+    ledger = _copy_demo(demo, tmp_path) / "demo.ledger"
     data = ledger.read_bytes()
     ledger.write_bytes(data[:len(data) - cut])
     printed = _run_snippet(tmp_path)
     assert "None" not in printed
     assert ("store.torn_tail" in printed) == bool(cut)
     assert ("root hash" in printed) == (not cut)
+
+
+@pytest.mark.parametrize("damage", ["cut mid-frame", "a byte flipped mid-file"])
+def test_the_cli_never_prints_none_for_a_damaged_ledger(demo: Path, tmp_path: Path, damage: str) -> None:
+    """``verify`` and ``show`` of items before, at and past the damage print a value (or say it is unknown or
+    unreadable) wherever one is expected: never ``None``, never a traceback."""
+    out = _copy_demo(demo, tmp_path)
+    ledger = out / "demo.ledger"
+    data = bytearray(ledger.read_bytes())
+    if damage == "cut mid-frame":
+        del data[-7:]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    ledger.write_bytes(bytes(data))
+    trust = str(out / "trust.keys")
+    runs = [["verify", str(ledger), "--trust", trust]]
+    runs += [["show", str(ledger), item, "--trust", trust] for item in ("R-00001-A", "P-LESEDI-01")]
+    runs += [["show", str(ledger), "PARCEL-DXB-01-S1"]]
+    for args in runs:
+        result = CliRunner().invoke(main, args)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
+        assert "None" not in result.output, (args, result.output)
 

@@ -1,0 +1,126 @@
+"""Where a ``stonetrail`` command's output goes: stdout and stderr that may be closed under it (``| head -1``)
+without changing its exit code, whether it speaks JSON (``--json``: its errors too), and the progress bar of
+long work on a terminal. No exit codes here (:mod:`stonetrail_cli._common` maps them); nothing about ledgers."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TextIO, cast
+
+#: True while a command given ``--json`` runs: what it prints on stdout, an error included, is one JSON document.
+JSON_OUTPUT: ContextVar[bool] = ContextVar("stonetrail_json_output", default=False)
+
+
+class _ReaderGone:
+    """``sys.stdout`` or ``sys.stderr`` while a command runs: the stream itself until its reader goes away
+    (``| head -1``, ``| grep -m1``: a write fails with EPIPE), then the same stream with its file descriptor
+    pointed at ``os.devnull``, so the command runs on to its verdict and exits with that verdict's code — a closed
+    pipe never turns "invalid" into exit 0 — and neither a traceback nor Python's "Exception ignored" at the
+    final flush appears. Every other attribute is the stream's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._drain()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Point the stream's descriptor at os.devnull: what is buffered, and all that follows, goes nowhere."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def asks_for_json(argv: Sequence[str]) -> bool:
+    """True if ``--json`` is among the options of ``argv`` (before a ``--``), parsed or not: a command line
+    that click refuses still gets its error as JSON."""
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    return "--json" in options
+
+
+@contextmanager
+def command_run(argv: Sequence[str]) -> Iterator[None]:
+    """One run of a command with the arguments ``argv``: stdout and stderr as :class:`_ReaderGone`, and
+    :data:`JSON_OUTPUT` set if they ask for JSON (both restored after)."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = cast(TextIO, _ReaderGone(sys.stdout)), cast(TextIO, _ReaderGone(sys.stderr))
+    token = JSON_OUTPUT.set(asks_for_json(argv))
+    try:
+        yield
+    finally:
+        JSON_OUTPUT.reset(token)
+        sys.stdout, sys.stderr = saved
+
+
+#: Work shorter than this shows no progress bar (seconds).
+SHOW_AFTER_S = 1.0
+_REDRAW_S = 0.1
+_BAR = 24
+
+
+class Progress:
+    """A progress callback ``(done, total)`` for the library (e.g. records replayed of ``total``) that draws one
+    line on ``stream`` — a bar, the count, the rate per second and the time left — once the work has taken
+    :data:`SHOW_AFTER_S`, redrawn at most every 0.1 s, and only if ``stream`` is a terminal: piped or redirected,
+    it prints nothing. :meth:`close` clears the line. ``clock``: seconds, monotonic (a parameter for tests)."""
+
+    def __init__(self, unit: str, stream: TextIO | None = None, clock: Any = time.monotonic) -> None:
+        self.unit, self.stream, self.clock = unit, stream or sys.stderr, clock
+        self.shown = self.stream.isatty()
+        self.start, self.drawn = clock(), 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.shown:
+            return
+        now = self.clock()
+        elapsed = now - self.start
+        if elapsed < SHOW_AFTER_S or (now - self.drawn < _REDRAW_S and done < total):
+            return
+        self.drawn = now
+        rate = done / elapsed
+        left = f"{_duration((total - done) / rate)} left" if rate > 0 else "time left unknown"
+        filled = _BAR * done // total if total else _BAR
+        self.stream.write(f"\r[{'#' * filled}{'.' * (_BAR - filled)}] {done:,}/{total:,} {self.unit}, "
+                          f"{rate:,.0f} {self.unit}/s, {left}\033[K")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Clear the bar's line, if one was drawn."""
+        if self.drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+@contextmanager
+def progress(unit: str) -> Iterator[Progress]:
+    """A :class:`Progress` on stderr for the work inside, its line cleared after."""
+    bar = Progress(unit)
+    try:
+        yield bar
+    finally:
+        bar.close()

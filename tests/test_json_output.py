@@ -1,0 +1,206 @@
+"""JSON everywhere it belongs, progress where work is long, and an example in every --help (issue 9, item 8).
+
+Every command takes --json: on good input stdout is one JSON document with the command's result (and its
+"verdict", whose exit code is the documented one); on bad input it is ``{"error": {"code", "message",
+"file"}}`` with the exit code the text form has. The command tree is walked, so a new command without both
+fails here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+from small_files import SmallFiles, small_files
+
+from ledger import Trust, check_ledger, keyfile
+from stonetrail_cli._output import Progress, asks_for_json
+from stonetrail_cli.main import main
+from world import key
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _paths(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], bool]]:
+    """Every command of ``group`` and ``group`` itself, as (its words after ``stonetrail``, whether a group)."""
+    found = [(path, True)]
+    for name, command in sorted(group.commands.items()):
+        found += _paths(command, (*path, name)) if isinstance(command, click.Group) else [((*path, name), False)]
+    return found
+
+
+COMMANDS = [path for path, is_group in _paths(main) if not is_group]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> SmallFiles:
+    return small_files(tmp_path_factory.mktemp("json"))
+
+
+def test_every_help_shows_an_example() -> None:
+    for path, _ in _paths(main):
+        result = run(*path, "--help")
+        assert result.exit_code == 0 and "Example" in result.output, path
+
+
+#: Per command: its arguments on good input (files, a new directory) and the "verdict" and exit code expected
+#: (None: the result has no verdict).
+_Good = Callable[[SmallFiles, Path], list[str | Path]]
+GOOD: dict[tuple[str, ...], tuple[_Good, str | None, int]] = {
+    ("demo",): (lambda f, d: [d / "demo"], "valid", 0),
+    ("verify",): (lambda f, d: [f.ledger, "--trust", f.trust, "--checkpoint", f.checkpoint], "valid", 0),
+    ("show",): (lambda f, d: [f.ledger, "S1", "--trust", f.trust], "verified", 0),
+    ("checkpoint",): (lambda f, d: [f.ledger, "--key", _operator_key(d), "-o", d / "cp.txt"], None, 0),
+    ("keygen",): (lambda f, d: ["--name", "example.com/ledger", "-o", d / "k.pem"], None, 0),
+    ("consistency",): (lambda f, d: [f.checkpoint_3, f.checkpoint, "--proof", f.proof_3_4, "--trust", f.trust],
+                       "extends", 0),
+    ("evidence", "verify"): (lambda f, d: [f.split_view, "--trust", f.trust], "misbehaviour_proven", 0),
+    ("evidence", "fork"): (lambda f, d: [f.ledger, "--checkpoint", f.checkpoint, "-o", d / "f.ev"], "no_fork", 1),
+    ("proof", "export"): (lambda f, d: [f.ledger, "S1", "--checkpoint", f.checkpoint, "-o", d / "S1.stproof"],
+                          None, 0),
+    ("proof", "verify"): (lambda f, d: [f.bundle, "--trust", f.trust], "valid", 0),
+    ("proof", "show"): (lambda f, d: [f.bundle], None, 0),
+}
+
+
+def _operator_key(d: Path) -> Path:
+    path = d / "operator.pem"
+    keyfile.save_private_key(path, key("operator"))
+    return path
+
+
+#: Commands whose --json is still to come (being rewritten by another part of issue 9).
+PENDING = {("proof", "export")}
+
+
+def _cases(table: Mapping[tuple[str, ...], object]) -> list[object]:
+    return [pytest.param(c, marks=pytest.mark.xfail(reason="--json still to come", strict=True)) if c in PENDING
+            else c for c in sorted(table)]
+
+
+def test_the_table_names_every_command() -> None:
+    assert sorted(GOOD) == sorted(COMMANDS) == sorted(BAD)
+
+
+@pytest.mark.parametrize("command", _cases(GOOD), ids=" ".join)
+def test_json_on_good_input_parses(files: SmallFiles, tmp_path: Path, command: tuple[str, ...]) -> None:
+    make, verdict, code = GOOD[command]
+    result = run(*command, *make(files, tmp_path), "--json")
+    data = json.loads(result.stdout)
+    assert result.exit_code == code and "error" not in data, result.output
+    if verdict is not None:
+        assert data["verdict"] == verdict
+
+
+#: Per command: arguments whose first file is missing (exit 2, input.missing) or, without a file argument,
+#: another error: (arguments, exit code, error code, the file named).
+_Bad = Callable[[SmallFiles, Path], tuple[list[str | Path], int, str, Path | None]]
+BAD: dict[tuple[str, ...], _Bad] = {
+    ("demo",): lambda f, d: ([f.ledger.parent], 3, "store.exists", f.ledger.parent),  # not empty
+    ("keygen",): lambda f, d: (["--name", "example.com/ledger", "-o", f.trust], 3, "key.exists", f.trust),
+    ("verify",): lambda f, d: ([d / "none.ledger", "--trust", f.trust], 2, "input.missing", d / "none.ledger"),
+    ("show",): lambda f, d: ([d / "none.ledger", "S1"], 2, "input.missing", d / "none.ledger"),
+    ("checkpoint",): lambda f, d: ([d / "none.ledger", "--key", _operator_key(d)], 2, "input.missing",
+                                   d / "none.ledger"),
+    ("consistency",): lambda f, d: ([d / "none.txt", f.checkpoint, "--proof", f.proof_3_4, "--trust", f.trust], 2,
+                                    "input.missing", d / "none.txt"),
+    ("evidence", "verify"): lambda f, d: ([d / "none.ev", "--trust", f.trust], 2, "input.missing", d / "none.ev"),
+    ("evidence", "fork"): lambda f, d: ([d / "none.ledger", "--checkpoint", f.checkpoint, "-o", d / "f.ev"], 2,
+                                        "input.missing", d / "none.ledger"),
+    ("proof", "export"): lambda f, d: ([d / "none.ledger", "S1"], 2, "input.missing", d / "none.ledger"),
+    ("proof", "verify"): lambda f, d: ([d / "none.stproof", "--trust", f.trust], 2, "input.missing",
+                                       d / "none.stproof"),
+    ("proof", "show"): lambda f, d: ([d / "none.stproof"], 2, "input.missing", d / "none.stproof"),
+}
+
+
+@pytest.mark.parametrize("command", _cases(BAD), ids=" ".join)
+def test_json_errors_parse_and_keep_their_exit_code(files: SmallFiles, tmp_path: Path,
+                                                    command: tuple[str, ...]) -> None:
+    args, exit_code, code, file = BAD[command](files, tmp_path)
+    text = run(*command, *args)
+    as_json = run(*command, *args, "--json")
+    assert as_json.exit_code == text.exit_code == exit_code, (text.output, as_json.output)
+    error = json.loads(as_json.stdout)["error"]
+    assert (error["code"], error["file"]) == (code, None if file is None else str(file))
+    assert error["message"] and f"[{code}]" in text.stderr and text.stdout == ""
+
+
+def test_a_wrong_trust_file_is_a_json_error_naming_it(files: SmallFiles, tmp_path: Path) -> None:
+    (tmp_path / "t.keys").write_text("operator nonsense\n", encoding="utf-8")
+    commands: list[list[str | Path]] = [["verify", files.ledger], ["proof", "verify", files.bundle],
+                                        ["show", files.ledger, "S1"]]
+    for command in commands:
+        result = run(*command, "--trust", tmp_path / "t.keys", "--json")
+        error = json.loads(result.stdout)["error"]
+        assert result.exit_code == 2 and error["file"] == str(tmp_path / "t.keys"), result.output
+        assert error["code"].startswith(("trust.", "key.", "note."))
+
+
+def test_a_command_line_click_refuses_is_a_json_error_too(files: SmallFiles) -> None:
+    for args in (["verify", files.ledger, "--json"], ["verify", files.ledger, "--trust", files.trust, "--bogus",
+                                                     "--json"], ["bogus", "--json"]):
+        result = run(*args)
+        assert result.exit_code == 2 and json.loads(result.stdout)["error"]["code"] == "usage", result.output
+    assert asks_for_json(["proof", "show", "--", "--json"]) is False  # after "--" it is a file name
+
+
+def test_a_valid_json_report_and_an_invalid_one(files: SmallFiles) -> None:
+    bad = run("show", files.bad_ledger, "S1", "--trust", files.trust, "--json")
+    data = json.loads(bad.stdout)
+    assert bad.exit_code == 1 and data["verdict"] == "invalid" and data["findings_elsewhere"] + len(data["findings"])
+    good = json.loads(run("show", files.ledger, "S1", "--json").stdout)
+    assert good["verdict"] == "unverified" and [row["kind"] for row in good["history"]] == ["mined", "transferred"]
+    assert good["origin"] == {"BW": 900} and good["history"][-1]["holder"] == "trader-b"
+
+
+def test_consistency_json_names_the_evidence_it_wrote(files: SmallFiles, tmp_path: Path) -> None:
+    """--json and --evidence-out together (they used to be refused): the verdict, and the evidence written."""
+    result = run("consistency", files.checkpoint, files.other_checkpoint, "--proof", files.proof_4_4,
+                 "--trust", files.trust, "--json", "--evidence-out", tmp_path / "e.ev")
+    data = json.loads(result.stdout)
+    assert result.exit_code == 1 and data["verdict"] == "not_consistent", result.output
+    assert data["evidence"]["file"] == str(tmp_path / "e.ev") and (tmp_path / "e.ev").is_file()
+    assert data["evidence"]["proves"][0].startswith("split view:")
+
+
+# --- progress ----------------------------------------------------------------------------------------------------
+
+def test_the_library_reports_progress(files: SmallFiles) -> None:
+    calls: list[tuple[int, int]] = []
+    report = check_ledger(files.ledger, Trust.parse(files.trust.read_text()), progress=lambda *a: calls.append(a))
+    assert report.ok and calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_shows_after_a_second_on_a_terminal_only() -> None:
+    now, terminal, pipe = [0.0], _Terminal(), io.StringIO()
+    bar = Progress("records", terminal, clock=lambda: now[0])
+    bar(100, 1000)
+    assert terminal.getvalue() == ""  # under a second: nothing
+    now[0] = 2.0
+    bar(500, 1000)
+    shown = terminal.getvalue()
+    assert "500/1,000 records" in shown and "250 records/s" in shown and "0:00:02 left" in shown
+    bar.close()
+    assert terminal.getvalue().endswith("\r\x1b[K")  # the line cleared
+    piped = Progress("records", pipe, clock=lambda: now[0] + 10)
+    piped(500, 1000)
+    piped.close()
+    assert pipe.getvalue() == ""
+
+
+def test_a_piped_command_prints_no_progress(files: SmallFiles) -> None:
+    result = run("verify", files.ledger, "--trust", files.trust)
+    assert result.exit_code == 0 and result.stderr == ""
