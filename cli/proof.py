@@ -79,9 +79,10 @@ def proof() -> None:
                    "current only as of that checkpoint; the records it leaves out are printed).")
 @click.option("--trust", "trust_file", type=_EXISTING,
               help="Also refuse a checkpoint that no operator key pinned in this trust file signed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the file written and what it holds as JSON.")
 @_errors
 def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path | None, as_of_path: Path | None,
-           trust_file: Path | None) -> None:
+           trust_file: Path | None, as_json: bool) -> None:
     """Write ITEM's proof bundle from LEDGER: its records and its ancestors' back to the mine, the registry, and
     the signed checkpoint they are proven against (which must be of LEDGER: same origin and root, and registry
     and item-heads lines that are the file's; sign one with 'stonetrail checkpoint').
@@ -89,7 +90,9 @@ def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path
     The checkpoint must cover LEDGER's latest record of ITEM and of everything in its provenance, so that the
     bundle shows the stone as it is now (sold, stolen, set): a stale one is refused (exit 1, checkpoint.stale)
     with the command that signs a fresh one. --as-of exports under an older checkpoint on purpose; the bundle
-    is then current only as of that checkpoint's tree size, which 'proof verify' prints.
+    is then current only as of that checkpoint's tree size, which 'proof verify' prints. --json prints {"file",
+    "item", "records", "bytes", "tree_size", "later": the positions of the later records an --as-of bundle
+    leaves out}.
 
     \b
     Examples:
@@ -111,6 +114,10 @@ def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path
     _write_new((out, data))
     summary = summarize_bundle(data)
     size = summary.checkpoint.tree_size if summary.checkpoint else "?"
+    if as_json:
+        _print_json({"file": str(out), "item": item, "records": len(summary.lines), "bytes": len(data),
+                     "tree_size": size, "later": list(exported.later) if as_of_path is not None else []})
+        return
     click.echo(f"wrote {out} ({_plural(len(summary.lines), 'record')}, {len(data)} bytes; proven against the "
                f"checkpoint of tree size {size})")
     if as_of_path is not None and exported.later:
