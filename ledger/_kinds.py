@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._text import fold
 from .events import (
     Attested,
     Corrected,
@@ -116,7 +115,6 @@ def _check_graded(state: CustodyState, record: Record, position: int) -> list[Fi
         if event.nature != item.nature:
             found.append(_f("nature.mismatch", position, item.id,
                             f"graded {event.nature}, but the stone was created {item.nature}"))
-        found += _check_unique(state, state.reports, event.report, item, "identity.duplicate_report", position)
     return found
 
 
@@ -126,20 +124,7 @@ def _check_inscribed(state: CustodyState, record: Record, position: int) -> list
     found: list[Finding] = []
     for item in _inputs(state, record):
         found += _check_stone(item, "inscribed", position)
-        found += _check_unique(state, state.inscriptions, event.inscription, item,
-                               "identity.duplicate_inscription", position)
     return found
-
-
-def _check_unique(state: CustodyState, index: dict[str, str], key: str, item: Item, code: str,
-                  position: int) -> list[Finding]:
-    if state.partial:  # one stone per identity is a ledger-wide rule: a bundle proves it with ledger.identity
-        return []
-    holder = index.get(fold(key))
-    if holder is not None and holder != item.id and state.items[holder].state != "consumed":
-        return [_f(code, position, item.id, f"{key} already belongs to stone {holder} "
-                                            f"({state.items[holder].state.replace('_', ' ')})")]
-    return []
 
 
 def _check_transferred(state: CustodyState, record: Record, position: int) -> list[Finding]:
@@ -306,7 +291,6 @@ def _graded(state: CustodyState, record: Record, items: list[Item]) -> None:
             item.mass_mct = event.mass_mct
             item.origin = split_origin(item.origin, [item.mass_mct])[0]
         item.graded_mct = event.mass_mct
-        state.assign_identity(state.reports, item, item.report, event.report)
         item.report = event.report
 
 
@@ -314,7 +298,6 @@ def _inscribed(state: CustodyState, record: Record, items: list[Item]) -> None:
     event = record.body.event
     assert isinstance(event, Inscribed)
     for item in items:
-        state.assign_identity(state.inscriptions, item, item.inscription, event.inscription)
         item.inscription = event.inscription
 
 

@@ -34,11 +34,11 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from ._kinds import CHECKS, EFFECTS, birth
-from ._text import fold
 from .errors import KeyFormatError, SignatureError
 from .events import REGISTRY_KINDS, Imported, Retired, Set, Transferred, Unset
 from .findings import Finding
 from .hashing import Digest
+from .identity import KINDS, IdentityIndex
 from .record import Record
 from .registry import Registry
 from .rules import RULES, Rule
@@ -118,9 +118,7 @@ class CustodyState:
         self.subset = frozenset(subset)
         self.registry = Registry(authority_keys)
         self.items: dict[str, Item] = {}
-        self.reports: dict[str, str] = {}  # grading report number -> stone id
-        self.inscriptions: dict[str, str] = {}  # inscription -> stone id
-        self.folded_ids: set[str] = set()  # folded item ids (ledger._text.fold): R-1 and r-l cannot both exist
+        self.identities = IdentityIndex()  # who claimed each id, report number and inscription (docs/format.md §7d)
         self.signers: dict[Digest, frozenset[str]] = {}  # record hash -> parties who signed it
         self.times: dict[Digest, int] = {}  # record hash -> its time_ms (a statement is not older than its subject)
         self.bodies: dict[Digest, int] = {}  # body hash -> position of the first record with that body
@@ -177,6 +175,8 @@ class CustodyState:
                 self.registry.commit(record, position)
         else:  # the first successor of a record stands: a fork moves nothing of the item whose chain it forks
             self._apply_custody(record, position, forked={f.item for f in found if f.code == "chain.fork"})
+            if not self.partial:
+                self.identities.add(position, record)
         return found
 
     # --- checks -----------------------------------------------------------------------------------------------
@@ -212,13 +212,19 @@ class CustodyState:
         found += self._check_signers(record, rule, position)
         for item_id, prev in record.body.inputs:
             found += self._check_input(record, rule, item_id, prev, position)
-        seen: set[str] = set()  # this record's own outputs (copying folded_ids here would make replay quadratic)
-        for out in () if self.partial else record.body.outputs:  # a bundle proves ids with ledger.identity
-            if fold(out.id) in self.folded_ids or fold(out.id) in seen:
-                found.append(_f("item.duplicate_id", position, out.id,
-                                "an item with an id read alike (ignoring case, 0/O and 1/I/l) already exists"))
-            seen.add(fold(out.id))
-        return found + self._check_event(record, position)
+        return found + self._check_event(record, position) + self._check_identities(record, position)
+
+    def _check_identities(self, record: Record, position: int) -> list[Finding]:
+        """``item.duplicate_id``, ``identity.duplicate_report``, ``identity.duplicate_inscription``: a claim on an
+        id, report number or inscription (compared folded, ledger._text.fold) that another item holds, by the one
+        rule of :mod:`ledger.identity` (a bundle proves the same rule from the checkpoint's identity tree)."""
+        if self.partial:
+            return []
+        what = {"item": "an item with an id read alike (ignoring case, 0/O and 1/I/l) already exists",
+                "report": "report number", "inscription": "inscription"}
+        return [_f(KINDS[kind], position, item, what["item"] if kind == "item" else
+                   f"{what[kind]} {key!r} (read alike) already belongs to stone {holder}")
+                for kind, key, item, holder in self.identities.refused(position, record)]
 
     def _check_shape(self, record: Record, rule: Rule, position: int) -> list[Finding]:
         body = record.body
@@ -379,11 +385,11 @@ class CustodyState:
             return
         masses = [o.mass_mct for o in body.outputs]
         nature, origins = birth(event, parents, masses)
+        taken = self.refused if self.partial else {
+            (position, item) for kind, _, item, _ in self.identities.refused(position, record) if kind == "item"}
         for out, origin in zip(body.outputs, origins, strict=True):
-            if (fold(out.id) in self.folded_ids or (self.track is not None and out.id not in self.track)
-                    or (position, out.id) in self.refused):
+            if (self.track is not None and out.id not in self.track) or (position, out.id) in taken:
                 continue
-            self.folded_ids.add(fold(out.id))
             item = Item(id=out.id, type=out.type, mass_mct=out.mass_mct, holder=body.actor, owner=body.actor,
                         nature=nature, origin=origin, head=record.record_hash, head_time_ms=body.time_ms,
                         country=body.place)
@@ -393,17 +399,6 @@ class CustodyState:
                 item.contents = tuple(i for i, _ in body.inputs)
                 for stone in parents:
                     stone.state, stone.article = "locked", out.id
-
-    def assign_identity(self, index: dict[str, str], item: Item, old: str | None, new: str) -> None:
-        """Point ``new`` (a report number or inscription, compared folded) at ``item`` unless another stone
-        holds it that was not consumed (a retired — e.g. stolen — stone keeps its identity), and free the item's
-        ``old`` one."""
-        old_key, key = (fold(old) if old else None), fold(new)
-        if old_key is not None and old_key != key and index.get(old_key) == item.id:
-            del index[old_key]
-        holder = index.get(key)
-        if holder is None or holder == item.id or self.items[holder].state == "consumed":
-            index[key] = item.id
 
 
 def _advance(item: Item, record: Record, position: int) -> None:

@@ -166,6 +166,7 @@ class IdentityIndex:
 
     def __init__(self) -> None:
         self._claims: dict[tuple[str, str], list[Claim]] = {}
+        self._holder: dict[tuple[str, str], int] = {}  # identity -> index of the claim that holds it
         self._standing: dict[str, _Standing] = {}  # stone -> its standing report / inscription claims
         self._frozen: set[str] = set()  # stones whose chain broke while they held a claim: nothing ends
         self._tree: tuple[list[IdentityLeaf], dict[tuple[str, str], int], MerkleTree] | None = None
@@ -186,6 +187,8 @@ class IdentityIndex:
                 standing.head = record.record_hash
         for kind, key, item in claims_of(record):
             claims = self._claims.setdefault((kind, key), [])
+            if self._refuses(kind, key, Claim(position, item)) is None:
+                self._holder[(kind, key)] = len(claims)
             if kind != "item" and item not in self._frozen:
                 standing = self._standing.setdefault(item, _Standing(record.record_hash, {}))
                 if standing.claims.get(kind, (key,))[0] != key:
@@ -193,6 +196,29 @@ class IdentityIndex:
                 standing.claims.setdefault(kind, (key, []))[1].append(len(claims))
             claims.append(Claim(position, item))
         self._tree = None
+
+    def refused(self, position: int, record: Record) -> list[tuple[str, str, str, str]]:
+        """(kind, key, item, holder) of each claim of ``record``, as the next record at ``position``, that the
+        rules refuse (:func:`refused_claims`, decided on the claims so far): the one rule of who holds an
+        identity, shared by the writer, the full replay and the checkpoint's identity tree. Changes nothing."""
+        found, made = [], []
+        for kind, key, item in claims_of(record):
+            holder = self._refuses(kind, key, Claim(position, item))
+            if holder is None and kind == "item" and (kind, key) in made:
+                holder = next(i for k, ky, i in claims_of(record) if (k, ky) == (kind, key))  # twice in one record
+            if holder is not None:
+                found.append((kind, key, item, holder))
+            made.append((kind, key))
+        return found
+
+    def _refuses(self, kind: str, key: str, claim: Claim) -> str | None:
+        """The item that holds (kind, key) against ``claim`` (None: the claim holds it)."""
+        at = self._holder.get((kind, key))
+        if at is None:
+            return None
+        holder = self._claims[(kind, key)][at]
+        standing = holder.until is None or holder.until > claim.position
+        return holder.item if kind == "item" or (standing and holder.item != claim.item) else None
 
     def _end(self, position: int, item: str, standing: _Standing, kinds: list[str]) -> None:
         """End ``item``'s standing claims of ``kinds`` at ``position``."""
