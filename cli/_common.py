@@ -18,12 +18,13 @@ from typing import Any, NoReturn, Protocol, TypeVar
 
 import click
 
-from ledger import Finding, Trust
+from ledger import Finding, Trust, replay_ledger
 from ledger._files import write_files
+from ledger.audit import Replay
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
 
-from ._output import JSON_OUTPUT
+from ._output import JSON_OUTPUT, progress
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
 #: Largest text input read (trust, checkpoint, policy, consistency-proof files); far above any real one.
@@ -189,6 +190,14 @@ def _load_trust(path: Path) -> Trust:
     text = _read_text(path, "trust file")
     with _about(path, f"trust file {path}"):
         return Trust.parse(text)
+
+
+def _replay(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
+    """LEDGER replayed (with a progress bar on a terminal), and its verdict: ``verified`` (every rule holds
+    under ``trust``), ``invalid`` (a finding), or ``unverified`` (no trust given)."""
+    with _about(ledger_file), progress("records") as bar:
+        replay = replay_ledger(ledger_file, trust, progress=bar)
+    return replay, "unverified" if trust is None else "invalid" if replay.findings else "verified"
 
 
 def _write_new(*files: tuple[Path, str | bytes]) -> None:

@@ -25,7 +25,6 @@ from ledger import (
     keyfile,
     note_verifier_key,
     origin_summary,
-    replay_ledger,
 )
 from ledger._files import check_new
 from ledger.audit import Replay
@@ -40,6 +39,7 @@ from ledger.publish import Published, publish_checkpoint
 from ledger.store import scan
 
 from . import consistency as _consistency
+from . import items as _items
 from ._common import (
     _EXISTING,
     EXIT_VALID,
@@ -52,6 +52,7 @@ from ._common import (
     _print_json,
     _print_verdict,
     _read_checkpoint,
+    _replay,
     _utc,
     _verdict_exit,
     _write_new,
@@ -220,16 +221,13 @@ def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys --json
     """
-    trust = _load_trust(trust_file) if trust_file else None
-    with _about(ledger_file), progress("records") as bar:
-        replay = replay_ledger(ledger_file, trust, progress=bar)
+    replay, verdict = _replay(ledger_file, _load_trust(trust_file) if trust_file else None)
     if item not in replay.state.items:
         alike = [i for i in replay.state.items if i.casefold() == item.casefold()]
         hint = f"; did you mean {alike[0]!r}?" if alike else ""
         raise InputError(f"no item {item!r} in {ledger_file}{hint}", code="item.unknown")
     rows = item_history(replay, item)
     here = [f for f in replay.findings if f.position in {row.position for row in rows}]
-    verdict = "unverified" if trust is None else "invalid" if replay.findings else "verified"
     if as_json:
         _print_json({"item": item, "mass_mct": replay.state.items[item].mass_mct,
                      "origin": dict(sorted(replay.state.items[item].origin.items())),
@@ -387,3 +385,4 @@ __all__ = ["main"]
 main.add_command(_consistency.CONSISTENCY_COMMAND)
 main.add_command(_consistency.EVIDENCE_GROUP)
 main.add_command(proof)
+main.add_command(_items.ITEMS_COMMAND)

@@ -57,6 +57,7 @@ GOOD: dict[tuple[str, ...], tuple[_Good, str | None, int]] = {
     ("demo",): (lambda f, d: [d / "demo"], "valid", 0),
     ("verify",): (lambda f, d: [f.ledger, "--trust", f.trust, "--checkpoint", f.checkpoint], "valid", 0),
     ("show",): (lambda f, d: [f.ledger, "S1", "--trust", f.trust], "verified", 0),
+    ("items",): (lambda f, d: [f.ledger, "--trust", f.trust], "verified", 0),
     ("checkpoint",): (lambda f, d: [f.ledger, "--key", _operator_key(d), "-o", d / "cp.txt"], None, 0),
     ("keygen",): (lambda f, d: ["--name", "example.com/ledger", "-o", d / "k.pem"], None, 0),
     ("consistency",): (lambda f, d: [f.checkpoint_3, f.checkpoint, "--proof", f.proof_3_4, "--trust", f.trust],
@@ -77,7 +78,7 @@ def _operator_key(d: Path) -> Path:
 
 
 def test_the_table_names_every_command() -> None:
-    assert sorted(GOOD) == sorted(COMMANDS) == sorted(BAD)
+    assert sorted(GOOD) == sorted(COMMANDS) == sorted(BAD), "give every command --json and a line in GOOD and BAD"
 
 
 @pytest.mark.parametrize("command", sorted(GOOD), ids=" ".join)
@@ -98,6 +99,7 @@ BAD: dict[tuple[str, ...], _Bad] = {
     ("keygen",): lambda f, d: (["--name", "example.com/ledger", "-o", f.trust], 3, "key.exists", f.trust),
     ("verify",): lambda f, d: ([d / "none.ledger", "--trust", f.trust], 2, "input.missing", d / "none.ledger"),
     ("show",): lambda f, d: ([d / "none.ledger", "S1"], 2, "input.missing", d / "none.ledger"),
+    ("items",): lambda f, d: ([d / "none.ledger"], 2, "input.missing", d / "none.ledger"),
     ("checkpoint",): lambda f, d: ([d / "none.ledger", "--key", _operator_key(d)], 2, "input.missing",
                                    d / "none.ledger"),
     ("consistency",): lambda f, d: ([d / "none.txt", f.checkpoint, "--proof", f.proof_3_4, "--trust", f.trust], 2,
@@ -150,6 +152,19 @@ def test_a_valid_json_report_and_an_invalid_one(files: SmallFiles) -> None:
     good = json.loads(run("show", files.ledger, "S1", "--json").stdout)
     assert good["verdict"] == "unverified" and [row["kind"] for row in good["history"]] == ["mined", "transferred"]
     assert good["origin"] == {"BW": 900} and good["history"][-1]["holder"] == "trader-b"
+
+
+def test_items_lists_kind_state_holder_and_records(files: SmallFiles) -> None:
+    listed = json.loads(run("items", files.ledger, "--json").stdout)
+    assert listed["verdict"] == "unverified" and listed["items"] == [
+        {"item": "S1", "type": "stone", "nature": "natural", "state": "live", "holder": "trader-b",
+         "owner": "trader-b", "mass_mct": 900, "records": 2, "latest": 3}]
+    shown = json.loads(run("show", files.ledger, "S1", "--json").stdout)
+    assert shown["history"][-1]["holder"] == listed["items"][0]["holder"]  # one answer to "who holds it"
+    text = run("items", files.ledger, "--trust", files.trust)
+    assert text.exit_code == 0 and "S1    stone   live" in text.output and "1 item; verified" in text.output
+    bad = run("items", files.bad_ledger, "--trust", files.trust)
+    assert bad.exit_code == 1 and "INVALID: 1 finding" in bad.output
 
 
 def test_consistency_json_names_the_evidence_it_wrote(files: SmallFiles, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ ORDER = [
     "consistency", "evidence", "origin", "rules", "_kinds",
     "custody", "_policy", "policy", "provenance", "_bundle_format", "_bundle_json",
     "bundle", "_framing", "store", "_ledger",
-    "monitor", "publish", "audit", "export", "history", "_scenarios", "demo",
+    "monitor", "publish", "audit", "export", "history", "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"keys"}, "click": set()}
