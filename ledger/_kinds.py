@@ -80,12 +80,12 @@ def _check_split(state: CustodyState, record: Record, position: int) -> list[Fin
     event = record.body.event
     assert isinstance(event, Split | Merged)
     inputs = _inputs(state, record)
+    found = [_f("record.shape", position, i.id, f"an article is unset, not {record.body.kind}")
+             for i in inputs if i.type == "article"]
     if len(inputs) != len(record.body.inputs):
         _not_checked(state, record, position, ("mass.exceeds_input", "nature.mismatch"),
                      f"the mass balance and nature of this {record.body.kind} need every input")
-        return []
-    found = [_f("record.shape", position, i.id, f"an article is unset, not {record.body.kind}")
-             for i in inputs if i.type == "article"]
+        return found
     have = sum(i.mass_mct for i in inputs)
     total = sum(o.mass_mct for o in record.body.outputs) + event.loss_mct
     if total > have:
@@ -200,17 +200,24 @@ def _check_set(state: CustodyState, record: Record, position: int) -> list[Findi
 def _check_unset(state: CustodyState, record: Record, position: int) -> list[Finding]:
     articles = [i for i in _inputs(state, record) if i.type == "article"]
     if len(articles) != 1:
+        if not articles and any(state.outside(i) for i, _ in record.body.inputs):
+            _not_checked(state, record, position, ("record.shape",), "which input of this unset is its article")
+            return []
         return [_f("record.shape", position, None, f"unset takes one article, got {len(articles)}")]
-    inside = {s.id for s in state.items.values() if s.article == articles[0].id and s.state == "locked"}
-    named = {i for i, _ in record.body.inputs} - {articles[0].id}
-    if state.partial:  # a proof bundle holds only its own stones of the article: judge those
+    article = articles[0]
+    inside = {s.id for s in state.items.values() if s.article == article.id and s.state == "locked"}
+    named = {i for i, _ in record.body.inputs} - {article.id}
+    if state.partial:  # a proof bundle holds only its own stones of the article: judge those, and what it knows
+        if strangers := sorted(named - set(article.contents)):  # another article, or a stone never set in it
+            return [_f("record.shape", position, article.id, f"unset of {article.id} names {', '.join(strangers)}, "
+                       "which the set that made it did not name")]
         named &= state.items.keys()
-        outside = [stone for stone in articles[0].contents if state.outside(stone)]
+        outside = [stone for stone in article.contents if state.outside(stone)]
         if outside:
-            state.not_checked("record.shape", position, articles[0].id, "that this unset releases exactly the "
+            state.not_checked("record.shape", position, article.id, "that this unset releases exactly the "
                               f"article's stones needs every stone set in it; {', '.join(outside)} outside")
     if inside != named:
-        return [_f("record.shape", position, articles[0].id,
+        return [_f("record.shape", position, article.id,
                    f"unset must release exactly the article's stones {sorted(inside)}")]
     return []
 

@@ -17,7 +17,7 @@ from ledger import AUTHORITY, Enrolled, Output, Record, Trust
 from ledger._ledger import checkpoint_file
 from ledger.audit import check_ledger
 from ledger.bundle import BundleReport, build_bundle, check_bundle, read_bundle
-from ledger.events import Corrected, Graded, Inscribed, Merged, Mined, Set, Split, Transferred
+from ledger.events import Corrected, Graded, Inscribed, Merged, Mined, Set, Split, Transferred, Unset
 from ledger.export import export_bundle
 from ledger.findings import Finding
 from ledger.keys import note_verifier_key
@@ -251,3 +251,41 @@ def test_a_fork_of_the_holders_chain_does_not_free_its_report_number(tmp_path: P
         position = len(w.records) - 1
         assert code in audit_codes(path, position), fork
         assert code in at(bundle_of(path, "S2", note).findings, position), fork
+
+
+# --- second review: shape rules a partial replay can judge without the goods outside ----------------------------
+
+def _ring_and(w: Insider, *others: str) -> None:
+    """S1 and ``others`` mined and sold to the cutter; S1 set in RING."""
+    for stone in ("S1", *others):
+        w.ok(w.mine(stone, 1_000))
+        w.ok(w.make(Transferred(to="cutter-c", mode="title"), "producer-a", inputs=[stone]))
+    w.ok(w.make(Set(description="ring"), "cutter-c", inputs=["S1"],
+                outputs=[Output(id="RING", type="article", mass_mct=1_000)]))
+
+
+def test_an_article_merged_into_a_parcel_is_refused_by_its_bundle(tmp_path: Path) -> None:
+    w = Insider()
+    _ring_and(w, "Z")
+    w.add(w.make(Merged(loss_mct=0), "cutter-c", inputs=["RING", "Z"], consumes=["RING", "Z"],
+                 outputs=[Output(id="LOT", type="lot", mass_mct=2_000)]))
+    path, position = tmp_path / "merged-ring.ledger", len(w.records) - 1
+    note = w.write(path, w.records)
+    assert "record.shape" in audit_codes(path, position)
+    for item in ("RING", "S1"):
+        assert "record.shape" in at(bundle_of(path, item, note).findings, position), item
+
+
+def test_an_unset_naming_a_stone_or_article_the_set_did_not_name_is_refused(tmp_path: Path) -> None:
+    for stranger in ("stone", "article"):
+        w = Insider()
+        _ring_and(w, "S3")
+        if stranger == "article":
+            w.ok(w.make(Set(description="pendant"), "cutter-c", inputs=["S3"],
+                        outputs=[Output(id="RING2", type="article", mass_mct=1_000)]))
+        named = ["RING", "S1", "S3" if stranger == "stone" else "RING2"]
+        w.add(w.make(Unset(reason="remount"), "cutter-c", inputs=named, consumes=["RING"]))
+        path, position = tmp_path / f"unset-{stranger}.ledger", len(w.records) - 1
+        note = w.write(path, w.records)
+        assert "record.shape" in audit_codes(path, position), stranger
+        assert "record.shape" in at(bundle_of(path, "S1", note).findings, position), stranger
