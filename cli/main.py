@@ -95,7 +95,8 @@ def main() -> None:
 
     Masses are shown in carats (stored as integer millicarats), times in UTC. Record positions count from 0.
     Exit codes: 0 valid (and compliant, with a policy), 1 invalid or not compliant (findings printed), 2 usage
-    error, 3 I/O or storage error; the same when the output is cut short (| head -1).
+    error or malformed input (a file of the wrong type too), 3 I/O or storage error; the same when the output is
+    cut short (| head -1).
     """
 
 

@@ -122,13 +122,17 @@ def _not_a_ledger(data: bytes) -> str:
 
 
 def _read_header(data: bytes) -> tuple[str, int]:
-    """Return (origin, header length). Raises CorruptStoreError("store.bad_header")."""
+    """Return (origin, header length). Raises InputError("store.not_a_ledger") if the file is empty or does not
+    start with :data:`MAGIC` (not a ledger at all: the caller named the wrong file); CorruptStoreError
+    ("store.bad_header") if a ledger's header is cut short or damaged, or of another version."""
+    if not data or not data.startswith(MAGIC[:len(data)]):
+        raise InputError("an empty file, not a StoneTrail ledger file" if not data else _not_a_ledger(data),
+                         code="store.not_a_ledger")
     if len(data) < _HEAD.size:
         raise CorruptStoreError(f"file is {len(data)} bytes, too short for a header", code="store.bad_header")
-    magic, version, n = _HEAD.unpack_from(data)
+    _, version, n = _HEAD.unpack_from(data)
     end = _HEAD.size + n + _CRC.size
-    why = (_not_a_ledger(data) if magic != MAGIC
-           else f"the file ends inside the header ({n}-byte origin)" if len(data) < end
+    why = (f"the file ends inside the header ({n}-byte origin)" if len(data) < end
            else "header CRC32 does not match" if zlib.crc32(data[: end - 4]) != _CRC.unpack(data[end - 4 : end])[0]
            else f"format version {version}, want {FORMAT_VERSION}" if version != FORMAT_VERSION
            else _origin_problem(data[_HEAD.size : end - 4]))
@@ -269,7 +273,7 @@ def survey(data: bytes, frames: list[Frame] | None = None) -> tuple[str, array[i
     """Parse a whole file's bytes: (origin, frame offsets, problems, end of last valid frame); fill ``frames``.
 
     One pass with one work budget (:func:`work_budget`), so the time is linear in the file size however the
-    damage is laid out. Raises CorruptStoreError("store.bad_header").
+    damage is laid out. Raises InputError("store.not_a_ledger"), CorruptStoreError("store.bad_header").
     """
     origin, pos = _read_header(data)
     scan = _Pass(data, frames)

@@ -74,7 +74,7 @@ def _lock(fd: int, path: Path) -> None:
 
 def _survey(fd: int, frames: list[Frame] | None = None) -> tuple[str, array[int], list[StoreProblem], int]:
     """Read and parse the whole file (:func:`ledger._framing.survey`). Raises CorruptStoreError
-    ("store.bad_header"), OSError."""
+    ("store.bad_header"), InputError ("store.not_a_ledger"), OSError."""
     return survey(_pread(fd, os.fstat(fd).st_size, 0), frames)  # a snapshot: bytes appended later are not seen
 
 
@@ -84,6 +84,7 @@ def scan(path: str | os.PathLike[str]) -> ScanResult:
     Damaged frames never raise: they are listed in ``problems`` (codes in the module docstring).
     Raises:
         CorruptStoreError: "store.bad_header" if the file header is short, damaged or of another version.
+        InputError: "store.not_a_ledger" if the file is empty or does not start with the ledger magic.
         StorageError: "store.io" on any OSError (missing file, permissions, read error).
     """
     p, frames = Path(path), list[Frame]()
@@ -140,6 +141,7 @@ class FileStore:
         A read-only handle tolerates a torn tail (maybe an append in progress), listed in ``problems``.
         Raises:
             LockedError: writable, and another handle or process holds the writer lock.
+            InputError: "store.not_a_ledger" (an empty file, or not a ledger at all).
             CorruptStoreError: "store.bad_header", or the code of the first problem (a torn tail too, if
                 writable): run :func:`repair` for a torn tail, an audit for anything else.
             StorageError: "store.io" on OSError.
@@ -286,6 +288,7 @@ def repair(path: str | os.PathLike[str]) -> Path | None:
     no byte is ever lost. Returns the sidecar's path, or None if the file has no problem.
     Raises:
         LockedError: a writer holds the ledger.
+        InputError: "store.not_a_ledger" (an empty file, or not a ledger at all).
         CorruptStoreError: "store.bad_header", or the code of a problem other than a torn tail (that needs an
             audit, not a truncate); the file is left untouched.
         StorageError: "store.io" on OSError; "store.exists" if the sidecar exists with other bytes.

@@ -192,11 +192,11 @@ def test_wrong_authority_key_fails_every_enrolment(demo_dir: Path, tmp_path: Pat
     assert result.exit_code == 1 and "registry.not_authority" in result.output
 
 
-def test_not_a_ledger_is_a_storage_error(tmp_path: Path, demo_dir: Path) -> None:
+def test_not_a_ledger_is_malformed_input(tmp_path: Path, demo_dir: Path) -> None:
     junk = tmp_path / "junk.ledger"
-    junk.write_bytes(os.urandom(100))
+    junk.write_bytes(b"junk" + os.urandom(100))
     result = run("verify", junk, "--trust", demo_dir / "trust.keys")
-    assert result.exit_code == 3 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output and "[store.not_a_ledger]" in result.output
 
 
 def test_missing_file_is_a_usage_error(demo_dir: Path) -> None:
@@ -318,7 +318,7 @@ def test_checkpoint_never_overwrites(copy: Path) -> None:
 
 def test_a_proof_bundle_given_as_a_ledger_is_named(demo_dir: Path) -> None:
     result = run("verify", demo_dir / "proofs" / "R-00001-A.stproof", "--trust", demo_dir / "trust.keys")
-    assert result.exit_code == 3 and "it is a proof bundle" in result.output
+    assert result.exit_code == 2 and "it is a proof bundle" in result.output
 
 
 def test_a_malformed_checkpoint_is_a_usage_error(demo_dir: Path) -> None:

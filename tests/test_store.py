@@ -211,10 +211,10 @@ def test_every_single_byte_flip_is_found(tmp_path: Path, mask: int) -> None:
         damaged = bytearray(data)
         damaged[pos] ^= mask
         path.write_bytes(damaged)
-        if pos < hlen:
-            with pytest.raises(CorruptStoreError) as err:
+        if pos < hlen:  # a flipped magic byte: not a ledger at all (an input error); else a damaged header
+            with pytest.raises((CorruptStoreError, InputError)) as err:
                 scan(path)
-            assert err.value.code == "store.bad_header"
+            assert err.value.code == ("store.not_a_ledger" if pos < len(MAGIC) else "store.bad_header")
             continue
         index = max(i for i, start in enumerate(starts) if start <= pos)
         result = scan(path)
@@ -248,7 +248,7 @@ def test_oversize_frame_is_reported(tmp_path: Path) -> None:
 
 def test_header_damage(tmp_path: Path) -> None:
     path = tmp_path / "h.stl"
-    for data in [b"", b"STNTRAIL\x00", header()[:-1], header(version=2), b"STNTRAIM" + header()[8:]]:
+    for data in [b"STN", b"STNTRAIL\x00", header()[:-1], header(version=2)]:
         path.write_bytes(data)
         with pytest.raises(CorruptStoreError) as err:
             scan(path)
@@ -258,6 +258,19 @@ def test_header_damage(tmp_path: Path) -> None:
     with pytest.raises(StorageError) as missing:
         scan(tmp_path / "missing.stl")
     assert missing.value.code == "store.io"
+
+
+def test_a_file_that_is_no_ledger_is_an_input_error(tmp_path: Path) -> None:
+    """Issue 9 (new-user trial 5): an empty file, or one that does not start with the magic (a bundle, a trust
+    file), is the caller's wrong input (store.not_a_ledger, exit 2 in the CLI), not storage damage."""
+    path = tmp_path / "h.stl"
+    for data in [b"", b"stonetrail/v1/bundle\n...", b"operator example.com+1234+AAAA\n", b"STNTRAIM" + header()[8:]]:
+        path.write_bytes(data)
+        for read in (scan, FileStore.open, repair):
+            with pytest.raises(InputError) as err:
+                read(path)
+            assert err.value.code == "store.not_a_ledger" and not isinstance(err.value, StorageError)
+        assert path.read_bytes() == data
 
 
 def test_read_rechecks_the_frame(tmp_path: Path) -> None:
