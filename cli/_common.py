@@ -74,7 +74,7 @@ VERDICT_EXIT = {
     "invalid": EXIT_INVALID,  # verify, proof verify, show, demo
     "verified": EXIT_VALID, "unverified": EXIT_VALID,  # show
     "extends": EXIT_VALID, "same_tree": EXIT_VALID, "nothing_to_compare": EXIT_VALID,  # consistency
-    "not_consistent": EXIT_INVALID,
+    "not_consistent": EXIT_INVALID, "not_shown_consistent": EXIT_INVALID,
     "misbehaviour_proven": EXIT_VALID,  # evidence verify (evidence that proves nothing is an error, exit 1)
     "fork_found": EXIT_VALID, "no_fork": EXIT_INVALID,  # evidence fork
 }

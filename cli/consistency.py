@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ledger.consistency import ConsistencyError, verify_checkpoint_consistency
+from ledger.consistency import PROOF_MISMATCH, ConsistencyError, verify_checkpoint_consistency
 from ledger.errors import InputError, ProofError, VerificationError
 from ledger.evidence import MAX_EVIDENCE_SIZE, ChainFork, verify_evidence
 from ledger.monitor import fork_evidence, split_view_evidence
@@ -55,11 +55,14 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     smaller than the old one, or committing to a smaller registry, is a rollback. The verdict says what was
     compared: "consistent" (NEW extends OLD), "consistent (same tree)" (equal sizes: equal roots), or "nothing
     to compare" (OLD has tree size 0: the empty tree is a prefix of every tree, so only NEW's signature was
-    checked); --json gives it as "verdict": extends, same_tree, nothing_to_compare or not_consistent (with
-    "code", "reason" and "evidence": {"file", "proves"} or {"file": null, "reason"}, or null without
-    --evidence-out).
-    Exit 0 for any of the first three, 1 if not consistent (or a checkpoint does not verify), 2 for malformed
-    input, 3 for I/O errors.
+    checked). A failure is "NOT CONSISTENT" when the checkpoints contradict each other (a rollback, one tree
+    size with two roots, other registries), "NOT SHOWN CONSISTENT" when the proof file does not belong to them
+    (made for other sizes or another pair, or damaged; or no proof can join them: --evidence-out with both
+    ledgers tells which, and evidence written makes it "NOT CONSISTENT"). --json gives it as "verdict": extends,
+    same_tree, nothing_to_compare, not_consistent or not_shown_consistent (with "code", "reason" and
+    "evidence": {"file", "proves"} or {"file": null, "reason"}, or null without --evidence-out).
+    Exit 0 for any of the first three, 1 if not (shown) consistent (or a checkpoint does not verify), 2 for
+    malformed input, 3 for I/O errors.
 
     If not consistent, --evidence-out writes split-view evidence (checked by 'stonetrail evidence verify'):
     for two checkpoints of one size with different roots, from the checkpoints alone; otherwise give the
@@ -83,14 +86,16 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     except (ConsistencyError, ProofError) as exc:
         written = None if evidence_out is None else \
             _write_split_view(evidence_out, trust, (old_ledger, old_note), (new_ledger, new_note))
+        proven = exc.code not in PROOF_MISMATCH or (written is not None and written.file is not None)
+        verdict = "not_consistent" if proven else "not_shown_consistent"  # a proof that does not fit proves nothing
         if as_json:
-            _print_json({"verdict": "not_consistent", "code": exc.code, "reason": str(exc),
+            _print_json({"verdict": verdict, "code": exc.code, "reason": str(exc),
                          "evidence": asdict(written) if written else None})
         else:
-            click.echo(f"NOT CONSISTENT: {exc} [{exc.code}]")
+            click.echo(f"{verdict.replace('_', ' ').upper()}: {exc} [{exc.code}]")
             if written is not None:
                 written.print()
-        sys.exit(_verdict_exit("not_consistent"))
+        sys.exit(_verdict_exit(verdict))
     if as_json:
         _print_json(result.to_json())
     else:

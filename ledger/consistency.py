@@ -26,8 +26,10 @@ dead end for its monitors; but it proves nothing, and the result says so: its ve
 other (:data:`EXTENDS`).
 
 Fault split: a malformed proof file is :class:`ProofFormatError` (InputError, ``consistency.malformed``);
-two checkpoints that are not shown consistent raise :class:`ConsistencyError` (``consistency.*``) or the
-core verifier's :class:`~ledger.errors.ProofError` (``proof.*``).
+two checkpoints that contradict each other raise :class:`ConsistencyError` (``consistency.*``); a proof file
+that does not fit them (made for another pair, or damaged) raises ``consistency.size_mismatch`` or a
+:class:`~ledger.errors.ProofError` (``proof.*``): the codes of :data:`PROOF_MISMATCH`, which say that the pair
+was not *shown* consistent, not that it is inconsistent.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ __all__ = [
     "MAX_PROOF_HASHES",
     "NOTHING_TO_COMPARE",
     "PROOF_HEADER",
+    "PROOF_MISMATCH",
     "SAME_TREE",
     "Consistency",
     "ConsistencyError",
@@ -73,6 +76,12 @@ _DECIMAL: Final = re.compile("0|[1-9][0-9]{0,19}")
 EXTENDS: Final = "extends"  # 0 < old size < new size: the RFC 9162 proof shows the old tree is a prefix of the new
 SAME_TREE: Final = "same_tree"  # old size = new size > 0: the same root hash and lines
 NOTHING_TO_COMPARE: Final = "nothing_to_compare"  # old size 0: the empty tree is a prefix of every tree
+#: The codes of a failed :func:`verify_checkpoint_consistency` that are about the proof file, not the checkpoints:
+#: it is for other tree sizes, or its hashes do not lead to the two signed roots (a proof made for another pair
+#: of checkpoints of these sizes, a damaged one, or one offered for checkpoints that no proof can join). The pair
+#: is then not shown consistent; only the other ``consistency.*`` codes show it inconsistent (docs/format.md §7b.1).
+PROOF_MISMATCH: Final = frozenset({"consistency.size_mismatch", "proof.wrong_length", "proof.hash_length",
+                                   "proof.root_mismatch"})
 
 
 class ConsistencyError(VerificationError):
@@ -82,8 +91,9 @@ class ConsistencyError(VerificationError):
 
 
 class SplitViewError(ConsistencyError):
-    """A signed checkpoint does not match a ledger file at its own tree size: the operator signed a tree that
-    this file is not, so the checkpoint and the file are a split view (``consistency.split_view``)."""
+    """A split view (``consistency.split_view``): two signed checkpoints of one tree size with different root
+    hashes; or (the builders) a signed checkpoint that does not match a ledger file at its own tree size, so the
+    operator signed a tree that this file is not."""
 
     default_code = "consistency.split_view"
 
@@ -155,7 +165,8 @@ class Consistency:
     def to_json(self) -> dict[str, object]:
         """``verdict`` (one of the three), ``origin``, ``old_tree_size``, ``new_tree_size``, ``old_root`` and
         ``new_root`` (standard base64), ``summary`` (:meth:`describe`). A failed check has no such value: the
-        CLI renders it as ``{"verdict": "not_consistent", "code", "reason"}`` (docs/format.md §7b.3)."""
+        CLI renders it as ``{"verdict": "not_consistent" or "not_shown_consistent", "code", "reason"}``
+        (docs/format.md §7b.3)."""
         return {"verdict": self.verdict, "origin": self.new.origin, "old_tree_size": self.old.tree_size,
                 "new_tree_size": self.new.tree_size, "old_root": self.old.root_hash.b64(),
                 "new_root": self.new.root_hash.b64(), "summary": self.describe()}
@@ -222,10 +233,11 @@ def verify_checkpoint_consistency(
     """Verify that the checkpoint ``new_note`` extends the checkpoint ``old_note`` (RFC 9162 §2.1.4.2).
 
     In order: both notes open under ``trust.operators`` (C2SP signed-note); same origin; new tree size >= old
-    tree size; the registry lines (``stonetrail-registry``, docs/format.md §7) do not shrink, and name the same
-    head at the same registry size; the heads lines (``stonetrail-heads``, §7c), where both carry one, count no
-    fewer items, and are the same for the same tree; the proof's sizes are the checkpoints' sizes; then the
-    proof, with sizes and roots from the checkpoints. Old size 0: see the module docstring. ``proof`` may be a parsed
+    tree size; for equal tree sizes, equal root hashes (a split view else, whatever the lines say); the registry
+    lines (``stonetrail-registry``, docs/format.md §7) do not shrink, and name the same head at the same registry
+    size; the heads lines (``stonetrail-heads``, §7c), where both carry one, count no fewer items, and are the
+    same for the same tree; the proof's sizes are the checkpoints' sizes; then the proof, with sizes and roots
+    from the checkpoints. Old size 0: see the module docstring. ``proof`` may be a parsed
     :class:`ConsistencyProof` or the file's text or bytes.
 
     Returns:
@@ -235,6 +247,7 @@ def verify_checkpoint_consistency(
         ProofFormatError: ``consistency.malformed`` (proof text).
         NoteFormatError, KeyFormatError, SignatureError, UnverifiedNoteError: as
             :func:`~ledger.checkpoint.open_checkpoint`; VerificationError ``checkpoint.registry_missing``.
+        SplitViewError: ``consistency.split_view`` (one tree size, two root hashes).
         ConsistencyError: ``consistency.origin_mismatch``, ``consistency.rollback`` (new tree smaller than the
             old one), ``consistency.registry_rollback`` (the new registry line counts fewer registry records),
             ``consistency.registry_mismatch`` (same registry size, other head; or same tree, other registry
@@ -243,7 +256,8 @@ def verify_checkpoint_consistency(
             ``consistency.identities_rollback`` / ``consistency.identities_mismatch``,
             ``consistency.size_mismatch`` (proof sizes are not the checkpoints' sizes),
             ``consistency.empty_root`` (a size-0 checkpoint whose root is not SHA-256("")).
-        ProofError: ``proof.wrong_length``, ``proof.hash_length``, ``proof.root_mismatch``.
+        ProofError: ``proof.wrong_length``, ``proof.hash_length``, ``proof.root_mismatch``: the proof does not
+            lead to the two signed roots; the message names them (base64).
     """
     if not isinstance(proof, ConsistencyProof):
         proof = parse_consistency_proof(proof)
@@ -254,16 +268,34 @@ def verify_checkpoint_consistency(
     if new.tree_size < old.tree_size:
         raise ConsistencyError(f"rollback: the new checkpoint has {new.tree_size} records, the old one "
                                f"{old.tree_size}", code="consistency.rollback")
+    if 0 < old.tree_size == new.tree_size and old.root_hash != new.root_hash:  # the roots first: the finding
+        raise SplitViewError(f"split view: both checkpoints are of tree size {old.tree_size} but sign different "
+                             f"root hashes ({old.root_hash.b64()} and {new.root_hash.b64()}): the operator signed "
+                             "two different logs")
     _check_registry_lines(old, new)
     _check_heads_lines(old, new)
-    if (proof.old_size, proof.new_size) != (old.tree_size, new.tree_size):
-        raise ConsistencyError(f"the proof is for sizes {proof.old_size} -> {proof.new_size}, the checkpoints "
-                               f"have {old.tree_size} -> {new.tree_size}", code="consistency.size_mismatch")
-    if old.tree_size == 0:
-        _check_from_empty(old, proof)
-    else:
-        verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof.hashes)
+    _check_proof(old, new, proof)
     return Consistency(old=old, new=new)
+
+
+def _check_proof(old: Checkpoint, new: Checkpoint, proof: ConsistencyProof) -> None:
+    """The proof against the two signed checkpoints; a refusal says that the proof file does not belong to them
+    (:data:`PROOF_MISMATCH`), naming the sizes or roots (base64) it was checked against."""
+    if (proof.old_size, proof.new_size) != (old.tree_size, new.tree_size):
+        raise ConsistencyError(f"the proof file does not belong to these checkpoints: it is for tree sizes "
+                               f"{proof.old_size} -> {proof.new_size}, they have {old.tree_size} -> {new.tree_size}",
+                               code="consistency.size_mismatch")
+    try:
+        if old.tree_size == 0:
+            _check_from_empty(old, proof)
+        else:
+            verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof.hashes)
+    except ProofError as exc:
+        why = "its hashes do not lead to their root hashes" if exc.code == "proof.root_mismatch" else str(exc)
+        raise ProofError(f"the proof file does not belong to these checkpoints: {why} (tree size {old.tree_size}, "
+                         f"root {old.root_hash.b64()}; tree size {new.tree_size}, root {new.root_hash.b64()}): it "
+                         "was made for another pair of checkpoints of these sizes, or damaged, or the new "
+                         "checkpoint does not extend the old one", code=exc.code) from None
 
 
 def _open(note: str | bytes, trust: Trust, which: str) -> Checkpoint:

@@ -168,7 +168,7 @@ class SplitView:
                  f"{', '.join(self.signers_b)}"]
         if self.index is None or self.leaf_a is None or self.leaf_b is None:
             return [*lines, "  same tree size, different root hashes"]
-        return [*lines, f"  leaf {self.index} is {self.leaf_a.hex()} under A and {self.leaf_b.hex()} under B "
+        return [*lines, f"  leaf {self.index} is {self.leaf_a.b64()} under A and {self.leaf_b.b64()} under B "
                         "(inclusion proofs verified)"]
 
 
@@ -195,8 +195,8 @@ class ChainFork:
         for index, record in ((self.index_a, self.record_a), (self.index_b, self.record_b)):
             signed = ", ".join(s.party for s in record.signatures)
             lines.append(f"  record {index}: {record.body.kind} by {record.body.actor}, signed by {signed}, "
-                         f"hash {record.record_hash.hex()} (inclusion proof verified)")
-        lines += [f"  both follow record {prev.hex()} of item {item}" for item, prev in self.shared]
+                         f"hash {record.record_hash.b64()} (inclusion proof verified)")
+        lines += [f"  both follow record {prev.b64()} of item {item}" for item, prev in self.shared]
         return lines
 
 
@@ -225,6 +225,15 @@ def _entry_value(entry: IncludedRecord) -> dict[str, object]:
     return {"index": entry.index, "record": entry.record, "proof": list(entry.proof)}
 
 
+def _what_it_is(data: object) -> str:
+    """For a refusal: the StoneTrail file ``data`` is instead, and the command that reads it ("" if none)."""
+    if not isinstance(data, bytes):
+        return ""
+    return (": it is a ledger file (use 'stonetrail verify')" if data.startswith(b"STNTRAIL")
+            else ": it is a proof bundle (use 'stonetrail proof verify')" if data.startswith(b"stonetrail/v1/bundle\n")
+            else "")
+
+
 def parse_evidence(data: bytes) -> EvidenceClaim:
     """Parse evidence bytes strictly (tag, one canonical msgpack document, exact keys and types, caps).
 
@@ -234,7 +243,8 @@ def parse_evidence(data: bytes) -> EvidenceClaim:
         EvidenceFormatError: ``evidence.malformed``, or a ``codec.*`` code for msgpack that is not canonical.
     """
     if not isinstance(data, bytes) or not data.startswith(EVIDENCE_TAG):
-        raise EvidenceFormatError(f"not StoneTrail evidence: want bytes starting with {EVIDENCE_TAG!r}")
+        raise EvidenceFormatError(f"not a StoneTrail evidence file (it does not start with the line "
+                                  f"{EVIDENCE_TAG.decode().strip()}){_what_it_is(data)}")
     try:
         top = _map(decode(data[len(EVIDENCE_TAG):]), "evidence", {"kind", "a", "b", "index", "checkpoint"})
     except DecodeError as exc:

@@ -188,7 +188,7 @@ def test_every_verdict_says_what_was_checked(grown: Grown, tmp_path: Path) -> No
     other = _sign(replace(read_unverified_checkpoint(grown.notes[9]), root_hash=grown.tree.root_at(8)))
     forked = _consistency(tmp_path, grown.notes[9], other, (), "--json")
     assert forked.exit_code == 1 and json.loads(forked.output) == {
-        "verdict": "not_consistent", "code": "proof.root_mismatch", "reason": json.loads(forked.output)["reason"],
+        "verdict": "not_consistent", "code": "consistency.split_view", "reason": json.loads(forked.output)["reason"],
         "evidence": None}
     both = _consistency(tmp_path, grown.notes[9], grown.notes[9], (), "--json", "--evidence-out", tmp_path / "e")
     assert both.exit_code == 0 and json.loads(both.output)["verdict"] == "same_tree"  # --json goes with it

@@ -4,12 +4,14 @@ command now says (the numbers are the trial's). Over the small files of tests/sm
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from small_files import SmallFiles, small_files
 
+from ledger.monitor import split_view_evidence
 from stonetrail_cli.main import main
 
 
@@ -57,3 +59,70 @@ def test_a_ledger_whose_header_is_damaged_is_still_a_storage_error(files: SmallF
         damaged.write_bytes(bad)
         result = run("verify", damaged, "--trust", files.trust)
         assert result.exit_code == 3 and "[store.bad_header]" in result.output, result.output
+
+
+# --- 7, 8. consistency: a proof of another pair, and a split view ---------------------------------------------------
+
+def _other_proof(f: SmallFiles, d: Path) -> Path:
+    """A proof file for tree sizes 3 -> 4 that is not the proof between f's checkpoints (one hash changed, as a
+    proof of another pair of checkpoints of these sizes would be)."""
+    lines = f.proof_3_4.read_text().splitlines()
+    lines[3] = ("B" if lines[3][0] == "A" else "A") + lines[3][1:]
+    (d / "other-p.txt").write_text("\n".join(lines) + "\n")
+    return d / "other-p.txt"
+
+
+def test_a_proof_of_another_pair_says_so_not_that_the_checkpoints_differ(files: SmallFiles, tmp_path: Path) -> None:
+    """Trial 7: a proof file of another pair printed "NOT CONSISTENT: new root mismatch: got <hex>", while the
+    two checkpoints are consistent (--evidence-out then said so). The proof does not belong to them: it is said,
+    and the verdict is "not shown consistent", with the roots in base64."""
+    t = ["--trust", files.trust]
+    result = run("consistency", files.checkpoint_3, files.checkpoint, "--proof", _other_proof(files, tmp_path), *t)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("NOT SHOWN CONSISTENT: the proof file does not belong to these checkpoints")
+    assert "[proof.root_mismatch]" in result.output and "NOT CONSISTENT" not in result.output
+    assert _b64_root(files.checkpoint) in result.output and "got " not in result.output  # base64, not hex
+    sizes = run("consistency", files.checkpoint_3, files.checkpoint, "--proof", files.proof_4_4, *t, "--json")
+    data = json.loads(sizes.output)
+    assert sizes.exit_code == 1 and data["verdict"] == "not_shown_consistent", sizes.output
+    assert data["code"] == "consistency.size_mismatch" and "does not belong to these checkpoints" in data["reason"]
+    right = run("consistency", files.checkpoint_3, files.checkpoint, "--proof", files.proof_3_4, *t)
+    assert right.exit_code == 0 and right.output.startswith("consistent:"), right.output
+
+
+def _b64_root(checkpoint: Path) -> str:
+    return checkpoint.read_text().splitlines()[2]
+
+
+def test_a_split_view_is_reported_as_two_roots_before_any_line(files: SmallFiles) -> None:
+    """Trial 8: two checkpoints of one tree size with different roots were reported by the first line that
+    differed (consistency.heads_mismatch, here registry_mismatch); the two roots are the finding."""
+    result = run("consistency", files.checkpoint, files.other_checkpoint, "--proof", files.proof_4_4,
+                 "--trust", files.trust)
+    assert result.exit_code == 1 and result.output.startswith("NOT CONSISTENT: split view"), result.output
+    assert "[consistency.split_view]" in result.output
+    assert _b64_root(files.checkpoint) in result.output and _b64_root(files.other_checkpoint) in result.output
+    same = run("consistency", files.checkpoint, files.checkpoint, "--proof", files.proof_4_4, "--trust", files.trust)
+    assert same.exit_code == 0 and same.output.startswith("consistent (same tree)"), same.output
+
+
+# --- 14. messages: no Python literal, roots in base64 ---------------------------------------------------------------
+
+def test_evidence_verify_of_another_file_names_it_plainly(files: SmallFiles) -> None:
+    """Trial 14: `evidence verify trust.keys` showed "want bytes starting with b'stonetrail/v1/evidence\\n'"."""
+    for wrong, what in ((files.trust, ""), (files.ledger, "it is a ledger file"), (files.bundle, "proof bundle")):
+        result = run("evidence", "verify", wrong, "--trust", files.trust)
+        assert result.exit_code == 2 and "[evidence.malformed]" in result.output, result.output
+        assert "b'" not in result.output and "\\n" not in result.output and what in result.output
+        assert "does not start with the line stonetrail/v1/evidence" in result.output
+
+
+def test_evidence_lines_show_hashes_in_base64(files: SmallFiles, tmp_path: Path) -> None:
+    """Trial 14: consistency and evidence printed hashes in hex where every other command prints base64."""
+    evidence = tmp_path / "leaf.ev"  # the two ledgers differ at leaf 1: the evidence names both leaf hashes
+    other = files.ledger.with_name("other.ledger")
+    evidence.write_bytes(split_view_evidence(files.ledger, files.checkpoint_3.read_text(), other,
+                                             files.other_checkpoint.read_text()))
+    result = run("evidence", "verify", evidence, "--trust", files.trust)
+    assert result.exit_code == 0 and "leaf 1 is " in result.output, result.output
+    assert not re.search("[0-9a-f]{64}", result.output) and _b64_root(files.checkpoint_3) in result.output
