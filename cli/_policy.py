@@ -49,7 +49,8 @@ def policy_options(fn: _F) -> _F:
 
 _POLICY_OPTIONS = (
     click.option("--policy", "policy_file", type=_EXISTING,
-                 help="Policy file (key = value lines, docs/format.md 'Policies'); the flags below add to it."),
+                 help="Policy file: key = value lines, the flags' names and units (deny_origin = RU, "
+                      "import_threshold_ct = 0.5; docs/format.md 'Policies'); the flags below add to it."),
     click.option("--deny-origin", "deny_origin", multiple=True, metavar="CC[,CC]",
                  help="Refuse goods mined in or routed through this country (ISO code; repeatable)."),
     click.option("--import-threshold-ct", metavar="CT",

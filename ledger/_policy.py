@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .errors import InputError
 
-__all__ = ["CODES", "Policy", "PolicyError", "format_carats", "parse_carats", "parse_countries"]
+__all__ = ["CARAT_KEYS", "CODES", "Policy", "PolicyError", "format_carats", "parse_carats", "parse_countries"]
 
 #: Every code :func:`check_policy` can report.
 CODES = (
@@ -27,6 +27,10 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 _CARATS = re.compile(r"(0|[1-9][0-9]{0,6})(?:\.([0-9]{1,3}))?")
 _INTEGER = re.compile(r"0|[1-9][0-9]{0,9}")
 _LINE = re.compile(r"([a-z_]+) *= *(\S(?:.*\S)?)")
+#: The policy-file keys in carats, as the command-line flags name them (``--import-threshold-ct``), and the field
+#: each sets; the field's own name (``import_threshold_mct``) takes integer millicarats.
+CARAT_KEYS = {"import_threshold_ct": "import_threshold_mct", "regrade_tolerance_ct": "regrade_tolerance_mct",
+              "import_tolerance_ct": "import_weight_tolerance_mct"}
 
 
 class PolicyError(InputError):
@@ -160,8 +164,11 @@ class Policy:
     @classmethod
     def parse(cls, text: str) -> Policy:
         """Read a policy file (docs/format.md "Policies"): ``key = value`` lines, blank lines and ``#`` comment
-        lines; keys are the field names, each at most once; values are comma-separated country codes
-        (``deny_origin``), integers in millicarats or ``true`` / ``false``. Raises PolicyError naming the line."""
+        lines. Keys are the command-line flags' names with ``_`` for ``-`` (``deny_origin``, ``kp_rules``, ...),
+        masses in carats as the flags take them (``import_threshold_ct = 0.5``: :data:`CARAT_KEYS`,
+        :func:`parse_carats`); or the field names, masses in integer millicarats (``import_threshold_mct =
+        500``). Each rule at most once, in either form; other values are comma-separated country codes
+        (``deny_origin``) or ``true`` / ``false``. Raises PolicyError naming the line."""
         if len(text) > MAX_POLICY_FILE:
             raise PolicyError(f"policy file over {MAX_POLICY_FILE} characters")
         types = {f.name: f.type for f in dataclasses.fields(cls)}
@@ -174,27 +181,42 @@ class Policy:
             if match is None:
                 raise PolicyError(f"line {number}: expected 'key = value'")
             key, raw = match.groups()
-            if key not in types:
-                raise PolicyError(f"line {number}: unknown key {key!r} (known: {', '.join(types)})")
-            if key in values:
-                raise PolicyError(f"line {number}: {key} is set twice")
+            field = CARAT_KEYS.get(key, key)
+            if field not in types:
+                raise PolicyError(f"line {number}: unknown key {key!r} (known: {', '.join(_known_keys(types))})")
+            if field in values:
+                again = "" if field == key else f" (as {field})"
+                raise PolicyError(f"line {number}: {key} is set twice{again}")
             try:
-                values[key] = _read_value(types[key], raw)
+                values[field] = parse_carats(raw) if key in CARAT_KEYS else _read_value(types[key], raw)
             except PolicyError as exc:
                 raise PolicyError(f"line {number}: {key}: {exc}") from exc
         return cls(**values)  # type: ignore[arg-type]
 
     def format(self) -> str:
-        """Policy file text that :meth:`parse` reads back to this policy (only the fields that are set)."""
-        lines = ["# StoneTrail policy file (docs/format.md, Policies); masses in millicarats."]
+        """Policy file text that :meth:`parse` reads back to this policy (only the fields that are set), keys and
+        units as the command-line flags have them (masses in carats)."""
+        lines = ["# StoneTrail policy file (docs/format.md, Policies); masses in carats, as the flags take them."]
+        by_field = {field: key for key, field in CARAT_KEYS.items()}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value is None or value is False or value == frozenset():
                 continue
             text = (",".join(sorted(value)) if isinstance(value, frozenset) else
-                    str(value).lower() if isinstance(value, bool) else str(value))
-            lines.append(f"{f.name} = {text}")
+                    str(value).lower() if isinstance(value, bool) else _carat_text(value))
+            lines.append(f"{by_field.get(f.name, f.name)} = {text}")
         return "\n".join(lines) + "\n"
+
+
+def _carat_text(mct: int) -> str:
+    """Millicarats as the carat text :func:`parse_carats` reads, without trailing zeros: 500 -> ``0.5``."""
+    return f"{mct // 1000}" + (f".{mct % 1000:03d}".rstrip("0") if mct % 1000 else "")
+
+
+def _known_keys(types: dict[str, object]) -> list[str]:
+    """The keys a policy file takes: the carat keys in place of the millicarat fields, which are named after."""
+    by_field = {field: key for key, field in CARAT_KEYS.items()}
+    return [by_field.get(name, name) for name in types] + list(by_field)
 
 
 def _read_value(kind: object, raw: str) -> object:
@@ -205,5 +227,6 @@ def _read_value(kind: object, raw: str) -> object:
             raise PolicyError(f"expected true or false, got {raw!r}")
         return raw == "true"
     if not _INTEGER.fullmatch(raw):
-        raise PolicyError(f"expected an integer number of millicarats (e.g. 500 for 0.5 ct), got {raw!r}")
+        raise PolicyError(f"expected an integer number of millicarats (e.g. 500 for 0.5 ct; the _ct key takes "
+                          f"carats), got {raw!r}")
     return int(raw)

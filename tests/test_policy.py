@@ -593,6 +593,33 @@ def test_policy_file_is_read() -> None:
     assert Policy.parse("") == Policy()
 
 
+def test_a_policy_file_takes_carats_under_the_flags_names() -> None:
+    """Issue 9 item 9: the file's masses were millicarats (import_threshold_mct = 500) where the flags take carats
+    (--import-threshold-ct 0.5). Each carat flag's name is a file key in carats; the millicarat field names are
+    still read, and one rule given both ways is refused."""
+    carat_flags = sorted(p.name for p in main.commands["verify"].params if p.name and p.name.endswith("_ct"))
+    assert carat_flags == ["import_threshold_ct", "import_tolerance_ct", "regrade_tolerance_ct"]
+    for flag in carat_flags:
+        from_file = Policy.parse(f"deny_origin = RU\n{flag} = 0.5\n")
+        from_flag = Policy(deny_origin=frozenset({"RU"})).extend(**{_FIELD_OF_FLAG[flag]: parse_carats("0.5")})
+        assert from_file == from_flag and getattr(from_file, _FIELD_OF_FLAG[flag]) == 500
+        with pytest.raises(PolicyError) as twice:
+            Policy.parse(f"{flag} = 0.5\n{_FIELD_OF_FLAG[flag]} = 500\n")
+        assert "line 2" in str(twice.value) and "set twice" in str(twice.value)
+    assert Policy.parse("deny_origin = RU\nimport_threshold_mct = 500") == \
+        Policy.parse("deny_origin = RU\nimport_threshold_ct = 0.5")
+    text = Policy(deny_origin=frozenset({"RU"}), import_threshold_mct=500, regrade_tolerance_mct=5).format()
+    assert "import_threshold_ct = 0.5\n" in text and "regrade_tolerance_ct = 0.005\n" in text and "mct =" not in text
+    for bad in ("import_threshold_ct = 500 mct", "import_threshold_ct = .5", "import_threshold_ct = 0.5000"):
+        with pytest.raises(PolicyError) as info:
+            Policy.parse(bad)
+        assert str(info.value).startswith("line 1: import_threshold_ct: ")
+
+
+_FIELD_OF_FLAG = {"import_threshold_ct": "import_threshold_mct", "regrade_tolerance_ct": "regrade_tolerance_mct",
+                  "import_tolerance_ct": "import_weight_tolerance_mct"}
+
+
 @pytest.mark.parametrize("text", [
     "deny_origin RU",  # no '='
     "deny = RU",  # unknown key
