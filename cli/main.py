@@ -6,7 +6,6 @@ No hashing, encoding or rules live here: every command calls one public function
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,22 +15,15 @@ import click
 
 from ledger import (
     AuditReport,
-    Finding,
     build_demo,
     check_ledger,
     checkpoint_file,
-    format_ct,
-    item_history,
     keyfile,
     note_verifier_key,
-    origin_summary,
 )
 from ledger._files import check_new
-from ledger.audit import Replay
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.consistency import format_consistency_proof
-from ledger.errors import InputError
-from ledger.history import HistoryRow
 from ledger.keys import PrivateKey
 from ledger.monitor import consistency_proof_for
 from ledger.policy import Policy
@@ -40,6 +32,7 @@ from ledger.store import scan
 
 from . import consistency as _consistency
 from . import items as _items
+from . import show as _show
 from ._common import (
     _EXISTING,
     EXIT_VALID,
@@ -52,8 +45,6 @@ from ._common import (
     _print_json,
     _print_verdict,
     _read_checkpoint,
-    _replay,
-    _utc,
     _verdict_exit,
     _write_new,
 )
@@ -203,64 +194,6 @@ def _print_report(r: AuditReport) -> None:
     _print_findings(r.findings)
 
 
-@main.command(short_help="Print an item's history back to the mine.")
-@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
-@click.argument("item")
-@click.option("--trust", "trust_file", type=_EXISTING, help="Trust file; without it the history is shown unverified.")
-@click.option("--json", "as_json", is_flag=True, help="Print the history and its verdict as JSON.")
-@_errors
-def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -> None:
-    """Print ITEM's history back to the mine: time, event, place, holder, mass, signers.
-
-    With --trust, the whole ledger is checked too: the history is called verified only if the ledger has no
-    finding at all (a damaged or forged record elsewhere could hide part of this history). --json gives the
-    rows (masses in mct, times in ms since the Unix epoch, UTC), and "verdict": verified, unverified (no
-    --trust) or invalid (exit 1), with the findings on this history.
-
-    \b
-    Examples:
-      stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys
-      stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys --json
-    """
-    replay, verdict = _replay(ledger_file, _load_trust(trust_file) if trust_file else None)
-    if item not in replay.state.items:
-        alike = [i for i in replay.state.items if i.casefold() == item.casefold()]
-        hint = f"; did you mean {alike[0]!r}?" if alike else ""
-        raise InputError(f"no item {item!r} in {ledger_file}{hint}", code="item.unknown")
-    rows = item_history(replay, item)
-    here = [f for f in replay.findings if f.position in {row.position for row in rows}]
-    if as_json:
-        _print_json({"item": item, "mass_mct": replay.state.items[item].mass_mct,
-                     "origin": dict(sorted(replay.state.items[item].origin.items())),
-                     "summary": origin_summary(replay, item), "verdict": verdict,
-                     "history": [dataclasses.asdict(row) for row in rows], "findings": [f.to_json() for f in here],
-                     "findings_elsewhere": len(replay.findings) - len(here)})
-    else:
-        _print_history(replay, item, rows, verdict, here)
-    sys.exit(_verdict_exit(verdict))
-
-
-def _print_history(replay: Replay, item: str, rows: list[HistoryRow], verdict: str, here: list[Finding]) -> None:
-    width = max(len("item"), *(len(row.item) for row in rows))
-    click.echo(f"{'time (UTC)':<16}  {'event':<11} {'place':<5} {'item':<{width}}  {'holder after':<20} "
-               f"{'mass':>12}  signed by")
-    for row in rows:
-        click.echo(f"{_utc(row.time_ms):<16}  {row.kind:<11} {row.place:<5} {row.item:<{width}}  {row.holder:<20} "
-                   f"{format_ct(row.mass_mct):>12}  {', '.join(row.signers)}")
-        click.echo(f"{'':<18}{row.detail}")
-    click.echo(f"{item}: {format_ct(replay.state.items[item].mass_mct)}, {origin_summary(replay, item)}")
-    if verdict == "unverified":
-        click.echo("unverified: pass --trust to check signatures, enrolment and custody rules")
-    elif verdict == "verified":
-        click.echo(f"verified: {_plural(len(rows), 'record')}; the whole ledger passes every rule under the "
-                   "pinned keys")
-    else:
-        elsewhere = len(replay.findings) - len(here)
-        click.echo(f"INVALID: {_plural(len(here), 'finding')} on this history, {elsewhere} elsewhere in the ledger "
-                   "(run verify)")
-        _print_findings(here)
-
-
 @main.command(short_help="Sign a checkpoint of a ledger and publish it beside the ledger.")
 @click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
 @click.option("--key", "key_file", required=True, type=_EXISTING,
@@ -387,3 +320,4 @@ main.add_command(_consistency.CONSISTENCY_COMMAND)
 main.add_command(_consistency.EVIDENCE_GROUP)
 main.add_command(proof)
 main.add_command(_items.ITEMS_COMMAND)
+main.add_command(_show.SHOW_COMMAND)

@@ -25,7 +25,7 @@ from ledger.errors import InputError
 from ledger.export import StaleCheckpointError, export_bundle, export_bundle_as_of
 from ledger.findings import Finding
 from ledger.policy import Policy
-from ledger.provenance import Provenance
+from ledger.provenance import Provenance, Snapshot
 from ledger.publish import published_checkpoint
 from ledger.trust import Trust
 
@@ -45,6 +45,7 @@ from ._common import (
     _write_new,
 )
 from ._policy import _print_policy, policy_options
+from .show import print_now, print_path
 
 __all__ = ["proof"]
 
@@ -285,9 +286,7 @@ def _some(names: list[str], most: int = 6) -> str:
 
 
 def _print_provenance(p: Provenance) -> None:
-    where = f", set in {p.article}" if p.article else ""
-    click.echo(f"item:       {p.item} ({p.type}, {p.nature}), {format_ct(p.mass_mct)}, {p.state.replace('_', ' ')}"
-               f"{where}; held by {p.holder}, owned by {p.owner}")
+    print_now(p.item, p.type, p.nature, Snapshot(p.holder, p.owner, p.mass_mct, p.state, p.country), p.article)
     attested = p.attested_by()
     parts = [f"{c} {format_ct(m)} (attested by {', '.join(attested.get(c, ())) or 'nobody'})"
              for c, m in p.origin.items()]
@@ -298,10 +297,7 @@ def _print_provenance(p: Provenance) -> None:
         click.echo(f"WARNING:    {p.item} is {p.state}{why}; it is no longer in the trade as this item")
     click.echo(f"path (complete at the checkpoint's tree size {p.tree_size}: record {p.as_of} is the latest, proven by "
                "the checkpoint's item heads):")
-    for s in p.path:
-        click.echo(f"  {_utc(s.time_ms):<16}  {s.kind:<11} {s.place:<2}  {s.item:<16} holder {s.holder}, owner "
-                   f"{s.owner}, {format_ct(s.mass_mct)}")
-        click.echo(f"  {'':<16}  {s.detail}")
+    print_path(p.path)
     click.echo("mass:       " + " -> ".join(f"{m.item} {format_ct(m.mass_mct)} ({m.kind}, record {m.position})"
                                              for m in p.mass_history))
     for g in p.gradings:

@@ -64,7 +64,7 @@ from .heads import Head, HeadProof, ItemHeads, checkpoint_heads, verify_item_hea
 from .identity import IdentityLeaf, checkpoint_identities, identity_findings, proven_leaf
 from .merkle import leaf_hash, verify_inclusion
 from .policy import Policy, check_policy_records
-from .provenance import Provenance, Scope, Snapshot, build_provenance, provenance_scope, scope_claims, snapshot
+from .provenance import Provenance, Scope, Snapshot, build_provenance, provenance_scope, replay_scope, scope_claims
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .trust import Trust
@@ -334,11 +334,8 @@ class _Verification:
         state = self.state = CustodyState(tree.origin, self.trust.authority_keys, partial=True, track=scope.items,
                                           refused=refused,  # an id another item held first is not created
                                           subset={r.record_hash for r in self.records.values()})
-        for position, record in sorted(self.records.items()):
-            state.skip_to(position)
-            for finding in state.apply(record):
-                yield finding, None
-            self.snapshots[position] = snapshot(state, heads.items_of(record))
+        for finding in replay_scope(state, self.records, heads, self.snapshots):
+            yield finding, None
 
     def _completeness(self) -> Iterator[_Fault]:
         scope, target = self.scope, self.bundle.item

@@ -1,8 +1,11 @@
-"""An item's history back to its roots: the rows ``stonetrail show`` prints.
+"""An item's history back to its roots: what ``stonetrail show`` prints.
 
-Walks the replayed ledger from an item back through the records that created it (splits) to the ``mined``
-record of its ancestors, and returns one :class:`HistoryRow` per record, oldest first. Pure: works on a
-:class:`~ledger.audit.Replay`.
+It is the path a proof bundle's provenance holds (docs/format.md §7a.5), built by the same code: the item's scope
+among the ledger's readable records (:func:`ledger.provenance.provenance_scope`), replayed alone as a bundle
+verifier replays it (:func:`ledger.provenance.replay_scope`), one :class:`~ledger.provenance.Step` per record,
+oldest first (:func:`ledger.provenance.path_steps`). So ``show`` and ``proof verify`` agree record by record on
+each step's holder, owner, state, mass and country, and on the item's own; a statement (``attested``,
+``corrected``) is no custody event and changes none of them. Pure: works on a :class:`~ledger.audit.Replay`.
 """
 
 from __future__ import annotations
@@ -12,62 +15,74 @@ from dataclasses import dataclass
 
 from ._describe import describe, format_ct
 from .audit import Replay
-from .events import Graded, Grown, Mined, Transferred
-from .provenance import provenance_scope
+from .custody import CustodyState
+from .events import Grown, Mined
+from .findings import Finding
+from .heads import ItemHeads
+from .provenance import Scope, Snapshot, Step, path_steps, provenance_scope, replay_scope, snapshot
 from .record import Record
 
-__all__ = ["HistoryRow", "describe", "format_ct", "item_history", "origin_summary"]
+__all__ = ["History", "HistoryRow", "damage", "describe", "format_ct", "item_history", "origin_summary",
+           "trace_item"]
+
+#: A row of ``show``: a step of the item's custody path, as a proof bundle's provenance has it.
+HistoryRow = Step
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HistoryRow:
-    """One record in an item's lineage. ``item``: the lineage item it concerns; ``holder`` and ``mass_mct``:
-    that item's holder and mass after the record; ``time_ms``: ms since the Unix epoch, UTC."""
+class History:
+    """An item's history: ``path``, every record of its scope oldest first (the lineage item each is shown under,
+    and that item's state right after it), and ``now``, the item's state after the last of them."""
 
-    position: int
-    time_ms: int
-    kind: str
-    place: str
     item: str
-    holder: str
-    mass_mct: int
-    signers: tuple[str, ...]
-    detail: str
+    now: Snapshot
+    path: tuple[Step, ...]
 
 
-def item_history(replay: Replay, item_id: str) -> list[HistoryRow]:
-    """Rows for ``item_id`` and its ancestors, oldest first.
+def trace_item(replay: Replay, item_id: str) -> History:
+    """The history of ``item_id`` (module docstring).
 
     Raises:
-        KeyError: no item ``item_id`` in the ledger.
+        KeyError: no readable record creates ``item_id`` (see :func:`damage` for whether some could not be read).
     """
-    lineage = _lineage(replay, item_id)
-    rows = []
-    mass: dict[str, int] = {}
-    for position in sorted(lineage):
-        record = replay.records[position]
-        if record is None:
-            continue
-        item = lineage[position]
-        mass[item] = _mass_after(record, item, mass)
-        rows.append(HistoryRow(position=position, time_ms=record.body.time_ms, kind=record.body.kind,
-                               place=record.body.place, item=item, holder=_holder_after(record),
-                               mass_mct=mass[item], signers=tuple(s.party for s in record.signatures),
-                               detail=describe(record, focus=item)))
-    return rows
+    records, scope = _scope(replay, item_id)
+    state = CustodyState(replay.origin, (), partial=True, track=scope.items, refused=_refused(replay, records))
+    snapshots: dict[int, dict[str, Snapshot]] = {}
+    for _ in replay_scope(state, records, ItemHeads.of(sorted(records.items())), snapshots):
+        pass  # the full replay judged every record: this one only tells the path
+    return History(item=item_id, now=snapshot(state, [item_id])[item_id],
+                   path=path_steps(records, scope, snapshots))
 
 
-def _lineage(replay: Replay, item_id: str) -> Mapping[int, str]:
-    """Record position -> the lineage item it is shown under: the same scope a proof bundle holds
-    (:func:`ledger.provenance.provenance_scope`), so ``show`` and ``proof verify`` tell one history.
+def item_history(replay: Replay, item_id: str) -> list[Step]:
+    """The rows of :func:`trace_item`'s path. Raises KeyError as it does."""
+    return list(trace_item(replay, item_id).path)
 
-    Raises:
-        KeyError: no item ``item_id``.
-    """
+
+def damage(replay: Replay) -> tuple[Finding, ...]:
+    """The findings of what could not be read (damaged framing, ``store.*``, and records that do not decode), in
+    log order: records of any item may be hidden there, and items that only they create are unreadable, not
+    unknown. Empty: every byte of the file was read as a record."""
+    size = len(replay.records)
+    return tuple(f for f in replay.findings if f.position is not None
+                 and (f.code.startswith("store.") or (f.position < size and replay.records[f.position] is None)))
+
+
+def _scope(replay: Replay, item_id: str) -> tuple[dict[int, Record], Scope]:
+    """The records of ``item_id``'s scope by position, and the scope. Raises KeyError: no item ``item_id``."""
     if item_id not in replay.state.items:
         raise KeyError(item_id)
-    records = {p: r for p, r in enumerate(replay.records) if r is not None}
-    return provenance_scope(records, item_id).positions
+    readable = {p: r for p, r in enumerate(replay.records) if r is not None}
+    scope = provenance_scope(readable, item_id)
+    return {p: readable[p] for p in scope.positions}, scope
+
+
+def _refused(replay: Replay, records: Mapping[int, Record]) -> set[tuple[int, str]]:
+    """(position, id) of the outputs of ``records`` that the full replay did not create there (another item held
+    the id first, docs/format.md §7d): the scope's replay must not create them either, as a bundle's does not."""
+    items = replay.state.items
+    return {(p, out.id) for p, record in records.items() for out in record.body.outputs
+            if (item := items.get(out.id)) is None or not item.history or item.history[0] != p}
 
 
 def origin_summary(replay: Replay, item_id: str) -> str:
@@ -79,23 +94,8 @@ def origin_summary(replay: Replay, item_id: str) -> str:
     """
     item = replay.state.items[item_id]
     parts = ", ".join(f"{c} {format_ct(m)}" for c, m in sorted(item.origin.items()))
-    roots = sorted({r.body.actor for p in _lineage(replay, item_id)
-                    if (r := replay.records[p]) is not None and isinstance(r.body.event, Mined | Grown)})
+    records, _ = _scope(replay, item_id)
+    roots = sorted({r.body.actor for r in records.values() if isinstance(r.body.event, Mined | Grown)})
     unknown = " (unknown: no recorded history)" if "XX" in item.origin else ""
     attested = f" (attested by {', '.join(roots)})" if roots else ""
     return f"{item.nature}; origin {parts}{unknown}{attested}"
-
-
-def _mass_after(record: Record, item: str, mass: dict[str, int]) -> int:
-    event = record.body.event
-    for out in record.body.outputs:
-        if out.id == item:
-            return out.mass_mct
-    if isinstance(event, Graded):
-        return min(event.mass_mct, mass.get(item, event.mass_mct))
-    return mass.get(item, 0)
-
-
-def _holder_after(record: Record) -> str:
-    event = record.body.event
-    return event.to if isinstance(event, Transferred) else record.body.actor

@@ -34,7 +34,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -49,8 +49,9 @@ from .identity import claims_of
 from .policy import Policy
 from .record import Record
 
-__all__ = ["Grading", "Inscription", "MassPoint", "Provenance", "Root", "Scope", "Snapshot", "Step",
-           "build_provenance", "item_index", "provenance_scope", "scope_claims", "snapshot"]
+__all__ = ["UNAPPLIED", "Grading", "Inscription", "MassPoint", "Provenance", "Root", "Scope", "Snapshot", "Step",
+           "build_provenance", "item_index", "path_steps", "provenance_scope", "replay_scope", "scope_claims",
+           "snapshot"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,18 +156,54 @@ def _articles(name: str, own: Sequence[int], records: Mapping[int, Record]) -> l
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """An item right after a record: who holds and owns it, its mass (mct) and its state."""
+    """An item right after a record: who holds and owns it, its mass (mct), its state and ``country``, where it
+    is (ISO code; the destination's only once imported). A statement (``attested``, ``corrected``) is no custody
+    event: the snapshot after it is the one before it."""
 
     holder: str
     owner: str
     mass_mct: int
     state: str
+    country: str
+
+    def describe(self, *, live: bool = True) -> str:
+        """One line for people, e.g. ``held by trader-b, owned by trader-b, in BE, 1.490 ct, live``: how both
+        ``stonetrail show`` and ``stonetrail proof verify`` print an item's state. ``live=False`` leaves the state
+        out when it is ``live`` (a path's steps name only the others: in transit, locked, consumed, retired)."""
+        state = f", {self.state.replace('_', ' ')}" if live or self.state != "live" else ""
+        return f"held by {self.holder}, owned by {self.owner}, in {self.country}, {format_ct(self.mass_mct)}{state}"
+
+
+#: The snapshot of an item a record names but was not applied to (a faulty ledger: the item did not exist yet,
+#: or its id was another item's); only an audit's history shows one, a valid bundle never.
+UNAPPLIED = Snapshot("unknown", "unknown", 0, "not applied", "unknown")
 
 
 def snapshot(state: CustodyState, names: Iterable[str]) -> dict[str, Snapshot]:
     """Snapshots of the items ``names`` (those a record is a record of: :meth:`ledger.heads.ItemHeads.items_of`),
     taken right after it was applied."""
-    return {n: Snapshot(i.holder, i.owner, i.mass_mct, i.state) for n in names if (i := state.items.get(n))}
+    return {n: Snapshot(i.holder, i.owner, i.mass_mct, i.state, i.country) for n in names
+            if (i := state.items.get(n))}
+
+
+def replay_scope(state: CustodyState, records: Mapping[int, Record], heads: ItemHeads,
+                 snapshots: dict[int, dict[str, Snapshot]]) -> Iterator[Finding]:
+    """Apply ``records`` (a scope's, and maybe the registry's, by position) to ``state`` in log order, yielding
+    each finding as found, and fill ``snapshots`` (position -> the snapshot of each item the record is a record
+    of, per ``heads``, right after it). The one replay behind both a bundle's path and ``show``'s, so that
+    both tell the same history."""
+    for position, record in sorted(records.items()):
+        state.skip_to(position)
+        yield from state.apply(record)
+        snapshots[position] = snapshot(state, heads.items_of(record))
+
+
+def path_steps(records: Mapping[int, Record], scope: Scope,
+               snapshots: Mapping[int, Mapping[str, Snapshot]]) -> tuple[Step, ...]:
+    """The custody path: one :class:`Step` per record of ``scope``, oldest first, each with the state of the
+    scope item it is shown under right after it (:data:`UNAPPLIED` if the replay did not apply it there)."""
+    return tuple(_step(p, records[p], name, snapshots.get(p, {}).get(name, UNAPPLIED))
+                 for p, name in sorted(scope.positions.items()))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,7 +223,9 @@ class Root:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Step:
-    """One record of the custody path: what happened to ``item`` (a scope item) and its state right after."""
+    """One record of the custody path: what happened to ``item`` (a scope item) and its state right after
+    (:class:`Snapshot`: ``holder``, ``owner``, ``state``, ``mass_mct``, ``country``); ``place``: where the record
+    took place; ``time_ms``: ms since the Unix epoch, UTC."""
 
     position: int
     time_ms: int
@@ -197,8 +236,14 @@ class Step:
     owner: str
     state: str
     mass_mct: int
+    country: str
     signers: tuple[str, ...]
     detail: str
+
+    @property
+    def after(self) -> Snapshot:
+        """The item's state right after this record."""
+        return Snapshot(self.holder, self.owner, self.mass_mct, self.state, self.country)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +288,8 @@ class Provenance:
     """What a verified proof bundle shows about one item, current at the checkpoint's ``tree_size``; ``as_of`` is
     the position of the latest record in its scope (module docstring).
 
+    ``holder``, ``owner``, ``state``, ``country`` (where the item is): after the scope's last record (a
+    statement changes none of them; while set, a stone's follow its article's).
     ``origin``: {ISO country: mct} (``XX``: unknown), inherited through splits and summed through merges; each
     root says who attested it. ``attested``: the claims that rest on a party's word, not on the ledger's
     rules (where a stone was mined, what a lab measured). ``path``: every record of the scope, oldest first.
@@ -257,6 +304,7 @@ class Provenance:
     state: str
     holder: str
     owner: str
+    country: str
     article: str | None
     origin: Mapping[str, int]
     roots: tuple[Root, ...]
@@ -292,7 +340,8 @@ class Provenance:
         """A JSON-ready dict (masses in mct, times in ms since the Unix epoch UTC, the root hash in base64)."""
         return {
             "item": self.item, "type": self.type, "nature": self.nature, "mass_mct": self.mass_mct,
-            "state": self.state, "holder": self.holder, "owner": self.owner, "article": self.article,
+            "state": self.state, "holder": self.holder, "owner": self.owner, "country": self.country,
+            "article": self.article,
             "origin": dict(self.origin), "attested_by": {c: list(p) for c, p in self.attested_by().items()},
             "roots": _rows(self.roots), "path": _rows(self.path), "mass_history": _rows(self.mass_history),
             "gradings": _rows(self.gradings), "inscriptions": _rows(self.inscriptions),
@@ -320,11 +369,11 @@ def build_provenance(state: CustodyState, records: Mapping[int, Record], scope: 
     """Summarise a replay whose scope is complete (the caller has checked it). Pure; raises KeyError only if
     ``scope`` does not belong to ``state`` and ``records``."""
     item = state.items[scope.target]
-    path = tuple(_step(p, records[p], name, snapshots[p][name]) for p, name in sorted(scope.positions.items()))
+    path = path_steps(records, scope, snapshots)
     roots = tuple(r for p, name in sorted(scope.positions.items()) if (r := _root(p, records[p], name)))
     return Provenance(
         item=item.id, type=item.type, nature=item.nature, mass_mct=item.mass_mct, state=item.state,
-        holder=item.holder, owner=item.owner, article=item.article,
+        holder=item.holder, owner=item.owner, country=item.country, article=item.article,
         origin=MappingProxyType(dict(sorted(item.origin.items()))), roots=roots, path=path,
         mass_history=_mass_history(path), gradings=_gradings(records, scope),
         inscriptions=_inscriptions(records, scope), attested=_attested(records, scope, roots),
@@ -336,7 +385,7 @@ def build_provenance(state: CustodyState, records: Mapping[int, Record], scope: 
 def _step(position: int, record: Record, name: str, snap: Snapshot) -> Step:
     body = record.body
     return Step(position=position, time_ms=body.time_ms, kind=body.kind, place=body.place, item=name,
-                holder=snap.holder, owner=snap.owner, state=snap.state, mass_mct=snap.mass_mct,
+                holder=snap.holder, owner=snap.owner, state=snap.state, mass_mct=snap.mass_mct, country=snap.country,
                 signers=tuple(s.party for s in record.signatures), detail=describe(record, focus=name))
 
 

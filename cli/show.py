@@ -1,0 +1,145 @@
+"""``stonetrail show``: an item's history back to the mine, and the one rendering of an item's custody path.
+
+Registered on the group by :mod:`stonetrail_cli.main`. The history is :func:`ledger.history.trace_item`'s, built
+by the code that builds a proof bundle's provenance; :func:`print_now` and :func:`print_path` print both, here
+and in ``proof verify`` (:mod:`stonetrail_cli.proof`), so the two commands tell one history in one form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from ledger import Finding, origin_summary
+from ledger.audit import Replay
+from ledger.errors import InputError, VerificationError
+from ledger.history import History, damage, trace_item
+from ledger.provenance import Snapshot, Step
+
+from ._common import (
+    _EXISTING,
+    _errors,
+    _load_trust,
+    _plural,
+    _print_findings,
+    _print_json,
+    _replay,
+    _utc,
+    _verdict_exit,
+)
+
+
+def print_now(item: str, kind: str, nature: str, now: Snapshot, article: str | None) -> None:
+    """The item line: what it is and its state now (holder, owner, where it is, mass, state)."""
+    where = f", set in {article}" if article else ""
+    click.echo(f"item:       {item} ({kind}, {nature}){where}: {now.describe()}")
+
+
+def print_path(steps: Sequence[Step]) -> None:
+    """Each step of a custody path on two lines: when, what, where it took place and the item's state after it;
+    then what the record says and who signed it."""
+    for s in steps:
+        click.echo(f"  {_utc(s.time_ms):<16}  {s.kind:<11} {s.place:<2}  {s.item:<16} {s.after.describe(live=False)}")
+        click.echo(f"  {'':<16}  {s.detail}; signed by {', '.join(s.signers)}")
+
+
+@click.command(short_help="Print an item's history back to the mine.")
+@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
+@click.argument("item")
+@click.option("--trust", "trust_file", type=_EXISTING, help="Trust file; without it the history is shown unverified.")
+@click.option("--json", "as_json", is_flag=True, help="Print the history and its verdict as JSON.")
+@_errors
+def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -> None:
+    """Print ITEM's history back to the mine: each record with time, event, place, and the item's holder, owner,
+    location, mass and state after it, as 'proof verify' prints a bundle's path (statements change none of them).
+
+    With --trust, the whole ledger is checked too: the history is called verified only if the ledger has no
+    finding at all (a damaged or forged record elsewhere could hide part of this history). A damaged file is
+    named (a warning on stderr) and the verdict is invalid, with or without --trust: records of the item may be
+    in the part that cannot be read, and an item that only such a part creates is unreadable (item.unreadable,
+    exit 1), not unknown. --json gives the rows (masses in mct, times in ms since the Unix epoch, UTC), "now",
+    "damage", and "verdict": verified, unverified (no --trust) or invalid (exit 1), with the findings on this
+    history.
+
+    \b
+    Examples:
+      stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys
+      stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys --json
+    """
+    replay, verdict = _replay(ledger_file, _load_trust(trust_file) if trust_file else None)
+    broken = damage(replay)
+    if item not in replay.state.items:
+        raise _not_found(replay, ledger_file, item, broken)
+    history = trace_item(replay, item)
+    here = [f for f in replay.findings if f.position in {step.position for step in history.path}]
+    if broken:
+        what, todo = _damaged(ledger_file, broken)
+        click.echo(f"stonetrail: warning: {what}; records of {item} may be missing from this history; {todo}",
+                   err=True)
+        verdict, here = "invalid", here if verdict != "unverified" else []  # unverified: every record has findings
+    if as_json:
+        _print_json({"item": item, "mass_mct": history.now.mass_mct,
+                     "origin": dict(sorted(replay.state.items[item].origin.items())),
+                     "summary": origin_summary(replay, item), "verdict": verdict,
+                     "now": dataclasses.asdict(history.now),
+                     "history": [dataclasses.asdict(step) for step in history.path],
+                     "findings": [f.to_json() for f in here], "findings_elsewhere": len(replay.findings) - len(here),
+                     "damage": [f.to_json() for f in broken]})
+    else:
+        _print_history(replay, history, verdict, here, broken)
+    sys.exit(_verdict_exit(verdict))
+
+
+def _not_found(replay: Replay, ledger_file: Path, item: str, broken: Sequence[Finding]) -> InputError | \
+        VerificationError:
+    """The error for an item no readable record creates: unreadable (the file is damaged: it may be there) or
+    unknown (with the id it may have meant)."""
+    if broken:
+        what, todo = _damaged(ledger_file, broken)
+        return VerificationError(f"no readable record creates {item!r}, which may be in the part that cannot be "
+                                 f"read: {what}; {todo}", code="item.unreadable")
+    alike = [i for i in replay.state.items if i.casefold() == item.casefold()]
+    hint = f"; did you mean {alike[0]!r}?" if alike else ""
+    return InputError(f"no item {item!r} in {ledger_file}{hint}", code="item.unknown")
+
+
+def _damaged(ledger_file: Path, broken: Sequence[Finding]) -> tuple[str, str]:
+    """What is damaged in the file, and what to run."""
+    first = broken[0]
+    more = f" ({_plural(len(broken) - 1, 'more damaged part')})" if len(broken) > 1 else ""
+    what = (f"{ledger_file} is damaged at record {first.position}: "
+            f"{first.reason.removeprefix(f'record {first.position}: ')} [{first.code}]{more}")
+    todo = (f"run 'stonetrail repair {ledger_file}' to move the torn tail aside" if first.code == "store.torn_tail"
+            else "run 'stonetrail verify' to see every finding")
+    return what, todo
+
+
+def _print_history(replay: Replay, history: History, verdict: str, here: list[Finding],
+                   broken: Sequence[Finding]) -> None:
+    item = replay.state.items[history.item]
+    print_now(history.item, item.type, item.nature, history.now, item.article)
+    click.echo(f"summary:    {origin_summary(replay, history.item)}")
+    click.echo("path:")
+    print_path(history.path)
+    if broken:
+        click.echo(f"INVALID: {_plural(len(broken), 'part')} of the file cannot be read (first: record "
+                   f"{broken[0].position}, {broken[0].code}), so this history may be incomplete (run verify)")
+    elif verdict == "unverified":
+        click.echo("unverified: pass --trust to check signatures, enrolment and custody rules")
+    elif verdict == "verified":
+        click.echo(f"verified: {_plural(len(history.path), 'record')}; the whole ledger passes every rule under the "
+                   "pinned keys")
+    else:
+        elsewhere = len(replay.findings) - len(here)
+        click.echo(f"INVALID: {_plural(len(here), 'finding')} on this history, {elsewhere} elsewhere in the ledger "
+                   "(run verify)")
+    if verdict == "invalid":
+        _print_findings(here)
+
+
+# A typed name for stonetrail_cli.main to register (see stonetrail_cli.consistency).
+SHOW_COMMAND: click.Command = show
