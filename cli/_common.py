@@ -243,6 +243,25 @@ def _print_findings(findings: Sequence[Finding]) -> None:
         click.echo(f"  ... and {len(findings) - MAX_PRINTED_FINDINGS} more (use verify --json for all)")
 
 
+def _print_hint(findings: Sequence[Finding], label: str, *, records_judged: bool) -> None:
+    """After an INVALID integrity line, one hint at the likeliest mistake, the same in verify and proof verify: a
+    wrong trust file (record 0, the ledger's first enrolment, is not signed by the pinned authority key); with
+    ``records_judged`` (verify: every record is judged apart from the checkpoint), a checkpoint that is not of this
+    ledger file while every record passes. ``label`` is "hint:" padded to the command's column."""
+    if any(f.code == "registry.not_authority" and f.position == 0 for f in findings):
+        click.echo(f"{label}the first enrolment is not signed by the pinned authority key: is this the right trust "
+                   "file?")
+    elif records_judged and findings and all(f.position is None and f.code.startswith(_CHECKPOINT_AREAS)
+                                             for f in findings):
+        click.echo(f"{label}every record passes; only the checkpoint does not match this ledger file: is it this "
+                   "ledger's checkpoint? (another ledger's, or of a log this file is not: keep both)")
+
+
+#: The areas of the codes of a checkpoint that does not match a ledger (docs/format.md §10: ``note.*``,
+#: ``checkpoint.*``, a checkpoint signature's ``sig.*``), reported for the whole ledger (no position).
+_CHECKPOINT_AREAS = ("checkpoint.", "note.", "sig.")
+
+
 def _utc(time_ms: int) -> str:
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=time_ms)
     return moment.strftime("%Y-%m-%d %H:%M")

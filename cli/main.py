@@ -42,6 +42,7 @@ from ._common import (
     _load_trust,
     _plural,
     _print_findings,
+    _print_hint,
     _print_json,
     _print_verdict,
     _read_checkpoint,
@@ -188,9 +189,7 @@ def _print_report(r: AuditReport) -> None:
         click.echo("integrity: valid (every record passes every rule under the pinned keys)")
         return
     click.echo(f"integrity: INVALID ({_plural(len(r.findings), 'finding')})")
-    if r.findings[0].code == "registry.not_authority" and r.findings[0].position == 0:
-        click.echo("hint:      the first enrolment is not signed by the pinned authority key: is this the right "
-                   "trust file?")
+    _print_hint(r.findings, "hint:      ", records_judged=True)
     _print_findings(r.findings)
 
 

@@ -36,6 +36,7 @@ from ._common import (
     _load_trust,
     _plural,
     _print_findings,
+    _print_hint,
     _print_json,
     _print_verdict,
     _read_bytes,
@@ -252,6 +253,7 @@ def _print_bundle_report(path: Path, r: BundleReport) -> None:
                    "pinned operator key")
     if p is None or not r.ok:
         click.echo(f"integrity:  INVALID ({_plural(len(r.findings), 'finding')})")
+        _print_hint(r.findings, "hint:       ", records_judged=False)
         _print_findings(r.findings)
         return
     _print_provenance(p)

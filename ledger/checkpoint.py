@@ -377,9 +377,8 @@ def open_checkpoint(
         raise
     cp = parse_checkpoint(text)
     if origin is not None and cp.origin != origin:
-        raise VerificationError(
-            f"checkpoint origin {cp.origin!r:.80} is not {origin!r:.80}", code="checkpoint.origin_mismatch"
-        )
+        raise VerificationError(f"a checkpoint of another ledger ({_quoted(cp.origin)}, not {_quoted(origin)})",
+                                code="checkpoint.origin_mismatch")
     return cp
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from small_files import SmallFiles, small_files
 
+from ledger import Trust, note_verifier_key, sign_checkpoint
+from ledger.checkpoint import read_unverified_checkpoint
 from ledger.monitor import split_view_evidence
 from stonetrail_cli.main import main
+from world import ORIGIN, key
 
 
 def run(*args: str | Path) -> Result:
@@ -126,3 +130,36 @@ def test_evidence_lines_show_hashes_in_base64(files: SmallFiles, tmp_path: Path)
     result = run("evidence", "verify", evidence, "--trust", files.trust)
     assert result.exit_code == 0 and "leaf 1 is " in result.output, result.output
     assert not re.search("[0-9a-f]{64}", result.output) and _b64_root(files.checkpoint_3) in result.output
+
+
+# --- issue 9 item 9: the same hint for a wrong trust file; a checkpoint of another ledger says so -------------------
+
+def test_proof_verify_with_the_wrong_trust_file_gives_verify_s_hint(files: SmallFiles, tmp_path: Path) -> None:
+    """`verify` printed "hint: … is this the right trust file?" for a wrong trust file; `proof verify` printed 77
+    findings and no hint."""
+    trust = Trust.parse(files.trust.read_text())
+    wrong = Trust(operators=trust.operators, authorities=(note_verifier_key("authority", key("impostor").public_key),))
+    (tmp_path / "wrong.keys").write_text(wrong.format())
+    hint = "is this the right trust file?"
+    for args, label in ((["verify", files.ledger], "hint:      "), (["proof", "verify", files.bundle], "hint:       ")):
+        result = run(*args, "--trust", tmp_path / "wrong.keys")
+        assert result.exit_code == 1 and f"\n{label}the first enrolment is not signed by the pinned authority key: " \
+            f"{hint}\n" in result.output, result.output
+        right = run(*args, "--trust", files.trust)
+        assert right.exit_code == 0 and hint not in right.output
+
+
+def test_a_checkpoint_of_another_ledger_says_so(files: SmallFiles, tmp_path: Path) -> None:
+    """`verify --checkpoint` with another ledger's checkpoint: of another origin, signed by the pinned operator key,
+    it is named "a checkpoint of another ledger"; of the same origin (another file's tree), the findings are
+    about the checkpoint only, and the hint says that every record passes and the checkpoint is not this file's."""
+    elsewhere = replace(read_unverified_checkpoint(files.checkpoint.read_text()), origin="example.com/other")
+    (tmp_path / "elsewhere.txt").write_text(sign_checkpoint(elsewhere, ORIGIN, key("operator")))
+    result = run("verify", files.ledger, "--trust", files.trust, "--checkpoint", tmp_path / "elsewhere.txt")
+    assert result.exit_code == 1 and "checkpoint.origin_mismatch: checkpoint: a checkpoint of another ledger " \
+        f"(example.com/other, not {ORIGIN})" in result.output, result.output
+    same_origin = run("verify", files.ledger, "--trust", files.trust, "--checkpoint", files.other_checkpoint)
+    assert same_origin.exit_code == 1 and "checkpoint.root_mismatch" in same_origin.output
+    assert "\nhint:      every record passes; only the checkpoint does not match this ledger file" in same_origin.output
+    damaged = run("verify", files.bad_ledger, "--trust", files.trust, "--checkpoint", files.other_checkpoint)
+    assert damaged.exit_code == 1 and "every record passes" not in damaged.output  # the neighbour: records fail
