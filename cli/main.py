@@ -6,6 +6,9 @@ No hashing, encoding or rules live here: every command calls one public function
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,10 +129,32 @@ def demo(directory: Path, seed: int, as_json: bool) -> None:
     click.echo(f"proofs:    {summary.proof_count} bundles in {summary.proofs_dir}; {summary.proof_example.name} "
                f"verified offline: {'valid' if b.ok else 'INVALID'} ({_plural(b.record_count, 'record')}, "
                f"{b.size_bytes} bytes)")
-    click.echo(f"next:      stonetrail show {summary.ledger_path} {summary.polished_example} "
-               f"--trust {summary.trust_path}")
-    click.echo(f"           stonetrail proof verify {summary.proof_example} --trust {summary.trust_path}")
+    trust = ("--trust", summary.trust_path)
+    click.echo(f"next:      {_again('show', summary.ledger_path, summary.polished_example, *trust)}")
+    click.echo(f"           {_again('proof', 'verify', summary.proof_example, *trust)}")
     sys.exit(_verdict_exit(verdict))
+
+
+def _again(*args: str | Path) -> str:
+    """A command line that runs this program again with ``args``, as a shell reads it: the program as invoked
+    (:func:`_program`), then each argument quoted where it needs to be."""
+    return " ".join([_program(), *(shlex.quote(str(a)) for a in args)])
+
+
+def _program() -> str:
+    """How the user can run this program: ``stonetrail`` when that is what they typed or what it finds on PATH,
+    else the path they ran it by (``.venv/bin/stonetrail`` after the README's install, the venv not activated).
+    Not run as the console script (a test runner, an application calling :func:`main`): ``stonetrail``."""
+    invoked = sys.argv[0] if sys.argv else ""
+    if Path(invoked).name != "stonetrail" or os.sep not in invoked:
+        return "stonetrail"
+    on_path = shutil.which("stonetrail")
+    try:
+        if on_path is not None and os.path.samefile(on_path, invoked):
+            return "stonetrail"
+    except OSError:
+        pass
+    return shlex.quote(invoked)
 
 
 @main.command(short_help="Check every record of a ledger.")

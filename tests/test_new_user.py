@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from small_files import SmallFiles, small_files
 from ledger import Trust, note_verifier_key, sign_checkpoint
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.monitor import split_view_evidence
-from stonetrail_cli.main import main
+from stonetrail_cli.main import _program, main
 from world import ORIGIN, key
 
 
@@ -163,3 +165,29 @@ def test_a_checkpoint_of_another_ledger_says_so(files: SmallFiles, tmp_path: Pat
     assert "\nhint:      every record passes; only the checkpoint does not match this ledger file" in same_origin.output
     damaged = run("verify", files.bad_ledger, "--trust", files.trust, "--checkpoint", files.other_checkpoint)
     assert damaged.exit_code == 1 and "every record passes" not in damaged.output  # the neighbour: records fail
+
+
+# --- issue 9 item 9: the demo's "next:" lines run as printed ----------------------------------------------------------
+
+def test_the_demo_s_next_lines_run_as_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README installs into .venv, so `stonetrail` is not on PATH; the demo printed "next: stonetrail show …",
+    which then fails (command not found). It now prints the program as it was run, and paths quoted for a shell."""
+    program = tmp_path / "venv" / "bin" / "stonetrail"
+    program.parent.mkdir(parents=True)
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    monkeypatch.setattr(sys, "argv", [str(program), "demo"])
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    result = run("demo", tmp_path / "my out")
+    assert result.exit_code == 0, result.output
+    lines = result.output.split("\nnext:", 1)[1].splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        words = shlex.split(line)
+        assert words[0] == str(program) and words[1] in ("show", "proof"), line
+        again = run(*words[1:])
+        assert again.exit_code == 0, (line, again.output)
+    monkeypatch.setenv("PATH", str(program.parent))  # on PATH (an activated venv): the plain name
+    assert _program() == "stonetrail"
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/python3", "-m", "pytest"])  # not the console script
+    assert _program() == "stonetrail"
