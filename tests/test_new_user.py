@@ -191,3 +191,15 @@ def test_the_demo_s_next_lines_run_as_printed(tmp_path: Path, monkeypatch: pytes
     assert _program() == "stonetrail"
     monkeypatch.setattr(sys, "argv", ["/usr/bin/python3", "-m", "pytest"])  # not the console script
     assert _program() == "stonetrail"
+
+
+# --- issue 9 item 9: no machine-specific paths in the docs ----------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "bench/README.md", "docs/embedding.md", "docs/format.md"])
+def test_the_docs_name_no_machine_specific_path(doc: str) -> None:
+    """bench/README.md ran the benchmarks with /work/venv/bin/python, a path of the machine it was written on."""
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    assert not re.findall(r"(?<![\w.])/(?:work|home|Users|root|opt|srv)/\S*", text)
