@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from ledger.store import BATCH_MAGIC, FRAME_MAGIC, scan
 from stonetrail_cli.main import main
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "embedding.md"
@@ -83,3 +84,29 @@ def test_an_older_view_is_exported_only_when_asked(tmp_path: Path, monkeypatch: 
     assert both.exit_code == 2 and not Path("x.stproof").exists()
     sibling = _stonetrail(["proof", "export", "stones.ledger", "R-1-B", "-o", "b.stproof", "--checkpoint", str(old)])
     assert sibling.exit_code == 0, sibling.output  # the theft is no record of R-1-B: the old checkpoint covers it
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def test_running_the_guide_again_in_its_directory_stops_before_changing_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New-user trial 9: run again in the same folder, the guide overwrote trust.keys with new keys, then failed on
+    `operator.pem exists`, leaving a trust file that no longer matched the ledger. Its first write now refuses."""
+    _run_the_guide(tmp_path, monkeypatch)
+    before = _files(tmp_path)
+    with pytest.raises(FileExistsError) as again:
+        _run_the_guide(tmp_path, monkeypatch)
+    assert again.value.filename == "trust.keys"
+    assert _files(tmp_path) == before
+
+
+def test_the_guide_writes_a_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9 item 9: the batch append API is in the guide, and the four enrolments it writes as one batch end
+    in one frame that closes the batch (docs/format.md §8: STRB frames, then STR1)."""
+    assert "ledger.append_batch(" in GUIDE.read_text(encoding="utf-8")
+    _run_the_guide(tmp_path, monkeypatch)
+    data = (tmp_path / "stones.ledger").read_bytes()
+    magics = [data[frame.offset:frame.offset + 4] for frame in scan(tmp_path / "stones.ledger").frames]
+    assert magics[:4] == [BATCH_MAGIC] * 3 + [FRAME_MAGIC] and BATCH_MAGIC not in magics[4:]
