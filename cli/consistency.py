@@ -68,12 +68,17 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     for two checkpoints of one size with different roots, from the checkpoints alone; otherwise give the
     ledger file of each checkpoint (--old-ledger, --new-ledger) to find the first record that differs.
 
+    OLD is a checkpoint you kept from before (here, a copy of the demo's, taken before any append); NEW and the
+    proof come from 'stonetrail checkpoint --since OLD --proof-out'. On the demo nothing was appended, so the
+    verdict is "consistent (same tree)"; append records and sign again to see "consistent".
+
     \b
     Examples:
+      cp out/checkpoint.txt old.txt
       stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --since old.txt --proof-out p.txt -o new.txt
       stonetrail consistency old.txt new.txt --proof p.txt --trust out/trust.keys
       stonetrail consistency old.txt new.txt --proof p.txt --trust out/trust.keys --evidence-out split.ev \\
-          --old-ledger mirror.ledger --new-ledger out/demo.ledger
+          --old-ledger out/demo.ledger --new-ledger out/demo.ledger   # each checkpoint's ledger (a mirror's)
     """
     if (old_ledger or new_ledger) and evidence_out is None:
         raise click.UsageError("--old-ledger and --new-ledger are for --evidence-out")
@@ -141,10 +146,14 @@ def evidence(ctx: click.Context) -> None:
     'stonetrail consistency --evidence-out'; a chain fork (two records claiming the same predecessor, both in
     a signed checkpoint) from 'stonetrail evidence fork'. Format: docs/format.md §7b.
 
+    The demo's ledger has no fork (every record passes every rule): on it, 'evidence fork' prints "no fork" and
+    exits 1, and writes nothing for 'evidence verify' to check. Run them on a ledger where 'stonetrail verify'
+    reports chain.fork, or check the split.ev that 'consistency --evidence-out' wrote.
+
     \b
     Examples:
-      stonetrail evidence fork out/demo.ledger --checkpoint out/checkpoint.txt -o fork.ev
-      stonetrail evidence verify fork.ev --trust out/trust.keys
+      stonetrail evidence fork out/demo.ledger --checkpoint out/checkpoint.txt -o fork.ev   # demo: no fork
+      stonetrail evidence verify fork.ev --trust out/trust.keys      # fork.ev: written when there is one
     """
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
@@ -163,10 +172,12 @@ def verify_command(evidence_file: Path, trust_file: Path, as_json: bool) -> None
     chain_fork, "origin", "proves": the printed lines), 1 if it proves nothing (an error that says why), 2 if
     it is not an evidence file, 3 for I/O errors.
 
+    FILE is what 'evidence fork' or 'consistency --evidence-out' wrote; the demo gives none (no fork, no split).
+
     \b
     Examples:
-      stonetrail evidence verify fork.ev --trust trust.keys
-      stonetrail evidence verify fork.ev --trust trust.keys --json
+      stonetrail evidence verify fork.ev --trust out/trust.keys
+      stonetrail evidence verify split.ev --trust out/trust.keys --json
     """
     trust = _load_trust(trust_file)
     with _about(evidence_file):
@@ -204,7 +215,7 @@ def fork_command(ledger_file: Path, checkpoint_path: Path, out: Path, trust_file
     no_fork.
 
     \b
-    Example:
+    Example (the demo's ledger has no fork: "no fork", exit 1):
       stonetrail evidence fork out/demo.ledger --checkpoint out/checkpoint.txt -o fork.ev --trust out/trust.keys
     """
     trust = _load_trust(trust_file) if trust_file else None

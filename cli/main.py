@@ -109,8 +109,9 @@ def demo(directory: Path, seed: int, as_json: bool) -> None:
     them verified offline).
 
     \b
-    Example:
-      stonetrail demo out --seed 7
+    Examples:
+      stonetrail demo out
+      stonetrail demo out-7 --seed 7     # other keys, masses and grades
     """
     with _about(directory):
         summary = build_demo(directory, seed)
@@ -238,15 +239,17 @@ def _print_report(r: AuditReport) -> None:
 @_errors
 def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: Path | None,
                out: Path | None, since_file: Path | None, proof_out: Path | None, as_json: bool) -> None:
-    """Sign a C2SP checkpoint of LEDGER as it is now: origin, tree size and root hash, plus the lines that
-    commit to the registry and to every item's latest record (docs/format.md §7); publish it as checkpoint.txt
+    """Sign a C2SP checkpoint of LEDGER as it is now: origin, tree size and root hash, plus three lines that
+    commit to the registry, to every item's latest record and to every claim on an item id, report number or
+    inscription (docs/format.md §7); publish it as checkpoint.txt
     beside LEDGER (the checkpoint 'proof export' uses), keeping the one it replaces as checkpoint-<tree size>.txt.
     A published checkpoint is replaced only by one of a ledger that extends it.
 
     The note is signed under the ledger's origin (or --name). Verifiers accept it only if their trust file pins
     this key under that name as 'operator'. With --trust, that is checked before signing, and a refusal names
     the line that was expected; without it, only a key the ledger's registry gives to a party or the authority
-    is refused (a trader's key is never the operator's), and the line verifiers must pin is printed.
+    is refused (a trader's key is never the operator's): any other key signs, even one no verifier pins, so the
+    line verifiers must pin is printed (pass --trust to be refused instead).
     With --since OLD and --proof-out, also write the RFC 9162 consistency proof from OLD to the new checkpoint
     (checked by 'stonetrail consistency'); nothing is written if LEDGER does not extend OLD. --json prints
     {"tree_size", "note", "file" (null with -o -), "kept", "unchanged", "consistency_proof", "pin"} ("pin": the
@@ -256,7 +259,7 @@ def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: 
     Examples:
       stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --trust out/trust.keys
       stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem -o cp.txt
-      stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --since cp.txt --proof-out p.txt -o cp2.txt
+      stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --since cp.txt --proof-out cp.proof -o cp2.txt
     """
     if (since_file is None) != (proof_out is None):
         raise click.UsageError("--since and --proof-out go together")

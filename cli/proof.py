@@ -62,8 +62,8 @@ def proof() -> None:
     item's last record in it is its latest under the checkpoint (so no later sale or theft report is left out).
 
     \b
-    Example:
-      stonetrail proof export out/demo.ledger R-00001-A
+    Examples:
+      stonetrail proof export out/demo.ledger R-00001-A          # writes ./R-00001-A.stproof
       stonetrail proof verify R-00001-A.stproof --trust out/trust.keys --deny-origin RU
     """
 
@@ -98,8 +98,8 @@ def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path
 
     \b
     Examples:
-      stonetrail proof export out/demo.ledger R-00001-A -o R-00001-A.stproof
-      stonetrail proof export out/demo.ledger R-00001-A -o old.stproof --as-of out/checkpoint-700.txt
+      stonetrail proof export out/demo.ledger PARCEL-DXB-01-S1 -o parcel.stproof
+      stonetrail proof export out/demo.ledger P-LESEDI-01 -o lesedi-then.stproof --as-of out/checkpoint.txt
     """
     if checkpoint_path is not None and as_of_path is not None:
         raise click.UsageError("--checkpoint and --as-of exclude each other (--as-of also names the checkpoint)")
@@ -179,8 +179,8 @@ def verify(bundle_file: Path, trust_file: Path, origin: str | None, as_json: boo
 
     \b
     Examples:
-      stonetrail proof verify R-00001-A.stproof --trust out/trust.keys
-      stonetrail proof verify R-00001-A.stproof --trust out/trust.keys --deny-origin RU --json
+      stonetrail proof verify out/proofs/R-00001-A.stproof --trust out/trust.keys
+      stonetrail proof verify out/proofs/R-00001-A.stproof --trust out/trust.keys --deny-origin RU --json
     """
     trust = _load_trust(trust_file)
     data = _read_bundle(bundle_file)
@@ -210,7 +210,8 @@ def show(bundle_file: Path, as_json: bool) -> None:
 
     \b
     Example:
-      stonetrail proof show R-00001-A.stproof --json
+      stonetrail proof show out/proofs/R-00001-A.stproof
+      stonetrail proof show out/proofs/R-00001-A.stproof --json
     """
     data = _read_bundle(bundle_file)
     with _about(bundle_file):
