@@ -25,7 +25,7 @@ from ledger.errors import InputError
 from ledger.export import StaleCheckpointError, export_bundle, export_bundle_as_of
 from ledger.findings import Finding
 from ledger.policy import Policy
-from ledger.provenance import Provenance, Snapshot
+from ledger.provenance import MassPoint, Provenance, Snapshot
 from ledger.publish import published_checkpoint
 from ledger.trust import Trust
 
@@ -288,6 +288,16 @@ def _some(names: list[str], most: int = 6) -> str:
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
+def _mass_lines(history: tuple[MassPoint, ...]) -> list[str]:
+    """The mass history as printed: one line per item, in the order the items appear, each with its own masses
+    in record order (its creation, then a grading that lowered it); an arrow never joins two items."""
+    by_item: dict[str, list[MassPoint]] = {}
+    for m in history:
+        by_item.setdefault(m.item, []).append(m)
+    return [f"{item}: " + " -> ".join(f"{format_ct(m.mass_mct)} ({m.kind}, record {m.position})" for m in points)
+            for item, points in by_item.items()]
+
+
 def _print_provenance(p: Provenance) -> None:
     print_now(p.item, p.type, p.nature, Snapshot(p.holder, p.owner, p.mass_mct, p.state, p.country), p.article)
     attested = p.attested_by()
@@ -301,8 +311,8 @@ def _print_provenance(p: Provenance) -> None:
     click.echo(f"path (complete at the checkpoint's tree size {p.tree_size}: record {p.as_of} is the latest, proven by "
                "the checkpoint's item heads):")
     print_path(p.path)
-    click.echo("mass:       " + " -> ".join(f"{m.item} {format_ct(m.mass_mct)} ({m.kind}, record {m.position})"
-                                             for m in p.mass_history))
+    for n, line in enumerate(_mass_lines(p.mass_history)):
+        click.echo(f"{'mass:' if n == 0 else '':<12}{line}")
     for g in p.gradings:
         click.echo(f"grading:    {g.item}: report {g.report} by {g.lab}, {format_ct(g.mass_mct)} {g.colour} "
                    f"{g.clarity} {g.nature} (record {g.position})")

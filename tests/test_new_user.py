@@ -19,7 +19,9 @@ from small_files import SmallFiles, small_files
 from ledger import Trust, note_verifier_key, sign_checkpoint
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.monitor import split_view_evidence
+from ledger.provenance import MassPoint
 from stonetrail_cli.main import _program, main
+from stonetrail_cli.proof import _mass_lines
 from world import ORIGIN, key
 
 
@@ -253,3 +255,20 @@ def test_every_help_example_runs_in_order_on_the_demo(tmp_path: Path, monkeypatc
             else:
                 assert result.exit_code in (0, 1) and "Traceback" not in result.output, (line, result.output)
     assert "stonetrail evidence fork out/demo.ledger --checkpoint out/checkpoint.txt -o fork.ev" in " ".join(done)
+
+
+# --- 12. proof verify's mass line: each item's own history -----------------------------------------------------------
+
+def test_the_mass_history_is_grouped_by_item_never_chained_across_items(files: SmallFiles) -> None:
+    """Trial 12: the mass line joined unrelated items with arrows (LOT-RU 40 ct -> LOT-AO 60 ct -> PARCEL …, as if
+    one stone had changed weight). Each item now has its own line, arrows only between its own masses."""
+    history = (MassPoint(position=1, time_ms=0, item="LOT-RU", kind="mined", mass_mct=40_000),
+               MassPoint(position=2, time_ms=0, item="LOT-AO", kind="mined", mass_mct=60_000),
+               MassPoint(position=3, time_ms=0, item="PARCEL", kind="merged", mass_mct=100_000),
+               MassPoint(position=4, time_ms=0, item="S1", kind="split", mass_mct=1_260),
+               MassPoint(position=5, time_ms=0, item="S1", kind="graded", mass_mct=1_250))
+    assert _mass_lines(history) == ["LOT-RU: 40.000 ct (mined, record 1)", "LOT-AO: 60.000 ct (mined, record 2)",
+                                    "PARCEL: 100.000 ct (merged, record 3)",
+                                    "S1: 1.260 ct (split, record 4) -> 1.250 ct (graded, record 5)"]
+    result = run("proof", "verify", files.bundle, "--trust", files.trust)
+    assert result.exit_code == 0 and "\nmass:       S1: 0.900 ct (mined, record 2)\n" in result.output, result.output
