@@ -77,6 +77,7 @@ VERDICT_EXIT = {
     "not_consistent": EXIT_INVALID, "not_shown_consistent": EXIT_INVALID,
     "misbehaviour_proven": EXIT_VALID,  # evidence verify (evidence that proves nothing is an error, exit 1)
     "fork_found": EXIT_VALID, "no_fork": EXIT_INVALID,  # evidence fork
+    "repaired": EXIT_VALID, "intact": EXIT_VALID,  # repair (a refusal is an error)
 }
 
 

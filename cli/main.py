@@ -35,6 +35,7 @@ from ledger.store import scan
 
 from . import consistency as _consistency
 from . import items as _items
+from . import repair as _repair
 from . import show as _show
 from ._common import (
     _EXISTING,
@@ -348,3 +349,4 @@ main.add_command(_consistency.EVIDENCE_GROUP)
 main.add_command(proof)
 main.add_command(_items.ITEMS_COMMAND)
 main.add_command(_show.SHOW_COMMAND)
+main.add_command(_repair.REPAIR_COMMAND)

@@ -78,7 +78,7 @@ def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -
     here = [f for f in replay.findings if f.position in {step.position for step in history.path}]
     if broken:
         what, todo = _damaged(ledger_file, broken)
-        click.echo(f"stonetrail: warning: {what}; records of {item} may be missing from this history; {todo}",
+        click.echo(f"stonetrail: warning: {what}; records of {item} may be missing from this history{todo}",
                    err=True)
         verdict, here = "invalid", here if verdict != "unverified" else []  # unverified: every record has findings
     if as_json:
@@ -101,7 +101,7 @@ def _not_found(replay: Replay, ledger_file: Path, item: str, broken: Sequence[Fi
     if broken:
         what, todo = _damaged(ledger_file, broken)
         return VerificationError(f"no readable record creates {item!r}, which may be in the part that cannot be "
-                                 f"read: {what}; {todo}", code="item.unreadable")
+                                 f"read: {what}{todo}", code="item.unreadable")
     alike = [i for i in replay.state.items if i.casefold() == item.casefold()]
     hint = f"; did you mean {alike[0]!r}?" if alike else ""
     return InputError(f"no item {item!r} in {ledger_file}{hint}", code="item.unknown")
@@ -113,9 +113,8 @@ def _damaged(ledger_file: Path, broken: Sequence[Finding]) -> tuple[str, str]:
     more = f" ({_plural(len(broken) - 1, 'more damaged part')})" if len(broken) > 1 else ""
     what = (f"{ledger_file} is damaged at record {first.position}: "
             f"{first.reason.removeprefix(f'record {first.position}: ')} [{first.code}]{more}")
-    todo = (f"run 'stonetrail repair {ledger_file}' to move the torn tail aside" if first.code == "store.torn_tail"
-            else "run 'stonetrail verify' to see every finding")
-    return what, todo
+    todo = "" if first.code == "store.torn_tail" else "; run 'stonetrail verify' to see every finding"
+    return what, todo  # a torn tail's reason already says to run stonetrail repair
 
 
 def _print_history(replay: Replay, history: History, verdict: str, here: list[Finding],

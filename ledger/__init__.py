@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .publish import publish_checkpoint
     from .record import Body, Output, Record, Signature
     from .registry import AUTHORITY
+    from .store import Repaired, repair
     from .trust import Trust
 
 __version__ = "0.1.0"
@@ -87,6 +88,7 @@ _EXPORTS = {
     "PublicKey": "keys",
     "Record": "record",
     "Registered": "events",
+    "Repaired": "store",
     "Replay": "audit",
     "Retired": "events",
     "Set": "events",
@@ -116,6 +118,7 @@ _EXPORTS = {
     "open_checkpoint": "checkpoint",
     "origin_summary": "history",
     "publish_checkpoint": "publish",
+    "repair": "store",
     "replay_ledger": "audit",
     "sign_checkpoint": "checkpoint",
     "verify_bundle": "bundle",
@@ -154,6 +157,7 @@ __all__ = [
     "PublicKey",
     "Record",
     "Registered",
+    "Repaired",
     "Replay",
     "Retired",
     "Set",
@@ -183,6 +187,7 @@ __all__ = [
     "open_checkpoint",
     "origin_summary",
     "publish_checkpoint",
+    "repair",
     "replay_ledger",
     "sign_checkpoint",
     "verify_bundle",

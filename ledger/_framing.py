@@ -67,6 +67,7 @@ _HEAD, _FRAME, _CRC = struct.Struct(">8sHH"), struct.Struct(">4sII"), struct.Str
 _FH = _FRAME.size  # 12 bytes of frame header
 TORN, BAD_MAGIC, CHECKSUM = "store.torn_tail", "store.bad_magic", "store.checksum_mismatch"
 OVERSIZE, FSYNC_FAILED, RESYNC_LIMIT = "store.oversize", "store.fsync_failed", "store.resync_limit"
+_REPAIR = "`stonetrail repair LEDGER` (ledger.repair) moves it aside"  # what a torn tail's reason tells to run
 
 
 def work_budget(size: int) -> int:
@@ -210,8 +211,8 @@ class _Pass:
         if self.frames is not None:
             del self.frames[before:]
         self.end, self.batch = offset, None
-        reason = (f"record {index}: incomplete batch (interrupted append); {len(self.data) - offset} bytes from "
-                  f"offset {offset} to end of file skipped")
+        reason = (f"record {index}: incomplete batch (interrupted append: {_REPAIR}); {len(self.data) - offset} "
+                  f"bytes from offset {offset} to end of file skipped")
         return StoreProblem(code=TORN, index=index, offset=offset, reason=reason)
 
     def run(self, pos: int) -> None:
@@ -257,7 +258,7 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
     incomplete = (_magic_prefix(head[:4]) if len(head) < _FH  # an interrupted append, or only zeros
                   else magic_ok and 1 <= length <= MAX_RECORD_SIZE and pos + _FH + length > size)
     if nxt < 0 and (incomplete or data.count(0, pos) == size - pos):
-        code, what = TORN, "incomplete last frame (interrupted append)"
+        code, what = TORN, f"incomplete last frame (interrupted append: {_REPAIR})"
     elif not magic_ok:
         code, what = BAD_MAGIC, f"frame magic {head[:4]!r}, want {_WANT}"
     elif length > MAX_RECORD_SIZE:

@@ -15,6 +15,7 @@ import os
 import stat
 from array import array
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -35,10 +36,11 @@ from ._framing import (
     read_frame,
     survey,
 )
-from .errors import CorruptStoreError, InputError, LockedError, StorageError
+from .checkpoint import Checkpoint, read_unverified_checkpoint
+from .errors import CorruptStoreError, InputError, LockedError, StorageError, VerificationError, expect, expect_path
 
 __all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "FileStore", "Frame",
-           "ScanResult", "StoreProblem", "repair", "scan"]
+           "Repaired", "ScanResult", "StoreProblem", "repair", "scan"]
 
 FILE_MODE = 0o644  # ledger and sidecar files, before the umask
 
@@ -280,19 +282,57 @@ def _read_regular(path: Path) -> bytes | None:
         os.close(fd)
 
 
-def repair(path: str | os.PathLike[str]) -> Path | None:
-    """Move a torn tail (an interrupted append: an incomplete last frame, or every frame of a batch cut short)
-    into ``<path>.torn-<offset>``; truncate the ledger to the end of the last complete batch.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Repaired:
+    """What :func:`repair` did to the ledger file ``ledger``: it now holds ``records`` records in ``size_bytes``
+    bytes; ``side_file`` holds the ``moved_bytes`` bytes of the torn tail moved aside (None and 0: nothing to
+    repair, the file is as it was)."""
 
-    Takes the writer lock. The sidecar is written and fsynced before the ledger is truncated and fsynced, so
-    no byte is ever lost. Returns the sidecar's path, or None if the file has no problem.
+    ledger: Path
+    records: int
+    size_bytes: int
+    side_file: Path | None
+    moved_bytes: int
+
+    @property
+    def repaired(self) -> bool:
+        """True if a torn tail was moved aside."""
+        return self.side_file is not None
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict: ``verdict`` ``repaired`` or ``intact``, the files, counts in records and bytes."""
+        return {"verdict": "repaired" if self.repaired else "intact", "file": str(self.ledger),
+                "records": self.records, "size_bytes": self.size_bytes,
+                "side_file": None if self.side_file is None else str(self.side_file), "moved_bytes": self.moved_bytes}
+
+
+def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None) -> Repaired:
+    """Move a torn tail (an interrupted append: an incomplete last frame, or every frame of a batch cut short)
+    into the new file ``<path>.torn-<offset>``; truncate the ledger to the end of the last complete batch
+    (docs/format.md §8, "Repair"). Bytes are moved, never deleted.
+
+    ``checkpoint``: the text of a checkpoint issued for this ledger. Repair then refuses to leave the file with
+    fewer records than its tree size: that would roll back records a verifier may hold a proof of. Its signature
+    is not checked (it only bounds the cut: a false one can make repair refuse, never cut more).
+
+    Takes the writer lock. The side file is written and fsynced before the ledger is truncated and fsynced, so
+    no byte is ever lost; a side file that already holds exactly the tail (an interrupted repair) is kept.
+    Returns what was done (:class:`Repaired`; ``side_file`` None: no problem, nothing changed).
     Raises:
+        ArgumentError: ``input.type`` (an argument of the wrong type).
+        NoteFormatError: ``checkpoint`` is not a checkpoint.
         LockedError: a writer holds the ledger.
         InputError: "store.not_a_ledger" (an empty file, or not a ledger at all).
         CorruptStoreError: "store.bad_header", or the code of a problem other than a torn tail (that needs an
-            audit, not a truncate); the file is left untouched.
-        StorageError: "store.io" on OSError; "store.exists" if the sidecar exists with other bytes.
+            audit, not a truncate; the message names the record and byte offset); the file is left untouched.
+        VerificationError: "checkpoint.origin_mismatch" (the checkpoint is another ledger's); "repair.rollback"
+            (the torn tail starts below the checkpoint's tree size, or the file already holds fewer records);
+            the file is left untouched.
+        StorageError: "store.io" on OSError; "store.exists" if the side file exists with other bytes.
     """
+    expect_path(path, "path")
+    expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
+    issued = None if checkpoint is None else read_unverified_checkpoint(checkpoint)
     p = Path(path)
     with io_errors(p, "opening"):
         _regular(p)
@@ -300,15 +340,35 @@ def repair(path: str | os.PathLike[str]) -> Path | None:
     try:
         _lock(fd, p)
         with io_errors(p, "repairing"):
-            _, _, problems, end = _survey(fd)
-            if not problems:
-                return None
-            if problems[0].code != TORN:  # a torn tail is always the last problem
-                raise CorruptStoreError(f"{p}: {problems[0].reason}; audit it", code=problems[0].code)
-            side = p.with_name(f"{p.name}.torn-{end}")
-            _move_aside(_pread(fd, os.fstat(fd).st_size - end, end), side)
-            os.ftruncate(fd, end)
-            os.fsync(fd)
-            return side
+            origin, offsets, problems, end = _survey(fd)
+            _may_cut(p, problems, issued, origin, len(offsets))
+            side, tail = None, b""
+            if problems:
+                side, tail = p.with_name(f"{p.name}.torn-{end}"), _pread(fd, os.fstat(fd).st_size - end, end)
+                _move_aside(tail, side)
+                os.ftruncate(fd, end)
+                os.fsync(fd)
+            return Repaired(ledger=p, records=len(offsets), size_bytes=end, side_file=side, moved_bytes=len(tail))
     finally:
         os.close(fd)
+
+
+def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | None, origin: str, kept: int) -> None:
+    """Refuse a repair that would cut anything but a torn tail, or leave fewer records than ``issued`` covers
+    (``kept``: the records before the torn tail, or all of them). Raises as :func:`repair`."""
+    if problems and problems[0].code != TORN:  # a torn tail is always the last problem
+        first = problems[0]
+        raise CorruptStoreError(f"{p} is damaged at record {first.index} (byte offset {first.offset}): "
+                                f"{first.reason.removeprefix(f'record {first.index}: ')}; that is not a torn tail, "
+                                "so repair leaves the file as it is: audit it (stonetrail verify)", code=first.code)
+    if issued is None:
+        return
+    if issued.origin != origin:
+        raise VerificationError(f"the checkpoint is of {issued.origin!r:.80}, {p} of {origin!r:.80}",
+                                code="checkpoint.origin_mismatch")
+    if kept < issued.tree_size:
+        where = (f"its torn tail starts at record {kept} (byte offset {problems[0].offset})" if problems
+                 else f"it holds {kept} records")
+        raise VerificationError(f"{p}: {where}, below the tree size {issued.tree_size} of the checkpoint given: "
+                                f"{issued.tree_size - kept} record(s) it covers would be rolled back; nothing was "
+                                "changed: recover them (a backup, a copy) before repairing", code="repair.rollback")

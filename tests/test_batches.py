@@ -72,12 +72,12 @@ def test_a_batch_cut_at_any_byte_is_torn_whole_and_repaired_to_before_it(tmp_pat
         with pytest.raises(CorruptStoreError) as err:
             FileStore.open(path, writable=True)
         assert err.value.code == "store.torn_tail"
-        side = repair(path)
+        side = repair(path).side_file
         assert side == tmp_path / f"l.stl.torn-{start}" and side.read_bytes() == data[start:cut]  # nothing lost
         assert path.read_bytes() == data[:start]
         side.unlink()
     path.write_bytes(data)
-    assert [f.payload for f in scan(path).frames] == [*BEFORE, *BATCH] and repair(path) is None
+    assert [f.payload for f in scan(path).frames] == [*BEFORE, *BATCH] and repair(path).side_file is None
 
 
 def test_a_batch_after_mid_file_damage_is_left_to_an_audit(tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_ledger_append_batch_cut_short_reopens_as_before(tmp_path: Path) -> None
     with pytest.raises(CorruptStoreError) as err:
         Ledger.open(path, authority)
     assert err.value.code == "store.torn_tail"
-    assert repair(path) is not None and path.stat().st_size == cut_at
+    assert repair(path).repaired and path.stat().st_size == cut_at
     with Ledger.open(path, authority) as led:
         assert (led.size, led.root_hash()) == (size, root)
         assert led.append_batch(w.records[2:]) == size  # the batch can be written again, whole
@@ -161,7 +161,7 @@ def test_sigkill_during_batches_leaves_whole_batches_only(tmp_path: Path) -> Non
         assert [p.code for p in problems] in ([], ["store.torn_tail"])
         if problems:
             torn += 1
-            side = repair(path)
+            side = repair(path).side_file
             assert side is not None
             side.unlink()
         with FileStore.open(path, writable=True):

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ledger import build_demo
-from ledger.store import scan
+from ledger import Ledger, Record, Repaired, Trust, build_demo, check_ledger, checkpoint_file, keyfile, repair
+from ledger.errors import ArgumentError, CorruptStoreError, VerificationError
+from ledger.store import FileStore, scan
 from stonetrail_cli.main import main
+from world import ORIGIN, World, key
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def test_show_on_a_ledger_cut_short_warns_and_exits_1(demo: Path, tmp_path: Path
     result = run("show", ledger, "R-00001-A", *trust)
     assert result.exit_code == 1, result.output
     assert "warning" in result.stderr and "store.torn_tail" in result.stderr and "record 703" in result.stderr
-    assert f"stonetrail repair {ledger}" in result.stderr
+    assert "stonetrail repair" in result.stderr
     assert "set into RING-0001" in result.stdout and "INVALID" in result.stdout  # the readable history, called so
     shown = run("show", ledger, "R-00001-A", *trust, "--json")
     assert shown.exit_code == 1
@@ -91,3 +93,98 @@ def test_show_on_a_ledger_damaged_in_the_middle_names_the_damage(demo: Path, tmp
     assert result.exit_code == 1
     assert "store.checksum_mismatch" in result.stderr and "record 5" in result.stderr
     assert "stonetrail verify" in result.stderr and "None" not in result.output
+
+
+# --- repair ------------------------------------------------------------------------------------------------------
+
+def test_repair_restores_a_demo_ledger_cut_7_bytes_short_and_it_takes_appends_again(demo: Path, tmp_path: Path) -> None:
+    """The acceptance case: cut 7 bytes short, the ledger cannot be opened for writing and does not verify, and
+    both say to run repair; repair cuts it to its last whole record and keeps the torn bytes aside, exactly; the
+    lost record appended again through ledger.Ledger makes the original file, which verifies under the original
+    checkpoint after a reopen."""
+    ledger = _copy(demo, tmp_path)
+    original = ledger.read_bytes()
+    last = scan(ledger).frames[-1]
+    cut_short(ledger)
+    torn = ledger.read_bytes()[last.offset:]
+    trust = Trust.parse((tmp_path / "trust.keys").read_text())
+    with pytest.raises(CorruptStoreError) as err:
+        Ledger.open(ledger, trust.authority_keys)
+    assert err.value.code == "store.torn_tail" and "stonetrail repair" in str(err.value)
+    audit = run("verify", ledger, "--trust", tmp_path / "trust.keys")
+    assert audit.exit_code == 1 and "store.torn_tail" in audit.output and "stonetrail repair" in audit.output
+    result = run("repair", ledger)
+    assert result.exit_code == 0, result.output
+    side = tmp_path / f"demo.ledger.torn-{last.offset}"
+    assert f"{len(torn)} bytes from offset {last.offset}" in result.output and str(side) in result.output
+    assert ledger.read_bytes() == original[:last.offset] and side.read_bytes() == torn  # nothing lost
+    with Ledger.open(ledger, trust.authority_keys) as writer:
+        assert writer.size == 703
+        writer.append(Record.from_bytes(last.payload))
+    assert ledger.read_bytes() == original
+    report = check_ledger(ledger, trust, checkpoint=(tmp_path / "checkpoint.txt").read_text())
+    assert report.ok and report.record_count == 704 and report.checkpoint is not None
+    again = run("repair", ledger, "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout) == {
+        "verdict": "intact", "file": str(ledger), "records": 704, "size_bytes": len(original), "side_file": None,
+        "moved_bytes": 0}
+
+
+def test_repair_refuses_a_ledger_damaged_in_the_middle_and_names_the_position(demo: Path, tmp_path: Path) -> None:
+    ledger = _copy(demo, tmp_path)
+    offset = flip_early(ledger, 5)
+    damaged = ledger.read_bytes()
+    result = run("repair", ledger)
+    assert result.exit_code == 3 and "[store.checksum_mismatch]" in result.stderr
+    assert f"record 5 (byte offset {offset})" in result.stderr and "not a torn tail" in result.stderr
+    assert ledger.read_bytes() == damaged and list(tmp_path.glob("*.torn-*")) == []
+    as_json = run("repair", ledger, "--json")
+    assert as_json.exit_code == 3 and json.loads(as_json.stdout)["error"]["code"] == "store.checksum_mismatch"
+    cut_short(ledger)  # a torn tail after damage in the middle is no repair either
+    assert run("repair", ledger).exit_code == 3 and list(tmp_path.glob("*.torn-*")) == []
+
+
+def test_repair_refuses_to_cut_below_an_issued_checkpoint(demo: Path, tmp_path: Path) -> None:
+    """A checkpoint of all 704 records was issued: cutting the torn record 703 would roll it back, so repair
+    reports the rollback and changes nothing. A checkpoint of the first 703 records allows the cut."""
+    ledger = _copy(demo, tmp_path)
+    operator = keyfile.load_private_key(demo / "keys" / "operator.pem")
+    last = scan(ledger).frames[-1]
+    earlier = tmp_path / "earlier.ledger"
+    earlier.write_bytes(ledger.read_bytes()[:last.offset])
+    (tmp_path / "cp-703.txt").write_text(checkpoint_file(earlier, operator))
+    cut_short(ledger)
+    damaged = ledger.read_bytes()
+    result = run("repair", ledger, "--checkpoint", tmp_path / "checkpoint.txt")
+    assert result.exit_code == 1 and "[repair.rollback]" in result.stderr, result.output
+    assert "record 703" in result.stderr and "tree size 704" in result.stderr
+    assert ledger.read_bytes() == damaged and list(tmp_path.glob("*.torn-*")) == []
+    allowed = run("repair", ledger, "--checkpoint", tmp_path / "cp-703.txt", "--json")
+    assert allowed.exit_code == 0 and json.loads(allowed.stdout)["records"] == 703
+    behind = run("repair", ledger, "--checkpoint", tmp_path / "checkpoint.txt")  # intact now, but rolled back
+    assert behind.exit_code == 1 and "[repair.rollback]" in behind.stderr and "holds 703 records" in behind.stderr
+
+
+def test_repair_refuses_another_ledgers_checkpoint(demo: Path, tmp_path: Path) -> None:
+    ledger = _copy(demo, tmp_path)
+    other = tmp_path / "other.ledger"
+    w = World()
+    w.enrol_all()
+    with FileStore.create(other, ORIGIN) as store:
+        store.append_batch([r.raw for r in w.records])
+    note = checkpoint_file(other, key("operator"), ORIGIN)
+    cut_short(ledger)
+    with pytest.raises(VerificationError) as err:
+        repair(ledger, checkpoint=note)
+    assert err.value.code == "checkpoint.origin_mismatch" and not list(tmp_path.glob("*.torn-*"))
+    assert repair(ledger).repaired  # the neighbour: no checkpoint given
+
+
+def test_repair_is_public_and_refuses_wrong_argument_types(tmp_path: Path) -> None:
+    import ledger as library
+
+    assert library.repair is repair and library.Repaired is Repaired
+    for call in (lambda: repair(b"x.ledger"), lambda: repair(tmp_path / "x", checkpoint=b"note")):  # type: ignore
+        with pytest.raises(ArgumentError) as err:
+            call()
+        assert err.value.code == "input.type"

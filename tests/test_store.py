@@ -121,7 +121,7 @@ def test_file_mode(tmp_path: Path) -> None:
         path = make(tmp_path)
         with open(path, "ab") as f:
             f.write(frame(b"torn")[:7])
-        side = repair(path)
+        side = repair(path).side_file
     finally:
         os.umask(old)
     assert side is not None
@@ -197,7 +197,7 @@ def test_zero_filled_tail_is_reported_not_parsed(tmp_path: Path, zeros: int) -> 
     result = scan(path)
     assert [f.payload for f in result.frames] == PAYLOADS
     assert [(p.code, p.index, p.offset) for p in result.problems] == [("store.torn_tail", 3, good)]
-    side = repair(path)
+    side = repair(path).side_file
     assert side is not None and side.read_bytes() == bytes(zeros) and path.stat().st_size == good
 
 
@@ -293,11 +293,11 @@ def test_read_rechecks_the_frame(tmp_path: Path) -> None:
 
 def test_repair_moves_torn_bytes_aside(tmp_path: Path) -> None:
     path = make(tmp_path)
-    assert repair(path) is None
+    assert repair(path).side_file is None
     good = path.read_bytes()
     torn = frame(b"an append that never finished")[:20]
     path.write_bytes(good + torn)
-    side = repair(path)
+    side = repair(path).side_file
     assert side == tmp_path / f"ledger.stl.torn-{len(good)}"
     assert side.read_bytes() == torn and path.read_bytes() == good
     with FileStore.open(path, writable=True) as store:
@@ -311,7 +311,7 @@ def test_repair_resumes_after_interruption_and_keeps_foreign_sidecars(tmp_path: 
     side = tmp_path / f"ledger.stl.torn-{len(good)}"
     side.write_bytes(b"STR1")  # an earlier repair wrote the sidecar, then crashed before truncating
     path.write_bytes(good + b"STR1")
-    assert repair(path) == side and path.read_bytes() == good
+    assert repair(path).side_file == side and path.read_bytes() == good
     path.write_bytes(good + b"STR")
     with pytest.raises(StorageError) as err:
         repair(path)
@@ -387,7 +387,7 @@ def test_partial_write_leaves_a_repairable_torn_tail(tmp_path: Path, monkeypatch
         monkeypatch.undo()
         assert err.value.code == "store.fsync_failed"
     assert [p.code for p in scan(path).problems] == ["store.torn_tail"]
-    assert repair(path) is not None and scan(path).problems == []
+    assert repair(path).repaired and scan(path).problems == []
 
 
 def test_handle_states(tmp_path: Path) -> None:
