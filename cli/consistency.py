@@ -137,9 +137,8 @@ def _write_split_view(out: Path, trust: Trust, old: tuple[Path | None, str], new
     return _Written(file=str(out), proves=tuple(proven.describe()))
 
 
-@click.group(short_help="Build and check evidence that a ledger forked.", invoke_without_command=True)
-@click.pass_context
-def evidence(ctx: click.Context) -> None:
+@click.group(short_help="Build and check evidence that a ledger forked.")
+def evidence() -> None:
     """Evidence that a ledger's operator forked the log: portable files anyone checks offline.
 
     A split view (two signed checkpoints of one ledger that cannot both be the log) comes from
@@ -155,8 +154,6 @@ def evidence(ctx: click.Context) -> None:
       stonetrail evidence fork out/demo.ledger --checkpoint out/checkpoint.txt -o fork.ev   # demo: no fork
       stonetrail evidence verify fork.ev --trust out/trust.keys      # fork.ev: written when there is one
     """
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
 
 
 @evidence.command("verify", short_help="Check an evidence file offline.")

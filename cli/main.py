@@ -39,10 +39,11 @@ from . import repair as _repair
 from . import show as _show
 from ._common import (
     _EXISTING,
-    EXIT_VALID,
+    EXIT_USAGE,
     _about,
     _click_error,
     _errors,
+    _fail,
     _load_trust,
     _plural,
     _print_findings,
@@ -64,16 +65,17 @@ class _Group(click.Group):
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args) or ["--help"]
+        argv = list(sys.argv[1:] if args is None else args)
         with command_run(argv):
             return self._main(argv, prog_name, complete_var, **extra)
 
     def _main(self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any) -> Any:
         try:
             return super().main(argv, prog_name or "stonetrail", complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as exc:  # a command group called bare: teach, don't scold
-            click.echo(exc.ctx.get_help() if exc.ctx else "")
-            sys.exit(EXIT_VALID)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a group without a command: its help, a usage error
+            click.echo(exc.ctx.get_help(), err=True)
+            _fail(f"no command given: see the commands above ('{exc.ctx.command_path} COMMAND --help' for one's "
+                  "options)", EXIT_USAGE, code="usage")
         except (click.ClickException, click.Abort) as exc:
             _click_error(exc)
 
@@ -89,7 +91,8 @@ def main() -> None:
       stonetrail verify out/demo.ledger --trust out/trust.keys
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys
 
-    Masses are shown in carats (stored as integer millicarats), times in UTC. Record positions count from 0.
+    Each command's --help gives its options and an example. Masses are shown in carats (stored as integer
+    millicarats), times in UTC. Record positions count from 0.
     Exit codes: 0 valid (and compliant, with a policy), 1 invalid or not compliant (findings printed), 2 usage
     error or malformed input (a file of the wrong type too), 3 I/O or storage error; the same when the output is
     cut short (| head -1).

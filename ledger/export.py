@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._ledger import read_log
+from ._text import fold
 from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import CorruptStoreError, InputError, VerificationError, expect, expect_each, expect_path
@@ -111,6 +112,14 @@ class StaleCheckpointError(VerificationError):
         self.done = done
 
 
+def _read_alike(item: str, names: Mapping[str, object]) -> str:
+    """"; did you mean 'R-00001-A'?" when an item of ``names`` reads like ``item`` (:func:`ledger._text.fold`:
+    case, 0/O, 1/l/I), else ""."""
+    key = fold(item)
+    alike = sorted(name for name in names if fold(name) == key)
+    return f"; did you mean {alike[0]!r}?" if alike else ""
+
+
 def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trust: Trust | None) -> dict[str, AsOf]:
     """Each item's bundle under ``checkpoint`` and the file's later records of its scope (:class:`AsOf`)."""
     expect_path(ledger_path, "ledger_path")  # ArgumentError (input.type) naming the argument, before any I/O
@@ -134,8 +143,8 @@ def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trus
     for item in items:
         scope = provenance_scope(records, item, heads.index)
         if not scope.items:
-            raise InputError(f"no record among the first {cp.tree_size} of {ledger_path} creates {item!r}",
-                             code="item.unknown")
+            raise InputError(f"no record among the first {cp.tree_size} of {ledger_path} creates {item!r}"
+                             f"{_read_alike(item, heads.index)}", code="item.unknown")
         positions = sorted({*scope.positions, *(p for p, _ in registry)})
         latest = [(name, heads.proof(name)) for name in scope.items]
         claimed = {(kind, key) for kind, key, _, _ in scope_claims(records, scope)[0]}

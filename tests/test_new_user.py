@@ -272,3 +272,26 @@ def test_the_mass_history_is_grouped_by_item_never_chained_across_items(files: S
                                     "S1: 1.260 ct (split, record 4) -> 1.250 ct (graded, record 5)"]
     result = run("proof", "verify", files.bundle, "--trust", files.trust)
     assert result.exit_code == 0 and "\nmass:       S1: 0.900 ct (mined, record 2)\n" in result.output, result.output
+
+
+# --- 15. a group without a command; a lower-case id in proof export --------------------------------------------------
+
+@pytest.mark.parametrize("group", [[], ["proof"], ["evidence"]])
+def test_a_group_without_a_command_is_a_usage_error_with_its_help(group: list[str]) -> None:
+    """Trial 15: `stonetrail`, `stonetrail proof` and `stonetrail evidence` printed their help and exited 0, so a
+    script whose command word went missing saw success. The help now goes to stderr with exit 2, as click's own
+    default for a missing command; `--help` asked for is still exit 0 on stdout."""
+    result = CliRunner().invoke(main, group)
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    assert "Commands:" in result.stderr and result.stderr.rstrip().endswith("[usage]")
+    asked = run(*group, "--help")
+    assert asked.exit_code == 0 and "Commands:" in asked.stdout
+
+
+def test_proof_export_suggests_the_id_that_reads_alike(files: SmallFiles, tmp_path: Path) -> None:
+    """Trial 15: `show` suggested the right id for a lower-case one, `proof export` did not."""
+    for typed in ("s1", "sl"):  # case, and 1 read as l
+        result = run("proof", "export", files.ledger, typed, "--checkpoint", files.checkpoint, "-o", tmp_path / "x")
+        assert result.exit_code == 2 and "did you mean 'S1'?" in result.output and "[item.unknown]" in result.output
+    unknown = run("proof", "export", files.ledger, "S2", "--checkpoint", files.checkpoint, "-o", tmp_path / "x")
+    assert unknown.exit_code == 2 and "did you mean" not in unknown.output
