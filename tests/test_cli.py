@@ -328,9 +328,9 @@ def test_a_malformed_checkpoint_is_a_usage_error(demo_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("group", ["proof", "evidence"])
-def test_a_bare_command_group_teaches(group: str) -> None:
-    result = run(group)
-    assert result.exit_code == 0 and "Usage:" in result.output
+def test_a_bare_command_group_teaches_as_a_usage_error(group: str) -> None:
+    result = run(group)  # its help on stderr, exit 2 (tests/test_new_user.py: trial 15)
+    assert result.exit_code == 2 and "Usage:" in result.stderr and result.stdout == ""
 
 
 def test_show_suggests_the_item_id_in_its_case(demo_dir: Path) -> None:
