@@ -95,6 +95,8 @@ class _PolicyVerdict(Protocol):
     def policy_ok(self) -> bool: ...
     @property
     def policy_findings(self) -> tuple[Finding, ...]: ...
+    @property
+    def ok(self) -> bool: ...
 
 
 def _print_policy(r: _PolicyVerdict) -> None:
@@ -105,8 +107,9 @@ def _print_policy(r: _PolicyVerdict) -> None:
     click.echo("policy (judged over the records; origins are attested by the producers named):")
     for line in r.policy.describe():
         click.echo(f"  rule:    {line}")
-    if r.policy_ok:
-        click.echo("  result:  compliant")
+    if r.policy_ok:  # over records that failed integrity, "compliant" would vouch for what is not proven
+        click.echo("  result:  compliant" if r.ok else "  result:  no policy finding, but the records are INVALID: "
+                   "nothing is compliant on their word")
         return
     click.echo(f"  result:  NOT COMPLIANT ({_plural(len(r.policy_findings), 'finding')})")
     _print_findings(r.policy_findings)

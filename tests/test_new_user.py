@@ -295,3 +295,22 @@ def test_proof_export_suggests_the_id_that_reads_alike(files: SmallFiles, tmp_pa
         assert result.exit_code == 2 and "did you mean 'S1'?" in result.output and "[item.unknown]" in result.output
     unknown = run("proof", "export", files.ledger, "S2", "--checkpoint", files.checkpoint, "-o", tmp_path / "x")
     assert unknown.exit_code == 2 and "did you mean" not in unknown.output
+
+
+def test_an_invalid_bundle_is_never_called_compliant(tmp_path: Path) -> None:
+    """Second new-user trial: a tampered bundle under a policy printed "result: compliant" above its INVALID
+    verdict."""
+    from click.testing import CliRunner
+
+    from ledger import build_demo
+    from stonetrail_cli.main import main
+
+    build_demo(tmp_path / "out")
+    bundle = tmp_path / "out" / "proofs" / "R-00001-A.stproof"
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 1
+    bundle.write_bytes(bytes(data))
+    result = CliRunner().invoke(main, ["proof", "verify", str(bundle), "--trust", str(tmp_path / "out" / "trust.keys"),
+                                       "--deny-origin", "RU"])
+    assert result.exit_code == 1 and re.search(r"verdict:\s+INVALID", result.output)
+    assert "result:  compliant" not in result.output
