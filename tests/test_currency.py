@@ -9,40 +9,29 @@ from pathlib import Path
 import pytest
 
 from ledger import (
-    AUTHORITY,
     Attested,
-    Enrolled,
     Output,
     Retired,
     Split,
     Transferred,
-    Trust,
     checkpoint_file,
     export_bundle,
     export_bundle_as_of,
     export_bundles,
-    note_verifier_key,
     verify_bundle,
 )
 from ledger.errors import VerificationError
 from ledger.export import StaleCheckpointError
 from ledger.record import Record
 from ledger.store import FileStore
-from world import ORIGIN, World, key
-
-OPERATOR = key("operator")
-TRUST = Trust(operators=(note_verifier_key(ORIGIN, OPERATOR.public_key),),
-              authorities=(note_verifier_key("authority", key("authority").public_key),))
+from world import OPERATOR, ORIGIN, TRUST, World
 
 
 def _world() -> World:
     """An auditor enrolled; rough R mined and split into R-A and R-B."""
     w = World()
     w.enrol_all()
-    w.keys["auditor-x"] = key("auditor-x")
-    assert w.add(w.make(Enrolled(external_ids=(), party="auditor-x", name="auditor", roles=("auditor",),
-                                 country="BE", key=w.keys["auditor-x"].public_key.raw,
-                                 registry_prev=w.state.registry.head), AUTHORITY)) == []
+    w.enrol_party("auditor-x", ["auditor"], "BE")
     assert w.add(w.mine("R", 3_000)) == []
     assert w.add(w.make(Split(loss_mct=1_000), "producer-a", place="BW", inputs=["R"], consumes=["R"],
                         outputs=[Output(id="R-A", type="stone", mass_mct=1_200),

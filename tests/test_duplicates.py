@@ -13,29 +13,21 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ledger import AUTHORITY, Ledger, Record, Trust, check_ledger, checkpoint_file
+from ledger import AUTHORITY, Ledger, Record, check_ledger, checkpoint_file
 from ledger.bundle import check_bundle, verify_bundle
 from ledger.errors import RuleError
-from ledger.events import Attested, Corrected, Enrolled, Graded
+from ledger.events import Attested, Corrected, Graded
 from ledger.export import export_bundle
-from ledger.keys import note_verifier_key
 from ledger.store import FileStore
 from stonetrail_cli.main import main
-from world import ORIGIN, World, codes, key, key_record
-
-OPERATOR = key("operator")
-TRUST = Trust(operators=(note_verifier_key(ORIGIN, OPERATOR.public_key),),
-              authorities=(note_verifier_key("authority", key(AUTHORITY).public_key),))
+from world import OPERATOR, ORIGIN, TRUST, World, codes, key, key_record
 
 
 def graded_world() -> World:
     """Enrolments (and an auditor), S1 mined, S1 graded by lab-d's holder; the grading is the statements' subject."""
     w = World()
     w.enrol_all()
-    w.keys["auditor-x"] = key("auditor-x")
-    assert w.add(w.make(Enrolled(external_ids=(), party="auditor-x", name="auditor", roles=("auditor",),
-                                 country="BE", key=w.keys["auditor-x"].public_key.raw,
-                                 registry_prev=w.state.registry.head), AUTHORITY)) == []
+    w.enrol_party("auditor-x", ["auditor"], "BE")
     assert w.add(w.mine("S1")) == []
     grading = w.make(Graded(lab="lab-d", report="R-1", mass_mct=1_990, colour="E", clarity="VS1", nature="natural"),
                      "producer-a", inputs=["S1"], place="BW", signers=["producer-a", "lab-d"])

@@ -13,20 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ledger import AUTHORITY, Enrolled, Output, Record, Trust
+from ledger import Output, Record
 from ledger._ledger import checkpoint_file
 from ledger.audit import check_ledger
 from ledger.bundle import BundleReport, build_bundle, check_bundle, read_bundle
 from ledger.events import Corrected, Graded, Inscribed, Merged, Mined, Set, Split, Transferred, Unset
 from ledger.export import export_bundle
 from ledger.findings import Finding
-from ledger.keys import note_verifier_key
 from ledger.store import FileStore
-from world import ORIGIN, World, codes, key
-
-OPERATOR = key("operator")
-TRUST = Trust(operators=(note_verifier_key(ORIGIN, OPERATOR.public_key),),
-              authorities=(note_verifier_key("authority", key(AUTHORITY).public_key),))
+from world import OPERATOR, ORIGIN, TRUST, World, codes
 
 
 class Insider(World):
@@ -34,12 +29,8 @@ class Insider(World):
 
     def __init__(self) -> None:
         super().__init__()
-        self.keys["producer-ru"] = key("producer-ru")
         self.enrol_all()
-        event = Enrolled(external_ids=(), party="producer-ru", name="producer-ru", roles=("producer",),
-                         country="RU", key=self.keys["producer-ru"].public_key.raw,
-                         registry_prev=self.state.registry.head)
-        assert self.add(self.make(event, AUTHORITY)) == []
+        self.enrol_party("producer-ru", ["producer"], "RU")
 
     def ok(self, record: Record) -> Record:
         assert self.add(record) == [], record.body.kind

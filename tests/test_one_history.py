@@ -14,10 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from ledger import (
-    AUTHORITY,
     Attested,
     Corrected,
-    Enrolled,
     Graded,
     Output,
     Set,
@@ -26,7 +24,6 @@ from ledger import (
     Trust,
     build_demo,
     check_bundle,
-    note_verifier_key,
     replay_ledger,
 )
 from ledger._ledger import checkpoint_file
@@ -36,11 +33,7 @@ from ledger.history import trace_item
 from ledger.record import Record
 from ledger.store import FileStore
 from stonetrail_cli.main import main
-from world import ORIGIN, World, key
-
-OPERATOR = key("operator")
-TRUST = Trust(operators=(note_verifier_key(ORIGIN, OPERATOR.public_key),),
-              authorities=(note_verifier_key("authority", key(AUTHORITY).public_key),))
+from world import OPERATOR, ORIGIN, TRUST, World
 
 
 def assert_show_agrees_with_proof_verify(path: Path, note: str, trust: Trust) -> int:
@@ -76,10 +69,7 @@ def _audited_trade() -> tuple[World, Record]:
     trader-e. Returns the world and the auditor's statement."""
     w = World()
     w.enrol_all()
-    w.keys["auditor-x"] = key("auditor-x")
-    assert w.add(w.make(Enrolled(external_ids=(), party="auditor-x", name="auditor", roles=("auditor",),
-                                 country="BE", key=w.keys["auditor-x"].public_key.raw,
-                                 registry_prev=w.state.registry.head), AUTHORITY)) == []
+    w.enrol_party("auditor-x", ["auditor"], "BE")
     steps = [
         w.mine("R", 3_000),
         lambda: w.make(Split(loss_mct=1_000), "producer-a", place="BW", inputs=["R"], consumes=["R"],

@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from ledger import AUTHORITY, Body, Enrolled, Output, PrivateKey, Record
+from ledger import AUTHORITY, Body, Enrolled, Output, PrivateKey, Record, Trust
 from ledger._codec import encode
 from ledger.custody import CustodyState
 from ledger.events import Event
 from ledger.findings import Finding
 from ledger.hashing import Digest
+from ledger.keys import note_verifier_key
 from ledger.record import RECORD_TAG
 from ledger.rules import RULES
 
@@ -30,6 +31,12 @@ PARTIES = {
 def key(name: str) -> PrivateKey:
     """A fixed key per name."""
     return PrivateKey.from_seed(hashlib.sha256(f"stonetrail test key {name}".encode()).digest())
+
+
+#: The operator of the test ledgers (signs checkpoints) and the trust file that pins it and the authority.
+OPERATOR = key("operator")
+TRUST = Trust(operators=(note_verifier_key(ORIGIN, OPERATOR.public_key),),
+              authorities=(note_verifier_key(AUTHORITY, key(AUTHORITY).public_key),))
 
 
 class World:
@@ -77,6 +84,15 @@ class World:
                          key=key_raw or self.keys[party].public_key.raw,
                          registry_prev=self.state.registry.head if prev == "head" else prev)  # type: ignore[arg-type]
         return self.make(event, AUTHORITY, keys={AUTHORITY: signer} if signer else None)
+
+    def enrol_party(self, party: str, roles: Sequence[str], country: str) -> Record:
+        """Enrol ``party`` (its fixed key) with ``roles`` in ``country`` and apply the record; returns it."""
+        self.keys[party] = key(party)
+        event = Enrolled(external_ids=(), party=party, name=party, roles=tuple(roles), country=country,
+                         key=self.keys[party].public_key.raw, registry_prev=self.state.registry.head)
+        record = self.make(event, AUTHORITY)
+        assert self.add(record) == [], party
+        return record
 
     def enrol_all(self) -> None:
         for party, roles in PARTIES.items():
