@@ -276,7 +276,8 @@ def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: 
     key = keyfile.load_private_key(key_file)
     trust = _load_trust(trust_file) if trust_file is not None else None
     since = _read_checkpoint(since_file, "--since checkpoint") if since_file is not None else None
-    note = checkpoint_file(ledger_file, key, name, trust=trust)
+    with progress("records") as bar:
+        note = checkpoint_file(ledger_file, key, name, trust=trust, progress=bar)
     proof = None if since is None else consistency_proof_for(ledger_file, since, note, trust=trust)
     extra = [] if proof is None or proof_out is None else [(proof_out, format_consistency_proof(proof))]
     to_stdout = out is not None and file_out is None

@@ -45,6 +45,7 @@ from ._common import (
     _verdict_exit,
     _write_new,
 )
+from ._output import progress
 from ._policy import _print_policy, policy_options
 from .show import print_now, print_path
 
@@ -111,7 +112,8 @@ def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path
     if as_of_path is None:
         data = _export_current(ledger_file, item, note, trust, given)
     else:
-        exported = export_bundle_as_of(ledger_file, item, note, trust=trust)
+        with progress("records") as bar:
+            exported = export_bundle_as_of(ledger_file, item, note, trust=trust, progress=bar)
         data = exported.bundle
     _write_new((out, data))
     summary = summarize_bundle(data)
@@ -146,7 +148,8 @@ def _published_checkpoint(ledger_file: Path) -> str:
 def _export_current(ledger_file: Path, item: str, note: str, trust: Trust | None, given: Path | None) -> bytes:
     """:func:`export_bundle` under ``note``; a stale checkpoint's refusal says how to sign a fresh one."""
     try:
-        return export_bundle(ledger_file, item, note, trust=trust)
+        with progress("records") as bar:
+            return export_bundle(ledger_file, item, note, trust=trust, progress=bar)
     except StaleCheckpointError as exc:
         done, published = exc.done, published_checkpoint(ledger_file)
         where = given or published

@@ -289,7 +289,8 @@ def _event_arguments(event: object, signers: object, inputs: object, outputs: ob
             expect_each(outputs, Output, "outputs", "an Output"))
 
 
-def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, *, trust: Trust | None = None) -> str:
+def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, *, trust: Trust | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> str:
     """Sign a C2SP checkpoint of the ledger file at ``path`` as it is now (reads without locking).
 
     Before signing, ``key`` is refused if the file's registry gives it to a party or the authority, and with
@@ -300,6 +301,7 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
 
     The registry and heads lines (:meth:`Ledger.checkpoint`) are computed from the file's readable records
     (each decoded strictly; an unreadable one is skipped, as an audit does), without checking their rules.
+    ``progress``, if given, is called with (records read, records in all) as they are read.
 
     Returns:
         The signed note text (origin, tree size, base64 root hash, registry and heads lines; signature line by
@@ -314,7 +316,7 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
         raise CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
     payloads = [frame.payload for frame in result.frames]
     tree = MerkleTree(leaf_hash(payload) for payload in payloads)
-    registry, commitments = read_log(payloads)
+    registry, commitments = read_log(payloads, progress)
     check_checkpoint_signer(result.origin, name or result.origin, key.public_key,
                             owners=key_owners(record for _, record in registry), trust=trust)
     size, head = len(registry), registry[-1][1].record_hash if registry else None
@@ -323,15 +325,18 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
     return sign_checkpoint(cp, name or result.origin, key)
 
 
-def read_log(payloads: Sequence[bytes]) -> tuple[list[tuple[int, Record]], Commitments]:
+def read_log(payloads: Sequence[bytes], progress: Callable[[int, int], None] | None = None
+             ) -> tuple[list[tuple[int, Record]], Commitments]:
     """Decode every payload strictly, once, keeping only what a checkpoint commits to: the registry-kind records
     (leaf index, record) and the :class:`~ledger.commitments.Commitments` (item heads, identities) of all
     records. An unreadable payload is an
     audit's finding; it is no registry record and no item's record. The operator vouches for bytes, not
     validity: no rule is applied, so for a ledger written through :class:`Ledger` these give the lines
-    :meth:`Ledger.checkpoint` writes."""
+    :meth:`Ledger.checkpoint` writes. ``progress(done, total)`` is called as payloads are read."""
     registry, heads = [], Commitments()
     for position, payload in enumerate(payloads):
+        if progress is not None and position % 4096 == 0:
+            progress(position, len(payloads))
         try:
             record = Record.from_bytes(payload)
         except InputError:
@@ -339,4 +344,6 @@ def read_log(payloads: Sequence[bytes]) -> tuple[list[tuple[int, Record]], Commi
         if record.body.kind in REGISTRY_KINDS:
             registry.append((position, record))
         heads.add(position, record)
+    if progress is not None:
+        progress(len(payloads), len(payloads))
     return registry, heads

@@ -19,7 +19,7 @@ nothing of this: an offline verifier knows only the checkpoint it is given (docs
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,9 @@ from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .store import scan
 from .trust import Trust
+
+#: A progress callback: (records read, records in all).
+Progress = Callable[[int, int], None]
 
 __all__ = ["AsOf", "StaleCheckpointError", "export_bundle", "export_bundle_as_of", "export_bundles"]
 
@@ -52,27 +55,29 @@ class AsOf:
 
 
 def export_bundle(ledger_path: str | Path, item: str, checkpoint: str, *, trust: Trust | None = None,
-                  as_of: bool = False) -> bytes:
+                  as_of: bool = False, progress: Progress | None = None) -> bytes:
     """The proof bundle of ``item`` from the ledger file at ``ledger_path`` under the signed ``checkpoint``
     note. As :func:`export_bundles` for one item."""
-    return export_bundles(ledger_path, [item], checkpoint, trust=trust, as_of=as_of)[item]
+    return export_bundles(ledger_path, [item], checkpoint, trust=trust, as_of=as_of, progress=progress)[item]
 
 
 def export_bundle_as_of(ledger_path: str | Path, item: str, checkpoint: str, *,
-                        trust: Trust | None = None) -> AsOf:
+                        trust: Trust | None = None, progress: Progress | None = None) -> AsOf:
     """The proof bundle of ``item`` as of ``checkpoint`` even if the file holds later records of it, with the
     positions of those records (to warn whoever asked for the older view). Raises as :func:`export_bundles`
     but never ``checkpoint.stale``."""
-    return _export(ledger_path, [item], checkpoint, trust)[item]
+    return _export(ledger_path, [item], checkpoint, trust, progress)[item]
 
 
 def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: str, *,
-                   trust: Trust | None = None, as_of: bool = False) -> dict[str, bytes]:
+                   trust: Trust | None = None, as_of: bool = False, progress: Progress | None = None
+                   ) -> dict[str, bytes]:
     """Proof bundles of several ``items`` of one ledger file, reading it once.
 
     The checkpoint's signature is verified only with ``trust`` (an exporter may hold no pinned key); its content
     is always checked against the file. The checkpoint must cover every record the file holds of each bundle's
-    items, unless ``as_of`` (then a bundle may be current only as of an older checkpoint).
+    items, unless ``as_of`` (then a bundle may be current only as of an older checkpoint). ``progress``, if given,
+    is called with (records read, records in all) while the file is read.
 
     Raises:
         StaleCheckpointError: ``checkpoint.stale`` (a VerificationError; without ``as_of``: the file holds a
@@ -87,7 +92,7 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
             ``item.unknown`` (no such item below the tree size). CorruptStoreError: damaged framing.
             StorageError: I/O failure.
     """
-    exported = _export(ledger_path, items, checkpoint, trust)
+    exported = _export(ledger_path, items, checkpoint, trust, progress)
     for item, done in exported.items():
         if done.later and not as_of:
             raise StaleCheckpointError(item, done)
@@ -120,7 +125,8 @@ def _read_alike(item: str, names: Mapping[str, object]) -> str:
     return f"; did you mean {alike[0]!r}?" if alike else ""
 
 
-def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trust: Trust | None) -> dict[str, AsOf]:
+def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trust: Trust | None,
+            progress: Progress | None = None) -> dict[str, AsOf]:
     """Each item's bundle under ``checkpoint`` and the file's later records of its scope (:class:`AsOf`)."""
     expect_path(ledger_path, "ledger_path")  # ArgumentError (input.type) naming the argument, before any I/O
     expect_each(items, str, "items", "an item id (text)")
@@ -133,7 +139,7 @@ def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trus
     cp = open_checkpoint(checkpoint, trust.operators) if trust else read_unverified_checkpoint(checkpoint)
     payloads = [frame.payload for frame in result.frames]
     tree = _tree_of(payloads, cp, result.origin)
-    registry, commitments = read_log(payloads[:cp.tree_size])
+    registry, commitments = read_log(payloads[:cp.tree_size], progress)
     verify_registry_chain([record for _, record in registry], *checkpoint_registry(cp))
     commitments.check(cp)
     heads = commitments.heads

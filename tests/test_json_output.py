@@ -187,6 +187,18 @@ def test_the_library_reports_progress(files: SmallFiles) -> None:
     assert report.ok and calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
+def test_signing_and_exporting_report_progress_too(files: SmallFiles) -> None:
+    from ledger import checkpoint_file, export_bundle
+    from world import key
+
+    calls: list[tuple[int, int]] = []
+    export_bundle(files.ledger, "S1", files.checkpoint.read_text(), progress=lambda *a: calls.append(a))
+    assert calls and calls[-1] == (4, 4)
+    calls.clear()
+    assert checkpoint_file(files.ledger, key("operator"), progress=lambda *a: calls.append(a))
+    assert calls and calls[-1] == (4, 4)
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
