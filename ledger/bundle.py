@@ -53,7 +53,7 @@ from ._bundle_format import (
     bundle_to_json,
     read_bundle,
 )
-from ._describe import describe
+from ._bundle_summary import BundleLine, BundleSummary, summarize_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .custody import CustodyState
 from .errors import BundleFormatError, InputError, RuleError, StoneTrailError, expect
@@ -64,9 +64,10 @@ from .heads import Head, HeadProof, ItemHeads, checkpoint_heads, verify_item_hea
 from .identity import IdentityLeaf, checkpoint_identities, identity_findings, proven_leaf
 from .merkle import leaf_hash, verify_inclusion
 from .policy import Policy, check_policy_records
-from .provenance import Provenance, Scope, Snapshot, build_provenance, provenance_scope, replay_scope, scope_claims
+from .provenance import Provenance, Snapshot, build_provenance, replay_scope
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
+from .scope import Scope, provenance_scope, scope_claims
 from .trust import Trust
 
 __all__ = [
@@ -115,50 +116,6 @@ RULES_CHECKED = (
     "the provenance claims (ignoring case and look-alikes) in one leaf, proven with both neighbours, where no "
     "other item held it first: one id per item, one report number and inscription per stone not consumed",
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BundleLine:
-    """One leaf of a bundle as ``stonetrail proof show`` lists it (unverified). ``kind`` is None, and ``detail``
-    the reason, for a leaf that is not a readable record."""
-
-    index: int
-    kind: str | None
-    time_ms: int | None
-    place: str
-    actor: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BundleSummary:
-    """What a bundle says, none of it verified: its item, its checkpoint (None if unreadable) and its leaves."""
-
-    item: str
-    size_bytes: int
-    checkpoint: Checkpoint | None
-    lines: tuple[BundleLine, ...]
-
-
-def summarize_bundle(data: bytes) -> BundleSummary:
-    """Read a bundle for display, verifying nothing (:func:`check_bundle` does). Raises BundleFormatError."""
-    bundle = read_bundle(data)
-    try:
-        cp: Checkpoint | None = read_unverified_checkpoint(bundle.checkpoint)
-    except InputError:
-        cp = None
-    return BundleSummary(item=bundle.item, size_bytes=len(data), checkpoint=cp,
-                         lines=tuple(_line(e) for e in bundle.entries))
-
-
-def _line(entry: BundleEntry) -> BundleLine:
-    try:
-        record = Record.from_bytes(entry.leaf)
-    except InputError as exc:
-        return BundleLine(index=entry.index, kind=None, time_ms=None, place="", actor="", detail=f"[{exc.code}] {exc}")
-    body = record.body
-    return BundleLine(index=entry.index, kind=body.kind, time_ms=body.time_ms, place=body.place, actor=body.actor,
-                      detail=describe(record))
 
 
 # --- verification ---------------------------------------------------------------------------------------------

@@ -12,22 +12,18 @@ Units: masses in integer millicarats (``*_mct``; 1 ct = 1000 mct); times in ms s
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from . import _schema as s
 from ._codec import Value
+from ._grades import read_clarity as _clarity
+from ._grades import read_colour as _colour
 from .hashing import Digest
 
 __all__ = [
-    "CLARITY_GRADES",
-    "COLOUR_LETTERS",
     "EVENT_TYPES",
-    "FANCY_GRADES",
-    "HUES",
-    "HUE_MODIFIERS",
     "NATURES",
     "REGISTRY_KINDS",
     "RETIRE_REASONS",
@@ -69,23 +65,6 @@ RETIRE_REASONS = frozenset({"lost", "stolen", "destroyed", "seized"})
 GROWTH_METHODS = frozenset({"CVD", "HPHT"})
 MAX_MASS_MCT = 10**9  # one million carats: far above any real lot
 
-# --- grading scales (docs/format.md §4.3, "Grades") -----------------------------------------------------------
-#: The D-to-Z colour scale: D (colourless) to Z (light yellow or brown), one capital letter.
-COLOUR_LETTERS = frozenset("DEFGHIJKLMNOPQRSTUVWXYZ")
-#: Fancy-colour grades, from the faintest to the darkest: a fancy colour is ``<grade> [<modifier>] <hue>``.
-FANCY_GRADES = ("Faint", "Very Light", "Light", "Fancy Light", "Fancy", "Fancy Intense", "Fancy Vivid",
-                "Fancy Deep", "Fancy Dark")
-HUES = frozenset({"Black", "Blue", "Brown", "Gray", "Green", "Orange", "Pink", "Purple", "Red", "Violet", "White",
-                  "Yellow"})
-#: A secondary hue before the main one (``Fancy Intense Purplish Pink``), mapped to the hue it names; never the
-#: main hue itself (``Yellowish Yellow`` is refused).
-HUE_MODIFIERS = {"Bluish": "Blue", "Brownish": "Brown", "Grayish": "Gray", "Greenish": "Green", "Orangy": "Orange",
-                 "Pinkish": "Pink", "Purplish": "Purple", "Yellowish": "Yellow"}
-#: The clarity scale, from flawless to the most included.
-CLARITY_GRADES = ("FL", "IF", "VVS1", "VVS2", "VS1", "VS2", "SI1", "SI2", "I1", "I2", "I3")
-MAX_COLOUR = 32  # the longest fancy colour, "Fancy Intense Yellowish Orange", is 30 characters
-_FANCY = re.compile(f"(?:{'|'.join(FANCY_GRADES)}) (?:({'|'.join(HUE_MODIFIERS)}) )?({'|'.join(sorted(HUES))})")
-
 Reader = Callable[[Value, str], Any]
 
 
@@ -123,27 +102,6 @@ def _positive_mass(value: Value, where: str) -> int:
 
 def _key(value: Value, where: str) -> bytes:
     return s.read_bytes(value, where, 32)
-
-
-def _colour(value: Value, where: str) -> str:
-    """A colour grade: a letter D..Z, or a fancy colour ``<grade> [<modifier>] <hue>`` (:data:`FANCY_GRADES`,
-    :data:`HUE_MODIFIERS`, :data:`HUES`; words as written there, one space apart). Text of 1..32 characters
-    first (``record.text`` / ``record.malformed``), then the scale (``record.grading_scale``)."""
-    text = s.read_text(value, where, max_len=MAX_COLOUR)
-    if text in COLOUR_LETTERS:
-        return text
-    fancy = _FANCY.fullmatch(text)
-    if fancy is None or (fancy[1] is not None and HUE_MODIFIERS[fancy[1]] == fancy[2]):
-        raise s.off_scale(where, text, "D-to-Z scale or a fancy colour (<grade> [<modifier>] <hue>)")
-    return text
-
-
-def _clarity(value: Value, where: str) -> str:
-    """A clarity grade of :data:`CLARITY_GRADES` (FL .. I3): short text first, then the scale."""
-    text = s.read_text(value, where, max_len=16)
-    if text not in CLARITY_GRADES:
-        raise s.off_scale(where, text, f"clarity scale ({', '.join(CLARITY_GRADES)})")
-    return text
 
 
 def _declared(value: Value, where: str) -> tuple[tuple[str, int], ...]:

@@ -3,7 +3,7 @@
 :func:`export_bundles` reads the file once (without locking), checks that the given signed checkpoint is of this
 file — its origin, its tree size within the file, the file's root at that size equal to its root hash, its
 registry and heads lines naming the file's registry chain and items' latest records — finds each item's scope
-among the records below the tree size (:func:`ledger.provenance.provenance_scope`, the same function the
+among the records below the tree size (:func:`ledger.scope.provenance_scope`, the same function the
 verifier uses), and builds each bundle with RFC 9162 inclusion proofs at the checkpoint's tree size and the
 item-head proofs (:mod:`ledger.heads`). The exporter vouches for nothing: the bundle is worth what
 :func:`ledger.bundle.check_bundle` says, under the verifier's own pinned keys. O(n) in the file: every record
@@ -30,9 +30,9 @@ from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import CorruptStoreError, InputError, VerificationError, expect, expect_each, expect_path
 from .heads import ItemHeads
 from .merkle import MerkleTree, leaf_hash
-from .provenance import provenance_scope, scope_claims
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
+from .scope import provenance_scope, scope_claims
 from .store import scan
 from .trust import Trust
 

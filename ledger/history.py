@@ -1,7 +1,7 @@
 """An item's history back to its roots: what ``stonetrail show`` prints.
 
 It is the path a proof bundle's provenance holds (docs/format.md §7a.5), built by the same code: the item's scope
-among the ledger's readable records (:func:`ledger.provenance.provenance_scope`), replayed alone as a bundle
+among the ledger's readable records (:func:`ledger.scope.provenance_scope`), replayed alone as a bundle
 verifier replays it (:func:`ledger.provenance.replay_scope`), one :class:`~ledger.provenance.Step` per record,
 oldest first (:func:`ledger.provenance.path_steps`). So ``show`` and ``proof verify`` agree record by record on
 each step's holder, owner, state, mass and country, and on the item's own; a statement (``attested``,
@@ -19,8 +19,9 @@ from .custody import CustodyState
 from .events import Grown, Mined
 from .findings import Finding
 from .heads import ItemHeads
-from .provenance import Scope, Snapshot, Step, path_steps, provenance_scope, replay_scope, snapshot
+from .provenance import Snapshot, Step, path_steps, replay_scope, snapshot
 from .record import Record
+from .scope import Scope, provenance_scope
 
 __all__ = ["History", "HistoryRow", "damage", "describe", "format_ct", "item_history", "origin_summary",
            "trace_item"]

@@ -40,8 +40,9 @@ from ledger.events import REGISTRY_KINDS, Attested, Corrected
 from ledger.export import export_bundles
 from ledger.findings import Finding
 from ledger.keys import note_verifier_key
-from ledger.provenance import Provenance, item_index, provenance_scope
+from ledger.provenance import Provenance
 from ledger.record import Signature
+from ledger.scope import item_index, provenance_scope
 from ledger.store import FileStore
 from world import key
 

@@ -19,16 +19,19 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: inscription), origin, rules and _kinds (the custody layer split by concern),
 #: _policy and policy (a policy value and its file format; its checks over a replay), history, demo; consistency
 #: and evidence (pure: consistency proofs, fork evidence) with their builders in monitor (after the store);
-#: _describe (plain-language record lines), provenance (an item's scope and summary, shared by the bundle
+#: _describe (plain-language record lines), scope (the records an item's provenance needs) and provenance
+#: (what they say; both shared by the bundle
 #: verifier and the exporter), _bundle_format and bundle (offline proof bundles, pure: bytes, then verification),
 #: export (bundles from a ledger file); _text (the two text classes of a record's fields, read by _schema);
-#: _bundle_json (a bundle's canonical JSON text); signer (who may sign a ledger's checkpoint, after registry);
+#: _bundle_json (a bundle's canonical JSON text); _grades (the lab scales of a grading, read by events);
+#: _bundle_summary (a bundle listed, unverified); signer (who may sign a ledger's checkpoint, after registry);
 #: publish (the checkpoint published beside a ledger, replaced through _files, after monitor).
 ORDER = [
     "errors", "_files", "findings", "_codec", "keys", "keyfile", "hashing", "_text", "_schema", "merkle",
-    "checkpoint", "trust", "events", "record", "_describe", "registry", "signer", "heads", "identity", "commitments",
+    "checkpoint", "trust", "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
+    "commitments",
     "consistency", "evidence", "origin", "rules", "_kinds",
-    "custody", "_policy", "policy", "provenance", "_bundle_format", "_bundle_json",
+    "custody", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json", "_bundle_summary",
     "bundle", "_framing", "store", "_ledger",
     "monitor", "publish", "audit", "export", "history", "inventory", "_scenarios", "demo",
 ]

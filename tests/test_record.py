@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from ledger import Body, Digest, Graded, Mined, Output, Record, Split, Transferred
 from ledger._codec import decode, encode
+from ledger._grades import CLARITY_GRADES
 from ledger._schema import MAX_TIME_MS, MIN_TIME_MS
 from ledger.errors import InputError, RecordFormatError
-from ledger.events import CLARITY_GRADES
 from ledger.record import RECORD_TAG
 from world import ORIGIN, envelope, key
 

@@ -35,10 +35,10 @@ from ledger import (
     Transferred,
     build_demo,
 )
+from ledger._grades import CLARITY_GRADES
 from ledger._ledger import MAX_AHEAD_MS
 from ledger._schema import MIN_TIME_MS
 from ledger.errors import InputError, RecordFormatError, RuleError
-from ledger.events import CLARITY_GRADES
 from stonetrail_cli.main import main
 from world import ORIGIN, PARTIES, World, codes, key, key_record
 
