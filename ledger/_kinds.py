@@ -9,7 +9,7 @@ inputs — has run by then). Codes are listed in docs/format.md §10.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .events import (
     Attested,
@@ -31,29 +31,48 @@ from .events import (
     Verified,
 )
 from .findings import Finding
+from .hashing import Digest
+from .item import Item
 from .origin import UNKNOWN, merge_origins, split_origin
 from .record import Record
+from .registry import Registry
 
-if TYPE_CHECKING:
-    from .custody import CustodyState, Item
 
-__all__ = ["CHECKS", "EFFECTS", "birth"]
+class State(Protocol):
+    """What the per-kind checks and effects read of a replay (:class:`ledger.custody.CustodyState`, which
+    applies them: typed here as a protocol so that this module imports nothing below it)."""
 
-Check = Callable[["CustodyState", Record, int], list[Finding]]
-Effect = Callable[["CustodyState", Record, list["Item"]], None]
+    @property
+    def items(self) -> dict[str, Item]: ...
+    @property
+    def partial(self) -> bool: ...
+    @property
+    def registry(self) -> Registry: ...
+    @property
+    def signers(self) -> dict[Digest, frozenset[str]]: ...
+    @property
+    def times(self) -> dict[Digest, int]: ...
+    @property
+    def subset(self) -> frozenset[Digest]: ...
+    def outside(self, item_id: str) -> bool: ...
+    def not_checked(self, code: str, position: int, item: str | None, reason: str) -> None: ...
+
+
+Check = Callable[[State, Record, int], list[Finding]]
+Effect = Callable[[State, Record, list[Item]], None]
 
 
 def _f(code: str, position: int, item: str | None, reason: str) -> Finding:
     return Finding(code=code, position=position, item=item, reason=reason)
 
 
-def _inputs(state: CustodyState, record: Record) -> list[Item]:
+def _inputs(state: State, record: Record) -> list[Item]:
     return [state.items[i] for i, _ in record.body.inputs if i in state.items]
 
 
 # --- checks ---------------------------------------------------------------------------------------------------
 
-def _not_checked(state: CustodyState, record: Record, position: int, codes: tuple[str, ...], what: str) -> None:
+def _not_checked(state: State, record: Record, position: int, codes: tuple[str, ...], what: str) -> None:
     """Partial mode: the checks giving ``codes`` need inputs outside the subset (CustodyState.not_checked)."""
     outside = [i for i, _ in record.body.inputs if state.outside(i)]
     if outside:
@@ -61,7 +80,7 @@ def _not_checked(state: CustodyState, record: Record, position: int, codes: tupl
             state.not_checked(code, position, None, f"{what}; {', '.join(outside)} outside this provenance")
 
 
-def _check_created(state: CustodyState, record: Record, position: int) -> list[Finding]:
+def _check_created(state: State, record: Record, position: int) -> list[Finding]:
     """mined / grown: recorded where produced, by a producer enrolled in that country."""
     event, body = record.body.event, record.body
     assert isinstance(event, Mined | Grown)
@@ -76,7 +95,7 @@ def _check_created(state: CustodyState, record: Record, position: int) -> list[F
     return found
 
 
-def _check_split(state: CustodyState, record: Record, position: int) -> list[Finding]:
+def _check_split(state: State, record: Record, position: int) -> list[Finding]:
     event = record.body.event
     assert isinstance(event, Split | Merged)
     inputs = _inputs(state, record)
@@ -103,7 +122,7 @@ def _check_stone(item: Item, kind: str, position: int) -> list[Finding]:
     return []
 
 
-def _check_graded(state: CustodyState, record: Record, position: int) -> list[Finding]:
+def _check_graded(state: State, record: Record, position: int) -> list[Finding]:
     event = record.body.event
     assert isinstance(event, Graded)
     found: list[Finding] = []
@@ -118,7 +137,7 @@ def _check_graded(state: CustodyState, record: Record, position: int) -> list[Fi
     return found
 
 
-def _check_inscribed(state: CustodyState, record: Record, position: int) -> list[Finding]:
+def _check_inscribed(state: State, record: Record, position: int) -> list[Finding]:
     event = record.body.event
     assert isinstance(event, Inscribed)
     found: list[Finding] = []
@@ -127,7 +146,7 @@ def _check_inscribed(state: CustodyState, record: Record, position: int) -> list
     return found
 
 
-def _check_transferred(state: CustodyState, record: Record, position: int) -> list[Finding]:
+def _check_transferred(state: State, record: Record, position: int) -> list[Finding]:
     event = record.body.event
     assert isinstance(event, Transferred)
     if event.to == record.body.actor:
@@ -141,7 +160,7 @@ def _check_declared(record: Record, declared: tuple[tuple[str, int], ...], posit
     return []
 
 
-def _check_exported(state: CustodyState, record: Record, position: int) -> list[Finding]:
+def _check_exported(state: State, record: Record, position: int) -> list[Finding]:
     event, body = record.body.event, record.body
     assert isinstance(event, Exported)
     found = _check_declared(record, event.declared, position)
@@ -154,7 +173,7 @@ def _check_exported(state: CustodyState, record: Record, position: int) -> list[
     return found
 
 
-def _check_imported(state: CustodyState, record: Record, position: int) -> list[Finding]:
+def _check_imported(state: State, record: Record, position: int) -> list[Finding]:
     event, body = record.body.event, record.body
     assert isinstance(event, Imported)
     found = _check_declared(record, event.declared, position)
@@ -169,7 +188,7 @@ def _check_imported(state: CustodyState, record: Record, position: int) -> list[
     return found
 
 
-def _check_verified(state: CustodyState, record: Record, position: int) -> list[Finding]:
+def _check_verified(state: State, record: Record, position: int) -> list[Finding]:
     event = record.body.event
     assert isinstance(event, Verified)
     found = []
@@ -182,7 +201,7 @@ def _check_verified(state: CustodyState, record: Record, position: int) -> list[
     return found
 
 
-def _check_set(state: CustodyState, record: Record, position: int) -> list[Finding]:
+def _check_set(state: State, record: Record, position: int) -> list[Finding]:
     inputs = _inputs(state, record)
     found: list[Finding] = []
     for item in inputs:
@@ -197,7 +216,7 @@ def _check_set(state: CustodyState, record: Record, position: int) -> list[Findi
     return found
 
 
-def _check_unset(state: CustodyState, record: Record, position: int) -> list[Finding]:
+def _check_unset(state: State, record: Record, position: int) -> list[Finding]:
     articles = [i for i in _inputs(state, record) if i.type == "article"]
     if len(articles) != 1:
         if not articles and any(state.outside(i) for i, _ in record.body.inputs):
@@ -222,7 +241,7 @@ def _check_unset(state: CustodyState, record: Record, position: int) -> list[Fin
     return []
 
 
-def _check_statement(state: CustodyState, record: Record, position: int) -> list[Finding]:
+def _check_statement(state: State, record: Record, position: int) -> list[Finding]:
     event = record.body.event
     assert isinstance(event, Attested | Corrected)
     signers = state.signers.get(event.subject)
@@ -265,7 +284,7 @@ def birth(event: Event, parents: list[Item], masses: list[int]) -> tuple[str, li
     return nature, [merge_origins((p.origin for p in parents), m) for m in masses]
 
 
-def _transferred(state: CustodyState, record: Record, items: list[Item]) -> None:
+def _transferred(state: State, record: Record, items: list[Item]) -> None:
     event = record.body.event
     assert isinstance(event, Transferred)
     for item in items:
@@ -275,7 +294,7 @@ def _transferred(state: CustodyState, record: Record, items: list[Item]) -> None
         _carry_stones(state, item)
 
 
-def _exported(state: CustodyState, record: Record, items: list[Item]) -> None:
+def _exported(state: State, record: Record, items: list[Item]) -> None:
     event = record.body.event
     assert isinstance(event, Exported)
     for item in items:
@@ -283,14 +302,14 @@ def _exported(state: CustodyState, record: Record, items: list[Item]) -> None:
         item.transit = (event.kp_certificate, event.consignee, event.to_country, record.body.place)
 
 
-def _imported(state: CustodyState, record: Record, items: list[Item]) -> None:
+def _imported(state: State, record: Record, items: list[Item]) -> None:
     for item in items:
         item.state, item.transit, item.country = "live", None, record.body.place
         item.holder = item.owner = record.body.actor
         _carry_stones(state, item)
 
 
-def _graded(state: CustodyState, record: Record, items: list[Item]) -> None:
+def _graded(state: State, record: Record, items: list[Item]) -> None:
     event = record.body.event
     assert isinstance(event, Graded)
     for item in items:
@@ -301,34 +320,34 @@ def _graded(state: CustodyState, record: Record, items: list[Item]) -> None:
         item.report = event.report
 
 
-def _inscribed(state: CustodyState, record: Record, items: list[Item]) -> None:
+def _inscribed(state: State, record: Record, items: list[Item]) -> None:
     event = record.body.event
     assert isinstance(event, Inscribed)
     for item in items:
         item.inscription = event.inscription
 
 
-def _unset(state: CustodyState, record: Record, items: list[Item]) -> None:
+def _unset(state: State, record: Record, items: list[Item]) -> None:
     for item in items:
         if item.type != "article":
             item.state, item.article = "live", None
             item.holder = item.owner = record.body.actor
 
 
-def _retired(state: CustodyState, record: Record, items: list[Item]) -> None:
+def _retired(state: State, record: Record, items: list[Item]) -> None:
     for item in items:
         item.state = "retired"
         for stone in _stones_in(state, item):
             stone.state = "retired"
 
 
-def _carry_stones(state: CustodyState, article: Item) -> None:
+def _carry_stones(state: State, article: Item) -> None:
     """Stones set in an article follow its holder, owner and country."""
     for stone in _stones_in(state, article):
         stone.holder, stone.owner, stone.country = article.holder, article.owner, article.country
 
 
-def _stones_in(state: CustodyState, article: Item) -> list[Item]:
+def _stones_in(state: State, article: Item) -> list[Item]:
     if article.type != "article":
         return []
     return [s for s in state.items.values() if s.article == article.id and s.state == "locked"]

@@ -15,7 +15,7 @@ from types import TracebackType
 
 from .checkpoint import Checkpoint, sign_checkpoint
 from .commitments import Commitments
-from .custody import CustodyState, Item
+from .custody import CustodyState
 from .errors import (
     ArgumentError,
     CorruptStoreError,
@@ -28,6 +28,7 @@ from .errors import (
 from .events import REGISTRY_KINDS, Event
 from .findings import raise_first
 from .hashing import Digest
+from .item import Item
 from .keys import PrivateKey
 from .merkle import MerkleTree, leaf_hash
 from .record import Body, Output, Record

@@ -22,10 +22,10 @@ from .checkpoint import Checkpoint, open_checkpoint
 from .commitments import Commitments
 from .custody import CustodyState
 from .errors import InputError, VerificationError, expect, expect_path
-from .findings import Finding, Verdicts, raise_first
+from .findings import Finding, raise_first
 from .hashing import Digest
 from .merkle import MerkleTree, leaf_hash
-from .policy import Policy, check_policy
+from .policy import Policy, Verdicts, check_policy
 from .record import Record
 from .registry import checkpoint_registry
 from .store import Frame, scan

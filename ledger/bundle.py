@@ -58,12 +58,12 @@ from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .custody import CustodyState
 from .errors import BundleFormatError, InputError, RuleError, StoneTrailError, expect
 from .events import REGISTRY_KINDS
-from .findings import Finding, Verdicts
+from .findings import Finding
 from .hashing import Digest
 from .heads import Head, HeadProof, ItemHeads, checkpoint_heads, verify_item_head
 from .identity import IdentityLeaf, checkpoint_identities, identity_findings, proven_leaf
 from .merkle import leaf_hash, verify_inclusion
-from .policy import Policy, check_policy_records
+from .policy import Policy, Verdicts, check_policy_records
 from .provenance import Provenance, Snapshot, build_provenance, replay_scope
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain

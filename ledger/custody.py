@@ -31,7 +31,6 @@ bundle, which may not hold that chain, reaches the same state).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
 
 from ._kinds import CHECKS, EFFECTS, birth
 from .errors import KeyFormatError, SignatureError
@@ -39,54 +38,15 @@ from .events import REGISTRY_KINDS, Imported, Retired, Set, Transferred, Unset
 from .findings import Finding
 from .hashing import Digest
 from .identity import KINDS, IdentityIndex
+from .item import Item
 from .record import Record
 from .registry import Registry
 from .rules import RULES, Rule
 
-__all__ = ["CustodyState", "Item"]
+__all__ = ["CustodyState"]
 
-_DEAD = frozenset({"consumed", "retired"})
 _STATE_CODES = {"consumed": "custody.consumed", "retired": "custody.retired", "locked": "custody.locked",
                 "in_transit": "custody.in_transit"}
-
-
-@dataclass(slots=True, kw_only=True)
-class Item:
-    """The replayed state of one item.
-
-    ``state``: one of :data:`ledger.rules.STATES`. ``holder`` has possession, ``owner`` has title (they differ
-    while on memo). ``origin``: {ISO country: millicarats}. ``article``: the article a locked stone is set in.
-    ``transit``: while in transit, the export's (kp certificate, consignee, destination, source country).
-    ``graded_mct``: mass at the last grading. ``contents``: for an article, the stones its ``set`` named.
-    ``history``: positions of the item's records. ``country``: where
-    the item is (ISO code): set where it is created or imported; every later record about it must take place
-    there until it is exported and imported elsewhere.
-    """
-
-    id: str
-    type: str
-    mass_mct: int
-    holder: str
-    owner: str
-    nature: str
-    origin: dict[str, int]
-    head: Digest
-    head_time_ms: int
-    country: str = ""
-    state: str = "live"
-    article: str | None = None
-    transit: tuple[str, str, str, str] | None = None
-    report: str | None = None
-    inscription: str | None = None
-    graded_mct: int | None = None
-    contents: tuple[str, ...] = ()
-    history: list[int] = field(default_factory=list)
-    hashes: set[Digest] = field(default_factory=set)
-
-    @property
-    def live(self) -> bool:
-        """Not consumed and not retired (it may be in transit or locked in an article)."""
-        return self.state not in _DEAD
 
 
 class CustodyState:

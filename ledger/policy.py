@@ -13,28 +13,36 @@ Origin claims are attested, never proven: a finding names the producers whose ``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ._policy import CODES, Policy, PolicyError, format_carats, parse_carats, parse_countries
 from ._text import fold
-from .custody import Item
+from .custody import CustodyState
 from .events import Exported, Graded, Grown, Imported, Inscribed, Mined, Registered, Set, Unset, Verified
 from .findings import Finding
+from .item import Item
 from .origin import UNKNOWN
 from .record import Record
 
-if TYPE_CHECKING:
-    from .audit import Replay
 
-__all__ = ["CODES", "Policy", "PolicyError", "check_policy", "check_policy_records", "format_carats", "parse_carats",
-           "parse_countries"]
+class Replayed(Protocol):
+    """What :func:`check_policy` reads of a replayed ledger (:class:`ledger.audit.Replay`): its records by
+    position (None where unreadable) and the custody state they left."""
+
+    @property
+    def records(self) -> Sequence[Record | None]: ...
+    @property
+    def state(self) -> CustodyState: ...
+
+__all__ = ["CODES", "Policy", "PolicyError", "Replayed", "Verdicts", "check_policy", "check_policy_records",
+           "format_carats", "parse_carats", "parse_countries"]
 
 _SHOWN = 3  # records or producers named in one reason before "and N more"
 
 
-def check_policy(replay: Replay, policy: Policy) -> list[Finding]:
+def check_policy(replay: Replayed, policy: Policy) -> list[Finding]:
     """Every policy finding of a replayed ledger, ordered by record position (codes: :data:`CODES`).
 
     Reads ``replay.records`` once, in order, following only what the replay applied to each item (its
@@ -363,3 +371,41 @@ def _countries(origin: Mapping[str, int]) -> str:
 def _some(names: list[str]) -> str:
     shown = ", ".join(names[:_SHOWN])
     return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+
+
+class Verdicts:
+    """The two verdicts of a report (a mixin for report dataclasses with these three fields): integrity
+    ``findings`` and, apart, the ``policy_findings`` of the optional ``policy`` — a policy finding never makes an
+    integrity verdict fail (DESIGN.md §5)."""
+
+    __slots__ = ()
+    findings: tuple[Finding, ...]
+    policy: Policy | None
+    policy_findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when no integrity rule failed (policy findings do not count: see ``policy_ok``)."""
+        return not self.findings
+
+    @property
+    def policy_ok(self) -> bool:
+        """True when the policy (if any) has no finding."""
+        return not self.policy_findings
+
+    @property
+    def verdict(self) -> str:
+        """The one verdict, integrity and policy combined (docs/format.md §10): ``invalid`` if an integrity rule
+        failed (whatever the policy says); else ``valid`` without a policy, ``valid_compliant`` or
+        ``valid_not_compliant`` with one."""
+        if self.findings:
+            return "invalid"
+        if self.policy is None:
+            return "valid"
+        return "valid_compliant" if not self.policy_findings else "valid_not_compliant"
+
+    def verdicts_json(self) -> dict[str, object]:
+        """The verdicts and every finding, JSON-ready: ``verdict`` (:attr:`verdict`), then each part apart."""
+        return {"verdict": self.verdict, "valid": self.ok, "findings": [f.to_json() for f in self.findings],
+                "policy": self.policy.describe() if self.policy else None, "policy_valid": self.policy_ok,
+                "policy_findings": [f.to_json() for f in self.policy_findings]}

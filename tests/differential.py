@@ -34,11 +34,11 @@ from ledger import AUTHORITY, Record, Trust
 from ledger._ledger import checkpoint_file
 from ledger.audit import replay_ledger
 from ledger.bundle import BundleReport, check_bundle, read_bundle
-from ledger.custody import Item
 from ledger.errors import KeyFormatError, SignatureError, StoneTrailError
 from ledger.events import REGISTRY_KINDS, Attested, Corrected
 from ledger.export import export_bundles
 from ledger.findings import Finding
+from ledger.item import Item
 from ledger.keys import note_verifier_key
 from ledger.provenance import Provenance
 from ledger.record import Signature

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledger import AUTHORITY, Enrolled, Output, PrivateKey, Record
-from ledger.custody import Item
 from ledger.events import (
     Attested,
     Corrected,
@@ -45,6 +44,7 @@ from ledger.events import (
     Verified,
 )
 from ledger.hashing import Digest
+from ledger.item import Item
 from world import World, key
 
 ORIGIN = "test.stonetrail.example/ledger"

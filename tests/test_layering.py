@@ -1,4 +1,5 @@
-"""The module DAG of DESIGN.md §4: each module imports only modules above it; third-party imports stay put."""
+"""The module DAG of DESIGN.md §4: each module imports only modules above it — imports for type annotations
+(under ``TYPE_CHECKING``) included, since a type is a dependency too — and third-party imports stay put."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: the library and the CLI write but a ledger's frames), findings (report values), keyfile (private-key files; see
 #: docs/adr/0002-key-files-outside-store.md), _schema and events (record layer), trust, heads (the checkpoint's
 #: commitment to every item's latest record), identity (its commitment to every claim on an id, report number or
-#: inscription), origin, rules and _kinds (the custody layer split by concern),
+#: inscription), item (one item's replayed state), origin, rules and _kinds (the custody layer split by concern;
+#: _kinds types the replay it serves as a protocol),
 #: _policy and policy (a policy value and its file format; its checks over a replay), history, demo; consistency
 #: and evidence (pure: consistency proofs, fork evidence) with their builders in monitor (after the store);
 #: _describe (plain-language record lines), scope (the records an item's provenance needs) and provenance
@@ -30,7 +32,7 @@ ORDER = [
     "errors", "_files", "findings", "_codec", "keys", "keyfile", "hashing", "_text", "_schema", "merkle",
     "checkpoint", "trust", "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
     "commitments",
-    "consistency", "evidence", "origin", "rules", "_kinds",
+    "consistency", "evidence", "item", "origin", "rules", "_kinds",
     "custody", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json", "_bundle_summary",
     "bundle", "_framing", "store", "_ledger",
     "monitor", "publish", "audit", "export", "history", "inventory", "_scenarios", "demo",
@@ -43,11 +45,7 @@ def _imports(path: Path) -> tuple[set[str], set[str]]:
     """(project modules, top-level third-party packages) that ``path`` imports."""
     project, external = set(), set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and ast.unparse(block.test) == "TYPE_CHECKING" for n in ast.walk(block)}
-    for node in ast.walk(tree):
-        if id(node) in typing_only:  # imports for type annotations only do not run
-            continue
+    for node in ast.walk(tree):  # imports under TYPE_CHECKING count too: a type is a dependency (issue 10)
         if isinstance(node, ast.ImportFrom):
             if node.level == 1 and node.module:
                 project.add(node.module.split(".")[0])

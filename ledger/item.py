@@ -1,0 +1,51 @@
+"""The replayed state of one item (:class:`Item`): what the custody replay (:mod:`ledger.custody`) keeps per
+item and the per-kind rules (:mod:`ledger._kinds`) read and change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .hashing import Digest
+
+__all__ = ["Item"]
+
+_DEAD = frozenset({"consumed", "retired"})
+
+
+@dataclass(slots=True, kw_only=True)
+class Item:
+    """The replayed state of one item.
+
+    ``state``: one of :data:`ledger.rules.STATES`. ``holder`` has possession, ``owner`` has title (they differ
+    while on memo). ``origin``: {ISO country: millicarats}. ``article``: the article a locked stone is set in.
+    ``transit``: while in transit, the export's (kp certificate, consignee, destination, source country).
+    ``graded_mct``: mass at the last grading. ``contents``: for an article, the stones its ``set`` named.
+    ``history``: positions of the item's records. ``country``: where
+    the item is (ISO code): set where it is created or imported; every later record about it must take place
+    there until it is exported and imported elsewhere.
+    """
+
+    id: str
+    type: str
+    mass_mct: int
+    holder: str
+    owner: str
+    nature: str
+    origin: dict[str, int]
+    head: Digest
+    head_time_ms: int
+    country: str = ""
+    state: str = "live"
+    article: str | None = None
+    transit: tuple[str, str, str, str] | None = None
+    report: str | None = None
+    inscription: str | None = None
+    graded_mct: int | None = None
+    contents: tuple[str, ...] = ()
+    history: list[int] = field(default_factory=list)
+    hashes: set[Digest] = field(default_factory=set)
+
+    @property
+    def live(self) -> bool:
+        """Not consumed and not retired (it may be in transit or locked in an article)."""
+        return self.state not in _DEAD
