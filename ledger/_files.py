@@ -67,26 +67,54 @@ def write_files(files: Sequence[tuple[Path, bytes]], *, private: bool = False) -
     targets = [Path(path) for path, _ in files]
     for target in targets:
         check_new(target)
-    temps: list[Path] = []
-    linked: list[Path] = []
-    try:
-        for target, (_, data) in zip(targets, files, strict=True):
-            with io_errors(target, "writing"):
-                temps.append(_write_temporary(target, data, private=private))
+    with _staged() as stage:
+        temps = [stage.write(target, data, private=private) for target, (_, data) in zip(targets, files, strict=True)]
         for target, temp in zip(targets, temps, strict=True):
-            _link(temp, target)
-            linked.append(target)
-        for directory in {target.parent for target in targets}:
-            with io_errors(directory, "syncing"):
-                fsync_dir(directory)
+            stage.link(temp, target)
+        _sync_directories(targets)
+    return targets
+
+
+class _Stage:
+    """Temporary files written beside their targets, and the new names linked to them (see :func:`_staged`)."""
+
+    def __init__(self) -> None:
+        self.temps: list[Path] = []
+        self.linked: list[Path] = []
+
+    def write(self, target: Path, data: bytes, *, private: bool) -> Path:
+        """``data`` in a new fsynced temporary file beside ``target``; its path."""
+        with io_errors(target, "writing"):
+            self.temps.append(_write_temporary(target, data, private=private))
+        return self.temps[-1]
+
+    def link(self, temp: Path, target: Path) -> None:
+        """Give ``temp`` the new name ``target`` (exclusively)."""
+        _link(temp, target)
+        self.linked.append(target)
+
+
+@contextmanager
+def _staged() -> Iterator[_Stage]:
+    """A :class:`_Stage` whose temporary files are always removed, and whose linked names are removed too if the
+    work inside fails: all or nothing."""
+    stage = _Stage()
+    try:
+        yield stage
     except BaseException:
-        for target in linked:
+        for target in stage.linked:
             _unlink_quietly(target)  # our own new name, linked a moment ago
         raise
     finally:
-        for temp in temps:
-            _unlink_quietly(temp)
-    return targets
+        for temp in stage.temps:
+            _unlink_quietly(temp)  # a renamed one is gone already
+
+
+def _sync_directories(paths: Sequence[Path]) -> None:
+    """fsync the directories of ``paths``, so that their new names survive a crash."""
+    for directory in {path.parent for path in paths}:
+        with io_errors(directory, "syncing"):
+            fsync_dir(directory)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,26 +146,12 @@ def replace_file(target: str | os.PathLike[str], data: bytes, keep: Callable[[by
     news = [(Path(path), content) for path, content in also]
     for path, _ in news:
         check_new(path)
-    temps: list[Path] = []
-    linked: list[Path] = []
-    try:
-        for path, content in [(target, data), *news]:
-            with io_errors(path, "writing"):
-                temps.append(_write_temporary(path, content, private=False))
+    with _staged() as stage:
+        temps = [stage.write(path, content, private=False) for path, content in [(target, data), *news]]
         for (path, _), temp in zip(news, temps[1:], strict=True):
-            _link(temp, path)
-            linked.append(path)
+            stage.link(temp, path)
         done = _swap(temps[0], target, data, keep)
-        for directory in {path.parent for path in [target, *linked]}:
-            with io_errors(directory, "syncing"):
-                fsync_dir(directory)
-    except BaseException:
-        for path in linked:
-            _unlink_quietly(path)  # our own new name, linked a moment ago
-        raise
-    finally:
-        for temp in temps:
-            _unlink_quietly(temp)  # the renamed one is gone already
+        _sync_directories([target, *stage.linked])
     return done
 
 
