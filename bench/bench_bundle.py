@@ -13,7 +13,7 @@ process, so that its peak RSS is its own.
 Per the project's rule (speed is measured here, never by timed assertions in tests), every time is also printed
 as a ratio to a bound measured in the same run on the same machine, so the ratios compare across machines:
 
-* checkpoint and export: against one full :func:`ledger.store.scan` of the file (the cost of reading it once),
+* checkpoint and export: against one full :func:`ledger.storage.scan` of the file (the cost of reading it once),
   timed just before and just after, in the same process;
 * verification: against verifying the bundle's signatures alone (``Record.verify_signature``: the library's
   pre-checks, then Ed25519), timed in each round right after the verification;
@@ -45,7 +45,7 @@ from ledger.bundle import check_bundle, read_bundle, verify_bundle
 from ledger.events import REGISTRY_KINDS
 from ledger.export import export_bundle
 from ledger.record import Record
-from ledger.store import scan
+from ledger.storage import scan
 
 DEFAULT_RECORDS = 1_000_000
 DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "stonetrail-bench"

@@ -14,7 +14,7 @@ verified by the G7 node, traded, shipped to Surat, cut, graded, inscribed, shipp
 York, imported, re-graded and sold: every kind a real proof covers, with every co-signer the rules need.
 
 Speed: the filler bypasses :class:`ledger.Ledger` (which replays and checks every append) and goes straight to
-:meth:`ledger.store.FileStore.append_batch`. Records are built with :meth:`ledger.record.Record.create`, so they
+:meth:`ledger.storage.FileStore.append_batch`. Records are built with :meth:`ledger.record.Record.create`, so they
 are real signed records; ``bench_bundle.py --self-check`` audits a small ledger with ``check_ledger`` and checks
 that the bytes do not depend on the number of worker processes.
 
@@ -55,7 +55,7 @@ from ledger.hashing import Digest
 from ledger.keys import PrivateKey
 from ledger.record import Body, Output, Record
 from ledger.rules import RULES
-from ledger.store import FileStore
+from ledger.storage import FileStore
 
 ORIGIN = "bench.stonetrail.example/ledger"
 AUTHORITY_NAME = "bench.stonetrail.example/authority"
@@ -99,9 +99,9 @@ def trust() -> Trust:
 
 def format_hash() -> str:
     """Names a cache entry: changes with this file (the generator) and with the record and store formats."""
-    from ledger import record, store
+    from ledger import record, storage
     h = hashlib.sha256(Path(__file__).read_bytes())
-    h.update(f"{record.FORMAT_VERSION} {record.RECORD_TAG!r} {store.FORMAT_VERSION}".encode())
+    h.update(f"{record.FORMAT_VERSION} {record.RECORD_TAG!r} {storage.FORMAT_VERSION}".encode())
     return h.hexdigest()[:12]
 
 

@@ -31,7 +31,7 @@ from ledger.keys import PrivateKey
 from ledger.monitor import consistency_proof_for
 from ledger.policy import Policy
 from ledger.publish import Published, publish_checkpoint
-from ledger.store import scan
+from ledger.storage import scan
 
 from . import consistency as _consistency
 from . import items as _items

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from .publish import publish_checkpoint
     from .record import Body, Output, Record, Signature
     from .registry import AUTHORITY
-    from .store import Repaired, repair
+    from .storage import Repaired, repair
     from .trust import Trust
 
 __version__ = "0.1.0"
@@ -88,7 +88,7 @@ _EXPORTS = {
     "PublicKey": "keys",
     "Record": "record",
     "Registered": "events",
-    "Repaired": "store",
+    "Repaired": "storage",
     "Replay": "audit",
     "Retired": "events",
     "Set": "events",
@@ -118,7 +118,7 @@ _EXPORTS = {
     "open_checkpoint": "checkpoint",
     "origin_summary": "history",
     "publish_checkpoint": "publish",
-    "repair": "store",
+    "repair": "storage",
     "replay_ledger": "audit",
     "sign_checkpoint": "checkpoint",
     "verify_bundle": "bundle",

@@ -1,6 +1,6 @@
 """New output files, written so that no file a user keeps is ever lost: the one way the library and the CLI
 write a file (checkpoints, proofs, bundles, evidence, key files, the demo, a repair's side file); a ledger's
-frames are :mod:`ledger.store`'s.
+frames are :mod:`ledger.storage`'s.
 
 Every file is written the same way (docs/format.md §8.1):
 

@@ -35,7 +35,7 @@ from .record import Body, Output, Record
 from .registry import format_registry_extension
 from .rules import RULES
 from .signer import check_checkpoint_signer, key_owners
-from .store import FileStore, scan
+from .storage import FileStore, scan
 from .trust import Trust
 
 __all__ = ["MAX_AHEAD_MS", "Ledger", "checkpoint_file", "system_now_ms"]

@@ -28,7 +28,7 @@ from .merkle import MerkleTree, leaf_hash
 from .policy import Policy, Verdicts, check_policy
 from .record import Record
 from .registry import checkpoint_registry
-from .store import Frame, scan
+from .storage import Frame, scan
 from .trust import Trust
 
 __all__ = ["AuditReport", "Progress", "Replay", "check_ledger", "replay_ledger", "verify_ledger"]

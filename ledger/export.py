@@ -33,7 +33,7 @@ from .merkle import MerkleTree, leaf_hash
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .scope import provenance_scope, scope_claims
-from .store import scan
+from .storage import scan
 from .trust import Trust
 
 #: A progress callback: (records read, records in all).

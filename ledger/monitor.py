@@ -1,7 +1,7 @@
 """Builders for append-only checks, from ledger files: consistency proofs and fork evidence.
 
 The I/O side of :mod:`ledger.consistency` and :mod:`ledger.evidence` (which verify, from bytes alone). Each
-builder reads the ledger files without locking (:func:`ledger.store.scan`) and refuses a file whose framing is
+builder reads the ledger files without locking (:func:`ledger.storage.scan`) and refuses a file whose framing is
 damaged, since its tree would then be ambiguous. Builders read checkpoints without verifying their
 signatures (:func:`~ledger.checkpoint.read_unverified_checkpoint`): what they build is checked by the verifier, which
 trusts only the pinned keys; :func:`consistency_proof_for` verifies the old note when given ``trust``.
@@ -20,7 +20,7 @@ from .errors import CorruptStoreError, InputError
 from .evidence import ChainForkClaim, EvidenceError, IncludedRecord, LeafProof, SplitViewClaim, format_evidence
 from .merkle import MerkleTree, leaf_hash
 from .record import Record
-from .store import scan
+from .storage import scan
 from .trust import Trust
 
 __all__ = ["consistency_proof_for", "fork_evidence", "split_view_evidence"]
@@ -74,7 +74,7 @@ def consistency_proof_for(ledger_path: str | Path, old_note: str | bytes, new_no
         ConsistencyError: ``consistency.origin_mismatch``; ``consistency.rollback`` (a checkpoint is larger
             than the file, or the new one smaller than the old one).
         NoteFormatError and, with ``trust``, the errors of :func:`~ledger.checkpoint.open_checkpoint`.
-        CorruptStoreError, StorageError: as :func:`ledger.store.scan`, or damaged framing.
+        CorruptStoreError, StorageError: as :func:`ledger.storage.scan`, or damaged framing.
     """
     old = open_checkpoint(old_note, trust.operators) if trust else read_unverified_checkpoint(old_note)
     file = _read(ledger_path)

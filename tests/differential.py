@@ -43,7 +43,7 @@ from ledger.keys import note_verifier_key
 from ledger.provenance import Provenance
 from ledger.record import Signature
 from ledger.scope import item_index, provenance_scope
-from ledger.store import FileStore
+from ledger.storage import FileStore
 from world import key
 
 OPERATOR = key("operator")

@@ -18,7 +18,7 @@ import pytest
 
 from ledger import Ledger
 from ledger.errors import CorruptStoreError
-from ledger.store import BATCH_MAGIC, FRAME_MAGIC, FileStore, repair, scan
+from ledger.storage import BATCH_MAGIC, FRAME_MAGIC, FileStore, repair, scan
 from world import World
 
 ORIGIN = "example.com/stonetrail/batches"
@@ -117,7 +117,7 @@ def test_ledger_append_batch_cut_short_reopens_as_before(tmp_path: Path) -> None
 _WRITER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from ledger.store import FileStore
+    from ledger.storage import FileStore
 
     def slow_write(fd, data, real_write=os.write):  # a slow disk: a batch takes many short writes
         time.sleep(0.0003)

@@ -582,7 +582,7 @@ def test_verifying_needs_only_the_bundle_and_the_trust_file(bundle: bytes, tmp_p
         from ledger.trust import Trust
         p = verify_bundle(open("S1.stproof", "rb").read(), Trust.parse(open("trust.keys").read()))
         assert p.item == "S1" and dict(p.origin) == {"BW": 1490}, p
-        assert "ledger.store" not in sys.modules and "ledger._ledger" not in sys.modules, sorted(sys.modules)
+        assert "ledger.storage" not in sys.modules and "ledger._ledger" not in sys.modules, sorted(sys.modules)
         assert "click" not in sys.modules
         mine = [f for f in opened if isinstance(f, str) and f.startswith(os.getcwd())]
         assert sorted(os.path.basename(f) for f in mine) == ["S1.stproof", "trust.keys"], opened
@@ -598,7 +598,8 @@ def test_verifying_needs_only_the_bundle_and_the_trust_file(bundle: bytes, tmp_p
 
 def test_importing_the_bundle_verifier_does_not_load_the_store() -> None:
     code = ("import sys, ledger.bundle; "
-            "print(sorted(m for m in sys.modules if m in ('click', 'ledger.store', 'ledger._ledger', 'ledger.audit')))")
+            "print(sorted(m for m in sys.modules if m in ('click', 'ledger._ledger', 'ledger.audit')"
+            " or m.startswith('ledger.storage')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

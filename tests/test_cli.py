@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger import Trust, check_ledger, open_checkpoint
-from ledger.store import scan
+from ledger.storage import scan
 from stonetrail_cli.main import main
 
 
@@ -246,7 +246,7 @@ def test_demo_refuses_a_non_empty_directory(tmp_path: Path) -> None:
 
 
 def test_an_empty_ledger_does_not_pass(demo_dir: Path, tmp_path: Path) -> None:
-    from ledger.store import FileStore
+    from ledger.storage import FileStore
 
     FileStore.create(tmp_path / "empty.ledger", "demo.stonetrail.example/ledger").close()
     result = run("verify", tmp_path / "empty.ledger", "--trust", demo_dir / "trust.keys")

@@ -47,7 +47,7 @@ from ledger.hashing import Digest
 from ledger.merkle import EMPTY_ROOT, MerkleTree, verify_consistency
 from ledger.monitor import consistency_proof_for, fork_evidence, split_view_evidence
 from ledger.registry import format_registry_extension
-from ledger.store import FileStore
+from ledger.storage import FileStore
 from stonetrail_cli.main import main
 from world import ORIGIN, World, envelope, key
 
@@ -574,7 +574,7 @@ def test_forged_split_views_prove_nothing(split: Split, grown: Grown) -> None:
 
 def _leaves(path: Path) -> list[bytes]:
     from ledger.merkle import leaf_hash
-    from ledger.store import scan
+    from ledger.storage import scan
 
     return [leaf_hash(f.payload) for f in scan(path).frames]
 
@@ -659,6 +659,6 @@ def test_cli_evidence_verify_and_fork_failures(grown: Grown, split: Split, tmp_p
 
 def test_the_pure_core_does_not_load_the_store_or_click() -> None:
     code = ("import sys, ledger.consistency, ledger.evidence; print(sorted(m for m in sys.modules if m in "
-            "('click', 'ledger.store', 'ledger._ledger', 'ledger.audit', 'ledger.monitor')))")
+            "('click', 'ledger.storage', 'ledger._ledger', 'ledger.audit', 'ledger.monitor')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -23,7 +23,7 @@ from ledger import (
 from ledger.errors import VerificationError
 from ledger.export import StaleCheckpointError
 from ledger.record import Record
-from ledger.store import FileStore
+from ledger.storage import FileStore
 from world import OPERATOR, ORIGIN, TRUST, World
 
 

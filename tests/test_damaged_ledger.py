@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from ledger import Ledger, Record, Repaired, Trust, build_demo, check_ledger, checkpoint_file, keyfile, repair
 from ledger.errors import ArgumentError, CorruptStoreError, VerificationError
-from ledger.store import FileStore, scan
+from ledger.storage import FileStore, scan
 from stonetrail_cli.main import main
 from world import ORIGIN, World, key
 

@@ -18,7 +18,7 @@ from ledger.bundle import check_bundle, verify_bundle
 from ledger.errors import RuleError
 from ledger.events import Attested, Corrected, Graded
 from ledger.export import export_bundle
-from ledger.store import FileStore
+from ledger.storage import FileStore
 from stonetrail_cli.main import main
 from world import OPERATOR, ORIGIN, TRUST, World, codes, key, key_record
 

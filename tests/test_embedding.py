@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ledger.store import BATCH_MAGIC, FRAME_MAGIC, scan
+from ledger.storage import BATCH_MAGIC, FRAME_MAGIC, scan
 from stonetrail_cli.main import main
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "embedding.md"

@@ -20,7 +20,7 @@ from ledger.bundle import BundleReport, build_bundle, check_bundle, read_bundle
 from ledger.events import Corrected, Graded, Inscribed, Merged, Mined, Set, Split, Transferred, Unset
 from ledger.export import export_bundle
 from ledger.findings import Finding
-from ledger.store import FileStore
+from ledger.storage import FileStore
 from world import OPERATOR, ORIGIN, TRUST, World, codes
 
 

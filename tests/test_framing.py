@@ -1,5 +1,5 @@
 """Reading a damaged file costs work linear in its size, however the damage is laid out: one work budget per
-read of a file (ledger._framing.work_budget), shared by every damaged span, with the rest of the file reported as
+read of a file (ledger.storage.framing.work_budget), shared by every damaged span, with the rest of the file reported as
 one ``store.resync_limit`` span once it is spent. Work is counted in bytes checked by CRC32, not in seconds."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from types import SimpleNamespace
 
 import pytest
 
-import ledger._framing as framing
+import ledger.storage.framing as framing
 from ledger import Ledger, Trust, check_ledger, checkpoint_file, export_bundles, note_verifier_key, replay_ledger
 from ledger.errors import StoneTrailError
 from ledger.keys import PrivateKey
-from ledger.store import FRAME_MAGIC, MAX_RECORD_SIZE, FileStore, repair, scan
+from ledger.storage import FRAME_MAGIC, MAX_RECORD_SIZE, FileStore, repair, scan
 
 ORIGIN = "example.com/stonetrail/framing"
 SPANS = 4000  # damaged spans; each made the old reader CRC a whole MiB

@@ -34,40 +34,55 @@ ORDER = [
     "commitments",
     "consistency", "evidence", "item", "origin", "rules", "_kinds",
     "custody", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json", "_bundle_summary",
-    "bundle", "_framing", "store", "_ledger",
+    "bundle", "storage.framing", "storage.filestore", "storage", "_ledger",
     "monitor", "publish", "audit", "export", "history", "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"keys"}, "click": set()}
 
 
+def _name(path: Path) -> str:
+    """The dotted module name of ``path`` below ``ledger/`` ("storage" for a package's ``__init__``)."""
+    parts = path.relative_to(LEDGER).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def _imports(path: Path) -> tuple[set[str], set[str]]:
-    """(project modules, top-level third-party packages) that ``path`` imports."""
+    """(project modules as dotted names below ``ledger``, top-level third-party packages) that ``path`` imports.
+    ``from . import x`` names the module ``x`` of the package, or the package itself when ``x`` is no module."""
     project, external = set(), set()
+    package = path.relative_to(LEDGER).parent.parts if path.is_relative_to(LEDGER) else ()
+    modules = set(ORDER)
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):  # imports under TYPE_CHECKING count too: a type is a dependency (issue 10)
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:
-                project.add(node.module.split(".")[0])
-            elif node.level == 1:
-                project.update(a.name for a in node.names)
+            if node.level:
+                base = list(package[: len(package) - node.level + 1])
+                target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+                if node.module:
+                    project.add(target)
+                else:
+                    project.update(n if n in modules else target
+                                   for n in (".".join([*base, a.name]) for a in node.names))
             elif node.module:
-                top = node.module.split(".")[0]
-                (project.add(node.module.split(".")[1]) if top == "ledger" and "." in node.module
-                 else external.add(top))
+                top, _, rest = node.module.partition(".")
+                (project.add(rest) if top == "ledger" and rest else external.add(top))
         elif isinstance(node, ast.Import):
             external.update(a.name.split(".")[0] for a in node.names)
-    return project, external
+    return project - {""}, external
+
+
+def _module_paths() -> dict[str, Path]:
+    return {_name(p): p for p in LEDGER.rglob("*.py") if p.parent.name != "data" and _name(p) != ""}
 
 
 def test_every_module_is_placed() -> None:
-    modules = {p.stem for p in LEDGER.glob("*.py")} - {"__init__"}
-    assert modules == set(ORDER), "add new modules to ORDER"
+    assert set(_module_paths()) == set(ORDER), "add new modules to ORDER"
 
 
 @pytest.mark.parametrize("module", ORDER)
 def test_imports_only_upward(module: str) -> None:
-    project, external = _imports(LEDGER / f"{module}.py")
+    project, external = _imports(_module_paths()[module])
     above = set(ORDER[: ORDER.index(module)]) | {"data"}
     assert project <= above, f"{module} imports {sorted(project - above)} from below or beside it"
     for package, allowed in THIRD_PARTY.items():
@@ -83,6 +98,7 @@ def test_cli_uses_no_codec_crypto_or_hashing() -> None:
 
 def test_pure_core_does_not_load_the_store_or_click() -> None:
     code = ("import sys, ledger.custody, ledger.checkpoint, ledger.trust; "
-            "print(sorted(m for m in sys.modules if m in ('click', 'ledger.store', 'ledger._ledger')))")
+            "print(sorted(m for m in sys.modules"
+            " if m in ('click', 'ledger._ledger') or m.startswith('ledger.storage')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -31,7 +31,7 @@ from ledger.errors import VerificationError
 from ledger.export import export_bundles
 from ledger.history import trace_item
 from ledger.record import Record
-from ledger.store import FileStore
+from ledger.storage import FileStore
 from stonetrail_cli.main import main
 from world import OPERATOR, ORIGIN, TRUST, World
 

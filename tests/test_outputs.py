@@ -19,7 +19,7 @@ from ledger import Ledger, Transferred, Trust, checkpoint_file, export_bundle, k
 from ledger._files import Replaced, replace_file, write_file, write_files
 from ledger.consistency import ConsistencyProof, format_consistency_proof
 from ledger.errors import StorageError
-from ledger.store import FileStore
+from ledger.storage import FileStore
 from stonetrail_cli.main import main
 from world import ORIGIN, World, key
 
@@ -74,7 +74,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
 @pytest.fixture
 def writer_lock(files: Files) -> Iterator[None]:
     """Another process holds the writer lock on the forked ledger while the test runs."""
-    code = ("import sys; from ledger.store import FileStore; s = FileStore.open(sys.argv[1], writable=True); "
+    code = ("import sys; from ledger.storage import FileStore; s = FileStore.open(sys.argv[1], writable=True); "
             "print('locked', flush=True); sys.stdin.read()")
     child = subprocess.Popen([sys.executable, "-c", code, str(files.forked)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)

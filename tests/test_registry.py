@@ -24,7 +24,7 @@ from ledger.registry import (
     parse_registry_extension,
     verify_registry_chain,
 )
-from ledger.store import FileStore
+from ledger.storage import FileStore
 from world import ORIGIN, PARTIES, World, codes, key, key_record
 
 OLD = key("producer-a")  # producer-a's enrolled key

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from ledger import Ledger, Transferred, Trust, checkpoint_file, keyfile, note_verifier_key, open_checkpoint
 from ledger.errors import InputError, StorageError
 from ledger.publish import publish_checkpoint
-from ledger.store import FileStore
+from ledger.storage import FileStore
 from stonetrail_cli.main import main
 from world import ORIGIN, World, key
 

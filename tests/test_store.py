@@ -1,4 +1,4 @@
-"""Tests of ledger.store: format bytes, round trips, locking, damage detection, repair, fsync failure."""
+"""Tests of ledger.storage: format bytes, round trips, locking, damage detection, repair, fsync failure."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import CorruptStoreError, InputError, LockedError, StorageError
-from ledger.store import (
+from ledger.storage import (
     FRAME_MAGIC,
     MAGIC,
     MAX_RECORD_SIZE,
@@ -150,7 +150,7 @@ def test_second_writer_in_process_is_locked(tmp_path: Path) -> None:
 def test_second_writer_in_other_process_is_locked(tmp_path: Path) -> None:
     path = make(tmp_path)
     code = (
-        "import sys\nfrom ledger.store import FileStore\nfrom ledger.errors import LockedError\n"
+        "import sys\nfrom ledger.storage import FileStore\nfrom ledger.errors import LockedError\n"
         "try:\n    FileStore.open(sys.argv[1], writable=True)\nexcept LockedError as e:\n    print(e.code)\n"
     )
     with FileStore.open(path, writable=True):

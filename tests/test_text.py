@@ -25,7 +25,7 @@ from ledger.hashing import TAG_RECORD_BODY, TAG_RECORD_SIG, Digest, tagged_hash
 from ledger.keys import note_verifier_key
 from ledger.merkle import MerkleTree, leaf_hash
 from ledger.record import RECORD_TAG
-from ledger.store import FileStore
+from ledger.storage import FileStore
 from world import ORIGIN, World, codes, envelope, key
 
 #: Default_Ignorable_Code_Point in Unicode 14.0.0 (DerivedCoreProperties.txt), inclusive ranges.

@@ -24,7 +24,7 @@ from ledger.bundle import build_bundle, check_bundle, read_bundle
 from ledger.errors import RecordFormatError, RuleError
 from ledger.export import export_bundle
 from ledger.merkle import MerkleTree, leaf_hash
-from ledger.store import FileStore, scan
+from ledger.storage import FileStore, scan
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 TRUST = Trust.parse((VECTORS / "trust.keys").read_text(encoding="utf-8"))

@@ -15,7 +15,7 @@ from ledger import Ledger, Trust, check_ledger, note_verifier_key
 from ledger.consistency import verify_checkpoint_consistency
 from ledger.errors import StorageError
 from ledger.monitor import consistency_proof_for
-from ledger.store import repair
+from ledger.storage import repair
 from world import ORIGIN, PARTIES, World, key
 
 OPERATOR = key("operator")

@@ -18,7 +18,7 @@ Files:
   key after the rotation) but are not part of it, and their parties grower-surat, node-antwerp and
   auditor-antwerp are not enrolled: as a ledger they would only need those enrolments.
 - ``ledger.bin``: a small ledger that audits clean (the lifecycle of DOMAIN.md scenario 1: enrolments, mined,
-  sold, exported, imported, cut, graded, inscribed, set, unset), written by ``ledger.store.FileStore``.
+  sold, exported, imported, cut, graded, inscribed, set, unset), written by ``ledger.storage.FileStore``.
 - ``checkpoint.txt``: the operator's signed checkpoint of the whole of ``ledger.bin``.
 - ``trust.keys``: the trust file (operator and authority verifier keys) that verifies both.
 - ``negative.json``: mutations of the split and graded records (``base``), each with ``desc``, ``record_b64``
@@ -75,7 +75,7 @@ from ledger.events import (
 from ledger.hashing import Digest
 from ledger.keys import note_verifier_key
 from ledger.record import RECORD_TAG
-from ledger.store import FileStore
+from ledger.storage import FileStore
 from ledger.trust import Trust
 
 __all__ = ["AUTHORITY_NAME", "FILES", "ORIGIN", "build", "key", "main"]

@@ -1,7 +1,7 @@
 """The append-only ledger file: the file-system code of ledgers (DESIGN.md §6; other files a user is given are
 :mod:`ledger._files`'s). Payloads are opaque bytes.
 
-The file's bytes (header, frames, and the ``store.*`` codes of damaged framing) are :mod:`ledger._framing`'s;
+The file's bytes (header, frames, and the ``store.*`` codes of damaged framing) are :mod:`ledger.storage.framing`'s;
 this module reads, appends, fsyncs, locks and repairs. One writer per file (``fcntl.flock``); readers take no
 lock and see a snapshot of the file's size, so a reader racing an append may see it as a torn tail. A handle is
 not thread-safe. A write or fsync that fails poisons the writing handle: every later append through it raises
@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from ._files import fsync_dir, io_errors, write_all, write_file
-from ._framing import (
+from .._files import fsync_dir, io_errors, write_all, write_file
+from ..checkpoint import Checkpoint, read_unverified_checkpoint
+from ..errors import CorruptStoreError, InputError, LockedError, StorageError, VerificationError, expect, expect_path
+from .framing import (
     BATCH_MAGIC,
     FORMAT_VERSION,
     FRAME_MAGIC,
@@ -36,8 +38,6 @@ from ._framing import (
     read_frame,
     survey,
 )
-from .checkpoint import Checkpoint, read_unverified_checkpoint
-from .errors import CorruptStoreError, InputError, LockedError, StorageError, VerificationError, expect, expect_path
 
 __all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "FileStore", "Frame",
            "Repaired", "ScanResult", "StoreProblem", "repair", "scan"]
@@ -75,7 +75,7 @@ def _lock(fd: int, path: Path) -> None:
 
 
 def _survey(fd: int, frames: list[Frame] | None = None) -> tuple[str, array[int], list[StoreProblem], int]:
-    """Read and parse the whole file (:func:`ledger._framing.survey`). Raises CorruptStoreError
+    """Read and parse the whole file (:func:`ledger.storage.framing.survey`). Raises CorruptStoreError
     ("store.bad_header"), InputError ("store.not_a_ledger"), OSError."""
     return survey(_pread(fd, os.fstat(fd).st_size, 0), frames)  # a snapshot: bytes appended later are not seen
 
@@ -176,7 +176,7 @@ class FileStore:
     def append_batch(self, payloads: Sequence[bytes]) -> int:
         """Append records as one batch, with one write and one fsync; return the first index (``size`` if none).
 
-        All or nothing, across a crash too: the batch's frames are marked (:func:`ledger._framing.pack_batch`),
+        All or nothing, across a crash too: the batch's frames are marked (:func:`ledger.storage.framing.pack_batch`),
         so a batch cut short reads as a torn tail, which :func:`repair` moves aside whole.
         Raises:
             TypeError: a payload is not bytes.

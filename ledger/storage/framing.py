@@ -1,4 +1,4 @@
-"""The ledger file's bytes: header and frames, parsed and built without touching a file (:mod:`ledger.store` does
+"""The ledger file's bytes: header and frames, parsed and built without touching a file (:mod:`ledger.storage` does
 the I/O). Payloads are opaque bytes.
 
 File format, version 1 (integers unsigned big-endian; CRC32 = ``zlib.crc32``, ISO-HDLC / IEEE 802.3)::
@@ -22,7 +22,7 @@ tail (a crash on file systems that grow a file before its data reaches the disk)
 magics make a batch all or nothing across a crash (docs/adr/0012-batch-frames.md): a file whose valid frames end
 with ``STRB`` frames ends inside a batch, and those frames are a torn tail, never records.
 
-Damage found by :func:`survey` and so by :func:`ledger.store.scan` (a :class:`StoreProblem` covers the bytes
+Damage found by :func:`survey` and so by :func:`ledger.storage.scan` (a :class:`StoreProblem` covers the bytes
 from ``offset`` to the next valid frame or end of file; ``index`` is the number of the record that would start
 at ``offset``):
 
@@ -49,7 +49,7 @@ import zlib
 from array import array
 from dataclasses import dataclass
 
-from .errors import CorruptStoreError, InputError
+from ..errors import CorruptStoreError, InputError
 
 __all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "Frame", "ScanResult",
            "StoreProblem", "pack_batch", "pack_header", "read_frame", "survey", "work_budget"]
