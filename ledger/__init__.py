@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from . import keyfile
     from ._bundle_json import bundle_from_json_text, bundle_to_json_text
-    from ._ledger import Ledger, checkpoint_file
+    from ._ledger import Ledger
     from .audit import AuditReport, Replay, check_ledger, replay_ledger, verify_ledger
     from .bundle import BundleReport, build_bundle, bundle_from_json, bundle_to_json, check_bundle, verify_bundle
     from .checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .policy import Policy, PolicyError, check_policy
     from .provenance import Provenance
     from .publish import publish_checkpoint
+    from .reader import checkpoint_file
     from .record import Body, Output, Record, Signature
     from .registry import AUTHORITY
     from .storage import Repaired, repair
@@ -107,7 +108,7 @@ _EXPORTS = {
     "check_bundle": "bundle",
     "check_ledger": "audit",
     "check_policy": "policy",
-    "checkpoint_file": "_ledger",
+    "checkpoint_file": "reader",
     "export_bundle": "export",
     "export_bundle_as_of": "export",
     "export_bundles": "export",

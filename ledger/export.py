@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._ledger import read_log
 from ._text import fold
 from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import CorruptStoreError, InputError, VerificationError, expect, expect_each, expect_path
 from .heads import ItemHeads
 from .merkle import MerkleTree, leaf_hash
+from .reader import read_log
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .scope import provenance_scope, scope_claims

@@ -31,7 +31,6 @@ from pathlib import Path
 from differential_ledgers import ORIGIN, PARTIES, Forge, forge
 
 from ledger import AUTHORITY, Record, Trust
-from ledger._ledger import checkpoint_file
 from ledger.audit import replay_ledger
 from ledger.bundle import BundleReport, check_bundle, read_bundle
 from ledger.errors import KeyFormatError, SignatureError, StoneTrailError
@@ -41,6 +40,7 @@ from ledger.findings import Finding
 from ledger.item import Item
 from ledger.keys import note_verifier_key
 from ledger.provenance import Provenance
+from ledger.reader import checkpoint_file
 from ledger.record import Signature
 from ledger.scope import item_index, provenance_scope
 from ledger.storage import FileStore

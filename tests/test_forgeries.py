@@ -14,12 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from ledger import Output, Record
-from ledger._ledger import checkpoint_file
 from ledger.audit import check_ledger
 from ledger.bundle import BundleReport, build_bundle, check_bundle, read_bundle
 from ledger.events import Corrected, Graded, Inscribed, Merged, Mined, Set, Split, Transferred, Unset
 from ledger.export import export_bundle
 from ledger.findings import Finding
+from ledger.reader import checkpoint_file
 from ledger.storage import FileStore
 from world import OPERATOR, ORIGIN, TRUST, World, codes
 

@@ -26,10 +26,10 @@ from ledger import (
     check_bundle,
     replay_ledger,
 )
-from ledger._ledger import checkpoint_file
 from ledger.errors import VerificationError
 from ledger.export import export_bundles
 from ledger.history import trace_item
+from ledger.reader import checkpoint_file
 from ledger.record import Record
 from ledger.storage import FileStore
 from stonetrail_cli.main import main

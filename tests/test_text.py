@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from ledger import AUTHORITY, Graded, Inscribed, Mined, Output, Record, Transferred, Trust
 from ledger._codec import decode, encode
-from ledger._ledger import checkpoint_file
 from ledger._schema import read_text
 from ledger._text import FREE_TEXT_RANGES, UNICODE_VERSION, fold
 from ledger.audit import check_ledger
@@ -24,6 +23,7 @@ from ledger.export import export_bundle
 from ledger.hashing import TAG_RECORD_BODY, TAG_RECORD_SIG, Digest, tagged_hash
 from ledger.keys import note_verifier_key
 from ledger.merkle import MerkleTree, leaf_hash
+from ledger.reader import checkpoint_file
 from ledger.record import RECORD_TAG
 from ledger.storage import FileStore
 from world import ORIGIN, World, codes, envelope, key
