@@ -8,7 +8,7 @@ inputs — has run by then). Codes are listed in docs/format.md §10.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any, Protocol
 
 from .events import (
@@ -43,15 +43,15 @@ class State(Protocol):
     applies them: typed here as a protocol so that this module imports nothing below it)."""
 
     @property
-    def items(self) -> dict[str, Item]: ...
+    def items(self) -> MutableMapping[str, Item]: ...
     @property
     def partial(self) -> bool: ...
     @property
     def registry(self) -> Registry: ...
     @property
-    def signers(self) -> dict[Digest, frozenset[str]]: ...
+    def signers(self) -> MutableMapping[Digest, frozenset[str]]: ...
     @property
-    def times(self) -> dict[Digest, int]: ...
+    def times(self) -> MutableMapping[Digest, int]: ...
     @property
     def subset(self) -> frozenset[Digest]: ...
     def outside(self, item_id: str) -> bool: ...
@@ -224,7 +224,7 @@ def _check_unset(state: State, record: Record, position: int) -> list[Finding]:
             return []
         return [_f("record.shape", position, None, f"unset takes one article, got {len(articles)}")]
     article = articles[0]
-    inside = {s.id for s in state.items.values() if s.article == article.id and s.state == "locked"}
+    inside = {s.id for s in _stones_in(state, article)}
     named = {i for i, _ in record.body.inputs} - {article.id}
     if state.partial:  # a proof bundle holds only its own stones of the article: judge those, and what it knows
         if strangers := sorted(named - set(article.contents)):  # another article, or a stone never set in it
@@ -350,7 +350,8 @@ def _carry_stones(state: State, article: Item) -> None:
 def _stones_in(state: State, article: Item) -> list[Item]:
     if article.type != "article":
         return []
-    return [s for s in state.items.values() if s.article == article.id and s.state == "locked"]
+    stones = (state.items.get(stone) for stone in article.contents)  # a set names every stone it locks
+    return [s for s in stones if s is not None and s.article == article.id and s.state == "locked"]
 
 
 EFFECTS: dict[type[Any], Effect] = {

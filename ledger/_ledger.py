@@ -14,11 +14,9 @@ from pathlib import Path
 from types import TracebackType
 
 from .checkpoint import Checkpoint, sign_checkpoint
-from .commitments import Commitments
 from .custody import CustodyState
 from .errors import (
     ArgumentError,
-    CorruptStoreError,
     InputError,
     RecordFormatError,
     expect,
@@ -28,13 +26,15 @@ from .errors import (
 from .events import Event
 from .findings import raise_first
 from .hashing import Digest
+from .index.indexed import LogFile, Progress, discard_index, open_index
+from .index.maps import IndexDamaged
 from .item import Item
 from .keys import PrivateKey
-from .merkle import MerkleTree
 from .record import Body, Output, Record
 from .registry import format_registry_extension
 from .rules import RULES
 from .storage import FileStore
+from .storage.tiles import TiledTree
 
 __all__ = ["MAX_AHEAD_MS", "Ledger", "system_now_ms"]
 
@@ -59,22 +59,16 @@ class Ledger:
     """
 
     def __init__(self, store: FileStore, authority_keys: Iterable[bytes], *,
-                 now_ms: Callable[[], int] = system_now_ms) -> None:
+                 now_ms: Callable[[], int] = system_now_ms, progress: Progress | None = None) -> None:
         self._store = store
         self._now_ms = now_ms
         self._authority_keys = frozenset(authority_keys)
-        self.state = CustodyState(store.origin, self._authority_keys)
-        self.tree = MerkleTree()
-        self._heads = Commitments()
-        self._records: list[Record] = []
-        for raw in store.records():
-            record = Record.from_bytes(raw)
-            findings = self.state.apply(record)
-            if findings:
-                store.close()
-                raise CorruptStoreError(f"ledger holds an invalid record: {findings[0]}; run an audit",
-                                        code=findings[0].code)
-            self._add(record)
+        try:
+            self._index = open_index(LogFile.open(store.path, store.origin), self._authority_keys, progress=progress)
+        except BaseException:
+            store.close()
+            raise
+        store.resume(self._index.size, self._index.end, self._index.payload)
 
     @classmethod
     def create(cls, path: str | Path, origin: str, authority_keys: Iterable[bytes], *,
@@ -90,15 +84,17 @@ class Ledger:
 
     @classmethod
     def open(cls, path: str | Path, authority_keys: Iterable[bytes], *,
-             now_ms: Callable[[], int] = system_now_ms) -> Ledger:
-        """Open an existing ledger for appending, replaying and checking every record.
+             now_ms: Callable[[], int] = system_now_ms, progress: Progress | None = None) -> Ledger:
+        """Open an existing ledger for appending: its persistent index (``<path>.index``, :mod:`ledger.index`) is
+        checked against the log and caught up with it, or built anew from the log when it is missing or not the
+        log's (``progress(records done, records in all)`` is then called as it is built).
 
         Raises:
             LockedError: another writer holds it. CorruptStoreError: torn tail, damaged frame or an invalid
             record (audit it). StorageError: I/O failure. ArgumentError: ``input.type``.
         """
         keys = _writer_arguments(path, authority_keys, now_ms)
-        return cls(FileStore.open(path, writable=True), keys, now_ms=now_ms)
+        return cls(FileStore.open(path, writable=True, survey=False), keys, now_ms=now_ms, progress=progress)
 
     @property
     def origin(self) -> str:
@@ -108,16 +104,28 @@ class Ledger:
     @property
     def size(self) -> int:
         """Number of records (= Merkle tree size)."""
-        return self.tree.size
+        return self._index.size
+
+    @property
+    def state(self) -> CustodyState:
+        """The replayed state of the ledger's records (kept in its index)."""
+        return self._index.state
+
+    @property
+    def tree(self) -> TiledTree:
+        """The RFC 9162 tree of the ledger's records, over the index's C2SP tiles."""
+        return self._index.tree
 
     def root_hash(self) -> Digest:
         """RFC 9162 root hash of the whole log."""
-        return self.tree.root()
+        return self.tree.root_at(self.size)
 
     def record(self, position: int) -> Record:
-        """The record at 0-based ``position``."""
+        """The record at 0-based ``position``. Raises IndexError out of range."""
         expect(position, int, "position", "an int")
-        return self._records[position]
+        if not 0 <= position < self.size:
+            raise IndexError(f"record index {position} out of range 0..{self.size - 1}")
+        return self._index.record(position)
 
     def item(self, item_id: str) -> Item:
         """Replayed state of ``item_id``; raises KeyError if unknown."""
@@ -131,7 +139,7 @@ class Ledger:
             InputError: ``item.unknown`` (no record of this ledger created that id).
         """
         expect_each(item_ids, str, "item_ids", "an item id (text)")
-        if unknown := sorted(set(item_ids) - self.state.items.keys()):
+        if unknown := sorted(i for i in set(item_ids) if i not in self.state.items):
             raise InputError(f"no item {unknown[0]!r} in this ledger", code="item.unknown")
         return tuple(sorted((i, self.state.items[i].head) for i in item_ids))
 
@@ -168,20 +176,32 @@ class Ledger:
             raise RecordFormatError("empty batch", code="record.empty_batch")
         self._store.check_intact()
         self._check_times(records)
-        first = self.size
+        first, index = self.size, self._index
         try:
-            for record in records:
-                if findings := self.state.check(record):
+            for i, record in enumerate(records):
+                if findings := index.state.check(record):
                     raise_first(findings)
-                self.state.apply(record)
+                index.apply(first + i, record)
             self._store.append_batch([r.raw for r in records])
+        except IndexDamaged:  # nothing written: rebuild the index from the log and check the batch again
+            self._reopen_index(rebuild=True)
+            return self.append_batch(records)
         except BaseException:
-            if self.state.size != first:  # the in-memory state moved past the file: rebuild it from the file's
-                self._replay()
+            index.abandon()  # the index never counts a record that is not durably written
             raise
-        for record in records:
-            self._add(record)
+        try:
+            index.commit([(r, *self._store.span(first + i)) for i, r in enumerate(records)])
+        except BaseException:  # the log has them: a new index handle catches up from it
+            self._reopen_index()
+            raise
         return first
+
+    def _reopen_index(self, *, rebuild: bool = False) -> None:
+        """A new index handle, caught up from the log (``rebuild``: built anew from it)."""
+        self._index.close()
+        if rebuild:
+            discard_index(self._store.path)
+        self._index = open_index(LogFile.open(self._store.path, self.origin), self._authority_keys)
 
     def record_event(self, event: Event, *, actor: str, place: str, time_ms: int,
                      signers: Mapping[str, PrivateKey], inputs: Sequence[str] = (),
@@ -232,12 +252,18 @@ class Ledger:
         expect(name, (str, type(None)), "name", "text or None")
         self._store.check_intact()
         registry = format_registry_extension(self.state.registry.size, self.state.registry.head)
+        try:
+            lines = self._index.extensions()
+        except IndexDamaged:  # a row failed its checksum: never sign from it; rebuild from the log
+            self._reopen_index(rebuild=True)
+            lines = self._index.extensions()
         cp = Checkpoint(origin=self.origin, tree_size=self.size, root_hash=self.root_hash(),
-                        extensions=(registry, *self._heads.extensions()))
+                        extensions=(registry, *lines))
         return sign_checkpoint(cp, name or self.origin, key)
 
     def close(self) -> None:
-        """Release the writer lock and the file."""
+        """Close the index; release the writer lock and the file."""
+        self._index.close()
         self._store.close()
 
     def __enter__(self) -> Ledger:
@@ -247,11 +273,6 @@ class Ledger:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def _add(self, record: Record) -> None:
-        self._heads.add(self.tree.size, record)
-        self._records.append(record)
-        self.tree.append(record.record_hash)
-
     def _check_times(self, records: Sequence[Record]) -> None:
         """``record.time_future``: a record dated more than :data:`MAX_AHEAD_MS` after the writer's clock."""
         now = self._now_ms()
@@ -259,11 +280,6 @@ class Ledger:
             if record.body.time_ms > now + MAX_AHEAD_MS:
                 raise InputError(f"record dated {record.body.time_ms} ms, more than a day after this writer's clock "
                                  f"({now} ms): times are ms since the Unix epoch, UTC", code="record.time_future")
-
-    def _replay(self) -> None:
-        self.state = CustodyState(self.origin, self._authority_keys)
-        for record in self._records:
-            self.state.apply(record)
 
 
 def _writer_arguments(path: object, authority_keys: object, now_ms: object) -> tuple[bytes, ...]:

@@ -26,7 +26,7 @@ Pure: records in, values out.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -77,11 +77,19 @@ class ItemHeads:
     their heads."""
 
     def __init__(self) -> None:
-        self._positions: dict[str, list[int]] = {}
-        self._latest: dict[str, Digest] = {}
-        self._of: dict[Digest, tuple[str, ...]] = {}  # record hash -> the items it is a record of
-        self._waiting: dict[Digest, list[tuple[int, Digest]]] = {}  # subject not seen yet -> (position, hash)
+        self._positions: MutableMapping[str, list[int]] = {}
+        self._latest: MutableMapping[str, Digest] = {}
+        self._of: MutableMapping[Digest, tuple[str, ...]] = {}  # record hash -> the items it is a record of
+        self._waiting: MutableMapping[Digest, list[tuple[int, Digest]]] = {}  # subject not seen yet -> (position, hash)
         self._tree: tuple[dict[str, int], MerkleTree] | None = None
+
+    def use(self, *, positions: MutableMapping[str, list[int]], latest: MutableMapping[str, Digest],
+            of: MutableMapping[Digest, tuple[str, ...]], waiting: MutableMapping[Digest, list[tuple[int, Digest]]]
+            ) -> None:
+        """Keep the heads in these mappings instead of dictionaries (the persistent index's tables,
+        :mod:`ledger.index.state`); they hold the heads of the records added so far."""
+        self._positions, self._latest, self._of, self._waiting = positions, latest, of, waiting
+        self._tree = None
 
     @classmethod
     def of(cls, records: Iterable[tuple[int, Record | None]]) -> ItemHeads:

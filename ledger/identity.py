@@ -32,7 +32,7 @@ which an audit of the checkpoint names: ``checkpoint.identities_mismatch``). Pur
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSet, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -147,7 +147,7 @@ def refused_claims(kind: str, claims: Sequence[Claim]) -> list[Claim]:
 
 
 @dataclass(slots=True)
-class _Standing:
+class Standing:
     """A stone's standing report and inscription claims: ``head``, the record that last moved it as the replay
     moves it (followed through hash links), and per kind the key and the indices of its claims in that key's list."""
 
@@ -165,11 +165,19 @@ class IdentityIndex:
     """
 
     def __init__(self) -> None:
-        self._claims: dict[tuple[str, str], list[Claim]] = {}
-        self._holder: dict[tuple[str, str], int] = {}  # identity -> index of the claim that holds it
-        self._standing: dict[str, _Standing] = {}  # stone -> its standing report / inscription claims
-        self._frozen: set[str] = set()  # stones whose chain broke while they held a claim: nothing ends
+        self._claims: MutableMapping[tuple[str, str], list[Claim]] = {}
+        self._holder: MutableMapping[tuple[str, str], int] = {}  # identity -> index of the claim that holds it
+        self._standing: MutableMapping[str, Standing] = {}  # stone -> its standing report / inscription claims
+        self._frozen: MutableSet[str] = set()  # stones whose chain broke while they held a claim: nothing ends
         self._tree: tuple[list[IdentityLeaf], dict[tuple[str, str], int], MerkleTree] | None = None
+
+    def use(self, *, claims: MutableMapping[tuple[str, str], list[Claim]],
+            holder: MutableMapping[tuple[str, str], int], standing: MutableMapping[str, Standing],
+            frozen: MutableSet[str]) -> None:
+        """Keep the index in these mappings instead of dictionaries (the persistent index's tables,
+        :mod:`ledger.index.state`); they hold the index of the records added so far."""
+        self._claims, self._holder, self._standing, self._frozen = claims, holder, standing, frozen
+        self._tree = None
 
     def add(self, position: int, record: Record) -> None:
         """Add ``record`` at leaf index ``position`` (after every record added so far)."""
@@ -190,7 +198,7 @@ class IdentityIndex:
             if self._refuses(kind, key, Claim(position, item)) is None:
                 self._holder[(kind, key)] = len(claims)
             if kind != "item" and item not in self._frozen:
-                standing = self._standing.setdefault(item, _Standing(record.record_hash, {}))
+                standing = self._standing.setdefault(item, Standing(record.record_hash, {}))
                 if standing.claims.get(kind, (key,))[0] != key:
                     self._end(position, item, standing, [kind])
                 standing.claims.setdefault(kind, (key, []))[1].append(len(claims))
@@ -220,7 +228,7 @@ class IdentityIndex:
         standing = holder.until is None or holder.until > claim.position
         return holder.item if kind == "item" or (standing and holder.item != claim.item) else None
 
-    def _end(self, position: int, item: str, standing: _Standing, kinds: list[str]) -> None:
+    def _end(self, position: int, item: str, standing: Standing, kinds: list[str]) -> None:
         """End ``item``'s standing claims of ``kinds`` at ``position``."""
         for kind in kinds:
             key, slots = standing.claims.pop(kind)

@@ -1,0 +1,177 @@
+"""The index's SQLite file (``<ledger>.index``, WAL mode): its schema, its meta rows, the frames' places in the
+log, the Merkle tiles and the registry's positions (docs/adr/0018-sqlite-index.md).
+
+Every row carries a checksum (:func:`ledger.index.maps.row_check`); a row that fails it, an SQLite error or a
+schema of another version raise :class:`~ledger.index.maps.IndexDamaged`, and the index is rebuilt from the log.
+
+Tables: ``meta`` (name -> value), ``frames`` (per 256 positions, the (offset, length) of each frame in the log, as
+big-endian uint64 pairs), ``tiles`` (C2SP tlog-tiles contents by level and index: the full tile, or the widest
+partial one), ``registry`` (positions of the registry records), ``snapshots`` (the checkpoint trees of
+:mod:`ledger.index.snapshot`) and the replay's tables (:mod:`ledger.index.state`).
+"""
+
+from __future__ import annotations
+
+import marshal
+import sqlite3
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..storage.tiles import Tile
+from .maps import IndexDamaged, row_check, sqlite_errors
+from .state import create_tables
+
+__all__ = ["SCHEMA", "IndexDB", "index_path"]
+
+#: Changes whenever what a table holds or how it is encoded changes: an index of another version is rebuilt.
+SCHEMA = 1
+_BLOCK = 256  # frames per row of ``frames``
+_PAIR = struct.Struct(">QQ")
+
+
+def index_path(ledger_path: str | Path) -> Path:
+    """Where the index of the ledger at ``ledger_path`` lives: beside it, named ``<ledger>.index``."""
+    return Path(f"{ledger_path}.index")
+
+
+class IndexDB:
+    """An open index file. Writes happen inside :meth:`transaction` only."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self.db, self.path = db, path
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool) -> IndexDB:
+        """Open (or, with ``create``, create) the index at ``path``.
+
+        Raises:
+            IndexDamaged: not an SQLite file, another schema, or unreadable. FileNotFoundError: missing and not
+                ``create``.
+        """
+        if not create and not path.is_file():
+            raise FileNotFoundError(path)
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # the log is fsynced first; the index can lag and catch up
+            db.execute("PRAGMA cache_size=-65536")  # 64 MiB
+            index = cls(db, path)
+            if create:
+                index._create()
+            if index.meta("schema") != SCHEMA:
+                raise IndexDamaged(f"{path} is an index of schema {index.meta('schema')!r}, not {SCHEMA}")
+        except sqlite3.Error as exc:
+            raise IndexDamaged(f"{path}: {exc}") from exc
+        return index
+
+    def _create(self) -> None:
+        with self.transaction():
+            for table, columns in (("meta", "k TEXT PRIMARY KEY, v BLOB NOT NULL"),
+                                   ("frames", "id INTEGER PRIMARY KEY, v BLOB NOT NULL"),
+                                   ("tiles", "id INTEGER PRIMARY KEY, v BLOB NOT NULL"),
+                                   ("registry", "id INTEGER PRIMARY KEY, v BLOB NOT NULL")):
+                self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}, c INTEGER NOT NULL)")
+            create_tables(self.db)
+            if self.meta("schema") is None:
+                self.set_meta(schema=SCHEMA)
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        with sqlite_errors("(transaction)"):
+            self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            with sqlite_errors("(commit)"):
+                self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    # --- checked rows ----------------------------------------------------------------------------------------
+
+    def _get(self, table: str, key: object) -> bytes | None:
+        col = "k" if table == "meta" else "id"
+        with sqlite_errors(table):
+            row = self.db.execute(f"SELECT v, c FROM {table} WHERE {col} = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        if row_check(table, str(key).encode(), row[0]) != row[1]:
+            raise IndexDamaged(f"index table {table}: row {key!r} fails its checksum")
+        return bytes(row[0])
+
+    def _put(self, table: str, rows: Iterable[tuple[object, bytes]]) -> None:
+        col = "k" if table == "meta" else "id"
+        with sqlite_errors(table):
+            self.db.executemany(f"INSERT OR REPLACE INTO {table} ({col}, v, c) VALUES (?, ?, ?)",
+                                [(key, value, row_check(table, str(key).encode(), value)) for key, value in rows])
+
+    def meta(self, name: str) -> Any:
+        """The meta value ``name`` (None if unset)."""
+        raw = self._get("meta", name)
+        return None if raw is None else marshal.loads(raw)
+
+    def set_meta(self, **values: Any) -> None:
+        """Set meta values (inside a transaction)."""
+        self._put("meta", ((name, marshal.dumps(value)) for name, value in values.items()))
+
+    # --- frames: where each record is in the log ------------------------------------------------------------
+
+    def frame(self, position: int) -> tuple[int, int]:
+        """(offset, length) in the log of the frame of record ``position``. Raises IndexDamaged if not indexed."""
+        block = self._get("frames", position // _BLOCK)
+        at = (position % _BLOCK) * _PAIR.size
+        if block is None or len(block) < at + _PAIR.size:
+            raise IndexDamaged(f"the index has no frame for record {position}")
+        offset, length = _PAIR.unpack_from(block, at)
+        return offset, length
+
+    def add_frames(self, first: int, frames: Sequence[tuple[int, int]]) -> None:
+        """Record the (offset, length) of records ``first``, ``first + 1``, ... (inside a transaction)."""
+        rows, position, i = [], first, 0
+        while i < len(frames):
+            block, at = divmod(position, _BLOCK)
+            take = min(_BLOCK - at, len(frames) - i)
+            before = (self._get("frames", block) or b"") if at else b""
+            if len(before) != at * _PAIR.size:
+                raise IndexDamaged(f"the index's frames of block {block} do not end at record {position}")
+            rows.append((block, before + b"".join(_PAIR.pack(*f) for f in frames[i:i + take])))
+            position, i = position + take, i + take
+        self._put("frames", rows)
+
+    # --- tiles (C2SP tlog-tiles): a TileReader --------------------------------------------------------------
+
+    def read_tile(self, level: int, index: int) -> bytes:
+        """The stored tile (level, index), full or the widest partial one; KeyError if none."""
+        raw = self._get("tiles", (level << 56) | index)
+        if raw is None:
+            raise KeyError((level, index))
+        return raw
+
+    def put_tiles(self, tiles: Iterable[Tile]) -> None:
+        """Store tiles (each replaces the narrower version of itself; inside a transaction)."""
+        self._put("tiles", (((t.level << 56) | t.index, t.hashes) for t in tiles))
+
+    # --- registry records ---------------------------------------------------------------------------------
+
+    def registry_positions(self) -> list[int]:
+        """Positions of the registry records, in log order."""
+        positions = []
+        with sqlite_errors("registry"):
+            for key, value, check in self.db.execute("SELECT id, v, c FROM registry ORDER BY id"):
+                if row_check("registry", str(key).encode(), value) != check:
+                    raise IndexDamaged("index table registry: a row fails its checksum")
+                positions.append(key)
+        return positions
+
+    def add_registry(self, positions: Iterable[int]) -> None:
+        """Record registry records' positions (inside a transaction)."""
+        self._put("registry", ((p, b"") for p in positions))

@@ -1,0 +1,278 @@
+"""A ledger's index, open beside its log: checked against the log, caught up with it, rebuilt when it is not the
+log's (DESIGN.md §6, docs/adr/0018-sqlite-index.md).
+
+The log is the truth. :func:`open_index` accepts an index only if it names the log's origin and header, ends
+at a frame boundary the log has, and its last leaf hash and root are the ones it recorded with them; otherwise
+(missing, another log's, damaged, another schema) it builds a new one from the log. It then catches up with the
+records appended since it was last written (a writer that crashed between its fsync and the index's commit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import format_counted_line
+from ..custody import CustodyState
+from ..errors import CorruptStoreError, StorageError
+from ..events import REGISTRY_KINDS
+from ..heads import HEADS_EXTENSION, Head, ItemHeads, head_leaf
+from ..identity import IDENTITIES_EXTENSION, IdentityLeaf
+from ..merkle import MerkleTree, leaf_hash
+from ..record import Record
+from ..storage.framing import Frame, pack_header, read_frame, survey
+from ..storage.tiles import TiledTree
+from .db import IndexDB, index_path
+from .maps import IndexDamaged, StoredMap
+from .state import TABLES, attach, flush, forget
+
+__all__ = ["LedgerIndex", "LogFile", "Progress", "discard_index", "open_index"]
+
+#: (records done, records in all) while an index is built or caught up.
+Progress = Callable[[int, int], None]
+_CHUNK = 4096  # records applied between two writes of the index while it is built
+_TABLES = list(TABLES)
+
+
+@dataclass(frozen=True, slots=True)
+class LogFile:
+    """The log as the index sees it: its origin, header bytes and a ``pread`` (its own read-only descriptor,
+    so the writer's lock is never touched)."""
+
+    path: Path
+    fd: int
+    origin: str
+
+    @classmethod
+    def open(cls, path: Path, origin: str) -> LogFile:
+        """Open the log at ``path`` (of ``origin``) for reading. Raises StorageError "store.io"."""
+        try:
+            return cls(path, os.open(path, os.O_RDONLY), origin)
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror or exc}", code="store.io") from exc
+
+    def close(self) -> None:
+        """Close the descriptor."""
+        os.close(self.fd)
+
+    @property
+    def header(self) -> bytes:
+        return pack_header(self.origin)
+
+    def read(self, offset: int, n: int) -> bytes:
+        parts = []
+        while n > 0 and (part := os.pread(self.fd, n, offset)):
+            parts.append(part)
+            n, offset = n - len(part), offset + len(part)
+        return b"".join(parts)
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+
+class LedgerIndex:
+    """The replayed state of a ledger's first :attr:`size` records, kept in its index file.
+
+    ``state`` (custody, registry, identities) and ``heads`` answer as a replay of those records would; ``tree``
+    is their RFC 9162 tree over C2SP tiles. Changes go to memory until :meth:`commit` writes them in one
+    transaction with the new records' frames and tiles, or :meth:`abandon` drops them.
+    """
+
+    def __init__(self, db: IndexDB, log: LogFile, authority_keys: frozenset[bytes]) -> None:
+        self.db, self.log, self.authority_keys = db, log, authority_keys
+        self.size: int = db.meta("size") or 0
+        self.end: int = db.meta("end") or len(log.header)
+        self._counts: dict[str, int] = db.meta("counts") or {}
+        self.state = CustodyState(log.origin, authority_keys)
+        self.heads = ItemHeads()
+        self._maps: list[StoredMap[Any, Any]] = attach(self.state, self.heads, db.db, self._counts)
+        self.state.size = self.size
+        self.tree = TiledTree(db, self.size)
+        self._registry = db.registry_positions()
+        for position in self._registry:  # the registry is small and held in memory: replay it
+            record = self.record(position)
+            if findings := self.state.registry.check(record, position):
+                raise IndexDamaged(f"registry record {position} no longer passes: {findings[0]}")
+            self.state.registry.commit(record, position)
+
+    def payload(self, position: int) -> bytes:
+        """The payload of record ``position`` (< :attr:`size`), read from the log at its indexed place and checked
+        against its leaf hash. Raises IndexDamaged if the log's frame there is not the indexed record."""
+        offset, length = self.db.frame(position)
+        payload = read_frame(self.log.read(offset, length))
+        if payload is None or leaf_hash(payload) != self.tree.leaf_hash(position):
+            raise IndexDamaged(f"record {position} is not at offset {offset} of {self.log.path}")
+        return payload
+
+    def record(self, position: int) -> Record:
+        """Record ``position``, decoded (see :meth:`payload`)."""
+        return Record.from_bytes(self.payload(position))
+
+    def apply(self, position: int, record: Record) -> list[Any]:
+        """Apply ``record`` as record ``position`` (= the records applied so far) to the state and heads; return
+        its findings (see :meth:`ledger.custody.CustodyState.apply`)."""
+        findings = self.state.apply(record)
+        self.heads.add(position, record)
+        return findings
+
+    def commit(self, records: Sequence[tuple[Record, int, int]]) -> None:
+        """Write the applied ``records`` — (record, frame offset, frame length), in log order, already durable in
+        the log — with the state changed by applying them, in one transaction."""
+        if not records:
+            return
+        first = self.size
+        tiles = self.tree.append(leaf_hash(r.raw) for r, _, _ in records)
+        registry = [first + i for i, (r, _, _) in enumerate(records) if r.body.kind in REGISTRY_KINDS]
+        size, end = first + len(records), records[-1][1] + records[-1][2]
+        with self.db.transaction():  # on failure the caller drops this handle: the log is ahead, reopen catches up
+            counts = flush(self._maps)
+            self.db.put_tiles(tiles)
+            self.db.add_frames(first, [(o, n) for _, o, n in records])
+            self.db.add_registry(registry)
+            self.db.set_meta(size=size, end=end, counts=counts, last=bytes(self.tree.leaf_hash(size - 1)),
+                             root=bytes(self.tree.root_at(size)))
+        self.size, self.end, self._counts = size, end, counts
+        self._registry += registry
+
+    def abandon(self) -> None:
+        """Drop every change since the last :meth:`commit` (a batch that failed its rules or its write)."""
+        forget(self._maps, self._counts)
+        self.state.size = self.size
+        self.tree = TiledTree(self.db, self.size)
+        self.state.registry = type(self.state.registry)(self.authority_keys)
+        for position in self._registry:
+            self.state.registry.commit(self.record(position), position)
+
+    def extensions(self) -> tuple[str, str]:
+        """The checkpoint's ``stonetrail-heads`` and ``stonetrail-identities`` lines (docs/format.md §7c, §7d) of
+        the indexed records, each from one walk of its tables in tree order, every row's checksum checked (never
+        a lookup per key). The same leaves as :class:`~ledger.heads.ItemHeads` and
+        :class:`~ledger.identity.IdentityIndex` build from a replay. Raises IndexDamaged."""
+        positions, latest = self._maps[_TABLES.index("head_positions")], self._maps[_TABLES.index("head_latest")]
+        heads = []
+        for (item, at), (same, head) in itertools.zip_longest(positions.rows(), latest.rows(), fillvalue=(None, None)):
+            if item is None or item != same:
+                raise IndexDamaged("index tables head_positions and head_latest do not name the same items")
+            heads.append(leaf_hash(head_leaf(item, Head(at[-1], head, len(at)))))
+        claims = [leaf_hash(IdentityLeaf(kind, key, tuple(c)).to_bytes())
+                  for (kind, key), c in self._maps[_TABLES.index("id_claims")].rows()]
+        return (format_counted_line(HEADS_EXTENSION, len(heads), MerkleTree(heads).root()),
+                format_counted_line(IDENTITIES_EXTENSION, len(claims), MerkleTree(claims).root()))
+
+    def check(self) -> None:
+        """Check that this index is of its log: origin, header, and the last indexed record where it says, with the
+        leaf hash and root it recorded. Raises IndexDamaged."""
+        db, log = self.db, self.log
+        if db.meta("origin") != log.origin or db.meta("header") != hashlib.sha256(log.header).digest():
+            raise IndexDamaged(f"{db.path} is the index of another ledger")
+        if self.end > log.size():
+            raise IndexDamaged(f"{db.path} indexes {self.end} bytes; {log.path} has {log.size()}")
+        if self.size:
+            last = self.size - 1
+            if db.meta("last") != self.tree.leaf_hash(last) or db.meta("root") != self.tree.root_at(self.size):
+                raise IndexDamaged(f"{db.path}: its tiles are not the ones it recorded")
+            offset, length = db.frame(last)
+            if offset + length != self.end:
+                raise IndexDamaged(f"{db.path}: its last frame does not end where it recorded")
+            self.payload(last)
+
+    def close(self) -> None:
+        """Close the index file and the log's read descriptor."""
+        self.db.close()
+        self.log.close()
+
+
+def discard_index(ledger_path: Path) -> None:
+    """Remove the index of the ledger at ``ledger_path`` (its SQLite file, write-ahead log and shared memory)."""
+    path = index_path(ledger_path)
+    for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        stale.unlink(missing_ok=True)
+
+
+def _new(log: LogFile, path: Path) -> IndexDB:
+    """A new, empty index for ``log`` at ``path`` (any index there is removed first)."""
+    discard_index(log.path)
+    db = IndexDB.open(path, create=True)
+    with db.transaction():
+        db.set_meta(origin=log.origin, header=hashlib.sha256(log.header).digest(), size=0, end=len(log.header),
+                    counts={})
+    return db
+
+
+def tail(log: LogFile, start: int, first: int) -> tuple[list[tuple[bytes, int, int]], list[Any]]:
+    """The frames of ``log`` from byte ``start`` (where record ``first`` begins) to its end: ([(payload, offset,
+    length)], problems). Problems (a torn tail, damage) are :class:`~ledger.storage.framing.StoreProblem`."""
+    header = log.header
+    data = header + log.read(start, log.size() - start)
+    shift = start - len(header)
+    frames: list[Frame] = []
+    _, _, problems, end = survey(data, frames)
+    stops = [f.offset for f in frames[1:]] + [end] if frames else []  # contiguous: each ends where the next begins
+    return [(f.payload, f.offset + shift, stop - f.offset) for f, stop in zip(frames, stops, strict=True)], problems
+
+
+def _catch_up(index: LedgerIndex, progress: Progress | None, *, verify: bool) -> None:
+    """Apply and commit the log's records after the index's last one. Raises CorruptStoreError for damage in
+    that part of the log or a record that breaks a rule (the writer's refusal, as a replay would say it)."""
+    frames, problems = tail(index.log, index.end, index.size)
+    if problems:
+        problem = problems[0]
+        raise CorruptStoreError(f"{index.log.path}: {problem.code} after record {index.size - 1 + problem.index}; "
+                                "run `stonetrail repair` for a torn tail, `stonetrail verify` for the rest",
+                                code=problem.code)
+    index.state.verify_signatures = verify
+    total, done, batch = index.size + len(frames), index.size, list[tuple[Record, int, int]]()
+    for payload, offset, length in frames:
+        record = Record.from_bytes(payload)
+        if findings := index.apply(done + len(batch), record):
+            index.abandon()
+            raise CorruptStoreError(f"ledger holds an invalid record: {findings[0]}; run an audit",
+                                    code=findings[0].code)
+        batch.append((record, offset, length))
+        if len(batch) == _CHUNK:
+            index.commit(batch)
+            done, batch = done + len(batch), []
+            if progress is not None:
+                progress(done, total)
+    index.commit(batch)
+    index.state.verify_signatures = True
+    if progress is not None:
+        progress(total, total)
+
+
+def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progress | None = None) -> LedgerIndex:
+    """The index of ``log``, checked and caught up; built anew from the log if it is missing, of another log,
+    damaged or of another schema (``progress`` is then called as records are applied). A new index trusts the
+    signatures of custody records (the writer checked them when it appended them; an audit checks every one).
+
+    Raises:
+        CorruptStoreError: the log has damage after the indexed records, or a record that breaks a rule.
+        StorageError: the index file cannot be written.
+    """
+    keys, path = frozenset(authority_keys), index_path(log.path)
+    index = None
+    try:
+        index = LedgerIndex(IndexDB.open(path, create=False), log, keys)
+        index.check()
+    except (IndexDamaged, FileNotFoundError, sqlite3.Error):
+        if index is not None:
+            index.db.close()
+        index = None
+    if index is None:
+        try:
+            index = LedgerIndex(_new(log, path), log, keys)
+        except (OSError, sqlite3.Error) as exc:
+            log.close()
+            raise StorageError(f"cannot write the index {path}: {exc}", code="index.io") from exc
+    try:
+        _catch_up(index, progress, verify=index.size > 0)
+    except BaseException:
+        index.close()
+        raise
+    return index

@@ -1,0 +1,209 @@
+"""A mapping kept in one SQLite table: what the replay's dictionaries become in the persistent index.
+
+:class:`StoredMap` reads rows on demand and keeps what it read or wrote in memory until :meth:`StoredMap.flush`
+writes the changed rows (inside the caller's transaction). Values the caller changes in place (an
+:class:`~ledger.item.Item` after a transfer) are written too: at flush every row read is re-encoded and written
+when its bytes differ. Rows carry a checksum of table, key and value (BLAKE2b-64), checked on every read: a
+damaged row raises :class:`IndexDamaged` (the index is then rebuilt from the log, never trusted).
+
+Keys are stored as bytes whose order is the order the checkpoint's trees need (item ids as UTF-8, identities as
+their sort key), so :meth:`StoredMap.rows` walks a table in tree order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable, ItemsView, Iterator, MutableMapping, MutableSet
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from ..errors import StorageError
+
+__all__ = ["Codec", "IndexDamaged", "StoredMap", "StoredSet", "create_table", "row_check", "sqlite_errors"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+_MISSING = object()
+
+
+class IndexDamaged(StorageError):
+    """The index does not hold what it wrote (a damaged row or file, or another ledger's index): rebuild it from
+    the log. Code ``index.damaged``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="index.damaged")
+
+
+@dataclass(frozen=True, slots=True)
+class Codec(Generic[K, V]):
+    """How a map's keys and values become bytes and back (both directions must round-trip exactly)."""
+
+    key: Callable[[K], bytes]
+    unkey: Callable[[bytes], K]
+    value: Callable[[V], bytes]
+    unvalue: Callable[[bytes], V]
+
+
+@contextmanager
+def sqlite_errors(table: str) -> Iterator[None]:
+    """Turn an SQLite error (a malformed file, a failed write) into :class:`IndexDamaged`."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise IndexDamaged(f"index table {table}: {exc}") from exc
+
+
+def row_check(table: str, key: bytes, value: bytes) -> int:
+    """The checksum of one row: BLAKE2b-64 of table name, key and value (length-prefixed), as a signed int."""
+    h = hashlib.blake2b(digest_size=8, person=b"stonetrail-idx")
+    for part in (table.encode(), key, value):
+        h.update(len(part).to_bytes(4, "big"))
+        h.update(part)
+    return int.from_bytes(h.digest(), "big", signed=True)
+
+
+def create_table(db: sqlite3.Connection, table: str) -> None:
+    """Create the key/value table ``table`` if it does not exist."""
+    db.execute(f"CREATE TABLE IF NOT EXISTS {table} (k BLOB PRIMARY KEY, v BLOB NOT NULL, c INTEGER NOT NULL) "
+               "WITHOUT ROWID")
+
+
+class StoredMap(MutableMapping[K, V]):
+    """A mapping over the table ``table`` of ``db`` (created by :func:`create_table`), with ``count`` rows.
+
+    Reads raise :class:`IndexDamaged` on a row whose checksum fails or whose value does not decode. Iteration
+    (:meth:`__iter__`, :meth:`rows`) first flushes, then walks the table in key order.
+    """
+
+    def __init__(self, db: sqlite3.Connection, table: str, codec: Codec[K, V], count: int) -> None:
+        self._db, self._table, self._codec = db, table, codec
+        self._count = count
+        self._cache: dict[K, object] = {}
+        self._stored: dict[K, bytes | None] = {}  # what the table holds for each cached key (None: no row)
+        self._get = f"SELECT v, c FROM {table} WHERE k = ?"
+
+    def _load(self, key: K) -> object:
+        if key in self._cache:
+            return self._cache[key]
+        raw = self._codec.key(key)
+        with sqlite_errors(self._table):
+            row = self._db.execute(self._get, (raw,)).fetchone()
+        if row is None:
+            value: object = _MISSING
+            self._stored[key] = None
+        else:
+            value = self._decode(raw, row[0], row[1])
+            self._stored[key] = row[0]
+        self._cache[key] = value
+        return value
+
+    def _decode(self, key: bytes, value: bytes, check: int) -> V:
+        if row_check(self._table, key, value) != check:
+            raise IndexDamaged(f"index table {self._table}: a row fails its checksum")
+        try:
+            return self._codec.unvalue(value)
+        except Exception as exc:  # checksummed bytes that do not decode: written by something else
+            raise IndexDamaged(f"index table {self._table}: a row does not decode ({exc})") from exc
+
+    def __getitem__(self, key: K) -> V:
+        value = self._load(key)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value  # type: ignore[return-value]
+
+    def __contains__(self, key: object) -> bool:
+        return self._load(key) is not _MISSING  # type: ignore[arg-type]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        if self._load(key) is _MISSING:
+            self._count += 1
+        self._cache[key] = value
+
+    def __delitem__(self, key: K) -> None:
+        if self._load(key) is _MISSING:
+            raise KeyError(key)
+        self._count -= 1
+        self._cache[key] = _MISSING
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[K]:
+        return (key for key, _ in self.rows())
+
+    def items(self) -> ItemsView[K, V]:
+        return _Rows(self)
+
+    def rows(self) -> Iterator[tuple[K, V]]:
+        """Every (key, value) in key-byte order, each row's checksum checked (after a :meth:`flush`)."""
+        self.flush()
+        unkey = self._codec.unkey
+        with sqlite_errors(self._table):
+            for key, value, check in self._db.execute(f"SELECT k, v, c FROM {self._table} ORDER BY k"):
+                yield unkey(key), self._decode(key, value, check)
+
+    def flush(self) -> None:
+        """Write every changed row (in the caller's transaction) and forget the cached rows."""
+        writes, deletes = [], []
+        for key, value in self._cache.items():
+            before = self._stored[key]
+            if value is _MISSING:
+                if before is not None:
+                    deletes.append((self._codec.key(key),))
+                continue
+            raw = self._codec.value(value)  # type: ignore[arg-type]
+            if raw != before:
+                k = self._codec.key(key)
+                writes.append((k, raw, row_check(self._table, k, raw)))
+        with sqlite_errors(self._table):
+            if deletes:
+                self._db.executemany(f"DELETE FROM {self._table} WHERE k = ?", deletes)
+            if writes:
+                self._db.executemany(f"INSERT OR REPLACE INTO {self._table} (k, v, c) VALUES (?, ?, ?)", writes)
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the cached rows without writing them (after a flush, or to abandon changes: then reset the count
+        with :meth:`recount`)."""
+        self._cache.clear()
+        self._stored.clear()
+
+    def recount(self, count: int) -> None:
+        """Set the row count (after abandoning changes)."""
+        self._count = count
+
+
+class _Rows(ItemsView[K, V]):
+    """A map's items read in one walk of its table (never a lookup per key, which a damaged interior page of
+    the table could send astray)."""
+
+    _mapping: StoredMap[K, V]
+
+    def __iter__(self) -> Iterator[tuple[K, V]]:
+        return self._mapping.rows()
+
+
+class StoredSet(MutableSet[K]):
+    """A set of keys over a :class:`StoredMap` with empty values."""
+
+    def __init__(self, rows: StoredMap[K, bytes]) -> None:
+        self._rows = rows
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, value: K) -> None:
+        self._rows[value] = b""
+
+    def discard(self, value: K) -> None:
+        if value in self._rows:
+            del self._rows[value]

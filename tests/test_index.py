@@ -1,0 +1,114 @@
+"""The persistent index beside a ledger (ledger.index, DESIGN.md §6, docs/adr/0018): a cache of the log, never an
+authority. What the writer signs from it is byte for byte what the log-only path gives; an index that is missing,
+of another ledger, behind the log or damaged is caught up or rebuilt, never trusted."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ledger import Ledger, Trust, build_demo, keyfile
+from ledger.errors import StoneTrailError
+from ledger.index.db import index_path
+from ledger.reader import checkpoint_file
+from ledger.storage import scan
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "d"
+    build_demo(out)
+    return out
+
+
+def _copy(demo: Path, tmp_path: Path, *, with_index: bool = True) -> Path:
+    path = tmp_path / "demo.ledger"
+    shutil.copy(demo / "demo.ledger", path)
+    if with_index and index_path(demo / "demo.ledger").exists():
+        shutil.copy(index_path(demo / "demo.ledger"), index_path(path))
+    return path
+
+
+def _keys(demo: Path) -> tuple[frozenset[bytes], object]:
+    trust = Trust.parse((demo / "trust.keys").read_text())
+    return trust.authority_keys, keyfile.load_private_key(demo / "keys" / "operator.pem")
+
+
+def _signed_from_index(path: Path, demo: Path) -> str:
+    keys, operator = _keys(demo)
+    with Ledger.open(path, keys) as ledger:
+        return ledger.checkpoint(operator)  # type: ignore[arg-type]
+
+
+def test_the_index_signs_the_checkpoint_the_log_gives(demo: Path, tmp_path: Path) -> None:
+    path = _copy(demo, tmp_path, with_index=False)
+    _, operator = _keys(demo)
+    built = _signed_from_index(path, demo)  # no index: built from the log
+    assert index_path(path).exists()
+    assert built == _signed_from_index(path, demo)  # reopened: the index is used, not rebuilt
+    assert built == checkpoint_file(path, operator)  # type: ignore[arg-type]
+
+
+def test_an_index_catches_up_with_records_appended_without_it(demo: Path, tmp_path: Path) -> None:
+    path = _copy(demo, tmp_path, with_index=False)
+    keys, operator = _keys(demo)
+    with Ledger.open(path, keys) as ledger:
+        size = ledger.size
+    stale = index_path(path).read_bytes()
+    with Ledger.open(path, keys) as ledger:  # the same records again, to grow the log past the index's copy
+        last = ledger.record(size - 1)
+        with pytest.raises(StoneTrailError):
+            ledger.append(last)  # a duplicate: refused, nothing written
+    index_path(path).write_bytes(stale)
+    with Ledger.open(path, keys) as ledger:
+        assert ledger.size == size == len(scan(path).frames)
+        assert ledger.checkpoint(operator) == checkpoint_file(path, operator)  # type: ignore[arg-type]
+
+
+def test_another_ledgers_index_is_never_used(demo: Path, tmp_path: Path) -> None:
+    mine = _copy(demo, tmp_path, with_index=False)
+    keys, operator = _keys(demo)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    with Ledger.open(mine, keys) as ledger:
+        records = [ledger.record(i) for i in range(40)]
+    other = other_dir / "demo.ledger"
+    with Ledger.create(other, scan(mine).origin, keys) as short:
+        short.append_batch(records)
+    shutil.copy(index_path(other), index_path(mine))  # a shorter ledger of the same origin: its index
+    assert _signed_from_index(mine, demo) == checkpoint_file(mine, operator)  # type: ignore[arg-type]
+
+
+def test_a_deleted_index_is_rebuilt(demo: Path, tmp_path: Path) -> None:
+    path = _copy(demo, tmp_path)
+    _, operator = _keys(demo)
+    index_path(path).unlink(missing_ok=True)
+    assert _signed_from_index(path, demo) == checkpoint_file(path, operator)  # type: ignore[arg-type]
+
+
+def test_a_flipped_byte_anywhere_in_the_index_leads_to_a_rebuild_or_a_refusal(demo: Path, tmp_path: Path) -> None:
+    path = _copy(demo, tmp_path, with_index=False)
+    keys, operator = _keys(demo)
+    want = checkpoint_file(path, operator)  # type: ignore[arg-type]
+    with Ledger.open(path, keys) as ledger:
+        duplicate = ledger.record(ledger.size - 1)  # a record a full audit rejects (a replay of the last one)
+        with pytest.raises(StoneTrailError) as clean_refusal:
+            ledger.append(duplicate)
+    clean = index_path(path).read_bytes()
+    refused = rebuilt = 0
+    for offset in range(0, len(clean), max(1, len(clean) // 150)):
+        damaged = bytearray(clean)
+        damaged[offset] ^= 0x41
+        index_path(path).write_bytes(bytes(damaged))
+        try:
+            with Ledger.open(path, keys) as ledger:
+                assert ledger.checkpoint(operator) == want, f"byte {offset}"  # type: ignore[arg-type]
+                with pytest.raises(StoneTrailError) as refusal:
+                    ledger.append(duplicate)
+                assert refusal.value.code == clean_refusal.value.code, f"byte {offset}"
+                rebuilt += 1
+        except StoneTrailError:
+            refused += 1
+    assert rebuilt + refused > 100
