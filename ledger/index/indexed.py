@@ -156,9 +156,10 @@ class LedgerIndex:
         :class:`~ledger.identity.IdentityIndex` build from a replay. Raises IndexDamaged."""
         positions, latest = self._maps[_TABLES.index("head_positions")], self._maps[_TABLES.index("head_latest")]
         heads = []
-        for (item, at), (same, head) in itertools.zip_longest(positions.rows(), latest.rows(), fillvalue=(None, None)):
-            if item is None or item != same:
+        for pair in itertools.zip_longest(positions.rows(), latest.rows()):
+            if pair[0] is None or pair[1] is None or pair[0][0] != pair[1][0]:
                 raise IndexDamaged("index tables head_positions and head_latest do not name the same items")
+            (item, at), (_, head) = pair
             heads.append(leaf_hash(head_leaf(item, Head(at[-1], head, len(at)))))
         claims = [leaf_hash(IdentityLeaf(kind, key, tuple(c)).to_bytes())
                   for (kind, key), c in self._maps[_TABLES.index("id_claims")].rows()]
