@@ -13,6 +13,7 @@ from .filestore import (
     MAX_RECORD_SIZE,
     FileStore,
     Frame,
+    FrameFile,
     Repaired,
     ScanResult,
     StoreProblem,
@@ -21,4 +22,4 @@ from .filestore import (
 )
 
 __all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "FileStore", "Frame",
-           "Repaired", "ScanResult", "StoreProblem", "repair", "scan"]
+           "FrameFile", "Repaired", "ScanResult", "StoreProblem", "repair", "scan"]

@@ -14,7 +14,7 @@ import fcntl
 import os
 import stat
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -28,19 +28,22 @@ from .framing import (
     FRAME_MAGIC,
     FSYNC_FAILED,
     MAGIC,
+    MAX_HEADER,
     MAX_RECORD_SIZE,
     TORN,
     Frame,
     ScanResult,
     StoreProblem,
+    Survey,
     pack_batch,
     pack_header,
+    read_all,
     read_frame,
-    survey,
+    read_header,
 )
 
 __all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "FileStore", "Frame",
-           "Repaired", "ScanResult", "StoreProblem", "repair", "scan"]
+           "FrameFile", "Repaired", "ScanResult", "StoreProblem", "repair", "scan"]
 
 FILE_MODE = 0o644  # ledger and sidecar files, before the umask
 
@@ -75,13 +78,33 @@ def _lock(fd: int, path: Path) -> None:
 
 
 def _survey(fd: int, frames: list[Frame] | None = None) -> tuple[str, array[int], list[StoreProblem], int]:
-    """Read and parse the whole file (:func:`ledger.storage.framing.survey`). Raises CorruptStoreError
+    """Read and parse the whole file (:func:`ledger.storage.framing.read_all`). Raises CorruptStoreError
     ("store.bad_header"), InputError ("store.not_a_ledger"), OSError."""
-    return survey(_pread(fd, os.fstat(fd).st_size, 0), frames)  # a snapshot: bytes appended later are not seen
+    # a snapshot of the size: bytes appended later are not seen
+    return read_all(lambda offset, n: _pread(fd, n, offset), os.fstat(fd).st_size, frames)
+
+
+def _header(fd: int) -> tuple[str, array[int], list[StoreProblem], int]:
+    """The header alone (origin, no offsets, no problems, end of header). Raises as :func:`_survey`."""
+    origin, end = read_header(_pread(fd, MAX_HEADER, 0))
+    return origin, array("Q"), [], end
+
+
+def _unlocated(index: int) -> bytes:
+    raise IndexError(f"record index {index}: not read by this handle")
+
+
+def _open_regular(p: Path) -> int:
+    """A read-only descriptor of the regular file ``p``. Raises StorageError "store.io", InputError
+    "store.not_a_file"."""
+    with io_errors(p, "scanning"):
+        _regular(p)
+        return os.open(p, os.O_RDONLY)
 
 
 def scan(path: str | os.PathLike[str]) -> ScanResult:
     """Read the whole ledger file, without locking, and report every valid frame and every damaged span.
+    Every payload is held in memory: to read a file of any size, use :class:`FrameFile`.
 
     Damaged frames never raise: they are listed in ``problems`` (codes in the module docstring).
     Raises:
@@ -90,14 +113,70 @@ def scan(path: str | os.PathLike[str]) -> ScanResult:
         StorageError: "store.io" on any OSError (missing file, permissions, read error).
     """
     p, frames = Path(path), list[Frame]()
-    with io_errors(p, "scanning"):
-        _regular(p)
-        fd = os.open(p, os.O_RDONLY)
-        try:
+    fd = _open_regular(p)
+    try:
+        with io_errors(p, "scanning"):
             origin, _, problems, end = _survey(fd, frames)
-        finally:
-            os.close(fd)
+    finally:
+        os.close(fd)
     return ScanResult(origin=origin, frames=frames, problems=problems, end_offset=end)
+
+
+class FrameFile:
+    """A ledger file read front to back without locking, in memory bounded whatever its size
+    (:class:`ledger.storage.framing.Survey`): :meth:`frames` once, then any frame again by its record index
+    (:meth:`payload`). A context manager (closes the file).
+
+    Raises on creation: as :func:`scan`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._fd = _open_regular(self.path)
+        try:
+            with io_errors(self.path, "scanning"):
+                self.survey = Survey(lambda offset, n: _pread(self._fd, n, offset), os.fstat(self._fd).st_size)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self.origin = self.survey.origin
+
+    def frames(self) -> Iterator[Frame]:
+        """Every valid frame in order (damaged spans: ``survey.problems``, whole at the end). Raises
+        StorageError "store.io"; CorruptStoreError "store.checksum_mismatch" if a frame changed while read."""
+        with io_errors(self.path, "scanning"):
+            yield from self.survey.frames()
+
+    def payload(self, index: int) -> bytes:
+        """The payload of record ``index`` (after :meth:`frames`), read again by its offset and re-checked.
+        Raises as :meth:`FileStore.read`."""
+        return _read_at(self._fd, self.path, self.survey.offsets, self.survey.end, index)
+
+    def close(self) -> None:
+        """Close the file. Idempotent."""
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _read_at(fd: int, path: Path, offsets: array[int], end: int, index: int) -> bytes:
+    """The payload of record ``index`` of a file whose frames start at ``offsets`` and end at ``end``.
+    Raises IndexError; CorruptStoreError "store.checksum_mismatch" (the frame changed); StorageError "store.io"."""
+    if not 0 <= index < len(offsets):
+        raise IndexError(f"record index {index} out of range 0..{len(offsets) - 1}")
+    start = offsets[index]
+    stop = offsets[index + 1] if index + 1 < len(offsets) else end
+    with io_errors(path, "reading"):
+        raw = _pread(fd, stop - start, start)
+    if (payload := read_frame(raw)) is None:
+        raise CorruptStoreError(f"record {index} at offset {start} has changed", code="store.checksum_mismatch")
+    return payload
 
 
 class FileStore:
@@ -107,6 +186,8 @@ class FileStore:
                  problems: Sequence[StoreProblem] = ()) -> None:
         self.path, self.origin, self.writable, self.problems = path, origin, writable, tuple(problems)
         self._fd, self._offsets, self._end, self._poisoned = fd, offsets, end, False
+        self._base = 0  # records before ``_offsets``, read by ``_locate`` (see resume)
+        self._locate: Callable[[int], bytes] = _unlocated
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], origin: str) -> FileStore:
@@ -137,8 +218,9 @@ class FileStore:
         return cls(p, fd, origin, array("Q"), len(head), writable=True)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, writable: bool = False) -> FileStore:
-        """Open a ledger and index its frames; writable takes the writer lock.
+    def open(cls, path: str | os.PathLike[str], *, writable: bool = False, survey: bool = True) -> FileStore:
+        """Open a ledger and index its frames; writable takes the writer lock. Without ``survey`` only the header
+        is read, and the handle holds no record until :meth:`resume` says where they end (an index knows).
 
         A read-only handle tolerates a torn tail (maybe an append in progress), listed in ``problems``.
         Raises:
@@ -156,7 +238,7 @@ class FileStore:
             if writable:
                 _lock(fd, p)
             with io_errors(p, "scanning"):
-                origin, offsets, problems, end = _survey(fd)
+                origin, offsets, problems, end = _survey(fd) if survey else _header(fd)
             if bad := [q for q in problems if writable or q.code != TORN]:
                 raise CorruptStoreError(f"{p}: {bad[0].reason} ({len(problems)} problems)", code=bad[0].code)
         except BaseException:
@@ -167,7 +249,14 @@ class FileStore:
     @property
     def size(self) -> int:
         """Number of valid records: as of open, plus this handle's own appends."""
-        return len(self._offsets)
+        return self._base + len(self._offsets)
+
+    def resume(self, records: int, end: int, locate: Callable[[int], bytes]) -> None:
+        """Take the file's first ``records`` records, whose frames end at byte ``end``, as this handle's, read by
+        ``locate(index)`` (the persistent index's reader); later appends follow them. Raises StorageError
+        "store.closed"."""
+        self._check_open()
+        self._base, self._offsets, self._end, self._locate = records, array("Q"), end, locate
 
     def append(self, payload: bytes) -> int:
         """Append one record; return its index once it is durable (fsynced). Raises as append_batch."""
@@ -188,7 +277,7 @@ class FileStore:
         self.check_intact()
         if not self.writable:
             raise StorageError(f"{self.path} was opened read-only", code="store.read_only")
-        first = len(self._offsets)
+        first = self.size
         blob, offsets = pack_batch(list(payloads))
         if not blob:
             return first
@@ -205,6 +294,15 @@ class FileStore:
         self._offsets.extend(self._end + offset for offset in offsets)
         self._end += len(blob)
         return first
+
+    def span(self, index: int) -> tuple[int, int]:
+        """(offset, length) of the frame of record ``index``, appended through this handle or surveyed when it
+        was opened. Raises IndexError for any other."""
+        at = index - self._base
+        if not 0 <= at < len(self._offsets):
+            raise IndexError(f"record index {index}: not read by this handle")
+        stop = self._offsets[at + 1] if at + 1 < len(self._offsets) else self._end
+        return self._offsets[at], stop - self._offsets[at]
 
     def check_intact(self) -> None:
         """Raise unless this handle is open and no write through it has failed.
@@ -224,19 +322,13 @@ class FileStore:
         indexed; StorageError "store.io", "store.closed".
         """
         self._check_open()
-        if not 0 <= index < len(self._offsets):
-            raise IndexError(f"record index {index} out of range 0..{len(self._offsets) - 1}")
-        start = self._offsets[index]
-        stop = self._offsets[index + 1] if index + 1 < len(self._offsets) else self._end
-        with io_errors(self.path, "reading"):
-            raw = _pread(self._fd, stop - start, start)
-        if (payload := read_frame(raw)) is None:
-            raise CorruptStoreError(f"record {index} at offset {start} has changed", code="store.checksum_mismatch")
-        return payload
+        if 0 <= index < self._base:
+            return self._locate(index)
+        return _read_at(self._fd, self.path, self._offsets, self._end, index - self._base)
 
     def records(self) -> Iterator[bytes]:
         """Every record's payload in order, read from the file."""
-        return map(self.read, range(len(self._offsets)))
+        return map(self.read, range(self.size))
 
     __iter__ = records
 

@@ -47,12 +47,15 @@ import re
 import struct
 import zlib
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Final
 
 from ..errors import CorruptStoreError, InputError
+from .window import Read, Window
 
 __all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "Frame", "ScanResult",
-           "StoreProblem", "pack_batch", "pack_header", "read_frame", "survey", "work_budget"]
+           "StoreProblem", "Survey", "pack_batch", "pack_header", "read_all", "read_frame", "survey", "work_budget"]
 
 MAGIC = b"STNTRAIL"
 FRAME_MAGIC = b"STR1"  # the last frame of a batch (of one, for a single append)
@@ -67,6 +70,8 @@ _HEAD, _FRAME, _CRC = struct.Struct(">8sHH"), struct.Struct(">4sII"), struct.Str
 _FH = _FRAME.size  # 12 bytes of frame header
 TORN, BAD_MAGIC, CHECKSUM = "store.torn_tail", "store.bad_magic", "store.checksum_mismatch"
 OVERSIZE, FSYNC_FAILED, RESYNC_LIMIT = "store.oversize", "store.fsync_failed", "store.resync_limit"
+#: Payload bytes of an unclosed batch a :class:`Survey` holds by default before it reads them again at its end.
+HOLD: Final = 32 << 20
 _REPAIR = "`stonetrail repair LEDGER` (ledger.repair) moves it aside"  # what a torn tail's reason tells to run
 
 
@@ -84,6 +89,11 @@ class Frame:
     index: int
     offset: int
     payload: bytes
+
+    @property
+    def end(self) -> int:
+        """The offset of the byte after this frame."""
+        return self.offset + _FH + len(self.payload)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,6 +152,16 @@ def _read_header(data: bytes) -> tuple[str, int]:
     return data[_HEAD.size : end - 4].decode("ascii"), end
 
 
+#: Bytes a header takes at most (a 255-byte origin): reading this many gives :func:`read_header` all it needs.
+MAX_HEADER: Final = _HEAD.size + 255 + _CRC.size
+
+
+def read_header(data: bytes) -> tuple[str, int]:
+    """(origin, header length) of a file starting with ``data`` (its first :data:`MAX_HEADER` bytes or more).
+    Raises as :func:`_read_header`."""
+    return _read_header(data)
+
+
 def _magic_prefix(raw: bytes) -> bool:
     """True if ``raw`` (at most 4 bytes) is where a frame magic starts: a prefix of one, or empty."""
     return any(m.startswith(raw) for m in _MAGICS)
@@ -152,55 +172,81 @@ class _OutOfWork(Exception):
 
 
 class _Pass:
-    """One survey of a file's bytes: frames and problems found so far, and the work budget left, which every
-    candidate frame checked (valid or not, in any damaged span) draws on."""
+    """One survey of a file's bytes, front to back through a :class:`~ledger.storage.window.Window`: frames and
+    problems found so far, and the work budget left, which every candidate frame checked (valid or not, in any
+    damaged span) draws on. The frames of a batch not closed yet are held back until its last frame is read (a
+    batch cut short is a torn tail, never records); past ``hold`` bytes of payload they are held as offsets only
+    and read again when the batch closes."""
 
-    def __init__(self, data: bytes, frames: list[Frame] | None) -> None:
-        self.data, self.frames, self.work = data, frames, work_budget(len(data))
+    def __init__(self, data: Window, hold: int) -> None:
+        self.data, self.hold, self.work = data, hold, work_budget(data.size)
         self.offsets, self.problems = array("Q"), list[StoreProblem]()
         self.end = 0
         self.batch: tuple[int, int, int] | None = None  # (offset, index, frames before) of an unclosed batch
+        self.held, self.held_bytes = list[Frame](), 0  # its frames (payload b"": to read again)
 
     def frame_at(self, pos: int, *, need_magic: bool = True) -> bytes | None:
         """The payload of a fully valid frame at ``pos`` (magic if ``need_magic``, length, CRC), else None.
         Raises _OutOfWork."""
         data, length = self.data, 0
-        if len(data) >= pos + _FH:
-            magic, length, crc = _FRAME.unpack_from(data, pos)
+        head = data.view(pos, pos + _FH)
+        if len(head) == _FH:
+            magic, length, crc = _FRAME.unpack_from(head)
             if (need_magic and magic not in _MAGICS) or not 1 <= length <= MAX_RECORD_SIZE \
-                    or pos + _FH + length > len(data):
+                    or pos + _FH + length > data.size:
                 length = 0  # the declared length is bounded before it is used
         self.work -= _FH + length
         if self.work < 0:
             raise _OutOfWork
-        view = memoryview(data)[pos + _FH : pos + _FH + length]
-        if not length or zlib.crc32(view) != crc:  # no copy until it checks out
+        if not length:
             return None
-        return bytes(view)
+        view = data.view(pos + _FH, pos + _FH + length)
+        return view.tobytes() if zlib.crc32(view) == crc else None  # no copy until it checks out
 
     def resync(self, pos: int) -> int:
         """Offset of the next fully valid frame after ``pos``, or -1. Raises _OutOfWork."""
-        found = _ANY_MAGIC.search(self.data, pos + 1)
-        while found is not None and self.frame_at(found.start()) is None:
-            found = _ANY_MAGIC.search(self.data, found.start() + 1)
-        return -1 if found is None else found.start()
+        found = self.data.search(_ANY_MAGIC, pos + 1, len(FRAME_MAGIC))
+        while found >= 0 and self.frame_at(found) is None:
+            found = self.data.search(_ANY_MAGIC, found + 1, len(FRAME_MAGIC))
+        return found
 
-    def take(self, pos: int, index: int, payload: bytes) -> int:
-        """Record the valid frame at ``pos``; return where the next one starts."""
-        if self.data[pos : pos + 4] == BATCH_MAGIC:
+    def take(self, pos: int, index: int, payload: bytes) -> Iterator[Frame]:
+        """Record the valid frame at ``pos``; yield the frames now known to be records (a batch's, at its end)."""
+        frame = Frame(index, pos, payload)
+        if self.data.view(pos, pos + 4) == BATCH_MAGIC:
             self.batch = self.batch or (pos, index, len(self.offsets))
+            if self.held_bytes + len(payload) > self.hold:
+                frame = Frame(index, pos, b"")
+            self.held.append(frame)
+            self.held_bytes += len(frame.payload)
         else:
             self.batch = None
         self.offsets.append(pos)
-        if self.frames is not None:
-            self.frames.append(Frame(index, pos, payload))
         self.end = pos + _FH + len(payload)
-        return self.end
+        if self.batch is None:
+            yield from self.release()
+            yield frame
 
-    def damage(self, problem: StoreProblem) -> None:
-        """Record a damaged span; a torn tail takes the unclosed batch before it along."""
+    def release(self) -> Iterator[Frame]:
+        """The held frames of a batch that closed (or was followed by damage other than a torn tail)."""
+        held, self.held, self.held_bytes = self.held, [], 0
+        for frame in held:
+            yield frame if frame.payload else Frame(frame.index, frame.offset, self.reread(frame.offset))
+
+    def reread(self, pos: int) -> bytes:
+        """The payload of the valid frame at ``pos``, read again. Raises CorruptStoreError if it changed."""
+        _, length, crc = _FRAME.unpack_from(self.data.view(pos, pos + _FH))
+        payload = self.data.copy(pos + _FH, pos + _FH + length)
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            raise CorruptStoreError(f"the frame at offset {pos} changed while the file was read", code=CHECKSUM)
+        return payload
+
+    def damage(self, problem: StoreProblem) -> Iterator[Frame]:
+        """Record a damaged span; a torn tail takes the unclosed batch before it along, other damage lets the
+        batch's frames be records (yielded)."""
         if problem.code == TORN and self.batch is not None:
             problem = self.unclosed_batch(self.batch)
+        yield from self.release()
         self.batch = None
         self.problems.append(problem)
 
@@ -208,29 +254,29 @@ class _Pass:
         """Drop the frames of ``batch``, still open at end of file: a torn tail from its first frame."""
         offset, index, before = batch
         del self.offsets[before:]
-        if self.frames is not None:
-            del self.frames[before:]
+        self.held, self.held_bytes = [], 0
         self.end, self.batch = offset, None
-        reason = (f"record {index}: incomplete batch (interrupted append: {_REPAIR}); {len(self.data) - offset} "
+        reason = (f"record {index}: incomplete batch (interrupted append: {_REPAIR}); {self.data.size - offset} "
                   f"bytes from offset {offset} to end of file skipped")
         return StoreProblem(code=TORN, index=index, offset=offset, reason=reason)
 
-    def run(self, pos: int) -> None:
-        """Read frames from ``pos`` (the end of the header) to end of file."""
-        index, self.end = 0, pos
-        while pos < len(self.data):
+    def run(self, pos: int) -> Iterator[Frame]:
+        """Read frames from ``pos`` (the end of the header) to end of file, yielding each record's frame."""
+        index, self.end, size = 0, pos, self.data.size
+        while pos < size:
             try:
                 payload = self.frame_at(pos)
                 if payload is not None:
-                    pos = self.take(pos, index, payload)
+                    yield from self.take(pos, index, payload)
+                    pos = self.end
                 else:
                     problem, pos = _diagnose(self, pos, index)
-                    self.damage(problem)
+                    yield from self.damage(problem)
             except _OutOfWork:
-                reason = (f"record {index}: damage too dense to search for frames (over {work_budget(len(self.data))} "
-                          f"bytes checked); {len(self.data) - pos} bytes from offset {pos} to end of file skipped")
-                self.damage(StoreProblem(code=RESYNC_LIMIT, index=index, offset=pos, reason=reason))
-                pos = len(self.data)
+                reason = (f"record {index}: damage too dense to search for frames (over {work_budget(size)} "
+                          f"bytes checked); {size - pos} bytes from offset {pos} to end of file skipped")
+                yield from self.damage(StoreProblem(code=RESYNC_LIMIT, index=index, offset=pos, reason=reason))
+                pos = size
             index += 1
         if self.batch is not None:
             self.problems.append(self.unclosed_batch(self.batch))
@@ -240,13 +286,13 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
     """Classify the damage at ``pos``, where no valid frame starts; return it and where scanning resumes.
     Raises _OutOfWork."""
     data = scan.data
-    head, size = data[pos : pos + _FH], len(data)
+    head, size = data.copy(pos, pos + _FH), data.size
     magic_ok, length = head[:4] in _MAGICS, -1
     if len(head) == _FH:
         length = _FRAME.unpack(head)[1]
         end = pos + _FH + length
         at_boundary = end <= size and (  # a frame, or the start of one, or end of file, follows
-            _magic_prefix(data[end : end + 4]) or scan.frame_at(end, need_magic=False) is not None)
+            _magic_prefix(data.copy(end, end + 4)) or scan.frame_at(end, need_magic=False) is not None)
         if 1 <= length <= MAX_RECORD_SIZE and at_boundary:
             if magic_ok:
                 what = f"record {index}: payload CRC32 does not match ({length} bytes skipped)"
@@ -257,7 +303,7 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
     nxt = scan.resync(pos)
     incomplete = (_magic_prefix(head[:4]) if len(head) < _FH  # an interrupted append, or only zeros
                   else magic_ok and 1 <= length <= MAX_RECORD_SIZE and pos + _FH + length > size)
-    if nxt < 0 and (incomplete or data.count(0, pos) == size - pos):
+    if nxt < 0 and (incomplete or data.zeros_from(pos)):
         code, what = TORN, f"incomplete last frame (interrupted append: {_REPAIR})"
     elif not magic_ok:
         code, what = BAD_MAGIC, f"frame magic {head[:4]!r}, want {_WANT}"
@@ -270,16 +316,56 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
     return StoreProblem(code=code, index=index, offset=pos, reason=reason), stop
 
 
-def survey(data: bytes, frames: list[Frame] | None = None) -> tuple[str, array[int], list[StoreProblem], int]:
-    """Parse a whole file's bytes: (origin, frame offsets, problems, end of last valid frame); fill ``frames``.
+class Survey:
+    """One front-to-back read of a ledger file's frames (:meth:`frames`, once), in memory bounded by
+    :data:`~ledger.storage.window.WINDOW` plus ``hold`` bytes of an unclosed batch's payloads, whatever the file's
+    size. One work budget (:func:`work_budget`), so the time is linear in the file size however the damage is laid
+    out. ``origin`` is read on creation; ``offsets`` (frame offsets by record index: a frame can be read again by
+    its offset), ``problems`` and ``end`` (the byte after the last valid frame) are whole once :meth:`frames` is
+    exhausted.
 
-    One pass with one work budget (:func:`work_budget`), so the time is linear in the file size however the
-    damage is laid out. Raises InputError("store.not_a_ledger"), CorruptStoreError("store.bad_header").
+    ``read(offset, n)``: up to n bytes of the file at offset, short only at end of file; ``size``: the file's
+    size in bytes (a snapshot: bytes appended later are not read); ``start``: the offset of the first frame.
+    Raises InputError("store.not_a_ledger"), CorruptStoreError("store.bad_header"); whatever ``read`` raises.
     """
-    origin, pos = _read_header(data)
-    scan = _Pass(data, frames)
-    scan.run(pos)
-    return origin, scan.offsets, scan.problems, scan.end
+
+    def __init__(self, read: Read, size: int, *, hold: int = HOLD) -> None:
+        self.origin, self.start = _read_header(read(0, min(size, _HEAD.size + MAX_ORIGIN_SIZE + _CRC.size)))
+        self.size = size
+        self._pass = _Pass(Window(read, size), hold)
+
+    def frames(self) -> Iterator[Frame]:
+        """Every valid frame, in order (a record's once its batch is known to be whole)."""
+        return self._pass.run(self.start)
+
+    @property
+    def offsets(self) -> array[int]:
+        return self._pass.offsets
+
+    @property
+    def problems(self) -> list[StoreProblem]:
+        return self._pass.problems
+
+    @property
+    def end(self) -> int:
+        return self._pass.end
+
+
+def survey(data: bytes, frames: list[Frame] | None = None) -> tuple[str, array[int], list[StoreProblem], int]:
+    """Parse a whole file's bytes (:class:`Survey`): (origin, frame offsets, problems, end of last valid frame);
+    fill ``frames``. Raises InputError("store.not_a_ledger"), CorruptStoreError("store.bad_header")."""
+    return read_all(lambda offset, n: data[offset : offset + n], len(data), frames)
+
+
+def read_all(read: Read, size: int, frames: list[Frame] | None = None
+             ) -> tuple[str, array[int], list[StoreProblem], int]:
+    """As :func:`survey`, of the file ``read`` gives (:class:`Survey`); every frame is held in ``frames`` (so
+    a batch's frames are never read twice)."""
+    whole = Survey(read, size, hold=size if frames is not None else HOLD)
+    for frame in whole.frames():
+        if frames is not None:
+            frames.append(frame)
+    return whole.origin, whole.offsets, whole.problems, whole.end
 
 
 def pack_header(origin: str) -> bytes:
