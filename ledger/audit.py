@@ -3,9 +3,10 @@
 ``check_ledger`` returns an :class:`AuditReport` with every finding (store framing, record format, signatures,
 registry, custody); ``verify_ledger`` raises :class:`~ledger.errors.RuleError` on the first. Only the trusted
 keys of a :class:`~ledger.trust.Trust` are believed. Optionally a signed checkpoint is checked against the file:
-its signature under the operator key, its origin, that the log's root at the checkpoint's tree size is the
-checkpoint's root hash, that its registry line names the registry replayed up to that tree size, and that its
-heads line names every item's latest record below it (:mod:`ledger.heads`).
+its signature under the operator key, then whether it is the file's at its tree size (origin, tree size, root
+hash, registry, heads and identities lines), decided by the read side (:func:`ledger.reader.checkpoint_problems`)
+as the exporter, the consistency builders and the signers decide it. The file is read once, in bounded memory
+(:class:`ledger.reader.LogPass`).
 
 With a :class:`~ledger.policy.Policy`, the replayed ledger is also checked against it after the replay; those
 findings are kept apart (``AuditReport.policy_findings``): integrity (``ok``) never depends on a policy.
@@ -13,29 +14,22 @@ findings are kept apart (``AuditReport.policy_findings``): integrity (``ok``) ne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
 
 from .checkpoint import Checkpoint, open_checkpoint
-from .commitments import Commitments
 from .custody import CustodyState
-from .errors import InputError, VerificationError, expect, expect_path
+from .errors import InputError, StoneTrailError, VerificationError, expect, expect_path
 from .findings import Finding, raise_first
 from .hashing import Digest
-from .merkle import MerkleTree, leaf_hash
+from .merkle import MerkleTree
 from .policy import Policy, Verdicts, check_policy
+from .reader import LogPass, Progress, checkpoint_problems
 from .record import Record
-from .registry import checkpoint_registry
-from .storage import Frame, scan
+from .storage import FrameFile
 from .trust import Trust
 
 __all__ = ["AuditReport", "Progress", "Replay", "check_ledger", "replay_ledger", "verify_ledger"]
-
-#: A progress callback: called with (units done, units in all), e.g. frames replayed of the file's frames.
-Progress: TypeAlias = Callable[[int, int], None]
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Replay:
@@ -92,8 +86,8 @@ def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress |
 
     With ``trust`` None no authority key is trusted: the replay still rebuilds items and chains (for display),
     but every registry record, and so every signature, gets a finding. ``progress``, if given, is called after
-    each frame is replayed with (frames replayed, frames in the file): an application shows how far a long
-    replay has got (the file is read and its frames found first, without calls).
+    each frame is replayed with (frames replayed, frames in the file, estimated from the bytes left until the
+    last call): an application shows how far a long replay has got.
 
     Raises:
         CorruptStoreError: the file header is damaged. StorageError: I/O failure. Damaged frames and invalid
@@ -101,10 +95,14 @@ def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress |
     """
     expect_path(path, "path")
     expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
-    result = scan(path)
-    state = CustodyState(result.origin, trust.authority_keys if trust else ())
-    tree = MerkleTree()
-    findings = [Finding(code=p.code, position=p.index, item=None, reason=p.reason) for p in result.problems]
+    with FrameFile(path) as file:
+        return _replay(LogPass(file), trust, progress)
+
+
+def _replay(log: LogPass, trust: Trust | None, progress: Progress | None) -> Replay:
+    """Replay every record of ``log`` (read once, damaged frames included) through the rules."""
+    state = CustodyState(log.origin, trust.authority_keys if trust else ())
+    findings: list[Finding] = []
     records: list[Record | None] = []
 
     def skip_to(index: int) -> None:  # damaged frames hold positions too: keep them aligned
@@ -112,33 +110,23 @@ def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress |
             records.append(None)
             state.size += 1
 
-    for frame in _counted(result.frames, progress):
+    for frame, record in log.records(progress, strict=False):
         skip_to(frame.index)
-        tree.append(leaf_hash(frame.payload))
-        try:
-            record = Record.from_bytes(frame.payload)
-        except InputError as exc:
-            findings.append(Finding(code=exc.code, position=frame.index, item=None, reason=str(exc)))
+        if isinstance(record, InputError):
+            findings.append(Finding(code=record.code, position=frame.index, item=None, reason=str(record)))
             skip_to(frame.index + 1)
             continue
-        findings += state.apply(record)
+        findings.extend(state.apply(record))
         records.append(record)
-    for problem in result.problems:
+    findings += [Finding(code=p.code, position=p.index, item=None, reason=p.reason) for p in log.problems]
+    for problem in log.problems:
         if problem.code != "store.torn_tail":  # a torn tail is an append that never completed
             skip_to(problem.index + 1)
     if not records:  # nothing passes because it is empty (DESIGN.md §5)
         findings.append(Finding(code="ledger.empty", position=None, item=None, reason="the ledger holds no record"))
     findings.sort(key=lambda f: (f.position is None, f.position or 0))
-    return Replay(origin=result.origin, records=tuple(records), state=state, tree=tree,
-                  framing_ok=not result.problems, findings=tuple(findings))
-
-
-def _counted(frames: Sequence[Frame], progress: Progress | None) -> Iterator[Frame]:
-    """``frames``, calling ``progress(done, total)`` after each one is handled."""
-    for done, frame in enumerate(frames, 1):
-        yield frame
-        if progress is not None:
-            progress(done, len(frames))
+    return Replay(origin=log.origin, records=tuple(records), state=state, tree=log.tree,
+                  framing_ok=log.framing_ok, findings=tuple(findings))
 
 
 def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,
@@ -154,12 +142,15 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     expect(trust, Trust, "trust", "a Trust (Trust.parse)")
     expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
     expect(policy, (Policy, type(None)), "policy", "a Policy or None")
-    replay = replay_ledger(path, trust, progress=progress)
-    findings = list(replay.findings)
-    cp = None
-    if checkpoint is not None:
-        cp, problems = _check_checkpoint(replay, trust, checkpoint)
-        findings += problems
+    expect_path(path, "path")
+    with FrameFile(path) as file:
+        cp, problems = _open_checkpoint(file.origin, trust, checkpoint)
+        log = LogPass(file, at=cp.tree_size if cp else None)
+        replay = _replay(log, trust, progress)
+    if cp is not None:
+        problems = [_checkpoint_finding(exc) for exc in checkpoint_problems(log, cp)]
+    cp = None if problems else cp
+    findings = [*replay.findings, *problems]
     items = replay.state.items.values()
     return AuditReport(origin=replay.origin, record_count=len(replay.records),
                        root_hash=replay.tree.root() if replay.framing_ok else None,
@@ -178,54 +169,16 @@ def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = No
     return report
 
 
-def _check_checkpoint(replay: Replay, trust: Trust, note: str) -> tuple[Checkpoint | None, list[Finding]]:
-    def fail(code: str, reason: str) -> tuple[None, list[Finding]]:
-        return None, [_checkpoint_finding(code, reason)]
-
-    try:  # a malformed note is the caller's input error (raised); a note that fails verification is a finding
-        cp = open_checkpoint(note, trust.operators, origin=replay.origin)
-    except VerificationError as exc:
-        return fail(exc.code, str(exc))
-    if not replay.framing_ok:
-        return fail("checkpoint.unchecked", "the ledger's framing is damaged, so its tree cannot be compared")
-    if cp.tree_size > replay.tree.size:
-        return fail("checkpoint.beyond_log", f"tree size {cp.tree_size} > {replay.tree.size} records in the file")
-    problems = []
-    if replay.tree.root_at(cp.tree_size) != cp.root_hash:
-        problems.append(_checkpoint_finding("checkpoint.root_mismatch",
-                                            f"the log's root at tree size {cp.tree_size} is not its root hash"))
-    problems += _check_registry_line(replay, cp)  # also on a root mismatch: says whether the registry differs
-    problems += _check_commitments(replay, cp)
-    return (None if problems else cp), problems
-
-
-def _check_registry_line(replay: Replay, cp: Checkpoint) -> list[Finding]:
-    """The checkpoint's registry line against the registry replayed up to its tree size (format.md §7)."""
+def _open_checkpoint(origin: str, trust: Trust, note: str | None) -> tuple[Checkpoint | None, list[Finding]]:
+    """The checkpoint ``note`` opened under ``trust.operators`` for the ledger of ``origin`` (None: no note), or
+    the finding why it does not verify. A malformed note is the caller's input error (raised: NoteFormatError)."""
+    if note is None:
+        return None, []
     try:
-        claimed = checkpoint_registry(cp)
-    except (InputError, VerificationError) as exc:
-        return [_checkpoint_finding(exc.code, str(exc))]
-    actual = replay.state.registry.head_at(cp.tree_size)
-    if claimed == actual:
-        return []
-
-    def show(size: int, head: Digest | None) -> str:
-        return f"{size} records, head {head.b64() if head else 'none'}"
-
-    return [_checkpoint_finding("checkpoint.registry_mismatch",
-                                f"commits to a registry of {show(*claimed)}; the log's registry at tree size "
-                                f"{cp.tree_size} has {show(*actual)}")]
+        return open_checkpoint(note, trust.operators, origin=origin), []
+    except VerificationError as exc:
+        return None, [_checkpoint_finding(exc)]
 
 
-def _check_commitments(replay: Replay, cp: Checkpoint) -> list[Finding]:
-    """The checkpoint's heads and identities lines against the log's records below its tree size (format.md
-    §7c, §7d): :meth:`ledger.commitments.Commitments.check`."""
-    commitments = Commitments()
-    for position, record in enumerate(replay.records[:cp.tree_size]):
-        if record is not None:
-            commitments.add(position, record)
-    return [_checkpoint_finding(exc.code, str(exc)) for exc in commitments.problems(cp)]
-
-
-def _checkpoint_finding(code: str, reason: str) -> Finding:
-    return Finding(code=code, position=None, item=None, reason=f"checkpoint: {reason}")
+def _checkpoint_finding(exc: StoneTrailError) -> Finding:
+    return Finding(code=exc.code, position=None, item=None, reason=f"checkpoint: {exc}")

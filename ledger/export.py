@@ -1,8 +1,9 @@
 """Export proof bundles from a ledger file: the I/O side of :mod:`ledger.bundle` (which never touches a file).
 
-:func:`export_bundles` reads the file once (without locking), checks that the given signed checkpoint is of this
-file — its origin, its tree size within the file, the file's root at that size equal to its root hash, its
-registry and heads lines naming the file's registry chain and items' latest records — finds each item's scope
+:func:`export_bundles` reads the file once (without locking, in bounded memory: :class:`ledger.reader.LogPass`),
+checks that the given signed checkpoint is of this file as every reader decides it
+(:func:`ledger.reader.checkpoint_problems`: origin, tree size, root hash, registry, heads and identities lines) and
+that the registry records it covers are one hash-linked chain, finds each item's scope
 among the records below the tree size (:func:`ledger.scope.provenance_scope`, the same function the
 verifier uses), and builds each bundle with RFC 9162 inclusion proofs at the checkpoint's tree size and the
 item-head proofs (:mod:`ledger.heads`). The exporter vouches for nothing: the bundle is worth what
@@ -19,25 +20,20 @@ nothing of this: an offline verifier knows only the checkpoint it is given (docs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._text import fold
 from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
-from .errors import CorruptStoreError, InputError, VerificationError, expect, expect_each, expect_path
-from .heads import ItemHeads
-from .merkle import MerkleTree, leaf_hash
-from .reader import read_log
+from .errors import InputError, StoneTrailError, VerificationError, expect, expect_each, expect_path
+from .reader import LogPass, Progress, check_checkpoint
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .scope import provenance_scope, scope_claims
-from .storage import scan
+from .storage import FrameFile
 from .trust import Trust
-
-#: A progress callback: (records read, records in all).
-Progress = Callable[[int, int], None]
 
 __all__ = ["AsOf", "StaleCheckpointError", "export_bundle", "export_bundle_as_of", "export_bundles"]
 
@@ -83,12 +79,11 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
         StaleCheckpointError: ``checkpoint.stale`` (a VerificationError; without ``as_of``: the file holds a
             record of a bundle's item, ancestor or article after the checkpoint; sign a new checkpoint).
         NoteFormatError: the checkpoint is malformed. UnverifiedNoteError / SignatureError: with ``trust``, it
-            is not signed by a pinned operator key. VerificationError: ``checkpoint.origin_mismatch``,
-            ``checkpoint.beyond_log`` (tree size over the file's records), ``checkpoint.root_mismatch``,
-            ``checkpoint.registry_missing``, ``checkpoint.heads_missing``, ``checkpoint.heads_mismatch`` (its
-            heads line does not name the file's items' latest records), ``checkpoint.identities_missing``,
-            ``checkpoint.identities_mismatch`` (its identities line is not the file's). RuleError: ``registry.gap`` /
-            ``registry.head_mismatch`` (its registry line does not name the file's registry). InputError:
+            is not signed by a pinned operator key. VerificationError: the first of
+            :func:`ledger.reader.checkpoint_problems` (``checkpoint.origin_mismatch``, ``checkpoint.beyond_log``,
+            ``checkpoint.root_mismatch``, ``checkpoint.registry_*``, ``checkpoint.heads_*``,
+            ``checkpoint.identities_*``). RuleError: ``registry.gap`` (the file's registry records it covers are
+            not one hash-linked chain). InputError:
             ``item.unknown`` (no such item below the tree size). CorruptStoreError: damaged framing.
             StorageError: I/O failure.
     """
@@ -132,62 +127,70 @@ def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trus
     expect_each(items, str, "items", "an item id (text)")
     expect(checkpoint, str, "checkpoint", "signed checkpoint text (str)")
     expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
-    result = scan(ledger_path)
-    if result.problems:
-        problem = result.problems[0]
-        raise CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
-    cp = open_checkpoint(checkpoint, trust.operators) if trust else read_unverified_checkpoint(checkpoint)
-    payloads = [frame.payload for frame in result.frames]
-    tree = _tree_of(payloads, cp, result.origin)
-    registry, commitments = read_log(payloads[:cp.tree_size], progress)
-    verify_registry_chain([record for _, record in registry], *checkpoint_registry(cp))
-    commitments.check(cp)
-    heads = commitments.heads
-    records = _Decoded(payloads)
-    later = _later(payloads, cp.tree_size, heads)
-    bundles = {}
-    for item in items:
-        scope = provenance_scope(records, item, heads.index)
-        if not scope.items:
-            raise InputError(f"no record among the first {cp.tree_size} of {ledger_path} creates {item!r}"
-                             f"{_read_alike(item, heads.index)}", code="item.unknown")
-        positions = sorted({*scope.positions, *(p for p, _ in registry)})
-        latest = [(name, heads.proof(name)) for name in scope.items]
-        claimed = {(kind, key) for kind, key, _, _ in scope_claims(records, scope)[0]}
-        bundle = build_bundle(item, checkpoint,
-                              [(p, payloads[p], tree.inclusion_proof(p, cp.tree_size)) for p in positions],
-                              [(name, head.index, head.proof) for name, head in latest],
-                              commitments.identities.proofs(claimed))
-        missed = tuple(position for position, named in later if not named.isdisjoint(scope.items))
-        bundles[item] = AsOf(bundle=bundle, tree_size=cp.tree_size, file_size=len(payloads), later=missed)
-    return bundles
+    with FrameFile(ledger_path) as file:
+        cp = _open(file, checkpoint, trust)
+        log = LogPass(file, at=cp.tree_size)
+        later = _later(log, cp.tree_size, progress)
+        check_checkpoint(log, cp)
+        registry = log.registry_below(cp.tree_size)
+        verify_registry_chain([record for _, record in registry], *checkpoint_registry(cp))  # its links
+        return {item: _bundle(log, _Decoded(file), item, checkpoint, cp, later) for item in items}
 
 
-def _later(payloads: Sequence[bytes], tree_size: int, heads: ItemHeads) -> list[tuple[int, frozenset[str]]]:
-    """The file's readable records after the checkpoint, each with the items it is a record of as far as the
-    checkpoint's records tell (:meth:`ledger.heads.ItemHeads.items_of`: those it names, and for a statement
-    those its subject is a record of)."""
-    found = []
-    for position in range(tree_size, len(payloads)):
-        try:
-            record = Record.from_bytes(payloads[position])
-        except InputError:
-            continue  # unreadable: no item's record (an audit names it)
-        found.append((position, heads.items_of(record)))
-    return found
+def _open(file: FrameFile, note: str, trust: Trust | None) -> Checkpoint:
+    """The checkpoint ``note`` (verified with ``trust``). A note that does not open raises after the file's
+    framing is read: damage in the file is named first, as every reader names it."""
+    try:
+        return open_checkpoint(note, trust.operators) if trust else read_unverified_checkpoint(note)
+    except StoneTrailError:
+        LogPass(file, at=0).drain()
+        raise
+
+
+def _later(log: LogPass, tree_size: int, progress: Progress | None) -> list[tuple[int, frozenset[str]]]:
+    """Read ``log`` whole; return its readable records after the checkpoint, each with the items it is a record
+    of as far as the checkpoint's records tell (:meth:`ledger.heads.ItemHeads.items_of`: those it names, and for
+    a statement those its subject is a record of). Unreadable: no item's record (an audit names it)."""
+    heads = log.commitments.heads
+    return [(frame.index, heads.items_of(record)) for frame, record in log.records(progress)
+            if frame.index >= tree_size and isinstance(record, Record)]
+
+
+def _bundle(log: LogPass, records: _Decoded, item: str, note: str, cp: Checkpoint,
+            later: list[tuple[int, frozenset[str]]]) -> AsOf:
+    """``item``'s bundle under ``cp`` (the signed ``note``) from ``log``, read whole and checked."""
+    heads, registry = log.commitments.heads, log.registry_below(cp.tree_size)
+    scope = provenance_scope(records, item, heads.index)
+    if not scope.items:
+        raise InputError(f"no record among the first {cp.tree_size} of {log.file.path} creates {item!r}"
+                         f"{_read_alike(item, heads.index)}", code="item.unknown")
+    positions = sorted({*scope.positions, *(p for p, _ in registry)})
+    latest = [(name, heads.proof(name)) for name in scope.items]
+    claimed = {(kind, key) for kind, key, _, _ in scope_claims(records, scope)[0]}
+    bundle = build_bundle(item, note,
+                          [(p, records.payload(p), log.tree.inclusion_proof(p, cp.tree_size)) for p in positions],
+                          [(name, head.index, head.proof) for name, head in latest],
+                          log.commitments.identities.proofs(claimed))
+    missed = tuple(position for position, named in later if not named.isdisjoint(scope.items))
+    return AsOf(bundle=bundle, tree_size=cp.tree_size, file_size=log.tree.size, later=missed)
 
 
 class _Decoded(Mapping[int, Record]):
-    """The file's records by leaf index, decoded when first asked for: a scope reads only the records of its
-    items (found in :attr:`ledger.heads.ItemHeads.index`), so the file's records are not all held at once."""
+    """The file's records by leaf index, read again by offset and decoded when first asked for: a scope reads
+    only the records of its items (found in :attr:`ledger.heads.ItemHeads.index`), so the file's records are not
+    all held at once."""
 
-    def __init__(self, payloads: Sequence[bytes]) -> None:
-        self._payloads = payloads
+    def __init__(self, file: FrameFile) -> None:
+        self._file = file
         self._cache: dict[int, Record] = {}
+
+    def payload(self, position: int) -> bytes:
+        """The payload at leaf index ``position``."""
+        return self._file.payload(position)
 
     def __getitem__(self, position: int) -> Record:
         if position not in self._cache:
-            self._cache[position] = Record.from_bytes(self._payloads[position])  # indexed: it decoded before
+            self._cache[position] = Record.from_bytes(self.payload(position))  # indexed: it decoded before
         return self._cache[position]
 
     def __iter__(self) -> Iterator[int]:
@@ -195,18 +198,3 @@ class _Decoded(Mapping[int, Record]):
 
     def __len__(self) -> int:
         return len(self._cache)
-
-
-def _tree_of(payloads: list[bytes], cp: Checkpoint, origin: str) -> MerkleTree:
-    """The file's tree up to the checkpoint's size, after checking that the checkpoint is of this file."""
-    if cp.origin != origin:
-        raise VerificationError(f"checkpoint is of {cp.origin!r:.80}, the file of {origin!r:.80}",
-                                code="checkpoint.origin_mismatch")
-    if cp.tree_size > len(payloads):
-        raise VerificationError(f"checkpoint tree size {cp.tree_size} > {len(payloads)} records in the file",
-                                code="checkpoint.beyond_log")
-    tree = MerkleTree(leaf_hash(p) for p in payloads[:cp.tree_size])
-    if tree.root() != cp.root_hash:
-        raise VerificationError(f"the file's root at tree size {cp.tree_size} is not the checkpoint's root hash",
-                                code="checkpoint.root_mismatch")
-    return tree

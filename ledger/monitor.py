@@ -1,26 +1,31 @@
 """Builders for append-only checks, from ledger files: consistency proofs and fork evidence.
 
 The I/O side of :mod:`ledger.consistency` and :mod:`ledger.evidence` (which verify, from bytes alone). Each
-builder reads the ledger files without locking (:func:`ledger.storage.scan`) and refuses a file whose framing is
-damaged, since its tree would then be ambiguous. Builders read checkpoints without verifying their
-signatures (:func:`~ledger.checkpoint.read_unverified_checkpoint`): what they build is checked by the verifier, which
-trusts only the pinned keys; :func:`consistency_proof_for` verifies the old note when given ``trust``.
-Each builder checks that a checkpoint is the file's tree at the checkpoint's own size before proving anything
-under it: a checkpoint that is not is itself a split view (:class:`~ledger.consistency.SplitViewError`).
+builder reads the ledger files once each, without locking and in bounded memory (:class:`ledger.reader.LogPass`),
+and refuses a file whose framing is damaged, since its tree would then be ambiguous. Builders read checkpoints
+without verifying their signatures (:func:`~ledger.checkpoint.read_unverified_checkpoint`): what they build is
+checked by the verifier, which trusts only the pinned keys; :func:`consistency_proof_for` verifies the old note
+when given ``trust``. Each builder checks that a checkpoint is the file's at the checkpoint's own size before
+proving anything under it, as every reader decides it (:func:`ledger.reader.checkpoint_problems`: a checkpoint
+that is not this file's gets the same ``checkpoint.*`` code as from an audit or an export). Two checkpoints that
+contradict each other are :mod:`ledger.consistency`'s (``consistency.split_view``, ``consistency.rollback``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
-from .consistency import ConsistencyError, ConsistencyProof, SplitViewError
-from .errors import CorruptStoreError, InputError
+from .consistency import ConsistencyError, ConsistencyProof
+from .errors import InputError, StoneTrailError
 from .evidence import ChainForkClaim, EvidenceError, IncludedRecord, LeafProof, SplitViewClaim, format_evidence
-from .merkle import MerkleTree, leaf_hash
+from .merkle import MerkleTree
+from .reader import LogPass, check_checkpoint
 from .record import Record
-from .storage import scan
+from .storage import Frame, FrameFile
 from .trust import Trust
 
 __all__ = ["consistency_proof_for", "fork_evidence", "split_view_evidence"]
@@ -28,37 +33,41 @@ __all__ = ["consistency_proof_for", "fork_evidence", "split_view_evidence"]
 
 @dataclass(frozen=True, slots=True)
 class _File:
-    """A ledger file read whole: its origin, record payloads (leaf i = payloads[i]) and tree."""
+    """A ledger file read whole (:class:`ledger.reader.LogPass`) and found to be checkpoint ``cp``'s tree at its
+    size: ``payload(i)`` reads leaf i again, ``log.tree`` is its tree."""
 
-    path: Path
-    origin: str
-    payloads: list[bytes]
-    tree: MerkleTree
+    log: LogPass
+    cp: Checkpoint
 
+    @property
+    def tree(self) -> MerkleTree:
+        return self.log.tree
 
-def _read(path: str | Path) -> _File:
-    """Raises CorruptStoreError (damaged framing), StorageError (I/O)."""
-    result = scan(path)
-    if result.problems:
-        problem = result.problems[0]
-        raise CorruptStoreError(f"{path}: {problem.reason}; run `stonetrail verify` for every finding",
-                                code=problem.code)
-    payloads = [frame.payload for frame in result.frames]
-    return _File(Path(path), result.origin, payloads, MerkleTree(leaf_hash(p) for p in payloads))
+    def payload(self, index: int) -> bytes:
+        return self.log.file.payload(index)
 
 
-def _match(file: _File, cp: Checkpoint, which: str) -> None:
-    """``cp`` must be ``file``'s tree at ``cp``'s size (origin, size within the file, root)."""
-    if cp.origin != file.origin:
-        raise ConsistencyError(f"the {which} checkpoint is of {cp.origin!r:.80}, {file.path} of "
-                               f"{file.origin!r:.80}", code="consistency.origin_mismatch")
-    if cp.tree_size > file.tree.size:
-        raise ConsistencyError(f"rollback: the {which} checkpoint has {cp.tree_size} records, {file.path} only "
-                               f"{file.tree.size}", code="consistency.rollback")
-    if file.tree.root_at(cp.tree_size) != cp.root_hash:
-        raise SplitViewError(f"split view: the {which} checkpoint's root at tree size {cp.tree_size} is not the "
-                             f"root of the first {cp.tree_size} records of {file.path}: the operator signed a "
-                             "tree that this file is not")
+#: Called with each frame of a file and its record (or why it is unreadable) as the file is read.
+_Visit = Callable[[Frame, Record | InputError], None]
+
+
+@contextmanager
+def _of(path: str | Path, cp: Checkpoint, which: str, visit: _Visit | None = None) -> Iterator[_File]:
+    """The ledger file at ``path``, read once (``visit`` sees each record), after checking that ``cp`` (the
+    ``which`` checkpoint) is its checkpoint at its tree size (:func:`ledger.reader.check_checkpoint`: the one
+    answer of the read side). Raises its errors, and CorruptStoreError (damaged framing), StorageError (I/O)."""
+    with FrameFile(path) as file:
+        log = LogPass(file, at=cp.tree_size)
+        if cp.origin == file.origin:
+            for frame, record in log.records():
+                if visit is not None:
+                    visit(frame, record)
+        try:
+            check_checkpoint(log, cp)
+        except StoneTrailError as exc:
+            exc.about(f"the {which} checkpoint and {path}")
+            raise
+        yield _File(log, cp)
 
 
 def consistency_proof_for(ledger_path: str | Path, old_note: str | bytes, new_note: str | bytes | None = None,
@@ -70,24 +79,26 @@ def consistency_proof_for(ledger_path: str | Path, old_note: str | bytes, new_no
     hash (docs/format.md §7b §1).
 
     Raises:
-        SplitViewError: ``consistency.split_view``: a checkpoint's root is not the file's root at its size.
-        ConsistencyError: ``consistency.origin_mismatch``; ``consistency.rollback`` (a checkpoint is larger
-            than the file, or the new one smaller than the old one).
+        VerificationError / NoteFormatError: a checkpoint is not the file's at its tree size: the first of
+            :func:`ledger.reader.checkpoint_problems` (``checkpoint.origin_mismatch``, ``checkpoint.beyond_log``,
+            ``checkpoint.root_mismatch``, ``checkpoint.registry_*``, ``checkpoint.heads_*``,
+            ``checkpoint.identities_*``), its message prefixed with which checkpoint and file.
+        ConsistencyError: ``consistency.rollback`` (the new checkpoint is smaller than the old one).
         NoteFormatError and, with ``trust``, the errors of :func:`~ledger.checkpoint.open_checkpoint`.
         CorruptStoreError, StorageError: as :func:`ledger.storage.scan`, or damaged framing.
     """
     old = open_checkpoint(old_note, trust.operators) if trust else read_unverified_checkpoint(old_note)
-    file = _read(ledger_path)
-    _match(file, old, "old")
-    new_size = file.tree.size
-    if new_note is not None:
+    with _of(ledger_path, old, "old") as file:
+        tree = file.tree
+    new_size = tree.size
+    if new_note is not None:  # its lines are checked in a second pass (each pass keeps one tree size's lines)
         new = read_unverified_checkpoint(new_note)
-        _match(file, new, "new")
-        new_size = new.tree_size
+        with _of(ledger_path, new, "new") as file:
+            tree, new_size = file.tree, new.tree_size
     if new_size < old.tree_size:
         raise ConsistencyError(f"rollback: the new checkpoint has {new_size} records, the old one "
                                f"{old.tree_size}", code="consistency.rollback")
-    hashes = file.tree.consistency_proof(old.tree_size, new_size) if old.tree_size else []
+    hashes = tree.consistency_proof(old.tree_size, new_size) if old.tree_size else []
     return ConsistencyProof(old_size=old.tree_size, new_size=new_size, hashes=tuple(hashes))
 
 
@@ -100,29 +111,30 @@ def fork_evidence(ledger_path: str | Path, checkpoint_note: str) -> bytes | None
     records are skipped (an audit reports them).
 
     Raises:
-        SplitViewError, ConsistencyError, NoteFormatError, CorruptStoreError, StorageError: as
-            :func:`consistency_proof_for` (the checkpoint must be this file's tree at its size).
+        VerificationError, NoteFormatError, CorruptStoreError, StorageError: as :func:`consistency_proof_for`
+            (the checkpoint must be this file's at its size).
     """
     cp = read_unverified_checkpoint(checkpoint_note)
-    file = _read(ledger_path)
-    _match(file, cp, "given")
     first: dict[tuple[str, bytes], int] = {}
-    for index, payload in enumerate(file.payloads[: cp.tree_size]):
-        try:
-            record = Record.from_bytes(payload)
-        except InputError:
-            continue
+    forks: list[tuple[int, int]] = []
+
+    def visit(frame: Frame, record: Record | InputError) -> None:
+        if forks or frame.index >= cp.tree_size or isinstance(record, InputError):
+            return
         for pair in record.body.inputs:
             if pair in first:
-                return format_evidence(ChainForkClaim(note=checkpoint_note, a=_entry(file, cp, first[pair]),
-                                                      b=_entry(file, cp, index)))
-            first[pair] = index
-    return None
+                forks.append((first[pair], frame.index))
+                return
+            first[pair] = frame.index
+
+    with _of(ledger_path, cp, "given", visit) as file:
+        return format_evidence(ChainForkClaim(note=checkpoint_note, a=_entry(file, forks[0][0]),
+                                              b=_entry(file, forks[0][1]))) if forks else None
 
 
-def _entry(file: _File, cp: Checkpoint, index: int) -> IncludedRecord:
-    return IncludedRecord(index=index, record=file.payloads[index],
-                          proof=tuple(file.tree.inclusion_proof(index, cp.tree_size)))
+def _entry(file: _File, index: int) -> IncludedRecord:
+    return IncludedRecord(index=index, record=file.payload(index),
+                          proof=tuple(file.tree.inclusion_proof(index, file.cp.tree_size)))
 
 
 def split_view_evidence(ledger_a: str | Path | None, note_a: str, ledger_b: str | Path | None,
@@ -138,8 +150,8 @@ def split_view_evidence(ledger_a: str | Path | None, note_a: str, ledger_b: str 
         EvidenceError: ``evidence.origin_mismatch``; ``evidence.consistent`` (the files agree on every leaf
             below both sizes, or equal sizes and equal roots: nothing conflicts).
         InputError: ``evidence.needs_ledgers`` (different sizes, and not both ledger files given).
-        SplitViewError, ConsistencyError, NoteFormatError, CorruptStoreError, StorageError: as
-            :func:`consistency_proof_for`, for each file against its checkpoint.
+        VerificationError, NoteFormatError, CorruptStoreError, StorageError: as :func:`consistency_proof_for`,
+            for each file against its checkpoint.
     """
     a, b = read_unverified_checkpoint(note_a), read_unverified_checkpoint(note_b)
     if a.origin != b.origin:
@@ -152,10 +164,9 @@ def split_view_evidence(ledger_a: str | Path | None, note_a: str, ledger_b: str 
         if a.root_hash == b.root_hash:
             raise EvidenceError("both checkpoints have the same tree: nothing conflicts", code="evidence.consistent")
         return format_evidence(SplitViewClaim(note_a=note_a, note_b=note_b))
-    file_a, file_b = _read(ledger_a), _read(ledger_b)
-    _match(file_a, a, "first")
-    _match(file_b, b, "second")
-    leaves_a, leaves_b = file_a.tree.leaf_hashes, file_b.tree.leaf_hashes
+    with _of(ledger_a, a, "first") as file_a, _of(ledger_b, b, "second") as file_b:
+        tree_a, tree_b = file_a.tree, file_b.tree
+    leaves_a, leaves_b = tree_a.leaf_hashes, tree_b.leaf_hashes
     shared = min(a.tree_size, b.tree_size)
     index = next((i for i in range(shared) if leaves_a[i] != leaves_b[i]), None)
     if index is None:
@@ -165,5 +176,5 @@ def split_view_evidence(ledger_a: str | Path | None, note_a: str, ledger_b: str 
         raise EvidenceError(why, code="evidence.consistent")
     return format_evidence(SplitViewClaim(
         note_a=note_a, note_b=note_b, index=index,
-        leaf_a=LeafProof(leaf_hash=leaves_a[index], proof=tuple(file_a.tree.inclusion_proof(index, a.tree_size))),
-        leaf_b=LeafProof(leaf_hash=leaves_b[index], proof=tuple(file_b.tree.inclusion_proof(index, b.tree_size)))))
+        leaf_a=LeafProof(leaf_hash=leaves_a[index], proof=tuple(tree_a.inclusion_proof(index, a.tree_size))),
+        leaf_b=LeafProof(leaf_hash=leaves_b[index], proof=tuple(tree_b.inclusion_proof(index, b.tree_size)))))

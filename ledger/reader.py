@@ -1,84 +1,225 @@
 """The log-only read side: what a ledger file's bytes say, read without an index (DESIGN.md §6).
 
-:func:`read_log` decodes every record once and keeps what a checkpoint commits to; :func:`checkpoint_file` signs
-a checkpoint of a file as it is. Audit, export, consistency and checkpoint signing read a log through here.
+One place reads a log and one answer says whether a checkpoint belongs to it. :class:`LogPass` reads a file
+front to back in bounded memory (:class:`ledger.storage.FrameFile`), decodes each record once and keeps what a
+checkpoint commits to: the RFC 9162 tree (§2.1.1) of its frames, its registry records (docs/format.md §7) and its
+item heads and identities (:class:`~ledger.commitments.Commitments`, §7c, §7d). :func:`checkpoint_problems`
+compares a checkpoint with it, with one set of codes (docs/format.md §10): the audit, the exporter, the
+consistency and evidence builders and the checkpoint signers all decide through it. :func:`checkpoint_file`
+signs a checkpoint of a file as it is; :func:`check_checkpoint_of` is what a signer runs on the lines it is
+about to sign.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .checkpoint import Checkpoint, sign_checkpoint
 from .commitments import Commitments
-from .errors import CorruptStoreError, InputError
+from .errors import CorruptStoreError, InputError, StoneTrailError, VerificationError
 from .events import REGISTRY_KINDS
+from .hashing import Digest
 from .keys import PrivateKey
 from .merkle import MerkleTree, leaf_hash
 from .record import Record
-from .registry import format_registry_extension
+from .registry import checkpoint_registry, format_registry_extension
 from .signer import check_checkpoint_signer, key_owners
-from .storage import scan
+from .storage import Frame, FrameFile, StoreProblem
 from .trust import Trust
 
-__all__ = ["checkpoint_file", "read_log"]
+__all__ = ["LogPass", "Progress", "check_checkpoint", "check_checkpoint_of", "checkpoint_file",
+           "checkpoint_problems"]
+
+#: A progress callback: (records read, records in all; the second estimated from the bytes left until the last
+#: call, where it is exact).
+Progress = Callable[[int, int], None]
+
+
+class LogPass:
+    """One pass over the ledger file ``file`` (:meth:`records`, once): every frame's leaf in ``tree`` (RFC 9162
+    §2.1.1, over the readable frames: the log's tree when ``framing_ok``), its readable registry-kind records in
+    ``registry`` (leaf index, record), and the :class:`~ledger.commitments.Commitments` of its readable records
+    below tree size ``at`` (None: all of them; ``at`` is then the number of records read).
+
+    No rule is applied: the operator vouches for bytes, not validity, so for a ledger written through
+    :class:`ledger.Ledger` these give the lines :meth:`ledger.Ledger.checkpoint` writes. An unreadable record
+    is an audit's finding; it is no registry record and no item's record.
+    """
+
+    def __init__(self, file: FrameFile, *, at: int | None = None) -> None:
+        self.file, self.origin, self.at = file, file.origin, at
+        self.tree = MerkleTree()
+        self.registry: list[tuple[int, Record]] = []
+        self.commitments = Commitments()
+
+    @property
+    def problems(self) -> list[StoreProblem]:
+        """The file's damaged spans (whole once :meth:`records` is exhausted)."""
+        return self.file.survey.problems
+
+    @property
+    def framing_ok(self) -> bool:
+        """True if no frame is damaged (after :meth:`records`): the tree is then the log's."""
+        return not self.problems
+
+    def records(self, progress: Progress | None = None, *, strict: bool = True
+                ) -> Iterator[tuple[Frame, Record | InputError]]:
+        """Each valid frame in order with its record, or the InputError that decoding it strictly raised, once
+        it is added to ``tree``, ``registry`` and ``commitments``. ``progress(done, total)`` after each one.
+
+        Raises:
+            CorruptStoreError: ``strict`` and a damaged frame (the code of the first: ``store.*``).
+            StorageError: I/O failure.
+        """
+        survey, done, total = self.file.survey, 0, 0
+        for frame in self.file.frames():
+            if strict and survey.problems:
+                raise _damaged(survey.problems[0])
+            yield frame, self._add(frame)
+            done += 1
+            if progress is not None:
+                total = max(done, done * (survey.size - survey.start) // (frame.end - survey.start))
+                progress(done, total)
+        if strict and survey.problems:
+            raise _damaged(survey.problems[0])
+        if self.at is None:
+            self.at = self.tree.size
+        if progress is not None and total != done:
+            progress(done, done)
+
+    def _add(self, frame: Frame) -> Record | InputError:
+        self.tree.append(leaf_hash(frame.payload))
+        try:
+            record = Record.from_bytes(frame.payload)
+        except InputError as exc:
+            return exc
+        if record.body.kind in REGISTRY_KINDS:
+            self.registry.append((frame.index, record))
+        if self.at is None or frame.index < self.at:
+            self.commitments.add(frame.index, record)
+        return record
+
+    def registry_below(self, tree_size: int) -> list[tuple[int, Record]]:
+        """The registry-kind records (leaf index, record) below ``tree_size``."""
+        return [(position, record) for position, record in self.registry if position < tree_size]
+
+    def registry_line(self, tree_size: int) -> tuple[int, Digest | None]:
+        """(size, head) of the registry below ``tree_size``: what a checkpoint of that size commits to."""
+        below = self.registry_below(tree_size)
+        return len(below), below[-1][1].record_hash if below else None
+
+    def drain(self, progress: Progress | None = None, *, strict: bool = True) -> LogPass:
+        """Read every record (:meth:`records`); return self."""
+        for _ in self.records(progress, strict=strict):
+            pass
+        return self
+
+
+def _damaged(problem: StoreProblem) -> CorruptStoreError:
+    return CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
+
+
+def checkpoint_problems(log: LogPass, cp: Checkpoint) -> list[StoneTrailError]:
+    """Every way ``cp`` is not the checkpoint of ``log`` (read whole, ``log.at`` = ``cp.tree_size``) at its tree
+    size; empty: it is. The one answer of the read side (docs/format.md §7, §7c, §7d, §10):
+
+    - ``checkpoint.origin_mismatch``: another ledger's (nothing else is compared);
+    - ``checkpoint.unchecked``: the file's framing is damaged, so its tree is unknown;
+    - ``checkpoint.beyond_log``: its tree size is over the file's records (a rollback of the file, or another's);
+    - ``checkpoint.root_mismatch``: the file's root at its tree size (RFC 9162 §2.1.1) is not its root hash;
+    - ``checkpoint.registry_missing`` / ``checkpoint.registry_mismatch``: its registry line is not the file's
+      registry-kind records below its tree size (count, last record's hash);
+    - ``checkpoint.heads_*``, ``checkpoint.identities_*``: :meth:`ledger.commitments.Commitments.problems`;
+    - ``checkpoint.extension`` (NoteFormatError): a malformed or repeated extension line.
+
+    The root, registry, heads and identities lines are all compared, so a finding says which of them differ.
+    Raises ValueError if ``log`` was not read for ``cp``'s tree size.
+    """
+    if cp.origin != log.origin:
+        return [VerificationError(f"a checkpoint of another ledger ({cp.origin}, not {log.origin})",
+                                  code="checkpoint.origin_mismatch")]
+    if not log.framing_ok:
+        return [VerificationError("the ledger's framing is damaged, so its tree cannot be compared",
+                                  code="checkpoint.unchecked")]
+    if cp.tree_size > log.tree.size:
+        return [VerificationError(f"checkpoint tree size {cp.tree_size} > {log.tree.size} records in the file: "
+                                  "the file lost records it covers, or it is another file's",
+                                  code="checkpoint.beyond_log")]
+    if log.at != cp.tree_size:
+        raise ValueError(f"the log was read for tree size {log.at}, not {cp.tree_size}")
+    found: list[StoneTrailError] = []
+    if log.tree.root_at(cp.tree_size) != cp.root_hash:
+        found.append(VerificationError(f"the file's root at tree size {cp.tree_size} is not the checkpoint's root "
+                                       "hash: the checkpoint is of another tree", code="checkpoint.root_mismatch"))
+    found += _registry_problems(log, cp)
+    return found + log.commitments.problems(cp)
+
+
+def _registry_problems(log: LogPass, cp: Checkpoint) -> list[StoneTrailError]:
+    try:
+        claimed = checkpoint_registry(cp)
+    except (InputError, VerificationError) as exc:
+        return [exc]
+    actual = log.registry_line(cp.tree_size)
+    if claimed == actual:
+        return []
+
+    def show(size: int, head: Digest | None) -> str:
+        return f"{size} records, head {head.b64() if head else 'none'}"
+
+    return [VerificationError(f"the checkpoint commits to a registry of {show(*claimed)}; the file's registry at "
+                              f"tree size {cp.tree_size} has {show(*actual)}", code="checkpoint.registry_mismatch")]
+
+
+def check_checkpoint(log: LogPass, cp: Checkpoint) -> None:
+    """Raise the first of :func:`checkpoint_problems` (VerificationError, NoteFormatError), if any."""
+    for problem in checkpoint_problems(log, cp):
+        raise problem
+
+
+def check_checkpoint_of(path: str | Path, cp: Checkpoint, progress: Progress | None = None) -> None:
+    """Check that ``cp`` (a checkpoint a writer is about to sign, or one it was given) is the ledger file at
+    ``path``'s at its tree size: origin, tree size, root hash, registry, heads and identities lines
+    (:func:`checkpoint_problems`). Reads the file once, without locking.
+
+    Raises:
+        VerificationError / NoteFormatError: the first of :func:`checkpoint_problems`.
+        CorruptStoreError: damaged framing. InputError: ``store.not_a_ledger``. StorageError: I/O failure.
+    """
+    with FrameFile(path) as file:
+        log = LogPass(file, at=cp.tree_size)
+        if cp.origin == file.origin:
+            log.drain(progress)
+        check_checkpoint(log, cp)
 
 
 def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, *, trust: Trust | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> str:
-    """Sign a C2SP checkpoint of the ledger file at ``path`` as it is now (reads without locking).
+                    progress: Progress | None = None) -> str:
+    """Sign a C2SP checkpoint of the ledger file at ``path`` as it is now (reads it once, without locking).
 
     Before signing, ``key`` is refused if the file's registry gives it to a party or the authority, and with
     ``trust`` unless (``name``, ``key``) is a pinned operator key (:func:`ledger.signer.check_checkpoint_signer`).
 
     The operator vouches for the log's bytes, not for its records' validity (that is an audit's job); but a
-    file with damaged framing is refused, since its tree would be ambiguous.
-
-    The registry and heads lines (:meth:`Ledger.checkpoint`) are computed from the file's readable records
-    (each decoded strictly; an unreadable one is skipped, as an audit does), without checking their rules.
-    ``progress``, if given, is called with (records read, records in all) as they are read.
+    file with damaged framing is refused, since its tree would be ambiguous. The registry, heads and identities
+    lines are the file's readable records' (:class:`LogPass`), without checking their rules; what is signed is
+    checked by :func:`checkpoint_problems` first. ``progress``: as :meth:`LogPass.records`.
 
     Returns:
-        The signed note text (origin, tree size, base64 root hash, registry and heads lines; signature line by
-        ``name``, default origin).
+        The signed note text (origin, tree size, base64 root hash, registry, heads and identities lines;
+        signature line by ``name``, default origin).
     Raises:
         CorruptStoreError: the file has a torn tail or a damaged frame. StorageError: I/O failure.
         InputError: ``checkpoint.party_key``, ``trust.not_operator`` (the key is not the operator's).
     """
-    result = scan(path)
-    if result.problems:
-        problem = result.problems[0]
-        raise CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
-    payloads = [frame.payload for frame in result.frames]
-    tree = MerkleTree(leaf_hash(payload) for payload in payloads)
-    registry, commitments = read_log(payloads, progress)
-    check_checkpoint_signer(result.origin, name or result.origin, key.public_key,
-                            owners=key_owners(record for _, record in registry), trust=trust)
-    size, head = len(registry), registry[-1][1].record_hash if registry else None
-    cp = Checkpoint(origin=result.origin, tree_size=tree.size, root_hash=tree.root(),
-                    extensions=(format_registry_extension(size, head), *commitments.extensions()))
-    return sign_checkpoint(cp, name or result.origin, key)
-
-
-def read_log(payloads: Sequence[bytes], progress: Callable[[int, int], None] | None = None
-             ) -> tuple[list[tuple[int, Record]], Commitments]:
-    """Decode every payload strictly, once, keeping only what a checkpoint commits to: the registry-kind records
-    (leaf index, record) and the :class:`~ledger.commitments.Commitments` (item heads, identities) of all
-    records. An unreadable payload is an
-    audit's finding; it is no registry record and no item's record. The operator vouches for bytes, not
-    validity: no rule is applied, so for a ledger written through :class:`Ledger` these give the lines
-    :meth:`Ledger.checkpoint` writes. ``progress(done, total)`` is called as payloads are read."""
-    registry, heads = [], Commitments()
-    for position, payload in enumerate(payloads):
-        if progress is not None and position % 4096 == 0:
-            progress(position, len(payloads))
-        try:
-            record = Record.from_bytes(payload)
-        except InputError:
-            continue
-        if record.body.kind in REGISTRY_KINDS:
-            registry.append((position, record))
-        heads.add(position, record)
-    if progress is not None:
-        progress(len(payloads), len(payloads))
-    return registry, heads
+    with FrameFile(path) as file:
+        log = LogPass(file).drain(progress)
+    check_checkpoint_signer(log.origin, name or log.origin, key.public_key,
+                            owners=key_owners(record for _, record in log.registry), trust=trust)
+    size = log.tree.size
+    cp = Checkpoint(origin=log.origin, tree_size=size, root_hash=log.tree.root(),
+                    extensions=(format_registry_extension(*log.registry_line(size)),
+                                *log.commitments.extensions()))
+    check_checkpoint(log, cp)
+    return sign_checkpoint(cp, name or log.origin, key)

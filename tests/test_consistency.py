@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from ledger import Ledger, Record, Transferred, Trust, checkpoint_file, note_verifier_key
 from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
+from ledger.commitments import Commitments
 from ledger.consistency import (
     EXTENDS,
     NOTHING_TO_COMPARE,
@@ -381,10 +382,12 @@ def test_consistent_checkpoints_yield_no_evidence(split: Split) -> None:
     assert info.value.code == "evidence.consistent" and "are consistent" not in str(info.value)
 
 
-def test_a_checkpoint_that_is_not_the_file_is_a_split_view(split: Split) -> None:
-    assert code_of(lambda: consistency_proof_for(split.b, split.notes_a[K + 1])) == "consistency.split_view"
+def test_a_checkpoint_that_is_not_the_file_is_not_of_this_log(split: Split) -> None:
+    """One file and one checkpoint that is not its tree: the read side's code, as an audit or an export gives it
+    (tests/test_one_read_side.py); consistency.split_view is for two checkpoints that contradict each other."""
+    assert code_of(lambda: consistency_proof_for(split.b, split.notes_a[K + 1])) == "checkpoint.root_mismatch"
     assert code_of(lambda: consistency_proof_for(split.a, split.notes_a[K + 1], split.notes_b[K + 2])) \
-        == "consistency.split_view"
+        == "checkpoint.root_mismatch"
 
 
 def test_split_view_cli_end_to_end_in_a_clean_directory(split: Split, tmp_path: Path) -> None:
@@ -479,9 +482,12 @@ def test_no_fork_no_evidence(grown: Grown, forked: Forked) -> None:
 
 
 def _note_at(f: Forked, size: int) -> str:
-    tree = MerkleTree(r.record_hash for r in f.records[:size])
+    """The fork ledger's checkpoint at ``size``, with every line the read side checks."""
+    tree, lines = MerkleTree(r.record_hash for r in f.records[:size]), Commitments()
+    for position, record in enumerate(f.records[:size]):
+        lines.add(position, record)
     return _sign(Checkpoint(origin=ORIGIN, tree_size=size, root_hash=tree.root(),
-                            extensions=(format_registry_extension(5, f.records[4].record_hash),)))
+                            extensions=(format_registry_extension(5, f.records[4].record_hash), *lines.extensions())))
 
 
 def test_fork_cli_end_to_end_in_a_clean_directory(forked: Forked, tmp_path: Path) -> None:
@@ -639,7 +645,7 @@ def test_cli_checkpoint_since_another_tree_writes_nothing(split: Split, tmp_path
     (tmp_path / "old.txt").write_text(split.notes_a[K + 1])
     result = run("checkpoint", split.b, "--key", _pem(tmp_path), "--since", tmp_path / "old.txt",
                  "--proof-out", tmp_path / "p.txt", "-o", tmp_path / "new.txt")
-    assert result.exit_code == 1 and "[consistency.split_view]" in result.output
+    assert result.exit_code == 1 and "[checkpoint.root_mismatch]" in result.output
     assert not (tmp_path / "new.txt").exists() and not (tmp_path / "p.txt").exists()
 
 

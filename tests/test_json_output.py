@@ -184,7 +184,8 @@ def test_consistency_json_names_the_evidence_it_wrote(files: SmallFiles, tmp_pat
 def test_the_library_reports_progress(files: SmallFiles) -> None:
     calls: list[tuple[int, int]] = []
     report = check_ledger(files.ledger, Trust.parse(files.trust.read_text()), progress=lambda *a: calls.append(a))
-    assert report.ok and calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert report.ok and [done for done, _ in calls] == [1, 2, 3, 4] and calls[-1] == (4, 4)
+    assert all(done <= total for done, total in calls)  # the total is estimated from the bytes left
 
 
 def test_signing_and_exporting_report_progress_too(files: SmallFiles) -> None:

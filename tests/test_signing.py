@@ -150,9 +150,9 @@ def _checkpoint_of(directory: Path, origin: str, stone: str, *, sold: bool) -> s
 
 
 @pytest.mark.parametrize(("origin", "stone", "sold", "code"), [
-    ("other.example/ledger", "S0", False, "consistency.origin_mismatch"),  # another ledger's, in the same directory
-    (ORIGIN, "S0", True, "consistency.rollback"),  # of a longer log: the ledger lost a record
-    (ORIGIN, "S9", False, "consistency.split_view"),  # of another tree of the same size
+    ("other.example/ledger", "S0", False, "checkpoint.origin_mismatch"),  # another ledger's, in the same directory
+    (ORIGIN, "S0", True, "checkpoint.beyond_log"),  # of a longer log: the ledger lost a record
+    (ORIGIN, "S9", False, "checkpoint.root_mismatch"),  # of another tree of the same size
 ])
 def test_a_published_checkpoint_the_ledger_does_not_extend_is_not_replaced(
         d: Dir, tmp_path_factory: pytest.TempPathFactory, origin: str, stone: str, sold: bool, code: str) -> None:
