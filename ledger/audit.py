@@ -96,7 +96,7 @@ def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress |
     expect_path(path, "path")
     expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
     with FrameFile(path) as file:
-        return _replay(LogPass(file), trust, progress)
+        return _replay(LogPass(file, at=0), trust, progress)  # at 0: no checkpoint lines to collect
 
 
 def _replay(log: LogPass, trust: Trust | None, progress: Progress | None) -> Replay:
@@ -145,7 +145,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     expect_path(path, "path")
     with FrameFile(path) as file:
         cp, problems = _open_checkpoint(file.origin, trust, checkpoint)
-        log = LogPass(file, at=cp.tree_size if cp else None)
+        log = LogPass(file, at=cp.tree_size if cp else 0)
         replay = _replay(log, trust, progress)
     if cp is not None:
         problems = [_checkpoint_finding(exc) for exc in checkpoint_problems(log, cp)]

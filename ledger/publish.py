@@ -59,9 +59,10 @@ def publish_checkpoint(ledger_path: str | Path, note: str, *,
 
     Raises:
         NoteFormatError: ``note``, or the published file, is not a checkpoint (the file is left as it is).
-        ConsistencyError / SplitViewError: the ledger file does not extend the published checkpoint
-            (``consistency.origin_mismatch``: another ledger's; ``consistency.rollback``: of more records;
-            ``consistency.split_view``: of another tree), or ``note`` is not the file's tree.
+        VerificationError: the ledger file does not extend the published checkpoint, or ``note`` is not the
+            file's (:func:`ledger.reader.checkpoint_problems`: ``checkpoint.origin_mismatch``: another ledger's;
+            ``checkpoint.beyond_log``: of more records; ``checkpoint.root_mismatch``: of another tree; a line
+            that is not the file's); ConsistencyError ``consistency.rollback``: ``note`` is older than it.
         StorageError: as :func:`ledger._files.replace_file` (``store.exists`` for a symbolic link, or a kept
             name that holds other bytes), CorruptStoreError for damaged framing.
     """

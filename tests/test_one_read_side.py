@@ -1,0 +1,147 @@
+"""One read side (issue 10 item 1): the audit, the exporter, the consistency builder and the checkpoint signers
+decide whether a checkpoint is a ledger file's in one place (ledger.reader.checkpoint_problems), so the same
+mismatched checkpoint gets the same code from each, library and CLI (docs/format.md §10)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from unittest.mock import patch
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger import Ledger, Transferred, keyfile
+from ledger.audit import check_ledger
+from ledger.checkpoint import Checkpoint, format_counted_line, read_unverified_checkpoint, sign_checkpoint
+from ledger.errors import StoneTrailError
+from ledger.export import export_bundle
+from ledger.hashing import Digest
+from ledger.heads import HEADS_EXTENSION
+from ledger.identity import IDENTITIES_EXTENSION
+from ledger.monitor import consistency_proof_for, fork_evidence
+from ledger.reader import check_checkpoint_of, checkpoint_file
+from ledger.registry import REGISTRY_EXTENSION
+from ledger.storage import BATCH_MAGIC, FRAME_MAGIC, Frame, window
+from ledger.storage.framing import Survey, pack_batch, pack_header, survey
+from stonetrail_cli.main import main
+from world import OPERATOR, ORIGIN, TRUST, World, key
+
+OTHER = Digest(b"\x02" * 32)
+
+
+@dataclass(frozen=True)
+class Log:
+    path: Path
+    cp: Checkpoint  # the file's true checkpoint
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> Log:
+    """Enrolments, S0 mined and sold, S1 mined: a ledger of a few records and its checkpoint."""
+    directory = tmp_path_factory.mktemp("one")
+    w = World()
+    w.enrol_all()
+    w.add(w.mine("S0"))
+    w.add(w.make(Transferred(to="trader-b", mode="title"), "producer-a", inputs=["S0"], place="BW"))
+    w.add(w.mine("S1"))
+    path = directory / "l.ledger"
+    with Ledger.create(path, ORIGIN, {key("authority").public_key.raw}) as led:
+        led.append_batch(w.records)
+        note = led.checkpoint(OPERATOR)
+    (directory / "trust.keys").write_text(TRUST.format())
+    keyfile.save_private_key(directory / "operator.pem", OPERATOR)
+    return Log(path, read_unverified_checkpoint(note))
+
+
+def _line(cp: Checkpoint, word: str, line: str) -> Checkpoint:
+    return replace(cp, extensions=tuple(line if e.split(" ")[0] == word else e for e in cp.extensions))
+
+
+#: code -> the true checkpoint changed in one way
+MISMATCHES: dict[str, Callable[[Checkpoint], Checkpoint]] = {
+    "checkpoint.origin_mismatch": lambda cp: replace(cp, origin="other.example/ledger"),
+    "checkpoint.beyond_log": lambda cp: replace(cp, tree_size=cp.tree_size + 1),
+    "checkpoint.root_mismatch": lambda cp: replace(cp, root_hash=OTHER),
+    "checkpoint.registry_mismatch": lambda cp: _line(cp, REGISTRY_EXTENSION,
+                                                     format_counted_line(REGISTRY_EXTENSION, 3, OTHER)),
+    "checkpoint.heads_mismatch": lambda cp: _line(cp, HEADS_EXTENSION, format_counted_line(HEADS_EXTENSION, 2, OTHER)),
+    "checkpoint.identities_mismatch": lambda cp: _line(cp, IDENTITIES_EXTENSION,
+                                                       format_counted_line(IDENTITIES_EXTENSION, 2, OTHER)),
+    "checkpoint.registry_missing": lambda cp: replace(cp, extensions=cp.extensions[1:]),
+}
+
+
+def _raised(fn: Callable[[], object]) -> str:
+    with pytest.raises(StoneTrailError) as info:
+        fn()
+    return info.value.code
+
+
+def test_the_true_checkpoint_belongs_everywhere(log: Log) -> None:
+    note = sign_checkpoint(log.cp, ORIGIN, OPERATOR)
+    report = check_ledger(log.path, TRUST, checkpoint=note)
+    assert report.ok and report.checkpoint == log.cp
+    assert export_bundle(log.path, "S0", note, trust=TRUST)
+    assert consistency_proof_for(log.path, note).new_size == log.cp.tree_size
+    check_checkpoint_of(log.path, log.cp)
+    assert read_unverified_checkpoint(checkpoint_file(log.path, OPERATOR)) == log.cp  # what the signer signs
+
+
+@pytest.mark.parametrize("code", MISMATCHES)
+def test_every_reader_gives_one_code_for_one_mismatch(log: Log, code: str) -> None:
+    cp = MISMATCHES[code](log.cp)
+    note = sign_checkpoint(cp, ORIGIN, OPERATOR)  # a genuine signature: only the content is wrong
+    found = {
+        "audit": [f.code for f in check_ledger(log.path, TRUST, checkpoint=note).findings],
+        "export": [_raised(lambda: export_bundle(log.path, "S0", note, trust=TRUST))],
+        "consistency": [_raised(lambda: consistency_proof_for(log.path, note))],
+        "fork evidence": [_raised(lambda: fork_evidence(log.path, note))],
+        "signing": [_raised(lambda: check_checkpoint_of(log.path, cp))],
+    }
+    assert found == {reader: [code] for reader in found}
+
+
+@pytest.mark.parametrize("code", MISMATCHES)
+def test_every_command_prints_that_code(log: Log, code: str, tmp_path: Path) -> None:
+    directory = log.path.parent
+    given = tmp_path / "cp.txt"
+    given.write_text(sign_checkpoint(MISMATCHES[code](log.cp), ORIGIN, OPERATOR))
+    commands = {
+        "verify": ["verify", log.path, "--trust", directory / "trust.keys", "--checkpoint", given],
+        "proof export": ["proof", "export", log.path, "S0", "--checkpoint", given, "-o", tmp_path / "b.stproof"],
+        "checkpoint --since": ["checkpoint", log.path, "--key", directory / "operator.pem", "--since", given,
+                               "--proof-out", tmp_path / "p.txt", "-o", tmp_path / "new.txt"],
+    }
+    for name, args in commands.items():
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 1 and f"{code}" in result.output, (name, result.output)
+    assert not list(tmp_path.glob("*.stproof")) and not (tmp_path / "new.txt").exists()
+
+
+# --- the streaming frame reader ------------------------------------------------------------------------------------
+
+_PIECES = st.one_of(
+    st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=4).map(lambda ps: pack_batch(ps)[0]),
+    st.binary(max_size=30),  # damage: random bytes, a cut frame, zeros
+    st.sampled_from([FRAME_MAGIC, BATCH_MAGIC, b"\0" * 16, FRAME_MAGIC + b"\0\0\0\x05"]),
+)
+
+
+@given(st.lists(_PIECES, max_size=12), st.integers(1, 64), st.integers(0, 64), st.integers(0, 200))
+@settings(max_examples=300, deadline=None)
+def test_a_small_window_reads_what_the_whole_file_says(pieces: list[bytes], width: int, back: int,
+                                                       hold: int) -> None:
+    """Read through a window of a few bytes, going back a few, holding few batch bytes: the same frames (indices,
+    offsets, payloads), problems and end as a survey of the whole file in memory."""
+    data = pack_header(ORIGIN) + b"".join(pieces)
+    whole: list[Frame] = []
+    origin, offsets, problems, end = survey(data, whole)
+    with patch.object(window, "WINDOW", width), patch.object(window, "BACK", back):
+        stream = Survey(lambda offset, n: data[offset : offset + n], len(data), hold=hold)
+        frames = list(stream.frames())
+    assert (stream.origin, frames, stream.problems, stream.end) == (origin, whole, problems, end)
+    assert list(stream.offsets) == list(offsets) == [f.offset for f in frames]
