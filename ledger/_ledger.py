@@ -253,10 +253,10 @@ class Ledger:
         self._store.check_intact()
         registry = format_registry_extension(self.state.registry.size, self.state.registry.head)
         try:
-            lines = self._index.extensions()
+            lines = self._index.extensions(keep=True)
         except IndexDamaged:  # a row failed its checksum: never sign from it; rebuild from the log
             self._reopen_index(rebuild=True)
-            lines = self._index.extensions()
+            lines = self._index.extensions(keep=True)
         cp = Checkpoint(origin=self.origin, tree_size=self.size, root_hash=self.root_hash(),
                         extensions=(registry, *lines))
         return sign_checkpoint(cp, name or self.origin, key)

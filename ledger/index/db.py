@@ -22,6 +22,7 @@ from typing import Any
 
 from ..storage.tiles import Tile
 from .maps import IndexDamaged, row_check, sqlite_errors
+from .snapshot import create_snapshot_table
 from .state import create_tables
 
 __all__ = ["SCHEMA", "IndexDB", "index_path"]
@@ -75,6 +76,7 @@ class IndexDB:
                                    ("registry", "id INTEGER PRIMARY KEY, v BLOB NOT NULL")):
                 self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}, c INTEGER NOT NULL)")
             create_tables(self.db)
+            create_snapshot_table(self.db)
             if self.meta("schema") is None:
                 self.set_meta(schema=SCHEMA)
 

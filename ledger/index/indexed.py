@@ -23,13 +23,14 @@ from ..custody import CustodyState
 from ..errors import CorruptStoreError, StorageError
 from ..events import REGISTRY_KINDS
 from ..heads import HEADS_EXTENSION, Head, ItemHeads, head_leaf
-from ..identity import IDENTITIES_EXTENSION, IdentityLeaf
+from ..identity import IDENTITIES_EXTENSION, IdentityLeaf, sort_key
 from ..merkle import MerkleTree, leaf_hash
 from ..record import Record
 from ..storage.framing import Frame, pack_header, read_frame, survey
 from ..storage.tiles import TiledTree
 from .db import IndexDB, index_path
 from .maps import IndexDamaged, StoredMap
+from .snapshot import HEADS, IDENTITIES, write_snapshot
 from .state import TABLES, attach, flush, forget
 
 __all__ = ["LedgerIndex", "LogFile", "Progress", "discard_index", "open_index"]
@@ -149,22 +150,32 @@ class LedgerIndex:
         for position in self._registry:
             self.state.registry.commit(self.record(position), position)
 
-    def extensions(self) -> tuple[str, str]:
+    def extensions(self, *, keep: bool = False) -> tuple[str, str]:
         """The checkpoint's ``stonetrail-heads`` and ``stonetrail-identities`` lines (docs/format.md §7c, §7d) of
         the indexed records, each from one walk of its tables in tree order, every row's checksum checked (never
         a lookup per key). The same leaves as :class:`~ledger.heads.ItemHeads` and
-        :class:`~ledger.identity.IdentityIndex` build from a replay. Raises IndexDamaged."""
+        :class:`~ledger.identity.IdentityIndex` build from a replay. With ``keep`` (a writer about to sign), both
+        trees are stored as a :mod:`~ledger.index.snapshot` at this size, for the bundles under the checkpoint.
+        Raises IndexDamaged."""
         positions, latest = self._maps[_TABLES.index("head_positions")], self._maps[_TABLES.index("head_latest")]
         heads = []
         for pair in itertools.zip_longest(positions.rows(), latest.rows()):
             if pair[0] is None or pair[1] is None or pair[0][0] != pair[1][0]:
                 raise IndexDamaged("index tables head_positions and head_latest do not name the same items")
             (item, at), (_, head) = pair
-            heads.append(leaf_hash(head_leaf(item, Head(at[-1], head, len(at)))))
-        claims = [leaf_hash(IdentityLeaf(kind, key, tuple(c)).to_bytes())
-                  for (kind, key), c in self._maps[_TABLES.index("id_claims")].rows()]
-        return (format_counted_line(HEADS_EXTENSION, len(heads), MerkleTree(heads).root()),
-                format_counted_line(IDENTITIES_EXTENSION, len(claims), MerkleTree(claims).root()))
+            leaf = head_leaf(item, Head(at[-1], head, len(at)))
+            heads.append((item.encode(), leaf, leaf_hash(leaf)))
+        claims = []
+        for (kind, key), c in self._maps[_TABLES.index("id_claims")].rows():
+            leaf = IdentityLeaf(kind, key, tuple(c)).to_bytes()
+            claims.append((sort_key(kind, key), leaf, leaf_hash(leaf)))
+        lines = (format_counted_line(HEADS_EXTENSION, len(heads), MerkleTree(h for _, _, h in heads).root()),
+                 format_counted_line(IDENTITIES_EXTENSION, len(claims), MerkleTree(h for _, _, h in claims).root()))
+        if keep:
+            with self.db.transaction():
+                write_snapshot(self.db.db, self.size, HEADS, lines[0], heads)
+                write_snapshot(self.db.db, self.size, IDENTITIES, lines[1], claims)
+        return lines
 
     def check(self) -> None:
         """Check that this index is of its log: origin, header, and the last indexed record where it says, with the

@@ -12,8 +12,8 @@ their sort key), so :meth:`StoredMap.rows` walks a table in tree order.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
+import zlib
 from collections.abc import Callable, ItemsView, Iterator, MutableMapping, MutableSet
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +27,9 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 _MISSING = object()
+_UNKNOWN = object()  # the stored bytes of a key set without reading it
+#: Rows a map keeps in memory across flushes (beyond it, the cache is dropped after a flush).
+CACHED = 65536
 
 
 class IndexDamaged(StorageError):
@@ -57,12 +60,10 @@ def sqlite_errors(table: str) -> Iterator[None]:
 
 
 def row_check(table: str, key: bytes, value: bytes) -> int:
-    """The checksum of one row: BLAKE2b-64 of table name, key and value (length-prefixed), as a signed int."""
-    h = hashlib.blake2b(digest_size=8, person=b"stonetrail-idx")
-    for part in (table.encode(), key, value):
-        h.update(len(part).to_bytes(4, "big"))
-        h.update(part)
-    return int.from_bytes(h.digest(), "big", signed=True)
+    """The checksum of one row: CRC-32 of table name, key and value, each after its length (a flipped byte, or
+    a row moved to another key or table, changes it)."""
+    crc = zlib.crc32(b"%d:%s%d:" % (len(table), table.encode(), len(key)))
+    return zlib.crc32(value, zlib.crc32(b"%d:" % len(value), zlib.crc32(key, crc)))
 
 
 def create_table(db: sqlite3.Connection, table: str) -> None:
@@ -72,32 +73,40 @@ def create_table(db: sqlite3.Connection, table: str) -> None:
 
 
 class StoredMap(MutableMapping[K, V]):
-    """A mapping over the table ``table`` of ``db`` (created by :func:`create_table`), with ``count`` rows.
+    """A mapping over the table ``table`` of ``db`` (created by :func:`create_table`).
 
-    Reads raise :class:`IndexDamaged` on a row whose checksum fails or whose value does not decode. Iteration
-    (:meth:`__iter__`, :meth:`rows`) first flushes, then walks the table in key order.
+    ``count``: the rows the table holds, kept up to date by every change; None for a map whose length nobody
+    asks (keys set once, e.g. by record hash): a new key is then written without looking for an old row first.
+    Rows read stay cached across flushes (up to :data:`CACHED` of them); a flush re-encodes only the rows read
+    or set since the last one. Reads raise :class:`IndexDamaged` on a row whose checksum fails or whose value
+    does not decode. Iteration (:meth:`__iter__`, :meth:`rows`) first flushes, then walks the table in key order.
     """
 
-    def __init__(self, db: sqlite3.Connection, table: str, codec: Codec[K, V], count: int) -> None:
+    def __init__(self, db: sqlite3.Connection, table: str, codec: Codec[K, V], count: int | None) -> None:
         self._db, self._table, self._codec = db, table, codec
         self._count = count
         self._cache: dict[K, object] = {}
-        self._stored: dict[K, bytes | None] = {}  # what the table holds for each cached key (None: no row)
+        self._stored: dict[K, object] = {}  # the bytes the table holds for each cached key (None: no row)
+        self._touched: set[K] = set()  # read or set since the last flush
         self._get = f"SELECT v, c FROM {table} WHERE k = ?"
 
     def _load(self, key: K) -> object:
         if key in self._cache:
+            self._touched.add(key)
             return self._cache[key]
-        raw = self._codec.key(key)
-        with sqlite_errors(self._table):
-            row = self._db.execute(self._get, (raw,)).fetchone()
-        if row is None:
-            value: object = _MISSING
-            self._stored[key] = None
-        else:
-            value = self._decode(raw, row[0], row[1])
-            self._stored[key] = row[0]
+        value: object = _MISSING
+        stored: bytes | None = None
+        if self._count != 0:  # an empty table holds no key: no need to ask
+            raw = self._codec.key(key)
+            try:
+                row = self._db.execute(self._get, (raw,)).fetchone()
+            except sqlite3.Error as exc:
+                raise IndexDamaged(f"index table {self._table}: {exc}") from exc
+            if row is not None:
+                value, stored = self._decode(raw, row[0], row[1]), row[0]
+        self._stored[key] = stored
         self._cache[key] = value
+        self._touched.add(key)
         return value
 
     def _decode(self, key: bytes, value: bytes, check: int) -> V:
@@ -118,17 +127,25 @@ class StoredMap(MutableMapping[K, V]):
         return self._load(key) is not _MISSING  # type: ignore[arg-type]
 
     def __setitem__(self, key: K, value: V) -> None:
-        if self._load(key) is _MISSING:
+        if self._count is None and key not in self._cache:
+            self._stored[key] = _UNKNOWN  # never read: written whatever the table holds
+        elif self._load(key) is _MISSING and self._count is not None:
             self._count += 1
         self._cache[key] = value
+        self._touched.add(key)
 
     def __delitem__(self, key: K) -> None:
         if self._load(key) is _MISSING:
             raise KeyError(key)
-        self._count -= 1
+        if self._count is not None:
+            self._count -= 1
         self._cache[key] = _MISSING
 
     def __len__(self) -> int:
+        if self._count is None:
+            self.flush()
+            with sqlite_errors(self._table):
+                return int(self._db.execute(f"SELECT count(*) FROM {self._table}").fetchone()[0])
         return self._count
 
     def __iter__(self) -> Iterator[K]:
@@ -146,32 +163,38 @@ class StoredMap(MutableMapping[K, V]):
                 yield unkey(key), self._decode(key, value, check)
 
     def flush(self) -> None:
-        """Write every changed row (in the caller's transaction) and forget the cached rows."""
+        """Write every row changed since the last flush (in the caller's transaction)."""
         writes, deletes = [], []
-        for key, value in self._cache.items():
-            before = self._stored[key]
+        for key in self._touched:
+            value, before = self._cache[key], self._stored[key]
             if value is _MISSING:
                 if before is not None:
                     deletes.append((self._codec.key(key),))
+                    self._stored[key] = None
                 continue
             raw = self._codec.value(value)  # type: ignore[arg-type]
             if raw != before:
                 k = self._codec.key(key)
                 writes.append((k, raw, row_check(self._table, k, raw)))
+                self._stored[key] = raw
         with sqlite_errors(self._table):
             if deletes:
                 self._db.executemany(f"DELETE FROM {self._table} WHERE k = ?", deletes)
             if writes:
                 self._db.executemany(f"INSERT OR REPLACE INTO {self._table} (k, v, c) VALUES (?, ?, ?)", writes)
-        self.forget()
+        self._touched.clear()
+        if len(self._cache) > CACHED:
+            self._cache.clear()
+            self._stored.clear()
 
     def forget(self) -> None:
-        """Drop the cached rows without writing them (after a flush, or to abandon changes: then reset the count
-        with :meth:`recount`)."""
+        """Drop the cached rows without writing them (to abandon changes: then reset the count with
+        :meth:`recount`)."""
         self._cache.clear()
         self._stored.clear()
+        self._touched.clear()
 
-    def recount(self, count: int) -> None:
+    def recount(self, count: int | None) -> None:
         """Set the row count (after abandoning changes)."""
         self._count = count
 

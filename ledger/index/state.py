@@ -108,6 +108,11 @@ TABLES: dict[str, tuple[_Pair, _Pair]] = {
 }
 
 
+#: Tables keyed by record or body hash, each key set once: nobody asks their length, so a new key is written
+#: without looking for an old row.
+UNCOUNTED = frozenset({"signers", "times", "bodies", "head_of"})
+
+
 def create_tables(db: sqlite3.Connection) -> None:
     """Create every state table."""
     for table in TABLES:
@@ -118,7 +123,7 @@ def attach(state: CustodyState, heads: ItemHeads, db: sqlite3.Connection, counts
            ) -> list[StoredMap[Any, Any]]:
     """Replace the dictionaries of ``state`` (and its identity index) and ``heads`` by maps over ``db``'s tables
     holding ``counts`` rows; return the maps (to :func:`flush` or :func:`forget` together)."""
-    maps = {table: StoredMap(db, table, Codec(k[0], k[1], v[0], v[1]), counts.get(table, 0))
+    maps = {table: StoredMap(db, table, Codec(k[0], k[1], v[0], v[1]), _count(table, counts))
             for table, (k, v) in TABLES.items()}
     state.items, state.signers, state.times, state.bodies = (maps["items"], maps["signers"], maps["times"],
                                                              maps["bodies"])
@@ -130,12 +135,18 @@ def attach(state: CustodyState, heads: ItemHeads, db: sqlite3.Connection, counts
     return list(maps.values())
 
 
+def _count(table: str, counts: dict[str, int]) -> int | None:
+    return None if table in UNCOUNTED else counts.get(table, 0)
+
+
 def flush(maps: Iterable[StoredMap[Any, Any]]) -> dict[str, int]:
-    """Write every map's changed rows (in the caller's transaction); return the row counts by table."""
+    """Write every map's changed rows (in the caller's transaction); return the row counts of the counted
+    tables."""
     counts = {}
     for table, rows in zip(TABLES, maps, strict=True):
         rows.flush()
-        counts[table] = len(rows)
+        if table not in UNCOUNTED:
+            counts[table] = len(rows)
     return counts
 
 
@@ -143,4 +154,4 @@ def forget(maps: Iterable[StoredMap[Any, Any]], counts: dict[str, int]) -> None:
     """Abandon every map's unwritten changes; the tables hold ``counts`` rows."""
     for table, rows in zip(TABLES, maps, strict=True):
         rows.forget()
-        rows.recount(counts.get(table, 0))
+        rows.recount(_count(table, counts))
