@@ -1,0 +1,117 @@
+"""Helpers shared by the benchmarks: measure one process (wall time, its own peak RSS, a timeout), read a ledger
+file's payloads streaming, and give a run its own copy of a cached ledger.
+
+The streaming reader is the benchmarks' bound, not the library's reader: it parses the frames of
+docs/format.md §8 with nothing else (header, then magic, length, CRC32 and payload per frame), so a slow or
+memory-hungry library read never makes its own bound look cheaper. It refuses damage instead of reporting it:
+the bench ledgers are undamaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.storage import BATCH_MAGIC, FRAME_MAGIC, MAGIC
+
+__all__ = ["Run", "payloads", "run_process", "scratch_copy", "space_for"]
+
+_HEAD = struct.Struct(">8sHH")  # magic, version, origin length; then the origin and a CRC32
+_FRAME = struct.Struct(">4sII")  # magic, payload length, payload CRC32
+MB = 1_000_000  # bytes: the acceptance bounds are in MB
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One finished (or killed) process: ``wall_s`` from start to exit (seconds), ``rss_mb`` its own peak
+    resident set (MB, ``ru_maxrss`` of that process alone, from ``wait4``), ``status`` its exit code (None when
+    it was killed at the timeout), its stdout and stderr."""
+
+    wall_s: float
+    rss_mb: float
+    status: int | None
+    stdout: str
+    stderr: str
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status is None
+
+
+def run_process(argv: Sequence[str], timeout: float | None) -> Run:
+    """Run ``argv`` (stdin empty, output to temporary files) and wait for it; after ``timeout`` seconds (None:
+    no limit) kill its process group. The peak RSS is the child's own: ``os.wait4`` returns the usage of that one
+    child, as ``getrusage(RUSAGE_CHILDREN)`` would in a parent that had no other."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        killed = threading.Event()
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True)
+        timer = threading.Timer(timeout, _kill, (proc.pid, killed)) if timeout is not None else None
+        if timer is not None:
+            timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+        out.seek(0)
+        err.seek(0)
+        return Run(wall_s=wall, rss_mb=usage.ru_maxrss * 1024 / MB,  # Linux: ru_maxrss in KiB
+                   status=None if killed.is_set() else proc.returncode,
+                   stdout=out.read().decode(errors="replace"), stderr=err.read().decode(errors="replace"))
+
+
+def _kill(pid: int, killed: threading.Event) -> None:
+    killed.set()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)  # the child leads its own session: only it and what it started
+
+
+def payloads(path: str | Path) -> Iterator[bytes]:
+    """Every record payload of the ledger file at ``path``, in order, read through a 1 MiB buffer (memory
+    independent of the file size), each frame's CRC32 checked. Raises ValueError on any damage."""
+    with open(path, "rb", buffering=1 << 20) as fh:
+        magic, _, origin_len = _HEAD.unpack(fh.read(_HEAD.size))
+        if magic != MAGIC:
+            raise ValueError(f"{path} is not a ledger file")
+        fh.read(origin_len + 4)
+        offset = _HEAD.size + origin_len + 4
+        while header := fh.read(_FRAME.size):
+            magic, length, crc = _FRAME.unpack(header)
+            payload = fh.read(length)
+            if magic not in (FRAME_MAGIC, BATCH_MAGIC) or len(payload) != length or zlib.crc32(payload) != crc:
+                raise ValueError(f"{path}: damaged frame at offset {offset}")
+            offset += _FRAME.size + length
+            yield payload
+
+
+def scratch_copy(source: Path, directory: Path) -> Path:
+    """A fresh copy of the ledger ``source`` in the emptied ``directory`` (so that whatever a run appends, and
+    the index files it leaves beside the copy, never touch the cached ledger)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    target = directory / "bench.ledger"
+    shutil.copyfile(source, target)
+    return target
+
+
+def space_for(directory: Path, needed: int) -> bool:
+    """Whether the file system of ``directory`` (or of its nearest existing parent) has ``needed`` bytes free."""
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    return shutil.disk_usage(existing).free >= needed
