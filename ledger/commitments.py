@@ -8,13 +8,16 @@ what is signed and what is checked are computed by one piece of code.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from .checkpoint import Checkpoint
 from .errors import InputError, StoneTrailError, VerificationError
+from .hashing import Digest
 from .heads import HEADS_EXTENSION, ItemHeads, checkpoint_heads
 from .identity import IDENTITIES_EXTENSION, IdentityIndex, checkpoint_identities
 from .record import Record
 
-__all__ = ["Commitments"]
+__all__ = ["Commitments", "Committed", "line_problems"]
 
 
 class Commitments:
@@ -44,21 +47,37 @@ class Commitments:
             raise problem
 
     def problems(self, cp: Checkpoint) -> list[StoneTrailError]:
-        """Every way ``cp``'s heads and identities lines are not these: ``checkpoint.heads_missing`` /
-        ``checkpoint.heads_mismatch``, ``checkpoint.identities_missing`` / ``checkpoint.identities_mismatch``
-        (VerificationError), ``checkpoint.extension`` (NoteFormatError: a malformed line, or two)."""
-        lines = ((checkpoint_heads, HEADS_EXTENSION, self.heads, "name the items' latest records"),
-                 (checkpoint_identities, IDENTITIES_EXTENSION, self.identities,
-                  "list who claimed each item id, report number and inscription"))
-        found: list[StoneTrailError] = []
-        for read, word, mine, what in lines:
-            try:
-                claimed = read(cp)
-            except (InputError, VerificationError) as exc:
-                found.append(exc)
-                continue
-            if claimed != (len(mine), mine.root()):
-                found.append(VerificationError(
-                    f"the checkpoint's {word} line is not the log's ({mine.extension()}): it does not {what}",
-                    code=f"checkpoint.{word.removeprefix('stonetrail-')}_mismatch"))
-        return found
+        """Every way ``cp``'s heads and identities lines are not these (:func:`line_problems`)."""
+        return line_problems(cp, self.heads, self.identities)
+
+
+class Committed(Protocol):
+    """A tree a checkpoint line commits to: its leaf count, root and line."""
+
+    def __len__(self) -> int: ...
+
+    def root(self) -> Digest: ...
+
+    def extension(self) -> str: ...
+
+
+def line_problems(cp: Checkpoint, heads: Committed, identities: Committed) -> list[StoneTrailError]:
+    """Every way ``cp``'s heads and identities lines are not ``heads``' and ``identities``': ``checkpoint.
+    heads_missing`` / ``checkpoint.heads_mismatch``, ``checkpoint.identities_missing`` /
+    ``checkpoint.identities_mismatch`` (VerificationError), ``checkpoint.extension`` (NoteFormatError: a
+    malformed line, or two)."""
+    lines = ((checkpoint_heads, HEADS_EXTENSION, heads, "name the items' latest records"),
+             (checkpoint_identities, IDENTITIES_EXTENSION, identities,
+              "list who claimed each item id, report number and inscription"))
+    found: list[StoneTrailError] = []
+    for read, word, mine, what in lines:
+        try:
+            claimed = read(cp)
+        except (InputError, VerificationError) as exc:
+            found.append(exc)
+            continue
+        if claimed != (len(mine), mine.root()):
+            found.append(VerificationError(
+                f"the checkpoint's {word} line is not the log's ({mine.extension()}): it does not {what}",
+                code=f"checkpoint.{word.removeprefix('stonetrail-')}_mismatch"))
+    return found

@@ -20,7 +20,7 @@ nothing of this: an offline verifier knows only the checkpoint it is given (docs
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,8 @@ from ._text import fold
 from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import InputError, StoneTrailError, VerificationError, expect, expect_each, expect_path
-from .reader import LogPass, Progress, check_checkpoint
+from .index.reading import IndexedLog, Records, indexed_log
+from .reader import LogPass, Progress, ReadSide, check_checkpoint
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .scope import provenance_scope, scope_claims
@@ -127,14 +128,35 @@ def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trus
     expect_each(items, str, "items", "an item id (text)")
     expect(checkpoint, str, "checkpoint", "signed checkpoint text (str)")
     expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
-    with FrameFile(ledger_path) as file:
+    if (indexed := _indexed(ledger_path, checkpoint, trust)) is not None:
+        with indexed:  # the persistent index answers in O(log n) reads
+            return _bundles(indexed, indexed.records, items, checkpoint, indexed.later)
+    with FrameFile(ledger_path) as file:  # no index that can answer: one pass over the log
         cp = _open(file, checkpoint, trust)
         log = LogPass(file, at=cp.tree_size)
         later = _later(log, cp.tree_size, progress)
-        check_checkpoint(log, cp)
-        registry = log.registry_below(cp.tree_size)
-        verify_registry_chain([record for _, record in registry], *checkpoint_registry(cp))  # its links
-        return {item: _bundle(log, _Decoded(file), item, checkpoint, cp, later) for item in items}
+        return _bundles(log, Records(file.payload), items, checkpoint,
+                        lambda scope: tuple(p for p, named in later if not named.isdisjoint(scope)))
+
+
+def _indexed(ledger_path: str | Path, note: str, trust: Trust | None) -> IndexedLog | None:
+    """The ledger's index at ``note``'s tree size, if it can answer (:func:`ledger.index.reading.indexed_log`)."""
+    try:
+        cp = open_checkpoint(note, trust.operators) if trust else read_unverified_checkpoint(note)
+    except StoneTrailError:
+        return None  # the log path names the fault, after the file's framing
+    return indexed_log(ledger_path, cp.tree_size)
+
+
+def _bundles(log: ReadSide, records: Records, items: Sequence[str], note: str,
+             later: Callable[[Collection[str]], tuple[int, ...]]) -> dict[str, AsOf]:
+    """Each item's bundle under the checkpoint ``note`` (of ``log``'s tree size), after checking the checkpoint
+    is ``log``'s (:func:`ledger.reader.check_checkpoint`)."""
+    cp = read_unverified_checkpoint(note)  # opened (and verified) by the caller
+    check_checkpoint(log, cp)
+    registry = log.registry_below(cp.tree_size)
+    verify_registry_chain([record for _, record in registry], *checkpoint_registry(cp))  # its links
+    return {item: _bundle(log, records, item, note, cp, later) for item in items}
 
 
 def _open(file: FrameFile, note: str, trust: Trust | None) -> Checkpoint:
@@ -156,13 +178,13 @@ def _later(log: LogPass, tree_size: int, progress: Progress | None) -> list[tupl
             if frame.index >= tree_size and isinstance(record, Record)]
 
 
-def _bundle(log: LogPass, records: _Decoded, item: str, note: str, cp: Checkpoint,
-            later: list[tuple[int, frozenset[str]]]) -> AsOf:
+def _bundle(log: ReadSide, records: Records, item: str, note: str, cp: Checkpoint,
+            later: Callable[[Collection[str]], tuple[int, ...]]) -> AsOf:
     """``item``'s bundle under ``cp`` (the signed ``note``) from ``log``, read whole and checked."""
     heads, registry = log.commitments.heads, log.registry_below(cp.tree_size)
     scope = provenance_scope(records, item, heads.index)
     if not scope.items:
-        raise InputError(f"no record among the first {cp.tree_size} of {log.file.path} creates {item!r}"
+        raise InputError(f"no record among the first {cp.tree_size} of the ledger creates {item!r}"
                          f"{_read_alike(item, heads.index)}", code="item.unknown")
     positions = sorted({*scope.positions, *(p for p, _ in registry)})
     latest = [(name, heads.proof(name)) for name in scope.items]
@@ -171,30 +193,5 @@ def _bundle(log: LogPass, records: _Decoded, item: str, note: str, cp: Checkpoin
                           [(p, records.payload(p), log.tree.inclusion_proof(p, cp.tree_size)) for p in positions],
                           [(name, head.index, head.proof) for name, head in latest],
                           log.commitments.identities.proofs(claimed))
-    missed = tuple(position for position, named in later if not named.isdisjoint(scope.items))
+    missed = later(scope.items)
     return AsOf(bundle=bundle, tree_size=cp.tree_size, file_size=log.tree.size, later=missed)
-
-
-class _Decoded(Mapping[int, Record]):
-    """The file's records by leaf index, read again by offset and decoded when first asked for: a scope reads
-    only the records of its items (found in :attr:`ledger.heads.ItemHeads.index`), so the file's records are not
-    all held at once."""
-
-    def __init__(self, file: FrameFile) -> None:
-        self._file = file
-        self._cache: dict[int, Record] = {}
-
-    def payload(self, position: int) -> bytes:
-        """The payload at leaf index ``position``."""
-        return self._file.payload(position)
-
-    def __getitem__(self, position: int) -> Record:
-        if position not in self._cache:
-            self._cache[position] = Record.from_bytes(self.payload(position))  # indexed: it decoded before
-        return self._cache[position]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._cache)
-
-    def __len__(self) -> int:
-        return len(self._cache)

@@ -12,14 +12,16 @@ about to sign.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from .checkpoint import Checkpoint, sign_checkpoint
-from .commitments import Commitments
+from .commitments import Commitments, Committed, line_problems
 from .errors import CorruptStoreError, InputError, StoneTrailError, VerificationError
 from .events import REGISTRY_KINDS
 from .hashing import Digest
+from .heads import HeadProof
 from .keys import PrivateKey
 from .merkle import MerkleTree, leaf_hash
 from .record import Record
@@ -28,12 +30,72 @@ from .signer import check_checkpoint_signer, key_owners
 from .storage import Frame, FrameFile, StoreProblem
 from .trust import Trust
 
-__all__ = ["LogPass", "Progress", "check_checkpoint", "check_checkpoint_of", "checkpoint_file",
+__all__ = ["LogPass", "Progress", "ReadSide", "check_checkpoint", "check_checkpoint_of", "checkpoint_file",
            "checkpoint_problems"]
 
 #: A progress callback: (records read, records in all; the second estimated from the bytes left until the last
 #: call, where it is exact).
 Progress = Callable[[int, int], None]
+
+
+class Tree(Protocol):
+    """An RFC 9162 tree of a log's records: ``size`` (records in the file) and roots and inclusion proofs."""
+
+    @property
+    def size(self) -> int: ...
+
+    def root_at(self, size: int) -> Digest: ...
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[Digest]: ...
+
+
+class Heads(Committed, Protocol):
+    """The item heads a checkpoint commits to, as a read side gives them (:class:`~ledger.heads.ItemHeads`)."""
+
+    @property
+    def index(self) -> Mapping[str, Sequence[int]]: ...
+
+    def proof(self, item: str) -> HeadProof: ...
+
+    def items_of(self, record: Record) -> frozenset[str]: ...
+
+
+class Identities(Committed, Protocol):
+    """The identity tree a checkpoint commits to (:class:`~ledger.identity.IdentityIndex`)."""
+
+    def proofs(self, identities: Iterable[tuple[str, str]]) -> list[tuple[int, bytes, tuple[Digest, ...]]]: ...
+
+
+class Lines(Protocol):
+    """A read side's heads and identities (:class:`~ledger.commitments.Commitments`)."""
+
+    @property
+    def heads(self) -> Heads: ...
+
+    @property
+    def identities(self) -> Identities: ...
+
+
+class ReadSide(Protocol):
+    """What a read side answers about a log at tree size ``at``: :class:`LogPass` after a pass over the file, or
+    the persistent index (:class:`ledger.index.reading.IndexedLog`) in O(log n) reads."""
+
+    @property
+    def origin(self) -> str: ...
+
+    @property
+    def at(self) -> int | None: ...
+
+    @property
+    def framing_ok(self) -> bool: ...
+
+    @property
+    def tree(self) -> Tree: ...
+
+    @property
+    def commitments(self) -> Lines: ...
+
+    def registry_below(self, tree_size: int) -> list[tuple[int, Record]]: ...
 
 
 class LogPass:
@@ -104,10 +166,6 @@ class LogPass:
         """The registry-kind records (leaf index, record) below ``tree_size``."""
         return [(position, record) for position, record in self.registry if position < tree_size]
 
-    def registry_line(self, tree_size: int) -> tuple[int, Digest | None]:
-        """(size, head) of the registry below ``tree_size``: what a checkpoint of that size commits to."""
-        below = self.registry_below(tree_size)
-        return len(below), below[-1][1].record_hash if below else None
 
     def drain(self, progress: Progress | None = None, *, strict: bool = True) -> LogPass:
         """Read every record (:meth:`records`); return self."""
@@ -120,7 +178,13 @@ def _damaged(problem: StoreProblem) -> CorruptStoreError:
     return CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
 
 
-def checkpoint_problems(log: LogPass, cp: Checkpoint) -> list[StoneTrailError]:
+def registry_line(log: ReadSide, tree_size: int) -> tuple[int, Digest | None]:
+    """(size, head) of ``log``'s registry below ``tree_size``: what a checkpoint of that size commits to."""
+    below = log.registry_below(tree_size)
+    return len(below), below[-1][1].record_hash if below else None
+
+
+def checkpoint_problems(log: ReadSide, cp: Checkpoint) -> list[StoneTrailError]:
     """Every way ``cp`` is not the checkpoint of ``log`` (read whole, ``log.at`` = ``cp.tree_size``) at its tree
     size; empty: it is. The one answer of the read side (docs/format.md §7, §7c, §7d, §10):
 
@@ -153,15 +217,16 @@ def checkpoint_problems(log: LogPass, cp: Checkpoint) -> list[StoneTrailError]:
         found.append(VerificationError(f"the file's root at tree size {cp.tree_size} is not the checkpoint's root "
                                        "hash: the checkpoint is of another tree", code="checkpoint.root_mismatch"))
     found += _registry_problems(log, cp)
-    return found + log.commitments.problems(cp)
+    lines = log.commitments
+    return found + line_problems(cp, lines.heads, lines.identities)
 
 
-def _registry_problems(log: LogPass, cp: Checkpoint) -> list[StoneTrailError]:
+def _registry_problems(log: ReadSide, cp: Checkpoint) -> list[StoneTrailError]:
     try:
         claimed = checkpoint_registry(cp)
     except (InputError, VerificationError) as exc:
         return [exc]
-    actual = log.registry_line(cp.tree_size)
+    actual = registry_line(log, cp.tree_size)
     if claimed == actual:
         return []
 
@@ -172,7 +237,7 @@ def _registry_problems(log: LogPass, cp: Checkpoint) -> list[StoneTrailError]:
                               f"tree size {cp.tree_size} has {show(*actual)}", code="checkpoint.registry_mismatch")]
 
 
-def check_checkpoint(log: LogPass, cp: Checkpoint) -> None:
+def check_checkpoint(log: ReadSide, cp: Checkpoint) -> None:
     """Raise the first of :func:`checkpoint_problems` (VerificationError, NoteFormatError), if any."""
     for problem in checkpoint_problems(log, cp):
         raise problem
@@ -219,7 +284,7 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
                             owners=key_owners(record for _, record in log.registry), trust=trust)
     size = log.tree.size
     cp = Checkpoint(origin=log.origin, tree_size=size, root_hash=log.tree.root(),
-                    extensions=(format_registry_extension(*log.registry_line(size)),
+                    extensions=(format_registry_extension(*registry_line(log, size)),
                                 *log.commitments.extensions()))
     check_checkpoint(log, cp)
     return sign_checkpoint(cp, name or log.origin, key)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ledger import Ledger, Trust, build_demo, keyfile
+from ledger import Ledger, Trust, build_demo, check_bundle, export_bundles, keyfile
+from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import StoneTrailError
 from ledger.index.db import index_path
+from ledger.index.reading import indexed_log
 from ledger.reader import checkpoint_file
 from ledger.storage import scan
 
@@ -112,3 +114,29 @@ def test_a_flipped_byte_anywhere_in_the_index_leads_to_a_rebuild_or_a_refusal(de
         except StoneTrailError:
             refused += 1
     assert rebuilt + refused > 100
+
+
+def _stones(demo: Path) -> list[str]:
+    return sorted(p.stem for p in (demo / "proofs").glob("*.stproof"))
+
+
+def test_bundles_from_the_index_are_byte_identical_to_the_log_only_ones(demo: Path, tmp_path: Path) -> None:
+    path = _copy(demo, tmp_path, with_index=False)
+    keys, operator = _keys(demo)
+    with Ledger.open(path, keys) as ledger:
+        signed = ledger.checkpoint(operator)  # type: ignore[arg-type]  # the writer keeps its trees' snapshot
+        older = checkpoint_file(path, operator)  # type: ignore[arg-type]
+    trust = Trust.parse((demo / "trust.keys").read_text())
+    stones = _stones(demo)
+    for note in (signed, older, (demo / "checkpoint.txt").read_text()):
+        from_index = export_bundles(path, stones, note, trust=trust)
+        assert indexed_log(path, read_unverified_checkpoint(note).tree_size) is not None
+        moved = tmp_path / "moved.index"
+        index_path(path).rename(moved)
+        try:
+            from_log = export_bundles(path, stones, note, trust=trust)
+        finally:
+            moved.rename(index_path(path))
+        assert from_index == from_log
+        for stone in stones:
+            assert check_bundle(from_index[stone], trust).ok

@@ -45,8 +45,8 @@ class IndexDB:
         self.db, self.path = db, path
 
     @classmethod
-    def open(cls, path: Path, *, create: bool) -> IndexDB:
-        """Open (or, with ``create``, create) the index at ``path``.
+    def open(cls, path: Path, *, create: bool, read_only: bool = False) -> IndexDB:
+        """Open (or, with ``create``, create) the index at ``path`` (``read_only``: for a reader).
 
         Raises:
             IndexDamaged: not an SQLite file, another schema, or unreadable. FileNotFoundError: missing and not
@@ -55,8 +55,11 @@ class IndexDB:
         if not create and not path.is_file():
             raise FileNotFoundError(path)
         try:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            if read_only:  # a reader never writes the index (it may not own it)
+                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            else:
+                db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # the log is fsynced first; the index can lag and catch up
             db.execute("PRAGMA cache_size=-65536")  # 64 MiB
             index = cls(db, path)

@@ -22,6 +22,7 @@ from ..checkpoint import format_counted_line
 from ..custody import CustodyState
 from ..errors import CorruptStoreError, StorageError
 from ..events import REGISTRY_KINDS
+from ..hashing import Digest
 from ..heads import HEADS_EXTENSION, Head, ItemHeads, head_leaf
 from ..identity import IDENTITIES_EXTENSION, IdentityLeaf, sort_key
 from ..merkle import MerkleTree, leaf_hash
@@ -85,22 +86,27 @@ class LedgerIndex:
     transaction with the new records' frames and tiles, or :meth:`abandon` drops them.
     """
 
-    def __init__(self, db: IndexDB, log: LogFile, authority_keys: frozenset[bytes]) -> None:
+    def __init__(self, db: IndexDB, log: LogFile, authority_keys: frozenset[bytes] | None) -> None:
         self.db, self.log, self.authority_keys = db, log, authority_keys
         self.size: int = db.meta("size") or 0
         self.end: int = db.meta("end") or len(log.header)
         self._counts: dict[str, int] = db.meta("counts") or {}
-        self.state = CustodyState(log.origin, authority_keys)
+        self.state = CustodyState(log.origin, authority_keys or ())
         self.heads = ItemHeads()
         self._maps: list[StoredMap[Any, Any]] = attach(self.state, self.heads, db.db, self._counts)
         self.state.size = self.size
         self.tree = TiledTree(db, self.size)
         self._registry = db.registry_positions()
-        for position in self._registry:  # the registry is small and held in memory: replay it
-            record = self.record(position)
-            if findings := self.state.registry.check(record, position):
+        for position in self._registry:  # the registry is small and held in memory: replay it (a reader, with
+            record = self.record(position)  # no authority keys, takes what the writer checked)
+            if authority_keys is not None and (findings := self.state.registry.check(record, position)):
                 raise IndexDamaged(f"registry record {position} no longer passes: {findings[0]}")
             self.state.registry.commit(record, position)
+
+    @property
+    def registry(self) -> list[int]:
+        """Positions of the indexed registry records."""
+        return self._registry
 
     def payload(self, position: int) -> bytes:
         """The payload of record ``position`` (< :attr:`size`), read from the log at its indexed place and checked
@@ -146,16 +152,15 @@ class LedgerIndex:
         forget(self._maps, self._counts)
         self.state.size = self.size
         self.tree = TiledTree(self.db, self.size)
-        self.state.registry = type(self.state.registry)(self.authority_keys)
+        self.state.registry = type(self.state.registry)(self.authority_keys or ())
         for position in self._registry:
             self.state.registry.commit(self.record(position), position)
 
-    def extensions(self, *, keep: bool = False) -> tuple[str, str]:
-        """The checkpoint's ``stonetrail-heads`` and ``stonetrail-identities`` lines (docs/format.md §7c, §7d) of
-        the indexed records, each from one walk of its tables in tree order, every row's checksum checked (never
-        a lookup per key). The same leaves as :class:`~ledger.heads.ItemHeads` and
-        :class:`~ledger.identity.IdentityIndex` build from a replay. With ``keep`` (a writer about to sign), both
-        trees are stored as a :mod:`~ledger.index.snapshot` at this size, for the bundles under the checkpoint.
+    def leaves(self) -> tuple[list[tuple[bytes, bytes, Digest]], list[tuple[bytes, bytes, Digest]]]:
+        """The (sort key, leaf input, leaf hash) of the item-head tree and of the identity tree (docs/format.md
+        §7c, §7d) of the indexed records, in tree order, each from one walk of its tables with every row's
+        checksum checked (never a lookup per key, which a damaged interior page could send astray): the leaves
+        :class:`~ledger.heads.ItemHeads` and :class:`~ledger.identity.IdentityIndex` build from a replay.
         Raises IndexDamaged."""
         positions, latest = self._maps[_TABLES.index("head_positions")], self._maps[_TABLES.index("head_latest")]
         heads = []
@@ -169,8 +174,21 @@ class LedgerIndex:
         for (kind, key), c in self._maps[_TABLES.index("id_claims")].rows():
             leaf = IdentityLeaf(kind, key, tuple(c)).to_bytes()
             claims.append((sort_key(kind, key), leaf, leaf_hash(leaf)))
-        lines = (format_counted_line(HEADS_EXTENSION, len(heads), MerkleTree(h for _, _, h in heads).root()),
-                 format_counted_line(IDENTITIES_EXTENSION, len(claims), MerkleTree(h for _, _, h in claims).root()))
+        return heads, claims
+
+    @staticmethod
+    def lines(heads: Sequence[tuple[bytes, bytes, Digest]], claims: Sequence[tuple[bytes, bytes, Digest]]
+              ) -> tuple[str, str]:
+        """The ``stonetrail-heads`` and ``stonetrail-identities`` lines of these :meth:`leaves`."""
+        return (format_counted_line(HEADS_EXTENSION, len(heads), MerkleTree(h for _, _, h in heads).root()),
+                format_counted_line(IDENTITIES_EXTENSION, len(claims), MerkleTree(h for _, _, h in claims).root()))
+
+    def extensions(self, *, keep: bool = False) -> tuple[str, str]:
+        """The checkpoint's heads and identities lines of the indexed records (:meth:`leaves`). With ``keep`` (a
+        writer about to sign), both trees are stored as a :mod:`~ledger.index.snapshot` at this size, for the
+        bundles under the checkpoint. Raises IndexDamaged."""
+        heads, claims = self.leaves()
+        lines = self.lines(heads, claims)
         if keep:
             with self.db.transaction():
                 write_snapshot(self.db.db, self.size, HEADS, lines[0], heads)

@@ -1,0 +1,244 @@
+"""The read side over the index: what :class:`ledger.reader.LogPass` answers after a pass over the whole log,
+answered from the index in O(log n) reads per question (DESIGN.md §6, docs/adr/0018-sqlite-index.md).
+
+:func:`indexed_log` opens a ledger's index read-only (no lock, nothing written), checks it against the log as a
+writer does, and returns an :class:`IndexedLog` at a checkpoint's tree size, or None when the index cannot
+answer (missing, damaged, not the log's, behind the checkpoint, or without the trees of that size): the caller
+then reads the log. Every record it gives is read from the log and checked against its indexed leaf hash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from ..errors import StorageError
+from ..hashing import Digest
+from ..heads import HeadProof
+from ..identity import sort_key
+from ..merkle import leaf_hash
+from ..record import Record
+from ..storage.framing import read_header
+from ..storage.tiles import MemoryTiles, TiledTree
+from .db import IndexDB, index_path
+from .indexed import LedgerIndex, LogFile, tail
+from .maps import IndexDamaged
+from .snapshot import HEADS, IDENTITIES, Snapshot
+
+__all__ = ["IndexedLog", "Records", "indexed_log"]
+
+
+class _Tree:
+    """A sorted tree (item heads, identities) at the checkpoint's size: stored, or built here from the index's
+    tables when the checkpoint is of the index's own size and no snapshot was kept."""
+
+    def __init__(self, stored: Snapshot | None, leaves: Sequence[tuple[bytes, bytes, Digest]] = (),
+                 line: str = "") -> None:
+        self._stored = stored
+        self._leaves = list(leaves)
+        self._ranks = {key: rank for rank, (key, _, _) in enumerate(self._leaves)}
+        self._line = stored.line if stored else line
+        if stored is None:
+            tiles = MemoryTiles()
+            tiles.put(TiledTree(tiles, 0).append(h for _, _, h in self._leaves))
+            self._nodes = TiledTree(tiles, len(self._leaves))
+
+    def __len__(self) -> int:
+        return self._stored.count if self._stored else len(self._leaves)
+
+    def root(self) -> Digest:
+        return self._stored.root if self._stored else self._nodes.root_at(len(self._leaves))
+
+    def extension(self) -> str:
+        return self._line
+
+    def rank(self, key: bytes) -> int | None:
+        return self._stored.rank(key) if self._stored else self._ranks.get(key)
+
+    def leaf(self, rank: int) -> bytes:
+        return self._stored.leaf(rank)[1] if self._stored else self._leaves[rank][1]
+
+    def proof(self, rank: int) -> tuple[Digest, ...]:
+        leaf = self.leaf(rank)
+        if self._stored:
+            return self._stored.proof(rank, leaf_hash(leaf))
+        return tuple(self._nodes.inclusion_proof(rank, len(self._leaves)))
+
+
+class _Positions(Mapping[str, Sequence[int]]):
+    """Item id -> positions of its records below the tree size (:attr:`ledger.heads.ItemHeads.index`)."""
+
+    def __init__(self, rows: Mapping[str, list[int]], size: int) -> None:
+        self._rows, self._size = rows, size
+
+    def __getitem__(self, item: str) -> Sequence[int]:
+        below = [p for p in self._rows[item] if p < self._size]
+        if not below:
+            raise KeyError(item)
+        return below
+
+    def __iter__(self) -> Iterator[str]:
+        return (item for item, positions in self._rows.items() if positions[0] < self._size)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _Heads:
+    def __init__(self, index: LedgerIndex, tree: _Tree, size: int) -> None:
+        self.index = _Positions(index.heads.index, size)  # type: ignore[arg-type]
+        self._tree, self._heads = tree, index.heads
+
+    def proof(self, item: str) -> HeadProof:
+        rank = self._tree.rank(item.encode())
+        if rank is None:
+            raise IndexDamaged(f"the index's item-head tree has no {item!r}")
+        return HeadProof(rank, self._tree.proof(rank))
+
+    def items_of(self, record: Record) -> frozenset[str]:
+        return self._heads.items_of(record)
+
+    def __len__(self) -> int:
+        return len(self._tree)
+
+    def root(self) -> Digest:
+        return self._tree.root()
+
+    def extension(self) -> str:
+        return self._tree.extension()
+
+
+class _Identities:
+    def __init__(self, tree: _Tree) -> None:
+        self._tree = tree
+
+    def proofs(self, identities: Iterable[tuple[str, str]]) -> list[tuple[int, bytes, tuple[Digest, ...]]]:
+        """As :meth:`ledger.identity.IdentityIndex.proofs`."""
+        wanted: set[int] = set()
+        for kind, key in identities:
+            rank = self._tree.rank(sort_key(kind, key))
+            if rank is None:
+                raise IndexDamaged(f"the index's identity tree has no {kind} {key!r}")
+            wanted.update(r for r in (rank - 1, rank, rank + 1) if 0 <= r < len(self._tree))
+        return [(r, self._tree.leaf(r), self._tree.proof(r)) for r in sorted(wanted)]
+
+    def __len__(self) -> int:
+        return len(self._tree)
+
+    def root(self) -> Digest:
+        return self._tree.root()
+
+    def extension(self) -> str:
+        return self._tree.extension()
+
+
+class _Commitments:
+    def __init__(self, heads: _Heads, identities: _Identities) -> None:
+        self.heads, self.identities = heads, identities
+
+
+class _FileTree:
+    """The index's tree, sized as the file (indexed records and the file's unindexed tail)."""
+
+    def __init__(self, tree: TiledTree, size: int) -> None:
+        self._tree, self._size = tree, size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def root_at(self, size: int) -> Digest:
+        return self._tree.root_at(size)
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[Digest]:
+        return self._tree.inclusion_proof(index, size)
+
+
+class Records(Mapping[int, Record]):
+    """A log's records by position, as payload bytes (:meth:`payload`) and decoded when first asked for."""
+
+    def __init__(self, payload: Callable[[int], bytes]) -> None:
+        self.payload, self._cache = payload, dict[int, Record]()
+
+    def __getitem__(self, position: int) -> Record:
+        if position not in self._cache:
+            self._cache[position] = Record.from_bytes(self.payload(position))
+        return self._cache[position]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._cache)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+class IndexedLog:
+    """The index's answers at tree size ``at``, as a :class:`ledger.reader.ReadSide` (see
+    :class:`ledger.reader.LogPass` for each attribute), plus the log's records (:attr:`records`)."""
+
+    framing_ok = True  # the indexed part was framed whole when indexed; the tail was surveyed on open
+
+    def __init__(self, index: LedgerIndex, at: int, file_size: int) -> None:
+        self.index, self.at, self.origin, self.path = index, at, index.log.origin, index.log.path
+        self.tree = _FileTree(index.tree, file_size)
+        self.records = Records(index.payload)  # each checked against its indexed leaf hash
+        heads, ids = _trees(index, at)
+        self.commitments = _Commitments(_Heads(index, heads, at), _Identities(ids))
+
+    def registry_below(self, tree_size: int) -> list[tuple[int, Record]]:
+        """The registry records (position, record) below ``tree_size``."""
+        return [(p, self.index.record(p)) for p in self.index.registry if p < tree_size]
+
+    def later(self, items: Iterable[str]) -> tuple[int, ...]:
+        """Positions of the records at or after :attr:`at` of ``items`` (indexed ones, then the file's tail)."""
+        rows = self.index.heads.index
+        found = {p for item in items if item in rows for p in rows[item] if p >= self.at}
+        return tuple(sorted(found))
+
+    def close(self) -> None:
+        """Close the index and the log."""
+        self.index.close()
+
+    def __enter__(self) -> IndexedLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _trees(index: LedgerIndex, at: int) -> tuple[_Tree, _Tree]:
+    try:
+        return _Tree(Snapshot(index.db.db, at, HEADS)), _Tree(Snapshot(index.db.db, at, IDENTITIES))
+    except KeyError:
+        if at != index.size:
+            raise
+    heads, claims = index.leaves()
+    lines = index.lines(heads, claims)
+    return _Tree(None, heads, lines[0]), _Tree(None, claims, lines[1])
+
+
+def indexed_log(ledger_path: str | Path, at: int) -> IndexedLog | None:
+    """The index of the ledger at ``ledger_path`` at tree size ``at``, read-only and checked against the log, or
+    None if it cannot answer (see the module docstring). Never writes, never locks."""
+    path = Path(ledger_path)
+    try:
+        db = IndexDB.open(index_path(path), create=False, read_only=True)
+    except (FileNotFoundError, IndexDamaged):
+        return None
+    try:
+        with open(path, "rb") as head:
+            origin, _ = read_header(head.read(512))
+        index = LedgerIndex(db, LogFile.open(path, origin), None)
+    except (IndexDamaged, StorageError, OSError, sqlite3.Error, ValueError):
+        db.close()
+        return None
+    try:
+        index.check()
+        frames, problems = tail(index.log, index.end, index.size)
+        if at > index.size or problems:
+            raise IndexDamaged("the index is behind the checkpoint, or the file's tail is damaged")
+        return IndexedLog(index, at, index.size + len(frames))
+    except (IndexDamaged, KeyError, StorageError, sqlite3.Error):
+        index.close()
+        return None
