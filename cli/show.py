@@ -14,10 +14,11 @@ from pathlib import Path
 
 import click
 
-from ledger import Finding, origin_summary
+from ledger import Finding
 from ledger.audit import Replay
 from ledger.errors import InputError, VerificationError
-from ledger.history import History, damage, trace_item
+from ledger.history import History, ItemScope, damage, indexed_scope, item_scope, summary, trace
+from ledger.index.reading import IndexedLog, indexed_log
 from ledger.provenance import Snapshot, Step
 
 from ._common import (
@@ -70,28 +71,52 @@ def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys --json
     """
+    if trust_file is None and (log := indexed_log(ledger_file)) is not None:
+        with log:  # the persistent index covers the file: no replay needed for an unverified history
+            _show_indexed(log, ledger_file, item, as_json)
+        return
     replay, verdict = _replay(ledger_file, _load_trust(trust_file) if trust_file else None)
     broken = damage(replay)
     if item not in replay.state.items:
         raise _not_found(replay, ledger_file, item, broken)
-    history = trace_item(replay, item)
-    here = [f for f in replay.findings if f.position in {step.position for step in history.path}]
+    found = item_scope(replay, item)
+    history = trace(found, item)
+    # unverified (no trust): no rule was checked, so no finding is reported (without keys every record has some)
+    checked = [] if verdict == "unverified" else list(replay.findings)
+    here = [f for f in checked if f.position in {step.position for step in history.path}]
     if broken:
         what, todo = _damaged(ledger_file, broken)
         click.echo(f"stonetrail: warning: {what}; records of {item} may be missing from this history{todo}",
                    err=True)
-        verdict, here = "invalid", here if verdict != "unverified" else []  # unverified: every record has findings
+        verdict = "invalid"
+    _print(found, history, verdict, here, len(checked) - len(here), broken, as_json)
+    sys.exit(_verdict_exit(verdict))
+
+
+def _show_indexed(log: IndexedLog, ledger_file: Path, item: str, as_json: bool) -> None:
+    """The unverified history of ``item`` read through the ledger's index."""
+    try:
+        found = indexed_scope(log, item)
+    except KeyError:
+        alike = [i for i in log.commitments.heads.index if i.casefold() == item.casefold()]
+        hint = f"; did you mean {alike[0]!r}?" if alike else ""
+        raise InputError(f"no item {item!r} in {ledger_file}{hint}", code="item.unknown") from None
+    _print(found, trace(found, item), "unverified", [], 0, (), as_json)
+
+
+def _print(found: ItemScope, history: History, verdict: str, here: list[Finding], elsewhere: int,
+           broken: Sequence[Finding], as_json: bool) -> None:
+    item = found.items[history.item]
     if as_json:
-        _print_json({"item": item, "mass_mct": history.now.mass_mct,
-                     "origin": dict(sorted(replay.state.items[item].origin.items())),
-                     "summary": origin_summary(replay, item), "verdict": verdict,
+        _print_json({"item": history.item, "mass_mct": history.now.mass_mct,
+                     "origin": dict(sorted(item.origin.items())), "summary": summary(found, history.item),
+                     "verdict": verdict,
                      "now": dataclasses.asdict(history.now),
                      "history": [dataclasses.asdict(step) for step in history.path],
-                     "findings": [f.to_json() for f in here], "findings_elsewhere": len(replay.findings) - len(here),
+                     "findings": [f.to_json() for f in here], "findings_elsewhere": elsewhere,
                      "damage": [f.to_json() for f in broken]})
     else:
-        _print_history(replay, history, verdict, here, broken)
-    sys.exit(_verdict_exit(verdict))
+        _print_history(found, history, verdict, here, elsewhere, broken)
 
 
 def _not_found(replay: Replay, ledger_file: Path, item: str, broken: Sequence[Finding]) -> InputError | \
@@ -117,11 +142,11 @@ def _damaged(ledger_file: Path, broken: Sequence[Finding]) -> tuple[str, str]:
     return what, todo  # a torn tail's reason already says to run stonetrail repair
 
 
-def _print_history(replay: Replay, history: History, verdict: str, here: list[Finding],
+def _print_history(found: ItemScope, history: History, verdict: str, here: list[Finding], elsewhere: int,
                    broken: Sequence[Finding]) -> None:
-    item = replay.state.items[history.item]
+    item = found.items[history.item]
     print_now(history.item, item.type, item.nature, history.now, item.article)
-    click.echo(f"summary:    {origin_summary(replay, history.item)}")
+    click.echo(f"summary:    {summary(found, history.item)}")
     click.echo("path:")
     print_path(history.path)
     if broken:
@@ -133,7 +158,6 @@ def _print_history(replay: Replay, history: History, verdict: str, here: list[Fi
         click.echo(f"verified: {_plural(len(history.path), 'record')}; the whole ledger passes every rule under the "
                    "pinned keys")
     else:
-        elsewhere = len(replay.findings) - len(here)
         click.echo(f"INVALID: {_plural(len(here), 'finding')} on this history, {elsewhere} elsewhere in the ledger "
                    "(run verify)")
     if verdict == "invalid":

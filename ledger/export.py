@@ -129,7 +129,9 @@ def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trus
     expect(checkpoint, str, "checkpoint", "signed checkpoint text (str)")
     expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
     if (indexed := _indexed(ledger_path, checkpoint, trust)) is not None:
-        with indexed:  # the persistent index answers in O(log n) reads
+        with indexed:  # the persistent index answers in O(log n) reads: no pass to report
+            if progress is not None:
+                progress(indexed.tree.size, indexed.tree.size)
             return _bundles(indexed, indexed.records, items, checkpoint, indexed.later)
     with FrameFile(ledger_path) as file:  # no index that can answer: one pass over the log
         cp = _open(file, checkpoint, trust)

@@ -5,7 +5,8 @@ among the ledger's readable records (:func:`ledger.scope.provenance_scope`), rep
 verifier replays it (:func:`ledger.provenance.replay_scope`), one :class:`~ledger.provenance.Step` per record,
 oldest first (:func:`ledger.provenance.path_steps`). So ``show`` and ``proof verify`` agree record by record on
 each step's holder, owner, state, mass and country, and on the item's own; a statement (``attested``,
-``corrected``) is no custody event and changes none of them. Pure: works on a :class:`~ledger.audit.Replay`.
+``corrected``) is no custody event and changes none of them. Works on a :class:`~ledger.audit.Replay` or on the
+persistent index (:func:`indexed_scope`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from .custody import CustodyState
 from .events import Grown, Mined
 from .findings import Finding
 from .heads import ItemHeads
+from .index.reading import IndexedLog
+from .item import Item
 from .provenance import Snapshot, Step, path_steps, replay_scope, snapshot
 from .record import Record
 from .scope import Scope, provenance_scope
 
-__all__ = ["History", "HistoryRow", "damage", "describe", "format_ct", "item_history", "origin_summary",
-           "trace_item"]
+__all__ = ["History", "HistoryRow", "ItemScope", "damage", "describe", "format_ct", "indexed_scope", "item_history",
+           "item_scope", "origin_summary", "summary", "trace", "trace_item"]
 
 #: A row of ``show``: a step of the item's custody path, as a proof bundle's provenance has it.
 HistoryRow = Step
@@ -40,14 +43,44 @@ class History:
     path: tuple[Step, ...]
 
 
-def trace_item(replay: Replay, item_id: str) -> History:
-    """The history of ``item_id`` (module docstring).
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemScope:
+    """What an item's history is told from: the ledger's ``origin``, its replayed ``items`` (the full replay's or
+    the index's), and the item's ``scope`` with its ``records`` by position."""
 
-    Raises:
-        KeyError: no readable record creates ``item_id`` (see :func:`damage` for whether some could not be read).
-    """
+    origin: str
+    items: Mapping[str, Item]
+    records: dict[int, Record]
+    scope: Scope
+
+
+def item_scope(replay: Replay, item_id: str) -> ItemScope:
+    """``item_id``'s scope among ``replay``'s readable records. Raises KeyError: no item ``item_id``."""
     records, scope = _scope(replay, item_id)
-    state = CustodyState(replay.origin, (), partial=True, track=scope.items, refused=_refused(replay, records))
+    return ItemScope(origin=replay.origin, items=replay.state.items, records=records, scope=scope)
+
+
+def indexed_scope(log: IndexedLog, item_id: str) -> ItemScope:
+    """``item_id``'s scope read through the persistent index (O(records of the scope) reads, no replay).
+    Raises KeyError: no item ``item_id``."""
+    items = log.index.state.items
+    if item_id not in items:
+        raise KeyError(item_id)
+    scope = provenance_scope(log.records, item_id, log.commitments.heads.index)
+    return ItemScope(origin=log.origin, items=items, records={p: log.records[p] for p in scope.positions},
+                     scope=scope)
+
+
+def trace_item(replay: Replay, item_id: str) -> History:
+    """The history of ``item_id`` (module docstring) in a full replay. Raises KeyError: no readable record
+    creates ``item_id`` (see :func:`damage` for whether some could not be read)."""
+    return trace(item_scope(replay, item_id), item_id)
+
+
+def trace(found: ItemScope, item_id: str) -> History:
+    """The history of ``item_id`` from its scope (module docstring)."""
+    records, scope = found.records, found.scope
+    state = CustodyState(found.origin, (), partial=True, track=scope.items, refused=_refused(found.items, records))
     snapshots: dict[int, dict[str, Snapshot]] = {}
     for _ in replay_scope(state, records, ItemHeads.of(sorted(records.items())), snapshots):
         pass  # the full replay judged every record: this one only tells the path
@@ -78,10 +111,9 @@ def _scope(replay: Replay, item_id: str) -> tuple[dict[int, Record], Scope]:
     return {p: readable[p] for p in scope.positions}, scope
 
 
-def _refused(replay: Replay, records: Mapping[int, Record]) -> set[tuple[int, str]]:
+def _refused(items: Mapping[str, Item], records: Mapping[int, Record]) -> set[tuple[int, str]]:
     """(position, id) of the outputs of ``records`` that the full replay did not create there (another item held
     the id first, docs/format.md §7d): the scope's replay must not create them either, as a bundle's does not."""
-    items = replay.state.items
     return {(p, out.id) for p, record in records.items() for out in record.body.outputs
             if (item := items.get(out.id)) is None or not item.history or item.history[0] != p}
 
@@ -93,10 +125,14 @@ def origin_summary(replay: Replay, item_id: str) -> str:
     Raises:
         KeyError: no item ``item_id``.
     """
-    item = replay.state.items[item_id]
+    return summary(item_scope(replay, item_id), item_id)
+
+
+def summary(found: ItemScope, item_id: str) -> str:
+    """:func:`origin_summary` of ``item_id`` from its scope."""
+    item = found.items[item_id]
     parts = ", ".join(f"{c} {format_ct(m)}" for c, m in sorted(item.origin.items()))
-    records, _ = _scope(replay, item_id)
-    roots = sorted({r.body.actor for r in records.values() if isinstance(r.body.event, Mined | Grown)})
+    roots = sorted({r.body.actor for r in found.records.values() if isinstance(r.body.event, Mined | Grown)})
     unknown = " (unknown: no recorded history)" if "XX" in item.origin else ""
     attested = f" (attested by {', '.join(roots)})" if roots else ""
     return f"{item.nature}; origin {parts}{unknown}{attested}"

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from ledger import Ledger, Trust, build_demo, check_bundle, export_bundles, keyfile
 from ledger.checkpoint import read_unverified_checkpoint
@@ -16,6 +17,7 @@ from ledger.index.db import index_path
 from ledger.index.reading import indexed_log
 from ledger.reader import checkpoint_file
 from ledger.storage import scan
+from stonetrail_cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +142,24 @@ def test_bundles_from_the_index_are_byte_identical_to_the_log_only_ones(demo: Pa
         assert from_index == from_log
         for stone in stones:
             assert check_bundle(from_index[stone], trust).ok
+
+
+def test_show_through_the_index_tells_what_the_replay_tells(demo: Path, tmp_path: Path) -> None:
+    path = _copy(demo, tmp_path, with_index=False)
+    keys, _ = _keys(demo)
+    with Ledger.open(path, keys):
+        pass
+    runner = CliRunner()
+    for stone in _stones(demo)[:5]:
+        for flags in (["--json"], []):
+            fast = runner.invoke(main, ["show", str(path), stone, *flags])
+            assert indexed_log(path) is not None
+            moved = tmp_path / "moved.index"
+            index_path(path).rename(moved)
+            try:
+                slow = runner.invoke(main, ["show", str(path), stone, *flags])
+            finally:
+                moved.rename(index_path(path))
+            assert (fast.exit_code, fast.output) == (slow.exit_code, slow.output)
+    unknown = runner.invoke(main, ["show", str(path), "r-00001-a"])
+    assert unknown.exit_code != 0 and "did you mean 'R-00001-A'" in unknown.output

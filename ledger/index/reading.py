@@ -218,9 +218,10 @@ def _trees(index: LedgerIndex, at: int) -> tuple[_Tree, _Tree]:
     return _Tree(None, heads, lines[0]), _Tree(None, claims, lines[1])
 
 
-def indexed_log(ledger_path: str | Path, at: int) -> IndexedLog | None:
-    """The index of the ledger at ``ledger_path`` at tree size ``at``, read-only and checked against the log, or
-    None if it cannot answer (see the module docstring). Never writes, never locks."""
+def indexed_log(ledger_path: str | Path, at: int | None = None) -> IndexedLog | None:
+    """The index of the ledger at ``ledger_path`` at tree size ``at`` (None: the whole file, which the index must
+    then cover), read-only and checked against the log, or None if it cannot answer (see the module docstring).
+    Never writes, never locks."""
     path = Path(ledger_path)
     try:
         db = IndexDB.open(index_path(path), create=False, read_only=True)
@@ -236,9 +237,9 @@ def indexed_log(ledger_path: str | Path, at: int) -> IndexedLog | None:
     try:
         index.check()
         frames, problems = tail(index.log, index.end, index.size)
-        if at > index.size or problems:
-            raise IndexDamaged("the index is behind the checkpoint, or the file's tail is damaged")
-        return IndexedLog(index, at, index.size + len(frames))
+        if problems or (at is None and frames) or (at or 0) > index.size:
+            raise IndexDamaged("the index is behind the file or the checkpoint, or the file's tail is damaged")
+        return IndexedLog(index, index.size if at is None else at, index.size + len(frames))
     except (IndexDamaged, KeyError, StorageError, sqlite3.Error):
         index.close()
         return None
