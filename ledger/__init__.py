@@ -48,9 +48,9 @@ if TYPE_CHECKING:
     from .policy import Policy, PolicyError, check_policy
     from .provenance import Provenance
     from .publish import publish_checkpoint
-    from .reader import checkpoint_file
     from .record import Body, Output, Record, Signature
     from .registry import AUTHORITY
+    from .signing import checkpoint_file
     from .storage import Repaired, repair
     from .trust import Trust
 
@@ -108,7 +108,7 @@ _EXPORTS = {
     "check_bundle": "bundle",
     "check_ledger": "audit",
     "check_policy": "policy",
-    "checkpoint_file": "reader",
+    "checkpoint_file": "signing",
     "export_bundle": "export",
     "export_bundle_as_of": "export",
     "export_bundles": "export",

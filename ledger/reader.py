@@ -30,8 +30,16 @@ from .signer import check_checkpoint_signer, key_owners
 from .storage import Frame, FrameFile, StoreProblem
 from .trust import Trust
 
-__all__ = ["LogPass", "Progress", "ReadSide", "check_checkpoint", "check_checkpoint_of", "checkpoint_file",
-           "checkpoint_problems"]
+__all__ = [
+    "LogPass",
+    "Progress",
+    "ReadSide",
+    "check_checkpoint",
+    "check_checkpoint_of",
+    "checkpoint_file",
+    "checkpoint_problems",
+    "sign_log",
+]
 
 #: A progress callback: (records read, records in all; the second estimated from the bytes left until the last
 #: call, where it is exact).
@@ -280,11 +288,20 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
     """
     with FrameFile(path) as file:
         log = LogPass(file).drain(progress)
-    check_checkpoint_signer(log.origin, name or log.origin, key.public_key,
-                            owners=key_owners(record for _, record in log.registry), trust=trust)
+    return sign_log(log, key, name, trust=trust)
+
+
+def sign_log(log: ReadSide, key: PrivateKey, name: str | None = None, *, trust: Trust | None = None) -> str:
+    """Sign a C2SP checkpoint of all of ``log`` (a read side over the whole file): its tree size, root hash
+    (RFC 9162 §2.1.1), registry, heads and identities lines, after the signer checks of :func:`checkpoint_file`
+    and :func:`checkpoint_problems` on what is about to be signed. Raises as :func:`checkpoint_file`."""
     size = log.tree.size
-    cp = Checkpoint(origin=log.origin, tree_size=size, root_hash=log.tree.root(),
-                    extensions=(format_registry_extension(*registry_line(log, size)),
-                                *log.commitments.extensions()))
+    registry = log.registry_below(size)
+    check_checkpoint_signer(log.origin, name or log.origin, key.public_key,
+                            owners=key_owners(record for _, record in registry), trust=trust)
+    lines = log.commitments
+    cp = Checkpoint(origin=log.origin, tree_size=size, root_hash=log.tree.root_at(size),
+                    extensions=(format_registry_extension(*registry_line(log, size)), lines.heads.extension(),
+                                lines.identities.extension()))
     check_checkpoint(log, cp)
     return sign_checkpoint(cp, name or log.origin, key)

@@ -16,6 +16,7 @@ from ledger.errors import StoneTrailError
 from ledger.index.db import index_path
 from ledger.index.reading import indexed_log
 from ledger.reader import checkpoint_file
+from ledger.signing import checkpoint_file as sign_file
 from ledger.storage import scan
 from stonetrail_cli.main import main
 
@@ -53,6 +54,8 @@ def test_the_index_signs_the_checkpoint_the_log_gives(demo: Path, tmp_path: Path
     assert index_path(path).exists()
     assert built == _signed_from_index(path, demo)  # reopened: the index is used, not rebuilt
     assert built == checkpoint_file(path, operator)  # type: ignore[arg-type]
+    assert indexed_log(path) is not None
+    assert built == sign_file(path, operator)  # type: ignore[arg-type]  # stonetrail checkpoint, through the index
 
 
 def test_an_index_catches_up_with_records_appended_without_it(demo: Path, tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ ORDER = [
     "consistency", "evidence", "item", "origin", "rules", "_kinds",
     "custody", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json", "_bundle_summary",
     "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.tiles", "storage", "reader",
-    "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index", "_ledger",
+    "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index", "signing", "_ledger",
     "monitor", "publish", "audit", "export", "history", "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it

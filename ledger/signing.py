@@ -1,0 +1,30 @@
+"""Signing a checkpoint of a ledger file as it is (``stonetrail checkpoint``): through the ledger's persistent
+index when it covers the file (O(new work): no pass over the log), else through one pass over the log
+(:func:`ledger.reader.checkpoint_file`). Both sign the same bytes (tests/test_index.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .index.reading import indexed_log
+from .keys import PrivateKey
+from .reader import Progress, sign_log
+from .reader import checkpoint_file as checkpoint_log
+from .trust import Trust
+
+__all__ = ["checkpoint_file"]
+
+
+def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, *, trust: Trust | None = None,
+                    progress: Progress | None = None) -> str:
+    """Sign a C2SP checkpoint of the ledger file at ``path`` as it is now, without locking
+    (:func:`ledger.reader.checkpoint_file` says what is checked and raised). ``progress(done, total)``: as the
+    log is read, or once when the index answers."""
+    log = indexed_log(path)
+    if log is None:
+        return checkpoint_log(path, key, name, trust=trust, progress=progress)
+    with log:
+        if progress is not None:
+            progress(log.tree.size, log.tree.size)
+        return sign_log(log, key, name, trust=trust)
