@@ -98,8 +98,8 @@ def measure(path: Path, n: int, item: str, opts: argparse.Namespace) -> Args:
     p = str(path)
     step("noop", lambda: child("noop", {}, t))
     step("decode", lambda: child("decode", {"path": p}, None))
-    step("build", lambda: child("build", {"path": p}, max(t, 3 * r["decode"].get("s", t))))
     keys = [k.hex() for k in gen.trust().authority_keys]
+    step("build", lambda: child("build", {"path": p, "keys": keys}, max(t, 3 * r["decode"].get("s", t))))
     step("open", lambda: child("open", {"path": p, "keys": keys}, t))
     proofs = {"path": p, "size": n, "indices": sorted(random.Random(n).sample(range(n), 50 if q else 1000))}
     step("proofs", lambda: child("proofs", proofs, t))

@@ -1,7 +1,7 @@
 """The figures of ``bench_index.py``, each run in a fresh child process: ``python bench/index_figures.py NAME
 ARGS`` prints one JSON object (its measurements) on stdout. ``ARGS`` is a JSON object (the ledger's ``path`` and
 the figure's parameters). The index functions are looked up by name (``ledger.index.rebuild_index``,
-``ledger.index.open_index``); a figure whose function is missing returns ``{"missing": name}``.
+``ledger.index.indexed_log``); a figure whose function is missing returns ``{"missing": name}``.
 
 Only the standard library is imported at module level, so that a process figure (``open``, ``noop``) costs what
 a program opening a ledger costs: Python, the library's imports, the call.
@@ -79,7 +79,7 @@ def fig_decode(a: Args) -> Args:
 def fig_build(a: Args) -> Args:
     if (rebuild := _index_api("rebuild_index")) is None:
         return {"missing": "ledger.index.rebuild_index"}
-    return {"s": _timed(lambda: rebuild(a["path"]))[0]}
+    return {"s": _timed(lambda: rebuild(a["path"], [bytes.fromhex(k) for k in a["keys"]]))[0]}
 
 
 @figure
@@ -88,7 +88,7 @@ def fig_open(a: Args) -> Args:
     seconds, ledger = _timed(lambda: Ledger.open(a["path"], [bytes.fromhex(k) for k in a["keys"]]))
     size = ledger.size
     ledger.close()
-    return {"s": seconds, "size": size, "index": _index_api("open_index") is not None}
+    return {"s": seconds, "size": size, "index": _index_api("indexed_log") is not None}
 
 
 def _time_proofs(tree: Any, indices: Sequence[int], size: int) -> Args:
@@ -105,8 +105,8 @@ def _time_proofs(tree: Any, indices: Sequence[int], size: int) -> Args:
 
 @figure
 def fig_proofs(a: Args) -> Args:
-    if (open_index := _index_api("open_index")) is None:
-        return {"missing": "ledger.index.open_index"}
+    if (open_index := _index_api("indexed_log")) is None:
+        return {"missing": "ledger.index.indexed_log"}
     view = open_index(a["path"])
     try:
         return _time_proofs(view.tree, a["indices"], a["size"])
