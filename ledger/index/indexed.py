@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from ..heads import HEADS_EXTENSION, Head, ItemHeads, head_leaf
 from ..identity import IDENTITIES_EXTENSION, IdentityLeaf, sort_key
 from ..merkle import MerkleTree, leaf_hash
 from ..record import Record
-from ..storage.framing import Frame, pack_header, read_frame, survey
+from ..storage.framing import StoreProblem, Survey, pack_header, read_frame
 from ..storage.tiles import TiledTree
 from .db import IndexDB, index_path
 from .maps import IndexDamaged, StoredMap
@@ -235,29 +235,29 @@ def _new(log: LogFile, path: Path) -> IndexDB:
     return db
 
 
-def tail(log: LogFile, start: int, first: int) -> tuple[list[tuple[bytes, int, int]], list[Any]]:
-    """The frames of ``log`` from byte ``start`` (where record ``first`` begins) to its end: ([(payload, offset,
-    length)], problems). Problems (a torn tail, damage) are :class:`~ledger.storage.framing.StoreProblem`."""
-    header = log.header
-    data = header + log.read(start, log.size() - start)
-    shift = start - len(header)
-    frames: list[Frame] = []
-    _, _, problems, end = survey(data, frames)
-    stops = [f.offset for f in frames[1:]] + [end] if frames else []  # contiguous: each ends where the next begins
-    return [(f.payload, f.offset + shift, stop - f.offset) for f, stop in zip(frames, stops, strict=True)], problems
+def tail(log: LogFile, start: int, first: int) -> tuple[Iterator[tuple[bytes, int, int]], Survey]:
+    """The frames of ``log`` from byte ``start`` (where record ``first`` begins) to its end, read in bounded
+    memory: an iterator of (payload, offset, length), and the survey whose ``problems`` (a torn tail, damage:
+    :class:`~ledger.storage.framing.StoreProblem`) are whole once the iterator is exhausted."""
+    survey = Survey(log.read, log.size(), resume=(first, start))
+    return ((f.payload, f.offset, f.end - f.offset) for f in survey.frames()), survey
+
+
+def tail_size(log: LogFile, start: int, first: int) -> tuple[int, list[Any]]:
+    """(records after byte ``start``, problems there): how far the file runs past an index (:func:`tail`)."""
+    frames, survey = tail(log, start, first)
+    return sum(1 for _ in frames), survey.problems
 
 
 def _catch_up(index: LedgerIndex, progress: Progress | None, *, verify: bool) -> None:
     """Apply and commit the log's records after the index's last one. Raises CorruptStoreError for damage in
     that part of the log or a record that breaks a rule (the writer's refusal, as a replay would say it)."""
-    frames, problems = tail(index.log, index.end, index.size)
+    more, problems = tail_size(index.log, index.end, index.size)  # damage is named before any record is read
     if problems:
-        problem = problems[0]
-        raise CorruptStoreError(f"{index.log.path}: {problem.code} after record {index.size - 1 + problem.index}; "
-                                "run `stonetrail repair` for a torn tail, `stonetrail verify` for the rest",
-                                code=problem.code)
+        raise _damaged(index, problems[0])
+    frames, survey = tail(index.log, index.end, index.size)
     index.state.verify_signatures = verify
-    total, done, batch = index.size + len(frames), index.size, list[tuple[Record, int, int]]()
+    total, done, batch = index.size + more, index.size, list[tuple[Record, int, int]]()
     for payload, offset, length in frames:
         record = Record.from_bytes(payload)
         if findings := index.apply(done + len(batch), record):
@@ -270,10 +270,18 @@ def _catch_up(index: LedgerIndex, progress: Progress | None, *, verify: bool) ->
             done, batch = done + len(batch), []
             if progress is not None:
                 progress(done, total)
+    if survey.problems:  # the file changed since it was surveyed
+        raise _damaged(index, survey.problems[0])
     index.commit(batch)
     index.state.verify_signatures = True
     if progress is not None:
-        progress(total, total)
+        progress(index.size, index.size)
+
+
+def _damaged(index: LedgerIndex, problem: StoreProblem) -> CorruptStoreError:
+    index.abandon()
+    return CorruptStoreError(f"{index.log.path}: record {problem.index}: {problem.code}; run `stonetrail repair` "
+                             "for a torn tail, `stonetrail verify` for the rest", code=problem.code)
 
 
 def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progress | None = None) -> LedgerIndex:
@@ -300,9 +308,12 @@ def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progr
         except (OSError, sqlite3.Error) as exc:
             log.close()
             raise StorageError(f"cannot write the index {path}: {exc}", code="index.io") from exc
+    new = index.size == 0
     try:
-        _catch_up(index, progress, verify=index.size > 0)
+        _catch_up(index, progress, verify=not new)
     except BaseException:
         index.close()
+        if new:  # nothing worth keeping: a reader would only survey the file twice
+            discard_index(log.path)
         raise
     return index

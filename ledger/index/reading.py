@@ -22,7 +22,7 @@ from ..record import Record
 from ..storage.framing import read_header
 from ..storage.tiles import MemoryTiles, TiledTree
 from .db import IndexDB, index_path
-from .indexed import LedgerIndex, LogFile, tail
+from .indexed import LedgerIndex, LogFile, tail_size
 from .maps import IndexDamaged
 from .snapshot import HEADS, IDENTITIES, Snapshot
 
@@ -235,11 +235,13 @@ def indexed_log(ledger_path: str | Path, at: int | None = None) -> IndexedLog | 
         db.close()
         return None
     try:
+        if index.size == 0:
+            raise IndexDamaged("an empty index answers nothing")
         index.check()
-        frames, problems = tail(index.log, index.end, index.size)
-        if problems or (at is None and frames) or (at or 0) > index.size:
+        more, problems = tail_size(index.log, index.end, index.size)
+        if problems or (at is None and more) or (at or 0) > index.size:
             raise IndexDamaged("the index is behind the file or the checkpoint, or the file's tail is damaged")
-        return IndexedLog(index, index.size if at is None else at, index.size + len(frames))
+        return IndexedLog(index, index.size if at is None else at, index.size + more)
     except (IndexDamaged, KeyError, StorageError, sqlite3.Error):
         index.close()
         return None

@@ -260,9 +260,10 @@ class _Pass:
                   f"bytes from offset {offset} to end of file skipped")
         return StoreProblem(code=TORN, index=index, offset=offset, reason=reason)
 
-    def run(self, pos: int) -> Iterator[Frame]:
-        """Read frames from ``pos`` (the end of the header) to end of file, yielding each record's frame."""
-        index, self.end, size = 0, pos, self.data.size
+    def run(self, pos: int, index: int = 0) -> Iterator[Frame]:
+        """Read frames from ``pos`` (the end of the header, or where record ``index`` begins) to end of file,
+        yielding each record's frame."""
+        self.end, size = pos, self.data.size
         while pos < size:
             try:
                 payload = self.frame_at(pos)
@@ -329,14 +330,18 @@ class Survey:
     Raises InputError("store.not_a_ledger"), CorruptStoreError("store.bad_header"); whatever ``read`` raises.
     """
 
-    def __init__(self, read: Read, size: int, *, hold: int = HOLD) -> None:
+    def __init__(self, read: Read, size: int, *, hold: int = HOLD, resume: tuple[int, int] | None = None) -> None:
         self.origin, self.start = _read_header(read(0, min(size, _HEAD.size + MAX_ORIGIN_SIZE + _CRC.size)))
         self.size = size
+        self._first = 0
+        if resume is not None:  # (record index, byte offset) where a reader that knows the frames before goes on
+            self._first, self.start = resume
         self._pass = _Pass(Window(read, size), hold)
 
     def frames(self) -> Iterator[Frame]:
-        """Every valid frame, in order (a record's once its batch is known to be whole)."""
-        return self._pass.run(self.start)
+        """Every valid frame, in order (a record's once its batch is known to be whole), from ``resume`` if given
+        (``offsets`` then holds only the frames from there)."""
+        return self._pass.run(self.start, self._first)
 
     @property
     def offsets(self) -> array[int]:
