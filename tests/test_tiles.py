@@ -4,7 +4,7 @@ ledger.merkle.MerkleTree (roots and RFC 9162 proofs at every past size, through 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 
 import pytest
@@ -13,14 +13,16 @@ from hypothesis import strategies as st
 
 from ledger.errors import ArgumentError, InputError, StorageError
 from ledger.hashing import Digest
-from ledger.merkle import MerkleTree, root_hash, verify_consistency, verify_inclusion
+from ledger.merkle import MerkleTree, leaf_hash, root_hash, verify_consistency, verify_inclusion
 from ledger.storage.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
     MemoryTiles,
+    NodeReader,
     Tile,
     TiledTree,
     parse_tile_path,
+    tile_nodes,
     tile_path,
 )
 
@@ -357,3 +359,40 @@ def test_reads_each_tile_once_and_appends_read_the_edge_once() -> None:
     for n in range(size + 1, size + 600):
         tiles = tree.append(leaves(n + 1, n))
     assert reader.reads == []
+
+
+class _WithNodes(MemoryTiles):
+    """A store that keeps each tile's inner nodes beside it (a NodeReader), optionally damaged."""
+
+    def __init__(self, damage: bool = False) -> None:
+        super().__init__()
+        self.nodes: dict[tuple[int, int], bytes] = {}
+        self.damage = damage
+
+    def put(self, tiles: Iterable[Tile]) -> None:
+        tiles = list(tiles)
+        super().put(tiles)
+        for t in tiles:
+            nodes = tile_nodes(t.hashes)
+            damaged = len(nodes) > 40 and self.damage
+            self.nodes[(t.level, t.index)] = nodes[:40] + bytes([nodes[40] ^ 1]) + nodes[41:] if damaged else nodes
+
+    def read_tile_nodes(self, level: int, index: int) -> bytes:
+        return self.nodes[(level, index)]
+
+
+@pytest.mark.parametrize("size", [1, 255, 256, 257, 70_000])
+def test_a_store_keeping_inner_nodes_gives_the_same_proofs_with_no_hashing_in_tiles(size: int) -> None:
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
+    plain, kept, damaged = MemoryTiles(), _WithNodes(), _WithNodes(damage=True)
+    for store in (plain, kept, damaged):
+        store.put(TiledTree(store, 0).append(leaves))
+    assert isinstance(kept, NodeReader) and not isinstance(plain, NodeReader)
+    want, got = TiledTree(plain, size), TiledTree(kept, size)
+    for index in {0, size // 3, size - 1}:
+        assert got.inclusion_proof(index) == want.inclusion_proof(index)
+        assert got.root_at(index + 1) == want.root_at(index + 1)
+    if size > 2:  # a store whose nodes disagree with its tiles gives a proof that does not verify, never a pass
+        bad = TiledTree(damaged, size)
+        proofs = [bad.inclusion_proof(i) for i in range(0, size, max(1, size // 50))]
+        assert proofs != [want.inclusion_proof(i) for i in range(0, size, max(1, size // 50))]

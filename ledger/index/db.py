@@ -6,8 +6,9 @@ schema of another version raise :class:`~ledger.index.maps.IndexDamaged`, and th
 
 Tables: ``meta`` (name -> value), ``frames`` (per 256 positions, the (offset, length) of each frame in the log, as
 big-endian uint64 pairs), ``tiles`` (C2SP tlog-tiles contents by level and index: the full tile, or the widest
-partial one), ``registry`` (positions of the registry records), ``snapshots`` (the checkpoint trees of
-:mod:`ledger.index.snapshot`) and the replay's tables (:mod:`ledger.index.state`).
+partial one; beside each, its inner nodes, :func:`ledger.storage.tiles.tile_nodes`), ``registry`` (positions of
+the registry records), ``snap`` (the checkpoint trees of :mod:`ledger.index.snapshot`) and the replay's tables
+(:mod:`ledger.index.state`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..storage.tiles import Tile
+from ..storage.tiles import Tile, tile_nodes
 from .maps import IndexDamaged, row_check, sqlite_errors
 from .snapshot import create_snapshot_table
 from .state import create_tables
@@ -28,9 +29,10 @@ from .state import create_tables
 __all__ = ["SCHEMA", "IndexDB", "index_path"]
 
 #: Changes whenever what a table holds or how it is encoded changes: an index of another version is rebuilt.
-SCHEMA = 1
+SCHEMA = 2
 _BLOCK = 256  # frames per row of ``frames``
 _PAIR = struct.Struct(">QQ")
+_NODES = 1 << 62  # tiles rows: a tile's inner nodes, beside the tile
 
 
 def index_path(ledger_path: str | Path) -> Path:
@@ -161,9 +163,20 @@ class IndexDB:
             raise KeyError((level, index))
         return raw
 
+    def read_tile_nodes(self, level: int, index: int) -> bytes:
+        """The :func:`~ledger.storage.tiles.tile_nodes` kept beside tile (level, index); KeyError if none (a
+        :class:`~ledger.storage.tiles.NodeReader`: proofs need no hashing inside tiles)."""
+        raw = self._get("tiles", _NODES | (level << 56) | index)
+        if raw is None:
+            raise KeyError((level, index))
+        return raw
+
     def put_tiles(self, tiles: Iterable[Tile]) -> None:
-        """Store tiles (each replaces the narrower version of itself; inside a transaction)."""
-        self._put("tiles", (((t.level << 56) | t.index, t.hashes) for t in tiles))
+        """Store tiles and their inner nodes (each replaces the narrower version of itself; in a transaction)."""
+        rows: list[tuple[object, bytes]] = []
+        for t in tiles:
+            rows += [((t.level << 56) | t.index, t.hashes), (_NODES | (t.level << 56) | t.index, tile_nodes(t.hashes))]
+        self._put("tiles", rows)
 
     # --- registry records ---------------------------------------------------------------------------------
 

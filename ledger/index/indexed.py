@@ -96,16 +96,16 @@ class LedgerIndex:
         self._maps: list[StoredMap[Any, Any]] = attach(self.state, self.heads, db.db, self._counts)
         self.state.size = self.size
         self.tree = TiledTree(db, self.size)
-        self._registry = db.registry_positions()
-        for position in self._registry:  # the registry is small and held in memory: replay it (a reader, with
-            record = self.record(position)  # no authority keys, takes what the writer checked)
+        self._registry = [(p, self.record(p)) for p in db.registry_positions()]
+        for position, record in self._registry:  # the registry is small and held in memory: replay it (a reader,
+            # with no authority keys, takes what the writer checked)
             if authority_keys is not None and (findings := self.state.registry.check(record, position)):
                 raise IndexDamaged(f"registry record {position} no longer passes: {findings[0]}")
             self.state.registry.commit(record, position)
 
     @property
-    def registry(self) -> list[int]:
-        """Positions of the indexed registry records."""
+    def registry(self) -> list[tuple[int, Record]]:
+        """The indexed registry records (position, record), in log order."""
         return self._registry
 
     def payload(self, position: int) -> bytes:
@@ -135,13 +135,13 @@ class LedgerIndex:
             return
         first = self.size
         tiles = self.tree.append(leaf_hash(r.raw) for r, _, _ in records)
-        registry = [first + i for i, (r, _, _) in enumerate(records) if r.body.kind in REGISTRY_KINDS]
+        registry = [(first + i, r) for i, (r, _, _) in enumerate(records) if r.body.kind in REGISTRY_KINDS]
         size, end = first + len(records), records[-1][1] + records[-1][2]
         with self.db.transaction():  # on failure the caller drops this handle: the log is ahead, reopen catches up
             counts = flush(self._maps)
             self.db.put_tiles(tiles)
             self.db.add_frames(first, [(o, n) for _, o, n in records])
-            self.db.add_registry(registry)
+            self.db.add_registry(p for p, _ in registry)
             self.db.set_meta(size=size, end=end, counts=counts, last=bytes(self.tree.leaf_hash(size - 1)),
                              root=bytes(self.tree.root_at(size)))
         self.size, self.end, self._counts = size, end, counts
@@ -153,8 +153,8 @@ class LedgerIndex:
         self.state.size = self.size
         self.tree = TiledTree(self.db, self.size)
         self.state.registry = type(self.state.registry)(self.authority_keys or ())
-        for position in self._registry:
-            self.state.registry.commit(self.record(position), position)
+        for position, record in self._registry:
+            self.state.registry.commit(record, position)
 
     def leaves(self) -> tuple[list[tuple[bytes, bytes, Digest]], list[tuple[bytes, bytes, Digest]]]:
         """The (sort key, leaf input, leaf hash) of the item-head tree and of the identity tree (docs/format.md

@@ -188,7 +188,7 @@ class IndexedLog:
 
     def registry_below(self, tree_size: int) -> list[tuple[int, Record]]:
         """The registry records (position, record) below ``tree_size``."""
-        return [(p, self.index.record(p)) for p in self.index.registry if p < tree_size]
+        return [(p, record) for p, record in self.index.registry if p < tree_size]
 
     def later(self, items: Iterable[str]) -> tuple[int, ...]:
         """Positions of the records at or after :attr:`at` of ``items`` (indexed ones, then the file's tail)."""

@@ -29,8 +29,8 @@ from ..errors import InputError, StorageError, expect, expect_each
 from ..hashing import DIGEST_SIZE, Digest
 from ..merkle import EMPTY_ROOT, node_hash
 
-__all__ = ["TILE_HEIGHT", "TILE_WIDTH", "MemoryTiles", "Tile", "TileReader", "TiledTree", "parse_tile_path",
-           "tile_path"]
+__all__ = ["TILE_HEIGHT", "TILE_WIDTH", "MemoryTiles", "NodeReader", "Tile", "TileReader", "TiledTree",
+           "parse_tile_path", "tile_nodes", "tile_path"]
 
 #: C2SP tlog-tiles: a tile spans 8 tree levels, so a full tile holds 2**8 = 256 hashes.
 TILE_HEIGHT = 8
@@ -38,6 +38,7 @@ TILE_WIDTH = 1 << TILE_HEIGHT
 _FULL = TILE_WIDTH * DIGEST_SIZE  # bytes of a full tile
 _MAX_LEVEL = 63  # C2SP tlog-tiles: <L> is between 0 and 63
 _MAX_SIZE = (1 << 64) - 1  # RFC 9162: tree sizes and indices are unsigned 64-bit
+_KEPT = 1 << 16  # complete subtree hashes a tree keeps across calls (then it starts again)
 _PATH = re.compile(r"tile/(0|[1-9][0-9]?)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?")
 _MAX_PATH = 64  # longer than any valid path ("tile/63/" + 7 groups + ".p/255")
 
@@ -154,6 +155,7 @@ class TiledTree:
         self._reader = reader
         self._size = size
         self._edge: list[bytes] | None = None  # per level: the hashes of its partial tile (b"" if none)
+        self._nodes = _Nodes(reader)  # tiles and complete subtrees read so far, kept across calls
 
     @property
     def size(self) -> int:
@@ -195,7 +197,7 @@ class TiledTree:
     def leaf_hash(self, index: int) -> Digest:
         """The hash of leaf ``index``. Requires 0 <= index < size, else InputError; StorageError as the class."""
         _check_range("index", index, 0, self._size - 1, f"0 <= index < size {self._size}")
-        return _Nodes(self._reader).node(0, index)
+        return self._nodes.node(0, index)
 
     def root_at(self, size: int | None = None) -> Digest:
         """MTH(D[size]) (RFC 9162 §2.1.1); size defaults to self.size, :data:`~ledger.merkle.EMPTY_ROOT` for 0.
@@ -204,7 +206,7 @@ class TiledTree:
         """
         size = self._size if size is None else size
         _check_range("size", size, 0, self._size, f"0 <= size <= {self._size}")
-        return _Nodes(self._reader).range_hash(0, size) if size else EMPTY_ROOT
+        return self._nodes.range_hash(0, size) if size else EMPTY_ROOT
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[Digest]:
         """PATH(index, D[size]) (RFC 9162 §2.1.3.1), leaf upwards; size defaults to self.size.
@@ -214,7 +216,7 @@ class TiledTree:
         size = self._size if size is None else size
         _check_range("size", size, 0, self._size, f"0 <= size <= {self._size}")
         _check_range("index", index, 0, size - 1, f"0 <= index < size {size}")
-        return _Nodes(self._reader).path(index, 0, size)
+        return self._nodes.path(index, 0, size)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[Digest]:
         """PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1); new_size defaults to self.size.
@@ -230,9 +232,8 @@ class TiledTree:
         # it is the whole old tree (old_size a power of two): SUBPROOF(m, D[m], true) = [] (RFC 9162 §2.1.4.1).
         height = (old_size & -old_size).bit_length() - 1
         pos = (old_size - 1) >> height
-        nodes = _Nodes(self._reader)
-        path = nodes.path(pos, height, new_size)
-        return [nodes.node(height, pos), *path] if pos else path
+        path = self._nodes.path(pos, height, new_size)
+        return [self._nodes.node(height, pos), *path] if pos else path
 
     def _right_edge(self) -> list[bytes]:
         """Per level, the first ``floor(size / 256**L) mod 256`` hashes of its last tile (C2SP tlog-tiles)."""
@@ -247,27 +248,56 @@ class TiledTree:
 
 
 class _Nodes:
-    """The node hashes of a tree, read from tiles for one call: each tile is read at most once."""
+    """The node hashes of a tree, read from tiles: each tile is read at most once (again only when a partial tile
+    read before is too narrow now), and each complete subtree's hash, which never changes, computed once. Kept by
+    a :class:`TiledTree` across calls, up to :data:`_KEPT` nodes."""
 
-    __slots__ = ("_reader", "_tiles")
+    __slots__ = ("_inner", "_nodes", "_reader", "_tiles")
 
     def __init__(self, reader: TileReader) -> None:
         self._reader = reader
         self._tiles: dict[tuple[int, int], bytes] = {}
+        self._inner: dict[tuple[int, int], bytes] = {}
+        self._nodes: dict[tuple[int, int], Digest] = {}
 
     def node(self, height: int, index: int) -> Digest:
         """The hash of the complete subtree of leaves [index * 2**height, (index + 1) * 2**height): hashes of tile
         level height // 8, hashed up height % 8 times (C2SP tlog-tiles: the levels between tiles are recomputed)."""
-        level, rise = divmod(height, TILE_HEIGHT)
-        tile, offset = divmod(index << rise, TILE_WIDTH)
-        data = self.tile(level, tile, offset + (1 << rise))
-        return Digest(_fold(data[offset * DIGEST_SIZE:(offset + (1 << rise)) * DIGEST_SIZE], rise))
+        found = self._nodes.get((height, index))
+        if found is None:
+            level, rise = divmod(height, TILE_HEIGHT)
+            tile, offset = divmod(index << rise, TILE_WIDTH)
+            stored = self.inner(level, tile, rise, offset) if rise else None
+            if stored is None:
+                data = self.tile(level, tile, offset + (1 << rise))
+                stored = _fold(data[offset * DIGEST_SIZE:(offset + (1 << rise)) * DIGEST_SIZE], rise)
+            found = Digest(stored)
+            if len(self._nodes) >= _KEPT:
+                self._nodes.clear()
+                self._tiles.clear()
+                self._inner.clear()
+            self._nodes[(height, index)] = found
+        return found
+
+    def inner(self, level: int, index: int, rise: int, offset: int) -> bytes | None:
+        """A node inside tile (level, index) from the reader's :func:`tile_nodes`, if it keeps them and they hold it.
+        A :class:`NodeReader` whose nodes disagree with its tiles gives proofs that do not verify."""
+        if not isinstance(self._reader, NodeReader):
+            return None
+        nodes = self._inner.get((level, index))
+        if nodes is None:
+            try:
+                nodes = self._reader.read_tile_nodes(level, index)
+            except KeyError:
+                return None
+            self._inner[(level, index)] = nodes
+        return _inner(nodes, rise, offset)
 
     def tile(self, level: int, index: int, need: int) -> bytes:
         """The stored hashes of tile (level, index), at least ``need`` of them. Raises StorageError
         ``index.tile_missing`` (none stored, or fewer) or ``index.tile_corrupt`` (not 1-256 whole hashes)."""
         data = self._tiles.get((level, index))
-        if data is None:
+        if data is None or len(data) < need * DIGEST_SIZE:
             try:
                 data = self._reader.read_tile(level, index)
             except KeyError:
@@ -305,6 +335,37 @@ class _Nodes:
         for left in reversed(parts):
             root = node_hash(left, root)
         return root
+
+
+def tile_nodes(hashes: bytes) -> bytes:
+    """The node hashes inside a tile, above its own hashes (which tlog-tiles leave to be recomputed): a 2-byte
+    big-endian width W, then for each rise r = 1..7 the W >> r complete subtrees of 2**r of its hashes, left to
+    right. A store that keeps them beside each tile (:class:`NodeReader`) spares every proof that hashing."""
+    width, parts, level = len(hashes) // DIGEST_SIZE, [], hashes
+    for _ in range(1, TILE_HEIGHT):
+        level = _fold(level[:len(level) // (2 * DIGEST_SIZE) * 2 * DIGEST_SIZE], 1)
+        parts.append(level)
+    return width.to_bytes(2, "big") + b"".join(parts)
+
+
+@runtime_checkable
+class NodeReader(Protocol):
+    """A :class:`TileReader` that also keeps each tile's :func:`tile_nodes`."""
+
+    def read_tile_nodes(self, level: int, index: int) -> bytes:
+        """The :func:`tile_nodes` of the stored tile (level, index); KeyError when none is stored."""
+        ...
+
+
+def _inner(nodes: bytes, rise: int, offset: int) -> bytes | None:
+    """The hash of the node of ``rise`` (1..7) whose first hash is at ``offset`` in the tile whose :func:`tile_nodes`
+    are ``nodes``, or None if that tile was too narrow for it (or ``nodes`` is malformed)."""
+    width = int.from_bytes(nodes[:2], "big")
+    if offset + (1 << rise) > width:
+        return None
+    at = 2 + (sum(width >> k for k in range(1, rise)) + (offset >> rise)) * DIGEST_SIZE
+    found = nodes[at:at + DIGEST_SIZE]
+    return found if len(found) == DIGEST_SIZE else None
 
 
 def _fold(hashes: bytes, times: int) -> bytes:
