@@ -151,7 +151,8 @@ class _Transfers:
 
     def _signers(self, *parties: str) -> list[tuple[str, PrivateKey]]:
         for party in parties:
-            self.keys.setdefault(party, self.gen.key(party))
+            if party not in self.keys:  # (setdefault would derive the key every time)
+                self.keys[party] = self.gen.key(party)
         return [(p, self.keys[p]) for p in sorted(parties)]
 
     def _moved(self, item: str, to: str, record: Record) -> Record:

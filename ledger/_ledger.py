@@ -179,9 +179,8 @@ class Ledger:
         first, index = self.size, self._index
         try:
             for i, record in enumerate(records):
-                if findings := index.state.check(record):
+                if findings := index.apply(first + i, record):  # checked once, as it is applied
                     raise_first(findings)
-                index.apply(first + i, record)
             self._store.append_batch([r.raw for r in records])
         except IndexDamaged:  # nothing written: rebuild the index from the log and check the batch again
             self._reopen_index(rebuild=True)
