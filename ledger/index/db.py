@@ -63,7 +63,7 @@ class IndexDB:
                 db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # the log is fsynced first; the index can lag and catch up
-            db.execute("PRAGMA cache_size=-65536")  # 64 MiB
+            db.execute("PRAGMA cache_size=-32768")  # 32 MiB
             index = cls(db, path)
             if create:
                 index._create()

@@ -29,7 +29,7 @@ V = TypeVar("V")
 _MISSING = object()
 _UNKNOWN = object()  # the stored bytes of a key set without reading it
 #: Rows a map keeps in memory across flushes (beyond it, the cache is dropped after a flush).
-CACHED = 65536
+CACHED = 16384
 
 
 class IndexDamaged(StorageError):
@@ -183,7 +183,7 @@ class StoredMap(MutableMapping[K, V]):
             if writes:
                 self._db.executemany(f"INSERT OR REPLACE INTO {self._table} (k, v, c) VALUES (?, ?, ?)", writes)
         self._touched.clear()
-        if len(self._cache) > CACHED:
+        if len(self._cache) > CACHED or self._count is None:  # keys set once are seldom read again: not kept
             self._cache.clear()
             self._stored.clear()
 

@@ -252,10 +252,11 @@ class _Nodes:
     read before is too narrow now), and each complete subtree's hash, which never changes, computed once. Kept by
     a :class:`TiledTree` across calls, up to :data:`_KEPT` nodes."""
 
-    __slots__ = ("_inner", "_nodes", "_reader", "_tiles")
+    __slots__ = ("_inner", "_nodes", "_reader", "_tiles", "_with_nodes")
 
     def __init__(self, reader: TileReader) -> None:
         self._reader = reader
+        self._with_nodes = isinstance(reader, NodeReader)  # once: a protocol check is slow
         self._tiles: dict[tuple[int, int], bytes] = {}
         self._inner: dict[tuple[int, int], bytes] = {}
         self._nodes: dict[tuple[int, int], Digest] = {}
@@ -282,12 +283,12 @@ class _Nodes:
     def inner(self, level: int, index: int, rise: int, offset: int) -> bytes | None:
         """A node inside tile (level, index) from the reader's :func:`tile_nodes`, if it keeps them and they hold it.
         A :class:`NodeReader` whose nodes disagree with its tiles gives proofs that do not verify."""
-        if not isinstance(self._reader, NodeReader):
+        if not self._with_nodes:
             return None
         nodes = self._inner.get((level, index))
         if nodes is None:
             try:
-                nodes = self._reader.read_tile_nodes(level, index)
+                nodes = self._reader.read_tile_nodes(level, index)  # type: ignore[attr-defined]
             except KeyError:
                 return None
             self._inner[(level, index)] = nodes
