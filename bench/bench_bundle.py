@@ -44,6 +44,7 @@ from ledger import check_ledger, checkpoint_file
 from ledger.bundle import check_bundle, read_bundle, verify_bundle
 from ledger.events import REGISTRY_KINDS
 from ledger.export import export_bundle
+from ledger.index import discard_index
 from ledger.record import Record
 from ledger.storage import scan
 
@@ -175,6 +176,7 @@ def ensure_ledger(workdir: Path, records: int, jobs: int) -> tuple[Path, dict[st
             "bytes": tmp.stat().st_size, "sha256": digest.hexdigest(), "target": gen.TARGET,
             "generation_rss_children_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
     os.replace(tmp, path)
+    discard_index(tmp)  # the generator's writer left an index under the temporary name: the ledger's own is built
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     return path, {**meta, "cached": False}
 

@@ -5,6 +5,7 @@ of another ledger, behind the log or damaged is caught up or rebuilt, never trus
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,25 @@ def test_show_through_the_index_tells_what_the_replay_tells(demo: Path, tmp_path
             assert (fast.exit_code, fast.output) == (slow.exit_code, slow.output)
     unknown = runner.invoke(main, ["show", str(path), "r-00001-a"])
     assert unknown.exit_code != 0 and "did you mean 'R-00001-A'" in unknown.output
+
+
+@pytest.mark.slow
+def test_a_generated_ledger_of_100000_records_gives_the_same_bytes_through_the_index(tmp_path: Path) -> None:
+    """Run from bench/ (pytest -m slow tests/test_index.py): the bench's generated ledger of 10^5 records."""
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    sys.path.insert(0, str(bench))
+    import bench_bundle
+    import ledgergen
+
+    source, meta = bench_bundle.ensure_ledger(Path("/tmp/stonetrail-bench"), 100_000, 2)
+    path = tmp_path / "bench.ledger"
+    shutil.copy(source, path)
+    trust, operator = ledgergen.trust(), ledgergen.key("operator")
+    with Ledger.open(path, trust.authority_keys) as ledger:  # builds the index
+        note = ledger.checkpoint(operator)
+    assert note == checkpoint_file(path, operator) == sign_file(path, operator)
+    from_index = export_bundles(path, [meta["target"]], note, trust=trust)
+    assert indexed_log(path) is not None
+    index_path(path).rename(tmp_path / "moved.index")
+    assert export_bundles(path, [meta["target"]], note, trust=trust) == from_index
+    assert check_bundle(from_index[meta["target"]], trust).ok
