@@ -164,10 +164,13 @@ class PublicKey:
     def verify(self, signature: bytes, message: bytes) -> None:
         """Check an RFC 8032 Ed25519 signature R || S (64 bytes) over ``message``; return None or raise.
 
-        Pre-checks (DESIGN.md §2), in order, before ``cryptography`` is called:
-        64 bytes (``sig.length``); S < L (``sig.s_not_reduced``, RFC 8032 §5.1.7 step 1); R canonical
-        (``sig.r_non_canonical``); R not a small-order point (``sig.r_small_order``); R in the prime-order
-        subgroup (``sig.r_invalid_point``). Then the equation; failure is ``sig.invalid``.
+        Checks (DESIGN.md §2, docs/adr/0019-r-check-after-the-equation.md), in order: 64 bytes (``sig.length``);
+        S < L (``sig.s_not_reduced``, RFC 8032 §5.1.7 step 1); R canonical (``sig.r_non_canonical``); R not a
+        small-order point (``sig.r_small_order``); then ``cryptography``'s cofactorless equation. R in the
+        prime-order subgroup (``sig.r_invalid_point``, docs/adr/0005) is checked only when the equation fails, to
+        name the reason: this key passed the full point check, so [S]B - [k]A lies in the prime-order subgroup and
+        an R outside it never satisfies the equation — the verdict and the code are those of checking R first.
+        Any other failure is ``sig.invalid``.
 
         Raises:
             SignatureError: with one of the codes above.
@@ -182,11 +185,11 @@ class PublicKey:
             raise SignatureError("signature point R is not canonically encoded", code="sig.r_non_canonical")
         if r in _SMALL_ORDER:
             raise SignatureError("signature point R is a small-order point", code="sig.r_small_order")
-        if not _in_prime_order_subgroup(r):
-            raise SignatureError("signature R is not a prime-order point", code="sig.r_invalid_point")
         try:
             self._key.verify(signature, bytes(message))
         except InvalidSignature:
+            if not _in_prime_order_subgroup(r):
+                raise SignatureError("signature R is not a prime-order point", code="sig.r_invalid_point") from None
             raise SignatureError(f"signature does not verify under {self!r}", code="sig.invalid") from None
 
     def __repr__(self) -> str:
