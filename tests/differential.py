@@ -23,17 +23,17 @@ only; anything else is a crash).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from differential_ledgers import ORIGIN, PARTIES, Forge, forge
+from sigcache import signatures_verified_once
 
 from ledger import AUTHORITY, Record, Trust
 from ledger.audit import replay_ledger
 from ledger.bundle import BundleReport, check_bundle, read_bundle
-from ledger.errors import KeyFormatError, SignatureError, StoneTrailError
+from ledger.errors import StoneTrailError
 from ledger.events import REGISTRY_KINDS, Attested, Corrected
 from ledger.export import export_bundles
 from ledger.findings import Finding
@@ -41,7 +41,6 @@ from ledger.item import Item
 from ledger.keys import note_verifier_key
 from ledger.provenance import Provenance
 from ledger.reader import checkpoint_file
-from ledger.record import Signature
 from ledger.scope import item_index, provenance_scope
 from ledger.storage import FileStore
 from world import key
@@ -359,35 +358,6 @@ def _subject(record: Record) -> object:
     event = record.body.event
     assert isinstance(event, Attested | Corrected)
     return event.subject
-
-
-# --- signature verification, once per exact bytes --------------------------------------------------------------
-
-@contextmanager
-def signatures_verified_once() -> Iterator[None]:
-    """Verify each (key, signature, signed message) once per run: the audit and every bundle of a ledger verify
-    the same registry and custody signatures again and again. Test-only, and it cannot change a verdict: the key
-    is the exact bytes verified (the key and signature bytes and the full signed message), and the cached
-    outcome is what the real verification returned for them (nothing, or the very exception it raised)."""
-    real = Record.verify_signature
-    seen: dict[tuple[bytes, bytes, bytes], StoneTrailError | None] = {}
-
-    def verify(self: Record, sig: Signature) -> None:
-        k = (sig.key, sig.sig, self.signed_message())
-        if k not in seen:
-            try:
-                real(self, sig)
-                seen[k] = None
-            except (SignatureError, KeyFormatError) as exc:
-                seen[k] = exc
-        if (error := seen[k]) is not None:
-            raise error
-
-    Record.verify_signature = verify  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        Record.verify_signature = real  # type: ignore[method-assign]
 
 
 __all__ = ["OPERATOR", "TRUST", "Outcome", "created_items", "forge", "judge", "kinds", "mutate",
