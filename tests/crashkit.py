@@ -20,12 +20,15 @@ check's open, the audit), and the cached outcome is what the real check returned
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from forked import Channel, Child
 
 from ledger import AUTHORITY, Ledger, Mined, Output, Record, Transferred, check_ledger
 from ledger.hashing import Digest
+from ledger.index import discard_index, index_path
 from ledger.merkle import leaf_hash
 from ledger.storage import FileStore, repair, scan
 from world import TRUST, World, key
@@ -264,7 +268,8 @@ def check_after_crash(path: Path, acknowledged: Mapping[int, Digest]) -> None:
 
     (a) the file reopens for reading; a torn tail is the only damage, and ``repair`` moves it, byte for byte, into
     the side file it keeps and leaves the file whole; (b) every acknowledged record is at its position with its
-    hash; (c) ``Ledger.open`` succeeds and appends again; (d) the full audit with the trust finds nothing.
+    hash; (c) ``Ledger.open`` succeeds and appends again, and its index (caught up after the crash) holds what a
+    rebuild from the log holds; (d) the full audit with the trust finds nothing.
     """
     found = scan(path)
     assert [p.code for p in found.problems] in ([], [TORN]), found.problems
@@ -285,9 +290,35 @@ def check_after_crash(path: Path, acknowledged: Mapping[int, Digest]) -> None:
                                     time_ms=CHECK_TIME_MS, signers={"producer-a": key("producer-a")},
                                     outputs=[Output(id=f"CHECK-{size}", type="stone", mass_mct=1000)])
         assert led.size == size + 1
+    assert index_agrees_with_a_rebuild(path)
     report = check_ledger(path, TRUST)
     assert report.ok and report.record_count == size + 1, report.findings[:3]
     assert leaf_hash(appended.raw) == appended.record_hash
+
+
+def index_rows(path: Path) -> bytes:
+    """A digest of every row of the ledger's index but the signed-size snapshots (docs/format.md §8.2)."""
+    digest = hashlib.sha256()
+    with closing(sqlite3.connect(f"{index_path(path).resolve().as_uri()}?mode=ro", uri=True)) as db:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        for table in tables:
+            if table != "snap":
+                for row in db.execute(f"SELECT * FROM {table} ORDER BY 1"):
+                    digest.update(repr((table, row)).encode())
+    return digest.digest()
+
+
+def index_agrees_with_a_rebuild(path: Path) -> bool:
+    """True if the index the writer kept (caught up after the crash) holds what a rebuild from the log holds."""
+    rebuilt = path.with_name(f"rebuilt-{path.name}")
+    shutil.copyfile(path, rebuilt)
+    try:
+        with Ledger.open(rebuilt, AUTHORITY_KEYS):
+            pass
+        return index_rows(path) == index_rows(rebuilt)
+    finally:
+        discard_index(rebuilt)
+        rebuilt.unlink()
 
 
 # --- many trials ----------------------------------------------------------------------------------------------

@@ -27,7 +27,10 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: export (bundles from a ledger file); _text (the two text classes of a record's fields, read by _schema);
 #: _bundle_json (a bundle's canonical JSON text); _grades (the lab scales of a grading, read by events);
 #: _bundle_summary (a bundle listed, unverified); signer (who may sign a ledger's checkpoint, after registry);
-#: publish (the checkpoint published beside a ledger, replaced through _files, after monitor).
+#: publish (the checkpoint published beside a ledger, replaced through _files, after monitor); storage.* (the ledger
+#: file's bytes: window, framing, the file store, C2SP tiles) and reader (the log-only read side) below index.* (the
+#: persistent index: maps, state, snapshot, db, indexed = the writer's side, reading = the read side over it) and
+#: signing (a checkpoint of a file, through the index when it can), all below the writer facade _ledger.
 ORDER = [
     "errors", "_files", "findings", "_codec", "keys", "keyfile", "hashing", "_text", "_schema", "merkle",
     "checkpoint", "trust", "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
@@ -35,7 +38,8 @@ ORDER = [
     "consistency", "evidence", "item", "origin", "rules", "_kinds",
     "custody", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json", "_bundle_summary",
     "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.tiles", "storage", "reader",
-    "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index", "signing", "_ledger",
+    "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index", "signing",
+    "_ledger",
     "monitor", "publish", "audit", "export", "history", "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it

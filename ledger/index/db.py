@@ -29,7 +29,7 @@ from .state import create_tables
 __all__ = ["SCHEMA", "IndexDB", "index_path"]
 
 #: Changes whenever what a table holds or how it is encoded changes: an index of another version is rebuilt.
-SCHEMA = 2
+SCHEMA = 4
 _BLOCK = 256  # frames per row of ``frames``
 _PAIR = struct.Struct(">QQ")
 _NODES = 1 << 62  # tiles rows: a tile's inner nodes, beside the tile
@@ -128,7 +128,7 @@ class IndexDB:
 
     def set_meta(self, **values: Any) -> None:
         """Set meta values (inside a transaction)."""
-        self._put("meta", ((name, marshal.dumps(value)) for name, value in values.items()))
+        self._put("meta", ((name, marshal.dumps(value, 2)) for name, value in values.items()))
 
     # --- frames: where each record is in the log ------------------------------------------------------------
 

@@ -44,14 +44,14 @@ def _unidentity(raw: bytes) -> tuple[str, str]:
 
 
 def _m(value: Any) -> bytes:
-    return marshal.dumps(value)
+    return marshal.dumps(value, 2)  # version 2: no back-references, so equal values give equal bytes
 
 
 def _item(item: Item) -> bytes:
     return _m((item.id, item.type, item.mass_mct, item.holder, item.owner, item.nature, item.origin,
                bytes(item.head), item.head_time_ms, item.country, item.state, item.article, item.transit,
                item.report, item.inscription, item.graded_mct, item.contents, item.history,
-               sorted(bytes(h) for h in item.hashes)))
+               b"".join(sorted(item.hashes))))
 
 
 def _unitem(raw: bytes) -> Item:
@@ -60,7 +60,7 @@ def _unitem(raw: bytes) -> Item:
     return Item(id=id_, type=type_, mass_mct=mass, holder=holder, owner=owner, nature=nature, origin=origin,
                 head=Digest(head), head_time_ms=head_time, country=country, state=state, article=article,
                 transit=transit, report=report, inscription=inscription, graded_mct=graded, contents=contents,
-                history=history, hashes={Digest(h) for h in hashes})
+                history=history, hashes={Digest(hashes[i:i + 32]) for i in range(0, len(hashes), 32)})
 
 
 def _claims(claims: list[Claim]) -> bytes:
