@@ -34,6 +34,7 @@ from ledger.publish import Published, publish_checkpoint
 from ledger.storage import scan
 
 from . import consistency as _consistency
+from . import index as _index
 from . import items as _items
 from . import repair as _repair
 from . import show as _show
@@ -354,3 +355,4 @@ main.add_command(proof)
 main.add_command(_items.ITEMS_COMMAND)
 main.add_command(_show.SHOW_COMMAND)
 main.add_command(_repair.REPAIR_COMMAND)
+main.add_command(_index.INDEX_COMMAND)

@@ -16,9 +16,9 @@ import click
 
 from ledger import Finding
 from ledger.audit import Replay
-from ledger.errors import InputError, VerificationError
+from ledger.errors import InputError, StorageError, VerificationError
 from ledger.history import History, ItemScope, damage, indexed_scope, item_scope, summary, trace
-from ledger.index.reading import IndexedLog, indexed_log
+from ledger.index.reading import IndexedLog, index_fault, indexed_log
 from ledger.provenance import Snapshot, Step
 
 from ._common import (
@@ -72,9 +72,16 @@ def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys --json
     """
     if trust_file is None and (log := indexed_log(ledger_file)) is not None:
-        with log:  # the persistent index covers the file: no replay needed for an unverified history
-            _show_indexed(log, ledger_file, item, as_json)
-        return
+        try:
+            with log:  # the persistent index covers the file: no replay needed for an unverified history
+                found = _indexed_scope(log, ledger_file, item)
+                history = trace(found, item)
+        except StorageError as exc:  # a damaged index: read the log instead
+            if not index_fault(exc):
+                raise
+        else:
+            _print(found, history, "unverified", [], 0, (), as_json)
+            return
     replay, verdict = _replay(ledger_file, _load_trust(trust_file) if trust_file else None)
     broken = damage(replay)
     if item not in replay.state.items:
@@ -93,15 +100,14 @@ def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -
     sys.exit(_verdict_exit(verdict))
 
 
-def _show_indexed(log: IndexedLog, ledger_file: Path, item: str, as_json: bool) -> None:
-    """The unverified history of ``item`` read through the ledger's index."""
+def _indexed_scope(log: IndexedLog, ledger_file: Path, item: str) -> ItemScope:
+    """``item``'s scope read through the ledger's index. Raises InputError ``item.unknown``."""
     try:
-        found = indexed_scope(log, item)
+        return indexed_scope(log, item)
     except KeyError:
         alike = [i for i in log.commitments.heads.index if i.casefold() == item.casefold()]
         hint = f"; did you mean {alike[0]!r}?" if alike else ""
         raise InputError(f"no item {item!r} in {ledger_file}{hint}", code="item.unknown") from None
-    _print(found, trace(found, item), "unverified", [], 0, (), as_json)
 
 
 def _print(found: ItemScope, history: History, verdict: str, here: list[Finding], elsewhere: int,

@@ -63,12 +63,14 @@ def item_scope(replay: Replay, item_id: str) -> ItemScope:
 def indexed_scope(log: IndexedLog, item_id: str) -> ItemScope:
     """``item_id``'s scope read through the persistent index (O(records of the scope) reads, no replay).
     Raises KeyError: no item ``item_id``."""
-    items = log.index.state.items
-    if item_id not in items:
+    stored = log.index.state.items
+    if item_id not in stored:
         raise KeyError(item_id)
     scope = provenance_scope(log.records, item_id, log.commitments.heads.index)
-    return ItemScope(origin=log.origin, items=items, records={p: log.records[p] for p in scope.positions},
-                     scope=scope)
+    records = {p: log.records[p] for p in scope.positions}
+    named = {item_id, *(o.id for r in records.values() for o in r.body.outputs)}
+    items = {i: stored[i] for i in sorted(named) if i in stored}  # all the history needs: the index may be closed
+    return ItemScope(origin=log.origin, items=items, records=records, scope=scope)
 
 
 def trace_item(replay: Replay, item_id: str) -> History:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .index.reading import indexed_log
+from .errors import StorageError
+from .index.reading import index_fault, indexed_log
 from .keys import PrivateKey
 from .reader import Progress, sign_log
 from .reader import checkpoint_file as checkpoint_log
@@ -21,10 +22,15 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
     """Sign a C2SP checkpoint of the ledger file at ``path`` as it is now, without locking
     (:func:`ledger.reader.checkpoint_file` says what is checked and raised). ``progress(done, total)``: as the
     log is read, or once when the index answers."""
-    log = indexed_log(path)
-    if log is None:
-        return checkpoint_log(path, key, name, trust=trust, progress=progress)
-    with log:
-        if progress is not None:
-            progress(log.tree.size, log.tree.size)
-        return sign_log(log, key, name, trust=trust)
+    if (log := indexed_log(path)) is not None:
+        try:
+            with log:
+                note = sign_log(log, key, name, trust=trust)
+        except StorageError as exc:
+            if not index_fault(exc):
+                raise
+        else:
+            if progress is not None:
+                progress(log.tree.size, log.tree.size)
+            return note
+    return checkpoint_log(path, key, name, trust=trust, progress=progress)

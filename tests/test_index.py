@@ -5,7 +5,9 @@ of another ledger, behind the log or damaged is caught up or rebuilt, never trus
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -189,3 +191,41 @@ def test_a_generated_ledger_of_100000_records_gives_the_same_bytes_through_the_i
     index_path(path).rename(tmp_path / "moved.index")
     assert export_bundles(path, [meta["target"]], note, trust=trust) == from_index
     assert check_bundle(from_index[meta["target"]], trust).ok
+
+
+def test_readers_given_a_damaged_index_read_the_log(demo: Path, tmp_path: Path) -> None:
+    """A row that fails its checksum is never shown: show, proof export and checkpoint read the log instead, and
+    say the same; read-only commands leave no -wal/-shm files behind."""
+    path = _copy(demo, tmp_path, with_index=False)
+    keys, operator = _keys(demo)
+    with Ledger.open(path, keys):
+        pass
+    trust = Trust.parse((demo / "trust.keys").read_text())
+    note = (demo / "checkpoint.txt").read_text()
+    runner = CliRunner()
+
+    def outputs() -> tuple[object, ...]:
+        shown = runner.invoke(main, ["show", str(path), "R-00001-A", "--json"])
+        return (shown.exit_code, shown.output, export_bundles(path, ["R-00001-A"], note, trust=trust),
+                sign_file(path, operator))  # type: ignore[arg-type]
+
+    clean = outputs()
+    assert not Path(f"{index_path(path)}-wal").exists() and not Path(f"{index_path(path)}-shm").exists()
+    with closing(sqlite3.connect(index_path(path))) as db:  # one item's row no longer matches its checksum
+        db.execute("UPDATE items SET c = c + 1 WHERE k = ?", (b"R-00001-A",))
+        db.execute("UPDATE tiles SET c = c + 1 WHERE id = 0")
+        db.commit()
+    assert outputs() == clean
+
+
+def test_stonetrail_index_builds_the_index_a_writer_would_keep(demo: Path, tmp_path: Path) -> None:
+    path = _copy(demo, tmp_path, with_index=False)
+    built = CliRunner().invoke(main, ["index", str(path), "--trust", str(demo / "trust.keys"), "--json"])
+    assert built.exit_code == 0 and '"records": ' in built.output, built.output
+    assert indexed_log(path) is not None
+    _, operator = _keys(demo)
+    assert sign_file(path, operator) == checkpoint_file(path, operator)  # type: ignore[arg-type]
+    with Ledger.open(path, _keys(demo)[0]) as ledger:  # locked: a second builder is refused, nothing changes
+        refused = CliRunner().invoke(main, ["index", str(path), "--trust", str(demo / "trust.keys")])
+        assert refused.exit_code != 0 and "store.locked" in refused.output
+        assert ledger.size == len(scan(path).frames)

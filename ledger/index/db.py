@@ -14,6 +14,7 @@ the registry records), ``snap`` (the checkpoint trees of :mod:`ledger.index.snap
 from __future__ import annotations
 
 import marshal
+import os
 import sqlite3
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -57,8 +58,11 @@ class IndexDB:
         if not create and not path.is_file():
             raise FileNotFoundError(path)
         try:
-            if read_only:  # a reader never writes the index (it may not own it)
-                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            if read_only:  # a reader never writes the index: query_only; a file it may not write is opened read-only
+                writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode={'rw' if writable else 'ro'}", uri=True,
+                                     isolation_level=None)  # rw: the last to close removes the -wal and -shm files
+                db.execute("PRAGMA query_only=ON")
             else:
                 db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")

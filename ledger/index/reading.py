@@ -26,7 +26,7 @@ from .indexed import LedgerIndex, LogFile, tail_size
 from .maps import IndexDamaged
 from .snapshot import HEADS, IDENTITIES, Snapshot
 
-__all__ = ["IndexedLog", "Records", "indexed_log"]
+__all__ = ["IndexedLog", "Records", "index_fault", "indexed_log"]
 
 
 class _Tree:
@@ -216,6 +216,12 @@ def _trees(index: LedgerIndex, at: int) -> tuple[_Tree, _Tree]:
     heads, claims = index.leaves()
     lines = index.lines(heads, claims)
     return _Tree(None, heads, lines[0]), _Tree(None, claims, lines[1])
+
+
+def index_fault(exc: StorageError) -> bool:
+    """True for a fault of the index (``index.*``: damaged, a tile missing or malformed), after which a reader
+    reads the log instead."""
+    return exc.code.startswith("index.")
 
 
 def indexed_log(ledger_path: str | Path, at: int | None = None) -> IndexedLog | None:
