@@ -16,9 +16,9 @@ import click
 
 from ledger import Finding
 from ledger.audit import Replay
-from ledger.errors import InputError, StorageError, VerificationError
+from ledger.errors import InputError, VerificationError
 from ledger.history import History, ItemScope, damage, indexed_scope, item_scope, summary, trace
-from ledger.index.reading import IndexedLog, index_fault, indexed_log
+from ledger.index.reading import IndexedLog, indexed_log, through_index
 from ledger.provenance import Snapshot, Step
 
 from ._common import (
@@ -71,17 +71,9 @@ def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys --json
     """
-    if trust_file is None and (log := indexed_log(ledger_file)) is not None:
-        try:
-            with log:  # the persistent index covers the file: no replay needed for an unverified history
-                found = _indexed_scope(log, ledger_file, item)
-                history = trace(found, item)
-        except StorageError as exc:  # a damaged index: read the log instead
-            if not index_fault(exc):
-                raise
-        else:
-            _print(found, history, "unverified", [], 0, (), as_json)
-            return
+    if trust_file is None and (told := through_index(indexed_log(ledger_file), lambda log: _told(log, item))):
+        _print(*told, "unverified", [], 0, (), as_json)  # the index covers the file: no replay for an unverified
+        return  # history (a damaged index: the log is read below)
     replay, verdict = _replay(ledger_file, _load_trust(trust_file) if trust_file else None)
     broken = damage(replay)
     if item not in replay.state.items:
@@ -100,14 +92,15 @@ def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -
     sys.exit(_verdict_exit(verdict))
 
 
-def _indexed_scope(log: IndexedLog, ledger_file: Path, item: str) -> ItemScope:
-    """``item``'s scope read through the ledger's index. Raises InputError ``item.unknown``."""
+def _told(log: IndexedLog, item: str) -> tuple[ItemScope, History]:
+    """``item``'s scope and history read through the ledger's index. Raises InputError ``item.unknown``."""
     try:
-        return indexed_scope(log, item)
+        found = indexed_scope(log, item)
     except KeyError:
         alike = [i for i in log.commitments.heads.index if i.casefold() == item.casefold()]
         hint = f"; did you mean {alike[0]!r}?" if alike else ""
-        raise InputError(f"no item {item!r} in {ledger_file}{hint}", code="item.unknown") from None
+        raise InputError(f"no item {item!r} in {log.path}{hint}", code="item.unknown") from None
+    return found, trace(found, item)
 
 
 def _print(found: ItemScope, history: History, verdict: str, here: list[Finding], elsewhere: int,

@@ -19,6 +19,7 @@ from .errors import (
     ArgumentError,
     InputError,
     RecordFormatError,
+    StorageError,
     expect,
     expect_each,
     expect_path,
@@ -190,17 +191,23 @@ class Ledger:
             raise
         try:
             index.commit([(r, *self._store.span(first + i)) for i, r in enumerate(records)])
-        except BaseException:  # the log has them: a new index handle catches up from it
-            self._reopen_index()
-            raise
+        except StorageError as exc:  # durable in the log: the append succeeded; the index is built anew from it
+            if not exc.code.startswith("index."):
+                raise
+            self._reopen_index(rebuild=True)
         return first
 
     def _reopen_index(self, *, rebuild: bool = False) -> None:
-        """A new index handle, caught up from the log (``rebuild``: built anew from it)."""
+        """A new index handle, caught up from the log (``rebuild``: built anew from it). If that fails too, the
+        handle is poisoned (``store.poisoned``): reopen the ledger."""
         self._index.close()
         if rebuild:
             discard_index(self._store.path)
-        self._index = open_index(LogFile.open(self._store.path, self.origin), self._authority_keys)
+        try:
+            self._index = open_index(LogFile.open(self._store.path, self.origin), self._authority_keys)
+        except BaseException:
+            self._store.poison()
+            raise
 
     def record_event(self, event: Event, *, actor: str, place: str, time_ms: int,
                      signers: Mapping[str, PrivateKey], inputs: Sequence[str] = (),

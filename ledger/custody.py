@@ -82,9 +82,6 @@ class CustodyState:
         self.signers: MutableMapping[Digest, frozenset[str]] = {}  # record hash -> parties who signed it
         self.times: MutableMapping[Digest, int] = {}  # record hash -> time_ms (statement >= subject)
         self.bodies: MutableMapping[Digest, int] = {}  # body hash -> position of the first record with that body
-        #: False only to rebuild a writer's index from its own log (every signature was checked when it was
-        #: appended; an audit checks them all): registry records are checked whatever it says.
-        self.verify_signatures = True
         self.unchecked: list[Finding] = []  # partial mode: the checks that needed goods outside the subset
         self.size = 0
 
@@ -149,7 +146,7 @@ class CustodyState:
         if record.body.origin != self.origin:
             found.append(_f("record.wrong_origin", position, None,
                             f"record names origin {record.body.origin!r}, ledger is {self.origin!r}"))
-        for sig in record.signatures if self.verify_signatures or record.body.kind in REGISTRY_KINDS else ():
+        for sig in record.signatures:
             try:
                 record.verify_signature(sig)
             except (SignatureError, KeyFormatError) as exc:

@@ -27,8 +27,8 @@ from pathlib import Path
 from ._text import fold
 from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
-from .errors import InputError, StoneTrailError, StorageError, VerificationError, expect, expect_each, expect_path
-from .index.reading import IndexedLog, Records, index_fault, indexed_log
+from .errors import InputError, StoneTrailError, VerificationError, expect, expect_each, expect_path
+from .index.reading import IndexedLog, Records, indexed_log, through_index
 from .reader import LogPass, Progress, ReadSide, check_checkpoint
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
@@ -128,17 +128,12 @@ def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trus
     expect_each(items, str, "items", "an item id (text)")
     expect(checkpoint, str, "checkpoint", "signed checkpoint text (str)")
     expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
-    if (indexed := _indexed(ledger_path, checkpoint, trust)) is not None:
-        try:
-            with indexed:  # the persistent index answers in O(log n) reads: no pass to report
-                bundles = _bundles(indexed, indexed.records, items, checkpoint, indexed.later)
-        except StorageError as exc:
-            if not index_fault(exc):
-                raise
-        else:
-            if progress is not None:
-                progress(indexed.tree.size, indexed.tree.size)
-            return bundles
+    answered = through_index(_indexed(ledger_path, checkpoint, trust),  # O(log n) reads: no pass to report
+                             lambda log: (log.tree.size, _bundles(log, log.records, items, checkpoint, log.later)))
+    if answered is not None:
+        if progress is not None:
+            progress(answered[0], answered[0])
+        return answered[1]
     with FrameFile(ledger_path) as file:  # no index that can answer: one pass over the log
         cp = _open(file, checkpoint, trust)
         log = LogPass(file, at=cp.tree_size)

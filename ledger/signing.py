@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import StorageError
-from .index.reading import index_fault, indexed_log
+from .index.reading import indexed_log, through_index
 from .keys import PrivateKey
 from .reader import Progress, sign_log
 from .reader import checkpoint_file as checkpoint_log
@@ -22,15 +21,9 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
     """Sign a C2SP checkpoint of the ledger file at ``path`` as it is now, without locking
     (:func:`ledger.reader.checkpoint_file` says what is checked and raised). ``progress(done, total)``: as the
     log is read, or once when the index answers."""
-    if (log := indexed_log(path)) is not None:
-        try:
-            with log:
-                note = sign_log(log, key, name, trust=trust)
-        except StorageError as exc:
-            if not index_fault(exc):
-                raise
-        else:
-            if progress is not None:
-                progress(log.tree.size, log.tree.size)
-            return note
-    return checkpoint_log(path, key, name, trust=trust, progress=progress)
+    signed = through_index(indexed_log(path), lambda log: (log.tree.size, sign_log(log, key, name, trust=trust)))
+    if signed is None:
+        return checkpoint_log(path, key, name, trust=trust, progress=progress)
+    if progress is not None:
+        progress(signed[0], signed[0])
+    return signed[1]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..storage.tiles import Tile, tile_nodes
-from .maps import IndexDamaged, row_check, sqlite_errors
+from .maps import IndexDamaged, is_row, row_check, sqlite_errors
 from .snapshot import create_snapshot_table
 from .state import create_tables
 
@@ -57,6 +57,7 @@ class IndexDB:
         """
         if not create and not path.is_file():
             raise FileNotFoundError(path)
+        db: sqlite3.Connection | None = None
         try:
             if read_only:  # a reader never writes the index: query_only; a file it may not write is opened read-only
                 writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
@@ -68,13 +69,17 @@ class IndexDB:
                 db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # the log is fsynced first; the index can lag and catch up
             db.execute("PRAGMA cache_size=-32768")  # 32 MiB
+            if read_only:
+                db.execute("BEGIN")  # one read transaction for the reader's life: one consistent snapshot
             index = cls(db, path)
             if create:
                 index._create()
             if index.meta("schema") != SCHEMA:
                 raise IndexDamaged(f"{path} is an index of schema {index.meta('schema')!r}, not {SCHEMA}")
-        except sqlite3.Error as exc:
-            raise IndexDamaged(f"{path}: {exc}") from exc
+        except (sqlite3.Error, IndexDamaged) as exc:
+            if db is not None:
+                db.close()  # never left to the collector (see ledger.index.indexed.open_index)
+            raise exc if isinstance(exc, IndexDamaged) else IndexDamaged(f"{path}: {exc}") from exc
         return index
 
     def _create(self) -> None:
@@ -115,7 +120,7 @@ class IndexDB:
             row = self.db.execute(f"SELECT v, c FROM {table} WHERE {col} = ?", (key,)).fetchone()
         if row is None:
             return None
-        if row_check(table, str(key).encode(), row[0]) != row[1]:
+        if not is_row(key, row[0], row[1]) or row_check(table, str(key).encode(), row[0]) != row[1]:
             raise IndexDamaged(f"index table {table}: row {key!r} fails its checksum")
         return bytes(row[0])
 
@@ -189,7 +194,7 @@ class IndexDB:
         positions = []
         with sqlite_errors("registry"):
             for key, value, check in self.db.execute("SELECT id, v, c FROM registry ORDER BY id"):
-                if row_check("registry", str(key).encode(), value) != check:
+                if not is_row(key, value, check) or row_check("registry", str(key).encode(), value) != check:
                     raise IndexDamaged("index table registry: a row fails its checksum")
                 positions.append(key)
         return positions

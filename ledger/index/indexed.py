@@ -9,6 +9,7 @@ records appended since it was last written (a writer that crashed between its fs
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -38,6 +39,8 @@ __all__ = ["LedgerIndex", "LogFile", "Progress", "discard_index", "open_index"]
 
 #: (records done, records in all) while an index is built or caught up.
 Progress = Callable[[int, int], None]
+#: Records at the end of the index checked against the log on every open (each a read of one frame).
+CHECKED = 64
 _CHUNK = 4096  # records applied between two writes of the index while it is built
 _TABLES = list(TABLES)
 
@@ -60,8 +63,9 @@ class LogFile:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}", code="store.io") from exc
 
     def close(self) -> None:
-        """Close the descriptor."""
-        os.close(self.fd)
+        """Close the descriptor (idempotent: the writer may close an index it failed to replace)."""
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
 
     @property
     def header(self) -> bytes:
@@ -174,6 +178,10 @@ class LedgerIndex:
         for (kind, key), c in self._maps[_TABLES.index("id_claims")].rows():
             leaf = IdentityLeaf(kind, key, tuple(c)).to_bytes()
             claims.append((sort_key(kind, key), leaf, leaf_hash(leaf)))
+        for table, walked in (("head_positions", heads), ("head_latest", heads), ("id_claims", claims)):
+            if len(walked) != len(self._maps[_TABLES.index(table)]):  # rows a damaged page hides from a walk
+                raise IndexDamaged(f"index table {table}: a walk met {len(walked)} rows, the index holds "
+                                   f"{len(self._maps[_TABLES.index(table)])}")
         return heads, claims
 
     @staticmethod
@@ -196,8 +204,9 @@ class LedgerIndex:
         return lines
 
     def check(self) -> None:
-        """Check that this index is of its log: origin, header, and the last indexed record where it says, with the
-        leaf hash and root it recorded. Raises IndexDamaged."""
+        """Check that this index is of its log: origin, header, the last indexed record where it says, with the
+        leaf hash and root it recorded, and the :data:`CHECKED` records before it each where the index says, with
+        its leaf hash (an index of a ledger that forked from this one differs there). Raises IndexDamaged."""
         db, log = self.db, self.log
         if db.meta("origin") != log.origin or db.meta("header") != hashlib.sha256(log.header).digest():
             raise IndexDamaged(f"{db.path} is the index of another ledger")
@@ -210,7 +219,8 @@ class LedgerIndex:
             offset, length = db.frame(last)
             if offset + length != self.end:
                 raise IndexDamaged(f"{db.path}: its last frame does not end where it recorded")
-            self.payload(last)
+            for position in range(max(0, self.size - CHECKED), self.size):
+                self.payload(position)
 
     def close(self) -> None:
         """Close the index file and the log's read descriptor."""
@@ -249,14 +259,13 @@ def tail_size(log: LogFile, start: int, first: int) -> tuple[int, list[Any]]:
     return sum(1 for _ in frames), survey.problems
 
 
-def _catch_up(index: LedgerIndex, progress: Progress | None, *, verify: bool) -> None:
+def _catch_up(index: LedgerIndex, progress: Progress | None) -> None:
     """Apply and commit the log's records after the index's last one. Raises CorruptStoreError for damage in
     that part of the log or a record that breaks a rule (the writer's refusal, as a replay would say it)."""
     more, problems = tail_size(index.log, index.end, index.size)  # damage is named before any record is read
     if problems:
         raise _damaged(index, problems[0])
     frames, survey = tail(index.log, index.end, index.size)
-    index.state.verify_signatures = verify
     total, done, batch = index.size + more, index.size, list[tuple[Record, int, int]]()
     for payload, offset, length in frames:
         record = Record.from_bytes(payload)
@@ -273,7 +282,6 @@ def _catch_up(index: LedgerIndex, progress: Progress | None, *, verify: bool) ->
     if survey.problems:  # the file changed since it was surveyed
         raise _damaged(index, survey.problems[0])
     index.commit(batch)
-    index.state.verify_signatures = True
     if progress is not None:
         progress(index.size, index.size)
 
@@ -286,21 +294,26 @@ def _damaged(index: LedgerIndex, problem: StoreProblem) -> CorruptStoreError:
 
 def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progress | None = None) -> LedgerIndex:
     """The index of ``log``, checked and caught up; built anew from the log if it is missing, of another log,
-    damaged or of another schema (``progress`` is then called as records are applied). A new index trusts the
-    signatures of custody records (the writer checked them when it appended them; an audit checks every one).
+    damaged or of another schema (``progress`` is then called as records are applied). Every record is checked
+    as the writer checks a new one, signatures included: a log the writer would refuse is refused.
 
     Raises:
         CorruptStoreError: the log has damage after the indexed records, or a record that breaks a rule.
         StorageError: the index file cannot be written.
     """
     keys, path = frozenset(authority_keys), index_path(log.path)
-    index = None
+    index, db = None, None
     try:
-        index = LedgerIndex(IndexDB.open(path, create=False), log, keys)
+        db = IndexDB.open(path, create=False)
+        index = LedgerIndex(db, log, keys)
         index.check()
-    except (IndexDamaged, FileNotFoundError, sqlite3.Error):
-        if index is not None:
-            index.db.close()
+    except (StorageError, FileNotFoundError, sqlite3.Error) as exc:
+        if isinstance(exc, StorageError) and not exc.code.startswith("index."):  # e.g. the log's store.io
+            if db is not None:
+                db.close()
+            raise
+        if db is not None:  # closed now: a connection closed later by the collector would remove the -wal and
+            db.close()  # -shm files of the new index built at the same path
         index = None
     if index is None:
         try:
@@ -310,7 +323,7 @@ def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progr
             raise StorageError(f"cannot write the index {path}: {exc}", code="index.io") from exc
     new = index.size == 0
     try:
-        _catch_up(index, progress, verify=not new)
+        _catch_up(index, progress)
     except BaseException:
         index.close()
         if new:  # nothing worth keeping: a reader would only survey the file twice

@@ -3,7 +3,7 @@
 :class:`StoredMap` reads rows on demand and keeps what it read or wrote in memory until :meth:`StoredMap.flush`
 writes the changed rows (inside the caller's transaction). Values the caller changes in place (an
 :class:`~ledger.item.Item` after a transfer) are written too: at flush every row read is re-encoded and written
-when its bytes differ. Rows carry a checksum of table, key and value (BLAKE2b-64), checked on every read: a
+when its bytes differ. Rows carry a checksum of table, key and value (CRC-32), checked on every read: a
 damaged row raises :class:`IndexDamaged` (the index is then rebuilt from the log, never trusted).
 
 Keys are stored as bytes whose order is the order the checkpoint's trees need (item ids as UTF-8, identities as
@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 
 from ..errors import StorageError
 
-__all__ = ["Codec", "IndexDamaged", "StoredMap", "StoredSet", "create_table", "row_check", "sqlite_errors"]
+__all__ = ["Codec", "IndexDamaged", "StoredMap", "StoredSet", "create_table", "is_row", "row_check", "sqlite_errors"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -64,6 +64,12 @@ def row_check(table: str, key: bytes, value: bytes) -> int:
     a row moved to another key or table, changes it)."""
     crc = zlib.crc32(b"%d:%s%d:" % (len(table), table.encode(), len(key)))
     return zlib.crc32(value, zlib.crc32(b"%d:" % len(value), zlib.crc32(key, crc)))
+
+
+def is_row(key: object, value: object, check: object) -> bool:
+    """True if a row read back has the types it was written with (a damaged record header can turn a column's
+    type, e.g. into NULL, without SQLite noticing)."""
+    return isinstance(key, bytes | str | int) and isinstance(value, bytes) and type(check) is int
 
 
 def create_table(db: sqlite3.Connection, table: str) -> None:
@@ -110,7 +116,7 @@ class StoredMap(MutableMapping[K, V]):
         return value
 
     def _decode(self, key: bytes, value: bytes, check: int) -> V:
-        if row_check(self._table, key, value) != check:
+        if not is_row(key, value, check) or row_check(self._table, key, value) != check:
             raise IndexDamaged(f"index table {self._table}: a row fails its checksum")
         try:
             return self._codec.unvalue(value)
@@ -160,7 +166,11 @@ class StoredMap(MutableMapping[K, V]):
         unkey = self._codec.unkey
         with sqlite_errors(self._table):
             for key, value, check in self._db.execute(f"SELECT k, v, c FROM {self._table} ORDER BY k"):
-                yield unkey(key), self._decode(key, value, check)
+                decoded = self._decode(key, value, check)  # the checksum first, then the key
+                try:
+                    yield unkey(key), decoded
+                except (ValueError, TypeError) as exc:
+                    raise IndexDamaged(f"index table {self._table}: a key does not decode ({exc})") from exc
 
     def flush(self) -> None:
         """Write every row changed since the last flush (in the caller's transaction)."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import StorageError
 from ..hashing import Digest
-from ..heads import HeadProof
+from ..heads import Head, HeadProof, head_leaf
 from ..identity import sort_key
 from ..merkle import leaf_hash
 from ..record import Record
@@ -26,7 +27,9 @@ from .indexed import LedgerIndex, LogFile, tail_size
 from .maps import IndexDamaged
 from .snapshot import HEADS, IDENTITIES, Snapshot
 
-__all__ = ["IndexedLog", "Records", "index_fault", "indexed_log"]
+__all__ = ["IndexedLog", "Records", "index_fault", "indexed_log", "through_index"]
+
+T = TypeVar("T")
 
 
 class _Tree:
@@ -54,7 +57,14 @@ class _Tree:
         return self._line
 
     def rank(self, key: bytes) -> int | None:
-        return self._stored.rank(key) if self._stored else self._ranks.get(key)
+        if self._stored is None:
+            return self._ranks.get(key)
+        if key not in self._ranks:  # a binary search over the stored leaves, once per key
+            found = self._stored.rank(key)
+            if found is None:
+                return None
+            self._ranks[key] = found
+        return self._ranks[key]
 
     def leaf(self, rank: int) -> bytes:
         return self._stored.leaf(rank)[1] if self._stored else self._leaves[rank][1]
@@ -67,15 +77,27 @@ class _Tree:
 
 
 class _Positions(Mapping[str, Sequence[int]]):
-    """Item id -> positions of its records below the tree size (:attr:`ledger.heads.ItemHeads.index`)."""
+    """Item id -> positions of its records below the tree size (:attr:`ledger.heads.ItemHeads.index`), each
+    item's checked against its leaf in the signed item-head tree (``tree``): its count and its latest record
+    (``record_hash(position)``). Raises IndexDamaged where they differ, and for an item the tree has but the
+    table does not (a damaged page can hide a row from a lookup)."""
 
-    def __init__(self, rows: Mapping[str, list[int]], size: int) -> None:
-        self._rows, self._size = rows, size
+    def __init__(self, rows: Mapping[str, list[int]], size: int, tree: _Tree,
+                 record_hash: Callable[[int], Digest]) -> None:
+        self._rows, self._size, self._tree, self._record_hash = rows, size, tree, record_hash
+        self._checked: dict[str, list[int]] = {}
 
     def __getitem__(self, item: str) -> Sequence[int]:
-        below = [p for p in self._rows[item] if p < self._size]
-        if not below:
+        if item in self._checked:
+            return self._checked[item]
+        rank = self._tree.rank(item.encode())
+        below = [p for p in self._rows[item] if p < self._size] if item in self._rows else []
+        if not below and rank is None:
             raise KeyError(item)
+        if rank is None or not below or self._tree.leaf(rank) != head_leaf(
+                item, Head(below[-1], self._record_hash(below[-1]), len(below))):
+            raise IndexDamaged(f"the index's records of {item!r} are not those its signed head names")
+        self._checked[item] = below
         return below
 
     def __iter__(self) -> Iterator[str]:
@@ -85,10 +107,28 @@ class _Positions(Mapping[str, Sequence[int]]):
         return sum(1 for _ in self)
 
 
-class _Heads:
-    def __init__(self, index: LedgerIndex, tree: _Tree, size: int) -> None:
-        self.index = _Positions(index.heads.index, size)  # type: ignore[arg-type]
-        self._tree, self._heads = tree, index.heads
+class _Committed:
+    """A checkpoint line's tree (:class:`ledger.commitments.Committed`) over a :class:`_Tree`."""
+
+    def __init__(self, tree: _Tree) -> None:
+        self._tree = tree
+
+    def __len__(self) -> int:
+        return len(self._tree)
+
+    def root(self) -> Digest:
+        return self._tree.root()
+
+    def extension(self) -> str:
+        return self._tree.extension()
+
+
+class _Heads(_Committed):
+    def __init__(self, index: LedgerIndex, tree: _Tree, size: int, records: Records) -> None:
+        super().__init__(tree)
+        self.index = _Positions(index.heads.index, size, tree,  # type: ignore[arg-type]
+                                lambda position: records[position].record_hash)
+        self._heads = index.heads
 
     def proof(self, item: str) -> HeadProof:
         rank = self._tree.rank(item.encode())
@@ -99,19 +139,8 @@ class _Heads:
     def items_of(self, record: Record) -> frozenset[str]:
         return self._heads.items_of(record)
 
-    def __len__(self) -> int:
-        return len(self._tree)
 
-    def root(self) -> Digest:
-        return self._tree.root()
-
-    def extension(self) -> str:
-        return self._tree.extension()
-
-
-class _Identities:
-    def __init__(self, tree: _Tree) -> None:
-        self._tree = tree
+class _Identities(_Committed):
 
     def proofs(self, identities: Iterable[tuple[str, str]]) -> list[tuple[int, bytes, tuple[Digest, ...]]]:
         """As :meth:`ledger.identity.IdentityIndex.proofs`."""
@@ -122,15 +151,6 @@ class _Identities:
                 raise IndexDamaged(f"the index's identity tree has no {kind} {key!r}")
             wanted.update(r for r in (rank - 1, rank, rank + 1) if 0 <= r < len(self._tree))
         return [(r, self._tree.leaf(r), self._tree.proof(r)) for r in sorted(wanted)]
-
-    def __len__(self) -> int:
-        return len(self._tree)
-
-    def root(self) -> Digest:
-        return self._tree.root()
-
-    def extension(self) -> str:
-        return self._tree.extension()
 
 
 class _Commitments:
@@ -184,7 +204,7 @@ class IndexedLog:
         self.tree = _FileTree(index.tree, file_size)
         self.records = Records(index.payload)  # each checked against its indexed leaf hash
         heads, ids = _trees(index, at)
-        self.commitments = _Commitments(_Heads(index, heads, at), _Identities(ids))
+        self.commitments = _Commitments(_Heads(index, heads, at, self.records), _Identities(ids))
 
     def registry_below(self, tree_size: int) -> list[tuple[int, Record]]:
         """The registry records (position, record) below ``tree_size``."""
@@ -218,6 +238,20 @@ def _trees(index: LedgerIndex, at: int) -> tuple[_Tree, _Tree]:
     return _Tree(None, heads, lines[0]), _Tree(None, claims, lines[1])
 
 
+def through_index(log: IndexedLog | None, work: Callable[[IndexedLog], T]) -> T | None:
+    """``work(log)``, the index closed after; None when there is no index that can answer (``log`` None) or it
+    turned out damaged on the way (:func:`index_fault`): the caller then reads the log."""
+    if log is None:
+        return None
+    try:
+        with log:
+            return work(log)
+    except StorageError as exc:
+        if not index_fault(exc):
+            raise
+        return None
+
+
 def index_fault(exc: StorageError) -> bool:
     """True for a fault of the index (``index.*``: damaged, a tile missing or malformed), after which a reader
     reads the log instead."""
@@ -233,12 +267,16 @@ def indexed_log(ledger_path: str | Path, at: int | None = None) -> IndexedLog | 
         db = IndexDB.open(index_path(path), create=False, read_only=True)
     except (FileNotFoundError, IndexDamaged):
         return None
+    log = None
     try:
         with open(path, "rb") as head:
             origin, _ = read_header(head.read(512))
-        index = LedgerIndex(db, LogFile.open(path, origin), None)
+        log = LogFile.open(path, origin)
+        index = LedgerIndex(db, log, None)
     except (IndexDamaged, StorageError, OSError, sqlite3.Error, ValueError):
         db.close()
+        if log is not None:
+            log.close()
         return None
     try:
         if index.size == 0:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..hashing import Digest
 from ..merkle import verify_inclusion
 from ..storage.tiles import MemoryTiles, Tile, TiledTree
-from .maps import IndexDamaged, row_check, sqlite_errors
+from .maps import IndexDamaged, is_row, row_check, sqlite_errors
 
 __all__ = ["HEADS", "IDENTITIES", "KEPT", "Snapshot", "create_snapshot_table", "write_snapshot"]
 
@@ -87,7 +87,8 @@ class Snapshot:
                                    (self._size, self._tree, kind, k)).fetchone()
         if row is None:
             return None
-        if _check(self._size, self._tree, kind, k, row[0], row[1]) != row[2]:
+        if not is_row(k, row[0], row[2]) or not isinstance(row[1], bytes | None) \
+                or _check(self._size, self._tree, kind, k, row[0], row[1]) != row[2]:
             raise IndexDamaged("index table snap: a row fails its checksum")
         return row[0], row[1]
 

@@ -304,6 +304,11 @@ class FileStore:
         stop = self._offsets[at + 1] if at + 1 < len(self._offsets) else self._end
         return self._offsets[at], stop - self._offsets[at]
 
+    def poison(self) -> None:
+        """Refuse every later append through this handle (``store.poisoned``): its owner lost track of what it
+        holds (e.g. an index it could not rebuild)."""
+        self._poisoned = True
+
     def check_intact(self) -> None:
         """Raise unless this handle is open and no write through it has failed.
 
