@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ledger import Ledger, Trust, build_demo, check_bundle, export_bundles, keyfile
+from ledger import Ledger, Mined, Output, Trust, build_demo, check_bundle, export_bundles, keyfile
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import StoneTrailError
+from ledger.index import discard_index
 from ledger.index.db import index_path
 from ledger.index.reading import indexed_log
 from ledger.reader import checkpoint_file
 from ledger.signing import checkpoint_file as sign_file
-from ledger.storage import scan
+from ledger.storage import framing, scan
 from stonetrail_cli.main import main
 
 
@@ -229,3 +230,47 @@ def test_stonetrail_index_builds_the_index_a_writer_would_keep(demo: Path, tmp_p
         refused = CliRunner().invoke(main, ["index", str(path), "--trust", str(demo / "trust.keys")])
         assert refused.exit_code != 0 and "store.locked" in refused.output
         assert ledger.size == len(scan(path).frames)
+
+
+def test_rows_a_damaged_page_hides_are_noticed_not_signed_or_exported(demo: Path, tmp_path: Path) -> None:
+    """A damaged B-tree page can hide rows from SQLite (an adversarial review flipped a page's cell count): a
+    row gone from the identity table or from an item's positions is noticed (a walk's length against the
+    checksummed row counts; positions against the signed item-head tree), never signed or put in a bundle."""
+    path = _copy(demo, tmp_path, with_index=False)
+    keys, operator = _keys(demo)
+    trust = Trust.parse((demo / "trust.keys").read_text())
+    with Ledger.open(path, keys) as ledger:
+        note = ledger.checkpoint(operator)  # type: ignore[arg-type]
+    want_note, want_bundles = checkpoint_file(path, operator), export_bundles(path, ["R-00001-A"], note,
+                                                                             trust=trust)  # type: ignore[arg-type]
+    with closing(sqlite3.connect(index_path(path))) as db:
+        db.execute("DELETE FROM id_claims WHERE k = (SELECT k FROM id_claims ORDER BY k LIMIT 1 OFFSET 7)")
+        db.execute("DELETE FROM head_positions WHERE k = ?", (b"RING-0001",))  # the ring R-00001-A is set in
+        db.commit()
+    assert export_bundles(path, ["R-00001-A"], note, trust=trust) == want_bundles  # read from the log
+    assert sign_file(path, operator) == want_note  # type: ignore[arg-type]
+    with Ledger.open(path, keys) as ledger:
+        assert ledger.checkpoint(operator) == want_note  # type: ignore[arg-type]  # rebuilt, then signed
+
+
+def test_a_forged_signature_is_refused_with_or_without_an_index(demo: Path, tmp_path: Path) -> None:
+    """A rebuild checks every signature, as appending did: whether an index exists never changes the verdict."""
+    path = _copy(demo, tmp_path, with_index=False)
+    keys, _ = _keys(demo)
+    scratch = tmp_path / "scratch.ledger"
+    shutil.copy(path, scratch)
+    with Ledger.open(scratch, keys, now_ms=lambda: 1 << 62) as ledger:  # a new record, valid but for the forgery
+        new = ledger.record_event(Mined(mine="Jwaneng", country="BW"), actor="producer-jwaneng", place="BW",
+                                  time_ms=1_800_000_000_000, signers={"producer-jwaneng": keyfile.load_private_key(
+                                      demo / "keys" / "producer-jwaneng.pem")},
+                                  outputs=[Output(id="FORGED-1", type="lot", mass_mct=1000)])
+    forged = bytearray(new.raw)
+    forged[-40] ^= 0x01  # inside the signature
+    with open(path, "ab") as log:  # a frame appended behind the writer's back
+        log.write(framing.pack_batch([bytes(forged)])[0])
+    for with_index in (True, False):
+        if not with_index:
+            discard_index(path)
+        with pytest.raises(StoneTrailError) as refused:
+            Ledger.open(path, keys)
+        assert refused.value.code.startswith("sig."), refused.value
