@@ -1,8 +1,10 @@
 """Storage: the bytes of a ledger and what is derived from them (DESIGN.md §6).
 
-Layers, bottom up: :mod:`~ledger.storage.framing` (the file's header and frames, no I/O),
-:mod:`~ledger.storage.filestore` (the append-only file: append, fsync, lock, scan, repair). The log is the truth;
-everything else here is derived from it and rebuildable.
+Layers, bottom up: :mod:`~ledger.storage.window` and :mod:`~ledger.storage.framing` (the file's header and
+frames, read in bounded memory, no I/O of their own), :mod:`~ledger.storage.filestore` (the append-only file:
+append, fsync, lock, scan), :mod:`~ledger.storage.repair` (a torn tail moved aside) and
+:mod:`~ledger.storage.tiles` (the Merkle node hashes as C2SP tlog-tiles). The log is the truth; everything else
+is derived from it and rebuildable.
 """
 
 from .filestore import (
@@ -14,12 +16,11 @@ from .filestore import (
     FileStore,
     Frame,
     FrameFile,
-    Repaired,
     ScanResult,
     StoreProblem,
-    repair,
     scan,
 )
+from .repair import Repaired, repair
 
 __all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "FileStore", "Frame",
            "FrameFile", "Repaired", "ScanResult", "StoreProblem", "repair", "scan"]

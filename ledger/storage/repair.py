@@ -1,0 +1,135 @@
+"""Repair of a ledger file: move a torn tail (an append that never completed) aside, never deleting a byte
+(DESIGN.md §6, docs/format.md §8, docs/adr/0017)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._files import io_errors, write_file
+from ..checkpoint import Checkpoint, read_unverified_checkpoint
+from ..errors import CorruptStoreError, StorageError, VerificationError, expect, expect_path
+from .filestore import _lock, _pread, _regular, _survey
+from .framing import TORN, StoreProblem
+
+__all__ = ["Repaired", "repair"]
+
+
+def _move_aside(tail: bytes, side: Path) -> None:
+    """Write ``tail`` into the new file ``side`` (:func:`ledger._files.write_file`). A ``side`` that already
+    holds exactly ``tail`` (left by an interrupted repair) is kept. Raises StorageError "store.exists" (``side``
+    exists with other bytes, or is not a regular file), "store.io"."""
+    try:
+        write_file(side, tail)
+    except StorageError as exc:
+        if exc.code != "store.exists":
+            raise
+        if _read_regular(side) != tail:
+            raise StorageError(f"{side} exists with other bytes; move it away", code="store.exists") from None
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file (a symbolic link is not followed), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        return _pread(fd, os.fstat(fd).st_size, 0) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Repaired:
+    """What :func:`repair` did to the ledger file ``ledger``: it now holds ``records`` records in ``size_bytes``
+    bytes; ``side_file`` holds the ``moved_bytes`` bytes of the torn tail moved aside (None and 0: nothing to
+    repair, the file is as it was)."""
+
+    ledger: Path
+    records: int
+    size_bytes: int
+    side_file: Path | None
+    moved_bytes: int
+
+    @property
+    def repaired(self) -> bool:
+        """True if a torn tail was moved aside."""
+        return self.side_file is not None
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict: ``verdict`` ``repaired`` or ``intact``, the files, counts in records and bytes."""
+        return {"verdict": "repaired" if self.repaired else "intact", "file": str(self.ledger),
+                "records": self.records, "size_bytes": self.size_bytes,
+                "side_file": None if self.side_file is None else str(self.side_file), "moved_bytes": self.moved_bytes}
+
+
+def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None) -> Repaired:
+    """Move a torn tail (an interrupted append: an incomplete last frame, or every frame of a batch cut short)
+    into the new file ``<path>.torn-<offset>``; truncate the ledger to the end of the last complete batch
+    (docs/format.md §8, "Repair"). Bytes are moved, never deleted.
+
+    ``checkpoint``: the text of a checkpoint issued for this ledger. Repair then refuses to leave the file with
+    fewer records than its tree size: that would roll back records a verifier may hold a proof of. Its signature
+    is not checked (it only bounds the cut: a false one can make repair refuse, never cut more).
+
+    Takes the writer lock. The side file is written and fsynced before the ledger is truncated and fsynced, so
+    no byte is ever lost; a side file that already holds exactly the tail (an interrupted repair) is kept.
+    Returns what was done (:class:`Repaired`; ``side_file`` None: no problem, nothing changed).
+    Raises:
+        ArgumentError: ``input.type`` (an argument of the wrong type).
+        NoteFormatError: ``checkpoint`` is not a checkpoint.
+        LockedError: a writer holds the ledger.
+        InputError: "store.not_a_ledger" (an empty file, or not a ledger at all).
+        CorruptStoreError: "store.bad_header", or the code of a problem other than a torn tail (that needs an
+            audit, not a truncate; the message names the record and byte offset); the file is left untouched.
+        VerificationError: "checkpoint.origin_mismatch" (the checkpoint is another ledger's); "repair.rollback"
+            (the torn tail starts below the checkpoint's tree size, or the file already holds fewer records);
+            the file is left untouched.
+        StorageError: "store.io" on OSError; "store.exists" if the side file exists with other bytes.
+    """
+    expect_path(path, "path")
+    expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
+    issued = None if checkpoint is None else read_unverified_checkpoint(checkpoint)
+    p = Path(path)
+    with io_errors(p, "opening"):
+        _regular(p)
+        fd = os.open(p, os.O_RDWR)
+    try:
+        _lock(fd, p)
+        with io_errors(p, "repairing"):
+            origin, offsets, problems, end = _survey(fd)
+            _may_cut(p, problems, issued, origin, len(offsets))
+            side, tail = None, b""
+            if problems:
+                side, tail = p.with_name(f"{p.name}.torn-{end}"), _pread(fd, os.fstat(fd).st_size - end, end)
+                _move_aside(tail, side)
+                os.ftruncate(fd, end)
+                os.fsync(fd)
+            return Repaired(ledger=p, records=len(offsets), size_bytes=end, side_file=side, moved_bytes=len(tail))
+    finally:
+        os.close(fd)
+
+
+def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | None, origin: str, kept: int) -> None:
+    """Refuse a repair that would cut anything but a torn tail, or leave fewer records than ``issued`` covers
+    (``kept``: the records before the torn tail, or all of them). Raises as :func:`repair`."""
+    if problems and problems[0].code != TORN:  # a torn tail is always the last problem
+        first = problems[0]
+        raise CorruptStoreError(f"{p} is damaged at record {first.index} (byte offset {first.offset}): "
+                                f"{first.reason.removeprefix(f'record {first.index}: ')}; that is not a torn tail, "
+                                "so repair leaves the file as it is: audit it (stonetrail verify)", code=first.code)
+    if issued is None:
+        return
+    if issued.origin != origin:
+        raise VerificationError(f"the checkpoint is of {issued.origin!r:.80}, {p} of {origin!r:.80}",
+                                code="checkpoint.origin_mismatch")
+    if kept < issued.tree_size:
+        where = (f"its torn tail starts at record {kept} (byte offset {problems[0].offset})" if problems
+                 else f"it holds {kept} records")
+        raise VerificationError(f"{p}: {where}, below the tree size {issued.tree_size} of the checkpoint given: "
+                                f"{issued.tree_size - kept} record(s) it covers would be rolled back; nothing was "
+                                "changed: recover them (a backup, a copy) before repairing", code="repair.rollback")
