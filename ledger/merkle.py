@@ -15,7 +15,7 @@ fault and raises :class:`~ledger.errors.InputError`; a proof that is malformed o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from .errors import InputError, ProofError
 from .hashing import DIGEST_SIZE, Digest
@@ -145,7 +145,7 @@ class MerkleTree:
     def root_at(self, size: int) -> Digest:
         """MTH(D[size]) of the first ``size`` leaves. Requires 0 <= size <= self.size, else InputError."""
         _check_range("size", size, 0, self.size, f"0 <= size <= {self.size}")
-        return self._range_hash(0, size) if size else EMPTY_ROOT
+        return range_root(self._node, 0, size) if size else EMPTY_ROOT
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[Digest]:
         """PATH(index, D[size]) (RFC 9162 §2.1.3.1); size defaults to self.size.
@@ -155,7 +155,7 @@ class MerkleTree:
         size = self.size if size is None else size
         _check_range("size", size, 0, self.size, f"0 <= size <= {self.size}")
         _check_range("index", index, 0, size - 1, f"0 <= index < size {size}")
-        return self._path(index, 0, size)
+        return subtree_path(self._node, index, 0, size)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[Digest]:
         """PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1); new_size defaults to self.size.
@@ -165,33 +165,47 @@ class MerkleTree:
         new_size = self.size if new_size is None else new_size
         _check_range("new size", new_size, 0, self.size, f"0 <= new size <= {self.size}")
         _check_range("old size", old_size, 1, new_size, f"0 < old size <= new size {new_size}")
-        if old_size == new_size:
-            return []
-        # The old tree's last complete subtree (level, pos) plus its path in the new tree; the subtree itself
-        # is omitted when it is the whole old tree (old_size a power of two), as SUBPROOF(m, D[m], true) = [].
-        level = (old_size & -old_size).bit_length() - 1
-        pos = (old_size - 1) >> level
-        path = self._path(pos, level, new_size)
-        return [self._levels[level][pos], *path] if pos else path
+        return consistency_path(self._node, old_size, new_size) if old_size < new_size else []
 
-    def _path(self, pos: int, level: int, size: int) -> list[Digest]:
-        """Sibling hashes of node (level, pos) up to the root of the tree of ``size`` leaves."""
-        proof: list[Digest] = []
-        while (1 << level) < size:
-            start = (pos ^ 1) << level
-            if start < size:  # an absent right sibling means the node is promoted unchanged
-                proof.append(self._range_hash(start, min(start + (1 << level), size)))
-            pos, level = pos >> 1, level + 1
-        return proof
+    def _node(self, height: int, index: int) -> Digest:
+        return self._levels[height][index]
 
-    def _range_hash(self, start: int, end: int) -> Digest:
-        """MTH of leaves [start, end), start < end, where [start, end) lies within one aligned subtree."""
-        parts: list[Digest] = []
-        while start < end:
-            level = (end - start).bit_length() - 1  # largest complete subtree that fits, left to right
-            parts.append(self._levels[level][start >> level])
-            start += 1 << level
-        return _fold_right(parts)
+
+#: (height, index) -> the hash of the complete subtree of leaves [index * 2**height, (index + 1) * 2**height).
+Nodes = Callable[[int, int], Digest]
+
+
+def subtree_path(nodes: Nodes, index: int, height: int, size: int) -> list[Digest]:
+    """Sibling hashes of node (height, index) up to the root of the tree of ``size`` leaves (RFC 9162 §2.1.3.1),
+    from complete-subtree hashes ``nodes``; an absent right sibling means the node is promoted unchanged."""
+    proof: list[Digest] = []
+    while (1 << height) < size:
+        start = (index ^ 1) << height
+        if start < size:
+            proof.append(range_root(nodes, start, min(start + (1 << height), size)))
+        index, height = index >> 1, height + 1
+    return proof
+
+
+def range_root(nodes: Nodes, start: int, end: int) -> Digest:
+    """MTH(D[start:end]), start < end, where [start, end) lies within one aligned subtree (RFC 9162 §2.1.1): its
+    complete subtrees left to right, largest first, hashed together right to left."""
+    parts: list[Digest] = []
+    while start < end:
+        height = (end - start).bit_length() - 1
+        parts.append(nodes(height, start >> height))
+        start += 1 << height
+    return _fold_right(parts)
+
+
+def consistency_path(nodes: Nodes, old_size: int, new_size: int) -> list[Digest]:
+    """PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1) for 0 < old_size < new_size: the old tree's last complete
+    subtree and its path in the new tree; the subtree itself is left out when it is the whole old tree (old_size a
+    power of two), as SUBPROOF(m, D[m], true) = []."""
+    height = (old_size & -old_size).bit_length() - 1
+    index = (old_size - 1) >> height
+    path = subtree_path(nodes, index, height, new_size)
+    return [nodes(height, index), *path] if index else path
 
 
 def _fold_right(parts: list[Digest]) -> Digest:

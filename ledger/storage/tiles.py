@@ -27,7 +27,7 @@ from typing import Protocol, runtime_checkable
 
 from ..errors import InputError, StorageError, expect, expect_each
 from ..hashing import DIGEST_SIZE, Digest
-from ..merkle import EMPTY_ROOT, node_hash
+from ..merkle import EMPTY_ROOT, consistency_path, range_root, subtree_path
 
 __all__ = ["TILE_HEIGHT", "TILE_WIDTH", "MemoryTiles", "NodeReader", "Tile", "TileReader", "TiledTree",
            "parse_tile_path", "tile_nodes", "tile_path"]
@@ -206,7 +206,7 @@ class TiledTree:
         """
         size = self._size if size is None else size
         _check_range("size", size, 0, self._size, f"0 <= size <= {self._size}")
-        return self._nodes.range_hash(0, size) if size else EMPTY_ROOT
+        return range_root(self._nodes.node, 0, size) if size else EMPTY_ROOT
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[Digest]:
         """PATH(index, D[size]) (RFC 9162 §2.1.3.1), leaf upwards; size defaults to self.size.
@@ -216,7 +216,7 @@ class TiledTree:
         size = self._size if size is None else size
         _check_range("size", size, 0, self._size, f"0 <= size <= {self._size}")
         _check_range("index", index, 0, size - 1, f"0 <= index < size {size}")
-        return self._nodes.path(index, 0, size)
+        return subtree_path(self._nodes.node, index, 0, size)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[Digest]:
         """PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1); new_size defaults to self.size.
@@ -226,14 +226,7 @@ class TiledTree:
         new_size = self._size if new_size is None else new_size
         _check_range("new size", new_size, 0, self._size, f"0 <= new size <= {self._size}")
         _check_range("old size", old_size, 1, new_size, f"0 < old size <= new size {new_size}")
-        if old_size == new_size:
-            return []
-        # The old tree's last complete subtree and its path in the new tree; the subtree itself is left out when
-        # it is the whole old tree (old_size a power of two): SUBPROOF(m, D[m], true) = [] (RFC 9162 §2.1.4.1).
-        height = (old_size & -old_size).bit_length() - 1
-        pos = (old_size - 1) >> height
-        path = self._nodes.path(pos, height, new_size)
-        return [self._nodes.node(height, pos), *path] if pos else path
+        return consistency_path(self._nodes.node, old_size, new_size) if old_size < new_size else []
 
     def _right_edge(self) -> list[bytes]:
         """Per level, the first ``floor(size / 256**L) mod 256`` hashes of its last tile (C2SP tlog-tiles)."""
@@ -312,30 +305,6 @@ class _Nodes:
             raise StorageError(f"{tile_path(level, index)}: {len(data) // DIGEST_SIZE} hashes stored, want at least "
                                f"{need}", code="index.tile_missing")
         return data
-
-    def path(self, index: int, height: int, size: int) -> list[Digest]:
-        """Sibling hashes of node (height, index) up to the root of the tree of ``size`` leaves (RFC 9162
-        §2.1.3.1); an absent right sibling means the node is promoted unchanged."""
-        proof: list[Digest] = []
-        while (1 << height) < size:
-            start = (index ^ 1) << height
-            if start < size:
-                proof.append(self.range_hash(start, min(start + (1 << height), size)))
-            index, height = index >> 1, height + 1
-        return proof
-
-    def range_hash(self, start: int, end: int) -> Digest:
-        """MTH(D[start:end]), start < end, where [start, end) lies within one aligned subtree (RFC 9162 §2.1.1):
-        its complete subtrees left to right, largest first, hashed together right to left."""
-        parts: list[Digest] = []
-        while start < end:
-            height = (end - start).bit_length() - 1
-            parts.append(self.node(height, start >> height))
-            start += 1 << height
-        root = parts.pop()
-        for left in reversed(parts):
-            root = node_hash(left, root)
-        return root
 
 
 def tile_nodes(hashes: bytes) -> bytes:
