@@ -12,14 +12,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from crashkit import index_rows
 
 from ledger import Ledger, Mined, Output, Trust, build_demo, check_bundle, export_bundles, keyfile
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import StoneTrailError
-from ledger.index import discard_index
+from ledger.identity import claims_of, sort_key
+from ledger.index import discard_index, rebuild_index
 from ledger.index.db import index_path
 from ledger.index.reading import indexed_log
 from ledger.reader import checkpoint_file
+from ledger.record import Record
 from ledger.signing import checkpoint_file as sign_file
 from ledger.storage import framing, scan
 from stonetrail_cli.main import main
@@ -253,8 +256,10 @@ def test_rows_a_damaged_page_hides_are_noticed_not_signed_or_exported(demo: Path
         assert ledger.checkpoint(operator) == want_note  # type: ignore[arg-type]  # rebuilt, then signed
 
 
-def test_a_forged_signature_is_refused_with_or_without_an_index(demo: Path, tmp_path: Path) -> None:
-    """A rebuild checks every signature, as appending did: whether an index exists never changes the verdict."""
+def test_a_forged_record_behind_the_writers_back_is_refused_by_the_index_and_named_by_the_audit(
+        demo: Path, tmp_path: Path) -> None:
+    """A frame the writer never checked: refused when the index catches up with it; a build from scratch takes
+    the log as the writer's (ADR 0020) and reaches the replay's state; ``--check`` and the audit name it."""
     path = _copy(demo, tmp_path, with_index=False)
     keys, _ = _keys(demo)
     scratch = tmp_path / "scratch.ledger"
@@ -266,11 +271,61 @@ def test_a_forged_signature_is_refused_with_or_without_an_index(demo: Path, tmp_
                                   outputs=[Output(id="FORGED-1", type="lot", mass_mct=1000)])
     forged = bytearray(new.raw)
     forged[-40] ^= 0x01  # inside the signature
+    Ledger.open(path, keys).close()  # the index, built
     with open(path, "ab") as log:  # a frame appended behind the writer's back
         log.write(framing.pack_batch([bytes(forged)])[0])
-    for with_index in (True, False):
-        if not with_index:
-            discard_index(path)
-        with pytest.raises(StoneTrailError) as refused:
-            Ledger.open(path, keys)
-        assert refused.value.code.startswith("sig."), refused.value
+    with pytest.raises(StoneTrailError) as refused:
+        Ledger.open(path, keys)
+    assert refused.value.code.startswith("sig."), refused.value
+    discard_index(path)
+    with pytest.raises(StoneTrailError) as refused:
+        rebuild_index(path, keys, checked=True)
+    assert refused.value.code.startswith("sig."), refused.value
+    with Ledger.open(path, keys) as ledger:  # trusted build: the state a replay reaches, the forgery included
+        assert ledger.item("FORGED-1").mass_mct == 1000
+    trust = demo / "trust.keys"
+    audit = CliRunner().invoke(main, ["verify", str(path), "--trust", str(trust), "--json"])
+    assert audit.exit_code != 0 and '"sig.' in audit.output, audit.output
+
+
+def _findings(ledger: Ledger, records: list[Record]) -> list[tuple[str, ...]]:
+    return [tuple(f.code for f in ledger.state.check(r)) for r in records]
+
+
+def test_a_flipped_byte_in_a_key_never_hides_a_duplicate(demo: Path, tmp_path: Path) -> None:
+    """A damaged key byte makes a point lookup miss its row: that miss must never let the writer take a record
+    again (``record.duplicate``) or an id, report number or inscription twice. Every key the index holds for the
+    demo's body hashes and claims is flipped in turn: each record checked again gets the clean index's findings,
+    or the damage is named (the writer then rebuilds)."""
+    path = _copy(demo, tmp_path, with_index=False)
+    keys, _ = _keys(demo)
+    with Ledger.open(path, keys) as ledger:
+        records = [ledger.record(p) for p in range(ledger.size)]
+        want = _findings(ledger, records)
+    clean = index_path(path).read_bytes()
+    needles = {bytes(r.body_hash) for r in records} | {
+        sort_key(kind, key) for r in records for kind, key, _ in claims_of(r)}
+    offsets = sorted({at + len(n) // 2 for n in needles if (at := clean.find(n)) >= 0})
+    assert len(offsets) > 100
+    offsets = offsets[::max(1, len(offsets) // 60)]
+    for offset in offsets:
+        damaged = bytearray(clean)
+        damaged[offset] ^= 0x10
+        index_path(path).write_bytes(bytes(damaged))
+        try:
+            with Ledger.open(path, keys) as ledger:
+                assert _findings(ledger, records) == want, f"byte {offset}"
+        except StoneTrailError as exc:
+            assert exc.code == "index.damaged", exc
+
+
+def test_a_trusted_build_holds_what_a_checked_one_holds(demo: Path, tmp_path: Path) -> None:
+    """ADR 0020: a build from scratch that takes the log's custody records as checked reaches, row for row, the
+    index of a build that checks every record (and of the writer that appended them)."""
+    path = _copy(demo, tmp_path, with_index=False)
+    keys, _ = _keys(demo)
+    rebuild_index(path, keys, checked=True)
+    checked = index_rows(path)
+    rebuild_index(path, keys)
+    assert index_rows(path) == checked
+    assert index_rows(demo / "demo.ledger") == checked

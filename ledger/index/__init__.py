@@ -22,9 +22,11 @@ __all__ = ["IndexedLog", "discard_index", "index_path", "indexed_log", "rebuild_
 
 
 def rebuild_index(ledger_path: str | Path, authority_keys: Iterable[bytes], *,
-                  progress: Progress | None = None) -> None:
+                  progress: Progress | None = None, checked: bool = False) -> None:
     """Build the index of the ledger at ``ledger_path`` anew from its log, holding the writer lock meanwhile
-    (``progress(records done, records in all)`` as records are applied).
+    (``progress(records done, records in all)`` as records are applied). The log's custody records are taken as
+    the writer checked them when it appended them (docs/adr/0020-trusted-rebuild.md); ``checked`` checks each
+    again, signatures included, as the writer checks a new one (~4x slower: an audit's worth of work).
 
     Raises:
         LockedError: a writer holds the ledger. CorruptStoreError: damage in the log, or a record that breaks a
@@ -32,4 +34,5 @@ def rebuild_index(ledger_path: str | Path, authority_keys: Iterable[bytes], *,
     """
     with FileStore.open(ledger_path, writable=True, survey=False) as store:
         discard_index(store.path)
-        open_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress).close()
+        open_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress,
+                   checked=checked).close()

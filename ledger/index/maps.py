@@ -12,6 +12,7 @@ their sort key), so :meth:`StoredMap.rows` walks a table in tree order.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import zlib
 from collections.abc import Callable, ItemsView, Iterator, MutableMapping, MutableSet
@@ -95,6 +96,9 @@ class StoredMap(MutableMapping[K, V]):
         self._stored: dict[K, object] = {}  # the bytes the table holds for each cached key (None: no row)
         self._touched: set[K] = set()  # read or set since the last flush
         self._get = f"SELECT v, c FROM {table} WHERE k = ?"
+        self._around = (f"SELECT 0, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k < ?1 ORDER BY k DESC LIMIT 2) "
+                        f"UNION ALL SELECT 1, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k > ?1 ORDER BY k "
+                        "LIMIT 2)")
 
     def _load(self, key: K) -> object:
         if key in self._cache:
@@ -110,10 +114,28 @@ class StoredMap(MutableMapping[K, V]):
                 raise IndexDamaged(f"index table {self._table}: {exc}") from exc
             if row is not None:
                 value, stored = self._decode(raw, row[0], row[1]), row[0]
+            else:
+                self._absent(raw)
         self._stored[key] = stored
         self._cache[key] = value
         self._touched.add(key)
         return value
+
+    def _absent(self, raw: bytes) -> None:
+        """Check a point lookup's miss of key bytes ``raw``: the rows on each side of where ``raw`` sorts (two
+        each) must pass their checksums and be strictly ordered around it. A damaged byte can make a lookup
+        miss a row that is there: a changed key leaves the row where the old key sorted (its checksum, over the
+        key, then fails); a changed cell pointer shows another row in its place (out of order, or twice). Raises
+        IndexDamaged, so that a miss never lets the writer accept a duplicate id, body or report number."""
+        try:
+            rows = self._db.execute(self._around, (raw,)).fetchall()
+        except sqlite3.Error as exc:
+            raise IndexDamaged(f"index table {self._table}: {exc}") from exc
+        keys = [r[1] for r in reversed(rows) if r[0] == 0] + [raw] + [r[1] for r in rows if r[0] == 1]
+        damaged = any(not is_row(k, v, c) or row_check(self._table, k, v) != c for _, k, v, c in rows)
+        if damaged or any(not isinstance(a, bytes) or not isinstance(b, bytes) or a >= b
+                          for a, b in itertools.pairwise(keys)):
+            raise IndexDamaged(f"index table {self._table}: the rows around a missing key are damaged")
 
     def _decode(self, key: bytes, value: bytes, check: int) -> V:
         if not is_row(key, value, check) or row_check(self._table, key, value) != check:
