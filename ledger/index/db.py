@@ -30,7 +30,7 @@ from .state import create_tables
 __all__ = ["SCHEMA", "IndexDB", "index_path"]
 
 #: Changes whenever what a table holds or how it is encoded changes: an index of another version is rebuilt.
-SCHEMA = 4
+SCHEMA = 5
 _BLOCK = 256  # frames per row of ``frames``
 _PAIR = struct.Struct(">QQ")
 _NODES = 1 << 62  # tiles rows: a tile's inner nodes, beside the tile

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import marshal
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 from ..custody import CustodyState
@@ -23,7 +23,7 @@ from ..identity import Claim, IdentityIndex, Standing
 from ..item import Item
 from .maps import Codec, StoredMap, StoredSet, create_table
 
-__all__ = ["TABLES", "attach", "flush", "forget"]
+__all__ = ["TABLES", "RecordRows", "attach", "flush", "forget"]
 
 
 def _text(value: str) -> bytes:
@@ -90,11 +90,21 @@ _BY_HASH: _Pair = (bytes, Digest)
 _BY_IDENTITY: _Pair = (_identity, _unidentity)
 _PLAIN: _Pair = (_m, _unplain)
 
-#: table -> (key codec, value codec): the index's copy of every dictionary of the replay.
+def _record(value: tuple[frozenset[str] | None, int | None, tuple[str, ...] | None]) -> bytes:
+    signers, time_ms, of = value
+    return _m((None if signers is None else sorted(signers), time_ms, None if of is None else list(of)))
+
+
+def _unrecord(raw: bytes) -> tuple[frozenset[str] | None, int | None, tuple[str, ...] | None]:
+    signers, time_ms, of = marshal.loads(raw)
+    return None if signers is None else frozenset(signers), time_ms, None if of is None else tuple(of)
+
+
+#: table -> (key codec, value codec): the index's copy of every dictionary of the replay. ``records`` holds, per
+#: record hash, the three dictionaries keyed by it (:class:`RecordRows`).
 TABLES: dict[str, tuple[_Pair, _Pair]] = {
     "items": (_BY_TEXT, (_item, _unitem)),
-    "signers": (_BY_HASH, (lambda v: _m(sorted(v)), lambda raw: frozenset(marshal.loads(raw)))),
-    "times": (_BY_HASH, _PLAIN),
+    "records": (_BY_HASH, (_record, _unrecord)),
     "bodies": (_BY_HASH, _PLAIN),
     "id_claims": (_BY_IDENTITY, (_claims, _unclaims)),
     "id_holder": (_BY_IDENTITY, _PLAIN),
@@ -102,7 +112,6 @@ TABLES: dict[str, tuple[_Pair, _Pair]] = {
     "id_frozen": (_BY_TEXT, (bytes, bytes)),
     "head_positions": (_BY_TEXT, _PLAIN),
     "head_latest": (_BY_TEXT, (bytes, Digest)),
-    "head_of": (_BY_HASH, (lambda v: _m(list(v)), lambda raw: tuple(marshal.loads(raw)))),
     "head_waiting": (_BY_HASH, (lambda v: _m([(p, bytes(h)) for p, h in v]),
                                 lambda raw: [(p, Digest(h)) for p, h in marshal.loads(raw)])),
 }
@@ -110,7 +119,7 @@ TABLES: dict[str, tuple[_Pair, _Pair]] = {
 
 #: Tables keyed by record or body hash, each key set once: nobody asks their length, so a new key is written
 #: without looking for an old row.
-UNCOUNTED = frozenset({"signers", "times", "bodies", "head_of"})
+UNCOUNTED = frozenset({"records", "bodies"})
 
 
 def create_tables(db: sqlite3.Connection) -> None:
@@ -119,20 +128,116 @@ def create_tables(db: sqlite3.Connection) -> None:
         create_table(db, table)
 
 
+_Row = tuple[Any, Any, Any]  # (signers, time_ms, items of): None for a value the replay never set
+_UNSET = object()  # a field of a pending row not set since the last flush: the table's value stands
+
+
+class RecordRows(StoredMap[Digest, _Row]):
+    """The ``records`` table: per record hash, the parties who signed it, its ``time_ms`` and the items it is a
+    record of — three dictionaries of the replay (:attr:`~ledger.custody.CustodyState.signers`,
+    :attr:`~ledger.custody.CustodyState.times`, the item heads' record -> items) kept in one row, so that a new
+    record costs one row at a random place in the file, not three. :meth:`field` gives each as a mapping.
+
+    A field set on a key not read first is kept pending; at :meth:`flush` a row whose three fields were all set is
+    written without reading the table (a new record's), any other is merged with the row the table holds. Each
+    field reads and writes as a dictionary would (the index is compared with a replay of the log, row for row).
+    """
+
+    def __init__(self, db: sqlite3.Connection, codec: Codec[Digest, _Row]) -> None:
+        super().__init__(db, "records", codec, None)
+        self._pending: dict[Digest, list[object]] = {}
+
+    def field(self, index: int) -> MutableMapping[Any, Any]:
+        """Field ``index`` (0: signers, 1: time_ms, 2: items of) as a mapping from record hash."""
+        return _Field(self, index)
+
+    def get_field(self, key: Digest, index: int) -> Any:
+        """Field ``index`` of ``key`` (None: not set)."""
+        pending = self._pending.get(key)
+        if pending is not None and pending[index] is not _UNSET:
+            return pending[index]
+        self._settle(key)
+        row = self.get(key)
+        return None if row is None else row[index]
+
+    def set_field(self, key: Digest, index: int, value: Any) -> None:
+        """Set field ``index`` of ``key`` (None: unset it)."""
+        self._pending.setdefault(key, [_UNSET, _UNSET, _UNSET])[index] = value
+
+    def _settle(self, key: Digest) -> None:
+        """Turn the pending fields of ``key`` into its row (merged with the table's row unless all are set)."""
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            return
+        if _UNSET in pending:
+            row = self.get(key) or (None, None, None)
+            pending = [row[i] if value is _UNSET else value for i, value in enumerate(pending)]
+        if pending == [None, None, None]:
+            self.pop(key, None)
+        else:
+            self[key] = (pending[0], pending[1], pending[2])
+
+    def flush(self) -> None:
+        for key in list(self._pending):
+            self._settle(key)
+        super().flush()
+
+    def forget(self) -> None:
+        self._pending.clear()
+        super().forget()
+
+
+class _Field(MutableMapping[Digest, Any]):
+    """One field of :class:`RecordRows` as a mapping (a key whose field is None is absent)."""
+
+    def __init__(self, rows: RecordRows, index: int) -> None:
+        self._rows, self._index = rows, index
+
+    def __getitem__(self, key: Digest) -> Any:
+        value = self._rows.get_field(key, self._index)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return self._rows.get_field(key, self._index) is not None  # type: ignore[arg-type]
+
+    def __setitem__(self, key: Digest, value: Any) -> None:
+        self._rows.set_field(key, self._index, value)
+
+    def __delitem__(self, key: Digest) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._rows.set_field(key, self._index, None)
+
+    def __iter__(self) -> Iterator[Digest]:
+        return (key for key, row in self._rows.rows() if row[self._index] is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def attach(state: CustodyState, heads: ItemHeads, db: sqlite3.Connection, counts: dict[str, int]
            ) -> list[StoredMap[Any, Any]]:
     """Replace the dictionaries of ``state`` (and its identity index) and ``heads`` by maps over ``db``'s tables
     holding ``counts`` rows; return the maps (to :func:`flush` or :func:`forget` together)."""
-    maps = {table: StoredMap(db, table, Codec(k[0], k[1], v[0], v[1]), _count(table, counts))
-            for table, (k, v) in TABLES.items()}
-    state.items, state.signers, state.times, state.bodies = (maps["items"], maps["signers"], maps["times"],
-                                                             maps["bodies"])
+    records = RecordRows(db, _codec("records"))
+    maps: dict[str, StoredMap[Any, Any]] = {
+        table: records if table == "records" else StoredMap(db, table, _codec(table), _count(table, counts))
+        for table in TABLES}
+    state.items, state.bodies = maps["items"], maps["bodies"]
+    state.signers, state.times = records.field(0), records.field(1)
     ids: IdentityIndex = state.identities
     ids.use(claims=maps["id_claims"], holder=maps["id_holder"], standing=maps["id_standing"],
             frozen=StoredSet(maps["id_frozen"]))
-    heads.use(positions=maps["head_positions"], latest=maps["head_latest"], of=maps["head_of"],
+    heads.use(positions=maps["head_positions"], latest=maps["head_latest"], of=records.field(2),
               waiting=maps["head_waiting"])
     return list(maps.values())
+
+
+def _codec(table: str) -> Codec[Any, Any]:
+    (key, unkey), (value, unvalue) = TABLES[table]
+    return Codec(key, unkey, value, unvalue)
 
 
 def _count(table: str, counts: dict[str, int]) -> int | None:
