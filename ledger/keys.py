@@ -8,7 +8,8 @@ Verification policy (docs/ed25519-policy.md). RFC 8032 leaves room for verifiers
   (libsodium ``crypto_core_ed25519_is_valid_point``): small-order, mixed-order, off-curve and non-canonical
   encodings are refused when the key is built;
 * :meth:`PublicKey.verify` requires a 64-byte signature R || S with S < L, R canonically encoded, R not a
-  small-order point and R in the prime-order subgroup, and only then calls ``cryptography``.
+  small-order point and R in the prime-order subgroup, and only then runs the equation through the current engine
+  (:mod:`ledger.engines`: libsodium or ``cryptography``, same verdict and code; docs/adr/0021).
 
 With A and R both in the prime-order subgroup and S reduced, the cofactored and cofactorless verification
 equations agree, so every RFC 8032 verifier that applies the same pre-checks reaches the same verdict.
@@ -38,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.exceptions import UnavailableError
 
+from .engines import LIBSODIUM_COFACTORED, current_engine, libsodium_equation
 from .errors import KeyFormatError, SignatureError
 
 __all__ = [
@@ -166,10 +168,11 @@ class PublicKey:
 
         Checks (DESIGN.md §2, docs/adr/0019-r-check-after-the-equation.md), in order: 64 bytes (``sig.length``);
         S < L (``sig.s_not_reduced``, RFC 8032 §5.1.7 step 1); R canonical (``sig.r_non_canonical``); R not a
-        small-order point (``sig.r_small_order``); then ``cryptography``'s cofactorless equation. R in the
-        prime-order subgroup (``sig.r_invalid_point``, docs/adr/0005) is checked only when the equation fails, to
-        name the reason: this key passed the full point check, so [S]B - [k]A lies in the prime-order subgroup and
-        an R outside it never satisfies the equation — the verdict and the code are those of checking R first.
+        small-order point (``sig.r_small_order``); then the cofactorless equation of the current engine
+        (:func:`ledger.engines.signature_engine`, docs/adr/0021). R in the prime-order subgroup
+        (``sig.r_invalid_point``, docs/adr/0005) is checked only when the equation fails, to name the reason: this
+        key passed the full point check, so [S]B - [k]A lies in the prime-order subgroup and an R outside it never
+        satisfies the equation — the verdict and the code are those of checking R first.
         Any other failure is ``sig.invalid``.
 
         Raises:
@@ -185,12 +188,23 @@ class PublicKey:
             raise SignatureError("signature point R is not canonically encoded", code="sig.r_non_canonical")
         if r in _SMALL_ORDER:
             raise SignatureError("signature point R is a small-order point", code="sig.r_small_order")
-        try:
-            self._key.verify(signature, bytes(message))
-        except InvalidSignature:
+        if not self._equation_holds(signature, bytes(message)):
             if not _in_prime_order_subgroup(r):
-                raise SignatureError("signature R is not a prime-order point", code="sig.r_invalid_point") from None
-            raise SignatureError(f"signature does not verify under {self!r}", code="sig.invalid") from None
+                raise SignatureError("signature R is not a prime-order point", code="sig.r_invalid_point")
+            raise SignatureError(f"signature does not verify under {self!r}", code="sig.invalid")
+
+    def _equation_holds(self, signature: bytes, message: bytes) -> bool:
+        """RFC 8032 §5.1.7 through the current engine; a cofactored libsodium gets R's full point check in front
+        (docs/adr/0019, 0021), so that it accepts exactly what the cofactorless equation accepts."""
+        if current_engine() == "cryptography":
+            try:
+                self._key.verify(signature, message)
+            except InvalidSignature:
+                return False
+            return True
+        if LIBSODIUM_COFACTORED and not _in_prime_order_subgroup(signature[:32]):
+            return False
+        return libsodium_equation(self.raw, signature, message)
 
     def __repr__(self) -> str:
         return f"PublicKey({self.text()[:20]}…)"

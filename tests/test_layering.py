@@ -30,9 +30,11 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: publish (the checkpoint published beside a ledger, replaced through _files, after monitor); storage.* (the ledger
 #: file's bytes: window, framing, the file store, C2SP tiles) and reader (the log-only read side) below index.* (the
 #: persistent index: maps, state, snapshot, db, indexed = the writer's side, reading = the read side over it) and
-#: signing (a checkpoint of a file, through the index when it can), all below the writer facade _ledger.
+#: signing (a checkpoint of a file, through the index when it can), all below the writer facade _ledger; engines
+#: (which library runs the Ed25519 equation, docs/adr/0021; above keys, its one user).
 ORDER = [
-    "errors", "_files", "findings", "_codec", "keys", "keyfile", "hashing", "_text", "_schema", "merkle",
+    "errors", "_files", "findings", "_codec", "engines",
+    "keys", "keyfile", "hashing", "_text", "_schema", "merkle",
     "checkpoint", "trust", "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
     "commitments",
     "consistency", "evidence", "item", "origin", "rules", "_kinds",
@@ -44,7 +46,7 @@ ORDER = [
     "monitor", "publish", "audit", "export", "history", "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
-THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"keys"}, "click": set()}
+THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"engines", "keys"}, "click": set()}
 
 
 def _name(path: Path) -> str:
