@@ -31,6 +31,10 @@ __all__ = ["SCHEMA", "IndexDB", "index_path"]
 
 #: Changes whenever what a table holds or how it is encoded changes: an index of another version is rebuilt.
 SCHEMA = 5
+#: Pages the write-ahead log grows to before a commit copies them into the file (SQLite's default is 1,000): a
+#: copy ends with an fsync of the file, and pages written again meanwhile (the tables' upper levels, the items
+#: and heads a batch moves, the tiles, frames and meta) are copied once; 32 MiB of 4 KiB pages.
+CHECKPOINT_PAGES = 8192
 _BLOCK = 256  # frames per row of ``frames``
 _PAIR = struct.Struct(">QQ")
 _NODES = 1 << 62  # tiles rows: a tile's inner nodes, beside the tile
@@ -67,6 +71,7 @@ class IndexDB:
             else:
                 db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
+                db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
             db.execute("PRAGMA synchronous=NORMAL")  # the log is fsynced first; the index can lag and catch up
             db.execute("PRAGMA cache_size=-32768")  # 32 MiB
             if read_only:
