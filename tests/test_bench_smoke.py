@@ -35,3 +35,39 @@ def test_bench_index_quick_run(tmp_path: Path) -> None:
         assert figures["proofs"]["digest"] == figures["proofs_bound"]["digest"]
         assert figures["proofs"]["root"] == figures["proofs_bound"]["root"]
     assert figures["proofs_bound"]["status"] == "ok"
+
+
+VERIFY_BENCH = BENCH.with_name("bench_verify.py")
+VERIFY_ROWS = ["bound_cryptography_one", "bound_cryptography_all", "bound_libsodium_one", "bound_libsodium_all",
+               "verify_cryptography_1", "verify_cryptography_2", "verify_libsodium_1", "verify_libsodium_2",
+               "jobs_cryptography", "jobs_libsodium", "engines", "rss", "save_state", "resume", "merkle"]
+
+
+def test_bench_verify_quick_run(tmp_path: Path) -> None:
+    """bench/bench_verify.py at 1,000 records: the bound verifies every signature with both engines, the Merkle
+    figure's root and proofs are pymerkle's (where installed), each verify row either ran with the same clean
+    result or says the CLI does not have its options yet, and the 99 % copy is a whole ledger of 990 records."""
+    from ledger.storage import scan
+    done = subprocess.run([sys.executable, str(VERIFY_BENCH), "--records", "1000", "--cores", "2", "--json",
+                           "--workdir", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(done.stdout)["runs"]
+    figures = run["figures"]
+    assert [row["key"] for row in run["rows"]] == VERIFY_ROWS
+    bound = figures["bound"]
+    assert bound["status"] == "ok" and bound["records"] == 1000 and bound["signatures"] > 1000
+    assert all(bound[engine]["cores"] == 2 for engine in ("cryptography", "libsodium"))
+    if figures["pymerkle"]["status"] == "ok":
+        assert figures["pymerkle"]["root"] == figures["merkle"]["root"]
+        assert figures["pymerkle"]["proofs"] == figures["merkle"]["proofs"]
+    else:
+        assert figures["pymerkle"]["status"] == "missing"
+    verified = {name: f for name, f in figures.items() if name.startswith("verify_") or name == "resume"}
+    assert all(f["status"] in ("ok", "missing") for f in [*verified.values(), figures["save_state"]]), verified
+    results = {(f["records"], f["root"], f["verdict"], f["findings_digest"]) for f in verified.values()
+               if f["status"] == "ok"}
+    assert len(results) <= 1 and all(r[0] == 1000 and r[2] == "valid" for r in results)
+    if figures["save_state"]["status"] == "ok":
+        assert figures["save_state"]["records"] == 990
+    cut = scan(tmp_path / "verify-run-1000" / "cut.ledger")
+    assert len(cut.frames) == 990 and not cut.problems
