@@ -39,21 +39,25 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.exceptions import UnavailableError
 
-from .engines import LIBSODIUM_COFACTORED, current_engine, libsodium_equation
+from .engines import DEFAULT_ENGINE, ENGINES, LIBSODIUM_COFACTORED, current_engine, libsodium_equation, signature_engine
 from .errors import KeyFormatError, SignatureError
 
 __all__ = [
+    "DEFAULT_ENGINE",
+    "ENGINES",
     "KEY_SIZE",
     "NOTE_ALG_ED25519",
     "SIGNATURE_SIZE",
     "NoteVerifierKey",
     "PrivateKey",
     "PublicKey",
+    "current_engine",
     "format_note_signer_key",
     "is_valid_key_name",
     "note_key_id",
     "note_verifier_key",
     "parse_note_signer_key",
+    "signature_engine",
     "verify_signature",
 ]
 
