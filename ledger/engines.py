@@ -8,8 +8,9 @@ one RFC 8032 §5.1.7 equation through an *engine*:
 
 Both engines reach the same verdict and the same error code on every input (the ADR says why; tests/test_engines.py
 checks it on the 914 CCTV vectors, forged signatures and every test ledger). The engine is chosen per thread or
-task with :func:`signature_engine` (a :mod:`contextvars` variable: a new thread, and a worker process, starts on
-:data:`DEFAULT_ENGINE` and calls :func:`signature_engine` itself).
+task with :func:`signature_engine` (a :mod:`contextvars` variable): a new thread starts on :data:`DEFAULT_ENGINE`;
+a worker process, which may inherit its parent's context or not depending on how it was started, calls
+:func:`signature_engine` itself.
 
 libsodium's released branch (1.0.18 to 1.0.21, ``src/libsodium/crypto_sign/ed25519/ref10/open.c``) compares the
 encoding of [S]B - [k]A with R's bytes, as OpenSSL does (cofactorless); its development branch tests whether
