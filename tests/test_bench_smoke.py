@@ -48,8 +48,8 @@ def test_bench_verify_quick_run(tmp_path: Path) -> None:
     figure's root and proofs are pymerkle's (where installed), each verify row either ran with the same clean
     result or says the CLI does not have its options yet, and the 99 % copy is a whole ledger of 990 records."""
     from ledger.storage import scan
-    done = subprocess.run([sys.executable, str(VERIFY_BENCH), "--records", "1000", "--cores", "2", "--json",
-                           "--workdir", str(tmp_path)], capture_output=True, text=True, check=False)
+    argv = ["--records", "1000", "--cores", "2", "--timeout", "600", "--json", "--workdir", str(tmp_path)]
+    done = subprocess.run([sys.executable, str(VERIFY_BENCH), *argv], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     (run,) = json.loads(done.stdout)["runs"]
     figures = run["figures"]
