@@ -14,22 +14,33 @@ findings are kept apart (``AuditReport.policy_findings``): integrity (``ok``) ne
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from .audit_pass import Pass, finish, run_pass
 from .checkpoint import Checkpoint, open_checkpoint
+from .chunks import LEVELS, plan
 from .custody import CustodyState
 from .errors import InputError, StoneTrailError, VerificationError, expect, expect_path
 from .findings import Finding, raise_first
 from .hashing import Digest
 from .merkle import MerkleTree
-from .policy import Policy, Verdicts, check_policy
-from .reader import LogPass, Progress, checkpoint_problems
+from .policy import Policy, Verdicts, check_policy_records
+from .reader import LogPass, Progress
 from .record import Record
 from .storage import FrameFile
 from .trust import Trust
 
-__all__ = ["AuditReport", "Progress", "Replay", "check_ledger", "replay_ledger", "verify_ledger"]
+__all__ = ["CHUNK_RECORDS", "LEVELS", "AuditReport", "Progress", "Replay", "check_ledger", "replay_ledger",
+           "verify_ledger"]
+
+#: Records per chunk of a parallel audit: large enough that a worker's start and result cost nothing, small
+#: enough that the chunks in flight hold little and the last chunk leaves no core idle for long.
+CHUNK_RECORDS = 4096
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Replay:
@@ -68,6 +79,7 @@ class AuditReport(Verdicts):
     checkpoint: Checkpoint | None = None
     policy: Policy | None = None
     policy_findings: tuple[Finding, ...] = ()
+    level: str = "custody"
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready summary (hashes in standard base64)."""
@@ -77,6 +89,7 @@ class AuditReport(Verdicts):
             "root_hash": self.root_hash.b64() if self.root_hash else None,
             "items": self.items, "stones": self.stones, "parties": self.parties,
             "checkpoint": {"tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()} if cp else None,
+            "level": self.level,
             **self.verdicts_json(),
         }
 
@@ -130,33 +143,90 @@ def _replay(log: LogPass, trust: Trust | None, progress: Progress | None) -> Rep
 
 
 def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,
-                 policy: Policy | None = None, progress: Progress | None = None) -> AuditReport:
-    """Audit the ledger at ``path`` against ``trust``; with ``checkpoint`` (signed note text), check it too; with
-    ``policy``, check it after the replay (its findings go to ``policy_findings``, never to ``findings``);
-    ``progress``: as :func:`replay_ledger`'s.
+                 checkpoints: Sequence[str] = (), policy: Policy | None = None, progress: Progress | None = None,
+                 level: str | None = None, jobs: int = 1, engine: str | None = None,
+                 executor: Executor | None = None, chunk_records: int = CHUNK_RECORDS) -> AuditReport:
+    """Audit the ledger at ``path`` against ``trust`` in one streaming pass (memory bounded by the live custody
+    state, not by the file: :mod:`ledger.audit_pass`).
 
-    Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`), and
-    NoteFormatError for a ``checkpoint`` that is not a well-formed signed checkpoint (a well-formed one that fails
-    verification is a finding), and ArgumentError (``input.type``) for an argument of the wrong type.
+    ``checkpoint`` / ``checkpoints``: signed notes to check against the file (each at its tree size); ``level``:
+    one of :data:`LEVELS` (default ``policy`` with a policy, else ``custody``), each including the ones before:
+    ``structure`` (framing, strict record format), ``hashes`` (+ the RFC 9162 root, checked against every
+    checkpoint), ``signatures`` (+ every signature under the key it names), ``custody`` (+ registry, enrolment,
+    roles, hash links, custody, mass: every rule), ``policy`` (+ the trade policy; its findings go to
+    ``policy_findings``, never to ``findings``). ``jobs`` > 1 or an ``executor`` (any
+    :class:`concurrent.futures.Executor`; default a process pool of ``jobs``): chunks of ``chunk_records`` records
+    are decoded, hashed and signature-checked by workers; the findings are the same as with ``jobs=1``.
+    ``engine``: the signature engine (:data:`ledger.keys.ENGINES`; None: the default). ``progress``: as
+    :func:`replay_ledger`'s, after each chunk.
+
+    Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`), NoteFormatError
+    for a checkpoint that is not a well-formed signed checkpoint (a well-formed one that fails verification is a
+    finding), and InputError (``input.type``, ``input.value``) for an argument of the wrong type or value.
     """
     expect(trust, Trust, "trust", "a Trust (Trust.parse)")
     expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
     expect(policy, (Policy, type(None)), "policy", "a Policy or None")
     expect_path(path, "path")
+    level = _level(level, policy)
+    if type(jobs) is not int or jobs < 1:
+        raise InputError(f"jobs: got {jobs!r}, want a whole number >= 1", code="input.value")
+    notes = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
     with FrameFile(path) as file:
-        cp, problems = _open_checkpoint(file.origin, trust, checkpoint)
-        log = LogPass(file, at=cp.tree_size if cp else 0)
-        replay = _replay(log, trust, progress)
-    if cp is not None:
-        problems = [_checkpoint_finding(exc) for exc in checkpoint_problems(log, cp)]
-    cp = None if problems else cp
-    findings = [*replay.findings, *problems]
-    items = replay.state.items.values()
-    return AuditReport(origin=replay.origin, record_count=len(replay.records),
-                       root_hash=replay.tree.root() if replay.framing_ok else None,
-                       items=len(items), stones=sum(1 for i in items if i.type == "stone"),
-                       parties=len(replay.state.registry.parties), findings=tuple(findings), checkpoint=cp,
-                       policy=policy, policy_findings=tuple(check_policy(replay, policy)) if policy else ())
+        opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
+        cps = [cp for cp, _ in opened if cp is not None]
+        run = functools.partial(run_pass, file.origin, trust.authority_keys, level=level, checkpoints=cps,
+                                engine=engine, progress=progress)
+        if jobs == 1 and executor is None:  # one process, one read of the file
+            walk = run(frames=file.frames())
+        else:
+            chunks = list(plan(file.frames(), path, chunk_records, frozenset(cp.tree_size for cp in cps)))
+        problems = list(file.survey.problems)
+    if jobs > 1 or executor is not None:
+        if problems:  # damaged frames: the positions are no runs to cut; read the file again in this process
+            with FrameFile(path) as file:
+                walk = run(frames=file.frames())
+        else:
+            with _pool(executor, jobs) as pool:
+                walk = run(chunks=chunks, executor=pool, jobs=jobs)
+    seen = finish(walk, problems, cps)
+    checked = iter(seen.checkpoint_problems)
+    found = [[_checkpoint_finding(e) for e in next(checked)] if cp is not None else bad for cp, bad in opened]
+    good = [cp for (cp, _), bad in zip(opened, found, strict=True) if cp is not None and not bad]
+    items = seen.state.items.values()
+    policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
+    return AuditReport(origin=walk.origin, record_count=seen.records, root_hash=seen.root, items=len(items),
+                       stones=sum(1 for i in items if i.type == "stone"),
+                       parties=len(seen.state.registry.parties),
+                       findings=tuple([*seen.findings, *(f for fs in found for f in fs)]),
+                       checkpoint=good[0] if good else None, policy=policy, policy_findings=tuple(policy_findings),
+                       level=level)
+
+
+def _level(level: str | None, policy: Policy | None) -> str:
+    if level is None:
+        return "policy" if policy is not None else "custody"
+    if level not in LEVELS:
+        raise InputError(f"level: got {level!r}, want one of {', '.join(LEVELS)}", code="input.value")
+    return level
+
+
+def _pool(executor: Executor | None, jobs: int) -> contextlib.AbstractContextManager[Executor]:
+    """The caller's executor (left running), or a process pool of ``jobs`` workers (shut down after)."""
+    return contextlib.nullcontext(executor) if executor is not None else ProcessPoolExecutor(jobs)
+
+
+def _policy(path: str | Path, seen: Pass, policy: Policy) -> list[Finding]:
+    """The policy's findings, from a second streaming read of the records the replay applied to some item."""
+    def records() -> Iterator[tuple[int, Record]]:
+        with FrameFile(path) as file:
+            for frame in file.frames():
+                try:
+                    yield frame.index, Record.from_bytes(frame.payload)
+                except InputError:
+                    continue
+
+    return check_policy_records(records(), seen.state.items, policy, end=seen.records)
 
 
 def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,

@@ -30,7 +30,7 @@ bundle, which may not hold that chain, reaches the same state).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, MutableMapping
+from collections.abc import Callable, Collection, Iterable, MutableMapping
 
 from ._kinds import CHECKS, EFFECTS, birth
 from .errors import KeyFormatError, SignatureError
@@ -43,7 +43,10 @@ from .record import Record
 from .registry import Registry
 from .rules import RULES, Rule
 
-__all__ = ["CustodyState"]
+__all__ = ["CustodyState", "Signatures", "signature_findings"]
+
+#: (record, log position) -> the ``sig.*`` findings of its signatures.
+Signatures = Callable[[Record, int], list[Finding]]
 
 _STATE_CODES = {"consumed": "custody.consumed", "retired": "custody.retired", "locked": "custody.locked",
                 "in_transit": "custody.in_transit"}
@@ -66,12 +69,15 @@ class CustodyState:
             own ids), so that later records naming them name an unknown item, as in a full replay.
         subset: with ``partial``, the record hashes of the whole subset: a statement whose subject is in it but not
             yet replayed names a later record (``record.unknown_subject``, as in a full replay).
+        signatures: the ``sig.*`` findings of a record at a position (default :func:`signature_findings`); an
+            audit whose worker processes checked the signatures already passes what they found.
     """
 
     def __init__(self, origin: str, authority_keys: Iterable[bytes], *, partial: bool = False,
                  track: Collection[str] | None = None, refused: Collection[tuple[int, str]] = (),
-                 subset: Collection[Digest] = ()) -> None:
+                 subset: Collection[Digest] = (), signatures: Signatures | None = None) -> None:
         self.origin = origin
+        self.signatures: Signatures = signatures or signature_findings
         self.partial = partial
         self.track = None if track is None else frozenset(track)
         self.refused = frozenset(refused)
@@ -153,12 +159,7 @@ class CustodyState:
         if record.body.origin != self.origin:
             found.append(_f("record.wrong_origin", position, None,
                             f"record names origin {record.body.origin!r}, ledger is {self.origin!r}"))
-        for sig in record.signatures:
-            try:
-                record.verify_signature(sig)
-            except (SignatureError, KeyFormatError) as exc:
-                found.append(_f(exc.code, position, sig.party, f"signature by {sig.party}: {exc}"))
-        return found
+        return found + self.signatures(record, position)
 
     def _check_duplicate(self, record: Record, position: int) -> list[Finding]:
         """``record.duplicate``: an earlier record has the same body bytes (docs/format.md §5.1). Compared by body
@@ -375,6 +376,18 @@ class CustodyState:
                 item.contents = tuple(i for i, _ in body.inputs)
                 for stone in parents:
                     stone.state, stone.article = "locked", out.id
+
+
+def signature_findings(record: Record, position: int) -> list[Finding]:
+    """The finding of each signature of ``record`` (at log ``position``) that does not verify under its key
+    (``sig.*``: :meth:`ledger.keys.PublicKey.verify`, DESIGN.md §2), in the record's order; empty: all verify."""
+    found = []
+    for sig in record.signatures:
+        try:
+            record.verify_signature(sig)
+        except (SignatureError, KeyFormatError) as exc:
+            found.append(_f(exc.code, position, sig.party, f"signature by {sig.party}: {exc}"))
+    return found
 
 
 def _advance(item: Item, record: Record, position: int) -> None:

@@ -31,9 +31,12 @@ from .storage import Frame, FrameFile, StoreProblem
 from .trust import Trust
 
 __all__ = [
+    "CommittedLines",
     "LogPass",
     "Progress",
     "ReadSide",
+    "Roots",
+    "Seen",
     "check_checkpoint",
     "check_checkpoint_of",
     "checkpoint_file",
@@ -46,13 +49,17 @@ __all__ = [
 Progress = Callable[[int, int], None]
 
 
-class Tree(Protocol):
-    """An RFC 9162 tree of a log's records: ``size`` (records in the file) and roots and inclusion proofs."""
+class Roots(Protocol):
+    """An RFC 9162 tree's ``size`` (records in the file) and its roots at past sizes."""
 
     @property
     def size(self) -> int: ...
 
     def root_at(self, size: int) -> Digest: ...
+
+
+class Tree(Roots, Protocol):
+    """An RFC 9162 tree of a log's records: roots and inclusion proofs."""
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[Digest]: ...
 
@@ -74,7 +81,17 @@ class Identities(Committed, Protocol):
     def proofs(self, identities: Iterable[tuple[str, str]]) -> list[tuple[int, bytes, tuple[Digest, ...]]]: ...
 
 
-class Lines(Protocol):
+class CommittedLines(Protocol):
+    """The trees of a checkpoint's heads and identities lines at its tree size."""
+
+    @property
+    def heads(self) -> Committed: ...
+
+    @property
+    def identities(self) -> Committed: ...
+
+
+class Lines(CommittedLines, Protocol):
     """A read side's heads and identities (:class:`~ledger.commitments.Commitments`)."""
 
     @property
@@ -84,9 +101,9 @@ class Lines(Protocol):
     def identities(self) -> Identities: ...
 
 
-class ReadSide(Protocol):
-    """What a read side answers about a log at tree size ``at``: :class:`LogPass` after a pass over the file, or
-    the persistent index (:class:`ledger.index.reading.IndexedLog`) in O(log n) reads."""
+class Seen(Protocol):
+    """What :func:`checkpoint_problems` reads of a log at tree size ``at``: a :class:`ReadSide`, or an audit pass
+    that kept only the roots and lines of the checkpoints it was given (:mod:`ledger.audit_pass`)."""
 
     @property
     def origin(self) -> str: ...
@@ -98,12 +115,23 @@ class ReadSide(Protocol):
     def framing_ok(self) -> bool: ...
 
     @property
+    def tree(self) -> Roots: ...
+
+    @property
+    def commitments(self) -> CommittedLines: ...
+
+    def registry_below(self, tree_size: int) -> list[tuple[int, Record]]: ...
+
+
+class ReadSide(Seen, Protocol):
+    """What a read side answers about a log at tree size ``at``: :class:`LogPass` after a pass over the file, or
+    the persistent index (:class:`ledger.index.reading.IndexedLog`) in O(log n) reads."""
+
+    @property
     def tree(self) -> Tree: ...
 
     @property
     def commitments(self) -> Lines: ...
-
-    def registry_below(self, tree_size: int) -> list[tuple[int, Record]]: ...
 
 
 class LogPass:
@@ -186,13 +214,13 @@ def _damaged(problem: StoreProblem) -> CorruptStoreError:
     return CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
 
 
-def registry_line(log: ReadSide, tree_size: int) -> tuple[int, Digest | None]:
+def registry_line(log: Seen, tree_size: int) -> tuple[int, Digest | None]:
     """(size, head) of ``log``'s registry below ``tree_size``: what a checkpoint of that size commits to."""
     below = log.registry_below(tree_size)
     return len(below), below[-1][1].record_hash if below else None
 
 
-def checkpoint_problems(log: ReadSide, cp: Checkpoint) -> list[StoneTrailError]:
+def checkpoint_problems(log: Seen, cp: Checkpoint) -> list[StoneTrailError]:
     """Every way ``cp`` is not the checkpoint of ``log`` (read whole, ``log.at`` = ``cp.tree_size``) at its tree
     size; empty: it is. The one answer of the read side (docs/format.md §7, §7c, §7d, §10):
 
@@ -229,7 +257,7 @@ def checkpoint_problems(log: ReadSide, cp: Checkpoint) -> list[StoneTrailError]:
     return found + line_problems(cp, lines.heads, lines.identities)
 
 
-def _registry_problems(log: ReadSide, cp: Checkpoint) -> list[StoneTrailError]:
+def _registry_problems(log: Seen, cp: Checkpoint) -> list[StoneTrailError]:
     try:
         claimed = checkpoint_registry(cp)
     except (InputError, VerificationError) as exc:

@@ -34,7 +34,7 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: (which library runs the Ed25519 equation, docs/adr/0021; above keys, its one user).
 ORDER = [
     "errors", "_files", "findings", "_codec", "engines",
-    "keys", "keyfile", "hashing", "_text", "_schema", "merkle",
+    "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
     "checkpoint", "trust", "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
     "commitments",
     "consistency", "evidence", "item", "origin", "rules", "_kinds",
@@ -43,7 +43,7 @@ ORDER = [
     "reader",
     "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index", "signing",
     "_ledger",
-    "monitor", "publish", "audit", "export", "history", "inventory", "_scenarios", "demo",
+    "monitor", "publish", "chunks", "audit_pass", "audit", "export", "history", "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"engines", "keys"}, "click": set()}

@@ -123,17 +123,19 @@ def scan(path: str | os.PathLike[str]) -> ScanResult:
 class FrameFile:
     """A ledger file read front to back without locking, in memory bounded whatever its size
     (:class:`ledger.storage.framing.Survey`): :meth:`frames` once, then any frame again by its record index
-    (:meth:`payload`). A context manager (closes the file).
+    (:meth:`payload`). A context manager (closes the file). ``resume`` (record index, byte offset of its frame):
+    read from there on (a piece of the file whose earlier frames are known).
 
     Raises on creation: as :func:`scan`.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, resume: tuple[int, int] | None = None) -> None:
         self.path = Path(path)
         self._fd = _open_regular(self.path)
         try:
             with io_errors(self.path, "scanning"):
-                self.survey = Survey(lambda offset, n: _pread(self._fd, n, offset), os.fstat(self._fd).st_size)
+                self.survey = Survey(lambda offset, n: _pread(self._fd, n, offset), os.fstat(self._fd).st_size,
+                                     resume=resume)
         except BaseException:
             os.close(self._fd)
             raise

@@ -1,0 +1,246 @@
+"""One streaming audit pass over a ledger file, in one process or with its chunks checked by worker processes.
+
+Memory is bounded by the live custody state (items, registry, identities), never by the file: records are
+decoded, applied and dropped; the Merkle tree is a compact range (O(log n) hashes, :mod:`ledger.compact`); the
+roots and lines the given checkpoints need are taken as the pass goes by their tree sizes. With an executor, each
+chunk's decoding, hashing and signature checks run in a worker (:func:`ledger.chunks.check_chunk`) while this
+process applies the custody rules in log order with the workers' signature verdicts: the findings are those of
+the one-process pass, for any number of workers and any chunk size.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+
+from .checkpoint import Checkpoint
+from .chunks import LEVELS, Chunk, ChunkFacts, check_chunk, chunk_frames, engine_context
+from .commitments import Commitments
+from .compact import CompactRange
+from .custody import CustodyState, signature_findings
+from .errors import InputError, StoneTrailError
+from .events import REGISTRY_KINDS
+from .findings import Finding
+from .hashing import Digest
+from .merkle import leaf_hash
+from .reader import checkpoint_problems
+from .record import Record
+from .storage.framing import Frame, StoreProblem
+
+__all__ = ["Pass", "Progress", "finish", "run_pass"]
+
+#: (records done, records in all), called after each chunk.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """A checkpoint line's tree, fixed at a tree size (:class:`ledger.commitments.Committed`)."""
+
+    count: int
+    top: Digest
+    line: str
+
+    def __len__(self) -> int:
+        return self.count
+
+    def root(self) -> Digest:
+        return self.top
+
+    def extension(self) -> str:
+        return self.line
+
+
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    heads: _Line
+    identities: _Line
+
+
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    """The tree's size and its roots at the checkpoints' tree sizes (:class:`ledger.reader.Roots`)."""
+
+    size: int
+    roots: dict[int, Digest]
+
+    def root_at(self, size: int) -> Digest:
+        return self.roots[size]
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """The log as the pass saw it at one checkpoint's tree size (:class:`ledger.reader.Seen`)."""
+
+    origin: str
+    at: int
+    framing_ok: bool
+    tree: _Tree
+    commitments: _Lines
+    registry: list[tuple[int, Record]]
+
+    def registry_below(self, tree_size: int) -> list[tuple[int, Record]]:
+        return [(p, r) for p, r in self.registry if p < tree_size]
+
+
+@dataclass(slots=True)
+class Pass:
+    """The result of :func:`run_pass`: positions in the log (damaged frames included), the root of the readable
+    frames (None when framing is damaged), the custody state (replayed from level ``custody``), the findings
+    (position order) and each checkpoint's problems (same order as given)."""
+
+    records: int
+    root: Digest | None
+    state: CustodyState
+    findings: list[Finding]
+    checkpoint_problems: list[list[StoneTrailError]] = field(default_factory=list)
+
+
+class _Walk:
+    """The in-order part of a pass: custody rules, commitments and roots, fed one frame at a time."""
+
+    def __init__(self, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int]) -> None:
+        self.origin, self.sizes = origin, sizes
+        self.custody = LEVELS.index(level) >= LEVELS.index("custody")
+        self.inline_signatures = LEVELS.index(level) >= LEVELS.index("signatures")
+        self.state = CustodyState(origin, keys, signatures=self._signatures)
+        self.verdicts: dict[int, list[Finding]] = {}  # the workers' sig.* findings of the chunk being applied
+        self.from_workers = False
+        self.commitments = Commitments() if sizes else None
+        self.range = CompactRange()
+        self.roots: dict[int, Digest] = {}
+        self.lines: dict[int, _Lines] = {}
+        self.registry: list[tuple[int, Record]] = []
+        self.findings: list[Finding] = []
+        self.end = 0  # the position after the last frame seen
+
+    def _signatures(self, record: Record, position: int) -> list[Finding]:
+        if self.from_workers:
+            return self.verdicts.get(position, [])
+        return signature_findings(record, position) if self.inline_signatures else []
+
+    def mark_below(self, index: int) -> None:
+        """Take the root and lines at each checkpoint's tree size up to ``index`` not taken yet (every record
+        below ``index`` is applied; the readable ones are in the range)."""
+        for size in self.sizes:
+            if size <= index and size not in self.roots:
+                self._mark(size)
+
+    def _mark(self, size: int) -> None:
+        self.roots[size] = self.range.root()
+        if self.commitments is not None:
+            heads, ids = self.commitments.heads, self.commitments.identities
+            self.lines[size] = _Lines(_Line(len(heads), heads.root(), heads.extension()),
+                                      _Line(len(ids), ids.root(), ids.extension()))
+
+    def frame(self, index: int, payload: bytes, *, hashed: bool) -> None:
+        """Apply the frame of record ``index`` (``hashed``: its leaf is in the range already)."""
+        if not hashed:
+            self.range.append(leaf_hash(payload))
+        try:
+            record = Record.from_bytes(payload)
+        except InputError as exc:
+            if not self.from_workers:
+                self.findings.append(Finding(code=exc.code, position=index, item=None, reason=str(exc)))
+            self._skip_to(index + 1)
+            return
+        if record.body.kind in REGISTRY_KINDS:
+            self.registry.append((index, record))
+        if self.commitments is not None and index < max(self.sizes):
+            self.commitments.add(index, record)
+        if self.custody:
+            self._skip_to(index)
+            self.findings += self.state.apply(record)
+        elif not self.from_workers:
+            self.findings += self._signatures(record, index)
+        self.end = index + 1
+
+    def _skip_to(self, index: int) -> None:
+        if self.state.size < index:
+            self.state.skip_to(index)
+        self.end = max(self.end, index)
+
+
+def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Sequence[Checkpoint] = (),
+             frames: Iterable[Frame] = (), chunks: Sequence[Chunk] = (), executor: Executor | None = None,
+             jobs: int = 1, engine: str | None = None, progress: Progress | None = None) -> _Walk:
+    """Audit a ledger at ``level`` (:data:`ledger.chunks.LEVELS`) in one process, from its ``frames`` read front
+    to back, or with ``executor`` checking its ``chunks`` (cut by :func:`ledger.chunks.plan` at every checkpoint's
+    tree size), up to ``jobs`` chunks ahead. Returns the walk, to :func:`finish`. Raises as
+    :func:`ledger.chunks.chunk_frames`."""
+    walk = _Walk(origin, keys, level, frozenset(cp.tree_size for cp in checkpoints))
+    walk.mark_below(0)
+    with engine_context(engine):
+        for frame in frames:
+            walk.mark_below(frame.index)
+            walk.frame(frame.index, frame.payload, hashed=False)
+            if progress is not None and not frame.index % 1024:
+                progress(frame.index, frame.index)
+    total = sum(c.count for c in chunks)
+    done = 0
+    for chunk, facts in _facts(chunks, executor, jobs, level, engine):
+        walk.from_workers, walk.verdicts = True, _by_position(facts.signatures)
+        walk.range.extend(facts.range())
+        walk.findings += facts.unreadable
+        if not walk.custody:
+            walk.findings += facts.signatures
+        if walk.custody or walk.sizes:  # the records are needed here too
+            for frame in chunk_frames(chunk):
+                walk.frame(frame.index, frame.payload, hashed=True)
+        walk.end = max(walk.end, chunk.first + chunk.count)
+        walk.mark_below(walk.end)
+        done += chunk.count
+        if progress is not None:
+            progress(done, total)
+    walk.mark_below(walk.end)
+    return walk
+
+
+def _facts(chunks: Sequence[Chunk], executor: Executor | None, jobs: int, level: str, engine: str | None
+           ) -> Iterator[tuple[Chunk, ChunkFacts]]:
+    """Each chunk with its worker's facts, in order, keeping at most ``jobs`` + 1 chunks submitted ahead so that
+    memory stays bounded."""
+    if executor is None:
+        return
+    work = functools.partial(check_chunk, level=level, engine=engine)
+    ahead: deque[tuple[Chunk, Future[ChunkFacts]]] = deque()
+    pending = iter(chunks)
+    for chunk in pending:
+        ahead.append((chunk, executor.submit(work, chunk)))
+        if len(ahead) > jobs:
+            break
+    while ahead:
+        chunk, future = ahead.popleft()
+        following = next(pending, None)
+        if following is not None:
+            ahead.append((following, executor.submit(work, following)))
+        yield chunk, future.result()
+
+
+def _by_position(findings: Sequence[Finding]) -> dict[int, list[Finding]]:
+    out: dict[int, list[Finding]] = {}
+    for f in findings:
+        out.setdefault(f.position or 0, []).append(f)
+    return out
+
+
+def finish(walk: _Walk, problems: Sequence[StoreProblem], checkpoints: Sequence[Checkpoint]) -> Pass:
+    """The :class:`Pass` of a walk once the file's damaged spans (``problems``) are known, with each of
+    ``checkpoints`` checked against what the walk saw at its tree size."""
+    origin = walk.origin
+    findings = walk.findings + [Finding(code=p.code, position=p.index, item=None, reason=p.reason) for p in problems]
+    records = max([walk.end, *(p.index + 1 for p in problems if p.code != "store.torn_tail")])
+    if not walk.end:  # nothing passes because it is empty (DESIGN.md §5)
+        findings.append(Finding(code="ledger.empty", position=None, item=None, reason="the ledger holds no record"))
+    findings.sort(key=lambda f: (f.position is None, f.position or 0))
+    framing_ok = not problems
+    empty = Commitments()
+    blank = _Lines(_Line(0, empty.heads.root(), empty.heads.extension()),
+                   _Line(0, empty.identities.root(), empty.identities.extension()))
+    seen = [checkpoint_problems(_Seen(origin, cp.tree_size, framing_ok, _Tree(walk.end, walk.roots),
+                                      walk.lines.get(cp.tree_size, blank), walk.registry), cp)
+            for cp in checkpoints]
+    return Pass(records, walk.range.root() if framing_ok else None, walk.state, findings, seen)
