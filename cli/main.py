@@ -10,6 +10,7 @@ import os
 import shlex
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ from ledger import (
     note_verifier_key,
 )
 from ledger._files import check_new
+from ledger.audit import CHUNK_RECORDS, LEVELS
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.consistency import format_consistency_proof
+from ledger.engines import DEFAULT_ENGINE, ENGINES
 from ledger.keys import PrivateKey
 from ledger.monitor import consistency_proof_for
 from ledger.policy import Policy
@@ -167,13 +170,27 @@ def _program() -> str:
 @click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
 @click.option("--trust", "trust_file", required=True, type=_EXISTING,
               help="Trust file: pinned operator and authority keys.")
-@click.option("--checkpoint", "checkpoint_path", type=_EXISTING,
-              help="Also check this signed checkpoint against the file.")
-@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.option("--checkpoint", "checkpoint_paths", type=_EXISTING, multiple=True,
+              help="Also check this signed checkpoint against the file (repeatable: each at its tree size).")
+@click.option("--level", type=click.Choice(LEVELS), default=None,
+              help="How much to check, each level including the ones before: structure (framing, record format), "
+                   "hashes (+ the Merkle root, against every --checkpoint), signatures (+ every signature under "
+                   "the key it names), custody (+ enrolment, roles, links, custody, mass: every rule; the "
+                   "default), policy (+ the trade policy; the default with a policy).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes that decode, hash and check signatures (default: the machine's cores; 1: "
+                   "everything in this process). The report is the same for any number.")
+@click.option("--engine", type=click.Choice(ENGINES), default=DEFAULT_ENGINE, show_default=True,
+              help="The library that runs the Ed25519 equation, after the same checks of R, S and the key.")
+@click.option("--chunk-records", type=click.IntRange(min=1), default=CHUNK_RECORDS, show_default=True,
+              help="Records per chunk of work handed to a worker.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: records, root, seconds, level, verdict, findings (empty when valid), and "
+                   "the rest of the report.")
 @_errors
 @policy_options
-def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as_json: bool,
-           policy: Policy | None) -> None:
+def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ...], level: str | None,
+           jobs: int | None, engine: str, chunk_records: int, as_json: bool, policy: Policy | None) -> None:
     """Replay LEDGER and check every record, trusting only the keys in --trust; optionally apply a trade policy.
 
     Checks framing, record format, signatures, enrolment and roles, hash links, custody and mass balance;
@@ -183,18 +200,27 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_path: Path | None, as
     compliant" or "valid, NOT COMPLIANT"; "INVALID" if any integrity rule failed (--json: "verdict"). Exit 0
     if valid (and compliant), 1 if not.
 
+    The file is read in one streaming pass whose memory follows the live goods, not the file; worker processes
+    (--jobs) check signatures while this one applies the rules in log order. A progress bar (records/s, time
+    left) shows on a terminal.
+
     \b
     Examples:
       stonetrail verify out/demo.ledger --trust out/trust.keys --checkpoint out/checkpoint.txt
+      stonetrail verify out/demo.ledger --trust out/trust.keys --level signatures --jobs 2 --json
       stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU
       stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU,BY --import-threshold-ct 0.5
     """
     trust = _load_trust(trust_file)
-    note = _read_checkpoint(checkpoint_path) if checkpoint_path else None
+    notes = [_read_checkpoint(p) for p in checkpoint_paths]
+    start = time.monotonic()
     with _about(ledger_file), progress("records") as bar:
-        report = check_ledger(ledger_file, trust, checkpoint=note, policy=policy, progress=bar)
+        report = check_ledger(ledger_file, trust, checkpoints=notes, policy=policy, progress=bar, level=level,
+                              jobs=jobs or os.cpu_count() or 1, engine=engine, chunk_records=chunk_records)
     if as_json:
-        _print_json(report.to_json())
+        root = report.root_hash.b64() if report.root_hash else None
+        _print_json({"records": report.record_count, "root": root, "seconds": round(time.monotonic() - start, 3),
+                     "level": report.level, **report.to_json()})
         sys.exit(_verdict_exit(report.verdict))
     _print_report(report)
     _print_policy(report)

@@ -176,14 +176,14 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
         cps = [cp for cp, _ in opened if cp is not None]
         run = functools.partial(run_pass, file.origin, trust.authority_keys, level=level, checkpoints=cps,
-                                engine=engine, progress=progress)
+                                engine=engine, progress=progress, size=file.survey.size)
         if jobs == 1 and executor is None:  # one process, one read of the file
             walk = run(frames=file.frames())
         else:
             chunks = list(plan(file.frames(), path, chunk_records, frozenset(cp.tree_size for cp in cps)))
         problems = list(file.survey.problems)
     if jobs > 1 or executor is not None:
-        if problems:  # damaged frames: the positions are no runs to cut; read the file again in this process
+        if problems or len(chunks) < 2:  # damaged frames (no runs to cut), or too little to share: one process
             with FrameFile(path) as file:
                 walk = run(frames=file.frames())
         else:

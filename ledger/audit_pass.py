@@ -166,19 +166,23 @@ class _Walk:
 
 def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Sequence[Checkpoint] = (),
              frames: Iterable[Frame] = (), chunks: Sequence[Chunk] = (), executor: Executor | None = None,
-             jobs: int = 1, engine: str | None = None, progress: Progress | None = None) -> _Walk:
+             jobs: int = 1, engine: str | None = None, progress: Progress | None = None, size: int = 0) -> _Walk:
     """Audit a ledger at ``level`` (:data:`ledger.chunks.LEVELS`) in one process, from its ``frames`` read front
     to back, or with ``executor`` checking its ``chunks`` (cut by :func:`ledger.chunks.plan` at every checkpoint's
-    tree size), up to ``jobs`` chunks ahead. Returns the walk, to :func:`finish`. Raises as
-    :func:`ledger.chunks.chunk_frames`."""
+    tree size), up to ``jobs`` chunks ahead. ``progress(done, total)``: after each chunk, or each frame
+    (``total`` then estimated from the bytes read of the file's ``size``, exact at the end). Returns the walk, to
+    :func:`finish`. Raises as :func:`ledger.chunks.chunk_frames`."""
     walk = _Walk(origin, keys, level, frozenset(cp.tree_size for cp in checkpoints))
     walk.mark_below(0)
+    told = (0, 0)
     with engine_context(engine):
         for frame in frames:
             walk.mark_below(frame.index)
             walk.frame(frame.index, frame.payload, hashed=False)
-            if progress is not None and not frame.index % 1024:
-                progress(frame.index, frame.index)
+            if progress is not None:
+                done = frame.index + 1
+                told = (done, max(done, done * size // frame.end))
+                progress(*told)
     total = sum(c.count for c in chunks)
     done = 0
     for chunk, facts in _facts(chunks, executor, jobs, level, engine):
@@ -196,6 +200,8 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
         if progress is not None:
             progress(done, total)
     walk.mark_below(walk.end)
+    if progress is not None and not chunks and told != (walk.end, walk.end):
+        progress(walk.end, walk.end)
     return walk
 
 
