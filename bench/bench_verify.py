@@ -256,8 +256,9 @@ def _acceptance(f: Args, n: int, cores: int, verify: dict[tuple[str, int], Args]
     out.append(_row("save_state", f"verify --save-state at {CUT:.0%}", save, save["wall_s"],
                     f"{f['cut']['records']:,} records" + (f"; {save['verdict']}" if save["status"] == "ok" else "")))
     ok = full["status"] == "ok"
+    same = f"; same result: {_same(resume, full)}" if resume["status"] == "ok" else ""
     out.append(_row("resume", f"verify --resume, last {1 - CUT:.0%}", resume, resume["wall_s"],
-                    f"full audit {secs(full['wall_s'])}; same result: {_same(resume, full)}" if ok else "full audit -",
+                    f"full audit {secs(full['wall_s'])}{same}" if ok else "full audit -",
                     ratio=resume["wall_s"] / full["wall_s"] if ok else None, accept="<= 0.03 x full",
                     passes=lambda r: r <= 0.03, holds=ok and _same(resume, full)))
     mine, theirs = f["merkle"], f["pymerkle"]
