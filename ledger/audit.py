@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .audit_pass import Pass, finish, run_pass
+from .audit_state import Kept, Saved, begin
 from .checkpoint import Checkpoint, open_checkpoint
 from .chunks import LEVELS, plan
 from .custody import CustodyState
@@ -33,6 +34,7 @@ from .policy import Policy, Verdicts, check_policy_records
 from .reader import LogPass, Progress
 from .record import Record
 from .storage import FrameFile
+from .storage.framing import Frame
 from .trust import Trust
 
 __all__ = ["CHUNK_RECORDS", "LEVELS", "AuditReport", "Progress", "Replay", "check_ledger", "replay_ledger",
@@ -145,7 +147,8 @@ def _replay(log: LogPass, trust: Trust | None, progress: Progress | None) -> Rep
 def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,
                  checkpoints: Sequence[str] = (), policy: Policy | None = None, progress: Progress | None = None,
                  level: str | None = None, jobs: int = 1, engine: str | None = None,
-                 executor: Executor | None = None, chunk_records: int = CHUNK_RECORDS) -> AuditReport:
+                 executor: Executor | None = None, chunk_records: int = CHUNK_RECORDS,
+                 save_state: str | Path | None = None, resume: str | Path | None = None) -> AuditReport:
     """Audit the ledger at ``path`` against ``trust`` in one streaming pass (memory bounded by the live custody
     state, not by the file: :mod:`ledger.audit_pass`).
 
@@ -160,9 +163,19 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     ``engine``: the signature engine (:data:`ledger.keys.ENGINES`; None: the default). ``progress``: as
     :func:`replay_ledger`'s, after each chunk.
 
+    Incremental audit (:mod:`ledger.audit_state`): ``save_state`` names a new file to save the audit's state in,
+    at the end of the file read (its record count A; the file's framing must be whole); ``resume`` names such a
+    file saved by an audit of this ledger at this level under the same authority keys: the pass then reads
+    only the records from A on and gives the report a full audit of the whole file gives. Every checkpoint is
+    then checked from the state's compact range, so one that matches proves that the log it signs extends the
+    records audited (RFC 9162 §2.1.4.2); one below A is refused (``audit.checkpoint_before_state``).
+
     Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`), NoteFormatError
     for a checkpoint that is not a well-formed signed checkpoint (a well-formed one that fails verification is a
-    finding), and InputError (``input.type``, ``input.value``) for an argument of the wrong type or value.
+    finding), InputError (``input.type``, ``input.value``) for an argument of the wrong type or value, and
+    for a state: InputError ``audit.state_damaged``, ``audit.state_mismatch``, ``audit.checkpoint_before_state``,
+    ``audit.state_unsafe`` (saving the state of a damaged file), StorageError ``store.exists`` (``save_state``
+    exists).
     """
     expect(trust, Trust, "trust", "a Trust (Trust.parse)")
     expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
@@ -171,24 +184,34 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     level = _level(level, policy)
     if type(jobs) is not int or jobs < 1:
         raise InputError(f"jobs: got {jobs!r}, want a whole number >= 1", code="input.value")
+    for name, value in (("save_state", save_state), ("resume", resume)):
+        if value is not None:
+            expect_path(value, name)
     notes = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
-    with FrameFile(path) as file:
+    saved = Saved.read(resume) if resume is not None else None
+    with FrameFile(path, resume=saved.resume if saved else None) as file:
         opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
         cps = [cp for cp, _ in opened if cp is not None]
+        sizes = frozenset(cp.tree_size for cp in cps)
+        kept = begin(file.origin, trust.authority_keys, level, sizes, saved=saved, keep=save_state is not None) \
+            if saved is not None or save_state is not None else None
         run = functools.partial(run_pass, file.origin, trust.authority_keys, level=level, checkpoints=cps,
-                                engine=engine, progress=progress, size=file.survey.size)
+                                engine=engine, progress=progress, size=file.survey.size,
+                                walk=kept.walk if kept else None)
         if jobs == 1 and executor is None:  # one process, one read of the file
-            walk = run(frames=file.frames())
+            walk = run(frames=_frames(file, kept))
         else:
-            chunks = list(plan(file.frames(), path, chunk_records, frozenset(cp.tree_size for cp in cps)))
+            chunks = list(plan(_frames(file, kept), path, chunk_records, sizes))
         problems = list(file.survey.problems)
     if jobs > 1 or executor is not None:
         if problems or len(chunks) < 2:  # damaged frames (no runs to cut), or too little to share: one process
-            with FrameFile(path) as file:
-                walk = run(frames=file.frames())
+            with FrameFile(path, resume=saved.resume if saved else None) as file:
+                walk = run(frames=_frames(file, kept))
         else:
             with _pool(executor, jobs) as pool:
                 walk = run(chunks=chunks, executor=pool, jobs=jobs)
+    if kept is not None and save_state is not None:
+        kept.save(save_state, problems)
     seen = finish(walk, problems, cps)
     checked = iter(seen.checkpoint_problems)
     found = [[_checkpoint_finding(e) for e in next(checked)] if cp is not None else bad for cp, bad in opened]
@@ -201,6 +224,11 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                        findings=tuple([*seen.findings, *(f for fs in found for f in fs)]),
                        checkpoint=good[0] if good else None, policy=policy, policy_findings=tuple(policy_findings),
                        level=level)
+
+
+def _frames(file: FrameFile, kept: Kept | None) -> Iterator[Frame]:
+    """The frames of ``file``, through ``kept`` (checked where a resumed audit goes on; the last one noted)."""
+    return file.frames() if kept is None else kept.frames(file.frames())
 
 
 def _level(level: str | None, policy: Policy | None) -> str:

@@ -102,14 +102,16 @@ class Pass:
 class _Walk:
     """The in-order part of a pass: custody rules, commitments and roots, fed one frame at a time."""
 
-    def __init__(self, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int]) -> None:
-        self.origin, self.sizes = origin, sizes
+    def __init__(self, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int], *,
+                 keep: bool = False) -> None:
+        self.origin, self.sizes, self.level = origin, sizes, level
+        self.keep = keep  # commitments over every record, to save the walk (:mod:`ledger.audit_state`)
         self.custody = LEVELS.index(level) >= LEVELS.index("custody")
         self.inline_signatures = LEVELS.index(level) >= LEVELS.index("signatures")
         self.state = CustodyState(origin, keys, signatures=self._signatures)
         self.verdicts: dict[int, list[Finding]] = {}  # the workers' sig.* findings of the chunk being applied
         self.from_workers = False
-        self.commitments = Commitments() if sizes else None
+        self.commitments = Commitments() if sizes or keep else None
         self.range = CompactRange()
         self.roots: dict[int, Digest] = {}
         self.lines: dict[int, _Lines] = {}
@@ -149,7 +151,7 @@ class _Walk:
             return
         if record.body.kind in REGISTRY_KINDS:
             self.registry.append((index, record))
-        if self.commitments is not None and index < max(self.sizes):
+        if self.commitments is not None and (self.keep or index < max(self.sizes)):
             self.commitments.add(index, record)
         if self.custody:
             self._skip_to(index)
@@ -166,14 +168,18 @@ class _Walk:
 
 def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Sequence[Checkpoint] = (),
              frames: Iterable[Frame] = (), chunks: Sequence[Chunk] = (), executor: Executor | None = None,
-             jobs: int = 1, engine: str | None = None, progress: Progress | None = None, size: int = 0) -> _Walk:
+             jobs: int = 1, engine: str | None = None, progress: Progress | None = None, size: int = 0,
+             walk: _Walk | None = None) -> _Walk:
     """Audit a ledger at ``level`` (:data:`ledger.chunks.LEVELS`) in one process, from its ``frames`` read front
     to back, or with ``executor`` checking its ``chunks`` (cut by :func:`ledger.chunks.plan` at every checkpoint's
     tree size), up to ``jobs`` chunks ahead. ``progress(done, total)``: after each chunk, or each frame
-    (``total`` then estimated from the bytes read of the file's ``size``, exact at the end). Returns the walk, to
-    :func:`finish`. Raises as :func:`ledger.chunks.chunk_frames`."""
-    walk = _Walk(origin, keys, level, frozenset(cp.tree_size for cp in checkpoints))
-    walk.mark_below(0)
+    (``total`` then estimated from the bytes read of the file's ``size``, exact at the end). ``walk``: a walk to
+    go on with (:mod:`ledger.audit_state`: the frames or chunks then start at its ``end``; its level, origin and
+    checkpoints' tree sizes are these), else a new one. Returns the walk, to :func:`finish`. Raises as
+    :func:`ledger.chunks.chunk_frames`."""
+    if walk is None:
+        walk = _Walk(origin, keys, level, frozenset(cp.tree_size for cp in checkpoints))
+    walk.mark_below(walk.end)
     told = (0, 0)
     with engine_context(engine):
         for frame in frames:

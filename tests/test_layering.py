@@ -43,7 +43,8 @@ ORDER = [
     "reader",
     "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index", "signing",
     "_ledger",
-    "monitor", "publish", "chunks", "audit_pass", "audit", "export", "history", "inventory", "_scenarios", "demo",
+    "monitor", "publish", "chunks", "audit_pass", "audit_state", "audit", "export", "history", "inventory",
+    "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"engines", "keys"}, "click": set()}

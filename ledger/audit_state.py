@@ -1,0 +1,275 @@
+"""Incremental audit (issue 11 item 4): an audit pass saved where it stopped, and a later pass over the same
+ledger that goes on from there instead of replaying the records already audited.
+
+A state is taken at the end of the file an audit read: its record count A (every frame 0..A-1 valid: a file
+whose framing is damaged gets no state, ``audit.state_unsafe``). It holds what the streaming pass
+(:class:`ledger.audit_pass._Walk`) holds after record A-1: the custody replay's dictionaries (items, signers,
+times, bodies, identity claims), the registry (its records' bytes, replayed), the RFC 9162 compact range of
+leaves [0, A) (:class:`~ledger.compact.CompactRange`: at most two subtree hashes per level), the item heads and
+identities the checkpoint lines commit to, the findings so far, and where frame A-1 starts with its leaf hash.
+Any later pass at the same level, under the same authority keys, over a file whose frame A-1 is that one, goes
+on at record A and gives the report a full replay of the longer file gives (tests/test_incremental_audit.py).
+
+Why a checkpoint B checked on resume proves that B extends the audited A: the root at B is computed from the
+saved subtree hashes of [0, A) and the leaves after A. A signed root that equals it is the root of a tree whose
+first A leaves hash to those subtrees, i.e. (SHA-256 being collision resistant) of the very records audited —
+the check a consistency proof from A to B makes (RFC 9162 §2.1.4.2), with the subtree hashes of the old tree
+taken from our own replay instead of from the log. A checkpoint below A cannot be checked from the state and
+is refused (``audit.checkpoint_before_state``).
+
+File format (docs/format.md §8.4): the line ``stonetrail-audit-state 1`` (LF), then the SHA-256 of the rest,
+then the rest: a :mod:`marshal` (version 2) dictionary whose dictionaries of the replay are encoded row by row
+with the persistent index's codecs (:data:`ledger.index.state.TABLES`). A state is the auditor's own file: its
+hash detects damage (``audit.state_damaged``), not forgery; it is refused for another ledger, other authority
+keys, another level or another version (``audit.state_mismatch``). Never pickle: nothing in it is executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+from collections.abc import Iterable, Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from ._files import io_errors, write_file
+from .audit_pass import _Walk
+from .commitments import Commitments
+from .compact import CompactRange, Node
+from .errors import InputError, StoneTrailError
+from .findings import Finding
+from .hashing import Digest
+from .heads import ItemHeads
+from .identity import IdentityIndex
+from .index.state import TABLES
+from .merkle import leaf_hash
+from .record import Record
+from .storage.framing import Frame, StoreProblem
+
+__all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
+
+#: The state file format version (the number on its first line).
+VERSION = 1
+_MAGIC = b"stonetrail-audit-state "
+_ID_TABLES = ("id_claims", "id_holder", "id_standing", "id_frozen")
+_HEAD_TABLES = ("head_positions", "head_latest", "of", "head_waiting")  # "of": field 2 of the records table
+
+
+def authority_digest(keys: Iterable[bytes]) -> bytes:
+    """SHA-256 of the trusted authority keys (raw 32 bytes each), sorted and concatenated: what a state is bound
+    to (a registry replayed under other keys is another registry)."""
+    return hashlib.sha256(b"".join(sorted(keys))).digest()
+
+
+def _mismatch(why: str) -> InputError:
+    return InputError(f"audit state: {why}", code="audit.state_mismatch")
+
+
+class Saved:
+    """A state file read and checked for damage (not yet matched to a ledger: :func:`begin`).
+
+    ``size``: A, the records audited; ``resume``: (A - 1, byte offset of frame A - 1) for
+    :class:`ledger.storage.FrameFile`, None when A is 0 (read from the first frame).
+    """
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.size: int = body["end"]
+        last = body["last"]
+        self.resume = None if last is None else (self.size - 1, last[0])
+
+    @classmethod
+    def read(cls, path: str | Path) -> Saved:
+        """Read the state file at ``path``.
+
+        Raises:
+            InputError: ``audit.state_damaged`` (not a state file, its hash fails, or its contents are not a
+                state's), ``audit.state_mismatch`` (another format version). StorageError ``store.io``.
+        """
+        path = Path(path)
+        with io_errors(path, "reading"):
+            data = path.read_bytes()
+        line, newline, rest = data.partition(b"\n")
+        if not newline or not line.startswith(_MAGIC):
+            raise _damaged(f"{path} is not an audit state file")
+        if line != _MAGIC + str(VERSION).encode():
+            raise _mismatch(f"{path} is in another format version ({line[len(_MAGIC):][:20]!r}, this reads {VERSION})")
+        if hashlib.sha256(rest[32:]).digest() != rest[:32]:
+            raise _damaged(f"{path} is damaged (its SHA-256 does not match its contents)")
+        try:
+            body = marshal.loads(rest[32:])
+            saved = cls(body)
+            _ = (body["origin"], body["authority"], body["level"], saved.resume)
+        except (ValueError, EOFError, TypeError, KeyError, IndexError) as exc:
+            raise _damaged(f"{path} does not hold an audit state ({exc})") from exc
+        if not isinstance(body, dict) or type(saved.size) is not int or saved.size < 0:
+            raise _damaged(f"{path} does not hold an audit state")
+        return saved
+
+
+def _damaged(why: str) -> InputError:
+    return InputError(f"audit state: {why}", code="audit.state_damaged")
+
+
+class Kept:
+    """An audit walk whose state can be saved (:meth:`save`), new or resumed from a :class:`Saved`; ``maps``:
+    the identity indexes' and item heads' dictionaries, which the walk's objects keep their data in."""
+
+    def __init__(self, walk: _Walk, maps: dict[str, dict[str, Any]], saved: Saved | None) -> None:
+        self.walk, self.maps, self.saved = walk, maps, saved
+        self.last: Frame | None = None
+
+    def frames(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        """``frames`` of the ledger (read from :attr:`Saved.resume` on a resumed walk), the last one noted for
+        :meth:`save`. A resumed read first checks that frame A - 1 is the one audited, and drops it.
+        Raises InputError ``audit.state_mismatch`` if it is not."""
+        frames = iter(frames)
+        if self.saved is not None and self.saved.resume is not None:
+            index, offset = self.saved.resume
+            first = next(frames, None)
+            if first is None or (first.index, first.offset) != (index, offset) \
+                    or leaf_hash(first.payload) != self.saved.body["last"][1]:
+                raise _mismatch(f"record {index} of this file is not the one audited (another ledger, or the log "
+                                "was rewritten)")
+            self.last = first
+        for frame in frames:
+            self.last = frame
+            yield frame
+
+    def save(self, path: str | Path, problems: Iterable[StoreProblem]) -> None:
+        """Write the walk's state to the new file ``path`` (atomically: :func:`ledger._files.write_file`).
+
+        Raises:
+            InputError: ``audit.state_unsafe`` (the file's framing is damaged: no state describes it).
+            StorageError: ``store.exists`` (``path`` exists: a state is never overwritten), ``store.io``.
+        """
+        if any(True for _ in problems):
+            raise InputError("audit state: the ledger file's framing is damaged; no state is saved for it",
+                             code="audit.state_unsafe")
+        walk, last = self.walk, self.last
+        body = {"origin": walk.origin, "authority": authority_digest(walk.state.registry.authority_keys),
+                "level": walk.level, "end": walk.end,
+                "last": None if last is None else (last.offset, bytes(leaf_hash(last.payload))),
+                "findings": [(f.code, f.position, f.item, f.reason) for f in walk.findings],
+                "range": [(n.level, n.index, bytes(n.hash)) for n in walk.range.nodes],
+                "registry": [(p, r.raw, walk.state.registry.head_at(p + 1)[1] == r.record_hash)
+                             for p, r in walk.registry],
+                "custody": _custody(walk), "tables": {name: _encode(maps) for name, maps in self.maps.items()}}
+        payload = marshal.dumps(body, 2)
+        write_file(path, _MAGIC + str(VERSION).encode() + b"\n" + hashlib.sha256(payload).digest() + payload)
+
+
+def _custody(walk: _Walk) -> dict[str, Any]:
+    state = walk.state
+    rows = {k: (signers, state.times[k], None) for k, signers in state.signers.items()}
+    return {"size": state.size, "items": _rows("items", state.items), "records": _rows("records", rows),
+            "bodies": _rows("bodies", state.bodies)}
+
+
+def _rows(table: str, mapping: MutableMapping[Any, Any]) -> list[tuple[bytes, bytes]]:
+    (key, _), (value, _) = TABLES[table]
+    return [(key(k), value(v)) for k, v in mapping.items()]
+
+
+def _unrows(table: str, rows: list[tuple[bytes, bytes]]) -> dict[Any, Any]:
+    (_, unkey), (_, unvalue) = TABLES[table]
+    return {unkey(k): unvalue(v) for k, v in rows}
+
+
+def _encode(maps: dict[str, Any]) -> dict[str, list[tuple[bytes, bytes]]]:
+    """The rows of each of ``maps`` (the index's encoding of the table it is named after, or stands for)."""
+    def rows(name: str, m: Any) -> list[tuple[bytes, bytes]]:
+        if name == "id_frozen":
+            return _rows(name, dict.fromkeys(m, b""))
+        return _rows("records", {k: (None, None, v) for k, v in m.items()}) if name == "of" else _rows(name, m)
+    return {name: rows(name, m) for name, m in maps.items()}
+
+
+def _decode(rows: dict[str, list[tuple[bytes, bytes]]]) -> dict[str, Any]:
+    """The maps :func:`_encode` gave these rows of."""
+    def unrows(name: str, table_rows: list[tuple[bytes, bytes]]) -> Any:
+        if name == "id_frozen":
+            return set(_unrows(name, table_rows))
+        return {k: o for k, (_, _, o) in _unrows("records", table_rows).items()} if name == "of" \
+            else _unrows(name, table_rows)
+    return {name: unrows(name, table_rows) for name, table_rows in rows.items()}
+
+
+def _fresh() -> dict[str, dict[str, Any]]:
+    """Empty maps for a new walk's custody identities, commitment identities and heads."""
+    return {name: _decode({table: [] for table in tables}) for name, tables in
+            (("state", _ID_TABLES), ("ids", _ID_TABLES), ("heads", _HEAD_TABLES))}
+
+
+def _use_ids(index: IdentityIndex, maps: dict[str, Any]) -> None:
+    index.use(claims=maps["id_claims"], holder=maps["id_holder"], standing=maps["id_standing"],
+              frozen=maps["id_frozen"])
+
+
+def _use_heads(heads: ItemHeads, maps: dict[str, Any]) -> None:
+    heads.use(positions=maps["head_positions"], latest=maps["head_latest"], of=maps["of"],
+              waiting=maps["head_waiting"])
+
+
+def begin(origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int], *, saved: Saved | None,
+          keep: bool) -> Kept:
+    """A walk for the ledger of ``origin`` at ``level`` taking roots at the checkpoint tree ``sizes``: new, or
+    going on from ``saved`` (A records audited); ``keep``: its state is to be saved (commitments over every
+    record).
+
+    Raises:
+        InputError: ``audit.state_mismatch`` (``saved`` is another ledger's, under other authority keys —
+            the trusted ``keys`` —, or at another level),
+            ``audit.checkpoint_before_state`` (a tree size below A), ``audit.state_damaged`` (contents that do
+            not decode).
+    """
+    walk = _Walk(origin, keys, level, sizes, keep=keep)
+    if saved is None:
+        return _attach(walk, _fresh(), None, sizes)
+    body = saved.body
+    for what, mine, theirs in (("origin", origin, body["origin"]),
+                               ("authority keys", authority_digest(keys), body["authority"]),
+                               ("level", level, body["level"])):
+        if mine != theirs:
+            raise _mismatch(f"it was saved for another {what} ({theirs!r}, this audit: {mine!r})")
+    below = sorted(s for s in sizes if s < saved.size)
+    if below:
+        raise InputError(f"a checkpoint of tree size {below[0]} is below the {saved.size} records of the audit "
+                         "state: it cannot be checked from it (audit from the start)",
+                         code="audit.checkpoint_before_state")
+    try:
+        return _restore(walk, body, saved, sizes)
+    except (ValueError, TypeError, KeyError, IndexError, StoneTrailError) as exc:
+        raise _damaged(f"its contents are not a state ({exc})") from exc
+
+
+def _attach(walk: _Walk, maps: dict[str, dict[str, Any]], saved: Saved | None, sizes: frozenset[int]) -> Kept:
+    """Keep ``walk``'s identity indexes and heads in ``maps``; drop its commitments if nothing needs them."""
+    _use_ids(walk.state.identities, maps["state"])
+    if walk.commitments is None:
+        walk.commitments = Commitments()
+    _use_ids(walk.commitments.identities, maps["ids"])
+    _use_heads(walk.commitments.heads, maps["heads"])
+    if not walk.keep and not sizes:
+        walk.commitments = None
+    return Kept(walk, maps, saved)
+
+
+def _restore(walk: _Walk, body: dict[str, Any], saved: Saved, sizes: frozenset[int]) -> Kept:
+    """``walk`` as it was at the end of the saved audit."""
+    state, custody = walk.state, body["custody"]
+    state.items = _unrows("items", custody["items"])
+    records = _unrows("records", custody["records"])
+    state.signers = {k: s for k, (s, _, _) in records.items()}
+    state.times = {k: t for k, (_, t, _) in records.items()}
+    state.bodies = _unrows("bodies", custody["bodies"])
+    state.size = custody["size"]
+    for position, raw, committed in body["registry"]:
+        record = Record.from_bytes(raw)
+        walk.registry.append((position, record))
+        if committed:
+            state.registry.commit(record, position)
+    walk.range = CompactRange.of(0, saved.size, (Node(lv, ix, Digest(h)) for lv, ix, h in body["range"]))
+    walk.findings = [Finding(code=c, position=p, item=i, reason=r) for c, p, i, r in body["findings"]]
+    walk.end = saved.size
+    return _attach(walk, {name: _decode(rows) for name, rows in body["tables"].items()}, saved, sizes)
