@@ -187,10 +187,17 @@ def _program() -> str:
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: records, root, seconds, level, verdict, findings (empty when valid), and "
                    "the rest of the report.")
+@click.option("--save-state", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the audit's state at the end of LEDGER to this new file, so that a later audit of the "
+                   "same ledger can go on from there (--resume).")
+@click.option("--resume", "resume", type=_EXISTING, default=None,
+              help="Go on from a state saved by --save-state: only the records after it are read; the report is "
+                   "a full audit's. Same ledger, trust and --level; every --checkpoint at or above its size.")
 @_errors
 @policy_options
 def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ...], level: str | None,
-           jobs: int | None, engine: str, chunk_records: int, as_json: bool, policy: Policy | None) -> None:
+           jobs: int | None, engine: str, chunk_records: int, as_json: bool, policy: Policy | None,
+           save_state: Path | None, resume: Path | None) -> None:
     """Replay LEDGER and check every record, trusting only the keys in --trust; optionally apply a trade policy.
 
     Checks framing, record format, signatures, enrolment and roles, hash links, custody and mass balance;
@@ -208,6 +215,7 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ..
     Examples:
       stonetrail verify out/demo.ledger --trust out/trust.keys --checkpoint out/checkpoint.txt
       stonetrail verify out/demo.ledger --trust out/trust.keys --level signatures --jobs 2 --json
+      stonetrail verify out/demo.ledger --trust out/trust.keys --resume audit-1.state --save-state audit-2.state
       stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU
       stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU,BY --import-threshold-ct 0.5
     """
@@ -216,7 +224,8 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ..
     start = time.monotonic()
     with _about(ledger_file), progress("records") as bar:
         report = check_ledger(ledger_file, trust, checkpoints=notes, policy=policy, progress=bar, level=level,
-                              jobs=jobs or os.cpu_count() or 1, engine=engine, chunk_records=chunk_records)
+                              jobs=jobs or os.cpu_count() or 1, engine=engine, chunk_records=chunk_records,
+                              save_state=save_state, resume=resume)
     if as_json:
         root = report.root_hash.b64() if report.root_hash else None
         _print_json({"records": report.record_count, "root": root, "seconds": round(time.monotonic() - start, 3),
