@@ -60,6 +60,7 @@ from ._common import (
 )
 from ._output import command_run, progress
 from ._policy import _print_policy, policy_options
+from .cluster import on_cluster
 from .proof import proof
 
 
@@ -184,6 +185,10 @@ def _program() -> str:
               help="The library that runs the Ed25519 equation, after the same checks of R, S and the key.")
 @click.option("--chunk-records", type=click.IntRange(min=1), default=CHUNK_RECORDS, show_default=True,
               help="Records per chunk of work handed to a worker.")
+@click.option("--cluster", metavar="tcp://HOST:PORT",
+              help="Check the chunks on the workers of this Dask scheduler (pip install 'stonetrail[dask]'); "
+                   "each worker opens LEDGER by its absolute path here, so it must be a path every worker shares. "
+                   "--jobs: chunks in flight (default: the cluster's worker threads).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: records, root, seconds, level, verdict, findings (empty when valid), and "
                    "the rest of the report.")
@@ -196,7 +201,8 @@ def _program() -> str:
 @_errors
 @policy_options
 def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ...], level: str | None,
-           jobs: int | None, engine: str, chunk_records: int, as_json: bool, policy: Policy | None,
+           jobs: int | None, engine: str, chunk_records: int, cluster: str | None, as_json: bool,
+           policy: Policy | None,
            save_state: Path | None, resume: Path | None) -> None:
     """Replay LEDGER and check every record, trusting only the keys in --trust; optionally apply a trade policy.
 
@@ -222,9 +228,10 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ..
     trust = _load_trust(trust_file)
     notes = [_read_checkpoint(p) for p in checkpoint_paths]
     start = time.monotonic()
-    with _about(ledger_file), progress("records") as bar:
-        report = check_ledger(ledger_file, trust, checkpoints=notes, policy=policy, progress=bar, level=level,
-                              jobs=jobs or os.cpu_count() or 1, engine=engine, chunk_records=chunk_records,
+    with on_cluster(cluster, ledger_file, jobs) as workers, _about(ledger_file), progress("records") as bar:
+        report = check_ledger(workers.path, trust, checkpoints=notes, policy=policy, progress=bar, level=level,
+                              jobs=workers.jobs, executor=workers.executor, engine=engine,
+                              chunk_records=chunk_records,
                               save_state=save_state, resume=resume)
     if as_json:
         root = report.root_hash.b64() if report.root_hash else None
