@@ -29,7 +29,7 @@ from .storage.framing import Frame
 
 __all__ = ["LEVELS", "Chunk", "ChunkFacts", "check_chunk", "chunk_frames", "engine_context", "plan"]
 
-#: The audit levels, each including the ones before it (docs/format.md "Audit levels").
+#: The audit levels, each including the ones before it (docs/audit.md "Levels").
 LEVELS = ("structure", "hashes", "signatures", "custody", "policy")
 
 
