@@ -202,8 +202,7 @@ def _program() -> str:
 @policy_options
 def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ...], level: str | None,
            jobs: int | None, engine: str, chunk_records: int, cluster: str | None, as_json: bool,
-           policy: Policy | None,
-           save_state: Path | None, resume: Path | None) -> None:
+           policy: Policy | None, save_state: Path | None, resume: Path | None) -> None:
     """Replay LEDGER and check every record, trusting only the keys in --trust; optionally apply a trade policy.
 
     Checks framing, record format, signatures, enrolment and roles, hash links, custody and mass balance;
