@@ -4,8 +4,9 @@ The optional extra ``stonetrail[dask]`` (dask + distributed) is imported here on
 The chunks (:func:`ledger.chunks.check_chunk`) are submitted through ``distributed.Client(ADDRESS)
 .get_executor()``, a :class:`concurrent.futures.Executor`, to :func:`ledger.check_ledger`, which applies the
 rules in log order with the workers' facts, as with its own process pool. A worker reads the ledger by the path
-this process was given, so that path must name the same file on every worker (a shared file system); before any
-work each worker is asked to open it and name its origin.
+this process was given, so that path must name the same file on every worker (a shared file system), and each
+worker needs stonetrail installed (it runs :mod:`ledger.chunks` and :func:`_origin_of`); before any work each
+worker is asked to open the ledger and name its origin.
 
 Errors (docs/format.md §10; mapped to exit codes in :mod:`stonetrail_cli._common`): ``cluster.unavailable``
 (dask is not installed; exit 2), ``cluster.address`` (not a scheduler address; exit 2), ``cluster.unreachable``
