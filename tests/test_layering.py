@@ -46,8 +46,10 @@ ORDER = [
     "monitor", "publish", "chunks", "audit_pass", "audit_state", "audit", "export", "history", "inventory",
     "_scenarios", "demo",
 ]
-#: third-party package -> the only ledger modules allowed to import it
-THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"engines", "keys"}, "click": set()}
+#: third-party package -> the only ledger modules allowed to import it (dask, distributed: the optional extra, only
+#: in stonetrail_cli.cluster)
+THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"engines", "keys"}, "click": set(),
+               "dask": set(), "distributed": set()}
 
 
 def _name(path: Path) -> str:
