@@ -39,11 +39,16 @@ _MAX_SIZE = (1 << 64) - 1
 EMPTY_ROOT: Digest = Digest(hashlib.sha256(b"").digest())
 
 
+_sha256 = hashlib.sha256
+
+
 def leaf_hash(leaf: bytes) -> Digest:
     """Leaf hash SHA-256(0x00 || leaf) of the leaf bytes (RFC 9162 §2.1.1); InputError for non-bytes."""
-    if not isinstance(leaf, bytes | bytearray | memoryview):
-        raise InputError(f"leaf: got {type(leaf).__name__}, want bytes", code="input.type")
-    return bytes.__new__(Digest, hashlib.sha256(b"\x00" + bytes(leaf)).digest())
+    if type(leaf) is not bytes:
+        if not isinstance(leaf, bytes | bytearray | memoryview):
+            raise InputError(f"leaf: got {type(leaf).__name__}, want bytes", code="input.type")
+        leaf = bytes(leaf)
+    return bytes.__new__(Digest, _sha256(b"\x00" + leaf).digest())
 
 
 def node_hash(left: Digest, right: Digest) -> Digest:
@@ -109,8 +114,7 @@ class MerkleTree:
     def __init__(self, leaf_hashes: Iterable[Digest] = ()) -> None:
         self._levels: list[list[Digest]] = [[]]
         self._root: tuple[int, Digest] | None = None
-        for h in leaf_hashes:
-            self.append(h)
+        self.extend(leaf_hashes)
 
     @property
     def size(self) -> int:
@@ -135,6 +139,20 @@ class MerkleTree:
             level, pos = level + 1, pos >> 1
             self._levels[level].append(h)
         return index
+
+    def extend(self, leaf_hashes: Iterable[Digest]) -> None:
+        """Append many 32-byte leaf hashes, hashing the completed subtrees level by level (as :meth:`append` one
+        by one, a few times faster). Raises InputError if one is not 32 bytes (nothing is appended then)."""
+        new = [h if type(h) is Digest else _trusted_digest("leaf hash", h) for h in leaf_hashes]
+        self._levels[0].extend(new)
+        sha256, level = hashlib.sha256, 0
+        while len(self._levels[level]) > 1:
+            if level + 1 == len(self._levels):
+                self._levels.append([])
+            below, above = self._levels[level], self._levels[level + 1]
+            above.extend(bytes.__new__(Digest, sha256(b"\x01" + below[i] + below[i + 1]).digest())
+                         for i in range(2 * len(above), len(below) - 1, 2))
+            level += 1
 
     def root(self) -> Digest:
         """MTH of all leaves so far (RFC 9162 §2.1.1); cached until the next append."""
