@@ -17,7 +17,7 @@ the check a consistency proof from A to B makes (RFC 9162 §2.1.4.2), with the s
 taken from our own replay instead of from the log. A checkpoint below A cannot be checked from the state and
 is refused (``audit.checkpoint_before_state``).
 
-File format (docs/format.md §8.4): the line ``stonetrail-audit-state 1`` (LF), then the SHA-256 of the rest,
+File format (docs/format.md §8.3): the line ``stonetrail-audit-state 1`` (LF), then the SHA-256 of the rest,
 then the rest: a :mod:`marshal` (version 2) dictionary whose dictionaries of the replay are encoded row by row
 with the persistent index's codecs (:data:`ledger.index.state.TABLES`). A state is the auditor's own file: its
 hash detects damage (``audit.state_damaged``), not forgery; it is refused for another ledger, other authority
