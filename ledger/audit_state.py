@@ -74,9 +74,14 @@ class Saved:
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
+        self.origin: str = body["origin"]
+        self.authority: bytes = body["authority"]
+        self.level: str = body["level"]
         self.size: int = body["end"]
         last = body["last"]
         self.resume = None if last is None else (self.size - 1, last[0])
+        if type(self.size) is not int or self.size < 0 or (last is None) != (self.size == 0):
+            raise ValueError(f"a state of {self.size!r} records with last frame {last!r}")
 
     @classmethod
     def read(cls, path: str | Path) -> Saved:
@@ -97,14 +102,9 @@ class Saved:
         if hashlib.sha256(rest[32:]).digest() != rest[:32]:
             raise _damaged(f"{path} is damaged (its SHA-256 does not match its contents)")
         try:
-            body = marshal.loads(rest[32:])
-            saved = cls(body)
-            _ = (body["origin"], body["authority"], body["level"], saved.resume)
+            return cls(marshal.loads(rest[32:]))
         except (ValueError, EOFError, TypeError, KeyError, IndexError) as exc:
             raise _damaged(f"{path} does not hold an audit state ({exc})") from exc
-        if not isinstance(body, dict) or type(saved.size) is not int or saved.size < 0:
-            raise _damaged(f"{path} does not hold an audit state")
-        return saved
 
 
 def _damaged(why: str) -> InputError:
@@ -227,11 +227,11 @@ def begin(origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int]
     if saved is None:
         return _attach(walk, _fresh(), None, sizes)
     body = saved.body
-    for what, mine, theirs in (("origin", origin, body["origin"]),
-                               ("authority keys", authority_digest(keys), body["authority"]),
-                               ("level", level, body["level"])):
-        if mine != theirs:
-            raise _mismatch(f"it was saved for another {what} ({theirs!r}, this audit: {mine!r})")
+    theirs = {"origin": saved.origin, "authority keys' SHA-256": saved.authority.hex(), "level": saved.level}
+    mine = {"origin": origin, "authority keys' SHA-256": authority_digest(keys).hex(), "level": level}
+    for what, value in theirs.items():
+        if mine[what] != value:
+            raise _mismatch(f"it was saved for another {what} ({value}, this audit: {mine[what]})")
     below = sorted(s for s in sizes if s < saved.size)
     if below:
         raise InputError(f"a checkpoint of tree size {below[0]} is below the {saved.size} records of the audit "

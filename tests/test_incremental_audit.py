@@ -22,6 +22,7 @@ from ledger.errors import InputError, StorageError
 from ledger.keyfile import load_private_key
 from ledger.signing import checkpoint_file
 from ledger.storage import FileStore, scan
+from ledger.storage.framing import FRAME_MAGIC
 from stonetrail_cli.main import main
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
@@ -38,11 +39,11 @@ def _cut(full: Path, records: int, out: Path) -> int:
     """A copy of ``full`` holding its first ``records`` records, or fewer: cut after the last frame of a whole
     batch at or below (a batch cut short is a torn tail). Returns the records it holds."""
     frames, data = scan(full).frames, full.read_bytes()
-    while True:
-        out.write_bytes(data[: frames[records - 1].end])
-        if not scan(out).problems:
-            return records
+    while data[frames[records - 1].offset:][:4] != FRAME_MAGIC:  # a frame of a batch that goes on
         records -= 1
+    out.write_bytes(data[: frames[records - 1].end])
+    assert not scan(out).problems
+    return records
 
 
 def _resumed(prefix: Path, full: Path, trust: Trust, state: Path, **how: Any) -> tuple[Any, ...]:
