@@ -39,6 +39,8 @@ __all__ = ["LedgerIndex", "LogFile", "Progress", "discard_index", "open_index"]
 
 #: (records done, records in all) while an index is built or caught up.
 Progress = Callable[[int, int], None]
+#: The suffix of an index file being built (renamed to the index once whole: :func:`open_index`).
+BUILDING = ".building"
 #: Records at the end of the index checked against the log on every open (each a read of one frame).
 CHECKED = 64
 _CHUNK = 4096  # records applied between two writes of the index while it is built
@@ -229,14 +231,16 @@ class LedgerIndex:
 
 
 def discard_index(ledger_path: Path) -> None:
-    """Remove the index of the ledger at ``ledger_path`` (its SQLite file, write-ahead log and shared memory)."""
+    """Remove the index of the ledger at ``ledger_path`` (its SQLite file, write-ahead log and shared memory, and
+    those of an index being built)."""
     path = index_path(ledger_path)
-    for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        stale.unlink(missing_ok=True)
+    for base in (str(path), f"{path}{BUILDING}"):
+        for stale in (base, f"{base}-wal", f"{base}-shm"):
+            Path(stale).unlink(missing_ok=True)
 
 
 def _new(log: LogFile, path: Path) -> IndexDB:
-    """A new, empty index for ``log`` at ``path`` (any index there is removed first)."""
+    """A new, empty index for ``log`` at ``path`` (any index, or index being built, is removed first)."""
     discard_index(log.path)
     db = IndexDB.open(path, create=True)
     with db.transaction():
@@ -322,19 +326,55 @@ def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progr
         if db is not None:  # closed now: a connection closed later by the collector would remove the -wal and
             db.close()  # -shm files of the new index built at the same path
         index = None
-    built = index is None
     if index is None:
-        try:
-            index = LedgerIndex(_new(log, path), log, keys)
-        except (OSError, sqlite3.Error) as exc:
-            log.close()
-            raise StorageError(f"cannot write the index {path}: {exc}", code="index.io") from exc
-    new = index.size == 0
+        return _build(log, path, keys, progress, trusted=not checked)
     try:
-        _catch_up(index, progress, trusted=built and not checked)
+        _catch_up(index, progress)
     except BaseException:
         index.close()
-        if new:  # nothing worth keeping: a reader would only survey the file twice
-            discard_index(log.path)
         raise
     return index
+
+
+def _build(log: LogFile, path: Path, keys: frozenset[bytes], progress: Progress | None, *, trusted: bool
+           ) -> LedgerIndex:
+    """A new index of ``log``, built in a file beside ``path`` without waiting for the disk (SQLite's
+    synchronous=OFF: a crash leaves only that file, which the next build removes), then made durable and renamed
+    to ``path``, so that an index at ``path`` is always a whole one. Raises as :func:`open_index`."""
+    building = path.with_name(f"{path.name}{BUILDING}")
+    try:
+        index = LedgerIndex(_new(log, building), log, keys)
+    except (OSError, sqlite3.Error) as exc:
+        log.close()
+        raise StorageError(f"cannot write the index {building}: {exc}", code="index.io") from exc
+    try:
+        index.db.db.execute("PRAGMA synchronous=OFF")
+        _catch_up(index, progress, trusted=trusted)
+        index.db.db.execute("PRAGMA synchronous=FULL")
+        index.db.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        index.db.close()
+        _publish(building, path)
+        return LedgerIndex(IndexDB.open(path, create=False), log, keys)
+    except BaseException as exc:
+        index.close()
+        discard_index(log.path)
+        if isinstance(exc, OSError | sqlite3.Error):
+            raise StorageError(f"cannot write the index {path}: {exc}", code="index.io") from exc
+        raise
+
+
+def _publish(building: Path, path: Path) -> None:
+    """Flush ``building`` to the disk and rename it to ``path`` (the old index, with its -wal and -shm, gone)."""
+    fd = os.open(building, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    for stale in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        stale.unlink(missing_ok=True)
+    os.replace(building, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

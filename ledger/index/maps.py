@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable, ItemsView, Iterator, MutableMapping, MutableSet
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..errors import StorageError
 
@@ -95,10 +95,10 @@ class StoredMap(MutableMapping[K, V]):
         self._cache: dict[K, object] = {}
         self._stored: dict[K, object] = {}  # the bytes the table holds for each cached key (None: no row)
         self._touched: set[K] = set()  # read or set since the last flush
-        self._get = f"SELECT v, c FROM {table} WHERE k = ?"
-        self._around = (f"SELECT 0, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k < ?1 ORDER BY k DESC LIMIT 2) "
-                        f"UNION ALL SELECT 1, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k > ?1 ORDER BY k "
-                        "LIMIT 2)")
+        # the key's row, if any, with the two rows on each side of where it sorts (to check a miss: _absent)
+        self._find = (f"SELECT 0, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k < ?1 ORDER BY k DESC LIMIT 2) "
+                      f"UNION ALL SELECT 1, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k >= ?1 ORDER BY k "
+                      "LIMIT 3)")
 
     def _load(self, key: K) -> object:
         if key in self._cache:
@@ -109,28 +109,27 @@ class StoredMap(MutableMapping[K, V]):
         if self._count != 0:  # an empty table holds no key: no need to ask
             raw = self._codec.key(key)
             try:
-                row = self._db.execute(self._get, (raw,)).fetchone()
+                rows = self._db.execute(self._find, (raw,)).fetchall()
             except sqlite3.Error as exc:
                 raise IndexDamaged(f"index table {self._table}: {exc}") from exc
-            if row is not None:
-                value, stored = self._decode(raw, row[0], row[1]), row[0]
+            hit = next((r for r in rows if r[0] == 1), None)
+            if hit is not None and hit[1] == raw:
+                value, stored = self._decode(raw, hit[2], hit[3]), hit[2]
             else:
-                self._absent(raw)
+                self._absent(raw, rows)
         self._stored[key] = stored
         self._cache[key] = value
         self._touched.add(key)
         return value
 
-    def _absent(self, raw: bytes) -> None:
-        """Check a point lookup's miss of key bytes ``raw``: the rows on each side of where ``raw`` sorts (two
-        each) must pass their checksums and be strictly ordered around it. A damaged byte can make a lookup
-        miss a row that is there: a changed key leaves the row where the old key sorted (its checksum, over the
-        key, then fails); a changed cell pointer shows another row in its place (out of order, or twice). Raises
-        IndexDamaged, so that a miss never lets the writer accept a duplicate id, body or report number."""
-        try:
-            rows = self._db.execute(self._around, (raw,)).fetchall()
-        except sqlite3.Error as exc:
-            raise IndexDamaged(f"index table {self._table}: {exc}") from exc
+    def _absent(self, raw: bytes, rows: list[Any]) -> None:
+        """Check a lookup's miss of key bytes ``raw``: the ``rows`` on each side of where ``raw`` sorts (two each,
+        tagged 0 below and 1 above) must pass their checksums and be strictly ordered around it. A damaged byte
+        can make a lookup miss a row that is there: a changed key leaves the row where the old key sorted (its
+        checksum, over the key, then fails); a changed cell pointer shows another row in its place (out of order,
+        or twice). Raises IndexDamaged, so that a miss never lets the writer accept a duplicate id, body or report
+        number."""
+        rows = [r for r in rows if r[0] == 0] + [r for r in rows if r[0] == 1][:2]
         keys = [r[1] for r in reversed(rows) if r[0] == 0] + [raw] + [r[1] for r in rows if r[0] == 1]
         damaged = any(not is_row(k, v, c) or row_check(self._table, k, v) != c for _, k, v, c in rows)
         if damaged or any(not isinstance(a, bytes) or not isinstance(b, bytes) or a >= b
