@@ -27,6 +27,7 @@ keys, another level or another version (``audit.state_mismatch``). Never pickle:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import marshal
 from collections.abc import Iterable, Iterator, MutableMapping
 from pathlib import Path
@@ -52,7 +53,6 @@ __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 VERSION = 1
 _MAGIC = b"stonetrail-audit-state "
 _ID_TABLES = ("id_claims", "id_holder", "id_standing", "id_frozen")
-_HEAD_TABLES = ("head_positions", "head_latest", "of", "head_waiting")  # "of": field 2 of the records table
 
 
 def authority_digest(keys: Iterable[bytes]) -> bytes:
@@ -113,9 +113,10 @@ def _damaged(why: str) -> InputError:
 
 class Kept:
     """An audit walk whose state can be saved (:meth:`save`), new or resumed from a :class:`Saved`; ``maps``:
-    the identity indexes' and item heads' dictionaries, which the walk's objects keep their data in."""
+    the identity indexes' and item heads' dictionaries (by name: :func:`_fresh`), which the walk's objects keep
+    their data in."""
 
-    def __init__(self, walk: _Walk, maps: dict[str, dict[str, Any]], saved: Saved | None) -> None:
+    def __init__(self, walk: _Walk, maps: dict[str, Any], saved: Saved | None) -> None:
         self.walk, self.maps, self.saved = walk, maps, saved
         self.last: Frame | None = None
 
@@ -154,60 +155,136 @@ class Kept:
                 "range": [(n.level, n.index, bytes(n.hash)) for n in walk.range.nodes],
                 "registry": [(p, r.raw, walk.state.registry.head_at(p + 1)[1] == r.record_hash)
                              for p, r in walk.registry],
-                "custody": _custody(walk), "tables": {name: _encode(maps) for name, maps in self.maps.items()}}
+                "size": walk.state.size, "tables": _tables(walk, self.maps)}
         payload = marshal.dumps(body, 2)
         write_file(path, _MAGIC + str(VERSION).encode() + b"\n" + hashlib.sha256(payload).digest() + payload)
 
 
-def _custody(walk: _Walk) -> dict[str, Any]:
-    state = walk.state
-    rows = {k: (signers, state.times[k], None) for k, signers in state.signers.items()}
-    return {"size": state.size, "items": _rows("items", state.items), "records": _rows("records", rows),
-            "bodies": _rows("bodies", state.bodies)}
+def _tables(walk: _Walk, maps: dict[str, Any]) -> dict[str, tuple[list[bytes], list[bytes]]]:
+    """Every dictionary of ``walk`` as (keys, values) in the index's encoding of its table: the custody replay's
+    items and bodies; per record hash its signers, time and items of (``records``, one row for the three, as the
+    index keeps them); and ``maps`` (an identity set as keys with empty values)."""
+    state, of = walk.state, maps["head_of"]
+    if isinstance(of, _Field):  # a resumed walk: the three share their rows
+        records = of.rows.columns()
+    else:
+        keys = dict.fromkeys(itertools.chain(state.signers, state.times, of))
+        records = _columns("records", {k: (state.signers.get(k), state.times.get(k), of.get(k)) for k in keys})
+    return {"items": _columns("items", state.items), "bodies": _columns("bodies", state.bodies), "records": records,
+            **{name: _columns(_table(name), dict.fromkeys(m, b"") if isinstance(m, set) else m)
+               for name, m in maps.items() if name != "head_of"}}
 
 
-def _rows(table: str, mapping: MutableMapping[Any, Any]) -> list[tuple[bytes, bytes]]:
-    (key, _), (value, _) = TABLES[table]
-    return [(key(k), value(v)) for k, v in mapping.items()]
+def _table(name: str) -> str:
+    """The index table whose encoding the map ``name`` (:func:`_fresh`) has."""
+    return name.rpartition(".")[2]
 
 
-def _unrows(table: str, rows: list[tuple[bytes, bytes]]) -> dict[Any, Any]:
-    (_, unkey), (_, unvalue) = TABLES[table]
-    return {unkey(k): unvalue(v) for k, v in rows}
+_ABSENT = object()
 
 
-def _encode(maps: dict[str, Any]) -> dict[str, list[tuple[bytes, bytes]]]:
-    """The rows of each of ``maps`` (the index's encoding of the table it is named after, or stands for)."""
-    def rows(name: str, m: Any) -> list[tuple[bytes, bytes]]:
-        if name == "id_frozen":
-            return _rows(name, dict.fromkeys(m, b""))
-        return _rows("records", {k: (None, None, v) for k, v in m.items()}) if name == "of" else _rows(name, m)
-    return {name: rows(name, m) for name, m in maps.items()}
+class _Rows(MutableMapping[Any, Any]):
+    """A dictionary of the replay over a saved state's rows (``table``: :data:`ledger.index.state.TABLES`): a row is
+    decoded when the audit first reads it, and rows it never reads are saved again as they were read, so that a
+    resumed audit decodes what the records after A touch, not the whole state (as
+    :class:`ledger.index.maps.StoredMap` does over the index's tables). Iterates in the order a dictionary would."""
+
+    def __init__(self, table: str, keys: Iterable[bytes] = (), values: Iterable[bytes] = ()) -> None:
+        (self._key, self._unkey), (self._value, self._unvalue) = TABLES[table]
+        self._rows: dict[bytes, bytes] = dict(zip(keys, values, strict=True))  # b"" if set here: in _live
+        self._live: dict[bytes, Any] = {}  # encoded key -> the value decoded or set
+
+    def __getitem__(self, key: Any) -> Any:
+        encoded = self._key(key)
+        live = self._live.get(encoded, _ABSENT)
+        if live is not _ABSENT:
+            return live
+        raw = self._rows[encoded]  # KeyError: absent
+        value = self._live[encoded] = self._unvalue(raw)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return self._key(key) in self._rows
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        encoded = self._key(key)
+        self._rows.setdefault(encoded, b"")
+        self._live[encoded] = value
+
+    def __delitem__(self, key: Any) -> None:
+        encoded = self._key(key)
+        del self._rows[encoded]
+        self._live.pop(encoded, None)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self._unkey(encoded) for encoded in list(self._rows))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def columns(self) -> tuple[list[bytes], list[bytes]]:
+        """(keys, values), in order: a value re-encoded if read or set, else as read."""
+        live, value = self._live, self._value
+        return list(self._rows), [value(live[k]) if k in live else raw for k, raw in self._rows.items()]
 
 
-def _decode(rows: dict[str, list[tuple[bytes, bytes]]]) -> dict[str, Any]:
-    """The maps :func:`_encode` gave these rows of."""
-    def unrows(name: str, table_rows: list[tuple[bytes, bytes]]) -> Any:
-        if name == "id_frozen":
-            return set(_unrows(name, table_rows))
-        return {k: o for k, (_, _, o) in _unrows("records", table_rows).items()} if name == "of" \
-            else _unrows(name, table_rows)
-    return {name: unrows(name, table_rows) for name, table_rows in rows.items()}
+class _Field(MutableMapping[Any, Any]):
+    """Field ``index`` (0: signers, 1: time_ms, 2: items of) of the ``records`` rows as a mapping from record
+    hash, a key whose field is None being absent (as :class:`ledger.index.state.RecordRows` gives the index's)."""
+
+    def __init__(self, rows: _Rows, index: int) -> None:
+        self.rows, self._index = rows, index
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self.rows[key][self._index]
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.rows and self.rows[key][self._index] is not None
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        row = list(self.rows.get(key) or (None, None, None))
+        row[self._index] = value
+        self.rows[key] = tuple(row)
+
+    def __delitem__(self, key: Any) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self[key] = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return (key for key in self.rows if self.rows[key][self._index] is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
-def _fresh() -> dict[str, dict[str, Any]]:
-    """Empty maps for a new walk's custody identities, commitment identities and heads."""
-    return {name: _decode({table: [] for table in tables}) for name, tables in
-            (("state", _ID_TABLES), ("ids", _ID_TABLES), ("heads", _HEAD_TABLES))}
+def _columns(table: str, mapping: Any) -> tuple[list[bytes], list[bytes]]:
+    """(keys, values) of ``mapping`` in the index's encoding of ``table``."""
+    if isinstance(mapping, _Rows):
+        return mapping.columns()
+    rows = _Rows(table)
+    rows.update(mapping)
+    return rows.columns()
 
 
-def _use_ids(index: IdentityIndex, maps: dict[str, Any]) -> None:
-    index.use(claims=maps["id_claims"], holder=maps["id_holder"], standing=maps["id_standing"],
-              frozen=maps["id_frozen"])
+def _fresh() -> dict[str, Any]:
+    """Empty maps for a new walk, by name: the custody replay's and the commitments' identity indexes, the item
+    heads (``head_of``: field 2 of the ``records`` rows)."""
+    ids: dict[str, Any] = {f"{owner}.{table}": set() if table == "id_frozen" else {} for owner in ("custody", "commit")
+           for table in _ID_TABLES}
+    return {**ids, "head_positions": {}, "head_latest": {}, "head_of": {}, "head_waiting": {}}
+
+
+def _use_ids(index: IdentityIndex, maps: dict[str, Any], owner: str) -> None:
+    index.use(claims=maps[f"{owner}.id_claims"], holder=maps[f"{owner}.id_holder"],
+              standing=maps[f"{owner}.id_standing"], frozen=maps[f"{owner}.id_frozen"])
 
 
 def _use_heads(heads: ItemHeads, maps: dict[str, Any]) -> None:
-    heads.use(positions=maps["head_positions"], latest=maps["head_latest"], of=maps["of"],
+    heads.use(positions=maps["head_positions"], latest=maps["head_latest"], of=maps["head_of"],
               waiting=maps["head_waiting"])
 
 
@@ -243,13 +320,13 @@ def begin(origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int]
         raise _damaged(f"its contents are not a state ({exc})") from exc
 
 
-def _attach(walk: _Walk, maps: dict[str, dict[str, Any]], saved: Saved | None, sizes: frozenset[int]) -> Kept:
+def _attach(walk: _Walk, maps: dict[str, Any], saved: Saved | None, sizes: frozenset[int]) -> Kept:
     """Keep ``walk``'s identity indexes and heads in ``maps``; drop its commitments if nothing needs them."""
-    _use_ids(walk.state.identities, maps["state"])
+    _use_ids(walk.state.identities, maps, "custody")
     if walk.commitments is None:
         walk.commitments = Commitments()
-    _use_ids(walk.commitments.identities, maps["ids"])
-    _use_heads(walk.commitments.heads, maps["heads"])
+    _use_ids(walk.commitments.identities, maps, "commit")
+    _use_heads(walk.commitments.heads, maps)
     if not walk.keep and not sizes:
         walk.commitments = None
     return Kept(walk, maps, saved)
@@ -257,13 +334,11 @@ def _attach(walk: _Walk, maps: dict[str, dict[str, Any]], saved: Saved | None, s
 
 def _restore(walk: _Walk, body: dict[str, Any], saved: Saved, sizes: frozenset[int]) -> Kept:
     """``walk`` as it was at the end of the saved audit."""
-    state, custody = walk.state, body["custody"]
-    state.items = _unrows("items", custody["items"])
-    records = _unrows("records", custody["records"])
-    state.signers = {k: s for k, (s, _, _) in records.items()}
-    state.times = {k: t for k, (_, t, _) in records.items()}
-    state.bodies = _unrows("bodies", custody["bodies"])
-    state.size = custody["size"]
+    state, tables = walk.state, body["tables"]
+    records = _Rows("records", *tables["records"])
+    state.items, state.bodies = _Rows("items", *tables["items"]), _Rows("bodies", *tables["bodies"])
+    state.signers, state.times = _Field(records, 0), _Field(records, 1)
+    state.size = body["size"]
     for position, raw, committed in body["registry"]:
         record = Record.from_bytes(raw)
         walk.registry.append((position, record))
@@ -272,4 +347,6 @@ def _restore(walk: _Walk, body: dict[str, Any], saved: Saved, sizes: frozenset[i
     walk.range = CompactRange.of(0, saved.size, (Node(lv, ix, Digest(h)) for lv, ix, h in body["range"]))
     walk.findings = [Finding(code=c, position=p, item=i, reason=r) for c, p, i, r in body["findings"]]
     walk.end = saved.size
-    return _attach(walk, {name: _decode(rows) for name, rows in body["tables"].items()}, saved, sizes)
+    maps: dict[str, Any] = {name: _Rows(_table(name), *tables[name]) for name in _fresh() if name != "head_of"}
+    maps.update({name: set(m) for name, m in maps.items() if _table(name) == "id_frozen"}, head_of=_Field(records, 2))
+    return _attach(walk, maps, saved, sizes)
