@@ -42,6 +42,7 @@ from .findings import Finding
 from .hashing import Digest
 from .heads import ItemHeads
 from .identity import IdentityIndex
+from .index.db import SCHEMA
 from .index.state import TABLES
 from .merkle import leaf_hash
 from .record import Record
@@ -77,6 +78,7 @@ class Saved:
         self.origin: str = body["origin"]
         self.authority: bytes = body["authority"]
         self.level: str = body["level"]
+        self.schema: int = body["schema"]
         self.size: int = body["end"]
         last = body["last"]
         self.resume = None if last is None else (self.size - 1, last[0])
@@ -89,7 +91,8 @@ class Saved:
 
         Raises:
             InputError: ``audit.state_damaged`` (not a state file, its hash fails, or its contents are not a
-                state's), ``audit.state_mismatch`` (another format version). StorageError ``store.io``.
+                state's), ``audit.state_mismatch`` (another format version, or tables encoded as another index
+                schema did: :data:`ledger.index.db.SCHEMA`). StorageError ``store.io``.
         """
         path = Path(path)
         with io_errors(path, "reading"):
@@ -102,9 +105,13 @@ class Saved:
         if hashlib.sha256(rest[32:]).digest() != rest[:32]:
             raise _damaged(f"{path} is damaged (its SHA-256 does not match its contents)")
         try:
-            return cls(marshal.loads(rest[32:]))
+            saved = cls(marshal.loads(rest[32:]))
         except (ValueError, EOFError, TypeError, KeyError, IndexError) as exc:
             raise _damaged(f"{path} does not hold an audit state ({exc})") from exc
+        if saved.schema != SCHEMA:
+            raise _mismatch(f"{path} encodes the replay's tables as index schema {saved.schema!r} did (this reads "
+                            f"{SCHEMA})")
+        return saved
 
 
 def _damaged(why: str) -> InputError:
@@ -149,7 +156,7 @@ class Kept:
                              code="audit.state_unsafe")
         walk, last = self.walk, self.last
         body = {"origin": walk.origin, "authority": authority_digest(walk.state.registry.authority_keys),
-                "level": walk.level, "end": walk.end,
+                "level": walk.level, "schema": SCHEMA, "end": walk.end,
                 "last": None if last is None else (last.offset, bytes(leaf_hash(last.payload))),
                 "findings": [(f.code, f.position, f.item, f.reason) for f in walk.findings],
                 "range": [(n.level, n.index, bytes(n.hash)) for n in walk.range.nodes],

@@ -6,7 +6,9 @@ level's or whole is refused with its code, and so is a checkpoint below A."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import marshal
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -161,6 +163,12 @@ def test_a_damaged_or_foreign_state_file_is_refused(demo: Path, tmp_path: Path) 
         assert _refusal(full, trust, resume=tmp_path / f"bad-{n}").code == "audit.state_damaged", n
     (tmp_path / "v2").write_bytes(good.replace(b"stonetrail-audit-state 1\n", b"stonetrail-audit-state 2\n", 1))
     assert _refusal(full, trust, resume=tmp_path / "v2").code == "audit.state_mismatch"
+    line, _, rest = good.partition(b"\n")
+    body = marshal.loads(rest[32:])
+    body["schema"] += 1  # the index's tables encoded another way: its rows would decode wrong
+    payload = marshal.dumps(body, 2)
+    (tmp_path / "schema").write_bytes(line + b"\n" + hashlib.sha256(payload).digest() + payload)
+    assert _refusal(full, trust, resume=tmp_path / "schema").code == "audit.state_mismatch"
 
 
 def test_a_checkpoint_below_the_state_is_refused_and_a_damaged_ledger_gets_no_state(demo: Path,
