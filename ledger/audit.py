@@ -21,6 +21,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._files import check_new
 from .audit_pass import Pass, finish, run_pass
 from .audit_state import Kept, Saved, begin
 from .checkpoint import Checkpoint, open_checkpoint
@@ -188,6 +189,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         if value is not None:
             expect_path(value, name)
     notes = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
+    if save_state is not None:
+        check_new(Path(save_state))  # before the pass, not after it
     saved = Saved.read(resume) if resume is not None else None
     with FrameFile(path, resume=saved.resume if saved else None) as file:
         opened = [_open_checkpoint(file.origin, trust, note) for note in notes]

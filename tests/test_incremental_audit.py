@@ -205,3 +205,5 @@ def test_verify_saves_and_resumes_from_the_command_line(demo: Path, tmp_path: Pa
     refused = runner.invoke(main, ["verify", full, "--trust", keys, "--resume", str(tmp_path / "a.state"),
                                    "--level", "structure"])
     assert refused.exit_code == 2 and "audit.state_mismatch" in refused.output
+    exists = runner.invoke(main, ["verify", full, "--trust", keys, "--save-state", str(tmp_path / "a.state")])
+    assert exists.exit_code == 3 and "store.exists" in exists.output  # refused before the audit, kept as it was
