@@ -1,0 +1,136 @@
+"""Attacks on the issue 11 audit by whoever controls the ledger file or the audit state file: each test names an
+input on which a way of running ``verify`` (workers, --resume, a lower --level) must not say what a full audit
+(--jobs 1, every level) does not say. Failing ones are marked xfail(strict=True) until the audit is fixed
+(adversarial review of issue 11; reproducers and the exact commands in the review's report)."""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import shutil
+import struct
+import zlib
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from ledger import Record, Trust, build_demo, check_ledger
+from ledger.errors import InputError, StoneTrailError
+from ledger.storage import scan
+from stonetrail_cli.main import main
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "d"
+    build_demo(out)
+    return out
+
+
+def _trust(demo: Path) -> Trust:
+    return Trust.parse((demo / "trust.keys").read_text())
+
+
+def _with_payload(src: Path, dst: Path, index: int, payload: bytes) -> None:
+    """``dst``: ``src`` with record ``index``'s frame holding ``payload`` (its magic kept, length and CRC new)."""
+    data, frame = src.read_bytes(), scan(src).frames[index]
+    head = data[frame.offset:frame.offset + 4] + struct.pack(">II", len(payload), zlib.crc32(payload))
+    dst.write_bytes(data[:frame.offset] + head + payload + data[frame.end:])
+
+
+def _bad_signature(payload: bytes) -> bytes:
+    """``payload`` with one byte of its first signature's S changed: same length, still < L, does not verify."""
+    sig = Record.from_bytes(payload).signatures[0].sig
+    assert payload.count(sig) == 1
+    return payload.replace(sig, sig[:40] + bytes([sig[40] ^ 1]) + sig[41:])
+
+
+class _SwapAfter(Executor):
+    """Runs each chunk at once; once the chunk ending at record ``end`` has been read by its worker, calls
+    ``swap`` (the file's owner replacing it before the main process reads that chunk again)."""
+
+    def __init__(self, end: int, swap: Callable[[], None]) -> None:
+        self.end, self.swap = end, swap
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        done: Future[Any] = Future()
+        done.set_result(fn(*args, **kwargs))
+        chunk = args[0]
+        if chunk.first + chunk.count == self.end:
+            self.swap()
+        return done
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 review R1: the main process applies the rules to bytes it reads "
+                   "again, with signature verdicts and leaf hashes computed by a worker over the earlier bytes")
+def test_a_file_replaced_after_a_workers_read_is_never_valid(demo: Path, tmp_path: Path) -> None:
+    honest, forged, audited = tmp_path / "honest.ledger", tmp_path / "forged.ledger", tmp_path / "audited.ledger"
+    shutil.copy(demo / "demo.ledger", honest)
+    last = len(scan(honest).frames) - 1
+    _with_payload(honest, forged, last, _bad_signature(scan(honest).frames[last].payload))
+    assert check_ledger(forged, _trust(demo)).verdict == "invalid"
+    shutil.copy(honest, audited)
+    swap = _SwapAfter(last + 1, lambda: os.replace(forged, audited))
+    try:
+        report = check_ledger(audited, _trust(demo), executor=swap, chunk_records=100)
+    except StoneTrailError as exc:  # refusing (the file changed during the audit) is right too
+        assert exc.code == "store.changed"
+        return
+    assert report.verdict == "invalid"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 review R2: a resumed audit checks only frame A-1 of the records "
+                   "the state covers; records below it rewritten in place are never read, and the root it prints "
+                   "is the saved one, not the file's")
+def test_a_resumed_audit_of_a_file_rewritten_below_the_state_is_never_valid(demo: Path, tmp_path: Path) -> None:
+    trust, full = _trust(demo), demo / "demo.ledger"
+    frames = scan(full).frames
+    prefix = tmp_path / "prefix.ledger"
+    prefix.write_bytes(full.read_bytes()[: frames[499].end])
+    check_ledger(prefix, trust, save_state=tmp_path / "a.state")
+    rewritten = tmp_path / "rewritten.ledger"
+    _with_payload(full, rewritten, 100, _bad_signature(frames[100].payload))
+    want = check_ledger(rewritten, trust)
+    assert want.verdict == "invalid"
+    try:
+        got = check_ledger(rewritten, trust, resume=tmp_path / "a.state")
+    except InputError as exc:  # refusing the state for this file is right too
+        assert exc.code == "audit.state_mismatch"
+        return
+    assert (got.verdict, got.root_hash, got.findings) == (want.verdict, want.root_hash, want.findings)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 review R3: a state's rows are decoded lazily, after the "
+                   "audit.state_damaged guard: a row that does not decode is a ValueError mid-audit")
+def test_a_state_whose_rows_do_not_decode_is_refused_as_damaged(demo: Path, tmp_path: Path) -> None:
+    trust, full = _trust(demo), demo / "demo.ledger"
+    prefix = tmp_path / "prefix.ledger"
+    prefix.write_bytes(full.read_bytes()[: scan(full).frames[599].end])
+    check_ledger(prefix, trust, save_state=tmp_path / "a.state")
+    line, _, rest = (tmp_path / "a.state").read_bytes().partition(b"\n")
+    body = marshal.loads(rest[32:])
+    keys, values = body["tables"]["items"]
+    body["tables"]["items"] = (keys, [b"\x00not an item"] * len(values))
+    payload = marshal.dumps(body, 2)
+    (tmp_path / "b.state").write_bytes(line + b"\n" + hashlib.sha256(payload).digest() + payload)
+    with pytest.raises(InputError) as refused:
+        check_ledger(full, trust, resume=tmp_path / "b.state")
+    assert refused.value.code == "audit.state_damaged"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 review R4: below --level custody the text output says 'every "
+                   "record passes every rule' and does not name the level")
+@pytest.mark.parametrize("level", ["structure", "hashes"])
+def test_a_lower_level_says_what_it_checked_not_every_rule(demo: Path, tmp_path: Path, level: str) -> None:
+    forged = tmp_path / "forged.ledger"
+    last = len(scan(demo / "demo.ledger").frames) - 1
+    _with_payload(demo / "demo.ledger", forged, last, _bad_signature(scan(demo / "demo.ledger").frames[last].payload))
+    out = CliRunner().invoke(main, ["verify", str(forged), "--trust", str(demo / "trust.keys"), "--level", level,
+                                    "--jobs", "1"]).output
+    assert level in out
+    assert "every record passes every rule" not in out
