@@ -196,7 +196,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
         cps = [cp for cp, _ in opened if cp is not None]
         sizes = frozenset(cp.tree_size for cp in cps)
-        kept = begin(file.origin, trust.authority_keys, level, sizes, saved=saved, keep=save_state is not None) \
+        kept = begin(path, file.origin, trust.authority_keys, level, sizes, saved=saved,
+                     keep=save_state is not None) \
             if saved is not None or save_state is not None else None
         run = functools.partial(run_pass, file.origin, trust.authority_keys, level=level, checkpoints=cps,
                                 engine=engine, progress=progress, size=file.survey.size,

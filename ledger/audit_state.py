@@ -6,8 +6,9 @@ whose framing is damaged gets no state, ``audit.state_unsafe``). It holds what t
 (:class:`ledger.audit_pass._Walk`) holds after record A-1: the custody replay's dictionaries (items, signers,
 times, bodies, identity claims), the registry (its records' bytes, replayed), the RFC 9162 compact range of
 leaves [0, A) (:class:`~ledger.compact.CompactRange`: at most two subtree hashes per level), the item heads and
-identities the checkpoint lines commit to, the findings so far, and where frame A-1 starts with its leaf hash.
-Any later pass at the same level, under the same authority keys, over a file whose frame A-1 is that one, goes
+identities the checkpoint lines commit to, the findings so far, where frame A-1 starts with its leaf hash,
+and the SHA-256 of the file's bytes up to its end (so that no record below A can change unseen).
+Any later pass at the same level, under the same authority keys, over a file whose bytes up to there are those, goes
 on at record A and gives the report a full replay of the longer file gives (tests/test_incremental_audit.py).
 
 Why a checkpoint B checked on resume proves that B extends the audited A: the root at B is computed from the
@@ -29,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import marshal
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from .index.db import SCHEMA
 from .index.state import TABLES
 from .merkle import leaf_hash
 from .record import Record
-from .storage.framing import Frame, StoreProblem
+from .storage.framing import FRAME_MAGIC, Frame, StoreProblem
 
 __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 
@@ -79,6 +80,7 @@ class Saved:
         self.authority: bytes = body["authority"]
         self.level: str = body["level"]
         self.schema: int = body["schema"]
+        self.prefix: bytes | None = body["prefix"]
         self.size: int = body["end"]
         last = body["last"]
         self.resume = None if last is None else (self.size - 1, last[0])
@@ -123,14 +125,15 @@ class Kept:
     the identity indexes' and item heads' dictionaries (by name: :func:`_fresh`), which the walk's objects keep
     their data in."""
 
-    def __init__(self, walk: _Walk, maps: dict[str, Any], saved: Saved | None) -> None:
-        self.walk, self.maps, self.saved = walk, maps, saved
+    def __init__(self, walk: _Walk, maps: dict[str, Any], saved: Saved | None, ledger: Path) -> None:
+        self.walk, self.maps, self.saved, self.ledger = walk, maps, saved, ledger
         self.last: Frame | None = None
 
     def frames(self, frames: Iterable[Frame]) -> Iterator[Frame]:
         """``frames`` of the ledger (read from :attr:`Saved.resume` on a resumed walk), the last one noted for
-        :meth:`save`. A resumed read first checks that frame A - 1 is the one audited, and drops it.
-        Raises InputError ``audit.state_mismatch`` if it is not."""
+        :meth:`save`. A resumed read first checks that frame A - 1 is the one audited and that the bytes up to
+        its end are the ones audited (:func:`_prefix`), and drops it.
+        Raises InputError ``audit.state_mismatch`` if they are not."""
         frames = iter(frames)
         if self.saved is not None and self.saved.resume is not None:
             index, offset = self.saved.resume
@@ -139,6 +142,8 @@ class Kept:
                     or leaf_hash(first.payload) != self.saved.body["last"][1]:
                 raise _mismatch(f"record {index} of this file is not the one audited (another ledger, or the log "
                                 "was rewritten)")
+            if _prefix(self.ledger, first) != self.saved.prefix:
+                raise _mismatch(f"records 0..{index} of this file are not the ones audited: the log was rewritten")
             self.last = first
         for frame in frames:
             self.last = frame
@@ -158,6 +163,7 @@ class Kept:
         body = {"origin": walk.origin, "authority": authority_digest(walk.state.registry.authority_keys),
                 "level": walk.level, "schema": SCHEMA, "end": walk.end,
                 "last": None if last is None else (last.offset, bytes(leaf_hash(last.payload))),
+                "prefix": None if last is None else _prefix(self.ledger, last),
                 "findings": [(f.code, f.position, f.item, f.reason) for f in walk.findings],
                 "range": [(n.level, n.index, bytes(n.hash)) for n in walk.range.nodes],
                 "registry": [(p, r.raw, walk.state.registry.head_at(p + 1)[1] == r.record_hash)
@@ -165,6 +171,25 @@ class Kept:
                 "size": walk.state.size, "tables": _tables(walk, self.maps)}
         payload = marshal.dumps(body, 2)
         write_file(path, _MAGIC + str(VERSION).encode() + b"\n" + hashlib.sha256(payload).digest() + payload)
+
+
+def _prefix(ledger: Path, last: Frame) -> bytes:
+    """SHA-256 of the bytes of the file ``ledger`` from its start to the end of its frame ``last`` (A - 1), that
+    frame's magic left out: ``STR1`` in a file a writer left there, ``STRB`` in one whose batch went on (a copy
+    cut inside a batch ends it there, docs/format.md §8), the records being the same. A resumed audit reads
+    these bytes without decoding them, so that no record it does not replay can have changed.
+    Raises InputError ``audit.state_mismatch`` if the file ends before; StorageError ``store.io``."""
+    digest = hashlib.sha256()
+    with io_errors(ledger, "reading"), ledger.open("rb") as file:
+        for start, stop in ((0, last.offset), (last.offset + len(FRAME_MAGIC), last.end)):
+            file.seek(start)
+            while start < stop:
+                chunk = file.read(min(stop - start, 1 << 20))
+                if not chunk:
+                    raise _mismatch(f"{ledger} ends before the records audited")
+                digest.update(chunk)
+                start += len(chunk)
+    return digest.digest()
 
 
 def _tables(walk: _Walk, maps: dict[str, Any]) -> dict[str, tuple[list[bytes], list[bytes]]]:
@@ -207,7 +232,7 @@ class _Rows(MutableMapping[Any, Any]):
         if live is not _ABSENT:
             return live
         raw = self._rows[encoded]  # KeyError: absent
-        value = self._live[encoded] = self._unvalue(raw)
+        value = self._live[encoded] = _decoded(self._unvalue, raw)
         return value
 
     def __contains__(self, key: object) -> bool:
@@ -224,7 +249,7 @@ class _Rows(MutableMapping[Any, Any]):
         self._live.pop(encoded, None)
 
     def __iter__(self) -> Iterator[Any]:
-        return (self._unkey(encoded) for encoded in list(self._rows))
+        return (_decoded(self._unkey, encoded) for encoded in list(self._rows))
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -233,6 +258,15 @@ class _Rows(MutableMapping[Any, Any]):
         """(keys, values), in order: a value re-encoded if read or set, else as read."""
         live, value = self._live, self._value
         return list(self._rows), [value(live[k]) if k in live else raw for k, raw in self._rows.items()]
+
+
+def _decoded(decode: Callable[[bytes], Any], raw: bytes) -> Any:
+    """``decode(raw)``, a row of the state: one that does not decode is a damaged state (its hash protects it from
+    damage on disk, not from a writer that wrote it wrong). Raises InputError ``audit.state_damaged``."""
+    try:
+        return decode(raw)
+    except (ValueError, EOFError, TypeError, IndexError, StoneTrailError) as exc:
+        raise _damaged(f"a row does not decode ({exc})") from exc
 
 
 class _Field(MutableMapping[Any, Any]):
@@ -295,11 +329,11 @@ def _use_heads(heads: ItemHeads, maps: dict[str, Any]) -> None:
               waiting=maps["head_waiting"])
 
 
-def begin(origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int], *, saved: Saved | None,
-          keep: bool) -> Kept:
-    """A walk for the ledger of ``origin`` at ``level`` taking roots at the checkpoint tree ``sizes``: new, or
-    going on from ``saved`` (A records audited); ``keep``: its state is to be saved (commitments over every
-    record).
+def begin(ledger: str | Path, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int], *,
+          saved: Saved | None, keep: bool) -> Kept:
+    """A walk for the ledger file ``ledger`` of ``origin`` at ``level`` taking roots at the checkpoint tree
+    ``sizes``: new, or going on from ``saved`` (A records audited); ``keep``: its state is to be saved
+    (commitments over every record).
 
     Raises:
         InputError: ``audit.state_mismatch`` (``saved`` is another ledger's, under other authority keys —
@@ -308,9 +342,18 @@ def begin(origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int]
             not decode).
     """
     walk = _Walk(origin, keys, level, sizes, keep=keep)
-    if saved is None:
-        return _attach(walk, _fresh(), None, sizes)
-    body = saved.body
+    if saved is not None:
+        _check(saved, origin, keys, level, sizes)
+    try:
+        maps = _fresh() if saved is None else _restore(walk, saved)
+    except (ValueError, TypeError, KeyError, IndexError, StoneTrailError) as exc:
+        raise _damaged(f"its contents are not a state ({exc})") from exc
+    _attach(walk, maps, sizes)
+    return Kept(walk, maps, saved, Path(ledger))
+
+
+def _check(saved: Saved, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int]) -> None:
+    """Refuse ``saved`` for another ledger, trust or level, or checkpoints below it (see :func:`begin`)."""
     theirs = {"origin": saved.origin, "authority keys' SHA-256": saved.authority.hex(), "level": saved.level}
     mine = {"origin": origin, "authority keys' SHA-256": authority_digest(keys).hex(), "level": level}
     for what, value in theirs.items():
@@ -321,13 +364,9 @@ def begin(origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int]
         raise InputError(f"a checkpoint of tree size {below[0]} is below the {saved.size} records of the audit "
                          "state: it cannot be checked from it (audit from the start)",
                          code="audit.checkpoint_before_state")
-    try:
-        return _restore(walk, body, saved, sizes)
-    except (ValueError, TypeError, KeyError, IndexError, StoneTrailError) as exc:
-        raise _damaged(f"its contents are not a state ({exc})") from exc
 
 
-def _attach(walk: _Walk, maps: dict[str, Any], saved: Saved | None, sizes: frozenset[int]) -> Kept:
+def _attach(walk: _Walk, maps: dict[str, Any], sizes: frozenset[int]) -> None:
     """Keep ``walk``'s identity indexes and heads in ``maps``; drop its commitments if nothing needs them."""
     _use_ids(walk.state.identities, maps, "custody")
     if walk.commitments is None:
@@ -336,11 +375,12 @@ def _attach(walk: _Walk, maps: dict[str, Any], saved: Saved | None, sizes: froze
     _use_heads(walk.commitments.heads, maps)
     if not walk.keep and not sizes:
         walk.commitments = None
-    return Kept(walk, maps, saved)
 
 
-def _restore(walk: _Walk, body: dict[str, Any], saved: Saved, sizes: frozenset[int]) -> Kept:
-    """``walk`` as it was at the end of the saved audit."""
+def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
+    """``walk`` as it was at the end of the saved audit; returns the maps its identity indexes and heads keep
+    their data in (:func:`_attach`)."""
+    body = saved.body
     state, tables = walk.state, body["tables"]
     records = _Rows("records", *tables["records"])
     state.items, state.bodies = _Rows("items", *tables["items"]), _Rows("bodies", *tables["bodies"])
@@ -356,4 +396,4 @@ def _restore(walk: _Walk, body: dict[str, Any], saved: Saved, sizes: frozenset[i
     walk.end = saved.size
     maps: dict[str, Any] = {name: _Rows(_table(name), *tables[name]) for name in _fresh() if name != "head_of"}
     maps.update({name: set(m) for name, m in maps.items() if _table(name) == "id_frozen"}, head_of=_Field(records, 2))
-    return _attach(walk, maps, saved, sizes)
+    return maps

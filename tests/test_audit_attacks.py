@@ -84,9 +84,6 @@ def test_a_file_replaced_after_a_workers_read_is_never_valid(demo: Path, tmp_pat
     assert report.verdict == "invalid"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 review R2: a resumed audit checks only frame A-1 of the records "
-                   "the state covers; records below it rewritten in place are never read, and the root it prints "
-                   "is the saved one, not the file's")
 def test_a_resumed_audit_of_a_file_rewritten_below_the_state_is_never_valid(demo: Path, tmp_path: Path) -> None:
     trust, full = _trust(demo), demo / "demo.ledger"
     frames = scan(full).frames
@@ -105,8 +102,6 @@ def test_a_resumed_audit_of_a_file_rewritten_below_the_state_is_never_valid(demo
     assert (got.verdict, got.root_hash, got.findings) == (want.verdict, want.root_hash, want.findings)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 review R3: a state's rows are decoded lazily, after the "
-                   "audit.state_damaged guard: a row that does not decode is a ValueError mid-audit")
 def test_a_state_whose_rows_do_not_decode_is_refused_as_damaged(demo: Path, tmp_path: Path) -> None:
     trust, full = _trust(demo), demo / "demo.ledger"
     prefix = tmp_path / "prefix.ledger"
