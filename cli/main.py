@@ -220,6 +220,7 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ..
     Examples:
       stonetrail verify out/demo.ledger --trust out/trust.keys --checkpoint out/checkpoint.txt
       stonetrail verify out/demo.ledger --trust out/trust.keys --level signatures --jobs 2 --json
+      stonetrail verify out/demo.ledger --trust out/trust.keys --save-state audit-1.state
       stonetrail verify out/demo.ledger --trust out/trust.keys --resume audit-1.state --save-state audit-2.state
       stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU
       stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU,BY --import-threshold-ct 0.5
