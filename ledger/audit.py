@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._files import check_new
+from ._state_rows import stones
 from .audit_pass import Pass, finish, run_pass
 from .audit_state import Kept, Saved, begin
 from .checkpoint import Checkpoint, open_checkpoint
@@ -223,7 +224,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     items = seen.state.items.values()
     policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
     return AuditReport(origin=walk.origin, record_count=seen.records, root_hash=seen.root, items=len(items),
-                       stones=sum(1 for i in items if i.type == "stone"),
+                       stones=stones(seen.state.items),
                        parties=len(seen.state.registry.parties),
                        findings=tuple([*seen.findings, *(f for fs in found for f in fs)]),
                        checkpoint=good[0] if good else None, policy=policy, policy_findings=tuple(policy_findings),

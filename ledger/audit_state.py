@@ -30,11 +30,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import marshal
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ._files import io_errors, write_file
+from ._state_rows import Field, ItemRows, Rows, columns, damaged
 from .audit_pass import _Walk
 from .commitments import Commitments
 from .compact import CompactRange, Node
@@ -44,7 +45,6 @@ from .hashing import Digest
 from .heads import ItemHeads
 from .identity import IdentityIndex
 from .index.db import SCHEMA
-from .index.state import TABLES
 from .merkle import leaf_hash
 from .record import Record
 from .storage.framing import FRAME_MAGIC, Frame, StoreProblem
@@ -101,23 +101,19 @@ class Saved:
             data = path.read_bytes()
         line, newline, rest = data.partition(b"\n")
         if not newline or not line.startswith(_MAGIC):
-            raise _damaged(f"{path} is not an audit state file")
+            raise damaged(f"{path} is not an audit state file")
         if line != _MAGIC + str(VERSION).encode():
             raise _mismatch(f"{path} is in another format version ({line[len(_MAGIC):][:20]!r}, this reads {VERSION})")
         if hashlib.sha256(rest[32:]).digest() != rest[:32]:
-            raise _damaged(f"{path} is damaged (its SHA-256 does not match its contents)")
+            raise damaged(f"{path} is damaged (its SHA-256 does not match its contents)")
         try:
             saved = cls(marshal.loads(rest[32:]))
         except (ValueError, EOFError, TypeError, KeyError, IndexError) as exc:
-            raise _damaged(f"{path} does not hold an audit state ({exc})") from exc
+            raise damaged(f"{path} does not hold an audit state ({exc})") from exc
         if saved.schema != SCHEMA:
             raise _mismatch(f"{path} encodes the replay's tables as index schema {saved.schema!r} did (this reads "
                             f"{SCHEMA})")
         return saved
-
-
-def _damaged(why: str) -> InputError:
-    return InputError(f"audit state: {why}", code="audit.state_damaged")
 
 
 class Kept:
@@ -192,123 +188,29 @@ def _prefix(ledger: Path, last: Frame) -> bytes:
     return digest.digest()
 
 
-def _tables(walk: _Walk, maps: dict[str, Any]) -> dict[str, tuple[list[bytes], list[bytes]]]:
+def _tables(walk: _Walk, maps: dict[str, Any]) -> dict[str, tuple[list[Any], ...]]:
     """Every dictionary of ``walk`` as (keys, values) in the index's encoding of its table: the custody replay's
-    items and bodies; per record hash its signers, time and items of (``records``, one row for the three, as the
-    index keeps them); and ``maps`` (an identity set as keys with empty values)."""
+    items (and their types: :class:`ledger._state_rows.ItemRows`) and bodies; per record hash its signers, time
+    and items of (``records``, one row for the three, as the index keeps them); and ``maps`` (an identity set as
+    keys with empty values)."""
     state, of = walk.state, maps["head_of"]
-    if isinstance(of, _Field):  # a resumed walk: the three share their rows
+    if isinstance(of, Field):  # a resumed walk: the three share their rows
         records = of.rows.columns()
     else:
         keys = dict.fromkeys(itertools.chain(state.signers, state.times, of))
-        records = _columns("records", {k: (state.signers.get(k), state.times.get(k), of.get(k)) for k in keys})
-    return {"items": _columns("items", state.items), "bodies": _columns("bodies", state.bodies), "records": records,
-            **{name: _columns(_table(name), dict.fromkeys(m, b"") if isinstance(m, set) else m)
+        records = columns("records", {k: (state.signers.get(k), state.times.get(k), of.get(k)) for k in keys})
+    items = state.items if isinstance(state.items, ItemRows) else ItemRows()
+    if items is not state.items:
+        items.update(state.items)
+    return {"items": items.columns(), "item_types": (items.types(),), "bodies": columns("bodies", state.bodies),
+            "records": records,
+            **{name: columns(_table(name), dict.fromkeys(m, b"") if isinstance(m, set) else m)
                for name, m in maps.items() if name != "head_of"}}
 
 
 def _table(name: str) -> str:
     """The index table whose encoding the map ``name`` (:func:`_fresh`) has."""
     return name.rpartition(".")[2]
-
-
-_ABSENT = object()
-
-
-class _Rows(MutableMapping[Any, Any]):
-    """A dictionary of the replay over a saved state's rows (``table``: :data:`ledger.index.state.TABLES`): a row is
-    decoded when the audit first reads it, and rows it never reads are saved again as they were read, so that a
-    resumed audit decodes what the records after A touch, not the whole state (as
-    :class:`ledger.index.maps.StoredMap` does over the index's tables). Iterates in the order a dictionary would."""
-
-    def __init__(self, table: str, keys: Iterable[bytes] = (), values: Iterable[bytes] = ()) -> None:
-        (self._key, self._unkey), (self._value, self._unvalue) = TABLES[table]
-        self._rows: dict[bytes, bytes] = dict(zip(keys, values, strict=True))  # b"" if set here: in _live
-        self._live: dict[bytes, Any] = {}  # encoded key -> the value decoded or set
-
-    def __getitem__(self, key: Any) -> Any:
-        encoded = self._key(key)
-        live = self._live.get(encoded, _ABSENT)
-        if live is not _ABSENT:
-            return live
-        raw = self._rows[encoded]  # KeyError: absent
-        value = self._live[encoded] = _decoded(self._unvalue, raw)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return self._key(key) in self._rows
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        encoded = self._key(key)
-        self._rows.setdefault(encoded, b"")
-        self._live[encoded] = value
-
-    def __delitem__(self, key: Any) -> None:
-        encoded = self._key(key)
-        del self._rows[encoded]
-        self._live.pop(encoded, None)
-
-    def __iter__(self) -> Iterator[Any]:
-        return (_decoded(self._unkey, encoded) for encoded in list(self._rows))
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def columns(self) -> tuple[list[bytes], list[bytes]]:
-        """(keys, values), in order: a value re-encoded if read or set, else as read."""
-        live, value = self._live, self._value
-        return list(self._rows), [value(live[k]) if k in live else raw for k, raw in self._rows.items()]
-
-
-def _decoded(decode: Callable[[bytes], Any], raw: bytes) -> Any:
-    """``decode(raw)``, a row of the state: one that does not decode is a damaged state (its hash protects it from
-    damage on disk, not from a writer that wrote it wrong). Raises InputError ``audit.state_damaged``."""
-    try:
-        return decode(raw)
-    except (ValueError, EOFError, TypeError, IndexError, StoneTrailError) as exc:
-        raise _damaged(f"a row does not decode ({exc})") from exc
-
-
-class _Field(MutableMapping[Any, Any]):
-    """Field ``index`` (0: signers, 1: time_ms, 2: items of) of the ``records`` rows as a mapping from record
-    hash, a key whose field is None being absent (as :class:`ledger.index.state.RecordRows` gives the index's)."""
-
-    def __init__(self, rows: _Rows, index: int) -> None:
-        self.rows, self._index = rows, index
-
-    def __getitem__(self, key: Any) -> Any:
-        value = self.rows[key][self._index]
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.rows and self.rows[key][self._index] is not None
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        row = list(self.rows.get(key) or (None, None, None))
-        row[self._index] = value
-        self.rows[key] = tuple(row)
-
-    def __delitem__(self, key: Any) -> None:
-        if key not in self:
-            raise KeyError(key)
-        self[key] = None
-
-    def __iter__(self) -> Iterator[Any]:
-        return (key for key in self.rows if self.rows[key][self._index] is not None)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-def _columns(table: str, mapping: Any) -> tuple[list[bytes], list[bytes]]:
-    """(keys, values) of ``mapping`` in the index's encoding of ``table``."""
-    if isinstance(mapping, _Rows):
-        return mapping.columns()
-    rows = _Rows(table)
-    rows.update(mapping)
-    return rows.columns()
 
 
 def _fresh() -> dict[str, Any]:
@@ -347,7 +249,7 @@ def begin(ledger: str | Path, origin: str, keys: frozenset[bytes], level: str, s
     try:
         maps = _fresh() if saved is None else _restore(walk, saved)
     except (ValueError, TypeError, KeyError, IndexError, StoneTrailError) as exc:
-        raise _damaged(f"its contents are not a state ({exc})") from exc
+        raise damaged(f"its contents are not a state ({exc})") from exc
     _attach(walk, maps, sizes)
     return Kept(walk, maps, saved, Path(ledger))
 
@@ -382,9 +284,10 @@ def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
     their data in (:func:`_attach`)."""
     body = saved.body
     state, tables = walk.state, body["tables"]
-    records = _Rows("records", *tables["records"])
-    state.items, state.bodies = _Rows("items", *tables["items"]), _Rows("bodies", *tables["bodies"])
-    state.signers, state.times = _Field(records, 0), _Field(records, 1)
+    records = Rows("records", *tables["records"])
+    state.items = ItemRows(*tables["items"], *tables["item_types"])
+    state.bodies = Rows("bodies", *tables["bodies"])
+    state.signers, state.times = Field(records, 0), Field(records, 1)
     state.size = body["size"]
     for position, raw, committed in body["registry"]:
         record = Record.from_bytes(raw)
@@ -394,6 +297,6 @@ def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
     walk.range = CompactRange.of(0, saved.size, (Node(lv, ix, Digest(h)) for lv, ix, h in body["range"]))
     walk.findings = [Finding(code=c, position=p, item=i, reason=r) for c, p, i, r in body["findings"]]
     walk.end = saved.size
-    maps: dict[str, Any] = {name: _Rows(_table(name), *tables[name]) for name in _fresh() if name != "head_of"}
-    maps.update({name: set(m) for name, m in maps.items() if _table(name) == "id_frozen"}, head_of=_Field(records, 2))
+    maps: dict[str, Any] = {name: Rows(_table(name), *tables[name]) for name in _fresh() if name != "head_of"}
+    maps.update({name: set(m) for name, m in maps.items() if _table(name) == "id_frozen"}, head_of=Field(records, 2))
     return maps

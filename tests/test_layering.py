@@ -43,8 +43,8 @@ ORDER = [
     "reader",
     "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index", "signing",
     "_ledger",
-    "monitor", "publish", "chunks", "audit_pass", "audit_state", "audit", "export", "history", "inventory",
-    "_scenarios", "demo",
+    "monitor", "publish", "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export", "history",
+    "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it (dask, distributed: the optional extra, only
 #: in stonetrail_cli.cluster)

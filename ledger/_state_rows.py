@@ -1,0 +1,139 @@
+"""The replay's dictionaries of an audit state (:mod:`ledger.audit_state`) over its saved rows, in the persistent
+index's encodings (:data:`ledger.index.state.TABLES`): a row is decoded when the resumed audit first reads it, and
+rows it never reads are saved again as they were read, so that a resumed audit decodes what the records after
+the state touch, not the whole state — what :class:`ledger.index.maps.StoredMap` does over the index's tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+from .errors import InputError, StoneTrailError
+from .index.state import TABLES
+from .item import Item
+
+__all__ = ["Field", "ItemRows", "Rows", "columns", "damaged", "stones"]
+
+
+def damaged(why: str) -> InputError:
+    """The error for a state file that is not a whole state: ``audit.state_damaged``."""
+    return InputError(f"audit state: {why}", code="audit.state_damaged")
+
+
+_ABSENT = object()
+
+
+class Rows(MutableMapping[Any, Any]):
+    """A dictionary of the replay over a saved state's rows (``table``: :data:`ledger.index.state.TABLES`; see the
+    module docstring). Iterates in the order a dictionary would."""
+
+    def __init__(self, table: str, keys: Iterable[bytes] = (), values: Iterable[bytes] = ()) -> None:
+        (self._key, self._unkey), (self._value, self._unvalue) = TABLES[table]
+        self._rows: dict[bytes, bytes] = dict(zip(keys, values, strict=True))  # b"" if set here: in _live
+        self._live: dict[bytes, Any] = {}  # encoded key -> the value decoded or set
+
+    def __getitem__(self, key: Any) -> Any:
+        encoded = self._key(key)
+        live = self._live.get(encoded, _ABSENT)
+        if live is not _ABSENT:
+            return live
+        raw = self._rows[encoded]  # KeyError: absent
+        value = self._live[encoded] = _decoded(self._unvalue, raw)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return self._key(key) in self._rows
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        encoded = self._key(key)
+        self._rows.setdefault(encoded, b"")
+        self._live[encoded] = value
+
+    def __delitem__(self, key: Any) -> None:
+        encoded = self._key(key)
+        del self._rows[encoded]
+        self._live.pop(encoded, None)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (_decoded(self._unkey, encoded) for encoded in list(self._rows))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def columns(self) -> tuple[list[bytes], list[bytes]]:
+        """(keys, values), in order: a value re-encoded if read or set, else as read."""
+        live, value = self._live, self._value
+        return list(self._rows), [value(live[k]) if k in live else raw for k, raw in self._rows.items()]
+
+
+def _decoded(decode: Callable[[bytes], Any], raw: bytes) -> Any:
+    """``decode(raw)``, a row of the state: one that does not decode is a damaged state (its hash protects it from
+    damage on disk, not from a writer that wrote it wrong). Raises InputError ``audit.state_damaged``."""
+    try:
+        return decode(raw)
+    except (ValueError, EOFError, TypeError, IndexError, StoneTrailError) as exc:
+        raise damaged(f"a row does not decode ({exc})") from exc
+
+
+class Field(MutableMapping[Any, Any]):
+    """Field ``index`` (0: signers, 1: time_ms, 2: items of) of the ``records`` rows as a mapping from record
+    hash, a key whose field is None being absent (as :class:`ledger.index.state.RecordRows` gives the index's)."""
+
+    def __init__(self, rows: Rows, index: int) -> None:
+        self.rows, self._index = rows, index
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self.rows[key][self._index]
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.rows and self.rows[key][self._index] is not None
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        row = list(self.rows.get(key) or (None, None, None))
+        row[self._index] = value
+        self.rows[key] = tuple(row)
+
+    def __delitem__(self, key: Any) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self[key] = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return (key for key in self.rows if self.rows[key][self._index] is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def columns(table: str, mapping: Any) -> tuple[list[bytes], list[bytes]]:
+    """(keys, values) of ``mapping`` in the index's encoding of ``table``."""
+    if isinstance(mapping, Rows):
+        return mapping.columns()
+    rows = Rows(table)
+    rows.update(mapping)
+    return rows.columns()
+
+
+class ItemRows(Rows):
+    """The ``items`` rows with each saved item's ``type`` beside them (``types``, same order as ``keys``): counting
+    the stones (:func:`stones`) decodes no item the audit did not read."""
+
+    def __init__(self, keys: Iterable[bytes] = (), values: Iterable[bytes] = (), types: Iterable[str] = ()) -> None:
+        keys = list(keys)
+        super().__init__("items", keys, values)
+        self._types = dict(zip(keys, types, strict=True))
+
+    def types(self) -> list[str]:
+        """Each item's type, in the order of :meth:`columns`."""
+        return [self._live[k].type if k in self._live else self._types[k] for k in self._rows]
+
+
+def stones(items: Mapping[str, Item]) -> int:
+    """How many of ``items`` are stones."""
+    if isinstance(items, ItemRows):
+        return sum(1 for kind in items.types() if kind == "stone")
+    return sum(1 for item in items.values() if item.type == "stone")
