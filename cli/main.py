@@ -240,7 +240,14 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ..
         sys.exit(_verdict_exit(report.verdict))
     _print_report(report)
     _print_policy(report)
-    _print_verdict(report, "verdict:   ")
+    _print_verdict(report, "verdict:   " if report.level in FULL_LEVELS else f"verdict (level {report.level} only): ")
+
+
+#: The levels that check every rule (docs/audit.md); below them a verdict says which level it is.
+FULL_LEVELS = ("custody", "policy")
+LEVEL_CHECKS = {"structure": "framing and record format checked; not the root, signatures or rules",
+                "hashes": "framing, format and the Merkle root checked; not signatures or rules",
+                "signatures": "framing, format, root and signatures checked; not who may sign, links or custody"}
 
 
 def _print_report(r: AuditReport) -> None:
@@ -255,11 +262,16 @@ def _print_report(r: AuditReport) -> None:
         cp = r.checkpoint
         scope = "the whole log" if cp.tree_size == r.record_count else f"the first {cp.tree_size} records"
         click.echo(f"checkpoint: signed by the operator, tree size {cp.tree_size}, matches {scope}")
-    elif r.ok:
-        click.echo("checkpoint: none given; without one, a file cut at a record boundary or with independent "
-                   "records removed cannot be told from the original (pass --checkpoint)")
+    if r.ok and (r.checkpoint is None or r.checkpoint.tree_size < r.record_count):
+        click.echo("checkpoint: none given" if r.checkpoint is None else
+                   f"checkpoint: it covers only the first {r.checkpoint.tree_size} records")
+        click.echo("           a file cut at a record boundary or with independent records removed cannot be told "
+                   "from the original (pass the latest --checkpoint)")
+    if r.level not in FULL_LEVELS:
+        click.echo(f"level:     {r.level}: {LEVEL_CHECKS[r.level]}; NOT a full audit (--level custody)")
     if r.ok:
-        click.echo("integrity: valid (every record passes every rule under the pinned keys)")
+        click.echo("integrity: valid (every record passes every rule under the pinned keys)" if r.level in FULL_LEVELS
+                   else f"integrity: valid at level {r.level} only (the rules of the levels above were not checked)")
         return
     click.echo(f"integrity: INVALID ({_plural(len(r.findings), 'finding')})")
     _print_hint(r.findings, "hint:      ", records_judged=True)

@@ -27,11 +27,12 @@ from .audit_pass import Pass, finish, run_pass
 from .audit_state import Kept, Saved, begin
 from .checkpoint import Checkpoint, open_checkpoint
 from .chunks import LEVELS, plan
+from .compact import CompactRange
 from .custody import CustodyState
-from .errors import InputError, StoneTrailError, VerificationError, expect, expect_path
+from .errors import CorruptStoreError, InputError, StoneTrailError, VerificationError, expect, expect_path
 from .findings import Finding, raise_first
 from .hashing import Digest
-from .merkle import MerkleTree
+from .merkle import MerkleTree, leaf_hash
 from .policy import Policy, Verdicts, check_policy_records
 from .reader import LogPass, Progress
 from .record import Record
@@ -93,7 +94,7 @@ class AuditReport(Verdicts):
             "root_hash": self.root_hash.b64() if self.root_hash else None,
             "items": self.items, "stones": self.stones, "parties": self.parties,
             "checkpoint": {"tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()} if cp else None,
-            "level": self.level,
+            "level": self.level, "full_audit": self.level in ("custody", "policy"),
             **self.verdicts_json(),
         }
 
@@ -250,14 +251,20 @@ def _pool(executor: Executor | None, jobs: int) -> contextlib.AbstractContextMan
 
 
 def _policy(path: str | Path, seen: Pass, policy: Policy) -> list[Finding]:
-    """The policy's findings, from a second streaming read of the records the replay applied to some item."""
+    """The policy's findings, from a second streaming read of the records the replay applied to some item. Raises
+    CorruptStoreError (``store.changed``) if the file's root is no longer the one the replay saw."""
     def records() -> Iterator[tuple[int, Record]]:
+        again = CompactRange()
         with FrameFile(path) as file:
             for frame in file.frames():
+                again.append(leaf_hash(frame.payload))
                 try:
                     yield frame.index, Record.from_bytes(frame.payload)
                 except InputError:
                     continue
+        if seen.root is not None and again.root() != seen.root:
+            raise CorruptStoreError(f"{path} changed during the audit: the policy read other records",
+                                    code="store.changed")
 
     return check_policy_records(records(), seen.state.items, policy, end=seen.records)
 

@@ -21,7 +21,7 @@ from .chunks import LEVELS, Chunk, ChunkFacts, check_chunk, chunk_frames, engine
 from .commitments import Commitments
 from .compact import CompactRange
 from .custody import CustodyState, signature_findings
-from .errors import InputError, StoneTrailError
+from .errors import CorruptStoreError, InputError, StoneTrailError
 from .events import REGISTRY_KINDS
 from .findings import Finding
 from .hashing import Digest
@@ -197,9 +197,15 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
         walk.findings += facts.unreadable
         if not walk.custody:
             walk.findings += facts.signatures
-        if walk.custody or walk.sizes:  # the records are needed here too
+        if walk.custody or walk.sizes:  # the records are needed here too: the bytes the worker checked?
+            again = CompactRange(chunk.first)
             for frame in chunk_frames(chunk):
+                again.append(leaf_hash(frame.payload))
                 walk.frame(frame.index, frame.payload, hashed=True)
+            if again.nodes != facts.nodes:
+                raise CorruptStoreError(f"records {chunk.first}..{chunk.first + chunk.count - 1} changed between "
+                                        "a worker's read and this one: the file changed during the audit",
+                                        code="store.changed")
         walk.end = max(walk.end, chunk.first + chunk.count)
         walk.mark_below(walk.end)
         done += chunk.count
