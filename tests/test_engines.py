@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shutil
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from nacl.bindings import (
     crypto_scalarmult_ed25519_base_noclamp,
     crypto_scalarmult_ed25519_noclamp,
 )
+from vector_ledgers import TRUST, VECTORS, insider
 
 import ledger.keys
 from ledger import Record, Trust, build_demo, check_ledger
@@ -43,11 +43,9 @@ from ledger.keys import (
     current_engine,
     signature_engine,
 )
-from ledger.storage import FileStore, scan
+from ledger.storage import scan
 
 CCTV = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "cctv-ed25519" / "ed25519vectors.json"
-VECTORS = Path(__file__).resolve().parent / "vectors"
-TRUST = Trust.parse((VECTORS / "trust.keys").read_text(encoding="utf-8"))
 L = 2**252 + 27742317777372353535851937790883648493
 P = 2**255 - 19
 KEY = PrivateKey.from_seed(bytes(range(32)))
@@ -267,20 +265,10 @@ def test_the_demo_ledger_audits_the_same(tmp_path: Path) -> None:
     assert audit(tmp_path / "demo.ledger", trust)[0] == "valid"
 
 
-def _append(tmp_path: Path, name: str, payloads: list[bytes]) -> Path:
-    """ledger.bin with ``payloads`` appended as an insider operator can: any bytes, no rule checked."""
-    path = tmp_path / name
-    shutil.copy(VECTORS / "ledger.bin", path)
-    with FileStore.open(path, writable=True) as store:
-        for payload in payloads:
-            store.append(payload)
-    return path
-
-
 def test_the_rule_breaking_vector_ledgers_audit_the_same(tmp_path: Path) -> None:
     vectors = json.loads((VECTORS / "negative-ledger.json").read_text(encoding="utf-8"))
     for n, vector in enumerate(vectors):
-        path = _append(tmp_path, f"rules-{n}.bin", [base64.b64decode(b) for b in vector["records_b64"]])
+        path = insider(tmp_path, f"rules-{n}.bin", [base64.b64decode(b) for b in vector["records_b64"]])
         assert vector["want_code"] in {f.code for f in audit(path, TRUST)[1]}
 
 
@@ -301,7 +289,7 @@ def test_a_ledger_of_forged_signatures_audits_the_same(tmp_path: Path) -> None:
                 r + (s + L).to_bytes(32, "little"), sorted(_SMALL_ORDER)[n % 8] + good[32:],
                 crypto_core_ed25519_add(r, sorted(_SMALL_ORDER)[3 + n % 5]) + good[32:]]
         forged.append(_with_signature(record, ways[n % len(ways)]))
-    codes = {f.code for f in audit(_append(tmp_path, "forged.bin", forged), TRUST)[1]}
+    codes = {f.code for f in audit(insider(tmp_path, "forged.bin", forged), TRUST)[1]}
     assert {"sig.invalid", "sig.s_not_reduced", "sig.r_small_order", "sig.r_invalid_point"} <= codes
 
 

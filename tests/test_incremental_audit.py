@@ -9,7 +9,6 @@ import base64
 import hashlib
 import json
 import marshal
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,16 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vector_ledgers import TRUST, VECTORS, insider
 
 from ledger import Trust, build_demo, check_ledger
 from ledger.errors import InputError, StorageError
 from ledger.keyfile import load_private_key
 from ledger.signing import checkpoint_file
-from ledger.storage import FileStore, scan
+from ledger.storage import scan
 from ledger.storage.framing import FRAME_MAGIC
 from stonetrail_cli.main import main
 
-VECTORS = Path(__file__).resolve().parent / "vectors"
-TRUST = Trust.parse((VECTORS / "trust.keys").read_text(encoding="utf-8"))
 RULES = json.loads((VECTORS / "negative-ledger.json").read_text(encoding="utf-8"))
 
 
@@ -108,24 +106,14 @@ def test_any_cuts_at_any_level_resume_to_the_full_audit(demo: Path, tmp_path: Pa
     assert _report(full, trust, level=level, resume=state) == _report(full, trust, level=level)
 
 
-def _insider(tmp_path: Path, name: str, payloads: list[bytes]) -> Path:
-    """ledger.bin with ``payloads`` appended as the operator can: any bytes, no rule checked."""
-    path = tmp_path / name
-    shutil.copy(VECTORS / "ledger.bin", path)
-    with FileStore.open(path, writable=True) as store:
-        for payload in payloads:
-            store.append(payload)
-    return path
-
-
 def test_every_rule_breaking_vector_ledger_resumes_to_its_full_audit(tmp_path: Path) -> None:
     for n, vector in enumerate(RULES):
         payloads = [base64.b64decode(b) for b in vector["records_b64"]]
-        full = _insider(tmp_path, f"rules-{n}.bin", payloads)
+        full = insider(tmp_path, f"rules-{n}.bin", payloads)
         want = _report(full, TRUST)
         assert vector["want_code"] in {f.code for f in want[2]}, vector
         for cut in {0, len(payloads) - 1, len(payloads)}:  # before the faults, among them, after them
-            prefix = _insider(tmp_path, f"rules-{n}-{cut}.bin", payloads[:cut])
+            prefix = insider(tmp_path, f"rules-{n}-{cut}.bin", payloads[:cut])
             assert _resumed(prefix, full, TRUST, tmp_path / "s") == want, (vector["desc"], cut)
             with ThreadPoolExecutor(2) as pool:
                 assert _report(full, TRUST, resume=tmp_path / "s", executor=pool, chunk_records=2) == want
@@ -146,10 +134,10 @@ def test_a_state_for_another_ledger_or_trust_or_level_is_refused(demo: Path, tmp
     assert other_trust.code == "audit.state_mismatch" and "authority keys" in str(other_trust)
     assert _refusal(full, trust, resume=tmp_path / "demo.state", level="hashes").code == "audit.state_mismatch"
     payloads = [base64.b64decode(b) for b in RULES[0]["records_b64"]]
-    check_ledger(_insider(tmp_path, "one.bin", payloads[:1]), TRUST, save_state=tmp_path / "one.state")
-    rewritten = _insider(tmp_path, "two.bin", [b"\x00"])  # same origin, another record in its place
+    check_ledger(insider(tmp_path, "one.bin", payloads[:1]), TRUST, save_state=tmp_path / "one.state")
+    rewritten = insider(tmp_path, "two.bin", [b"\x00"])  # same origin, another record in its place
     assert _refusal(rewritten, TRUST, resume=tmp_path / "one.state").code == "audit.state_mismatch"
-    shorter = _insider(tmp_path, "none.bin", [])  # the audited record is not there at all
+    shorter = insider(tmp_path, "none.bin", [])  # the audited record is not there at all
     assert _refusal(shorter, TRUST, resume=tmp_path / "one.state").code == "audit.state_mismatch"
 
 

@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from vector_ledgers import TRUST, VECTORS, insider
 
 from ledger import Trust, build_demo, check_ledger
 from ledger.errors import InputError
-from ledger.storage import FileStore, scan
+from ledger.storage import scan
 
-VECTORS = Path(__file__).resolve().parent / "vectors"
-TRUST = Trust.parse((VECTORS / "trust.keys").read_text(encoding="utf-8"))
 RULES = json.loads((VECTORS / "negative-ledger.json").read_text(encoding="utf-8"))
 PARSE = json.loads((VECTORS / "negative.json").read_text(encoding="utf-8"))
 
@@ -38,16 +36,6 @@ def _all_ways(path: Path, trust: Trust, **how: Any) -> tuple[Any, ...]:
     return want
 
 
-def _insider(tmp_path: Path, name: str, payloads: list[bytes]) -> Path:
-    """ledger.bin with ``payloads`` appended as the operator can: any bytes, no rule checked."""
-    path = tmp_path / name
-    shutil.copy(VECTORS / "ledger.bin", path)
-    with FileStore.open(path, writable=True) as store:
-        for payload in payloads:
-            store.append(payload)
-    return path
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "d"
@@ -65,14 +53,14 @@ def test_the_demo_audits_the_same_with_workers_processes_and_checkpoints(demo: P
 
 def test_every_rule_breaking_vector_ledger_audits_the_same(tmp_path: Path) -> None:
     for n, vector in enumerate(RULES):
-        path = _insider(tmp_path, f"rules-{n}.bin", [base64.b64decode(b) for b in vector["records_b64"]])
+        path = insider(tmp_path, f"rules-{n}.bin", [base64.b64decode(b) for b in vector["records_b64"]])
         report = _all_ways(path, TRUST)
         assert vector["want_code"] in {f.code for f in report[2]}, vector
 
 
 def test_every_unreadable_record_audits_the_same(tmp_path: Path) -> None:
     for n, vector in enumerate(PARSE[:40]):
-        path = _insider(tmp_path, f"parse-{n}.bin", [base64.b64decode(vector["record_b64"])])
+        path = insider(tmp_path, f"parse-{n}.bin", [base64.b64decode(vector["record_b64"])])
         assert vector["want_code"] in {f.code for f in _all_ways(path, TRUST)[2]}, vector
 
 
@@ -80,7 +68,7 @@ def test_a_forged_signature_and_damaged_frames_audit_the_same(tmp_path: Path) ->
     last = scan(VECTORS / "ledger.bin").frames[-1].payload
     forged = bytearray(last)
     forged[-40] ^= 0x01  # inside its signature
-    report = _all_ways(_insider(tmp_path, "forged.bin", [bytes(forged)]), TRUST)
+    report = _all_ways(insider(tmp_path, "forged.bin", [bytes(forged)]), TRUST)
     assert any(f.code.startswith("sig.") for f in report[2])
     clean = (VECTORS / "ledger.bin").read_bytes()
     damaged = bytearray(clean)
@@ -93,7 +81,7 @@ def test_a_forged_signature_and_damaged_frames_audit_the_same(tmp_path: Path) ->
 
 def test_each_level_checks_what_it_says(tmp_path: Path) -> None:
     vector = next(v for v in RULES if v["want_code"].startswith("custody."))
-    path = _insider(tmp_path, "custody.bin", [base64.b64decode(b) for b in vector["records_b64"]])
+    path = insider(tmp_path, "custody.bin", [base64.b64decode(b) for b in vector["records_b64"]])
     verdicts = {level: _all_ways(path, TRUST, level=level)[-1] for level in ("structure", "signatures", "custody")}
     assert verdicts == {"structure": "valid", "signatures": "valid", "custody": "invalid"}
     with pytest.raises(InputError) as refused:
