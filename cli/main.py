@@ -212,7 +212,7 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ..
     compliant" or "valid, NOT COMPLIANT"; "INVALID" if any integrity rule failed (--json: "verdict"). Exit 0
     if valid (and compliant), 1 if not.
 
-    The file is read in one streaming pass whose memory follows the live goods, not the file; worker processes
+    The file is read in one streaming pass that holds no record (see docs/audit.md for its memory); worker processes
     (--jobs) check signatures while this one applies the rules in log order. A progress bar (records/s, time
     left) shows on a terminal.
 

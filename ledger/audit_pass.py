@@ -1,8 +1,9 @@
 """One streaming audit pass over a ledger file, in one process or with its chunks checked by worker processes.
 
-Memory is bounded by the live custody state (items, registry, identities), never by the file: records are
-decoded, applied and dropped; the Merkle tree is a compact range (O(log n) hashes, :mod:`ledger.compact`); the
-roots and lines the given checkpoints need are taken as the pass goes by their tree sizes. With an executor, each
+No record is held: records are decoded, applied and dropped (the custody state keeps a few facts per record:
+its signers, time and body hash; docs/audit.md); the Merkle tree is a compact range (O(log n) hashes,
+:mod:`ledger.compact`); the roots and lines the given checkpoints need are taken as the pass goes by their tree
+sizes. With an executor, each
 chunk's decoding, hashing and signature checks run in a worker (:func:`ledger.chunks.check_chunk`) while this
 process applies the custody rules in log order with the workers' signature verdicts: the findings are those of
 the one-process pass, for any number of workers and any chunk size.
