@@ -89,6 +89,7 @@ class CustodyState:
         self.times: MutableMapping[Digest, int] = {}  # record hash -> time_ms (statement >= subject)
         self.bodies: MutableMapping[Digest, int] = {}  # body hash -> position of the first record with that body
         self.unchecked: list[Finding] = []  # partial mode: the checks that needed goods outside the subset
+        self._parties: dict[frozenset[str], frozenset[str]] = {}
         self.size = 0
 
     def outside(self, item_id: str) -> bool:
@@ -140,7 +141,9 @@ class CustodyState:
             found = self.check(record)
         position = self.size
         self.size += 1
-        self.signers[record.record_hash] = frozenset(s.party for s in record.signatures)
+        parties = frozenset(s.party for s in record.signatures)
+        self.signers[record.record_hash] = self._parties.setdefault(parties, parties)  # one object per set of
+        # signers: a replay keeps one entry per record, and a few sets of parties sign them all
         self.times[record.record_hash] = record.body.time_ms
         self.bodies.setdefault(record.body_hash, position)
         if record.body.kind in REGISTRY_KINDS:
