@@ -25,7 +25,7 @@ import msgpack
 
 from .errors import DecodeError, InputError
 
-__all__ = ["MAX_DEPTH", "MAX_DOCUMENT_SIZE", "MAX_ITEMS", "Value", "decode", "encode"]
+__all__ = ["MAX_DEPTH", "MAX_DOCUMENT_SIZE", "MAX_ITEMS", "Value", "decode", "encode", "pack_local", "unpack_local"]
 
 #: A decoded canonical value. Maps decode to ``dict[str, Value]``, arrays to ``list``, ``bin`` to ``bytes``.
 Value: TypeAlias = "bool | int | str | bytes | list[Value] | dict[str, Value] | None"
@@ -247,3 +247,22 @@ def _check_decoded(value: object, depth: int) -> None:
             _check_decoded(item, depth + 1)
     elif not (value is None or isinstance(value, bool | int | str | bytes)):
         raise DecodeError(f"type {type(value).__name__} is not allowed", code="codec.ext")
+
+
+def pack_local(value: object) -> bytes:
+    """Plain (not canonical) msgpack of ``value`` — None, bool, int, str, bytes, lists or tuples, maps — for a file
+    this library writes and reads back itself (an audit state: :mod:`ledger.audit_state`). Raises InputError
+    (``codec.unencodable``) for another type."""
+    try:
+        return msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InputError(f"cannot encode: {exc}", code="codec.unencodable") from exc
+
+
+def unpack_local(data: bytes) -> object:
+    """What :func:`pack_local` wrote (arrays come back as lists), read by msgpack's decoder, which is safe on any
+    bytes (marshal and pickle are not: a file is input). Raises DecodeError (``codec.malformed``)."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise DecodeError(f"not a msgpack document: {exc}", code="codec.malformed") from exc

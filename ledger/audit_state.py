@@ -18,28 +18,29 @@ the check a consistency proof from A to B makes (RFC 9162 §2.1.4.2), with the s
 taken from our own replay instead of from the log. A checkpoint below A cannot be checked from the state and
 is refused (``audit.checkpoint_before_state``).
 
-File format (docs/format.md §8.3): the line ``stonetrail-audit-state 1`` (LF), then the SHA-256 of the rest,
-then the rest: a :mod:`marshal` (version 2) dictionary whose dictionaries of the replay are encoded row by row
+File format (docs/format.md §8.3): the line ``stonetrail-audit-state 2`` (LF), then the SHA-256 of the rest,
+then the rest: a msgpack map (:func:`ledger._codec.pack_local`) whose dictionaries of the replay are encoded row by row
 with the persistent index's codecs (:data:`ledger.index.state.TABLES`). A state is the auditor's own file: its
 hash detects damage (``audit.state_damaged``), not forgery; it is refused for another ledger, other authority
-keys, another level or another version (``audit.state_mismatch``). Never pickle: nothing in it is executed.
+keys, another level or another version (``audit.state_mismatch``). Never pickle nor marshal: a state file is
+input, and msgpack's decoder is safe on any bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-import marshal
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ._codec import pack_local, unpack_local
 from ._files import io_errors, write_file
 from ._state_rows import Field, ItemRows, Rows, columns, damaged
 from .audit_pass import _Walk
 from .commitments import Commitments
 from .compact import CompactRange, Node
-from .errors import InputError, StoneTrailError
+from .errors import DecodeError, InputError, StoneTrailError
 from .findings import Finding
 from .hashing import Digest
 from .heads import ItemHeads
@@ -52,7 +53,7 @@ from .storage.framing import FRAME_MAGIC, Frame, StoreProblem
 __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 
 #: The state file format version (the number on its first line).
-VERSION = 1
+VERSION = 2
 _MAGIC = b"stonetrail-audit-state "
 _ID_TABLES = ("id_claims", "id_holder", "id_standing", "id_frozen")
 
@@ -107,8 +108,8 @@ class Saved:
         if hashlib.sha256(rest[32:]).digest() != rest[:32]:
             raise damaged(f"{path} is damaged (its SHA-256 does not match its contents)")
         try:
-            saved = cls(marshal.loads(rest[32:]))
-        except (ValueError, EOFError, TypeError, KeyError, IndexError) as exc:
+            saved = cls(unpack_local(rest[32:]))  # type: ignore[arg-type]
+        except (DecodeError, ValueError, TypeError, KeyError, IndexError) as exc:
             raise damaged(f"{path} does not hold an audit state ({exc})") from exc
         if saved.schema != SCHEMA:
             raise _mismatch(f"{path} encodes the replay's tables as index schema {saved.schema!r} did (this reads "
@@ -165,7 +166,7 @@ class Kept:
                 "registry": [(p, r.raw, walk.state.registry.head_at(p + 1)[1] == r.record_hash)
                              for p, r in walk.registry],
                 "size": walk.state.size, "tables": _tables(walk, self.maps)}
-        payload = marshal.dumps(body, 2)
+        payload = pack_local(body)
         write_file(path, _MAGIC + str(VERSION).encode() + b"\n" + hashlib.sha256(payload).digest() + payload)
 
 

@@ -7,7 +7,6 @@ worded as a full verdict)."""
 from __future__ import annotations
 
 import hashlib
-import marshal
 import os
 import shutil
 import struct
@@ -21,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from ledger import Record, Trust, build_demo, check_ledger
+from ledger._codec import pack_local, unpack_local
 from ledger.errors import InputError, StoneTrailError
 from ledger.storage import scan
 from stonetrail_cli.main import main
@@ -107,10 +107,10 @@ def test_a_state_whose_rows_do_not_decode_is_refused_as_damaged(demo: Path, tmp_
     prefix.write_bytes(full.read_bytes()[: scan(full).frames[599].end])
     check_ledger(prefix, trust, save_state=tmp_path / "a.state")
     line, _, rest = (tmp_path / "a.state").read_bytes().partition(b"\n")
-    body = marshal.loads(rest[32:])
+    body = unpack_local(rest[32:])
     keys, values = body["tables"]["items"]
     body["tables"]["items"] = (keys, [b"\x00not an item"] * len(values))
-    payload = marshal.dumps(body, 2)
+    payload = pack_local(body)
     (tmp_path / "b.state").write_bytes(line + b"\n" + hashlib.sha256(payload).digest() + payload)
     with pytest.raises(InputError) as refused:
         check_ledger(full, trust, resume=tmp_path / "b.state")

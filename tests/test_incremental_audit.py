@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import marshal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 from vector_ledgers import TRUST, VECTORS, insider
 
 from ledger import Trust, build_demo, check_ledger
+from ledger._codec import pack_local, unpack_local
 from ledger.errors import InputError, StorageError
 from ledger.keyfile import load_private_key
 from ledger.signing import checkpoint_file
@@ -149,12 +149,12 @@ def test_a_damaged_or_foreign_state_file_is_refused(demo: Path, tmp_path: Path) 
                              good[:60])):
         (tmp_path / f"bad-{n}").write_bytes(bad)
         assert _refusal(full, trust, resume=tmp_path / f"bad-{n}").code == "audit.state_damaged", n
-    (tmp_path / "v2").write_bytes(good.replace(b"stonetrail-audit-state 1\n", b"stonetrail-audit-state 2\n", 1))
+    (tmp_path / "v2").write_bytes(good.replace(b"stonetrail-audit-state 2\n", b"stonetrail-audit-state 3\n", 1))
     assert _refusal(full, trust, resume=tmp_path / "v2").code == "audit.state_mismatch"
     line, _, rest = good.partition(b"\n")
-    body = marshal.loads(rest[32:])
+    body = unpack_local(rest[32:])
     body["schema"] += 1  # the index's tables encoded another way: its rows would decode wrong
-    payload = marshal.dumps(body, 2)
+    payload = pack_local(body)
     (tmp_path / "schema").write_bytes(line + b"\n" + hashlib.sha256(payload).digest() + payload)
     assert _refusal(full, trust, resume=tmp_path / "schema").code == "audit.state_mismatch"
 
