@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from .checkpoint import Checkpoint, open_checkpoint
 from .chunks import LEVELS, plan
 from .compact import CompactRange
 from .custody import CustodyState
-from .errors import CorruptStoreError, InputError, StoneTrailError, VerificationError, expect, expect_path
+from .errors import CorruptStoreError, InputError, StoneTrailError, StorageError, VerificationError, expect, expect_path
 from .findings import Finding, raise_first
 from .hashing import Digest
 from .merkle import MerkleTree, leaf_hash
@@ -191,8 +192,11 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         if value is not None:
             expect_path(value, name)
     notes = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
-    if save_state is not None:
-        check_new(Path(save_state))  # before the pass, not after it
+    if save_state is not None:  # before the pass, not after it
+        check_new(Path(save_state))
+        if not os.access(Path(save_state).resolve().parent, os.W_OK):
+            raise StorageError(f"cannot write the audit state {save_state}: its folder is missing or not writable",
+                               code="store.io")
     saved = Saved.read(resume) if resume is not None else None
     with FrameFile(path, resume=saved.resume if saved else None) as file:
         opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
@@ -228,7 +232,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                        stones=stones(seen.state.items),
                        parties=len(seen.state.registry.parties),
                        findings=tuple([*seen.findings, *(f for fs in found for f in fs)]),
-                       checkpoint=good[0] if good else None, policy=policy, policy_findings=tuple(policy_findings),
+                       checkpoint=max(good, key=lambda cp: cp.tree_size, default=None), policy=policy,
+                       policy_findings=tuple(policy_findings),
                        level=level)
 
 
@@ -238,10 +243,15 @@ def _frames(file: FrameFile, kept: Kept | None) -> Iterator[Frame]:
 
 
 def _level(level: str | None, policy: Policy | None) -> str:
+    """The level to audit at; a policy is checked only at level ``policy`` and that level needs one, so a policy
+    is never reported met without being checked. Raises InputError (``input.value``)."""
     if level is None:
         return "policy" if policy is not None else "custody"
     if level not in LEVELS:
         raise InputError(f"level: got {level!r}, want one of {', '.join(LEVELS)}", code="input.value")
+    if (policy is not None) != (level == "policy"):
+        raise InputError(f"level {level} with {'a' if policy else 'no'} policy: a policy is checked at level policy "
+                         "only (drop --level, or give a policy for --level policy)", code="input.value")
     return level
 
 

@@ -40,7 +40,7 @@ from ._state_rows import Field, ItemRows, Rows, columns, damaged
 from .audit_pass import _Walk
 from .commitments import Commitments
 from .compact import CompactRange, Node
-from .errors import DecodeError, InputError, StoneTrailError
+from .errors import DecodeError, InputError, StoneTrailError, VerificationError
 from .findings import Finding
 from .hashing import Digest
 from .heads import ItemHeads
@@ -62,6 +62,10 @@ def authority_digest(keys: Iterable[bytes]) -> bytes:
     """SHA-256 of the trusted authority keys (raw 32 bytes each), sorted and concatenated: what a state is bound
     to (a registry replayed under other keys is another registry)."""
     return hashlib.sha256(b"".join(sorted(keys))).digest()
+
+
+def _rewritten(why: str) -> VerificationError:
+    return VerificationError(f"audit state: {why}", code="audit.log_rewritten")
 
 
 def _mismatch(why: str) -> InputError:
@@ -130,17 +134,20 @@ class Kept:
         """``frames`` of the ledger (read from :attr:`Saved.resume` on a resumed walk), the last one noted for
         :meth:`save`. A resumed read first checks that frame A - 1 is the one audited and that the bytes up to
         its end are the ones audited (:func:`_prefix`), and drops it.
-        Raises InputError ``audit.state_mismatch`` if they are not."""
+        Raises VerificationError ``audit.log_rewritten`` if they are not: the log was cut short or rewritten since
+        the audit that saved the state (an integrity verdict on the ledger, not a usage error)."""
         frames = iter(frames)
         if self.saved is not None and self.saved.resume is not None:
             index, offset = self.saved.resume
             first = next(frames, None)
-            if first is None or (first.index, first.offset) != (index, offset) \
-                    or leaf_hash(first.payload) != self.saved.body["last"][1]:
-                raise _mismatch(f"record {index} of this file is not the one audited (another ledger, or the log "
-                                "was rewritten)")
+            if first is None:
+                raise _rewritten(f"the file holds fewer than the {index + 1} records audited: the log was cut short "
+                                 "(rolled back) since")
+            if (first.index, first.offset) != (index, offset) or leaf_hash(first.payload) != self.saved.body["last"][1]:
+                raise _rewritten(f"record {index} of this file is not the one audited: the log was rewritten since")
             if _prefix(self.ledger, first) != self.saved.prefix:
-                raise _mismatch(f"records 0..{index} of this file are not the ones audited: the log was rewritten")
+                raise _rewritten(f"records 0..{index} of this file are not the ones audited: the log was rewritten "
+                                 "since")
             self.last = first
         for frame in frames:
             self.last = frame

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from ledger import Record, Trust, build_demo, check_ledger
 from ledger._codec import pack_local, unpack_local
-from ledger.errors import InputError, StoneTrailError
+from ledger.errors import InputError, StoneTrailError, VerificationError
 from ledger.storage import scan
 from stonetrail_cli.main import main
 
@@ -95,8 +95,8 @@ def test_a_resumed_audit_of_a_file_rewritten_below_the_state_is_never_valid(demo
     assert want.verdict == "invalid"
     try:
         got = check_ledger(rewritten, trust, resume=tmp_path / "a.state")
-    except InputError as exc:  # refusing the state for this file is right too
-        assert exc.code == "audit.state_mismatch"
+    except VerificationError as exc:  # refusing the state for this file is right too
+        assert exc.code == "audit.log_rewritten"
         return
     assert (got.verdict, got.root_hash, got.findings) == (want.verdict, want.root_hash, want.findings)
 

@@ -87,3 +87,17 @@ def test_each_level_checks_what_it_says(tmp_path: Path) -> None:
     with pytest.raises(InputError) as refused:
         check_ledger(path, TRUST, level="everything")
     assert refused.value.code == "input.value"
+
+
+def test_a_policy_is_checked_at_level_policy_only(demo: Path) -> None:
+    """A policy below level policy would be reported met without being checked: refused (a new user's trial)."""
+    from ledger.policy import Policy
+    trust = Trust.parse((demo / "trust.keys").read_text())
+    policy = Policy(deny_origin=frozenset({"RU"}))
+    assert check_ledger(demo / "demo.ledger", trust, policy=policy).verdict == "valid_not_compliant"
+    for level in ("structure", "custody"):
+        with pytest.raises(InputError) as refused:
+            check_ledger(demo / "demo.ledger", trust, policy=policy, level=level)
+        assert refused.value.code == "input.value"
+    with pytest.raises(InputError):
+        check_ledger(demo / "demo.ledger", trust, level="policy")
