@@ -274,7 +274,7 @@ def _print_report(r: AuditReport) -> None:
                    else f"integrity: valid at level {r.level} only (the rules of the levels above were not checked)")
         return
     click.echo(f"integrity: INVALID ({_plural(len(r.findings), 'finding')})")
-    _print_hint(r.findings, "hint:      ", records_judged=True)
+    _print_hint(r.findings, "hint:      ", records_judged=r.level in FULL_LEVELS)  # below: records not all judged
     _print_findings(r.findings)
 
 

@@ -88,14 +88,16 @@ class AuditReport(Verdicts):
     level: str = "custody"
 
     def to_json(self) -> dict[str, object]:
-        """JSON-ready summary (hashes in standard base64)."""
-        cp = self.checkpoint
+        """JSON-ready summary (hashes in standard base64; the goods' counts null below level custody, which does
+        not replay them)."""
+        cp, full = self.checkpoint, self.level in ("custody", "policy")
         return {
             "origin": self.origin, "records": self.record_count,
             "root_hash": self.root_hash.b64() if self.root_hash else None,
-            "items": self.items, "stones": self.stones, "parties": self.parties,
+            "items": self.items if full else None, "stones": self.stones if full else None,
+            "parties": self.parties if full else None,
             "checkpoint": {"tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()} if cp else None,
-            "level": self.level, "full_audit": self.level in ("custody", "policy"),
+            "level": self.level, "full_audit": full,
             **self.verdicts_json(),
         }
 
