@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchkit import Run, run_process, scratch_copy, space_for
+from benchkit import Run, print_growth, print_rows, run_process, scratch_copy, space_for
 
 Args = dict[str, Any]
 BENCH = Path(__file__).resolve().parent
@@ -239,47 +239,16 @@ def rows(run: Args, opts: argparse.Namespace) -> list[Args]:
     return out
 
 
-def _verdict(row: Args) -> str:
-    if row["key"] == "decode":
-        return "bound"
-    if row["ok"] is False and row.get("misses"):
-        return "FAIL: " + ", ".join(row["misses"])
-    return {True: "ok", False: "FAIL"}.get(row["ok"], "-")
-
-
 def print_table(run: Args, opts: argparse.Namespace) -> None:
     print()
     print(f"StoneTrail index benchmark: N = {run['records']:,} records ({run['bytes']:,} B), target "
           f"{run['target']}; ledger sha256 {run['sha256'][:16]}...; Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs; timeout {opts.timeout:g} s a figure{'; quick' if opts.quick else ''}")
-    line = "{:<38} {:>14}  {:<52} {:>7}  {:<15} {:>8}  {}"
-    print(line.format("figure", "value", "bound (measured in this run)", "ratio", "acceptance", "RSS MB", "verdict"))
-    print("-" * 150)
-    for row in run["rows"]:
-        ratio = "" if row["ratio"] is None else f"{row['ratio']:.2f}"
-        rss = "" if row["rss_mb"] is None else f"{row['rss_mb']:,.0f}" + ("+" if row["value"] is None else "")
-        print(line.format(row["label"], row["shown"], row["bound_text"], ratio, row["accept"], rss, _verdict(row)))
-        if row["error"]:
-            print(f"{'':<38} error: {row['error']}")
+    print_rows(run["rows"], lambda row: row["key"] == "decode", label=38, bound=52)
     judged = [r for r in run["rows"] if r["accept"]]
     met = sum(r["ok"] is True for r in judged)
     print(f"acceptance met: {met} of {len(judged)} rows (RSS <= {RSS_LIMIT_MB} MB in each; N+: when killed); "
           f"not built yet: {sum(r['shown'] == 'not built yet' for r in run['rows'])}")
-
-
-def print_growth(runs: list[Args]) -> None:
-    """Each figure at every N, and its growth from the smallest N to the largest."""
-    first, last = runs[0], runs[-1]
-    grown = last["records"] / first["records"]
-    print()
-    print(f"growth from N = {first['records']:,} to {last['records']:,} (x{grown:g})")
-    sizes = "".join(f" {'N = ' + format(r['records'], ','):>16}" for r in runs)
-    print(f"{'figure':<38}{sizes}  {'ratio':>8}")
-    for i, row in enumerate(first["rows"]):
-        cells = [r["rows"][i] for r in runs]
-        values = [c["value"] for c in cells]
-        ratio = f"{values[-1] / values[0]:.2f}" if values[0] and values[-1] else ""
-        print(f"{row['label']:<38}" + "".join(f" {c['shown']:>16}" for c in cells) + f"  {ratio:>8}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     for run in runs:
         print_table(run, opts)
     if len(runs) > 1:
-        print_growth(runs)
+        print_growth(runs, label=38)
     return 0
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_index import secs
-from benchkit import Run, run_process, scratch_copy, space_for
+from benchkit import Run, print_growth, print_rows, run_process, scratch_copy, space_for
 
 Args = dict[str, Any]
 BENCH = Path(__file__).resolve().parent
@@ -273,44 +273,15 @@ def _acceptance(f: Args, n: int, cores: int, verify: dict[tuple[str, int], Args]
     return out
 
 
-def _verdict(row: Args) -> str:
-    if row["key"].startswith("bound_"):
-        return "bound"
-    if row["ok"] is False and row["misses"]:
-        return "FAIL: " + ", ".join(row["misses"])
-    return {True: "ok", False: "FAIL"}.get(row["ok"], "-")
-
-
 def print_table(run: Args, opts: argparse.Namespace) -> None:
     print()
     print(f"StoneTrail verify benchmark: N = {run['records']:,} records ({run['bytes']:,} B); ledger sha256 "
           f"{run['sha256'][:16]}...; Python {sys.version.split()[0]}, {run['cores']} cores; timeout "
           f"{opts.timeout:g} s a figure")
-    line = "{:<40} {:>14}  {:<56} {:>7}  {:<15} {:>7}  {}"
-    print(line.format("figure", "value", "bound (measured in this run)", "ratio", "acceptance", "RSS MB", "verdict"))
-    print("-" * 156)
-    for row in run["rows"]:
-        ratio = "" if row["ratio"] is None or row["unit"] == "MB" else f"{row['ratio']:.2f}"
-        rss = "" if row["rss_mb"] is None else f"{row['rss_mb']:,.0f}"
-        print(line.format(row["label"], row["shown"], row["bound_text"], ratio, row["accept"], rss, _verdict(row)))
-        if row["error"]:
-            print(f"{'':<40} error: {row['error']}")
+    print_rows(run["rows"], lambda row: row["key"].startswith("bound_"), label=40, bound=56)
     judged = [r for r in run["rows"] if r["accept"]]
     print(f"acceptance met: {sum(r['ok'] is True for r in judged)} of {len(judged)} lines; not built yet: "
           f"{sum(r['shown'] == 'not built yet' for r in run['rows'])}")
-
-
-def print_growth(runs: list[Args]) -> None:
-    """Each figure at every N, and its growth from the smallest N to the largest."""
-    first, last = runs[0], runs[-1]
-    print()
-    print(f"growth from N = {first['records']:,} to {last['records']:,} (x{last['records'] / first['records']:g})")
-    print(f"{'figure':<40}" + "".join(f" {'N = ' + format(r['records'], ','):>16}" for r in runs) + f"  {'ratio':>8}")
-    for i, row in enumerate(first["rows"]):
-        cells = [r["rows"][i] for r in runs]
-        a, b = cells[0]["value"], cells[-1]["value"]
-        grown = f"{b / a:.2f}" if a and b else ""
-        print(f"{row['label']:<40}" + "".join(f" {c['shown']:>16}" for c in cells) + f"  {grown:>8}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     for run in runs:
         print_table(run, opts)
     if len(runs) > 1:
-        print_growth(runs)
+        print_growth(runs, label=40)
     return 0
 
 

@@ -10,6 +10,7 @@ the bench ledgers are undamaged.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -19,9 +20,10 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ledger.storage import BATCH_MAGIC, FRAME_MAGIC, MAGIC
 
@@ -115,3 +117,49 @@ def space_for(directory: Path, needed: int) -> bool:
     while not existing.exists():
         existing = existing.parent
     return shutil.disk_usage(existing).free >= needed
+
+
+def verdict(row: dict[str, Any], bound: bool) -> str:
+    """A table row's verdict: ``bound`` for a bound row, else ok / FAIL (with what missed) / - (not judged)."""
+    if bound:
+        return "bound"
+    if row["ok"] is False and row.get("misses"):
+        return "FAIL: " + ", ".join(row["misses"])
+    return {True: "ok", False: "FAIL"}.get(row["ok"], "-")
+
+
+def print_rows(rows: Sequence[dict[str, Any]], is_bound: Callable[[dict[str, Any]], bool], *, label: int,
+               bound: int) -> None:
+    """The figure table: each row's value beside its same-run bound, ratio (none for a figure in MB),
+    acceptance, peak RSS ("+": the figure was killed) and verdict; ``label`` and ``bound``: column widths."""
+    line = f"{{:<{label}}} {{:>14}}  {{:<{bound}}} {{:>7}}  {{:<15}} {{:>8}}  {{}}"
+    print(line.format("figure", "value", "bound (measured in this run)", "ratio", "acceptance", "RSS MB", "verdict"))
+    print("-" * (label + bound + 60))
+    for row in rows:
+        ratio = "" if row["ratio"] is None or row.get("unit") == "MB" else f"{row['ratio']:.2f}"
+        rss = "" if row["rss_mb"] is None else f"{row['rss_mb']:,.0f}" + ("+" if row["value"] is None else "")
+        print(line.format(row["label"], row["shown"], row["bound_text"], ratio, row["accept"], rss,
+                          verdict(row, is_bound(row))))
+        if row["error"]:
+            print(f"{'':<{label}} error: {row['error']}")
+
+
+def print_growth(runs: Sequence[dict[str, Any]], *, label: int) -> None:
+    """Each figure at every N, and its growth from the smallest N to the largest."""
+    first, last = runs[0], runs[-1]
+    print()
+    print(f"growth from N = {first['records']:,} to {last['records']:,} (x{last['records'] / first['records']:g})")
+    print(f"{'figure':<{label}}" + "".join(f" {'N = ' + format(r['records'], ','):>16}" for r in runs)
+          + f"  {'ratio':>8}")
+    for i, row in enumerate(first["rows"]):
+        cells = [r["rows"][i] for r in runs]
+        a, b = cells[0]["value"], cells[-1]["value"]
+        grown = f"{b / a:.2f}" if a and b else ""
+        print(f"{row['label']:<{label}}" + "".join(f" {c['shown']:>16}" for c in cells) + f"  {grown:>8}")
+
+
+def run_figure(figures: dict[str, Callable[[dict[str, Any]], dict[str, Any]]], argv: list[str]) -> int:
+    """A figures module's command line: ``NAME JSON-ARGS`` -> the figure's result as one JSON line."""
+    name, args = argv
+    print(json.dumps(figures[name](json.loads(args))))
+    return 0

@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import importlib
 import itertools
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchkit import payloads
+from benchkit import payloads, run_figure
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -277,11 +276,5 @@ def _median(values: Iterable[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
-def main(argv: list[str]) -> int:
-    name, args = argv
-    print(json.dumps(FIGURES[name](json.loads(args))))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_figure(FIGURES, sys.argv[1:]))

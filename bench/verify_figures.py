@@ -18,7 +18,6 @@ Only the standard library and :mod:`benchkit` are imported at module level.
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import sys
 import time
@@ -27,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchkit import payloads
+from benchkit import payloads, run_figure
 
 Args = dict[str, Any]
 ENGINES = ("cryptography", "libsodium")
@@ -202,11 +201,5 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, value
 
 
-def main(argv: list[str]) -> int:
-    name, args = argv
-    print(json.dumps(FIGURES[name](json.loads(args))))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_figure(FIGURES, sys.argv[1:]))
