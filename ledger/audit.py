@@ -180,8 +180,9 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     for a checkpoint that is not a well-formed signed checkpoint (a well-formed one that fails verification is a
     finding), InputError (``input.type``, ``input.value``) for an argument of the wrong type or value, and
     for a state: InputError ``audit.state_damaged``, ``audit.state_mismatch``, ``audit.checkpoint_before_state``,
-    ``audit.state_unsafe`` (saving the state of a damaged file), StorageError ``store.exists`` (``save_state``
-    exists).
+    ``audit.state_unsafe`` (saving the state of a damaged file), VerificationError ``audit.log_rewritten`` (the
+    log was cut short or rewritten below the saved state), StorageError ``store.exists`` (``save_state`` exists)
+    or ``store.io``; CorruptStoreError ``store.changed`` (the file changed during the audit).
     """
     expect(trust, Trust, "trust", "a Trust (Trust.parse)")
     expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
@@ -200,6 +201,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
             raise StorageError(f"cannot write the audit state {save_state}: its folder is missing or not writable",
                                code="store.io")
     saved = Saved.read(resume) if resume is not None else None
+    parallel = jobs > 1 or executor is not None
     with FrameFile(path, resume=saved.resume if saved else None) as file:
         opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
         cps = [cp for cp, _ in opened if cp is not None]
@@ -210,12 +212,12 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         run = functools.partial(run_pass, file.origin, trust.authority_keys, level=level, checkpoints=cps,
                                 engine=engine, progress=progress, size=file.survey.size,
                                 walk=kept.walk if kept else None)
-        if jobs == 1 and executor is None:  # one process, one read of the file
-            walk = run(frames=_frames(file, kept))
-        else:
+        if parallel:
             chunks = list(plan(_frames(file, kept), path, chunk_records, sizes))
+        else:  # one process, one read of the file
+            walk = run(frames=_frames(file, kept))
         problems = list(file.survey.problems)
-    if jobs > 1 or executor is not None:
+    if parallel:
         if problems or len(chunks) < 2:  # damaged frames (no runs to cut), or too little to share: one process
             with FrameFile(path, resume=saved.resume if saved else None) as file:
                 walk = run(frames=_frames(file, kept))

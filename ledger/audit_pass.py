@@ -113,6 +113,7 @@ class _Walk:
         self.verdicts: dict[int, list[Finding]] = {}  # the workers' sig.* findings of the chunk being applied
         self.from_workers = False
         self.commitments = Commitments() if sizes or keep else None
+        self.largest = max(sizes, default=0)  # records below it go into the commitments (a checkpoint's lines)
         self.range = CompactRange()
         self.roots: dict[int, Digest] = {}
         self.lines: dict[int, _Lines] = {}
@@ -152,7 +153,7 @@ class _Walk:
             return
         if record.body.kind in REGISTRY_KINDS:
             self.registry.append((index, record))
-        if self.commitments is not None and (self.keep or index < max(self.sizes)):
+        if self.commitments is not None and (self.keep or index < self.largest):
             self.commitments.add(index, record)
         if self.custody:
             self._skip_to(index)
