@@ -217,9 +217,13 @@ def rows(run: Args, opts: argparse.Namespace) -> list[Args]:
         value, raw = (m["records"] / m["s"], m["records"] / m["raw_s"]) if m else (None, None)
         text = f"raw Ed25519 sign+verify {raw:,.0f} rec/s" if raw else "raw Ed25519 sign+verify"
         out.append(_row(mode, label, append, value, raw, text, accept, rate=True, ratio_min=0.5 if accept else None))
+    first = f["checkpoint"].get("first_s")
     for key, label in (("checkpoint", "Ledger.checkpoint"), ("checkpoint_file", "checkpoint_file")):
-        out.append(_row(key, f"{label} after {opts.new:,} new", f[key], f[key].get("s"), new,
-                        f"decoding {opts.new:,} records {secs(new or 0)}", "<= 2 s", limit_s=2))
+        text = f"decoding {opts.new:,} records {secs(new or 0)}"
+        if key == "checkpoint" and first is not None:
+            text += f"; the one before {secs(first)}"
+        out.append(_row(key, f"{label} after {opts.new:,} new", f[key], f[key].get("s"), new, text, "<= 2 s",
+                        limit_s=2))
     exp = f["export"]
     out.append(_row("export", "export_bundle (library)", exp, exp.get("s"), exp.get("verify_s"),
                     f"verify_bundle of it {secs(exp.get('verify_s') or 0)}; verifies: {exp.get('ok')}",

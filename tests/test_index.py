@@ -4,6 +4,7 @@ of another ledger, behind the log or damaged is caught up or rebuilt, never trus
 
 from __future__ import annotations
 
+import random
 import shutil
 import sqlite3
 import sys
@@ -79,6 +80,37 @@ def test_an_index_catches_up_with_records_appended_without_it(demo: Path, tmp_pa
     with Ledger.open(path, keys) as ledger:
         assert ledger.size == size == len(scan(path).frames)
         assert ledger.checkpoint(operator) == checkpoint_file(path, operator)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_checkpoints_signed_one_after_another_sign_the_trees_the_log_gives(demo: Path, tmp_path: Path,
+                                                                           seed: int) -> None:
+    """Each checkpoint's trees are the previous snapshot with the changed rows merged in: after any mix of
+    batches, checkpoints (kept as snapshots or not) and reopenings, the lines are the log-only path's."""
+    source = _copy(demo, tmp_path, with_index=False)
+    keys, operator = _keys(demo)
+    with Ledger.open(source, keys) as whole:
+        records = [whole.record(i) for i in range(whole.size)]
+    path = tmp_path / "grown.ledger"
+    rng = random.Random(seed)
+    ledger = Ledger.create(path, scan(source).origin, keys)
+    try:
+        at = 0
+        while at < len(records):
+            step = rng.choice([1, 2, 5, 17, 40])
+            ledger.append_batch(records[at:at + step])
+            at += step
+            if rng.random() < 0.3:
+                ledger.close()
+                ledger = Ledger.open(path, keys)
+            if rng.random() < 0.5:
+                heads, claims = ledger._index.leaves()
+                assert (heads, claims) == ledger._index._walked()
+            if rng.random() < 0.4:
+                assert ledger.checkpoint(operator) == checkpoint_file(path, operator)  # type: ignore[arg-type]
+        assert sign_file(path, operator) == checkpoint_file(path, operator)  # type: ignore[arg-type]
+    finally:
+        ledger.close()
 
 
 def test_another_ledgers_index_is_never_used(demo: Path, tmp_path: Path) -> None:

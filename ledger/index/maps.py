@@ -85,8 +85,9 @@ class StoredMap(MutableMapping[K, V]):
     ``count``: the rows the table holds, kept up to date by every change; None for a map whose length nobody
     asks (keys set once, e.g. by record hash): a new key is then written without looking for an old row first.
     Rows read stay cached across flushes (up to :data:`CACHED` of them); a flush re-encodes only the rows read
-    or set since the last one. Reads raise :class:`IndexDamaged` on a row whose checksum fails or whose value
-    does not decode. Iteration (:meth:`__iter__`, :meth:`rows`) first flushes, then walks the table in key order.
+    or set since the last one, and passes the key bytes of each row it writes or deletes to :attr:`journal` if
+    set. Reads raise :class:`IndexDamaged` on a row whose checksum fails or whose value does not decode.
+    Iteration (:meth:`__iter__`, :meth:`rows`) first flushes, then walks the table in key order.
     """
 
     def __init__(self, db: sqlite3.Connection, table: str, codec: Codec[K, V], count: int | None) -> None:
@@ -95,6 +96,7 @@ class StoredMap(MutableMapping[K, V]):
         self._cache: dict[K, object] = {}
         self._stored: dict[K, object] = {}  # the bytes the table holds for each cached key (None: no row)
         self._touched: set[K] = set()  # read or set since the last flush
+        self.journal: Callable[[bytes], None] | None = None
         # the key's row, if any, with the two rows on each side of where it sorts (to check a miss: _absent)
         self._find = (f"SELECT 0, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k < ?1 ORDER BY k DESC LIMIT 2) "
                       f"UNION ALL SELECT 1, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k >= ?1 ORDER BY k "
@@ -121,6 +123,10 @@ class StoredMap(MutableMapping[K, V]):
         self._cache[key] = value
         self._touched.add(key)
         return value
+
+    def key_of(self, raw: bytes) -> K:
+        """The key whose bytes in the table are ``raw``."""
+        return self._codec.unkey(raw)
 
     def _absent(self, raw: bytes, rows: list[Any]) -> None:
         """Check a lookup's miss of key bytes ``raw``: the ``rows`` on each side of where ``raw`` sorts (two each,
@@ -208,6 +214,11 @@ class StoredMap(MutableMapping[K, V]):
                 k = self._codec.key(key)
                 writes.append((k, raw, row_check(self._table, k, raw)))
                 self._stored[key] = raw
+        if self.journal is not None:
+            for (key_bytes,) in deletes:
+                self.journal(key_bytes)
+            for key_bytes, _, _ in writes:
+                self.journal(key_bytes)
         with sqlite_errors(self._table):
             if deletes:
                 self._db.executemany(f"DELETE FROM {self._table} WHERE k = ?", deletes)
@@ -217,6 +228,14 @@ class StoredMap(MutableMapping[K, V]):
         if len(self._cache) > CACHED or self._count is None:  # keys set once are seldom read again: not kept
             self._cache.clear()
             self._stored.clear()
+
+    def clear(self) -> None:
+        """Delete every row (in the caller's transaction), pending changes included."""
+        with sqlite_errors(self._table):
+            self._db.execute(f"DELETE FROM {self._table}")
+        self.forget()
+        if self._count is not None:
+            self._count = 0
 
     def forget(self) -> None:
         """Drop the cached rows without writing them (to abandon changes: then reset the count with

@@ -1,27 +1,34 @@
 """The checkpoint's two sorted trees (item heads, identities) as they were at a signed tree size, kept in the index
 so that a proof bundle under that checkpoint needs O(log n) reads, not a rebuild of either tree.
 
-A snapshot of a tree of ``count`` leaves holds, per rank, the leaf's sort key and leaf input (the rows of table
-``snap``, kind 0) and the RFC 9162 node hashes of the leaf hashes as C2SP tlog-tiles (kind 1), plus its extension
-line (kind 2). It is written when the writer signs a checkpoint (:meth:`LedgerIndex.checkpoint_lines`) and only
-the latest :data:`KEPT` sizes are kept. Like every index row it is checked when read; a proof read from it is
-checked against the snapshot's root before it is used.
+A snapshot of a tree of ``count`` leaves holds its leaves' sort keys and leaf inputs in rank order, :data:`WIDTH`
+to a row (the rows of table ``snap``, kind 0, numbered like level-0 tiles), the RFC 9162 node hashes of the leaf
+hashes as C2SP tlog-tiles (kind 1), and its extension line (kind 2). It is written when the writer signs a
+checkpoint (:meth:`~ledger.index.indexed.LedgerIndex.extensions`) and only the latest :data:`KEPT` sizes are kept.
+The next checkpoint's trees are the latest snapshot's leaves with the keys changed since merged in (the index's
+``changed`` table, :mod:`ledger.index.state`), so signing costs the records added since, not a walk of every
+item. Like every index row it is checked when read; a proof read from it is checked against the snapshot's root
+before it is used.
 """
 
 from __future__ import annotations
 
+import bisect
+import marshal
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from ..hashing import Digest
-from ..merkle import verify_inclusion
+from ..merkle import leaf_hash, verify_inclusion
 from ..storage.tiles import MemoryTiles, Tile, TiledTree
 from .maps import IndexDamaged, is_row, row_check, sqlite_errors
 
-__all__ = ["HEADS", "IDENTITIES", "KEPT", "Snapshot", "create_snapshot_table", "write_snapshot"]
+__all__ = ["HEADS", "IDENTITIES", "KEPT", "WIDTH", "Snapshot", "create_snapshot_table", "latest_snapshot", "merged",
+           "write_snapshot"]
 
 HEADS, IDENTITIES = 0, 1  # which tree
 KEPT = 2  # snapshots (tree sizes) kept
+WIDTH = 256  # leaves to a row, as hashes to a C2SP tile
 _LEAF, _TILE, _LINE = 0, 1, 2
 
 
@@ -43,7 +50,8 @@ def write_snapshot(db: sqlite3.Connection, size: int, tree: int, line: str,
     tiles = MemoryTiles()
     tiles.put(TiledTree(tiles, 0).append(h for _, _, h in leaves))
     rows: list[tuple[int, int, int, int, bytes, bytes | None]] = [
-        (size, tree, _LEAF, rank, key, leaf) for rank, (key, leaf, _) in enumerate(leaves)]
+        (size, tree, _LEAF, start // WIDTH, marshal.dumps([(k, v) for k, v, _ in leaves[start:start + WIDTH]], 2),
+         None) for start in range(0, len(leaves), WIDTH)]
     rows += [(size, tree, _TILE, (t.level << 48) | t.index, t.hashes, None) for t in _all(tiles, len(leaves))]
     rows.append((size, tree, _LINE, 0, line.encode(), None))
     with sqlite_errors("snap"):
@@ -51,6 +59,36 @@ def write_snapshot(db: sqlite3.Connection, size: int, tree: int, line: str,
                        [(*r, _check(*r)) for r in rows])
         kept = [s for (s,) in db.execute("SELECT DISTINCT size FROM snap ORDER BY size DESC")][:KEPT]
         db.execute(f"DELETE FROM snap WHERE size NOT IN ({','.join('?' * len(kept))})", kept)
+
+
+def latest_snapshot(db: sqlite3.Connection) -> int | None:
+    """The log size of the latest snapshot holding both trees, or None."""
+    with sqlite_errors("snap"):
+        row = db.execute("SELECT size FROM snap WHERE kind = ? GROUP BY size HAVING count(*) = 2 ORDER BY size DESC "
+                         "LIMIT 1", (_LINE,)).fetchone()
+    return None if row is None or not isinstance(row[0], int) else row[0]
+
+
+def merged(old: Iterable[tuple[bytes, bytes]], changed: dict[bytes, bytes | None]
+           ) -> list[tuple[bytes, bytes, Digest]]:
+    """The (sort key, leaf input, leaf hash) of a tree whose leaves were ``old`` ((sort key, leaf input) in key
+    order, e.g. :meth:`Snapshot.pairs`) and whose keys ``changed`` since have these leaf inputs now (None: no
+    leaf), in key order. Raises IndexDamaged if ``old`` is not in strictly increasing key order."""
+    keys, out, at, last = sorted(changed), list[tuple[bytes, bytes]](), 0, None
+    for key, leaf in old:
+        if last is not None and key <= last:
+            raise IndexDamaged("a snapshot's leaves are not in key order")
+        last = key
+        while at < len(keys) and keys[at] < key:
+            out += [(keys[at], new)] if (new := changed[keys[at]]) is not None else []
+            at += 1
+        if at < len(keys) and keys[at] == key:
+            out += [(key, new)] if (new := changed[key]) is not None else []
+            at += 1
+        else:
+            out.append((key, leaf))
+    out += [(k, v) for k in keys[at:] if (v := changed[k]) is not None]
+    return [(k, v, leaf_hash(v)) for k, v in out]
 
 
 def _all(tiles: MemoryTiles, count: int) -> list[Tile]:
@@ -80,6 +118,7 @@ class Snapshot:
         _, count, root = self.line.split(" ")
         self.count, self.root = int(count), Digest.from_b64(root)
         self._nodes = TiledTree(self, self.count)
+        self._chunks: dict[int, list[tuple[bytes, bytes]]] = {}
 
     def _row(self, kind: int, k: int) -> tuple[bytes, bytes | None] | None:
         with sqlite_errors("snap"):
@@ -99,23 +138,39 @@ class Snapshot:
             raise KeyError((level, index))
         return row[0]
 
+    def _chunk(self, index: int) -> list[tuple[bytes, bytes]]:
+        """The (sort key, leaf input) pairs of ranks ``index * WIDTH`` on. Raises IndexDamaged if missing or
+        malformed."""
+        if index not in self._chunks:
+            row = self._row(_LEAF, index)
+            want = min(WIDTH, self.count - index * WIDTH)
+            self._chunks[index] = _pairs(row[0] if row else None, want, f"{self._tree} at {self._size}: {index}")
+        return self._chunks[index]
+
     def leaf(self, rank: int) -> tuple[bytes, bytes]:
         """(sort key, leaf input) of the leaf at ``rank``. Raises IndexDamaged if missing."""
-        row = self._row(_LEAF, rank)
-        if row is None or row[1] is None:
+        if not 0 <= rank < self.count:
             raise IndexDamaged(f"snapshot of tree {self._tree} at {self._size} has no leaf {rank}")
-        return row[0], row[1]
+        return self._chunk(rank // WIDTH)[rank % WIDTH]
 
     def rank(self, key: bytes) -> int | None:
-        """The rank of the leaf whose sort key is ``key`` (binary search over the ranks), or None."""
-        low, high = 0, self.count
-        while low < high:
+        """The rank of the leaf whose sort key is ``key`` (a binary search over the rows, then within one), or
+        None."""
+        low, high = 0, (self.count + WIDTH - 1) // WIDTH
+        while low < high:  # the last row whose first key is <= key
             mid = (low + high) // 2
-            found = self.leaf(mid)[0]
-            if found == key:
-                return mid
-            low, high = (mid + 1, high) if found < key else (low, mid)
-        return None
+            low, high = (mid + 1, high) if self._chunk(mid)[0][0] <= key else (low, mid)
+        if low == 0:
+            return None
+        found = [k for k, _ in self._chunk(low - 1)]
+        at = bisect.bisect_left(found, key)
+        return (low - 1) * WIDTH + at if at < len(found) and found[at] == key else None
+
+    def pairs(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every (sort key, leaf input) in rank order, each row checked."""
+        for index in range((self.count + WIDTH - 1) // WIDTH):
+            yield from self._chunk(index)
+            self._chunks.pop(index)
 
     def proof(self, rank: int, leaf_hash: Digest) -> tuple[Digest, ...]:
         """The inclusion proof of the leaf at ``rank`` (whose hash is ``leaf_hash``), checked against the root."""
@@ -125,3 +180,16 @@ class Snapshot:
         except Exception as exc:
             raise IndexDamaged(f"snapshot of tree {self._tree} at {self._size}: a proof fails ({exc})") from exc
         return proof
+
+
+def _pairs(raw: bytes | None, want: int, where: str) -> list[tuple[bytes, bytes]]:
+    """The ``want`` (sort key, leaf input) pairs of one checked row. Raises IndexDamaged."""
+    try:
+        pairs = marshal.loads(raw) if raw is not None else None
+    except (ValueError, EOFError, TypeError) as exc:
+        raise IndexDamaged(f"snapshot of tree {where} does not decode ({exc})") from exc
+    if not isinstance(pairs, list) or len(pairs) != want or not all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], bytes) and isinstance(p[1], bytes)
+            for p in pairs):
+        raise IndexDamaged(f"snapshot of tree {where} is not {want} leaves")
+    return pairs

@@ -23,7 +23,7 @@ from ..identity import Claim, IdentityIndex, Standing
 from ..item import Item
 from .maps import Codec, StoredMap, StoredSet, create_table
 
-__all__ = ["TABLES", "RecordRows", "attach", "flush", "forget"]
+__all__ = ["TABLES", "RecordRows", "attach", "flush", "forget", "track"]
 
 
 def _text(value: str) -> bytes:
@@ -114,6 +114,7 @@ TABLES: dict[str, tuple[_Pair, _Pair]] = {
     "head_latest": (_BY_TEXT, (bytes, Digest)),
     "head_waiting": (_BY_HASH, (lambda v: _m([(p, bytes(h)) for p, h in v]),
                                 lambda raw: [(p, Digest(h)) for p, h in marshal.loads(raw)])),
+    "changed": ((bytes, bytes), (bytes, bytes)),  # last: the others' flushes note keys in it (:func:`track`)
 }
 
 
@@ -260,3 +261,16 @@ def forget(maps: Iterable[StoredMap[Any, Any]], counts: dict[str, int]) -> None:
     for table, rows in zip(TABLES, maps, strict=True):
         rows.forget()
         rows.recount(_count(table, counts))
+
+
+def track(maps: list[StoredMap[Any, Any]], trees: dict[str, int] | None) -> None:
+    """Note in table ``changed`` the key bytes of every row written to or deleted from the tables ``trees``
+    names, each tagged with its tree's number (one byte before the key: ``changed`` then holds what changed in
+    each checkpoint tree since the latest snapshot, :mod:`ledger.index.snapshot`); ``None``: note nothing."""
+    tables = list(TABLES)
+    changed = maps[tables.index("changed")]
+    for table, tree in (trees or {}).items():
+        maps[tables.index(table)].journal = lambda key, tag=bytes([tree]): changed.__setitem__(tag + key, b"")
+    if trees is None:
+        for rows in maps:
+            rows.journal = None
