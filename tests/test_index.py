@@ -134,8 +134,25 @@ def test_a_deleted_index_is_rebuilt(demo: Path, tmp_path: Path) -> None:
     assert _signed_from_index(path, demo) == checkpoint_file(path, operator)  # type: ignore[arg-type]
 
 
-def test_a_flipped_byte_anywhere_in_the_index_leads_to_a_rebuild_or_a_refusal(demo: Path, tmp_path: Path) -> None:
-    path = _copy(demo, tmp_path, with_index=False)
+def _grown(demo: Path, tmp_path: Path, signed_at: int) -> Path:
+    """The demo ledger written anew: its first ``signed_at`` records, a checkpoint (the index keeps its trees'
+    snapshot), then the rest (the index notes the keys they change)."""
+    source = _copy(demo, tmp_path, with_index=False)
+    keys, operator = _keys(demo)
+    with Ledger.open(source, keys) as whole:
+        records = [whole.record(i) for i in range(whole.size)]
+    path = tmp_path / "grown.ledger"
+    with Ledger.create(path, scan(source).origin, keys) as ledger:
+        ledger.append_batch(records[:signed_at])
+        ledger.checkpoint(operator)  # type: ignore[arg-type]
+        ledger.append_batch(records[signed_at:])
+    return path
+
+
+@pytest.mark.parametrize("snapshot", [False, True])
+def test_a_flipped_byte_anywhere_in_the_index_leads_to_a_rebuild_or_a_refusal(demo: Path, tmp_path: Path,
+                                                                              snapshot: bool) -> None:
+    path = _grown(demo, tmp_path, 150) if snapshot else _copy(demo, tmp_path, with_index=False)
     keys, operator = _keys(demo)
     want = checkpoint_file(path, operator)  # type: ignore[arg-type]
     with Ledger.open(path, keys) as ledger:
