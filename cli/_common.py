@@ -10,7 +10,7 @@ import os
 import stat
 import sys
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,12 +167,15 @@ def _read_text(path: Path, what: str) -> str:
 
 
 @contextmanager
-def _about(path: Path, what: str | None = None) -> Iterator[None]:
+def _about(path: Path | None, what: str | None = None, *, codes: Collection[str] | None = None) -> Iterator[None]:
     """Name ``path`` as the file a StoneTrailError raised inside is about (the innermost naming wins), and with
-    ``what``, prefix its message with it."""
+    ``what``, prefix its message with it. ``codes``: only errors with one of these codes are about it. A None
+    ``path`` names nothing."""
     try:
         yield
     except StoneTrailError as exc:
+        if path is None or (codes is not None and exc.code not in codes):
+            raise
         _ERROR_FILES.setdefault(exc, str(path))
         if what is not None:
             exc.about(what)

@@ -228,21 +228,28 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ..
     trust = _load_trust(trust_file)
     notes = [_read_checkpoint(p) for p in checkpoint_paths]
     start = time.monotonic()
-    with on_cluster(cluster, ledger_file, jobs) as workers, _about(ledger_file), progress("records") as bar:
+    with on_cluster(cluster, ledger_file, jobs) as workers, _about(ledger_file), progress("records") as bar, \
+            _about(resume, codes=_RESUME_CODES), _about(save_state, codes=("store.exists",)):
         report = check_ledger(workers.path, trust, checkpoints=notes, policy=policy, progress=bar, level=level,
                               jobs=workers.jobs, executor=workers.executor, engine=engine,
                               chunk_records=chunk_records,
                               save_state=save_state, resume=resume)
+    states = {"resumed_from": str(resume) if resume else None, "saved_state": str(save_state) if save_state else None}
     if as_json:
         root = report.root_hash.b64() if report.root_hash else None
         _print_json({"records": report.record_count, "root": root, "seconds": round(time.monotonic() - start, 3),
-                     "level": report.level, **report.to_json()})
+                     "level": report.level, **states, **report.to_json()})
         sys.exit(_verdict_exit(report.verdict))
     _print_report(report)
+    for done, path in (("resumed from", resume), ("saved to", save_state)):
+        if path is not None:
+            click.echo(f"state:     {done} {path}")
     _print_policy(report)
     _print_verdict(report, "verdict:   " if report.level in FULL_LEVELS else f"verdict (level {report.level} only): ")
 
 
+#: The errors about the state file --resume names (its JSON error's "file").
+_RESUME_CODES = ("audit.state_damaged", "audit.state_mismatch", "audit.checkpoint_before_state")
 #: The levels that check every rule (docs/audit.md); below them a verdict says which level it is.
 FULL_LEVELS = ("custody", "policy")
 LEVEL_CHECKS = {"structure": "framing and record format checked; not the root, signatures or rules",

@@ -37,6 +37,7 @@ __all__ = [
     "CorruptStoreError",
     "DecodeError",
     "InputError",
+    "InvalidLedgerError",
     "KeyFormatError",
     "LockedError",
     "NoteFormatError",
@@ -201,3 +202,11 @@ class CorruptStoreError(StorageError):
     """The ledger file's header or framing is damaged (torn tail, bad magic, checksum mismatch)."""
 
     default_code = "store.corrupt"
+
+
+class InvalidLedgerError(CorruptStoreError, VerificationError):
+    """The ledger holds a record its writer would refuse (found while opening or indexing it): an integrity
+    verdict, so the CLI exits 1. ``code`` is the rule's finding code (docs/format.md §10); an audit names every
+    such record."""
+
+    default_code = "rule.failed"

@@ -335,6 +335,8 @@ def test_a_forged_record_behind_the_writers_back_is_refused_by_the_index_and_nam
     trust = demo / "trust.keys"
     audit = CliRunner().invoke(main, ["verify", str(path), "--trust", str(trust), "--json"])
     assert audit.exit_code != 0 and '"sig.' in audit.output, audit.output
+    checked = CliRunner().invoke(main, ["index", str(path), "--trust", str(trust), "--check"])
+    assert checked.exit_code == 1 and "invalid record" in checked.output, checked.output  # a verdict, not I/O
 
 
 def _findings(ledger: Ledger, records: list[Record]) -> list[tuple[str, ...]]:

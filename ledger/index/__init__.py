@@ -29,8 +29,8 @@ def rebuild_index(ledger_path: str | Path, authority_keys: Iterable[bytes], *,
     again, signatures included, as the writer checks a new one (~4x slower: an audit's worth of work).
 
     Raises:
-        LockedError: a writer holds the ledger. CorruptStoreError: damage in the log, or a record that breaks a
-        rule (run an audit). StorageError: the index cannot be written.
+        LockedError: a writer holds the ledger. CorruptStoreError: damage in the log; InvalidLedgerError (a
+        CorruptStoreError): a record that breaks a rule (run an audit). StorageError: the index cannot be written.
     """
     with FileStore.open(ledger_path, writable=True, survey=False) as store:
         discard_index(store.path)

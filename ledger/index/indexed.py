@@ -21,7 +21,7 @@ from typing import Any
 
 from ..checkpoint import format_counted_line
 from ..custody import CustodyState
-from ..errors import CorruptStoreError, StorageError
+from ..errors import CorruptStoreError, InvalidLedgerError, StorageError
 from ..events import REGISTRY_KINDS
 from ..hashing import Digest
 from ..heads import HEADS_EXTENSION, Head, ItemHeads, head_leaf
@@ -325,8 +325,8 @@ def _catch_up(index: LedgerIndex, progress: Progress | None, *, trusted: bool = 
         record = Record.from_bytes(payload)
         if findings := index.apply(done + len(batch), record, trusted=trusted):
             index.abandon()
-            raise CorruptStoreError(f"ledger holds an invalid record: {findings[0]}; run an audit",
-                                    code=findings[0].code)
+            raise InvalidLedgerError(f"ledger holds an invalid record: {findings[0]}; run an audit",
+                                     code=findings[0].code)
         batch.append((record, offset, length))
         if len(batch) == _CHUNK:
             index.commit(batch)
@@ -358,7 +358,8 @@ def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progr
     (docs/adr/0020-trusted-rebuild.md). ``checked`` checks every record of a build too.
 
     Raises:
-        CorruptStoreError: the log has damage after the indexed records, or a record that breaks a rule.
+        CorruptStoreError: the log has damage after the indexed records; InvalidLedgerError (a
+            CorruptStoreError): a record that breaks a rule.
         StorageError: the index file cannot be written.
     """
     keys, path = frozenset(authority_keys), index_path(log.path)
