@@ -109,6 +109,7 @@ def measure(path: Path, n: int, opts: argparse.Namespace) -> Args:
     indices = sorted(random.Random(n).sample(range(n), min(PROOFS, n)))
     step("merkle", lambda: child("merkle", {"path": p, "size": n, "indices": indices}, t))
     step("pymerkle", lambda: child("pymerkle", {"path": p, "size": n, "indices": indices}, t))
+    step("hash_floor", lambda: child("hash_floor", {"path": p, "size": n}, t))
 
     def flags(jobs: int, engine: str) -> list[str]:
         return ["--trust", str(trust), "--jobs", str(jobs), "--engine", engine]
@@ -266,6 +267,9 @@ def _acceptance(f: Args, n: int, cores: int, verify: dict[tuple[str, int], Args]
     up = theirs["s"] / mine["s"] if "s" in theirs and "s" in mine else None
     text = f"pymerkle {theirs['version']} {secs(theirs['s'])}; same: {same}" if up else \
         f"pymerkle: {theirs.get('missing') or theirs['status']}"
+    floor = f.get("hash_floor", {})
+    if up and "s" in floor:  # what no tree in this interpreter can beat: hashlib alone, same leaves and nodes
+        text += f"; hashlib alone {secs(floor['s'])} = {theirs['s'] / floor['s']:.1f} x pymerkle"
     fig = mine if theirs["status"] in ("ok", "missing") else theirs  # no pymerkle: the figure alone, not judged
     out.append(_row("merkle", f"Merkle build + {min(PROOFS, n):,} proofs", fig, mine.get("s"), text,
                     ratio=up, accept=">= 10 x faster" if up or theirs["status"] != "missing" else "",
