@@ -232,6 +232,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     good = [cp for (cp, _), bad in zip(opened, found, strict=True) if cp is not None and not bad]
     items = seen.state.items.values()
     policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
+    seen.state.close()
     return AuditReport(origin=walk.origin, record_count=seen.records, root_hash=seen.root, items=len(items),
                        stones=stones(seen.state.items),
                        parties=len(seen.state.registry.parties),
@@ -280,7 +281,8 @@ def _policy(path: str | Path, seen: Pass, policy: Policy) -> list[Finding]:
             raise CorruptStoreError(f"{path} changed during the audit: the policy read other records",
                                     code="store.changed")
 
-    return check_policy_records(records(), seen.state.items, policy, end=seen.records)
+    return check_policy_records(records(), seen.state.items, policy, end=seen.records,
+                                touched=seen.state.touched())
 
 
 def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,

@@ -1,12 +1,12 @@
 """One streaming audit pass over a ledger file, in one process or with its chunks checked by worker processes.
 
-No record is held: records are decoded, applied and dropped (the custody state keeps a few facts per record:
-its signers, time and body hash; docs/audit.md); the Merkle tree is a compact range (O(log n) hashes,
-:mod:`ledger.compact`); the roots and lines the given checkpoints need are taken as the pass goes by their tree
-sizes. With an executor, each
-chunk's decoding, hashing and signature checks run in a worker (:func:`ledger.chunks.check_chunk`) while this
-process applies the custody rules in log order with the workers' signature verdicts: the findings are those of
-the one-process pass, for any number of workers and any chunk size.
+No record is held: records are decoded, applied and dropped (the facts the custody rules need of every record
+later, its signers, time, body hash and items, go to a temporary database: :mod:`ledger.spill`, docs/audit.md);
+the Merkle tree is a compact range (O(log n) hashes, :mod:`ledger.compact`); the roots and lines the given
+checkpoints need are taken as the pass goes by their tree sizes. With an executor, each chunk's decoding,
+hashing and signature checks run in a worker (:func:`ledger.chunks.check_chunk`) while this process applies the
+custody rules in log order with the workers' signature verdicts: the findings are those of the one-process pass,
+for any number of workers and any chunk size.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .checkpoint import Checkpoint
 from .chunks import LEVELS, Chunk, ChunkFacts, check_chunk, chunk_frames, engine_context
 from .commitments import Commitments
 from .compact import CompactRange
-from .custody import CustodyState, signature_findings
+from .custody import signature_findings
 from .errors import CorruptStoreError, InputError, StoneTrailError
 from .events import REGISTRY_KINDS
 from .findings import Finding
@@ -29,6 +29,7 @@ from .hashing import Digest
 from .merkle import leaf_hash
 from .reader import checkpoint_problems
 from .record import Record
+from .spill import SpilledState
 from .storage.framing import Frame, StoreProblem
 
 __all__ = ["Pass", "Progress", "finish", "run_pass"]
@@ -90,12 +91,13 @@ class _Seen:
 @dataclass(slots=True)
 class Pass:
     """The result of :func:`run_pass`: positions in the log (damaged frames included), the root of the readable
-    frames (None when framing is damaged), the custody state (replayed from level ``custody``), the findings
-    (position order) and each checkpoint's problems (same order as given)."""
+    frames (None when framing is damaged), the custody state (replayed from level ``custody``;
+    :meth:`~ledger.spill.SpilledState.close` it when done), the findings (position order) and each checkpoint's
+    problems (same order as given)."""
 
     records: int
     root: Digest | None
-    state: CustodyState
+    state: SpilledState
     findings: list[Finding]
     checkpoint_problems: list[list[StoneTrailError]] = field(default_factory=list)
 
@@ -109,7 +111,7 @@ class _Walk:
         self.keep = keep  # commitments over every record, to save the walk (:mod:`ledger.audit_state`)
         self.custody = LEVELS.index(level) >= LEVELS.index("custody")
         self.inline_signatures = LEVELS.index(level) >= LEVELS.index("signatures")
-        self.state = CustodyState(origin, keys, signatures=self._signatures)
+        self.state = SpilledState(origin, keys, signatures=self._signatures)
         self.verdicts: dict[int, list[Finding]] = {}  # the workers' sig.* findings of the chunk being applied
         self.from_workers = False
         self.commitments = Commitments() if sizes or keep else None

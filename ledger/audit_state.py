@@ -3,11 +3,13 @@ ledger that goes on from there instead of replaying the records already audited.
 
 A state is taken at the end of the file an audit read: its record count A (every frame 0..A-1 valid: a file
 whose framing is damaged gets no state, ``audit.state_unsafe``). It holds what the streaming pass
-(:class:`ledger.audit_pass._Walk`) holds after record A-1: the custody replay's dictionaries (items, signers,
-times, bodies, identity claims), the registry (its records' bytes, replayed), the RFC 9162 compact range of
-leaves [0, A) (:class:`~ledger.compact.CompactRange`: at most two subtree hashes per level), the item heads and
-identities the checkpoint lines commit to, the findings so far, where frame A-1 starts with its leaf hash,
-and the SHA-256 of the file's bytes up to its end (so that no record below A can change unseen).
+(:class:`ledger.audit_pass._Walk`) holds after record A-1: the custody replay's items and identity claims, its
+per-record facts (the rows of its spill, :mod:`ledger.spill`: per record hash its signers, time and items, per
+body hash its first position, with a policy per position its items: O(records) on disk), the registry (its
+records' bytes, replayed), the RFC 9162 compact range of leaves [0, A) (:class:`~ledger.compact.CompactRange`: at
+most two subtree hashes per level), the item heads and identities the checkpoint lines commit to, the findings so
+far, where frame A-1 starts with its leaf hash, and the SHA-256 of the file's bytes up to its end (so that no
+record below A can change unseen).
 Any later pass at the same level, under the same authority keys, over a file whose bytes up to there are those, goes
 on at record A and gives the report a full replay of the longer file gives (tests/test_incremental_audit.py).
 
@@ -18,9 +20,10 @@ the check a consistency proof from A to B makes (RFC 9162 §2.1.4.2), with the s
 taken from our own replay instead of from the log. A checkpoint below A cannot be checked from the state and
 is refused (``audit.checkpoint_before_state``).
 
-File format (docs/format.md §8.3): the line ``stonetrail-audit-state 2`` (LF), then the SHA-256 of the rest,
+File format (docs/format.md §8.3): the line ``stonetrail-audit-state 3`` (LF), then the SHA-256 of the rest,
 then the rest: a msgpack map (:func:`ledger._codec.pack_local`) whose dictionaries of the replay are encoded row by row
-with the persistent index's codecs (:data:`ledger.index.state.TABLES`). A state is the auditor's own file: its
+with the persistent index's codecs (:data:`ledger.index.state.TABLES`), and whose spill is its tables' columns
+(:meth:`ledger.spill.Spill.dump`). A state is the auditor's own file: its
 hash detects damage (``audit.state_damaged``), not forgery; it is refused for another ledger, other authority
 keys, another level or another version (``audit.state_mismatch``). Never pickle nor marshal: a state file is
 input, and msgpack's decoder is safe on any bytes.
@@ -29,7 +32,6 @@ input, and msgpack's decoder is safe on any bytes.
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,7 @@ from .storage.framing import FRAME_MAGIC, Frame, StoreProblem
 __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 
 #: The state file format version (the number on its first line).
-VERSION = 2
+VERSION = 3
 _MAGIC = b"stonetrail-audit-state "
 _ID_TABLES = ("id_claims", "id_holder", "id_standing", "id_frozen")
 
@@ -172,7 +174,7 @@ class Kept:
                 "range": [(n.level, n.index, bytes(n.hash)) for n in walk.range.nodes],
                 "registry": [(p, r.raw, walk.state.registry.head_at(p + 1)[1] == r.record_hash)
                              for p, r in walk.registry],
-                "size": walk.state.size, "tables": _tables(walk, self.maps)}
+                "size": walk.state.size, "tables": _tables(walk, self.maps), "spill": walk.state.spill.dump()}
         payload = pack_local(body)
         write_file(path, _MAGIC + str(VERSION).encode() + b"\n" + hashlib.sha256(payload).digest() + payload)
 
@@ -198,20 +200,16 @@ def _prefix(ledger: Path, last: Frame) -> bytes:
 
 def _tables(walk: _Walk, maps: dict[str, Any]) -> dict[str, tuple[list[Any], ...]]:
     """Every dictionary of ``walk`` as (keys, values) in the index's encoding of its table: the custody replay's
-    items (and their types: :class:`ledger._state_rows.ItemRows`) and bodies; per record hash its signers, time
-    and items of (``records``, one row for the three, as the index keeps them); and ``maps`` (an identity set as
-    keys with empty values)."""
+    items (and their types: :class:`ledger._state_rows.ItemRows`); per record hash the items it is the head of
+    (``records``, the index's row with its signers and time unset: those are in the spill); and ``maps`` (an
+    identity set as keys with empty values)."""
     state, of = walk.state, maps["head_of"]
-    if isinstance(of, Field):  # a resumed walk: the three share their rows
-        records = of.rows.columns()
-    else:
-        keys = dict.fromkeys(itertools.chain(state.signers, state.times, of))
-        records = columns("records", {k: (state.signers.get(k), state.times.get(k), of.get(k)) for k in keys})
+    records = of.rows.columns() if isinstance(of, Field) else columns("records", {k: (None, None, v)
+                                                                                  for k, v in of.items()})
     items = state.items if isinstance(state.items, ItemRows) else ItemRows()
     if items is not state.items:
         items.update(state.items)
-    return {"items": items.columns(), "item_types": (items.types(),), "bodies": columns("bodies", state.bodies),
-            "records": records,
+    return {"items": items.columns(), "item_types": (items.types(),), "records": records,
             **{name: columns(_table(name), dict.fromkeys(m, b"") if isinstance(m, set) else m)
                for name, m in maps.items() if name != "head_of"}}
 
@@ -294,8 +292,7 @@ def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
     state, tables = walk.state, body["tables"]
     records = Rows("records", *tables["records"])
     state.items = ItemRows(*tables["items"], *tables["item_types"])
-    state.bodies = Rows("bodies", *tables["bodies"])
-    state.signers, state.times = Field(records, 0), Field(records, 1)
+    state.spill.load(body["spill"])
     state.size = body["size"]
     for position, raw, committed in body["registry"]:
         record = Record.from_bytes(raw)

@@ -141,11 +141,7 @@ class CustodyState:
             found = self.check(record)
         position = self.size
         self.size += 1
-        parties = frozenset(s.party for s in record.signatures)
-        self.signers[record.record_hash] = self._parties.setdefault(parties, parties)  # one object per set of
-        # signers: a replay keeps one entry per record, and a few sets of parties sign them all
-        self.times[record.record_hash] = record.body.time_ms
-        self.bodies.setdefault(record.body_hash, position)
+        self.note(record, position)
         if record.body.kind in REGISTRY_KINDS:
             if not found:
                 self.registry.commit(record, position)
@@ -190,7 +186,7 @@ class CustodyState:
         found = []
         for item_id, prev in record.body.inputs:
             item = self.items.get(item_id)
-            if item is not None and prev != item.head and prev in item.hashes:
+            if item is not None and prev != item.head and self.on_chain(item, prev):
                 found.append(_f("chain.fork", position, item_id, "a later record already follows this predecessor"))
         return found
 
@@ -281,7 +277,8 @@ class CustodyState:
             return [_f("custody.unknown_item", position, item_id, "no such item (yet) in this ledger")]
         found = []
         if prev != item.head:
-            code, why = (("chain.fork", "a later record already follows this predecessor") if prev in item.hashes
+            forks = self.on_chain(item, prev)
+            code, why = (("chain.fork", "a later record already follows this predecessor") if forks
                          else ("chain.link_mismatch", "previous-record hash is not the item's latest record"))
             found.append(_f(code, position, item_id, why))
         state = self._state_problem(record, rule, item)
@@ -347,11 +344,37 @@ class CustodyState:
 
     # --- effects ----------------------------------------------------------------------------------------------
 
+    def note(self, record: Record, position: int) -> None:
+        """Keep what later records need of ``record`` (at log ``position``): its signers and time (a statement
+        may name it), its body hash (``record.duplicate``). An audit keeps these facts out of memory instead
+        (:class:`ledger.spill.SpilledState`)."""
+        parties = frozenset(s.party for s in record.signatures)
+        self.signers[record.record_hash] = self._parties.setdefault(parties, parties)  # one object per set of
+        # signers: a replay keeps one entry per record, and a few sets of parties sign them all
+        self.times[record.record_hash] = record.body.time_ms
+        self.bodies.setdefault(record.body_hash, position)
+
+    def chained(self, item: Item, record: Record, position: int) -> None:
+        """Note that ``record`` (at log ``position``) is on ``item``'s chain: its ``history`` and ``hashes``. An
+        audit keeps these facts out of memory instead (:class:`ledger.spill.SpilledState`)."""
+        item.history.append(position)
+        item.hashes.add(record.record_hash)
+
+    def on_chain(self, item: Item, record_hash: Digest) -> bool:
+        """True if the record of ``record_hash`` is on ``item``'s chain (:meth:`chained`): a link to it that is
+        not the item's head forks the chain (``chain.fork``)."""
+        return record_hash in item.hashes
+
+    def _advance(self, item: Item, record: Record, position: int) -> None:
+        item.head = record.record_hash
+        item.head_time_ms = max(item.head_time_ms, record.body.time_ms)
+        self.chained(item, record, position)
+
     def _apply_custody(self, record: Record, position: int, forked: Collection[str | None]) -> None:
         body, event = record.body, record.body.event
         inputs = [self.items[i] for i, _ in body.inputs if i in self.items and i not in forked]
         for item in inputs:
-            _advance(item, record, position)
+            self._advance(item, record, position)
             if item.id in body.consumes:
                 item.state = "consumed"
         effect = EFFECTS.get(type(event))
@@ -373,7 +396,7 @@ class CustodyState:
             item = Item(id=out.id, type=out.type, mass_mct=out.mass_mct, holder=body.actor, owner=body.actor,
                         nature=nature, origin=origin, head=record.record_hash, head_time_ms=body.time_ms,
                         country=body.place)
-            _advance(item, record, position)
+            self._advance(item, record, position)
             self.items[out.id] = item
             if isinstance(event, Set):
                 item.contents = tuple(i for i, _ in body.inputs)
@@ -391,13 +414,6 @@ def signature_findings(record: Record, position: int) -> list[Finding]:
         except (SignatureError, KeyFormatError) as exc:
             found.append(_f(exc.code, position, sig.party, f"signature by {sig.party}: {exc}"))
     return found
-
-
-def _advance(item: Item, record: Record, position: int) -> None:
-    item.head = record.record_hash
-    item.head_time_ms = max(item.head_time_ms, record.body.time_ms)
-    item.history.append(position)
-    item.hashes.add(record.record_hash)
 
 
 def _f(code: str, position: int, item: str | None, reason: str) -> Finding:

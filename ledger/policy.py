@@ -54,21 +54,32 @@ def check_policy(replay: Replayed, policy: Policy) -> list[Finding]:
 
 
 def check_policy_records(records: Iterable[tuple[int, Record]], items: Mapping[str, Item], policy: Policy, *,
-                         end: int) -> list[Finding]:
+                         end: int, touched: Mapping[int, list[str]] | None = None) -> list[Finding]:
     """:func:`check_policy` over any replayed set of records: (position, record) pairs in increasing position
     and the replayed ``items`` (:attr:`ledger.custody.CustodyState.items`); ``end`` is the log position after
     the last record. Only the records in some item's ``history`` count, and only for those items: pass a subset
-    of the items (e.g. one stone's provenance in a proof bundle) to judge only them.
+    of the items (e.g. one stone's provenance in a proof bundle) to judge only them. ``touched``: position -> the
+    ids of the items applied there, in the order applied, when the items' ``history`` holds only their first
+    position (an audit's replay: :meth:`ledger.spill.SpilledState.touched`); None: taken from their ``history``.
     """
     if not policy.active:
         return []
-    walk = _Walk(items, policy)
+    walk = _Walk(items, policy, touched)
     for position, record in records:
         if position in walk.touched:
             walk.record(position, record)
     found = walk.found + walk.finish()
     found.sort(key=lambda f: f.position if f.position is not None else end)
     return found
+
+
+def _touched(items: Mapping[str, Item]) -> dict[int, list[str]]:
+    """Position -> the ids of the ``items`` the replay applied that record to (from their ``history``)."""
+    touched: dict[int, list[str]] = {}
+    for item in items.values():
+        for position in item.history:
+            touched.setdefault(position, []).append(item.id)
+    return touched
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +94,10 @@ class _Grading:
 class _Walk:
     """The state of one pass over the records: what each policy rule needs to know at each record."""
 
-    def __init__(self, items: Mapping[str, Item], policy: Policy) -> None:
+    def __init__(self, items: Mapping[str, Item], policy: Policy, touched: Mapping[int, list[str]] | None) -> None:
         self.policy = policy
         self.items: Mapping[str, Item] = items
-        self.touched: dict[int, list[str]] = {}  # position -> items the replay applied that record to
-        for item in self.items.values():
-            for position in item.history:
-                self.touched.setdefault(position, []).append(item.id)
+        self.touched = touched if touched is not None else _touched(items)
         self.found: list[Finding] = []
         self.roots: dict[str, frozenset[int]] = {}  # item -> positions of the mined/grown/registered roots
         self.route: dict[str, dict[str, int]] = {}  # item -> denied country -> first record placed there

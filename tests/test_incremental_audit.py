@@ -20,6 +20,7 @@ from vector_ledgers import TRUST, VECTORS, insider
 
 from ledger import Trust, build_demo, check_ledger
 from ledger._codec import pack_local, unpack_local
+from ledger.audit_state import VERSION
 from ledger.errors import InputError, StorageError, VerificationError
 from ledger.keyfile import load_private_key
 from ledger.signing import checkpoint_file
@@ -151,8 +152,9 @@ def test_a_damaged_or_foreign_state_file_is_refused(demo: Path, tmp_path: Path) 
                              good[:60])):
         (tmp_path / f"bad-{n}").write_bytes(bad)
         assert _refusal(full, trust, resume=tmp_path / f"bad-{n}").code == "audit.state_damaged", n
-    (tmp_path / "v2").write_bytes(good.replace(b"stonetrail-audit-state 2\n", b"stonetrail-audit-state 3\n", 1))
-    assert _refusal(full, trust, resume=tmp_path / "v2").code == "audit.state_mismatch"
+    line = f"stonetrail-audit-state {VERSION}\n".encode()
+    (tmp_path / "other").write_bytes(good.replace(line, f"stonetrail-audit-state {VERSION + 1}\n".encode(), 1))
+    assert _refusal(full, trust, resume=tmp_path / "other").code == "audit.state_mismatch"
     line, _, rest = good.partition(b"\n")
     body = unpack_local(rest[32:])
     body["schema"] += 1  # the index's tables encoded another way: its rows would decode wrong
@@ -185,15 +187,18 @@ def test_verify_saves_and_resumes_from_the_command_line(demo: Path, tmp_path: Pa
     runner = CliRunner()
     saved = runner.invoke(main, ["verify", str(tmp_path / "a.ledger"), "--trust", keys, "--jobs", "1",
                                  "--save-state", str(tmp_path / "a.state")])
-    assert saved.exit_code == 0, saved.output
+    assert saved.exit_code == 0 and f"state:     saved to {tmp_path / 'a.state'}" in saved.output, saved.output
     outputs = [runner.invoke(main, ["verify", full, "--trust", keys, "--jobs", "1", "--json", *extra])
                for extra in ([], ["--resume", str(tmp_path / "a.state")])]
     reports = [json.loads(out.output) for out in outputs]
+    assert [r.pop("resumed_from") for r in reports] == [None, str(tmp_path / "a.state")]
     for report in reports:
         del report["seconds"]
     assert reports[0] == reports[1] and reports[0]["verdict"] == "valid"
     refused = runner.invoke(main, ["verify", full, "--trust", keys, "--resume", str(tmp_path / "a.state"),
-                                   "--level", "structure"])
-    assert refused.exit_code == 2 and "audit.state_mismatch" in refused.output
+                                   "--level", "structure", "--json"])
+    assert refused.exit_code == 2, refused.output
+    assert json.loads(refused.output)["error"] | {"message": ""} == {
+        "code": "audit.state_mismatch", "message": "", "file": str(tmp_path / "a.state")}  # names the state file
     exists = runner.invoke(main, ["verify", full, "--trust", keys, "--save-state", str(tmp_path / "a.state")])
     assert exists.exit_code == 3 and "store.exists" in exists.output  # refused before the audit, kept as it was

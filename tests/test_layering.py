@@ -38,7 +38,7 @@ ORDER = [
     "checkpoint", "trust", "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
     "commitments",
     "consistency", "evidence", "item", "origin", "rules", "_kinds",
-    "custody", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json", "_bundle_summary",
+    "custody", "spill", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json", "_bundle_summary",
     "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
     "reader",
     "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index", "signing",

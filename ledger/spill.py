@@ -1,0 +1,396 @@
+"""An audit's replay with its per-record facts kept out of memory (issue 11: memory proportional to the live items,
+not to the file; docs/adr/0022-spilled-record-facts.md).
+
+A replay needs a few facts about every record long after it was applied: its signers and time (a statement may
+name it: :func:`ledger._kinds._check_statement`), the items it is a record of (a link to it that is not an
+item's head forks that item's chain: ``chain.fork``; a policy reads them per position), and the position of the
+first record with its body (``record.duplicate``). :class:`SpilledState` keeps them in a :class:`Spill`: a private
+temporary SQLite database (deleted when closed), written every :data:`BATCH` records, the batch being gathered held
+in memory. A :class:`Bloom` filter of the body hashes answers the question every record asks — is this body new? —
+without a read; a Bloom filter has false positives, never false negatives, so a "maybe" is settled by the
+database: it costs a read, never a finding.
+
+Tables (a position in a keyed table is 8 bytes, big-endian, so that a batch is written by one statement):
+
+    records(hash, position)  every record: record hash -> its position (a record met twice: two rows)
+    bodies(hash, position)   body hash -> the position of the first record with that body
+    facts(first, data)       one row per batch: the facts of positions first, first + 1, ... (:func:`_pack`)
+
+A record's facts: its ``time_ms`` (8 bytes, big-endian), its parties (sorted, NUL-joined), 0x01, then the ids of the
+items it was applied to, each NUL-terminated (party and item ids are ASCII identifiers, :data:`ledger._text.ID_RE`:
+neither byte occurs in them); empty for a position with no record.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+from .custody import CustodyState, Signatures
+from .hashing import Digest
+from .item import Item
+from .record import Record
+
+__all__ = ["BATCH", "BLOOM_BITS", "Bloom", "Spill", "SpilledState"]
+
+#: Records gathered in memory before they are written (a few MB): fewer, larger sorted writes touch fewer pages.
+BATCH = 32768
+#: Bits of the body-hash filter (16 MiB, whatever the file's size): two bits a body; a false positive costs one
+#: read, about 1 body in 4,500 at 10^6 records, 1 in 55 at 10^7.
+BLOOM_BITS = 1 << 27
+_CACHE_KIB = 8192  # SQLite's page cache
+_CODES = 4096  # sets of signers whose stored form is kept at hand
+_WIDTH = 8  # bytes of a position in the keyed tables
+_OFFSET = 4  # bytes of an offset in a facts row
+
+
+class Bloom:
+    """A Bloom filter of SHA-256 digests over ``bits`` bits (a power of two up to 2^32), with two bits per digest
+    taken from its first 8 bytes (a digest is uniform: no further hashing). ``h in filter``: False means never
+    added; True, probably added (with n digests added, wrongly about (1 - e^(-2n/bits))^2 of the time)."""
+
+    def __init__(self, bits: int) -> None:
+        if bits < 8 or bits & (bits - 1) or bits > 1 << 32:
+            raise ValueError(f"bits: got {bits}, want a power of two from 8 to 2^32")
+        self._bits = bytearray(bits // 8)
+        self._mask = bits - 1
+
+    def add(self, digest: bytes) -> None:
+        x, mask, bits = int.from_bytes(digest[:8], "little"), self._mask, self._bits
+        a, b = x & mask, (x >> 32) & mask
+        bits[a >> 3] |= 1 << (a & 7)
+        bits[b >> 3] |= 1 << (b & 7)
+
+    def __contains__(self, digest: object) -> bool:
+        if not isinstance(digest, bytes):
+            return False
+        x, mask, bits = int.from_bytes(digest[:8], "little"), self._mask, self._bits
+        a, b = x & mask, (x >> 32) & mask
+        return bool(bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1)
+
+
+_SCHEMA = (
+    "CREATE TABLE records (hash BLOB NOT NULL, position BLOB NOT NULL, PRIMARY KEY (hash, position)) WITHOUT ROWID",
+    "CREATE TABLE bodies (hash BLOB PRIMARY KEY, position BLOB NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE facts (first INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+)
+#: Rows of a keyed table from one blob of (32-byte hash, position) pairs, ?2 of them (one statement, no row-by-row
+#: binding); a body already kept keeps its first position.
+_PUT_KEYED = ("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?2) INSERT OR IGNORE "
+              f"INTO {{}} SELECT substr(?1, i * {32 + _WIDTH} + 1, 32), substr(?1, i * {32 + _WIDTH} + 33, {_WIDTH}) "
+              "FROM n")
+#: table -> its columns, as :meth:`Spill.dump` gives them and :meth:`Spill.load` takes them
+COLUMNS = {"records": ("hash", "position"), "bodies": ("hash", "position"), "facts": ("first", "data")}
+
+
+def _pack(entries: list[bytes]) -> bytes:
+    """A facts row: the number of entries and each entry's end offset (4 bytes each, big-endian), then the entries."""
+    ends, end = [], 0
+    for entry in entries:
+        end += len(entry)
+        ends.append(end.to_bytes(_OFFSET, "big"))
+    return len(entries).to_bytes(_OFFSET, "big") + b"".join(ends) + b"".join(entries)
+
+
+def _unpack(data: bytes, index: int) -> bytes:
+    """Entry ``index`` of a facts row (b"" past its end). Raises ValueError for a row that is not :func:`_pack`'s."""
+    count = int.from_bytes(data[:_OFFSET], "big")
+    if index >= count:
+        return b""
+    body = (count + 1) * _OFFSET
+    start = 0 if index == 0 else int.from_bytes(data[index * _OFFSET:(index + 1) * _OFFSET], "big")
+    end = int.from_bytes(data[(index + 1) * _OFFSET:(index + 2) * _OFFSET], "big")
+    if not start <= end <= len(data) - body:
+        raise ValueError("a facts row of the spill is not of its shape")
+    return data[body + start:body + end]
+
+
+class Spill:
+    """The per-record facts of a replay (module docstring) on a private temporary SQLite database. A record's
+    facts are gathered with :meth:`note` and :meth:`chain`, held until :data:`BATCH` records are, then written;
+    every read looks at the held ones too. Not thread-safe; one process."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("", isolation_level=None)  # "": private, on disk, deleted when closed
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "locking_mode = EXCLUSIVE",
+                       f"cache_size = -{_CACHE_KIB}"):
+            self._db.execute(f"PRAGMA {pragma}")
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+        self._facts: dict[int, list[bytes]] = {}  # held: position -> [time and parties (the entry's head), items]
+        self._hashes: dict[bytes, list[int]] = {}  # held: record hash -> positions
+        self._bodies: dict[bytes, int] = {}  # held: body hash -> first position
+        self._seen = Bloom(BLOOM_BITS)  # every body hash, written or held
+        self._asked: tuple[object, int | None] = (None, None)  # the last body hash looked for, and its answer
+        self._row: tuple[int, bytes] = (-1, b"\x00" * _OFFSET)  # the last facts row read: (first, data)
+
+    # --- gathering --------------------------------------------------------------------------------------------
+
+    def note(self, key: bytes, position: int, time_ms: int, parties: bytes) -> None:
+        """Keep the facts of the record ``key`` at ``position`` (after every position noted before): its time
+        and its parties (sorted, NUL-joined)."""
+        self._facts[position] = [time_ms.to_bytes(8, "big") + parties + b"\x01", b""]
+        self._hashes.setdefault(key, []).append(position)
+
+    def chain(self, position: int, item: str) -> None:
+        """Note that the record at ``position`` (the last one noted) was applied to ``item``."""
+        self._facts[position][1] += item.encode("ascii") + b"\x00"
+
+    # --- record hash -> time, parties, items ------------------------------------------------------------------
+
+    def record(self, key: bytes) -> tuple[int, bytes, bytes] | None:
+        """(time_ms, parties, items) of the record ``key``: the items of every record with that hash (a record met
+        twice, its second copy possibly applied to other items), None if none was noted. Reads the database: asked
+        for a statement's subject and a link that is not an item's head only, not for every record."""
+        rows = self._db.execute("SELECT position FROM records WHERE hash = ?", (key,)).fetchall()
+        found = [self.entry(int.from_bytes(p, "big")) for p, in rows]
+        found += [b"".join(self._facts[p]) for p in self._hashes.get(key, ())]
+        found = [f for f in found if f]
+        if not found:
+            return None
+        time_ms, parties, _ = _fields(found[0])
+        return time_ms, parties, b"".join(_fields(f)[2] for f in found)
+
+    def entry(self, position: int) -> bytes:
+        """The facts of ``position`` as stored (module docstring; b"": no record there)."""
+        held = self._facts.get(position)
+        if held is not None:
+            return b"".join(held)
+        first, data = self._row
+        if not first <= position < first + int.from_bytes(data[:_OFFSET], "big"):
+            row = self._db.execute("SELECT first, data FROM facts WHERE first <= ? ORDER BY first DESC LIMIT 1",
+                                   (position,)).fetchone()
+            if row is None:
+                return b""
+            first, data = self._row = row
+        return _unpack(data, position - first)
+
+    # --- body hash -> first position --------------------------------------------------------------------------
+
+    def first_body(self, key: bytes) -> int | None:
+        """The position of the first record with body hash ``key`` (None: none yet)."""
+        if key is self._asked[0]:  # a record's body is looked for (its check), then kept (applied)
+            return self._asked[1]
+        first = self._bodies.get(key)
+        if first is None and key in self._seen:
+            row = self._db.execute("SELECT position FROM bodies WHERE hash = ?", (key,)).fetchone()
+            first = None if row is None else int.from_bytes(row[0], "big")
+        self._asked = (key, first)
+        return first
+
+    def add_body(self, key: bytes, position: int) -> None:
+        """Keep ``position`` for body hash ``key`` unless a position is kept for it."""
+        if self.first_body(key) is None:
+            self._bodies[key] = position
+            self._seen.add(key)
+            self._asked = (key, position)
+
+    # --- writing, saving, closing -----------------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Write the held facts if :data:`BATCH` records are held (call between records)."""
+        if len(self._facts) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every held fact: each keyed table in one statement, in key order (neighbouring keys share pages),
+        and the facts in one row."""
+        if not self._facts:
+            return
+        db, first = self._db, min(self._facts)
+        entries = [b""] * (max(self._facts) - first + 1)
+        for position, (head, items) in self._facts.items():
+            entries[position - first] = head + items
+        records = sorted(k + p.to_bytes(_WIDTH, "big") for k, ps in self._hashes.items() for p in ps)
+        bodies = sorted(k + p.to_bytes(_WIDTH, "big") for k, p in self._bodies.items())
+        db.execute("BEGIN")
+        for table, pairs in (("records", records), ("bodies", bodies)):
+            if pairs:
+                db.execute(_PUT_KEYED.format(table), (b"".join(pairs), len(pairs)))
+        db.execute("INSERT INTO facts VALUES (?, ?)", (first, _pack(entries)))
+        db.execute("COMMIT")
+        self._facts, self._hashes, self._bodies = {}, {}, {}
+
+    def dump(self) -> dict[str, list[list[Any]]]:
+        """Every row, by table, as columns (:data:`COLUMNS`), in key order: what :meth:`load` takes back."""
+        self.flush()
+        out = {}
+        for table, names in COLUMNS.items():
+            rows = self._db.execute(f"SELECT {', '.join(names)} FROM {table} ORDER BY {', '.join(names)}").fetchall()
+            out[table] = [list(column) for column in zip(*rows, strict=True)] if rows else [[], []]
+        return out
+
+    def load(self, tables: Mapping[str, Iterable[Iterable[Any]]]) -> None:
+        """Write the rows of :meth:`dump` into this new spill. Raises ValueError (or TypeError) for rows not of
+        those shapes: a hash of 32 bytes, a position of 8, a facts row as :func:`_pack` makes them."""
+        rows = {table: list(zip(*tables[table], strict=True)) for table in COLUMNS}
+        for table in ("records", "bodies"):
+            for h, p in rows[table]:
+                _check(isinstance(h, bytes) and len(h) == 32 and isinstance(p, bytes) and len(p) == _WIDTH)
+        for first, data in rows["facts"]:
+            _check(type(first) is int and first >= 0 and isinstance(data, bytes))
+            for index in range(int.from_bytes(data[:_OFFSET], "big")):
+                entry = _unpack(data, index)
+                _check(not entry or (len(entry) > 8 and b"\x01" in entry[8:] and entry[8:].isascii()))
+        db = self._db
+        db.execute("BEGIN")
+        for table in ("records", "bodies"):
+            db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?, ?)", rows[table])
+        db.executemany("INSERT INTO facts VALUES (?, ?)", rows["facts"])
+        db.execute("COMMIT")
+        for h, _ in rows["bodies"]:
+            self._seen.add(h)
+
+    def close(self) -> None:
+        """Close and delete the database; the spill is not usable after."""
+        self._db.close()
+        self._facts, self._hashes, self._bodies = {}, {}, {}
+
+
+def _fields(entry: bytes) -> tuple[int, bytes, bytes]:
+    """(time_ms, parties, items) of a non-empty facts entry."""
+    parties, _, items = entry[8:].partition(b"\x01")
+    return int.from_bytes(entry[:8], "big"), parties, items
+
+
+def _check(condition: bool) -> None:
+    if not condition:
+        raise ValueError("a row of the spill is not of its table's shape")
+
+
+class _Facts(MutableMapping[Digest, Any]):
+    """A record's ``parties`` (``time``: its time_ms) as the replay's mapping from record hash, read from the
+    spill. Written by :meth:`SpilledState.note`, never through this mapping."""
+
+    def __init__(self, spill: Spill, time: bool) -> None:
+        self._spill, self._time = spill, time
+        self._parties: dict[bytes, frozenset[str]] = {}  # a few sets of parties sign every record: one object each
+
+    def get(self, key: Digest, default: Any = None) -> Any:
+        found = self._spill.record(key)
+        if found is None:
+            return default
+        if self._time:
+            return found[0]
+        parties = self._parties.get(found[1])
+        if parties is None:
+            parties = frozenset(found[1].decode("ascii").split("\x00")) if found[1] else frozenset()
+            if len(self._parties) < _CODES:
+                self._parties[found[1]] = parties
+        return parties
+
+    def __getitem__(self, key: Digest) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: Digest, value: Any) -> None:
+        raise TypeError("a spilled replay keeps a record's facts through SpilledState.note")
+
+    def __delitem__(self, key: Digest) -> None:
+        raise TypeError("the spill is append-only: a record's facts are never removed")
+
+    def __iter__(self) -> Iterator[Digest]:
+        return (Digest(h) for h in dict.fromkeys(self._spill.dump()["records"][0]))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _Bodies(MutableMapping[Digest, int]):
+    """The replay's body hash -> first position, read from the spill (written by :meth:`SpilledState.note`)."""
+
+    def __init__(self, spill: Spill) -> None:
+        self._spill = spill
+
+    def get(self, key: Digest, default: Any = None) -> Any:
+        first = self._spill.first_body(key)
+        return default if first is None else first
+
+    def __getitem__(self, key: Digest) -> int:
+        first = self._spill.first_body(key)
+        if first is None:
+            raise KeyError(key)
+        return first
+
+    def __setitem__(self, key: Digest, value: int) -> None:
+        raise TypeError("a spilled replay keeps a body's first position through SpilledState.note")
+
+    def __delitem__(self, key: Digest) -> None:
+        raise TypeError("the spill is append-only: a body's first position is never removed")
+
+    def __iter__(self) -> Iterator[Digest]:
+        return (Digest(h) for h in self._spill.dump()["bodies"][0])
+
+    def __len__(self) -> int:
+        return len(self._spill.dump()["bodies"][0])
+
+
+class _Touched(Mapping[int, list[str]]):
+    """Position -> the ids of the items the replay applied that record to, in the order the items were created
+    (``rank``), as :func:`ledger.policy.check_policy_records` lists them; from the spill's facts."""
+
+    def __init__(self, spill: Spill, rank: Mapping[str, int]) -> None:
+        self._spill, self._rank = spill, rank
+
+    def __getitem__(self, position: int) -> list[str]:
+        entry = self._spill.entry(position) if isinstance(position, int) else b""
+        items = _fields(entry)[2] if entry else b""
+        if not items:
+            raise KeyError(position)
+        return sorted(items.decode("ascii").split("\x00")[:-1], key=self._rank.__getitem__)
+
+    def __contains__(self, position: object) -> bool:
+        return isinstance(position, int) and bool(self.get(position))
+
+    def __iter__(self) -> Iterator[int]:
+        return (p for first, data in zip(*self._spill.dump()["facts"], strict=True)
+                for p in range(first, first + int.from_bytes(data[:_OFFSET], "big")) if p in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class SpilledState(CustodyState):
+    """A full replay (:class:`~ledger.custody.CustodyState`: the same rules, the same findings) whose per-record
+    facts are in a :class:`Spill`: what stays in memory is the items, the registry and the identity claims. An
+    item's ``history`` holds its first position only (its creation: what a policy reads of it) and its ``hashes``
+    nothing: the rest is in the spill (:meth:`touched`, :meth:`on_chain`). Call :meth:`close` when done (it
+    deletes the database)."""
+
+    def __init__(self, origin: str, authority_keys: Iterable[bytes], *, signatures: Signatures | None = None) -> None:
+        super().__init__(origin, authority_keys, signatures=signatures)
+        self.spill = Spill()
+        self.signers, self.times, self.bodies = _Facts(self.spill, False), _Facts(self.spill, True), _Bodies(self.spill)
+        self._codes: dict[frozenset[str], bytes] = {}
+
+    def note(self, record: Record, position: int) -> None:
+        self.spill.settle()
+        parties = frozenset(s.party for s in record.signatures)
+        code = self._codes.get(parties)
+        if code is None:
+            code = "\x00".join(sorted(parties)).encode("ascii")
+            if len(self._codes) < _CODES:
+                self._codes[parties] = code
+        self.spill.note(record.record_hash, position, record.body.time_ms, code)
+        self.spill.add_body(record.body_hash, position)
+
+    def chained(self, item: Item, record: Record, position: int) -> None:
+        if not item.history:
+            item.history.append(position)
+        self.spill.chain(position, item.id)
+
+    def on_chain(self, item: Item, record_hash: Digest) -> bool:
+        found = self.spill.record(record_hash)
+        return found is not None and b"\x00" + item.id.encode("ascii") + b"\x00" in b"\x00" + found[2]
+
+    def touched(self) -> Mapping[int, list[str]]:
+        """Position -> the ids of the items applied there, in the order the items were created (once the replay
+        is done)."""
+        return _Touched(self.spill, {item: rank for rank, item in enumerate(self.items)})
+
+    def close(self) -> None:
+        """Delete the spill's database."""
+        self.spill.close()

@@ -1,0 +1,142 @@
+"""An audit keeps its per-record facts in a temporary database (ledger.spill, issue 11's bounded memory): the
+report is the in-memory replay's, however the facts are cut into written batches and however often the body
+filter answers "maybe"; a duplicate is found however far apart its copies are; a false "maybe" is no finding."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vector_ledgers import TRUST, VECTORS, insider
+
+from ledger import Trust, build_demo, check_ledger, replay_ledger
+from ledger import spill as spill_module
+from ledger.audit_state import Saved, begin
+from ledger.policy import Policy, check_policy
+from ledger.spill import Bloom, Spill
+
+RULES = json.loads((VECTORS / "negative-ledger.json").read_text(encoding="utf-8"))
+POLICIES = (Policy(deny_origin=frozenset({"RU"})), Policy(require_verified=True, kp_rules=True),
+            Policy(require_known_origin=True, regrade_tolerance_mct=10))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "d"
+    build_demo(out)
+    return out
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch written after every record, and a body filter that answers "maybe" to every body."""
+    monkeypatch.setattr(spill_module, "BATCH", 1)
+    monkeypatch.setattr(spill_module, "BLOOM_BITS", 8)
+
+
+def _in_memory(path: Path, trust: Trust, policy: Policy | None = None) -> tuple[Any, ...]:
+    replay = replay_ledger(path, trust)
+    return tuple(replay.findings), tuple(check_policy(replay, policy)) if policy else ()
+
+
+def _audited(path: Path, trust: Trust, policy: Policy | None = None) -> tuple[Any, ...]:
+    report = check_ledger(path, trust, policy=policy)
+    return report.findings, report.policy_findings
+
+
+@pytest.mark.usefixtures("tiny")
+def test_every_rule_breaking_vector_ledger_gets_the_in_memory_replays_findings(tmp_path: Path) -> None:
+    for n, vector in enumerate(RULES):
+        path = insider(tmp_path, f"rules-{n}.bin", [base64.b64decode(b) for b in vector["records_b64"]])
+        findings, _ = _audited(path, TRUST)
+        assert findings == _in_memory(path, TRUST)[0], vector["want_code"]
+        assert vector["want_code"] in {f.code for f in findings}
+
+
+@pytest.mark.usefixtures("tiny")
+def test_a_policy_reads_the_spilled_items_as_the_in_memory_ones(demo: Path) -> None:
+    trust = Trust.parse((demo / "trust.keys").read_text())
+    for policy in POLICIES:
+        assert _audited(demo / "demo.ledger", trust, policy) == _in_memory(demo / "demo.ledger", trust, policy)
+
+
+def test_a_resumed_audit_reads_the_saved_spill(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trust, ledger = Trust.parse((demo / "trust.keys").read_text()), demo / "demo.ledger"
+    monkeypatch.setattr(spill_module, "BATCH", 7)
+    state = tmp_path / "s"
+    check_ledger(ledger, trust, save_state=state)
+    saved = Saved.read(state)
+    kept = begin(ledger, saved.origin, trust.authority_keys, saved.level, frozenset(), saved=saved, keep=False)
+    restored, spilled = kept.walk.state, check_ledger(ledger, trust).findings
+    assert restored.spill.dump() == saved.body["spill"] and spilled == _in_memory(ledger, trust)[0]
+    restored.close()
+
+
+def _digest(n: int) -> bytes:
+    return n.to_bytes(4, "big") * 8
+
+
+def test_a_body_seen_ten_thousand_records_before_is_found_after_its_batch_was_written() -> None:
+    spill = Spill()
+    spill.add_body(_digest(0), 0)
+    for position in range(1, 10_001):
+        spill.note(_digest(position), position, 1_000 + position, b"p")
+        spill.add_body(_digest(position), position)
+        spill.settle()
+    spill.flush()
+    assert spill.first_body(_digest(0)) == 0 and spill.first_body(_digest(9_999)) == 9_999
+    spill.add_body(_digest(0), 10_001)  # a duplicate keeps the first position
+    assert spill.first_body(_digest(0)) == 0 and spill.first_body(_digest(10_001)) is None
+    assert spill.record(_digest(5_000)) == (6_000, b"p", b"")
+    spill.close()
+
+
+def test_a_false_maybe_of_the_filter_is_no_duplicate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spill_module, "BLOOM_BITS", 8)
+    spill = Spill()
+    for position in range(64):  # every bit of the 8-bit filter set: it says "maybe" to any body
+        spill.add_body(os.urandom(32), position)
+    spill.flush()
+    fresh = os.urandom(32)
+    assert fresh in spill._seen and spill.first_body(fresh) is None  # the database settles it
+    spill.close()
+
+
+def test_a_record_met_twice_is_a_record_of_the_items_of_both_copies() -> None:
+    spill = Spill()
+    spill.note(_digest(1), 0, 5, b"a\x00b")
+    spill.chain(0, "stone-1")
+    spill.flush()
+    spill.note(_digest(1), 3, 5, b"a\x00b")
+    spill.chain(3, "stone-2")
+    assert spill.record(_digest(1)) == (5, b"a\x00b", b"stone-1\x00stone-2\x00")
+    assert spill.entry(3) == (5).to_bytes(8, "big") + b"a\x00b\x01stone-2\x00" and spill.entry(2) == b""
+    spill.close()
+
+
+def test_the_bloom_filter_has_no_false_negative() -> None:
+    bloom, added = Bloom(1 << 12), [os.urandom(32) for _ in range(2_000)]
+    for digest in added:
+        bloom.add(digest)
+    assert all(digest in bloom for digest in added) and "text" not in bloom
+    with pytest.raises(ValueError):
+        Bloom(1000)
+
+
+def test_a_spill_loads_only_rows_of_its_shape() -> None:
+    spill = Spill()
+    spill.note(_digest(1), 0, 5, b"a")
+    spill.add_body(_digest(2), 0)
+    rows = spill.dump()
+    copy = Spill()
+    copy.load(rows)
+    assert copy.dump() == rows and copy.first_body(_digest(2)) == 0
+    for table, column, bad in (("records", 0, b"short"), ("bodies", 1, 7), ("facts", 1, b"\x00\x00\x00\x01\xff")):
+        damaged = {name: [list(c) for c in columns] for name, columns in rows.items()}
+        damaged[table][column][0] = bad
+        with pytest.raises((ValueError, TypeError)):
+            Spill().load(damaged)
