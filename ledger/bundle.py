@@ -30,7 +30,10 @@ verify_registry_chain`); a replay of the records, at their log positions, throug
 yet is unknown, as in a full replay, and a check that needs goods outside the provenance is reported as not
 checked, never skipped silently); the scope complete and nothing else in it; no later record of any scope item
 left out (its item-head proof); every identity the scope claims held by its claimant ledger-wide (the identity
-proofs); then any chosen :class:`~ledger.policy.Policy`. This module does no I/O and never imports the store.
+proofs); then any chosen :class:`~ledger.policy.Policy`. Every Ed25519 signature (the checkpoint's, each record's)
+is checked by :meth:`ledger.keys.PublicKey.verify` through the signature engine ``engine=`` names
+(:mod:`ledger.engines`; by default libsodium, as the audit), whose verdict and code are the same for every engine
+(docs/adr/0021). This module does no I/O and never imports the store.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from ._bundle_format import (
 from ._bundle_summary import BundleLine, BundleSummary, summarize_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .custody import CustodyState
+from .engines import engine_context
 from .errors import BundleFormatError, InputError, RuleError, StoneTrailError, expect
 from .events import REGISTRY_KINDS
 from .findings import Finding
@@ -152,56 +156,68 @@ class BundleReport(Verdicts):
         }
 
 
-def check_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, origin: str | None = None
-                 ) -> BundleReport:
+def check_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, origin: str | None = None,
+                 engine: str | None = None) -> BundleReport:
     """Verify a bundle against ``trust`` alone and report every finding (codes: docs/format.md §7a).
 
     ``origin``: require the checkpoint to be of this ledger (``checkpoint.origin_mismatch``); by default any
-    ledger whose checkpoint a pinned operator key signed is accepted, and the provenance names it.
+    ledger whose checkpoint a pinned operator key signed is accepted, and the provenance names it. ``engine``:
+    the signature engine of every Ed25519 check (:data:`ledger.engines.ENGINES`, after the same pre-checks, with
+    the same verdict and code: docs/adr/0021); None: the current one, :data:`ledger.engines.DEFAULT_ENGINE`
+    (libsodium) unless the caller chose another (:func:`ledger.engines.signature_engine`).
 
     Raises:
         BundleFormatError: the bytes are not a bundle at all (:func:`read_bundle`). ArgumentError: an argument of
-            the wrong type. Nothing else: every fault of the evidence is a finding.
+            the wrong type. InputError: ``input.engine`` (an unknown engine name). Nothing else: every fault of the
+            evidence is a finding.
     """
-    run = _start(data, trust, policy, origin)
-    findings = tuple(f for f, _ in run.findings())
-    policy_findings = run.policy_findings(policy) if policy is not None and policy.active else ()
-    provenance = None if findings else run.provenance(policy, policy_findings)
+    run = _start(data, trust, policy, origin, engine)
+    with engine_context(engine):
+        findings = tuple(f for f, _ in run.findings())
+        policy_findings = run.policy_findings(policy) if policy is not None and policy.active else ()
+        provenance = None if findings else run.provenance(policy, policy_findings)
     return BundleReport(item=run.bundle.item, record_count=len(run.bundle.entries), size_bytes=len(data),
                         checkpoint=run.checkpoint, findings=findings, policy=policy,
                         policy_findings=policy_findings, provenance=provenance, unchecked=run.unchecked())
 
 
-def verify_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, origin: str | None = None
-                  ) -> Provenance:
-    """Verify a bundle against ``trust`` alone (and ``origin``, as :func:`check_bundle`); return the item's
-    provenance. Stops at the first fault.
+def verify_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, origin: str | None = None,
+                  engine: str | None = None) -> Provenance:
+    """Verify a bundle against ``trust`` alone (and ``origin`` and ``engine``, as :func:`check_bundle`); return
+    the item's provenance. Stops at the first fault.
 
     Raises:
-        BundleFormatError: not a bundle. Otherwise the first fault, as the typed error that found it
-        (``NoteFormatError`` / ``UnverifiedNoteError`` / ``SignatureError`` for the checkpoint, ``ProofError``
-        for an inclusion proof, ``RecordFormatError`` for a leaf) or a ``RuleError`` carrying its finding
-        (custody, registry and ``bundle.*`` rules); then, with a policy, a ``RuleError`` for its first finding.
+        BundleFormatError: not a bundle. InputError: ``input.engine``. Otherwise the first fault, as the typed
+        error that found it (``NoteFormatError`` / ``UnverifiedNoteError`` / ``SignatureError`` for the
+        checkpoint, ``ProofError`` for an inclusion proof, ``RecordFormatError`` for a leaf) or a ``RuleError``
+        carrying its finding (custody, registry and ``bundle.*`` rules); then, with a policy, a ``RuleError``
+        for its first finding.
     """
-    run = _start(data, trust, policy, origin)
-    for finding, error in run.findings():
-        raise error or RuleError(str(finding), code=finding.code, finding=finding)
-    policy_findings = run.policy_findings(policy) if policy is not None and policy.active else ()
-    for finding in policy_findings:
-        raise RuleError(str(finding), code=finding.code, finding=finding)
-    return run.provenance(policy, policy_findings)
+    run = _start(data, trust, policy, origin, engine)
+    with engine_context(engine):
+        for finding, error in run.findings():
+            raise error or RuleError(str(finding), code=finding.code, finding=finding)
+        policy_findings = run.policy_findings(policy) if policy is not None and policy.active else ()
+        for finding in policy_findings:
+            raise RuleError(str(finding), code=finding.code, finding=finding)
+        return run.provenance(policy, policy_findings)
 
 
 _Fault = tuple[Finding, StoneTrailError | None]
 
 
-def _start(data: object, trust: object, policy: object, origin: object) -> _Verification:
+def _start(data: object, trust: object, policy: object, origin: object, engine: object) -> _Verification:
     """The arguments of :func:`check_bundle` and :func:`verify_bundle`, checked (ArgumentError, ``input.type``,
-    naming the argument), then the bundle read and its verification set up."""
+    naming the argument; InputError ``input.engine`` for an engine name not in :data:`ledger.engines.ENGINES`),
+    then the bundle read and its verification set up."""
     expect(data, (bytes, bytearray, memoryview), "data", "the bundle's bytes")
     expect(trust, Trust, "trust", "a Trust (Trust.parse)")
     expect(policy, (Policy, type(None)), "policy", "a Policy or None")
     expect(origin, (str, type(None)), "origin", "a ledger origin (str) or None")
+    expect(engine, (str, type(None)), "engine", "a signature engine name (ledger.engines.ENGINES) or None")
+    assert engine is None or isinstance(engine, str)
+    with engine_context(engine):  # an unknown name is refused before the bundle is read
+        pass
     assert isinstance(data, bytes | bytearray | memoryview) and isinstance(trust, Trust)
     assert origin is None or isinstance(origin, str)
     return _Verification(read_bundle(bytes(data)), trust, origin)

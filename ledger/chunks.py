@@ -12,14 +12,13 @@ size (tests/test_parallel_audit.py).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .compact import CompactRange, Node
 from .custody import signature_findings
-from .engines import signature_engine
+from .engines import engine_context
 from .errors import CorruptStoreError, InputError
 from .findings import Finding
 from .merkle import leaf_hash
@@ -116,9 +115,3 @@ def check_chunk(chunk: Chunk, *, level: str, engine: str | None = None) -> Chunk
             if check:
                 signatures += signature_findings(record, frame.index)
     return ChunkFacts(chunk.first, chunk.count, piece.nodes, tuple(unreadable), tuple(signatures))
-
-
-def engine_context(name: str | None) -> contextlib.AbstractContextManager[object]:
-    """Verify signatures with the engine ``name`` in this block (:func:`ledger.engines.signature_engine`; None:
-    the current one). Raises InputError for an unknown name."""
-    return contextlib.nullcontext() if name is None else signature_engine(name)

@@ -22,7 +22,7 @@ is true, ``ledger.keys`` puts the full R point check in front of the libsodium e
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Final
 
@@ -36,6 +36,7 @@ __all__ = [
     "ENGINES",
     "LIBSODIUM_COFACTORED",
     "current_engine",
+    "engine_context",
     "libsodium_equation",
     "signature_engine",
 ]
@@ -79,6 +80,12 @@ def signature_engine(name: str) -> Iterator[str]:
         yield name
     finally:
         _CURRENT.reset(token)
+
+
+def engine_context(name: str | None) -> AbstractContextManager[object]:
+    """:func:`signature_engine` for ``name``, or for None a block that keeps the current engine (the API's
+    ``engine=None``: the caller's choice, else :data:`DEFAULT_ENGINE`). Raises InputError for an unknown name."""
+    return nullcontext() if name is None else signature_engine(name)
 
 
 def libsodium_equation(public_key: bytes, signature: bytes, message: bytes) -> bool:
