@@ -176,14 +176,22 @@ class _FileTree:
 
 
 class Records(Mapping[int, Record]):
-    """A log's records by position, as payload bytes (:meth:`payload`) and decoded when first asked for."""
+    """A log's records by position, as payload bytes (:meth:`payload`) and decoded when first asked for.
+    ``read(position)``: a record's payload, checked by the caller's read side; ``known``: (position, record)
+    pairs already read that way (an index's registry), kept so that their bytes are not read again."""
 
-    def __init__(self, payload: Callable[[int], bytes]) -> None:
-        self.payload, self._cache = payload, dict[int, Record]()
+    def __init__(self, read: Callable[[int], bytes], known: Iterable[tuple[int, Record]] = ()) -> None:
+        self._read, self._cache = read, dict(known)
+
+    def payload(self, position: int) -> bytes:
+        """The bytes of record ``position``: those of its record if it was decoded before (a record keeps the
+        exact bytes it was read from), else read."""
+        found = self._cache.get(position)
+        return found.raw if found is not None else self._read(position)
 
     def __getitem__(self, position: int) -> Record:
         if position not in self._cache:
-            self._cache[position] = Record.from_bytes(self.payload(position))
+            self._cache[position] = Record.from_bytes(self._read(position))
         return self._cache[position]
 
     def __iter__(self) -> Iterator[int]:
@@ -202,7 +210,7 @@ class IndexedLog:
     def __init__(self, index: LedgerIndex, at: int, file_size: int) -> None:
         self.index, self.at, self.origin, self.path = index, at, index.log.origin, index.log.path
         self.tree = _FileTree(index.tree, file_size)
-        self.records = Records(index.payload)  # each checked against its indexed leaf hash
+        self.records = Records(index.payload, index.registry)  # each checked against its indexed leaf hash
         heads, ids = _trees(index, at)
         self.commitments = _Commitments(_Heads(index, heads, at, self.records), _Identities(ids))
 
