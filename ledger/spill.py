@@ -118,8 +118,12 @@ class Spill:
             self._db.execute(f"PRAGMA {pragma}")
         for statement in _SCHEMA:
             self._db.execute(statement)
-        self._facts: dict[int, list[bytes]] = {}  # held: position -> [time and parties (the entry's head), items]
-        self._hashes: dict[bytes, list[int]] = {}  # held: record hash -> positions
+        # held (immutable values: nothing here for the garbage collector to walk)
+        self._heads: dict[int, bytes] = {}  # position -> time and parties, 0x01 (its entry's head)
+        self._items: dict[int, bytes] = {}  # position -> the items applied there (its entry's tail)
+        self._held: dict[bytes, int] = {}  # record hash -> its position
+        self._again: dict[bytes, list[int]] = {}  # record hash -> its positions after the first (a record met twice)
+        self._pairs: list[bytes] = []  # record hash || position, for the records table
         self._bodies: dict[bytes, int] = {}  # held: body hash -> first position
         self._seen = Bloom(BLOOM_BITS)  # every body hash, written or held
         self._asked: tuple[object, int | None] = (None, None)  # the last body hash looked for, and its answer
@@ -130,12 +134,14 @@ class Spill:
     def note(self, key: bytes, position: int, time_ms: int, parties: bytes) -> None:
         """Keep the facts of the record ``key`` at ``position`` (after every position noted before): its time
         and its parties (sorted, NUL-joined)."""
-        self._facts[position] = [time_ms.to_bytes(8, "big") + parties + b"\x01", b""]
-        self._hashes.setdefault(key, []).append(position)
+        self._heads[position] = time_ms.to_bytes(8, "big") + parties + b"\x01"
+        if self._held.setdefault(key, position) != position:
+            self._again.setdefault(key, []).append(position)
+        self._pairs.append(key + position.to_bytes(_WIDTH, "big"))
 
     def chain(self, position: int, item: str) -> None:
         """Note that the record at ``position`` (the last one noted) was applied to ``item``."""
-        self._facts[position][1] += item.encode("ascii") + b"\x00"
+        self._items[position] = self._items.get(position, b"") + item.encode("ascii") + b"\x00"
 
     # --- record hash -> time, parties, items ------------------------------------------------------------------
 
@@ -145,7 +151,9 @@ class Spill:
         for a statement's subject and a link that is not an item's head only, not for every record."""
         rows = self._db.execute("SELECT position FROM records WHERE hash = ?", (key,)).fetchall()
         found = [self.entry(int.from_bytes(p, "big")) for p, in rows]
-        found += [b"".join(self._facts[p]) for p in self._hashes.get(key, ())]
+        held = self._held.get(key)
+        if held is not None:
+            found += [self.entry(p) for p in (held, *self._again.get(key, ()))]
         found = [f for f in found if f]
         if not found:
             return None
@@ -154,9 +162,9 @@ class Spill:
 
     def entry(self, position: int) -> bytes:
         """The facts of ``position`` as stored (module docstring; b"": no record there)."""
-        held = self._facts.get(position)
-        if held is not None:
-            return b"".join(held)
+        head = self._heads.get(position)
+        if head is not None:
+            return head + self._items.get(position, b"")
         first, data = self._row
         if not first <= position < first + int.from_bytes(data[:_OFFSET], "big"):
             row = self._db.execute("SELECT first, data FROM facts WHERE first <= ? ORDER BY first DESC LIMIT 1",
@@ -190,27 +198,28 @@ class Spill:
 
     def settle(self) -> None:
         """Write the held facts if :data:`BATCH` records are held (call between records)."""
-        if len(self._facts) >= BATCH:
+        if len(self._heads) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
         """Write every held fact: each keyed table in one statement, in key order (neighbouring keys share pages),
         and the facts in one row."""
-        if not self._facts:
+        if not self._heads:
             return
-        db, first = self._db, min(self._facts)
-        entries = [b""] * (max(self._facts) - first + 1)
-        for position, (head, items) in self._facts.items():
-            entries[position - first] = head + items
-        records = sorted(k + p.to_bytes(_WIDTH, "big") for k, ps in self._hashes.items() for p in ps)
-        bodies = sorted(k + p.to_bytes(_WIDTH, "big") for k, p in self._bodies.items())
+        db, first, items = self._db, min(self._heads), self._items
+        entries = [b""] * (max(self._heads) - first + 1)
+        for position, head in self._heads.items():
+            entries[position - first] = head + items.get(position, b"")
+        records, bodies = self._pairs, [k + p.to_bytes(_WIDTH, "big") for k, p in self._bodies.items()]
+        records.sort()
+        bodies.sort()
         db.execute("BEGIN")
         for table, pairs in (("records", records), ("bodies", bodies)):
             if pairs:
                 db.execute(_PUT_KEYED.format(table), (b"".join(pairs), len(pairs)))
         db.execute("INSERT INTO facts VALUES (?, ?)", (first, _pack(entries)))
         db.execute("COMMIT")
-        self._facts, self._hashes, self._bodies = {}, {}, {}
+        self._heads, self._items, self._held, self._again, self._bodies, self._pairs = {}, {}, {}, {}, {}, []
 
     def dump(self) -> dict[str, list[list[Any]]]:
         """Every row, by table, as columns (:data:`COLUMNS`), in key order: what :meth:`load` takes back."""
@@ -245,7 +254,7 @@ class Spill:
     def close(self) -> None:
         """Close and delete the database; the spill is not usable after."""
         self._db.close()
-        self._facts, self._hashes, self._bodies = {}, {}, {}
+        self._heads, self._items, self._held, self._again, self._bodies, self._pairs = {}, {}, {}, {}, {}, []
 
 
 def _fields(entry: bytes) -> tuple[int, bytes, bytes]:
