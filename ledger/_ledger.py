@@ -13,26 +13,25 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from .backends import Backend, FileBackend
 from .checkpoint import Checkpoint, sign_checkpoint
 from .custody import CustodyState
 from .errors import (
     ArgumentError,
     InputError,
     RecordFormatError,
-    StorageError,
     expect,
     expect_each,
     expect_path,
 )
 from .events import Event
-from .findings import raise_first
 from .hashing import Digest
-from .index.indexed import LogFile, Progress, discard_index, open_index
-from .index.maps import IndexDamaged
+from .index.indexed import Progress
 from .item import Item
 from .keys import PrivateKey
+from .pg.db import is_url
+from .pg.store import PgBackend
 from .record import Body, Output, Record
-from .registry import format_registry_extension
 from .rules import RULES
 from .storage import FileStore
 from .storage.tiles import TiledTree
@@ -59,17 +58,9 @@ class Ledger:
     holds is an audit's business, judged on any day alike).
     """
 
-    def __init__(self, store: FileStore, authority_keys: Iterable[bytes], *,
-                 now_ms: Callable[[], int] = system_now_ms, progress: Progress | None = None) -> None:
-        self._store = store
+    def __init__(self, backend: Backend, *, now_ms: Callable[[], int] = system_now_ms) -> None:
+        self._backend = backend
         self._now_ms = now_ms
-        self._authority_keys = frozenset(authority_keys)
-        try:
-            self._index = open_index(LogFile.open(store.path, store.origin), self._authority_keys, progress=progress)
-        except BaseException:
-            store.close()
-            raise
-        store.resume(self._index.size, self._index.end, self._index.payload)
 
     @classmethod
     def create(cls, path: str | Path, origin: str, authority_keys: Iterable[bytes], *,
@@ -79,9 +70,11 @@ class Ledger:
         Raises:
             StorageError: the file exists (``store.exists``) or cannot be written. ArgumentError: ``input.type``.
         """
-        keys = _writer_arguments(path, authority_keys, now_ms)
+        keys = frozenset(_writer_arguments(path, authority_keys, now_ms))
         expect(origin, str, "origin", "text")
-        return cls(FileStore.create(path, origin), keys, now_ms=now_ms)
+        if is_url(path):
+            return cls(PgBackend.create(str(path), origin, keys), now_ms=now_ms)
+        return cls(FileBackend(FileStore.create(path, origin), keys), now_ms=now_ms)
 
     @classmethod
     def open(cls, path: str | Path, authority_keys: Iterable[bytes], *,
@@ -94,28 +87,30 @@ class Ledger:
             LockedError: another writer holds it. CorruptStoreError: torn tail, damaged frame or an invalid
             record (audit it). StorageError: I/O failure. ArgumentError: ``input.type``.
         """
-        keys = _writer_arguments(path, authority_keys, now_ms)
-        return cls(FileStore.open(path, writable=True, survey=False), keys, now_ms=now_ms, progress=progress)
+        keys = frozenset(_writer_arguments(path, authority_keys, now_ms))
+        if is_url(path):
+            return cls(PgBackend.open(str(path), keys), now_ms=now_ms)
+        return cls(FileBackend(FileStore.open(path, writable=True, survey=False), keys, progress), now_ms=now_ms)
 
     @property
     def origin(self) -> str:
         """The ledger's origin line (names it in every record and checkpoint)."""
-        return self._store.origin
+        return self._backend.origin
 
     @property
     def size(self) -> int:
         """Number of records (= Merkle tree size)."""
-        return self._index.size
+        return self._backend.index.size
 
     @property
     def state(self) -> CustodyState:
         """The replayed state of the ledger's records (kept in its index)."""
-        return self._index.state
+        return self._backend.index.state
 
     @property
     def tree(self) -> TiledTree:
         """The RFC 9162 tree of the ledger's records, over the index's C2SP tiles."""
-        return self._index.tree
+        return self._backend.index.tree
 
     def root_hash(self) -> Digest:
         """RFC 9162 root hash of the whole log."""
@@ -126,7 +121,7 @@ class Ledger:
         expect(position, int, "position", "an int")
         if not 0 <= position < self.size:
             raise IndexError(f"record index {position} out of range 0..{self.size - 1}")
-        return self._index.record(position)
+        return self._backend.index.record(position)
 
     def item(self, item_id: str) -> Item:
         """Replayed state of ``item_id``; raises KeyError if unknown."""
@@ -143,6 +138,12 @@ class Ledger:
         if unknown := sorted(i for i in set(item_ids) if i not in self.state.items):
             raise InputError(f"no item {unknown[0]!r} in this ledger", code="item.unknown")
         return tuple(sorted((i, self.state.items[i].head) for i in item_ids))
+
+    def refresh(self) -> None:
+        """Bring this handle's view (:attr:`size`, :attr:`state`, :meth:`inputs`) up to what other writers have
+        committed since: a database store takes many writers (:meth:`record_event` does this first); a ledger
+        file has one, this handle. Raises StorageError."""
+        self._backend.refresh()
 
     @property
     def registry_head(self) -> Digest | None:
@@ -175,39 +176,8 @@ class Ledger:
         records = expect_each(records, Record, "records", "a Record")
         if not records:
             raise RecordFormatError("empty batch", code="record.empty_batch")
-        self._store.check_intact()
         self._check_times(records)
-        first, index = self.size, self._index
-        try:
-            for i, record in enumerate(records):
-                if findings := index.apply(first + i, record):  # checked once, as it is applied
-                    raise_first(findings)
-            self._store.append_batch([r.raw for r in records])
-        except IndexDamaged:  # nothing written: rebuild the index from the log and check the batch again
-            self._reopen_index(rebuild=True)
-            return self.append_batch(records)
-        except BaseException:
-            index.abandon()  # the index never counts a record that is not durably written
-            raise
-        try:
-            index.commit([(r, *self._store.span(first + i)) for i, r in enumerate(records)])
-        except StorageError as exc:  # durable in the log: the append succeeded; the index is built anew from it
-            if not exc.code.startswith("index."):
-                raise
-            self._reopen_index(rebuild=True)
-        return first
-
-    def _reopen_index(self, *, rebuild: bool = False) -> None:
-        """A new index handle, caught up from the log (``rebuild``: built anew from it). If that fails too, the
-        handle is poisoned (``store.poisoned``): reopen the ledger."""
-        self._index.close()
-        if rebuild:
-            discard_index(self._store.path)
-        try:
-            self._index = open_index(LogFile.open(self._store.path, self.origin), self._authority_keys)
-        except BaseException:
-            self._store.poison()
-            raise
+        return self._backend.append_batch(records)
 
     def record_event(self, event: Event, *, actor: str, place: str, time_ms: int,
                      signers: Mapping[str, PrivateKey], inputs: Sequence[str] = (),
@@ -228,6 +198,7 @@ class Ledger:
         """
         ids, outputs = _event_arguments(event, signers, inputs, outputs)
         rule = RULES.get(event.KIND)
+        self.refresh()
         links = self.inputs(*ids)
         consumes: tuple[str, ...] = ()
         if rule is not None and rule.consumes == "all":
@@ -256,21 +227,13 @@ class Ledger:
         """
         expect(key, PrivateKey, "key", "a PrivateKey")
         expect(name, (str, type(None)), "name", "text or None")
-        self._store.check_intact()
-        registry = format_registry_extension(self.state.registry.size, self.state.registry.head)
-        try:
-            lines = self._index.extensions(keep=True)
-        except IndexDamaged:  # a row failed its checksum: never sign from it; rebuild from the log
-            self._reopen_index(rebuild=True)
-            lines = self._index.extensions(keep=True)
-        cp = Checkpoint(origin=self.origin, tree_size=self.size, root_hash=self.root_hash(),
-                        extensions=(registry, *lines))
-        return sign_checkpoint(cp, name or self.origin, key)
+        size, root, *lines = self._backend.checkpoint_body()
+        return sign_checkpoint(Checkpoint(origin=self.origin, tree_size=size, root_hash=root, extensions=tuple(lines)),
+                               name or self.origin, key)
 
     def close(self) -> None:
-        """Close the index; release the writer lock and the file."""
-        self._index.close()
-        self._store.close()
+        """Close the store (and its index); release the writer lock."""
+        self._backend.close()
 
     def __enter__(self) -> Ledger:
         return self

@@ -104,8 +104,8 @@ def test_checkpoints_signed_one_after_another_sign_the_trees_the_log_gives(demo:
                 ledger.close()
                 ledger = Ledger.open(path, keys)
             if rng.random() < 0.5:
-                heads, claims = ledger._index.leaves()
-                assert (heads, claims) == ledger._index._walked()
+                heads, claims = ledger._backend.index.leaves()
+                assert (heads, claims) == ledger._backend.index._walked()
             if rng.random() < 0.4:
                 assert ledger.checkpoint(operator) == checkpoint_file(path, operator)  # type: ignore[arg-type]
         assert sign_file(path, operator) == checkpoint_file(path, operator)  # type: ignore[arg-type]

@@ -41,7 +41,8 @@ ORDER = [
     "custody", "spill", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json", "_bundle_summary",
     "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
     "reader",
-    "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index", "signing",
+    "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index",
+    "backends", "pg.db", "pg.store", "pg", "signing",
     "_ledger",
     "monitor", "publish", "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export", "history",
     "inventory", "_scenarios", "demo",
@@ -49,7 +50,7 @@ ORDER = [
 #: third-party package -> the only ledger modules allowed to import it (dask, distributed: the optional extra, only
 #: in stonetrail_cli.cluster)
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"engines", "keys"}, "click": set(),
-               "dask": set(), "distributed": set()}
+               "psycopg": {"pg.db"}, "dask": set(), "distributed": set()}
 
 
 def _name(path: Path) -> str:

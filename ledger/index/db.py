@@ -18,19 +18,20 @@ import os
 import sqlite3
 import struct
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..storage.tiles import Tile, tile_nodes
 from .maps import IndexDamaged, is_row, row_check, sqlite_errors
 from .snapshot import create_snapshot_table
+from .sql import Db, table, upsert
 from .state import create_tables
 
-__all__ = ["SCHEMA", "IndexDB", "index_path"]
+__all__ = ["SCHEMA", "IndexDB", "Tables", "index_path"]
 
 #: Changes whenever what a table holds or how it is encoded changes: an index of another version is rebuilt.
-SCHEMA = 6
+SCHEMA = 7
 #: Pages the write-ahead log grows to before a commit copies them into the file (SQLite's default is 1,000): a
 #: copy ends with an fsync of the file, and pages written again meanwhile (the tables' upper levels, the items
 #: and heads a batch moves, the tiles, frames and meta) are copied once; 32 MiB of 4 KiB pages.
@@ -45,77 +46,32 @@ def index_path(ledger_path: str | Path) -> Path:
     return Path(f"{ledger_path}.index")
 
 
-class IndexDB:
-    """An open index file. Writes happen inside :meth:`transaction` only."""
+class Tables:
+    """The index's own tables (meta, tiles, registry) and the replay's, over a connection ``db`` of either
+    database (:mod:`ledger.index.sql`); the caller holds the transaction."""
 
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        self.db, self.path = db, path
+    def __init__(self, db: Db, path: object) -> None:
+        self.db, self.path = db, path  # path: where the tables are, for messages
 
-    @classmethod
-    def open(cls, path: Path, *, create: bool, read_only: bool = False) -> IndexDB:
-        """Open (or, with ``create``, create) the index at ``path`` (``read_only``: for a reader).
-
-        Raises:
-            IndexDamaged: not an SQLite file, another schema, or unreadable. FileNotFoundError: missing and not
-                ``create``.
-        """
-        if not create and not path.is_file():
-            raise FileNotFoundError(path)
-        db: sqlite3.Connection | None = None
-        try:
-            if read_only:  # a reader never writes the index: query_only; a file it may not write is opened read-only
-                writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode={'rw' if writable else 'ro'}", uri=True,
-                                     isolation_level=None)  # rw: the last to close removes the -wal and -shm files
-                db.execute("PRAGMA query_only=ON")
-            else:
-                db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
-            db.execute("PRAGMA synchronous=NORMAL")  # the log is fsynced first; the index can lag and catch up
-            db.execute("PRAGMA cache_size=-32768")  # 32 MiB
-            if read_only:
-                db.execute("BEGIN")  # one read transaction for the reader's life: one consistent snapshot
-            index = cls(db, path)
-            if create:
-                index._create()
-            if index.meta("schema") != SCHEMA:
-                raise IndexDamaged(f"{path} is an index of schema {index.meta('schema')!r}, not {SCHEMA}")
-        except (sqlite3.Error, IndexDamaged) as exc:
-            if db is not None:
-                db.close()  # never left to the collector (see ledger.index.indexed.open_index)
-            raise exc if isinstance(exc, IndexDamaged) else IndexDamaged(f"{path}: {exc}") from exc
-        return index
-
-    def _create(self) -> None:
-        with self.transaction():
-            for table, columns in (("meta", "k TEXT PRIMARY KEY, v BLOB NOT NULL"),
-                                   ("frames", "id INTEGER PRIMARY KEY, v BLOB NOT NULL"),
-                                   ("tiles", "id INTEGER PRIMARY KEY, v BLOB NOT NULL"),
-                                   ("registry", "id INTEGER PRIMARY KEY, v BLOB NOT NULL")):
-                self.db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}, c INTEGER NOT NULL)")
-            create_tables(self.db)
-            create_snapshot_table(self.db)
-            if self.meta("schema") is None:
-                self.set_meta(schema=SCHEMA)
+    def transaction(self) -> AbstractContextManager[None]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        raise NotImplementedError
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
-        self.db.close()
+        """Close the connection (idempotent)."""
+        raise NotImplementedError
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One write transaction: committed when the block ends, rolled back if it raises."""
-        with sqlite_errors("(transaction)"):
-            self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            with sqlite_errors("(commit)"):
-                self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
+    def create(self, more: Sequence[tuple[str, str]] = ()) -> None:
+        """Create every table (``more``: (name, columns) of the holder's own) and set the schema if unset."""
+        for name, columns in (("meta", "k TEXT NOT NULL, v BLOB NOT NULL"),
+                              ("tiles", "id INTEGER NOT NULL, v BLOB NOT NULL"),
+                              ("registry", "id INTEGER NOT NULL, v BLOB NOT NULL"), *more):
+            key = "k" if name == "meta" else "id"
+            table(self.db, name, f"{columns}, c INTEGER NOT NULL, PRIMARY KEY ({key})")
+        create_tables(self.db)
+        create_snapshot_table(self.db)
+        if self.meta("schema") is None:
+            self.set_meta(schema=SCHEMA)
 
     # --- checked rows ----------------------------------------------------------------------------------------
 
@@ -132,7 +88,7 @@ class IndexDB:
     def _put(self, table: str, rows: Iterable[tuple[object, bytes]]) -> None:
         col = "k" if table == "meta" else "id"
         with sqlite_errors(table):
-            self.db.executemany(f"INSERT OR REPLACE INTO {table} ({col}, v, c) VALUES (?, ?, ?)",
+            self.db.executemany(upsert(table, [col], ["v", "c"]),
                                 [(key, value, row_check(table, str(key).encode(), value)) for key, value in rows])
 
     def meta(self, name: str) -> Any:
@@ -143,30 +99,6 @@ class IndexDB:
     def set_meta(self, **values: Any) -> None:
         """Set meta values (inside a transaction)."""
         self._put("meta", ((name, marshal.dumps(value, 2)) for name, value in values.items()))
-
-    # --- frames: where each record is in the log ------------------------------------------------------------
-
-    def frame(self, position: int) -> tuple[int, int]:
-        """(offset, length) in the log of the frame of record ``position``. Raises IndexDamaged if not indexed."""
-        block = self._get("frames", position // _BLOCK)
-        at = (position % _BLOCK) * _PAIR.size
-        if block is None or len(block) < at + _PAIR.size:
-            raise IndexDamaged(f"the index has no frame for record {position}")
-        offset, length = _PAIR.unpack_from(block, at)
-        return offset, length
-
-    def add_frames(self, first: int, frames: Sequence[tuple[int, int]]) -> None:
-        """Record the (offset, length) of records ``first``, ``first + 1``, ... (inside a transaction)."""
-        rows, position, i = [], first, 0
-        while i < len(frames):
-            block, at = divmod(position, _BLOCK)
-            take = min(_BLOCK - at, len(frames) - i)
-            before = (self._get("frames", block) or b"") if at else b""
-            if len(before) != at * _PAIR.size:
-                raise IndexDamaged(f"the index's frames of block {block} do not end at record {position}")
-            rows.append((block, before + b"".join(_PAIR.pack(*f) for f in frames[i:i + take])))
-            position, i = position + take, i + take
-        self._put("frames", rows)
 
     # --- tiles (C2SP tlog-tiles): a TileReader --------------------------------------------------------------
 
@@ -207,3 +139,94 @@ class IndexDB:
     def add_registry(self, positions: Iterable[int]) -> None:
         """Record registry records' positions (inside a transaction)."""
         self._put("registry", ((p, b"") for p in positions))
+
+
+class IndexDB(Tables):
+    """An open index file. Writes happen inside :meth:`transaction` only."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        super().__init__(db, path)
+        self.db: sqlite3.Connection = db
+        self.path: Path = path
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool, read_only: bool = False) -> IndexDB:
+        """Open (or, with ``create``, create) the index at ``path`` (``read_only``: for a reader).
+
+        Raises:
+            IndexDamaged: not an SQLite file, another schema, or unreadable. FileNotFoundError: missing and not
+                ``create``.
+        """
+        if not create and not path.is_file():
+            raise FileNotFoundError(path)
+        db: sqlite3.Connection | None = None
+        try:
+            if read_only:  # a reader never writes the index: query_only; a file it may not write is opened read-only
+                writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+                db = sqlite3.connect(f"{path.resolve().as_uri()}?mode={'rw' if writable else 'ro'}", uri=True,
+                                     isolation_level=None)  # rw: the last to close removes the -wal and -shm files
+                db.execute("PRAGMA query_only=ON")
+            else:
+                db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
+            db.execute("PRAGMA synchronous=NORMAL")  # the log is fsynced first; the index can lag and catch up
+            db.execute("PRAGMA cache_size=-32768")  # 32 MiB
+            if read_only:
+                db.execute("BEGIN")  # one read transaction for the reader's life: one consistent snapshot
+            index = cls(db, path)
+            if create:
+                index._create()
+            if index.meta("schema") != SCHEMA:
+                raise IndexDamaged(f"{path} is an index of schema {index.meta('schema')!r}, not {SCHEMA}")
+        except (sqlite3.Error, IndexDamaged) as exc:
+            if db is not None:
+                db.close()  # never left to the collector (see ledger.index.indexed.open_index)
+            raise exc if isinstance(exc, IndexDamaged) else IndexDamaged(f"{path}: {exc}") from exc
+        return index
+
+    def _create(self) -> None:
+        with self.transaction():
+            self.create([("frames", "id INTEGER NOT NULL, v BLOB NOT NULL")])
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        with sqlite_errors("(transaction)"):
+            self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            with sqlite_errors("(commit)"):
+                self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    # --- frames: where each record is in the log ------------------------------------------------------------
+
+    def frame(self, position: int) -> tuple[int, int]:
+        """(offset, length) in the log of the frame of record ``position``. Raises IndexDamaged if not indexed."""
+        block = self._get("frames", position // _BLOCK)
+        at = (position % _BLOCK) * _PAIR.size
+        if block is None or len(block) < at + _PAIR.size:
+            raise IndexDamaged(f"the index has no frame for record {position}")
+        offset, length = _PAIR.unpack_from(block, at)
+        return offset, length
+
+    def add_frames(self, first: int, frames: Sequence[tuple[int, int]]) -> None:
+        """Record the (offset, length) of records ``first``, ``first + 1``, ... (inside a transaction)."""
+        rows, position, i = [], first, 0
+        while i < len(frames):
+            block, at = divmod(position, _BLOCK)
+            take = min(_BLOCK - at, len(frames) - i)
+            before = (self._get("frames", block) or b"") if at else b""
+            if len(before) != at * _PAIR.size:
+                raise IndexDamaged(f"the index's frames of block {block} do not end at record {position}")
+            rows.append((block, before + b"".join(_PAIR.pack(*f) for f in frames[i:i + take])))
+            position, i = position + take, i + take
+        self._put("frames", rows)

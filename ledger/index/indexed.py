@@ -30,7 +30,7 @@ from ..merkle import MerkleTree, leaf_hash
 from ..record import Record
 from ..storage.framing import StoreProblem, Survey, pack_header, read_frame
 from ..storage.tiles import TiledTree
-from .db import IndexDB, index_path
+from .db import IndexDB, Tables, index_path
 from .maps import IndexDamaged, StoredMap
 from .snapshot import HEADS, IDENTITIES, Snapshot, latest_snapshot, merged, write_snapshot
 from .state import TABLES, attach, flush, forget, track
@@ -94,12 +94,13 @@ class LedgerIndex:
     transaction with the new records' frames and tiles, or :meth:`abandon` drops them.
     """
 
-    def __init__(self, db: IndexDB, log: LogFile, authority_keys: frozenset[bytes] | None) -> None:
+    def __init__(self, db: Tables, log: LogFile | None, authority_keys: frozenset[bytes] | None) -> None:
         self.db, self.log, self.authority_keys = db, log, authority_keys
+        self.origin: str = log.origin if log is not None else db.meta("origin")
         self.size: int = db.meta("size") or 0
-        self.end: int = db.meta("end") or len(log.header)
+        self.end: int = db.meta("end") or (len(log.header) if log is not None else 0)
         self._counts: dict[str, int] = db.meta("counts") or {}
-        self.state = CustodyState(log.origin, authority_keys or ())
+        self.state = CustodyState(self.origin, authority_keys or ())
         self.heads = ItemHeads()
         self._maps: list[StoredMap[Any, Any]] = attach(self.state, self.heads, db.db, self._counts)
         self.state.size = self.size
@@ -121,11 +122,18 @@ class LedgerIndex:
     def payload(self, position: int) -> bytes:
         """The payload of record ``position`` (< :attr:`size`), read from the log at its indexed place and checked
         against its leaf hash. Raises IndexDamaged if the log's frame there is not the indexed record."""
-        offset, length = self.db.frame(position)
-        payload = read_frame(self.log.read(offset, length))
+        db, log = self.files()
+        offset, length = db.frame(position)
+        payload = read_frame(log.read(offset, length))
         if payload is None or leaf_hash(payload) != self.tree.leaf_hash(position):
-            raise IndexDamaged(f"record {position} is not at offset {offset} of {self.log.path}")
+            raise IndexDamaged(f"record {position} is not at offset {offset} of {log.path}")
         return payload
+
+    def files(self) -> tuple[IndexDB, LogFile]:
+        """The index file and the log of an index beside a ledger file (not a database store's)."""
+        if not isinstance(self.db, IndexDB) or self.log is None:
+            raise TypeError("not the index of a ledger file")
+        return self.db, self.log
 
     def record(self, position: int) -> Record:
         """Record ``position``, decoded (see :meth:`payload`)."""
@@ -150,12 +158,17 @@ class LedgerIndex:
         with self.db.transaction():  # on failure the caller drops this handle: the log is ahead, reopen catches up
             counts = flush(self._maps)
             self.db.put_tiles(tiles)
-            self.db.add_frames(first, [(o, n) for _, o, n in records])
+            self._add_records(first, records)
             self.db.add_registry(p for p, _ in registry)
             self.db.set_meta(size=size, end=end, counts=counts, last=bytes(self.tree.leaf_hash(size - 1)),
                              root=bytes(self.tree.root_at(size)))
         self.size, self.end, self._counts = size, end, counts
         self._registry += registry
+
+    def _add_records(self, first: int, records: Sequence[tuple[Record, int, int]]) -> None:
+        """Keep where records ``first`` on are (their frames' places in the log), in :meth:`commit`'s
+        transaction."""
+        self.files()[0].add_frames(first, [(o, n) for _, o, n in records])
 
     def abandon(self) -> None:
         """Drop every change since the last :meth:`commit` (a batch that failed its rules or its write)."""
@@ -258,7 +271,7 @@ class LedgerIndex:
         """Check that this index is of its log: origin, header, the last indexed record where it says, with the
         leaf hash and root it recorded, and the :data:`CHECKED` records before it each where the index says, with
         its leaf hash (an index of a ledger that forked from this one differs there). Raises IndexDamaged."""
-        db, log = self.db, self.log
+        db, log = self.files()
         if db.meta("origin") != log.origin or db.meta("header") != hashlib.sha256(log.header).digest():
             raise IndexDamaged(f"{db.path} is the index of another ledger")
         if self.end > log.size():
@@ -276,7 +289,8 @@ class LedgerIndex:
     def close(self) -> None:
         """Close the index file and the log's read descriptor."""
         self.db.close()
-        self.log.close()
+        if self.log is not None:
+            self.log.close()
 
 
 def discard_index(ledger_path: Path) -> None:
@@ -316,10 +330,11 @@ def _catch_up(index: LedgerIndex, progress: Progress | None, *, trusted: bool = 
     """Apply and commit the log's records after the index's last one (``trusted``: as records the writer
     checked, see :meth:`ledger.custody.CustodyState.apply`). Raises CorruptStoreError for damage in that part
     of the log or a record that breaks a rule (the writer's refusal, as a replay would say it)."""
-    more, problems = tail_size(index.log, index.end, index.size)  # damage is named before any record is read
+    log = index.files()[1]
+    more, problems = tail_size(log, index.end, index.size)  # damage is named before any record is read
     if problems:
         raise _damaged(index, problems[0])
-    frames, survey = tail(index.log, index.end, index.size)
+    frames, survey = tail(log, index.end, index.size)
     total, done, batch = index.size + more, index.size, list[tuple[Record, int, int]]()
     for payload, offset, length in frames:
         record = Record.from_bytes(payload)
@@ -342,8 +357,8 @@ def _catch_up(index: LedgerIndex, progress: Progress | None, *, trusted: bool = 
 
 def _damaged(index: LedgerIndex, problem: StoreProblem) -> CorruptStoreError:
     index.abandon()
-    return CorruptStoreError(f"{index.log.path}: record {problem.index}: {problem.code}; run `stonetrail repair` "
-                             "for a torn tail, `stonetrail verify` for the rest", code=problem.code)
+    return CorruptStoreError(f"{index.files()[1].path}: record {problem.index}: {problem.code}; run `stonetrail "
+                             "repair` for a torn tail, `stonetrail verify` for the rest", code=problem.code)
 
 
 def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progress | None = None,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ..errors import StorageError
+from .sql import Db, table, upsert
 
 __all__ = ["Codec", "IndexDamaged", "StoredMap", "StoredSet", "create_table", "is_row", "row_check", "sqlite_errors"]
 
@@ -73,10 +74,9 @@ def is_row(key: object, value: object, check: object) -> bool:
     return isinstance(key, bytes | str | int) and isinstance(value, bytes) and type(check) is int
 
 
-def create_table(db: sqlite3.Connection, table: str) -> None:
-    """Create the key/value table ``table`` if it does not exist."""
-    db.execute(f"CREATE TABLE IF NOT EXISTS {table} (k BLOB PRIMARY KEY, v BLOB NOT NULL, c INTEGER NOT NULL) "
-               "WITHOUT ROWID")
+def create_table(db: Db, name: str) -> None:
+    """Create the key/value table ``name`` if it does not exist."""
+    table(db, name, "k BLOB NOT NULL, v BLOB NOT NULL, c INTEGER NOT NULL, PRIMARY KEY (k)")
 
 
 class StoredMap(MutableMapping[K, V]):
@@ -90,7 +90,7 @@ class StoredMap(MutableMapping[K, V]):
     Iteration (:meth:`__iter__`, :meth:`rows`) first flushes, then walks the table in key order.
     """
 
-    def __init__(self, db: sqlite3.Connection, table: str, codec: Codec[K, V], count: int | None) -> None:
+    def __init__(self, db: Db, table: str, codec: Codec[K, V], count: int | None) -> None:
         self._db, self._table, self._codec = db, table, codec
         self._count = count
         self._cache: dict[K, object] = {}
@@ -98,9 +98,10 @@ class StoredMap(MutableMapping[K, V]):
         self._touched: set[K] = set()  # read or set since the last flush
         self.journal: Callable[[bytes], None] | None = None
         # the key's row, if any, with the two rows on each side of where it sorts (to check a miss: _absent)
-        self._find = (f"SELECT 0, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k < ?1 ORDER BY k DESC LIMIT 2) "
-                      f"UNION ALL SELECT 1, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k >= ?1 ORDER BY k "
-                      "LIMIT 3)")
+        self._find = (f"SELECT 0, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k < ? ORDER BY k DESC LIMIT 2) AS "
+                      f"below UNION ALL SELECT 1, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k >= ? ORDER BY k "
+                      "LIMIT 3) AS above")
+        self._upsert = upsert(table, ["k"], ["v", "c"])
 
     def _load(self, key: K) -> object:
         if key in self._cache:
@@ -111,7 +112,7 @@ class StoredMap(MutableMapping[K, V]):
         if self._count != 0:  # an empty table holds no key: no need to ask
             raw = self._codec.key(key)
             try:
-                rows = self._db.execute(self._find, (raw,)).fetchall()
+                rows = self._db.execute(self._find, (raw, raw)).fetchall()
             except sqlite3.Error as exc:
                 raise IndexDamaged(f"index table {self._table}: {exc}") from exc
             hit = next((r for r in rows if r[0] == 1), None)
@@ -223,7 +224,7 @@ class StoredMap(MutableMapping[K, V]):
             if deletes:
                 self._db.executemany(f"DELETE FROM {self._table} WHERE k = ?", deletes)
             if writes:
-                self._db.executemany(f"INSERT OR REPLACE INTO {self._table} (k, v, c) VALUES (?, ?, ?)", writes)
+                self._db.executemany(self._upsert, writes)
         self._touched.clear()
         if len(self._cache) > CACHED or self._count is None:  # keys set once are seldom read again: not kept
             self._cache.clear()

@@ -208,7 +208,7 @@ class IndexedLog:
     framing_ok = True  # the indexed part was framed whole when indexed; the tail was surveyed on open
 
     def __init__(self, index: LedgerIndex, at: int, file_size: int) -> None:
-        self.index, self.at, self.origin, self.path = index, at, index.log.origin, index.log.path
+        self.index, self.at, self.origin, self.path = index, at, index.origin, index.files()[1].path
         self.tree = _FileTree(index.tree, file_size)
         self.records = Records(index.payload, index.registry)  # each checked against its indexed leaf hash
         heads, ids = _trees(index, at)
@@ -290,7 +290,7 @@ def indexed_log(ledger_path: str | Path, at: int | None = None) -> IndexedLog | 
         if index.size == 0:
             raise IndexDamaged("an empty index answers nothing")
         index.check()
-        more, problems = tail_size(index.log, index.end, index.size)
+        more, problems = tail_size(index.files()[1], index.end, index.size)
         if problems or (at is None and more) or (at or 0) > index.size:
             raise IndexDamaged("the index is behind the file or the checkpoint, or the file's tail is damaged")
         return IndexedLog(index, index.size if at is None else at, index.size + more)

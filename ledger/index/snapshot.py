@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import bisect
 import marshal
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 
 from ..hashing import Digest
 from ..merkle import leaf_hash, verify_inclusion
 from ..storage.tiles import MemoryTiles, Tile, TiledTree
 from .maps import IndexDamaged, is_row, row_check, sqlite_errors
+from .sql import Db, table, upsert
 
 __all__ = ["HEADS", "IDENTITIES", "KEPT", "WIDTH", "Snapshot", "create_snapshot_table", "latest_snapshot", "merged",
            "write_snapshot"]
@@ -32,17 +32,17 @@ WIDTH = 256  # leaves to a row, as hashes to a C2SP tile
 _LEAF, _TILE, _LINE = 0, 1, 2
 
 
-def create_snapshot_table(db: sqlite3.Connection) -> None:
+def create_snapshot_table(db: Db) -> None:
     """Create the ``snap`` table if it does not exist."""
-    db.execute("CREATE TABLE IF NOT EXISTS snap (size INTEGER, tree INTEGER, kind INTEGER, k INTEGER, v BLOB NOT NULL, "
-               "w BLOB, c INTEGER NOT NULL, PRIMARY KEY (size, tree, kind, k)) WITHOUT ROWID")
+    table(db, "snap", "size INTEGER NOT NULL, tree INTEGER NOT NULL, kind INTEGER NOT NULL, k INTEGER NOT NULL, "
+          "v BLOB NOT NULL, w BLOB, c INTEGER NOT NULL, PRIMARY KEY (size, tree, kind, k)")
 
 
 def _check(size: int, tree: int, kind: int, k: int, v: bytes, w: bytes | None) -> int:
     return row_check(f"snap/{size}/{tree}/{kind}/{k}", v, w or b"")
 
 
-def write_snapshot(db: sqlite3.Connection, size: int, tree: int, line: str,
+def write_snapshot(db: Db, size: int, tree: int, line: str,
                    leaves: Sequence[tuple[bytes, bytes, Digest]]) -> None:
     """Store the tree ``tree`` at log size ``size``: its extension ``line`` and its (sort key, leaf input, leaf
     hash) ``leaves`` in rank order (inside the caller's transaction); drop snapshots older than the last
@@ -55,13 +55,13 @@ def write_snapshot(db: sqlite3.Connection, size: int, tree: int, line: str,
     rows += [(size, tree, _TILE, (t.level << 48) | t.index, t.hashes, None) for t in _all(tiles, len(leaves))]
     rows.append((size, tree, _LINE, 0, line.encode(), None))
     with sqlite_errors("snap"):
-        db.executemany("INSERT OR REPLACE INTO snap VALUES (?, ?, ?, ?, ?, ?, ?)",
+        db.executemany(upsert("snap", ["size", "tree", "kind", "k"], ["v", "w", "c"]),
                        [(*r, _check(*r)) for r in rows])
         kept = [s for (s,) in db.execute("SELECT DISTINCT size FROM snap ORDER BY size DESC")][:KEPT]
         db.execute(f"DELETE FROM snap WHERE size NOT IN ({','.join('?' * len(kept))})", kept)
 
 
-def latest_snapshot(db: sqlite3.Connection) -> int | None:
+def latest_snapshot(db: Db) -> int | None:
     """The log size of the latest snapshot holding both trees, or None."""
     with sqlite_errors("snap"):
         row = db.execute("SELECT size FROM snap WHERE kind = ? GROUP BY size HAVING count(*) = 2 ORDER BY size DESC "
@@ -109,7 +109,7 @@ class Snapshot:
         IndexDamaged: a row fails its checksum, or a proof does not lead to the snapshot's root.
     """
 
-    def __init__(self, db: sqlite3.Connection, size: int, tree: int) -> None:
+    def __init__(self, db: Db, size: int, tree: int) -> None:
         self._db, self._size, self._tree = db, size, tree
         line = self._row(_LINE, 0)
         if line is None:

@@ -12,7 +12,6 @@ index (``SCHEMA`` in :mod:`ledger.index.db` changes with it).
 from __future__ import annotations
 
 import marshal
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from ..heads import ItemHeads
 from ..identity import Claim, IdentityIndex, Standing
 from ..item import Item
 from .maps import Codec, StoredMap, StoredSet, create_table
+from .sql import Db
 
 __all__ = ["TABLES", "RecordRows", "attach", "flush", "forget", "track"]
 
@@ -123,7 +123,7 @@ TABLES: dict[str, tuple[_Pair, _Pair]] = {
 UNCOUNTED = frozenset({"records", "bodies"})
 
 
-def create_tables(db: sqlite3.Connection) -> None:
+def create_tables(db: Db) -> None:
     """Create every state table."""
     for table in TABLES:
         create_table(db, table)
@@ -144,7 +144,7 @@ class RecordRows(StoredMap[Digest, _Row]):
     field reads and writes as a dictionary would (the index is compared with a replay of the log, row for row).
     """
 
-    def __init__(self, db: sqlite3.Connection, codec: Codec[Digest, _Row]) -> None:
+    def __init__(self, db: Db, codec: Codec[Digest, _Row]) -> None:
         super().__init__(db, "records", codec, None)
         self._pending: dict[Digest, list[object]] = {}
 
@@ -218,7 +218,7 @@ class _Field(MutableMapping[Digest, Any]):
         return sum(1 for _ in self)
 
 
-def attach(state: CustodyState, heads: ItemHeads, db: sqlite3.Connection, counts: dict[str, int]
+def attach(state: CustodyState, heads: ItemHeads, db: Db, counts: dict[str, int]
            ) -> list[StoredMap[Any, Any]]:
     """Replace the dictionaries of ``state`` (and its identity index) and ``heads`` by maps over ``db``'s tables
     holding ``counts`` rows; return the maps (to :func:`flush` or :func:`forget` together)."""

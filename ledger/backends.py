@@ -1,0 +1,137 @@
+"""Where a :class:`~ledger.Ledger` keeps its records: the two stores behind the one writer facade (issue 12,
+docs/adr/0023-postgresql-store.md).
+
+A :class:`Backend` appends a checked batch durably and answers from its index (state, tree, records); the
+facade above it never knows which one it has. :class:`FileBackend` is the embedded default: the append-only log
+file (:class:`~ledger.storage.FileStore`, one writer under a file lock) with its SQLite index beside it, written
+log first, index after (:mod:`ledger.index`). :class:`ledger.pg.store.PgBackend` keeps both in one PostgreSQL
+database, for many writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from .errors import StorageError
+from .findings import raise_first
+from .hashing import Digest
+from .index.indexed import LedgerIndex, LogFile, Progress, discard_index, open_index
+from .index.maps import IndexDamaged
+from .record import Record
+from .registry import format_registry_extension
+from .storage import FileStore
+
+__all__ = ["Backend", "CheckpointBody", "FileBackend"]
+
+#: What a checkpoint signs, read in one consistent view: (tree size, root hash, registry line, heads line,
+#: identities line) (docs/format.md §7).
+CheckpointBody = tuple[int, Digest, str, str, str]
+
+
+class Backend(Protocol):
+    """A ledger's store and index, as the writer facade uses them."""
+
+    @property
+    def origin(self) -> str: ...
+
+    @property
+    def index(self) -> LedgerIndex:
+        """The replayed state, tree and records as of this handle's latest view."""
+        ...
+
+    def refresh(self) -> None:
+        """Bring :attr:`index` up to what other writers committed (a no-op for a single-writer store)."""
+
+    def append_batch(self, records: Sequence[Record]) -> int:
+        """Check ``records`` as the next ones and append them durably, all or nothing; return the position of
+        the first. Raises RuleError (the first finding; nothing written), StorageError."""
+        ...
+
+    def checkpoint_body(self) -> CheckpointBody:
+        """What a checkpoint of the whole log signs now (the trees kept as a snapshot for its bundles)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def lines_of(index: LedgerIndex) -> CheckpointBody:
+    """The :data:`CheckpointBody` of ``index``, its trees kept as a snapshot. Raises IndexDamaged."""
+    registry = format_registry_extension(index.state.registry.size, index.state.registry.head)
+    heads, identities = index.extensions(keep=True)
+    return index.size, index.tree.root_at(index.size), registry, heads, identities
+
+
+class FileBackend:
+    """A ledger file held for writing (its lock), with its index beside it."""
+
+    def __init__(self, store: FileStore, authority_keys: frozenset[bytes], progress: Progress | None = None
+                 ) -> None:
+        self._store, self._authority_keys = store, authority_keys
+        try:
+            self._index = open_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress)
+        except BaseException:
+            store.close()
+            raise
+        store.resume(self._index.size, self._index.end, self._index.payload)
+
+    @property
+    def origin(self) -> str:
+        return self._store.origin
+
+    @property
+    def index(self) -> LedgerIndex:
+        return self._index
+
+    def refresh(self) -> None:
+        """Nothing to do: this handle is the file's one writer."""
+
+    def append_batch(self, records: Sequence[Record]) -> int:
+        """Check each record as it is applied, write the batch with one fsync, then the index (log first). The
+        index never counts a record that is not durably written: if the write fails, the handle is poisoned
+        (``store.poisoned`` for every later append or checkpoint: reopen the file)."""
+        self._store.check_intact()
+        first, index = self._index.size, self._index
+        try:
+            for i, record in enumerate(records):
+                if findings := index.apply(first + i, record):  # checked once, as it is applied
+                    raise_first(findings)
+            self._store.append_batch([r.raw for r in records])
+        except IndexDamaged:  # nothing written: rebuild the index from the log and check the batch again
+            self._reopen_index(rebuild=True)
+            return self.append_batch(records)
+        except BaseException:
+            index.abandon()  # the index never counts a record that is not durably written
+            raise
+        try:
+            index.commit([(r, *self._store.span(first + i)) for i, r in enumerate(records)])
+        except StorageError as exc:  # durable in the log: the append succeeded; the index is built anew from it
+            if not exc.code.startswith("index."):
+                raise
+            self._reopen_index(rebuild=True)
+        return first
+
+    def checkpoint_body(self) -> CheckpointBody:
+        self._store.check_intact()
+        try:
+            return lines_of(self._index)
+        except IndexDamaged:  # a row failed its checksum: never sign from it; rebuild from the log
+            self._reopen_index(rebuild=True)
+            return lines_of(self._index)
+
+    def _reopen_index(self, *, rebuild: bool = False) -> None:
+        """A new index handle, caught up from the log (``rebuild``: built anew from it). If that fails too, the
+        handle is poisoned (``store.poisoned``): reopen the ledger."""
+        self._index.close()
+        if rebuild:
+            discard_index(self._store.path)
+        try:
+            self._index = open_index(LogFile.open(self._store.path, self.origin), self._authority_keys)
+        except BaseException:
+            self._store.poison()
+            raise
+
+    def close(self) -> None:
+        """Close the index; release the writer lock and the file."""
+        self._index.close()
+        self._store.close()

@@ -1,0 +1,139 @@
+"""A PostgreSQL database holding a ledger (issue 12, docs/adr/0023-postgresql-store.md): the connection, its
+errors, its tables.
+
+The database holds the log itself (table ``log``: position, record hash, payload) and, in the same transactions,
+every table of the persistent index (:class:`ledger.index.db.Tables`: the replay's state, the C2SP tiles, the
+registry's positions, the checkpoint trees' snapshots). psycopg 3 is an optional dependency
+(``pip install 'stonetrail[postgres]'``), imported when a ``postgresql://`` URL is first opened.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StorageError
+from ..index.db import Tables
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["LOCK", "PgDb", "PgTables", "connect", "is_url", "redact"]
+
+_URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+#: The transaction-scoped advisory lock every write transaction takes first (one ledger per database): writers
+#: are sequenced by it, so positions are assigned gap-free in commit order.
+LOCK = 0x53544C47  # "STLG"
+
+
+def is_url(location: object) -> bool:
+    """True if ``location`` is a ``postgresql://`` (or ``postgres://``) URL rather than a file path."""
+    return isinstance(location, str) and bool(_URL.match(location))
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for messages)."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise StorageError("a postgresql:// ledger needs psycopg 3: pip install 'stonetrail[postgres]'",
+                           code="store.unsupported") from exc
+    return psycopg
+
+
+def translate(exc: Exception, url: str) -> StorageError:
+    """A psycopg error as the StorageError a caller can act on: ``store.timeout`` (a statement timeout),
+    ``store.unavailable`` (no server, or the connection broke), ``store.db`` (anything else)."""
+    psycopg = _psycopg()
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        code = "store.timeout"
+    elif isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        code = "store.unavailable"
+    else:
+        code = "store.db"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StorageError(f"{redact(url)}: {first}", code=code)
+
+
+def connect(url: str, *, timeout_s: int = 10) -> psycopg.Connection[Any]:
+    """A connection to the database at ``url`` in autocommit mode (transactions are explicit). Raises
+    StorageError (``store.unavailable``, ``store.unsupported``: psycopg missing)."""
+    psycopg = _psycopg()
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=timeout_s)  # type: ignore[no-any-return]
+    except psycopg.Error as exc:
+        raise translate(exc, url) from exc
+
+
+class PgDb:
+    """A psycopg connection taking the index's SQL (``?`` placeholders, :mod:`ledger.index.sql`); psycopg
+    errors become StorageError (:func:`translate`)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], url: str) -> None:
+        self.conn, self.url = conn, url
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
+        with self.errors():
+            return self.conn.execute(sql.replace("?", "%s"), parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any:
+        with self.errors(), self.conn.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), parameters)
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn a psycopg error raised inside into a StorageError."""
+        psycopg = _psycopg()
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise translate(exc, self.url) from exc
+
+
+class PgTables(Tables):
+    """The index's tables in a PostgreSQL database, plus the log (table ``log``)."""
+
+    def __init__(self, db: PgDb) -> None:
+        super().__init__(db, redact(db.url))
+        self.pg = db
+
+    def create_all(self) -> None:
+        """Create the log and every index table (in the caller's transaction)."""
+        self.create()
+        self.pg.execute("CREATE TABLE IF NOT EXISTS log (position BIGINT PRIMARY KEY, hash BYTEA NOT NULL UNIQUE, "
+                        "payload BYTEA NOT NULL)")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A transaction (a savepoint inside the caller's), committed when the block ends."""
+        with self.pg.errors(), self.pg.conn.transaction():
+            yield
+
+    def close(self) -> None:
+        self.pg.conn.close()
+
+    def payload(self, position: int) -> bytes | None:
+        """The payload of record ``position``, or None."""
+        row = self.pg.execute("SELECT payload FROM log WHERE position = ?", (position,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def positions_of(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """Record hash -> position of those of ``hashes`` the log holds."""
+        rows = self.pg.execute("SELECT hash, position FROM log WHERE hash = ANY(?)", (list(hashes),)).fetchall()
+        return {bytes(h): p for h, p in rows}
+
+    def add_log(self, first: int, rows: Sequence[tuple[bytes, bytes]]) -> None:
+        """Insert records ``first``, ``first + 1``, ... as (record hash, payload)."""
+        self.pg.executemany("INSERT INTO log (position, hash, payload) VALUES (?, ?, ?)",
+                            [(first + i, h, p) for i, (h, p) in enumerate(rows)])
+
+    def lock(self) -> None:
+        """Take the ledger's write lock until the end of the transaction (:data:`LOCK`)."""
+        self.pg.execute("SELECT pg_advisory_xact_lock(?)", (LOCK,))

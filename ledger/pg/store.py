@@ -1,0 +1,156 @@
+"""A ledger in a PostgreSQL database, for many writers at once (issue 12, docs/adr/0023-postgresql-store.md).
+
+Every write is one transaction that first takes the ledger's advisory lock (:data:`ledger.pg.db.LOCK`), brings
+this handle's view up to what other writers committed, checks the batch against it, and writes the records (table
+``log``) with everything derived from them (the replay's state, the C2SP tiles, the registry) before it commits:
+positions are gap-free and in commit order, a record is acknowledged only once committed, and a failed
+transaction leaves nothing. The index's code is the file store's (:class:`~ledger.index.indexed.LedgerIndex`)
+over the same tables, so both stores give the same state, roots and checkpoints for the same records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..backends import CheckpointBody, lines_of
+from ..errors import StorageError
+from ..findings import raise_first
+from ..index.db import SCHEMA
+from ..index.indexed import LedgerIndex
+from ..index.maps import IndexDamaged
+from ..merkle import leaf_hash
+from ..record import Record
+from .db import PgDb, PgTables, connect, redact
+
+__all__ = ["PgBackend", "PgIndex"]
+
+
+class PgIndex(LedgerIndex):
+    """The replayed state of the records in a PostgreSQL ledger, kept in its tables."""
+
+    def __init__(self, tables: PgTables, authority_keys: frozenset[bytes] | None) -> None:
+        self.tables = tables
+        super().__init__(tables, None, authority_keys)
+
+    def payload(self, position: int) -> bytes:
+        """The payload of record ``position``, checked against its leaf hash. Raises IndexDamaged."""
+        payload = self.tables.payload(position)
+        if payload is None or leaf_hash(payload) != self.tree.leaf_hash(position):
+            raise IndexDamaged(f"record {position} of {self.tables.path} is not the one its tiles hold")
+        return payload
+
+    def _add_records(self, first: int, records: Sequence[tuple[Record, int, int]]) -> None:
+        self.tables.add_log(first, [(bytes(r.record_hash), r.raw) for r, _, _ in records])
+
+    def payloads(self, start: int = 0, chunk: int = 4096) -> Iterator[bytes]:
+        """Every payload from position ``start``, in log order, read ``chunk`` at a time."""
+        while rows := self.tables.pg.execute("SELECT payload FROM log WHERE position >= ? ORDER BY position "
+                                             "LIMIT ?", (start, chunk)).fetchall():
+            yield from (bytes(r[0]) for r in rows)
+            start += len(rows)
+
+
+class PgBackend:
+    """A PostgreSQL ledger held by one writer among many (a :class:`ledger.backends.Backend`)."""
+
+    def __init__(self, tables: PgTables, authority_keys: frozenset[bytes]) -> None:
+        self._tables, self._keys = tables, authority_keys
+        self._origin: str = tables.meta("origin")
+        self._version: Any = None
+        self._index = self._load()
+
+    @classmethod
+    def create(cls, url: str, origin: str, authority_keys: frozenset[bytes]) -> PgBackend:
+        """Create a new, empty ledger for ``origin`` in the database at ``url`` (its tables, ``log`` and the
+        index's). Raises StorageError ``store.exists`` (the database holds a ledger already),
+        ``store.unavailable``, ``store.db``."""
+        tables = PgTables(PgDb(connect(url), url))
+        try:
+            with tables.transaction():
+                tables.lock()
+                tables.create_all()
+                if tables.meta("origin") is not None:
+                    raise StorageError(f"{redact(url)} holds a ledger already ({tables.meta('origin')})",
+                                       code="store.exists")
+                tables.set_meta(origin=origin, size=0, end=0, counts={}, version=0)
+            return cls(tables, authority_keys)
+        except BaseException:
+            tables.close()
+            raise
+
+    @classmethod
+    def open(cls, url: str, authority_keys: frozenset[bytes]) -> PgBackend:
+        """Open the ledger in the database at ``url``. Raises StorageError ``store.not_a_ledger`` (no ledger
+        there, or one of another schema: recreate it with ``stonetrail copy``), ``store.unavailable``."""
+        tables = PgTables(PgDb(connect(url), url))
+        try:
+            with tables.transaction():
+                exists = tables.pg.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
+                schema = tables.meta("schema") if exists else None
+                if schema != SCHEMA or tables.meta("origin") is None:
+                    raise StorageError(f"{redact(url)} holds no StoneTrail ledger of schema {SCHEMA} (found "
+                                       f"{schema!r}); create one with `stonetrail init`", code="store.not_a_ledger")
+                return cls(tables, authority_keys)
+        except BaseException:
+            tables.close()
+            raise
+
+    @property
+    def origin(self) -> str:
+        return self._origin
+
+    @property
+    def index(self) -> LedgerIndex:
+        return self._index
+
+    def _load(self) -> PgIndex:
+        """A fresh view of the committed ledger (inside or outside a transaction)."""
+        self._version = self._tables.meta("version")
+        return PgIndex(self._tables, self._keys)
+
+    def refresh(self) -> None:
+        """Reload the view if another writer committed since it was read (its meta ``version`` moved)."""
+        if self._tables.meta("version") != self._version:
+            self._index = self._load()
+
+    def append_batch(self, records: Sequence[Record]) -> int:
+        """Check and append ``records`` in one transaction under the ledger's lock; return the position of the
+        first. Records the log holds already (a retry after a lost acknowledgement) are not stored again: a batch
+        the log holds whole returns its position. Raises RuleError (nothing written), StorageError (the
+        transaction did not commit: nothing written)."""
+        try:
+            with self._tables.transaction():
+                self._tables.lock()
+                self.refresh()
+                known = self._tables.positions_of([bytes(r.record_hash) for r in records])
+                new = [r for r in records if bytes(r.record_hash) not in known]
+                first = self._index.size
+                for i, record in enumerate(new):
+                    if findings := self._index.apply(first + i, record):
+                        raise_first(findings)
+                self._index.commit([(r, 0, 0) for r in new])
+                self._version = (self._version or 0) + (1 if new else 0)
+                self._tables.set_meta(version=self._version)
+        except BaseException:
+            self._index = self._load()  # whatever was applied in memory was not committed
+            raise
+        return known.get(bytes(records[0].record_hash), first)
+
+    def checkpoint_body(self) -> CheckpointBody:
+        """The checkpoint body of the whole log, read and kept (its trees' snapshot) under the lock."""
+        try:
+            with self._tables.transaction():
+                self._tables.lock()
+                self.refresh()
+                body = lines_of(self._index)
+                self._version = (self._version or 0) + 1
+                self._tables.set_meta(version=self._version)
+                return body
+        except BaseException:
+            self._index = self._load()
+            raise
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._tables.close()

@@ -1,0 +1,112 @@
+"""The PostgreSQL store (issue 12, docs/adr/0023-postgresql-store.md): the same records give the same state, root
+and checkpoint as in a ledger file; a retried batch is stored once; many writer processes append at once with no
+gap and no lost record."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from ledger import Ledger, Mined, Output, Record, Trust, build_demo, check_ledger, keyfile
+from ledger.errors import RuleError, StorageError
+from ledger.events import Transferred
+from ledger.reader import checkpoint_file
+from ledger.storage import scan
+from world import ORIGIN, TRUST, World
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "d"
+    build_demo(out)
+    return out
+
+
+def _demo_records(demo: Path) -> tuple[list[Record], frozenset[bytes], object]:
+    trust = Trust.parse((demo / "trust.keys").read_text())
+    with Ledger.open(demo / "demo.ledger", trust.authority_keys) as ledger:
+        records = [ledger.record(i) for i in range(ledger.size)]
+    return records, trust.authority_keys, keyfile.load_private_key(demo / "keys" / "operator.pem")
+
+
+def test_the_demo_in_postgres_signs_the_checkpoint_the_file_signs(demo: Path, postgres_url: str) -> None:
+    records, keys, operator = _demo_records(demo)
+    with Ledger.create(postgres_url, scan(demo / "demo.ledger").origin, keys) as ledger:
+        for start in range(0, len(records), 97):
+            ledger.append_batch(records[start:start + 97])
+        assert ledger.size == len(records)
+        signed = ledger.checkpoint(operator)  # type: ignore[arg-type]
+    assert signed == checkpoint_file(demo / "demo.ledger", operator)  # type: ignore[arg-type]
+    with Ledger.open(postgres_url, keys) as again:  # reopened: the same view from the tables
+        assert again.size == len(records) and again.root_hash() == ledger.root_hash()
+        assert again.record(len(records) - 1) == records[-1]
+        assert again.checkpoint(operator) == signed  # type: ignore[arg-type]
+
+
+def _enrolled() -> tuple[World, list[Record]]:
+    """A world whose producer-a and trader-b are enrolled, and their enrolment records."""
+    world, records = World(), []
+    for party, roles in (("producer-a", ("producer",)), ("trader-b", ("trader",))):
+        records.append(world.enrol(party, roles))
+        assert world.add(records[-1]) == []
+    return world, records
+
+
+def test_a_retried_batch_is_stored_once_and_a_bad_one_not_at_all(postgres_url: str) -> None:
+    world, enrolments = _enrolled()
+    with Ledger.create(postgres_url, ORIGIN, TRUST.authority_keys) as ledger:
+        assert ledger.append_batch(enrolments) == 0
+        assert ledger.append_batch(enrolments) == 0  # an acknowledgement lost, the batch sent again
+        assert ledger.size == 2
+        mined = world.mine("S1")
+        with pytest.raises(RuleError) as refused:
+            ledger.append_batch([mined, mined])  # the second is a duplicate: the whole batch is refused
+        assert refused.value.code in ("record.duplicate", "item.duplicate_id")
+        assert ledger.size == 2
+        assert ledger.append(mined) == 2
+    with pytest.raises(StorageError) as exists:
+        Ledger.create(postgres_url, ORIGIN, TRUST.authority_keys)
+    assert exists.value.code == "store.exists"
+
+
+def _write(url: str, writer: int, stones: int) -> None:
+    """One writer process: ``stones`` new stones, each mined then sold on (two records of its chain)."""
+    world = World()
+    with Ledger.open(url, TRUST.authority_keys) as ledger:
+        for n in range(stones):
+            item = f"W{writer}-{n:04d}"
+            mined = world.make(Mined(mine="Jwaneng", country="BW"), "producer-a", place="BW",
+                               outputs=[Output(id=item, type="stone", mass_mct=1_000)])
+            ledger.append(mined)
+            sold = world.make(Transferred(to="trader-b", mode="title"), "producer-a", inputs=[item], place="BW",
+                              prev={item: mined.record_hash})
+            ledger.append(sold)
+
+
+def test_writer_processes_appending_at_once_lose_nothing_and_leave_no_gap(postgres_url: str,
+                                                                          tmp_path: Path) -> None:
+    _, enrolments = _enrolled()
+    with Ledger.create(postgres_url, ORIGIN, TRUST.authority_keys) as ledger:
+        ledger.append_batch(enrolments)
+    writers, stones = 4, 15
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_write, args=(postgres_url, w, stones)) for w in range(writers)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(timeout=300)
+    assert [p.exitcode for p in processes] == [0] * writers
+    copy = tmp_path / "copy.ledger"
+    with Ledger.open(postgres_url, TRUST.authority_keys) as ledger:
+        assert ledger.size == 2 + writers * stones * 2
+        records = [ledger.record(i) for i in range(ledger.size)]
+        root = ledger.root_hash()
+    with Ledger.create(copy, ORIGIN, TRUST.authority_keys) as file:  # every record checked again as it is copied
+        file.append_batch(records)
+        assert file.root_hash() == root
+    report = check_ledger(copy, TRUST)
+    assert report.ok and not report.findings
