@@ -23,7 +23,11 @@ neither byte occurs in them); empty for a position with no record.
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import itertools
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
@@ -43,6 +47,7 @@ _CACHE_KIB = 8192  # SQLite's page cache
 _CODES = 4096  # sets of signers whose stored form is kept at hand
 _WIDTH = 8  # bytes of a position in the keyed tables
 _OFFSET = 4  # bytes of an offset in a facts row
+_PAIR = 32 + _WIDTH  # bytes of a (hash, position) pair
 
 
 class Bloom:
@@ -53,11 +58,11 @@ class Bloom:
     def __init__(self, bits: int) -> None:
         if bits < 8 or bits & (bits - 1) or bits > 1 << 32:
             raise ValueError(f"bits: got {bits}, want a power of two from 8 to 2^32")
-        self._bits = bytearray(bits // 8)
+        self.bits = bytearray(bits // 8)  # bit i: byte i // 8, bit i % 8
         self._mask = bits - 1
 
     def add(self, digest: bytes) -> None:
-        x, mask, bits = int.from_bytes(digest[:8], "little"), self._mask, self._bits
+        x, mask, bits = int.from_bytes(digest[:8], "little"), self._mask, self.bits
         a, b = x & mask, (x >> 32) & mask
         bits[a >> 3] |= 1 << (a & 7)
         bits[b >> 3] |= 1 << (b & 7)
@@ -65,7 +70,7 @@ class Bloom:
     def __contains__(self, digest: object) -> bool:
         if not isinstance(digest, bytes):
             return False
-        x, mask, bits = int.from_bytes(digest[:8], "little"), self._mask, self._bits
+        x, mask, bits = int.from_bytes(digest[:8], "little"), self._mask, self.bits
         a, b = x & mask, (x >> 32) & mask
         return bool(bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1)
 
@@ -78,10 +83,7 @@ _SCHEMA = (
 #: Rows of a keyed table from one blob of (32-byte hash, position) pairs, ?2 of them (one statement, no row-by-row
 #: binding); a body already kept keeps its first position.
 _PUT_KEYED = ("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?2) INSERT OR IGNORE "
-              f"INTO {{}} SELECT substr(?1, i * {32 + _WIDTH} + 1, 32), substr(?1, i * {32 + _WIDTH} + 33, {_WIDTH}) "
-              "FROM n")
-#: table -> its columns, as :meth:`Spill.dump` gives them and :meth:`Spill.load` takes them
-COLUMNS = {"records": ("hash", "position"), "bodies": ("hash", "position"), "facts": ("first", "data")}
+              f"INTO {{}} SELECT substr(?1, i * {_PAIR} + 1, 32), substr(?1, i * {_PAIR} + 33, {_WIDTH}) FROM n")
 
 
 def _pack(entries: list[bytes]) -> bytes:
@@ -128,6 +130,7 @@ class Spill:
         self._seen = Bloom(BLOOM_BITS)  # every body hash, written or held
         self._asked: tuple[object, int | None] = (None, None)  # the last body hash looked for, and its answer
         self._row: tuple[int, bytes] = (-1, b"\x00" * _OFFSET)  # the last facts row read: (first, data)
+        self._base: dict[str, Any] = {"records": b"", "bodies": b"", "firsts": [], "datas": []}  # :meth:`load`
 
     # --- gathering --------------------------------------------------------------------------------------------
 
@@ -150,7 +153,8 @@ class Spill:
         twice, its second copy possibly applied to other items), None if none was noted. Reads the database: asked
         for a statement's subject and a link that is not an item's head only, not for every record."""
         rows = self._db.execute("SELECT position FROM records WHERE hash = ?", (key,)).fetchall()
-        found = [self.entry(int.from_bytes(p, "big")) for p, in rows]
+        found = [self.entry(p) for p in _find(self._base["records"], key)]
+        found += [self.entry(int.from_bytes(p, "big")) for p, in rows]
         held = self._held.get(key)
         if held is not None:
             found += [self.entry(p) for p in (held, *self._again.get(key, ()))]
@@ -170,7 +174,11 @@ class Spill:
             row = self._db.execute("SELECT first, data FROM facts WHERE first <= ? ORDER BY first DESC LIMIT 1",
                                    (position,)).fetchone()
             if row is None:
-                return b""
+                firsts = self._base["firsts"]
+                at = bisect.bisect_right(firsts, position) - 1
+                if at < 0:
+                    return b""
+                row = firsts[at], self._base["datas"][at]
             first, data = self._row = row
         return _unpack(data, position - first)
 
@@ -183,7 +191,7 @@ class Spill:
         first = self._bodies.get(key)
         if first is None and key in self._seen:
             row = self._db.execute("SELECT position FROM bodies WHERE hash = ?", (key,)).fetchone()
-            first = None if row is None else int.from_bytes(row[0], "big")
+            first = int.from_bytes(row[0], "big") if row else next(iter(_find(self._base["bodies"], key)), None)
         self._asked = (key, first)
         return first
 
@@ -221,40 +229,83 @@ class Spill:
         db.execute("COMMIT")
         self._heads, self._items, self._held, self._again, self._bodies, self._pairs = {}, {}, {}, {}, {}, []
 
-    def dump(self) -> dict[str, list[list[Any]]]:
-        """Every row, by table, as columns (:data:`COLUMNS`), in key order: what :meth:`load` takes back."""
+    def dump(self) -> dict[str, Any]:
+        """Every row, for :meth:`load`: each keyed table as one blob of its (hash, position) pairs in key order, the
+        facts rows as [firsts, datas], and the body filter's bits (zlib)."""
         self.flush()
-        out = {}
-        for table, names in COLUMNS.items():
-            rows = self._db.execute(f"SELECT {', '.join(names)} FROM {table} ORDER BY {', '.join(names)}").fetchall()
-            out[table] = [list(column) for column in zip(*rows, strict=True)] if rows else [[], []]
+        db, base, out = self._db, self._base, dict[str, Any]()
+        for table in ("records", "bodies"):
+            pairs = (h + p for h, p in db.execute(f"SELECT hash, position FROM {table} ORDER BY 1, 2"))
+            out[table] = b"".join(heapq.merge(_pairs(base[table]), pairs))
+        rows = db.execute("SELECT first, data FROM facts ORDER BY first").fetchall()
+        out["facts"] = [base["firsts"] + [first for first, _ in rows], base["datas"] + [data for _, data in rows]]
+        out["filter"] = zlib.compress(self._seen.bits, 1)
         return out
 
-    def load(self, tables: Mapping[str, Iterable[Iterable[Any]]]) -> None:
-        """Write the rows of :meth:`dump` into this new spill. Raises ValueError (or TypeError) for rows not of
-        those shapes: a hash of 32 bytes, a position of 8, a facts row as :func:`_pack` makes them."""
-        rows = {table: list(zip(*tables[table], strict=True)) for table in COLUMNS}
+    def load(self, rows: Mapping[str, Any]) -> None:
+        """Go on from the rows of :meth:`dump` (this spill new): they are read where they are, in memory, not
+        written again. Raises ValueError (or TypeError, KeyError, zlib.error) for rows not of those shapes: blobs
+        of (32-byte hash, 8-byte position) pairs, facts rows as :func:`_pack` makes them at increasing firsts, a
+        filter of this size (another size: made again from the bodies)."""
         for table in ("records", "bodies"):
-            for h, p in rows[table]:
-                _check(isinstance(h, bytes) and len(h) == 32 and isinstance(p, bytes) and len(p) == _WIDTH)
-        for first, data in rows["facts"]:
-            _check(type(first) is int and first >= 0 and isinstance(data, bytes))
-            for index in range(int.from_bytes(data[:_OFFSET], "big")):
-                entry = _unpack(data, index)
-                _check(not entry or (len(entry) > 8 and b"\x01" in entry[8:] and entry[8:].isascii()))
-        db = self._db
-        db.execute("BEGIN")
-        for table in ("records", "bodies"):
-            db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?, ?)", rows[table])
-        db.executemany("INSERT INTO facts VALUES (?, ?)", rows["facts"])
-        db.execute("COMMIT")
-        for h, _ in rows["bodies"]:
-            self._seen.add(h)
+            _check(isinstance(rows[table], bytes) and len(rows[table]) % _PAIR == 0)
+        firsts, datas = rows["facts"]
+        _check(len(firsts) == len(datas) and all(type(f) is int and f >= 0 for f in firsts) and firsts == sorted(firsts)
+               and all(isinstance(d, bytes) and _whole(d) for d in datas))
+        bits = zlib.decompressobj().decompress(rows["filter"], BLOOM_BITS // 8 + 1)
+        if len(bits) == BLOOM_BITS // 8:
+            self._seen.bits[:] = bits
+        else:
+            for pair in _pairs(rows["bodies"]):
+                self._seen.add(pair)
+        self._base = {"records": rows["records"], "bodies": rows["bodies"], "firsts": firsts, "datas": datas}
+
+    def hashes(self, table: str) -> Iterator[bytes]:
+        """Every hash of ``table`` (``records`` or ``bodies``), once each, in order."""
+        self.flush()
+        written = (h for h, in self._db.execute(f"SELECT DISTINCT hash FROM {table} ORDER BY hash"))
+        return (h for h, _ in itertools.groupby(heapq.merge((p[:32] for p in _pairs(self._base[table])), written)))
+
+    def positions(self) -> Iterator[int]:
+        """Every position with a record, in order."""
+        self.flush()
+        written = self._db.execute("SELECT first, data FROM facts ORDER BY first").fetchall()
+        for first, data in [*zip(self._base["firsts"], self._base["datas"], strict=True), *written]:
+            yield from (first + i for i in range(int.from_bytes(data[:_OFFSET], "big")) if _unpack(data, i))
 
     def close(self) -> None:
         """Close and delete the database; the spill is not usable after."""
         self._db.close()
         self._heads, self._items, self._held, self._again, self._bodies, self._pairs = {}, {}, {}, {}, {}, []
+
+
+def _whole(data: bytes) -> bool:
+    """Whether the facts row ``data`` has the length its header says (each entry's offsets are checked when it is
+    read: :func:`_unpack`)."""
+    count = int.from_bytes(data[:_OFFSET], "big")
+    body = (count + 1) * _OFFSET
+    return len(data) >= body and int.from_bytes(data[body - _OFFSET:body] if count else b"", "big") == len(data) - body
+
+
+def _pairs(blob: bytes) -> Iterator[bytes]:
+    """The (hash, position) pairs of a keyed table's blob (:meth:`Spill.dump`)."""
+    return (blob[at:at + _PAIR] for at in range(0, len(blob), _PAIR))
+
+
+def _find(blob: bytes, key: bytes) -> list[int]:
+    """The positions paired with hash ``key`` in a keyed table's blob (its pairs in order): a binary search."""
+    low, high = 0, len(blob) // _PAIR
+    while low < high:
+        mid = (low + high) // 2
+        if blob[mid * _PAIR:mid * _PAIR + 32] < key:
+            low = mid + 1
+        else:
+            high = mid
+    found = []
+    while low * _PAIR < len(blob) and blob[low * _PAIR:low * _PAIR + 32] == key:
+        found.append(int.from_bytes(blob[low * _PAIR + 32:(low + 1) * _PAIR], "big"))
+        low += 1
+    return found
 
 
 def _fields(entry: bytes) -> tuple[int, bytes, bytes]:
@@ -284,7 +335,7 @@ class _Facts(MutableMapping[Digest, Any]):
             return found[0]
         parties = self._parties.get(found[1])
         if parties is None:
-            parties = frozenset(found[1].decode("ascii").split("\x00")) if found[1] else frozenset()
+            parties = frozenset(found[1].decode("latin-1").split("\x00")) if found[1] else frozenset()
             if len(self._parties) < _CODES:
                 self._parties[found[1]] = parties
         return parties
@@ -302,7 +353,7 @@ class _Facts(MutableMapping[Digest, Any]):
         raise TypeError("the spill is append-only: a record's facts are never removed")
 
     def __iter__(self) -> Iterator[Digest]:
-        return (Digest(h) for h in dict.fromkeys(self._spill.dump()["records"][0]))
+        return (Digest(h) for h in self._spill.hashes("records"))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -331,10 +382,10 @@ class _Bodies(MutableMapping[Digest, int]):
         raise TypeError("the spill is append-only: a body's first position is never removed")
 
     def __iter__(self) -> Iterator[Digest]:
-        return (Digest(h) for h in self._spill.dump()["bodies"][0])
+        return (Digest(h) for h in self._spill.hashes("bodies"))
 
     def __len__(self) -> int:
-        return len(self._spill.dump()["bodies"][0])
+        return sum(1 for _ in self._spill.hashes("bodies"))
 
 
 class _Touched(Mapping[int, list[str]]):
@@ -349,14 +400,13 @@ class _Touched(Mapping[int, list[str]]):
         items = _fields(entry)[2] if entry else b""
         if not items:
             raise KeyError(position)
-        return sorted(items.decode("ascii").split("\x00")[:-1], key=self._rank.__getitem__)
+        return sorted(items.decode("latin-1").split("\x00")[:-1], key=self._rank.__getitem__)
 
     def __contains__(self, position: object) -> bool:
         return isinstance(position, int) and bool(self.get(position))
 
     def __iter__(self) -> Iterator[int]:
-        return (p for first, data in zip(*self._spill.dump()["facts"], strict=True)
-                for p in range(first, first + int.from_bytes(data[:_OFFSET], "big")) if p in self)
+        return (p for p in self._spill.positions() if p in self)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

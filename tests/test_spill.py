@@ -18,6 +18,7 @@ from ledger import spill as spill_module
 from ledger.audit_state import Saved, begin
 from ledger.policy import Policy, check_policy
 from ledger.spill import Bloom, Spill
+from ledger.storage import scan
 
 RULES = json.loads((VECTORS / "negative-ledger.json").read_text(encoding="utf-8"))
 POLICIES = (Policy(deny_origin=frozenset({"RU"})), Policy(require_verified=True, kp_rules=True),
@@ -74,6 +75,25 @@ def test_a_resumed_audit_reads_the_saved_spill(demo: Path, tmp_path: Path, monke
     restored, spilled = kept.walk.state, check_ledger(ledger, trust).findings
     assert restored.spill.dump() == saved.body["spill"] and spilled == _in_memory(ledger, trust)[0]
     restored.close()
+
+
+@pytest.mark.usefixtures("tiny")
+def test_a_resumed_audit_finds_in_the_saved_rows_what_a_full_one_finds(demo: Path, tmp_path: Path) -> None:
+    for n, vector in enumerate(RULES):  # statements, forks and duplicates of records audited before the state
+        payloads = [base64.b64decode(b) for b in vector["records_b64"]]
+        for cut in {1, len(payloads) // 2, len(payloads) - 1} - {0, len(payloads)}:
+            state = tmp_path / f"{n}-{cut}.state"
+            check_ledger(insider(tmp_path, f"{n}-{cut}.bin", payloads[:cut]), TRUST, save_state=state)
+            full = insider(tmp_path, f"{n}.bin", payloads)
+            assert check_ledger(full, TRUST, resume=state).findings == _in_memory(full, TRUST)[0], vector
+    trust, ledger = Trust.parse((demo / "trust.keys").read_text()), demo / "demo.ledger"
+    cut = tmp_path / "cut.ledger"
+    data, frames = ledger.read_bytes(), scan(ledger).frames
+    cut.write_bytes(data[:frames[len(frames) // 2].offset])
+    for n, policy in enumerate(POLICIES):
+        check_ledger(cut, trust, policy=policy, save_state=tmp_path / f"p{n}")
+        resumed = check_ledger(ledger, trust, policy=policy, resume=tmp_path / f"p{n}")
+        assert (resumed.findings, resumed.policy_findings) == _in_memory(ledger, trust, policy)
 
 
 def _digest(n: int) -> bytes:
@@ -135,8 +155,7 @@ def test_a_spill_loads_only_rows_of_its_shape() -> None:
     copy = Spill()
     copy.load(rows)
     assert copy.dump() == rows and copy.first_body(_digest(2)) == 0
-    for table, column, bad in (("records", 0, b"short"), ("bodies", 1, 7), ("facts", 1, b"\x00\x00\x00\x01\xff")):
-        damaged = {name: [list(c) for c in columns] for name, columns in rows.items()}
-        damaged[table][column][0] = bad
+    for table, bad in (("records", b"short"), ("bodies", 7), ("facts", [[0], [b"\x00\x00\x00\x01\xff"]]),
+                       ("facts", [[-1], [rows["facts"][1][0]]]), ("facts", [[0, 1], [b"\x00" * 4]])):
         with pytest.raises((ValueError, TypeError)):
-            Spill().load(damaged)
+            Spill().load({**rows, table: bad})
