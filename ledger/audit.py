@@ -155,8 +155,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                  level: str | None = None, jobs: int = 1, engine: str | None = None,
                  executor: Executor | None = None, chunk_records: int = CHUNK_RECORDS,
                  save_state: str | Path | None = None, resume: str | Path | None = None) -> AuditReport:
-    """Audit the ledger at ``path`` against ``trust`` in one streaming pass that holds no record (the custody
-    state keeps a few facts per record: :mod:`ledger.audit_pass`).
+    """Audit the ledger at ``path`` against ``trust`` in one streaming pass that holds no record (the facts the
+    rules need of every record later go to a temporary database, deleted after: :mod:`ledger.spill`).
 
     ``checkpoint`` / ``checkpoints``: signed notes to check against the file (each at its tree size); ``level``:
     one of :data:`LEVELS` (default ``policy`` with a policy, else ``custody``), each including the ones before:
