@@ -41,6 +41,7 @@ from . import index as _index
 from . import items as _items
 from . import repair as _repair
 from . import show as _show
+from . import stores as _stores
 from ._common import (
     _EXISTING,
     EXIT_USAGE,
@@ -417,3 +418,5 @@ main.add_command(_items.ITEMS_COMMAND)
 main.add_command(_show.SHOW_COMMAND)
 main.add_command(_repair.REPAIR_COMMAND)
 main.add_command(_index.INDEX_COMMAND)
+main.add_command(_stores.INIT_COMMAND)
+main.add_command(_stores.COPY_COMMAND)

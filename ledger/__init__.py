@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .audit import AuditReport, Replay, check_ledger, replay_ledger, verify_ledger
     from .bundle import BundleReport, build_bundle, bundle_from_json, bundle_to_json, check_bundle, verify_bundle
     from .checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+    from .copy import copy_ledger
     from .demo import DemoSummary, build_demo
     from .events import (
         Attested,
@@ -107,6 +108,7 @@ _EXPORTS = {
     "bundle_to_json_text": "_bundle_json",
     "check_bundle": "bundle",
     "check_ledger": "audit",
+    "copy_ledger": "copy",
     "check_policy": "policy",
     "checkpoint_file": "signing",
     "export_bundle": "export",
@@ -178,6 +180,7 @@ __all__ = [
     "check_ledger",
     "check_policy",
     "checkpoint_file",
+    "copy_ledger",
     "export_bundle",
     "export_bundle_as_of",
     "export_bundles",

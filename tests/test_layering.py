@@ -43,7 +43,7 @@ ORDER = [
     "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index",
     "backends", "pg.db", "pg.store", "pg", "signing",
-    "_ledger",
+    "_ledger", "copy",
     "monitor", "publish", "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export", "history",
     "inventory", "_scenarios", "demo",
 ]

@@ -4,16 +4,19 @@ gap and no lost record."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from ledger import Ledger, Mined, Output, Record, Trust, build_demo, check_ledger, keyfile
+from ledger import Ledger, Mined, Output, Record, Trust, build_demo, check_ledger, copy_ledger, export_bundles, keyfile
 from ledger.errors import RuleError, StorageError
 from ledger.events import Transferred
 from ledger.reader import checkpoint_file
 from ledger.storage import scan
+from stonetrail_cli.main import main
 from world import ORIGIN, TRUST, World
 
 pytestmark = pytest.mark.postgres
@@ -103,10 +106,31 @@ def test_writer_processes_appending_at_once_lose_nothing_and_leave_no_gap(postgr
     copy = tmp_path / "copy.ledger"
     with Ledger.open(postgres_url, TRUST.authority_keys) as ledger:
         assert ledger.size == 2 + writers * stones * 2
-        records = [ledger.record(i) for i in range(ledger.size)]
         root = ledger.root_hash()
-    with Ledger.create(copy, ORIGIN, TRUST.authority_keys) as file:  # every record checked again as it is copied
-        file.append_batch(records)
-        assert file.root_hash() == root
+        for writer in range(writers):  # each stone's chain whole: mined, then sold, nothing lost between
+            for n in range(stones):
+                item = ledger.item(f"W{writer}-{n:04d}")
+                assert (item.holder, len(item.history)) == ("trader-b", 2)
+    assert copy_ledger(postgres_url, copy, TRUST.authority_keys) == 2 + writers * stones * 2  # checked again
     report = check_ledger(copy, TRUST)
-    assert report.ok and not report.findings
+    assert report.ok and not report.findings and report.root_hash == root
+
+
+def test_copy_moves_a_ledger_into_a_database_and_back_with_the_same_checkpoint_and_bundles(
+        demo: Path, postgres_url: str, tmp_path: Path) -> None:
+    _, _, operator = _demo_records(demo)
+    trust, back = str(demo / "trust.keys"), tmp_path / "back.ledger"
+    runner = CliRunner()
+    there = runner.invoke(main, ["copy", str(demo / "demo.ledger"), postgres_url, "--trust", trust, "--json"])
+    assert there.exit_code == 0, there.output
+    assert json.loads(there.output)["records"] == len(scan(demo / "demo.ledger").frames)
+    again = runner.invoke(main, ["copy", str(demo / "demo.ledger"), postgres_url, "--trust", trust])
+    assert again.exit_code == 3 and "store.exists" in again.output  # a database holding a ledger is never overwritten
+    home = runner.invoke(main, ["copy", postgres_url, str(back), "--trust", trust])
+    assert home.exit_code == 0 and "***" not in home.output, home.output
+    assert checkpoint_file(back, operator) == checkpoint_file(demo / "demo.ledger", operator)  # type: ignore[arg-type]
+    stones = sorted(p.stem for p in (demo / "proofs").glob("*.stproof"))[:5]
+    note = (demo / "checkpoint.txt").read_text()
+    trusted = Trust.parse((demo / "trust.keys").read_text())
+    assert export_bundles(back, stones, note, trust=trusted) == export_bundles(demo / "demo.ledger", stones, note,
+                                                                               trust=trusted)

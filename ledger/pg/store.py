@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..backends import CheckpointBody, lines_of
-from ..errors import StorageError
+from ..errors import InputError, StorageError
 from ..findings import raise_first
 from ..index.db import SCHEMA
 from ..index.indexed import LedgerIndex
@@ -81,16 +81,17 @@ class PgBackend:
 
     @classmethod
     def open(cls, url: str, authority_keys: frozenset[bytes]) -> PgBackend:
-        """Open the ledger in the database at ``url``. Raises StorageError ``store.not_a_ledger`` (no ledger
-        there, or one of another schema: recreate it with ``stonetrail copy``), ``store.unavailable``."""
+        """Open the ledger in the database at ``url``. Raises InputError ``store.not_a_ledger`` (no ledger there,
+        or one of another schema: copy it into a new database with ``stonetrail copy``), StorageError
+        ``store.unavailable``."""
         tables = PgTables(PgDb(connect(url), url))
         try:
             with tables.transaction():
                 exists = tables.pg.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
                 schema = tables.meta("schema") if exists else None
                 if schema != SCHEMA or tables.meta("origin") is None:
-                    raise StorageError(f"{redact(url)} holds no StoneTrail ledger of schema {SCHEMA} (found "
-                                       f"{schema!r}); create one with `stonetrail init`", code="store.not_a_ledger")
+                    raise InputError(f"{redact(url)} holds no StoneTrail ledger of schema {SCHEMA} (found "
+                                     f"{schema!r}); create one with `stonetrail init`", code="store.not_a_ledger")
                 return cls(tables, authority_keys)
         except BaseException:
             tables.close()
