@@ -94,7 +94,8 @@ class LedgerIndex:
     transaction with the new records' frames and tiles, or :meth:`abandon` drops them.
     """
 
-    def __init__(self, db: Tables, log: LogFile | None, authority_keys: frozenset[bytes] | None) -> None:
+    def __init__(self, db: Tables, log: LogFile | None, authority_keys: frozenset[bytes] | None, *,
+                 known: Sequence[tuple[int, Record]] = ()) -> None:
         self.db, self.log, self.authority_keys = db, log, authority_keys
         self.origin: str = log.origin if log is not None else db.meta("origin")
         self.size: int = db.meta("size") or 0
@@ -107,10 +108,12 @@ class LedgerIndex:
         self.tree = TiledTree(db, self.size)
         self._base = latest_snapshot(db.db)  # the trees' leaves there, plus the keys changed since, are today's
         track(self._maps, _TREES if self._base is not None else None)
-        self._registry = [(p, self.record(p)) for p in db.registry_positions()]
+        held = dict(known)  # registry records an earlier view of these tables read and checked (``known``)
+        self._registry = [(p, held.get(p) or self.record(p)) for p in db.registry_positions()]
         for position, record in self._registry:  # the registry is small and held in memory: replay it (a reader,
             # with no authority keys, takes what the writer checked)
-            if authority_keys is not None and (findings := self.state.registry.check(record, position)):
+            if authority_keys is not None and position not in held and (
+                    findings := self.state.registry.check(record, position)):
                 raise IndexDamaged(f"registry record {position} no longer passes: {findings[0]}")
             self.state.registry.commit(record, position)
 
@@ -190,43 +193,44 @@ class LedgerIndex:
         else:
             changed: dict[int, dict[bytes, bytes | None]] = {HEADS: {}, IDENTITIES: {}}
             walked = 0
-            for key, _ in self._map("changed").rows():
+            for key, _ in self.table("changed").rows():
                 changed[key[0]][key[1:]] = None
                 walked += 1
-            if walked != len(self._map("changed")) or set(changed) != {HEADS, IDENTITIES}:
+            if walked != len(self.table("changed")) or set(changed) != {HEADS, IDENTITIES}:
                 raise IndexDamaged("index table changed: a walk does not meet the rows the index holds")
             heads = merged(Snapshot(self.db.db, self._base, HEADS).pairs(),
                            {key: self._head_leaf(key) for key in changed[HEADS]})
             claims = merged(Snapshot(self.db.db, self._base, IDENTITIES).pairs(),
                             {key: self._claim_leaf(key) for key in changed[IDENTITIES]})
         for table, leaves in (("head_positions", heads), ("head_latest", heads), ("id_claims", claims)):
-            if len(leaves) != len(self._map(table)):  # rows a damaged page hides from a walk
+            if len(leaves) != len(self.table(table)):  # rows a damaged page hides from a walk
                 raise IndexDamaged(f"index table {table}: its tree has {len(leaves)} leaves, the index holds "
-                                   f"{len(self._map(table))} rows")
+                                   f"{len(self.table(table))} rows")
         return heads, claims
 
-    def _map(self, table: str) -> StoredMap[Any, Any]:
-        return self._maps[_TABLES.index(table)]
+    def table(self, name: str) -> StoredMap[Any, Any]:
+        """The map over the state table ``name`` (:data:`ledger.index.state.TABLES`)."""
+        return self._maps[_TABLES.index(name)]
 
     def _walked(self) -> tuple[list[tuple[bytes, bytes, Digest]], list[tuple[bytes, bytes, Digest]]]:
         """:meth:`leaves` from one walk of the tables (never a lookup per key, which a damaged interior page
         could send astray)."""
         heads = []
-        for pair in itertools.zip_longest(self._map("head_positions").rows(), self._map("head_latest").rows()):
+        for pair in itertools.zip_longest(self.table("head_positions").rows(), self.table("head_latest").rows()):
             if pair[0] is None or pair[1] is None or pair[0][0] != pair[1][0]:
                 raise IndexDamaged("index tables head_positions and head_latest do not name the same items")
             (item, at), (_, head) = pair
             leaf = head_leaf(item, Head(at[-1], head, len(at)))
             heads.append((item.encode(), leaf, leaf_hash(leaf)))
         claims = []
-        for (kind, key), c in self._map("id_claims").rows():
+        for (kind, key), c in self.table("id_claims").rows():
             leaf = IdentityLeaf(kind, key, tuple(c)).to_bytes()
             claims.append((sort_key(kind, key), leaf, leaf_hash(leaf)))
         return heads, claims
 
     def _head_leaf(self, key: bytes) -> bytes | None:
         """The item-head leaf input of the item whose sort key is ``key`` (None: no such item)."""
-        positions, latest = self._map("head_positions"), self._map("head_latest")
+        positions, latest = self.table("head_positions"), self.table("head_latest")
         item = positions.key_of(key)
         at, head = positions.get(item), latest.get(item)
         if at is None or head is None:
@@ -237,7 +241,7 @@ class LedgerIndex:
 
     def _claim_leaf(self, key: bytes) -> bytes | None:
         """The identity leaf input of the identity whose sort key is ``key`` (None: no claim on it)."""
-        claims = self._map("id_claims")
+        claims = self.table("id_claims")
         kind, name = claims.key_of(key)
         found = claims.get((kind, name))
         return None if found is None else IdentityLeaf(kind, name, tuple(found)).to_bytes()
@@ -256,7 +260,7 @@ class LedgerIndex:
         heads, claims = self.leaves()
         lines = self.lines(heads, claims)
         if keep:
-            changed = self._map("changed")  # empty from now on: the snapshot is the trees' new base
+            changed = self.table("changed")  # empty from now on: the snapshot is the trees' new base
             with self.db.transaction():
                 write_snapshot(self.db.db, self.size, HEADS, lines[0], heads)
                 write_snapshot(self.db.db, self.size, IDENTITIES, lines[1], claims)

@@ -112,8 +112,13 @@ class PgTables(Tables):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """A transaction (a savepoint inside the caller's), committed when the block ends."""
-        with self.pg.errors(), self.pg.conn.transaction():
+        """A transaction, committed when the block ends; inside the caller's, a part of it (no savepoint: the
+        caller's transaction commits or rolls back the whole). Statements are pipelined (psycopg's pipeline
+        mode): a statement whose result is not read waits for no round trip."""
+        if self.pg.conn.info.transaction_status != _psycopg().pq.TransactionStatus.IDLE:
+            yield
+            return
+        with self.pg.errors(), self.pg.conn.pipeline(), self.pg.conn.transaction():
             yield
 
     def close(self) -> None:

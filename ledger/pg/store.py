@@ -14,8 +14,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..backends import CheckpointBody, lines_of
+from ..custody import signature_findings
 from ..errors import InputError, StorageError
-from ..findings import raise_first
+from ..findings import Finding, raise_first
+from ..identity import claims_of
 from ..index.db import SCHEMA
 from ..index.indexed import LedgerIndex
 from ..index.maps import IndexDamaged
@@ -29,9 +31,17 @@ __all__ = ["PgBackend", "PgIndex"]
 class PgIndex(LedgerIndex):
     """The replayed state of the records in a PostgreSQL ledger, kept in its tables."""
 
-    def __init__(self, tables: PgTables, authority_keys: frozenset[bytes] | None) -> None:
+    def __init__(self, tables: PgTables, authority_keys: frozenset[bytes] | None, *,
+                 known: Sequence[tuple[int, Record]] = ()) -> None:
         self.tables = tables
-        super().__init__(tables, None, authority_keys)
+        super().__init__(tables, None, authority_keys, known=known)
+        self.verified: set[bytes] = set()  # record hashes whose signatures all verified (before the lock)
+        self.state.signatures = self._signatures
+
+    def _signatures(self, record: Record, position: int) -> list[Finding]:
+        """The ``sig.*`` findings of ``record``: none for one checked before the write lock was taken
+        (:meth:`PgBackend.append_batch`), else :func:`~ledger.custody.signature_findings`."""
+        return [] if bytes(record.record_hash) in self.verified else signature_findings(record, position)
 
     def payload(self, position: int) -> bytes:
         """The payload of record ``position``, checked against its leaf hash. Raises IndexDamaged."""
@@ -39,6 +49,16 @@ class PgIndex(LedgerIndex):
         if payload is None or leaf_hash(payload) != self.tree.leaf_hash(position):
             raise IndexDamaged(f"record {position} of {self.tables.path} is not the one its tiles hold")
         return payload
+
+    def prefetch(self, records: Sequence[Record]) -> None:
+        """Read in one query per table the rows checking and applying ``records`` looks up (their items, bodies
+        and identity claims), so that a batch costs a few round trips, not a few per record."""
+        ids = {i for r in records for i, _ in r.body.inputs} | {o.id for r in records for o in r.body.outputs}
+        claims = {(kind, key) for r in records for kind, key, _ in claims_of(r)}
+        for table, keys in (("items", ids), ("bodies", {r.body_hash for r in records}), ("head_positions", ids),
+                            ("head_latest", ids), ("id_claims", claims), ("id_holder", claims),
+                            ("id_standing", ids), ("id_frozen", ids)):
+            self.table(table).prefetch(keys)
 
     def _add_records(self, first: int, records: Sequence[tuple[Record, int, int]]) -> None:
         self.tables.add_log(first, [(bytes(r.record_hash), r.raw) for r, _, _ in records])
@@ -105,25 +125,29 @@ class PgBackend:
     def index(self) -> LedgerIndex:
         return self._index
 
-    def _load(self) -> PgIndex:
-        """A fresh view of the committed ledger (inside or outside a transaction)."""
+    def _load(self, known: Sequence[tuple[int, Record]] = ()) -> PgIndex:
+        """A fresh view of the committed ledger (inside or outside a transaction); ``known``: registry records
+        an earlier view checked (not read nor checked again)."""
         self._version = self._tables.meta("version")
-        return PgIndex(self._tables, self._keys)
+        return PgIndex(self._tables, self._keys, known=known)
 
     def refresh(self) -> None:
         """Reload the view if another writer committed since it was read (its meta ``version`` moved)."""
         if self._tables.meta("version") != self._version:
-            self._index = self._load()
+            self._index = self._load(self._index.registry)
 
     def append_batch(self, records: Sequence[Record]) -> int:
         """Check and append ``records`` in one transaction under the ledger's lock; return the position of the
         first. Records the log holds already (a retry after a lost acknowledgement) are not stored again: a batch
         the log holds whole returns its position. Raises RuleError (nothing written), StorageError (the
         transaction did not commit: nothing written)."""
+        verified = {bytes(r.record_hash) for r in records if not signature_findings(r, 0)}  # no lock held yet
         try:
             with self._tables.transaction():
                 self._tables.lock()
                 self.refresh()
+                self._index.verified = verified
+                self._index.prefetch(records)
                 known = self._tables.positions_of([bytes(r.record_hash) for r in records])
                 new = [r for r in records if bytes(r.record_hash) not in known]
                 first = self._index.size
