@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import sys
+import tempfile
 import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from ledger._files import write_files
 from ledger.audit import Replay
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
+from ledger.pg.db import is_url, redact
+from ledger.pg.store import dump
 
 from ._output import JSON_OUTPUT, progress
 
@@ -167,16 +170,17 @@ def _read_text(path: Path, what: str) -> str:
 
 
 @contextmanager
-def _about(path: Path | None, what: str | None = None, *, codes: Collection[str] | None = None) -> Iterator[None]:
+def _about(path: Path | str | None, what: str | None = None, *, codes: Collection[str] | None = None
+           ) -> Iterator[None]:
     """Name ``path`` as the file a StoneTrailError raised inside is about (the innermost naming wins), and with
     ``what``, prefix its message with it. ``codes``: only errors with one of these codes are about it. A None
-    ``path`` names nothing."""
+    ``path`` names nothing; a database ledger's URL is named without its password."""
     try:
         yield
     except StoneTrailError as exc:
         if path is None or (codes is not None and exc.code not in codes):
             raise
-        _ERROR_FILES.setdefault(exc, str(path))
+        _ERROR_FILES.setdefault(exc, redact(str(path)) if is_url(path) else str(path))
         if what is not None:
             exc.about(what)
         raise
@@ -238,6 +242,30 @@ class _ExistingFile(click.Path):
 
 
 _EXISTING: click.Path = _ExistingFile()
+
+
+class _LedgerLocation(_ExistingFile):
+    """A ledger: an existing file (a Path), or a ``postgresql://`` URL (kept as text, docs/format.md §8.4)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return str(value) if is_url(value) else super().convert(value, param, ctx)
+
+
+_LEDGER: click.Path = _LedgerLocation()
+
+
+@contextmanager
+def _local(location: Path | str) -> Iterator[Path]:
+    """``location`` as a ledger file: itself, or for a database ledger a copy of its records as committed now,
+    in a temporary folder removed after (the readers that replay a whole ledger read a file:
+    docs/adr/0023-postgresql-store.md)."""
+    if not is_url(location):
+        yield Path(location)
+        return
+    with tempfile.TemporaryDirectory(prefix="stonetrail-") as folder:
+        path = Path(folder) / "ledger"
+        dump(str(location), path)
+        yield path
 
 
 def _print_findings(findings: Sequence[Finding]) -> None:

@@ -15,15 +15,15 @@ import click
 from ledger import format_ct
 from ledger.inventory import ItemLine, item_lines
 
-from ._common import _EXISTING, _errors, _load_trust, _plural, _print_json, _replay, _verdict_exit
+from ._common import _EXISTING, _LEDGER, _errors, _load_trust, _local, _plural, _print_json, _replay, _verdict_exit
 
 
 @click.command(short_help="List every item of a ledger.")
-@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
+@click.argument("ledger_file", metavar="LEDGER", type=_LEDGER)
 @click.option("--trust", "trust_file", type=_EXISTING, help="Trust file; without it the list is unverified.")
 @click.option("--json", "as_json", is_flag=True, help="Print the items and the verdict as JSON.")
 @_errors
-def items(ledger_file: Path, trust_file: Path | None, as_json: bool) -> None:
+def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> None:
     """List every item of LEDGER: id, kind, state, holder (and owner, if another party holds it on memo),
     mass and number of records, sorted by id.
 
@@ -37,7 +37,8 @@ def items(ledger_file: Path, trust_file: Path | None, as_json: bool) -> None:
       stonetrail items out/demo.ledger --trust out/trust.keys
       stonetrail items out/demo.ledger --json
     """
-    replay, verdict = _replay(ledger_file, _load_trust(trust_file) if trust_file else None)
+    with _local(ledger_file) as local:  # a database ledger is read from a copy of its records
+        replay, verdict = _replay(local, _load_trust(trust_file) if trust_file else None)
     lines = item_lines(replay)
     if as_json:
         _print_json({"verdict": verdict, "findings": len(replay.findings),

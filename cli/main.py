@@ -32,6 +32,7 @@ from ledger.consistency import format_consistency_proof
 from ledger.engines import DEFAULT_ENGINE, ENGINES
 from ledger.keys import PrivateKey
 from ledger.monitor import consistency_proof_for
+from ledger.pg.db import is_url
 from ledger.policy import Policy
 from ledger.publish import Published, publish_checkpoint
 from ledger.storage import scan
@@ -44,12 +45,14 @@ from . import show as _show
 from . import stores as _stores
 from ._common import (
     _EXISTING,
+    _LEDGER,
     EXIT_USAGE,
     _about,
     _click_error,
     _errors,
     _fail,
     _load_trust,
+    _local,
     _plural,
     _print_findings,
     _print_hint,
@@ -169,7 +172,7 @@ def _program() -> str:
 
 
 @main.command(short_help="Check every record of a ledger.")
-@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
+@click.argument("ledger_file", metavar="LEDGER", type=_LEDGER)
 @click.option("--trust", "trust_file", required=True, type=_EXISTING,
               help="Trust file: pinned operator and authority keys.")
 @click.option("--checkpoint", "checkpoint_paths", type=_EXISTING, multiple=True,
@@ -201,7 +204,7 @@ def _program() -> str:
                    "a full audit's. Same ledger, trust and --level; every --checkpoint at or above its size.")
 @_errors
 @policy_options
-def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ...], level: str | None,
+def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Path, ...], level: str | None,
            jobs: int | None, engine: str, chunk_records: int, cluster: str | None, as_json: bool,
            policy: Policy | None, save_state: Path | None, resume: Path | None) -> None:
     """Replay LEDGER and check every record, trusting only the keys in --trust; optionally apply a trade policy.
@@ -226,11 +229,15 @@ def verify(ledger_file: Path, trust_file: Path, checkpoint_paths: tuple[Path, ..
       stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU
       stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU,BY --import-threshold-ct 0.5
     """
+    if cluster is not None and is_url(ledger_file):
+        raise click.UsageError("--cluster reads a ledger file the workers share: copy the database ledger to one "
+                               "first (stonetrail copy)")
     trust = _load_trust(trust_file)
     notes = [_read_checkpoint(p) for p in checkpoint_paths]
     start = time.monotonic()
-    with on_cluster(cluster, ledger_file, jobs) as workers, _about(ledger_file), progress("records") as bar, \
-            _about(resume, codes=_RESUME_CODES), _about(save_state, codes=("store.exists",)):
+    with _about(ledger_file), _local(ledger_file) as ledger_path, on_cluster(cluster, ledger_path, jobs) as \
+            workers, progress("records") as bar, _about(resume, codes=_RESUME_CODES), \
+            _about(save_state, codes=("store.exists",)):
         report = check_ledger(workers.path, trust, checkpoints=notes, policy=policy, progress=bar, level=level,
                               jobs=workers.jobs, executor=workers.executor, engine=engine,
                               chunk_records=chunk_records,
@@ -287,7 +294,7 @@ def _print_report(r: AuditReport) -> None:
 
 
 @main.command(short_help="Sign a checkpoint of a ledger and publish it beside the ledger.")
-@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
+@click.argument("ledger_file", metavar="LEDGER", type=_LEDGER)
 @click.option("--key", "key_file", required=True, type=_EXISTING,
               help="The operator's private key (PEM; made with 'stonetrail keygen --ledger LEDGER').")
 @click.option("--name", help="Signer name in the note (default: the ledger's origin, the name the operator key is "
@@ -304,7 +311,7 @@ def _print_report(r: AuditReport) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the note, where it was written and the files kept as JSON.")
 @_errors
-def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: Path | None,
+def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_file: Path | None,
                out: Path | None, since_file: Path | None, proof_out: Path | None, as_json: bool) -> None:
     """Sign a C2SP checkpoint of LEDGER as it is now: origin, tree size and root hash, plus three lines that
     commit to the registry, to every item's latest record and to every claim on an item id, report number or
@@ -330,6 +337,9 @@ def checkpoint(ledger_file: Path, key_file: Path, name: str | None, trust_file: 
     """
     if (since_file is None) != (proof_out is None):
         raise click.UsageError("--since and --proof-out go together")
+    if is_url(ledger_file) and (out is None or since_file is not None):
+        raise click.UsageError("a database ledger has no folder to publish checkpoint.txt in, and --since reads a "
+                               "ledger file: use -o FILE or -o - (or copy it to a file first)")
     file_out = None if out == Path("-") else out
     for target in (file_out, proof_out):
         if target is not None:

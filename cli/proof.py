@@ -24,6 +24,7 @@ from ledger.bundle import (
 from ledger.errors import InputError
 from ledger.export import StaleCheckpointError, export_bundle, export_bundle_as_of
 from ledger.findings import Finding
+from ledger.pg.db import is_url
 from ledger.policy import Policy
 from ledger.provenance import MassPoint, Provenance, Snapshot
 from ledger.publish import published_checkpoint
@@ -31,6 +32,7 @@ from ledger.trust import Trust
 
 from ._common import (
     _EXISTING,
+    _LEDGER,
     _about,
     _errors,
     _load_trust,
@@ -70,7 +72,7 @@ def proof() -> None:
 
 
 @proof.command("export", short_help="Write the proof bundle of one item.")
-@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
+@click.argument("ledger_file", metavar="LEDGER", type=_LEDGER)
 @click.argument("item")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
               help=f"Where to write the bundle (default: ./ITEM{SUFFIX}; never overwritten).")
@@ -84,7 +86,7 @@ def proof() -> None:
               help="Also refuse a checkpoint that no operator key pinned in this trust file signed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the file written and what it holds as JSON.")
 @_errors
-def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path | None, as_of_path: Path | None,
+def export(ledger_file: Path | str, item: str, out: Path | None, checkpoint_path: Path | None, as_of_path: Path | None,
            trust_file: Path | None, as_json: bool) -> None:
     """Write ITEM's proof bundle from LEDGER: its records and its ancestors' back to the mine, the registry, and
     the signed checkpoint they are proven against (which must be of LEDGER: same origin and root, and registry
@@ -107,6 +109,9 @@ def export(ledger_file: Path, item: str, out: Path | None, checkpoint_path: Path
     out = out or Path.cwd() / f"{item}{SUFFIX}"
     check_new(out)  # fail before the export's work; a bundle is never overwritten
     given = as_of_path or checkpoint_path
+    if given is None and is_url(ledger_file):
+        raise click.UsageError("a database ledger has no checkpoint.txt beside it: name the checkpoint with "
+                               "--checkpoint")
     note = _read_checkpoint(given) if given is not None else _published_checkpoint(ledger_file)
     trust = _load_trust(trust_file) if trust_file else None
     if as_of_path is None:
@@ -136,7 +141,7 @@ def _positions(positions: tuple[int, ...]) -> str:
     return f"record{'s' if len(positions) > 1 else ''} {_some([str(p) for p in positions])}"
 
 
-def _published_checkpoint(ledger_file: Path) -> str:
+def _published_checkpoint(ledger_file: Path | str) -> str:
     """The text of the checkpoint published beside ``ledger_file`` (its ``checkpoint.txt``)."""
     path = published_checkpoint(ledger_file)
     if not path.exists():
@@ -145,7 +150,7 @@ def _published_checkpoint(ledger_file: Path) -> str:
     return _read_checkpoint(path)
 
 
-def _export_current(ledger_file: Path, item: str, note: str, trust: Trust | None, given: Path | None) -> bytes:
+def _export_current(ledger_file: Path | str, item: str, note: str, trust: Trust | None, given: Path | None) -> bytes:
     """:func:`export_bundle` under ``note``; a stale checkpoint's refusal says how to sign a fresh one."""
     try:
         with progress("records") as bar:

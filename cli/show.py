@@ -19,12 +19,16 @@ from ledger.audit import Replay
 from ledger.errors import InputError, VerificationError
 from ledger.history import History, ItemScope, damage, indexed_scope, item_scope, summary, trace
 from ledger.index.reading import IndexedLog, indexed_log, through_index
+from ledger.pg.db import is_url
+from ledger.pg.store import pg_view
 from ledger.provenance import Snapshot, Step
 
 from ._common import (
     _EXISTING,
+    _LEDGER,
     _errors,
     _load_trust,
+    _local,
     _plural,
     _print_findings,
     _print_json,
@@ -49,12 +53,12 @@ def print_path(steps: Sequence[Step]) -> None:
 
 
 @click.command(short_help="Print an item's history back to the mine.")
-@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
+@click.argument("ledger_file", metavar="LEDGER", type=_LEDGER)
 @click.argument("item")
 @click.option("--trust", "trust_file", type=_EXISTING, help="Trust file; without it the history is shown unverified.")
 @click.option("--json", "as_json", is_flag=True, help="Print the history and its verdict as JSON.")
 @_errors
-def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -> None:
+def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: bool) -> None:
     """Print ITEM's history back to the mine: each record with time, event, place, and the item's holder, owner,
     location, mass and state after it, as 'proof verify' prints a bundle's path (statements change none of them).
 
@@ -71,10 +75,13 @@ def show(ledger_file: Path, item: str, trust_file: Path | None, as_json: bool) -
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys --json
     """
-    if trust_file is None and (told := through_index(indexed_log(ledger_file), lambda log: _told(log, item))):
-        _print(*told, "unverified", [], 0, (), as_json)  # the index covers the file: no replay for an unverified
-        return  # history (a damaged index: the log is read below)
-    replay, verdict = _replay(ledger_file, _load_trust(trust_file) if trust_file else None)
+    if trust_file is None:  # a database ledger answers from its tables, a file from its index if it covers it
+        view = pg_view(str(ledger_file)) if is_url(ledger_file) else indexed_log(ledger_file)
+        if told := through_index(view, lambda log: _told(log, item)):
+            _print(*told, "unverified", [], 0, (), as_json)  # no replay for an unverified history
+            return  # (a damaged index: the log is read below)
+    with _local(ledger_file) as local:  # a verified history replays the whole ledger, read from a file
+        replay, verdict = _replay(local, _load_trust(trust_file) if trust_file else None)
     broken = damage(replay)
     if item not in replay.state.items:
         raise _not_found(replay, ledger_file, item, broken)
@@ -118,7 +125,7 @@ def _print(found: ItemScope, history: History, verdict: str, here: list[Finding]
         _print_history(found, history, verdict, here, elsewhere, broken)
 
 
-def _not_found(replay: Replay, ledger_file: Path, item: str, broken: Sequence[Finding]) -> InputError | \
+def _not_found(replay: Replay, ledger_file: Path | str, item: str, broken: Sequence[Finding]) -> InputError | \
         VerificationError:
     """The error for an item no readable record creates: unreadable (the file is damaged: it may be there) or
     unknown (with the id it may have meant)."""
@@ -131,7 +138,7 @@ def _not_found(replay: Replay, ledger_file: Path, item: str, broken: Sequence[Fi
     return InputError(f"no item {item!r} in {ledger_file}{hint}", code="item.unknown")
 
 
-def _damaged(ledger_file: Path, broken: Sequence[Finding]) -> tuple[str, str]:
+def _damaged(ledger_file: Path | str, broken: Sequence[Finding]) -> tuple[str, str]:
     """What is damaged in the file, and what to run."""
     first = broken[0]
     more = f" ({_plural(len(broken) - 1, 'more damaged part')})" if len(broken) > 1 else ""

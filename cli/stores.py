@@ -15,7 +15,7 @@ import click
 from ledger import Ledger, copy_ledger
 from ledger.pg.db import is_url, redact
 
-from ._common import _EXISTING, _errors, _load_trust, _print_json
+from ._common import _EXISTING, _LEDGER, _about, _errors, _load_trust, _print_json
 from ._output import progress
 
 
@@ -43,7 +43,8 @@ def init_command(location: str, origin: str, trust_file: Path, as_json: bool) ->
       stonetrail init new.ledger --origin example.com/ledger --trust trust.keys
     """
     trust = _load_trust(trust_file)
-    Ledger.create(location, origin, trust.authority_keys).close()
+    with _about(location):
+        Ledger.create(location, origin, trust.authority_keys).close()
     if as_json:
         _print_json({"ledger": _shown(location), "origin": origin, "records": 0})
     else:
@@ -51,13 +52,13 @@ def init_command(location: str, origin: str, trust_file: Path, as_json: bool) ->
 
 
 @click.command("copy", short_help="Copy a ledger between a file and a PostgreSQL database.")
-@click.argument("source", metavar="SOURCE")
+@click.argument("source", metavar="SOURCE", type=_LEDGER)
 @click.argument("target", metavar="TARGET")
 @click.option("--trust", "trust_file", type=_EXISTING, required=True,
               help="Trust file: its authority keys check the registry records as they are copied.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was copied as JSON.")
 @_errors
-def copy_command(source: str, target: str, trust_file: Path, as_json: bool) -> None:
+def copy_command(source: Path | str, target: str, trust_file: Path, as_json: bool) -> None:
     """Copy every record of SOURCE into a new ledger at TARGET, in order, each checked as a writer checks an
     append: the copy has the same records, root, checkpoints and bundles. Use it to give an auditor a plain
     ledger file of a PostgreSQL ledger (as committed when the copy starts), or to move a file into a database.
@@ -73,13 +74,14 @@ def copy_command(source: str, target: str, trust_file: Path, as_json: bool) -> N
     """
     trust = _load_trust(trust_file)
     start = time.monotonic()
-    with progress("records") as bar:
+    with _about(source), _about(target, codes=("store.exists",)), progress("records") as bar:
         records = copy_ledger(source, target, trust.authority_keys, progress=bar)
     seconds = round(time.monotonic() - start, 3)
     if as_json:
-        _print_json({"source": _shown(source), "target": _shown(target), "records": records, "seconds": seconds})
+        _print_json({"source": _shown(str(source)), "target": _shown(target), "records": records,
+                     "seconds": seconds})
     else:
-        click.echo(f"copied {records} records from {_shown(source)} to {_shown(target)} in {seconds:.1f} s")
+        click.echo(f"copied {records} records from {_shown(str(source))} to {_shown(target)} in {seconds:.1f} s")
 
 
 # Typed names for stonetrail_cli.main to register (see stonetrail_cli.consistency).

@@ -29,6 +29,8 @@ from .bundle import build_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import InputError, StoneTrailError, VerificationError, expect, expect_each, expect_path
 from .index.reading import IndexedLog, Records, indexed_log, through_index
+from .pg.db import is_url
+from .pg.store import pg_view
 from .reader import LogPass, Progress, ReadSide, check_checkpoint
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
@@ -128,6 +130,10 @@ def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trus
     expect_each(items, str, "items", "an item id (text)")
     expect(checkpoint, str, "checkpoint", "signed checkpoint text (str)")
     expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
+    if is_url(ledger_path):  # a database ledger answers from its tables (docs/adr/0023-postgresql-store.md)
+        cp = open_checkpoint(checkpoint, trust.operators) if trust else read_unverified_checkpoint(checkpoint)
+        with pg_view(str(ledger_path), cp.tree_size) as view:
+            return _bundles(view, view.records, items, checkpoint, view.later)
     answered = through_index(_indexed(ledger_path, checkpoint, trust),  # O(log n) reads: no pass to report
                              lambda log: (log.tree.size, _bundles(log, log.records, items, checkpoint, log.later)))
     if answered is not None:

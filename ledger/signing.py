@@ -9,6 +9,8 @@ from pathlib import Path
 
 from .index.reading import indexed_log, through_index
 from .keys import PrivateKey
+from .pg.db import is_url
+from .pg.store import pg_view
 from .reader import Progress, sign_log
 from .reader import checkpoint_file as checkpoint_log
 from .trust import Trust
@@ -18,10 +20,15 @@ __all__ = ["checkpoint_file"]
 
 def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, *, trust: Trust | None = None,
                     progress: Progress | None = None) -> str:
-    """Sign a C2SP checkpoint of the ledger file at ``path`` as it is now, without locking
+    """Sign a C2SP checkpoint of the ledger file at ``path`` (or the database ledger at a ``postgresql://`` URL)
+    as it is now, without locking
     (:func:`ledger.reader.checkpoint_file` says what is checked and raised). ``progress(done, total)``: as the
     log is read, or once when the index answers."""
-    signed = through_index(indexed_log(path), lambda log: (log.tree.size, sign_log(log, key, name, trust=trust)))
+    if is_url(path):  # a database ledger answers from its tables (docs/adr/0023-postgresql-store.md)
+        with pg_view(str(path)) as view:
+            signed: tuple[int, str] | None = (view.tree.size, sign_log(view, key, name, trust=trust))
+    else:
+        signed = through_index(indexed_log(path), lambda log: (log.tree.size, sign_log(log, key, name, trust=trust)))
     if signed is None:
         return checkpoint_log(path, key, name, trust=trust, progress=progress)
     if progress is not None:

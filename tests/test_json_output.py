@@ -70,6 +70,8 @@ GOOD: dict[tuple[str, ...], tuple[_Good, str | None, int]] = {
                           None, 0),
     ("proof", "verify"): (lambda f, d: [f.bundle, "--trust", f.trust], "valid", 0),
     ("proof", "show"): (lambda f, d: [f.bundle], None, 0),
+    ("init",): (lambda f, d: [d / "new.ledger", "--origin", "example.com/ledger", "--trust", f.trust], None, 0),
+    ("copy",): (lambda f, d: [f.ledger, d / "copy.ledger", "--trust", f.trust], None, 0),
 }
 
 
@@ -115,6 +117,9 @@ BAD: dict[tuple[str, ...], _Bad] = {
     ("proof", "verify"): lambda f, d: ([d / "none.stproof", "--trust", f.trust], 2, "input.missing",
                                        d / "none.stproof"),
     ("proof", "show"): lambda f, d: ([d / "none.stproof"], 2, "input.missing", d / "none.stproof"),
+    ("init",): lambda f, d: ([f.ledger, "--origin", "example.com/ledger", "--trust", f.trust], 3, "store.exists",
+                             f.ledger),
+    ("copy",): lambda f, d: ([f.ledger, f.ledger, "--trust", f.trust], 3, "store.exists", f.ledger),
 }
 
 

@@ -134,3 +134,32 @@ def test_copy_moves_a_ledger_into_a_database_and_back_with_the_same_checkpoint_a
     trusted = Trust.parse((demo / "trust.keys").read_text())
     assert export_bundles(back, stones, note, trust=trusted) == export_bundles(demo / "demo.ledger", stones, note,
                                                                                trust=trusted)
+
+
+def test_the_commands_read_a_database_ledger_as_they_read_its_file(demo: Path, postgres_url: str,
+                                                                   tmp_path: Path) -> None:
+    trust, key, ledger = str(demo / "trust.keys"), str(demo / "keys" / "operator.pem"), str(demo / "demo.ledger")
+    runner = CliRunner()
+    assert runner.invoke(main, ["copy", ledger, postgres_url, "--trust", trust]).exit_code == 0
+    stone = sorted(p.stem for p in (demo / "proofs").glob("*.stproof"))[0]
+    note = str(demo / "checkpoint.txt")
+    for command in (["verify", "{L}", "--trust", trust, "--json"], ["show", "{L}", stone, "--json"],
+                    ["show", "{L}", stone, "--trust", trust, "--json"], ["items", "{L}", "--json"],
+                    ["checkpoint", "{L}", "--key", key, "-o", "-"]):
+        outputs = []
+        for location in (ledger, postgres_url):
+            result = runner.invoke(main, [location if a == "{L}" else a for a in command])
+            outputs.append((result.exit_code, result.output))
+        if command[0] == "verify":
+            outputs = [(code, {k: v for k, v in json.loads(out).items() if k != "seconds"}) for code, out in outputs]
+        assert outputs[0] == outputs[1], command
+        assert outputs[0][0] == 0, outputs[0]
+    bundles = []
+    for n, location in enumerate((ledger, postgres_url)):
+        out = tmp_path / f"{n}.stproof"
+        result = runner.invoke(main, ["proof", "export", location, stone, "--checkpoint", note, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        bundles.append(out.read_bytes())
+    assert bundles[0] == bundles[1]
+    unnamed = runner.invoke(main, ["proof", "export", postgres_url, stone, "-o", str(tmp_path / "x.stproof")])
+    assert unnamed.exit_code == 2 and "--checkpoint" in unnamed.output

@@ -208,7 +208,8 @@ class IndexedLog:
     framing_ok = True  # the indexed part was framed whole when indexed; the tail was surveyed on open
 
     def __init__(self, index: LedgerIndex, at: int, file_size: int) -> None:
-        self.index, self.at, self.origin, self.path = index, at, index.origin, index.files()[1].path
+        self.index, self.at, self.origin = index, at, index.origin
+        self.path = index.log.path if index.log is not None else index.db.path  # a file, or a database's URL
         self.tree = _FileTree(index.tree, file_size)
         self.records = Records(index.payload, index.registry)  # each checked against its indexed leaf hash
         heads, ids = _trees(index, at)

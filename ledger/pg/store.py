@@ -11,6 +11,7 @@ over the same tables, so both stores give the same state, roots and checkpoints 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..backends import CheckpointBody, lines_of
@@ -21,11 +22,15 @@ from ..identity import claims_of
 from ..index.db import SCHEMA
 from ..index.indexed import LedgerIndex
 from ..index.maps import IndexDamaged
+from ..index.reading import IndexedLog
 from ..merkle import leaf_hash
 from ..record import Record
+from ..storage import FileStore
 from .db import PgDb, PgTables, connect, redact
 
-__all__ = ["PgBackend", "PgIndex"]
+__all__ = ["PgBackend", "PgIndex", "dump", "pg_view"]
+
+_DUMPED = 4096  # records read and written at a time by :func:`dump`
 
 
 class PgIndex(LedgerIndex):
@@ -179,3 +184,43 @@ class PgBackend:
     def close(self) -> None:
         """Close the connection."""
         self._tables.close()
+
+
+def pg_view(url: str, at: int | None = None) -> IndexedLog:
+    """The ledger in the database at ``url`` as a read side (:class:`~ledger.index.reading.IndexedLog`) at tree
+    size ``at`` (None: all of it), read in one repeatable-read, read-only transaction (one consistent view while
+    writers go on); close it after use. Raises InputError ``store.not_a_ledger``, ``input.range`` (``at`` beyond
+    the ledger's size), StorageError (``store.unavailable``...)."""
+    tables = PgTables(PgDb(connect(url), url))
+    try:
+        tables.pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if tables.meta("schema") != SCHEMA or tables.meta("origin") is None:
+            raise InputError(f"{redact(url)} holds no StoneTrail ledger of schema {SCHEMA}", code="store.not_a_ledger")
+        index = PgIndex(tables, None)
+        if at is not None and not 0 < at <= index.size:
+            raise InputError(f"tree size {at}: {redact(url)} holds {index.size} records", code="input.range")
+        return IndexedLog(index, index.size if at is None else at, index.size)
+    except BaseException:
+        tables.close()
+        raise
+
+
+def dump(url: str, path: str | Path) -> int:
+    """Write the records of the ledger in the database at ``url`` (as committed when it starts: one
+    repeatable-read transaction) to a new ledger file at ``path``, byte for byte and unchecked, for the readers
+    that replay a whole ledger from a file (an audit, a verified history: docs/adr/0023-postgresql-store.md);
+    return the number of records. Raises StorageError (``store.exists``, ``store.unavailable``...)."""
+    tables = PgTables(PgDb(connect(url), url))
+    try:
+        tables.pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        origin, size = tables.meta("origin"), tables.meta("size") or 0
+        if origin is None:
+            raise InputError(f"{redact(url)} holds no StoneTrail ledger", code="store.not_a_ledger")
+        with FileStore.create(path, origin) as store:
+            for start in range(0, size, _DUMPED):
+                rows = tables.pg.execute("SELECT payload FROM log WHERE position >= ? AND position < ? ORDER BY "
+                                         "position", (start, min(size, start + _DUMPED))).fetchall()
+                store.append_batch([bytes(r[0]) for r in rows])
+        return int(size)
+    finally:
+        tables.close()
