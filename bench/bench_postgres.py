@@ -147,6 +147,50 @@ def run(server: str, writers: int, per_writer: int, batch: int, directory: Path)
             "audit": "0 findings" if report.ok and not report.findings else f"{len(report.findings)} findings"}
 
 
+def _median_s(fn: Any, times: int = 7) -> float:
+    fn()  # warm
+    runs = []
+    for _ in range(times):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def reads_at_scale(server: str, records: int, directory: Path) -> None:
+    """The bench ledger of ``records`` records (bench/ledgergen.py, cached) copied into a database: one-stone
+    export through the library and ``stonetrail show`` as a process, beside the same on the ledger file with
+    its index."""
+    sys.path.insert(0, str(BENCH))
+    import bench_bundle
+    import ledgergen as gen
+
+    from ledger import export_bundle
+    from ledger.bundle import check_bundle
+
+    source, meta = bench_bundle.ensure_ledger(Path(tempfile.gettempdir()) / "stonetrail-bench", records, 2)
+    path = directory / "scale.ledger"
+    shutil.copy(source, path)
+    trust, item = gen.trust(), meta["target"]
+    url = fresh_database(server, "bench_scale")
+    start = time.perf_counter()
+    copy_ledger(path, url, trust.authority_keys)
+    copied = time.perf_counter() - start
+    with Ledger.open(url, trust.authority_keys) as ledger:
+        note = ledger.checkpoint(gen.key("operator"))
+    with Ledger.open(path, trust.authority_keys) as ledger:  # the file's index, and the same checkpoint
+        assert ledger.checkpoint(gen.key("operator")) == note
+    print(f"reads at {records:,} records (copied into the database in {copied:.0f} s; target {item}):")
+    for label, location in (("PostgreSQL", url), ("ledger file + index", str(path))):
+        bundle = export_bundle(location, item, note)
+        seconds = _median_s(lambda loc=location: export_bundle(loc, item, note))
+        show = _median_s(lambda loc=location: subprocess.run(
+            [str(Path(sys.executable).parent / "stonetrail"), "show", loc, item], capture_output=True, check=True), 3)
+        print(f"  {label:<20} export_bundle {seconds * 1e3:7.1f} ms (median of 7; verifies: "
+              f"{check_bundle(bundle, trust).ok})   stonetrail show {show * 1e3:6.0f} ms (process)")
+    print("acceptance (issue 12): one-stone export from PostgreSQL at 10^6 records <= 50 ms through the library")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writers", default="1,2,4,8", help="writer process counts, e.g. 1,2,4,8")
@@ -154,6 +198,8 @@ def main() -> int:
     parser.add_argument("--batch", default="1,50",
                         help="records per append, one run each: one transaction, whose latency each of its records "
                              "gets (default 1,50: one at a time, and as a trader's system sends a day's records)")
+    parser.add_argument("--reads", type=int, default=0, metavar="N",
+                        help="also copy the bench ledger of N records into a database and time export and show")
     parser.add_argument("--url", help="a PostgreSQL server's URL (a role that may create databases)")
     opts = parser.parse_args()
     counts = [int(n) for n in opts.writers.split(",")]
@@ -185,6 +231,8 @@ def main() -> int:
                                   f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['rate'] * sig_s / len(sample):.2f}",
                                   r["audit"]), flush=True)
         print("acceptance (issue 12): 8 writers >= 1,000 records/s; every record stored; 0 findings")
+        if opts.reads:
+            reads_at_scale(server, opts.reads, directory)
         return 0
     finally:
         if private is not None:

@@ -39,8 +39,8 @@ def init_command(location: str, origin: str, trust_file: Path, as_json: bool) ->
 
     \b
     Examples:
-      stonetrail init postgresql://stonetrail@127.0.0.1:5432/ledger --origin example.com/ledger --trust trust.keys
-      stonetrail init new.ledger --origin example.com/ledger --trust trust.keys
+      stonetrail init new.ledger --origin example.com/ledger --trust out/trust.keys
+      stonetrail init postgresql://stonetrail@127.0.0.1:5432/ledger --origin example.com/ledger --trust out/trust.keys
     """
     trust = _load_trust(trust_file)
     with _about(location):
@@ -69,8 +69,9 @@ def copy_command(source: Path | str, target: str, trust_file: Path, as_json: boo
 
     \b
     Examples:
-      stonetrail copy postgresql://stonetrail@127.0.0.1:5432/ledger audit.ledger --trust trust.keys
-      stonetrail copy out/demo.ledger postgresql://stonetrail@127.0.0.1:5432/ledger --trust out/trust.keys
+      stonetrail copy out/demo.ledger demo-copy.ledger --trust out/trust.keys
+      stonetrail copy out/demo.ledger postgresql://stonetrail@127.0.0.1:5432/demo --trust out/trust.keys
+      stonetrail copy postgresql://stonetrail@127.0.0.1:5432/demo audit.ledger --trust out/trust.keys
     """
     trust = _load_trust(trust_file)
     start = time.monotonic()
