@@ -31,7 +31,7 @@ from .state import create_tables
 __all__ = ["SCHEMA", "IndexDB", "Tables", "index_path"]
 
 #: Changes whenever what a table holds or how it is encoded changes: an index of another version is rebuilt.
-SCHEMA = 7
+SCHEMA = 8
 #: Pages the write-ahead log grows to before a commit copies them into the file (SQLite's default is 1,000): a
 #: copy ends with an fsync of the file, and pages written again meanwhile (the tables' upper levels, the items
 #: and heads a batch moves, the tiles, frames and meta) are copied once; 32 MiB of 4 KiB pages.

@@ -3,8 +3,10 @@ so that a proof bundle under that checkpoint needs O(log n) reads, not a rebuild
 
 A snapshot of a tree of ``count`` leaves holds its leaves' sort keys and leaf inputs in rank order, :data:`WIDTH`
 to a row (the rows of table ``snap``, kind 0, numbered like level-0 tiles), the RFC 9162 node hashes of the leaf
-hashes as C2SP tlog-tiles (kind 1), and its extension line (kind 2). It is written when the writer signs a
-checkpoint (:meth:`~ledger.index.indexed.LedgerIndex.extensions`) and only the latest :data:`KEPT` sizes are kept.
+hashes as C2SP tlog-tiles (kind 1), its extension line (kind 2) and the first sort key of each kind-0 row (kind 3,
+one row), so that a key's rank costs two row reads: that row and the one kind-0 row that holds the key. It is
+written when the writer signs a checkpoint (:meth:`~ledger.index.indexed.LedgerIndex.extensions`) and only the
+latest :data:`KEPT` sizes are kept.
 The next checkpoint's trees are the latest snapshot's leaves with the keys changed since merged in (the index's
 ``changed`` table, :mod:`ledger.index.state`), so signing costs the records added since, not a walk of every
 item. Like every index row it is checked when read; a proof read from it is checked against the snapshot's root
@@ -14,6 +16,7 @@ before it is used.
 from __future__ import annotations
 
 import bisect
+import itertools
 import marshal
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -29,7 +32,7 @@ __all__ = ["HEADS", "IDENTITIES", "KEPT", "WIDTH", "Snapshot", "create_snapshot_
 HEADS, IDENTITIES = 0, 1  # which tree
 KEPT = 2  # snapshots (tree sizes) kept
 WIDTH = 256  # leaves to a row, as hashes to a C2SP tile
-_LEAF, _TILE, _LINE = 0, 1, 2
+_LEAF, _TILE, _LINE, _FIRSTS = 0, 1, 2, 3
 
 
 def create_snapshot_table(db: Db) -> None:
@@ -54,6 +57,7 @@ def write_snapshot(db: Db, size: int, tree: int, line: str,
          None) for start in range(0, len(leaves), WIDTH)]
     rows += [(size, tree, _TILE, (t.level << 48) | t.index, t.hashes, None) for t in _all(tiles, len(leaves))]
     rows.append((size, tree, _LINE, 0, line.encode(), None))
+    rows.append((size, tree, _FIRSTS, 0, marshal.dumps([k for k, _, _ in leaves[::WIDTH]], 2), None))
     with sqlite_errors("snap"):
         db.executemany(upsert("snap", ["size", "tree", "kind", "k"], ["v", "w", "c"]),
                        [(*r, _check(*r)) for r in rows])
@@ -119,6 +123,7 @@ class Snapshot:
         self.count, self.root = int(count), Digest.from_b64(root)
         self._nodes = TiledTree(self, self.count)
         self._chunks: dict[int, list[tuple[bytes, bytes]]] = {}
+        self._firsts: list[bytes] | None = None
 
     def _row(self, kind: int, k: int) -> tuple[bytes, bytes | None] | None:
         with sqlite_errors("snap"):
@@ -154,17 +159,37 @@ class Snapshot:
         return self._chunk(rank // WIDTH)[rank % WIDTH]
 
     def rank(self, key: bytes) -> int | None:
-        """The rank of the leaf whose sort key is ``key`` (a binary search over the rows, then within one), or
-        None."""
-        low, high = 0, (self.count + WIDTH - 1) // WIDTH
-        while low < high:  # the last row whose first key is <= key
-            mid = (low + high) // 2
-            low, high = (mid + 1, high) if self._chunk(mid)[0][0] <= key else (low, mid)
-        if low == 0:
+        """The rank of the leaf whose sort key is ``key``, or None: the last kind-0 row whose first key is at most
+        ``key`` (a bisection of the kind-3 row), then a bisection within that row. Raises IndexDamaged if a row
+        is missing or malformed, or the two rows disagree on the row's first key."""
+        firsts = self._first_keys()
+        row = bisect.bisect_right(firsts, key) - 1
+        if row < 0:
             return None
-        found = [k for k, _ in self._chunk(low - 1)]
+        found = [k for k, _ in self._chunk(row)]
+        if found[0] != firsts[row]:
+            raise IndexDamaged(f"snapshot of tree {self._tree} at {self._size}: row {row} does not start with the "
+                               "key its first-keys row names")
         at = bisect.bisect_left(found, key)
-        return (low - 1) * WIDTH + at if at < len(found) and found[at] == key else None
+        return row * WIDTH + at if at < len(found) and found[at] == key else None
+
+    def _first_keys(self) -> list[bytes]:
+        """The first sort key of each kind-0 row (the kind-3 row), read once: strictly increasing bytes, one per
+        row. Raises IndexDamaged."""
+        if self._firsts is None:
+            row = self._row(_FIRSTS, 0)
+            try:
+                firsts = marshal.loads(row[0]) if row is not None else None
+            except (ValueError, EOFError, TypeError) as exc:
+                raise IndexDamaged(f"snapshot of tree {self._tree} at {self._size}: its first keys do not decode "
+                                   f"({exc})") from exc
+            rows = (self.count + WIDTH - 1) // WIDTH
+            if not isinstance(firsts, list) or len(firsts) != rows or not all(isinstance(k, bytes) for k in firsts) \
+                    or any(b <= a for a, b in itertools.pairwise(firsts)):
+                raise IndexDamaged(f"snapshot of tree {self._tree} at {self._size}: its first keys are not {rows} "
+                                   "increasing keys")
+            self._firsts = firsts
+        return self._firsts
 
     def pairs(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (sort key, leaf input) in rank order, each row checked."""
