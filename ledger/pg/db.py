@@ -49,12 +49,19 @@ def _psycopg() -> Any:
 
 
 def translate(exc: Exception, url: str) -> StorageError:
-    """A psycopg error as the StorageError a caller can act on: ``store.timeout`` (a statement timeout),
-    ``store.unavailable`` (no server, or the connection broke), ``store.db`` (anything else)."""
+    """A psycopg error as the StorageError a caller can act on, by SQLSTATE (PostgreSQL docs, appendix A):
+    ``store.timeout`` (a statement or lock timeout, 57014 and 55P03), ``store.unavailable`` (no server, or the
+    connection broke: no SQLSTATE, class 08; the server shutting down, starting up or ending the session: class
+    57; too many connections, 53300), ``store.db`` (anything else, a full disk 53100 included).
+
+    psycopg files most of these under OperationalError, a full disk and a lock timeout too: the class alone
+    would call a full disk ``store.unavailable`` and a lock timeout neither a timeout."""
     psycopg = _psycopg()
-    if isinstance(exc, psycopg.errors.QueryCanceled):
+    state = getattr(exc, "sqlstate", None) or ""
+    if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
         code = "store.timeout"
-    elif isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+    elif isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and (
+            not state or state[:2] in ("08", "57") or state == "53300"):
         code = "store.unavailable"
     else:
         code = "store.db"

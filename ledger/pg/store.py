@@ -84,6 +84,7 @@ class PgBackend:
         self._origin: str = tables.meta("origin")
         self._version: Any = None
         self._index = self._load()
+        self._stale = False  # after a failed write: the view may count what was not committed (see _recover)
 
     @classmethod
     def create(cls, url: str, origin: str, authority_keys: frozenset[bytes]) -> PgBackend:
@@ -128,6 +129,9 @@ class PgBackend:
 
     @property
     def index(self) -> LedgerIndex:
+        """This handle's view; after a failed write or a broken connection, reloaded first (:meth:`_recover`:
+        StorageError ``store.unavailable`` while the server is out of reach)."""
+        self._recover()
         return self._index
 
     def _load(self, known: Sequence[tuple[int, Record]] = ()) -> PgIndex:
@@ -136,17 +140,41 @@ class PgBackend:
         self._version = self._tables.meta("version")
         return PgIndex(self._tables, self._keys, known=known)
 
+    def _recover(self) -> None:
+        """After a failed write or a broken connection, a fresh view, on a new connection if the old one broke;
+        else nothing. The handle thus goes on after a dropped connection or a server restart (the next use
+        reconnects) and never answers from a view counting a batch whose transaction failed: it may have been
+        applied in memory, and if the connection broke at COMMIT, it may or may not have committed (a retry
+        of the batch then finds it: stored once). Raises StorageError (``store.unavailable``: the server is
+        still out of reach; the next use tries again)."""
+        if not (self._stale or self._tables.pg.conn.broken):
+            return
+        if self._tables.pg.conn.broken:
+            url = self._tables.pg.url
+            tables = PgTables(PgDb(connect(url), url))
+            self._tables.close()
+            self._tables = tables
+        self._stale = True  # until a view is loaded
+        with self._tables.transaction():
+            self._index = self._load()
+        self._stale = False
+
     def refresh(self) -> None:
-        """Reload the view if another writer committed since it was read (its meta ``version`` moved)."""
-        if self._tables.meta("version") != self._version:
+        """Reload the view if another writer committed since it was read (its meta ``version`` moved), or if it
+        must be recovered (:meth:`_recover`)."""
+        if self._stale or self._tables.pg.conn.broken:
+            self._recover()
+        elif self._tables.meta("version") != self._version:
             self._index = self._load(self._index.registry)
 
     def append_batch(self, records: Sequence[Record]) -> int:
         """Check and append ``records`` in one transaction under the ledger's lock; return the position of the
         first. Records the log holds already (a retry after a lost acknowledgement) are not stored again: a batch
         the log holds whole returns its position. Raises RuleError (nothing written), StorageError (the
-        transaction did not commit: nothing written)."""
+        transaction did not commit: nothing written; but ``store.unavailable`` raised as the connection broke at
+        COMMIT may come after the server committed: retry the same batch, it is stored once)."""
         verified = {bytes(r.record_hash) for r in records if not signature_findings(r, 0)}  # no lock held yet
+        self._recover()
         try:
             with self._tables.transaction():
                 self._tables.lock()
@@ -163,12 +191,16 @@ class PgBackend:
                 self._version = (self._version or 0) + (1 if new else 0)
                 self._tables.set_meta(version=self._version)
         except BaseException:
-            self._index = self._load()  # whatever was applied in memory was not committed
+            # Whatever was applied in memory was not committed (or, the connection broken at COMMIT, may not
+            # have been): reloaded before the view is used again, reconnecting if need be (_recover). Reloading
+            # here would go through the broken connection, fail, and leave the view counting the batch.
+            self._stale = True
             raise
         return known.get(bytes(records[0].record_hash), first)
 
     def checkpoint_body(self) -> CheckpointBody:
         """The checkpoint body of the whole log, read and kept (its trees' snapshot) under the lock."""
+        self._recover()
         try:
             with self._tables.transaction():
                 self._tables.lock()
@@ -178,7 +210,7 @@ class PgBackend:
                 self._tables.set_meta(version=self._version)
                 return body
         except BaseException:
-            self._index = self._load()
+            self._stale = True  # as in append_batch
             raise
 
     def close(self) -> None:
