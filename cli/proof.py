@@ -22,7 +22,7 @@ from ledger.bundle import (
     summarize_bundle,
 )
 from ledger.errors import InputError
-from ledger.export import StaleCheckpointError, export_bundle, export_bundle_as_of
+from ledger.export import SelfCheckError, StaleCheckpointError, export_bundle, export_bundle_as_of
 from ledger.findings import Finding
 from ledger.pg.db import is_url
 from ledger.policy import Policy
@@ -114,12 +114,16 @@ def export(ledger_file: Path | str, item: str, out: Path | None, checkpoint_path
                                "--checkpoint")
     note = _read_checkpoint(given) if given is not None else _published_checkpoint(ledger_file)
     trust = _load_trust(trust_file) if trust_file else None
-    if as_of_path is None:
-        data = _export_current(ledger_file, item, note, trust, given)
-    else:
-        with progress("records") as bar:
-            exported = export_bundle_as_of(ledger_file, item, note, trust=trust, progress=bar)
-        data = exported.bundle
+    try:
+        if as_of_path is None:
+            data = _export_current(ledger_file, item, note, trust, given)
+        else:
+            with progress("records") as bar:
+                exported = export_bundle_as_of(ledger_file, item, note, trust=trust, progress=bar)
+            data = exported.bundle
+    except SelfCheckError as exc:  # nothing is written; say which command rebuilds the index
+        raise SelfCheckError(item, exc.findings, f"rebuild it with 'stonetrail index {ledger_file} --trust TRUST' "
+                                                 "and export again") from None
     _write_new((out, data))
     summary = summarize_bundle(data)
     size = summary.checkpoint.tree_size if summary.checkpoint else "?"

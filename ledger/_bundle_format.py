@@ -20,7 +20,8 @@ from .hashing import Digest
 from .record import MAX_RECORD_SIZE
 
 __all__ = ["BUNDLE_TAG", "BUNDLE_VERSION", "MAX_BUNDLE_SIZE", "MAX_PROOF_HASHES", "Bundle", "BundleEntry",
-           "HeadEntry", "IdentityEntry", "build_bundle", "bundle_from_json", "bundle_to_json", "read_bundle"]
+           "HeadEntry", "IdentityEntry", "build_bundle", "bundle_from_json", "bundle_to_json", "encode_bundle",
+           "read_bundle"]
 
 #: Prefix of every bundle's bytes (domain separation: a bundle is never a record, a note or another document).
 BUNDLE_TAG = b"stonetrail/v1/bundle\n"
@@ -84,8 +85,19 @@ def build_bundle(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes,
 
     Raises:
         InputError: ``bundle.duplicate_index`` (an index twice); BundleFormatError for anything
-            :func:`read_bundle` would refuse (e.g. over a cap, an item's head given twice).
+            :func:`read_bundle` would refuse (e.g. over a cap, an item's head given twice), and
+            ``bundle.read_back`` (see :func:`encode_bundle`).
     """
+    return encode_bundle(item, checkpoint, entries, heads, identities)[0]
+
+
+def encode_bundle(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequence[Digest]]],
+                  heads: Sequence[tuple[str, int, Sequence[Digest]]],
+                  identities: Sequence[tuple[int, bytes, Sequence[Digest]]] = ()) -> tuple[bytes, Bundle]:
+    """:func:`build_bundle`'s bytes, and the :class:`Bundle` they read back as (:func:`read_bundle`), which holds
+    exactly the parts given, sorted as :func:`build_bundle` sorts them: what the caller hands out is what it
+    built (an exporter checks the evidence of the parts read back, :func:`ledger.bundle.check_bundle_proofs`).
+    Raises as :func:`build_bundle`."""
     ordered = sorted(entries, key=lambda e: e[0])
     for before, after in itertools.pairwise(ordered):
         if before[0] == after[0]:
@@ -96,8 +108,13 @@ def build_bundle(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes,
 
 def _encode(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequence[bytes]]],
             heads: Sequence[tuple[str, int, Sequence[bytes]]],
-            identities: Sequence[tuple[int, bytes, Sequence[bytes]]]) -> bytes:
-    """The bundle bytes with entries, heads and identities in the order given; raises as :func:`read_bundle`."""
+            identities: Sequence[tuple[int, bytes, Sequence[bytes]]]) -> tuple[bytes, Bundle]:
+    """The bundle bytes with entries, heads and identities in the order given, and the Bundle they read back as.
+
+    Raises:
+        BundleFormatError: as :func:`read_bundle`; ``bundle.read_back``: the bytes read back as other parts than
+            those given (a fault of the encoder, never of the parts).
+    """
     value = {"v": BUNDLE_VERSION, "item": item, "checkpoint": checkpoint,
              "records": [{"index": i, "leaf": bytes(leaf), "proof": [bytes(h) for h in proof]}
                          for i, leaf, proof in entries],
@@ -108,8 +125,23 @@ def _encode(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequ
         data = BUNDLE_TAG + encode(value)
     except InputError as exc:  # a lone surrogate, a negative index: nothing read_bundle could accept
         raise BundleFormatError(f"bundle: {exc}", code="bundle.malformed") from exc
-    read_bundle(data)  # what we write, we can read back
-    return data
+    back = read_bundle(data)  # what we write, we can read back, as what we wrote
+    if back != Bundle(item=item, checkpoint=checkpoint, entries=tuple(BundleEntry(**_leaf(*e)) for e in entries),
+                      heads=tuple(HeadEntry(item=name, index=i, proof=_hashes(p)) for name, i, p in heads),
+                      identities=tuple(IdentityEntry(**_leaf(*e)) for e in identities)):
+        raise BundleFormatError("bundle: its bytes read back as other parts than those written",
+                                code="bundle.read_back")
+    return data, back
+
+
+def _leaf(index: int, leaf: bytes, proof: Sequence[bytes]) -> dict[str, Any]:
+    """The fields of a :class:`BundleEntry` or :class:`IdentityEntry` as :func:`read_bundle` gives them."""
+    return {"index": index, "leaf": bytes(leaf), "proof": _hashes(proof)}
+
+
+def _hashes(proof: Sequence[bytes]) -> tuple[bytes, ...]:
+    """A proof's hashes as a tuple, as :func:`read_bundle` gives them (a Digest compares as its bytes)."""
+    return tuple(proof)
 
 
 def read_bundle(data: bytes) -> Bundle:
@@ -246,7 +278,7 @@ def bundle_from_json(value: Mapping[str, object]) -> bytes:
                                           {"identities_index", "leaf", "inclusion_proof"})]
     except KeyError as exc:
         raise BundleFormatError(f"bundle JSON: missing field {exc}") from exc
-    data = _encode(item, note, entries, heads, identities)
+    data = _encode(item, note, entries, heads, identities)[0]
     derived = bundle_to_json(data)
     if wrong := [key for key in ("origin", "tree_size", "root_hash") if key in value and value[key] != derived[key]]:
         raise BundleFormatError(f"bundle JSON: {', '.join(wrong)} not what the checkpoint says")

@@ -33,14 +33,15 @@ left out (its item-head proof); every identity the scope claims held by its clai
 proofs); then any chosen :class:`~ledger.policy.Policy`. Every Ed25519 signature (the checkpoint's, each record's)
 is checked by :meth:`ledger.keys.PublicKey.verify` through the signature engine ``engine=`` names
 (:mod:`ledger.engines`; by default libsodium, as the audit), whose verdict and code are the same for every engine
-(docs/adr/0021). This module does no I/O and never imports the store.
+(docs/adr/0021). The checks of the proofs alone, which need no key, are :func:`check_bundle_proofs`
+(:mod:`ledger._bundle_proofs`): an exporter runs them on every bundle before it hands it out (:mod:`ledger.export`).
+This module does no I/O and never imports the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import cast
 
 from ._bundle_format import (
     BUNDLE_TAG,
@@ -54,8 +55,13 @@ from ._bundle_format import (
     build_bundle,
     bundle_from_json,
     bundle_to_json,
+    encode_bundle,
     read_bundle,
 )
+from ._bundle_proofs import Fault as _Fault
+from ._bundle_proofs import check_bundle_proofs, head_faults, proven_identities, read_entries
+from ._bundle_proofs import fault as _fault
+from ._bundle_proofs import finding as _finding
 from ._bundle_summary import BundleLine, BundleSummary, summarize_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .custody import CustodyState
@@ -64,9 +70,8 @@ from .errors import BundleFormatError, InputError, RuleError, StoneTrailError, e
 from .events import REGISTRY_KINDS
 from .findings import Finding
 from .hashing import Digest
-from .heads import Head, HeadProof, ItemHeads, checkpoint_heads, verify_item_head
-from .identity import IdentityLeaf, checkpoint_identities, identity_findings, proven_leaf
-from .merkle import leaf_hash, verify_inclusion
+from .heads import ItemHeads, checkpoint_heads
+from .identity import IdentityLeaf, checkpoint_identities, identity_findings
 from .policy import Policy, Verdicts, check_policy_records
 from .provenance import Provenance, Snapshot, build_provenance, replay_scope
 from .record import Record
@@ -92,6 +97,8 @@ __all__ = [
     "bundle_from_json",
     "bundle_to_json",
     "check_bundle",
+    "check_bundle_proofs",
+    "encode_bundle",
     "read_bundle",
     "summarize_bundle",
     "verify_bundle",
@@ -203,9 +210,6 @@ def verify_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, or
         return run.provenance(policy, policy_findings)
 
 
-_Fault = tuple[Finding, StoneTrailError | None]
-
-
 def _start(data: object, trust: object, policy: object, origin: object, engine: object) -> _Verification:
     """The arguments of :func:`check_bundle` and :func:`verify_bundle`, checked (ArgumentError, ``input.type``,
     naming the argument; InputError ``input.engine`` for an engine name not in :data:`ledger.engines.ENGINES`),
@@ -268,26 +272,7 @@ class _Verification:
             yield _fault(exc, None, None, "checkpoint: ")
 
     def _entries(self, tree: Checkpoint) -> Iterator[_Fault]:
-        """Order and inclusion of every leaf first (cheap, and what a forger must beat), then read the records."""
-        last, leaves = -1, []
-        for entry in self.bundle.entries:
-            if entry.index <= last:
-                code, why = (("bundle.duplicate_index", "leaf index given twice") if entry.index == last else
-                             ("bundle.order", f"leaf index after {last}: records must be in increasing order"))
-                yield _finding(code, entry.index, why)
-                continue
-            last = entry.index
-            leaves.append(entry)
-            try:
-                proof = cast("Sequence[Digest]", entry.proof)  # as received: verify_inclusion checks each length
-                verify_inclusion(leaf_hash(entry.leaf), entry.index, tree.tree_size, proof, tree.root_hash)
-            except StoneTrailError as exc:
-                yield _fault(exc, entry.index, None, f"inclusion in the checkpoint's tree of {tree.tree_size}: ")
-        for entry in leaves:
-            try:
-                self.records[entry.index] = Record.from_bytes(entry.leaf)
-            except InputError as exc:
-                yield _fault(exc, entry.index, None, "")
+        yield from read_entries(self.bundle.entries, tree, self.records)
 
     def _registry(self) -> Iterator[_Fault]:
         if self.registry is None:
@@ -344,14 +329,7 @@ class _Verification:
             if head is None or not mine:
                 yield _finding("bundle.head_missing", None, f"no proof of the latest record of {name}", name)
                 continue
-            last = mine[-1]
-            try:
-                verify_item_head(name, Head(last, self.records[last].record_hash, len(mine)),
-                                 HeadProof(head.index, cast("tuple[Digest, ...]", head.proof)), count, root)
-            except StoneTrailError as exc:
-                yield _finding("bundle.head_mismatch", last, f"the checkpoint does not name record {last} as the "
-                               f"latest of {name} with {len(mine)} records: a record of it was left out (a later "
-                               f"one, or a statement about one), or the head proof is wrong ({exc})", name)
+            yield from head_faults(head, mine, self.records, count, root)
         for name in given:
             yield _finding("bundle.extra_head", None, f"a head proof for {name}, which is not in this provenance",
                            name)
@@ -365,12 +343,7 @@ class _Verification:
             yield _fault(exc, None, None, "checkpoint: ")
             return
         leaves: dict[int, IdentityLeaf] = {}
-        for entry in self.bundle.identities:
-            try:
-                proof = cast("Sequence[Digest]", entry.proof)  # as received: verify_inclusion checks each length
-                leaves[entry.index] = proven_leaf(entry.index, entry.leaf, proof, count, root)
-            except StoneTrailError as exc:
-                yield _fault(exc, None, None, f"identity leaf {entry.index}: ")
+        yield from proven_identities(self.bundle.identities, count, root, leaves)
         claims, outside = scope_claims(self.records, scope)
         self.outside_ids = [Finding(code="item.duplicate_id", position=position, item=None, reason=(
             f"not checked: that no other item holds the id of {', '.join(ids[:3])}"
@@ -405,14 +378,3 @@ class _Verification:
         return build_provenance(state, self.records, scope, self.snapshots, self.checkpoint,
                                 registry_size=self.registry[0], rules_checked=RULES_CHECKED, policy=policy,
                                 policy_findings=policy_findings, unchecked=self.unchecked())
-
-
-def _finding(code: str, position: int | None, reason: str, item: str | None = None) -> _Fault:
-    return Finding(code=code, position=position, item=item, reason=reason), None
-
-
-def _fault(exc: StoneTrailError, position: int | None, item: str | None, prefix: str) -> _Fault:
-    finding = getattr(exc, "finding", None)
-    if isinstance(finding, Finding):
-        return finding, exc
-    return Finding(code=exc.code, position=position, item=item, reason=f"{prefix}{exc}"), exc

@@ -6,10 +6,20 @@ checks that the given signed checkpoint is of this file as every reader decides 
 that the registry records it covers are one hash-linked chain, finds each item's scope
 among the records below the tree size (:func:`ledger.scope.provenance_scope`, the same function the
 verifier uses), and builds each bundle with RFC 9162 inclusion proofs at the checkpoint's tree size and the
-item-head proofs (:mod:`ledger.heads`). The exporter vouches for nothing: the bundle is worth what
-:func:`ledger.bundle.check_bundle` says, under the verifier's own pinned keys. O(n) in the file: every record
-below the tree size is decoded once, since the item-head tree names every item, and only the scopes' records are
-kept.
+item-head proofs (:mod:`ledger.heads`). O(n) in the file: every record below the tree size is decoded once, since
+the item-head tree names every item, and only the scopes' records are kept. Through the ledger's index
+(:mod:`ledger.index.reading`) the same bundle costs O(log n) reads per record.
+
+**Self-check.** Before a bundle is returned (and so before ``stonetrail proof export`` writes a file), the exporter
+checks what its read side supplied — the index is a cache, never an authority: the bundle's bytes read back as
+exactly the parts built (:func:`ledger.bundle.encode_bundle`), and every proof in it holds against the checkpoint,
+with the verifier's own checks (:func:`ledger.bundle.check_bundle_proofs`): each record's and registry record's
+bytes hash to a leaf proven at its index under the checkpoint's root and tree size, each item-head proof against
+its ``stonetrail-heads`` line, each identity leaf against its ``stonetrail-identities`` line. A failure raises
+:class:`SelfCheckError` (``export.self_check``) and nothing is returned. The records' and the checkpoint's
+signatures are not checked again: they are the signers' own bytes, the same the log-only path gives, and the
+bundle's verifier checks them under its pinned keys. Beyond that the exporter vouches for nothing: the bundle is
+worth what :func:`ledger.bundle.check_bundle` says.
 
 A bundle is current only as of its checkpoint. By default the exporter refuses a checkpoint that misses a record
 of the bundle's items the file holds after it (``checkpoint.stale``: a stone sold or reported stolen since
@@ -25,9 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._text import fold
-from .bundle import build_bundle
+from .bundle import Bundle, check_bundle_proofs, encode_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
-from .errors import InputError, StoneTrailError, VerificationError, expect, expect_each, expect_path
+from .errors import BundleFormatError, InputError, StoneTrailError, VerificationError, expect, expect_each, expect_path
+from .findings import Finding
 from .index.reading import IndexedLog, Records, indexed_log, through_index
 from .pg.db import is_url
 from .pg.store import pg_view
@@ -38,7 +49,7 @@ from .scope import provenance_scope, scope_claims
 from .storage import FrameFile
 from .trust import Trust
 
-__all__ = ["AsOf", "StaleCheckpointError", "export_bundle", "export_bundle_as_of", "export_bundles"]
+__all__ = ["AsOf", "SelfCheckError", "StaleCheckpointError", "export_bundle", "export_bundle_as_of", "export_bundles"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,8 +96,9 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
             is not signed by a pinned operator key. VerificationError: the first of
             :func:`ledger.reader.checkpoint_problems` (``checkpoint.origin_mismatch``, ``checkpoint.beyond_log``,
             ``checkpoint.root_mismatch``, ``checkpoint.registry_*``, ``checkpoint.heads_*``,
-            ``checkpoint.identities_*``). RuleError: ``registry.gap`` (the file's registry records it covers are
-            not one hash-linked chain). InputError:
+            ``checkpoint.identities_*``). SelfCheckError: ``export.self_check`` (a VerificationError: a bundle
+            fails the exporter's own check of it, module docstring; nothing is returned). RuleError:
+            ``registry.gap`` (the file's registry records it covers are not one hash-linked chain). InputError:
             ``item.unknown`` (no such item below the tree size). CorruptStoreError: damaged framing.
             StorageError: I/O failure.
     """
@@ -113,6 +125,24 @@ class StaleCheckpointError(VerificationError):
         super().__init__(message or default)
         self.item = item
         self.done = done
+
+
+class SelfCheckError(VerificationError):
+    """A bundle the exporter built fails its own check before it is handed out (``export.self_check``, module
+    docstring): a proof, leaf or record its read side (the index, a cache) supplied does not hold against the
+    checkpoint, or the bytes do not read back as what was built. ``item``: the bundle's item; ``findings``: every
+    finding of the check (:func:`ledger.bundle.check_bundle_proofs`), the first in the message; ``rebuild`` ends
+    the message (how to rebuild the index: a tool names its command)."""
+
+    default_code = "export.self_check"
+
+    def __init__(self, item: str, findings: Sequence[Finding], rebuild: str = "rebuild it from the log") -> None:
+        first = findings[0]
+        where = f" (record {first.position})" if first.position is not None else ""
+        super().__init__(f"the bundle of {item!r} fails the exporter's own check, so it is not exported: {first.code}"
+                         f"{where}: {first.reason}; the ledger's index (a cache) may be damaged: {rebuild}")
+        self.item = item
+        self.findings = tuple(findings)
 
 
 def _read_alike(item: str, names: Mapping[str, object]) -> str:
@@ -198,9 +228,28 @@ def _bundle(log: ReadSide, records: Records, item: str, note: str, cp: Checkpoin
     positions = sorted({*scope.positions, *(p for p, _ in registry)})
     latest = [(name, heads.proof(name)) for name in scope.items]
     claimed = {(kind, key) for kind, key, _, _ in scope_claims(records, scope)[0]}
-    bundle = build_bundle(item, note,
-                          [(p, records.payload(p), log.tree.inclusion_proof(p, cp.tree_size)) for p in positions],
-                          [(name, head.index, head.proof) for name, head in latest],
-                          log.commitments.identities.proofs(claimed))
+    bundle = _self_checked(item, lambda: encode_bundle(
+        item, note, [(p, records.payload(p), log.tree.inclusion_proof(p, cp.tree_size)) for p in positions],
+        [(name, head.index, head.proof) for name, head in latest], log.commitments.identities.proofs(claimed)),
+        records)
     missed = later(scope.items)
     return AsOf(bundle=bundle, tree_size=cp.tree_size, file_size=log.tree.size, later=missed)
+
+
+def _self_checked(item: str, build: Callable[[], tuple[bytes, Bundle]], records: Records) -> bytes:
+    """The bytes of the bundle ``build`` gives (:func:`ledger.bundle.encode_bundle`: the bytes and the parts they
+    read back as), once its proofs hold against its checkpoint (:func:`ledger.bundle.check_bundle_proofs`; the
+    records decoded from ``records`` are taken as they are where the bundle holds their bytes).
+
+    Raises:
+        SelfCheckError: a finding, or the bytes read back as other parts (``bundle.read_back``).
+    """
+    try:
+        data, back = build()
+    except BundleFormatError as exc:
+        if exc.code != "bundle.read_back":
+            raise
+        raise SelfCheckError(item, [Finding(code=exc.code, position=None, item=item, reason=str(exc))]) from exc
+    if findings := check_bundle_proofs(back, dict(records.items())):
+        raise SelfCheckError(item, findings)
+    return data

@@ -39,6 +39,7 @@ ORDER = [
     "commitments",
     "consistency", "evidence", "item", "origin", "rules", "_kinds",
     "custody", "spill", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json", "_bundle_summary",
+    "_bundle_proofs",
     "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
     "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index",
