@@ -193,14 +193,20 @@ class MerkleTree:
 Nodes = Callable[[int, int], Digest]
 
 
-def subtree_path(nodes: Nodes, index: int, height: int, size: int) -> list[Digest]:
+def subtree_path(nodes: Nodes, index: int, height: int, size: int,
+                 edge: Callable[[int, int], Digest] | None = None) -> list[Digest]:
     """Sibling hashes of node (height, index) up to the root of the tree of ``size`` leaves (RFC 9162 §2.1.3.1),
-    from complete-subtree hashes ``nodes``; an absent right sibling means the node is promoted unchanged."""
+    from complete-subtree hashes ``nodes``; an absent right sibling means the node is promoted unchanged. A
+    sibling that reaches past ``size`` is MTH(D[start:size]), ``edge(start, size)`` (default :func:`range_root`
+    over ``nodes``; a tree of one size has one per level, which a caller may keep)."""
     proof: list[Digest] = []
     while (1 << height) < size:
-        start = (index ^ 1) << height
-        if start < size:
-            proof.append(range_root(nodes, start, min(start + (1 << height), size)))
+        sibling = index ^ 1
+        start = sibling << height
+        if start + (1 << height) <= size:
+            proof.append(nodes(height, sibling))
+        elif start < size:
+            proof.append(edge(start, size) if edge is not None else range_root(nodes, start, size))
         index, height = index >> 1, height + 1
     return proof
 

@@ -37,6 +37,7 @@ SCHEMA = 8
 #: and heads a batch moves, the tiles, frames and meta) are copied once; 32 MiB of 4 KiB pages.
 CHECKPOINT_PAGES = 8192
 _BLOCK = 256  # frames per row of ``frames``
+_KEPT_BLOCKS = 1024  # rows of ``frames`` a reader keeps (4 KiB each)
 _PAIR = struct.Struct(">QQ")
 _NODES = 1 << 62  # tiles rows: a tile's inner nodes, beside the tile
 
@@ -148,6 +149,7 @@ class IndexDB(Tables):
         super().__init__(db, path)
         self.db: sqlite3.Connection = db
         self.path: Path = path
+        self._blocks: dict[int, bytes] | None = None  # a reader's frames rows read so far (:meth:`frame`)
 
     @classmethod
     def open(cls, path: Path, *, create: bool, read_only: bool = False) -> IndexDB:
@@ -175,6 +177,7 @@ class IndexDB(Tables):
             if read_only:
                 db.execute("BEGIN")  # one read transaction for the reader's life: one consistent snapshot
             index = cls(db, path)
+            index._blocks = {} if read_only else None
             if create:
                 index._create()
             if index.meta("schema") != SCHEMA:
@@ -210,8 +213,17 @@ class IndexDB(Tables):
     # --- frames: where each record is in the log ------------------------------------------------------------
 
     def frame(self, position: int) -> tuple[int, int]:
-        """(offset, length) in the log of the frame of record ``position``. Raises IndexDamaged if not indexed."""
-        block = self._get("frames", position // _BLOCK)
+        """(offset, length) in the log of the frame of record ``position``. Raises IndexDamaged if not indexed. A
+        reader, whose one read transaction never sees a row change, keeps the rows it read (up to
+        :data:`_KEPT_BLOCKS`): records near each other (a registry, the records checked on open) cost one."""
+        number, blocks = position // _BLOCK, self._blocks
+        block = blocks.get(number) if blocks is not None else None
+        if block is None:
+            block = self._get("frames", number)
+            if blocks is not None and block is not None:
+                if len(blocks) >= _KEPT_BLOCKS:
+                    blocks.clear()
+                blocks[number] = block
         at = (position % _BLOCK) * _PAIR.size
         if block is None or len(block) < at + _PAIR.size:
             raise IndexDamaged(f"the index has no frame for record {position}")

@@ -216,7 +216,7 @@ class TiledTree:
         size = self._size if size is None else size
         _check_range("size", size, 0, self._size, f"0 <= size <= {self._size}")
         _check_range("index", index, 0, size - 1, f"0 <= index < size {size}")
-        return subtree_path(self._nodes.node, index, 0, size)
+        return subtree_path(self._nodes.node, index, 0, size, self._nodes.edge)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[Digest]:
         """PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1); new_size defaults to self.size.
@@ -245,7 +245,7 @@ class _Nodes:
     read before is too narrow now), and each complete subtree's hash, which never changes, computed once. Kept by
     a :class:`TiledTree` across calls, up to :data:`_KEPT` nodes."""
 
-    __slots__ = ("_inner", "_nodes", "_reader", "_tiles", "_with_nodes")
+    __slots__ = ("_edges", "_inner", "_nodes", "_reader", "_tiles", "_with_nodes")
 
     def __init__(self, reader: TileReader) -> None:
         self._reader = reader
@@ -253,6 +253,17 @@ class _Nodes:
         self._tiles: dict[tuple[int, int], bytes] = {}
         self._inner: dict[tuple[int, int], bytes] = {}
         self._nodes: dict[tuple[int, int], Digest] = {}
+        self._edges: dict[tuple[int, int], Digest] = {}
+
+    def edge(self, start: int, end: int) -> Digest:
+        """MTH(D[start:end]) of a subtree cut short by the tree's right edge (RFC 9162 §2.1.1: its complete
+        subtrees hashed together), computed once per (start, end): every proof at one size shares them."""
+        found = self._edges.get((start, end))
+        if found is None:
+            if len(self._edges) >= _KEPT:
+                self._edges.clear()
+            found = self._edges[(start, end)] = range_root(self.node, start, end)
+        return found
 
     def node(self, height: int, index: int) -> Digest:
         """The hash of the complete subtree of leaves [index * 2**height, (index + 1) * 2**height): hashes of tile
