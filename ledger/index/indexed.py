@@ -109,7 +109,9 @@ class LedgerIndex:
         self._base = latest_snapshot(db.db)  # the trees' leaves there, plus the keys changed since, are today's
         track(self._maps, _TREES if self._base is not None else None)
         held = dict(known)  # registry records an earlier view of these tables read and checked (``known``)
-        self._registry = [(p, held.get(p) or self.record(p)) for p in db.registry_positions()]
+        positions = db.registry_positions()
+        read = dict(zip(unread := [p for p in positions if p not in held], self.records_at(unread), strict=True))
+        self._registry = [(p, held.get(p) or read[p]) for p in positions]
         for position, record in self._registry:  # the registry is small and held in memory: replay it (a reader,
             # with no authority keys, takes what the writer checked)
             if authority_keys is not None and position not in held and (
@@ -141,6 +143,10 @@ class LedgerIndex:
     def record(self, position: int) -> Record:
         """Record ``position``, decoded (see :meth:`payload`)."""
         return Record.from_bytes(self.payload(position))
+
+    def records_at(self, positions: Sequence[int]) -> list[Record]:
+        """Records ``positions``, decoded, in that order (a database store reads them in one query)."""
+        return [self.record(p) for p in positions]
 
     def apply(self, position: int, record: Record, *, trusted: bool = False) -> list[Any]:
         """Apply ``record`` as record ``position`` (= the records applied so far) to the state and heads; return

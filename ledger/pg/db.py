@@ -88,7 +88,7 @@ class PgDb:
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
         with self.errors():
-            return self.conn.execute(sql.replace("?", "%s"), parameters)
+            return self.conn.execute(sql.replace("?", "%s"), parameters, binary=True)  # bytea as bytes, not hex
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any:
         with self.errors(), self.conn.cursor() as cursor:
@@ -110,6 +110,19 @@ class PgTables(Tables):
     def __init__(self, db: PgDb) -> None:
         super().__init__(db, redact(db.url))
         self.pg = db
+        self._frozen: dict[tuple[str, object], bytes | None] | None = None
+
+    def freeze(self) -> None:
+        """Keep every row read from now on (a read-only view inside one repeatable-read transaction sees no
+        change): a proof's upper tiles, shared by the proofs of one bundle, are read once."""
+        self._frozen = {}
+
+    def _get(self, table: str, key: object) -> bytes | None:
+        if self._frozen is None:
+            return super()._get(table, key)
+        if (table, key) not in self._frozen:
+            self._frozen[(table, key)] = super()._get(table, key)
+        return self._frozen[(table, key)]
 
     def create_all(self) -> None:
         """Create the log and every index table (in the caller's transaction)."""
@@ -135,6 +148,13 @@ class PgTables(Tables):
         """The payload of record ``position``, or None."""
         row = self.pg.execute("SELECT payload FROM log WHERE position = ?", (position,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def payloads(self, positions: Sequence[int]) -> dict[int, bytes]:
+        """Position -> payload of those of ``positions`` the log holds, in one query."""
+        if not positions:
+            return {}
+        rows = self.pg.execute("SELECT position, payload FROM log WHERE position = ANY(?)", (list(positions),))
+        return {p: bytes(v) for p, v in rows.fetchall()}
 
     def positions_of(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
         """Record hash -> position of those of ``hashes`` the log holds."""

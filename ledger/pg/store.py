@@ -18,11 +18,12 @@ from ..backends import CheckpointBody, lines_of
 from ..custody import signature_findings
 from ..errors import InputError, StorageError
 from ..findings import Finding, raise_first
-from ..identity import claims_of
+from ..identity import claims_of, sort_key
 from ..index.db import SCHEMA
 from ..index.indexed import LedgerIndex
 from ..index.maps import IndexDamaged
 from ..index.reading import IndexedLog
+from ..index.snapshot import HEADS, IDENTITIES
 from ..merkle import leaf_hash
 from ..record import Record
 from ..storage import FileStore
@@ -60,10 +61,22 @@ class PgIndex(LedgerIndex):
         and identity claims), so that a batch costs a few round trips, not a few per record."""
         ids = {i for r in records for i, _ in r.body.inputs} | {o.id for r in records for o in r.body.outputs}
         claims = {(kind, key) for r in records for kind, key, _ in claims_of(r)}
+        changed = {bytes([HEADS]) + i.encode() for i in ids} | {bytes([IDENTITIES]) + sort_key(*c) for c in claims}
         for table, keys in (("items", ids), ("bodies", {r.body_hash for r in records}), ("head_positions", ids),
                             ("head_latest", ids), ("id_claims", claims), ("id_holder", claims),
-                            ("id_standing", ids), ("id_frozen", ids)):
+                            ("id_standing", ids), ("id_frozen", ids), ("changed", changed)):
             self.table(table).prefetch(keys)
+
+    def records_at(self, positions: Sequence[int]) -> list[Record]:
+        """Records ``positions`` in one query, each checked against its leaf hash. Raises IndexDamaged."""
+        found = self.tables.payloads(positions)
+        out = []
+        for position in positions:
+            payload = found.get(position)
+            if payload is None or leaf_hash(payload) != self.tree.leaf_hash(position):
+                raise IndexDamaged(f"record {position} of {self.tables.path} is not the one its tiles hold")
+            out.append(Record.from_bytes(payload))
+        return out
 
     def _add_records(self, first: int, records: Sequence[tuple[Record, int, int]]) -> None:
         self.tables.add_log(first, [(bytes(r.record_hash), r.raw) for r, _, _ in records])
@@ -226,6 +239,7 @@ def pg_view(url: str, at: int | None = None) -> IndexedLog:
     tables = PgTables(PgDb(connect(url), url))
     try:
         tables.pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        tables.freeze()
         if tables.meta("schema") != SCHEMA or tables.meta("origin") is None:
             raise InputError(f"{redact(url)} holds no StoneTrail ledger of schema {SCHEMA}", code="store.not_a_ledger")
         index = PgIndex(tables, None)
