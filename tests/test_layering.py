@@ -29,9 +29,12 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: _bundle_summary (a bundle listed, unverified); signer (who may sign a ledger's checkpoint, after registry);
 #: publish (the checkpoint published beside a ledger, replaced through _files, after monitor); storage.* (the ledger
 #: file's bytes: window, framing, the file store, C2SP tiles) and reader (the log-only read side) below index.* (the
-#: persistent index: maps, state, snapshot, db, indexed = the writer's side, reading = the read side over it) and
-#: signing (a checkpoint of a file, through the index when it can), all below the writer facade _ledger; engines
-#: (which library runs the Ed25519 equation, docs/adr/0021; above keys, its one user).
+#: persistent index: sql = the SQL both databases speak, maps, state, snapshot, db, indexed = the writer's side,
+#: reading = the read side over it), backends (the file store and its index behind the writer facade), pg.* (a
+#: ledger in PostgreSQL: the same index tables beside the log in one database, docs/adr/0023) and signing (a
+#: checkpoint of a file, through the index when it can), all below the writer facade _ledger and copy (a ledger
+#: from one store to another); engines (which library runs the Ed25519 equation, docs/adr/0021; above keys, its
+#: one user); spill (an audit's per-record facts on disk, docs/adr/0022).
 ORDER = [
     "errors", "_files", "findings", "_codec", "engines",
     "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
