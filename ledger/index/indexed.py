@@ -43,6 +43,7 @@ Progress = Callable[[int, int], None]
 BUILDING = ".building"
 #: Records at the end of the index checked against the log on every open (each a read of one frame).
 CHECKED = 64
+_SPAN = 1 << 20  # bytes of the log read at once for those records (beyond it, one read per record)
 _CHUNK = 4096  # records applied between two writes of the index while it is built
 _TABLES = list(TABLES)
 #: The tables whose rows are a checkpoint tree's leaves, by tree (their changes are tracked: :func:`track`).
@@ -127,9 +128,13 @@ class LedgerIndex:
     def payload(self, position: int) -> bytes:
         """The payload of record ``position`` (< :attr:`size`), read from the log at its indexed place and checked
         against its leaf hash. Raises IndexDamaged if the log's frame there is not the indexed record."""
+        return self._framed(position, self.files()[1].read)
+
+    def _framed(self, position: int, read: Callable[[int, int], bytes]) -> bytes:
+        """:meth:`payload`, with the frame's bytes got from ``read(offset, length)``."""
         db, log = self.files()
         offset, length = db.frame(position)
-        payload = read_frame(log.read(offset, length))
+        payload = read_frame(read(offset, length))
         if payload is None or leaf_hash(payload) != self.tree.leaf_hash(position):
             raise IndexDamaged(f"record {position} is not at offset {offset} of {log.path}")
         return payload
@@ -280,7 +285,8 @@ class LedgerIndex:
     def check(self) -> None:
         """Check that this index is of its log: origin, header, the last indexed record where it says, with the
         leaf hash and root it recorded, and the :data:`CHECKED` records before it each where the index says, with
-        its leaf hash (an index of a ledger that forked from this one differs there). Raises IndexDamaged."""
+        its leaf hash (an index of a ledger that forked from this one differs there; their frames are read in
+        one piece when they span at most :data:`_SPAN` bytes). Raises IndexDamaged."""
         db, log = self.files()
         if db.meta("origin") != log.origin or db.meta("header") != hashlib.sha256(log.header).digest():
             raise IndexDamaged(f"{db.path} is the index of another ledger")
@@ -293,14 +299,22 @@ class LedgerIndex:
             offset, length = db.frame(last)
             if offset + length != self.end:
                 raise IndexDamaged(f"{db.path}: its last frame does not end where it recorded")
-            for position in range(max(0, self.size - CHECKED), self.size):
-                self.payload(position)
+            first = max(0, self.size - CHECKED)
+            start = db.frame(first)[0]
+            read = _within(log.read(start, self.end - start), start) if 0 <= self.end - start <= _SPAN else log.read
+            for position in range(first, self.size):
+                self._framed(position, read)
 
     def close(self) -> None:
         """Close the index file and the log's read descriptor."""
         self.db.close()
         if self.log is not None:
             self.log.close()
+
+
+def _within(span: bytes, start: int) -> Callable[[int, int], bytes]:
+    """A read of the log's bytes ``span``, from offset ``start`` on: empty before it, short past its end."""
+    return lambda offset, n: span[offset - start:offset - start + n] if offset >= start else b""
 
 
 def discard_index(ledger_path: Path) -> None:

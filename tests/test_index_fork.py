@@ -1,0 +1,57 @@
+"""An index is never used beside a ledger that forked from its own (ledger.index.indexed.LedgerIndex.check): the last
+CHECKED records of the log, at the index's offsets, must hash to the index's leaf hashes. Here the log keeps every
+frame's place and length but one record's bytes differ (a signature byte, the frame's CRC made good again): a
+reader does not answer from that index, a writer rebuilds it."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from ledger import Ledger, Trust, build_demo
+from ledger.index.indexed import CHECKED
+from ledger.index.reading import indexed_log
+from ledger.record import Record
+from ledger.storage import scan
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "d"
+    build_demo(out)
+    return out
+
+
+def _forked(path: Path, position: int) -> None:
+    """Rewrite record ``position`` of the ledger at ``path`` in place: one signature byte changed, the frame's
+    length kept and its CRC-32 made to match, so the file is a well-framed ledger of the same shape."""
+    frame = scan(path).frames[position]
+    signature = Record.from_bytes(frame.payload).signatures[0].sig
+    at = frame.payload.index(signature)
+    payload = frame.payload[:at] + bytes([frame.payload[at] ^ 0x01]) + frame.payload[at + 1:]
+    with open(path, "r+b") as file:
+        file.seek(frame.offset + 8)  # the frame header: magic, length, CRC-32 of the payload
+        file.write(struct.pack(">I", zlib.crc32(payload)))
+        file.write(payload)
+
+
+@pytest.mark.parametrize("back", [0, 1, CHECKED // 2, CHECKED - 1])
+def test_an_index_beside_a_ledger_forked_in_its_last_records_is_not_used(demo: Path, tmp_path: Path,
+                                                                          back: int) -> None:
+    path = tmp_path / "demo.ledger"
+    shutil.copy(demo / "demo.ledger", path)
+    keys = Trust.parse((demo / "trust.keys").read_text()).authority_keys
+    with Ledger.open(path, keys) as ledger:  # builds the index
+        size = ledger.size
+    log = indexed_log(path)
+    assert log is not None
+    log.close()
+    _forked(path, size - 1 - back)
+    assert indexed_log(path) is None
+    with Ledger.open(path, keys) as ledger:  # the writer rebuilds it from the log (the old one would be refused)
+        assert ledger.record(size - 1 - back).raw == scan(path).frames[size - 1 - back].payload
+    assert indexed_log(path) is not None
