@@ -1,0 +1,164 @@
+"""``stonetrail verify``: the auditor's replay of a whole ledger (docs/audit.md), and the summary lines the demo
+prints too (:func:`_print_report`).
+
+Registered on the group by :mod:`stonetrail_cli.main`; one library call (:func:`ledger.check_ledger`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ledger import AuditReport, check_ledger
+from ledger.audit import CHUNK_RECORDS, LEVELS
+from ledger.engines import DEFAULT_ENGINE, ENGINES
+from ledger.pg.db import is_url
+from ledger.policy import Policy
+
+from ._common import (
+    _EXISTING,
+    _LEDGER,
+    _about,
+    _errors,
+    _load_trust,
+    _local,
+    _plural,
+    _print_findings,
+    _print_hint,
+    _print_json,
+    _print_verdict,
+    _read_checkpoint,
+    _verdict_exit,
+)
+from ._output import progress
+from ._policy import _print_policy, policy_options
+from .cluster import on_cluster
+
+
+@click.command("verify", short_help="Check every record of a ledger.")
+@click.argument("ledger_file", metavar="LEDGER", type=_LEDGER)
+@click.option("--trust", "trust_file", required=True, type=_EXISTING,
+              help="Trust file: pinned operator and authority keys.")
+@click.option("--checkpoint", "checkpoint_paths", type=_EXISTING, multiple=True,
+              help="Also check this signed checkpoint against the file (repeatable: each at its tree size).")
+@click.option("--level", type=click.Choice(LEVELS), default=None,
+              help="How much to check, each level including the ones before: structure (framing, record format), "
+                   "hashes (+ the Merkle root, against every --checkpoint), signatures (+ every signature under "
+                   "the key it names), custody (+ enrolment, roles, links, custody, mass: every rule; the "
+                   "default), policy (+ the trade policy; the default with a policy).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes that decode, hash and check signatures (default: the machine's cores; 1: "
+                   "everything in this process). The report is the same for any number.")
+@click.option("--engine", type=click.Choice(ENGINES), default=DEFAULT_ENGINE, show_default=True,
+              help="The library that runs the Ed25519 equation, after the same checks of R, S and the key.")
+@click.option("--chunk-records", type=click.IntRange(min=1), default=CHUNK_RECORDS, show_default=True,
+              help="Records per chunk of work handed to a worker.")
+@click.option("--cluster", metavar="tcp://HOST:PORT",
+              help="Check the chunks on the workers of this Dask scheduler (pip install 'stonetrail[dask]'); "
+                   "each worker opens LEDGER by its absolute path here, so it must be a path every worker shares. "
+                   "--jobs: chunks in flight (default: the cluster's worker threads).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: records, root, seconds, level, verdict, findings (empty when valid), and "
+                   "the rest of the report.")
+@click.option("--save-state", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the audit's state at the end of LEDGER to this new file, so that a later audit of the "
+                   "same ledger can go on from there (--resume).")
+@click.option("--resume", "resume", type=_EXISTING, default=None,
+              help="Go on from a state saved by --save-state: only the records after it are read; the report is "
+                   "a full audit's. Same ledger, trust and --level; every --checkpoint at or above its size.")
+@_errors
+@policy_options
+def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Path, ...], level: str | None,
+           jobs: int | None, engine: str, chunk_records: int, cluster: str | None, as_json: bool,
+           policy: Policy | None, save_state: Path | None, resume: Path | None) -> None:
+    """Replay LEDGER and check every record, trusting only the keys in --trust; optionally apply a trade policy.
+
+    Checks framing, record format, signatures, enrolment and roles, hash links, custody and mass balance;
+    prints every finding with its record position and code. With a policy (--policy or the policy flags), also
+    checks the goods against it and prints its findings apart, under "policy": origin claims are attested by
+    the producers named, not proven. The last line is the one verdict: "valid", or with a policy "valid,
+    compliant" or "valid, NOT COMPLIANT"; "INVALID" if any integrity rule failed (--json: "verdict"). Exit 0
+    if valid (and compliant), 1 if not.
+
+    The file is read in one streaming pass that holds no record (see docs/audit.md for its memory); worker processes
+    (--jobs) check signatures while this one applies the rules in log order. A progress bar (records/s, time
+    left) shows on a terminal.
+
+    \b
+    Examples:
+      stonetrail verify out/demo.ledger --trust out/trust.keys --checkpoint out/checkpoint.txt
+      stonetrail verify out/demo.ledger --trust out/trust.keys --level signatures --jobs 2 --json
+      stonetrail verify out/demo.ledger --trust out/trust.keys --save-state audit-1.state
+      stonetrail verify out/demo.ledger --trust out/trust.keys --resume audit-1.state --save-state audit-2.state
+      stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU
+      stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU,BY --import-threshold-ct 0.5
+    """
+    if cluster is not None and is_url(ledger_file):
+        raise click.UsageError("--cluster reads a ledger file the workers share: copy the database ledger to one "
+                               "first (stonetrail copy)")
+    trust = _load_trust(trust_file)
+    notes = [_read_checkpoint(p) for p in checkpoint_paths]
+    start = time.monotonic()
+    with _about(ledger_file), _local(ledger_file) as ledger_path, on_cluster(cluster, ledger_path, jobs) as \
+            workers, progress("records") as bar, _about(resume, codes=_RESUME_CODES), \
+            _about(save_state, codes=("store.exists",)):
+        report = check_ledger(workers.path, trust, checkpoints=notes, policy=policy, progress=bar, level=level,
+                              jobs=workers.jobs, executor=workers.executor, engine=engine,
+                              chunk_records=chunk_records,
+                              save_state=save_state, resume=resume)
+    states = {"resumed_from": str(resume) if resume else None, "saved_state": str(save_state) if save_state else None}
+    if as_json:
+        root = report.root_hash.b64() if report.root_hash else None
+        _print_json({"records": report.record_count, "root": root, "seconds": round(time.monotonic() - start, 3),
+                     "level": report.level, **states, **report.to_json()})
+        sys.exit(_verdict_exit(report.verdict))
+    _print_report(report)
+    for done, path in (("resumed from", resume), ("saved to", save_state)):
+        if path is not None:
+            click.echo(f"state:     {done} {path}")
+    _print_policy(report)
+    _print_verdict(report, "verdict:   " if report.level in FULL_LEVELS else f"verdict (level {report.level} only): ")
+
+
+#: The errors about the state file --resume names (its JSON error's "file").
+_RESUME_CODES = ("audit.state_damaged", "audit.state_mismatch", "audit.checkpoint_before_state")
+#: The levels that check every rule (docs/audit.md); below them a verdict says which level it is.
+FULL_LEVELS = ("custody", "policy")
+LEVEL_CHECKS = {"structure": "framing and record format checked; not the root, signatures or rules",
+                "hashes": "framing, format and the Merkle root checked; not signatures or rules",
+                "signatures": "framing, format, root and signatures checked; not who may sign, links or custody"}
+
+
+def _print_report(r: AuditReport) -> None:
+    click.echo(f"origin:    {r.origin}")
+    click.echo(f"records:   {r.record_count}")
+    if r.root_hash is None:
+        click.echo("root hash: unknown (the file's framing is damaged)")
+    else:
+        click.echo(f"tree size: {r.record_count}")
+        click.echo(f"root hash: {r.root_hash.b64()}")
+    if r.checkpoint is not None:
+        cp = r.checkpoint
+        scope = "the whole log" if cp.tree_size == r.record_count else f"the first {cp.tree_size} records"
+        click.echo(f"checkpoint: signed by the operator, tree size {cp.tree_size}, matches {scope}")
+    if r.ok and (r.checkpoint is None or r.checkpoint.tree_size < r.record_count):
+        click.echo("checkpoint: none given" if r.checkpoint is None else
+                   f"checkpoint: it covers only the first {r.checkpoint.tree_size} records")
+        click.echo("           a file cut at a record boundary or with independent records removed cannot be told "
+                   "from the original (pass the latest --checkpoint)")
+    if r.level not in FULL_LEVELS:
+        click.echo(f"level:     {r.level}: {LEVEL_CHECKS[r.level]}; NOT a full audit (--level custody)")
+    if r.ok:
+        click.echo("integrity: valid (every record passes every rule under the pinned keys)" if r.level in FULL_LEVELS
+                   else f"integrity: valid at level {r.level} only (the rules of the levels above were not checked)")
+        return
+    click.echo(f"integrity: INVALID ({_plural(len(r.findings), 'finding')})")
+    _print_hint(r.findings, "hint:      ", records_judged=r.level in FULL_LEVELS)  # below: records not all judged
+    _print_findings(r.findings)
+
+
+# A typed name for stonetrail_cli.main to register (see stonetrail_cli.consistency).
+VERIFY_COMMAND: click.Command = verify
