@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ._ledger import Ledger
-from .errors import CorruptStoreError, expect_path
-from .pg.db import PgDb, PgTables, connect, is_url
+from .errors import CorruptStoreError, StoneTrailError, StorageError, expect_path
+from .index.db import index_path
+from .pg.db import is_url, redact
+from .pg.store import payloads
 from .record import Record
 from .storage import FrameFile
 
@@ -39,56 +41,65 @@ def _file_payloads(path: Path) -> tuple[str, int, Iterator[bytes]]:
     return origin, records, payloads()
 
 
-def _database_payloads(url: str) -> tuple[str, int, Iterator[bytes]]:
-    """(origin, records, payloads) of a PostgreSQL ledger, as committed when it is opened (one repeatable-read
-    transaction for the whole read)."""
-    tables = PgTables(PgDb(connect(url), url))
-    tables.pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    origin, size = tables.meta("origin"), tables.meta("size") or 0
-
-    def payloads() -> Iterator[bytes]:
-        try:
-            start = 0
-            while start < size:
-                rows = tables.pg.execute("SELECT payload FROM log WHERE position >= ? AND position < ? ORDER BY "
-                                         "position", (start, min(size, start + BATCH))).fetchall()
-                yield from (bytes(r[0]) for r in rows)
-                start += BATCH
-        finally:
-            tables.close()
-
-    return origin, size, payloads()
-
-
 def copy_ledger(source: str | Path, target: str | Path, authority_keys: Iterable[bytes], *,
                 progress: Callable[[int, int], None] | None = None) -> int:
     """Copy every record of the ledger at ``source`` (a file, or a ``postgresql://`` URL) into a new ledger at
     ``target`` (likewise), checked as its writer checks any append; return the number of records copied.
-    ``progress(records done, records in all)`` after each batch.
+    ``progress(records done, records in all)`` after each batch. A database source is read as committed when the
+    copy starts, every row checked against its leaf hash (:func:`ledger.pg.store.payloads`). A file target is
+    written under a temporary name and renamed once whole: a copy that fails leaves no file that looks like a
+    shorter ledger. A database target that fails holds the records copied before: the error says so (drop and
+    recreate the database before copying again).
 
     Raises:
         StorageError: ``store.exists`` (``target`` holds a ledger), I/O or database errors; CorruptStoreError
-        (``source`` is damaged). RuleError: a record of ``source`` breaks a rule (the copy then holds the records
-        before it: audit ``source``).
+        (``source`` is damaged); IndexDamaged (a database row missing or not its leaf). RuleError: a record of
+        ``source`` breaks a rule (audit ``source``).
     """
     expect_path(source, "source")
     expect_path(target, "target")
     keys = list(authority_keys)
-    origin, total, payloads = (_database_payloads(str(source)) if is_url(source) else
-                               _file_payloads(Path(source)))
+    origin, total, rows = payloads(str(source)) if is_url(source) else _file_payloads(Path(source))
+    if is_url(target):
+        return _copy(origin, total, rows, str(target), keys, progress, partial=str(target))
+    final = Path(target)
+    if final.exists():
+        raise StorageError(f"{final} exists; it is never overwritten", code="store.exists")
+    building = final.with_name(f"{final.name}.partial")
+    building.unlink(missing_ok=True)
+    try:
+        done = _copy(origin, total, rows, building, keys, progress, partial=None)
+        index_path(building).rename(index_path(final))
+        building.rename(final)
+        return done
+    finally:
+        building.unlink(missing_ok=True)
+        index_path(building).unlink(missing_ok=True)
+
+
+def _copy(origin: str, total: int, rows: Iterator[bytes], target: str | Path, keys: list[bytes],
+          progress: Callable[[int, int], None] | None, partial: str | None) -> int:
+    """Append ``rows`` to a new ledger at ``target`` in batches; return how many. ``partial``: a target that
+    keeps what was copied if this fails (named in the error)."""
     done = 0
-    with Ledger.create(target, origin, keys) as copy:
-        batch: list[Record] = []
-        for payload in payloads:
-            batch.append(Record.from_bytes(payload))
-            if len(batch) == BATCH:
+    try:
+        with Ledger.create(target, origin, keys) as copy:
+            batch: list[Record] = []
+            for payload in rows:
+                batch.append(Record.from_bytes(payload))
+                if len(batch) == BATCH:
+                    copy.append_batch(batch)
+                    done, batch = done + len(batch), []
+                    if progress is not None:
+                        progress(done, total)
+            if batch:
                 copy.append_batch(batch)
-                done, batch = done + len(batch), []
-                if progress is not None:
-                    progress(done, total)
-        if batch:
-            copy.append_batch(batch)
-            done += len(batch)
+                done += len(batch)
+    except StoneTrailError as exc:
+        if partial is not None and done and exc.code != "store.exists":
+            exc.about(f"the copy stopped after {done} of {total} records, which {redact(partial)} now holds: drop "
+                      "and recreate that database before copying again")
+        raise
     if progress is not None:
         progress(done, total)
     return done

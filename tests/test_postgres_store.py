@@ -4,6 +4,7 @@ gap and no lost record."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from ledger import Ledger, Mined, Output, Record, Trust, build_demo, check_ledger, copy_ledger, export_bundles, keyfile
-from ledger.errors import RuleError, StorageError
+from ledger.errors import InputError, RuleError, StoneTrailError, StorageError
 from ledger.events import Transferred
 from ledger.reader import checkpoint_file
 from ledger.storage import scan
@@ -163,3 +164,87 @@ def test_the_commands_read_a_database_ledger_as_they_read_its_file(demo: Path, p
     assert bundles[0] == bundles[1]
     unnamed = runner.invoke(main, ["proof", "export", postgres_url, stone, "-o", str(tmp_path / "x.stproof")])
     assert unnamed.exit_code == 2 and "--checkpoint" in unnamed.output
+
+
+def _tamper(url: str, sql: str) -> None:
+    import psycopg
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def test_a_log_row_deleted_or_changed_behind_the_librarys_back_is_never_signed_copied_or_passed(
+        demo: Path, postgres_url: str, tmp_path: Path) -> None:
+    trust, key = str(demo / "trust.keys"), str(demo / "keys" / "operator.pem")
+    records, keys, _ = _demo_records(demo)
+    with Ledger.create(postgres_url, scan(demo / "demo.ledger").origin, keys) as ledger:
+        ledger.append_batch(records)
+    runner = CliRunner()
+    _tamper(postgres_url, "UPDATE log SET payload = overlay(payload placing '\\x00'::bytea from 40 for 1) "
+                          "WHERE position = 100")  # a record in the middle changed
+    for command in (["verify", postgres_url, "--trust", trust], ["copy", postgres_url, str(tmp_path / "c.ledger"),
+                                                                 "--trust", trust]):
+        result = runner.invoke(main, command)
+        assert result.exit_code == 3 and "index.damaged" in result.output, (command, result.output)
+    assert not (tmp_path / "c.ledger").exists() and not list(tmp_path.glob("*.partial"))  # no shorter copy left
+    _tamper(postgres_url, f"DELETE FROM log WHERE position = {len(records) - 1}")  # the last record gone
+    for command in (["checkpoint", postgres_url, "--key", key, "-o", "-"],
+                    ["show", postgres_url, "R-00001-A"]):
+        result = runner.invoke(main, command)
+        assert result.exit_code == 3 and "index.damaged" in result.output, (command, result.output)
+    with pytest.raises(StorageError) as refused:
+        Ledger.open(postgres_url, keys)
+    assert refused.value.code == "index.damaged"
+
+
+def test_a_batch_holding_some_stored_records_is_refused_as_the_file_store_refuses_it(postgres_url: str) -> None:
+    world, enrolments = _enrolled()
+    with Ledger.create(postgres_url, ORIGIN, TRUST.authority_keys) as ledger:
+        ledger.append_batch(enrolments)
+        mined = world.mine("S1")
+        with pytest.raises(RuleError) as refused:
+            ledger.append_batch([mined, enrolments[1]])  # a new record, then one stored at 1
+        assert ledger.size == 2  # refused whole, by the rules (as in a file: the enrolment breaks its link)
+        assert refused.value.code in ("record.duplicate", "registry.link_mismatch"), refused.value.code
+        assert ledger.append_batch(enrolments) == 0  # the whole batch again, in order: its position
+        with pytest.raises(RuleError):
+            ledger.append_batch(enrolments[::-1])  # all stored, but not as one batch in this order
+
+
+def test_database_misuse_gets_one_clear_line(postgres_url: str) -> None:
+    runner = CliRunner()
+    empty = runner.invoke(main, ["show", postgres_url, "S1"])  # a database with no ledger in it
+    assert empty.exit_code == 2 and "store.not_a_ledger" in empty.output, empty.output
+    with pytest.raises(InputError) as bad:  # as for a ledger file
+        Ledger.create(postgres_url, "", TRUST.authority_keys)
+    assert bad.value.code == "store.bad_origin"
+    secret = f"{postgres_url}?password=Secret99"
+    with Ledger.create(secret, ORIGIN, TRUST.authority_keys):
+        pass
+    listed = runner.invoke(main, ["show", secret, "S1", "--json"])
+    assert "Secret99" not in listed.output and "password=***" in listed.output, listed.output
+
+
+def test_a_checkpoint_signed_elsewhere_exports_as_from_the_file(demo: Path, postgres_url: str,
+                                                                tmp_path: Path) -> None:
+    """The database keeps trees only at the sizes it signed: a checkpoint signed on a file copy at another size
+    is answered from a checked dump, as the log-only path answers it (no KeyError, no traceback)."""
+    records, keys, operator = _demo_records(demo)
+    origin = scan(demo / "demo.ledger").origin
+    early = tmp_path / "early.ledger"
+    with Ledger.create(early, origin, keys) as file:
+        file.append_batch(records[:600])
+    note = checkpoint_file(early, operator)  # type: ignore[arg-type]
+    with Ledger.create(postgres_url, origin, keys) as ledger:
+        ledger.append_batch(records[:650])
+        ledger.checkpoint(operator)  # type: ignore[arg-type]  # trees kept at 650 and 704, not at 600
+        ledger.append_batch(records[650:])
+        ledger.checkpoint(operator)  # type: ignore[arg-type]
+    trust = Trust.parse((demo / "trust.keys").read_text())
+    stones = sorted(p.stem for p in (demo / "proofs").glob("*.stproof"))
+    outcomes: list[object] = []
+    for location, stone in itertools.product((postgres_url, demo / "demo.ledger"), stones[:6]):
+        try:
+            outcomes.append(export_bundles(location, [stone], note, trust=trust))
+        except StoneTrailError as exc:  # e.g. a stone with records after 600: stale, from both alike
+            outcomes.append((type(exc).__name__, exc.code, str(exc)))
+    assert outcomes[:6] == outcomes[6:] and any(isinstance(o, dict) for o in outcomes)

@@ -24,6 +24,7 @@ __all__ = ["LOCK", "PgDb", "PgTables", "connect", "is_url", "redact"]
 
 _URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 #: The transaction-scoped advisory lock every write transaction takes first (one ledger per database): writers
 #: are sequenced by it, so positions are assigned gap-free in commit order.
 LOCK = 0x53544C47  # "STLG"
@@ -35,8 +36,9 @@ def is_url(location: object) -> bool:
 
 
 def redact(url: str) -> str:
-    """``url`` without its password (for messages)."""
-    return _PASSWORD.sub(r"\1***@", url)
+    """``url`` without its password (for messages): in the authority (``user:PASSWORD@``) and as a query
+    parameter (``?password=…``)."""
+    return _QUERY_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1***@", url))
 
 
 def _psycopg() -> Any:
@@ -133,12 +135,11 @@ class PgTables(Tables):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """A transaction, committed when the block ends; inside the caller's, a part of it (no savepoint: the
-        caller's transaction commits or rolls back the whole). Statements are pipelined (psycopg's pipeline
-        mode): a statement whose result is not read waits for no round trip."""
+        caller's transaction commits or rolls back the whole)."""
         if self.pg.conn.info.transaction_status != _psycopg().pq.TransactionStatus.IDLE:
             yield
             return
-        with self.pg.errors(), self.pg.conn.pipeline(), self.pg.conn.transaction():
+        with self.pg.errors(), self.pg.conn.transaction():
             yield
 
     def close(self) -> None:

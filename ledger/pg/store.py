@@ -10,7 +10,7 @@ over the same tables, so both stores give the same state, roots and checkpoints 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +20,18 @@ from ..errors import InputError, StorageError
 from ..findings import Finding, raise_first
 from ..identity import claims_of, sort_key
 from ..index.db import SCHEMA
-from ..index.indexed import LedgerIndex
+from ..index.indexed import CHECKED, LedgerIndex
 from ..index.maps import IndexDamaged
 from ..index.reading import IndexedLog
 from ..index.snapshot import HEADS, IDENTITIES
 from ..merkle import leaf_hash
 from ..record import Record
 from ..storage import FileStore
+from ..storage.framing import pack_header
+from ..storage.tiles import TiledTree
 from .db import PgDb, PgTables, connect, redact
 
-__all__ = ["PgBackend", "PgIndex", "dump", "pg_view"]
+__all__ = ["PgBackend", "PgIndex", "dump", "payloads", "pg_view"]
 
 _DUMPED = 4096  # records read and written at a time by :func:`dump`
 
@@ -104,6 +106,7 @@ class PgBackend:
         """Create a new, empty ledger for ``origin`` in the database at ``url`` (its tables, ``log`` and the
         index's). Raises StorageError ``store.exists`` (the database holds a ledger already),
         ``store.unavailable``, ``store.db``."""
+        pack_header(origin)  # StorageError store.bad_origin, as for a ledger file (docs/format.md §8)
         tables = PgTables(PgDb(connect(url), url))
         try:
             with tables.transaction():
@@ -126,12 +129,11 @@ class PgBackend:
         tables = PgTables(PgDb(connect(url), url))
         try:
             with tables.transaction():
-                exists = tables.pg.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
-                schema = tables.meta("schema") if exists else None
-                if schema != SCHEMA or tables.meta("origin") is None:
-                    raise InputError(f"{redact(url)} holds no StoneTrail ledger of schema {SCHEMA} (found "
-                                     f"{schema!r}); create one with `stonetrail init`", code="store.not_a_ledger")
-                return cls(tables, authority_keys)
+                _check_ledger(tables)
+                tables.lock()  # the view and the log's end read together, no writer between them
+                backend = cls(tables, authority_keys)
+                _check_end(backend._index)
+                return backend
         except BaseException:
             tables.close()
             raise
@@ -182,8 +184,9 @@ class PgBackend:
 
     def append_batch(self, records: Sequence[Record]) -> int:
         """Check and append ``records`` in one transaction under the ledger's lock; return the position of the
-        first. Records the log holds already (a retry after a lost acknowledgement) are not stored again: a batch
-        the log holds whole returns its position. Raises RuleError (nothing written), StorageError (the
+        first. A batch the log holds already, whole and in order (a retry after a lost acknowledgement), is not
+        stored again: its position is returned. A batch holding only some records the log holds is refused
+        (``record.duplicate``, as the file store refuses it). Raises RuleError (nothing written), StorageError (the
         transaction did not commit: nothing written; but ``store.unavailable`` raised as the connection broke at
         COMMIT may come after the server committed: retry the same batch, it is stored once)."""
         verified = {bytes(r.record_hash) for r in records if not signature_findings(r, 0)}  # no lock held yet
@@ -195,13 +198,15 @@ class PgBackend:
                 self._index.verified = verified
                 self._index.prefetch(records)
                 known = self._tables.positions_of([bytes(r.record_hash) for r in records])
-                new = [r for r in records if bytes(r.record_hash) not in known]
-                first = self._index.size
+                at = [known.get(bytes(r.record_hash)) for r in records]
+                if at[0] is not None and at == list(range(at[0], at[0] + len(records))):
+                    return at[0]  # a retry of a batch the log holds whole, in order: stored once
+                new, first = list(records), self._index.size  # any other record already held: record.duplicate
                 for i, record in enumerate(new):
                     if findings := self._index.apply(first + i, record):
                         raise_first(findings)
                 self._index.commit([(r, 0, 0) for r in new])
-                self._version = (self._version or 0) + (1 if new else 0)
+                self._version = (self._version or 0) + 1
                 self._tables.set_meta(version=self._version)
         except BaseException:
             # Whatever was applied in memory was not committed (or, the connection broken at COMMIT, may not
@@ -209,7 +214,7 @@ class PgBackend:
             # here would go through the broken connection, fail, and leave the view counting the batch.
             self._stale = True
             raise
-        return known.get(bytes(records[0].record_hash), first)
+        return first
 
     def checkpoint_body(self) -> CheckpointBody:
         """The checkpoint body of the whole log, read and kept (its trees' snapshot) under the lock."""
@@ -231,42 +236,107 @@ class PgBackend:
         self._tables.close()
 
 
-def pg_view(url: str, at: int | None = None) -> IndexedLog:
-    """The ledger in the database at ``url`` as a read side (:class:`~ledger.index.reading.IndexedLog`) at tree
-    size ``at`` (None: all of it), read in one repeatable-read, read-only transaction (one consistent view while
-    writers go on); close it after use. Raises InputError ``store.not_a_ledger``, ``input.range`` (``at`` beyond
-    the ledger's size), StorageError (``store.unavailable``...)."""
+def _reading(url: str) -> PgTables:
+    """The tables of the ledger at ``url`` in one repeatable-read, read-only transaction (one consistent view
+    while writers go on), rows kept as read. Raises InputError ``store.not_a_ledger``, StorageError."""
     tables = PgTables(PgDb(connect(url), url))
     try:
         tables.pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         tables.freeze()
-        if tables.meta("schema") != SCHEMA or tables.meta("origin") is None:
-            raise InputError(f"{redact(url)} holds no StoneTrail ledger of schema {SCHEMA}", code="store.not_a_ledger")
+        _check_ledger(tables)
+        return tables
+    except BaseException:
+        tables.close()
+        raise
+
+
+def _check_ledger(tables: PgTables) -> None:
+    """Raise InputError ``store.not_a_ledger`` unless ``tables`` hold a StoneTrail ledger of this schema."""
+    exists = tables.pg.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
+    schema = tables.meta("schema") if exists else None
+    if schema != SCHEMA or tables.meta("origin") is None:
+        raise InputError(f"{tables.path} holds no StoneTrail ledger of schema {SCHEMA} (found {schema!r}); create one "
+                         "with `stonetrail init` (or copy one in with `stonetrail copy`)", code="store.not_a_ledger")
+
+
+def _check_end(index: PgIndex) -> None:
+    """The log's last :data:`~ledger.index.indexed.CHECKED` records are where the tables say, with the leaf
+    hashes the tiles hold, and the log ends there (a row deleted or changed behind the library's back is damage,
+    never signed or exported). Raises IndexDamaged."""
+    index.records_at(range(max(0, index.size - CHECKED), index.size))
+    last = index.tables.pg.execute("SELECT max(position) FROM log").fetchone()[0]
+    if (last if last is not None else -1) != index.size - 1:
+        raise IndexDamaged(f"{index.tables.path}: the log ends at record {last}, its tables count {index.size}")
+
+
+def pg_view(url: str, at: int | None = None) -> IndexedLog:
+    """The ledger in the database at ``url`` as a read side (:class:`~ledger.index.reading.IndexedLog`) at tree
+    size ``at`` (None: all of it), in one repeatable-read transaction (:func:`_reading`); close it after use.
+    Raises InputError ``store.not_a_ledger``, ``input.range`` (``at`` beyond the ledger's size), IndexDamaged
+    (the log's end is not what the tables hold: :func:`_check_end`), KeyError (no trees kept at ``at``: read a
+    :func:`dump` instead), StorageError (``store.unavailable``...)."""
+    tables = _reading(url)
+    try:
         index = PgIndex(tables, None)
+        _check_end(index)
         if at is not None and not 0 < at <= index.size:
-            raise InputError(f"tree size {at}: {redact(url)} holds {index.size} records", code="input.range")
+            raise InputError(f"tree size {at}: {tables.path} holds {index.size} records", code="input.range")
         return IndexedLog(index, index.size if at is None else at, index.size)
     except BaseException:
         tables.close()
         raise
 
 
-def dump(url: str, path: str | Path) -> int:
-    """Write the records of the ledger in the database at ``url`` (as committed when it starts: one
-    repeatable-read transaction) to a new ledger file at ``path``, byte for byte and unchecked, for the readers
-    that replay a whole ledger from a file (an audit, a verified history: docs/adr/0023-postgresql-store.md);
-    return the number of records. Raises StorageError (``store.exists``, ``store.unavailable``...)."""
-    tables = PgTables(PgDb(connect(url), url))
-    try:
-        tables.pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        origin, size = tables.meta("origin"), tables.meta("size") or 0
-        if origin is None:
-            raise InputError(f"{redact(url)} holds no StoneTrail ledger", code="store.not_a_ledger")
-        with FileStore.create(path, origin) as store:
+def payloads(url: str) -> tuple[str, int, Iterator[bytes]]:
+    """(origin, records, payloads) of the ledger at ``url`` as committed now (:func:`_reading`): every position
+    from 0 on, each payload checked against the leaf hash the tiles hold, read :data:`_DUMPED` at a time; the
+    iterator closes the connection when exhausted or closed. Raises as :func:`_reading`; the iterator raises
+    IndexDamaged for a missing row or one whose bytes are not the tiles' leaf (never a shorter or altered copy)."""
+    tables = _reading(url)
+    origin, size = tables.meta("origin"), tables.meta("size") or 0
+
+    def read() -> Iterator[bytes]:
+        try:
+            tree = TiledTree(tables, size)
             for start in range(0, size, _DUMPED):
-                rows = tables.pg.execute("SELECT payload FROM log WHERE position >= ? AND position < ? ORDER BY "
-                                         "position", (start, min(size, start + _DUMPED))).fetchall()
-                store.append_batch([bytes(r[0]) for r in rows])
-        return int(size)
+                found = tables.payloads(range(start, min(size, start + _DUMPED)))
+                for position in range(start, min(size, start + _DUMPED)):
+                    payload = found.get(position)
+                    if payload is None or leaf_hash(payload) != tree.leaf_hash(position):
+                        raise IndexDamaged(f"{tables.path}: record {position} is missing from the log or is not "
+                                           "the one its tiles hold")
+                    yield payload
+        finally:
+            tables.close()
+
+    return origin, int(size), read()
+
+
+def dump(url: str, path: str | Path) -> int:
+    """Write the records of the ledger in the database at ``url`` (as committed when it starts) to a new ledger
+    file at ``path``, byte for byte, each checked against its leaf hash but not replayed (:func:`payloads`), for
+    the readers that replay a whole ledger from a file (an audit, a verified history:
+    docs/adr/0023-postgresql-store.md); return the number of records. The file is written under a temporary
+    name and renamed once whole. Raises as :func:`payloads`, StorageError ``store.exists``."""
+    origin, size, rows = payloads(url)
+    target = Path(path)
+    partial = target.with_name(f"{target.name}.partial")
+    try:
+        if target.exists():
+            raise StorageError(f"{target} exists; it is never overwritten", code="store.exists")
+        partial.unlink(missing_ok=True)
+        with FileStore.create(partial, origin) as store:
+            batch: list[bytes] = []
+            for payload in rows:
+                batch.append(payload)
+                if len(batch) == _DUMPED:
+                    store.append_batch(batch)
+                    batch = []
+            if batch:
+                store.append_batch(batch)
+        partial.rename(target)
+        return size
     finally:
-        tables.close()
+        partial.unlink(missing_ok=True)
+        if isinstance(rows, Generator):
+            rows.close()
