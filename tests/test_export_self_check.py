@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from click.testing import CliRunner
 
 from ledger import Ledger, Trust, build_demo, check_bundle, export_bundle, export_bundles
 from ledger._bundle_format import _encode
-from ledger.bundle import Bundle, BundleEntry, HeadEntry, IdentityEntry, check_bundle_proofs, read_bundle
+from ledger.bundle import Bundle, check_bundle_proofs, read_bundle
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.export import SelfCheckError
 from ledger.index.db import index_path
@@ -23,6 +25,7 @@ from ledger.record import Record
 from stonetrail_cli.main import main
 
 STONE = "R-00001-A"
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -174,30 +177,22 @@ def _tree_size(demo: Path) -> int:
 
 def _mutations(bundle: Bundle, rng: random.Random) -> list[tuple[str, Bundle]]:
     """(what, bundle) with one proof hash or leaf byte flipped: of a record, a head proof, an identity proof."""
-    entries, heads, ids = list(bundle.entries), list(bundle.heads), list(bundle.identities)
-    e, h, i = rng.randrange(len(entries)), rng.randrange(len(heads)), rng.randrange(len(ids))
-    proof = entries[e].proof
-    wrong_entry = BundleEntry(index=entries[e].index, leaf=entries[e].leaf,
-                              proof=(*proof[:-1], _flip(proof[-1], rng.randrange(32))))
-    wrong_leaf = BundleEntry(index=entries[e].index, leaf=_flip(entries[e].leaf, len(entries[e].leaf) - 1),
-                             proof=proof)
-    wrong_head = HeadEntry(item=heads[h].item, index=heads[h].index,
-                           proof=(_flip(heads[h].proof[0], rng.randrange(32)), *heads[h].proof[1:]))
-    wrong_id = IdentityEntry(index=ids[i].index, leaf=ids[i].leaf,
-                             proof=(_flip(ids[i].proof[0], rng.randrange(32)), *ids[i].proof[1:]))
+    e, h, i = (rng.randrange(len(part)) for part in (bundle.entries, bundle.heads, bundle.identities))
+    entry, head, identity = bundle.entries[e], bundle.heads[h], bundle.identities[i]
 
-    def put(seq: list, at: int, value: object) -> tuple:  # type: ignore[type-arg]
-        return (*seq[:at], value, *seq[at + 1:])
+    def wrong(proof: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        at = rng.randrange(len(proof))
+        return (*proof[:at], _flip(proof[at], rng.randrange(32)), *proof[at + 1:])
+
+    def put(part: tuple[T, ...], at: int, value: T) -> tuple[T, ...]:
+        return (*part[:at], value, *part[at + 1:])
 
     return [
-        ("record proof", Bundle(item=bundle.item, checkpoint=bundle.checkpoint, entries=put(entries, e, wrong_entry),
-                                heads=bundle.heads, identities=bundle.identities)),
-        ("record bytes", Bundle(item=bundle.item, checkpoint=bundle.checkpoint, entries=put(entries, e, wrong_leaf),
-                                heads=bundle.heads, identities=bundle.identities)),
-        ("head proof", Bundle(item=bundle.item, checkpoint=bundle.checkpoint, entries=bundle.entries,
-                              heads=put(heads, h, wrong_head), identities=bundle.identities)),
-        ("identity proof", Bundle(item=bundle.item, checkpoint=bundle.checkpoint, entries=bundle.entries,
-                                  heads=bundle.heads, identities=put(ids, i, wrong_id))),
+        ("record proof", replace(bundle, entries=put(bundle.entries, e, replace(entry, proof=wrong(entry.proof))))),
+        ("record bytes", replace(bundle, entries=put(bundle.entries, e, replace(entry, leaf=_flip(entry.leaf, 40))))),
+        ("head proof", replace(bundle, heads=put(bundle.heads, h, replace(head, proof=wrong(head.proof))))),
+        ("identity proof", replace(bundle, identities=put(bundle.identities, i,
+                                                          replace(identity, proof=wrong(identity.proof))))),
     ]
 
 
