@@ -87,6 +87,9 @@ class Tables:
         return bytes(row[0])
 
     def _put(self, table: str, rows: Iterable[tuple[object, bytes]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
         col = "k" if table == "meta" else "id"
         with sqlite_errors(table):
             self.db.executemany(upsert(table, [col], ["v", "c"]),

@@ -201,11 +201,11 @@ class PgBackend:
                 at = [known.get(bytes(r.record_hash)) for r in records]
                 if at[0] is not None and at == list(range(at[0], at[0] + len(records))):
                     return at[0]  # a retry of a batch the log holds whole, in order: stored once
-                new, first = list(records), self._index.size  # any other record already held: record.duplicate
-                for i, record in enumerate(new):
+                first = self._index.size  # a record held already in any other batch: record.duplicate
+                for i, record in enumerate(records):
                     if findings := self._index.apply(first + i, record):
                         raise_first(findings)
-                self._index.commit([(r, 0, 0) for r in new])
+                self._index.commit([(r, 0, 0) for r in records])
                 self._version = (self._version or 0) + 1
                 self._tables.set_meta(version=self._version)
         except BaseException:
