@@ -29,7 +29,7 @@ from ..record import Record
 from ..storage import FileStore
 from ..storage.framing import pack_header
 from ..storage.tiles import TiledTree
-from .db import PgDb, PgTables, connect, redact
+from .db import PgDb, PgTables, connect, reading_connection, redact
 
 __all__ = ["PgBackend", "PgIndex", "dump", "payloads", "pg_view"]
 
@@ -239,7 +239,7 @@ class PgBackend:
 def _reading(url: str) -> PgTables:
     """The tables of the ledger at ``url`` in one repeatable-read, read-only transaction (one consistent view
     while writers go on), rows kept as read. Raises InputError ``store.not_a_ledger``, StorageError."""
-    tables = PgTables(PgDb(connect(url), url))
+    tables = PgTables(PgDb(reading_connection(url), url), reused=True)
     try:
         tables.pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         tables.freeze()
@@ -252,8 +252,7 @@ def _reading(url: str) -> PgTables:
 
 def _check_ledger(tables: PgTables) -> None:
     """Raise InputError ``store.not_a_ledger`` unless ``tables`` hold a StoneTrail ledger of this schema."""
-    exists = tables.pg.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
-    schema = tables.meta("schema") if exists else None
+    schema = tables.meta("schema") if tables.has_meta() else None
     if schema != SCHEMA or tables.meta("origin") is None:
         raise InputError(f"{tables.path} holds no StoneTrail ledger of schema {SCHEMA} (found {schema!r}); create one "
                          "with `stonetrail init` (or copy one in with `stonetrail copy`)", code="store.not_a_ledger")
