@@ -139,7 +139,7 @@ def run(server: str, writers: int, per_writer: int, batch: int, directory: Path)
     total = len(latencies)
     with Ledger.open(url, TRUST.authority_keys) as ledger:
         stored = ledger.size - len(enrolments)
-    copy = directory / f"copy-{writers}.ledger"
+    copy = directory / f"copy-{writers}-{batch}.ledger"
     copy_ledger(url, copy, TRUST.authority_keys)
     report = check_ledger(copy, TRUST)
     return {"writers": writers, "records": total, "stored": stored, "wall_s": wall, "rate": total / wall,
