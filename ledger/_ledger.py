@@ -26,7 +26,7 @@ from .errors import (
 )
 from .events import Event
 from .hashing import Digest
-from .index.indexed import Progress
+from .index.opening import Progress
 from .item import Item
 from .keys import PrivateKey
 from .pg.db import is_url

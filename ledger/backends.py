@@ -16,8 +16,9 @@ from typing import Protocol
 from .errors import StorageError
 from .findings import raise_first
 from .hashing import Digest
-from .index.indexed import LedgerIndex, LogFile, Progress, discard_index, open_index
+from .index.indexed import LedgerIndex, LogFile
 from .index.maps import IndexDamaged
+from .index.opening import Progress, discard_index, open_index
 from .record import Record
 from .registry import format_registry_extension
 from .storage import FileStore

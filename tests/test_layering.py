@@ -30,8 +30,9 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: publish (the checkpoint published beside a ledger, replaced through _files, after monitor); storage.* (the ledger
 #: file's bytes: window, framing, the file store, C2SP tiles) and reader (the log-only read side) below index.* (the
 #: persistent index: sql = the SQL both databases speak, maps, state, snapshot, db, indexed = the writer's side,
-#: reading = the read side over it), backends (the file store and its index behind the writer facade), pg.* (a
-#: ledger in PostgreSQL: the same index tables beside the log in one database, docs/adr/0023) and signing (a
+#: opening = open, catch up, rebuild; reading = the read side over it), backends (the file store and its index
+#: behind the writer facade), pg.* (a ledger in PostgreSQL: the same index tables beside the log in one database,
+#: docs/adr/0023) and signing (a
 #: checkpoint of a file, through the index when it can), all below the writer facade _ledger and copy (a ledger
 #: from one store to another); engines (which library runs the Ed25519 equation, docs/adr/0021; above keys, its
 #: one user); spill (an audit's per-record facts on disk, docs/adr/0022).
@@ -45,8 +46,8 @@ ORDER = [
     "_bundle_proofs",
     "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
     "reader",
-    "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.reading", "index",
-    "backends", "pg.db", "pg.store", "pg", "signing",
+    "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.opening",
+    "index.reading", "index", "backends", "pg.db", "pg.store", "pg", "signing",
     "_ledger", "copy",
     "monitor", "publish", "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export", "history",
     "inventory", "_scenarios", "demo",

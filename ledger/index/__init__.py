@@ -1,11 +1,12 @@
 """The persistent index beside a ledger file: derived from the log, rebuildable from it at any time, checked
 against it on open and never trusted for what is signed (DESIGN.md §6, docs/adr/0018-sqlite-index.md).
 
-Layers, bottom up: :mod:`~ledger.index.maps` (a mapping kept in one checksummed SQLite table),
-:mod:`~ledger.index.state` (the custody replay's dictionaries as such tables), :mod:`~ledger.index.snapshot`
-(the checkpoint's sorted trees at a signed size), :mod:`~ledger.index.db` (the file, its schema, frames, tiles,
-registry), :mod:`~ledger.index.indexed` (open, check, catch up, rebuild, commit: the writer's side) and
-:mod:`~ledger.index.reading` (the read side over the index, for export, show and checkpoint signing).
+Layers, bottom up: :mod:`~ledger.index.sql` (the SQL SQLite and PostgreSQL share), :mod:`~ledger.index.maps` (a
+mapping kept in one checksummed table), :mod:`~ledger.index.state` (the custody replay's dictionaries as such
+tables), :mod:`~ledger.index.snapshot` (the checkpoint's sorted trees at a signed size), :mod:`~ledger.index.db`
+(the file, its schema, frames, tiles, registry), :mod:`~ledger.index.indexed` (check, apply, commit: the writer's
+side), :mod:`~ledger.index.opening` (open, catch up, rebuild) and :mod:`~ledger.index.reading` (the read side over
+the index, for export, show and checkpoint signing).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from ..storage import FileStore
 from .db import index_path
-from .indexed import LogFile, Progress, discard_index, open_index
+from .indexed import LogFile
+from .opening import Progress, discard_index, open_index
 from .reading import IndexedLog, indexed_log
 
 __all__ = ["IndexedLog", "discard_index", "index_path", "indexed_log", "rebuild_index"]

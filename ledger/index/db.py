@@ -188,7 +188,7 @@ class IndexDB(Tables):
                 raise IndexDamaged(f"{path} is an index of schema {index.meta('schema')!r}, not {SCHEMA}")
         except (sqlite3.Error, IndexDamaged) as exc:
             if db is not None:
-                db.close()  # never left to the collector (see ledger.index.indexed.open_index)
+                db.close()  # never left to the collector (see ledger.index.opening.open_index)
             raise exc if isinstance(exc, IndexDamaged) else IndexDamaged(f"{path}: {exc}") from exc
         return index
 

@@ -1,10 +1,6 @@
-"""A ledger's index, open beside its log: checked against the log, caught up with it, rebuilt when it is not the
-log's (DESIGN.md §6, docs/adr/0018-sqlite-index.md).
-
-The log is the truth. :func:`open_index` accepts an index only if it names the log's origin and header, ends
-at a frame boundary the log has, and its last leaf hash and root are the ones it recorded with them; otherwise
-(missing, another log's, damaged, another schema) it builds a new one from the log. It then catches up with the
-records appended since it was last written (a writer that crashed between its fsync and the index's commit).
+"""A ledger's index, open beside its log (DESIGN.md §6, docs/adr/0018-sqlite-index.md): the replayed state of the
+records it holds, their tree over C2SP tiles, the checkpoint's two sorted trees, and the check that it is the
+log's own (:meth:`LedgerIndex.check`). Opening, catching up and building one: :mod:`ledger.index.opening`.
 """
 
 from __future__ import annotations
@@ -13,38 +9,32 @@ import contextlib
 import hashlib
 import itertools
 import os
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..checkpoint import format_counted_line
 from ..custody import CustodyState
-from ..errors import CorruptStoreError, InvalidLedgerError, StorageError
+from ..errors import StorageError
 from ..events import REGISTRY_KINDS
 from ..hashing import Digest
 from ..heads import HEADS_EXTENSION, Head, ItemHeads, head_leaf
 from ..identity import IDENTITIES_EXTENSION, IdentityLeaf, sort_key
 from ..merkle import MerkleTree, leaf_hash
 from ..record import Record
-from ..storage.framing import StoreProblem, Survey, pack_header, read_frame
+from ..storage.framing import pack_header, read_frame
 from ..storage.tiles import TiledTree
-from .db import IndexDB, Tables, index_path
+from .db import IndexDB, Tables
 from .maps import IndexDamaged, StoredMap
 from .snapshot import HEADS, IDENTITIES, Snapshot, latest_snapshot, merged, write_snapshot
 from .state import TABLES, attach, flush, forget, track
 
-__all__ = ["LedgerIndex", "LogFile", "Progress", "discard_index", "open_index"]
+__all__ = ["CHECKED", "LedgerIndex", "LogFile"]
 
-#: (records done, records in all) while an index is built or caught up.
-Progress = Callable[[int, int], None]
-#: The suffix of an index file being built (renamed to the index once whole: :func:`open_index`).
-BUILDING = ".building"
 #: Records at the end of the index checked against the log on every open (each a read of one frame).
 CHECKED = 64
 _SPAN = 1 << 20  # bytes of the log read at once for those records (beyond it, one read per record)
-_CHUNK = 4096  # records applied between two writes of the index while it is built
 _TABLES = list(TABLES)
 #: The tables whose rows are a checkpoint tree's leaves, by tree (their changes are tracked: :func:`track`).
 _TREES = {"head_positions": HEADS, "head_latest": HEADS, "id_claims": IDENTITIES}
@@ -315,155 +305,3 @@ class LedgerIndex:
 def _within(span: bytes, start: int) -> Callable[[int, int], bytes]:
     """A read of the log's bytes ``span``, from offset ``start`` on: empty before it, short past its end."""
     return lambda offset, n: span[offset - start:offset - start + n] if offset >= start else b""
-
-
-def discard_index(ledger_path: Path) -> None:
-    """Remove the index of the ledger at ``ledger_path`` (its SQLite file, write-ahead log and shared memory, and
-    those of an index being built)."""
-    path = index_path(ledger_path)
-    for base in (str(path), f"{path}{BUILDING}"):
-        for stale in (base, f"{base}-wal", f"{base}-shm"):
-            Path(stale).unlink(missing_ok=True)
-
-
-def _new(log: LogFile, path: Path) -> IndexDB:
-    """A new, empty index for ``log`` at ``path`` (any index, or index being built, is removed first)."""
-    discard_index(log.path)
-    db = IndexDB.open(path, create=True)
-    with db.transaction():
-        db.set_meta(origin=log.origin, header=hashlib.sha256(log.header).digest(), size=0, end=len(log.header),
-                    counts={})
-    return db
-
-
-def tail(log: LogFile, start: int, first: int) -> tuple[Iterator[tuple[bytes, int, int]], Survey]:
-    """The frames of ``log`` from byte ``start`` (where record ``first`` begins) to its end, read in bounded
-    memory: an iterator of (payload, offset, length), and the survey whose ``problems`` (a torn tail, damage:
-    :class:`~ledger.storage.framing.StoreProblem`) are whole once the iterator is exhausted."""
-    survey = Survey(log.read, log.size(), resume=(first, start))
-    return ((f.payload, f.offset, f.end - f.offset) for f in survey.frames()), survey
-
-
-def tail_size(log: LogFile, start: int, first: int) -> tuple[int, list[Any]]:
-    """(records after byte ``start``, problems there): how far the file runs past an index (:func:`tail`)."""
-    frames, survey = tail(log, start, first)
-    return sum(1 for _ in frames), survey.problems
-
-
-def _catch_up(index: LedgerIndex, progress: Progress | None, *, trusted: bool = False) -> None:
-    """Apply and commit the log's records after the index's last one (``trusted``: as records the writer
-    checked, see :meth:`ledger.custody.CustodyState.apply`). Raises CorruptStoreError for damage in that part
-    of the log or a record that breaks a rule (the writer's refusal, as a replay would say it)."""
-    log = index.files()[1]
-    more, problems = tail_size(log, index.end, index.size)  # damage is named before any record is read
-    if problems:
-        raise _damaged(index, problems[0])
-    frames, survey = tail(log, index.end, index.size)
-    total, done, batch = index.size + more, index.size, list[tuple[Record, int, int]]()
-    for payload, offset, length in frames:
-        record = Record.from_bytes(payload)
-        if findings := index.apply(done + len(batch), record, trusted=trusted):
-            index.abandon()
-            raise InvalidLedgerError(f"ledger holds an invalid record: {findings[0]}; run an audit",
-                                     code=findings[0].code)
-        batch.append((record, offset, length))
-        if len(batch) == _CHUNK:
-            index.commit(batch)
-            done, batch = done + len(batch), []
-            if progress is not None:
-                progress(done, total)
-    if survey.problems:  # the file changed since it was surveyed
-        raise _damaged(index, survey.problems[0])
-    index.commit(batch)
-    if progress is not None:
-        progress(index.size, index.size)
-
-
-def _damaged(index: LedgerIndex, problem: StoreProblem) -> CorruptStoreError:
-    index.abandon()
-    return CorruptStoreError(f"{index.files()[1].path}: record {problem.index}: {problem.code}; run `stonetrail "
-                             "repair` for a torn tail, `stonetrail verify` for the rest", code=problem.code)
-
-
-def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progress | None = None,
-               checked: bool = False) -> LedgerIndex:
-    """The index of ``log``, checked and caught up; built anew from the log if it is missing, of another log,
-    damaged or of another schema (``progress`` is then called as records are applied).
-
-    Records after an index's last one are checked as the writer checks a new one, signatures included: a log
-    the writer would refuse is refused. A build from scratch takes the log's custody records as the writer
-    checked them when it appended them (registry records are checked in full): it reaches the same state as a
-    checked replay at a fraction of the cost, and an audit names any record that breaks a rule
-    (docs/adr/0020-trusted-rebuild.md). ``checked`` checks every record of a build too.
-
-    Raises:
-        CorruptStoreError: the log has damage after the indexed records; InvalidLedgerError (a
-            CorruptStoreError): a record that breaks a rule.
-        StorageError: the index file cannot be written.
-    """
-    keys, path = frozenset(authority_keys), index_path(log.path)
-    index, db = None, None
-    try:
-        db = IndexDB.open(path, create=False)
-        index = LedgerIndex(db, log, keys)
-        index.check()
-    except (StorageError, FileNotFoundError, sqlite3.Error) as exc:
-        if isinstance(exc, StorageError) and not exc.code.startswith("index."):  # e.g. the log's store.io
-            if db is not None:
-                db.close()
-            raise
-        if db is not None:  # closed now: a connection closed later by the collector would remove the -wal and
-            db.close()  # -shm files of the new index built at the same path
-        index = None
-    if index is None:
-        return _build(log, path, keys, progress, trusted=not checked)
-    try:
-        _catch_up(index, progress)
-    except BaseException:
-        index.close()
-        raise
-    return index
-
-
-def _build(log: LogFile, path: Path, keys: frozenset[bytes], progress: Progress | None, *, trusted: bool
-           ) -> LedgerIndex:
-    """A new index of ``log``, built in a file beside ``path`` without waiting for the disk (SQLite's
-    synchronous=OFF: a crash leaves only that file, which the next build removes), then made durable and renamed
-    to ``path``, so that an index at ``path`` is always a whole one. Raises as :func:`open_index`."""
-    building = path.with_name(f"{path.name}{BUILDING}")
-    try:
-        index = LedgerIndex(_new(log, building), log, keys)
-    except (OSError, sqlite3.Error) as exc:
-        log.close()
-        raise StorageError(f"cannot write the index {building}: {exc}", code="index.io") from exc
-    try:
-        index.db.db.execute("PRAGMA synchronous=OFF")
-        _catch_up(index, progress, trusted=trusted)
-        index.db.db.execute("PRAGMA synchronous=FULL")
-        index.db.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        index.db.close()
-        _publish(building, path)
-        return LedgerIndex(IndexDB.open(path, create=False), log, keys)
-    except BaseException as exc:
-        index.close()
-        discard_index(log.path)
-        if isinstance(exc, OSError | sqlite3.Error):
-            raise StorageError(f"cannot write the index {path}: {exc}", code="index.io") from exc
-        raise
-
-
-def _publish(building: Path, path: Path) -> None:
-    """Flush ``building`` to the disk and rename it to ``path`` (the old index, with its -wal and -shm, gone)."""
-    fd = os.open(building, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    for stale in (Path(f"{path}-wal"), Path(f"{path}-shm")):
-        stale.unlink(missing_ok=True)
-    os.replace(building, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

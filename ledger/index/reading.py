@@ -23,8 +23,9 @@ from ..record import Record
 from ..storage.framing import read_header
 from ..storage.tiles import MemoryTiles, TiledTree
 from .db import IndexDB, index_path
-from .indexed import LedgerIndex, LogFile, tail_size
+from .indexed import LedgerIndex, LogFile
 from .maps import IndexDamaged
+from .opening import tail_size
 from .snapshot import HEADS, IDENTITIES, Snapshot
 
 __all__ = ["IndexedLog", "Records", "index_fault", "indexed_log", "through_index"]
