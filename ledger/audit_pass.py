@@ -29,7 +29,7 @@ from .hashing import Digest
 from .merkle import leaf_hash
 from .reader import checkpoint_problems
 from .record import Record
-from .spill import SpilledState
+from .spilled import SpilledState
 from .storage.framing import Frame, StoreProblem
 
 __all__ = ["Pass", "Progress", "finish", "run_pass"]
@@ -92,7 +92,7 @@ class _Seen:
 class Pass:
     """The result of :func:`run_pass`: positions in the log (damaged frames included), the root of the readable
     frames (None when framing is damaged), the custody state (replayed from level ``custody``;
-    :meth:`~ledger.spill.SpilledState.close` it when done), the findings (position order) and each checkpoint's
+    :meth:`~ledger.spilled.SpilledState.close` it when done), the findings (position order) and each checkpoint's
     problems (same order as given)."""
 
     records: int

@@ -347,7 +347,7 @@ class CustodyState:
     def note(self, record: Record, position: int) -> None:
         """Keep what later records need of ``record`` (at log ``position``): its signers and time (a statement
         may name it), its body hash (``record.duplicate``). An audit keeps these facts out of memory instead
-        (:class:`ledger.spill.SpilledState`)."""
+        (:class:`ledger.spilled.SpilledState`)."""
         parties = frozenset(s.party for s in record.signatures)
         self.signers[record.record_hash] = self._parties.setdefault(parties, parties)  # one object per set of
         # signers: a replay keeps one entry per record, and a few sets of parties sign them all
@@ -356,7 +356,7 @@ class CustodyState:
 
     def chained(self, item: Item, record: Record, position: int) -> None:
         """Note that ``record`` (at log ``position``) is on ``item``'s chain: its ``history`` and ``hashes``. An
-        audit keeps these facts out of memory instead (:class:`ledger.spill.SpilledState`)."""
+        audit keeps these facts out of memory instead (:class:`ledger.spilled.SpilledState`)."""
         item.history.append(position)
         item.hashes.add(record.record_hash)
 

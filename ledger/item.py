@@ -21,7 +21,7 @@ class Item:
     ``transit``: while in transit, the export's (kp certificate, consignee, destination, source country).
     ``graded_mct``: mass at the last grading. ``contents``: for an article, the stones its ``set`` named.
     ``history``: positions of the item's records (an audit's replay keeps the first only, its creation, and the
-    others in its temporary database: :class:`ledger.spill.SpilledState`); ``hashes``: their record hashes (there,
+    others in its temporary database: :class:`ledger.spilled.SpilledState`); ``hashes``: their record hashes (there,
     none). ``country``: where the item is (ISO code): set where it is created or imported; every later record
     about it must take place there until it is exported and imported elsewhere.
     """

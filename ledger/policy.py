@@ -60,7 +60,7 @@ def check_policy_records(records: Iterable[tuple[int, Record]], items: Mapping[s
     the last record. Only the records in some item's ``history`` count, and only for those items: pass a subset
     of the items (e.g. one stone's provenance in a proof bundle) to judge only them. ``touched``: position -> the
     ids of the items applied there, in the order applied, when the items' ``history`` holds only their first
-    position (an audit's replay: :meth:`ledger.spill.SpilledState.touched`); None: taken from their ``history``.
+    position (an audit's replay: :meth:`ledger.spilled.SpilledState.touched`); None: taken from their ``history``.
     """
     if not policy.active:
         return []

@@ -35,15 +35,15 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: docs/adr/0023) and signing (a
 #: checkpoint of a file, through the index when it can), all below the writer facade _ledger and copy (a ledger
 #: from one store to another); engines (which library runs the Ed25519 equation, docs/adr/0021; above keys, its
-#: one user); spill (an audit's per-record facts on disk, docs/adr/0022).
+#: one user); spill (an audit's per-record facts on disk, docs/adr/0022) and spilled (the replay over it).
 ORDER = [
     "errors", "_files", "findings", "_codec", "engines",
     "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
     "checkpoint", "trust", "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
     "commitments",
     "consistency", "evidence", "item", "origin", "rules", "_kinds",
-    "custody", "spill", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json", "_bundle_summary",
-    "_bundle_proofs",
+    "custody", "spill", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json",
+    "_bundle_summary", "_bundle_proofs",
     "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
     "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.opening",
