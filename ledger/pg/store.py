@@ -262,7 +262,10 @@ def _check_end(index: PgIndex) -> None:
     """The log's last :data:`~ledger.index.indexed.CHECKED` records are where the tables say, with the leaf
     hashes the tiles hold, and the log ends there (a row deleted or changed behind the library's back is damage,
     never signed or exported). Raises IndexDamaged."""
-    index.records_at(range(max(0, index.size - CHECKED), index.size))
+    tail = range(max(0, index.size - CHECKED), index.size)
+    found = index.tables.payloads(tail)
+    if any((payload := found.get(p)) is None or leaf_hash(payload) != index.tree.leaf_hash(p) for p in tail):
+        raise IndexDamaged(f"{index.tables.path}: a record of the log's end is not the one its tiles hold")
     last = index.tables.pg.execute("SELECT max(position) FROM log").fetchone()[0]
     if (last if last is not None else -1) != index.size - 1:
         raise IndexDamaged(f"{index.tables.path}: the log ends at record {last}, its tables count {index.size}")
