@@ -4,6 +4,7 @@ the copy, so the copy holds the same records in the same order, with the same ro
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -59,14 +60,13 @@ def copy_ledger(source: str | Path, target: str | Path, authority_keys: Iterable
     expect_path(source, "source")
     expect_path(target, "target")
     keys = list(authority_keys)
+    if not is_url(target) and Path(target).exists():  # refused before the source is opened
+        raise StorageError(f"{target} exists; it is never overwritten", code="store.exists")
     origin, total, rows = payloads(str(source)) if is_url(source) else _file_payloads(Path(source))
     if is_url(target):
         return _copy(origin, total, rows, str(target), keys, progress, partial=str(target))
     final = Path(target)
-    if final.exists():
-        raise StorageError(f"{final} exists; it is never overwritten", code="store.exists")
-    building = final.with_name(f"{final.name}.partial")
-    building.unlink(missing_ok=True)
+    building = final.with_name(f"{final.name}.{secrets.token_hex(4)}.partial")  # a name nobody else uses
     try:
         done = _copy(origin, total, rows, building, keys, progress, partial=None)
         index_path(building).rename(index_path(final))

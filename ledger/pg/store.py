@@ -10,6 +10,7 @@ over the same tables, so both stores give the same state, roots and checkpoints 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -320,13 +321,12 @@ def dump(url: str, path: str | Path) -> int:
     the readers that replay a whole ledger from a file (an audit, a verified history:
     docs/adr/0023-postgresql-store.md); return the number of records. The file is written under a temporary
     name and renamed once whole. Raises as :func:`payloads`, StorageError ``store.exists``."""
-    origin, size, rows = payloads(url)
     target = Path(path)
-    partial = target.with_name(f"{target.name}.partial")
+    if target.exists():
+        raise StorageError(f"{target} exists; it is never overwritten", code="store.exists")
+    origin, size, rows = payloads(url)
+    partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}.partial")  # a name nobody else uses
     try:
-        if target.exists():
-            raise StorageError(f"{target} exists; it is never overwritten", code="store.exists")
-        partial.unlink(missing_ok=True)
         with FileStore.create(partial, origin) as store:
             batch: list[bytes] = []
             for payload in rows:
