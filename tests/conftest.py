@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from ledger import build_demo
+
 POSTGRES_ENV = "STONETRAIL_TEST_POSTGRES"
 _SERVER_SCRIPT = Path(__file__).resolve().parents[1] / ".ci" / "postgres"
 # Databases of this session: stonetrail_test_<session>_<n>, so that a test can tell them from other sessions'.
@@ -93,3 +95,11 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_server, autocommit=True, connect_timeout=30) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo ledger's folder (``build_demo``), built once per test module; tests copy what they change."""
+    out = tmp_path_factory.mktemp("demo") / "d"
+    build_demo(out)
+    return out

@@ -19,18 +19,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from ledger import Record, Trust, build_demo, check_ledger
+from ledger import Record, Trust, check_ledger
 from ledger._codec import pack_local, unpack_local
 from ledger.errors import InputError, StoneTrailError, VerificationError
 from ledger.storage import scan
 from stonetrail_cli.main import main
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "d"
-    build_demo(out)
-    return out
 
 
 def _trust(demo: Path) -> Trust:

@@ -13,7 +13,7 @@ from typing import TypeVar
 import pytest
 from click.testing import CliRunner
 
-from ledger import Ledger, Trust, build_demo, check_bundle, export_bundle, export_bundles
+from ledger import Ledger, Trust, check_bundle, export_bundle, export_bundles
 from ledger._bundle_format import _encode
 from ledger.bundle import Bundle, check_bundle_proofs, read_bundle
 from ledger.checkpoint import read_unverified_checkpoint
@@ -26,13 +26,6 @@ from stonetrail_cli.main import main
 
 STONE = "R-00001-A"
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "d"
-    build_demo(out)
-    return out
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vector_ledgers import TRUST, VECTORS, insider
 
-from ledger import Trust, build_demo, check_ledger
+from ledger import Trust, check_ledger
 from ledger._codec import pack_local, unpack_local
 from ledger.audit_state import VERSION
 from ledger.errors import InputError, StorageError, VerificationError
@@ -52,13 +52,6 @@ def _resumed(prefix: Path, full: Path, trust: Trust, state: Path, **how: Any) ->
     state.unlink(missing_ok=True)
     check_ledger(prefix, trust, save_state=state, **{k: v for k, v in how.items() if k != "checkpoints"})
     return _report(full, trust, resume=state, **how)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "d"
-    build_demo(out)
-    return out
 
 
 def _signed(demo: Path, path: Path, trust: Trust) -> str:

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from crashkit import index_rows
 
-from ledger import Ledger, Mined, Output, Trust, build_demo, check_bundle, export_bundles, keyfile
+from ledger import Ledger, Mined, Output, Trust, check_bundle, export_bundles, keyfile
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import StoneTrailError
 from ledger.identity import claims_of, sort_key
@@ -27,13 +27,6 @@ from ledger.record import Record
 from ledger.signing import checkpoint_file as sign_file
 from ledger.storage import framing, scan
 from stonetrail_cli.main import main
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "d"
-    build_demo(out)
-    return out
 
 
 def _copy(demo: Path, tmp_path: Path, *, with_index: bool = True) -> Path:

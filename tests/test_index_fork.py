@@ -12,18 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ledger import Ledger, Trust, build_demo
+from ledger import Ledger, Trust
 from ledger.index.indexed import CHECKED
 from ledger.index.reading import indexed_log
 from ledger.record import Record
 from ledger.storage import scan
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "d"
-    build_demo(out)
-    return out
 
 
 def _forked(path: Path, position: int) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from vector_ledgers import TRUST, VECTORS, insider
 
-from ledger import Trust, build_demo, check_ledger
+from ledger import Trust, check_ledger
 from ledger.errors import InputError
 from ledger.storage import scan
 
@@ -34,13 +34,6 @@ def _all_ways(path: Path, trust: Trust, **how: Any) -> tuple[Any, ...]:
         for chunk in (1, 3, 64):
             assert _report(path, trust, executor=pool, chunk_records=chunk, **how) == want, chunk
     return want
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "d"
-    build_demo(out)
-    return out
 
 
 def test_the_demo_audits_the_same_with_workers_processes_and_checkpoints(demo: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ledger import Ledger, Mined, Output, Record, Trust, build_demo, check_ledger, copy_ledger, export_bundles, keyfile
+from ledger import Ledger, Mined, Output, Record, Trust, check_ledger, copy_ledger, export_bundles, keyfile
 from ledger.errors import InputError, RuleError, StoneTrailError, StorageError
 from ledger.events import Transferred
 from ledger.reader import checkpoint_file
@@ -21,13 +21,6 @@ from stonetrail_cli.main import main
 from world import ORIGIN, TRUST, World
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "d"
-    build_demo(out)
-    return out
 
 
 def _demo_records(demo: Path) -> tuple[list[Record], frozenset[bytes], object]:

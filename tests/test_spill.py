@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from vector_ledgers import TRUST, VECTORS, insider
 
-from ledger import Trust, build_demo, check_ledger, replay_ledger
+from ledger import Trust, check_ledger, replay_ledger
 from ledger import spill as spill_module
 from ledger.audit_state import Saved, begin
 from ledger.policy import Policy, check_policy
@@ -23,13 +23,6 @@ from ledger.storage import scan
 RULES = json.loads((VECTORS / "negative-ledger.json").read_text(encoding="utf-8"))
 POLICIES = (Policy(deny_origin=frozenset({"RU"})), Policy(require_verified=True, kp_rules=True),
             Policy(require_known_origin=True, regrade_tolerance_mct=10))
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "d"
-    build_demo(out)
-    return out
 
 
 @pytest.fixture
