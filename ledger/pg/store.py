@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -191,46 +192,48 @@ class PgBackend:
         transaction did not commit: nothing written; but ``store.unavailable`` raised as the connection broke at
         COMMIT may come after the server committed: retry the same batch, it is stored once)."""
         verified = {bytes(r.record_hash) for r in records if not signature_findings(r, 0)}  # no lock held yet
-        self._recover()
-        try:
-            with self._tables.transaction():
-                self._tables.lock()
-                self.refresh()
-                self._index.verified = verified
-                self._index.prefetch(records)
-                known = self._tables.positions_of([bytes(r.record_hash) for r in records])
-                at = [known.get(bytes(r.record_hash)) for r in records]
-                if at[0] is not None and at == list(range(at[0], at[0] + len(records))):
-                    return at[0]  # a retry of a batch the log holds whole, in order: stored once
-                first = self._index.size  # a record held already in any other batch: record.duplicate
-                for i, record in enumerate(records):
-                    if findings := self._index.apply(first + i, record):
-                        raise_first(findings)
-                self._index.commit([(r, 0, 0) for r in records])
-                self._version = (self._version or 0) + 1
-                self._tables.set_meta(version=self._version)
-        except BaseException:
-            # Whatever was applied in memory was not committed (or, the connection broken at COMMIT, may not
-            # have been): reloaded before the view is used again, reconnecting if need be (_recover). Reloading
-            # here would go through the broken connection, fail, and leave the view counting the batch.
-            self._stale = True
-            raise
+        with self._locked():
+            self._index.verified = verified
+            self._index.prefetch(records)
+            known = self._tables.positions_of([bytes(r.record_hash) for r in records])
+            at = [known.get(bytes(r.record_hash)) for r in records]
+            if at[0] is not None and at == list(range(at[0], at[0] + len(records))):
+                return at[0]  # a retry of a batch the log holds whole, in order: stored once
+            first = self._index.size  # a record held already in any other batch: record.duplicate
+            for i, record in enumerate(records):
+                if findings := self._index.apply(first + i, record):
+                    raise_first(findings)
+            self._index.commit([(r, 0, 0) for r in records])
+            self._written()
         return first
 
     def checkpoint_body(self) -> CheckpointBody:
         """The checkpoint body of the whole log, read and kept (its trees' snapshot) under the lock."""
+        with self._locked():
+            body = lines_of(self._index)
+            self._written()
+        return body
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One write transaction under the ledger's lock, on a view refreshed inside it. If it raises, whatever
+        was applied in memory was not committed (or, the connection broken at COMMIT, may not have been): the
+        view is reloaded before it is used again, reconnecting if need be (:meth:`_recover`; reloading here would
+        go through the broken connection, fail, and leave the view counting the batch)."""
         self._recover()
         try:
             with self._tables.transaction():
                 self._tables.lock()
                 self.refresh()
-                body = lines_of(self._index)
-                self._version = (self._version or 0) + 1
-                self._tables.set_meta(version=self._version)
-                return body
+                yield
         except BaseException:
-            self._stale = True  # as in append_batch
+            self._stale = True
             raise
+
+    def _written(self) -> None:
+        """Tell the other writers' views that this transaction changed the ledger (meta ``version``)."""
+        self._version = (self._version or 0) + 1
+        self._tables.set_meta(version=self._version)
 
     def close(self) -> None:
         """Close the connection."""
