@@ -85,13 +85,6 @@ class PgIndex(LedgerIndex):
     def _add_records(self, first: int, records: Sequence[tuple[Record, int, int]]) -> None:
         self.tables.add_log(first, [(bytes(r.record_hash), r.raw) for r, _, _ in records])
 
-    def payloads(self, start: int = 0, chunk: int = 4096) -> Iterator[bytes]:
-        """Every payload from position ``start``, in log order, read ``chunk`` at a time."""
-        while rows := self.tables.pg.execute("SELECT payload FROM log WHERE position >= ? ORDER BY position "
-                                             "LIMIT ?", (start, chunk)).fetchall():
-            yield from (bytes(r[0]) for r in rows)
-            start += len(rows)
-
 
 class PgBackend:
     """A PostgreSQL ledger held by one writer among many (a :class:`ledger.backends.Backend`)."""
