@@ -22,13 +22,13 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..storage.tiles import Tile, tile_nodes
+from ..storage.tiles import TILE_HEIGHT, Tile, tile_nodes
 from .maps import IndexDamaged, is_row, row_check, sqlite_errors
 from .snapshot import create_snapshot_table
 from .sql import Db, table, upsert
 from .state import create_tables
 
-__all__ = ["SCHEMA", "IndexDB", "Tables", "index_path"]
+__all__ = ["SCHEMA", "IndexDB", "Tables", "checked", "index_path"]
 
 #: Changes whenever what a table holds or how it is encoded changes: an index of another version is rebuilt.
 SCHEMA = 8
@@ -45,6 +45,14 @@ _NODES = 1 << 62  # tiles rows: a tile's inner nodes, beside the tile
 def index_path(ledger_path: str | Path) -> Path:
     """Where the index of the ledger at ``ledger_path`` lives: beside it, named ``<ledger>.index``."""
     return Path(f"{ledger_path}.index")
+
+
+def checked(table: str, key: object, value: Any, check: Any) -> bytes:
+    """The bytes of row (``key``, ``value``, ``check``) of the keyed table ``table`` (``meta``, ``tiles``,
+    ``registry``...), once its checksum holds (:func:`~ledger.index.maps.row_check`). Raises IndexDamaged."""
+    if not is_row(key, value, check) or row_check(table, str(key).encode(), value) != check:
+        raise IndexDamaged(f"index table {table}: row {key!r} fails its checksum")
+    return bytes(value)
 
 
 class Tables:
@@ -80,11 +88,7 @@ class Tables:
         col = "k" if table == "meta" else "id"
         with sqlite_errors(table):
             row = self.db.execute(f"SELECT v, c FROM {table} WHERE {col} = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        if not is_row(key, row[0], row[1]) or row_check(table, str(key).encode(), row[0]) != row[1]:
-            raise IndexDamaged(f"index table {table}: row {key!r} fails its checksum")
-        return bytes(row[0])
+        return None if row is None else checked(table, key, row[0], row[1])
 
     def _put(self, table: str, rows: Iterable[tuple[object, bytes]]) -> None:
         rows = list(rows)
@@ -121,6 +125,21 @@ class Tables:
             raise KeyError((level, index))
         return raw
 
+    @staticmethod
+    def path_tiles(leaves: Iterable[int]) -> set[int]:
+        """The ``tiles`` row ids (:meth:`read_tile` and :meth:`read_tile_nodes`) on the paths of ``leaves`` to the
+        root of a tree whose last leaf is the greatest of them: every tile level up to the top one, at the tile
+        holding the leaf's ancestor (and so its siblings): what an inclusion proof of each leaf reads."""
+        leaves = list(leaves)
+        top, ids = max(leaves, default=0), set[int]()
+        level = 0
+        while level == 0 or top >> (TILE_HEIGHT * level):
+            for leaf in leaves:
+                key = (level << 56) | (leaf >> (TILE_HEIGHT * (level + 1)))
+                ids.update((key, _NODES | key))
+            level += 1
+        return ids
+
     def put_tiles(self, tiles: Iterable[Tile]) -> None:
         """Store tiles and their inner nodes (each replaces the narrower version of itself; in a transaction)."""
         rows: list[tuple[object, bytes]] = []
@@ -135,8 +154,7 @@ class Tables:
         positions = []
         with sqlite_errors("registry"):
             for key, value, check in self.db.execute("SELECT id, v, c FROM registry ORDER BY id"):
-                if not is_row(key, value, check) or row_check("registry", str(key).encode(), value) != check:
-                    raise IndexDamaged("index table registry: a row fails its checksum")
+                checked("registry", key, value, check)
                 positions.append(key)
         return positions
 

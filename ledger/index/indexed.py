@@ -139,9 +139,15 @@ class LedgerIndex:
         """Record ``position``, decoded (see :meth:`payload`)."""
         return Record.from_bytes(self.payload(position))
 
+    def payloads(self, positions: Sequence[int]) -> dict[int, bytes]:
+        """Position -> payload (see :meth:`payload`) of each of ``positions`` (a database store reads them in one
+        query)."""
+        return {p: self.payload(p) for p in positions}
+
     def records_at(self, positions: Sequence[int]) -> list[Record]:
-        """Records ``positions``, decoded, in that order (a database store reads them in one query)."""
-        return [self.record(p) for p in positions]
+        """Records ``positions``, decoded, in that order (see :meth:`payloads`)."""
+        found = self.payloads(positions)
+        return [Record.from_bytes(found[p]) for p in positions]
 
     def apply(self, position: int, record: Record, *, trusted: bool = False) -> list[Any]:
         """Apply ``record`` as record ``position`` (= the records applied so far) to the state and heads; return

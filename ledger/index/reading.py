@@ -79,13 +79,13 @@ class _Tree:
 
 class _Positions(Mapping[str, Sequence[int]]):
     """Item id -> positions of its records below the tree size (:attr:`ledger.heads.ItemHeads.index`), each
-    item's checked against its leaf in the signed item-head tree (``tree``): its count and its latest record
-    (``record_hash(position)``). Raises IndexDamaged where they differ, and for an item the tree has but the
+    item's checked against its leaf in the signed item-head tree (``tree``): its count and its latest record's
+    hash (read from ``records``, with the item's other records: whoever asks for an item's positions reads
+    them next). Raises IndexDamaged where they differ, and for an item the tree has but the
     table does not (a damaged page can hide a row from a lookup)."""
 
-    def __init__(self, rows: Mapping[str, list[int]], size: int, tree: _Tree,
-                 record_hash: Callable[[int], Digest]) -> None:
-        self._rows, self._size, self._tree, self._record_hash = rows, size, tree, record_hash
+    def __init__(self, rows: Mapping[str, list[int]], size: int, tree: _Tree, records: Records) -> None:
+        self._rows, self._size, self._tree, self._records = rows, size, tree, records
         self._checked: dict[str, list[int]] = {}
 
     def __getitem__(self, item: str) -> Sequence[int]:
@@ -95,8 +95,9 @@ class _Positions(Mapping[str, Sequence[int]]):
         below = [p for p in self._rows[item] if p < self._size] if item in self._rows else []
         if not below and rank is None:
             raise KeyError(item)
+        self._records.prefetch(below)  # whoever asks reads them next (a database: in one query)
         if rank is None or not below or self._tree.leaf(rank) != head_leaf(
-                item, Head(below[-1], self._record_hash(below[-1]), len(below))):
+                item, Head(below[-1], self._records[below[-1]].record_hash, len(below))):
             raise IndexDamaged(f"the index's records of {item!r} are not those its signed head names")
         self._checked[item] = below
         return below
@@ -127,8 +128,7 @@ class _Committed:
 class _Heads(_Committed):
     def __init__(self, index: LedgerIndex, tree: _Tree, size: int, records: Records) -> None:
         super().__init__(tree)
-        self.index = _Positions(index.heads.index, size, tree,  # type: ignore[arg-type]
-                                lambda position: records[position].record_hash)
+        self.index = _Positions(index.heads.index, size, tree, records)  # type: ignore[arg-type]
         self._heads = index.heads
 
     def proof(self, item: str) -> HeadProof:
@@ -179,10 +179,20 @@ class _FileTree:
 class Records(Mapping[int, Record]):
     """A log's records by position, as payload bytes (:meth:`payload`) and decoded when first asked for.
     ``read(position)``: a record's payload, checked by the caller's read side; ``known``: (position, record)
-    pairs already read that way (an index's registry), kept so that their bytes are not read again."""
+    pairs already read that way (an index's registry), kept so that their bytes are not read again;
+    ``read_many(positions)``: position -> payload of several at once (a database's one query; see
+    :meth:`prefetch`)."""
 
-    def __init__(self, read: Callable[[int], bytes], known: Iterable[tuple[int, Record]] = ()) -> None:
-        self._read, self._cache = read, dict(known)
+    def __init__(self, read: Callable[[int], bytes], known: Iterable[tuple[int, Record]] = (),
+                 read_many: Callable[[Sequence[int]], Mapping[int, bytes]] | None = None) -> None:
+        self._read, self._cache, self._many = read, dict(known), read_many
+
+    def prefetch(self, positions: Iterable[int]) -> None:
+        """Read and decode those of ``positions`` not read yet at once, where the read side can
+        (``read_many``); otherwise nothing (each is read when asked for)."""
+        if self._many is not None and (todo := sorted({p for p in positions if p not in self._cache})):
+            for position, payload in self._many(todo).items():
+                self._cache[position] = Record.from_bytes(payload)
 
     def payload(self, position: int) -> bytes:
         """The bytes of record ``position``: those of its record if it was decoded before (a record keeps the
@@ -212,7 +222,7 @@ class IndexedLog:
         self.index, self.at, self.origin = index, at, index.origin
         self.path = index.log.path if index.log is not None else index.db.path  # a file, or a database's URL
         self.tree = _FileTree(index.tree, file_size)
-        self.records = Records(index.payload, index.registry)  # each checked against its indexed leaf hash
+        self.records = Records(index.payload, index.registry, index.payloads)  # each checked against its leaf hash
         heads, ids = _trees(index, at)
         self.commitments = _Commitments(_Heads(index, heads, at, self.records), _Identities(ids))
 

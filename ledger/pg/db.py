@@ -16,8 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageError
-from ..index.db import Tables
-from ..index.maps import IndexDamaged, is_row, row_check
+from ..index.db import Tables, checked
 
 if TYPE_CHECKING:
     import psycopg
@@ -155,9 +154,7 @@ class PgTables(Tables):
         self._frozen = {}
         if self.has_meta():
             for key, value, check in self.pg.execute("SELECT k, v, c FROM meta").fetchall():
-                if not is_row(key, value, check) or row_check("meta", str(key).encode(), value) != check:
-                    raise IndexDamaged(f"index table meta: row {key!r} fails its checksum")
-                self._frozen[("meta", key)] = bytes(value)
+                self._frozen[("meta", key)] = checked("meta", key, value, check)
 
     def has_meta(self) -> bool:
         """True if the database has the ledger's ``meta`` table (the frozen view answers from what it read)."""
@@ -173,6 +170,20 @@ class PgTables(Tables):
         if (table, key) not in self._frozen:
             self._frozen[(table, key)] = super()._get(table, key)
         return self._frozen[(table, key)]
+
+    def prefetch_tiles(self, leaves: Sequence[int]) -> None:
+        """In a frozen view (:meth:`freeze`), read in one query the tiles an inclusion proof of each of ``leaves``
+        reads (:meth:`~ledger.index.db.Tables.path_tiles`; pass the tree's last leaf too, for its right edge), each
+        checked as :meth:`_get` checks it; elsewhere nothing (a writer's tiles change under it). Raises
+        IndexDamaged (a row fails its checksum)."""
+        if self._frozen is None or not leaves:
+            return
+        ids = [i for i in self.path_tiles(leaves) if ("tiles", i) not in self._frozen]
+        rows = self.pg.execute("SELECT id, v, c FROM tiles WHERE id = ANY(?)", (ids,)).fetchall() if ids else []
+        for key, value, check in rows:
+            self._frozen[("tiles", key)] = checked("tiles", key, value, check)
+        for key in ids:
+            self._frozen.setdefault(("tiles", key), None)
 
     def create_all(self) -> None:
         """Create the log and every index table (in the caller's transaction)."""

@@ -71,16 +71,17 @@ class PgIndex(LedgerIndex):
                             ("id_standing", ids), ("id_frozen", ids), ("changed", changed)):
             self.table(table).prefetch(keys)
 
-    def records_at(self, positions: Sequence[int]) -> list[Record]:
-        """Records ``positions`` in one query, each checked against its leaf hash. Raises IndexDamaged."""
+    def payloads(self, positions: Sequence[int]) -> dict[int, bytes]:
+        """Position -> payload of each of ``positions``, each checked against its leaf hash, in two queries: the
+        tiles on their paths to the root (:meth:`PgTables.prefetch_tiles`: what their leaf hashes and inclusion
+        proofs read, in a read view), then the records. Raises IndexDamaged."""
+        self.tables.prefetch_tiles([*positions, self.size - 1] if positions else ())
         found = self.tables.payloads(positions)
-        out = []
         for position in positions:
             payload = found.get(position)
             if payload is None or leaf_hash(payload) != self.tree.leaf_hash(position):
                 raise IndexDamaged(f"record {position} of {self.tables.path} is not the one its tiles hold")
-            out.append(Record.from_bytes(payload))
-        return out
+        return found
 
     def _add_records(self, first: int, records: Sequence[tuple[Record, int, int]]) -> None:
         self.tables.add_log(first, [(bytes(r.record_hash), r.raw) for r, _, _ in records])
