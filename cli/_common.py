@@ -9,7 +9,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +24,6 @@ from ledger.audit import Replay
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
 from ledger.pg.db import is_url, redact
-from ledger.pg.store import dump
 
 from ._output import JSON_OUTPUT, progress
 
@@ -252,20 +250,6 @@ class _LedgerLocation(_ExistingFile):
 
 
 _LEDGER: click.Path = _LedgerLocation()
-
-
-@contextmanager
-def _local(location: Path | str) -> Iterator[Path]:
-    """``location`` as a ledger file: itself, or for a database ledger a copy of its records as committed now,
-    in a temporary folder removed after (the readers that replay a whole ledger read a file:
-    docs/adr/0023-postgresql-store.md)."""
-    if not is_url(location):
-        yield Path(location)
-        return
-    with tempfile.TemporaryDirectory(prefix="stonetrail-") as folder:
-        path = Path(folder) / "ledger"
-        dump(str(location), path)
-        yield path
 
 
 def _print_findings(findings: Sequence[Finding]) -> None:

@@ -21,6 +21,7 @@ from ledger.trust import Trust
 
 from ._common import (
     _EXISTING,
+    _LEDGER,
     _about,
     _errors,
     _load_trust,
@@ -194,7 +195,7 @@ def verify_command(evidence_file: Path, trust_file: Path, as_json: bool) -> None
 
 
 @evidence.command("fork", short_help="Write evidence of a chain fork in a ledger.")
-@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
+@click.argument("ledger_file", metavar="LEDGER", type=_LEDGER)
 @click.option("--checkpoint", "checkpoint_path", required=True, type=_EXISTING,
               help="A signed checkpoint of LEDGER: the fork must be among the records it covers.")
 @click.option("-o", "--out", required=True, type=_OUT, help="Where to write the evidence.")
@@ -204,7 +205,8 @@ def verify_command(evidence_file: Path, trust_file: Path, as_json: bool) -> None
 @_errors
 def fork_command(ledger_file: Path, checkpoint_path: Path, out: Path, trust_file: Path | None,
                  as_json: bool) -> None:
-    """Find the first two records of LEDGER that claim the same predecessor and write evidence of it.
+    """Find the first two records of LEDGER (a ledger file, or a postgresql:// URL) that claim the same
+    predecessor and write evidence of it.
 
     The evidence holds the checkpoint and both records with their inclusion proofs, so it can be checked
     without LEDGER. Exit 0 if evidence was written, 1 if the checkpoint covers no fork, 2 for malformed input,

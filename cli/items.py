@@ -14,8 +14,9 @@ import click
 
 from ledger import format_ct
 from ledger.inventory import ItemLine, item_lines
+from ledger.pg.store import as_file
 
-from ._common import _EXISTING, _LEDGER, _errors, _load_trust, _local, _plural, _print_json, _replay, _verdict_exit
+from ._common import _EXISTING, _LEDGER, _errors, _load_trust, _plural, _print_json, _replay, _verdict_exit
 
 
 @click.command(short_help="List every item of a ledger.")
@@ -37,7 +38,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
       stonetrail items out/demo.ledger --trust out/trust.keys
       stonetrail items out/demo.ledger --json
     """
-    with _local(ledger_file) as local:  # a database ledger is read from a copy of its records
+    with as_file(ledger_file) as local:  # a database ledger is read from a copy of its records
         replay, verdict = _replay(local, _load_trust(trust_file) if trust_file else None)
     lines = item_lines(replay)
     if as_json:

@@ -20,7 +20,7 @@ from ledger.errors import InputError, VerificationError
 from ledger.history import History, ItemScope, damage, indexed_scope, item_scope, summary, trace
 from ledger.index.reading import IndexedLog, indexed_log, through_index
 from ledger.pg.db import is_url
-from ledger.pg.store import pg_view
+from ledger.pg.store import as_file, pg_view
 from ledger.provenance import Snapshot, Step
 
 from ._common import (
@@ -28,7 +28,6 @@ from ._common import (
     _LEDGER,
     _errors,
     _load_trust,
-    _local,
     _plural,
     _print_findings,
     _print_json,
@@ -80,7 +79,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
         if told := through_index(view, lambda log: _told(log, item)):
             _print(*told, "unverified", [], 0, (), as_json)  # no replay for an unverified history
             return  # (a damaged index: the log is read below)
-    with _local(ledger_file) as local:  # a verified history replays the whole ledger, read from a file
+    with as_file(ledger_file) as local:  # a verified history replays the whole ledger, read from a file
         replay, verdict = _replay(local, _load_trust(trust_file) if trust_file else None)
     broken = damage(replay)
     if item not in replay.state.items:

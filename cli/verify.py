@@ -16,6 +16,7 @@ from ledger import AuditReport, check_ledger
 from ledger.audit import CHUNK_RECORDS, LEVELS
 from ledger.engines import DEFAULT_ENGINE, ENGINES
 from ledger.pg.db import is_url
+from ledger.pg.store import as_file
 from ledger.policy import Policy
 
 from ._common import (
@@ -24,7 +25,6 @@ from ._common import (
     _about,
     _errors,
     _load_trust,
-    _local,
     _plural,
     _print_findings,
     _print_hint,
@@ -102,7 +102,7 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
     trust = _load_trust(trust_file)
     notes = [_read_checkpoint(p) for p in checkpoint_paths]
     start = time.monotonic()
-    with _about(ledger_file), _local(ledger_file) as ledger_path, on_cluster(cluster, ledger_path, jobs) as \
+    with _about(ledger_file), as_file(ledger_file) as ledger_path, on_cluster(cluster, ledger_path, jobs) as \
             workers, progress("records") as bar, _about(resume, codes=_RESUME_CODES), \
             _about(save_state, codes=("store.exists",)):
         report = check_ledger(workers.path, trust, checkpoints=notes, policy=policy, progress=bar, level=level,

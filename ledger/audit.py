@@ -34,6 +34,8 @@ from .errors import CorruptStoreError, InputError, StoneTrailError, StorageError
 from .findings import Finding, raise_first
 from .hashing import Digest
 from .merkle import MerkleTree, leaf_hash
+from .pg.db import is_url
+from .pg.store import as_file
 from .policy import Policy, Verdicts, check_policy_records
 from .reader import LogPass, Progress
 from .record import Record
@@ -103,7 +105,8 @@ class AuditReport(Verdicts):
 
 
 def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress | None = None) -> Replay:
-    """Read the ledger file at ``path`` without locking and replay every record through the rules.
+    """Read the ledger file at ``path`` (or the database ledger at a ``postgresql://`` URL: a dump of its records,
+    :func:`ledger.pg.store.as_file`) without locking and replay every record through the rules.
 
     With ``trust`` None no authority key is trusted: the replay still rebuilds items and chains (for display),
     but every registry record, and so every signature, gets a finding. ``progress``, if given, is called after
@@ -116,7 +119,7 @@ def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress |
     """
     expect_path(path, "path")
     expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
-    with FrameFile(path) as file:
+    with as_file(path) as local, FrameFile(local) as file:  # a database ledger: from a dump of its records
         return _replay(LogPass(file, at=0), trust, progress)  # at 0: no checkpoint lines to collect
 
 
@@ -155,7 +158,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                  level: str | None = None, jobs: int = 1, engine: str | None = None,
                  executor: Executor | None = None, chunk_records: int = CHUNK_RECORDS,
                  save_state: str | Path | None = None, resume: str | Path | None = None) -> AuditReport:
-    """Audit the ledger at ``path`` against ``trust`` in one streaming pass that holds no record (the facts the
+    """Audit the ledger at ``path`` (a file, or a ``postgresql://`` URL: a dump of its records,
+    :func:`ledger.pg.store.as_file`) against ``trust`` in one streaming pass that holds no record (the facts the
     rules need of every record later go to a temporary database, deleted after: :mod:`ledger.spill`).
 
     ``checkpoint`` / ``checkpoints``: signed notes to check against the file (each at its tree size); ``level``:
@@ -194,6 +198,11 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     for name, value in (("save_state", save_state), ("resume", resume)):
         if value is not None:
             expect_path(value, name)
+    if is_url(path):  # a database ledger: audited from a dump of its records (ledger.pg.store.as_file)
+        with as_file(path) as local:
+            return check_ledger(local, trust, checkpoint=checkpoint, checkpoints=checkpoints, policy=policy,
+                                progress=progress, level=level, jobs=jobs, engine=engine, executor=executor,
+                                chunk_records=chunk_records, save_state=save_state, resume=resume)
     notes = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
     if save_state is not None:  # before the pass, not after it
         check_new(Path(save_state))

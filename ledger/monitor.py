@@ -23,6 +23,8 @@ from .consistency import ConsistencyError, ConsistencyProof
 from .errors import InputError, StoneTrailError
 from .evidence import ChainForkClaim, EvidenceError, IncludedRecord, LeafProof, SplitViewClaim, format_evidence
 from .merkle import MerkleTree
+from .pg.db import redact
+from .pg.store import as_file
 from .reader import LogPass, check_checkpoint
 from .record import Record
 from .storage import Frame, FrameFile
@@ -53,10 +55,11 @@ _Visit = Callable[[Frame, Record | InputError], None]
 
 @contextmanager
 def _of(path: str | Path, cp: Checkpoint, which: str, visit: _Visit | None = None) -> Iterator[_File]:
-    """The ledger file at ``path``, read once (``visit`` sees each record), after checking that ``cp`` (the
-    ``which`` checkpoint) is its checkpoint at its tree size (:func:`ledger.reader.check_checkpoint`: the one
-    answer of the read side). Raises its errors, and CorruptStoreError (damaged framing), StorageError (I/O)."""
-    with FrameFile(path) as file:
+    """The ledger file at ``path`` (a ``postgresql://`` URL: :func:`ledger.pg.store.as_file`), read once
+    (``visit`` sees each record), after checking that ``cp`` (the ``which`` checkpoint) is its checkpoint at its
+    tree size (:func:`ledger.reader.check_checkpoint`: the one answer of the read side). Raises its errors, and
+    CorruptStoreError (damaged framing), StorageError (I/O)."""
+    with as_file(path) as local, FrameFile(local) as file:  # a database ledger: a dump of its records
         log = LogPass(file, at=cp.tree_size)
         if cp.origin == file.origin:
             for frame, record in log.records():
@@ -65,7 +68,7 @@ def _of(path: str | Path, cp: Checkpoint, which: str, visit: _Visit | None = Non
         try:
             check_checkpoint(log, cp)
         except StoneTrailError as exc:
-            exc.about(f"the {which} checkpoint and {path}")
+            exc.about(f"the {which} checkpoint and {redact(str(path))}")
             raise
         yield _File(log, cp)
 

@@ -139,7 +139,8 @@ def test_the_commands_read_a_database_ledger_as_they_read_its_file(demo: Path, p
     note = str(demo / "checkpoint.txt")
     for command in (["verify", "{L}", "--trust", trust, "--json"], ["show", "{L}", stone, "--json"],
                     ["show", "{L}", stone, "--trust", trust, "--json"], ["items", "{L}", "--json"],
-                    ["checkpoint", "{L}", "--key", key, "-o", "-"]):
+                    ["checkpoint", "{L}", "--key", key, "-o", "-"],
+                    ["evidence", "fork", "{L}", "--checkpoint", str(demo / "checkpoint.txt"), "-o", "-"]):
         outputs = []
         for location in (ledger, postgres_url):
             result = runner.invoke(main, [location if a == "{L}" else a for a in command])
@@ -147,7 +148,7 @@ def test_the_commands_read_a_database_ledger_as_they_read_its_file(demo: Path, p
         if command[0] == "verify":
             outputs = [(code, {k: v for k, v in json.loads(out).items() if k != "seconds"}) for code, out in outputs]
         assert outputs[0] == outputs[1], command
-        assert outputs[0][0] == 0, outputs[0]
+        assert outputs[0][0] == (1 if command[0] == "evidence" else 0), outputs[0]  # evidence: exit 1, no fork
     bundles = []
     for n, location in enumerate((ledger, postgres_url)):
         out = tmp_path / f"{n}.stproof"
@@ -157,6 +158,28 @@ def test_the_commands_read_a_database_ledger_as_they_read_its_file(demo: Path, p
     assert bundles[0] == bundles[1]
     unnamed = runner.invoke(main, ["proof", "export", postgres_url, stone, "-o", str(tmp_path / "x.stproof")])
     assert unnamed.exit_code == 2 and "--checkpoint" in unnamed.output
+
+
+def test_the_librarys_whole_ledger_readers_take_a_url_as_they_take_a_file(demo: Path, postgres_url: str) -> None:
+    """An audit, a replay, a consistency proof and fork evidence of a database ledger are those of its file."""
+    from ledger import replay_ledger
+    from ledger.monitor import consistency_proof_for, fork_evidence
+
+    trust = Trust.parse((demo / "trust.keys").read_text())
+    records, keys, operator = _demo_records(demo)
+    origin = scan(demo / "demo.ledger").origin
+    with Ledger.create(postgres_url, origin, keys) as ledger:
+        ledger.append_batch(records[:300])
+        old = ledger.checkpoint(operator)  # type: ignore[arg-type]
+        ledger.append_batch(records[300:])
+    note = (demo / "checkpoint.txt").read_text()
+    for call in (lambda at: check_ledger(at, trust, checkpoint=note).to_json(),
+                 lambda at: replay_ledger(at, trust).findings,
+                 lambda at: consistency_proof_for(at, old, note, trust=trust),
+                 lambda at: fork_evidence(at, note)):
+        assert call(postgres_url) == call(demo / "demo.ledger")
+    report = check_ledger(postgres_url, trust, checkpoint=note)
+    assert report.record_count == len(records) and not report.findings and report.checkpoint is not None
 
 
 def _tamper(url: str, sql: str) -> None:

@@ -11,6 +11,7 @@ over the same tables, so both stores give the same state, roots and checkpoints 
 from __future__ import annotations
 
 import secrets
+import tempfile
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,9 +32,9 @@ from ..record import Record
 from ..storage import FileStore
 from ..storage.framing import pack_header
 from ..storage.tiles import TiledTree
-from .db import PgDb, PgTables, connect, reading_connection, redact
+from .db import PgDb, PgTables, connect, is_url, reading_connection, redact
 
-__all__ = ["PgBackend", "PgIndex", "dump", "payloads", "pg_view"]
+__all__ = ["PgBackend", "PgIndex", "as_file", "dump", "payloads", "pg_view"]
 
 _DUMPED = 4096  # records read and written at a time by :func:`dump`
 
@@ -339,3 +340,19 @@ def dump(url: str, path: str | Path) -> int:
         partial.unlink(missing_ok=True)
         if isinstance(rows, Generator):
             rows.close()
+
+
+@contextmanager
+def as_file(location: str | Path) -> Iterator[Path]:
+    """``location`` as a ledger file: itself, or for a database ledger (a ``postgresql://`` URL) a :func:`dump`
+    of its records as committed now into a temporary folder, removed when the block ends. The readers that
+    replay or hash a whole ledger (an audit, a verified history, a consistency proof) read a file: a dump reads
+    the database once, in order, where a replay through the tables would read it a record at a time
+    (docs/adr/0023-postgresql-store.md). Raises as :func:`dump`."""
+    if not is_url(location):
+        yield Path(location)
+        return
+    with tempfile.TemporaryDirectory(prefix="stonetrail-") as folder:
+        path = Path(folder) / "ledger"
+        dump(str(location), path)
+        yield path
