@@ -130,21 +130,31 @@ class StoredMap(MutableMapping[K, V]):
         as absent), so that looking them up later costs no round trip: for a database server, where each
         lookup is one (:mod:`ledger.pg`). A miss is taken as the query gives it, without the neighbouring rows'
         check of a lookup (:meth:`_absent`, against a damaged SQLite file)."""
+        self.send_prefetch(keys)()
+
+    def send_prefetch(self, keys: Iterable[K]) -> Callable[[], None]:
+        """Send the queries of :meth:`prefetch` and return the function that takes their rows: several tables'
+        queries, sent before any is taken, share one round trip in a database pipeline (:mod:`ledger.pg`)."""
         todo = {self._codec.key(k): k for k in keys if k not in self._cache}
-        raws = list(todo)
+        raws, sent = list(todo), []
         for start in range(0, len(raws), 500):
             part = raws[start:start + 500]
             with sqlite_errors(self._table):
-                rows = self._db.execute(f"SELECT k, v, c FROM {self._table} WHERE k IN ({', '.join('?' * len(part))})",
-                                        part).fetchall()
-            found = {bytes(k): (v, c) for k, v, c in rows}
-            for raw in part:
-                key = todo[raw]
-                if raw in found:
-                    value, check = found[raw]
-                    self._cache[key], self._stored[key] = self._decode(raw, bytes(value), check), bytes(value)
-                else:
-                    self._cache[key], self._stored[key] = _MISSING, None
+                sent.append((part, self._db.execute(
+                    f"SELECT k, v, c FROM {self._table} WHERE k IN ({', '.join('?' * len(part))})", part)))
+
+        def take() -> None:
+            for part, cursor in sent:
+                with sqlite_errors(self._table):
+                    found = {bytes(k): (v, c) for k, v, c in cursor.fetchall()}
+                for raw in part:
+                    key = todo[raw]
+                    if raw in found:
+                        value, check = found[raw]
+                        self._cache[key], self._stored[key] = self._decode(raw, bytes(value), check), bytes(value)
+                    else:
+                        self._cache[key], self._stored[key] = _MISSING, None
+        return take
 
     def key_of(self, raw: bytes) -> K:
         """The key whose bytes in the table are ``raw``."""

@@ -129,6 +129,14 @@ class PgDb:
             cursor.executemany(sql.replace("?", "%s"), parameters)
 
     @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Statements executed inside are sent together and their results taken as asked for (psycopg's pipeline
+        mode): one round trip for many. An error may surface only when a result is taken or the block ends:
+        StorageError (:func:`translate`) either way."""
+        with self.errors(), self.conn.pipeline():
+            yield
+
+    @contextmanager
     def errors(self) -> Iterator[None]:
         """Turn a psycopg error raised inside into a StorageError."""
         psycopg = _psycopg()
@@ -146,30 +154,50 @@ class PgTables(Tables):
         self.pg = db
         self.reused = reused  # a read view's connection: kept for the next view when closed (release)
         self._frozen: dict[tuple[str, object], bytes | None] | None = None
+        self._meta: dict[object, bytes] | None = None  # the meta rows, while held (:meth:`meta_held`, frozen)
 
     def freeze(self) -> None:
         """Keep every row read from now on (a read-only view inside one repeatable-read transaction sees no
         change): a proof's upper tiles, shared by the proofs of one bundle, are read once; the meta rows are read
-        in one query now (each checked as :meth:`_get` checks it)."""
+        in one query now (:meth:`_read_meta`)."""
         self._frozen = {}
-        if self.has_meta():
-            for key, value, check in self.pg.execute("SELECT k, v, c FROM meta").fetchall():
-                self._frozen[("meta", key)] = checked("meta", key, value, check)
+        self._meta = self._read_meta() if self.has_meta() else None
+
+    @contextmanager
+    def meta_held(self) -> Iterator[None]:
+        """Inside a write transaction holding the ledger's lock (no other writer sets a meta row until it ends):
+        the meta rows read in one query now, then answered from memory, what the transaction sets included."""
+        self._meta = self._read_meta()
+        try:
+            yield
+        finally:
+            self._meta = None
+
+    def _read_meta(self) -> dict[object, bytes]:
+        """Every meta row, each checked as :meth:`_get` checks it (IndexDamaged)."""
+        return {key: checked("meta", key, value, check)
+                for key, value, check in self.pg.execute("SELECT k, v, c FROM meta").fetchall()}
 
     def has_meta(self) -> bool:
-        """True if the database has the ledger's ``meta`` table (the frozen view answers from what it read)."""
-        if self._frozen is not None and any(table == "meta" for table, _ in self._frozen):
+        """True if the database has the ledger's ``meta`` table."""
+        if self._meta is not None:
             return True
         return bool(self.pg.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0])
 
     def _get(self, table: str, key: object) -> bytes | None:
+        if table == "meta" and self._meta is not None:  # all read at once: a name not there has no row
+            return self._meta.get(key)
         if self._frozen is None:
             return super()._get(table, key)
-        if table == "meta":  # all read by freeze(): a name not there has no row
-            return self._frozen.get((table, key))
         if (table, key) not in self._frozen:
             self._frozen[(table, key)] = super()._get(table, key)
         return self._frozen[(table, key)]
+
+    def _put(self, table: str, rows: Iterable[tuple[object, bytes]]) -> None:
+        rows = list(rows)
+        super()._put(table, rows)
+        if table == "meta" and self._meta is not None:
+            self._meta.update((key, bytes(value)) for key, value in rows)
 
     def prefetch_tiles(self, leaves: Sequence[int]) -> None:
         """In a frozen view (:meth:`freeze`), read in one query the tiles an inclusion proof of each of ``leaves``

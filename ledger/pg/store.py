@@ -62,15 +62,19 @@ class PgIndex(LedgerIndex):
         return payload
 
     def prefetch(self, records: Sequence[Record]) -> None:
-        """Read in one query per table the rows checking and applying ``records`` looks up (their items, bodies
-        and identity claims), so that a batch costs a few round trips, not a few per record."""
+        """Read the rows checking and applying ``records`` looks up (their items, bodies and identity claims): one
+        query per table, all sent in one round trip, so that a batch costs a few round trips, not a few per
+        record."""
         ids = {i for r in records for i, _ in r.body.inputs} | {o.id for r in records for o in r.body.outputs}
         claims = {(kind, key) for r in records for kind, key, _ in claims_of(r)}
         changed = {bytes([HEADS]) + i.encode() for i in ids} | {bytes([IDENTITIES]) + sort_key(*c) for c in claims}
-        for table, keys in (("items", ids), ("bodies", {r.body_hash for r in records}), ("head_positions", ids),
-                            ("head_latest", ids), ("id_claims", claims), ("id_holder", claims),
-                            ("id_standing", ids), ("id_frozen", ids), ("changed", changed)):
-            self.table(table).prefetch(keys)
+        with self.tables.pg.pipeline():  # every table's query sent before any result is taken: one round trip
+            taken = [self.table(table).send_prefetch(keys) for table, keys in (
+                ("items", ids), ("bodies", {r.body_hash for r in records}), ("head_positions", ids),
+                ("head_latest", ids), ("id_claims", claims), ("id_holder", claims), ("id_standing", ids),
+                ("id_frozen", ids), ("changed", changed))]
+            for take in taken:
+                take()
 
     def payloads(self, positions: Sequence[int]) -> dict[int, bytes]:
         """Position -> payload of each of ``positions``, each checked against its leaf hash, in two queries: the
@@ -198,8 +202,9 @@ class PgBackend:
             for i, record in enumerate(records):
                 if findings := self._index.apply(first + i, record):
                     raise_first(findings)
-            self._index.commit([(r, 0, 0) for r in records])
-            self._written()
+            with self._tables.pg.pipeline():  # the writes in one round trip, not one per table
+                self._index.commit([(r, 0, 0) for r in records])
+                self._written()
         return first
 
     def checkpoint_body(self) -> CheckpointBody:
@@ -219,8 +224,9 @@ class PgBackend:
         try:
             with self._tables.transaction():
                 self._tables.lock()
-                self.refresh()
-                yield
+                with self._tables.meta_held():  # no other writer sets meta until this commits
+                    self.refresh()
+                    yield
         except BaseException:
             self._stale = True
             raise
