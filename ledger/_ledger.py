@@ -30,7 +30,7 @@ from .index.opening import Progress
 from .item import Item
 from .keys import PrivateKey
 from .pg.db import is_url
-from .pg.store import PgBackend
+from .pg.writer import PgBackend
 from .record import Body, Output, Record
 from .rules import RULES
 from .storage import FileStore

@@ -4,7 +4,7 @@ docs/adr/0023-postgresql-store.md).
 A :class:`Backend` appends a checked batch durably and answers from its index (state, tree, records); the
 facade above it never knows which one it has. :class:`FileBackend` is the embedded default: the append-only log
 file (:class:`~ledger.storage.FileStore`, one writer under a file lock) with its SQLite index beside it, written
-log first, index after (:mod:`ledger.index`). :class:`ledger.pg.store.PgBackend` keeps both in one PostgreSQL
+log first, index after (:mod:`ledger.index`). :class:`ledger.pg.writer.PgBackend` keeps both in one PostgreSQL
 database, for many writers.
 """
 

@@ -12,7 +12,7 @@ did not commit gets a StorageError with a stable code and a one-line message nam
 here in the URL through libpq's ``options``), ``store.db`` (a full disk); a killed writer is gone, and what it had
 in flight is in the log whole or not at all.
 
-A writer's handle recovers by itself (ledger.pg.store.PgBackend._recover): after a failed write or a broken
+A writer's handle recovers by itself (ledger.pg.writer.PgBackend._recover): after a failed write or a broken
 connection it reloads its view, on a new connection if the old one broke, before it answers again, so the writers
 here retry the same batch through the same handle. An append that
 fails when the connection broke may still have committed (the server got the COMMIT, the answer was lost); the
@@ -349,6 +349,7 @@ def test_a_writer_kept_waiting_past_its_timeout_gets_store_timeout_and_writes_no
         with pytest.raises(StorageError) as waited:
             ledger.append_batch(batch)
         _clear(waited.value, timed, {"store.timeout"})
+        assert other.execute("SELECT count(*) FROM pending").fetchone() == (0,)  # taken back: never stored later
         assert ledger.size == 2  # the handle counts nothing of the batch
         with pytest.raises(KeyError):
             ledger.item("T-0-0")

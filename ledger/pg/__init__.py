@@ -3,6 +3,6 @@
 backend). ``ledger.Ledger.create`` / ``open`` take a ``postgresql://`` URL wherever they take a path."""
 
 from .db import is_url
-from .store import PgBackend
+from .writer import PgBackend
 
 __all__ = ["PgBackend", "is_url"]

@@ -128,6 +128,20 @@ class PgDb:
         with self.errors(), self.conn.cursor() as cursor:
             cursor.executemany(sql.replace("?", "%s"), parameters)
 
+    def drain_notices(self) -> None:
+        """Drop the ``NOTIFY`` notices received so far (:meth:`wait_notice` then waits for a later one)."""
+        with self.errors():
+            for _ in self.conn.notifies(timeout=0):
+                pass
+
+    def wait_notices(self, channel: str, timeout_s: float) -> list[str]:
+        """The payloads of the ``NOTIFY`` notices on ``channel`` (which this connection listens to) received since
+        :meth:`drain_notices`, waiting up to ``timeout_s`` seconds for the first (none: an empty list)."""
+        with self.errors():
+            heard = [n.payload for n in self.conn.notifies(timeout=timeout_s, stop_after=1) if n.channel == channel]
+            heard += [n.payload for n in self.conn.notifies(timeout=0) if n.channel == channel]
+        return heard
+
     @contextmanager
     def pipeline(self) -> Iterator[None]:
         """Statements executed inside are sent together and their results taken as asked for (psycopg's pipeline
@@ -258,5 +272,21 @@ class PgTables(Tables):
                             [(first + i, h, p) for i, (h, p) in enumerate(rows)])
 
     def lock(self) -> None:
-        """Take the ledger's write lock until the end of the transaction (:data:`LOCK`)."""
+        """Take the ledger's write lock until the end of the transaction (:data:`LOCK`), waiting until it is
+        free."""
         self.pg.execute("SELECT pg_advisory_xact_lock(?)", (LOCK,))
+
+    def try_lock_session(self) -> bool:
+        """Take the ledger's write lock (:data:`LOCK`) for this session if it is free now, outside any
+        transaction (one round trip: a writer that finds it taken pays no BEGIN and COMMIT); True if taken.
+        Release it with :meth:`unlock_session` (it also goes with the session: a writer that dies frees it)."""
+        return bool(self.pg.execute("SELECT pg_try_advisory_lock(?)", (LOCK,)).fetchone()[0])
+
+    def unlock_session(self) -> None:
+        """Release the lock :meth:`try_lock_session` took (nothing if the connection broke: it went with it)."""
+        if not self.pg.conn.broken:
+            try:
+                self.pg.execute("SELECT pg_advisory_unlock(?)", (LOCK,))
+            except StorageError:
+                if not self.pg.conn.broken:
+                    raise

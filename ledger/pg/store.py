@@ -1,11 +1,12 @@
-"""A ledger in a PostgreSQL database, for many writers at once (issue 12, docs/adr/0023-postgresql-store.md).
+"""A ledger in a PostgreSQL database (issue 12, docs/adr/0023-postgresql-store.md): its replayed state in tables
+and the read side over them.
 
-Every write is one transaction that first takes the ledger's advisory lock (:data:`ledger.pg.db.LOCK`), brings
-this handle's view up to what other writers committed, checks the batch against it, and writes the records (table
-``log``) with everything derived from them (the replay's state, the C2SP tiles, the registry) before it commits:
-positions are gap-free and in commit order, a record is acknowledged only once committed, and a failed
-transaction leaves nothing. The index's code is the file store's (:class:`~ledger.index.indexed.LedgerIndex`)
-over the same tables, so both stores give the same state, roots and checkpoints for the same records.
+:class:`PgIndex` is the file store's :class:`~ledger.index.indexed.LedgerIndex` over the same tables, with the
+log in table ``log``, so both stores give the same state, roots and checkpoints for the same records.
+:func:`pg_view` answers readers (export, show, checkpoint) from one repeatable-read transaction, asking for rows
+in sets (a round trip costs what a page read does not); :func:`payloads`, :func:`dump` and :func:`as_file` give
+the records in order, each checked against its leaf hash, to the readers of a whole ledger. The writer, many at
+once, is :mod:`ledger.pg.writer`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ import tempfile
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from ..backends import CheckpointBody, lines_of
 from ..custody import signature_findings
 from ..errors import InputError, StorageError
-from ..findings import Finding, raise_first
+from ..findings import Finding
 from ..identity import claims_of, sort_key
 from ..index.db import SCHEMA
 from ..index.indexed import CHECKED, LedgerIndex
@@ -30,11 +29,10 @@ from ..index.snapshot import HEADS, IDENTITIES
 from ..merkle import leaf_hash
 from ..record import Record
 from ..storage import FileStore
-from ..storage.framing import pack_header
 from ..storage.tiles import TiledTree
-from .db import PgDb, PgTables, connect, is_url, reading_connection, redact
+from .db import PgDb, PgTables, is_url, reading_connection
 
-__all__ = ["PgBackend", "PgIndex", "as_file", "dump", "payloads", "pg_view"]
+__all__ = ["PgIndex", "as_file", "check_end", "dump", "payloads", "pg_view", "require_ledger"]
 
 _DUMPED = 4096  # records read and written at a time by :func:`dump`
 
@@ -92,155 +90,6 @@ class PgIndex(LedgerIndex):
         self.tables.add_log(first, [(bytes(r.record_hash), r.raw) for r, _, _ in records])
 
 
-class PgBackend:
-    """A PostgreSQL ledger held by one writer among many (a :class:`ledger.backends.Backend`)."""
-
-    def __init__(self, tables: PgTables, authority_keys: frozenset[bytes]) -> None:
-        self._tables, self._keys = tables, authority_keys
-        self._origin: str = tables.meta("origin")
-        self._version: Any = None
-        self._index = self._load()
-        self._stale = False  # after a failed write: the view may count what was not committed (see _recover)
-
-    @classmethod
-    def create(cls, url: str, origin: str, authority_keys: frozenset[bytes]) -> PgBackend:
-        """Create a new, empty ledger for ``origin`` in the database at ``url`` (its tables, ``log`` and the
-        index's). Raises StorageError ``store.exists`` (the database holds a ledger already),
-        ``store.unavailable``, ``store.db``."""
-        pack_header(origin)  # StorageError store.bad_origin, as for a ledger file (docs/format.md §8)
-        tables = PgTables(PgDb(connect(url), url))
-        try:
-            with tables.transaction():
-                tables.lock()
-                tables.create_all()
-                if tables.meta("origin") is not None:
-                    raise StorageError(f"{redact(url)} holds a ledger already ({tables.meta('origin')})",
-                                       code="store.exists")
-                tables.set_meta(origin=origin, size=0, end=0, counts={}, version=0)
-            return cls(tables, authority_keys)
-        except BaseException:
-            tables.close()
-            raise
-
-    @classmethod
-    def open(cls, url: str, authority_keys: frozenset[bytes]) -> PgBackend:
-        """Open the ledger in the database at ``url``. Raises InputError ``store.not_a_ledger`` (no ledger there,
-        or one of another schema: copy it into a new database with ``stonetrail copy``), StorageError
-        ``store.unavailable``."""
-        tables = PgTables(PgDb(connect(url), url))
-        try:
-            with tables.transaction():
-                _check_ledger(tables)
-                tables.lock()  # the view and the log's end read together, no writer between them
-                backend = cls(tables, authority_keys)
-                _check_end(backend._index)
-                return backend
-        except BaseException:
-            tables.close()
-            raise
-
-    @property
-    def origin(self) -> str:
-        return self._origin
-
-    @property
-    def index(self) -> LedgerIndex:
-        """This handle's view; after a failed write or a broken connection, reloaded first (:meth:`_recover`:
-        StorageError ``store.unavailable`` while the server is out of reach)."""
-        self._recover()
-        return self._index
-
-    def _load(self, known: Sequence[tuple[int, Record]] = ()) -> PgIndex:
-        """A fresh view of the committed ledger (inside or outside a transaction); ``known``: registry records
-        an earlier view checked (not read nor checked again)."""
-        self._version = self._tables.meta("version")
-        return PgIndex(self._tables, self._keys, known=known)
-
-    def _recover(self) -> None:
-        """After a failed write or a broken connection, a fresh view, on a new connection if the old one broke;
-        else nothing. The handle thus goes on after a dropped connection or a server restart (the next use
-        reconnects) and never answers from a view counting a batch whose transaction failed: it may have been
-        applied in memory, and if the connection broke at COMMIT, it may or may not have committed (a retry
-        of the batch then finds it: stored once). Raises StorageError (``store.unavailable``: the server is
-        still out of reach; the next use tries again)."""
-        if not (self._stale or self._tables.pg.conn.broken):
-            return
-        if self._tables.pg.conn.broken:
-            url = self._tables.pg.url
-            tables = PgTables(PgDb(connect(url), url))
-            self._tables.close()
-            self._tables = tables
-        self._stale = True  # until a view is loaded
-        with self._tables.transaction():
-            self._index = self._load()
-        self._stale = False
-
-    def refresh(self) -> None:
-        """Reload the view if another writer committed since it was read (its meta ``version`` moved), or if it
-        must be recovered (:meth:`_recover`)."""
-        if self._stale or self._tables.pg.conn.broken:
-            self._recover()
-        elif self._tables.meta("version") != self._version:
-            self._index = self._load(self._index.registry)
-
-    def append_batch(self, records: Sequence[Record]) -> int:
-        """Check and append ``records`` in one transaction under the ledger's lock; return the position of the
-        first. A batch the log holds already, whole and in order (a retry after a lost acknowledgement), is not
-        stored again: its position is returned. A batch holding only some records the log holds is refused
-        (``record.duplicate``, as the file store refuses it). Raises RuleError (nothing written), StorageError (the
-        transaction did not commit: nothing written; but ``store.unavailable`` raised as the connection broke at
-        COMMIT may come after the server committed: retry the same batch, it is stored once)."""
-        verified = {bytes(r.record_hash) for r in records if not signature_findings(r, 0)}  # no lock held yet
-        with self._locked():
-            self._index.verified = verified
-            self._index.prefetch(records)
-            known = self._tables.positions_of([bytes(r.record_hash) for r in records])
-            at = [known.get(bytes(r.record_hash)) for r in records]
-            if at[0] is not None and at == list(range(at[0], at[0] + len(records))):
-                return at[0]  # a retry of a batch the log holds whole, in order: stored once
-            first = self._index.size  # a record held already in any other batch: record.duplicate
-            for i, record in enumerate(records):
-                if findings := self._index.apply(first + i, record):
-                    raise_first(findings)
-            with self._tables.pg.pipeline():  # the writes in one round trip, not one per table
-                self._index.commit([(r, 0, 0) for r in records])
-                self._written()
-        return first
-
-    def checkpoint_body(self) -> CheckpointBody:
-        """The checkpoint body of the whole log, read and kept (its trees' snapshot) under the lock."""
-        with self._locked():
-            body = lines_of(self._index)
-            self._written()
-        return body
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """One write transaction under the ledger's lock, on a view refreshed inside it. If it raises, whatever
-        was applied in memory was not committed (or, the connection broken at COMMIT, may not have been): the
-        view is reloaded before it is used again, reconnecting if need be (:meth:`_recover`; reloading here would
-        go through the broken connection, fail, and leave the view counting the batch)."""
-        self._recover()
-        try:
-            with self._tables.transaction():
-                self._tables.lock()
-                with self._tables.meta_held():  # no other writer sets meta until this commits
-                    self.refresh()
-                    yield
-        except BaseException:
-            self._stale = True
-            raise
-
-    def _written(self) -> None:
-        """Tell the other writers' views that this transaction changed the ledger (meta ``version``)."""
-        self._version = (self._version or 0) + 1
-        self._tables.set_meta(version=self._version)
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._tables.close()
-
-
 def _reading(url: str) -> PgTables:
     """The tables of the ledger at ``url`` in one repeatable-read, read-only transaction (one consistent view
     while writers go on), rows kept as read. Raises InputError ``store.not_a_ledger``, StorageError."""
@@ -248,14 +97,14 @@ def _reading(url: str) -> PgTables:
     try:
         tables.pg.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         tables.freeze()
-        _check_ledger(tables)
+        require_ledger(tables)
         return tables
     except BaseException:
         tables.close()
         raise
 
 
-def _check_ledger(tables: PgTables) -> None:
+def require_ledger(tables: PgTables) -> None:
     """Raise InputError ``store.not_a_ledger`` unless ``tables`` hold a StoneTrail ledger of this schema."""
     schema = tables.meta("schema") if tables.has_meta() else None
     if schema != SCHEMA or tables.meta("origin") is None:
@@ -263,7 +112,7 @@ def _check_ledger(tables: PgTables) -> None:
                          "with `stonetrail init` (or copy one in with `stonetrail copy`)", code="store.not_a_ledger")
 
 
-def _check_end(index: PgIndex) -> None:
+def check_end(index: PgIndex) -> None:
     """The log's last :data:`~ledger.index.indexed.CHECKED` records are where the tables say, with the leaf
     hashes the tiles hold, and the log ends there (a row deleted or changed behind the library's back is damage,
     never signed or exported). Raises IndexDamaged."""
@@ -280,12 +129,12 @@ def pg_view(url: str, at: int | None = None) -> IndexedLog:
     """The ledger in the database at ``url`` as a read side (:class:`~ledger.index.reading.IndexedLog`) at tree
     size ``at`` (None: all of it), in one repeatable-read transaction (:func:`_reading`); close it after use.
     Raises InputError ``store.not_a_ledger``, ``input.range`` (``at`` beyond the ledger's size), IndexDamaged
-    (the log's end is not what the tables hold: :func:`_check_end`), KeyError (no trees kept at ``at``: read a
+    (the log's end is not what the tables hold: :func:`check_end`), KeyError (no trees kept at ``at``: read a
     :func:`dump` instead), StorageError (``store.unavailable``...)."""
     tables = _reading(url)
     try:
         index = PgIndex(tables, None)
-        _check_end(index)
+        check_end(index)
         if at is not None and not 0 < at <= index.size:
             raise InputError(f"tree size {at}: {tables.path} holds {index.size} records", code="input.range")
         return IndexedLog(index, index.size if at is None else at, index.size)
