@@ -129,7 +129,7 @@ class PgDb:
             cursor.executemany(sql.replace("?", "%s"), parameters)
 
     def drain_notices(self) -> None:
-        """Drop the ``NOTIFY`` notices received so far (:meth:`wait_notice` then waits for a later one)."""
+        """Drop the ``NOTIFY`` notices received so far (:meth:`wait_notices` then waits for a later one)."""
         with self.errors():
             for _ in self.conn.notifies(timeout=0):
                 pass
