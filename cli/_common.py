@@ -252,6 +252,20 @@ class _LedgerLocation(_ExistingFile):
 _LEDGER: click.Path = _LedgerLocation()
 
 
+class _LedgerFile(_ExistingFile):
+    """A ledger file (a command about the file itself: its index, its torn tail); a ``postgresql://`` URL is
+    refused, saying why."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if is_url(value):
+            self.fail("this command works on a ledger file: a database ledger keeps its index in its own tables "
+                      "and commits whole transactions (nothing to build or repair)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+_LEDGER_FILE: click.Path = _LedgerFile()
+
+
 def _print_findings(findings: Sequence[Finding]) -> None:
     for f in findings[:MAX_PRINTED_FINDINGS]:
         click.echo(f"  {f}")

@@ -12,12 +12,12 @@ import click
 
 from ledger.index import index_path, rebuild_index
 
-from ._common import _EXISTING, _about, _errors, _load_trust, _print_json
+from ._common import _EXISTING, _LEDGER_FILE, _about, _errors, _load_trust, _print_json
 from ._output import progress
 
 
 @click.command("index", short_help="Build a ledger's index anew from the ledger.")
-@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
+@click.argument("ledger_file", metavar="LEDGER", type=_LEDGER_FILE)
 @click.option("--trust", "trust_file", type=_EXISTING, required=True,
               help="Trust file: its authority keys check the registry records as they are indexed.")
 @click.option("--check", "checked", is_flag=True,

@@ -33,6 +33,8 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     invalid), "findings" (their number) and "items": [{item, type, nature, state, holder, owner, mass_mct,
     records, latest}] (masses in mct; latest: the position of the item's last record).
 
+    LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4).
+
     \b
     Examples:
       stonetrail items out/demo.ledger --trust out/trust.keys

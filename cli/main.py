@@ -6,6 +6,7 @@ No hashing, encoding or rules live here: every command calls one public function
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import shutil
@@ -56,6 +57,10 @@ from ._common import (
 from ._output import command_run, progress
 from .proof import proof
 from .verify import _print_report
+
+# psycopg logs a second, raw line ("error ignored terminating <psycopg.Pipeline ...>") when a database error ends a
+# pipeline; the command prints that error once, as its one line.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 
 class _Group(click.Group):
@@ -197,6 +202,9 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     {"tree_size", "note", "file" (null with -o -), "kept", "unchanged", "consistency_proof", "pin"} ("pin": the
     trust-file line verifiers need, when --trust was not given).
 
+    LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4; a database has no folder to publish in:
+    give -o).
+
     \b
     Examples:
       stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --trust out/trust.keys
@@ -205,9 +213,8 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     """
     if (since_file is None) != (proof_out is None):
         raise click.UsageError("--since and --proof-out go together")
-    if is_url(ledger_file) and (out is None or since_file is not None):
-        raise click.UsageError("a database ledger has no folder to publish checkpoint.txt in, and --since reads a "
-                               "ledger file: use -o FILE or -o - (or copy it to a file first)")
+    if is_url(ledger_file) and out is None:
+        raise click.UsageError("a database ledger has no folder to publish checkpoint.txt in: use -o FILE or -o -")
     file_out = None if out == Path("-") else out
     for target in (file_out, proof_out):
         if target is not None:

@@ -99,6 +99,9 @@ def export(ledger_file: Path | str, item: str, out: Path | None, checkpoint_path
     "item", "records", "bytes", "tree_size", "later": the positions of the later records an --as-of bundle
     leaves out}.
 
+    LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4; a database has no checkpoint.txt
+    beside it: name one with --checkpoint).
+
     \b
     Examples:
       stonetrail proof export out/demo.ledger PARCEL-DXB-01-S1 -o parcel.stproof
@@ -162,12 +165,15 @@ def _export_current(ledger_file: Path | str, item: str, note: str, trust: Trust 
     except StaleCheckpointError as exc:
         done, published = exc.done, published_checkpoint(ledger_file)
         where = given or published
+        sign = f"'stonetrail checkpoint {ledger_file} --key OPERATOR.pem --trust TRUST" + (
+            " -o NEW.txt'" if is_url(ledger_file) else f"' (it replaces {published})")
         raise StaleCheckpointError(item, done, (
             f"{where} (tree size {done.tree_size}) is not the latest checkpoint for {item}: {ledger_file} has "
             f"{_plural(len(done.later), 'later record')} of its provenance ({_positions(done.later)}); sign a fresh "
-            f"one with 'stonetrail checkpoint {ledger_file} --key OPERATOR.pem --trust TRUST' (it replaces "
-            f"{published}) and export again, or export as of this one on purpose with '--as-of {where}'"
-        )) from None
+            f"one with {sign} and export again, or export as of this one on purpose with '--as-of {where}'"
+        ) if done.bundle else (
+            f"{where} (tree size {done.tree_size}) predates {item}: {ledger_file} creates it at record "
+            f"{done.later[0]}; sign a fresh checkpoint with {sign} and export again")) from None
 
 
 @proof.command("verify", short_help="Verify a bundle offline and print the provenance.")

@@ -14,11 +14,11 @@ import click
 
 from ledger import Repaired, repair
 
-from ._common import _EXISTING, _about, _errors, _plural, _print_json, _read_checkpoint, _verdict_exit
+from ._common import _EXISTING, _LEDGER_FILE, _about, _errors, _plural, _print_json, _read_checkpoint, _verdict_exit
 
 
 @click.command("repair", short_help="Move a ledger's torn tail aside (an append that never completed).")
-@click.argument("ledger_file", metavar="LEDGER", type=_EXISTING)
+@click.argument("ledger_file", metavar="LEDGER", type=_LEDGER_FILE)
 @click.option("--checkpoint", "checkpoint_path", type=_EXISTING,
               help="A checkpoint issued for LEDGER: refuse to cut the file below its tree size.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")

@@ -69,6 +69,8 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     "damage", and "verdict": verified, unverified (no --trust) or invalid (exit 1), with the findings on this
     history.
 
+    LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4).
+
     \b
     Examples:
       stonetrail show out/demo.ledger R-00001-A --trust out/trust.keys

@@ -87,6 +87,8 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
     (--jobs) check signatures while this one applies the rules in log order. A progress bar (records/s, time
     left) shows on a terminal.
 
+    LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4).
+
     \b
     Examples:
       stonetrail verify out/demo.ledger --trust out/trust.keys --checkpoint out/checkpoint.txt

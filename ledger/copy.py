@@ -13,6 +13,7 @@ from .errors import CorruptStoreError, StoneTrailError, StorageError, expect_pat
 from .index.db import index_path
 from .pg.db import is_url, redact
 from .pg.store import payloads
+from .pg.writer import drop_ledger, ledger_tables
 from .record import Record
 from .storage import FrameFile
 
@@ -49,8 +50,8 @@ def copy_ledger(source: str | Path, target: str | Path, authority_keys: Iterable
     ``progress(records done, records in all)`` after each batch. A database source is read as committed when the
     copy starts, every row checked against its leaf hash (:func:`ledger.pg.store.payloads`). A file target is
     written under a temporary name and renamed once whole: a copy that fails leaves no file that looks like a
-    shorter ledger. A database target that fails holds the records copied before: the error says so (drop and
-    recreate the database before copying again).
+    shorter ledger. A database target must hold no table; if the copy fails, the tables it made are dropped
+    again (if that fails too, the error says what the database holds).
 
     Raises:
         StorageError: ``store.exists`` (``target`` holds a ledger), I/O or database errors; CorruptStoreError
@@ -79,11 +80,12 @@ def copy_ledger(source: str | Path, target: str | Path, authority_keys: Iterable
 
 def _copy(origin: str, total: int, rows: Iterator[bytes], target: str | Path, keys: list[bytes],
           progress: Callable[[int, int], None] | None, partial: str | None) -> int:
-    """Append ``rows`` to a new ledger at ``target`` in batches; return how many. ``partial``: a target that
-    keeps what was copied if this fails (named in the error)."""
-    done = 0
+    """Append ``rows`` to a new ledger at ``target`` in batches; return how many. ``partial``: a database target,
+    whose tables are dropped again if the copy fails (the database as it was before)."""
+    done, made = 0, []
     try:
         with Ledger.create(target, origin, keys) as copy:
+            made = ledger_tables(partial) if partial is not None else []
             batch: list[Record] = []
             for payload in rows:
                 batch.append(Record.from_bytes(payload))
@@ -96,9 +98,13 @@ def _copy(origin: str, total: int, rows: Iterator[bytes], target: str | Path, ke
                 copy.append_batch(batch)
                 done += len(batch)
     except StoneTrailError as exc:
-        if partial is not None and done and exc.code != "store.exists":
-            exc.about(f"the copy stopped after {done} of {total} records, which {redact(partial)} now holds: drop "
-                      "and recreate that database before copying again")
+        if partial is not None and made:
+            try:
+                drop_ledger(partial, made)
+                exc.about(f"the copy stopped after {done} of {total} records; {redact(partial)} is empty again")
+            except StoneTrailError:
+                exc.about(f"the copy stopped after {done} of {total} records, which {redact(partial)} now holds: "
+                          "drop and recreate that database before copying again")
         raise
     if progress is not None:
         progress(done, total)

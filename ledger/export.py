@@ -75,8 +75,9 @@ def export_bundle(ledger_path: str | Path, item: str, checkpoint: str, *, trust:
 def export_bundle_as_of(ledger_path: str | Path, item: str, checkpoint: str, *,
                         trust: Trust | None = None, progress: Progress | None = None) -> AsOf:
     """The proof bundle of ``item`` as of ``checkpoint`` even if the file holds later records of it, with the
-    positions of those records (to warn whoever asked for the older view). Raises as :func:`export_bundles`
-    but never ``checkpoint.stale``."""
+    positions of those records (to warn whoever asked for the older view). Raises as :func:`export_bundles`,
+    ``checkpoint.stale`` only for an item the ledger creates after the checkpoint (no bundle under it can hold
+    it: ``done.bundle`` is empty)."""
     return _export(ledger_path, [item], checkpoint, trust, progress)[item]
 
 
@@ -92,7 +93,8 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
 
     Raises:
         StaleCheckpointError: ``checkpoint.stale`` (a VerificationError; without ``as_of``: the file holds a
-            record of a bundle's item, ancestor or article after the checkpoint; sign a new checkpoint).
+            record of a bundle's item, ancestor or article after the checkpoint; with it too: the file creates the
+            item after the checkpoint; sign a new checkpoint).
         NoteFormatError: the checkpoint is malformed. UnverifiedNoteError / SignatureError: with ``trust``, it
             is not signed by a pinned operator key. VerificationError: the first of
             :func:`ledger.reader.checkpoint_problems` (``checkpoint.origin_mismatch``, ``checkpoint.beyond_log``,
@@ -112,8 +114,9 @@ def export_bundles(ledger_path: str | Path, items: Sequence[str], checkpoint: st
 
 class StaleCheckpointError(VerificationError):
     """The checkpoint misses records the ledger file holds of a bundle's item or its provenance
-    (``checkpoint.stale``): ``item``, and the :class:`AsOf` export it would have given (``done.later``);
-    ``message`` replaces the default one (a tool saying how to sign a fresh checkpoint)."""
+    (``checkpoint.stale``): ``item``, and the :class:`AsOf` export it would have given (``done.later``; an
+    empty ``done.bundle``: the item is created after the checkpoint, so none); ``message`` replaces the default
+    one (a tool saying how to sign a fresh checkpoint)."""
 
     default_code = "checkpoint.stale"
 
@@ -122,7 +125,9 @@ class StaleCheckpointError(VerificationError):
         default = (f"the checkpoint (tree size {done.tree_size}) is stale for {item!r}: the ledger has "
                    f"{done.file_size} records, and record {done.later[0]}{more} of its provenance came after it, so a "
                    "bundle under it would leave out the item's latest state; sign a new checkpoint, or export as of "
-                   "this one explicitly (as_of)")
+                   "this one explicitly (as_of)") if done.bundle else (
+                   f"the checkpoint (tree size {done.tree_size}) predates {item!r}: the ledger creates it at record "
+                   f"{done.later[0]}; sign a new checkpoint")
         super().__init__(message or default)
         self.item = item
         self.done = done
@@ -230,6 +235,9 @@ def _bundle(log: ReadSide, records: Records, item: str, note: str, cp: Checkpoin
     heads, registry = log.commitments.heads, log.registry_below(cp.tree_size)
     scope = provenance_scope(records, item, heads.index)
     if not scope.items:
+        if missed := later({item}):  # created after the checkpoint: no bundle under it can hold the item
+            raise StaleCheckpointError(item, AsOf(bundle=b"", tree_size=cp.tree_size, file_size=log.tree.size,
+                                                  later=missed))
         raise InputError(f"no record among the first {cp.tree_size} of the ledger creates {item!r}"
                          f"{_read_alike(item, heads.index)}", code="item.unknown")
     positions = sorted({*scope.positions, *(p for p, _ in registry)})

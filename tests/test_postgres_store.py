@@ -238,6 +238,51 @@ def test_database_misuse_gets_one_clear_line(postgres_url: str) -> None:
         pass
     listed = runner.invoke(main, ["show", secret, "S1", "--json"])
     assert "Secret99" not in listed.output and "password=***" in listed.output, listed.output
+    for url in (postgres_url.replace("@127.0.0.1:", "@127.0.0.1:abc"), f"{postgres_url}?nosuchoption=1",
+                postgres_url.upper()):
+        malformed = runner.invoke(main, ["show", url, "S1"])  # malformed input, not an unreachable server
+        assert malformed.exit_code == 2 and "input.url" in malformed.output, malformed.output
+    for command in ("index", "repair"):  # about a ledger file: a database is refused, saying why
+        refused = runner.invoke(main, [command, postgres_url, *(["--trust", __file__] if command == "index" else [])])
+        assert refused.exit_code == 2 and "works on a ledger file" in refused.output, refused.output
+
+
+def test_a_database_holding_other_tables_is_refused_and_a_failed_copy_leaves_it_as_it_was(
+        demo: Path, postgres_url: str, tmp_path: Path) -> None:
+    """One database per ledger: ``init`` and ``copy`` refuse a database with tables of its own (same names or
+    not), and a copy that fails part-way drops the tables it made."""
+    import psycopg
+    runner, trust = CliRunner(), str(demo / "trust.keys")
+    _tamper(postgres_url, "CREATE TABLE log (a integer)")
+    for command in (["init", postgres_url, "--origin", ORIGIN, "--trust", trust],
+                    ["copy", str(demo / "demo.ledger"), postgres_url, "--trust", trust]):
+        result = runner.invoke(main, command)
+        assert result.exit_code == 3 and "store.exists" in result.output and "tables already" in result.output, \
+            result.output
+    _tamper(postgres_url, "DROP TABLE log")
+    with pytest.raises(RuleError) as refused:  # another authority's keys: record 0 refused, after the tables were made
+        copy_ledger(demo / "demo.ledger", postgres_url, TRUST.authority_keys)
+    assert refused.value.code == "registry.not_authority" and "empty again" in str(refused.value)
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()").fetchone() == (0,)
+    assert runner.invoke(main, ["copy", str(demo / "demo.ledger"), postgres_url, "--trust", trust]).exit_code == 0
+
+
+def test_an_item_created_after_the_checkpoint_is_a_stale_checkpoint_not_an_unknown_item(
+        demo: Path, postgres_url: str, tmp_path: Path) -> None:
+    records, keys, operator = _demo_records(demo)
+    with Ledger.create(postgres_url, scan(demo / "demo.ledger").origin, keys) as ledger:
+        ledger.append_batch(records[:300])
+        note = ledger.checkpoint(operator)  # type: ignore[arg-type]
+        ledger.append_batch(records[300:])
+        born = next(o.id for r in records[300:] for o in r.body.outputs if o.id not in
+                    {p.id for q in records[:300] for p in q.body.outputs})
+    (tmp_path / "cp.txt").write_text(note)
+    result = CliRunner().invoke(main, ["proof", "export", postgres_url, born, "--checkpoint", str(tmp_path / "cp.txt"),
+                                       "-o", str(tmp_path / "b.stproof")])
+    assert result.exit_code == 1 and "checkpoint.stale" in result.output and "predates" in result.output, \
+        result.output
+    assert "stonetrail checkpoint" in result.output and not (tmp_path / "b.stproof").exists()
 
 
 def test_a_checkpoint_signed_elsewhere_exports_as_from_the_file(demo: Path, postgres_url: str,

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StorageError
+from ..errors import InputError, StorageError
 from ..index.db import Tables, checked
 
 if TYPE_CHECKING:
@@ -46,8 +46,8 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError as exc:
-        raise StorageError("a postgresql:// ledger needs psycopg 3: pip install 'stonetrail[postgres]'",
-                           code="store.unsupported") from exc
+        raise StorageError("a postgresql:// ledger needs psycopg 3: pip install 'psycopg[binary]' (the postgres "
+                           "extra of stonetrail)", code="store.unsupported") from exc
     return psycopg
 
 
@@ -74,8 +74,17 @@ def translate(exc: Exception, url: str) -> StorageError:
 
 def connect(url: str, *, timeout_s: int = 10) -> psycopg.Connection[Any]:
     """A connection to the database at ``url`` in autocommit mode (transactions are explicit). Raises
-    StorageError (``store.unavailable``, ``store.unsupported``: psycopg missing)."""
+    InputError ``input.url`` (``url`` is not a well-formed libpq URL), StorageError (``store.unavailable``,
+    ``store.unsupported``: psycopg missing)."""
     psycopg = _psycopg()
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        raise InputError(f"{redact(url)} is not a PostgreSQL URL: {str(exc).strip().splitlines()[0]} (want "
+                         "postgresql://USER@HOST:PORT/DATABASE)", code="input.url") from exc
+    if not all(p.isdigit() for p in str(parts.get("port") or "0").split(",")):
+        raise InputError(f"{redact(url)}: the port is not a number (want postgresql://USER@HOST:PORT/DATABASE)",
+                         code="input.url")
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=timeout_s)  # type: ignore[no-any-return]
     except psycopg.Error as exc:
@@ -275,6 +284,19 @@ class PgTables(Tables):
         """Take the ledger's write lock until the end of the transaction (:data:`LOCK`), waiting until it is
         free."""
         self.pg.execute("SELECT pg_advisory_xact_lock(?)", (LOCK,))
+
+    def table_names(self) -> list[str]:
+        """The tables of the connection's schema (``current_schema()``), sorted."""
+        return [name for name, in self.pg.execute("SELECT tablename::text FROM pg_tables WHERE schemaname = "
+                                                  "current_schema() ORDER BY 1").fetchall()]
+
+    def drop_tables(self, names: Sequence[str]) -> None:
+        """Drop the tables ``names`` of the connection's schema (in the caller's transaction)."""
+        if names:
+            sql = _psycopg().sql
+            with self.pg.errors():
+                self.pg.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
+                    sql.SQL(", ").join(sql.Identifier(n) for n in names)))
 
     def try_lock_session(self) -> bool:
         """Take the ledger's write lock (:data:`LOCK`) for this session if it is free now, outside any

@@ -107,9 +107,13 @@ def _reading(url: str) -> PgTables:
 def require_ledger(tables: PgTables) -> None:
     """Raise InputError ``store.not_a_ledger`` unless ``tables`` hold a StoneTrail ledger of this schema."""
     schema = tables.meta("schema") if tables.has_meta() else None
-    if schema != SCHEMA or tables.meta("origin") is None:
-        raise InputError(f"{tables.path} holds no StoneTrail ledger of schema {SCHEMA} (found {schema!r}); create one "
-                         "with `stonetrail init` (or copy one in with `stonetrail copy`)", code="store.not_a_ledger")
+    if schema is None or tables.meta("origin") is None:
+        raise InputError(f"{tables.path} holds no StoneTrail ledger; create one with `stonetrail init` (or copy one "
+                         "in with `stonetrail copy`)", code="store.not_a_ledger")
+    if schema != SCHEMA:
+        raise InputError(f"{tables.path} holds a StoneTrail ledger of schema {schema}, this version reads schema "
+                         f"{SCHEMA}: copy it into a new database with the version that wrote it (`stonetrail "
+                         "copy`)", code="store.not_a_ledger")
 
 
 def check_end(index: PgIndex) -> None:

@@ -28,7 +28,7 @@ from .db import PgDb, PgTables, connect, redact
 from .queue import Outcome, Queued
 from .store import PgIndex, check_end, require_ledger
 
-__all__ = ["PgBackend"]
+__all__ = ["PgBackend", "drop_ledger", "ledger_tables"]
 
 #: Longest wait for a sequencer's commit notice before looking again, in seconds (a sequencer that failed
 #: sends none).
@@ -57,11 +57,15 @@ class PgBackend:
         try:
             with tables.transaction():
                 tables.lock()
+                if found := tables.table_names():  # one database per ledger: never tables of another's
+                    if "meta" in found and tables.has_meta() and tables.meta("origin") is not None:
+                        raise StorageError(f"{redact(url)} holds a ledger already ({tables.meta('origin')})",
+                                           code="store.exists")
+                    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+                    raise StorageError(f"{redact(url)} holds tables already ({', '.join(found[:3])}{more}): a ledger "
+                                       "needs a database of its own (createdb NAME)", code="store.exists")
                 tables.create_all()
                 queue.create(tables)
-                if tables.meta("origin") is not None:
-                    raise StorageError(f"{redact(url)} holds a ledger already ({tables.meta('origin')})",
-                                       code="store.exists")
                 tables.set_meta(origin=origin, size=0, end=0, counts={}, version=0)
             return cls(tables, authority_keys)
         except BaseException:
@@ -343,3 +347,24 @@ def _listen(tables: PgTables) -> float | None:
                                  "'statement_timeout')").fetchall()
     waits = [int(ms) for ms, in settings if int(ms) > 0]
     return min(waits) / 1000 if waits else None
+
+
+def drop_ledger(url: str, names: Sequence[str]) -> None:
+    """Drop the tables ``names`` of the ledger at ``url`` (those :meth:`PgBackend.create` made: a copy into the
+    database that failed leaves it as it was), under the write lock. Raises StorageError."""
+    tables = PgTables(PgDb(connect(url), url))
+    try:
+        with tables.transaction():
+            tables.lock()
+            tables.drop_tables(names)
+    finally:
+        tables.close()
+
+
+def ledger_tables(url: str) -> list[str]:
+    """The tables of the database at ``url`` (right after :meth:`PgBackend.create`: the ledger's)."""
+    tables = PgTables(PgDb(connect(url), url))
+    try:
+        return tables.table_names()
+    finally:
+        tables.close()
