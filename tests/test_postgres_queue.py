@@ -124,6 +124,13 @@ def test_a_queued_batch_whose_row_was_changed_is_refused_alone(postgres_url: str
 
     results = _while_locked(postgres_url, [[_mined(world, "S1")]], tamper)
     assert isinstance(results[0], RuleError) and "does not decode" in str(results[0])
+
+    def cut() -> None:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM pending WHERE n = 1")
+
+    results = _while_locked(postgres_url, [[_mined(world, "S3"), _mined(world, "S4")]], cut)
+    assert isinstance(results[0], RuleError) and results[0].code == "record.batch_damaged"  # never stored in part
     results = _while_locked(postgres_url, [[_mined(world, "S2")]])
     assert results == [2]
 

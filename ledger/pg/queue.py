@@ -36,7 +36,7 @@ CHANNEL = "stonetrail_sequenced"
 
 _NAMED = 150  # batches named in one notice (each 34 to 54 bytes)
 _TABLES = ("CREATE TABLE IF NOT EXISTS pending (seq BIGSERIAL PRIMARY KEY, batch BYTEA NOT NULL, "
-           "n INTEGER NOT NULL, payload BYTEA NOT NULL)",
+           "n INTEGER NOT NULL, total INTEGER NOT NULL, payload BYTEA NOT NULL)",
            "CREATE INDEX IF NOT EXISTS pending_batch ON pending (batch)",
            "CREATE TABLE IF NOT EXISTS refused (batch BYTEA PRIMARY KEY, code TEXT NOT NULL, message TEXT NOT NULL, "
            "finding TEXT)")
@@ -69,24 +69,29 @@ def create(tables: PgTables) -> None:
 def submit(tables: PgTables, batch: Queued) -> None:
     """Queue ``batch``: one statement, committed on return (the connection is in autocommit mode), so a
     sequencer sees the batch whole or not at all."""
-    tables.pg.execute("INSERT INTO pending (batch, n, payload) SELECT ?, n, payload FROM "
+    tables.pg.execute("INSERT INTO pending (batch, n, total, payload) SELECT ?, n, ?, payload FROM "
                       "unnest(?::integer[], ?::bytea[]) AS rows (n, payload)",
-                      (batch.batch, list(range(len(batch.records))), [r.raw for r in batch.records]))
+                      (batch.batch, len(batch.records), list(range(len(batch.records))),
+                       [r.raw for r in batch.records]))
 
 
 def take(tables: PgTables) -> list[Queued | tuple[bytes, RuleError]]:
     """Every queued batch, in the order queued, its rows locked until the caller's transaction ends (a writer
-    withdrawing them waits, then finds them gone). A batch whose bytes do not decode is given as (batch, the
-    error): refuse it."""
-    rows = tables.pg.execute("SELECT batch, n, payload FROM pending ORDER BY seq FOR UPDATE").fetchall()
-    batches: dict[bytes, list[tuple[int, bytes]]] = {}
-    for batch, n, payload in rows:
-        batches.setdefault(bytes(batch), []).append((n, bytes(payload)))
+    withdrawing them waits, then finds them gone). A batch whose rows are not all there, once each, or whose
+    bytes do not decode (rows changed behind the library's back) is given as (batch, the error): refuse it."""
+    rows = tables.pg.execute("SELECT batch, n, total, payload FROM pending ORDER BY seq FOR UPDATE").fetchall()
+    batches: dict[bytes, list[tuple[int, int, bytes]]] = {}
+    for batch, n, total, payload in rows:
+        batches.setdefault(bytes(batch), []).append((n, total, bytes(payload)))
     taken: list[Queued | tuple[bytes, RuleError]] = []
     for batch, parts in batches.items():
         parts.sort()
+        if [(n, total) for n, total, _ in parts] != [(n, len(parts)) for n in range(len(parts))]:
+            taken.append((batch, RuleError("a queued batch is not whole: its rows were changed behind the library's "
+                                           "back; append it again", code="record.batch_damaged")))
+            continue
         try:
-            records = [Record.from_bytes(payload) for _, payload in parts]
+            records = [Record.from_bytes(payload) for _, _, payload in parts]
         except StoneTrailError as exc:  # a row changed behind the library's back: that batch is refused, no other
             taken.append((batch, RuleError(f"a queued record does not decode: {exc}", code=exc.code)))
             continue
@@ -142,10 +147,11 @@ def outcome(tables: PgTables, queued: Queued) -> Outcome | None:
                                          None))
     if left:
         return None
-    if hashes[0] not in at:
-        raise StorageError(f"{tables.path}: a queued batch is neither in the log nor refused: its rows were removed "
-                           "behind the library's back; append it again", code="store.db")
-    return Outcome(position=at[hashes[0]])
+    first = at.get(hashes[0])
+    if first is None or [at.get(h) for h in hashes] != list(range(first, first + len(hashes))):
+        raise StorageError(f"{tables.path}: a queued batch is neither in the log, whole and in order, nor refused: "
+                           "its rows were changed behind the library's back; append it again", code="store.db")
+    return Outcome(position=first)
 
 
 def withdraw(tables: PgTables, batch: bytes) -> bool:
