@@ -154,3 +154,17 @@ def test_a_queued_record_with_a_forged_signature_is_refused_whoever_queued_it(po
     with psycopg.connect(postgres_url) as conn:
         code, = conn.execute("SELECT code FROM refused WHERE batch = %s", (batch,)).fetchone()
     assert code.startswith("sig.")
+
+
+def test_a_forged_notice_or_refusal_row_never_makes_a_writer_report_a_false_outcome(postgres_url: str) -> None:
+    """A notice is a hint and the log decides: a session that names a queued batch in a forged notice, or writes
+    a ``refused`` row for it, does not make its writer report another position or a refusal of a stored batch."""
+    world = _ledger(postgres_url)
+
+    def forge() -> None:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            batch, = conn.execute("SELECT batch FROM pending LIMIT 1").fetchone()
+            conn.execute("INSERT INTO refused (batch, code, message) VALUES (%s, 'sig.invalid', 'forged')", (batch,))
+            conn.execute("SELECT pg_notify(%s, %s)", (queue.CHANNEL, f"{bytes(batch).hex()}:0"))
+
+    assert _while_locked(postgres_url, [[_mined(world, "S1")]], forge) == [2]

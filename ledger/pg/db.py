@@ -137,6 +137,11 @@ class PgDb:
         with self.errors(), self.conn.cursor() as cursor:
             cursor.executemany(sql.replace("?", "%s"), parameters)
 
+    @property
+    def lost(self) -> bool:
+        """True if the connection broke or was closed (a new one is needed)."""
+        return bool(self.conn.broken or self.conn.closed)
+
     def drain_notices(self) -> None:
         """Drop the ``NOTIFY`` notices received so far (:meth:`wait_notices` then waits for a later one)."""
         with self.errors():
@@ -280,11 +285,6 @@ class PgTables(Tables):
         self.pg.executemany("INSERT INTO log (position, hash, payload) VALUES (?, ?, ?)",
                             [(first + i, h, p) for i, (h, p) in enumerate(rows)])
 
-    def lock(self) -> None:
-        """Take the ledger's write lock until the end of the transaction (:data:`LOCK`), waiting until it is
-        free."""
-        self.pg.execute("SELECT pg_advisory_xact_lock(?)", (LOCK,))
-
     def table_names(self) -> list[str]:
         """The tables of the connection's schema (``current_schema()``), sorted."""
         return [name for name, in self.pg.execute("SELECT tablename::text FROM pg_tables WHERE schemaname = "
@@ -298,17 +298,10 @@ class PgTables(Tables):
                 self.pg.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
                     sql.SQL(", ").join(sql.Identifier(n) for n in names)))
 
-    def try_lock_session(self) -> bool:
-        """Take the ledger's write lock (:data:`LOCK`) for this session if it is free now, outside any
-        transaction (one round trip: a writer that finds it taken pays no BEGIN and COMMIT); True if taken.
-        Release it with :meth:`unlock_session` (it also goes with the session: a writer that dies frees it)."""
-        return bool(self.pg.execute("SELECT pg_try_advisory_lock(?)", (LOCK,)).fetchone()[0])
-
-    def unlock_session(self) -> None:
-        """Release the lock :meth:`try_lock_session` took (nothing if the connection broke: it went with it)."""
-        if not self.pg.conn.broken:
-            try:
-                self.pg.execute("SELECT pg_advisory_unlock(?)", (LOCK,))
-            except StorageError:
-                if not self.pg.conn.broken:
-                    raise
+    def lock(self, *, wait: bool = True) -> bool:
+        """Take the ledger's write lock until the end of the transaction (:data:`LOCK`): waiting until it is
+        free, or (``wait=False``) only if it is free now. True if held."""
+        if wait:
+            self.pg.execute("SELECT pg_advisory_xact_lock(?)", (LOCK,))
+            return True
+        return bool(self.pg.execute("SELECT pg_try_advisory_xact_lock(?)", (LOCK,)).fetchone()[0])

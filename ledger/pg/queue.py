@@ -29,7 +29,12 @@ from ..findings import Finding
 from ..record import Record
 from .db import PgTables
 
-__all__ = ["CHANNEL", "Outcome", "Queued", "create", "heard", "outcome", "settle", "submit", "take", "withdraw"]
+__all__ = ["CHANNEL", "ROUND", "Outcome", "Queued", "create", "heard", "outcome", "settle", "submit", "take",
+           "withdraw"]
+
+#: Batches one sequencing round takes from the queue at most: a round re-checks the batches before each one it
+#: refuses, so its cost is bounded even when many queued batches break rules.
+ROUND = 128
 
 #: The channel a sequencer notifies when it commits (``NOTIFY``): the writers waiting on it look again.
 CHANNEL = "stonetrail_sequenced"
@@ -76,10 +81,12 @@ def submit(tables: PgTables, batch: Queued) -> None:
 
 
 def take(tables: PgTables) -> list[Queued | tuple[bytes, RuleError]]:
-    """Every queued batch, in the order queued, its rows locked until the caller's transaction ends (a writer
-    withdrawing them waits, then finds them gone). A batch whose rows are not all there, once each, or whose
-    bytes do not decode (rows changed behind the library's back) is given as (batch, the error): refuse it."""
-    rows = tables.pg.execute("SELECT batch, n, total, payload FROM pending ORDER BY seq FOR UPDATE").fetchall()
+    """The first :data:`ROUND` queued batches, in the order queued, their rows locked until the caller's
+    transaction ends (a writer withdrawing them waits, then finds them gone). A batch whose rows are not all
+    there, once each, or whose bytes do not decode (rows changed behind the library's back) is given as
+    (batch, the error): refuse it."""
+    rows = tables.pg.execute("SELECT batch, n, total, payload FROM pending WHERE batch IN (SELECT batch FROM pending "
+                             "GROUP BY batch ORDER BY min(seq) LIMIT ?) ORDER BY seq FOR UPDATE", (ROUND,)).fetchall()
     batches: dict[bytes, list[tuple[int, int, bytes]]] = {}
     for batch, n, total, payload in rows:
         batches.setdefault(bytes(batch), []).append((n, total, bytes(payload)))
@@ -127,31 +134,33 @@ def heard(notices: Sequence[str], batch: bytes) -> int | bool | None:
         at = notice.find(key)
         if at >= 0:
             value = notice[at + len(key):].split(" ", 1)[0]
-            return False if value == "-" else int(value)
+            return False if value == "-" else int(value) if value.isdigit() else None
     return None
 
 
 def outcome(tables: PgTables, queued: Queued) -> Outcome | None:
-    """The outcome of the batch ``queued`` once a sequencer committed it, else None (still queued);
-    a refusal is read once (its row removed). One round trip. Raises StorageError ``store.db`` for a batch
-    neither queued, stored nor refused (rows removed behind the library's back)."""
+    """The outcome of the batch ``queued`` once a sequencer committed it, else None (still queued), in one
+    round trip. The log decides: a batch whose records it holds, whole and in order, is stored there, whatever
+    a ``refused`` row says; a refusal counts only for a batch neither queued nor stored (and is read once).
+    Raises StorageError ``store.db`` for a batch neither queued, stored whole nor refused (rows changed
+    behind the library's back)."""
     batch, hashes = queued.batch, [bytes(r.record_hash) for r in queued.records]
     with tables.pg.pipeline():
         waiting = tables.pg.execute("SELECT count(*) FROM pending WHERE batch = ?", (batch,))
-        why = tables.pg.execute("DELETE FROM refused WHERE batch = ? RETURNING code, message, finding", (batch,))
         stored = tables.pg.execute("SELECT hash, position FROM log WHERE hash = ANY(?)", (hashes,))
-        left, why, at = waiting.fetchone()[0], why.fetchone(), {bytes(h): p for h, p in stored.fetchall()}
-    if why is not None:
-        code, message, finding = why
-        return Outcome(refused=RuleError(message, code=code, finding=Finding(**json.loads(finding)) if finding else
-                                         None))
+        left, at = waiting.fetchone()[0], {bytes(h): p for h, p in stored.fetchall()}
+    first = at.get(hashes[0])
+    if first is not None and [at.get(h) for h in hashes] == list(range(first, first + len(hashes))):
+        return Outcome(position=first)
     if left:
         return None
-    first = at.get(hashes[0])
-    if first is None or [at.get(h) for h in hashes] != list(range(first, first + len(hashes))):
+    why = tables.pg.execute("DELETE FROM refused WHERE batch = ? RETURNING code, message, finding",
+                            (batch,)).fetchone()
+    if why is None:
         raise StorageError(f"{tables.path}: a queued batch is neither in the log, whole and in order, nor refused: "
                            "its rows were changed behind the library's back; append it again", code="store.db")
-    return Outcome(position=first)
+    code, message, finding = why
+    return Outcome(refused=RuleError(message, code=code, finding=Finding(**json.loads(finding)) if finding else None))
 
 
 def withdraw(tables: PgTables, batch: bytes) -> bool:

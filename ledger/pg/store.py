@@ -48,9 +48,15 @@ class PgIndex(LedgerIndex):
         self.state.signatures = self._signatures
 
     def _signatures(self, record: Record, position: int) -> list[Finding]:
-        """The ``sig.*`` findings of ``record``: none for one checked before the write lock was taken
-        (:meth:`PgBackend.append_batch`), else :func:`~ledger.custody.signature_findings`."""
-        return [] if bytes(record.record_hash) in self.verified else signature_findings(record, position)
+        """The ``sig.*`` findings of ``record``: none for one checked already (before the write lock was taken,
+        :meth:`ledger.pg.writer.PgBackend.append_batch`, or earlier in this round: :attr:`verified`), else
+        :func:`~ledger.custody.signature_findings`."""
+        if bytes(record.record_hash) in self.verified:
+            return []
+        findings = signature_findings(record, position)
+        if not findings:
+            self.verified.add(bytes(record.record_hash))
+        return findings
 
     def payload(self, position: int) -> bytes:
         """The payload of record ``position``, checked against its leaf hash. Raises IndexDamaged."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..backends import CheckpointBody, lines_of
 from ..custody import signature_findings
-from ..errors import RuleError, StorageError
+from ..errors import RuleError, StoneTrailError, StorageError
 from ..findings import raise_first
 from ..index.indexed import LedgerIndex
 from ..record import Record
@@ -116,7 +116,7 @@ class PgBackend:
         applied in memory, and if the connection broke at COMMIT, it may or may not have committed (a retry
         of the batch then finds it: stored once). Raises StorageError (``store.unavailable``: the server is
         still out of reach; the next use tries again)."""
-        if not (self._stale or self._tables.pg.conn.broken):
+        if not (self._stale or self._tables.pg.lost):
             return
         self._reconnect()
         self._stale = True  # until a view is loaded
@@ -127,7 +127,7 @@ class PgBackend:
 
     def _reconnect(self) -> None:
         """A new connection if this one broke (the view is then reloaded: :meth:`_recover`)."""
-        if self._tables.pg.conn.broken:
+        if self._tables.pg.lost:
             url = self._tables.pg.url
             tables = PgTables(PgDb(connect(url), url))
             self._tables.close()
@@ -136,7 +136,7 @@ class PgBackend:
 
     def refresh(self) -> None:
         """Bring the view up to what other writers committed (or recover it: :meth:`_recover`)."""
-        if self._stale or self._tables.pg.conn.broken:
+        if self._stale or self._tables.pg.lost:
             self._recover()
             return
         with self._tables.transaction():
@@ -172,8 +172,8 @@ class PgBackend:
         if settled is not None:
             done = settled[own.batch]
         else:  # another writer sequences: queue the batch for it
-            queue.submit(self._tables, own)
             try:
+                queue.submit(self._tables, own)
                 done = self._awaited(own)
             except BaseException as exc:  # an error, or the caller interrupted: take the batch back
                 done = self._rescued(own, exc)
@@ -199,13 +199,9 @@ class PgBackend:
                                        "or statement_timeout)", code="store.timeout")
                 notices = self._tables.pg.wait_notices(queue.CHANNEL, _GLANCE_S if deadline is None else
                                                        max(0.0, min(_GLANCE_S, deadline - time.monotonic())))
-                named = queue.heard(notices, own.batch)
-                if named is not None and named is not False:
-                    self._behind = True
-                    return Outcome(position=named)
-                if named is None and notices:
+                if notices and queue.heard(notices, own.batch) is None:
                     continue  # other batches settled: the lock is free, or taken by a writer that will see this one
-            done = queue.outcome(self._tables, own)  # refused, or nothing heard (a sequencer that failed)
+            done = queue.outcome(self._tables, own)  # named (a notice is a hint: the log decides), or none heard
             if done is not None:
                 self._behind = True
                 return done
@@ -214,18 +210,18 @@ class PgBackend:
         """After ``failure``: take batch ``own`` out of the queue and raise ``failure`` (nothing stored), or, if a
         sequencer took it meanwhile, its outcome. Raises ``failure`` (a StorageError saying "may still be
         stored" if the queue cannot be reached)."""
+        if not isinstance(failure, StoneTrailError):  # interrupted mid-command: a fresh connection to withdraw
+            self._tables.pg.conn.close()
         try:
             self._reconnect()
-            if not queue.withdraw(self._tables, own.batch):
-                done = queue.outcome(self._tables, own)
-                if done is not None:
-                    self._behind = True
-                    return done
-        except StorageError:
-            if isinstance(failure, StorageError):
-                raise StorageError(f"{failure} (the batch may still be stored: append it again, it is stored "
-                                   "once)", code=failure.code) from failure
-        raise failure
+            done = None if queue.withdraw(self._tables, own.batch) else queue.outcome(self._tables, own)
+        except StorageError as exc:
+            raise StorageError(f"{failure or type(failure).__name__} (the batch may still be stored: append it "
+                               "again, it is stored once)", code=getattr(failure, "code", exc.code)) from failure
+        if done is None:
+            raise failure  # withdrawn (or never queued): never stored
+        self._behind = True
+        return done
 
     def _sequenced(self, own: Queued | None, mine: bytes | None = None) -> dict[bytes, Outcome] | None:
         """If the write lock is free: take it and sequence every queued batch, then ``own`` (not queued), in one
@@ -242,6 +238,7 @@ class PgBackend:
                     batches.append(one)
                 else:
                     refused.append(one)
+            self._index.verified = {h for b in batches for h in b.verified}  # and each record that passes, once
             placed: dict[bytes, tuple[int, bool]] = {}
             while batches:  # a refused batch is dropped, and the others placed again without it
                 try:
@@ -265,7 +262,6 @@ class PgBackend:
         batch that breaks a rule (the caller abandons the round's changes and drops that batch)."""
         index, placed = self._index, {}
         every = [r for b in batches for r in b.records]
-        index.verified = {h for b in batches for h in b.verified}
         index.prefetch(every)
         held = self._tables.positions_of([bytes(r.record_hash) for r in every])
         at, fresh = index.size, []
@@ -298,27 +294,25 @@ class PgBackend:
     @contextmanager
     def _locked(self, *, wait: bool) -> Iterator[bool]:
         """One write transaction under the ledger's lock (``wait``: until it is free; else only if it is free now:
-        yields whether it is held, asking in one round trip), on a view refreshed inside it. If it raises,
+        yields whether it is held), on a view refreshed inside it. The lock is the transaction's: it never
+        outlives it. If it raises,
         whatever was applied in memory was not committed (or, the connection broken at COMMIT, may not have
         been): the view is reloaded before it is used again, reconnecting if need be (:meth:`_recover`;
         reloading here would go through the broken connection, fail, and leave the view counting the batch)."""
         self._recover()
-        if not wait and not self._tables.try_lock_session():
-            yield False
-            return
         try:
             with self._tables.transaction():
-                if wait:
-                    self._tables.lock()
+                if not self._tables.lock(wait=wait):
+                    yield False
+                    return
                 with self._tables.meta_held():  # no other writer sets meta until this commits
                     self._catch_up()
                     yield True
-        except BaseException:
+        except BaseException as exc:
             self._stale = True
+            if not isinstance(exc, StoneTrailError):  # interrupted mid-command: the connection's state is unknown,
+                self._tables.pg.conn.close()  # so it goes, with its transaction and lock (the next use reconnects)
             raise
-        finally:
-            if not wait:
-                self._tables.unlock_session()
 
     def _written(self) -> None:
         """Tell the other writers' views that this transaction changed the ledger (meta ``version``)."""
