@@ -216,8 +216,10 @@ class PgBackend:
             self._reconnect()
             done = None if queue.withdraw(self._tables, own.batch) else queue.outcome(self._tables, own)
         except StorageError as exc:
-            raise StorageError(f"{failure or type(failure).__name__} (the batch may still be stored: append it "
-                               "again, it is stored once)", code=getattr(failure, "code", exc.code)) from failure
+            if not isinstance(failure, Exception):  # an interrupt stays an interrupt
+                raise failure from exc
+            raise StorageError(f"{failure} (the batch may still be stored: append it again, it is stored once)",
+                               code=getattr(failure, "code", exc.code)) from failure
         if done is None:
             raise failure  # withdrawn (or never queued): never stored
         self._behind = True
