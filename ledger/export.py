@@ -30,7 +30,6 @@ nothing of this: an offline verifier knows only the checkpoint it is given (docs
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from .errors import BundleFormatError, InputError, StoneTrailError, Verification
 from .findings import Finding
 from .index.reading import IndexedLog, Records, indexed_log, through_index
 from .pg.db import is_url
-from .pg.store import dump, pg_view
+from .pg.store import as_file, pg_view
 from .reader import LogPass, Progress, ReadSide, check_checkpoint
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
@@ -171,9 +170,8 @@ def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trus
         try:
             view = pg_view(str(ledger_path), cp.tree_size)
         except KeyError:  # no trees kept at that size (a checkpoint signed elsewhere): the log-only path, over a
-            with tempfile.TemporaryDirectory(prefix="stonetrail-") as folder:  # checked copy of the records
-                dump(str(ledger_path), Path(folder) / "ledger")
-                return _export(Path(folder) / "ledger", items, checkpoint, trust, progress)
+            with as_file(ledger_path) as local:  # checked copy of the records
+                return _export(local, items, checkpoint, trust, progress)
         with view:
             return _bundles(view, view.records, items, checkpoint, view.later)
     answered = through_index(_indexed(ledger_path, checkpoint, trust),  # O(log n) reads: no pass to report

@@ -247,14 +247,21 @@ def _terminate_others(url: str) -> int:
             "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0])
 
 
-def test_writers_whose_connection_is_ended_get_store_unavailable_and_go_on(postgres_url: str,
-                                                                           tmp_path: Path) -> None:
-    _new_ledger(postgres_url)
-    writers = [Writer(postgres_url, _batches(f"D{w}", 60), {"store.unavailable"}) for w in range(2)]
+def _appending(url: str, prefix: str) -> list[Writer]:
+    """Two writers appending 60 batches each to ``url``, both started and appending, each retrying a batch the
+    server did not take (``store.unavailable``)."""
+    writers = [Writer(url, _batches(f"{prefix}{w}", 60), {"store.unavailable"}) for w in range(2)]
     for writer in writers:
         writer.start()
     for writer in writers:
         writer.started_appending.wait(timeout=RETRY_S)
+    return writers
+
+
+def test_writers_whose_connection_is_ended_get_store_unavailable_and_go_on(postgres_url: str,
+                                                                           tmp_path: Path) -> None:
+    _new_ledger(postgres_url)
+    writers = _appending(postgres_url, "D")
     rng, ended = random.Random("pg terminate"), 0
     while any(w.is_alive() for w in writers) and ended < 12:
         ended += _terminate_others(postgres_url)
@@ -319,11 +326,7 @@ def test_writers_see_store_unavailable_while_the_server_restarts_and_go_on(
     directory, server_url = own_server
     url = _database(server_url, f"restart_{'immediate' if mode else 'fast'}")
     _new_ledger(url)
-    writers = [Writer(url, _batches(f"R{w}", 60), {"store.unavailable"}) for w in range(2)]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.started_appending.wait(timeout=RETRY_S)
+    writers = _appending(url, "R")
     subprocess.run([str(_SERVER_SCRIPT), "restart", str(directory), *mode], check=True, timeout=120)
     for writer in writers:
         writer.finish()

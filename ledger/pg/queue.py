@@ -29,8 +29,8 @@ from ..findings import Finding
 from ..record import Record
 from .db import PgTables
 
-__all__ = ["CHANNEL", "ROUND", "Outcome", "Queued", "create", "heard", "outcome", "settle", "submit", "take",
-           "withdraw"]
+__all__ = ["CHANNEL", "ROUND", "Outcome", "Queued", "create", "named", "outcome", "settle", "submit", "take",
+           "whole_at", "withdraw"]
 
 #: Batches one sequencing round takes from the queue at most: a round re-checks the batches before each one it
 #: refuses, so its cost is bounded even when many queued batches break rules.
@@ -110,7 +110,8 @@ def settle(tables: PgTables, done: Mapping[bytes, int], refused: Sequence[tuple[
            own: bytes | None = None) -> None:
     """Take the ``done`` batches (id -> first position) and the ``refused`` ones out of the queue, record why
     each refused one was, and notify the waiting writers when the caller's transaction commits, naming each
-    batch settled (:func:`heard`): a writer whose batch is named needs no query. ``own``: the sequencer's own
+    batch settled with its first position (or ``-``: refused), for the writers that wait (:func:`named`) and for
+    anyone watching. ``own``: the sequencer's own
     batch, whose outcome goes to its caller (no refusal row, not named)."""
     refused = [(batch, exc) for batch, exc in refused if batch != own]
     if refused:
@@ -126,16 +127,18 @@ def settle(tables: PgTables, done: Mapping[bytes, int], refused: Sequence[tuple[
         tables.pg.execute("SELECT pg_notify(?, ?)", (CHANNEL, " ".join(named[start:start + _NAMED])))
 
 
-def heard(notices: Sequence[str], batch: bytes) -> int | bool | None:
-    """What the sequencers' ``notices`` (:func:`settle`) say of ``batch``: its first position, False (refused:
-    ask :func:`outcome` why), or None (not named)."""
+def named(notices: Sequence[str], batch: bytes) -> bool:
+    """True if one of the sequencers' ``notices`` (:func:`settle`) names ``batch``. A notice is only a wake-up:
+    what became of the batch is read from the log (:func:`outcome`)."""
     key = batch.hex() + ":"
-    for notice in notices:
-        at = notice.find(key)
-        if at >= 0:
-            value = notice[at + len(key):].split(" ", 1)[0]
-            return False if value == "-" else int(value) if value.isdigit() else None
-    return None
+    return any(key in notice for notice in notices)
+
+
+def whole_at(positions: Sequence[int | None]) -> int | None:
+    """The first of ``positions`` if they run on one by one from it (a batch held whole and in order), else
+    None."""
+    first = positions[0] if positions else None
+    return first if first is not None and list(positions) == list(range(first, first + len(positions))) else None
 
 
 def outcome(tables: PgTables, queued: Queued) -> Outcome | None:
@@ -149,8 +152,7 @@ def outcome(tables: PgTables, queued: Queued) -> Outcome | None:
         waiting = tables.pg.execute("SELECT count(*) FROM pending WHERE batch = ?", (batch,))
         stored = tables.pg.execute("SELECT hash, position FROM log WHERE hash = ANY(?)", (hashes,))
         left, at = waiting.fetchone()[0], {bytes(h): p for h, p in stored.fetchall()}
-    first = at.get(hashes[0])
-    if first is not None and [at.get(h) for h in hashes] == list(range(first, first + len(hashes))):
+    if (first := whole_at([at.get(h) for h in hashes])) is not None:
         return Outcome(position=first)
     if left:
         return None

@@ -199,7 +199,7 @@ class PgBackend:
                                        "or statement_timeout)", code="store.timeout")
                 notices = self._tables.pg.wait_notices(queue.CHANNEL, _GLANCE_S if deadline is None else
                                                        max(0.0, min(_GLANCE_S, deadline - time.monotonic())))
-                if notices and queue.heard(notices, own.batch) is None:
+                if notices and not queue.named(notices, own.batch):
                     continue  # other batches settled: the lock is free, or taken by a writer that will see this one
             done = queue.outcome(self._tables, own)  # named (a notice is a hint: the log decides), or none heard
             if done is not None:
@@ -268,9 +268,8 @@ class PgBackend:
         held = self._tables.positions_of([bytes(r.record_hash) for r in every])
         at, fresh = index.size, []
         for one in batches:
-            found = [held.get(bytes(r.record_hash)) for r in one.records]
-            if found[0] is not None and found == list(range(found[0], found[0] + len(found))):
-                placed[one.batch] = (found[0], False)
+            if (found := queue.whole_at([held.get(bytes(r.record_hash)) for r in one.records])) is not None:
+                placed[one.batch] = (found, False)
                 continue
             for i, record in enumerate(one.records):  # a record held already in any other batch: record.duplicate
                 if findings := index.apply(at + i, record):
