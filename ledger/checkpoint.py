@@ -40,9 +40,11 @@ __all__ = [
     "MAX_SIGNATURES",
     "MAX_TREE_SIZE",
     "Checkpoint",
+    "add_signatures",
     "extension_line",
     "format_checkpoint",
     "format_counted_line",
+    "note_signatures",
     "open_checkpoint",
     "open_note",
     "parse_checkpoint",
@@ -333,6 +335,37 @@ def _verifier_map(verifiers: Sequence[NoteVerifierKey]) -> dict[tuple[str, bytes
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
+
+
+def note_signatures(note: str | bytes) -> tuple[str, list[tuple[str, bytes, bytes]]]:
+    """The text of a signed note and its signature lines as (key name, 4-byte key ID, signature bytes), in
+    order, NOT verified; layout, caps and every line checked as in :func:`open_note` (C2SP signed-note).
+
+    Raises:
+        NoteFormatError: ``note.malformed``.
+    """
+    text, sig_lines = _split_note(note)
+    return text, [_parse_sig_line(line) for line in sig_lines]
+
+
+def add_signatures(note: str, lines: Sequence[str]) -> str:
+    """``note`` with the signature lines ``lines`` (each ``— <name> <base64>\n``) appended after its own, those
+    it already holds (the same line) left out: what a log does with the cosignatures a witness returns (C2SP
+    tlog-witness, "add-checkpoint"). The lines are not verified here.
+
+    Raises:
+        NoteFormatError: ``note.malformed`` (a line that is not one signature line, or the result over the
+            caps: :data:`MAX_SIGNATURES` lines, :data:`MAX_NOTE_BYTES` bytes).
+    """
+    _split_note(note)
+    held = set(note[note.rfind("\n\n") + 2:].splitlines(keepends=True))
+    for line in lines:
+        if not isinstance(line, str) or not line.endswith("\n") or "\n" in line[:-1]:
+            raise NoteFormatError("a signature line must be one line ending in a newline", code="note.malformed")
+        _parse_sig_line(line[:-1])
+    more = "".join(dict.fromkeys(line for line in lines if line not in held))
+    _split_note(note + more)  # the caps
+    return note + more
 
 
 def read_unverified_checkpoint(note: str | bytes) -> Checkpoint:

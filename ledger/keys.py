@@ -57,6 +57,7 @@ __all__ = [
     "note_key_id",
     "note_verifier_key",
     "parse_note_signer_key",
+    "parse_verifier_key",
     "signature_engine",
     "verify_signature",
 ]
@@ -301,10 +302,11 @@ def _check_name(name: str, code: str) -> None:
         raise KeyFormatError(f"invalid signed-note key name: {name!r:.80}", code=code)
 
 
-def note_key_id(name: str, public_key: PublicKey) -> bytes:
-    """SHA-256(name || 0x0A || 0x01 || public key)[:4] (C2SP signed-note, "Ed25519 signatures")."""
+def note_key_id(name: str, public_key: PublicKey, alg: int = NOTE_ALG_ED25519) -> bytes:
+    """SHA-256(name || 0x0A || alg || public key)[:4] (C2SP signed-note, "Ed25519 signatures": ``alg`` 0x01; C2SP
+    tlog-cosignature, "Format": 0x04 for an Ed25519 cosigner key)."""
     _check_name(name, "note.bad_name")
-    data = name.encode("utf-8") + b"\n" + bytes([NOTE_ALG_ED25519]) + public_key.raw
+    data = name.encode("utf-8") + b"\n" + bytes([alg]) + public_key.raw
     return hashlib.sha256(data).digest()[:4]
 
 
@@ -339,16 +341,27 @@ class NoteVerifierKey:
             KeyFormatError: ``note.bad_vkey`` for any defect (name, 8 lowercase hex digits, base64, algorithm
                 byte 0x01, 32-byte valid point, key ID); the specific key error is chained as ``__cause__``.
         """
-        if not isinstance(text, str) or len(text) > _MAX_KEY_TEXT:
-            raise KeyFormatError("verifier key must be a short string", code="note.bad_vkey")
-        parts = text.split("+", 2)
-        if len(parts) != 3:
-            raise KeyFormatError("verifier key is name+keyid+key", code="note.bad_vkey")
-        name, hex_id, b64 = parts
-        _check_name(name, "note.bad_vkey")
-        key_id = _parse_hex_id(hex_id, "note.bad_vkey")
-        public_key = _parse_alg_key(b64, "note.bad_vkey", PublicKey.from_bytes)
+        name, key_id, public_key = parse_verifier_key(text, NOTE_ALG_ED25519, "note.bad_vkey")
         return cls(name=name, key_id=key_id, public_key=public_key)
+
+
+def parse_verifier_key(text: str, alg: int, code: str) -> tuple[str, bytes, PublicKey]:
+    """(name, key ID, public key) of a signed-note verifier key ``name+hex8(key ID)+base64(alg || key)`` whose
+    signature type is ``alg`` (0x01: note signatures; 0x04: tlog-cosignature/v1), split on the first two "+"
+    (base64 may contain "+"). The key ID is NOT compared with the key here (the caller's type does that).
+
+    Raises:
+        KeyFormatError: ``code`` for any defect (name, 8 lowercase hex digits, base64, type byte, 32-byte valid
+            point); the specific key error is chained as ``__cause__``.
+    """
+    if not isinstance(text, str) or len(text) > _MAX_KEY_TEXT:
+        raise KeyFormatError("verifier key must be a short string", code=code)
+    parts = text.split("+", 2)
+    if len(parts) != 3:
+        raise KeyFormatError("verifier key is name+keyid+key", code=code)
+    name, hex_id, b64 = parts
+    _check_name(name, code)
+    return name, _parse_hex_id(hex_id, code), _parse_alg_key(b64, code, PublicKey.from_bytes, alg)
 
 
 def _parse_hex_id(text: str, code: str) -> bytes:
@@ -357,10 +370,10 @@ def _parse_hex_id(text: str, code: str) -> bytes:
     return bytes.fromhex(text)
 
 
-def _parse_alg_key(b64: str, code: str, build: Callable[[bytes], _T]) -> _T:
+def _parse_alg_key(b64: str, code: str, build: Callable[[bytes], _T], alg: int = NOTE_ALG_ED25519) -> _T:
     raw = _b64decode(b64, "signed-note key", code)
-    if len(raw) != 1 + KEY_SIZE or raw[0] != NOTE_ALG_ED25519:
-        raise KeyFormatError("signed-note key must be 0x01 || 32 bytes (Ed25519)", code=code)
+    if len(raw) != 1 + KEY_SIZE or raw[0] != alg:
+        raise KeyFormatError(f"signed-note key must be 0x{alg:02x} || 32 bytes (Ed25519)", code=code)
     try:
         return build(raw[1:])
     except KeyFormatError as exc:

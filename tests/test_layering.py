@@ -39,7 +39,8 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 ORDER = [
     "errors", "_files", "findings", "_codec", "engines",
     "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
-    "checkpoint", "trust", "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
+    "checkpoint", "cosignature", "witness_policy", "trust", "witnessed",
+    "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
     "commitments",
     "consistency", "evidence", "item", "origin", "rules", "_kinds",
     "custody", "spill", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json",
