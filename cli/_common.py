@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import stat
 import sys
 import weakref
@@ -24,6 +25,7 @@ from ledger.audit import Replay
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
 from ledger.pg.db import is_url, redact
+from ledger.witness_policy import WitnessPolicy
 
 from ._output import JSON_OUTPUT, progress
 
@@ -192,10 +194,30 @@ def _read_checkpoint(path: Path, what: str = "checkpoint") -> str:
     return text
 
 
-def _load_trust(path: Path) -> Trust:
+def _load_trust(path: Path, witness_policy: Path | None = None) -> Trust:
+    """The trust file at ``path``, with the C2SP tlog-policy file ``witness_policy`` as its witness policy."""
     text = _read_text(path, "trust file")
     with _about(path, f"trust file {path}"):
-        return Trust.parse(text)
+        trust = Trust.parse(text)
+    if witness_policy is None:
+        return trust
+    policy_text = _read_text(witness_policy, "witness policy")
+    with _about(witness_policy, f"witness policy {witness_policy}"):
+        return trust.with_witnesses(WitnessPolicy.parse(policy_text))
+
+
+_DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")
+
+
+def _duration(text: str | None, flag: str) -> int | None:
+    """Seconds of a duration such as 90s, 30m, 12h or 7d (None: not given); InputError ``input.duration``."""
+    if text is None:
+        return None
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        raise InputError(f"{flag}: {text!r:.40} is not a duration such as 90s, 30m, 12h or 7d",
+                         code="input.duration")
+    return int(found[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[found[2]]
 
 
 def _replay(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
@@ -240,6 +262,12 @@ class _ExistingFile(click.Path):
 
 
 _EXISTING: click.Path = _ExistingFile()
+
+#: --witness-policy, for every command that checks a checkpoint under a trust file.
+WITNESS_POLICY = click.option(
+    "--witness-policy", "witness_policy", type=_EXISTING,
+    help="C2SP tlog-policy file naming witnesses and a quorum (or put its witness, group and quorum lines in the "
+         "trust file): the checkpoint must carry cosignatures meeting the quorum.")
 
 
 class _LedgerLocation(_ExistingFile):

@@ -22,6 +22,7 @@ from ledger.trust import Trust
 from ._common import (
     _EXISTING,
     _LEDGER,
+    WITNESS_POLICY,
     _about,
     _errors,
     _load_trust,
@@ -43,13 +44,14 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
               help="The consistency proof from OLD to NEW (written by 'checkpoint --since OLD --proof-out').")
 @click.option("--trust", "trust_file", required=True, type=_EXISTING,
               help="Trust file: both checkpoints must be signed by a pinned operator key.")
+@WITNESS_POLICY
 @click.option("--evidence-out", type=_OUT, help="If not consistent, write split-view evidence here.")
 @click.option("--old-ledger", type=_EXISTING, help="OLD's ledger file, to find the record that differs.")
 @click.option("--new-ledger", type=_EXISTING, help="NEW's ledger file, to find the record that differs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict (and the evidence written) as JSON.")
 @_errors
-def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Path, evidence_out: Path | None,
-                old_ledger: Path | None, new_ledger: Path | None, as_json: bool) -> None:
+def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Path, witness_policy: Path | None,
+                evidence_out: Path | None, old_ledger: Path | None, new_ledger: Path | None, as_json: bool) -> None:
     """Check that checkpoint NEW extends checkpoint OLD: the log only grew (RFC 9162 §2.1.4).
 
     Tree sizes and roots come from the two signed checkpoints, never from the proof file. A new checkpoint
@@ -62,6 +64,8 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     ledgers tells which, and evidence written makes it "NOT CONSISTENT"). --json gives it as "verdict": extends,
     same_tree, nothing_to_compare, not_consistent or not_shown_consistent (with "code", "reason" and
     "evidence": {"file", "proves"} or {"file": null, "reason"}, or null without --evidence-out).
+    With a witness policy (in the trust file, or --witness-policy), NEW must also carry cosignatures meeting its
+    quorum (witness.quorum), and the output says when it was witnessed.
     Exit 0 for any of the first three, 1 if not (shown) consistent (or a checkpoint does not verify), 2 for
     malformed input, 3 for I/O errors.
 
@@ -83,7 +87,7 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     """
     if (old_ledger or new_ledger) and evidence_out is None:
         raise click.UsageError("--old-ledger and --new-ledger are for --evidence-out")
-    trust = _load_trust(trust_file)
+    trust = _load_trust(trust_file, witness_policy)
     old_note, new_note = _read_checkpoint(old_file, "old checkpoint"), _read_checkpoint(new_file, "new checkpoint")
     proof_text = _read_text(proof_file, "proof")
     try:
@@ -106,6 +110,8 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
         _print_json(result.to_json())
     else:
         click.echo(result.describe())
+        if result.witnessed is not None and result.witnessed.policy is not None:
+            click.echo(f"new checkpoint {result.witnessed.describe()}")
     sys.exit(_verdict_exit(result.verdict))
 
 

@@ -33,7 +33,9 @@ from ledger.trust import Trust
 from ._common import (
     _EXISTING,
     _LEDGER,
+    WITNESS_POLICY,
     _about,
+    _duration,
     _errors,
     _load_trust,
     _plural,
@@ -181,15 +183,23 @@ def _export_current(ledger_file: Path | str, item: str, note: str, trust: Trust 
 @click.option("--trust", "trust_file", required=True, type=_EXISTING,
               help="Trust file: pinned operator and authority keys.")
 @click.option("--origin", help="Require the bundle to be of this ledger (its checkpoint's origin line).")
+@WITNESS_POLICY
+@click.option("--max-age", metavar="DURATION",
+              help="Refuse a checkpoint last witnessed longer ago than this (90s, 30m, 12h, 7d): the time at which "
+                   "witnesses meeting the quorum had cosigned it. Needs a witness policy.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report and provenance as JSON.")
 @_errors
 @policy_options
-def verify(bundle_file: Path, trust_file: Path, origin: str | None, as_json: bool, policy: Policy | None) -> None:
+def verify(bundle_file: Path, trust_file: Path, origin: str | None, witness_policy: Path | None, max_age: str | None,
+           as_json: bool, policy: Policy | None) -> None:
     """Verify FILE with nothing but --trust: checkpoint signature, inclusion proofs, registry, signatures,
     custody rules, completeness back to the mine, and that no later record of the item was left out (the
     checkpoint's item heads); then print the provenance, current at the checkpoint's tree size: origin with the
     producers who attested it, custody path, mass history, gradings, and which claims are attested rather than
     proven.
+    With a witness policy (witness, group and quorum lines in the trust file, or --witness-policy), the checkpoint
+    must carry cosignatures of enough witnesses (C2SP tlog-cosignature), and the report says when it was
+    witnessed ("witnessed 2026-12-01 14:03 UTC by 2 of 3 witnesses"); --max-age refuses an older one.
     Optionally apply a trade policy (the same flags as 'stonetrail verify'): it is judged over the proven
     records and reported apart, never listed as proven. The last line is the one verdict, as in 'stonetrail
     verify': "valid", "valid, compliant", "valid, NOT COMPLIANT" or "INVALID" (--json: "verdict"). Exit 0 if
@@ -199,11 +209,13 @@ def verify(bundle_file: Path, trust_file: Path, origin: str | None, as_json: boo
     Examples:
       stonetrail proof verify out/proofs/R-00001-A.stproof --trust out/trust.keys
       stonetrail proof verify out/proofs/R-00001-A.stproof --trust out/trust.keys --deny-origin RU --json
+      stonetrail proof verify R-00001-A.stproof --trust trust.keys --witness-policy witnesses.policy --max-age 1d
     """
-    trust = _load_trust(trust_file)
+    trust = _load_trust(trust_file, witness_policy)
+    age = _duration(max_age, "--max-age")
     data = _read_bundle(bundle_file)
     with _about(bundle_file):
-        report = check_bundle(data, trust, policy, origin=origin)
+        report = check_bundle(data, trust, policy, origin=origin, max_age=age)
     if as_json:
         _print_json(report.to_json())
         sys.exit(_verdict_exit(report.verdict))
@@ -270,6 +282,8 @@ def _print_bundle_report(path: Path, r: BundleReport) -> None:
         cp = r.checkpoint
         click.echo(f"checkpoint: {_shown(cp.origin)}, tree size {cp.tree_size}, root {cp.root_hash.b64()}; signed by a "
                    "pinned operator key")
+    if r.witnessed is not None:
+        click.echo(f"witnesses:  {r.witnessed.describe()}")
     if p is None or not r.ok:
         click.echo(f"integrity:  INVALID ({_plural(len(r.findings), 'finding')})")
         _print_hint(r.findings, "hint:       ", records_judged=False)

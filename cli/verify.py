@@ -22,6 +22,7 @@ from ledger.policy import Policy
 from ._common import (
     _EXISTING,
     _LEDGER,
+    WITNESS_POLICY,
     _about,
     _errors,
     _load_trust,
@@ -43,7 +44,9 @@ from .cluster import on_cluster
 @click.option("--trust", "trust_file", required=True, type=_EXISTING,
               help="Trust file: pinned operator and authority keys.")
 @click.option("--checkpoint", "checkpoint_paths", type=_EXISTING, multiple=True,
-              help="Also check this signed checkpoint against the file (repeatable: each at its tree size).")
+              help="Also check this signed checkpoint against the file (repeatable: each at its tree size); with a "
+                   "witness policy, it must carry cosignatures meeting its quorum.")
+@WITNESS_POLICY
 @click.option("--level", type=click.Choice(LEVELS), default=None,
               help="How much to check, each level including the ones before: structure (framing, record format), "
                    "hashes (+ the Merkle root, against every --checkpoint), signatures (+ every signature under "
@@ -71,7 +74,8 @@ from .cluster import on_cluster
                    "a full audit's. Same ledger, trust and --level; every --checkpoint at or above its size.")
 @_errors
 @policy_options
-def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Path, ...], level: str | None,
+def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Path, ...], witness_policy: Path | None,
+           level: str | None,
            jobs: int | None, engine: str, chunk_records: int, cluster: str | None, as_json: bool,
            policy: Policy | None, save_state: Path | None, resume: Path | None) -> None:
     """Replay LEDGER and check every record, trusting only the keys in --trust; optionally apply a trade policy.
@@ -101,7 +105,7 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
     if cluster is not None and is_url(ledger_file):
         raise click.UsageError("--cluster reads a ledger file the workers share: copy the database ledger to one "
                                "first (stonetrail copy)")
-    trust = _load_trust(trust_file)
+    trust = _load_trust(trust_file, witness_policy)
     notes = [_read_checkpoint(p) for p in checkpoint_paths]
     start = time.monotonic()
     with _about(ledger_file), as_file(ledger_file) as ledger_path, on_cluster(cluster, ledger_path, jobs) as \

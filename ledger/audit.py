@@ -42,6 +42,7 @@ from .record import Record
 from .storage import FrameFile
 from .storage.framing import Frame
 from .trust import Trust
+from .witnessed import check_witnesses
 
 __all__ = ["CHUNK_RECORDS", "LEVELS", "AuditReport", "Progress", "Replay", "check_ledger", "replay_ledger",
            "verify_ledger"]
@@ -305,12 +306,15 @@ def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = No
 
 
 def _open_checkpoint(origin: str, trust: Trust, note: str | None) -> tuple[Checkpoint | None, list[Finding]]:
-    """The checkpoint ``note`` opened under ``trust.operators`` for the ledger of ``origin`` (None: no note), or
-    the finding why it does not verify. A malformed note is the caller's input error (raised: NoteFormatError)."""
+    """The checkpoint ``note`` opened under ``trust.operators`` for the ledger of ``origin`` (None: no note) and
+    meeting the trust file's witness policy, or the finding why not (``witness.quorum``, ...). A malformed note
+    is the caller's input error (raised: NoteFormatError)."""
     if note is None:
         return None, []
     try:
-        return open_checkpoint(note, trust.operators, origin=origin), []
+        cp = open_checkpoint(note, trust.operators, origin=origin)
+        check_witnesses(note, trust)  # the trust file's witness policy, if any (witness.*)
+        return cp, []
     except VerificationError as exc:
         return None, [_checkpoint_finding(exc)]
 

@@ -41,6 +41,7 @@ This module does no I/O and never imports the store.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from ._bundle_format import (
@@ -78,6 +79,7 @@ from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .scope import Scope, provenance_scope, scope_claims
 from .trust import Trust
+from .witnessed import Witnessed, check_witnesses, witness_status
 
 __all__ = [
     "BUNDLE_TAG",
@@ -149,6 +151,7 @@ class BundleReport(Verdicts):
     policy_findings: tuple[Finding, ...] = ()
     provenance: Provenance | None = field(default=None)
     unchecked: tuple[Finding, ...] = ()
+    witnessed: Witnessed | None = None
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict: verdicts, every finding, and the provenance (None unless valid)."""
@@ -157,6 +160,7 @@ class BundleReport(Verdicts):
             "item": self.item, "records": self.record_count, "bytes": self.size_bytes,
             "checkpoint": {"origin": cp.origin, "tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()}
             if cp else None,
+            "witnessed": self.witnessed.to_json() if self.witnessed else None,
             **self.verdicts_json(),
             "unchecked": [f.to_json() for f in self.unchecked],
             "provenance": self.provenance.to_json() if self.provenance else None,
@@ -164,7 +168,7 @@ class BundleReport(Verdicts):
 
 
 def check_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, origin: str | None = None,
-                 engine: str | None = None) -> BundleReport:
+                 engine: str | None = None, max_age: int | None = None, now: int | None = None) -> BundleReport:
     """Verify a bundle against ``trust`` alone and report every finding (codes: docs/format.md §7a).
 
     ``origin``: require the checkpoint to be of this ledger (``checkpoint.origin_mismatch``); by default any
@@ -173,34 +177,41 @@ def check_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, ori
     the same verdict and code: docs/adr/0021); None: the current one, :data:`ledger.engines.DEFAULT_ENGINE`
     (libsodium) unless the caller chose another (:func:`ledger.engines.signature_engine`).
 
+    The checkpoint must meet the trust file's witness policy, if it has one (:func:`ledger.witnessed.check_witnesses`:
+    ``witness.quorum``, ``witness.bad_cosignature``, ``witness.future``), and with ``max_age`` (seconds) have been
+    witnessed at most that long before ``now`` (POSIX seconds, default the clock: ``witness.stale``,
+    ``witness.no_time``); the report's ``witnessed`` says by whom and when.
+
     Raises:
         BundleFormatError: the bytes are not a bundle at all (:func:`read_bundle`). ArgumentError: an argument of
             the wrong type. InputError: ``input.engine`` (an unknown engine name). Nothing else: every fault of the
             evidence is a finding.
     """
-    run = _start(data, trust, policy, origin, engine)
+    run = _start(data, trust, policy, origin, engine, (max_age, now))
     with engine_context(engine):
         findings = tuple(f for f, _ in run.findings())
         policy_findings = run.policy_findings(policy) if policy is not None and policy.active else ()
         provenance = None if findings else run.provenance(policy, policy_findings)
     return BundleReport(item=run.bundle.item, record_count=len(run.bundle.entries), size_bytes=len(data),
                         checkpoint=run.checkpoint, findings=findings, policy=policy,
-                        policy_findings=policy_findings, provenance=provenance, unchecked=run.unchecked())
+                        policy_findings=policy_findings, provenance=provenance, unchecked=run.unchecked(),
+                        witnessed=run.witnessed)
 
 
 def verify_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, origin: str | None = None,
-                  engine: str | None = None) -> Provenance:
-    """Verify a bundle against ``trust`` alone (and ``origin`` and ``engine``, as :func:`check_bundle`); return
-    the item's provenance. Stops at the first fault.
+                  engine: str | None = None, max_age: int | None = None, now: int | None = None) -> Provenance:
+    """Verify a bundle against ``trust`` alone (and ``origin``, ``engine``, ``max_age`` and ``now``, as
+    :func:`check_bundle`); return the item's provenance. Stops at the first fault.
 
     Raises:
         BundleFormatError: not a bundle. InputError: ``input.engine``. Otherwise the first fault, as the typed
         error that found it (``NoteFormatError`` / ``UnverifiedNoteError`` / ``SignatureError`` for the
-        checkpoint, ``ProofError`` for an inclusion proof, ``RecordFormatError`` for a leaf) or a ``RuleError``
+        checkpoint, ``WitnessError`` for its witness policy, ``ProofError`` for an inclusion proof,
+        ``RecordFormatError`` for a leaf) or a ``RuleError``
         carrying its finding (custody, registry and ``bundle.*`` rules); then, with a policy, a ``RuleError``
         for its first finding.
     """
-    run = _start(data, trust, policy, origin, engine)
+    run = _start(data, trust, policy, origin, engine, (max_age, now))
     with engine_context(engine):
         for finding, error in run.findings():
             raise error or RuleError(str(finding), code=finding.code, finding=finding)
@@ -210,7 +221,8 @@ def verify_bundle(data: bytes, trust: Trust, policy: Policy | None = None, *, or
         return run.provenance(policy, policy_findings)
 
 
-def _start(data: object, trust: object, policy: object, origin: object, engine: object) -> _Verification:
+def _start(data: object, trust: object, policy: object, origin: object, engine: object,
+           freshness: tuple[object, object]) -> _Verification:
     """The arguments of :func:`check_bundle` and :func:`verify_bundle`, checked (ArgumentError, ``input.type``,
     naming the argument; InputError ``input.engine`` for an engine name not in :data:`ledger.engines.ENGINES`),
     then the bundle read and its verification set up."""
@@ -219,20 +231,27 @@ def _start(data: object, trust: object, policy: object, origin: object, engine: 
     expect(policy, (Policy, type(None)), "policy", "a Policy or None")
     expect(origin, (str, type(None)), "origin", "a ledger origin (str) or None")
     expect(engine, (str, type(None)), "engine", "a signature engine name (ledger.engines.ENGINES) or None")
+    max_age, now = freshness
+    expect(max_age, (int, type(None)), "max_age", "seconds (int) or None")
+    expect(now, (int, type(None)), "now", "POSIX seconds (int) or None")
+    assert (max_age is None or isinstance(max_age, int)) and (now is None or isinstance(now, int))
     assert engine is None or isinstance(engine, str)
     with engine_context(engine):  # an unknown name is refused before the bundle is read
         pass
     assert isinstance(data, bytes | bytearray | memoryview) and isinstance(trust, Trust)
     assert origin is None or isinstance(origin, str)
-    return _Verification(read_bundle(bytes(data)), trust, origin)
+    return _Verification(read_bundle(bytes(data)), trust, origin, max_age, now)
 
 
 class _Verification:
     """One pass over a bundle. :meth:`findings` yields each fault as found (so the first can stop it early)
     and leaves the replay behind for :meth:`provenance` and :meth:`policy_findings`."""
 
-    def __init__(self, bundle: Bundle, trust: Trust, origin: str | None) -> None:
+    def __init__(self, bundle: Bundle, trust: Trust, origin: str | None, max_age: int | None = None,
+                 now: int | None = None) -> None:
         self.bundle, self.trust, self.origin = bundle, trust, origin
+        self.max_age, self.now = max_age, now
+        self.witnessed: Witnessed | None = None  # the witness policy's verdict on the checkpoint
         self.checkpoint: Checkpoint | None = None  # signature verified
         self.tree: Checkpoint | None = None  # the tree head the proofs are checked against (maybe unverified)
         self.registry: tuple[int, Digest | None] | None = None
@@ -266,10 +285,21 @@ class _Verification:
                 self.tree = read_unverified_checkpoint(note)
             except InputError:
                 return
+        else:
+            yield from self._witnesses(note)
         try:
             self.registry = checkpoint_registry(self.tree)
         except StoneTrailError as exc:
             yield _fault(exc, None, None, "checkpoint: ")
+
+    def _witnesses(self, note: str) -> Iterator[_Fault]:
+        """The trust file's witness policy applied to the (operator-verified) checkpoint."""
+        try:
+            self.witnessed = check_witnesses(note, self.trust, max_age=self.max_age, now=self.now)
+        except StoneTrailError as exc:
+            yield _fault(exc, None, None, "checkpoint: ")
+            with suppress(StoneTrailError):  # a bad cosignature: no status to show
+                self.witnessed = witness_status(note, self.trust)
 
     def _entries(self, tree: Checkpoint) -> Iterator[_Fault]:
         yield from read_entries(self.bundle.entries, tree, self.records)

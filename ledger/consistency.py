@@ -46,6 +46,7 @@ from .identity import checkpoint_identities
 from .merkle import EMPTY_ROOT, verify_consistency
 from .registry import checkpoint_registry
 from .trust import Trust
+from .witnessed import Witnessed, check_witnesses
 
 __all__ = [
     "EXTENDS",
@@ -140,6 +141,7 @@ class Consistency:
 
     old: Checkpoint
     new: Checkpoint
+    witnessed: Witnessed | None = None  # the witness policy's verdict on the new checkpoint
 
     @property
     def verdict(self) -> str:
@@ -169,7 +171,8 @@ class Consistency:
         (docs/format.md §7b.3)."""
         return {"verdict": self.verdict, "origin": self.new.origin, "old_tree_size": self.old.tree_size,
                 "new_tree_size": self.new.tree_size, "old_root": self.old.root_hash.b64(),
-                "new_root": self.new.root_hash.b64(), "summary": self.describe()}
+                "new_root": self.new.root_hash.b64(), "summary": self.describe(),
+                "witnessed": self.witnessed.to_json() if self.witnessed else None}
 
 
 def format_consistency_proof(proof: ConsistencyProof) -> str:
@@ -237,7 +240,8 @@ def verify_checkpoint_consistency(
     lines (``stonetrail-registry``, docs/format.md §7) do not shrink, and name the same head at the same registry
     size; the heads lines (``stonetrail-heads``, §7c), where both carry one, count no fewer items, and are the
     same for the same tree; the proof's sizes are the checkpoints' sizes; then the proof, with sizes and roots
-    from the checkpoints. Old size 0: see the module docstring. ``proof`` may be a parsed
+    from the checkpoints; last, the new checkpoint meets the trust file's witness policy, if it has one
+    (:func:`ledger.witnessed.check_witnesses`). Old size 0: see the module docstring. ``proof`` may be a parsed
     :class:`ConsistencyProof` or the file's text or bytes.
 
     Returns:
@@ -258,6 +262,7 @@ def verify_checkpoint_consistency(
             ``consistency.empty_root`` (a size-0 checkpoint whose root is not SHA-256("")).
         ProofError: ``proof.wrong_length``, ``proof.hash_length``, ``proof.root_mismatch``: the proof does not
             lead to the two signed roots; the message names them (base64).
+        WitnessError: ``witness.quorum``, ``witness.future``; SignatureError ``witness.bad_cosignature``.
     """
     if not isinstance(proof, ConsistencyProof):
         proof = parse_consistency_proof(proof)
@@ -275,7 +280,12 @@ def verify_checkpoint_consistency(
     _check_registry_lines(old, new)
     _check_heads_lines(old, new)
     _check_proof(old, new, proof)
-    return Consistency(old=old, new=new)
+    try:
+        witnessed = check_witnesses(new_note, trust)
+    except StoneTrailError as exc:
+        exc.about("the new checkpoint")
+        raise
+    return Consistency(old=old, new=new, witnessed=witnessed)
 
 
 def _check_proof(old: Checkpoint, new: Checkpoint, proof: ConsistencyProof) -> None:

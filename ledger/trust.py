@@ -12,7 +12,7 @@ Format (UTF-8 text, one entry a line; docs/format.md "Trust file")::
 A trust file needs at least one operator and one authority key: verifying against no keys fails closed. Its
 witness lines, if any, are one tlog-policy (with exactly one quorum line); a trust file without them requires
 no cosignature, and says so wherever a verdict is printed. A witness key may not be an operator or authority
-key (``policy.duplicate_key``): the operator cannot witness itself.
+key (``witness.duplicate_key``): the operator cannot witness itself.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Trust:
 
     Raises:
         TrustFileError: ``trust.incomplete`` (no operator or no authority key).
-        PolicyError: ``policy.duplicate_key`` (a witness key that is an operator or authority key).
+        PolicyError: ``witness.duplicate_key`` (a witness key that is an operator or authority key).
     """
 
     operators: tuple[NoteVerifierKey, ...]
@@ -51,7 +51,7 @@ class Trust:
         pinned = {k.public_key.raw for k in (*self.operators, *self.authorities)}
         if self.witnesses is not None and any(k.public_key.raw in pinned for k in self.witnesses.keys):
             raise PolicyError("a witness key is also an operator or authority key: the operator cannot witness "
-                              "its own checkpoints", code="policy.duplicate_key")
+                              "its own checkpoints", code="witness.duplicate_key")
 
     def with_witnesses(self, policy: WitnessPolicy) -> Trust:
         """These keys with ``policy`` as the witness policy (a policy file given beside the trust file).
@@ -80,7 +80,7 @@ class Trust:
 
         Raises:
             PolicyError: a witness line breaks a C2SP tlog-policy rule (:class:`ledger.witness_policy.WitnessPolicy`;
-                e.g. ``policy.no_quorum``, ``policy.duplicate_key``), or a witness key is a pinned key.
+                e.g. ``witness.no_quorum``, ``witness.duplicate_key``), or a witness key is a pinned key.
             TrustFileError: unknown role word, malformed line or key (the message names the line), file too
                 large, or no operator or no authority key (``trust.incomplete``).
             ArgumentError: ``input.type`` (``text`` is not a str: decode the file's bytes as UTF-8 first).

@@ -10,15 +10,15 @@ first non-blank character is "#" are ignored::
 
 Rules enforced at load (each a :class:`PolicyError` with the code named):
 
-- a group or the quorum names only witnesses and groups defined on earlier lines (``policy.unknown_name``);
-  names are unique and ``none`` is reserved (``policy.duplicate_name``); a group lists each member once, has at
-  least one, and 1 <= k <= n (``policy.group``);
+- a group or the quorum names only witnesses and groups defined on earlier lines (``witness.unknown_name``);
+  names are unique and ``none`` is reserved (``witness.duplicate_name``); a group lists each member once, has at
+  least one, and 1 <= k <= n (``witness.group``);
 - two log or two witness lines wrapping the same public key are refused, whatever their names, and so is a
-  witness key that is also a log key (``policy.duplicate_key``): a key counts once, so one witness can never
+  witness key that is also a log key (``witness.duplicate_key``): a key counts once, so one witness can never
   pass for two;
-- exactly one quorum line (``policy.no_quorum``: none — an empty file included — so a policy never reads as
-  "no requirement" by accident; ``quorum none`` says so explicitly; ``policy.malformed`` for two);
-- only tab, newline and bytes 0x20-0x7E, 0x80-0xFF (``policy.malformed``); the text must be UTF-8 here;
+- exactly one quorum line (``witness.no_quorum``: none — an empty file included — so a policy never reads as
+  "no requirement" by accident; ``quorum none`` says so explicitly; ``witness.policy_malformed`` for two);
+- only tab, newline and bytes 0x20-0x7E, 0x80-0xFF (``witness.policy_malformed``); the text must be UTF-8 here;
   at most :data:`MAX_POLICY_BYTES` bytes and :data:`MAX_ENTRIES` logs, witnesses and groups each (the spec
   recommends supporting at least 32 of each).
 """
@@ -46,7 +46,7 @@ _THRESHOLD: Final = re.compile("[1-9][0-9]{0,3}")
 class PolicyError(InputError):
     """A witness policy (C2SP tlog-policy) is malformed or breaks one of its rules (module docstring)."""
 
-    default_code = "policy.malformed"
+    default_code = "witness.policy_malformed"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,15 +124,15 @@ class WitnessPolicy:
         """Parse a tlog-policy file's bytes (or text) strictly (module docstring).
 
         Raises:
-            PolicyError: ``policy.malformed``, ``policy.no_quorum``, ``policy.duplicate_key``,
-                ``policy.duplicate_name``, ``policy.unknown_name``, ``policy.group``, ``policy.too_large``;
+            PolicyError: ``witness.policy_malformed``, ``witness.no_quorum``, ``witness.duplicate_key``,
+                ``witness.duplicate_name``, ``witness.unknown_name``, ``witness.group``, ``witness.policy_too_large``;
                 the message names the line.
             ArgumentError: ``input.type``.
         """
         expect(data, (str, bytes), "data", "the policy file's bytes or text")
         raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
         if len(raw) > MAX_POLICY_BYTES:
-            raise PolicyError(f"a witness policy is at most {MAX_POLICY_BYTES} bytes", code="policy.too_large")
+            raise PolicyError(f"a witness policy is at most {MAX_POLICY_BYTES} bytes", code="witness.policy_too_large")
         if bad := _BAD_BYTES.search(raw):
             at = raw.count(b"\n", 0, bad.start()) + 1
             raise PolicyError(f"line {at}: control byte 0x{bad[0][0]:02x}: only tab and newline are allowed "
@@ -157,7 +157,7 @@ class _Builder:
         self.quorum: str | None = None
         self.number = 0
 
-    def fail(self, why: str, code: str = "policy.malformed") -> PolicyError:
+    def fail(self, why: str, code: str = "witness.policy_malformed") -> PolicyError:
         return PolicyError(f"line {self.number}: {why}", code=code)
 
     def line(self, number: int, words: list[str]) -> None:
@@ -194,19 +194,19 @@ class _Builder:
 
     def _group(self, args: list[str]) -> None:
         if len(args) < 3:
-            raise self.fail("want 'group <name> all|any|<k> <name>...' with at least one member", "policy.group")
+            raise self.fail("want 'group <name> all|any|<k> <name>...' with at least one member", "witness.group")
         name, threshold, members = self._new_name(args[0]), args[1], args[2:]
         for member in members:
             self._known(member)
         if len(set(members)) != len(members):
-            raise self.fail(f"group {name!r:.40} lists a member twice", "policy.group")
+            raise self.fail(f"group {name!r:.40} lists a member twice", "witness.group")
         if threshold in ("all", "any"):
             k = len(members) if threshold == "all" else 1
         elif _THRESHOLD.fullmatch(threshold) and int(threshold) <= len(members):
             k = int(threshold)
         else:
             raise self.fail(f"group {name!r:.40}: threshold {threshold!r:.20} is not all, any or 1..{len(members)}",
-                            "policy.group")
+                            "witness.group")
         self._count(self.groups)
         self.groups[name] = Group(threshold=k, members=tuple(members))
 
@@ -221,27 +221,27 @@ class _Builder:
 
     def _new_name(self, name: str) -> str:
         if name == _NONE or name in self.witnesses or name in self.groups:
-            raise self.fail(f"name {name!r:.40} is reserved or already defined", "policy.duplicate_name")
+            raise self.fail(f"name {name!r:.40} is reserved or already defined", "witness.duplicate_name")
         return name
 
     def _known(self, name: str) -> None:
         if name not in self.witnesses and name not in self.groups:
             raise self.fail(f"{name!r:.40} is not a witness or group defined on an earlier line",
-                            "policy.unknown_name")
+                            "witness.unknown_name")
 
     def _new_key(self, raw: bytes) -> None:
         if any(k.public_key.raw == raw for k in self.logs) or any(
                 w.key.public_key.raw == raw for w in self.witnesses.values()):
             raise self.fail("this public key is already in the policy (a key counts once, under one name)",
-                            "policy.duplicate_key")
+                            "witness.duplicate_key")
 
     def _count(self, entries: Collection[object]) -> None:
         if len(entries) >= MAX_ENTRIES:
-            raise self.fail(f"over {MAX_ENTRIES} entries of one kind", "policy.too_large")
+            raise self.fail(f"over {MAX_ENTRIES} entries of one kind", "witness.policy_too_large")
 
     def done(self) -> WitnessPolicy:
         if self.quorum is None:
             raise PolicyError("the witness policy has no quorum line: write 'quorum <witness or group>' (or "
-                              "'quorum none' to require no cosignature)", code="policy.no_quorum")
+                              "'quorum none' to require no cosignature)", code="witness.no_quorum")
         return WitnessPolicy(logs=tuple(self.logs), witnesses=tuple(self.witnesses.values()),
                              groups=dict(self.groups), quorum=self.quorum)
