@@ -267,3 +267,31 @@ def test_consistency_and_an_audit_require_the_quorum_of_the_checkpoint_they_rely
     assert check_ledger(demo / "demo.ledger", strict, checkpoints=[witnessed]).ok
     audit = check_ledger(demo / "demo.ledger", strict, checkpoints=[cosigned(note, [0])])
     assert [f.code for f in audit.findings] == ["witness.quorum"]
+
+
+# --- vectors ----------------------------------------------------------------------------------------------------
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "c2sp-format-examples"
+OURS = Path(__file__).resolve().parent / "vectors"
+
+
+def test_the_cosigned_message_is_the_c2sp_example_byte_for_byte() -> None:
+    from ledger.checkpoint import note_signatures
+    from ledger.cosignature import cosigned_message
+
+    note = (SHARED / "cosigned-checkpoint.example.txt").read_text()
+    text, lines = note_signatures(note)
+    name, _, raw = lines[1]
+    assert name == "witness.example.com/w1" and len(raw) == 72
+    timestamp = int.from_bytes(raw[:8], "big")
+    assert cosigned_message(text, timestamp) == (SHARED / "cosignature-v1-signed-message.example.txt").read_bytes()
+
+
+def test_the_vector_cosigned_checkpoint_meets_the_vector_policy() -> None:
+    trust = Trust.parse((OURS / "trust.keys").read_text())
+    policy = WitnessPolicy.parse((OURS / "witness.policy").read_bytes())
+    note = (OURS / "cosigned-checkpoint.txt").read_text()
+    status = check_witnesses(note, trust.with_witnesses(policy), now=1_796_000_000)
+    assert status.times == {"w1": 1_796_000_000, "w2": 1_796_000_000}
+    assert status.describe().startswith("witnessed 2026-11-30 00:53 UTC by 2 of 3 witnesses")
+    assert (OURS / "checkpoint.txt").read_text() in note  # the operator's note, cosignatures appended

@@ -21,6 +21,10 @@ Files:
   sold, exported, imported, cut, graded, inscribed, set, unset), written by ``ledger.storage.FileStore``.
 - ``checkpoint.txt``: the operator's signed checkpoint of the whole of ``ledger.bin``.
 - ``trust.keys``: the trust file (operator and authority verifier keys) that verifies both.
+- ``witness.policy``: a C2SP tlog-policy: three witnesses (``witness-1.example`` .. ``-3``, cosigner keys of
+  type 0x04, keys as below) in a group of which 2 must cosign, the quorum.
+- ``cosigned-checkpoint.txt``: ``checkpoint.txt`` with the C2SP tlog-cosignature/v1 cosignatures of witnesses 1
+  and 2 at time 1796000000 (2026-11-30 00:53:20 UTC): it meets the policy's quorum under ``trust.keys``.
 - ``negative.json``: mutations of the split and graded records (``base``), each with ``desc``, ``record_b64``
   and ``want_code``: the code of the RecordFormatError ``Record.from_bytes`` must raise (docs/format.md §10).
 - ``negative-ledger.json``: validly signed records that break a rule of the ledger they are appended to
@@ -48,6 +52,8 @@ from typing import Any
 from ledger import AUTHORITY, Body, Output, PrivateKey, Record, checkpoint_file
 from ledger._codec import decode, encode
 from ledger.audit import check_ledger
+from ledger.checkpoint import add_signatures, format_checkpoint, read_unverified_checkpoint
+from ledger.cosignature import cosign, cosigner_key
 from ledger.events import (
     EVENT_TYPES,
     REGISTRY_KINDS,
@@ -82,7 +88,10 @@ __all__ = ["AUTHORITY_NAME", "FILES", "ORIGIN", "build", "key", "main"]
 
 ORIGIN = "vectors.stonetrail.example/ledger"
 AUTHORITY_NAME = "vectors.stonetrail.example/authority"
-FILES = ("records.json", "ledger.bin", "checkpoint.txt", "trust.keys", "negative.json", "negative-ledger.json")
+FILES = ("records.json", "ledger.bin", "checkpoint.txt", "trust.keys", "negative.json", "negative-ledger.json",
+         "witness.policy", "cosigned-checkpoint.txt")
+#: The time of the vector cosignatures (POSIX seconds): 2026-11-30 00:53:20 UTC.
+COSIGNED_AT = 1_796_000_000
 
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 T0 = 1_740_787_200_000  # 2025-03-01T00:00:00Z, ms since the Unix epoch (UTC)
@@ -488,6 +497,7 @@ def build() -> dict[str, bytes | str]:
                   authorities=(note_verifier_key(AUTHORITY_NAME, key(AUTHORITY).public_key),))
     ledger_bin, checkpoint = _write_ledger(raws, trust)
     negatives = _negatives(by_kind["split"][1], by_kind["graded"][1])
+    policy, cosigned = _witnessed(checkpoint)
     return {
         "records.json": _dump(records),
         "ledger.bin": ledger_bin,
@@ -495,7 +505,21 @@ def build() -> dict[str, bytes | str]:
         "trust.keys": trust.format(),
         "negative.json": _dump(negatives),
         "negative-ledger.json": _dump(_negative_appends(len(raws))),
+        "witness.policy": policy,
+        "cosigned-checkpoint.txt": cosigned,
     }
+
+
+def _witnessed(checkpoint: str) -> tuple[str, str]:
+    """The witness policy file and the checkpoint cosigned by two of its three witnesses."""
+    names = [f"witness-{i}.example" for i in (1, 2, 3)]
+    keys = [cosigner_key(name, key(name).public_key) for name in names]
+    policy = ("# C2SP tlog-policy: 2 of these 3 witnesses must cosign a checkpoint.\n"
+              + "".join(f"witness w{i} {k.text()} http://127.0.0.1:0/w{i}\n" for i, k in enumerate(keys, 1))
+              + "group two-of-three 2 w1 w2 w3\nquorum two-of-three\n")
+    text = format_checkpoint(read_unverified_checkpoint(checkpoint))
+    lines = [cosign(text, name, key(name), COSIGNED_AT) for name in names[:2]]
+    return policy, add_signatures(checkpoint, lines)
 
 
 def main(argv: Sequence[str]) -> int:
