@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from . import _schema as s
 from ._codec import MAX_ITEMS, Value, decode, encode
-from .checkpoint import MAX_NOTE_BYTES, Checkpoint, read_unverified_checkpoint
+from .checkpoint import MAX_NOTE_BYTES, Checkpoint, note_signatures, read_unverified_checkpoint
 from .errors import BundleFormatError, DecodeError, InputError, RecordFormatError
 from .hashing import Digest
 from .record import MAX_RECORD_SIZE
@@ -231,7 +231,8 @@ def bundle_to_json(data: bytes) -> dict[str, object]:
     ``leaf_index``, ``leaf`` (base64 of the record bytes: the RFC 9162 leaf input) and ``inclusion_proof``
     (base64 hashes); per item-head proof (``heads``, §7c) ``item``, ``heads_index`` and ``inclusion_proof``.
     ``origin``, ``tree_size`` and ``root_hash`` are read from the checkpoint WITHOUT verifying it (None if it is
-    unreadable). Raises BundleFormatError as :func:`read_bundle`."""
+    unreadable), and so are ``cosignatures``: its signature lines shaped as witness cosignatures (§7e), each
+    ``name``, ``key_id`` (hex) and ``time``. Raises BundleFormatError as :func:`read_bundle`."""
     bundle = read_bundle(data)
     try:
         cp: Checkpoint | None = read_unverified_checkpoint(bundle.checkpoint)
@@ -240,7 +241,7 @@ def bundle_to_json(data: bytes) -> dict[str, object]:
     return {
         "format": "stonetrail-bundle", "v": BUNDLE_VERSION, "item": bundle.item, "checkpoint": bundle.checkpoint,
         "origin": cp.origin if cp else None, "tree_size": cp.tree_size if cp else None,
-        "root_hash": cp.root_hash.b64() if cp else None,
+        "root_hash": cp.root_hash.b64() if cp else None, "cosignatures": _cosignatures(bundle.checkpoint),
         "records": [{"leaf_index": e.index, "leaf": _b64(e.leaf), "inclusion_proof": [_b64(h) for h in e.proof]}
                     for e in bundle.entries],
         "heads": [{"item": h.item, "heads_index": h.index, "inclusion_proof": [_b64(p) for p in h.proof]}
@@ -250,10 +251,21 @@ def bundle_to_json(data: bytes) -> dict[str, object]:
     }
 
 
+def _cosignatures(note: str) -> list[dict[str, object]]:
+    """The checkpoint's signature lines shaped as C2SP tlog-cosignature/v1 (72 bytes: timestamp and Ed25519
+    signature), NOT verified: ``name``, ``key_id`` (hex) and ``time`` (POSIX seconds) of each, in note order."""
+    try:
+        lines = note_signatures(note)[1]
+    except InputError:
+        return []
+    return [{"name": name, "key_id": key_id.hex(), "time": int.from_bytes(raw[:8], "big")}
+            for name, key_id, raw in lines if len(raw) == 72]
+
+
 def bundle_from_json(value: Mapping[str, object]) -> bytes:
     """The bundle bytes of a :func:`bundle_to_json` rendering, with its records and heads in the order given
     (an out-of-order record is the verifier's finding, as in the binary form); base64 parsed strictly; the
-    derived fields (``origin``, ``tree_size``, ``root_hash``) may be left out but, if present, must be what the
+    derived fields (``origin``, ``tree_size``, ``root_hash``, ``cosignatures``) may be left out but, if present, must be what the
     checkpoint says; other fields are refused.
 
     Raises:
@@ -280,13 +292,13 @@ def bundle_from_json(value: Mapping[str, object]) -> bytes:
         raise BundleFormatError(f"bundle JSON: missing field {exc}") from exc
     data = _encode(item, note, entries, heads, identities)[0]
     derived = bundle_to_json(data)
-    if wrong := [key for key in ("origin", "tree_size", "root_hash") if key in value and value[key] != derived[key]]:
+    if wrong := [key for key in _DERIVED if key in value and value[key] != derived[key]]:
         raise BundleFormatError(f"bundle JSON: {', '.join(wrong)} not what the checkpoint says")
     return data
 
 
-_JSON_KEYS = frozenset({"format", "v", "item", "checkpoint", "origin", "tree_size", "root_hash", "records", "heads",
-                        "identities"})
+_DERIVED = ("origin", "tree_size", "root_hash", "cosignatures")
+_JSON_KEYS = frozenset({"format", "v", "item", "checkpoint", *_DERIVED, "records", "heads", "identities"})
 
 
 def _json_keys(value: Mapping[str, object], name: str, allowed: frozenset[str] | set[str]) -> None:

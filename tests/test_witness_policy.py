@@ -295,3 +295,16 @@ def test_the_vector_cosigned_checkpoint_meets_the_vector_policy() -> None:
     assert status.times == {"w1": 1_796_000_000, "w2": 1_796_000_000}
     assert status.describe().startswith("witnessed 2026-11-30 00:53 UTC by 2 of 3 witnesses")
     assert (OURS / "checkpoint.txt").read_text() in note  # the operator's note, cosignatures appended
+
+
+def test_the_bundle_json_rendering_carries_the_cosignatures(signed: tuple[Trust, str, Path]) -> None:
+    from ledger.bundle import bundle_from_json, bundle_to_json
+
+    trust, note, demo = signed
+    data = export_bundle(demo / "demo.ledger", ITEM, cosigned(note, [0, 2], NOW), trust=trust)
+    rendered = bundle_to_json(data)
+    assert rendered["cosignatures"] == [{"name": witness(i)[0], "key_id": witness(i)[2].key_id.hex(), "time": NOW}
+                                        for i in (0, 2)]
+    assert bundle_from_json(rendered) == data
+    with pytest.raises(Exception, match="cosignatures not what the checkpoint says"):
+        bundle_from_json({**rendered, "cosignatures": []})
