@@ -265,8 +265,8 @@ def _cosignatures(note: str) -> list[dict[str, object]]:
 def bundle_from_json(value: Mapping[str, object]) -> bytes:
     """The bundle bytes of a :func:`bundle_to_json` rendering, with its records and heads in the order given
     (an out-of-order record is the verifier's finding, as in the binary form); base64 parsed strictly; the
-    derived fields (``origin``, ``tree_size``, ``root_hash``, ``cosignatures``) may be left out but, if present, must be what the
-    checkpoint says; other fields are refused.
+    derived fields (``origin``, ``tree_size``, ``root_hash``, ``cosignatures``) may be left out but, if present,
+    must be what the checkpoint says; other fields are refused.
 
     Raises:
         BundleFormatError: not a JSON object, a missing, unknown or mistyped field, or anything
