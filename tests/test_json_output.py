@@ -209,7 +209,7 @@ def test_the_library_reports_progress(files: SmallFiles) -> None:
 
 def test_signing_and_exporting_report_progress_too(files: SmallFiles) -> None:
     from ledger import checkpoint_file, export_bundle
-    from world import TRUST, key
+    from world import key
 
     calls: list[tuple[int, int]] = []
     export_bundle(files.ledger, "S1", files.checkpoint.read_text(), progress=lambda *a: calls.append(a))
