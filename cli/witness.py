@@ -90,7 +90,7 @@ def keygen(name: str, out: Path, as_json: bool) -> None:
 def serve(key_file: Path, name: str, logs_file: Path, state_dir: Path, listen: str, prefix: str,
           monitoring_prefix: str | None, timeout: float, check: bool, quiet: bool, as_json: bool) -> None:
     """Cosign the checkpoints of the logs in --logs that are consistent with what it cosigned before, and keep
-    evidence of those that are not (docs/format.md §7d).
+    evidence of those that are not (docs/format.md §7e).
 
     POST PREFIX/add-checkpoint answers per C2SP tlog-witness: 200 with a tlog-cosignature/v1 line, 400, 403,
     404, 409 (body: the size it holds, text/x.tlog.size) or 422; the new state is on disk before the answer.

@@ -1,5 +1,5 @@
 """A C2SP tlog-witness: the server that cosigns checkpoints (:mod:`.protocol`, :mod:`.state`, :mod:`.server`),
-and the log's side that gathers cosignatures (:mod:`.gather`, :mod:`.proofs`). docs/format.md §7d."""
+and the log's side that gathers cosignatures (:mod:`.gather`, :mod:`.proofs`). docs/format.md §7e."""
 
 from __future__ import annotations
 
