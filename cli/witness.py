@@ -134,8 +134,8 @@ def serve(key_file: Path, name: str, logs_file: Path, state_dir: Path, listen: s
 
 
 def _run(server: WitnessServer) -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if threading.current_thread() is threading.main_thread():  # SIGTERM: stop as Ctrl-C does, exit 0
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
