@@ -17,6 +17,7 @@ from ledger.consistency import PROOF_MISMATCH, ConsistencyError, verify_checkpoi
 from ledger.errors import InputError, ProofError, VerificationError
 from ledger.evidence import MAX_EVIDENCE_SIZE, ChainFork, verify_evidence
 from ledger.monitor import fork_evidence, split_view_evidence
+from ledger.rollback import Rollback
 from ledger.trust import Trust
 
 from ._common import (
@@ -174,7 +175,9 @@ def verify_command(evidence_file: Path, trust_file: Path, as_json: bool) -> None
 
     Exit 0 if FILE proves misbehaviour (printed; --json: "verdict": misbehaviour_proven, "kind": split_view or
     chain_fork, "origin", "proves": the printed lines), 1 if it proves nothing (an error that says why), 2 if
-    it is not an evidence file, 3 for I/O errors.
+    it is not an evidence file, 3 for I/O errors. A witness's rollback evidence (kind rollback, from
+    'witness serve') gives "verdict": rollback_witnessed, exit 0: the operator signed both trees, the larger was
+    cosigned at a time; that the smaller was presented later is the witness's word.
 
     FILE is what 'evidence fork' or 'consistency --evidence-out' wrote; the demo gives none (no fork, no split).
 
@@ -190,14 +193,18 @@ def verify_command(evidence_file: Path, trust_file: Path, as_json: bool) -> None
         except InputError as exc:
             raise InputError(str(exc), code="evidence.malformed") from exc
         proven = verify_evidence(data, trust)
+    verdict = "rollback_witnessed" if isinstance(proven, Rollback) else "misbehaviour_proven"
     if as_json:
-        _print_json({"verdict": "misbehaviour_proven", "kind": "chain_fork" if isinstance(proven, ChainFork)
-                     else "split_view", "origin": proven.origin, "proves": proven.describe()})
+        kind = "chain_fork" if isinstance(proven, ChainFork) else "rollback" if verdict != "misbehaviour_proven" \
+            else "split_view"
+        _print_json({"verdict": verdict, "kind": kind, "origin": proven.origin, "proves": proven.describe()})
     else:
         for line in proven.describe():
             click.echo(line)
-        click.echo("verdict: misbehaviour proven (signed checkpoints and inclusion proofs verified)")
-    sys.exit(_verdict_exit("misbehaviour_proven"))
+        click.echo("verdict: rollback witnessed (both checkpoints signed by the operator, the larger cosigned; that "
+                   "the smaller came later is the witness's word)" if isinstance(proven, Rollback) else
+                   "verdict: misbehaviour proven (signed checkpoints and inclusion proofs verified)")
+    sys.exit(_verdict_exit(verdict))
 
 
 @evidence.command("fork", short_help="Write evidence of a chain fork in a ledger.")

@@ -39,6 +39,7 @@ from . import repair as _repair
 from . import show as _show
 from . import stores as _stores
 from . import verify as _verify
+from . import witness as _witness
 from ._common import (
     _EXISTING,
     _LEDGER,
@@ -181,11 +182,17 @@ def _program() -> str:
               help="An earlier checkpoint of LEDGER: also write the consistency proof from it (with --proof-out).")
 @click.option("--proof-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the consistency proof from --since to the new checkpoint.")
+@click.option("--witness-policy", "policy_file", type=_EXISTING,
+              help="A witness policy (C2SP tlog-policy): have its witnesses cosign the checkpoint first, and "
+                   "publish nothing unless its quorum is met.")
+@click.option("--witness-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 600),
+              help="Seconds each witness has to answer.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the note, where it was written and the files kept as JSON.")
 @_errors
 def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_file: Path | None,
-               out: Path | None, since_file: Path | None, proof_out: Path | None, as_json: bool) -> None:
+               out: Path | None, since_file: Path | None, proof_out: Path | None, policy_file: Path | None,
+               witness_timeout: float, as_json: bool) -> None:
     """Sign a C2SP checkpoint of LEDGER as it is now: origin, tree size and root hash, plus three lines that
     commit to the registry, to every item's latest record and to every claim on an item id, report number or
     inscription (docs/format.md §7); publish it as checkpoint.txt
@@ -202,6 +209,12 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     {"tree_size", "note", "file" (null with -o -), "kept", "unchanged", "consistency_proof", "pin"} ("pin": the
     trust-file line verifiers need, when --trust was not given).
 
+    With --witness-policy, the signed checkpoint is first sent to every witness of that policy with a URL
+    (C2SP tlog-witness), in parallel, with a consistency proof from the size it last cosigned; each answer is
+    printed (cosigned at T, HTTP status and body, timeout, unreachable) and the valid cosignatures are added to
+    the note. If they do not meet the policy's quorum nothing is written and the exit code is 1
+    (witness.quorum). --json adds "witnesses": [{"witness", "url", "outcome", "status", "body", "time", ...}].
+
     LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4; a database has no folder to publish in:
     give -o).
 
@@ -210,6 +223,7 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
       stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --trust out/trust.keys
       stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem -o cp.txt
       stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --since cp.txt --proof-out cp.proof -o cp2.txt
+      stonetrail checkpoint out/demo.ledger --key out/keys/operator.pem --witness-policy witnesses.txt
     """
     if (since_file is None) != (proof_out is None):
         raise click.UsageError("--since and --proof-out go together")
@@ -226,6 +240,8 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     since = _read_checkpoint(since_file, "--since checkpoint") if since_file is not None else None
     with progress("records") as bar:
         note = checkpoint_file(ledger_file, key, name, trust=trust, progress=bar)
+    gathered = None if policy_file is None else _witness.gather_for(ledger_file, note, policy_file, witness_timeout)
+    note = note if gathered is None else gathered.note
     proof = None if since is None else consistency_proof_for(ledger_file, since, note, trust=trust)
     extra = [] if proof is None or proof_out is None else [(proof_out, format_consistency_proof(proof))]
     to_stdout = out is not None and file_out is None
@@ -239,7 +255,8 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
                      "file": str(done.path) if done else str(file_out) if file_out else None,
                      "kept": str(done.kept) if done and done.kept else None, "unchanged": bool(done and done.unchanged),
                      "consistency_proof": str(proof_out) if extra else None,
-                     "pin": f"operator {signer.text()}" if signer else None})
+                     "pin": f"operator {signer.text()}" if signer else None,
+                     **({"witnesses": [a.to_json() for a in gathered.answers]} if gathered else {})})
         return
     if done is not None:
         _print_published(done)
@@ -306,3 +323,4 @@ main.add_command(_index.INDEX_COMMAND)
 main.add_command(_verify.VERIFY_COMMAND)
 main.add_command(_stores.INIT_COMMAND)
 main.add_command(_stores.COPY_COMMAND)
+main.add_command(_witness.WITNESS_GROUP)

@@ -12,6 +12,8 @@ Wire format, version 1::
       side       {"checkpoint": str signed note, "leaf": bin32 leaf hash | nil, "proof": [bin32, ...]}
     chain fork   {"kind": "chain_fork", "checkpoint": str signed note, "a": entry, "b": entry}
       entry      {"index": uint64 leaf index, "record": bin record bytes, "proof": [bin32, ...]}
+    rollback     {"kind": "rollback", "cosigned": str, "witness": str, "presented": str, "received": uint}
+                 (a witness's: :mod:`ledger.rollback` says what it proves and what rests on the witness's word)
 
 A split view is two checkpoints of one origin, both signed by a pinned operator key, that cannot both be
 honest: the same tree size with different roots (``index``, ``leaf`` nil and ``proof`` empty), or a leaf index
@@ -37,6 +39,7 @@ from .errors import DecodeError, InputError, VerificationError
 from .hashing import Digest
 from .merkle import verify_inclusion
 from .record import MAX_RECORD_SIZE, Record
+from .rollback import ROLLBACK_KEYS, Rollback, RollbackClaim, parse_rollback, rollback_value, verify_rollback
 from .trust import Trust
 
 __all__ = [
@@ -136,7 +139,7 @@ class ChainForkClaim:
     b: IncludedRecord
 
 
-EvidenceClaim: TypeAlias = SplitViewClaim | ChainForkClaim
+EvidenceClaim: TypeAlias = SplitViewClaim | ChainForkClaim | RollbackClaim
 
 
 # --- what verified evidence proves ----------------------------------------------------------------------------
@@ -200,7 +203,7 @@ class ChainFork:
         return lines
 
 
-Evidence: TypeAlias = SplitView | ChainFork
+Evidence: TypeAlias = SplitView | ChainFork | Rollback
 
 
 # --- format / parse -------------------------------------------------------------------------------------------
@@ -211,6 +214,8 @@ def format_evidence(claim: EvidenceClaim) -> bytes:
     if isinstance(claim, SplitViewClaim):
         value = {"kind": "split_view", "index": claim.index,
                  "a": _side_value(claim.note_a, claim.leaf_a), "b": _side_value(claim.note_b, claim.leaf_b)}
+    elif isinstance(claim, RollbackClaim):
+        value = rollback_value(claim)
     else:
         value = {"kind": "chain_fork", "checkpoint": claim.note,
                  "a": _entry_value(claim.a), "b": _entry_value(claim.b)}
@@ -246,7 +251,8 @@ def parse_evidence(data: bytes) -> EvidenceClaim:
         raise EvidenceFormatError(f"not a StoneTrail evidence file (it does not start with the line "
                                   f"{EVIDENCE_TAG.decode().strip()}){_what_it_is(data)}")
     try:
-        top = _map(decode(data[len(EVIDENCE_TAG):]), "evidence", {"kind", "a", "b", "index", "checkpoint"})
+        top = _map(decode(data[len(EVIDENCE_TAG):]), "evidence",
+                   {"kind", "a", "b", "index", "checkpoint"} | ROLLBACK_KEYS)
     except DecodeError as exc:
         raise EvidenceFormatError(f"evidence: {exc}", code=exc.code) from exc
     kind = top.get("kind")
@@ -259,7 +265,12 @@ def parse_evidence(data: bytes) -> EvidenceClaim:
         _keys(top, "evidence", {"kind", "checkpoint", "a", "b"})
         return ChainForkClaim(note=_note(top["checkpoint"], "checkpoint"), a=_entry(top["a"], "a"),
                               b=_entry(top["b"], "b"))
-    raise _fail("kind", "want 'split_view' or 'chain_fork'")
+    if kind == "rollback":
+        try:
+            return parse_rollback(top)
+        except InputError as exc:
+            raise EvidenceFormatError(str(exc)) from exc
+    raise _fail("kind", "want 'split_view', 'chain_fork' or 'rollback'")
 
 
 def _fail(field: str, why: str) -> EvidenceFormatError:
@@ -345,11 +356,13 @@ def verify_evidence(data: bytes, trust: Trust) -> Evidence:
         EvidenceError: ``evidence.origin_mismatch`` (two ledgers), ``evidence.consistent`` (same tree, or the
             same leaf at ``index``: nothing conflicts), ``evidence.unproven`` (different sizes and no leaf),
             ``evidence.same_record`` (one leaf index twice), ``evidence.wrong_origin`` (a record of another
-            ledger), ``evidence.no_shared_predecessor``.
+            ledger), ``evidence.no_shared_predecessor``; for a rollback, as :func:`ledger.rollback.verify_rollback`.
     """
     claim = parse_evidence(data)
     if isinstance(claim, SplitViewClaim):
         return _verify_split_view(claim, trust)
+    if isinstance(claim, RollbackClaim):
+        return verify_rollback(claim, trust)
     return _verify_chain_fork(claim, trust)
 
 

@@ -72,7 +72,16 @@ GOOD: dict[tuple[str, ...], tuple[_Good, str | None, int]] = {
     ("proof", "show"): (lambda f, d: [f.bundle], None, 0),
     ("init",): (lambda f, d: [d / "new.ledger", "--origin", "example.com/ledger", "--trust", f.trust], None, 0),
     ("copy",): (lambda f, d: [f.ledger, d / "copy.ledger", "--trust", f.trust], None, 0),
+    ("witness", "keygen"): (lambda f, d: ["--name", "witness.example/w1", "-o", d / "w.pem"], None, 0),
+    ("witness", "serve"): (lambda f, d: ["--key", _operator_key(d), "--name", "witness.example/w1", "--logs",
+                                         _logs(d), "--state", d / "state", "--check"], None, 0),
 }
+
+
+def _logs(d: Path) -> Path:
+    from world import TRUST
+    (d / "logs.txt").write_text(f"log {TRUST.operators[0].text()}\n", encoding="utf-8")
+    return d / "logs.txt"
 
 
 def _operator_key(d: Path) -> Path:
@@ -120,6 +129,9 @@ BAD: dict[tuple[str, ...], _Bad] = {
     ("init",): lambda f, d: ([f.ledger, "--origin", "example.com/ledger", "--trust", f.trust], 3, "store.exists",
                              f.ledger),
     ("copy",): lambda f, d: ([f.ledger, f.ledger, "--trust", f.trust], 3, "store.exists", f.ledger),
+    ("witness", "keygen"): lambda f, d: (["--name", "witness.example/w1", "-o", f.trust], 3, "key.exists", f.trust),
+    ("witness", "serve"): lambda f, d: (["--key", _operator_key(d), "--name", "w", "--logs", d / "none.txt",
+                                         "--state", d / "state"], 2, "input.missing", d / "none.txt"),
 }
 
 

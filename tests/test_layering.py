@@ -35,14 +35,17 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: docs/adr/0023) and signing (a
 #: checkpoint of a file, through the index when it can), all below the writer facade _ledger and copy (a ledger
 #: from one store to another); engines (which library runs the Ed25519 equation, docs/adr/0021; above keys, its
-#: one user); spill (an audit's per-record facts on disk, docs/adr/0022) and spilled (the replay over it).
+#: one user); spill (an audit's per-record facts on disk, docs/adr/0022) and spilled (the replay over it);
+#: rollback (a witness's rollback evidence, read by evidence); witness.* (a C2SP tlog-witness: the known logs and
+#: the add-checkpoint decision table, pure, after evidence; its state, server, the log's gathering of cosignatures
+#: and the proofs it sends, after publish).
 ORDER = [
     "errors", "_files", "findings", "_codec", "engines",
     "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
     "checkpoint", "cosignature", "witness_policy", "trust", "witnessed",
     "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
     "commitments",
-    "consistency", "evidence", "item", "origin", "rules", "_kinds",
+    "consistency", "rollback", "evidence", "witness.logs", "witness.protocol", "item", "origin", "rules", "_kinds",
     "custody", "spill", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json",
     "_bundle_summary", "_bundle_proofs",
     "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
@@ -51,7 +54,8 @@ ORDER = [
     "index.reading", "index", "backends", "pg.db", "pg.store", "pg.queue", "pg.writer", "pg",
     "signing",
     "_ledger", "copy",
-    "monitor", "publish", "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export", "history",
+    "monitor", "publish", "witness.state", "witness.server", "witness.gather", "witness.proofs", "witness",
+    "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export", "history",
     "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it (dask, distributed: the optional extra, only

@@ -175,6 +175,9 @@ class _FileTree:
     def inclusion_proof(self, index: int, size: int | None = None) -> list[Digest]:
         return self._tree.inclusion_proof(index, size)
 
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[Digest]:
+        return self._tree.consistency_proof(old_size, new_size)
+
 
 class Records(Mapping[int, Record]):
     """A log's records by position, as payload bytes (:meth:`payload`) and decoded when first asked for.

@@ -1,0 +1,166 @@
+"""Soak and throughput of ``stonetrail witness serve`` (ledger.witness): CLIENTS threads, for SECONDS, each
+submitting growing checkpoints of several synthetic logs (two clients per log, racing), over HTTP on 127.0.0.1.
+
+Checked afterwards, from the answers and the witness's stored state: every log's stored checkpoint is the largest
+one cosigned; the cosigned checkpoints of a log chain (each accepted request's old size is the size cosigned just
+before it, so none was checked against a state another request was replacing: no lost update), one root per size,
+timestamps never going back. Prints requests/s (all answers) and cosignatures/s.
+
+    python bench/bench_witness.py                 # 30 s, 8 clients, 4 logs
+    python bench/bench_witness.py --seconds 3 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import random
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
+from ledger.cosignature import cosigner_key, open_cosignatures
+from ledger.hashing import Digest
+from ledger.keys import PrivateKey, note_verifier_key
+from ledger.merkle import MerkleTree
+from ledger.witness import AddCheckpoint, KnownLogs, WitnessServer, WitnessState, format_add_checkpoint
+
+
+def _key(name: str) -> PrivateKey:
+    return PrivateKey.from_seed(hashlib.sha256(f"bench witness {name}".encode()).digest())
+
+
+class SyntheticLog:
+    """A log of ``size`` leaves (leaf i = SHA-256 of "<origin> i"), its key, its signed checkpoints."""
+
+    def __init__(self, origin: str, size: int, key: PrivateKey | None = None) -> None:
+        self.origin, self.key = origin, key or _key(origin)
+        self.tree = MerkleTree()
+        self.tree.extend(Digest(hashlib.sha256(f"{origin} {i}".encode()).digest()) for i in range(size))
+        self._notes: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def note(self, size: int) -> str:
+        with self._lock:
+            if size not in self._notes:
+                cp = Checkpoint(origin=self.origin, tree_size=size, root_hash=self.tree.root_at(size))
+                self._notes[size] = sign_checkpoint(cp, self.origin, self.key)
+            return self._notes[size]
+
+    def request(self, old: int, new: int) -> bytes:
+        proof = tuple(self.tree.consistency_proof(old, new)) if old else ()
+        return format_add_checkpoint(AddCheckpoint(old_size=old, proof=proof, note=self.note(new)))
+
+    def log_line(self) -> str:
+        return f"log {note_verifier_key(self.origin, self.key.public_key).text()}\n"
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    cosigned: list[tuple[str, int, int, bytes, int]] = field(default_factory=list)  # origin, old, new, root, time
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _client(port: int, log: SyntheticLog, until: float, tally: Tally, seed: int, witness_key: object) -> None:
+    rng, believed = random.Random(seed), 0
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        while time.monotonic() < until:
+            new = min(log.tree.size, believed + rng.randint(0, 5))
+            conn.request("POST", "/add-checkpoint", body=log.request(believed, new))
+            response = conn.getresponse()
+            body = response.read()
+            with tally.lock:
+                tally.requests += 1
+            if response.status == 409:
+                believed = int(body)
+            elif response.status == 200:
+                note = log.note(new) + body.decode()
+                (cosig,) = open_cosignatures(note, [witness_key])  # type: ignore[list-item]
+                root = read_unverified_checkpoint(log.note(new)).root_hash
+                with tally.lock:
+                    tally.cosigned.append((log.origin, believed, new, bytes(root), cosig.timestamp))
+                believed = new
+            else:
+                with tally.lock:
+                    tally.errors.append(f"{response.status} {body[:200]!r}")
+                return
+    finally:
+        conn.close()
+
+
+def soak(directory: Path, *, seconds: float, clients: int = 8, logs: int = 4, size: int = 100_000) -> dict[str, object]:
+    """Run the soak in ``directory`` (the witness's state goes there); return the figures and check the
+    invariants (AssertionError naming the first broken one)."""
+    synthetic = [SyntheticLog(f"bench.example/log{i}", size) for i in range(logs)]
+    (directory / "logs.txt").write_text("".join(log.log_line() for log in synthetic), encoding="utf-8")
+    key, name = _key("witness"), "bench.example/witness"
+    state = WitnessState(directory / "state", name=name, key=key,
+                         logs=KnownLogs.parse((directory / "logs.txt").read_bytes()))
+    tally = Tally()
+    with WitnessServer(state, max_connections=clients + 8).start() as server:
+        until = time.monotonic() + seconds
+        threads = [threading.Thread(target=_client, args=(server.port, synthetic[i % logs], until, tally, i,
+                                                          cosigner_key(name, key.public_key)))
+                   for i in range(clients)]
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(seconds + 60)
+        elapsed = time.monotonic() - started
+        stored = WitnessState(directory / "state", name=name, key=key, logs=state.logs).all_latest()
+    _check(tally, stored)
+    return {"seconds": round(elapsed, 2), "clients": clients, "logs": logs, "requests": tally.requests,
+            "cosignatures": len(tally.cosigned), "requests_per_s": round(tally.requests / elapsed, 1),
+            "cosignatures_per_s": round(len(tally.cosigned) / elapsed, 1),
+            "largest": {o: latest.checkpoint.tree_size for o, latest in sorted(stored.items())}}
+
+
+def _check(tally: Tally, stored: dict[str, object]) -> None:
+    assert not tally.errors, tally.errors[:3]
+    by_origin: dict[str, list[tuple[str, int, int, bytes, int]]] = {}
+    for entry in tally.cosigned:
+        by_origin.setdefault(entry[0], []).append(entry)
+    for origin, entries in by_origin.items():
+        roots: dict[int, bytes] = {}
+        for _, _, new, root, _ in entries:
+            assert roots.setdefault(new, root) == root, f"{origin}: two roots for size {new}"
+        chain = sorted(entries, key=lambda e: (e[2], e[1], e[4]))  # by new size; re-cosigns of one size in order
+        held, last_time = 0, 0
+        for _, old, new, _, when in chain:
+            assert old == held, f"{origin}: a cosignature from old size {old} while the witness held {held}"
+            assert when >= last_time, f"{origin}: a later cosignature dated before an earlier one"
+            held, last_time = new, when
+        latest = stored[origin]
+        assert latest.checkpoint.tree_size == held, f"{origin}: stored {latest.checkpoint.tree_size}, cosigned {held}"  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--logs", type=int, default=4)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        figures = soak(Path(work), seconds=args.seconds, clients=args.clients, logs=args.logs)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(f"witness soak: {figures['clients']} clients, {figures['logs']} logs, {figures['seconds']} s: "
+              f"{figures['requests']} requests ({figures['requests_per_s']}/s), {figures['cosignatures']} "
+              f"cosignatures ({figures['cosignatures_per_s']}/s); invariants hold")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
