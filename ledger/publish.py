@@ -4,7 +4,9 @@ their tree size (docs/format.md §8.1).
 ``stonetrail proof export`` proves against ``checkpoint.txt`` by default and refuses a checkpoint that misses
 later records of the item (``checkpoint.stale``), so the published checkpoint must be replaceable: each new one
 replaces it atomically (:func:`ledger._files.replace_file`), the previous one kept as ``checkpoint-<its tree
-size>.txt`` (old checkpoints are evidence: a later one is proven to extend them). A replacement is refused unless
+size>.txt`` (old checkpoints are evidence: a later one is proven to extend them), or, when the new one is of the
+same tree size (the same checkpoint with other witness cosignatures, docs/format.md §7e), as
+``checkpoint-<size>-<16 hex of SHA-256 of its bytes>.txt``. A replacement is refused unless
 the ledger file extends the published checkpoint (same origin, its tree a prefix of the file's): a checkpoint of
 another ledger in the same directory, of a longer log (a rollback) or of another tree (a split view) is never
 hidden behind a new one.
@@ -12,6 +14,7 @@ hidden behind a new one.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +78,10 @@ def publish_checkpoint(ledger_path: str | Path, note: str, *,
         except StoneTrailError as exc:
             exc.about(f"{target} is not replaced")
             raise
-        return target.with_name(kept_checkpoint_name(read_unverified_checkpoint(old).tree_size))
+        kept = read_unverified_checkpoint(old).tree_size
+        if kept == size:  # the same tree witnessed again: other cosignatures, kept apart by their bytes' hash
+            return target.with_name(f"checkpoint-{kept}-{hashlib.sha256(old).hexdigest()[:16]}.txt")
+        return target.with_name(kept_checkpoint_name(kept))
 
     done = replace_file(target, note.encode("utf-8"), keep, also=also)
     return Published(path=target, tree_size=size, kept=done.kept, unchanged=done.unchanged)

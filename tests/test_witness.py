@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -258,6 +259,17 @@ def test_a_checkpoint_gets_cosigned_by_the_quorum(demo: Path, three: tuple[list[
     assert len(status.times) >= 2 and status.met
     verified = run("verify", d / "demo.ledger", "--trust", d / "trust.keys", "--checkpoint", d / "checkpoint.txt")
     assert verified.exit_code == 0, verified.output
+    first = (d / "checkpoint.txt").read_bytes()
+    time.sleep(1.1)  # cosignatures of a later second: other bytes for the same tree
+    again = run("checkpoint", d / "demo.ledger", "--key", d / "keys" / "operator.pem", "--trust", d / "trust.keys",
+                "--witness-policy", policy)
+    assert again.exit_code == 0, again.output  # the same tree witnessed again replaces the published one
+    kept = {k.read_bytes() for k in d.glob(f"checkpoint-{status_size(first)}-*.txt")}
+    assert (d / "checkpoint.txt").read_bytes() != first and first in kept  # the earlier cosignatures are kept
+
+
+def status_size(note: bytes) -> int:
+    return int(note.decode().split("\n")[1])
 
 
 def test_one_witness_down_still_meets_the_quorum_two_down_publishes_nothing(
