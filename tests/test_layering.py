@@ -35,7 +35,9 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: docs/adr/0023) and signing (a
 #: checkpoint of a file, through the index when it can), all below the writer facade _ledger and copy (a ledger
 #: from one store to another); engines (which library runs the Ed25519 equation, docs/adr/0021; above keys, its
-#: one user); spill (an audit's per-record facts on disk, docs/adr/0022) and spilled (the replay over it).
+#: one user); spill (an audit's per-record facts on disk, docs/adr/0022) and spilled (the replay over it);
+#: _published_format (a published log's files, pure), _remote_log (one read over HTTP as a read side) and published
+#: (publish a ledger as C2SP tlog-tiles, fetch a bundle from one; docs/adr/0024).
 ORDER = [
     "errors", "_files", "findings", "_codec", "engines",
     "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
@@ -45,12 +47,12 @@ ORDER = [
     "custody", "spill", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json",
     "_bundle_summary", "_bundle_proofs",
     "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
-    "reader",
+    "_published_format", "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.opening",
     "index.reading", "index", "backends", "pg.db", "pg.store", "pg.queue", "pg.writer", "pg",
     "signing",
     "_ledger", "copy",
-    "monitor", "publish", "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export", "history",
+    "monitor", "publish", "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export", "_remote_log", "published", "history",
     "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it (dask, distributed: the optional extra, only
