@@ -52,7 +52,8 @@ ORDER = [
     "index.reading", "index", "backends", "pg.db", "pg.store", "pg.queue", "pg.writer", "pg",
     "signing",
     "_ledger", "copy",
-    "monitor", "publish", "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export", "_remote_log", "published", "history",
+    "monitor", "publish", "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export",
+    "_remote_log", "published", "history",
     "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it (dask, distributed: the optional extra, only

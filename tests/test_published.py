@@ -260,14 +260,13 @@ def test_an_unreachable_url_is_one_line_and_exit_3(demo: Path, tmp_path: Path) -
 ])
 def test_a_too_large_file_is_refused(demo: Path, site: Path, trust: Trust, path: str, headers: dict[str, str],
                                      size: int) -> None:
-    with serving(site, {path: (200, headers, bytes(size))}) as (_, url):
-        with pytest.raises(StoneTrailError) as refused:
-            fetch_bundle(url, "R-00001-A", trust)
+    with serving(site, {path: (200, headers, bytes(size))}) as (_, url), pytest.raises(StoneTrailError) as refused:
+        fetch_bundle(url, "R-00001-A", trust)
     assert refused.value.code == "fetch.too_large"
 
 
 def test_a_redirect_to_another_host_is_refused(site: Path, trust: Trust) -> None:
-    with serving(site, {"checkpoint": (302, {"Location": "http://localhost:1/checkpoint"}, b"")}) as (_, url):
-        with pytest.raises(StoneTrailError) as refused:
-            fetch_bundle(url, "R-00001-A", trust)
+    away = {"checkpoint": (302, {"Location": "http://localhost:1/checkpoint"}, b"")}
+    with serving(site, away) as (_, url), pytest.raises(StoneTrailError) as refused:
+        fetch_bundle(url, "R-00001-A", trust)
     assert refused.value.code == "fetch.redirect"
