@@ -47,11 +47,13 @@ def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | 
     run 'stonetrail index LEDGER --trust FILE' first. --json prints {"directory", "tree_size", "previous",
     "written", "unchanged"}.
 
+    Serve DIR with any static HTTP server, e.g. 'python3 -m http.server --directory site 8000', and fetch a
+    stone's bundle from it with 'stonetrail proof fetch http://HOST:8000/ STONE --trust FILE'.
+
     \b
     Examples:
       stonetrail publish out/demo.ledger site
-      cd site && python3 -m http.server 8000
-      stonetrail proof fetch http://localhost:8000/ R-00001-A --trust out/trust.keys -o R-00001-A.stproof
+      stonetrail proof fetch site R-00001-A --trust out/trust.keys -o fetched.stproof
     """
     note = _read_checkpoint(checkpoint_path) if checkpoint_path else _published_checkpoint(ledger_file)
     done = publish_log(ledger_file, directory, note)
@@ -88,11 +90,17 @@ def fetch_command(url: str, item: str, trust_file: Path, out: Path | None, timeo
     fetch.redirect: a redirect to another host). --json prints {"file", "item", "records", "bytes",
     "tree_size"}.
 
+    URL is the published directory's URL (http://, https://, file://) or a local directory. A server started
+    with 'python3 -m http.server --directory site 8000' is read as http://HOST:8000/.
+
     \b
     Examples:
-      stonetrail proof fetch http://localhost:8000/ R-00001-A --trust out/trust.keys -o R-00001-A.stproof
-      stonetrail proof verify R-00001-A.stproof --trust out/trust.keys
+      stonetrail publish out/demo.ledger site
+      stonetrail proof fetch site R-00001-A --trust out/trust.keys -o fetched.stproof
+      stonetrail proof verify fetched.stproof --trust out/trust.keys
     """
+    if "://" not in url:  # a local directory: read it as a file:// URL
+        url = Path(url).resolve().as_uri() + "/"
     out = out or Path.cwd() / f"{item}{SUFFIX}"
     check_new(out)
     data = fetch_bundle(url, item, _load_trust(trust_file), timeout=timeout)

@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 from small_files import SmallFiles, small_files
 
 from ledger import Trust, check_ledger, keyfile
+from ledger.published import publish_log
 from stonetrail_cli._output import Progress, asks_for_json
 from stonetrail_cli.main import main
 from world import key
@@ -72,7 +73,15 @@ GOOD: dict[tuple[str, ...], tuple[_Good, str | None, int]] = {
     ("proof", "show"): (lambda f, d: [f.bundle], None, 0),
     ("init",): (lambda f, d: [d / "new.ledger", "--origin", "example.com/ledger", "--trust", f.trust], None, 0),
     ("copy",): (lambda f, d: [f.ledger, d / "copy.ledger", "--trust", f.trust], None, 0),
+    ("publish",): (lambda f, d: [f.ledger, d / "site", "--checkpoint", f.checkpoint], None, 0),
+    ("proof", "fetch"): (lambda f, d: [_published(f, d), "S1", "--trust", f.trust, "-o", d / "S1.stproof"], None, 0),
 }
+
+
+def _published(f: SmallFiles, d: Path) -> str:
+    """The file:// URL of the small ledger published (``stonetrail publish``) in ``d``."""
+    publish_log(f.ledger, d / "site", f.checkpoint.read_text(encoding="utf-8"))
+    return (d / "site").as_uri()
 
 
 def _operator_key(d: Path) -> Path:
@@ -120,6 +129,9 @@ BAD: dict[tuple[str, ...], _Bad] = {
     ("init",): lambda f, d: ([f.ledger, "--origin", "example.com/ledger", "--trust", f.trust], 3, "store.exists",
                              f.ledger),
     ("copy",): lambda f, d: ([f.ledger, f.ledger, "--trust", f.trust], 3, "store.exists", f.ledger),
+    ("publish",): lambda f, d: ([d / "none.ledger", d / "site"], 2, "input.missing", d / "none.ledger"),
+    ("proof", "fetch"): lambda f, d: ([(d / "none").as_uri(), "S1", "--trust", f.trust, "-o", d / "x"], 3,
+                                      "fetch.unavailable", None),
 }
 
 
