@@ -18,8 +18,10 @@ failures raise :class:`FetchError` (``fetch.unavailable``, ``fetch.too_large``, 
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
@@ -51,6 +53,8 @@ from .registry import checkpoint_registry
 from .storage.tiles import TILE_WIDTH, MemoryTiles, Tile, TiledTree, tile_path
 
 __all__ = ["FetchError", "Fetcher", "RemoteLog"]
+
+_CHUNK = 1 << 16  # bytes read at a time
 
 
 class FetchError(StorageError):
@@ -89,17 +93,35 @@ class Fetcher:
             with self._opener.open(urllib.request.Request(url, headers={"Accept-Encoding": "identity"}),
                                    timeout=self.timeout) as response:
                 declared = response.headers.get("Content-Length")
-                if declared is not None and declared.isdigit() and int(declared) > cap:
+                gzipped = (response.headers.get("Content-Encoding") or "").strip().lower() == "gzip"
+                if declared is not None and declared.isdigit() and int(declared) > cap and not gzipped:
                     raise _too_large(url, cap)
-                data: bytes = response.read(cap + 1)
+                data = self._read(response, url, cap, gzipped)
         except FetchError:
             raise
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, OSError, ValueError, zlib.error) as exc:
             reason = getattr(exc, "reason", None) or exc
             raise FetchError(f"cannot read {url}: {reason}") from exc
         if len(data) > cap:
             raise _too_large(url, cap)
         return data
+
+    def _read(self, response: IO[bytes], url: str, cap: int, gzipped: bool) -> bytes:
+        """The body, at most ``cap`` + 1 bytes (decompressed: C2SP tlog-tiles lets a log send ``Content-Encoding:
+        gzip`` unasked), read within ``timeout`` seconds in all (a server that sends slowly is cut off)."""
+        deadline = time.monotonic() + self.timeout
+        inflate = zlib.decompressobj(wbits=31) if gzipped else None
+        parts, size = [], 0
+        while size <= cap:
+            if time.monotonic() > deadline:
+                raise FetchError(f"cannot read {url}: more than {self.timeout} s")
+            raw = response.read(_CHUNK)
+            chunk = raw if inflate is None else (inflate.decompress(raw, cap + 1 - size) if raw else inflate.flush())
+            parts.append(chunk)
+            size += len(chunk)
+            if not raw:
+                break
+        return b"".join(parts)
 
 
 def _too_large(url: str, cap: int) -> FetchError:

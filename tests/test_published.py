@@ -4,6 +4,7 @@ bundle fetched from it over real HTTP (`stonetrail proof fetch`, `fetch_bundle`)
 from __future__ import annotations
 
 import functools
+import gzip
 import shutil
 import socket
 import threading
@@ -270,3 +271,16 @@ def test_a_redirect_to_another_host_is_refused(site: Path, trust: Trust) -> None
     with serving(site, away) as (_, url), pytest.raises(StoneTrailError) as refused:
         fetch_bundle(url, "R-00001-A", trust)
     assert refused.value.code == "fetch.redirect"
+
+
+def test_gzip_sent_unasked_is_read_within_the_cap(demo: Path, site: Path, trust: Trust) -> None:
+    """C2SP tlog-tiles lets a log send Content-Encoding: gzip without negotiation; a bomb is cut at the cap."""
+    zipped = {path: (200, {"Content-Encoding": "gzip"}, gzip.compress((site / path).read_bytes()))
+              for path in ("checkpoint", "tile/entries/000", "tile/0/000")}
+    with serving(site, zipped) as (server, url):
+        assert fetch_bundle(url, "R-00001-A", trust) == (demo / "proofs" / "R-00001-A.stproof").read_bytes()
+        assert {"checkpoint", "tile/entries/000"} <= set(server.seen)
+    bomb = {"tile/1/000.p/2": (200, {"Content-Encoding": "gzip"}, gzip.compress(bytes(1 << 20)))}
+    with serving(site, bomb) as (_, url), pytest.raises(StoneTrailError) as refused:
+        fetch_bundle(url, "R-00001-A", trust)
+    assert refused.value.code == "fetch.too_large"
