@@ -26,9 +26,12 @@ __all__ = ["FETCH_COMMAND", "PUBLISH_COMMAND"]
 @click.option("--checkpoint", "checkpoint_path", type=_EXISTING,
               help="The signed checkpoint to publish (default: checkpoint.txt next to LEDGER, the newest one "
                    "'stonetrail checkpoint' published), copied byte for byte, witness cosignatures included.")
+@click.option("--trust", "trust_file", type=_EXISTING,
+              help="Also refuse a checkpoint that no operator key pinned in this trust file signed.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @_errors
-def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | None, as_json: bool) -> None:
+def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | None, trust_file: Path | None,
+                    as_json: bool) -> None:
     """Write (or bring up to date) DIR so that any static HTTP server serves LEDGER as a transparency log
     (C2SP tlog-tiles) from which anyone builds a stone's proof bundle ('stonetrail proof fetch').
 
@@ -56,7 +59,7 @@ def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | 
       stonetrail proof fetch site R-00001-A --trust out/trust.keys -o fetched.stproof
     """
     note = _read_checkpoint(checkpoint_path) if checkpoint_path else _published_checkpoint(ledger_file)
-    done = publish_log(ledger_file, directory, note)
+    done = publish_log(ledger_file, directory, note, trust=_load_trust(trust_file) if trust_file else None)
     if as_json:
         _print_json({"directory": str(done.directory), "tree_size": done.tree_size, "previous": done.previous,
                      "written": len(done.written), "unchanged": done.unchanged})
