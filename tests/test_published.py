@@ -3,6 +3,7 @@ bundle fetched from it over real HTTP (`stonetrail proof fetch`, `fetch_bundle`)
 
 from __future__ import annotations
 
+import base64
 import functools
 import gzip
 import shutil
@@ -284,3 +285,15 @@ def test_gzip_sent_unasked_is_read_within_the_cap(demo: Path, site: Path, trust:
     with serving(site, bomb) as (_, url), pytest.raises(StoneTrailError) as refused:
         fetch_bundle(url, "R-00001-A", trust)
     assert refused.value.code == "fetch.too_large"
+
+
+def test_a_cosigned_checkpoint_is_published_byte_for_byte(demo: Path, trust: Trust, tmp_path: Path) -> None:
+    """A witness's cosignature line (C2SP tlog-cosignature: key id, timestamp, signature) stays in the note, and
+    the fetched bundle is the one exported under that same note."""
+    cosignature = base64.b64encode(bytes(range(4)) + bytes(8) + bytes(64)).decode()
+    note = (demo / "checkpoint.txt").read_text() + f"— witness.example/w1 {cosignature}\n"
+    publish_log(demo / "demo.ledger", tmp_path / "log", note)
+    assert (tmp_path / "log" / "checkpoint").read_text() == note
+    with serving(tmp_path / "log") as (_, url):
+        assert fetch_bundle(url, "R-00001-A", trust) == export_bundles(demo / "demo.ledger", ["R-00001-A"],
+                                                                       note)["R-00001-A"]
