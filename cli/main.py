@@ -35,6 +35,7 @@ from ledger.storage import scan
 from . import consistency as _consistency
 from . import index as _index
 from . import items as _items
+from . import published as _published
 from . import repair as _repair
 from . import show as _show
 from . import stores as _stores
@@ -324,3 +325,5 @@ main.add_command(_verify.VERIFY_COMMAND)
 main.add_command(_stores.INIT_COMMAND)
 main.add_command(_stores.COPY_COMMAND)
 main.add_command(_witness.WITNESS_GROUP)
+main.add_command(_published.PUBLISH_COMMAND)
+proof.add_command(_published.FETCH_COMMAND)

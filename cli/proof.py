@@ -209,7 +209,8 @@ def verify(bundle_file: Path, trust_file: Path, origin: str | None, witness_poli
     Examples:
       stonetrail proof verify out/proofs/R-00001-A.stproof --trust out/trust.keys
       stonetrail proof verify out/proofs/R-00001-A.stproof --trust out/trust.keys --deny-origin RU --json
-      stonetrail proof verify R-00001-A.stproof --trust trust.keys --witness-policy witnesses.policy --max-age 1d
+      stonetrail proof verify out/proofs/R-00001-A.stproof --trust out/trust.keys --witness-policy witnesses.txt \\
+          --max-age 1d
     """
     trust = _load_trust(trust_file, witness_policy)
     age = _duration(max_age, "--max-age")

@@ -49,7 +49,8 @@ from .scope import provenance_scope, scope_claims
 from .storage import FrameFile
 from .trust import Trust
 
-__all__ = ["AsOf", "SelfCheckError", "StaleCheckpointError", "export_bundle", "export_bundle_as_of", "export_bundles"]
+__all__ = ["AsOf", "SelfCheckError", "StaleCheckpointError", "bundle_from", "export_bundle", "export_bundle_as_of",
+           "export_bundles"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,6 +196,14 @@ def _indexed(ledger_path: str | Path, note: str, trust: Trust | None) -> Indexed
     except StoneTrailError:
         return None  # the log path names the fault, after the file's framing
     return indexed_log(ledger_path, cp.tree_size)
+
+
+def bundle_from(log: ReadSide, records: Records, item: str, note: str) -> bytes:
+    """``item``'s bundle under the signed checkpoint ``note`` (already opened by the caller) from any read side at
+    its tree size, with nothing later (a published log read over HTTP, :mod:`ledger.published`): the bytes
+    :func:`export_bundle` gives under the same checkpoint. Raises as :func:`export_bundles` (not
+    ``checkpoint.stale``)."""
+    return _bundles(log, records, [item], note, lambda _: ())[item].bundle
 
 
 def _bundles(log: ReadSide, records: Records, items: Sequence[str], note: str,

@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 from small_files import SmallFiles, small_files
 
 from ledger import Trust, check_ledger, keyfile
+from ledger.published import publish_log
 from stonetrail_cli._output import Progress, asks_for_json
 from stonetrail_cli.main import main
 from world import key
@@ -75,6 +76,8 @@ GOOD: dict[tuple[str, ...], tuple[_Good, str | None, int]] = {
     ("witness", "keygen"): (lambda f, d: ["--name", "witness.example/w1", "-o", d / "w.pem"], None, 0),
     ("witness", "serve"): (lambda f, d: ["--key", _operator_key(d), "--name", "witness.example/w1", "--logs",
                                          _logs(d), "--state", d / "state", "--check"], None, 0),
+    ("publish",): (lambda f, d: [f.ledger, d / "site", "--checkpoint", f.checkpoint], None, 0),
+    ("proof", "fetch"): (lambda f, d: [_published(f, d), "S1", "--trust", f.trust, "-o", d / "S1.stproof"], None, 0),
 }
 
 
@@ -82,6 +85,12 @@ def _logs(d: Path) -> Path:
     from world import TRUST
     (d / "logs.txt").write_text(f"log {TRUST.operators[0].text()}\n", encoding="utf-8")
     return d / "logs.txt"
+
+
+def _published(f: SmallFiles, d: Path) -> str:
+    """The file:// URL of the small ledger published (``stonetrail publish``) in ``d``."""
+    publish_log(f.ledger, d / "site", f.checkpoint.read_text(encoding="utf-8"))
+    return (d / "site").as_uri()
 
 
 def _operator_key(d: Path) -> Path:
@@ -132,6 +141,9 @@ BAD: dict[tuple[str, ...], _Bad] = {
     ("witness", "keygen"): lambda f, d: (["--name", "witness.example/w1", "-o", f.trust], 3, "key.exists", f.trust),
     ("witness", "serve"): lambda f, d: (["--key", _operator_key(d), "--name", "w", "--logs", d / "none.txt",
                                          "--state", d / "state"], 2, "input.missing", d / "none.txt"),
+    ("publish",): lambda f, d: ([d / "none.ledger", d / "site"], 2, "input.missing", d / "none.ledger"),
+    ("proof", "fetch"): lambda f, d: ([(d / "none").as_uri(), "S1", "--trust", f.trust, "-o", d / "x"], 3,
+                                      "fetch.unavailable", None),
 }
 
 

@@ -39,6 +39,8 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: rollback (a witness's rollback evidence, read by evidence); witness.* (a C2SP tlog-witness: the known logs and
 #: the add-checkpoint decision table, pure, after evidence; its state, server, the log's gathering of cosignatures
 #: and the proofs it sends, after publish).
+#: _published_format (a published log's files, pure), _remote_log (one read over HTTP as a read side) and published
+#: (publish a ledger as C2SP tlog-tiles, fetch a bundle from one; docs/adr/0024).
 ORDER = [
     "errors", "_files", "findings", "_codec", "engines",
     "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
@@ -49,13 +51,14 @@ ORDER = [
     "custody", "spill", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json",
     "_bundle_summary", "_bundle_proofs",
     "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
-    "reader",
+    "_published_format", "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.opening",
     "index.reading", "index", "backends", "pg.db", "pg.store", "pg.queue", "pg.writer", "pg",
     "signing",
     "_ledger", "copy",
     "monitor", "publish", "witness.state", "witness.server", "witness.gather", "witness.proofs", "witness",
-    "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export", "history",
+    "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export",
+    "_remote_log", "published", "history",
     "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it (dask, distributed: the optional extra, only

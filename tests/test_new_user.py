@@ -229,6 +229,9 @@ def _examples(command: click.Command) -> list[str]:
 #: Examples that cannot run on the demo, as their help says: it has no fork, so no evidence file.
 NEEDS_EVIDENCE = {"evidence verify fork.ev --trust out/trust.keys",
                   "evidence verify split.ev --trust out/trust.keys --json"}
+#: Examples that need what the user writes for witnesses (a logs file, a witness policy naming running witnesses):
+#: not in the demo, so a clear "missing file" (and a serve that would run until stopped never starts).
+NEEDS_WITNESSES = ("--logs logs.txt", "--witness-policy witnesses.txt")
 
 
 def test_every_help_example_runs_in_order_on_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -250,7 +253,7 @@ def test_every_help_example_runs_in_order_on_the_demo(tmp_path: Path, monkeypatc
                 continue
             assert words[0] == "stonetrail", (path, line)
             result = run(*words[1:])
-            if " ".join(words[1:]) in NEEDS_EVIDENCE:
+            if " ".join(words[1:]) in NEEDS_EVIDENCE or any(need in line for need in NEEDS_WITNESSES):
                 assert result.exit_code == 2 and "input.missing" in result.output, (line, result.output)
             elif "postgresql://" in line:  # no server at the example's address here: one clear line, exit 3
                 assert result.exit_code == 3 and "[store.unavailable]" in result.output, (line, result.output)

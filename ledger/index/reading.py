@@ -124,6 +124,10 @@ class _Committed:
     def extension(self) -> str:
         return self._tree.extension()
 
+    def leaves(self) -> Iterator[bytes]:
+        """Every leaf input of the tree, in tree order (what a published log serves, docs/format.md §8.5)."""
+        return (self._tree.leaf(rank) for rank in range(len(self._tree)))
+
 
 class _Heads(_Committed):
     def __init__(self, index: LedgerIndex, tree: _Tree, size: int, records: Records) -> None:

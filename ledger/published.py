@@ -1,0 +1,261 @@
+"""A ledger published as a C2SP tlog-tiles log, and one item's proof bundle fetched from it (docs/format.md §8.5;
+docs/adr/0024-published-log.md).
+
+:func:`publish_log` writes, then keeps up to date, a directory that any static HTTP server serves: the tiles and
+entry bundles of the log at a signed checkpoint's tree size, the files a client needs to build an item's bundle
+(:mod:`ledger._published_format`), and last the ``checkpoint``. It reads the ledger's index
+(:func:`ledger.index.reading.indexed_log`) and writes only what is new since the checkpoint the directory holds:
+nothing but ``checkpoint`` is ever replaced (a partial tile of a new width is a new file), and a file that exists
+must hold exactly the bytes it would be given.
+
+:func:`fetch_bundle` reads such a directory over HTTP(S) (or file://): the checkpoint, opened under the pinned
+operator keys, then only what the item needs, each byte verified against the checkpoint
+(:class:`ledger._remote_log.RemoteLog`); the bundle is built by the exporter's own code
+(:func:`ledger.export.bundle_from`), so it is byte-identical to ``export_bundle``'s under the same checkpoint, and
+checked offline (:func:`ledger.bundle.check_bundle`) before it is returned.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ._files import fsync_dir, io_errors, write_all, write_files
+from ._published_format import (
+    MAX_CHECKPOINT,
+    encode_entries,
+    encode_leaves,
+    encode_positions,
+    entries_path,
+    head_of,
+    heads_path,
+    identities_path,
+    item_path,
+    registry_path,
+)
+from ._remote_log import Fetcher, FetchError, RemoteLog
+from .bundle import check_bundle
+from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
+from .errors import StorageError, VerificationError, expect, expect_each, expect_path
+from .export import SelfCheckError, bundle_from
+from .hashing import DIGEST_SIZE
+from .index.reading import IndexedLog, index_fault, indexed_log
+from .merkle import EMPTY_ROOT
+from .reader import check_checkpoint
+from .storage.tiles import TILE_WIDTH, tile_path
+from .trust import Trust
+
+__all__ = ["CHECKPOINT_NAME", "FetchError", "PublishedLog", "fetch_bundle", "fetch_bundles", "publish_log"]
+
+#: The published checkpoint's name in the directory (C2SP tlog-tiles ``<prefix>/checkpoint``).
+CHECKPOINT_NAME: Final = "checkpoint"
+_BATCH = 512  # new files written (and fsynced) together
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishedLog:
+    """What :func:`publish_log` did in ``directory``: the log published at ``tree_size`` (``previous``: the tree
+    size the directory held before, None: none); ``written``: the new files (paths relative to it); ``unchanged``:
+    the directory already held this checkpoint, byte for byte."""
+
+    directory: Path
+    tree_size: int
+    previous: int | None
+    written: tuple[str, ...]
+    unchanged: bool
+
+
+def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
+                trust: Trust | None = None) -> PublishedLog:
+    """Publish the ledger file at ``ledger_path`` as of the signed checkpoint ``note`` in ``directory`` (created
+    if missing), as the module docstring says; ``checkpoint`` is written last, atomically.
+
+    ``note`` is copied byte for byte (witness cosignatures included); with ``trust`` it must open under a pinned
+    operator key. It must be the ledger's (:func:`ledger.reader.check_checkpoint`) and extend the checkpoint the
+    directory holds.
+
+    Raises:
+        NoteFormatError: ``note``, or the directory's checkpoint, is malformed. UnverifiedNoteError /
+            SignatureError: with ``trust``, not signed by a pinned operator key. VerificationError: the first of
+            :func:`ledger.reader.checkpoint_problems`; ``publish.other_log`` (the directory holds another
+            ledger's log), ``publish.rollback`` (its checkpoint is of a larger tree), ``publish.fork`` (its
+            checkpoint is of another tree at its size), ``publish.conflict`` (a file there holds other bytes than
+            this log's). InputError: ``publish.entry_too_large`` (a record over 65535 bytes). StorageError:
+            ``publish.no_index`` (the ledger's index cannot answer at the checkpoint's tree size: run ``stonetrail
+            index``), ``store.io``.
+    """
+    expect_path(ledger_path, "ledger_path")
+    expect_path(directory, "directory")
+    expect(note, str, "note", "signed checkpoint text (str)")
+    cp = open_checkpoint(note, trust.operators) if trust else read_unverified_checkpoint(note)
+    out = Path(directory)
+    old_note = _read_published(out)
+    old = read_unverified_checkpoint(old_note) if old_note is not None else None
+    log = indexed_log(ledger_path, cp.tree_size)
+    if log is None:
+        raise _no_index(ledger_path, cp.tree_size)
+    try:
+        with log:
+            check_checkpoint(log, cp)
+            _check_extends(log, old, cp, out)
+            files = _files(log, cp, old.tree_size if old else 0, out)
+    except StorageError as exc:
+        if index_fault(exc):
+            raise _no_index(ledger_path, cp.tree_size) from exc
+        raise
+    written = _write_new(out, files)
+    unchanged = old_note == note.encode("utf-8")
+    if not unchanged:
+        _replace(out / CHECKPOINT_NAME, note.encode("utf-8"))
+    return PublishedLog(directory=out, tree_size=cp.tree_size, previous=old.tree_size if old else None,
+                        written=tuple(written), unchanged=unchanged)
+
+
+def _no_index(ledger_path: str | Path, size: int) -> StorageError:
+    return StorageError(f"the index of {ledger_path} cannot answer at tree size {size} (missing, behind, damaged, "
+                        f"or without that size's trees): run 'stonetrail index {ledger_path} --trust TRUST', or "
+                        "publish a checkpoint of the whole ledger", code="publish.no_index")
+
+
+def _read_published(out: Path) -> bytes | None:
+    """The checkpoint the directory holds, or None."""
+    path = out / CHECKPOINT_NAME
+    with io_errors(path, "read"):
+        if not path.exists():
+            return None
+        with open(path, "rb") as f:
+            return f.read(MAX_CHECKPOINT + 1)
+
+
+def _check_extends(log: IndexedLog, old: Checkpoint | None, cp: Checkpoint, out: Path) -> None:
+    """Refuse ``cp`` unless it extends ``old``, the directory's checkpoint (same origin, a tree of which the
+    old is a prefix)."""
+    if old is None:
+        return
+    where = f"{out / CHECKPOINT_NAME}"
+    if old.origin != cp.origin:
+        raise VerificationError(f"{where} is of another ledger ({old.origin}, not {cp.origin}): publish elsewhere",
+                                code="publish.other_log")
+    if old.tree_size > cp.tree_size:
+        raise VerificationError(f"{where} is of tree size {old.tree_size}, larger than the checkpoint's "
+                                f"{cp.tree_size}: publishing it would roll the log back", code="publish.rollback")
+    root = log.tree.root_at(old.tree_size) if old.tree_size else EMPTY_ROOT
+    if root != old.root_hash:
+        raise VerificationError(f"{where} is of another tree at tree size {old.tree_size} than the ledger's: "
+                                "another log of the same origin, or a fork; not replaced", code="publish.fork")
+
+
+def _files(log: IndexedLog, cp: Checkpoint, since: int, out: Path) -> list[tuple[str, bytes]]:
+    """Every file the directory needs at ``cp``'s tree size that may be new since tree size ``since`` (those
+    complete at ``since`` were written then, before its checkpoint)."""
+    size, files = cp.tree_size, list[tuple[str, bytes]]()
+    level = 0
+    while count := size >> (8 * level):
+        for index in range((since >> (8 * level)) // TILE_WIDTH, -(-count // TILE_WIDTH)):
+            width = min(TILE_WIDTH, count - index * TILE_WIDTH)
+            stored = log.index.db.read_tile(level, index)[:width * DIGEST_SIZE]
+            if len(stored) != width * DIGEST_SIZE:
+                raise StorageError(f"{tile_path(level, index)}: too narrow in the index", code="index.tile_missing")
+            files.append((tile_path(level, index, width), stored))
+        level += 1
+    for index in range(since // TILE_WIDTH, -(-size // TILE_WIDTH)):
+        first, end = index * TILE_WIDTH, min(size, (index + 1) * TILE_WIDTH)
+        entries = encode_entries(log.records.payload(p) for p in range(first, end))
+        files.append((entries_path(index, end - first), entries))
+    heads = log.commitments.heads
+    files += [(heads_path(size), encode_leaves(heads.leaves())),
+              (identities_path(size), encode_leaves(log.commitments.identities.leaves()))]
+    for leaf in heads.leaves():
+        item, position, _, count = head_of(leaf)
+        path = item_path(item, count)
+        if position >= since or not (out / path).exists():
+            files.append((path, encode_positions(heads.index[item])))
+    registry = log.registry_below(size)
+    files.append((registry_path(len(registry)), encode_positions([p for p, _ in registry])))
+    return files
+
+
+def _write_new(out: Path, files: Sequence[tuple[str, bytes]]) -> list[str]:
+    """Write the files that do not exist yet; one that exists must hold the same bytes (``publish.conflict``)."""
+    new: list[tuple[str, bytes]] = []
+    for name, data in files:
+        path = out / name
+        with io_errors(path, "read"):
+            if path.exists():
+                if path.read_bytes() != data:
+                    raise VerificationError(f"{path} holds other bytes than this log's {name}: the directory holds "
+                                            "another log, or was altered; nothing replaced", code="publish.conflict")
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+        new.append((name, data))
+    for start in range(0, len(new), _BATCH):
+        write_files([(out / name, data) for name, data in new[start:start + _BATCH]])
+    return [name for name, _ in new]
+
+
+def _replace(target: Path, data: bytes) -> None:
+    """Make ``target`` hold ``data`` atomically and durably: a new temporary file beside it, fsynced, renamed over
+    it, and the directory fsynced."""
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    with io_errors(target, "write"):
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(temp, target)
+        except OSError:
+            temp.unlink(missing_ok=True)
+            raise
+        fsync_dir(target.parent)
+
+
+def fetch_bundle(url: str, item: str, trust: Trust, *, timeout: float = 10.0) -> bytes:
+    """The proof bundle of ``item`` from the published log at ``url`` (a directory URL: http, https or file),
+    under its checkpoint; as :func:`fetch_bundles` for one item."""
+    return fetch_bundles(url, [item], trust, timeout=timeout)[item]
+
+
+def fetch_bundles(url: str, items: Sequence[str], trust: Trust, *, timeout: float = 10.0) -> dict[str, bytes]:
+    """Proof bundles of ``items`` from the published log at ``url`` under its ``checkpoint``, which must open
+    under an operator key of ``trust``; each file read once, verified against it (module docstring), and each
+    bundle checked with :func:`ledger.bundle.check_bundle` before it is returned. ``timeout``: seconds per
+    request.
+
+    Raises:
+        FetchError: ``fetch.unavailable`` (network, HTTP status, timeout), ``fetch.too_large``, ``fetch.redirect``
+            (a StorageError). NoteFormatError / UnverifiedNoteError / SignatureError: the checkpoint is
+            malformed or not signed by a pinned operator key. VerificationError: a file is not what the
+            checkpoint commits to (``fetch.tile_mismatch``, ``fetch.entry_mismatch``, ``fetch.leaves_mismatch``,
+            ``fetch.positions_mismatch``, ``fetch.registry_mismatch``, ``proof.*``, ``checkpoint.*``), or a
+            bundle fails its check (the first finding's code). InputError: ``item.unknown``.
+    """
+    expect(url, str, "url", "a URL (str)")
+    expect_each(items, str, "items", "an item id (text)")
+    expect(trust, Trust, "trust", "a Trust (Trust.parse)")
+    fetch = Fetcher(url, timeout)
+    raw = fetch.get(CHECKPOINT_NAME, MAX_CHECKPOINT)
+    cp = open_checkpoint(raw, trust.operators)
+    note = raw.decode("utf-8")  # open_checkpoint accepted it: UTF-8 text
+    log = RemoteLog(fetch, cp)
+    found = {}
+    for item in items:
+        try:
+            data = bundle_from(log, log.records, item, note)
+        except SelfCheckError as exc:
+            first = exc.findings[0]
+            raise VerificationError(f"the bundle of {item!r} built from {url} fails its check: {first.reason}",
+                                    code=first.code) from None
+        report = check_bundle(data, trust)
+        if report.findings:
+            first = report.findings[0]
+            raise VerificationError(f"the bundle of {item!r} built from {url} fails its check: {first.code}: "
+                                    f"{first.reason}", code=first.code)
+        found[item] = data
+    return found

@@ -1,0 +1,299 @@
+"""A ledger published as C2SP tlog-tiles (`stonetrail publish`, `ledger.published.publish_log`) and one stone's
+bundle fetched from it over real HTTP (`stonetrail proof fetch`, `fetch_bundle`): docs/format.md §8.5."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from ledger import Ledger, build_demo
+from ledger._published_format import encode_entries
+from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.errors import StoneTrailError
+from ledger.events import Mined
+from ledger.export import export_bundles
+from ledger.hashing import Digest
+from ledger.keyfile import load_private_key
+from ledger.published import fetch_bundle, fetch_bundles, publish_log
+from ledger.record import Output
+from ledger.trust import Trust
+
+NEW_RECORDS = 1000
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Serves the directory; records each path asked for; answers ``server.overrides[path]`` = (status,
+    headers, body) instead of the file where given."""
+
+    def do_GET(self) -> None:
+        path = self.path.lstrip("/")
+        server: Any = self.server
+        server.seen.append(path)
+        if path in server.overrides:
+            status, headers, body = server.overrides[path]
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(directory: Path, overrides: dict[str, tuple[int, dict[str, str], bytes]] | None = None
+            ) -> Iterator[tuple[Any, str]]:
+    """A real HTTP server on 127.0.0.1 (a free port) serving ``directory``, shut down after."""
+    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(directory)))
+    server.seen, server.overrides = [], overrides or {}
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def cli(*args: str | Path) -> Any:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def stones(demo: Path) -> list[str]:
+    """Story 1's polished stones: the demo writes a bundle for each."""
+    return sorted(p.stem for p in (demo / "proofs").glob("*.stproof"))
+
+
+@pytest.fixture(scope="module")
+def site(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo published (read-only for the tests that use it)."""
+    out = tmp_path_factory.mktemp("site") / "log"
+    publish_log(demo / "demo.ledger", out, (demo / "checkpoint.txt").read_text())
+    return out
+
+
+@pytest.fixture(scope="module")
+def trust(demo: Path) -> Trust:
+    return Trust.parse((demo / "trust.keys").read_text())
+
+
+def test_fetch_gives_the_exported_bundle_of_every_polished_stone(demo: Path, site: Path, trust: Trust,
+                                                                 tmp_path: Path) -> None:
+    note = (demo / "checkpoint.txt").read_text()
+    names = stones(demo)
+    assert len(names) == 220
+    exported = export_bundles(demo / "demo.ledger", names, note)
+    with serving(site) as (_, url):
+        fetched = fetch_bundles(url, names, trust)  # each checked with check_bundle before it is returned
+        assert [n for n in names if fetched[n] != exported[n]] == []
+        for name in (names[0], names[len(names) // 2], names[-1]):  # the command, then `proof verify`
+            out = tmp_path / f"{name}.stproof"
+            done = cli("proof", "fetch", url, name, "--trust", demo / "trust.keys", "-o", out)
+            assert done.exit_code == 0, done.output
+            assert out.read_bytes() == exported[name]
+            verified = cli("proof", "verify", out, "--trust", demo / "trust.keys")
+            assert verified.exit_code == 0 and "valid" in verified.output, verified.output
+
+
+def _expected_code(path: str) -> tuple[str, ...]:
+    """The codes a flipped byte in ``path`` may be refused with."""
+    if path.startswith("tile/entries/"):
+        return ("fetch.entry_mismatch",)
+    if path.startswith("tile/"):
+        return ("fetch.tile_mismatch",)
+    if path.startswith(("heads/", "identities/")):
+        return ("fetch.leaves_mismatch",)
+    if path.startswith("item/"):
+        return ("fetch.positions_mismatch",)
+    if path.startswith("registry/"):
+        return ("fetch.registry_mismatch", "fetch.positions_mismatch")
+    return ("note.", "sig.", "checkpoint.")  # the checkpoint: it no longer opens
+
+
+def test_a_flipped_byte_in_any_file_the_fetch_reads_is_refused(demo: Path, site: Path, trust: Trust,
+                                                               tmp_path: Path) -> None:
+    copy = tmp_path / "log"
+    shutil.copytree(site, copy)
+    stone = "R-00001-A"
+    with serving(copy) as (server, url):
+        good = fetch_bundle(url, stone, trust)
+        read = sorted(set(server.seen))
+        kinds = {p.split("/")[0] if not p.startswith("tile/") else "/".join(p.split("/")[:2]) for p in read}
+        assert {"checkpoint", "heads", "identities", "item", "registry", "tile/0", "tile/1", "tile/entries"} <= kinds
+        for path in read:
+            original = (copy / path).read_bytes()
+            for offset in sorted({0, len(original) // 2, len(original) - 1}):
+                flipped = bytearray(original)
+                flipped[offset] ^= 0x01
+                (copy / path).write_bytes(bytes(flipped))
+                with pytest.raises(StoneTrailError) as refused:
+                    fetch_bundle(url, stone, trust)
+                assert refused.value.code.startswith(_expected_code(path)), (path, offset, refused.value)
+            (copy / path).write_bytes(original)
+        assert fetch_bundle(url, stone, trust) == good
+
+
+@pytest.fixture(scope="module")
+def grown(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A copy of the demo published, then NEW_RECORDS records appended and published again: the directory's
+    files before (path -> bytes), and both checkpoints."""
+    base = tmp_path_factory.mktemp("grown")
+    for name in ("demo.ledger", "demo.ledger.index", "trust.keys", "checkpoint.txt"):
+        shutil.copy(demo / name, base / name)
+    site = base / "log"
+    old_note = (base / "checkpoint.txt").read_text()
+    publish_log(base / "demo.ledger", site, old_note)
+    before = {str(p.relative_to(site)): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    trust = Trust.parse((base / "trust.keys").read_text())
+    producer = load_private_key(demo / "keys" / "producer-jwaneng.pem")
+    now = int(time.time() * 1000) - 60_000
+    with Ledger.open(base / "demo.ledger", trust.authority_keys) as ledger:
+        for i in range(NEW_RECORDS):
+            ledger.record_event(Mined(mine="Jwaneng", country="BW"), actor="producer-jwaneng", place="BW",
+                                time_ms=now + i, signers={"producer-jwaneng": producer},
+                                outputs=[Output(id=f"NEW-{i:04d}", type="stone", mass_mct=1000)])
+        new_note = ledger.checkpoint(load_private_key(demo / "keys" / "operator.pem"))
+    done = publish_log(base / "demo.ledger", site, new_note)
+    return {"base": base, "site": site, "before": before, "old": old_note, "new": new_note, "done": done,
+            "trust": trust}
+
+
+def test_publishing_again_rewrites_only_partial_tiles_and_the_checkpoint(grown: dict[str, Any]) -> None:
+    site, before, done = grown["site"], grown["before"], grown["done"]
+    assert (done.previous, done.tree_size) == (704, 704 + NEW_RECORDS)
+    changed = [path for path, data in before.items() if (site / path).read_bytes() != data]
+    assert changed == ["checkpoint"]  # partial tiles of a new width are new files: old ones are kept as they are
+    assert all(".p/" in path or path == "checkpoint" for path in changed)
+    assert all(path not in before for path in done.written)
+    assert {"tile/0/002", "tile/0/006.p/168", "tile/1/000.p/6", "tile/entries/006.p/168"} <= set(done.written)
+    assert "tile/0/002.p/192" in before and (site / "tile/0/002.p/192").exists()  # pruned nothing
+    assert (site / "checkpoint").read_text() == grown["new"]
+    again = publish_log(grown["base"] / "demo.ledger", site, grown["new"])
+    assert (again.written, again.unchanged) == ((), True)
+    with serving(site) as (_, url):  # an old stone and a new one, as the exporter gives them
+        names = ["R-00001-A", f"NEW-{NEW_RECORDS - 1:04d}"]
+        assert fetch_bundles(url, names, grown["trust"]) == export_bundles(grown["base"] / "demo.ledger", names,
+                                                                           grown["new"])
+
+
+def test_a_checkpoint_that_does_not_extend_the_directory_is_refused(grown: dict[str, Any]) -> None:
+    with pytest.raises(StoneTrailError) as refused:
+        publish_log(grown["base"] / "demo.ledger", grown["site"], grown["old"])
+    assert refused.value.code == "publish.rollback"
+    assert (grown["site"] / "checkpoint").read_text() == grown["new"]
+
+
+def test_a_directory_holding_another_ledgers_log_is_refused(demo: Path, site: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    build_demo(other, seed=2)  # same origin, other keys: another tree
+    copy = tmp_path / "log"
+    shutil.copytree(site, copy)
+    done = cli("publish", other / "demo.ledger", copy)
+    assert done.exit_code == 1 and "[publish.fork]" in done.output, done.output
+    note = sign_checkpoint(Checkpoint(origin="elsewhere.example/log", tree_size=1, root_hash=Digest(bytes(32))),
+                           "elsewhere.example/log", load_private_key(demo / "keys" / "operator.pem"))
+    (copy / "checkpoint").write_text(note)
+    with pytest.raises(StoneTrailError) as refused:
+        publish_log(demo / "demo.ledger", copy, (demo / "checkpoint.txt").read_text())
+    assert refused.value.code == "publish.other_log"
+    fresh = tmp_path / "fresh"  # a file of another log where this one's would go: never replaced
+    (fresh / "tile" / "0").mkdir(parents=True)
+    (fresh / "tile" / "0" / "000").write_bytes(bytes(8192))
+    with pytest.raises(StoneTrailError) as refused:
+        publish_log(demo / "demo.ledger", fresh, (demo / "checkpoint.txt").read_text())
+    assert refused.value.code == "publish.conflict" and not (fresh / "checkpoint").exists()
+
+
+def test_publish_without_an_index_says_how_to_build_one(demo: Path, tmp_path: Path) -> None:
+    shutil.copy(demo / "demo.ledger", tmp_path / "demo.ledger")
+    shutil.copy(demo / "checkpoint.txt", tmp_path / "checkpoint.txt")
+    done = cli("publish", tmp_path / "demo.ledger", tmp_path / "log")
+    assert done.exit_code == 3 and "[publish.no_index]" in done.output and "stonetrail index" in done.output
+    assert "Traceback" not in done.output
+
+
+def test_an_entry_over_65535_bytes_is_refused() -> None:
+    assert encode_entries([b"x" * 65535]) == b"\xff\xff" + b"x" * 65535
+    with pytest.raises(StoneTrailError) as refused:
+        encode_entries([b"x" * 65536])
+    assert refused.value.code == "publish.entry_too_large"
+
+
+def test_an_unknown_item_is_named(demo: Path, site: Path, trust: Trust, tmp_path: Path) -> None:
+    with serving(site) as (_, url):
+        with pytest.raises(StoneTrailError) as refused:
+            fetch_bundle(url, "NO-SUCH-STONE", trust)
+        assert refused.value.code == "item.unknown"
+        done = cli("proof", "fetch", url, "NO-SUCH-STONE", "--trust", demo / "trust.keys", "-o", tmp_path / "x")
+        assert done.exit_code == 2 and "[item.unknown]" in done.output and not (tmp_path / "x").exists()
+
+
+def test_an_unreachable_url_is_one_line_and_exit_3(demo: Path, tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = cli("proof", "fetch", f"http://127.0.0.1:{port}/", "R-00001-A", "--trust", demo / "trust.keys",
+               "-o", tmp_path / "x", "--timeout", "2")
+    assert done.exit_code == 3 and "[fetch.unavailable]" in done.output, done.output
+    assert len(done.output.strip().splitlines()) == 1 and "Traceback" not in done.output
+
+
+@pytest.mark.parametrize(("path", "headers", "size"), [
+    ("checkpoint", {"Content-Length": str(2 << 20)}, 2 << 20),  # refused from its header
+    ("tile/1/000.p/2", {}, 8193),  # no length given: refused after reading one byte over the cap
+])
+def test_a_too_large_file_is_refused(demo: Path, site: Path, trust: Trust, path: str, headers: dict[str, str],
+                                     size: int) -> None:
+    with serving(site, {path: (200, headers, bytes(size))}) as (_, url), pytest.raises(StoneTrailError) as refused:
+        fetch_bundle(url, "R-00001-A", trust)
+    assert refused.value.code == "fetch.too_large"
+
+
+def test_a_redirect_to_another_host_is_refused(site: Path, trust: Trust) -> None:
+    away = {"checkpoint": (302, {"Location": "http://localhost:1/checkpoint"}, b"")}
+    with serving(site, away) as (_, url), pytest.raises(StoneTrailError) as refused:
+        fetch_bundle(url, "R-00001-A", trust)
+    assert refused.value.code == "fetch.redirect"
+
+
+def test_gzip_sent_unasked_is_read_within_the_cap(demo: Path, site: Path, trust: Trust) -> None:
+    """C2SP tlog-tiles lets a log send Content-Encoding: gzip without negotiation; a bomb is cut at the cap."""
+    zipped = {path: (200, {"Content-Encoding": "gzip"}, gzip.compress((site / path).read_bytes()))
+              for path in ("checkpoint", "tile/entries/000", "tile/0/000")}
+    with serving(site, zipped) as (server, url):
+        assert fetch_bundle(url, "R-00001-A", trust) == (demo / "proofs" / "R-00001-A.stproof").read_bytes()
+        assert {"checkpoint", "tile/entries/000"} <= set(server.seen)
+    bomb = {"tile/1/000.p/2": (200, {"Content-Encoding": "gzip"}, gzip.compress(bytes(1 << 20)))}
+    with serving(site, bomb) as (_, url), pytest.raises(StoneTrailError) as refused:
+        fetch_bundle(url, "R-00001-A", trust)
+    assert refused.value.code == "fetch.too_large"
+
+
+def test_a_cosigned_checkpoint_is_published_byte_for_byte(demo: Path, trust: Trust, tmp_path: Path) -> None:
+    """A witness's cosignature line (C2SP tlog-cosignature: key id, timestamp, signature) stays in the note, and
+    the fetched bundle is the one exported under that same note."""
+    cosignature = base64.b64encode(bytes(range(4)) + bytes(8) + bytes(64)).decode()
+    note = (demo / "checkpoint.txt").read_text() + f"— witness.example/w1 {cosignature}\n"
+    publish_log(demo / "demo.ledger", tmp_path / "log", note)
+    assert (tmp_path / "log" / "checkpoint").read_text() == note
+    with serving(tmp_path / "log") as (_, url):
+        assert fetch_bundle(url, "R-00001-A", trust) == export_bundles(demo / "demo.ledger", ["R-00001-A"],
+                                                                       note)["R-00001-A"]
