@@ -14,7 +14,18 @@ from ledger._files import check_new
 from ledger.bundle import summarize_bundle
 from ledger.published import fetch_bundle, publish_log
 
-from ._common import _EXISTING, _LEDGER_FILE, _errors, _load_trust, _plural, _print_json, _read_checkpoint, _write_new
+from ._common import (
+    _EXISTING,
+    _LEDGER_FILE,
+    WITNESS_POLICY,
+    _duration,
+    _errors,
+    _load_trust,
+    _plural,
+    _print_json,
+    _read_checkpoint,
+    _write_new,
+)
 from .proof import SUFFIX, _published_checkpoint
 
 __all__ = ["FETCH_COMMAND", "PUBLISH_COMMAND"]
@@ -79,13 +90,20 @@ def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | 
               help=f"Where to write the bundle (default: ./ITEM{SUFFIX}; never overwritten).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds each request may take.")
+@WITNESS_POLICY
+@click.option("--max-age", metavar="DURATION",
+              help="Refuse a checkpoint last witnessed longer ago than this (90s, 30m, 12h, 7d; needs a witness "
+                   "policy), before anything else is read.")
 @click.option("--json", "as_json", is_flag=True, help="Print the file written and what it holds as JSON.")
 @_errors
-def fetch_command(url: str, item: str, trust_file: Path, out: Path | None, timeout: float, as_json: bool) -> None:
+def fetch_command(url: str, item: str, trust_file: Path, out: Path | None, timeout: float,
+                  witness_policy: Path | None, max_age: str | None, as_json: bool) -> None:
     """Build ITEM's proof bundle from the log 'stonetrail publish' wrote, served at URL (http, https or file):
     the checkpoint (signed by a pinned operator key), then only the tiles, records and trees the item needs,
     each verified against the checkpoint. The bundle is the one 'proof export' gives under the same checkpoint,
     byte for byte, and is verified ('proof verify') before it is written: one that fails is never written.
+    With a witness policy (in the trust file or --witness-policy), the published checkpoint must carry
+    cosignatures meeting its quorum (witness.quorum), and --max-age bounds how long ago it was witnessed.
 
     Exit 1 for data that is not what the checkpoint commits to (fetch.tile_mismatch, fetch.entry_mismatch,
     fetch.leaves_mismatch, fetch.positions_mismatch, fetch.registry_mismatch, proof.*) or a bundle that fails,
@@ -106,7 +124,8 @@ def fetch_command(url: str, item: str, trust_file: Path, out: Path | None, timeo
         url = Path(url).resolve().as_uri() + "/"
     out = out or Path.cwd() / f"{item}{SUFFIX}"
     check_new(out)
-    data = fetch_bundle(url, item, _load_trust(trust_file), timeout=timeout)
+    data = fetch_bundle(url, item, _load_trust(trust_file, witness_policy), timeout=timeout,
+                        max_age=_duration(max_age, "--max-age"))
     _write_new((out, data))
     summary = summarize_bundle(data)
     size = summary.checkpoint.tree_size if summary.checkpoint else "?"

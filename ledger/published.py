@@ -48,6 +48,7 @@ from .merkle import EMPTY_ROOT
 from .reader import check_checkpoint
 from .storage.tiles import TILE_WIDTH, tile_path
 from .trust import Trust
+from .witnessed import check_witnesses
 
 __all__ = ["CHECKPOINT_NAME", "FetchError", "PublishedLog", "fetch_bundle", "fetch_bundles", "publish_log"]
 
@@ -216,17 +217,19 @@ def _replace(target: Path, data: bytes) -> None:
         fsync_dir(target.parent)
 
 
-def fetch_bundle(url: str, item: str, trust: Trust, *, timeout: float = 10.0) -> bytes:
+def fetch_bundle(url: str, item: str, trust: Trust, *, timeout: float = 10.0, max_age: int | None = None) -> bytes:
     """The proof bundle of ``item`` from the published log at ``url`` (a directory URL: http, https or file),
     under its checkpoint; as :func:`fetch_bundles` for one item."""
-    return fetch_bundles(url, [item], trust, timeout=timeout)[item]
+    return fetch_bundles(url, [item], trust, timeout=timeout, max_age=max_age)[item]
 
 
-def fetch_bundles(url: str, items: Sequence[str], trust: Trust, *, timeout: float = 10.0) -> dict[str, bytes]:
+def fetch_bundles(url: str, items: Sequence[str], trust: Trust, *, timeout: float = 10.0,
+                  max_age: int | None = None) -> dict[str, bytes]:
     """Proof bundles of ``items`` from the published log at ``url`` under its ``checkpoint``, which must open
-    under an operator key of ``trust``; each file read once, verified against it (module docstring), and each
-    bundle checked with :func:`ledger.bundle.check_bundle` before it is returned. ``timeout``: seconds per
-    request.
+    under an operator key of ``trust`` and meet its witness policy, if any (``max_age``: witnessed at most that
+    many seconds ago; :func:`ledger.witnessed.check_witnesses`), checked before anything else is read; each
+    file read once, verified against it (module docstring), and each bundle checked with
+    :func:`ledger.bundle.check_bundle` before it is returned. ``timeout``: seconds per request.
 
     Raises:
         FetchError: ``fetch.unavailable`` (network, HTTP status, timeout), ``fetch.too_large``, ``fetch.redirect``
@@ -234,7 +237,8 @@ def fetch_bundles(url: str, items: Sequence[str], trust: Trust, *, timeout: floa
             malformed or not signed by a pinned operator key. VerificationError: a file is not what the
             checkpoint commits to (``fetch.tile_mismatch``, ``fetch.entry_mismatch``, ``fetch.leaves_mismatch``,
             ``fetch.positions_mismatch``, ``fetch.registry_mismatch``, ``proof.*``, ``checkpoint.*``), or a
-            bundle fails its check (the first finding's code). InputError: ``item.unknown``.
+            bundle fails its check (the first finding's code). WitnessError: ``witness.*`` (the witness policy).
+            InputError: ``item.unknown``.
     """
     expect(url, str, "url", "a URL (str)")
     expect_each(items, str, "items", "an item id (text)")
@@ -242,6 +246,7 @@ def fetch_bundles(url: str, items: Sequence[str], trust: Trust, *, timeout: floa
     fetch = Fetcher(url, timeout)
     raw = fetch.get(CHECKPOINT_NAME, MAX_CHECKPOINT)
     cp = open_checkpoint(raw, trust.operators)
+    check_witnesses(raw, trust, max_age=max_age)
     note = raw.decode("utf-8")  # open_checkpoint accepted it: UTF-8 text
     log = RemoteLog(fetch, cp)
     found = {}
@@ -252,7 +257,7 @@ def fetch_bundles(url: str, items: Sequence[str], trust: Trust, *, timeout: floa
             first = exc.findings[0]
             raise VerificationError(f"the bundle of {item!r} built from {url} fails its check: {first.reason}",
                                     code=first.code) from None
-        report = check_bundle(data, trust)
+        report = check_bundle(data, trust, max_age=max_age)
         if report.findings:
             first = report.findings[0]
             raise VerificationError(f"the bundle of {item!r} built from {url} fails its check: {first.code}: "

@@ -308,3 +308,21 @@ def test_the_bundle_json_rendering_carries_the_cosignatures(signed: tuple[Trust,
     assert bundle_from_json(rendered) == data
     with pytest.raises(Exception, match="cosignatures not what the checkpoint says"):
         bundle_from_json({**rendered, "cosignatures": []})
+
+
+def test_fetch_requires_the_quorum_of_the_published_checkpoint(signed: tuple[Trust, str, Path],
+                                                               tmp_path: Path) -> None:
+    from ledger.published import fetch_bundle, publish_log
+
+    trust, note, demo = signed
+    strict = trust.with_witnesses(WitnessPolicy.parse(policy_text()))
+    weak, good = tmp_path / "weak", tmp_path / "good"
+    publish_log(demo / "demo.ledger", weak, cosigned(note, [1]))
+    publish_log(demo / "demo.ledger", good, cosigned(note, [0, 1]))
+    with pytest.raises(WitnessError) as caught:
+        fetch_bundle(weak.as_uri() + "/", ITEM, strict)
+    assert caught.value.code == "witness.quorum"
+    assert check_bundle(fetch_bundle(good.as_uri() + "/", ITEM, strict), strict).ok
+    with pytest.raises(WitnessError) as caught:
+        fetch_bundle(good.as_uri() + "/", ITEM, strict, max_age=60)  # cosigned at NOW, days ago
+    assert caught.value.code == "witness.stale"
