@@ -35,7 +35,8 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: docs/adr/0023) and signing (a
 #: checkpoint of a file, through the index when it can), all below the writer facade _ledger and copy (a ledger
 #: from one store to another); engines (which library runs the Ed25519 equation, docs/adr/0021; above keys, its
-#: one user); spill (an audit's per-record facts on disk, docs/adr/0022) and spilled (the replay over it).
+#: one user); spill (an audit's per-record facts on disk, docs/adr/0022) and spilled (the replay over it);
+#: dossier (a verified bundle for people), annex (customs evidence) and report (the HTML page, jinja2), after bundle.
 ORDER = [
     "errors", "_files", "findings", "_codec", "engines",
     "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
@@ -45,7 +46,8 @@ ORDER = [
     "consistency", "evidence", "item", "origin", "rules", "_kinds",
     "custody", "spill", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json",
     "_bundle_summary", "_bundle_proofs",
-    "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
+    "bundle", "dossier", "annex", "report",
+    "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
     "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.opening",
     "index.reading", "index", "backends", "pg.db", "pg.store", "pg.queue", "pg.writer", "pg",
@@ -57,7 +59,7 @@ ORDER = [
 #: third-party package -> the only ledger modules allowed to import it (dask, distributed: the optional extra, only
 #: in stonetrail_cli.cluster)
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"engines", "keys"}, "click": set(),
-               "psycopg": {"pg.db"}, "dask": set(), "distributed": set()}
+               "psycopg": {"pg.db"}, "dask": set(), "distributed": set(), "jinja2": {"report"}}
 
 
 def _name(path: Path) -> str:
