@@ -29,10 +29,10 @@ from ledger.bundle import check_bundle
 from ledger.report import render_report
 
 pytest.importorskip("selenium", reason="the browser tests need selenium (pip install -e '.[dev]')")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 NO_RU = Policy(deny_origin=frozenset({"RU"}))
 VERDICT_WORDS = {"valid": "valid", "valid_compliant": "valid, compliant", "valid_not_compliant": "valid, NOT COMPLIANT"}
