@@ -158,3 +158,28 @@ def test_largest_demo_stone_report_figures(demo: Path) -> None:
         elapsed_ms = (time.perf_counter() - start) * 1000
         print(f"report {item}: bundle {len(data)} bytes, render {elapsed_ms:.1f} ms, html {len(html) / 1000:.1f} KB")
         assert len(html) <= 500_000
+
+
+def test_show_and_proof_verify_print_the_journey_as_one_aligned_table(demo: Path, tmp_path: Path) -> None:
+    """Both commands print the same table (header, one row per record, its text below); colour only when asked
+    for a terminal (CliRunner's ``color=True``), never in a pipe."""
+    data, _ = demo_bundle(demo, DIAVIK)
+    (tmp_path / "d.stproof").write_bytes(data)
+    trust = str(demo / "trust.keys")
+    runner = CliRunner()
+    verified = runner.invoke(main, ["proof", "verify", str(tmp_path / "d.stproof"), "--trust", trust]).output
+    shown = runner.invoke(main, ["show", str(demo / "demo.ledger"), DIAVIK, "--trust", trust]).output
+
+    def table(output: str) -> list[str]:
+        lines = output.splitlines()
+        start = next(n for n, line in enumerate(lines) if line.lstrip().startswith("record  when (UTC)"))
+        return lines[start:start + 1 + 2 * 10]
+
+    assert table(verified) == table(shown)
+    header, rows = table(verified)[0], table(verified)[1::2]
+    for column in ("event", "where", "item", "holder", "state", "signed by"):  # left-aligned
+        at = header.index(column)
+        assert all(row[at - 2:at] == "  " and row[at] != " " for row in rows), (column, rows)
+    assert "\x1b[" not in verified
+    coloured = runner.invoke(main, ["proof", "verify", str(tmp_path / "d.stproof"), "--trust", trust], color=True)
+    assert "\x1b[" in coloured.output
