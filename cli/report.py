@@ -91,7 +91,7 @@ def report(bundle_file: Path, trust_file: Path, out: Path | None, witness_policy
     \b
     Examples:
       stonetrail proof report out/proofs/R-00001-A.stproof --trust out/trust.keys -o R-00001-A.html
-      stonetrail proof report parcel.stproof --trust out/trust.keys --deny-origin RU -o parcel.html
+      stonetrail proof report out/proofs/R-00002-A.stproof --trust out/trust.keys --deny-origin RU -o R-00002-A.html
     """
     dossier = _verified(bundle_file, trust_file, witness_policy, max_age, policy)
     out = out or Path.cwd() / f"{dossier.provenance.item}.html"
@@ -131,8 +131,8 @@ def annex(bundle_file: Path, trust_file: Path, fmt: str, as_csv: bool, witness_p
 
     \b
     Examples:
-      stonetrail proof annex parcel.stproof --trust out/trust.keys --format eu-dds --deny-origin RU
-      stonetrail proof annex diavik.stproof --trust out/trust.keys --format us-cbp --csv
+      stonetrail proof annex out/proofs/R-00001-A.stproof --trust out/trust.keys --format eu-dds --deny-origin RU
+      stonetrail proof annex out/proofs/R-00001-A.stproof --trust out/trust.keys --format us-cbp --csv
     """
     if as_csv and as_json:
         raise click.UsageError("--csv and --json exclude each other")
