@@ -37,6 +37,7 @@ from . import index as _index
 from . import items as _items
 from . import published as _published
 from . import repair as _repair
+from . import report as _report
 from . import show as _show
 from . import stores as _stores
 from . import verify as _verify
@@ -317,6 +318,8 @@ __all__ = ["main"]
 main.add_command(_consistency.CONSISTENCY_COMMAND)
 main.add_command(_consistency.EVIDENCE_GROUP)
 main.add_command(proof)
+proof.add_command(_report.REPORT_COMMAND)
+proof.add_command(_report.ANNEX_COMMAND)
 main.add_command(_items.ITEMS_COMMAND)
 main.add_command(_show.SHOW_COMMAND)
 main.add_command(_repair.REPAIR_COMMAND)

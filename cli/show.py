@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ledger import Finding
+from ledger import Finding, format_ct
 from ledger.audit import Replay
 from ledger.errors import InputError, VerificationError
 from ledger.history import History, ItemScope, damage, indexed_scope, item_scope, summary, trace
@@ -43,12 +43,35 @@ def print_now(item: str, kind: str, nature: str, now: Snapshot, article: str | N
     click.echo(f"item:       {item} ({kind}, {nature}){where}: {now.describe()}")
 
 
+#: The journey table's columns (``show`` and ``proof verify``; the HTML report's journey holds the same steps).
+JOURNEY_COLUMNS = ("record", "when (UTC)", "event", "where", "item", "holder", "mass", "state", "signed by")
+_RIGHT = {0, 6}  # numbers
+_STATE_COLOUR = {"in transit": "yellow", "locked": "blue", "consumed": "magenta", "retired": "red"}
+
+
 def print_path(steps: Sequence[Step]) -> None:
-    """Each step of a custody path on two lines: when, what, where it took place and the item's state after it;
-    then what the record says and who signed it."""
-    for s in steps:
-        click.echo(f"  {_utc(s.time_ms):<16}  {s.kind:<11} {s.place:<2}  {s.item:<16} {s.after.describe(live=False)}")
-        click.echo(f"  {'':<16}  {s.detail}; signed by {', '.join(s.signers)}")
+    """A custody path as an aligned table (:data:`JOURNEY_COLUMNS`), one row per record: its position, when and
+    where it took place, what happened to which item, and the item's holder, mass and state right after it, and
+    who signed; below each row, what the record says. Colour only on a terminal (click strips it elsewhere)."""
+    rows = [(str(s.position), _utc(s.time_ms), s.kind, s.place, s.item, _holder(s), format_ct(s.mass_mct),
+             s.state.replace("_", " "), ", ".join(s.signers)) for s in steps]
+    widths = [max([len(head), *(len(row[n]) for row in rows)]) for n, head in enumerate(JOURNEY_COLUMNS)]
+    widths[-1] = 0  # the last column is not padded: no trailing blanks
+    heads = [h.rjust(w) if n in _RIGHT else h.ljust(w) for n, (h, w) in enumerate(zip(JOURNEY_COLUMNS, widths,
+                                                                                      strict=True))]
+    click.echo("  " + "  ".join(click.style(h, bold=True) for h in heads))
+    indent = " " * (2 + widths[0] + 2 + widths[1] + 2)
+    for step, row in zip(steps, rows, strict=True):
+        cells = [c.rjust(w) if n in _RIGHT else c.ljust(w) for n, (c, w) in enumerate(zip(row, widths, strict=True))]
+        cells[2] = click.style(cells[2], fg="cyan", bold=True)
+        cells[7] = click.style(cells[7], fg=_STATE_COLOUR.get(row[7]))
+        click.echo("  " + "  ".join(cells))
+        click.echo(indent + click.style(step.detail, dim=True))
+
+
+def _holder(step: Step) -> str:
+    """The holder, and the owner when another party owns it (goods on memo)."""
+    return step.holder if step.owner == step.holder else f"{step.holder} (owner {step.owner})"
 
 
 @click.command(short_help="Print an item's history back to the mine.")

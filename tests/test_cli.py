@@ -76,7 +76,8 @@ def test_show_traces_a_polished_stone_to_the_mine(demo_dir: Path) -> None:
     result = run("show", demo_dir / "demo.ledger", "R-00001-A", "--trust", demo_dir / "trust.keys")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    kinds = [line.split()[2] for line in lines if line.strip()[:4].isdigit()]
+    kinds = [line.split()[3] for line in lines  # the journey table: record, date, time, event, ...
+             if line.split()[:1] != [] and line.split()[0].isdigit() and line.split()[1][:4].isdigit()]
     assert kinds[0] == "mined" and "graded" in kinds and "split" in kinds
     assert "mined at Jwaneng (BW)" in result.output
     assert "verified:" in result.output

@@ -41,6 +41,7 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: and the proofs it sends, after publish).
 #: _published_format (a published log's files, pure), _remote_log (one read over HTTP as a read side) and published
 #: (publish a ledger as C2SP tlog-tiles, fetch a bundle from one; docs/adr/0024).
+#: dossier (a verified bundle for people), annex (customs evidence) and report (the HTML page, jinja2), after bundle.
 ORDER = [
     "errors", "_files", "findings", "_codec", "engines",
     "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
@@ -50,7 +51,8 @@ ORDER = [
     "consistency", "rollback", "evidence", "witness.logs", "witness.protocol", "item", "origin", "rules", "_kinds",
     "custody", "spill", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json",
     "_bundle_summary", "_bundle_proofs",
-    "bundle", "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
+    "bundle", "dossier", "annex", "report",
+    "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
     "_published_format", "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.opening",
     "index.reading", "index", "backends", "pg.db", "pg.store", "pg.queue", "pg.writer", "pg",
@@ -64,7 +66,7 @@ ORDER = [
 #: third-party package -> the only ledger modules allowed to import it (dask, distributed: the optional extra, only
 #: in stonetrail_cli.cluster)
 THIRD_PARTY = {"msgpack": {"_codec"}, "cryptography": {"keys"}, "nacl": {"engines", "keys"}, "click": set(),
-               "psycopg": {"pg.db"}, "dask": set(), "distributed": set()}
+               "psycopg": {"pg.db"}, "dask": set(), "distributed": set(), "jinja2": {"report"}}
 
 
 def _name(path: Path) -> str:

@@ -1,0 +1,63 @@
+"""Bundles for the report and annex tests: the demo's stories, and a hostile ledger whose free-text fields hold
+HTML payloads (a party's name, a mine, a setting's description, an auditor's statement).
+
+Free text (ledger/_text.py) is any printable Unicode in NFC, so markup passes the door; control and
+bidirectional characters do not (docs/format.md §4.2)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ledger import AUTHORITY, Ledger, Output, PrivateKey, Trust
+from ledger._scenarios import Builder
+from ledger.events import Attested, Mined, Set
+from ledger.export import export_bundle
+from ledger.keys import note_verifier_key
+
+#: The demo's stories the issue names: the laundered stone (RU + AO), a Karowe stone (the 67-stone cut of the
+#: 1,109 ct rough, also the demo's largest stone), the Diavik stone cut in Ramat Gan, one set in a ring.
+LAUNDERED, KAROWE, DIAVIK, RINGED = "PARCEL-DXB-01-S1", "P-LESEDI-01", "R-DIAVIK-0001-A", "R-00001-A"
+
+#: Each sets window.__xss (and the title) if it ever runs.
+SCRIPT = "<script>window.__xss = 1; document.title = 'XSS'</script>"
+IMG = '<img src=x onerror="window.__xss = 2">'
+SVG = '"><svg onload="window.__xss = 3"></svg>'
+PAYLOADS = (SCRIPT, IMG, SVG)
+HOSTILE_ITEM = "XSS-STONE-1"
+_ORIGIN = "hostile.stonetrail.example/ledger"
+
+
+def demo_bundle(demo: Path, item: str) -> tuple[bytes, Trust]:
+    """``item``'s bundle from the demo folder, under its published checkpoint, and the demo's trust."""
+    note = (demo / "checkpoint.txt").read_text(encoding="utf-8")
+    trust = Trust.parse((demo / "trust.keys").read_text(encoding="utf-8"))
+    return export_bundle(demo / "demo.ledger", item, note), trust
+
+
+def _key(name: str) -> PrivateKey:
+    return PrivateKey.from_seed(hashlib.sha256(f"stonetrail hostile {name}".encode()).digest())
+
+
+def hostile_bundle(directory: Path) -> tuple[bytes, Trust]:
+    """A valid bundle of :data:`HOSTILE_ITEM` whose free-text fields hold :data:`PAYLOADS`."""
+    names = (AUTHORITY, "operator", "producer-x", "jeweller-y", "auditor-z")
+    keys = {n: _key(n) for n in names}
+    trust = Trust(operators=(note_verifier_key(_ORIGIN, keys["operator"].public_key),),
+                  authorities=(note_verifier_key("hostile.stonetrail.example/authority",
+                                                 keys[AUTHORITY].public_key),))
+    path = directory / "hostile.ledger"
+    with Ledger.create(path, _ORIGIN, trust.authority_keys) as ledger:
+        b = Builder(ledger, 7, keys)
+        b.enrol("producer-x", f"Mines {SCRIPT}", ("producer",), "BW")
+        b.enrol("jeweller-y", f"Jewels {IMG}", ("jeweller",), "BW")
+        b.enrol("auditor-z", f"Audit {SVG}", ("auditor",), "BW")
+        b.append(Mined(mine=f"Pit {IMG} {SVG}", country="BW"), "producer-x", "BW",
+                 outputs=(Output(id=HOSTILE_ITEM, type="stone", mass_mct=1_234),))
+        mined = ledger.record(ledger.size - 1).record_hash
+        b.sell(HOSTILE_ITEM, "producer-x", "jeweller-y", "BW")
+        b.append(Set(description=f"ring {SCRIPT}"), "jeweller-y", "BW", inputs=(HOSTILE_ITEM,),
+                 outputs=(Output(id="XSS-RING-1", type="article", mass_mct=1_234),))
+        b.append(Attested(subject=mined, statement=f"seen {SCRIPT} {IMG}"), "auditor-z", "BW")
+        note = ledger.checkpoint(keys["operator"])
+    return export_bundle(path, HOSTILE_ITEM, note), trust

@@ -1,0 +1,185 @@
+"""``proof report`` and ``proof annex`` without a browser: the annexes of the demo's stories (issue 14's
+acceptance), escaping in the HTML text, the CLI's refusals, and the largest demo stone's render time and size
+(figures printed; only the size is asserted). The page in a real browser: tests/test_report_browser.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from markupsafe import escape
+from report_kit import DIAVIK, HOSTILE_ITEM, KAROWE, LAUNDERED, PAYLOADS, RINGED, demo_bundle, hostile_bundle
+
+from ledger import Policy
+from ledger.annex import FORMATS, build_annex, percent
+from ledger.bundle import check_bundle
+from ledger.dossier import dossier_of
+from ledger.errors import ArgumentError, RecordFormatError, RuleError
+from ledger.events import Mined
+from ledger.report import render_report
+from stonetrail_cli.main import main
+
+NO_RU = Policy(deny_origin=frozenset({"RU"}))
+
+
+def _annex(demo: Path, item: str, fmt: str, policy: Policy | None = None) -> dict[str, object]:
+    data, trust = demo_bundle(demo, item)
+    return build_annex(dossier_of(check_bundle(data, trust, policy), data), fmt).to_json()
+
+
+def _mining(annex: dict[str, object]) -> dict[str, tuple[str, str]]:
+    shares = annex["countries_of_mining"]
+    assert isinstance(shares, list)
+    return {s["country"]: (s["carats"], s["percent"]) for s in shares}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_laundered_stone_lists_ru_and_ao_with_their_shares(demo: Path, fmt: str) -> None:
+    annex = _annex(demo, LAUNDERED, fmt, NO_RU)
+    assert _mining(annex) == {"AO": ("0.750", "60.0"), "RU": ("0.500", "40.0")}
+    assert annex["verdict"] == "valid_not_compliant"
+    shares = {s["country"]: s for s in annex["countries_of_mining"]}  # type: ignore[union-attr]
+    assert shares["RU"]["basis"] == "attested by producer-udachny, proven consistent by the ledger"
+    assert annex["country_of_origin"]["country"] == "IN"  # type: ignore[index]
+    if fmt == "us-cbp":  # one entry line per country of mining
+        assert [(ln["country_of_mining"], ln["country_of_origin"]) for ln in annex["lines"]] == [  # type: ignore
+            ("AO", "IN"), ("RU", "IN")]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_karowe_stone_is_mined_in_botswana_only(demo: Path, fmt: str) -> None:
+    annex = _annex(demo, KAROWE, fmt)
+    assert _mining(annex) == {"BW": ("302.370", "100.0")}
+    assert annex["country_of_origin"]["country"] == "GB"  # type: ignore[index]  # cut in London
+    links = annex["rough_to_polished"]
+    assert [link["value"].split(" -> ")[0] for link in links] == ["split R-KAROWE-1109"]  # type: ignore
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_diavik_stone_cut_in_ramat_gan_is_mined_in_ca_and_of_origin_il(demo: Path, fmt: str) -> None:
+    annex = _annex(demo, DIAVIK, fmt)
+    assert _mining(annex) == {"CA": ("1.420", "100.0")}
+    origin = annex["country_of_origin"]
+    assert origin["country"] == "IL" and origin["signed_by"] == ["cutter-ramatgan (manufacturer)"]  # type: ignore
+    assert [c["value"] for c in annex["kp_certificates"]][-1].endswith("imported IL -> US")  # type: ignore
+    assert annex["lab_reports"] and all(len(c["record_hash"]) == 64 for c in annex["lab_reports"])  # type: ignore
+
+
+def test_main_story_annex_names_g7_verification_and_kp_authority(demo: Path) -> None:
+    annex = _annex(demo, RINGED, "eu-dds")
+    verified = annex["g7_verifications"]
+    assert len(verified) == 1 and "node-antwerp (node)" in verified[0]["signed_by"]  # type: ignore
+    assert any("kp_authority" in s for c in annex["kp_certificates"] for s in c["signed_by"])  # type: ignore
+    assert "physically" not in json.dumps(annex)
+
+
+def test_percent_rounds_half_up_with_integers() -> None:
+    assert [percent(1, 3), percent(2, 3), percent(1, 8), percent(0, 5), percent(5, 5)] == [
+        "33.3", "66.7", "12.5", "0.0", "100.0"]
+
+
+def test_cli_annex_json_csv_and_exit_code(demo: Path, tmp_path: Path) -> None:
+    data, _ = demo_bundle(demo, LAUNDERED)
+    (tmp_path / "b.stproof").write_bytes(data)
+    args = ["proof", "annex", str(tmp_path / "b.stproof"), "--trust", str(demo / "trust.keys")]
+    res = CliRunner().invoke(main, [*args, "--format", "us-cbp", "--csv", "--deny-origin", "RU"])
+    assert res.exit_code == 1, res.output  # not compliant: the verdict's exit code
+    rows = list(csv.DictReader(io.StringIO(res.output)))
+    assert [(r["country_of_mining"], r["carats"], r["percent"]) for r in rows] == [
+        ("AO", "0.750", "60.0"), ("RU", "0.500", "40.0")]
+    res = CliRunner().invoke(main, [*args, "--format", "eu-dds", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["format"] == "eu-dds"
+    res = CliRunner().invoke(main, [*args, "--format", "eu-dds"])
+    assert res.exit_code == 0 and "country_of_mining  RU 0.500 ct (40.0%)" in res.output
+
+
+def test_cli_refuses_an_invalid_bundle_and_writes_nothing(demo: Path, tmp_path: Path) -> None:
+    data, _ = demo_bundle(demo, DIAVIK)
+    bad = bytearray(data)
+    at = bad.find(b"cutter-ramatgan")
+    bad[at] ^= 0x01  # one bit of one signed record
+    (tmp_path / "bad.stproof").write_bytes(bytes(bad))
+    out = tmp_path / "bad.html"
+    res = CliRunner().invoke(main, ["proof", "report", str(tmp_path / "bad.stproof"), "--trust",
+                                    str(demo / "trust.keys"), "-o", str(out)])
+    assert res.exit_code == 1 and not out.exists(), res.output
+    report = check_bundle(bytes(bad), demo_bundle(demo, DIAVIK)[1])
+    with pytest.raises(ArgumentError):
+        dossier_of(report, bytes(bad))
+    with pytest.raises(RuleError):
+        render_report(bytes(bad), demo_bundle(demo, DIAVIK)[1])
+
+
+def test_cli_report_writes_once(demo: Path, tmp_path: Path) -> None:
+    data, _ = demo_bundle(demo, KAROWE)
+    (tmp_path / "k.stproof").write_bytes(data)
+    args = ["proof", "report", str(tmp_path / "k.stproof"), "--trust", str(demo / "trust.keys"),
+            "-o", str(tmp_path / "k.html"), "--json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["verdict"] == "valid"
+    assert "P-LESEDI-01" in (tmp_path / "k.html").read_text(encoding="utf-8")
+    assert CliRunner().invoke(main, args).exit_code != 0  # never overwritten
+
+
+def test_free_text_payloads_render_as_text(tmp_path: Path) -> None:
+    data, trust = hostile_bundle(tmp_path)
+    html = render_report(data, trust)
+    body = html.split("<body>", 1)[1]
+    for payload in PAYLOADS:  # escaped, so each shows as the characters it is made of
+        assert payload not in body
+        assert str(escape(payload)) in body
+    assert re.findall(r"<(script|img|iframe|object)\b", html, re.IGNORECASE) == []
+    assert not re.search(r"<[^>]*\son(error|load)\s*=", body)
+    assert HOSTILE_ITEM in body and "default-src 'none'" in html
+
+
+def test_records_refuse_bidi_and_control_characters() -> None:
+    for bad in ("evil\u202egnp.exe", "two\nlines", "zero\u200bwidth"):
+        with pytest.raises(RecordFormatError):
+            Mined(mine=bad, country="BW")
+
+
+def test_largest_demo_stone_report_figures(demo: Path) -> None:
+    """The largest demo stone (the 302.370 ct cut of the 1,109 ct Karowe rough) and the largest bundle of the
+    demo's stories: render time from the bundle (printed, not asserted) and page size (at most 500 KB)."""
+    for item in (KAROWE, RINGED, LAUNDERED):
+        data, trust = demo_bundle(demo, item)
+        render_report(data, trust, NO_RU)  # warm: the template compiles once per process
+        start = time.perf_counter()
+        html = render_report(data, trust, NO_RU).encode("utf-8")
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        print(f"report {item}: bundle {len(data)} bytes, render {elapsed_ms:.1f} ms, html {len(html) / 1000:.1f} KB")
+        assert len(html) <= 500_000
+
+
+def test_show_and_proof_verify_print_the_journey_as_one_aligned_table(demo: Path, tmp_path: Path) -> None:
+    """Both commands print the same table (header, one row per record, its text below); colour only when asked
+    for a terminal (CliRunner's ``color=True``), never in a pipe."""
+    data, _ = demo_bundle(demo, DIAVIK)
+    (tmp_path / "d.stproof").write_bytes(data)
+    trust = str(demo / "trust.keys")
+    runner = CliRunner()
+    verified = runner.invoke(main, ["proof", "verify", str(tmp_path / "d.stproof"), "--trust", trust]).output
+    shown = runner.invoke(main, ["show", str(demo / "demo.ledger"), DIAVIK, "--trust", trust]).output
+
+    def table(output: str) -> list[str]:
+        lines = output.splitlines()
+        start = next(n for n, line in enumerate(lines) if line.lstrip().startswith("record  when (UTC)"))
+        return lines[start:start + 1 + 2 * 10]
+
+    assert table(verified) == table(shown)
+    header, rows = table(verified)[0], table(verified)[1::2]
+    for column in ("event", "where", "item", "holder", "state", "signed by"):  # left-aligned
+        at = header.index(column)
+        assert all(row[at - 2:at] == "  " and row[at] != " " for row in rows), (column, rows)
+    assert "\x1b[" not in verified
+    coloured = runner.invoke(main, ["proof", "verify", str(tmp_path / "d.stproof"), "--trust", trust], color=True)
+    assert "\x1b[" in coloured.output
