@@ -40,11 +40,14 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _ERROR_FILES: weakref.WeakKeyDictionary[StoneTrailError, str] = weakref.WeakKeyDictionary()
 
 
-def _fail(message: str, exit_code: int, *, code: str, file: str | None = None) -> NoReturn:
+def _fail(message: str, exit_code: int, *, code: str, file: str | None = None,
+          details: dict[str, object] | None = None) -> NoReturn:
     """Report an error and exit with ``exit_code``: one line on stderr (``stonetrail: error: MESSAGE [CODE]``),
-    or with --json, on stdout, ``{"error": {"code": CODE, "message": MESSAGE, "file": FILE or null}}``."""
+    or with --json, on stdout, ``{"error": {"code": CODE, "message": MESSAGE, "file": FILE or null, ...}}``, the
+    error's ``details`` (e.g. each witness's answer) added beside them."""
     if JSON_OUTPUT.get():
-        click.echo(json.dumps({"error": {"code": code, "message": message, "file": file}}, indent=2))
+        click.echo(json.dumps({"error": {"code": code, "message": message, "file": file, **(details or {})}},
+                              indent=2))
     else:
         click.echo(f"stonetrail: error: {message} [{code}]", err=True)
     sys.exit(exit_code)
@@ -131,7 +134,8 @@ def _errors(fn: _F) -> _F:
         try:
             return fn(*args, **kwargs)
         except StoneTrailError as exc:
-            _fail(str(exc), _exit_code(exc), code=exc.code, file=_ERROR_FILES.get(exc))
+            _fail(str(exc), _exit_code(exc), code=exc.code, file=_ERROR_FILES.get(exc),
+                  details=getattr(exc, "details", None))
         except OSError as exc:  # a closed stdout never gets here (_output._ReaderGone): a file the command names
             file = os.fsdecode(exc.filename) if exc.filename is not None else None
             _fail(f"{exc.strerror or exc}" + (f": {file}" if file else ""), EXIT_IO, code="io", file=file)
@@ -208,6 +212,16 @@ def _load_trust(path: Path, witness_policy: Path | None = None) -> Trust:
 
 
 _DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")
+
+
+def _max_age(text: str | None, trust: Trust) -> int | None:
+    """--max-age in seconds (None: not given), refused as a usage error without a witness policy requiring
+    cosignatures (a checkpoint alone carries no time)."""
+    if text is not None and (trust.witnesses is None or not trust.witnesses.required):
+        raise click.UsageError("--max-age needs a witness policy that requires cosignatures (witness, group and "
+                               "quorum lines in the trust file, or --witness-policy): a checkpoint alone carries no "
+                               "time")
+    return _duration(text, "--max-age")
 
 
 def _duration(text: str | None, flag: str) -> int | None:
@@ -306,10 +320,15 @@ def _print_hint(findings: Sequence[Finding], label: str, *, records_judged: bool
     """After an INVALID integrity line, one hint at the likeliest mistake, the same in verify and proof verify: a
     wrong trust file (record 0, the ledger's first enrolment, is not signed by the pinned authority key); with
     ``records_judged`` (verify: every record is judged apart from the checkpoint), a checkpoint that is not of this
-    ledger file while every record passes. ``label`` is "hint:" padded to the command's column."""
+    ledger file while every record passes; a genuine checkpoint that only misses the witness policy. ``label`` is
+    "hint:" padded to the command's column."""
     if any(f.code == "registry.not_authority" and f.position == 0 for f in findings):
         click.echo(f"{label}the first enrolment is not signed by the pinned authority key: is this the right trust "
                    "file?")
+    elif findings and all(f.code in ("witness.stale", "witness.quorum", "witness.no_time") for f in findings):
+        click.echo(f"{label}nothing was found forged: the checkpoint, signed by the operator, is not witnessed as "
+                   "your trust file requires (too few witnesses, or too long ago); ask for a bundle under a "
+                   "newer, witnessed checkpoint")
     elif records_judged and findings and all(f.position is None and f.code.startswith(_CHECKPOINT_AREAS)
                                              for f in findings):
         click.echo(f"{label}every record passes; only the checkpoint does not match this ledger file: is it this "

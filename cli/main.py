@@ -26,11 +26,14 @@ from ledger import (
 from ledger._files import check_new
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.consistency import format_consistency_proof
+from ledger.errors import TrustFileError
 from ledger.keys import PrivateKey
 from ledger.monitor import consistency_proof_for
 from ledger.pg.db import is_url
 from ledger.publish import Published, publish_checkpoint
 from ledger.storage import scan
+from ledger.trust import Trust
+from ledger.witness_policy import WitnessPolicy
 
 from . import consistency as _consistency
 from . import index as _index
@@ -54,6 +57,7 @@ from ._common import (
     _plural,
     _print_json,
     _read_checkpoint,
+    _read_text,
     _verdict_exit,
     _write_new,
 )
@@ -185,8 +189,9 @@ def _program() -> str:
 @click.option("--proof-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the consistency proof from --since to the new checkpoint.")
 @click.option("--witness-policy", "policy_file", type=_EXISTING,
-              help="A witness policy (C2SP tlog-policy): have its witnesses cosign the checkpoint first, and "
-                   "publish nothing unless its quorum is met.")
+              help="A witness policy (C2SP tlog-policy; docs/format.md §7e): lines 'witness NAME KEY URL', 'group "
+                   "NAME K MEMBER...', 'quorum NAME'. Have its witnesses cosign the checkpoint first, and publish "
+                   "nothing unless its quorum is met. Default: the --trust file's witness lines, if any.")
 @click.option("--witness-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 600),
               help="Seconds each witness has to answer.")
 @click.option("--json", "as_json", is_flag=True,
@@ -211,7 +216,8 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     {"tree_size", "note", "file" (null with -o -), "kept", "unchanged", "consistency_proof", "pin"} ("pin": the
     trust-file line verifiers need, when --trust was not given).
 
-    With --witness-policy, the signed checkpoint is first sent to every witness of that policy with a URL
+    With --witness-policy (or witness lines in the --trust file: the policy its verifiers will apply), the
+    signed checkpoint is first sent to every witness of that policy with a URL
     (C2SP tlog-witness), in parallel, with a consistency proof from the size it last cosigned; each answer is
     printed (cosigned at T, HTTP status and body, timeout, unreachable) and the valid cosignatures are added to
     the note. If they do not meet the policy's quorum nothing is written and the exit code is 1
@@ -242,7 +248,8 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     since = _read_checkpoint(since_file, "--since checkpoint") if since_file is not None else None
     with progress("records") as bar:
         note = checkpoint_file(ledger_file, key, name, trust=trust, progress=bar)
-    gathered = None if policy_file is None else _witness.gather_for(ledger_file, note, policy_file, witness_timeout)
+    policy = _witness_policy(policy_file, trust)
+    gathered = None if policy is None else _witness.gather_for(ledger_file, note, policy, witness_timeout)
     note = note if gathered is None else gathered.note
     proof = None if since is None else consistency_proof_for(ledger_file, since, note, trust=trust)
     extra = [] if proof is None or proof_out is None else [(proof_out, format_consistency_proof(proof))]
@@ -269,6 +276,20 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     if signer is not None:
         click.echo(f"not checked against a trust file: verifiers accept it only if theirs pins 'operator "
                    f"{signer.text()}'", err=True)
+
+
+def _witness_policy(policy_file: Path | None, trust: Trust | None) -> WitnessPolicy | None:
+    """The witness policy a new checkpoint must meet: --witness-policy, else the trust file's witness lines (the
+    ones its verifiers will apply); None when neither names one, or it requires no cosignature."""
+    if policy_file is not None and trust is not None and trust.witnesses is not None:
+        raise TrustFileError("the trust file has witness lines already: give the witness policy once",
+                             code="trust.policy_twice")
+    if policy_file is not None:
+        with _about(policy_file, f"witness policy {policy_file}"):
+            policy: WitnessPolicy | None = WitnessPolicy.parse(_read_text(policy_file, "witness policy"))
+    else:
+        policy = trust.witnesses if trust is not None else None
+    return policy if policy is not None and policy.required else None
 
 
 def _print_published(done: Published) -> None:

@@ -35,9 +35,9 @@ from ._common import (
     _LEDGER,
     WITNESS_POLICY,
     _about,
-    _duration,
     _errors,
     _load_trust,
+    _max_age,
     _plural,
     _print_findings,
     _print_hint,
@@ -213,7 +213,7 @@ def verify(bundle_file: Path, trust_file: Path, origin: str | None, witness_poli
           --max-age 1d
     """
     trust = _load_trust(trust_file, witness_policy)
-    age = _duration(max_age, "--max-age")
+    age = _max_age(max_age, trust)
     data = _read_bundle(bundle_file)
     with _about(bundle_file):
         report = check_bundle(data, trust, policy, origin=origin, max_age=age)

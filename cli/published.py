@@ -6,21 +6,23 @@ bundle from such a directory over HTTP): one library call each, :func:`ledger.pu
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
 
 from ledger._files import check_new
 from ledger.bundle import summarize_bundle
+from ledger.index.reading import indexed_log
 from ledger.published import fetch_bundle, publish_log
 
 from ._common import (
     _EXISTING,
     _LEDGER_FILE,
     WITNESS_POLICY,
-    _duration,
     _errors,
     _load_trust,
+    _max_age,
     _plural,
     _print_json,
     _read_checkpoint,
@@ -38,11 +40,16 @@ __all__ = ["FETCH_COMMAND", "PUBLISH_COMMAND"]
               help="The signed checkpoint to publish (default: checkpoint.txt next to LEDGER, the newest one "
                    "'stonetrail checkpoint' published), copied byte for byte, witness cosignatures included.")
 @click.option("--trust", "trust_file", type=_EXISTING,
-              help="Also refuse a checkpoint that no operator key pinned in this trust file signed.")
+              help="Also refuse a checkpoint that no operator key pinned in this trust file signed, or that does "
+                   "not meet its witness policy.")
+@WITNESS_POLICY
+@click.option("--allow-unwitnessed", is_flag=True,
+              help="Publish a checkpoint without witness cosignatures over one that has some (refused otherwise: "
+                   "clients that require witnesses would refuse the log).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @_errors
 def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | None, trust_file: Path | None,
-                    as_json: bool) -> None:
+                    witness_policy: Path | None, allow_unwitnessed: bool, as_json: bool) -> None:
     """Write (or bring up to date) DIR so that any static HTTP server serves LEDGER as a transparency log
     (C2SP tlog-tiles) from which anyone builds a stone's proof bundle ('stonetrail proof fetch').
 
@@ -69,8 +76,11 @@ def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | 
       stonetrail publish out/demo.ledger site
       stonetrail proof fetch site R-00001-A --trust out/trust.keys -o fetched.stproof
     """
+    if witness_policy is not None and trust_file is None:
+        raise click.UsageError("--witness-policy needs --trust (the operator keys the checkpoint is checked under)")
     note = _read_checkpoint(checkpoint_path) if checkpoint_path else _published_checkpoint(ledger_file)
-    done = publish_log(ledger_file, directory, note, trust=_load_trust(trust_file) if trust_file else None)
+    trust = _load_trust(trust_file, witness_policy) if trust_file else None
+    done = publish_log(ledger_file, directory, note, trust=trust, allow_unwitnessed=allow_unwitnessed)
     if as_json:
         _print_json({"directory": str(done.directory), "tree_size": done.tree_size, "previous": done.previous,
                      "written": len(done.written), "unchanged": done.unchanged})
@@ -78,6 +88,19 @@ def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | 
     since = f" (was {done.previous})" if done.previous is not None else ""
     click.echo(f"published {directory} at tree size {done.tree_size}{since}: {_plural(len(done.written), 'new file')}"
                + ("; checkpoint unchanged" if done.unchanged else "; checkpoint written"))
+    records = _record_count(ledger_file)
+    if records > done.tree_size:
+        click.echo(f"note: {ledger_file} holds {records} records, the checkpoint covers {done.tree_size}: sign a new "
+                   "one ('stonetrail checkpoint') and publish again to serve the rest", err=True)
+
+
+def _record_count(ledger_file: Path) -> int:
+    """The number of records of the ledger file (its index's, when it covers the file; 0 if unknown)."""
+    log = indexed_log(ledger_file)
+    if log is None:
+        return 0
+    with log:
+        return log.tree.size
 
 
 @click.command("fetch", short_help="Build one item's proof bundle from a published log over HTTP.")
@@ -121,11 +144,17 @@ def fetch_command(url: str, item: str, trust_file: Path, out: Path | None, timeo
       stonetrail proof verify fetched.stproof --trust out/trust.keys
     """
     if "://" not in url:  # a local directory: read it as a file:// URL
-        url = Path(url).resolve().as_uri() + "/"
+        local = Path(url)
+        if local.is_file():
+            raise click.UsageError(f"{url} is a file, not a published directory (to build a bundle from a ledger "
+                                   "file, use 'stonetrail proof export')")
+        if not local.exists() and re.fullmatch(r"[A-Za-z0-9.-]+:[0-9]{1,5}(/.*)?", url):
+            raise click.UsageError(f"no directory {url}: did you mean http://{url}?")
+        url = local.resolve().as_uri() + "/"
     out = out or Path.cwd() / f"{item}{SUFFIX}"
     check_new(out)
-    data = fetch_bundle(url, item, _load_trust(trust_file, witness_policy), timeout=timeout,
-                        max_age=_duration(max_age, "--max-age"))
+    trust = _load_trust(trust_file, witness_policy)
+    data = fetch_bundle(url, item, trust, timeout=timeout, max_age=_max_age(max_age, trust))
     _write_new((out, data))
     summary = summarize_bundle(data)
     size = summary.checkpoint.tree_size if summary.checkpoint else "?"

@@ -25,7 +25,7 @@ from ledger.witness import Gathered, KnownLogs, WitnessServer, WitnessState, gat
 from ledger.witness_policy import WitnessPolicy
 from ledger.witnessed import WitnessError
 
-from ._common import _EXISTING, _about, _errors, _print_json, _read_bytes, _read_text
+from ._common import _EXISTING, _about, _errors, _print_json, _read_bytes
 from ._output import JSON_OUTPUT
 
 _LISTEN_HELP = "HOST:PORT to listen on ([::1]:PORT for IPv6); port 0 picks a free port (printed)."
@@ -159,13 +159,12 @@ def _address(listen: str) -> tuple[str, int]:
 
 # --- stonetrail checkpoint --witness-policy ----------------------------------------------------------------------
 
-def gather_for(ledger_file: Path | str, note: str, policy_file: Path, timeout: float) -> Gathered:
-    """Send ``note`` (just signed, of ``ledger_file``) to the witnesses of the tlog-policy ``policy_file`` and
+def gather_for(ledger_file: Path | str, note: str, policy: WitnessPolicy, timeout: float) -> Gathered:
+    """Send ``note`` (just signed, of ``ledger_file``) to the witnesses of the tlog-policy ``policy`` and
     gather their cosignatures, each witness first asked from the size of the checkpoint published beside the
     ledger (0 if none); print each answer (not with --json). Raises WitnessError (``witness.quorum``, exit 1)
-    when the quorum is not met: the caller then publishes nothing."""
-    with _about(policy_file, f"witness policy {policy_file}"):
-        policy = WitnessPolicy.parse(_read_text(policy_file, "witness policy"))
+    when the quorum is not met: the caller then publishes nothing; with --json the error carries each answer
+    (``witnesses``)."""
     gathered = gather(note, policy, ledger_proofs(ledger_file, note), old_sizes=_published_size(ledger_file, note),
                       timeout=timeout)
     if not JSON_OUTPUT.get():
@@ -173,8 +172,10 @@ def gather_for(ledger_file: Path | str, note: str, policy_file: Path, timeout: f
             click.echo(f"witness {answer.describe()}", err=not gathered.met)
     if not gathered.met:
         said = "; ".join(a.describe() for a in gathered.answers)
-        raise WitnessError(f"the witness policy's quorum ({policy.describe()}) is not met: nothing published "
-                           f"({said})", code="witness.quorum")
+        error = WitnessError(f"the witness policy's quorum ({policy.describe()}) is not met: nothing published "
+                             f"({said})", code="witness.quorum")
+        error.details = {"witnesses": [a.to_json() for a in gathered.answers]}  # type: ignore[attr-defined]
+        raise error
     return gathered
 
 

@@ -80,6 +80,10 @@ class Fetcher:
     at most its cap in bytes; ``read``: the paths fetched, in order."""
 
     def __init__(self, url: str, timeout: float) -> None:
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in ("http", "https", "file"):
+            raise InputError(f"not a published log's URL: {url!r:.120} (want http://, https:// or file://)",
+                             code="fetch.bad_url")
         self.base = url if url.endswith("/") else url + "/"
         self.timeout = timeout
         self.read: list[str] = []

@@ -26,7 +26,7 @@ Pure: records in, values out.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -159,6 +159,11 @@ class ItemHeads:
             tree = MerkleTree(leaf_hash(head_leaf(item, self.head(item))) for item in order)
             self._tree = ({item: rank for rank, item in enumerate(order)}, tree)
         return self._tree
+
+    def leaves(self) -> Iterator[bytes]:
+        """Every leaf input of the item-head tree, in tree order (ascending item id bytes)."""
+        for item in sorted(self._positions, key=lambda name: name.encode("utf-8")):
+            yield head_leaf(item, self.head(item))
 
     def root(self) -> Digest:
         """RFC 9162 root hash of the item-head tree (of the empty tree: SHA-256 of nothing)."""

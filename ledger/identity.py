@@ -32,7 +32,7 @@ which an audit of the checkpoint names: ``checkpoint.identities_mismatch``). Pur
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, MutableSet, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, MutableSet, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -246,6 +246,10 @@ class IdentityIndex:
             ranks = {(leaf.kind, leaf.key): rank for rank, leaf in enumerate(leaves)}
             self._tree = (leaves, ranks, MerkleTree(leaf_hash(leaf.to_bytes()) for leaf in leaves))
         return self._tree
+
+    def leaves(self) -> Iterator[bytes]:
+        """Every leaf input of the identity tree, in tree order."""
+        return (leaf.to_bytes() for leaf in self._built()[0])
 
     def root(self) -> Digest:
         """RFC 9162 root hash of the identity tree (of the empty tree: SHA-256 of nothing)."""

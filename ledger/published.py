@@ -39,13 +39,16 @@ from ._published_format import (
 )
 from ._remote_log import Fetcher, FetchError, RemoteLog
 from .bundle import check_bundle
-from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
-from .errors import StorageError, VerificationError, expect, expect_each, expect_path
+from .checkpoint import Checkpoint, note_signatures, open_checkpoint, read_unverified_checkpoint
+from .errors import InputError, StorageError, VerificationError, expect, expect_each, expect_path
 from .export import SelfCheckError, bundle_from
 from .hashing import DIGEST_SIZE
 from .index.reading import IndexedLog, index_fault, indexed_log
 from .merkle import EMPTY_ROOT
-from .reader import check_checkpoint
+from .reader import LogPass, check_checkpoint
+from .record import Record
+from .storage import FrameFile
+from .storage.framing import MAX_HEADER, read_header
 from .storage.tiles import TILE_WIDTH, tile_path
 from .trust import Trust
 from .witnessed import check_witnesses
@@ -71,13 +74,15 @@ class PublishedLog:
 
 
 def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
-                trust: Trust | None = None) -> PublishedLog:
+                trust: Trust | None = None, allow_unwitnessed: bool = False) -> PublishedLog:
     """Publish the ledger file at ``ledger_path`` as of the signed checkpoint ``note`` in ``directory`` (created
     if missing), as the module docstring says; ``checkpoint`` is written last, atomically.
 
     ``note`` is copied byte for byte (witness cosignatures included); with ``trust`` it must open under a pinned
-    operator key. It must be the ledger's (:func:`ledger.reader.check_checkpoint`) and extend the checkpoint the
-    directory holds.
+    operator key and meet its witness policy, if any. It must be the ledger's
+    (:func:`ledger.reader.check_checkpoint`) and extend the checkpoint the directory holds; and unless
+    ``allow_unwitnessed``, it must carry witness cosignatures if the directory's checkpoint does (clients whose
+    trust file requires them would be refused).
 
     Raises:
         NoteFormatError: ``note``, or the directory's checkpoint, is malformed. UnverifiedNoteError /
@@ -85,7 +90,10 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             :func:`ledger.reader.checkpoint_problems`; ``publish.other_log`` (the directory holds another
             ledger's log), ``publish.rollback`` (its checkpoint is of a larger tree), ``publish.fork`` (its
             checkpoint is of another tree at its size), ``publish.conflict`` (a file there holds other bytes than
-            this log's). InputError: ``publish.entry_too_large`` (a record over 65535 bytes). StorageError:
+            this log's), ``publish.unwitnessed`` (no cosignature, where the directory's checkpoint has some);
+            WitnessError ``witness.*`` (with ``trust``). InputError: ``publish.entry_too_large`` (a record over
+            65535 bytes), ``publish.empty`` (a checkpoint of the empty log: nothing to publish),
+            ``store.not_a_ledger`` (``ledger_path`` is not a ledger file). StorageError:
             ``publish.no_index`` (the ledger's index cannot answer at the checkpoint's tree size: run ``stonetrail
             index``), ``store.io``.
     """
@@ -93,10 +101,22 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
     expect_path(directory, "directory")
     expect(note, str, "note", "signed checkpoint text (str)")
     cp = open_checkpoint(note, trust.operators) if trust else read_unverified_checkpoint(note)
+    if trust is not None:
+        check_witnesses(note, trust)
+    if cp.tree_size == 0:
+        raise InputError("the checkpoint is of the empty log: nothing to publish (append records, then sign a new "
+                         "checkpoint)", code="publish.empty")
     out = Path(directory)
     old_note = _read_published(out)
     old = read_unverified_checkpoint(old_note) if old_note is not None else None
-    log = indexed_log(ledger_path, cp.tree_size)
+    if old_note is not None and _cosigned(old_note) and not _cosigned(note) and not allow_unwitnessed:
+        raise VerificationError(f"{out / CHECKPOINT_NAME} carries witness cosignatures and this checkpoint none: "
+                                "clients that require witnesses would refuse the log; gather cosignatures "
+                                "('stonetrail checkpoint --witness-policy'), or allow it explicitly",
+                                code="publish.unwitnessed")
+    with io_errors(Path(ledger_path), "read"), open(ledger_path, "rb") as head:
+        read_header(head.read(MAX_HEADER))  # InputError store.not_a_ledger before any index is asked
+    log: IndexedLog | _Past | None = indexed_log(ledger_path, cp.tree_size) or _past(ledger_path, cp.tree_size)
     if log is None:
         raise _no_index(ledger_path, cp.tree_size)
     try:
@@ -116,6 +136,53 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
                         written=tuple(written), unchanged=unchanged)
 
 
+class _Past:
+    """The ledger at an earlier tree size than its index's, whose item-head and identity trees the index did not
+    keep (a checkpoint older than the last two signed): tiles, records and the file's size from the index, the
+    trees and the registry from one pass over the log's records below that size (:class:`ledger.reader.LogPass`)."""
+
+    framing_ok = True
+
+    def __init__(self, ledger_path: str | Path, whole: IndexedLog, size: int) -> None:
+        self._whole, self.at, self.origin = whole, size, whole.origin
+        self.index, self.records, self.tree = whole.index, whole.records, whole.tree
+        with FrameFile(ledger_path) as file:
+            self._pass = LogPass(file, at=size).drain()
+        self.commitments = self._pass.commitments
+
+    def registry_below(self, tree_size: int) -> list[tuple[int, Record]]:
+        return self._pass.registry_below(tree_size)
+
+    def __enter__(self) -> _Past:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._whole.close()
+
+
+def _past(ledger_path: str | Path, size: int) -> _Past | None:
+    """:class:`_Past` at ``size`` if the index covers the whole ledger (so at least ``size`` records), else None."""
+    whole = indexed_log(ledger_path)
+    if whole is None:
+        return None
+    if size == 0 or whole.index.size < size:
+        whole.close()
+        return None
+    try:
+        return _Past(ledger_path, whole, size)
+    except BaseException:
+        whole.close()
+        raise
+
+
+def _cosigned(note: str | bytes) -> bool:
+    """True if ``note`` has a signature line shaped as a witness cosignature (docs/format.md §7e), unverified."""
+    try:
+        return any(len(raw) == 72 for _, _, raw in note_signatures(note)[1])
+    except InputError:
+        return False
+
+
 def _no_index(ledger_path: str | Path, size: int) -> StorageError:
     return StorageError(f"the index of {ledger_path} cannot answer at tree size {size} (missing, behind, damaged, "
                         f"or without that size's trees): run 'stonetrail index {ledger_path} --trust TRUST', or "
@@ -132,7 +199,7 @@ def _read_published(out: Path) -> bytes | None:
             return f.read(MAX_CHECKPOINT + 1)
 
 
-def _check_extends(log: IndexedLog, old: Checkpoint | None, cp: Checkpoint, out: Path) -> None:
+def _check_extends(log: IndexedLog | _Past, old: Checkpoint | None, cp: Checkpoint, out: Path) -> None:
     """Refuse ``cp`` unless it extends ``old``, the directory's checkpoint (same origin, a tree of which the
     old is a prefix)."""
     if old is None:
@@ -150,7 +217,7 @@ def _check_extends(log: IndexedLog, old: Checkpoint | None, cp: Checkpoint, out:
                                 "another log of the same origin, or a fork; not replaced", code="publish.fork")
 
 
-def _files(log: IndexedLog, cp: Checkpoint, since: int, out: Path) -> list[tuple[str, bytes]]:
+def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path) -> list[tuple[str, bytes]]:
     """Every file the directory needs at ``cp``'s tree size that may be new since tree size ``since`` (those
     complete at ``since`` were written then, before its checkpoint)."""
     size, files = cp.tree_size, list[tuple[str, bytes]]()
@@ -232,6 +299,7 @@ def fetch_bundles(url: str, items: Sequence[str], trust: Trust, *, timeout: floa
     :func:`ledger.bundle.check_bundle` before it is returned. ``timeout``: seconds per request.
 
     Raises:
+        InputError: ``fetch.bad_url`` (not http, https or file).
         FetchError: ``fetch.unavailable`` (network, HTTP status, timeout), ``fetch.too_large``, ``fetch.redirect``
             (a StorageError). NoteFormatError / UnverifiedNoteError / SignatureError: the checkpoint is
             malformed or not signed by a pinned operator key. VerificationError: a file is not what the

@@ -93,7 +93,7 @@ class Trust:
         for number, line in enumerate(text.split("\n"), start=1):
             stripped = line.strip()
             parts = stripped.split()
-            policy_lines.append(line if parts and parts[0] in POLICY_WORDS else "")
+            policy_lines.append(line.rstrip("\r") if parts and parts[0] in POLICY_WORDS else "")  # CRLF as elsewhere
             if not stripped or stripped.startswith("#") or parts[0] in POLICY_WORDS:
                 continue
             if len(parts) != 2 or parts[0] not in found:

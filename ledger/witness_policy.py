@@ -149,6 +149,15 @@ class WitnessPolicy:
         return builder.done()
 
 
+def _is_note_key(text: str) -> bool:
+    """True if ``text`` is a checkpoint-signing verifier key (type 0x01)."""
+    try:
+        NoteVerifierKey.parse(text)
+    except (KeyFormatError, NoteFormatError):
+        return False
+    return True
+
+
 class _Builder:
     def __init__(self) -> None:
         self.logs: list[NoteVerifierKey] = []
@@ -187,7 +196,9 @@ class _Builder:
         try:
             key = CosignerKey.parse(args[1])
         except (KeyFormatError, NoteFormatError) as exc:
-            raise self.fail(f"bad witness key (a tlog-cosignature vkey, type 0x04): {exc}") from exc
+            hint = " (this is a checkpoint-signing key, as an operator's: 'stonetrail witness keygen' prints a " \
+                "witness's cosigner key)" if _is_note_key(args[1]) else ""
+            raise self.fail(f"bad witness key (a tlog-cosignature vkey, type 0x04){hint}: {exc}") from exc
         self._new_key(key.public_key.raw)
         self._count(self.witnesses)
         self.witnesses[name] = Witness(name=name, key=key, url=args[2] if len(args) == 3 else None)

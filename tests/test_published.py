@@ -27,6 +27,7 @@ from ledger.errors import StoneTrailError
 from ledger.events import Mined
 from ledger.export import export_bundles
 from ledger.hashing import Digest
+from ledger.index.reading import indexed_log
 from ledger.keyfile import load_private_key
 from ledger.published import fetch_bundle, fetch_bundles, publish_log
 from ledger.record import Output
@@ -297,3 +298,27 @@ def test_a_cosigned_checkpoint_is_published_byte_for_byte(demo: Path, trust: Tru
     with serving(tmp_path / "log") as (_, url):
         assert fetch_bundle(url, "R-00001-A", trust) == export_bundles(demo / "demo.ledger", ["R-00001-A"],
                                                                        note)["R-00001-A"]
+
+
+def test_a_checkpoint_older_than_the_index_kept_trees_for_is_published_from_the_log(
+        demo: Path, trust: Trust, tmp_path: Path) -> None:
+    """A new-user trial: with witnesses down, the operator re-published the last witnessed checkpoint, but the index
+    no longer kept that size's item-head and identity trees (it keeps the last two signed), and publish asked for
+    an index that was already there. The trees at that size now come from one pass over the log."""
+    for name in ("demo.ledger", "demo.ledger.index", "trust.keys", "checkpoint.txt"):
+        shutil.copy(demo / name, tmp_path / name)
+    old_note = (tmp_path / "checkpoint.txt").read_text()
+    producer = load_private_key(demo / "keys" / "producer-jwaneng.pem")
+    now = int(time.time() * 1000) - 60_000
+    with Ledger.open(tmp_path / "demo.ledger", trust.authority_keys) as ledger:
+        for i in range(3):  # three later checkpoints: the index keeps the trees of the last two only
+            ledger.record_event(Mined(mine="Jwaneng", country="BW"), actor="producer-jwaneng", place="BW",
+                                time_ms=now + i, signers={"producer-jwaneng": producer},
+                                outputs=[Output(id=f"LATE-{i}", type="stone", mass_mct=1000)])
+            ledger.checkpoint(load_private_key(demo / "keys" / "operator.pem"))
+    assert indexed_log(tmp_path / "demo.ledger", 704) is None  # the index cannot answer at that size
+    done = publish_log(tmp_path / "demo.ledger", tmp_path / "site", old_note)
+    assert done.tree_size == 704
+    url = (tmp_path / "site").as_uri() + "/"
+    assert fetch_bundles(url, ["R-00001-A"], trust) == export_bundles(tmp_path / "demo.ledger", ["R-00001-A"],
+                                                                      old_note, as_of=True)

@@ -59,6 +59,10 @@ class WitnessState:
     def __init__(self, directory: str | os.PathLike[str], *, name: str, key: PrivateKey, logs: KnownLogs,
                  clock: Callable[[], float] = time.time) -> None:
         self.directory, self.name, self.key, self.logs, self.clock = Path(directory), name, key, logs, clock
+        if any(k.public_key == key.public_key for keys in logs.keys.values() for k in keys):
+            raise InputError("the witness key is a key of a log it witnesses (an operator's key?): a witness "
+                             "must be independent of the logs; make one with 'stonetrail witness keygen'",
+                             code="witness.key_is_log")
         self.vkey = cosigner_key(name, key.public_key).text()
         self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         try:
