@@ -76,7 +76,7 @@ GOOD: dict[tuple[str, ...], tuple[_Good, str | None, int]] = {
     ("init",): (lambda f, d: [d / "new.ledger", "--origin", "example.com/ledger", "--trust", f.trust], None, 0),
     ("copy",): (lambda f, d: [f.ledger, d / "copy.ledger", "--trust", f.trust], None, 0),
     ("witness", "keygen"): (lambda f, d: ["--name", "witness.example/w1", "-o", d / "w.pem"], None, 0),
-    ("witness", "serve"): (lambda f, d: ["--key", _operator_key(d), "--name", "witness.example/w1", "--logs",
+    ("witness", "serve"): (lambda f, d: ["--key", _witness_key(d), "--name", "witness.example/w1", "--logs",
                                          _logs(d), "--state", d / "state", "--check"], None, 0),
     ("publish",): (lambda f, d: [f.ledger, d / "site", "--checkpoint", f.checkpoint], None, 0),
     ("proof", "fetch"): (lambda f, d: [_published(f, d), "S1", "--trust", f.trust, "-o", d / "S1.stproof"], None, 0),
@@ -93,6 +93,12 @@ def _published(f: SmallFiles, d: Path) -> str:
     """The file:// URL of the small ledger published (``stonetrail publish``) in ``d``."""
     publish_log(f.ledger, d / "site", f.checkpoint.read_text(encoding="utf-8"))
     return (d / "site").as_uri()
+
+
+def _witness_key(d: Path) -> Path:
+    path = d / "witness.pem"
+    keyfile.save_private_key(path, key("witness.example/w1"))
+    return path
 
 
 def _operator_key(d: Path) -> Path:
