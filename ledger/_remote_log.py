@@ -18,6 +18,8 @@ failures raise :class:`FetchError` (``fetch.unavailable``, ``fetch.too_large``, 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -90,12 +92,36 @@ class Fetcher:
         self._opener = urllib.request.build_opener(_SameHost)
 
     def get(self, path: str, cap: int) -> bytes:
-        """The bytes at ``path``. Raises FetchError as the class docstring."""
+        """The bytes at ``path``, within ``timeout`` seconds in all, headers included: the request runs in a
+        thread of its own, closed and given up at the deadline (a server that sends slowly, or never ends its
+        headers, is cut off). Raises FetchError as the class docstring."""
         url = urljoin(self.base, path)
         self.read.append(path)
+        outcome: list[bytes | BaseException] = []
+        held: list[IO[bytes]] = []
+        worker = threading.Thread(target=self._get, args=(url, cap, outcome, held), daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if worker.is_alive() or not outcome:
+            for response in held:
+                with contextlib.suppress(Exception):
+                    response.close()  # the reader then fails at once; the thread ends
+            raise FetchError(f"cannot read {url}: no whole answer within {self.timeout} s")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+    def _get(self, url: str, cap: int, outcome: list[bytes | BaseException], held: list[IO[bytes]]) -> None:
+        try:
+            outcome.append(self._open(url, cap, held))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    def _open(self, url: str, cap: int, held: list[IO[bytes]]) -> bytes:
         try:
             with self._opener.open(urllib.request.Request(url, headers={"Accept-Encoding": "identity"}),
                                    timeout=self.timeout) as response:
+                held.append(response)
                 declared = response.headers.get("Content-Length")
                 gzipped = (response.headers.get("Content-Encoding") or "").strip().lower() == "gzip"
                 if declared is not None and declared.isdigit() and int(declared) > cap and not gzipped:
@@ -119,7 +145,8 @@ class Fetcher:
         while size <= cap:
             if time.monotonic() > deadline:
                 raise FetchError(f"cannot read {url}: more than {self.timeout} s")
-            raw = response.read(_CHUNK)
+            read1 = getattr(response, "read1", None)  # what has arrived, not a whole chunk's wait
+            raw = read1(_CHUNK) if read1 is not None else response.read(_CHUNK)
             chunk = raw if inflate is None else (inflate.decompress(raw, cap + 1 - size) if raw else inflate.flush())
             parts.append(chunk)
             size += len(chunk)

@@ -170,6 +170,9 @@ class SplitView:
                  f"  checkpoint B: tree size {b.tree_size}, root {b.root_hash.b64()}, signed by "
                  f"{', '.join(self.signers_b)}"]
         if self.index is None or self.leaf_a is None or self.leaf_b is None:
+            if a.root_hash == b.root_hash:
+                return [*lines, "  one tree, two different stonetrail lines (registry, item heads or identities): "
+                                "one tree's records give one of each"]
             return [*lines, "  same tree size, different root hashes"]
         return [*lines, f"  leaf {self.index} is {self.leaf_a.b64()} under A and {self.leaf_b.b64()} under B "
                         "(inclusion proofs verified)"]
@@ -380,7 +383,7 @@ def _verify_split_view(claim: SplitViewClaim, trust: Trust) -> SplitView:
         if a.tree_size != b.tree_size:
             raise EvidenceError(f"tree sizes {a.tree_size} and {b.tree_size} differ and no leaf is given: two "
                                 "roots of different sizes prove nothing", code="evidence.unproven")
-        if a.root_hash == b.root_hash:
+        if a.root_hash == b.root_hash and _commitments(a) == _commitments(b):
             raise EvidenceError("both checkpoints have the same tree: nothing conflicts", code="evidence.consistent")
         return SplitView(origin=a.origin, a=a, b=b, index=None, leaf_a=None, leaf_b=None,
                          signers_a=signers_a, signers_b=signers_b)
@@ -391,6 +394,12 @@ def _verify_split_view(claim: SplitViewClaim, trust: Trust) -> SplitView:
     verify_inclusion(claim.leaf_b.leaf_hash, claim.index, b.tree_size, claim.leaf_b.proof, b.root_hash)
     return SplitView(origin=a.origin, a=a, b=b, index=claim.index, leaf_a=claim.leaf_a.leaf_hash,
                      leaf_b=claim.leaf_b.leaf_hash, signers_a=signers_a, signers_b=signers_b)
+
+
+def _commitments(cp: Checkpoint) -> tuple[str, ...]:
+    """The checkpoint's StoneTrail lines (``stonetrail-registry``, ``-heads``, ``-identities``, docs/format.md §7):
+    given by the tree's records, so one tree has one of each; other extension lines are not compared."""
+    return tuple(line for line in cp.extensions if line.startswith("stonetrail-"))
 
 
 def _verify_chain_fork(claim: ChainForkClaim, trust: Trust) -> ChainFork:

@@ -88,16 +88,16 @@ class WitnessPolicy:
         return self.quorum != _NONE
 
     def satisfied(self, witnessed: Collection[str]) -> bool:
-        """True if the witnesses named in ``witnessed`` (names in this policy) meet the quorum."""
-        return self._holds(self.quorum, frozenset(witnessed))
-
-    def _holds(self, name: str, witnessed: frozenset[str]) -> bool:
-        if name == _NONE:
+        """True if the witnesses named in ``witnessed`` (names in this policy) meet the quorum. Each group is
+        judged once, in file order (a group names only earlier ones), so a deep or shared nesting costs the
+        policy's size, never more."""
+        if self.quorum == _NONE:
             return True
-        group = self.groups.get(name)
-        if group is None:
-            return name in witnessed
-        return sum(self._holds(member, witnessed) for member in group.members) >= group.threshold
+        held = set(witnessed)
+        for name, group in self.groups.items():  # dicts keep the file's order: members before their groups
+            if sum(member in held for member in group.members) >= group.threshold:
+                held.add(name)
+        return self.quorum in held
 
     def quorum_time(self, times: Mapping[str, int]) -> int | None:
         """The latest time T such that the witnesses whose cosignature is at T or later meet the quorum
@@ -116,7 +116,7 @@ class WitnessPolicy:
         group = self.groups.get(name)
         if group is None:
             return f"witness {name}"
-        members = ", ".join(self._words(m) if m in self.groups else m for m in group.members)
+        members = ", ".join(f"group {m}" if m in self.groups else m for m in group.members)
         return f"{group.threshold} of {len(group.members)} ({members})"
 
     @classmethod

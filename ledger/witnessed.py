@@ -80,12 +80,19 @@ class Witnessed:
 
 
 def format_time(timestamp: int) -> str:
-    """POSIX seconds as "YYYY-MM-DD HH:MM UTC"."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """POSIX seconds as "YYYY-MM-DD HH:MM UTC" (a time past year 9999 as its number of seconds)."""
+    return _format(timestamp, "%Y-%m-%d %H:%M UTC")
 
 
 def _iso(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _format(timestamp, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _format(timestamp: int, pattern: str) -> str:
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime(pattern)
+    except (OverflowError, OSError, ValueError):  # a cosignature may state any time up to 2**63 - 1
+        return f"POSIX time {timestamp}"
 
 
 def witness_status(note: str | bytes, trust: Trust) -> Witnessed:
@@ -110,19 +117,26 @@ def check_witnesses(note: str | bytes, trust: Trust, *, max_age: int | None = No
     witnessed at most that long before ``now`` (POSIX seconds; default: the clock).
 
     Raises:
-        WitnessError: ``witness.quorum``, ``witness.future`` (a policy witness's cosignature more than
-            :data:`CLOCK_SKEW` seconds ahead of ``now``), ``witness.stale``, ``witness.no_time`` (``max_age``
+        WitnessError: ``witness.quorum``, ``witness.future`` (the quorum is met only if a cosignature dated
+            more than :data:`CLOCK_SKEW` seconds ahead of ``now`` is counted; such a one is never counted),
+            ``witness.stale``, ``witness.no_time`` (``max_age``
             but no policy requiring cosignatures).
         and as :func:`witness_status`.
     """
     status = witness_status(note, trust)
     clock = int(time.time()) if now is None else now
+    stated = status.times
+    ahead = sorted(name for name, when in stated.items() if when > clock + CLOCK_SKEW)
+    if ahead and status.policy is not None:  # not counted: a witness's clock ahead cannot make a checkpoint fresh
+        times = {name: when for name, when in stated.items() if name not in ahead}
+        status = Witnessed(policy=status.policy, times=times,
+                           quorum_time=status.policy.quorum_time(times) if status.policy.required else None)
+        if not status.met:
+            raise WitnessError(f"the cosignature of witness {ahead[0]} is dated {format_time(stated[ahead[0]])}, "
+                               f"ahead of this clock ({format_time(clock)}), so it is not counted, and the others "
+                               f"do not meet the quorum: {status.describe()}", code="witness.future")
     if not status.met:
         raise WitnessError(f"the checkpoint does not meet the witness policy: {status.describe()}")
-    ahead = [name for name, when in status.times.items() if when > clock + CLOCK_SKEW]
-    if ahead:
-        raise WitnessError(f"the cosignature of witness {ahead[0]} is dated {format_time(status.times[ahead[0]])}, "
-                           f"ahead of this clock ({format_time(clock)})", code="witness.future")
     if max_age is None:
         return status
     if status.quorum_time is None:

@@ -29,7 +29,7 @@ from ledger.export import export_bundles
 from ledger.hashing import Digest
 from ledger.index.reading import indexed_log
 from ledger.keyfile import load_private_key
-from ledger.published import fetch_bundle, fetch_bundles, publish_log
+from ledger.published import FetchError, fetch_bundle, fetch_bundles, publish_log
 from ledger.record import Output
 from ledger.trust import Trust
 
@@ -322,3 +322,38 @@ def test_a_checkpoint_older_than_the_index_kept_trees_for_is_published_from_the_
     url = (tmp_path / "site").as_uri() + "/"
     assert fetch_bundles(url, ["R-00001-A"], trust) == export_bundles(tmp_path / "demo.ledger", ["R-00001-A"],
                                                                       old_note, as_of=True)
+
+
+def test_a_server_that_answers_a_byte_at_a_time_is_given_up_at_the_timeout(trust: Trust) -> None:
+    """An adversarial review: a server dripping its status line and headers, or its body, kept 'proof fetch
+    --timeout 3' waiting for over 90 s; the timeout now bounds each whole answer."""
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+
+    def drip() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000:
+                    if stop.wait(0.2):
+                        break
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        start = time.monotonic()
+        with pytest.raises(FetchError) as caught:
+            fetch_bundle(f"http://127.0.0.1:{listener.getsockname()[1]}/", "R-00001-A", trust, timeout=1.0)
+        assert caught.value.code == "fetch.unavailable" and time.monotonic() - start < 5
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -304,3 +305,50 @@ def test_soak_racing_clients_lose_no_update(tmp_path: Path) -> None:
     seconds = float(os.environ.get("STONETRAIL_WITNESS_SOAK_SECONDS", "3"))  # bench/bench_witness.py: 30
     figures = bench.soak(tmp_path, seconds=seconds, clients=8, logs=3, size=20_000)
     assert figures["cosignatures"] > 0 and figures["requests"] > figures["cosignatures"]
+
+
+# --- found by an adversarial review ------------------------------------------------------------------------------
+
+def test_one_tree_with_other_stonetrail_lines_is_refused_and_kept_as_evidence(witness: Witness, log: SyntheticLog,
+                                                                            tmp_path: Path) -> None:
+    """A log asked the quorum to cosign two heads lines for one tree ("stone live" and "stone stolen"): both got
+    200. The StoneTrail lines of one tree are one, so the second is a split view of the commitments."""
+    assert witness.add(log, 0, 8)[0] == 200
+    root, other = log.tree.root_at(8), Digest(bytes([3]) * 32).b64()
+    forged = sign_checkpoint(Checkpoint(origin=log.origin, tree_size=8, root_hash=root,
+                                        extensions=(f"stonetrail-heads 1 {other}",)),
+                             log.origin, log.key)
+    status, _, why = witness.post(f"old 8\n\n{forged}".encode())
+    assert status == 422 and b"stonetrail lines" in why
+    assert witness.server is not None
+    (evidence,) = witness.server.state.evidence_files()
+    proven = verify_evidence(evidence.read_bytes(), _trust(log))
+    assert isinstance(proven, SplitView) and "two different stonetrail lines" in " ".join(proven.describe())
+
+
+def test_a_rollback_whose_old_size_is_above_it_is_kept_as_evidence_too(witness: Witness, log: SyntheticLog) -> None:
+    assert witness.add(log, 0, 12)[0] == 200
+    status, _, _ = witness.post(f"old 12\n\n{log.note(7)}".encode())
+    assert status == 400
+    assert witness.server is not None
+    (evidence,) = witness.server.state.evidence_files()
+    assert isinstance(verify_evidence(evidence.read_bytes(), _trust(log)), Rollback)
+
+
+def test_a_client_sending_a_byte_at_a_time_is_cut_off_at_the_timeout(tmp_path: Path, log: SyntheticLog) -> None:
+    known = KnownLogs.parse(log.log_line())
+    server = WitnessServer(WitnessState(tmp_path / "s", name=NAME, key=WKEY, logs=known), timeout=1.0).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as slow:
+            slow.sendall(b"POST /add-checkpoint HTTP/1.1\r\nContent-Length: 100\r\n\r\n")
+            start, closed = time.monotonic(), False
+            while time.monotonic() - start < 5 and not closed:  # bounded: 5 s at most
+                try:
+                    slow.sendall(b"o")
+                    time.sleep(0.2)  # each byte well within the per-read timeout
+                except OSError:
+                    closed = True
+            closed = closed or slow.recv(1) == b""
+            assert closed and time.monotonic() - start < 4
+    finally:
+        server.stop()

@@ -326,3 +326,31 @@ def test_fetch_requires_the_quorum_of_the_published_checkpoint(signed: tuple[Tru
     with pytest.raises(WitnessError) as caught:
         fetch_bundle(good.as_uri() + "/", ITEM, strict, max_age=60)  # cosigned at NOW, days ago
     assert caught.value.code == "witness.stale"
+
+
+# --- found by an adversarial review ------------------------------------------------------------------------------
+
+def test_a_deeply_shared_nesting_of_groups_is_judged_in_the_policys_size() -> None:
+    """200 groups, each naming the two before it: judged once each (it was exponential: 34 groups took 17 s)."""
+    lines = [f"witness w0 {witness(0)[2].text()}", f"witness w1 {witness(1)[2].text()}",
+             "group g0 all w0", "group g1 all w0 w1"]
+    lines += [f"group g{k} all g{k - 1} g{k - 2}" for k in range(2, 200)]
+    policy = WitnessPolicy.parse("\n".join([*lines, "quorum g199"]) + "\n")
+    assert policy.satisfied({"w0", "w1"}) and not policy.satisfied({"w0"})
+    assert len(policy.describe()) < 100
+
+
+def test_a_cosignature_dated_past_year_9999_or_ahead_of_the_clock_is_not_counted(
+        signed: tuple[Trust, str, Path]) -> None:
+    trust, note, _ = signed
+    trust = trust.with_witnesses(WitnessPolicy.parse(policy_text()))
+    text = format_checkpoint(read_unverified_checkpoint(note))
+    for far in (2**40, 2**63 - 1, NOW + 3600):
+        lines = [cosign(text, *witness(0)[:2], NOW), cosign(text, *witness(1)[:2], NOW),
+                 cosign(text, *witness(2)[:2], far)]
+        status = check_witnesses(add_signatures(note, lines), trust, now=NOW)  # two good ones meet 2 of 3
+        assert status.met and set(status.times) == {"w0", "w1"}
+        assert witness_status(add_signatures(note, lines), trust).describe()  # no crash describing any time
+        with pytest.raises(WitnessError) as caught:
+            check_witnesses(add_signatures(note, lines[1:]), trust, now=NOW)
+        assert caught.value.code == "witness.future"

@@ -187,8 +187,6 @@ def check_signed(request: AddCheckpoint, logs: KnownLogs) -> Signed | Answer:
         text, verified = open_note(request.note, keys)
     except (SignatureError, UnverifiedNoteError, KeyFormatError) as exc:
         return Answer.text(403, f"not signed by a key trusted for {cp.origin!r:.100}: {exc}")
-    if request.old_size > cp.tree_size:
-        return Answer.text(400, f"old size {request.old_size} > checkpoint size {cp.tree_size}")
     return Signed(request=request, checkpoint=parse_checkpoint(text), note=text + "\n" + _lines(request.note, verified))
 
 
@@ -214,6 +212,9 @@ def decide(signed: Signed, latest: Latest | None, *, name: str, key: PrivateKey,
     held = latest.checkpoint.tree_size if latest else 0
     witness = cosigner_key(name, key.public_key).text()
     evidence = _evidence(signed, latest, witness, now if received is None else received)
+    if request.old_size > cp.tree_size:  # 400, after the evidence: a smaller tree is kept whatever "old" says
+        return Verdict(answer=Answer.text(400, f"old size {request.old_size} > checkpoint size {cp.tree_size}"),
+                       evidence=evidence)
     if request.old_size != held:
         return Verdict(answer=Answer(status=409, body=format_size(held), content_type=SIZE_CONTENT_TYPE),
                        evidence=evidence)
@@ -236,6 +237,8 @@ def _inconsistent(cp: Checkpoint, request: AddCheckpoint, latest: Latest | None)
     assert latest is not None  # old size == the size held > 0
     if cp.tree_size == latest.checkpoint.tree_size and cp.root_hash != latest.checkpoint.root_hash:
         return f"size {cp.tree_size} was cosigned with another root hash"
+    if cp.tree_size == latest.checkpoint.tree_size and _commitments(cp) != _commitments(latest.checkpoint):
+        return f"size {cp.tree_size} was cosigned with other stonetrail lines (one tree's records give one of each)"
     try:
         verify_consistency(latest.checkpoint.tree_size, cp.tree_size, latest.checkpoint.root_hash, cp.root_hash,
                            request.proof)
@@ -244,12 +247,18 @@ def _inconsistent(cp: Checkpoint, request: AddCheckpoint, latest: Latest | None)
     return None
 
 
+def _commitments(cp: Checkpoint) -> tuple[str, ...]:
+    """The StoneTrail extension lines of ``cp`` (registry, item heads, identities: docs/format.md §7), which one
+    tree's records fix: two checkpoints of one tree that differ in them contradict each other."""
+    return tuple(line for line in cp.extensions if line.startswith("stonetrail-"))
+
+
 def _evidence(signed: Signed, latest: Latest | None, witness: str, received: int) -> tuple[str, bytes] | None:
     """Split-view or rollback evidence if ``signed`` contradicts ``latest``."""
     if latest is None:
         return None
     old, new = latest.checkpoint, signed.checkpoint
-    if new.tree_size == old.tree_size and new.root_hash != old.root_hash:
+    if new.tree_size == old.tree_size and (new.root_hash != old.root_hash or _commitments(new) != _commitments(old)):
         return "split_view", format_evidence(SplitViewClaim(note_a=latest.note, note_b=signed.request.note))
     if new.tree_size < old.tree_size:
         return "rollback", format_evidence(RollbackClaim(cosigned=latest.note, witness=witness, presented=signed.note,

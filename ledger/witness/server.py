@@ -10,6 +10,7 @@ A failure of the state's database is 500 and cosigns nothing. The decisions are 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -35,6 +36,7 @@ class WitnessServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128  # connections the kernel holds while all slots are busy (socketserver's default: 5)
 
     def __init__(self, state: WitnessState, *, host: str = "127.0.0.1", port: int = 0, prefix: str = "",
                  monitoring_prefix: str | None = None, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 64,
@@ -101,6 +103,22 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.settimeout(self.server.timeout_s)  # every read and write of this connection
+
+    def handle_one_request(self) -> None:
+        """One request (or the wait for it on a kept-alive connection) within the timeout in all: a client that
+        sends a byte at a time is cut off when it runs out, not only one that stops (per-read timeout)."""
+        timer = threading.Timer(self.server.timeout_s, self._cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            super().handle_one_request()
+        finally:
+            timer.cancel()
+
+    def _cut(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def do_POST(self) -> None:
         if self.path != f"{self.server.prefix}/add-checkpoint":
