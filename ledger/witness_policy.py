@@ -143,7 +143,7 @@ class WitnessPolicy:
             raise PolicyError("a witness policy must be UTF-8 text") from exc
         builder = _Builder()
         for number, line in enumerate(text.split("\n"), start=1):
-            words = line.replace("\t", " ").split()
+            words = [word for word in re.split("[ \t]+", line) if word]  # spaces and tabs only (tlog-policy)
             if words and not words[0].startswith("#"):
                 builder.line(number, words)
         return builder.done()

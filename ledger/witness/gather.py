@@ -161,7 +161,10 @@ def _cosignature(base: WitnessAnswer, witness: Witness, note: str, body: bytes,
     except (UnicodeDecodeError, StoneTrailError) as exc:
         return _with(base, outcome="invalid", status=200, body=f"not a valid cosignature: {exc}")
     if not found:
-        return _with(base, outcome="invalid", status=200, body="no cosignature by this witness's key")
+        named = sorted({line[2:].split(" ", 1)[0] for line in lines if line.startswith("\u2014 ")})
+        hint = (f" (it signed as {', '.join(named)[:200]}, the policy names {witness.key.name}: is it serving under "
+                "another name, or with another key?)") if named else ""
+        return _with(base, outcome="invalid", status=200, body=f"no cosignature by this witness's key{hint}")
     stamp = found[0].timestamp
     if stamp == 0 or stamp > clock() + CLOCK_SKEW:
         return _with(base, outcome="invalid", status=200, body=f"a cosignature dated {stamp} (0, or in the future)")
