@@ -19,11 +19,12 @@ from typing import Any, NoReturn, Protocol, TypeVar
 
 import click
 
-from ledger import Finding, Trust, replay_ledger
+from ledger import Finding, Trust, keyfile, replay_ledger
 from ledger._files import write_files
 from ledger.audit import Replay
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
+from ledger.keys import PrivateKey
 from ledger.pg.db import is_url, redact
 from ledger.witness_policy import WitnessPolicy
 
@@ -343,3 +344,16 @@ _CHECKPOINT_AREAS = ("checkpoint.", "note.", "sig.")
 def _utc(time_ms: int) -> str:
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=time_ms)
     return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _save_key(out: Path, key: PrivateKey, verifier_key: str, as_json: bool, use: str) -> None:
+    """Write ``key`` to ``out`` (a new private-key file, 0600), then print its verifier key and ``use`` (what to
+    do with it), or with --json ``{"file", "verifier_key"}``."""
+    with _about(out):
+        keyfile.save_private_key(out, key)
+    if as_json:
+        _print_json({"file": str(out), "verifier_key": verifier_key})
+        return
+    click.echo(f"wrote {out} (private key: keep it secret)")
+    click.echo(use)
+    click.echo(verifier_key)

@@ -58,6 +58,7 @@ from ._common import (
     _print_json,
     _read_checkpoint,
     _read_text,
+    _save_key,
     _verdict_exit,
     _write_new,
 )
@@ -324,14 +325,8 @@ def keygen(name: str | None, ledger_file: Path | None, out: Path, as_json: bool)
         raise click.UsageError("give --name or --ledger (an operator key is named after its ledger's origin)")
     key = PrivateKey.generate()
     vkey = note_verifier_key(scan(ledger_file).origin if ledger_file is not None else str(name), key.public_key)
-    with _about(out):
-        keyfile.save_private_key(out, key)
-    if as_json:
-        _print_json({"file": str(out), "verifier_key": vkey.text()})
-        return
-    click.echo(f"wrote {out} (private key: keep it secret)")
-    click.echo("pin the public key in a trust file as 'operator <key>' or 'authority <key>':")
-    click.echo(vkey.text())
+    _save_key(out, key, vkey.text(), as_json, "pin the public key in a trust file as 'operator <key>' or "
+              "'authority <key>':")
 
 
 __all__ = ["main"]

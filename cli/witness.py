@@ -25,7 +25,7 @@ from ledger.witness import Gathered, KnownLogs, WitnessServer, WitnessState, gat
 from ledger.witness_policy import WitnessPolicy
 from ledger.witnessed import WitnessError
 
-from ._common import _EXISTING, _about, _errors, _print_json, _read_bytes
+from ._common import _EXISTING, _about, _errors, _read_bytes, _save_key
 from ._output import JSON_OUTPUT
 
 _LISTEN_HELP = "HOST:PORT to listen on ([::1]:PORT for IPv6); port 0 picks a free port (printed)."
@@ -59,15 +59,8 @@ def keygen(name: str, out: Path, as_json: bool) -> None:
       stonetrail witness keygen --name witness.example/w1 -o w1.pem
     """
     key = PrivateKey.generate()
-    vkey = cosigner_key(name, key.public_key)
-    with _about(out):
-        keyfile.save_private_key(out, key)
-    if as_json:
-        _print_json({"file": str(out), "verifier_key": vkey.text()})
-        return
-    click.echo(f"wrote {out} (private key: keep it secret)")
-    click.echo("the witness's cosigner key, for 'witness <name> <key> <url>' lines of a witness policy:")
-    click.echo(vkey.text())
+    _save_key(out, key, cosigner_key(name, key.public_key).text(), as_json,
+              "the witness's cosigner key, for 'witness <name> <key> <url>' lines of a witness policy:")
 
 
 @witness.command("serve", short_help="Serve a witness over HTTP.")

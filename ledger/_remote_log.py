@@ -12,22 +12,14 @@ Every byte fetched is suspect until verified against the checkpoint, which the c
 - an item's positions must end at its head leaf's record and be records of it, the registry's must be registry
   records ending at the checkpoint's registry head (``fetch.positions_mismatch``, ``fetch.registry_mismatch``).
 
-Requests are bounded (a timeout each, a size cap per file, redirects only within the same scheme and host);
-failures raise :class:`FetchError` (``fetch.unavailable``, ``fetch.too_large``, ``fetch.redirect``).
+Files are read through :class:`ledger._http_get.Fetcher` (bounded in time and size; ``fetch.*`` FetchError).
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
-import urllib.error
-import urllib.request
-import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import IO, Any
-from urllib.parse import urljoin, urlsplit
 
+from ._http_get import Fetcher
 from ._published_format import (
     ENTRY_BUNDLE_CAP,
     LEAVES_CAP,
@@ -43,7 +35,7 @@ from ._published_format import (
     tile_width,
 )
 from .checkpoint import Checkpoint
-from .errors import InputError, StorageError, VerificationError
+from .errors import InputError, VerificationError
 from .events import REGISTRY_KINDS, Attested, Corrected
 from .hashing import DIGEST_SIZE, Digest
 from .heads import HeadProof, checkpoint_heads
@@ -54,110 +46,7 @@ from .record import Record
 from .registry import checkpoint_registry
 from .storage.tiles import TILE_WIDTH, MemoryTiles, Tile, TiledTree, tile_path
 
-__all__ = ["FetchError", "Fetcher", "RemoteLog"]
-
-_CHUNK = 1 << 16  # bytes read at a time
-
-
-class FetchError(StorageError):
-    """A published log could not be read: ``fetch.unavailable`` (network, HTTP status, timeout),
-    ``fetch.too_large`` (a file over its cap), ``fetch.redirect`` (a redirect to another host or scheme)."""
-
-    default_code = "fetch.unavailable"
-
-
-class _SameHost(urllib.request.HTTPRedirectHandler):
-    """Follow a redirect only to the same scheme and host (and port)."""
-
-    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
-                         headers: Any, newurl: str) -> urllib.request.Request | None:
-        old, new = urlsplit(req.full_url), urlsplit(newurl)
-        if (old.scheme, old.netloc) != (new.scheme, new.netloc):
-            raise FetchError(f"{req.full_url} redirects to another host ({newurl}); refused", code="fetch.redirect")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-class Fetcher:
-    """GETs files below ``url`` (a directory URL: http, https or file), each within ``timeout`` seconds and
-    at most its cap in bytes; ``read``: the paths fetched, in order."""
-
-    def __init__(self, url: str, timeout: float) -> None:
-        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        if scheme not in ("http", "https", "file"):
-            raise InputError(f"not a published log's URL: {url!r:.120} (want http://, https:// or file://)",
-                             code="fetch.bad_url")
-        self.base = url if url.endswith("/") else url + "/"
-        self.timeout = timeout
-        self.read: list[str] = []
-        self._opener = urllib.request.build_opener(_SameHost)
-
-    def get(self, path: str, cap: int) -> bytes:
-        """The bytes at ``path``, within ``timeout`` seconds in all, headers included: the request runs in a
-        thread of its own, closed and given up at the deadline (a server that sends slowly, or never ends its
-        headers, is cut off). Raises FetchError as the class docstring."""
-        url = urljoin(self.base, path)
-        self.read.append(path)
-        outcome: list[bytes | BaseException] = []
-        held: list[IO[bytes]] = []
-        worker = threading.Thread(target=self._get, args=(url, cap, outcome, held), daemon=True)
-        worker.start()
-        worker.join(self.timeout)
-        if worker.is_alive() or not outcome:
-            for response in held:
-                with contextlib.suppress(Exception):
-                    response.close()  # the reader then fails at once; the thread ends
-            raise FetchError(f"cannot read {url}: no whole answer within {self.timeout} s")
-        if isinstance(outcome[0], BaseException):
-            raise outcome[0]
-        return outcome[0]
-
-    def _get(self, url: str, cap: int, outcome: list[bytes | BaseException], held: list[IO[bytes]]) -> None:
-        try:
-            outcome.append(self._open(url, cap, held))
-        except BaseException as exc:  # handed to the caller's thread
-            outcome.append(exc)
-
-    def _open(self, url: str, cap: int, held: list[IO[bytes]]) -> bytes:
-        try:
-            with self._opener.open(urllib.request.Request(url, headers={"Accept-Encoding": "identity"}),
-                                   timeout=self.timeout) as response:
-                held.append(response)
-                declared = response.headers.get("Content-Length")
-                gzipped = (response.headers.get("Content-Encoding") or "").strip().lower() == "gzip"
-                if declared is not None and declared.isdigit() and int(declared) > cap and not gzipped:
-                    raise _too_large(url, cap)
-                data = self._read(response, url, cap, gzipped)
-        except FetchError:
-            raise
-        except (urllib.error.URLError, OSError, ValueError, zlib.error) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise FetchError(f"cannot read {url}: {reason}") from exc
-        if len(data) > cap:
-            raise _too_large(url, cap)
-        return data
-
-    def _read(self, response: IO[bytes], url: str, cap: int, gzipped: bool) -> bytes:
-        """The body, at most ``cap`` + 1 bytes (decompressed: C2SP tlog-tiles lets a log send ``Content-Encoding:
-        gzip`` unasked), read within ``timeout`` seconds in all (a server that sends slowly is cut off)."""
-        deadline = time.monotonic() + self.timeout
-        inflate = zlib.decompressobj(wbits=31) if gzipped else None
-        parts, size = [], 0
-        while size <= cap:
-            if time.monotonic() > deadline:
-                raise FetchError(f"cannot read {url}: more than {self.timeout} s")
-            read1 = getattr(response, "read1", None)  # what has arrived, not a whole chunk's wait
-            raw = read1(_CHUNK) if read1 is not None else response.read(_CHUNK)
-            chunk = raw if inflate is None else (inflate.decompress(raw, cap + 1 - size) if raw else inflate.flush())
-            parts.append(chunk)
-            size += len(chunk)
-            if not raw:
-                break
-        return b"".join(parts)
-
-
-def _too_large(url: str, cap: int) -> FetchError:
-    return FetchError(f"{url} is over the {cap} bytes such a file may hold; refused", code="fetch.too_large")
-
+__all__ = ["RemoteLog"]
 
 def _mismatch(what: str, code: str) -> VerificationError:
     return VerificationError(f"{what}: not what the signed checkpoint commits to (a tampered or stale copy)",
@@ -298,7 +187,22 @@ def _subject(record: Record) -> Digest | None:
     return event.subject if isinstance(event, Attested | Corrected) else None
 
 
-class _Heads:
+class _Committed:
+    """A checkpoint line's tree (:class:`ledger.commitments.Committed`) over a verified :class:`_Sorted`."""
+
+    _tree: _Sorted
+
+    def __len__(self) -> int:
+        return len(self._tree)
+
+    def root(self) -> Digest:
+        return self._tree.root()
+
+    def extension(self) -> str:
+        return self._tree.extension()
+
+
+class _Heads(_Committed):
     """The item heads (:class:`ledger.reader.Heads`) from the verified heads file."""
 
     def __init__(self, tree: _Sorted, log: RemoteLog) -> None:
@@ -310,15 +214,6 @@ class _Heads:
             heads[item] = (position, record_hash, count)
         self.index = _Positions(heads, log)
 
-    def __len__(self) -> int:
-        return len(self._tree)
-
-    def root(self) -> Digest:
-        return self._tree.root()
-
-    def extension(self) -> str:
-        return self._tree.extension()
-
     def proof(self, item: str) -> HeadProof:
         rank = self._ranks[item]
         return HeadProof(rank, self._tree.path(rank))
@@ -328,7 +223,7 @@ class _Heads:
         return record.body.named_items()
 
 
-class _Identities:
+class _Identities(_Committed):
     """The identity tree (:class:`ledger.reader.Identities`) from the verified identities file."""
 
     def __init__(self, tree: _Sorted) -> None:
@@ -337,15 +232,6 @@ class _Identities:
             self._ranks = {IdentityLeaf.from_bytes(leaf).sort_key: r for r, leaf in enumerate(tree.leaves)}
         except InputError as exc:  # identity.malformed
             raise _mismatch("an identity leaf", "fetch.leaves_mismatch") from exc
-
-    def __len__(self) -> int:
-        return len(self._tree)
-
-    def root(self) -> Digest:
-        return self._tree.root()
-
-    def extension(self) -> str:
-        return self._tree.extension()
 
     def proofs(self, identities: Iterable[tuple[str, str]]) -> list[tuple[int, bytes, tuple[Digest, ...]]]:
         """As :meth:`ledger.identity.IdentityIndex.proofs`: each identity's leaf and its neighbours'."""

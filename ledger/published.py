@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from ._files import fsync_dir, io_errors, write_all, write_files
+from ._http_get import Fetcher, FetchError
 from ._published_format import (
     MAX_CHECKPOINT,
     encode_entries,
@@ -37,7 +38,7 @@ from ._published_format import (
     item_path,
     registry_path,
 )
-from ._remote_log import Fetcher, FetchError, RemoteLog
+from ._remote_log import RemoteLog
 from .bundle import check_bundle
 from .checkpoint import Checkpoint, note_signatures, open_checkpoint, read_unverified_checkpoint
 from .errors import InputError, StorageError, VerificationError, expect, expect_each, expect_path

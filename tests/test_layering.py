@@ -39,7 +39,8 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: rollback (a witness's rollback evidence, read by evidence); witness.* (a C2SP tlog-witness: the known logs and
 #: the add-checkpoint decision table, pure, after evidence; its state, server, the log's gathering of cosignatures
 #: and the proofs it sends, after publish).
-#: _published_format (a published log's files, pure), _remote_log (one read over HTTP as a read side) and published
+#: _published_format (a published log's files, pure), _http_get (bounded GETs), _remote_log (one read over HTTP as a
+#: read side) and published
 #: (publish a ledger as C2SP tlog-tiles, fetch a bundle from one; docs/adr/0024).
 #: dossier (a verified bundle for people), annex (customs evidence) and report (the HTML page, jinja2), after bundle.
 ORDER = [
@@ -60,7 +61,7 @@ ORDER = [
     "_ledger", "copy",
     "monitor", "publish", "witness.state", "witness.server", "witness.gather", "witness.proofs", "witness",
     "chunks", "audit_pass", "_state_rows", "audit_state", "audit", "export",
-    "_remote_log", "published", "history",
+    "_http_get", "_remote_log", "published", "history",
     "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it (dask, distributed: the optional extra, only
