@@ -49,12 +49,18 @@ _RIGHT = {0, 6}  # numbers
 _STATE_COLOUR = {"in transit": "yellow", "locked": "blue", "consumed": "magenta", "retired": "red"}
 
 
+def _state_word(state: str) -> str:
+    """A state after a record, as the table shows it: "live" is "in trade" (the word "live" is kept for the item
+    line's state now, so a stolen stone's output never says it, even of its past)."""
+    return "in trade" if state == "live" else state.replace("_", " ")
+
+
 def print_path(steps: Sequence[Step]) -> None:
     """A custody path as an aligned table (:data:`JOURNEY_COLUMNS`), one row per record: its position, when and
     where it took place, what happened to which item, and the item's holder, mass and state right after it, and
     who signed; below each row, what the record says. Colour only on a terminal (click strips it elsewhere)."""
     rows = [(str(s.position), _utc(s.time_ms), s.kind, s.place, s.item, _holder(s), format_ct(s.mass_mct),
-             s.state.replace("_", " "), ", ".join(s.signers)) for s in steps]
+             _state_word(s.state), ", ".join(s.signers)) for s in steps]
     widths = [max([len(head), *(len(row[n]) for row in rows)]) for n, head in enumerate(JOURNEY_COLUMNS)]
     widths[-1] = 0  # the last column is not padded: no trailing blanks
     heads = [h.rjust(w) if n in _RIGHT else h.ljust(w) for n, (h, w) in enumerate(zip(JOURNEY_COLUMNS, widths,
