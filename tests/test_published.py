@@ -4,10 +4,15 @@ bundle fetched from it over real HTTP (`stonetrail proof fetch`, `fetch_bundle`)
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import gzip
+import re
+import select
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -74,6 +79,24 @@ def serving(directory: Path, overrides: dict[str, tuple[int, dict[str, str], byt
         thread.join()
 
 
+@contextlib.contextmanager
+def python_http_server(directory: Path) -> Iterator[str]:
+    """``python -m http.server`` serving ``directory`` on 127.0.0.1 (a free port, read from the line it prints),
+    stopped after; its URL."""
+    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory",
+                               str(directory)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None
+        ready, _, _ = select.select([server.stdout], [], [], 20)  # bounded: 20 s to start
+        line = server.stdout.readline() if ready else ""
+        found = re.search(r"port (\d+)", line)
+        assert found, f"python -m http.server did not start: {line!r}"
+        yield f"http://127.0.0.1:{found[1]}/"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def cli(*args: str | Path) -> Any:
     return CliRunner().invoke(main, [str(a) for a in args])
 
@@ -102,7 +125,7 @@ def test_fetch_gives_the_exported_bundle_of_every_polished_stone(demo: Path, sit
     names = stones(demo)
     assert len(names) == 220
     exported = export_bundles(demo / "demo.ledger", names, note)
-    with serving(site) as (_, url):
+    with python_http_server(site) as url:  # the acceptance's own server: `python -m http.server` on loopback
         fetched = fetch_bundles(url, names, trust)  # each checked with check_bundle before it is returned
         assert [n for n in names if fetched[n] != exported[n]] == []
         for name in (names[0], names[len(names) // 2], names[-1]):  # the command, then `proof verify`
