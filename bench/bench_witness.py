@@ -17,6 +17,7 @@ import hashlib
 import http.client
 import json
 import random
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -144,6 +145,32 @@ def _check(tally: Tally, stored: dict[str, object]) -> None:
         assert latest.checkpoint.tree_size == held, f"{origin}: stored {latest.checkpoint.tree_size}, cosigned {held}"  # type: ignore[attr-defined]
 
 
+def bounds(directory: Path, seconds: float = 3.0) -> dict[str, float]:
+    """What one request cannot beat, measured in the same run: durable SQLite commits per second (WAL,
+    synchronous=FULL, one row replaced per transaction, one thread: the witness's one fsync per cosignature), and
+    Ed25519 verify-and-sign pairs per second on one core (a log signature checked, a cosignature made)."""
+    db = sqlite3.connect(directory / "bound.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+    commits, until = 0, time.monotonic() + seconds
+    while time.monotonic() < until:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT OR REPLACE INTO t VALUES (1, ?)", (commits.to_bytes(8, "big") * 64,))
+        db.execute("COMMIT")
+        commits += 1
+    db.close()
+    log, witness = _key("bound log"), _key("bound witness")
+    message = b"bound.example/log\n100\n" + bytes(44) + b"\n"
+    signature = log.sign(message)
+    pairs, until = 0, time.monotonic() + seconds
+    while time.monotonic() < until:
+        log.public_key.verify(signature, message)
+        witness.sign(message)
+        pairs += 1
+    return {"durable_commits_per_s": round(commits / seconds, 1), "verify_sign_per_s": round(pairs / seconds, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -153,12 +180,17 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         figures = soak(Path(work), seconds=args.seconds, clients=args.clients, logs=args.logs)
+        figures["bounds"] = bounds(Path(work))
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
         print(f"witness soak: {figures['clients']} clients, {figures['logs']} logs, {figures['seconds']} s: "
               f"{figures['requests']} requests ({figures['requests_per_s']}/s), {figures['cosignatures']} "
               f"cosignatures ({figures['cosignatures_per_s']}/s); invariants hold")
+        bound = figures["bounds"]
+        assert isinstance(bound, dict)
+        print(f"bounds, same run: {bound['durable_commits_per_s']} durable SQLite commits/s (one thread, the "
+              f"witness's one fsync per cosignature), {bound['verify_sign_per_s']} Ed25519 verify+sign/s (one core)")
     sys.exit(0)
 
 
