@@ -17,9 +17,11 @@ checked offline (:func:`ledger.bundle.check_bundle`) before it is returned.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -59,6 +61,7 @@ __all__ = ["CHECKPOINT_NAME", "FetchError", "PublishedLog", "fetch_bundle", "fet
 #: The published checkpoint's name in the directory (C2SP tlog-tiles ``<prefix>/checkpoint``).
 CHECKPOINT_NAME: Final = "checkpoint"
 _BATCH = 512  # new files written (and fsynced) together
+_LOCK_NAME: Final = ".publish.lock"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +99,7 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             65535 bytes), ``publish.empty`` (a checkpoint of the empty log: nothing to publish),
             ``store.not_a_ledger`` (``ledger_path`` is not a ledger file). StorageError:
             ``publish.no_index`` (the ledger's index cannot answer at the checkpoint's tree size: run ``stonetrail
-            index``), ``store.io``.
+            index``), ``publish.locked`` (another publish of the directory is running), ``store.io``.
     """
     expect_path(ledger_path, "ledger_path")
     expect_path(directory, "directory")
@@ -107,34 +110,56 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
     if cp.tree_size == 0:
         raise InputError("the checkpoint is of the empty log: nothing to publish (append records, then sign a new "
                          "checkpoint)", code="publish.empty")
-    out = Path(directory)
-    old_note = _read_published(out)
-    old = read_unverified_checkpoint(old_note) if old_note is not None else None
-    if old_note is not None and _cosigned(old_note) and not _cosigned(note) and not allow_unwitnessed:
-        raise VerificationError(f"{out / CHECKPOINT_NAME} carries witness cosignatures and this checkpoint none: "
-                                "clients that require witnesses would refuse the log; gather cosignatures "
-                                "('stonetrail checkpoint --witness-policy'), or allow it explicitly",
-                                code="publish.unwitnessed")
     with io_errors(Path(ledger_path), "read"), open(ledger_path, "rb") as head:
         read_header(head.read(MAX_HEADER))  # InputError store.not_a_ledger before any index is asked
-    log: IndexedLog | _Past | None = indexed_log(ledger_path, cp.tree_size) or _past(ledger_path, cp.tree_size)
-    if log is None:
-        raise _no_index(ledger_path, cp.tree_size)
+    out = Path(directory)
+    with _exclusive(out):  # one publisher at a time: a second one waits for nothing, it is refused
+        old_note = _read_published(out)
+        old = read_unverified_checkpoint(old_note) if old_note is not None else None
+        if old_note is not None and _cosigned(old_note) and not _cosigned(note) and not allow_unwitnessed:
+            raise VerificationError(f"{out / CHECKPOINT_NAME} carries witness cosignatures and this checkpoint none: "
+                                    "clients that require witnesses would refuse the log; gather cosignatures "
+                                    "('stonetrail checkpoint --witness-policy'), or allow it explicitly",
+                                    code="publish.unwitnessed")
+        log: IndexedLog | _Past | None = indexed_log(ledger_path, cp.tree_size) or _past(ledger_path, cp.tree_size)
+        if log is None:
+            raise _no_index(ledger_path, cp.tree_size)
+        try:
+            with log:
+                check_checkpoint(log, cp)
+                _check_extends(log, old, cp, out)
+                files = _files(log, cp, old.tree_size if old else 0, out)
+        except StorageError as exc:
+            if index_fault(exc):
+                raise _no_index(ledger_path, cp.tree_size) from exc
+            raise
+        written = _write_new(out, files)
+        unchanged = old_note == note.encode("utf-8")
+        if not unchanged:
+            _replace(out / CHECKPOINT_NAME, note.encode("utf-8"))
+        return PublishedLog(directory=out, tree_size=cp.tree_size, previous=old.tree_size if old else None,
+                            written=tuple(written), unchanged=unchanged)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold the lock file ``.publish.lock`` of the directory (created with it) for one publish.
+
+    Raises:
+        StorageError: ``publish.locked`` (another publish holds it), ``store.io``.
+    """
+    with io_errors(out, "create"):
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / _LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
-        with log:
-            check_checkpoint(log, cp)
-            _check_extends(log, old, cp, out)
-            files = _files(log, cp, old.tree_size if old else 0, out)
-    except StorageError as exc:
-        if index_fault(exc):
-            raise _no_index(ledger_path, cp.tree_size) from exc
-        raise
-    written = _write_new(out, files)
-    unchanged = old_note == note.encode("utf-8")
-    if not unchanged:
-        _replace(out / CHECKPOINT_NAME, note.encode("utf-8"))
-    return PublishedLog(directory=out, tree_size=cp.tree_size, previous=old.tree_size if old else None,
-                        written=tuple(written), unchanged=unchanged)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StorageError(f"{out} is being published by another process; try again when it is done",
+                               code="publish.locked") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 class _Past:

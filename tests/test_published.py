@@ -380,3 +380,15 @@ def test_a_server_that_answers_a_byte_at_a_time_is_given_up_at_the_timeout(trust
         stop.set()
         thread.join(5)
         listener.close()
+
+
+def test_two_publishers_of_one_directory_are_one_at_a_time(demo: Path, tmp_path: Path) -> None:
+    import fcntl
+    out = tmp_path / "site"
+    out.mkdir()
+    with open(out / ".publish.lock", "w") as held:  # another publish is running
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(StoneTrailError) as caught:
+            publish_log(demo / "demo.ledger", out, (demo / "checkpoint.txt").read_text())
+        assert caught.value.code == "publish.locked" and not (out / "checkpoint").exists()
+    assert publish_log(demo / "demo.ledger", out, (demo / "checkpoint.txt").read_text()).written
