@@ -16,7 +16,8 @@ Wire format, version 1::
                  (a witness's: :mod:`ledger.rollback` says what it proves and what rests on the witness's word)
 
 A split view is two checkpoints of one origin, both signed by a pinned operator key, that cannot both be
-honest: the same tree size with different roots (``index``, ``leaf`` nil and ``proof`` empty), or a leaf index
+honest: the same tree size with different roots, or with one root and different ``stonetrail-*`` lines (the
+lines one tree's records give; ``index``, ``leaf`` nil and ``proof`` empty), or a leaf index
 below both tree sizes whose leaf hashes differ, each shown by an RFC 9162 §2.1.3 inclusion proof under its own
 checkpoint. A chain fork is one signed checkpoint and two records at different leaf indices, each with its
 inclusion proof, whose ``inputs`` share an (item id, previous record hash) pair: two successors of one record.
