@@ -103,7 +103,8 @@ def dossier_of(report: BundleReport, data: bytes) -> Dossier:
     scope = {i: r for i, r in records.items() if i in wanted}
     journey = tuple(JourneyStep(step=s, record_hash=scope[s.position].record_hash.hex(),
                                 signers=signer_roles(scope[s.position], parties)) for s in p.path)
-    items = {s.item for s in p.path}
+    items = {h.item for h in bundle.heads}  # every scope item (the bundle proves each one's head), not only those
+    # the path shows a record under: a split's second output merged back into the line has no step of its own
     masses, types = _created(scope, items)
     return Dossier(report=report, provenance=p, records=MappingProxyType(scope),
                    parties=MappingProxyType(parties), journey=journey, edges=_edges(scope, items),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ledger import AUTHORITY, Ledger, Output, PrivateKey, Trust
 from ledger._scenarios import Builder
-from ledger.events import Attested, Mined, Set
+from ledger.events import Attested, Merged, Mined, Set, Split
 from ledger.export import export_bundle
 from ledger.keys import note_verifier_key
 
@@ -61,3 +61,27 @@ def hostile_bundle(directory: Path) -> tuple[bytes, Trust]:
         b.append(Attested(subject=mined, statement=f"seen {SCRIPT} {IMG}"), "auditor-z", "BW")
         note = ledger.checkpoint(keys["operator"])
     return export_bundle(path, HOSTILE_ITEM, note), trust
+
+
+def rejoined_bundle(directory: Path) -> tuple[bytes, Trust]:
+    """A valid bundle of stone S1 whose line splits a lot in three, merges two of the parts back and splits the
+    result: the part L0-2 has no record of its own on S1's path (an adversarial review's shape)."""
+    names = (AUTHORITY, "operator", "producer-x")
+    keys = {n: _key(n) for n in names}
+    trust = Trust(operators=(note_verifier_key(_ORIGIN, keys["operator"].public_key),),
+                  authorities=(note_verifier_key("hostile.stonetrail.example/authority",
+                                                 keys[AUTHORITY].public_key),))
+    path = directory / "rejoined.ledger"
+    with Ledger.create(path, _ORIGIN, trust.authority_keys) as ledger:
+        b = Builder(ledger, 7, keys)
+        b.enrol("producer-x", "Mines", ("producer", "manufacturer"), "BW")
+        b.append(Mined(mine="Pit", country="BW"), "producer-x", "BW",
+                 outputs=(Output(id="L0", type="lot", mass_mct=9000),))
+        b.append(Split(loss_mct=0), "producer-x", "BW", inputs=("L0",), consumes=("L0",),
+                 outputs=tuple(Output(id=f"L0-{i}", type="lot", mass_mct=3000) for i in (1, 2, 3)))
+        b.append(Merged(loss_mct=0), "producer-x", "BW", inputs=("L0-1", "L0-2"), consumes=("L0-1", "L0-2"),
+                 outputs=(Output(id="M", type="lot", mass_mct=6000),))
+        b.append(Split(loss_mct=1000), "producer-x", "BW", inputs=("M",), consumes=("M",),
+                 outputs=(Output(id="S1", type="stone", mass_mct=2500), Output(id="S2", type="stone", mass_mct=2500)))
+        note = ledger.checkpoint(keys["operator"])
+    return export_bundle(path, "S1", note), trust

@@ -22,7 +22,7 @@ from ledger.bundle import check_bundle
 from ledger.dossier import dossier_of
 from ledger.errors import ArgumentError, RecordFormatError, RuleError
 from ledger.events import Mined
-from ledger.report import render_report
+from ledger.report import render_report, report_html
 from stonetrail_cli.main import main
 
 NO_RU = Policy(deny_origin=frozenset({"RU"}))
@@ -183,3 +183,18 @@ def test_show_and_proof_verify_print_the_journey_as_one_aligned_table(demo: Path
     assert "\x1b[" not in verified
     coloured = runner.invoke(main, ["proof", "verify", str(tmp_path / "d.stproof"), "--trust", trust], color=True)
     assert "\x1b[" in coloured.output
+
+
+def test_a_part_merged_back_into_the_line_is_drawn_and_linked(tmp_path: Path) -> None:
+    """An adversarial review: L0 split in three, two parts merged back, the result split: the report crashed
+    (KeyError 'L0-2': the part has no record of its own on the path) and the annex left out 'split L0 -> L0-2'."""
+    from report_kit import rejoined_bundle
+
+    data, trust = rejoined_bundle(tmp_path)
+    report = check_bundle(data, trust)
+    dossier = dossier_of(report, data)
+    html = report_html(dossier)
+    assert "L0-2" in html
+    links = [c.value for c in build_annex(dossier, "eu-dds").claims if c.field == "link"]
+    assert any(link.startswith("split L0 -> L0-2") for link in links)
+    assert any(link.startswith("merged L0-1, L0-2 -> M") for link in links)
