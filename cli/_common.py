@@ -121,7 +121,8 @@ def _click_error(exc: click.ClickException | click.Abort) -> NoReturn:
     if isinstance(exc, click.UsageError):
         command = exc.ctx.command_path if exc.ctx else "stonetrail"
         file = exc.file if isinstance(exc, _FileError) else None
-        _fail(f"{exc.format_message()} (see '{command} --help')", EXIT_USAGE,
+        message = " ".join(exc.format_message().split())  # one line: click lists a Choice's values one a line
+        _fail(f"{message} (see '{command} --help')", EXIT_USAGE,
               code="input.missing" if file is not None else "usage", file=file)
     _fail(exc.format_message(), exc.exit_code, code="usage")
 

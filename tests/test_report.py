@@ -90,7 +90,7 @@ def test_cli_annex_json_csv_and_exit_code(demo: Path, tmp_path: Path) -> None:
     args = ["proof", "annex", str(tmp_path / "b.stproof"), "--trust", str(demo / "trust.keys")]
     res = CliRunner().invoke(main, [*args, "--format", "us-cbp", "--csv", "--deny-origin", "RU"])
     assert res.exit_code == 1, res.output  # not compliant: the verdict's exit code
-    rows = list(csv.DictReader(io.StringIO(res.output)))
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))  # the not-compliant warning is on stderr
     assert [(r["country_of_mining"], r["carats"], r["percent"]) for r in rows] == [
         ("AO", "0.750", "60.0"), ("RU", "0.500", "40.0")]
     res = CliRunner().invoke(main, [*args, "--format", "eu-dds", "--json"])
@@ -183,3 +183,98 @@ def test_show_and_proof_verify_print_the_journey_as_one_aligned_table(demo: Path
     assert "\x1b[" not in verified
     coloured = runner.invoke(main, ["proof", "verify", str(tmp_path / "d.stproof"), "--trust", trust], color=True)
     assert "\x1b[" in coloured.output
+
+
+# --- issue 14's new-user trial ---------------------------------------------------------------------------------
+
+
+def _bundle_file(demo: Path, tmp_path: Path, item: str) -> list[str]:
+    data, _ = demo_bundle(demo, item)
+    (tmp_path / f"{item}.stproof").write_bytes(data)
+    return [str(tmp_path / f"{item}.stproof"), "--trust", str(demo / "trust.keys")]
+
+
+def _runner() -> CliRunner:
+    return CliRunner()  # click >= 8.2: stdout and stderr apart (res.stdout, res.stderr)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("form", ["text", "--csv", "--json"])
+def test_every_annex_form_says_not_compliant_with_the_rule_and_each_finding(demo: Path, tmp_path: Path,
+                                                                            fmt: str, form: str) -> None:
+    args = ["proof", "annex", *_bundle_file(demo, tmp_path, LAUNDERED), "--format", fmt, "--deny-origin", "RU"]
+    res = _runner().invoke(main, args + ([form] if form != "text" else []))
+    assert res.exit_code == 1, res.output
+    out = res.stdout
+    if form == "--json":
+        data = json.loads(out)
+        assert data["verdict_text"] == "valid, NOT COMPLIANT (3 policy findings)" and data["compliant"] is False
+        assert data["policy"] == ["no origin in or route through RU (every item)"]
+        assert [(f["code"], f["record"]) for f in data["policy_findings"]] == [
+            ("policy.denied_origin", 674), ("policy.denied_origin", 680), ("policy.denied_origin", 683)]
+        assert all(f["reason"] for f in data["policy_findings"])
+        return
+    assert "valid, NOT COMPLIANT" in out and "no origin in or route through RU" in out
+    for record in ("674", "680", "683"):
+        assert any("policy.denied_origin" in line and re.search(rf"\b{record}\b", line)
+                   for line in out.splitlines()), out
+    if form == "--csv":
+        assert "NOT COMPLIANT" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        rows = list(csv.reader(io.StringIO(out)))
+        assert len({len(r) for r in rows}) == 1  # still one table
+    else:
+        assert out.splitlines()[1] == "item: PARCEL-DXB-01-S1 (stone, natural, 1.250 ct)"
+
+
+def test_us_cbp_text_prints_its_entry_lines(demo: Path, tmp_path: Path) -> None:
+    args = ["proof", "annex", *_bundle_file(demo, tmp_path, LAUNDERED)]
+    us = _runner().invoke(main, [*args, "--format", "us-cbp"]).stdout
+    eu = _runner().invoke(main, [*args, "--format", "eu-dds"]).stdout
+    assert us != eu and "line 1" not in eu
+    assert re.search(r"line 1: PARCEL-DXB-01-S1, country of mining AO, 0\.750 ct \(60\.0%\), country of origin IN", us)
+    assert re.search(r"line 2: PARCEL-DXB-01-S1, country of mining RU, 0\.500 ct \(40\.0%\), country of origin IN", us)
+
+
+@pytest.mark.parametrize("command", [["annex", "--format", "eu-dds"], ["annex", "--format", "us-cbp"], ["report"]])
+@pytest.mark.parametrize("form", ["--json", "--csv"])
+def test_an_invalid_bundle_under_json_or_csv_prints_no_stray_line(demo: Path, tmp_path: Path, command: list[str],
+                                                                   form: str) -> None:
+    if form == "--csv" and command == ["report"]:
+        pytest.skip("report has no --csv")
+    data, _ = demo_bundle(demo, DIAVIK)
+    bad = bytearray(data)
+    bad[bad.find(b"cutter-ramatgan")] ^= 0x01
+    (tmp_path / "bad.stproof").write_bytes(bytes(bad))
+    args = ["proof", command[0], str(tmp_path / "bad.stproof"), "--trust", str(demo / "trust.keys"), *command[1:],
+            form] + (["-o", str(tmp_path / "bad.html")] if command == ["report"] else [])
+    res = _runner().invoke(main, args)
+    assert res.exit_code == 1
+    if form == "--json":
+        doc = json.loads(res.stdout)  # one JSON document, nothing else
+        assert doc["verdict"] == "invalid" and doc["findings"]
+    else:
+        assert res.stdout == "" and "INVALID" in res.stderr and "sig." in res.stderr
+
+
+def test_report_says_the_verdict_words_and_writes_to_stdout_for_a_dash(demo: Path, tmp_path: Path) -> None:
+    args = ["proof", "report", *_bundle_file(demo, tmp_path, LAUNDERED), "--deny-origin", "RU"]
+    res = _runner().invoke(main, [*args, "-o", str(tmp_path / "l.html")])
+    assert res.exit_code == 1 and res.stdout.rstrip().endswith("PARCEL-DXB-01-S1, valid, NOT COMPLIANT"), res.stdout
+    res = _runner().invoke(main, [*args, "-o", "-"], catch_exceptions=False)
+    assert res.exit_code == 1 and res.stdout.startswith("<!DOCTYPE html>")
+    assert not (Path.cwd() / "-").exists()
+
+
+def test_annex_writes_a_file_or_stdout_for_a_dash(demo: Path, tmp_path: Path) -> None:
+    args = ["proof", "annex", *_bundle_file(demo, tmp_path, DIAVIK), "--format", "us-cbp", "--csv"]
+    res = _runner().invoke(main, [*args, "-o", "-"])
+    assert res.exit_code == 0 and res.stdout.startswith("line,item,") and not (Path.cwd() / "-").exists()
+    res = _runner().invoke(main, [*args, "-o", str(tmp_path / "a.csv")])
+    assert res.exit_code == 0 and (tmp_path / "a.csv").read_text(encoding="utf-8").startswith("line,item,")
+    assert _runner().invoke(main, [*args, "-o", str(tmp_path / "a.csv")]).exit_code != 0  # never overwritten
+
+
+def test_a_missing_format_is_a_one_line_error(demo: Path, tmp_path: Path) -> None:
+    res = _runner().invoke(main, ["proof", "annex", *_bundle_file(demo, tmp_path, DIAVIK)])
+    assert res.exit_code == 2
+    assert len(res.stderr.strip().splitlines()) == 1 and "eu-dds, us-cbp" in res.stderr, res.stderr
