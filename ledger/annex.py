@@ -67,6 +67,20 @@ def nature_words(nature: str) -> str:
     return "laboratory-grown" if nature == "lab_grown" else nature.replace("_", "-")
 
 
+def nature_basis(d: Dossier) -> str:
+    """Where the item's nature comes from: its roots (mined, grown, or registered with no recorded history)."""
+    roots = d.provenance.roots
+    by = ", ".join(sorted({r.producer for r in roots})) or "nobody"
+    where = ", ".join(sorted({country_words(r.country) for r in roots}))
+    records = ", ".join(str(r.position) for r in roots)
+    kinds = {r.kind for r in roots}
+    if kinds == {"registered"}:
+        return f"attested at registration by {by} (record {records}): no mined or grown record"
+    if kinds == {"grown"}:
+        return f"fixed when it was grown in {where}, attested by {by} (the grower; record {records})"
+    return f"fixed when it was mined in {where}, attested by {by} (record {records})"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Share:
     """One country of mining (of growth, for a laboratory-grown stone): ``mass_mct`` of the item attributed to
@@ -135,6 +149,7 @@ class Annex:
     type: str
     nature: str
     mass_mct: int
+    nature_basis: str
     verdict: str
     policy: tuple[str, ...]
     policy_findings: tuple[Finding, ...]
@@ -181,7 +196,8 @@ class Annex:
                                      if self.origins else {"basis": never, "cuts": []})
         data: dict[str, object] = {
             "format": self.format, "version": VERSION, "title": self.title, "item": self.item,
-            "type": self.type, "nature": self.nature, "mass_mct": self.mass_mct, "verdict": self.verdict,
+            "type": self.type, "nature": self.nature, "nature_basis": self.nature_basis, "mass_mct": self.mass_mct,
+            "verdict": self.verdict,
             "verdict_text": self.verdict_line, "compliant": self.compliant, "policy": list(self.policy),
             "policy_findings": [{"code": f.code, "record": f.position, "item": f.item, "reason": f.reason}
                                 for f in self.policy_findings],
@@ -201,7 +217,8 @@ class Annex:
     def lines(self) -> list[dict[str, object]]:
         """The US entry lines: one per country of mining (of growth), each with the item's country of origin."""
         reports = " ".join(c.value.split(" ")[1] for c in self.claims if c.field == "lab_report")
-        return [{"line": n, "item": self.item, self.mining_field: s.country, "mass_mct": s.mass_mct,
+        return [{"line": n, "item": self.item, "nature": nature_words(self.nature), self.mining_field: s.country,
+                 "mass_mct": s.mass_mct,
                  "carats": format_ct(s.mass_mct)[:-3], "percent": s.percent,
                  "country_of_origin": self.origin_country, "lab_reports": reports,
                  "attested_by": list(s.attested_by), "basis": s.basis}
@@ -217,8 +234,8 @@ class Annex:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         if self.format == "us-cbp":
-            cols = ["line", "item", self.mining_field, "carats", "percent", "country_of_origin", "lab_reports",
-                    "attested_by", "basis"]
+            cols = ["line", "item", "nature", self.mining_field, "carats", "percent", "country_of_origin",
+                    "lab_reports", "attested_by", "basis"]
             writer.writerow([*cols, "checkpoint_root", "verdict", "policy", "policy_findings"])
             for line in self.lines():
                 writer.writerow([_cell(line[c]) for c in cols] + [str(self.checkpoint["root_hash"]),
@@ -238,6 +255,7 @@ class Annex:
         rows += [["policy", rule, self.item, "", "", JUDGED] for rule in self.policy]
         rows += [["policy_finding", f"{f.code}: {f.reason}", f.item or "",
                   "" if f.position is None else str(f.position), "", JUDGED] for f in self.policy_findings]
+        rows.append(["nature", nature_words(self.nature), self.item, "", "", self.nature_basis])
         for s in self.mining:
             rows.append([self.mining_field, f"{country_words(s.country)} {format_ct(s.mass_mct)} ({s.percent}%)",
                          " ".join(i for _, _, i in s.records), " ".join(str(p) for p, _, _ in s.records),
@@ -309,6 +327,7 @@ def build_annex(dossier: Dossier, fmt: str) -> Annex:
     places = sorted({o.value for o in origins})
     witnessed = report.witnessed.describe() if report.witnessed else "no witness policy"
     return Annex(format=fmt, item=p.item, type=p.type, nature=p.nature, mass_mct=p.mass_mct,
+                 nature_basis=nature_basis(dossier),
                  verdict=report.verdict, policy=tuple(p.policy.describe()) if p.policy else (),
                  policy_findings=tuple(report.policy_findings), mining=tuple(mining), origins=origins,
                  origin_country="/".join(places or p.origin), claims=_claims(dossier),
