@@ -11,7 +11,7 @@ import re
 import stat
 import sys
 import weakref
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,8 +100,21 @@ def _print_verdict(r: _Verdict, label: str) -> NoReturn:
     column."""
     detail = {"invalid": _plural(len(r.findings), "finding"),
               "valid_not_compliant": _plural(len(r.policy_findings), "policy finding")}.get(r.verdict)
-    click.echo(f"{label}{VERDICT_TEXT[r.verdict]}" + (f" ({detail})" if detail else ""))
+    words = click.style(VERDICT_TEXT[r.verdict], fg=VERDICT_COLOUR[r.verdict], bold=True)
+    click.echo(f"{label}{words}" + (f" ({detail})" if detail else ""))
     sys.exit(_verdict_exit(r.verdict))
+
+
+#: The verdict line's colour on a terminal (never in a pipe, nor with NO_COLOR or TERM=dumb: :func:`wants_colour`).
+VERDICT_COLOUR = {"valid": "green", "valid_compliant": "green", "valid_not_compliant": "red", "invalid": "red"}
+
+
+def wants_colour(environ: Mapping[str, str]) -> bool | None:
+    """False when the environment refuses colour: ``NO_COLOR`` set (to any value, https://no-color.org) or
+    ``TERM=dumb``; otherwise None (click decides: colour on a terminal only)."""
+    if "NO_COLOR" in environ or environ.get("TERM") == "dumb":
+        return False
+    return None
 
 
 def _exit_code(exc: BaseException) -> int:
@@ -121,7 +134,8 @@ def _click_error(exc: click.ClickException | click.Abort) -> NoReturn:
     if isinstance(exc, click.UsageError):
         command = exc.ctx.command_path if exc.ctx else "stonetrail"
         file = exc.file if isinstance(exc, _FileError) else None
-        _fail(f"{exc.format_message()} (see '{command} --help')", EXIT_USAGE,
+        message = " ".join(exc.format_message().split())  # one line: click lists a Choice's values one a line
+        _fail(f"{message} (see '{command} --help')", EXIT_USAGE,
               code="input.missing" if file is not None else "usage", file=file)
     _fail(exc.format_message(), exc.exit_code, code="usage")
 

@@ -61,6 +61,7 @@ from ._common import (
     _save_key,
     _verdict_exit,
     _write_new,
+    wants_colour,
 )
 from ._output import command_run, progress
 from .proof import proof
@@ -82,6 +83,8 @@ class _Group(click.Group):
             return self._main(argv, prog_name, complete_var, **extra)
 
     def _main(self, argv: list[str], prog_name: str | None, complete_var: str | None, **extra: Any) -> Any:
+        if wants_colour(os.environ) is False:  # NO_COLOR, TERM=dumb: no colour even on a terminal
+            extra["color"] = False
         try:
             return super().main(argv, prog_name or "stonetrail", complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:  # a group without a command: its help, a usage error

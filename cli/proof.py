@@ -23,7 +23,7 @@ from ledger.bundle import (
 )
 from ledger.errors import InputError
 from ledger.export import SelfCheckError, StaleCheckpointError, export_bundle, export_bundle_as_of
-from ledger.findings import Finding
+from ledger.findings import Finding, group_unchecked
 from ledger.pg.db import is_url
 from ledger.policy import Policy
 from ledger.provenance import MassPoint, Provenance, Snapshot
@@ -303,17 +303,8 @@ def _print_unchecked(unchecked: tuple[Finding, ...]) -> None:
     if not unchecked:
         return
     click.echo("not checked by this bundle (they need goods outside this provenance; a full audit checks them):")
-    by_code: dict[str, list[Finding]] = {}
-    for f in unchecked:
-        by_code.setdefault(f.code, []).append(f)
-    for code, found in by_code.items():
-        positions = sorted({str(f.position) for f in found if f.position is not None}, key=int)
-        where = f"record{'s' if len(positions) > 1 else ''} {_some(positions)}"
-        if code == "bundle.outside_items":
-            items = _some(sorted({f.item for f in found if f.item}))
-            click.echo(f"  {code}: {where} also name {items}: the rules about those goods there")
-        else:
-            click.echo(f"  {code} at {where}: {found[0].reason.removeprefix('not checked: ')}")
+    for line in group_unchecked(unchecked):
+        click.echo(f"  {line}")
 
 
 def _some(names: list[str], most: int = 6) -> str:

@@ -9,13 +9,17 @@ neither: its findings are printed as by ``proof verify`` and the command exits 1
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from ledger._files import check_new
-from ledger.annex import FORMATS, build_annex
+from ledger.annex import FORMATS, VERDICT_TEXT, build_annex
 from ledger.bundle import BundleReport, check_bundle
 from ledger.dossier import Dossier, dossier_of
 from ledger.policy import Policy
@@ -47,31 +51,49 @@ _TRUST = click.option("--trust", "trust_file", required=True, type=_EXISTING,
 
 
 def _verified(bundle_file: Path, trust_file: Path, witness_policy: Path | None, max_age: str | None,
-              policy: Policy | None) -> Dossier:
-    """The bundle verified and its dossier; an invalid bundle's findings printed, then exit 1."""
+              policy: Policy | None, *, as_json: bool = False) -> Dossier:
+    """The bundle verified and its dossier; an invalid bundle refused (:func:`_refuse`), exit 1."""
     trust = _load_trust(trust_file, witness_policy)
     age = _duration(max_age, "--max-age")
     data = _read_bundle(bundle_file)
     with _about(bundle_file):
         report = check_bundle(data, trust, policy, max_age=age)
     if not report.ok:
-        _refuse(bundle_file, report)
+        _refuse(bundle_file, report, as_json)
     return dossier_of(report, data)
 
 
-def _refuse(bundle_file: Path, report: BundleReport) -> None:
+def _refuse(bundle_file: Path, report: BundleReport, as_json: bool) -> NoReturn:
+    """An invalid bundle: nothing written, exit 1. With --json, stdout is one JSON document, the verdict JSON of
+    'proof verify --json' (verdict "invalid", its findings); otherwise the findings go to stderr, so stdout holds
+    nothing a CSV reader could take for data."""
+    if as_json:
+        _print_json(report.to_json())
     click.echo(f"{bundle_file}: INVALID ({_plural(len(report.findings), 'finding')}); nothing written: a report or "
                "an annex is drawn only from a verified bundle", err=True)
-    _print_hint(report.findings, "hint:       ", records_judged=False)
-    _print_findings(report.findings)
+    if not as_json:
+        with _to_stderr():
+            _print_hint(report.findings, "hint:       ", records_judged=False)
+            _print_findings(report.findings)
     sys.exit(_verdict_exit("invalid"))
+
+
+@contextmanager
+def _to_stderr() -> Iterator[None]:
+    """What is echoed inside goes to stderr."""
+    saved = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = saved
 
 
 @click.command("report", short_help="Write a verified bundle's provenance report (one HTML page).")
 @click.argument("bundle_file", metavar="FILE", type=_EXISTING)
 @_TRUST
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the page (default: ./ITEM.html; never overwritten).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Where to write the page (default: ./ITEM.html; never overwritten; '-': stdout).")
 @WITNESS_POLICY
 @_MAX_AGE
 @click.option("--json", "as_json", is_flag=True, help='Print {"file", "item", "bytes", "verdict"} as JSON.')
@@ -93,16 +115,21 @@ def report(bundle_file: Path, trust_file: Path, out: Path | None, witness_policy
       stonetrail proof report out/proofs/R-00001-A.stproof --trust out/trust.keys -o R-00001-A.html
       stonetrail proof report out/proofs/R-00002-A.stproof --trust out/trust.keys --deny-origin RU -o R-00002-A.html
     """
-    dossier = _verified(bundle_file, trust_file, witness_policy, max_age, policy)
+    if out is not None and str(out) == "-" and as_json:
+        raise click.UsageError("-o - writes the page to stdout, and --json its summary: give one")
+    dossier = _verified(bundle_file, trust_file, witness_policy, max_age, policy, as_json=as_json)
+    verdict = dossier.report.verdict
+    if out is not None and str(out) == "-":
+        click.echo(report_html(dossier), nl=False)
+        sys.exit(_verdict_exit(verdict))
     out = out or Path.cwd() / f"{dossier.provenance.item}.html"
     check_new(out)
     html = report_html(dossier).encode("utf-8")
     _write_new((out, html))
-    verdict = dossier.report.verdict
     if as_json:
         _print_json({"file": str(out), "item": dossier.provenance.item, "bytes": len(html), "verdict": verdict})
     else:
-        click.echo(f"wrote {out} ({len(html)} bytes): {dossier.provenance.item}, {verdict.replace('_', ' ')}")
+        click.echo(f"wrote {out} ({len(html)} bytes): {dossier.provenance.item}, {VERDICT_TEXT[verdict]}")
     sys.exit(_verdict_exit(verdict))
 
 
@@ -113,13 +140,15 @@ def report(bundle_file: Path, trust_file: Path, out: Path | None, witness_policy
               help="eu-dds: EU Due Diligence Statement on Diamond Origin; us-cbp: US entry lines by country of "
                    "mining (docs/annex-eu-dds.md, docs/annex-us-cbp.md).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (us-cbp: a row per entry line; eu-dds: per fact).")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Write the annex to this new file (never overwritten) instead of stdout ('-': stdout).")
 @WITNESS_POLICY
 @_MAX_AGE
 @click.option("--json", "as_json", is_flag=True, help="Print the annex as JSON.")
 @_errors
 @policy_options
-def annex(bundle_file: Path, trust_file: Path, fmt: str, as_csv: bool, witness_policy: Path | None,
-          max_age: str | None, as_json: bool, policy: Policy | None) -> None:
+def annex(bundle_file: Path, trust_file: Path, fmt: str, as_csv: bool, out: Path | None,
+          witness_policy: Path | None, max_age: str | None, as_json: bool, policy: Policy | None) -> None:
     """Verify FILE, then print the evidence a customs filing needs, from the verified provenance only: the
     countries of mining with their shares (carats and per cent) and the producers who attest them, the country
     of origin after cutting, the KP certificates and G7 verifications on the path with their record hashes, the
@@ -127,7 +156,13 @@ def annex(bundle_file: Path, trust_file: Path, fmt: str, as_csv: bool, witness_p
     Each claim is "attested by <party>, proven consistent by the ledger": the ledger proves who said what and
     that the records agree, never that a claim is physically true.
 
-    An invalid bundle gets no annex (exit 1). The exit code is the verdict's, as in 'proof verify'.
+    Every form says the verdict as 'proof verify' does ("valid, NOT COMPLIANT"), the policy's rules and each
+    policy finding (code, record, reason); with --csv a stone that is not compliant also gets a warning on
+    stderr. A laboratory-grown stone has a country of growth, never a country of mining; an article's country
+    of origin is where its set stones were cut.
+
+    An invalid bundle gets no annex (exit 1; with --json the verdict JSON of 'proof verify --json', with --csv
+    its findings on stderr only). The exit code is the verdict's, as in 'proof verify'.
 
     \b
     Examples:
@@ -136,24 +171,23 @@ def annex(bundle_file: Path, trust_file: Path, fmt: str, as_csv: bool, witness_p
     """
     if as_csv and as_json:
         raise click.UsageError("--csv and --json exclude each other")
-    dossier = _verified(bundle_file, trust_file, witness_policy, max_age, policy)
+    to_file = out is not None and str(out) != "-"
+    if to_file and out is not None:
+        check_new(out)
+    dossier = _verified(bundle_file, trust_file, witness_policy, max_age, policy, as_json=as_json and not to_file)
     found = build_annex(dossier, fmt)
-    if as_json:
-        _print_json(found.to_json())
-    elif as_csv:
-        click.echo(found.to_csv(), nl=False)
+    text = (json.dumps(found.to_json(), indent=2) + "\n" if as_json else found.to_csv() if as_csv
+            else found.to_text())
+    if not found.compliant and (as_csv or to_file):
+        where = "policy_findings column" if fmt == "us-cbp" and as_csv else "policy_finding lines"
+        click.echo(f"stonetrail: warning: {found.item}: {found.verdict_line}; policy: {'; '.join(found.policy)}; "
+                   f"each finding is in the annex's {where}", err=True)
+    if to_file and out is not None:
+        _write_new((out, text.encode("utf-8")))
+        click.echo(f"wrote {out}: {found.item}, {found.verdict_line}", err=True)
     else:
-        _print_rows(found.rows())
+        click.echo(text, nl=False)
     sys.exit(_verdict_exit(found.verdict))
-
-
-def _print_rows(rows: list[list[str]]) -> None:
-    """The annex for a terminal: each fact on a line (field, value, item, record), its basis and hash below."""
-    width = max(len(r[0]) for r in rows)
-    for field, value, item, record, digest, basis in rows:
-        where = f" [{item}, record {record}]" if record else ""
-        click.echo(f"{field:<{width}}  {value}{where}")
-        click.echo(f"{'':<{width}}  {basis}" + (f"; hash {digest}" if digest else ""))
 
 
 REPORT_COMMAND: click.Command = report

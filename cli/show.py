@@ -191,7 +191,7 @@ def _print_history(found: ItemScope, history: History, verdict: str, here: list[
     elif verdict == "unverified":
         click.echo("unverified: pass --trust to check signatures, enrolment and custody rules")
     elif verdict == "verified":
-        click.echo(f"verified: {_plural(len(history.path), 'record')}; the whole ledger passes every rule under the "
+        click.echo(f"valid: {_plural(len(history.path), 'record')}; the whole ledger passes every rule under the "
                    "pinned keys")
     else:
         click.echo(f"INVALID: {_plural(len(here), 'finding')} on this history, {elsewhere} elsewhere in the ledger "

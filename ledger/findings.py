@@ -8,11 +8,12 @@ first finding instead.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import RuleError
 
-__all__ = ["Finding", "raise_first"]
+__all__ = ["Finding", "group_unchecked", "raise_first"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,3 +40,26 @@ def raise_first(findings: list[Finding] | tuple[Finding, ...]) -> None:
     if findings:
         first = findings[0]
         raise RuleError(str(first), code=first.code, finding=first)
+
+
+def group_unchecked(unchecked: Sequence[Finding]) -> list[str]:
+    """The checks a bundle could not make (``BundleReport.unchecked``), one line per code, as ``proof verify``
+    and the report print them: where, and what they would need (a few lines with counts, not one per good)."""
+    by_code: dict[str, list[Finding]] = {}
+    for f in unchecked:
+        by_code.setdefault(f.code, []).append(f)
+    lines = []
+    for code, found in by_code.items():
+        positions = sorted({str(f.position) for f in found if f.position is not None}, key=int)
+        where = f"record{'s' if len(positions) > 1 else ''} {_some(positions)}"
+        if code == "bundle.outside_items":
+            items = _some(sorted({f.item for f in found if f.item}))
+            lines.append(f"{code}: {where} also name {items}: the rules about those goods there")
+        else:
+            lines.append(f"{code} at {where}: {found[0].reason.removeprefix('not checked: ')}")
+    return lines
+
+
+def _some(names: list[str], most: int = 6) -> str:
+    """Up to ``most`` names, then how many more."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")

@@ -317,8 +317,8 @@ def _attested(records: Mapping[int, Record], scope: Scope, roots: tuple[Root, ..
     claims = []
     for root in roots:
         if root.kind == "registered":
-            claims.append(f"{root.item}: registered by {root.producer} with no recorded history; origin unknown "
-                          f"(record {root.position})")
+            claims.append(f"{root.item}: registered by {root.producer} with no recorded history; its nature "
+                          f"attested at registration by {root.producer}; origin unknown (XX) (record {root.position})")
         else:
             claims.append(f"{root.item}: {root.kind} at {root.site} ({root.country}), {format_ct(root.mass_mct)}; "
                           f"origin and nature attested by {root.producer} (record {root.position})")
@@ -330,8 +330,8 @@ def _attested(records: Mapping[int, Record], scope: Scope, roots: tuple[Root, ..
         elif isinstance(event, Inscribed):
             claims.append(f"{name}: inscription {event.inscription!r} attested by {event.lab} (record {position})")
         elif isinstance(event, Verified):
-            claims.append(f"{name}: origin {', '.join(event.countries)} attested by node {event.node} "
-                          f"(record {position})")
+            claims.append(f"{name}: G7 origin verification record by {event.node}: origin "
+                          f"{', '.join(event.countries)} (attested, record {position})")
     where = {r.record_hash: p for p, r in records.items()}
     for position, name in sorted(scope.positions.items()):
         record = records[position]

@@ -15,6 +15,7 @@ Jinja2 is imported here only (tests/test_layering.py).
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -23,17 +24,16 @@ from typing import Final
 import jinja2
 
 from ._describe import format_ct
-from .annex import percent
+from .annex import VERDICT_TEXT, country_words, nature_basis, nature_words, percent
 from .bundle import check_bundle
 from .dossier import Dossier, dossier_of
 from .errors import RuleError
+from .findings import group_unchecked
 from .policy import Policy
 from .trust import Trust
 
 __all__ = ["Box", "Line", "render_report", "report_html"]
 
-VERDICT_TEXT: Final = {"valid": "valid", "valid_compliant": "valid, compliant",
-                       "valid_not_compliant": "valid, NOT COMPLIANT", "invalid": "INVALID"}
 #: Country colours of the origin chart (by rank of the share; the legend names each country too).
 PALETTE: Final = ("#1f6f8b", "#e07a1f", "#5b8c2a", "#8e44ad", "#c0392b", "#7f8c8d", "#16a085", "#d4ac0d")
 _W, _H, _GAP_X, _GAP_Y, _PAD = 184, 46, 22, 56, 12
@@ -87,7 +87,10 @@ def report_html(dossier: Dossier) -> str:
         boxes=boxes, lines=lines, width=width, height=height, box_w=_W, box_h=_H,
         witnessed=r.witnessed.describe() if r.witnessed is not None else None,
         reports=[g.report for g in p.gradings if g.item == p.item],
-        inscriptions=[i.inscription for i in p.inscriptions if i.item == p.item])
+        inscriptions=[i.inscription for i in p.inscriptions if i.item == p.item],
+        nature=nature_words(p.nature), nature_basis=nature_basis(dossier),
+        root_b64=base64.b64encode(p.root_hash).decode("ascii"), unchecked=group_unchecked(r.unchecked),
+        mining="growth" if p.nature == "lab_grown" else "mining")
 
 
 @cache
@@ -107,8 +110,13 @@ def _shares(d: Dossier) -> list[dict[str, object]]:
     total, by, x, out = sum(p.origin.values()), p.attested_by(), 0, []
     for n, (country, mass) in enumerate(sorted(p.origin.items(), key=lambda kv: (-kv[1], kv[0]))):
         width = mass * 1000 // total if total else 0
-        out.append({"country": country, "mass": format_ct(mass), "percent": percent(mass, total),
-                    "by": ", ".join(by.get(country, ())) or "nobody", "x": x, "w": width,
+        who = ", ".join(by.get(country, ())) or "nobody"
+        if country == "XX":
+            who = f"nobody: registered by {who} with no recorded history, origin unknown"
+        else:
+            who += ", proven consistent by the ledger"
+        out.append({"country": country_words(country), "code": country, "mass": format_ct(mass),
+                    "percent": percent(mass, total), "by": who, "x": x, "w": width,
                     "colour": PALETTE[n % len(PALETTE)]})
         x += width
     return out

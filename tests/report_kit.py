@@ -18,6 +18,8 @@ from ledger.keys import note_verifier_key
 #: The demo's stories the issue names: the laundered stone (RU + AO), a Karowe stone (the 67-stone cut of the
 #: 1,109 ct rough, also the demo's largest stone), the Diavik stone cut in Ramat Gan, one set in a ring.
 LAUNDERED, KAROWE, DIAVIK, RINGED = "PARCEL-DXB-01-S1", "P-LESEDI-01", "R-DIAVIK-0001-A", "R-00001-A"
+#: The ring both stones of R-00001 are set in, the CVD stone (laboratory-grown), the stone of unknown origin.
+RING, CVD, ESTATE = "RING-0001", "CVD-0001", "ESTATE-0001"
 
 #: Each sets window.__xss (and the title) if it ever runs.
 SCRIPT = "<script>window.__xss = 1; document.title = 'XSS'</script>"

@@ -80,7 +80,7 @@ def test_show_traces_a_polished_stone_to_the_mine(demo_dir: Path) -> None:
              if line.split()[:1] != [] and line.split()[0].isdigit() and line.split()[1][:4].isdigit()]
     assert kinds[0] == "mined" and "graded" in kinds and "split" in kinds
     assert "mined at Jwaneng (BW)" in result.output
-    assert "verified:" in result.output
+    assert "\nvalid: " in result.output and "\nverified:" not in result.output  # the word verify's verdict uses
 
 
 def test_show_unknown_item(demo_dir: Path) -> None:
@@ -210,7 +210,7 @@ def test_show_on_a_damaged_ledger_is_not_verified(copy: Path) -> None:
     start, end = _frame_spans(ledger)[300]
     _flip(ledger, (start + end) // 2)
     result = run("show", ledger, "R-00001-A", "--trust", copy / "trust.keys")
-    assert result.exit_code == 1 and "INVALID" in result.output and "\nverified:" not in result.output
+    assert result.exit_code == 1 and "INVALID" in result.output and "\nvalid:" not in result.output
 
 
 def test_checkpoint_refuses_a_key_that_is_not_the_pinned_operator(demo_dir: Path) -> None:

@@ -4,7 +4,9 @@ acceptance), escaping in the HTML text, the CLI's refusals, and the largest demo
 
 from __future__ import annotations
 
+import base64
 import csv
+import html
 import io
 import json
 import re
@@ -14,7 +16,19 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from markupsafe import escape
-from report_kit import DIAVIK, HOSTILE_ITEM, KAROWE, LAUNDERED, PAYLOADS, RINGED, demo_bundle, hostile_bundle
+from report_kit import (
+    CVD,
+    DIAVIK,
+    ESTATE,
+    HOSTILE_ITEM,
+    KAROWE,
+    LAUNDERED,
+    PAYLOADS,
+    RING,
+    RINGED,
+    demo_bundle,
+    hostile_bundle,
+)
 
 from ledger import Policy
 from ledger.annex import FORMATS, build_annex, percent
@@ -90,7 +104,7 @@ def test_cli_annex_json_csv_and_exit_code(demo: Path, tmp_path: Path) -> None:
     args = ["proof", "annex", str(tmp_path / "b.stproof"), "--trust", str(demo / "trust.keys")]
     res = CliRunner().invoke(main, [*args, "--format", "us-cbp", "--csv", "--deny-origin", "RU"])
     assert res.exit_code == 1, res.output  # not compliant: the verdict's exit code
-    rows = list(csv.DictReader(io.StringIO(res.output)))
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))  # the not-compliant warning is on stderr
     assert [(r["country_of_mining"], r["carats"], r["percent"]) for r in rows] == [
         ("AO", "0.750", "60.0"), ("RU", "0.500", "40.0")]
     res = CliRunner().invoke(main, [*args, "--format", "eu-dds", "--json"])
@@ -198,3 +212,205 @@ def test_a_part_merged_back_into_the_line_is_drawn_and_linked(tmp_path: Path) ->
     links = [c.value for c in build_annex(dossier, "eu-dds").claims if c.field == "link"]
     assert any(link.startswith("split L0 -> L0-2") for link in links)
     assert any(link.startswith("merged L0-1, L0-2 -> M") for link in links)
+
+
+# --- issue 14's new-user trial ---------------------------------------------------------------------------------
+
+
+def _bundle_file(demo: Path, tmp_path: Path, item: str) -> list[str]:
+    data, _ = demo_bundle(demo, item)
+    (tmp_path / f"{item}.stproof").write_bytes(data)
+    return [str(tmp_path / f"{item}.stproof"), "--trust", str(demo / "trust.keys")]
+
+
+def _runner() -> CliRunner:
+    return CliRunner()  # click >= 8.2: stdout and stderr apart (res.stdout, res.stderr)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("form", ["text", "--csv", "--json"])
+def test_every_annex_form_says_not_compliant_with_the_rule_and_each_finding(demo: Path, tmp_path: Path,
+                                                                            fmt: str, form: str) -> None:
+    args = ["proof", "annex", *_bundle_file(demo, tmp_path, LAUNDERED), "--format", fmt, "--deny-origin", "RU"]
+    res = _runner().invoke(main, args + ([form] if form != "text" else []))
+    assert res.exit_code == 1, res.output
+    out = res.stdout
+    if form == "--json":
+        data = json.loads(out)
+        assert data["verdict_text"] == "valid, NOT COMPLIANT (3 policy findings)" and data["compliant"] is False
+        assert data["policy"] == ["no origin in or route through RU (every item)"]
+        assert [(f["code"], f["record"]) for f in data["policy_findings"]] == [
+            ("policy.denied_origin", 674), ("policy.denied_origin", 680), ("policy.denied_origin", 683)]
+        assert all(f["reason"] for f in data["policy_findings"])
+        return
+    assert "valid, NOT COMPLIANT" in out and "no origin in or route through RU" in out
+    for record in ("674", "680", "683"):
+        assert any("policy.denied_origin" in line and re.search(rf"\b{record}\b", line)
+                   for line in out.splitlines()), out
+    if form == "--csv":
+        assert "NOT COMPLIANT" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        rows = list(csv.reader(io.StringIO(out)))
+        assert len({len(r) for r in rows}) == 1  # still one table
+    else:
+        assert out.splitlines()[1] == "item: PARCEL-DXB-01-S1 (stone, natural, 1.250 ct)"
+
+
+def test_us_cbp_text_prints_its_entry_lines(demo: Path, tmp_path: Path) -> None:
+    args = ["proof", "annex", *_bundle_file(demo, tmp_path, LAUNDERED)]
+    us = _runner().invoke(main, [*args, "--format", "us-cbp"]).stdout
+    eu = _runner().invoke(main, [*args, "--format", "eu-dds"]).stdout
+    assert us != eu and "line 1" not in eu
+    assert re.search(r"line 1: PARCEL-DXB-01-S1, country of mining AO, 0\.750 ct \(60\.0%\), country of origin IN", us)
+    assert re.search(r"line 2: PARCEL-DXB-01-S1, country of mining RU, 0\.500 ct \(40\.0%\), country of origin IN", us)
+
+
+@pytest.mark.parametrize(("command", "form"), [
+    (["annex", "--format", fmt], form) for fmt in FORMATS for form in ("--json", "--csv")] + [(["report"], "--json")])
+def test_an_invalid_bundle_under_json_or_csv_prints_no_stray_line(demo: Path, tmp_path: Path, command: list[str],
+                                                                   form: str) -> None:
+    data, _ = demo_bundle(demo, DIAVIK)
+    bad = bytearray(data)
+    bad[bad.find(b"cutter-ramatgan")] ^= 0x01
+    (tmp_path / "bad.stproof").write_bytes(bytes(bad))
+    args = ["proof", command[0], str(tmp_path / "bad.stproof"), "--trust", str(demo / "trust.keys"), *command[1:],
+            form] + (["-o", str(tmp_path / "bad.html")] if command == ["report"] else [])
+    res = _runner().invoke(main, args)
+    assert res.exit_code == 1
+    if form == "--json":
+        doc = json.loads(res.stdout)  # one JSON document, nothing else
+        assert doc["verdict"] == "invalid" and doc["findings"]
+    else:
+        assert res.stdout == "" and "INVALID" in res.stderr and "sig." in res.stderr
+
+
+def test_report_says_the_verdict_words_and_writes_to_stdout_for_a_dash(demo: Path, tmp_path: Path) -> None:
+    args = ["proof", "report", *_bundle_file(demo, tmp_path, LAUNDERED), "--deny-origin", "RU"]
+    res = _runner().invoke(main, [*args, "-o", str(tmp_path / "l.html")])
+    assert res.exit_code == 1 and res.stdout.rstrip().endswith("PARCEL-DXB-01-S1, valid, NOT COMPLIANT"), res.stdout
+    res = _runner().invoke(main, [*args, "-o", "-"], catch_exceptions=False)
+    assert res.exit_code == 1 and res.stdout.startswith("<!DOCTYPE html>")
+    assert not (Path.cwd() / "-").exists()
+
+
+def test_annex_writes_a_file_or_stdout_for_a_dash(demo: Path, tmp_path: Path) -> None:
+    args = ["proof", "annex", *_bundle_file(demo, tmp_path, DIAVIK), "--format", "us-cbp", "--csv"]
+    res = _runner().invoke(main, [*args, "-o", "-"])
+    assert res.exit_code == 0 and res.stdout.startswith("line,item,") and not (Path.cwd() / "-").exists()
+    res = _runner().invoke(main, [*args, "-o", str(tmp_path / "a.csv")])
+    assert res.exit_code == 0 and (tmp_path / "a.csv").read_text(encoding="utf-8").startswith("line,item,")
+    assert _runner().invoke(main, [*args, "-o", str(tmp_path / "a.csv")]).exit_code != 0  # never overwritten
+
+
+def test_a_missing_format_is_a_one_line_error(demo: Path, tmp_path: Path) -> None:
+    res = _runner().invoke(main, ["proof", "annex", *_bundle_file(demo, tmp_path, DIAVIK)])
+    assert res.exit_code == 2
+    assert len(res.stderr.strip().splitlines()) == 1 and "eu-dds, us-cbp" in res.stderr, res.stderr
+
+
+def _page_text(demo: Path, item: str, policy: Policy | None = None) -> str:
+    """The report's visible text, one space between words."""
+    data, trust = demo_bundle(demo, item)
+    body = render_report(data, trust, policy).split("<body>", 1)[1]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_lab_grown_stone_has_a_country_of_growth_never_of_mining(demo: Path, fmt: str) -> None:
+    data, trust = demo_bundle(demo, CVD)
+    found = build_annex(dossier_of(check_bundle(data, trust), data), fmt)
+    annex = found.to_json()
+    assert "countries_of_mining" not in annex and annex["countries_of_growth"][0]["country"] == "IN"  # type: ignore
+    assert "grower-surat (the grower)" in annex["countries_of_growth"][0]["basis"]  # type: ignore
+    for text in (found.to_text(), found.to_csv(), json.dumps(annex)):
+        assert "country_of_mining" not in text and "country of mining" not in text
+        assert "laboratory-grown" in text or "lab_grown" in text
+    assert "country_of_growth" in found.to_text()
+    page = _page_text(demo, CVD)
+    assert "country of mining" not in page.lower() and "laboratory-grown" in page
+    assert "Nature laboratory-grown (fixed when it was grown in IN, attested by grower-surat" in page
+
+
+def test_a_registered_stone_of_unknown_origin_says_where_its_nature_comes_from(demo: Path) -> None:
+    page = _page_text(demo, ESTATE)
+    assert "fixed when it was mined" not in page
+    assert "Nature natural (attested at registration by trader-antwerp (record 697)" in page
+    attested = page.split("Attested, not proven", 1)[1].split("Proven under the pinned keys", 1)[0]
+    assert "its nature attested at registration by trader-antwerp" in attested
+    assert "unknown (XX)" in page and "XX 1.070 ct 100.0% trader-antwerp, proven" not in page
+    data, trust = demo_bundle(demo, ESTATE)
+    text = build_annex(dossier_of(check_bundle(data, trust), data), "eu-dds").to_text()
+    assert "country_of_mining  unknown (XX) 1.070 ct (100.0%)" in text and "attested by nobody" in text
+    assert "attested by trader-antwerp, proven" not in text.split("country_of_origin")[0]
+
+
+def test_an_articles_origin_comes_from_its_set_stones(demo: Path) -> None:
+    annex = _annex(demo, RING, "us-cbp")
+    origin = annex["country_of_origin"]
+    assert origin["country"] == "IN" and origin["record"] == 331  # type: ignore[index]  # cut in Surat
+    assert [ln["country_of_origin"] for ln in annex["lines"]] == ["IN"]  # type: ignore[union-attr]
+    links = [link["value"] for link in annex["rough_to_polished"]]  # type: ignore[union-attr]
+    assert any(v.startswith("split R-00001 -> R-00001-A") for v in links), links
+    assert any(v.startswith("split R-00001 -> R-00001-B") for v in links), links
+
+
+def test_each_root_record_is_named_with_its_own_item(demo: Path) -> None:
+    annex = _annex(demo, LAUNDERED, "eu-dds")
+    records = {s["country"]: s["records"] for s in annex["countries_of_mining"]}  # type: ignore[union-attr]
+    assert records["AO"] == [{"record": 677, "record_hash": records["AO"][0]["record_hash"],
+                              "item": "LOT-AO-CATOCA-X"}]
+    data, trust = demo_bundle(demo, LAUNDERED)
+    text = build_annex(dossier_of(check_bundle(data, trust), data), "eu-dds").to_text()
+    assert "[LOT-AO-CATOCA-X, record 677]" in text and "[LOT-RU-UDACHNY, record 674]" in text
+    assert "[PARCEL-DXB-01-S1, record 677]" not in text
+
+
+def test_g7_verification_is_the_nodes_attestation_in_plain_words(demo: Path) -> None:
+    annex = _annex(demo, RINGED, "eu-dds")
+    g7 = annex["g7_verifications"][0]  # type: ignore[index]
+    assert g7["value"] == "G7 origin verification record by node-antwerp in BE: origin BW (attested)"
+    assert g7["basis"] == "attested by node-antwerp, proven consistent by the ledger"  # not the holder
+    assert "node node-" not in json.dumps(annex) and "verified by" not in json.dumps(annex)
+    page = _page_text(demo, RINGED, NO_RU)
+    assert "node node-" not in page
+    assert "compliant with every rule above, as judged over the records; origins are attested by the producers" \
+        in page
+
+
+def test_root_hash_is_base64_everywhere_people_see_it(demo: Path) -> None:
+    b64 = next(line for line in (demo / "checkpoint.txt").read_text(encoding="utf-8").splitlines()[2:3])
+    hexed = base64.b64decode(b64).hex()
+    annex = _annex(demo, DIAVIK, "us-cbp")
+    assert annex["checkpoint"]["root_hash"] == b64  # type: ignore[index]
+    data, trust = demo_bundle(demo, DIAVIK)
+    found = build_annex(dossier_of(check_bundle(data, trust), data), "us-cbp")
+    for text in (found.to_text(), found.to_csv(), render_report(data, trust)):
+        assert b64 in text and hexed not in text
+
+
+def test_report_groups_what_it_could_not_check(demo: Path) -> None:
+    data, trust = demo_bundle(demo, RINGED)
+    page = render_report(data, trust)
+    section = page.split("Not checked by this bundle", 1)[1].split("</section>", 1)[0]
+    assert section.count("<li>") <= 5 < len(check_bundle(data, trust).unchecked)
+    assert "and " in section and "more" in section  # counted, as proof verify does
+
+
+def test_show_says_valid_as_verify_does(demo: Path) -> None:
+    res = CliRunner().invoke(main, ["show", str(demo / "demo.ledger"), DIAVIK, "--trust", str(demo / "trust.keys")])
+    assert res.exit_code == 0 and "\nvalid: 10 records" in res.output and "verified:" not in res.output
+
+
+@pytest.mark.parametrize(("env", "coloured"), [({}, True), ({"NO_COLOR": ""}, False), ({"NO_COLOR": "1"}, False),
+                                               ({"TERM": "dumb"}, False)])
+def test_colour_only_on_a_terminal_that_wants_it_and_the_verdict_in_colour(demo: Path, tmp_path: Path,
+                                                                           env: dict[str, str], coloured: bool) -> None:
+    args = ["proof", "verify", *_bundle_file(demo, tmp_path, LAUNDERED)]
+    runner = CliRunner(env={"NO_COLOR": None, "TERM": "xterm", **env})  # type: ignore[dict-item]
+    out = runner.invoke(main, args, color=True).output
+    assert ("\x1b[" in out) is coloured
+    bad = runner.invoke(main, [*args, "--deny-origin", "RU"], color=True).output.splitlines()[-1]
+    ok = runner.invoke(main, args, color=True).output.splitlines()[-1]
+    if coloured:
+        assert "\x1b[31m" in bad and "NOT COMPLIANT" in bad and "\x1b[32m" in ok
+    else:
+        assert "\x1b[" not in bad + ok
