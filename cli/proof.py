@@ -328,10 +328,8 @@ def _print_provenance(p: Provenance) -> None:
     parts = [f"{c} {format_ct(m)} (attested by {', '.join(attested.get(c, ())) or 'nobody'})"
              for c, m in p.origin.items()]
     click.echo(f"origin:     {'; '.join(parts)}")
-    if p.state in ("retired", "consumed"):
-        last = next((s for s in reversed(p.path) if s.item in (p.item, p.article)), None)  # or its article's
-        why = f" ({last.detail}, record {last.position})" if last else ""
-        click.echo(f"WARNING:    {p.item} is {p.state}{why}; it is no longer in the trade as this item")
+    if (warning := p.warning()) is not None:
+        click.echo(f"WARNING:    {warning}")
     click.echo(f"path (complete at the checkpoint's tree size {p.tree_size}: record {p.as_of} is the latest, proven by "
                "the checkpoint's item heads):")
     print_path(p.path)

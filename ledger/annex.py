@@ -13,9 +13,11 @@ millicarats; a share's per cent is rounded half up to one decimal with integer a
   producers whose ``mined`` records attest it. A laboratory-grown stone has a **country of growth** instead
   (its ``grown`` record, attested by the grower), never a country of mining; ``XX`` (a stone registered with no
   recorded history) is "unknown (XX)", attested by nobody.
-* **Country of origin** (US: where a stone was cut and polished): the place of the latest ``split`` in the
-  item's line back to its roots, as signed by its cutter; for an article, that of each stone set in it; an item
-  never split keeps its country of mining (of growth).
+* **Country of origin** (US: where a stone was cut and polished): for each line from a root to the item, the
+  place of its first *cut* (a ``split`` that declares a loss: sorting loses none, and re-sorting or re-cutting
+  polished goods later moves nothing), as signed by its cutter (:mod:`ledger.cutting`); per US entry line, the
+  origins of the goods mined in that line's country; for an article, the lines of each stone set in it; goods
+  never cut keep their country of mining (of growth).
 * **Verdict**: the words ``proof verify`` prints ("valid, NOT COMPLIANT (3 policy findings)"), the policy's
   rules and each policy finding (code, record, item, reason), in every form of the annex.
 """
@@ -30,9 +32,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._describe import format_ct
+from .cutting import Line, line_key, lines_of
 from .dossier import Dossier, JourneyStep
 from .errors import ArgumentError, expect
-from .events import Exported, Graded, Imported, Inscribed, Verified
+from .events import Attested, Corrected, Exported, Graded, Imported, Inscribed, Verified
 from .findings import Finding
 
 __all__ = ["FORMATS", "PROVEN", "VERDICT_TEXT", "Annex", "Claim", "Share", "build_annex", "percent"]
@@ -49,6 +52,19 @@ VERDICT_TEXT: Final = {"valid": "valid", "valid_compliant": "valid, compliant",
                        "valid_not_compliant": "valid, NOT COMPLIANT", "invalid": "INVALID"}
 #: What a policy finding rests on (as ``proof verify`` says it).
 JUDGED: Final = "judged over the records; origins are attested by the producers named"
+
+
+def percents(parts: list[int]) -> list[str]:
+    """Each of ``parts`` in per cent of their sum with one decimal, summing to exactly 100.0 (largest remainder:
+    the tenths lost to rounding down go to the parts that lost most, earlier parts first on a tie)."""
+    whole = sum(parts)
+    if not whole:
+        return ["0.0" for _ in parts]
+    tenths = [part * 1000 // whole for part in parts]
+    order = sorted(range(len(parts)), key=lambda i: (-(parts[i] * 1000 % whole), i))
+    for i in order[:1000 - sum(tenths)]:
+        tenths[i] += 1
+    return [f"{t // 10}.{t % 10}" for t in tenths]
 
 
 def percent(part: int, whole: int) -> str:
@@ -94,6 +110,7 @@ class Share:
     attested_by: tuple[str, ...]
     records: tuple[tuple[int, str, str], ...]
     root: str = "mined"
+    origin: str = ""  # the country of origin of the goods from this country: their first cuts' places (ledger.cutting)
 
     @property
     def basis(self) -> str:
@@ -107,6 +124,7 @@ class Share:
     def to_json(self) -> dict[str, object]:
         return {"country": self.country, "mass_mct": self.mass_mct, "carats": format_ct(self.mass_mct)[:-3],
                 "percent": self.percent, "attested_by": list(self.attested_by), "root": self.root,
+                "country_of_origin": self.origin,
                 "records": [{"record": p, "record_hash": h, "item": i} for p, h, i in self.records],
                 "basis": self.basis}
 
@@ -158,6 +176,7 @@ class Annex:
     origin_country: str
     claims: tuple[Claim, ...]
     checkpoint: Mapping[str, object]
+    warning: str | None = None  # why the item is out of the trade (stolen, seized, consumed), if it is
 
     @property
     def grown(self) -> bool:
@@ -198,14 +217,16 @@ class Annex:
             "format": self.format, "version": VERSION, "title": self.title, "item": self.item,
             "type": self.type, "nature": self.nature, "nature_basis": self.nature_basis, "mass_mct": self.mass_mct,
             "verdict": self.verdict,
-            "verdict_text": self.verdict_line, "compliant": self.compliant, "policy": list(self.policy),
+            "verdict_text": self.verdict_line, "compliant": self.compliant, "warning": self.warning,
+            "policy": list(self.policy),
             "policy_findings": [{"code": f.code, "record": f.position, "item": f.item, "reason": f.reason}
                                 for f in self.policy_findings],
             ("countries_of_growth" if self.grown else "countries_of_mining"): [s.to_json() for s in self.mining],
             "country_of_origin": {**origin, "country": self.origin_country},
             "kp_certificates": self._of("kp_certificate"), "g7_verifications": self._of("g7_verification"),
             "lab_reports": self._of("lab_report"), "inscriptions": self._of("inscription"),
-            "rough_to_polished": self._of("link"), "checkpoint": dict(self.checkpoint),
+            "rough_to_polished": self._of("link"),
+            "statements": self._of("statement") + self._of("correction"), "checkpoint": dict(self.checkpoint),
         }
         if self.format == "us-cbp":
             data["lines"] = self.lines()
@@ -220,7 +241,7 @@ class Annex:
         return [{"line": n, "item": self.item, "nature": nature_words(self.nature), self.mining_field: s.country,
                  "mass_mct": s.mass_mct,
                  "carats": format_ct(s.mass_mct)[:-3], "percent": s.percent,
-                 "country_of_origin": self.origin_country, "lab_reports": reports,
+                 "country_of_origin": s.origin or self.origin_country, "lab_reports": reports,
                  "attested_by": list(s.attested_by), "basis": s.basis}
                 for n, s in enumerate(self.mining, 1)]
 
@@ -238,13 +259,13 @@ class Annex:
                     "lab_reports", "attested_by", "basis"]
             writer.writerow([*cols, "checkpoint_root", "verdict", "policy", "policy_findings"])
             for line in self.lines():
-                writer.writerow([_cell(line[c]) for c in cols] + [str(self.checkpoint["root_hash"]),
-                                                                  self.verdict_line, "; ".join(self.policy),
-                                                                  self._findings_cell()])
+                writer.writerow([_cell(line[c]) for c in cols] + [_safe(str(self.checkpoint["root_hash"])),
+                                                                  self.verdict_line, _safe("; ".join(self.policy)),
+                                                                  _safe(self._findings_cell())])
         else:
             writer.writerow(["field", "value", "item", "record", "record_hash", "basis"])
             for row in self.rows():
-                writer.writerow(row)
+                writer.writerow([_safe(cell) for cell in row])
         return out.getvalue()
 
     def rows(self) -> list[list[str]]:
@@ -252,6 +273,8 @@ class Annex:
         a fact rests on several records (a country mined at two mines), ``item`` and ``record`` list each, in the
         same order, space-separated."""
         rows = [["verdict", self.verdict_line, self.item, "", "", "verified offline from the bundle"]]
+        if self.warning:
+            rows.append(["warning", self.warning, self.item, "", "", "the item's state at the checkpoint, proven"])
         rows += [["policy", rule, self.item, "", "", JUDGED] for rule in self.policy]
         rows += [["policy_finding", f"{f.code}: {f.reason}", f.item or "",
                   "" if f.position is None else str(f.position), "", JUDGED] for f in self.policy_findings]
@@ -282,7 +305,7 @@ class Annex:
             for ln, s in zip(self.lines(), self.mining, strict=True):
                 out.append(f"  line {ln['line']}: {self.item}, country of {what} {country_words(s.country)}, "
                            f"{format_ct(s.mass_mct)} ({s.percent}%), country of origin "
-                           f"{country_words(self.origin_country)}"
+                           f"{' and '.join(country_words(c) for c in str(ln['country_of_origin']).split(' '))}"
                            + (f", lab reports {ln['lab_reports']}" if ln["lab_reports"] else ""))
                 out.append(f"          {s.basis}")
             out += ["", "evidence:"]
@@ -299,7 +322,13 @@ class Annex:
 
 
 def _cell(value: object) -> str:
-    return " ".join(value) if isinstance(value, list) else str(value)
+    return _safe(" ".join(value) if isinstance(value, list) else str(value))
+
+
+def _safe(text: str) -> str:
+    """A CSV cell a spreadsheet will not run: one starting with ``=``, ``+``, ``-``, ``@``, tab or CR gets a
+    leading apostrophe (OWASP, "CSV injection"); no record text can start so, a ledger's origin can."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def build_annex(dossier: Dossier, fmt: str) -> Annex:
@@ -313,24 +342,26 @@ def build_annex(dossier: Dossier, fmt: str) -> Annex:
         raise ArgumentError(f"fmt: got {fmt!r}, want one of {', '.join(FORMATS)}")
     p, report = dossier.provenance, dossier.report
     steps = {j.step.position: j for j in dossier.journey}
-    total = sum(p.origin.values())
     attested = p.attested_by()
+    lines = _lines(dossier)
     mining = []
+    shares = dict(zip(p.origin, percents(list(p.origin.values())), strict=True))
     for c, m in p.origin.items():
         roots = [r for r in p.roots if r.country == c]
         kinds = {r.kind for r in roots}
         root = "registered" if kinds == {"registered"} else "grown" if "grown" in kinds else "mined"
-        mining.append(Share(country=c, mass_mct=m, percent=percent(m, total), attested_by=attested.get(c, ()),
+        mining.append(Share(country=c, mass_mct=m, percent=shares[c], attested_by=attested.get(c, ()),
                             records=tuple((r.position, steps[r.position].record_hash, r.item) for r in roots),
-                            root=root))
-    origins = _origins(dossier, steps)
+                            root=root, origin=" ".join(sorted({line.origin for line in lines if line.mining == c}))))
+    origins = _origins(lines, steps)
     places = sorted({o.value for o in origins})
     witnessed = report.witnessed.describe() if report.witnessed else "no witness policy"
     return Annex(format=fmt, item=p.item, type=p.type, nature=p.nature, mass_mct=p.mass_mct,
                  nature_basis=nature_basis(dossier),
                  verdict=report.verdict, policy=tuple(p.policy.describe()) if p.policy else (),
                  policy_findings=tuple(report.policy_findings), mining=tuple(mining), origins=origins,
-                 origin_country="/".join(places or p.origin), claims=_claims(dossier),
+                 origin_country="/".join(sorted({line.origin for line in lines}) or places or p.origin),
+                 claims=_claims(dossier), warning=p.warning(),
                  checkpoint={"origin": p.checkpoint_origin, "tree_size": p.tree_size,
                              "root_hash": base64.b64encode(p.root_hash).decode("ascii"), "witnessed": witnessed})
 
@@ -349,22 +380,25 @@ def _line(dossier: Dossier, item: str) -> set[str]:
     return line
 
 
-def _origins(dossier: Dossier, steps: Mapping[int, JourneyStep]) -> tuple[Claim, ...]:
-    """Where the item was cut: the latest split in its line back to its roots; for an article, that of each stone
-    set in it (each cut once). Empty: never split."""
+def _lines(dossier: Dossier) -> tuple[Line, ...]:
+    """The lines of the item (:func:`ledger.cutting.lines_of`: each root's country and the first cut after it);
+    for an article, those of each stone set in it."""
     item = dossier.provenance.item
     sets = [e for e in dossier.edges if e.kind == "set" and e.child == item]
     stones = [s for e in sets for s in e.parents] if sets else [item]
-    cuts: dict[int, Claim] = {}
-    for stone in stones:
-        line = _line(dossier, stone)
-        found = [e for e in dossier.edges if e.kind == "split" and e.child in line]
-        if found and found[-1].position not in cuts:
-            cut = found[-1]
-            cuts[cut.position] = Claim(field="country_of_origin", value=cut.place, item=cut.child,
-                                       record=cut.position, record_hash=steps[cut.position].record_hash,
-                                       signed_by=_signed(steps[cut.position]))
-    return tuple(cuts[k] for k in sorted(cuts))
+    edges = [(e.position, e.kind, e.place, e.parents, e.child, e.loss_mct) for e in dossier.edges]
+    roots = {r.item: r.country for r in dossier.provenance.roots}
+    found = {line for stone in stones for line in lines_of(stone, edges, roots)}
+    return tuple(sorted(found, key=line_key))
+
+
+def _origins(lines: tuple[Line, ...], steps: Mapping[int, JourneyStep]) -> tuple[Claim, ...]:
+    """Where the item was cut: the first cut (a split declaring a loss) of each of its lines, each once, oldest
+    first (:mod:`ledger.cutting`). Empty: never cut."""
+    cuts = {line.cut.position: line.cut for line in lines if line.cut is not None}
+    return tuple(Claim(field="country_of_origin", value=cut.place, item=cut.child, record=cut.position,
+                       record_hash=steps[cut.position].record_hash, signed_by=_signed(steps[cut.position]))
+                 for _, cut in sorted(cuts.items()))
 
 
 def _signed(j: JourneyStep) -> tuple[str, ...]:
@@ -406,5 +440,9 @@ def _value(event: object, place: str) -> tuple[str, str] | None:
                               f"{event.clarity} {event.nature}")
     if isinstance(event, Inscribed):
         return "inscription", f"inscription {event.inscription} by {event.lab}"
+    if isinstance(event, Attested):  # an auditor's word on a record of the path: beside the claims it is about
+        return "statement", f"statement about record {event.subject.hex()[:16]}…: {event.statement}"
+    if isinstance(event, Corrected):
+        return "correction", f"correction of record {event.subject.hex()[:16]}… by its signer: {event.statement}"
     return None
 

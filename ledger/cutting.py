@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Cut", "Line", "lines_of"]
+__all__ = ["Cut", "Line", "line_key", "lines_of"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,7 +29,7 @@ class Cut:
     child: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Line:
     """One kind of line to the item: from a root in ``mining`` (a country code, XX unknown), first cut by ``cut``
     (None: never cut)."""
@@ -57,5 +57,9 @@ def lines_of(item: str, edges: Iterable[tuple[int, str, str, Sequence[str], str,
         into = lines.setdefault(child, set())
         for parent in parents:
             into.update(Line(mining=line.mining, cut=line.cut or this) for line in lines.get(parent, ()))
-    return tuple(sorted(lines.get(item, ()), key=lambda line: (line.mining, line.origin,
-                                                                line.cut.position if line.cut else -1)))
+    return tuple(sorted(lines.get(item, ()), key=line_key))
+
+
+def line_key(line: Line) -> tuple[str, str, int]:
+    """Lines in order: by country of mining, then origin, then the cut's position (never cut first)."""
+    return line.mining, line.origin, line.cut.position if line.cut else -1

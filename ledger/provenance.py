@@ -208,6 +208,15 @@ class Provenance:
         """True when the policy (if any) has no finding."""
         return not self.policy_findings
 
+    def warning(self) -> str | None:
+        """Why the item is out of the trade, in one sentence ("R-1-A is retired (retired: stolen, record 10); ..."),
+        or None while it is in it: what every reader of a bundle must see before anything else."""
+        if self.state not in ("retired", "consumed"):
+            return None
+        last = next((s for s in reversed(self.path) if s.item in (self.item, self.article)), None)
+        why = f" ({last.detail}, record {last.position})" if last else ""
+        return f"{self.item} is {self.state}{why}; it is no longer in the trade as this item"
+
     def attested_by(self) -> dict[str, tuple[str, ...]]:
         """{country: producers whose root records attest goods from it}, sorted."""
         by: dict[str, set[str]] = {}

@@ -24,7 +24,7 @@ from typing import Final
 import jinja2
 
 from ._describe import format_ct
-from .annex import VERDICT_TEXT, country_words, nature_basis, nature_words, percent
+from .annex import VERDICT_TEXT, country_words, nature_basis, nature_words, percents
 from .bundle import check_bundle
 from .dossier import Dossier, dossier_of
 from .errors import RuleError
@@ -85,7 +85,7 @@ def report_html(dossier: Dossier) -> str:
         p=p, r=r, d=dossier, verdict=VERDICT_TEXT[r.verdict], verdict_class=r.verdict,
         latest=_utc(max(s.time_ms for s in p.path)), utc=_utc, ct=format_ct, shares=_shares(dossier),
         boxes=boxes, lines=lines, width=width, height=height, box_w=_W, box_h=_H,
-        witnessed=r.witnessed.describe() if r.witnessed is not None else None,
+        witnessed=r.witnessed.describe() if r.witnessed is not None else None, warning=p.warning(),
         reports=[g.report for g in p.gradings if g.item == p.item],
         inscriptions=[i.inscription for i in p.inscriptions if i.item == p.item],
         nature=nature_words(p.nature), nature_basis=nature_basis(dossier),
@@ -108,6 +108,7 @@ def _shares(d: Dossier) -> list[dict[str, object]]:
     """The origin chart's segments: country, mass, per cent, who attested it, x offset and width (of 1000)."""
     p = d.provenance
     total, by, x, out = sum(p.origin.values()), p.attested_by(), 0, []
+    shares = dict(zip(p.origin, percents(list(p.origin.values())), strict=True))  # summing to 100.0, as the annex
     for n, (country, mass) in enumerate(sorted(p.origin.items(), key=lambda kv: (-kv[1], kv[0]))):
         width = mass * 1000 // total if total else 0
         who = ", ".join(by.get(country, ())) or "nobody"
@@ -116,7 +117,7 @@ def _shares(d: Dossier) -> list[dict[str, object]]:
         else:
             who += ", proven consistent by the ledger"
         out.append({"country": country_words(country), "code": country, "mass": format_ct(mass),
-                    "percent": percent(mass, total), "by": who, "x": x, "w": width,
+                    "percent": shares[country], "by": who, "x": x, "w": width,
                     "colour": PALETTE[n % len(PALETTE)]})
         x += width
     return out

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ledger import AUTHORITY, Ledger, Output, PrivateKey, Trust
 from ledger._scenarios import Builder
-from ledger.events import Attested, Merged, Mined, Set, Split
+from ledger.events import Attested, Corrected, Merged, Mined, Retired, Set, Split
 from ledger.export import export_bundle
 from ledger.keys import note_verifier_key
 
@@ -87,3 +87,24 @@ def rejoined_bundle(directory: Path) -> tuple[bytes, Trust]:
                  outputs=(Output(id="S1", type="stone", mass_mct=2500), Output(id="S2", type="stone", mass_mct=2500)))
         note = ledger.checkpoint(keys["operator"])
     return export_bundle(path, "S1", note), trust
+
+
+def stolen_bundle(directory: Path) -> tuple[bytes, Trust]:
+    """A valid bundle of stone STOLEN-1: mined in BW, its origin corrected by its producer ("mined in RU"), then
+    reported stolen (an adversarial review: the annex said nothing of either)."""
+    names = (AUTHORITY, "operator", "producer-x")
+    keys = {n: _key(n) for n in names}
+    trust = Trust(operators=(note_verifier_key(_ORIGIN, keys["operator"].public_key),),
+                  authorities=(note_verifier_key("hostile.stonetrail.example/authority",
+                                                 keys[AUTHORITY].public_key),))
+    path = directory / "stolen.ledger"
+    with Ledger.create(path, _ORIGIN, trust.authority_keys) as ledger:
+        b = Builder(ledger, 7, keys)
+        b.enrol("producer-x", "Mines", ("producer",), "BW")
+        b.append(Mined(mine="Pit", country="BW"), "producer-x", "BW",
+                 outputs=(Output(id="STOLEN-1", type="stone", mass_mct=1500),))
+        mined = ledger.record(ledger.size - 1).record_hash
+        b.append(Corrected(subject=mined, statement="mined in RU, not BW"), "producer-x", "BW")
+        b.append(Retired(reason="stolen"), "producer-x", "BW", inputs=("STOLEN-1",))
+        note = ledger.checkpoint(keys["operator"])
+    return export_bundle(path, "STOLEN-1", note), trust

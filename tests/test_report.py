@@ -414,3 +414,38 @@ def test_colour_only_on_a_terminal_that_wants_it_and_the_verdict_in_colour(demo:
         assert "\x1b[31m" in bad and "NOT COMPLIANT" in bad and "\x1b[32m" in ok
     else:
         assert "\x1b[" not in bad + ok
+
+
+# --- issue 14's adversarial review ---------------------------------------------------------------------------------
+
+def test_a_stolen_stone_and_its_corrected_origin_are_said_first_in_the_report_and_the_annex(tmp_path: Path) -> None:
+    from report_kit import stolen_bundle
+
+    data, trust = stolen_bundle(tmp_path)
+    dossier = dossier_of(check_bundle(data, trust), data)
+    html = report_html(dossier)
+    assert html.index("WARNING: STOLEN-1 is retired (retired: stolen") < html.index("Integrity:")
+    for fmt in FORMATS:
+        annex = build_annex(dossier, fmt)
+        assert annex.warning is not None and "stolen" in annex.warning
+        assert annex.to_json()["warning"] == annex.warning
+        assert "warning" in annex.to_text() and "stolen" in annex.to_text()
+        statements = annex.to_json()["statements"]
+        assert any(s["value"].endswith("mined in RU, not BW") for s in statements)  # type: ignore[union-attr]
+
+
+def test_shares_sum_to_a_hundred_and_no_csv_cell_is_a_formula() -> None:
+    from ledger.annex import _safe, percents
+
+    assert percents([1, 1, 1]) == ["33.4", "33.3", "33.3"]
+    assert percents([2, 1]) == ["66.7", "33.3"] and percents([0, 0]) == ["0.0", "0.0"]
+    for parts in ([7, 11, 13], [1, 999_999], [5, 5, 5, 5, 5, 5, 5]):
+        assert sum(int(p.replace(".", "")) for p in percents(parts)) == 1000
+    assert _safe("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _safe("@SUM(1)") == "'@SUM(1)" and _safe("BW") == "BW"
+
+
+def test_the_verdict_box_names_the_checks_a_bundle_cannot_make(demo: Path) -> None:
+    data, trust = demo_bundle(demo, RINGED)
+    html = report_html(dossier_of(check_bundle(data, trust), data))
+    box = html[html.index('id="verdict"'):html.index("</section>")]
+    assert "none failed), but for" in box and "this bundle cannot make" in box
