@@ -32,13 +32,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._describe import format_ct
+from ._words import country_words, csv_cell, nature_words, percents, safe_cell
 from .cutting import Line, line_key, lines_of
 from .dossier import Dossier, JourneyStep
 from .errors import ArgumentError, expect
 from .events import Attested, Corrected, Exported, Graded, Imported, Inscribed, Verified
 from .findings import Finding
 
-__all__ = ["FORMATS", "PROVEN", "VERDICT_TEXT", "Annex", "Claim", "Share", "build_annex", "percent"]
+__all__ = ["FORMATS", "PROVEN", "VERDICT_TEXT", "Annex", "Claim", "Share", "build_annex"]
 
 #: The annex formats: EU Due Diligence Statement on Diamond Origin, US CBP entry lines by country of mining.
 FORMATS: Final = ("eu-dds", "us-cbp")
@@ -52,35 +53,6 @@ VERDICT_TEXT: Final = {"valid": "valid", "valid_compliant": "valid, compliant",
                        "valid_not_compliant": "valid, NOT COMPLIANT", "invalid": "INVALID"}
 #: What a policy finding rests on (as ``proof verify`` says it).
 JUDGED: Final = "judged over the records; origins are attested by the producers named"
-
-
-def percents(parts: list[int]) -> list[str]:
-    """Each of ``parts`` in per cent of their sum with one decimal, summing to exactly 100.0 (largest remainder:
-    the tenths lost to rounding down go to the parts that lost most, earlier parts first on a tie)."""
-    whole = sum(parts)
-    if not whole:
-        return ["0.0" for _ in parts]
-    tenths = [part * 1000 // whole for part in parts]
-    order = sorted(range(len(parts)), key=lambda i: (-(parts[i] * 1000 % whole), i))
-    for i in order[:1000 - sum(tenths)]:
-        tenths[i] += 1
-    return [f"{t // 10}.{t % 10}" for t in tenths]
-
-
-def percent(part: int, whole: int) -> str:
-    """``part`` of ``whole`` in per cent with one decimal, rounded half up (integers only): 500 of 1250 -> 40.0."""
-    tenths = (part * 2000 + whole) // (2 * whole) if whole else 0
-    return f"{tenths // 10}.{tenths % 10}"
-
-
-def country_words(country: str) -> str:
-    """A country code for people: ``XX`` (no recorded origin) is "unknown (XX)"."""
-    return f"unknown ({country})" if country == "XX" else country
-
-
-def nature_words(nature: str) -> str:
-    """``natural`` or ``laboratory-grown`` (for ``lab_grown``)."""
-    return "laboratory-grown" if nature == "lab_grown" else nature.replace("_", "-")
 
 
 def nature_basis(d: Dossier) -> str:
@@ -245,7 +217,7 @@ class Annex:
                  "attested_by": list(s.attested_by), "basis": s.basis}
                 for n, s in enumerate(self.mining, 1)]
 
-    def _findings_cell(self) -> str:
+    def _findingscsv_cell(self) -> str:
         return "; ".join(f"record {f.position} [{f.item}] {f.code}: {f.reason}" if f.item else
                          f"record {f.position} {f.code}: {f.reason}" for f in self.policy_findings)
 
@@ -259,13 +231,13 @@ class Annex:
                     "lab_reports", "attested_by", "basis"]
             writer.writerow([*cols, "checkpoint_root", "verdict", "policy", "policy_findings"])
             for line in self.lines():
-                writer.writerow([_cell(line[c]) for c in cols] + [_safe(str(self.checkpoint["root_hash"])),
-                                                                  self.verdict_line, _safe("; ".join(self.policy)),
-                                                                  _safe(self._findings_cell())])
+                writer.writerow([csv_cell(line[c]) for c in cols] + [safe_cell(str(self.checkpoint["root_hash"])),
+                                                                  self.verdict_line, safe_cell("; ".join(self.policy)),
+                                                                  safe_cell(self._findingscsv_cell())])
         else:
             writer.writerow(["field", "value", "item", "record", "record_hash", "basis"])
             for row in self.rows():
-                writer.writerow([_safe(cell) for cell in row])
+                writer.writerow([safe_cell(cell) for cell in row])
         return out.getvalue()
 
     def rows(self) -> list[list[str]]:
@@ -319,16 +291,6 @@ class Annex:
             out.append(f"{field:<{width}}  {value}{where}")
             out.append(f"{'':<{width}}  {basis}" + (f"; hash {digest}" if digest else ""))
         return "\n".join(out) + "\n"
-
-
-def _cell(value: object) -> str:
-    return _safe(" ".join(value) if isinstance(value, list) else str(value))
-
-
-def _safe(text: str) -> str:
-    """A CSV cell a spreadsheet will not run: one starting with ``=``, ``+``, ``-``, ``@``, tab or CR gets a
-    leading apostrophe (OWASP, "CSV injection"); no record text can start so, a ledger's origin can."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def build_annex(dossier: Dossier, fmt: str) -> Annex:

@@ -24,7 +24,8 @@ from typing import Final
 import jinja2
 
 from ._describe import format_ct
-from .annex import VERDICT_TEXT, country_words, nature_basis, nature_words, percents
+from ._words import country_words, nature_words, percents
+from .annex import VERDICT_TEXT, nature_basis
 from .bundle import check_bundle
 from .dossier import Dossier, dossier_of
 from .errors import RuleError

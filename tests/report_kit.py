@@ -41,13 +41,18 @@ def _key(name: str) -> PrivateKey:
     return PrivateKey.from_seed(hashlib.sha256(f"stonetrail hostile {name}".encode()).digest())
 
 
-def hostile_bundle(directory: Path) -> tuple[bytes, Trust]:
-    """A valid bundle of :data:`HOSTILE_ITEM` whose free-text fields hold :data:`PAYLOADS`."""
-    names = (AUTHORITY, "operator", "producer-x", "jeweller-y", "auditor-z")
-    keys = {n: _key(n) for n in names}
+def _pinned(*parties: str) -> tuple[dict[str, PrivateKey], Trust]:
+    """Fixed keys for the authority, the operator and ``parties``, and the trust file pinning the first two."""
+    keys = {n: _key(n) for n in (AUTHORITY, "operator", *parties)}
     trust = Trust(operators=(note_verifier_key(_ORIGIN, keys["operator"].public_key),),
                   authorities=(note_verifier_key("hostile.stonetrail.example/authority",
                                                  keys[AUTHORITY].public_key),))
+    return keys, trust
+
+
+def hostile_bundle(directory: Path) -> tuple[bytes, Trust]:
+    """A valid bundle of :data:`HOSTILE_ITEM` whose free-text fields hold :data:`PAYLOADS`."""
+    keys, trust = _pinned("producer-x", "jeweller-y", "auditor-z")
     path = directory / "hostile.ledger"
     with Ledger.create(path, _ORIGIN, trust.authority_keys) as ledger:
         b = Builder(ledger, 7, keys)
@@ -68,11 +73,7 @@ def hostile_bundle(directory: Path) -> tuple[bytes, Trust]:
 def rejoined_bundle(directory: Path) -> tuple[bytes, Trust]:
     """A valid bundle of stone S1 whose line splits a lot in three, merges two of the parts back and splits the
     result: the part L0-2 has no record of its own on S1's path (an adversarial review's shape)."""
-    names = (AUTHORITY, "operator", "producer-x")
-    keys = {n: _key(n) for n in names}
-    trust = Trust(operators=(note_verifier_key(_ORIGIN, keys["operator"].public_key),),
-                  authorities=(note_verifier_key("hostile.stonetrail.example/authority",
-                                                 keys[AUTHORITY].public_key),))
+    keys, trust = _pinned("producer-x")
     path = directory / "rejoined.ledger"
     with Ledger.create(path, _ORIGIN, trust.authority_keys) as ledger:
         b = Builder(ledger, 7, keys)
@@ -92,11 +93,7 @@ def rejoined_bundle(directory: Path) -> tuple[bytes, Trust]:
 def stolen_bundle(directory: Path) -> tuple[bytes, Trust]:
     """A valid bundle of stone STOLEN-1: mined in BW, its origin corrected by its producer ("mined in RU"), then
     reported stolen (an adversarial review: the annex said nothing of either)."""
-    names = (AUTHORITY, "operator", "producer-x")
-    keys = {n: _key(n) for n in names}
-    trust = Trust(operators=(note_verifier_key(_ORIGIN, keys["operator"].public_key),),
-                  authorities=(note_verifier_key("hostile.stonetrail.example/authority",
-                                                 keys[AUTHORITY].public_key),))
+    keys, trust = _pinned("producer-x")
     path = directory / "stolen.ledger"
     with Ledger.create(path, _ORIGIN, trust.authority_keys) as ledger:
         b = Builder(ledger, 7, keys)

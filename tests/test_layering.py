@@ -52,7 +52,7 @@ ORDER = [
     "consistency", "rollback", "evidence", "witness.logs", "witness.protocol", "item", "origin", "rules", "_kinds",
     "custody", "spill", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json",
     "_bundle_summary", "_bundle_proofs",
-    "bundle", "cutting", "dossier", "annex", "report",
+    "bundle", "_words", "cutting", "dossier", "annex", "report",
     "storage.window", "storage.framing", "storage.filestore", "storage.repair", "storage.tiles", "storage",
     "_published_format", "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.opening",

@@ -31,7 +31,7 @@ from report_kit import (
 )
 
 from ledger import Policy
-from ledger.annex import FORMATS, build_annex, percent
+from ledger.annex import FORMATS, build_annex
 from ledger.bundle import check_bundle
 from ledger.dossier import dossier_of
 from ledger.errors import ArgumentError, RecordFormatError, RuleError
@@ -91,11 +91,6 @@ def test_main_story_annex_names_g7_verification_and_kp_authority(demo: Path) -> 
     assert len(verified) == 1 and "node-antwerp (node)" in verified[0]["signed_by"]  # type: ignore
     assert any("kp_authority" in s for c in annex["kp_certificates"] for s in c["signed_by"])  # type: ignore
     assert "physically" not in json.dumps(annex)
-
-
-def test_percent_rounds_half_up_with_integers() -> None:
-    assert [percent(1, 3), percent(2, 3), percent(1, 8), percent(0, 5), percent(5, 5)] == [
-        "33.3", "66.7", "12.5", "0.0", "100.0"]
 
 
 def test_cli_annex_json_csv_and_exit_code(demo: Path, tmp_path: Path) -> None:
@@ -435,13 +430,14 @@ def test_a_stolen_stone_and_its_corrected_origin_are_said_first_in_the_report_an
 
 
 def test_shares_sum_to_a_hundred_and_no_csv_cell_is_a_formula() -> None:
-    from ledger.annex import _safe, percents
+    from ledger._words import percents, safe_cell
 
     assert percents([1, 1, 1]) == ["33.4", "33.3", "33.3"]
     assert percents([2, 1]) == ["66.7", "33.3"] and percents([0, 0]) == ["0.0", "0.0"]
     for parts in ([7, 11, 13], [1, 999_999], [5, 5, 5, 5, 5, 5, 5]):
         assert sum(int(p.replace(".", "")) for p in percents(parts)) == 1000
-    assert _safe("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _safe("@SUM(1)") == "'@SUM(1)" and _safe("BW") == "BW"
+    assert safe_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and safe_cell("@SUM(1)") == "'@SUM(1)"
+    assert safe_cell("BW") == "BW"
 
 
 def test_the_verdict_box_names_the_checks_a_bundle_cannot_make(demo: Path) -> None:
