@@ -13,9 +13,12 @@ timestamps never going back. Prints requests/s (all answers) and cosignatures/s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.client
 import json
+import multiprocessing
+import os
 import random
 import sqlite3
 import sys
@@ -24,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
 from ledger.cosignature import cosigner_key, open_cosignatures
@@ -98,18 +102,39 @@ def _client(port: int, log: SyntheticLog, until: float, tally: Tally, seed: int,
         conn.close()
 
 
-def soak(directory: Path, *, seconds: float, clients: int = 8, logs: int = 4, size: int = 100_000) -> dict[str, object]:
+def _serve(directory: str, name: str, clients: int, ports: Any) -> None:
+    """The witness in a process of its own (``--separate``): its port on ``ports``, then serve until killed."""
+    state = WitnessState(Path(directory) / "state", name=name, key=_key("witness"),
+                         logs=KnownLogs.parse((Path(directory) / "logs.txt").read_bytes()))
+    server = WitnessServer(state, max_connections=clients + 8)
+    ports.put(server.port)
+    server.serve_forever()
+
+
+def soak(directory: Path, *, seconds: float, clients: int = 8, logs: int = 4, size: int = 100_000,
+         separate: bool = False) -> dict[str, object]:
     """Run the soak in ``directory`` (the witness's state goes there); return the figures and check the
-    invariants (AssertionError naming the first broken one)."""
+    invariants (AssertionError naming the first broken one). ``separate``: the witness runs in a process of its
+    own (its own core and interpreter lock), the clients in this one."""
     synthetic = [SyntheticLog(f"bench.example/log{i}", size) for i in range(logs)]
     (directory / "logs.txt").write_text("".join(log.log_line() for log in synthetic), encoding="utf-8")
     key, name = _key("witness"), "bench.example/witness"
-    state = WitnessState(directory / "state", name=name, key=key,
-                         logs=KnownLogs.parse((directory / "logs.txt").read_bytes()))
+    known = KnownLogs.parse((directory / "logs.txt").read_bytes())
     tally = Tally()
-    with WitnessServer(state, max_connections=clients + 8).start() as server:
+    with contextlib.ExitStack() as stack:
+        if separate:
+            ports: Any = multiprocessing.Queue()
+            child = multiprocessing.Process(target=_serve, args=(str(directory), name, clients, ports), daemon=True)
+            child.start()
+            stack.callback(child.join, 10)
+            stack.callback(child.terminate)
+            port = int(ports.get(timeout=30))
+        else:
+            server = stack.enter_context(WitnessServer(WitnessState(directory / "state", name=name, key=key,
+                                                                    logs=known), max_connections=clients + 8).start())
+            port = server.port
         until = time.monotonic() + seconds
-        threads = [threading.Thread(target=_client, args=(server.port, synthetic[i % logs], until, tally, i,
+        threads = [threading.Thread(target=_client, args=(port, synthetic[i % logs], until, tally, i,
                                                           cosigner_key(name, key.public_key)))
                    for i in range(clients)]
         started = time.monotonic()
@@ -118,11 +143,14 @@ def soak(directory: Path, *, seconds: float, clients: int = 8, logs: int = 4, si
         for t in threads:
             t.join(seconds + 60)
         elapsed = time.monotonic() - started
-        stored = WitnessState(directory / "state", name=name, key=key, logs=state.logs).all_latest()
+    cpu = os.times()
+    stored = WitnessState(directory / "state", name=name, key=key, logs=known).all_latest()
     _check(tally, stored)
     return {"seconds": round(elapsed, 2), "clients": clients, "logs": logs, "requests": tally.requests,
             "cosignatures": len(tally.cosigned), "requests_per_s": round(tally.requests / elapsed, 1),
             "cosignatures_per_s": round(len(tally.cosigned) / elapsed, 1),
+            "cpu_seconds": {"this_process": round(cpu.user + cpu.system, 1),
+                            "witness_process": round(cpu.children_user + cpu.children_system, 1) if separate else None},
             "largest": {o: latest.checkpoint.tree_size for o, latest in sorted(stored.items())}}
 
 
@@ -176,17 +204,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--logs", type=int, default=4)
+    parser.add_argument("--separate", action="store_true",
+                        help="run the witness in a process of its own (the clients keep this one)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        figures = soak(Path(work), seconds=args.seconds, clients=args.clients, logs=args.logs)
+        figures = soak(Path(work), seconds=args.seconds, clients=args.clients, logs=args.logs,
+                       separate=args.separate)
         figures["bounds"] = bounds(Path(work))
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        print(f"witness soak: {figures['clients']} clients, {figures['logs']} logs, {figures['seconds']} s: "
+        where = "witness in its own process" if args.separate else "witness and clients in one process"
+        print(f"witness soak ({where}): {figures['clients']} clients, {figures['logs']} logs, {figures['seconds']} s: "
               f"{figures['requests']} requests ({figures['requests_per_s']}/s), {figures['cosignatures']} "
-              f"cosignatures ({figures['cosignatures_per_s']}/s); invariants hold")
+              f"cosignatures ({figures['cosignatures_per_s']}/s); invariants hold; CPU seconds "
+              f"{figures['cpu_seconds']}")
         bound = figures["bounds"]
         assert isinstance(bound, dict)
         print(f"bounds, same run: {bound['durable_commits_per_s']} durable SQLite commits/s (one thread, the "
