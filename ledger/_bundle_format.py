@@ -14,9 +14,10 @@ from typing import Any, cast
 
 from . import _schema as s
 from ._codec import MAX_ITEMS, Value, decode, encode
-from .checkpoint import MAX_NOTE_BYTES, Checkpoint, note_signatures, read_unverified_checkpoint
+from .checkpoint import Checkpoint, read_unverified_checkpoint
 from .errors import BundleFormatError, DecodeError, InputError, RecordFormatError
 from .hashing import Digest
+from .note import MAX_NOTE_BYTES, note_signatures
 from .record import MAX_RECORD_SIZE
 
 __all__ = ["BUNDLE_TAG", "BUNDLE_VERSION", "MAX_BUNDLE_SIZE", "MAX_PROOF_HASHES", "Bundle", "BundleEntry",

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from .checkpoint import note_signatures
 from .errors import KeyFormatError, NoteFormatError, SignatureError
 from .keys import PrivateKey, PublicKey, is_valid_key_name, note_key_id, parse_verifier_key
+from .note import note_signatures
 
 __all__ = ["COSIGNATURE_ALG", "MAX_TIMESTAMP", "Cosignature", "CosignerKey", "cosign", "cosigned_message",
            "cosigner_key", "open_cosignatures"]

@@ -42,12 +42,13 @@ from ._published_format import (
 )
 from ._remote_log import RemoteLog
 from .bundle import check_bundle
-from .checkpoint import Checkpoint, note_signatures, open_checkpoint, read_unverified_checkpoint
+from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import InputError, StorageError, VerificationError, expect, expect_each, expect_path
 from .export import SelfCheckError, bundle_from
 from .hashing import DIGEST_SIZE
 from .index.reading import IndexedLog, index_fault, indexed_log
 from .merkle import EMPTY_ROOT
+from .note import note_signatures
 from .reader import LogPass, check_checkpoint
 from .record import Record
 from .storage import FrameFile

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from .checkpoint import MAX_NOTE_BYTES, MAX_TREE_SIZE, Checkpoint, open_note, parse_checkpoint
+from .checkpoint import MAX_TREE_SIZE, Checkpoint, parse_checkpoint
 from .cosignature import CosignerKey, open_cosignatures
 from .errors import InputError, KeyFormatError, NoteFormatError, VerificationError
+from .note import MAX_NOTE_BYTES, open_note
 from .trust import Trust
 
 __all__ = ["ROLLBACK_KEYS", "Rollback", "RollbackClaim", "parse_rollback", "rollback_value", "verify_rollback"]

@@ -13,7 +13,9 @@ import pytest
 LEDGER = Path(__file__).resolve().parents[1] / "ledger"
 CLI = Path(__file__).resolve().parents[1] / "cli"
 
-#: Top to bottom. DESIGN.md §4 plus: _files (new output files, created exclusively and atomically: every file
+#: Top to bottom. DESIGN.md §4 plus: note (C2SP signed notes, the envelope of checkpoints), _evidence_format (the
+#: evidence file's bytes, below evidence, which verifies them);
+#: _files (new output files, created exclusively and atomically: every file
 #: the library and the CLI write but a ledger's frames), findings (report values), keyfile (private-key files; see
 #: docs/adr/0002-key-files-outside-store.md), _schema and events (record layer), trust, heads (the checkpoint's
 #: commitment to every item's latest record), identity (its commitment to every claim on an id, report number or
@@ -46,10 +48,11 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 ORDER = [
     "errors", "_files", "findings", "_codec", "engines",
     "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
-    "checkpoint", "cosignature", "witness_policy", "trust", "witnessed",
+    "note", "checkpoint", "cosignature", "witness_policy", "trust", "witnessed",
     "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
     "commitments",
-    "consistency", "rollback", "evidence", "witness.logs", "witness.protocol", "item", "origin", "rules", "_kinds",
+    "consistency", "rollback", "_evidence_format", "evidence", "witness.logs", "witness.protocol",
+    "item", "origin", "rules", "_kinds",
     "custody", "spill", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json",
     "_bundle_summary", "_bundle_proofs",
     "bundle", "_words", "cutting", "dossier", "annex", "report",

@@ -26,10 +26,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from ..checkpoint import add_signatures, note_signatures
 from ..cosignature import open_cosignatures
 from ..errors import StoneTrailError
 from ..hashing import Digest
+from ..note import add_signatures, note_signatures
 from ..witness_policy import Witness, WitnessPolicy
 from ..witnessed import CLOCK_SKEW, format_time
 from .protocol import SIZE_CONTENT_TYPE, AddCheckpoint, format_add_checkpoint, parse_size
