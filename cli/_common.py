@@ -293,6 +293,12 @@ class _ExistingFile(click.Path):
 
 _EXISTING: click.Path = _ExistingFile()
 
+#: --max-age, for every command that verifies a bundle or a published checkpoint (read with :func:`_max_age`).
+MAX_AGE = click.option(
+    "--max-age", metavar="DURATION",
+    help="Refuse a checkpoint last witnessed longer ago than this (90s, 30m, 12h, 7d): the time at which witnesses "
+         "meeting the quorum had cosigned it. Needs a witness policy.")
+
 #: --witness-policy, for every command that checks a checkpoint under a trust file.
 WITNESS_POLICY = click.option(
     "--witness-policy", "witness_policy", type=_EXISTING,

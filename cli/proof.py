@@ -33,6 +33,7 @@ from ledger.trust import Trust
 from ._common import (
     _EXISTING,
     _LEDGER,
+    MAX_AGE,
     WITNESS_POLICY,
     _about,
     _errors,
@@ -184,9 +185,7 @@ def _export_current(ledger_file: Path | str, item: str, note: str, trust: Trust 
               help="Trust file: pinned operator and authority keys.")
 @click.option("--origin", help="Require the bundle to be of this ledger (its checkpoint's origin line).")
 @WITNESS_POLICY
-@click.option("--max-age", metavar="DURATION",
-              help="Refuse a checkpoint last witnessed longer ago than this (90s, 30m, 12h, 7d): the time at which "
-                   "witnesses meeting the quorum had cosigned it. Needs a witness policy.")
+@MAX_AGE
 @click.option("--json", "as_json", is_flag=True, help="Print the full report and provenance as JSON.")
 @_errors
 @policy_options

@@ -19,6 +19,7 @@ from ledger.published import fetch_bundle, publish_log
 from ._common import (
     _EXISTING,
     _LEDGER_FILE,
+    MAX_AGE,
     WITNESS_POLICY,
     _errors,
     _load_trust,
@@ -114,9 +115,7 @@ def _record_count(ledger_file: Path) -> int:
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds each request may take.")
 @WITNESS_POLICY
-@click.option("--max-age", metavar="DURATION",
-              help="Refuse a checkpoint last witnessed longer ago than this (90s, 30m, 12h, 7d; needs a witness "
-                   "policy), before anything else is read.")
+@MAX_AGE
 @click.option("--json", "as_json", is_flag=True, help="Print the file written and what it holds as JSON.")
 @_errors
 def fetch_command(url: str, item: str, trust_file: Path, out: Path | None, timeout: float,

@@ -27,11 +27,12 @@ from ledger.report import report_html
 
 from ._common import (
     _EXISTING,
+    MAX_AGE,
     WITNESS_POLICY,
     _about,
-    _duration,
     _errors,
     _load_trust,
+    _max_age,
     _plural,
     _print_findings,
     _print_hint,
@@ -44,8 +45,6 @@ from .proof import _read_bundle
 
 __all__ = ["ANNEX_COMMAND", "REPORT_COMMAND"]
 
-_MAX_AGE = click.option("--max-age", metavar="DURATION",
-                        help="Refuse a checkpoint last witnessed longer ago than this (90s, 30m, 12h, 7d).")
 _TRUST = click.option("--trust", "trust_file", required=True, type=_EXISTING,
                       help="Trust file: pinned operator and authority keys.")
 
@@ -54,7 +53,7 @@ def _verified(bundle_file: Path, trust_file: Path, witness_policy: Path | None, 
               policy: Policy | None, *, as_json: bool = False) -> Dossier:
     """The bundle verified and its dossier; an invalid bundle refused (:func:`_refuse`), exit 1."""
     trust = _load_trust(trust_file, witness_policy)
-    age = _duration(max_age, "--max-age")
+    age = _max_age(max_age, trust)
     data = _read_bundle(bundle_file)
     with _about(bundle_file):
         report = check_bundle(data, trust, policy, max_age=age)
@@ -95,7 +94,7 @@ def _to_stderr() -> Iterator[None]:
 @click.option("-o", "--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
               help="Where to write the page (default: ./ITEM.html; never overwritten; '-': stdout).")
 @WITNESS_POLICY
-@_MAX_AGE
+@MAX_AGE
 @click.option("--json", "as_json", is_flag=True, help='Print {"file", "item", "bytes", "verdict"} as JSON.')
 @_errors
 @policy_options
@@ -143,7 +142,7 @@ def report(bundle_file: Path, trust_file: Path, out: Path | None, witness_policy
 @click.option("-o", "--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
               help="Write the annex to this new file (never overwritten) instead of stdout ('-': stdout).")
 @WITNESS_POLICY
-@_MAX_AGE
+@MAX_AGE
 @click.option("--json", "as_json", is_flag=True, help="Print the annex as JSON.")
 @_errors
 @policy_options
