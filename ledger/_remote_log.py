@@ -35,6 +35,7 @@ from ._published_format import (
     tile_width,
 )
 from .checkpoint import Checkpoint
+from .commitments import CommittedOver
 from .errors import InputError, VerificationError
 from .events import REGISTRY_KINDS, Attested, Corrected
 from .hashing import DIGEST_SIZE, Digest
@@ -187,26 +188,12 @@ def _subject(record: Record) -> Digest | None:
     return event.subject if isinstance(event, Attested | Corrected) else None
 
 
-class _Committed:
-    """A checkpoint line's tree (:class:`ledger.commitments.Committed`) over a verified :class:`_Sorted`."""
-
-    _tree: _Sorted
-
-    def __len__(self) -> int:
-        return len(self._tree)
-
-    def root(self) -> Digest:
-        return self._tree.root()
-
-    def extension(self) -> str:
-        return self._tree.extension()
-
-
-class _Heads(_Committed):
+class _Heads(CommittedOver[_Sorted]):
     """The item heads (:class:`ledger.reader.Heads`) from the verified heads file."""
 
     def __init__(self, tree: _Sorted, log: RemoteLog) -> None:
-        self._tree, self._ranks = tree, dict[str, int]()
+        super().__init__(tree)
+        self._ranks = dict[str, int]()
         heads = {}
         for rank, leaf in enumerate(tree.leaves):
             item, position, record_hash, count = head_of(leaf)
@@ -223,11 +210,11 @@ class _Heads(_Committed):
         return record.body.named_items()
 
 
-class _Identities(_Committed):
+class _Identities(CommittedOver[_Sorted]):
     """The identity tree (:class:`ledger.reader.Identities`) from the verified identities file."""
 
     def __init__(self, tree: _Sorted) -> None:
-        self._tree = tree
+        super().__init__(tree)
         try:
             self._ranks = {IdentityLeaf.from_bytes(leaf).sort_key: r for r, leaf in enumerate(tree.leaves)}
         except InputError as exc:  # identity.malformed

@@ -8,7 +8,7 @@ what is signed and what is checked are computed by one piece of code.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from .checkpoint import Checkpoint
 from .errors import InputError, StoneTrailError, VerificationError
@@ -17,7 +17,7 @@ from .heads import HEADS_EXTENSION, ItemHeads, checkpoint_heads
 from .identity import IDENTITIES_EXTENSION, IdentityIndex, checkpoint_identities
 from .record import Record
 
-__all__ = ["Commitments", "Committed", "line_problems"]
+__all__ = ["Commitments", "Committed", "CommittedOver", "line_problems"]
 
 
 class Commitments:
@@ -59,6 +59,26 @@ class Committed(Protocol):
     def root(self) -> Digest: ...
 
     def extension(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=Committed)
+
+
+class CommittedOver(Generic[_T]):
+    """A :class:`Committed` that answers from the tree it wraps (a read side's stored or fetched tree): the base
+    of the read sides' item-head and identity trees, which read more of ``_tree``."""
+
+    def __init__(self, tree: _T) -> None:
+        self._tree = tree
+
+    def __len__(self) -> int:
+        return len(self._tree)
+
+    def root(self) -> Digest:
+        return self._tree.root()
+
+    def extension(self) -> str:
+        return self._tree.extension()
 
 
 def line_problems(cp: Checkpoint, heads: Committed, identities: Committed) -> list[StoneTrailError]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from ..commitments import CommittedOver
 from ..errors import StorageError
 from ..hashing import Digest
 from ..heads import Head, HeadProof, head_leaf
@@ -109,20 +110,8 @@ class _Positions(Mapping[str, Sequence[int]]):
         return sum(1 for _ in self)
 
 
-class _Committed:
+class _Committed(CommittedOver[_Tree]):
     """A checkpoint line's tree (:class:`ledger.commitments.Committed`) over a :class:`_Tree`."""
-
-    def __init__(self, tree: _Tree) -> None:
-        self._tree = tree
-
-    def __len__(self) -> int:
-        return len(self._tree)
-
-    def root(self) -> Digest:
-        return self._tree.root()
-
-    def extension(self) -> str:
-        return self._tree.extension()
 
     def leaves(self) -> Iterator[bytes]:
         """Every leaf input of the tree, in tree order (what a published log serves, docs/format.md §8.5)."""
