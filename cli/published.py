@@ -13,7 +13,6 @@ import click
 
 from ledger._files import check_new
 from ledger.bundle import summarize_bundle
-from ledger.index.reading import indexed_log
 from ledger.published import fetch_bundle, publish_log
 
 from ._common import (
@@ -89,19 +88,9 @@ def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | 
     since = f" (was {done.previous})" if done.previous is not None else ""
     click.echo(f"published {directory} at tree size {done.tree_size}{since}: {_plural(len(done.written), 'new file')}"
                + ("; checkpoint unchanged" if done.unchanged else "; checkpoint written"))
-    records = _record_count(ledger_file)
-    if records > done.tree_size:
-        click.echo(f"note: {ledger_file} holds {records} records, the checkpoint covers {done.tree_size}: sign a new "
-                   "one ('stonetrail checkpoint') and publish again to serve the rest", err=True)
-
-
-def _record_count(ledger_file: Path) -> int:
-    """The number of records of the ledger file (its index's, when it covers the file; 0 if unknown)."""
-    log = indexed_log(ledger_file)
-    if log is None:
-        return 0
-    with log:
-        return log.tree.size
+    if done.ledger_size > done.tree_size:
+        click.echo(f"note: {ledger_file} holds {done.ledger_size} records, the checkpoint covers {done.tree_size}: "
+                   "sign a new one ('stonetrail checkpoint') and publish again to serve the rest", err=True)
 
 
 @click.command("fetch", short_help="Build one item's proof bundle from a published log over HTTP.")

@@ -69,13 +69,15 @@ _LOCK_NAME: Final = ".publish.lock"
 class PublishedLog:
     """What :func:`publish_log` did in ``directory``: the log published at ``tree_size`` (``previous``: the tree
     size the directory held before, None: none); ``written``: the new files (paths relative to it); ``unchanged``:
-    the directory already held this checkpoint, byte for byte."""
+    the directory already held this checkpoint, byte for byte; ``ledger_size``: the records the ledger holds
+    (more than ``tree_size``: a newer checkpoint would publish more)."""
 
     directory: Path
     tree_size: int
     previous: int | None
     written: tuple[str, ...]
     unchanged: bool
+    ledger_size: int
 
 
 def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
@@ -130,6 +132,7 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
                 check_checkpoint(log, cp)
                 _check_extends(log, old, cp, out)
                 files = _files(log, cp, old.tree_size if old else 0, out)
+                ledger_size = log.tree.size
         except StorageError as exc:
             if index_fault(exc):
                 raise _no_index(ledger_path, cp.tree_size) from exc
@@ -139,7 +142,7 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
         if not unchanged:
             _replace(out / CHECKPOINT_NAME, note.encode("utf-8"))
         return PublishedLog(directory=out, tree_size=cp.tree_size, previous=old.tree_size if old else None,
-                            written=tuple(written), unchanged=unchanged)
+                            written=tuple(written), unchanged=unchanged, ledger_size=ledger_size)
 
 
 @contextlib.contextmanager
