@@ -18,7 +18,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 from .checkpoint import Checkpoint
-from .chunks import LEVELS, Chunk, ChunkFacts, check_chunk, chunk_frames, engine_context
+from .chunks import LEVELS, Chunk, ChunkFacts, check_chunk, engine_context
 from .commitments import Commitments
 from .compact import CompactRange
 from .custody import signature_findings
@@ -114,6 +114,7 @@ class _Walk:
         self.state = SpilledState(origin, keys, signatures=self._signatures)
         self.verdicts: dict[int, list[Finding]] = {}  # the workers' sig.* findings of the chunk being applied
         self.from_workers = False
+        self.worker_decoded = False  # the chunk's unreadable records are in the workers' findings already
         self.commitments = Commitments() if sizes or keep else None
         self.largest = max(sizes, default=0)  # records below it go into the commitments (a checkpoint's lines)
         self.range = CompactRange()
@@ -149,7 +150,7 @@ class _Walk:
         try:
             record = Record.from_bytes(payload)
         except InputError as exc:
-            if not self.from_workers:
+            if not self.worker_decoded:
                 self.findings.append(Finding(code=exc.code, position=index, item=None, reason=str(exc)))
             self._skip_to(index + 1)
             return
@@ -195,21 +196,20 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
                 progress(*told)
     total = sum(c.count for c in chunks)
     done = 0
-    for chunk, facts in _facts(chunks, executor, jobs, level, engine):
-        walk.from_workers, walk.verdicts = True, _by_position(facts.signatures)
+    records = walk.custody or bool(walk.sizes)  # the records are needed here too: the bytes the worker checked
+    work = functools.partial(check_chunk, level=level, engine=engine, payloads=records)
+    for chunk, facts in _facts(chunks, executor, jobs, work):
+        if records and len(facts.payloads) != chunk.count:
+            raise CorruptStoreError(f"records {chunk.first}..{chunk.first + chunk.count - 1}: a worker returned "
+                                    f"{len(facts.payloads)} of them", code="store.changed")
+        walk.from_workers, walk.worker_decoded = True, facts.decoded
+        walk.verdicts = _by_position(facts.signatures)
         walk.range.extend(facts.range())
         walk.findings += facts.unreadable
         if not walk.custody:
             walk.findings += facts.signatures
-        if walk.custody or walk.sizes:  # the records are needed here too: the bytes the worker checked?
-            again = CompactRange(chunk.first)
-            for frame in chunk_frames(chunk):
-                again.append(leaf_hash(frame.payload))
-                walk.frame(frame.index, frame.payload, hashed=True)
-            if again.nodes != facts.nodes:
-                raise CorruptStoreError(f"records {chunk.first}..{chunk.first + chunk.count - 1} changed between "
-                                        "a worker's read and this one: the file changed during the audit",
-                                        code="store.changed")
+        for index, payload in enumerate(facts.payloads, start=chunk.first):
+            walk.frame(index, payload, hashed=True)
         walk.end = max(walk.end, chunk.first + chunk.count)
         walk.mark_below(walk.end)
         done += chunk.count
@@ -221,13 +221,12 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
     return walk
 
 
-def _facts(chunks: Sequence[Chunk], executor: Executor | None, jobs: int, level: str, engine: str | None
+def _facts(chunks: Sequence[Chunk], executor: Executor | None, jobs: int, work: Callable[[Chunk], ChunkFacts]
            ) -> Iterator[tuple[Chunk, ChunkFacts]]:
-    """Each chunk with its worker's facts, in order, keeping at most ``jobs`` + 1 chunks submitted ahead so that
+    """Each chunk with its ``work``'s facts, in order, keeping at most ``jobs`` + 1 chunks submitted ahead so that
     memory stays bounded."""
     if executor is None:
         return
-    work = functools.partial(check_chunk, level=level, engine=engine)
     ahead: deque[tuple[Chunk, Future[ChunkFacts]]] = deque()
     pending = iter(chunks)
     for chunk in pending:

@@ -2,12 +2,15 @@
 
 The audit (:mod:`ledger.audit`) cuts a ledger file into runs of consecutive records (:func:`plan`); for each, a
 worker (:func:`check_chunk`, submitted to any :class:`concurrent.futures.Executor`) reads its frames, hashes
-them into a compact range (:class:`~ledger.compact.CompactRange`, RFC 9162 subtree hashes), decodes each record
-strictly and checks its signatures; it returns only what it found (:class:`ChunkFacts`: a few subtree hashes and
-the findings), never the records. The main process merges the ranges in log order into the log's root and
-applies the custody rules in log order, taking the signature verdicts from the chunks. The facts of a chunk are
-the same whatever process computes them, so the findings are the same for any number of workers and any chunk
-size (tests/test_parallel_audit.py).
+them into a compact range (:class:`~ledger.compact.CompactRange`, RFC 9162 subtree hashes) and checks their
+signatures; it returns what it found (:class:`ChunkFacts`: a few subtree hashes and the findings) and, when the
+main process needs the records, their bytes. The main process merges the ranges in log order into the log's root
+and applies the custody rules in log order to those bytes, taking the signature verdicts from the chunks: every
+fact of a record is of the bytes one worker read. Below the ``custody`` level the main process decodes no
+record, so the worker decodes each one strictly and names the unreadable ones; from ``custody`` on the main
+process decodes every record itself, so the worker reads only what a signature check needs (the envelope:
+:func:`ledger.record.signed_parts`). The facts of a chunk are the same whatever process computes them, so the
+findings are the same for any number of workers and any chunk size (tests/test_parallel_audit.py).
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .compact import CompactRange, Node
-from .custody import signature_findings
+from .custody import message_findings
 from .engines import engine_context
 from .errors import CorruptStoreError, InputError
 from .findings import Finding
 from .merkle import leaf_hash
-from .record import Record
+from .record import Record, signed_parts
 from .storage import FrameFile
 from .storage.framing import Frame
 
@@ -48,13 +51,18 @@ class ChunkFacts:
     """What a worker found in a :class:`Chunk`: the compact range of its leaf hashes (``nodes``, left to right),
     the records that fail strict decoding (``unreadable``: their ``record.*``/``input.*`` finding) and the
     signatures that do not verify (``signatures``: ``sig.*`` findings, in position order; empty below the
-    ``signatures`` level)."""
+    ``signatures`` level). ``decoded`` False: the records were not decoded (``unreadable`` is empty, and the
+    verdicts of a record that does not decode mean nothing): the caller decodes them. ``payloads``: the
+    records' bytes, in order, when the caller asked for them: those the hashes and verdicts are of (the caller
+    applies these, never bytes it reads again, so that every fact of a record is of the same bytes)."""
 
     first: int
     count: int
     nodes: tuple[Node, ...]
     unreadable: tuple[Finding, ...]
     signatures: tuple[Finding, ...]
+    decoded: bool = True
+    payloads: tuple[bytes, ...] = ()
 
     def range(self) -> CompactRange:
         """The chunk's leaves as a :class:`~ledger.compact.CompactRange` (to merge in log order)."""
@@ -98,20 +106,30 @@ def chunk_frames(chunk: Chunk) -> Iterator[Frame]:
                                 "longer where they were: the file changed during the audit", code="store.changed")
 
 
-def check_chunk(chunk: Chunk, *, level: str, engine: str | None = None) -> ChunkFacts:
-    """Read, hash, decode and (from level ``signatures``) check the signatures of ``chunk``'s records, with the
-    signature ``engine`` (:func:`ledger.keys.signature_engine`; None: the default). Runs in any process.
-    Raises as :func:`chunk_frames`."""
-    piece, unreadable, signatures = CompactRange(chunk.first), [], []
-    check = LEVELS.index(level) >= LEVELS.index("signatures")
+def check_chunk(chunk: Chunk, *, level: str, engine: str | None = None, payloads: bool = False) -> ChunkFacts:
+    """Read and hash ``chunk``'s records and, from level ``signatures``, check their signatures with the signature
+    ``engine`` (:func:`ledger.keys.signature_engine`; None: the default). Below level ``custody`` each record is
+    decoded strictly; from it on, only its envelope is read (the facts are then not ``decoded``). ``payloads``:
+    return the records' bytes too. Runs in any process. Raises as :func:`chunk_frames`."""
+    piece, unreadable, signatures, kept = CompactRange(chunk.first), [], [], []
+    rank = LEVELS.index(level)
+    check, decode = rank >= LEVELS.index("signatures"), rank < LEVELS.index("custody")
     with engine_context(engine):
         for frame in chunk_frames(chunk):
             piece.append(leaf_hash(frame.payload))
+            if payloads:
+                kept.append(frame.payload)
             try:
-                record = Record.from_bytes(frame.payload)
+                if decode:
+                    record = Record.from_bytes(frame.payload)
+                    parts = (record.signed_message(), record.signatures)
+                else:
+                    parts = signed_parts(frame.payload)
             except InputError as exc:
-                unreadable.append(Finding(code=exc.code, position=frame.index, item=None, reason=str(exc)))
+                if decode:
+                    unreadable.append(Finding(code=exc.code, position=frame.index, item=None, reason=str(exc)))
                 continue
             if check:
-                signatures += signature_findings(record, frame.index)
-    return ChunkFacts(chunk.first, chunk.count, piece.nodes, tuple(unreadable), tuple(signatures))
+                signatures += message_findings(parts[1], parts[0], frame.index)
+    return ChunkFacts(chunk.first, chunk.count, piece.nodes, tuple(unreadable), tuple(signatures), decode,
+                      tuple(kept))

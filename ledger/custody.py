@@ -39,11 +39,11 @@ from .findings import Finding
 from .hashing import Digest
 from .identity import KINDS, IdentityIndex
 from .item import Item
-from .record import Record
+from .record import Record, Signature, verify_signature
 from .registry import Registry
 from .rules import RULES, Rule
 
-__all__ = ["CustodyState", "Signatures", "signature_findings"]
+__all__ = ["CustodyState", "Signatures", "message_findings", "signature_findings"]
 
 #: (record, log position) -> the ``sig.*`` findings of its signatures.
 Signatures = Callable[[Record, int], list[Finding]]
@@ -407,10 +407,16 @@ class CustodyState:
 def signature_findings(record: Record, position: int) -> list[Finding]:
     """The finding of each signature of ``record`` (at log ``position``) that does not verify under its key
     (``sig.*``: :meth:`ledger.keys.PublicKey.verify`, DESIGN.md §2), in the record's order; empty: all verify."""
+    return message_findings(record.signatures, record.signed_message(), position)
+
+
+def message_findings(signatures: Iterable[Signature], message: bytes, position: int) -> list[Finding]:
+    """As :func:`signature_findings`, for a record's ``signatures`` over its signed ``message``
+    (:func:`ledger.record.signed_parts`)."""
     found = []
-    for sig in record.signatures:
+    for sig in signatures:
         try:
-            record.verify_signature(sig)
+            verify_signature(sig, message)
         except (SignatureError, KeyFormatError) as exc:
             found.append(_f(exc.code, position, sig.party, f"signature by {sig.party}: {exc}"))
     return found

@@ -19,7 +19,7 @@ from; its hashes are always computed from those bytes (STYLE.md: hash the bytes 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -31,7 +31,8 @@ from .hashing import TAG_RECORD_BODY, TAG_RECORD_SIG, Digest, tagged_hash
 from .keys import PrivateKey, PublicKey
 from .merkle import leaf_hash
 
-__all__ = ["FORMAT_VERSION", "ITEM_TYPES", "RECORD_TAG", "Body", "Output", "Record", "Signature"]
+__all__ = ["FORMAT_VERSION", "ITEM_TYPES", "RECORD_TAG", "Body", "Output", "Record", "Signature", "signed_parts",
+           "verify_signature"]
 
 #: Prefix of every record's bytes: domain-separates record leaves from anything else a log could hold.
 RECORD_TAG = b"stonetrail/v1/record\n"
@@ -226,24 +227,12 @@ class Record:
             RecordFormatError: code ``record.tag``, ``record.too_large``, ``record.malformed``, ``record.version``
                 or ``record.unsigned``; DecodeError codes are re-raised as RecordFormatError with the same code.
         """
-        if len(raw) > MAX_RECORD_SIZE:
-            raise RecordFormatError(f"record is {len(raw)} bytes, cap {MAX_RECORD_SIZE}", code="record.too_large")
-        if not raw.startswith(RECORD_TAG):
-            raise RecordFormatError("missing the record tag", code="record.tag")
+        env, body_bytes = _envelope(raw)
         try:
-            env = s.read_map(decode(raw[len(RECORD_TAG):]), "record")
-            s.exact_keys(env, "record", _RECORD_KEYS)
-            body_bytes = env["body"]
-            if not isinstance(body_bytes, bytes):
-                raise s.fail("body", "expected bin")
             body = Body.from_value(decode(body_bytes))
         except DecodeError as exc:
             raise RecordFormatError(str(exc), code=exc.code) from exc
-        sigs = tuple([_read_signature(v) for v in s.read_list(env["sigs"], "sigs", 16)])
-        if not sigs:
-            raise RecordFormatError("a record needs at least one signature", code="record.unsigned")
-        _sorted_unique([sg.party for sg in sigs], "sigs")
-        return cls(raw=bytes(raw), body=body, body_bytes=body_bytes, signatures=sigs)
+        return cls(raw=bytes(raw), body=body, body_bytes=body_bytes, signatures=_signatures(env))
 
     def verify_signature(self, sig: Signature) -> None:
         """Verify one of this record's signatures with the key it names (no registry check here).
@@ -252,7 +241,54 @@ class Record:
             KeyFormatError: the named key is not a valid Ed25519 point.
             SignatureError: malformed or wrong signature (ledger.keys pre-checks, then RFC 8032 verify).
         """
-        _public_key(sig.key).verify(sig.sig, self.signed_message())
+        verify_signature(sig, self.signed_message())
+
+
+def signed_parts(raw: bytes) -> tuple[bytes, tuple[Signature, ...]]:
+    """The message every signature of the record ``raw`` signs (TAG_RECORD_SIG || body hash) and its signatures,
+    read from the envelope alone: the body is hashed, not decoded. For a signature check whose caller decodes
+    the record itself (:mod:`ledger.chunks`): every record :meth:`Record.from_bytes` accepts is accepted here,
+    with the same message and signatures (the same steps, less the body's).
+
+    Raises:
+        RecordFormatError: as :meth:`Record.from_bytes` for a bad tag, envelope or signature list.
+    """
+    env, body_bytes = _envelope(raw)
+    return TAG_RECORD_SIG + tagged_hash(TAG_RECORD_BODY, body_bytes), _signatures(env)
+
+
+def verify_signature(sig: Signature, message: bytes) -> None:
+    """Verify ``sig`` over ``message`` with the key it names (no registry check). Raises as
+    :meth:`Record.verify_signature`."""
+    _public_key(sig.key).verify(sig.sig, message)
+
+
+def _envelope(raw: bytes) -> tuple[Mapping[str, Value], bytes]:
+    """The record's envelope map and its body bytes (docs/format.md §2): size cap, tag, canonical envelope with
+    exactly its keys, body a bin. Raises RecordFormatError (DecodeError codes kept)."""
+    if len(raw) > MAX_RECORD_SIZE:
+        raise RecordFormatError(f"record is {len(raw)} bytes, cap {MAX_RECORD_SIZE}", code="record.too_large")
+    if not raw.startswith(RECORD_TAG):
+        raise RecordFormatError("missing the record tag", code="record.tag")
+    try:
+        env = s.read_map(decode(raw[len(RECORD_TAG):]), "record")
+    except DecodeError as exc:
+        raise RecordFormatError(str(exc), code=exc.code) from exc
+    s.exact_keys(env, "record", _RECORD_KEYS)
+    body_bytes = env["body"]
+    if not isinstance(body_bytes, bytes):
+        raise s.fail("body", "expected bin")
+    return env, body_bytes
+
+
+def _signatures(env: Mapping[str, Value]) -> tuple[Signature, ...]:
+    """The envelope's signatures: 1 to 16, each well formed, sorted by party and unique. Raises
+    RecordFormatError."""
+    sigs = tuple([_read_signature(v) for v in s.read_list(env["sigs"], "sigs", 16)])
+    if not sigs:
+        raise RecordFormatError("a record needs at least one signature", code="record.unsigned")
+    _sorted_unique([sg.party for sg in sigs], "sigs")
+    return sigs
 
 
 @lru_cache(maxsize=4096)

@@ -44,36 +44,45 @@ def _bad_signature(payload: bytes) -> bytes:
     return payload.replace(sig, sig[:40] + bytes([sig[40] ^ 1]) + sig[41:])
 
 
-class _SwapAfter(Executor):
-    """Runs each chunk at once; once the chunk ending at record ``end`` has been read by its worker, calls
-    ``swap`` (the file's owner replacing it before the main process reads that chunk again)."""
+class _Swap(Executor):
+    """Runs each chunk at once; when the chunk ending at record ``end`` is submitted, calls ``swap`` (the file's
+    owner replacing it during the audit) just before its worker reads it (``before``) or just after."""
 
-    def __init__(self, end: int, swap: Callable[[], None]) -> None:
-        self.end, self.swap = end, swap
+    def __init__(self, end: int, swap: Callable[[], None], *, before: bool) -> None:
+        self.end, self.swap, self.before = end, swap, before
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         done: Future[Any] = Future()
+        last = args[0].first + args[0].count == self.end
+        if last and self.before:
+            self.swap()
         done.set_result(fn(*args, **kwargs))
-        chunk = args[0]
-        if chunk.first + chunk.count == self.end:
+        if last and not self.before:
             self.swap()
         return done
 
 
-def test_a_file_replaced_after_a_workers_read_is_never_valid(demo: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("before", [True, False], ids=["before-the-workers-read", "after-the-workers-read"])
+def test_a_file_replaced_during_a_parallel_audit_gets_the_verdict_of_the_bytes_read(
+        demo: Path, tmp_path: Path, before: bool) -> None:
+    """R1: every fact of a record (its leaf hash, signature verdicts, custody) is of the bytes one worker read, so
+    the report is the full audit of the honest file or of the forged one, whole (or a refusal): never the forged
+    record's root with a valid verdict, or the honest root with an invalid one."""
     honest, forged, audited = tmp_path / "honest.ledger", tmp_path / "forged.ledger", tmp_path / "audited.ledger"
     shutil.copy(demo / "demo.ledger", honest)
     last = len(scan(honest).frames) - 1
     _with_payload(honest, forged, last, _bad_signature(scan(honest).frames[last].payload))
-    assert check_ledger(forged, _trust(demo)).verdict == "invalid"
+    expected = {(r.root_hash, r.verdict) for r in (check_ledger(honest, _trust(demo)), check_ledger(forged, _trust(demo)))}
+    assert {verdict for _, verdict in expected} == {"valid", "invalid"}
     shutil.copy(honest, audited)
-    swap = _SwapAfter(last + 1, lambda: os.replace(forged, audited))
+    swap = _Swap(last + 1, lambda: os.replace(forged, audited), before=before)
     try:
         report = check_ledger(audited, _trust(demo), executor=swap, chunk_records=100)
     except StoneTrailError as exc:  # refusing (the file changed during the audit) is right too
         assert exc.code == "store.changed"
         return
-    assert report.verdict == "invalid"
+    assert (report.root_hash, report.verdict) in expected
+    assert report.verdict == ("invalid" if before else "valid")
 
 
 def test_a_resumed_audit_of_a_file_rewritten_below_the_state_is_never_valid(demo: Path, tmp_path: Path) -> None:
