@@ -117,8 +117,8 @@ def fig_proofs(a: Args) -> Args:
 @figure
 def fig_proofs_bound(a: Args) -> Args:
     """The bound of an inclusion proof: ledger.merkle.MerkleTree over the same leaves, in memory."""
-    from ledger.merkle import MerkleTree, leaf_hash
-    tree = MerkleTree(leaf_hash(p) for p in itertools.islice(payloads(a["path"]), a["size"]))
+    from ledger.merkle import MerkleTree
+    tree = MerkleTree.of_leaves(itertools.islice(payloads(a["path"]), a["size"]))
     return _time_proofs(tree, a["indices"], a["size"])
 
 

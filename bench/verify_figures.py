@@ -139,11 +139,11 @@ def _proofs_digest(paths: Sequence[Sequence[bytes]]) -> str:
 
 @figure
 def fig_merkle(a: Args) -> Args:
-    """:class:`ledger.merkle.MerkleTree` over ``leaf_hash`` of the first ``a["size"]`` records, its root and an
+    """:meth:`ledger.merkle.MerkleTree.of_leaves` of the first ``a["size"]`` records, its root and an
     inclusion proof of each of ``a["indices"]`` (0-based): seconds of the build and of the proofs."""
-    from ledger.merkle import MerkleTree, leaf_hash
+    from ledger.merkle import MerkleTree
     leaves, n = _leaves(a["path"], a["size"]), a["size"]
-    build_s, tree = _timed(lambda: MerkleTree(leaf_hash(leaf) for leaf in leaves))
+    build_s, tree = _timed(lambda: MerkleTree.of_leaves(leaves))
     proofs_s, paths = _timed(lambda: [tree.inclusion_proof(i, n) for i in a["indices"]])
     return {"s": build_s + proofs_s, "build_s": build_s, "proofs_s": proofs_s, "leaves": n,
             "root": bytes(tree.root_at(n)).hex(), "proofs": _proofs_digest(paths)}

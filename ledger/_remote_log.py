@@ -132,7 +132,7 @@ class _Sorted:
 
     def __init__(self, leaves: list[bytes], line: str) -> None:
         self.leaves, self._line = leaves, line
-        self._tree = MerkleTree(leaf_hash(leaf) for leaf in leaves)
+        self._tree = MerkleTree.of_leaves(leaves)
 
     def __len__(self) -> int:
         return len(self.leaves)

@@ -156,7 +156,7 @@ class ItemHeads:
     def _built(self) -> tuple[dict[str, int], MerkleTree]:
         if self._tree is None:
             order = sorted(self._positions, key=lambda item: item.encode("utf-8"))
-            tree = MerkleTree(leaf_hash(head_leaf(item, self.head(item))) for item in order)
+            tree = MerkleTree.of_leaves(head_leaf(item, self.head(item)) for item in order)
             self._tree = ({item: rank for rank, item in enumerate(order)}, tree)
         return self._tree
 

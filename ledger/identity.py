@@ -244,7 +244,7 @@ class IdentityIndex:
             leaves = sorted((IdentityLeaf(k, key, tuple(c)) for (k, key), c in self._claims.items()),
                             key=lambda leaf: leaf.sort_key)
             ranks = {(leaf.kind, leaf.key): rank for rank, leaf in enumerate(leaves)}
-            self._tree = (leaves, ranks, MerkleTree(leaf_hash(leaf.to_bytes()) for leaf in leaves))
+            self._tree = (leaves, ranks, MerkleTree.of_leaves(leaf.to_bytes() for leaf in leaves))
         return self._tree
 
     def leaves(self) -> Iterator[bytes]:

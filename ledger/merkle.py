@@ -40,6 +40,7 @@ EMPTY_ROOT: Digest = Digest(hashlib.sha256(b"").digest())
 
 
 _sha256 = hashlib.sha256
+_EDGES_KEPT = 4096  # right-edge roots a MerkleTree keeps (a few per tree size proved against)
 
 
 def leaf_hash(leaf: bytes) -> Digest:
@@ -107,14 +108,30 @@ def consistency_proof(leaf_hashes: Sequence[Digest], old_size: int) -> list[Dige
 class MerkleTree:
     """An in-memory append-only RFC 9162 tree that keeps every complete subtree hash.
 
-    ``_levels[k][j]`` is the hash of leaves [j * 2**k, (j + 1) * 2**k); appends are amortised O(1), and roots
-    and proofs for any past size need O(log n) lookups and hashes.
+    ``_levels[k][j]`` is the hash of leaves [j * 2**k, (j + 1) * 2**k), kept as plain 32-byte ``bytes`` (a
+    :class:`~ledger.hashing.Digest` is made only for what leaves the tree: roots and proof hashes); appends are
+    amortised O(1), and roots and proofs for any past size need O(log n) lookups and hashes.
     """
 
     def __init__(self, leaf_hashes: Iterable[Digest] = ()) -> None:
-        self._levels: list[list[Digest]] = [[]]
+        self._levels: list[list[bytes]] = [[]]
         self._root: tuple[int, Digest] | None = None
+        self._edges: dict[tuple[int, int], Digest] = {}  # (start, end) -> MTH(D[start:end]): never changes
         self.extend(leaf_hashes)
+
+    @classmethod
+    def of_leaves(cls, leaves: Iterable[bytes]) -> MerkleTree:
+        """The tree of the leaf hashes of ``leaves`` (each hashed as :func:`leaf_hash` does, RFC 9162 §2.1.1),
+        built a few times faster than ``MerkleTree(leaf_hash(leaf) for leaf in leaves)``. Raises InputError if
+        a leaf is not bytes."""
+        given, sha256 = list(leaves), _sha256
+        try:
+            hashes = [sha256(b"\x00" + leaf).digest() for leaf in given]
+        except TypeError:  # name the leaf that is not bytes
+            hashes = [leaf_hash(leaf) for leaf in given]
+        tree = cls()
+        tree._grow(hashes)
+        return tree
 
     @property
     def size(self) -> int:
@@ -124,18 +141,18 @@ class MerkleTree:
     @property
     def leaf_hashes(self) -> tuple[Digest, ...]:
         """A copy of the leaf hashes, in append order (O(n))."""
-        return tuple(self._levels[0])
+        return tuple(bytes.__new__(Digest, h) for h in self._levels[0])
 
     def append(self, leaf_hash: Digest) -> int:
         """Append one 32-byte leaf hash; return its index. Raises InputError if it is not 32 bytes."""
-        h = leaf_hash if type(leaf_hash) is Digest else _trusted_digest("leaf hash", leaf_hash)
+        h: bytes = leaf_hash if type(leaf_hash) is Digest else _trusted_digest("leaf hash", leaf_hash)
         index = len(self._levels[0])
         level, pos = 0, index
         self._levels[0].append(h)
         while pos & 1:  # a right child completes its parent
             if level + 1 == len(self._levels):
                 self._levels.append([])
-            h = _node(self._levels[level][pos - 1], h)
+            h = _sha256(b"\x01" + self._levels[level][pos - 1] + h).digest()
             level, pos = level + 1, pos >> 1
             self._levels[level].append(h)
         return index
@@ -143,15 +160,18 @@ class MerkleTree:
     def extend(self, leaf_hashes: Iterable[Digest]) -> None:
         """Append many 32-byte leaf hashes, hashing the completed subtrees level by level (as :meth:`append` one
         by one, a few times faster). Raises InputError if one is not 32 bytes (nothing is appended then)."""
-        new = [h if type(h) is Digest else _trusted_digest("leaf hash", h) for h in leaf_hashes]
-        self._levels[0].extend(new)
-        sha256, level = hashlib.sha256, 0
+        self._grow([h if type(h) is Digest else _trusted_digest("leaf hash", h) for h in leaf_hashes])
+
+    def _grow(self, leaf_hashes: list[bytes]) -> None:
+        """Append checked 32-byte leaf hashes; hash the completed subtrees level by level."""
+        self._levels[0].extend(leaf_hashes)
+        sha256, level = _sha256, 0
         while len(self._levels[level]) > 1:
             if level + 1 == len(self._levels):
                 self._levels.append([])
             below, above = self._levels[level], self._levels[level + 1]
-            above.extend(bytes.__new__(Digest, sha256(b"\x01" + below[i] + below[i + 1]).digest())
-                         for i in range(2 * len(above), len(below) - 1, 2))
+            above.extend([sha256(b"\x01" + below[i] + below[i + 1]).digest()
+                          for i in range(2 * len(above), len(below) - 1, 2)])
             level += 1
 
     def root(self) -> Digest:
@@ -173,7 +193,7 @@ class MerkleTree:
         size = self.size if size is None else size
         _check_range("size", size, 0, self.size, f"0 <= size <= {self.size}")
         _check_range("index", index, 0, size - 1, f"0 <= index < size {size}")
-        return subtree_path(self._node, index, 0, size)
+        return subtree_path(self._node, index, 0, size, self._edge)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[Digest]:
         """PROOF(old_size, D[new_size]) (RFC 9162 §2.1.4.1); new_size defaults to self.size.
@@ -186,7 +206,16 @@ class MerkleTree:
         return consistency_path(self._node, old_size, new_size) if old_size < new_size else []
 
     def _node(self, height: int, index: int) -> Digest:
-        return self._levels[height][index]
+        return bytes.__new__(Digest, self._levels[height][index])
+
+    def _edge(self, start: int, end: int) -> Digest:
+        """MTH(D[start:end]) of a proof's right edge, kept: proofs in a tree of one size share one per level."""
+        h = self._edges.get((start, end))
+        if h is None:
+            if len(self._edges) >= _EDGES_KEPT:
+                self._edges.clear()
+            h = self._edges[start, end] = range_root(self._node, start, end)
+        return h
 
 
 #: (height, index) -> the hash of the complete subtree of leaves [index * 2**height, (index + 1) * 2**height).

@@ -453,3 +453,24 @@ def test_tree_accepts_plain_32_byte_values_and_caches_root() -> None:
     tree.append(leaf_hash(b"x"))
     assert tree.root() == node_hash(Digest(bytes(32)), leaf_hash(b"x"))
     assert tree.consistency_proof(2) == [] and tree.inclusion_proof(1) == [Digest(bytes(32))]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.lists(st.binary(max_size=40), max_size=70))
+def test_of_leaves_is_the_tree_of_their_leaf_hashes(data: list[bytes]) -> None:
+    """MerkleTree.of_leaves (the fast build) gives the tree MerkleTree(leaf_hash(...)) gives: roots at every
+    size, every inclusion proof, and Digest-typed outputs; proofs asked twice (the kept right edges) agree."""
+    fast, slow = MerkleTree.of_leaves(data), MerkleTree(leaf_hash(leaf) for leaf in data)
+    assert fast.leaf_hashes == slow.leaf_hashes and fast.root() == slow.root() == ref_mth(slow.leaf_hashes)
+    for size in range(1, len(data) + 1):
+        for index in range(size):
+            proof = fast.inclusion_proof(index, size)
+            assert proof == slow.inclusion_proof(index, size) == fast.inclusion_proof(index, size)
+            assert all(type(h) is Digest for h in proof)
+    assert type(fast.root()) is Digest
+
+
+def test_of_leaves_names_a_leaf_that_is_not_bytes() -> None:
+    with pytest.raises(InputError) as exc:
+        MerkleTree.of_leaves([b"a", "b"])  # type: ignore[list-item]
+    assert exc.value.code == "input.type"
