@@ -14,7 +14,9 @@ the records' leaf hashes plus 1,000 inclusion proofs, against pymerkle on the sa
 compared); (b) ``stonetrail verify LEDGER --trust T --json --jobs J --engine E`` for J in (1, cores) and each
 engine; (e) ``--save-state`` on a copy cut at 99 % of the records, then ``--resume`` on the whole file, against
 the full audit. Each figure is printed beside its bound, the ratio, the issue's acceptance and a verdict; a
-command the CLI does not offer yet (a usage error) is shown as "not built yet".
+command the CLI does not offer yet (a usage error) is shown as "not built yet". ``--figures resume`` (or
+``bound``, ``merkle``, ``verify``, comma-separated) measures only those rows, e.g. the incremental audit at 10⁶
+without the half hour of the others.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ ENGINES = ("cryptography", "libsodium")
 PROOFS = 1000
 RSS_LIMIT_MB = 300  # the issue's bound on a verify process at 10^6 records
 CUT = 0.99  # the incremental audit: state saved at 99 % of the records, the last 1 % audited from it
+FIGURES = ("bound", "merkle", "verify", "resume")  # the groups --figures chooses from
 
 
 # --- running figures --------------------------------------------------------------------------------------------
@@ -98,14 +101,24 @@ def measure(path: Path, n: int, opts: argparse.Namespace) -> Args:
     trust = run_dir / "trust.keys"
     trust.write_text(gen.trust().format())
     r: Args = {}
+    groups = {"bound": {"bound"}, "merkle": {"merkle", "pymerkle", "hash_floor"},
+              "verify": {f"verify_{e}_{j}" for e in ENGINES for j in _jobs(cores)}, "resume": {"save_state", "resume"}}
+    wanted: set[str] = set().union(*(groups[g] for g in opts.figures))
 
     def step(name: str, fn: Callable[[], Args]) -> None:
+        if name not in wanted:
+            r[name] = {"status": "skipped", "wall_s": None}
+            return
         _say(f"{name} ...")
         r[name] = fn()
         _say(f"{name}: {r[name]['status'] if r[name]['status'] != 'ok' else secs(r[name]['wall_s'])}")
 
     p = str(path)
     step("bound", lambda: child("bound", {"path": p, "cores": cores}, None))
+    if r["bound"]["status"] == "skipped":
+        r["bound"] = {}
+    if "resume" in opts.figures:  # the full audit it is compared with
+        wanted.add(f"verify_{_fastest(r['bound'])}_{cores}")
     indices = sorted(random.Random(n).sample(range(n), min(PROOFS, n)))
     step("merkle", lambda: child("merkle", {"path": p, "size": n, "indices": indices}, t))
     step("pymerkle", lambda: child("pymerkle", {"path": p, "size": n, "indices": indices}, t))
@@ -119,12 +132,13 @@ def measure(path: Path, n: int, opts: argparse.Namespace) -> Args:
             step(f"verify_{engine}_{jobs}", functools.partial(cli_verify, [p, *flags(jobs, engine)], t))
     common = flags(cores, _fastest(r["bound"]))  # the incremental audit: as the full audit it is compared with
     cut, state = run_dir / "cut.ledger", run_dir / "audit.state"
-    state.unlink(missing_ok=True)
     kept = int(n * CUT)
-    cut_copy(path, cut, kept)
+    r["cut"] = {"records": kept, "bytes": None}
+    if "resume" in opts.figures:
+        state.unlink(missing_ok=True)
+        r["cut"]["bytes"] = cut_copy(path, cut, kept)
     step("save_state", lambda: cli_verify([str(cut), *common, "--save-state", str(state)], t))
     step("resume", lambda: cli_verify([p, *common, "--resume", str(state)], t))
-    r["cut"] = {"records": kept, "bytes": cut.stat().st_size}
     return r
 
 
@@ -209,8 +223,8 @@ def rows(run: Args) -> list[Args]:
         b = bound.get(engine, {})
         for mode, label in (("one", "1 core"), ("all", f"{cores} cores")):
             text = f"{sigs:,} signatures, {b[mode + '_s'] / sigs * 1e6:.0f} us each" if b and sigs else ""
-            out.append(_row(f"bound_{engine}_{mode}", f"bound: Ed25519 {engine}, {label}", bound,
-                            b.get(f"{mode}_s"), text))
+            out.append(_row(f"bound_{engine}_{mode}", f"bound: Ed25519 {engine}, {label}",
+                            bound or {"status": "skipped"}, b.get(f"{mode}_s"), text))
     verify = {(e, j): f[f"verify_{e}_{j}"] for e in ENGINES for j in _jobs(cores)}
     for (engine, jobs), fig in verify.items():
         b = bound.get(engine, {}).get("one_s" if jobs == 1 else "all_s")
@@ -249,7 +263,8 @@ def _acceptance(f: Args, n: int, cores: int, verify: dict[tuple[str, int], Args]
     out.append(_row("engines", "libsodium vs cryptography, --jobs 1", fig, up, "cryptography / libsodium",
                     unit="x", ratio=up, accept=">= 1.6 x", passes=lambda r: r >= 1.6))
     ran = [v["rss_mb"] for v in verify.values() if v["status"] in ("ok", "timeout")]
-    peak = {"status": "ok", "rss_mb": max(ran)} if ran else {"status": "missing"}
+    none = "skipped" if all(v["status"] == "skipped" for v in verify.values()) else "missing"
+    peak = {"status": "ok", "rss_mb": max(ran)} if ran else {"status": none}
     out.append(_row("rss", "peak RSS of the verify processes", peak, peak.get("rss_mb"),
                     f"largest of {len(ran)} verify processes (killed ones too)", unit="MB", ratio=peak.get("rss_mb"),
                     accept=f"<= {RSS_LIMIT_MB} MB", passes=lambda r: r <= RSS_LIMIT_MB))
@@ -283,9 +298,11 @@ def print_table(run: Args, opts: argparse.Namespace) -> None:
           f"{run['sha256'][:16]}...; Python {sys.version.split()[0]}, {run['cores']} cores; timeout "
           f"{opts.timeout:g} s a figure")
     print_rows(run["rows"], lambda row: row["key"].startswith("bound_"), label=40, bound=56)
-    judged = [r for r in run["rows"] if r["accept"]]
+    judged = [r for r in run["rows"] if r["accept"] and r.get("shown") != "skipped"]
+    skipped = sum(r.get("shown") == "skipped" for r in run["rows"])
     print(f"acceptance met: {sum(r['ok'] is True for r in judged)} of {len(judged)} lines; not built yet: "
-          f"{sum(r['shown'] == 'not built yet' for r in run['rows'])}")
+          f"{sum(r['shown'] == 'not built yet' for r in run['rows'])}" + (f"; {skipped} rows skipped (--figures)"
+                                                                        if skipped else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,7 +313,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="'all cores': bound and --jobs")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds a figure may take")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout instead of tables")
+    parser.add_argument("--figures", default=",".join(FIGURES),
+                        help=f"which figures, comma-separated, of {', '.join(FIGURES)} (default: all; resume also "
+                             "runs the full audit it is compared with)")
     opts = parser.parse_args(argv)
+    opts.figures = [g.strip() for g in opts.figures.split(",") if g.strip()]
+    if not opts.figures or set(opts.figures) - set(FIGURES):
+        parser.error(f"--figures: a comma-separated list of {', '.join(FIGURES)}")
     sizes = [int(s.replace("_", "")) for s in opts.records.split(",")]
     if any(n < 500 for n in sizes):
         parser.error("--records: each N must be >= 500")
