@@ -32,7 +32,7 @@ from ledger._text import ID_RE, text_fault
 from ledger.errors import DecodeError, RecordFormatError, expect
 from ledger.events import EVENT_TYPES, Event
 from ledger.hashing import Digest
-from ledger.record import FORMAT_VERSION, ITEM_TYPES, MAX_RECORD_SIZE, RECORD_TAG
+from ledger.record import FORMAT_VERSION, ITEM_TYPES, MAX_RECORD_SIZE, RECORD_TAG, signed_parts
 
 # --- reference readers (ledger._schema without the fast paths) -----------------------------------------------------
 
@@ -319,6 +319,27 @@ def _damaged(draw: st.DrawFn) -> bytes:
 @given(_damaged())
 def test_damaged_records_read_the_same(raw: bytes) -> None:
     _assert_same(raw)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(_damaged(), st.sampled_from(_SEEDS)), st.sampled_from([None, 0, 1, -1]))
+def test_signed_parts_accepts_every_record_from_bytes_accepts_with_its_message(raw: bytes, cut: int | None) -> None:
+    """A parallel audit's worker reads only the envelope (ADR 0027): whatever ``Record.from_bytes`` accepts, the
+    envelope reader accepts, with the same signed message and signatures (so the verdicts the main process takes
+    from the worker are those of the record it decodes); a record it refuses, from_bytes refuses too."""
+    if cut is not None:  # bytes cut or padded at the end: truncated or trailing bytes
+        raw = raw[:cut] if cut else raw + b"\x00"
+    try:
+        record = Record.from_bytes(raw)
+    except RecordFormatError:
+        record = None
+    try:
+        parts = signed_parts(raw)
+    except RecordFormatError:
+        assert record is None
+        return
+    if record is not None:
+        assert parts == (record.signed_message(), record.signatures)
 
 
 # --- direct construction: __post_init__ against the one it replaced ------------------------------------------------
