@@ -259,7 +259,7 @@ def pack_local(value: object) -> bytes:
         raise InputError(f"cannot encode: {exc}", code="codec.unencodable") from exc
 
 
-def unpack_local(data: bytes) -> object:
+def unpack_local(data: bytes | memoryview) -> object:
     """What :func:`pack_local` wrote (arrays come back as lists), read by msgpack's decoder, which is safe on any
     bytes (marshal and pickle are not: a file is input). Raises DecodeError (``codec.malformed``)."""
     try:

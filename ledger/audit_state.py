@@ -57,6 +57,7 @@ __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 #: The state file format version (the number on its first line).
 VERSION = 3
 _MAGIC = b"stonetrail-audit-state "
+_LINE_MAX = 64  # the first line (magic and version) is shorter
 _ID_TABLES = ("id_claims", "id_holder", "id_standing", "id_frozen")
 
 
@@ -106,11 +107,12 @@ class Saved:
         path = Path(path)
         with io_errors(path, "reading"):
             data = path.read_bytes()
-        line, newline, rest = data.partition(b"\n")
+        line, newline, _ = data[:_LINE_MAX].partition(b"\n")
         if not newline or not line.startswith(_MAGIC):
             raise damaged(f"{path} is not an audit state file")
         if line != _MAGIC + str(VERSION).encode():
             raise _mismatch(f"{path} is in another format version ({line[len(_MAGIC):][:20]!r}, this reads {VERSION})")
+        rest = memoryview(data)[len(line) + 1:]  # no copy of a state of hundreds of megabytes
         if hashlib.sha256(rest[32:]).digest() != rest[:32]:
             raise damaged(f"{path} is damaged (its SHA-256 does not match its contents)")
         try:
@@ -176,7 +178,7 @@ class Kept:
                              for p, r in walk.registry],
                 "size": walk.state.size, "tables": _tables(walk, self.maps), "spill": walk.state.spill.dump()}
         payload = pack_local(body)
-        write_file(path, _MAGIC + str(VERSION).encode() + b"\n" + hashlib.sha256(payload).digest() + payload)
+        write_file(path, (_MAGIC + str(VERSION).encode() + b"\n" + hashlib.sha256(payload).digest(), payload))
 
 
 def _prefix(ledger: Path, last: Frame) -> bytes:
