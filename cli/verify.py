@@ -58,7 +58,8 @@ from .cluster import on_cluster
 @click.option("--engine", type=click.Choice(ENGINES), default=DEFAULT_ENGINE, show_default=True,
               help="The library that runs the Ed25519 equation, after the same checks of R, S and the key.")
 @click.option("--chunk-records", type=click.IntRange(min=1), default=CHUNK_RECORDS, show_default=True,
-              help="Records per chunk of work handed to a worker.")
+              help="Records per chunk of work handed to a worker (the first three chunks smaller, so that the "
+                   "rules start early).")
 @click.option("--cluster", metavar="tcp://HOST:PORT",
               help="Check the chunks on the workers of this Dask scheduler (pip install 'stonetrail[dask]'); "
                    "each worker opens LEDGER by its absolute path here, so it must be a path every worker shares. "

@@ -73,15 +73,17 @@ def plan(frames: Iterator[Frame], path: str | Path, records: int, cuts: frozense
          ) -> Iterator[Chunk]:
     """Cut the frames of a file read front to back into chunks of at most ``records`` consecutive records (a
     damaged span ends one), also cut before each position in ``cuts`` (a checkpoint's tree size: its root is
-    then the merged ranges' root there).
+    then the merged ranges' root there). The first chunks are smaller (an eighth of ``records``, then a quarter,
+    a half), so that the process applying them in order starts early instead of waiting for a whole chunk.
     Raises InputError (``input.value``) if ``records`` < 1."""
     if type(records) is not int or records < 1:
         raise InputError(f"chunk size: got {records!r}, want a whole number of records >= 1", code="input.value")
     first = start = count = 0
+    limit = max(1, records >> 3)
     for frame in frames:
-        if count and (count == records or frame.index in cuts or frame.index != first + count):  # a damaged span
+        if count and (count == limit or frame.index in cuts or frame.index != first + count):  # a damaged span
             yield Chunk(str(path), first, start, count)
-            count = 0
+            count, limit = 0, min(records, limit * 2)
         if not count:
             first, start = frame.index, frame.offset
         count += 1
