@@ -15,19 +15,20 @@ findings are kept apart (``AuditReport.policy_findings``): integrity (``ok``) ne
 from __future__ import annotations
 
 import contextlib
-import functools
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ._files import check_new
 from ._state_rows import stones
-from .audit_pass import Pass, finish, run_pass
+from .audit_pass import Pass, _Walk, finish, run_pass
 from .audit_state import Kept, Saved, begin
 from .checkpoint import Checkpoint, open_checkpoint
-from .chunks import LEVELS, plan
+from .chunks import LEVELS, Chunk, plan
 from .compact import CompactRange
 from .custody import CustodyState
 from .errors import CorruptStoreError, InputError, StoneTrailError, StorageError, VerificationError, expect, expect_path
@@ -211,29 +212,37 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
             raise StorageError(f"cannot write the audit state {save_state}: its folder is missing or not writable",
                                code="store.io")
     saved = Saved.read(resume) if resume is not None else None
-    parallel = jobs > 1 or executor is not None
     with FrameFile(path, resume=saved.resume if saved else None) as file:
         opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
         cps = [cp for cp, _ in opened if cp is not None]
         sizes = frozenset(cp.tree_size for cp in cps)
-        kept = begin(path, file.origin, trust.authority_keys, level, sizes, saved=saved,
-                     keep=save_state is not None) \
-            if saved is not None or save_state is not None else None
-        run = functools.partial(run_pass, file.origin, trust.authority_keys, level=level, checkpoints=cps,
-                                engine=engine, progress=progress, size=file.survey.size,
-                                walk=kept.walk if kept else None)
-        if parallel:
-            chunks = list(plan(_frames(file, kept), path, chunk_records, sizes))
+
+        def start() -> Kept | None:  # the walk's saved state, where there is one to resume or to save
+            return begin(path, file.origin, trust.authority_keys, level, sizes, saved=saved,
+                         keep=save_state is not None) if saved is not None or save_state is not None else None
+
+        def run(kept: Kept | None, **how: Any) -> _Walk:
+            return run_pass(file.origin, trust.authority_keys, level=level, checkpoints=cps, engine=engine,
+                            progress=progress, size=file.survey.size, walk=kept.walk if kept else None, **how)
+
+        kept, walk, parallel = start(), None, jobs > 1 or executor is not None
+        if parallel:  # chunks cut as the file is read, checked by workers at once
+            chunks = _while_whole(plan(_frames(file, kept), path, chunk_records, sizes), file)
+            ahead = list(itertools.islice(chunks, 2))
+            if len(ahead) == 2:  # else too little to share
+                with _pool(executor, jobs) as pool:
+                    walk = run(kept, chunks=itertools.chain(ahead, chunks), executor=pool, jobs=jobs)
         else:  # one process, one read of the file
-            walk = run(frames=_frames(file, kept))
+            walk = run(kept, frames=_frames(file, kept))
         problems = list(file.survey.problems)
-    if parallel:
-        if problems or len(chunks) < 2:  # damaged frames (no runs to cut), or too little to share: one process
-            with FrameFile(path, resume=saved.resume if saved else None) as file:
-                walk = run(frames=_frames(file, kept))
-        else:
-            with _pool(executor, jobs) as pool:
-                walk = run(chunks=chunks, executor=pool, jobs=jobs)
+        if walk is None or (parallel and problems):
+            # too little to share, or damaged frames (not runs of records to cut): all again, in one process
+            if walk is not None:
+                walk.state.close()
+                kept = start()
+            with FrameFile(path, resume=saved.resume if saved else None) as again:
+                walk = run(kept, frames=_frames(again, kept))
+                problems = list(again.survey.problems)
     if kept is not None and save_state is not None:
         kept.save(save_state, problems)
     seen = finish(walk, problems, cps)
@@ -250,6 +259,15 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                        checkpoint=max(good, key=lambda cp: cp.tree_size, default=None), policy=policy,
                        policy_findings=tuple(policy_findings),
                        level=level)
+
+
+def _while_whole(chunks: Iterator[Chunk], file: FrameFile) -> Iterator[Chunk]:
+    """``chunks`` until the file's first damaged frame: the chunks' ranges no longer follow one another there, so
+    the audit of a damaged file is redone in one process."""
+    for chunk in chunks:
+        if file.survey.problems:
+            return
+        yield chunk
 
 
 def _frames(file: FrameFile, kept: Kept | None) -> Iterator[Frame]:

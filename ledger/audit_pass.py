@@ -172,13 +172,14 @@ class _Walk:
 
 
 def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Sequence[Checkpoint] = (),
-             frames: Iterable[Frame] = (), chunks: Sequence[Chunk] = (), executor: Executor | None = None,
+             frames: Iterable[Frame] = (), chunks: Iterable[Chunk] = (), executor: Executor | None = None,
              jobs: int = 1, engine: str | None = None, progress: Progress | None = None, size: int = 0,
              walk: _Walk | None = None) -> _Walk:
     """Audit a ledger at ``level`` (:data:`ledger.chunks.LEVELS`) in one process, from its ``frames`` read front
     to back, or with ``executor`` checking its ``chunks`` (cut by :func:`ledger.chunks.plan` at every checkpoint's
-    tree size), up to ``jobs`` chunks ahead. ``progress(done, total)``: after each chunk, or each frame
-    (``total`` then estimated from the bytes read of the file's ``size``, exact at the end). ``walk``: a walk to
+    tree size, as the file is read: the workers start at once), up to ``jobs`` chunks ahead.
+    ``progress(done, total)``: after each frame or chunk (``total`` estimated from the bytes read of the file's
+    ``size``, exact at the end). ``walk``: a walk to
     go on with (:mod:`ledger.audit_state`: the frames or chunks then start at its ``end``; its level, origin and
     checkpoints' tree sizes are these), else a new one. Returns the walk, to :func:`finish`. Raises as
     :func:`ledger.chunks.chunk_frames`."""
@@ -194,8 +195,6 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
                 done = frame.index + 1
                 told = (done, max(done, done * size // frame.end))
                 progress(*told)
-    total = sum(c.count for c in chunks)
-    done = 0
     records = walk.custody or bool(walk.sizes)  # the records are needed here too: the bytes the worker checked
     work = functools.partial(check_chunk, level=level, engine=engine, payloads=records)
     for chunk, facts in _facts(chunks, executor, jobs, work):
@@ -212,16 +211,16 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
             walk.frame(index, payload, hashed=True)
         walk.end = max(walk.end, chunk.first + chunk.count)
         walk.mark_below(walk.end)
-        done += chunk.count
         if progress is not None:
-            progress(done, total)
+            told = (walk.end, max(walk.end, walk.end * size // max(chunk.end, 1)))
+            progress(*told)
     walk.mark_below(walk.end)
-    if progress is not None and not chunks and told != (walk.end, walk.end):
+    if progress is not None and told != (walk.end, walk.end):
         progress(walk.end, walk.end)
     return walk
 
 
-def _facts(chunks: Sequence[Chunk], executor: Executor | None, jobs: int, work: Callable[[Chunk], ChunkFacts]
+def _facts(chunks: Iterable[Chunk], executor: Executor | None, jobs: int, work: Callable[[Chunk], ChunkFacts]
            ) -> Iterator[tuple[Chunk, ChunkFacts]]:
     """Each chunk with its ``work``'s facts, in order, keeping at most ``jobs`` + 1 chunks submitted ahead so that
     memory stays bounded."""

@@ -38,12 +38,13 @@ LEVELS = ("structure", "hashes", "signatures", "custody", "policy")
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """Records [first, first + count) of the ledger file at ``path``; record ``first``'s frame starts at byte
-    ``start``."""
+    ``start``, and the last one's ends before byte ``end``."""
 
     path: str
     first: int
     start: int
     count: int
+    end: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,17 +79,17 @@ def plan(frames: Iterator[Frame], path: str | Path, records: int, cuts: frozense
     Raises InputError (``input.value``) if ``records`` < 1."""
     if type(records) is not int or records < 1:
         raise InputError(f"chunk size: got {records!r}, want a whole number of records >= 1", code="input.value")
-    first = start = count = 0
+    first = start = count = end = 0
     limit = max(1, records >> 3)
     for frame in frames:
         if count and (count == limit or frame.index in cuts or frame.index != first + count):  # a damaged span
-            yield Chunk(str(path), first, start, count)
+            yield Chunk(str(path), first, start, count, end)
             count, limit = 0, min(records, limit * 2)
         if not count:
             first, start = frame.index, frame.offset
-        count += 1
+        count, end = count + 1, frame.end
     if count:
-        yield Chunk(str(path), first, start, count)
+        yield Chunk(str(path), first, start, count, end)
 
 
 def chunk_frames(chunk: Chunk) -> Iterator[Frame]:
