@@ -27,7 +27,7 @@ from .findings import Finding
 from .merkle import leaf_hash
 from .record import Record, signed_parts
 from .storage import FrameFile
-from .storage.framing import Frame
+from .storage.framing import Frame, read_run
 
 __all__ = ["LEVELS", "Chunk", "ChunkFacts", "check_chunk", "chunk_frames", "engine_context", "plan"]
 
@@ -93,8 +93,17 @@ def plan(frames: Iterator[Frame], path: str | Path, records: int, cuts: frozense
 
 
 def chunk_frames(chunk: Chunk) -> Iterator[Frame]:
-    """The frames of ``chunk``, read again from its file. Raises CorruptStoreError (``store.changed``) if they
-    are no longer there (the file changed during the audit), StorageError for I/O."""
+    """The frames of ``chunk``, read again from its file: its bytes [start, end) in one read when its end is
+    known (:func:`ledger.storage.framing.read_run`: the survey that cut it found them to be records), else through
+    a survey from its start. Raises CorruptStoreError (``store.changed``) if they are no longer there (the file
+    changed during the audit), StorageError for I/O."""
+    if chunk.end:
+        with FrameFile(chunk.path, resume=(chunk.first, chunk.start)) as file:
+            frames = read_run(file.read(chunk.start, chunk.end - chunk.start), chunk.first, chunk.start)
+        if frames is None or len(frames) != chunk.count:
+            raise _changed(chunk)
+        yield from frames
+        return
     seen = chunk.first
     with FrameFile(chunk.path, resume=(chunk.first, chunk.start)) as file:
         for frame in file.frames():
@@ -105,8 +114,12 @@ def chunk_frames(chunk: Chunk) -> Iterator[Frame]:
             seen += 1
             yield frame
     if seen != chunk.first + chunk.count:
-        raise CorruptStoreError(f"{chunk.path}: records {chunk.first}..{chunk.first + chunk.count - 1} are no "
-                                "longer where they were: the file changed during the audit", code="store.changed")
+        raise _changed(chunk)
+
+
+def _changed(chunk: Chunk) -> CorruptStoreError:
+    return CorruptStoreError(f"{chunk.path}: records {chunk.first}..{chunk.first + chunk.count - 1} are no longer "
+                             "where they were: the file changed during the audit", code="store.changed")
 
 
 def check_chunk(chunk: Chunk, *, level: str, engine: str | None = None, payloads: bool = False) -> ChunkFacts:

@@ -147,6 +147,11 @@ class FrameFile:
         with io_errors(self.path, "scanning"):
             yield from self.survey.frames()
 
+    def read(self, offset: int, n: int) -> bytes:
+        """Up to ``n`` bytes of the file at ``offset``, short only at its end. Raises StorageError "store.io"."""
+        with io_errors(self.path, "reading"):
+            return _pread(self._fd, n, offset)
+
     def payload(self, index: int) -> bytes:
         """The payload of record ``index`` (after :meth:`frames`), read again by its offset and re-checked.
         Raises as :meth:`FileStore.read`."""

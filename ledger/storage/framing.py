@@ -411,3 +411,23 @@ def read_frame(raw: bytes) -> bytes | None:
         return None
     magic, length, crc = _FRAME.unpack_from(raw)
     return payload if magic in _MAGICS and (length, crc) == (len(payload), zlib.crc32(payload)) else None
+
+
+def read_run(data: bytes, first: int, offset: int) -> list[Frame] | None:
+    """The frames of ``data``, the bytes at ``offset`` of a file where a survey found consecutive records ``first``,
+    ``first + 1``, ... filling them exactly (each frame valid: either magic, length in bounds, CRC): read again
+    without a survey's batch holding and damage search, as they are known to be records. None if ``data`` is not
+    such a run of whole valid frames (the file changed since the survey)."""
+    frames: list[Frame] = []
+    pos, unpack, end = 0, _FRAME.unpack_from, len(data)
+    while pos < end:
+        if end - pos < _FH:
+            return None
+        magic, length, crc = unpack(data, pos)
+        payload = data[pos + _FH:pos + _FH + length]
+        if magic not in _MAGICS or not 1 <= length <= MAX_RECORD_SIZE or len(payload) != length \
+                or zlib.crc32(payload) != crc:
+            return None
+        frames.append(Frame(first + len(frames), offset + pos, payload))
+        pos += _FH + length
+    return frames
