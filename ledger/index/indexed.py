@@ -97,8 +97,10 @@ class LedgerIndex:
         self._maps: list[StoredMap[Any, Any]] = attach(self.state, self.heads, db.db, self._counts)
         self.state.size = self.size
         self.tree = TiledTree(db, self.size)
-        self._base = latest_snapshot(db.db)  # the trees' leaves there, plus the keys changed since, are today's
-        track(self._maps, _TREES if self._base is not None else None)
+        # the latest snapshot: its trees' leaves, plus the keys changed since, are today's. A reader (no authority
+        # keys) writes nothing, so tracks nothing, and looks for it only if it needs today's trees (:meth:`leaves`)
+        self._snapshot: tuple[int | None] | None = None if authority_keys is None else (latest_snapshot(db.db),)
+        track(self._maps, _TREES if self._snapshot is not None and self._snapshot[0] is not None else None)
         held = dict(known)  # registry records an earlier view of these tables read and checked (``known``)
         positions = db.registry_positions()
         read = dict(zip(unread := [p for p in positions if p not in held], self.records_at(unread), strict=True))
@@ -109,6 +111,13 @@ class LedgerIndex:
                     findings := self.state.registry.check(record, position)):
                 raise IndexDamaged(f"registry record {position} no longer passes: {findings[0]}")
             self.state.registry.commit(record, position)
+
+    @property
+    def _base(self) -> int | None:
+        """The log size of the latest snapshot (:func:`~ledger.index.snapshot.latest_snapshot`), or None."""
+        if self._snapshot is None:
+            self._snapshot = (latest_snapshot(self.db.db),)
+        return self._snapshot[0]
 
     @property
     def registry(self) -> list[tuple[int, Record]]:
@@ -274,7 +283,7 @@ class LedgerIndex:
                 changed.clear()
                 self._counts = {**self._counts, "changed": 0}
                 self.db.set_meta(counts=self._counts)
-            self._base = self.size
+            self._snapshot = (self.size,)
             track(self._maps, _TREES)
         return lines
 

@@ -276,7 +276,7 @@ class _Nodes:
             if stored is None:
                 data = self.tile(level, tile, offset + (1 << rise))
                 stored = _fold(data[offset * DIGEST_SIZE:(offset + (1 << rise)) * DIGEST_SIZE], rise)
-            found = Digest(stored)
+            found = bytes.__new__(Digest, stored)  # 32 bytes: _inner checks its slice, a fold of whole hashes gives one
             if len(self._nodes) >= _KEPT:
                 self._nodes.clear()
                 self._tiles.clear()
@@ -342,11 +342,16 @@ def _inner(nodes: bytes, rise: int, offset: int) -> bytes | None:
     """The hash of the node of ``rise`` (1..7) whose first hash is at ``offset`` in the tile whose :func:`tile_nodes`
     are ``nodes``, or None if that tile was too narrow for it (or ``nodes`` is malformed)."""
     width = int.from_bytes(nodes[:2], "big")
-    if offset + (1 << rise) > width:
+    if offset + (1 << rise) > width or width > TILE_WIDTH:
         return None
-    at = 2 + (sum(width >> k for k in range(1, rise)) + (offset >> rise)) * DIGEST_SIZE
+    at = 2 + (_BELOW[width][rise] + (offset >> rise)) * DIGEST_SIZE
     found = nodes[at:at + DIGEST_SIZE]
     return found if len(found) == DIGEST_SIZE else None
+
+
+#: For a tile of W hashes (the index) and a rise r (1..7): the number of nodes :func:`tile_nodes` holds before its
+#: nodes of rise r, sum(W >> k for k in 1..r-1).
+_BELOW = [[sum(width >> k for k in range(1, rise)) for rise in range(TILE_HEIGHT)] for width in range(TILE_WIDTH + 1)]
 
 
 def _fold(hashes: bytes, times: int) -> bytes:
