@@ -129,14 +129,26 @@ def _encode(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequ
     except InputError as exc:  # a lone surrogate, a negative index: nothing read_bundle could accept
         raise BundleFormatError(f"bundle: {exc}", code="bundle.malformed") from exc
     back = read_bundle(data)  # what we write, we can read back, as what we wrote
-    if back != Bundle(item=item, checkpoint=checkpoint,
-                      entries=tuple([BundleEntry(index=i, leaf=bytes(leaf), proof=tuple(p)) for i, leaf, p in entries]),
-                      heads=tuple([HeadEntry(item=name, index=i, proof=tuple(p)) for name, i, p in heads]),
-                      identities=tuple([IdentityEntry(index=i, leaf=bytes(leaf), proof=tuple(p))
-                                        for i, leaf, p in identities])):
+    if not _holds(back, item, checkpoint, entries, heads, identities):
         raise BundleFormatError("bundle: its bytes read back as other parts than those written",
                                 code="bundle.read_back")
     return data, back
+
+
+def _holds(bundle: Bundle, item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequence[bytes]]],
+           heads: Sequence[tuple[str, int, Sequence[bytes]]],
+           identities: Sequence[tuple[int, bytes, Sequence[bytes]]]) -> bool:
+    """True if ``bundle`` is exactly these parts, in this order: ``bundle == Bundle(item=item, ...)`` with each
+    part as :func:`read_bundle` gives it (leaves as bytes, proofs as tuples; a Digest compares as its bytes),
+    compared field by field without building that Bundle."""
+    return (bundle.item == item and bundle.checkpoint == checkpoint and len(bundle.entries) == len(entries)
+            and len(bundle.heads) == len(heads) and len(bundle.identities) == len(identities)
+            and all(e.index == i and e.leaf == bytes(leaf) and e.proof == tuple(proof)
+                    for e, (i, leaf, proof) in zip(bundle.entries, entries, strict=True))
+            and all(h.item == name and h.index == i and h.proof == tuple(proof)
+                    for h, (name, i, proof) in zip(bundle.heads, heads, strict=True))
+            and all(e.index == i and e.leaf == bytes(leaf) and e.proof == tuple(proof)
+                    for e, (i, leaf, proof) in zip(bundle.identities, identities, strict=True)))
 
 
 def read_bundle(data: bytes) -> Bundle:
