@@ -199,6 +199,25 @@ class TiledTree:
         _check_range("index", index, 0, self._size - 1, f"0 <= index < size {self._size}")
         return self._nodes.node(0, index)
 
+    def known_leaf(self, index: int) -> Digest | None:
+        """The hash of leaf ``index`` if it costs no read (kept, or in a tile read before), else None."""
+        return self._nodes.known_leaf(index) if 0 <= index < self._size else None
+
+    def pair_holds(self, index: int, leaf: bytes, sibling: bytes) -> bool:
+        """True if ``leaf`` and ``sibling`` hash together (RFC 9162 §2.1.1) to the parent of leaf ``index`` and leaf
+        ``index ^ 1`` (both below size) that the reader keeps beside its tiles (:class:`NodeReader`): both are then
+        this tree's leaf hashes, kept as such, and a proof of either reads no tile of leaf hashes. False: not told
+        so (no such pair or kept parent, or another parent); the caller then asks :meth:`leaf_hash`."""
+        if not 0 <= index < self._size or index ^ 1 >= self._size or {len(leaf), len(sibling)} != {DIGEST_SIZE}:
+            return False
+        parent = self._nodes.inner(0, index // TILE_WIDTH, 1, index % TILE_WIDTH & ~1)
+        pair = leaf + sibling if index % 2 == 0 else sibling + leaf
+        if parent is None or hashlib.sha256(b"\x01" + pair).digest() != parent:
+            return False
+        self._nodes.keep_leaf(index, leaf)
+        self._nodes.keep_leaf(index ^ 1, sibling)
+        return True
+
     def root_at(self, size: int | None = None) -> Digest:
         """MTH(D[size]) (RFC 9162 §2.1.1); size defaults to self.size, :data:`~ledger.merkle.EMPTY_ROOT` for 0.
 
@@ -264,6 +283,21 @@ class _Nodes:
                 self._edges.clear()
             found = self._edges[(start, end)] = range_root(self.node, start, end)
         return found
+
+    def known_leaf(self, index: int) -> Digest | None:
+        """Leaf ``index``'s hash if kept, or in a tile read before (no read), else None."""
+        data = self._tiles.get((0, index // TILE_WIDTH))
+        if (0, index) in self._nodes or (data is not None and len(data) > index % TILE_WIDTH * DIGEST_SIZE):
+            return self.node(0, index)
+        return None
+
+    def keep_leaf(self, index: int, leaf: bytes) -> None:
+        """Keep ``leaf`` (32 bytes, checked by the caller) as the hash of leaf ``index``."""
+        if len(self._nodes) >= _KEPT:
+            self._nodes.clear()
+            self._tiles.clear()
+            self._inner.clear()
+        self._nodes[(0, index)] = bytes.__new__(Digest, leaf)
 
     def node(self, height: int, index: int) -> Digest:
         """The hash of the complete subtree of leaves [index * 2**height, (index + 1) * 2**height): hashes of tile
