@@ -126,7 +126,8 @@ class LedgerIndex:
 
     def payload(self, position: int) -> bytes:
         """The payload of record ``position`` (< :attr:`size`), read from the log at its indexed place and checked
-        against its leaf hash. Raises IndexDamaged if the log's frame there is not the indexed record."""
+        against its leaf hash (a reader: against the parent of its pair, :meth:`_is_leaf`). Raises IndexDamaged if
+        the log's frame there is not the indexed record."""
         db, log = self.files()
         return self._framed(position, log.read, pairs=db.keeps_frames)
 

@@ -270,7 +270,7 @@ class _Nodes:
         self._reader = reader
         self._with_nodes = isinstance(reader, NodeReader)  # once: a protocol check is slow
         self._tiles: dict[tuple[int, int], bytes] = {}
-        self._inner: dict[tuple[int, int], bytes] = {}
+        self._inner: dict[tuple[int, int], tuple[int, bytes]] = {}  # (width, tile_nodes)
         self._nodes: dict[tuple[int, int], Digest] = {}
         self._edges: dict[tuple[int, int], Digest] = {}
 
@@ -310,7 +310,7 @@ class _Nodes:
             if stored is None:
                 data = self.tile(level, tile, offset + (1 << rise))
                 stored = _fold(data[offset * DIGEST_SIZE:(offset + (1 << rise)) * DIGEST_SIZE], rise)
-            found = bytes.__new__(Digest, stored)  # 32 bytes: _inner checks its slice, a fold of whole hashes gives one
+            found = bytes.__new__(Digest, stored)  # 32 bytes: inner checks its slice, a fold of whole hashes gives one
             if len(self._nodes) >= _KEPT:
                 self._nodes.clear()
                 self._tiles.clear()
@@ -323,14 +323,19 @@ class _Nodes:
         A :class:`NodeReader` whose nodes disagree with its tiles gives proofs that do not verify."""
         if not self._with_nodes:
             return None
-        nodes = self._inner.get((level, index))
-        if nodes is None:
+        kept = self._inner.get((level, index))
+        if kept is None:
             try:
-                nodes = self._reader.read_tile_nodes(level, index)  # type: ignore[attr-defined]
+                nodes: bytes = self._reader.read_tile_nodes(level, index)  # type: ignore[attr-defined]
             except KeyError:
                 return None
-            self._inner[(level, index)] = nodes
-        return _inner(nodes, rise, offset)
+            kept = self._inner[(level, index)] = (int.from_bytes(nodes[:2], "big"), nodes)
+        width, nodes = kept  # the hash of the node of ``rise`` (1..7) whose first hash is at ``offset`` in the tile
+        if offset + (1 << rise) > width or width > TILE_WIDTH:  # too narrow for it, or malformed
+            return None
+        at = 2 + (_BELOW[width][rise] + (offset >> rise)) * DIGEST_SIZE
+        found = nodes[at:at + DIGEST_SIZE]
+        return found if len(found) == DIGEST_SIZE else None
 
     def tile(self, level: int, index: int, need: int) -> bytes:
         """The stored hashes of tile (level, index), at least ``need`` of them. Raises StorageError
@@ -370,17 +375,6 @@ class NodeReader(Protocol):
     def read_tile_nodes(self, level: int, index: int) -> bytes:
         """The :func:`tile_nodes` of the stored tile (level, index); KeyError when none is stored."""
         ...
-
-
-def _inner(nodes: bytes, rise: int, offset: int) -> bytes | None:
-    """The hash of the node of ``rise`` (1..7) whose first hash is at ``offset`` in the tile whose :func:`tile_nodes`
-    are ``nodes``, or None if that tile was too narrow for it (or ``nodes`` is malformed)."""
-    width = int.from_bytes(nodes[:2], "big")
-    if offset + (1 << rise) > width or width > TILE_WIDTH:
-        return None
-    at = 2 + (_BELOW[width][rise] + (offset >> rise)) * DIGEST_SIZE
-    found = nodes[at:at + DIGEST_SIZE]
-    return found if len(found) == DIGEST_SIZE else None
 
 
 #: For a tile of W hashes (the index) and a rise r (1..7): the number of nodes :func:`tile_nodes` holds before its
