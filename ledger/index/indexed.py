@@ -126,33 +126,36 @@ class LedgerIndex:
 
     def payload(self, position: int) -> bytes:
         """The payload of record ``position`` (< :attr:`size`), read from the log at its indexed place and checked
-        against its leaf hash (a reader: against the parent of its pair, :meth:`_is_leaf`). Raises IndexDamaged if
+        against its leaf hash (a reader: against the parent of its pair, :meth:`_framed`). Raises IndexDamaged if
         the log's frame there is not the indexed record."""
         db, log = self.files()
         return self._framed(position, log.read, pairs=db.keeps_frames)
 
     def _framed(self, position: int, read: Callable[[int, int], bytes], *, pairs: bool = False) -> bytes:
-        """:meth:`payload`, with the frame's bytes got from ``read(offset, length)`` (``pairs``: :meth:`_is_leaf`)."""
+        """:meth:`payload`, with the frame's bytes got from ``read(offset, length)``. With ``pairs`` (a reader, whose
+        frames rows are kept), while the record's leaf hash is not known yet: checked against the parent of the pair
+        it is in, with the other record of the pair read from the log (in the same read) and hashed
+        (:meth:`TiledTree.pair_holds`), so that neither this check nor a proof of either reads a tile of leaf hashes;
+        if that does not tell, against its leaf hash."""
         db, log = self.files()
         offset, length = db.frame(position)
+        other = None
+        if pairs and position ^ 1 < self.size and self.tree.known_leaf(position) is None:
+            with contextlib.suppress(IndexDamaged):  # no frame for it: the leaf hash decides
+                other = db.frame(position ^ 1)
+                start, end = min(offset, other[0]), max(offset + length, other[0] + other[1])
+                if end - start == length + other[1]:  # the two frames side by side: one read
+                    read = _within(read(start, end - start), start)
         payload = read_frame(read(offset, length))
-        if payload is None or not self._is_leaf(position, leaf_hash(payload), read if pairs else None):
+        if payload is None:
+            raise IndexDamaged(f"record {position} is not at offset {offset} of {log.path}")
+        hashed = leaf_hash(payload)
+        if other is not None and (pair := read_frame(read(*other))) is not None \
+                and self.tree.pair_holds(position, hashed, leaf_hash(pair)):
+            return payload
+        if hashed != self.tree.leaf_hash(position):
             raise IndexDamaged(f"record {position} is not at offset {offset} of {log.path}")
         return payload
-
-    def _is_leaf(self, position: int, hashed: Digest, read: Callable[[int, int], bytes] | None) -> bool:
-        """Whether ``hashed`` is the indexed leaf hash of record ``position``. With ``read`` (the log's bytes; a reader,
-        whose frames rows are kept), while its leaf's tile is not read yet: told first from the parent of the pair
-        it is in, with the other record of the pair read from the log and hashed (:meth:`TiledTree.pair_holds`), so
-        that neither this check nor a proof of either record reads that tile of leaf hashes."""
-        tree = self.tree
-        if read is not None and tree.known_leaf(position) is None and (other := position ^ 1) < self.size:
-            with contextlib.suppress(IndexDamaged):  # no frame for it: the leaf hash decides
-                offset, length = self.files()[0].frame(other)
-                if (pair := read_frame(read(offset, length))) is not None \
-                        and tree.pair_holds(position, hashed, leaf_hash(pair)):
-                    return True
-        return hashed == tree.leaf_hash(position)
 
     def files(self) -> tuple[IndexDB, LogFile]:
         """The index file and the log of an index beside a ledger file (not a database store's)."""
