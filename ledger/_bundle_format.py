@@ -116,33 +116,39 @@ def _encode(item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequ
         BundleFormatError: as :func:`read_bundle`; ``bundle.read_back``: the bytes read back as other parts than
             those given (a fault of the encoder, never of the parts).
     """
-    value = {"v": BUNDLE_VERSION, "item": item, "checkpoint": checkpoint,
+    value = {"checkpoint": checkpoint,  # every map's keys in canonical order: encode packs it as it is
+             "heads": [{"index": i, "item": name, "proof": [bytes(h) for h in proof]} for name, i, proof in heads],
+             "identities": [{"index": i, "leaf": bytes(leaf), "proof": [bytes(h) for h in proof]}
+                            for i, leaf, proof in identities],
+             "item": item,
              "records": [{"index": i, "leaf": bytes(leaf), "proof": [bytes(h) for h in proof]}
                          for i, leaf, proof in entries],
-             "heads": [{"item": name, "index": i, "proof": [bytes(h) for h in proof]} for name, i, proof in heads],
-             "identities": [{"index": i, "leaf": bytes(leaf), "proof": [bytes(h) for h in proof]}
-                            for i, leaf, proof in identities]}
+             "v": BUNDLE_VERSION}
     try:
         data = BUNDLE_TAG + encode(value)
     except InputError as exc:  # a lone surrogate, a negative index: nothing read_bundle could accept
         raise BundleFormatError(f"bundle: {exc}", code="bundle.malformed") from exc
     back = read_bundle(data)  # what we write, we can read back, as what we wrote
-    if back != Bundle(item=item, checkpoint=checkpoint, entries=tuple(BundleEntry(**_leaf(*e)) for e in entries),
-                      heads=tuple(HeadEntry(item=name, index=i, proof=_hashes(p)) for name, i, p in heads),
-                      identities=tuple(IdentityEntry(**_leaf(*e)) for e in identities)):
+    if not _holds(back, item, checkpoint, entries, heads, identities):
         raise BundleFormatError("bundle: its bytes read back as other parts than those written",
                                 code="bundle.read_back")
     return data, back
 
 
-def _leaf(index: int, leaf: bytes, proof: Sequence[bytes]) -> dict[str, Any]:
-    """The fields of a :class:`BundleEntry` or :class:`IdentityEntry` as :func:`read_bundle` gives them."""
-    return {"index": index, "leaf": bytes(leaf), "proof": _hashes(proof)}
-
-
-def _hashes(proof: Sequence[bytes]) -> tuple[bytes, ...]:
-    """A proof's hashes as a tuple, as :func:`read_bundle` gives them (a Digest compares as its bytes)."""
-    return tuple(proof)
+def _holds(bundle: Bundle, item: str, checkpoint: str, entries: Sequence[tuple[int, bytes, Sequence[bytes]]],
+           heads: Sequence[tuple[str, int, Sequence[bytes]]],
+           identities: Sequence[tuple[int, bytes, Sequence[bytes]]]) -> bool:
+    """True if ``bundle`` is exactly these parts, in this order: ``bundle == Bundle(item=item, ...)`` with each
+    part as :func:`read_bundle` gives it (leaves as bytes, proofs as tuples; a Digest compares as its bytes),
+    compared field by field without building that Bundle."""
+    return (bundle.item == item and bundle.checkpoint == checkpoint and len(bundle.entries) == len(entries)
+            and len(bundle.heads) == len(heads) and len(bundle.identities) == len(identities)
+            and all(e.index == i and e.leaf == bytes(leaf) and e.proof == tuple(proof)
+                    for e, (i, leaf, proof) in zip(bundle.entries, entries, strict=True))
+            and all(h.item == name and h.index == i and h.proof == tuple(proof)
+                    for h, (name, i, proof) in zip(bundle.heads, heads, strict=True))
+            and all(e.index == i and e.leaf == bytes(leaf) and e.proof == tuple(proof)
+                    for e, (i, leaf, proof) in zip(bundle.identities, identities, strict=True)))
 
 
 def read_bundle(data: bytes) -> Bundle:
@@ -219,10 +225,10 @@ def _read_leaf(value: Value, name: str) -> dict[str, Any]:
 
 def _read_proof(value: Value, name: str) -> tuple[bytes, ...]:
     """Hashes as given (a wrong length is the verifier's finding, ``proof.hash_length``)."""
-    proof = s.read_list(value, name, MAX_PROOF_HASHES)
+    proof = tuple(s.read_list(value, name, MAX_PROOF_HASHES))
     if not all(isinstance(h, bytes) for h in proof):
         raise s.fail(name, "expected an array of bin hashes")
-    return tuple(h for h in proof if isinstance(h, bytes))
+    return cast("tuple[bytes, ...]", proof)
 
 
 # --- JSON rendering -------------------------------------------------------------------------------------------

@@ -52,9 +52,23 @@ def encode(value: object) -> bytes:
             an out-of-range integer, or nesting deeper than :data:`MAX_DEPTH`.
     """
     try:
+        if type(value) in _CONTAINERS and _plain(value, 1):  # already canonical: msgpack's C packer alone
+            return _pack_plain(value)
         return msgpack.packb(_canonical(value, 1), use_bin_type=True)
     except UnicodeEncodeError as exc:  # a lone surrogate is not UTF-8
         raise InputError(f"text is not valid Unicode: {exc.reason}", code="codec.unencodable") from exc
+
+
+def _pack_plain(value: object) -> bytes:
+    """``packb`` of a value :func:`_plain` accepts: exactly what :func:`_canonical` would have packed. ``_plain``
+    allows only the exact types ``_canonical`` passes through unchanged (None, bool, int, str, bytes, list, dict),
+    no deeper than :data:`MAX_DEPTH`, with every map's text keys already in strictly increasing code-point order,
+    which for text that encodes (a lone surrogate raises UnicodeEncodeError either way) is the UTF-8 byte order
+    ``_canonical_map`` sorts by. What is left is the integer range, which msgpack refuses as ``_canonical`` does."""
+    try:
+        return msgpack.packb(value, use_bin_type=True)
+    except OverflowError:
+        return msgpack.packb(_canonical(value, 1), use_bin_type=True)  # raises the InputError naming the integer
 
 
 def _canonical(value: object, depth: int) -> object:
@@ -110,6 +124,7 @@ def decode(data: bytes) -> Value:
 #: Returned by :func:`_fast_decode` for bytes it does not accept (``None`` is a valid document).
 _REFUSED: Final = object()
 _SCALARS = frozenset({type(None), bool, int, str, bytes})
+_CONTAINERS = frozenset({list, dict})
 
 
 def _fast_decode(data: bytes) -> object:

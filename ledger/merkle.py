@@ -40,6 +40,7 @@ EMPTY_ROOT: Digest = Digest(hashlib.sha256(b"").digest())
 
 
 _sha256 = hashlib.sha256
+_HASH_TYPES, _HASH_LENGTH = frozenset({bytes, Digest}), frozenset({DIGEST_SIZE})  # what _check_proof passes at once
 _EDGES_KEPT = 4096  # right-edge roots a MerkleTree keeps (a few per tree size proved against)
 
 
@@ -293,9 +294,10 @@ def root_from_inclusion_proof(
     inner = (index ^ (tree_size - 1)).bit_length()  # levels where the path has a sibling on either side
     border = (index >> inner).bit_count()  # levels above, where only left siblings exist
     _check_proof(proof, inner + border)
+    sha, node, acc = _sha256, b"\x01", bytes(h)  # _node inlined: a proof's every hash goes through here
     for i, p in enumerate(proof):
-        h = _node(p, h) if i >= inner or (index >> i) & 1 else _node(h, p)
-    return h
+        acc = sha(node + p + acc).digest() if i >= inner or (index >> i) & 1 else sha(node + acc + p).digest()
+    return bytes.__new__(Digest, acc)
 
 
 def verify_inclusion(
@@ -364,6 +366,8 @@ def _check_proof(proof: Sequence[Digest], want: int) -> None:
         raise ProofError(
             f"wrong proof length: got {len(proof)} hashes, want {want}", code="proof.wrong_length"
         )
+    if set(map(type, proof)) <= _HASH_TYPES and set(map(len, proof)) <= _HASH_LENGTH:  # at C speed: all fine
+        return
     for i, p in enumerate(proof):
         if not isinstance(p, bytes) or len(p) != DIGEST_SIZE:
             got = f"{len(p)} bytes" if isinstance(p, bytes) else type(p).__name__

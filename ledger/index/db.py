@@ -234,6 +234,11 @@ class IndexDB(Tables):
 
     # --- frames: where each record is in the log ------------------------------------------------------------
 
+    @property
+    def keeps_frames(self) -> bool:
+        """True for a reader, which keeps the frames rows it read (:meth:`frame`)."""
+        return self._blocks is not None
+
     def frame(self, position: int) -> tuple[int, int]:
         """(offset, length) in the log of the frame of record ``position``. Raises IndexDamaged if not indexed. A
         reader, whose one read transaction never sees a row change, keeps the rows it read (up to

@@ -97,8 +97,10 @@ class LedgerIndex:
         self._maps: list[StoredMap[Any, Any]] = attach(self.state, self.heads, db.db, self._counts)
         self.state.size = self.size
         self.tree = TiledTree(db, self.size)
-        self._base = latest_snapshot(db.db)  # the trees' leaves there, plus the keys changed since, are today's
-        track(self._maps, _TREES if self._base is not None else None)
+        # the latest snapshot: its trees' leaves, plus the keys changed since, are today's. A reader (no authority
+        # keys) writes nothing, so tracks nothing, and looks for it only if it needs today's trees (:meth:`leaves`)
+        self._snapshot: tuple[int | None] | None = None if authority_keys is None else (latest_snapshot(db.db),)
+        track(self._maps, _TREES if self._snapshot is not None and self._snapshot[0] is not None else None)
         held = dict(known)  # registry records an earlier view of these tables read and checked (``known``)
         positions = db.registry_positions()
         read = dict(zip(unread := [p for p in positions if p not in held], self.records_at(unread), strict=True))
@@ -111,21 +113,47 @@ class LedgerIndex:
             self.state.registry.commit(record, position)
 
     @property
+    def _base(self) -> int | None:
+        """The log size of the latest snapshot (:func:`~ledger.index.snapshot.latest_snapshot`), or None."""
+        if self._snapshot is None:
+            self._snapshot = (latest_snapshot(self.db.db),)
+        return self._snapshot[0]
+
+    @property
     def registry(self) -> list[tuple[int, Record]]:
         """The indexed registry records (position, record), in log order."""
         return self._registry
 
     def payload(self, position: int) -> bytes:
         """The payload of record ``position`` (< :attr:`size`), read from the log at its indexed place and checked
-        against its leaf hash. Raises IndexDamaged if the log's frame there is not the indexed record."""
-        return self._framed(position, self.files()[1].read)
+        against its leaf hash (a reader: against the parent of its pair, :meth:`_framed`). Raises IndexDamaged if
+        the log's frame there is not the indexed record."""
+        db, log = self.files()
+        return self._framed(position, log.read, pairs=db.keeps_frames)
 
-    def _framed(self, position: int, read: Callable[[int, int], bytes]) -> bytes:
-        """:meth:`payload`, with the frame's bytes got from ``read(offset, length)``."""
+    def _framed(self, position: int, read: Callable[[int, int], bytes], *, pairs: bool = False) -> bytes:
+        """:meth:`payload`, with the frame's bytes got from ``read(offset, length)``. With ``pairs`` (a reader, whose
+        frames rows are kept), while the record's leaf hash is not known yet: checked against the parent of the pair
+        it is in, with the other record of the pair read from the log (in the same read) and hashed
+        (:meth:`TiledTree.pair_holds`), so that neither this check nor a proof of either reads a tile of leaf hashes;
+        if that does not tell, against its leaf hash."""
         db, log = self.files()
         offset, length = db.frame(position)
+        other = None
+        if pairs and position ^ 1 < self.size and self.tree.known_leaf(position) is None:
+            with contextlib.suppress(IndexDamaged):  # no frame for it: the leaf hash decides
+                other = db.frame(position ^ 1)
+                start, end = min(offset, other[0]), max(offset + length, other[0] + other[1])
+                if end - start == length + other[1]:  # the two frames side by side: one read
+                    read = _within(read(start, end - start), start)
         payload = read_frame(read(offset, length))
-        if payload is None or leaf_hash(payload) != self.tree.leaf_hash(position):
+        if payload is None:
+            raise IndexDamaged(f"record {position} is not at offset {offset} of {log.path}")
+        hashed = leaf_hash(payload)
+        if other is not None and (pair := read_frame(read(*other))) is not None \
+                and self.tree.pair_holds(position, hashed, leaf_hash(pair)):
+            return payload
+        if hashed != self.tree.leaf_hash(position):
             raise IndexDamaged(f"record {position} is not at offset {offset} of {log.path}")
         return payload
 
@@ -274,7 +302,7 @@ class LedgerIndex:
                 changed.clear()
                 self._counts = {**self._counts, "changed": 0}
                 self.db.set_meta(counts=self._counts)
-            self._base = self.size
+            self._snapshot = (self.size,)
             track(self._maps, _TREES)
         return lines
 

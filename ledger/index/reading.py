@@ -4,7 +4,9 @@ answered from the index in O(log n) reads per question (DESIGN.md §6, docs/adr/
 :func:`indexed_log` opens a ledger's index read-only (no lock, nothing written), checks it against the log as a
 writer does, and returns an :class:`IndexedLog` at a checkpoint's tree size, or None when the index cannot
 answer (missing, damaged, not the log's, behind the checkpoint, or without the trees of that size): the caller
-then reads the log. Every record it gives is read from the log and checked against its indexed leaf hash.
+then reads the log. Every record it gives is read from the log and checked against its indexed leaf hash, or
+against the indexed parent of the two records' leaf hashes where it is the first of a pair read (no tile of leaf
+hashes read: :meth:`ledger.index.indexed.LedgerIndex.payload`).
 """
 
 from __future__ import annotations

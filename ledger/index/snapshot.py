@@ -213,8 +213,8 @@ def _pairs(raw: bytes | None, want: int, where: str) -> list[tuple[bytes, bytes]
         pairs = marshal.loads(raw) if raw is not None else None
     except (ValueError, EOFError, TypeError) as exc:
         raise IndexDamaged(f"snapshot of tree {where} does not decode ({exc})") from exc
-    if not isinstance(pairs, list) or len(pairs) != want or not all(
-            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], bytes) and isinstance(p[1], bytes)
-            for p in pairs):
+    if type(pairs) is not list or len(pairs) != want or (pairs and (  # marshal builds no subclasses
+            set(map(type, pairs)) != {tuple} or set(map(len, pairs)) != {2}
+            or {type(k) for k, _ in pairs} | {type(v) for _, v in pairs} != {bytes})):
         raise IndexDamaged(f"snapshot of tree {where} is not {want} leaves")
     return pairs

@@ -199,6 +199,25 @@ class TiledTree:
         _check_range("index", index, 0, self._size - 1, f"0 <= index < size {self._size}")
         return self._nodes.node(0, index)
 
+    def known_leaf(self, index: int) -> Digest | None:
+        """The hash of leaf ``index`` if it costs no read (kept, or in a tile read before), else None."""
+        return self._nodes.known_leaf(index) if 0 <= index < self._size else None
+
+    def pair_holds(self, index: int, leaf: bytes, sibling: bytes) -> bool:
+        """True if ``leaf`` and ``sibling`` hash together (RFC 9162 §2.1.1) to the parent of leaf ``index`` and leaf
+        ``index ^ 1`` (both below size) that the reader keeps beside its tiles (:class:`NodeReader`): both are then
+        this tree's leaf hashes, kept as such, and a proof of either reads no tile of leaf hashes. False: not told
+        so (no such pair or kept parent, or another parent); the caller then asks :meth:`leaf_hash`."""
+        if not 0 <= index < self._size or index ^ 1 >= self._size or {len(leaf), len(sibling)} != {DIGEST_SIZE}:
+            return False
+        parent = self._nodes.inner(0, index // TILE_WIDTH, 1, index % TILE_WIDTH & ~1)
+        pair = leaf + sibling if index % 2 == 0 else sibling + leaf
+        if parent is None or hashlib.sha256(b"\x01" + pair).digest() != parent:
+            return False
+        self._nodes.keep_leaf(index, leaf)
+        self._nodes.keep_leaf(index ^ 1, sibling)
+        return True
+
     def root_at(self, size: int | None = None) -> Digest:
         """MTH(D[size]) (RFC 9162 §2.1.1); size defaults to self.size, :data:`~ledger.merkle.EMPTY_ROOT` for 0.
 
@@ -251,7 +270,7 @@ class _Nodes:
         self._reader = reader
         self._with_nodes = isinstance(reader, NodeReader)  # once: a protocol check is slow
         self._tiles: dict[tuple[int, int], bytes] = {}
-        self._inner: dict[tuple[int, int], bytes] = {}
+        self._inner: dict[tuple[int, int], tuple[int, bytes]] = {}  # (width, tile_nodes)
         self._nodes: dict[tuple[int, int], Digest] = {}
         self._edges: dict[tuple[int, int], Digest] = {}
 
@@ -265,6 +284,21 @@ class _Nodes:
             found = self._edges[(start, end)] = range_root(self.node, start, end)
         return found
 
+    def known_leaf(self, index: int) -> Digest | None:
+        """Leaf ``index``'s hash if kept, or in a tile read before (no read), else None."""
+        data = self._tiles.get((0, index // TILE_WIDTH))
+        if (0, index) in self._nodes or (data is not None and len(data) > index % TILE_WIDTH * DIGEST_SIZE):
+            return self.node(0, index)
+        return None
+
+    def keep_leaf(self, index: int, leaf: bytes) -> None:
+        """Keep ``leaf`` (32 bytes, checked by the caller) as the hash of leaf ``index``."""
+        if len(self._nodes) >= _KEPT:
+            self._nodes.clear()
+            self._tiles.clear()
+            self._inner.clear()
+        self._nodes[(0, index)] = bytes.__new__(Digest, leaf)
+
     def node(self, height: int, index: int) -> Digest:
         """The hash of the complete subtree of leaves [index * 2**height, (index + 1) * 2**height): hashes of tile
         level height // 8, hashed up height % 8 times (C2SP tlog-tiles: the levels between tiles are recomputed)."""
@@ -276,7 +310,7 @@ class _Nodes:
             if stored is None:
                 data = self.tile(level, tile, offset + (1 << rise))
                 stored = _fold(data[offset * DIGEST_SIZE:(offset + (1 << rise)) * DIGEST_SIZE], rise)
-            found = Digest(stored)
+            found = bytes.__new__(Digest, stored)  # 32 bytes: inner checks its slice, a fold of whole hashes gives one
             if len(self._nodes) >= _KEPT:
                 self._nodes.clear()
                 self._tiles.clear()
@@ -289,14 +323,19 @@ class _Nodes:
         A :class:`NodeReader` whose nodes disagree with its tiles gives proofs that do not verify."""
         if not self._with_nodes:
             return None
-        nodes = self._inner.get((level, index))
-        if nodes is None:
+        kept = self._inner.get((level, index))
+        if kept is None:
             try:
-                nodes = self._reader.read_tile_nodes(level, index)  # type: ignore[attr-defined]
+                nodes: bytes = self._reader.read_tile_nodes(level, index)  # type: ignore[attr-defined]
             except KeyError:
                 return None
-            self._inner[(level, index)] = nodes
-        return _inner(nodes, rise, offset)
+            kept = self._inner[(level, index)] = (int.from_bytes(nodes[:2], "big"), nodes)
+        width, nodes = kept  # the hash of the node of ``rise`` (1..7) whose first hash is at ``offset`` in the tile
+        if offset + (1 << rise) > width or width > TILE_WIDTH:  # too narrow for it, or malformed
+            return None
+        at = 2 + (_BELOW[width][rise] + (offset >> rise)) * DIGEST_SIZE
+        found = nodes[at:at + DIGEST_SIZE]
+        return found if len(found) == DIGEST_SIZE else None
 
     def tile(self, level: int, index: int, need: int) -> bytes:
         """The stored hashes of tile (level, index), at least ``need`` of them. Raises StorageError
@@ -338,15 +377,9 @@ class NodeReader(Protocol):
         ...
 
 
-def _inner(nodes: bytes, rise: int, offset: int) -> bytes | None:
-    """The hash of the node of ``rise`` (1..7) whose first hash is at ``offset`` in the tile whose :func:`tile_nodes`
-    are ``nodes``, or None if that tile was too narrow for it (or ``nodes`` is malformed)."""
-    width = int.from_bytes(nodes[:2], "big")
-    if offset + (1 << rise) > width:
-        return None
-    at = 2 + (sum(width >> k for k in range(1, rise)) + (offset >> rise)) * DIGEST_SIZE
-    found = nodes[at:at + DIGEST_SIZE]
-    return found if len(found) == DIGEST_SIZE else None
+#: For a tile of W hashes (the index) and a rise r (1..7): the number of nodes :func:`tile_nodes` holds before its
+#: nodes of rise r, sum(W >> k for k in 1..r-1).
+_BELOW = [[sum(width >> k for k in range(1, rise)) for rise in range(TILE_HEIGHT)] for width in range(TILE_WIDTH + 1)]
 
 
 def _fold(hashes: bytes, times: int) -> bytes:
