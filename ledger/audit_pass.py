@@ -195,7 +195,8 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
                 done = frame.index + 1
                 told = (done, max(done, done * size // frame.end))
                 progress(*told)
-    records = walk.custody or bool(walk.sizes)  # the records are needed here too: the bytes the worker checked
+    # the records are needed here too (the rules, a checkpoint's lines, a state's commitments): the worker's bytes
+    records = walk.custody or bool(walk.sizes) or walk.keep
     work = functools.partial(check_chunk, level=level, engine=engine, payloads=records)
     for chunk, facts in _facts(chunks, executor, jobs, work):
         if records and len(facts.payloads) != chunk.count:

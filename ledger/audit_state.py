@@ -42,7 +42,7 @@ from ._state_rows import Field, ItemRows, Rows, columns, damaged
 from .audit_pass import _Walk
 from .commitments import Commitments
 from .compact import CompactRange, Node
-from .errors import DecodeError, InputError, StoneTrailError, VerificationError
+from .errors import CorruptStoreError, DecodeError, InputError, StoneTrailError, VerificationError
 from .findings import Finding
 from .hashing import Digest
 from .heads import ItemHeads
@@ -50,7 +50,7 @@ from .identity import IdentityIndex
 from .index.db import SCHEMA
 from .merkle import leaf_hash
 from .record import Record
-from .storage.framing import FRAME_MAGIC, Frame, StoreProblem
+from .storage.framing import FRAME_HEADER, FRAME_MAGIC, MAX_HEADER, Frame, StoreProblem, read_header, read_run
 
 __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 
@@ -91,9 +91,16 @@ class Saved:
         self.prefix: bytes | None = body["prefix"]
         self.size: int = body["end"]
         last = body["last"]
-        self.resume = None if last is None else (self.size - 1, last[0])
-        if type(self.size) is not int or self.size < 0 or (last is None) != (self.size == 0):
+        if type(self.size) is not int or self.size < 0 or (last is None) != (self.size == 0) or not (
+                last is None or (type(last) is list and len(last) == 2 and type(last[0]) is int and last[0] >= 0
+                and type(last[1]) is bytes and len(last[1]) == 32)):
             raise ValueError(f"a state of {self.size!r} records with last frame {last!r}")
+        if not (self.prefix is None or (type(self.prefix) is bytes and len(self.prefix) == 32)) \
+                or (self.prefix is None) != (last is None):
+            raise ValueError(f"a state with prefix digest {self.prefix!r}")
+        if type(body["size"]) is not int or not 0 <= body["size"] <= self.size:
+            raise ValueError(f"a state whose replay is at record {body['size']!r} of {self.size}")
+        self.resume = None if last is None else (self.size - 1, last[0])
 
     @classmethod
     def read(cls, path: str | Path) -> Saved:
@@ -171,7 +178,7 @@ class Kept:
         body = {"origin": walk.origin, "authority": authority_digest(walk.state.registry.authority_keys),
                 "level": walk.level, "schema": SCHEMA, "end": walk.end,
                 "last": None if last is None else (last.offset, bytes(leaf_hash(last.payload))),
-                "prefix": None if last is None else _prefix(self.ledger, last),
+                "prefix": None if last is None else _audited_prefix(self.ledger, last, walk.range.root()),
                 "findings": [(f.code, f.position, f.item, f.reason) for f in walk.findings],
                 "range": [(n.level, n.index, bytes(n.hash)) for n in walk.range.nodes],
                 "registry": [(p, r.raw, walk.state.registry.head_at(p + 1)[1] == r.record_hash)
@@ -179,6 +186,51 @@ class Kept:
                 "size": walk.state.size, "tables": _tables(walk, self.maps), "spill": walk.state.spill.dump()}
         payload = pack_local(body)
         write_file(path, (_MAGIC + str(VERSION).encode() + b"\n" + hashlib.sha256(payload).digest(), payload))
+
+
+def _audited_prefix(ledger: Path, last: Frame, root: Digest) -> bytes:
+    """:func:`_prefix` of the file ``ledger`` up to frame ``last`` (the framing whole), checking in the same read
+    that the records in those bytes are the ones the audit read: the RFC 9162 root of their leaves is ``root``,
+    the walk's. A state vouches for these bytes on resume without reading them again, so they must be the
+    audited ones, not bytes rewritten during the audit. Raises CorruptStoreError ``store.changed`` if they are
+    not; InputError ``audit.state_mismatch`` if the file ends before; StorageError ``store.io``."""
+    digest, tree = hashlib.sha256(), CompactRange()
+    with io_errors(ledger, "reading"), ledger.open("rb") as file:
+        _, offset = read_header(file.read(MAX_HEADER))
+        file.seek(0)
+        digest.update(file.read(offset))
+        pending = b""
+        while offset < last.end:
+            block = file.read(min(last.end - offset, 8 << 20))
+            if not block:
+                raise _mismatch(f"{ledger} ends before the records audited")
+            skip = range(last.offset, last.offset + len(FRAME_MAGIC))  # the last frame's magic: left out
+            digest.update(block[:max(0, skip.start - offset)])
+            digest.update(block[max(0, skip.stop - offset):])
+            offset += len(block)
+            pending += block
+            whole = _whole_frames(pending)
+            frames = read_run(pending[:whole], tree.end, offset - len(pending))
+            if frames is None:
+                break
+            for frame in frames:
+                tree.append(leaf_hash(frame.payload))
+            pending = pending[whole:]
+    if pending or tree.end != last.index + 1 or tree.root() != root:
+        raise CorruptStoreError(f"{ledger}: records 0..{last.index} are not the ones audited: the file changed during "
+                                "the audit; no state is saved", code="store.changed")
+    return digest.digest()
+
+
+def _whole_frames(data: bytes) -> int:
+    """The length of the longest run of whole frames (by their declared lengths) at the start of ``data``."""
+    pos = 0
+    while pos + FRAME_HEADER <= len(data):
+        end = pos + FRAME_HEADER + int.from_bytes(data[pos + 4:pos + 8], "big")
+        if end > len(data):
+            break
+        pos = end
+    return pos
 
 
 def _prefix(ledger: Path, last: Frame) -> bytes:

@@ -31,6 +31,9 @@ from .storage.framing import Frame, read_run
 
 __all__ = ["LEVELS", "Chunk", "ChunkFacts", "check_chunk", "chunk_frames", "engine_context", "plan"]
 
+#: Bytes of frames a chunk holds at most (a record alone may be larger: up to 1 MiB).
+CHUNK_BYTES = 4 << 20
+
 #: The audit levels, each including the ones before it (docs/audit.md "Levels").
 LEVELS = ("structure", "hashes", "signatures", "custody", "policy")
 
@@ -74,15 +77,18 @@ def plan(frames: Iterator[Frame], path: str | Path, records: int, cuts: frozense
          ) -> Iterator[Chunk]:
     """Cut the frames of a file read front to back into chunks of at most ``records`` consecutive records (a
     damaged span ends one), also cut before each position in ``cuts`` (a checkpoint's tree size: its root is
-    then the merged ranges' root there). The first chunks are smaller (an eighth of ``records``, then a quarter,
-    a half), so that the process applying them in order starts early instead of waiting for a whole chunk.
+    then the merged ranges' root there), and before a record that would take a chunk past :data:`CHUNK_BYTES`
+    (a worker holds a chunk's bytes, and the main process the bytes of the chunks in flight: memory stays bounded
+    whatever the records' sizes). The first chunks are smaller (an eighth of ``records``, then a quarter, a
+    half), so that the process applying them in order starts early instead of waiting for a whole chunk.
     Raises InputError (``input.value``) if ``records`` < 1."""
     if type(records) is not int or records < 1:
         raise InputError(f"chunk size: got {records!r}, want a whole number of records >= 1", code="input.value")
     first = start = count = end = 0
     limit = max(1, records >> 3)
     for frame in frames:
-        if count and (count == limit or frame.index in cuts or frame.index != first + count):  # a damaged span
+        if count and (count == limit or frame.index in cuts or frame.index != first + count  # a damaged span
+                      or frame.end - start > CHUNK_BYTES):
             yield Chunk(str(path), first, start, count, end)
             count, limit = 0, min(records, limit * 2)
         if not count:

@@ -12,7 +12,7 @@ import shutil
 import struct
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ def test_a_file_replaced_during_a_parallel_audit_gets_the_verdict_of_the_bytes_r
     shutil.copy(demo / "demo.ledger", honest)
     last = len(scan(honest).frames) - 1
     _with_payload(honest, forged, last, _bad_signature(scan(honest).frames[last].payload))
-    expected = {(r.root_hash, r.verdict) for r in (check_ledger(honest, _trust(demo)), check_ledger(forged, _trust(demo)))}
+    expected = {(r.root_hash, r.verdict) for r in (check_ledger(p, _trust(demo)) for p in (honest, forged))}
     assert {verdict for _, verdict in expected} == {"valid", "invalid"}
     shutil.copy(honest, audited)
     swap = _Swap(last + 1, lambda: os.replace(forged, audited), before=before)
@@ -128,3 +128,70 @@ def test_a_lower_level_says_what_it_checked_not_every_rule(demo: Path, tmp_path:
                                     "--jobs", "1"]).output
     assert level in out and "NOT a full audit" in out
     assert "every record passes every rule" not in out
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["one-process", "workers"])
+def test_no_state_vouches_for_a_record_rewritten_after_the_audit_read_it(demo: Path, tmp_path: Path,
+                                                                          parallel: bool) -> None:
+    """R5 (adversarial review of ADR 0027): the operator rewrites record 100 (a bad signature, same length) once
+    the audit that saves a state is past it. A resumed audit never reads those bytes again, so the state must not
+    vouch for them: saving it is refused (store.changed), and no state file is left."""
+    full, audited, state = demo / "demo.ledger", tmp_path / "audited.ledger", tmp_path / "a.state"
+    data, frames = full.read_bytes(), scan(full).frames
+    audited.write_bytes(data[: frames[299].end])
+    victim = frames[100]
+    forged = _bad_signature(victim.payload)
+    frame = data[victim.offset:victim.offset + 4] + struct.pack(">II", len(forged), zlib.crc32(forged)) + forged
+    done: list[int] = []
+
+    def progress(n: int, _total: int) -> None:
+        if n >= 200 and not done:
+            with open(audited, "r+b") as f:
+                f.seek(victim.offset)
+                f.write(frame)
+            done.append(n)
+
+    how: dict[str, Any] = {"executor": ThreadPoolExecutor(2), "chunk_records": 64} if parallel else {}
+    with pytest.raises(StoneTrailError) as refused:
+        check_ledger(audited, _trust(demo), save_state=state, progress=progress, **how)
+    assert done and refused.value.code == "store.changed" and not state.exists()
+    # untouched, the same audit saves its state, and a resume from it says what a full audit says
+    audited.write_bytes(data[: frames[299].end])
+    check_ledger(audited, _trust(demo), save_state=state, **how)
+    assert check_ledger(full, _trust(demo), resume=state).findings == check_ledger(full, _trust(demo)).findings
+
+
+@pytest.mark.parametrize("level", ["structure", "hashes", "signatures"])
+def test_a_state_saved_by_workers_below_custody_resumes_as_a_full_audit(demo: Path, tmp_path: Path,
+                                                                        level: str) -> None:
+    """R6: a state saved by a parallel audit at a level whose main process decodes no record still holds the
+    registry and commitments a resumed audit checks a checkpoint's lines against."""
+    trust, note, full = _trust(demo), (demo / "checkpoint.txt").read_text(), demo / "demo.ledger"
+    prefix, state = tmp_path / "prefix.ledger", tmp_path / "workers.state"
+    prefix.write_bytes(full.read_bytes()[: scan(full).frames[299].end])
+    want = check_ledger(full, trust, level=level, checkpoint=note)
+    assert want.verdict == "valid"
+    with ThreadPoolExecutor(2) as pool:
+        check_ledger(prefix, trust, level=level, save_state=state, executor=pool, chunk_records=64)
+    got = check_ledger(full, trust, level=level, checkpoint=note, resume=state)
+    assert (got.findings, got.verdict, got.root_hash) == (want.findings, want.verdict, want.root_hash)
+
+
+@pytest.mark.parametrize("change", [{"last": ["x", bytes(32)]}, {"last": [0]}, {"last": [0, "x"]}, {"size": "x"},
+                                    {"size": -3}, {"prefix": b"short"}], ids=str)
+def test_a_state_with_fields_of_the_wrong_shape_is_refused_as_damaged(demo: Path, tmp_path: Path,
+                                                                      change: dict[str, Any]) -> None:
+    """R7: a state whose hash was computed again over fields of the wrong type or shape is refused with a typed
+    error, never a traceback."""
+    trust, full = _trust(demo), demo / "demo.ledger"
+    prefix = tmp_path / "prefix.ledger"
+    prefix.write_bytes(full.read_bytes()[: scan(full).frames[299].end])
+    check_ledger(prefix, trust, save_state=tmp_path / "a.state")
+    line, _, rest = (tmp_path / "a.state").read_bytes().partition(b"\n")
+    body = unpack_local(rest[32:])
+    assert isinstance(body, dict)
+    payload = pack_local({**body, **change})
+    (tmp_path / "b.state").write_bytes(line + b"\n" + hashlib.sha256(payload).digest() + payload)
+    with pytest.raises(InputError) as refused:
+        check_ledger(full, trust, resume=tmp_path / "b.state")
+    assert refused.value.code == "audit.state_damaged"

@@ -54,8 +54,9 @@ from typing import Final
 from ..errors import CorruptStoreError, InputError
 from .window import Read, Window
 
-__all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "Frame", "ScanResult",
-           "StoreProblem", "Survey", "pack_batch", "pack_header", "read_all", "read_frame", "survey", "work_budget"]
+__all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_HEADER", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "Frame",
+           "ScanResult", "StoreProblem", "Survey", "pack_batch", "pack_header", "read_all", "read_frame", "read_run",
+           "survey", "work_budget"]
 
 MAGIC = b"STNTRAIL"
 FRAME_MAGIC = b"STR1"  # the last frame of a batch (of one, for a single append)
@@ -67,7 +68,7 @@ FORMAT_VERSION = 1
 MAX_RECORD_SIZE = 1 << 20  # bytes of payload in one frame
 MAX_ORIGIN_SIZE = 255
 _HEAD, _FRAME, _CRC = struct.Struct(">8sHH"), struct.Struct(">4sII"), struct.Struct(">I")
-_FH = _FRAME.size  # 12 bytes of frame header
+_FH = FRAME_HEADER = _FRAME.size  # 12 bytes of frame header: magic, payload length (big-endian), CRC-32
 TORN, BAD_MAGIC, CHECKSUM = "store.torn_tail", "store.bad_magic", "store.checksum_mismatch"
 OVERSIZE, FSYNC_FAILED, RESYNC_LIMIT = "store.oversize", "store.fsync_failed", "store.resync_limit"
 #: Payload bytes of an unclosed batch a :class:`Survey` holds by default before it reads them again at its end.
