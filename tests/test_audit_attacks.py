@@ -30,6 +30,19 @@ def _trust(demo: Path) -> Trust:
     return Trust.parse((demo / "trust.keys").read_text())
 
 
+def _state_body(state: Path) -> dict[str, Any]:
+    """The decoded body of the audit state file ``state``."""
+    body = unpack_local(state.read_bytes().partition(b"\n")[2][32:])
+    assert isinstance(body, dict)
+    return body
+
+
+def _write_state(like: Path, state: Path, body: dict[str, Any]) -> None:
+    """``state``: an audit state file with ``body`` (first line as ``like``'s, its SHA-256 made again)."""
+    payload = pack_local(body)
+    state.write_bytes(like.read_bytes().partition(b"\n")[0] + b"\n" + hashlib.sha256(payload).digest() + payload)
+
+
 def _with_payload(src: Path, dst: Path, index: int, payload: bytes) -> None:
     """``dst``: ``src`` with record ``index``'s frame holding ``payload`` (its magic kept, length and CRC new)."""
     data, frame = src.read_bytes(), scan(src).frames[index]
@@ -108,12 +121,10 @@ def test_a_state_whose_rows_do_not_decode_is_refused_as_damaged(demo: Path, tmp_
     prefix = tmp_path / "prefix.ledger"
     prefix.write_bytes(full.read_bytes()[: scan(full).frames[599].end])
     check_ledger(prefix, trust, save_state=tmp_path / "a.state")
-    line, _, rest = (tmp_path / "a.state").read_bytes().partition(b"\n")
-    body = unpack_local(rest[32:])
+    body = _state_body(tmp_path / "a.state")
     keys, values = body["tables"]["items"]
     body["tables"]["items"] = (keys, [b"\x00not an item"] * len(values))
-    payload = pack_local(body)
-    (tmp_path / "b.state").write_bytes(line + b"\n" + hashlib.sha256(payload).digest() + payload)
+    _write_state(tmp_path / "a.state", tmp_path / "b.state", body)
     with pytest.raises(InputError) as refused:
         check_ledger(full, trust, resume=tmp_path / "b.state")
     assert refused.value.code == "audit.state_damaged"
@@ -187,11 +198,7 @@ def test_a_state_with_fields_of_the_wrong_shape_is_refused_as_damaged(demo: Path
     prefix = tmp_path / "prefix.ledger"
     prefix.write_bytes(full.read_bytes()[: scan(full).frames[299].end])
     check_ledger(prefix, trust, save_state=tmp_path / "a.state")
-    line, _, rest = (tmp_path / "a.state").read_bytes().partition(b"\n")
-    body = unpack_local(rest[32:])
-    assert isinstance(body, dict)
-    payload = pack_local({**body, **change})
-    (tmp_path / "b.state").write_bytes(line + b"\n" + hashlib.sha256(payload).digest() + payload)
+    _write_state(tmp_path / "a.state", tmp_path / "b.state", {**_state_body(tmp_path / "a.state"), **change})
     with pytest.raises(InputError) as refused:
         check_ledger(full, trust, resume=tmp_path / "b.state")
     assert refused.value.code == "audit.state_damaged"
