@@ -47,7 +47,7 @@ class Chunk:
     first: int
     start: int
     count: int
-    end: int = 0
+    end: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,28 +99,15 @@ def plan(frames: Iterator[Frame], path: str | Path, records: int, cuts: frozense
 
 
 def chunk_frames(chunk: Chunk) -> Iterator[Frame]:
-    """The frames of ``chunk``, read again from its file: its bytes [start, end) in one read when its end is
-    known (:func:`ledger.storage.framing.read_run`: the survey that cut it found them to be records), else through
-    a survey from its start. Raises CorruptStoreError (``store.changed``) if they are no longer there (the file
-    changed during the audit), StorageError for I/O."""
-    if chunk.end:
-        with FrameFile(chunk.path, resume=(chunk.first, chunk.start)) as file:
-            frames = read_run(file.read(chunk.start, chunk.end - chunk.start), chunk.first, chunk.start)
-        if frames is None or len(frames) != chunk.count:
-            raise _changed(chunk)
-        yield from frames
-        return
-    seen = chunk.first
+    """The frames of ``chunk``, read again from its file: its bytes [start, end) in one read
+    (:func:`ledger.storage.framing.read_run`: the survey that cut it found them to be records). Raises
+    CorruptStoreError (``store.changed``) if they are no longer there (the file changed during the audit),
+    StorageError for I/O."""
     with FrameFile(chunk.path, resume=(chunk.first, chunk.start)) as file:
-        for frame in file.frames():
-            if frame.index >= chunk.first + chunk.count:
-                break
-            if frame.index != seen:
-                break
-            seen += 1
-            yield frame
-    if seen != chunk.first + chunk.count:
+        frames = read_run(file.read(chunk.start, chunk.end - chunk.start), chunk.first, chunk.start)
+    if frames is None or len(frames) != chunk.count:
         raise _changed(chunk)
+    return iter(frames)
 
 
 def _changed(chunk: Chunk) -> CorruptStoreError:
