@@ -26,7 +26,7 @@ from ..record import Record
 from ..storage.framing import pack_header, read_frame
 from ..storage.tiles import TiledTree
 from .db import IndexDB, Tables
-from .maps import IndexDamaged, StoredMap
+from .maps import IndexDamaged, StoredMap, Written
 from .snapshot import HEADS, IDENTITIES, Snapshot, latest_snapshot, merged, write_snapshot
 from .state import TABLES, attach, flush, forget, track
 
@@ -109,6 +109,16 @@ class LedgerIndex:
                     findings := self.state.registry.check(record, position)):
                 raise IndexDamaged(f"registry record {position} no longer passes: {findings[0]}")
             self.state.registry.commit(record, position)
+
+    def fresh(self) -> None:
+        """Note that this index's tables are empty (a new index, being built): from now on every key written to
+        them is kept in a :class:`~ledger.index.maps.Written` filter, and a lookup of a key never written costs no
+        read. Raises ValueError if it holds records."""
+        if self.size:
+            raise ValueError(f"the index holds {self.size} records: its tables are not empty")
+        written = Written()
+        for rows in self._maps:
+            rows.written = written
 
     @property
     def registry(self) -> list[tuple[int, Record]]:

@@ -12,6 +12,7 @@ their sort key), so :meth:`StoredMap.rows` walks a table in tree order.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import sqlite3
 import zlib
@@ -21,9 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ..errors import StorageError
+from ..spill import BLOOM_BITS, Bloom
 from .sql import Db, table, upsert
 
-__all__ = ["Codec", "IndexDamaged", "StoredMap", "StoredSet", "create_table", "is_row", "row_check", "sqlite_errors"]
+__all__ = ["Codec", "IndexDamaged", "StoredMap", "StoredSet", "Written", "create_table", "is_row", "row_check",
+           "sqlite_errors"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -40,6 +43,28 @@ class IndexDamaged(StorageError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="index.damaged")
+
+
+class Written:
+    """The keys written to tables that were empty when this was made (an index built from scratch): a
+    :class:`~ledger.spill.Bloom` filter of (table, key) pairs, over :data:`~ledger.spill.BLOOM_BITS` bits whatever
+    the number of rows. It has false positives, never false negatives: a key it never saw has no row, so looking it
+    up needs no read (nor the check of a miss, :meth:`StoredMap._absent`); a "maybe" is read as usual."""
+
+    def __init__(self, bits: int = BLOOM_BITS) -> None:
+        self._bloom = Bloom(bits)
+
+    @staticmethod
+    def _digest(table: bytes, key: bytes) -> bytes:
+        return hashlib.sha256(b"%d:%s%s" % (len(table), table, key)).digest()
+
+    def add(self, table: bytes, key: bytes) -> None:
+        """Note that row ``key`` of ``table`` (its name, encoded) may exist."""
+        self._bloom.add(self._digest(table, key))
+
+    def may_hold(self, table: bytes, key: bytes) -> bool:
+        """False if row ``key`` of ``table`` was never written (then it does not exist)."""
+        return self._digest(table, key) in self._bloom
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +122,9 @@ class StoredMap(MutableMapping[K, V]):
         self._stored: dict[K, object] = {}  # the bytes the table holds for each cached key (None: no row)
         self._touched: set[K] = set()  # read or set since the last flush
         self.journal: Callable[[bytes], None] | None = None
+        #: Every key ever written to the table, if it was empty when this was set (see :class:`Written`).
+        self.written: Written | None = None
+        self._name = table.encode()
         # the key's row, if any, with the two rows on each side of where it sorts (to check a miss: _absent)
         self._find = (f"SELECT 0, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k < ? ORDER BY k DESC LIMIT 2) AS "
                       f"below UNION ALL SELECT 1, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k >= ? ORDER BY k "
@@ -109,8 +137,7 @@ class StoredMap(MutableMapping[K, V]):
             return self._cache[key]
         value: object = _MISSING
         stored: bytes | None = None
-        if self._count != 0:  # an empty table holds no key: no need to ask
-            raw = self._codec.key(key)
+        if self._count != 0 and self._may_hold(raw := self._codec.key(key)):  # an empty table holds no key
             try:
                 rows = self._db.execute(self._find, (raw, raw)).fetchall()
             except sqlite3.Error as exc:
@@ -124,6 +151,10 @@ class StoredMap(MutableMapping[K, V]):
         self._cache[key] = value
         self._touched.add(key)
         return value
+
+    def _may_hold(self, raw: bytes) -> bool:
+        """False if the table holds no row of key bytes ``raw`` for sure (:attr:`written` never saw it)."""
+        return self.written is None or self.written.may_hold(self._name, raw)
 
     def prefetch(self, keys: Iterable[K]) -> None:
         """Read the rows of ``keys`` not cached yet in one query per 500 keys, and cache them (a key with no row
@@ -246,6 +277,9 @@ class StoredMap(MutableMapping[K, V]):
                 k = self._codec.key(key)
                 writes.append((k, raw, row_check(self._table, k, raw)))
                 self._stored[key] = raw
+        if self.written is not None:
+            for key_bytes, _, _ in writes:
+                self.written.add(self._name, key_bytes)
         if self.journal is not None:
             for (key_bytes,) in deletes:
                 self.journal(key_bytes)

@@ -147,6 +147,7 @@ def _build(log: LogFile, path: Path, keys: frozenset[bytes], progress: Progress 
     building = path.with_name(f"{path.name}{BUILDING}")
     try:
         index = LedgerIndex(_new(log, building), log, keys)
+        index.fresh()
     except (OSError, sqlite3.Error) as exc:
         log.close()
         raise StorageError(f"cannot write the index {building}: {exc}", code="index.io") from exc
