@@ -56,7 +56,10 @@ class Written:
 
     @staticmethod
     def _digest(table: bytes, key: bytes) -> bytes:
-        return hashlib.sha256(b"%d:%s%s" % (len(table), table, key)).digest()
+        """A uniform 32-byte digest of the row: a key that is one already (a record or body hash) as it is (the
+        same key in two tables is then one entry: a false positive, which costs a read), else SHA-256 of table
+        and key."""
+        return key if len(key) == 32 else hashlib.sha256(b"%d:%s%s" % (len(table), table, key)).digest()
 
     def add(self, table: bytes, key: bytes) -> None:
         """Note that row ``key`` of ``table`` (its name, encoded) may exist."""
@@ -222,6 +225,14 @@ class StoredMap(MutableMapping[K, V]):
     def __contains__(self, key: object) -> bool:
         return self._load(key) is not _MISSING  # type: ignore[arg-type]
 
+    def setdefault(self, key: K, default: V) -> V:
+        """``self[key]``, first set to ``default`` if absent (one lookup, not the two of MutableMapping's)."""
+        value = self._load(key)
+        if value is _MISSING:
+            self[key] = default
+            return default
+        return value  # type: ignore[return-value]
+
     def __setitem__(self, key: K, value: V) -> None:
         if self._count is None and key not in self._cache:
             self._stored[key] = _UNKNOWN  # never read: written whatever the table holds
@@ -285,6 +296,7 @@ class StoredMap(MutableMapping[K, V]):
                 self.journal(key_bytes)
             for key_bytes, _, _ in writes:
                 self.journal(key_bytes)
+        writes.sort()  # in key order: neighbouring rows go to the same page, one after the other
         with sqlite_errors(self._table):
             if deletes:
                 self._db.executemany(f"DELETE FROM {self._table} WHERE k = ?", deletes)

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CorruptStoreError, InvalidLedgerError, StorageError
+from ..events import REGISTRY_KINDS
+from ..hashing import Digest
+from ..merkle import leaf_hash
 from ..record import Record
 from ..storage.framing import StoreProblem, Survey
 from .db import IndexDB, index_path
@@ -28,7 +31,7 @@ __all__ = ["BUILDING", "Progress", "discard_index", "open_index", "tail", "tail_
 Progress = Callable[[int, int], None]
 #: The suffix of an index file being built (renamed to the index once whole: :func:`open_index`).
 BUILDING = ".building"
-_CHUNK = 4096  # records applied between two writes of the index while it is built
+_CHUNK = 16384  # records applied between two writes of the index while it is built or caught up
 
 
 def discard_index(ledger_path: Path) -> None:
@@ -73,24 +76,41 @@ def _catch_up(index: LedgerIndex, progress: Progress | None, *, trusted: bool = 
     if problems:
         raise _damaged(index, problems[0])
     frames, survey = tail(log, index.end, index.size)
-    total, done, batch = index.size + more, index.size, list[tuple[Record, int, int]]()
+    total, done, batch = index.size + more, index.size, _Batch()
     for payload, offset, length in frames:
         record = Record.from_bytes(payload)
-        if findings := index.apply(done + len(batch), record, trusted=trusted):
+        position = done + len(batch.frames)
+        if findings := index.apply(position, record, trusted=trusted):
             index.abandon()
             raise InvalidLedgerError(f"ledger holds an invalid record: {findings[0]}; run an audit",
                                      code=findings[0].code)
-        batch.append((record, offset, length))
-        if len(batch) == _CHUNK:
-            index.commit(batch)
-            done, batch = done + len(batch), []
+        batch.add(position, record, offset, length)
+        if len(batch.frames) == _CHUNK:
+            index.commit_frames(batch.leaves, batch.frames, batch.registry)
+            done, batch = done + len(batch.frames), _Batch()
             if progress is not None:
                 progress(done, total)
     if survey.problems:  # the file changed since it was surveyed
         raise _damaged(index, survey.problems[0])
-    index.commit(batch)
+    index.commit_frames(batch.leaves, batch.frames, batch.registry)
     if progress is not None:
         progress(index.size, index.size)
+
+
+class _Batch:
+    """The records applied since the last commit, as :meth:`LedgerIndex.commit_frames` takes them: their leaf
+    hashes and frames, and the registry records among them (the rest are not kept: a batch is thousands)."""
+
+    def __init__(self) -> None:
+        self.leaves: list[Digest] = []
+        self.frames: list[tuple[int, int]] = []
+        self.registry: list[tuple[int, Record]] = []
+
+    def add(self, position: int, record: Record, offset: int, length: int) -> None:
+        self.leaves.append(leaf_hash(record.raw))
+        self.frames.append((offset, length))
+        if record.body.kind in REGISTRY_KINDS:
+            self.registry.append((position, record))
 
 
 def _damaged(index: LedgerIndex, problem: StoreProblem) -> CorruptStoreError:
