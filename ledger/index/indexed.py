@@ -172,7 +172,7 @@ class LedgerIndex:
         if not records:
             return
         first = self.size
-        self._commit([leaf_hash(r.raw) for r, _, _ in records],
+        self._commit([r.record_hash for r, _, _ in records],  # its leaf hash
                      [(first + i, r) for i, (r, _, _) in enumerate(records) if r.body.kind in REGISTRY_KINDS],
                      records[-1][1] + records[-1][2], lambda: self._add_records(first, records))
 

@@ -96,6 +96,16 @@ def row_check(table: str, key: bytes, value: bytes) -> int:
     return zlib.crc32(value, zlib.crc32(b"%d:" % len(value), zlib.crc32(key, crc)))
 
 
+def row_checker(table: str) -> Callable[[bytes, bytes], int]:
+    """:func:`row_check` of the rows of ``table`` as a function of key and value (the table's part computed
+    once)."""
+    crc32, head = zlib.crc32, zlib.crc32(b"%d:%s" % (len(table), table.encode()))
+
+    def check(key: bytes, value: bytes) -> int:
+        return crc32(value, crc32(b"%d:" % len(value), crc32(key, crc32(b"%d:" % len(key), head))))
+    return check
+
+
 def is_row(key: object, value: object, check: object) -> bool:
     """True if a row read back has the types it was written with (a damaged record header can turn a column's
     type, e.g. into NULL, without SQLite noticing)."""
@@ -133,6 +143,7 @@ class StoredMap(MutableMapping[K, V]):
                       f"below UNION ALL SELECT 1, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k >= ? ORDER BY k "
                       "LIMIT 3) AS above")
         self._upsert = upsert(table, ["k"], ["v", "c"])
+        self._check = row_checker(table)
 
     def _load(self, key: K) -> object:
         if key in self._cache:
@@ -225,6 +236,11 @@ class StoredMap(MutableMapping[K, V]):
     def __contains__(self, key: object) -> bool:
         return self._load(key) is not _MISSING  # type: ignore[arg-type]
 
+    def get(self, key: K, default: Any = None) -> Any:
+        """``self[key]``, or ``default`` if absent (without the KeyError of Mapping's)."""
+        value = self._load(key)
+        return default if value is _MISSING else value
+
     def setdefault(self, key: K, default: V) -> V:
         """``self[key]``, first set to ``default`` if absent (one lookup, not the two of MutableMapping's)."""
         value = self._load(key)
@@ -276,18 +292,20 @@ class StoredMap(MutableMapping[K, V]):
     def flush(self) -> None:
         """Write every row changed since the last flush (in the caller's transaction)."""
         writes, deletes = [], []
+        cache, stored, encode, key_bytes_of, check = (self._cache, self._stored, self._codec.value, self._codec.key,
+                                                      self._check)
         for key in self._touched:
-            value, before = self._cache[key], self._stored[key]
+            value, before = cache[key], stored[key]
             if value is _MISSING:
                 if before is not None:
-                    deletes.append((self._codec.key(key),))
-                    self._stored[key] = None
+                    deletes.append((key_bytes_of(key),))
+                    stored[key] = None
                 continue
-            raw = self._codec.value(value)  # type: ignore[arg-type]
+            raw = encode(value)  # type: ignore[arg-type]
             if raw != before:
-                k = self._codec.key(key)
-                writes.append((k, raw, row_check(self._table, k, raw)))
-                self._stored[key] = raw
+                k = key_bytes_of(key)
+                writes.append((k, raw, check(k, raw)))
+                stored[key] = raw
         if self.written is not None:
             for key_bytes, _, _ in writes:
                 self.written.add(self._name, key_bytes)

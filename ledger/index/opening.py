@@ -21,7 +21,6 @@ from typing import Any
 from ..errors import CorruptStoreError, InvalidLedgerError, StorageError
 from ..events import REGISTRY_KINDS
 from ..hashing import Digest
-from ..merkle import leaf_hash
 from ..record import Record
 from ..storage.framing import StoreProblem, Survey
 from .db import IndexDB, index_path
@@ -132,7 +131,7 @@ class _Batch:
         self.registry: list[tuple[int, Record]] = []
 
     def add(self, position: int, record: Record, offset: int, length: int) -> None:
-        self.leaves.append(leaf_hash(record.raw))
+        self.leaves.append(record.record_hash)  # = leaf_hash(record.raw), computed once
         self.frames.append((offset, length))
         if record.body.kind in REGISTRY_KINDS:
             self.registry.append((position, record))
@@ -198,6 +197,7 @@ def _build(log: LogFile, path: Path, keys: frozenset[bytes], progress: Progress 
         raise StorageError(f"cannot write the index {building}: {exc}", code="index.io") from exc
     try:
         index.db.db.execute("PRAGMA synchronous=OFF")
+        index.db.db.execute("PRAGMA journal_mode=OFF")
         with _no_collector():
             _catch_up(index, progress, trusted=trusted, building=True)
         index.db.db.execute("PRAGMA synchronous=FULL")
