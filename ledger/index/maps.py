@@ -149,18 +149,22 @@ class StoredMap(MutableMapping[K, V]):
         if key in self._cache:
             self._touched.add(key)
             return self._cache[key]
+        if self._count == 0:  # an empty table holds no key: nothing to ask, nor to keep
+            return _MISSING
+        raw = self._codec.key(key)
+        if not self._may_hold(raw):  # a key never written: likewise
+            return _MISSING
         value: object = _MISSING
         stored: bytes | None = None
-        if self._count != 0 and self._may_hold(raw := self._codec.key(key)):  # an empty table holds no key
-            try:
-                rows = self._db.execute(self._find, (raw, raw)).fetchall()
-            except sqlite3.Error as exc:
-                raise IndexDamaged(f"index table {self._table}: {exc}") from exc
-            hit = next((r for r in rows if r[0] == 1), None)
-            if hit is not None and hit[1] == raw:
-                value, stored = self._decode(raw, hit[2], hit[3]), hit[2]
-            else:
-                self._absent(raw, rows)
+        try:
+            rows = self._db.execute(self._find, (raw, raw)).fetchall()
+        except sqlite3.Error as exc:
+            raise IndexDamaged(f"index table {self._table}: {exc}") from exc
+        hit = next((r for r in rows if r[0] == 1), None)
+        if hit is not None and hit[1] == raw:
+            value, stored = self._decode(raw, hit[2], hit[3]), hit[2]
+        else:
+            self._absent(raw, rows)
         self._stored[key] = stored
         self._cache[key] = value
         self._touched.add(key)
@@ -254,6 +258,7 @@ class StoredMap(MutableMapping[K, V]):
             self._stored[key] = _UNKNOWN  # never read: written whatever the table holds
         elif self._load(key) is _MISSING and self._count is not None:
             self._count += 1
+            self._stored.setdefault(key, None)  # a miss is not kept (:meth:`_load`): no row
         self._cache[key] = value
         self._touched.add(key)
 
