@@ -56,9 +56,9 @@ class Written:
 
     @staticmethod
     def _digest(table: bytes, key: bytes) -> bytes:
-        """A uniform 32-byte digest of the row: a key that is one already (a record or body hash) as it is (the
-        same key in two tables is then one entry: a false positive, which costs a read), else SHA-256 of table
-        and key."""
+        """A uniform 32-byte digest of the row: a 32-byte key as it is (a record or body hash: the same key in two
+        tables is then one entry, a false positive; another key of 32 bytes only spreads worse: more false
+        positives, each a read, never a miss), else SHA-256 of table and key."""
         return key if len(key) == 32 else hashlib.sha256(b"%d:%s%s" % (len(table), table, key)).digest()
 
     def add(self, table: bytes, key: bytes) -> None:
@@ -152,19 +152,21 @@ class StoredMap(MutableMapping[K, V]):
         if self._count == 0:  # an empty table holds no key: nothing to ask, nor to keep
             return _MISSING
         raw = self._codec.key(key)
-        if not self._may_hold(raw):  # a key never written: likewise
-            return _MISSING
         value: object = _MISSING
         stored: bytes | None = None
-        try:
-            rows = self._db.execute(self._find, (raw, raw)).fetchall()
-        except sqlite3.Error as exc:
-            raise IndexDamaged(f"index table {self._table}: {exc}") from exc
-        hit = next((r for r in rows if r[0] == 1), None)
-        if hit is not None and hit[1] == raw:
-            value, stored = self._decode(raw, hit[2], hit[3]), hit[2]
+        if not self._may_hold(raw):  # a key never written: no row; kept, unless it is asked once (set once)
+            if self._count is None:
+                return _MISSING
         else:
-            self._absent(raw, rows)
+            try:
+                rows = self._db.execute(self._find, (raw, raw)).fetchall()
+            except sqlite3.Error as exc:
+                raise IndexDamaged(f"index table {self._table}: {exc}") from exc
+            hit = next((r for r in rows if r[0] == 1), None)
+            if hit is not None and hit[1] == raw:
+                value, stored = self._decode(raw, hit[2], hit[3]), hit[2]
+            else:
+                self._absent(raw, rows)
         self._stored[key] = stored
         self._cache[key] = value
         self._touched.add(key)
