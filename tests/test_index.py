@@ -8,6 +8,7 @@ import random
 import shutil
 import sqlite3
 import sys
+import zlib
 from contextlib import closing
 from pathlib import Path
 
@@ -373,3 +374,37 @@ def test_a_trusted_build_holds_what_a_checked_one_holds(demo: Path, tmp_path: Pa
     rebuild_index(path, keys)
     assert index_rows(path) == checked
     assert index_rows(demo / "demo.ledger") == checked
+
+
+def _overwrite(path: Path, position: int, payload: bytes, *, crc: bool) -> None:
+    """Overwrite the payload of record ``position`` in place (same length), its frame's CRC-32 made to match
+    only if ``crc``."""
+    frame = scan(path).frames[position]
+    assert len(payload) == len(frame.payload)
+    with open(path, "r+b") as file:
+        if crc:
+            file.seek(frame.offset + 8)  # the frame header: magic, length, CRC-32 of the payload
+            file.write(zlib.crc32(payload).to_bytes(4, "big"))
+        file.seek(frame.offset + 12)
+        file.write(payload)
+
+
+@pytest.mark.parametrize("undecodable", [False, True])
+@pytest.mark.parametrize("with_progress", [False, True])
+def test_a_build_names_the_logs_damage_first(demo: Path, tmp_path: Path, undecodable: bool,
+                                             with_progress: bool) -> None:
+    """A build reads the log once when nobody asks its progress (no count of the records first): damage is named
+    all the same, before a record that cannot be read, and no index is left."""
+    path = _copy(demo, tmp_path, with_index=False)
+    keys, _ = _keys(demo)
+    frames = scan(path).frames
+    damaged = frames[-2].payload
+    _overwrite(path, len(frames) - 2, bytes([damaged[0] ^ 0xFF]) + damaged[1:], crc=False)
+    if undecodable:  # a well-framed record that does not decode, before the damage
+        _overwrite(path, len(frames) // 2, b"\xc1" * len(frames[len(frames) // 2].payload), crc=True)
+    seen: list[tuple[int, int]] = []
+    with pytest.raises(StoneTrailError) as caught:
+        rebuild_index(path, keys, progress=(lambda done, total: seen.append((done, total))) if with_progress
+                      else None)
+    assert caught.value.code == framing.CHECKSUM
+    assert not index_path(path).exists() and not Path(f"{index_path(path)}.building").exists()

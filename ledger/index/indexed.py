@@ -26,7 +26,7 @@ from ..record import Record
 from ..storage.framing import pack_header, read_frame
 from ..storage.tiles import TiledTree
 from .db import IndexDB, Tables
-from .maps import IndexDamaged, StoredMap
+from .maps import IndexDamaged, StoredMap, Written
 from .snapshot import HEADS, IDENTITIES, Snapshot, latest_snapshot, merged, write_snapshot
 from .state import TABLES, attach, flush, forget, track
 
@@ -112,6 +112,16 @@ class LedgerIndex:
                 raise IndexDamaged(f"registry record {position} no longer passes: {findings[0]}")
             self.state.registry.commit(record, position)
 
+    def fresh(self) -> None:
+        """Note that this index's tables are empty (a new index, being built): from now on every key written to
+        them is kept in a :class:`~ledger.index.maps.Written` filter, and a lookup of a key never written costs no
+        read. Raises ValueError if it holds records."""
+        if self.size:
+            raise ValueError(f"the index holds {self.size} records: its tables are not empty")
+        written = Written()
+        for rows in self._maps:
+            rows.written = written
+
     @property
     def _base(self) -> int | None:
         """The log size of the latest snapshot (:func:`~ledger.index.snapshot.latest_snapshot`), or None."""
@@ -190,13 +200,29 @@ class LedgerIndex:
         if not records:
             return
         first = self.size
-        tiles = self.tree.append(leaf_hash(r.raw) for r, _, _ in records)
-        registry = [(first + i, r) for i, (r, _, _) in enumerate(records) if r.body.kind in REGISTRY_KINDS]
-        size, end = first + len(records), records[-1][1] + records[-1][2]
+        self._commit([r.record_hash for r, _, _ in records],  # its leaf hash
+                     [(first + i, r) for i, (r, _, _) in enumerate(records) if r.body.kind in REGISTRY_KINDS],
+                     records[-1][1] + records[-1][2], lambda: self._add_records(first, records))
+
+    def commit_frames(self, leaves: Sequence[Digest], frames: Sequence[tuple[int, int]],
+                      registry: Sequence[tuple[int, Record]]) -> None:
+        """:meth:`commit` of applied records of the log file given by their leaf hashes, their frames' (offset,
+        length) and the registry records among them (position, record): a caller applying many records keeps
+        no more of each."""
+        if frames:
+            first = self.size
+            self._commit(leaves, registry, frames[-1][0] + frames[-1][1],
+                         lambda: self.files()[0].add_frames(first, frames))
+
+    def _commit(self, leaves: Sequence[Digest], registry: Sequence[tuple[int, Record]], end: int,
+                add_records: Callable[[], None]) -> None:
+        first = self.size
+        tiles = self.tree.append(leaves)
+        size = first + len(leaves)
         with self.db.transaction():  # on failure the caller drops this handle: the log is ahead, reopen catches up
             counts = flush(self._maps)
             self.db.put_tiles(tiles)
-            self._add_records(first, records)
+            add_records()
             self.db.add_registry(p for p, _ in registry)
             self.db.set_meta(size=size, end=end, counts=counts, last=bytes(self.tree.leaf_hash(size - 1)),
                              root=bytes(self.tree.root_at(size)))

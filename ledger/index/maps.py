@@ -12,6 +12,7 @@ their sort key), so :meth:`StoredMap.rows` walks a table in tree order.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import sqlite3
 import zlib
@@ -21,15 +22,20 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ..errors import StorageError
+from ..spill import Bloom
 from .sql import Db, table, upsert
 
-__all__ = ["Codec", "IndexDamaged", "StoredMap", "StoredSet", "create_table", "is_row", "row_check", "sqlite_errors"]
+__all__ = ["Codec", "IndexDamaged", "StoredMap", "StoredSet", "Written", "create_table", "is_row", "row_check",
+           "sqlite_errors"]
 
 K = TypeVar("K")
 V = TypeVar("V")
 
 _MISSING = object()
 _UNKNOWN = object()  # the stored bytes of a key set without reading it
+#: Bits of a build's :class:`Written` filter (8 MiB: a build stays under the issue's 300 MB at 10^6 records): two
+#: a key; at 10^6 records (~2.2 million keys) about 1 lookup of a key never written in 250 is read all the same.
+WRITTEN_BITS = 1 << 26
 #: Rows a map keeps in memory across flushes (beyond it, the cache is dropped after a flush).
 CACHED = 16384
 
@@ -40,6 +46,31 @@ class IndexDamaged(StorageError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="index.damaged")
+
+
+class Written:
+    """The keys written to tables that were empty when this was made (an index built from scratch): a
+    :class:`~ledger.spill.Bloom` filter of (table, key) pairs, over :data:`WRITTEN_BITS` bits whatever the number
+    of rows. It has false positives, never false negatives: a key it never saw has no row, so looking it up needs
+    no read (nor the check of a miss, :meth:`StoredMap._absent`); a "maybe" is read as usual."""
+
+    def __init__(self, bits: int = WRITTEN_BITS) -> None:
+        self._bloom = Bloom(bits)
+
+    @staticmethod
+    def _digest(table: bytes, key: bytes) -> bytes:
+        """A uniform 32-byte digest of the row: a 32-byte key as it is (a record or body hash: the same key in two
+        tables is then one entry, a false positive; another key of 32 bytes only spreads worse: more false
+        positives, each a read, never a miss), else SHA-256 of table and key."""
+        return key if len(key) == 32 else hashlib.sha256(b"%d:%s%s" % (len(table), table, key)).digest()
+
+    def add(self, table: bytes, key: bytes) -> None:
+        """Note that row ``key`` of ``table`` (its name, encoded) may exist."""
+        self._bloom.add(self._digest(table, key))
+
+    def may_hold(self, table: bytes, key: bytes) -> bool:
+        """False if row ``key`` of ``table`` was never written (then it does not exist)."""
+        return self._digest(table, key) in self._bloom
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +97,16 @@ def row_check(table: str, key: bytes, value: bytes) -> int:
     a row moved to another key or table, changes it)."""
     crc = zlib.crc32(b"%d:%s%d:" % (len(table), table.encode(), len(key)))
     return zlib.crc32(value, zlib.crc32(b"%d:" % len(value), zlib.crc32(key, crc)))
+
+
+def row_checker(table: str) -> Callable[[bytes, bytes], int]:
+    """:func:`row_check` of the rows of ``table`` as a function of key and value (the table's part computed
+    once)."""
+    crc32, head = zlib.crc32, zlib.crc32(b"%d:%s" % (len(table), table.encode()))
+
+    def check(key: bytes, value: bytes) -> int:
+        return crc32(value, crc32(b"%d:" % len(value), crc32(key, crc32(b"%d:" % len(key), head))))
+    return check
 
 
 def is_row(key: object, value: object, check: object) -> bool:
@@ -97,20 +138,29 @@ class StoredMap(MutableMapping[K, V]):
         self._stored: dict[K, object] = {}  # the bytes the table holds for each cached key (None: no row)
         self._touched: set[K] = set()  # read or set since the last flush
         self.journal: Callable[[bytes], None] | None = None
+        #: Every key ever written to the table, if it was empty when this was set (see :class:`Written`).
+        self.written: Written | None = None
+        self._name = table.encode()
         # the key's row, if any, with the two rows on each side of where it sorts (to check a miss: _absent)
         self._find = (f"SELECT 0, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k < ? ORDER BY k DESC LIMIT 2) AS "
                       f"below UNION ALL SELECT 1, k, v, c FROM (SELECT k, v, c FROM {table} WHERE k >= ? ORDER BY k "
                       "LIMIT 3) AS above")
         self._upsert = upsert(table, ["k"], ["v", "c"])
+        self._check = row_checker(table)
 
     def _load(self, key: K) -> object:
         if key in self._cache:
             self._touched.add(key)
             return self._cache[key]
+        if self._count == 0:  # an empty table holds no key: nothing to ask, nor to keep
+            return _MISSING
+        raw = self._codec.key(key)
         value: object = _MISSING
         stored: bytes | None = None
-        if self._count != 0:  # an empty table holds no key: no need to ask
-            raw = self._codec.key(key)
+        if not self._may_hold(raw):  # a key never written: no row; kept, unless it is asked once (set once)
+            if self._count is None:
+                return _MISSING
+        else:
             try:
                 rows = self._db.execute(self._find, (raw, raw)).fetchall()
             except sqlite3.Error as exc:
@@ -124,6 +174,10 @@ class StoredMap(MutableMapping[K, V]):
         self._cache[key] = value
         self._touched.add(key)
         return value
+
+    def _may_hold(self, raw: bytes) -> bool:
+        """False if the table holds no row of key bytes ``raw`` for sure (:attr:`written` never saw it)."""
+        return self.written is None or self.written.may_hold(self._name, raw)
 
     def prefetch(self, keys: Iterable[K]) -> None:
         """Read the rows of ``keys`` not cached yet in one query per 500 keys, and cache them (a key with no row
@@ -191,11 +245,25 @@ class StoredMap(MutableMapping[K, V]):
     def __contains__(self, key: object) -> bool:
         return self._load(key) is not _MISSING  # type: ignore[arg-type]
 
+    def get(self, key: K, default: Any = None) -> Any:
+        """``self[key]``, or ``default`` if absent (without the KeyError of Mapping's)."""
+        value = self._load(key)
+        return default if value is _MISSING else value
+
+    def setdefault(self, key: K, default: V) -> V:
+        """``self[key]``, first set to ``default`` if absent (one lookup, not the two of MutableMapping's)."""
+        value = self._load(key)
+        if value is _MISSING:
+            self[key] = default
+            return default
+        return value  # type: ignore[return-value]
+
     def __setitem__(self, key: K, value: V) -> None:
         if self._count is None and key not in self._cache:
             self._stored[key] = _UNKNOWN  # never read: written whatever the table holds
         elif self._load(key) is _MISSING and self._count is not None:
             self._count += 1
+            self._stored.setdefault(key, None)  # a miss is not kept (:meth:`_load`): no row
         self._cache[key] = value
         self._touched.add(key)
 
@@ -234,23 +302,29 @@ class StoredMap(MutableMapping[K, V]):
     def flush(self) -> None:
         """Write every row changed since the last flush (in the caller's transaction)."""
         writes, deletes = [], []
+        cache, stored, encode, key_bytes_of, check = (self._cache, self._stored, self._codec.value, self._codec.key,
+                                                      self._check)
         for key in self._touched:
-            value, before = self._cache[key], self._stored[key]
+            value, before = cache[key], stored[key]
             if value is _MISSING:
                 if before is not None:
-                    deletes.append((self._codec.key(key),))
-                    self._stored[key] = None
+                    deletes.append((key_bytes_of(key),))
+                    stored[key] = None
                 continue
-            raw = self._codec.value(value)  # type: ignore[arg-type]
+            raw = encode(value)  # type: ignore[arg-type]
             if raw != before:
-                k = self._codec.key(key)
-                writes.append((k, raw, row_check(self._table, k, raw)))
-                self._stored[key] = raw
+                k = key_bytes_of(key)
+                writes.append((k, raw, check(k, raw)))
+                stored[key] = raw
+        if self.written is not None:
+            for key_bytes, _, _ in writes:
+                self.written.add(self._name, key_bytes)
         if self.journal is not None:
             for (key_bytes,) in deletes:
                 self.journal(key_bytes)
             for key_bytes, _, _ in writes:
                 self.journal(key_bytes)
+        writes.sort()  # in key order: neighbouring rows go to the same page, one after the other
         with sqlite_errors(self._table):
             if deletes:
                 self._db.executemany(f"DELETE FROM {self._table} WHERE k = ?", deletes)
