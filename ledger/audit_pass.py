@@ -180,8 +180,8 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
     tree size, as the file is read: the workers start at once), up to ``jobs`` chunks ahead.
     ``progress(done, total)``: after each frame or chunk (``total`` estimated from the bytes read of the file's
     ``size``, exact at the end). ``walk``: a walk to go on with (:mod:`ledger.audit_state`: the frames or chunks
-    then start at its ``end``; its level, origin and checkpoints' tree sizes are these), else a new one. Returns the walk, to :func:`finish`. Raises as
-    :func:`ledger.chunks.chunk_frames`."""
+    then start at its ``end``; its level, origin and checkpoints' tree sizes are these), else a new one. Returns
+    the walk, to :func:`finish`. Raises as :func:`ledger.chunks.chunk_frames`."""
     if walk is None:
         walk = _Walk(origin, keys, level, frozenset(cp.tree_size for cp in checkpoints))
     walk.mark_below(walk.end)
