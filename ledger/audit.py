@@ -227,7 +227,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
 
         kept, walk, parallel = start(), None, jobs > 1 or executor is not None
         if parallel:  # chunks cut as the file is read, checked by workers at once
-            chunks = _while_whole(plan(_frames(file, kept), path, chunk_records, sizes), file)
+            share = (file.survey.size - (saved.resume[1] if saved and saved.resume else 0), jobs)
+            chunks = _while_whole(plan(_frames(file, kept), path, chunk_records, sizes, share=share), file)
             ahead = list(itertools.islice(chunks, 2))
             if len(ahead) == 2:  # else too little to share
                 with _pool(executor, jobs) as pool:

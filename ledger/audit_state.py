@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +138,9 @@ class Kept:
     the identity indexes' and item heads' dictionaries (by name: :func:`_fresh`), which the walk's objects keep
     their data in."""
 
-    def __init__(self, walk: _Walk, maps: dict[str, Any], saved: Saved | None, ledger: Path) -> None:
-        self.walk, self.maps, self.saved, self.ledger = walk, maps, saved, ledger
+    def __init__(self, walk: _Walk, maps: dict[str, Any], saved: Saved | None, ledger: Path,
+                 head: Future[Any] | None = None) -> None:
+        self.walk, self.maps, self.saved, self.ledger, self.head = walk, maps, saved, ledger, head
         self.last: Frame | None = None
 
     def frames(self, frames: Iterable[Frame]) -> Iterator[Frame]:
@@ -156,7 +158,7 @@ class Kept:
                                  "(rolled back) since")
             if (first.index, first.offset) != (index, offset) or leaf_hash(first.payload) != self.saved.body["last"][1]:
                 raise _rewritten(f"record {index} of this file is not the one audited: the log was rewritten since")
-            if _prefix(self.ledger, first) != self.saved.prefix:
+            if _prefix(self.ledger, first, self.head) != self.saved.prefix:
                 raise _rewritten(f"records 0..{index} of this file are not the ones audited: the log was rewritten "
                                  "since")
             self.last = first
@@ -233,23 +235,41 @@ def _whole_frames(data: bytes) -> int:
     return pos
 
 
-def _prefix(ledger: Path, last: Frame) -> bytes:
+def _prefix(ledger: Path, last: Frame, head: Future[Any] | None = None) -> bytes:
     """SHA-256 of the bytes of the file ``ledger`` from its start to the end of its frame ``last`` (A - 1), that
     frame's magic left out: ``STR1`` in a file a writer left there, ``STRB`` in one whose batch went on (a copy
     cut inside a batch ends it there, docs/format.md §8), the records being the same. A resumed audit reads
-    these bytes without decoding them, so that no record it does not replay can have changed.
+    these bytes without decoding them, so that no record it does not replay can have changed. ``head``: the
+    hash of the bytes before ``last``, started earlier (:func:`_hash_head`).
     Raises InputError ``audit.state_mismatch`` if the file ends before; StorageError ``store.io``."""
-    digest = hashlib.sha256()
-    with io_errors(ledger, "reading"), ledger.open("rb") as file:
-        for start, stop in ((0, last.offset), (last.offset + len(FRAME_MAGIC), last.end)):
-            file.seek(start)
-            while start < stop:
-                chunk = file.read(min(stop - start, 1 << 20))
-                if not chunk:
-                    raise _mismatch(f"{ledger} ends before the records audited")
-                digest.update(chunk)
-                start += len(chunk)
-    return digest.digest()
+    digest = head.result().copy() if head is not None else _digest(ledger, 0, last.offset, hashlib.sha256())
+    value: bytes = _digest(ledger, last.offset + len(FRAME_MAGIC), last.end, digest).digest()
+    return value
+
+
+def _hash_head(ledger: Path, stop: int) -> Future[Any]:
+    """The SHA-256 object of the file's bytes [0, stop), computed in a thread while the state is restored (reads
+    and hashing release the GIL): the first part of :func:`_prefix`."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="stonetrail-prefix")
+    try:
+        return pool.submit(_digest, ledger, 0, stop, hashlib.sha256())
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _digest(ledger: Path, start: int, stop: int, digest: Any) -> Any:
+    """``digest`` updated with the file's bytes [start, stop). Raises InputError ``audit.state_mismatch`` if the
+    file ends before; StorageError ``store.io``."""
+    buffer = memoryview(bytearray(min(stop - start, 16 << 20)))  # large reads: few waits for the GIL in a thread
+    with io_errors(ledger, "reading"), ledger.open("rb", buffering=0) as file:
+        file.seek(start)
+        while start < stop:
+            n = file.readinto(buffer[:stop - start])
+            if not n:
+                raise _mismatch(f"{ledger} ends before the records audited")
+            digest.update(buffer[:n])
+            start += n
+    return digest
 
 
 def _tables(walk: _Walk, maps: dict[str, Any]) -> dict[str, tuple[list[Any], ...]]:
@@ -303,15 +323,17 @@ def begin(ledger: str | Path, origin: str, keys: frozenset[bytes], level: str, s
             ``audit.checkpoint_before_state`` (a tree size below A), ``audit.state_damaged`` (contents that do
             not decode).
     """
-    walk = _Walk(origin, keys, level, sizes, keep=keep)
+    walk, head = _Walk(origin, keys, level, sizes, keep=keep), None
     if saved is not None:
         _check(saved, origin, keys, level, sizes)
+        if saved.resume is not None:
+            head = _hash_head(Path(ledger), saved.resume[1])
     try:
         maps = _fresh() if saved is None else _restore(walk, saved)
     except (ValueError, TypeError, KeyError, IndexError, StoneTrailError) as exc:
         raise damaged(f"its contents are not a state ({exc})") from exc
     _attach(walk, maps, sizes)
-    return Kept(walk, maps, saved, Path(ledger))
+    return Kept(walk, maps, saved, Path(ledger), head)
 
 
 def _check(saved: Saved, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int]) -> None:

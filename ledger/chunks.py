@@ -73,22 +73,25 @@ class ChunkFacts:
         return CompactRange.of(self.first, self.first + self.count, self.nodes)
 
 
-def plan(frames: Iterator[Frame], path: str | Path, records: int, cuts: frozenset[int] = frozenset()
-         ) -> Iterator[Chunk]:
+def plan(frames: Iterator[Frame], path: str | Path, records: int, cuts: frozenset[int] = frozenset(), *,
+         share: tuple[int, int] = (0, 1)) -> Iterator[Chunk]:
     """Cut the frames of a file read front to back into chunks of at most ``records`` consecutive records (a
     damaged span ends one), also cut before each position in ``cuts`` (a checkpoint's tree size: its root is
     then the merged ranges' root there), and before a record that would take a chunk past :data:`CHUNK_BYTES`
     (a worker holds a chunk's bytes, and the main process the bytes of the chunks in flight: memory stays bounded
     whatever the records' sizes). The first chunks are smaller (an eighth of ``records``, then a quarter, a
     half), so that the process applying them in order starts early instead of waiting for a whole chunk.
-    Raises InputError (``input.value``) if ``records`` < 1."""
+    ``share`` (bytes to read, workers): chunks small enough that each worker gets several, however few the
+    records (a resumed audit of the last 1 %) — at most an eighth of the bytes a worker would read, at least
+    64 KiB. Raises InputError (``input.value``) if ``records`` < 1."""
     if type(records) is not int or records < 1:
         raise InputError(f"chunk size: got {records!r}, want a whole number of records >= 1", code="input.value")
     first = start = count = end = 0
     limit = max(1, records >> 3)
+    cap = min(CHUNK_BYTES, max(64 << 10, share[0] // (8 * max(1, share[1])))) if share[0] else CHUNK_BYTES
     for frame in frames:
         if count and (count == limit or frame.index in cuts or frame.index != first + count  # a damaged span
-                      or frame.end - start > CHUNK_BYTES):
+                      or frame.end - start > cap):
             yield Chunk(str(path), first, start, count, end)
             count, limit = 0, min(records, limit * 2)
         if not count:

@@ -202,3 +202,16 @@ def test_a_state_with_fields_of_the_wrong_shape_is_refused_as_damaged(demo: Path
     with pytest.raises(InputError) as refused:
         check_ledger(full, trust, resume=tmp_path / "b.state")
     assert refused.value.code == "audit.state_damaged"
+
+
+def test_a_resume_with_workers_and_too_little_to_share_is_the_full_audit(demo: Path, tmp_path: Path) -> None:
+    """A resumed audit whose tail is too short to share among workers is redone in one process: the frames, and
+    the check of the state's prefix, are read twice, and the second check must pass as the first did."""
+    trust, full = _trust(demo), demo / "demo.ledger"
+    frames = scan(full).frames
+    prefix = tmp_path / "prefix.ledger"
+    prefix.write_bytes(full.read_bytes()[: frames[len(frames) - 4].end])
+    check_ledger(prefix, trust, save_state=tmp_path / "a.state")
+    got = check_ledger(full, trust, resume=tmp_path / "a.state", jobs=2)
+    want = check_ledger(full, trust)
+    assert (got.verdict, got.root_hash, got.findings) == (want.verdict, want.root_hash, want.findings)
