@@ -51,7 +51,8 @@ from .identity import IdentityIndex
 from .index.db import SCHEMA
 from .merkle import leaf_hash
 from .record import Record
-from .storage.framing import FRAME_HEADER, FRAME_MAGIC, MAX_HEADER, Frame, StoreProblem, read_header, read_run
+from .storage.frames import read_run
+from .storage.framing import FRAME_HEADER, FRAME_MAGIC, MAX_HEADER, Frame, StoreProblem, read_header
 
 __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 

@@ -27,7 +27,8 @@ from .findings import Finding
 from .merkle import leaf_hash
 from .record import Record, signed_parts
 from .storage import FrameFile
-from .storage.framing import Frame, read_run
+from .storage.frames import read_run
+from .storage.framing import Frame
 
 __all__ = ["LEVELS", "Chunk", "ChunkFacts", "check_chunk", "chunk_frames", "engine_context", "plan"]
 
@@ -103,7 +104,7 @@ def plan(frames: Iterator[Frame], path: str | Path, records: int, cuts: frozense
 
 def chunk_frames(chunk: Chunk) -> Iterator[Frame]:
     """The frames of ``chunk``, read again from its file: its bytes [start, end) in one read
-    (:func:`ledger.storage.framing.read_run`: the survey that cut it found them to be records). Raises
+    (:func:`ledger.storage.frames.read_run`: the survey that cut it found them to be records). Raises
     CorruptStoreError (``store.changed``) if they are no longer there (the file changed during the audit),
     StorageError for I/O."""
     with FrameFile(chunk.path, resume=(chunk.first, chunk.start)) as file:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import ledger.storage.frames as frames
 import ledger.storage.framing as framing
 from ledger import Ledger, Trust, check_ledger, checkpoint_file, export_bundles, note_verifier_key, replay_ledger
 from ledger.errors import StoneTrailError
@@ -108,15 +109,15 @@ def test_an_undamaged_file_reads_within_its_size(tmp_path: Path, crc_work: list[
 
 
 def test_read_run_reads_a_surveyed_run_again_and_refuses_anything_else() -> None:
-    """A parallel audit's worker reads its chunk's bytes in one read (framing.read_run): the same frames the survey
+    """A parallel audit's worker reads its chunk's bytes in one read (frames.read_run): the same frames the survey
     found, batch frames included; any byte changed, a frame cut short or extra bytes give None (store.changed)."""
-    blob, offsets = framing.pack_batch([b"alpha", b"beta", b"gamma"])
-    frames = framing.read_run(blob, 7, 1000)
-    assert frames == [framing.Frame(7 + i, 1000 + o, p) for i, (o, p) in
+    blob, offsets = frames.pack_batch([b"alpha", b"beta", b"gamma"])
+    run = frames.read_run(blob, 7, 1000)
+    assert run == [framing.Frame(7 + i, 1000 + o, p) for i, (o, p) in
                       enumerate(zip(offsets, [b"alpha", b"beta", b"gamma"], strict=True))]
-    assert framing.read_run(blob[offsets[1]:], 8, 0) is not None  # a run may start inside a batch
+    assert frames.read_run(blob[offsets[1]:], 8, 0) is not None  # a run may start inside a batch
     for i in range(len(blob)):  # one bit changed anywhere: a magic, a length or a payload's CRC no longer holds
-        assert framing.read_run(blob[:i] + bytes([blob[i] ^ 0x01]) + blob[i + 1:], 0, 0) is None, i
-    assert framing.read_run(blob[:-1], 0, 0) is None
-    assert framing.read_run(blob + b"\x00", 0, 0) is None
-    assert framing.read_run(b"", 0, 0) == []
+        assert frames.read_run(blob[:i] + bytes([blob[i] ^ 0x01]) + blob[i + 1:], 0, 0) is None, i
+    assert frames.read_run(blob[:-1], 0, 0) is None
+    assert frames.read_run(blob + b"\x00", 0, 0) is None
+    assert frames.read_run(b"", 0, 0) == []

@@ -26,7 +26,7 @@ from ledger.index.reading import indexed_log
 from ledger.reader import checkpoint_file
 from ledger.record import Record
 from ledger.signing import checkpoint_file as sign_file
-from ledger.storage import framing, scan
+from ledger.storage import frames, framing, scan
 from stonetrail_cli.main import main
 
 
@@ -316,7 +316,7 @@ def test_a_forged_record_behind_the_writers_back_is_refused_by_the_index_and_nam
     forged[-40] ^= 0x01  # inside the signature
     Ledger.open(path, keys).close()  # the index, built
     with open(path, "ab") as log:  # a frame appended behind the writer's back
-        log.write(framing.pack_batch([bytes(forged)])[0])
+        log.write(frames.pack_batch([bytes(forged)])[0])
     with pytest.raises(StoneTrailError) as refused:
         Ledger.open(path, keys)
     assert refused.value.code.startswith("sig."), refused.value

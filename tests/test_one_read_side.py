@@ -26,7 +26,8 @@ from ledger.monitor import consistency_proof_for, fork_evidence
 from ledger.reader import check_checkpoint_of, checkpoint_file
 from ledger.registry import REGISTRY_EXTENSION
 from ledger.storage import BATCH_MAGIC, FRAME_MAGIC, Frame, window
-from ledger.storage.framing import Survey, pack_batch, pack_header, survey
+from ledger.storage.frames import pack_batch
+from ledger.storage.framing import Survey, pack_header, survey
 from stonetrail_cli.main import main
 from world import OPERATOR, ORIGIN, TRUST, World, key
 

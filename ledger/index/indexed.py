@@ -23,7 +23,8 @@ from ..heads import HEADS_EXTENSION, Head, ItemHeads, head_leaf
 from ..identity import IDENTITIES_EXTENSION, IdentityLeaf, sort_key
 from ..merkle import MerkleTree, leaf_hash
 from ..record import Record
-from ..storage.framing import pack_header, read_frame
+from ..storage.frames import read_frame
+from ..storage.framing import pack_header
 from ..storage.tiles import TiledTree
 from .db import IndexDB, Tables
 from .maps import IndexDamaged, StoredMap, Written

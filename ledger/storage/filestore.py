@@ -20,6 +20,7 @@ from typing import Self
 
 from .._files import fsync_dir, io_errors, write_all
 from ..errors import CorruptStoreError, InputError, LockedError, StorageError
+from .frames import pack_batch, read_frame
 from .framing import (
     BATCH_MAGIC,
     FORMAT_VERSION,
@@ -33,10 +34,8 @@ from .framing import (
     ScanResult,
     StoreProblem,
     Survey,
-    pack_batch,
     pack_header,
     read_all,
-    read_frame,
     read_header,
 )
 
@@ -270,7 +269,7 @@ class FileStore:
     def append_batch(self, payloads: Sequence[bytes]) -> int:
         """Append records as one batch, with one write and one fsync; return the first index (``size`` if none).
 
-        All or nothing, across a crash too: the batch's frames are marked (:func:`ledger.storage.framing.pack_batch`),
+        All or nothing, across a crash too: the batch's frames are marked (:func:`ledger.storage.frames.pack_batch`),
         so a batch cut short reads as a torn tail, which :func:`repair` moves aside whole.
         Raises:
             TypeError: a payload is not bytes.

@@ -54,21 +54,23 @@ from typing import Final
 from ..errors import CorruptStoreError, InputError
 from .window import Read, Window
 
-__all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_HEADER", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "Frame",
-           "ScanResult", "StoreProblem", "Survey", "pack_batch", "pack_header", "read_all", "read_frame", "read_run",
-           "survey", "work_budget"]
+__all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_HEADER", "FRAME_MAGIC", "FRAME_MAGICS", "FRAME_STRUCT", "MAGIC",
+           "MAX_RECORD_SIZE", "Frame", "ScanResult", "StoreProblem", "Survey", "pack_header", "read_all", "survey",
+           "work_budget"]
 
 MAGIC = b"STNTRAIL"
 FRAME_MAGIC = b"STR1"  # the last frame of a batch (of one, for a single append)
 BATCH_MAGIC = b"STRB"  # a frame of a batch, more of it follows
-_MAGICS = (FRAME_MAGIC, BATCH_MAGIC)
+FRAME_MAGICS = (FRAME_MAGIC, BATCH_MAGIC)  # either starts a valid frame
 _ANY_MAGIC = re.compile(b"STR[1B]")
 _WANT = f"{FRAME_MAGIC!r} or {BATCH_MAGIC!r}"
 FORMAT_VERSION = 1
 MAX_RECORD_SIZE = 1 << 20  # bytes of payload in one frame
 MAX_ORIGIN_SIZE = 255
-_HEAD, _FRAME, _CRC = struct.Struct(">8sHH"), struct.Struct(">4sII"), struct.Struct(">I")
-_FH = FRAME_HEADER = _FRAME.size  # 12 bytes of frame header: magic, payload length (big-endian), CRC-32
+_HEAD, _CRC = struct.Struct(">8sHH"), struct.Struct(">I")
+#: A frame's header: magic, payload length, CRC-32 of the payload (big-endian).
+FRAME_STRUCT: Final = struct.Struct(">4sII")
+_FH = FRAME_HEADER = FRAME_STRUCT.size  # 12 bytes of frame header: magic, payload length (big-endian), CRC-32
 TORN, BAD_MAGIC, CHECKSUM = "store.torn_tail", "store.bad_magic", "store.checksum_mismatch"
 OVERSIZE, FSYNC_FAILED, RESYNC_LIMIT = "store.oversize", "store.fsync_failed", "store.resync_limit"
 #: Payload bytes of an unclosed batch a :class:`Survey` holds by default before it reads them again at its end.
@@ -165,7 +167,7 @@ def read_header(data: bytes) -> tuple[str, int]:
 
 def _magic_prefix(raw: bytes) -> bool:
     """True if ``raw`` (at most 4 bytes) is where a frame magic starts: a prefix of one, or empty."""
-    return any(m.startswith(raw) for m in _MAGICS)
+    return any(m.startswith(raw) for m in FRAME_MAGICS)
 
 
 class _OutOfWork(Exception):
@@ -192,8 +194,8 @@ class _Pass:
         data, length = self.data, 0
         head = data.view(pos, pos + _FH)
         if len(head) == _FH:
-            magic, length, crc = _FRAME.unpack_from(head)
-            if (need_magic and magic not in _MAGICS) or not 1 <= length <= MAX_RECORD_SIZE \
+            magic, length, crc = FRAME_STRUCT.unpack_from(head)
+            if (need_magic and magic not in FRAME_MAGICS) or not 1 <= length <= MAX_RECORD_SIZE \
                     or pos + _FH + length > data.size:
                 length = 0  # the declared length is bounded before it is used
         self.work -= _FH + length
@@ -236,7 +238,7 @@ class _Pass:
 
     def reread(self, pos: int) -> bytes:
         """The payload of the valid frame at ``pos``, read again. Raises CorruptStoreError if it changed."""
-        _, length, crc = _FRAME.unpack_from(self.data.view(pos, pos + _FH))
+        _, length, crc = FRAME_STRUCT.unpack_from(self.data.view(pos, pos + _FH))
         payload = self.data.copy(pos + _FH, pos + _FH + length)
         if len(payload) != length or zlib.crc32(payload) != crc:
             raise CorruptStoreError(f"the frame at offset {pos} changed while the file was read", code=CHECKSUM)
@@ -289,9 +291,9 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
     Raises _OutOfWork."""
     data = scan.data
     head, size = data.copy(pos, pos + _FH), data.size
-    magic_ok, length = head[:4] in _MAGICS, -1
+    magic_ok, length = head[:4] in FRAME_MAGICS, -1
     if len(head) == _FH:
-        length = _FRAME.unpack(head)[1]
+        length = FRAME_STRUCT.unpack(head)[1]
         end = pos + _FH + length
         at_boundary = end <= size and (  # a frame, or the start of one, or end of file, follows
             _magic_prefix(data.copy(end, end + 4)) or scan.frame_at(end, need_magic=False) is not None)
@@ -382,53 +384,3 @@ def pack_header(origin: str) -> bytes:
         raise InputError(why, code="store.bad_origin")
     head = _HEAD.pack(MAGIC, FORMAT_VERSION, len(raw)) + raw
     return head + _CRC.pack(zlib.crc32(head))
-
-
-def pack_batch(payloads: list[bytes]) -> tuple[bytes, list[int]]:
-    """The frames holding ``payloads`` as one batch (``STRB`` frames, the last ``STR1``) and each frame's offset
-    in them. A complete batch means the same records as appending each alone; a batch cut short by a crash is a
-    torn tail.
-
-    Raises TypeError (a payload is not bytes); InputError "store.oversize" / "store.empty_payload" (a payload
-    not 1..MAX_RECORD_SIZE bytes).
-    """
-    blob, offsets = bytearray(), list[int]()
-    for i, payload in enumerate(payloads):
-        if not isinstance(payload, bytes):
-            raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
-        if not 1 <= len(payload) <= MAX_RECORD_SIZE:
-            code = OVERSIZE if payload else "store.empty_payload"
-            raise InputError(f"payload is {len(payload)} bytes, want 1..{MAX_RECORD_SIZE}", code=code)
-        offsets.append(len(blob))
-        magic = FRAME_MAGIC if i == len(payloads) - 1 else BATCH_MAGIC
-        blob += _FRAME.pack(magic, len(payload), zlib.crc32(payload)) + payload
-    return bytes(blob), offsets
-
-
-def read_frame(raw: bytes) -> bytes | None:
-    """The payload of ``raw`` if it is exactly one valid frame (either magic), else None."""
-    payload = raw[_FH:]
-    if len(raw) < _FH:
-        return None
-    magic, length, crc = _FRAME.unpack_from(raw)
-    return payload if magic in _MAGICS and (length, crc) == (len(payload), zlib.crc32(payload)) else None
-
-
-def read_run(data: bytes, first: int, offset: int) -> list[Frame] | None:
-    """The frames of ``data``, the bytes at ``offset`` of a file where a survey found consecutive records ``first``,
-    ``first + 1``, ... filling them exactly (each frame valid: either magic, length in bounds, CRC): read again
-    without a survey's batch holding and damage search, as they are known to be records. None if ``data`` is not
-    such a run of whole valid frames (the file changed since the survey)."""
-    frames: list[Frame] = []
-    pos, unpack, end = 0, _FRAME.unpack_from, len(data)
-    while pos < end:
-        if end - pos < _FH:
-            return None
-        magic, length, crc = unpack(data, pos)
-        payload = data[pos + _FH:pos + _FH + length]
-        if magic not in _MAGICS or not 1 <= length <= MAX_RECORD_SIZE or len(payload) != length \
-                or zlib.crc32(payload) != crc:
-            return None
-        frames.append(Frame(first + len(frames), offset + pos, payload))
-        pos += _FH + length
-    return frames
