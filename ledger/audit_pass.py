@@ -21,7 +21,6 @@ from .checkpoint import Checkpoint
 from .chunks import LEVELS, Chunk, ChunkFacts, check_chunk, engine_context
 from .commitments import Commitments
 from .compact import CompactRange
-from .custody import signature_findings
 from .errors import CorruptStoreError, InputError, StoneTrailError
 from .events import REGISTRY_KINDS
 from .findings import Finding
@@ -29,6 +28,7 @@ from .hashing import Digest
 from .merkle import leaf_hash
 from .reader import checkpoint_problems
 from .record import Record
+from .sig_findings import signature_findings
 from .spilled import SpilledState
 from .storage.framing import Frame, StoreProblem
 

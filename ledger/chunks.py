@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .compact import CompactRange, Node
-from .custody import message_findings
 from .engines import engine_context
 from .errors import CorruptStoreError, InputError
 from .findings import Finding
 from .merkle import leaf_hash
 from .record import Record, signed_parts
+from .sig_findings import message_findings
 from .storage import FrameFile
 from .storage.frames import read_run
 from .storage.framing import Frame

@@ -33,17 +33,17 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, MutableMapping
 
 from ._kinds import CHECKS, EFFECTS, birth
-from .errors import KeyFormatError, SignatureError
 from .events import REGISTRY_KINDS, Imported, Retired, Set, Transferred, Unset
 from .findings import Finding
 from .hashing import Digest
 from .identity import KINDS, IdentityIndex
 from .item import Item
-from .record import Record, Signature, verify_signature
+from .record import Record
 from .registry import Registry
 from .rules import RULES, Rule
+from .sig_findings import signature_findings
 
-__all__ = ["CustodyState", "Signatures", "message_findings", "signature_findings"]
+__all__ = ["CustodyState", "Signatures"]
 
 #: (record, log position) -> the ``sig.*`` findings of its signatures.
 Signatures = Callable[[Record, int], list[Finding]]
@@ -402,24 +402,6 @@ class CustodyState:
                 item.contents = tuple(i for i, _ in body.inputs)
                 for stone in parents:
                     stone.state, stone.article = "locked", out.id
-
-
-def signature_findings(record: Record, position: int) -> list[Finding]:
-    """The finding of each signature of ``record`` (at log ``position``) that does not verify under its key
-    (``sig.*``: :meth:`ledger.keys.PublicKey.verify`, DESIGN.md §2), in the record's order; empty: all verify."""
-    return message_findings(record.signatures, record.signed_message(), position)
-
-
-def message_findings(signatures: Iterable[Signature], message: bytes, position: int) -> list[Finding]:
-    """As :func:`signature_findings`, for a record's ``signatures`` over its signed ``message``
-    (:func:`ledger.record.signed_parts`)."""
-    found = []
-    for sig in signatures:
-        try:
-            verify_signature(sig, message)
-        except (SignatureError, KeyFormatError) as exc:
-            found.append(_f(exc.code, position, sig.party, f"signature by {sig.party}: {exc}"))
-    return found
 
 
 def _f(code: str, position: int, item: str | None, reason: str) -> Finding:

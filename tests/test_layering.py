@@ -50,7 +50,7 @@ ORDER = [
     "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
     "note", "checkpoint", "cosignature", "witness_policy", "trust", "witnessed",
     "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
-    "commitments",
+    "commitments", "sig_findings",
     "consistency", "rollback", "_evidence_format", "evidence", "witness.logs", "witness.protocol",
     "item", "origin", "rules", "_kinds",
     "custody", "spill", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json",

@@ -17,7 +17,6 @@ from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..custody import signature_findings
 from ..errors import InputError, StorageError
 from ..findings import Finding
 from ..identity import claims_of, sort_key
@@ -28,6 +27,7 @@ from ..index.reading import IndexedLog
 from ..index.snapshot import HEADS, IDENTITIES
 from ..merkle import leaf_hash
 from ..record import Record
+from ..sig_findings import signature_findings
 from ..storage import FileStore
 from ..storage.tiles import TiledTree
 from .db import PgDb, PgTables, is_url, reading_connection
@@ -50,7 +50,7 @@ class PgIndex(LedgerIndex):
     def _signatures(self, record: Record, position: int) -> list[Finding]:
         """The ``sig.*`` findings of ``record``: none for one checked already (before the write lock was taken,
         :meth:`ledger.pg.writer.PgBackend.append_batch`, or earlier in this round: :attr:`verified`), else
-        :func:`~ledger.custody.signature_findings`."""
+        :func:`~ledger.sig_findings.signature_findings`."""
         if bytes(record.record_hash) in self.verified:
             return []
         findings = signature_findings(record, position)

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..backends import CheckpointBody, lines_of
-from ..custody import signature_findings
 from ..errors import RuleError, StoneTrailError, StorageError
 from ..findings import raise_first
 from ..index.indexed import LedgerIndex
 from ..record import Record
+from ..sig_findings import signature_findings
 from ..storage.framing import pack_header
 from . import queue
 from .db import PgDb, PgTables, connect, redact
