@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
 from ledger import Ledger, build_demo
 from ledger._published_format import encode_entries
 from ledger.checkpoint import Checkpoint, sign_checkpoint
@@ -37,6 +36,7 @@ from ledger.keyfile import load_private_key
 from ledger.published import FetchError, fetch_bundle, fetch_bundles, publish_log
 from ledger.record import Output
 from ledger.trust import Trust
+from stonetrail_cli.main import main
 
 NEW_RECORDS = 1000
 

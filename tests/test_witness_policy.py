@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
 from ledger.bundle import check_bundle
 from ledger.checkpoint import MAX_SIGNATURES, add_signatures, format_checkpoint, read_unverified_checkpoint
 from ledger.cosignature import CosignerKey, cosign, cosigner_key, open_cosignatures
@@ -19,6 +18,7 @@ from ledger.keys import PrivateKey, note_verifier_key
 from ledger.trust import Trust
 from ledger.witness_policy import PolicyError, WitnessPolicy
 from ledger.witnessed import WitnessError, check_witnesses, witness_status
+from stonetrail_cli.main import main
 
 NOW = 1_796_000_000  # 2026-11-30
 SEEDS = [bytes([i]) * 32 for i in range(1, 40)]
