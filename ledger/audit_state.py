@@ -156,7 +156,7 @@ class Kept:
             first = next(frames, None)
             if first is None:
                 raise _rewritten(f"the file holds fewer than the {index + 1} records audited: the log was cut short "
-                                 "(rolled back) since")
+                                 "(rolled back) since, or it is another log of the same origin")
             if (first.index, first.offset) != (index, offset) or leaf_hash(first.payload) != self.saved.body["last"][1]:
                 raise _rewritten(f"record {index} of this file is not the one audited: the log was rewritten since")
             if _prefix(self.ledger, first, self.head) != self.saved.prefix:
@@ -339,11 +339,15 @@ def begin(ledger: str | Path, origin: str, keys: frozenset[bytes], level: str, s
 
 def _check(saved: Saved, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int]) -> None:
     """Refuse ``saved`` for another ledger, trust or level, or checkpoints below it (see :func:`begin`)."""
-    theirs = {"origin": saved.origin, "authority keys' SHA-256": saved.authority.hex(), "level": saved.level}
-    mine = {"origin": origin, "authority keys' SHA-256": authority_digest(keys).hex(), "level": level}
-    for what, value in theirs.items():
-        if mine[what] != value:
-            raise _mismatch(f"it was saved for another {what} ({value}, this audit: {mine[what]})")
+    if saved.origin != origin:
+        raise _mismatch(f"it was saved for another ledger (origin {saved.origin}, this one: {origin})")
+    if saved.authority != authority_digest(keys):
+        raise _mismatch("it was saved under other authority keys (another --trust file): resume only with the trust "
+                        "it was saved with, or audit from the start")
+    if saved.level != level:
+        policy = " (a policy is checked at level policy: a state saved without one does not resume with one, nor " \
+                 "the other way round)" if "policy" in (saved.level, level) else ""
+        raise _mismatch(f"it was saved at level {saved.level}, this audit is at level {level}{policy}")
     below = sorted(s for s in sizes if s < saved.size)
     if below:
         raise InputError(f"a checkpoint of tree size {below[0]} is below the {saved.size} records of the audit "
