@@ -118,7 +118,7 @@ class ItemHeads:
         if isinstance(event, Attested | Corrected) and event.subject not in self._of:
             self._waiting.setdefault(event.subject, []).append((position, record.record_hash))
         if items:
-            self._of[record.record_hash] = tuple(items)
+            self._of[record.record_hash] = tuple(sorted(items))  # not the set's order: that varies from run to run
         for item in items:
             self._positions.setdefault(item, []).append(position)
             self._latest[item] = record.record_hash
