@@ -45,10 +45,12 @@ def _fail(message: str, exit_code: int, *, code: str, file: str | None = None,
           details: dict[str, object] | None = None) -> NoReturn:
     """Report an error and exit with ``exit_code``: one line on stderr (``stonetrail: error: MESSAGE [CODE]``),
     or with --json, on stdout, ``{"error": {"code": CODE, "message": MESSAGE, "file": FILE or null, ...}}``, the
-    error's ``details`` (e.g. each witness's answer) added beside them."""
+    error's ``details`` (e.g. each witness's answer) added beside them; an error that is a failed verification
+    (exit 1) also says ``"verdict": "invalid"``, so that a script reading the verdict never finds none."""
     if JSON_OUTPUT.get():
-        click.echo(json.dumps({"error": {"code": code, "message": message, "file": file, **(details or {})}},
-                              indent=2))
+        verdict = {"verdict": "invalid"} if exit_code == EXIT_INVALID else {}
+        click.echo(json.dumps({**verdict, "error": {"code": code, "message": message, "file": file,
+                                                    **(details or {})}}, indent=2))
     else:
         click.echo(f"stonetrail: error: {message} [{code}]", err=True)
     sys.exit(exit_code)
@@ -128,15 +130,14 @@ def _exit_code(exc: BaseException) -> int:
 
 def _click_error(exc: click.ClickException | click.Abort) -> NoReturn:
     """Report an error of click's own (the command line could not be parsed) with its exit code: ``usage``
-    (exit 2), ``input.missing`` (exit 2: a file argument that names no readable file), ``aborted`` (exit 2)."""
+    (exit 2), ``input.missing`` / ``input.not_a_file`` (exit 2: a file argument that names no readable file / a directory), ``aborted`` (exit 2)."""
     if isinstance(exc, click.Abort):
         _fail("aborted", EXIT_USAGE, code="aborted")
     if isinstance(exc, click.UsageError):
         command = exc.ctx.command_path if exc.ctx else "stonetrail"
-        file = exc.file if isinstance(exc, _FileError) else None
+        file, code = (exc.file, exc.code) if isinstance(exc, _FileError) else (None, "usage")
         message = " ".join(exc.format_message().split())  # one line: click lists a Choice's values one a line
-        _fail(f"{message} (see '{command} --help')", EXIT_USAGE,
-              code="input.missing" if file is not None else "usage", file=file)
+        _fail(f"{message} (see '{command} --help')", EXIT_USAGE, code=code, file=file)
     _fail(exc.format_message(), exc.exit_code, code="usage")
 
 
@@ -270,12 +271,13 @@ def _plural(n: int, word: str) -> str:
 
 
 class _FileError(click.BadParameter):
-    """A file argument or option that names no file the command can read (``input.missing``): ``file`` is what
-    was given."""
+    """A file argument or option that names no file the command can read: ``file`` is what was given, ``code``
+    ``input.not_a_file`` for a directory, else ``input.missing``."""
 
     def __init__(self, message: str, file: str, ctx: click.Context | None, param: click.Parameter | None) -> None:
         super().__init__(message, ctx=ctx, param=param)
         self.file = file
+        self.code = "input.not_a_file" if os.path.isdir(file) else "input.missing"
 
 
 class _ExistingFile(click.Path):

@@ -52,7 +52,7 @@ from .index.db import SCHEMA
 from .merkle import leaf_hash
 from .record import Record
 from .storage.frames import read_run
-from .storage.framing import FRAME_HEADER, FRAME_MAGIC, MAX_HEADER, Frame, StoreProblem, read_header
+from .storage.framing import FRAME_HEADER, FRAME_MAGIC, MAX_HEADER, Frame, StoreProblem, TORN, read_header
 
 __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 
@@ -174,9 +174,12 @@ class Kept:
             InputError: ``audit.state_unsafe`` (the file's framing is damaged: no state describes it).
             StorageError: ``store.exists`` (``path`` exists: a state is never overwritten), ``store.io``.
         """
-        if any(True for _ in problems):
-            raise InputError("audit state: the ledger file's framing is damaged; no state is saved for it",
-                             code="audit.state_unsafe")
+        first = next(iter(problems), None)
+        if first is not None:
+            hint = ("run `stonetrail repair LEDGER` to move the torn tail aside, then audit again with "
+                    "--save-state" if first.code == TORN else "no state describes a damaged log")
+            raise InputError(f"audit state: not saved: the ledger file's framing is damaged at record "
+                             f"{first.index} ({first.code}); {hint}", code="audit.state_unsafe")
         walk, last = self.walk, self.last
         body = {"origin": walk.origin, "authority": authority_digest(walk.state.registry.authority_keys),
                 "level": walk.level, "schema": SCHEMA, "end": walk.end,

@@ -135,6 +135,11 @@ def test_a_state_for_another_ledger_or_trust_or_level_is_refused(demo: Path, tmp
         with pytest.raises(VerificationError) as refused:
             check_ledger(changed, TRUST, resume=tmp_path / "one.state")
         assert refused.value.code == "audit.log_rewritten"
+        told = CliRunner().invoke(main, ["verify", str(changed), "--trust", str(VECTORS / "trust.keys"), "--json",
+                                         "--resume", str(tmp_path / "one.state")])
+        assert told.exit_code == 1, told.output  # a script reading the verdict finds it: invalid
+        assert json.loads(told.output)["verdict"] == "invalid"
+        assert json.loads(told.output)["error"]["code"] == "audit.log_rewritten"
 
 
 def test_a_damaged_or_foreign_state_file_is_refused(demo: Path, tmp_path: Path) -> None:
@@ -167,7 +172,8 @@ def test_a_checkpoint_below_the_state_is_refused_and_a_damaged_ledger_gets_no_st
         == "audit.checkpoint_before_state"
     data = full.read_bytes()
     (tmp_path / "torn.ledger").write_bytes(data[:-7])
-    assert _refusal(tmp_path / "torn.ledger", trust, save_state=tmp_path / "torn.state").code == "audit.state_unsafe"
+    unsafe = _refusal(tmp_path / "torn.ledger", trust, save_state=tmp_path / "torn.state")
+    assert unsafe.code == "audit.state_unsafe" and "stonetrail repair" in str(unsafe)  # tells what to do
     assert not (tmp_path / "torn.state").exists()
     with pytest.raises(StorageError) as exists:
         check_ledger(full, trust, save_state=tmp_path / "a.state")

@@ -171,6 +171,21 @@ def test_json_errors_parse_and_keep_their_exit_code(files: SmallFiles, tmp_path:
     assert error["message"] and f"[{code}]" in text.stderr and text.stdout == ""
 
 
+def test_a_directory_given_for_a_file_is_named_not_a_file(files: SmallFiles, tmp_path: Path) -> None:
+    for args in (["verify", tmp_path, "--trust", files.trust], ["verify", files.ledger, "--trust", tmp_path]):
+        result = run(*args, "--json")
+        error = json.loads(result.stdout)["error"]
+        assert result.exit_code == 2 and (error["code"], error["file"]) == ("input.not_a_file", str(tmp_path))
+
+
+def test_only_an_error_of_exit_1_carries_a_verdict(files: SmallFiles) -> None:
+    """Exit 1 is an invalid verdict, whether a report or an error says it (an error's ``"verdict": "invalid"``:
+    tests/test_incremental_audit.py); a usage or input error says no verdict."""
+    for args in (["--bogus"], ["--trust", files.ledger]):
+        result = run("verify", files.ledger, *args, "--json")
+        assert result.exit_code == 2 and "verdict" not in json.loads(result.stdout), result.output
+
+
 def test_a_wrong_trust_file_is_a_json_error_naming_it(files: SmallFiles, tmp_path: Path) -> None:
     (tmp_path / "t.keys").write_text("operator nonsense\n", encoding="utf-8")
     commands: list[list[str | Path]] = [["verify", files.ledger], ["proof", "verify", files.bundle],
