@@ -130,7 +130,8 @@ def _exit_code(exc: BaseException) -> int:
 
 def _click_error(exc: click.ClickException | click.Abort) -> NoReturn:
     """Report an error of click's own (the command line could not be parsed) with its exit code: ``usage``
-    (exit 2), ``input.missing`` / ``input.not_a_file`` (exit 2: a file argument that names no readable file / a directory), ``aborted`` (exit 2)."""
+    (exit 2), ``input.missing`` / ``input.not_a_file`` (exit 2: a file argument that names no readable file /
+    a directory), ``aborted`` (exit 2)."""
     if isinstance(exc, click.Abort):
         _fail("aborted", EXIT_USAGE, code="aborted")
     if isinstance(exc, click.UsageError):

@@ -116,16 +116,20 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
                               jobs=workers.jobs, executor=workers.executor, engine=engine,
                               chunk_records=chunk_records,
                               save_state=save_state, resume=resume)
-    states = {"resumed_from": str(resume) if resume else None, "saved_state": str(save_state) if save_state else None}
+    states = {"resumed_from": str(resume) if resume else None, "resumed_at": report.resumed_at if resume else None,
+              "saved_state": str(save_state) if save_state else None}
     if as_json:
         root = report.root_hash.b64() if report.root_hash else None
         _print_json({"records": report.record_count, "root": root, "seconds": round(time.monotonic() - start, 3),
                      "level": report.level, **states, **report.to_json()})
         sys.exit(_verdict_exit(report.verdict))
     _print_report(report)
-    for done, path in (("resumed from", resume), ("saved to", save_state)):
-        if path is not None:
-            click.echo(f"state:     {done} {path}")
+    if resume is not None:
+        before = f"records 0..{report.resumed_at - 1}" if report.resumed_at else "no record"
+        click.echo(f"state:     resumed from {resume}: {before} audited before, "
+                   f"{report.record_count - report.resumed_at} read now")
+    if save_state is not None:
+        click.echo(f"state:     saved to {save_state}")
     _print_policy(report)
     _print_verdict(report, "verdict:   " if report.level in FULL_LEVELS else f"verdict (level {report.level} only): ")
 

@@ -77,6 +77,8 @@ class AuditReport(Verdicts):
     against the file and matched it (None if none was given or it did not match). ``policy``: the policy checked
     (None: none); ``policy_findings``: its findings (docs/format.md "Policies"), kept apart from ``findings``:
     they say the goods may not be accepted under that policy, not that the ledger is damaged or forged.
+    ``resumed_at``: the records a saved audit state covered, not read again (``check_ledger(resume=...)``; 0 for
+    a full audit): the rest of the report is the same either way.
     """
 
     origin: str
@@ -90,6 +92,7 @@ class AuditReport(Verdicts):
     policy: Policy | None = None
     policy_findings: tuple[Finding, ...] = ()
     level: str = "custody"
+    resumed_at: int = 0
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready summary (hashes in standard base64; the goods' counts null below level custody, which does
@@ -259,7 +262,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                        findings=tuple([*seen.findings, *(f for fs in found for f in fs)]),
                        checkpoint=max(good, key=lambda cp: cp.tree_size, default=None), policy=policy,
                        policy_findings=tuple(policy_findings),
-                       level=level)
+                       level=level, resumed_at=saved.size if saved is not None else 0)
 
 
 def _while_whole(chunks: Iterator[Chunk], file: FrameFile) -> Iterator[Chunk]:

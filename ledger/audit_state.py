@@ -52,7 +52,7 @@ from .index.db import SCHEMA
 from .merkle import leaf_hash
 from .record import Record
 from .storage.frames import read_run
-from .storage.framing import FRAME_HEADER, FRAME_MAGIC, MAX_HEADER, Frame, StoreProblem, TORN, read_header
+from .storage.framing import FRAME_HEADER, FRAME_MAGIC, MAX_HEADER, TORN, Frame, StoreProblem, read_header
 
 __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 

@@ -182,7 +182,7 @@ def test_a_checkpoint_below_the_state_is_refused_and_a_damaged_ledger_gets_no_st
 
 def test_verify_saves_and_resumes_from_the_command_line(demo: Path, tmp_path: Path) -> None:
     full, keys = str(demo / "demo.ledger"), str(demo / "trust.keys")
-    _cut(demo / "demo.ledger", 500, tmp_path / "a.ledger")
+    cut = _cut(demo / "demo.ledger", 500, tmp_path / "a.ledger")
     runner = CliRunner()
     saved = runner.invoke(main, ["verify", str(tmp_path / "a.ledger"), "--trust", keys, "--jobs", "1",
                                  "--save-state", str(tmp_path / "a.state")])
@@ -191,9 +191,12 @@ def test_verify_saves_and_resumes_from_the_command_line(demo: Path, tmp_path: Pa
                for extra in ([], ["--resume", str(tmp_path / "a.state")])]
     reports = [json.loads(out.output) for out in outputs]
     assert [r.pop("resumed_from") for r in reports] == [None, str(tmp_path / "a.state")]
+    assert [r.pop("resumed_at") for r in reports] == [None, cut]  # the records the state covered
     for report in reports:
         del report["seconds"]
     assert reports[0] == reports[1] and reports[0]["verdict"] == "valid"
+    text = runner.invoke(main, ["verify", full, "--trust", keys, "--resume", str(tmp_path / "a.state")]).output
+    assert f"audited before, {reports[0]['records'] - cut} read now" in text, text
     refused = runner.invoke(main, ["verify", full, "--trust", keys, "--resume", str(tmp_path / "a.state"),
                                    "--level", "structure", "--json"])
     assert refused.exit_code == 2, refused.output
