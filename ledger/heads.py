@@ -117,9 +117,10 @@ class ItemHeads:
         event = record.body.event
         if isinstance(event, Attested | Corrected) and event.subject not in self._of:
             self._waiting.setdefault(event.subject, []).append((position, record.record_hash))
-        if items:
-            self._of[record.record_hash] = tuple(sorted(items))  # not the set's order: that varies from run to run
-        for item in items:
+        ordered = sorted(items)  # never the set's order, which varies from run to run: the tables an index or an
+        if ordered:  # audit state keeps are then the same bytes in every run
+            self._of[record.record_hash] = tuple(ordered)
+        for item in ordered:
             self._positions.setdefault(item, []).append(position)
             self._latest[item] = record.record_hash
         if items and record.record_hash in self._waiting:
@@ -136,7 +137,7 @@ class ItemHeads:
             subject, items = pending.pop()
             for position, statement in self._waiting.pop(subject, ()):
                 self._of[statement] = tuple(sorted({*self._of.get(statement, ()), *items}))
-                for item in items:
+                for item in sorted(items):
                     bisect.insort(self._positions.setdefault(item, []), position)
                 pending.append((statement, items))
 

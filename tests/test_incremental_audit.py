@@ -8,6 +8,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -204,3 +207,18 @@ def test_verify_saves_and_resumes_from_the_command_line(demo: Path, tmp_path: Pa
         "code": "audit.state_mismatch", "message": "", "file": str(tmp_path / "a.state")}  # names the state file
     exists = runner.invoke(main, ["verify", full, "--trust", keys, "--save-state", str(tmp_path / "a.state")])
     assert exists.exit_code == 3 and "store.exists" in exists.output  # refused before the audit, kept as it was
+
+
+def test_a_saved_state_is_the_same_bytes_in_every_run(demo: Path, tmp_path: Path) -> None:
+    """The state is a function of the ledger and the audit: two processes whose string hashes differ
+    (PYTHONHASHSEED: the order of a set's items) save the same bytes."""
+    states = []
+    for seed in ("1", "2"):
+        state = tmp_path / f"{seed}.state"
+        run = subprocess.run([sys.executable, "-c", "from stonetrail_cli.main import main; main()", "verify",
+                              str(demo / "demo.ledger"), "--trust", str(demo / "trust.keys"), "--jobs", "1",
+                              "--save-state", str(state)],
+                             env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stderr
+        states.append(state.read_bytes())
+    assert states[0] == states[1]
