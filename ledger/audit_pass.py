@@ -145,15 +145,17 @@ class _Walk:
 
     def frame(self, index: int, payload: bytes, *, hashed: bool) -> None:
         """Apply the frame of record ``index`` (``hashed``: its leaf is in the range already)."""
-        if not hashed:
-            self.range.append(leaf_hash(payload))
         try:
             record = Record.from_bytes(payload)
         except InputError as exc:
+            if not hashed:
+                self.range.append(leaf_hash(payload))
             if not self.worker_decoded:
                 self.findings.append(Finding(code=exc.code, position=index, item=None, reason=str(exc)))
             self._skip_to(index + 1)
             return
+        if not hashed:
+            self.range.append(record.record_hash)  # = leaf_hash(payload), computed once: the rules need it too
         if record.body.kind in REGISTRY_KINDS:
             self.registry.append((index, record))
         if self.commitments is not None and (self.keep or index < self.largest):
