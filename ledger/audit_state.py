@@ -32,6 +32,7 @@ input, and msgpack's decoder is safe on any bytes.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -334,7 +335,7 @@ def begin(ledger: str | Path, origin: str, keys: frozenset[bytes], level: str, s
             head = _hash_head(Path(ledger), saved.resume[1])
     try:
         maps = _fresh() if saved is None else _restore(walk, saved)
-    except (ValueError, TypeError, KeyError, IndexError, StoneTrailError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, zlib.error, StoneTrailError) as exc:
         raise damaged(f"its contents are not a state ({exc})") from exc
     _attach(walk, maps, sizes)
     return Kept(walk, maps, saved, Path(ledger), head)
@@ -378,7 +379,13 @@ def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
     state.items = ItemRows(*tables["items"], *tables["item_types"])
     state.spill.load(body["spill"])
     state.size = body["size"]
-    for position, raw, committed in body["registry"]:
+    registry = body["registry"]
+    if type(registry) is not list or not all(
+            type(entry) is list and len(entry) == 3 and type(entry[0]) is int and 0 <= entry[0] < saved.size
+            and type(entry[1]) is bytes and type(entry[2]) is bool for entry in registry) \
+            or [entry[0] for entry in registry] != sorted({entry[0] for entry in registry}):
+        raise ValueError("registry records not as (position, bytes, committed) at increasing positions")
+    for position, raw, committed in registry:
         record = Record.from_bytes(raw)
         walk.registry.append((position, record))
         if committed:

@@ -204,6 +204,31 @@ def test_a_state_with_fields_of_the_wrong_shape_is_refused_as_damaged(demo: Path
     assert refused.value.code == "audit.state_damaged"
 
 
+_NESTED: dict[str, Callable[[dict[str, Any]], None]] = {
+    "registry record not bytes": lambda b: b["registry"][1].__setitem__(1, []),
+    "registry position None": lambda b: b["registry"][1].__setitem__(0, None),
+    "registry positions out of order": lambda b: b["registry"].reverse(),
+    "spill filter not zlib": lambda b: b["spill"].__setitem__("filter", b"\xff" * 8),
+}
+
+
+@pytest.mark.parametrize("change", sorted(_NESTED))
+def test_a_state_with_nested_fields_of_the_wrong_shape_is_refused_as_damaged(demo: Path, tmp_path: Path,
+                                                                             change: str) -> None:
+    """As above, for the fields inside the registry and the spill (adversarial review: a traceback before)."""
+    trust, full = _trust(demo), demo / "demo.ledger"
+    prefix = tmp_path / "prefix.ledger"
+    prefix.write_bytes(full.read_bytes()[: scan(full).frames[299].end])
+    check_ledger(prefix, trust, save_state=tmp_path / "a.state")
+    body = _state_body(tmp_path / "a.state")
+    assert len(body["registry"]) > 2
+    _NESTED[change](body)
+    _write_state(tmp_path / "a.state", tmp_path / "b.state", body)
+    with pytest.raises(InputError) as refused:
+        check_ledger(full, trust, resume=tmp_path / "b.state")
+    assert refused.value.code == "audit.state_damaged"
+
+
 def test_a_resume_with_workers_and_too_little_to_share_is_the_full_audit(demo: Path, tmp_path: Path) -> None:
     """A resumed audit whose tail is too short to share among workers is redone in one process: the frames, and
     the check of the state's prefix, are read twice, and the second check must pass as the first did."""
