@@ -301,6 +301,22 @@ def test_rows_a_damaged_page_hides_are_noticed_not_signed_or_exported(demo: Path
         assert ledger.checkpoint(operator) == want_note  # type: ignore[arg-type]  # rebuilt, then signed
 
 
+def test_a_registry_row_gone_from_the_index_is_noticed_not_signed(demo: Path, tmp_path: Path) -> None:
+    """Each registry row is checksummed, so a row deleted (or hidden by a damaged page) leaves rows that pass:
+    their number is checked against the count the index recorded (adversarial review: the registry line of a
+    signed checkpoint once lacked the last registry record)."""
+    path = _copy(demo, tmp_path, with_index=False)
+    keys, operator = _keys(demo)
+    want = checkpoint_file(path, operator)  # type: ignore[arg-type]
+    rebuild_index(path, keys)
+    with closing(sqlite3.connect(index_path(path))) as db:
+        db.execute("DELETE FROM registry WHERE id = (SELECT max(id) FROM registry)")
+        db.commit()
+    assert sign_file(path, operator) == want  # type: ignore[arg-type]
+    with Ledger.open(path, keys) as ledger:
+        assert ledger.checkpoint(operator) == want  # type: ignore[arg-type]  # rebuilt, then signed
+
+
 def test_a_forged_record_behind_the_writers_back_is_refused_by_the_index_and_named_by_the_audit(
         demo: Path, tmp_path: Path) -> None:
     """A frame the writer never checked: refused when the index catches up with it; a build from scratch takes

@@ -104,6 +104,9 @@ class LedgerIndex:
         track(self._maps, _TREES if self._snapshot is not None and self._snapshot[0] is not None else None)
         held = dict(known)  # registry records an earlier view of these tables read and checked (``known``)
         positions = db.registry_positions()
+        if len(positions) != (db.meta("registry") or 0):  # a row a damaged page hides, or one deleted
+            raise IndexDamaged(f"index table registry holds {len(positions)} rows, not the {db.meta('registry')} it "
+                               "recorded")
         read = dict(zip(unread := [p for p in positions if p not in held], self.records_at(unread), strict=True))
         self._registry = [(p, held.get(p) or read[p]) for p in positions]
         for position, record in self._registry:  # the registry is small and held in memory: replay it (a reader,
@@ -226,7 +229,7 @@ class LedgerIndex:
             add_records()
             self.db.add_registry(p for p, _ in registry)
             self.db.set_meta(size=size, end=end, counts=counts, last=bytes(self.tree.leaf_hash(size - 1)),
-                             root=bytes(self.tree.root_at(size)))
+                             root=bytes(self.tree.root_at(size)), registry=len(self._registry) + len(registry))
         self.size, self.end, self._counts = size, end, counts
         self._registry += registry
 
