@@ -28,7 +28,7 @@ from .events import Event
 from .hashing import Digest
 from .index.opening import Progress
 from .item import Item
-from .keys import PrivateKey
+from .keys import PrivateKey, note_verifier_key
 from .pg.db import is_url
 from .pg.writer import PgBackend
 from .record import Body, Output, Record
@@ -227,9 +227,12 @@ class Ledger:
         """
         expect(key, PrivateKey, "key", "a PrivateKey")
         expect(name, (str, type(None)), "name", "text or None")
-        size, root, *lines = self._backend.checkpoint_body()
-        return sign_checkpoint(Checkpoint(origin=self.origin, tree_size=size, root_hash=root, extensions=tuple(lines)),
+        signer = note_verifier_key(name or self.origin, key.public_key)
+        size, root, *lines = self._backend.checkpoint_body(signer)
+        note = sign_checkpoint(Checkpoint(origin=self.origin, tree_size=size, root_hash=root, extensions=tuple(lines)),
                                name or self.origin, key)
+        self._backend.signed(note)
+        return note
 
     def close(self) -> None:
         """Close the store (and its index); release the writer lock."""

@@ -10,15 +10,19 @@ database, for many writers.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Sequence
 from typing import Protocol
 
 from .errors import StorageError
 from .findings import raise_first
 from .hashing import Digest
+from .index.anchor import check_tree, keep_anchor
 from .index.indexed import LedgerIndex, LogFile
 from .index.maps import IndexDamaged
 from .index.opening import Progress, discard_index, open_index
+from .keys import NoteVerifierKey
 from .record import Record
 from .registry import format_registry_extension
 from .storage import FileStore
@@ -49,9 +53,13 @@ class Backend(Protocol):
         the first. Raises RuleError (the first finding; nothing written), StorageError."""
         ...
 
-    def checkpoint_body(self) -> CheckpointBody:
-        """What a checkpoint of the whole log signs now (the trees kept as a snapshot for its bundles)."""
+    def checkpoint_body(self, signer: NoteVerifierKey) -> CheckpointBody:
+        """What a checkpoint of the whole log signs now (the trees kept as a snapshot for its bundles), to be
+        signed by ``signer`` (:meth:`signed` then keeps the note)."""
         ...
+
+    def signed(self, note: str) -> None:
+        """Keep ``note``, the checkpoint just signed from :meth:`checkpoint_body`, where the next one starts."""
 
     def close(self) -> None: ...
 
@@ -112,13 +120,21 @@ class FileBackend:
             self._reopen_index(rebuild=True)
         return first
 
-    def checkpoint_body(self) -> CheckpointBody:
+    def checkpoint_body(self, signer: NoteVerifierKey) -> CheckpointBody:
+        """The body, from the index once its tree is checked against the log (:func:`ledger.index.anchor
+        .check_tree`); from an index rebuilt from the log if a row fails its checksum or the tree is not the
+        log's."""
         self._store.check_intact()
         try:
+            check_tree(self._index, signer)
             return lines_of(self._index)
-        except IndexDamaged:  # a row failed its checksum: never sign from it; rebuild from the log
+        except IndexDamaged:  # never sign from it; rebuild from the log
             self._reopen_index(rebuild=True)
             return lines_of(self._index)
+
+    def signed(self, note: str) -> None:
+        with contextlib.suppress(StorageError, sqlite3.Error):  # no anchor: the next signing reads more, that is all
+            keep_anchor(self._index, note)
 
     def _reopen_index(self, *, rebuild: bool = False) -> None:
         """A new index handle, caught up from the log (``rebuild``: built anew from it). If that fails too, the

@@ -1,5 +1,6 @@
 """Signing a checkpoint of a ledger file as it is (``stonetrail checkpoint``): through the ledger's persistent
-index when it covers the file (O(new work): no pass over the log), else through one pass over the log
+index when it covers the file and its tree is the log's (O(new work): the records since this signer's last
+checkpoint through the index, :mod:`ledger.index.anchor`), else through one pass over the log
 (:func:`ledger.reader.checkpoint_file`). Both sign the same bytes (tests/test_index.py).
 """
 
@@ -7,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .index.reading import indexed_log, through_index
-from .keys import PrivateKey
+from .index.anchor import check_tree, keep_anchor_beside
+from .index.reading import IndexedLog, indexed_log, through_index
+from .keys import PrivateKey, note_verifier_key
 from .pg.db import is_url
 from .pg.store import pg_view
 from .reader import Progress, sign_log
@@ -28,9 +30,18 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
         with pg_view(str(path)) as view:
             signed: tuple[int, str] | None = (view.tree.size, sign_log(view, key, name, trust=trust))
     else:
-        signed = through_index(indexed_log(path), lambda log: (log.tree.size, sign_log(log, key, name, trust=trust)))
+        signed = through_index(indexed_log(path), lambda log: (log.tree.size, _sign(log, key, name, trust)))
+        if signed is not None:
+            keep_anchor_beside(path, signed[1])
     if signed is None:
         return checkpoint_log(path, key, name, trust=trust, progress=progress)
     if progress is not None:
         progress(signed[0], signed[0])
     return signed[1]
+
+
+def _sign(log: IndexedLog, key: PrivateKey, name: str | None, trust: Trust | None) -> str:
+    """:func:`~ledger.reader.sign_log` of ``log`` once its tree is the log's (:func:`ledger.index.anchor.check_tree`,
+    from the anchor this signer left: IndexDamaged otherwise, and the caller reads the log)."""
+    check_tree(log.index, note_verifier_key(name or log.origin, key.public_key))
+    return sign_log(log, key, name, trust=trust)

@@ -20,6 +20,7 @@ from ..backends import CheckpointBody, lines_of
 from ..errors import RuleError, StoneTrailError, StorageError
 from ..findings import raise_first
 from ..index.indexed import LedgerIndex
+from ..keys import NoteVerifierKey
 from ..record import Record
 from ..sig_findings import signature_findings
 from ..storage.framing import pack_header
@@ -285,12 +286,17 @@ class PgBackend:
             index.commit([(r, 0, 0) for r in fresh])
         return placed
 
-    def checkpoint_body(self) -> CheckpointBody:
-        """The checkpoint body of the whole log, read and kept (its trees' snapshot) under the lock."""
+    def checkpoint_body(self, signer: NoteVerifierKey) -> CheckpointBody:
+        """The checkpoint body of the whole log, read and kept (its trees' snapshot) under the lock. The database
+        holds the records and their tree, written in one transaction: ``signer`` is not needed to tell them
+        apart (a file's index is checked against its log: :func:`ledger.index.anchor.check_tree`)."""
         with self._locked(wait=True):
             body = lines_of(self._index)
             self._written()
         return body
+
+    def signed(self, note: str) -> None:
+        """Nothing to keep: the next checkpoint body is read from the database as this one was."""
 
     @contextmanager
     def _locked(self, *, wait: bool) -> Iterator[bool]:

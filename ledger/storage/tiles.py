@@ -199,6 +199,12 @@ class TiledTree:
         _check_range("index", index, 0, self._size - 1, f"0 <= index < size {self._size}")
         return self._nodes.node(0, index)
 
+    def node(self, level: int, index: int) -> Digest:
+        """The hash of the complete subtree of leaves [index * 2**level, (index + 1) * 2**level), which must lie
+        below :attr:`size` (else InputError); StorageError as the class."""
+        _check_range("index", index, 0, (self._size >> level) - 1, f"a complete subtree below size {self._size}")
+        return self._nodes.node(level, index)
+
     def known_leaf(self, index: int) -> Digest | None:
         """The hash of leaf ``index`` if it costs no read (kept, or in a tile read before), else None."""
         return self._nodes.known_leaf(index) if 0 <= index < self._size else None
