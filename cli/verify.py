@@ -117,7 +117,8 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
                               chunk_records=chunk_records,
                               save_state=save_state, resume=resume)
     states = {"resumed_from": str(resume) if resume else None, "resumed_at": report.resumed_at if resume else None,
-              "saved_state": str(save_state) if save_state else None}
+              "saved_state": str(save_state) if save_state and not report.state_unsaved else None,
+              "state_not_saved": report.state_unsaved}
     if as_json:
         root = report.root_hash.b64() if report.root_hash else None
         _print_json({"records": report.record_count, "root": root, "seconds": round(time.monotonic() - start, 3),
@@ -129,7 +130,8 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
         click.echo(f"state:     resumed from {resume}: {before} audited before, "
                    f"{report.record_count - report.resumed_at} read now")
     if save_state is not None:
-        click.echo(f"state:     saved to {save_state}")
+        click.echo(f"state:     {report.state_unsaved}" if report.state_unsaved else
+                   f"state:     saved to {save_state}")
     _print_policy(report)
     _print_verdict(report, "verdict:   " if report.level in FULL_LEVELS else f"verdict (level {report.level} only): ")
 

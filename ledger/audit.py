@@ -78,7 +78,9 @@ class AuditReport(Verdicts):
     (None: none); ``policy_findings``: its findings (docs/format.md "Policies"), kept apart from ``findings``:
     they say the goods may not be accepted under that policy, not that the ledger is damaged or forged.
     ``resumed_at``: the records a saved audit state covered, not read again (``check_ledger(resume=...)``; 0 for
-    a full audit): the rest of the report is the same either way.
+    a full audit): the rest of the report is the same either way. ``state_unsaved``: why the state asked for
+    (``save_state``) was not saved — the file's framing is damaged, which the findings name (code
+    ``audit.state_unsafe`` in the message) — or None.
     """
 
     origin: str
@@ -93,6 +95,7 @@ class AuditReport(Verdicts):
     policy_findings: tuple[Finding, ...] = ()
     level: str = "custody"
     resumed_at: int = 0
+    state_unsaved: str | None = None
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready summary (hashes in standard base64; the goods' counts null below level custody, which does
@@ -188,8 +191,9 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`), NoteFormatError
     for a checkpoint that is not a well-formed signed checkpoint (a well-formed one that fails verification is a
     finding), InputError (``input.type``, ``input.value``) for an argument of the wrong type or value, and
-    for a state: InputError ``audit.state_damaged``, ``audit.state_mismatch``, ``audit.checkpoint_before_state``,
-    ``audit.state_unsafe`` (saving the state of a damaged file), VerificationError ``audit.log_rewritten`` (the
+    for a state: InputError ``audit.state_damaged``, ``audit.state_mismatch``, ``audit.checkpoint_before_state``
+    (a file with damaged framing gets no state, and a report that says so: ``state_unsaved``, beside the findings
+    that name the damage), VerificationError ``audit.log_rewritten`` (the
     log was cut short or rewritten below the saved state), StorageError ``store.exists`` (``save_state`` exists)
     or ``store.io``; CorruptStoreError ``store.changed`` (the file changed during the audit).
     """
@@ -247,8 +251,14 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
             with FrameFile(path, resume=saved.resume if saved else None) as again:
                 walk = run(kept, frames=_frames(again, kept))
                 problems = list(again.survey.problems)
+    unsaved = None
     if kept is not None and save_state is not None:
-        kept.save(save_state, problems)
+        try:
+            kept.save(save_state, problems)
+        except InputError as exc:  # damaged framing: the verdict says so, and that no state was saved
+            if exc.code != "audit.state_unsafe":
+                raise
+            unsaved = f"{str(exc).removeprefix('audit state: ')} [{exc.code}]"
     seen = finish(walk, problems, cps)
     checked = iter(seen.checkpoint_problems)
     found = [[_checkpoint_finding(e) for e in next(checked)] if cp is not None else bad for cp, bad in opened]
@@ -262,7 +272,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                        findings=tuple([*seen.findings, *(f for fs in found for f in fs)]),
                        checkpoint=max(good, key=lambda cp: cp.tree_size, default=None), policy=policy,
                        policy_findings=tuple(policy_findings),
-                       level=level, resumed_at=saved.size if saved is not None else 0)
+                       level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved)
 
 
 def _while_whole(chunks: Iterator[Chunk], file: FrameFile) -> Iterator[Chunk]:

@@ -172,7 +172,8 @@ class Kept:
         """Write the walk's state to the new file ``path`` (atomically: :func:`ledger._files.write_file`).
 
         Raises:
-            InputError: ``audit.state_unsafe`` (the file's framing is damaged: no state describes it).
+            InputError: ``audit.state_unsafe`` (the file's framing is damaged: no state describes it; the audit
+                reports it, :attr:`ledger.audit.AuditReport.state_unsaved`).
             StorageError: ``store.exists`` (``path`` exists: a state is never overwritten), ``store.io``.
         """
         first = next(iter(problems), None)

@@ -175,9 +175,16 @@ def test_a_checkpoint_below_the_state_is_refused_and_a_damaged_ledger_gets_no_st
         == "audit.checkpoint_before_state"
     data = full.read_bytes()
     (tmp_path / "torn.ledger").write_bytes(data[:-7])
-    unsafe = _refusal(tmp_path / "torn.ledger", trust, save_state=tmp_path / "torn.state")
-    assert unsafe.code == "audit.state_unsafe" and "stonetrail repair" in str(unsafe)  # tells what to do
+    unsafe = check_ledger(tmp_path / "torn.ledger", trust, save_state=tmp_path / "torn.state")
+    assert unsafe.verdict == "invalid" and unsafe.findings[-1].code == "store.torn_tail"  # the verdict stands
+    assert unsafe.state_unsaved and "audit.state_unsafe" in unsafe.state_unsaved \
+        and "stonetrail repair" in unsafe.state_unsaved  # tells what to do
     assert not (tmp_path / "torn.state").exists()
+    told = CliRunner().invoke(main, ["verify", str(tmp_path / "torn.ledger"), "--trust", str(demo / "trust.keys"),
+                                     "--save-state", str(tmp_path / "torn.state"), "--json"])
+    assert told.exit_code == 1, told.output  # an invalid verdict, not a usage error
+    report = json.loads(told.output)
+    assert report["verdict"] == "invalid" and report["saved_state"] is None and report["state_not_saved"]
     with pytest.raises(StorageError) as exists:
         check_ledger(full, trust, save_state=tmp_path / "a.state")
     assert exists.value.code == "store.exists"
