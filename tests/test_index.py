@@ -301,6 +301,22 @@ def test_rows_a_damaged_page_hides_are_noticed_not_signed_or_exported(demo: Path
         assert ledger.checkpoint(operator) == want_note  # type: ignore[arg-type]  # rebuilt, then signed
 
 
+def test_an_interrupted_rebuild_keeps_the_index_it_was_replacing(demo: Path, tmp_path: Path) -> None:
+    """`stonetrail index` interrupted (Ctrl-C) leaves the index it was rebuilding as it was, and no half-built
+    file (a new-user review lost the index that way)."""
+    path = _copy(demo, tmp_path)
+    keys, _ = _keys(demo)
+    before = index_rows(path)
+
+    def interrupted(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rebuild_index(path, keys, progress=interrupted)
+    assert index_rows(path) == before and indexed_log(path) is not None
+    assert not Path(f"{index_path(path)}.building").exists()
+
+
 def test_a_registry_row_gone_from_the_index_is_noticed_not_signed(demo: Path, tmp_path: Path) -> None:
     """Each registry row is checksummed, so a row deleted (or hidden by a damaged page) leaves rows that pass:
     their number is checked against the count the index recorded (adversarial review: the registry line of a

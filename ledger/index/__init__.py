@@ -17,7 +17,7 @@ from pathlib import Path
 from ..storage import FileStore
 from .db import index_path
 from .indexed import LogFile
-from .opening import Progress, discard_index, open_index
+from .opening import Progress, build_index, discard_index
 from .reading import IndexedLog, indexed_log
 
 __all__ = ["IndexedLog", "discard_index", "index_path", "indexed_log", "rebuild_index"]
@@ -35,6 +35,5 @@ def rebuild_index(ledger_path: str | Path, authority_keys: Iterable[bytes], *,
         CorruptStoreError): a record that breaks a rule (run an audit). StorageError: the index cannot be written.
     """
     with FileStore.open(ledger_path, writable=True, survey=False) as store:
-        discard_index(store.path)
-        open_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress,
-                   checked=checked).close()
+        build_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress,
+                    checked=checked).close()

@@ -26,7 +26,7 @@ from ..storage.framing import StoreProblem, Survey
 from .db import IndexDB, index_path
 from .indexed import LedgerIndex, LogFile
 
-__all__ = ["BUILDING", "Progress", "discard_index", "open_index", "tail", "tail_size"]
+__all__ = ["BUILDING", "Progress", "build_index", "discard_index", "open_index", "tail", "tail_size"]
 
 #: (records done, records in all) while an index is built or caught up.
 Progress = Callable[[int, int], None]
@@ -35,18 +35,19 @@ BUILDING = ".building"
 _CHUNK = 16384  # records applied between two writes of the index while it is built or caught up
 
 
-def discard_index(ledger_path: Path) -> None:
-    """Remove the index of the ledger at ``ledger_path`` (its SQLite file, write-ahead log and shared memory, and
-    those of an index being built)."""
+def discard_index(ledger_path: Path, *, building_only: bool = False) -> None:
+    """Remove the index of the ledger at ``ledger_path`` (its SQLite file, write-ahead log and shared memory) and
+    those of an index being built (``building_only``: only those; the index stays until a new one replaces it)."""
     path = index_path(ledger_path)
-    for base in (str(path), f"{path}{BUILDING}"):
+    for base in (f"{path}{BUILDING}",) if building_only else (str(path), f"{path}{BUILDING}"):
         for stale in (base, f"{base}-wal", f"{base}-shm"):
             Path(stale).unlink(missing_ok=True)
 
 
 def _new(log: LogFile, path: Path) -> IndexDB:
-    """A new, empty index for ``log`` at ``path`` (any index, or index being built, is removed first)."""
-    discard_index(log.path)
+    """A new, empty index for ``log`` at ``path``, the file of an index being built (one left by a build that was
+    interrupted is removed first; the ledger's index, if any, stays until :func:`_publish` replaces it)."""
+    discard_index(log.path, building_only=True)
     db = IndexDB.open(path, create=True)
     with db.transaction():
         db.set_meta(origin=log.origin, header=hashlib.sha256(log.header).digest(), size=0, end=len(log.header),
@@ -174,7 +175,7 @@ def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progr
             db.close()  # -shm files of the new index built at the same path
         index = None
     if index is None:
-        return _build(log, path, keys, progress, trusted=not checked)
+        return build_index(log, keys, progress=progress, checked=checked)
     try:
         _catch_up(index, progress)
     except BaseException:
@@ -183,11 +184,14 @@ def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progr
     return index
 
 
-def _build(log: LogFile, path: Path, keys: frozenset[bytes], progress: Progress | None, *, trusted: bool
-           ) -> LedgerIndex:
-    """A new index of ``log``, built in a file beside ``path`` without waiting for the disk (SQLite's
-    synchronous=OFF: a crash leaves only that file, which the next build removes), then made durable and renamed
-    to ``path``, so that an index at ``path`` is always a whole one. Raises as :func:`open_index`."""
+def build_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progress | None = None,
+                checked: bool = False) -> LedgerIndex:
+    """A new index of ``log``, whatever index it has (see :func:`open_index` for ``progress`` and ``checked``),
+    built in a file beside the index's path without waiting for the disk (SQLite's synchronous=OFF: a crash or an
+    interruption leaves only that file, which the next build removes), then made durable and renamed to the
+    index's path: an index there is always a whole one, and the old one serves until the new one replaces it.
+    Raises as :func:`open_index`."""
+    keys, path, trusted = frozenset(authority_keys), index_path(log.path), not checked
     building = path.with_name(f"{path.name}{BUILDING}")
     try:
         index = LedgerIndex(_new(log, building), log, keys)
@@ -207,7 +211,7 @@ def _build(log: LogFile, path: Path, keys: frozenset[bytes], progress: Progress 
         return LedgerIndex(IndexDB.open(path, create=False), log, keys)
     except BaseException as exc:
         index.close()
-        discard_index(log.path)
+        discard_index(log.path, building_only=True)
         if isinstance(exc, OSError | sqlite3.Error):
             raise StorageError(f"cannot write the index {path}: {exc}", code="index.io") from exc
         raise
