@@ -106,6 +106,9 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
     if cluster is not None and is_url(ledger_file):
         raise click.UsageError("--cluster reads a ledger file the workers share: copy the database ledger to one "
                                "first (stonetrail copy)")
+    if witness_policy is not None and not checkpoint_paths:
+        raise click.UsageError("--witness-policy checks the cosignatures of a checkpoint: give the checkpoint to "
+                               "check with --checkpoint")
     trust = _load_trust(trust_file, witness_policy)
     notes = [_read_checkpoint(p) for p in checkpoint_paths]
     start = time.monotonic()

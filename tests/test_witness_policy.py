@@ -238,6 +238,9 @@ def test_a_bundle_carries_its_cosignatures_and_fails_the_quorum_with_a_named_cod
                                   str(demo / "trust.keys"), "--witness-policy", str(policy), "--json"])
     assert failed.exit_code == 1
     assert [f["code"] for f in json.loads(failed.output)["findings"]] == ["witness.quorum"]
+    unused = runner.invoke(main, ["verify", str(demo / "demo.ledger"), "--trust", str(demo / "trust.keys"),
+                                  "--witness-policy", str(policy)])  # no checkpoint to check: refused, not ignored
+    assert unused.exit_code == 2 and "--checkpoint" in unused.output, unused.output
     bad_age = runner.invoke(main, ["proof", "verify", str(tmp_path / "good.stproof"), "--trust",
                                    str(demo / "trust.keys"), "--max-age", "soon"])
     assert bad_age.exit_code == 2 and "Traceback" not in bad_age.output
