@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from ledger import format_ct
-from ledger.inventory import ItemLine, item_lines
+from ledger.inventory import ItemLine, indexed_item_lines, item_lines
+from ledger.pg.db import is_url
 from ledger.pg.store import as_file
 
 from ._common import _EXISTING, _LEDGER, _errors, _load_trust, _plural, _print_json, _replay, _verdict_exit
@@ -30,8 +31,9 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
 
     With --trust, the whole ledger is checked too, as 'show' does: "verified" only if it has no finding at all,
     else "invalid" (exit 1; 'verify' lists the findings). --json gives "verdict" (verified, unverified or
-    invalid), "findings" (their number) and "items": [{item, type, nature, state, holder, owner, mass_mct,
-    records, latest}] (masses in mct; latest: the position of the item's last record).
+    invalid), "findings" (their number; null when unverified) and "items": [{item, type, nature, state, holder,
+    owner, mass_mct, records, latest}] (masses in mct; latest: the position of the item's last record). Without
+    --trust the list is read from the ledger's index when it has one (stonetrail index), without a replay.
 
     LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4).
 
@@ -40,15 +42,19 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
       stonetrail items out/demo.ledger --trust out/trust.keys
       stonetrail items out/demo.ledger --json
     """
-    with as_file(ledger_file) as local:  # a database ledger is read from a copy of its records
-        replay, verdict = _replay(local, _load_trust(trust_file) if trust_file else None)
-    lines = item_lines(replay)
+    trust = _load_trust(trust_file) if trust_file else None
+    lines = indexed_item_lines(ledger_file) if trust is None and not is_url(ledger_file) else None
+    verdict, findings = "unverified", None
+    if lines is None:
+        with as_file(ledger_file) as local:  # a database ledger is read from a copy of its records
+            replay, verdict = _replay(local, trust)
+        lines = item_lines(replay)
+        findings = len(replay.findings) if trust is not None else None
     if as_json:
-        _print_json({"verdict": verdict, "findings": len(replay.findings),
-                     "items": [dataclasses.asdict(line) for line in lines]})
+        _print_json({"verdict": verdict, "findings": findings, "items": [dataclasses.asdict(line) for line in lines]})
     else:
         _print_items(lines)
-        click.echo(_summary(lines, verdict, len(replay.findings)))
+        click.echo(_summary(lines, verdict, findings or 0))
     sys.exit(_verdict_exit(verdict))
 
 

@@ -18,13 +18,14 @@ import pytest
 from click.testing import CliRunner
 from crashkit import index_rows
 
-from ledger import Ledger, Mined, Output, Trust, check_bundle, export_bundles, keyfile
+from ledger import Ledger, Mined, Output, Trust, check_bundle, export_bundles, keyfile, replay_ledger
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import StoneTrailError
 from ledger.identity import claims_of, sort_key
 from ledger.index import discard_index, rebuild_index
 from ledger.index.db import index_path
 from ledger.index.reading import indexed_log
+from ledger.inventory import indexed_item_lines, item_lines
 from ledger.reader import checkpoint_file
 from ledger.record import Record
 from ledger.signing import checkpoint_file as sign_file
@@ -299,6 +300,14 @@ def test_rows_a_damaged_page_hides_are_noticed_not_signed_or_exported(demo: Path
     assert sign_file(path, operator) == want_note  # type: ignore[arg-type]
     with Ledger.open(path, keys) as ledger:
         assert ledger.checkpoint(operator) == want_note  # type: ignore[arg-type]  # rebuilt, then signed
+
+
+def test_items_from_the_index_are_the_replays(demo: Path, tmp_path: Path) -> None:
+    """`stonetrail items` without --trust reads the index (no replay of the log): the same lines as a replay."""
+    path = _copy(demo, tmp_path)
+    assert indexed_item_lines(path) == item_lines(replay_ledger(path, None))
+    discard_index(path)
+    assert indexed_item_lines(path) is None  # no index: the caller replays
 
 
 def test_an_interrupted_rebuild_keeps_the_index_it_was_replacing(demo: Path, tmp_path: Path) -> None:

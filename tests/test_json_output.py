@@ -216,7 +216,8 @@ def test_a_valid_json_report_and_an_invalid_one(files: SmallFiles) -> None:
 
 def test_items_lists_kind_state_holder_and_records(files: SmallFiles) -> None:
     listed = json.loads(run("items", files.ledger, "--json").stdout)
-    assert listed["verdict"] == "unverified" and listed["items"] == [
+    assert listed["verdict"] == "unverified" and listed["findings"] is None  # nothing was checked
+    assert listed["items"] == [
         {"item": "S1", "type": "stone", "nature": "natural", "state": "live", "holder": "trader-b",
          "owner": "trader-b", "mass_mct": 900, "records": 2, "latest": 3}]
     shown = json.loads(run("show", files.ledger, "S1", "--json").stdout)
