@@ -210,6 +210,10 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     beside LEDGER (the checkpoint 'proof export' uses), keeping the one it replaces as checkpoint-<tree size>.txt.
     A published checkpoint is replaced only by one of a ledger that extends it.
 
+    The operator vouches for the log's bytes, not for its records' validity: a ledger with a record that breaks
+    a rule is signed all the same (a framing that is damaged is refused). Audit it first ('stonetrail verify')
+    when that matters; the bundles of a stone with such a record then fail 'proof verify'.
+
     The note is signed under the ledger's origin (or --name). Verifiers accept it only if their trust file pins
     this key under that name as 'operator'. With --trust, that is checked before signing, and a refusal names
     the line that was expected; without it, only a key the ledger's registry gives to a party or the authority

@@ -83,9 +83,15 @@ class Ledger:
         checked against the log and caught up with it, or built anew from the log when it is missing or not the
         log's (``progress(records done, records in all)`` is then called as it is built).
 
+        Opening is not an audit: records the index already holds are not checked again, and an index built
+        from scratch takes the log's custody records as the writer checked them when it appended them
+        (docs/adr/0020-trusted-rebuild.md); records appended since the index was last written are checked as a
+        new one is. A log someone altered behind the writer's back can open: :func:`ledger.audit.check_ledger`
+        (``stonetrail verify``) checks every record.
+
         Raises:
-            LockedError: another writer holds it. CorruptStoreError: torn tail, damaged frame or an invalid
-            record (audit it). StorageError: I/O failure. ArgumentError: ``input.type``.
+            LockedError: another writer holds it. CorruptStoreError: torn tail or damaged frame, or an invalid
+            record among those checked (audit it). StorageError: I/O failure. ArgumentError: ``input.type``.
         """
         keys = frozenset(_writer_arguments(path, authority_keys, now_ms))
         if is_url(path):
