@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from ledger import Finding, format_ct
+from ledger._text import did_you_mean
 from ledger.audit import Replay
 from ledger.errors import InputError, VerificationError
 from ledger.history import History, ItemScope, damage, indexed_scope, item_scope, summary, trace
@@ -134,9 +135,8 @@ def _told(log: IndexedLog, item: str) -> tuple[ItemScope, History]:
     try:
         found = indexed_scope(log, item)
     except KeyError:
-        alike = [i for i in log.commitments.heads.index if i.casefold() == item.casefold()]
-        hint = f"; did you mean {alike[0]!r}?" if alike else ""
-        raise InputError(f"no item {item!r} in {log.path}{hint}", code="item.unknown") from None
+        raise InputError(f"no item {item!r} in {log.path}{did_you_mean(item, log.commitments.heads.index)}",
+                         code="item.unknown") from None
     return found, trace(found, item)
 
 
@@ -163,9 +163,8 @@ def _not_found(replay: Replay, ledger_file: Path | str, item: str, broken: Seque
         what, todo = _damaged(ledger_file, broken)
         return VerificationError(f"no readable record creates {item!r}, which may be in the part that cannot be "
                                  f"read: {what}{todo}", code="item.unreadable")
-    alike = [i for i in replay.state.items if i.casefold() == item.casefold()]
-    hint = f"; did you mean {alike[0]!r}?" if alike else ""
-    return InputError(f"no item {item!r} in {ledger_file}{hint}", code="item.unknown")
+    return InputError(f"no item {item!r} in {ledger_file}{did_you_mean(item, replay.state.items)}",
+                      code="item.unknown")
 
 
 def _damaged(ledger_file: Path | str, broken: Sequence[Finding]) -> tuple[str, str]:

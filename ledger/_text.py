@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
+from collections.abc import Iterable
 
 __all__ = ["FREE_TEXT_RANGES", "ID_RE", "UNICODE_VERSION", "fold", "text_fault"]
 
@@ -45,6 +46,14 @@ def fold(identifier: str) -> str:
     the NFKC step makes the key meaningful for any text a caller compares (fullwidth R, U+FF32, folds to ``r``).
     """
     return unicodedata.normalize("NFKC", identifier).casefold().translate(_LOOK_ALIKE)
+
+
+def did_you_mean(item: str, names: Iterable[str]) -> str:
+    """"; did you mean 'R-00001-A'?" when one of ``names`` reads like ``item`` (:func:`fold`: case, 0/O, 1/l/I),
+    the first in sorted order, else "" (for a message that names an id nobody has)."""
+    key = fold(item)
+    alike = sorted(name for name in names if fold(name) == key)
+    return f"; did you mean {alike[0]!r}?" if alike else ""
 
 
 def text_fault(text: str) -> str | None:

@@ -30,11 +30,11 @@ nothing of this: an offline verifier knows only the checkpoint it is given (docs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._text import fold
+from ._text import did_you_mean
 from .bundle import Bundle, check_bundle_proofs, encode_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import BundleFormatError, InputError, StoneTrailError, VerificationError, expect, expect_each, expect_path
@@ -151,14 +151,6 @@ class SelfCheckError(VerificationError):
         self.findings = tuple(findings)
 
 
-def _read_alike(item: str, names: Mapping[str, object]) -> str:
-    """"; did you mean 'R-00001-A'?" when an item of ``names`` reads like ``item`` (:func:`ledger._text.fold`:
-    case, 0/O, 1/l/I), else ""."""
-    key = fold(item)
-    alike = sorted(name for name in names if fold(name) == key)
-    return f"; did you mean {alike[0]!r}?" if alike else ""
-
-
 def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trust: Trust | None,
             progress: Progress | None = None) -> dict[str, AsOf]:
     """Each item's bundle under ``checkpoint`` and the file's later records of its scope (:class:`AsOf`)."""
@@ -246,7 +238,7 @@ def _bundle(log: ReadSide, records: Records, item: str, note: str, cp: Checkpoin
             raise StaleCheckpointError(item, AsOf(bundle=b"", tree_size=cp.tree_size, file_size=log.tree.size,
                                                   later=missed))
         raise InputError(f"no record among the first {cp.tree_size} of the ledger creates {item!r}"
-                         f"{_read_alike(item, heads.index)}", code="item.unknown")
+                         f"{did_you_mean(item, heads.index)}", code="item.unknown")
     positions = sorted({*scope.positions, *(p for p, _ in registry)})
     latest = [(name, heads.proof(name)) for name in scope.items]
     claimed = {(kind, key) for kind, key, _, _ in scope_claims(records, scope)[0]}

@@ -300,6 +300,9 @@ def test_proof_export_suggests_the_id_that_reads_alike(files: SmallFiles, tmp_pa
         assert result.exit_code == 2 and "did you mean 'S1'?" in result.output and "[item.unknown]" in result.output
     unknown = run("proof", "export", files.ledger, "S2", "--checkpoint", files.checkpoint, "-o", tmp_path / "x")
     assert unknown.exit_code == 2 and "did you mean" not in unknown.output
+    for how in ([], ["--trust", files.trust]):  # `show` the same way, through the index and through a replay
+        shown = run("show", files.ledger, "sl", *how)
+        assert shown.exit_code == 2 and "did you mean 'S1'?" in shown.output, shown.output
 
 
 def test_an_invalid_bundle_is_never_called_compliant(tmp_path: Path) -> None:
