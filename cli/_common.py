@@ -20,7 +20,7 @@ from typing import Any, NoReturn, Protocol, TypeVar
 import click
 
 from ledger import Finding, Trust, keyfile, replay_ledger
-from ledger._files import write_files
+from ledger._files import check_new, write_files
 from ledger.audit import Replay
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
@@ -263,8 +263,22 @@ def _replay(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
 def _write_new(*files: tuple[Path, str | bytes]) -> None:
     """Write new files (path, text as UTF-8 or bytes), all or none, each created exclusively, never through a
     symbolic link, and linked into place only once complete (:func:`ledger._files.write_files`): nothing a user
-    keeps, a ledger least of all, is ever overwritten. Raises StorageError ``store.exists``, ``store.io``."""
-    write_files([(path, data.encode() if isinstance(data, str) else data) for path, data in files])
+    keeps, a ledger least of all, is ever overwritten. Raises StorageError ``store.exists`` (naming, as the
+    error's file, the one that exists), ``store.io``."""
+    try:
+        write_files([(path, data.encode() if isinstance(data, str) else data) for path, data in files])
+    except StorageError as exc:
+        clash = next((path for path, _ in files if os.path.lexists(path)), None)
+        if exc.code == "store.exists" and clash is not None:
+            _ERROR_FILES.setdefault(exc, str(clash))
+        raise
+
+
+def check_new_file(path: Path) -> None:
+    """:func:`ledger._files.check_new` (refuse an output file that exists, before any work), the error naming
+    ``path`` as its file."""
+    with _about(path, codes=("store.exists", "store.io")):
+        check_new(path)
 
 
 def _plural(n: int, word: str) -> str:

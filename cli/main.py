@@ -23,7 +23,6 @@ from ledger import (
     keyfile,
     note_verifier_key,
 )
-from ledger._files import check_new
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.consistency import format_consistency_proof
 from ledger.errors import TrustFileError
@@ -61,6 +60,7 @@ from ._common import (
     _save_key,
     _verdict_exit,
     _write_new,
+    check_new_file,
     wants_colour,
 )
 from ._output import command_run, progress
@@ -248,7 +248,7 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     file_out = None if out == Path("-") else out
     for target in (file_out, proof_out):
         if target is not None:
-            check_new(target)  # never overwritten (old checkpoints are evidence)
+            check_new_file(target)  # never overwritten (old checkpoints are evidence)
     if file_out is not None and proof_out is not None and file_out.resolve() == proof_out.resolve():
         raise click.UsageError("-o and --proof-out name the same file")
     key = keyfile.load_private_key(key_file)

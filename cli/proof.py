@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 
 from ledger import bundle_to_json_text, format_ct
-from ledger._files import check_new
 from ledger.bundle import (
     MAX_BUNDLE_SIZE,
     BundleFormatError,
@@ -49,6 +48,7 @@ from ._common import (
     _utc,
     _verdict_exit,
     _write_new,
+    check_new_file,
 )
 from ._output import progress
 from ._policy import _print_policy, policy_options
@@ -113,7 +113,7 @@ def export(ledger_file: Path | str, item: str, out: Path | None, checkpoint_path
     if checkpoint_path is not None and as_of_path is not None:
         raise click.UsageError("--checkpoint and --as-of exclude each other (--as-of also names the checkpoint)")
     out = out or Path.cwd() / f"{item}{SUFFIX}"
-    check_new(out)  # fail before the export's work; a bundle is never overwritten
+    check_new_file(out)  # fail before the export's work; a bundle is never overwritten
     given = as_of_path or checkpoint_path
     if given is None and is_url(ledger_file):
         raise click.UsageError("a database ledger has no checkpoint.txt beside it: name the checkpoint with "

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from ledger._files import check_new
 from ledger.bundle import summarize_bundle
 from ledger.published import fetch_bundle, publish_log
 
@@ -27,6 +26,7 @@ from ._common import (
     _print_json,
     _read_checkpoint,
     _write_new,
+    check_new_file,
 )
 from .proof import SUFFIX, _published_checkpoint
 
@@ -140,7 +140,7 @@ def fetch_command(url: str, item: str, trust_file: Path, out: Path | None, timeo
             raise click.UsageError(f"no directory {url}: did you mean http://{url}?")
         url = local.resolve().as_uri() + "/"
     out = out or Path.cwd() / f"{item}{SUFFIX}"
-    check_new(out)
+    check_new_file(out)
     trust = _load_trust(trust_file, witness_policy)
     data = fetch_bundle(url, item, trust, timeout=timeout, max_age=_max_age(max_age, trust))
     _write_new((out, data))

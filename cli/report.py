@@ -18,7 +18,6 @@ from typing import NoReturn
 
 import click
 
-from ledger._files import check_new
 from ledger.annex import FORMATS, VERDICT_TEXT, build_annex
 from ledger.bundle import BundleReport, check_bundle
 from ledger.dossier import Dossier, dossier_of
@@ -39,6 +38,7 @@ from ._common import (
     _print_json,
     _verdict_exit,
     _write_new,
+    check_new_file,
 )
 from ._policy import policy_options
 from .proof import _read_bundle
@@ -122,7 +122,7 @@ def report(bundle_file: Path, trust_file: Path, out: Path | None, witness_policy
         click.echo(report_html(dossier), nl=False)
         sys.exit(_verdict_exit(verdict))
     out = out or Path.cwd() / f"{dossier.provenance.item}.html"
-    check_new(out)
+    check_new_file(out)
     html = report_html(dossier).encode("utf-8")
     _write_new((out, html))
     if as_json:
@@ -172,7 +172,7 @@ def annex(bundle_file: Path, trust_file: Path, fmt: str, as_csv: bool, out: Path
         raise click.UsageError("--csv and --json exclude each other")
     to_file = out is not None and str(out) != "-"
     if to_file and out is not None:
-        check_new(out)
+        check_new_file(out)
     dossier = _verified(bundle_file, trust_file, witness_policy, max_age, policy, as_json=as_json and not to_file)
     found = build_annex(dossier, fmt)
     text = (json.dumps(found.to_json(), indent=2) + "\n" if as_json else found.to_csv() if as_csv

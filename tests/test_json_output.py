@@ -186,6 +186,18 @@ def test_only_an_error_of_exit_1_carries_a_verdict(files: SmallFiles) -> None:
         assert result.exit_code == 2 and "verdict" not in json.loads(result.stdout), result.output
 
 
+def test_an_output_file_that_exists_is_the_errors_file(files: SmallFiles, tmp_path: Path) -> None:
+    """store.exists names the file that exists, whichever command refuses it (it was null for some)."""
+    taken = tmp_path / "taken"
+    taken.write_text("keep me\n", encoding="utf-8")
+    for args in (["proof", "export", files.ledger, "S1", "--checkpoint", files.checkpoint, "-o", taken],
+                 ["checkpoint", files.ledger, "--key", _operator_key(tmp_path), "-o", taken]):
+        result = run(*args, "--json")
+        error = json.loads(result.stdout)["error"]
+        assert (error["code"], error["file"]) == ("store.exists", str(taken)), result.output
+    assert taken.read_text(encoding="utf-8") == "keep me\n"
+
+
 def test_a_wrong_trust_file_is_a_json_error_naming_it(files: SmallFiles, tmp_path: Path) -> None:
     (tmp_path / "t.keys").write_text("operator nonsense\n", encoding="utf-8")
     commands: list[list[str | Path]] = [["verify", files.ledger], ["proof", "verify", files.bundle],
