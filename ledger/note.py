@@ -153,7 +153,9 @@ def split_note(note: str | bytes) -> tuple[str, list[str]]:
 def _check_text(text: str) -> None:
     """Valid UTF-8, ends in "\\n", no control character but "\\n" (signed-note, "Format")."""
     if not isinstance(text, str) or not text.endswith("\n") or CONTROL.search(text):
-        raise NoteFormatError("note text must end in newline, no control chars", code="note.malformed")
+        hint = (f" (got {text[:60]!r}: a file name? pass the file's text, e.g. Path(name).read_text())"
+                if isinstance(text, str) and "\n" not in text and len(text) < 4096 else "")
+        raise NoteFormatError(f"note text must end in newline, no control chars{hint}", code="note.malformed")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -234,6 +234,9 @@ def test_note_structure_errors() -> None:
             open_note(case, [VKEY])
     with pytest.raises(NoteFormatError):
         open_note(b"hello\n\n\xff" + sig_line.encode(), [VKEY])  # not UTF-8
+    with pytest.raises(NoteFormatError) as named:  # a file's name where its text belongs: said so
+        open_note("out/checkpoint.txt", [VKEY])
+    assert "'out/checkpoint.txt': a file name?" in str(named.value)
 
 
 def test_sign_note_preconditions() -> None:
