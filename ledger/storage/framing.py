@@ -123,7 +123,9 @@ def _origin_problem(raw: bytes) -> str | None:
     if not 1 <= len(raw) <= MAX_ORIGIN_SIZE:
         return f"origin is {len(raw)} bytes, want 1..{MAX_ORIGIN_SIZE}"
     if any(b < 0x21 or b > 0x7E or b == 0x2B for b in raw):
-        return f"origin {raw[:60]!r} has a byte outside ASCII 0x21..0x7E, or a '+'"
+        shown = raw[:60].decode("utf-8", "backslashreplace")
+        return (f"origin {shown!r} has a character outside printable ASCII without spaces (0x21..0x7E) or a '+' "
+                "(C2SP: an origin is a schema-less URL, e.g. example.com/diamonds)")
     return None
 
 
