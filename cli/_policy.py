@@ -30,7 +30,8 @@ def policy_options(fn: _F) -> _F:
                 import_threshold_ct: str | None, kp_rules: bool, require_known_origin: bool, require_verified: bool,
                 regrade_tolerance_ct: str | None, import_tolerance_ct: str | None, **kwargs: Any) -> Any:
         policy = (_load_policy(policy_file) if policy_file else Policy()).extend(
-            deny_origin=frozenset().union(*(_flag(parse_countries, text, "--deny-origin") for text in deny_origin)),
+            deny_origin=frozenset().union(*(_flag(parse_countries, text.upper(), "--deny-origin")  # ru: RU
+                                            for text in deny_origin)),
             import_threshold_mct=_carats(import_threshold_ct, "--import-threshold-ct"),
             kp_rules=kp_rules, require_known_origin=require_known_origin, require_verified=require_verified,
             regrade_tolerance_mct=_carats(regrade_tolerance_ct, "--regrade-tolerance-ct"),

@@ -750,13 +750,20 @@ def test_cli_policy_file_and_flags(laundered: tuple[Path, Path], tmp_path: Path)
 
 
 @pytest.mark.parametrize("args", [
-    ("--deny-origin", "ru"), ("--deny-origin", "RUS"), ("--import-threshold-ct", "1e3"),
+    ("--deny-origin", "r"), ("--deny-origin", "RUS"), ("--import-threshold-ct", "1e3"),
     ("--regrade-tolerance-ct", "0.0005"), ("--import-tolerance-ct", "-1"),
 ])
 def test_cli_refuses_bad_policy_values(laundered: tuple[Path, Path], args: tuple[str, str]) -> None:
     path, trust = laundered
     result = run("verify", path, "--trust", trust, *args)
     assert result.exit_code == 2 and "policy.malformed" in result.output and "Traceback" not in result.output
+
+
+def test_cli_reads_a_country_code_in_lower_case_as_the_code(laundered: tuple[Path, Path]) -> None:
+    path, trust = laundered
+    lower, upper = (run("verify", path, "--trust", trust, "--deny-origin", code, "--json") for code in ("ru,ca", "RU,CA"))
+    assert lower.exit_code == upper.exit_code
+    assert json.loads(lower.output)["policy_findings"] == json.loads(upper.output)["policy_findings"] != []
 
 
 def test_cli_refuses_a_malformed_policy_file(laundered: tuple[Path, Path], tmp_path: Path) -> None:
