@@ -761,7 +761,8 @@ def test_cli_refuses_bad_policy_values(laundered: tuple[Path, Path], args: tuple
 
 def test_cli_reads_a_country_code_in_lower_case_as_the_code(laundered: tuple[Path, Path]) -> None:
     path, trust = laundered
-    lower, upper = (run("verify", path, "--trust", trust, "--deny-origin", code, "--json") for code in ("ru,ca", "RU,CA"))
+    lower, upper = (run("verify", path, "--trust", trust, "--deny-origin", code, "--json")
+                    for code in ("ru,ca", "RU,CA"))
     assert lower.exit_code == upper.exit_code
     assert json.loads(lower.output)["policy_findings"] == json.loads(upper.output)["policy_findings"] != []
 
