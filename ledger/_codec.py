@@ -218,7 +218,10 @@ def _unpack(data: bytes) -> Value:
     except msgpack.ExtraData as exc:
         raise DecodeError("trailing bytes after the document", code="codec.trailing_bytes") from exc
     except ValueError as exc:
-        raise DecodeError(f"msgpack: {exc}", code=_value_error_code(str(exc))) from exc
+        code = _value_error_code(str(exc))
+        what = "truncated: the data ends inside a value (a file cut short?)" if code == "codec.truncated" else \
+            f"msgpack: {exc}"
+        raise DecodeError(what, code=code) from exc
     except Exception as exc:  # msgpack raises assorted types (FormatError, StackError, UnicodeDecodeError, ...)
         raise DecodeError(f"msgpack: {type(exc).__name__}: {exc}", code="codec.malformed") from exc
     return value
