@@ -254,8 +254,15 @@ def _outcome(decoder: Any, data: bytes | bytearray) -> tuple[str, object]:
     return "value", (repr(value), _ref_encode(value))  # repr tells True from 1 and keeps key order
 
 
+#: The one message reworded since the reference (the error code is the same): what a truncated document says.
+_TRUNCATED = ("codec.truncated", "truncated: the data ends inside a value (a file cut short?)")
+
+
 def _assert_same(data: bytes | bytearray) -> None:
-    assert _outcome(decode, data) == _outcome(_reference_decode, data), data.hex()
+    want = _outcome(_reference_decode, data)
+    if want[0] == "error" and want[1][0] == "codec.truncated" and want[1][1].startswith("msgpack: "):
+        want = ("error", _TRUNCATED)
+    assert _outcome(decode, data) == want, data.hex()
 
 
 @settings(max_examples=1200, deadline=None)
