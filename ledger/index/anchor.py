@@ -53,7 +53,8 @@ def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> None:
         covered.append(leaf_hash(payload))
         if offset + length == index.end:
             break
-    if survey.problems or covered.end != index.size or covered.root() != index.tree.root_at(index.size):
+    damaged = any(problem.offset < index.end for problem in survey.problems)  # past it: not the index's business
+    if damaged or covered.end != index.size or covered.root() != index.tree.root_at(index.size):
         raise IndexDamaged(f"{db.path}: its Merkle tree is not the one the log's records give")
 
 
