@@ -191,11 +191,11 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`), NoteFormatError
     for a checkpoint that is not a well-formed signed checkpoint (a well-formed one that fails verification is a
     finding), InputError (``input.type``, ``input.value``) for an argument of the wrong type or value, and
-    for a state: InputError ``audit.state_damaged``, ``audit.state_mismatch``, ``audit.checkpoint_before_state``
-    (a file with damaged framing gets no state, and a report that says so: ``state_unsaved``, beside the findings
-    that name the damage), VerificationError ``audit.log_rewritten`` (the
-    log was cut short or rewritten below the saved state), StorageError ``store.exists`` (``save_state`` exists)
-    or ``store.io``; CorruptStoreError ``store.changed`` (the file changed during the audit).
+    for a state: InputError ``audit.state_damaged``, ``audit.state_mismatch``, ``audit.checkpoint_before_state``,
+    VerificationError ``audit.log_rewritten`` (the log was cut short or rewritten below the saved state),
+    StorageError ``store.exists`` (``save_state`` exists) or ``store.io``; CorruptStoreError ``store.changed`` (the
+    file changed during the audit). A file with damaged framing gets no state, and a report that says so
+    (``state_unsaved``) beside the findings that name the damage.
     """
     expect(trust, Trust, "trust", "a Trust (Trust.parse)")
     expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
