@@ -124,12 +124,12 @@ def check_chunk(chunk: Chunk, *, level: str, engine: str | None = None, payloads
     ``engine`` (:func:`ledger.keys.signature_engine`; None: the default). Below level ``custody`` each record is
     decoded strictly; from it on, only its envelope is read (the facts are then not ``decoded``). ``payloads``:
     return the records' bytes too. Runs in any process. Raises as :func:`chunk_frames`."""
-    piece, unreadable, signatures, kept = CompactRange(chunk.first), [], [], []
+    piece, unreadable, signatures, kept, leaves = CompactRange(chunk.first), [], [], [], []
     rank = LEVELS.index(level)
     check, decode = rank >= LEVELS.index("signatures"), rank < LEVELS.index("custody")
     with engine_context(engine):
         for frame in chunk_frames(chunk):
-            piece.append(leaf_hash(frame.payload))
+            leaves.append(leaf_hash(frame.payload))
             if payloads:
                 kept.append(frame.payload)
             try:
@@ -144,5 +144,6 @@ def check_chunk(chunk: Chunk, *, level: str, engine: str | None = None, payloads
                 continue
             if check:
                 signatures += message_findings(parts[1], parts[0], frame.index)
+    piece.append_all(leaves)
     return ChunkFacts(chunk.first, chunk.count, piece.nodes, tuple(unreadable), tuple(signatures), decode,
                       tuple(kept))

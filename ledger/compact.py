@@ -10,14 +10,16 @@ power of two below the size, which is exactly the largest subtree). Memory is O(
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import InputError
 from .hashing import Digest
-from .merkle import EMPTY_ROOT, node_hash
+from .merkle import EMPTY_ROOT, node_hash, perfect_root
 
 __all__ = ["CompactRange", "Node"]
+
+_RUN = 256  # leaves hashed together by CompactRange.append_all (a C2SP tile's width)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,20 @@ class CompactRange:
         """Add the leaf ``end`` (its RFC 9162 leaf hash)."""
         self._push(Node(0, self.end, leaf_hash))
         self.end += 1
+
+    def append_all(self, leaf_hashes: Sequence[Digest]) -> None:
+        """Add leaves ``end``, ``end + 1``, ... (their RFC 9162 leaf hashes): :meth:`append` of each, with every
+        aligned run of :data:`_RUN` leaves hashed into its subtree a level at a time
+        (:func:`ledger.merkle.perfect_root`)."""
+        i, n = 0, len(leaf_hashes)
+        while i < n and (self.end % _RUN or n - i < _RUN):
+            self.append(leaf_hashes[i])
+            i += 1
+        while n - i >= _RUN:
+            self._push(Node(_RUN.bit_length() - 1, self.end // _RUN, perfect_root(leaf_hashes[i:i + _RUN])))
+            self.end, i = self.end + _RUN, i + _RUN
+        for h in leaf_hashes[i:]:
+            self.append(h)
 
     def extend(self, other: CompactRange) -> None:
         """Add the adjacent range ``other`` ([end, other.end)). Raises InputError if it does not start at

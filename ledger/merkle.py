@@ -84,6 +84,19 @@ def root_hash(leaf_hashes: Sequence[Digest]) -> Digest:
     return _fold_right(stack) if stack else EMPTY_ROOT
 
 
+def perfect_root(leaf_hashes: Sequence[bytes]) -> Digest:
+    """MTH(D[n]) of n = 2**k leaf hashes, a perfect subtree (RFC 9162 §2.1.1), hashed a level at a time: what
+    :func:`root_hash` gives, a few times faster. Raises InputError if n is not a power of two or a hash is not 32
+    bytes."""
+    n = len(leaf_hashes)
+    if n == 0 or n & (n - 1) or any(len(h) != 32 for h in leaf_hashes):
+        raise InputError(f"a perfect subtree needs 2**k hashes of 32 bytes, got {n}", code="input.value")
+    level, sha256 = list(leaf_hashes), _sha256
+    while len(level) > 1:
+        level = [sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return bytes.__new__(Digest, level[0])
+
+
 def inclusion_proof(leaf_hashes: Sequence[Digest], index: int) -> list[Digest]:
     """PATH(index, D[n]) for the tree of the n = len(leaf_hashes) leaf hashes (RFC 9162 §2.1.3.1).
 

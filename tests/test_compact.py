@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ledger.compact import CompactRange
 from ledger.errors import InputError
-from ledger.merkle import EMPTY_ROOT, MerkleTree, leaf_hash
+from ledger.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, perfect_root, root_hash
 
 
 def _leaves(n: int) -> list:
@@ -31,6 +31,28 @@ def test_pieces_merged_in_order_give_the_root_of_the_whole(n: int, cuts: list[in
     assert whole.end == n
     assert whole.root() == (MerkleTree(leaves).root() if n else EMPTY_ROOT)
     assert len(whole.nodes) == bin(n).count("1")  # one perfect subtree per bit of the size
+
+
+@given(st.integers(0, 700), st.integers(0, 1300))
+def test_leaves_appended_all_at_once_are_the_leaves_appended_one_by_one(begin: int, n: int) -> None:
+    """append_all hashes aligned runs of 256 leaves a level at a time: the same subtrees as append, wherever the
+    range begins and ends (and the same root from leaf 0, ledger.merkle.root_hash)."""
+    leaves = _leaves(n)
+    ones, all_at_once = CompactRange(begin), CompactRange(begin)
+    for h in leaves:
+        ones.append(h)
+    all_at_once.append_all(leaves[: n // 3])
+    all_at_once.append_all(leaves[n // 3:])
+    assert (all_at_once.end, all_at_once.nodes) == (ones.end, ones.nodes) == (begin + n, ones.nodes)
+    if begin == 0:
+        assert all_at_once.root() == root_hash(leaves)
+
+
+def test_a_perfect_root_needs_a_power_of_two_of_digests() -> None:
+    assert perfect_root(_leaves(8)) == root_hash(_leaves(8))
+    for bad in ([], _leaves(3), [b"short"] * 2):
+        with pytest.raises(InputError):
+            perfect_root(bad)
 
 
 @given(st.integers(0, 200), st.integers(0, 200))

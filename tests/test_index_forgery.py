@@ -74,13 +74,13 @@ def test_signing_after_an_anchor_reads_only_the_records_since(demo: Path, tmp_pa
     path = _grown(demo, tmp_path, SIGNED_AT)
     _, operator = _keys(demo)
     starts: list[int] = []
-    real = anchor.tail
+    real = anchor.leaf_runs
 
-    def spy(log: Any, start: int, first: int) -> Any:
+    def spy(log: Any, start: int, end: int, first: int) -> Any:
         starts.append(first)
-        return real(log, start, first)
+        return real(log, start, end, first)
 
-    monkeypatch.setattr(anchor, "tail", spy)
+    monkeypatch.setattr(anchor, "leaf_runs", spy)
     want = checkpoint_log(path, operator)  # type: ignore[arg-type]
     size = scan(path).frames[-1].index + 1
     assert sign_file(path, operator) == want  # type: ignore[arg-type]

@@ -21,19 +21,24 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..checkpoint import open_checkpoint
 from ..compact import CompactRange, Node
 from ..errors import StoneTrailError
+from ..hashing import Digest
 from ..keys import NoteVerifierKey
 from ..merkle import leaf_hash
+from ..storage.frames import read_run
+from ..storage.framing import FRAME_HEADER, FRAME_STRUCT
 from .db import IndexDB, index_path
-from .indexed import LedgerIndex
+from .indexed import LedgerIndex, LogFile
 from .maps import IndexDamaged
-from .opening import tail
 
-__all__ = ["check_tree", "keep_anchor", "keep_anchor_beside"]
+__all__ = ["check_tree", "keep_anchor", "keep_anchor_beside", "leaf_runs"]
+
+_BLOCK = 4 << 20  # bytes read at a time by leaf_runs (a record is at most 1 MiB: a block holds a whole one)
 
 
 def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> None:
@@ -46,16 +51,27 @@ def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> None:
         index.payload(covered.end - 1)  # the anchor's last record, where the index says: checked against its leaf
         offset, length = db.frame(covered.end - 1)
         start = offset + length
-    frames, survey = tail(log, start, covered.end)
-    for payload, offset, length in frames:
-        if offset + length > index.end:
-            break
-        covered.append(leaf_hash(payload))
-        if offset + length == index.end:
-            break
-    damaged = any(problem.offset < index.end for problem in survey.problems)  # past it: not the index's business
-    if damaged or covered.end != index.size or covered.root() != index.tree.root_at(index.size):
+    for hashes in leaf_runs(log, start, index.end, covered.end):
+        covered.append_all(hashes)
+    if covered.end != index.size or covered.root() != index.tree.root_at(index.size):
         raise IndexDamaged(f"{db.path}: its Merkle tree is not the one the log's records give")
+
+
+def leaf_runs(log: LogFile, start: int, end: int, first: int) -> Iterator[list[Digest]]:
+    """The leaf hashes of the records whose frames fill the log's bytes [``start``, ``end``), record ``first``
+    first, a read of up to :data:`_BLOCK` bytes at a time (each frame checked: magic, length, CRC,
+    :func:`ledger.storage.frames.read_run`). Raises IndexDamaged if those bytes are not whole valid frames (the
+    index says they are)."""
+    while start < end:
+        block = log.read(start, min(end - start, _BLOCK))
+        whole, unpack = 0, FRAME_STRUCT.unpack_from
+        while len(block) - whole >= FRAME_HEADER and whole + FRAME_HEADER + unpack(block, whole)[1] <= len(block):
+            whole += FRAME_HEADER + unpack(block, whole)[1]
+        frames = read_run(block[:whole], first, start) if whole else None
+        if frames is None:
+            raise IndexDamaged(f"{log.path}: no whole record at offset {start}, where the index has record {first}")
+        yield [leaf_hash(frame.payload) for frame in frames]
+        start, first = start + whole, first + len(frames)
 
 
 def _anchored(index: LedgerIndex, signer: NoteVerifierKey) -> CompactRange:
