@@ -4,6 +4,7 @@ here."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -272,6 +273,19 @@ def _write_new(*files: tuple[Path, str | bytes]) -> None:
         if exc.code == "store.exists" and clash is not None:
             _ERROR_FILES.setdefault(exc, str(clash))
         raise
+
+
+#: A ledger file this large (about 16,000 records) read without an index takes long enough to say why.
+_SLOW_WITHOUT_INDEX = 8 << 20
+
+
+def note_no_index(ledger_file: Path | str) -> None:
+    """Say on stderr that a large ledger file is read whole for want of an index that covers it, and how to make
+    the next read instant (a reader never builds the index itself: that needs the writer lock and --trust)."""
+    with contextlib.suppress(OSError):
+        if not is_url(ledger_file) and os.path.getsize(ledger_file) >= _SLOW_WITHOUT_INDEX:
+            click.echo(f"stonetrail: note: {ledger_file} has no index that covers it: reading the whole log "
+                       f"(run 'stonetrail index {ledger_file} --trust FILE' once to make this instant)", err=True)
 
 
 def check_new_file(path: Path) -> None:

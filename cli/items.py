@@ -17,7 +17,17 @@ from ledger.inventory import ItemLine, indexed_item_lines, item_lines
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file
 
-from ._common import _EXISTING, _LEDGER, _errors, _load_trust, _plural, _print_json, _replay, _verdict_exit
+from ._common import (
+    _EXISTING,
+    _LEDGER,
+    _errors,
+    _load_trust,
+    _plural,
+    _print_json,
+    _replay,
+    _verdict_exit,
+    note_no_index,
+)
 
 
 @click.command(short_help="List every item of a ledger.")
@@ -46,6 +56,8 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     lines = indexed_item_lines(ledger_file) if trust is None and not is_url(ledger_file) else None
     verdict, findings = "unverified", None
     if lines is None:
+        if trust is None:
+            note_no_index(ledger_file)
         with as_file(ledger_file) as local:  # a database ledger is read from a copy of its records
             replay, verdict = _replay(local, trust)
         lines = item_lines(replay)

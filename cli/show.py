@@ -35,6 +35,7 @@ from ._common import (
     _replay,
     _utc,
     _verdict_exit,
+    note_no_index,
 )
 
 
@@ -111,6 +112,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
         if told := through_index(view, lambda log: _told(log, item)):
             _print(*told, "unverified", [], 0, (), as_json)  # no replay for an unverified history
             return  # (a damaged index: the log is read below)
+        note_no_index(ledger_file)
     with as_file(ledger_file) as local:  # a verified history replays the whole ledger, read from a file
         replay, verdict = _replay(local, _load_trust(trust_file) if trust_file else None)
     broken = damage(replay)

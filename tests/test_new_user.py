@@ -20,6 +20,7 @@ from ledger import Trust, note_verifier_key, sign_checkpoint
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.monitor import split_view_evidence
 from ledger.provenance import MassPoint
+from stonetrail_cli import _common
 from stonetrail_cli.main import _program, main
 from stonetrail_cli.proof import _mass_lines
 from world import ORIGIN, key
@@ -322,3 +323,18 @@ def test_an_invalid_bundle_is_never_called_compliant(tmp_path: Path) -> None:
                                        "--deny-origin", "RU"])
     assert result.exit_code == 1 and re.search(r"verdict:\s+INVALID", result.output)
     assert "result:  compliant" not in result.output
+
+
+def test_a_large_ledger_read_without_an_index_says_how_to_make_it_instant(
+        files: SmallFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new-user review: `show` took 25 s once the index was gone, saying nothing. A reader that must read the
+    whole log of a large file (here any size) says so on stderr, with the command that builds the index."""
+    monkeypatch.setattr(_common, "_SLOW_WITHOUT_INDEX", 0)
+    ledger = tmp_path / "copy.ledger"
+    shutil.copy(files.ledger, ledger)
+    for args in (["show", ledger, "S1"], ["items", ledger, "--json"]):
+        told = run(*args)
+        assert told.exit_code == 0 and f"run 'stonetrail index {ledger} --trust FILE'" in told.stderr, told.output
+    assert run("index", ledger, "--trust", files.trust).exit_code == 0
+    for args in (["show", ledger, "S1"], ["items", ledger, "--json"]):
+        assert "stonetrail index" not in run(*args).stderr  # an index answers: nothing to say
