@@ -29,6 +29,7 @@ from .hashing import Digest
 from .index.opening import Progress
 from .item import Item
 from .keys import PrivateKey, note_verifier_key
+from .note import sign_note
 from .pg.db import is_url
 from .pg.writer import PgBackend
 from .record import Body, Output, Record
@@ -237,7 +238,7 @@ class Ledger:
         size, root, *lines = self._backend.checkpoint_body(signer)
         note = sign_checkpoint(Checkpoint(origin=self.origin, tree_size=size, root_hash=root, extensions=tuple(lines)),
                                name or self.origin, key)
-        self._backend.signed(note)
+        self._backend.signed(lambda text: sign_note(text, [(name or self.origin, key)]))
         return note
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .errors import StorageError
@@ -58,8 +58,9 @@ class Backend(Protocol):
         signed by ``signer`` (:meth:`signed` then keeps the note)."""
         ...
 
-    def signed(self, note: str) -> None:
-        """Keep ``note``, the checkpoint just signed from :meth:`checkpoint_body`, where the next one starts."""
+    def signed(self, sign: Callable[[str], str]) -> None:
+        """Right after a checkpoint of :meth:`checkpoint_body` was signed: keep where the next one starts, signed
+        by ``sign`` (text -> signed note, by the same signer)."""
 
     def close(self) -> None: ...
 
@@ -128,13 +129,15 @@ class FileBackend:
         try:
             check_tree(self._index, signer)
             return lines_of(self._index)
-        except IndexDamaged:  # never sign from it; rebuild from the log
+        except StorageError as exc:  # index.*: never sign from it; rebuild it from the log
+            if not exc.code.startswith("index."):
+                raise
             self._reopen_index(rebuild=True)
             return lines_of(self._index)
 
-    def signed(self, note: str) -> None:
+    def signed(self, sign: Callable[[str], str]) -> None:
         with contextlib.suppress(StorageError, sqlite3.Error):  # no anchor: the next signing reads more, that is all
-            keep_anchor(self._index, note)
+            keep_anchor(self._index, sign)
 
     def _reopen_index(self, *, rebuild: bool = False) -> None:
         """A new index handle, caught up from the log (``rebuild``: built anew from it). If that fails too, the

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .index.anchor import check_tree, keep_anchor_beside
+from .index.anchor import anchor_text, check_tree, keep_anchor_beside
 from .index.reading import IndexedLog, indexed_log, through_index
 from .keys import PrivateKey, note_verifier_key
+from .note import sign_note
 from .pg.db import is_url
 from .pg.store import pg_view
 from .reader import Progress, sign_log
@@ -30,9 +31,10 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
         with pg_view(str(path)) as view:
             signed: tuple[int, str] | None = (view.tree.size, sign_log(view, key, name, trust=trust))
     else:
-        signed = through_index(indexed_log(path), lambda log: (log.tree.size, _sign(log, key, name, trust)))
-        if signed is not None:
-            keep_anchor_beside(path, signed[1])
+        through = through_index(indexed_log(path), lambda log: _sign(log, key, name, trust))
+        signed = None if through is None else through[:2]
+        if through is not None:
+            keep_anchor_beside(path, through[2])
     if signed is None:
         return checkpoint_log(path, key, name, trust=trust, progress=progress)
     if progress is not None:
@@ -40,8 +42,11 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
     return signed[1]
 
 
-def _sign(log: IndexedLog, key: PrivateKey, name: str | None, trust: Trust | None) -> str:
-    """:func:`~ledger.reader.sign_log` of ``log`` once its tree is the log's (:func:`ledger.index.anchor.check_tree`,
-    from the anchor this signer left: IndexDamaged otherwise, and the caller reads the log)."""
-    check_tree(log.index, note_verifier_key(name or log.origin, key.public_key))
-    return sign_log(log, key, name, trust=trust)
+def _sign(log: IndexedLog, key: PrivateKey, name: str | None, trust: Trust | None) -> tuple[int, str, str]:
+    """(tree size, :func:`~ledger.reader.sign_log` of ``log``, the anchor to keep) once its tree is the log's
+    (:func:`ledger.index.anchor.check_tree`, from the anchor this signer left: IndexDamaged otherwise, and the
+    caller reads the log)."""
+    signer = name or log.origin
+    check_tree(log.index, note_verifier_key(signer, key.public_key))
+    note = sign_log(log, key, name, trust=trust)
+    return log.tree.size, note, sign_note(anchor_text(log.index), [(signer, key)])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 import sqlite3
+import struct
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,62 @@ def test_forged_tiles_with_their_checksums_are_never_signed(demo: Path, tmp_path
         assert sign_file(path, operator) == want  # type: ignore[arg-type]  # read from the log
 
 
+def _put(db: sqlite3.Connection, table: str, key: object, value: bytes) -> None:
+    column = "k" if table == "meta" else "id"
+    db.execute(f"INSERT OR REPLACE INTO {table} ({column}, v, c) VALUES (?, ?, ?)",
+               (key, value, row_check(table, str(key).encode(), value)))
+
+
+def _forge_skip(path: Path, skip_to: int) -> None:
+    """The second adversarial review's forgery: an index that counts records 0..SIGNED_AT-1 and then those after
+    ``skip_to``, whose frame and level-0 leaf at SIGNED_AT-1 are record ``skip_to``'s (the inner nodes keep the
+    genuine leaf, so the anchor's subtrees still give its root), every checksum computed again. Signing from it
+    would start the log pass after record ``skip_to``: another tree size and root."""
+    data, frames = path.read_bytes(), scan(path).frames
+    leaves = [leaf_hash(data[f.offset + 12:f.end]) for f in frames]
+    spans = [(f.offset, f.end - f.offset) for f in frames]
+    order = [*range(SIGNED_AT), *range(skip_to + 1, len(frames))]
+    placed = [spans[r] for r in order]
+    placed[SIGNED_AT - 1] = spans[skip_to]
+    tiles = MemoryTiles()
+    written = TiledTree(tiles, 0).append([leaves[r] for r in order])
+    tiles.put(written)
+    root = TiledTree(tiles, len(order)).root_at(len(order))
+    with closing(sqlite3.connect(index_path(path))) as db:
+        db.execute("DELETE FROM tiles")
+        for tile in written:
+            key, hashes = (tile.level << 56) | tile.index, tile.hashes
+            if tile.level == 0 and tile.index == (SIGNED_AT - 1) // 256:
+                at = (SIGNED_AT - 1) % 256 * 32
+                hashes = hashes[:at] + leaves[skip_to] + hashes[at + 32:]
+            _put(db, "tiles", key, hashes)
+            _put(db, "tiles", _NODES | key, tile_nodes(tile.hashes))  # the genuine leaf in the inner nodes
+        db.execute("DELETE FROM frames")
+        for block in range(0, len(placed), 256):
+            _put(db, "frames", block // 256, b"".join(struct.pack(">QQ", *f) for f in placed[block:block + 256]))
+        for name, value in (("size", len(order)), ("end", spans[-1][0] + spans[-1][1]),
+                            ("last", bytes(leaves[order[-1]])), ("root", bytes(root))):
+            _put(db, "meta", name, marshal.dumps(value, 2))
+        db.commit()
+
+
+@pytest.mark.parametrize("skip_to", [650, 500], ids=["forward", "back"])
+@pytest.mark.parametrize("through", ["writer", "checkpoint command"])
+def test_an_index_that_moves_the_anchors_last_record_is_never_signed(demo: Path, tmp_path: Path, skip_to: int,
+                                                                    through: str) -> None:
+    """The anchor states the byte offset where its last record ends, under the signer's signature: the log pass
+    starts there, whatever the index's frames and leaf rows say (a review got sizes 653 and 907 signed)."""
+    path = _grown(demo, tmp_path, SIGNED_AT)
+    keys, operator = _keys(demo)
+    want = checkpoint_log(path, operator)  # type: ignore[arg-type]
+    _forge_skip(path, skip_to)
+    if through == "writer":
+        with Ledger.open(path, keys) as ledger:
+            assert ledger.checkpoint(operator) == want  # type: ignore[arg-type]
+    else:
+        assert sign_file(path, operator) == want  # type: ignore[arg-type]
+
+
 def test_signing_after_an_anchor_reads_only_the_records_since(demo: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer's checkpoint at SIGNED_AT is the anchor of the next signing, which reads the log from there, not
@@ -87,3 +144,37 @@ def test_signing_after_an_anchor_reads_only_the_records_since(demo: Path, tmp_pa
     assert sign_file(path, operator) == want  # type: ignore[arg-type]
     sign_file(path, operator, "another.example/operator")  # type: ignore[arg-type]
     assert starts == [SIGNED_AT, size, 0]
+
+
+def _frames_row_edit(db: sqlite3.Connection) -> None:
+    block = db.execute("SELECT v FROM frames WHERE id = 1").fetchone()[0]
+    _put(db, "frames", 1, struct.pack(">QQ", 12, 1 << 62) + block[16:])  # a length no frame has
+
+
+_EDITS = {
+    "registry rows and count deleted": lambda db: db.executescript(
+        "DELETE FROM registry; DELETE FROM meta WHERE k = 'registry';"),
+    "registry behind a view": lambda db: db.executescript(
+        "ALTER TABLE registry RENAME TO kept; CREATE VIEW registry AS SELECT * FROM kept WHERE id < 25;"),
+    "meta size not marshal": lambda db: _put(db, "meta", "size", b"\xff"),
+    "meta size and end deleted": lambda db: db.execute("DELETE FROM meta WHERE k IN ('size', 'end')"),
+    "frame length of 2**62": _frames_row_edit,
+    "a tile row deleted": lambda db: db.execute("DELETE FROM tiles WHERE id = 1"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(_EDITS))
+def test_index_edits_lead_to_a_rebuild_or_the_log_never_to_another_checkpoint(demo: Path, tmp_path: Path,
+                                                                              edit: str) -> None:
+    """The second adversarial review's edits of the index, most needing no checksum: each is noticed (row
+    count, schema objects, meta values, frame bounds, a missing tile), and both signing paths sign what the
+    log alone gives, with no traceback."""
+    path = _grown(demo, tmp_path, SIGNED_AT)
+    keys, operator = _keys(demo)
+    want = checkpoint_log(path, operator)  # type: ignore[arg-type]
+    with closing(sqlite3.connect(index_path(path))) as db:
+        _EDITS[edit](db)
+        db.commit()
+    assert sign_file(path, operator) == want  # type: ignore[arg-type]
+    with Ledger.open(path, keys) as ledger:
+        assert ledger.checkpoint(operator) == want  # type: ignore[arg-type]

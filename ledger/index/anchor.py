@@ -5,52 +5,55 @@ Row checksums catch damage, not someone who rewrites a tile and the nodes above 
 again: the writer would sign a root the log does not give. So before a checkpoint is signed through the index,
 its root is computed from what the index cannot forge:
 
-* the *anchor*, the last checkpoint this signer signed through the index (the signed note, kept in the index's
-  meta): its signature verifies under the signing key, and the index's subtree hashes covering its tree size
-  (RFC 9162 §2.1.1, a compact range) must give its root, so they are the log's (a different leaf below it would
-  need a SHA-256 collision) — without an anchor, or with one that does not hold, the range starts empty;
-* the records after it, read from the log in one pass from the end of the anchor's last record (found where the
-  index says and checked against its leaf hash: the log holds no two records with the same bytes) and hashed.
+* the *anchor*: a signed note the signer left in the index's meta when it last signed through it, stating the
+  log's origin, the tree size N, the byte offset where record N - 1 ends and the root at N. Its text opens with
+  :data:`ANCHOR_TAG` (never a checkpoint's: a checkpoint's second line is a tree size); its signature must verify
+  under the key about to sign, and the index's subtree hashes covering [0, N) must give its root — a different
+  leaf below N would need a SHA-256 collision (RFC 9162 §2.1.1). Without an anchor that holds, N is 0;
+* the records after it: the log's frames from the anchor's byte offset to the index's end, read and hashed.
 
-The root of that range must be the index's root at its size, and the pass must end where the index ends, or the
-index is damaged (:class:`~ledger.index.maps.IndexDamaged`: the caller rebuilds it or reads the log). Cost: the
-records since the last signing, or one hash pass over the log when there is no anchor.
+The root of that compact range must be the index's root at its size, or the index is damaged
+(:class:`~ledger.index.maps.IndexDamaged`: the caller rebuilds it or reads the log). Cost: the records since the
+last signing, or one hash pass over the log without an anchor.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..checkpoint import open_checkpoint
 from ..compact import CompactRange, Node
 from ..errors import StoneTrailError
 from ..hashing import Digest
 from ..keys import NoteVerifierKey
 from ..merkle import leaf_hash
+from ..note import open_note
 from ..storage.frames import read_run
 from ..storage.framing import FRAME_HEADER, FRAME_STRUCT
 from .db import IndexDB, index_path
 from .indexed import LedgerIndex, LogFile
 from .maps import IndexDamaged
 
-__all__ = ["check_tree", "keep_anchor", "keep_anchor_beside", "leaf_runs"]
+__all__ = ["ANCHOR_TAG", "anchor_text", "check_tree", "keep_anchor", "keep_anchor_beside", "leaf_runs"]
 
+#: The first line of an anchor's text (domain separation: no other signed note opens so).
+ANCHOR_TAG = "stonetrail/v1/index-anchor"
 _BLOCK = 4 << 20  # bytes read at a time by leaf_runs (a record is at most 1 MiB: a block holds a whole one)
+
+
+def anchor_text(index: LedgerIndex) -> str:
+    """The text of ``index``'s anchor as it is now (to sign: :func:`keep_anchor`): tag, origin, tree size, the
+    byte offset where its last record ends, root (standard base64), one a line."""
+    return f"{ANCHOR_TAG}\n{index.origin}\n{index.size}\n{index.end}\n{index.tree.root_at(index.size).b64()}\n"
 
 
 def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> None:
     """Check that ``index``'s tree (its tiles) is the log's, from the anchor ``signer`` signed (see the module
     docstring). Raises IndexDamaged if it is not, or if the log's frames are not where the index says."""
-    covered = _anchored(index, signer)
+    covered, start = _anchored(index, signer)
     db, log = index.files()
-    start = len(log.header)
-    if covered.end:
-        index.payload(covered.end - 1)  # the anchor's last record, where the index says: checked against its leaf
-        offset, length = db.frame(covered.end - 1)
-        start = offset + length
     for hashes in leaf_runs(log, start, index.end, covered.end):
         covered.append_all(hashes)
     if covered.end != index.size or covered.root() != index.tree.root_at(index.size):
@@ -74,37 +77,46 @@ def leaf_runs(log: LogFile, start: int, end: int, first: int) -> Iterator[list[D
         start, first = start + whole, first + len(frames)
 
 
-def _anchored(index: LedgerIndex, signer: NoteVerifierKey) -> CompactRange:
-    """The compact range of the leaves below the anchor's tree size, from the index's tiles, if the anchor's
-    signature verifies under ``signer`` and those subtrees give its root; else the empty range."""
+def _anchored(index: LedgerIndex, signer: NoteVerifierKey) -> tuple[CompactRange, int]:
+    """The compact range of the leaves below the anchor's tree size N, from the index's tiles, and the byte offset
+    where record N - 1 ends, if the anchor verifies under ``signer`` and is of this log and those subtrees give
+    its root; else the empty range and the offset of the log's first record."""
+    empty = CompactRange(), len(index.files()[1].header)
     note = index.db.meta("anchor")
     if not isinstance(note, str):
-        return CompactRange()
+        return empty
     try:
-        cp = open_checkpoint(note, [signer], origin=index.origin)
-        if not 0 < cp.tree_size <= index.size:
-            return CompactRange()
+        text, _ = open_note(note, [signer])
+        tag, origin, size_text, end_text, root_text, last = text.split("\n")
+        size, end = int(size_text), int(end_text)
+        if (tag, origin, last, size_text, end_text) != (ANCHOR_TAG, index.origin, "", str(size), str(end)) \
+                or not 0 < size <= index.size or not empty[1] < end <= index.end:
+            return empty
         nodes, begin = [], 0
-        for level in reversed(range(cp.tree_size.bit_length())):
-            if cp.tree_size >> level & 1:
+        for level in reversed(range(size.bit_length())):
+            if size >> level & 1:
                 nodes.append(Node(level, begin >> level, index.tree.node(level, begin >> level)))
                 begin += 1 << level
-        covered = CompactRange.of(0, cp.tree_size, nodes)
-    except StoneTrailError:  # another key's note, or tiles that do not give a node: no anchor
-        return CompactRange()
-    return covered if covered.root() == cp.root_hash else CompactRange()
+        covered = CompactRange.of(0, size, nodes)
+        if covered.root() != Digest.from_b64(root_text):
+            return empty
+    except (StoneTrailError, ValueError):  # another signer's note, not an anchor, or tiles that do not give a node
+        return empty
+    return covered, end
 
 
-def keep_anchor(index: LedgerIndex, note: str) -> None:
-    """Keep ``note``, a checkpoint just signed from ``index`` (checked by :func:`check_tree`), as its anchor."""
+def keep_anchor(index: LedgerIndex, sign: Callable[[str], str]) -> None:
+    """Keep the anchor of ``index`` as it is now, signed by ``sign`` (text -> signed note), in its meta: call it
+    right after signing a checkpoint of it, checked by :func:`check_tree`."""
+    note = sign(anchor_text(index))
     with index.db.transaction():
         index.db.set_meta(anchor=note)
 
 
 def keep_anchor_beside(ledger_path: str | Path, note: str) -> None:
-    """:func:`keep_anchor` for a signer that read the index without writing it (``stonetrail checkpoint``): the
-    index beside the ledger at ``ledger_path`` is opened for this one write, if it can be; otherwise the next
-    signing hashes the log from its first record, which is slower, never wrong."""
+    """Keep the signed anchor ``note`` (of :func:`anchor_text`) for a signer that read the index without writing
+    it (``stonetrail checkpoint``): the index beside the ledger at ``ledger_path`` is opened for this one write, if
+    it can be; otherwise the next signing hashes the log from its first record, which is slower, never wrong."""
     with contextlib.suppress(StoneTrailError, sqlite3.Error, OSError):
         db = IndexDB.open(index_path(Path(ledger_path)), create=False)
         try:

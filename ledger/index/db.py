@@ -13,6 +13,7 @@ the registry records), ``snap`` (the checkpoint trees of :mod:`ledger.index.snap
 
 from __future__ import annotations
 
+import functools
 import marshal
 import os
 import sqlite3
@@ -22,6 +23,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..storage.framing import FRAME_HEADER, MAX_RECORD_SIZE
 from ..storage.tiles import TILE_HEIGHT, Tile, tile_nodes
 from .maps import IndexDamaged, is_row, row_check, sqlite_errors
 from .snapshot import create_snapshot_table
@@ -100,9 +102,12 @@ class Tables:
                                 [(key, value, row_check(table, str(key).encode(), value)) for key, value in rows])
 
     def meta(self, name: str) -> Any:
-        """The meta value ``name`` (None if unset)."""
+        """The meta value ``name`` (None if unset). Raises IndexDamaged for a value that does not decode."""
         raw = self._get("meta", name)
-        return None if raw is None else marshal.loads(raw)
+        try:
+            return None if raw is None else marshal.loads(raw)
+        except (ValueError, EOFError, TypeError) as exc:
+            raise IndexDamaged(f"index table meta: {name} does not decode ({exc})") from exc
 
     def set_meta(self, **values: Any) -> None:
         """Set meta values (inside a transaction)."""
@@ -150,11 +155,13 @@ class Tables:
     # --- registry records ---------------------------------------------------------------------------------
 
     def registry_positions(self) -> list[int]:
-        """Positions of the registry records, in log order."""
-        positions = []
+        """Positions of the registry records, in log order (strictly increasing, or IndexDamaged)."""
+        positions: list[int] = []
         with sqlite_errors("registry"):
             for key, value, check in self.db.execute("SELECT id, v, c FROM registry ORDER BY id"):
                 checked("registry", key, value, check)
+                if type(key) is not int or key < 0 or (positions and key <= positions[-1]):
+                    raise IndexDamaged(f"index table registry: position {key!r} out of order")
                 positions.append(key)
         return positions
 
@@ -204,6 +211,8 @@ class IndexDB(Tables):
                 index._create()
             if index.meta("schema") != SCHEMA:
                 raise IndexDamaged(f"{path} is an index of schema {index.meta('schema')!r}, not {SCHEMA}")
+            if _objects(db) != _expected_objects():
+                raise IndexDamaged(f"{path} holds tables, views or triggers an index does not (edited by hand?)")
         except (sqlite3.Error, IndexDamaged) as exc:
             if db is not None:
                 db.close()  # never left to the collector (see ledger.index.opening.open_index)
@@ -213,6 +222,7 @@ class IndexDB(Tables):
     def _create(self) -> None:
         with self.transaction():
             self.create([("frames", "id INTEGER NOT NULL, v BLOB NOT NULL")])
+
 
     def close(self) -> None:
         """Close the file (idempotent)."""
@@ -255,6 +265,8 @@ class IndexDB(Tables):
         if block is None or len(block) < at + _PAIR.size:
             raise IndexDamaged(f"the index has no frame for record {position}")
         offset, length = _PAIR.unpack_from(block, at)
+        if not FRAME_HEADER < length <= FRAME_HEADER + MAX_RECORD_SIZE or offset >= 1 << 62:
+            raise IndexDamaged(f"the index has no frame for record {position} (offset {offset}, length {length})")
         return offset, length
 
     def add_frames(self, first: int, frames: Sequence[tuple[int, int]]) -> None:
@@ -269,3 +281,20 @@ class IndexDB(Tables):
             rows.append((block, before + b"".join(_PAIR.pack(*f) for f in frames[i:i + take])))
             position, i = position + take, i + take
         self._put("frames", rows)
+
+
+def _objects(db: sqlite3.Connection) -> list[tuple[str, str, str, str | None]]:
+    """The schema objects of ``db`` (tables, indexes, views, triggers), as SQLite keeps their definitions."""
+    return sorted(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+
+
+@functools.cache
+def _expected_objects() -> list[tuple[str, str, str, str | None]]:
+    """:func:`_objects` of a new index: an index holding any other (a view in place of a table, a trigger) was
+    not written by this code, and its answers are not taken."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        IndexDB(db, Path(":memory:"))._create()
+        return _objects(db)
+    finally:
+        db.close()

@@ -90,9 +90,13 @@ class LedgerIndex:
                  known: Sequence[tuple[int, Record]] = ()) -> None:
         self.db, self.log, self.authority_keys = db, log, authority_keys
         self.origin: str = log.origin if log is not None else db.meta("origin")
-        self.size: int = db.meta("size") or 0
-        self.end: int = db.meta("end") or (len(log.header) if log is not None else 0)
-        self._counts: dict[str, int] = db.meta("counts") or {}
+        self.size: int = db.meta("size")
+        self.end: int = db.meta("end")
+        self._counts: dict[str, int] = db.meta("counts")
+        if type(self.size) is not int or type(self.end) is not int or not 0 <= self.size <= self.end \
+                or type(self._counts) is not dict or not all(type(k) is str and type(v) is int and v >= 0
+                                                             for k, v in self._counts.items()):
+            raise IndexDamaged(f"{db.path}: its size, end or row counts are missing or not numbers")
         self.state = CustodyState(self.origin, authority_keys or ())
         self.heads = ItemHeads()
         self._maps: list[StoredMap[Any, Any]] = attach(self.state, self.heads, db.db, self._counts)
@@ -103,10 +107,11 @@ class LedgerIndex:
         self._snapshot: tuple[int | None] | None = None if authority_keys is None else (latest_snapshot(db.db),)
         track(self._maps, _TREES if self._snapshot is not None and self._snapshot[0] is not None else None)
         held = dict(known)  # registry records an earlier view of these tables read and checked (``known``)
-        positions = db.registry_positions()
-        if len(positions) != (db.meta("registry") or 0):  # a row a damaged page hides, or one deleted
-            raise IndexDamaged(f"index table registry holds {len(positions)} rows, not the {db.meta('registry')} it "
-                               "recorded")
+        positions, recorded = db.registry_positions(), db.meta("registry")
+        if recorded is None and (not self.size or not isinstance(db, IndexDB)):
+            recorded = len(positions) if self.size else 0  # empty, or a database store written before the count
+        if len(positions) != recorded:  # a row hidden by a damaged page, or deleted
+            raise IndexDamaged(f"index table registry holds {len(positions)} rows, not the {recorded} it recorded")
         read = dict(zip(unread := [p for p in positions if p not in held], self.records_at(unread), strict=True))
         self._registry = [(p, held.get(p) or read[p]) for p in positions]
         for position, record in self._registry:  # the registry is small and held in memory: replay it (a reader,

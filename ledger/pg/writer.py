@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -295,7 +295,7 @@ class PgBackend:
             self._written()
         return body
 
-    def signed(self, note: str) -> None:
+    def signed(self, sign: Callable[[str], str]) -> None:
         """Nothing to keep: the next checkpoint body is read from the database as this one was."""
 
     @contextmanager
