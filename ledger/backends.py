@@ -78,6 +78,7 @@ class FileBackend:
     def __init__(self, store: FileStore, authority_keys: frozenset[bytes], progress: Progress | None = None
                  ) -> None:
         self._store, self._authority_keys = store, authority_keys
+        self._prefix: bytes | None = None  # SHA-256 of the log up to the index's end, from the last check_tree
         try:
             self._index = open_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress)
         except BaseException:
@@ -126,8 +127,9 @@ class FileBackend:
         .check_tree`); from an index rebuilt from the log if a row fails its checksum or the tree is not the
         log's."""
         self._store.check_intact()
+        self._prefix = None
         try:
-            check_tree(self._index, signer)
+            self._prefix = check_tree(self._index, signer)
             return lines_of(self._index)
         except StorageError as exc:  # index.*: never sign from it; rebuild it from the log
             if not exc.code.startswith("index."):
@@ -137,7 +139,7 @@ class FileBackend:
 
     def signed(self, sign: Callable[[str], str]) -> None:
         with contextlib.suppress(StorageError, sqlite3.Error):  # no anchor: the next signing reads more, that is all
-            keep_anchor(self._index, sign)
+            keep_anchor(self._index, sign, self._prefix)
 
     def _reopen_index(self, *, rebuild: bool = False) -> None:
         """A new index handle, caught up from the log (``rebuild``: built anew from it). If that fails too, the

@@ -47,6 +47,6 @@ def _sign(log: IndexedLog, key: PrivateKey, name: str | None, trust: Trust | Non
     (:func:`ledger.index.anchor.check_tree`, from the anchor this signer left: IndexDamaged otherwise, and the
     caller reads the log)."""
     signer = name or log.origin
-    check_tree(log.index, note_verifier_key(signer, key.public_key))
+    prefix = check_tree(log.index, note_verifier_key(signer, key.public_key))
     note = sign_log(log, key, name, trust=trust)
-    return log.tree.size, note, sign_note(anchor_text(log.index), [(signer, key)])
+    return log.tree.size, note, sign_note(anchor_text(log.index, prefix), [(signer, key)])

@@ -133,9 +133,9 @@ def test_signing_after_an_anchor_reads_only_the_records_since(demo: Path, tmp_pa
     starts: list[int] = []
     real = anchor.leaf_runs
 
-    def spy(log: Any, start: int, end: int, first: int) -> Any:
+    def spy(log: Any, start: int, end: int, first: int, digest: Any = None) -> Any:
         starts.append(first)
-        return real(log, start, end, first)
+        return real(log, start, end, first, digest)
 
     monkeypatch.setattr(anchor, "leaf_runs", spy)
     want = checkpoint_log(path, operator)  # type: ignore[arg-type]
@@ -151,7 +151,31 @@ def _frames_row_edit(db: sqlite3.Connection) -> None:
     _put(db, "frames", 1, struct.pack(">QQ", 12, 1 << 62) + block[16:])  # a length no frame has
 
 
+def _registry_row_added(db: sqlite3.Connection) -> None:
+    _put(db, "registry", 300, b"")  # a custody record's position, its count raised to match
+    count = marshal.loads(db.execute("SELECT v FROM meta WHERE k = 'registry'").fetchone()[0])
+    _put(db, "meta", "registry", marshal.dumps(count + 1, 2))
+
+
+def _snapshot_line_garbled(db: sqlite3.Connection) -> None:
+    for size, tree, k in db.execute("SELECT size, tree, k FROM snap WHERE kind = 2").fetchall():
+        line = b"stonetrail-heads 12"  # two fields, not three
+        db.execute("UPDATE snap SET v = ?, c = ? WHERE size = ? AND tree = ? AND kind = 2 AND k = ?",
+                   (line, row_check(f"snap/{size}/{tree}/2/{k}", line, b""), size, tree, k))
+
+
+def _item_without_positions(db: sqlite3.Connection) -> None:
+    db.execute("DELETE FROM snap")  # the trees are then walked from the tables
+    key = db.execute("SELECT k FROM head_positions ORDER BY k LIMIT 1").fetchone()[0]
+    value = marshal.dumps([], 2)
+    db.execute("UPDATE head_positions SET v = ?, c = ? WHERE k = ?", (value, row_check("head_positions", key, value),
+                                                                     key))
+
+
 _EDITS = {
+    "a custody record among the registry rows": _registry_row_added,
+    "a snapshot line that is not one": _snapshot_line_garbled,
+    "an item with no positions": _item_without_positions,
     "registry rows and count deleted": lambda db: db.executescript(
         "DELETE FROM registry; DELETE FROM meta WHERE k = 'registry';"),
     "registry behind a view": lambda db: db.executescript(

@@ -6,23 +6,28 @@ again: the writer would sign a root the log does not give. So before a checkpoin
 its root is computed from what the index cannot forge:
 
 * the *anchor*: a signed note the signer left in the index's meta when it last signed through it, stating the
-  log's origin, the tree size N, the byte offset where record N - 1 ends and the root at N. Its text opens with
-  :data:`ANCHOR_TAG` (never a checkpoint's: a checkpoint's second line is a tree size); its signature must verify
-  under the key about to sign, and the index's subtree hashes covering [0, N) must give its root — a different
-  leaf below N would need a SHA-256 collision (RFC 9162 §2.1.1). Without an anchor that holds, N is 0;
-* the records after it: the log's frames from the anchor's byte offset to the index's end, read and hashed.
+  log's origin, the tree size N, the byte offset E where record N - 1 ends, the root at N and the SHA-256 of the
+  log's bytes [0, E). Its text opens with :data:`ANCHOR_TAG` (never a checkpoint's: a checkpoint's second line is
+  a tree size); its signature must verify under the key about to sign, the log's bytes [0, E) must still hash as
+  it says (not another copy of the ledger, nor one restored from an older backup and appended to), and the
+  index's subtree hashes covering [0, N) must give its root — a different leaf below N would need a SHA-256
+  collision (RFC 9162 §2.1.1). Without an anchor that holds, N and E are 0;
+* the records after it: the log's frames from E to the index's end, read and hashed.
 
 The root of that compact range must be the index's root at its size, or the index is damaged
-(:class:`~ledger.index.maps.IndexDamaged`: the caller rebuilds it or reads the log). Cost: the records since the
-last signing, or one hash pass over the log without an anchor.
+(:class:`~ledger.index.maps.IndexDamaged`: the caller rebuilds it or reads the log). Cost: a SHA-256 pass over the
+log's bytes (C speed, no decoding: ~0.3 s for 500 MB) and the records since the last signing, or one hash pass
+over the log's records without an anchor.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from ..compact import CompactRange, Node
 from ..errors import StoneTrailError
@@ -41,30 +46,36 @@ __all__ = ["ANCHOR_TAG", "anchor_text", "check_tree", "keep_anchor", "keep_ancho
 #: The first line of an anchor's text (domain separation: no other signed note opens so).
 ANCHOR_TAG = "stonetrail/v1/index-anchor"
 _BLOCK = 4 << 20  # bytes read at a time by leaf_runs (a record is at most 1 MiB: a block holds a whole one)
+_PREFIX_READ = 16 << 20  # bytes read at a time to hash the log's bytes below an anchor
 
 
-def anchor_text(index: LedgerIndex) -> str:
+def anchor_text(index: LedgerIndex, prefix: bytes) -> str:
     """The text of ``index``'s anchor as it is now (to sign: :func:`keep_anchor`): tag, origin, tree size, the
-    byte offset where its last record ends, root (standard base64), one a line."""
-    return f"{ANCHOR_TAG}\n{index.origin}\n{index.size}\n{index.end}\n{index.tree.root_at(index.size).b64()}\n"
+    byte offset where its last record ends, root and ``prefix`` (the SHA-256 of the log's bytes up to that
+    offset; both in standard base64), one a line."""
+    return (f"{ANCHOR_TAG}\n{index.origin}\n{index.size}\n{index.end}\n{index.tree.root_at(index.size).b64()}\n"
+            f"{Digest(prefix).b64()}\n")
 
 
-def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> None:
+def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> bytes:
     """Check that ``index``'s tree (its tiles) is the log's, from the anchor ``signer`` signed (see the module
-    docstring). Raises IndexDamaged if it is not, or if the log's frames are not where the index says."""
-    covered, start = _anchored(index, signer)
+    docstring); return the SHA-256 of the log's bytes up to the index's end (for the next anchor). Raises
+    IndexDamaged if it is not, or if the log's frames are not where the index says."""
+    covered, start, digest = _anchored(index, signer)
     db, log = index.files()
-    for hashes in leaf_runs(log, start, index.end, covered.end):
+    for hashes in leaf_runs(log, start, index.end, covered.end, digest):
         covered.append_all(hashes)
     if covered.end != index.size or covered.root() != index.tree.root_at(index.size):
         raise IndexDamaged(f"{db.path}: its Merkle tree is not the one the log's records give")
+    prefix: bytes = digest.digest()
+    return prefix
 
 
-def leaf_runs(log: LogFile, start: int, end: int, first: int) -> Iterator[list[Digest]]:
+def leaf_runs(log: LogFile, start: int, end: int, first: int, digest: Any = None) -> Iterator[list[Digest]]:
     """The leaf hashes of the records whose frames fill the log's bytes [``start``, ``end``), record ``first``
     first, a read of up to :data:`_BLOCK` bytes at a time (each frame checked: magic, length, CRC,
-    :func:`ledger.storage.frames.read_run`). Raises IndexDamaged if those bytes are not whole valid frames (the
-    index says they are)."""
+    :func:`ledger.storage.frames.read_run`), ``digest`` (a SHA-256 object) updated with those bytes. Raises
+    IndexDamaged if they are not whole valid frames (the index says they are)."""
     while start < end:
         block = log.read(start, min(end - start, _BLOCK))
         whole, unpack = 0, FRAME_STRUCT.unpack_from
@@ -73,24 +84,31 @@ def leaf_runs(log: LogFile, start: int, end: int, first: int) -> Iterator[list[D
         frames = read_run(block[:whole], first, start) if whole else None
         if frames is None:
             raise IndexDamaged(f"{log.path}: no whole record at offset {start}, where the index has record {first}")
+        if digest is not None:
+            digest.update(block[:whole])
         yield [leaf_hash(frame.payload) for frame in frames]
         start, first = start + whole, first + len(frames)
 
 
-def _anchored(index: LedgerIndex, signer: NoteVerifierKey) -> tuple[CompactRange, int]:
-    """The compact range of the leaves below the anchor's tree size N, from the index's tiles, and the byte offset
-    where record N - 1 ends, if the anchor verifies under ``signer`` and is of this log and those subtrees give
-    its root; else the empty range and the offset of the log's first record."""
-    empty = CompactRange(), len(index.files()[1].header)
+def _anchored(index: LedgerIndex, signer: NoteVerifierKey) -> tuple[CompactRange, int, Any]:
+    """The compact range of the leaves below the anchor's tree size N, from the index's tiles, the byte offset E
+    where record N - 1 ends and the SHA-256 object of the log's bytes [0, E), if the anchor verifies under
+    ``signer``, is of this log (its bytes [0, E) hash as it says) and those subtrees give its root; else the empty
+    range, the offset of the log's first record and the SHA-256 object of the log's header."""
+    log = index.files()[1]
+    empty = CompactRange(), len(log.header), hashlib.sha256(log.header)
     note = index.db.meta("anchor")
     if not isinstance(note, str):
         return empty
     try:
         text, _ = open_note(note, [signer])
-        tag, origin, size_text, end_text, root_text, last = text.split("\n")
+        tag, origin, size_text, end_text, root_text, prefix_text, last = text.split("\n")
         size, end = int(size_text), int(end_text)
         if (tag, origin, last, size_text, end_text) != (ANCHOR_TAG, index.origin, "", str(size), str(end)) \
                 or not 0 < size <= index.size or not empty[1] < end <= index.end:
+            return empty
+        digest = _digest(log, end)
+        if digest.digest() != Digest.from_b64(prefix_text):
             return empty
         nodes, begin = [], 0
         for level in reversed(range(size.bit_length())):
@@ -102,13 +120,26 @@ def _anchored(index: LedgerIndex, signer: NoteVerifierKey) -> tuple[CompactRange
             return empty
     except (StoneTrailError, ValueError):  # another signer's note, not an anchor, or tiles that do not give a node
         return empty
-    return covered, end
+    return covered, end, digest
 
 
-def keep_anchor(index: LedgerIndex, sign: Callable[[str], str]) -> None:
+def _digest(log: LogFile, stop: int) -> Any:
+    """The SHA-256 object of the log's bytes [0, ``stop``), read :data:`_PREFIX_READ` bytes at a time."""
+    digest, start = hashlib.sha256(), 0
+    while start < stop:
+        part = log.read(start, min(stop - start, _PREFIX_READ))
+        if not part:
+            raise IndexDamaged(f"{log.path} ends at {start}, before {stop}")
+        digest.update(part)
+        start += len(part)
+    return digest
+
+
+def keep_anchor(index: LedgerIndex, sign: Callable[[str], str], prefix: bytes | None = None) -> None:
     """Keep the anchor of ``index`` as it is now, signed by ``sign`` (text -> signed note), in its meta: call it
-    right after signing a checkpoint of it, checked by :func:`check_tree`."""
-    note = sign(anchor_text(index))
+    right after signing a checkpoint of it, whose tree :func:`check_tree` checked (``prefix``: what it returned;
+    None: the log's bytes are hashed here)."""
+    note = sign(anchor_text(index, _digest(index.files()[1], index.end).digest() if prefix is None else prefix))
     with index.db.transaction():
         index.db.set_meta(anchor=note)
 

@@ -116,6 +116,8 @@ class LedgerIndex:
         self._registry = [(p, held.get(p) or read[p]) for p in positions]
         for position, record in self._registry:  # the registry is small and held in memory: replay it (a reader,
             # with no authority keys, takes what the writer checked)
+            if record.body.kind not in REGISTRY_KINDS:
+                raise IndexDamaged(f"index table registry names record {position}, a {record.body.kind} record")
             if authority_keys is not None and position not in held and (
                     findings := self.state.registry.check(record, position)):
                 raise IndexDamaged(f"registry record {position} no longer passes: {findings[0]}")
@@ -290,6 +292,8 @@ class LedgerIndex:
             if pair[0] is None or pair[1] is None or pair[0][0] != pair[1][0]:
                 raise IndexDamaged("index tables head_positions and head_latest do not name the same items")
             (item, at), (_, head) = pair
+            if not at:
+                raise IndexDamaged(f"index table head_positions holds no position of item {item!r}")
             leaf = head_leaf(item, Head(at[-1], head, len(at)))
             heads.append((item.encode(), leaf, leaf_hash(leaf)))
         claims = []
@@ -307,6 +311,8 @@ class LedgerIndex:
             if at is not None or head is not None:
                 raise IndexDamaged(f"index tables head_positions and head_latest disagree on item {item!r}")
             return None
+        if not at:
+            raise IndexDamaged(f"index table head_positions holds no position of item {item!r}")
         return head_leaf(item, Head(at[-1], head, len(at)))
 
     def _claim_leaf(self, key: bytes) -> bytes | None:

@@ -20,6 +20,7 @@ import itertools
 import marshal
 from collections.abc import Iterable, Iterator, Sequence
 
+from ..errors import StoneTrailError
 from ..hashing import Digest
 from ..merkle import leaf_hash, verify_inclusion
 from ..storage.tiles import MemoryTiles, Tile, TiledTree
@@ -118,9 +119,12 @@ class Snapshot:
         line = self._row(_LINE, 0)
         if line is None:
             raise KeyError((size, tree))
-        self.line = line[0].decode()
-        _, count, root = self.line.split(" ")
-        self.count, self.root = int(count), Digest.from_b64(root)
+        try:
+            self.line = line[0].decode()
+            _, count, root = self.line.split(" ")
+            self.count, self.root = int(count), Digest.from_b64(root)
+        except (ValueError, StoneTrailError) as exc:  # checksummed bytes that are not a line: not written here
+            raise IndexDamaged(f"index table snap: the line of tree {tree} at {size} does not read ({exc})") from exc
         self._nodes = TiledTree(self, self.count)
         self._chunks: dict[int, list[tuple[bytes, bytes]]] = {}
         self._firsts: list[bytes] | None = None
