@@ -93,7 +93,8 @@ class LedgerIndex:
         self.size: int = db.meta("size")
         self.end: int = db.meta("end")
         self._counts: dict[str, int] = db.meta("counts")
-        if type(self.size) is not int or type(self.end) is not int or not 0 <= self.size <= self.end \
+        if type(self.size) is not int or type(self.end) is not int or self.size < 0 or self.end < 0 \
+                or (isinstance(db, IndexDB) and self.size > self.end) \
                 or type(self._counts) is not dict or not all(type(k) is str and type(v) is int and v >= 0
                                                              for k, v in self._counts.items()):
             raise IndexDamaged(f"{db.path}: its size, end or row counts are missing or not numbers")
