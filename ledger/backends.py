@@ -134,6 +134,7 @@ class FileBackend:
         except StorageError as exc:  # index.*: never sign from it; rebuild it from the log
             if not exc.code.startswith("index."):
                 raise
+            self._prefix = None  # the anchor is then made from the rebuilt index, the log hashed again
             self._reopen_index(rebuild=True)
             return lines_of(self._index)
 
