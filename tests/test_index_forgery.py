@@ -17,14 +17,16 @@ import pytest
 from test_index import _grown, _keys
 
 from ledger import Ledger
+from ledger.errors import CorruptStoreError
 from ledger.hashing import Digest
-from ledger.index import anchor
+from ledger.index import anchor, discard_index, rebuild_index
 from ledger.index.db import index_path
 from ledger.index.maps import row_check
 from ledger.merkle import leaf_hash
 from ledger.reader import checkpoint_file as checkpoint_log
 from ledger.signing import checkpoint_file as sign_file
 from ledger.storage import scan
+from ledger.storage.framing import FRAME_MAGIC
 from ledger.storage.tiles import MemoryTiles, TiledTree, tile_nodes
 
 _NODES = 1 << 62  # the key bit of a tile's inner-node row (ledger.index.db)
@@ -172,7 +174,19 @@ def _item_without_positions(db: sqlite3.Connection) -> None:
                                                                      key))
 
 
+def _snapshot_of_minus_one_leaves(db: sqlite3.Connection) -> None:
+    for size, tree, k, v in db.execute("SELECT size, tree, k, v FROM snap WHERE kind = 2").fetchall():
+        keyword = bytes(v).split(b" ")[0]
+        line = keyword + b" -1 " + bytes(v).split(b" ")[2]
+        db.execute("UPDATE snap SET v = ?, c = ? WHERE size = ? AND tree = ? AND kind = 2 AND k = ?",
+                   (line, row_check(f"snap/{size}/{tree}/2/{k}", line, b""), size, tree, k))
+
+
 _EDITS = {
+    "size and end past any index": lambda db: [_put(db, "meta", name, marshal.dumps(1 << 64, 2))
+                                              for name in ("size", "end")],
+    "size below the registry's last record": lambda db: _put(db, "meta", "size", marshal.dumps(100, 2)),
+    "a snapshot of -1 leaves": _snapshot_of_minus_one_leaves,
     "a custody record among the registry rows": _registry_row_added,
     "a snapshot line that is not one": _snapshot_line_garbled,
     "an item with no positions": _item_without_positions,
@@ -202,3 +216,28 @@ def test_index_edits_lead_to_a_rebuild_or_the_log_never_to_another_checkpoint(de
     assert sign_file(path, operator) == want  # type: ignore[arg-type]
     with Ledger.open(path, keys) as ledger:
         assert ledger.checkpoint(operator) == want  # type: ignore[arg-type]
+
+
+def test_an_index_that_ends_inside_a_batch_the_log_never_ended_is_not_used(demo: Path, tmp_path: Path) -> None:
+    """A batch cut short by a crash is a torn tail, never records (docs/format.md §8). The fourth review built an
+    index over a copy whose last frame was made a batch's end, and put it beside the torn log: both signing paths
+    signed the torn records, which `repair` then moves aside (a rollback under the operator's key). The frame
+    an index ends at must end a batch in the log."""
+    path = _grown(demo, tmp_path, SIGNED_AT)  # records SIGNED_AT.. were appended in one batch
+    keys, operator = _keys(demo)
+    frames = scan(path).frames
+    torn = path.read_bytes()[: frames[SIGNED_AT + 50].end]  # the batch cut after 51 of its frames
+    path.write_bytes(torn)
+    ended = tmp_path / "ended.ledger"
+    at = frames[SIGNED_AT + 50].offset
+    ended.write_bytes(torn[:at] + FRAME_MAGIC + torn[at + 4:])  # the CRC covers only the payload
+    discard_index(path)
+    rebuild_index(ended, keys)
+    index_path(ended).rename(index_path(path))
+    with pytest.raises(CorruptStoreError) as log_only:
+        checkpoint_log(path, operator)  # type: ignore[arg-type]
+    with pytest.raises(CorruptStoreError) as through_index:
+        sign_file(path, operator)  # type: ignore[arg-type]
+    with pytest.raises(CorruptStoreError) as writer:
+        Ledger.open(path, keys)
+    assert log_only.value.code == through_index.value.code == writer.value.code == "store.torn_tail"

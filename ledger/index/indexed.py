@@ -24,7 +24,7 @@ from ..identity import IDENTITIES_EXTENSION, IdentityLeaf, sort_key
 from ..merkle import MerkleTree, leaf_hash
 from ..record import Record
 from ..storage.frames import read_frame
-from ..storage.framing import pack_header
+from ..storage.framing import FRAME_MAGIC, pack_header
 from ..storage.tiles import TiledTree
 from .db import IndexDB, Tables
 from .maps import IndexDamaged, StoredMap, Written
@@ -36,6 +36,7 @@ __all__ = ["CHECKED", "LedgerIndex", "LogFile"]
 #: Records at the end of the index checked against the log on every open (each a read of one frame).
 CHECKED = 64
 _SPAN = 1 << 20  # bytes of the log read at once for those records (beyond it, one read per record)
+_LIMIT = 1 << 62  # no index holds this many records or bytes: a meta value past it is damage
 _TABLES = list(TABLES)
 #: The tables whose rows are a checkpoint tree's leaves, by tree (their changes are tracked: :func:`track`).
 _TREES = {"head_positions": HEADS, "head_latest": HEADS, "id_claims": IDENTITIES}
@@ -93,7 +94,8 @@ class LedgerIndex:
         self.size: int = db.meta("size")
         self.end: int = db.meta("end")
         self._counts: dict[str, int] = db.meta("counts")
-        if type(self.size) is not int or type(self.end) is not int or self.size < 0 or self.end < 0 \
+        if type(self.size) is not int or type(self.end) is not int or not 0 <= self.size < _LIMIT \
+                or not 0 <= self.end < _LIMIT \
                 or (isinstance(db, IndexDB) and self.size > self.end) \
                 or type(self._counts) is not dict or not all(type(k) is str and type(v) is int and v >= 0
                                                              for k, v in self._counts.items()):
@@ -109,6 +111,8 @@ class LedgerIndex:
         track(self._maps, _TREES if self._snapshot is not None and self._snapshot[0] is not None else None)
         held = dict(known)  # registry records an earlier view of these tables read and checked (``known``)
         positions, recorded = db.registry_positions(), db.meta("registry")
+        if positions and positions[-1] >= self.size:
+            raise IndexDamaged(f"index table registry names record {positions[-1]}, past the {self.size} indexed")
         if recorded is None and (not self.size or not isinstance(db, IndexDB)):
             recorded = len(positions) if self.size else 0  # empty, or a database store written before the count
         if len(positions) != recorded:  # a row hidden by a damaged page, or deleted
@@ -365,6 +369,8 @@ class LedgerIndex:
             offset, length = db.frame(last)
             if offset + length != self.end:
                 raise IndexDamaged(f"{db.path}: its last frame does not end where it recorded")
+            if log.read(offset, len(FRAME_MAGIC)) != FRAME_MAGIC:  # a batch the log never ended: a torn tail
+                raise IndexDamaged(f"{db.path}: its last record is inside a batch {log.path} never ended")
             first = max(0, self.size - CHECKED)
             start = db.frame(first)[0]
             read = _within(log.read(start, self.end - start), start) if 0 <= self.end - start <= _SPAN else log.read

@@ -123,6 +123,8 @@ class Snapshot:
             self.line = line[0].decode()
             _, count, root = self.line.split(" ")
             self.count, self.root = int(count), Digest.from_b64(root)
+            if not 0 <= self.count < 1 << 62:
+                raise ValueError(f"a tree of {self.count} leaves")
         except (ValueError, StoneTrailError) as exc:  # checksummed bytes that are not a line: not written here
             raise IndexDamaged(f"index table snap: the line of tree {tree} at {size} does not read ({exc})") from exc
         self._nodes = TiledTree(self, self.count)
