@@ -234,11 +234,11 @@ class Ledger:
         """
         expect(key, PrivateKey, "key", "a PrivateKey")
         expect(name, (str, type(None)), "name", "text or None")
-        signer = note_verifier_key(name or self.origin, key.public_key)
-        size, root, *lines = self._backend.checkpoint_body(signer)
+        signer = name or self.origin
+        size, root, *lines = self._backend.checkpoint_body(note_verifier_key(signer, key.public_key))
         note = sign_checkpoint(Checkpoint(origin=self.origin, tree_size=size, root_hash=root, extensions=tuple(lines)),
-                               name or self.origin, key)
-        self._backend.signed(lambda text: sign_note(text, [(name or self.origin, key)]))
+                               signer, key)
+        self._backend.signed(lambda text: sign_note(text, [(signer, key)]))
         return note
 
     def close(self) -> None:

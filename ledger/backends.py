@@ -127,7 +127,6 @@ class FileBackend:
         .check_tree`); from an index rebuilt from the log if a row fails its checksum or the tree is not the
         log's."""
         self._store.check_intact()
-        self._prefix = None
         try:
             self._prefix = check_tree(self._index, signer)
             return lines_of(self._index)

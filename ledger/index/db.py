@@ -223,7 +223,6 @@ class IndexDB(Tables):
         with self.transaction():
             self.create([("frames", "id INTEGER NOT NULL, v BLOB NOT NULL")])
 
-
     def close(self) -> None:
         """Close the file (idempotent)."""
         self.db.close()
