@@ -191,6 +191,20 @@ def fig_pymerkle(a: Args) -> Args:
             "proofs": _proofs_digest([p.path[1:] for p in proofs])}
 
 
+# --- a checkpoint of the ledger, for the audit that checks one ------------------------------------------------
+
+@figure
+def fig_checkpoint(a: Args) -> Args:
+    """Sign a checkpoint of the ledger at ``a["path"]`` with the generator's operator key
+    (:func:`ledger.checkpoint_file`, no index) and write its note to ``a["note"]``: seconds."""
+    import ledgergen as gen
+
+    from ledger import checkpoint_file
+    seconds, note = _timed(lambda: checkpoint_file(a["path"], gen.key("operator")))
+    Path(a["note"]).write_text(note)
+    return {"s": seconds}
+
+
 # --- the truncated copy -----------------------------------------------------------------------------------------
 
 def cut_copy(source: Path, target: Path, records: int) -> int:

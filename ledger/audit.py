@@ -246,7 +246,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         if walk is None or (parallel and problems):
             # too little to share, or damaged frames (not runs of records to cut): all again, in one process
             if walk is not None:
-                walk.state.close()
+                walk.close()
                 kept = start()
             with FrameFile(path, resume=saved.resume if saved else None) as again:
                 walk = run(kept, frames=_frames(again, kept))
@@ -265,7 +265,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     good = [cp for (cp, _), bad in zip(opened, found, strict=True) if cp is not None and not bad]
     items = seen.state.items.values()
     policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
-    seen.state.close()
+    walk.close()
     return AuditReport(origin=walk.origin, record_count=seen.records, root_hash=seen.root, items=len(items),
                        stones=stones(seen.state.items),
                        parties=len(seen.state.registry.parties),

@@ -25,11 +25,13 @@ from .errors import CorruptStoreError, InputError, StoneTrailError
 from .events import REGISTRY_KINDS
 from .findings import Finding
 from .hashing import Digest
+from .heads import ItemHeads
 from .merkle import leaf_hash
 from .reader import checkpoint_problems
 from .record import Record
 from .sig_findings import signature_findings
 from .spilled import SpilledState
+from .spilled_of import SpilledOf
 from .storage.framing import Frame, StoreProblem
 
 __all__ = ["Pass", "Progress", "finish", "run_pass"]
@@ -115,7 +117,11 @@ class _Walk:
         self.verdicts: dict[int, list[Finding]] = {}  # the workers' sig.* findings of the chunk being applied
         self.from_workers = False
         self.worker_decoded = False  # the chunk's unreadable records are in the workers' findings already
-        self.commitments = Commitments() if sizes or keep else None
+        # Lines at the checkpoints' tree sizes only (no state to save, which keeps every position): the item heads
+        # counted, their record map on disk, so that memory follows the live items, not the file.
+        self.item_of = SpilledOf() if sizes and not keep else None
+        self.commitments = Commitments(None if self.item_of is None else ItemHeads(counted=True, of=self.item_of)) \
+            if sizes or keep else None
         self.largest = max(sizes, default=0)  # records below it go into the commitments (a checkpoint's lines)
         self.range = CompactRange()
         self.roots: dict[int, Digest] = {}
@@ -123,6 +129,12 @@ class _Walk:
         self.registry: list[tuple[int, Record]] = []
         self.findings: list[Finding] = []
         self.end = 0  # the position after the last frame seen
+
+    def close(self) -> None:
+        """Delete the walk's temporary databases (its custody state's spill and its heads' record map)."""
+        self.state.close()
+        if self.item_of is not None:
+            self.item_of.close()
 
     def _signatures(self, record: Record, position: int) -> list[Finding]:
         if self.from_workers:

@@ -23,8 +23,10 @@ __all__ = ["Commitments", "Committed", "CommittedOver", "line_problems"]
 class Commitments:
     """The item heads and identities of records added in log order (:meth:`add`)."""
 
-    def __init__(self) -> None:
-        self.heads = ItemHeads()
+    def __init__(self, heads: ItemHeads | None = None) -> None:
+        """``heads``: the item heads to collect into (counted, or with their record map on disk: an audit's),
+        else new ones."""
+        self.heads = ItemHeads() if heads is None else heads
         self.identities = IdentityIndex()
 
     def add(self, position: int, record: Record) -> frozenset[str]:

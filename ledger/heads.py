@@ -76,10 +76,14 @@ class ItemHeads:
     """Every item's records, collected from records in log order (:meth:`add`), and the item-head tree over
     their heads."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, counted: bool = False, of: MutableMapping[Digest, tuple[str, ...]] | None = None) -> None:
+        """``counted``: keep each item's record count and latest position only, not every position (an audit's
+        heads, whose memory follows the live items: :attr:`index` is then unavailable). ``of``: the mapping
+        record hash -> items to keep (:class:`ledger.spilled_of.SpilledOf`, on disk), else a dictionary."""
         self._positions: MutableMapping[str, list[int]] = {}
+        self._counts: dict[str, tuple[int, int]] | None = {} if counted else None  # item -> (records, latest position)
         self._latest: MutableMapping[str, Digest] = {}
-        self._of: MutableMapping[Digest, tuple[str, ...]] = {}  # record hash -> the items it is a record of
+        self._of: MutableMapping[Digest, tuple[str, ...]] = {} if of is None else of  # record hash -> its items
         self._waiting: MutableMapping[Digest, list[tuple[int, Digest]]] = {}  # subject not seen yet -> (position, hash)
         self._tree: tuple[dict[str, int], MerkleTree] | None = None
 
@@ -87,8 +91,10 @@ class ItemHeads:
             of: MutableMapping[Digest, tuple[str, ...]], waiting: MutableMapping[Digest, list[tuple[int, Digest]]]
             ) -> None:
         """Keep the heads in these mappings instead of dictionaries (the persistent index's tables,
-        :mod:`ledger.index.state`); they hold the heads of the records added so far."""
+        :mod:`ledger.index.state`); they hold the heads of the records added so far (every position: not
+        counted)."""
         self._positions, self._latest, self._of, self._waiting = positions, latest, of, waiting
+        self._counts = None
         self._tree = None
 
     @classmethod
@@ -121,7 +127,10 @@ class ItemHeads:
         if ordered:  # audit state keeps are then the same bytes in every run
             self._of[record.record_hash] = tuple(ordered)
         for item in ordered:
-            self._positions.setdefault(item, []).append(position)
+            if self._counts is None:
+                self._positions.setdefault(item, []).append(position)
+            else:
+                _tally(self._counts, item, position)
             self._latest[item] = record.record_hash
         if items and record.record_hash in self._waiting:
             self._settle(record.record_hash, items)
@@ -138,32 +147,44 @@ class ItemHeads:
             for position, statement in self._waiting.pop(subject, ()):
                 self._of[statement] = tuple(sorted({*self._of.get(statement, ()), *items}))
                 for item in sorted(items):
-                    bisect.insort(self._positions.setdefault(item, []), position)
+                    if self._counts is None:
+                        bisect.insort(self._positions.setdefault(item, []), position)
+                    else:
+                        _tally(self._counts, item, position)
                 pending.append((statement, items))
 
+    def _items(self) -> Mapping[str, object]:
+        return self._positions if self._counts is None else self._counts
+
     def __len__(self) -> int:
-        return len(self._positions)
+        return len(self._items())
 
     @property
     def index(self) -> Mapping[str, Sequence[int]]:
-        """Item id -> leaf indices of its records, increasing."""
+        """Item id -> leaf indices of its records, increasing. Raises TypeError for counted heads (they keep
+        none)."""
+        if self._counts is not None:
+            raise TypeError("counted item heads keep no positions")
         return self._positions
 
     def head(self, item: str) -> Head:
         """``item``'s latest record and record count; KeyError if it has no record."""
+        if self._counts is not None:
+            count, latest = self._counts[item]
+            return Head(latest, self._latest[item], count)
         positions = self._positions[item]
         return Head(positions[-1], self._latest[item], len(positions))
 
     def _built(self) -> tuple[dict[str, int], MerkleTree]:
         if self._tree is None:
-            order = sorted(self._positions, key=lambda item: item.encode("utf-8"))
+            order = sorted(self._items(), key=lambda item: item.encode("utf-8"))
             tree = MerkleTree.of_leaves(head_leaf(item, self.head(item)) for item in order)
             self._tree = ({item: rank for rank, item in enumerate(order)}, tree)
         return self._tree
 
     def leaves(self) -> Iterator[bytes]:
         """Every leaf input of the item-head tree, in tree order (ascending item id bytes)."""
-        for item in sorted(self._positions, key=lambda name: name.encode("utf-8")):
+        for item in sorted(self._items(), key=lambda name: name.encode("utf-8")):
             yield head_leaf(item, self.head(item))
 
     def root(self) -> Digest:
@@ -179,6 +200,12 @@ class ItemHeads:
         ranks, tree = self._built()
         rank = ranks[item]
         return HeadProof(rank, tuple(tree.inclusion_proof(rank)))
+
+
+def _tally(counts: dict[str, tuple[int, int]], item: str, position: int) -> None:
+    """Count one more record of ``item``, at ``position``, in counted heads: (records, latest position)."""
+    count, latest = counts.get(item, (0, position))
+    counts[item] = (count + 1, max(latest, position))
 
 
 def checkpoint_heads(cp: Checkpoint) -> tuple[int, Digest]:

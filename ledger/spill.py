@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["BATCH", "BLOOM_BITS", "Bloom", "Spill", "entry_fields"]
+__all__ = ["BATCH", "BLOOM_BITS", "Bloom", "Spill", "entry_fields", "scratch_db"]
 
 #: Records gathered in memory before they are written (a few MB): fewer, larger sorted writes touch fewer pages.
 BATCH = 32768
@@ -80,6 +80,16 @@ _PUT_KEYED = ("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WH
               f"INTO {{}} SELECT substr(?1, i * {_PAIR} + 1, 32), substr(?1, i * {_PAIR} + 33, {_WIDTH}) FROM n")
 
 
+def scratch_db(cache_kib: int = _CACHE_KIB) -> sqlite3.Connection:
+    """A private temporary SQLite database (on disk, deleted when closed), set for scratch data: no journal, no
+    sync, one connection, a page cache of ``cache_kib`` KiB; autocommit unless a ``BEGIN`` is executed."""
+    db = sqlite3.connect("", isolation_level=None)  # "": private, on disk, deleted when closed
+    for pragma in ("journal_mode = OFF", "synchronous = OFF", "locking_mode = EXCLUSIVE",
+                   f"cache_size = -{cache_kib}"):
+        db.execute(f"PRAGMA {pragma}")
+    return db
+
+
 def _pack(entries: list[bytes]) -> bytes:
     """A facts row: the number of entries and each entry's end offset (4 bytes each, big-endian), then the entries."""
     ends, end = [], 0
@@ -108,10 +118,7 @@ class Spill:
     every read looks at the held ones too. Not thread-safe; one process."""
 
     def __init__(self) -> None:
-        self._db = sqlite3.connect("", isolation_level=None)  # "": private, on disk, deleted when closed
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "locking_mode = EXCLUSIVE",
-                       f"cache_size = -{_CACHE_KIB}"):
-            self._db.execute(f"PRAGMA {pragma}")
+        self._db = scratch_db()
         for statement in _SCHEMA:
             self._db.execute(statement)
         # held (immutable values: nothing here for the garbage collector to walk)

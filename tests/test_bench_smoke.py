@@ -40,7 +40,8 @@ def test_bench_index_quick_run(tmp_path: Path) -> None:
 VERIFY_BENCH = BENCH.with_name("bench_verify.py")
 VERIFY_ROWS = ["bound_cryptography_one", "bound_cryptography_all", "bound_libsodium_one", "bound_libsodium_all",
                "verify_cryptography_1", "verify_cryptography_2", "verify_libsodium_1", "verify_libsodium_2",
-               "jobs_cryptography", "jobs_libsodium", "engines", "rss", "save_state", "resume", "merkle"]
+               "jobs_cryptography", "jobs_libsodium", "engines", "rss", "rss_checkpoint", "save_state", "resume",
+               "merkle"]
 
 
 def test_bench_verify_quick_run(tmp_path: Path) -> None:
@@ -63,6 +64,7 @@ def test_bench_verify_quick_run(tmp_path: Path) -> None:
     else:
         assert figures["pymerkle"]["status"] == "missing"
     verified = {name: f for name, f in figures.items() if name.startswith("verify_") or name == "resume"}
+    assert "verify_checkpoint" in verified  # the audit with a checkpoint: the same clean result
     assert all(f["status"] in ("ok", "missing") for f in [*verified.values(), figures["save_state"]]), verified
     results = {(f["records"], f["root"], f["verdict"], f["findings_digest"]) for f in verified.values()
                if f["status"] == "ok"}

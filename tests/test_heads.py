@@ -11,18 +11,20 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import Ledger, Transferred, Trust, check_ledger, checkpoint_file
+from ledger import Attested, Corrected, Ledger, Transferred, Trust, check_ledger, checkpoint_file
 from ledger.checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint, sign_checkpoint
 from ledger.errors import InputError, NoteFormatError, ProofError, VerificationError
 from ledger.hashing import Digest
 from ledger.heads import HEADS_EXTENSION, Head, HeadProof, ItemHeads, checkpoint_heads, head_leaf, verify_item_head
 from ledger.keys import note_verifier_key
 from ledger.merkle import leaf_hash, root_hash
+from ledger.spilled_of import SpilledOf
 from world import ORIGIN, World, key
 
 OPERATOR = key("operator")
@@ -32,7 +34,7 @@ H = Digest(hashlib.sha256(b"a record").digest())
 @dataclass(frozen=True)
 class _Body:
     items: frozenset[str]
-    event: None = None
+    event: Attested | Corrected | None = None
 
     def named_items(self) -> frozenset[str]:
         return self.items
@@ -103,6 +105,50 @@ def test_only_the_latest_record_and_the_full_count_verify(log: list[set[str]]) -
             with pytest.raises(ProofError):
                 verify_item_head(item, head(positions[-1]), HeadProof((proof.index + 1) % count, proof.proof),
                                  count, root)
+
+
+def _statement(position: int, subject: int, corrected: bool) -> _Record:
+    event = (Corrected if corrected else Attested)(subject=_record(subject).record_hash, statement="seen")
+    return _Record(_Body(frozenset(), event), _record(position).record_hash)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.sets(st.sampled_from(["L1", "S1", "S2", "RING"]), min_size=1, max_size=3),
+                          st.tuples(st.integers(0, 30), st.booleans())), min_size=1, max_size=30))
+def test_counted_heads_with_the_record_map_on_disk_give_the_same_line(log: list[set[str] | tuple[int, bool]]) -> None:
+    """An audit's heads (issue 11: memory that follows the live items) keep each item's count and latest position
+    and their record map on disk; their line, items and heads are those of the heads that keep every position,
+    with statements about earlier, later (a reordered log) and unknown records, across the map's batch writes."""
+    records = [_statement(p, *entry) if isinstance(entry, tuple) else _record(p, *entry) for p, entry in enumerate(log)]
+    full, of = ItemHeads(), SpilledOf()
+    counted = ItemHeads(counted=True, of=of)
+    with mock.patch("ledger.spilled_of.BATCH", 3):
+        for position, record in enumerate(records):
+            assert counted.add(position, record) == full.add(position, record)  # type: ignore[arg-type]
+            assert counted.extension() == full.extension()
+    assert len(counted) == len(full)
+    for item in full.index:
+        assert counted.head(item) == full.head(item) and counted.proof(item) == full.proof(item)
+    assert sorted(of) == sorted(full._of) and all(of[h] == full._of[h] for h in full._of)
+    with pytest.raises(TypeError, match="no positions"):
+        _ = counted.index
+    of.close()
+
+
+def test_the_record_map_on_disk_is_a_mapping() -> None:
+    of, a, b = SpilledOf(), _record(1).record_hash, _record(2).record_hash
+    with mock.patch("ledger.spilled_of.BATCH", 2):
+        of[a] = ("S1",)
+        assert of[a] == ("S1",) and b not in of and len(of) == 1  # read while held, then written
+        of[b] = ()
+        of[a] = ("L1", "S1")  # replaced after its first write
+        assert (of[a], of[b], of.get(_record(3).record_hash)) == (("L1", "S1"), (), None)
+        assert sorted(of) == sorted([a, b]) and len(of) == 2
+        del of[a]
+        assert a not in of and list(of) == [b]
+        with pytest.raises(KeyError):
+            del of[a]
+    of.close()
 
 
 @pytest.mark.parametrize("line", [

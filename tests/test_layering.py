@@ -37,7 +37,8 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: docs/adr/0023) and signing (a
 #: checkpoint of a file, through the index when it can), all below the writer facade _ledger and copy (a ledger
 #: from one store to another); engines (which library runs the Ed25519 equation, docs/adr/0021; above keys, its
-#: one user); spill (an audit's per-record facts on disk, docs/adr/0022) and spilled (the replay over it);
+#: one user); spill (an audit's per-record facts on disk, docs/adr/0022), spilled_of (the item heads' record map
+#: on disk, for an audit's checkpoint lines) and spilled (the replay over it);
 #: rollback (a witness's rollback evidence, read by evidence); witness.* (a C2SP tlog-witness: the known logs and
 #: the add-checkpoint decision table, pure, after evidence; its state, server, the log's gathering of cosignatures
 #: and the proofs it sends, after publish).
@@ -53,7 +54,8 @@ ORDER = [
     "commitments", "sig_findings",
     "consistency", "rollback", "_evidence_format", "evidence", "witness.logs", "witness.protocol",
     "item", "origin", "rules", "_kinds",
-    "custody", "spill", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format", "_bundle_json",
+    "custody", "spill", "spilled_of", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format",
+    "_bundle_json",
     "_bundle_summary", "_bundle_proofs",
     "bundle", "_words", "cutting", "dossier", "annex", "report",
     "storage.window", "storage.framing", "storage.frames", "storage.filestore", "storage.repair", "storage.tiles",
