@@ -248,7 +248,7 @@ def fork_command(ledger_file: Path, checkpoint_path: Path, out: Path, trust_file
     sys.exit(_verdict_exit(verdict))
 
 
-# Typed names for stonetrail_cli.main to register: the import cycle between the two modules hides the decorated
-# functions' types from mypy there.
+# The names stonetrail_cli.main registers (:data:`stonetrail_cli.main.COMMANDS`, imported when the command runs),
+# typed as click commands.
 CONSISTENCY_COMMAND: click.Command = consistency
 EVIDENCE_GROUP: click.Group = evidence

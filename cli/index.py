@@ -57,5 +57,5 @@ def index_command(ledger_file: Path, trust_file: Path, checked: bool, as_json: b
         click.echo(f"{index_path(ledger_file)}: built from {done[0]} records of {ledger_file} in {seconds:.1f} s")
 
 
-# A typed name for stonetrail_cli.main to register (see stonetrail_cli.consistency).
+# The name stonetrail_cli.main registers (see stonetrail_cli.consistency).
 INDEX_COMMAND: click.Command = index_command

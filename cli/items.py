@@ -89,5 +89,5 @@ def _summary(lines: list[ItemLine], verdict: str, findings: int) -> str:
     return f"{count}; INVALID: {_plural(findings, 'finding')} in the ledger (run verify)"
 
 
-# A typed name for stonetrail_cli.main to register (see stonetrail_cli.consistency).
+# The name stonetrail_cli.main registers (see stonetrail_cli.consistency).
 ITEMS_COMMAND: click.Command = items

@@ -50,6 +50,7 @@ from ._common import (
     _write_new,
     check_new_file,
 )
+from ._lazy import LazyGroup
 from ._output import progress
 from ._policy import _print_policy, policy_options
 from .show import print_now, print_path
@@ -59,7 +60,9 @@ __all__ = ["proof"]
 SUFFIX = ".stproof"
 
 
-@click.group(short_help="Export, verify and show offline proof bundles.")
+@click.group(cls=LazyGroup, lazy={"annex": ".report:ANNEX_COMMAND", "fetch": ".published:FETCH_COMMAND",
+                                  "report": ".report:REPORT_COMMAND"},
+             short_help="Export, verify and show offline proof bundles.")
 def proof() -> None:
     """Proof bundles: one item's provenance, verifiable offline with nothing but the bundle and a trust file.
 

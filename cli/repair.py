@@ -60,5 +60,5 @@ def _summary(done: Repaired) -> str:
             "bytes): verify it, and append again")
 
 
-# A typed name for stonetrail_cli.main to register (see stonetrail_cli.consistency).
+# The name stonetrail_cli.main registers (see stonetrail_cli.consistency).
 REPAIR_COMMAND: click.Command = repair_command

@@ -201,5 +201,5 @@ def _print_history(found: ItemScope, history: History, verdict: str, here: list[
         _print_findings(here)
 
 
-# A typed name for stonetrail_cli.main to register (see stonetrail_cli.consistency).
+# The name stonetrail_cli.main registers (see stonetrail_cli.consistency).
 SHOW_COMMAND: click.Command = show

@@ -176,5 +176,5 @@ def _print_report(r: AuditReport) -> None:
     _print_findings(r.findings)
 
 
-# A typed name for stonetrail_cli.main to register (see stonetrail_cli.consistency).
+# The name stonetrail_cli.main registers (see stonetrail_cli.consistency).
 VERIFY_COMMAND: click.Command = verify

@@ -32,7 +32,9 @@ def run(*args: str | Path) -> Result:
 def _paths(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], bool]]:
     """Every command of ``group`` and ``group`` itself, as (its words after ``stonetrail``, whether a group)."""
     found = [(path, True)]
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # loads each command (they are imported when used)
+        command = group.get_command(ctx, name)
         found += _paths(command, (*path, name)) if isinstance(command, click.Group) else [((*path, name), False)]
     return found
 

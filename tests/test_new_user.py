@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,8 @@ from ledger.checkpoint import read_unverified_checkpoint
 from ledger.monitor import split_view_evidence
 from ledger.provenance import MassPoint
 from stonetrail_cli import _common
-from stonetrail_cli.main import _program, main
+from stonetrail_cli.demo import _program
+from stonetrail_cli.main import main
 from stonetrail_cli.proof import _mass_lines
 from world import ORIGIN, key
 
@@ -215,7 +217,10 @@ def test_the_docs_name_no_machine_specific_path(doc: str) -> None:
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
     """``group`` and every command under it, depth first in name order."""
     found: list[tuple[tuple[str, ...], click.Command]] = [(path, group)]
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # loads each command (they are imported when used)
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         found += _commands(command, (*path, name)) if isinstance(command, click.Group) else [((*path, name), command)]
     return found
 
@@ -338,3 +343,21 @@ def test_a_large_ledger_read_without_an_index_says_how_to_make_it_instant(
     assert run("index", ledger, "--trust", files.trust).exit_code == 0
     for args in (["show", ledger, "S1"], ["items", ledger, "--json"]):
         assert "stonetrail index" not in run(*args).stderr  # an index answers: nothing to say
+
+
+def test_a_command_loads_its_own_modules_only() -> None:
+    """Starting ``stonetrail verify`` imports the audit's command, not the witness server's, the HTML report's
+    (jinja2) or the demo's (each command is imported when it runs); ``--help`` of the group still lists all."""
+    probe = ("import atexit, sys\n"
+             "atexit.register(lambda: print(' '.join(sorted(sys.modules)), file=sys.stderr))\n"
+             "from stonetrail_cli.main import main\n"
+             "main(sys.argv[1:])\n")
+    loaded = subprocess.run([sys.executable, "-c", probe, "verify", "--help"], capture_output=True, text=True,
+                            check=False)
+    assert loaded.returncode == 0, loaded.stderr
+    modules = set(loaded.stderr.split())
+    assert "stonetrail_cli.verify" in modules
+    assert not modules & {"stonetrail_cli.witness", "stonetrail_cli.report", "stonetrail_cli.demo", "jinja2",
+                          "ledger.witness.server", "ledger.demo"}, sorted(modules)
+    listed = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True, check=False)
+    assert listed.returncode == 0 and all(f"  {name} " in listed.stdout for name in ("demo", "verify", "witness"))

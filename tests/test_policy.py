@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -597,7 +598,9 @@ def test_a_policy_file_takes_carats_under_the_flags_names() -> None:
     """Issue 9 item 9: the file's masses were millicarats (import_threshold_mct = 500) where the flags take carats
     (--import-threshold-ct 0.5). Each carat flag's name is a file key in carats; the millicarat field names are
     still read, and one rule given both ways is refused."""
-    carat_flags = sorted(p.name for p in main.commands["verify"].params if p.name and p.name.endswith("_ct"))
+    verify = main.get_command(click.Context(main), "verify")
+    assert verify is not None
+    carat_flags = sorted(p.name for p in verify.params if p.name and p.name.endswith("_ct"))
     assert carat_flags == ["import_threshold_ct", "import_tolerance_ct", "regrade_tolerance_ct"]
     for flag in carat_flags:
         from_file = Policy.parse(f"deny_origin = RU\n{flag} = 0.5\n")
