@@ -16,20 +16,22 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import click
 
-from ledger import Finding, Trust, keyfile, replay_ledger
+from ledger import Finding, Trust, keyfile
 from ledger._files import check_new, write_files
-from ledger.audit import Replay
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
 from ledger.keys import PrivateKey
-from ledger.pg.db import is_url, redact
+from ledger.pg.url import is_url, redact
 from ledger.witness_policy import WitnessPolicy
 
 from ._output import JSON_OUTPUT, progress
+
+if TYPE_CHECKING:
+    from ledger.audit import Replay
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
 #: Largest text input read (trust, checkpoint, policy, consistency-proof files); far above any real one.
@@ -256,6 +258,7 @@ def _duration(text: str | None, flag: str) -> int | None:
 def _replay(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
     """LEDGER replayed (with a progress bar on a terminal), and its verdict: ``verified`` (every rule holds
     under ``trust``), ``invalid`` (a finding), or ``unverified`` (no trust given)."""
+    from ledger import replay_ledger  # the audit's modules: loaded by the commands that replay, not at start
     with _about(ledger_file), progress("records") as bar:
         replay = replay_ledger(ledger_file, trust, progress=bar)
     return replay, "unverified" if trust is None else "invalid" if replay.findings else "verified"

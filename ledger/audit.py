@@ -40,6 +40,7 @@ from .pg.store import as_file
 from .policy import Policy, Verdicts, check_policy_records
 from .reader import LogPass, Progress
 from .record import Record
+from .spill import scratch_errors
 from .storage import FrameFile
 from .storage.framing import Frame
 from .trust import Trust
@@ -161,6 +162,7 @@ def _replay(log: LogPass, trust: Trust | None, progress: Progress | None) -> Rep
                   framing_ok=log.framing_ok, findings=tuple(findings))
 
 
+@scratch_errors
 def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,
                  checkpoints: Sequence[str] = (), policy: Policy | None = None, progress: Progress | None = None,
                  level: str | None = None, jobs: int = 1, engine: str | None = None,
@@ -193,8 +195,9 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     finding), InputError (``input.type``, ``input.value``) for an argument of the wrong type or value, and
     for a state: InputError ``audit.state_damaged``, ``audit.state_mismatch``, ``audit.checkpoint_before_state``,
     VerificationError ``audit.log_rewritten`` (the log was cut short or rewritten below the saved state),
-    StorageError ``store.exists`` (``save_state`` exists) or ``store.io``; CorruptStoreError ``store.changed`` (the
-    file changed during the audit). A file with damaged framing gets no state, and a report that says so
+    StorageError ``store.exists`` (``save_state`` exists) or ``store.io`` (also: the audit's temporary databases,
+    :mod:`ledger.spill`, could not be written); CorruptStoreError ``store.changed`` (the file changed during the
+    audit). A file with damaged framing gets no state, and a report that says so
     (``state_unsaved``) beside the findings that name the damage.
     """
     expect(trust, Trust, "trust", "a Trust (Trust.parse)")

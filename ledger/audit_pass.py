@@ -118,7 +118,7 @@ class _Walk:
         self.from_workers = False
         self.worker_decoded = False  # the chunk's unreadable records are in the workers' findings already
         # Lines at the checkpoints' tree sizes only (no state to save, which keeps every position): the item heads
-        # counted, their record map on disk, so that memory follows the live items, not the file.
+        # counted, their record map on disk, so that memory follows the items, not the records.
         self.item_of = SpilledOf() if sizes and not keep else None
         self.commitments = Commitments(None if self.item_of is None else ItemHeads(counted=True, of=self.item_of)) \
             if sizes or keep else None

@@ -311,7 +311,8 @@ class CustodyState:
         if item.state not in want:
             code = _STATE_CODES.get(item.state) or (
                 "custody.not_exported" if want == {"in_transit"} else "custody.not_locked")
-            return code, f"{item.id} is {item.state.replace('_', ' ')}; {record.body.kind} needs {' or '.join(want)}"
+            needs = " or ".join(sorted(want))  # sorted: the same text in every run (a set's order is not)
+            return code, f"{item.id} is {item.state.replace('_', ' ')}; {record.body.kind} needs {needs}"
         if isinstance(event, Unset) and item.type != "article" and item.article not in dict(record.body.inputs):
             return "custody.locked", f"{item.id} is set in {item.article}, which this record does not unset"
         return None

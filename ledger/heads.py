@@ -78,7 +78,7 @@ class ItemHeads:
 
     def __init__(self, *, counted: bool = False, of: MutableMapping[Digest, tuple[str, ...]] | None = None) -> None:
         """``counted``: keep each item's record count and latest position only, not every position (an audit's
-        heads, whose memory follows the live items: :attr:`index` is then unavailable). ``of``: the mapping
+        heads, whose memory follows the items, not the records: :attr:`index` is then unavailable). ``of``: the mapping
         record hash -> items to keep (:class:`ledger.spilled_of.SpilledOf`, on disk), else a dictionary."""
         self._positions: MutableMapping[str, list[int]] = {}
         self._counts: dict[str, tuple[int, int]] | None = {} if counted else None  # item -> (records, latest position)

@@ -24,14 +24,17 @@ neither byte occurs in them); empty for a position with no record.
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import itertools
 import sqlite3
 import zlib
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["BATCH", "BLOOM_BITS", "Bloom", "Spill", "entry_fields", "scratch_db"]
+from .errors import StorageError
+
+__all__ = ["BATCH", "BLOOM_BITS", "Bloom", "Spill", "entry_fields", "scratch_db", "scratch_errors"]
 
 #: Records gathered in memory before they are written (a few MB): fewer, larger sorted writes touch fewer pages.
 BATCH = 32768
@@ -90,6 +93,24 @@ def scratch_db(cache_kib: int = _CACHE_KIB) -> sqlite3.Connection:
     return db
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def scratch_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn`` with an error of a scratch database (:func:`scratch_db`: a full or unwritable temporary folder) raised
+    as StorageError ``store.io``, not as :mod:`sqlite3`'s own exception (for a function whose only SQLite
+    databases are scratch ones: an audit)."""
+    @functools.wraps(fn)
+    def wrapped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StorageError(f"the audit's temporary database: {exc} (a full or unwritable temporary folder? SQLite "
+                               "writes it in $TMPDIR, else /var/tmp or /tmp)", code="store.io") from exc
+    return wrapped
+
+
 def _pack(entries: list[bytes]) -> bytes:
     """A facts row: the number of entries and each entry's end offset (4 bytes each, big-endian), then the entries."""
     ends, end = [], 0
@@ -118,7 +139,7 @@ class Spill:
     every read looks at the held ones too. Not thread-safe; one process."""
 
     def __init__(self) -> None:
-        self._db = scratch_db()
+        self._db = scratch_db(_CACHE_KIB)
         for statement in _SCHEMA:
             self._db.execute(statement)
         # held (immutable values: nothing here for the garbage collector to walk)

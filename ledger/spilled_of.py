@@ -2,7 +2,7 @@
 count a statement (``attested``, ``corrected``) as a record of its subject's items, for an audit that checks
 checkpoint lines. In memory it is a row per record of the log; here it is a table of a private temporary SQLite
 database (:func:`ledger.spill.scratch_db`, a 2 MiB page cache), written every :data:`BATCH` records in key order,
-so that the audit's memory follows the live items, not the file (issue 11; docs/adr/0022-spilled-record-facts.md).
+so that the audit's memory follows the items, not the records (issue 11; docs/adr/0022-spilled-record-facts.md).
 A statement's subject costs one read; other records, none. About 4 µs a record at 10^6 records.
 
 Item ids are identifiers (:data:`ledger._text.ID_RE`): a NUL never occurs in one, so a row's items are stored

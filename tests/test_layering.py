@@ -62,7 +62,7 @@ ORDER = [
     "storage",
     "_published_format", "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.opening",
-    "index.anchor", "index.reading", "index", "backends", "pg.db", "pg.store", "pg.queue", "pg.writer", "pg",
+    "index.anchor", "index.reading", "index", "backends", "pg.url", "pg.db", "pg.store", "pg.queue", "pg.writer", "pg",
     "signing",
     "_ledger", "copy",
     "monitor", "publish", "witness.state", "witness.server", "witness.gather", "witness.proofs", "witness",

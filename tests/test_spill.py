@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +154,29 @@ def test_a_spill_loads_only_rows_of_its_shape() -> None:
                        ("facts", [[-1], [rows["facts"][1][0]]]), ("facts", [[0, 1], [b"\x00" * 4]])):
         with pytest.raises((ValueError, TypeError)):
             Spill().load({**rows, table: bad})
+
+
+_FULL_DISK = """
+import resource, sys
+from ledger import Trust, check_ledger, spill, spilled_of
+from ledger.errors import StorageError
+spill.BATCH = spilled_of.BATCH = 1  # every record written at once,
+spill._CACHE_KIB = spilled_of._CACHE_KIB = 1  # and to the file, not kept in SQLite's page cache
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))  # files of 8 KiB at most: a full temporary folder
+ledger, trust, checkpoint = sys.argv[1:4]
+try:
+    check_ledger(ledger, Trust.parse(open(trust).read()), checkpoint=open(checkpoint).read(), level=sys.argv[4])
+except StorageError as exc:
+    print(exc.code, exc)
+"""
+
+
+@pytest.mark.parametrize("level", ["hashes", "custody"])
+def test_a_full_temporary_folder_is_a_storage_error_not_a_crash(demo: Path, level: str) -> None:
+    """The audit's temporary databases (the spill from level custody; the item heads' record map at every level
+    that checks a checkpoint) cannot be written: StorageError ``store.io`` naming the temporary folder, not
+    :mod:`sqlite3`'s exception (a real fault: the process's file size limit, which Python turns into EFBIG)."""
+    ran = subprocess.run([sys.executable, "-c", _FULL_DISK, str(demo / "demo.ledger"), str(demo / "trust.keys"),
+                          str(demo / "checkpoint.txt"), level], capture_output=True, text=True, check=False)
+    assert ran.returncode == 0 and not ran.stderr, ran.stderr
+    assert ran.stdout.startswith("store.io the audit's temporary database:") and "TMPDIR" in ran.stdout, ran.stdout

@@ -10,36 +10,22 @@ registry's positions, the checkpoint trees' snapshots). psycopg 3 is an optional
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, StorageError
 from ..index.db import Tables, checked
+from .url import is_url, redact
 
 if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["LOCK", "PgDb", "PgTables", "connect", "is_url", "reading_connection", "redact", "release"]
 
-_URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 #: The transaction-scoped advisory lock every write transaction takes first (one ledger per database): writers
 #: are sequenced by it, so positions are assigned gap-free in commit order.
 LOCK = 0x53544C47  # "STLG"
-
-
-def is_url(location: object) -> bool:
-    """True if ``location`` is a ``postgresql://`` (or ``postgres://``) URL rather than a file path."""
-    return isinstance(location, str) and bool(_URL.match(location))
-
-
-def redact(url: str) -> str:
-    """``url`` without its password (for messages): in the authority (``user:PASSWORD@``) and as a query
-    parameter (``?password=…``)."""
-    return _QUERY_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1***@", url))
 
 
 def _psycopg() -> Any:
