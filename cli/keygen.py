@@ -36,7 +36,9 @@ def keygen(name: str | None, ledger_file: Path | None, out: Path, as_json: bool)
       stonetrail keygen --ledger out/demo.ledger -o operator.pem
       stonetrail keygen --name example.com/authority -o authority.pem
     """
-    if (name is None) == (ledger_file is None):
+    if name is not None and ledger_file is not None:
+        raise click.UsageError("give --name or --ledger, not both (--ledger names the key after its origin)")
+    if name is None and ledger_file is None:
         raise click.UsageError("give --name or --ledger (an operator key is named after its ledger's origin)")
     key = PrivateKey.generate()
     vkey = note_verifier_key(scan(ledger_file).origin if ledger_file is not None else str(name), key.public_key)
