@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger._codec import MAX_DEPTH, decode, encode
+from ledger import _codec
+from ledger._codec import MAX_DEPTH, MAX_DOCUMENT_SIZE, decode, encode
 from ledger.errors import DecodeError, InputError
 
 GOLDEN = [
@@ -128,3 +129,15 @@ def test_single_byte_change_never_decodes_to_the_same_value(value: object, data:
     except DecodeError:
         return
     assert encode(decoded) == bytes(raw) != encode(value)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 100, 4096, 4097, 999_999, MAX_DOCUMENT_SIZE])
+def test_the_fast_decoders_caps_follow_the_input_size(size: int) -> None:
+    """The fast path's unpacker options are made once per power of two (not per call), and still cap every
+    length by at most twice the input's size (as the strict path caps them by the size itself): a header that
+    claims more than the input can hold allocates little before msgpack finds the data missing."""
+    options, strict = _codec._fast_options(size), _codec._limits(b"\x00" * size)
+    assert options is _codec._fast_options(size)
+    for key in ("max_str_len", "max_bin_len", "max_array_len", "max_map_len"):
+        assert strict[key] <= options[key] <= max(2 * strict[key], 1), key
+    assert options["max_ext_len"] == 0 and options["strict_map_key"] is True
