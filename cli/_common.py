@@ -402,7 +402,11 @@ def _utc(time_ms: int) -> str:
 
 def _save_key(out: Path, key: PrivateKey, verifier_key: str, as_json: bool, use: str) -> None:
     """Write ``key`` to ``out`` (a new private-key file, 0600), then print its verifier key and ``use`` (what to
-    do with it), or with --json ``{"file", "verifier_key"}``."""
+    do with it), or with --json ``{"file", "verifier_key"}``. ``-`` is refused (a usage error): elsewhere it means
+    stdout, and a private key is never printed."""
+    if str(out) == "-":
+        raise click.UsageError("-o -: a private key is written to a new file (mode 0600), never to stdout; give a "
+                               "file name")
     with _about(out):
         keyfile.save_private_key(out, key)
     if as_json:

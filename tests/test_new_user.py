@@ -373,3 +373,13 @@ def test_a_mistyped_command_gets_a_suggestion(argv: list[str], hint: str) -> Non
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 2 and hint in result.output and len(result.output.strip().splitlines()) == 1, \
         result.output
+
+
+@pytest.mark.parametrize("argv", [["keygen", "--name", "example.com/a"], ["witness", "keygen", "--name", "w.example"]])
+def test_a_private_key_is_never_written_to_stdout(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                   ) -> None:
+    """``-o -`` means stdout for reports; for a private key it is a usage error, and no file named ``-`` is made."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [*argv, "-o", "-"])
+    assert result.exit_code == 2 and "never to stdout" in result.output, result.output
+    assert not (tmp_path / "-").exists() and "PRIVATE KEY" not in result.output
