@@ -20,7 +20,7 @@ the check a consistency proof from A to B makes (RFC 9162 §2.1.4.2), with the s
 taken from our own replay instead of from the log. A checkpoint below A cannot be checked from the state and
 is refused (``audit.checkpoint_before_state``).
 
-File format (docs/format.md §8.3): the line ``stonetrail-audit-state 3`` (LF), then the SHA-256 of the rest,
+File format (docs/format.md §8.3): the line ``stonetrail-audit-state 4`` (LF), then the SHA-256 of the rest,
 then the rest: a msgpack map (:func:`ledger._codec.pack_local`) whose dictionaries of the replay are encoded row by row
 with the persistent index's codecs (:data:`ledger.index.state.TABLES`), and whose spill is its tables' columns
 (:meth:`ledger.spill.Spill.dump`). A state is the auditor's own file: its
@@ -58,7 +58,7 @@ from .storage.framing import FRAME_HEADER, FRAME_MAGIC, MAX_HEADER, TORN, Frame,
 __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 
 #: The state file format version (the number on its first line).
-VERSION = 3
+VERSION = 4
 _MAGIC = b"stonetrail-audit-state "
 _LINE_MAX = 64  # the first line (magic and version) is shorter
 _ID_TABLES = ("id_claims", "id_holder", "id_standing", "id_frozen")

@@ -209,6 +209,9 @@ _NESTED: dict[str, Callable[[dict[str, Any]], None]] = {
     "registry position None": lambda b: b["registry"][1].__setitem__(0, None),
     "registry positions out of order": lambda b: b["registry"].reverse(),
     "spill filter not zlib": lambda b: b["spill"].__setitem__("filter", b"\xff" * 8),
+    # rows in the index's encoding: 5-byte values claiming 2**28 entries (msgpack array headers), read on resume
+    "item rows claiming 2**28 entries": lambda b: b["tables"]["items"][1].__setitem__(
+        slice(None), [b"\xdd\x10\x00\x00\x00"] * len(b["tables"]["items"][1])),
 }
 
 

@@ -6,7 +6,6 @@ evidence of a split view against an operator who never made one."""
 from __future__ import annotations
 
 import hashlib
-import marshal
 import sqlite3
 import struct
 from contextlib import closing
@@ -17,6 +16,7 @@ import pytest
 from test_index import _grown, _keys
 
 from ledger import Ledger
+from ledger._codec import pack_local, unpack_local
 from ledger.errors import CorruptStoreError
 from ledger.hashing import Digest
 from ledger.index import anchor, discard_index, rebuild_index
@@ -50,7 +50,7 @@ def _forge_tiles(path: Path, leaf: int) -> None:
             for k, v in ((key, tile.hashes), (_NODES | key, tile_nodes(tile.hashes))):
                 db.execute("INSERT OR REPLACE INTO tiles VALUES (?, ?, ?)",
                            (k, v, row_check("tiles", str(k).encode(), v)))
-        value = marshal.dumps(bytes(root), 2)
+        value = pack_local(bytes(root))
         db.execute("UPDATE meta SET v = ?, c = ? WHERE k = 'root'", (value, row_check("meta", b"root", value)))
         db.commit()
 
@@ -105,7 +105,7 @@ def _forge_skip(path: Path, skip_to: int) -> None:
             _put(db, "frames", block // 256, b"".join(struct.pack(">QQ", *f) for f in placed[block:block + 256]))
         for name, value in (("size", len(order)), ("end", spans[-1][0] + spans[-1][1]),
                             ("last", bytes(leaves[order[-1]])), ("root", bytes(root))):
-            _put(db, "meta", name, marshal.dumps(value, 2))
+            _put(db, "meta", name, pack_local(value))
         db.commit()
 
 
@@ -155,8 +155,8 @@ def _frames_row_edit(db: sqlite3.Connection) -> None:
 
 def _registry_row_added(db: sqlite3.Connection) -> None:
     _put(db, "registry", 300, b"")  # a custody record's position, its count raised to match
-    count = marshal.loads(db.execute("SELECT v FROM meta WHERE k = 'registry'").fetchone()[0])
-    _put(db, "meta", "registry", marshal.dumps(count + 1, 2))
+    count = unpack_local(db.execute("SELECT v FROM meta WHERE k = 'registry'").fetchone()[0])
+    _put(db, "meta", "registry", pack_local(count + 1))
 
 
 def _snapshot_line_garbled(db: sqlite3.Connection) -> None:
@@ -169,7 +169,7 @@ def _snapshot_line_garbled(db: sqlite3.Connection) -> None:
 def _item_without_positions(db: sqlite3.Connection) -> None:
     db.execute("DELETE FROM snap")  # the trees are then walked from the tables
     key = db.execute("SELECT k FROM head_positions ORDER BY k LIMIT 1").fetchone()[0]
-    value = marshal.dumps([], 2)
+    value = pack_local([])
     db.execute("UPDATE head_positions SET v = ?, c = ? WHERE k = ?", (value, row_check("head_positions", key, value),
                                                                      key))
 
@@ -182,10 +182,29 @@ def _snapshot_of_minus_one_leaves(db: sqlite3.Connection) -> None:
                    (line, row_check(f"snap/{size}/{tree}/2/{k}", line, b""), size, tree, k))
 
 
+_BOMB = b"\xdd\x10\x00\x00\x00"  # msgpack: an array of 2**28 entries (5 bytes)
+
+
+def _values_claiming_huge_containers(db: sqlite3.Connection) -> None:
+    """Every value of the state tables, the meta counts and the snapshots' leaf rows replaced by :data:`_BOMB`,
+    each with a checksum that passes."""
+    from ledger.index.snapshot import _check
+    from ledger.index.state import TABLES
+
+    for table in TABLES:
+        for (key,) in db.execute(f"SELECT k FROM {table}").fetchall():
+            db.execute(f"UPDATE {table} SET v = ?, c = ? WHERE k = ?", (_BOMB, row_check(table, key, _BOMB), key))
+    _put(db, "meta", "counts", _BOMB)
+    for size, tree, kind, k, w in db.execute("SELECT size, tree, kind, k, w FROM snap WHERE kind IN (0, 3)"):
+        db.execute("UPDATE snap SET v = ?, c = ? WHERE size = ? AND tree = ? AND kind = ? AND k = ?",
+                   (_BOMB, _check(size, tree, kind, k, _BOMB, w), size, tree, kind, k))
+
+
 _EDITS = {
-    "size and end past any index": lambda db: [_put(db, "meta", name, marshal.dumps(1 << 64, 2))
+    "values claiming 2**28 entries": _values_claiming_huge_containers,
+    "size and end past any index": lambda db: [_put(db, "meta", name, pack_local((1 << 64) - 1))
                                               for name in ("size", "end")],
-    "size below the registry's last record": lambda db: _put(db, "meta", "size", marshal.dumps(100, 2)),
+    "size below the registry's last record": lambda db: _put(db, "meta", "size", pack_local(100)),
     "a snapshot of -1 leaves": _snapshot_of_minus_one_leaves,
     "a custody record among the registry rows": _registry_row_added,
     "a snapshot line that is not one": _snapshot_line_garbled,
@@ -194,7 +213,7 @@ _EDITS = {
         "DELETE FROM registry; DELETE FROM meta WHERE k = 'registry';"),
     "registry behind a view": lambda db: db.executescript(
         "ALTER TABLE registry RENAME TO kept; CREATE VIEW registry AS SELECT * FROM kept WHERE id < 25;"),
-    "meta size not marshal": lambda db: _put(db, "meta", "size", b"\xff"),
+    "meta size not msgpack": lambda db: _put(db, "meta", "size", b"\xc1"),
     "meta size and end deleted": lambda db: db.execute("DELETE FROM meta WHERE k IN ('size', 'end')"),
     "frame length of 2**62": _frames_row_edit,
     "a tile row deleted": lambda db: db.execute("DELETE FROM tiles WHERE id = 1"),

@@ -3,14 +3,22 @@ Written filter of a build from scratch (a key never written is a miss without a 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import tracemalloc
+from collections.abc import Callable
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.index.maps import Codec, StoredMap, Written, create_table, row_check, row_checker
+from ledger.index.db import IndexDB
+from ledger.index.maps import Codec, IndexDamaged, StoredMap, Written, create_table, row_check, row_checker
+from ledger.index.snapshot import _pairs
+from ledger.index.state import TABLES
 
 KEYS = ["a", "b", "item-1", "x" * 32, "y" * 40]
 STEPS = st.lists(st.tuples(st.sampled_from(["set", "del", "get", "setdefault", "flush", "forget"]),
@@ -93,3 +101,43 @@ def test_row_checker_is_row_check() -> None:
         check = row_checker(table)
         for key, value in ((b"", b""), (b"k" * 33, b"v"), (bytes(range(40)), b"x" * 300)):
             assert check(key, value) == row_check(table, key, value)
+
+
+#: 5-byte values claiming 2**28 entries: marshal's list and tuple, msgpack's array and map headers.
+_BOMBS = (b"[\x00\x00\x00\x10", b"(\x00\x00\x00\x10", b"\xdd\x10\x00\x00\x00", b"\xdf\x10\x00\x00\x00")
+
+
+def _peak_of(decode: Callable[[bytes], object]) -> int:
+    """The peak of memory traced while ``decode`` is given each of :data:`_BOMBS` (whatever it raises)."""
+    tracemalloc.start()
+    try:
+        for bomb in _BOMBS:
+            with contextlib.suppress(Exception):
+                decode(bomb)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_a_row_claiming_a_huge_container_is_refused_without_allocating_it(table: str) -> None:
+    """A row's checksum is not a signature: whoever writes the index (or an audit state, whose rows use the same
+    encodings) can give any value a checksum that passes. A 5-byte value claiming 2**28 entries fails to decode;
+    it never allocates them (marshal did: 2.1 GB, a fourth review)."""
+    assert _peak_of(TABLES[table][1][1]) < 1 << 20
+
+
+def test_meta_and_snapshot_values_claiming_a_huge_container_are_damage_without_allocating_it(
+        tmp_path: Path) -> None:
+    db = IndexDB.open(tmp_path / "x.index", create=True)
+    try:
+        def meta(bomb: bytes) -> object:
+            with db.transaction():
+                db._put("meta", [("counts", bomb)])
+            with pytest.raises(IndexDamaged):
+                db.meta("counts")
+            return None
+        assert _peak_of(meta) < 1 << 20
+    finally:
+        db.close()
+    assert _peak_of(lambda bomb: _pairs(bomb, 2, "test")) < 1 << 20

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import marshal
 import multiprocessing
 from pathlib import Path
 
@@ -210,6 +211,21 @@ def test_a_log_row_deleted_or_changed_behind_the_librarys_back_is_never_signed_c
     with pytest.raises(StorageError) as refused:
         Ledger.open(postgres_url, keys)
     assert refused.value.code == "index.damaged"
+
+
+def test_a_database_of_the_marshal_schema_is_refused_saying_so(postgres_url: str) -> None:
+    """Schema 8 and before encoded meta values with marshal, which this version never decodes (a 5-byte value
+    can claim gigabytes): such a database is another schema, named, not damage nor a traceback."""
+    from ledger.index.maps import row_check
+
+    with Ledger.create(postgres_url, ORIGIN, TRUST.authority_keys):
+        pass
+    for name, old in (("schema", marshal.dumps(8, 2)), ("origin", marshal.dumps(ORIGIN, 2))):  # as schema 8 wrote
+        _tamper(postgres_url, f"UPDATE meta SET v = '\\x{old.hex()}'::bytea, "
+                              f"c = {row_check('meta', name.encode(), old)} WHERE k = '{name}'")
+    with pytest.raises(InputError) as refused:
+        Ledger.open(postgres_url, TRUST.authority_keys)
+    assert refused.value.code == "store.not_a_ledger" and "schema 8 or older" in str(refused.value)
 
 
 def test_a_batch_holding_some_stored_records_is_refused_as_the_file_store_refuses_it(postgres_url: str) -> None:

@@ -4,7 +4,6 @@ to decode are damage, never a wrong rank."""
 
 from __future__ import annotations
 
-import marshal
 import sqlite3
 from contextlib import closing
 
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger._codec import pack_local
 from ledger.checkpoint import format_counted_line
 from ledger.heads import HEADS_EXTENSION
 from ledger.index.maps import IndexDamaged
@@ -58,10 +58,10 @@ def test_a_rank_reads_the_first_keys_row_and_one_leaf_row() -> None:
 
 
 def _rewrite(db: sqlite3.Connection, kind: int, value: object) -> None:
-    """Replace the snapshot's row of ``kind`` (k = 0) by ``value``, marshalled, with a checksum that passes."""
+    """Replace the snapshot's row of ``kind`` (k = 0) by ``value``, encoded, with a checksum that passes."""
     from ledger.index.snapshot import _check
 
-    raw = marshal.dumps(value, 2)
+    raw = pack_local(value)
     db.execute("UPDATE snap SET v = ?, c = ? WHERE kind = ? AND k = 0", (raw, _check(7, HEADS, kind, 0, raw, None),
                                                                           kind))
 

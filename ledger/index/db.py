@@ -14,7 +14,6 @@ the registry records), ``snap`` (the checkpoint trees of :mod:`ledger.index.snap
 from __future__ import annotations
 
 import functools
-import marshal
 import os
 import sqlite3
 import struct
@@ -23,6 +22,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from .._codec import pack_local, unpack_local
+from ..errors import DecodeError
 from ..storage.framing import FRAME_HEADER, MAX_RECORD_SIZE
 from ..storage.tiles import TILE_HEIGHT, Tile, tile_nodes
 from .maps import IndexDamaged, is_row, row_check, sqlite_errors
@@ -33,7 +34,7 @@ from .state import create_tables
 __all__ = ["SCHEMA", "IndexDB", "Tables", "checked", "index_path"]
 
 #: Changes whenever what a table holds or how it is encoded changes: an index of another version is rebuilt.
-SCHEMA = 8
+SCHEMA = 9
 #: Pages the write-ahead log grows to before a commit copies them into the file (SQLite's default is 1,000): a
 #: copy ends with an fsync of the file, and pages written again meanwhile (the tables' upper levels, the items
 #: and heads a batch moves, the tiles, frames and meta) are copied once; 32 MiB of 4 KiB pages.
@@ -105,13 +106,13 @@ class Tables:
         """The meta value ``name`` (None if unset). Raises IndexDamaged for a value that does not decode."""
         raw = self._get("meta", name)
         try:
-            return None if raw is None else marshal.loads(raw)
-        except (ValueError, EOFError, TypeError) as exc:
+            return None if raw is None else unpack_local(raw)
+        except DecodeError as exc:
             raise IndexDamaged(f"index table meta: {name} does not decode ({exc})") from exc
 
     def set_meta(self, **values: Any) -> None:
         """Set meta values (inside a transaction)."""
-        self._put("meta", ((name, marshal.dumps(value, 2)) for name, value in values.items()))
+        self._put("meta", ((name, pack_local(value)) for name, value in values.items()))
 
     # --- tiles (C2SP tlog-tiles): a TileReader --------------------------------------------------------------
 

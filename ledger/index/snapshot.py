@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import marshal
 from collections.abc import Iterable, Iterator, Sequence
 
-from ..errors import StoneTrailError
+from .._codec import pack_local, unpack_local
+from ..errors import DecodeError, StoneTrailError
 from ..hashing import Digest
 from ..merkle import leaf_hash, verify_inclusion
 from ..storage.tiles import MemoryTiles, Tile, TiledTree
@@ -54,11 +54,11 @@ def write_snapshot(db: Db, size: int, tree: int, line: str,
     tiles = MemoryTiles()
     tiles.put(TiledTree(tiles, 0).append(h for _, _, h in leaves))
     rows: list[tuple[int, int, int, int, bytes, bytes | None]] = [
-        (size, tree, _LEAF, start // WIDTH, marshal.dumps([(k, v) for k, v, _ in leaves[start:start + WIDTH]], 2),
+        (size, tree, _LEAF, start // WIDTH, pack_local([(k, v) for k, v, _ in leaves[start:start + WIDTH]]),
          None) for start in range(0, len(leaves), WIDTH)]
     rows += [(size, tree, _TILE, (t.level << 48) | t.index, t.hashes, None) for t in _all(tiles, len(leaves))]
     rows.append((size, tree, _LINE, 0, line.encode(), None))
-    rows.append((size, tree, _FIRSTS, 0, marshal.dumps([k for k, _, _ in leaves[::WIDTH]], 2), None))
+    rows.append((size, tree, _FIRSTS, 0, pack_local([k for k, _, _ in leaves[::WIDTH]]), None))
     with sqlite_errors("snap"):
         db.executemany(upsert("snap", ["size", "tree", "kind", "k"], ["v", "w", "c"]),
                        [(*r, _check(*r)) for r in rows])
@@ -185,8 +185,8 @@ class Snapshot:
         if self._firsts is None:
             row = self._row(_FIRSTS, 0)
             try:
-                firsts = marshal.loads(row[0]) if row is not None else None
-            except (ValueError, EOFError, TypeError) as exc:
+                firsts = unpack_local(row[0]) if row is not None else None
+            except DecodeError as exc:
                 raise IndexDamaged(f"snapshot of tree {self._tree} at {self._size}: its first keys do not decode "
                                    f"({exc})") from exc
             rows = (self.count + WIDTH - 1) // WIDTH
@@ -216,11 +216,11 @@ class Snapshot:
 def _pairs(raw: bytes | None, want: int, where: str) -> list[tuple[bytes, bytes]]:
     """The ``want`` (sort key, leaf input) pairs of one checked row. Raises IndexDamaged."""
     try:
-        pairs = marshal.loads(raw) if raw is not None else None
-    except (ValueError, EOFError, TypeError) as exc:
+        pairs = unpack_local(raw) if raw is not None else None
+    except DecodeError as exc:
         raise IndexDamaged(f"snapshot of tree {where} does not decode ({exc})") from exc
-    if type(pairs) is not list or len(pairs) != want or (pairs and (  # marshal builds no subclasses
-            set(map(type, pairs)) != {tuple} or set(map(len, pairs)) != {2}
+    if type(pairs) is not list or len(pairs) != want or (pairs and (  # msgpack builds no subclasses
+            set(map(type, pairs)) != {list} or set(map(len, pairs)) != {2}
             or {type(k) for k, _ in pairs} | {type(v) for _, v in pairs} != {bytes})):
         raise IndexDamaged(f"snapshot of tree {where} is not {want} leaves")
-    return pairs
+    return [(k, v) for k, v in pairs]

@@ -4,17 +4,20 @@
 nothing it does not need and checking a new record reads only the rows it touches.
 
 The same classes run the same code over these maps as over plain dictionaries: what the index holds is by
-construction what a replay of the log holds (a test rebuilds and compares). Values are encoded with
-:mod:`marshal` after the row's checksum is checked (:mod:`ledger.index.maps`); the encoding is private to the
-index (``SCHEMA`` in :mod:`ledger.index.db` changes with it).
+construction what a replay of the log holds (a test rebuilds and compares). Values are plain msgpack
+(:func:`ledger._codec.pack_local`), decoded after the row's checksum is checked (:mod:`ledger.index.maps`) by
+msgpack's decoder, which caps every length by the bytes given: a row written by someone else (a checksum is not a
+signature) fails to decode or gives a value of the wrong shape, never a container larger than the row. Never
+``marshal``: its decoder allocates whatever a 5-byte value claims. The encoding is private to the index
+(``SCHEMA`` in :mod:`ledger.index.db` changes with it).
 """
 
 from __future__ import annotations
 
-import marshal
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
+from .._codec import pack_local, unpack_local
 from ..custody import CustodyState
 from ..hashing import Digest
 from ..heads import ItemHeads
@@ -43,8 +46,12 @@ def _unidentity(raw: bytes) -> tuple[str, str]:
     return kind.decode("utf-8"), key.decode("utf-8")
 
 
-def _m(value: Any) -> bytes:
-    return marshal.dumps(value, 2)  # version 2: no back-references, so equal values give equal bytes
+_m = pack_local  # equal values give equal bytes (a tuple and a list alike: both are arrays)
+
+
+def _unplain(raw: bytes) -> Any:
+    """The value of :func:`_m`'s bytes (arrays as lists). Raises DecodeError."""
+    return unpack_local(raw)
 
 
 def _item(item: Item) -> bytes:
@@ -56,11 +63,12 @@ def _item(item: Item) -> bytes:
 
 def _unitem(raw: bytes) -> Item:
     (id_, type_, mass, holder, owner, nature, origin, head, head_time, country, state, article, transit, report,
-     inscription, graded, contents, history, hashes) = marshal.loads(raw)
+     inscription, graded, contents, history, hashes) = _unplain(raw)
     return Item(id=id_, type=type_, mass_mct=mass, holder=holder, owner=owner, nature=nature, origin=origin,
                 head=Digest(head), head_time_ms=head_time, country=country, state=state, article=article,
-                transit=transit, report=report, inscription=inscription, graded_mct=graded, contents=contents,
-                history=history, hashes={Digest(hashes[i:i + 32]) for i in range(0, len(hashes), 32)})
+                transit=None if transit is None else tuple(transit), report=report, inscription=inscription,
+                graded_mct=graded, contents=tuple(contents), history=history,
+                hashes={Digest(hashes[i:i + 32]) for i in range(0, len(hashes), 32)})
 
 
 def _claims(claims: list[Claim]) -> bytes:
@@ -68,7 +76,7 @@ def _claims(claims: list[Claim]) -> bytes:
 
 
 def _unclaims(raw: bytes) -> list[Claim]:
-    return [Claim(p, i, u) for p, i, u in marshal.loads(raw)]
+    return [Claim(p, i, u) for p, i, u in _unplain(raw)]
 
 
 def _standing(value: Standing) -> bytes:
@@ -76,12 +84,10 @@ def _standing(value: Standing) -> bytes:
 
 
 def _unstanding(raw: bytes) -> Standing:
-    head, claims = marshal.loads(raw)
+    head, claims = _unplain(raw)
     return Standing(Digest(head), {k: (key, slots) for k, (key, slots) in claims.items()})
 
 
-def _unplain(raw: bytes) -> Any:
-    return marshal.loads(raw)
 
 
 _Pair = tuple[Callable[[Any], bytes], Callable[[bytes], Any]]
@@ -96,7 +102,7 @@ def _record(value: tuple[frozenset[str] | None, int | None, tuple[str, ...] | No
 
 
 def _unrecord(raw: bytes) -> tuple[frozenset[str] | None, int | None, tuple[str, ...] | None]:
-    signers, time_ms, of = marshal.loads(raw)
+    signers, time_ms, of = _unplain(raw)
     return None if signers is None else frozenset(signers), time_ms, None if of is None else tuple(of)
 
 
@@ -113,7 +119,7 @@ TABLES: dict[str, tuple[_Pair, _Pair]] = {
     "head_positions": (_BY_TEXT, _PLAIN),
     "head_latest": (_BY_TEXT, (bytes, Digest)),
     "head_waiting": (_BY_HASH, (lambda v: _m([(p, bytes(h)) for p, h in v]),
-                                lambda raw: [(p, Digest(h)) for p, h in marshal.loads(raw)])),
+                                lambda raw: [(p, Digest(h)) for p, h in _unplain(raw)])),
     "changed": ((bytes, bytes), (bytes, bytes)),  # last: the others' flushes note keys in it (:func:`track`)
 }
 

@@ -112,8 +112,12 @@ def _reading(url: str) -> PgTables:
 
 def require_ledger(tables: PgTables) -> None:
     """Raise InputError ``store.not_a_ledger`` unless ``tables`` hold a StoneTrail ledger of this schema."""
-    schema = tables.meta("schema") if tables.has_meta() else None
-    if schema is None or tables.meta("origin") is None:
+    try:
+        schema = tables.meta("schema") if tables.has_meta() else None
+        origin = None if schema is None else tables.meta("origin")
+    except IndexDamaged:  # schema 8 and before encoded meta values with marshal, which this does not read
+        schema, origin = "8 or older", ""
+    if schema is None or origin is None:
         raise InputError(f"{tables.path} holds no StoneTrail ledger; create one with `stonetrail init` (or copy one "
                          "in with `stonetrail copy`)", code="store.not_a_ledger")
     if schema != SCHEMA:
