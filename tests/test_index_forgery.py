@@ -135,9 +135,9 @@ def test_signing_after_an_anchor_reads_only_the_records_since(demo: Path, tmp_pa
     starts: list[int] = []
     real = anchor.leaf_runs
 
-    def spy(log: Any, start: int, end: int, first: int, digest: Any = None) -> Any:
+    def spy(log: Any, start: int, end: int, first: int, digest: Any = None, **more: Any) -> Any:
         starts.append(first)
-        return real(log, start, end, first, digest)
+        return real(log, start, end, first, digest, **more)
 
     monkeypatch.setattr(anchor, "leaf_runs", spy)
     want = checkpoint_log(path, operator)  # type: ignore[arg-type]
@@ -157,6 +157,15 @@ def _registry_row_added(db: sqlite3.Connection) -> None:
     _put(db, "registry", 300, b"")  # a custody record's position, its count raised to match
     count = unpack_local(db.execute("SELECT v FROM meta WHERE k = 'registry'").fetchone()[0])
     _put(db, "meta", "registry", pack_local(count + 1))
+
+
+def _last_registry_row_dropped(db: sqlite3.Connection) -> None:
+    """The registry shortened by its last record, its row count lowered to match (every checksum passes): a
+    checkpoint signed from it would commit to a registry one record short (a review: `stonetrail-registry 25`
+    signed for 26)."""
+    db.execute("DELETE FROM registry WHERE id = (SELECT max(id) FROM registry)")
+    count = unpack_local(db.execute("SELECT v FROM meta WHERE k = 'registry'").fetchone()[0])
+    _put(db, "meta", "registry", pack_local(count - 1))
 
 
 def _snapshot_line_garbled(db: sqlite3.Connection) -> None:
@@ -207,6 +216,7 @@ _EDITS = {
     "size below the registry's last record": lambda db: _put(db, "meta", "size", pack_local(100)),
     "a snapshot of -1 leaves": _snapshot_of_minus_one_leaves,
     "a custody record among the registry rows": _registry_row_added,
+    "the last registry row dropped, its count lowered": _last_registry_row_dropped,
     "a snapshot line that is not one": _snapshot_line_garbled,
     "an item with no positions": _item_without_positions,
     "registry rows and count deleted": lambda db: db.executescript(
@@ -231,6 +241,23 @@ def test_index_edits_lead_to_a_rebuild_or_the_log_never_to_another_checkpoint(de
     want = checkpoint_log(path, operator)  # type: ignore[arg-type]
     with closing(sqlite3.connect(index_path(path))) as db:
         _EDITS[edit](db)
+        db.commit()
+    assert sign_file(path, operator) == want  # type: ignore[arg-type]
+    with Ledger.open(path, keys) as ledger:
+        assert ledger.checkpoint(operator) == want  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("signed_at", [20, 26], ids=["registry records after the anchor", "none after it"])
+def test_an_index_short_of_a_registry_record_is_never_signed(demo: Path, tmp_path: Path, signed_at: int) -> None:
+    """The registry line is bound to the log as the root is: the anchor states the registry line at its size,
+    and the registry-kind records after it are read from the log (the demo's 26 are records 0..25). An index
+    whose last registry row is dropped, its count lowered to match, was signed one registry record short."""
+    path = _grown(demo, tmp_path, signed_at)
+    keys, operator = _keys(demo)
+    want = checkpoint_log(path, operator)  # type: ignore[arg-type]
+    assert "stonetrail-registry 26 " in want
+    with closing(sqlite3.connect(index_path(path))) as db:
+        _last_registry_row_dropped(db)
         db.commit()
     assert sign_file(path, operator) == want  # type: ignore[arg-type]
     with Ledger.open(path, keys) as ledger:
