@@ -1,1 +1,22 @@
 """The ``stonetrail`` command-line tool: a thin click layer over :mod:`ledger` (:mod:`stonetrail_cli.main`)."""
+
+import sys
+
+
+def _unraisable(hook: object) -> None:
+    """Drop an interrupt that Python could not raise (it came inside a callback, e.g. of the import system's
+    locks, while the tool loads: run() reports it); pass anything else to Python's own hook."""
+    if not issubclass(getattr(hook, "exc_type", type(None)), KeyboardInterrupt):
+        sys.__unraisablehook__(hook)  # type: ignore[arg-type]
+
+
+def run() -> None:
+    """The ``stonetrail`` console script: :data:`stonetrail_cli.main.main`, with Ctrl-C while the tool is still
+    loading reported as it is once loaded (one line, exit 130), not as a traceback."""
+    sys.unraisablehook = _unraisable
+    try:
+        from .main import main
+    except KeyboardInterrupt:
+        sys.stderr.write("stonetrail: error: aborted [aborted]\n")
+        raise SystemExit(130) from None
+    main()

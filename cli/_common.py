@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from ledger.audit import Replay
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
+#: Interrupted (Ctrl-C): 128 + SIGINT, as a shell reports a command a signal ended.
+EXIT_INTERRUPTED = 130
 #: Largest text input read (trust, checkpoint, policy, consistency-proof files); far above any real one.
 MAX_TEXT_FILE = 16 * 1024 * 1024
 MAX_PRINTED_FINDINGS = 200
@@ -134,9 +136,9 @@ def _exit_code(exc: BaseException) -> int:
 def _click_error(exc: click.ClickException | click.Abort) -> NoReturn:
     """Report an error of click's own (the command line could not be parsed) with its exit code: ``usage``
     (exit 2), ``input.missing`` / ``input.not_a_file`` (exit 2: a file argument that names no readable file /
-    a directory), ``aborted`` (exit 2)."""
+    a directory), ``aborted`` (exit 130: interrupted)."""
     if isinstance(exc, click.Abort):
-        _fail("aborted", EXIT_USAGE, code="aborted")
+        _fail("aborted", EXIT_INTERRUPTED, code="aborted")
     if isinstance(exc, click.UsageError):
         command = exc.ctx.command_path if exc.ctx else "stonetrail"
         file, code = (exc.file, exc.code) if isinstance(exc, _FileError) else (None, "usage")

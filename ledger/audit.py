@@ -18,12 +18,13 @@ import contextlib
 import itertools
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._files import check_new
+from ._pool import worker_pool
 from ._state_rows import stones
 from .audit_pass import Pass, _Walk, finish, run_pass
 from .audit_state import Kept, Saved, begin
@@ -306,8 +307,9 @@ def _level(level: str | None, policy: Policy | None) -> str:
 
 
 def _pool(executor: Executor | None, jobs: int) -> contextlib.AbstractContextManager[Executor]:
-    """The caller's executor (left running), or a process pool of ``jobs`` workers (shut down after)."""
-    return contextlib.nullcontext(executor) if executor is not None else ProcessPoolExecutor(jobs)
+    """The caller's executor (left running), or a pool of ``jobs`` worker processes (:func:`ledger._pool
+    .worker_pool`: shut down after, torn down on an error or an interrupt)."""
+    return contextlib.nullcontext(executor) if executor is not None else worker_pool(jobs)
 
 
 def _policy(path: str | Path, seen: Pass, policy: Policy) -> list[Finding]:
