@@ -31,6 +31,8 @@ class Rows(MutableMapping[Any, Any]):
     def __init__(self, table: str, keys: Iterable[bytes] = (), values: Iterable[bytes] = ()) -> None:
         (self._key, self._unkey), (self._value, self._unvalue) = TABLES[table]
         self._rows: dict[bytes, bytes] = dict(zip(keys, values, strict=True))  # b"" if set here: in _live
+        if not all(type(k) is bytes for k in self._rows) or not all(type(v) is bytes for v in self._rows.values()):
+            raise ValueError(f"{table} rows that are not byte strings")
         self._live: dict[bytes, Any] = {}  # encoded key -> the value decoded or set
 
     def __getitem__(self, key: Any) -> Any:
@@ -72,7 +74,7 @@ def _decoded(decode: Callable[[bytes], Any], raw: bytes) -> Any:
     damage on disk, not from a writer that wrote it wrong). Raises InputError ``audit.state_damaged``."""
     try:
         return decode(raw)
-    except (ValueError, EOFError, TypeError, IndexError, StoneTrailError) as exc:
+    except (ValueError, EOFError, TypeError, IndexError, KeyError, AttributeError, StoneTrailError) as exc:
         raise damaged(f"a row does not decode ({exc})") from exc
 
 

@@ -391,6 +391,9 @@ def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
         walk.registry.append((position, record))
         if committed:
             state.registry.commit(record, position)
+    if not all(type(lv) is int and 0 <= lv < 64 and type(ix) is int and 0 <= ix < 1 << 63
+               for lv, ix, _ in body["range"]):
+        raise ValueError("subtree hashes at levels or indices no tree has")
     walk.range = CompactRange.of(0, saved.size, (Node(lv, ix, Digest(h)) for lv, ix, h in body["range"]))
     walk.findings = [Finding(code=c, position=p, item=i, reason=r) for c, p, i, r in body["findings"]]
     walk.end = saved.size

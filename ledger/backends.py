@@ -15,13 +15,14 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from .errors import StorageError
+from .errors import InputError, StorageError
 from .findings import raise_first
 from .hashing import Digest
 from .index.anchor import check_tree, keep_anchor
 from .index.indexed import LedgerIndex, LogFile
 from .index.maps import IndexDamaged
 from .index.opening import Progress, discard_index, open_index
+from .index.reading import ROW_FAULTS
 from .keys import NoteVerifierKey
 from .record import Record
 from .registry import format_registry_extension
@@ -130,9 +131,9 @@ class FileBackend:
         try:
             self._prefix = check_tree(self._index, signer)
             return lines_of(self._index)
-        except StorageError as exc:  # index.*: never sign from it; rebuild it from the log
-            if not exc.code.startswith("index."):
-                raise
+        except (StorageError, InputError, *ROW_FAULTS) as exc:  # index.*, or a row value of the wrong shape (one
+            if isinstance(exc, StorageError) and not exc.code.startswith("index."):  # that does not encode, or
+                raise  # breaks where it is used): never sign from it; rebuild it from the log
             self._prefix = None  # the anchor is then made from the rebuilt index, the log hashed again
             self._reopen_index(rebuild=True)
             return lines_of(self._index)

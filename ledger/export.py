@@ -39,6 +39,7 @@ from .bundle import Bundle, check_bundle_proofs, encode_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import BundleFormatError, InputError, StoneTrailError, VerificationError, expect, expect_each, expect_path
 from .findings import Finding
+from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, Records, indexed_log, through_index
 from .pg.db import is_url
 from .pg.store import as_file, pg_view
@@ -168,7 +169,7 @@ def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trus
         with view:
             return _bundles(view, view.records, items, checkpoint, view.later)
     answered = through_index(_indexed(ledger_path, checkpoint, trust),  # O(log n) reads: no pass to report
-                             lambda log: (log.tree.size, _bundles(log, log.records, items, checkpoint, log.later)))
+                             lambda log: (log.tree.size, _from_index(log, items, checkpoint)))
     if answered is not None:
         if progress is not None:
             progress(answered[0], answered[0])
@@ -179,6 +180,16 @@ def _export(ledger_path: str | Path, items: Sequence[str], checkpoint: str, trus
         later = _later(log, cp.tree_size, progress)
         return _bundles(log, Records(file.payload), items, checkpoint,
                         lambda scope: tuple(p for p, named in later if not named.isdisjoint(scope)))
+
+
+def _from_index(log: IndexedLog, items: Sequence[str], checkpoint: str) -> dict[str, AsOf]:
+    """The bundles of ``items`` from the index. A checkpoint that is not the index's, or a bundle that fails its
+    own check there (rows a checksum passes, written by someone else, e.g. a stone's positions), is left to the
+    log: IndexDamaged, and the caller reads the log, which names the fault if it is the checkpoint's."""
+    try:
+        return _bundles(log, log.records, items, checkpoint, log.later)
+    except VerificationError as exc:  # the checkpoint not the index's, or a bundle failing its own check: the log
+        raise IndexDamaged(f"the index does not give the checkpoint's bundles ({exc})") from exc  # says which
 
 
 def _indexed(ledger_path: str | Path, note: str, trust: Trust | None) -> IndexedLog | None:

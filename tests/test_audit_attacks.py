@@ -210,6 +210,11 @@ _NESTED: dict[str, Callable[[dict[str, Any]], None]] = {
     "registry positions out of order": lambda b: b["registry"].reverse(),
     "spill filter not zlib": lambda b: b["spill"].__setitem__("filter", b"\xff" * 8),
     # rows in the index's encoding: 5-byte values claiming 2**28 entries (msgpack array headers), read on resume
+    "item ids that are numbers": lambda b: b["tables"]["items"][1].__setitem__(slice(None), [
+        pack_local([7, *unpack_local(v)[1:]]) for v in b["tables"]["items"][1]]),
+    "item keys that are not bytes": lambda b: b["tables"]["items"][0].__setitem__(
+        slice(None), [None] * len(b["tables"]["items"][0])),
+    "a subtree hash at level 2**64 - 1": lambda b: b["range"].__setitem__(0, [(1 << 64) - 1, 0, bytes(32)]),
     "item rows claiming 2**28 entries": lambda b: b["tables"]["items"][1].__setitem__(
         slice(None), [b"\xdd\x10\x00\x00\x00"] * len(b["tables"]["items"][1])),
 }

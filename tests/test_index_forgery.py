@@ -6,6 +6,7 @@ evidence of a split view against an operator who never made one."""
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import struct
 from contextlib import closing
@@ -287,3 +288,65 @@ def test_an_index_that_ends_inside_a_batch_the_log_never_ended_is_not_used(demo:
     with pytest.raises(CorruptStoreError) as writer:
         Ledger.open(path, keys)
     assert log_only.value.code == through_index.value.code == writer.value.code == "store.torn_tail"
+
+
+def _set_row(db: sqlite3.Connection, table: str, key: bytes, change: Any) -> None:
+    """Row ``key`` of ``table`` with its decoded value changed by ``change`` (a function of it; its result
+    stored), its checksum recomputed."""
+    value = pack_local(change(unpack_local(db.execute(f"SELECT v FROM {table} WHERE k = ?", (key,)).fetchone()[0])))
+    db.execute(f"UPDATE {table} SET v = ?, c = ? WHERE k = ?", (value, row_check(table, key, value), key))
+
+
+def _replaced(field: int, value: Any) -> Any:
+    def change(row: list[Any]) -> list[Any]:
+        row[field] = value
+        return row
+    return change
+
+
+_STONE = b"R-00001-A"
+#: Rows of a stone whose checksums pass but whose values have the wrong shape (an adversarial review: each gave a
+#: traceback, a wrong answer or a refusal), and meta counts out of range or that hide rows.
+_SHAPES = {
+    "item history None": lambda db: _set_row(db, "items", _STONE, _replaced(17, None)),
+    "item origin keyed by a number": lambda db: _set_row(db, "items", _STONE, _replaced(6, {1: 2})),
+    "item id a number": lambda db: _set_row(db, "items", _STONE, _replaced(0, 7)),
+    "head positions with text among them": lambda db: _set_row(
+        db, "head_positions", _STONE, lambda at: [*at[:-1], "x", at[-1]]),
+    "head positions a number": lambda db: _set_row(db, "head_positions", _STONE, lambda at: 5),
+    "a position of another record among a stone's": lambda db: _set_row(
+        db, "head_positions", _STONE, lambda at: [*at[:-2], 0, at[-1]]),
+    "counts of 2**64 - 1": lambda db: _put(db, "meta", "counts", pack_local(
+        {**unpack_local(db.execute("SELECT v FROM meta WHERE k = 'counts'").fetchone()[0]), "items": (1 << 64) - 1})),
+    "items counted 0": lambda db: _put(db, "meta", "counts", pack_local(
+        {**unpack_local(db.execute("SELECT v FROM meta WHERE k = 'counts'").fetchone()[0]), "items": 0})),
+    "a 10 MB counts value": lambda db: _put(db, "meta", "counts", b"\xdc\xff\xff" + b"\x90" * 65535
+                                            + b"\x90" * (10 << 20)),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(_SHAPES))
+def test_rows_of_the_wrong_shape_make_readers_read_the_log_and_the_writer_rebuild(demo: Path, tmp_path: Path,
+                                                                                 edit: str) -> None:
+    """`show` (unverified: from the index when it covers the file), `proof export` and both signing paths give
+    what the log gives, with no traceback, whatever shape a row's value has."""
+    from click.testing import CliRunner
+
+    from ledger.export import export_bundle
+    from stonetrail_cli.main import main
+
+    path = _grown(demo, tmp_path, SIGNED_AT)
+    keys, operator = _keys(demo)
+    note = checkpoint_log(path, operator)  # type: ignore[arg-type]
+    shown = CliRunner().invoke(main, ["show", str(path), _STONE.decode(), "--json"])
+    assert shown.exit_code == 0, shown.output
+    bundle = export_bundle(path, _STONE.decode(), note)
+    with closing(sqlite3.connect(index_path(path))) as db:
+        _SHAPES[edit](db)
+        db.commit()
+    again = CliRunner().invoke(main, ["show", str(path), _STONE.decode(), "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout) == json.loads(shown.stdout), again.output
+    assert export_bundle(path, _STONE.decode(), note) == bundle
+    assert sign_file(path, operator) == note  # type: ignore[arg-type]
+    with Ledger.open(path, keys) as ledger:
+        assert ledger.checkpoint(operator) == note  # type: ignore[arg-type]

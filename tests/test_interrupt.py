@@ -1,7 +1,8 @@
 """Ctrl-C: a terminal sends SIGINT to the whole process group, the audit's worker processes included. An
 interrupted `stonetrail verify --jobs 2` ends promptly with one line and exit 130 (or, interrupted after its
-verdict, with that verdict printed), never hangs, prints no traceback and leaves no worker running (docs/adr/0030-interrupted-
-exits-130.md; a new-user review hung 3 runs in 36 and left workers re-parented to init)."""
+verdict, with that verdict printed), never hangs, prints no traceback and leaves no worker running
+(docs/adr/0030-interrupted-exits-130.md; a new-user review hung 3 runs in 36 and left workers re-parented to
+init)."""
 
 from __future__ import annotations
 

@@ -33,6 +33,9 @@ from .state import create_tables
 
 __all__ = ["SCHEMA", "IndexDB", "Tables", "checked", "index_path"]
 
+#: The longest meta value read (the anchor note, the table counts: a few hundred bytes); a longer one is damage,
+#: never decoded (decoding can build ~75 bytes of objects per byte).
+_MAX_META = 64 << 10
 #: Changes whenever what a table holds or how it is encoded changes: an index of another version is rebuilt.
 SCHEMA = 9
 #: Pages the write-ahead log grows to before a commit copies them into the file (SQLite's default is 1,000): a
@@ -106,6 +109,9 @@ class Tables:
         """The meta value ``name`` (None if unset). Raises IndexDamaged for a value that does not decode."""
         raw = self._get("meta", name)
         try:
+            if raw is not None and len(raw) > _MAX_META:
+                raise DecodeError(f"{len(raw)} bytes, over the {_MAX_META} a meta value may have",
+                                  code="codec.too_large")
             return None if raw is None else unpack_local(raw)
         except DecodeError as exc:
             raise IndexDamaged(f"index table meta: {name} does not decode ({exc})") from exc

@@ -29,7 +29,7 @@ from ..storage.tiles import TiledTree
 from .db import IndexDB, Tables
 from .maps import IndexDamaged, StoredMap, Written
 from .snapshot import HEADS, IDENTITIES, Snapshot, latest_snapshot, merged, write_snapshot
-from .state import TABLES, attach, flush, forget, track
+from .state import TABLES, UNCOUNTED, attach, flush, forget, track
 
 __all__ = ["CHECKED", "LedgerIndex", "LogFile"]
 
@@ -97,9 +97,13 @@ class LedgerIndex:
         if type(self.size) is not int or type(self.end) is not int or not 0 <= self.size < _LIMIT \
                 or not 0 <= self.end < _LIMIT \
                 or (isinstance(db, IndexDB) and self.size > self.end) \
-                or type(self._counts) is not dict or not all(type(k) is str and type(v) is int and v >= 0
+                or type(self._counts) is not dict or not all(type(k) is str and type(v) is int and 0 <= v < _LIMIT
                                                              for k, v in self._counts.items()):
             raise IndexDamaged(f"{db.path}: its size, end or row counts are missing or not numbers")
+        for table in TABLES:  # a map of count 0 answers every lookup "absent" unread: its table must be empty
+            if table not in UNCOUNTED and not self._counts.get(table) \
+                    and db.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+                raise IndexDamaged(f"{db.path}: index table {table} holds rows, its recorded count none")
         self.state = CustodyState(self.origin, authority_keys or ())
         self.heads = ItemHeads()
         self._maps: list[StoredMap[Any, Any]] = attach(self.state, self.heads, db.db, self._counts)
@@ -297,8 +301,7 @@ class LedgerIndex:
             if pair[0] is None or pair[1] is None or pair[0][0] != pair[1][0]:
                 raise IndexDamaged("index tables head_positions and head_latest do not name the same items")
             (item, at), (_, head) = pair
-            if not at:
-                raise IndexDamaged(f"index table head_positions holds no position of item {item!r}")
+            _check_positions(item, at)
             leaf = head_leaf(item, Head(at[-1], head, len(at)))
             heads.append((item.encode(), leaf, leaf_hash(leaf)))
         claims = []
@@ -316,8 +319,7 @@ class LedgerIndex:
             if at is not None or head is not None:
                 raise IndexDamaged(f"index tables head_positions and head_latest disagree on item {item!r}")
             return None
-        if not at:
-            raise IndexDamaged(f"index table head_positions holds no position of item {item!r}")
+        _check_positions(item, at)
         return head_leaf(item, Head(at[-1], head, len(at)))
 
     def _claim_leaf(self, key: bytes) -> bytes | None:
@@ -387,3 +389,11 @@ class LedgerIndex:
 def _within(span: bytes, start: int) -> Callable[[int, int], bytes]:
     """A read of the log's bytes ``span``, from offset ``start`` on: empty before it, short past its end."""
     return lambda offset, n: span[offset - start:offset - start + n] if offset >= start else b""
+
+
+def _check_positions(item: str, at: object) -> None:
+    """Raise IndexDamaged unless ``at``, the head_positions row of ``item``, is a list of increasing record
+    positions, at least one (a row of another shape passes its checksum if someone else wrote it)."""
+    if type(at) is not list or not at or not all(type(p) is int for p in at) \
+            or any(b <= a for a, b in itertools.pairwise(at)):
+        raise IndexDamaged(f"index table head_positions holds no increasing positions of item {item!r}")

@@ -11,6 +11,7 @@ hashes read: :meth:`ledger.index.indexed.LedgerIndex.payload`).
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TypeVar
 
 from ..commitments import CommittedOver
 from ..errors import StorageError
+from ..events import Attested, Corrected
 from ..hashing import Digest
 from ..heads import Head, HeadProof, head_leaf
 from ..identity import sort_key
@@ -31,7 +33,7 @@ from .maps import IndexDamaged
 from .opening import tail_size
 from .snapshot import HEADS, IDENTITIES, Snapshot
 
-__all__ = ["IndexedLog", "Records", "index_fault", "indexed_log", "through_index"]
+__all__ = ["ROW_FAULTS", "IndexedLog", "Records", "index_fault", "indexed_log", "through_index"]
 
 T = TypeVar("T")
 
@@ -84,8 +86,9 @@ class _Positions(Mapping[str, Sequence[int]]):
     """Item id -> positions of its records below the tree size (:attr:`ledger.heads.ItemHeads.index`), each
     item's checked against its leaf in the signed item-head tree (``tree``): its count and its latest record's
     hash (read from ``records``, with the item's other records: whoever asks for an item's positions reads
-    them next). Raises IndexDamaged where they differ, and for an item the tree has but the
-    table does not (a damaged page can hide a row from a lookup)."""
+    them next), and each record naming the item or being a statement (about one of its records). Raises
+    IndexDamaged where they differ, and for an item the tree has but the table does not (a damaged page can hide
+    a row from a lookup)."""
 
     def __init__(self, rows: Mapping[str, list[int]], size: int, tree: _Tree, records: Records) -> None:
         self._rows, self._size, self._tree, self._records = rows, size, tree, records
@@ -95,12 +98,18 @@ class _Positions(Mapping[str, Sequence[int]]):
         if item in self._checked:
             return self._checked[item]
         rank = self._tree.rank(item.encode())
-        below = [p for p in self._rows[item] if p < self._size] if item in self._rows else []
+        rows = self._rows.get(item, [])
+        if type(rows) is not list or not all(type(p) is int for p in rows) \
+                or any(b <= a for a, b in itertools.pairwise(rows)):
+            raise IndexDamaged(f"the index's positions of {item!r} are not increasing record positions")
+        below = [p for p in rows if p < self._size]
         if not below and rank is None:
             raise KeyError(item)
         self._records.prefetch(below)  # whoever asks reads them next (a database: in one query)
         if rank is None or not below or self._tree.leaf(rank) != head_leaf(
-                item, Head(below[-1], self._records[below[-1]].record_hash, len(below))):
+                item, Head(below[-1], self._records[below[-1]].record_hash, len(below))) or any(
+                item not in self._records[p].body.named_items()
+                and not isinstance(self._records[p].body.event, Attested | Corrected) for p in below):
             raise IndexDamaged(f"the index's records of {item!r} are not those its signed head names")
         self._checked[item] = below
         return below
@@ -256,9 +265,15 @@ def _trees(index: LedgerIndex, at: int) -> tuple[_Tree, _Tree]:
     return _Tree(None, heads, lines[0]), _Tree(None, claims, lines[1])
 
 
+#: What a row value of the wrong shape raises where it is used (a row whose checksum passes but which this library
+#: did not write: a checksum is not a signature; an adversarial review found each): the index is then not used.
+ROW_FAULTS = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
+
+
 def through_index(log: IndexedLog | None, work: Callable[[IndexedLog], T]) -> T | None:
     """``work(log)``, the index closed after; None when there is no index that can answer (``log`` None) or it
-    turned out damaged on the way (:func:`index_fault`): the caller then reads the log."""
+    turned out damaged on the way (:func:`index_fault`, or a row value of the wrong shape: :data:`ROW_FAULTS`):
+    the caller then reads the log."""
     if log is None:
         return None
     try:
@@ -267,6 +282,8 @@ def through_index(log: IndexedLog | None, work: Callable[[IndexedLog], T]) -> T 
     except StorageError as exc:
         if not index_fault(exc):
             raise
+        return None
+    except ROW_FAULTS:
         return None
 
 
@@ -291,7 +308,7 @@ def indexed_log(ledger_path: str | Path, at: int | None = None) -> IndexedLog | 
             origin, _ = read_header(head.read(512))
         log = LogFile.open(path, origin)
         index = LedgerIndex(db, log, None)
-    except (IndexDamaged, StorageError, OSError, sqlite3.Error, ValueError):
+    except (IndexDamaged, StorageError, OSError, sqlite3.Error, *ROW_FAULTS):
         db.close()
         if log is not None:
             log.close()
@@ -304,6 +321,6 @@ def indexed_log(ledger_path: str | Path, at: int | None = None) -> IndexedLog | 
         if problems or (at is None and more) or (at or 0) > index.size:
             raise IndexDamaged("the index is behind the file or the checkpoint, or the file's tail is damaged")
         return IndexedLog(index, index.size if at is None else at, index.size + more)
-    except (IndexDamaged, KeyError, StorageError, sqlite3.Error):
+    except (IndexDamaged, StorageError, sqlite3.Error, *ROW_FAULTS):
         index.close()
         return None

@@ -19,6 +19,7 @@ from typing import Any
 
 from .._codec import pack_local, unpack_local
 from ..custody import CustodyState
+from ..errors import DecodeError
 from ..hashing import Digest
 from ..heads import ItemHeads
 from ..identity import Claim, IdentityIndex, Standing
@@ -49,8 +50,19 @@ def _unidentity(raw: bytes) -> tuple[str, str]:
 _m = pack_local  # equal values give equal bytes (a tuple and a list alike: both are arrays)
 
 
+#: The longest value a row is decoded from: an item's row grows ~37 bytes a record of it (a position and a record
+#: hash), so this is ~100,000 records of one item. Decoding builds up to ~75 bytes of objects per byte (a 1-byte
+#: empty array is a 56-byte list), so a forged row costs at most ~300 MB before it fails (an adversarial review:
+#: a 10 MB row took 767 MB).
+MAX_VALUE = 4 << 20
+
+
 def _unplain(raw: bytes) -> Any:
-    """The value of :func:`_m`'s bytes (arrays as lists). Raises DecodeError."""
+    """The value of :func:`_m`'s bytes (arrays as lists). Raises DecodeError (``codec.too_large`` over
+    :data:`MAX_VALUE` bytes)."""
+    if len(raw) > MAX_VALUE:
+        raise DecodeError(f"an index row value of {len(raw)} bytes, over the {MAX_VALUE} this reads",
+                          code="codec.too_large")
     return unpack_local(raw)
 
 
@@ -61,9 +73,24 @@ def _item(item: Item) -> bytes:
                b"".join(sorted(item.hashes))))
 
 
+_OPTIONAL_TEXT = (str, type(None))
+#: The type of each field of an item row, in :func:`_item`'s order (a row of another shape is refused: ValueError).
+_ITEM_FIELDS: tuple[type | tuple[type, ...], ...] = (
+    str, str, int, str, str, str, dict, bytes, int, str, str, _OPTIONAL_TEXT, (list, type(None)), _OPTIONAL_TEXT,
+    _OPTIONAL_TEXT, (int, type(None)), list, list, bytes)
+
+
 def _unitem(raw: bytes) -> Item:
+    fields = _unplain(raw)
+    if type(fields) is not list or len(fields) != len(_ITEM_FIELDS) \
+            or not all(isinstance(v, t) for v, t in zip(fields, _ITEM_FIELDS, strict=True)):
+        raise ValueError("an item row of another shape")
     (id_, type_, mass, holder, owner, nature, origin, head, head_time, country, state, article, transit, report,
-     inscription, graded, contents, history, hashes) = _unplain(raw)
+     inscription, graded, contents, history, hashes) = fields
+    if not all(type(k) is str and type(v) is int for k, v in origin.items()) or not all(
+            type(v) is str for v in (*(transit or ()), *contents)) or not all(type(p) is int for p in history) \
+            or (transit is not None and len(transit) != 4) or len(hashes) % 32:
+        raise ValueError("an item row of another shape")
     return Item(id=id_, type=type_, mass_mct=mass, holder=holder, owner=owner, nature=nature, origin=origin,
                 head=Digest(head), head_time_ms=head_time, country=country, state=state, article=article,
                 transit=None if transit is None else tuple(transit), report=report, inscription=inscription,
