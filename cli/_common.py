@@ -402,13 +402,17 @@ def _utc(time_ms: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+def refuse_stdout(out: Path | None, why: str) -> None:
+    """A usage error for ``-o -`` where the output is a file only (elsewhere ``-`` means stdout): ``why``."""
+    if out is not None and str(out) == "-":
+        raise click.UsageError(f"-o -: {why}; give a file name")
+
+
 def _save_key(out: Path, key: PrivateKey, verifier_key: str, as_json: bool, use: str) -> None:
     """Write ``key`` to ``out`` (a new private-key file, 0600), then print its verifier key and ``use`` (what to
     do with it), or with --json ``{"file", "verifier_key"}``. ``-`` is refused (a usage error): elsewhere it means
     stdout, and a private key is never printed."""
-    if str(out) == "-":
-        raise click.UsageError("-o -: a private key is written to a new file (mode 0600), never to stdout; give a "
-                               "file name")
+    refuse_stdout(out, "a private key is written to a new file (mode 0600), never to stdout")
     with _about(out):
         keyfile.save_private_key(out, key)
     if as_json:

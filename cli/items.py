@@ -43,7 +43,8 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     else "invalid" (exit 1; 'verify' lists the findings). --json gives "verdict" (verified, unverified or
     invalid), "findings" (their number; null when unverified) and "items": [{item, type, nature, state, holder,
     owner, mass_mct, records, latest}] (masses in mct; latest: the position of the item's last record). Without
-    --trust the list is read from the ledger's index when it has one (stonetrail index), without a replay.
+    --trust the list is read from the ledger's index when it has one (stonetrail index), without a replay and
+    without reading the records: damage in the file is then not seen ('verify' sees it).
 
     LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4).
 

@@ -49,6 +49,7 @@ from ._common import (
     _verdict_exit,
     _write_new,
     check_new_file,
+    refuse_stdout,
 )
 from ._lazy import LazyGroup
 from ._output import progress
@@ -115,6 +116,7 @@ def export(ledger_file: Path | str, item: str, out: Path | None, checkpoint_path
     """
     if checkpoint_path is not None and as_of_path is not None:
         raise click.UsageError("--checkpoint and --as-of exclude each other (--as-of also names the checkpoint)")
+    refuse_stdout(out, "a bundle is a binary file, never printed")
     out = out or Path.cwd() / f"{item}{SUFFIX}"
     check_new_file(out)  # fail before the export's work; a bundle is never overwritten
     given = as_of_path or checkpoint_path

@@ -27,6 +27,7 @@ from ._common import (
     _read_checkpoint,
     _write_new,
     check_new_file,
+    refuse_stdout,
 )
 from .proof import SUFFIX, _published_checkpoint
 
@@ -139,6 +140,7 @@ def fetch_command(url: str, item: str, trust_file: Path, out: Path | None, timeo
         if not local.exists() and re.fullmatch(r"[A-Za-z0-9.-]+:[0-9]{1,5}(/.*)?", url):
             raise click.UsageError(f"no directory {url}: did you mean http://{url}?")
         url = local.resolve().as_uri() + "/"
+    refuse_stdout(out, "a bundle is a binary file, never printed")
     out = out or Path.cwd() / f"{item}{SUFFIX}"
     check_new_file(out)
     trust = _load_trust(trust_file, witness_policy)

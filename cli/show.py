@@ -93,10 +93,12 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     location, mass and state after it, as 'proof verify' prints a bundle's path (statements change none of them).
 
     With --trust, the whole ledger is checked too: the history is called verified only if the ledger has no
-    finding at all (a damaged or forged record elsewhere could hide part of this history). A damaged file is
-    named (a warning on stderr) and the verdict is invalid, with or without --trust: records of the item may be
-    in the part that cannot be read, and an item that only such a part creates is unreadable (item.unreadable,
-    exit 1), not unknown. --json gives the rows (masses in mct, times in ms since the Unix epoch, UTC), "now",
+    finding at all (a damaged or forged record elsewhere could hide part of this history). When the whole file
+    is read (with --trust, or without an index), a damaged file is named (a warning on stderr) and the verdict
+    is invalid: records of the item may be in the part that cannot be read, and an item that only such a part
+    creates is unreadable (item.unreadable, exit 1), not unknown. Without --trust, from the ledger's index, only
+    the item's own records and the file's last ones are read: damage elsewhere is not seen ('verify' sees it).
+    --json gives the rows (masses in mct, times in ms since the Unix epoch, UTC), "now",
     "damage", and "verdict": verified, unverified (no --trust) or invalid (exit 1), with the findings on this
     history.
 

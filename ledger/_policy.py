@@ -221,7 +221,7 @@ def _known_keys(types: dict[str, object]) -> list[str]:
 
 def _read_value(kind: object, raw: str) -> object:
     if kind == "frozenset[str]":
-        return parse_countries(raw)
+        return parse_countries(raw.upper())  # ru is RU, as on the command line
     if kind == "bool":
         if raw not in ("true", "false"):
             raise PolicyError(f"expected true or false, got {raw!r}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -122,13 +123,28 @@ def build_demo(directory: str | Path, seed: int = 1) -> DemoSummary:
     ``proofs/<stone>.stproof``.
 
     Raises:
-        StorageError: ``directory`` exists and is not empty (nothing is overwritten), or cannot be written.
+        StorageError: ``directory`` exists and is not empty (nothing is overwritten), or cannot be written. On
+            any error, or an interrupt, what it wrote is removed (and ``directory`` if it made it).
     """
     out = Path(directory)
-    ledger_path = out / "demo.ledger"
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StorageError(f"{out} is not an empty directory; the demo writes only into a new or empty one",
                            code="store.exists")
+    existed = out.exists()
+    try:
+        return _build(out, seed)
+    except BaseException:  # an error or an interrupt: what was written is removed, so that it can run again
+        if existed:
+            for child in list(out.iterdir()):
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _build(out: Path, seed: int) -> DemoSummary:
+    """:func:`build_demo` into the new or empty directory ``out``."""
+    ledger_path = out / "demo.ledger"
     mines = _load_mines()
     by_name = {m.name: m for m in mines}
     main = [m for m in mines if m.country != "RU"]  # Russian goods appear only in the laundering story

@@ -383,3 +383,35 @@ def test_a_private_key_is_never_written_to_stdout(argv: list[str], tmp_path: Pat
     result = CliRunner().invoke(main, [*argv, "-o", "-"])
     assert result.exit_code == 2 and "never to stdout" in result.output, result.output
     assert not (tmp_path / "-").exists() and "PRIVATE KEY" not in result.output
+
+
+@pytest.mark.parametrize("command", ["export", "fetch"])
+def test_a_bundle_is_never_written_to_a_file_named_dash(command: str, demo: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-o -`` wrote a file named ``-`` (a new-user review); a bundle is binary, so it is a usage error."""
+    monkeypatch.chdir(tmp_path)
+    where = ["export", str(demo / "demo.ledger")] if command == "export" else \
+        ["fetch", str(tmp_path), "--trust", str(demo / "trust.keys")]
+    result = CliRunner().invoke(main, ["proof", *where, "R-00001-A", "-o", "-"])
+    assert result.exit_code == 2 and "never printed" in result.output, result.output
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_an_interrupted_demo_leaves_nothing_behind(existed: bool, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during `stonetrail demo dI` left a ledger and keys but no trust file, and the next run refused the
+    directory as not empty (a new-user review). What the demo wrote is removed: the directory too, if it made
+    it; an empty one given to it stays, empty. The interrupt is simulated: real ones are in test_interrupt."""
+    import ledger.demo
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ledger.demo, "scenario_lesedi", interrupted)
+    out = tmp_path / "dI"
+    if existed:
+        out.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        ledger.demo.build_demo(out)
+    assert (out.exists() and not any(out.iterdir())) if existed else not out.exists()

@@ -594,6 +594,11 @@ def test_policy_file_is_read() -> None:
     assert Policy.parse("") == Policy()
 
 
+def test_a_policy_file_reads_country_codes_as_the_flag_does() -> None:
+    """--deny-origin ru is RU; the file refused it (a new-user review: "the file uses the flags' names")."""
+    assert Policy.parse("deny_origin = ru, by\n").deny_origin == {"RU", "BY"}
+
+
 def test_a_policy_file_takes_carats_under_the_flags_names() -> None:
     """Issue 9 item 9: the file's masses were millicarats (import_threshold_mct = 500) where the flags take carats
     (--import-threshold-ct 0.5). Each carat flag's name is a file key in carats; the millicarat field names are
@@ -628,7 +633,7 @@ _FIELD_OF_FLAG = {"import_threshold_ct": "import_threshold_mct", "regrade_tolera
     "deny = RU",  # unknown key
     "Deny_Origin = RU",
     "deny_origin = RU\ndeny_origin = BY",  # twice
-    "deny_origin = ru",
+    "deny_origin = R",
     "deny_origin = RU,",
     "deny_origin = RU,RU",
     "deny_origin =",

@@ -107,7 +107,9 @@ def _apply_all(index: LedgerIndex, frames: Iterator[tuple[bytes, int, int]], sur
         position = done + len(batch.frames)
         if findings := index.apply(position, record, trusted=trusted):
             index.abandon()
-            raise InvalidLedgerError(f"ledger holds an invalid record: {findings[0]}; run an audit",
+            hint = " (a registry record: is the trust file this ledger's? Its authority keys must be the ones that " \
+                   "signed the registry)" if record.body.kind in REGISTRY_KINDS else ""
+            raise InvalidLedgerError(f"ledger holds an invalid record: {findings[0]}{hint}; run an audit",
                                      code=findings[0].code)
         batch.add(position, record, offset, length)
         if len(batch.frames) == _CHUNK:
