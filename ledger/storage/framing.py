@@ -149,7 +149,9 @@ def _read_header(data: bytes) -> tuple[str, int]:
     _, version, n = _HEAD.unpack_from(data)
     end = _HEAD.size + n + _CRC.size
     why = (f"the file ends inside the header ({n}-byte origin)" if len(data) < end
-           else "header CRC32 does not match" if zlib.crc32(data[: end - 4]) != _CRC.unpack(data[end - 4 : end])[0]
+           else "the ledger's header is damaged (its CRC32 does not match): the file's first bytes were changed; "
+                "restore the file from a backup or a copy (the records after it cannot be trusted to be this "
+                "ledger's)" if zlib.crc32(data[: end - 4]) != _CRC.unpack(data[end - 4 : end])[0]
            else f"format version {version}, want {FORMAT_VERSION}" if version != FORMAT_VERSION
            else _origin_problem(data[_HEAD.size : end - 4]))
     if why is not None:
