@@ -1,6 +1,8 @@
 """An export checks the bundle it built before it hands it out (issue 10, Build 3): the index is a cache, so every
 proof, leaf and record it supplies is checked against the signed checkpoint with the verifier's own checks
-(ledger.bundle.check_bundle_proofs). A wrong one is refused (``export.self_check``) and nothing is written."""
+(ledger.bundle.check_bundle_proofs). A bundle from the index that fails is never handed out: the export reads the
+log instead and hands out the log's bundle, checked in turn; one that fails there too is refused
+(``export.self_check``) and nothing is written."""
 
 from __future__ import annotations
 
@@ -80,8 +82,43 @@ def _refused(demo: Path, ledger: Path, tmp_path: Path) -> SelfCheckError:
     return refused.value
 
 
-def test_a_wrong_inclusion_proof_from_the_index_is_refused(demo: Path, ledger: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def _log_bundle(demo: Path, tmp_path: Path) -> bytes:
+    """STONE's bundle from a copy of the demo ledger without an index (the log's own answer)."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(demo / "demo.ledger", alone / "demo.ledger")
+    return export_bundle(alone / "demo.ledger", STONE, _note(demo))
+
+
+def _from_the_log(demo: Path, ledger: Path, tmp_path: Path, want: bytes) -> None:
+    """Export STONE through the library and the CLI: the index's bundle fails its own check, so both give the
+    log's bundle ``want`` (which verifies), the CLI with exit 0."""
+    got = export_bundles(ledger, [STONE], _note(demo))[STONE]
+    assert got == want and check_bundle(got, Trust.parse((demo / "trust.keys").read_text())).ok
+    out = tmp_path / "out.stproof"
+    result = CliRunner().invoke(main, ["proof", "export", str(ledger), STONE, "-o", str(out), "--checkpoint",
+                                       str(demo / "checkpoint.txt")])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == want
+
+
+def _index_refuses(demo: Path, ledger: Path) -> SelfCheckError:
+    """The index's own bundle of STONE (no log to fall back on: :func:`ledger.export._from_index`) fails its
+    self-check; returns that error."""
+    from ledger.export import _from_index
+
+    log = indexed_log(ledger, _tree_size(demo))
+    assert log is not None
+    with log, pytest.raises(Exception) as failed:
+        _from_index(log, [STONE], _note(demo))
+    cause = failed.value.__cause__
+    assert isinstance(cause, SelfCheckError) and cause.code == "export.self_check", failed.value
+    return cause
+
+
+def test_a_wrong_inclusion_proof_from_the_index_is_never_handed_out(demo: Path, ledger: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    want = _log_bundle(demo, tmp_path)
     from ledger.index import reading
 
     position = _scope_position(ledger, _tree_size(demo))
@@ -92,14 +129,16 @@ def test_a_wrong_inclusion_proof_from_the_index_is_refused(demo: Path, ledger: P
         return [_flip(hashes[0]), *hashes[1:]] if index == position else hashes
 
     monkeypatch.setattr(reading._FileTree, "inclusion_proof", wrong)
-    error = _refused(demo, ledger, tmp_path)
+    error = _index_refuses(demo, ledger)
+    _from_the_log(demo, ledger, tmp_path, want)
     assert (error.findings[0].code, error.findings[0].position) == ("proof.root_mismatch", position)
 
 
-def test_wrong_record_bytes_from_the_index_are_refused(demo: Path, ledger: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_record_bytes_from_the_index_are_never_handed_out(demo: Path, ledger: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The index's frame of a record gives other bytes (here: the record with one signature byte changed, which
     decodes and names the same items) and its leaf hash check is passed by: the bundle's leaf is not the log's."""
+    want = _log_bundle(demo, tmp_path)
     position = _scope_position(ledger, _tree_size(demo))
     payload = LedgerIndex.payload
 
@@ -111,12 +150,14 @@ def test_wrong_record_bytes_from_the_index_are_refused(demo: Path, ledger: Path,
         return _flip(raw, raw.index(signature))
 
     monkeypatch.setattr(LedgerIndex, "payload", wrong)
-    error = _refused(demo, ledger, tmp_path)
+    error = _index_refuses(demo, ledger)
+    _from_the_log(demo, ledger, tmp_path, want)
     assert (error.findings[0].code, error.findings[0].position) == ("proof.root_mismatch", position)
 
 
-def test_a_wrong_item_head_proof_from_the_index_is_refused(demo: Path, ledger: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_item_head_proof_from_the_index_is_never_handed_out(demo: Path, ledger: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    want = _log_bundle(demo, tmp_path)
     from ledger.heads import HeadProof
     from ledger.index import reading
 
@@ -127,12 +168,14 @@ def test_a_wrong_item_head_proof_from_the_index_is_refused(demo: Path, ledger: P
         return HeadProof(right.index, (_flip(right.proof[0]), *right.proof[1:]))
 
     monkeypatch.setattr(reading._Heads, "proof", wrong)
-    error = _refused(demo, ledger, tmp_path)
+    error = _index_refuses(demo, ledger)
+    _from_the_log(demo, ledger, tmp_path, want)
     assert error.findings[0].code == "bundle.head_mismatch"
 
 
-def test_a_wrong_identity_proof_from_the_index_is_refused(demo: Path, ledger: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_identity_proof_from_the_index_is_never_handed_out(demo: Path, ledger: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    want = _log_bundle(demo, tmp_path)
     from ledger.index import reading
 
     proofs = reading._Identities.proofs
@@ -142,7 +185,8 @@ def test_a_wrong_identity_proof_from_the_index_is_refused(demo: Path, ledger: Pa
         return [(rank, leaf, (_flip(proof[0]), *proof[1:])), *rest]
 
     monkeypatch.setattr(reading._Identities, "proofs", wrong)
-    error = _refused(demo, ledger, tmp_path)
+    error = _index_refuses(demo, ledger)
+    _from_the_log(demo, ledger, tmp_path, want)
     assert error.findings[0].code == "proof.root_mismatch" and error.findings[0].reason.startswith("identity leaf")
 
 
