@@ -132,9 +132,9 @@ def export(ledger_file: Path | str, item: str, out: Path | None, checkpoint_path
             with progress("records") as bar:
                 exported = export_bundle_as_of(ledger_file, item, note, trust=trust, progress=bar)
             data = exported.bundle
-    except SelfCheckError as exc:  # nothing is written; say which command rebuilds the index
-        raise SelfCheckError(item, exc.findings, f"rebuild it with 'stonetrail index {ledger_file} --trust TRUST' "
-                                                 "and export again") from None
+    except SelfCheckError as exc:  # nothing is written; say which command audits what the bundle was built from
+        raise SelfCheckError(item, exc.findings, f"run 'stonetrail verify {ledger_file} --trust TRUST' (the bundle "
+                                                 "was built from the ledger's records, not from its index)") from None
     _write_new((out, data))
     summary = summarize_bundle(data)
     size = summary.checkpoint.tree_size if summary.checkpoint else "?"

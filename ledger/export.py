@@ -138,16 +138,18 @@ class SelfCheckError(VerificationError):
     """A bundle the exporter built fails its own check before it is handed out (``export.self_check``, module
     docstring): a proof, leaf or record its read side (the index, a cache) supplied does not hold against the
     checkpoint, or the bytes do not read back as what was built. ``item``: the bundle's item; ``findings``: every
-    finding of the check (:func:`ledger.bundle.check_bundle_proofs`), the first in the message; ``rebuild`` ends
-    the message (how to rebuild the index: a tool names its command)."""
+    finding of the check (:func:`ledger.bundle.check_bundle_proofs`), the first in the message; ``advice`` ends
+    the message (what to do: a tool names its command). A file ledger's export raises it only for a bundle built
+    from the log itself (one from the index that fails is never used)."""
 
     default_code = "export.self_check"
 
-    def __init__(self, item: str, findings: Sequence[Finding], rebuild: str = "rebuild it from the log") -> None:
+    def __init__(self, item: str, findings: Sequence[Finding],
+                 advice: str = "audit the ledger (a bundle built from its log failed)") -> None:
         first = findings[0]
         where = f" (record {first.position})" if first.position is not None else ""
         super().__init__(f"the bundle of {item!r} fails the exporter's own check, so it is not exported: {first.code}"
-                         f"{where}: {first.reason}; the ledger's index (a cache) may be damaged: {rebuild}")
+                         f"{where}: {first.reason}; {advice}")
         self.item = item
         self.findings = tuple(findings)
 

@@ -77,7 +77,7 @@ def _refused(demo: Path, ledger: Path, tmp_path: Path) -> SelfCheckError:
     result = CliRunner().invoke(main, ["proof", "export", str(ledger), STONE, "-o", str(out), "--checkpoint",
                                        str(demo / "checkpoint.txt")])
     assert result.exit_code == 1, result.output
-    assert "[export.self_check]" in result.output and "stonetrail index" in result.output
+    assert "[export.self_check]" in result.output and "stonetrail verify" in result.output
     assert not out.exists()
     return refused.value
 
