@@ -193,7 +193,18 @@ def _read_text(path: Path, what: str) -> str:
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise InputError(f"{what} {path} is not UTF-8 text") from exc
+            raise InputError(f"{what} {path} is not UTF-8 text{_binary_kind(data)}") from exc
+
+
+#: The start of the project's binary files, and what to say a file that starts so is.
+_BINARY_KINDS = ((b"stonetrail/v1/bundle\n", "a proof bundle"), (b"stonetrail/v1/evidence\n", "an evidence file"),
+                 (b"STNTRAIL", "a ledger file"))
+
+
+def _binary_kind(data: bytes) -> str:
+    """``: it is a proof bundle`` (or evidence file, ledger file) for a file of one of the project's binary
+    formats given where a text file belongs; empty otherwise."""
+    return next((f": it is {what}" for tag, what in _BINARY_KINDS if data.startswith(tag)), "")
 
 
 @contextmanager

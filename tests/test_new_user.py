@@ -415,3 +415,13 @@ def test_an_interrupted_demo_leaves_nothing_behind(existed: bool, tmp_path: Path
     with pytest.raises(KeyboardInterrupt):
         ledger.demo.build_demo(out)
     assert (out.exists() and not any(out.iterdir())) if existed else not out.exists()
+
+
+def test_a_binary_file_where_text_belongs_is_named(demo: Path) -> None:
+    """A bundle given as --checkpoint, a ledger as --trust: "is not UTF-8 text" alone did not say what the file
+    was (a new-user review)."""
+    ledger, bundle = str(demo / "demo.ledger"), str(next((demo / "proofs").glob("*.stproof")))
+    for argv, kind in ((["--trust", str(demo / "trust.keys"), "--checkpoint", bundle], "a proof bundle"),
+                       (["--trust", ledger], "a ledger file")):
+        result = CliRunner().invoke(main, ["verify", ledger, *argv])
+        assert result.exit_code == 2 and f"is not UTF-8 text: it is {kind}" in result.output, result.output
