@@ -9,7 +9,6 @@ import functools
 import json
 import os
 import re
-import stat
 import sys
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -22,11 +21,9 @@ import click
 
 from ledger import Finding, Trust, keyfile
 from ledger._files import check_new, write_files
-from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
 from ledger.keys import PrivateKey
 from ledger.pg.url import is_url, redact
-from ledger.witness_policy import WitnessPolicy
 
 from ._output import JSON_OUTPUT, progress
 
@@ -36,8 +33,6 @@ if TYPE_CHECKING:
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
 #: Interrupted (Ctrl-C): 128 + SIGINT, as a shell reports a command a signal ended.
 EXIT_INTERRUPTED = 130
-#: Largest text input read (trust, checkpoint, policy, consistency-proof files); far above any real one.
-MAX_TEXT_FILE = 16 * 1024 * 1024
 MAX_PRINTED_FINDINGS = 200
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -167,46 +162,6 @@ def _errors(fn: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def _read_bytes(path: Path, what: str, limit: int = MAX_TEXT_FILE) -> bytes:
-    """The bytes of the regular file ``path``, reading at most one byte over ``limit`` (a huge file is refused,
-    not loaded).
-
-    Raises InputError ``input.not_a_file``, ``input.too_large``; StorageError on an OS error."""
-    with _about(path):
-        try:
-            if not stat.S_ISREG(path.stat().st_mode):  # a named pipe would block, a device never end
-                raise InputError(f"{what} {path} is not a regular file", code="input.not_a_file")
-            with path.open("rb") as fh:
-                data = fh.read(limit + 1)
-        except OSError as exc:
-            raise StorageError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
-        if len(data) > limit:
-            raise InputError(f"{what} {path} is over {limit} bytes", code="input.too_large")
-    return data
-
-
-def _read_text(path: Path, what: str) -> str:
-    """UTF-8 text of at most :data:`MAX_TEXT_FILE` bytes (a leading byte-order mark, as some editors write, is
-    dropped)."""
-    data = _read_bytes(path, what)
-    with _about(path):
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{what} {path} is not UTF-8 text{_binary_kind(data)}") from exc
-
-
-#: The start of the project's binary files, and what to say a file that starts so is.
-_BINARY_KINDS = ((b"stonetrail/v1/bundle\n", "a proof bundle"), (b"stonetrail/v1/evidence\n", "an evidence file"),
-                 (b"STNTRAIL", "a ledger file"))
-
-
-def _binary_kind(data: bytes) -> str:
-    """``: it is a proof bundle`` (or evidence file, ledger file) for a file of one of the project's binary
-    formats given where a text file belongs; empty otherwise."""
-    return next((f": it is {what}" for tag, what in _BINARY_KINDS if data.startswith(tag)), "")
-
-
 @contextmanager
 def _about(path: Path | str | None, what: str | None = None, *, codes: Collection[str] | None = None
            ) -> Iterator[None]:
@@ -222,26 +177,6 @@ def _about(path: Path | str | None, what: str | None = None, *, codes: Collectio
         if what is not None:
             exc.about(what)
         raise
-
-
-def _read_checkpoint(path: Path, what: str = "checkpoint") -> str:
-    """A signed checkpoint's text, checked for form here so that an error names the file."""
-    text = _read_text(path, what)
-    with _about(path, f"{what} {path}"):
-        read_unverified_checkpoint(text)
-    return text
-
-
-def _load_trust(path: Path, witness_policy: Path | None = None) -> Trust:
-    """The trust file at ``path``, with the C2SP tlog-policy file ``witness_policy`` as its witness policy."""
-    text = _read_text(path, "trust file")
-    with _about(path, f"trust file {path}"):
-        trust = Trust.parse(text)
-    if witness_policy is None:
-        return trust
-    policy_text = _read_text(witness_policy, "witness policy")
-    with _about(witness_policy, f"witness policy {witness_policy}"):
-        return trust.with_witnesses(WitnessPolicy.parse(policy_text))
 
 
 _DURATION = re.compile(r"([1-9][0-9]{0,8})([smhd])")

@@ -14,7 +14,8 @@ from ledger import Finding
 from ledger.errors import InputError
 from ledger.policy import Policy, PolicyError, parse_carats, parse_countries
 
-from ._common import _EXISTING, _F, _plural, _print_findings, _read_text
+from ._common import _EXISTING, _F, _plural, _print_findings
+from ._inputs import _read_text
 
 _T = TypeVar("_T")
 

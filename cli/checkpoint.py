@@ -22,18 +22,8 @@ from ledger.trust import Trust
 from ledger.witness_policy import WitnessPolicy
 
 from . import witness as _witness
-from ._common import (
-    _EXISTING,
-    _LEDGER,
-    _about,
-    _errors,
-    _load_trust,
-    _print_json,
-    _read_checkpoint,
-    _read_text,
-    _write_new,
-    check_new_file,
-)
+from ._common import _EXISTING, _LEDGER, _about, _errors, _print_json, _write_new, check_new_file
+from ._inputs import _load_trust, _read_checkpoint, _read_text
 from ._output import progress
 
 

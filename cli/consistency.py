@@ -20,20 +20,8 @@ from ledger.monitor import fork_evidence, split_view_evidence
 from ledger.rollback import Rollback
 from ledger.trust import Trust
 
-from ._common import (
-    _EXISTING,
-    _LEDGER,
-    WITNESS_POLICY,
-    _about,
-    _errors,
-    _load_trust,
-    _print_json,
-    _read_bytes,
-    _read_checkpoint,
-    _read_text,
-    _verdict_exit,
-    _write_new,
-)
+from ._common import _EXISTING, _LEDGER, WITNESS_POLICY, _about, _errors, _print_json, _verdict_exit, _write_new
+from ._inputs import _load_trust, _read_bytes, _read_checkpoint, _read_text
 
 _OUT = click.Path(dir_okay=False, path_type=Path)
 

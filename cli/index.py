@@ -12,7 +12,8 @@ import click
 
 from ledger.index import index_path, rebuild_index
 
-from ._common import _EXISTING, _LEDGER_FILE, _about, _errors, _load_trust, _print_json
+from ._common import _EXISTING, _LEDGER_FILE, _about, _errors, _print_json
+from ._inputs import _load_trust
 from ._output import progress
 
 

@@ -17,17 +17,8 @@ from ledger.inventory import ItemLine, indexed_item_lines, item_lines
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file
 
-from ._common import (
-    _EXISTING,
-    _LEDGER,
-    _errors,
-    _load_trust,
-    _plural,
-    _print_json,
-    _replay,
-    _verdict_exit,
-    note_no_index,
-)
+from ._common import _EXISTING, _LEDGER, _errors, _plural, _print_json, _replay, _verdict_exit, note_no_index
+from ._inputs import _load_trust
 
 
 @click.command(short_help="List every item of a ledger.")

@@ -36,21 +36,19 @@ from ._common import (
     WITNESS_POLICY,
     _about,
     _errors,
-    _load_trust,
     _max_age,
     _plural,
     _print_findings,
     _print_hint,
     _print_json,
     _print_verdict,
-    _read_bytes,
-    _read_checkpoint,
     _utc,
     _verdict_exit,
     _write_new,
     check_new_file,
     refuse_stdout,
 )
+from ._inputs import _load_trust, _read_bytes, _read_checkpoint
 from ._lazy import LazyGroup
 from ._output import progress
 from ._policy import _print_policy, policy_options

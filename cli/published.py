@@ -20,15 +20,14 @@ from ._common import (
     MAX_AGE,
     WITNESS_POLICY,
     _errors,
-    _load_trust,
     _max_age,
     _plural,
     _print_json,
-    _read_checkpoint,
     _write_new,
     check_new_file,
     refuse_stdout,
 )
+from ._inputs import _load_trust, _read_checkpoint
 from .proof import SUFFIX, _published_checkpoint
 
 __all__ = ["FETCH_COMMAND", "PUBLISH_COMMAND"]

@@ -14,7 +14,8 @@ import click
 
 from ledger import Repaired, repair
 
-from ._common import _EXISTING, _LEDGER_FILE, _about, _errors, _plural, _print_json, _read_checkpoint, _verdict_exit
+from ._common import _EXISTING, _LEDGER_FILE, _about, _errors, _plural, _print_json, _verdict_exit
+from ._inputs import _read_checkpoint
 
 
 @click.command("repair", short_help="Move a ledger's torn tail aside (an append that never completed).")

@@ -30,7 +30,6 @@ from ._common import (
     WITNESS_POLICY,
     _about,
     _errors,
-    _load_trust,
     _max_age,
     _plural,
     _print_findings,
@@ -40,6 +39,7 @@ from ._common import (
     _write_new,
     check_new_file,
 )
+from ._inputs import _load_trust
 from ._policy import policy_options
 from .proof import _read_bundle
 

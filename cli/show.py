@@ -28,7 +28,6 @@ from ._common import (
     _EXISTING,
     _LEDGER,
     _errors,
-    _load_trust,
     _plural,
     _print_findings,
     _print_json,
@@ -37,6 +36,7 @@ from ._common import (
     _verdict_exit,
     note_no_index,
 )
+from ._inputs import _load_trust
 
 
 def print_now(item: str, kind: str, nature: str, now: Snapshot, article: str | None) -> None:

@@ -15,7 +15,8 @@ import click
 from ledger import Ledger, copy_ledger
 from ledger.pg.db import is_url, redact
 
-from ._common import _EXISTING, _LEDGER, _about, _errors, _load_trust, _print_json
+from ._common import _EXISTING, _LEDGER, _about, _errors, _print_json
+from ._inputs import _load_trust
 from ._output import progress
 
 

@@ -25,15 +25,14 @@ from ._common import (
     WITNESS_POLICY,
     _about,
     _errors,
-    _load_trust,
     _plural,
     _print_findings,
     _print_hint,
     _print_json,
     _print_verdict,
-    _read_checkpoint,
     _verdict_exit,
 )
+from ._inputs import _load_trust, _read_checkpoint
 from ._output import progress
 from ._policy import _print_policy, policy_options
 from .cluster import on_cluster

@@ -25,7 +25,8 @@ from ledger.witness import Gathered, KnownLogs, WitnessServer, WitnessState, gat
 from ledger.witness_policy import WitnessPolicy
 from ledger.witnessed import WitnessError
 
-from ._common import _EXISTING, _about, _errors, _read_bytes, _save_key
+from ._common import _EXISTING, _about, _errors, _save_key
+from ._inputs import _read_bytes
 from ._output import JSON_OUTPUT
 
 _LISTEN_HELP = "HOST:PORT to listen on ([::1]:PORT for IPv6); port 0 picks a free port (printed)."
