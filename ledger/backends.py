@@ -66,10 +66,11 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def lines_of(index: LedgerIndex) -> CheckpointBody:
-    """The :data:`CheckpointBody` of ``index``, its trees kept as a snapshot. Raises IndexDamaged."""
+def lines_of(index: LedgerIndex, heads: str | None = None) -> CheckpointBody:
+    """The :data:`CheckpointBody` of ``index``, its trees kept as a snapshot (``heads``: the heads line it must
+    have, from :func:`~ledger.index.anchor.check_tree`). Raises IndexDamaged."""
     registry = format_registry_extension(index.state.registry.size, index.state.registry.head)
-    heads, identities = index.extensions(keep=True)
+    heads, identities = index.extensions(keep=True, heads=heads)
     return index.size, index.tree.root_at(index.size), registry, heads, identities
 
 
@@ -80,6 +81,7 @@ class FileBackend:
                  ) -> None:
         self._store, self._authority_keys = store, authority_keys
         self._prefix: bytes | None = None  # SHA-256 of the log up to the index's end, from the last check_tree
+        self._heads = ""  # the heads line of the last checkpoint body
         try:
             self._index = open_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress)
         except BaseException:
@@ -129,18 +131,20 @@ class FileBackend:
         log's."""
         self._store.check_intact()
         try:
-            self._prefix = check_tree(self._index, signer)
-            return lines_of(self._index)
+            self._prefix, heads = check_tree(self._index, signer)
+            body = lines_of(self._index, heads)
         except (StorageError, InputError, *ROW_FAULTS) as exc:  # index.*, or a row value of the wrong shape (one
             if isinstance(exc, StorageError) and not exc.code.startswith("index."):  # that does not encode, or
                 raise  # breaks where it is used): never sign from it; rebuild it from the log
             self._prefix = None  # the anchor is then made from the rebuilt index, the log hashed again
             self._reopen_index(rebuild=True)
-            return lines_of(self._index)
+            body = lines_of(self._index)
+        self._heads = body[3]
+        return body
 
     def signed(self, sign: Callable[[str], str]) -> None:
         with contextlib.suppress(StorageError, sqlite3.Error):  # no anchor: the next signing reads more, that is all
-            keep_anchor(self._index, sign, self._prefix)
+            keep_anchor(self._index, sign, self._heads, self._prefix)
 
     def _reopen_index(self, *, rebuild: bool = False) -> None:
         """A new index handle, caught up from the log (``rebuild``: built anew from it). If that fails too, the

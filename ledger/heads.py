@@ -116,6 +116,10 @@ class ItemHeads:
             items |= frozenset(self._of.get(event.subject, ()))
         return items
 
+    def items_of_record(self, record_hash: Digest) -> tuple[str, ...]:
+        """The items the record ``record_hash``, added before, is a record of (sorted); () if none, or not added."""
+        return tuple(self._of.get(record_hash, ()))
+
     def add(self, position: int, record: Record) -> frozenset[str]:
         """Add ``record``, at leaf index ``position`` (after every record added so far); return the items it is
         a record of."""

@@ -1,5 +1,6 @@
 """The index's Merkle tree checked against the log before a checkpoint is signed from it: the index is a cache,
-never the authority for a signed root (issue 10, item 3; docs/adr/0028-signed-root-anchor.md).
+never the authority for a signed root, registry line or heads line (issue 10, item 3;
+docs/adr/0028-signed-root-anchor.md).
 
 Row checksums catch damage, not someone who rewrites a tile and the nodes above it and computes the checksums
 again: the writer would sign a root the log does not give. So before a checkpoint is signed through the index,
@@ -7,23 +8,24 @@ its root is computed from what the index cannot forge:
 
 * the *anchor*: a signed note the signer left in the index's meta when it last signed through it, stating the
   log's origin, the tree size N, the byte offset E where record N - 1 ends, the root at N, the SHA-256 of the
-  log's bytes [0, E) and the registry line at N (``stonetrail-registry <count> <head>``: how many registry-kind
-  records lie below N and the last one's hash). Its text opens with :data:`ANCHOR_TAG` (never a checkpoint's: a
-  checkpoint's second line is a tree size); its signature must verify under the key about to sign, the log's
-  bytes [0, E) must still hash as it says (not another copy of the ledger, nor one restored from an older backup
-  and appended to), and the index's subtree hashes covering [0, N) must give its root — a different leaf below N
-  would need a SHA-256 collision (RFC 9162 §2.1.1). Without an anchor that holds, N and E are 0;
-* the records after it: the log's frames from E to the index's end, read and hashed, and each one that may be
-  of a registry kind (its bytes hold the kind's msgpack string) decoded.
+  log's bytes [0, E), the registry line at N (``stonetrail-registry <count> <head>``: how many registry-kind
+  records lie below N and the last one's hash) and the heads line at N (``stonetrail-heads <count> <root>``). Its
+  text opens with :data:`ANCHOR_TAG` (never a checkpoint's: a checkpoint's second line is a tree size); its
+  signature must verify under the key about to sign, the log's bytes [0, E) must still hash as it says (not
+  another copy of the ledger, nor one restored from an older backup and appended to), and the index's subtree
+  hashes covering [0, N) must give its root — a different leaf below N would need a SHA-256 collision (RFC 9162
+  §2.1.1). Without an anchor that holds, N and E are 0;
+* the records after it: the log's frames from E to the index's end, read, hashed and decoded.
 
-The root of that compact range must be the index's root at its size, and the index's registry records must be
-the anchor's below N (count and last hash: the records themselves are read from the log and hash-linked, so a
-chain of that length ending at that hash is the log's) followed by exactly the registry-kind records after N;
-otherwise the index is damaged (:class:`~ledger.index.maps.IndexDamaged`: the caller rebuilds it or reads the
-log). So neither the root nor the registry line of a checkpoint signed through the index can be other than the
-log's. (The item-head and identity lines still come from the index's rows: docs/adr/0028-signed-root-anchor.md.)
-Cost: a SHA-256 pass over the log's bytes (C speed, no decoding: ~0.3 s for 500 MB) and the records since the
-last signing, or one hash pass over the log's records without an anchor.
+The root of that compact range must be the index's root at its size, the index's registry records must be the
+anchor's below N (count and last hash: the records themselves are read from the log and hash-linked, so a chain
+of that length ending at that hash is the log's) followed by exactly the registry-kind records after N, and its
+item-head tree must be the anchor's with the records after N added (:mod:`ledger.index.heads_check`); otherwise
+the index is damaged (:class:`~ledger.index.maps.IndexDamaged`: the caller rebuilds it or reads the log). So
+neither the root, the registry line nor the heads line of a checkpoint signed through the index can be other
+than the log's. (The identities line still comes from the index's rows: docs/adr/0028-signed-root-anchor.md.)
+Cost: a SHA-256 pass over the log's bytes (C speed: ~0.3 s for 500 MB), a decode of the records since the last
+signing and a walk of the item-head tree; without an anchor, a decode of every record.
 """
 
 from __future__ import annotations
@@ -35,18 +37,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..checkpoint import parse_counted_line
 from ..compact import CompactRange, Node
 from ..errors import StoneTrailError
 from ..events import REGISTRY_KINDS
 from ..hashing import Digest
+from ..heads import HEADS_EXTENSION
 from ..keys import NoteVerifierKey
-from ..merkle import leaf_hash
+from ..merkle import EMPTY_ROOT
 from ..note import open_note
 from ..record import Record
 from ..registry import format_registry_extension, parse_registry_extension
 from ..storage.frames import read_run
 from ..storage.framing import FRAME_HEADER, FRAME_STRUCT
 from .db import IndexDB, index_path
+from .heads_check import NewRecords, check_heads
 from .indexed import LedgerIndex, LogFile
 from .maps import IndexDamaged
 
@@ -56,47 +61,48 @@ __all__ = ["ANCHOR_TAG", "anchor_text", "check_tree", "keep_anchor", "keep_ancho
 ANCHOR_TAG = "stonetrail/v1/index-anchor"
 _BLOCK = 4 << 20  # bytes read at a time by leaf_runs (a record is at most 1 MiB: a block holds a whole one)
 _PREFIX_READ = 16 << 20  # bytes read at a time to hash the log's bytes below an anchor
-#: The registry kinds as msgpack strings (fixstr): a record of one of these kinds holds one in its body's bytes,
-#: which its bytes hold as they are; a record holding none is no registry record, and is not decoded.
-_REGISTRY_MARKS = tuple(bytes([0xA0 | len(kind)]) + kind.encode() for kind in sorted(REGISTRY_KINDS))
 
 
-def anchor_text(index: LedgerIndex, prefix: bytes) -> str:
+def anchor_text(index: LedgerIndex, prefix: bytes, heads: str) -> str:
     """The text of ``index``'s anchor as it is now (to sign: :func:`keep_anchor`): tag, origin, tree size, the
     byte offset where its last record ends, root, ``prefix`` (the SHA-256 of the log's bytes up to that offset;
-    both in standard base64) and its registry line, one a line."""
+    both in standard base64), its registry line and ``heads``, its heads line (:func:`check_tree` gave it), one a
+    line."""
     registry = index.registry
     line = format_registry_extension(len(registry), registry[-1][1].record_hash if registry else None)
     return (f"{ANCHOR_TAG}\n{index.origin}\n{index.size}\n{index.end}\n{index.tree.root_at(index.size).b64()}\n"
-            f"{Digest(prefix).b64()}\n{line}\n")
+            f"{Digest(prefix).b64()}\n{line}\n{heads}\n")
 
 
-def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> bytes:
-    """Check that ``index``'s tree (its tiles) and its registry records are the log's, from the anchor ``signer``
-    signed (see the module docstring); return the SHA-256 of the log's bytes up to the index's end (for the next
-    anchor). Raises IndexDamaged if they are not, or if the log's frames are not where the index says."""
-    covered, start, digest, signed = _anchored(index, signer)
-    anchored, found = covered.end, list[int]()
+def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> tuple[bytes, str]:
+    """Check that ``index``'s tree (its tiles), its registry records and its item heads are the log's, from the
+    anchor ``signer`` signed (see the module docstring); return the SHA-256 of the log's bytes up to the index's
+    end and the heads line (both for the next anchor; the heads line is the one to sign). Raises IndexDamaged if
+    they are not, or if the log's frames are not where the index says."""
+    covered, start, digest, signed, heads = _anchored(index, signer)
+    anchored, found, new = covered.end, list[int](), NewRecords()
     db, log = index.files()
-    for hashes in leaf_runs(log, start, index.end, anchored, digest, registry=found):
+    for hashes in leaf_runs(log, start, index.end, anchored, digest, registry=found, records=new.add):
         covered.append_all(hashes)
-    if covered.end != index.size or covered.root() != index.tree.root_at(index.size):
+    root = covered.root()
+    if covered.end != index.size or root != index.tree.root_at(index.size):
         raise IndexDamaged(f"{db.path}: its Merkle tree is not the one the log's records give")
     below = [record.record_hash for p, record in index.registry if p < anchored]
     if (len(below), below[-1] if below else None) != signed or [p for p, _ in index.registry if p >= anchored] != found:
         raise IndexDamaged(f"{db.path}: its registry records are not the registry-kind records of the log")
+    line = check_heads(index, new, (anchored, *heads), root)
     prefix: bytes = digest.digest()
-    return prefix
+    return prefix, line
 
 
-def leaf_runs(log: LogFile, start: int, end: int, first: int, digest: Any = None, *,
-              registry: list[int] | None = None) -> Iterator[list[Digest]]:
+def leaf_runs(log: LogFile, start: int, end: int, first: int, digest: Any = None, *, registry: list[int],
+              records: Callable[[int, Record], None]) -> Iterator[list[Digest]]:
     """The leaf hashes of the records whose frames fill the log's bytes [``start``, ``end``), record ``first``
     first, a read of up to :data:`_BLOCK` bytes at a time (each frame checked: magic, length, CRC,
-    :func:`ledger.storage.frames.read_run`), ``digest`` (a SHA-256 object) updated with those bytes, and the
-    position of each registry-kind record among them appended to ``registry`` (a record whose bytes hold no
-    registry kind's msgpack string is not decoded). Raises IndexDamaged if they are not whole valid frames (the
-    index says they are)."""
+    :func:`ledger.storage.frames.read_run`), ``digest`` (a SHA-256 object) updated with those bytes, each record
+    decoded and given to ``records(position, record)``, and the position of each registry-kind record appended to
+    ``registry``. Raises IndexDamaged if they are not whole valid frames of records that decode (the index says
+    they are)."""
     while start < end:
         block = log.read(start, min(end - start, _BLOCK))
         whole, unpack = 0, FRAME_STRUCT.unpack_from
@@ -107,39 +113,36 @@ def leaf_runs(log: LogFile, start: int, end: int, first: int, digest: Any = None
             raise IndexDamaged(f"{log.path}: no whole record at offset {start}, where the index has record {first}")
         if digest is not None:
             digest.update(block[:whole])
-        if registry is not None:
-            registry += [frame.index for frame in frames if _is_registry(frame.payload)]
-        yield [leaf_hash(frame.payload) for frame in frames]
+        hashes = []
+        for frame in frames:
+            try:
+                record = Record.from_bytes(frame.payload)
+            except StoneTrailError as exc:
+                raise IndexDamaged(f"{log.path}: record {frame.index}, which the index holds, does not decode "
+                                   f"({exc})") from exc
+            if record.body.kind in REGISTRY_KINDS:
+                registry.append(frame.index)
+            records(frame.index, record)
+            hashes.append(record.record_hash)  # = leaf_hash(frame.payload)
+        yield hashes
         start, first = start + whole, first + len(frames)
 
 
-def _is_registry(payload: bytes) -> bool:
-    """True if the record ``payload`` decodes (:meth:`~ledger.record.Record.from_bytes`) and is of a registry kind,
-    as the log-only read side counts them; decoded only if its bytes hold a registry kind's msgpack string."""
-    enrolled, key_added, key_revoked = _REGISTRY_MARKS  # three searches in C (any() over them: 40 % slower)
-    if not (enrolled in payload or key_added in payload or key_revoked in payload):
-        return False
-    try:
-        return Record.from_bytes(payload).body.kind in REGISTRY_KINDS
-    except StoneTrailError:
-        return False
-
-
 def _anchored(index: LedgerIndex, signer: NoteVerifierKey
-              ) -> tuple[CompactRange, int, Any, tuple[int, Digest | None]]:
+              ) -> tuple[CompactRange, int, Any, tuple[int, Digest | None], tuple[int, Digest]]:
     """The compact range of the leaves below the anchor's tree size N, from the index's tiles, the byte offset E
-    where record N - 1 ends, the SHA-256 object of the log's bytes [0, E) and the registry line at N (count, last
-    hash), if the anchor verifies under ``signer``, is of this log (its bytes [0, E) hash as it says) and those
-    subtrees give its root; else the empty range, the offset of the log's first record, the SHA-256 object of the
-    log's header and the empty registry."""
+    where record N - 1 ends, the SHA-256 object of the log's bytes [0, E), the registry line at N (count, last
+    hash) and the heads line at N (item count, root), if the anchor verifies under ``signer``, is of this log (its
+    bytes [0, E) hash as it says) and those subtrees give its root; else the empty range, the offset of the log's
+    first record, the SHA-256 object of the log's header, the empty registry and the empty item-head tree."""
     log = index.files()[1]
-    empty = CompactRange(), len(log.header), hashlib.sha256(log.header), (0, None)
+    empty = CompactRange(), len(log.header), hashlib.sha256(log.header), (0, None), (0, EMPTY_ROOT)
     note = index.db.meta("anchor")
     if not isinstance(note, str):
         return empty
     try:
         text, _ = open_note(note, [signer])
-        tag, origin, size_text, end_text, root_text, prefix_text, registry_text, last = text.split("\n")
+        tag, origin, size_text, end_text, root_text, prefix_text, registry_text, heads_text, last = text.split("\n")
         size, end = int(size_text), int(end_text)
         if (tag, origin, last, size_text, end_text) != (ANCHOR_TAG, index.origin, "", str(size), str(end)) \
                 or not 0 < size <= index.size or not empty[1] < end <= index.end:
@@ -156,9 +159,10 @@ def _anchored(index: LedgerIndex, signer: NoteVerifierKey
         if covered.root() != Digest.from_b64(root_text):
             return empty
         registry = parse_registry_extension(registry_text)
+        heads = parse_counted_line(heads_text, HEADS_EXTENSION)
     except (StoneTrailError, ValueError):  # another signer's note, not an anchor (or one of before the registry
-        return empty  # line), or tiles that do not give a node
-    return covered, end, digest, registry
+        return empty  # and heads lines), or tiles that do not give a node
+    return covered, end, digest, registry, heads
 
 
 def _digest(log: LogFile, stop: int) -> Any:
@@ -173,11 +177,12 @@ def _digest(log: LogFile, stop: int) -> Any:
     return digest
 
 
-def keep_anchor(index: LedgerIndex, sign: Callable[[str], str], prefix: bytes | None = None) -> None:
+def keep_anchor(index: LedgerIndex, sign: Callable[[str], str], heads: str, prefix: bytes | None = None) -> None:
     """Keep the anchor of ``index`` as it is now, signed by ``sign`` (text -> signed note), in its meta: call it
-    right after signing a checkpoint of it, whose tree :func:`check_tree` checked (``prefix``: what it returned;
-    None: the log's bytes are hashed here)."""
-    note = sign(anchor_text(index, _digest(index.files()[1], index.end).digest() if prefix is None else prefix))
+    right after signing a checkpoint of it with the heads line ``heads``, whose tree :func:`check_tree` checked
+    (``prefix``: what it returned; None: the log's bytes are hashed here, after a rebuild from the log)."""
+    note = sign(anchor_text(index, _digest(index.files()[1], index.end).digest() if prefix is None else prefix,
+                            heads))
     with index.db.transaction():
         index.db.set_meta(anchor=note)
 

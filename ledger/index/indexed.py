@@ -336,16 +336,19 @@ class LedgerIndex:
         return (format_counted_line(HEADS_EXTENSION, len(heads), MerkleTree(h for _, _, h in heads).root()),
                 format_counted_line(IDENTITIES_EXTENSION, len(claims), MerkleTree(h for _, _, h in claims).root()))
 
-    def extensions(self, *, keep: bool = False) -> tuple[str, str]:
+    def extensions(self, *, keep: bool = False, heads: str | None = None) -> tuple[str, str]:
         """The checkpoint's heads and identities lines of the indexed records (:meth:`leaves`). With ``keep`` (a
         writer about to sign), both trees are stored as a :mod:`~ledger.index.snapshot` at this size, for the
-        bundles under the checkpoint. Raises IndexDamaged."""
-        heads, claims = self.leaves()
-        lines = self.lines(heads, claims)
+        bundles under the checkpoint. Raises IndexDamaged (also if ``heads`` is given and the heads line is
+        another: the trees are then not kept)."""
+        leaves, claims = self.leaves()
+        lines = self.lines(leaves, claims)
+        if heads is not None and lines[0] != heads:
+            raise IndexDamaged(f"{self.db.path}: its item heads changed while a checkpoint was being signed")
         if keep:
             changed = self.table("changed")  # empty from now on: the snapshot is the trees' new base
             with self.db.transaction():
-                write_snapshot(self.db.db, self.size, HEADS, lines[0], heads)
+                write_snapshot(self.db.db, self.size, HEADS, lines[0], leaves)
                 write_snapshot(self.db.db, self.size, IDENTITIES, lines[1], claims)
                 changed.clear()
                 self._counts = {**self._counts, "changed": 0}
