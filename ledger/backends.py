@@ -19,7 +19,7 @@ from .errors import InputError, StorageError
 from .findings import raise_first
 from .hashing import Digest
 from .index.anchor import check_tree, keep_anchor
-from .index.indexed import LedgerIndex, LogFile
+from .index.indexed import LedgerIndex, LogFile, Trees
 from .index.maps import IndexDamaged
 from .index.opening import Progress, discard_index, open_index
 from .index.reading import ROW_FAULTS
@@ -66,11 +66,11 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def lines_of(index: LedgerIndex, heads: str | None = None) -> CheckpointBody:
-    """The :data:`CheckpointBody` of ``index``, its trees kept as a snapshot (``heads``: the heads line it must
-    have, from :func:`~ledger.index.anchor.check_tree`). Raises IndexDamaged."""
+def lines_of(index: LedgerIndex, trees: Trees | None = None) -> CheckpointBody:
+    """The :data:`CheckpointBody` of ``index``, its trees kept as a snapshot (``trees``: their leaves, as
+    :func:`~ledger.index.anchor.check_tree` checked them; else read). Raises IndexDamaged."""
     registry = format_registry_extension(index.state.registry.size, index.state.registry.head)
-    heads, identities = index.extensions(keep=True, heads=heads)
+    heads, identities = index.extensions(keep=True, trees=trees)
     return index.size, index.tree.root_at(index.size), registry, heads, identities
 
 
@@ -127,12 +127,15 @@ class FileBackend:
 
     def checkpoint_body(self, signer: NoteVerifierKey) -> CheckpointBody:
         """The body, from the index once its tree is checked against the log (:func:`ledger.index.anchor
-        .check_tree`); from an index rebuilt from the log if a row fails its checksum or the tree is not the
-        log's."""
+        .check_tree`) unless this handle built it from the log; from an index rebuilt from the log if a row fails
+        its checksum or the tree is not the log's."""
         self._store.check_intact()
         try:
-            self._prefix, heads = check_tree(self._index, signer)
-            body = lines_of(self._index, heads)
+            if self._index.from_log:  # this handle built it from the log: its trees are the log's
+                self._prefix, body = None, lines_of(self._index)
+            else:
+                self._prefix, trees = check_tree(self._index, signer)
+                body = lines_of(self._index, trees)
         except (StorageError, InputError, *ROW_FAULTS) as exc:  # index.*, or a row value of the wrong shape (one
             if isinstance(exc, StorageError) and not exc.code.startswith("index."):  # that does not encode, or
                 raise  # breaks where it is used): never sign from it; rebuild it from the log

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .index.anchor import anchor_text, check_tree, keep_anchor_beside
+from .index.heads_check import heads_line
 from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, indexed_log, through_index
 from .keys import PrivateKey, note_verifier_key
@@ -48,8 +49,8 @@ def _sign(log: IndexedLog, key: PrivateKey, name: str | None, trust: Trust | Non
     (:func:`ledger.index.anchor.check_tree`, from the anchor this signer left: IndexDamaged otherwise, and the
     caller reads the log)."""
     signer = name or log.origin
-    prefix, heads = check_tree(log.index, note_verifier_key(signer, key.public_key))
-    if log.commitments.heads.extension() != heads:
+    prefix, (leaves, _) = check_tree(log.index, note_verifier_key(signer, key.public_key))
+    if log.commitments.heads.extension() != (heads := heads_line(leaves)):
         raise IndexDamaged(f"{log.index.db.path}: its item heads are not the ones the log's records give")
     note = sign_log(log, key, name, trust=trust)
     return log.tree.size, note, sign_note(anchor_text(log.index, prefix, heads), [(signer, key)])

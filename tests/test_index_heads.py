@@ -110,3 +110,21 @@ def test_forged_head_rows_with_their_checksums_are_never_signed(tmp_path: Path, 
             assert ledger.checkpoint(OPERATOR) == want  # rebuilt from the log, then signed
     else:
         assert sign_file(path, OPERATOR) == want  # read from the log
+
+
+def test_a_writer_that_built_its_index_from_the_log_signs_from_it_unchecked(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index this handle built from the log is the log's: its first checkpoint needs no check against an
+    anchor (which a new index has not got: a pass that decodes every record), and signs what the log gives."""
+    from ledger.index import discard_index
+
+    path, _, _ = _trade(tmp_path, 1)
+    want = checkpoint_log(path, OPERATOR)
+    discard_index(path)
+
+    def refuse(*_: Any) -> Any:
+        raise AssertionError("checked against the log again")
+
+    monkeypatch.setattr("ledger.backends.check_tree", refuse)
+    with Ledger.open(path, TRUST.authority_keys) as ledger:
+        assert ledger.checkpoint(OPERATOR) == want

@@ -5,8 +5,10 @@ Layers, bottom up: :mod:`~ledger.index.sql` (the SQL SQLite and PostgreSQL share
 mapping kept in one checksummed table), :mod:`~ledger.index.state` (the custody replay's dictionaries as such
 tables), :mod:`~ledger.index.snapshot` (the checkpoint's sorted trees at a signed size), :mod:`~ledger.index.db`
 (the file, its schema, frames, tiles, registry), :mod:`~ledger.index.indexed` (check, apply, commit: the writer's
-side), :mod:`~ledger.index.opening` (open, catch up, rebuild) and :mod:`~ledger.index.reading` (the read side over
-the index, for export, show and checkpoint signing).
+side), :mod:`~ledger.index.opening` (open, catch up, rebuild), :mod:`~ledger.index.heads_check` and
+:mod:`~ledger.index.anchor` (the tree, registry and item heads checked against the log before a checkpoint is
+signed from them) and :mod:`~ledger.index.reading` (the read side over the index, for export, show and checkpoint
+signing).
 """
 
 from __future__ import annotations

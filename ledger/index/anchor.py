@@ -52,7 +52,7 @@ from ..storage.frames import read_run
 from ..storage.framing import FRAME_HEADER, FRAME_STRUCT
 from .db import IndexDB, index_path
 from .heads_check import NewRecords, check_heads
-from .indexed import LedgerIndex, LogFile
+from .indexed import LedgerIndex, LogFile, Trees
 from .maps import IndexDamaged
 
 __all__ = ["ANCHOR_TAG", "anchor_text", "check_tree", "keep_anchor", "keep_anchor_beside", "leaf_runs"]
@@ -66,18 +66,18 @@ _PREFIX_READ = 16 << 20  # bytes read at a time to hash the log's bytes below an
 def anchor_text(index: LedgerIndex, prefix: bytes, heads: str) -> str:
     """The text of ``index``'s anchor as it is now (to sign: :func:`keep_anchor`): tag, origin, tree size, the
     byte offset where its last record ends, root, ``prefix`` (the SHA-256 of the log's bytes up to that offset;
-    both in standard base64), its registry line and ``heads``, its heads line (:func:`check_tree` gave it), one a
-    line."""
+    both in standard base64), its registry line and ``heads``, its heads line (of the tree :func:`check_tree`
+    checked), one a line."""
     registry = index.registry
     line = format_registry_extension(len(registry), registry[-1][1].record_hash if registry else None)
     return (f"{ANCHOR_TAG}\n{index.origin}\n{index.size}\n{index.end}\n{index.tree.root_at(index.size).b64()}\n"
             f"{Digest(prefix).b64()}\n{line}\n{heads}\n")
 
 
-def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> tuple[bytes, str]:
+def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> tuple[bytes, Trees]:
     """Check that ``index``'s tree (its tiles), its registry records and its item heads are the log's, from the
     anchor ``signer`` signed (see the module docstring); return the SHA-256 of the log's bytes up to the index's
-    end and the heads line (both for the next anchor; the heads line is the one to sign). Raises IndexDamaged if
+    end (for the next anchor) and the leaves of its two trees (the item heads' checked). Raises IndexDamaged if
     they are not, or if the log's frames are not where the index says."""
     covered, start, digest, signed, heads = _anchored(index, signer)
     anchored, found, new = covered.end, list[int](), NewRecords()
@@ -90,9 +90,9 @@ def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> tuple[bytes, str]
     below = [record.record_hash for p, record in index.registry if p < anchored]
     if (len(below), below[-1] if below else None) != signed or [p for p, _ in index.registry if p >= anchored] != found:
         raise IndexDamaged(f"{db.path}: its registry records are not the registry-kind records of the log")
-    line = check_heads(index, new, (anchored, *heads), root)
+    trees = check_heads(index, new, (anchored, *heads), root)
     prefix: bytes = digest.digest()
-    return prefix, line
+    return prefix, trees
 
 
 def leaf_runs(log: LogFile, start: int, end: int, first: int, digest: Any = None, *, registry: list[int],

@@ -34,10 +34,10 @@ from ..hashing import Digest
 from ..heads import HEADS_EXTENSION, Head, head_leaf
 from ..merkle import leaf_hash, root_hash, verify_inclusion
 from ..record import Record
-from .indexed import LedgerIndex
+from .indexed import LedgerIndex, Trees
 from .maps import IndexDamaged
 
-__all__ = ["NewRecords", "check_heads"]
+__all__ = ["NewRecords", "check_heads", "heads_line"]
 
 Leaves = Sequence[tuple[bytes, bytes, Digest]]
 
@@ -65,24 +65,29 @@ class NewRecords:
             self.tally[item] = (records + 1, *((position, record_hash) if position > latest else (latest, head)))
 
 
-def check_heads(index: LedgerIndex, new: NewRecords, anchored: tuple[int, int, Digest], root: Digest) -> str:
-    """The heads line of ``index`` at its size, once its item-head tree is checked (module docstring) against
-    ``anchored`` — (N, item count, heads root) at the anchor — and ``new``, the records from N on; ``root``: the
-    log's root at the index's size, computed from the log. Raises IndexDamaged if the tree is not the log's (or a
-    statement's subject cannot be placed)."""
+def check_heads(index: LedgerIndex, new: NewRecords, anchored: tuple[int, int, Digest], root: Digest) -> Trees:
+    """The leaves of ``index``'s two trees at its size (:meth:`~ledger.index.indexed.LedgerIndex.leaves`), once its
+    item-head tree is checked (module docstring) against ``anchored`` — (N, item count, heads root) at the anchor
+    — and ``new``, the records from N on; ``root``: the log's root at the index's size, computed from the log.
+    Raises IndexDamaged if the tree is not the log's (or a statement's subject cannot be placed)."""
     size, count, heads_root = anchored
     try:
         found: dict[Digest, frozenset[str]] = {}
         for position, record_hash, named, subject in new.statements:
             new.count(named | _items_of(index, subject, root, found), position, record_hash)
-        leaves = index.leaves()[0]
-        before = _before(index, leaves, new.tally, size)
+        trees = index.leaves()
+        before = _before(index, trees[0], new.tally, size)
     except (StoneTrailError, *_ROW_FAULTS) as exc:
         if isinstance(exc, IndexDamaged):
             raise
         raise IndexDamaged(f"its item heads cannot be checked against the log ({exc})") from exc
     if len(before) != count or root_hash(before) != heads_root:
         raise IndexDamaged(f"{index.db.path}: its item heads are not the ones the log's records give")
+    return trees
+
+
+def heads_line(leaves: Leaves) -> str:
+    """The ``stonetrail-heads`` line of the item-head tree of ``leaves`` (sort key, leaf input, leaf hash)."""
     return format_counted_line(HEADS_EXTENSION, len(leaves), root_hash([h for _, _, h in leaves]))
 
 

@@ -31,7 +31,7 @@ from .maps import IndexDamaged, StoredMap, Written
 from .snapshot import HEADS, IDENTITIES, Snapshot, latest_snapshot, merged, write_snapshot
 from .state import TABLES, UNCOUNTED, attach, flush, forget, track
 
-__all__ = ["CHECKED", "LedgerIndex", "LogFile"]
+__all__ = ["CHECKED", "LedgerIndex", "LogFile", "Trees"]
 
 #: Records at the end of the index checked against the log on every open (each a read of one frame).
 CHECKED = 64
@@ -39,6 +39,8 @@ _SPAN = 1 << 20  # bytes of the log read at once for those records (beyond it, o
 _LIMIT = 1 << 62  # no index holds this many records or bytes: a meta value past it is damage
 _TABLES = list(TABLES)
 #: The tables whose rows are a checkpoint tree's leaves, by tree (their changes are tracked: :func:`track`).
+#: The (sort key, leaf input, leaf hash) of the item-head tree and of the identity tree, each in tree order.
+Trees = tuple[list[tuple[bytes, bytes, Digest]], list[tuple[bytes, bytes, Digest]]]
 _TREES = {"head_positions": HEADS, "head_latest": HEADS, "id_claims": IDENTITIES}
 
 
@@ -86,6 +88,8 @@ class LedgerIndex:
     is their RFC 9162 tree over C2SP tiles. Changes go to memory until :meth:`commit` writes them in one
     transaction with the new records' frames and tiles, or :meth:`abandon` drops them.
     """
+
+    from_log = False  # built from the log by this process (build_index): nothing to check it against to sign
 
     def __init__(self, db: Tables, log: LogFile | None, authority_keys: frozenset[bytes] | None, *,
                  known: Sequence[tuple[int, Record]] = ()) -> None:
@@ -263,7 +267,7 @@ class LedgerIndex:
         for position, record in self._registry:
             self.state.registry.commit(record, position)
 
-    def leaves(self) -> tuple[list[tuple[bytes, bytes, Digest]], list[tuple[bytes, bytes, Digest]]]:
+    def leaves(self) -> Trees:
         """The (sort key, leaf input, leaf hash) of the item-head tree and of the identity tree (docs/format.md
         §7c, §7d) of the indexed records, in tree order: the leaves :class:`~ledger.heads.ItemHeads` and
         :class:`~ledger.identity.IdentityIndex` build from a replay. From the latest snapshot with the rows
@@ -293,7 +297,7 @@ class LedgerIndex:
         """The map over the state table ``name`` (:data:`ledger.index.state.TABLES`)."""
         return self._maps[_TABLES.index(name)]
 
-    def _walked(self) -> tuple[list[tuple[bytes, bytes, Digest]], list[tuple[bytes, bytes, Digest]]]:
+    def _walked(self) -> Trees:
         """:meth:`leaves` from one walk of the tables (never a lookup per key, which a damaged interior page
         could send astray)."""
         heads = []
@@ -336,19 +340,16 @@ class LedgerIndex:
         return (format_counted_line(HEADS_EXTENSION, len(heads), MerkleTree(h for _, _, h in heads).root()),
                 format_counted_line(IDENTITIES_EXTENSION, len(claims), MerkleTree(h for _, _, h in claims).root()))
 
-    def extensions(self, *, keep: bool = False, heads: str | None = None) -> tuple[str, str]:
-        """The checkpoint's heads and identities lines of the indexed records (:meth:`leaves`). With ``keep`` (a
-        writer about to sign), both trees are stored as a :mod:`~ledger.index.snapshot` at this size, for the
-        bundles under the checkpoint. Raises IndexDamaged (also if ``heads`` is given and the heads line is
-        another: the trees are then not kept)."""
-        leaves, claims = self.leaves()
-        lines = self.lines(leaves, claims)
-        if heads is not None and lines[0] != heads:
-            raise IndexDamaged(f"{self.db.path}: its item heads changed while a checkpoint was being signed")
+    def extensions(self, *, keep: bool = False, trees: Trees | None = None) -> tuple[str, str]:
+        """The checkpoint's heads and identities lines of the indexed records (``trees``, else :meth:`leaves`).
+        With ``keep`` (a writer about to sign), both trees are stored as a :mod:`~ledger.index.snapshot` at this
+        size, for the bundles under the checkpoint. Raises IndexDamaged."""
+        heads, claims = self.leaves() if trees is None else trees
+        lines = self.lines(heads, claims)
         if keep:
             changed = self.table("changed")  # empty from now on: the snapshot is the trees' new base
             with self.db.transaction():
-                write_snapshot(self.db.db, self.size, HEADS, lines[0], leaves)
+                write_snapshot(self.db.db, self.size, HEADS, lines[0], heads)
                 write_snapshot(self.db.db, self.size, IDENTITIES, lines[1], claims)
                 changed.clear()
                 self._counts = {**self._counts, "changed": 0}

@@ -210,7 +210,9 @@ def build_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Prog
         index.db.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         index.db.close()
         _publish(building, path)
-        return LedgerIndex(IndexDB.open(path, create=False), log, keys)
+        built = LedgerIndex(IndexDB.open(path, create=False), log, keys)
+        built.from_log = True
+        return built
     except BaseException as exc:
         index.close()
         discard_index(log.path, building_only=True)
