@@ -29,7 +29,7 @@ from ..storage.tiles import TiledTree
 from .db import IndexDB, Tables
 from .maps import IndexDamaged, StoredMap, Written
 from .snapshot import HEADS, IDENTITIES, Snapshot, latest_snapshot, merged, write_snapshot
-from .state import TABLES, UNCOUNTED, attach, flush, forget, track
+from .state import TABLES, UNCOUNTED, attach, flush, forget, increasing, track
 
 __all__ = ["CHECKED", "LedgerIndex", "LogFile", "Trees"]
 
@@ -396,8 +396,6 @@ def _within(span: bytes, start: int) -> Callable[[int, int], bytes]:
 
 
 def _check_positions(item: str, at: object) -> None:
-    """Raise IndexDamaged unless ``at``, the head_positions row of ``item``, is a list of increasing record
-    positions, at least one (a row of another shape passes its checksum if someone else wrote it)."""
-    if type(at) is not list or not at or not all(type(p) is int for p in at) \
-            or any(b <= a for a, b in itertools.pairwise(at)):
+    """Raise IndexDamaged unless ``at``, the head_positions row of ``item``, is :func:`increasing`, at least one."""
+    if not at or not increasing(at):
         raise IndexDamaged(f"index table head_positions holds no increasing positions of item {item!r}")

@@ -11,7 +11,6 @@ hashes read: :meth:`ledger.index.indexed.LedgerIndex.payload`).
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from .indexed import LedgerIndex, LogFile
 from .maps import IndexDamaged
 from .opening import tail_size
 from .snapshot import HEADS, IDENTITIES, Snapshot
+from .state import increasing
 
 __all__ = ["ROW_FAULTS", "IndexedLog", "Records", "index_fault", "indexed_log", "through_index"]
 
@@ -99,8 +99,7 @@ class _Positions(Mapping[str, Sequence[int]]):
             return self._checked[item]
         rank = self._tree.rank(item.encode())
         rows = self._rows.get(item, [])
-        if type(rows) is not list or not all(type(p) is int for p in rows) \
-                or any(b <= a for a, b in itertools.pairwise(rows)):
+        if not increasing(rows):
             raise IndexDamaged(f"the index's positions of {item!r} are not increasing record positions")
         below = [p for p in rows if p < self._size]
         if not below and rank is None:

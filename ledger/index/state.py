@@ -14,6 +14,7 @@ signature) fails to decode or gives a value of the wrong shape, never a containe
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
@@ -27,7 +28,7 @@ from ..item import Item
 from .maps import Codec, StoredMap, StoredSet, create_table
 from .sql import Db
 
-__all__ = ["TABLES", "RecordRows", "attach", "flush", "forget", "track"]
+__all__ = ["TABLES", "RecordRows", "attach", "flush", "forget", "increasing", "track"]
 
 
 def _text(value: str) -> bytes:
@@ -64,6 +65,12 @@ def _unplain(raw: bytes) -> Any:
         raise DecodeError(f"an index row value of {len(raw)} bytes, over the {MAX_VALUE} this reads",
                           code="codec.too_large")
     return unpack_local(raw)
+
+
+def increasing(at: object) -> bool:
+    """True if ``at``, a head_positions row, is a list of strictly increasing record positions (a row of another
+    shape passes its checksum if someone else wrote it)."""
+    return type(at) is list and all(type(p) is int for p in at) and all(a < b for a, b in itertools.pairwise(at))
 
 
 def _item(item: Item) -> bytes:
