@@ -46,10 +46,13 @@ __all__ = ["FETCH_COMMAND", "PUBLISH_COMMAND"]
 @click.option("--allow-unwitnessed", is_flag=True,
               help="Publish a checkpoint without witness cosignatures over one that has some (refused otherwise: "
                    "clients that require witnesses would refuse the log).")
+@click.option("--recheck", is_flag=True,
+              help="Also compare every file DIR already holds with what LEDGER gives, not only the new ones (a pass "
+                   "over the log's records; a file altered or damaged since is refused: publish.conflict).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @_errors
 def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | None, trust_file: Path | None,
-                    witness_policy: Path | None, allow_unwitnessed: bool, as_json: bool) -> None:
+                    witness_policy: Path | None, allow_unwitnessed: bool, recheck: bool, as_json: bool) -> None:
     """Write (or bring up to date) DIR so that any static HTTP server serves LEDGER as a transparency log
     (C2SP tlog-tiles) from which anyone builds a stone's proof bundle ('stonetrail proof fetch').
 
@@ -64,7 +67,8 @@ def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | 
 
     The checkpoint must be LEDGER's and extend the one DIR holds (refused otherwise: publish.other_log,
     publish.rollback, publish.fork). Only new files are written; a file DIR already has must hold the same bytes
-    (publish.conflict); nothing but 'checkpoint' is ever replaced. Reads LEDGER's index: if it cannot answer,
+    (publish.conflict; files published before are compared too with --recheck); nothing but 'checkpoint' is ever
+    replaced. Reads LEDGER's index: if it cannot answer,
     run 'stonetrail index LEDGER --trust FILE' first. --json prints {"directory", "tree_size", "previous",
     "written", "unchanged"}.
 
@@ -80,7 +84,8 @@ def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | 
         raise click.UsageError("--witness-policy needs --trust (the operator keys the checkpoint is checked under)")
     note = _read_checkpoint(checkpoint_path) if checkpoint_path else _published_checkpoint(ledger_file)
     trust = _load_trust(trust_file, witness_policy) if trust_file else None
-    done = publish_log(ledger_file, directory, note, trust=trust, allow_unwitnessed=allow_unwitnessed)
+    done = publish_log(ledger_file, directory, note, trust=trust, allow_unwitnessed=allow_unwitnessed,
+                       recheck=recheck)
     if as_json:
         _print_json({"directory": str(done.directory), "tree_size": done.tree_size, "previous": done.previous,
                      "written": len(done.written), "unchanged": done.unchanged})

@@ -77,7 +77,8 @@ def keygen(name: str, out: Path, as_json: bool) -> None:
 @click.option("--monitoring-prefix", help="GET PREFIX/<sha256 hex of origin>/checkpoint (default: --prefix).")
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 600),
               help="Seconds a connection may stay silent before it is closed.")
-@click.option("--check", is_flag=True, help="Check the key, logs and state, bind the address, then exit.")
+@click.option("--check", is_flag=True, help="Check the key, logs and state (made if missing, as when serving), bind "
+                                           "the address, then exit.")
 @click.option("--quiet", is_flag=True, help="Do not log each request on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print what is served (address, key, logs) as JSON.")
 @_errors

@@ -21,7 +21,7 @@ import contextlib
 import fcntl
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -61,7 +61,8 @@ __all__ = ["CHECKPOINT_NAME", "FetchError", "PublishedLog", "fetch_bundle", "fet
 
 #: The published checkpoint's name in the directory (C2SP tlog-tiles ``<prefix>/checkpoint``).
 CHECKPOINT_NAME: Final = "checkpoint"
-_BATCH = 512  # new files written (and fsynced) together
+_BATCH = 512  # new files written (and fsynced) together, at most
+_BATCH_BYTES = 16 << 20  # ... and at most about this many bytes (a bundle of 256 entries is ~128 KB)
 _LOCK_NAME: Final = ".publish.lock"
 
 
@@ -81,9 +82,12 @@ class PublishedLog:
 
 
 def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
-                trust: Trust | None = None, allow_unwitnessed: bool = False) -> PublishedLog:
+                trust: Trust | None = None, allow_unwitnessed: bool = False, recheck: bool = False) -> PublishedLog:
     """Publish the ledger file at ``ledger_path`` as of the signed checkpoint ``note`` in ``directory`` (created
-    if missing), as the module docstring says; ``checkpoint`` is written last, atomically.
+    if missing), as the module docstring says; ``checkpoint`` is written last, atomically. The files are made
+    and written a batch at a time (memory does not follow the log); with ``recheck``, every file the directory
+    should hold is made and compared with the one it has, not only those new since its checkpoint (a pass over
+    the log's records: to find a file altered or damaged since it was published).
 
     ``note`` is copied byte for byte (witness cosignatures included); with ``trust`` it must open under a pinned
     operator key and meet its witness policy, if any. It must be the ledger's
@@ -97,7 +101,8 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             :func:`ledger.reader.checkpoint_problems`; ``publish.other_log`` (the directory holds another
             ledger's log), ``publish.rollback`` (its checkpoint is of a larger tree), ``publish.fork`` (its
             checkpoint is of another tree at its size), ``publish.conflict`` (a file there holds other bytes than
-            this log's), ``publish.unwitnessed`` (no cosignature, where the directory's checkpoint has some);
+            this log's: none is replaced, the new files written before it was met stay, they are this log's),
+            ``publish.unwitnessed`` (no cosignature, where the directory's checkpoint has some);
             WitnessError ``witness.*`` (with ``trust``). InputError: ``publish.entry_too_large`` (a record over
             65535 bytes), ``publish.empty`` (a checkpoint of the empty log: nothing to publish),
             ``store.not_a_ledger`` (``ledger_path`` is not a ledger file). StorageError:
@@ -131,13 +136,12 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             with log:
                 check_checkpoint(log, cp)
                 _check_extends(log, old, cp, out)
-                files = _files(log, cp, old.tree_size if old else 0, out)
+                written = _write_new(out, _files(log, cp, old.tree_size if old and not recheck else 0, out))
                 ledger_size = log.tree.size
         except StorageError as exc:
             if index_fault(exc):
                 raise _no_index(ledger_path, cp.tree_size) from exc
             raise
-        written = _write_new(out, files)
         unchanged = old_note == note.encode("utf-8")
         if not unchanged:
             _replace(out / CHECKPOINT_NAME, note.encode("utf-8"))
@@ -247,10 +251,10 @@ def _check_extends(log: IndexedLog | _Past, old: Checkpoint | None, cp: Checkpoi
                                 "another log of the same origin, or a fork; not replaced", code="publish.fork")
 
 
-def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path) -> list[tuple[str, bytes]]:
+def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path) -> Iterator[tuple[str, bytes]]:
     """Every file the directory needs at ``cp``'s tree size that may be new since tree size ``since`` (those
-    complete at ``since`` were written then, before its checkpoint)."""
-    size, files = cp.tree_size, list[tuple[str, bytes]]()
+    complete at ``since`` were written then, before its checkpoint), made one at a time."""
+    size = cp.tree_size
     level = 0
     while count := size >> (8 * level):
         for index in range((since >> (8 * level)) // TILE_WIDTH, -(-count // TILE_WIDTH)):
@@ -258,28 +262,31 @@ def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path) -> li
             stored = log.index.db.read_tile(level, index)[:width * DIGEST_SIZE]
             if len(stored) != width * DIGEST_SIZE:
                 raise StorageError(f"{tile_path(level, index)}: too narrow in the index", code="index.tile_missing")
-            files.append((tile_path(level, index, width), stored))
+            yield tile_path(level, index, width), stored
         level += 1
     for index in range(since // TILE_WIDTH, -(-size // TILE_WIDTH)):
         first, end = index * TILE_WIDTH, min(size, (index + 1) * TILE_WIDTH)
         entries = encode_entries(log.records.payload(p) for p in range(first, end))
-        files.append((entries_path(index, end - first), entries))
+        yield entries_path(index, end - first), entries
     heads = log.commitments.heads
-    files += [(heads_path(size), encode_leaves(heads.leaves())),
-              (identities_path(size), encode_leaves(log.commitments.identities.leaves()))]
+    yield heads_path(size), encode_leaves(heads.leaves())
+    yield identities_path(size), encode_leaves(log.commitments.identities.leaves())
     for leaf in heads.leaves():
         item, position, _, count = head_of(leaf)
         path = item_path(item, count)
         if position >= since or not (out / path).exists():
-            files.append((path, encode_positions(heads.index[item])))
+            yield path, encode_positions(heads.index[item])
+            log.records.forget()  # the item's records, read to check its positions: not needed again
     registry = log.registry_below(size)
-    files.append((registry_path(len(registry)), encode_positions([p for p, _ in registry])))
-    return files
+    yield registry_path(len(registry)), encode_positions([p for p, _ in registry])
 
 
-def _write_new(out: Path, files: Sequence[tuple[str, bytes]]) -> list[str]:
-    """Write the files that do not exist yet; one that exists must hold the same bytes (``publish.conflict``)."""
+def _write_new(out: Path, files: Iterable[tuple[str, bytes]]) -> list[str]:
+    """Write the files that do not exist yet, :data:`_BATCH` (or :data:`_BATCH_BYTES`) at a time; one that exists
+    must hold the same bytes (``publish.conflict``). Returns the names written."""
     new: list[tuple[str, bytes]] = []
+    written: list[str] = []
+    held = 0
     for name, data in files:
         path = out / name
         with io_errors(path, "read"):
@@ -290,9 +297,20 @@ def _write_new(out: Path, files: Sequence[tuple[str, bytes]]) -> list[str]:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
         new.append((name, data))
-    for start in range(0, len(new), _BATCH):
-        write_files([(out / name, data) for name, data in new[start:start + _BATCH]])
-    return [name for name, _ in new]
+        held += len(data)
+        if len(new) == _BATCH or held >= _BATCH_BYTES:
+            written += _write_batch(out, new)
+            held = 0
+    return written + _write_batch(out, new)
+
+
+def _write_batch(out: Path, new: list[tuple[str, bytes]]) -> list[str]:
+    """Write the files ``new`` (together, :func:`ledger._files.write_files`), empty the list, return their names."""
+    if new:
+        write_files([(out / name, data) for name, data in new])
+    names = [name for name, _ in new]
+    new.clear()
+    return names
 
 
 def _replace(target: Path, data: bytes) -> None:

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import functools
 import gzip
+import json
 import re
 import select
 import shutil
@@ -392,3 +393,21 @@ def test_two_publishers_of_one_directory_are_one_at_a_time(demo: Path, tmp_path:
             publish_log(demo / "demo.ledger", out, (demo / "checkpoint.txt").read_text())
         assert caught.value.code == "publish.locked" and not (out / "checkpoint").exists()
     assert publish_log(demo / "demo.ledger", out, (demo / "checkpoint.txt").read_text()).written
+
+
+def test_recheck_finds_a_file_altered_since_it_was_published(demo: Path, site: Path, tmp_path: Path) -> None:
+    """Publishing again compares only the new files; with --recheck every file DIR holds is compared with what
+    the ledger gives, so one altered since (here a full tile, which a plain publish never reads again) is named,
+    and nothing is replaced."""
+    copy = tmp_path / "log"
+    shutil.copytree(site, copy)
+    tile = copy / "tile" / "0" / "000"
+    tile.write_bytes(bytes(len(tile.read_bytes())))
+    again = cli("publish", demo / "demo.ledger", copy, "--json")
+    assert again.exit_code == 0 and json.loads(again.output)["written"] == 0, again.output
+    rechecked = cli("publish", demo / "demo.ledger", copy, "--recheck")
+    assert rechecked.exit_code == 1 and "[publish.conflict]" in rechecked.output, rechecked.output
+    assert "tile/0/000 holds other bytes" in rechecked.output and tile.read_bytes() == bytes(8192)
+    clean = tmp_path / "clean"
+    shutil.copytree(site, clean)
+    assert cli("publish", demo / "demo.ledger", clean, "--recheck").exit_code == 0

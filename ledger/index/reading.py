@@ -191,7 +191,13 @@ class Records(Mapping[int, Record]):
 
     def __init__(self, read: Callable[[int], bytes], known: Iterable[tuple[int, Record]] = (),
                  read_many: Callable[[Sequence[int]], Mapping[int, bytes]] | None = None) -> None:
-        self._read, self._cache, self._many = read, dict(known), read_many
+        self._read, self._known, self._many = read, dict(known), read_many
+        self._cache = dict(self._known)
+
+    def forget(self) -> None:
+        """Drop the records decoded so far but the ``known`` ones (a caller that walks every item: memory stays
+        bounded)."""
+        self._cache = dict(self._known)
 
     def prefetch(self, positions: Iterable[int]) -> None:
         """Read and decode those of ``positions`` not read yet at once, where the read side can
