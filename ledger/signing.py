@@ -28,12 +28,12 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
     """Sign a C2SP checkpoint of the ledger file at ``path`` (or the database ledger at a ``postgresql://`` URL)
     as it is now, without locking
     (:func:`ledger.reader.checkpoint_file` says what is checked and raised). ``progress(done, total)``: as the
-    log is read, or once when the index answers."""
+    log is read (from the index's anchor on, when the index answers)."""
     if is_url(path):  # a database ledger answers from its tables (docs/adr/0023-postgresql-store.md)
         with pg_view(str(path)) as view:
             signed: tuple[int, str] | None = (view.tree.size, sign_log(view, key, name, trust=trust))
     else:
-        through = through_index(indexed_log(path), lambda log: _sign(log, key, name, trust))
+        through = through_index(indexed_log(path), lambda log: _sign(log, key, name, trust, progress))
         signed = None if through is None else through[:2]
         if through is not None:
             keep_anchor_beside(path, through[2])
@@ -44,12 +44,13 @@ def checkpoint_file(path: str | Path, key: PrivateKey, name: str | None = None, 
     return signed[1]
 
 
-def _sign(log: IndexedLog, key: PrivateKey, name: str | None, trust: Trust | None) -> tuple[int, str, str]:
+def _sign(log: IndexedLog, key: PrivateKey, name: str | None, trust: Trust | None, progress: Progress | None
+          ) -> tuple[int, str, str]:
     """(tree size, :func:`~ledger.reader.sign_log` of ``log``, the anchor to keep) once its tree is the log's
     (:func:`ledger.index.anchor.check_tree`, from the anchor this signer left: IndexDamaged otherwise, and the
     caller reads the log)."""
     signer = name or log.origin
-    prefix, (leaves, _) = check_tree(log.index, note_verifier_key(signer, key.public_key))
+    prefix, (leaves, _) = check_tree(log.index, note_verifier_key(signer, key.public_key), progress)
     if log.commitments.heads.extension() != (heads := heads_line(leaves)):
         raise IndexDamaged(f"{log.index.db.path}: its item heads are not the ones the log's records give")
     note = sign_log(log, key, name, trust=trust)

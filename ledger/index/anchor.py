@@ -74,16 +74,20 @@ def anchor_text(index: LedgerIndex, prefix: bytes, heads: str) -> str:
             f"{Digest(prefix).b64()}\n{line}\n{heads}\n")
 
 
-def check_tree(index: LedgerIndex, signer: NoteVerifierKey) -> tuple[bytes, Trees]:
+def check_tree(index: LedgerIndex, signer: NoteVerifierKey, progress: Callable[[int, int], None] | None = None
+               ) -> tuple[bytes, Trees]:
     """Check that ``index``'s tree (its tiles), its registry records and its item heads are the log's, from the
     anchor ``signer`` signed (see the module docstring); return the SHA-256 of the log's bytes up to the index's
-    end (for the next anchor) and the leaves of its two trees (the item heads' checked). Raises IndexDamaged if
-    they are not, or if the log's frames are not where the index says."""
+    end (for the next anchor) and the leaves of its two trees (the item heads' checked). ``progress(records
+    read, index size)`` as the records after the anchor are read. Raises IndexDamaged if they are not, or if the
+    log's frames are not where the index says."""
     covered, start, digest, signed, heads = _anchored(index, signer)
     anchored, found, new = covered.end, list[int](), NewRecords()
     db, log = index.files()
     for hashes in leaf_runs(log, start, index.end, anchored, digest, registry=found, records=new.add):
         covered.append_all(hashes)
+        if progress is not None:
+            progress(covered.end, index.size)
     root = covered.root()
     if covered.end != index.size or root != index.tree.root_at(index.size):
         raise IndexDamaged(f"{db.path}: its Merkle tree is not the one the log's records give")
