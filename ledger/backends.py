@@ -100,10 +100,12 @@ class FileBackend:
     def refresh(self) -> None:
         """Nothing to do: this handle is the file's one writer."""
 
-    def append_batch(self, records: Sequence[Record]) -> int:
+    def append_batch(self, records: Sequence[Record], *, rebuilt: bool = False) -> int:
         """Check each record as it is applied, write the batch with one fsync, then the index (log first). The
         index never counts a record that is not durably written: if the write fails, the handle is poisoned
-        (``store.poisoned`` for every later append or checkpoint: reopen the file)."""
+        (``store.poisoned`` for every later append or checkpoint: reopen the file). An index row found damaged,
+        or of the wrong shape, while the batch is checked: nothing is written, the index is rebuilt from the log
+        and the batch checked again (``rebuilt``: it was)."""
         self._store.check_intact()
         first, index = self._index.size, self._index
         try:
@@ -111,9 +113,11 @@ class FileBackend:
                 if findings := index.apply(first + i, record):  # checked once, as it is applied
                     raise_first(findings)
             self._store.append_batch([r.raw for r in records])
-        except IndexDamaged:  # nothing written: rebuild the index from the log and check the batch again
+        except (IndexDamaged, *ROW_FAULTS):  # nothing written: rebuild the index from the log, check the batch again
+            if rebuilt:
+                raise
             self._reopen_index(rebuild=True)
-            return self.append_batch(records)
+            return self.append_batch(records, rebuilt=True)
         except BaseException:
             index.abandon()  # the index never counts a record that is not durably written
             raise

@@ -38,7 +38,8 @@ from .hashing import TAG_ITEM_HEAD, Digest
 from .merkle import MerkleTree, leaf_hash, verify_inclusion
 from .record import Record
 
-__all__ = ["HEADS_EXTENSION", "Head", "HeadProof", "ItemHeads", "checkpoint_heads", "head_leaf", "verify_item_head"]
+__all__ = ["HEADS_EXTENSION", "Head", "HeadProof", "ItemHeads", "checkpoint_heads", "head_leaf", "head_leaf_prefix",
+           "verify_item_head"]
 
 #: First word of the checkpoint extension line that commits to every item's records.
 HEADS_EXTENSION: Final = "stonetrail-heads"
@@ -51,6 +52,12 @@ class Head:
     position: int
     record_hash: Digest
     count: int
+
+
+def head_leaf_prefix(item: str) -> bytes:
+    """The bytes every item-head leaf input of ``item`` (:func:`head_leaf`) opens with: the tag, the header of a
+    4-element msgpack array (0x94) and the item id."""
+    return TAG_ITEM_HEAD + b"\x94" + encode(item)
 
 
 def head_leaf(item: str, head: Head) -> bytes:
@@ -119,6 +126,11 @@ class ItemHeads:
     def items_of_record(self, record_hash: Digest) -> tuple[str, ...]:
         """The items the record ``record_hash``, added before, is a record of (sorted); () if none, or not added."""
         return tuple(self._of.get(record_hash, ()))
+
+    def waiting_at(self, record_hash: Digest) -> list[int]:
+        """The positions of the statement ``record_hash`` among those waiting for their subject (a record not added
+        yet, or one that is no item's record): one walk of the waiting statements."""
+        return [p for _, waiting in self._waiting.items() for p, statement in waiting if statement == record_hash]
 
     def add(self, position: int, record: Record) -> frozenset[str]:
         """Add ``record``, at leaf index ``position`` (after every record added so far); return the items it is

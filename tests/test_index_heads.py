@@ -128,3 +128,108 @@ def test_a_writer_that_built_its_index_from_the_log_signs_from_it_unchecked(tmp_
     monkeypatch.setattr("ledger.backends.check_tree", refuse)
     with Ledger.open(path, TRUST.authority_keys) as ledger:
         assert ledger.checkpoint(OPERATOR) == want
+
+
+def _snapshot_pairs(db: sqlite3.Connection) -> tuple[int, list[list[Any]]]:
+    """The anchor's size and the item-head snapshot's (sort key, leaf input) pairs stored at it."""
+    (size,) = db.execute("SELECT max(size) FROM snap").fetchone()
+    rows = dict(db.execute("SELECT k, v FROM snap WHERE size = ? AND tree = 0 AND kind = 0", (size,)).fetchall())
+    return size, [list(pair) for k in sorted(rows) for pair in unpack_local(rows[k])]
+
+
+def _put_snapshot_pairs(db: sqlite3.Connection, size: int, pairs: list[list[Any]]) -> None:
+    from ledger.index.snapshot import WIDTH, _check
+
+    for row in range(-(-len(pairs) // WIDTH)):
+        value = pack_local(pairs[row * WIDTH:(row + 1) * WIDTH])
+        db.execute("UPDATE snap SET v = ?, c = ? WHERE size = ? AND tree = 0 AND kind = 0 AND k = ?",
+                   (value, _check(size, 0, 0, row, value, None), size, row))
+
+
+def _leaf_under_another_key(db: sqlite3.Connection, records: list[Record], at: int, *, cut: bool) -> None:
+    """A second adversarial review's edits: a snapshot leaf moved under a made-up key (its leaf input unchanged).
+    With ``cut``: the key ``id + NUL`` for the leaf of a stone with records on both sides of the anchor, whose
+    positions row is cut to those after it — the stone's leaf at the anchor seemed to be the made-up key's, and
+    the count signed left out its earlier records. Without: the key ``new + NUL`` for the leaf just before a new
+    item ``new`` (one with no records below the anchor) — the leaf was signed on the wrong side of it."""
+    from ledger.heads import ItemHeads
+
+    positions = ItemHeads.of(enumerate(records)).index
+    size, pairs = _snapshot_pairs(db)
+    keys = [bytes(key) for key, _ in pairs]
+    new = sorted(item.encode() for item, at_ in positions.items() if at_[0] >= at)
+    for j, key in enumerate(keys):
+        after = [n for n in new if key < n and (j + 1 == len(keys) or n + b"\x00" < keys[j + 1])]
+        made_up = key + b"\x00" if cut else (after[0] + b"\x00" if after else None)
+        at_ = positions[key.decode()]
+        if made_up is not None and (j + 1 == len(keys) or made_up < keys[j + 1]) \
+                and (at_[0] < at <= at_[-1] if cut else at_[-1] < at):
+            break
+    pairs[j][0] = made_up
+    _put_snapshot_pairs(db, size, pairs)
+    if cut:
+        _rows(db, "head_positions", keys[j], lambda rows: [p for p in rows if p >= at])
+        counts = unpack_local(db.execute("SELECT v FROM meta WHERE k = 'counts'").fetchone()[0])
+        value = pack_local({**counts, "head_positions": counts["head_positions"] + 1,
+                            "head_latest": counts["head_latest"] + 1})
+        db.execute("UPDATE meta SET v = ?, c = ? WHERE k = 'counts'", (value, row_check("meta", b"counts", value)))
+
+
+@pytest.mark.parametrize("cut", [True, False], ids=["earlier records cut", "moved"])
+@pytest.mark.parametrize("through", ["writer", "checkpoint command"])
+def test_a_snapshot_leaf_under_another_key_is_never_signed(tmp_path: Path, cut: bool, through: str) -> None:
+    """Each leaf must open with its sort key's item id, the keys increasing (both forgeries were signed before)."""
+    path, records, at = _trade(tmp_path, 1 if cut else 0)
+    want = checkpoint_log(path, OPERATOR)
+    with closing(sqlite3.connect(index_path(path))) as db:
+        _leaf_under_another_key(db, records, at, cut=cut)
+        db.commit()
+    if through == "writer":
+        with Ledger.open(path, TRUST.authority_keys) as ledger:
+            assert ledger.checkpoint(OPERATOR) == want
+            assert ledger.checkpoint(OPERATOR) == want  # and the index it rebuilt stays the log's
+    else:
+        assert sign_file(path, OPERATOR) == want
+
+
+@pytest.mark.parametrize("items", [[1], [[]], [None]], ids=["a number", "a list", "nil"])
+def test_a_records_row_of_the_wrong_shape_makes_the_writer_rebuild_not_fail(tmp_path: Path, items: list[Any]
+                                                                          ) -> None:
+    """A record's items (the third field of its `records` row) that are not ids: appending a statement about it
+    rebuilds the index from the log (it gave an AttributeError or a TypeError before)."""
+    records = forge(random.Random(0), 90).records
+    k = next(i for i, r in enumerate(records) if i > 10 and r.body.kind in STATEMENTS)
+    path = tmp_path / "trade.ledger"
+    with Ledger.create(path, ORIGIN, TRUST.authority_keys) as ledger:
+        ledger.append_batch(records[:k])
+    with closing(sqlite3.connect(index_path(path))) as db:
+        subject = bytes(records[k].body.event.subject)  # type: ignore[attr-defined]
+        _rows(db, "records", subject, lambda row: [*row[:2], items])
+        db.commit()
+    with Ledger.open(path, TRUST.authority_keys) as ledger:
+        ledger.append_batch(records[k:])
+        assert ledger.checkpoint(OPERATOR) == checkpoint_log(path, OPERATOR)
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["its subject before the anchor", "after it"])
+def test_a_statement_about_a_statement_about_a_registry_record_is_placed(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        before: bool) -> None:
+    """S1 is about an enrolment (no item's record, so no item's position places it: it waits, and the waiting
+    statements do), S2 about S1 after the anchor: signed through the index, no rebuild and no log read."""
+    world = forge(random.Random(5), 60)
+    enrolment = world.records[0]
+    first = world.step(lambda: world.attest(subject=enrolment.record_hash))
+    assert first is not None
+    at = len(world.records) if before else len(world.records) - 1
+    assert world.step(lambda: world.attest(subject=first.record_hash)) is not None
+    path = tmp_path / "trade.ledger"
+    with Ledger.create(path, ORIGIN, TRUST.authority_keys) as ledger:
+        ledger.append_batch(world.records[:at])
+        ledger.checkpoint(OPERATOR)
+        ledger.append_batch(world.records[at:])
+    want = checkpoint_log(path, OPERATOR)
+    _log_only(monkeypatch)
+    assert sign_file(path, OPERATOR) == want
+    with Ledger.open(path, TRUST.authority_keys) as ledger:
+        assert ledger.checkpoint(OPERATOR) == want

@@ -31,7 +31,7 @@ from ..checkpoint import format_counted_line
 from ..errors import StoneTrailError
 from ..events import Attested, Corrected
 from ..hashing import Digest
-from ..heads import HEADS_EXTENSION, Head, head_leaf
+from ..heads import HEADS_EXTENSION, Head, head_leaf, head_leaf_prefix
 from ..merkle import leaf_hash, root_hash, verify_inclusion
 from ..record import Record
 from .indexed import LedgerIndex, Trees
@@ -98,10 +98,16 @@ _ROW_FAULTS = (TypeError, ValueError, KeyError, IndexError, AttributeError, Over
 def _before(index: LedgerIndex, leaves: Leaves, tally: dict[str, tuple[int, int, Digest]], size: int
             ) -> list[Digest]:
     """The leaf hashes of the tree at ``size`` that ``leaves`` (the index's tree now) give once the items of
-    ``tally`` are put back as they were: each must have the leaf the new records give it. Raises IndexDamaged."""
-    left, hashes = dict(tally), []
+    ``tally`` are put back as they were: each must have the leaf the new records give it. Every leaf must open
+    with its sort key's item id, the keys increasing: a stored snapshot's keys are rows too, and a leaf under
+    another key would stand elsewhere in the tree, or hide its item from the check (an adversarial review signed
+    both). Raises IndexDamaged."""
+    left, hashes, last = dict(tally), list[Digest](), None
     for key, leaf, hashed in leaves:
         item = key.decode("utf-8")
+        if (last is not None and key <= last) or not leaf.startswith(head_leaf_prefix(item)):
+            raise IndexDamaged("the index's item-head tree is not one leaf per item, in order")
+        last = key
         if item not in left:
             hashes.append(hashed)
             continue
@@ -140,13 +146,14 @@ def _items_of(index: LedgerIndex, subject: Digest, root: Digest, found: dict[Dig
 
 
 def _placed(index: LedgerIndex, subject: Digest, root: Digest) -> Record:
-    """The record ``subject``, read from the log at a position of one of the items the index says it is a record
-    of (or of a registry record), once its inclusion proof leads to ``root`` (the log's, at the index's size)."""
-    size = index.size
-    heads = index.heads
+    """The record ``subject``, read from the log at a position the index gives it — among the positions of the
+    items it is a record of, the registry records' or the waiting statements' — once its inclusion proof leads to
+    ``root`` (the log's, at the index's size)."""
+    size, heads = index.size, index.heads
     places = [p for item in heads.items_of_record(subject) for p in reversed(heads.index.get(item, ()))]
-    for position in [*places, *(p for p, _ in index.registry)]:
-        if 0 <= position < size and index.tree.leaf_hash(position) == subject:
-            verify_inclusion(subject, position, size, index.tree.inclusion_proof(position, size), root)
-            return Record.from_bytes(index.payload(position))  # checked against its leaf hash
+    for group in (places, [p for p, _ in index.registry], heads.waiting_at(subject)):  # the last: a statement
+        for position in group:  # about a record of no item (or about a record not in the log)
+            if 0 <= position < size and index.tree.leaf_hash(position) == subject:
+                verify_inclusion(subject, position, size, index.tree.inclusion_proof(position, size), root)
+                return Record.from_bytes(index.payload(position))  # checked against its leaf hash
     raise IndexDamaged(f"the index places no record {subject.hex()[:16]}… that a statement names")

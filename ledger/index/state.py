@@ -122,13 +122,12 @@ def _unstanding(raw: bytes) -> Standing:
     return Standing(Digest(head), {k: (key, slots) for k, (key, slots) in claims.items()})
 
 
-
-
 _Pair = tuple[Callable[[Any], bytes], Callable[[bytes], Any]]
 _BY_TEXT: _Pair = (_text, _untext)
 _BY_HASH: _Pair = (bytes, Digest)
 _BY_IDENTITY: _Pair = (_identity, _unidentity)
 _PLAIN: _Pair = (_m, _unplain)
+
 
 def _record(value: tuple[frozenset[str] | None, int | None, tuple[str, ...] | None]) -> bytes:
     signers, time_ms, of = value
@@ -137,7 +136,13 @@ def _record(value: tuple[frozenset[str] | None, int | None, tuple[str, ...] | No
 
 def _unrecord(raw: bytes) -> tuple[frozenset[str] | None, int | None, tuple[str, ...] | None]:
     signers, time_ms, of = _unplain(raw)
+    if not (_texts_or_none(signers) and (time_ms is None or type(time_ms) is int) and _texts_or_none(of)):
+        raise ValueError("a records row of another shape")  # e.g. items that are not ids: used, they would raise
     return None if signers is None else frozenset(signers), time_ms, None if of is None else tuple(of)
+
+
+def _texts_or_none(value: object) -> bool:
+    return value is None or (type(value) is list and all(type(v) is str for v in value))
 
 
 #: table -> (key codec, value codec): the index's copy of every dictionary of the replay. ``records`` holds, per
