@@ -131,15 +131,12 @@ class FileBackend:
 
     def checkpoint_body(self, signer: NoteVerifierKey) -> CheckpointBody:
         """The body, from the index once its tree is checked against the log (:func:`ledger.index.anchor
-        .check_tree`) unless this handle built it from the log; from an index rebuilt from the log if a row fails
-        its checksum or the tree is not the log's."""
+        .check_tree`); from an index rebuilt from the log if a row fails its checksum or the tree is not the
+        log's."""
         self._store.check_intact()
-        try:
-            if self._index.from_log:  # this handle built it from the log: its trees are the log's
-                self._prefix, body = None, lines_of(self._index)
-            else:
-                self._prefix, trees = check_tree(self._index, signer)
-                body = lines_of(self._index, trees)
+        try:  # even an index this handle built: its file can be written while the handle is open (a review)
+            self._prefix, trees = check_tree(self._index, signer)
+            body = lines_of(self._index, trees)
         except (StorageError, InputError, *ROW_FAULTS) as exc:  # index.*, or a row value of the wrong shape (one
             if isinstance(exc, StorageError) and not exc.code.startswith("index."):  # that does not encode, or
                 raise  # breaks where it is used): never sign from it; rebuild it from the log

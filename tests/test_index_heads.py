@@ -112,22 +112,30 @@ def test_forged_head_rows_with_their_checksums_are_never_signed(tmp_path: Path, 
         assert sign_file(path, OPERATOR) == want  # read from the log
 
 
-def test_a_writer_that_built_its_index_from_the_log_signs_from_it_unchecked(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """An index this handle built from the log is the log's: its first checkpoint needs no check against an
-    anchor (which a new index has not got: a pass that decodes every record), and signs what the log gives."""
+def test_a_writer_that_built_its_index_checks_it_before_each_signing(tmp_path: Path) -> None:
+    """The index file can be written while the writer that built it is open: a second review hid a stone's latest
+    record in its rows and stored snapshot between two checkpoints, and the handle, which then trusted the index
+    it had built, signed it and kept it in its anchor (so later signers signed it too)."""
+    from ledger.heads import Head, head_leaf
     from ledger.index import discard_index
 
-    path, _, _ = _trade(tmp_path, 1)
+    path, records, at = _trade(tmp_path, 0)
     want = checkpoint_log(path, OPERATOR)
     discard_index(path)
-
-    def refuse(*_: Any) -> Any:
-        raise AssertionError("checked against the log again")
-
-    monkeypatch.setattr("ledger.backends.check_tree", refuse)
-    with Ledger.open(path, TRUST.authority_keys) as ledger:
+    item = _items_after(records, at, statement=False)[0]
+    with Ledger.open(path, TRUST.authority_keys) as ledger:  # builds the index from the log
         assert ledger.checkpoint(OPERATOR) == want
+        with closing(sqlite3.connect(index_path(path))) as db:
+            _hide_last(db, records, item)
+            size, pairs = _snapshot_pairs(db)
+            at_ = unpack_local(db.execute("SELECT v FROM head_positions WHERE k = ?", (item.encode(),)).fetchone()[0])
+            for pair in pairs:
+                if bytes(pair[0]) == item.encode():
+                    pair[1] = head_leaf(item, Head(at_[-1], records[at_[-1]].record_hash, len(at_)))
+            _put_snapshot_pairs(db, size, pairs)
+            db.commit()
+        assert ledger.checkpoint(OPERATOR) == want
+    assert sign_file(path, OPERATOR) == want
 
 
 def _snapshot_pairs(db: sqlite3.Connection) -> tuple[int, list[list[Any]]]:

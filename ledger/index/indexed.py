@@ -89,8 +89,6 @@ class LedgerIndex:
     transaction with the new records' frames and tiles, or :meth:`abandon` drops them.
     """
 
-    from_log = False  # built from the log by this process (build_index): nothing to check it against to sign
-
     def __init__(self, db: Tables, log: LogFile | None, authority_keys: frozenset[bytes] | None, *,
                  known: Sequence[tuple[int, Record]] = ()) -> None:
         self.db, self.log, self.authority_keys = db, log, authority_keys

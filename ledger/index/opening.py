@@ -210,9 +210,7 @@ def build_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Prog
         index.db.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         index.db.close()
         _publish(building, path)
-        built = LedgerIndex(IndexDB.open(path, create=False), log, keys)
-        built.from_log = True
-        return built
+        return LedgerIndex(IndexDB.open(path, create=False), log, keys)
     except BaseException as exc:
         index.close()
         discard_index(log.path, building_only=True)
