@@ -35,7 +35,7 @@ from ..heads import HEADS_EXTENSION, Head, head_leaf, head_leaf_prefix
 from ..merkle import leaf_hash, root_hash, verify_inclusion
 from ..record import Record
 from .indexed import LedgerIndex, Trees
-from .maps import IndexDamaged
+from .maps import ROW_FAULTS, IndexDamaged
 
 __all__ = ["NewRecords", "check_heads", "heads_line"]
 
@@ -77,7 +77,7 @@ def check_heads(index: LedgerIndex, new: NewRecords, anchored: tuple[int, int, D
             new.count(named | _items_of(index, subject, root, found), position, record_hash)
         trees = index.leaves()
         before = _before(index, trees[0], new.tally, size)
-    except (StoneTrailError, *_ROW_FAULTS) as exc:
+    except (StoneTrailError, *ROW_FAULTS) as exc:
         if isinstance(exc, IndexDamaged):
             raise
         raise IndexDamaged(f"its item heads cannot be checked against the log ({exc})") from exc
@@ -89,10 +89,6 @@ def check_heads(index: LedgerIndex, new: NewRecords, anchored: tuple[int, int, D
 def heads_line(leaves: Leaves) -> str:
     """The ``stonetrail-heads`` line of the item-head tree of ``leaves`` (sort key, leaf input, leaf hash)."""
     return format_counted_line(HEADS_EXTENSION, len(leaves), root_hash([h for _, _, h in leaves]))
-
-
-#: What a row of the wrong shape raises where it is used (as :data:`ledger.index.reading.ROW_FAULTS`).
-_ROW_FAULTS = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
 
 
 def _before(index: LedgerIndex, leaves: Leaves, tally: dict[str, tuple[int, int, Digest]], size: int

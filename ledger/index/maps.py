@@ -25,8 +25,8 @@ from ..errors import StorageError
 from ..spill import Bloom
 from .sql import Db, table, upsert
 
-__all__ = ["Codec", "IndexDamaged", "StoredMap", "StoredSet", "Written", "create_table", "is_row", "row_check",
-           "sqlite_errors"]
+__all__ = ["ROW_FAULTS", "Codec", "IndexDamaged", "StoredMap", "StoredSet", "Written", "create_table", "is_row",
+           "row_check", "sqlite_errors"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -46,6 +46,11 @@ class IndexDamaged(StorageError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="index.damaged")
+
+
+#: What a row value of the wrong shape raises where it is used (a row whose checksum passes but which this library
+#: did not write: a checksum is not a signature; an adversarial review found each): the index is then not used.
+ROW_FAULTS = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
 
 
 class Written:

@@ -28,7 +28,7 @@ from ..storage.framing import read_header
 from ..storage.tiles import MemoryTiles, TiledTree
 from .db import IndexDB, index_path
 from .indexed import LedgerIndex, LogFile
-from .maps import IndexDamaged
+from .maps import ROW_FAULTS, IndexDamaged
 from .opening import tail_size
 from .snapshot import HEADS, IDENTITIES, Snapshot
 from .state import increasing
@@ -270,9 +270,6 @@ def _trees(index: LedgerIndex, at: int) -> tuple[_Tree, _Tree]:
     return _Tree(None, heads, lines[0]), _Tree(None, claims, lines[1])
 
 
-#: What a row value of the wrong shape raises where it is used (a row whose checksum passes but which this library
-#: did not write: a checksum is not a signature; an adversarial review found each): the index is then not used.
-ROW_FAULTS = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
 
 
 def through_index(log: IndexedLog | None, work: Callable[[IndexedLog], T]) -> T | None:
