@@ -18,8 +18,8 @@ from typing import Protocol
 from .errors import InputError, StorageError
 from .findings import raise_first
 from .hashing import Digest
-from .index.anchor import check_tree, keep_anchor
-from .index.indexed import LedgerIndex, LogFile, Trees
+from .index.anchor import Checked, check_tree, keep_anchor
+from .index.indexed import LedgerIndex, LogFile
 from .index.maps import IndexDamaged
 from .index.opening import Progress, discard_index, open_index
 from .index.reading import ROW_FAULTS
@@ -66,12 +66,13 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def lines_of(index: LedgerIndex, trees: Trees | None = None) -> CheckpointBody:
-    """The :data:`CheckpointBody` of ``index``, its trees kept as a snapshot (``trees``: their leaves, as
-    :func:`~ledger.index.anchor.check_tree` checked them; else read). Raises IndexDamaged."""
+def lines_of(index: LedgerIndex, checked: Checked | None = None) -> CheckpointBody:
+    """The :data:`CheckpointBody` of ``index``, its trees kept as a snapshot (``checked``: its root and trees as
+    :func:`~ledger.index.anchor.check_tree` checked them, not read again; else read). Raises IndexDamaged."""
     registry = format_registry_extension(index.state.registry.size, index.state.registry.head)
-    heads, identities = index.extensions(keep=True, trees=trees)
-    return index.size, index.tree.root_at(index.size), registry, heads, identities
+    heads, identities = index.extensions(keep=True, trees=checked.trees if checked else None)
+    return (index.size, checked.root if checked else index.tree.root_at(index.size), registry, heads,
+            identities)
 
 
 class FileBackend:
@@ -81,7 +82,7 @@ class FileBackend:
                  ) -> None:
         self._store, self._authority_keys = store, authority_keys
         self._prefix: bytes | None = None  # SHA-256 of the log up to the index's end, from the last check_tree
-        self._heads = ""  # the heads line of the last checkpoint body
+        self._body: CheckpointBody | None = None  # the last checkpoint body
         try:
             self._index = open_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress)
         except BaseException:
@@ -135,20 +136,21 @@ class FileBackend:
         log's."""
         self._store.check_intact()
         try:  # even an index this handle built: its file can be written while the handle is open (a review)
-            self._prefix, trees = check_tree(self._index, signer)
-            body = lines_of(self._index, trees)
+            checked = check_tree(self._index, signer)
+            self._prefix, body = checked.prefix, lines_of(self._index, checked)
         except (StorageError, InputError, *ROW_FAULTS) as exc:  # index.*, or a row value of the wrong shape (one
             if isinstance(exc, StorageError) and not exc.code.startswith("index."):  # that does not encode, or
                 raise  # breaks where it is used): never sign from it; rebuild it from the log
             self._prefix = None  # the anchor is then made from the rebuilt index, the log hashed again
             self._reopen_index(rebuild=True)
             body = lines_of(self._index)
-        self._heads = body[3]
+        self._body = body
         return body
 
     def signed(self, sign: Callable[[str], str]) -> None:
         with contextlib.suppress(StorageError, sqlite3.Error):  # no anchor: the next signing reads more, that is all
-            keep_anchor(self._index, sign, self._heads, self._prefix)
+            if self._body is not None:
+                keep_anchor(self._index, sign, self._body[1], self._body[3], self._prefix)
 
     def _reopen_index(self, *, rebuild: bool = False) -> None:
         """A new index handle, caught up from the log (``rebuild``: built anew from it). If that fails too, the

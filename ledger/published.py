@@ -46,8 +46,9 @@ from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import InputError, StorageError, VerificationError, expect, expect_each, expect_path
 from .export import SelfCheckError, bundle_from
 from .hashing import DIGEST_SIZE
+from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, index_fault, indexed_log
-from .merkle import EMPTY_ROOT
+from .merkle import EMPTY_ROOT, leaf_hash, root_hash
 from .note import note_signatures
 from .reader import LogPass, check_checkpoint
 from .record import Record
@@ -269,8 +270,11 @@ def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path) -> It
         entries = encode_entries(log.records.payload(p) for p in range(first, end))
         yield entries_path(index, end - first), entries
     heads = log.commitments.heads
-    yield heads_path(size), encode_leaves(heads.leaves())
-    yield identities_path(size), encode_leaves(log.commitments.identities.leaves())
+    for name, tree in ((heads_path(size), heads), (identities_path(size), log.commitments.identities)):
+        leaves = list(tree.leaves())
+        if len(leaves) != len(tree) or root_hash([leaf_hash(leaf) for leaf in leaves]) != tree.root():
+            raise IndexDamaged(f"{name}: the index's leaves are not the checkpoint's")  # e.g. rewritten snapshot rows
+        yield name, encode_leaves(leaves)
     for leaf in heads.leaves():
         item, position, _, count = head_of(leaf)
         path = item_path(item, count)

@@ -50,8 +50,10 @@ def _sign(log: IndexedLog, key: PrivateKey, name: str | None, trust: Trust | Non
     (:func:`ledger.index.anchor.check_tree`, from the anchor this signer left: IndexDamaged otherwise, and the
     caller reads the log)."""
     signer = name or log.origin
-    prefix, (leaves, _) = check_tree(log.index, note_verifier_key(signer, key.public_key), progress)
-    if log.commitments.heads.extension() != (heads := heads_line(leaves)):
-        raise IndexDamaged(f"{log.index.db.path}: its item heads are not the ones the log's records give")
+    checked = check_tree(log.index, note_verifier_key(signer, key.public_key), progress)
+    heads = heads_line(checked.trees[0])
+    if log.commitments.heads.extension() != heads or log.tree.root_at(log.tree.size) != checked.root:
+        raise IndexDamaged(f"{log.index.db.path}: its trees are not the ones the log's records give")
     note = sign_log(log, key, name, trust=trust)
-    return log.tree.size, note, sign_note(anchor_text(log.index, prefix, heads), [(signer, key)])
+    return log.tree.size, note, sign_note(anchor_text(log.index, checked.prefix, checked.root, heads),
+                                          [(signer, key)])

@@ -241,3 +241,28 @@ def test_a_statement_about_a_statement_about_a_registry_record_is_placed(tmp_pat
     assert sign_file(path, OPERATOR) == want
     with Ledger.open(path, TRUST.authority_keys) as ledger:
         assert ledger.checkpoint(OPERATOR) == want
+
+
+def test_the_writer_signs_the_root_it_checked_not_the_tiles_read_again(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third review rewrote the tiles right after the check (a large writer, whose node cache no longer holds
+    the root's nodes): the writer read the root from them again and signed a second tree. It now signs the root
+    the check computed from the log."""
+    from test_index_forgery import _forge_tiles
+
+    import ledger.backends
+    import ledger.storage.tiles
+
+    path, records, _ = _trade(tmp_path, 0)
+    want = checkpoint_log(path, OPERATOR)
+    real = ledger.backends.check_tree
+
+    def racing(index: Any, *args: Any) -> Any:
+        checked = real(index, *args)
+        _forge_tiles(path, len(records) - 2)  # between the check and the signing
+        return checked
+
+    monkeypatch.setattr(ledger.backends, "check_tree", racing)
+    monkeypatch.setattr(ledger.storage.tiles, "_KEPT", 4)  # the node cache of a large ledger: full
+    with Ledger.open(path, TRUST.authority_keys) as ledger_:
+        assert ledger_.checkpoint(OPERATOR) == want

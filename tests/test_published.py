@@ -411,3 +411,40 @@ def test_recheck_finds_a_file_altered_since_it_was_published(demo: Path, site: P
     clean = tmp_path / "clean"
     shutil.copytree(site, clean)
     assert cli("publish", demo / "demo.ledger", clean, "--recheck").exit_code == 0
+
+
+def test_a_stored_tree_whose_leaves_are_not_the_checkpoints_is_never_published(tmp_path: Path) -> None:
+    """A review rewrote a stone's leaf in the item-head tree the index keeps at the checkpoint's size, and its
+    positions to match, hiding its latest record (checksums computed again; the tree's line left as it was):
+    publish wrote a heads file that does not hash to the signed heads line, which every client then refused.
+    Now the leaves are checked against the line's root and nothing is written."""
+    import random
+    import sqlite3
+    from contextlib import closing
+
+    from differential_ledgers import forge
+    from test_index_heads import STATEMENTS, _hide_last, _put_snapshot_pairs, _snapshot_pairs
+
+    from ledger.heads import Head, ItemHeads, head_leaf
+    from ledger.index.db import index_path
+    from world import OPERATOR, ORIGIN, TRUST
+
+    records = forge(random.Random(0), 90).records
+    path = tmp_path / "trade.ledger"
+    with Ledger.create(path, ORIGIN, TRUST.authority_keys) as ledger:
+        ledger.append_batch(records)
+        note = ledger.checkpoint(OPERATOR)
+    positions = ItemHeads.of(enumerate(records)).index
+    item = min(i for i, at in positions.items() if len(at) >= 2 and records[at[-1]].body.kind not in STATEMENTS)
+    at = list(positions[item])
+    with closing(sqlite3.connect(index_path(path))) as db:
+        _hide_last(db, records, item)
+        size, pairs = _snapshot_pairs(db)
+        for pair in pairs:
+            if bytes(pair[0]) == item.encode():
+                pair[1] = head_leaf(item, Head(at[-2], records[at[-2]].record_hash, len(at) - 1))
+        _put_snapshot_pairs(db, size, pairs)
+        db.commit()
+    with pytest.raises(StoneTrailError) as refused:
+        publish_log(path, tmp_path / "site", note)
+    assert refused.value.code == "publish.no_index" and not (tmp_path / "site" / "checkpoint").exists()

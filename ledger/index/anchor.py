@@ -35,7 +35,7 @@ import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..checkpoint import parse_counted_line
 from ..compact import CompactRange, Node
@@ -55,7 +55,7 @@ from .heads_check import NewRecords, check_heads
 from .indexed import LedgerIndex, LogFile, Trees
 from .maps import IndexDamaged
 
-__all__ = ["ANCHOR_TAG", "anchor_text", "check_tree", "keep_anchor", "keep_anchor_beside", "leaf_runs"]
+__all__ = ["ANCHOR_TAG", "Checked", "anchor_text", "check_tree", "keep_anchor", "keep_anchor_beside", "leaf_runs"]
 
 #: The first line of an anchor's text (domain separation: no other signed note opens so).
 ANCHOR_TAG = "stonetrail/v1/index-anchor"
@@ -63,22 +63,31 @@ _BLOCK = 4 << 20  # bytes read at a time by leaf_runs (a record is at most 1 MiB
 _PREFIX_READ = 16 << 20  # bytes read at a time to hash the log's bytes below an anchor
 
 
-def anchor_text(index: LedgerIndex, prefix: bytes, heads: str) -> str:
+class Checked(NamedTuple):
+    """What :func:`check_tree` found the index to hold, checked against the log: the SHA-256 of the log's bytes up
+    to the index's end, the leaves of its two trees (the item heads' checked) and its root (computed from the
+    log: never read from the tiles again, which can change after the check)."""
+
+    prefix: bytes
+    trees: Trees
+    root: Digest
+
+
+def anchor_text(index: LedgerIndex, prefix: bytes, root: Digest, heads: str) -> str:
     """The text of ``index``'s anchor as it is now (to sign: :func:`keep_anchor`): tag, origin, tree size, the
-    byte offset where its last record ends, root, ``prefix`` (the SHA-256 of the log's bytes up to that offset;
-    both in standard base64), its registry line and ``heads``, its heads line (of the tree :func:`check_tree`
-    checked), one a line."""
+    byte offset where its last record ends, ``root`` (the one signed), ``prefix`` (the SHA-256 of the log's bytes
+    up to that offset; both in standard base64), its registry line and ``heads``, its heads line (the one signed),
+    one a line."""
     registry = index.registry
     line = format_registry_extension(len(registry), registry[-1][1].record_hash if registry else None)
-    return (f"{ANCHOR_TAG}\n{index.origin}\n{index.size}\n{index.end}\n{index.tree.root_at(index.size).b64()}\n"
+    return (f"{ANCHOR_TAG}\n{index.origin}\n{index.size}\n{index.end}\n{root.b64()}\n"
             f"{Digest(prefix).b64()}\n{line}\n{heads}\n")
 
 
 def check_tree(index: LedgerIndex, signer: NoteVerifierKey, progress: Callable[[int, int], None] | None = None
-               ) -> tuple[bytes, Trees]:
+               ) -> Checked:
     """Check that ``index``'s tree (its tiles), its registry records and its item heads are the log's, from the
-    anchor ``signer`` signed (see the module docstring); return the SHA-256 of the log's bytes up to the index's
-    end (for the next anchor) and the leaves of its two trees (the item heads' checked). ``progress(records
+    anchor ``signer`` signed (see the module docstring), and return them (:class:`Checked`). ``progress(records
     read, index size)`` as the records after the anchor are read. Raises IndexDamaged if they are not, or if the
     log's frames are not where the index says."""
     covered, start, digest, signed, heads = _anchored(index, signer)
@@ -95,8 +104,7 @@ def check_tree(index: LedgerIndex, signer: NoteVerifierKey, progress: Callable[[
     if (len(below), below[-1] if below else None) != signed or [p for p, _ in index.registry if p >= anchored] != found:
         raise IndexDamaged(f"{db.path}: its registry records are not the registry-kind records of the log")
     trees = check_heads(index, new, (anchored, *heads), root)
-    prefix: bytes = digest.digest()
-    return prefix, trees
+    return Checked(digest.digest(), trees, root)
 
 
 def leaf_runs(log: LogFile, start: int, end: int, first: int, digest: Any = None, *, registry: list[int],
@@ -181,12 +189,13 @@ def _digest(log: LogFile, stop: int) -> Any:
     return digest
 
 
-def keep_anchor(index: LedgerIndex, sign: Callable[[str], str], heads: str, prefix: bytes | None = None) -> None:
+def keep_anchor(index: LedgerIndex, sign: Callable[[str], str], root: Digest, heads: str,
+                prefix: bytes | None = None) -> None:
     """Keep the anchor of ``index`` as it is now, signed by ``sign`` (text -> signed note), in its meta: call it
-    right after signing a checkpoint of it with the heads line ``heads``, whose tree :func:`check_tree` checked
-    (``prefix``: what it returned; None: the log's bytes are hashed here, after a rebuild from the log)."""
+    right after signing a checkpoint of it with ``root`` and the heads line ``heads``, which :func:`check_tree`
+    checked (``prefix``: what it returned; None: the log's bytes are hashed here, after a rebuild from the log)."""
     note = sign(anchor_text(index, _digest(index.files()[1], index.end).digest() if prefix is None else prefix,
-                            heads))
+                            root, heads))
     with index.db.transaction():
         index.db.set_meta(anchor=note)
 
