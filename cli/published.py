@@ -68,9 +68,8 @@ def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | 
     The checkpoint must be LEDGER's and extend the one DIR holds (refused otherwise: publish.other_log,
     publish.rollback, publish.fork). Only new files are written; a file DIR already has must hold the same bytes
     (publish.conflict; files published before are compared too with --recheck); nothing but 'checkpoint' is ever
-    replaced. Reads LEDGER's index: if it cannot answer,
-    run 'stonetrail index LEDGER --trust FILE' first. --json prints {"directory", "tree_size", "previous",
-    "written", "unchanged"}.
+    replaced. Reads LEDGER's index: if it cannot answer, run 'stonetrail index LEDGER --trust FILE' first.
+    --json prints {"directory", "tree_size", "previous", "written", "unchanged"}.
 
     Serve DIR with any static HTTP server, e.g. 'python3 -m http.server --directory site 8000', and fetch a
     stone's bundle from it with 'stonetrail proof fetch http://HOST:8000/ STONE --trust FILE'.

@@ -288,9 +288,16 @@ def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path) -> It
 def _write_new(out: Path, files: Iterable[tuple[str, bytes]]) -> list[str]:
     """Write the files that do not exist yet, :data:`_BATCH` (or :data:`_BATCH_BYTES`) at a time; one that exists
     must hold the same bytes (``publish.conflict``). Returns the names written."""
-    new: list[tuple[str, bytes]] = []
     written: list[str] = []
-    held = 0
+    for batch in _batches(_unwritten(out, files)):
+        write_files([(out / name, data) for name, data in batch])
+        written += [name for name, _ in batch]
+    return written
+
+
+def _unwritten(out: Path, files: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
+    """Those of ``files`` the directory does not hold yet (their folders made); raises ``publish.conflict`` for one
+    it holds with other bytes."""
     for name, data in files:
         path = out / name
         with io_errors(path, "read"):
@@ -300,21 +307,21 @@ def _write_new(out: Path, files: Iterable[tuple[str, bytes]]) -> list[str]:
                                             "another log, or was altered; nothing replaced", code="publish.conflict")
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-        new.append((name, data))
-        held += len(data)
-        if len(new) == _BATCH or held >= _BATCH_BYTES:
-            written += _write_batch(out, new)
-            held = 0
-    return written + _write_batch(out, new)
+        yield name, data
 
 
-def _write_batch(out: Path, new: list[tuple[str, bytes]]) -> list[str]:
-    """Write the files ``new`` (together, :func:`ledger._files.write_files`), empty the list, return their names."""
-    if new:
-        write_files([(out / name, data) for name, data in new])
-    names = [name for name, _ in new]
-    new.clear()
-    return names
+def _batches(files: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
+    """``files`` in lists of at most :data:`_BATCH` files and about :data:`_BATCH_BYTES` bytes."""
+    batch: list[tuple[str, bytes]] = []
+    held = 0
+    for file in files:
+        batch.append(file)
+        held += len(file[1])
+        if len(batch) == _BATCH or held >= _BATCH_BYTES:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
 
 
 def _replace(target: Path, data: bytes) -> None:

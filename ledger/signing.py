@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .heads import HEADS_EXTENSION
 from .index.anchor import anchor_text, check_tree, keep_anchor_beside
-from .index.heads_check import heads_line
 from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, indexed_log, through_index
+from .index.snapshot import tree_line
 from .keys import PrivateKey, note_verifier_key
 from .note import sign_note
 from .pg.db import is_url
@@ -51,7 +52,7 @@ def _sign(log: IndexedLog, key: PrivateKey, name: str | None, trust: Trust | Non
     caller reads the log)."""
     signer = name or log.origin
     checked = check_tree(log.index, note_verifier_key(signer, key.public_key), progress)
-    heads = heads_line(checked.trees[0])
+    heads = tree_line(HEADS_EXTENSION, checked.trees[0])
     if log.commitments.heads.extension() != heads or log.tree.root_at(log.tree.size) != checked.root:
         raise IndexDamaged(f"{log.index.db.path}: its trees are not the ones the log's records give")
     note = sign_log(log, key, name, trust=trust)

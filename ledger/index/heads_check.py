@@ -27,17 +27,16 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 
-from ..checkpoint import format_counted_line
 from ..errors import StoneTrailError
 from ..events import Attested, Corrected
 from ..hashing import Digest
-from ..heads import HEADS_EXTENSION, Head, head_leaf, head_leaf_prefix
+from ..heads import Head, head_leaf, head_leaf_prefix
 from ..merkle import leaf_hash, root_hash, verify_inclusion
 from ..record import Record
 from .indexed import LedgerIndex, Trees
 from .maps import ROW_FAULTS, IndexDamaged
 
-__all__ = ["NewRecords", "check_heads", "heads_line"]
+__all__ = ["NewRecords", "check_heads"]
 
 Leaves = Sequence[tuple[bytes, bytes, Digest]]
 
@@ -84,11 +83,6 @@ def check_heads(index: LedgerIndex, new: NewRecords, anchored: tuple[int, int, D
     if len(before) != count or root_hash(before) != heads_root:
         raise IndexDamaged(f"{index.db.path}: its item heads are not the ones the log's records give")
     return trees
-
-
-def heads_line(leaves: Leaves) -> str:
-    """The ``stonetrail-heads`` line of the item-head tree of ``leaves`` (sort key, leaf input, leaf hash)."""
-    return format_counted_line(HEADS_EXTENSION, len(leaves), root_hash([h for _, _, h in leaves]))
 
 
 def _before(index: LedgerIndex, leaves: Leaves, tally: dict[str, tuple[int, int, Digest]], size: int

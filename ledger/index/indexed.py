@@ -14,21 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import format_counted_line
 from ..custody import CustodyState
 from ..errors import StorageError
 from ..events import REGISTRY_KINDS
 from ..hashing import Digest
 from ..heads import HEADS_EXTENSION, Head, ItemHeads, head_leaf
 from ..identity import IDENTITIES_EXTENSION, IdentityLeaf, sort_key
-from ..merkle import MerkleTree, leaf_hash
+from ..merkle import leaf_hash
 from ..record import Record
 from ..storage.frames import read_frame
 from ..storage.framing import FRAME_MAGIC, pack_header
 from ..storage.tiles import TiledTree
 from .db import IndexDB, Tables
 from .maps import IndexDamaged, StoredMap, Written
-from .snapshot import HEADS, IDENTITIES, Snapshot, latest_snapshot, merged, write_snapshot
+from .snapshot import HEADS, IDENTITIES, Snapshot, latest_snapshot, merged, tree_line, write_snapshot
 from .state import TABLES, UNCOUNTED, attach, flush, forget, increasing, track
 
 __all__ = ["CHECKED", "LedgerIndex", "LogFile", "Trees"]
@@ -38,9 +37,9 @@ CHECKED = 64
 _SPAN = 1 << 20  # bytes of the log read at once for those records (beyond it, one read per record)
 _LIMIT = 1 << 62  # no index holds this many records or bytes: a meta value past it is damage
 _TABLES = list(TABLES)
-#: The tables whose rows are a checkpoint tree's leaves, by tree (their changes are tracked: :func:`track`).
 #: The (sort key, leaf input, leaf hash) of the item-head tree and of the identity tree, each in tree order.
 Trees = tuple[list[tuple[bytes, bytes, Digest]], list[tuple[bytes, bytes, Digest]]]
+#: The tables whose rows are a checkpoint tree's leaves, by tree (their changes are tracked: :func:`track`).
 _TREES = {"head_positions": HEADS, "head_latest": HEADS, "id_claims": IDENTITIES}
 
 
@@ -335,8 +334,7 @@ class LedgerIndex:
     def lines(heads: Sequence[tuple[bytes, bytes, Digest]], claims: Sequence[tuple[bytes, bytes, Digest]]
               ) -> tuple[str, str]:
         """The ``stonetrail-heads`` and ``stonetrail-identities`` lines of these :meth:`leaves`."""
-        return (format_counted_line(HEADS_EXTENSION, len(heads), MerkleTree(h for _, _, h in heads).root()),
-                format_counted_line(IDENTITIES_EXTENSION, len(claims), MerkleTree(h for _, _, h in claims).root()))
+        return tree_line(HEADS_EXTENSION, heads), tree_line(IDENTITIES_EXTENSION, claims)
 
     def extensions(self, *, keep: bool = False, trees: Trees | None = None) -> tuple[str, str]:
         """The checkpoint's heads and identities lines of the indexed records (``trees``, else :meth:`leaves`).

@@ -270,8 +270,6 @@ def _trees(index: LedgerIndex, at: int) -> tuple[_Tree, _Tree]:
     return _Tree(None, heads, lines[0]), _Tree(None, claims, lines[1])
 
 
-
-
 def through_index(log: IndexedLog | None, work: Callable[[IndexedLog], T]) -> T | None:
     """``work(log)``, the index closed after; None when there is no index that can answer (``log`` None) or it
     turned out damaged on the way (:func:`index_fault`, or a row value of the wrong shape: :data:`ROW_FAULTS`):

@@ -20,15 +20,16 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 
 from .._codec import pack_local, unpack_local
+from ..checkpoint import format_counted_line
 from ..errors import DecodeError, StoneTrailError
 from ..hashing import Digest
-from ..merkle import leaf_hash, verify_inclusion
+from ..merkle import leaf_hash, root_hash, verify_inclusion
 from ..storage.tiles import MemoryTiles, Tile, TiledTree
 from .maps import IndexDamaged, is_row, row_check, sqlite_errors
 from .sql import Db, table, upsert
 
 __all__ = ["HEADS", "IDENTITIES", "KEPT", "WIDTH", "Snapshot", "create_snapshot_table", "latest_snapshot", "merged",
-           "write_snapshot"]
+           "tree_line", "write_snapshot"]
 
 HEADS, IDENTITIES = 0, 1  # which tree
 KEPT = 2  # snapshots (tree sizes) kept
@@ -94,6 +95,12 @@ def merged(old: Iterable[tuple[bytes, bytes]], changed: dict[bytes, bytes | None
             out.append((key, leaf))
     out += [(k, v) for k in keys[at:] if (v := changed[k]) is not None]
     return [(k, v, leaf_hash(v)) for k, v in out]
+
+
+def tree_line(keyword: str, leaves: Sequence[tuple[bytes, bytes, Digest]]) -> str:
+    """The checkpoint line ``<keyword> <leaf count> <base64 root>`` of the sorted tree of ``leaves`` (sort key,
+    leaf input, leaf hash), e.g. the ``stonetrail-heads`` line (docs/format.md §7c)."""
+    return format_counted_line(keyword, len(leaves), root_hash([h for _, _, h in leaves]))
 
 
 def _all(tiles: MemoryTiles, count: int) -> list[Tile]:
