@@ -45,7 +45,6 @@ from .bundle import check_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from .errors import InputError, StorageError, VerificationError, expect, expect_each, expect_path
 from .export import SelfCheckError, bundle_from
-from .hashing import DIGEST_SIZE
 from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, index_fault, indexed_log
 from .merkle import EMPTY_ROOT, leaf_hash, root_hash
@@ -54,6 +53,7 @@ from .reader import LogPass, check_checkpoint
 from .record import Record
 from .storage import FrameFile
 from .storage.framing import MAX_HEADER, read_header
+from .storage.tile_check import CheckedTiles, tile_widths
 from .storage.tiles import TILE_WIDTH, tile_path
 from .trust import Trust
 from .witnessed import check_witnesses
@@ -254,21 +254,19 @@ def _check_extends(log: IndexedLog | _Past, old: Checkpoint | None, cp: Checkpoi
 
 def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path) -> Iterator[tuple[str, bytes]]:
     """Every file the directory needs at ``cp``'s tree size that may be new since tree size ``since`` (those
-    complete at ``since`` were written then, before its checkpoint), made one at a time."""
+    complete at ``since`` were written then, before its checkpoint), made one at a time. Every tile is checked to
+    be part of the tree of ``cp``'s root (:class:`~ledger.storage.tile_check.CheckedTiles`: the index's tiles are
+    a cache), and every entry to have its leaf hash in that tile, before it is given."""
     size = cp.tree_size
-    level = 0
-    while count := size >> (8 * level):
-        for index in range((since >> (8 * level)) // TILE_WIDTH, -(-count // TILE_WIDTH)):
-            width = min(TILE_WIDTH, count - index * TILE_WIDTH)
-            stored = log.index.db.read_tile(level, index)[:width * DIGEST_SIZE]
-            if len(stored) != width * DIGEST_SIZE:
-                raise StorageError(f"{tile_path(level, index)}: too narrow in the index", code="index.tile_missing")
-            yield tile_path(level, index, width), stored
-        level += 1
-    for index in range(since // TILE_WIDTH, -(-size // TILE_WIDTH)):
-        first, end = index * TILE_WIDTH, min(size, (index + 1) * TILE_WIDTH)
-        entries = encode_entries(log.records.payload(p) for p in range(first, end))
-        yield entries_path(index, end - first), entries
+    tiles = CheckedTiles(log.index.db, size, cp.root_hash)
+    for level, index, width in tile_widths(size, since):
+        hashes = tiles.tile(level, index)
+        yield tile_path(level, index, width), hashes
+        if level == 0:
+            payloads = [log.records.payload(p) for p in range(index * TILE_WIDTH, index * TILE_WIDTH + width)]
+            if b"".join(leaf_hash(payload) for payload in payloads) != hashes:
+                raise IndexDamaged(f"{entries_path(index, width)}: a record read is not the leaf its tile holds")
+            yield entries_path(index, width), encode_entries(payloads)
     heads = log.commitments.heads
     for name, tree in ((heads_path(size), heads), (identities_path(size), log.commitments.identities)):
         leaves = list(tree.leaves())

@@ -59,7 +59,7 @@ ORDER = [
     "_bundle_summary", "_bundle_proofs",
     "bundle", "_words", "cutting", "dossier", "annex", "report",
     "storage.window", "storage.framing", "storage.frames", "storage.filestore", "storage.repair", "storage.tiles",
-    "storage",
+    "storage.tile_check", "storage",
     "_published_format", "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.opening",
     "index.heads_check", "index.anchor", "index.reading", "index", "backends",

@@ -1,0 +1,110 @@
+"""`publish` hands on only tiles of the signed tree (ledger.storage.tile_check): the index's tiles are a cache, and
+an adversarial review changed a leaf hash in a level-0 tile (the inner nodes kept beside it left alone, the row's
+checksum computed again): publish copied it, and every client then refused the directory."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from ledger.checkpoint import read_unverified_checkpoint
+from ledger.errors import StoneTrailError
+from ledger.hashing import Digest
+from ledger.index import rebuild_index
+from ledger.index.db import index_path
+from ledger.index.maps import row_check
+from ledger.merkle import leaf_hash
+from ledger.published import publish_log
+from ledger.storage import scan
+from ledger.storage.tile_check import CheckedTiles, tile_widths
+from ledger.storage.tiles import MemoryTiles, TiledTree
+from ledger.trust import Trust
+
+
+def _copy(demo: Path, to: Path) -> Path:
+    to.mkdir()
+    for name in ("demo.ledger", "demo.ledger.index", "checkpoint.txt", "trust.keys"):
+        shutil.copy(demo / name, to / name)
+    return to
+
+
+def _flip(ledger: Path, level: int, index: int, at: int) -> None:
+    """Change hash ``at`` of tile (level, index) in the index, its checksum computed again (its inner nodes, a row
+    of their own, left as they were)."""
+    key = (level << 56) | index
+    with closing(sqlite3.connect(index_path(ledger))) as db:
+        (value,) = db.execute("SELECT v FROM tiles WHERE id = ?", (key,)).fetchone()
+        value = bytearray(value)
+        value[at * 32] ^= 1
+        db.execute("UPDATE tiles SET v = ?, c = ? WHERE id = ?", (bytes(value), row_check("tiles", str(key).encode(),
+                                                                                       bytes(value)), key))
+        db.commit()
+
+
+class _Changed:
+    """A tile store whose tile ``key`` now holds ``hashes``."""
+
+    def __init__(self, tiles: MemoryTiles, key: tuple[int, int], hashes: bytes) -> None:
+        self._tiles, self._key, self._hashes = tiles, key, hashes
+
+    def read_tile(self, level: int, index: int) -> bytes:
+        return self._hashes if (level, index) == self._key else self._tiles.read_tile(level, index)
+
+
+def _files(site: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(site)): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(("level", "index", "at"), [(0, 0, 5), (0, 1, 255), (0, 2, 0), (1, 0, 1)],
+                         ids=["full tile, a left leaf", "full tile, its last leaf", "partial tile", "level 1"])
+def test_a_tile_the_index_altered_is_never_published(demo: Path, tmp_path: Path, level: int, index: int,
+                                                      at: int) -> None:
+    base = _copy(demo, tmp_path / "forged")
+    note = (base / "checkpoint.txt").read_text()
+    assert read_unverified_checkpoint(note).tree_size == 704  # tiles 0/000, 0/001 full, 0/002.p/192, 1/000.p/2
+    _flip(base / "demo.ledger", level, index, at)
+    with pytest.raises(StoneTrailError) as refused:
+        publish_log(base / "demo.ledger", base / "site", note)
+    assert refused.value.code == "publish.no_index", refused.value
+    assert not [name for name in _files(base / "site") if name.startswith("tile/")]
+    rebuild_index(base / "demo.ledger", Trust.parse((base / "trust.keys").read_text()).authority_keys)
+    publish_log(base / "demo.ledger", base / "site", note)
+    clean = _copy(demo, tmp_path / "clean")
+    publish_log(clean / "demo.ledger", clean / "site", note)
+    assert _files(base / "site") == _files(clean / "site")
+
+
+@pytest.mark.parametrize("size", [1, 255, 256, 257, 512, 65535, 65536, 65537, 70000])
+def test_checked_tiles_give_every_tile_of_the_tree_and_refuse_any_changed_hash(size: int) -> None:
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
+    tiles = MemoryTiles()
+    tiles.put(TiledTree(tiles, 0).append(leaves))
+    root = TiledTree(tiles, size).root_at(size)
+    checked = CheckedTiles(tiles, size, root)
+    widths = tile_widths(size)
+    assert [checked.tile(level, index) for level, index, _ in widths] == \
+        [tiles.read_tile(level, index)[:width * 32] for level, index, width in widths]
+    assert tile_widths(size, size - 1)[0] == [w for w in widths if w[0] == 0][-1]  # the tile of the last leaf
+    for level, index, width in widths[:: max(1, len(widths) // 5)] + widths[-1:]:
+        hashes = bytearray(tiles.read_tile(level, index))
+        hashes[(width - 1) * 32] ^= 0x80
+        forged = _Changed(tiles, (level, index), bytes(hashes))
+        with pytest.raises(StoneTrailError) as refused:
+            CheckedTiles(forged, size, root).tile(level, index)
+        assert refused.value.code == "index.damaged"
+    with pytest.raises(StoneTrailError) as other:
+        CheckedTiles(tiles, size, Digest(bytes(32)))
+    assert other.value.code == "index.damaged"
+
+
+def test_published_tiles_hold_the_leaf_hashes_of_the_ledgers_records(demo: Path, tmp_path: Path) -> None:
+    base = _copy(demo, tmp_path / "d")
+    publish_log(base / "demo.ledger", base / "site", (base / "checkpoint.txt").read_text())
+    site = base / "site"
+    published = (site / "tile/0/000").read_bytes() + (site / "tile/0/001").read_bytes() + \
+        (site / "tile/0/002.p/192").read_bytes()
+    assert published == b"".join(leaf_hash(f.payload) for f in scan(base / "demo.ledger").frames)
