@@ -37,9 +37,9 @@ from ._published_format import (
 from .checkpoint import Checkpoint
 from .commitments import CommittedOver
 from .errors import InputError, VerificationError
-from .events import REGISTRY_KINDS, Attested, Corrected
+from .events import REGISTRY_KINDS
 from .hashing import DIGEST_SIZE, Digest
-from .heads import HeadProof, checkpoint_heads
+from .heads import HeadProof, are_records_of, checkpoint_heads
 from .identity import IdentityLeaf, checkpoint_identities, sort_key
 from .index.reading import Records
 from .merkle import EMPTY_ROOT, MerkleTree, leaf_hash, verify_inclusion
@@ -169,9 +169,7 @@ class _Positions(Mapping[str, Sequence[int]]):
             path = item_path(item, count)
             found = decode_positions(self._log.fetch.get(path, count * 8), count, self._log.at, path)
             records = [self._log.records[p] for p in found]
-            hashes = {r.record_hash for r in records}
-            if found[-1] != position or records[-1].record_hash != record_hash or not all(
-                    item in r.body.named_items() or _subject(r) in hashes for r in records):
+            if found[-1] != position or records[-1].record_hash != record_hash or not are_records_of(item, records):
                 raise _mismatch(path, "fetch.positions_mismatch")
             self._found[item] = found
         return self._found[item]
@@ -181,11 +179,6 @@ class _Positions(Mapping[str, Sequence[int]]):
 
     def __len__(self) -> int:
         return len(self._heads)
-
-
-def _subject(record: Record) -> Digest | None:
-    event = record.body.event
-    return event.subject if isinstance(event, Attested | Corrected) else None
 
 
 class _Heads(CommittedOver[_Sorted]):

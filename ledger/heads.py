@@ -38,8 +38,8 @@ from .hashing import TAG_ITEM_HEAD, Digest
 from .merkle import MerkleTree, leaf_hash, verify_inclusion
 from .record import Record
 
-__all__ = ["HEADS_EXTENSION", "Head", "HeadProof", "ItemHeads", "checkpoint_heads", "head_leaf", "head_leaf_prefix",
-           "verify_item_head"]
+__all__ = ["HEADS_EXTENSION", "Head", "HeadProof", "ItemHeads", "are_records_of", "checkpoint_heads", "head_leaf",
+           "head_leaf_prefix", "verify_item_head"]
 
 #: First word of the checkpoint extension line that commits to every item's records.
 HEADS_EXTENSION: Final = "stonetrail-heads"
@@ -216,6 +216,16 @@ class ItemHeads:
         ranks, tree = self._built()
         rank = ranks[item]
         return HeadProof(rank, tuple(tree.inclusion_proof(rank)))
+
+
+def are_records_of(item: str, records: Sequence[Record]) -> bool:
+    """True if each of ``records`` (the records a store says are all of ``item``'s) can be one of ``item``'s as
+    :meth:`ItemHeads.add` counts them: it names the item, or it is a statement (``attested``, ``corrected``) about
+    another of them. A reader checks a store's positions with it: a statement about another item's record is not
+    this item's, whatever the store says."""
+    hashes = {record.record_hash for record in records}
+    return all(item in record.body.named_items() or (isinstance(event := record.body.event, Attested | Corrected)
+                                                     and event.subject in hashes) for record in records)
 
 
 def _tally(counts: dict[str, tuple[int, int]], item: str, position: int) -> None:

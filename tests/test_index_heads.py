@@ -266,3 +266,38 @@ def test_the_writer_signs_the_root_it_checked_not_the_tiles_read_again(tmp_path:
     monkeypatch.setattr(ledger.storage.tiles, "_KEPT", 4)  # the node cache of a large ledger: full
     with Ledger.open(path, TRUST.authority_keys) as ledger_:
         assert ledger_.checkpoint(OPERATOR) == want
+
+
+def test_a_statement_swapped_into_a_stones_positions_is_never_exported_or_published(tmp_path: Path) -> None:
+    """A review replaced one of a stone's positions by a statement about another stone's record (count and latest
+    record as signed, checksum computed again): publish wrote an item file every client refused, and `proof
+    export` was left to its bundle's self-check. A statement is a record of the stone only if its subject is one of
+    the stone's records: the index's positions are refused, publish asks for a rebuild, export reads the log."""
+    import shutil
+
+    from ledger.errors import StoneTrailError
+    from ledger.export import export_bundle
+    from ledger.heads import ItemHeads
+    from ledger.index import rebuild_index
+    from ledger.published import publish_log
+
+    records = forge(random.Random(0), 90).records
+    path = tmp_path / "trade.ledger"
+    with Ledger.create(path, ORIGIN, TRUST.authority_keys) as ledger:
+        ledger.append_batch(records)
+        note = ledger.checkpoint(OPERATOR)
+    positions = ItemHeads.of(enumerate(records)).index
+    item, swapped, at = next((item, p, at) for item, at in sorted(positions.items()) if len(at) >= 3
+                             for p in range(at[0] + 1, at[-1]) if records[p].body.kind in STATEMENTS and p not in at)
+    bare = tmp_path / "bare.ledger"
+    shutil.copy(path, bare)
+    want = export_bundle(bare, item, note)  # no index: the log alone
+    with closing(sqlite3.connect(index_path(path))) as db:
+        _rows(db, "head_positions", item.encode(), lambda _: sorted([*at[:1], *at[2:], swapped]))
+        db.commit()
+    assert export_bundle(path, item, note) == want
+    with pytest.raises(StoneTrailError) as refused:
+        publish_log(path, tmp_path / "site", note)
+    assert refused.value.code == "publish.no_index"
+    rebuild_index(path, TRUST.authority_keys)
+    publish_log(path, tmp_path / "site", note)

@@ -18,9 +18,8 @@ from typing import TypeVar
 
 from ..commitments import CommittedOver
 from ..errors import StorageError
-from ..events import Attested, Corrected
 from ..hashing import Digest
-from ..heads import Head, HeadProof, head_leaf
+from ..heads import Head, HeadProof, are_records_of, head_leaf
 from ..identity import sort_key
 from ..merkle import leaf_hash
 from ..record import Record
@@ -106,9 +105,8 @@ class _Positions(Mapping[str, Sequence[int]]):
             raise KeyError(item)
         self._records.prefetch(below)  # whoever asks reads them next (a database: in one query)
         if rank is None or not below or self._tree.leaf(rank) != head_leaf(
-                item, Head(below[-1], self._records[below[-1]].record_hash, len(below))) or any(
-                item not in self._records[p].body.named_items()
-                and not isinstance(self._records[p].body.event, Attested | Corrected) for p in below):
+                item, Head(below[-1], self._records[below[-1]].record_hash, len(below))) or not are_records_of(
+                item, [self._records[p] for p in below]):
             raise IndexDamaged(f"the index's records of {item!r} are not those its signed head names")
         self._checked[item] = below
         return below
