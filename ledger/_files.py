@@ -31,7 +31,7 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,10 +48,10 @@ _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 MAX_REPLACED_SIZE = 16 * 1024 * 1024
 
 
-def write_file(path: str | os.PathLike[str], data: bytes | tuple[bytes, ...], *, private: bool = False) -> Path:
-    """Write ``data`` (bytes, or a tuple of byte strings written one after the other: a large file need not be
-    joined in memory first) to the new file ``path``, atomically, durably and never over an existing name;
-    return it.
+def write_file(path: str | os.PathLike[str], data: bytes | Iterable[bytes], *, private: bool = False) -> Path:
+    """Write ``data`` (bytes, or byte strings written one after the other, each made when the one before is
+    written: a large file need not be held in memory) to the new file ``path``, atomically, durably and never over
+    an existing name; return it.
 
     ``private``: mode exactly 0600 (a private key), else 0644 narrowed by the umask.
     Raises:
@@ -62,7 +62,7 @@ def write_file(path: str | os.PathLike[str], data: bytes | tuple[bytes, ...], *,
     return write_files([(Path(path), data)], private=private)[0]
 
 
-def write_files(files: Sequence[tuple[Path, bytes | tuple[bytes, ...]]], *, private: bool = False) -> list[Path]:
+def write_files(files: Sequence[tuple[Path, bytes | Iterable[bytes]]], *, private: bool = False) -> list[Path]:
     """Write several new files (path, data), all or none: every file is fsynced under a temporary name before
     the first target name appears, and the names linked here are removed if a later one fails. Raises as
     :func:`write_file`."""
@@ -84,7 +84,7 @@ class _Stage:
         self.temps: list[Path] = []
         self.linked: list[Path] = []
 
-    def write(self, target: Path, data: bytes | tuple[bytes, ...], *, private: bool) -> Path:
+    def write(self, target: Path, data: bytes | Iterable[bytes], *, private: bool) -> Path:
         """``data`` in a new fsynced temporary file beside ``target``; its path."""
         with io_errors(target, "writing"):
             self.temps.append(_write_temporary(target, data, private=private))
@@ -329,7 +329,7 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_temporary(target: Path, data: bytes | tuple[bytes, ...], *, private: bool) -> Path:
+def _write_temporary(target: Path, data: bytes | Iterable[bytes], *, private: bool) -> Path:
     """Write and fsync ``data`` in a new temporary file beside ``target``; return its path (on failure it is
     removed). Raises OSError."""
     path = target.with_name(f".{target.name[:64]}.{secrets.token_hex(8)}.tmp")
@@ -339,7 +339,7 @@ def _write_temporary(target: Path, data: bytes | tuple[bytes, ...], *, private: 
     try:
         if private:
             os.fchmod(fd, mode)  # the umask may only narrow the mode; make it exact
-        for part in data if isinstance(data, tuple) else (data,):
+        for part in (data,) if isinstance(data, bytes) else data:
             write_all(fd, part)
         os.fsync(fd)
         done = True

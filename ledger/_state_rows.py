@@ -9,16 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-from .errors import InputError, StoneTrailError
+from ._state_file import damaged
+from .errors import StoneTrailError
 from .index.state import TABLES
 from .item import Item
 
-__all__ = ["Field", "ItemRows", "Rows", "columns", "damaged", "stones"]
-
-
-def damaged(why: str) -> InputError:
-    """The error for a state file that is not a whole state: ``audit.state_damaged``."""
-    return InputError(f"audit state: {why}", code="audit.state_damaged")
+__all__ = ["ItemRows", "Rows", "columns", "stones"]
 
 
 _ABSENT = object()
@@ -76,39 +72,6 @@ def _decoded(decode: Callable[[bytes], Any], raw: bytes) -> Any:
         return decode(raw)
     except (ValueError, EOFError, TypeError, IndexError, KeyError, AttributeError, StoneTrailError) as exc:
         raise damaged(f"a row does not decode ({exc})") from exc
-
-
-class Field(MutableMapping[Any, Any]):
-    """Field ``index`` (0: signers, 1: time_ms, 2: items of) of the ``records`` rows as a mapping from record
-    hash, a key whose field is None being absent (as :class:`ledger.index.state.RecordRows` gives the index's)."""
-
-    def __init__(self, rows: Rows, index: int) -> None:
-        self.rows, self._index = rows, index
-
-    def __getitem__(self, key: Any) -> Any:
-        value = self.rows[key][self._index]
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.rows and self.rows[key][self._index] is not None
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        row = list(self.rows.get(key) or (None, None, None))
-        row[self._index] = value
-        self.rows[key] = tuple(row)
-
-    def __delitem__(self, key: Any) -> None:
-        if key not in self:
-            raise KeyError(key)
-        self[key] = None
-
-    def __iter__(self) -> Iterator[Any]:
-        return (key for key in self.rows if self.rows[key][self._index] is not None)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 def columns(table: str, mapping: Any) -> tuple[list[bytes], list[bytes]]:

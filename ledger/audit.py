@@ -223,60 +223,64 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
             raise StorageError(f"cannot write the audit state {save_state}: its folder is missing or not writable",
                                code="store.io")
     saved = Saved.read(resume) if resume is not None else None
-    with FrameFile(path, resume=saved.resume if saved else None) as file:
-        opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
-        cps = [cp for cp, _ in opened if cp is not None]
-        sizes = frozenset(cp.tree_size for cp in cps)
+    try:
+        with FrameFile(path, resume=saved.resume if saved else None) as file:
+            opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
+            cps = [cp for cp, _ in opened if cp is not None]
+            sizes = frozenset(cp.tree_size for cp in cps)
 
-        def start() -> Kept | None:  # the walk's saved state, where there is one to resume or to save
-            return begin(path, file.origin, trust.authority_keys, level, sizes, saved=saved,
-                         keep=save_state is not None) if saved is not None or save_state is not None else None
+            def start() -> Kept | None:  # the walk's saved state, where there is one to resume or to save
+                return begin(path, file.origin, trust.authority_keys, level, sizes, saved=saved,
+                             keep=save_state is not None) if saved is not None or save_state is not None else None
 
-        def run(kept: Kept | None, **how: Any) -> _Walk:
-            return run_pass(file.origin, trust.authority_keys, level=level, checkpoints=cps, engine=engine,
-                            progress=progress, size=file.survey.size, walk=kept.walk if kept else None, **how)
+            def run(kept: Kept | None, **how: Any) -> _Walk:
+                return run_pass(file.origin, trust.authority_keys, level=level, checkpoints=cps, engine=engine,
+                                progress=progress, size=file.survey.size, walk=kept.walk if kept else None, **how)
 
-        kept, walk, parallel = start(), None, jobs > 1 or executor is not None
-        if parallel:  # chunks cut as the file is read, checked by workers at once
-            share = (file.survey.size - (saved.resume[1] if saved and saved.resume else 0), jobs)
-            chunks = _while_whole(plan(_frames(file, kept), path, chunk_records, sizes, share=share), file)
-            ahead = list(itertools.islice(chunks, 2))
-            if len(ahead) == 2:  # else too little to share
-                with _pool(executor, jobs) as pool:
-                    walk = run(kept, chunks=itertools.chain(ahead, chunks), executor=pool, jobs=jobs)
-        else:  # one process, one read of the file
-            walk = run(kept, frames=_frames(file, kept))
-        problems = list(file.survey.problems)
-        if walk is None or (parallel and problems):
-            # too little to share, or damaged frames (not runs of records to cut): all again, in one process
-            if walk is not None:
-                walk.close()
-                kept = start()
-            with FrameFile(path, resume=saved.resume if saved else None) as again:
-                walk = run(kept, frames=_frames(again, kept))
-                problems = list(again.survey.problems)
-    unsaved = None
-    if kept is not None and save_state is not None:
-        try:
-            kept.save(save_state, problems)
-        except InputError as exc:  # damaged framing: the verdict says so, and that no state was saved
-            if exc.code != "audit.state_unsafe":
-                raise
-            unsaved = f"{str(exc).removeprefix('audit state: ')} [{exc.code}]"
-    seen = finish(walk, problems, cps)
-    checked = iter(seen.checkpoint_problems)
-    found = [[_checkpoint_finding(e) for e in next(checked)] if cp is not None else bad for cp, bad in opened]
-    good = [cp for (cp, _), bad in zip(opened, found, strict=True) if cp is not None and not bad]
-    items = seen.state.items.values()
-    policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
-    walk.close()
-    return AuditReport(origin=walk.origin, record_count=seen.records, root_hash=seen.root, items=len(items),
-                       stones=stones(seen.state.items),
-                       parties=len(seen.state.registry.parties),
-                       findings=tuple([*seen.findings, *(f for fs in found for f in fs)]),
-                       checkpoint=max(good, key=lambda cp: cp.tree_size, default=None), policy=policy,
-                       policy_findings=tuple(policy_findings),
-                       level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved)
+            kept, walk, parallel = start(), None, jobs > 1 or executor is not None
+            if parallel:  # chunks cut as the file is read, checked by workers at once
+                share = (file.survey.size - (saved.resume[1] if saved and saved.resume else 0), jobs)
+                chunks = _while_whole(plan(_frames(file, kept), path, chunk_records, sizes, share=share), file)
+                ahead = list(itertools.islice(chunks, 2))
+                if len(ahead) == 2:  # else too little to share
+                    with _pool(executor, jobs) as pool:
+                        walk = run(kept, chunks=itertools.chain(ahead, chunks), executor=pool, jobs=jobs)
+            else:  # one process, one read of the file
+                walk = run(kept, frames=_frames(file, kept))
+            problems = list(file.survey.problems)
+            if walk is None or (parallel and problems):
+                # too little to share, or damaged frames (not runs of records to cut): all again, in one process
+                if walk is not None:
+                    walk.close()
+                    kept = start()
+                with FrameFile(path, resume=saved.resume if saved else None) as again:
+                    walk = run(kept, frames=_frames(again, kept))
+                    problems = list(again.survey.problems)
+        unsaved = None
+        if kept is not None and save_state is not None:
+            try:
+                kept.save(save_state, problems)
+            except InputError as exc:  # damaged framing: the verdict says so, and that no state was saved
+                if exc.code != "audit.state_unsafe":
+                    raise
+                unsaved = f"{str(exc).removeprefix('audit state: ')} [{exc.code}]"
+        seen = finish(walk, problems, cps)
+        checked = iter(seen.checkpoint_problems)
+        found = [[_checkpoint_finding(e) for e in next(checked)] if cp is not None else bad for cp, bad in opened]
+        good = [cp for (cp, _), bad in zip(opened, found, strict=True) if cp is not None and not bad]
+        items = seen.state.items.values()
+        policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
+        walk.close()
+        return AuditReport(origin=walk.origin, record_count=seen.records, root_hash=seen.root, items=len(items),
+                           stones=stones(seen.state.items),
+                           parties=len(seen.state.registry.parties),
+                           findings=tuple([*seen.findings, *(f for fs in found for f in fs)]),
+                           checkpoint=max(good, key=lambda cp: cp.tree_size, default=None), policy=policy,
+                           policy_findings=tuple(policy_findings),
+                           level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved)
+    finally:
+        if saved is not None:  # its sections were read while the walk ran
+            saved.close()
 
 
 def _while_whole(chunks: Iterator[Chunk], file: FrameFile) -> Iterator[Chunk]:

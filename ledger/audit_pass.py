@@ -117,11 +117,10 @@ class _Walk:
         self.verdicts: dict[int, list[Finding]] = {}  # the workers' sig.* findings of the chunk being applied
         self.from_workers = False
         self.worker_decoded = False  # the chunk's unreadable records are in the workers' findings already
-        # Lines at the checkpoints' tree sizes only (no state to save, which keeps every position): the item heads
-        # counted, their record map on disk, so that memory follows the items, not the records.
-        self.item_of = SpilledOf() if sizes and not keep else None
-        self.commitments = Commitments(None if self.item_of is None else ItemHeads(counted=True, of=self.item_of)) \
-            if sizes or keep else None
+        # Lines at the checkpoints' tree sizes, or a state to save: the item heads counted, their record map on
+        # disk, so that memory follows the items, not the records.
+        self.item_of = SpilledOf() if sizes or keep else None
+        self.commitments = None if self.item_of is None else Commitments(ItemHeads(counted=True, of=self.item_of))
         self.largest = max(sizes, default=0)  # records below it go into the commitments (a checkpoint's lines)
         self.range = CompactRange()
         self.roots: dict[int, Digest] = {}

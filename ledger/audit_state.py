@@ -20,10 +20,15 @@ the check a consistency proof from A to B makes (RFC 9162 §2.1.4.2), with the s
 taken from our own replay instead of from the log. A checkpoint below A cannot be checked from the state and
 is refused (``audit.checkpoint_before_state``).
 
-File format (docs/format.md §8.3): the line ``stonetrail-audit-state 4`` (LF), then the SHA-256 of the rest,
-then the rest: a msgpack map (:func:`ledger._codec.pack_local`) whose dictionaries of the replay are encoded row by row
-with the persistent index's codecs (:data:`ledger.index.state.TABLES`), and whose spill is its tables' columns
-(:meth:`ledger.spill.Spill.dump`). A state is the auditor's own file: its
+File format (docs/format.md §8.3; :mod:`ledger._state_file`): the line ``stonetrail-audit-state 5`` (LF), the
+sections that grow with the log, written as they are made (the spill's tables, :meth:`ledger.spill.Spill.sections`;
+the item heads' record -> items map, :meth:`ledger.spilled_of.SpilledOf.sections`), then the head: a msgpack map
+(:func:`ledger._codec.pack_local`) of the rest, whose dictionaries of the replay (the items, the identity claims:
+they follow the items) are encoded row by row with the persistent index's codecs
+(:data:`ledger.index.state.TABLES`), with the item heads counted (per item its record count, latest position and
+hash); the head's length; the SHA-256 of it all. A resumed audit reads the sections where they are, when the records
+after the state ask (a statement's subject, a body seen before): neither saving nor resuming holds them in memory.
+A state is the auditor's own file: its
 hash detects damage (``audit.state_damaged``), not forgery; it is refused for another ledger, other authority
 keys, another level or another version (``audit.state_mismatch``). Never pickle nor marshal: a state file is
 input, and msgpack's decoder is safe on any bytes.
@@ -38,13 +43,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ._codec import pack_local, unpack_local
 from ._files import io_errors, write_file
-from ._state_rows import Field, ItemRows, Rows, columns, damaged
+from ._state_file import StateFile, damaged, state_bytes
+from ._state_rows import ItemRows, Rows, columns
 from .audit_pass import _Walk
-from .commitments import Commitments
 from .compact import CompactRange, Node
-from .errors import CorruptStoreError, DecodeError, InputError, StoneTrailError, VerificationError
+from .errors import CorruptStoreError, InputError, StoneTrailError, VerificationError
 from .findings import Finding
 from .hashing import Digest
 from .heads import ItemHeads
@@ -58,9 +62,7 @@ from .storage.framing import FRAME_HEADER, FRAME_MAGIC, MAX_HEADER, TORN, Frame,
 __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 
 #: The state file format version (the number on its first line).
-VERSION = 4
-_MAGIC = b"stonetrail-audit-state "
-_LINE_MAX = 64  # the first line (magic and version) is shorter
+VERSION = 5
 _ID_TABLES = ("id_claims", "id_holder", "id_standing", "id_frozen")
 
 
@@ -79,14 +81,16 @@ def _mismatch(why: str) -> InputError:
 
 
 class Saved:
-    """A state file read and checked for damage (not yet matched to a ledger: :func:`begin`).
+    """A state file opened and checked for damage (not yet matched to a ledger: :func:`begin`); its sections are
+    read from ``file`` while the resumed audit runs: :meth:`close` it after.
 
     ``size``: A, the records audited; ``resume``: (A - 1, byte offset of frame A - 1) for
     :class:`ledger.storage.FrameFile`, None when A is 0 (read from the first frame).
     """
 
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.body = body
+    def __init__(self, file: StateFile) -> None:
+        self.file = file
+        self.body = body = file.head
         self.origin: str = body["origin"]
         self.authority: bytes = body["authority"]
         self.level: str = body["level"]
@@ -107,38 +111,35 @@ class Saved:
 
     @classmethod
     def read(cls, path: str | Path) -> Saved:
-        """Read the state file at ``path``.
+        """Open the state file at ``path``.
 
         Raises:
             InputError: ``audit.state_damaged`` (not a state file, its hash fails, or its contents are not a
                 state's), ``audit.state_mismatch`` (another format version, or tables encoded as another index
                 schema did: :data:`ledger.index.db.SCHEMA`). StorageError ``store.io``.
         """
-        path = Path(path)
-        with io_errors(path, "reading"):
-            data = path.read_bytes()
-        line, newline, _ = data[:_LINE_MAX].partition(b"\n")
-        if not newline or not line.startswith(_MAGIC):
-            raise damaged(f"{path} is not an audit state file")
-        if line != _MAGIC + str(VERSION).encode():
-            raise _mismatch(f"{path} is in another format version ({line[len(_MAGIC):][:20]!r}, this reads {VERSION})")
-        rest = memoryview(data)[len(line) + 1:]  # no copy of a state of hundreds of megabytes
-        if hashlib.sha256(rest[32:]).digest() != rest[:32]:
-            raise damaged(f"{path} is damaged (its SHA-256 does not match its contents)")
+        file = StateFile(path, VERSION)
         try:
-            saved = cls(unpack_local(rest[32:]))  # type: ignore[arg-type]
-        except (DecodeError, ValueError, TypeError, KeyError, IndexError) as exc:
-            raise damaged(f"{path} does not hold an audit state ({exc})") from exc
-        if saved.schema != SCHEMA:
-            raise _mismatch(f"{path} encodes the replay's tables as index schema {saved.schema!r} did (this reads "
-                            f"{SCHEMA})")
+            try:
+                saved = cls(file)
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                raise damaged(f"{path} does not hold an audit state ({exc})") from exc
+            if saved.schema != SCHEMA:
+                raise _mismatch(f"{path} encodes the replay's tables as index schema {saved.schema!r} did (this "
+                                f"reads {SCHEMA})")
+        except BaseException:
+            file.close()
+            raise
         return saved
+
+    def close(self) -> None:
+        """Close the state file (idempotent)."""
+        self.file.close()
 
 
 class Kept:
     """An audit walk whose state can be saved (:meth:`save`), new or resumed from a :class:`Saved`; ``maps``:
-    the identity indexes' and item heads' dictionaries (by name: :func:`_fresh`), which the walk's objects keep
-    their data in."""
+    the identity indexes' dictionaries (by name: :func:`_fresh`), which the walk's objects keep their data in."""
 
     def __init__(self, walk: _Walk, maps: dict[str, Any], saved: Saved | None, ledger: Path,
                  head: Future[Any] | None = None) -> None:
@@ -183,6 +184,9 @@ class Kept:
             raise InputError(f"audit state: not saved: the ledger file's framing is damaged at record "
                              f"{first.index} ({first.code}); {hint}", code="audit.state_unsafe")
         walk, last = self.walk, self.last
+        if walk.commitments is None or walk.item_of is None:
+            raise TypeError("a walk kept to be saved has its commitments")
+        counts, latest, waiting = walk.commitments.heads.counted_rows()
         body = {"origin": walk.origin, "authority": authority_digest(walk.state.registry.authority_keys),
                 "level": walk.level, "schema": SCHEMA, "end": walk.end,
                 "last": None if last is None else (last.offset, bytes(leaf_hash(last.payload))),
@@ -191,9 +195,11 @@ class Kept:
                 "range": [(n.level, n.index, bytes(n.hash)) for n in walk.range.nodes],
                 "registry": [(p, r.raw, walk.state.registry.head_at(p + 1)[1] == r.record_hash)
                              for p, r in walk.registry],
-                "size": walk.state.size, "tables": _tables(walk, self.maps), "spill": walk.state.spill.dump()}
-        payload = pack_local(body)
-        write_file(path, (_MAGIC + str(VERSION).encode() + b"\n" + hashlib.sha256(payload).digest(), payload))
+                "size": walk.state.size, "tables": _tables(walk, self.maps),
+                "heads": [(item, *counts[item], bytes(latest[item])) for item in sorted(counts)],
+                "waiting": [(bytes(s), [(p, bytes(h)) for p, h in waiting[s]]) for s in sorted(waiting)]}
+        sections = [*walk.state.spill.sections(), *walk.item_of.sections()]
+        write_file(path, state_bytes(VERSION, sections, lambda where: {**body, "sections": where}))
 
 
 def _audited_prefix(ledger: Path, last: Frame, root: Digest) -> bytes:
@@ -279,19 +285,16 @@ def _digest(ledger: Path, start: int, stop: int, digest: Any) -> Any:
 
 
 def _tables(walk: _Walk, maps: dict[str, Any]) -> dict[str, tuple[list[Any], ...]]:
-    """Every dictionary of ``walk`` as (keys, values) in the index's encoding of its table: the custody replay's
-    items (and their types: :class:`ledger._state_rows.ItemRows`); per record hash the items it is the head of
-    (``records``, the index's row with its signers and time unset: those are in the spill); and ``maps`` (an
-    identity set as keys with empty values)."""
-    state, of = walk.state, maps["head_of"]
-    records = of.rows.columns() if isinstance(of, Field) else columns("records", {k: (None, None, v)
-                                                                                  for k, v in of.items()})
+    """Every dictionary of ``walk`` that follows the items, as (keys, values) in the index's encoding of its table:
+    the custody replay's items (and their types: :class:`ledger._state_rows.ItemRows`) and ``maps`` (an identity
+    set as keys with empty values)."""
+    state = walk.state
     items = state.items if isinstance(state.items, ItemRows) else ItemRows()
     if items is not state.items:
         items.update(state.items)
-    return {"items": items.columns(), "item_types": (items.types(),), "records": records,
+    return {"items": items.columns(), "item_types": (items.types(),),
             **{name: columns(_table(name), dict.fromkeys(m, b"") if isinstance(m, set) else m)
-               for name, m in maps.items() if name != "head_of"}}
+               for name, m in maps.items()}}
 
 
 def _table(name: str) -> str:
@@ -299,22 +302,14 @@ def _table(name: str) -> str:
     return name.rpartition(".")[2]
 
 
-def _fresh() -> dict[str, Any]:
-    """Empty maps for a new walk, by name: the custody replay's and the commitments' identity indexes, the item
-    heads (``head_of``: field 2 of the ``records`` rows)."""
-    ids: dict[str, Any] = {f"{owner}.{table}": set() if table == "id_frozen" else {} for owner in ("custody", "commit")
-           for table in _ID_TABLES}
-    return {**ids, "head_positions": {}, "head_latest": {}, "head_of": {}, "head_waiting": {}}
+def _fresh(owners: tuple[str, ...] = ("custody", "commit")) -> dict[str, Any]:
+    """Empty maps for a new walk, by name: the identity indexes of the custody replay and of the commitments."""
+    return {f"{owner}.{table}": set() if table == "id_frozen" else {} for owner in owners for table in _ID_TABLES}
 
 
 def _use_ids(index: IdentityIndex, maps: dict[str, Any], owner: str) -> None:
     index.use(claims=maps[f"{owner}.id_claims"], holder=maps[f"{owner}.id_holder"],
               standing=maps[f"{owner}.id_standing"], frozen=maps[f"{owner}.id_frozen"])
-
-
-def _use_heads(heads: ItemHeads, maps: dict[str, Any]) -> None:
-    heads.use(positions=maps["head_positions"], latest=maps["head_latest"], of=maps["head_of"],
-              waiting=maps["head_waiting"])
 
 
 def begin(ledger: str | Path, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int], *,
@@ -335,11 +330,20 @@ def begin(ledger: str | Path, origin: str, keys: frozenset[bytes], level: str, s
         if saved.resume is not None:
             head = _hash_head(Path(ledger), saved.resume[1])
     try:
-        maps = _fresh() if saved is None else _restore(walk, saved)
+        maps = _fresh(_owners(walk)) if saved is None else _restore(walk, saved)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, zlib.error, StoneTrailError) as exc:
+        if isinstance(exc, StoneTrailError) and exc.code in ("audit.state_damaged", "store.io"):
+            raise
         raise damaged(f"its contents are not a state ({exc})") from exc
-    _attach(walk, maps, sizes)
+    _use_ids(walk.state.identities, maps, "custody")
+    if walk.commitments is not None:
+        _use_ids(walk.commitments.identities, maps, "commit")
     return Kept(walk, maps, saved, Path(ledger), head)
+
+
+def _owners(walk: _Walk) -> tuple[str, ...]:
+    """Whose identity indexes the walk keeps: the custody replay's, and the commitments' if it has them."""
+    return ("custody", "commit") if walk.commitments is not None else ("custody",)
 
 
 def _check(saved: Saved, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int]) -> None:
@@ -360,25 +364,13 @@ def _check(saved: Saved, origin: str, keys: frozenset[bytes], level: str, sizes:
                          code="audit.checkpoint_before_state")
 
 
-def _attach(walk: _Walk, maps: dict[str, Any], sizes: frozenset[int]) -> None:
-    """Keep ``walk``'s identity indexes and heads in ``maps``; drop its commitments if nothing needs them."""
-    _use_ids(walk.state.identities, maps, "custody")
-    if walk.commitments is None:
-        walk.commitments = Commitments()
-    _use_ids(walk.commitments.identities, maps, "commit")
-    _use_heads(walk.commitments.heads, maps)
-    if not walk.keep and not sizes:
-        walk.commitments = None
-
-
 def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
-    """``walk`` as it was at the end of the saved audit; returns the maps its identity indexes and heads keep
-    their data in (:func:`_attach`)."""
-    body = saved.body
+    """``walk`` as it was at the end of the saved audit (its sections read where they are); returns the maps its
+    identity indexes keep their data in."""
+    body, file = saved.body, saved.file
     state, tables = walk.state, body["tables"]
-    records = Rows("records", *tables["records"])
     state.items = ItemRows(*tables["items"], *tables["item_types"])
-    state.spill.load(body["spill"])
+    state.spill.load(file)
     state.size = body["size"]
     registry = body["registry"]
     if type(registry) is not list or not all(
@@ -397,6 +389,22 @@ def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
     walk.range = CompactRange.of(0, saved.size, (Node(lv, ix, Digest(h)) for lv, ix, h in body["range"]))
     walk.findings = [Finding(code=c, position=p, item=i, reason=r) for c, p, i, r in body["findings"]]
     walk.end = saved.size
-    maps: dict[str, Any] = {name: Rows(_table(name), *tables[name]) for name in _fresh() if name != "head_of"}
-    maps.update({name: set(m) for name, m in maps.items() if _table(name) == "id_frozen"}, head_of=Field(records, 2))
+    if walk.commitments is not None and walk.item_of is not None:
+        walk.item_of.load(file)
+        _resume_heads(walk.commitments.heads, body["heads"], body["waiting"])
+    maps: dict[str, Any] = {name: Rows(_table(name), *tables[name]) for name in _fresh(_owners(walk))}
+    maps.update({name: set(m) for name, m in maps.items() if _table(name) == "id_frozen"})
     return maps
+
+
+def _resume_heads(heads: ItemHeads, rows: list[Any], waiting: list[Any]) -> None:
+    """Counted ``heads`` as saved: (item, count, latest position, latest hash) rows, (subject, [(position, hash)])
+    rows of the statements waiting. Raises ValueError for rows not of those shapes."""
+    if not all(type(r) is list and len(r) == 4 and type(r[0]) is str and type(r[1]) is int and r[1] > 0
+               and type(r[2]) is int and r[2] >= 0 for r in rows) or not all(
+            type(w) is list and len(w) == 2 and type(w[1]) is list and all(
+                type(e) is list and len(e) == 2 and type(e[0]) is int for e in w[1]) for w in waiting):
+        raise ValueError("item heads not as (item, count, latest position, latest hash) rows")
+    heads.resume_counted({item: (count, last) for item, count, last, _ in rows},
+                         {item: Digest(latest) for item, _, _, latest in rows},
+                         {Digest(subject): [(p, Digest(h)) for p, h in entries] for subject, entries in waiting})

@@ -104,6 +104,23 @@ class ItemHeads:
         self._counts = None
         self._tree = None
 
+    def counted_rows(self) -> tuple[dict[str, tuple[int, int]], Mapping[str, Digest],
+                                    Mapping[Digest, list[tuple[int, Digest]]]]:
+        """The rows of counted heads, to save (an audit state, :mod:`ledger.audit_state`): per item its record
+        count and latest position, per item its latest record's hash, per subject not seen yet the statements
+        waiting for it (position, hash). The record -> items map is the caller's (``of``). Raises TypeError for
+        heads that keep every position."""
+        if self._counts is None:
+            raise TypeError("item heads that keep every position are saved by their tables")
+        return self._counts, self._latest, self._waiting
+
+    def resume_counted(self, counts: dict[str, tuple[int, int]], latest: MutableMapping[str, Digest],
+                       waiting: MutableMapping[Digest, list[tuple[int, Digest]]]) -> None:
+        """Go on from :meth:`counted_rows` (these counted heads new, their ``of`` holding the saved map)."""
+        if self._counts is None or self._counts or self._latest:
+            raise TypeError("only new counted item heads go on from saved rows")
+        self._counts, self._latest, self._waiting, self._tree = counts, latest, waiting, None
+
     @classmethod
     def of(cls, records: Iterable[tuple[int, Record | None]]) -> ItemHeads:
         """The heads of ``records`` given as (leaf index, record) in increasing index; None (an unreadable

@@ -29,12 +29,15 @@ import heapq
 import itertools
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from .errors import StorageError
 
-__all__ = ["BATCH", "BLOOM_BITS", "Bloom", "Spill", "entry_fields", "scratch_db", "scratch_errors"]
+if TYPE_CHECKING:
+    from ._state_file import StateFile
+
+__all__ = ["BATCH", "BLOOM_BITS", "Blob", "Bloom", "Spill", "entry_fields", "scratch_db", "scratch_errors"]
 
 #: Records gathered in memory before they are written (a few MB): fewer, larger sorted writes touch fewer pages.
 BATCH = 32768
@@ -45,6 +48,17 @@ _CACHE_KIB = 8192  # SQLite's page cache
 _WIDTH = 8  # bytes of a position in the keyed tables
 _OFFSET = 4  # bytes of an offset in a facts row
 _PAIR = 32 + _WIDTH  # bytes of a (hash, position) pair
+_RUN = _PAIR << 14  # bytes of pairs read or written at a time (640 KiB)
+_ROW_HEAD = 8 + _OFFSET  # a saved facts row's first position and length
+
+
+class Blob(Protocol):
+    """Bytes read by slices: ``bytes``, or a section of a saved state read from its file when sliced
+    (:class:`ledger._state_file.Section`)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, span: slice, /) -> bytes: ...
 
 
 class Bloom:
@@ -120,7 +134,7 @@ def _pack(entries: list[bytes]) -> bytes:
     return len(entries).to_bytes(_OFFSET, "big") + b"".join(ends) + b"".join(entries)
 
 
-def _unpack(data: bytes, index: int) -> bytes:
+def _unpack(data: Blob, index: int) -> bytes:
     """Entry ``index`` of a facts row (b"" past its end). Raises ValueError for a row that is not :func:`_pack`'s."""
     count = int.from_bytes(data[:_OFFSET], "big")
     if index >= count:
@@ -251,36 +265,55 @@ class Spill:
         db.execute("COMMIT")
         self._heads, self._items, self._held, self._again, self._bodies, self._pairs = {}, {}, {}, {}, {}, []
 
-    def dump(self) -> dict[str, Any]:
-        """Every row, for :meth:`load`: each keyed table as one blob of its (hash, position) pairs in key order, the
-        facts rows as [firsts, datas], and the body filter's bits (zlib)."""
+    def sections(self) -> list[tuple[str, Iterator[bytes]]]:
+        """Every row, for :meth:`load`, as sections of a state file (:mod:`ledger._state_file`), each made a piece
+        at a time as it is written (memory does not follow the rows): ``spill.records`` and ``spill.bodies``, each
+        keyed table's (hash, position) pairs in key order; ``spill.facts``, the facts rows in order, each as its
+        first position (8 bytes), its length (4 bytes) and the row; ``spill.filter``, the body filter's bits
+        (zlib)."""
         self.flush()
-        db, base, out = self._db, self._base, dict[str, Any]()
-        for table in ("records", "bodies"):
-            pairs = (h + p for h, p in db.execute(f"SELECT hash, position FROM {table} ORDER BY 1, 2"))
-            out[table] = b"".join(heapq.merge(_pairs(base[table]), pairs))
-        rows = db.execute("SELECT first, data FROM facts ORDER BY first").fetchall()
-        out["facts"] = [base["firsts"] + [first for first, _ in rows], base["datas"] + [data for _, data in rows]]
-        out["filter"] = zlib.compress(self._seen.bits, 1)
-        return out
+        return [(f"spill.{table}", self._keyed(table)) for table in ("records", "bodies")] + [
+            ("spill.facts", self._facts()), ("spill.filter", iter([zlib.compress(self._seen.bits, 1)]))]
 
-    def load(self, rows: Mapping[str, Any]) -> None:
-        """Go on from the rows of :meth:`dump` (this spill new): they are read where they are, in memory, not
-        written again. Raises ValueError (or TypeError, KeyError, zlib.error) for rows not of those shapes: blobs
-        of (32-byte hash, 8-byte position) pairs, facts rows as :func:`_pack` makes them at increasing firsts, a
-        filter of this size (another size: made again from the bodies)."""
-        for table in ("records", "bodies"):
-            _check(isinstance(rows[table], bytes) and len(rows[table]) % _PAIR == 0)
-        firsts, datas = rows["facts"]
-        _check(len(firsts) == len(datas) and all(type(f) is int and f >= 0 for f in firsts) and firsts == sorted(firsts)
-               and all(isinstance(d, bytes) and _whole(d) for d in datas))
-        bits = zlib.decompressobj().decompress(rows["filter"], BLOOM_BITS // 8 + 1)
+    def _keyed(self, table: str) -> Iterator[bytes]:
+        written = (h + p for h, p in self._db.execute(f"SELECT hash, position FROM {table} ORDER BY 1, 2"))
+        merged = heapq.merge(_pairs(self._base[table]), written)
+        while run := list(itertools.islice(merged, _RUN // _PAIR)):
+            yield b"".join(run)
+
+    def _facts(self) -> Iterator[bytes]:
+        for first, data in zip(self._base["firsts"], self._base["datas"], strict=True):
+            yield _row_head(first, data)
+            yield from _runs(data)
+        for first, data in self._db.execute("SELECT first, data FROM facts ORDER BY first"):
+            yield _row_head(first, data) + data
+
+    def load(self, file: StateFile) -> None:
+        """Go on from the sections of :meth:`sections` in ``file`` (this spill new): they are read where they are,
+        on disk, when asked (a binary search in the keyed tables, a facts row by position), never written again.
+        Raises ValueError (or KeyError, zlib.error, InputError ``audit.state_damaged``) for sections not of those
+        shapes: (32-byte hash, 8-byte position) pairs, facts rows as :func:`_pack` makes them at increasing firsts,
+        a filter of this size (another size: made again from the bodies)."""
+        records, bodies, facts = (file.section(f"spill.{name}") for name in ("records", "bodies", "facts"))
+        _check(len(records) % _PAIR == 0 and len(bodies) % _PAIR == 0)
+        firsts: list[int] = []
+        datas: list[Blob] = []
+        at = 0
+        while at < len(facts):
+            head = facts[at:at + _ROW_HEAD]
+            first, length, at = int.from_bytes(head[:8], "big"), int.from_bytes(head[8:], "big"), at + _ROW_HEAD
+            _check(len(head) == _ROW_HEAD and (not firsts or first > firsts[-1]) and at + length <= len(facts))
+            firsts.append(first)
+            datas.append(facts.part(at, length))
+            _check(_whole(datas[-1]))
+            at += length
+        bits = zlib.decompressobj().decompress(file.section("spill.filter")[:], BLOOM_BITS // 8 + 1)
         if len(bits) == BLOOM_BITS // 8:
             self._seen.bits[:] = bits
         else:
-            for pair in _pairs(rows["bodies"]):
+            for pair in _pairs(bodies):
                 self._seen.add(pair)
-        self._base = {"records": rows["records"], "bodies": rows["bodies"], "firsts": firsts, "datas": datas}
+        self._base = {"records": records, "bodies": bodies, "firsts": firsts, "datas": datas}
 
     def hashes(self, table: str) -> Iterator[bytes]:
         """Every hash of ``table`` (``records`` or ``bodies``), once each, in order."""
@@ -293,7 +326,8 @@ class Spill:
         self.flush()
         written = self._db.execute("SELECT first, data FROM facts ORDER BY first").fetchall()
         for first, data in [*zip(self._base["firsts"], self._base["datas"], strict=True), *written]:
-            yield from (first + i for i in range(int.from_bytes(data[:_OFFSET], "big")) if _unpack(data, i))
+            row = data[:]  # a saved row read once, not once per entry
+            yield from (first + i for i in range(int.from_bytes(row[:_OFFSET], "big")) if _unpack(row, i))
 
     def close(self) -> None:
         """Close and delete the database; the spill is not usable after."""
@@ -301,7 +335,7 @@ class Spill:
         self._heads, self._items, self._held, self._again, self._bodies, self._pairs = {}, {}, {}, {}, {}, []
 
 
-def _whole(data: bytes) -> bool:
+def _whole(data: Blob) -> bool:
     """Whether the facts row ``data`` has the length its header says (each entry's offsets are checked when it is
     read: :func:`_unpack`)."""
     count = int.from_bytes(data[:_OFFSET], "big")
@@ -309,12 +343,22 @@ def _whole(data: bytes) -> bool:
     return len(data) >= body and int.from_bytes(data[body - _OFFSET:body] if count else b"", "big") == len(data) - body
 
 
-def _pairs(blob: bytes) -> Iterator[bytes]:
-    """The (hash, position) pairs of a keyed table's blob (:meth:`Spill.dump`)."""
-    return (blob[at:at + _PAIR] for at in range(0, len(blob), _PAIR))
+def _row_head(first: int, data: Blob) -> bytes:
+    return first.to_bytes(8, "big") + len(data).to_bytes(_OFFSET, "big")
 
 
-def _find(blob: bytes, key: bytes) -> list[int]:
+def _runs(blob: Blob) -> Iterator[bytes]:
+    """The bytes of ``blob``, :data:`_RUN` at a time."""
+    return (blob[at:at + _RUN] for at in range(0, len(blob), _RUN))
+
+
+def _pairs(blob: Blob) -> Iterator[bytes]:
+    """The (hash, position) pairs of a keyed table's blob (:meth:`Spill.sections`), read a run at a time."""
+    for run in _runs(blob):
+        yield from (run[at:at + _PAIR] for at in range(0, len(run), _PAIR))
+
+
+def _find(blob: Blob, key: bytes) -> list[int]:
     """The positions paired with hash ``key`` in a keyed table's blob (its pairs in order): a binary search."""
     low, high = 0, len(blob) // _PAIR
     while low < high:

@@ -6,7 +6,6 @@ worded as a full verdict)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import struct
@@ -21,6 +20,8 @@ from click.testing import CliRunner
 
 from ledger import Record, Trust, check_ledger
 from ledger._codec import pack_local, unpack_local
+from ledger._state_file import state_bytes
+from ledger.audit_state import VERSION
 from ledger.errors import InputError, StoneTrailError, VerificationError
 from ledger.storage import scan
 from stonetrail_cli.main import main
@@ -31,16 +32,21 @@ def _trust(demo: Path) -> Trust:
 
 
 def _state_body(state: Path) -> dict[str, Any]:
-    """The decoded body of the audit state file ``state``."""
-    body = unpack_local(state.read_bytes().partition(b"\n")[2][32:])
+    """The decoded head of the audit state file ``state`` (docs/format.md §8.3), its ``sections`` as name ->
+    bytes."""
+    data = state.read_bytes()
+    length = int.from_bytes(data[-40:-32], "big")
+    body = unpack_local(data[-40 - length:-40])
     assert isinstance(body, dict)
+    body["sections"] = {name: data[at:at + n] for name, (at, n) in body["sections"].items()}
     return body
 
 
-def _write_state(like: Path, state: Path, body: dict[str, Any]) -> None:
-    """``state``: an audit state file with ``body`` (first line as ``like``'s, its SHA-256 made again)."""
-    payload = pack_local(body)
-    state.write_bytes(like.read_bytes().partition(b"\n")[0] + b"\n" + hashlib.sha256(payload).digest() + payload)
+def _write_state(state: Path, body: dict[str, Any]) -> None:
+    """``state``: an audit state file with ``body`` (as :func:`_state_body` gives it), its SHA-256 made again."""
+    sections = body.pop("sections")
+    state.write_bytes(b"".join(state_bytes(VERSION, ((name, [data]) for name, data in sections.items()),
+                                           lambda at: {**body, "sections": at})))
 
 
 def _with_payload(src: Path, dst: Path, index: int, payload: bytes) -> None:
@@ -124,7 +130,7 @@ def test_a_state_whose_rows_do_not_decode_is_refused_as_damaged(demo: Path, tmp_
     body = _state_body(tmp_path / "a.state")
     keys, values = body["tables"]["items"]
     body["tables"]["items"] = (keys, [b"\x00not an item"] * len(values))
-    _write_state(tmp_path / "a.state", tmp_path / "b.state", body)
+    _write_state(tmp_path / "b.state", body)
     with pytest.raises(InputError) as refused:
         check_ledger(full, trust, resume=tmp_path / "b.state")
     assert refused.value.code == "audit.state_damaged"
@@ -198,7 +204,7 @@ def test_a_state_with_fields_of_the_wrong_shape_is_refused_as_damaged(demo: Path
     prefix = tmp_path / "prefix.ledger"
     prefix.write_bytes(full.read_bytes()[: scan(full).frames[299].end])
     check_ledger(prefix, trust, save_state=tmp_path / "a.state")
-    _write_state(tmp_path / "a.state", tmp_path / "b.state", {**_state_body(tmp_path / "a.state"), **change})
+    _write_state(tmp_path / "b.state", {**_state_body(tmp_path / "a.state"), **change})
     with pytest.raises(InputError) as refused:
         check_ledger(full, trust, resume=tmp_path / "b.state")
     assert refused.value.code == "audit.state_damaged"
@@ -208,7 +214,7 @@ _NESTED: dict[str, Callable[[dict[str, Any]], None]] = {
     "registry record not bytes": lambda b: b["registry"][1].__setitem__(1, []),
     "registry position None": lambda b: b["registry"][1].__setitem__(0, None),
     "registry positions out of order": lambda b: b["registry"].reverse(),
-    "spill filter not zlib": lambda b: b["spill"].__setitem__("filter", b"\xff" * 8),
+    "spill filter not zlib": lambda b: b["sections"].__setitem__("spill.filter", b"\xff" * 8),
     # rows in the index's encoding: 5-byte values claiming 2**28 entries (msgpack array headers), read on resume
     "item ids that are numbers": lambda b: b["tables"]["items"][1].__setitem__(slice(None), [
         pack_local([7, *unpack_local(v)[1:]]) for v in b["tables"]["items"][1]]),
@@ -231,7 +237,7 @@ def test_a_state_with_nested_fields_of_the_wrong_shape_is_refused_as_damaged(dem
     body = _state_body(tmp_path / "a.state")
     assert len(body["registry"]) > 2
     _NESTED[change](body)
-    _write_state(tmp_path / "a.state", tmp_path / "b.state", body)
+    _write_state(tmp_path / "b.state", body)
     with pytest.raises(InputError) as refused:
         check_ledger(full, trust, resume=tmp_path / "b.state")
     assert refused.value.code == "audit.state_damaged"

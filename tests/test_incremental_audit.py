@@ -156,11 +156,12 @@ def test_a_damaged_or_foreign_state_file_is_refused(demo: Path, tmp_path: Path) 
     line = f"stonetrail-audit-state {VERSION}\n".encode()
     (tmp_path / "other").write_bytes(good.replace(line, f"stonetrail-audit-state {VERSION + 1}\n".encode(), 1))
     assert _refusal(full, trust, resume=tmp_path / "other").code == "audit.state_mismatch"
-    line, _, rest = good.partition(b"\n")
-    body = unpack_local(rest[32:])
-    body["schema"] += 1  # the index's tables encoded another way: its rows would decode wrong
-    payload = pack_local(body)
-    (tmp_path / "schema").write_bytes(line + b"\n" + hashlib.sha256(payload).digest() + payload)
+    length = int.from_bytes(good[-40:-32], "big")  # the head, its length, the digest (docs/format.md §8.3)
+    head = unpack_local(good[-40 - length:-40])
+    head["schema"] += 1  # the index's tables encoded another way: its rows would decode wrong
+    packed = pack_local(head)
+    rest = good[:-40 - length] + packed + len(packed).to_bytes(8, "big")
+    (tmp_path / "schema").write_bytes(rest + hashlib.sha256(rest).digest())
     assert _refusal(full, trust, resume=tmp_path / "schema").code == "audit.state_mismatch"
 
 

@@ -47,7 +47,7 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: (publish a ledger as C2SP tlog-tiles, fetch a bundle from one; docs/adr/0024).
 #: dossier (a verified bundle for people), annex (customs evidence) and report (the HTML page, jinja2), after bundle.
 ORDER = [
-    "errors", "_files", "_pool", "findings", "_codec", "engines",
+    "errors", "_files", "_pool", "findings", "_codec", "_state_file", "engines",
     "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
     "note", "checkpoint", "cosignature", "witness_policy", "trust", "witnessed",
     "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",

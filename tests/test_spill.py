@@ -17,6 +17,7 @@ from vector_ledgers import TRUST, VECTORS, insider
 
 from ledger import Trust, check_ledger, replay_ledger
 from ledger import spill as spill_module
+from ledger._state_file import StateFile, state_bytes
 from ledger.audit_state import Saved, begin
 from ledger.policy import Policy, check_policy
 from ledger.spill import Bloom, Spill
@@ -68,8 +69,20 @@ def test_a_resumed_audit_reads_the_saved_spill(demo: Path, tmp_path: Path, monke
     saved = Saved.read(state)
     kept = begin(ledger, saved.origin, trust.authority_keys, saved.level, frozenset(), saved=saved, keep=False)
     restored, spilled = kept.walk.state, check_ledger(ledger, trust).findings
-    assert restored.spill.dump() == saved.body["spill"] and spilled == _in_memory(ledger, trust)[0]
+    saved_rows = {name: saved.file.section(name)[:] for name in _sections(restored.spill)}
+    assert _sections(restored.spill) == saved_rows and spilled == _in_memory(ledger, trust)[0]
     restored.close()
+    saved.close()
+
+
+def _sections(spill: Spill) -> dict[str, bytes]:
+    return {name: b"".join(pieces) for name, pieces in spill.sections()}
+
+
+def _state_file(path: Path, sections: dict[str, bytes]) -> StateFile:
+    """A state file holding ``sections`` (ledger._state_file), opened."""
+    path.write_bytes(b"".join(state_bytes(1, ((n, [b]) for n, b in sections.items()), lambda at: {"sections": at})))
+    return StateFile(path, 1)
 
 
 @pytest.mark.usefixtures("tiny")
@@ -142,18 +155,20 @@ def test_the_bloom_filter_has_no_false_negative() -> None:
         Bloom(1000)
 
 
-def test_a_spill_loads_only_rows_of_its_shape() -> None:
+def test_a_spill_loads_only_rows_of_its_shape(tmp_path: Path) -> None:
     spill = Spill()
     spill.note(_digest(1), 0, 5, b"a")
     spill.add_body(_digest(2), 0)
-    rows = spill.dump()
+    rows = _sections(spill)
     copy = Spill()
-    copy.load(rows)
-    assert copy.dump() == rows and copy.first_body(_digest(2)) == 0
-    for table, bad in (("records", b"short"), ("bodies", 7), ("facts", [[0], [b"\x00\x00\x00\x01\xff"]]),
-                       ("facts", [[-1], [rows["facts"][1][0]]]), ("facts", [[0, 1], [b"\x00" * 4]])):
-        with pytest.raises((ValueError, TypeError)):
-            Spill().load({**rows, table: bad})
+    copy.load(_state_file(tmp_path / "good", rows))
+    assert _sections(copy) == rows and copy.first_body(_digest(2)) == 0 and copy.record(_digest(1)) == (5, b"a", b"")
+    for n, (table, bad) in enumerate((("records", b"short"), ("bodies", b"\x00" * 41),
+                                      ("facts", b"\x00" * 8 + b"\x00\x00\x00\x05" + b"\x00\x00\x00\x01\xff"),
+                                      ("facts", rows["spill.facts"] * 2),  # a first position twice
+                                      ("facts", rows["spill.facts"][:-1]))):  # a row cut short
+        with pytest.raises(ValueError):
+            Spill().load(_state_file(tmp_path / str(n), {**rows, f"spill.{table}": bad}))
 
 
 _FULL_DISK = """
