@@ -25,7 +25,8 @@ import msgpack
 
 from .errors import DecodeError, InputError
 
-__all__ = ["MAX_DEPTH", "MAX_DOCUMENT_SIZE", "MAX_ITEMS", "Value", "decode", "encode", "pack_local", "unpack_local"]
+__all__ = ["MAX_DEPTH", "MAX_DOCUMENT_SIZE", "MAX_ITEMS", "Value", "decode", "encode", "pack_local", "unpack_local",
+           "unpack_local_all"]
 
 #: A decoded canonical value. Maps decode to ``dict[str, Value]``, arrays to ``list``, ``bin`` to ``bytes``.
 Value: TypeAlias = "bool | int | str | bytes | list[Value] | dict[str, Value] | None"
@@ -304,3 +305,17 @@ def unpack_local(data: bytes | memoryview) -> object:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise DecodeError(f"not a msgpack document: {exc}", code="codec.malformed") from exc
+
+
+def unpack_local_all(data: bytes) -> list[object]:
+    """Every document of ``data``, documents :func:`pack_local` wrote one after the other (a file written a piece at
+    a time). Raises DecodeError (``codec.malformed``), also for a last document cut short."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max(len(data), 1))
+    try:
+        unpacker.feed(data)
+        documents = list(unpacker)
+        if unpacker.tell() != len(data):
+            raise ValueError(f"{len(data) - unpacker.tell()} bytes after the last whole document")
+    except (ValueError, TypeError, msgpack.FormatError, msgpack.StackError, msgpack.BufferFull) as exc:
+        raise DecodeError(f"not msgpack documents: {exc}", code="codec.malformed") from exc
+    return documents

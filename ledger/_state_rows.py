@@ -14,7 +14,7 @@ from .errors import StoneTrailError
 from .index.state import TABLES
 from .item import Item
 
-__all__ = ["ItemRows", "Rows", "columns", "stones"]
+__all__ = ["ItemRows", "Rows", "encoded", "stones"]
 
 
 _ABSENT = object()
@@ -59,10 +59,10 @@ class Rows(MutableMapping[Any, Any]):
     def __len__(self) -> int:
         return len(self._rows)
 
-    def columns(self) -> tuple[list[bytes], list[bytes]]:
-        """(keys, values), in order: a value re-encoded if read or set, else as read."""
+    def encoded(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value), in order: a value re-encoded if read or set, else as read."""
         live, value = self._live, self._value
-        return list(self._rows), [value(live[k]) if k in live else raw for k, raw in self._rows.items()]
+        return ((k, value(live[k]) if k in live else raw) for k, raw in self._rows.items())
 
 
 def _decoded(decode: Callable[[bytes], Any], raw: bytes) -> Any:
@@ -74,13 +74,15 @@ def _decoded(decode: Callable[[bytes], Any], raw: bytes) -> Any:
         raise damaged(f"a row does not decode ({exc})") from exc
 
 
-def columns(table: str, mapping: Any) -> tuple[list[bytes], list[bytes]]:
-    """(keys, values) of ``mapping`` in the index's encoding of ``table``."""
+def encoded(table: str, mapping: Any) -> Iterator[tuple[bytes, bytes]]:
+    """Every (key, value) of ``mapping`` (a set: its keys, sorted, with empty values) in the index's encoding of
+    ``table``, one at a time."""
     if isinstance(mapping, Rows):
-        return mapping.columns()
-    rows = Rows(table)
-    rows.update(mapping)
-    return rows.columns()
+        return mapping.encoded()
+    (key, _), (value, _) = TABLES[table]
+    if isinstance(mapping, set | frozenset):
+        return ((key(k), b"") for k in sorted(mapping))
+    return ((key(k), value(v)) for k, v in mapping.items())
 
 
 class ItemRows(Rows):
@@ -92,9 +94,9 @@ class ItemRows(Rows):
         super().__init__("items", keys, values)
         self._types = dict(zip(keys, types, strict=True))
 
-    def types(self) -> list[str]:
-        """Each item's type, in the order of :meth:`columns`."""
-        return [self._live[k].type if k in self._live else self._types[k] for k in self._rows]
+    def types(self) -> Iterator[str]:
+        """Each item's type, in the order of :meth:`encoded`."""
+        return (self._live[k].type if k in self._live else self._types[k] for k in self._rows)
 
 
 def stones(items: Mapping[str, Item]) -> int:

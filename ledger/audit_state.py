@@ -37,15 +37,17 @@ input, and msgpack's decoder is safe on any bytes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ._codec import pack_local, unpack_local_all
 from ._files import io_errors, write_file
 from ._state_file import StateFile, damaged, state_bytes
-from ._state_rows import ItemRows, Rows, columns
+from ._state_rows import ItemRows, Rows, encoded
 from .audit_pass import _Walk
 from .compact import CompactRange, Node
 from .errors import CorruptStoreError, InputError, StoneTrailError, VerificationError
@@ -195,10 +197,10 @@ class Kept:
                 "range": [(n.level, n.index, bytes(n.hash)) for n in walk.range.nodes],
                 "registry": [(p, r.raw, walk.state.registry.head_at(p + 1)[1] == r.record_hash)
                              for p, r in walk.registry],
-                "size": walk.state.size, "tables": _tables(walk, self.maps),
+                "size": walk.state.size,
                 "heads": [(item, *counts[item], bytes(latest[item])) for item in sorted(counts)],
                 "waiting": [(bytes(s), [(p, bytes(h)) for p, h in waiting[s]]) for s in sorted(waiting)]}
-        sections = [*walk.state.spill.sections(), *walk.item_of.sections()]
+        sections = [*walk.state.spill.sections(), *walk.item_of.sections(), *_tables(walk, self.maps)]
         write_file(path, state_bytes(VERSION, sections, lambda where: {**body, "sections": where}))
 
 
@@ -284,17 +286,30 @@ def _digest(ledger: Path, start: int, stop: int, digest: Any) -> Any:
     return digest
 
 
-def _tables(walk: _Walk, maps: dict[str, Any]) -> dict[str, tuple[list[Any], ...]]:
-    """Every dictionary of ``walk`` that follows the items, as (keys, values) in the index's encoding of its table:
-    the custody replay's items (and their types: :class:`ledger._state_rows.ItemRows`) and ``maps`` (an identity
-    set as keys with empty values)."""
-    state = walk.state
-    items = state.items if isinstance(state.items, ItemRows) else ItemRows()
-    if items is not state.items:
-        items.update(state.items)
-    return {"items": items.columns(), "item_types": (items.types(),),
-            **{name: columns(_table(name), dict.fromkeys(m, b"") if isinstance(m, set) else m)
-               for name, m in maps.items()}}
+def _tables(walk: _Walk, maps: dict[str, Any]) -> list[tuple[str, Iterator[bytes]]]:
+    """The dictionaries of ``walk`` that follow the items, as sections ``table.<name>`` of msgpack documents, a row
+    each, in the index's encoding of its table (:data:`ledger.index.state.TABLES`), made a run at a time: the custody
+    replay's items ([key, value, the item's type]: :class:`ledger._state_rows.ItemRows`) and ``maps`` ([key,
+    value]; an identity set's keys with empty values)."""
+    items = walk.state.items
+    typed = zip(items.encoded(), items.types(), strict=True) if isinstance(items, ItemRows) else (
+        (row, item.type) for row, item in zip(encoded("items", items), items.values(), strict=True))
+    return [("table.items", _runs([k, v, kind] for (k, v), kind in typed)),
+            *((f"table.{name}", _runs(list(row) for row in encoded(_table(name), m))) for name, m in maps.items())]
+
+
+def _runs(rows: Iterable[list[Any]]) -> Iterator[bytes]:
+    rows = iter(rows)
+    while run := list(itertools.islice(rows, 4096)):
+        yield b"".join(pack_local(row) for row in run)
+
+
+def _table_rows(saved: Saved, name: str, width: int) -> list[list[Any]]:
+    """The rows of section ``table.<name>``, each a list of ``width`` fields. Raises ValueError, DecodeError."""
+    rows = unpack_local_all(saved.file.section(f"table.{name}")[:])
+    if not all(type(row) is list and len(row) == width for row in rows):
+        raise ValueError(f"{name} rows not of {width} fields")
+    return rows  # type: ignore[return-value]
 
 
 def _table(name: str) -> str:
@@ -368,8 +383,9 @@ def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
     """``walk`` as it was at the end of the saved audit (its sections read where they are); returns the maps its
     identity indexes keep their data in."""
     body, file = saved.body, saved.file
-    state, tables = walk.state, body["tables"]
-    state.items = ItemRows(*tables["items"], *tables["item_types"])
+    state = walk.state
+    items = _table_rows(saved, "items", 3)
+    state.items = ItemRows([k for k, _, _ in items], [v for _, v, _ in items], [t for _, _, t in items])
     state.spill.load(file)
     state.size = body["size"]
     registry = body["registry"]
@@ -392,7 +408,8 @@ def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
     if walk.commitments is not None and walk.item_of is not None:
         walk.item_of.load(file)
         _resume_heads(walk.commitments.heads, body["heads"], body["waiting"])
-    maps: dict[str, Any] = {name: Rows(_table(name), *tables[name]) for name in _fresh(_owners(walk))}
+    maps: dict[str, Any] = {name: Rows(_table(name), *zip(*_table_rows(saved, name, 2), strict=True))
+                            for name in _fresh(_owners(walk))}
     maps.update({name: set(m) for name, m in maps.items() if _table(name) == "id_frozen"})
     return maps
 

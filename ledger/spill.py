@@ -277,7 +277,7 @@ class Spill:
 
     def _keyed(self, table: str) -> Iterator[bytes]:
         written = (h + p for h, p in self._db.execute(f"SELECT hash, position FROM {table} ORDER BY 1, 2"))
-        merged = heapq.merge(_pairs(self._base[table]), written)
+        merged = heapq.merge(_pairs(self._base[table]), written) if self._base[table] else written
         while run := list(itertools.islice(merged, _RUN // _PAIR)):
             yield b"".join(run)
 

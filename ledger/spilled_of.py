@@ -64,7 +64,10 @@ class SpilledOf(MutableMapping[Digest, tuple[str, ...]]):
         if key not in self:
             raise KeyError(key)
         self.flush()
-        self._db.execute("INSERT OR REPLACE INTO item_of VALUES (?, ?)", (bytes(key), _GONE))
+        if self._keys:  # a saved row may be under it: hidden by a deleted one
+            self._db.execute("INSERT OR REPLACE INTO item_of VALUES (?, ?)", (bytes(key), _GONE))
+        else:
+            self._db.execute("DELETE FROM item_of WHERE hash = ?", (bytes(key),))
 
     def __iter__(self) -> Iterator[Digest]:
         return (Digest(key) for key, _ in self._rows())
@@ -91,8 +94,11 @@ class SpilledOf(MutableMapping[Digest, tuple[str, ...]]):
         """Every (key, NUL-joined items) in key order, the saved rows and the written ones (these first on a tie:
         a row written after a resume replaces the saved one), deleted ones left out."""
         self.flush()
-        written = ((k, 0, v) for k, v in self._db.execute("SELECT hash, items FROM item_of ORDER BY hash"))
-        merged = heapq.merge(written, ((k, 1, v) for k, v in self._saved_rows()))
+        rows = self._db.execute("SELECT hash, items FROM item_of ORDER BY hash")
+        if not self._keys:  # nothing saved: no merge, no deleted row
+            yield from rows
+            return
+        merged = heapq.merge(((k, 0, v) for k, v in rows), ((k, 1, v) for k, v in self._saved_rows()))
         for key, group in itertools.groupby(merged, key=lambda row: row[0]):
             value = next(group)[2]
             if value != _GONE:

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from ledger import Record, Trust, check_ledger
-from ledger._codec import pack_local, unpack_local
+from ledger._codec import pack_local, unpack_local, unpack_local_all
 from ledger._state_file import state_bytes
 from ledger.audit_state import VERSION
 from ledger.errors import InputError, StoneTrailError, VerificationError
@@ -47,6 +47,15 @@ def _write_state(state: Path, body: dict[str, Any]) -> None:
     sections = body.pop("sections")
     state.write_bytes(b"".join(state_bytes(VERSION, ((name, [data]) for name, data in sections.items()),
                                            lambda at: {**body, "sections": at})))
+
+
+def _items(body: dict[str, Any]) -> list[list[Any]]:
+    """The rows of the items section of a state's ``body`` (:func:`_state_body`)."""
+    return unpack_local_all(body["sections"]["table.items"])  # type: ignore[return-value]
+
+
+def _set_items(body: dict[str, Any], rows: list[list[Any]]) -> None:
+    body["sections"]["table.items"] = b"".join(pack_local(row) for row in rows)
 
 
 def _with_payload(src: Path, dst: Path, index: int, payload: bytes) -> None:
@@ -128,8 +137,7 @@ def test_a_state_whose_rows_do_not_decode_is_refused_as_damaged(demo: Path, tmp_
     prefix.write_bytes(full.read_bytes()[: scan(full).frames[599].end])
     check_ledger(prefix, trust, save_state=tmp_path / "a.state")
     body = _state_body(tmp_path / "a.state")
-    keys, values = body["tables"]["items"]
-    body["tables"]["items"] = (keys, [b"\x00not an item"] * len(values))
+    _set_items(body, [[key, b"\x00not an item", kind] for key, _, kind in _items(body)])
     _write_state(tmp_path / "b.state", body)
     with pytest.raises(InputError) as refused:
         check_ledger(full, trust, resume=tmp_path / "b.state")
@@ -216,13 +224,16 @@ _NESTED: dict[str, Callable[[dict[str, Any]], None]] = {
     "registry positions out of order": lambda b: b["registry"].reverse(),
     "spill filter not zlib": lambda b: b["sections"].__setitem__("spill.filter", b"\xff" * 8),
     # rows in the index's encoding: 5-byte values claiming 2**28 entries (msgpack array headers), read on resume
-    "item ids that are numbers": lambda b: b["tables"]["items"][1].__setitem__(slice(None), [
-        pack_local([7, *unpack_local(v)[1:]]) for v in b["tables"]["items"][1]]),
-    "item keys that are not bytes": lambda b: b["tables"]["items"][0].__setitem__(
-        slice(None), [None] * len(b["tables"]["items"][0])),
+    "item ids that are numbers": lambda b: _set_items(b, [[k, pack_local([7, *unpack_local(v)[1:]]), t]
+                                                          for k, v, t in _items(b)]),
+    "item keys that are not bytes": lambda b: _set_items(b, [[None, v, t] for _, v, t in _items(b)]),
     "a subtree hash at level 2**64 - 1": lambda b: b["range"].__setitem__(0, [(1 << 64) - 1, 0, bytes(32)]),
-    "item rows claiming 2**28 entries": lambda b: b["tables"]["items"][1].__setitem__(
-        slice(None), [b"\xdd\x10\x00\x00\x00"] * len(b["tables"]["items"][1])),
+    "item rows claiming 2**28 entries": lambda b: _set_items(b, [[k, b"\xdd\x10\x00\x00\x00", t]
+                                                                 for k, _, t in _items(b)]),
+    "item rows cut short": lambda b: b["sections"].__setitem__("table.items", b["sections"]["table.items"][:-1]),
+    "item rows of two fields": lambda b: _set_items(b, [[k, v] for k, v, _ in _items(b)]),
+    "record hashes cut inside a pair": lambda b: b["sections"].__setitem__("spill.records",
+                                                                           b["sections"]["spill.records"][:-1]),
 }
 
 

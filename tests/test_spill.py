@@ -195,3 +195,28 @@ def test_a_full_temporary_folder_is_a_storage_error_not_a_crash(demo: Path, leve
                           str(demo / "checkpoint.txt"), level], capture_output=True, text=True, check=False)
     assert ran.returncode == 0 and not ran.stderr, ran.stderr
     assert ran.stdout.startswith("store.io the audit's temporary database:") and "TMPDIR" in ran.stdout, ran.stdout
+
+
+def test_a_record_map_goes_on_from_its_saved_rows(tmp_path: Path) -> None:
+    """The item heads' record -> items map (ledger.spilled_of) saved in a state and read where it is: rows set,
+    replaced and deleted after the resume read as a dictionary would, and saving again merges both."""
+    from ledger.hashing import Digest
+    from ledger.spilled_of import SpilledOf
+
+    rows = {Digest(_digest(i)): (f"S{i}", "P") if i % 3 else () for i in range(50)}
+    first = SpilledOf()
+    first.update(rows)
+    again = SpilledOf()
+    again.load(_state_file(tmp_path / "a", {name: b"".join(pieces) for name, pieces in first.sections()}))
+    assert dict(again.items()) == rows
+    again[Digest(_digest(3))] = ("NEW",)
+    again[Digest(_digest(99))] = ("X",)
+    del again[Digest(_digest(4))]
+    want = {**rows, Digest(_digest(3)): ("NEW",), Digest(_digest(99)): ("X",)}
+    del want[Digest(_digest(4))]
+    assert dict(again.items()) == want and len(again) == len(want)
+    third = SpilledOf()
+    third.load(_state_file(tmp_path / "b", {name: b"".join(pieces) for name, pieces in again.sections()}))
+    assert dict(third.items()) == want and Digest(_digest(4)) not in third
+    for store in (first, again, third):
+        store.close()
