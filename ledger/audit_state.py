@@ -40,17 +40,18 @@ import hashlib
 import itertools
 import zlib
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from ._codec import pack_local, unpack_local_all
-from ._files import io_errors, write_file
+from ._files import write_file
 from ._state_file import StateFile, damaged, state_bytes
+from ._state_prefix import audited_prefix, hash_head, prefix_digest
 from ._state_rows import ItemRows, Rows, encoded
 from .audit_pass import _Walk
 from .compact import CompactRange, Node
-from .errors import CorruptStoreError, InputError, StoneTrailError, VerificationError
+from .errors import InputError, StoneTrailError, VerificationError
 from .findings import Finding
 from .hashing import Digest
 from .heads import ItemHeads
@@ -58,8 +59,7 @@ from .identity import IdentityIndex
 from .index.db import SCHEMA
 from .merkle import leaf_hash
 from .record import Record
-from .storage.frames import read_run
-from .storage.framing import FRAME_HEADER, FRAME_MAGIC, MAX_HEADER, TORN, Frame, StoreProblem, read_header
+from .storage.framing import TORN, Frame, StoreProblem
 
 __all__ = ["VERSION", "Kept", "Saved", "authority_digest", "begin"]
 
@@ -151,7 +151,7 @@ class Kept:
     def frames(self, frames: Iterable[Frame]) -> Iterator[Frame]:
         """``frames`` of the ledger (read from :attr:`Saved.resume` on a resumed walk), the last one noted for
         :meth:`save`. A resumed read first checks that frame A - 1 is the one audited and that the bytes up to
-        its end are the ones audited (:func:`_prefix`), and drops it.
+        its end are the ones audited (:func:`ledger._state_prefix.prefix_digest`), and drops it.
         Raises VerificationError ``audit.log_rewritten`` if they are not: the log was cut short or rewritten since
         the audit that saved the state (an integrity verdict on the ledger, not a usage error)."""
         frames = iter(frames)
@@ -163,7 +163,7 @@ class Kept:
                                  "(rolled back) since, or it is another log of the same origin")
             if (first.index, first.offset) != (index, offset) or leaf_hash(first.payload) != self.saved.body["last"][1]:
                 raise _rewritten(f"record {index} of this file is not the one audited: the log was rewritten since")
-            if _prefix(self.ledger, first, self.head) != self.saved.prefix:
+            if prefix_digest(self.ledger, first, self.head) != self.saved.prefix:
                 raise _rewritten(f"records 0..{index} of this file are not the ones audited: the log was rewritten "
                                  "since")
             self.last = first
@@ -192,7 +192,7 @@ class Kept:
         body = {"origin": walk.origin, "authority": authority_digest(walk.state.registry.authority_keys),
                 "level": walk.level, "schema": SCHEMA, "end": walk.end,
                 "last": None if last is None else (last.offset, bytes(leaf_hash(last.payload))),
-                "prefix": None if last is None else _audited_prefix(self.ledger, last, walk.range.root()),
+                "prefix": None if last is None else audited_prefix(self.ledger, last, walk.range.root()),
                 "findings": [(f.code, f.position, f.item, f.reason) for f in walk.findings],
                 "range": [(n.level, n.index, bytes(n.hash)) for n in walk.range.nodes],
                 "registry": [(p, r.raw, walk.state.registry.head_at(p + 1)[1] == r.record_hash)
@@ -202,88 +202,6 @@ class Kept:
                 "waiting": [(bytes(s), [(p, bytes(h)) for p, h in waiting[s]]) for s in sorted(waiting)]}
         sections = [*walk.state.spill.sections(), *walk.item_of.sections(), *_tables(walk, self.maps)]
         write_file(path, state_bytes(VERSION, sections, lambda where: {**body, "sections": where}))
-
-
-def _audited_prefix(ledger: Path, last: Frame, root: Digest) -> bytes:
-    """:func:`_prefix` of the file ``ledger`` up to frame ``last`` (the framing whole), checking in the same read
-    that the records in those bytes are the ones the audit read: the RFC 9162 root of their leaves is ``root``,
-    the walk's. A state vouches for these bytes on resume without reading them again, so they must be the
-    audited ones, not bytes rewritten during the audit. Raises CorruptStoreError ``store.changed`` if they are
-    not; InputError ``audit.state_mismatch`` if the file ends before; StorageError ``store.io``."""
-    digest, tree = hashlib.sha256(), CompactRange()
-    with io_errors(ledger, "reading"), ledger.open("rb") as file:
-        _, offset = read_header(file.read(MAX_HEADER))
-        file.seek(0)
-        digest.update(file.read(offset))
-        pending = b""
-        while offset < last.end:
-            block = file.read(min(last.end - offset, 8 << 20))
-            if not block:
-                raise _mismatch(f"{ledger} ends before the records audited")
-            skip = range(last.offset, last.offset + len(FRAME_MAGIC))  # the last frame's magic: left out
-            digest.update(block[:max(0, skip.start - offset)])
-            digest.update(block[max(0, skip.stop - offset):])
-            offset += len(block)
-            pending += block
-            whole = _whole_frames(pending)
-            frames = read_run(pending[:whole], tree.end, offset - len(pending))
-            if frames is None:
-                break
-            for frame in frames:
-                tree.append(leaf_hash(frame.payload))
-            pending = pending[whole:]
-    if pending or tree.end != last.index + 1 or tree.root() != root:
-        raise CorruptStoreError(f"{ledger}: records 0..{last.index} are not the ones audited: the file changed during "
-                                "the audit; no state is saved", code="store.changed")
-    return digest.digest()
-
-
-def _whole_frames(data: bytes) -> int:
-    """The length of the longest run of whole frames (by their declared lengths) at the start of ``data``."""
-    pos = 0
-    while pos + FRAME_HEADER <= len(data):
-        end = pos + FRAME_HEADER + int.from_bytes(data[pos + 4:pos + 8], "big")
-        if end > len(data):
-            break
-        pos = end
-    return pos
-
-
-def _prefix(ledger: Path, last: Frame, head: Future[Any] | None = None) -> bytes:
-    """SHA-256 of the bytes of the file ``ledger`` from its start to the end of its frame ``last`` (A - 1), that
-    frame's magic left out: ``STR1`` in a file a writer left there, ``STRB`` in one whose batch went on (a copy
-    cut inside a batch ends it there, docs/format.md §8), the records being the same. A resumed audit reads
-    these bytes without decoding them, so that no record it does not replay can have changed. ``head``: the
-    hash of the bytes before ``last``, started earlier (:func:`_hash_head`).
-    Raises InputError ``audit.state_mismatch`` if the file ends before; StorageError ``store.io``."""
-    digest = head.result().copy() if head is not None else _digest(ledger, 0, last.offset, hashlib.sha256())
-    value: bytes = _digest(ledger, last.offset + len(FRAME_MAGIC), last.end, digest).digest()
-    return value
-
-
-def _hash_head(ledger: Path, stop: int) -> Future[Any]:
-    """The SHA-256 object of the file's bytes [0, stop), computed in a thread while the state is restored (reads
-    and hashing release the GIL): the first part of :func:`_prefix`."""
-    pool = ThreadPoolExecutor(1, thread_name_prefix="stonetrail-prefix")
-    try:
-        return pool.submit(_digest, ledger, 0, stop, hashlib.sha256())
-    finally:
-        pool.shutdown(wait=False)
-
-
-def _digest(ledger: Path, start: int, stop: int, digest: Any) -> Any:
-    """``digest`` updated with the file's bytes [start, stop). Raises InputError ``audit.state_mismatch`` if the
-    file ends before; StorageError ``store.io``."""
-    buffer = memoryview(bytearray(min(stop - start, 16 << 20)))  # large reads: few waits for the GIL in a thread
-    with io_errors(ledger, "reading"), ledger.open("rb", buffering=0) as file:
-        file.seek(start)
-        while start < stop:
-            n = file.readinto(buffer[:stop - start])
-            if not n:
-                raise _mismatch(f"{ledger} ends before the records audited")
-            digest.update(buffer[:n])
-            start += n
-    return digest
 
 
 def _tables(walk: _Walk, maps: dict[str, Any]) -> list[tuple[str, Iterator[bytes]]]:
@@ -343,7 +261,7 @@ def begin(ledger: str | Path, origin: str, keys: frozenset[bytes], level: str, s
     if saved is not None:
         _check(saved, origin, keys, level, sizes)
         if saved.resume is not None:
-            head = _hash_head(Path(ledger), saved.resume[1])
+            head = hash_head(Path(ledger), saved.resume[1])
     try:
         maps = _fresh(_owners(walk)) if saved is None else _restore(walk, saved)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, zlib.error, StoneTrailError) as exc:
