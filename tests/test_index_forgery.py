@@ -149,6 +149,33 @@ def test_signing_after_an_anchor_reads_only_the_records_since(demo: Path, tmp_pa
     assert starts == [SIGNED_AT, size, 0]
 
 
+def test_a_rebuilt_index_keeps_the_anchor_and_the_next_signing_reads_only_the_records_since(
+        demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An anchor is a signed note about the log, checked against the log before it is used: a rebuild keeps it, so
+    the first signing after one decodes the records since the last signing, not all (at 10^6 records: ~1 s, not
+    ~35 s). A rebuild of an index whose anchor a forger changed keeps a note that is then no anchor."""
+    path = _grown(demo, tmp_path, SIGNED_AT)
+    keys, operator = _keys(demo)
+    starts: list[int] = []
+    real = anchor.leaf_runs
+
+    def spy(log: Any, start: int, end: int, first: int, digest: Any = None, **more: Any) -> Any:
+        starts.append(first)
+        return real(log, start, end, first, digest, **more)
+
+    monkeypatch.setattr(anchor, "leaf_runs", spy)
+    want, size = checkpoint_log(path, operator), scan(path).frames[-1].index + 1  # type: ignore[arg-type]
+    rebuild_index(path, keys)
+    assert sign_file(path, operator) == want  # type: ignore[arg-type]
+    with closing(sqlite3.connect(index_path(path))) as db:
+        _put(db, "meta", "anchor", pack_local(unpack_local(db.execute(
+            "SELECT v FROM meta WHERE k = 'anchor'").fetchone()[0]).replace(f"\n{size}\n", f"\n{size - 1}\n", 1)))
+        db.commit()
+    rebuild_index(path, keys)
+    assert sign_file(path, operator) == want  # type: ignore[arg-type]
+    assert starts == [SIGNED_AT, 0]
+
+
 def _frames_row_edit(db: sqlite3.Connection) -> None:
     block = db.execute("SELECT v FROM frames WHERE id = 1").fetchone()[0]
     _put(db, "frames", 1, struct.pack(">QQ", 12, 1 << 62) + block[16:])  # a length no frame has

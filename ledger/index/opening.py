@@ -195,9 +195,13 @@ def build_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Prog
     Raises as :func:`open_index`."""
     keys, path, trusted = frozenset(authority_keys), index_path(log.path), not checked
     building = path.with_name(f"{path.name}{BUILDING}")
+    anchor = _old_anchor(path)
     try:
         index = LedgerIndex(_new(log, building), log, keys)
         index.fresh()
+        if anchor is not None:
+            with index.db.transaction():
+                index.db.set_meta(anchor=anchor)
     except (OSError, sqlite3.Error) as exc:
         log.close()
         raise StorageError(f"cannot write the index {building}: {exc}", code="index.io") from exc
@@ -217,6 +221,23 @@ def build_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Prog
         if isinstance(exc, OSError | sqlite3.Error):
             raise StorageError(f"cannot write the index {path}: {exc}", code="index.io") from exc
         raise
+
+
+def _old_anchor(path: Path) -> str | None:
+    """The anchor kept in the index at ``path`` that a new one replaces, if it can be read (a signed note about the
+    log, not about the index: :mod:`ledger.index.anchor` checks it against the log and its signer before it is
+    used, so a new index keeps it, and the first signing after a rebuild reads the records since, not all)."""
+    try:
+        db = IndexDB.open(path, create=False, read_only=True)
+    except (StorageError, sqlite3.Error, OSError):
+        return None
+    try:
+        note = db.meta("anchor")
+    except (StorageError, sqlite3.Error, OSError):
+        return None
+    finally:
+        db.close()
+    return note if isinstance(note, str) else None
 
 
 @contextmanager
