@@ -159,8 +159,9 @@ class Kept:
             index, offset = self.saved.resume
             first = next(frames, None)
             if first is None:
-                raise _rewritten(f"the file holds fewer than the {index + 1} records audited: the log was cut short "
-                                 "(rolled back) since, or it is another log of the same origin")
+                raise _rewritten(f"the file has no record at byte {offset}, where the audit read record {index}: the "
+                                 "log was cut short (rolled back) or rewritten since, or it is another log of the "
+                                 "same origin")
             if (first.index, first.offset) != (index, offset) or leaf_hash(first.payload) != self.saved.body["last"][1]:
                 raise _rewritten(f"record {index} of this file is not the one audited: the log was rewritten since")
             if prefix_digest(self.ledger, first, self.head) != self.saved.prefix:

@@ -65,6 +65,8 @@ CHECKPOINT_NAME: Final = "checkpoint"
 _BATCH = 512  # new files written (and fsynced) together, at most
 _BATCH_BYTES = 16 << 20  # ... and at most about this many bytes (a bundle of 256 entries is ~128 KB)
 _LOCK_NAME: Final = ".publish.lock"
+#: The names a published log's directory holds (docs/format.md §8.5), and its lock.
+_LOG_NAMES = frozenset({CHECKPOINT_NAME, "tile", "heads", "identities", "item", "registry", _LOCK_NAME})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,8 +106,9 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             checkpoint is of another tree at its size), ``publish.conflict`` (a file there holds other bytes than
             this log's: none is replaced, the new files written before it was met stay, they are this log's),
             ``publish.unwitnessed`` (no cosignature, where the directory's checkpoint has some);
-            WitnessError ``witness.*`` (with ``trust``). InputError: ``publish.entry_too_large`` (a record over
-            65535 bytes), ``publish.empty`` (a checkpoint of the empty log: nothing to publish),
+            WitnessError ``witness.*`` (with ``trust``). InputError: ``publish.not_a_log`` (the directory holds
+            other files than a published log's), ``publish.entry_too_large`` (a record over 65535 bytes),
+            ``publish.empty`` (a checkpoint of the empty log: nothing to publish),
             ``store.not_a_ledger`` (``ledger_path`` is not a ledger file). StorageError:
             ``publish.no_index`` (the ledger's index cannot answer at the checkpoint's tree size: run ``stonetrail
             index``), ``publish.locked`` (another publish of the directory is running), ``store.io``.
@@ -122,6 +125,7 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
     with io_errors(Path(ledger_path), "read"), open(ledger_path, "rb") as head:
         read_header(head.read(MAX_HEADER))  # InputError store.not_a_ledger before any index is asked
     out = Path(directory)
+    _check_directory(out)
     with _exclusive(out):  # one publisher at a time: a second one waits for nothing, it is refused
         old_note = _read_published(out)
         old = read_unverified_checkpoint(old_note) if old_note is not None else None
@@ -148,6 +152,18 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             _replace(out / CHECKPOINT_NAME, note.encode("utf-8"))
         return PublishedLog(directory=out, tree_size=cp.tree_size, previous=old.tree_size if old else None,
                             written=tuple(written), unchanged=unchanged, ledger_size=ledger_size)
+
+
+def _check_directory(out: Path) -> None:
+    """Refuse a directory that holds anything but a published log's files (``publish.not_a_log``): whatever is in
+    it is served with the log, and a ledger's output folder holds its private keys."""
+    with io_errors(out, "read"):
+        names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    foreign = [n for n in names if n not in _LOG_NAMES and not (n.startswith(".") and n.endswith(".tmp"))]
+    if foreign:
+        raise InputError(f"{out} holds files that are not a published log's ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}): everything in it is served with the log; publish "
+                         "to a new or empty directory", code="publish.not_a_log")
 
 
 @contextlib.contextmanager
@@ -219,9 +235,9 @@ def _cosigned(note: str | bytes) -> bool:
 
 
 def _no_index(ledger_path: str | Path, size: int) -> StorageError:
-    return StorageError(f"the index of {ledger_path} cannot answer at tree size {size} (missing, behind, damaged, "
-                        f"or without that size's trees): run 'stonetrail index {ledger_path} --trust TRUST', or "
-                        "publish a checkpoint of the whole ledger", code="publish.no_index")
+    return StorageError(f"publishing reads the ledger's index, and the index of {ledger_path} cannot answer at tree "
+                        f"size {size} (missing, behind or damaged): build it with 'stonetrail index {ledger_path} "
+                        "--trust TRUST', then publish again", code="publish.no_index")
 
 
 def _read_published(out: Path) -> bytes | None:

@@ -448,3 +448,21 @@ def test_a_stored_tree_whose_leaves_are_not_the_checkpoints_is_never_published(t
     with pytest.raises(StoneTrailError) as refused:
         publish_log(path, tmp_path / "site", note)
     assert refused.value.code == "publish.no_index" and not (tmp_path / "site" / "checkpoint").exists()
+
+
+def test_a_directory_holding_other_files_is_never_published_into(demo: Path, tmp_path: Path) -> None:
+    """Everything in the directory is served with the log: publishing into a ledger's output folder would serve
+    its private keys (a new-user review did it). A directory holding only a published log's files (here those of a
+    publish interrupted before its checkpoint) is published into."""
+    folder = tmp_path / "out"
+    shutil.copytree(demo, folder)
+    note = (demo / "checkpoint.txt").read_text()
+    before = sorted(p.name for p in folder.iterdir())
+    done = cli("publish", folder / "demo.ledger", folder)
+    assert done.exit_code == 2 and "[publish.not_a_log]" in done.output and "demo.ledger" in done.output, done.output
+    assert sorted(p.name for p in folder.iterdir()) == before
+    site = tmp_path / "site"
+    publish_log(demo / "demo.ledger", site, note)
+    (site / "checkpoint").unlink()  # as if interrupted before its last write
+    assert publish_log(demo / "demo.ledger", site, note).written == ()
+    assert (site / "checkpoint").read_text() == note
