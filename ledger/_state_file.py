@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,11 @@ class StateFile:
 
     def __init__(self, path: str | Path, version: int) -> None:
         self.path = Path(path)
-        with io_errors(self.path, "reading"):
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        with io_errors(self.path, "reading"):  # never blocks (a FIFO), then only a regular file is read
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         try:
+            if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+                raise damaged(f"{self.path} is not a regular file")
             self.head = self._check(version)
         except BaseException:
             os.close(self._fd)

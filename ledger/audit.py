@@ -278,6 +278,12 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                            checkpoint=max(good, key=lambda cp: cp.tree_size, default=None), policy=policy,
                            policy_findings=tuple(policy_findings),
                            level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved)
+    except (ValueError, OverflowError, IndexError, TypeError) as exc:
+        if saved is None or isinstance(exc, StoneTrailError):
+            raise
+        # a saved row read while the walk ran (ledger.audit_state): its digest held, so written wrong, not damaged
+        raise InputError(f"audit state: {resume}: a saved row does not read ({type(exc).__name__}: {exc})",
+                         code="audit.state_damaged") from exc
     finally:
         if saved is not None:  # its sections were read while the walk ran
             saved.close()

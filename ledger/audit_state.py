@@ -322,6 +322,9 @@ def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
                for lv, ix, _ in body["range"]):
         raise ValueError("subtree hashes at levels or indices no tree has")
     walk.range = CompactRange.of(0, saved.size, (Node(lv, ix, Digest(h)) for lv, ix, h in body["range"]))
+    if not all(type(f) is list and len(f) == 4 and type(f[0]) is str and type(f[1]) in (int, type(None))
+               and type(f[2]) in (str, type(None)) and type(f[3]) is str for f in body["findings"]):
+        raise ValueError("findings not as (code, position or nil, item or nil, reason)")
     walk.findings = [Finding(code=c, position=p, item=i, reason=r) for c, p, i, r in body["findings"]]
     walk.end = saved.size
     if walk.commitments is not None and walk.item_of is not None:

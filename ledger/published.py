@@ -293,7 +293,10 @@ def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path) -> It
         item, position, _, count = head_of(leaf)
         path = item_path(item, count)
         if position >= since or not (out / path).exists():
-            yield path, encode_positions(heads.index[item])
+            positions = heads.index[item]  # each a record of the item (read through the index: checked next)
+            if any(log.records[p].record_hash != tiles.leaf(p) for p in positions):
+                raise IndexDamaged(f"{path}: a record the index places is not the leaf the checkpoint's tree holds")
+            yield path, encode_positions(positions)
             log.records.forget()  # the item's records, read to check its positions: not needed again
     registry = log.registry_below(size)
     yield registry_path(len(registry)), encode_positions([p for p, _ in registry])

@@ -58,6 +58,21 @@ def _set_items(body: dict[str, Any], rows: list[list[Any]]) -> None:
     body["sections"]["table.items"] = b"".join(pack_local(row) for row in rows)
 
 
+def _pairs(blob: bytes) -> list[bytes]:
+    return [blob[at:at + 40] for at in range(0, len(blob), 40)]
+
+
+def _bad_inner_ends(facts: bytes) -> bytes:
+    """Facts rows (docs/format.md §8.3) whose entries but the last end past the row (the row's length right)."""
+    out, at = bytearray(facts), 0
+    while at < len(out):
+        length, row = int.from_bytes(out[at + 8:at + 12], "big"), at + 12
+        for i in range(1, int.from_bytes(out[row:row + 4], "big")):
+            out[row + 4 * i:row + 4 * i + 4] = length.to_bytes(4, "big")
+        at = row + length
+    return bytes(out)
+
+
 def _with_payload(src: Path, dst: Path, index: int, payload: bytes) -> None:
     """``dst``: ``src`` with record ``index``'s frame holding ``payload`` (its magic kept, length and CRC new)."""
     data, frame = src.read_bytes(), scan(src).frames[index]
@@ -232,6 +247,7 @@ _NESTED: dict[str, Callable[[dict[str, Any]], None]] = {
                                                                  for k, _, t in _items(b)]),
     "item rows cut short": lambda b: b["sections"].__setitem__("table.items", b["sections"]["table.items"][:-1]),
     "item rows of two fields": lambda b: _set_items(b, [[k, v] for k, v, _ in _items(b)]),
+    "findings of mixed types": lambda b: b.__setitem__("findings", [[5, "x", None, 3]]),
     "record hashes cut inside a pair": lambda b: b["sections"].__setitem__("spill.records",
                                                                            b["sections"]["spill.records"][:-1]),
 }
@@ -251,6 +267,53 @@ def test_a_state_with_nested_fields_of_the_wrong_shape_is_refused_as_damaged(dem
     _write_state(tmp_path / "b.state", body)
     with pytest.raises(InputError) as refused:
         check_ledger(full, trust, resume=tmp_path / "b.state")
+    assert refused.value.code == "audit.state_damaged"
+
+
+_READ_LATER: dict[str, Callable[[dict[str, Any]], None]] = {
+    "record positions past 2**63": lambda b: b["sections"].__setitem__("spill.records", b"".join(
+        pair[:32] + bytes([255] * 8) for pair in _pairs(b["sections"]["spill.records"]))),
+    "facts rows whose inner ends pass their end": lambda b: b["sections"].__setitem__(
+        "spill.facts", _bad_inner_ends(b["sections"]["spill.facts"])),
+    "record -> items not UTF-8": lambda b: b["sections"].__setitem__(
+        "of.values", bytes(0xFF if x else 0 for x in b["sections"]["of.values"])),
+}
+
+
+@pytest.mark.parametrize("change", sorted(_READ_LATER))
+def test_saved_rows_a_resumed_walk_reads_are_refused_if_they_do_not_read(tmp_path: Path, change: str) -> None:
+    """A state's sections are read when a record after it asks (here statements after the cut about records
+    before it): rows written wrong, their digest made again, gave tracebacks in the walk (adversarial review).
+    They are refused as damaged, one line."""
+    import random
+
+    from differential_ledgers import ORIGIN, forge
+
+    from ledger.reader import checkpoint_file
+    from ledger.storage.filestore import FileStore
+    from world import OPERATOR, TRUST
+
+    rng = random.Random(5)
+    world = forge(rng, rng.randrange(60, 160))
+    records = list(world.records)
+    for extra in sorted(rng.sample(world.extras, min(len(world.extras), rng.randrange(0, 5))), key=lambda e: -e.at):
+        records[extra.at:extra.at] = list(extra.records)
+    for _ in range(rng.randrange(0, 4)):
+        i = rng.randrange(len(records))
+        records.insert(rng.randrange(i, len(records) + 1), records[i])
+    paths = {}
+    for name, count in (("full", len(records)), ("prefix", 80)):
+        paths[name] = tmp_path / f"{name}.ledger"
+        with FileStore.create(paths[name], ORIGIN) as store:
+            for record in records[:count]:
+                store.append(record.raw)
+    check_ledger(paths["prefix"], TRUST, save_state=tmp_path / "a.state")
+    body = _state_body(tmp_path / "a.state")
+    _READ_LATER[change](body)
+    _write_state(tmp_path / "b.state", body)
+    with pytest.raises(InputError) as refused:
+        check_ledger(paths["full"], TRUST, resume=tmp_path / "b.state",
+                     checkpoint=checkpoint_file(paths["full"], OPERATOR))
     assert refused.value.code == "audit.state_damaged"
 
 

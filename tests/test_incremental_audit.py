@@ -230,3 +230,14 @@ def test_a_saved_state_is_the_same_bytes_in_every_run(demo: Path, tmp_path: Path
         assert run.returncode == 0, run.stderr
         states.append(state.read_bytes())
     assert states[0] == states[1]
+
+
+def test_a_state_that_is_not_a_regular_file_is_refused_at_once(demo: Path, tmp_path: Path) -> None:
+    """--resume of a FIFO blocked for ever in open(2) (adversarial review): it is refused, as a directory is."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for state in (fifo, tmp_path):
+        run = subprocess.run([sys.executable, "-c", "from stonetrail_cli.main import main; main()", "verify",
+                              str(demo / "demo.ledger"), "--trust", str(demo / "trust.keys"), "--resume", str(state)],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr

@@ -108,3 +108,55 @@ def test_published_tiles_hold_the_leaf_hashes_of_the_ledgers_records(demo: Path,
     published = (site / "tile/0/000").read_bytes() + (site / "tile/0/001").read_bytes() + \
         (site / "tile/0/002.p/192").read_bytes()
     assert published == b"".join(leaf_hash(f.payload) for f in scan(base / "demo.ledger").frames)
+
+
+def test_an_item_file_places_only_records_of_the_signed_tree(tmp_path: Path) -> None:
+    """A review forged, between two publishes, the index's frame and leaf hash of position g (in a tile complete
+    at the first publish, which the second does not write again) to be record b's, and moved one of a stone's
+    positions from b to g: the second publish wrote an item file every client refused, and no later publish could
+    replace it. Now every position an item file names must have, in the checked tree, the leaf of the record read
+    there: the publish is refused, nothing is written, and a rebuilt index publishes the right file."""
+    import random
+    import struct
+
+    from differential_ledgers import forge
+
+    from ledger import Ledger
+    from ledger._codec import pack_local
+    from ledger.heads import ItemHeads
+    from world import OPERATOR, ORIGIN, TRUST
+
+    records = forge(random.Random(1), 700).records
+    path, site, since = tmp_path / "t.ledger", tmp_path / "site", 513
+    with Ledger.create(path, ORIGIN, TRUST.authority_keys) as ledger:
+        ledger.append_batch(records[:since])
+        publish_log(path, site, ledger.checkpoint(OPERATOR))
+        ledger.append_batch(records[since:])
+        note = ledger.checkpoint(OPERATOR)
+    positions = ItemHeads.of(enumerate(records)).index
+    item, at, b, g = next((item, at, b, g) for item, at in sorted(positions.items()) if at[-1] >= since
+                          for b in at if b < 512 for g in range(b // 256 * 256, b) if g not in at and g > at[0])
+    frame = scan(path).frames[b]
+    with closing(sqlite3.connect(index_path(path))) as db:
+        for table, key, change in (
+                ("frames", g // 256, lambda v: struct.pack_into(">QQ", v, g % 256 * 16, frame.offset,
+                                                                   frame.end - frame.offset)),
+                ("tiles", g // 256, lambda v: v.__setitem__(slice(g % 256 * 32, g % 256 * 32 + 32),
+                                                            leaf_hash(records[b].raw)))):
+            value = bytearray(db.execute(f"SELECT v FROM {table} WHERE id = ?", (key,)).fetchone()[0])
+            change(value)
+            db.execute(f"UPDATE {table} SET v = ?, c = ? WHERE id = ?",
+                       (bytes(value), row_check(table, str(key).encode(), bytes(value)), key))
+        moved = pack_local(sorted([*(p for p in at if p != b), g]))
+        db.execute("UPDATE head_positions SET v = ?, c = ? WHERE k = ?",
+                   (moved, row_check("head_positions", item.encode(), moved), item.encode()))
+        db.commit()
+    before = _files(site)
+    with pytest.raises(StoneTrailError) as refused:
+        publish_log(path, site, note)
+    assert refused.value.code == "publish.no_index" and _files(site) == before
+    rebuild_index(path, TRUST.authority_keys)
+    publish_log(path, site, note)
+    fresh = tmp_path / "fresh"
+    publish_log(path, fresh, note)
+    assert _files(site) == _files(fresh) | {name: data for name, data in before.items() if name not in _files(fresh)}

@@ -5,11 +5,15 @@ the tile bytes themselves (a leaf hash changed, its inner nodes left alone, give
 tiles to others (a published log) checks them first: the tiles of every level above 0, and the partial tile of
 level 0, are read once (about one hash in 256 of the tree: 125 KB at 10^6 leaves) and must give the signed root
 — every hash a root of a partial tile's hashes, every full tile's hashes folding to its entry in the tile above;
-a full tile of level 0 is read when asked for and must fold to its entry in level 1. So each tile handed on is a
-part of the tree whose root is signed: another one would need a SHA-256 collision.
+a full tile of level 0 is read when asked for and must fold to its entry in level 1 (read again, its bytes must
+hash as they did). So each tile, and each leaf hash, handed on is a part of the tree whose root is signed: another
+would need a SHA-256 collision.
 """
 
 from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
 
 from ..errors import StorageError
 from ..hashing import DIGEST_SIZE, Digest
@@ -19,6 +23,7 @@ from .tiles import TILE_HEIGHT, TILE_WIDTH, MemoryTiles, Tile, TiledTree, TileRe
 __all__ = ["CheckedTiles", "tile_widths"]
 
 _FULL = TILE_WIDTH * DIGEST_SIZE
+_RECENT = 256  # full level-0 tiles kept at hand (2 MiB): an item's records are often near one another
 
 
 def tile_widths(size: int, since: int = 0) -> list[tuple[int, int, int]]:
@@ -44,6 +49,8 @@ class CheckedTiles:
     def __init__(self, reader: TileReader, size: int, root: Digest) -> None:
         self._reader, self._size = reader, size
         self._upper: dict[tuple[int, int], bytes] = {}
+        self._seen: dict[int, bytes] = {}  # full level-0 tiles checked: index -> SHA-256 of their bytes
+        self._recent: OrderedDict[int, bytes] = OrderedDict()  # the last ones read, at most _RECENT
         kept = MemoryTiles()
         for level, index, width in tile_widths(size):
             if level or width < TILE_WIDTH:
@@ -63,9 +70,27 @@ class CheckedTiles:
             return hashes
         if level or (index + 1) * TILE_WIDTH > self._size:
             raise KeyError((level, index))
+        hashes = self._recent.get(index)
+        if hashes is not None:
+            self._recent.move_to_end(index)
+            return hashes
         hashes = self._read(0, index, TILE_WIDTH)
-        self._check_full(0, index, hashes)
+        seen = self._seen.get(index)
+        if seen is None:
+            self._check_full(0, index, hashes)
+            self._seen[index] = hashlib.sha256(hashes).digest()
+        elif hashlib.sha256(hashes).digest() != seen:  # one hash of the bytes checked before, not 255 again
+            raise _damaged(f"{tile_path(0, index)} changed while it was read")
+        self._recent[index] = hashes
+        if len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
         return hashes
+
+    def leaf(self, position: int) -> bytes:
+        """The leaf hash of ``position`` (< ``size``), from its tile, checked. Raises as the class."""
+        hashes = self.tile(0, position // TILE_WIDTH)
+        at = position % TILE_WIDTH * DIGEST_SIZE
+        return hashes[at:at + DIGEST_SIZE]
 
     def _read(self, level: int, index: int, width: int) -> bytes:
         try:
