@@ -37,7 +37,8 @@ from .errors import StorageError
 if TYPE_CHECKING:
     from ._state_file import StateFile
 
-__all__ = ["BATCH", "BLOOM_BITS", "Blob", "Bloom", "Spill", "entry_fields", "scratch_db", "scratch_errors"]
+__all__ = ["BATCH", "BLOOM_BITS", "Blob", "Bloom", "Spill", "entry_fields", "first_at", "scratch_db",
+           "scratch_errors"]
 
 #: Records gathered in memory before they are written (a few MB): fewer, larger sorted writes touch fewer pages.
 BATCH = 32768
@@ -358,16 +359,22 @@ def _pairs(blob: Blob) -> Iterator[bytes]:
         yield from (run[at:at + _PAIR] for at in range(0, len(run), _PAIR))
 
 
-def _find(blob: Blob, key: bytes) -> list[int]:
-    """The positions paired with hash ``key`` in a keyed table's blob (its pairs in order): a binary search."""
-    low, high = 0, len(blob) // _PAIR
+def first_at(blob: Blob, key: bytes, width: int) -> int:
+    """The index of the first entry of ``blob`` (entries of ``width`` bytes, each opening with a 32-byte hash, in
+    order) whose hash is not below ``key``: a binary search, a read per step of a saved section."""
+    low, high = 0, len(blob) // width
     while low < high:
         mid = (low + high) // 2
-        if blob[mid * _PAIR:mid * _PAIR + 32] < key:
+        if blob[mid * width:mid * width + 32] < key:
             low = mid + 1
         else:
             high = mid
-    found = []
+    return low
+
+
+def _find(blob: Blob, key: bytes) -> list[int]:
+    """The positions paired with hash ``key`` in a keyed table's blob (its pairs in order)."""
+    low, found = first_at(blob, key, _PAIR), []
     while low * _PAIR < len(blob) and blob[low * _PAIR:low * _PAIR + 32] == key:
         found.append(int.from_bytes(blob[low * _PAIR + 32:(low + 1) * _PAIR], "big"))
         low += 1

@@ -18,7 +18,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING
 
 from .hashing import Digest
-from .spill import Blob, scratch_db
+from .spill import Blob, first_at, scratch_db
 
 if TYPE_CHECKING:
     from ._state_file import StateFile
@@ -77,13 +77,8 @@ class SpilledOf(MutableMapping[Digest, tuple[str, ...]]):
 
     def _saved(self, key: bytes) -> bytes | None:
         """The saved items of ``key`` (a binary search in the saved keys), None if none."""
-        keys, low, high = self._keys, 0, len(self._keys) // _KEY
-        while low < high:
-            mid = (low + high) // 2
-            if keys[mid * _KEY:mid * _KEY + 32] < key:
-                low = mid + 1
-            else:
-                high = mid
+        keys = self._keys
+        low = first_at(keys, key, _KEY)
         entry = keys[low * _KEY:(low + 1) * _KEY]
         if entry[:32] != key:
             return None

@@ -127,12 +127,8 @@ def test_an_index_that_moves_the_anchors_last_record_is_never_signed(demo: Path,
         assert sign_file(path, operator) == want  # type: ignore[arg-type]
 
 
-def test_signing_after_an_anchor_reads_only_the_records_since(demo: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """The writer's checkpoint at SIGNED_AT is the anchor of the next signing, which reads the log from there, not
-    from its first record, and leaves its own note as the next anchor; a note by another signer is no anchor."""
-    path = _grown(demo, tmp_path, SIGNED_AT)
-    _, operator = _keys(demo)
+def _first_records_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The list to which each signing through the index appends the first record it reads from the log."""
     starts: list[int] = []
     real = anchor.leaf_runs
 
@@ -141,6 +137,16 @@ def test_signing_after_an_anchor_reads_only_the_records_since(demo: Path, tmp_pa
         return real(log, start, end, first, digest, **more)
 
     monkeypatch.setattr(anchor, "leaf_runs", spy)
+    return starts
+
+
+def test_signing_after_an_anchor_reads_only_the_records_since(demo: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's checkpoint at SIGNED_AT is the anchor of the next signing, which reads the log from there, not
+    from its first record, and leaves its own note as the next anchor; a note by another signer is no anchor."""
+    path = _grown(demo, tmp_path, SIGNED_AT)
+    _, operator = _keys(demo)
+    starts = _first_records_read(monkeypatch)
     want = checkpoint_log(path, operator)  # type: ignore[arg-type]
     size = scan(path).frames[-1].index + 1
     assert sign_file(path, operator) == want  # type: ignore[arg-type]
@@ -156,14 +162,7 @@ def test_a_rebuilt_index_keeps_the_anchor_and_the_next_signing_reads_only_the_re
     ~35 s). A rebuild of an index whose anchor a forger changed keeps a note that is then no anchor."""
     path = _grown(demo, tmp_path, SIGNED_AT)
     keys, operator = _keys(demo)
-    starts: list[int] = []
-    real = anchor.leaf_runs
-
-    def spy(log: Any, start: int, end: int, first: int, digest: Any = None, **more: Any) -> Any:
-        starts.append(first)
-        return real(log, start, end, first, digest, **more)
-
-    monkeypatch.setattr(anchor, "leaf_runs", spy)
+    starts = _first_records_read(monkeypatch)
     want, size = checkpoint_log(path, operator), scan(path).frames[-1].index + 1  # type: ignore[arg-type]
     rebuild_index(path, keys)
     assert sign_file(path, operator) == want  # type: ignore[arg-type]

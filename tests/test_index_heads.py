@@ -41,6 +41,16 @@ def _trade(tmp_path: Path, seed: int) -> tuple[Path, list[Record], int]:
     return path, records, at
 
 
+def signed_trade(tmp_path: Path, seed: int = 0) -> tuple[Path, list[Record], str]:
+    """A random valid trade (tests/differential_ledgers.py) written by the writer and signed at its end: the path,
+    the records and the checkpoint note."""
+    records = forge(random.Random(seed), 90).records
+    path = tmp_path / "trade.ledger"
+    with Ledger.create(path, ORIGIN, TRUST.authority_keys) as ledger:
+        ledger.append_batch(records)
+        return path, records, ledger.checkpoint(OPERATOR)
+
+
 def _log_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make both signing paths fail if they leave the index: the log-only signer, the writer's rebuild."""
     def refuse(*_: Any, **__: Any) -> Any:
@@ -281,11 +291,7 @@ def test_a_statement_swapped_into_a_stones_positions_is_never_exported_or_publis
     from ledger.index import rebuild_index
     from ledger.published import publish_log
 
-    records = forge(random.Random(0), 90).records
-    path = tmp_path / "trade.ledger"
-    with Ledger.create(path, ORIGIN, TRUST.authority_keys) as ledger:
-        ledger.append_batch(records)
-        note = ledger.checkpoint(OPERATOR)
+    path, records, note = signed_trade(tmp_path)
     positions = ItemHeads.of(enumerate(records)).index
     item, swapped, at = next((item, p, at) for item, at in sorted(positions.items()) if len(at) >= 3
                              for p in range(at[0] + 1, at[-1]) if records[p].body.kind in STATEMENTS and p not in at)

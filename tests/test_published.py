@@ -418,22 +418,15 @@ def test_a_stored_tree_whose_leaves_are_not_the_checkpoints_is_never_published(t
     positions to match, hiding its latest record (checksums computed again; the tree's line left as it was):
     publish wrote a heads file that does not hash to the signed heads line, which every client then refused.
     Now the leaves are checked against the line's root and nothing is written."""
-    import random
     import sqlite3
     from contextlib import closing
 
-    from differential_ledgers import forge
-    from test_index_heads import STATEMENTS, _hide_last, _put_snapshot_pairs, _snapshot_pairs
+    from test_index_heads import STATEMENTS, _hide_last, _put_snapshot_pairs, _snapshot_pairs, signed_trade
 
     from ledger.heads import Head, ItemHeads, head_leaf
     from ledger.index.db import index_path
-    from world import OPERATOR, ORIGIN, TRUST
 
-    records = forge(random.Random(0), 90).records
-    path = tmp_path / "trade.ledger"
-    with Ledger.create(path, ORIGIN, TRUST.authority_keys) as ledger:
-        ledger.append_batch(records)
-        note = ledger.checkpoint(OPERATOR)
+    path, records, note = signed_trade(tmp_path)
     positions = ItemHeads.of(enumerate(records)).index
     item = min(i for i, at in positions.items() if len(at) >= 2 and records[at[-1]].body.kind not in STATEMENTS)
     at = list(positions[item])
