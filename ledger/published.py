@@ -139,7 +139,7 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             raise _no_index(ledger_path, cp.tree_size)
         try:
             with log:
-                check_checkpoint(log, cp)
+                _check_against_log(ledger_path, log, cp)
                 _check_extends(log, old, cp, out)
                 written = _write_new(out, _files(log, cp, old.tree_size if old and not recheck else 0, out))
                 ledger_size = log.tree.size
@@ -248,6 +248,18 @@ def _read_published(out: Path) -> bytes | None:
             return None
         with open(path, "rb") as f:
             return f.read(MAX_CHECKPOINT + 1)
+
+
+def _check_against_log(ledger_path: str | Path, log: IndexedLog | _Past, cp: Checkpoint) -> None:
+    """:func:`ledger.reader.check_checkpoint` of ``cp`` through the index; where it fails, again from the log's
+    records (one pass below the tree size), whose verdict stands: the index is a cache, and a fault in it
+    (``publish.no_index``) is not the checkpoint's."""
+    try:
+        check_checkpoint(log, cp)
+    except VerificationError:
+        with FrameFile(ledger_path) as file:
+            check_checkpoint(LogPass(file, at=cp.tree_size).drain(), cp)
+        raise IndexDamaged("the index does not give the checkpoint's lines, the log does") from None
 
 
 def _check_extends(log: IndexedLog | _Past, old: Checkpoint | None, cp: Checkpoint, out: Path) -> None:

@@ -160,3 +160,27 @@ def test_an_item_file_places_only_records_of_the_signed_tree(tmp_path: Path) -> 
     fresh = tmp_path / "fresh"
     publish_log(path, fresh, note)
     assert _files(site) == _files(fresh) | {name: data for name, data in before.items() if name not in _files(fresh)}
+
+
+def test_a_checkpoint_the_index_does_not_give_is_checked_against_the_log(demo: Path, tmp_path: Path) -> None:
+    """A review cut the index's registry rows short: publish named the checkpoint's registry line as the fault
+    (checkpoint.registry_mismatch), a verdict on the ledger, from a cache. The log now decides: the index is
+    damaged (publish.no_index). A checkpoint of another ledger is still named as such."""
+    from ledger import build_demo
+    from ledger._codec import pack_local, unpack_local
+
+    base = _copy(demo, tmp_path / "forged")
+    note = (base / "checkpoint.txt").read_text()
+    with closing(sqlite3.connect(index_path(base / "demo.ledger"))) as db:
+        db.execute("DELETE FROM registry WHERE id = (SELECT max(id) FROM registry)")
+        count = pack_local(unpack_local(db.execute("SELECT v FROM meta WHERE k = 'registry'").fetchone()[0]) - 1)
+        db.execute("UPDATE meta SET v = ?, c = ? WHERE k = 'registry'", (count, row_check("meta", b"registry", count)))
+        db.commit()
+    with pytest.raises(StoneTrailError) as refused:
+        publish_log(base / "demo.ledger", base / "site", note)
+    assert refused.value.code == "publish.no_index", refused.value
+    other = tmp_path / "other"
+    build_demo(other, seed=7)
+    with pytest.raises(StoneTrailError) as foreign:
+        publish_log(demo / "demo.ledger", tmp_path / "site", (other / "checkpoint.txt").read_text())
+    assert foreign.value.code.startswith("checkpoint."), foreign.value
