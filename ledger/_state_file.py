@@ -160,8 +160,3 @@ class Section:
     def part(self, start: int, length: int) -> Section:
         """Bytes [start, start + length) of this section, as a section (within it: the caller checks)."""
         return Section(self._file, self._offset + start, length)
-
-    def pieces(self, size: int = _READ) -> Iterator[bytes]:
-        """The section's bytes, ``size`` at a time."""
-        for start in range(0, self._length, size):
-            yield self[start:start + size]
