@@ -93,6 +93,7 @@ class StateFile:
         end = size - _TAIL
         if end < len(line) + 1 or self._digest(size - 32) != self.read_at(size - 32, 32):
             raise damaged(f"{self.path} is damaged (its SHA-256 does not match its contents)")
+        self._size, self._sum = size, self.read_at(size - 32, 32)
         length = int.from_bytes(self.read_at(end, 8), "big")
         if not len(line) + 1 <= end - length <= end:
             raise damaged(f"{self.path} does not hold an audit state (a head of {length} bytes)")
@@ -108,6 +109,15 @@ class StateFile:
                 and len(line) + 1 <= at[0] <= at[0] + at[1] <= end - length for at in sections.values()):
             raise damaged(f"{self.path} does not hold an audit state (its sections are not inside it)")
         return head
+
+    def recheck(self) -> None:
+        """Check the file again, whole: its sections are read when asked, so one rewritten while they were read (it
+        is the auditor's own file) must not go unseen. Raises InputError ``audit.state_damaged`` if its size or
+        SHA-256 changed since it was opened."""
+        with io_errors(self.path, "reading"):
+            size = os.fstat(self._fd).st_size
+        if size != self._size or self._digest(size - 32) != self._sum or self.read_at(size - 32, 32) != self._sum:
+            raise damaged(f"{self.path} changed while the audit read it: resume again from a state no one writes")
 
     def _digest(self, stop: int) -> bytes:
         digest, offset = hashlib.sha256(), 0

@@ -270,6 +270,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         good = [cp for (cp, _), bad in zip(opened, found, strict=True) if cp is not None and not bad]
         items = seen.state.items.values()
         policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
+        if saved is not None:
+            _recheck(saved, save_state if kept is not None and unsaved is None else None)
         walk.close()
         return AuditReport(origin=walk.origin, record_count=seen.records, root_hash=seen.root, items=len(items),
                            stones=stones(seen.state.items),
@@ -278,7 +280,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                            checkpoint=max(good, key=lambda cp: cp.tree_size, default=None), policy=policy,
                            policy_findings=tuple(policy_findings),
                            level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved)
-    except (ValueError, OverflowError, IndexError, TypeError) as exc:
+    except (ValueError, OverflowError, IndexError, KeyError, TypeError) as exc:
         if saved is None or isinstance(exc, StoneTrailError):
             raise
         # a saved row read while the walk ran (ledger.audit_state): its digest held, so written wrong, not damaged
@@ -287,6 +289,18 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     finally:
         if saved is not None:  # its sections were read while the walk ran
             saved.close()
+
+
+def _recheck(saved: Saved, written: str | Path | None) -> None:
+    """Check the resumed state file again, whole (:meth:`ledger._state_file.StateFile.recheck`): its rows were
+    read while the walk ran. If it changed, the state ``written`` from them, if any, is removed. Raises InputError
+    ``audit.state_damaged``."""
+    try:
+        saved.file.recheck()
+    except InputError:
+        if written is not None:
+            Path(written).unlink(missing_ok=True)
+        raise
 
 
 def _while_whole(chunks: Iterator[Chunk], file: FrameFile) -> Iterator[Chunk]:
