@@ -82,8 +82,9 @@ class StateFile:
             raise
 
     def _check(self, version: int) -> dict[str, Any]:
+        self._stamp = self._stat()
+        size = self._stamp[0]
         with io_errors(self.path, "reading"):
-            size = os.fstat(self._fd).st_size
             line, newline, _ = os.pread(self._fd, _LINE_MAX, 0).partition(b"\n")
         if not newline or not line.startswith(MAGIC):
             raise damaged(f"{self.path} is not an audit state file")
@@ -93,7 +94,7 @@ class StateFile:
         end = size - _TAIL
         if end < len(line) + 1 or self._digest(size - 32) != self.read_at(size - 32, 32):
             raise damaged(f"{self.path} is damaged (its SHA-256 does not match its contents)")
-        self._size, self._sum = size, self.read_at(size - 32, 32)
+        self.recheck()  # not changed while the digest was read
         length = int.from_bytes(self.read_at(end, 8), "big")
         if not len(line) + 1 <= end - length <= end:
             raise damaged(f"{self.path} does not hold an audit state (a head of {length} bytes)")
@@ -111,13 +112,17 @@ class StateFile:
         return head
 
     def recheck(self) -> None:
-        """Check the file again, whole: its sections are read when asked, so one rewritten while they were read (it
-        is the auditor's own file) must not go unseen. Raises InputError ``audit.state_damaged`` if its size or
-        SHA-256 changed since it was opened."""
-        with io_errors(self.path, "reading"):
-            size = os.fstat(self._fd).st_size
-        if size != self._size or self._digest(size - 32) != self._sum or self.read_at(size - 32, 32) != self._sum:
+        """Check that the file has not changed since it was opened (its size, and its change and modification
+        times, which any write sets): its sections are read when asked, after its digest was checked, so one
+        rewritten meanwhile (it is the auditor's own file) must not go unseen. Raises InputError
+        ``audit.state_damaged`` if it changed."""
+        if self._stat() != self._stamp:
             raise damaged(f"{self.path} changed while the audit read it: resume again from a state no one writes")
+
+    def _stat(self) -> tuple[int, int, int]:
+        with io_errors(self.path, "reading"):
+            found = os.fstat(self._fd)
+        return found.st_size, found.st_mtime_ns, found.st_ctime_ns
 
     def _digest(self, stop: int) -> bytes:
         digest, offset = hashlib.sha256(), 0

@@ -292,9 +292,9 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
 
 
 def _recheck(saved: Saved, written: str | Path | None) -> None:
-    """Check the resumed state file again, whole (:meth:`ledger._state_file.StateFile.recheck`): its rows were
-    read while the walk ran. If it changed, the state ``written`` from them, if any, is removed. Raises InputError
-    ``audit.state_damaged``."""
+    """Check that the resumed state file has not changed (:meth:`ledger._state_file.StateFile.recheck`): its rows
+    were read while the walk ran. If it changed, the state ``written`` from them, if any, is removed. Raises
+    InputError ``audit.state_damaged``."""
     try:
         saved.file.recheck()
     except InputError:
