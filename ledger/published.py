@@ -17,17 +17,13 @@ checked offline (:func:`ledger.bundle.check_bundle`) before it is returned.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
-from ._files import fsync_dir, io_errors, write_all, write_files
+from ._files import io_errors
 from ._http_get import Fetcher, FetchError
+from ._published_dir import CHECKPOINT_NAME, check_directory, exclusive, read_published, replace, write_new
 from ._published_format import (
     MAX_CHECKPOINT,
     encode_entries,
@@ -60,13 +56,6 @@ from .witnessed import check_witnesses
 
 __all__ = ["CHECKPOINT_NAME", "FetchError", "PublishedLog", "fetch_bundle", "fetch_bundles", "publish_log"]
 
-#: The published checkpoint's name in the directory (C2SP tlog-tiles ``<prefix>/checkpoint``).
-CHECKPOINT_NAME: Final = "checkpoint"
-_BATCH = 512  # new files written (and fsynced) together, at most
-_BATCH_BYTES = 16 << 20  # ... and at most about this many bytes (a bundle of 256 entries is ~128 KB)
-_LOCK_NAME: Final = ".publish.lock"
-#: The names a published log's directory holds (docs/format.md §8.5), and its lock.
-_LOG_NAMES = frozenset({CHECKPOINT_NAME, "tile", "heads", "identities", "item", "registry", _LOCK_NAME})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,9 +114,9 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
     with io_errors(Path(ledger_path), "read"), open(ledger_path, "rb") as head:
         read_header(head.read(MAX_HEADER))  # InputError store.not_a_ledger before any index is asked
     out = Path(directory)
-    _check_directory(out)
-    with _exclusive(out):  # one publisher at a time: a second one waits for nothing, it is refused
-        old_note = _read_published(out)
+    check_directory(out)
+    with exclusive(out):  # one publisher at a time: a second one waits for nothing, it is refused
+        old_note = read_published(out)
         old = read_unverified_checkpoint(old_note) if old_note is not None else None
         if old_note is not None and _cosigned(old_note) and not _cosigned(note) and not allow_unwitnessed:
             raise VerificationError(f"{out / CHECKPOINT_NAME} carries witness cosignatures and this checkpoint none: "
@@ -141,7 +130,7 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             with log:
                 _check_against_log(ledger_path, log, cp)
                 _check_extends(log, old, cp, out)
-                written = _write_new(out, _files(log, cp, old.tree_size if old and not recheck else 0, out))
+                written = write_new(out, _files(log, cp, old.tree_size if old and not recheck else 0, out))
                 ledger_size = log.tree.size
         except StorageError as exc:
             if index_fault(exc):
@@ -149,42 +138,9 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             raise
         unchanged = old_note == note.encode("utf-8")
         if not unchanged:
-            _replace(out / CHECKPOINT_NAME, note.encode("utf-8"))
+            replace(out / CHECKPOINT_NAME, note.encode("utf-8"))
         return PublishedLog(directory=out, tree_size=cp.tree_size, previous=old.tree_size if old else None,
                             written=tuple(written), unchanged=unchanged, ledger_size=ledger_size)
-
-
-def _check_directory(out: Path) -> None:
-    """Refuse a directory that holds anything but a published log's files (``publish.not_a_log``): whatever is in
-    it is served with the log, and a ledger's output folder holds its private keys."""
-    with io_errors(out, "read"):
-        names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    foreign = [n for n in names if n not in _LOG_NAMES and not (n.startswith(".") and n.endswith(".tmp"))]
-    if foreign:
-        raise InputError(f"{out} holds files that are not a published log's ({', '.join(foreign[:3])}"
-                         f"{', ...' if len(foreign) > 3 else ''}): everything in it is served with the log; publish "
-                         "to a new or empty directory", code="publish.not_a_log")
-
-
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold the lock file ``.publish.lock`` of the directory (created with it) for one publish.
-
-    Raises:
-        StorageError: ``publish.locked`` (another publish holds it), ``store.io``.
-    """
-    with io_errors(out, "create"):
-        out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out / _LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StorageError(f"{out} is being published by another process; try again when it is done",
-                               code="publish.locked") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 class _Past:
@@ -238,16 +194,6 @@ def _no_index(ledger_path: str | Path, size: int) -> StorageError:
     return StorageError(f"publishing reads the ledger's index, and the index of {ledger_path} cannot answer at tree "
                         f"size {size} (missing, behind or damaged): build it with 'stonetrail index {ledger_path} "
                         "--trust TRUST', then publish again", code="publish.no_index")
-
-
-def _read_published(out: Path) -> bytes | None:
-    """The checkpoint the directory holds, or None."""
-    path = out / CHECKPOINT_NAME
-    with io_errors(path, "read"):
-        if not path.exists():
-            return None
-        with open(path, "rb") as f:
-            return f.read(MAX_CHECKPOINT + 1)
 
 
 def _check_against_log(ledger_path: str | Path, log: IndexedLog | _Past, cp: Checkpoint) -> None:
@@ -312,64 +258,6 @@ def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path) -> It
             log.records.forget()  # the item's records, read to check its positions: not needed again
     registry = log.registry_below(size)
     yield registry_path(len(registry)), encode_positions([p for p, _ in registry])
-
-
-def _write_new(out: Path, files: Iterable[tuple[str, bytes]]) -> list[str]:
-    """Write the files that do not exist yet, :data:`_BATCH` (or :data:`_BATCH_BYTES`) at a time; one that exists
-    must hold the same bytes (``publish.conflict``). Returns the names written."""
-    written: list[str] = []
-    for batch in _batches(_unwritten(out, files)):
-        write_files([(out / name, data) for name, data in batch])
-        written += [name for name, _ in batch]
-    return written
-
-
-def _unwritten(out: Path, files: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
-    """Those of ``files`` the directory does not hold yet (their folders made); raises ``publish.conflict`` for one
-    it holds with other bytes."""
-    for name, data in files:
-        path = out / name
-        with io_errors(path, "read"):
-            if path.exists():
-                if path.read_bytes() != data:
-                    raise VerificationError(f"{path} holds other bytes than this log's {name}: the directory holds "
-                                            "another log, or was altered; nothing replaced", code="publish.conflict")
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-        yield name, data
-
-
-def _batches(files: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
-    """``files`` in lists of at most :data:`_BATCH` files and about :data:`_BATCH_BYTES` bytes."""
-    batch: list[tuple[str, bytes]] = []
-    held = 0
-    for file in files:
-        batch.append(file)
-        held += len(file[1])
-        if len(batch) == _BATCH or held >= _BATCH_BYTES:
-            yield batch
-            batch, held = [], 0
-    if batch:
-        yield batch
-
-
-def _replace(target: Path, data: bytes) -> None:
-    """Make ``target`` hold ``data`` atomically and durably: a new temporary file beside it, fsynced, renamed over
-    it, and the directory fsynced."""
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-    with io_errors(target, "write"):
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.replace(temp, target)
-        except OSError:
-            temp.unlink(missing_ok=True)
-            raise
-        fsync_dir(target.parent)
 
 
 def fetch_bundle(url: str, item: str, trust: Trust, *, timeout: float = 10.0, max_age: int | None = None) -> bytes:

@@ -42,9 +42,11 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: rollback (a witness's rollback evidence, read by evidence); witness.* (a C2SP tlog-witness: the known logs and
 #: the add-checkpoint decision table, pure, after evidence; its state, server, the log's gathering of cosignatures
 #: and the proofs it sends, after publish).
-#: _published_format (a published log's files, pure), _http_get (bounded GETs), _remote_log (one read over HTTP as a
-#: read side) and published
-#: (publish a ledger as C2SP tlog-tiles, fetch a bundle from one; docs/adr/0024).
+#: _published_format (a published log's files, pure), _published_dir (its directory), _http_get (bounded GETs),
+#: _remote_log (one read over HTTP as a read side) and published (publish a ledger as C2SP tlog-tiles, checked
+#: against the signed root by storage.tile_check; fetch a bundle from one; docs/adr/0024).
+#: _state_file (an audit state's file: sections, head, digest; below spill, whose sections it holds),
+#: _state_prefix (the ledger's bytes below a state) and _state_rows, under audit_state (docs/adr/0031).
 #: dossier (a verified bundle for people), annex (customs evidence) and report (the HTML page, jinja2), after bundle.
 ORDER = [
     "errors", "_files", "_pool", "findings", "_codec", "_state_file", "engines",
@@ -60,7 +62,7 @@ ORDER = [
     "bundle", "_words", "cutting", "dossier", "annex", "report",
     "storage.window", "storage.framing", "storage.frames", "storage.filestore", "storage.repair", "storage.tiles",
     "storage.tile_check", "storage",
-    "_published_format", "reader",
+    "_published_format", "_published_dir", "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.indexed", "index.opening",
     "index.heads_check", "index.anchor", "index.reading", "index", "backends",
     "pg.url", "pg.db", "pg.store", "pg.queue", "pg.writer", "pg",
