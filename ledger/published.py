@@ -57,7 +57,6 @@ from .witnessed import check_witnesses
 __all__ = ["CHECKPOINT_NAME", "FetchError", "PublishedLog", "fetch_bundle", "fetch_bundles", "publish_log"]
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PublishedLog:
     """What :func:`publish_log` did in ``directory``: the log published at ``tree_size`` (``previous``: the tree

@@ -17,8 +17,7 @@ from collections import OrderedDict
 
 from ..errors import StorageError
 from ..hashing import DIGEST_SIZE, Digest
-from ..merkle import root_hash
-from .tiles import TILE_HEIGHT, TILE_WIDTH, MemoryTiles, Tile, TiledTree, TileReader, tile_path
+from .tiles import TILE_HEIGHT, TILE_WIDTH, MemoryTiles, Tile, TiledTree, TileReader, fold, tile_path
 
 __all__ = ["CheckedTiles", "tile_widths"]
 
@@ -105,8 +104,7 @@ class CheckedTiles:
     def _check_full(self, level: int, index: int, hashes: bytes) -> None:
         """A full tile's 256 hashes must fold (RFC 9162 §2.1.1) to its entry in the tile above, checked before."""
         above, at = self._upper[(level + 1, index // TILE_WIDTH)], index % TILE_WIDTH * DIGEST_SIZE
-        if root_hash([Digest(hashes[i:i + DIGEST_SIZE]) for i in range(0, _FULL, DIGEST_SIZE)]) != \
-                above[at:at + DIGEST_SIZE]:
+        if fold(hashes, TILE_HEIGHT) != above[at:at + DIGEST_SIZE]:
             raise _damaged(f"{tile_path(level, index)} does not hash to its entry in the tile above")
 
 

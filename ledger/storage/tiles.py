@@ -29,7 +29,7 @@ from ..errors import InputError, StorageError, expect, expect_each
 from ..hashing import DIGEST_SIZE, Digest
 from ..merkle import EMPTY_ROOT, consistency_path, range_root, subtree_path
 
-__all__ = ["TILE_HEIGHT", "TILE_WIDTH", "MemoryTiles", "NodeReader", "Tile", "TileReader", "TiledTree",
+__all__ = ["TILE_HEIGHT", "TILE_WIDTH", "MemoryTiles", "NodeReader", "Tile", "TileReader", "TiledTree", "fold",
            "parse_tile_path", "tile_nodes", "tile_path"]
 
 #: C2SP tlog-tiles: a tile spans 8 tree levels, so a full tile holds 2**8 = 256 hashes.
@@ -190,7 +190,7 @@ class TiledTree:
             tiles += [Tile(level=level, index=first + i, hashes=t) for i, t in enumerate(full)]
             if edge[level]:
                 tiles.append(Tile(level=level, index=first + len(full), hashes=edge[level]))
-            level, incoming = level + 1, b"".join(_fold(t, TILE_HEIGHT) for t in full)
+            level, incoming = level + 1, b"".join(fold(t, TILE_HEIGHT) for t in full)
         self._edge, self._size = edge, new_size
         return tiles
 
@@ -315,7 +315,7 @@ class _Nodes:
             stored = self.inner(level, tile, rise, offset) if rise else None
             if stored is None:
                 data = self.tile(level, tile, offset + (1 << rise))
-                stored = _fold(data[offset * DIGEST_SIZE:(offset + (1 << rise)) * DIGEST_SIZE], rise)
+                stored = fold(data[offset * DIGEST_SIZE:(offset + (1 << rise)) * DIGEST_SIZE], rise)
             found = bytes.__new__(Digest, stored)  # 32 bytes: inner checks its slice, a fold of whole hashes gives one
             if len(self._nodes) >= _KEPT:
                 self._nodes.clear()
@@ -369,7 +369,7 @@ def tile_nodes(hashes: bytes) -> bytes:
     right. A store that keeps them beside each tile (:class:`NodeReader`) spares every proof that hashing."""
     width, parts, level = len(hashes) // DIGEST_SIZE, [], hashes
     for _ in range(1, TILE_HEIGHT):
-        level = _fold(level[:len(level) // (2 * DIGEST_SIZE) * 2 * DIGEST_SIZE], 1)
+        level = fold(level[:len(level) // (2 * DIGEST_SIZE) * 2 * DIGEST_SIZE], 1)
         parts.append(level)
     return width.to_bytes(2, "big") + b"".join(parts)
 
@@ -388,7 +388,7 @@ class NodeReader(Protocol):
 _BELOW = [[sum(width >> k for k in range(1, rise)) for rise in range(TILE_HEIGHT)] for width in range(TILE_WIDTH + 1)]
 
 
-def _fold(hashes: bytes, times: int) -> bytes:
+def fold(hashes: bytes, times: int) -> bytes:
     """Hash adjacent pairs of 32-byte hashes into their parents, SHA-256(0x01 || left || right) (RFC 9162 §2.1.1),
     ``times`` times: 2**times hashes in, their subtree's root out."""
     for _ in range(times):
