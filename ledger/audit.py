@@ -230,8 +230,10 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
             sizes = frozenset(cp.tree_size for cp in cps)
 
             def start() -> Kept | None:  # the walk's saved state, where there is one to resume or to save
+                if saved is None and save_state is None:
+                    return None
                 return begin(path, file.origin, trust.authority_keys, level, sizes, saved=saved,
-                             keep=save_state is not None) if saved is not None or save_state is not None else None
+                             keep=save_state is not None, file_bytes=file.survey.size)
 
             def run(kept: Kept | None, **how: Any) -> _Walk:
                 return run_pass(file.origin, trust.authority_keys, level=level, checkpoints=cps, engine=engine,

@@ -105,15 +105,16 @@ class Pass:
 
 
 class _Walk:
-    """The in-order part of a pass: custody rules, commitments and roots, fed one frame at a time."""
+    """The in-order part of a pass: custody rules, commitments and roots, fed one frame at a time (``file_bytes``:
+    the ledger file's size, which sizes the custody state's body filter)."""
 
     def __init__(self, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int], *,
-                 keep: bool = False) -> None:
+                 keep: bool = False, file_bytes: int = 0) -> None:
         self.origin, self.sizes, self.level = origin, sizes, level
         self.keep = keep  # commitments over every record, to save the walk (:mod:`ledger.audit_state`)
         self.custody = LEVELS.index(level) >= LEVELS.index("custody")
         self.inline_signatures = LEVELS.index(level) >= LEVELS.index("signatures")
-        self.state = SpilledState(origin, keys, signatures=self._signatures)
+        self.state = SpilledState(origin, keys, signatures=self._signatures, file_bytes=file_bytes)
         self.verdicts: dict[int, list[Finding]] = {}  # the workers' sig.* findings of the chunk being applied
         self.from_workers = False
         self.worker_decoded = False  # the chunk's unreadable records are in the workers' findings already
@@ -196,7 +197,7 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
     then start at its ``end``; its level, origin and checkpoints' tree sizes are these), else a new one. Returns
     the walk, to :func:`finish`. Raises as :func:`ledger.chunks.chunk_frames`."""
     if walk is None:
-        walk = _Walk(origin, keys, level, frozenset(cp.tree_size for cp in checkpoints))
+        walk = _Walk(origin, keys, level, frozenset(cp.tree_size for cp in checkpoints), file_bytes=size)
     walk.mark_below(walk.end)
     told = (0, 0)
     with engine_context(engine):

@@ -247,10 +247,10 @@ def _use_ids(index: IdentityIndex, maps: dict[str, Any], owner: str) -> None:
 
 
 def begin(ledger: str | Path, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int], *,
-          saved: Saved | None, keep: bool) -> Kept:
-    """A walk for the ledger file ``ledger`` of ``origin`` at ``level`` taking roots at the checkpoint tree
-    ``sizes``: new, or going on from ``saved`` (A records audited); ``keep``: its state is to be saved
-    (commitments over every record).
+          saved: Saved | None, keep: bool, file_bytes: int = 0) -> Kept:
+    """A walk for the ledger file ``ledger`` (of ``file_bytes`` bytes) of ``origin`` at ``level`` taking roots at
+    the checkpoint tree ``sizes``: new, or going on from ``saved`` (A records audited); ``keep``: its state is to
+    be saved (commitments over every record).
 
     Raises:
         InputError: ``audit.state_mismatch`` (``saved`` is another ledger's, under other authority keys —
@@ -258,7 +258,7 @@ def begin(ledger: str | Path, origin: str, keys: frozenset[bytes], level: str, s
             ``audit.checkpoint_before_state`` (a tree size below A), ``audit.state_damaged`` (contents that do
             not decode).
     """
-    walk, head = _Walk(origin, keys, level, sizes, keep=keep), None
+    walk, head = _Walk(origin, keys, level, sizes, keep=keep, file_bytes=file_bytes), None
     if saved is not None:
         _check(saved, origin, keys, level, sizes)
         if saved.resume is not None:

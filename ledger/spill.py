@@ -37,14 +37,14 @@ from .errors import StorageError
 if TYPE_CHECKING:
     from ._state_file import StateFile
 
-__all__ = ["BATCH", "BLOOM_BITS", "Blob", "Bloom", "Spill", "entry_fields", "first_at", "scratch_db",
+__all__ = ["BATCH", "BLOOM_BITS", "Blob", "Bloom", "Spill", "bloom_bits", "entry_fields", "first_at", "scratch_db",
            "scratch_errors"]
 
 #: Records gathered in memory before they are written (a few MB): fewer, larger sorted writes touch fewer pages.
 BATCH = 32768
-#: Bits of the body-hash filter (16 MiB, whatever the file's size): two bits a body; a false positive costs one
-#: read, about 1 body in 4,500 at 10^6 records, 1 in 55 at 10^7.
+#: Most bits of the body-hash filter (16 MiB; :func:`bloom_bits`): two bits a body; a false positive costs one read.
 BLOOM_BITS = 1 << 27
+_BLOOM_LEAST = 1 << 16
 _CACHE_KIB = 8192  # SQLite's page cache
 _WIDTH = 8  # bytes of a position in the keyed tables
 _OFFSET = 4  # bytes of an offset in a facts row
@@ -148,12 +148,20 @@ def _unpack(data: Blob, index: int) -> bytes:
     return data[body + start:body + end]
 
 
+def bloom_bits(file_bytes: int) -> int:
+    """Bits of the body-hash filter for a ledger file of ``file_bytes`` bytes: one to two bits per 16 bytes of the
+    file, a power of two from 2^16 to :data:`BLOOM_BITS` (2^27 from a 2 GiB file on). With records of ~500 bytes
+    that is 31 to 62 bits a body: a false positive for 1 body in 250 to 1,000 (1 in 55 at the cap, 10^7 records)."""
+    return min(BLOOM_BITS, 1 << max(_BLOOM_LEAST.bit_length() - 1, (max(1, file_bytes // 16) - 1).bit_length()))
+
+
 class Spill:
     """The per-record facts of a replay (module docstring) on a private temporary SQLite database. A record's
     facts are gathered with :meth:`note` and :meth:`chain`, held until :data:`BATCH` records are, then written;
-    every read looks at the held ones too. Not thread-safe; one process."""
+    every read looks at the held ones too. ``filter_bits``: the body filter's size (:func:`bloom_bits` of the
+    ledger file's size). Not thread-safe; one process."""
 
-    def __init__(self) -> None:
+    def __init__(self, filter_bits: int = BLOOM_BITS) -> None:
         self._db = scratch_db(_CACHE_KIB)
         for statement in _SCHEMA:
             self._db.execute(statement)
@@ -164,7 +172,7 @@ class Spill:
         self._again: dict[bytes, list[int]] = {}  # record hash -> its positions after the first (a record met twice)
         self._pairs: list[bytes] = []  # record hash || position, for the records table
         self._bodies: dict[bytes, int] = {}  # held: body hash -> first position
-        self._seen = Bloom(BLOOM_BITS)  # every body hash, written or held
+        self._seen = Bloom(min(filter_bits, BLOOM_BITS))  # every body hash, written or held
         self._asked: tuple[object, int | None] = (None, None)  # the last body hash looked for, and its answer
         self._row: tuple[int, bytes] = (-1, b"\x00" * _OFFSET)  # the last facts row read: (first, data)
         self._base: dict[str, Any] = {"records": b"", "bodies": b"", "firsts": [], "datas": []}  # :meth:`load`
@@ -294,7 +302,8 @@ class Spill:
         on disk, when asked (a binary search in the keyed tables, a facts row by position), never written again.
         Raises ValueError (or KeyError, zlib.error, InputError ``audit.state_damaged``) for sections not of those
         shapes: (32-byte hash, 8-byte position) pairs, facts rows as :func:`_pack` makes them at increasing firsts,
-        a filter of this size (another size: made again from the bodies)."""
+        a filter of a power of two bits up to :data:`BLOOM_BITS` (kept, though the file grew, unless it is under a
+        quarter of this spill's: then made again from the bodies, at this spill's size)."""
         records, bodies, facts = (file.section(f"spill.{name}") for name in ("records", "bodies", "facts"))
         _check(len(records) % _PAIR == 0 and len(bodies) % _PAIR == 0)
         firsts: list[int] = []
@@ -309,7 +318,9 @@ class Spill:
             _check(_whole(datas[-1]))
             at += length
         bits = zlib.decompressobj().decompress(file.section("spill.filter")[:], BLOOM_BITS // 8 + 1)
-        if len(bits) == BLOOM_BITS // 8:
+        size = len(bits) * 8
+        if 8 <= size <= BLOOM_BITS and not size & (size - 1) and size * 4 >= len(self._seen.bits) * 8:
+            self._seen = Bloom(size)
             self._seen.bits[:] = bits
         else:
             for pair in _pairs(bodies):

@@ -13,7 +13,7 @@ from .custody import CustodyState, Signatures
 from .hashing import Digest
 from .item import Item
 from .record import Record
-from .spill import Spill, entry_fields
+from .spill import Spill, bloom_bits, entry_fields
 
 __all__ = ["SpilledState"]
 
@@ -120,9 +120,10 @@ class SpilledState(CustodyState):
     nothing: the rest is in the spill (:meth:`touched`, :meth:`on_chain`). Call :meth:`close` when done (it
     deletes the database)."""
 
-    def __init__(self, origin: str, authority_keys: Iterable[bytes], *, signatures: Signatures | None = None) -> None:
+    def __init__(self, origin: str, authority_keys: Iterable[bytes], *, signatures: Signatures | None = None,
+                 file_bytes: int = 0) -> None:
         super().__init__(origin, authority_keys, signatures=signatures)
-        self.spill = Spill()
+        self.spill = Spill(bloom_bits(file_bytes))
         self.signers, self.times, self.bodies = _Facts(self.spill, False), _Facts(self.spill, True), _Bodies(self.spill)
         self._codes: dict[frozenset[str], bytes] = {}
 

@@ -20,7 +20,7 @@ from ledger import spill as spill_module
 from ledger._state_file import StateFile, state_bytes
 from ledger.audit_state import Saved, begin
 from ledger.policy import Policy, check_policy
-from ledger.spill import Bloom, Spill
+from ledger.spill import BLOOM_BITS, Bloom, Spill, bloom_bits
 from ledger.storage import scan
 
 RULES = json.loads((VECTORS / "negative-ledger.json").read_text(encoding="utf-8"))
@@ -153,6 +153,27 @@ def test_the_bloom_filter_has_no_false_negative() -> None:
     assert all(digest in bloom for digest in added) and "text" not in bloom
     with pytest.raises(ValueError):
         Bloom(1000)
+
+
+def test_the_body_filter_follows_the_file_up_to_its_cap() -> None:
+    assert bloom_bits(0) == bloom_bits(1 << 20) == 1 << 16  # the least: 8 KiB
+    assert bloom_bits(50_000_000) == 1 << 22 and bloom_bits(500_000_000) == 1 << 25  # the bench's 10^5 and 10^6
+    assert bloom_bits(1 << 40) == BLOOM_BITS and all(bloom_bits(n) & (bloom_bits(n) - 1) == 0 for n in range(0, 99))
+
+
+def test_a_saved_filter_is_kept_unless_far_smaller_than_the_file_now_wants(tmp_path: Path) -> None:
+    small = Spill(1 << 16)
+    for position in range(100):
+        small.note(_digest(position), position, 1_000 + position, b"p")
+        small.add_body(_digest(position), position)
+    rows = _sections(small)
+    for wanted, kept in ((1 << 18, 1 << 16), (1 << 19, 1 << 19)):  # a quarter is enough; under, made again
+        spill = Spill(wanted)
+        spill.load(_state_file(tmp_path / str(wanted), rows))
+        assert len(spill._seen.bits) * 8 == kept and all(_digest(p) in spill._seen for p in range(100))
+        assert spill.first_body(_digest(7)) == 7 and spill.first_body(_digest(100)) is None
+        spill.close()
+    small.close()
 
 
 def test_a_spill_loads_only_rows_of_its_shape(tmp_path: Path) -> None:
