@@ -48,7 +48,7 @@ def demo(directory: Path, seed: int, as_json: bool) -> None:
                      "audit": r.to_json(), "proof_example_verdict": summary.proof_report.verdict})
         sys.exit(_verdict_exit(verdict))
     click.echo(f"wrote {summary.ledger_path}, {summary.trust_path}, {summary.checkpoint_path}")
-    _print_report(r)
+    _print_report(r, [summary.checkpoint_path])
     click.echo(f"items:     {r.items} ({r.stones} stones, {r.items - r.stones} lots), {r.parties} enrolled parties")
     b = summary.proof_report
     click.echo(f"proofs:    {summary.proof_count} bundles in {summary.proofs_dir}; {summary.proof_example.name} "

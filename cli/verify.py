@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -126,7 +127,7 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
         _print_json({"records": report.record_count, "root": root, "seconds": round(time.monotonic() - start, 3),
                      "level": report.level, **states, **report.to_json()})
         sys.exit(_verdict_exit(report.verdict))
-    _print_report(report)
+    _print_report(report, checkpoint_paths)
     if resume is not None:
         before = f"records 0..{report.resumed_at - 1}" if report.resumed_at else "no record"
         click.echo(f"state:     resumed from {resume}: {before} audited before, "
@@ -147,7 +148,7 @@ LEVEL_CHECKS = {"structure": "framing and record format checked; not the root, s
                 "signatures": "framing, format, root and signatures checked; not who may sign, links or custody"}
 
 
-def _print_report(r: AuditReport) -> None:
+def _print_report(r: AuditReport, paths: Sequence[Path]) -> None:
     click.echo(f"origin:    {r.origin}")
     click.echo(f"records:   {r.record_count}")
     if r.root_hash is None:
@@ -155,10 +156,17 @@ def _print_report(r: AuditReport) -> None:
     else:
         click.echo(f"tree size: {r.record_count}")
         click.echo(f"root hash: {r.root_hash.b64()}")
-    if r.checkpoint is not None:
+    if len(r.checkpoints) > 1:  # each one given, in order
+        for path, check in zip(paths, r.checkpoints, strict=True):
+            cp, codes = check.checkpoint, ", ".join(dict.fromkeys(f.code for f in check.findings))
+            said = ("not accepted under the pinned keys" if cp is None else
+                    f"tree size {cp.tree_size}, " + ("does not match" if codes else
+                                                     f"matches {_scope(cp.tree_size, r.record_count)}"))
+            click.echo(f"checkpoint: {path}: {said}" + (f" ({codes})" if codes else ""))
+    elif r.checkpoint is not None:
         cp = r.checkpoint
-        scope = "the whole log" if cp.tree_size == r.record_count else f"the first {cp.tree_size} records"
-        click.echo(f"checkpoint: signed by the operator, tree size {cp.tree_size}, matches {scope}")
+        click.echo(f"checkpoint: signed by the operator, tree size {cp.tree_size}, matches "
+                   f"{_scope(cp.tree_size, r.record_count)}")
     if r.ok and (r.checkpoint is None or r.checkpoint.tree_size < r.record_count):
         click.echo("checkpoint: none given" if r.checkpoint is None else
                    f"checkpoint: it covers only the first {r.checkpoint.tree_size} records")
@@ -173,6 +181,10 @@ def _print_report(r: AuditReport) -> None:
     click.echo(f"integrity: INVALID ({_plural(len(r.findings), 'finding')})")
     _print_hint(r.findings, "hint:      ", records_judged=r.level in FULL_LEVELS)  # below: records not all judged
     _print_findings(r.findings)
+
+
+def _scope(tree_size: int, records: int) -> str:
+    return "the whole log" if tree_size == records else f"the first {tree_size} records"
 
 
 # The name stonetrail_cli.main registers (see stonetrail_cli.consistency).

@@ -47,8 +47,8 @@ from .storage.framing import Frame
 from .trust import Trust
 from .witnessed import check_witnesses
 
-__all__ = ["CHUNK_RECORDS", "LEVELS", "AuditReport", "Progress", "Replay", "check_ledger", "replay_ledger",
-           "verify_ledger"]
+__all__ = ["CHUNK_RECORDS", "LEVELS", "AuditReport", "CheckpointCheck", "Progress", "Replay", "check_ledger",
+           "replay_ledger", "verify_ledger"]
 
 #: Records per chunk of a parallel audit: large enough that a worker's start and result cost nothing, small
 #: enough that the chunks in flight hold little and the last chunk leaves no core idle for long.
@@ -70,13 +70,35 @@ class Replay:
     findings: tuple[Finding, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointCheck:
+    """One checkpoint given to an audit, in the order given: ``checkpoint``, the note opened under the trusted
+    operator keys (None: it did not open, or its witness policy is not met), and the ``findings`` against it
+    (``checkpoint.*``, ``witness.*``; none: checked against the log and matches)."""
+
+    checkpoint: Checkpoint | None
+    findings: tuple[Finding, ...]
+
+    @property
+    def matches(self) -> bool:
+        """Opened under the trusted keys and matching the log at its tree size."""
+        return self.checkpoint is not None and not self.findings
+
+    def to_json(self) -> dict[str, object]:
+        """``{tree_size, root_hash, matches, codes}`` (tree size and root null for a note that did not open)."""
+        cp = self.checkpoint
+        return {"tree_size": cp.tree_size if cp else None, "root_hash": cp.root_hash.b64() if cp else None,
+                "matches": self.matches, "codes": [f.code for f in self.findings]}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditReport(Verdicts):
     """Result of an audit: counts, the RFC 9162 root hash, and every finding.
 
     ``record_count``: positions in the log (damaged frames included). ``root_hash``: None when the file's
-    framing is damaged, since the tree is then unknown. ``checkpoint``: the signed checkpoint that was checked
-    against the file and matched it (None if none was given or it did not match). ``policy``: the policy checked
+    framing is damaged, since the tree is then unknown. ``checkpoint``: the largest signed checkpoint that was
+    checked against the file and matched it (None if none was given or none matched); ``checkpoints``: each one
+    given, in order, with what was found against it. ``policy``: the policy checked
     (None: none); ``policy_findings``: its findings (docs/format.md "Policies"), kept apart from ``findings``:
     they say the goods may not be accepted under that policy, not that the ledger is damaged or forged.
     ``resumed_at``: the records a saved audit state covered, not read again (``check_ledger(resume=...)``; 0 for
@@ -93,6 +115,7 @@ class AuditReport(Verdicts):
     parties: int
     findings: tuple[Finding, ...]
     checkpoint: Checkpoint | None = None
+    checkpoints: tuple[CheckpointCheck, ...] = ()
     policy: Policy | None = None
     policy_findings: tuple[Finding, ...] = ()
     level: str = "custody"
@@ -109,6 +132,7 @@ class AuditReport(Verdicts):
             "items": self.items if full else None, "stones": self.stones if full else None,
             "parties": self.parties if full else None,
             "checkpoint": {"tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()} if cp else None,
+            "checkpoints": [check.to_json() for check in self.checkpoints],
             "level": self.level, "full_audit": full,
             **self.verdicts_json(),
         }
@@ -269,7 +293,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         seen = finish(walk, problems, cps)
         checked = iter(seen.checkpoint_problems)
         found = [[_checkpoint_finding(e) for e in next(checked)] if cp is not None else bad for cp, bad in opened]
-        good = [cp for (cp, _), bad in zip(opened, found, strict=True) if cp is not None and not bad]
+        checks = tuple(CheckpointCheck(cp, tuple(bad)) for (cp, _), bad in zip(opened, found, strict=True))
+        matched = [c.checkpoint for c in checks if c.checkpoint is not None and not c.findings]
         items = seen.state.items.values()
         policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
         if saved is not None:
@@ -279,7 +304,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                            stones=stones(seen.state.items),
                            parties=len(seen.state.registry.parties),
                            findings=tuple([*seen.findings, *(f for fs in found for f in fs)]),
-                           checkpoint=max(good, key=lambda cp: cp.tree_size, default=None), policy=policy,
+                           checkpoint=max(matched, key=lambda cp: cp.tree_size, default=None),
+                           checkpoints=checks, policy=policy,
                            policy_findings=tuple(policy_findings),
                            level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved)
     except (ValueError, OverflowError, IndexError, KeyError, TypeError) as exc:

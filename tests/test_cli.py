@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -224,6 +225,34 @@ def test_verify_reports_the_checkpoint_it_checked(demo_dir: Path) -> None:
                  "--checkpoint", demo_dir / "checkpoint.txt")
     size = len(scan(demo_dir / "demo.ledger").frames)
     assert f"checkpoint: signed by the operator, tree size {size}, matches the whole log" in result.output
+
+
+def test_verify_reports_each_checkpoint_given(copy: Path, tmp_path: Path) -> None:
+    frames, data = scan(copy / "demo.ledger").frames, (copy / "demo.ledger").read_bytes()
+    cut, other = tmp_path / "cut.ledger", tmp_path / "other.ledger"  # the first 300 records; 299 and record 300
+    cut.write_bytes(data[:frames[300].offset])
+    other.write_bytes(data[:frames[299].offset] + data[frames[300].offset:frames[301].offset])
+    for ledger, out in ((cut, "early.txt"), (other, "forked.txt")):
+        signed = run("checkpoint", ledger, "--key", copy / "keys" / "operator.pem", "-o", tmp_path / out)
+        assert signed.exit_code == 0, signed.output
+    run("keygen", "--name", "demo.stonetrail.example/ledger", "-o", tmp_path / "k.pem")
+    run("checkpoint", copy / "demo.ledger", "--key", tmp_path / "k.pem", "-o", tmp_path / "unpinned.txt")
+    notes = [tmp_path / "early.txt", tmp_path / "forked.txt", copy / "checkpoint.txt", tmp_path / "unpinned.txt"]
+    args = ["verify", copy / "demo.ledger", "--trust", copy / "trust.keys"]
+    for note in notes:
+        args += ["--checkpoint", note]
+    text, as_json = run(*args), run(*args, "--json")
+    assert text.exit_code == as_json.exit_code == 1
+    assert [line for line in text.output.splitlines() if line.startswith("checkpoint:")] == [
+        f"checkpoint: {notes[0]}: tree size 300, matches the first 300 records",
+        f"checkpoint: {notes[1]}: tree size 300, does not match (checkpoint.root_mismatch, checkpoint.heads_mismatch)",
+        f"checkpoint: {notes[2]}: tree size {len(frames)}, matches the whole log",
+        f"checkpoint: {notes[3]}: not accepted under the pinned keys (note.unverified)"]
+    report = json.loads(as_json.output)
+    assert report["checkpoint"]["tree_size"] == len(frames)
+    assert [(c["tree_size"], c["matches"], c["codes"]) for c in report["checkpoints"]] == [
+        (300, True, []), (300, False, ["checkpoint.root_mismatch", "checkpoint.heads_mismatch"]),
+        (len(frames), True, []), (None, False, ["note.unverified"])]
 
 
 @pytest.mark.parametrize("args", [["verify"], ["verify", "x.ledger", "--trust", "y"], ["bogus"],
