@@ -152,7 +152,10 @@ def bloom_bits(file_bytes: int) -> int:
     """Bits of the body-hash filter for a ledger file of ``file_bytes`` bytes: one to two bits per 16 bytes of the
     file, a power of two from 2^16 to :data:`BLOOM_BITS` (2^27 from a 2 GiB file on). With records of ~500 bytes
     that is 31 to 62 bits a body: a false positive for 1 body in 250 to 1,000 (1 in 55 at the cap, 10^7 records)."""
-    return min(BLOOM_BITS, 1 << max(_BLOOM_LEAST.bit_length() - 1, (max(1, file_bytes // 16) - 1).bit_length()))
+    bits = _BLOOM_LEAST
+    while bits < file_bytes // 16 and bits < BLOOM_BITS:
+        bits *= 2
+    return min(bits, BLOOM_BITS)
 
 
 class Spill:
