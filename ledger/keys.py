@@ -31,16 +31,16 @@ import binascii
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.exceptions import UnavailableError
 
 from .engines import DEFAULT_ENGINE, ENGINES, LIBSODIUM_COFACTORED, current_engine, libsodium_equation, signature_engine
 from .errors import KeyFormatError, SignatureError
+
+if TYPE_CHECKING:  # imported where used: a process that verifies through libsodium and loads no private key
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # never imports cryptography (~15 ms a start)
 
 __all__ = [
     "DEFAULT_ENGINE",
@@ -137,7 +137,7 @@ class PublicKey:
     """
 
     raw: bytes
-    _key: ed25519.Ed25519PublicKey = field(init=False, repr=False, compare=False)
+    _key: ed25519.Ed25519PublicKey | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         raw = self.raw
@@ -150,7 +150,6 @@ class PublicKey:
             raise KeyFormatError("public key is a small-order point", code="key.small_order")
         if not _in_prime_order_subgroup(raw):
             raise KeyFormatError("public key is not a prime-order point", code="key.invalid_point")
-        object.__setattr__(self, "_key", ed25519.Ed25519PublicKey.from_public_bytes(raw))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> PublicKey:
@@ -202,14 +201,24 @@ class PublicKey:
         """RFC 8032 §5.1.7 through the current engine; a cofactored libsodium gets R's full point check in front
         (docs/adr/0019, 0021), so that it accepts exactly what the cofactorless equation accepts."""
         if current_engine() == "cryptography":
+            from cryptography.exceptions import InvalidSignature
             try:
-                self._key.verify(signature, message)
+                self._cryptography_key().verify(signature, message)
             except InvalidSignature:
                 return False
             return True
         if LIBSODIUM_COFACTORED and not _in_prime_order_subgroup(signature[:32]):
             return False
         return libsodium_equation(self.raw, signature, message)
+
+    def _cryptography_key(self) -> ed25519.Ed25519PublicKey:
+        """The key as ``cryptography``'s, made at its first use (any 32 bytes make one: the checks are above)."""
+        key = self._key
+        if key is None:
+            from cryptography.hazmat.primitives.asymmetric import ed25519
+            key = ed25519.Ed25519PublicKey.from_public_bytes(self.raw)
+            object.__setattr__(self, "_key", key)
+        return key
 
     def __repr__(self) -> str:
         return f"PublicKey({self.text()[:20]}…)"
@@ -222,6 +231,8 @@ class PrivateKey:
     __slots__ = ("_key", "_public")
 
     def __init__(self, key: ed25519.Ed25519PrivateKey) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise KeyFormatError("not an Ed25519 private key", code="key.not_ed25519")
         self._key = key
@@ -231,6 +242,7 @@ class PrivateKey:
     @classmethod
     def generate(cls) -> PrivateKey:
         """A new key from the operating system's CSPRNG."""
+        from cryptography.hazmat.primitives.asymmetric import ed25519
         return cls(ed25519.Ed25519PrivateKey.generate())
 
     @classmethod
@@ -238,6 +250,7 @@ class PrivateKey:
         """The key of a 32-byte RFC 8032 seed; raises KeyFormatError (``key.length``)."""
         if not isinstance(seed, bytes) or len(seed) != KEY_SIZE:
             raise KeyFormatError(f"an Ed25519 seed is {KEY_SIZE} bytes", code="key.length")
+        from cryptography.hazmat.primitives.asymmetric import ed25519
         return cls(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
 
     @classmethod
@@ -249,6 +262,9 @@ class PrivateKey:
         """
         if not isinstance(data, bytes) or len(data) > _MAX_PEM_BYTES:
             raise KeyFormatError(f"a PEM private key is bytes of at most {_MAX_PEM_BYTES}", code="key.pem")
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -267,12 +283,14 @@ class PrivateKey:
 
     def seed(self) -> bytes:
         """The 32-byte secret seed. Handle with care."""
+        from cryptography.hazmat.primitives import serialization
         return self._key.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
 
     def to_pem(self) -> bytes:
         """Unencrypted PKCS #8 PEM ("-----BEGIN PRIVATE KEY-----"); protect it with file permissions."""
+        from cryptography.hazmat.primitives import serialization
         return self._key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )

@@ -584,6 +584,7 @@ def test_verifying_needs_only_the_bundle_and_the_trust_file(bundle: bytes, tmp_p
         assert p.item == "S1" and dict(p.origin) == {"BW": 1490}, p
         assert "ledger.storage" not in sys.modules and "ledger._ledger" not in sys.modules, sorted(sys.modules)
         assert "click" not in sys.modules
+        assert "cryptography" not in sys.modules  # libsodium checks the signatures; no private key is loaded
         mine = [f for f in opened if isinstance(f, str) and f.startswith(os.getcwd())]
         assert sorted(os.path.basename(f) for f in mine) == ["S1.stproof", "trust.keys"], opened
         assert not [f for f in opened if str(f).endswith(".ledger")], opened
