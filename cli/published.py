@@ -28,7 +28,7 @@ from ._common import (
     refuse_stdout,
 )
 from ._inputs import _load_trust, _read_checkpoint
-from .proof import SUFFIX, _published_checkpoint
+from .proof_export import SUFFIX, _published_checkpoint
 
 __all__ = ["FETCH_COMMAND", "PUBLISH_COMMAND"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ledger import Finding, format_ct
+from ledger import Finding
 from ledger._text import did_you_mean
 from ledger.audit import Replay
 from ledger.errors import InputError, VerificationError
@@ -22,7 +22,6 @@ from ledger.history import History, ItemScope, damage, indexed_scope, item_scope
 from ledger.index.reading import IndexedLog, indexed_log, through_index
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file, pg_view
-from ledger.provenance import Snapshot, Step
 
 from ._common import (
     _EXISTING,
@@ -32,54 +31,11 @@ from ._common import (
     _print_findings,
     _print_json,
     _replay,
-    _utc,
     _verdict_exit,
     note_no_index,
 )
 from ._inputs import _load_trust
-
-
-def print_now(item: str, kind: str, nature: str, now: Snapshot, article: str | None) -> None:
-    """The item line: what it is and its state now (holder, owner, where it is, mass, state)."""
-    where = f", set in {article}" if article else ""
-    click.echo(f"item:       {item} ({kind}, {nature}){where}: {now.describe()}")
-
-
-#: The journey table's columns (``show`` and ``proof verify``; the HTML report's journey holds the same steps).
-JOURNEY_COLUMNS = ("record", "when (UTC)", "event", "where", "item", "holder", "mass", "state", "signed by")
-_RIGHT = {0, 6}  # numbers
-_STATE_COLOUR = {"in transit": "yellow", "locked": "blue", "consumed": "magenta", "retired": "red"}
-
-
-def _state_word(state: str) -> str:
-    """A state after a record, as the table shows it: "live" is "in trade" (the word "live" is kept for the item
-    line's state now, so a stolen stone's output never says it, even of its past)."""
-    return "in trade" if state == "live" else state.replace("_", " ")
-
-
-def print_path(steps: Sequence[Step]) -> None:
-    """A custody path as an aligned table (:data:`JOURNEY_COLUMNS`), one row per record: its position, when and
-    where it took place, what happened to which item, and the item's holder, mass and state right after it, and
-    who signed; below each row, what the record says. Colour only on a terminal (click strips it elsewhere)."""
-    rows = [(str(s.position), _utc(s.time_ms), s.kind, s.place, s.item, _holder(s), format_ct(s.mass_mct),
-             _state_word(s.state), ", ".join(s.signers)) for s in steps]
-    widths = [max([len(head), *(len(row[n]) for row in rows)]) for n, head in enumerate(JOURNEY_COLUMNS)]
-    widths[-1] = 0  # the last column is not padded: no trailing blanks
-    heads = [h.rjust(w) if n in _RIGHT else h.ljust(w) for n, (h, w) in enumerate(zip(JOURNEY_COLUMNS, widths,
-                                                                                      strict=True))]
-    click.echo("  " + "  ".join(click.style(h, bold=True) for h in heads))
-    indent = " " * (2 + widths[0] + 2 + widths[1] + 2)
-    for step, row in zip(steps, rows, strict=True):
-        cells = [c.rjust(w) if n in _RIGHT else c.ljust(w) for n, (c, w) in enumerate(zip(row, widths, strict=True))]
-        cells[2] = click.style(cells[2], fg="cyan", bold=True)
-        cells[7] = click.style(cells[7], fg=_STATE_COLOUR.get(row[7]))
-        click.echo("  " + "  ".join(cells))
-        click.echo(indent + click.style(step.detail, dim=True))
-
-
-def _holder(step: Step) -> str:
-    """The holder, and the owner when another party owns it (goods on memo)."""
-    return step.holder if step.owner == step.holder else f"{step.holder} (owner {step.owner})"
+from ._path import print_now, print_path
 
 
 @click.command(short_help="Print an item's history back to the mine.")

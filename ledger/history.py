@@ -13,18 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ._describe import describe, format_ct
-from .audit import Replay
 from .custody import CustodyState
 from .events import Grown, Mined
 from .findings import Finding
 from .heads import ItemHeads
-from .index.reading import IndexedLog
 from .item import Item
 from .provenance import Snapshot, Step, path_steps, replay_scope, snapshot
 from .record import Record
 from .scope import Scope, provenance_scope
+
+if TYPE_CHECKING:  # what it reads from, not what it needs loaded: proof verify and show start without them
+    from .audit import Replay
+    from .index.reading import IndexedLog
 
 __all__ = ["History", "HistoryRow", "ItemScope", "damage", "describe", "format_ct", "indexed_scope", "item_history",
            "item_scope", "origin_summary", "summary", "trace", "trace_item"]

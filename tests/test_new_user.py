@@ -361,6 +361,12 @@ def test_a_command_loads_its_own_modules_only() -> None:
                           "ledger.witness.server", "ledger.demo"}, sorted(modules)
     listed = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True, check=False)
     assert listed.returncode == 0 and all(f"  {name} " in listed.stdout for name in ("demo", "verify", "witness"))
+    offline = subprocess.run([sys.executable, "-c", probe, "proof", "verify", "--help"], capture_output=True,
+                             text=True, check=False)  # a buyer's check: the bundle and the trust file, no ledger
+    modules = set(offline.stderr.split())
+    assert offline.returncode == 0 and "stonetrail_cli.proof" in modules
+    assert not {m for m in modules if m.startswith(("ledger.audit", "ledger.export", "ledger.index", "ledger.storage",
+                                                      "cryptography", "stonetrail_cli.proof_export"))}, sorted(modules)
 
 
 @pytest.mark.parametrize(("argv", "hint"), [
