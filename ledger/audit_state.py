@@ -161,7 +161,8 @@ class Kept:
             if first is None:
                 raise _rewritten(f"the file has no record at byte {offset}, where the audit read record {index}: the "
                                  "log was cut short (rolled back) or rewritten since, or it is another log of the "
-                                 "same origin")
+                                 "same origin (an audit without --resume names what the file holds there, a torn "
+                                 "tail included)")
             if (first.index, first.offset) != (index, offset) or leaf_hash(first.payload) != self.saved.body["last"][1]:
                 raise _rewritten(f"record {index} of this file is not the one audited: the log was rewritten since")
             if prefix_digest(self.ledger, first, self.head) != self.saved.prefix:
