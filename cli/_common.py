@@ -239,6 +239,16 @@ def note_no_index(ledger_file: Path | str) -> None:
                        f"(run 'stonetrail index {ledger_file} --trust FILE' once to make this instant)", err=True)
 
 
+def damaged(ledger_file: Path | str, broken: Sequence[Finding]) -> tuple[str, str]:
+    """What is damaged in the file (the first of ``broken``, :func:`ledger.history.damage`), and what to run."""
+    first = broken[0]
+    more = f" ({_plural(len(broken) - 1, 'more damaged part')})" if len(broken) > 1 else ""
+    what = (f"{ledger_file} is damaged at record {first.position}: "
+            f"{first.reason.removeprefix(f'record {first.position}: ')} [{first.code}]{more}")
+    todo = "" if first.code == "store.torn_tail" else "; run 'stonetrail verify' to see every finding"
+    return what, todo  # a torn tail's reason already says to run stonetrail repair
+
+
 def check_new_file(path: Path) -> None:
     """:func:`ledger._files.check_new` (refuse an output file that exists, before any work), the error naming
     ``path`` as its file."""

@@ -13,11 +13,13 @@ from pathlib import Path
 import click
 
 from ledger import format_ct
+from ledger.findings import Finding
+from ledger.history import damage
 from ledger.inventory import ItemLine, indexed_item_lines, item_lines
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file
 
-from ._common import _EXISTING, _LEDGER, _errors, _plural, _print_json, _replay, _verdict_exit, note_no_index
+from ._common import _EXISTING, _LEDGER, _errors, _plural, _print_json, _replay, _verdict_exit, damaged, note_no_index
 from ._inputs import _load_trust
 
 
@@ -31,8 +33,11 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     mass and number of records, sorted by id.
 
     With --trust, the whole ledger is checked too, as 'show' does: "verified" only if it has no finding at all,
-    else "invalid" (exit 1; 'verify' lists the findings). --json gives "verdict" (verified, unverified or
-    invalid), "findings" (their number; null when unverified) and "items": [{item, type, nature, state, holder,
+    else "invalid" (exit 1; 'verify' lists the findings). When the whole file is read (with --trust, or without
+    an index), a damaged file is named (a warning on stderr) and the verdict is invalid (exit 1): items may be
+    missing from the list, or shown as they were before the part that cannot be read. --json gives "verdict"
+    (verified, unverified or invalid), "findings" (a list of {code, position, item, reason}; null when
+    unverified), "damage" (the findings of what cannot be read) and "items": [{item, type, nature, state, holder,
     owner, mass_mct, records, latest}] (masses in mct; latest: the position of the item's last record). Without
     --trust the list is read from the ledger's index when it has one (stonetrail index), without a replay and
     without reading the records: damage in the file is then not seen ('verify' sees it).
@@ -46,19 +51,28 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     """
     trust = _load_trust(trust_file) if trust_file else None
     lines = indexed_item_lines(ledger_file) if trust is None and not is_url(ledger_file) else None
-    verdict, findings = "unverified", None
+    verdict = "unverified"
+    findings: tuple[Finding, ...] | None = None
+    broken: tuple[Finding, ...] = ()
     if lines is None:
         if trust is None:
             note_no_index(ledger_file)
         with as_file(ledger_file) as local:  # a database ledger is read from a copy of its records
             replay, verdict = _replay(local, trust)
         lines = item_lines(replay)
-        findings = len(replay.findings) if trust is not None else None
+        findings = replay.findings if trust is not None else None
+        broken = damage(replay)
+        if broken:
+            what, todo = damaged(ledger_file, broken)
+            click.echo(f"stonetrail: warning: {what}; items may be missing from this list, or shown as they were "
+                       f"before the part that cannot be read{todo}", err=True)
+            verdict = "invalid"
     if as_json:
-        _print_json({"verdict": verdict, "findings": findings, "items": [dataclasses.asdict(line) for line in lines]})
+        _print_json({"verdict": verdict, "findings": None if findings is None else [f.to_json() for f in findings],
+                     "damage": [f.to_json() for f in broken], "items": [dataclasses.asdict(line) for line in lines]})
     else:
         _print_items(lines)
-        click.echo(_summary(lines, verdict, findings or 0))
+        click.echo(_summary(lines, verdict, len(findings or ()), broken))
     sys.exit(_verdict_exit(verdict))
 
 
@@ -72,8 +86,11 @@ def _print_items(lines: list[ItemLine]) -> None:
                    f"{format_ct(line.mass_mct):>12}  {line.records:>7}{memo}")
 
 
-def _summary(lines: list[ItemLine], verdict: str, findings: int) -> str:
+def _summary(lines: list[ItemLine], verdict: str, findings: int, broken: tuple[Finding, ...]) -> str:
     count = _plural(len(lines), "item")
+    if broken:
+        return (f"{count}; INVALID: {_plural(len(broken), 'part')} of the file cannot be read (first: record "
+                f"{broken[0].position}, {broken[0].code}), so this list may be incomplete (run verify)")
     if verdict == "unverified":
         return f"{count}; unverified: pass --trust to check signatures, enrolment and custody rules"
     if verdict == "verified":

@@ -32,6 +32,7 @@ from ._common import (
     _print_json,
     _replay,
     _verdict_exit,
+    damaged,
     note_no_index,
 )
 from ._inputs import _load_trust
@@ -82,7 +83,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     checked = [] if verdict == "unverified" else list(replay.findings)
     here = [f for f in checked if f.position in {step.position for step in history.path}]
     if broken:
-        what, todo = _damaged(ledger_file, broken)
+        what, todo = damaged(ledger_file, broken)
         click.echo(f"stonetrail: warning: {what}; records of {item} may be missing from this history{todo}",
                    err=True)
         verdict = "invalid"
@@ -120,21 +121,11 @@ def _not_found(replay: Replay, ledger_file: Path | str, item: str, broken: Seque
     """The error for an item no readable record creates: unreadable (the file is damaged: it may be there) or
     unknown (with the id it may have meant)."""
     if broken:
-        what, todo = _damaged(ledger_file, broken)
+        what, todo = damaged(ledger_file, broken)
         return VerificationError(f"no readable record creates {item!r}, which may be in the part that cannot be "
                                  f"read: {what}{todo}", code="item.unreadable")
     return InputError(f"no item {item!r} in {ledger_file}{did_you_mean(item, replay.state.items)}",
                       code="item.unknown")
-
-
-def _damaged(ledger_file: Path | str, broken: Sequence[Finding]) -> tuple[str, str]:
-    """What is damaged in the file, and what to run."""
-    first = broken[0]
-    more = f" ({_plural(len(broken) - 1, 'more damaged part')})" if len(broken) > 1 else ""
-    what = (f"{ledger_file} is damaged at record {first.position}: "
-            f"{first.reason.removeprefix(f'record {first.position}: ')} [{first.code}]{more}")
-    todo = "" if first.code == "store.torn_tail" else "; run 'stonetrail verify' to see every finding"
-    return what, todo  # a torn tail's reason already says to run stonetrail repair
 
 
 def _print_history(found: ItemScope, history: History, verdict: str, here: list[Finding], elsewhere: int,

@@ -95,6 +95,25 @@ def test_show_on_a_ledger_damaged_in_the_middle_names_the_damage(demo: Path, tmp
     assert "stonetrail verify" in result.stderr and "None" not in result.output
 
 
+@pytest.mark.parametrize("trusted", [False, True], ids=["unverified", "with --trust"])
+def test_items_on_a_damaged_ledger_warns_and_exits_1(demo: Path, tmp_path: Path, trusted: bool) -> None:
+    """The list read from the whole file (no index) misses what the damaged part holds: it says so, as show does
+    (the demo's last record creates the 67 Lesedi stones; damaged, they are not listed)."""
+    ledger = _copy(demo, tmp_path)
+    trust = ["--trust", tmp_path / "trust.keys"] if trusted else []
+    intact = json.loads(run("items", ledger, *trust, "--json").stdout)
+    assert intact["damage"] == [] and len(intact["items"]) == 432 and (intact["findings"] == [] if trusted else
+                                                                        intact["findings"] is None)
+    for damage, code in ((cut_short, "store.torn_tail"), (flip_early, "store.checksum_mismatch")):
+        damage(ledger)
+        result = run("items", ledger, *trust)
+        assert result.exit_code == 1 and code in result.stderr and "INVALID" in result.stdout, result.output
+        listed = run("items", ledger, *trust, "--json")
+        report = json.loads(listed.stdout)
+        assert listed.exit_code == 1 and report["verdict"] == "invalid" and report["damage"][0]["code"] == code
+        _copy(demo, tmp_path)
+
+
 # --- repair ------------------------------------------------------------------------------------------------------
 
 def test_repair_restores_a_demo_ledger_cut_7_bytes_short_and_it_takes_appends_again(demo: Path, tmp_path: Path) -> None:

@@ -239,7 +239,8 @@ def test_items_lists_kind_state_holder_and_records(files: SmallFiles) -> None:
     text = run("items", files.ledger, "--trust", files.trust)
     assert text.exit_code == 0 and "S1    stone   live" in text.output and "1 item; verified" in text.output
     bad = run("items", files.bad_ledger, "--trust", files.trust)
-    assert bad.exit_code == 1 and "INVALID: 1 finding" in bad.output
+    assert bad.exit_code == 1 and "INVALID: 1 part of the file cannot be read" in bad.stdout  # a damaged record
+    assert "store.checksum_mismatch" in bad.stderr
 
 
 def test_consistency_json_names_the_evidence_it_wrote(files: SmallFiles, tmp_path: Path) -> None:
