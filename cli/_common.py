@@ -342,6 +342,9 @@ def _print_hint(findings: Sequence[Finding], label: str, *, records_judged: bool
         click.echo(f"{label}nothing was found forged: the checkpoint, signed by the operator, is not witnessed as "
                    "your trust file requires (too few witnesses, or too long ago); ask for a bundle under a "
                    "newer, witnessed checkpoint")
+    elif records_judged and findings and all(f.position is None and f.code == "note.unverified" for f in findings):
+        click.echo(f"{label}every record passes; the checkpoint is not signed by the operator key your trust file "
+                   "pins: was it signed with another key, or is this the wrong trust file?")
     elif records_judged and findings and all(f.position is None and f.code.startswith(_CHECKPOINT_AREAS)
                                              for f in findings):
         click.echo(f"{label}every record passes; only the checkpoint does not match this ledger file: is it this "

@@ -152,6 +152,8 @@ def split_note(note: str | bytes) -> tuple[str, list[str]]:
 
 def _check_text(text: str) -> None:
     """Valid UTF-8, ends in "\\n", no control character but "\\n" (signed-note, "Format")."""
+    if text == "":
+        raise NoteFormatError("note text is empty", code="note.malformed")
     if not isinstance(text, str) or not text.endswith("\n") or CONTROL.search(text):
         hint = (f" (got {text[:60]!r}: a file name? pass the file's text, e.g. Path(name).read_text())"
                 if isinstance(text, str) and "\n" not in text and len(text) < 4096 else "")

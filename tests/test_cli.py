@@ -255,6 +255,18 @@ def test_verify_reports_each_checkpoint_given(copy: Path, tmp_path: Path) -> Non
         (len(frames), True, []), (None, False, ["note.unverified"])]
 
 
+def test_verify_hints_at_the_key_of_a_checkpoint_no_pinned_key_signed(copy: Path, tmp_path: Path) -> None:
+    run("keygen", "--name", "demo.stonetrail.example/ledger", "-o", tmp_path / "k.pem")
+    run("checkpoint", copy / "demo.ledger", "--key", tmp_path / "k.pem", "-o", tmp_path / "unpinned.txt")
+    verify = ["verify", copy / "demo.ledger", "--trust", copy / "trust.keys", "--checkpoint"]
+    result = run(*verify, tmp_path / "unpinned.txt")
+    assert result.exit_code == 1 and "not signed by the operator key your trust file pins" in result.output
+    assert "another ledger's" not in result.output  # the root matches: only the signer is wrong
+    (tmp_path / "empty.txt").write_text("")
+    empty = run(*verify, tmp_path / "empty.txt")
+    assert empty.exit_code == 2 and "note text is empty" in empty.output and "read_text" not in empty.output
+
+
 @pytest.mark.parametrize("args", [["verify"], ["verify", "x.ledger", "--trust", "y"], ["bogus"],
                                   ["demo", "out", "--seed", "x"], ["show"]])
 def test_usage_errors_are_one_line(args: list[str]) -> None:
