@@ -26,6 +26,7 @@ from ledger.pg.store import as_file, pg_view
 from ._common import (
     _EXISTING,
     _LEDGER,
+    _about,
     _errors,
     _plural,
     _print_findings,
@@ -68,7 +69,9 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     """
     if trust_file is None:  # a database ledger answers from its tables, a file from its index if it covers it
         view = pg_view(str(ledger_file)) if is_url(ledger_file) else indexed_log(ledger_file)
-        if told := through_index(view, lambda log: _told(log, item)):
+        with _about(ledger_file, codes=("item.unknown",)):
+            told = through_index(view, lambda log: _told(log, item))
+        if told:
             _print(*told, "unverified", [], 0, (), as_json)  # no replay for an unverified history
             return  # (a damaged index: the log is read below)
         note_no_index(ledger_file)
@@ -76,7 +79,8 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
         replay, verdict = _replay(local, _load_trust(trust_file) if trust_file else None)
     broken = damage(replay)
     if item not in replay.state.items:
-        raise _not_found(replay, ledger_file, item, broken)
+        with _about(ledger_file):
+            raise _not_found(replay, ledger_file, item, broken)
     found = item_scope(replay, item)
     history = trace(found, item)
     # unverified (no trust): no rule was checked, so no finding is reported (without keys every record has some)

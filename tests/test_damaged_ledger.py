@@ -78,12 +78,14 @@ def test_an_item_past_the_damage_is_unreadable_not_unknown(demo: Path, tmp_path:
     ledger = _copy(demo, tmp_path)
     unknown = run("show", ledger, "NO-SUCH-STONE")
     assert unknown.exit_code == 2 and "[item.unknown]" in unknown.output  # the neighbour: an intact file
+    unknown_json = json.loads(run("show", ledger, "NO-SUCH-STONE", "--json").stdout)
+    assert unknown_json["error"]["code"] == "item.unknown" and unknown_json["error"]["file"] == str(ledger)
     cut_short(ledger)
     result = run("show", ledger, "P-LESEDI-01", "--trust", tmp_path / "trust.keys")
     assert result.exit_code == 1 and "[item.unreadable]" in result.stderr, result.output
     assert "record 703" in result.stderr and "stonetrail repair" in result.stderr
     as_json = json.loads(run("show", ledger, "P-LESEDI-01", "--json").stdout)
-    assert as_json["error"]["code"] == "item.unreadable"
+    assert as_json["error"]["code"] == "item.unreadable" and as_json["error"]["file"] == str(ledger)
 
 
 def test_show_on_a_ledger_damaged_in_the_middle_names_the_damage(demo: Path, tmp_path: Path) -> None:
