@@ -151,6 +151,10 @@ def _witness_policy(policy_file: Path | None, trust: Trust | None) -> WitnessPol
 
 
 def _print_published(done: Published) -> None:
+    if done.cosigned:
+        click.echo(f"{done.path} is already this checkpoint (tree size {done.tree_size}) with witness cosignatures "
+                   "this one lacks: kept as it is, nothing written")
+        return
     if done.unchanged:
         click.echo(f"{done.path} is already this checkpoint (tree size {done.tree_size}); nothing written")
         return

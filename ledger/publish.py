@@ -9,11 +9,13 @@ same tree size (the same checkpoint with other witness cosignatures, docs/format
 ``checkpoint-<size>-<16 hex of SHA-256 of its bytes>.txt``. A replacement is refused unless
 the ledger file extends the published checkpoint (same origin, its tree a prefix of the file's): a checkpoint of
 another ledger in the same directory, of a longer log (a rollback) or of another tree (a split view) is never
-hidden behind a new one.
+hidden behind a new one. Nor is a witnessed one behind the same checkpoint with fewer cosignatures: signing again
+a ledger that has not grown leaves the published checkpoint, and every cosignature it carries, as it is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from ._files import replace_file
 from .checkpoint import read_unverified_checkpoint
 from .errors import StoneTrailError
 from .monitor import consistency_proof_for
+from .note import MAX_NOTE_BYTES, split_note
 
 __all__ = ["CHECKPOINT_FILE", "Published", "kept_checkpoint_name", "publish_checkpoint", "published_checkpoint"]
 
@@ -34,12 +37,14 @@ CHECKPOINT_FILE: Final = "checkpoint.txt"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Published:
     """Where :func:`publish_checkpoint` wrote: ``path`` holds the new checkpoint (of ``tree_size`` records);
-    ``kept`` is where the previous one now is (None: there was none, or ``unchanged``: it was this one)."""
+    ``kept`` is where the previous one now is (None: there was none, or ``unchanged``: it was this one, or this one
+    with cosignatures the new one lacks, ``cosigned``, and was left as it is)."""
 
     path: Path
     tree_size: int
     kept: Path | None
     unchanged: bool
+    cosigned: bool = False
 
 
 def published_checkpoint(ledger_path: str | Path) -> Path:
@@ -71,6 +76,8 @@ def publish_checkpoint(ledger_path: str | Path, note: str, *,
     """
     target = published_checkpoint(ledger_path)
     size = read_unverified_checkpoint(note).tree_size
+    if _holds_more_of(target, note):
+        return Published(path=target, tree_size=size, kept=None, unchanged=True, cosigned=True)
 
     def keep(old: bytes) -> Path:
         try:
@@ -85,3 +92,17 @@ def publish_checkpoint(ledger_path: str | Path, note: str, *,
 
     done = replace_file(target, note.encode("utf-8"), keep, also=also)
     return Published(path=target, tree_size=size, kept=done.kept, unchanged=done.unchanged)
+
+
+def _holds_more_of(target: Path, note: str) -> bool:
+    """Whether the checkpoint published at ``target`` is ``note`` with more signature lines (witness cosignatures,
+    C2SP tlog-cosignature) than ``note`` has: the same text, and every one of ``note``'s lines among its own. An
+    unreadable, linked or malformed file is not (replacing it is then :func:`replace_file`'s to refuse or do)."""
+    if target.is_symlink() or not target.is_file():  # a link or a FIFO: not read here
+        return False
+    with contextlib.suppress(OSError), open(target, "rb") as file:
+        old = file.read(MAX_NOTE_BYTES + 1)
+        with contextlib.suppress(StoneTrailError):
+            (text, lines), (new_text, new_lines) = split_note(old), split_note(note)
+            return text == new_text and set(new_lines) < set(lines)
+    return False

@@ -14,6 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger import Trust, check_ledger, open_checkpoint
+from ledger.cosignature import cosign
+from ledger.keys import PrivateKey
+from ledger.note import add_signatures
+from ledger.publish import publish_checkpoint
 from ledger.storage import scan
 from stonetrail_cli.main import main
 
@@ -356,6 +360,25 @@ def test_checkpoint_never_overwrites(copy: Path) -> None:
                  "-o", copy / "demo.ledger")
     assert result.exit_code == 3 and "exists" in result.output
     assert (copy / "demo.ledger").read_bytes() == before
+
+
+def test_signing_again_keeps_the_witnessed_checkpoint_it_would_replace(copy: Path) -> None:
+    """A cosigned checkpoint.txt is not swapped for the same checkpoint without its cosignatures (a witnessed
+    bundle export would then fail the witness policy); one with another cosignature too replaces it, kept."""
+    published = copy / "checkpoint.txt"
+    note = published.read_text()
+    text = note[:note.rindex("\n\n") + 1]
+    witness = [PrivateKey.from_seed(bytes([n]) * 32) for n in (1, 2)]
+    once = add_signatures(note, [cosign(text, "witness.example/w1", witness[0], 1_760_000_000)])
+    published.write_text(once)
+    sign = ("checkpoint", copy / "demo.ledger", "--key", copy / "keys" / "operator.pem")
+    again = run(*sign)
+    assert again.exit_code == 0 and "witness cosignatures this one lacks: kept" in again.output, again.output
+    assert published.read_text() == once and not list(copy.glob("checkpoint-*.txt"))
+    assert json.loads(run(*sign, "--json").output)["unchanged"] is True
+    twice = add_signatures(once, [cosign(text, "witness.example/w2", witness[1], 1_760_000_000)])
+    done = publish_checkpoint(copy / "demo.ledger", twice)  # more cosignatures: it replaces the published one
+    assert not done.unchanged and published.read_text() == twice and done.kept and done.kept.read_text() == once
 
 
 def test_a_proof_bundle_given_as_a_ledger_is_named(demo_dir: Path) -> None:
