@@ -84,7 +84,9 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
     operator key and meet its witness policy, if any. It must be the ledger's
     (:func:`ledger.reader.check_checkpoint`) and extend the checkpoint the directory holds; and unless
     ``allow_unwitnessed``, it must carry witness cosignatures if the directory's checkpoint does (clients whose
-    trust file requires them would be refused).
+    trust file requires them would be refused). Without ``trust``, it must be signed by a key that signed the
+    directory's checkpoint (an operator key, name and key ID): another key, which clients may not pin, is
+    published only when ``trust`` says it is the operator's.
 
     Raises:
         NoteFormatError: ``note``, or the directory's checkpoint, is malformed. UnverifiedNoteError /
@@ -93,7 +95,8 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             ledger's log), ``publish.rollback`` (its checkpoint is of a larger tree), ``publish.fork`` (its
             checkpoint is of another tree at its size), ``publish.conflict`` (a file there holds other bytes than
             this log's: none is replaced, the new files written before it was met stay, they are this log's),
-            ``publish.unwitnessed`` (no cosignature, where the directory's checkpoint has some);
+            ``publish.unwitnessed`` (no cosignature, where the directory's checkpoint has some),
+            ``publish.other_signer`` (without ``trust``: no key that signed the directory's checkpoint signed it);
             WitnessError ``witness.*`` (with ``trust``). InputError: ``publish.not_a_log`` (the directory holds
             other files than a published log's), ``publish.entry_too_large`` (a record over 65535 bytes),
             ``publish.empty`` (a checkpoint of the empty log: nothing to publish),
@@ -122,6 +125,11 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
                                     "clients that require witnesses would refuse the log; gather cosignatures "
                                     "('stonetrail checkpoint --witness-policy'), or allow it explicitly",
                                     code="publish.unwitnessed")
+        if old_note is not None and trust is None and not _signers(old_note) & _signers(note):
+            raise VerificationError(f"{out / CHECKPOINT_NAME} is signed by {', '.join(sorted(_signers(old_note)))} "
+                                    f"and this checkpoint by {', '.join(sorted(_signers(note))) or 'no operator key'}:"
+                                    " clients that pin the first would refuse the log; publish with --trust to "
+                                    "check it against the operator key you pin", code="publish.other_signer")
         log: IndexedLog | _Past | None = indexed_log(ledger_path, cp.tree_size) or _past(ledger_path, cp.tree_size)
         if log is None:
             raise _no_index(ledger_path, cp.tree_size)
@@ -187,6 +195,14 @@ def _cosigned(note: str | bytes) -> bool:
         return any(len(raw) == 72 for _, _, raw in note_signatures(note)[1])
     except InputError:
         return False
+
+
+def _signers(note: str | bytes) -> set[str]:
+    """The keys (``name+key ID``, unverified) of ``note``'s Ed25519 signature lines, not its cosignatures."""
+    try:
+        return {f"{name}+{key_id.hex()}" for name, key_id, raw in note_signatures(note)[1] if len(raw) == 64}
+    except InputError:
+        return set()
 
 
 def _no_index(ledger_path: str | Path, size: int) -> StorageError:

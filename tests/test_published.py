@@ -34,6 +34,8 @@ from ledger.export import export_bundles
 from ledger.hashing import Digest
 from ledger.index.reading import indexed_log
 from ledger.keyfile import load_private_key
+from ledger.keys import PrivateKey
+from ledger.note import sign_note
 from ledger.published import FetchError, fetch_bundle, fetch_bundles, publish_log
 from ledger.record import Output
 from ledger.trust import Trust
@@ -322,6 +324,30 @@ def test_a_cosigned_checkpoint_is_published_byte_for_byte(demo: Path, trust: Tru
     with serving(tmp_path / "log") as (_, url):
         assert fetch_bundle(url, "R-00001-A", trust) == export_bundles(demo / "demo.ledger", ["R-00001-A"],
                                                                        note)["R-00001-A"]
+
+
+def test_a_checkpoint_by_another_key_replaces_the_directorys_only_under_trust(demo: Path, trust: Trust,
+                                                                             tmp_path: Path) -> None:
+    """Without --trust, publish cannot tell an operator key from any other: a checkpoint signed by a key that did
+    not sign the directory's (which every client pinning the operator would refuse) does not replace it."""
+    note, out = (demo / "checkpoint.txt").read_text(), tmp_path / "log"
+    publish_log(demo / "demo.ledger", out, note)
+    origin = note.splitlines()[0]
+    other = sign_note(note[:note.rindex("\n\n") + 1], [(origin, PrivateKey.from_seed(bytes([7]) * 32))])
+    with pytest.raises(StoneTrailError) as refused:
+        publish_log(demo / "demo.ledger", out, other)
+    assert refused.value.code == "publish.other_signer" and (out / "checkpoint").read_text() == note
+    with pytest.raises(StoneTrailError) as unpinned:
+        publish_log(demo / "demo.ledger", out, other, trust=trust)
+    assert unpinned.value.code == "note.unverified" and (out / "checkpoint").read_text() == note
+    assert publish_log(demo / "demo.ledger", out, note).unchanged  # the operator's own: as before
+    result = cli("publish", demo / "demo.ledger", out, "--checkpoint", _write(tmp_path / "other.txt", other))
+    assert result.exit_code == 1 and "[publish.other_signer]" in result.output, result.output
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
 
 
 def test_a_checkpoint_older_than_the_index_kept_trees_for_is_published_from_the_log(
