@@ -125,11 +125,6 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
                                     "clients that require witnesses would refuse the log; gather cosignatures "
                                     "('stonetrail checkpoint --witness-policy'), or allow it explicitly",
                                     code="publish.unwitnessed")
-        if old_note is not None and trust is None and not _signers(old_note) & _signers(note):
-            raise VerificationError(f"{out / CHECKPOINT_NAME} is signed by {', '.join(sorted(_signers(old_note)))} "
-                                    f"and this checkpoint by {', '.join(sorted(_signers(note))) or 'no operator key'}:"
-                                    " clients that pin the first would refuse the log; publish with --trust to "
-                                    "check it against the operator key you pin", code="publish.other_signer")
         log: IndexedLog | _Past | None = indexed_log(ledger_path, cp.tree_size) or _past(ledger_path, cp.tree_size)
         if log is None:
             raise _no_index(ledger_path, cp.tree_size)
@@ -137,6 +132,8 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             with log:
                 _check_against_log(ledger_path, log, cp)
                 _check_extends(log, old, cp, out)
+                if old_note is not None and trust is None:
+                    _check_signer(old_note, note, out)
                 written = write_new(out, _files(log, cp, old.tree_size if old and not recheck else 0, out))
                 ledger_size = log.tree.size
         except StorageError as exc:
@@ -195,6 +192,16 @@ def _cosigned(note: str | bytes) -> bool:
         return any(len(raw) == 72 for _, _, raw in note_signatures(note)[1])
     except InputError:
         return False
+
+
+def _check_signer(old_note: bytes, note: str, out: Path) -> None:
+    """Without a trust file: ``note`` must be signed by a key that signed the directory's checkpoint ``old_note``.
+    Raises VerificationError ``publish.other_signer``."""
+    if not _signers(old_note) & _signers(note):
+        raise VerificationError(f"{out / CHECKPOINT_NAME} is signed by {', '.join(sorted(_signers(old_note)))} and "
+                                f"this checkpoint by {', '.join(sorted(_signers(note))) or 'no operator key'}: clients "
+                                "that pin the first would refuse the log; publish with --trust to check it against "
+                                "the operator key you pin", code="publish.other_signer")
 
 
 def _signers(note: str | bytes) -> set[str]:
