@@ -85,7 +85,7 @@ VERDICT_EXIT = {
     "extends": EXIT_VALID, "same_tree": EXIT_VALID, "nothing_to_compare": EXIT_VALID,  # consistency
     "not_consistent": EXIT_INVALID, "not_shown_consistent": EXIT_INVALID,
     "misbehaviour_proven": EXIT_VALID,  # evidence verify (evidence that proves nothing is an error, exit 1)
-    "rollback_witnessed": EXIT_VALID,  # evidence verify of a witness's rollback evidence
+    "rollback_witnessed": EXIT_INVALID,  # evidence verify of a witness's rollback evidence: no misbehaviour proven
     "fork_found": EXIT_VALID, "no_fork": EXIT_INVALID,  # evidence fork
     "repaired": EXIT_VALID, "intact": EXIT_VALID,  # repair (a refusal is an error)
 }

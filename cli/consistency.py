@@ -164,8 +164,9 @@ def verify_command(evidence_file: Path, trust_file: Path, as_json: bool) -> None
     Exit 0 if FILE proves misbehaviour (printed; --json: "verdict": misbehaviour_proven, "kind": split_view or
     chain_fork, "origin", "proves": the printed lines), 1 if it proves nothing (an error that says why), 2 if
     it is not an evidence file, 3 for I/O errors. A witness's rollback evidence (kind rollback, from
-    'witness serve') gives "verdict": rollback_witnessed, exit 0: the operator signed both trees, the larger was
-    cosigned at a time; that the smaller was presented later is the witness's word.
+    'witness serve') gives "verdict": rollback_witnessed, exit 1: the operator signed both trees and the larger
+    was cosigned at a time, which a growing log does; that the smaller was presented later is the witness's word,
+    and anyone holding it can present it: no misbehaviour is proven.
 
     FILE is what 'evidence fork' or 'consistency --evidence-out' wrote; the demo gives none (no fork, no split).
 
@@ -189,8 +190,9 @@ def verify_command(evidence_file: Path, trust_file: Path, as_json: bool) -> None
     else:
         for line in proven.describe():
             click.echo(line)
-        click.echo("verdict: rollback witnessed (both checkpoints signed by the operator, the larger cosigned; that "
-                   "the smaller came later is the witness's word)" if isinstance(proven, Rollback) else
+        click.echo("verdict: rollback witnessed, no misbehaviour proven (both checkpoints signed by the operator, "
+                   "the larger cosigned; that the smaller came later is the witness's word)"
+                   if isinstance(proven, Rollback) else
                    "verdict: misbehaviour proven (signed checkpoints and inclusion proofs verified)")
     sys.exit(_verdict_exit(verdict))
 

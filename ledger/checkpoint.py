@@ -37,6 +37,7 @@ __all__ = [
     "MAX_TREE_SIZE",
     "Checkpoint",
     "add_signatures",
+    "commitment_kinds",
     "extension_line",
     "format_checkpoint",
     "format_counted_line",
@@ -48,6 +49,7 @@ __all__ = [
     "read_unverified_checkpoint",
     "sign_checkpoint",
     "sign_note",
+    "trees_conflict",
 ]
 
 #: Largest tree size (RFC 9162 uses uint64).
@@ -83,6 +85,27 @@ class Checkpoint:
             object.__setattr__(self, "root_hash", Digest(self.root_hash))
         if not isinstance(self.extensions, tuple) or not all(_is_line(e) for e in self.extensions):
             raise NoteFormatError("extension lines must be non-empty text lines", code="checkpoint.extension")
+
+
+def commitment_kinds(cp: Checkpoint) -> dict[str, tuple[str, ...]]:
+    """``cp``'s StoneTrail lines (``stonetrail-registry``, ``-heads``, ``-identities``, §7) by their first word."""
+    kinds: dict[str, tuple[str, ...]] = {}
+    for line in cp.extensions:
+        if line.startswith("stonetrail-"):
+            kind = line.split(" ", 1)[0]
+            kinds[kind] = (*kinds.get(kind, ()), line)
+    return kinds
+
+
+def trees_conflict(a: Checkpoint, b: Checkpoint) -> bool:
+    """Whether checkpoints ``a`` and ``b`` of one tree size cannot both be honest (docs/format.md §7b.2): other
+    root hashes, or a StoneTrail line that both carry with other values (one tree's records give one of each).
+    A line only one of them carries is no conflict: a checkpoint signed before the line was defined and the same
+    tree signed again with it are one tree."""
+    if a.root_hash != b.root_hash:
+        return True
+    mine, theirs = commitment_kinds(a), commitment_kinds(b)
+    return any(theirs.get(kind, lines) != lines for kind, lines in mine.items())
 
 
 def _is_line(value: object) -> bool:

@@ -9,8 +9,9 @@ The wire format (version 1: a tag, then one canonical document of kind ``split_v
 witness's rollback evidence proves and what rests on its word.
 
 A split view is two checkpoints of one origin, both signed by a pinned operator key, that cannot both be
-honest: the same tree size with different roots, or with one root and different ``stonetrail-*`` lines (the
-lines one tree's records give; ``index``, ``leaf`` nil and ``proof`` empty), or a leaf index
+honest: the same tree size with different roots, or with one root and a ``stonetrail-*`` line both carry with
+other values (the lines one tree's records give, :func:`ledger.checkpoint.trees_conflict`; ``index``, ``leaf`` nil
+and ``proof`` empty), or a leaf index
 below both tree sizes whose leaf hashes differ, each shown by an RFC 9162 §2.1.3 inclusion proof under its own
 checkpoint. A chain fork is one signed checkpoint and two records at different leaf indices, each with its
 inclusion proof, whose ``inputs`` share an (item id, previous record hash) pair: two successors of one record.
@@ -39,7 +40,7 @@ from ._evidence_format import (
     format_evidence,
     parse_evidence,
 )
-from .checkpoint import Checkpoint, parse_checkpoint
+from .checkpoint import Checkpoint, parse_checkpoint, trees_conflict
 from .errors import VerificationError
 from .hashing import Digest
 from .merkle import verify_inclusion
@@ -76,7 +77,8 @@ class EvidenceError(VerificationError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SplitView:
-    """Proven: the operator of ``origin`` signed checkpoints ``a`` and ``b`` of two different trees.
+    """Proven: operator keys the trust file pins signed checkpoints ``a`` and ``b`` of ``origin``, of two different
+    trees (which keys: ``signers_*``; the key names need not be the origin, :func:`ledger.checkpoint.open_checkpoint`).
 
     ``index`` is None when the sizes are equal and the roots differ; else leaf ``index`` is ``leaf_a`` under
     ``a`` and ``leaf_b`` under ``b``. ``signers_*``: the pinned operator key names whose signatures verified.
@@ -93,7 +95,8 @@ class SplitView:
 
     def describe(self) -> list[str]:
         """Lines for people: what is proven, and by what."""
-        head = f"split view: the operator of {self.origin} signed two checkpoints that cannot both be the log"
+        head = (f"split view: operator keys the trust file pins signed two checkpoints of {self.origin} that cannot "
+                "both be the log (the keys below)")
         a, b = self.a, self.b
         lines = [head, f"  checkpoint A: tree size {a.tree_size}, root {a.root_hash.b64()}, signed by "
                        f"{', '.join(self.signers_a)}",
@@ -183,8 +186,9 @@ def _verify_split_view(claim: SplitViewClaim, trust: Trust) -> SplitView:
         if a.tree_size != b.tree_size:
             raise EvidenceError(f"tree sizes {a.tree_size} and {b.tree_size} differ and no leaf is given: two "
                                 "roots of different sizes prove nothing", code="evidence.unproven")
-        if a.root_hash == b.root_hash and _commitments(a) == _commitments(b):
-            raise EvidenceError("both checkpoints have the same tree: nothing conflicts", code="evidence.consistent")
+        if not trees_conflict(a, b):
+            raise EvidenceError("both checkpoints have the same tree (and no StoneTrail line that both carry differs):"
+                                " nothing conflicts", code="evidence.consistent")
         return SplitView(origin=a.origin, a=a, b=b, index=None, leaf_a=None, leaf_b=None,
                          signers_a=signers_a, signers_b=signers_b)
     if claim.leaf_a.leaf_hash == claim.leaf_b.leaf_hash:
@@ -194,12 +198,6 @@ def _verify_split_view(claim: SplitViewClaim, trust: Trust) -> SplitView:
     verify_inclusion(claim.leaf_b.leaf_hash, claim.index, b.tree_size, claim.leaf_b.proof, b.root_hash)
     return SplitView(origin=a.origin, a=a, b=b, index=claim.index, leaf_a=claim.leaf_a.leaf_hash,
                      leaf_b=claim.leaf_b.leaf_hash, signers_a=signers_a, signers_b=signers_b)
-
-
-def _commitments(cp: Checkpoint) -> tuple[str, ...]:
-    """The checkpoint's StoneTrail lines (``stonetrail-registry``, ``-heads``, ``-identities``, docs/format.md §7):
-    given by the tree's records, so one tree has one of each; other extension lines are not compared."""
-    return tuple(line for line in cp.extensions if line.startswith("stonetrail-"))
 
 
 def _verify_chain_fork(claim: ChainForkClaim, trust: Trust) -> ChainFork:

@@ -14,7 +14,9 @@ v1 cosignature of the size-N note (its timestamp T: "as of T, this is the larges
 proven that the operator signed a tree of N records, that it existed by T, and that the operator also signed a
 smaller tree. A checkpoint carries no time of its own, so that the smaller one was *presented after* T — a
 rollback — rests on the witness's word (``received``, and the witness's refusal); if the two trees are not
-prefixes of each other, only the ledgers can show it (``stonetrail consistency --evidence-out``).
+prefixes of each other, only the ledgers can show it (``stonetrail consistency --evidence-out``). None of this is
+misbehaviour by the operator: a growing log signs every size, and anyone holding the older checkpoint can present
+it to a witness. ``evidence verify`` reports it as witnessed, never as misbehaviour proven (exit 1).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class Rollback:
         big, small = self.larger, self.smaller
         who = f"witness {self.pinned} (pinned in the trust file)" if self.pinned else \
             f"witness {self.witness.text()} (NOT pinned in the trust file: its word is only as good as that key)"
-        return [f"rollback: the operator of {self.origin} signed a tree of {big.tree_size} records, then a "
+        return [f"rollback: pinned operator keys signed a tree of {big.tree_size} records of {self.origin}, then a "
                 f"witness was shown its checkpoint of {small.tree_size}",
                 f"  checkpoint N: tree size {big.tree_size}, root {big.root_hash.b64()}, signed by "
                 f"{', '.join(self.signers_larger)}",
@@ -77,7 +79,9 @@ class Rollback:
                 f"  the witness says it received M at {_when(self.received)}, after cosigning N, and refused it",
                 "  proven by the signatures: the operator signed both trees and N existed by the cosignature's "
                 "time; a checkpoint carries no time, so that M was presented as the latest after N rests on the "
-                "witness's word"]
+                "witness's word",
+                "  no misbehaviour is proven: a growing log signs every size, and anyone holding checkpoint M can "
+                "present it again"]
 
 
 def _when(timestamp: int) -> str:

@@ -23,7 +23,8 @@ from click.testing import CliRunner, Result
 from ledger import Trust
 from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
 from ledger.cosignature import cosigner_key, open_cosignatures
-from ledger.evidence import SplitView, verify_evidence
+from ledger.errors import VerificationError
+from ledger.evidence import SplitView, SplitViewClaim, format_evidence, verify_evidence
 from ledger.hashing import Digest
 from ledger.keys import PrivateKey
 from ledger.rollback import Rollback
@@ -186,9 +187,11 @@ def test_a_rollback_is_refused_409_and_kept_as_evidence_that_verifies(witness: W
     assert (proven.larger.tree_size, proven.smaller.tree_size, proven.witness) == (12, 7, COSIGNER)
     (tmp_path / "trust.keys").write_text(_trust(log).format(), encoding="utf-8")
     result = run("evidence", "verify", evidence, "--trust", tmp_path / "trust.keys")
-    assert result.exit_code == 0 and "rollback witnessed" in result.output and "12 records" in result.output
+    assert result.exit_code == 1 and "rollback witnessed, no misbehaviour proven" in result.output  # anyone can
+    assert "12 records" in result.output  # present an old checkpoint: a growing log signed both
+    witness.server.state.clock = lambda: time.time() + 3600  # presented again an hour later
     witness.add(log, 0, 7)
-    assert len(witness.server.state.evidence_files()) == 1  # the same evidence is kept once
+    assert len(witness.server.state.evidence_files()) == 1  # one file per pair of checkpoints
 
 
 def test_state_survives_a_restart_and_is_served_for_monitors(witness: Witness, log: SyntheticLog) -> None:
@@ -312,18 +315,39 @@ def test_soak_racing_clients_lose_no_update(tmp_path: Path) -> None:
 def test_one_tree_with_other_stonetrail_lines_is_refused_and_kept_as_evidence(witness: Witness, log: SyntheticLog,
                                                                             tmp_path: Path) -> None:
     """A log asked the quorum to cosign two heads lines for one tree ("stone live" and "stone stolen"): both got
-    200. The StoneTrail lines of one tree are one, so the second is a split view of the commitments."""
+    200. The StoneTrail lines of one tree are one, so the second is a split view of the commitments. A line the
+    cosigned checkpoint lacks (signed before it was defined) is added, not contradicted; left out again, the
+    lines cosigned are still the ones the next checkpoint is compared with."""
     assert witness.add(log, 0, 8)[0] == 200
-    root, other = log.tree.root_at(8), Digest(bytes([3]) * 32).b64()
-    forged = sign_checkpoint(Checkpoint(origin=log.origin, tree_size=8, root_hash=root,
-                                        extensions=(f"stonetrail-heads 1 {other}",)),
-                             log.origin, log.key)
-    status, _, why = witness.post(f"old 8\n\n{forged}".encode())
+    root, mine, other = log.tree.root_at(8), Digest(bytes([2]) * 32).b64(), Digest(bytes([3]) * 32).b64()
+
+    def signed(*lines: str) -> str:
+        return sign_checkpoint(Checkpoint(origin=log.origin, tree_size=8, root_hash=root, extensions=lines),
+                               log.origin, log.key)
+    assert witness.post(f"old 8\n\n{signed(f'stonetrail-heads 1 {mine}')}".encode())[0] == 200  # a line added
+    assert witness.post(f"old 8\n\n{log.note(8)}".encode())[0] == 200  # and left out: the same tree
+    status, _, why = witness.post(f"old 8\n\n{signed(f'stonetrail-heads 1 {other}')}".encode())
     assert status == 422 and b"stonetrail lines" in why
     assert witness.server is not None
     (evidence,) = witness.server.state.evidence_files()
     proven = verify_evidence(evidence.read_bytes(), _trust(log))
     assert isinstance(proven, SplitView) and "two different stonetrail lines" in " ".join(proven.describe())
+    both = signed(f"stonetrail-heads 1 {mine}", f"stonetrail-registry 0 {mine}")
+    assert witness.post(f"old 8\n\n{both}".encode())[0] == 200  # heads as cosigned, registry added
+    status, _, why = witness.post(f"old 8\n\n{signed(f'stonetrail-identities 0 {mine}')}".encode())
+    assert status == 422 and b"add lines to those cosigned, or leave some out, not both" in why
+
+
+def test_a_checkpoint_without_a_line_the_other_carries_is_no_split_view(log: SyntheticLog) -> None:
+    """An honest log that signed a tree before its heads line was defined, and signs it again with it: evidence
+    made of the two proves nothing (it would accuse an honest operator)."""
+    cp = read_unverified_checkpoint(log.note(8))
+    with_line = sign_checkpoint(Checkpoint(origin=log.origin, tree_size=8, root_hash=cp.root_hash,
+                                           extensions=(f"stonetrail-heads 1 {Digest(bytes(32)).b64()}",)),
+                                log.origin, log.key)
+    with pytest.raises(VerificationError) as refused:
+        verify_evidence(format_evidence(SplitViewClaim(note_a=log.note(8), note_b=with_line)), _trust(log))
+    assert refused.value.code == "evidence.consistent"
 
 
 def test_a_rollback_whose_old_size_is_above_it_is_kept_as_evidence_too(witness: Witness, log: SyntheticLog) -> None:

@@ -40,10 +40,12 @@ from typing import Final
 from ..checkpoint import (
     MAX_TREE_SIZE,
     Checkpoint,
+    commitment_kinds,
     note_signatures,
     open_note,
     parse_checkpoint,
     read_unverified_checkpoint,
+    trees_conflict,
 )
 from ..cosignature import cosign, cosigner_key
 from ..errors import InputError, KeyFormatError, SignatureError, UnverifiedNoteError, VerificationError
@@ -167,11 +169,13 @@ class Signed:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Verdict:
     """:func:`decide`'s outcome: the ``answer``; ``latest``: the new state to store (200 only);
-    ``evidence``: (kind, evidence bytes) to keep, if the checkpoint contradicts the state."""
+    ``evidence``: (kind, evidence bytes, what it is of) to keep, if the checkpoint contradicts the state: what it
+    is of is the two checkpoints' texts without their signature lines (nor the time received), so that one
+    contradiction is kept once, however often it is sent and whatever lines are added to it."""
 
     answer: Answer
     latest: Latest | None = None
-    evidence: tuple[str, bytes] | None = None
+    evidence: tuple[str, bytes, bytes] | None = None
 
 
 def check_signed(request: AddCheckpoint, logs: KnownLogs) -> Signed | Answer:
@@ -222,10 +226,12 @@ def decide(signed: Signed, latest: Latest | None, *, name: str, key: PrivateKey,
     if refusal is not None:
         return Verdict(answer=Answer.text(422, refusal), evidence=evidence)
     timestamp = max(now, latest.timestamp if latest else 0, 1)
-    text = signed.note[:signed.note.rfind("\n\n") + 1]
-    line = cosign(text, name, key, timestamp)
-    return Verdict(answer=Answer(status=200, body=line.encode("utf-8")),
-                   latest=Latest(checkpoint=cp, note=signed.note + line, timestamp=timestamp))
+    line = cosign(_text(signed.note), name, key, timestamp)
+    kept = Latest(checkpoint=cp, note=signed.note + line, timestamp=timestamp)
+    if latest is not None and commitment_kinds(cp).keys() < commitment_kinds(latest.checkpoint).keys():
+        # the same tree without some of the lines cosigned: keep those, to compare the next ones with
+        kept = Latest(checkpoint=latest.checkpoint, note=latest.note, timestamp=timestamp)
+    return Verdict(answer=Answer(status=200, body=line.encode("utf-8")), latest=kept)
 
 
 def _inconsistent(cp: Checkpoint, request: AddCheckpoint, latest: Latest | None) -> str | None:
@@ -237,8 +243,12 @@ def _inconsistent(cp: Checkpoint, request: AddCheckpoint, latest: Latest | None)
     assert latest is not None  # old size == the size held > 0
     if cp.tree_size == latest.checkpoint.tree_size and cp.root_hash != latest.checkpoint.root_hash:
         return f"size {cp.tree_size} was cosigned with another root hash"
-    if cp.tree_size == latest.checkpoint.tree_size and _commitments(cp) != _commitments(latest.checkpoint):
+    if cp.tree_size == latest.checkpoint.tree_size and trees_conflict(cp, latest.checkpoint):
         return f"size {cp.tree_size} was cosigned with other stonetrail lines (one tree's records give one of each)"
+    if cp.tree_size == latest.checkpoint.tree_size and not (_fewer_lines(cp, latest.checkpoint)
+                                                            or _fewer_lines(latest.checkpoint, cp)):
+        return (f"size {cp.tree_size} was cosigned with other kinds of stonetrail lines: a checkpoint of it may add "
+                "lines to those cosigned, or leave some out, not both")
     try:
         verify_consistency(latest.checkpoint.tree_size, cp.tree_size, latest.checkpoint.root_hash, cp.root_hash,
                            request.proof)
@@ -247,20 +257,26 @@ def _inconsistent(cp: Checkpoint, request: AddCheckpoint, latest: Latest | None)
     return None
 
 
-def _commitments(cp: Checkpoint) -> tuple[str, ...]:
-    """The StoneTrail extension lines of ``cp`` (registry, item heads, identities: docs/format.md §7), which one
-    tree's records fix: two checkpoints of one tree that differ in them contradict each other."""
-    return tuple(line for line in cp.extensions if line.startswith("stonetrail-"))
+def _fewer_lines(cp: Checkpoint, than: Checkpoint) -> bool:
+    """Whether ``cp`` carries only kinds of StoneTrail lines that ``than`` carries (docs/format.md §7)."""
+    return commitment_kinds(cp).keys() <= commitment_kinds(than).keys()
 
 
-def _evidence(signed: Signed, latest: Latest | None, witness: str, received: int) -> tuple[str, bytes] | None:
-    """Split-view or rollback evidence if ``signed`` contradicts ``latest``."""
+def _evidence(signed: Signed, latest: Latest | None, witness: str,
+              received: int) -> tuple[str, bytes, bytes] | None:
+    """Split-view or rollback evidence if ``signed`` contradicts ``latest`` (:class:`Verdict`)."""
     if latest is None:
         return None
     old, new = latest.checkpoint, signed.checkpoint
-    if new.tree_size == old.tree_size and (new.root_hash != old.root_hash or _commitments(new) != _commitments(old)):
-        return "split_view", format_evidence(SplitViewClaim(note_a=latest.note, note_b=signed.request.note))
+    of = (_text(latest.note) + "\n" + _text(signed.note)).encode("utf-8")
+    if new.tree_size == old.tree_size and trees_conflict(new, old):
+        return "split_view", format_evidence(SplitViewClaim(note_a=latest.note, note_b=signed.request.note)), of
     if new.tree_size < old.tree_size:
         return "rollback", format_evidence(RollbackClaim(cosigned=latest.note, witness=witness, presented=signed.note,
-                                                         received=received))
+                                                         received=received)), of
     return None
+
+
+def _text(note: str) -> str:
+    """A signed note's text, without its signature lines."""
+    return note[:note.rfind("\n\n") + 1]

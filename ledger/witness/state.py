@@ -12,7 +12,8 @@ size it cosigned. Signatures are checked before the lock (they need no state).
 The database also records the witness's name and cosigner key (``meta``): a state directory serves one witness
 key, and opening it with another is refused (``witness.state_key``), since its rows are that key's promises.
 Evidence (:mod:`ledger.evidence` bytes) is written to ``DIR/evidence/<kind>-<origin hash 16>-<hash 16>.ev``,
-named by its content (the same evidence is written once), before the answer.
+named by the two checkpoints' texts it is of (one contradiction is written once, however often it is sent, with
+whatever signature lines), before the answer.
 """
 
 from __future__ import annotations
@@ -139,15 +140,15 @@ class WitnessState:
                            (origin, str(new.checkpoint.tree_size), new.note, new.timestamp))
         return verdict  # committed (and fsynced) by now
 
-    def _keep(self, origin: str, kind: str, data: bytes) -> None:
-        name = f"{kind}-{origin_hash(origin)[:16]}-{hashlib.sha256(data).hexdigest()[:16]}.ev"
+    def _keep(self, origin: str, kind: str, data: bytes, of: bytes) -> None:
+        name = f"{kind}-{origin_hash(origin)[:16]}-{hashlib.sha256(of).hexdigest()[:16]}.ev"
         target = self.directory / EVIDENCE_DIR / name
         try:
             write_file(target, data)
         except StorageError as exc:
             if exc.code != "store.exists":
                 raise
-        # store.exists: the same evidence, kept already (named by its bytes)
+        # store.exists: evidence of the same two checkpoints, kept already (named by their texts)
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
