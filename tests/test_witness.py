@@ -338,6 +338,21 @@ def test_one_tree_with_other_stonetrail_lines_is_refused_and_kept_as_evidence(wi
     assert status == 422 and b"add lines to those cosigned, or leave some out, not both" in why
 
 
+def test_a_larger_tree_with_fewer_lines_advances_and_size_0_has_one_set_of_lines(witness: Witness,
+                                                                                log: SyntheticLog) -> None:
+    """Keeping the cosigned note with the most lines is for one tree only: a larger tree always becomes the state.
+    And the empty tree is one tree too: two sets of lines for it are not both cosigned."""
+    def signed(size: int, *lines: str) -> str:
+        return sign_checkpoint(Checkpoint(origin=log.origin, tree_size=size, root_hash=log.tree.root_at(size),
+                                          extensions=lines), log.origin, log.key)
+    line = f"stonetrail-heads 0 {Digest(bytes(32)).b64()}"
+    assert witness.post(f"old 0\n\n{signed(0, line)}".encode())[0] == 200
+    status, _, why = witness.post(f"old 0\n\n{signed(0, line.replace('heads 0', 'heads 1'))}".encode())
+    assert status == 422 and b"stonetrail lines" in why
+    assert witness.post(f"old 0\n\n{signed(5)}".encode())[0] == 200  # a larger tree, no line: the state now
+    assert witness.add(log, 5, 9)[0] == 200 and witness.add(log, 0, 3)[0] == 409
+
+
 def test_a_checkpoint_without_a_line_the_other_carries_is_no_split_view(log: SyntheticLog) -> None:
     """An honest log that signed a tree before its heads line was defined, and signs it again with it: evidence
     made of the two proves nothing (it would accuse an honest operator)."""

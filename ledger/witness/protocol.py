@@ -228,7 +228,8 @@ def decide(signed: Signed, latest: Latest | None, *, name: str, key: PrivateKey,
     timestamp = max(now, latest.timestamp if latest else 0, 1)
     line = cosign(_text(signed.note), name, key, timestamp)
     kept = Latest(checkpoint=cp, note=signed.note + line, timestamp=timestamp)
-    if latest is not None and commitment_kinds(cp).keys() < commitment_kinds(latest.checkpoint).keys():
+    if latest is not None and cp.tree_size == latest.checkpoint.tree_size and \
+            commitment_kinds(cp).keys() < commitment_kinds(latest.checkpoint).keys():
         # the same tree without some of the lines cosigned: keep those, to compare the next ones with
         kept = Latest(checkpoint=latest.checkpoint, note=latest.note, timestamp=timestamp)
     return Verdict(answer=Answer(status=200, body=line.encode("utf-8")), latest=kept)
@@ -238,17 +239,20 @@ def _inconsistent(cp: Checkpoint, request: AddCheckpoint, latest: Latest | None)
     """Why the checkpoint is not consistent with the state (422), or None."""
     if cp.tree_size == 0 and cp.root_hash != EMPTY_ROOT:
         return "a checkpoint of size 0 must have the empty tree's root"
+    if request.old_size == 0 and request.proof:
+        return "a consistency proof from size 0 must be empty"
+    if latest is not None and cp.tree_size == latest.checkpoint.tree_size:  # size 0 too: one empty tree
+        held = latest.checkpoint
+        if cp.root_hash != held.root_hash:
+            return f"size {cp.tree_size} was cosigned with another root hash"
+        if trees_conflict(cp, held):
+            return f"size {cp.tree_size} was cosigned with other stonetrail lines (one tree's records give one of each)"
+        if not (_fewer_lines(cp, held) or _fewer_lines(held, cp)):
+            return (f"size {cp.tree_size} was cosigned with other kinds of stonetrail lines: a checkpoint of it may "
+                    "add lines to those cosigned, or leave some out, not both")
     if request.old_size == 0:
-        return "a consistency proof from size 0 must be empty" if request.proof else None
+        return None
     assert latest is not None  # old size == the size held > 0
-    if cp.tree_size == latest.checkpoint.tree_size and cp.root_hash != latest.checkpoint.root_hash:
-        return f"size {cp.tree_size} was cosigned with another root hash"
-    if cp.tree_size == latest.checkpoint.tree_size and trees_conflict(cp, latest.checkpoint):
-        return f"size {cp.tree_size} was cosigned with other stonetrail lines (one tree's records give one of each)"
-    if cp.tree_size == latest.checkpoint.tree_size and not (_fewer_lines(cp, latest.checkpoint)
-                                                            or _fewer_lines(latest.checkpoint, cp)):
-        return (f"size {cp.tree_size} was cosigned with other kinds of stonetrail lines: a checkpoint of it may add "
-                "lines to those cosigned, or leave some out, not both")
     try:
         verify_consistency(latest.checkpoint.tree_size, cp.tree_size, latest.checkpoint.root_hash, cp.root_hash,
                            request.proof)
