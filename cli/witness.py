@@ -73,8 +73,10 @@ def keygen(name: str, out: Path, as_json: bool) -> None:
 @click.option("--state", "state_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Its state directory (made if missing): witness.db, and evidence/ of split views and rollbacks.")
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help=_LISTEN_HELP)
-@click.option("--prefix", default="", help="Submission prefix: POST PREFIX/add-checkpoint (default: none).")
-@click.option("--monitoring-prefix", help="GET PREFIX/<sha256 hex of origin>/checkpoint (default: --prefix).")
+@click.option("--prefix", default="", callback=lambda _c, _p, v: _url_path(v),
+              help="Submission prefix, a URL path such as /w1: POST PREFIX/add-checkpoint (default: none).")
+@click.option("--monitoring-prefix", callback=lambda _c, _p, v: _url_path(v),
+              help="GET PREFIX/<sha256 hex of origin>/checkpoint (default: --prefix).")
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 600),
               help="Seconds a connection may stay silent before it is closed.")
 @click.option("--check", is_flag=True, help="Check the key, logs and state (made if missing, as when serving), bind "
@@ -126,6 +128,13 @@ def serve(key_file: Path, name: str, logs_file: Path, state_dir: Path, listen: s
         server.stop()
         return
     _run(server)
+
+
+def _url_path(prefix: str | None) -> str | None:
+    """A --prefix as given, if it is a URL path (empty, or starting with '/'); checked before any state is made."""
+    if prefix and not prefix.startswith("/"):
+        raise click.BadParameter(f"a URL path starts with '/': got {prefix[:80]!r} (try '/{prefix[:80]}')")
+    return prefix
 
 
 def _run(server: WitnessServer) -> None:

@@ -5,6 +5,7 @@ three witnesses under a 2-of-3 policy (one down: published; two down: nothing pu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import importlib.util
@@ -13,6 +14,7 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ from click.testing import CliRunner, Result
 from ledger import Trust
 from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
 from ledger.cosignature import cosigner_key, open_cosignatures
-from ledger.errors import VerificationError
+from ledger.errors import InputError, VerificationError
 from ledger.evidence import SplitView, SplitViewClaim, format_evidence, verify_evidence
 from ledger.hashing import Digest
 from ledger.keys import PrivateKey
@@ -391,3 +393,43 @@ def test_a_client_sending_a_byte_at_a_time_is_cut_off_at_the_timeout(tmp_path: P
             assert closed and time.monotonic() - start < 4
     finally:
         server.stop()
+
+
+def test_a_request_line_cut_at_the_timeout_is_a_log_line_not_a_traceback(tmp_path: Path, log: SyntheticLog,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    known, lines = KnownLogs.parse(log.log_line()), []
+    server = WitnessServer(WitnessState(tmp_path / "s", name=NAME, key=WKEY, logs=known), timeout=0.5,
+                           log=lines.append).start()
+    try:
+        # cut off: the answer to a request line that never finished
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as slow, contextlib.suppress(OSError):
+            for byte in b"POST /add-checkpoint HTTP/1.1\r\n":
+                slow.sendall(bytes([byte]))
+                time.sleep(0.1)
+        time.sleep(0.3)
+    finally:
+        server.stop()
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.raises(InputError):
+        WitnessServer(WitnessState(tmp_path / "t", name=NAME, key=WKEY, logs=known), prefix="noslash")
+
+
+def test_a_witness_url_that_answers_no_http_is_unreachable_not_a_crash() -> None:
+    """A bad status line or an endless header line is the witness's fault: named, within the timeout."""
+    from ledger.witness.gather import _post
+    for answer in (b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000 + b"\r\n\r\n"):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+
+        def reply(sock: socket.socket = server, data: bytes = answer) -> None:
+            conn, _ = sock.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(data)
+        thread = threading.Thread(target=reply, daemon=True)
+        thread.start()
+        status, _, why = _post(f"http://127.0.0.1:{server.getsockname()[1]}", b"old 0\n\n", 5)
+        thread.join(5)
+        server.close()
+        assert status == "unreachable" and b"not an HTTP answer" in why

@@ -18,6 +18,7 @@ a timeout and its late answer dropped).
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 import urllib.error
@@ -208,3 +209,5 @@ def _post(url: str, body: bytes, timeout: float) -> tuple[int | str, str, bytes]
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         kind = "timeout" if isinstance(reason, TimeoutError) else "unreachable"
         return kind, "", str(reason).encode()
+    except (http.client.HTTPException, ValueError) as exc:  # not HTTP: a bad status line, a header too long
+        return "unreachable", "", f"not an HTTP answer ({type(exc).__name__}: {str(exc)[:200]})".encode()

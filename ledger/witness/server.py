@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
-from ..errors import StoneTrailError
+from ..errors import InputError, StoneTrailError
 from .protocol import MAX_BODY_BYTES, Answer
 from .state import WitnessState
 
@@ -41,6 +42,9 @@ class WitnessServer(ThreadingHTTPServer):
     def __init__(self, state: WitnessState, *, host: str = "127.0.0.1", port: int = 0, prefix: str = "",
                  monitoring_prefix: str | None = None, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 64,
                  log: Callable[[str], None] | None = None) -> None:
+        for given in (prefix, monitoring_prefix or ""):
+            if given and not given.startswith("/"):
+                raise InputError(f"a URL path prefix starts with '/': got {given[:80]!r}", code="input.value")
         self.state, self.prefix, self.log = state, prefix.rstrip("/"), log
         self.monitoring_prefix = self.prefix if monitoring_prefix is None else monitoring_prefix.rstrip("/")
         self.timeout_s = timeout
@@ -82,6 +86,15 @@ class WitnessServer(ThreadingHTTPServer):
         except BaseException:
             self._slots.release()
             raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone mid-answer (cut at the timeout, reset, closed) is a line of the log, not a traceback;
+        anything else is reported as :mod:`socketserver` does."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            if self.log is not None:
+                self.log(f"{client_address[0]} connection lost: {type(sys.exc_info()[1]).__name__}")
+            return
+        super().handle_error(request, client_address)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
