@@ -20,7 +20,17 @@ from ledger.monitor import fork_evidence, split_view_evidence
 from ledger.rollback import Rollback
 from ledger.trust import Trust
 
-from ._common import _EXISTING, _LEDGER, WITNESS_POLICY, _about, _errors, _print_json, _verdict_exit, _write_new
+from ._common import (
+    _EXISTING,
+    _LEDGER,
+    WITNESS_POLICY,
+    _about,
+    _errors,
+    _print_json,
+    _verdict_exit,
+    _write_new,
+    check_new_file,
+)
 from ._inputs import _load_trust, _read_bytes, _read_checkpoint, _read_text
 
 _OUT = click.Path(dir_okay=False, path_type=Path)
@@ -76,6 +86,8 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     """
     if (old_ledger or new_ledger) and evidence_out is None:
         raise click.UsageError("--old-ledger and --new-ledger are for --evidence-out")
+    if evidence_out is not None:
+        check_new_file(evidence_out)  # before the check: a verdict is never lost to an output that exists
     trust = _load_trust(trust_file, witness_policy)
     old_note, new_note = _read_checkpoint(old_file, "old checkpoint"), _read_checkpoint(new_file, "new checkpoint")
     proof_text = _read_text(proof_file, "proof")
@@ -220,6 +232,7 @@ def fork_command(ledger_file: Path, checkpoint_path: Path, out: Path, trust_file
     Example (the demo's ledger has no fork: "no fork", exit 1):
       stonetrail evidence fork out/demo.ledger --checkpoint out/checkpoint.txt -o fork.ev --trust out/trust.keys
     """
+    check_new_file(out)  # before the search: a fork found is never lost to an output that exists
     trust = _load_trust(trust_file) if trust_file else None
     note = _read_checkpoint(checkpoint_path)
     with _about(ledger_file):

@@ -410,6 +410,15 @@ def test_split_view_cli_end_to_end_in_a_clean_directory(split: Split, tmp_path: 
               "--new-ledger", split.b)
     assert bad.exit_code == 1 and "NOT CONSISTENT" in bad.output and "[proof.root_mismatch]" in bad.output
     assert f"leaf {K} is" in bad.output
+    kept = (work / "split.ev").read_bytes()
+    again = run("consistency", work / "old.txt", work / "new_b.txt", "--proof", work / "p2.txt", "--trust",
+                work / "trust.keys", "--evidence-out", work / "split.ev", "--json")
+    assert again.exit_code == 3 and "[store.exists]" not in again.output  # refused before the check, as JSON:
+    assert json.loads(again.output)["error"]["code"] == "store.exists"  # no verdict was reached and lost
+    assert (work / "split.ev").read_bytes() == kept
+    consistent = run("consistency", work / "old.txt", work / "new_a.txt", "--proof", work / "p.txt", "--trust",
+                     work / "trust.keys", "--evidence-out", work / "split.ev")
+    assert consistent.exit_code == 3 and "exists" in consistent.output  # whatever the verdict would have been
     clean = tmp_path / "clean"
     clean.mkdir()
     (clean / "split.ev").write_bytes((work / "split.ev").read_bytes())
