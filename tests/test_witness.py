@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ from click.testing import CliRunner, Result
 from ledger import Trust
 from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
 from ledger.cosignature import cosigner_key, open_cosignatures
-from ledger.errors import InputError, VerificationError
+from ledger.errors import InputError, StorageError, VerificationError
 from ledger.evidence import SplitView, SplitViewClaim, format_evidence, verify_evidence
 from ledger.hashing import Digest
 from ledger.keys import PrivateKey
@@ -433,3 +434,23 @@ def test_a_witness_url_that_answers_no_http_is_unreachable_not_a_crash() -> None
         thread.join(5)
         server.close()
         assert status == "unreachable" and b"not an HTTP answer" in why
+
+
+def test_a_state_file_that_is_empty_or_not_a_witnesss_is_refused_not_made_anew(tmp_path: Path,
+                                                                              log: SyntheticLog) -> None:
+    """An emptied or wrongly restored witness.db would forget every size cosigned: the witness could then cosign
+    a split view. A new directory, or one the witness made, opens."""
+    known = KnownLogs.parse(log.log_line())
+    WitnessState(tmp_path / "new", name=NAME, key=WKEY, logs=known)
+    WitnessState(tmp_path / "new", name=NAME, key=WKEY, logs=known)  # its own state, again
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "witness.db").write_bytes(b"")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    with contextlib.closing(sqlite3.connect(foreign / "witness.db")) as db:
+        db.execute("CREATE TABLE t (x)")
+        db.commit()
+    for directory in (tmp_path / "empty", foreign):
+        with pytest.raises(StorageError) as refused:
+            WitnessState(directory, name=NAME, key=WKEY, logs=known)
+        assert refused.value.code == "witness.state" and "never made anew" in str(refused.value)

@@ -53,8 +53,9 @@ class WitnessState:
     Thread-safe: each call takes a connection of its own from a pool. ``clock``: POSIX seconds (tests).
 
     Raises (on construction):
-        StorageError: ``witness.state`` (the directory or database cannot be opened or created),
-            ``witness.state_key`` (the directory is another witness key's).
+        StorageError: ``witness.state`` (the directory or database cannot be opened or created; a database
+            file that is empty or not a witness's: a state is never made anew over a file that exists, which
+            would forget every size cosigned), ``witness.state_key`` (the directory is another witness key's).
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, name: str, key: PrivateKey, logs: KnownLogs,
@@ -71,7 +72,14 @@ class WitnessState:
         except OSError as exc:
             raise StorageError(f"cannot create the witness state directory {self.directory}: {exc.strerror}",
                                code="witness.state") from exc
+        database = self.directory / DATABASE_FILE
+        existed = database.exists()
+        if existed and not any(_size(path) for path in (database, Path(f"{database}-wal"))):
+            raise self._not_a_state("is empty")
         with self._transaction() as db:
+            tables = {name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if existed and not {"meta", "latest"} <= tables:
+                raise self._not_a_state("holds no witness state")
             for statement in _SCHEMA.strip().split(";"):
                 if statement.strip():
                     db.execute(statement)
@@ -174,6 +182,11 @@ class WitnessState:
                 raise
             db.execute("COMMIT")
 
+    def _not_a_state(self, what: str) -> StorageError:
+        return StorageError(f"witness state {self.directory / DATABASE_FILE} {what}: a witness's state is never made "
+                            "anew over a file that exists (it would forget every size it cosigned); restore it, or "
+                            "remove it to start a witness that has cosigned nothing", code="witness.state")
+
     def _connect(self) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(self.directory / DATABASE_FILE, isolation_level=None, check_same_thread=False,
@@ -189,3 +202,10 @@ class WitnessState:
 def _latest(row: tuple[str, int]) -> Latest:
     note, timestamp = row
     return Latest(checkpoint=read_unverified_checkpoint(note), note=note, timestamp=timestamp)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
