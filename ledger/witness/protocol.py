@@ -20,14 +20,17 @@ state's transaction):
     409     old size != the size last cosigned for the origin (0 if none); body "<that size>\\n",
             Content-Type ``text/x.tlog.size``
     422     size 0 with a root other than SHA-256(""); old size 0 with a proof; old size == size with another
-            root than the one cosigned (a split view); a consistency proof that does not verify
+            root than the one cosigned, or a stonetrail line both carry with another value (a split view,
+            :func:`ledger.checkpoint.trees_conflict`), or lines that both add to and leave out some of those
+            cosigned; a consistency proof that does not verify
     200     one tlog-cosignature/v1 line (timestamp now, never below the last one given for the origin, never 0);
             the new state is stored (durably) before the answer
     ======  =====================================================================================================
 
 Whatever the status, a validly signed checkpoint that contradicts the one last cosigned is kept as evidence:
-the same size with another root is a split view (:class:`ledger.evidence.SplitViewClaim`, both notes signed by
-the log), a smaller size a rollback (:class:`ledger.rollback.RollbackClaim`).
+the same size with another root (or line) is a split view (:class:`ledger.evidence.SplitViewClaim`, both notes
+signed by the log), a smaller size a rollback (:class:`ledger.rollback.RollbackClaim`, which proves no misbehaviour:
+anyone can present an old checkpoint).
 """
 
 from __future__ import annotations
