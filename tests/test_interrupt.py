@@ -46,7 +46,8 @@ def test_an_interrupted_verify_ends_at_once_with_one_line_and_leaves_no_worker(d
     whole = time.monotonic() - started
     outcomes = set()
     for step in range(12):  # from the imports to the verdict
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                   preexec_fn=_as_from_a_terminal)
         time.sleep(whole * (0.15 + 0.07 * step))
         os.killpg(process.pid, signal.SIGINT)  # as a terminal does: the whole group
         out, err = process.communicate(timeout=60)  # a hang fails here
@@ -63,6 +64,12 @@ def test_an_interrupted_verify_ends_at_once_with_one_line_and_leaves_no_worker(d
             time.sleep(0.1)
         assert not _leftovers(str(ledger)), (step, _leftovers(str(ledger)))
     assert 130 in outcomes  # some interrupts landed while it ran
+
+
+def _as_from_a_terminal() -> None:
+    """SIGINT as a command started from a terminal has it (the default action): a suite started in the background
+    (``cmd &``, nohup) passes its children SIGINT ignored, and an ignored SIGINT interrupts nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _die() -> None:
