@@ -36,6 +36,9 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.exceptions import UnavailableError
 
+from ._ed25519 import GROUP_ORDER as _L
+from ._ed25519 import SMALL_ORDER as _SMALL_ORDER
+from ._ed25519 import is_canonical as _is_canonical
 from .engines import DEFAULT_ENGINE, ENGINES, LIBSODIUM_COFACTORED, current_engine, libsodium_equation, signature_engine
 from .errors import KeyFormatError, SignatureError
 
@@ -67,40 +70,11 @@ SIGNATURE_SIZE: Final = 64
 #: Signature type byte of Ed25519 in signed notes (C2SP signed-note, "Signature types").
 NOTE_ALG_ED25519: Final = 0x01
 
-_P: Final = 2**255 - 19  # field prime, RFC 8032 §5.1
-_L: Final = 2**252 + 27742317777372353535851937790883648493  # group order, RFC 8032 §5.1
-_Y_MASK: Final = (1 << 255) - 1
 _TEXT_PREFIX: Final = "ed25519:"
 _MAX_PEM_BYTES: Final = 16 * 1024
 _MAX_KEY_TEXT: Final = 4096
 
 _T = TypeVar("_T")
-
-#: The canonical encodings of the eight points of order 1, 2, 4 and 8 (CCTV ed25519 README). Their
-#: non-canonical alternative encodings are caught earlier by :func:`_is_canonical`.
-_SMALL_ORDER: Final = frozenset(
-    bytes.fromhex(h)
-    for h in (
-        "0000000000000000000000000000000000000000000000000000000000000000",
-        "0000000000000000000000000000000000000000000000000000000000000080",
-        "0100000000000000000000000000000000000000000000000000000000000000",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
-        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    )
-)
-
-
-def _is_canonical(enc: bytes) -> bool:
-    """RFC 8032 §5.1.3: decoding fails if y >= p (step 1) or if x = 0 with the sign bit set (step 4).
-
-    x = 0 only for y = 1 and y = p - 1, so both rules are integer comparisons, not curve arithmetic.
-    """
-    value = int.from_bytes(enc, "little")
-    y, sign = value & _Y_MASK, value >> 255
-    return y < _P and not (sign and y in (1, _P - 1))
 
 
 def _in_prime_order_subgroup(enc: bytes) -> bool:
@@ -231,27 +205,22 @@ class PrivateKey:
     __slots__ = ("_key", "_public")
 
     def __init__(self, key: ed25519.Ed25519PrivateKey) -> None:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-        if not isinstance(key, ed25519.Ed25519PrivateKey):
+        if not isinstance(key, _private_type()):
             raise KeyFormatError("not an Ed25519 private key", code="key.not_ed25519")
         self._key = key
-        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        self._public = PublicKey.from_bytes(raw)
+        self._public = PublicKey.from_bytes(key.public_key().public_bytes_raw())
 
     @classmethod
     def generate(cls) -> PrivateKey:
         """A new key from the operating system's CSPRNG."""
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-        return cls(ed25519.Ed25519PrivateKey.generate())
+        return cls(_private_type().generate())
 
     @classmethod
     def from_seed(cls, seed: bytes) -> PrivateKey:
         """The key of a 32-byte RFC 8032 seed; raises KeyFormatError (``key.length``)."""
         if not isinstance(seed, bytes) or len(seed) != KEY_SIZE:
             raise KeyFormatError(f"an Ed25519 seed is {KEY_SIZE} bytes", code="key.length")
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-        return cls(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
+        return cls(_private_type().from_private_bytes(seed))
 
     @classmethod
     def from_pem(cls, data: bytes) -> PrivateKey:
@@ -264,12 +233,11 @@ class PrivateKey:
             raise KeyFormatError(f"a PEM private key is bytes of at most {_MAX_PEM_BYTES}", code="key.pem")
         from cryptography.exceptions import UnsupportedAlgorithm
         from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ed25519
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise KeyFormatError("not an unencrypted PEM private key", code="key.pem") from exc
-        if not isinstance(key, ed25519.Ed25519PrivateKey):
+        if not isinstance(key, _private_type()):
             raise KeyFormatError(f"not an Ed25519 key: {type(key).__name__}", code="key.not_ed25519")
         return cls(key)
 
@@ -283,10 +251,7 @@ class PrivateKey:
 
     def seed(self) -> bytes:
         """The 32-byte secret seed. Handle with care."""
-        from cryptography.hazmat.primitives import serialization
-        return self._key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
+        return self._key.private_bytes_raw()
 
     def to_pem(self) -> bytes:
         """Unencrypted PKCS #8 PEM ("-----BEGIN PRIVATE KEY-----"); protect it with file permissions."""
@@ -297,6 +262,12 @@ class PrivateKey:
 
     def __repr__(self) -> str:
         return f"PrivateKey(public={self._public!r})"
+
+
+def _private_type() -> type[ed25519.Ed25519PrivateKey]:
+    """``cryptography``'s Ed25519 private key class, imported at the first private key made or loaded."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    return ed25519.Ed25519PrivateKey
 
 
 def verify_signature(public_key: PublicKey, signature: bytes, message: bytes) -> None:

@@ -37,8 +37,9 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: docs/adr/0023) and signing (a
 #: checkpoint of a file, through the index when it can), all below the writer facade _ledger and copy (a ledger
 #: from one store to another); engines (which library runs the Ed25519 equation, docs/adr/0021; above keys, its
-#: one user); spill (an audit's per-record facts on disk, docs/adr/0022), spilled_of (the item heads' record map
-#: on disk, for an audit's checkpoint lines) and spilled (the replay over it);
+#: one user); _ed25519 (point encodings checked without curve arithmetic, under keys); spill (an audit's
+#: per-record facts on disk, docs/adr/0022), spilled_of (the item heads' record map on disk, for an audit's
+#: checkpoint lines) and spilled (the replay over it);
 #: rollback (a witness's rollback evidence, read by evidence); witness.* (a C2SP tlog-witness: the known logs and
 #: the add-checkpoint decision table, pure, after evidence; its state, server, the log's gathering of cosignatures
 #: and the proofs it sends, after publish).
@@ -50,7 +51,7 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: dossier (a verified bundle for people), annex (customs evidence) and report (the HTML page, jinja2), after bundle.
 ORDER = [
     "errors", "_files", "_pool", "findings", "_codec", "_state_file", "engines",
-    "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
+    "_ed25519", "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
     "note", "checkpoint", "cosignature", "witness_policy", "trust", "witnessed",
     "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
     "commitments", "sig_findings",
