@@ -294,7 +294,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         checked = iter(seen.checkpoint_problems)
         found = [[_checkpoint_finding(e) for e in next(checked)] if cp is not None else bad for cp, bad in opened]
         checks = tuple(CheckpointCheck(cp, tuple(bad)) for (cp, _), bad in zip(opened, found, strict=True))
-        matched = [c.checkpoint for c in checks if c.checkpoint is not None and not c.findings]
+        matched = [c.checkpoint for c in checks if c.matches and c.checkpoint is not None]
         items = seen.state.items.values()
         policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
         if saved is not None:
