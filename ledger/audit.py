@@ -282,6 +282,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                 with FrameFile(path, resume=saved.resume if saved else None) as again:
                     walk = run(kept, frames=_frames(again, kept))
                     problems = list(again.survey.problems)
+        if kept is not None:  # a resumed walk's prefix, hashed meanwhile: before any verdict or state
+            kept.confirm()
         unsaved = None
         if kept is not None and save_state is not None:
             try:

@@ -147,11 +147,13 @@ class Kept:
                  head: Future[Any] | None = None) -> None:
         self.walk, self.maps, self.saved, self.ledger, self.head = walk, maps, saved, ledger, head
         self.last: Frame | None = None
+        self._audited: Frame | None = None  # frame A - 1 of a resumed read, until :meth:`confirm` checks the bytes
 
     def frames(self, frames: Iterable[Frame]) -> Iterator[Frame]:
         """``frames`` of the ledger (read from :attr:`Saved.resume` on a resumed walk), the last one noted for
-        :meth:`save`. A resumed read first checks that frame A - 1 is the one audited and that the bytes up to
-        its end are the ones audited (:func:`ledger._state_prefix.prefix_digest`), and drops it.
+        :meth:`save`. A resumed read first checks that frame A - 1 is the one audited, and drops it; once the
+        frames are read, it checks that the file's bytes up to the end of that frame are the ones audited
+        (:meth:`confirm`): the records after it are read meanwhile, while a thread hashes those bytes.
         Raises VerificationError ``audit.log_rewritten`` if they are not: the log was cut short or rewritten since
         the audit that saved the state (an integrity verdict on the ledger, not a usage error)."""
         frames = iter(frames)
@@ -165,13 +167,22 @@ class Kept:
                                  "tail included)")
             if (first.index, first.offset) != (index, offset) or leaf_hash(first.payload) != self.saved.body["last"][1]:
                 raise _rewritten(f"record {index} of this file is not the one audited: the log was rewritten since")
-            if prefix_digest(self.ledger, first, self.head) != self.saved.prefix:
-                raise _rewritten(f"records 0..{index} of this file are not the ones audited: the log was rewritten "
-                                 "since")
-            self.last = first
+            self.last, self._audited = first, first
         for frame in frames:
             self.last = frame
             yield frame
+        self.confirm()
+
+    def confirm(self) -> None:
+        """Check, once, that the file's bytes up to the end of frame A - 1 are the ones the state was saved on
+        (:func:`ledger._state_prefix.prefix_digest`; nothing to check on a new walk or before :meth:`frames` read
+        that frame). An audit calls it before it gives a verdict or saves a state from a resumed walk: until then
+        what the walk found stands on bytes not yet confirmed. Raises VerificationError ``audit.log_rewritten``."""
+        first, self._audited = self._audited, None
+        if first is not None and self.saved is not None \
+                and prefix_digest(self.ledger, first, self.head) != self.saved.prefix:
+            raise _rewritten(f"records 0..{first.index} of this file are not the ones audited: the log was rewritten "
+                             "since")
 
     def save(self, path: str | Path, problems: Iterable[StoreProblem]) -> None:
         """Write the walk's state to the new file ``path`` (atomically: :func:`ledger._files.write_file`).

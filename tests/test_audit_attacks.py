@@ -146,6 +146,25 @@ def test_a_resumed_audit_of_a_file_rewritten_below_the_state_is_never_valid(demo
     assert (got.verdict, got.root_hash, got.findings) == (want.verdict, want.root_hash, want.findings)
 
 
+def test_a_prefix_rewritten_below_the_state_is_refused_after_the_pass_and_no_state_is_saved(
+        demo: Path, tmp_path: Path) -> None:
+    # the prefix's bytes are hashed while the records after the state are read (Kept.confirm): the refusal still
+    # comes before any verdict, at every number of workers, and no state is saved over the rewritten file
+    trust, full = _trust(demo), demo / "demo.ledger"
+    frames = scan(full).frames
+    prefix = tmp_path / "prefix.ledger"
+    prefix.write_bytes(full.read_bytes()[: frames[499].end])
+    check_ledger(prefix, trust, save_state=tmp_path / "a.state")
+    rewritten = tmp_path / "rewritten.ledger"
+    _with_payload(full, rewritten, 100, _bad_signature(frames[100].payload))  # framing whole, record 499 kept
+    assert check_ledger(full, trust, resume=tmp_path / "a.state").verdict == "valid"
+    for how in ({}, {"jobs": 2, "chunk_records": 16}):
+        with pytest.raises(VerificationError) as refused:
+            check_ledger(rewritten, trust, resume=tmp_path / "a.state", save_state=tmp_path / "b.state", **how)
+        assert refused.value.code == "audit.log_rewritten" and "records 0..499" in str(refused.value), how
+        assert not (tmp_path / "b.state").exists()
+
+
 def test_a_state_whose_rows_do_not_decode_is_refused_as_damaged(demo: Path, tmp_path: Path) -> None:
     trust, full = _trust(demo), demo / "demo.ledger"
     prefix = tmp_path / "prefix.ledger"
