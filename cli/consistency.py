@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ledger.consistency import PROOF_MISMATCH, ConsistencyError, verify_checkpoint_consistency
+from ledger.consistency import PROOF_MISMATCH, ConsistencyError, ProofFormatError, verify_checkpoint_consistency
 from ledger.errors import InputError, ProofError, VerificationError
 from ledger.evidence import MAX_EVIDENCE_SIZE, ChainFork, verify_evidence
 from ledger.monitor import fork_evidence, split_view_evidence
@@ -92,7 +92,7 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     old_note, new_note = _read_checkpoint(old_file, "old checkpoint"), _read_checkpoint(new_file, "new checkpoint")
     proof_text = _read_text(proof_file, "proof")
     try:
-        with _about(proof_file):
+        with _about(proof_file, codes=(ProofFormatError.default_code,)):  # the proof's own fault, not a checkpoint's
             result = verify_checkpoint_consistency(old_note, new_note, proof_text, trust)
     except (ConsistencyError, ProofError) as exc:
         written = None if evidence_out is None else \

@@ -196,6 +196,20 @@ def test_every_verdict_says_what_was_checked(grown: Grown, tmp_path: Path) -> No
     assert not (tmp_path / "e").exists()
 
 
+def test_a_json_error_names_the_proof_file_only_when_the_proof_is_at_fault(grown: Grown, tmp_path: Path) -> None:
+    unlined = _sign(replace(read_unverified_checkpoint(grown.notes[20]), extensions=()))  # no registry line
+    told = _consistency(tmp_path, grown.notes[9], unlined, proof(grown, 9, 20).hashes, "--json")
+    error = json.loads(told.output)["error"]
+    assert (told.exit_code, error["code"]) == (1, "checkpoint.registry_missing"), told.output
+    assert error["file"] != str(tmp_path / "p.txt")  # a checkpoint's fault, not the proof's
+    _consistency(tmp_path, grown.notes[9], grown.notes[20], proof(grown, 9, 20).hashes)
+    (tmp_path / "p.txt").write_text("not a proof\n")
+    told = run("consistency", tmp_path / "old.txt", tmp_path / "new.txt", "--proof", tmp_path / "p.txt",
+               "--trust", tmp_path / "trust.keys", "--json")
+    error = json.loads(told.output)["error"]
+    assert (told.exit_code, error["code"], error["file"]) == (2, "consistency.malformed", str(tmp_path / "p.txt"))
+
+
 def test_size_zero_checkpoint_with_another_root_is_refused(grown: Grown) -> None:
     bad = _sign(Checkpoint(origin=ORIGIN, tree_size=0, root_hash=grown.tree.root_at(1),
                            extensions=(format_registry_extension(0, None),)))
