@@ -151,7 +151,7 @@ def _errors(fn: _F) -> _F:
         try:
             return fn(*args, **kwargs)
         except StoneTrailError as exc:
-            _fail(str(exc), _exit_code(exc), code=exc.code, file=_ERROR_FILES.get(exc),
+            _fail(str(exc), _exit_code(exc), code=exc.code, file=exc.file or _ERROR_FILES.get(exc),
                   details=getattr(exc, "details", None))
         except OSError as exc:  # a closed stdout never gets here (_output._ReaderGone): a file the command names
             file = os.fsdecode(exc.filename) if exc.filename is not None else None

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ._ledger import Ledger
-from .errors import CorruptStoreError, StoneTrailError, StorageError, expect_path
+from .errors import CorruptStoreError, StoneTrailError, StorageError, VerificationError, expect_path
 from .index.db import index_path
 from .pg.db import is_url, redact
 from .pg.store import payloads
@@ -62,23 +62,51 @@ def copy_ledger(source: str | Path, target: str | Path, authority_keys: Iterable
     expect_path(target, "target")
     keys = list(authority_keys)
     if not is_url(target) and Path(target).exists():  # refused before the source is opened
-        raise StorageError(f"{target} exists; it is never overwritten", code="store.exists")
-    origin, total, rows = payloads(str(source)) if is_url(source) else _file_payloads(Path(source))
-    if is_url(target):
-        return _copy(origin, total, rows, str(target), keys, progress, partial=str(target))
-    final = Path(target)
-    building = final.with_name(f"{final.name}.{secrets.token_hex(4)}.partial")  # a name nobody else uses
+        exists = StorageError(f"{target} exists; it is never overwritten", code="store.exists")
+        _about(exists, target)
+        raise exists
     try:
-        done = _copy(origin, total, rows, building, keys, progress, partial=None)
-        index_path(building).rename(index_path(final))
-        building.rename(final)
-        return done
-    finally:
-        building.unlink(missing_ok=True)
-        index_path(building).unlink(missing_ok=True)
+        origin, total, payloads_of = payloads(str(source)) if is_url(source) else _file_payloads(Path(source))
+    except StoneTrailError as exc:
+        _about(exc, source)
+        raise
+    rows = _records(payloads_of, source)
+    try:
+        if is_url(target):
+            return _copy(origin, total, rows, str(target), keys, progress, partial=str(target))
+        final = Path(target)
+        building = final.with_name(f"{final.name}.{secrets.token_hex(4)}.partial")  # a name nobody else uses
+        try:
+            done = _copy(origin, total, rows, building, keys, progress, partial=None)
+            index_path(building).rename(index_path(final))
+            building.rename(final)
+            return done
+        finally:
+            building.unlink(missing_ok=True)
+            index_path(building).unlink(missing_ok=True)
+    except StoneTrailError as exc:  # a record that breaks a rule is the source's; the rest, the target's
+        _about(exc, source if isinstance(exc, VerificationError) else target)
+        raise
 
 
-def _copy(origin: str, total: int, rows: Iterator[bytes], target: str | Path, keys: list[bytes],
+def _about(exc: StoneTrailError, location: str | Path) -> None:
+    """Name ``location`` (a URL without its password) as the file ``exc`` is about
+    (:attr:`~ledger.errors.StoneTrailError.file`), unless it names one already."""
+    if exc.file is None:
+        exc.file = redact(str(location)) if is_url(location) else str(location)
+
+
+def _records(payloads_of: Iterator[bytes], source: str | Path) -> Iterator[Record]:
+    """The records of ``payloads_of``, decoded; an error reading or decoding them names ``source``."""
+    try:
+        for payload in payloads_of:
+            yield Record.from_bytes(payload)
+    except StoneTrailError as exc:
+        _about(exc, source)
+        raise
+
+
+def _copy(origin: str, total: int, rows: Iterator[Record], target: str | Path, keys: list[bytes],
           progress: Callable[[int, int], None] | None, partial: str | None) -> int:
     """Append ``rows`` to a new ledger at ``target`` in batches; return how many. ``partial``: a database target,
     whose tables are dropped again if the copy fails (the database as it was before)."""
@@ -87,8 +115,8 @@ def _copy(origin: str, total: int, rows: Iterator[bytes], target: str | Path, ke
         with Ledger.create(target, origin, keys) as copy:
             made = ledger_tables(partial) if partial is not None else []
             batch: list[Record] = []
-            for payload in rows:
-                batch.append(Record.from_bytes(payload))
+            for record in rows:
+                batch.append(record)
                 if len(batch) == BATCH:
                     copy.append_batch(batch)
                     done, batch = done + len(batch), []

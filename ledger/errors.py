@@ -60,10 +60,13 @@ class StoneTrailError(Exception):
     """Base of every StoneTrail error.
 
     ``code`` is a stable dotted identifier (``area.reason``); an instance may carry a more specific code than
-    its class default. ``str(err)`` is a one-line human reason.
+    its class default. ``str(err)`` is a one-line human reason. ``file``: the file or database (a URL without its
+    password) the error is about, set by a call that takes two and knows which one failed
+    (:func:`ledger.copy.copy_ledger`); None elsewhere.
     """
 
     default_code: ClassVar[str] = "error"
+    file: str | None = None
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)

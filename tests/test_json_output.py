@@ -17,6 +17,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 from small_files import SmallFiles, small_files
+from vector_ledgers import VECTORS
 
 from ledger import Trust, check_ledger, keyfile
 from ledger.published import publish_log
@@ -198,6 +199,21 @@ def test_an_output_file_that_exists_is_the_errors_file(files: SmallFiles, tmp_pa
         error = json.loads(result.stdout)["error"]
         assert (error["code"], error["file"]) == ("store.exists", str(taken)), result.output
     assert taken.read_text(encoding="utf-8") == "keep me\n"
+
+
+def test_a_copy_error_names_the_side_at_fault(files: SmallFiles, tmp_path: Path) -> None:
+    """copy reads one ledger and writes another: its JSON error's file is the one that failed (the source was
+    named for every error, a target that cannot be written included)."""
+    target = tmp_path / "no-such-dir" / "c.ledger"
+    cases: list[tuple[list[str | Path], int, Path]] = [
+        ([files.ledger, target, "--trust", files.trust], 3, target),  # the target cannot be written
+        ([files.bad_ledger, tmp_path / "c.ledger", "--trust", files.trust], 3, files.bad_ledger),  # damaged source
+        ([files.ledger, tmp_path / "d.ledger", "--trust", VECTORS / "trust.keys"], 1, files.ledger)]  # its rules
+    for args, exit_code, file in cases:
+        result = run("copy", *args, "--json")
+        error = json.loads(result.stdout)["error"]
+        assert (result.exit_code, error["file"]) == (exit_code, str(file)), result.output
+    assert not target.parent.exists() and not list(tmp_path.glob("*.ledger*"))
 
 
 def test_a_wrong_trust_file_is_a_json_error_naming_it(files: SmallFiles, tmp_path: Path) -> None:
