@@ -15,7 +15,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from .errors import InputError, StorageError
+from ._beside import published_checkpoint, published_of
+from .errors import InputError, StorageError, VerificationError
 from .findings import raise_first
 from .hashing import Digest
 from .index.anchor import Checked, check_tree, keep_anchor
@@ -75,6 +76,20 @@ def lines_of(index: LedgerIndex, checked: Checked | None = None) -> CheckpointBo
             identities)
 
 
+def _not_rolled_back(store: FileStore, records: int) -> None:
+    """Refuse to write to a ledger file of ``records`` records, fewer than the checkpoint published beside it
+    covers (:func:`ledger._beside.published_of`): records its operator signed are missing, and an append would
+    fork the published log. Raises VerificationError ``checkpoint.beyond_log``."""
+    published = published_of(store.path, store.origin)
+    if published is not None and published.tree_size > records:
+        raise VerificationError(
+            f"{store.path} holds {records} records, fewer than the {published.tree_size} of the checkpoint published "
+            f"beside it ({published_checkpoint(store.path)}): records its operator signed are missing (the file was "
+            "rolled back: cut short, or restored from an older copy), and an append would fork the published log; "
+            "recover the missing records (a backup, a mirror), or move that checkpoint aside if it is not this "
+            "ledger's", code="checkpoint.beyond_log")
+
+
 class FileBackend:
     """A ledger file held for writing (its lock), with its index beside it."""
 
@@ -85,6 +100,7 @@ class FileBackend:
         self._body: CheckpointBody | None = None  # the last checkpoint body
         try:
             self._index = open_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress)
+            _not_rolled_back(store, self._index.size)
         except BaseException:
             store.close()
             raise

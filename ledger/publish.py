@@ -20,19 +20,16 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
+from ._beside import CHECKPOINT_FILE, published_checkpoint, published_of
 from ._files import replace_file
 from .checkpoint import read_unverified_checkpoint
 from .errors import StoneTrailError
 from .monitor import consistency_proof_for
 from .note import MAX_NOTE_BYTES, split_note
 
-__all__ = ["CHECKPOINT_FILE", "Published", "kept_checkpoint_name", "publish_checkpoint", "published_checkpoint"]
-
-#: The name of the published (newest) checkpoint, in the ledger file's directory.
-CHECKPOINT_FILE: Final = "checkpoint.txt"
-
+__all__ = ["CHECKPOINT_FILE", "Published", "kept_checkpoint_name", "publish_checkpoint", "published_checkpoint",
+           "published_of"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Published:
@@ -45,11 +42,6 @@ class Published:
     kept: Path | None
     unchanged: bool
     cosigned: bool = False
-
-
-def published_checkpoint(ledger_path: str | Path) -> Path:
-    """The path of the published checkpoint of the ledger file at ``ledger_path``: ``checkpoint.txt`` beside it."""
-    return Path(ledger_path).parent / CHECKPOINT_FILE
 
 
 def kept_checkpoint_name(tree_size: int) -> str:

@@ -122,8 +122,10 @@ def test_repair_restores_a_demo_ledger_cut_7_bytes_short_and_it_takes_appends_ag
     """The acceptance case: cut 7 bytes short, the ledger cannot be opened for writing and does not verify, and
     both say to run repair; repair cuts it to its last whole record and keeps the torn bytes aside, exactly; the
     lost record appended again through ledger.Ledger makes the original file, which verifies under the original
-    checkpoint after a reopen."""
+    checkpoint after a reopen. (A crash tears an append before any checkpoint covers it: the demo's published
+    checkpoint, which covers the torn record, is kept elsewhere; with it in place repair refuses, see below.)"""
     ledger = _copy(demo, tmp_path)
+    signed = (tmp_path / "checkpoint.txt").rename(tmp_path / "signed-elsewhere.txt")
     original = ledger.read_bytes()
     last = scan(ledger).frames[-1]
     cut_short(ledger)
@@ -143,12 +145,40 @@ def test_repair_restores_a_demo_ledger_cut_7_bytes_short_and_it_takes_appends_ag
         assert writer.size == 703
         writer.append(Record.from_bytes(last.payload))
     assert ledger.read_bytes() == original
-    report = check_ledger(ledger, trust, checkpoint=(tmp_path / "checkpoint.txt").read_text())
+    report = check_ledger(ledger, trust, checkpoint=signed.read_text())
     assert report.ok and report.record_count == 704 and report.checkpoint is not None
     again = run("repair", ledger, "--json")
     assert again.exit_code == 0 and json.loads(again.stdout) == {
         "verdict": "intact", "file": str(ledger), "records": 704, "size_bytes": len(original), "side_file": None,
         "moved_bytes": 0}
+
+
+def test_a_ledger_below_its_published_checkpoint_is_neither_cut_nor_appended_to(demo: Path, tmp_path: Path) -> None:
+    """The checkpoint published beside a ledger bounds it: a file that lost records it covers (cut short, or
+    restored from an older copy) is not repaired below it, and a writer refuses it (an append would fork the
+    published log); a checkpoint of another ledger beside it bounds nothing."""
+    ledger = _copy(demo, tmp_path)
+    trust = Trust.parse((tmp_path / "trust.keys").read_text())
+    frames = scan(ledger).frames
+    whole = ledger.read_bytes()
+    cut_short(ledger)  # the last record, which the published checkpoint (704) covers, torn
+    torn = ledger.read_bytes()
+    refused = run("repair", ledger, "--json")
+    error = json.loads(refused.stdout)["error"]
+    assert refused.exit_code == 1 and error["code"] == "repair.rollback", refused.output
+    assert "checkpoint published beside it" in error["message"] and ledger.read_bytes() == torn
+    ledger.write_bytes(whole[:frames[600].offset])  # restored from an older copy: intact, 600 records
+    assert run("repair", ledger).exit_code == 1 and ledger.read_bytes() == whole[:frames[600].offset]
+    with pytest.raises(VerificationError) as rolled_back:
+        Ledger.open(ledger, trust.authority_keys)
+    assert rolled_back.value.code == "checkpoint.beyond_log" and "fork the published log" in str(rolled_back.value)
+    published = tmp_path / "checkpoint.txt"
+    origin, rest = published.read_text().split("\n", 1)
+    published.write_text(f"other.example/{origin}\n{rest}")  # another ledger's checkpoint: bounds nothing
+    with Ledger.open(ledger, trust.authority_keys) as writer:
+        assert writer.size == 600
+    published.write_text("not a checkpoint\n")  # nor does a file that is not one
+    assert run("repair", ledger, "--json").exit_code == 0
 
 
 def test_repair_refuses_a_ledger_damaged_in_the_middle_and_names_the_position(demo: Path, tmp_path: Path) -> None:
@@ -198,7 +228,8 @@ def test_repair_refuses_another_ledgers_checkpoint(demo: Path, tmp_path: Path) -
     with pytest.raises(VerificationError) as err:
         repair(ledger, checkpoint=note)
     assert err.value.code == "checkpoint.origin_mismatch" and not list(tmp_path.glob("*.torn-*"))
-    assert repair(ledger).repaired  # the neighbour: no checkpoint given
+    (tmp_path / "checkpoint.txt").unlink()  # the demo's, which covers the torn record
+    assert repair(ledger).repaired  # the neighbour: no checkpoint given, none published
 
 
 def test_repair_is_public_and_refuses_wrong_argument_types(tmp_path: Path) -> None:

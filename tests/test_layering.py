@@ -52,7 +52,7 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 ORDER = [
     "errors", "_files", "_pool", "findings", "_codec", "_state_file", "engines",
     "_ed25519", "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
-    "note", "checkpoint", "cosignature", "witness_policy", "trust", "witnessed",
+    "note", "checkpoint", "_beside", "cosignature", "witness_policy", "trust", "witnessed",
     "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",
     "commitments", "sig_findings",
     "consistency", "rollback", "_evidence_format", "evidence", "witness.logs", "witness.protocol",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._beside import published_checkpoint, published_of
 from .._files import io_errors, write_file
 from ..checkpoint import Checkpoint, read_unverified_checkpoint
 from ..errors import CorruptStoreError, StorageError, VerificationError, expect, expect_path
@@ -72,9 +73,11 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None) -> Re
     into the new file ``<path>.torn-<offset>``; truncate the ledger to the end of the last complete batch
     (docs/format.md §8, "Repair"). Bytes are moved, never deleted.
 
-    ``checkpoint``: the text of a checkpoint issued for this ledger. Repair then refuses to leave the file with
-    fewer records than its tree size: that would roll back records a verifier may hold a proof of. Its signature
-    is not checked (it only bounds the cut: a false one can make repair refuse, never cut more).
+    ``checkpoint``: the text of a checkpoint issued for this ledger; None: the one published beside it
+    (``checkpoint.txt``, :func:`ledger._beside.published_of`), if it is of this ledger's origin. Repair then
+    refuses to leave the file with fewer records than its tree size: that would roll back records a verifier may
+    hold a proof of. Its signature is not checked (it only bounds the cut: a false one can make repair refuse,
+    never cut more).
 
     Takes the writer lock. The side file is written and fsynced before the ledger is truncated and fsynced, so
     no byte is ever lost; a side file that already holds exactly the tail (an interrupted repair) is kept.
@@ -102,7 +105,7 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None) -> Re
         _lock(fd, p)
         with io_errors(p, "repairing"):
             origin, offsets, problems, end = _survey(fd)
-            _may_cut(p, problems, issued, origin, len(offsets))
+            _may_cut(p, problems, issued or published_of(p, origin), origin, len(offsets), given=issued is not None)
             side, tail = None, b""
             if problems:
                 side, tail = p.with_name(f"{p.name}.torn-{end}"), _pread(fd, os.fstat(fd).st_size - end, end)
@@ -114,9 +117,11 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None) -> Re
         os.close(fd)
 
 
-def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | None, origin: str, kept: int) -> None:
+def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | None, origin: str, kept: int, *,
+            given: bool) -> None:
     """Refuse a repair that would cut anything but a torn tail, or leave fewer records than ``issued`` covers
-    (``kept``: the records before the torn tail, or all of them). Raises as :func:`repair`."""
+    (``kept``: the records before the torn tail, or all of them; ``given``: the caller's checkpoint, else the
+    published one). Raises as :func:`repair`."""
     if problems and problems[0].code != TORN:  # a torn tail is always the last problem
         first = problems[0]
         raise CorruptStoreError(f"{p} is damaged at record {first.index} (byte offset {first.offset}): "
@@ -128,8 +133,11 @@ def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | Non
         raise VerificationError(f"the checkpoint is of {issued.origin!r:.80}, {p} of {origin!r:.80}",
                                 code="checkpoint.origin_mismatch")
     if kept < issued.tree_size:
+        which = "the checkpoint given" if given else f"the checkpoint published beside it ({published_checkpoint(p)})"
         where = (f"its torn tail starts at record {kept} (byte offset {problems[0].offset})" if problems
                  else f"it holds {kept} records")
-        raise VerificationError(f"{p}: {where}, below the tree size {issued.tree_size} of the checkpoint given: "
+        raise VerificationError(f"{p}: {where}, below the tree size {issued.tree_size} of {which}: "
                                 f"{issued.tree_size - kept} record(s) it covers would be rolled back; nothing was "
-                                "changed: recover them (a backup, a copy) before repairing", code="repair.rollback")
+                                "changed: recover them (a backup, a copy) before repairing" +
+                                ("" if given else ", or move that checkpoint aside if it is not this ledger's"),
+                                code="repair.rollback")
