@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 import click
 
 from ledger import Finding, Trust, keyfile
+from ledger._beside import published_checkpoint, published_of
 from ledger._files import check_new, write_files
 from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
 from ledger.keys import PrivateKey
@@ -239,9 +240,33 @@ def note_no_index(ledger_file: Path | str) -> None:
                        f"(run 'stonetrail index {ledger_file} --trust FILE' once to make this instant)", err=True)
 
 
-def damaged(ledger_file: Path | str, broken: Sequence[Finding]) -> tuple[str, str]:
-    """What is damaged in the file (the first of ``broken``, :func:`ledger.history.damage`), and what to run."""
+def rolled_back(ledger_file: Path | str, origin: str, records: int) -> list[Finding]:
+    """A ``checkpoint.beyond_log`` finding (position None) if the checkpoint published beside the ledger file
+    (``checkpoint.txt``, :func:`ledger._beside.published_of`) covers more than its ``records``: records its operator
+    signed are missing, so what the file tells may be incomplete (docs/format.md §8.1); else none."""
+    published = None if is_url(ledger_file) else published_of(ledger_file, origin)
+    if published is None or published.tree_size <= records:
+        return []
+    return [Finding(code="checkpoint.beyond_log", position=None, item=None, reason=(
+        f"{ledger_file} holds {records} records, fewer than the {published.tree_size} of the checkpoint published "
+        f"beside it ({published_checkpoint(ledger_file)}): records its operator signed are missing (cut short, or "
+        "restored from an older copy)"))]
+
+
+def incomplete(broken: Sequence[Finding]) -> str:
+    """Why a listing from a file with ``broken`` parts may be incomplete, in a few words."""
     first = broken[0]
+    if first.position is None:
+        return f"the file lost records its published checkpoint covers ({first.code})"
+    return f"{_plural(len(broken), 'part')} of the file cannot be read (first: record {first.position}, {first.code})"
+
+
+def damaged(ledger_file: Path | str, broken: Sequence[Finding]) -> tuple[str, str]:
+    """What is damaged in the file (the first of ``broken``, :func:`ledger.history.damage`, or of
+    :func:`rolled_back`), and what to run."""
+    first = broken[0]
+    if first.position is None:
+        return f"{first.reason} [{first.code}]", "; recover them (a backup, a mirror) before trusting what it says"
     more = f" ({_plural(len(broken) - 1, 'more damaged part')})" if len(broken) > 1 else ""
     what = (f"{ledger_file} is damaged at record {first.position}: "
             f"{first.reason.removeprefix(f'record {first.position}: ')} [{first.code}]{more}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -19,7 +20,19 @@ from ledger.inventory import ItemLine, indexed_item_lines, item_lines
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file
 
-from ._common import _EXISTING, _LEDGER, _errors, _plural, _print_json, _replay, _verdict_exit, damaged, note_no_index
+from ._common import (
+    _EXISTING,
+    _LEDGER,
+    _errors,
+    _plural,
+    _print_json,
+    _replay,
+    _verdict_exit,
+    damaged,
+    incomplete,
+    note_no_index,
+    rolled_back,
+)
 from ._inputs import _load_trust
 
 
@@ -50,23 +63,25 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
       stonetrail items out/demo.ledger --json
     """
     trust = _load_trust(trust_file) if trust_file else None
-    lines = indexed_item_lines(ledger_file) if trust is None and not is_url(ledger_file) else None
+    indexed = indexed_item_lines(ledger_file) if trust is None and not is_url(ledger_file) else None
     verdict = "unverified"
     findings: tuple[Finding, ...] | None = None
-    broken: tuple[Finding, ...] = ()
-    if lines is None:
+    if indexed is not None:
+        lines, records, origin = indexed
+        broken = rolled_back(ledger_file, origin, records)
+    else:
         if trust is None:
             note_no_index(ledger_file)
         with as_file(ledger_file) as local:  # a database ledger is read from a copy of its records
             replay, verdict = _replay(local, trust)
         lines = item_lines(replay)
         findings = replay.findings if trust is not None else None
-        broken = damage(replay)
-        if broken:
-            what, todo = damaged(ledger_file, broken)
-            click.echo(f"stonetrail: warning: {what}; items may be missing from this list, or shown as they were "
-                       f"before the part that cannot be read{todo}", err=True)
-            verdict = "invalid"
+        broken = [*damage(replay)] or rolled_back(ledger_file, replay.origin, len(replay.records))  # damage says it all
+    if broken:
+        what, todo = damaged(ledger_file, broken)
+        click.echo(f"stonetrail: warning: {what}; items may be missing from this list, or shown as they were "
+                   f"before the part that cannot be read{todo}", err=True)
+        verdict = "invalid"
     if as_json:
         _print_json({"verdict": verdict, "findings": None if findings is None else [f.to_json() for f in findings],
                      "damage": [f.to_json() for f in broken], "items": [dataclasses.asdict(line) for line in lines]})
@@ -86,11 +101,10 @@ def _print_items(lines: list[ItemLine]) -> None:
                    f"{format_ct(line.mass_mct):>12}  {line.records:>7}{memo}")
 
 
-def _summary(lines: list[ItemLine], verdict: str, findings: int, broken: tuple[Finding, ...]) -> str:
+def _summary(lines: list[ItemLine], verdict: str, findings: int, broken: Sequence[Finding]) -> str:
     count = _plural(len(lines), "item")
     if broken:
-        return (f"{count}; INVALID: {_plural(len(broken), 'part')} of the file cannot be read (first: record "
-                f"{broken[0].position}, {broken[0].code}), so this list may be incomplete (run verify)")
+        return f"{count}; INVALID: {incomplete(broken)}, so this list may be incomplete (run verify)"
     if verdict == "unverified":
         return f"{count}; unverified: pass --trust to check signatures, enrolment and custody rules"
     if verdict == "verified":

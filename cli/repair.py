@@ -26,16 +26,16 @@ from ._inputs import _read_checkpoint
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @_errors
 def repair_command(ledger_file: Path, checkpoint_path: Path | None, as_json: bool) -> None:
-    """Move the torn tail of LEDGER (the bytes of an append that never completed: a frame or a batch cut short
-    by a crash) into the new file LEDGER.torn-OFFSET, then cut LEDGER to its last complete record. No byte is
-    deleted: the side file holds exactly what was cut. Takes the writer lock (refused while a writer holds it).
+    """Move the torn tail of LEDGER (the bytes of an append that never completed: a frame or a batch cut short by a
+    crash) into the new file LEDGER.torn-OFFSET, then cut LEDGER to its last complete record. No byte is deleted:
+    the side file holds exactly what was cut. Takes the writer lock (refused while a writer holds it).
 
-    Only a torn tail is repaired: damage anywhere else is refused (exit 3), naming the record and byte offset,
-    and the file is left as it is (run 'stonetrail verify'). A cut that would leave fewer records than the tree
-    size of the checkpoint published beside LEDGER (checkpoint.txt), or of the one given with --checkpoint, is
-    refused as a rollback (repair.rollback, exit 1): records a verifier may hold a proof of would be lost. A file with nothing to repair is left as it is (verdict
-    "intact", exit 0). --json prints {"verdict": "repaired" or "intact", "file", "records", "size_bytes",
-    "side_file", "moved_bytes"}.
+    Only a torn tail is repaired: damage anywhere else is refused (exit 3), naming the record and byte offset, and
+    the file is left as it is (run 'stonetrail verify'). A cut that would leave fewer records than the tree size of
+    the checkpoint published beside LEDGER (checkpoint.txt), or of the one given with --checkpoint, is refused as a
+    rollback (repair.rollback, exit 1): records a verifier may hold a proof of would be lost. A file with nothing to
+    repair is left as it is (verdict "intact", exit 0). --json prints {"verdict": "repaired" or "intact", "file",
+    "records", "size_bytes", "side_file", "moved_bytes"}.
 
     \b
     Examples:

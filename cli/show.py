@@ -34,7 +34,9 @@ from ._common import (
     _replay,
     _verdict_exit,
     damaged,
+    incomplete,
     note_no_index,
+    rolled_back,
 )
 from ._inputs import _load_trust
 from ._path import print_now, print_path
@@ -70,14 +72,17 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     if trust_file is None:  # a database ledger answers from its tables, a file from its index if it covers it
         view = pg_view(str(ledger_file)) if is_url(ledger_file) else indexed_log(ledger_file)
         with _about(ledger_file, codes=("item.unknown",)):
-            told = through_index(view, lambda log: _told(log, item))
-        if told:
-            _print(*told, "unverified", [], 0, (), as_json)  # no replay for an unverified history
-            return  # (a damaged index: the log is read below)
+            told = through_index(view, lambda log: (*_told(log, item), log.tree.size, log.origin))
+        if told:  # no replay for an unverified history (a damaged index: the log is read below)
+            found, history, records, origin = told
+            broken = rolled_back(ledger_file, origin, records)
+            _warn(ledger_file, item, broken)
+            _print(found, history, "invalid" if broken else "unverified", [], 0, broken, as_json)
+            sys.exit(_verdict_exit("invalid" if broken else "unverified"))
         note_no_index(ledger_file)
     with as_file(ledger_file) as local:  # a verified history replays the whole ledger, read from a file
         replay, verdict = _replay(local, _load_trust(trust_file) if trust_file else None)
-    broken = damage(replay)
+    broken = [*damage(replay)] or rolled_back(ledger_file, replay.origin, len(replay.records))  # damage says it all
     if item not in replay.state.items:
         with _about(ledger_file):
             raise _not_found(replay, ledger_file, item, broken)
@@ -86,13 +91,19 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     # unverified (no trust): no rule was checked, so no finding is reported (without keys every record has some)
     checked = [] if verdict == "unverified" else list(replay.findings)
     here = [f for f in checked if f.position in {step.position for step in history.path}]
+    _warn(ledger_file, item, broken)
+    verdict = "invalid" if broken else verdict
+    _print(found, history, verdict, here, len(checked) - len(here), broken, as_json)
+    sys.exit(_verdict_exit(verdict))
+
+
+def _warn(ledger_file: Path | str, item: str, broken: Sequence[Finding]) -> None:
+    """Say on stderr that records of ``item`` may be missing from its history, if the file has ``broken`` parts
+    (damage, or records its published checkpoint covers and it lacks)."""
     if broken:
         what, todo = damaged(ledger_file, broken)
         click.echo(f"stonetrail: warning: {what}; records of {item} may be missing from this history{todo}",
                    err=True)
-        verdict = "invalid"
-    _print(found, history, verdict, here, len(checked) - len(here), broken, as_json)
-    sys.exit(_verdict_exit(verdict))
 
 
 def _told(log: IndexedLog, item: str) -> tuple[ItemScope, History]:
@@ -140,8 +151,7 @@ def _print_history(found: ItemScope, history: History, verdict: str, here: list[
     click.echo("path:")
     print_path(history.path)
     if broken:
-        click.echo(f"INVALID: {_plural(len(broken), 'part')} of the file cannot be read (first: record "
-                   f"{broken[0].position}, {broken[0].code}), so this history may be incomplete (run verify)")
+        click.echo(f"INVALID: {incomplete(broken)}, so this history may be incomplete (run verify)")
     elif verdict == "unverified":
         click.echo("unverified: pass --trust to check signatures, enrolment and custody rules")
     elif verdict == "verified":

@@ -51,13 +51,13 @@ def item_lines(replay: Replay) -> list[ItemLine]:
     return lines
 
 
-def indexed_item_lines(path: str | Path) -> list[ItemLine] | None:
+def indexed_item_lines(path: str | Path) -> tuple[list[ItemLine], int, str] | None:
     """:func:`item_lines` of the ledger file at ``path`` read from its index (one walk of its items and positions
-    tables, each row's checksum checked), or None when it has no index covering the file, or a damaged one (the
-    caller replays the log). The index holds the state a replay under the writer's authority keys reaches
-    (docs/adr/0020-trusted-rebuild.md): these are unverified lines, as :func:`item_lines` of a replay without
-    trust."""
-    return through_index(indexed_log(path), _lines_of)
+    tables, each row's checksum checked), with the number of records the file holds and its origin; or None when
+    it has no index covering the file, or a damaged one (the caller replays the log). The index holds the state a
+    replay under the writer's authority keys reaches (docs/adr/0020-trusted-rebuild.md): these are unverified
+    lines, as :func:`item_lines` of a replay without trust."""
+    return through_index(indexed_log(path), lambda log: (_lines_of(log), log.tree.size, log.origin))
 
 
 def _lines_of(log: IndexedLog) -> list[ItemLine]:

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger import Ledger, Record, Repaired, Trust, build_demo, check_ledger, checkpoint_file, keyfile, repair
+from ledger.index import rebuild_index
 from ledger.errors import ArgumentError, CorruptStoreError, VerificationError
 from ledger.storage import FileStore, scan
 from stonetrail_cli.main import main
@@ -172,6 +173,16 @@ def test_a_ledger_below_its_published_checkpoint_is_neither_cut_nor_appended_to(
     with pytest.raises(VerificationError) as rolled_back:
         Ledger.open(ledger, trust.authority_keys)
     assert rolled_back.value.code == "checkpoint.beyond_log" and "fork the published log" in str(rolled_back.value)
+    rebuild_index(ledger, trust.authority_keys)  # an index of the 600: show and items read it without --trust
+    for trusted in ([], ["--trust", tmp_path / "trust.keys"]):
+        for command in (["items", ledger], ["show", ledger, "R-00001-A"]):
+            told = run(*command, *trusted, "--json")
+            assert told.exit_code == 1 and json.loads(told.stdout)["verdict"] == "invalid", (command, told.output)
+            assert [d["code"] for d in json.loads(told.stdout)["damage"]][-1:] == ["checkpoint.beyond_log"]
+            assert "fewer than the 704 of the checkpoint published beside it" in told.stderr
+            text = run(*command, *trusted)
+            assert text.exit_code == 1 and "INVALID: the file lost records its published checkpoint covers" \
+                in text.stdout, text.output
     published = tmp_path / "checkpoint.txt"
     origin, rest = published.read_text().split("\n", 1)
     published.write_text(f"other.example/{origin}\n{rest}")  # another ledger's checkpoint: bounds nothing
