@@ -53,7 +53,9 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     unverified), "damage" (the findings of what cannot be read) and "items": [{item, type, nature, state, holder,
     owner, mass_mct, records, latest}] (masses in mct; latest: the position of the item's last record). Without
     --trust the list is read from the ledger's index when it has one (stonetrail index), without a replay and
-    without reading the records: damage in the file is then not seen ('verify' sees it).
+    without reading the records: damage in the file is then not seen ('verify' sees it). A file holding fewer
+    records than the checkpoint published beside it (checkpoint.txt) lost records its operator signed: the
+    verdict is invalid too (checkpoint.beyond_log in "damage", exit 1).
 
     LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4).
 

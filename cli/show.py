@@ -58,6 +58,8 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     is invalid: records of the item may be in the part that cannot be read, and an item that only such a part
     creates is unreadable (item.unreadable, exit 1), not unknown. Without --trust, from the ledger's index, only
     the item's own records and the file's last ones are read: damage elsewhere is not seen ('verify' sees it).
+    A file holding fewer records than the checkpoint published beside it (checkpoint.txt) lost records its
+    operator signed: the verdict is invalid too (checkpoint.beyond_log in "damage", exit 1).
     --json gives the rows (masses in mct, times in ms since the Unix epoch, UTC), "now",
     "damage", and "verdict": verified, unverified (no --trust) or invalid (exit 1), with the findings on this
     history.
