@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ._describe import describe, format_ct
 from .custody import CustodyState
+from .errors import StorageError
 from .events import Grown, Mined
 from .findings import Finding
 from .heads import ItemHeads
@@ -65,9 +66,12 @@ def item_scope(replay: Replay, item_id: str) -> ItemScope:
 
 def indexed_scope(log: IndexedLog, item_id: str) -> ItemScope:
     """``item_id``'s scope read through the persistent index (O(records of the scope) reads, no replay).
-    Raises KeyError: no item ``item_id``."""
+    Raises KeyError: no item ``item_id``; StorageError ``index.damaged``: the item's row is missing while its record
+    positions are there (a damaged page hides rows from a lookup: the caller reads the log)."""
     stored = log.index.state.items
     if item_id not in stored:
+        if item_id in log.commitments.heads.index:
+            raise StorageError(f"index: item {item_id!r} has record positions but no row", code="index.damaged")
         raise KeyError(item_id)
     scope = provenance_scope(log.records, item_id, log.commitments.heads.index)
     records = {p: log.records[p] for p in scope.positions}

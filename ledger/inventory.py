@@ -71,4 +71,7 @@ def _lines_of(log: IndexedLog) -> list[ItemLine]:
         lines.append(ItemLine(item=item_id, type=item.type, nature=item.nature, state=item.state,
                               holder=item.holder, owner=item.owner, mass_mct=item.mass_mct, records=len(at[1]),
                               latest=at[1][-1]))
+    if len(lines) != len(log.index.table("items")):  # rows a damaged page hides from a walk
+        raise IndexDamaged(f"index table items: a walk meets {len(lines)} rows, the index holds "
+                           f"{len(log.index.table('items'))}")
     return lines

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger import Ledger, Record, Repaired, Trust, build_demo, check_ledger, checkpoint_file, keyfile, repair
-from ledger.index import rebuild_index
 from ledger.errors import ArgumentError, CorruptStoreError, VerificationError
+from ledger.index import rebuild_index
 from ledger.storage import FileStore, scan
 from stonetrail_cli.main import main
 from world import ORIGIN, World, key

@@ -4,6 +4,7 @@ of another ledger, behind the log or damaged is caught up or rebuilt, never trus
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -21,6 +22,7 @@ from crashkit import index_rows
 from ledger import Ledger, Mined, Output, Trust, check_bundle, export_bundles, keyfile, replay_ledger
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import StoneTrailError
+from ledger.history import indexed_scope
 from ledger.identity import claims_of, sort_key
 from ledger.index import discard_index, rebuild_index
 from ledger.index.db import index_path
@@ -34,10 +36,11 @@ from stonetrail_cli.main import main
 
 
 def _copy(demo: Path, tmp_path: Path, *, with_index: bool = True) -> Path:
+    """A copy of the demo's ledger, with an index of its own (one copied with it is another file's: rebuilt)."""
     path = tmp_path / "demo.ledger"
     shutil.copy(demo / "demo.ledger", path)
-    if with_index and index_path(demo / "demo.ledger").exists():
-        shutil.copy(index_path(demo / "demo.ledger"), index_path(path))
+    if with_index:
+        rebuild_index(path, _keys(demo)[0])
     return path
 
 
@@ -467,3 +470,34 @@ def test_a_build_names_the_logs_damage_first(demo: Path, tmp_path: Path, undecod
                       else None)
     assert caught.value.code == framing.CHECKSUM
     assert not index_path(path).exists() and not Path(f"{index_path(path)}.building").exists()
+
+
+def test_a_leaf_page_that_hides_rows_makes_items_and_show_read_the_log(demo: Path, tmp_path: Path) -> None:
+    """One byte of the index file, the cell count of a leaf page of its items table, one lower (an adversarial
+    review: no checksum covers it): the last row of the page is hidden from walks and lookups alike. `items`
+    listed 431 of the 432 items (exit 0) and `show` said an item did not exist; now the walk's length is compared
+    with the row count and a lookup's miss with the item's record positions, and both read the log."""
+    path = _copy(demo, tmp_path)
+    want = item_lines(replay_ledger(path, None))
+    with closing(sqlite3.connect(index_path(path))) as db:
+        pages = [p for (p,) in db.execute("SELECT pageno FROM dbstat WHERE name = 'items' AND pagetype = 'leaf'")]
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    assert pages and not Path(f"{index_path(path)}-wal").exists()  # the rows are in the file itself
+    whole = index_path(path).read_bytes()
+    for page in pages:
+        at = (page - 1) * page_size + (100 if page == 1 else 0) + 4  # the low byte of the page's cell count
+        with open(index_path(path), "r+b") as file:
+            file.seek(at)
+            file.write(bytes([whole[at] - 1]))
+        listed = CliRunner().invoke(main, ["items", str(path), "--json"])
+        assert listed.exit_code == 0 and [line["item"] for line in json.loads(listed.stdout)["items"]] == \
+            [line.item for line in want], page
+        log = indexed_log(path)
+        assert log is not None
+        with log:
+            for line in want:
+                try:
+                    indexed_scope(log, line.item)
+                except StoneTrailError as exc:  # the caller then reads the log: never "no such item"
+                    assert exc.code == "index.damaged", (page, line.item)
+        index_path(path).write_bytes(whole)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ledger import Ledger, Trust
+from ledger.index.db import index_path
 from ledger.index.indexed import CHECKED
 from ledger.index.reading import indexed_log
 from ledger.record import Record
@@ -48,3 +49,29 @@ def test_an_index_beside_a_ledger_forked_in_its_last_records_is_not_used(demo: P
     with Ledger.open(path, keys) as ledger:  # the writer rebuilds it from the log (the old one would be refused)
         assert ledger.record(size - 1 - back).raw == scan(path).frames[size - 1 - back].payload
     assert indexed_log(path) is not None
+
+
+@pytest.mark.parametrize("back", [None, CHECKED, 600])
+def test_an_index_copied_beside_another_file_is_never_used(demo: Path, tmp_path: Path, back: int | None) -> None:
+    """An index is bound to the file it was built for (its inode), not only to the last CHECKED records: copied
+    beside a copy of its ledger that forked further back than those (an adversarial review: a transfer CHECKED + 7
+    records before the end, another holder in each), or even an identical copy, it is not used by a reader and is
+    rebuilt by a writer, so the writer checks a new record against the state of the file it writes to."""
+    keys = Trust.parse((demo / "trust.keys").read_text()).authority_keys
+    mine, other = tmp_path / "a" / "demo.ledger", tmp_path / "b" / "demo.ledger"
+    mine.parent.mkdir()
+    other.parent.mkdir()
+    shutil.copy(demo / "demo.ledger", mine)
+    with Ledger.open(mine, keys) as ledger:  # builds the index
+        size = ledger.size
+    shutil.copy(mine, other)
+    if back is not None:
+        _forked(other, size - 1 - back)
+    shutil.copy(index_path(mine), index_path(other))
+    assert indexed_log(other) is None
+    with Ledger.open(other, keys) as ledger:  # rebuilt from its own log
+        assert ledger.record(size - 1 - (back or 0)).raw == scan(other).frames[size - 1 - (back or 0)].payload
+    for path in (other, mine):  # each file's own index serves
+        log = indexed_log(path)
+        assert log is not None
+        log.close()

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from copies import copy_demo
 
 from ledger import Ledger, build_demo
 from ledger._published_format import encode_entries
@@ -183,8 +184,7 @@ def grown(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
     """A copy of the demo published, then NEW_RECORDS records appended and published again: the directory's
     files before (path -> bytes), and both checkpoints."""
     base = tmp_path_factory.mktemp("grown")
-    for name in ("demo.ledger", "demo.ledger.index", "trust.keys", "checkpoint.txt"):
-        shutil.copy(demo / name, base / name)
+    copy_demo(demo, base)
     site = base / "log"
     old_note = (base / "checkpoint.txt").read_text()
     publish_log(base / "demo.ledger", site, old_note)
@@ -355,8 +355,7 @@ def test_a_checkpoint_older_than_the_index_kept_trees_for_is_published_from_the_
     """A new-user trial: with witnesses down, the operator re-published the last witnessed checkpoint, but the index
     no longer kept that size's item-head and identity trees (it keeps the last two signed), and publish asked for
     an index that was already there. The trees at that size now come from one pass over the log."""
-    for name in ("demo.ledger", "demo.ledger.index", "trust.keys", "checkpoint.txt"):
-        shutil.copy(demo / name, tmp_path / name)
+    copy_demo(demo, tmp_path)
     old_note = (tmp_path / "checkpoint.txt").read_text()
     producer = load_private_key(demo / "keys" / "producer-jwaneng.pem")
     now = int(time.time() * 1000) - 60_000
@@ -473,8 +472,7 @@ def test_a_directory_holding_other_files_is_never_published_into(demo: Path, tmp
     """Everything in the directory is served with the log: publishing into a ledger's output folder would serve
     its private keys (a new-user review did it). A directory holding only a published log's files (here those of a
     publish interrupted before its checkpoint) is published into."""
-    folder = tmp_path / "out"
-    shutil.copytree(demo, folder)
+    folder = copy_demo(demo, tmp_path / "out", "*")
     note = (demo / "checkpoint.txt").read_text()
     before = sorted(p.name for p in folder.iterdir())
     done = cli("publish", folder / "demo.ledger", folder)

@@ -4,12 +4,12 @@ checksum computed again): publish copied it, and every client then refused the d
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+from copies import copy_demo
 
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import StoneTrailError
@@ -26,10 +26,7 @@ from ledger.trust import Trust
 
 
 def _copy(demo: Path, to: Path) -> Path:
-    to.mkdir()
-    for name in ("demo.ledger", "demo.ledger.index", "checkpoint.txt", "trust.keys"):
-        shutil.copy(demo / name, to / name)
-    return to
+    return copy_demo(demo, to)
 
 
 def _flip(ledger: Path, level: int, index: int, at: int) -> None:

@@ -79,6 +79,11 @@ class LogFile:
     def size(self) -> int:
         return os.fstat(self.fd).st_size
 
+    def inode(self) -> int:
+        """The file's inode number: the same file while it is renamed or linked within its file system, another
+        for a copy of it or another file."""
+        return os.fstat(self.fd).st_ino
+
 
 class LedgerIndex:
     """The replayed state of a ledger's first :attr:`size` records, kept in its index file.
@@ -355,13 +360,17 @@ class LedgerIndex:
         return lines
 
     def check(self) -> None:
-        """Check that this index is of its log: origin, header, the last indexed record where it says, with the
-        leaf hash and root it recorded, and the :data:`CHECKED` records before it each where the index says, with
-        its leaf hash (an index of a ledger that forked from this one differs there; their frames are read in
-        one piece when they span at most :data:`_SPAN` bytes). Raises IndexDamaged."""
+        """Check that this index is of its log: the file it was built for (its inode: a copy of the index beside a
+        copy of the log, or beside another ledger, is never taken on trust, whatever the two files hold), origin,
+        header, the last indexed record where it says, with the leaf hash and root it recorded, and the
+        :data:`CHECKED` records before it each where the index says, with its leaf hash (an index of a ledger
+        that forked from this one differs there; their frames are read in one piece when they span at most
+        :data:`_SPAN` bytes). Raises IndexDamaged."""
         db, log = self.files()
         if db.meta("origin") != log.origin or db.meta("header") != hashlib.sha256(log.header).digest():
             raise IndexDamaged(f"{db.path} is the index of another ledger")
+        if db.meta("inode") != log.inode():
+            raise IndexDamaged(f"{db.path} was built for another file than {log.path} (a copy, or another ledger)")
         if self.end > log.size():
             raise IndexDamaged(f"{db.path} indexes {self.end} bytes; {log.path} has {log.size()}")
         if self.size:
