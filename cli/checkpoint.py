@@ -17,7 +17,7 @@ from ledger.errors import TrustFileError
 from ledger.keyfile import load_private_key
 from ledger.monitor import consistency_proof_for
 from ledger.pg.db import is_url
-from ledger.publish import Published, publish_checkpoint
+from ledger.publish import Published, check_signer, publish_checkpoint
 from ledger.trust import Trust
 from ledger.witness_policy import WitnessPolicy
 
@@ -58,7 +58,9 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     commit to the registry, to every item's latest record and to every claim on an item id, report number or
     inscription (docs/format.md §7); publish it as checkpoint.txt
     beside LEDGER (the checkpoint 'proof export' uses), keeping the one it replaces as checkpoint-<tree size>.txt.
-    A published checkpoint is replaced only by one of a ledger that extends it.
+    A published checkpoint is replaced only by one of a ledger that extends it, and, without --trust, only by
+    one signed by a key that signed it (checkpoint.other_signer, exit 1: verifiers pinning that key would refuse
+    the new one; with --trust, the new key is checked against the pinned one instead).
 
     The operator vouches for the log's bytes, not for its records' validity: a ledger with a record that breaks
     a rule is signed all the same (a framing that is damaged is refused). Audit it first ('stonetrail verify')
@@ -106,13 +108,16 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     since = _read_checkpoint(since_file, "--since checkpoint") if since_file is not None else None
     with progress("records") as bar:
         note = checkpoint_file(ledger_file, key, name, trust=trust, progress=bar)
+    if out is None and trust is None:
+        check_signer(ledger_file, note)  # before witnesses cosign a checkpoint that would not be published
     policy = _witness_policy(policy_file, trust)
     gathered = None if policy is None else _witness.gather_for(ledger_file, note, policy, witness_timeout)
     note = note if gathered is None else gathered.note
     proof = None if since is None else consistency_proof_for(ledger_file, since, note, trust=trust)
     extra = [] if proof is None or proof_out is None else [(proof_out, format_consistency_proof(proof))]
     to_stdout = out is not None and file_out is None
-    done = publish_checkpoint(ledger_file, note, also=[(p, t.encode()) for p, t in extra]) if out is None else None
+    done = publish_checkpoint(ledger_file, note, also=[(p, t.encode()) for p, t in extra],
+                              pinned=trust is not None) if out is None else None
     if out is not None:
         _write_new(*([] if file_out is None else [(file_out, note)]), *extra)  # all or nothing
     signer = None if trust is not None else \

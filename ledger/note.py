@@ -23,11 +23,11 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from .errors import KeyFormatError, NoteFormatError, UnverifiedNoteError
+from .errors import KeyFormatError, NoteFormatError, StoneTrailError, UnverifiedNoteError
 from .keys import NoteVerifierKey, PrivateKey, is_valid_key_name, note_key_id
 
-__all__ = ["CONTROL", "MAX_NOTE_BYTES", "MAX_SIGNATURES", "add_signatures", "note_signatures", "open_note",
-           "quoted", "sign_note", "split_note"]
+__all__ = ["CONTROL", "MAX_NOTE_BYTES", "MAX_SIGNATURES", "add_signatures", "note_signatures", "note_signers",
+           "open_note", "quoted", "sign_note", "split_note"]
 
 #: Largest signed note accepted or produced, in UTF-8 bytes (checked before any parsing).
 MAX_NOTE_BYTES: Final = 1024 * 1024
@@ -202,6 +202,15 @@ def note_signatures(note: str | bytes) -> tuple[str, list[tuple[str, bytes, byte
     """
     text, sig_lines = split_note(note)
     return text, [_parse_sig_line(line) for line in sig_lines]
+
+
+def note_signers(note: str | bytes) -> set[str]:
+    """The keys (``name+key ID`` in hex) of ``note``'s Ed25519 signature lines (64-byte signatures: not a
+    witness's 72-byte cosignatures, docs/format.md §7e), NOT verified; empty for text that is not a signed note."""
+    try:
+        return {f"{name}+{key_id.hex()}" for name, key_id, raw in note_signatures(note)[1] if len(raw) == 64}
+    except StoneTrailError:
+        return set()
 
 
 def add_signatures(note: str, lines: Sequence[str]) -> str:

@@ -24,12 +24,12 @@ from pathlib import Path
 from ._beside import CHECKPOINT_FILE, published_checkpoint, published_of
 from ._files import replace_file
 from .checkpoint import read_unverified_checkpoint
-from .errors import StoneTrailError
+from .errors import StoneTrailError, VerificationError
 from .monitor import consistency_proof_for
-from .note import MAX_NOTE_BYTES, split_note
+from .note import MAX_NOTE_BYTES, note_signers, split_note
 
-__all__ = ["CHECKPOINT_FILE", "Published", "kept_checkpoint_name", "publish_checkpoint", "published_checkpoint",
-           "published_of"]
+__all__ = ["CHECKPOINT_FILE", "Published", "check_signer", "kept_checkpoint_name", "publish_checkpoint",
+           "published_checkpoint", "published_of"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Published:
@@ -50,12 +50,14 @@ def kept_checkpoint_name(tree_size: int) -> str:
 
 
 def publish_checkpoint(ledger_path: str | Path, note: str, *,
-                       also: Sequence[tuple[Path, bytes]] = ()) -> Published:
+                       also: Sequence[tuple[Path, bytes]] = (), pinned: bool = False) -> Published:
     """Publish the signed checkpoint ``note`` of the ledger file at ``ledger_path`` as its ``checkpoint.txt``,
     keeping the one it replaces as ``checkpoint-<tree size>.txt`` beside it; ``also``: new files written with
     it, all or none (e.g. the consistency proof from an earlier checkpoint).
 
     The note is not verified here (the caller signed it); the published one is read without verifying it.
+    ``pinned``: the caller checked that ``note``'s signer is the operator key a trust file pins; else ``note``
+    must be signed by a key that signed the published one, if any (:func:`check_signer`).
 
     Raises:
         NoteFormatError: ``note``, or the published file, is not a checkpoint (the file is left as it is).
@@ -66,6 +68,8 @@ def publish_checkpoint(ledger_path: str | Path, note: str, *,
         StorageError: as :func:`ledger._files.replace_file` (``store.exists`` for a symbolic link, or a kept
             name that holds other bytes), CorruptStoreError for damaged framing.
     """
+    if not pinned:
+        check_signer(ledger_path, note)
     target = published_checkpoint(ledger_path)
     size = read_unverified_checkpoint(note).tree_size
     if _holds_more_of(target, note):
@@ -86,15 +90,48 @@ def publish_checkpoint(ledger_path: str | Path, note: str, *,
     return Published(path=target, tree_size=size, kept=done.kept, unchanged=done.unchanged)
 
 
+def check_signer(ledger_path: str | Path, note: str) -> None:
+    """Refuse ``note`` unless a key that signed the checkpoint published beside the ledger file at ``ledger_path``
+    signed it too (keys by name and key ID, signatures not verified; nothing to compare when none is published, or
+    it is not a signed note): a checkpoint of another key would replace one that clients pinning the first accept
+    (a new user's review: a fresh key's checkpoint replaced the pinned one, and every bundle exported under it then
+    failed to verify). Sign with the pinned key, or check the new one against a trust file (``pinned``).
+    Raises VerificationError ``checkpoint.other_signer``."""
+    target = published_checkpoint(ledger_path)
+    old = _read_published(target)
+    if old is None or not _same_origin(old, note):  # another ledger's: publishing refuses it by name
+        return
+    before, now = note_signers(old), note_signers(note)
+    if before and not before & now:
+        raise VerificationError(f"{target} is signed by {', '.join(sorted(before))} and this checkpoint by "
+                                f"{', '.join(sorted(now)) or 'no operator key'}: verifiers that pin the first would "
+                                "refuse it; sign with that key, or pass --trust to check this key against the "
+                                "operator key your trust file pins", code="checkpoint.other_signer")
+
+
+def _same_origin(old: bytes, note: str) -> bool:
+    """True if ``old`` is a checkpoint (read without verifying it) of the same origin as ``note``."""
+    with contextlib.suppress(StoneTrailError, UnicodeDecodeError):
+        return read_unverified_checkpoint(old.decode("utf-8")).origin == read_unverified_checkpoint(note).origin
+    return False
+
+
+def _read_published(target: Path) -> bytes | None:
+    """The bytes of the published checkpoint ``target`` (at most a note's cap and one byte), if it is a regular
+    file that can be read; None otherwise (a link or a FIFO is not read here)."""
+    if target.is_symlink() or not target.is_file():
+        return None
+    with contextlib.suppress(OSError), open(target, "rb") as file:
+        return file.read(MAX_NOTE_BYTES + 1)
+    return None
+
+
 def _holds_more_of(target: Path, note: str) -> bool:
     """Whether the checkpoint published at ``target`` is ``note`` with more signature lines (witness cosignatures,
     C2SP tlog-cosignature) than ``note`` has: the same text, and every one of ``note``'s lines among its own. An
     unreadable, linked or malformed file is not (replacing it is then :func:`replace_file`'s to refuse or do)."""
-    if target.is_symlink() or not target.is_file():  # a link or a FIFO: not read here
-        return False
-    with contextlib.suppress(OSError), open(target, "rb") as file:
-        old = file.read(MAX_NOTE_BYTES + 1)
-        with contextlib.suppress(StoneTrailError):
-            (text, lines), (new_text, new_lines) = split_note(old), split_note(note)
-            return text == new_text and set(new_lines) < set(lines)
+    old = _read_published(target)
+    with contextlib.suppress(StoneTrailError):
+        (text, lines), (new_text, new_lines) = split_note(old or b""), split_note(note)
+        return text == new_text and set(new_lines) < set(lines)
     return False

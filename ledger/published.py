@@ -44,7 +44,7 @@ from .export import SelfCheckError, bundle_from
 from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, index_fault, indexed_log
 from .merkle import EMPTY_ROOT, leaf_hash, root_hash
-from .note import note_signatures
+from .note import note_signatures, note_signers
 from .reader import LogPass, check_checkpoint
 from .record import Record
 from .storage import FrameFile
@@ -197,19 +197,12 @@ def _cosigned(note: str | bytes) -> bool:
 def _check_signer(old_note: bytes, note: str, out: Path) -> None:
     """Without a trust file: ``note`` must be signed by a key that signed the directory's checkpoint ``old_note``.
     Raises VerificationError ``publish.other_signer``."""
-    if not _signers(old_note) & _signers(note):
-        raise VerificationError(f"{out / CHECKPOINT_NAME} is signed by {', '.join(sorted(_signers(old_note)))} and "
-                                f"this checkpoint by {', '.join(sorted(_signers(note))) or 'no operator key'}: clients "
+    old, new = note_signers(old_note), note_signers(note)
+    if not old & new:
+        raise VerificationError(f"{out / CHECKPOINT_NAME} is signed by {', '.join(sorted(old))} and this checkpoint "
+                                f"by {', '.join(sorted(new)) or 'no operator key'}: clients "
                                 "that pin the first would refuse the log; publish with --trust to check it against "
                                 "the operator key you pin", code="publish.other_signer")
-
-
-def _signers(note: str | bytes) -> set[str]:
-    """The keys (``name+key ID``, unverified) of ``note``'s Ed25519 signature lines, not its cosignatures."""
-    try:
-        return {f"{name}+{key_id.hex()}" for name, key_id, raw in note_signatures(note)[1] if len(raw) == 64}
-    except InputError:
-        return set()
 
 
 def _no_index(ledger_path: str | Path, size: int) -> StorageError:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import struct
 import zlib
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from copies import copy_demo
 
 from ledger import Trust, check_ledger, open_checkpoint
 from ledger.cosignature import cosign
@@ -36,8 +36,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def copy(demo_dir: Path, tmp_path: Path) -> Path:
-    shutil.copytree(demo_dir, tmp_path / "out")
-    return tmp_path / "out"
+    return copy_demo(demo_dir, tmp_path / "out", "*")
 
 
 def test_demo_writes_a_valid_ledger(demo_dir: Path) -> None:
@@ -379,6 +378,23 @@ def test_signing_again_keeps_the_witnessed_checkpoint_it_would_replace(copy: Pat
     twice = add_signatures(once, [cosign(text, "witness.example/w2", witness[1], 1_760_000_000)])
     done = publish_checkpoint(copy / "demo.ledger", twice)  # more cosignatures: it replaces the published one
     assert not done.unchanged and published.read_text() == twice and done.kept and done.kept.read_text() == once
+
+
+def test_a_checkpoint_by_another_key_replaces_the_published_one_only_under_trust(copy: Path) -> None:
+    """A new user signed with a fresh key (keygen --ledger) and no --trust: it replaced the pinned checkpoint.txt,
+    and every bundle exported under it then failed proof verify (note.unverified). Now it is refused, the
+    published one kept; -o writes it elsewhere; with --trust the key is checked against the pinned one."""
+    published = copy / "checkpoint.txt"
+    before = published.read_text()
+    assert run("keygen", "--ledger", copy / "demo.ledger", "-o", copy / "fresh.pem").exit_code == 0
+    sign = ("checkpoint", copy / "demo.ledger", "--key", copy / "fresh.pem")
+    refused = run(*sign, "--json")
+    assert refused.exit_code == 1 and json.loads(refused.stdout)["error"]["code"] == "checkpoint.other_signer"
+    assert published.read_text() == before and not list(copy.glob("checkpoint-*.txt"))
+    assert run(*sign, "-o", copy / "elsewhere.txt").exit_code == 0 and published.read_text() == before
+    pinned = run(*sign, "--trust", copy / "trust.keys")
+    assert pinned.exit_code == 2 and "operator" in pinned.output and published.read_text() == before, pinned.output
+    assert run("checkpoint", copy / "demo.ledger", "--key", copy / "keys" / "operator.pem").exit_code == 0
 
 
 def test_a_proof_bundle_given_as_a_ledger_is_named(demo_dir: Path) -> None:

@@ -11,7 +11,6 @@ import http.client
 import importlib.util
 import json
 import os
-import shutil
 import socket
 import sqlite3
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from copies import copy_demo
 
 from ledger import Trust
 from ledger.checkpoint import Checkpoint, read_unverified_checkpoint, sign_checkpoint
@@ -247,8 +247,7 @@ def three(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
 
 
 def _copy(demo: Path, to: Path) -> Path:
-    shutil.copytree(demo, to)
-    return to
+    return copy_demo(demo, to, "*")
 
 
 def test_a_checkpoint_gets_cosigned_by_the_quorum(demo: Path, three: tuple[list[Witness], Path],

@@ -4,12 +4,12 @@ and what the tool now does about it."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from copies import copy_demo
 
 from ledger.checkpoint import add_signatures, format_checkpoint, read_unverified_checkpoint
 from ledger.cosignature import cosign, cosigner_key
@@ -44,7 +44,7 @@ def policy_lines(port: int) -> str:
 
 @pytest.fixture
 def d(demo: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(demo, tmp_path / "d"))
+    return copy_demo(demo, tmp_path / "d", "*")
 
 
 def test_checkpoint_gathers_for_the_trust_files_own_witness_lines(d: Path) -> None:
