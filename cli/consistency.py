@@ -13,8 +13,15 @@ from pathlib import Path
 
 import click
 
-from ledger.consistency import PROOF_MISMATCH, ConsistencyError, ProofFormatError, verify_checkpoint_consistency
-from ledger.errors import InputError, ProofError, VerificationError
+from ledger.checkpoint import read_unverified_checkpoint
+from ledger.consistency import (
+    PROOF_MISMATCH,
+    ConsistencyError,
+    ProofFormatError,
+    parse_consistency_proof,
+    verify_checkpoint_consistency,
+)
+from ledger.errors import InputError, ProofError, StoneTrailError, VerificationError
 from ledger.evidence import MAX_EVIDENCE_SIZE, ChainFork, verify_evidence
 from ledger.monitor import fork_evidence, split_view_evidence
 from ledger.rollback import Rollback
@@ -66,7 +73,8 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     With a witness policy (in the trust file, or --witness-policy), NEW must also carry cosignatures meeting its
     quorum (witness.quorum), and the output says when it was witnessed.
     Exit 0 for any of the first three, 1 if not (shown) consistent (or a checkpoint does not verify), 2 for
-    malformed input, 3 for I/O errors.
+    malformed input (also OLD and NEW swapped: OLD larger, and the proof from NEW's size to OLD's,
+    consistency.swapped), 3 for I/O errors.
 
     If not consistent, --evidence-out writes split-view evidence (checked by 'stonetrail evidence verify'):
     for two checkpoints of one size with different roots, from the checkpoints alone; otherwise give the
@@ -91,6 +99,7 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     trust = _load_trust(trust_file, witness_policy)
     old_note, new_note = _read_checkpoint(old_file, "old checkpoint"), _read_checkpoint(new_file, "new checkpoint")
     proof_text = _read_text(proof_file, "proof")
+    _not_swapped(old_note, new_note, proof_text)
     try:
         with _about(proof_file, codes=(ProofFormatError.default_code,)):  # the proof's own fault, not a checkpoint's
             result = verify_checkpoint_consistency(old_note, new_note, proof_text, trust)
@@ -114,6 +123,20 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
         if result.witnessed is not None and result.witnessed.policy is not None:
             click.echo(f"new checkpoint {result.witnessed.describe()}")
     sys.exit(_verdict_exit(result.verdict))
+
+
+def _not_swapped(old_note: str, new_note: str, proof_text: str) -> None:
+    """Refuse OLD and NEW given the other way round: OLD larger than NEW, with a proof from NEW's size to OLD's
+    (a new user's review: "NOT CONSISTENT: rollback", an accusation of the operator, for swapped arguments).
+    Raises InputError ``consistency.swapped``; anything that does not parse is left to the check."""
+    try:
+        old, new = read_unverified_checkpoint(old_note).tree_size, read_unverified_checkpoint(new_note).tree_size
+        proof = parse_consistency_proof(proof_text)
+    except StoneTrailError:
+        return
+    if old > new and (proof.old_size, proof.new_size) == (new, old):
+        raise InputError(f"the proof is from tree size {new} to {old}, and OLD has {old} records, NEW {new}: OLD and "
+                         "NEW are swapped (give the earlier checkpoint first)", code="consistency.swapped")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -210,6 +210,25 @@ def test_a_json_error_names_the_proof_file_only_when_the_proof_is_at_fault(grown
     assert (told.exit_code, error["code"], error["file"]) == (2, "consistency.malformed", str(tmp_path / "p.txt"))
 
 
+def test_swapped_checkpoints_are_a_usage_error_not_a_rollback(grown: Grown, tmp_path: Path) -> None:
+    """OLD and NEW given the other way round, with the proof from NEW's size to OLD's: a usage error
+    (consistency.swapped, exit 2), not "NOT CONSISTENT: rollback" (exit 1), which accuses the operator."""
+    hashes = proof(grown, 9, 20).hashes
+    (tmp_path / "old.txt").write_text(grown.notes[20])
+    (tmp_path / "new.txt").write_text(grown.notes[9])
+    (tmp_path / "p.txt").write_text(format_consistency_proof(ConsistencyProof(old_size=9, new_size=20,
+                                                                              hashes=hashes)))
+    (tmp_path / "trust.keys").write_text(TRUST.format())
+    told = run("consistency", tmp_path / "old.txt", tmp_path / "new.txt", "--proof", tmp_path / "p.txt",
+               "--trust", tmp_path / "trust.keys", "--json")
+    assert told.exit_code == 2 and json.loads(told.output)["error"]["code"] == "consistency.swapped", told.output
+    assert "rollback" not in told.output
+    right = _consistency(tmp_path, grown.notes[9], grown.notes[20], hashes)
+    assert right.exit_code == 0, right.output  # the same files the right way round
+    rolled = _consistency(tmp_path, grown.notes[20], grown.notes[9], ())  # a proof of no such pair: a rollback
+    assert rolled.exit_code == 1 and "rollback" in rolled.output.lower(), rolled.output
+
+
 def test_size_zero_checkpoint_with_another_root_is_refused(grown: Grown) -> None:
     bad = _sign(Checkpoint(origin=ORIGIN, tree_size=0, root_hash=grown.tree.root_at(1),
                            extensions=(format_registry_extension(0, None),)))
