@@ -156,7 +156,7 @@ def _print_report(r: AuditReport, paths: Sequence[Path]) -> None:
     else:
         click.echo(f"tree size: {r.record_count}")
         click.echo(f"root hash: {r.root_hash.b64()}")
-    if len(r.checkpoints) > 1:  # each one given, in order
+    if len(r.checkpoints) > 1 or (r.checkpoints and not r.checkpoints[0].matches):  # each one given, in order
         for path, check in zip(paths, r.checkpoints, strict=True):
             cp, codes = check.checkpoint, ", ".join(dict.fromkeys(f.code for f in check.findings))
             said = ("not accepted under the pinned keys" if cp is None else

@@ -195,9 +195,11 @@ class Registry:
         if body.inputs or body.consumes or body.outputs:
             found.append(Finding(code="record.shape", position=position, item=item,
                                  reason="a registry record has no inputs, consumes or outputs"))
-        if registry_prev != self.head:
+        if registry_prev != self.head:  # the chain runs through accepted records only (docs/format.md §5.3)
+            last = "no registry record is accepted before it" if self.head is None else \
+                f"the last accepted one is {self.head.b64()}"
             found.append(Finding(code="registry.link_mismatch", position=position, item=item,
-                                 reason="registry_prev is not the hash of the previous registry record"))
+                                 reason=f"registry_prev is not the hash of the last accepted registry record ({last})"))
         if body.time_ms < self.head_time_ms:
             found.append(Finding(code="chain.time_backwards", position=position, item=item,
                                  reason="registry record is older than the registry head"))
