@@ -143,7 +143,7 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
 _RESUME_CODES = ("audit.state_damaged", "audit.state_mismatch", "audit.checkpoint_before_state")
 #: The levels that check every rule (docs/audit.md); below them a verdict says which level it is.
 FULL_LEVELS = ("custody", "policy")
-LEVEL_CHECKS = {"structure": "framing and record format checked; not the root, signatures or rules",
+LEVEL_CHECKS = {"structure": "framing, format and the Merkle root checked (as at hashes); not signatures or rules",
                 "hashes": "framing, format and the Merkle root checked; not signatures or rules",
                 "signatures": "framing, format, root and signatures checked; not who may sign, links or custody"}
 
