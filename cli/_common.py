@@ -364,9 +364,10 @@ def _print_hint(findings: Sequence[Finding], label: str, *, records_judged: bool
         click.echo(f"{label}the first enrolment is not signed by the pinned authority key: is this the right trust "
                    "file?")
     elif findings and all(f.code in ("witness.stale", "witness.quorum", "witness.no_time") for f in findings):
+        ask = ("gather cosignatures for it (stonetrail checkpoint --witness-policy), or check a newer, witnessed "
+               "checkpoint" if records_judged else "ask for a bundle under a newer, witnessed checkpoint")
         click.echo(f"{label}nothing was found forged: the checkpoint, signed by the operator, is not witnessed as "
-                   "your trust file requires (too few witnesses, or too long ago); ask for a bundle under a "
-                   "newer, witnessed checkpoint")
+                   f"your trust file requires (too few witnesses, or too long ago); {ask}")
     elif records_judged and findings and all(f.position is None and f.code == "note.unverified" for f in findings):
         click.echo(f"{label}every record passes; the checkpoint is not signed by the operator key your trust file "
                    "pins: was it signed with another key, or is this the wrong trust file?")

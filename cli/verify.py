@@ -162,11 +162,14 @@ def _print_report(r: AuditReport, paths: Sequence[Path]) -> None:
             said = ("not accepted under the pinned keys" if cp is None else
                     f"tree size {cp.tree_size}, " + ("does not match" if codes else
                                                      f"matches {_scope(cp.tree_size, r.record_count)}"))
-            click.echo(f"checkpoint: {path}: {said}" + (f" ({codes})" if codes else ""))
+            click.echo(f"checkpoint: {path}: {said}" + (f" ({codes})" if codes else "") +
+                       (f"; {check.witnessed}" if check.witnessed and check.matches else ""))
     elif r.checkpoint is not None:
         cp = r.checkpoint
         click.echo(f"checkpoint: signed by the operator, tree size {cp.tree_size}, matches "
                    f"{_scope(cp.tree_size, r.record_count)}")
+        if r.checkpoints[0].witnessed:
+            click.echo(f"witnesses: {r.checkpoints[0].witnessed}")
     if r.ok and (r.checkpoint is None or r.checkpoint.tree_size < r.record_count):
         click.echo("checkpoint: none given" if r.checkpoint is None else
                    f"checkpoint: it covers only the first {r.checkpoint.tree_size} records")

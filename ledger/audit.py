@@ -74,10 +74,12 @@ class Replay:
 class CheckpointCheck:
     """One checkpoint given to an audit, in the order given: ``checkpoint``, the note opened under the trusted
     operator keys (None: it did not open, or its witness policy is not met), and the ``findings`` against it
-    (``checkpoint.*``, ``witness.*``; none: checked against the log and matches)."""
+    (``checkpoint.*``, ``witness.*``; none: checked against the log and matches); ``witnessed``: how it met the
+    trust file's witness policy (:meth:`ledger.witnessed.Witnessed.describe`; None: no policy, or not met)."""
 
     checkpoint: Checkpoint | None
     findings: tuple[Finding, ...]
+    witnessed: str | None = None
 
     @property
     def matches(self) -> bool:
@@ -85,10 +87,11 @@ class CheckpointCheck:
         return self.checkpoint is not None and not self.findings
 
     def to_json(self) -> dict[str, object]:
-        """``{tree_size, root_hash, matches, codes}`` (tree size and root null for a note that did not open)."""
+        """``{tree_size, root_hash, matches, codes, witnessed}`` (tree size and root null for a note that did not
+        open)."""
         cp = self.checkpoint
         return {"tree_size": cp.tree_size if cp else None, "root_hash": cp.root_hash.b64() if cp else None,
-                "matches": self.matches, "codes": [f.code for f in self.findings]}
+                "matches": self.matches, "codes": [f.code for f in self.findings], "witnessed": self.witnessed}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -250,7 +253,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     try:
         with FrameFile(path, resume=saved.resume if saved else None) as file:
             opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
-            cps = [cp for cp, _ in opened if cp is not None]
+            cps = [cp for cp, _, _ in opened if cp is not None]
             sizes = frozenset(cp.tree_size for cp in cps)
 
             def start() -> Kept | None:  # the walk's saved state, where there is one to resume or to save
@@ -294,8 +297,9 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                 unsaved = f"{str(exc).removeprefix('audit state: ')} [{exc.code}]"
         seen = finish(walk, problems, cps)
         checked = iter(seen.checkpoint_problems)
-        found = [[_checkpoint_finding(e) for e in next(checked)] if cp is not None else bad for cp, bad in opened]
-        checks = tuple(CheckpointCheck(cp, tuple(bad)) for (cp, _), bad in zip(opened, found, strict=True))
+        found = [[_checkpoint_finding(e) for e in next(checked)] if cp is not None else bad for cp, bad, _ in opened]
+        checks = tuple(CheckpointCheck(cp, tuple(bad), witnessed)
+                       for (cp, _, witnessed), bad in zip(opened, found, strict=True))
         matched = [c.checkpoint for c in checks if c.matches and c.checkpoint is not None]
         items = seen.state.items.values()
         policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
@@ -396,18 +400,19 @@ def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = No
     return report
 
 
-def _open_checkpoint(origin: str, trust: Trust, note: str | None) -> tuple[Checkpoint | None, list[Finding]]:
+def _open_checkpoint(origin: str, trust: Trust, note: str | None
+                     ) -> tuple[Checkpoint | None, list[Finding], str | None]:
     """The checkpoint ``note`` opened under ``trust.operators`` for the ledger of ``origin`` (None: no note) and
-    meeting the trust file's witness policy, or the finding why not (``witness.quorum``, ...). A malformed note
-    is the caller's input error (raised: NoteFormatError)."""
+    meeting the trust file's witness policy (with how it met it, if there is one), or the finding why not
+    (``witness.quorum``, ...). A malformed note is the caller's input error (raised: NoteFormatError)."""
     if note is None:
-        return None, []
+        return None, [], None
     try:
         cp = open_checkpoint(note, trust.operators, origin=origin)
-        check_witnesses(note, trust)  # the trust file's witness policy, if any (witness.*)
-        return cp, []
+        status = check_witnesses(note, trust)  # the trust file's witness policy, if any (witness.*)
+        return cp, [], status.describe() if status.policy is not None else None
     except VerificationError as exc:
-        return None, [_checkpoint_finding(exc)]
+        return None, [_checkpoint_finding(exc)], None
 
 
 def _checkpoint_finding(exc: StoneTrailError) -> Finding:

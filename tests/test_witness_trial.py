@@ -125,3 +125,22 @@ def test_a_checkpoint_not_witnessed_enough_is_said_to_be_genuine_not_forged(d: P
     result = run("proof", "verify", d / "proofs" / "R-00001-A.stproof", "--trust", d / "trust.keys",
                  "--witness-policy", policy)
     assert result.exit_code == 1 and "nothing was found forged" in result.output
+
+
+def test_verify_says_how_a_checkpoint_was_witnessed(d: Path) -> None:
+    """verify with a witness policy said nothing of the cosignatures it checked (a new user's review); it now
+    says when and by how many, in text and JSON, and after witness.quorum its hint does not ask for a bundle."""
+    note = (d / "checkpoint.txt").read_text()
+    text = format_checkpoint(read_unverified_checkpoint(note))
+    (d / "witnessed.txt").write_text(add_signatures(note, [cosign(text, f"w{i}.example", witness_key(i), NOW)
+                                                           for i in (0, 1)]))
+    policy = d / "p.txt"
+    policy.write_text(policy_lines(1))
+    args = ("verify", d / "demo.ledger", "--trust", d / "trust.keys", "--witness-policy", policy)
+    told = run(*args, "--checkpoint", d / "witnessed.txt")
+    assert told.exit_code == 0 and "witnesses: witnessed " in told.output and "by 2 of 3 witnesses" in told.output
+    data = json.loads(run(*args, "--checkpoint", d / "witnessed.txt", "--json").output)
+    assert data["checkpoints"][0]["witnessed"].startswith("witnessed ")
+    unwitnessed = run(*args, "--checkpoint", d / "checkpoint.txt")
+    assert unwitnessed.exit_code == 1 and "nothing was found forged" in unwitnessed.output
+    assert "ask for a bundle" not in unwitnessed.output and "--witness-policy" in unwitnessed.output
