@@ -4,12 +4,13 @@ project's named), and the trust and checkpoint files every checking command take
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
 from ledger import Trust
 from ledger.checkpoint import read_unverified_checkpoint
-from ledger.errors import InputError, StorageError
+from ledger.errors import InputError, NoteFormatError, StorageError
 from ledger.witness_policy import WitnessPolicy
 
 from ._common import _about
@@ -62,8 +63,15 @@ def _read_checkpoint(path: Path, what: str = "checkpoint") -> str:
     """A signed checkpoint's text, checked for form here so that an error names the file."""
     text = _read_text(path, what)
     with _about(path, f"{what} {path}"):
+        if _TRUST_FILE.search(text):
+            raise NoteFormatError("it is a trust file, not a checkpoint (a checkpoint is the signed note "
+                                  "'stonetrail checkpoint' writes, e.g. checkpoint.txt)", code="note.malformed")
         read_unverified_checkpoint(text)
     return text
+
+
+#: A line only a trust file has (docs/format.md §9.1): a key pinned as operator, authority or witness.
+_TRUST_FILE = re.compile(r"^(operator|authority) \S+\+[0-9a-f]{8}\+", re.MULTILINE)
 
 
 def _load_trust(path: Path, witness_policy: Path | None = None) -> Trust:

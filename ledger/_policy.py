@@ -26,7 +26,7 @@ MAX_POLICY_FILE = 64 * 1024
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _CARATS = re.compile(r"(0|[1-9][0-9]{0,6})(?:\.([0-9]{1,3}))?")
 _INTEGER = re.compile(r"0|[1-9][0-9]{0,9}")
-_LINE = re.compile(r"([a-z_]+) *= *(\S(?:.*\S)?)")
+_LINE = re.compile(r"([A-Za-z0-9_.-]+) *= *(\S(?:.*\S)?)")
 #: The policy-file keys in carats, as the command-line flags name them (``--import-threshold-ct``), and the field
 #: each sets; the field's own name (``import_threshold_mct``) takes integer millicarats.
 CARAT_KEYS = {"import_threshold_ct": "import_threshold_mct", "regrade_tolerance_ct": "regrade_tolerance_mct",
@@ -183,7 +183,9 @@ class Policy:
             key, raw = match.groups()
             field = CARAT_KEYS.get(key, key)
             if field not in types:
-                raise PolicyError(f"line {number}: unknown key {key!r} (known: {', '.join(_known_keys(types))})")
+                near = key.lower().replace("-", "_")  # a flag's name, as typed on the command line
+                hint = f"did you mean {near}? " if CARAT_KEYS.get(near, near) in types else ""
+                raise PolicyError(f"line {number}: unknown key {key!r} ({hint}known: {', '.join(_known_keys(types))})")
             if field in values:
                 again = "" if field == key else f" (as {field})"
                 raise PolicyError(f"line {number}: {key} is set twice{again}")

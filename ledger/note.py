@@ -156,7 +156,9 @@ def _check_text(text: str) -> None:
         raise NoteFormatError("note text is empty", code="note.malformed")
     if not isinstance(text, str) or not text.endswith("\n") or CONTROL.search(text):
         hint = (f" (got {text[:60]!r}: a file name? pass the file's text, e.g. Path(name).read_text())"
-                if isinstance(text, str) and "\n" not in text and len(text) < 4096 else "")
+                if isinstance(text, str) and "\n" not in text and len(text) < 4096 else
+                " (it has Windows line endings, CR LF: a signed note's lines end in LF alone, and its signatures "
+                "cover those bytes)" if isinstance(text, str) and "\r\n" in text else "")
         raise NoteFormatError(f"note text must end in newline, no control chars{hint}", code="note.malformed")
     try:
         text.encode("utf-8")

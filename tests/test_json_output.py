@@ -255,6 +255,20 @@ def test_verify_names_the_one_checkpoint_given_when_it_does_not_match(files: Sma
         in same.stdout, same.output
 
 
+def test_the_wrong_file_or_form_is_named(files: SmallFiles, tmp_path: Path) -> None:
+    """A new user's review: a trust file given as a checkpoint, a checkpoint with Windows line endings and a
+    policy key typed as its flag were each refused with a message that did not say so."""
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(files.checkpoint.read_bytes().replace(b"\n", b"\r\n"))
+    policy = tmp_path / "p.txt"
+    policy.write_text("deny-origin = RU\n")
+    for args, said in ((["--checkpoint", files.trust], "it is a trust file, not a checkpoint"),
+                       (["--checkpoint", crlf], "Windows line endings"),
+                       (["--policy", policy], "did you mean deny_origin?")):
+        told = run("verify", files.ledger, "--trust", files.trust, *args)
+        assert told.exit_code == 2 and said in told.stderr, told.output
+
+
 def test_items_lists_kind_state_holder_and_records(files: SmallFiles) -> None:
     listed = json.loads(run("items", files.ledger, "--json").stdout)
     assert listed["verdict"] == "unverified" and listed["findings"] is None  # nothing was checked
