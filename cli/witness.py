@@ -17,7 +17,7 @@ import click
 from ledger import keyfile
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.cosignature import cosigner_key
-from ledger.errors import InputError
+from ledger.errors import InputError, StorageError
 from ledger.keys import PrivateKey
 from ledger.pg.db import is_url
 from ledger.publish import published_checkpoint
@@ -112,9 +112,9 @@ def serve(key_file: Path, name: str, logs_file: Path, state_dir: Path, listen: s
     try:
         server = WitnessServer(state, host=host, port=port, prefix=prefix, monitoring_prefix=monitoring_prefix,
                                timeout=timeout, log=None if quiet else _log)
-    except OSError as exc:
+    except OSError as exc:  # the address in use, or not this machine's: an I/O error (exit 3), not a usage one
         state.close()
-        raise click.UsageError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+        raise StorageError(f"cannot listen on {listen}: {exc.strerror or exc}", code="witness.listen") from exc
     info = {"url": server.url, "port": server.port, "verifier_key": state.vkey, "logs": sorted(logs.keys),
             "state": str(state_dir)}
     if as_json:

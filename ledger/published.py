@@ -123,7 +123,8 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
         if old_note is not None and _cosigned(old_note) and not _cosigned(note) and not allow_unwitnessed:
             raise VerificationError(f"{out / CHECKPOINT_NAME} carries witness cosignatures and this checkpoint none: "
                                     "clients that require witnesses would refuse the log; gather cosignatures "
-                                    "('stonetrail checkpoint --witness-policy'), or allow it explicitly",
+                                    "('stonetrail checkpoint --witness-policy'), or allow it explicitly "
+                                    "(--allow-unwitnessed)",
                                     code="publish.unwitnessed")
         log: IndexedLog | _Past | None = indexed_log(ledger_path, cp.tree_size) or _past(ledger_path, cp.tree_size)
         if log is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -267,6 +268,17 @@ def test_the_wrong_file_or_form_is_named(files: SmallFiles, tmp_path: Path) -> N
                        (["--policy", policy], "did you mean deny_origin?")):
         told = run("verify", files.ledger, "--trust", files.trust, *args)
         assert told.exit_code == 2 and said in told.stderr, told.output
+
+
+def test_a_witness_that_cannot_listen_is_an_io_error(tmp_path: Path) -> None:
+    """A port in use was a usage error (exit 2); it is the machine's, not the command line's: exit 3."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        told = run("witness", "serve", "--key", _witness_key(tmp_path), "--name", "witness.example/w1", "--logs",
+                   _logs(tmp_path), "--state", tmp_path / "state", "--listen", f"127.0.0.1:{port}", "--json")
+    assert told.exit_code == 3 and json.loads(told.stdout)["error"]["code"] == "witness.listen", told.output
 
 
 def test_items_lists_kind_state_holder_and_records(files: SmallFiles) -> None:
