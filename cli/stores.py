@@ -50,6 +50,11 @@ def init_command(location: str, origin: str, trust_file: Path, as_json: bool) ->
         _print_json({"ledger": _shown(location), "origin": origin, "records": 0})
     else:
         click.echo(f"created an empty ledger for {origin} at {_shown(location)}")
+    pinned = sorted({key.name for key in trust.operators})
+    if pinned and origin not in pinned:  # checkpoints are signed under the origin: verifiers would refuse them
+        click.echo(f"stonetrail: warning: {trust_file} pins no operator key under {origin} (it pins "
+                   f"{', '.join(pinned)}): verifiers using it will refuse this ledger's checkpoints; add the line "
+                   f"'stonetrail keygen --ledger {_shown(location)}' prints for its operator key", err=True)
 
 
 @click.command("copy", short_help="Copy a ledger between a file and a PostgreSQL database.")

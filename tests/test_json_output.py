@@ -270,6 +270,14 @@ def test_the_wrong_file_or_form_is_named(files: SmallFiles, tmp_path: Path) -> N
         assert told.exit_code == 2 and said in told.stderr, told.output
 
 
+def test_init_warns_of_an_origin_the_trust_file_pins_no_operator_key_under(files: SmallFiles, tmp_path: Path) -> None:
+    from world import ORIGIN
+    foreign = run("init", tmp_path / "a.ledger", "--origin", "example.com/stones", "--trust", files.trust)
+    assert foreign.exit_code == 0 and "pins no operator key under example.com/stones" in foreign.stderr
+    own = run("init", tmp_path / "b.ledger", "--origin", ORIGIN, "--trust", files.trust)
+    assert own.exit_code == 0 and own.stderr == "", own.output
+
+
 def test_a_witness_that_cannot_listen_is_an_io_error(tmp_path: Path) -> None:
     """A port in use was a usage error (exit 2); it is the machine's, not the command line's: exit 3."""
     with socket.socket() as taken:
