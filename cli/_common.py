@@ -199,7 +199,8 @@ def _duration(text: str | None, flag: str) -> int | None:
         return None
     found = _DURATION.fullmatch(text.strip())
     if found is None:
-        raise InputError(f"{flag}: {text!r:.40} is not a duration such as 90s, 30m, 12h or 7d",
+        zero = " (of at least one second)" if re.fullmatch(r"0+[smhd]", text.strip()) else ""
+        raise InputError(f"{flag}: {text!r:.40} is not a duration such as 90s, 30m, 12h or 7d{zero}",
                          code="input.duration")
     return int(found[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[found[2]]
 

@@ -57,7 +57,8 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     """Sign a C2SP checkpoint of LEDGER as it is now: origin, tree size and root hash, plus three lines that
     commit to the registry, to every item's latest record and to every claim on an item id, report number or
     inscription (docs/format.md §7); publish it as checkpoint.txt
-    beside LEDGER (the checkpoint 'proof export' uses), keeping the one it replaces as checkpoint-<tree size>.txt.
+    beside LEDGER (the checkpoint 'proof export' uses), keeping the one it replaces as checkpoint-<tree size>.txt
+    (checkpoint-<tree size>-<16 hex of its SHA-256>.txt when both are of the same tree size).
     A published checkpoint is replaced only by one of a ledger that extends it, and, without --trust, only by
     one signed by a key that signed it (checkpoint.other_signer, exit 1: verifiers pinning that key would refuse
     the new one; with --trust, the new key is checked against the pinned one instead).

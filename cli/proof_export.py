@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 
 from ledger.bundle import summarize_bundle
+from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError
 from ledger.export import SelfCheckError, StaleCheckpointError, export_bundle, export_bundle_as_of
 from ledger.pg.db import is_url
-from ledger.publish import published_checkpoint
+from ledger.publish import published_checkpoint, published_of
 from ledger.trust import Trust
 
 from ._common import _EXISTING, _LEDGER, _errors, _plural, _print_json, _write_new, check_new_file, refuse_stdout
@@ -121,6 +122,10 @@ def _export_current(ledger_file: Path | str, item: str, note: str, trust: Trust 
         where = given or published
         sign = f"'stonetrail checkpoint {ledger_file} --key OPERATOR.pem --trust TRUST" + (
             " -o NEW.txt'" if is_url(ledger_file) else f"' (it replaces {published})")
+        origin = read_unverified_checkpoint(note).origin
+        newer = None if given is None or is_url(ledger_file) else published_of(ledger_file, origin)
+        if newer is not None and newer.tree_size > done.tree_size:  # the published one may cover it already
+            sign = f"{sign}, or leave out --checkpoint to export under {published} (tree size {newer.tree_size})"
         raise StaleCheckpointError(item, done, (
             f"{where} (tree size {done.tree_size}) is not the latest checkpoint for {item}: {ledger_file} has "
             f"{_plural(len(done.later), 'later record')} of its provenance ({_positions(done.later)}); sign a fresh "

@@ -66,6 +66,8 @@ def test_the_stolen_stone_is_never_exported_live(tmp_path: Path, monkeypatch: py
     for args in (checkpoint, export):  # the guide's lines: publish a fresh checkpoint, export under it
         result = _stonetrail(args)
         assert result.exit_code == 0, (args, result.output)
+    older = _stonetrail([*export[:export.index("-o")], "-o", "older.stproof", "--checkpoint", str(before_theft[0])])
+    assert older.exit_code == 1 and "leave out --checkpoint to export under" in older.output, older.output
     shown = _stonetrail(verify)
     assert shown.exit_code == 0, shown.output
     assert "stolen" in shown.output and "retired" in shown.output and not LIVE.search(shown.output), shown.output
