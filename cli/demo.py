@@ -47,7 +47,8 @@ def demo(directory: Path, seed: int, as_json: bool) -> None:
                      "proof_count": summary.proof_count, "proof_example": str(summary.proof_example),
                      "audit": r.to_json(), "proof_example_verdict": summary.proof_report.verdict})
         sys.exit(_verdict_exit(verdict))
-    click.echo(f"wrote {summary.ledger_path}, {summary.trust_path}, {summary.checkpoint_path}")
+    click.echo(f"wrote {summary.ledger_path} (and its index, {summary.ledger_path}.index), {summary.trust_path}, "
+               f"{summary.checkpoint_path}")
     _print_report(r, [summary.checkpoint_path])
     click.echo(f"items:     {r.items} ({r.stones} stones, {r.items - r.stones} lots), {r.parties} enrolled parties")
     b = summary.proof_report
