@@ -666,7 +666,11 @@ def test_cli_usage_errors_and_rollbacks(grown: Grown, tmp_path: Path) -> None:
     assert no_proof_out.exit_code == 2 and "go together" in no_proof_out.output
     assert run("consistency", tmp_path / "cp10.txt", tmp_path / "cp20.txt", "--proof", tmp_path / "p.txt",
                "--trust", trust).exit_code == 0
-    rollback = run("consistency", tmp_path / "cp20.txt", tmp_path / "cp10.txt", "--proof", tmp_path / "p.txt",
+    swapped = run("consistency", tmp_path / "cp20.txt", tmp_path / "cp10.txt", "--proof", tmp_path / "p.txt",
+                  "--trust", trust)
+    assert swapped.exit_code == 2 and "[consistency.swapped]" in swapped.output
+    (tmp_path / "back.txt").write_text(format_consistency_proof(ConsistencyProof(old_size=20, new_size=10, hashes=())))
+    rollback = run("consistency", tmp_path / "cp20.txt", tmp_path / "cp10.txt", "--proof", tmp_path / "back.txt",
                    "--trust", trust)
     assert rollback.exit_code == 1 and "[consistency.rollback]" in rollback.output
     (tmp_path / "bad.txt").write_text("not a proof\n")
@@ -676,7 +680,7 @@ def test_cli_usage_errors_and_rollbacks(grown: Grown, tmp_path: Path) -> None:
     lonely = run("consistency", tmp_path / "cp10.txt", tmp_path / "cp20.txt", "--proof", tmp_path / "p.txt",
                  "--trust", trust, "--old-ledger", grown.path)
     assert lonely.exit_code == 2
-    no_evidence = run("consistency", tmp_path / "cp20.txt", tmp_path / "cp10.txt", "--proof", tmp_path / "p.txt",
+    no_evidence = run("consistency", tmp_path / "cp20.txt", tmp_path / "cp10.txt", "--proof", tmp_path / "back.txt",
                       "--trust", trust, "--evidence-out", tmp_path / "x.ev", "--old-ledger", grown.path,
                       "--new-ledger", grown.path)
     assert no_evidence.exit_code == 1 and "no evidence written" in no_evidence.output
