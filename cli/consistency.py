@@ -105,7 +105,7 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
             result = verify_checkpoint_consistency(old_note, new_note, proof_text, trust)
     except (ConsistencyError, ProofError) as exc:
         written = None if evidence_out is None else \
-            _write_split_view(evidence_out, trust, (old_ledger, old_note), (new_ledger, new_note))
+            _write_split_view(evidence_out, trust, (old_ledger, old_note), (new_ledger, new_note), exc.code)
         proven = exc.code not in PROOF_MISMATCH or (written is not None and written.file is not None)
         verdict = "not_consistent" if proven else "not_shown_consistent"  # a proof that does not fit proves nothing
         if as_json:
@@ -156,13 +156,18 @@ class _Written:
             click.echo(f"  {line}")
 
 
-def _write_split_view(out: Path, trust: Trust, old: tuple[Path | None, str], new: tuple[Path | None, str]
-                      ) -> _Written:
-    """Write split-view evidence to ``out`` if it proves something under ``trust``."""
+def _write_split_view(out: Path, trust: Trust, old: tuple[Path | None, str], new: tuple[Path | None, str],
+                      failed: str) -> _Written:
+    """Write split-view evidence to ``out`` if it proves something under ``trust`` (``failed``: the code of the
+    consistency check that failed)."""
     try:
         data = split_view_evidence(old[0], old[1], new[0], new[1])
         proven = verify_evidence(data, trust)  # write only what proves something under the pinned keys
     except (InputError, VerificationError) as exc:
+        if exc.code == "evidence.consistent" and failed == "consistency.rollback":  # no fork: a smaller tree later
+            return _Written(file=None, reason="the trees do not fork (the smaller is a prefix of the larger): no "
+                                              "split view to write; the rollback is shown by the two signed "
+                                              "checkpoints themselves, if NEW was signed after OLD (keep both)")
         return _Written(file=None, reason=f"{exc} [{exc.code}]")
     _write_new((out, data))
     return _Written(file=str(out), proves=tuple(proven.describe()))

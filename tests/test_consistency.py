@@ -683,7 +683,8 @@ def test_cli_usage_errors_and_rollbacks(grown: Grown, tmp_path: Path) -> None:
     no_evidence = run("consistency", tmp_path / "cp20.txt", tmp_path / "cp10.txt", "--proof", tmp_path / "back.txt",
                       "--trust", trust, "--evidence-out", tmp_path / "x.ev", "--old-ledger", grown.path,
                       "--new-ledger", grown.path)
-    assert no_evidence.exit_code == 1 and "no evidence written" in no_evidence.output
+    assert no_evidence.exit_code == 1 and "no evidence written: the trees do not fork" in no_evidence.output
+    assert "checkpoints are consistent" not in no_evidence.output  # beside "NOT CONSISTENT: rollback"
     assert not (tmp_path / "x.ev").exists()
 
 
