@@ -128,7 +128,12 @@ def test_a_file_replaced_during_a_parallel_audit_gets_the_verdict_of_the_bytes_r
     assert report.verdict == ("invalid" if before else "valid")
 
 
-def test_a_resumed_audit_of_a_file_rewritten_below_the_state_is_never_valid(demo: Path, tmp_path: Path) -> None:
+def test_a_resumed_audit_of_a_file_rewritten_below_the_state_is_refused_and_saves_no_state(
+        demo: Path, tmp_path: Path) -> None:
+    """A record below the state rewritten (framing whole, record 499 kept): never valid, refused as
+    audit.log_rewritten. The prefix's bytes are hashed while the records after the state are read
+    (Kept.confirm): the refusal still comes before any verdict, at every number of workers, and no state is
+    saved over the rewritten file."""
     trust, full = _trust(demo), demo / "demo.ledger"
     frames = scan(full).frames
     prefix = tmp_path / "prefix.ledger"
@@ -136,27 +141,7 @@ def test_a_resumed_audit_of_a_file_rewritten_below_the_state_is_never_valid(demo
     check_ledger(prefix, trust, save_state=tmp_path / "a.state")
     rewritten = tmp_path / "rewritten.ledger"
     _with_payload(full, rewritten, 100, _bad_signature(frames[100].payload))
-    want = check_ledger(rewritten, trust)
-    assert want.verdict == "invalid"
-    try:
-        got = check_ledger(rewritten, trust, resume=tmp_path / "a.state")
-    except VerificationError as exc:  # refusing the state for this file is right too
-        assert exc.code == "audit.log_rewritten"
-        return
-    assert (got.verdict, got.root_hash, got.findings) == (want.verdict, want.root_hash, want.findings)
-
-
-def test_a_prefix_rewritten_below_the_state_is_refused_after_the_pass_and_no_state_is_saved(
-        demo: Path, tmp_path: Path) -> None:
-    # the prefix's bytes are hashed while the records after the state are read (Kept.confirm): the refusal still
-    # comes before any verdict, at every number of workers, and no state is saved over the rewritten file
-    trust, full = _trust(demo), demo / "demo.ledger"
-    frames = scan(full).frames
-    prefix = tmp_path / "prefix.ledger"
-    prefix.write_bytes(full.read_bytes()[: frames[499].end])
-    check_ledger(prefix, trust, save_state=tmp_path / "a.state")
-    rewritten = tmp_path / "rewritten.ledger"
-    _with_payload(full, rewritten, 100, _bad_signature(frames[100].payload))  # framing whole, record 499 kept
+    assert check_ledger(rewritten, trust).verdict == "invalid"
     assert check_ledger(full, trust, resume=tmp_path / "a.state").verdict == "valid"
     for how in ({}, {"jobs": 2, "chunk_records": 16}):
         with pytest.raises(VerificationError) as refused:
