@@ -298,15 +298,15 @@ def check_after_crash(path: Path, acknowledged: Mapping[int, Digest]) -> None:
 
 def index_rows(path: Path) -> bytes:
     """A digest of every row of the ledger's index but the signed-size snapshots, the rows changed since the
-    latest (docs/format.md §8.2), the last signed checkpoint (meta ``anchor``) and the log file's inode (meta
-    ``inode``): what the log's bytes alone give."""
+    latest (docs/format.md §8.2), the last signed checkpoint (meta ``anchor``) and what the index saw of the log
+    file (meta ``file``: its inode, size and time): what the log's bytes alone give."""
     digest = hashlib.sha256()
     with closing(sqlite3.connect(f"{index_path(path).resolve().as_uri()}?mode=ro", uri=True)) as db:
         tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
         for table in tables:
             if table not in ("snap", "changed"):
                 for row in db.execute(f"SELECT * FROM {table} ORDER BY 1"):
-                    if table != "meta" or row[0] not in ("anchor", "inode"):
+                    if table != "meta" or row[0] not in ("anchor", "file"):
                         digest.update(repr((table, row)).encode())
     return digest.digest()
 

@@ -75,3 +75,24 @@ def test_an_index_copied_beside_another_file_is_never_used(demo: Path, tmp_path:
         log = indexed_log(path)
         assert log is not None
         log.close()
+
+
+def test_an_index_beside_a_ledger_written_over_in_place_is_not_used(demo: Path, tmp_path: Path) -> None:
+    """A second adversarial review: another ledger copied over the log in place (cp B A keeps A's inode, and a
+    deleted file's inode number is soon reused) kept the index bound to it. The index keeps the file's size and
+    time as of its last commit too: a file written over is not grown, so the index is not used (readers) and
+    rebuilt (the writer); a file grown since (an append behind the writer's back) is caught up and checked."""
+    keys = Trust.parse((demo / "trust.keys").read_text()).authority_keys
+    mine, other = tmp_path / "demo.ledger", tmp_path / "other.ledger"
+    shutil.copy(demo / "demo.ledger", mine)
+    with Ledger.open(mine, keys) as ledger:  # builds the index
+        size = ledger.size
+    shutil.copy(mine, other)
+    _forked(other, size - 1 - 600)  # the same length, far before the last CHECKED records
+    shutil.copyfile(other, mine)  # written over in place: the same inode
+    assert indexed_log(mine) is None
+    with Ledger.open(mine, keys) as ledger:  # rebuilt from the bytes now there
+        assert ledger.record(size - 1 - 600).raw == scan(other).frames[size - 1 - 600].payload
+    log = indexed_log(mine)
+    assert log is not None
+    log.close()

@@ -79,10 +79,12 @@ class LogFile:
     def size(self) -> int:
         return os.fstat(self.fd).st_size
 
-    def inode(self) -> int:
-        """The file's inode number: the same file while it is renamed or linked within its file system, another
-        for a copy of it or another file."""
-        return os.fstat(self.fd).st_ino
+    def identity(self) -> list[int]:
+        """[inode number, size, modification time in ns] of the file: what an index written after the log's last
+        change recorded, unless the file was changed since (appended to by a writer that stopped before its index
+        commit, repaired, overwritten in place) or another file is in its place (a copy, an inode number reused)."""
+        stat = os.fstat(self.fd)
+        return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
 
 
 class LedgerIndex:
@@ -245,13 +247,15 @@ class LedgerIndex:
         first = self.size
         tiles = self.tree.append(leaves)
         size = first + len(leaves)
+        seen = {} if self.log is None else {"file": self.log.identity()}  # the log file as it is now
         with self.db.transaction():  # on failure the caller drops this handle: the log is ahead, reopen catches up
             counts = flush(self._maps)
             self.db.put_tiles(tiles)
             add_records()
             self.db.add_registry(p for p, _ in registry)
             self.db.set_meta(size=size, end=end, counts=counts, last=bytes(self.tree.leaf_hash(size - 1)),
-                             root=bytes(self.tree.root_at(size)), registry=len(self._registry) + len(registry))
+                             root=bytes(self.tree.root_at(size)), registry=len(self._registry) + len(registry),
+                             **seen)
         self.size, self.end, self._counts = size, end, counts
         self._registry += registry
 
@@ -360,8 +364,11 @@ class LedgerIndex:
         return lines
 
     def check(self) -> None:
-        """Check that this index is of its log: the file it was built for (its inode: a copy of the index beside a
-        copy of the log, or beside another ledger, is never taken on trust, whatever the two files hold), origin,
+        """Check that this index is of its log: the file as the index last saw it (:meth:`LogFile.identity`, kept at
+        every commit: a copy of the index beside a copy of the log or another ledger, or a file written over the
+        log or cut short, is never taken on trust, whatever the files hold), or that file grown since (appended
+        to: by a writer that stopped before its index commit, or behind its back; the records after the index's
+        end are caught up and checked as new ones), origin,
         header, the last indexed record where it says, with the leaf hash and root it recorded, and the
         :data:`CHECKED` records before it each where the index says, with its leaf hash (an index of a ledger
         that forked from this one differs there; their frames are read in one piece when they span at most
@@ -369,8 +376,11 @@ class LedgerIndex:
         db, log = self.files()
         if db.meta("origin") != log.origin or db.meta("header") != hashlib.sha256(log.header).digest():
             raise IndexDamaged(f"{db.path} is the index of another ledger")
-        if db.meta("inode") != log.inode():
-            raise IndexDamaged(f"{db.path} was built for another file than {log.path} (a copy, or another ledger)")
+        seen, now = db.meta("file"), log.identity()
+        grown = type(seen) is list and len(seen) == 3 and now[0] == seen[0] and now[1] > seen[1]  # appended to
+        if seen != now and not grown:
+            raise IndexDamaged(f"{db.path} was written for another file than {log.path}, or the file changed since "
+                               "(a copy, another ledger, one written over it, or cut short)")
         if self.end > log.size():
             raise IndexDamaged(f"{db.path} indexes {self.end} bytes; {log.path} has {log.size()}")
         if self.size:
