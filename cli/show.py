@@ -74,7 +74,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     if trust_file is None:  # a database ledger answers from its tables, a file from its index if it covers it
         view = pg_view(str(ledger_file)) if is_url(ledger_file) else indexed_log(ledger_file)
         with _about(ledger_file, codes=("item.unknown",)):
-            told = through_index(view, lambda log: (*_told(log, item), log.tree.size, log.origin))
+            told = through_index(view, lambda log: (*_told(log, item, ledger_file), log.tree.size, log.origin))
         if told:  # no replay for an unverified history (a damaged index: the log is read below)
             found, history, records, origin = told
             broken = rolled_back(ledger_file, origin, records)
@@ -108,11 +108,16 @@ def _warn(ledger_file: Path | str, item: str, broken: Sequence[Finding]) -> None
                    err=True)
 
 
-def _told(log: IndexedLog, item: str) -> tuple[ItemScope, History]:
-    """``item``'s scope and history read through the ledger's index. Raises InputError ``item.unknown``."""
+def _told(log: IndexedLog, item: str, ledger_file: Path | str) -> tuple[ItemScope, History]:
+    """``item``'s scope and history read through the ledger's index. Raises InputError ``item.unknown``, or
+    VerificationError ``item.unreadable`` if the file lost records its published checkpoint covers."""
     try:
         found = indexed_scope(log, item)
     except KeyError:
+        if lost := rolled_back(ledger_file, log.origin, log.tree.size):
+            what, todo = damaged(ledger_file, lost)
+            raise VerificationError(f"no record in the file creates {item!r}, which may be among the records it "
+                                    f"lost: {what}{todo}", code="item.unreadable") from None
         raise InputError(f"no item {item!r} in {log.path}{did_you_mean(item, log.commitments.heads.index)}",
                          code="item.unknown") from None
     return found, trace(found, item)

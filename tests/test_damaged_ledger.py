@@ -183,6 +183,8 @@ def test_a_ledger_below_its_published_checkpoint_is_neither_cut_nor_appended_to(
             text = run(*command, *trusted)
             assert text.exit_code == 1 and "INVALID: the file lost records its published checkpoint covers" \
                 in text.stdout, text.output
+        later = run("show", ledger, "RING-0001", *trusted, "--json")  # made after record 600: lost, not unknown
+        assert later.exit_code == 1 and json.loads(later.stdout)["error"]["code"] == "item.unreadable", later.output
     published = tmp_path / "checkpoint.txt"
     origin, rest = published.read_text().split("\n", 1)
     published.write_text(f"other.example/{origin}\n{rest}")  # another ledger's checkpoint: bounds nothing
