@@ -69,12 +69,12 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     (made for other sizes or another pair, or damaged; or no proof can join them: --evidence-out with both
     ledgers tells which, and evidence written makes it "NOT CONSISTENT"). --json gives it as "verdict": extends,
     same_tree, nothing_to_compare, not_consistent or not_shown_consistent (with "code", "reason" and
-    "evidence": {"file", "proves"} or {"file": null, "reason"}, or null without --evidence-out).
+    "evidence": {"file", "proves"} or {"file": null, "reason"}, or null without --evidence-out; and "hint", below).
     With a witness policy (in the trust file, or --witness-policy), NEW must also carry cosignatures meeting its
     quorum (witness.quorum), and the output says when it was witnessed.
     Exit 0 for any of the first three, 1 if not (shown) consistent (or a checkpoint does not verify), 2 for
-    malformed input (also OLD and NEW swapped: OLD larger, and the proof from NEW's size to OLD's,
-    consistency.swapped), 3 for I/O errors.
+    malformed input, 3 for I/O errors. A rollback whose proof runs from NEW's size to OLD's adds a hint: the two
+    may have been given the other way round ("hint" in --json).
 
     If not consistent, --evidence-out writes split-view evidence (checked by 'stonetrail evidence verify'):
     for two checkpoints of one size with different roots, from the checkpoints alone; otherwise give the
@@ -99,7 +99,6 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     trust = _load_trust(trust_file, witness_policy)
     old_note, new_note = _read_checkpoint(old_file, "old checkpoint"), _read_checkpoint(new_file, "new checkpoint")
     proof_text = _read_text(proof_file, "proof")
-    _not_swapped(old_note, new_note, proof_text)
     try:
         with _about(proof_file, codes=(ProofFormatError.default_code,)):  # the proof's own fault, not a checkpoint's
             result = verify_checkpoint_consistency(old_note, new_note, proof_text, trust)
@@ -108,11 +107,14 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
             _write_split_view(evidence_out, trust, (old_ledger, old_note), (new_ledger, new_note), exc.code)
         proven = exc.code not in PROOF_MISMATCH or (written is not None and written.file is not None)
         verdict = "not_consistent" if proven else "not_shown_consistent"  # a proof that does not fit proves nothing
+        hint = _swapped(old_note, new_note, proof_text) if exc.code == "consistency.rollback" else None
         if as_json:
             _print_json({"verdict": verdict, "code": exc.code, "reason": str(exc),
-                         "evidence": asdict(written) if written else None})
+                         "evidence": asdict(written) if written else None, "hint": hint})
         else:
             click.echo(f"{verdict.replace('_', ' ').upper()}: {exc} [{exc.code}]")
+            if hint is not None:
+                click.echo(f"hint: {hint}")
             if written is not None:
                 written.print()
         sys.exit(_verdict_exit(verdict))
@@ -125,18 +127,19 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     sys.exit(_verdict_exit(result.verdict))
 
 
-def _not_swapped(old_note: str, new_note: str, proof_text: str) -> None:
-    """Refuse OLD and NEW given the other way round: OLD larger than NEW, with a proof from NEW's size to OLD's
-    (a new user's review: "NOT CONSISTENT: rollback", an accusation of the operator, for swapped arguments).
-    Raises InputError ``consistency.swapped``; anything that does not parse is left to the check."""
+def _swapped(old_note: str, new_note: str, proof_text: str) -> str | None:
+    """After a rollback (OLD larger than NEW), a hint if the proof runs from NEW's size to OLD's: OLD and NEW may
+    have been given the other way round (a new user's review). Only a hint: the verdict stands for the order given,
+    since an operator that rolled back can hand out that very proof (a second review)."""
     try:
         old, new = read_unverified_checkpoint(old_note).tree_size, read_unverified_checkpoint(new_note).tree_size
         proof = parse_consistency_proof(proof_text)
     except StoneTrailError:
-        return
+        return None
     if old > new and (proof.old_size, proof.new_size) == (new, old):
-        raise InputError(f"the proof is from tree size {new} to {old}, and OLD has {old} records, NEW {new}: OLD and "
-                         "NEW are swapped (give the earlier checkpoint first)", code="consistency.swapped")
+        return (f"the proof runs from tree size {new} to {old}: if you gave OLD and NEW the other way round, give "
+                "the earlier checkpoint first; if NEW really came after OLD, the log was rolled back")
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -190,7 +190,7 @@ def test_every_verdict_says_what_was_checked(grown: Grown, tmp_path: Path) -> No
     forked = _consistency(tmp_path, grown.notes[9], other, (), "--json")
     assert forked.exit_code == 1 and json.loads(forked.output) == {
         "verdict": "not_consistent", "code": "consistency.split_view", "reason": json.loads(forked.output)["reason"],
-        "evidence": None}
+        "evidence": None, "hint": None}
     both = _consistency(tmp_path, grown.notes[9], grown.notes[9], (), "--json", "--evidence-out", tmp_path / "e")
     assert both.exit_code == 0 and json.loads(both.output)["verdict"] == "same_tree"  # --json goes with it
     assert not (tmp_path / "e").exists()
@@ -210,9 +210,10 @@ def test_a_json_error_names_the_proof_file_only_when_the_proof_is_at_fault(grown
     assert (told.exit_code, error["code"], error["file"]) == (2, "consistency.malformed", str(tmp_path / "p.txt"))
 
 
-def test_swapped_checkpoints_are_a_usage_error_not_a_rollback(grown: Grown, tmp_path: Path) -> None:
-    """OLD and NEW given the other way round, with the proof from NEW's size to OLD's: a usage error
-    (consistency.swapped, exit 2), not "NOT CONSISTENT: rollback" (exit 1), which accuses the operator."""
+def test_swapped_checkpoints_are_a_rollback_with_a_hint(grown: Grown, tmp_path: Path) -> None:
+    """OLD and NEW given the other way round, with the proof from NEW's size to OLD's: still a rollback for the
+    order given (an operator that rolled back can hand out that very proof: a second review), with a hint that
+    the two may be swapped (a new user's review)."""
     hashes = proof(grown, 9, 20).hashes
     (tmp_path / "old.txt").write_text(grown.notes[20])
     (tmp_path / "new.txt").write_text(grown.notes[9])
@@ -221,12 +222,16 @@ def test_swapped_checkpoints_are_a_usage_error_not_a_rollback(grown: Grown, tmp_
     (tmp_path / "trust.keys").write_text(TRUST.format())
     told = run("consistency", tmp_path / "old.txt", tmp_path / "new.txt", "--proof", tmp_path / "p.txt",
                "--trust", tmp_path / "trust.keys", "--json")
-    assert told.exit_code == 2 and json.loads(told.output)["error"]["code"] == "consistency.swapped", told.output
-    assert "rollback" not in told.output
+    data = json.loads(told.output)
+    assert told.exit_code == 1 and (data["verdict"], data["code"]) == ("not_consistent", "consistency.rollback")
+    assert "the other way round" in data["hint"]
+    text = run("consistency", tmp_path / "old.txt", tmp_path / "new.txt", "--proof", tmp_path / "p.txt",
+               "--trust", tmp_path / "trust.keys")
+    assert text.exit_code == 1 and "NOT CONSISTENT: rollback" in text.output and "hint: the proof runs" in text.output
     right = _consistency(tmp_path, grown.notes[9], grown.notes[20], hashes)
     assert right.exit_code == 0, right.output  # the same files the right way round
-    rolled = _consistency(tmp_path, grown.notes[20], grown.notes[9], ())  # a proof of no such pair: a rollback
-    assert rolled.exit_code == 1 and "rollback" in rolled.output.lower(), rolled.output
+    rolled = _consistency(tmp_path, grown.notes[20], grown.notes[9], (), "--json")  # a proof of the pair as given
+    assert rolled.exit_code == 1 and json.loads(rolled.output)["hint"] is None, rolled.output
 
 
 def test_size_zero_checkpoint_with_another_root_is_refused(grown: Grown) -> None:
@@ -668,7 +673,7 @@ def test_cli_usage_errors_and_rollbacks(grown: Grown, tmp_path: Path) -> None:
                "--trust", trust).exit_code == 0
     swapped = run("consistency", tmp_path / "cp20.txt", tmp_path / "cp10.txt", "--proof", tmp_path / "p.txt",
                   "--trust", trust)
-    assert swapped.exit_code == 2 and "[consistency.swapped]" in swapped.output
+    assert swapped.exit_code == 1 and "[consistency.rollback]" in swapped.output and "hint:" in swapped.output
     (tmp_path / "back.txt").write_text(format_consistency_proof(ConsistencyProof(old_size=20, new_size=10, hashes=())))
     rollback = run("consistency", tmp_path / "cp20.txt", tmp_path / "cp10.txt", "--proof", tmp_path / "back.txt",
                    "--trust", trust)
