@@ -21,19 +21,21 @@ from ._inputs import _read_checkpoint
 @click.command("repair", short_help="Move a ledger's torn tail aside (an append that never completed).")
 @click.argument("ledger_file", metavar="LEDGER", type=_LEDGER_FILE)
 @click.option("--checkpoint", "checkpoint_path", type=_EXISTING,
-              help="A checkpoint issued for LEDGER: refuse to cut the file below its tree size (default: the "
-                   "checkpoint.txt published beside LEDGER, if it is of LEDGER's origin).")
+              help="A checkpoint issued for LEDGER: refuse to cut the file below its tree size (the checkpoint.txt "
+                   "published beside LEDGER bounds the cut too, if it is larger).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @_errors
 def repair_command(ledger_file: Path, checkpoint_path: Path | None, as_json: bool) -> None:
     """Move the torn tail of LEDGER (the bytes of an append that never completed: a frame or a batch cut short by a
-    crash) into the new file LEDGER.torn-OFFSET, then cut LEDGER to its last complete record. No byte is deleted:
-    the side file holds exactly what was cut. Takes the writer lock (refused while a writer holds it).
+    crash) into the new file LEDGER.torn-OFFSET (LEDGER.torn-OFFSET-HASH if an earlier crash's tail has that name),
+    then cut LEDGER to its last complete record. No byte is deleted: the side file holds exactly what was cut. Takes
+    the writer lock (refused while a writer holds it).
 
     Only a torn tail is repaired: damage anywhere else is refused (exit 3), naming the record and byte offset, and
     the file is left as it is (run 'stonetrail verify'). A cut that would leave fewer records than the tree size of
     the checkpoint published beside LEDGER (checkpoint.txt), or of the one given with --checkpoint, is refused as a
-    rollback (repair.rollback, exit 1): records a verifier may hold a proof of would be lost. A file with nothing to
+    rollback (repair.rollback, exit 1): records a verifier may hold a proof of would be lost; so is any repair while
+    checkpoint.txt is not a checkpoint and none is given (checkpoint.unreadable, exit 2). A file with nothing to
     repair is left as it is (verdict "intact", exit 0). --json prints {"verdict": "repaired" or "intact", "file",
     "records", "size_bytes", "side_file", "moved_bytes"}.
 

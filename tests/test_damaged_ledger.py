@@ -190,8 +190,52 @@ def test_a_ledger_below_its_published_checkpoint_is_neither_cut_nor_appended_to(
     published.write_text(f"other.example/{origin}\n{rest}")  # another ledger's checkpoint: bounds nothing
     with Ledger.open(ledger, trust.authority_keys) as writer:
         assert writer.size == 600
-    published.write_text("not a checkpoint\n")  # nor does a file that is not one
-    assert run("repair", ledger, "--json").exit_code == 0
+    published.write_text("not a checkpoint\n")  # nor does a file that is not one, but repair will not cut then
+    with Ledger.open(ledger, trust.authority_keys) as writer:
+        assert writer.size == 600
+    assert json.loads(run("repair", ledger, "--json").stdout)["error"]["code"] == "checkpoint.unreadable"
+
+
+def test_repair_is_bounded_by_the_larger_checkpoint_and_refuses_an_unreadable_published_one(
+        demo: Path, tmp_path: Path) -> None:
+    """A second new user's review: an older --checkpoint let repair cut below the published checkpoint.txt, and a
+    checkpoint.txt that was not a checkpoint was passed over without a word. The larger of the two bounds the cut;
+    without --checkpoint, an unreadable checkpoint.txt refuses the repair; either way the file is left as it is."""
+    ledger = _copy(demo, tmp_path)
+    old = tmp_path / "old" / "demo.ledger"  # the ledger as it was at 600 records, and its checkpoint
+    old.parent.mkdir()
+    old.write_bytes(ledger.read_bytes()[:scan(ledger).frames[600].offset])
+    older = tmp_path / "older.txt"
+    older.write_text(checkpoint_file(old, keyfile.load_private_key(demo / "keys" / "operator.pem")))
+    cut_short(ledger)
+    torn = ledger.read_bytes()
+    refused = run("repair", ledger, "--checkpoint", older, "--json")
+    assert refused.exit_code == 1 and json.loads(refused.stdout)["error"]["code"] == "repair.rollback", refused.output
+    assert "checkpoint published beside it" in refused.output and ledger.read_bytes() == torn
+    for garbage in ("garbage\n", (tmp_path / "checkpoint.txt").read_text()[:100]):
+        (tmp_path / "checkpoint.txt").write_text(garbage)
+        unreadable = run("repair", ledger, "--json")
+        assert unreadable.exit_code == 2 and json.loads(unreadable.stdout)["error"]["code"] == "checkpoint.unreadable"
+        assert ledger.read_bytes() == torn
+    assert run("repair", ledger, "--checkpoint", older).exit_code == 0  # given one, within it: repaired
+
+
+def test_a_second_crash_at_the_same_offset_is_moved_aside_under_another_name(demo: Path, tmp_path: Path) -> None:
+    """A second new user's review: after one repair, an append torn again at the same offset was refused
+    (the side file's name held the first tail). The second tail goes to a name with its hash; nothing is lost."""
+    ledger = _copy(demo, tmp_path)
+    (tmp_path / "checkpoint.txt").unlink()  # covers the record torn here: a crash tears only what no one signed
+    whole = ledger.read_bytes()
+    last = scan(ledger).frames[-1]
+    cut_short(ledger)
+    first = ledger.read_bytes()[last.offset:]
+    assert repair(ledger).repaired
+    ledger.write_bytes(whole[:-3])  # appended again, torn elsewhere in the same frame
+    second = repair(ledger)
+    assert second.side_file is not None and second.side_file.name.startswith(f"demo.ledger.torn-{last.offset}-")
+    assert second.side_file.read_bytes() == whole[last.offset:-3]
+    assert (tmp_path / f"demo.ledger.torn-{last.offset}").read_bytes() == first
+    assert repair(ledger).side_file is None  # and nothing left to do
 
 
 def test_repair_refuses_a_ledger_damaged_in_the_middle_and_names_the_position(demo: Path, tmp_path: Path) -> None:
@@ -223,9 +267,10 @@ def test_repair_refuses_to_cut_below_an_issued_checkpoint(demo: Path, tmp_path: 
     assert result.exit_code == 1 and "[repair.rollback]" in result.stderr, result.output
     assert "record 703" in result.stderr and "tree size 704" in result.stderr
     assert ledger.read_bytes() == damaged and list(tmp_path.glob("*.torn-*")) == []
+    published = (tmp_path / "checkpoint.txt").rename(tmp_path / "cp-704.txt")  # else it bounds the cut too
     allowed = run("repair", ledger, "--checkpoint", tmp_path / "cp-703.txt", "--json")
     assert allowed.exit_code == 0 and json.loads(allowed.stdout)["records"] == 703
-    behind = run("repair", ledger, "--checkpoint", tmp_path / "checkpoint.txt")  # intact now, but rolled back
+    behind = run("repair", ledger, "--checkpoint", published)  # intact now, but rolled back
     assert behind.exit_code == 1 and "[repair.rollback]" in behind.stderr and "holds 703 records" in behind.stderr
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Sequence
@@ -19,17 +20,21 @@ from .framing import TORN, StoreProblem
 __all__ = ["Repaired", "repair"]
 
 
-def _move_aside(tail: bytes, side: Path) -> None:
-    """Write ``tail`` into the new file ``side`` (:func:`ledger._files.write_file`). A ``side`` that already
-    holds exactly ``tail`` (left by an interrupted repair) is kept. Raises StorageError "store.exists" (``side``
-    exists with other bytes, or is not a regular file), "store.io"."""
-    try:
-        write_file(side, tail)
-    except StorageError as exc:
-        if exc.code != "store.exists":
-            raise
-        if _read_regular(side) != tail:
-            raise StorageError(f"{side} exists with other bytes; move it away", code="store.exists") from None
+def _move_aside(tail: bytes, side: Path) -> Path:
+    """Write ``tail`` into the new file ``side`` (:func:`ledger._files.write_file`), or, if that name holds other
+    bytes (the tail of an earlier crash at the same offset), into ``side`` + ``-<16 hex of SHA-256 of tail>``;
+    return the file written. A file that already holds exactly ``tail`` (left by an interrupted repair) is kept.
+    Raises StorageError "store.exists" (both names hold other bytes, or are not regular files), "store.io"."""
+    for name in (side, side.with_name(f"{side.name}-{hashlib.sha256(tail).hexdigest()[:16]}")):
+        try:
+            write_file(name, tail)
+            return name
+        except StorageError as exc:
+            if exc.code != "store.exists":
+                raise
+            if _read_regular(name) == tail:
+                return name
+    raise StorageError(f"{side} and {name} exist with other bytes; move them away", code="store.exists")
 
 
 def _read_regular(path: Path) -> bytes | None:
@@ -73,18 +78,20 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None) -> Re
     into the new file ``<path>.torn-<offset>``; truncate the ledger to the end of the last complete batch
     (docs/format.md §8, "Repair"). Bytes are moved, never deleted.
 
-    ``checkpoint``: the text of a checkpoint issued for this ledger; None: the one published beside it
-    (``checkpoint.txt``, :func:`ledger._beside.published_of`), if it is of this ledger's origin. Repair then
-    refuses to leave the file with fewer records than its tree size: that would roll back records a verifier may
-    hold a proof of. Its signature is not checked (it only bounds the cut: a false one can make repair refuse,
-    never cut more).
+    ``checkpoint``: the text of a checkpoint issued for this ledger. Repair refuses to leave the file with fewer
+    records than its tree size, or than the tree size of the checkpoint published beside it (``checkpoint.txt``,
+    :func:`ledger._beside.published_of`, if it is of this ledger's origin), whichever is larger: that would roll
+    back records a verifier may hold a proof of. Their signatures are not checked (they only bound the cut: a
+    false one can make repair refuse, never cut more); without ``checkpoint``, a ``checkpoint.txt`` that is not
+    a checkpoint refuses the repair (it cannot bound the cut).
 
     Takes the writer lock. The side file is written and fsynced before the ledger is truncated and fsynced, so
     no byte is ever lost; a side file that already holds exactly the tail (an interrupted repair) is kept.
     Returns what was done (:class:`Repaired`; ``side_file`` None: no problem, nothing changed).
     Raises:
         ArgumentError: ``input.type`` (an argument of the wrong type).
-        NoteFormatError: ``checkpoint`` is not a checkpoint.
+        NoteFormatError: ``checkpoint`` is not a checkpoint; ``checkpoint.unreadable``: none given, and the
+            ``checkpoint.txt`` beside the file is not one.
         LockedError: a writer holds the ledger.
         InputError: "store.not_a_ledger" (an empty file, or not a ledger at all).
         CorruptStoreError: "store.bad_header", or the code of a problem other than a torn tail (that needs an
@@ -105,11 +112,12 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None) -> Re
         _lock(fd, p)
         with io_errors(p, "repairing"):
             origin, offsets, problems, end = _survey(fd)
-            _may_cut(p, problems, issued or published_of(p, origin), origin, len(offsets), given=issued is not None)
+            published = published_of(p, origin, strict=issued is None)  # none given: an unreadable one refuses
+            _may_cut(p, problems, issued, published, origin, len(offsets))
             side, tail = None, b""
             if problems:
-                side, tail = p.with_name(f"{p.name}.torn-{end}"), _pread(fd, os.fstat(fd).st_size - end, end)
-                _move_aside(tail, side)
+                tail = _pread(fd, os.fstat(fd).st_size - end, end)
+                side = _move_aside(tail, p.with_name(f"{p.name}.torn-{end}"))
                 os.ftruncate(fd, end)
                 os.fsync(fd)
             return Repaired(ledger=p, records=len(offsets), size_bytes=end, side_file=side, moved_bytes=len(tail))
@@ -117,21 +125,23 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None) -> Re
         os.close(fd)
 
 
-def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | None, origin: str, kept: int, *,
-            given: bool) -> None:
-    """Refuse a repair that would cut anything but a torn tail, or leave fewer records than ``issued`` covers
-    (``kept``: the records before the torn tail, or all of them; ``given``: the caller's checkpoint, else the
-    published one). Raises as :func:`repair`."""
+def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | None, published: Checkpoint | None,
+            origin: str, kept: int) -> None:
+    """Refuse a repair that would cut anything but a torn tail, or leave fewer records than ``issued`` (the
+    caller's checkpoint) or ``published`` (the one beside the file) covers, whichever is larger (``kept``: the
+    records before the torn tail, or all of them). Raises as :func:`repair`."""
     if problems and problems[0].code != TORN:  # a torn tail is always the last problem
         first = problems[0]
         raise CorruptStoreError(f"{p} is damaged at record {first.index} (byte offset {first.offset}): "
                                 f"{first.reason.removeprefix(f'record {first.index}: ')}; that is not a torn tail, "
                                 "so repair leaves the file as it is: audit it (stonetrail verify)", code=first.code)
-    if issued is None:
-        return
-    if issued.origin != origin:
+    if issued is not None and issued.origin != origin:
         raise VerificationError(f"the checkpoint is of {issued.origin!r:.80}, {p} of {origin!r:.80}",
                                 code="checkpoint.origin_mismatch")
+    given = issued is not None and (published is None or issued.tree_size >= published.tree_size)
+    issued = issued if given else published
+    if issued is None:
+        return
     if kept < issued.tree_size:
         which = "the checkpoint given" if given else f"the checkpoint published beside it ({published_checkpoint(p)})"
         where = (f"its torn tail starts at record {kept} (byte offset {problems[0].offset})" if problems
