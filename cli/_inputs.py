@@ -8,9 +8,10 @@ import re
 import stat
 from pathlib import Path
 
-from ledger import Trust
+from ledger import Trust, keyfile
 from ledger.checkpoint import read_unverified_checkpoint
-from ledger.errors import InputError, NoteFormatError, StorageError
+from ledger.errors import InputError, KeyFormatError, NoteFormatError, StorageError, TrustFileError
+from ledger.keys import PrivateKey
 from ledger.witness_policy import WitnessPolicy
 
 from ._common import _about
@@ -63,21 +64,47 @@ def _read_checkpoint(path: Path, what: str = "checkpoint") -> str:
     """A signed checkpoint's text, checked for form here so that an error names the file."""
     text = _read_text(path, what)
     with _about(path, f"{what} {path}"):
-        if _TRUST_FILE.search(text):
-            raise NoteFormatError("it is a trust file, not a checkpoint (a checkpoint is the signed note "
-                                  "'stonetrail checkpoint' writes, e.g. checkpoint.txt)", code="note.malformed")
+        if (kind := text_kind(text)) not in (None, "a checkpoint"):
+            raise NoteFormatError(f"it is {kind}, not a checkpoint (a checkpoint is the signed note 'stonetrail "
+                                  "checkpoint' writes, e.g. checkpoint.txt)", code="note.malformed")
         read_unverified_checkpoint(text)
     return text
 
 
-#: A line only a trust file has (docs/format.md §9.1): a key pinned as operator, authority or witness.
-_TRUST_FILE = re.compile(r"^(operator|authority) \S+\+[0-9a-f]{8}\+", re.MULTILINE)
+#: What a text file of the project's other kinds is, by a line only that kind has (docs/format.md §7, §7b.1, §9.1).
+_TEXT_KINDS = ((re.compile(r"^(operator|authority) \S+\+[0-9a-f]{8}\+", re.MULTILINE), "a trust file"),
+               (re.compile(r"^-----BEGIN [A-Z ]*PRIVATE KEY-----", re.MULTILINE), "a private key file"),
+               (re.compile(r"\Astonetrail/v1/consistency-proof\n"), "a consistency proof"),
+               (re.compile(r"\n\n(\u2014 \S+ \S+\n)+\Z"), "a checkpoint"))
+
+
+def text_kind(text: str) -> str | None:
+    """What the text file ``text`` is, if it is one of the project's kinds (``"a trust file"``, ``"a private key
+    file"``, ``"a consistency proof"``, ``"a checkpoint"``: a signed note); None otherwise."""
+    return next((kind for pattern, kind in _TEXT_KINDS if pattern.search(text)), None)
+
+
+def load_key(path: Path) -> PrivateKey:
+    """The private key in the PEM file ``path`` (:func:`ledger.keyfile.load_private_key`), an error naming the file
+    and, for a file of another kind (a ledger, a checkpoint, a trust file), what it is."""
+    with _about(path, f"key file {path}"):
+        try:
+            return keyfile.load_private_key(path)
+        except KeyFormatError as exc:
+            data = _read_bytes(path, "key file")
+            kind = _binary_kind(data).removeprefix(": it is ") or text_kind(data.decode("utf-8", "replace"))
+            if kind:
+                exc.args = (f"it is {kind}, not a private key (a PEM file 'stonetrail keygen' writes)",)
+            raise
 
 
 def _load_trust(path: Path, witness_policy: Path | None = None) -> Trust:
     """The trust file at ``path``, with the C2SP tlog-policy file ``witness_policy`` as its witness policy."""
     text = _read_text(path, "trust file")
     with _about(path, f"trust file {path}"):
+        if (kind := text_kind(text)) not in (None, "a trust file"):
+            raise TrustFileError(f"it is {kind}, not a trust file (the public keys you pin: 'operator', 'authority' "
+                                 "and witness lines)", code="trust.malformed")
         trust = Trust.parse(text)
     if witness_policy is None:
         return trust

@@ -14,7 +14,6 @@ from ledger import checkpoint_file, note_verifier_key
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.consistency import format_consistency_proof
 from ledger.errors import TrustFileError
-from ledger.keyfile import load_private_key
 from ledger.monitor import consistency_proof_for
 from ledger.pg.db import is_url
 from ledger.publish import Published, check_signer, publish_checkpoint
@@ -23,7 +22,7 @@ from ledger.witness_policy import WitnessPolicy
 
 from . import witness as _witness
 from ._common import _EXISTING, _LEDGER, _about, _errors, _print_json, _write_new, check_new_file
-from ._inputs import _load_trust, _read_checkpoint, _read_text
+from ._inputs import _load_trust, _read_checkpoint, _read_text, load_key
 from ._output import progress
 
 
@@ -104,7 +103,7 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
             check_new_file(target)  # never overwritten (old checkpoints are evidence)
     if file_out is not None and proof_out is not None and file_out.resolve() == proof_out.resolve():
         raise click.UsageError("-o and --proof-out name the same file")
-    key = load_private_key(key_file)
+    key = load_key(key_file)
     trust = _load_trust(trust_file) if trust_file is not None else None
     since = _read_checkpoint(since_file, "--since checkpoint") if since_file is not None else None
     with progress("records") as bar:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import click
 
-from ledger import keyfile
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.cosignature import cosigner_key
 from ledger.errors import InputError, StorageError
@@ -26,7 +25,7 @@ from ledger.witness_policy import WitnessPolicy
 from ledger.witnessed import WitnessError
 
 from ._common import _EXISTING, _about, _errors, _save_key
-from ._inputs import _read_bytes
+from ._inputs import _read_bytes, load_key
 from ._output import JSON_OUTPUT
 
 _LISTEN_HELP = "HOST:PORT to listen on ([::1]:PORT for IPv6); port 0 picks a free port (printed)."
@@ -104,7 +103,7 @@ def serve(key_file: Path, name: str, logs_file: Path, state_dir: Path, listen: s
           --listen 0.0.0.0:7380 --check
     """
     host, port = _address(listen)
-    key = keyfile.load_private_key(key_file)
+    key = load_key(key_file)
     with _about(logs_file, f"logs file {logs_file}"):
         logs = KnownLogs.parse(_read_bytes(logs_file, "logs file"))
     with _about(state_dir):

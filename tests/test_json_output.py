@@ -264,10 +264,24 @@ def test_the_wrong_file_or_form_is_named(files: SmallFiles, tmp_path: Path) -> N
     policy = tmp_path / "p.txt"
     policy.write_text("deny-origin = RU\n")
     for args, said in ((["--checkpoint", files.trust], "it is a trust file, not a checkpoint"),
+                       (["--checkpoint", files.proof_3_4], "it is a consistency proof, not a checkpoint"),
                        (["--checkpoint", crlf], "Windows line endings"),
                        (["--policy", policy], "did you mean deny_origin?")):
         told = run("verify", files.ledger, "--trust", files.trust, *args)
         assert told.exit_code == 2 and said in told.stderr, told.output
+
+
+def test_a_key_or_trust_file_of_another_kind_is_named(files: SmallFiles, tmp_path: Path) -> None:
+    """A second new user's review: a ledger given as --key said only "not an unencrypted PEM private key" (its
+    JSON error naming no file), a checkpoint given as --trust "expected '<operator|authority> ...'"."""
+    for key_file, kind in ((files.ledger, "a ledger file"), (files.trust, "a trust file"),
+                           (files.checkpoint, "a checkpoint")):
+        told = run("checkpoint", files.ledger, "--key", key_file, "-o", tmp_path / "cp.txt", "--json")
+        error = json.loads(told.stdout)["error"]
+        assert told.exit_code == 2 and (error["code"], error["file"]) == ("key.pem", str(key_file)), told.output
+        assert f"it is {kind}, not a private key" in error["message"]
+    trusted = run("verify", files.ledger, "--trust", files.checkpoint)
+    assert trusted.exit_code == 2 and "it is a checkpoint, not a trust file" in trusted.stderr, trusted.output
 
 
 def test_init_warns_of_an_origin_the_trust_file_pins_no_operator_key_under(files: SmallFiles, tmp_path: Path) -> None:
