@@ -312,10 +312,16 @@ def test_repair_resumes_after_interruption_and_keeps_foreign_sidecars(tmp_path: 
     side.write_bytes(b"STR1")  # an earlier repair wrote the sidecar, then crashed before truncating
     path.write_bytes(good + b"STR1")
     assert repair(path).side_file == side and path.read_bytes() == good
+    path.write_bytes(good + b"STR")  # another tail at the same offset: beside it, under a name with its hash
+    again = repair(path).side_file
+    assert again is not None and again.name.startswith(side.name + "-") and again.read_bytes() == b"STR"
+    assert side.read_bytes() == b"STR1" and path.read_bytes() == good  # the foreign sidecar kept as it was
+    for name in (side, again):  # both names taken by other bytes: refused, nothing cut
+        name.write_bytes(b"STRB")
     path.write_bytes(good + b"STR")
     with pytest.raises(StorageError) as err:
         repair(path)
-    assert err.value.code == "store.exists" and side.read_bytes() == b"STR1"
+    assert err.value.code == "store.exists" and side.read_bytes() == b"STRB"
     assert path.stat().st_size == len(good) + 3
 
 
