@@ -108,7 +108,8 @@ def _published_checkpoint(ledger_file: Path | str) -> str:
     path = published_checkpoint(ledger_file)
     if not path.exists():
         raise InputError(f"no checkpoint next to {ledger_file} ({path}): sign one with 'stonetrail checkpoint "
-                         f"{ledger_file} --key OPERATOR.pem --trust TRUST', or pass --checkpoint", code="checkpoint.missing")
+                         f"{ledger_file} --key OPERATOR.pem --trust TRUST', or pass --checkpoint",
+                         code="checkpoint.missing")
     return _read_checkpoint(path)
 
 
