@@ -5,6 +5,7 @@ reader does not answer from that index, a writer rebuilds it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import zlib
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import Ledger, Trust
+from ledger import Ledger, Trust, repair
 from ledger.index.db import index_path
 from ledger.index.indexed import CHECKED
 from ledger.index.reading import indexed_log
@@ -96,3 +97,30 @@ def test_an_index_beside_a_ledger_written_over_in_place_is_not_used(demo: Path, 
     log = indexed_log(mine)
     assert log is not None
     log.close()
+
+
+def test_an_index_beside_its_ledger_repaired_back_to_its_end_is_caught_up_not_rebuilt(demo: Path,
+                                                                                          tmp_path: Path) -> None:
+    """A crash tears an append after the index's last commit; repair cuts the log back to where the index ends.
+    The file is then of the index's size with a new time, as a file written over would be: the repair's side file
+    tells them apart, so the index is kept (caught up, not rebuilt), and the identity it records is refreshed,
+    so that the old side file excuses nothing later."""
+    keys = Trust.parse((demo / "trust.keys").read_text()).authority_keys
+    mine, other = tmp_path / "demo.ledger", tmp_path / "other.ledger"
+    shutil.copy(demo / "demo.ledger", mine)
+    with Ledger.open(mine, keys) as ledger:  # builds the index
+        size = ledger.size
+    built = os.stat(index_path(mine)).st_ino
+    with open(mine, "ab") as log:
+        log.write(b"STR1\x00\x00\x01\x00")  # an append torn by a crash
+    assert repair(mine).repaired
+    log_ = indexed_log(mine)
+    assert log_ is not None
+    log_.close()
+    with Ledger.open(mine, keys) as ledger:
+        assert ledger.size == size
+    assert os.stat(index_path(mine)).st_ino == built  # the same index file: not rebuilt
+    shutil.copy(mine, other)
+    _forked(other, size - 1 - 600)
+    shutil.copyfile(other, mine)  # now written over in place: the old side file does not excuse it
+    assert indexed_log(mine) is None

@@ -6,6 +6,7 @@ log's own (:meth:`LedgerIndex.check`). Opening, catching up and building one: :m
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import itertools
 import os
@@ -368,7 +369,8 @@ class LedgerIndex:
         every commit: a copy of the index beside a copy of the log or another ledger, or a file written over the
         log or cut short, is never taken on trust, whatever the files hold), or that file grown since (appended
         to: by a writer that stopped before its index commit, or behind its back; the records after the index's
-        end are caught up and checked as new ones), origin,
+        end are caught up and checked as new ones) or cut back to the index's end by a repair since (its side
+        file is there), origin,
         header, the last indexed record where it says, with the leaf hash and root it recorded, and the
         :data:`CHECKED` records before it each where the index says, with its leaf hash (an index of a ledger
         that forked from this one differs there; their frames are read in one piece when they span at most
@@ -377,8 +379,9 @@ class LedgerIndex:
         if db.meta("origin") != log.origin or db.meta("header") != hashlib.sha256(log.header).digest():
             raise IndexDamaged(f"{db.path} is the index of another ledger")
         seen, now = db.meta("file"), log.identity()
-        grown = type(seen) is list and len(seen) == 3 and now[0] == seen[0] and now[1] > seen[1]  # appended to
-        if seen != now and not grown:
+        same = type(seen) is list and len(seen) == 3 and now[0] == seen[0]
+        grown = same and now[1] > seen[1]  # appended to
+        if seen != now and not grown and not (same and now[1] == self.end and _repaired(log.path, self.end, seen[2])):
             raise IndexDamaged(f"{db.path} was written for another file than {log.path}, or the file changed since "
                                "(a copy, another ledger, one written over it, or cut short)")
         if self.end > log.size():
@@ -398,11 +401,29 @@ class LedgerIndex:
             for position in range(first, self.size):
                 self._framed(position, read)
 
+    def saw(self) -> None:
+        """Record the log file as it is now (:meth:`check`), if a commit did not: a writer that caught up with
+        no record (a log cut back by a repair), so that an old side file excuses nothing later."""
+        if self.log is not None and self.db.meta("file") != self.log.identity():
+            with self.db.transaction():
+                self.db.set_meta(file=self.log.identity())
+
     def close(self) -> None:
         """Close the index file and the log's read descriptor."""
         self.db.close()
         if self.log is not None:
             self.log.close()
+
+
+def _repaired(path: Path, end: int, since_ns: int) -> bool:
+    """True if a repair moved a torn tail from byte ``end`` of the log at ``path`` aside after the time ``since_ns``
+    (its side file, ``<log>.torn-<end>`` or ``...-<hash>``, docs/format.md §8): the log was cut back to where the
+    index ends, by a repair, not written over."""
+    with contextlib.suppress(OSError):
+        return any(side.stat().st_mtime_ns >= since_ns
+                   for side in path.parent.glob(f"{glob.escape(path.name)}.torn-{end}*")
+                   if side.name == f"{path.name}.torn-{end}" or side.name.startswith(f"{path.name}.torn-{end}-"))
+    return False
 
 
 def _within(span: bytes, start: int) -> Callable[[int, int], bytes]:

@@ -180,6 +180,7 @@ def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progr
         return build_index(log, keys, progress=progress, checked=checked)
     try:
         _catch_up(index, progress)
+        index.saw()
     except BaseException:
         index.close()
         raise
