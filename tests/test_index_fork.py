@@ -103,8 +103,8 @@ def test_an_index_beside_its_ledger_repaired_back_to_its_end_is_caught_up_not_re
                                                                                           tmp_path: Path) -> None:
     """A crash tears an append after the index's last commit; repair cuts the log back to where the index ends.
     The file is then of the index's size with a new time, as a file written over would be: the repair's side file
-    tells them apart, so the index is kept (caught up, not rebuilt), and the identity it records is refreshed,
-    so that the old side file excuses nothing later."""
+    tells them apart (one more than the index recorded), so the index is kept (caught up, not rebuilt), and what
+    it records of the file is refreshed, so that the old side file excuses nothing later."""
     keys = Trust.parse((demo / "trust.keys").read_text()).authority_keys
     mine, other = tmp_path / "demo.ledger", tmp_path / "other.ledger"
     shutil.copy(demo / "demo.ledger", mine)

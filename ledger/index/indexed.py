@@ -80,12 +80,20 @@ class LogFile:
     def size(self) -> int:
         return os.fstat(self.fd).st_size
 
-    def identity(self) -> list[int]:
-        """[inode number, size, modification time in ns] of the file: what an index written after the log's last
-        change recorded, unless the file was changed since (appended to by a writer that stopped before its index
-        commit, repaired, overwritten in place) or another file is in its place (a copy, an inode number reused)."""
+    def identity(self, end: int) -> list[int]:
+        """[inode number, size, modification time in ns, side files of a repair at byte ``end``] of the file: what
+        an index ending at ``end`` written after the log's last change recorded, unless the file was changed since
+        (appended to by a writer that stopped before its index commit, repaired, overwritten in place) or another
+        file is in its place (a copy, an inode number reused). The side files are a repair's
+        (``<log>.torn-<end>`` and ``...-<hash>``, docs/format.md §8): one more than recorded tells a log cut back
+        to ``end`` by a repair from one written over (a time would not: a clock tick can hold both)."""
         stat = os.fstat(self.fd)
-        return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+        with contextlib.suppress(OSError):
+            name = f"{self.path.name}.torn-{end}"
+            sides = sum(1 for side in self.path.parent.glob(f"{glob.escape(name)}*")
+                        if side.name == name or side.name.startswith(f"{name}-"))
+            return [stat.st_ino, stat.st_size, stat.st_mtime_ns, sides]
+        return [stat.st_ino, stat.st_size, stat.st_mtime_ns, 0]
 
 
 class LedgerIndex:
@@ -248,7 +256,7 @@ class LedgerIndex:
         first = self.size
         tiles = self.tree.append(leaves)
         size = first + len(leaves)
-        seen = {} if self.log is None else {"file": self.log.identity()}  # the log file as it is now
+        seen = {} if self.log is None else {"file": self.log.identity(end)}  # the log file as it is now
         with self.db.transaction():  # on failure the caller drops this handle: the log is ahead, reopen catches up
             counts = flush(self._maps)
             self.db.put_tiles(tiles)
@@ -378,10 +386,11 @@ class LedgerIndex:
         db, log = self.files()
         if db.meta("origin") != log.origin or db.meta("header") != hashlib.sha256(log.header).digest():
             raise IndexDamaged(f"{db.path} is the index of another ledger")
-        seen, now = db.meta("file"), log.identity()
-        same = type(seen) is list and len(seen) == 3 and now[0] == seen[0]
+        seen, now = db.meta("file"), log.identity(self.end)
+        same = type(seen) is list and len(seen) == len(now) and all(type(v) is int for v in seen) and now[0] == seen[0]
         grown = same and now[1] > seen[1]  # appended to
-        if seen != now and not grown and not (same and now[1] == self.end and _repaired(log.path, self.end, seen[2])):
+        repaired = same and now[1] == self.end and now[3] > seen[3]  # cut back to the index's end by a repair
+        if not same or (now[:3] != seen[:3] and not grown and not repaired):
             raise IndexDamaged(f"{db.path} was written for another file than {log.path}, or the file changed since "
                                "(a copy, another ledger, one written over it, or cut short)")
         if self.end > log.size():
@@ -404,26 +413,15 @@ class LedgerIndex:
     def saw(self) -> None:
         """Record the log file as it is now (:meth:`check`), if a commit did not: a writer that caught up with
         no record (a log cut back by a repair), so that an old side file excuses nothing later."""
-        if self.log is not None and self.db.meta("file") != self.log.identity():
+        if self.log is not None and self.db.meta("file") != self.log.identity(self.end):
             with self.db.transaction():
-                self.db.set_meta(file=self.log.identity())
+                self.db.set_meta(file=self.log.identity(self.end))
 
     def close(self) -> None:
         """Close the index file and the log's read descriptor."""
         self.db.close()
         if self.log is not None:
             self.log.close()
-
-
-def _repaired(path: Path, end: int, since_ns: int) -> bool:
-    """True if a repair moved a torn tail from byte ``end`` of the log at ``path`` aside after the time ``since_ns``
-    (its side file, ``<log>.torn-<end>`` or ``...-<hash>``, docs/format.md §8): the log was cut back to where the
-    index ends, by a repair, not written over."""
-    with contextlib.suppress(OSError):
-        return any(side.stat().st_mtime_ns >= since_ns
-                   for side in path.parent.glob(f"{glob.escape(path.name)}.torn-{end}*")
-                   if side.name == f"{path.name}.torn-{end}" or side.name.startswith(f"{path.name}.torn-{end}-"))
-    return False
 
 
 def _within(span: bytes, start: int) -> Callable[[int, int], bytes]:

@@ -50,8 +50,8 @@ def _new(log: LogFile, path: Path) -> IndexDB:
     discard_index(log.path, building_only=True)
     db = IndexDB.open(path, create=True)
     with db.transaction():
-        db.set_meta(origin=log.origin, header=hashlib.sha256(log.header).digest(), file=log.identity(), size=0,
-                    end=len(log.header), counts={})
+        db.set_meta(origin=log.origin, header=hashlib.sha256(log.header).digest(),
+                    file=log.identity(len(log.header)), size=0, end=len(log.header), counts={})
     return db
 
 
