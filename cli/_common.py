@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 import click
 
 from ledger import Finding, Trust, keyfile
-from ledger._beside import published_checkpoint, published_of
+from ledger._beside import short_of
 from ledger._files import check_new, write_files
 from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
 from ledger.keys import PrivateKey
@@ -245,13 +245,8 @@ def rolled_back(ledger_file: Path | str, origin: str, records: int) -> list[Find
     """A ``checkpoint.beyond_log`` finding (position None) if the checkpoint published beside the ledger file
     (``checkpoint.txt``, :func:`ledger._beside.published_of`) covers more than its ``records``: records its operator
     signed are missing, so what the file tells may be incomplete (docs/format.md §8.1); else none."""
-    published = None if is_url(ledger_file) else published_of(ledger_file, origin)
-    if published is None or published.tree_size <= records:
-        return []
-    return [Finding(code="checkpoint.beyond_log", position=None, item=None, reason=(
-        f"{ledger_file} holds {records} records, fewer than the {published.tree_size} of the checkpoint published "
-        f"beside it ({published_checkpoint(ledger_file)}): records its operator signed are missing (cut short, or "
-        "restored from an older copy)"))]
+    short = None if is_url(ledger_file) else short_of(ledger_file, origin, records)
+    return [] if short is None else [Finding(code="checkpoint.beyond_log", position=None, item=None, reason=short)]
 
 
 def incomplete(broken: Sequence[Finding]) -> str:

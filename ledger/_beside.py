@@ -5,6 +5,7 @@ signed, and an append to it would fork the published log)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Final
@@ -13,7 +14,7 @@ from .checkpoint import Checkpoint, read_unverified_checkpoint
 from .errors import NoteFormatError, StoneTrailError
 from .note import MAX_NOTE_BYTES
 
-__all__ = ["CHECKPOINT_FILE", "published_checkpoint", "published_of"]
+__all__ = ["CHECKPOINT_FILE", "published_checkpoint", "published_of", "read_published", "short_of"]
 
 #: The name of the published (newest) checkpoint, in the ledger file's directory.
 CHECKPOINT_FILE: Final = "checkpoint.txt"
@@ -36,13 +37,34 @@ def published_of(ledger_path: str | Path, origin: str, *, strict: bool = False) 
     if not os.path.lexists(target):
         return None
     try:
-        if target.is_symlink() or not target.is_file():  # a link or a FIFO: not read here
-            raise NoteFormatError("not a regular file")
-        with open(target, "rb") as file:
-            checkpoint = read_unverified_checkpoint(file.read(MAX_NOTE_BYTES + 1).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, StoneTrailError) as exc:
+        data = read_published(target)
+        if data is None:
+            raise NoteFormatError("not a regular file that can be read")
+        checkpoint = read_unverified_checkpoint(data.decode("utf-8"))
+    except (UnicodeDecodeError, StoneTrailError) as exc:
         if strict:
             raise NoteFormatError(f"{target} is not a checkpoint ({exc}), so it cannot bound the file: move it aside, "
                                   "or give the ledger's latest checkpoint", code="checkpoint.unreadable") from exc
         return None
     return checkpoint if checkpoint.origin == origin else None
+
+
+def short_of(ledger_path: str | Path, origin: str, records: int) -> str | None:
+    """Why the ledger file at ``ledger_path`` (of ``origin``), holding ``records`` records, is short of the
+    checkpoint published beside it (:func:`published_of`), in words; None if it is not (or none is published)."""
+    published = published_of(ledger_path, origin)
+    if published is None or published.tree_size <= records:
+        return None
+    return (f"{ledger_path} holds {records} records, fewer than the {published.tree_size} of the checkpoint "
+            f"published beside it ({published_checkpoint(ledger_path)}): records its operator signed are missing "
+            "(the file was cut short, or restored from an older copy)")
+
+
+def read_published(target: Path) -> bytes | None:
+    """The bytes of the published checkpoint ``target`` (at most a note's cap and one byte), if it is a regular
+    file that can be read; None otherwise (a link or a FIFO is not read)."""
+    if target.is_symlink() or not target.is_file():
+        return None
+    with contextlib.suppress(OSError), open(target, "rb") as file:
+        return file.read(MAX_NOTE_BYTES + 1)
+    return None

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from ._beside import published_checkpoint, published_of
+from ._beside import short_of
 from .errors import InputError, StorageError, VerificationError
 from .findings import raise_first
 from .hashing import Digest
@@ -80,14 +80,10 @@ def _not_rolled_back(store: FileStore, records: int) -> None:
     """Refuse to write to a ledger file of ``records`` records, fewer than the checkpoint published beside it
     covers (:func:`ledger._beside.published_of`): records its operator signed are missing, and an append would
     fork the published log. Raises VerificationError ``checkpoint.beyond_log``."""
-    published = published_of(store.path, store.origin)
-    if published is not None and published.tree_size > records:
-        raise VerificationError(
-            f"{store.path} holds {records} records, fewer than the {published.tree_size} of the checkpoint published "
-            f"beside it ({published_checkpoint(store.path)}): records its operator signed are missing (the file was "
-            "rolled back: cut short, or restored from an older copy), and an append would fork the published log; "
-            "recover the missing records (a backup, a mirror), or move that checkpoint aside if it is not this "
-            "ledger's", code="checkpoint.beyond_log")
+    if (short := short_of(store.path, store.origin, records)) is not None:
+        raise VerificationError(f"{short}, and an append would fork the published log; recover the missing records "
+                                "(a backup, a mirror), or move that checkpoint aside if it is not this ledger's",
+                                code="checkpoint.beyond_log")
 
 
 class FileBackend:

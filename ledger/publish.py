@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._beside import CHECKPOINT_FILE, published_checkpoint, published_of
+from ._beside import CHECKPOINT_FILE, published_checkpoint, published_of, read_published
 from ._files import replace_file
 from .checkpoint import read_unverified_checkpoint
 from .errors import StoneTrailError, VerificationError
 from .monitor import consistency_proof_for
-from .note import MAX_NOTE_BYTES, note_signers, split_note
+from .note import note_signers, split_note
 
 __all__ = ["CHECKPOINT_FILE", "Published", "check_signer", "kept_checkpoint_name", "publish_checkpoint",
            "published_checkpoint", "published_of"]
@@ -98,7 +98,7 @@ def check_signer(ledger_path: str | Path, note: str) -> None:
     failed to verify). Sign with the pinned key, or check the new one against a trust file (``pinned``).
     Raises VerificationError ``checkpoint.other_signer``."""
     target = published_checkpoint(ledger_path)
-    old = _read_published(target)
+    old = read_published(target)
     if old is None or not _same_origin(old, note):  # another ledger's: publishing refuses it by name
         return
     before, now = note_signers(old), note_signers(note)
@@ -116,21 +116,11 @@ def _same_origin(old: bytes, note: str) -> bool:
     return False
 
 
-def _read_published(target: Path) -> bytes | None:
-    """The bytes of the published checkpoint ``target`` (at most a note's cap and one byte), if it is a regular
-    file that can be read; None otherwise (a link or a FIFO is not read here)."""
-    if target.is_symlink() or not target.is_file():
-        return None
-    with contextlib.suppress(OSError), open(target, "rb") as file:
-        return file.read(MAX_NOTE_BYTES + 1)
-    return None
-
-
 def _holds_more_of(target: Path, note: str) -> bool:
     """Whether the checkpoint published at ``target`` is ``note`` with more signature lines (witness cosignatures,
     C2SP tlog-cosignature) than ``note`` has: the same text, and every one of ``note``'s lines among its own. An
     unreadable, linked or malformed file is not (replacing it is then :func:`replace_file`'s to refuse or do)."""
-    old = _read_published(target)
+    old = read_published(target)
     with contextlib.suppress(StoneTrailError):
         (text, lines), (new_text, new_lines) = split_note(old or b""), split_note(note)
         return text == new_text and set(new_lines) < set(lines)

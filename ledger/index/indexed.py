@@ -6,17 +6,12 @@ log's own (:meth:`LedgerIndex.check`). Opening, catching up and building one: :m
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import itertools
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..custody import CustodyState
-from ..errors import StorageError
 from ..events import REGISTRY_KINDS
 from ..hashing import Digest
 from ..heads import HEADS_EXTENSION, Head, ItemHeads, head_leaf
@@ -24,9 +19,10 @@ from ..identity import IDENTITIES_EXTENSION, IdentityLeaf, sort_key
 from ..merkle import leaf_hash
 from ..record import Record
 from ..storage.frames import read_frame
-from ..storage.framing import FRAME_MAGIC, pack_header
+from ..storage.framing import FRAME_MAGIC
 from ..storage.tiles import TiledTree
 from .db import IndexDB, Tables
+from .logfile import LogFile
 from .maps import IndexDamaged, StoredMap, Written
 from .snapshot import HEADS, IDENTITIES, Snapshot, latest_snapshot, merged, tree_line, write_snapshot
 from .state import TABLES, UNCOUNTED, attach, flush, forget, increasing, track
@@ -42,58 +38,6 @@ _TABLES = list(TABLES)
 Trees = tuple[list[tuple[bytes, bytes, Digest]], list[tuple[bytes, bytes, Digest]]]
 #: The tables whose rows are a checkpoint tree's leaves, by tree (their changes are tracked: :func:`track`).
 _TREES = {"head_positions": HEADS, "head_latest": HEADS, "id_claims": IDENTITIES}
-
-
-@dataclass(frozen=True, slots=True)
-class LogFile:
-    """The log as the index sees it: its origin, header bytes and a ``pread`` (its own read-only descriptor,
-    so the writer's lock is never touched)."""
-
-    path: Path
-    fd: int
-    origin: str
-
-    @classmethod
-    def open(cls, path: Path, origin: str) -> LogFile:
-        """Open the log at ``path`` (of ``origin``) for reading. Raises StorageError "store.io"."""
-        try:
-            return cls(path, os.open(path, os.O_RDONLY), origin)
-        except OSError as exc:
-            raise StorageError(f"cannot read {path}: {exc.strerror or exc}", code="store.io") from exc
-
-    def close(self) -> None:
-        """Close the descriptor (idempotent: the writer may close an index it failed to replace)."""
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-    @property
-    def header(self) -> bytes:
-        return pack_header(self.origin)
-
-    def read(self, offset: int, n: int) -> bytes:
-        parts = []
-        while n > 0 and (part := os.pread(self.fd, n, offset)):
-            parts.append(part)
-            n, offset = n - len(part), offset + len(part)
-        return b"".join(parts)
-
-    def size(self) -> int:
-        return os.fstat(self.fd).st_size
-
-    def identity(self, end: int) -> list[int]:
-        """[inode number, size, modification time in ns, side files of a repair at byte ``end``] of the file: what
-        an index ending at ``end`` written after the log's last change recorded, unless the file was changed since
-        (appended to by a writer that stopped before its index commit, repaired, overwritten in place) or another
-        file is in its place (a copy, an inode number reused). The side files are a repair's
-        (``<log>.torn-<end>`` and ``...-<hash>``, docs/format.md §8): one more than recorded tells a log cut back
-        to ``end`` by a repair from one written over (a time would not: a clock tick can hold both)."""
-        stat = os.fstat(self.fd)
-        with contextlib.suppress(OSError):
-            name = f"{self.path.name}.torn-{end}"
-            sides = sum(1 for side in self.path.parent.glob(f"{glob.escape(name)}*")
-                        if side.name == name or side.name.startswith(f"{name}-"))
-            return [stat.st_ino, stat.st_size, stat.st_mtime_ns, sides]
-        return [stat.st_ino, stat.st_size, stat.st_mtime_ns, 0]
 
 
 class LedgerIndex:
@@ -386,11 +330,7 @@ class LedgerIndex:
         db, log = self.files()
         if db.meta("origin") != log.origin or db.meta("header") != hashlib.sha256(log.header).digest():
             raise IndexDamaged(f"{db.path} is the index of another ledger")
-        seen, now = db.meta("file"), log.identity(self.end)
-        same = type(seen) is list and len(seen) == len(now) and all(type(v) is int for v in seen) and now[0] == seen[0]
-        grown = same and now[1] > seen[1]  # appended to
-        repaired = same and now[1] == self.end and now[3] > seen[3]  # cut back to the index's end by a repair
-        if not same or (now[:3] != seen[:3] and not grown and not repaired):
+        if not log.seen_as(db.meta("file"), self.end):
             raise IndexDamaged(f"{db.path} was written for another file than {log.path}, or the file changed since "
                                "(a copy, another ledger, one written over it, or cut short)")
         if self.end > log.size():
