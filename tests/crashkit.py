@@ -27,7 +27,7 @@ import shutil
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +52,7 @@ STEP_SIZES = (1, 1, 4, 1, 96, 1, 2, 1, 64, 8, 1, 160, 1, 3, 1, 120, 1, 1)
 TEMPLATE_STONES = 30  # each mined and sold three times: with the 3 enrolments, 123 records
 PARTIES = (("producer-a", ("producer",), "BW"), ("trader-b", ("trader",), "BW"), ("trader-e", ("trader",), "BW"))
 SLOW_PAUSE_S = 0.0001  # a slow disk's pause after each write of at most 256 bytes
+WRITING = "W"  # what a writer on a slow disk says after a step's first write
 
 
 # --- the prepared ledger and its workload ---------------------------------------------------------------------
@@ -116,14 +117,16 @@ def prepare(directory: Path) -> Prepared:
 
 # --- the writer -----------------------------------------------------------------------------------------------
 
-def slow_disk(spare_fd: int, pause_s: float) -> None:
-    """In a child: every ``os.write`` but to ``spare_fd`` writes at most 256 bytes, then pauses ``pause_s``."""
+def slow_disk(spare_fd: int, pause_s: float, on_write: Callable[[], None] = lambda: None) -> None:
+    """In a child: every ``os.write`` but to ``spare_fd`` writes at most 256 bytes, then pauses ``pause_s``;
+    ``on_write`` is called after each such write."""
     real_write = os.write
 
     def write(fd: int, data: bytes | memoryview) -> int:
         if fd == spare_fd:
             return real_write(fd, data)
         written = real_write(fd, bytes(data[:256]))
+        on_write()
         time.sleep(pause_s)
         return written
 
@@ -153,13 +156,22 @@ def acknowledge(channel: Channel, first: int, step: Sequence[Record]) -> None:
 def write_workload(channel: Channel, path: Path, steps: Sequence[Sequence[Record]], *, pause_s: float) -> None:
     """The writer child: open ``path`` (``O``), append each step (``B <step>``, then its acknowledgements),
     say ``D`` when done, then wait for the parent (holding the writer lock) until it says anything.
-    ``pause_s``: a slow disk (:func:`slow_disk`) pausing this long after each write, 0: the real disk."""
+    ``pause_s``: a slow disk (:func:`slow_disk`) pausing this long after each write, 0: the real disk; on a
+    slow disk the writer also says ``W`` after the first write of each step, so that a kill can aim inside it."""
+    armed = [False]
+
+    def first_write() -> None:
+        if armed[0]:
+            armed[0] = False
+            channel.say(WRITING)
+
     if pause_s:
-        slow_disk(channel.out_fd, pause_s)
+        slow_disk(channel.out_fd, pause_s, first_write)
     with Ledger.open(path, AUTHORITY_KEYS) as led:
         channel.say("O")
         for number, step in enumerate(steps):
             channel.say(f"B {number}")
+            armed[0] = True
             acknowledge(channel, append_step(led, step), step)
         channel.say("D")
         channel.hear()
@@ -176,13 +188,15 @@ def acknowledged(lines: Sequence[str]) -> dict[int, Digest]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Trial:
     """When trial ``index`` of ``seed`` kills its writer: ``delay_ms`` after the fork (``after_step`` None) or
-    after the writer began step ``after_step``; ``slow``: on a slow disk."""
+    after the writer began step ``after_step``; ``slow``: on a slow disk; ``in_write``: at once after the step's
+    first write on that slow disk, wherever the machine's load puts it (some trials must tear a write)."""
 
     seed: int
     index: int
     after_step: int | None
     delay_ms: float
     slow: bool
+    in_write: bool = False
 
     @classmethod
     def draw(cls, seed: int, index: int) -> Trial:
@@ -192,10 +206,14 @@ class Trial:
         mode = rng.random()
         after = None if mode < 0.15 else rng.choice(batches) if mode < 0.7 else rng.randrange(len(STEP_SIZES))
         delay = rng.uniform(0, 40) if after is None else rng.choice([0.0, rng.uniform(0, 3), rng.uniform(0, 25)])
-        return cls(seed=seed, index=index, after_step=after, delay_ms=round(delay, 3), slow=rng.random() < 0.5)
+        slow = rng.random() < 0.5
+        in_write = slow and after in batches and rng.random() < 0.25
+        return cls(seed=seed, index=index, after_step=after, delay_ms=0.0 if in_write else round(delay, 3),
+                   slow=slow, in_write=in_write)
 
     def __str__(self) -> str:
-        when = "the fork" if self.after_step is None else f"step {self.after_step} began"
+        began = "'s first write" if self.in_write else " began"
+        when = "the fork" if self.after_step is None else f"step {self.after_step}{began}"
         return (f"crash trial {self.index} of seed {self.seed}: SIGKILL {self.delay_ms} ms after {when}"
                 f"{', slow disk' if self.slow else ''} (rerun: bench/crash_soak.py --seed {self.seed} "
                 f"--only {self.index})")
@@ -222,7 +240,8 @@ def run_trial(prepared: Prepared, trial: Trial, directory: Path) -> Outcome:
     pause_s = SLOW_PAUSE_S if trial.slow else 0
     child = Child(lambda channel: write_workload(channel, path, prepared.steps, pause_s=pause_s))
     try:
-        if trial.after_step is None or child.wait_for(f"B {trial.after_step}") is not None:
+        began = trial.after_step is None or child.wait_for(f"B {trial.after_step}") is not None
+        if began and (not trial.in_write or child.wait_for(WRITING) is not None):
             time.sleep(trial.delay_ms / 1000)
     finally:
         child.kill()
@@ -242,7 +261,7 @@ def _judge(prepared: Prepared, child: Child, path: Path) -> Outcome:
     found = scan(path)
     written = _whole_steps(prepared, [f.payload for f in found.frames])
     check_after_crash(path, acks)
-    last = child.lines[-1] if child.lines else ""
+    last = next((line for line in reversed(child.lines) if line != WRITING), "")
     in_flight = len(prepared.steps[int(last[2:])]) if last.startswith("B ") else 0  # begun, never acknowledged
     return Outcome(opened="O" in child.lines, in_flight=in_flight, finished="D" in child.lines,
                    acknowledged=len(acks), unacknowledged=written - prepared.template_size - len(acks),
