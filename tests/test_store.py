@@ -27,6 +27,7 @@ from ledger.storage import (
     repair,
     scan,
 )
+from ledger.storage.framing import SECTOR
 
 ORIGIN = "example.com/stonetrail/test"
 PAYLOADS = [b"first record", b"second, a bit longer record", b"third record: the last one"]
@@ -199,6 +200,41 @@ def test_zero_filled_tail_is_reported_not_parsed(tmp_path: Path, zeros: int) -> 
     assert [(p.code, p.index, p.offset) for p in result.problems] == [("store.torn_tail", 3, good)]
     side = repair(path).side_file
     assert side is not None and side.read_bytes() == bytes(zeros) and path.stat().st_size == good
+
+
+@pytest.mark.parametrize("written", [0, 1, 700, 1500])
+def test_a_last_frame_whose_unwritten_sectors_read_as_zeros_is_a_torn_tail(tmp_path: Path, written: int) -> None:
+    """A power cut after the file grew but before all of an append reached the disk: the frame's header and its
+    first sectors are there, the rest of the file reads as zeros from a sector boundary on."""
+    path = make(tmp_path)
+    good = path.stat().st_size
+    payload = bytes(range(256)) * 8
+    with open(path, "ab") as f:
+        f.write(frame(payload))
+    data = bytearray(path.read_bytes())
+    cut = (good + 12 + written) // SECTOR * SECTOR + SECTOR  # the first sector boundary past what was written
+    data[cut:] = bytes(len(data) - cut)
+    path.write_bytes(bytes(data))
+    result = scan(path)
+    assert [f.payload for f in result.frames] == PAYLOADS
+    assert [(p.code, p.index, p.offset) for p in result.problems] == [("store.torn_tail", 3, good)]
+    side = repair(path).side_file
+    assert side is not None and side.read_bytes() == data[good:] and path.stat().st_size == good
+
+
+def test_a_last_frame_zeroed_inside_a_sector_is_damage_not_a_torn_tail(tmp_path: Path) -> None:
+    """Zeros that do not start at a sector boundary are no unwritten sector: the frame is damaged, and repair
+    refuses to cut it (it may be a record that was whole)."""
+    path = make(tmp_path)
+    good = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(frame(bytes(range(1, 256)) * 8))
+    data = bytearray(path.read_bytes())
+    data[-10:] = bytes(10)
+    path.write_bytes(bytes(data))
+    assert [(p.code, p.offset) for p in scan(path).problems] == [("store.checksum_mismatch", good)]
+    with pytest.raises(CorruptStoreError):
+        repair(path)
 
 
 @pytest.mark.parametrize("mask", [0x01, 0x80, 0xFF])

@@ -33,7 +33,9 @@ at ``offset``):
   many records such a span held is unknown: the frames after it are numbered as if it held one.
 - ``store.oversize``: frame magic present but the declared length exceeds MAX_RECORD_SIZE.
 - ``store.torn_tail``: damage running to end of file, with no valid frame after it, that looks like an
-  interrupted append: a prefix of a frame header, a frame whose length runs past end of file, or only zeros;
+  interrupted append: a prefix of a frame header, a frame whose length runs past end of file, a frame whose
+  payload fails its CRC and whose last disk sector (:data:`SECTOR` bytes of the file) is zeros running to end of
+  file (a power cut after the file grew but before all its data reached the disk), or only zeros;
   it starts at the first frame of the batch it interrupted, if that batch has ``STRB`` frames before it. Valid
   ``STRB`` frames running to end of file are a torn tail too (the batch's last frame was never written).
 - ``store.resync_limit``: the damage was so dense that checking candidate frames used up the work budget of
@@ -71,6 +73,8 @@ _HEAD, _CRC = struct.Struct(">8sHH"), struct.Struct(">I")
 #: A frame's header: magic, payload length, CRC-32 of the payload (big-endian).
 FRAME_STRUCT: Final = struct.Struct(">4sII")
 _FH = FRAME_HEADER = FRAME_STRUCT.size  # 12 bytes of frame header: magic, payload length (big-endian), CRC-32
+#: The unit in which a power cut leaves a grown file's unwritten data as zeros (a disk sector, in file offsets).
+SECTOR = 512
 TORN, BAD_MAGIC, CHECKSUM = "store.torn_tail", "store.bad_magic", "store.checksum_mismatch"
 OVERSIZE, FSYNC_FAILED, RESYNC_LIMIT = "store.oversize", "store.fsync_failed", "store.resync_limit"
 #: Payload bytes of an unclosed batch a :class:`Survey` holds by default before it reads them again at its end.
@@ -290,6 +294,15 @@ class _Pass:
             self.problems.append(self.unclosed_batch(self.batch))
 
 
+def _unwritten(data: Window, pos: int, length: int) -> bool:
+    """True if the frame at ``pos`` declaring a payload of ``length`` bytes ends inside the file, and the disk
+    sector holding its payload's last byte (:data:`SECTOR`, in file offsets), and every byte after it, read as
+    zeros: the end of an append that never reached the disk, not a record damaged in place."""
+    end = pos + _FH + length
+    last_sector = (end - 1) // SECTOR * SECTOR
+    return pos + _FH <= last_sector and end <= data.size and data.zeros_from(last_sector)
+
+
 def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
     """Classify the damage at ``pos``, where no valid frame starts; return it and where scanning resumes.
     Raises _OutOfWork."""
@@ -301,7 +314,8 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
         end = pos + _FH + length
         at_boundary = end <= size and (  # a frame, or the start of one, or end of file, follows
             _magic_prefix(data.copy(end, end + 4)) or scan.frame_at(end, need_magic=False) is not None)
-        if 1 <= length <= MAX_RECORD_SIZE and at_boundary:
+        if 1 <= length <= MAX_RECORD_SIZE and at_boundary and not (
+                magic_ok and end == size and _unwritten(data, pos, length)):
             if magic_ok:
                 what = f"record {index}: payload CRC32 does not match ({length} bytes skipped)"
                 return StoreProblem(code=CHECKSUM, index=index, offset=pos, reason=what), end
@@ -310,7 +324,8 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
                 return StoreProblem(code=BAD_MAGIC, index=index, offset=pos, reason=what), end
     nxt = scan.resync(pos)
     incomplete = (_magic_prefix(head[:4]) if len(head) < _FH  # an interrupted append, or only zeros
-                  else magic_ok and 1 <= length <= MAX_RECORD_SIZE and pos + _FH + length > size)
+                  else magic_ok and 1 <= length <= MAX_RECORD_SIZE and (
+                      pos + _FH + length > size or (nxt < 0 and _unwritten(data, pos, length))))
     if nxt < 0 and (incomplete or data.zeros_from(pos)):
         code, what = TORN, f"incomplete last frame (interrupted append: {_REPAIR})"
     elif not magic_ok:
