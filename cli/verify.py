@@ -161,13 +161,13 @@ def _print_report(r: AuditReport, paths: Sequence[Path]) -> None:
             cp, codes = check.checkpoint, ", ".join(dict.fromkeys(f.code for f in check.findings))
             said = ("not accepted under the pinned keys" if cp is None else
                     f"tree size {cp.tree_size}, " + ("does not match" if codes else
-                                                     f"matches {_scope(cp.tree_size, r.record_count)}"))
+                                                     f"matches {_scope(cp.tree_size, r)}"))
             click.echo(f"checkpoint: {path}: {said}" + (f" ({codes})" if codes else "") +
                        (f"; {check.witnessed}" if check.witnessed and check.matches else ""))
     elif r.checkpoint is not None:
         cp = r.checkpoint
         click.echo(f"checkpoint: signed by the operator, tree size {cp.tree_size}, matches "
-                   f"{_scope(cp.tree_size, r.record_count)}")
+                   f"{_scope(cp.tree_size, r)}")
         if r.checkpoints[0].witnessed:
             click.echo(f"witnesses: {r.checkpoints[0].witnessed}")
     if r.ok and (r.checkpoint is None or r.checkpoint.tree_size < r.record_count):
@@ -186,8 +186,10 @@ def _print_report(r: AuditReport, paths: Sequence[Path]) -> None:
     _print_findings(r.findings)
 
 
-def _scope(tree_size: int, records: int) -> str:
-    return "the whole log" if tree_size == records else f"the first {tree_size} records"
+def _scope(tree_size: int, r: AuditReport) -> str:
+    if r.root_hash is None:  # checked only when the damage is a torn tail after it
+        return f"the first {tree_size} records, the whole frames before the damage"
+    return "the whole log" if tree_size == r.record_count else f"the first {tree_size} records"
 
 
 # The name stonetrail_cli.main registers (see stonetrail_cli.consistency).

@@ -187,7 +187,7 @@ def _replay(log: LogPass, trust: Trust | None, progress: Progress | None) -> Rep
         findings.append(Finding(code="ledger.empty", position=None, item=None, reason="the ledger holds no record"))
     findings.sort(key=lambda f: (f.position is None, f.position or 0))
     return Replay(origin=log.origin, records=tuple(records), state=state, tree=log.tree,
-                  framing_ok=log.framing_ok, findings=tuple(findings))
+                  framing_ok=not log.problems, findings=tuple(findings))
 
 
 @scratch_errors

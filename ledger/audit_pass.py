@@ -27,7 +27,7 @@ from .findings import Finding
 from .hashing import Digest
 from .heads import ItemHeads
 from .merkle import leaf_hash
-from .reader import checkpoint_problems
+from .reader import checkpoint_problems, framed_whole
 from .record import Record
 from .sig_findings import signature_findings
 from .spilled import SpilledState
@@ -77,7 +77,8 @@ class _Tree:
 
 @dataclass(frozen=True, slots=True)
 class _Seen:
-    """The log as the pass saw it at one checkpoint's tree size (:class:`ledger.reader.Seen`)."""
+    """The log as the pass saw it at one checkpoint's tree size (:class:`ledger.reader.Seen`); ``framing_ok``:
+    the frames read are the log's first records (:func:`~ledger.reader.framed_whole`)."""
 
     origin: str
     at: int
@@ -274,7 +275,7 @@ def finish(walk: _Walk, problems: Sequence[StoreProblem], checkpoints: Sequence[
     empty = Commitments()
     blank = _Lines(_Line(0, empty.heads.root(), empty.heads.extension()),
                    _Line(0, empty.identities.root(), empty.identities.extension()))
-    seen = [checkpoint_problems(_Seen(origin, cp.tree_size, framing_ok, _Tree(walk.end, walk.roots),
+    seen = [checkpoint_problems(_Seen(origin, cp.tree_size, framed_whole(problems), _Tree(walk.end, walk.roots),
                                       walk.lines.get(cp.tree_size, blank), walk.registry), cp)
             for cp in checkpoints]
     return Pass(records, walk.range.root() if framing_ok else None, walk.state, findings, seen)

@@ -28,6 +28,7 @@ from .record import Record
 from .registry import checkpoint_registry, format_registry_extension
 from .signer import check_checkpoint_signer, key_owners
 from .storage import Frame, FrameFile, StoreProblem
+from .storage.framing import TORN
 from .trust import Trust
 
 __all__ = [
@@ -112,7 +113,7 @@ class Seen(Protocol):
     def at(self) -> int | None: ...
 
     @property
-    def framing_ok(self) -> bool: ...
+    def framing_ok(self) -> bool: ...  # its frames are its records 0 .. n - 1: no damage but a torn tail
 
     @property
     def tree(self) -> Roots: ...
@@ -158,8 +159,8 @@ class LogPass:
 
     @property
     def framing_ok(self) -> bool:
-        """True if no frame is damaged (after :meth:`records`): the tree is then the log's."""
-        return not self.problems
+        """True if the frames read are the log's first records (after :meth:`records`; :func:`framed_whole`)."""
+        return framed_whole(self.problems)
 
     def records(self, progress: Progress | None = None, *, strict: bool = True
                 ) -> Iterator[tuple[Frame, Record | InputError]]:
@@ -210,6 +211,13 @@ class LogPass:
         return self
 
 
+def framed_whole(problems: Sequence[StoreProblem]) -> bool:
+    """True if the valid frames of a file whose damaged spans are ``problems`` are its records 0 .. n - 1 in
+    order: no damage, or only a torn tail (a crash's, always the last problem). The tree of any checkpoint of n
+    records or fewer is then known, and a larger one's records are missing (``checkpoint.beyond_log``)."""
+    return all(p.code == TORN for p in problems)
+
+
 def _damaged(problem: StoreProblem) -> CorruptStoreError:
     return CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
 
@@ -225,7 +233,7 @@ def checkpoint_problems(log: Seen, cp: Checkpoint) -> list[StoneTrailError]:
     size; empty: it is. The one answer of the read side (docs/format.md §7, §7c, §7d, §10):
 
     - ``checkpoint.origin_mismatch``: another ledger's (nothing else is compared);
-    - ``checkpoint.unchecked``: the file's framing is damaged, so its tree is unknown;
+    - ``checkpoint.unchecked``: the file's framing is damaged (other than a torn tail), so its tree is unknown;
     - ``checkpoint.beyond_log``: its tree size is over the file's records (a rollback of the file, or another's);
     - ``checkpoint.root_mismatch``: the file's root at its tree size (RFC 9162 §2.1.1) is not its root hash;
     - ``checkpoint.registry_missing`` / ``checkpoint.registry_mismatch``: its registry line is not the file's
@@ -240,7 +248,8 @@ def checkpoint_problems(log: Seen, cp: Checkpoint) -> list[StoneTrailError]:
         return [VerificationError(f"a checkpoint of another ledger ({cp.origin}, not {log.origin})",
                                   code="checkpoint.origin_mismatch")]
     if not log.framing_ok:
-        return [VerificationError("the ledger's framing is damaged, so its tree cannot be compared",
+        return [VerificationError("the ledger's framing is damaged (not only a torn tail), so its tree cannot be "
+                                  "compared",
                                   code="checkpoint.unchecked")]
     if cp.tree_size > log.tree.size:
         return [VerificationError(f"checkpoint tree size {cp.tree_size} > {log.tree.size} records in the file: "

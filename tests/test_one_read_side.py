@@ -146,3 +146,31 @@ def test_a_small_window_reads_what_the_whole_file_says(pieces: list[bytes], widt
         frames = list(stream.frames())
     assert (stream.origin, frames, stream.problems, stream.end) == (origin, whole, problems, end)
     assert list(stream.offsets) == list(offsets) == [f.offset for f in frames]
+
+
+def _damaged_copy(log: Log, tmp_path: Path, how: str) -> Path:
+    """A copy of the log with a torn tail appended (a crash's), or with a byte of its first record's payload
+    flipped (damage inside the log)."""
+    data = bytearray(log.path.read_bytes())
+    if how == "torn":
+        data += FRAME_MAGIC + b"\x00\x00\x01\x00abc"  # a frame header promising 256 bytes, and 3 of them
+    else:
+        data[survey(bytes(data))[1][0] + 20] ^= 0xFF  # inside the first frame's payload
+    copy = tmp_path / "damaged.ledger"
+    copy.write_bytes(bytes(data))
+    return copy
+
+
+@pytest.mark.parametrize(("how", "grow", "codes"), [
+    ("torn", 0, ["store.torn_tail"]),  # the frames before a torn tail are the records it signed: checked
+    ("torn", 1, ["store.torn_tail", "checkpoint.beyond_log"]),  # a record it covers was torn off
+    ("flipped", 0, ["store.checksum_mismatch", "checkpoint.unchecked"]),  # positions unsure: the tree unknown
+])
+def test_a_checkpoint_is_checked_against_the_records_before_a_torn_tail(log: Log, tmp_path: Path, how: str,
+                                                                         grow: int, codes: list[str]) -> None:
+    path = _damaged_copy(log, tmp_path, how)
+    cp = replace(log.cp, tree_size=log.cp.tree_size + grow)
+    report = check_ledger(path, TRUST, checkpoint=sign_checkpoint(cp, ORIGIN, OPERATOR))
+    found = [f.code for f in report.findings if f.code.startswith(("store.", "checkpoint."))]
+    assert not report.ok and sorted(found) == sorted(codes)
+    assert report.checkpoints[0].matches == (codes == ["store.torn_tail"])
