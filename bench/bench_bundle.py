@@ -236,8 +236,8 @@ def report(meta: dict[str, Any], bounds: dict[str, Any], cp: dict[str, Any], exp
 def self_check(workdir: Path, records: int) -> int:
     """Generate a small ledger with 1 and with 2 worker processes: same bytes; audit it; check the target's
     ancestry; export its bundle and verify it."""
-    from ledger.audit import replay_ledger
     from ledger.history import item_history
+    from ledger.replay import replay_ledger
 
     root = workdir / "self-check"
     shutil.rmtree(root, ignore_errors=True)

@@ -29,7 +29,7 @@ from ledger.pg.url import is_url, redact
 from ._output import JSON_OUTPUT, progress
 
 if TYPE_CHECKING:
-    from ledger.audit import Replay
+    from ledger.replay import Replay
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
 #: Interrupted (Ctrl-C): 128 + SIGINT, as a shell reports a command a signal ended.

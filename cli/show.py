@@ -16,12 +16,12 @@ import click
 
 from ledger import Finding
 from ledger._text import did_you_mean
-from ledger.audit import Replay
 from ledger.errors import InputError, VerificationError
 from ledger.history import History, ItemScope, damage, indexed_scope, item_scope, summary, trace
 from ledger.index.reading import IndexedLog, indexed_log, through_index
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file, pg_view
+from ledger.replay import Replay
 
 from ._common import (
     _EXISTING,

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from . import keyfile
     from ._bundle_json import bundle_from_json_text, bundle_to_json_text
     from ._ledger import Ledger
-    from .audit import AuditReport, Replay, check_ledger, replay_ledger, verify_ledger
+    from .audit import AuditReport, check_ledger, verify_ledger
     from .bundle import BundleReport, build_bundle, bundle_from_json, bundle_to_json, check_bundle, verify_bundle
     from .checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
     from .copy import copy_ledger
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from .publish import publish_checkpoint
     from .record import Body, Output, Record, Signature
     from .registry import AUTHORITY
+    from .replay import Replay, replay_ledger
     from .signing import checkpoint_file
     from .storage import Repaired, repair
     from .trust import Trust
@@ -91,7 +92,7 @@ _EXPORTS = {
     "Record": "record",
     "Registered": "events",
     "Repaired": "storage",
-    "Replay": "audit",
+    "Replay": "replay",
     "Retired": "events",
     "Set": "events",
     "Signature": "record",
@@ -122,7 +123,7 @@ _EXPORTS = {
     "origin_summary": "history",
     "publish_checkpoint": "publish",
     "repair": "storage",
-    "replay_ledger": "audit",
+    "replay_ledger": "replay",
     "sign_checkpoint": "checkpoint",
     "verify_bundle": "bundle",
     "verify_ledger": "audit",

@@ -5,7 +5,7 @@ among the ledger's readable records (:func:`ledger.scope.provenance_scope`), rep
 verifier replays it (:func:`ledger.provenance.replay_scope`), one :class:`~ledger.provenance.Step` per record,
 oldest first (:func:`ledger.provenance.path_steps`). So ``show`` and ``proof verify`` agree record by record on
 each step's holder, owner, state, mass and country, and on the item's own; a statement (``attested``,
-``corrected``) is no custody event and changes none of them. Works on a :class:`~ledger.audit.Replay` or on the
+``corrected``) is no custody event and changes none of them. Works on a :class:`~ledger.replay.Replay` or on the
 persistent index (:func:`indexed_scope`).
 """
 
@@ -27,8 +27,8 @@ from .record import Record
 from .scope import Scope, provenance_scope
 
 if TYPE_CHECKING:  # what it reads from, not what it needs loaded: proof verify and show start without them
-    from .audit import Replay
     from .index.reading import IndexedLog
+    from .replay import Replay
 
 __all__ = ["History", "HistoryRow", "ItemScope", "damage", "describe", "format_ct", "indexed_scope", "item_history",
            "item_scope", "origin_summary", "summary", "trace", "trace_item"]

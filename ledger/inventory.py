@@ -1,6 +1,6 @@
 """A ledger's items, one line each: what ``stonetrail items`` lists.
 
-From a replayed ledger (:class:`~ledger.audit.Replay`), or from the index beside a ledger file
+From a replayed ledger (:class:`~ledger.replay.Replay`), or from the index beside a ledger file
 (:func:`indexed_item_lines`: no replay, the index's copy of the same state). Holder, owner, state and mass are
 the custody state after the item's latest applied record (:mod:`ledger.custody`), the ones ``show`` and a proof bundle
 report; the record count is the one the checkpoint's heads line commits to (docs/format.md §7c: the readable
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .audit import Replay
 from .heads import ItemHeads
 from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, indexed_log, through_index
+from .replay import Replay
 
 __all__ = ["ItemLine", "indexed_item_lines", "item_lines"]
 

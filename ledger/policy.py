@@ -6,7 +6,7 @@ origin" (EU Reg. 833/2014 Art. 3p). The two never mix: :func:`check_policy` retu
 ``policy.*``, docs/format.md "Policies"), which an audit keeps apart from the integrity findings.
 
 The policy value and its file format live in :mod:`ledger._policy` (re-exported here). Everything here is pure:
-it reads a replayed ledger (:class:`~ledger.audit.Replay`), or any replayed set of records such as a proof
+it reads a replayed ledger (:class:`~ledger.replay.Replay`), or any replayed set of records such as a proof
 bundle's (:func:`check_policy_records`), and returns values.
 Origin claims are attested, never proven: a finding names the producers whose ``mined`` records attest them.
 """
@@ -28,7 +28,7 @@ from .record import Record
 
 
 class Replayed(Protocol):
-    """What :func:`check_policy` reads of a replayed ledger (:class:`ledger.audit.Replay`): its records by
+    """What :func:`check_policy` reads of a replayed ledger (:class:`ledger.replay.Replay`): its records by
     position (None where unreadable) and the custody state they left."""
 
     @property

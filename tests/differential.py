@@ -31,7 +31,6 @@ from differential_ledgers import ORIGIN, PARTIES, Forge, forge
 from sigcache import signatures_verified_once
 
 from ledger import AUTHORITY, Record, Trust
-from ledger.audit import replay_ledger
 from ledger.bundle import BundleReport, check_bundle, read_bundle
 from ledger.errors import StoneTrailError
 from ledger.events import REGISTRY_KINDS, Attested, Corrected
@@ -41,6 +40,7 @@ from ledger.item import Item
 from ledger.keys import note_verifier_key
 from ledger.provenance import Provenance
 from ledger.reader import checkpoint_file
+from ledger.replay import replay_ledger
 from ledger.scope import item_index, provenance_scope
 from ledger.storage import FileStore
 from world import key

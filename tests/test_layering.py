@@ -71,7 +71,7 @@ ORDER = [
     "signing",
     "_ledger", "copy",
     "monitor", "publish", "witness.state", "witness.server", "witness.gather", "witness.proofs", "witness",
-    "chunks", "audit_pass", "_state_prefix", "_state_rows", "audit_state", "audit", "export",
+    "chunks", "audit_pass", "_state_prefix", "_state_rows", "audit_state", "audit", "replay", "export",
     "_http_get", "_remote_log", "published", "history",
     "inventory", "_scenarios", "demo",
 ]

@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger import AUTHORITY, Ledger, Output, Trust, check_ledger, checkpoint_file, note_verifier_key, verify_ledger
-from ledger.audit import Replay
 from ledger.bundle import check_bundle
 from ledger.errors import InputError, RuleError
 from ledger.events import (
@@ -34,6 +33,7 @@ from ledger.events import (
 from ledger.findings import Finding
 from ledger.merkle import MerkleTree
 from ledger.policy import CODES, Policy, PolicyError, check_policy, format_carats, parse_carats, parse_countries
+from ledger.replay import Replay
 from stonetrail_cli.main import main
 from world import ORIGIN, World, codes, key
 
