@@ -4,7 +4,6 @@ here."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -15,21 +14,17 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import click
 
 from ledger import Finding, Trust, keyfile
-from ledger._beside import short_of
 from ledger._files import check_new, write_files
 from ledger.errors import InputError, StoneTrailError, StorageError, VerificationError
 from ledger.keys import PrivateKey
 from ledger.pg.url import is_url, redact
 
-from ._output import JSON_OUTPUT, progress
-
-if TYPE_CHECKING:
-    from ledger.replay import Replay
+from ._output import JSON_OUTPUT
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
 #: Interrupted (Ctrl-C): 128 + SIGINT, as a shell reports a command a signal ended.
@@ -205,15 +200,6 @@ def _duration(text: str | None, flag: str) -> int | None:
     return int(found[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[found[2]]
 
 
-def _replay(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
-    """LEDGER replayed (with a progress bar on a terminal), and its verdict: ``verified`` (every rule holds
-    under ``trust``), ``invalid`` (a finding), or ``unverified`` (no trust given)."""
-    from ledger import replay_ledger  # the audit's modules: loaded by the commands that replay, not at start
-    with _about(ledger_file), progress("records") as bar:
-        replay = replay_ledger(ledger_file, trust, progress=bar)
-    return replay, "unverified" if trust is None else "invalid" if replay.findings else "verified"
-
-
 def _write_new(*files: tuple[Path, str | bytes]) -> None:
     """Write new files (path, text as UTF-8 or bytes), all or none, each created exclusively, never through a
     symbolic link, and linked into place only once complete (:func:`ledger._files.write_files`): nothing a user
@@ -226,48 +212,6 @@ def _write_new(*files: tuple[Path, str | bytes]) -> None:
         if exc.code == "store.exists" and clash is not None:
             _ERROR_FILES.setdefault(exc, str(clash))
         raise
-
-
-#: A ledger file this large (about 16,000 records) read without an index takes long enough to say why.
-_SLOW_WITHOUT_INDEX = 8 << 20
-
-
-def note_no_index(ledger_file: Path | str) -> None:
-    """Say on stderr that a large ledger file is read whole for want of an index that covers it, and how to make
-    the next read instant (a reader never builds the index itself: that needs the writer lock and --trust)."""
-    with contextlib.suppress(OSError):
-        if not is_url(ledger_file) and os.path.getsize(ledger_file) >= _SLOW_WITHOUT_INDEX:
-            click.echo(f"stonetrail: note: {ledger_file} has no index that covers it: reading the whole log "
-                       f"(run 'stonetrail index {ledger_file} --trust FILE' once to make this instant)", err=True)
-
-
-def rolled_back(ledger_file: Path | str, origin: str, records: int) -> list[Finding]:
-    """A ``checkpoint.beyond_log`` finding (position None) if the checkpoint published beside the ledger file
-    (``checkpoint.txt``, :func:`ledger._beside.published_of`) covers more than its ``records``: records its operator
-    signed are missing, so what the file tells may be incomplete (docs/format.md §8.1); else none."""
-    short = None if is_url(ledger_file) else short_of(ledger_file, origin, records)
-    return [] if short is None else [Finding(code="checkpoint.beyond_log", position=None, item=None, reason=short)]
-
-
-def incomplete(broken: Sequence[Finding]) -> str:
-    """Why a listing from a file with ``broken`` parts may be incomplete, in a few words."""
-    first = broken[0]
-    if first.position is None:
-        return f"the file lost records its published checkpoint covers ({first.code})"
-    return f"{_plural(len(broken), 'part')} of the file cannot be read (first: record {first.position}, {first.code})"
-
-
-def damaged(ledger_file: Path | str, broken: Sequence[Finding]) -> tuple[str, str]:
-    """What is damaged in the file (the first of ``broken``, :func:`ledger.history.damage`, or of
-    :func:`rolled_back`), and what to run."""
-    first = broken[0]
-    if first.position is None:
-        return f"{first.reason} [{first.code}]", "; recover them (a backup, a mirror) before trusting what it says"
-    more = f" ({_plural(len(broken) - 1, 'more damaged part')})" if len(broken) > 1 else ""
-    what = (f"{ledger_file} is damaged at record {first.position}: "
-            f"{first.reason.removeprefix(f'record {first.position}: ')} [{first.code}]{more}")
-    todo = "" if first.code == "store.torn_tail" else "; run 'stonetrail verify' to see every finding"
-    return what, todo  # a torn tail's reason already says to run stonetrail repair
 
 
 def check_new_file(path: Path) -> None:

@@ -26,14 +26,10 @@ from ._common import (
     _errors,
     _plural,
     _print_json,
-    _replay,
     _verdict_exit,
-    damaged,
-    incomplete,
-    note_no_index,
-    rolled_back,
 )
 from ._inputs import _load_trust
+from ._reading import damaged, incomplete, note_no_index, replay_file, rolled_back
 
 
 @click.command(short_help="List every item of a ledger.")
@@ -75,7 +71,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
         if trust is None:
             note_no_index(ledger_file)
         with as_file(ledger_file) as local:  # a database ledger is read from a copy of its records
-            replay, verdict = _replay(local, trust)
+            replay, verdict = replay_file(local, trust)
         lines = item_lines(replay)
         findings = replay.findings if trust is not None else None
         broken = [*damage(replay)] or rolled_back(ledger_file, replay.origin, len(replay.records))  # damage says it all

@@ -31,15 +31,11 @@ from ._common import (
     _plural,
     _print_findings,
     _print_json,
-    _replay,
     _verdict_exit,
-    damaged,
-    incomplete,
-    note_no_index,
-    rolled_back,
 )
 from ._inputs import _load_trust
 from ._path import print_now, print_path
+from ._reading import damaged, incomplete, note_no_index, replay_file, rolled_back
 
 
 @click.command(short_help="Print an item's history back to the mine.")
@@ -83,7 +79,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
             sys.exit(_verdict_exit("invalid" if broken else "unverified"))
         note_no_index(ledger_file)
     with as_file(ledger_file) as local:  # a verified history replays the whole ledger, read from a file
-        replay, verdict = _replay(local, _load_trust(trust_file) if trust_file else None)
+        replay, verdict = replay_file(local, _load_trust(trust_file) if trust_file else None)
     broken = [*damage(replay)] or rolled_back(ledger_file, replay.origin, len(replay.records))  # damage says it all
     if item not in replay.state.items:
         with _about(ledger_file):
