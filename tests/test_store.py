@@ -27,6 +27,7 @@ from ledger.storage import (
     repair,
     scan,
 )
+from ledger.storage.frames import pack_batch
 from ledger.storage.framing import SECTOR
 
 ORIGIN = "example.com/stonetrail/test"
@@ -202,37 +203,76 @@ def test_zero_filled_tail_is_reported_not_parsed(tmp_path: Path, zeros: int) -> 
     assert side is not None and side.read_bytes() == bytes(zeros) and path.stat().st_size == good
 
 
+BIG = bytes(range(1, 256)) * 8  # 2,040 bytes, none of them zero: a payload spanning several disk sectors
+
+
+def _zeroed_from(path: Path, start: int) -> bytes:
+    """Zero the file from byte ``start`` to its end; the bytes zeroed, as they were."""
+    data = bytearray(path.read_bytes())
+    was = bytes(data[start:])
+    data[start:] = bytes(len(data) - start)
+    path.write_bytes(bytes(data))
+    return was
+
+
+def _sector_in(offset: int, into: int) -> int:
+    """The first disk sector boundary at least ``into`` bytes past ``offset``."""
+    return -(-(offset + into) // SECTOR) * SECTOR
+
+
 @pytest.mark.parametrize("written", [0, 1, 700, 1500])
 def test_a_last_frame_whose_unwritten_sectors_read_as_zeros_is_a_torn_tail(tmp_path: Path, written: int) -> None:
     """A power cut after the file grew but before all of an append reached the disk: the frame's header and its
     first sectors are there, the rest of the file reads as zeros from a sector boundary on."""
     path = make(tmp_path)
     good = path.stat().st_size
-    payload = bytes(range(256)) * 8
     with open(path, "ab") as f:
-        f.write(frame(payload))
-    data = bytearray(path.read_bytes())
-    cut = (good + 12 + written) // SECTOR * SECTOR + SECTOR  # the first sector boundary past what was written
-    data[cut:] = bytes(len(data) - cut)
-    path.write_bytes(bytes(data))
+        f.write(frame(BIG))
+    _zeroed_from(path, _sector_in(good, 12 + written))
+    tail = path.read_bytes()[good:]
     result = scan(path)
     assert [f.payload for f in result.frames] == PAYLOADS
     assert [(p.code, p.index, p.offset) for p in result.problems] == [("store.torn_tail", 3, good)]
     side = repair(path).side_file
-    assert side is not None and side.read_bytes() == data[good:] and path.stat().st_size == good
+    assert side is not None and side.read_bytes() == tail and path.stat().st_size == good
 
 
-def test_a_last_frame_zeroed_inside_a_sector_is_damage_not_a_torn_tail(tmp_path: Path) -> None:
-    """Zeros that do not start at a sector boundary are no unwritten sector: the frame is damaged, and repair
-    refuses to cut it (it may be a record that was whole)."""
+def test_a_batch_cut_by_unwritten_sectors_is_torn_from_its_first_frame(tmp_path: Path) -> None:
+    """A batch of three frames whose second one's later sectors, and the third frame, never reached the disk."""
     path = make(tmp_path)
     good = path.stat().st_size
     with open(path, "ab") as f:
-        f.write(frame(bytes(range(1, 256)) * 8))
+        f.write(pack_batch([BIG, BIG, BIG])[0])
+    _zeroed_from(path, _sector_in(good + 12 + len(BIG) + 12, 100))
+    assert [(p.code, p.index, p.offset) for p in scan(path).problems] == [("store.torn_tail", 3, good)]
+    assert repair(path).side_file is not None and path.stat().st_size == good
+
+
+@pytest.mark.parametrize("case", ["inside a sector", "in the header", "over records before the last"])
+def test_zeros_that_no_power_cut_leaves_are_damage_not_a_torn_tail(tmp_path: Path, case: str) -> None:
+    """Zeros to end of file that do not start at a sector boundary inside the last append's frame (mid-sector,
+    in its header, or covering whole records of earlier appends, which were on the disk before it began): the
+    records are damaged, and repair refuses to cut them."""
+    path = make(tmp_path, [*PAYLOADS, BIG, BIG, BIG])
+    offsets = [f.offset for f in scan(path).frames]
+    start = {"inside a sector": _sector_in(offsets[-1], 100) + 10, "in the header": offsets[-1] + 8,
+             "over records before the last": _sector_in(offsets[-2], 100)}[case]
+    _zeroed_from(path, start)
+    damaged_at = offsets[-2] if case == "over records before the last" else offsets[-1]
+    assert [(p.code, p.offset) for p in scan(path).problems][:1] == [("store.checksum_mismatch", damaged_at)]
+    with pytest.raises(CorruptStoreError):
+        repair(path)
+
+
+def test_a_whole_last_record_whose_length_field_grew_is_damage_not_a_torn_tail(tmp_path: Path) -> None:
+    """A bit flipped in the last frame's length makes it run past end of file, as an interrupted append would;
+    but the bytes it has check out under its CRC as a whole payload, so the record was whole: repair refuses."""
+    path = make(tmp_path)
     data = bytearray(path.read_bytes())
-    data[-10:] = bytes(10)
+    last = scan(path).frames[-1].offset
+    data[last + 6] ^= 0x01  # length + 256
     path.write_bytes(bytes(data))
-    assert [(p.code, p.offset) for p in scan(path).problems] == [("store.checksum_mismatch", good)]
+    assert [(p.code, p.offset) for p in scan(path).problems] == [("store.checksum_mismatch", last)]
     with pytest.raises(CorruptStoreError):
         repair(path)
 

@@ -33,9 +33,10 @@ at ``offset``):
   many records such a span held is unknown: the frames after it are numbered as if it held one.
 - ``store.oversize``: frame magic present but the declared length exceeds MAX_RECORD_SIZE.
 - ``store.torn_tail``: damage running to end of file, with no valid frame after it, that looks like an
-  interrupted append: a prefix of a frame header, a frame whose length runs past end of file, a frame whose
-  payload fails its CRC and whose last disk sector (:data:`SECTOR` bytes of the file) is zeros running to end of
-  file (a power cut after the file grew but before all its data reached the disk), or only zeros;
+  interrupted append: a prefix of a frame header, a frame whose length runs past end of file (unless the bytes
+  it has are a whole payload under its CRC: then its length field is damaged), a frame whose payload fails its
+  CRC where zeros run from a disk sector boundary inside it to end of file and it ends the file or its batch
+  (a power cut after the file grew but before all its data reached the disk: :func:`_unwritten`), or only zeros;
   it starts at the first frame of the batch it interrupted, if that batch has ``STRB`` frames before it. Valid
   ``STRB`` frames running to end of file are a torn tail too (the batch's last frame was never written).
 - ``store.resync_limit``: the damage was so dense that checking candidate frames used up the work budget of
@@ -195,6 +196,7 @@ class _Pass:
         self.end = 0
         self.batch: tuple[int, int, int] | None = None  # (offset, index, frames before) of an unclosed batch
         self.held, self.held_bytes = list[Frame](), 0  # its frames (payload b"": to read again)
+        self._zeros: int | None = None
 
     def frame_at(self, pos: int, *, need_magic: bool = True) -> bytes | None:
         """The payload of a fully valid frame at ``pos`` (magic if ``need_magic``, length, CRC), else None.
@@ -213,6 +215,12 @@ class _Pass:
             return None
         view = data.view(pos + _FH, pos + _FH + length)
         return view.tobytes() if zlib.crc32(view) == crc else None  # no copy until it checks out
+
+    def zeros_start(self) -> int:
+        """Where the run of zero bytes that ends the file starts (:meth:`Window.zeros_start`, read once)."""
+        if self._zeros is None:
+            self._zeros = self.data.zeros_start()
+        return self._zeros
 
     def resync(self, pos: int) -> int:
         """Offset of the next fully valid frame after ``pos``, or -1. Raises _OutOfWork."""
@@ -294,13 +302,28 @@ class _Pass:
             self.problems.append(self.unclosed_batch(self.batch))
 
 
-def _unwritten(data: Window, pos: int, length: int) -> bool:
-    """True if the frame at ``pos`` declaring a payload of ``length`` bytes ends inside the file, and the disk
-    sector holding its payload's last byte (:data:`SECTOR`, in file offsets), and every byte after it, read as
-    zeros: the end of an append that never reached the disk, not a record damaged in place."""
+def _unwritten(scan: _Pass, pos: int, head: bytes) -> bool:
+    """True if the frame at ``pos`` with header ``head`` (a frame magic, a valid length) is the end of an append
+    that never reached the disk: a run of zero bytes starting at a disk sector boundary (:data:`SECTOR`, in file
+    offsets) inside its payload runs to end of file, and the frame ends the file, or, a ``STRB`` frame, its batch
+    (whose later frames were in the zeros). Records of earlier appends were on the disk before it began, so a
+    run that starts elsewhere, or a ``STR1`` frame it runs past, is damage."""
+    magic, length, _ = FRAME_STRUCT.unpack(head)
     end = pos + _FH + length
-    last_sector = (end - 1) // SECTOR * SECTOR
-    return pos + _FH <= last_sector and end <= data.size and data.zeros_from(last_sector)
+    if end > scan.data.size or (magic != BATCH_MAGIC and end != scan.data.size):
+        return False
+    zeros = scan.zeros_start()
+    return pos + _FH <= zeros < end and zeros % SECTOR == 0
+
+
+def _cut_short(data: Window, pos: int, head: bytes) -> bool:
+    """True if the frame at ``pos`` with header ``head`` (a frame magic, a valid length) runs past end of file
+    and the bytes it has do not check out as a whole payload under its CRC (else the record was whole and its
+    length field is damaged)."""
+    _, length, crc = FRAME_STRUCT.unpack(head)
+    if pos + _FH + length <= data.size:
+        return False
+    return data.size == pos + _FH or zlib.crc32(data.view(pos + _FH, data.size)) != crc
 
 
 def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
@@ -315,7 +338,7 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
         at_boundary = end <= size and (  # a frame, or the start of one, or end of file, follows
             _magic_prefix(data.copy(end, end + 4)) or scan.frame_at(end, need_magic=False) is not None)
         if 1 <= length <= MAX_RECORD_SIZE and at_boundary and not (
-                magic_ok and end == size and _unwritten(data, pos, length)):
+                magic_ok and end == size and _unwritten(scan, pos, head)):
             if magic_ok:
                 what = f"record {index}: payload CRC32 does not match ({length} bytes skipped)"
                 return StoreProblem(code=CHECKSUM, index=index, offset=pos, reason=what), end
@@ -325,7 +348,7 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
     nxt = scan.resync(pos)
     incomplete = (_magic_prefix(head[:4]) if len(head) < _FH  # an interrupted append, or only zeros
                   else magic_ok and 1 <= length <= MAX_RECORD_SIZE and (
-                      pos + _FH + length > size or (nxt < 0 and _unwritten(data, pos, length))))
+                      _cut_short(data, pos, head) or (nxt < 0 and _unwritten(scan, pos, head))))
     if nxt < 0 and (incomplete or data.zeros_from(pos)):
         code, what = TORN, f"incomplete last frame (interrupted append: {_REPAIR})"
     elif not magic_ok:

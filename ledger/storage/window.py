@@ -66,6 +66,18 @@ class Window:
             start += chunk.nbytes
         return True
 
+    def zeros_start(self) -> int:
+        """Where the run of zero bytes that ends the file starts (its size if the last byte is not zero), read
+        window by window from the end."""
+        end = self.size
+        while end > 0:
+            start = max(0, end - WINDOW)
+            kept = len(self.view(start, end).tobytes().rstrip(b"\0"))
+            if kept:
+                return start + kept
+            end = start
+        return 0
+
     def _fill(self, start: int, stop: int) -> None:
         """Hold ``[start - BACK, max(stop, start + WINDOW))`` (clipped to the file)."""
         self._start = max(0, start - BACK) if start >= self._start else start
