@@ -22,7 +22,7 @@ from ._output import progress
 if TYPE_CHECKING:
     from ledger.replay import Replay
 
-__all__ = ["damaged", "incomplete", "note_no_index", "replay_file", "rolled_back"]
+__all__ = ["broken_parts", "damaged", "incomplete", "note_no_index", "replay_file", "rolled_back"]
 
 
 def replay_file(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
@@ -53,6 +53,17 @@ def rolled_back(ledger_file: Path | str, origin: str, records: int) -> list[Find
     signed are missing, so what the file tells may be incomplete (docs/format.md §8.1); else none."""
     short = None if is_url(ledger_file) else short_of(ledger_file, origin, records)
     return [] if short is None else [Finding(code="checkpoint.beyond_log", position=None, item=None, reason=short)]
+
+
+def broken_parts(ledger_file: Path | str, replay: Replay) -> list[Finding]:
+    """What of the replayed file cannot be read (:func:`ledger.history.damage`), else records its published
+    checkpoint covers that are missing (:func:`rolled_back`). A torn tail that took such records with it is
+    named after them: repair would refuse to cut it (``repair.rollback``), so they must be recovered."""
+    from ledger.history import damage
+    broken = list(damage(replay))
+    if all(f.code == "store.torn_tail" for f in broken):  # positions are sure below a torn tail
+        broken = [*rolled_back(ledger_file, replay.origin, len(replay.records)), *broken]
+    return broken
 
 
 def incomplete(broken: Sequence[Finding]) -> str:

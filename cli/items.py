@@ -15,7 +15,6 @@ import click
 
 from ledger import format_ct
 from ledger.findings import Finding
-from ledger.history import damage
 from ledger.inventory import ItemLine, indexed_item_lines, item_lines
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file
@@ -29,7 +28,7 @@ from ._common import (
     _verdict_exit,
 )
 from ._inputs import _load_trust
-from ._reading import damaged, incomplete, note_no_index, replay_file, rolled_back
+from ._reading import broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
 
 
 @click.command(short_help="List every item of a ledger.")
@@ -74,7 +73,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
             replay, verdict = replay_file(local, trust)
         lines = item_lines(replay)
         findings = replay.findings if trust is not None else None
-        broken = [*damage(replay)] or rolled_back(ledger_file, replay.origin, len(replay.records))  # damage says it all
+        broken = broken_parts(ledger_file, replay)
     if broken:
         what, todo = damaged(ledger_file, broken)
         click.echo(f"stonetrail: warning: {what}; items may be missing from this list, or shown as they were "

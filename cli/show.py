@@ -17,7 +17,7 @@ import click
 from ledger import Finding
 from ledger._text import did_you_mean
 from ledger.errors import InputError, VerificationError
-from ledger.history import History, ItemScope, damage, indexed_scope, item_scope, summary, trace
+from ledger.history import History, ItemScope, indexed_scope, item_scope, summary, trace
 from ledger.index.reading import IndexedLog, indexed_log, through_index
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file, pg_view
@@ -35,7 +35,7 @@ from ._common import (
 )
 from ._inputs import _load_trust
 from ._path import print_now, print_path
-from ._reading import damaged, incomplete, note_no_index, replay_file, rolled_back
+from ._reading import broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
 
 
 @click.command(short_help="Print an item's history back to the mine.")
@@ -80,7 +80,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
         note_no_index(ledger_file)
     with as_file(ledger_file) as local:  # a verified history replays the whole ledger, read from a file
         replay, verdict = replay_file(local, _load_trust(trust_file) if trust_file else None)
-    broken = [*damage(replay)] or rolled_back(ledger_file, replay.origin, len(replay.records))  # damage says it all
+    broken = broken_parts(ledger_file, replay)
     if item not in replay.state.items:
         with _about(ledger_file):
             raise _not_found(replay, ledger_file, item, broken)

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from ledger import Ledger, Record, Repaired, Trust, build_demo, check_ledger, checkpoint_file, keyfile, repair
 from ledger.errors import ArgumentError, CorruptStoreError, VerificationError
-from ledger.index import rebuild_index
+from ledger.index import discard_index, rebuild_index
 from ledger.storage import FileStore, scan
 from stonetrail_cli.main import main
 from world import ORIGIN, World, key
@@ -168,6 +168,12 @@ def test_a_ledger_below_its_published_checkpoint_is_neither_cut_nor_appended_to(
     error = json.loads(refused.stdout)["error"]
     assert refused.exit_code == 1 and error["code"] == "repair.rollback", refused.output
     assert "checkpoint published beside it" in error["message"] and ledger.read_bytes() == torn
+    discard_index(ledger)
+    for command in (["items", ledger], ["show", ledger, "R-00001-A"]):  # read from the log: torn, and short
+        told = run(*command, "--trust", tmp_path / "trust.keys", "--json")
+        damage = [d["code"] for d in json.loads(told.stdout)["damage"]]
+        assert told.exit_code == 1 and damage == ["checkpoint.beyond_log", "store.torn_tail"], (command, told.output)
+        assert "recover them" in told.stderr and "repair" not in told.stderr.split("[checkpoint.beyond_log]")[0]
     ledger.write_bytes(whole[:frames[600].offset])  # restored from an older copy: intact, 600 records
     assert run("repair", ledger).exit_code == 1 and ledger.read_bytes() == whole[:frames[600].offset]
     with pytest.raises(VerificationError) as rolled_back:
