@@ -56,13 +56,13 @@ def rolled_back(ledger_file: Path | str, origin: str, records: int) -> list[Find
 
 
 def broken_parts(ledger_file: Path | str, replay: Replay) -> list[Finding]:
-    """What of the replayed file cannot be read (:func:`ledger.history.damage`), else records its published
-    checkpoint covers that are missing (:func:`rolled_back`). A torn tail that took such records with it is
-    named after them: repair would refuse to cut it (``repair.rollback``), so they must be recovered."""
+    """What of the replayed file cannot be read (:func:`ledger.history.damage`), then records its published
+    checkpoint covers that are missing (:func:`rolled_back`), if the damage leaves the count of records sure (none,
+    or a torn tail: then repair would refuse to cut it, ``repair.rollback``, and the records must be recovered)."""
     from ledger.history import damage
     broken = list(damage(replay))
     if all(f.code == "store.torn_tail" for f in broken):  # positions are sure below a torn tail
-        broken = [*rolled_back(ledger_file, replay.origin, len(replay.records)), *broken]
+        broken += rolled_back(ledger_file, replay.origin, len(replay.records))
     return broken
 
 
@@ -75,13 +75,18 @@ def incomplete(broken: Sequence[Finding]) -> str:
 
 
 def damaged(ledger_file: Path | str, broken: Sequence[Finding]) -> tuple[str, str]:
-    """What is damaged in the file (the first of ``broken``, :func:`ledger.history.damage`, or of
-    :func:`rolled_back`), and what to run."""
-    first = broken[0]
-    if first.position is None:
-        return f"{first.reason} [{first.code}]", "; recover them (a backup, a mirror) before trusting what it says"
-    more = f" ({_plural(len(broken) - 1, 'more damaged part')})" if len(broken) > 1 else ""
-    what = (f"{ledger_file} is damaged at record {first.position}: "
-            f"{first.reason.removeprefix(f'record {first.position}: ')} [{first.code}]{more}")
-    todo = "" if first.code == "store.torn_tail" else "; run 'stonetrail verify' to see every finding"
-    return what, todo  # a torn tail's reason already says to run stonetrail repair
+    """What is damaged in the file (the first part of ``broken`` that cannot be read, :func:`ledger.history.damage`,
+    and records of the published checkpoint missing, :func:`rolled_back`), and what to run."""
+    parts = [f for f in broken if f.position is not None]
+    lost = [f for f in broken if f.position is None]
+    said = []
+    if parts:
+        first = parts[0]
+        more = f" ({_plural(len(parts) - 1, 'more damaged part')})" if len(parts) > 1 else ""
+        said.append(f"{ledger_file} is damaged at record {first.position}: "
+                    f"{first.reason.removeprefix(f'record {first.position}: ')} [{first.code}]{more}")
+    said += [f"{f.reason} [{f.code}]" for f in lost[:1]]
+    if lost:
+        return "; and ".join(said), "; recover them (a backup, a mirror) before trusting what it says"
+    todo = "" if parts[0].code == "store.torn_tail" else "; run 'stonetrail verify' to see every finding"
+    return said[0], todo  # a torn tail's reason already says to run stonetrail repair
