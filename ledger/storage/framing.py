@@ -346,10 +346,9 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
                 what = f"record {index}: frame magic {head[:4]!r}, want {_WANT} (frame skipped)"
                 return StoreProblem(code=BAD_MAGIC, index=index, offset=pos, reason=what), end
     nxt = scan.resync(pos)
-    incomplete = (_magic_prefix(head[:4]) if len(head) < _FH  # an interrupted append, or only zeros
-                  else magic_ok and 1 <= length <= MAX_RECORD_SIZE and (
-                      _cut_short(data, pos, head) or (nxt < 0 and _unwritten(scan, pos, head))))
-    if nxt < 0 and (incomplete or data.zeros_from(pos)):
+    if nxt < 0 and (data.zeros_from(pos) or (  # only zeros, or an interrupted append
+            _magic_prefix(head[:4]) if len(head) < _FH else magic_ok and 1 <= length <= MAX_RECORD_SIZE and (
+                _cut_short(data, pos, head) or _unwritten(scan, pos, head)))):
         code, what = TORN, f"incomplete last frame (interrupted append: {_REPAIR})"
     elif not magic_ok:
         code, what = BAD_MAGIC, f"frame magic {head[:4]!r}, want {_WANT}"
