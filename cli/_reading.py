@@ -68,10 +68,13 @@ def broken_parts(ledger_file: Path | str, replay: Replay) -> list[Finding]:
 
 def incomplete(broken: Sequence[Finding]) -> str:
     """Why a listing from a file with ``broken`` parts may be incomplete, in a few words."""
-    first = broken[0]
-    if first.position is None:
-        return f"the file lost records its published checkpoint covers ({first.code})"
-    return f"{_plural(len(broken), 'part')} of the file cannot be read (first: record {first.position}, {first.code})"
+    parts = [f for f in broken if f.position is not None]
+    lost = "the file lost records its published checkpoint covers (checkpoint.beyond_log)"
+    if not parts:
+        return lost
+    first = parts[0]
+    said = f"{_plural(len(parts), 'part')} of the file cannot be read (first: record {first.position}, {first.code})"
+    return f"{said}, and {lost}" if len(parts) < len(broken) else said
 
 
 def damaged(ledger_file: Path | str, broken: Sequence[Finding]) -> tuple[str, str]:
