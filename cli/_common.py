@@ -308,6 +308,9 @@ def _print_hint(findings: Sequence[Finding], label: str, *, records_judged: bool
                "checkpoint" if records_judged else "ask for a bundle under a newer, witnessed checkpoint")
         click.echo(f"{label}nothing was found forged: the checkpoint, signed by the operator, is not witnessed as "
                    f"your trust file requires (too few witnesses, or too long ago); {ask}")
+    elif records_judged and [f.code for f in findings] == ["ledger.empty"]:
+        click.echo(f"{label}a new ledger holds no record, and an empty one proves nothing: record its first events "
+                   "(the authority's enrolments: docs/embedding.md), then verify it again")
     elif records_judged and findings and all(f.position is None and f.code == "note.unverified" for f in findings):
         click.echo(f"{label}every record passes; the checkpoint is not signed by the operator key your trust file "
                    "pins: was it signed with another key, or is this the wrong trust file?")

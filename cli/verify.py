@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ledger import AuditReport, check_ledger
+from ledger._beside import short_of
 from ledger.audit import CHUNK_RECORDS, LEVELS
 from ledger.engines import DEFAULT_ENGINE, ENGINES
 from ledger.pg.db import is_url
@@ -128,6 +129,7 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
                      "level": report.level, **states, **report.to_json()})
         sys.exit(_verdict_exit(report.verdict))
     _print_report(report, checkpoint_paths)
+    _print_lost(ledger_file, report)
     if resume is not None:
         before = f"records 0..{report.resumed_at - 1}" if report.resumed_at else "no record"
         click.echo(f"state:     resumed from {resume}: {before} audited before, "
@@ -184,6 +186,15 @@ def _print_report(r: AuditReport, paths: Sequence[Path]) -> None:
     click.echo(f"integrity: INVALID ({_plural(len(r.findings), 'finding')})")
     _print_hint(r.findings, "hint:      ", records_judged=r.level in FULL_LEVELS)  # below: records not all judged
     _print_findings(r.findings)
+
+
+def _print_lost(ledger_file: Path | str, r: AuditReport) -> None:
+    """After the findings of a torn ledger: the records of the checkpoint published beside it that the torn tail
+    took, if any (then a repair refuses to cut it, ``repair.rollback``, docs/format.md §8.1)."""
+    torn = any(f.code == "store.torn_tail" for f in r.findings) and not is_url(ledger_file)
+    if torn and (short := short_of(ledger_file, r.origin, r.record_count)) is not None:
+        click.echo(f"hint:      {short}; repair refuses to cut the torn tail below that checkpoint "
+                   "(repair.rollback): recover the records from a backup or a mirror")
 
 
 def _scope(tree_size: int, r: AuditReport) -> str:

@@ -39,7 +39,16 @@ from ._published_format import (
 from ._remote_log import RemoteLog
 from .bundle import check_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
-from .errors import InputError, StorageError, VerificationError, expect, expect_each, expect_path
+from .errors import (
+    CorruptStoreError,
+    InputError,
+    StoneTrailError,
+    StorageError,
+    VerificationError,
+    expect,
+    expect_each,
+    expect_path,
+)
 from .export import SelfCheckError, bundle_from
 from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, index_fault, indexed_log
@@ -102,7 +111,9 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
             ``publish.empty`` (a checkpoint of the empty log: nothing to publish),
             ``store.not_a_ledger`` (``ledger_path`` is not a ledger file). StorageError:
             ``publish.no_index`` (the ledger's index cannot answer at the checkpoint's tree size: run ``stonetrail
-            index``), ``publish.locked`` (another publish of the directory is running), ``store.io``.
+            index``; or the file's damage instead, CorruptStoreError ``store.*``, or VerificationError
+            ``checkpoint.beyond_log`` if the file holds fewer records), ``publish.locked`` (another publish of the
+            directory is running), ``store.io``.
     """
     expect_path(ledger_path, "ledger_path")
     expect_path(directory, "directory")
@@ -206,10 +217,26 @@ def _check_signer(old_note: bytes, note: str, out: Path) -> None:
                                 "the operator key you pin", code="publish.other_signer")
 
 
-def _no_index(ledger_path: str | Path, size: int) -> StorageError:
-    return StorageError(f"publishing reads the ledger's index, and the index of {ledger_path} cannot answer at tree "
-                        f"size {size} (missing, behind or damaged): build it with 'stonetrail index {ledger_path} "
-                        "--trust TRUST', then publish again", code="publish.no_index")
+def _no_index(ledger_path: str | Path, size: int) -> StoneTrailError:
+    """Why the ledger's index cannot answer at tree ``size``, read from the file in one pass (an error path): the
+    file's damage (its first problem, whose reason says what to do), fewer records than ``size``
+    (``checkpoint.beyond_log``), else an index to build (``publish.no_index``). The error names the file."""
+    with FrameFile(ledger_path) as file:
+        records = sum(1 for _ in file.frames())
+        problems = file.survey.problems
+    err: StoneTrailError
+    if problems:
+        err = CorruptStoreError(f"{ledger_path} is damaged: {problems[0].reason}", code=problems[0].code)
+    elif records < size:
+        err = VerificationError(f"the checkpoint's tree size {size} is over the {records} records of {ledger_path}: "
+                                "the file lost records it covers, or it is another ledger's",
+                                code="checkpoint.beyond_log")
+    else:
+        err = StorageError(f"publishing reads the ledger's index, and the index of {ledger_path} cannot answer at "
+                           f"tree size {size} (missing, behind or damaged): build it with 'stonetrail index "
+                           f"{ledger_path} --trust TRUST', then publish again", code="publish.no_index")
+    err.file = str(ledger_path)
+    return err
 
 
 def _check_against_log(ledger_path: str | Path, log: IndexedLog | _Past, cp: Checkpoint) -> None:

@@ -296,6 +296,7 @@ def test_an_empty_ledger_does_not_pass(demo_dir: Path, tmp_path: Path) -> None:
     FileStore.create(tmp_path / "empty.ledger", "demo.stonetrail.example/ledger").close()
     result = run("verify", tmp_path / "empty.ledger", "--trust", demo_dir / "trust.keys")
     assert result.exit_code == 1 and "ledger.empty" in result.output
+    assert "hint:      a new ledger holds no record" in result.output  # what to do next, after `init`
 
 
 def test_show_walks_a_deep_lineage_without_recursion(tmp_path: Path) -> None:

@@ -169,6 +169,8 @@ def test_a_ledger_below_its_published_checkpoint_is_neither_cut_nor_appended_to(
     error = json.loads(refused.stdout)["error"]
     assert refused.exit_code == 1 and error["code"] == "repair.rollback", refused.output
     assert "checkpoint published beside it" in error["message"] and ledger.read_bytes() == torn
+    said = run("verify", ledger, "--trust", tmp_path / "trust.keys")
+    assert said.exit_code == 1 and "repair refuses to cut the torn tail below that checkpoint" in said.output
     discard_index(ledger)
     for command in (["items", ledger], ["show", ledger, "R-00001-A"]):  # read from the log: torn, and short
         told = run(*command, "--trust", tmp_path / "trust.keys", "--json")

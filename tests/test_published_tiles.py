@@ -14,7 +14,7 @@ from copies import copy_demo
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import StoneTrailError
 from ledger.hashing import Digest
-from ledger.index import rebuild_index
+from ledger.index import discard_index, rebuild_index
 from ledger.index.db import index_path
 from ledger.index.maps import row_check
 from ledger.merkle import leaf_hash
@@ -181,3 +181,22 @@ def test_a_checkpoint_the_index_does_not_give_is_checked_against_the_log(demo: P
     with pytest.raises(StoneTrailError) as foreign:
         publish_log(demo / "demo.ledger", tmp_path / "site", (other / "checkpoint.txt").read_text())
     assert foreign.value.code.startswith("checkpoint."), foreign.value
+
+
+def test_a_damaged_or_short_ledger_is_named_as_such_not_as_an_index_to_build(demo: Path, tmp_path: Path) -> None:
+    """A new-user review: publish on a torn ledger said to build the index, which then refused (the file is
+    damaged, not the index). The error is now the file's own, naming it; a file short of the checkpoint says so."""
+    base = _copy(demo, tmp_path / "torn")
+    note = (base / "checkpoint.txt").read_text()
+    ledger = base / "demo.ledger"
+    frames = scan(ledger).frames
+    ledger.write_bytes(ledger.read_bytes()[:-5])  # the last record torn
+    with pytest.raises(StoneTrailError) as torn:
+        publish_log(ledger, base / "site", note)
+    assert (torn.value.code, torn.value.file) == ("store.torn_tail", str(ledger)), torn.value
+    ledger.write_bytes(ledger.read_bytes()[:frames[600].offset])  # an older copy, 600 records, intact
+    discard_index(ledger)
+    with pytest.raises(StoneTrailError) as short:
+        publish_log(ledger, base / "site", note)
+    assert short.value.code == "checkpoint.beyond_log" and "600 records" in str(short.value), short.value
+    assert not [name for name in _files(base / "site") if not name.startswith(".")]  # nothing published

@@ -80,7 +80,9 @@ TORN, BAD_MAGIC, CHECKSUM = "store.torn_tail", "store.bad_magic", "store.checksu
 OVERSIZE, FSYNC_FAILED, RESYNC_LIMIT = "store.oversize", "store.fsync_failed", "store.resync_limit"
 #: Payload bytes of an unclosed batch a :class:`Survey` holds by default before it reads them again at its end.
 HOLD: Final = 32 << 20
-_REPAIR = "`stonetrail repair LEDGER` (ledger.repair) moves it aside"  # what a torn tail's reason tells to run
+#: What a torn tail's reason tells to run (a repair refuses to cut records a checkpoint covers: ``repair.rollback``).
+_REPAIR = ("`stonetrail repair` (ledger.repair) moves it aside, unless it took records a checkpoint covers: then "
+           "recover them from a backup")
 
 
 def work_budget(size: int) -> int:
