@@ -78,6 +78,9 @@ _FH = FRAME_HEADER = FRAME_STRUCT.size  # 12 bytes of frame header: magic, paylo
 SECTOR = 512
 TORN, BAD_MAGIC, CHECKSUM = "store.torn_tail", "store.bad_magic", "store.checksum_mismatch"
 OVERSIZE, FSYNC_FAILED, RESYNC_LIMIT = "store.oversize", "store.fsync_failed", "store.resync_limit"
+#: What one held frame costs beyond its payload (its object, its numbers), counted against ``hold``: a batch of
+#: many tiny frames is bounded as one of a few large ones.
+_HELD_FRAME = 160
 #: Payload bytes of an unclosed batch a :class:`Survey` holds by default before it reads them again at its end.
 HOLD: Final = 32 << 20
 #: What a torn tail's reason tells to run (a repair refuses to cut records a checkpoint covers: ``repair.rollback``).
@@ -197,7 +200,8 @@ class _Pass:
         self.offsets, self.problems = array("Q"), list[StoreProblem]()
         self.end = 0
         self.batch: tuple[int, int, int] | None = None  # (offset, index, frames before) of an unclosed batch
-        self.held, self.held_bytes = list[Frame](), 0  # its frames (payload b"": to read again)
+        self.held, self.held_bytes = list[Frame](), 0  # its first frames, within ``hold`` bytes
+        self.spilled: tuple[int, int, int] | None = None  # its frames past them: (index, offsets position, count)
         self._zeros: int | None = None
 
     def frame_at(self, pos: int, *, need_magic: bool = True) -> bytes | None:
@@ -236,10 +240,13 @@ class _Pass:
         frame = Frame(index, pos, payload)
         if self.data.view(pos, pos + 4) == BATCH_MAGIC:
             self.batch = self.batch or (pos, index, len(self.offsets))
-            if self.held_bytes + len(payload) > self.hold:
-                frame = Frame(index, pos, b"")
-            self.held.append(frame)
-            self.held_bytes += len(frame.payload)
+            if self.spilled is not None:
+                self.spilled = (*self.spilled[:2], self.spilled[2] + 1)
+            elif self.held_bytes + len(payload) + _HELD_FRAME > self.hold:  # from here on, offsets only
+                self.spilled = (index, len(self.offsets), 1)
+            else:
+                self.held.append(frame)
+                self.held_bytes += len(payload) + _HELD_FRAME
         else:
             self.batch = None
         self.offsets.append(pos)
@@ -249,10 +256,15 @@ class _Pass:
             yield frame
 
     def release(self) -> Iterator[Frame]:
-        """The held frames of a batch that closed (or was followed by damage other than a torn tail)."""
-        held, self.held, self.held_bytes = self.held, [], 0
-        for frame in held:
-            yield frame if frame.payload else Frame(frame.index, frame.offset, self.reread(frame.offset))
+        """The held frames of a batch that closed (or was followed by damage other than a torn tail), then its
+        frames past them, read again by their offsets."""
+        held, spilled = self.held, self.spilled
+        self.held, self.held_bytes, self.spilled = [], 0, None
+        yield from held
+        if spilled is not None:
+            index, at, count = spilled
+            for k in range(count):
+                yield Frame(index + k, self.offsets[at + k], self.reread(self.offsets[at + k]))
 
     def reread(self, pos: int) -> bytes:
         """The payload of the valid frame at ``pos``, read again. Raises CorruptStoreError if it changed."""
@@ -275,7 +287,7 @@ class _Pass:
         """Drop the frames of ``batch``, still open at end of file: a torn tail from its first frame."""
         offset, index, before = batch
         del self.offsets[before:]
-        self.held, self.held_bytes = [], 0
+        self.held, self.held_bytes, self.spilled = [], 0, None
         self.end, self.batch = offset, None
         reason = (f"record {index}: incomplete batch (interrupted append: {_REPAIR}); {self.data.size - offset} "
                   f"bytes from offset {offset} to end of file skipped")
