@@ -237,6 +237,38 @@ def test_a_last_frame_whose_unwritten_sectors_read_as_zeros_is_a_torn_tail(tmp_p
     assert side is not None and side.read_bytes() == tail and path.stat().st_size == good
 
 
+@pytest.mark.parametrize("into", [2, 4, 6, 8, 10])
+def test_a_frame_header_cut_by_an_unwritten_sector_is_a_torn_tail(tmp_path: Path, into: int) -> None:
+    """The power cut fell ``into`` bytes into the last append's first frame header: a sector boundary there, and
+    zeros from it to end of file."""
+    good_end = make(tmp_path, name="probe.stl").stat().st_size
+    pad = (SECTOR - into - good_end - 12) % SECTOR or SECTOR  # a record that makes the next frame straddle a sector
+    path = make(tmp_path, [*PAYLOADS, b"p" * pad])
+    good = path.stat().st_size
+    assert (good + into) % SECTOR == 0
+    with open(path, "ab") as f:
+        f.write(frame(BIG))
+    _zeroed_from(path, good + into)
+    assert [(p.code, p.index, p.offset) for p in scan(path).problems] == [("store.torn_tail", 4, good)]
+    assert repair(path).side_file is not None and path.stat().st_size == good
+
+
+@pytest.mark.parametrize(("zeros_before", "torn"), [(3, True), (16, True), (17, False)])
+def test_bytes_written_as_zeros_just_before_an_unwritten_sector(tmp_path: Path, zeros_before: int,
+                                                                 torn: bool) -> None:
+    """The written bytes just before the first unwritten sector may be zeros themselves (up to ZERO_SLACK)."""
+    path = make(tmp_path)
+    good = path.stat().st_size
+    cut = _sector_in(good, 12 + 700)
+    payload = bytearray(BIG)
+    payload[cut - good - 12 - zeros_before : cut - good - 12] = bytes(zeros_before)  # written, and zero
+    with open(path, "ab") as f:
+        f.write(frame(bytes(payload)))
+    _zeroed_from(path, cut)
+    code = "store.torn_tail" if torn else "store.checksum_mismatch"
+    assert [(p.code, p.offset) for p in scan(path).problems] == [(code, good)]
+
+
 def test_a_batch_cut_by_unwritten_sectors_is_torn_from_its_first_frame(tmp_path: Path) -> None:
     """A batch of three frames whose second one's later sectors, and the third frame, never reached the disk."""
     path = make(tmp_path)

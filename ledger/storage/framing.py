@@ -36,7 +36,8 @@ at ``offset``):
   interrupted append: a prefix of a frame header, a frame whose length runs past end of file (unless the bytes
   it has are a whole payload under its CRC: then its length field is damaged), a frame whose payload fails its
   CRC where zeros run from a disk sector boundary inside it to end of file and it ends the file or its batch
-  (a power cut after the file grew but before all its data reached the disk: :func:`_unwritten`), or only zeros;
+  (a power cut after the file grew but before all its data reached the disk: :func:`_unwritten`), a prefix of
+  a frame magic followed by such zeros, or only zeros;
   it starts at the first frame of the batch it interrupted, if that batch has ``STRB`` frames before it. Valid
   ``STRB`` frames running to end of file are a torn tail too (the batch's last frame was never written).
 - ``store.resync_limit``: the damage was so dense that checking candidate frames used up the work budget of
@@ -76,6 +77,8 @@ FRAME_STRUCT: Final = struct.Struct(">4sII")
 _FH = FRAME_HEADER = FRAME_STRUCT.size  # 12 bytes of frame header: magic, payload length (big-endian), CRC-32
 #: The unit in which a power cut leaves a grown file's unwritten data as zeros (a disk sector, in file offsets).
 SECTOR = 512
+#: How many of the bytes written just before such a sector may be zeros themselves (a length's high bytes, ...).
+ZERO_SLACK = 16
 TORN, BAD_MAGIC, CHECKSUM = "store.torn_tail", "store.bad_magic", "store.checksum_mismatch"
 OVERSIZE, FSYNC_FAILED, RESYNC_LIMIT = "store.oversize", "store.fsync_failed", "store.resync_limit"
 #: What one held frame costs beyond its payload (its object, its numbers), counted against ``hold``: a batch of
@@ -202,7 +205,7 @@ class _Pass:
         self.batch: tuple[int, int, int] | None = None  # (offset, index, frames before) of an unclosed batch
         self.held, self.held_bytes = list[Frame](), 0  # its first frames, within ``hold`` bytes
         self.spilled: tuple[int, int, int] | None = None  # its frames past them: (index, offsets position, count)
-        self._zeros: int | None = None
+        self._unwritten: tuple[int | None] | None = None  # (unwritten_from(),) once read
 
     def frame_at(self, pos: int, *, need_magic: bool = True) -> bytes | None:
         """The payload of a fully valid frame at ``pos`` (magic if ``need_magic``, length, CRC), else None.
@@ -222,11 +225,16 @@ class _Pass:
         view = data.view(pos + _FH, pos + _FH + length)
         return view.tobytes() if zlib.crc32(view) == crc else None  # no copy until it checks out
 
-    def zeros_start(self) -> int:
-        """Where the run of zero bytes that ends the file starts (:meth:`Window.zeros_start`, read once)."""
-        if self._zeros is None:
-            self._zeros = self.data.zeros_start()
-        return self._zeros
+    def unwritten_from(self) -> int | None:
+        """The disk sector boundary from which the file may never have been written: the first multiple of
+        :data:`SECTOR` at or after the start of the run of zero bytes that ends the file, if it is at most
+        :data:`ZERO_SLACK` bytes after it (bytes written just before it may be zeros) and inside the file; else
+        None. Read once (:meth:`Window.zeros_start`)."""
+        if self._unwritten is None:
+            zeros = self.data.zeros_start()
+            boundary = -(-zeros // SECTOR) * SECTOR
+            self._unwritten = (boundary if boundary - zeros <= ZERO_SLACK and boundary < self.data.size else None,)
+        return self._unwritten[0]
 
     def resync(self, pos: int) -> int:
         """Offset of the next fully valid frame after ``pos``, or -1. Raises _OutOfWork."""
@@ -318,16 +326,24 @@ class _Pass:
 
 def _unwritten(scan: _Pass, pos: int, head: bytes) -> bool:
     """True if the frame at ``pos`` with header ``head`` (a frame magic, a valid length) is the end of an append
-    that never reached the disk: a run of zero bytes starting at a disk sector boundary (:data:`SECTOR`, in file
-    offsets) inside its payload runs to end of file, and the frame ends the file, or, a ``STRB`` frame, its batch
-    (whose later frames were in the zeros). Records of earlier appends were on the disk before it began, so a
-    run that starts elsewhere, or a ``STR1`` frame it runs past, is damage."""
+    that never reached the disk: the file reads as zeros from a disk sector boundary inside the frame
+    (:meth:`_Pass.unwritten_from`) to its end, and the frame ends the file, or, a ``STRB`` frame, its batch
+    (whose later frames were in the zeros). Records of earlier appends were on the disk before it began, so
+    zeros that start elsewhere, or run past a ``STR1`` frame, are damage."""
     magic, length, _ = FRAME_STRUCT.unpack(head)
     end = pos + _FH + length
     if end > scan.data.size or (magic != BATCH_MAGIC and end != scan.data.size):
         return False
-    zeros = scan.zeros_start()
-    return pos + _FH <= zeros < end and zeros % SECTOR == 0
+    unwritten = scan.unwritten_from()
+    return unwritten is not None and pos < unwritten < end
+
+
+def _header_unwritten(scan: _Pass, pos: int) -> bool:
+    """True if the file reads as zeros from a disk sector boundary inside the 12-byte frame header at ``pos``
+    (:meth:`_Pass.unwritten_from`), after a prefix of a frame magic: a power cut in an append's first sector."""
+    unwritten = scan.unwritten_from()
+    return unwritten is not None and pos < unwritten < pos + _FH and _magic_prefix(
+        scan.data.copy(pos, min(unwritten, pos + 4)))
 
 
 def _cut_short(data: Window, pos: int, head: bytes) -> bool:
@@ -360,7 +376,7 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
                 what = f"record {index}: frame magic {head[:4]!r}, want {_WANT} (frame skipped)"
                 return StoreProblem(code=BAD_MAGIC, index=index, offset=pos, reason=what), end
     nxt = scan.resync(pos)
-    if nxt < 0 and (data.zeros_from(pos) or (  # only zeros, or an interrupted append
+    if nxt < 0 and (data.zeros_from(pos) or _header_unwritten(scan, pos) or (  # zeros, or an interrupted append
             _magic_prefix(head[:4]) if len(head) < _FH else magic_ok and 1 <= length <= MAX_RECORD_SIZE and (
                 _cut_short(data, pos, head) or _unwritten(scan, pos, head)))):
         code, what = TORN, f"incomplete last frame (interrupted append: {_REPAIR})"
