@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from ledger import AuditReport, check_ledger
-from ledger._beside import short_of
+from ledger._beside import published_checkpoint, published_of, short_of
 from ledger.audit import CHUNK_RECORDS, LEVELS
 from ledger.engines import DEFAULT_ENGINE, ENGINES
 from ledger.pg.db import is_url
@@ -129,7 +129,7 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
         _print_json({"records": report.record_count, "root": root, "seconds": round(time.monotonic() - start, 3),
                      "level": report.level, **states, **report.to_json()})
         sys.exit(_verdict_exit(report.verdict))
-    _print_report(report, checkpoint_paths)
+    _print_report(report, checkpoint_paths, _published_beside(ledger_file, report) if not checkpoint_paths else None)
     _print_lost(ledger_file, report)
     if resume is not None:
         before = f"records 0..{report.resumed_at - 1}" if report.resumed_at else "no record"
@@ -151,7 +151,15 @@ LEVEL_CHECKS = {"structure": "framing, format and the Merkle root checked (as at
                 "signatures": "framing, format, root and signatures checked; not who may sign, links or custody"}
 
 
-def _print_report(r: AuditReport, paths: Sequence[Path]) -> None:
+def _published_beside(ledger_file: Path | str, r: AuditReport) -> Path | None:
+    """The checkpoint published beside the ledger file (``checkpoint.txt``, of its origin), if any: not used unless
+    given with --checkpoint (an audit assumes nothing), but named, so that the user can pass it."""
+    if is_url(ledger_file) or published_of(ledger_file, r.origin) is None:
+        return None
+    return published_checkpoint(ledger_file)
+
+
+def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = None) -> None:
     click.echo(f"origin:    {r.origin}")
     click.echo(f"records:   {r.record_count}")
     if r.root_hash is None:
@@ -174,7 +182,8 @@ def _print_report(r: AuditReport, paths: Sequence[Path]) -> None:
         if r.checkpoints[0].witnessed:
             click.echo(f"witnesses: {r.checkpoints[0].witnessed}")
     if r.ok and (r.checkpoint is None or r.checkpoint.tree_size < r.record_count):
-        click.echo("checkpoint: none given" if r.checkpoint is None else
+        click.echo(("checkpoint: none given" + (f" ({beside} is published beside it: pass it with --checkpoint)"
+                                                if beside else "")) if r.checkpoint is None else
                    f"checkpoint: it covers only the first {r.checkpoint.tree_size} records")
         click.echo("           a file cut at a record boundary or with independent records removed cannot be told "
                    "from the original (pass the latest --checkpoint)")

@@ -475,3 +475,11 @@ def test_a_named_pipe_or_device_is_refused_not_waited_on(demo_dir: Path, tmp_pat
         result = run(*args)
         assert result.exit_code == 2 and "not a regular file" in result.output, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_verify_without_a_checkpoint_names_the_one_published_beside_the_ledger(demo_dir: Path) -> None:
+    """An audit assumes nothing, so it does not read checkpoint.txt by itself; it says that one is there to pass
+    (a review: a removed record went unseen by a verify run without --checkpoint)."""
+    result = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys")
+    assert result.exit_code == 0 and "none given" in result.output
+    assert f"{demo_dir / 'checkpoint.txt'} is published beside it: pass it with --checkpoint" in result.output
