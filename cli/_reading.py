@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import click
 
 from ledger import Finding, Trust
-from ledger._beside import short_of
+from ledger._beside import published_of, short_of
+from ledger.errors import StoneTrailError
 from ledger.pg.url import is_url
 
 from ._common import _about, _plural
@@ -51,7 +52,13 @@ def rolled_back(ledger_file: Path | str, origin: str, records: int) -> list[Find
     """A ``checkpoint.beyond_log`` finding (position None) if the checkpoint published beside the ledger file
     (``checkpoint.txt``, :func:`ledger._beside.published_of`) covers more than its ``records``: records its operator
     signed are missing, so what the file tells may be incomplete (docs/format.md §8.1); else none."""
-    short = None if is_url(ledger_file) else short_of(ledger_file, origin, records)
+    if is_url(ledger_file):
+        return []
+    try:
+        published_of(ledger_file, origin, strict=True)
+    except StoneTrailError as exc:  # it bounds nothing: say so, rather than pass it over in silence
+        click.echo(f"stonetrail: warning: {exc} [{exc.code}]", err=True)
+    short = short_of(ledger_file, origin, records)
     return [] if short is None else [Finding(code="checkpoint.beyond_log", position=None, item=None, reason=short)]
 
 

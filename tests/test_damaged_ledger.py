@@ -200,6 +200,8 @@ def test_a_ledger_below_its_published_checkpoint_is_neither_cut_nor_appended_to(
     with Ledger.open(ledger, trust.authority_keys) as writer:
         assert writer.size == 600
     published.write_text("not a checkpoint\n")  # nor does a file that is not one, but repair will not cut then
+    for command in (["items", ledger], ["show", ledger, "R-00001-A"]):  # and readers say it is not one
+        assert "[checkpoint.unreadable]" in run(*command).stderr
     with Ledger.open(ledger, trust.authority_keys) as writer:
         assert writer.size == 600
     assert json.loads(run("repair", ledger, "--json").stdout)["error"]["code"] == "checkpoint.unreadable"
