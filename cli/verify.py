@@ -182,8 +182,8 @@ def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = N
         if r.checkpoints[0].witnessed:
             click.echo(f"witnesses: {r.checkpoints[0].witnessed}")
     if r.ok and (r.checkpoint is None or r.checkpoint.tree_size < r.record_count):
-        click.echo(("checkpoint: none given" + (f" ({beside} is published beside it: pass it with --checkpoint)"
-                                                if beside else "")) if r.checkpoint is None else
+        there = f" ({beside} is published beside it: pass it with --checkpoint)" if beside else ""
+        click.echo(f"checkpoint: none given{there}" if r.checkpoint is None else
                    f"checkpoint: it covers only the first {r.checkpoint.tree_size} records")
         click.echo("           a file cut at a record boundary or with independent records removed cannot be told "
                    "from the original (pass the latest --checkpoint)")
