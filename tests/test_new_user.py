@@ -21,7 +21,7 @@ from ledger import Trust, note_verifier_key, sign_checkpoint
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.monitor import split_view_evidence
 from ledger.provenance import MassPoint
-from stonetrail_cli import _common
+from stonetrail_cli import _reading
 from stonetrail_cli.demo import _program
 from stonetrail_cli.main import main
 from stonetrail_cli.proof import _mass_lines
@@ -334,7 +334,7 @@ def test_a_large_ledger_read_without_an_index_says_how_to_make_it_instant(
         files: SmallFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A new-user review: `show` took 25 s once the index was gone, saying nothing. A reader that must read the
     whole log of a large file (here any size) says so on stderr, with the command that builds the index."""
-    monkeypatch.setattr(_common, "_SLOW_WITHOUT_INDEX", 0)
+    monkeypatch.setattr(_reading, "_SLOW_WITHOUT_INDEX", 0)
     ledger = tmp_path / "copy.ledger"
     shutil.copy(files.ledger, ledger)
     for args in (["show", ledger, "S1"], ["items", ledger, "--json"]):
