@@ -10,13 +10,27 @@ def _unraisable(hook: object) -> None:
         sys.__unraisablehook__(hook)  # type: ignore[arg-type]
 
 
+def by_interrupt(exc: BaseException) -> bool:
+    """True if ``exc`` is, or was raised while handling or because of, a KeyboardInterrupt: Python wraps one that
+    comes inside some callbacks (a dataclass field's ``__set_name__`` while a command's modules load raises
+    RuntimeError from it)."""
+    at: BaseException | None = exc
+    for _ in range(16):  # a chain that loops ends here
+        if at is None or isinstance(at, KeyboardInterrupt):
+            return at is not None
+        at = at.__cause__ or at.__context__
+    return False
+
+
 def run() -> None:
     """The ``stonetrail`` console script: :data:`stonetrail_cli.main.main`, with Ctrl-C while the tool is still
     loading reported as it is once loaded (one line, exit 130), not as a traceback."""
     sys.unraisablehook = _unraisable
     try:
         from .main import main
-    except KeyboardInterrupt:
+    except BaseException as exc:  # Ctrl-C, raised as it is or wrapped by Python (see by_interrupt)
+        if isinstance(exc, SystemExit) or not by_interrupt(exc):
+            raise
         sys.stderr.write("stonetrail: error: aborted [aborted]\n")
         raise SystemExit(130) from None
     main()

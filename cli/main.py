@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from . import by_interrupt
 from ._common import EXIT_USAGE, _click_error, _fail, wants_colour
 from ._lazy import LazyGroup
 from ._output import command_run
@@ -68,6 +69,10 @@ class _Group(LazyGroup):
                   "options)", EXIT_USAGE, code="usage")
         except (click.ClickException, click.Abort) as exc:
             _click_error(exc)
+        except Exception as exc:  # Ctrl-C that Python wrapped while a command's modules loaded: still an interrupt
+            if by_interrupt(exc):
+                _click_error(click.Abort())
+            raise
 
 
 @click.group(cls=_Group, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

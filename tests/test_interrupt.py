@@ -82,3 +82,27 @@ def test_a_worker_that_dies_is_a_storage_error_and_no_worker_is_left() -> None:
     assert died.value.code == "audit.worker_died" and "--jobs" in str(died.value)
     import multiprocessing
     assert not multiprocessing.active_children()
+
+
+def test_ctrl_c_that_python_wrapped_while_a_command_loads_is_still_an_interrupt(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """CI caught it: SIGINT inside a dataclass field's ``__set_name__``, while `verify` loaded its modules, came out
+    as RuntimeError (from KeyboardInterrupt) and a traceback, exit 1. It is an interrupt: one line, exit 130."""
+    import importlib
+
+    from stonetrail_cli import _lazy, by_interrupt
+    from stonetrail_cli.main import main
+
+    def interrupted(name: str, package: str | None = None) -> object:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance") from exc
+
+    monkeypatch.setattr(_lazy, "importlib", type(importlib)("fake"))
+    monkeypatch.setattr(_lazy.importlib, "import_module", interrupted, raising=False)
+    with pytest.raises(SystemExit) as ended:
+        main(["verify", "--help"])
+    assert ended.value.code == 130
+    assert capsys.readouterr().err.strip() == "stonetrail: error: aborted [aborted]"
+    assert by_interrupt(RuntimeError()) is False
