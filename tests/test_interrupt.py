@@ -99,6 +99,7 @@ def test_ctrl_c_that_python_wrapped_while_a_command_loads_is_still_an_interrupt(
         except KeyboardInterrupt as exc:
             raise RuntimeError("Error calling __set_name__ on 'Field' instance") from exc
 
+    monkeypatch.delitem(main.commands, "verify", raising=False)  # as at the start: not loaded yet
     monkeypatch.setattr(_lazy, "importlib", type(importlib)("fake"))
     monkeypatch.setattr(_lazy.importlib, "import_module", interrupted, raising=False)
     with pytest.raises(SystemExit) as ended:
