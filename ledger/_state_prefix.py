@@ -16,7 +16,8 @@ from .errors import CorruptStoreError, InputError
 from .hashing import Digest
 from .merkle import leaf_hash
 from .storage.frames import read_run
-from .storage.framing import FRAME_HEADER, FRAME_MAGIC, MAX_HEADER, Frame, read_header
+from .storage.framing import FRAME_HEADER, FRAME_MAGIC, Frame
+from .storage.header import MAX_HEADER, read_header
 
 __all__ = ["audited_prefix", "hash_head", "prefix_digest"]
 

@@ -57,7 +57,7 @@ from .note import note_signatures, note_signers
 from .reader import LogPass, check_checkpoint
 from .record import Record
 from .storage import FrameFile
-from .storage.framing import MAX_HEADER, read_header
+from .storage.header import MAX_HEADER, read_header
 from .storage.tile_check import CheckedTiles, tile_widths
 from .storage.tiles import TILE_WIDTH, tile_path
 from .trust import Trust

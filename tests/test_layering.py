@@ -61,7 +61,7 @@ ORDER = [
     "_bundle_json",
     "_bundle_summary", "_bundle_proofs",
     "bundle", "_words", "cutting", "dossier", "annex", "report",
-    "storage.window", "storage.framing", "storage.frames", "storage.filestore", "storage.repair", "storage.tiles",
+    "storage.window", "storage.header", "storage.framing", "storage.frames", "storage.filestore", "storage.repair", "storage.tiles",
     "storage.tile_check", "storage",
     "_published_format", "_published_dir", "reader",
     "index.sql", "index.maps", "index.state", "index.snapshot", "index.db", "index.logfile", "index.indexed",

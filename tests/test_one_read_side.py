@@ -27,7 +27,8 @@ from ledger.reader import check_checkpoint_of, checkpoint_file
 from ledger.registry import REGISTRY_EXTENSION
 from ledger.storage import BATCH_MAGIC, FRAME_MAGIC, Frame, window
 from ledger.storage.frames import pack_batch
-from ledger.storage.framing import Survey, pack_header, survey
+from ledger.storage.framing import Survey, survey
+from ledger.storage.header import pack_header
 from stonetrail_cli.main import main
 from world import OPERATOR, ORIGIN, TRUST, World, key
 

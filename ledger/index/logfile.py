@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import StorageError
-from ..storage.framing import pack_header
+from ..storage.header import pack_header
 
 __all__ = ["LogFile"]
 

@@ -23,7 +23,7 @@ from ..heads import Head, HeadProof, are_records_of, head_leaf
 from ..identity import sort_key
 from ..merkle import leaf_hash
 from ..record import Record
-from ..storage.framing import read_header
+from ..storage.header import read_header
 from ..storage.tiles import MemoryTiles, TiledTree
 from .db import IndexDB, index_path
 from .indexed import LedgerIndex, LogFile

@@ -23,7 +23,7 @@ from ..index.indexed import LedgerIndex
 from ..keys import NoteVerifierKey
 from ..record import Record
 from ..sig_findings import signature_findings
-from ..storage.framing import pack_header
+from ..storage.header import pack_header
 from . import queue
 from .db import PgDb, PgTables, connect, redact
 from .queue import Outcome, Queued

@@ -23,21 +23,17 @@ from ..errors import CorruptStoreError, InputError, LockedError, StorageError
 from .frames import pack_batch, read_frame
 from .framing import (
     BATCH_MAGIC,
-    FORMAT_VERSION,
     FRAME_MAGIC,
     FSYNC_FAILED,
-    MAGIC,
-    MAX_HEADER,
     MAX_RECORD_SIZE,
     TORN,
     Frame,
     ScanResult,
     StoreProblem,
     Survey,
-    pack_header,
     read_all,
-    read_header,
 )
+from .header import FORMAT_VERSION, MAGIC, MAX_HEADER, pack_header, read_header
 
 __all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "FileStore", "Frame",
            "FrameFile", "ScanResult", "StoreProblem", "scan"]
