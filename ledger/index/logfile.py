@@ -59,13 +59,11 @@ class LogFile:
         file is in its place (a copy, an inode number reused). The side files are a repair's
         (``<log>.torn-<end>`` and ``...-<hash>``, docs/format.md §8): one more than recorded tells a log cut back
         to ``end`` by a repair from one written over (a time would not: a clock tick can hold both)."""
-        stat = os.fstat(self.fd)
-        with contextlib.suppress(OSError):
-            name = f"{self.path.name}.torn-{end}"
+        stat, name, sides = os.fstat(self.fd), f"{self.path.name}.torn-{end}", 0
+        with contextlib.suppress(OSError):  # a directory that cannot be listed: no side file seen
             sides = sum(1 for side in self.path.parent.glob(f"{glob.escape(name)}*")
                         if side.name == name or side.name.startswith(f"{name}-"))
-            return [stat.st_ino, stat.st_size, stat.st_mtime_ns, sides]
-        return [stat.st_ino, stat.st_size, stat.st_mtime_ns, 0]
+        return [stat.st_ino, stat.st_size, stat.st_mtime_ns, sides]
 
     def seen_as(self, seen: object, end: int) -> bool:
         """True if the file is the one an index ending at byte ``end`` recorded as ``seen`` (:meth:`identity` at its

@@ -145,7 +145,7 @@ class _Pass:
         self.batch: tuple[int, int, int] | None = None  # (offset, index, frames before) of an unclosed batch
         self.held, self.held_bytes = list[Frame](), 0  # its first frames, within ``hold`` bytes
         self.spilled: tuple[int, int, int] | None = None  # its frames past them: (index, offsets position, count)
-        self._unwritten: tuple[int | None] | None = None  # (unwritten_from(),) once read
+        self._zeros: int | None = None  # where the run of zero bytes that ends the file starts, once read
 
     def frame_at(self, pos: int, *, need_magic: bool = True) -> bytes | None:
         """The payload of a fully valid frame at ``pos`` (magic if ``need_magic``, length, CRC), else None.
@@ -165,16 +165,19 @@ class _Pass:
         view = data.view(pos + _FH, pos + _FH + length)
         return view.tobytes() if zlib.crc32(view) == crc else None  # no copy until it checks out
 
+    def zeros_start(self) -> int:
+        """Where the run of zero bytes that ends the file starts (:meth:`Window.zeros_start`, read once)."""
+        if self._zeros is None:
+            self._zeros = self.data.zeros_start()
+        return self._zeros
+
     def unwritten_from(self) -> int | None:
         """The disk sector boundary from which the file may never have been written: the first multiple of
-        :data:`SECTOR` at or after the start of the run of zero bytes that ends the file, if it is at most
-        :data:`ZERO_SLACK` bytes after it (bytes written just before it may be zeros) and inside the file; else
-        None. Read once (:meth:`Window.zeros_start`)."""
-        if self._unwritten is None:
-            zeros = self.data.zeros_start()
-            boundary = -(-zeros // SECTOR) * SECTOR
-            self._unwritten = (boundary if boundary - zeros <= ZERO_SLACK and boundary < self.data.size else None,)
-        return self._unwritten[0]
+        :data:`SECTOR` at or after :meth:`zeros_start`, if it is at most :data:`ZERO_SLACK` bytes after it (bytes
+        written just before it may be zeros) and inside the file; else None."""
+        zeros = self.zeros_start()
+        boundary = -(-zeros // SECTOR) * SECTOR
+        return boundary if boundary - zeros <= ZERO_SLACK and boundary < self.data.size else None
 
     def resync(self, pos: int) -> int:
         """Offset of the next fully valid frame after ``pos``, or -1. Raises _OutOfWork."""
@@ -316,7 +319,7 @@ def _diagnose(scan: _Pass, pos: int, index: int) -> tuple[StoreProblem, int]:
                 what = f"record {index}: frame magic {head[:4]!r}, want {_WANT} (frame skipped)"
                 return StoreProblem(code=BAD_MAGIC, index=index, offset=pos, reason=what), end
     nxt = scan.resync(pos)
-    if nxt < 0 and (data.zeros_from(pos) or _header_unwritten(scan, pos) or (  # zeros, or an interrupted append
+    if nxt < 0 and (scan.zeros_start() <= pos or _header_unwritten(scan, pos) or (  # zeros, or an interrupted append
             _magic_prefix(head[:4]) if len(head) < _FH else magic_ok and 1 <= length <= MAX_RECORD_SIZE and (
                 _cut_short(data, pos, head) or _unwritten(scan, pos, head)))):
         code, what = TORN, f"incomplete last frame (interrupted append: {_REPAIR})"

@@ -57,15 +57,6 @@ class Window:
             self._fill(start, start + width)
         return -1
 
-    def zeros_from(self, start: int) -> bool:
-        """True if every byte from ``start`` to end of file is zero (read window by window)."""
-        while start < self.size:
-            chunk = self.view(start, start + WINDOW)
-            if chunk.nbytes != chunk.tobytes().count(0):
-                return False
-            start += chunk.nbytes
-        return True
-
     def zeros_start(self) -> int:
         """Where the run of zero bytes that ends the file starts (its size if the last byte is not zero), read
         window by window from the end."""
