@@ -17,6 +17,7 @@ from ledger import AuditReport, check_ledger
 from ledger._beside import published_checkpoint, published_of, short_of
 from ledger.audit import CHUNK_RECORDS, LEVELS
 from ledger.engines import DEFAULT_ENGINE, ENGINES
+from ledger.kept_findings import MAX_FINDINGS
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file
 from ledger.policy import Policy
@@ -65,6 +66,9 @@ from .cluster import on_cluster
               help="Check the chunks on the workers of this Dask scheduler (pip install 'stonetrail[dask]'); "
                    "each worker opens LEDGER by its absolute path here, so it must be a path every worker shares. "
                    "--jobs: chunks in flight (default: the cluster's worker threads).")
+@click.option("--max-findings", type=click.IntRange(min=0), default=MAX_FINDINGS, show_default=True,
+              help="Findings to keep, the first ones in log order; the rest are counted by code, so that a file "
+                   "crafted to fail on every record cannot exhaust memory. 0: keep every one.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: records, root, seconds, level, verdict, findings (empty when valid), and "
                    "the rest of the report.")
@@ -78,7 +82,7 @@ from .cluster import on_cluster
 @policy_options
 def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Path, ...], witness_policy: Path | None,
            level: str | None,
-           jobs: int | None, engine: str, chunk_records: int, cluster: str | None, as_json: bool,
+           jobs: int | None, engine: str, chunk_records: int, cluster: str | None, max_findings: int, as_json: bool,
            policy: Policy | None, save_state: Path | None, resume: Path | None) -> None:
     """Replay LEDGER and check every record, trusting only the keys in --trust; optionally apply a trade policy.
 
@@ -120,7 +124,7 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
         report = check_ledger(workers.path, trust, checkpoints=notes, policy=policy, progress=bar, level=level,
                               jobs=workers.jobs, executor=workers.executor, engine=engine,
                               chunk_records=chunk_records,
-                              save_state=save_state, resume=resume)
+                              save_state=save_state, resume=resume, max_findings=max_findings or None)
     states = {"resumed_from": str(resume) if resume else None, "resumed_at": report.resumed_at if resume else None,
               "saved_state": str(save_state) if save_state and not report.state_unsaved else None,
               "state_not_saved": report.state_unsaved}
@@ -193,9 +197,13 @@ def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = N
         click.echo("integrity: valid (every record passes every rule under the pinned keys)" if r.level in FULL_LEVELS
                    else f"integrity: valid at level {r.level} only (the rules of the levels above were not checked)")
         return
-    click.echo(f"integrity: INVALID ({_plural(len(r.findings), 'finding')})")
+    click.echo(f"integrity: INVALID ({_plural(r.finding_count, 'finding')})")
     _print_hint(r.findings, "hint:      ", records_judged=r.level in FULL_LEVELS)  # below: records not all judged
-    _print_findings(r.findings)
+    _print_findings(r.findings, kept_only=bool(r.omitted))
+    if r.omitted:
+        counts = ", ".join(f"{code} {count:,}" for code, count in r.omitted)
+        click.echo(f"  ... and {sum(c for _, c in r.omitted):,} more, counted but not kept ({counts}): "
+                   f"--max-findings 0 keeps every one")
 
 
 def _print_lost(ledger_file: Path | str, r: AuditReport) -> None:

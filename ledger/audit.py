@@ -34,6 +34,7 @@ from .compact import CompactRange
 from .errors import CorruptStoreError, InputError, StoneTrailError, StorageError, VerificationError, expect, expect_path
 from .findings import Finding, raise_first
 from .hashing import Digest
+from .kept_findings import MAX_FINDINGS
 from .merkle import leaf_hash
 from .pg.db import is_url
 from .pg.store import as_file
@@ -89,7 +90,9 @@ class AuditReport(Verdicts):
     ``resumed_at``: the records a saved audit state covered, not read again (``check_ledger(resume=...)``; 0 for
     a full audit): the rest of the report is the same either way. ``state_unsaved``: why the state asked for
     (``save_state``) was not saved — the file's framing is damaged, which the findings name (code
-    ``audit.state_unsafe`` in the message) — or None.
+    ``audit.state_unsafe`` in the message) — or None. ``omitted``: the findings past the audit's limit
+    (``check_ledger(max_findings=...)``), not kept but counted, as (code, count) sorted by code; ``findings`` then
+    holds the first ones in log order (:mod:`ledger.kept_findings`), and :attr:`finding_count` counts them all.
     """
 
     origin: str
@@ -106,6 +109,12 @@ class AuditReport(Verdicts):
     level: str = "custody"
     resumed_at: int = 0
     state_unsaved: str | None = None
+    omitted: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def finding_count(self) -> int:
+        """Every finding, those kept in :attr:`findings` and those :attr:`omitted`."""
+        return len(self.findings) + sum(count for _, count in self.omitted)
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready summary (hashes in standard base64; the goods' counts null below level custody, which does
@@ -120,6 +129,7 @@ class AuditReport(Verdicts):
             "checkpoints": [check.to_json() for check in self.checkpoints],
             "level": self.level, "full_audit": full,
             **self.verdicts_json(),
+            "finding_count": self.finding_count, "findings_omitted": dict(self.omitted),
         }
 
 
@@ -128,7 +138,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                  checkpoints: Sequence[str] = (), policy: Policy | None = None, progress: Progress | None = None,
                  level: str | None = None, jobs: int = 1, engine: str | None = None,
                  executor: Executor | None = None, chunk_records: int = CHUNK_RECORDS,
-                 save_state: str | Path | None = None, resume: str | Path | None = None) -> AuditReport:
+                 save_state: str | Path | None = None, resume: str | Path | None = None,
+                 max_findings: int | None = MAX_FINDINGS) -> AuditReport:
     """Audit the ledger at ``path`` (a file, or a ``postgresql://`` URL: a dump of its records,
     :func:`ledger.pg.store.as_file`) against ``trust`` in one streaming pass that holds no record (the facts the
     rules need of every record later go to a temporary database, deleted after: :mod:`ledger.spill`).
@@ -144,12 +155,17 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     ``engine``: the signature engine (:data:`ledger.keys.ENGINES`; None: the default). ``progress``: as
     :func:`replay_ledger`'s, after each chunk.
 
+    ``max_findings``: the findings kept in the report, the first ones in log order (None: all); the others are
+    counted by code (``AuditReport.omitted``), so that memory does not grow with a file crafted to fail on every
+    record (:mod:`ledger.kept_findings`). The kept findings and the counts are the same for any ``jobs``.
+
     Incremental audit (:mod:`ledger.audit_state`): ``save_state`` names a new file to save the audit's state in,
     at the end of the file read (its record count A; the file's framing must be whole); ``resume`` names such a
     file saved by an audit of this ledger at this level under the same authority keys: the pass then reads
     only the records from A on and gives the report a full audit of the whole file gives. Every checkpoint is
     then checked from the state's compact range, so one that matches proves that the log it signs extends the
-    records audited (RFC 9162 §2.1.4.2); one below A is refused (``audit.checkpoint_before_state``).
+    records audited (RFC 9162 §2.1.4.2); one below A is refused (``audit.checkpoint_before_state``), and so is a
+    state that left findings out if ``max_findings`` keeps more than it did (``audit.state_mismatch``).
 
     Raises only for a file that cannot be read as a ledger at all (see :func:`replay_ledger`), NoteFormatError
     for a checkpoint that is not a well-formed signed checkpoint (a well-formed one that fails verification is a
@@ -168,6 +184,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     level = _level(level, policy)
     if type(jobs) is not int or jobs < 1:
         raise InputError(f"jobs: got {jobs!r}, want a whole number >= 1", code="input.value")
+    if max_findings is not None and (type(max_findings) is not int or max_findings < 1):
+        raise InputError(f"max_findings: got {max_findings!r}, want a whole number >= 1 or None", code="input.value")
     for name, value in (("save_state", save_state), ("resume", resume)):
         if value is not None:
             expect_path(value, name)
@@ -175,7 +193,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         with as_file(path) as local:
             return check_ledger(local, trust, checkpoint=checkpoint, checkpoints=checkpoints, policy=policy,
                                 progress=progress, level=level, jobs=jobs, engine=engine, executor=executor,
-                                chunk_records=chunk_records, save_state=save_state, resume=resume)
+                                chunk_records=chunk_records, save_state=save_state, resume=resume,
+                                max_findings=max_findings)
     notes = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
     if save_state is not None:  # before the pass, not after it
         check_new(Path(save_state))
@@ -184,7 +203,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                                code="store.io")
     saved = Saved.read(resume) if resume is not None else None
     try:
-        with FrameFile(path, resume=saved.resume if saved else None) as file:
+        with FrameFile(path, resume=saved.resume if saved else None, kept=max_findings) as file:
             opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
             cps = [cp for cp, _, _ in opened if cp is not None]
             sizes = frozenset(cp.tree_size for cp in cps)
@@ -193,11 +212,12 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                 if saved is None and save_state is None:
                     return None
                 return begin(path, file.origin, trust.authority_keys, level, sizes, saved=saved,
-                             keep=save_state is not None, file_bytes=file.survey.size)
+                             keep=save_state is not None, file_bytes=file.survey.size, limit=max_findings)
 
             def run(kept: Kept | None, **how: Any) -> _Walk:
                 return run_pass(file.origin, trust.authority_keys, level=level, checkpoints=cps, engine=engine,
-                                progress=progress, size=file.survey.size, walk=kept.walk if kept else None, **how)
+                                progress=progress, size=file.survey.size, walk=kept.walk if kept else None,
+                                limit=max_findings, **how)
 
             kept, walk, parallel = start(), None, jobs > 1 or executor is not None
             if parallel:  # chunks cut as the file is read, checked by workers at once
@@ -209,15 +229,15 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                         walk = run(kept, chunks=itertools.chain(ahead, chunks), executor=pool, jobs=jobs)
             else:  # one process, one read of the file
                 walk = run(kept, frames=_frames(file, kept))
-            problems = list(file.survey.problems)
+            problems, unlisted = list(file.survey.problems), file.survey.omitted
             if walk is None or (parallel and problems):
                 # too little to share, or damaged frames (not runs of records to cut): all again, in one process
                 if walk is not None:
                     walk.close()
                     kept = start()
-                with FrameFile(path, resume=saved.resume if saved else None) as again:
+                with FrameFile(path, resume=saved.resume if saved else None, kept=max_findings) as again:
                     walk = run(kept, frames=_frames(again, kept))
-                    problems = list(again.survey.problems)
+                    problems, unlisted = list(again.survey.problems), again.survey.omitted
         if kept is not None:  # a resumed walk's prefix, hashed meanwhile: before any verdict or state
             kept.confirm()
         unsaved = None
@@ -228,7 +248,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                 if exc.code != "audit.state_unsafe":
                     raise
                 unsaved = f"{str(exc).removeprefix('audit state: ')} [{exc.code}]"
-        seen = finish(walk, problems, cps)
+        seen = finish(walk, problems, cps, unlisted)
         checked = iter(seen.checkpoint_problems)
         found = [[_checkpoint_finding(e) for e in next(checked)] if cp is not None else bad for cp, bad, _ in opened]
         checks = tuple(CheckpointCheck(cp, tuple(bad), witnessed)
@@ -246,7 +266,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                            checkpoint=max(matched, key=lambda cp: cp.tree_size, default=None),
                            checkpoints=checks, policy=policy,
                            policy_findings=tuple(policy_findings),
-                           level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved)
+                           level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved,
+                           omitted=tuple(seen.omitted.items()))
     except (ValueError, OverflowError, IndexError, KeyError, TypeError) as exc:
         if saved is None or isinstance(exc, StoneTrailError):
             raise

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
@@ -26,6 +26,7 @@ from .events import REGISTRY_KINDS
 from .findings import Finding
 from .hashing import Digest
 from .heads import ItemHeads
+from .kept_findings import MAX_FINDINGS, KeptFindings
 from .merkle import leaf_hash
 from .reader import checkpoint_problems, framed_whole
 from .record import Record
@@ -103,14 +104,16 @@ class Pass:
     state: SpilledState
     findings: list[Finding]
     checkpoint_problems: list[list[StoneTrailError]] = field(default_factory=list)
+    omitted: dict[str, int] = field(default_factory=dict)  # findings past the limit, by code (KeptFindings)
 
 
 class _Walk:
     """The in-order part of a pass: custody rules, commitments and roots, fed one frame at a time (``file_bytes``:
-    the ledger file's size, which sizes the custody state's body filter)."""
+    the ledger file's size, which sizes the custody state's body filter; ``limit``: the findings kept, the rest
+    counted by code, :class:`~ledger.kept_findings.KeptFindings`)."""
 
     def __init__(self, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int], *,
-                 keep: bool = False, file_bytes: int = 0) -> None:
+                 keep: bool = False, file_bytes: int = 0, limit: int | None = MAX_FINDINGS) -> None:
         self.origin, self.sizes, self.level = origin, sizes, level
         self.keep = keep  # commitments over every record, to save the walk (:mod:`ledger.audit_state`)
         self.custody = LEVELS.index(level) >= LEVELS.index("custody")
@@ -128,7 +131,7 @@ class _Walk:
         self.roots: dict[int, Digest] = {}
         self.lines: dict[int, _Lines] = {}
         self.registry: list[tuple[int, Record]] = []
-        self.findings: list[Finding] = []
+        self.findings = KeptFindings(limit)
         self.end = 0  # the position after the last frame seen
 
     def close(self) -> None:
@@ -164,7 +167,7 @@ class _Walk:
             if not hashed:
                 self.range.append(leaf_hash(payload))
             if not self.worker_decoded:
-                self.findings.append(Finding(code=exc.code, position=index, item=None, reason=str(exc)))
+                self.findings.add((Finding(code=exc.code, position=index, item=None, reason=str(exc)),))
             self._skip_to(index + 1)
             return
         if not hashed:
@@ -175,9 +178,9 @@ class _Walk:
             self.commitments.add(index, record)
         if self.custody:
             self._skip_to(index)
-            self.findings += self.state.apply(record)
+            self.findings.add(self.state.apply(record))
         elif not self.from_workers:
-            self.findings += self._signatures(record, index)
+            self.findings.add(self._signatures(record, index))
         self.end = index + 1
 
     def _skip_to(self, index: int) -> None:
@@ -189,7 +192,7 @@ class _Walk:
 def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Sequence[Checkpoint] = (),
              frames: Iterable[Frame] = (), chunks: Iterable[Chunk] = (), executor: Executor | None = None,
              jobs: int = 1, engine: str | None = None, progress: Progress | None = None, size: int = 0,
-             walk: _Walk | None = None) -> _Walk:
+             walk: _Walk | None = None, limit: int | None = MAX_FINDINGS) -> _Walk:
     """Audit a ledger at ``level`` (:data:`ledger.chunks.LEVELS`) in one process, from its ``frames`` read front
     to back, or with ``executor`` checking its ``chunks`` (cut by :func:`ledger.chunks.plan` at every checkpoint's
     tree size, as the file is read: the workers start at once), up to ``jobs`` chunks ahead.
@@ -198,7 +201,8 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
     then start at its ``end``; its level, origin and checkpoints' tree sizes are these), else a new one. Returns
     the walk, to :func:`finish`. Raises as :func:`ledger.chunks.chunk_frames`."""
     if walk is None:
-        walk = _Walk(origin, keys, level, frozenset(cp.tree_size for cp in checkpoints), file_bytes=size)
+        walk = _Walk(origin, keys, level, frozenset(cp.tree_size for cp in checkpoints), file_bytes=size,
+                     limit=limit)
     walk.mark_below(walk.end)
     told = (0, 0)
     with engine_context(engine):
@@ -219,9 +223,9 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
         walk.from_workers, walk.worker_decoded = True, facts.decoded
         walk.verdicts = _by_position(facts.signatures)
         walk.range.extend(facts.range())
-        walk.findings += facts.unreadable
+        walk.findings.add(facts.unreadable)
         if not walk.custody:
-            walk.findings += facts.signatures
+            walk.findings.add(facts.signatures)
         for index, payload in enumerate(facts.payloads, start=chunk.first):
             walk.frame(index, payload, hashed=True)
         walk.end = max(walk.end, chunk.first + chunk.count)
@@ -262,15 +266,18 @@ def _by_position(findings: Sequence[Finding]) -> dict[int, list[Finding]]:
     return out
 
 
-def finish(walk: _Walk, problems: Sequence[StoreProblem], checkpoints: Sequence[Checkpoint]) -> Pass:
-    """The :class:`Pass` of a walk once the file's damaged spans (``problems``) are known, with each of
+def finish(walk: _Walk, problems: Sequence[StoreProblem], checkpoints: Sequence[Checkpoint],
+           unlisted: Mapping[str, int] | None = None) -> Pass:
+    """The :class:`Pass` of a walk once the file's damaged spans (``problems``; ``unlisted``: those the survey
+    counted by code without keeping them, past as many as the walk keeps findings) are known, with each of
     ``checkpoints`` checked against what the walk saw at its tree size."""
     origin = walk.origin
-    findings = walk.findings + [Finding(code=p.code, position=p.index, item=None, reason=p.reason) for p in problems]
+    walk.findings.add(Finding(code=p.code, position=p.index, item=None, reason=p.reason) for p in problems)
+    walk.findings.count(unlisted or {})
     records = max([walk.end, *(p.index + 1 for p in problems if p.code != "store.torn_tail")])
     if not walk.end:  # nothing passes because it is empty (DESIGN.md §5)
-        findings.append(Finding(code="ledger.empty", position=None, item=None, reason="the ledger holds no record"))
-    findings.sort(key=lambda f: (f.position is None, f.position or 0))
+        walk.findings.add((Finding(code="ledger.empty", position=None, item=None,
+                                   reason="the ledger holds no record"),))
     framing_ok = not problems
     empty = Commitments()
     blank = _Lines(_Line(0, empty.heads.root(), empty.heads.extension()),
@@ -278,4 +285,5 @@ def finish(walk: _Walk, problems: Sequence[StoreProblem], checkpoints: Sequence[
     seen = [checkpoint_problems(_Seen(origin, cp.tree_size, framed_whole(problems), _Tree(walk.end, walk.roots),
                                       walk.lines.get(cp.tree_size, blank), walk.registry), cp)
             for cp in checkpoints]
-    return Pass(records, walk.range.root() if framing_ok else None, walk.state, findings, seen)
+    return Pass(records, walk.range.root() if framing_ok else None, walk.state, walk.findings.kept, seen,
+                walk.findings.omitted)

@@ -57,6 +57,7 @@ from .hashing import Digest
 from .heads import ItemHeads
 from .identity import IdentityIndex
 from .index.db import SCHEMA
+from .kept_findings import MAX_FINDINGS, KeptFindings
 from .merkle import leaf_hash
 from .record import Record
 from .storage.framing import TORN, Frame, StoreProblem
@@ -109,6 +110,14 @@ class Saved:
             raise ValueError(f"a state with prefix digest {self.prefix!r}")
         if type(body["size"]) is not int or not 0 <= body["size"] <= self.size:
             raise ValueError(f"a state whose replay is at record {body['size']!r} of {self.size}")
+        # the findings past the audit's limit, by code, and that limit (absent: a state saved before there was one)
+        omitted, self.limit = body.get("omitted", []), body.get("max_findings")
+        if type(omitted) is not list or not all(type(o) is list and len(o) == 2 and type(o[0]) is str
+                                                and type(o[1]) is int and o[1] > 0 for o in omitted) \
+                or not (self.limit is None or (type(self.limit) is int and self.limit > 0)) \
+                or (omitted and (self.limit is None or len(body["findings"]) != self.limit)):
+            raise ValueError("findings left out not as [code, count], or not past the findings kept")
+        self.omitted: dict[str, int] = dict(omitted)
         self.resume = None if last is None else (self.size - 1, last[0])
 
     @classmethod
@@ -206,7 +215,9 @@ class Kept:
                 "level": walk.level, "schema": SCHEMA, "end": walk.end,
                 "last": None if last is None else (last.offset, bytes(leaf_hash(last.payload))),
                 "prefix": None if last is None else audited_prefix(self.ledger, last, walk.range.root()),
-                "findings": [(f.code, f.position, f.item, f.reason) for f in walk.findings],
+                "findings": [(f.code, f.position, f.item, f.reason) for f in walk.findings.kept],
+                "omitted": [[code, count] for code, count in walk.findings.omitted.items()],
+                "max_findings": walk.findings.limit,
                 "range": [(n.level, n.index, bytes(n.hash)) for n in walk.range.nodes],
                 "registry": [(p, r.raw, walk.state.registry.head_at(p + 1)[1] == r.record_hash)
                              for p, r in walk.registry],
@@ -259,20 +270,20 @@ def _use_ids(index: IdentityIndex, maps: dict[str, Any], owner: str) -> None:
 
 
 def begin(ledger: str | Path, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int], *,
-          saved: Saved | None, keep: bool, file_bytes: int = 0) -> Kept:
+          saved: Saved | None, keep: bool, file_bytes: int = 0, limit: int | None = MAX_FINDINGS) -> Kept:
     """A walk for the ledger file ``ledger`` (of ``file_bytes`` bytes) of ``origin`` at ``level`` taking roots at
-    the checkpoint tree ``sizes``: new, or going on from ``saved`` (A records audited); ``keep``: its state is to
-    be saved (commitments over every record).
+    the checkpoint tree ``sizes``, keeping ``limit`` findings: new, or going on from ``saved`` (A records audited);
+    ``keep``: its state is to be saved (commitments over every record).
 
     Raises:
         InputError: ``audit.state_mismatch`` (``saved`` is another ledger's, under other authority keys —
-            the trusted ``keys`` —, or at another level),
+            the trusted ``keys`` —, or at another level; or it left findings out, and ``limit`` keeps more),
             ``audit.checkpoint_before_state`` (a tree size below A), ``audit.state_damaged`` (contents that do
             not decode).
     """
-    walk, head = _Walk(origin, keys, level, sizes, keep=keep, file_bytes=file_bytes), None
+    walk, head = _Walk(origin, keys, level, sizes, keep=keep, file_bytes=file_bytes, limit=limit), None
     if saved is not None:
-        _check(saved, origin, keys, level, sizes)
+        _check(saved, origin, keys, level, sizes, limit)
         if saved.resume is not None:
             head = hash_head(Path(ledger), saved.resume[1])
     try:
@@ -292,8 +303,10 @@ def _owners(walk: _Walk) -> tuple[str, ...]:
     return ("custody", "commit") if walk.commitments is not None else ("custody",)
 
 
-def _check(saved: Saved, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int]) -> None:
-    """Refuse ``saved`` for another ledger, trust or level, or checkpoints below it (see :func:`begin`)."""
+def _check(saved: Saved, origin: str, keys: frozenset[bytes], level: str, sizes: frozenset[int], limit: int | None
+           ) -> None:
+    """Refuse ``saved`` for another ledger, trust or level, findings it left out that ``limit`` would keep, or
+    checkpoints below it (see :func:`begin`)."""
     if saved.origin != origin:
         raise _mismatch(f"it was saved for another ledger (origin {saved.origin}, this one: {origin})")
     if saved.authority != authority_digest(keys):
@@ -303,6 +316,11 @@ def _check(saved: Saved, origin: str, keys: frozenset[bytes], level: str, sizes:
         policy = " (a policy is checked at level policy: a state saved without one does not resume with one, nor " \
                  "the other way round)" if "policy" in (saved.level, level) else ""
         raise _mismatch(f"it was saved at level {saved.level}, this audit is at level {level}{policy}")
+    if saved.omitted and saved.limit is not None and (limit is None or limit > saved.limit):
+        keeps = "every finding" if limit is None else f"{limit:,} findings"
+        raise _mismatch(f"it kept the first {saved.limit:,} findings and left {sum(saved.omitted.values()):,} out, "
+                        f"this audit keeps {keeps}: resume with a limit of at most {saved.limit:,}, or audit from "
+                        "the start")
     below = sorted(s for s in sizes if s < saved.size)
     if below:
         raise InputError(f"a checkpoint of tree size {below[0]} is below the {saved.size} records of the audit "
@@ -337,7 +355,8 @@ def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
     if not all(type(f) is list and len(f) == 4 and type(f[0]) is str and type(f[1]) in (int, type(None))
                and type(f[2]) in (str, type(None)) and type(f[3]) is str for f in body["findings"]):
         raise ValueError("findings not as (code, position or nil, item or nil, reason)")
-    walk.findings = [Finding(code=c, position=p, item=i, reason=r) for c, p, i, r in body["findings"]]
+    walk.findings = KeptFindings(walk.findings.limit, (Finding(code=c, position=p, item=i, reason=r)
+                                                       for c, p, i, r in body["findings"]), saved.omitted)
     walk.end = saved.size
     if walk.commitments is not None and walk.item_of is not None:
         walk.item_of.load(file)

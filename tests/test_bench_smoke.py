@@ -41,7 +41,7 @@ VERIFY_BENCH = BENCH.with_name("bench_verify.py")
 VERIFY_ROWS = ["bound_cryptography_one", "bound_cryptography_all", "bound_libsodium_one", "bound_libsodium_all",
                "verify_cryptography_1", "verify_cryptography_2", "verify_libsodium_1", "verify_libsodium_2",
                "jobs_cryptography", "jobs_libsodium", "engines", "rss", "rss_checkpoint", "save_state", "resume",
-               "merkle"]
+               "merkle", "rss_crafted"]
 
 
 def test_bench_verify_quick_run(tmp_path: Path) -> None:
@@ -71,5 +71,7 @@ def test_bench_verify_quick_run(tmp_path: Path) -> None:
     assert len(results) <= 1 and all(r[0] == 1000 and r[2] == "valid" for r in results)
     if figures["save_state"]["status"] == "ok":
         assert figures["save_state"]["records"] == 990
+    crafted = figures["crafted"]  # a file that fails everywhere: every finding counted, the process bounded
+    assert (crafted["status"], crafted["verdict"], crafted["finding_count"]) == ("ok", "invalid", 2000)
     cut = scan(tmp_path / "verify-run-1000" / "cut.ledger")
     assert len(cut.frames) == 990 and not cut.problems

@@ -25,6 +25,7 @@ from .framing import (
     BATCH_MAGIC,
     FRAME_MAGIC,
     FSYNC_FAILED,
+    KEPT_PROBLEMS,
     MAX_RECORD_SIZE,
     TORN,
     Frame,
@@ -119,18 +120,20 @@ class FrameFile:
     """A ledger file read front to back without locking, in memory bounded whatever its size
     (:class:`ledger.storage.framing.Survey`): :meth:`frames` once, then any frame again by its record index
     (:meth:`payload`). A context manager (closes the file). ``resume`` (record index, byte offset of its frame):
-    read from there on (a piece of the file whose earlier frames are known).
+    read from there on (a piece of the file whose earlier frames are known). ``kept``: the damaged spans the
+    survey keeps (:class:`~ledger.storage.framing.Survey`; None: all).
 
     Raises on creation: as :func:`scan`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, resume: tuple[int, int] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, resume: tuple[int, int] | None = None,
+                 kept: int | None = KEPT_PROBLEMS) -> None:
         self.path = Path(path)
         self._fd = _open_regular(self.path)
         try:
             with io_errors(self.path, "scanning"):
                 self.survey = Survey(lambda offset, n: _pread(self._fd, n, offset), os.fstat(self._fd).st_size,
-                                     resume=resume)
+                                     resume=resume, kept=kept)
         except BaseException:
             os.close(self._fd)
             raise
@@ -240,7 +243,8 @@ class FileStore:
             with io_errors(p, "scanning"):
                 origin, offsets, problems, end = _survey(fd) if survey else _header(fd)
             if bad := [q for q in problems if writable or q.code != TORN]:
-                raise CorruptStoreError(f"{p}: {bad[0].reason} ({len(problems)} problems)", code=bad[0].code)
+                more = " or more" if len(problems) > KEPT_PROBLEMS else ""  # the survey kept the first ones
+                raise CorruptStoreError(f"{p}: {bad[0].reason} ({len(problems)} problems{more})", code=bad[0].code)
         except BaseException:
             os.close(fd)
             raise

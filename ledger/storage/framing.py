@@ -45,6 +45,7 @@ import re
 import struct
 import zlib
 from array import array
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -76,6 +77,10 @@ OVERSIZE, FSYNC_FAILED, RESYNC_LIMIT = "store.oversize", "store.fsync_failed", "
 _HELD_FRAME = 160
 #: Payload bytes of an unclosed batch a :class:`Survey` holds by default before it reads them again at its end.
 HOLD: Final = 32 << 20
+#: Damaged spans a survey keeps by default: the first ones, then only the latest (and a torn tail, always last);
+#: the others are counted by code (:attr:`Survey.omitted`), so that a file crafted with a damaged span every few
+#: bytes (a million in 15 MB) cannot fill memory. An audit keeps as many as it keeps findings.
+KEPT_PROBLEMS: Final = 10_000
 #: What a torn tail's reason tells to run (a repair refuses to cut records a checkpoint covers: ``repair.rollback``).
 _REPAIR = ("`stonetrail repair` (ledger.repair) moves it aside, unless it took records a checkpoint covers: then "
            "recover them from a backup")
@@ -138,9 +143,10 @@ class _Pass:
     batch cut short is a torn tail, never records); past ``hold`` bytes of payload they are held as offsets only
     and read again when the batch closes."""
 
-    def __init__(self, data: Window, hold: int) -> None:
+    def __init__(self, data: Window, hold: int, kept: int | None = KEPT_PROBLEMS) -> None:
         self.data, self.hold, self.work = data, hold, work_budget(data.size)
         self.offsets, self.problems = array("Q"), list[StoreProblem]()
+        self.kept, self.omitted = kept, Counter[str]()  # problems past the ``kept`` first: see :meth:`note`
         self.end = 0
         self.batch: tuple[int, int, int] | None = None  # (offset, index, frames before) of an unclosed batch
         self.held, self.held_bytes = list[Frame](), 0  # its first frames, within ``hold`` bytes
@@ -232,7 +238,18 @@ class _Pass:
             problem = self.unclosed_batch(self.batch)
         yield from self.release()
         self.batch = None
-        self.problems.append(problem)
+        self.note(problem)
+
+    def note(self, problem: StoreProblem) -> None:
+        """Add ``problem`` to :attr:`problems`: past the first :attr:`kept`, it takes the place of the latest one
+        (counted in :attr:`omitted` by code), so that the first and the last problem are always there, and the last
+        one before a torn tail (the largest damaged position: where the records of the file end)."""
+        problems, kept = self.problems, self.kept
+        if kept is not None and len(problems) > kept and problem.code != TORN:  # a torn tail is the last problem
+            self.omitted[problems[-1].code] += 1
+            problems[-1] = problem
+        else:
+            problems.append(problem)
 
     def unclosed_batch(self, batch: tuple[int, int, int]) -> StoreProblem:
         """Drop the frames of ``batch``, still open at end of file: a torn tail from its first frame."""
@@ -264,7 +281,7 @@ class _Pass:
                 pos = size
             index += 1
         if self.batch is not None:
-            self.problems.append(self.unclosed_batch(self.batch))
+            self.note(self.unclosed_batch(self.batch))
 
 
 def _unwritten(scan: _Pass, pos: int, head: bytes) -> bool:
@@ -347,13 +364,14 @@ class Survey:
     Raises InputError("store.not_a_ledger"), CorruptStoreError("store.bad_header"); whatever ``read`` raises.
     """
 
-    def __init__(self, read: Read, size: int, *, hold: int = HOLD, resume: tuple[int, int] | None = None) -> None:
+    def __init__(self, read: Read, size: int, *, hold: int = HOLD, resume: tuple[int, int] | None = None,
+                 kept: int | None = KEPT_PROBLEMS) -> None:
         self.origin, self.start = read_header(read(0, min(size, MAX_HEADER)))
         self.size = size
         self._first = 0
         if resume is not None:  # (record index, byte offset) where a reader that knows the frames before goes on
             self._first, self.start = resume
-        self._pass = _Pass(Window(read, size), hold)
+        self._pass = _Pass(Window(read, size), hold, kept)
 
     def frames(self) -> Iterator[Frame]:
         """Every valid frame, in order (a record's once its batch is known to be whole), from ``resume`` if given
@@ -366,7 +384,14 @@ class Survey:
 
     @property
     def problems(self) -> list[StoreProblem]:
+        """The damaged spans, in file order: every one, or past the first ``kept`` only the latest (and a torn
+        tail, always last); the others are counted in :attr:`omitted`."""
         return self._pass.problems
+
+    @property
+    def omitted(self) -> dict[str, int]:
+        """The damaged spans not in :attr:`problems`, counted by code (sorted by code)."""
+        return dict(sorted(self._pass.omitted.items()))
 
     @property
     def end(self) -> int:
