@@ -70,6 +70,8 @@ class _Verdict(Protocol):
     @property
     def findings(self) -> tuple[Finding, ...]: ...
     @property
+    def finding_count(self) -> int: ...
+    @property
     def policy_findings(self) -> tuple[Finding, ...]: ...
 
 
@@ -96,7 +98,7 @@ def _verdict_exit(verdict: str) -> int:
 def _print_verdict(r: _Verdict, label: str) -> NoReturn:
     """Print the one verdict line, last, and exit with its code. ``label`` is "verdict:" padded to the command's
     column."""
-    detail = {"invalid": _plural(len(r.findings), "finding"),
+    detail = {"invalid": _plural(r.finding_count, "finding"),
               "valid_not_compliant": _plural(len(r.policy_findings), "policy finding")}.get(r.verdict)
     words = click.style(VERDICT_TEXT[r.verdict], fg=VERDICT_COLOUR[r.verdict], bold=True)
     click.echo(f"{label}{words}" + (f" ({detail})" if detail else ""))

@@ -397,6 +397,11 @@ class Verdicts:
         return not self.findings
 
     @property
+    def finding_count(self) -> int:
+        """The integrity findings: :attr:`findings` (an audit's report also counts those it did not keep)."""
+        return len(self.findings)
+
+    @property
     def policy_ok(self) -> bool:
         """True when the policy (if any) has no finding."""
         return not self.policy_findings
@@ -415,5 +420,6 @@ class Verdicts:
     def verdicts_json(self) -> dict[str, object]:
         """The verdicts and every finding, JSON-ready: ``verdict`` (:attr:`verdict`), then each part apart."""
         return {"verdict": self.verdict, "valid": self.ok, "findings": [f.to_json() for f in self.findings],
-                "policy": self.policy.describe() if self.policy else None, "policy_valid": self.policy_ok,
+                "policy": self.policy.describe() if self.policy else None,
+                "policy_valid": self.policy_ok if self.policy else None,  # null: no policy checked
                 "policy_findings": [f.to_json() for f in self.policy_findings]}

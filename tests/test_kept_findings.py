@@ -133,7 +133,7 @@ def test_verify_says_how_many_findings_it_kept_and_counted(tmp_path: Path) -> No
     path = _unreadable(tmp_path, "unreadable.bin", 30)
     text = _verify(path, "--max-findings", "4")
     assert text.exit_code == 1
-    assert "integrity: INVALID (30 findings)" in text.output
+    assert "integrity: INVALID (30 findings)" in text.output and "verdict:   INVALID (30 findings)" in text.output
     assert "... and 26 more, counted but not kept (record.tag 26): --max-findings 0 keeps every one" in text.output
     data = json.loads(_verify(path, "--max-findings", "4", "--json").output)
     assert (len(data["findings"]), data["finding_count"], data["findings_omitted"]) == (4, 30, {"record.tag": 26})
@@ -141,6 +141,7 @@ def test_verify_says_how_many_findings_it_kept_and_counted(tmp_path: Path) -> No
     assert (len(data["findings"]), data["finding_count"], data["findings_omitted"]) == (30, 30, {})
     valid = json.loads(_verify(VECTORS / "ledger.bin", "--json").output)
     assert (valid["verdict"], valid["finding_count"], valid["findings_omitted"]) == ("valid", 0, {})
+    assert valid["policy"] is None and valid["policy_valid"] is None  # no policy checked: neither met nor failed
 
 
 def test_max_findings_must_be_a_whole_number() -> None:
