@@ -355,6 +355,8 @@ def _restore(walk: _Walk, saved: Saved) -> dict[str, Any]:
     if not all(type(f) is list and len(f) == 4 and type(f[0]) is str and type(f[1]) in (int, type(None))
                and type(f[2]) in (str, type(None)) and type(f[3]) is str for f in body["findings"]):
         raise ValueError("findings not as (code, position or nil, item or nil, reason)")
+    if not all(type(f[1]) is int and 0 <= f[1] < saved.size for f in body["findings"]):
+        raise ValueError("findings not of the records saved")
     walk.findings = KeptFindings(walk.findings.limit, (Finding(code=c, position=p, item=i, reason=r)
                                                        for c, p, i, r in body["findings"]), saved.omitted)
     walk.end = saved.size

@@ -53,7 +53,8 @@ def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress |
     """
     expect_path(path, "path")
     expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
-    with as_file(path) as local, FrameFile(local) as file:  # a database ledger: from a dump of its records
+    # every damaged span kept (kept=None): a display replay holds every record anyway, and counts what it shows
+    with as_file(path) as local, FrameFile(local, kept=None) as file:  # a database ledger: from a dump of its records
         return _replay(LogPass(file, at=0), trust, progress)  # at 0: no checkpoint lines to collect
 
 

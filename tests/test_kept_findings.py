@@ -17,10 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vector_ledgers import TRUST, VECTORS, insider
 
-from ledger import AuditReport, check_ledger
+from ledger import AuditReport, check_ledger, replay_ledger
 from ledger.errors import InputError
 from ledger.findings import Finding
 from ledger.kept_findings import KeptFindings, order
+from ledger.storage import scan
 from ledger.storage.frames import pack_batch
 from stonetrail_cli.main import main
 
@@ -105,6 +106,27 @@ def test_a_file_of_damaged_spans_keeps_the_first_findings_and_counts_the_spans(t
     for limit in (1, 40, 299):  # the survey keeps as many spans as the audit keeps findings, and the latest
         _as_expected(check_ledger(path, TRUST, max_findings=limit), full, limit)
         _as_expected(check_ledger(path, TRUST, max_findings=limit, jobs=2), full, limit)
+
+
+def test_the_checkpoints_findings_come_last_within_the_limit(tmp_path: Path) -> None:
+    """A checkpoint's findings follow the pass's in the report: kept while there is room, counted past it."""
+    clean = (VECTORS / "ledger.bin").read_bytes()
+    cut = scan(VECTORS / "ledger.bin").frames[4].end
+    frame, _ = pack_batch([NOT_A_RECORD])
+    path = tmp_path / "damaged.bin"  # a damaged span below the checkpoint's size: it cannot be checked
+    path.write_bytes(clean[:cut] + b"XX" + clean[cut:] + frame * 20)
+    note = (VECTORS / "checkpoint.txt").read_text(encoding="utf-8")
+    full = check_ledger(path, TRUST, checkpoint=note, max_findings=None)
+    assert full.findings[-1].code == "checkpoint.unchecked" and len(full.findings) == 22
+    for limit in (1, 21, 22):
+        _as_expected(check_ledger(path, TRUST, checkpoint=note, max_findings=limit), full, limit)
+
+
+def test_a_display_replay_names_every_damaged_span(tmp_path: Path) -> None:
+    """show and items replay in memory, every record held: they count every damaged span (the survey's limit is an
+    audit's)."""
+    spans = replay_ledger(_spans(tmp_path, 10_050), TRUST).findings
+    assert sum(f.code == "store.bad_magic" for f in spans) == 10_050
 
 
 def test_a_resumed_audit_keeps_what_a_whole_one_keeps(tmp_path: Path) -> None:
