@@ -289,14 +289,12 @@ class _LedgerFile(_ExistingFile):
 _LEDGER_FILE: click.Path = _LedgerFile()
 
 
-def _print_findings(findings: Sequence[Finding], *, kept_only: bool = False) -> None:
-    """Up to :data:`MAX_PRINTED_FINDINGS` findings, then how many more (``kept_only``: the findings are the ones an
-    audit kept, not all)."""
+def _print_findings(findings: Sequence[Finding]) -> None:
+    """Up to :data:`MAX_PRINTED_FINDINGS` findings, then how many more."""
     for f in findings[:MAX_PRINTED_FINDINGS]:
         click.echo(f"  {f}")
     if len(findings) > MAX_PRINTED_FINDINGS:
-        lists = f"the first {len(findings):,}" if kept_only else "all"
-        click.echo(f"  ... and {len(findings) - MAX_PRINTED_FINDINGS:,} more (verify --json lists {lists})")
+        click.echo(f"  ... and {len(findings) - MAX_PRINTED_FINDINGS:,} more (use verify --json for all)")
 
 
 def _print_hint(findings: Sequence[Finding], label: str, *, records_judged: bool) -> None:

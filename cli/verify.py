@@ -25,6 +25,7 @@ from ledger.policy import Policy
 from ._common import (
     _EXISTING,
     _LEDGER,
+    MAX_PRINTED_FINDINGS,
     WITNESS_POLICY,
     _about,
     _errors,
@@ -67,17 +68,20 @@ from .cluster import on_cluster
                    "each worker opens LEDGER by its absolute path here, so it must be a path every worker shares. "
                    "--jobs: chunks in flight (default: the cluster's worker threads).")
 @click.option("--max-findings", type=click.IntRange(min=0), default=MAX_FINDINGS, show_default=True,
-              help="Findings to keep, the first ones in log order; the rest are counted by code, so that a file "
-                   "crafted to fail on every record cannot exhaust memory. 0: keep every one.")
+              help="Findings to keep, the first ones in log order (and as many damaged spans of the file); the rest "
+                   "are counted by code, so that a file crafted to fail on every record cannot exhaust memory. The "
+                   "verdict and exit code are the same whatever the limit; a policy's findings are not limited. "
+                   "0: keep every one.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object: records, root, seconds, level, verdict, findings (empty when valid), and "
-                   "the rest of the report.")
+              help="Print one JSON object: records, root, seconds, level, verdict, findings (empty when valid; "
+                   "finding_count and findings_omitted count them all), and the rest of the report.")
 @click.option("--save-state", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the audit's state at the end of LEDGER to this new file, so that a later audit of the "
                    "same ledger can go on from there (--resume).")
 @click.option("--resume", "resume", type=_EXISTING, default=None,
               help="Go on from a state saved by --save-state: only the records after it are read; the report is "
-                   "a full audit's. Same ledger, trust and --level; every --checkpoint at or above its size.")
+                   "a full audit's. Same ledger, trust and --level; every --checkpoint at or above its size; if "
+                   "the state counted findings without keeping them, a --max-findings no larger than its own.")
 @_errors
 @policy_options
 def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Path, ...], witness_policy: Path | None,
@@ -104,6 +108,7 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
     Examples:
       stonetrail verify out/demo.ledger --trust out/trust.keys --checkpoint out/checkpoint.txt
       stonetrail verify out/demo.ledger --trust out/trust.keys --level signatures --jobs 2 --json
+      stonetrail verify out/demo.ledger --trust out/trust.keys --json --max-findings 0
       stonetrail verify out/demo.ledger --trust out/trust.keys --save-state audit-1.state
       stonetrail verify out/demo.ledger --trust out/trust.keys --resume audit-1.state --save-state audit-2.state
       stonetrail verify out/demo.ledger --trust out/trust.keys --deny-origin RU
@@ -131,7 +136,7 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
     if as_json:
         root = report.root_hash.b64() if report.root_hash else None
         _print_json({"records": report.record_count, "root": root, "seconds": round(time.monotonic() - start, 3),
-                     "level": report.level, **states, **report.to_json()})
+                     "level": report.level, "max_findings": max_findings or None, **states, **report.to_json()})
         sys.exit(_verdict_exit(report.verdict))
     _print_report(report, checkpoint_paths, _published_beside(ledger_file, report) if not checkpoint_paths else None)
     _print_lost(ledger_file, report)
@@ -199,11 +204,15 @@ def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = N
         return
     click.echo(f"integrity: INVALID ({_plural(r.finding_count, 'finding')})")
     _print_hint(r.findings, "hint:      ", records_judged=r.level in FULL_LEVELS)  # below: records not all judged
-    _print_findings(r.findings, kept_only=bool(r.omitted))
-    if r.omitted:
-        counts = ", ".join(f"{code} {count:,}" for code, count in r.omitted)
-        click.echo(f"  ... and {sum(c for _, c in r.omitted):,} more, counted but not kept ({counts}): "
-                   f"--max-findings 0 keeps every one")
+    if not r.omitted:
+        _print_findings(r.findings)
+        return
+    _print_findings(r.findings[:MAX_PRINTED_FINDINGS])
+    listed = len(r.findings) - MAX_PRINTED_FINDINGS
+    counts = ", ".join(f"{code} {count:,}" for code, count in r.omitted)
+    how = "an audit from the start with --max-findings 0" if r.resumed_at else "--max-findings 0"
+    click.echo(f"  ... and {f'{listed:,} more in verify --json, and ' if listed > 0 else ''}"
+               f"{sum(c for _, c in r.omitted):,} counted but not kept ({counts}): {how} keeps every one")
 
 
 def _print_lost(ledger_file: Path | str, r: AuditReport) -> None:

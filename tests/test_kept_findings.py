@@ -156,11 +156,18 @@ def test_verify_says_how_many_findings_it_kept_and_counted(tmp_path: Path) -> No
     text = _verify(path, "--max-findings", "4")
     assert text.exit_code == 1
     assert "integrity: INVALID (30 findings)" in text.output and "verdict:   INVALID (30 findings)" in text.output
-    assert "... and 26 more, counted but not kept (record.tag 26): --max-findings 0 keeps every one" in text.output
+    assert "  ... and 26 counted but not kept (record.tag 26): --max-findings 0 keeps every one" in text.output
     data = json.loads(_verify(path, "--max-findings", "4", "--json").output)
     assert (len(data["findings"]), data["finding_count"], data["findings_omitted"]) == (4, 30, {"record.tag": 26})
+    assert data["max_findings"] == 4
     data = json.loads(_verify(path, "--max-findings", "0", "--json").output)
     assert (len(data["findings"]), data["finding_count"], data["findings_omitted"]) == (30, 30, {})
+    assert data["max_findings"] is None
+    state = tmp_path / "a.state"  # resumed from a state that counted some: only an audit from the start lists them
+    assert _verify(path, "--max-findings", "4", "--save-state", state).exit_code == 1
+    resumed = _verify(path, "--max-findings", "4", "--resume", state)
+    assert "(record.tag 26): an audit from the start with --max-findings 0 keeps every one" in resumed.output
+    assert "verdict:   INVALID (30 findings)" in resumed.output
     valid = json.loads(_verify(VECTORS / "ledger.bin", "--json").output)
     assert (valid["verdict"], valid["finding_count"], valid["findings_omitted"]) == ("valid", 0, {})
     assert valid["policy"] is None and valid["policy_valid"] is None  # no policy checked: neither met nor failed

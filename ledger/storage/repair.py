@@ -135,7 +135,7 @@ def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | Non
         raise CorruptStoreError(f"{p} is damaged at record {first.index} (byte offset {first.offset}): "
                                 f"{first.reason.removeprefix(f'record {first.index}: ')}; that is not a torn tail, "
                                 "so repair leaves the file as it is (it may hold whole records): restore the file "
-                                "from a backup or a mirror; stonetrail verify lists every damaged record",
+                                "from a backup or a mirror; stonetrail verify names the damaged records",
                                 code=first.code)
     if issued is not None and issued.origin != origin:
         raise VerificationError(f"the checkpoint is of {issued.origin!r:.80}, {p} of {origin!r:.80}",
