@@ -57,7 +57,7 @@ def _print_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2))
 
 
-#: The words of the verdict line for each verdict (:attr:`ledger.findings.Verdicts.verdict`, the JSON ``verdict``).
+#: The words of the verdict line for each verdict (:attr:`ledger.verdicts.Verdicts.verdict`, the JSON ``verdict``).
 VERDICT_TEXT = {"valid": "valid", "valid_compliant": "valid, compliant", "valid_not_compliant": "valid, NOT COMPLIANT",
                 "invalid": "INVALID"}
 

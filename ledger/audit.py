@@ -39,13 +39,14 @@ from .kept_findings import MAX_FINDINGS
 from .merkle import leaf_hash
 from .pg.db import is_url
 from .pg.store import as_file
-from .policy import Policy, Verdicts, check_policy_records
+from .policy import Policy, check_policy_records
 from .reader import Progress
 from .record import Record
 from .spill import scratch_errors
 from .storage import FrameFile
 from .storage.framing import Frame
 from .trust import Trust
+from .verdicts import Verdicts
 from .witnessed import check_witnesses
 
 __all__ = ["CHUNK_RECORDS", "LEVELS", "AuditReport", "CheckpointCheck", "Progress", "check_ledger", "verify_ledger"]

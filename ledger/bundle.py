@@ -73,12 +73,13 @@ from .findings import Finding
 from .hashing import Digest
 from .heads import ItemHeads, checkpoint_heads
 from .identity import IdentityLeaf, checkpoint_identities, identity_findings
-from .policy import Policy, Verdicts, check_policy_records
+from .policy import Policy, check_policy_records
 from .provenance import Provenance, Snapshot, build_provenance, replay_scope
 from .record import Record
 from .registry import checkpoint_registry, verify_registry_chain
 from .scope import Scope, provenance_scope, scope_claims
 from .trust import Trust
+from .verdicts import Verdicts
 from .witnessed import Witnessed, check_witnesses, witness_status
 
 __all__ = [

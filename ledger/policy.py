@@ -36,7 +36,7 @@ class Replayed(Protocol):
     @property
     def state(self) -> CustodyState: ...
 
-__all__ = ["CODES", "Policy", "PolicyError", "Replayed", "Verdicts", "check_policy", "check_policy_records",
+__all__ = ["CODES", "Policy", "PolicyError", "Replayed", "check_policy", "check_policy_records",
            "format_carats", "parse_carats", "parse_countries"]
 
 _SHOWN = 3  # records or producers named in one reason before "and N more"
@@ -379,47 +379,3 @@ def _countries(origin: Mapping[str, int]) -> str:
 def _some(names: list[str]) -> str:
     shown = ", ".join(names[:_SHOWN])
     return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
-
-
-class Verdicts:
-    """The two verdicts of a report (a mixin for report dataclasses with these three fields): integrity
-    ``findings`` and, apart, the ``policy_findings`` of the optional ``policy`` — a policy finding never makes an
-    integrity verdict fail (DESIGN.md §5)."""
-
-    __slots__ = ()
-    findings: tuple[Finding, ...]
-    policy: Policy | None
-    policy_findings: tuple[Finding, ...]
-
-    @property
-    def ok(self) -> bool:
-        """True when no integrity rule failed (policy findings do not count: see ``policy_ok``)."""
-        return not self.findings
-
-    @property
-    def finding_count(self) -> int:
-        """The integrity findings: :attr:`findings` (an audit's report also counts those it did not keep)."""
-        return len(self.findings)
-
-    @property
-    def policy_ok(self) -> bool:
-        """True when the policy (if any) has no finding."""
-        return not self.policy_findings
-
-    @property
-    def verdict(self) -> str:
-        """The one verdict, integrity and policy combined (docs/format.md §10): ``invalid`` if an integrity rule
-        failed (whatever the policy says); else ``valid`` without a policy, ``valid_compliant`` or
-        ``valid_not_compliant`` with one."""
-        if self.findings:
-            return "invalid"
-        if self.policy is None:
-            return "valid"
-        return "valid_compliant" if not self.policy_findings else "valid_not_compliant"
-
-    def verdicts_json(self) -> dict[str, object]:
-        """The verdicts and every finding, JSON-ready: ``verdict`` (:attr:`verdict`), then each part apart."""
-        return {"verdict": self.verdict, "valid": self.ok, "findings": [f.to_json() for f in self.findings],
-                "policy": self.policy.describe() if self.policy else None,
-                "policy_valid": self.policy_ok if self.policy else None,  # null: no policy checked
-                "policy_findings": [f.to_json() for f in self.policy_findings]}

@@ -21,7 +21,8 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: commitment to every item's latest record), identity (its commitment to every claim on an id, report number or
 #: inscription), item (one item's replayed state), origin, rules and _kinds (the custody layer split by concern;
 #: _kinds types the replay it serves as a protocol),
-#: _policy and policy (a policy value and its file format; its checks over a replay), history, demo; consistency
+#: _policy and policy (a policy value and its file format; its checks over a replay), verdicts (a report's two
+#: verdicts, integrity and policy), history, demo; consistency
 #: and evidence (pure: consistency proofs, fork evidence) with their builders in monitor (after the store);
 #: _describe (plain-language record lines), scope (the records an item's provenance needs) and provenance
 #: (what they say; both shared by the bundle
@@ -57,7 +58,8 @@ ORDER = [
     "commitments", "sig_findings",
     "consistency", "rollback", "_evidence_format", "evidence", "witness.logs", "witness.protocol",
     "item", "origin", "rules", "_kinds",
-    "custody", "spill", "spilled_of", "spilled", "_policy", "policy", "scope", "provenance", "_bundle_format",
+    "custody", "spill", "spilled_of", "spilled", "_policy", "policy", "verdicts", "scope", "provenance",
+    "_bundle_format",
     "_bundle_json",
     "_bundle_summary", "_bundle_proofs",
     "bundle", "_words", "cutting", "dossier", "annex", "report",
