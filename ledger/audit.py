@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -257,7 +256,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                        for (cp, _, witnessed), bad in zip(opened, found, strict=True))
         matched = [c.checkpoint for c in checks if c.matches and c.checkpoint is not None]
         items = seen.state.items.values()
-        findings, omitted = _with_checkpoints(seen, [f for fs in found for f in fs], max_findings)
+        seen.findings.add(f for fs in found for f in fs)  # last: kept while there is room within the limit
         policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
         if saved is not None:
             _recheck(saved, save_state if kept is not None and unsaved is None else None)
@@ -265,12 +264,12 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         return AuditReport(origin=walk.origin, record_count=seen.records, root_hash=seen.root, items=len(items),
                            stones=stones(seen.state.items),
                            parties=len(seen.state.registry.parties),
-                           findings=findings,
+                           findings=tuple(seen.findings.kept),
                            checkpoint=max(matched, key=lambda cp: cp.tree_size, default=None),
                            checkpoints=checks, policy=policy,
                            policy_findings=tuple(policy_findings),
                            level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved,
-                           omitted=omitted)
+                           omitted=tuple(seen.findings.omitted.items()))
     except (ValueError, OverflowError, IndexError, KeyError, TypeError) as exc:
         if saved is None or isinstance(exc, StoneTrailError):
             raise
@@ -370,17 +369,6 @@ def _open_checkpoint(origin: str, trust: Trust, note: str | None
         return cp, [], status.describe() if status.policy is not None else None
     except VerificationError as exc:
         return None, [_checkpoint_finding(exc)], None
-
-
-def _with_checkpoints(seen: Pass, found: list[Finding], limit: int | None
-                      ) -> tuple[tuple[Finding, ...], tuple[tuple[str, int], ...]]:
-    """The report's findings and the counts of those not kept: the pass's (the first ``limit`` in log order), then
-    the checkpoints' ``found``, kept while there is room, so that the report keeps the first ``limit`` of its one
-    order whatever the checkpoints given (:mod:`ledger.kept_findings`)."""
-    omitted = Counter(seen.omitted)
-    room = len(found) if limit is None else 0 if omitted else max(0, limit - len(seen.findings))
-    omitted.update(f.code for f in found[room:])
-    return (*seen.findings, *found[:room]), tuple(sorted(omitted.items()))
 
 
 def _checkpoint_finding(exc: StoneTrailError) -> Finding:

@@ -96,15 +96,15 @@ class _Seen:
 class Pass:
     """The result of :func:`run_pass`: positions in the log (damaged frames included), the root of the readable
     frames (None when framing is damaged), the custody state (replayed from level ``custody``;
-    :meth:`~ledger.spilled.SpilledState.close` it when done), the findings (position order) and each checkpoint's
-    problems (same order as given)."""
+    :meth:`~ledger.spilled.SpilledState.close` it when done), the findings (the first ones in log order kept, the
+    rest counted: :class:`~ledger.kept_findings.KeptFindings`) and each checkpoint's problems (same order as
+    given)."""
 
     records: int
     root: Digest | None
     state: SpilledState
-    findings: list[Finding]
+    findings: KeptFindings
     checkpoint_problems: list[list[StoneTrailError]] = field(default_factory=list)
-    omitted: dict[str, int] = field(default_factory=dict)  # findings past the limit, by code (KeptFindings)
 
 
 class _Walk:
@@ -285,5 +285,4 @@ def finish(walk: _Walk, problems: Sequence[StoreProblem], checkpoints: Sequence[
     seen = [checkpoint_problems(_Seen(origin, cp.tree_size, framed_whole(problems), _Tree(walk.end, walk.roots),
                                       walk.lines.get(cp.tree_size, blank), walk.registry), cp)
             for cp in checkpoints]
-    return Pass(records, walk.range.root() if framing_ok else None, walk.state, walk.findings.kept, seen,
-                walk.findings.omitted)
+    return Pass(records, walk.range.root() if framing_ok else None, walk.state, walk.findings, seen)

@@ -42,14 +42,10 @@ class KeptFindings:
             raise ValueError(f"limit: got {limit!r}, want a whole number >= 1 or None")
         self.limit = limit
         self._held: list[Finding] = []
-        self._omitted: Counter[str] = Counter(omitted or {})
+        self._omitted: Counter[str] = Counter()
         self._cutoff: tuple[bool, int] | None = None
         self.add(kept)
-        if self._omitted:  # some were counted already: nothing after the last one kept is kept
-            if not self._held:
-                raise ValueError("findings counted, none kept")
-            self._cut()
-            self._cutoff = order(self._held[-1])
+        self.count(omitted or {})  # counted already (a saved walk's): nothing after the last one kept is kept
 
     def add(self, found: Iterable[Finding]) -> None:
         """Add ``found``, in the order they were found."""
@@ -64,9 +60,9 @@ class KeptFindings:
                 cutoff = self._cutoff
 
     def count(self, omitted: Mapping[str, int]) -> None:
-        """Count findings by code that are known to sort after every finding kept (the damaged spans a survey did
-        not keep: past as many as this keeps, :class:`~ledger.storage.framing.Survey`): a finding added later
-        is kept only if it sorts before the last one kept."""
+        """Count findings by code that are known to sort after every finding kept (those a saved walk counted; the
+        damaged spans a survey did not keep: past as many as this keeps, :class:`~ledger.storage.framing.Survey`):
+        a finding added later is kept only if it sorts before the last one kept."""
         if any(omitted.values()):
             self._omitted.update(omitted)
             self._cut()
@@ -92,6 +88,3 @@ class KeptFindings:
         """The number of findings not kept, by code (sorted by code; empty if none was left out)."""
         self._cut()
         return dict(sorted(self._omitted.items()))
-
-    def __bool__(self) -> bool:
-        return bool(self._held)
