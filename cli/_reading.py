@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,21 @@ from ._output import progress
 if TYPE_CHECKING:
     from ledger.replay import Replay
 
-__all__ = ["broken_parts", "damaged", "incomplete", "note_no_index", "replay_file", "rolled_back"]
+__all__ = ["Broken", "broken_parts", "damaged", "incomplete", "note_no_index", "replay_file", "rolled_back"]
+
+
+@dataclass(frozen=True)
+class Broken:
+    """What of a ledger file cannot be told: ``findings``, the parts of the file that cannot be read (those the
+    replay kept, in log order: :func:`ledger.history.damage`), then the records its published checkpoint covers
+    and it lacks (``checkpoint.beyond_log``, position None); ``parts``: the parts that cannot be read, kept or
+    not. False when nothing is broken."""
+
+    findings: list[Finding] = field(default_factory=list)
+    parts: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.findings)
 
 
 def replay_file(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
@@ -62,7 +76,7 @@ def rolled_back(ledger_file: Path | str, origin: str, records: int) -> list[Find
     return [] if short is None else [Finding(code="checkpoint.beyond_log", position=None, item=None, reason=short)]
 
 
-def broken_parts(ledger_file: Path | str, replay: Replay) -> list[Finding]:
+def broken_parts(ledger_file: Path | str, replay: Replay) -> Broken:
     """What of the replayed file cannot be read (:func:`ledger.history.damage`), then records its published
     checkpoint covers that are missing (:func:`rolled_back`), if the damage leaves the count of records sure (none,
     or a torn tail: then repair would refuse to cut it, ``repair.rollback``, and the records must be recovered)."""
@@ -70,33 +84,32 @@ def broken_parts(ledger_file: Path | str, replay: Replay) -> list[Finding]:
     broken = list(damage(replay))
     if all(f.code == "store.torn_tail" for f in broken):  # positions are sure below a torn tail
         broken += rolled_back(ledger_file, replay.origin, len(replay.records))
-    return broken
+    return Broken(broken, replay.unreadable)
 
 
-def incomplete(broken: Sequence[Finding]) -> str:
+def incomplete(broken: Broken) -> str:
     """Why a listing from a file with ``broken`` parts may be incomplete, in a few words."""
-    parts = [f for f in broken if f.position is not None]
+    first = next((f for f in broken.findings if f.position is not None), None)
     lost = "the file lost records its published checkpoint covers (checkpoint.beyond_log)"
-    if not parts:
+    if first is None:
         return lost
-    first = parts[0]
-    said = f"{_plural(len(parts), 'part')} of the file cannot be read (first: record {first.position}, {first.code})"
-    return f"{said}, and {lost}" if len(parts) < len(broken) else said
+    said = (f"{_plural(broken.parts, 'part')} of the file cannot be read (first: record {first.position}, "
+            f"{first.code})")
+    return f"{said}, and {lost}" if any(f.position is None for f in broken.findings) else said
 
 
-def damaged(ledger_file: Path | str, broken: Sequence[Finding]) -> tuple[str, str]:
+def damaged(ledger_file: Path | str, broken: Broken) -> tuple[str, str]:
     """What is damaged in the file (the first part of ``broken`` that cannot be read, :func:`ledger.history.damage`,
     and records of the published checkpoint missing, :func:`rolled_back`), and what to run."""
-    parts = [f for f in broken if f.position is not None]
-    lost = [f for f in broken if f.position is None]
+    first = next((f for f in broken.findings if f.position is not None), None)
+    lost = [f for f in broken.findings if f.position is None]
     said = []
-    if parts:
-        first = parts[0]
-        more = f" ({_plural(len(parts) - 1, 'more damaged part')})" if len(parts) > 1 else ""
+    if first is not None:
+        more = f" ({_plural(broken.parts - 1, 'more damaged part')})" if broken.parts > 1 else ""
         said.append(f"{ledger_file} is damaged at record {first.position}: "
                     f"{first.reason.removeprefix(f'record {first.position}: ')} [{first.code}]{more}")
     said += [f"{f.reason} [{f.code}]" for f in lost[:1]]
     if lost:
         return "; and ".join(said), "; recover them (a backup, a mirror) before trusting what it says"
-    todo = "" if parts[0].code == "store.torn_tail" else "; run 'stonetrail verify' to see every finding"
-    return said[0], todo  # a torn tail's reason already says to run stonetrail repair
+    torn = first is not None and first.code == "store.torn_tail"  # its reason already says to run stonetrail repair
+    return said[0], "" if torn else "; run 'stonetrail verify' to see every finding"

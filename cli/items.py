@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from ledger import format_ct
-from ledger.findings import Finding
 from ledger.inventory import ItemLine, indexed_item_lines, item_lines
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file
@@ -28,7 +26,7 @@ from ._common import (
     _verdict_exit,
 )
 from ._inputs import _load_trust
-from ._reading import broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
+from ._reading import Broken, broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
 
 
 @click.command(short_help="List every item of a ledger.")
@@ -44,8 +42,9 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     else "invalid" (exit 1; 'verify' lists the findings). When the whole file is read (with --trust, or without
     an index), a damaged file is named (a warning on stderr) and the verdict is invalid (exit 1): items may be
     missing from the list, or shown as they were before the part that cannot be read. --json gives "verdict"
-    (verified, unverified or invalid), "findings" (a list of {code, position, item, reason}; null when
-    unverified), "damage" (the findings of what cannot be read) and "items": [{item, type, nature, state, holder,
+    (verified, unverified or invalid), "findings" (a list of {code, position, item, reason}: the first 10,000 in
+    log order; null when unverified), "finding_count" (all of them), "damage" (the findings of what cannot be
+    read, the first 10,000), "damaged_parts" (all of them) and "items": [{item, type, nature, state, holder,
     owner, mass_mct, records, latest}] (masses in mct; latest: the position of the item's last record). Without
     --trust the list is read from the ledger's index when it has one (stonetrail index), without a replay and
     without reading the records: damage in the file is then not seen ('verify' sees it). A file holding fewer
@@ -61,30 +60,32 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     """
     trust = _load_trust(trust_file) if trust_file else None
     indexed = indexed_item_lines(ledger_file) if trust is None and not is_url(ledger_file) else None
-    verdict = "unverified"
-    findings: tuple[Finding, ...] | None = None
+    verdict, replay = "unverified", None
     if indexed is not None:
         lines, records, origin = indexed
-        broken = rolled_back(ledger_file, origin, records)
+        broken = Broken(rolled_back(ledger_file, origin, records))
     else:
         if trust is None:
             note_no_index(ledger_file)
         with as_file(ledger_file) as local:  # a database ledger is read from a copy of its records
             replay, verdict = replay_file(local, trust)
         lines = item_lines(replay)
-        findings = replay.findings if trust is not None else None
         broken = broken_parts(ledger_file, replay)
+    checked = replay if trust is not None else None  # unverified: no finding is reported (without keys all fail)
     if broken:
         what, todo = damaged(ledger_file, broken)
         click.echo(f"stonetrail: warning: {what}; items may be missing from this list, or shown as they were "
                    f"before the part that cannot be read{todo}", err=True)
         verdict = "invalid"
     if as_json:
-        _print_json({"verdict": verdict, "findings": None if findings is None else [f.to_json() for f in findings],
-                     "damage": [f.to_json() for f in broken], "items": [dataclasses.asdict(line) for line in lines]})
+        _print_json({"verdict": verdict,
+                     "findings": None if checked is None else [f.to_json() for f in checked.findings],
+                     "finding_count": None if checked is None else checked.finding_count,
+                     "damage": [f.to_json() for f in broken.findings], "damaged_parts": broken.parts,
+                     "items": [dataclasses.asdict(line) for line in lines]})
     else:
         _print_items(lines)
-        click.echo(_summary(lines, verdict, len(findings or ()), broken))
+        click.echo(_summary(lines, verdict, checked.finding_count if checked else 0, broken))
     sys.exit(_verdict_exit(verdict))
 
 
@@ -98,7 +99,7 @@ def _print_items(lines: list[ItemLine]) -> None:
                    f"{format_ct(line.mass_mct):>12}  {line.records:>7}{memo}")
 
 
-def _summary(lines: list[ItemLine], verdict: str, findings: int, broken: Sequence[Finding]) -> str:
+def _summary(lines: list[ItemLine], verdict: str, findings: int, broken: Broken) -> str:
     count = _plural(len(lines), "item")
     if broken:
         return f"{count}; INVALID: {incomplete(broken)}, so this list may be incomplete (run verify)"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -35,7 +34,7 @@ from ._common import (
 )
 from ._inputs import _load_trust
 from ._path import print_now, print_path
-from ._reading import broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
+from ._reading import Broken, broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
 
 
 @click.command(short_help="Print an item's history back to the mine.")
@@ -57,8 +56,9 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     A file holding fewer records than the checkpoint published beside it (checkpoint.txt) lost records its
     operator signed: the verdict is invalid too (checkpoint.beyond_log in "damage", exit 1).
     --json gives the rows (masses in mct, times in ms since the Unix epoch, UTC), "now",
-    "damage", and "verdict": verified, unverified (no --trust) or invalid (exit 1), with the findings on this
-    history.
+    "damage" ("damaged_parts" counts them), and "verdict": verified, unverified (no --trust) or invalid (exit 1),
+    with the findings on this history and "findings_elsewhere" (a count). The first 10,000 findings of the
+    ledger are looked at, and the first 10,000 damaged parts listed; 'verify --max-findings 0' lists every one.
 
     LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4).
 
@@ -73,7 +73,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
             told = through_index(view, lambda log: (*_told(log, item, ledger_file), log.tree.size, log.origin))
         if told:  # no replay for an unverified history (a damaged index: the log is read below)
             found, history, records, origin = told
-            broken = rolled_back(ledger_file, origin, records)
+            broken = Broken(rolled_back(ledger_file, origin, records))
             _warn(ledger_file, item, broken)
             _print(found, history, "invalid" if broken else "unverified", [], 0, broken, as_json)
             sys.exit(_verdict_exit("invalid" if broken else "unverified"))
@@ -87,15 +87,16 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     found = item_scope(replay, item)
     history = trace(found, item)
     # unverified (no trust): no rule was checked, so no finding is reported (without keys every record has some)
-    checked = [] if verdict == "unverified" else list(replay.findings)
+    checked = () if verdict == "unverified" else replay.findings
     here = [f for f in checked if f.position in {step.position for step in history.path}]
     _warn(ledger_file, item, broken)
     verdict = "invalid" if broken else verdict
-    _print(found, history, verdict, here, len(checked) - len(here), broken, as_json)
+    counted = 0 if verdict == "unverified" else replay.finding_count
+    _print(found, history, verdict, here, counted - len(here), broken, as_json)
     sys.exit(_verdict_exit(verdict))
 
 
-def _warn(ledger_file: Path | str, item: str, broken: Sequence[Finding]) -> None:
+def _warn(ledger_file: Path | str, item: str, broken: Broken) -> None:
     """Say on stderr that records of ``item`` may be missing from its history, if the file has ``broken`` parts
     (damage, or records its published checkpoint covers and it lacks)."""
     if broken:
@@ -111,7 +112,7 @@ def _told(log: IndexedLog, item: str, ledger_file: Path | str) -> tuple[ItemScop
         found = indexed_scope(log, item)
     except KeyError:
         if lost := rolled_back(ledger_file, log.origin, log.tree.size):
-            what, todo = damaged(ledger_file, lost)
+            what, todo = damaged(ledger_file, Broken(lost))
             raise VerificationError(f"no record in the file creates {item!r}, which may be among the records it "
                                     f"lost: {what}{todo}", code="item.unreadable") from None
         raise InputError(f"no item {item!r} in {log.path}{did_you_mean(item, log.commitments.heads.index)}",
@@ -120,7 +121,7 @@ def _told(log: IndexedLog, item: str, ledger_file: Path | str) -> tuple[ItemScop
 
 
 def _print(found: ItemScope, history: History, verdict: str, here: list[Finding], elsewhere: int,
-           broken: Sequence[Finding], as_json: bool) -> None:
+           broken: Broken, as_json: bool) -> None:
     item = found.items[history.item]
     if as_json:
         _print_json({"item": history.item, "mass_mct": history.now.mass_mct,
@@ -129,12 +130,12 @@ def _print(found: ItemScope, history: History, verdict: str, here: list[Finding]
                      "now": dataclasses.asdict(history.now),
                      "history": [dataclasses.asdict(step) for step in history.path],
                      "findings": [f.to_json() for f in here], "findings_elsewhere": elsewhere,
-                     "damage": [f.to_json() for f in broken]})
+                     "damage": [f.to_json() for f in broken.findings], "damaged_parts": broken.parts})
     else:
         _print_history(found, history, verdict, here, elsewhere, broken)
 
 
-def _not_found(replay: Replay, ledger_file: Path | str, item: str, broken: Sequence[Finding]) -> InputError | \
+def _not_found(replay: Replay, ledger_file: Path | str, item: str, broken: Broken) -> InputError | \
         VerificationError:
     """The error for an item no readable record creates: unreadable (the file is damaged: it may be there) or
     unknown (with the id it may have meant)."""
@@ -147,7 +148,7 @@ def _not_found(replay: Replay, ledger_file: Path | str, item: str, broken: Seque
 
 
 def _print_history(found: ItemScope, history: History, verdict: str, here: list[Finding], elsewhere: int,
-                   broken: Sequence[Finding]) -> None:
+                   broken: Broken) -> None:
     item = found.items[history.item]
     print_now(history.item, item.type, item.nature, history.now, item.article)
     click.echo(f"summary:    {summary(found, history.item)}")

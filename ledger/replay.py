@@ -1,5 +1,7 @@
 """Replay a stored ledger in memory, for display: every record kept by position with the custody state it leaves
-and every finding (store framing, record format, signatures, registry, custody). An application that shows a
+and its findings (store framing, record format, signatures, registry, custody): the first ones in log order, the
+rest counted by code (:mod:`ledger.kept_findings`), so that a file crafted to fail everywhere costs no more memory
+than its records. An application that shows a
 ledger (``stonetrail show``, ``items``, :mod:`ledger.history`, :mod:`ledger.inventory`) reads this; an auditor
 reads :func:`ledger.audit.check_ledger`, which streams in bounded memory and gives the same findings.
 """
@@ -12,6 +14,7 @@ from pathlib import Path
 from .custody import CustodyState
 from .errors import InputError, expect, expect_path
 from .findings import Finding
+from .kept_findings import MAX_FINDINGS, KeptFindings
 from .merkle import MerkleTree
 from .pg.store import as_file
 from .reader import LogPass, Progress
@@ -27,7 +30,11 @@ class Replay:
     """A ledger file replayed: ``records[i]`` is the record at position i (None where unreadable).
 
     ``tree`` is the RFC 9162 tree over every readable frame; it is the log's tree only when ``framing_ok``
-    (a damaged frame leaves the tree ambiguous: what the damaged bytes were is unknown).
+    (a damaged frame leaves the tree ambiguous: what the damaged bytes were is unknown). ``findings``: the first
+    ones in log order (``replay_ledger(max_findings=...)``); ``omitted``: the others, counted as (code, count)
+    sorted by code; :attr:`finding_count` counts them all. ``unreadable``: the parts of the file that cannot be
+    read (damaged spans of frames, and records that do not decode), each a finding, kept or not
+    (:func:`ledger.history.damage` gives those kept).
     """
 
     origin: str
@@ -36,33 +43,47 @@ class Replay:
     tree: MerkleTree
     framing_ok: bool
     findings: tuple[Finding, ...]
+    omitted: tuple[tuple[str, int], ...] = ()
+    unreadable: int = 0
+
+    @property
+    def finding_count(self) -> int:
+        """Every finding, those kept in :attr:`findings` and those :attr:`omitted`."""
+        return len(self.findings) + sum(count for _, count in self.omitted)
 
 
-def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress | None = None) -> Replay:
+def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress | None = None,
+                  max_findings: int | None = MAX_FINDINGS) -> Replay:
     """Read the ledger file at ``path`` (or the database ledger at a ``postgresql://`` URL: a dump of its records,
     :func:`ledger.pg.store.as_file`) without locking and replay every record through the rules.
 
     With ``trust`` None no authority key is trusted: the replay still rebuilds items and chains (for display),
     but every registry record, and so every signature, gets a finding. ``progress``, if given, is called after
     each frame is replayed with (frames replayed, frames in the file, estimated from the bytes left until the
-    last call): an application shows how far a long replay has got.
+    last call): an application shows how far a long replay has got. ``max_findings``: the findings kept, the
+    first in log order (None: every one); the others are counted (:attr:`Replay.omitted`), and so are the damaged
+    spans past as many (:attr:`Replay.unreadable`).
 
     Raises:
         CorruptStoreError: the file header is damaged. StorageError: I/O failure. Damaged frames and invalid
-        records are findings, not exceptions. ArgumentError: ``input.type`` (an argument of the wrong type).
+        records are findings, not exceptions. ArgumentError: ``input.type`` (an argument of the wrong type),
+        ``input.value`` (``max_findings`` below 1).
     """
     expect_path(path, "path")
     expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
-    # every damaged span kept (kept=None): a display replay holds every record anyway, and counts what it shows
-    with as_file(path) as local, FrameFile(local, kept=None) as file:  # a database ledger: from a dump of its records
-        return _replay(LogPass(file, at=0), trust, progress)  # at 0: no checkpoint lines to collect
+    expect(max_findings, (int, type(None)), "max_findings", "a whole number >= 1 or None")
+    if max_findings is not None and max_findings < 1:
+        raise InputError(f"max_findings: got {max_findings}, want a whole number >= 1 or None", code="input.value")
+    # a database ledger: from a dump of its records
+    with as_file(path) as local, FrameFile(local, kept=max_findings) as file:
+        return _replay(LogPass(file, at=0), trust, progress, KeptFindings(max_findings))  # at 0: no checkpoint lines
 
 
-def _replay(log: LogPass, trust: Trust | None, progress: Progress | None) -> Replay:
-    """Replay every record of ``log`` (read once, damaged frames included) through the rules."""
+def _replay(log: LogPass, trust: Trust | None, progress: Progress | None, findings: KeptFindings) -> Replay:
+    """Replay every record of ``log`` (read once, damaged frames included) through the rules, into ``findings``."""
     state = CustodyState(log.origin, trust.authority_keys if trust else ())
-    findings: list[Finding] = []
     records: list[Record | None] = []
+    unreadable = 0
 
     def skip_to(index: int) -> None:  # damaged frames hold positions too: keep them aligned
         while len(records) < index:
@@ -72,17 +93,20 @@ def _replay(log: LogPass, trust: Trust | None, progress: Progress | None) -> Rep
     for frame, record in log.records(progress, strict=False):
         skip_to(frame.index)
         if isinstance(record, InputError):
-            findings.append(Finding(code=record.code, position=frame.index, item=None, reason=str(record)))
+            findings.add((Finding(code=record.code, position=frame.index, item=None, reason=str(record)),))
+            unreadable += 1
             skip_to(frame.index + 1)
             continue
-        findings.extend(state.apply(record))
+        findings.add(state.apply(record))
         records.append(record)
-    findings += [Finding(code=p.code, position=p.index, item=None, reason=p.reason) for p in log.problems]
-    for problem in log.problems:
+    problems, unlisted = log.problems, log.file.survey.omitted  # unlisted: spans past as many as findings are kept
+    findings.add(Finding(code=p.code, position=p.index, item=None, reason=p.reason) for p in problems)
+    findings.count(unlisted)
+    for problem in problems:
         if problem.code != "store.torn_tail":  # a torn tail is an append that never completed
             skip_to(problem.index + 1)
     if not records:  # nothing passes because it is empty (DESIGN.md §5)
-        findings.append(Finding(code="ledger.empty", position=None, item=None, reason="the ledger holds no record"))
-    findings.sort(key=lambda f: (f.position is None, f.position or 0))
+        findings.add((Finding(code="ledger.empty", position=None, item=None, reason="the ledger holds no record"),))
     return Replay(origin=log.origin, records=tuple(records), state=state, tree=log.tree,
-                  framing_ok=not log.problems, findings=tuple(findings))
+                  framing_ok=not problems, findings=tuple(findings.kept), omitted=tuple(findings.omitted.items()),
+                  unreadable=unreadable + len(problems) + sum(unlisted.values()))

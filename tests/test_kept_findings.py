@@ -122,11 +122,39 @@ def test_the_checkpoints_findings_come_last_within_the_limit(tmp_path: Path) -> 
         _as_expected(check_ledger(path, TRUST, checkpoint=note, max_findings=limit), full, limit)
 
 
-def test_a_display_replay_names_every_damaged_span(tmp_path: Path) -> None:
-    """show and items replay in memory, every record held: they count every damaged span (the survey's limit is an
-    audit's)."""
-    spans = replay_ledger(_spans(tmp_path, 10_050), TRUST).findings
-    assert sum(f.code == "store.bad_magic" for f in spans) == 10_050
+def test_a_display_replay_keeps_what_an_audit_keeps_and_counts_every_damaged_part(tmp_path: Path) -> None:
+    """show and items replay in memory: they keep the first findings as an audit does, and count every part of the
+    file that cannot be read (each frame that is not a record, each damaged span), kept or not."""
+    path = _spans(tmp_path, 150)
+    full = replay_ledger(path, TRUST, max_findings=None)
+    assert full.findings == check_ledger(path, TRUST, max_findings=None).findings and full.unreadable == 300
+    for limit in (1, 40, 299):
+        replay, report = replay_ledger(path, TRUST, max_findings=limit), check_ledger(path, TRUST, max_findings=limit)
+        assert (replay.findings, replay.omitted) == (full.findings[:limit], report.omitted)
+        assert (replay.finding_count, replay.unreadable, len(replay.records)) == (300, 300, len(full.records))
+    with pytest.raises(InputError) as exc:
+        replay_ledger(path, TRUST, max_findings=0)
+    assert exc.value.code == "input.value"
+
+
+def test_items_and_show_list_the_first_findings_and_count_them_all(tmp_path: Path) -> None:
+    """A file crafted with 10,050 damaged spans (20,100 findings): items and show list the first 10,000 and count
+    every one, in the text and in --json, and still judge it invalid (exit 1)."""
+    path, trust = _spans(tmp_path, 10_050), str(VECTORS / "trust.keys")
+    runner = CliRunner()
+    listed = runner.invoke(main, ["items", str(path), "--trust", trust, "--json"])
+    data = json.loads(listed.stdout)
+    assert listed.exit_code == 1 and data["verdict"] == "invalid"
+    assert (len(data["findings"]), data["finding_count"], len(data["damage"]), data["damaged_parts"]) == (
+        10_000, 20_100, 10_000, 20_100)
+    text = runner.invoke(main, ["items", str(path), "--trust", trust])
+    assert text.exit_code == 1 and "INVALID: 20100 parts of the file cannot be read (first: record" in text.stdout
+    assert "(20099 more damaged parts)" in text.stderr
+    item = next(iter(replay_ledger(VECTORS / "ledger.bin", TRUST).state.items))
+    shown = runner.invoke(main, ["show", str(path), item, "--trust", trust, "--json"])
+    data = json.loads(shown.stdout)
+    assert shown.exit_code == 1 and data["verdict"] == "invalid" and data["damaged_parts"] == 20_100
+    assert len(data["findings"]) + data["findings_elsewhere"] == 20_100 and len(data["damage"]) == 10_000
 
 
 def test_a_resumed_audit_keeps_what_a_whole_one_keeps(tmp_path: Path) -> None:
