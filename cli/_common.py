@@ -224,7 +224,8 @@ def check_new_file(path: Path) -> None:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+    """``n`` (thousands grouped, as every count the tool prints) and ``word``, plural unless ``n`` is 1."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 class _FileError(click.BadParameter):

@@ -170,11 +170,13 @@ def _published_beside(ledger_file: Path | str, r: AuditReport) -> Path | None:
 
 def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = None) -> None:
     click.echo(f"origin:    {r.origin}")
-    click.echo(f"records:   {r.record_count}")
     if r.root_hash is None:
+        click.echo(f"records:   {r.record_count:,} positions: the records read, and one for each damaged span between "
+                   "them (how many records a span held is unknown)")
         click.echo("root hash: unknown (the file's framing is damaged)")
     else:
-        click.echo(f"tree size: {r.record_count}")
+        click.echo(f"records:   {r.record_count:,}")
+        click.echo(f"tree size: {r.record_count:,}")
         click.echo(f"root hash: {r.root_hash.b64()}")
     if len(r.checkpoints) > 1 or (r.checkpoints and not r.checkpoints[0].matches):  # each one given, in order
         for path, check in zip(paths, r.checkpoints, strict=True):

@@ -148,8 +148,8 @@ def test_items_and_show_list_the_first_findings_and_count_them_all(tmp_path: Pat
     assert (len(data["findings"]), data["finding_count"], len(data["damage"]), data["damaged_parts"]) == (
         10_000, 20_100, 10_000, 20_100)
     text = runner.invoke(main, ["items", str(path), "--trust", trust])
-    assert text.exit_code == 1 and "INVALID: 20100 parts of the file cannot be read (first: record" in text.stdout
-    assert "(20099 more damaged parts)" in text.stderr
+    assert text.exit_code == 1 and "INVALID: 20,100 parts of the file cannot be read (first: record" in text.stdout
+    assert "(20,099 more damaged parts)" in text.stderr
     item = next(iter(replay_ledger(VECTORS / "ledger.bin", TRUST).state.items))
     shown = runner.invoke(main, ["show", str(path), item, "--trust", trust, "--json"])
     data = json.loads(shown.stdout)
