@@ -21,9 +21,10 @@ from ._common import _about, _plural
 from ._output import progress
 
 if TYPE_CHECKING:
+    from ledger.audit import AuditReport
     from ledger.replay import Replay
 
-__all__ = ["Broken", "broken_parts", "damaged", "incomplete", "note_no_index", "replay_file", "rolled_back"]
+__all__ = ["Broken", "audited", "broken_parts", "damaged", "incomplete", "note_no_index", "replay_file", "rolled_back"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,16 @@ def replay_file(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
     with _about(ledger_file), progress("records") as bar:
         replay = replay_ledger(ledger_file, trust, progress=bar)
     return replay, "unverified" if trust is None else "invalid" if replay.findings else "verified"
+
+
+def audited(ledger_file: Path, trust: Trust) -> AuditReport | None:
+    """LEDGER audited in one streaming pass, on every core, listing its items (``check_ledger(inventory=True)``,
+    with a progress bar on a terminal), if it has no finding at all; else None (the caller replays it: the
+    replay names the parts of the file that cannot be read, which an audit only counts among its findings)."""
+    from ledger import check_ledger  # the audit's modules: loaded by the commands that audit, not at start
+    with _about(ledger_file), progress("records") as bar:
+        report = check_ledger(ledger_file, trust, progress=bar, jobs=os.cpu_count() or 1, inventory=True)
+    return None if report.findings else report
 
 
 #: A ledger file this large (about 16,000 records) read without an index takes long enough to say why.

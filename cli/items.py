@@ -1,7 +1,8 @@
 """``stonetrail items``: every item of a ledger, one line each (kind, state, holder, mass, records).
 
-Registered on the group by :mod:`stonetrail_cli.main`; one library call (:func:`ledger.inventory.item_lines`) over
-the replay that ``show`` makes too, and the rendering of its result.
+Registered on the group by :mod:`stonetrail_cli.main`; the lines come from the ledger's index (no --trust), from
+a streaming audit (--trust: ``check_ledger(inventory=True)``), or from the replay that ``show`` makes too when the
+audit finds something (:func:`ledger.inventory.item_lines`: it names the parts of the file that cannot be read).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import click
 
 from ledger import format_ct
+from ledger.findings import Finding
 from ledger.inventory import ItemLine, indexed_item_lines, item_lines
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file
@@ -26,7 +28,7 @@ from ._common import (
     _verdict_exit,
 )
 from ._inputs import _load_trust
-from ._reading import Broken, broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
+from ._reading import Broken, audited, broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
 
 
 @click.command(short_help="List every item of a ledger.")
@@ -38,9 +40,11 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     """List every item of LEDGER: id, kind, state, holder (and owner, if another party holds it on memo),
     mass and number of records, sorted by id.
 
-    With --trust, the whole ledger is checked too, as 'show' does: "verified" only if it has no finding at all,
-    else "invalid" (exit 1; 'verify' lists the findings). When the whole file is read (with --trust, or without
-    an index), a damaged file is named (a warning on stderr) and the verdict is invalid (exit 1): items may be
+    With --trust, the whole ledger is audited too, as 'verify' does (on every core, in memory that follows the
+    items, not the records): "verified" only if it has no finding at all, else "invalid" (exit 1; 'verify' lists
+    the findings), and the list then comes from a replay of the file, which names the parts that cannot be read.
+    When the whole file is read (with --trust, or without an index), a damaged file is named (a warning on
+    stderr) and the verdict is invalid (exit 1): items may be
     missing from the list, or shown as they were before the part that cannot be read. --json gives "verdict"
     (verified, unverified or invalid), "findings" (a list of {code, position, item, reason}: the first 10,000 in
     log order; null when unverified), "finding_count" (all of them), "damage" (the findings of what cannot be
@@ -60,7 +64,8 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     """
     trust = _load_trust(trust_file) if trust_file else None
     indexed = indexed_item_lines(ledger_file) if trust is None and not is_url(ledger_file) else None
-    verdict, replay = "unverified", None
+    verdict, count = "unverified", 0
+    findings: tuple[Finding, ...] | None = None  # unverified: no finding is reported (without keys all fail)
     if indexed is not None:
         lines, records, origin = indexed
         broken = Broken(rolled_back(ledger_file, origin, records))
@@ -68,10 +73,15 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
         if trust is None:
             note_no_index(ledger_file)
         with as_file(ledger_file) as local:  # a database ledger is read from a copy of its records
-            replay, verdict = replay_file(local, trust)
-        lines = item_lines(replay)
-        broken = broken_parts(ledger_file, replay)
-    checked = replay if trust is not None else None  # unverified: no finding is reported (without keys all fail)
+            report = audited(local, trust) if trust is not None else None
+            if report is not None and report.inventory is not None:  # valid: as the audit leaves the items
+                lines, verdict, findings = list(report.inventory), "verified", ()
+                broken = Broken(rolled_back(ledger_file, report.origin, report.record_count))
+            else:  # unverified, or a finding: the replay names the parts of the file that cannot be read
+                replay, verdict = replay_file(local, trust)
+                lines, broken = item_lines(replay), broken_parts(ledger_file, replay)
+                if trust is not None:
+                    findings, count = replay.findings, replay.finding_count
     if broken:
         what, todo = damaged(ledger_file, broken)
         click.echo(f"stonetrail: warning: {what}; items may be missing from this list, or shown as they were "
@@ -79,13 +89,13 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
         verdict = "invalid"
     if as_json:
         _print_json({"verdict": verdict,
-                     "findings": None if checked is None else [f.to_json() for f in checked.findings],
-                     "finding_count": None if checked is None else checked.finding_count,
+                     "findings": None if findings is None else [f.to_json() for f in findings],
+                     "finding_count": None if findings is None else count,
                      "damage": [f.to_json() for f in broken.findings], "damaged_parts": broken.parts,
                      "items": [dataclasses.asdict(line) for line in lines]})
     else:
         _print_items(lines)
-        click.echo(_summary(lines, verdict, checked.finding_count if checked else 0, broken))
+        click.echo(_summary(lines, verdict, count, broken))
     sys.exit(_verdict_exit(verdict))
 
 

@@ -19,7 +19,7 @@ import itertools
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from .compact import CompactRange
 from .errors import CorruptStoreError, InputError, StoneTrailError, StorageError, VerificationError, expect, expect_path
 from .findings import Finding, raise_first
 from .hashing import Digest
+from .item import ItemLine, by_id
 from .kept_findings import MAX_FINDINGS
 from .merkle import leaf_hash
 from .pg.db import is_url
@@ -94,6 +95,8 @@ class AuditReport(Verdicts):
     ``audit.state_unsafe`` in the message) — or None. ``omitted``: the findings past the audit's limit
     (``check_ledger(max_findings=...)``), not kept but counted, as (code, count) sorted by code; ``findings`` then
     holds the first ones in log order (:mod:`ledger.kept_findings`), and :attr:`finding_count` counts them all.
+    ``inventory``: every item at the end of the log, sorted by id, as ``stonetrail items`` lists it
+    (``check_ledger(inventory=True)``; else None).
     """
 
     origin: str
@@ -111,6 +114,7 @@ class AuditReport(Verdicts):
     resumed_at: int = 0
     state_unsaved: str | None = None
     omitted: tuple[tuple[str, int], ...] = ()
+    inventory: tuple[ItemLine, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def finding_count(self) -> int:
@@ -140,7 +144,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                  level: str | None = None, jobs: int = 1, engine: str | None = None,
                  executor: Executor | None = None, chunk_records: int = CHUNK_RECORDS,
                  save_state: str | Path | None = None, resume: str | Path | None = None,
-                 max_findings: int | None = MAX_FINDINGS) -> AuditReport:
+                 max_findings: int | None = MAX_FINDINGS, inventory: bool = False) -> AuditReport:
     """Audit the ledger at ``path`` (a file, or a ``postgresql://`` URL: a dump of its records,
     :func:`ledger.pg.store.as_file`) against ``trust`` in one streaming pass that holds no record (the facts the
     rules need of every record later go to a temporary database, deleted after: :mod:`ledger.spill`).
@@ -159,6 +163,10 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     ``max_findings``: the findings kept in the report, the first ones in log order (None: all); the others are
     counted by code (``AuditReport.omitted``), so that memory does not grow with a file crafted to fail on every
     record (:mod:`ledger.kept_findings`). The kept findings and the counts are the same for any ``jobs``.
+
+    ``inventory``: also list every item at the end of the log (``AuditReport.inventory``: the lines
+    :func:`ledger.inventory.item_lines` gives of a replay, from the audit's own custody state and item heads, in
+    memory that follows the items); at level ``custody`` or ``policy``, and not with ``resume``.
 
     Incremental audit (:mod:`ledger.audit_state`): ``save_state`` names a new file to save the audit's state in,
     at the end of the file read (its record count A; the file's framing must be whole); ``resume`` names such a
@@ -187,6 +195,9 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         raise InputError(f"jobs: got {jobs!r}, want a whole number >= 1", code="input.value")
     if max_findings is not None and (type(max_findings) is not int or max_findings < 1):
         raise InputError(f"max_findings: got {max_findings!r}, want a whole number >= 1 or None", code="input.value")
+    if inventory and (level not in ("custody", "policy") or resume is not None):
+        raise InputError(f"inventory: the items are listed by a whole audit at level custody or policy, not "
+                         f"{'a resumed one' if resume is not None else f'one at level {level}'}", code="input.value")
     for name, value in (("save_state", save_state), ("resume", resume)):
         if value is not None:
             expect_path(value, name)
@@ -195,7 +206,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
             return check_ledger(local, trust, checkpoint=checkpoint, checkpoints=checkpoints, policy=policy,
                                 progress=progress, level=level, jobs=jobs, engine=engine, executor=executor,
                                 chunk_records=chunk_records, save_state=save_state, resume=resume,
-                                max_findings=max_findings)
+                                max_findings=max_findings, inventory=inventory)
     notes = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
     if save_state is not None:  # before the pass, not after it
         check_new(Path(save_state))
@@ -216,9 +227,12 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                              keep=save_state is not None, file_bytes=file.survey.size, limit=max_findings)
 
             def run(kept: Kept | None, **how: Any) -> _Walk:
+                walk = kept.walk if kept else None
+                if walk is None and inventory:  # a new walk keeping the item heads of every record, to list items
+                    walk = _Walk(file.origin, trust.authority_keys, level, sizes, keep=True,
+                                 file_bytes=file.survey.size, limit=max_findings)
                 return run_pass(file.origin, trust.authority_keys, level=level, checkpoints=cps, engine=engine,
-                                progress=progress, size=file.survey.size, walk=kept.walk if kept else None,
-                                limit=max_findings, **how)
+                                progress=progress, size=file.survey.size, walk=walk, limit=max_findings, **how)
 
             kept, walk, parallel = start(), None, jobs > 1 or executor is not None
             if parallel:  # chunks cut as the file is read, checked by workers at once
@@ -260,6 +274,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
         if saved is not None:
             _recheck(saved, save_state if kept is not None and unsaved is None else None)
+        listed = _inventory(walk, seen) if inventory else None
         walk.close()
         return AuditReport(origin=walk.origin, record_count=seen.records, root_hash=seen.root, items=len(items),
                            stones=stones(seen.state.items),
@@ -269,7 +284,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                            checkpoints=checks, policy=policy,
                            policy_findings=tuple(policy_findings),
                            level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved,
-                           omitted=tuple(seen.findings.omitted.items()))
+                           omitted=tuple(seen.findings.omitted.items()), inventory=listed)
     except (ValueError, OverflowError, IndexError, KeyError, TypeError) as exc:
         if saved is None or isinstance(exc, StoneTrailError):
             raise
@@ -279,6 +294,14 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     finally:
         if saved is not None:  # its sections were read while the walk ran
             saved.close()
+
+
+def _inventory(walk: _Walk, seen: Pass) -> tuple[ItemLine, ...]:
+    """Every item of the walk's custody state, sorted by id, with its records as its item heads count them."""
+    if walk.commitments is None:
+        raise TypeError("a walk that lists its items keeps their heads")
+    items, heads = seen.state.items, walk.commitments.heads
+    return tuple(ItemLine.of(items[i], heads.head(i)) for i in sorted(items, key=by_id))
 
 
 def _recheck(saved: Saved, written: str | Path | None) -> None:

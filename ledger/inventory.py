@@ -10,45 +10,22 @@ records naming the item, and the statements about them).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .heads import ItemHeads
 from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, indexed_log, through_index
+from .item import ItemLine, by_id
 from .replay import Replay
 
 __all__ = ["ItemLine", "indexed_item_lines", "item_lines"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ItemLine:
-    """One item. ``type``: stone, lot, parcel or article; ``state``: its custody state (docs/format.md §5.2);
-    ``holder`` has possession, ``owner`` has title; ``mass_mct``: its recorded mass in millicarats; ``records``:
-    its number of records and ``latest`` the 0-based leaf index of the last one."""
-
-    item: str
-    type: str
-    nature: str
-    state: str
-    holder: str
-    owner: str
-    mass_mct: int
-    records: int
-    latest: int
-
-
 def item_lines(replay: Replay) -> list[ItemLine]:
     """Every item the replay created, sorted by id (UTF-8 bytes)."""
     heads = ItemHeads.of(enumerate(replay.records))
-    lines = []
-    for item_id in sorted(replay.state.items, key=lambda i: i.encode("utf-8")):
-        item, head = replay.state.items[item_id], heads.head(item_id)
-        lines.append(ItemLine(item=item_id, type=item.type, nature=item.nature, state=item.state,
-                              holder=item.holder, owner=item.owner, mass_mct=item.mass_mct, records=head.count,
-                              latest=head.position))
-    return lines
+    return [ItemLine.of(replay.state.items[i], heads.head(i)) for i in sorted(replay.state.items, key=by_id)]
 
 
 def indexed_item_lines(path: str | Path) -> tuple[list[ItemLine], int, str] | None:

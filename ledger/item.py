@@ -1,13 +1,15 @@
 """The replayed state of one item (:class:`Item`): what the custody replay (:mod:`ledger.custody`) keeps per
-item and the per-kind rules (:mod:`ledger._kinds`) read and change."""
+item and the per-kind rules (:mod:`ledger._kinds`) read and change; and the line ``stonetrail items`` lists of it
+(:class:`ItemLine`), from a replay (:mod:`ledger.inventory`) or an audit (``check_ledger(inventory=True)``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .hashing import Digest
+from .heads import Head
 
-__all__ = ["Item"]
+__all__ = ["Item", "ItemLine", "by_id"]
 
 _DEAD = frozenset({"consumed", "retired"})
 
@@ -50,3 +52,31 @@ class Item:
     def live(self) -> bool:
         """Not consumed and not retired (it may be in transit or locked in an article)."""
         return self.state not in _DEAD
+
+
+def by_id(item_id: str) -> bytes:
+    """The sort key of item ids in a listing, the index and the heads line: their UTF-8 bytes."""
+    return item_id.encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemLine:
+    """One item. ``type``: stone, lot, parcel or article; ``state``: its custody state (docs/format.md §5.2);
+    ``holder`` has possession, ``owner`` has title; ``mass_mct``: its recorded mass in millicarats; ``records``:
+    its number of records and ``latest`` the 0-based leaf index of the last one."""
+
+    item: str
+    type: str
+    nature: str
+    state: str
+    holder: str
+    owner: str
+    mass_mct: int
+    records: int
+    latest: int
+
+    @classmethod
+    def of(cls, item: Item, head: Head) -> ItemLine:
+        """The line of ``item`` whose records have ``head`` (:meth:`ledger.heads.ItemHeads.head`)."""
+        return cls(item=item.id, type=item.type, nature=item.nature, state=item.state, holder=item.holder,
+                   owner=item.owner, mass_mct=item.mass_mct, records=head.count, latest=head.position)
