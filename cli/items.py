@@ -75,7 +75,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
         with as_file(ledger_file) as local:  # a database ledger is read from a copy of its records
             report = audited(local, trust) if trust is not None else None
             if report is not None and report.inventory is not None:  # valid: as the audit leaves the items
-                lines, verdict, findings = list(report.inventory), "verified", ()
+                lines, verdict, findings = report.inventory.lines(), "verified", ()
                 broken = Broken(rolled_back(ledger_file, report.origin, report.record_count))
             else:  # unverified, or a finding: the replay names the parts of the file that cannot be read
                 replay, verdict = replay_file(local, trust)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import click
@@ -16,7 +17,7 @@ import click
 from ledger import Finding
 from ledger._text import did_you_mean
 from ledger.errors import InputError, VerificationError
-from ledger.history import History, ItemScope, indexed_scope, item_scope, summary, trace
+from ledger.history import History, ItemScope, audited_scope, indexed_scope, item_scope, summary, trace
 from ledger.index.reading import IndexedLog, indexed_log, through_index
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file, pg_view
@@ -34,7 +35,7 @@ from ._common import (
 )
 from ._inputs import _load_trust
 from ._path import print_now, print_path
-from ._reading import Broken, broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
+from ._reading import Broken, audited, broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
 
 
 @click.command(short_help="Print an item's history back to the mine.")
@@ -48,7 +49,10 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     location, mass and state after it, as 'proof verify' prints a bundle's path (statements change none of them).
 
     With --trust, the whole ledger is checked too: the history is called verified only if the ledger has no
-    finding at all (a damaged or forged record elsewhere could hide part of this history). When the whole file
+    finding at all (a damaged or forged record elsewhere could hide part of this history). It is audited as
+    'verify' does (on every core, in memory that follows the items); the history is then read through the
+    ledger's index, each record and position checked against that audit, or, without an index that covers the
+    file or with a finding, from a replay of the file (which holds every record). When the whole file
     is read (with --trust, or without an index), a damaged file is named (a warning on stderr) and the verdict
     is invalid: records of the item may be in the part that cannot be read, and an item that only such a part
     creates is unreadable (item.unreadable, exit 1), not unknown. Without --trust, from the ledger's index, only
@@ -78,8 +82,23 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
             _print(found, history, "invalid" if broken else "unverified", [], 0, broken, as_json)
             sys.exit(_verdict_exit("invalid" if broken else "unverified"))
         note_no_index(ledger_file)
-    with as_file(ledger_file) as local:  # a verified history replays the whole ledger, read from a file
-        replay, verdict = replay_file(local, _load_trust(trust_file) if trust_file else None)
+    trust = _load_trust(trust_file) if trust_file else None
+    if trust is not None and isinstance(ledger_file, Path) and _covered(ledger_file):
+        report = audited(ledger_file, trust)  # the whole ledger checked in a streaming pass
+        if report is not None and report.inventory is not None and report.root_hash is not None:
+            inventory, size, root = report.inventory, report.record_count, report.root_hash
+            with _about(ledger_file, codes=("item.unknown",)):  # the history from the index, checked against it
+                shown = through_index(indexed_log(ledger_file, at=size), lambda log: _found(
+                    ledger_file, item, report.origin, size, inventory.items,
+                    lambda: audited_scope(log, item, inventory, size, root)))
+            if shown:
+                found, history = shown
+                broken = Broken(rolled_back(ledger_file, report.origin, size))
+                _warn(ledger_file, item, broken)
+                _print(found, history, "invalid" if broken else "verified", [], 0, broken, as_json)
+                sys.exit(_verdict_exit("invalid" if broken else "verified"))
+    with as_file(ledger_file) as local:  # a finding, or no index: the whole ledger replayed, read from a file
+        replay, verdict = replay_file(local, trust)
     broken = broken_parts(ledger_file, replay)
     if item not in replay.state.items:
         with _about(ledger_file):
@@ -106,18 +125,34 @@ def _warn(ledger_file: Path | str, item: str, broken: Broken) -> None:
 
 
 def _told(log: IndexedLog, item: str, ledger_file: Path | str) -> tuple[ItemScope, History]:
-    """``item``'s scope and history read through the ledger's index. Raises InputError ``item.unknown``, or
-    VerificationError ``item.unreadable`` if the file lost records its published checkpoint covers."""
+    """``item``'s scope and history read through the ledger's index. Raises as :func:`_found`."""
+    return _found(ledger_file, item, log.origin, log.tree.size, log.commitments.heads.index,
+                  lambda: indexed_scope(log, item))
+
+
+def _found(ledger_file: Path | str, item: str, origin: str, size: int, names: Iterable[str],
+           scope: Callable[[], ItemScope]) -> tuple[ItemScope, History]:
+    """``item``'s ``scope()`` and history, in a file of ``size`` records of ``origin`` whose items are ``names``.
+    Raises InputError ``item.unknown``, or VerificationError ``item.unreadable`` if the file lost records its
+    published checkpoint covers."""
     try:
-        found = indexed_scope(log, item)
+        found = scope()
     except KeyError:
-        if lost := rolled_back(ledger_file, log.origin, log.tree.size):
+        if lost := rolled_back(ledger_file, origin, size):
             what, todo = damaged(ledger_file, Broken(lost))
             raise VerificationError(f"no record in the file creates {item!r}, which may be among the records it "
                                     f"lost: {what}{todo}", code="item.unreadable") from None
-        raise InputError(f"no item {item!r} in {log.path}{did_you_mean(item, log.commitments.heads.index)}",
+        raise InputError(f"no item {item!r} in {ledger_file}{did_you_mean(item, names)}",
                          code="item.unknown") from None
     return found, trace(found, item)
+
+
+def _covered(ledger_file: Path) -> bool:
+    """True if the ledger file has an index that covers it (:func:`ledger.index.reading.indexed_log`)."""
+    view = indexed_log(ledger_file)
+    if view is not None:
+        view.close()
+    return view is not None
 
 
 def _print(found: ItemScope, history: History, verdict: str, here: list[Finding], elsewhere: int,

@@ -34,7 +34,7 @@ from .compact import CompactRange
 from .errors import CorruptStoreError, InputError, StoneTrailError, StorageError, VerificationError, expect, expect_path
 from .findings import Finding, raise_first
 from .hashing import Digest
-from .item import ItemLine, by_id
+from .item import Inventory
 from .kept_findings import MAX_FINDINGS
 from .merkle import leaf_hash
 from .pg.db import is_url
@@ -95,7 +95,7 @@ class AuditReport(Verdicts):
     ``audit.state_unsafe`` in the message) — or None. ``omitted``: the findings past the audit's limit
     (``check_ledger(max_findings=...)``), not kept but counted, as (code, count) sorted by code; ``findings`` then
     holds the first ones in log order (:mod:`ledger.kept_findings`), and :attr:`finding_count` counts them all.
-    ``inventory``: every item at the end of the log, sorted by id, as ``stonetrail items`` lists it
+    ``inventory``: every item at the end of the log, its custody state and the head of its records
     (``check_ledger(inventory=True)``; else None).
     """
 
@@ -114,7 +114,7 @@ class AuditReport(Verdicts):
     resumed_at: int = 0
     state_unsaved: str | None = None
     omitted: tuple[tuple[str, int], ...] = ()
-    inventory: tuple[ItemLine, ...] | None = field(default=None, compare=False, repr=False)
+    inventory: Inventory | None = field(default=None, compare=False, repr=False)
 
     @property
     def finding_count(self) -> int:
@@ -164,9 +164,9 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     counted by code (``AuditReport.omitted``), so that memory does not grow with a file crafted to fail on every
     record (:mod:`ledger.kept_findings`). The kept findings and the counts are the same for any ``jobs``.
 
-    ``inventory``: also list every item at the end of the log (``AuditReport.inventory``: the lines
-    :func:`ledger.inventory.item_lines` gives of a replay, from the audit's own custody state and item heads, in
-    memory that follows the items); at level ``custody`` or ``policy``, and not with ``resume``.
+    ``inventory``: also give every item at the end of the log (``AuditReport.inventory``: the audit's own custody
+    state and item heads, in memory that follows the items; its lines are those :func:`ledger.inventory.item_lines`
+    gives of a replay); at level ``custody`` or ``policy``, and not with ``resume``.
 
     Incremental audit (:mod:`ledger.audit_state`): ``save_state`` names a new file to save the audit's state in,
     at the end of the file read (its record count A; the file's framing must be whole); ``resume`` names such a
@@ -296,12 +296,11 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
             saved.close()
 
 
-def _inventory(walk: _Walk, seen: Pass) -> tuple[ItemLine, ...]:
-    """Every item of the walk's custody state, sorted by id, with its records as its item heads count them."""
+def _inventory(walk: _Walk, seen: Pass) -> Inventory:
+    """Every item of the walk's custody state, with the head of its records."""
     if walk.commitments is None:
         raise TypeError("a walk that lists its items keeps their heads")
-    items, heads = seen.state.items, walk.commitments.heads
-    return tuple(ItemLine.of(items[i], heads.head(i)) for i in sorted(items, key=by_id))
+    return Inventory(dict(seen.state.items), walk.commitments.heads.every_head())
 
 
 def _recheck(saved: Saved, written: str | Path | None) -> None:

@@ -192,6 +192,10 @@ class ItemHeads:
     def __len__(self) -> int:
         return len(self._items())
 
+    def every_head(self) -> dict[str, Head]:
+        """Every item with a record (created or only named) -> its :meth:`head`."""
+        return {item: self.head(item) for item in self._items()}
+
     @property
     def index(self) -> Mapping[str, Sequence[int]]:
         """Item id -> leaf indices of its records, increasing. Raises TypeError for counted heads (they keep

@@ -6,22 +6,26 @@ verifier replays it (:func:`ledger.provenance.replay_scope`), one :class:`~ledge
 oldest first (:func:`ledger.provenance.path_steps`). So ``show`` and ``proof verify`` agree record by record on
 each step's holder, owner, state, mass and country, and on the item's own; a statement (``attested``,
 ``corrected``) is no custody event and changes none of them. Works on a :class:`~ledger.replay.Replay` or on the
-persistent index (:func:`indexed_scope`).
+persistent index (:func:`indexed_scope`), each fact read there checked against an audit of the log when the
+history is to be called verified (:func:`audited_scope`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ._describe import describe, format_ct
 from .custody import CustodyState
-from .errors import StorageError
+from .errors import StoneTrailError, StorageError
 from .events import Grown, Mined
 from .findings import Finding
-from .heads import ItemHeads
-from .item import Item
+from .hashing import Digest
+from .heads import Head, ItemHeads, are_records_of
+from .item import Inventory, Item
+from .merkle import verify_inclusion
 from .provenance import Snapshot, Step, path_steps, replay_scope, snapshot
 from .record import Record
 from .scope import Scope, provenance_scope
@@ -30,7 +34,8 @@ if TYPE_CHECKING:  # what it reads from, not what it needs loaded: proof verify 
     from .index.reading import IndexedLog
     from .replay import Replay
 
-__all__ = ["History", "HistoryRow", "ItemScope", "damage", "describe", "format_ct", "indexed_scope", "item_history",
+__all__ = ["History", "HistoryRow", "ItemScope", "audited_scope", "damage", "describe", "format_ct", "indexed_scope",
+           "item_history",
            "item_scope", "origin_summary", "summary", "trace", "trace_item"]
 
 #: A row of ``show``: a step of the item's custody path, as a proof bundle's provenance has it.
@@ -78,6 +83,95 @@ def indexed_scope(log: IndexedLog, item_id: str) -> ItemScope:
     named = {item_id, *(o.id for r in records.values() for o in r.body.outputs)}
     items = {i: stored[i] for i in sorted(named) if i in stored}  # all the history needs: the index may be closed
     return ItemScope(origin=log.origin, items=items, records=records, scope=scope)
+
+
+def audited_scope(log: IndexedLog, item_id: str, audited: Inventory, size: int, root: Digest) -> ItemScope:
+    """``item_id``'s scope read through the persistent index of a log that an audit found valid at tree ``size``
+    with ``root`` and left with the items ``audited`` (``check_ledger(inventory=True)``), each fact the index gives
+    checked against that audit before it is used, so that the history is the one a replay of the audited log
+    tells: every record read is proven to be leaf p of the audited tree (RFC 9162 §2.1.3.2), each item's record
+    positions are as many as the audit counted, the latest its head, and each a record of the item
+    (:func:`ledger.heads.are_records_of`: so they are all of them), and the items' states are the audit's.
+    ``log``: the index at tree ``size`` (``indexed_log(path, at=size)``). O(records of the scope) reads.
+    Raises KeyError: no item ``item_id``; StorageError ``index.damaged``: the index disagrees with the audit (the
+    caller replays the log)."""
+    if item_id not in audited.items:
+        raise KeyError(item_id)
+    records = _Proven(log.records, log.tree, size, root)
+    index = _Counted(log.commitments.heads.index, records, audited.heads)
+    scope = provenance_scope(records, item_id, index)
+    chosen = {p: records[p] for p in scope.positions}
+    named = {item_id, *(o.id for r in chosen.values() for o in r.body.outputs)}
+    return ItemScope(origin=log.origin, items={i: audited.items[i] for i in sorted(named) if i in audited.items},
+                     records=chosen, scope=scope)
+
+
+def _disagrees(what: str) -> StorageError:
+    return StorageError(f"index: {what}, where the audit of the log says otherwise", code="index.damaged")
+
+
+class _Proofs(Protocol):
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[Digest]: ...
+
+
+class _Proven(Mapping[int, Record]):
+    """Records read through an index, each proven to be its position's leaf of the audited tree before it is used."""
+
+    def __init__(self, records: Mapping[int, Record], tree: _Proofs, size: int, root: Digest) -> None:
+        self._records, self._tree, self._size, self._root = records, tree, size, root
+        self._proven: dict[int, Record] = {}
+
+    def __getitem__(self, position: int) -> Record:
+        if position not in self._proven:
+            if not 0 <= position < self._size:
+                raise _disagrees(f"record {position} is named, beyond the {self._size} records audited")
+            try:
+                record = self._records[position]
+                verify_inclusion(record.record_hash, position, self._size,
+                                 self._tree.inclusion_proof(position, self._size), self._root)
+            except StoneTrailError as exc:
+                if exc.code.startswith("index."):
+                    raise
+                raise _disagrees(f"record {position} is not the one audited ({exc.code})") from exc
+            self._proven[position] = record
+        return self._proven[position]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._proven)
+
+    def __len__(self) -> int:
+        return len(self._proven)
+
+
+class _Counted(Mapping[str, Sequence[int]]):
+    """An index's item -> record positions, each item's checked on first use against the audit's head of its
+    records: as many, increasing, the latest the head's, and each a record of the item. As the audit counted every
+    record of the item, they are then all of them."""
+
+    def __init__(self, positions: Mapping[str, Sequence[int]], records: _Proven, heads: Mapping[str, Head]) -> None:
+        self._positions, self._records, self._heads = positions, records, heads
+        self._checked: dict[str, tuple[int, ...]] = {}
+
+    def __getitem__(self, item: str) -> Sequence[int]:
+        if item not in self._checked:
+            head, got = self._heads.get(item), tuple(self._positions.get(item, ()))
+            if head is None:
+                if got:
+                    raise _disagrees(f"{item!r} has records")
+                raise KeyError(item)
+            if len(got) != head.count or not got or got[-1] != head.position \
+                    or any(a >= b for a, b in itertools.pairwise(got)) \
+                    or self._records[got[-1]].record_hash != head.record_hash \
+                    or not are_records_of(item, [self._records[p] for p in got]):
+                raise _disagrees(f"the records of {item!r} are not those the audit counted")
+            self._checked[item] = got
+        return self._checked[item]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._checked)
+
+    def __len__(self) -> int:
+        return len(self._checked)
 
 
 def trace_item(replay: Replay, item_id: str) -> History:

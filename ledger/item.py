@@ -1,15 +1,17 @@
 """The replayed state of one item (:class:`Item`): what the custody replay (:mod:`ledger.custody`) keeps per
 item and the per-kind rules (:mod:`ledger._kinds`) read and change; and the line ``stonetrail items`` lists of it
-(:class:`ItemLine`), from a replay (:mod:`ledger.inventory`) or an audit (``check_ledger(inventory=True)``)."""
+(:class:`ItemLine`), from a replay (:mod:`ledger.inventory`) or an audit (``check_ledger(inventory=True)``:
+:class:`Inventory`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .hashing import Digest
 from .heads import Head
 
-__all__ = ["Item", "ItemLine", "by_id"]
+__all__ = ["Inventory", "Item", "ItemLine", "by_id"]
 
 _DEAD = frozenset({"consumed", "retired"})
 
@@ -80,3 +82,18 @@ class ItemLine:
         """The line of ``item`` whose records have ``head`` (:meth:`ledger.heads.ItemHeads.head`)."""
         return cls(item=item.id, type=item.type, nature=item.nature, state=item.state, holder=item.holder,
                    owner=item.owner, mass_mct=item.mass_mct, records=head.count, latest=head.position)
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """Every item at the end of an audited log (``check_ledger(inventory=True)``): its custody state (``items``;
+    ``history`` holds its creation only) and the head of its records as the heads line counts them (``heads``:
+    latest position and record hash, number of records, docs/format.md §7c; also of an id records name that no
+    record creates)."""
+
+    items: Mapping[str, Item]
+    heads: Mapping[str, Head]
+
+    def lines(self) -> list[ItemLine]:
+        """One :class:`ItemLine` per item, sorted by id (:func:`by_id`)."""
+        return [ItemLine.of(self.items[i], self.heads[i]) for i in sorted(self.items, key=by_id)]

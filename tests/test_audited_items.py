@@ -28,9 +28,9 @@ def test_an_audit_lists_the_items_a_replay_lists(demo: Path, tmp_path: Path) -> 
     assert len(want) == 432 and any(line.state != "live" for line in want)  # splits, merges, articles
     for how in ({}, {"jobs": 2, "chunk_records": 7}):
         report = check_ledger(ledger, trust, inventory=True, **how)  # type: ignore[arg-type]
-        assert report.inventory is not None and list(report.inventory) == want and report.ok, how
+        assert report.inventory is not None and report.inventory.lines() == want and report.ok, how
     saved = check_ledger(ledger, trust, inventory=True, save_state=tmp_path / "a.state")  # a walk kept to save
-    assert saved.inventory is not None and list(saved.inventory) == want
+    assert saved.inventory is not None and saved.inventory.lines() == want
     assert check_ledger(ledger, trust).inventory is None  # only when asked
 
 
