@@ -35,8 +35,7 @@ if TYPE_CHECKING:  # what it reads from, not what it needs loaded: proof verify 
     from .replay import Replay
 
 __all__ = ["History", "HistoryRow", "ItemScope", "audited_scope", "damage", "describe", "format_ct", "indexed_scope",
-           "item_history",
-           "item_scope", "origin_summary", "summary", "trace", "trace_item"]
+           "item_history", "item_scope", "origin_summary", "summary", "trace", "trace_item"]
 
 #: A row of ``show``: a step of the item's custody path, as a proof bundle's provenance has it.
 HistoryRow = Step
