@@ -64,13 +64,17 @@ def audited(ledger_file: Path, trust: Trust) -> AuditReport | None:
 _SLOW_WITHOUT_INDEX = 8 << 20
 
 
-def note_no_index(ledger_file: Path | str) -> None:
+def note_no_index(ledger_file: Path | str, *, verified: bool = False) -> None:
     """Say on stderr that a large ledger file is read whole for want of an index that covers it, and how to make
-    the next read instant (a reader never builds the index itself: that needs the writer lock and --trust)."""
+    the next read instant, or for a ``verified`` history (``show --trust``) lighter: it is then read through the
+    index, in memory that follows the items, not the records (a reader never builds the index itself: that needs
+    the writer lock and --trust)."""
     with contextlib.suppress(OSError):
         if not is_url(ledger_file) and os.path.getsize(ledger_file) >= _SLOW_WITHOUT_INDEX:
-            click.echo(f"stonetrail: note: {ledger_file} has no index that covers it: reading the whole log "
-                       f"(run 'stonetrail index {ledger_file} --trust FILE' once to make this instant)", err=True)
+            what = ("replaying the whole log in memory", "to read the history through it") if verified else \
+                ("reading the whole log", "to make this instant")
+            click.echo(f"stonetrail: note: {ledger_file} has no index that covers it: {what[0]} (run 'stonetrail "
+                       f"index {ledger_file} --trust FILE' once {what[1]})", err=True)
 
 
 def rolled_back(ledger_file: Path | str, origin: str, records: int) -> list[Finding]:

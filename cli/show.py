@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ledger import Finding
+from ledger import Finding, Trust
 from ledger._text import did_you_mean
 from ledger.errors import InputError, VerificationError
 from ledger.history import History, ItemScope, audited_scope, indexed_scope, item_scope, summary, trace
@@ -83,20 +83,11 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
             sys.exit(_verdict_exit("invalid" if broken else "unverified"))
         note_no_index(ledger_file)
     trust = _load_trust(trust_file) if trust_file else None
-    if trust is not None and isinstance(ledger_file, Path) and _covered(ledger_file):
-        report = audited(ledger_file, trust)  # the whole ledger checked in a streaming pass
-        if report is not None and report.inventory is not None and report.root_hash is not None:
-            inventory, size, root = report.inventory, report.record_count, report.root_hash
-            with _about(ledger_file, codes=("item.unknown",)):  # the history from the index, checked against it
-                shown = through_index(indexed_log(ledger_file, at=size), lambda log: _found(
-                    ledger_file, item, report.origin, size, inventory.items,
-                    lambda: audited_scope(log, item, inventory, size, root)))
-            if shown:
-                found, history = shown
-                broken = Broken(rolled_back(ledger_file, report.origin, size))
-                _warn(ledger_file, item, broken)
-                _print(found, history, "invalid" if broken else "verified", [], 0, broken, as_json)
-                sys.exit(_verdict_exit("invalid" if broken else "verified"))
+    if trust is not None and isinstance(ledger_file, Path):
+        if _covered(ledger_file):
+            _show_audited(ledger_file, item, trust, as_json)  # exits, unless the audit finds something
+        else:
+            note_no_index(ledger_file, verified=True)
     with as_file(ledger_file) as local:  # a finding, or no index: the whole ledger replayed, read from a file
         replay, verdict = replay_file(local, trust)
     broken = broken_parts(ledger_file, replay)
@@ -113,6 +104,26 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     counted = 0 if verdict == "unverified" else replay.finding_count
     _print(found, history, verdict, here, counted - len(here), broken, as_json)
     sys.exit(_verdict_exit(verdict))
+
+
+def _show_audited(ledger_file: Path, item: str, trust: Trust, as_json: bool) -> None:
+    """Audit the whole ledger in a streaming pass and, if it has no finding, print ``item``'s history read through
+    the ledger's index, each fact checked against that audit (:func:`ledger.history.audited_scope`), and exit.
+    Returns (the caller replays the ledger) if the audit finds something or the index disagrees with it."""
+    report = audited(ledger_file, trust)
+    if report is None or report.inventory is None or report.root_hash is None:
+        return
+    inventory, size, root = report.inventory, report.record_count, report.root_hash
+    with _about(ledger_file, codes=("item.unknown",)):
+        shown = through_index(indexed_log(ledger_file, at=size), lambda log: _found(
+            ledger_file, item, report.origin, size, inventory.items,
+            lambda: audited_scope(log, item, inventory, size, root)))
+    if shown:
+        found, history = shown
+        broken = Broken(rolled_back(ledger_file, report.origin, size))
+        _warn(ledger_file, item, broken)
+        _print(found, history, "invalid" if broken else "verified", [], 0, broken, as_json)
+        sys.exit(_verdict_exit("invalid" if broken else "verified"))
 
 
 def _warn(ledger_file: Path | str, item: str, broken: Broken) -> None:
