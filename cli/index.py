@@ -55,7 +55,7 @@ def index_command(ledger_file: Path, trust_file: Path, checked: bool, as_json: b
         _print_json({"file": str(ledger_file), "index": str(index_path(ledger_file)), "records": done[0],
                      "seconds": seconds})
     else:
-        click.echo(f"{index_path(ledger_file)}: built from {done[0]} records of {ledger_file} in {seconds:.1f} s")
+        click.echo(f"{index_path(ledger_file)}: built from {done[0]:,} records of {ledger_file} in {seconds:.1f} s")
 
 
 # The name stonetrail_cli.main registers (see stonetrail_cli.consistency).

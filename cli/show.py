@@ -97,11 +97,10 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     found = item_scope(replay, item)
     history = trace(found, item)
     # unverified (no trust): no rule was checked, so no finding is reported (without keys every record has some)
-    checked = () if verdict == "unverified" else replay.findings
+    checked, counted = ((), 0) if trust is None else (replay.findings, replay.finding_count)
     here = [f for f in checked if f.position in {step.position for step in history.path}]
     _warn(ledger_file, item, broken)
     verdict = "invalid" if broken else verdict
-    counted = 0 if verdict == "unverified" else replay.finding_count
     _print(found, history, verdict, here, counted - len(here), broken, as_json)
     sys.exit(_verdict_exit(verdict))
 
@@ -208,8 +207,8 @@ def _print_history(found: ItemScope, history: History, verdict: str, here: list[
         click.echo(f"valid: {_plural(len(history.path), 'record')}; the whole ledger passes every rule under the "
                    "pinned keys")
     else:
-        click.echo(f"INVALID: {_plural(len(here), 'finding')} on this history, {elsewhere} elsewhere in the ledger "
-                   "(run verify)")
+        click.echo(f"INVALID: {_plural(len(here), 'finding')} on this history, {elsewhere:,} elsewhere in the "
+                   "ledger (run verify)")
     if verdict == "invalid":
         _print_findings(here)
 

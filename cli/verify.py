@@ -21,6 +21,7 @@ from ledger.kept_findings import MAX_FINDINGS
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file
 from ledger.policy import Policy
+from ledger.storage.framing import TORN
 
 from ._common import (
     _EXISTING,
@@ -171,9 +172,12 @@ def _published_beside(ledger_file: Path | str, r: AuditReport) -> Path | None:
 def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = None) -> None:
     click.echo(f"origin:    {r.origin}")
     if r.root_hash is None:
-        click.echo(f"records:   {r.record_count:,} positions: the records read, and one for each damaged span between "
-                   "them (how many records a span held is unknown)")
-        click.echo("root hash: unknown (the file's framing is damaged)")
+        spans = sum(f.code.startswith("store.") and f.code != TORN for f in r.findings) + \
+            sum(count for code, count in r.omitted if code.startswith("store.") and code != TORN)
+        more = f", and {_plural(spans, 'damaged span')} of the file counted as one record each ({r.record_count:,} " \
+            "positions; how many records a span held is unknown)" if spans else ""
+        click.echo(f"records:   {r.record_count - spans:,} read{more}")
+        click.echo("root hash: unknown (the file is damaged: what its damaged bytes held is unknown)")
     else:
         click.echo(f"records:   {r.record_count:,}")
         click.echo(f"tree size: {r.record_count:,}")

@@ -198,11 +198,9 @@ def item_history(replay: Replay, item_id: str) -> list[Step]:
 def damage(replay: Replay) -> tuple[Finding, ...]:
     """The findings of what could not be read (damaged framing, ``store.*``, and records that do not decode), in
     log order: records of any item may be hidden there, and items that only they create are unreadable, not
-    unknown. Empty: every byte of the file was read as a record. Those the replay kept (its first findings):
-    :attr:`~ledger.replay.Replay.unreadable` counts them all."""
-    size = len(replay.records)
-    return tuple(f for f in replay.findings if f.position is not None
-                 and (f.code.startswith("store.") or (f.position < size and replay.records[f.position] is None)))
+    unknown. Empty: every byte of the file was read as a record. The first ones (:attr:`~ledger.replay.Replay.damage`:
+    kept apart from the other findings); :attr:`~ledger.replay.Replay.unreadable` counts them all."""
+    return replay.damage
 
 
 def _scope(replay: Replay, item_id: str) -> tuple[dict[int, Record], Scope]:

@@ -32,9 +32,10 @@ class Replay:
     ``tree`` is the RFC 9162 tree over every readable frame; it is the log's tree only when ``framing_ok``
     (a damaged frame leaves the tree ambiguous: what the damaged bytes were is unknown). ``findings``: the first
     ones in log order (``replay_ledger(max_findings=...)``); ``omitted``: the others, counted as (code, count)
-    sorted by code; :attr:`finding_count` counts them all. ``unreadable``: the parts of the file that cannot be
-    read (damaged spans of frames, and records that do not decode), each a finding, kept or not
-    (:func:`ledger.history.damage` gives those kept).
+    sorted by code; :attr:`finding_count` counts them all. ``damage``: the findings of the parts of the file that
+    cannot be read (damaged spans of frames, and records that do not decode), the first ones in log order, kept
+    apart (a replay without trust has findings on every record: they must not crowd these out); ``unreadable``:
+    how many parts there are, kept or not.
     """
 
     origin: str
@@ -44,6 +45,7 @@ class Replay:
     framing_ok: bool
     findings: tuple[Finding, ...]
     omitted: tuple[tuple[str, int], ...] = ()
+    damage: tuple[Finding, ...] = ()
     unreadable: int = 0
 
     @property
@@ -62,7 +64,8 @@ def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress |
     each frame is replayed with (frames replayed, frames in the file, estimated from the bytes left until the
     last call): an application shows how far a long replay has got. ``max_findings``: the findings kept, the
     first in log order (None: every one); the others are counted (:attr:`Replay.omitted`), and so are the damaged
-    spans past as many (:attr:`Replay.unreadable`).
+    spans past as many (:attr:`Replay.unreadable`); as many of the parts that cannot be read are kept apart
+    (:attr:`Replay.damage`).
 
     Raises:
         CorruptStoreError: the file header is damaged. StorageError: I/O failure. Damaged frames and invalid
@@ -76,14 +79,15 @@ def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress |
         raise InputError(f"max_findings: got {max_findings}, want a whole number >= 1 or None", code="input.value")
     # a database ledger: from a dump of its records
     with as_file(path) as local, FrameFile(local, kept=max_findings) as file:
-        return _replay(LogPass(file, at=0), trust, progress, KeptFindings(max_findings))  # at 0: no checkpoint lines
+        return _replay(LogPass(file, at=0), trust, progress, max_findings)  # at 0: no checkpoint lines
 
 
-def _replay(log: LogPass, trust: Trust | None, progress: Progress | None, findings: KeptFindings) -> Replay:
-    """Replay every record of ``log`` (read once, damaged frames included) through the rules, into ``findings``."""
+def _replay(log: LogPass, trust: Trust | None, progress: Progress | None, limit: int | None) -> Replay:
+    """Replay every record of ``log`` (read once, damaged frames included) through the rules, keeping ``limit``
+    findings and as many of the parts that cannot be read."""
     state = CustodyState(log.origin, trust.authority_keys if trust else ())
     records: list[Record | None] = []
-    unreadable = 0
+    findings, damage, unreadable = KeptFindings(limit), KeptFindings(limit), 0
 
     def skip_to(index: int) -> None:  # damaged frames hold positions too: keep them aligned
         while len(records) < index:
@@ -93,15 +97,18 @@ def _replay(log: LogPass, trust: Trust | None, progress: Progress | None, findin
     for frame, record in log.records(progress, strict=False):
         skip_to(frame.index)
         if isinstance(record, InputError):
-            findings.add((Finding(code=record.code, position=frame.index, item=None, reason=str(record)),))
+            part = (Finding(code=record.code, position=frame.index, item=None, reason=str(record)),)
+            findings.add(part)
+            damage.add(part)
             unreadable += 1
             skip_to(frame.index + 1)
             continue
         findings.add(state.apply(record))
         records.append(record)
     problems, unlisted = log.problems, log.file.survey.omitted  # unlisted: spans past as many as findings are kept
-    findings.add(Finding(code=p.code, position=p.index, item=None, reason=p.reason) for p in problems)
-    findings.count(unlisted)
+    for kept in (findings, damage):
+        kept.add(Finding(code=p.code, position=p.index, item=None, reason=p.reason) for p in problems)
+        kept.count(unlisted)
     for problem in problems:
         if problem.code != "store.torn_tail":  # a torn tail is an append that never completed
             skip_to(problem.index + 1)
@@ -109,4 +116,4 @@ def _replay(log: LogPass, trust: Trust | None, progress: Progress | None, findin
         findings.add((Finding(code="ledger.empty", position=None, item=None, reason="the ledger holds no record"),))
     return Replay(origin=log.origin, records=tuple(records), state=state, tree=log.tree,
                   framing_ok=not problems, findings=tuple(findings.kept), omitted=tuple(findings.omitted.items()),
-                  unreadable=unreadable + len(problems) + sum(unlisted.values()))
+                  damage=tuple(damage.kept), unreadable=unreadable + len(problems) + sum(unlisted.values()))

@@ -4,6 +4,7 @@ the work is done (one process, workers, chunk sizes, a resumed state)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections import Counter
@@ -207,3 +208,26 @@ def test_max_findings_must_be_a_whole_number() -> None:
             check_ledger(VECTORS / "ledger.bin", TRUST, max_findings=bad)  # type: ignore[arg-type]
         assert refused.value.code == "input.value"
     assert "Invalid value for '--max-findings'" in _verify(VECTORS / "ledger.bin", "--max-findings", "-1").output
+
+
+def test_the_parts_that_cannot_be_read_are_kept_apart_from_the_other_findings(
+        demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new-user review: a replay without trust has findings on every record, so on a large file the first 10,000
+    filled up before a damaged record and show and items, reading the whole log, named no damage (exit 0). The
+    parts that cannot be read are kept apart; here with 5 findings kept and a record damaged near the end."""
+    path = tmp_path / "late.ledger"
+    shutil.copy(demo / "demo.ledger", path)
+    data = bytearray(path.read_bytes())
+    data[-300] ^= 1  # inside the last records: its frame no longer checks out
+    path.write_bytes(bytes(data))
+    replay = replay_ledger(path, None, max_findings=5)
+    assert replay.finding_count > 1000 and all(f.position is not None and f.position < 5 for f in replay.findings)
+    assert [f.code for f in replay.damage] == ["store.checksum_mismatch"] and replay.unreadable == 1
+    monkeypatch.setattr("ledger.replay_ledger", functools.partial(replay_ledger, max_findings=5))
+    shown = CliRunner().invoke(main, ["show", str(path), "R-00001-A", "--json"])
+    data_out = json.loads(shown.stdout)
+    assert shown.exit_code == 1 and data_out["verdict"] == "invalid" and data_out["damaged_parts"] == 1
+    assert data_out["findings"] == [] and data_out["findings_elsewhere"] == 0  # unverified: no finding reported
+    assert "is damaged at record" in shown.stderr
+    listed = CliRunner().invoke(main, ["items", str(path)])
+    assert listed.exit_code == 1 and "INVALID: 1 part of the file cannot be read" in listed.stdout

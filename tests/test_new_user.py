@@ -344,6 +344,11 @@ def test_a_large_ledger_read_without_an_index_says_how_to_make_it_instant(
     assert run("index", ledger, "--trust", files.trust).exit_code == 0
     for args in (["show", ledger, "S1"], ["items", ledger, "--json"], ["show", ledger, "S1", "--trust", files.trust]):
         assert "stonetrail index" not in run(*args).stderr  # an index answers: nothing to say
+    other = tmp_path / "other.ledger"  # a copy with the index copied beside it: that index is another file's
+    shutil.copy(ledger, other)
+    shutil.copy(f"{ledger}.index", f"{other}.index")
+    told = run("show", other, "S1")
+    assert told.exit_code == 0 and "has an index, other.ledger.index, that does not cover it" in told.stderr
 
 
 def test_a_command_loads_its_own_modules_only() -> None:
