@@ -1,9 +1,9 @@
 """Replay a stored ledger in memory, for display: every record kept by position with the custody state it leaves
 and its findings (store framing, record format, signatures, registry, custody): the first ones in log order, the
 rest counted by code (:mod:`ledger.kept_findings`), so that a file crafted to fail everywhere costs no more memory
-than its records. An application that shows a
-ledger (``stonetrail show``, ``items``, :mod:`ledger.history`, :mod:`ledger.inventory`) reads this; an auditor
-reads :func:`ledger.audit.check_ledger`, which streams in bounded memory and gives the same findings.
+than its records. An application that shows a ledger (``stonetrail show``, ``items``, :mod:`ledger.history`,
+:mod:`ledger.inventory`) reads this; an auditor reads :func:`ledger.audit.check_ledger`, which streams in bounded
+memory and gives the same findings.
 """
 
 from __future__ import annotations
@@ -77,9 +77,8 @@ def replay_ledger(path: str | Path, trust: Trust | None, *, progress: Progress |
     expect(max_findings, (int, type(None)), "max_findings", "a whole number >= 1 or None")
     if max_findings is not None and max_findings < 1:
         raise InputError(f"max_findings: got {max_findings}, want a whole number >= 1 or None", code="input.value")
-    # a database ledger: from a dump of its records
-    with as_file(path) as local, FrameFile(local, kept=max_findings) as file:
-        return _replay(LogPass(file, at=0), trust, progress, max_findings)  # at 0: no checkpoint lines
+    with as_file(path) as local, FrameFile(local, kept=max_findings) as file:  # a database ledger: from a dump
+        return _replay(LogPass(file, at=0), trust, progress, max_findings)  # at 0: no checkpoint lines to collect
 
 
 def _replay(log: LogPass, trust: Trust | None, progress: Progress | None, limit: int | None) -> Replay:
