@@ -21,6 +21,7 @@ from ledger.history import History, ItemScope, audited_scope, indexed_scope, ite
 from ledger.index.reading import IndexedLog, indexed_log, through_index
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file, pg_view
+from ledger.pg.url import redact
 from ledger.replay import Replay
 
 from ._common import (
@@ -142,7 +143,7 @@ def _told(log: IndexedLog, item: str, ledger_file: Path | str) -> tuple[ItemScop
 
 def _found(ledger_file: Path | str, item: str, origin: str, size: int, names: Iterable[str],
            scope: Callable[[], ItemScope]) -> tuple[ItemScope, History]:
-    """``item``'s ``scope()`` and history, in a file of ``size`` records of ``origin`` whose items are ``names``.
+    """``item``'s ``scope()`` and history, in a ledger of ``size`` records of ``origin`` whose items are ``names``.
     Raises InputError ``item.unknown``, or VerificationError ``item.unreadable`` if the file lost records its
     published checkpoint covers."""
     try:
@@ -152,9 +153,14 @@ def _found(ledger_file: Path | str, item: str, origin: str, size: int, names: It
             what, todo = damaged(ledger_file, Broken(lost))
             raise VerificationError(f"no record in the file creates {item!r}, which may be among the records it "
                                     f"lost: {what}{todo}", code="item.unreadable") from None
-        raise InputError(f"no item {item!r} in {ledger_file}{did_you_mean(item, names)}",
+        raise InputError(f"no item {item!r} in {_named(ledger_file)}{did_you_mean(item, names)}",
                          code="item.unknown") from None
     return found, trace(found, item)
+
+
+def _named(ledger_file: Path | str) -> str:
+    """The ledger as a message names it: a database's URL without its password."""
+    return redact(ledger_file) if isinstance(ledger_file, str) and is_url(ledger_file) else str(ledger_file)
 
 
 def _covered(ledger_file: Path) -> bool:
@@ -188,7 +194,7 @@ def _not_found(replay: Replay, ledger_file: Path | str, item: str, broken: Broke
         what, todo = damaged(ledger_file, broken)
         return VerificationError(f"no readable record creates {item!r}, which may be in the part that cannot be "
                                  f"read: {what}{todo}", code="item.unreadable")
-    return InputError(f"no item {item!r} in {ledger_file}{did_you_mean(item, replay.state.items)}",
+    return InputError(f"no item {item!r} in {_named(ledger_file)}{did_you_mean(item, replay.state.items)}",
                       code="item.unknown")
 
 

@@ -242,7 +242,7 @@ def test_a_batch_holding_some_stored_records_is_refused_as_the_file_store_refuse
             ledger.append_batch(enrolments[::-1])  # all stored, but not as one batch in this order
 
 
-def test_database_misuse_gets_one_clear_line(postgres_url: str) -> None:
+def test_database_misuse_gets_one_clear_line(postgres_url: str, tmp_path: Path) -> None:
     runner = CliRunner()
     empty = runner.invoke(main, ["show", postgres_url, "S1"])  # a database with no ledger in it
     assert empty.exit_code == 2 and "store.not_a_ledger" in empty.output, empty.output
@@ -252,8 +252,11 @@ def test_database_misuse_gets_one_clear_line(postgres_url: str) -> None:
     secret = f"{postgres_url}?password=Secret99"
     with Ledger.create(secret, ORIGIN, TRUST.authority_keys):
         pass
-    listed = runner.invoke(main, ["show", secret, "S1", "--json"])
-    assert "Secret99" not in listed.output and "password=***" in listed.output, listed.output
+    trust = tmp_path / "trust.keys"
+    trust.write_text(TRUST.format(), encoding="utf-8")
+    for args in (["show", secret, "S1", "--json"], ["show", secret, "S1", "--trust", str(trust), "--json"]):
+        listed = runner.invoke(main, args)  # from its tables, then replayed: its password in neither message
+        assert "Secret99" not in listed.output and "password=***" in listed.output, listed.output
     for url in (postgres_url.replace("@127.0.0.1:", "@127.0.0.1:abc"), f"{postgres_url}?nosuchoption=1",
                 postgres_url.upper()):
         malformed = runner.invoke(main, ["show", url, "S1"])  # malformed input, not an unreachable server
