@@ -437,3 +437,16 @@ def test_a_binary_file_where_text_belongs_is_named(demo: Path) -> None:
                        (["--trust", ledger], "a ledger file")):
         result = CliRunner().invoke(main, ["verify", ledger, *argv])
         assert result.exit_code == 2 and f"is not UTF-8 text: it is {kind}" in result.output, result.output
+
+
+def test_index_on_a_damaged_ledger_says_why_and_what_to_run(demo: Path, tmp_path: Path) -> None:
+    """A new-user review: `index` on a ledger with a damaged record named only its code and suggested `repair`,
+    which moves a torn tail aside and refuses anything else. It now gives the reason and sends to `verify`."""
+    ledger = tmp_path / "hole.ledger"
+    data = bytearray((demo / "demo.ledger").read_bytes())
+    data[len(data) // 2] ^= 1
+    ledger.write_bytes(bytes(data))
+    told = run("index", ledger, "--trust", demo / "trust.keys")
+    assert told.exit_code == 3 and "payload CRC32 does not match" in told.output, told.output
+    assert "run 'stonetrail verify'" in told.output and "repair" not in told.output
+    assert told.output.count("[store.checksum_mismatch]") == 1

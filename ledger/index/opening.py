@@ -142,8 +142,10 @@ class _Batch:
 
 def _damaged(index: LedgerIndex, problem: StoreProblem) -> CorruptStoreError:
     index.abandon()
-    return CorruptStoreError(f"{index.files()[1].path}: record {problem.index}: {problem.code}; run `stonetrail "
-                             "repair` for a torn tail, `stonetrail verify` for the rest", code=problem.code)
+    todo = "" if problem.code == "store.torn_tail" else \
+        "; an index is built from a whole log only: run 'stonetrail verify' to see every damaged part"
+    return CorruptStoreError(f"{index.files()[1].path}: record {problem.index}: "
+                             f"{problem.reason.removeprefix(f'record {problem.index}: ')}{todo}", code=problem.code)
 
 
 def open_index(log: LogFile, authority_keys: Iterable[bytes], *, progress: Progress | None = None,
