@@ -24,6 +24,7 @@ from ._common import (
     _LEDGER,
     _errors,
     _plural,
+    _print_hint,
     _print_json,
     _verdict_exit,
 )
@@ -97,6 +98,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     else:
         _print_items(lines)
         click.echo(_summary(lines, verdict, count, broken))
+        _print_hint(findings or (), "hint: ", records_judged=False)  # a wrong trust file, say
     sys.exit(_verdict_exit(verdict))
 
 

@@ -31,6 +31,7 @@ from ._common import (
     _errors,
     _plural,
     _print_findings,
+    _print_hint,
     _print_json,
     _verdict_exit,
 )
@@ -103,6 +104,8 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     _warn(ledger_file, item, broken)
     verdict = "invalid" if broken else verdict
     _print(found, history, verdict, here, counted - len(here), broken, as_json)
+    if not as_json:
+        _print_hint(checked, "hint: ", records_judged=False)  # a wrong trust file, say
     sys.exit(_verdict_exit(verdict))
 
 

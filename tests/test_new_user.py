@@ -450,3 +450,13 @@ def test_index_on_a_damaged_ledger_says_why_and_what_to_run(demo: Path, tmp_path
     assert told.exit_code == 3 and "payload CRC32 does not match" in told.output, told.output
     assert "run 'stonetrail verify'" in told.output and "repair" not in told.output
     assert told.output.count("[store.checksum_mismatch]") == 1
+
+
+def test_show_and_items_under_another_ledgers_trust_file_ask_whether_it_is_the_right_one(demo: Path) -> None:
+    """A new-user review: verify asks "is this the right trust file?" when the first enrolment is not signed by
+    the pinned authority key; show and items only said INVALID with a thousand findings."""
+    other = Path(__file__).resolve().parent / "vectors" / "trust.keys"
+    for args in (["show", demo / "demo.ledger", "R-00001-A"], ["items", demo / "demo.ledger"]):
+        told = run(*args, "--trust", other)
+        assert told.exit_code == 1 and "is this the right trust file?" in told.output, told.output
+    assert "hint:" not in run("items", demo / "demo.ledger", "--trust", demo / "trust.keys").output
