@@ -122,6 +122,9 @@ def measure(path: Path, n: int, item: str, opts: argparse.Namespace) -> Args:
     step("cli_export", lambda: process(cli_export, t) if note else skipped)
     r["cli_export"]["ok"] = _verifies(cli_out)
     step("cli_show", lambda: process([*_stonetrail(), "show", p, item], t))
+    trust = run_dir / "trust.keys"
+    trust.write_text(gen.trust().format(), encoding="utf-8")
+    step("cli_show_trust", lambda: process([*_stonetrail(), "show", p, item, "--trust", str(trust)], t))
     return r
 
 
@@ -241,6 +244,10 @@ def rows(run: Args, opts: argparse.Namespace) -> list[Args]:
                     holds=agree is True))
     out.append(_row("show", "stonetrail show ITEM (process)", f["cli_show"], f["cli_show"]["wall_s"], version,
                     f"stonetrail --version {secs(version)}", "<= 1 s", limit_s=1))
+    audited = f["cli_show_trust"]  # a whole audit first: its time is the audit's, its memory is judged
+    out.append(_row("show_trust", "stonetrail show ITEM --trust (process)", audited, audited["wall_s"], None,
+                    "the whole ledger audited first (as verify), the history read through the index",
+                    f"RSS <= {RSS_LIMIT_MB} MB"))
     return out
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_index.py"
 ROWS = ["decode", "build", "open", "open_process", "single", "batch100", "batch1000", "checkpoint",
-        "checkpoint_file", "export", "cli_export", "proof", "show"]
+        "checkpoint_file", "export", "cli_export", "proof", "show", "show_trust"]
 
 
 def test_bench_index_quick_run(tmp_path: Path) -> None:
@@ -35,6 +35,7 @@ def test_bench_index_quick_run(tmp_path: Path) -> None:
         assert figures["proofs"]["digest"] == figures["proofs_bound"]["digest"]
         assert figures["proofs"]["root"] == figures["proofs_bound"]["root"]
     assert figures["proofs_bound"]["status"] == "ok"
+    assert figures["cli_show_trust"]["status"] == "ok"  # the generated ledger passes: exit 0, a verified history
 
 
 VERIFY_BENCH = BENCH.with_name("bench_verify.py")
