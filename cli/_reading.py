@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,16 +30,22 @@ __all__ = ["Broken", "audited", "broken_parts", "damaged", "incomplete", "note_n
 
 @dataclass(frozen=True)
 class Broken:
-    """What of a ledger file cannot be told: ``findings``, the parts of the file that cannot be read (those the
-    replay kept, in log order: :func:`ledger.history.damage`), then the records its published checkpoint covers
-    and it lacks (``checkpoint.beyond_log``, position None); ``parts``: the parts that cannot be read, kept or
-    not. False when nothing is broken."""
+    """What of a ledger file cannot be told: ``parts``, the parts of the file that cannot be read (those the
+    replay kept, in log order: :func:`ledger.history.damage`), ``count`` of them in all, kept or not; ``lost``,
+    the records its published checkpoint covers and it lacks (a ``checkpoint.beyond_log`` finding, position
+    None: :func:`rolled_back`). False when nothing is broken."""
 
-    findings: list[Finding] = field(default_factory=list)
-    parts: int = 0
+    parts: Sequence[Finding] = ()
+    count: int = 0
+    lost: Sequence[Finding] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.findings)
+        return bool(self.parts or self.lost)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding of it, as ``--json`` lists them under "damage": the parts, then what was lost."""
+        return [*self.parts, *self.lost]
 
 
 def replay_file(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
@@ -100,35 +107,33 @@ def broken_parts(ledger_file: Path | str, replay: Replay) -> Broken:
     checkpoint covers that are missing (:func:`rolled_back`), if the damage leaves the count of records sure (none,
     or a torn tail: then repair would refuse to cut it, ``repair.rollback``, and the records must be recovered)."""
     from ledger.history import damage
-    broken = list(damage(replay))
-    if all(f.code == "store.torn_tail" for f in broken):  # positions are sure below a torn tail
-        broken += rolled_back(ledger_file, replay.origin, len(replay.records))
-    return Broken(broken, replay.unreadable)
+    parts = damage(replay)
+    sure = all(f.code == "store.torn_tail" for f in parts)  # positions are sure below a torn tail
+    return Broken(parts, replay.unreadable, rolled_back(ledger_file, replay.origin, len(replay.records)) if sure
+                  else ())
 
 
 def incomplete(broken: Broken) -> str:
     """Why a listing from a file with ``broken`` parts may be incomplete, in a few words."""
-    first = next((f for f in broken.findings if f.position is not None), None)
     lost = "the file lost records its published checkpoint covers (checkpoint.beyond_log)"
-    if first is None:
+    if not broken.parts:
         return lost
-    said = (f"{_plural(broken.parts, 'part')} of the file cannot be read (first: record {first.position}, "
-            f"{first.code})")
-    return f"{said}, and {lost}" if any(f.position is None for f in broken.findings) else said
+    first = broken.parts[0]
+    said = f"{_plural(broken.count, 'part')} of the file cannot be read (first: record {first.position}, {first.code})"
+    return f"{said}, and {lost}" if broken.lost else said
 
 
 def damaged(ledger_file: Path | str, broken: Broken) -> tuple[str, str]:
     """What is damaged in the file (the first part of ``broken`` that cannot be read, :func:`ledger.history.damage`,
     and records of the published checkpoint missing, :func:`rolled_back`), and what to run."""
-    first = next((f for f in broken.findings if f.position is not None), None)
-    lost = [f for f in broken.findings if f.position is None]
+    first = broken.parts[0] if broken.parts else None
     said = []
     if first is not None:
-        more = f" ({_plural(broken.parts - 1, 'more damaged part')})" if broken.parts > 1 else ""
+        more = f" ({_plural(broken.count - 1, 'more damaged part')})" if broken.count > 1 else ""
         said.append(f"{ledger_file} is damaged at record {first.position}: "
                     f"{first.reason.removeprefix(f'record {first.position}: ')} [{first.code}]{more}")
-    said += [f"{f.reason} [{f.code}]" for f in lost[:1]]
-    if lost:
+    said += [f"{f.reason} [{f.code}]" for f in broken.lost[:1]]
+    if broken.lost:
         return "; and ".join(said), "; recover them (a backup, a mirror) before trusting what it says"
     torn = first is not None and first.code == "store.torn_tail"  # its reason already says to run stonetrail repair
     return said[0], "" if torn else "; run 'stonetrail verify' to see every finding"

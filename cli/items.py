@@ -70,7 +70,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     findings: tuple[Finding, ...] | None = None  # unverified: no finding is reported (without keys all fail)
     if indexed is not None:
         lines, records, origin = indexed
-        broken = Broken(rolled_back(ledger_file, origin, records))
+        broken = Broken(lost=rolled_back(ledger_file, origin, records))
     else:
         if trust is None:
             note_no_index(ledger_file)
@@ -78,7 +78,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
             report = audited(local, trust) if trust is not None else None
             if report is not None and report.inventory is not None:  # valid: as the audit leaves the items
                 lines, verdict, findings = report.inventory.lines(), "verified", ()
-                broken = Broken(rolled_back(ledger_file, report.origin, report.record_count))
+                broken = Broken(lost=rolled_back(ledger_file, report.origin, report.record_count))
             else:  # unverified, or a finding: the replay names the parts of the file that cannot be read
                 replay, verdict = replay_file(local, trust)
                 lines, broken = item_lines(replay), broken_parts(ledger_file, replay)
@@ -93,7 +93,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
         _print_json({"verdict": verdict,
                      "findings": None if findings is None else [f.to_json() for f in findings],
                      "finding_count": None if findings is None else count,
-                     "damage": [f.to_json() for f in broken.findings], "damaged_parts": broken.parts,
+                     "damage": [f.to_json() for f in broken.findings], "damaged_parts": broken.count,
                      "items": [dataclasses.asdict(line) for line in lines]})
     else:
         _print_items(lines)

@@ -79,7 +79,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
             told = through_index(view, lambda log: (*_told(log, item, ledger_file), log.tree.size, log.origin))
         if told:  # no replay for an unverified history (a damaged index: the log is read below)
             found, history, records, origin = told
-            broken = Broken(rolled_back(ledger_file, origin, records))
+            broken = Broken(lost=rolled_back(ledger_file, origin, records))
             _warn(ledger_file, item, broken)
             _print(found, history, "invalid" if broken else "unverified", [], 0, broken, as_json)
             sys.exit(_verdict_exit("invalid" if broken else "unverified"))
@@ -123,7 +123,7 @@ def _show_audited(ledger_file: Path, item: str, trust: Trust, as_json: bool) -> 
             lambda: audited_scope(log, item, inventory, size, root)))
     if shown:
         found, history = shown
-        broken = Broken(rolled_back(ledger_file, report.origin, size))
+        broken = Broken(lost=rolled_back(ledger_file, report.origin, size))
         _warn(ledger_file, item, broken)
         _print(found, history, "invalid" if broken else "verified", [], 0, broken, as_json)
         sys.exit(_verdict_exit("invalid" if broken else "verified"))
@@ -153,7 +153,7 @@ def _found(ledger_file: Path | str, item: str, origin: str, size: int, names: It
         found = scope()
     except KeyError:
         if lost := rolled_back(ledger_file, origin, size):
-            what, todo = damaged(ledger_file, Broken(lost))
+            what, todo = damaged(ledger_file, Broken(lost=lost))
             raise VerificationError(f"no record in the file creates {item!r}, which may be among the records it "
                                     f"lost: {what}{todo}", code="item.unreadable") from None
         raise InputError(f"no item {item!r} in {_named(ledger_file)}{did_you_mean(item, names)}",
@@ -184,7 +184,7 @@ def _print(found: ItemScope, history: History, verdict: str, here: list[Finding]
                      "now": dataclasses.asdict(history.now),
                      "history": [dataclasses.asdict(step) for step in history.path],
                      "findings": [f.to_json() for f in here], "findings_elsewhere": elsewhere,
-                     "damage": [f.to_json() for f in broken.findings], "damaged_parts": broken.parts})
+                     "damage": [f.to_json() for f in broken.findings], "damaged_parts": broken.count})
     else:
         _print_history(found, history, verdict, here, elsewhere, broken)
 
