@@ -42,9 +42,9 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     mass and number of records, sorted by id.
 
     With --trust, the whole ledger is audited too, as 'verify' does (on every core, in memory that follows the
-    items, not the records): "verified" only if it has no finding at all, the list then being the audit's; else
-    "invalid" (exit 1; 'verify' lists the findings), the list coming from a replay of the file, which names the
-    parts that cannot be read.
+    items, not the records): "valid" (--json: "verified") only if it has no finding at all, the list then being
+    the audit's; else "invalid" (exit 1; 'verify' lists the findings), the list coming from a replay of the file,
+    which names the parts that cannot be read.
     When the whole file is read (with --trust, or without an index), a damaged file is named (a warning on
     stderr) and the verdict is invalid (exit 1): items may be
     missing from the list, or shown as they were before the part that cannot be read. --json gives "verdict"
@@ -119,7 +119,7 @@ def _summary(lines: list[ItemLine], verdict: str, findings: int, broken: Broken)
     if verdict == "unverified":
         return f"{count}; unverified: pass --trust to check signatures, enrolment and custody rules"
     if verdict == "verified":
-        return f"{count}; verified: the whole ledger passes every rule under the pinned keys"
+        return f"{count}; valid: the whole ledger passes every rule under the pinned keys"
     return f"{count}; INVALID: {_plural(findings, 'finding')} in the ledger (run verify)"
 
 

@@ -312,7 +312,8 @@ def test_items_lists_kind_state_holder_and_records(files: SmallFiles) -> None:
     shown = json.loads(run("show", files.ledger, "S1", "--json").stdout)
     assert shown["history"][-1]["holder"] == listed["items"][0]["holder"]  # one answer to "who holds it"
     text = run("items", files.ledger, "--trust", files.trust)
-    assert text.exit_code == 0 and "S1    stone   live" in text.output and "1 item; verified" in text.output
+    assert text.exit_code == 0 and "S1    stone   live" in text.output
+    assert "1 item; valid: the whole ledger passes" in text.output  # the word of show and verify
     bad = run("items", files.bad_ledger, "--trust", files.trust)
     assert bad.exit_code == 1 and "INVALID: 1 part of the file cannot be read" in bad.stdout  # a damaged record
     assert "store.checksum_mismatch" in bad.stderr
