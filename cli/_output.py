@@ -80,27 +80,32 @@ _BAR = 24
 
 class Progress:
     """A progress callback ``(done, total)`` for the library (e.g. records replayed of ``total``) that draws one
-    line on ``stream`` — a bar, the count, the rate per second and the time left — once the work has taken
+    line on ``stream`` — what is being done (``doing``, e.g. "auditing": a command that reads a ledger twice shows
+    which pass is under way), a bar, the count, the rate per second and the time left — once the work has taken
     :data:`SHOW_AFTER_S`, redrawn at most every 0.1 s, and only if ``stream`` is a terminal: piped or redirected,
     it prints nothing. :meth:`close` clears the line. ``clock``: seconds, monotonic (a parameter for tests)."""
 
-    def __init__(self, unit: str, stream: TextIO | None = None, clock: Any = time.monotonic) -> None:
+    def __init__(self, unit: str, stream: TextIO | None = None, clock: Any = time.monotonic, doing: str = "") -> None:
         self.unit, self.stream, self.clock = unit, stream or sys.stderr, clock
+        self.label = f"{doing} " if doing else ""
         self.shown = self.stream.isatty()
-        self.start, self.drawn = clock(), 0.0
+        self.first = self.start = clock()  # the work's start, and the current pass's (the rate's)
+        self.drawn, self.done = 0.0, 0
 
     def __call__(self, done: int, total: int) -> None:
         if not self.shown:
             return
         now = self.clock()
-        elapsed = now - self.start
-        if elapsed < SHOW_AFTER_S or (now - self.drawn < _REDRAW_S and done < total):
+        if done < self.done:  # the work began again (an audit of a damaged file, redone in one process): the rate
+            self.start = now  # and the time left are the new pass's
+        self.done = done
+        if now - self.first < SHOW_AFTER_S or (now - self.drawn < _REDRAW_S and done < total):
             return
         self.drawn = now
-        rate = done / elapsed
+        rate = done / (now - self.start) if now > self.start else 0.0
         left = f"{_duration((total - done) / rate)} left" if rate > 0 else "time left unknown"
         filled = _BAR * done // total if total else _BAR
-        self.stream.write(f"\r[{'#' * filled}{'.' * (_BAR - filled)}] {done:,}/{total:,} {self.unit}, "
+        self.stream.write(f"\r{self.label}[{'#' * filled}{'.' * (_BAR - filled)}] {done:,}/{total:,} {self.unit}, "
                           f"{rate:,.0f} {self.unit}/s, {left}\033[K")
         self.stream.flush()
 
@@ -117,9 +122,9 @@ def _duration(seconds: float) -> str:
 
 
 @contextmanager
-def progress(unit: str) -> Iterator[Progress]:
-    """A :class:`Progress` on stderr for the work inside, its line cleared after."""
-    bar = Progress(unit)
+def progress(unit: str, doing: str = "") -> Iterator[Progress]:
+    """A :class:`Progress` on stderr for the work inside (``doing``: its label), its line cleared after."""
+    bar = Progress(unit, doing=doing)
     try:
         yield bar
     finally:

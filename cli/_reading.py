@@ -52,18 +52,20 @@ def replay_file(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
     """LEDGER replayed (with a progress bar on a terminal), and its verdict: ``verified`` (every rule holds
     under ``trust``), ``invalid`` (a finding), or ``unverified`` (no trust given)."""
     from ledger import replay_ledger  # the audit's modules: loaded by the commands that replay, not at start
-    with _about(ledger_file), progress("records") as bar:
+    with _about(ledger_file), progress("records", "replaying") as bar:
         replay = replay_ledger(ledger_file, trust, progress=bar)
     return replay, "unverified" if trust is None else "invalid" if replay.findings else "verified"
 
 
 def audited(ledger_file: Path, trust: Trust) -> AuditReport | None:
     """LEDGER audited in one streaming pass, on every core, listing its items (``check_ledger(inventory=True)``,
-    with a progress bar on a terminal), if it has no finding at all; else None (the caller replays it: the
-    replay names the parts of the file that cannot be read, which an audit only counts among its findings)."""
+    with a progress bar on a terminal), if it has no finding at all; else None, as soon as the first finding is
+    read (the caller replays it: the replay names the parts of the file that cannot be read, which an audit only
+    counts among its findings)."""
     from ledger import check_ledger  # the audit's modules: loaded by the commands that audit, not at start
-    with _about(ledger_file), progress("records") as bar:
-        report = check_ledger(ledger_file, trust, progress=bar, jobs=os.cpu_count() or 1, inventory=True)
+    with _about(ledger_file), progress("records", "auditing") as bar:
+        report = check_ledger(ledger_file, trust, progress=bar, jobs=os.cpu_count() or 1, inventory=True,
+                              first_finding=True)
     return None if report.findings else report
 
 

@@ -48,7 +48,7 @@ def index_command(ledger_file: Path, trust_file: Path, checked: bool, as_json: b
         done[0] = records
         bar(records, total)
 
-    with _about(ledger_file), progress("records") as bar:
+    with _about(ledger_file), progress("records", "indexing") as bar:
         rebuild_index(ledger_file, trust.authority_keys, progress=seen, checked=checked)
     seconds = round(time.monotonic() - start, 3)
     if as_json:

@@ -125,7 +125,7 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
     notes = [_read_checkpoint(p) for p in checkpoint_paths]
     start = time.monotonic()
     with _about(ledger_file), as_file(ledger_file) as ledger_path, on_cluster(cluster, ledger_path, jobs) as \
-            workers, progress("records") as bar, _about(resume, codes=_RESUME_CODES), \
+            workers, progress("records", "auditing") as bar, _about(resume, codes=_RESUME_CODES), \
             _about(save_state, codes=("store.exists",)):
         report = check_ledger(workers.path, trust, checkpoints=notes, policy=policy, progress=bar, level=level,
                               jobs=workers.jobs, executor=workers.executor, engine=engine,

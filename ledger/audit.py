@@ -17,9 +17,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,13 @@ from ._files import check_new
 from ._pool import worker_pool
 from ._state_rows import stones
 from .audit_pass import Pass, _Walk, finish, run_pass
+from .audit_report import AuditReport, CheckpointCheck
 from .audit_state import Kept, Saved, begin
 from .checkpoint import Checkpoint, open_checkpoint
 from .chunks import LEVELS, Chunk, plan
 from .compact import CompactRange
 from .errors import CorruptStoreError, InputError, StoneTrailError, StorageError, VerificationError, expect, expect_path
 from .findings import Finding, raise_first
-from .hashing import Digest
 from .item import Inventory
 from .kept_findings import MAX_FINDINGS
 from .merkle import leaf_hash
@@ -46,7 +45,6 @@ from .spill import scratch_errors
 from .storage import FrameFile
 from .storage.framing import Frame
 from .trust import Trust
-from .verdicts import Verdicts
 from .witnessed import check_witnesses
 
 __all__ = ["CHUNK_RECORDS", "LEVELS", "AuditReport", "CheckpointCheck", "Progress", "check_ledger", "verify_ledger"]
@@ -55,88 +53,6 @@ __all__ = ["CHUNK_RECORDS", "LEVELS", "AuditReport", "CheckpointCheck", "Progres
 #: enough that the chunks in flight hold little and the last chunk leaves no core idle for long.
 CHUNK_RECORDS = 4096
 
-@dataclass(frozen=True, slots=True)
-class CheckpointCheck:
-    """One checkpoint given to an audit, in the order given: ``checkpoint``, the note opened under the trusted
-    operator keys (None: it did not open, or its witness policy is not met), and the ``findings`` against it
-    (``checkpoint.*``, ``witness.*``; none: checked against the log and matches); ``witnessed``: how it met the
-    trust file's witness policy (:meth:`ledger.witnessed.Witnessed.describe`; None: no policy, or not met)."""
-
-    checkpoint: Checkpoint | None
-    findings: tuple[Finding, ...]
-    witnessed: str | None = None
-
-    @property
-    def matches(self) -> bool:
-        """Opened under the trusted keys and matching the log at its tree size."""
-        return self.checkpoint is not None and not self.findings
-
-    def to_json(self) -> dict[str, object]:
-        """``{tree_size, root_hash, matches, codes, witnessed}`` (tree size and root null for a note that did not
-        open)."""
-        cp = self.checkpoint
-        return {"tree_size": cp.tree_size if cp else None, "root_hash": cp.root_hash.b64() if cp else None,
-                "matches": self.matches, "codes": [f.code for f in self.findings], "witnessed": self.witnessed}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuditReport(Verdicts):
-    """Result of an audit: counts, the RFC 9162 root hash, and every finding.
-
-    ``record_count``: positions in the log (damaged frames included). ``root_hash``: None when the file's
-    framing is damaged, since the tree is then unknown. ``checkpoint``: the largest signed checkpoint that was
-    checked against the file and matched it (None if none was given or none matched); ``checkpoints``: each one
-    given, in order, with what was found against it. ``policy``: the policy checked
-    (None: none); ``policy_findings``: its findings (docs/format.md "Policies"), kept apart from ``findings``:
-    they say the goods may not be accepted under that policy, not that the ledger is damaged or forged.
-    ``resumed_at``: the records a saved audit state covered, not read again (``check_ledger(resume=...)``; 0 for
-    a full audit): the rest of the report is the same either way. ``state_unsaved``: why the state asked for
-    (``save_state``) was not saved — the file's framing is damaged, which the findings name (code
-    ``audit.state_unsafe`` in the message) — or None. ``omitted``: the findings past the audit's limit
-    (``check_ledger(max_findings=...)``), not kept but counted, as (code, count) sorted by code; ``findings`` then
-    holds the first ones in log order (:mod:`ledger.kept_findings`), and :attr:`finding_count` counts them all.
-    ``inventory``: every item at the end of the log, its custody state and the head of its records
-    (``check_ledger(inventory=True)``; else None).
-    """
-
-    origin: str
-    record_count: int
-    root_hash: Digest | None
-    items: int
-    stones: int
-    parties: int
-    findings: tuple[Finding, ...]
-    checkpoint: Checkpoint | None = None
-    checkpoints: tuple[CheckpointCheck, ...] = ()
-    policy: Policy | None = None
-    policy_findings: tuple[Finding, ...] = ()
-    level: str = "custody"
-    resumed_at: int = 0
-    state_unsaved: str | None = None
-    omitted: tuple[tuple[str, int], ...] = ()
-    inventory: Inventory | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def finding_count(self) -> int:
-        """Every finding, those kept in :attr:`findings` and those :attr:`omitted`."""
-        return len(self.findings) + sum(count for _, count in self.omitted)
-
-    def to_json(self) -> dict[str, object]:
-        """JSON-ready summary (hashes in standard base64; the goods' counts null below level custody, which does
-        not replay them)."""
-        cp, full = self.checkpoint, self.level in ("custody", "policy")
-        return {
-            "origin": self.origin, "records": self.record_count,
-            "root_hash": self.root_hash.b64() if self.root_hash else None,
-            "items": self.items if full else None, "stones": self.stones if full else None,
-            "parties": self.parties if full else None,
-            "checkpoint": {"tree_size": cp.tree_size, "root_hash": cp.root_hash.b64()} if cp else None,
-            "checkpoints": [check.to_json() for check in self.checkpoints],
-            "level": self.level, "full_audit": full,
-            **self.verdicts_json(),
-            "finding_count": self.finding_count, "findings_omitted": dict(self.omitted),
-        }
-
 
 @scratch_errors
 def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,
@@ -144,7 +60,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                  level: str | None = None, jobs: int = 1, engine: str | None = None,
                  executor: Executor | None = None, chunk_records: int = CHUNK_RECORDS,
                  save_state: str | Path | None = None, resume: str | Path | None = None,
-                 max_findings: int | None = MAX_FINDINGS, inventory: bool = False) -> AuditReport:
+                 max_findings: int | None = MAX_FINDINGS, inventory: bool = False,
+                 first_finding: bool = False) -> AuditReport:
     """Audit the ledger at ``path`` (a file, or a ``postgresql://`` URL: a dump of its records,
     :func:`ledger.pg.store.as_file`) against ``trust`` in one streaming pass that holds no record (the facts the
     rules need of every record later go to a temporary database, deleted after: :mod:`ledger.spill`).
@@ -167,6 +84,12 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     ``inventory``: also give every item at the end of the log (``AuditReport.inventory``: the audit's own custody
     state and item heads, in memory that follows the items; its lines are those :func:`ledger.inventory.item_lines`
     gives of a replay); at level ``custody`` or ``policy``, and not with ``resume``.
+
+    ``first_finding``: stop at the first finding (a damaged part of the file included), for a caller that wants a
+    whole audit of a valid ledger and only the verdict of an invalid one (``stonetrail show`` and ``items``, which
+    then replay it to show what is wrong): a report with findings then holds those found in the records read up
+    to there, and counts only those records; one without findings is a whole audit, as without this. Not with
+    ``save_state`` or ``resume``.
 
     Incremental audit (:mod:`ledger.audit_state`): ``save_state`` names a new file to save the audit's state in,
     at the end of the file read (its record count A; the file's framing must be whole); ``resume`` names such a
@@ -195,6 +118,9 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         raise InputError(f"jobs: got {jobs!r}, want a whole number >= 1", code="input.value")
     if max_findings is not None and (type(max_findings) is not int or max_findings < 1):
         raise InputError(f"max_findings: got {max_findings!r}, want a whole number >= 1 or None", code="input.value")
+    if first_finding and (save_state is not None or resume is not None):
+        raise InputError("first_finding: an audit that may stop early neither saves nor resumes a state",
+                         code="input.value")
     if inventory and (level not in ("custody", "policy") or resume is not None):
         raise InputError(f"inventory: the items are listed by a whole audit at level custody or policy, not "
                          f"{'a resumed one' if resume is not None else f'one at level {level}'}", code="input.value")
@@ -206,7 +132,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
             return check_ledger(local, trust, checkpoint=checkpoint, checkpoints=checkpoints, policy=policy,
                                 progress=progress, level=level, jobs=jobs, engine=engine, executor=executor,
                                 chunk_records=chunk_records, save_state=save_state, resume=resume,
-                                max_findings=max_findings, inventory=inventory)
+                                max_findings=max_findings, inventory=inventory, first_finding=first_finding)
     notes = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
     if save_state is not None:  # before the pass, not after it
         check_new(Path(save_state))
@@ -226,6 +152,9 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                 return begin(path, file.origin, trust.authority_keys, level, sizes, saved=saved,
                              keep=save_state is not None, file_bytes=file.survey.size, limit=max_findings)
 
+            def stop_in(read: FrameFile) -> Callable[[_Walk], bool] | None:  # the first finding, or damage read
+                return (lambda walk: bool(walk.findings) or bool(read.survey.problems)) if first_finding else None
+
             def run(kept: Kept | None, **how: Any) -> _Walk:
                 walk = kept.walk if kept else None
                 if walk is None and inventory:  # a new walk keeping the item heads of every record, to list items
@@ -241,17 +170,18 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                 ahead = list(itertools.islice(chunks, 2))
                 if len(ahead) == 2:  # else too little to share
                     with _pool(executor, jobs) as pool:
-                        walk = run(kept, chunks=itertools.chain(ahead, chunks), executor=pool, jobs=jobs)
+                        walk = run(kept, chunks=itertools.chain(ahead, chunks), executor=pool, jobs=jobs,
+                                   stop=stop_in(file))
             else:  # one process, one read of the file
-                walk = run(kept, frames=_frames(file, kept))
+                walk = run(kept, frames=_frames(file, kept), stop=stop_in(file))
             problems, unlisted = list(file.survey.problems), file.survey.omitted
-            if walk is None or (parallel and problems):
+            if walk is None or (parallel and problems and not first_finding):
                 # too little to share, or damaged frames (not runs of records to cut): all again, in one process
                 if walk is not None:
                     walk.close()
                     kept = start()
                 with FrameFile(path, resume=saved.resume if saved else None, kept=max_findings) as again:
-                    walk = run(kept, frames=_frames(again, kept))
+                    walk = run(kept, frames=_frames(again, kept), stop=stop_in(again))
                     problems, unlisted = list(again.survey.problems), again.survey.omitted
         if kept is not None:  # a resumed walk's prefix, hashed meanwhile: before any verdict or state
             kept.confirm()

@@ -192,14 +192,16 @@ class _Walk:
 def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Sequence[Checkpoint] = (),
              frames: Iterable[Frame] = (), chunks: Iterable[Chunk] = (), executor: Executor | None = None,
              jobs: int = 1, engine: str | None = None, progress: Progress | None = None, size: int = 0,
-             walk: _Walk | None = None, limit: int | None = MAX_FINDINGS) -> _Walk:
+             walk: _Walk | None = None, limit: int | None = MAX_FINDINGS,
+             stop: Callable[[_Walk], bool] | None = None) -> _Walk:
     """Audit a ledger at ``level`` (:data:`ledger.chunks.LEVELS`) in one process, from its ``frames`` read front
     to back, or with ``executor`` checking its ``chunks`` (cut by :func:`ledger.chunks.plan` at every checkpoint's
     tree size, as the file is read: the workers start at once), up to ``jobs`` chunks ahead.
     ``progress(done, total)``: after each frame or chunk (``total`` estimated from the bytes read of the file's
     ``size``, exact at the end). ``walk``: a walk to go on with (:mod:`ledger.audit_state`: the frames or chunks
     then start at its ``end``; its level, origin and checkpoints' tree sizes are these), else a new one. Returns
-    the walk, to :func:`finish`. Raises as :func:`ledger.chunks.chunk_frames`."""
+    the walk, to :func:`finish`. ``stop(walk)``: asked after each frame or chunk; True ends the pass there (the
+    walk then covers the records up to :attr:`_Walk.end` only). Raises as :func:`ledger.chunks.chunk_frames`."""
     if walk is None:
         walk = _Walk(origin, keys, level, frozenset(cp.tree_size for cp in checkpoints), file_bytes=size,
                      limit=limit)
@@ -213,6 +215,8 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
                 done = frame.index + 1
                 told = (done, max(done, done * size // frame.end))
                 progress(*told)
+            if stop is not None and stop(walk):
+                return _stopped(walk)
     # the records are needed here too (the rules, a checkpoint's lines, a state's commitments): the worker's bytes
     records = walk.custody or bool(walk.sizes) or walk.keep
     work = functools.partial(check_chunk, level=level, engine=engine, payloads=records)
@@ -233,9 +237,17 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
         if progress is not None:
             told = (walk.end, max(walk.end, walk.end * size // max(chunk.end, 1)))
             progress(*told)
+        if stop is not None and stop(walk):
+            return _stopped(walk)
     walk.mark_below(walk.end)
     if progress is not None and told != (walk.end, walk.end):
         progress(walk.end, walk.end)
+    return walk
+
+
+def _stopped(walk: _Walk) -> _Walk:
+    """``walk``, ended where its ``stop`` said, with the roots and lines up to there taken."""
+    walk.mark_below(walk.end)
     return walk
 
 

@@ -77,6 +77,10 @@ class KeptFindings:
             del self._held[self.limit:]
             self._cutoff = order(self._held[-1])
 
+    def __bool__(self) -> bool:
+        """True once any finding was added or counted."""
+        return bool(self._held) or any(self._omitted.values())
+
     @property
     def kept(self) -> list[Finding]:
         """The findings kept, in report order (at most :attr:`limit`)."""

@@ -366,6 +366,15 @@ def test_the_progress_bar_shows_after_a_second_on_a_terminal_only() -> None:
     assert "500/1,000 records" in shown and "250 records/s" in shown and "0:00:02 left" in shown
     bar.close()
     assert terminal.getvalue().endswith("\r\x1b[K")  # the line cleared
+    now[0] = 4.0
+    bar(100, 1000)  # the work began again: its rate, not the rate since the first start
+    assert terminal.getvalue().endswith("100/1,000 records, 0 records/s, time left unknown\x1b[K")
+    now[0] = 5.0
+    bar(300, 1000)
+    assert terminal.getvalue().endswith("300/1,000 records, 300 records/s, 0:00:02 left\x1b[K")
+    labelled, times = _Terminal(), iter([0.0, 2.0])
+    Progress("records", labelled, clock=lambda: next(times), doing="auditing")(500, 1000)
+    assert labelled.getvalue().startswith("\rauditing [")  # which pass of a command that reads the ledger twice
     piped = Progress("records", pipe, clock=lambda: now[0] + 10)
     piped(500, 1000)
     piped.close()
