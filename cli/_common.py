@@ -140,6 +140,14 @@ def _click_error(exc: click.ClickException | click.Abort) -> NoReturn:
     _fail(exc.format_message(), exc.exit_code, code="usage")
 
 
+def _naming(message: str, file: str | None) -> str:
+    """``message`` about ``file``, opening with the file's name unless it names it already (a new-user review: "an
+    empty file, not a StoneTrail ledger file" did not say which of the files given)."""
+    if file is None or file in message or os.path.basename(file) in message:
+        return message
+    return f"{file}: {message}"
+
+
 def _errors(fn: _F) -> _F:
     """Turn library and OS errors into an error report (:func:`_fail`) with the mapped exit code (no
     traceback): the library's code, ``io`` for an OS error, ``limit`` for input too large to process."""
@@ -149,7 +157,8 @@ def _errors(fn: _F) -> _F:
         try:
             return fn(*args, **kwargs)
         except StoneTrailError as exc:
-            _fail(str(exc), _exit_code(exc), code=exc.code, file=exc.file or _ERROR_FILES.get(exc),
+            file = exc.file or _ERROR_FILES.get(exc)
+            _fail(_naming(str(exc), file), _exit_code(exc), code=exc.code, file=file,
                   details=getattr(exc, "details", None))
         except OSError as exc:  # a closed stdout never gets here (_output._ReaderGone): a file the command names
             file = os.fsdecode(exc.filename) if exc.filename is not None else None

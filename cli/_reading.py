@@ -73,21 +73,17 @@ def audited(ledger_file: Path, trust: Trust) -> AuditReport | None:
 _SLOW_WITHOUT_INDEX = 8 << 20
 
 
-def note_no_index(ledger_file: Path | str, *, verified: bool = False) -> None:
+def note_no_index(ledger_file: Path | str) -> None:
     """Say on stderr that a large ledger file is read whole for want of an index that covers it, and how to make
-    the next read instant, or for a ``verified`` history (``show --trust``) lighter: it is then read through the
-    index, in memory that follows the items, not the records (a reader never builds the index itself: that needs
-    the writer lock and --trust)."""
+    the next read instant (a reader never builds the index itself: that needs the writer lock and --trust)."""
     from ledger.index.db import index_path
     with contextlib.suppress(OSError):
         if not is_url(ledger_file) and os.path.getsize(ledger_file) >= _SLOW_WITHOUT_INDEX:
-            what = ("replaying the whole log in memory", "to read the history through it") if verified else \
-                ("reading the whole log", "to make this instant")
             index = index_path(Path(ledger_file))
             none = "has no index that covers it" if not index.exists() else \
                 f"has an index, {index.name}, that does not cover it (another file's, behind it or damaged)"
-            click.echo(f"stonetrail: note: {ledger_file} {none}: {what[0]} (run 'stonetrail index {ledger_file} "
-                       f"--trust FILE' once {what[1]})", err=True)
+            click.echo(f"stonetrail: note: {ledger_file} {none}: reading the whole log (run 'stonetrail index "
+                       f"{ledger_file} --trust FILE' once to make this instant)", err=True)
 
 
 def rolled_back(ledger_file: Path | str, origin: str, records: int) -> list[Finding]:

@@ -39,23 +39,26 @@ from ._reading import Broken, audited, broken_parts, damaged, incomplete, note_n
 @_errors
 def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> None:
     """List every item of LEDGER: id, kind, state, holder (and owner, if another party holds it on memo),
-    mass and number of records, sorted by id.
+    mass and number of its own records, sorted by id.
 
-    With --trust, the whole ledger is audited too, as 'verify' does (on every core, in memory that follows the
-    items, not the records): "valid" (--json: "verified") only if it has no finding at all, the list then being
-    the audit's; else "invalid" (exit 1; 'verify' lists the findings), the list coming from a replay of the file,
-    which names the parts that cannot be read.
-    When the whole file is read (with --trust, or without an index), a damaged file is named (a warning on
-    stderr) and the verdict is invalid (exit 1): items may be
-    missing from the list, or shown as they were before the part that cannot be read. --json gives "verdict"
-    (verified, unverified or invalid), "findings" (a list of {code, position, item, reason}: the first 10,000 in
-    log order; null when unverified), "finding_count" (all of them), "damage" (the findings of what cannot be
-    read, the first 10,000), "damaged_parts" (all of them) and "items": [{item, type, nature, state, holder,
-    owner, mass_mct, records, latest}] (masses in mct; latest: the position of the item's last record). Without
-    --trust the list is read from the ledger's index when it has one (stonetrail index), without a replay and
-    without reading the records: damage in the file is then not seen ('verify' sees it). A file holding fewer
-    records than the checkpoint published beside it (checkpoint.txt) lost records its operator signed: the
-    verdict is invalid too (checkpoint.beyond_log in "damage", exit 1).
+    Without --trust the list is unverified: read from the ledger's index when it has one (stonetrail index),
+    without reading the records (damage in the file is then not seen: 'verify' sees it), else from a replay of
+    the file.
+
+    With --trust the whole ledger is audited too, as 'verify' does (on every core, in memory that follows the
+    items): "valid" (--json: "verified") only if it has no finding at all, the list then being the audit's; else
+    "invalid" (exit 1; 'verify' lists the findings), the list coming from a replay of the file, which names the
+    parts that cannot be read.
+
+    A damaged file, or one holding fewer records than the checkpoint published beside it (checkpoint.txt), makes
+    the verdict invalid (exit 1): items may be missing from the list, or shown as they were before the part that
+    cannot be read.
+
+    --json gives "verdict" (verified, unverified or invalid), "findings" (a list of {code, position, item,
+    reason}: the first 10,000 in log order; null when unverified), "finding_count" (all of them), "damage" (the
+    findings of what cannot be read, the first 10,000), "damaged_parts" (all of them) and "items": [{item, type,
+    nature, state, holder, owner, mass_mct, records, latest}] (masses in mct; latest: the position of the item's
+    last record).
 
     LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4).
 

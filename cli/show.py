@@ -16,8 +16,9 @@ import click
 
 from ledger import Finding, Trust
 from ledger._text import did_you_mean
-from ledger.errors import InputError, VerificationError
+from ledger.errors import CorruptStoreError, InputError, VerificationError
 from ledger.history import History, ItemScope, audited_scope, indexed_scope, item_scope, summary, trace
+from ledger.history_scan import scanned_scope
 from ledger.index.reading import IndexedLog, indexed_log, through_index
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file, pg_view
@@ -36,6 +37,7 @@ from ._common import (
     _verdict_exit,
 )
 from ._inputs import _load_trust
+from ._output import Progress, progress
 from ._path import print_now, print_path
 from ._reading import Broken, audited, broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
 
@@ -50,21 +52,22 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     """Print ITEM's history back to the mine: each record with time, event, place, and the item's holder, owner,
     location, mass and state after it, as 'proof verify' prints a bundle's path (statements change none of them).
 
-    With --trust, the whole ledger is checked too: the history is called verified only if the ledger has no
-    finding at all (a damaged or forged record elsewhere could hide part of this history). It is audited as
-    'verify' does (on every core, in memory that follows the items); the history is then read through the
-    ledger's index, each record and position checked against that audit, or, without an index that covers the
-    file or with a finding, from a replay of the file (which holds every record). When the whole file
-    is read (with --trust, or without an index), a damaged file is named (a warning on stderr) and the verdict
-    is invalid: records of the item may be in the part that cannot be read, and an item that only such a part
-    creates is unreadable (item.unreadable, exit 1), not unknown. Without --trust, from the ledger's index, only
-    the item's own records and the file's last ones are read: damage elsewhere is not seen ('verify' sees it).
-    A file holding fewer records than the checkpoint published beside it (checkpoint.txt) lost records its
-    operator signed: the verdict is invalid too (checkpoint.beyond_log in "damage", exit 1).
-    --json gives the rows (masses in mct, times in ms since the Unix epoch, UTC), "now",
-    "damage" ("damaged_parts" counts them), and "verdict": verified, unverified (no --trust) or invalid (exit 1),
-    with the findings on this history and "findings_elsewhere" (a count). The first 10,000 findings of the
-    ledger are looked at, and the first 10,000 damaged parts listed; 'verify --max-findings 0' lists every one.
+    Without --trust the history is unverified: read through the ledger's index (the item's own records and the
+    file's last ones only: damage elsewhere is not seen), else from a replay of the file.
+
+    With --trust the whole ledger is audited first, as 'verify' does (on every core, in memory that follows the
+    items): the history is called verified only if the ledger has no finding at all (a forged or damaged record
+    elsewhere could hide part of it). It is then read through the index, or from the file, each record checked
+    against the audit; a ledger with a finding is replayed (holding every record) to show the findings on this
+    history.
+
+    A damaged file, or one holding fewer records than the checkpoint published beside it (checkpoint.txt), makes
+    the verdict invalid (exit 1): records of the item may be missing, and an item only such a part creates is
+    unreadable (item.unreadable), not unknown.
+
+    --json gives the rows (masses in mct, times in ms since the Unix epoch, UTC), "now", "verdict" (verified,
+    unverified or invalid), the findings on this history with "findings_elsewhere" (a count), and "damage" with
+    "damaged_parts". The first 10,000 findings and damaged parts are kept; 'verify --max-findings 0' lists all.
 
     LEDGER is a ledger file or a postgresql:// URL (docs/format.md §8.4).
 
@@ -86,10 +89,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
         note_no_index(ledger_file)
     trust = _load_trust(trust_file) if trust_file else None
     if trust is not None and isinstance(ledger_file, Path):
-        if _covered(ledger_file):
-            _show_audited(ledger_file, item, trust, as_json)  # exits, unless the audit finds something
-        else:
-            note_no_index(ledger_file, verified=True)
+        _show_audited(ledger_file, item, trust, as_json)  # exits, unless the audit finds something
     with as_file(ledger_file) as local:  # a finding, or no index: the whole ledger replayed, read from a file
         replay, verdict = replay_file(local, trust)
     broken = broken_parts(ledger_file, replay)
@@ -111,22 +111,46 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
 
 def _show_audited(ledger_file: Path, item: str, trust: Trust, as_json: bool) -> None:
     """Audit the whole ledger in a streaming pass and, if it has no finding, print ``item``'s history read through
-    the ledger's index, each fact checked against that audit (:func:`ledger.history.audited_scope`), and exit.
-    Returns (the caller replays the ledger) if the audit finds something or the index disagrees with it."""
+    the ledger's index if one covers the file, else from the file (:func:`ledger.history_scan.scanned_scope`),
+    each fact checked against that audit (:func:`ledger.history.audited_scope`), and exit. Returns (the caller
+    replays the ledger) if the audit finds something, or the index or the file disagrees with it."""
+    covered = _covered(ledger_file)
     report = audited(ledger_file, trust)
     if report is None or report.inventory is None or report.root_hash is None:
         return
     inventory, size, root = report.inventory, report.record_count, report.root_hash
+
+    def found(scope: Callable[[], ItemScope]) -> tuple[ItemScope, History]:
+        return _found(ledger_file, item, report.origin, size, inventory.items, scope)
     with _about(ledger_file, codes=("item.unknown",)):
-        shown = through_index(indexed_log(ledger_file, at=size), lambda log: _found(
-            ledger_file, item, report.origin, size, inventory.items,
-            lambda: audited_scope(log, item, inventory, size, root)))
-    if shown:
-        found, history = shown
-        broken = Broken(lost=rolled_back(ledger_file, report.origin, size))
-        _warn(ledger_file, item, broken)
-        _print(found, history, "invalid" if broken else "verified", [], 0, broken, as_json)
-        sys.exit(_verdict_exit("invalid" if broken else "verified"))
+        if covered:
+            shown = through_index(indexed_log(ledger_file, at=size),
+                                  lambda log: found(lambda: audited_scope(log, item, inventory, size, root)))
+            set_aside = f"its index disagrees with the audit: set aside (run 'stonetrail index {ledger_file} " \
+                        "--trust FILE' to build it anew)"
+        else:
+            shown = _scanned(lambda bar: found(lambda: scanned_scope(ledger_file, item, inventory, size, root,
+                                                                     progress=bar)))
+            set_aside = "it changed since it was audited"
+    if not shown:
+        click.echo(f"stonetrail: warning: {ledger_file}: {set_aside}; replaying the whole ledger", err=True)
+        return
+    scope, history = shown
+    broken = Broken(lost=rolled_back(ledger_file, report.origin, size))
+    _warn(ledger_file, item, broken)
+    _print(scope, history, "invalid" if broken else "verified", [], 0, broken, as_json)
+    sys.exit(_verdict_exit("invalid" if broken else "verified"))
+
+
+def _scanned(read: Callable[[Progress], tuple[ItemScope, History]]) -> tuple[ItemScope, History] | None:
+    """``read(bar)`` with a progress bar, or None if the file changed since it was audited (it is replayed)."""
+    try:
+        with progress("records", "reading") as bar:
+            return read(bar)
+    except CorruptStoreError as exc:
+        if exc.code != "store.changed":
+            raise
+        return None
 
 
 def _warn(ledger_file: Path | str, item: str, broken: Broken) -> None:
@@ -213,8 +237,8 @@ def _print_history(found: ItemScope, history: History, verdict: str, here: list[
     elif verdict == "unverified":
         click.echo("unverified: pass --trust to check signatures, enrolment and custody rules")
     elif verdict == "verified":
-        click.echo(f"valid: {_plural(len(history.path), 'record')}; the whole ledger passes every rule under the "
-                   "pinned keys")
+        click.echo(f"valid: {_plural(len(history.path), 'record')} in this history; the whole ledger passes every "
+                   "rule under the pinned keys")
     else:
         click.echo(f"INVALID: {_plural(len(here), 'finding')} on this history, {elsewhere:,} elsewhere in the "
                    "ledger (run verify)")

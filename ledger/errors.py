@@ -74,8 +74,10 @@ class StoneTrailError(Exception):
 
     def about(self, what: str) -> None:
         """Prefix the message with ``what`` (e.g. which of two files it is about), keeping type, code and
-        traceback: call it in an ``except`` block, then re-raise."""
-        self.args = (f"{what}: {self}",)
+        traceback: call it in an ``except`` block, then re-raise. A message that opens with ``what`` already is
+        left as it is."""
+        if not str(self).startswith(what):
+            self.args = (f"{what}: {self}",)
 
 
 class InputError(StoneTrailError):

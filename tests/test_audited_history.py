@@ -110,7 +110,7 @@ def test_show_trust_tells_a_valid_ledgers_history_from_the_index(demo: Path, tmp
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     ledger, _ = _files(demo, tmp_path)
     with monkeypatch.context() as patched:  # the replay's answer, as before
-        patched.setattr("stonetrail_cli.show._covered", lambda _: False)
+        patched.setattr("stonetrail_cli.show._show_audited", lambda *_: None)
         want = {item: _show(ledger, item) for item in (STONE, "R-00002-A")}
     with monkeypatch.context() as patched:
 
@@ -136,3 +136,16 @@ def test_show_trust_replays_when_the_index_disagrees(demo: Path, tmp_path: Path)
         db.commit()
     got = _show(ledger)
     assert got.exit_code == 0 and got.stdout == want.stdout
+
+
+def test_show_trust_says_when_it_sets_the_index_aside(demo: Path, tmp_path: Path) -> None:
+    """A breaker's review: one of the stone's positions dropped from the index, its row's checksum made again. The
+    index opens, then disagrees with the audit: the replay's history is shown, and the index named as set aside."""
+    ledger, _ = _files(demo, tmp_path)
+    want = _show(ledger)
+    with closing(sqlite3.connect(index_path(ledger))) as db:
+        _set_row(db, "head_positions", STONE.encode(), lambda at: at[:1] + at[2:])
+        db.commit()
+    got = _show(ledger)
+    assert got.exit_code == 0 and got.stdout == want.stdout
+    assert "its index disagrees with the audit: set aside" in got.stderr  # said, not silently passed over

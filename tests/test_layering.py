@@ -75,7 +75,7 @@ ORDER = [
     "_ledger", "copy",
     "monitor", "publish", "witness.state", "witness.server", "witness.gather", "witness.proofs", "witness",
     "chunks", "audit_pass", "_state_prefix", "_state_rows", "audit_state", "audit", "replay", "export",
-    "_http_get", "_remote_log", "published", "history",
+    "_http_get", "_remote_log", "published", "history", "history_scan",
     "inventory", "_scenarios", "demo",
 ]
 #: third-party package -> the only ledger modules allowed to import it (dask, distributed: the optional extra, only

@@ -83,11 +83,16 @@ class _Tree:
 
 class _Positions(Mapping[str, Sequence[int]]):
     """Item id -> positions of its records below the tree size (:attr:`ledger.heads.ItemHeads.index`), each
-    item's checked against its leaf in the signed item-head tree (``tree``): its count and its latest record's
-    hash (read from ``records``, with the item's other records: whoever asks for an item's positions reads
-    them next), and each record naming the item or being a statement (about one of its records). Raises
-    IndexDamaged where they differ, and for an item the tree has but the table does not (a damaged page can hide
-    a row from a lookup)."""
+    item's checked against its leaf in the item-head tree (``tree``): its count and its latest record's hash (read
+    from ``records``, with the item's other records: whoever asks for an item's positions reads them next), and
+    each record naming the item or being a statement (about one of its records). Raises IndexDamaged where they
+    differ, and for an item the tree has but the table does not (a damaged page can hide a row from a lookup).
+
+    The tree is the one a signed checkpoint commits to where the index keeps it at this size (a writer's index, at
+    a checkpoint it signed: :func:`_trees`); else it is made from the index's own head rows (an index built by
+    ``stonetrail index``), and the check then finds rows that disagree with each other or with the records they
+    name, not rows rewritten together: nothing read through an index alone is verified (a reader without trust
+    says so; ``show --trust`` checks every fact against an audit, :func:`ledger.history.audited_scope`)."""
 
     def __init__(self, rows: Mapping[str, list[int]], size: int, tree: _Tree, records: Records) -> None:
         self._rows, self._size, self._tree, self._records = rows, size, tree, records

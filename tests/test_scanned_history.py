@@ -1,0 +1,121 @@
+"""``show --trust`` on a ledger without an index: the whole ledger audited in a streaming pass, then the item's
+records read from the file (ledger.history_scan.scanned_scope), each fact checked against that audit, so that the
+history is the one a replay tells, in memory that follows the item's records, not the log's; a file that disagrees
+with its audit is replayed, never shown as verified."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ledger import Trust, check_ledger, replay_ledger
+from ledger.errors import CorruptStoreError
+from ledger.heads import Head
+from ledger.history import item_scope, trace
+from ledger.history_scan import scanned_scope
+from ledger.index.db import index_path
+from ledger.item import Inventory
+from ledger.storage import FileStore, scan
+from stonetrail_cli.main import main
+
+ITEMS = ("R-00001-A", "R-00002-A", "RING-0001", "CVD-0001", "LOT-AO-CATOCA")
+
+
+def _files(demo: Path, tmp_path: Path) -> tuple[Path, Trust]:
+    """A copy of the demo's ledger and trust file, with no index."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    shutil.copy(demo / "trust.keys", folder)
+    return Path(shutil.copy(demo / "demo.ledger", folder)), Trust.parse((demo / "trust.keys").read_text())
+
+
+def _show(ledger: Path, item: str) -> Result:
+    return CliRunner().invoke(main, ["show", str(ledger), item, "--trust", str(ledger.parent / "trust.keys"), "--json"])
+
+
+def test_every_items_scanned_history_is_the_one_a_replay_tells(demo: Path, tmp_path: Path) -> None:
+    ledger, trust = _files(demo, tmp_path)
+    report, replay = check_ledger(ledger, trust, inventory=True), replay_ledger(ledger, trust)
+    assert report.inventory is not None and report.root_hash is not None and report.ok
+    for item in replay.state.items:  # 432: stones split, merged, set in articles, graded, exported, corrected
+        found = scanned_scope(ledger, item, report.inventory, report.record_count, report.root_hash)
+        want = item_scope(replay, item)
+        whole = want.items[item]  # an audit keeps an item's creation, not the position and hash of every record
+        assert (found.origin, found.scope, found.records, found.items[item]) == (
+            want.origin, want.scope, want.records, dataclasses.replace(whole, history=whole.history[:1], hashes=set()))
+        assert trace(found, item) == trace(want, item), item
+    with pytest.raises(KeyError):
+        scanned_scope(ledger, "R-99999-Z", report.inventory, report.record_count, report.root_hash)
+
+
+def test_a_file_that_disagrees_with_its_audit_is_refused(demo: Path, tmp_path: Path) -> None:
+    """The records read must have the audited root (the file rewritten since: a record's signature changed, as its
+    operator can), and each item of the scope as many records as the audit counted, the latest its head."""
+    ledger, trust = _files(demo, tmp_path)
+    report = check_ledger(ledger, trust, inventory=True)
+    audited, size, root = report.inventory, report.record_count, report.root_hash
+    assert audited is not None and root is not None
+    stone = "R-00001-A"
+    head = audited.heads[stone]
+    miscounted = {"one more": Head(head.position, head.record_hash, head.count + 1),
+                  "another head": Head(head.position - 1, head.record_hash, head.count)}
+    for name, wrong in miscounted.items():
+        with pytest.raises(CorruptStoreError) as caught:
+            scanned_scope(ledger, stone, Inventory(audited.items, {**audited.heads, stone: wrong}), size, root)
+        assert caught.value.code == "store.changed", name
+    with pytest.raises(CorruptStoreError) as caught:
+        scanned_scope(ledger, stone, audited, size - 1, root)
+    assert caught.value.code == "store.changed"
+    read = scan(ledger)
+    rewritten = tmp_path / "rewritten.ledger"
+    with FileStore.create(rewritten, read.origin) as store:
+        for frame in read.frames:
+            payload = bytearray(frame.payload)
+            if frame.index == head.position:
+                payload[-40] ^= 0x01  # inside its last signature
+            store.append(bytes(payload))
+    with pytest.raises(CorruptStoreError) as caught:
+        scanned_scope(rewritten, stone, audited, size, root)
+    assert caught.value.code == "store.changed"
+
+
+def test_show_trust_tells_a_valid_ledgers_history_from_the_file(demo: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger, _ = _files(demo, tmp_path)
+    with monkeypatch.context() as patched:  # the replay's answer, as before
+        patched.setattr("stonetrail_cli.show._show_audited", lambda *_: None)
+        want = {item: _show(ledger, item) for item in ITEMS}
+    with monkeypatch.context() as patched:
+
+        def no_replay(*_: object) -> None:
+            raise AssertionError("a valid ledger was replayed")
+
+        patched.setattr("stonetrail_cli.show.replay_file", no_replay)
+        for item, shown in want.items():
+            got = _show(ledger, item)
+            assert got.exit_code == shown.exit_code == 0 and got.stdout == shown.stdout, item
+            assert json.loads(got.stdout)["verdict"] == "verified"
+        unknown = _show(ledger, "R-00001-a")
+        assert unknown.exit_code == 2 and "did you mean 'R-00001-A'" in unknown.stdout
+    assert not index_path(ledger).exists()  # a reader writes nothing beside the ledger
+
+
+def test_show_trust_replays_a_file_that_changed_since_its_audit(demo: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file rewritten between the audit and the read (a race a test cannot time: the read is made to find it):
+    the history shown is the replay's, of the file as it is then."""
+    ledger, _ = _files(demo, tmp_path)
+    want = _show(ledger, ITEMS[0])
+
+    def changed(*_: object, **__: object) -> None:
+        raise CorruptStoreError("the file changed", code="store.changed")
+
+    monkeypatch.setattr("stonetrail_cli.show.scanned_scope", changed)
+    got = _show(ledger, ITEMS[0])
+    assert got.exit_code == 0 and got.stdout == want.stdout
+    assert "it changed since it was audited; replaying the whole ledger" in got.stderr
