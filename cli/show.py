@@ -90,7 +90,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     trust = _load_trust(trust_file) if trust_file else None
     if trust is not None and isinstance(ledger_file, Path):
         _show_audited(ledger_file, item, trust, as_json)  # exits, unless the audit finds something
-    with as_file(ledger_file) as local:  # a finding, or no index: the whole ledger replayed, read from a file
+    with as_file(ledger_file) as local:  # a finding, a disagreement, or no trust and no index: the replay
         replay, verdict = replay_file(local, trust)
     broken = broken_parts(ledger_file, replay)
     if item not in replay.state.items:
