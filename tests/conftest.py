@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,7 +95,14 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         yield urlsplit(postgres_server)._replace(path=f"/{name}").geturl()
     finally:
         with psycopg.connect(postgres_server, autocommit=True, connect_timeout=30) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            for attempt in range(50):  # a process the role cannot end (an autovacuum worker) ends by itself
+                try:
+                    admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+                    break
+                except psycopg.errors.InsufficientPrivilege:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
