@@ -320,7 +320,7 @@ def _print_hint(findings: Sequence[Finding], label: str, *, records_judged: bool
         ask = ("gather cosignatures for it (stonetrail checkpoint --witness-policy), or check a newer, witnessed "
                "checkpoint" if records_judged else "ask for a bundle under a newer, witnessed checkpoint")
         click.echo(f"{label}nothing was found forged: the checkpoint, signed by the operator, is not witnessed as "
-                   f"your trust file requires (too few witnesses, or too long ago); {ask}")
+                   f"the witness policy requires (too few witnesses, or too long ago); {ask}")
     elif records_judged and [f.code for f in findings] == ["ledger.empty"]:
         click.echo(f"{label}a new ledger holds no record, and an empty one proves nothing: record its first events "
                    "(the authority's enrolments: docs/embedding.md), then verify it again")

@@ -81,7 +81,8 @@ _BAR = 24
 class Progress:
     """A progress callback ``(done, total)`` for the library (e.g. records replayed of ``total``) that draws one
     line on ``stream`` — what is being done (``doing``, e.g. "auditing": a command that reads a ledger twice shows
-    which pass is under way), a bar, the count, the rate per second and the time left — once the work has taken
+    which pass is under way), a bar, the count (of a total marked ``~`` once it moved: an estimate, e.g. from the
+    bytes read), the rate per second and the time left — once the work has taken
     :data:`SHOW_AFTER_S`, redrawn at most every 0.1 s, and only if ``stream`` is a terminal: piped or redirected,
     it prints nothing. :meth:`close` clears the line. ``clock``: seconds, monotonic (a parameter for tests)."""
 
@@ -90,7 +91,7 @@ class Progress:
         self.label = f"{doing} " if doing else ""
         self.shown = self.stream.isatty()
         self.first = self.start = clock()  # the work's start, and the current pass's (the rate's)
-        self.drawn, self.done = 0.0, 0
+        self.drawn, self.done, self.total, self.estimated = 0.0, 0, 0, False
 
     def __call__(self, done: int, total: int) -> None:
         if not self.shown:
@@ -99,14 +100,17 @@ class Progress:
         if done < self.done:  # the work began again (an audit of a damaged file, redone in one process): the rate
             self.start = now  # and the time left are the new pass's
         self.done = done
+        self.estimated |= bool(self.total) and total != self.total  # a total that moves is an estimate
+        self.total = total
         if now - self.first < SHOW_AFTER_S or (now - self.drawn < _REDRAW_S and done < total):
             return
         self.drawn = now
         rate = done / (now - self.start) if now > self.start else 0.0
         left = f"{_duration((total - done) / rate)} left" if rate > 0 else "time left unknown"
         filled = _BAR * done // total if total else _BAR
-        self.stream.write(f"\r{self.label}[{'#' * filled}{'.' * (_BAR - filled)}] {done:,}/{total:,} {self.unit}, "
-                          f"{rate:,.0f} {self.unit}/s, {left}\033[K")
+        about = "~" if self.estimated and done < total else ""
+        self.stream.write(f"\r{self.label}[{'#' * filled}{'.' * (_BAR - filled)}] {done:,}/{about}{total:,} "
+                          f"{self.unit}, {rate:,.0f} {self.unit}/s, {left}\033[K")
         self.stream.flush()
 
     def close(self) -> None:

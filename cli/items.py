@@ -1,4 +1,4 @@
-"""``stonetrail items``: every item of a ledger, one line each (kind, state, holder, mass, records).
+"""``stonetrail items``: every item of a ledger, one line each (type, state, holder, mass, records).
 
 Registered on the group by :mod:`stonetrail_cli.main`; the lines come from the ledger's index (no --trust), from
 a streaming audit (--trust: ``check_ledger(inventory=True)``), or from the replay that ``show`` makes too when the
@@ -38,7 +38,7 @@ from ._reading import Broken, audited, broken_parts, damaged, incomplete, note_n
 @click.option("--json", "as_json", is_flag=True, help="Print the items and the verdict as JSON.")
 @_errors
 def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> None:
-    """List every item of LEDGER: id, kind, state, holder (and owner, if another party holds it on memo),
+    """List every item of LEDGER: id, type, state, holder (and owner, if another party holds it on memo),
     mass and number of its own records, sorted by id.
 
     Without --trust the list is unverified: read from the ledger's index when it has one (stonetrail index),
@@ -108,7 +108,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
 def _print_items(lines: list[ItemLine]) -> None:
     width = max([len("item"), *(len(line.item) for line in lines)])
     holder = max([len("holder"), *(len(line.holder) for line in lines)])
-    click.echo(f"{'item':<{width}}  {'kind':<7} {'state':<11} {'holder':<{holder}}  {'mass':>12}  records")
+    click.echo(f"{'item':<{width}}  {'type':<7} {'state':<11} {'holder':<{holder}}  {'mass':>12}  records")
     for line in lines:
         memo = f" (owner {line.owner})" if line.owner != line.holder else ""
         click.echo(f"{line.item:<{width}}  {line.type:<7} {line.state:<11} {line.holder:<{holder}}  "

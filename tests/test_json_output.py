@@ -372,6 +372,13 @@ def test_the_progress_bar_shows_after_a_second_on_a_terminal_only() -> None:
     now[0] = 5.0
     bar(300, 1000)
     assert terminal.getvalue().endswith("300/1,000 records, 300 records/s, 0:00:02 left\x1b[K")
+    estimate, times = _Terminal(), iter([0.0, 2.0, 2.5, 3.0])
+    guessing = Progress("records", estimate, clock=lambda: next(times))
+    guessing(100, 1100)
+    guessing(500, 1050)  # the total moved: an estimate, said so
+    assert estimate.getvalue().endswith("500/~1,050 records, 200 records/s, 0:00:02 left\x1b[K")
+    guessing(1000, 1000)  # the end: exact
+    assert estimate.getvalue().endswith("1,000/1,000 records, 333 records/s, 0:00:00 left\x1b[K")
     labelled, times = _Terminal(), iter([0.0, 2.0])
     Progress("records", labelled, clock=lambda: next(times), doing="auditing")(500, 1000)
     assert labelled.getvalue().startswith("\rauditing [")  # which pass of a command that reads the ledger twice
