@@ -31,7 +31,7 @@ __all__ = ["Broken", "audited", "broken_parts", "damaged", "incomplete", "note_n
 @dataclass(frozen=True)
 class Broken:
     """What of a ledger file cannot be told: ``parts``, the parts of the file that cannot be read (those the
-    replay kept, in log order: :func:`ledger.history.damage`), ``count`` of them in all, kept or not; ``lost``,
+    replay kept, in log order: :attr:`ledger.replay.Replay.damage`), ``count`` of them in all, kept or not; ``lost``,
     the records its published checkpoint covers and it lacks (a ``checkpoint.beyond_log`` finding, position
     None: :func:`rolled_back`). False when nothing is broken."""
 
@@ -101,11 +101,10 @@ def rolled_back(ledger_file: Path | str, origin: str, records: int) -> list[Find
 
 
 def broken_parts(ledger_file: Path | str, replay: Replay) -> Broken:
-    """What of the replayed file cannot be read (:func:`ledger.history.damage`), then records its published
+    """What of the replayed file cannot be read (:attr:`ledger.replay.Replay.damage`), then records its published
     checkpoint covers that are missing (:func:`rolled_back`), if the damage leaves the count of records sure (none,
     or a torn tail: then repair would refuse to cut it, ``repair.rollback``, and the records must be recovered)."""
-    from ledger.history import damage
-    parts = damage(replay)
+    parts = replay.damage
     sure = all(f.code == "store.torn_tail" for f in parts)  # positions are sure below a torn tail
     return Broken(parts, replay.unreadable, rolled_back(ledger_file, replay.origin, len(replay.records)) if sure
                   else ())
@@ -122,8 +121,9 @@ def incomplete(broken: Broken) -> str:
 
 
 def damaged(ledger_file: Path | str, broken: Broken) -> tuple[str, str]:
-    """What is damaged in the file (the first part of ``broken`` that cannot be read, :func:`ledger.history.damage`,
-    and records of the published checkpoint missing, :func:`rolled_back`), and what to run."""
+    """What is damaged in the file (the first part of ``broken`` that cannot be read,
+    :attr:`ledger.replay.Replay.damage`, and records of the published checkpoint missing, :func:`rolled_back`), and
+    what to run."""
     first = broken.parts[0] if broken.parts else None
     said = []
     if first is not None:

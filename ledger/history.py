@@ -21,7 +21,6 @@ from ._describe import describe, format_ct
 from .custody import CustodyState
 from .errors import StoneTrailError, StorageError
 from .events import Grown, Mined
-from .findings import Finding
 from .hashing import Digest
 from .heads import Head, ItemHeads, are_records_of
 from .item import Inventory, Item
@@ -34,7 +33,7 @@ if TYPE_CHECKING:  # what it reads from, not what it needs loaded: proof verify 
     from .index.reading import IndexedLog
     from .replay import Replay
 
-__all__ = ["History", "HistoryRow", "ItemScope", "audited_scope", "damage", "describe", "format_ct", "indexed_scope",
+__all__ = ["History", "HistoryRow", "ItemScope", "audited_scope", "describe", "format_ct", "indexed_scope",
            "item_history", "item_scope", "origin_summary", "summary", "trace", "trace_item"]
 
 #: A row of ``show``: a step of the item's custody path, as a proof bundle's provenance has it.
@@ -175,7 +174,7 @@ class _Counted(Mapping[str, Sequence[int]]):
 
 def trace_item(replay: Replay, item_id: str) -> History:
     """The history of ``item_id`` (module docstring) in a full replay. Raises KeyError: no readable record
-    creates ``item_id`` (see :func:`damage` for whether some could not be read)."""
+    creates ``item_id`` (see :attr:`Replay.damage` for whether some could not be read)."""
     return trace(item_scope(replay, item_id), item_id)
 
 
@@ -193,14 +192,6 @@ def trace(found: ItemScope, item_id: str) -> History:
 def item_history(replay: Replay, item_id: str) -> list[Step]:
     """The rows of :func:`trace_item`'s path. Raises KeyError as it does."""
     return list(trace_item(replay, item_id).path)
-
-
-def damage(replay: Replay) -> tuple[Finding, ...]:
-    """The findings of what could not be read (damaged framing, ``store.*``, and records that do not decode), in
-    log order: records of any item may be hidden there, and items that only they create are unreadable, not
-    unknown. Empty: every byte of the file was read as a record. The first ones (:attr:`~ledger.replay.Replay.damage`:
-    kept apart from the other findings); :attr:`~ledger.replay.Replay.unreadable` counts them all."""
-    return replay.damage
 
 
 def _scope(replay: Replay, item_id: str) -> tuple[dict[int, Record], Scope]:

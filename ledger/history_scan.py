@@ -16,7 +16,6 @@ the audit's.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,13 @@ from .heads import ItemHeads
 from .history import ItemScope
 from .item import Inventory
 from .merkle import leaf_hash
+from .reader import Progress
 from .record import RECORD_TAG, Record
 from .scope import provenance_scope
 from .storage import FrameFile
 
 __all__ = ["scanned_scope"]
 
-Progress = Callable[[int, int], None]
 #: The kinds of the statements, which name a record by its hash, not its items: a statement about a record of the
 #: scope is a record of the scope (:meth:`ledger.heads.ItemHeads.items_of`).
 _STATEMENTS = frozenset({Attested.KIND, Corrected.KIND})

@@ -106,24 +106,30 @@ def test_an_index_that_disagrees_with_the_audit_is_refused(demo: Path, tmp_path:
     assert caught.value.code == "index.damaged"
 
 
-def test_show_trust_tells_a_valid_ledgers_history_from_the_index(demo: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    ledger, _ = _files(demo, tmp_path)
+def shows_the_replays_history(ledger: Path, items: Sequence[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Assert that ``show ITEM --trust --json`` on the valid ledger ``ledger`` prints, for each of ``items``, what
+    the replay prints, verified, without replaying; and the suggestion for an id in the wrong case."""
     with monkeypatch.context() as patched:  # the replay's answer, as before
         patched.setattr("stonetrail_cli.show._show_audited", lambda *_: None)
-        want = {item: _show(ledger, item) for item in (STONE, "R-00002-A")}
+        want = {item: _show(ledger, item) for item in items}
     with monkeypatch.context() as patched:
 
         def no_replay(*_: object) -> None:
-            raise AssertionError("a valid ledger with an index was replayed")
+            raise AssertionError("a valid ledger was replayed")
 
         patched.setattr("stonetrail_cli.show.replay_file", no_replay)
         for item, shown in want.items():
             got = _show(ledger, item)
-            assert got.exit_code == shown.exit_code == 0 and got.stdout == shown.stdout
+            assert got.exit_code == shown.exit_code == 0 and got.stdout == shown.stdout, item
             assert json.loads(got.stdout)["verdict"] == "verified"
         unknown = _show(ledger, "R-00001-a")
         assert unknown.exit_code == 2 and "did you mean 'R-00001-A'" in unknown.stdout
+
+
+def test_show_trust_tells_a_valid_ledgers_history_from_the_index(demo: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger, _ = _files(demo, tmp_path)
+    shows_the_replays_history(ledger, (STONE, "R-00002-A"), monkeypatch)
 
 
 def test_show_trust_replays_when_the_index_disagrees(demo: Path, tmp_path: Path) -> None:

@@ -6,12 +6,11 @@ with its audit is replayed, never shown as verified."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from test_audited_history import _show, shows_the_replays_history
 
 import ledger.history_scan as scanning
 from ledger import Output, Split, Trust, check_ledger, replay_ledger
@@ -22,7 +21,6 @@ from ledger.history_scan import scanned_scope
 from ledger.index.db import index_path
 from ledger.item import Inventory
 from ledger.storage import FileStore, scan
-from stonetrail_cli.main import main
 from world import ORIGIN, TRUST, World
 
 ITEMS = ("R-00001-A", "R-00002-A", "RING-0001", "CVD-0001", "LOT-AO-CATOCA")
@@ -34,10 +32,6 @@ def _files(demo: Path, tmp_path: Path) -> tuple[Path, Trust]:
     folder.mkdir()
     shutil.copy(demo / "trust.keys", folder)
     return Path(shutil.copy(demo / "demo.ledger", folder)), Trust.parse((demo / "trust.keys").read_text())
-
-
-def _show(ledger: Path, item: str) -> Result:
-    return CliRunner().invoke(main, ["show", str(ledger), item, "--trust", str(ledger.parent / "trust.keys"), "--json"])
 
 
 def test_every_items_scanned_history_is_the_one_a_replay_tells(demo: Path, tmp_path: Path) -> None:
@@ -89,21 +83,7 @@ def test_a_file_that_disagrees_with_its_audit_is_refused(demo: Path, tmp_path: P
 def test_show_trust_tells_a_valid_ledgers_history_from_the_file(demo: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     ledger, _ = _files(demo, tmp_path)
-    with monkeypatch.context() as patched:  # the replay's answer, as before
-        patched.setattr("stonetrail_cli.show._show_audited", lambda *_: None)
-        want = {item: _show(ledger, item) for item in ITEMS}
-    with monkeypatch.context() as patched:
-
-        def no_replay(*_: object) -> None:
-            raise AssertionError("a valid ledger was replayed")
-
-        patched.setattr("stonetrail_cli.show.replay_file", no_replay)
-        for item, shown in want.items():
-            got = _show(ledger, item)
-            assert got.exit_code == shown.exit_code == 0 and got.stdout == shown.stdout, item
-            assert json.loads(got.stdout)["verdict"] == "verified"
-        unknown = _show(ledger, "R-00001-a")
-        assert unknown.exit_code == 2 and "did you mean 'R-00001-A'" in unknown.stdout
+    shows_the_replays_history(ledger, ITEMS, monkeypatch)
     assert not index_path(ledger).exists()  # a reader writes nothing beside the ledger
 
 
