@@ -58,8 +58,8 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     With --trust the whole ledger is audited first, as 'verify' does (on every core, in memory that follows the
     items): the history is called verified only if the ledger has no finding at all (a forged or damaged record
     elsewhere could hide part of it). It is then read through the index, or from the file, each record checked
-    against the audit; a ledger with a finding is replayed (holding every record) to show the findings on this
-    history.
+    against the audit; a ledger with a finding is replayed (in memory that follows the items) to show the findings
+    on this history.
 
     A damaged file, or one holding fewer records than the checkpoint published beside it (checkpoint.txt), makes
     the verdict invalid (exit 1): records of the item may be missing, and an item only such a part creates is
@@ -92,11 +92,12 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
         _show_audited(ledger_file, item, trust, as_json)  # exits, unless the audit finds something
     with as_file(ledger_file) as local:  # a finding, a disagreement, or no trust and no index: the replay
         replay, verdict = replay_file(local, trust)
-    broken = broken_parts(ledger_file, replay)
-    if item not in replay.state.items:
-        with _about(ledger_file):
-            raise _not_found(replay, ledger_file, item, broken)
-    found = item_scope(replay, item)
+        broken = broken_parts(ledger_file, replay)
+        if item not in replay.state.items:
+            with _about(ledger_file):
+                raise _not_found(replay, ledger_file, item, broken)
+        with _about(ledger_file):  # the scope's records are read again from the file replayed
+            found = item_scope(replay, item)
     history = trace(found, item)
     # unverified (no trust): no rule was checked, so no finding is reported (without keys every record has some)
     checked, counted = ((), 0) if trust is None else (replay.findings, replay.finding_count)

@@ -198,9 +198,32 @@ def _scope(replay: Replay, item_id: str) -> tuple[dict[int, Record], Scope]:
     """The records of ``item_id``'s scope by position, and the scope. Raises KeyError: no item ``item_id``."""
     if item_id not in replay.state.items:
         raise KeyError(item_id)
-    readable = {p: r for p, r in enumerate(replay.records) if r is not None}
-    scope = provenance_scope(readable, item_id)
+    if replay.heads is None:  # a Replay made by hand: its records are in memory
+        readable: Mapping[int, Record] = {p: r for p, r in enumerate(replay.records) if r is not None}
+        scope = provenance_scope(readable, item_id)
+    else:  # only the scope's records are read (from the file, for a replay of one)
+        readable = _Readable(replay.records)
+        scope = provenance_scope(readable, item_id, replay.heads.index)
     return {p: readable[p] for p in scope.positions}, scope
+
+
+class _Readable(Mapping[int, Record]):
+    """The readable records of a replay by position, each looked up in its ``records`` when asked (never all)."""
+
+    def __init__(self, records: Sequence[Record | None]) -> None:
+        self._records = records
+
+    def __getitem__(self, position: int) -> Record:
+        record = self._records[position] if 0 <= position < len(self._records) else None
+        if record is None:
+            raise KeyError(position)
+        return record
+
+    def __iter__(self) -> Iterator[int]:
+        return (p for p, r in enumerate(self._records) if r is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _refused(items: Mapping[str, Item], records: Mapping[int, Record]) -> set[tuple[int, str]]:

@@ -24,7 +24,7 @@ __all__ = ["ItemLine", "indexed_item_lines", "item_lines"]
 
 def item_lines(replay: Replay) -> list[ItemLine]:
     """Every item the replay created, sorted by id (UTF-8 bytes)."""
-    heads = ItemHeads.of(enumerate(replay.records))
+    heads = replay.heads if replay.heads is not None else ItemHeads.of(enumerate(replay.records))
     return [ItemLine.of(replay.state.items[i], heads.head(i)) for i in sorted(replay.state.items, key=by_id)]
 
 

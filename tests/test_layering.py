@@ -74,7 +74,8 @@ ORDER = [
     "signing",
     "_ledger", "copy",
     "monitor", "publish", "witness.state", "witness.server", "witness.gather", "witness.proofs", "witness",
-    "chunks", "audit_pass", "_state_prefix", "_state_rows", "audit_state", "audit", "replay", "export",
+    "chunks", "audit_pass", "_state_prefix", "_state_rows", "audit_state", "audit", "file_records", "replay",
+    "export",
     "_http_get", "_remote_log", "published", "history", "history_scan",
     "inventory", "_scenarios", "demo",
 ]
