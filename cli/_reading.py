@@ -57,16 +57,16 @@ def replay_file(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
     return replay, "unverified" if trust is None else "invalid" if replay.findings else "verified"
 
 
-def audited(ledger_file: Path, trust: Trust) -> AuditReport | None:
+def audited(ledger_file: Path, trust: Trust | None) -> AuditReport | None:
     """LEDGER audited in one streaming pass, on every core, listing its items (``check_ledger(inventory=True)``,
-    with a progress bar on a terminal), if it has no finding at all; else None, as soon as the first finding is
-    read (the caller replays it: the replay names the parts of the file that cannot be read, which an audit only
-    counts among its findings)."""
+    with a progress bar on a terminal; ``trust`` None: no key trusted, for an unverified listing), if every part
+    of the file can be read; else None, as soon as a part that cannot be read is met (the caller replays it: the
+    replay names those parts, which an audit only counts among its findings)."""
     from ledger import check_ledger  # the audit's modules: loaded by the commands that audit, not at start
-    with _about(ledger_file), progress("records", "auditing") as bar:
+    with _about(ledger_file), progress("records", "auditing" if trust is not None else "replaying") as bar:
         report = check_ledger(ledger_file, trust, progress=bar, jobs=os.cpu_count() or 1, inventory=True,
-                              first_finding=True)
-    return None if report.findings else report
+                              until_unreadable=True)
+    return None if report.unreadable else report
 
 
 #: A ledger file this large (about 16,000 records) read without an index takes long enough to say why.

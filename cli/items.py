@@ -42,13 +42,13 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     mass and number of its own records, sorted by id.
 
     Without --trust the list is unverified: read from the ledger's index when it has one (stonetrail index),
-    without reading the records (damage in the file is then not seen: 'verify' sees it), else from a replay of
-    the file.
+    without reading the records (damage in the file is then not seen: 'verify' sees it), else from a pass over
+    the file as an audit (every core, memory that follows the items) that checks no rule.
 
-    With --trust the whole ledger is audited too, as 'verify' does (on every core, in memory that follows the
-    items): "valid" (--json: "verified") only if it has no finding at all, the list then being the audit's; else
-    "invalid" (exit 1; 'verify' lists the findings), the list coming from a replay of the file, which names the
-    parts that cannot be read.
+    With --trust the whole ledger is audited, as 'verify' does (on every core, in memory that follows the items),
+    and the list is the audit's: "valid" (--json: "verified") only if it has no finding at all, else "invalid"
+    (exit 1; 'verify' lists the findings). A file with a part that cannot be read is replayed instead (memory
+    then follows the records, ~1 KB each), which names those parts.
 
     A damaged file, or one holding fewer records than the checkpoint published beside it (checkpoint.txt), makes
     the verdict invalid (exit 1): items may be missing from the list, or shown as they were before the part that
@@ -78,11 +78,14 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
         if trust is None:
             note_no_index(ledger_file)
         with as_file(ledger_file) as local:  # a database ledger is read from a copy of its records
-            report = audited(local, trust) if trust is not None else None
-            if report is not None and report.inventory is not None:  # valid: as the audit leaves the items
-                lines, verdict, findings = report.inventory.lines(), "verified", ()
-                broken = Broken(lost=rolled_back(ledger_file, report.origin, report.record_count))
-            else:  # unverified, or a finding: the replay names the parts of the file that cannot be read
+            report = audited(local, trust)
+            if report is not None and report.inventory is not None:  # as the audit leaves the items
+                lines, broken = report.inventory.lines(), Broken(lost=rolled_back(ledger_file, report.origin,
+                                                                                  report.record_count))
+                if trust is not None:
+                    findings, count = report.findings, report.finding_count
+                    verdict = "invalid" if findings else "verified"
+            else:  # a part of the file cannot be read: the replay names it
                 replay, verdict = replay_file(local, trust)
                 lines, broken = item_lines(replay), broken_parts(ledger_file, replay)
                 if trust is not None:

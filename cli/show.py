@@ -53,13 +53,14 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     location, mass and state after it, as 'proof verify' prints a bundle's path (statements change none of them).
 
     Without --trust the history is unverified: read through the ledger's index (the item's own records and the
-    file's last ones only: damage elsewhere is not seen), else from a replay of the file.
+    file's last ones only: damage elsewhere is not seen), else from the file, after a pass over it as an audit
+    (every core, memory that follows the items) that rebuilds the items without checking any rule.
 
     With --trust the whole ledger is audited first, as 'verify' does (on every core, in memory that follows the
     items): the history is called verified only if the ledger has no finding at all (a forged or damaged record
     elsewhere could hide part of it). It is then read through the index, or from the file, each record checked
-    against the audit; a ledger with a finding is replayed (in memory that follows the items) to show the findings
-    on this history.
+    against the audit, with the findings on this history. A file with a part that cannot be read is replayed
+    (memory then follows the records: ~1 KB each), to show where.
 
     A damaged file, or one holding fewer records than the checkpoint published beside it (checkpoint.txt), makes
     the verdict invalid (exit 1): records of the item may be missing, and an item only such a part creates is
@@ -88,9 +89,9 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
             sys.exit(_verdict_exit("invalid" if broken else "unverified"))
         note_no_index(ledger_file)
     trust = _load_trust(trust_file) if trust_file else None
-    if trust is not None and isinstance(ledger_file, Path):
-        _show_audited(ledger_file, item, trust, as_json)  # exits, unless the audit finds something
-    with as_file(ledger_file) as local:  # a finding, a disagreement, or no trust and no index: the replay
+    if isinstance(ledger_file, Path):
+        _show_audited(ledger_file, item, trust, as_json)  # exits, unless a part of the file cannot be read
+    with as_file(ledger_file) as local:  # a part that cannot be read, a disagreement, or a database: the replay
         replay, verdict = replay_file(local, trust)
         broken = broken_parts(ledger_file, replay)
         if item not in replay.state.items:
@@ -110,21 +111,24 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     sys.exit(_verdict_exit(verdict))
 
 
-def _show_audited(ledger_file: Path, item: str, trust: Trust, as_json: bool) -> None:
-    """Audit the whole ledger in a streaming pass and, if it has no finding, print ``item``'s history read through
-    the ledger's index if one covers the file, else from the file (:func:`ledger.history_scan.scanned_scope`),
-    each fact checked against that audit (:func:`ledger.history.audited_scope`), and exit. Returns (the caller
-    replays the ledger) if the audit finds something, or the index or the file disagrees with it."""
-    covered = _covered(ledger_file)
+def _show_audited(ledger_file: Path, item: str, trust: Trust | None, as_json: bool) -> None:
+    """Audit the whole ledger in a streaming pass (under ``trust``; None: unverified, no key trusted) and, if every
+    part of the file can be read, print ``item``'s history and exit: read through the ledger's index if the ledger
+    is valid and an index covers the file, else from the file (:func:`ledger.history_scan.scanned_scope`), each
+    fact checked against that audit (:func:`ledger.history.audited_scope`), with the audit's findings on this
+    history. Returns (the caller replays the ledger) if a part of the file cannot be read (the replay names it),
+    or the index or the file disagrees with the audit."""
+    covered = trust is not None and _covered(ledger_file)
     report = audited(ledger_file, trust)
     if report is None or report.inventory is None or report.root_hash is None:
         return
     inventory, size, root = report.inventory, report.record_count, report.root_hash
+    verdict = "unverified" if trust is None else "invalid" if report.findings else "verified"
 
     def found(scope: Callable[[], ItemScope]) -> tuple[ItemScope, History]:
         return _found(ledger_file, item, report.origin, size, inventory.items, scope)
     with _about(ledger_file, codes=("item.unknown",)):
-        if covered:
+        if covered and verdict == "verified":
             shown = through_index(indexed_log(ledger_file, at=size),
                                   lambda log: found(lambda: audited_scope(log, item, inventory, size, root)))
             set_aside = f"its index disagrees with the audit: set aside (run 'stonetrail index {ledger_file} " \
@@ -132,15 +136,23 @@ def _show_audited(ledger_file: Path, item: str, trust: Trust, as_json: bool) -> 
         else:
             shown = _scanned(lambda bar: found(lambda: scanned_scope(ledger_file, item, inventory, size, root,
                                                                      progress=bar)))
-            set_aside = "it changed since it was audited"
+            # a valid file read otherwise has changed; an invalid one may hold a statement before its subject,
+            # which only a replay places (the counts then disagree: ledger.history_scan)
+            set_aside = "it changed since it was audited" if not report.findings else \
+                "a record of this history is out of place (a fault an audit names)"
     if not shown:
         click.echo(f"stonetrail: warning: {ledger_file}: {set_aside}; replaying the whole ledger", err=True)
         return
     scope, history = shown
+    checked = report.findings if verdict == "invalid" else ()  # unverified: without keys every record has some
+    here = [f for f in checked if f.position in {step.position for step in history.path}]
     broken = Broken(lost=rolled_back(ledger_file, report.origin, size))
     _warn(ledger_file, item, broken)
-    _print(scope, history, "invalid" if broken else "verified", [], 0, broken, as_json)
-    sys.exit(_verdict_exit("invalid" if broken else "verified"))
+    verdict = "invalid" if broken else verdict
+    _print(scope, history, verdict, here, report.finding_count - len(here) if checked else 0, broken, as_json)
+    if not as_json:
+        _print_hint(checked, "hint: ", records_judged=False)  # a wrong trust file, say
+    sys.exit(_verdict_exit(verdict))
 
 
 def _scanned(read: Callable[[Progress], tuple[ItemScope, History]]) -> tuple[ItemScope, History] | None:

@@ -55,13 +55,13 @@ CHUNK_RECORDS = 4096
 
 
 @scratch_errors
-def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,
+def check_ledger(path: str | Path, trust: Trust | None, *, checkpoint: str | None = None,
                  checkpoints: Sequence[str] = (), policy: Policy | None = None, progress: Progress | None = None,
                  level: str | None = None, jobs: int = 1, engine: str | None = None,
                  executor: Executor | None = None, chunk_records: int = CHUNK_RECORDS,
                  save_state: str | Path | None = None, resume: str | Path | None = None,
                  max_findings: int | None = MAX_FINDINGS, inventory: bool = False,
-                 first_finding: bool = False) -> AuditReport:
+                 first_finding: bool = False, until_unreadable: bool = False) -> AuditReport:
     """Audit the ledger at ``path`` (a file, or a ``postgresql://`` URL: a dump of its records,
     :func:`ledger.pg.store.as_file`) against ``trust`` in one streaming pass that holds no record (the facts the
     rules need of every record later go to a temporary database, deleted after: :mod:`ledger.spill`).
@@ -89,7 +89,13 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     whole audit of a valid ledger and only the verdict of an invalid one (``stonetrail show`` and ``items``, which
     then replay it to show what is wrong): a report with findings then holds those found in the records read up
     to there, and counts only those records; one without findings is a whole audit, as without this. Not with
-    ``save_state`` or ``resume``.
+    ``save_state`` or ``resume``. ``until_unreadable``: the same, stopping at the first part of the file that cannot
+    be read (``AuditReport.unreadable`` > 0), for a caller that lists items or histories from the audit of a file
+    it can read whole and replays any other.
+
+    ``trust`` None: no authority key is trusted, as :func:`ledger.replay.replay_ledger` without trust: every
+    registry record, and so every signature, gets a finding, but items and chains are rebuilt all the same (an
+    unverified listing, with ``inventory``). Not with a checkpoint, ``save_state`` or ``resume``.
 
     Incremental audit (:mod:`ledger.audit_state`): ``save_state`` names a new file to save the audit's state in,
     at the end of the file read (its record count A; the file's framing must be whole); ``resume`` names such a
@@ -109,7 +115,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
     audit). A file with damaged framing gets no state, and a report that says so
     (``state_unsaved``) beside the findings that name the damage.
     """
-    expect(trust, Trust, "trust", "a Trust (Trust.parse)")
+    expect(trust, (Trust, type(None)), "trust", "a Trust (Trust.parse) or None")
     expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
     expect(policy, (Policy, type(None)), "policy", "a Policy or None")
     expect_path(path, "path")
@@ -118,9 +124,11 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
         raise InputError(f"jobs: got {jobs!r}, want a whole number >= 1", code="input.value")
     if max_findings is not None and (type(max_findings) is not int or max_findings < 1):
         raise InputError(f"max_findings: got {max_findings!r}, want a whole number >= 1 or None", code="input.value")
-    if first_finding and (save_state is not None or resume is not None):
-        raise InputError("first_finding: an audit that may stop early neither saves nor resumes a state",
-                         code="input.value")
+    if (first_finding or until_unreadable) and (save_state is not None or resume is not None):
+        raise InputError(f"{'first_finding' if first_finding else 'until_unreadable'}: an audit that may stop early "
+                         "neither saves nor resumes a state", code="input.value")
+    if trust is None and (checkpoint is not None or checkpoints or save_state is not None or resume is not None):
+        raise InputError("trust None: checkpoints and audit states need the trust file's keys", code="input.value")
     if inventory and (level not in ("custody", "policy") or resume is not None):
         raise InputError(f"inventory: the items are listed by a whole audit at level custody or policy, not "
                          f"{'a resumed one' if resume is not None else f'one at level {level}'}", code="input.value")
@@ -132,7 +140,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
             return check_ledger(local, trust, checkpoint=checkpoint, checkpoints=checkpoints, policy=policy,
                                 progress=progress, level=level, jobs=jobs, engine=engine, executor=executor,
                                 chunk_records=chunk_records, save_state=save_state, resume=resume,
-                                max_findings=max_findings, inventory=inventory, first_finding=first_finding)
+                                max_findings=max_findings, inventory=inventory, first_finding=first_finding,
+                                until_unreadable=until_unreadable)
     notes = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
     if save_state is not None:  # before the pass, not after it
         check_new(Path(save_state))
@@ -140,27 +149,32 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
             raise StorageError(f"cannot write the audit state {save_state}: its folder is missing or not writable",
                                code="store.io")
     saved = Saved.read(resume) if resume is not None else None
+    keys = trust.authority_keys if trust is not None else frozenset()
     try:
         with FrameFile(path, resume=saved.resume if saved else None, kept=max_findings) as file:
-            opened = [_open_checkpoint(file.origin, trust, note) for note in notes]
+            opened = [_open_checkpoint(file.origin, trust, note) for note in notes] if trust is not None else []
             cps = [cp for cp, _, _ in opened if cp is not None]
             sizes = frozenset(cp.tree_size for cp in cps)
 
             def start() -> Kept | None:  # the walk's saved state, where there is one to resume or to save
                 if saved is None and save_state is None:
                     return None
-                return begin(path, file.origin, trust.authority_keys, level, sizes, saved=saved,
+                return begin(path, file.origin, keys, level, sizes, saved=saved,
                              keep=save_state is not None, file_bytes=file.survey.size, limit=max_findings)
 
             def stop_in(read: FrameFile) -> Callable[[_Walk], bool] | None:  # the first finding, or damage read
-                return (lambda walk: bool(walk.findings) or bool(read.survey.problems)) if first_finding else None
+                if first_finding:
+                    return lambda walk: bool(walk.findings) or bool(read.survey.problems)
+                if until_unreadable:
+                    return lambda walk: walk.unreadable > 0 or bool(read.survey.problems)
+                return None
 
             def run(kept: Kept | None, **how: Any) -> _Walk:
                 walk = kept.walk if kept else None
                 if walk is None and inventory:  # a new walk keeping the item heads of every record, to list items
-                    walk = _Walk(file.origin, trust.authority_keys, level, sizes, keep=True,
+                    walk = _Walk(file.origin, keys, level, sizes, keep=True,
                                  file_bytes=file.survey.size, limit=max_findings)
-                return run_pass(file.origin, trust.authority_keys, level=level, checkpoints=cps, engine=engine,
+                return run_pass(file.origin, keys, level=level, checkpoints=cps, engine=engine,
                                 progress=progress, size=file.survey.size, walk=walk, limit=max_findings, **how)
 
             kept, walk, parallel = start(), None, jobs > 1 or executor is not None
@@ -175,7 +189,7 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
             else:  # one process, one read of the file
                 walk = run(kept, frames=_frames(file, kept), stop=stop_in(file))
             problems, unlisted = list(file.survey.problems), file.survey.omitted
-            if walk is None or (parallel and problems and not first_finding):
+            if walk is None or (parallel and problems and not first_finding and not until_unreadable):
                 # too little to share, or damaged frames (not runs of records to cut): all again, in one process
                 if walk is not None:
                     walk.close()
@@ -214,7 +228,8 @@ def check_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = Non
                            checkpoints=checks, policy=policy,
                            policy_findings=tuple(policy_findings),
                            level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved,
-                           omitted=tuple(seen.findings.omitted.items()), inventory=listed)
+                           omitted=tuple(seen.findings.omitted.items()), inventory=listed,
+                           unreadable=seen.unreadable)
     except (ValueError, OverflowError, IndexError, KeyError, TypeError) as exc:
         if saved is None or isinstance(exc, StoneTrailError):
             raise
@@ -301,7 +316,8 @@ def _policy(path: str | Path, seen: Pass, policy: Policy) -> list[Finding]:
 def verify_ledger(path: str | Path, trust: Trust, *, checkpoint: str | None = None,
                   policy: Policy | None = None, progress: Progress | None = None) -> AuditReport:
     """As :func:`check_ledger`, but raise RuleError with the first integrity finding, else the first policy
-    finding; returns the clean report."""
+    finding; returns the clean report. ``trust`` is required (without it every record has a finding)."""
+    expect(trust, Trust, "trust", "a Trust (Trust.parse)")
     report = check_ledger(path, trust, checkpoint=checkpoint, policy=policy, progress=progress)
     raise_first(report.findings)
     raise_first(report.policy_findings)

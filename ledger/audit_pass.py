@@ -98,13 +98,14 @@ class Pass:
     frames (None when framing is damaged), the custody state (replayed from level ``custody``;
     :meth:`~ledger.spilled.SpilledState.close` it when done), the findings (the first ones in log order kept, the
     rest counted: :class:`~ledger.kept_findings.KeptFindings`) and each checkpoint's problems (same order as
-    given)."""
+    given), and how many parts of the file read cannot be read (damaged spans, records that do not decode)."""
 
     records: int
     root: Digest | None
     state: SpilledState
     findings: KeptFindings
     checkpoint_problems: list[list[StoneTrailError]] = field(default_factory=list)
+    unreadable: int = 0
 
 
 class _Walk:
@@ -133,6 +134,7 @@ class _Walk:
         self.registry: list[tuple[int, Record]] = []
         self.findings = KeptFindings(limit)
         self.end = 0  # the position after the last frame seen
+        self.unreadable = 0  # records that do not decode
 
     def close(self) -> None:
         """Delete the walk's temporary databases (its custody state's spill and its heads' record map)."""
@@ -164,6 +166,7 @@ class _Walk:
         try:
             record = Record.from_bytes(payload)
         except InputError as exc:
+            self.unreadable += 1
             if not hashed:
                 self.range.append(leaf_hash(payload))
             if not self.worker_decoded:
@@ -228,6 +231,8 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
         walk.verdicts = _by_position(facts.signatures)
         walk.range.extend(facts.range())
         walk.findings.add(facts.unreadable)
+        if not records:  # else walk.frame counts them
+            walk.unreadable += len(facts.unreadable)
         if not walk.custody:
             walk.findings.add(facts.signatures)
         for index, payload in enumerate(facts.payloads, start=chunk.first):
@@ -297,4 +302,5 @@ def finish(walk: _Walk, problems: Sequence[StoreProblem], checkpoints: Sequence[
     seen = [checkpoint_problems(_Seen(origin, cp.tree_size, framed_whole(problems), _Tree(walk.end, walk.roots),
                                       walk.lines.get(cp.tree_size, blank), walk.registry), cp)
             for cp in checkpoints]
-    return Pass(records, walk.range.root() if framing_ok else None, walk.state, walk.findings, seen)
+    return Pass(records, walk.range.root() if framing_ok else None, walk.state, walk.findings, seen,
+                walk.unreadable + len(problems) + sum((unlisted or {}).values()))

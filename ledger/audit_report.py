@@ -56,7 +56,9 @@ class AuditReport(Verdicts):
     (``check_ledger(max_findings=...)``), not kept but counted, as (code, count) sorted by code; ``findings`` then
     holds the first ones in log order (:mod:`ledger.kept_findings`), and :attr:`finding_count` counts them all.
     ``inventory``: every item at the end of the log, its custody state and the head of its records
-    (``check_ledger(inventory=True)``; else None).
+    (``check_ledger(inventory=True)``; else None). ``unreadable``: the parts of the file this audit read that cannot
+    be read (damaged spans, a torn tail included, and records that do not decode), among the findings or not; a
+    resumed audit counts those after its state only.
     """
 
     origin: str
@@ -75,6 +77,7 @@ class AuditReport(Verdicts):
     state_unsaved: str | None = None
     omitted: tuple[tuple[str, int], ...] = ()
     inventory: Inventory | None = field(default=None, compare=False, repr=False)
+    unreadable: int = field(default=0, compare=False)
 
     @property
     def finding_count(self) -> int:
