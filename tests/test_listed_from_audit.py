@@ -105,6 +105,8 @@ def test_an_invalid_ledgers_history_and_items_name_its_findings(demo: Path, tmp_
     listed = json.loads(_same(monkeypatch, ["items", str(ledger), "--trust", keys, "--json"], 1).stdout)
     assert listed["verdict"] == "invalid" and listed["finding_count"] >= 1 and len(listed["items"]) == 432
     _same(monkeypatch, ["items", str(ledger), "--trust", keys], 1)
+    for args in (["show", str(ledger), ITEMS[0], "--json"], ["items", str(ledger), "--json"]):  # unverified
+        assert json.loads(_same(monkeypatch, args, 0).stdout)["verdict"] == "unverified"
 
 
 @pytest.mark.parametrize("how", ["frame", "record"])
