@@ -125,6 +125,15 @@ def measure(path: Path, n: int, item: str, opts: argparse.Namespace) -> Args:
     trust = run_dir / "trust.keys"
     trust.write_text(gen.trust().format(), encoding="utf-8")
     step("cli_show_trust", lambda: process([*_stonetrail(), "show", p, item, "--trust", str(trust)], t))
+    bare = run_dir / "no-index.ledger"  # the same file under a name with no index beside it (a hard link)
+    bare.unlink(missing_ok=True)
+    os.link(p, bare)
+    try:
+        step("cli_show_bare", lambda: process([*_stonetrail(), "show", str(bare), item], t))
+        step("cli_show_trust_bare", lambda: process([*_stonetrail(), "show", str(bare), item, "--trust", str(trust)],
+                                                    t))
+    finally:
+        bare.unlink()
     return r
 
 
@@ -248,6 +257,12 @@ def rows(run: Args, opts: argparse.Namespace) -> list[Args]:
     out.append(_row("show_trust", "stonetrail show ITEM --trust (process)", audited, audited["wall_s"], None,
                     "the whole ledger audited first (as verify), the history read through the index",
                     f"RSS <= {RSS_LIMIT_MB} MB"))
+    for key, label, how in (
+            ("cli_show_bare", "stonetrail show ITEM, no index (process)",
+             "items rebuilt by a pass as the audit's, no key trusted; two reads of the file (ADR 0034)"),
+            ("cli_show_trust_bare", "stonetrail show ITEM --trust, no index",
+             "the whole ledger audited first, then two reads of the file (ADR 0033)")):
+        out.append(_row(key, label, f[key], f[key]["wall_s"], None, how, f"RSS <= {RSS_LIMIT_MB} MB"))
     return out
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_index.py"
 ROWS = ["decode", "build", "open", "open_process", "single", "batch100", "batch1000", "checkpoint",
-        "checkpoint_file", "export", "cli_export", "proof", "show", "show_trust"]
+        "checkpoint_file", "export", "cli_export", "proof", "show", "show_trust", "cli_show_bare",
+        "cli_show_trust_bare"]
 
 
 def test_bench_index_quick_run(tmp_path: Path) -> None:
@@ -36,6 +37,8 @@ def test_bench_index_quick_run(tmp_path: Path) -> None:
         assert figures["proofs"]["root"] == figures["proofs_bound"]["root"]
     assert figures["proofs_bound"]["status"] == "ok"
     assert figures["cli_show_trust"]["status"] == "ok"  # the generated ledger passes: exit 0, a verified history
+    assert figures["cli_show_bare"]["status"] == figures["cli_show_trust_bare"]["status"] == "ok"  # without an index
+    assert not (tmp_path / "index-run-2000" / "no-index.ledger").exists()
 
 
 VERIFY_BENCH = BENCH.with_name("bench_verify.py")
