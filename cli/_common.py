@@ -173,12 +173,14 @@ def _errors(fn: _F) -> _F:
 def _about(path: Path | str | None, what: str | None = None, *, codes: Collection[str] | None = None
            ) -> Iterator[None]:
     """Name ``path`` as the file a StoneTrailError raised inside is about (the innermost naming wins), and with
-    ``what``, prefix its message with it. ``codes``: only errors with one of these codes are about it. A None
-    ``path`` names nothing; a database ledger's URL is named without its password."""
+    ``what``, prefix its message with it. ``codes``: only errors with one of these codes are about it (one ending
+    in a dot: every code it begins). A None ``path`` names nothing; a database ledger's URL is named without its
+    password."""
     try:
         yield
     except StoneTrailError as exc:
-        if path is None or (codes is not None and exc.code not in codes):
+        if path is None or (codes is not None and exc.code not in codes
+                            and not any(c.endswith(".") and exc.code.startswith(c) for c in codes)):
             raise
         _ERROR_FILES.setdefault(exc, redact(str(path)) if is_url(path) else str(path))
         if what is not None:

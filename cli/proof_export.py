@@ -16,7 +16,17 @@ from ledger.pg.db import is_url
 from ledger.publish import published_checkpoint, published_of
 from ledger.trust import Trust
 
-from ._common import _EXISTING, _LEDGER, _errors, _plural, _print_json, _write_new, check_new_file, refuse_stdout
+from ._common import (
+    _EXISTING,
+    _LEDGER,
+    _about,
+    _errors,
+    _plural,
+    _print_json,
+    _write_new,
+    check_new_file,
+    refuse_stdout,
+)
 from ._inputs import _load_trust, _read_checkpoint
 from ._output import progress
 
@@ -73,12 +83,13 @@ def export(ledger_file: Path | str, item: str, out: Path | None, checkpoint_path
     note = _read_checkpoint(given) if given is not None else _published_checkpoint(ledger_file)
     trust = _load_trust(trust_file) if trust_file else None
     try:
-        if as_of_path is None:
-            data = _export_current(ledger_file, item, note, trust, given)
-        else:
-            with progress("records") as bar:
-                exported = export_bundle_as_of(ledger_file, item, note, trust=trust, progress=bar)
-            data = exported.bundle
+        with _about(ledger_file, codes=("store.",)):  # damage in the ledger: its file named
+            if as_of_path is None:
+                data = _export_current(ledger_file, item, note, trust, given)
+            else:
+                with progress("records") as bar:
+                    exported = export_bundle_as_of(ledger_file, item, note, trust=trust, progress=bar)
+                data = exported.bundle
     except SelfCheckError as exc:  # nothing is written; say which command audits what the bundle was built from
         raise SelfCheckError(item, exc.findings, f"run 'stonetrail verify {ledger_file} --trust TRUST' (the bundle "
                                                  "was built from the ledger's records, not from its index)") from None

@@ -219,7 +219,7 @@ def framed_whole(problems: Sequence[StoreProblem]) -> bool:
 
 
 def _damaged(problem: StoreProblem) -> CorruptStoreError:
-    return CorruptStoreError(f"{problem.reason}; run `stonetrail verify` for every finding", code=problem.code)
+    return CorruptStoreError(f"{problem.reason}; run 'stonetrail verify' for every finding", code=problem.code)
 
 
 def registry_line(log: Seen, tree_size: int) -> tuple[int, Digest | None]:

@@ -483,3 +483,15 @@ def test_verify_without_a_checkpoint_names_the_one_published_beside_the_ledger(d
     result = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys")
     assert result.exit_code == 0 and "none given" in result.output
     assert f"{demo_dir / 'checkpoint.txt'} is published beside it: pass it with --checkpoint" in result.output
+
+
+def test_a_damaged_ledgers_export_names_the_ledger(copy: Path, tmp_path: Path) -> None:
+    """A new user's review: ``proof export`` of a damaged ledger said "record 100: payload CRC32 does not match"
+    without naming the file (``--json``: "file": null)."""
+    ledger = copy / "demo.ledger"
+    start, _ = _frame_spans(ledger)[100]
+    _flip(ledger, start + 30)
+    result = run("proof", "export", ledger, "R-00001-A", "-o", tmp_path / "x.stproof", "--json")
+    error = json.loads(result.output)["error"]
+    assert result.exit_code == 3 and error["file"] == str(ledger) and error["message"].startswith(f"{ledger}: ")
+    assert error["code"] == "store.checksum_mismatch" and not (tmp_path / "x.stproof").exists()
