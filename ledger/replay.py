@@ -1,10 +1,11 @@
 """Replay a stored ledger for display: every record by position (kept as where it is in the file,
 :mod:`ledger.file_records`), with the custody state it leaves, the items' record positions and heads, and its
 findings (store framing, record format, signatures, registry, custody): the first ones in log order, the rest
-counted by code (:mod:`ledger.kept_findings`), so that memory follows the items, not the records, even for a file
-crafted to fail everywhere. An application that shows a ledger (``stonetrail show``, ``items``, :mod:`ledger.history`,
-:mod:`ledger.inventory`) reads this; an auditor reads :func:`ledger.audit.check_ledger`, which streams in bounded
-memory and gives the same findings.
+counted by code (:mod:`ledger.kept_findings`), so that a file crafted to fail everywhere costs no more. No decoded
+record is held: what remains a record is the custody state's hashes of it and its Merkle tree leaf (about 1 KB,
+where a decoded record takes 4 KB). An application that shows a file with a part that cannot be read
+(``stonetrail show``, ``items``, :mod:`ledger.history`, :mod:`ledger.inventory`) reads this; an auditor reads
+:func:`ledger.audit.check_ledger`, which streams in bounded memory and gives the same findings.
 """
 
 from __future__ import annotations
