@@ -495,3 +495,19 @@ def test_a_damaged_ledgers_export_names_the_ledger(copy: Path, tmp_path: Path) -
     error = json.loads(result.output)["error"]
     assert result.exit_code == 3 and error["file"] == str(ledger) and error["message"].startswith(f"{ledger}: ")
     assert error["code"] == "store.checksum_mismatch" and not (tmp_path / "x.stproof").exists()
+
+
+def test_verify_warns_of_a_file_short_of_its_published_checkpoint(copy: Path) -> None:
+    """A new user's review: a ledger cut short beside its checkpoint.txt was invalid for show and items, and
+    verify said only "valid". Its verdict stays the file's (an audit assumes nothing), with a warning naming what
+    is missing and the option that checks it."""
+    ledger = copy / "demo.ledger"
+    whole = copy / "whole.ledger"
+    ledger.rename(whole)
+    ledger.write_bytes(whole.read_bytes()[:scan(whole).frames[700].offset])  # the first 700 records
+    result = run("verify", ledger, "--trust", copy / "trust.keys")
+    assert result.exit_code == 0 and "fewer than the 704 of the checkpoint published beside it" in result.output
+    assert f"pass --checkpoint {copy / 'checkpoint.txt'}" in result.output
+    checked = run("verify", ledger, "--trust", copy / "trust.keys", "--checkpoint", copy / "checkpoint.txt")
+    assert checked.exit_code == 1 and "checkpoint.beyond_log" in checked.output
+    assert "fewer than the" not in run("verify", whole, "--trust", copy / "trust.keys").output
