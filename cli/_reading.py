@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from ledger.audit import AuditReport
     from ledger.replay import Replay
 
-__all__ = ["Broken", "audited", "broken_parts", "damaged", "incomplete", "note_no_index", "replay_file", "rolled_back"]
+__all__ = ["RUN_VERIFY", "Broken", "audited", "broken_parts", "damaged", "incomplete", "note_no_index", "replay_file",
+           "rolled_back"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ def audited(ledger_file: Path, trust: Trust | None) -> AuditReport | None:
                               until_unreadable=True)
     return None if report.unreadable else report
 
+
+#: What an invalid listing tells to run for every finding.
+RUN_VERIFY = "(run 'stonetrail verify LEDGER --trust FILE')"
 
 #: A ledger file this large (about 16,000 records) read without an index takes long enough to say why.
 _SLOW_WITHOUT_INDEX = 8 << 20

@@ -29,7 +29,17 @@ from ._common import (
     _verdict_exit,
 )
 from ._inputs import _load_trust
-from ._reading import Broken, audited, broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
+from ._reading import (
+    RUN_VERIFY,
+    Broken,
+    audited,
+    broken_parts,
+    damaged,
+    incomplete,
+    note_no_index,
+    replay_file,
+    rolled_back,
+)
 
 
 @click.command(short_help="List every item of a ledger.")
@@ -121,12 +131,12 @@ def _print_items(lines: list[ItemLine]) -> None:
 def _summary(lines: list[ItemLine], verdict: str, findings: int, broken: Broken) -> str:
     count = _plural(len(lines), "item")
     if broken:
-        return f"{count}; INVALID: {incomplete(broken)}, so this list may be incomplete (run verify)"
+        return f"{count}; INVALID: {incomplete(broken)}, so this list may be incomplete {RUN_VERIFY}"
     if verdict == "unverified":
         return f"{count}; unverified: pass --trust to check signatures, enrolment and custody rules"
     if verdict == "verified":
         return f"{count}; valid: the whole ledger passes every rule under the pinned keys"
-    return f"{count}; INVALID: {_plural(findings, 'finding')} in the ledger (run verify)"
+    return f"{count}; INVALID: {_plural(findings, 'finding')} in the ledger {RUN_VERIFY}"
 
 
 # The name stonetrail_cli.main registers (see stonetrail_cli.consistency).

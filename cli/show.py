@@ -39,7 +39,17 @@ from ._common import (
 from ._inputs import _load_trust
 from ._output import Progress, progress
 from ._path import print_now, print_path
-from ._reading import Broken, audited, broken_parts, damaged, incomplete, note_no_index, replay_file, rolled_back
+from ._reading import (
+    RUN_VERIFY,
+    Broken,
+    audited,
+    broken_parts,
+    damaged,
+    incomplete,
+    note_no_index,
+    replay_file,
+    rolled_back,
+)
 
 
 @click.command(short_help="Print an item's history back to the mine.")
@@ -246,7 +256,7 @@ def _print_history(found: ItemScope, history: History, verdict: str, here: list[
     click.echo("path:")
     print_path(history.path)
     if broken:
-        click.echo(f"INVALID: {incomplete(broken)}, so this history may be incomplete (run verify)")
+        click.echo(f"INVALID: {incomplete(broken)}, so this history may be incomplete {RUN_VERIFY}")
     elif verdict == "unverified":
         click.echo("unverified: pass --trust to check signatures, enrolment and custody rules")
     elif verdict == "verified":
@@ -254,7 +264,7 @@ def _print_history(found: ItemScope, history: History, verdict: str, here: list[
                    "rule under the pinned keys")
     else:
         click.echo(f"INVALID: {_plural(len(here), 'finding')} on this history, {elsewhere:,} elsewhere in the "
-                   "ledger (run verify)")
+                   f"ledger {RUN_VERIFY}")
     if verdict == "invalid":
         _print_findings(here)
 
