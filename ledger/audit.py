@@ -94,8 +94,9 @@ def check_ledger(path: str | Path, trust: Trust | None, *, checkpoint: str | Non
     it can read whole and replays any other.
 
     ``trust`` None: no authority key is trusted, as :func:`ledger.replay.replay_ledger` without trust: every
-    registry record, and so every signature, gets a finding, but items and chains are rebuilt all the same (an
-    unverified listing, with ``inventory``). Not with a checkpoint, ``save_state`` or ``resume``.
+    registry record gets a finding, and so does every custody record (its signers are unknown), but items and
+    chains are rebuilt all the same (an unverified listing, with ``inventory``). No signature is checked then:
+    none could be judged. Not with a checkpoint, ``save_state`` or ``resume``.
 
     Incremental audit (:mod:`ledger.audit_state`): ``save_state`` names a new file to save the audit's state in,
     at the end of the file read (its record count A; the file's framing must be whole); ``resume`` names such a

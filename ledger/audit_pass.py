@@ -118,7 +118,8 @@ class _Walk:
         self.origin, self.sizes, self.level = origin, sizes, level
         self.keep = keep  # commitments over every record, to save the walk (:mod:`ledger.audit_state`)
         self.custody = LEVELS.index(level) >= LEVELS.index("custody")
-        self.inline_signatures = LEVELS.index(level) >= LEVELS.index("signatures")
+        # no key trusted (an unverified listing): no signature could be judged, so none is checked
+        self.inline_signatures = bool(keys) and LEVELS.index(level) >= LEVELS.index("signatures")
         self.state = SpilledState(origin, keys, signatures=self._signatures, file_bytes=file_bytes)
         self.verdicts: dict[int, list[Finding]] = {}  # the workers' sig.* findings of the chunk being applied
         self.from_workers = False
@@ -222,7 +223,7 @@ def run_pass(origin: str, keys: frozenset[bytes], *, level: str, checkpoints: Se
                 return _stopped(walk)
     # the records are needed here too (the rules, a checkpoint's lines, a state's commitments): the worker's bytes
     records = walk.custody or bool(walk.sizes) or walk.keep
-    work = functools.partial(check_chunk, level=level, engine=engine, payloads=records)
+    work = functools.partial(check_chunk, level=level, engine=engine, payloads=records, judged=bool(keys))
     for chunk, facts in _facts(chunks, executor, jobs, work):
         if records and len(facts.payloads) != chunk.count:
             raise CorruptStoreError(f"records {chunk.first}..{chunk.first + chunk.count - 1}: a worker returned "

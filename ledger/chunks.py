@@ -119,14 +119,16 @@ def _changed(chunk: Chunk) -> CorruptStoreError:
                              "where they were: the file changed during the audit", code="store.changed")
 
 
-def check_chunk(chunk: Chunk, *, level: str, engine: str | None = None, payloads: bool = False) -> ChunkFacts:
+def check_chunk(chunk: Chunk, *, level: str, engine: str | None = None, payloads: bool = False,
+                judged: bool = True) -> ChunkFacts:
     """Read and hash ``chunk``'s records and, from level ``signatures``, check their signatures with the signature
-    ``engine`` (:func:`ledger.keys.signature_engine`; None: the default). Below level ``custody`` each record is
-    decoded strictly; from it on, only its envelope is read (the facts are then not ``decoded``). ``payloads``:
-    return the records' bytes too. Runs in any process. Raises as :func:`chunk_frames`."""
+    ``engine`` (:func:`ledger.keys.signature_engine`; None: the default) unless none can be ``judged`` (no key is
+    trusted). Below level ``custody`` each record is decoded strictly; from it on, only its envelope is read (the
+    facts are then not ``decoded``). ``payloads``: return the records' bytes too. Runs in any process. Raises as
+    :func:`chunk_frames`."""
     piece, unreadable, signatures, kept, leaves = CompactRange(chunk.first), [], [], [], []
     rank = LEVELS.index(level)
-    check, decode = rank >= LEVELS.index("signatures"), rank < LEVELS.index("custody")
+    check, decode = judged and rank >= LEVELS.index("signatures"), rank < LEVELS.index("custody")
     with engine_context(engine):
         for frame in chunk_frames(chunk):
             leaves.append(leaf_hash(frame.payload))

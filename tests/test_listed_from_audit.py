@@ -137,6 +137,7 @@ def test_an_audit_without_trust_and_until_a_part_that_cannot_be_read(demo: Path,
     assert unverified.inventory is not None and audited.inventory is not None
     assert unverified.inventory.lines() == audited.inventory.lines() and unverified.findings
     assert unverified.root_hash == audited.root_hash and unverified.unreadable == audited.unreadable == 0
+    assert not [f for f in unverified.findings if f.code.startswith("sig.")]  # none judged: none checked
     for refused in ({"checkpoint": (demo / "checkpoint.txt").read_text()}, {"save_state": tmp_path / "s"}):
         with pytest.raises(InputError) as caught:
             check_ledger(ledger, None, **refused)  # type: ignore[arg-type]
