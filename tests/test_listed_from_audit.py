@@ -137,7 +137,12 @@ def test_an_audit_without_trust_and_until_a_part_that_cannot_be_read(demo: Path,
     assert unverified.inventory is not None and audited.inventory is not None
     assert unverified.inventory.lines() == audited.inventory.lines() and unverified.findings
     assert unverified.root_hash == audited.root_hash and unverified.unreadable == audited.unreadable == 0
-    assert not [f for f in unverified.findings if f.code.startswith("sig.")]  # none judged: none checked
+    forged = tmp_path / "forged.ledger"
+    forged.write_bytes(ledger.read_bytes())
+    _rewrite(forged, lambda index, payload: payload.__setitem__(-40, payload[-40] ^ 1) if index == 300 else None)
+    bad = {f.code for f in check_ledger(forged, trust).findings if f.position == 300}
+    unjudged = {f.code for f in check_ledger(forged, None, max_findings=None).findings if f.position == 300}
+    assert "sig.r_invalid_point" in bad and "sig.r_invalid_point" not in unjudged  # no key trusted: none checked
     for refused in ({"checkpoint": (demo / "checkpoint.txt").read_text()}, {"save_state": tmp_path / "s"}):
         with pytest.raises(InputError) as caught:
             check_ledger(ledger, None, **refused)  # type: ignore[arg-type]
