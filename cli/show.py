@@ -18,7 +18,7 @@ from ledger import Finding, Trust
 from ledger._text import did_you_mean
 from ledger.errors import CorruptStoreError, InputError, VerificationError
 from ledger.history import History, ItemScope, audited_scope, indexed_scope, item_scope, summary, trace
-from ledger.history_scan import scanned_scope
+from ledger.history_scan import Misplaced, scanned_scope
 from ledger.index.reading import IndexedLog, indexed_log, through_index
 from ledger.pg.db import is_url
 from ledger.pg.store import as_file, pg_view
@@ -137,7 +137,8 @@ def _show_audited(ledger_file: Path, item: str, trust: Trust | None, as_json: bo
 
     def found(scope: Callable[[], ItemScope]) -> tuple[ItemScope, History]:
         return _found(ledger_file, item, report.origin, size, inventory.items, scope)
-    with _about(ledger_file, codes=("item.unknown",)):
+    shown: tuple[ItemScope, History] | CorruptStoreError | None
+    with _about(ledger_file, codes=("item.unknown", "item.unreadable")):
         if covered and verdict == "verified":
             shown = through_index(indexed_log(ledger_file, at=size),
                                   lambda log: found(lambda: audited_scope(log, item, inventory, size, root)))
@@ -146,11 +147,9 @@ def _show_audited(ledger_file: Path, item: str, trust: Trust | None, as_json: bo
         else:
             shown = _scanned(lambda bar: found(lambda: scanned_scope(ledger_file, item, inventory, size, root,
                                                                      progress=bar)))
-            # a valid file read otherwise has changed; an invalid one may hold a statement before its subject,
-            # which only a replay places (the counts then disagree: ledger.history_scan)
-            set_aside = "it changed since it was audited" if not report.findings else \
+            set_aside = "it changed since it was audited" if not isinstance(shown, Misplaced) else \
                 "a record of this history is out of place (a fault an audit names)"
-    if not shown:
+    if not isinstance(shown, tuple):
         click.echo(f"stonetrail: warning: {ledger_file}: {set_aside}; replaying the whole ledger", err=True)
         return
     scope, history = shown
@@ -165,15 +164,16 @@ def _show_audited(ledger_file: Path, item: str, trust: Trust | None, as_json: bo
     sys.exit(_verdict_exit(verdict))
 
 
-def _scanned(read: Callable[[Progress], tuple[ItemScope, History]]) -> tuple[ItemScope, History] | None:
-    """``read(bar)`` with a progress bar, or None if the file changed since it was audited (it is replayed)."""
+def _scanned(read: Callable[[Progress], tuple[ItemScope, History]]) -> tuple[ItemScope, History] | CorruptStoreError:
+    """``read(bar)`` with a progress bar, or why the file is to be replayed: it changed since it was audited, or
+    (:class:`~ledger.history_scan.Misplaced`) it holds a record only a replay places."""
     try:
         with progress("records", "reading") as bar:
             return read(bar)
     except CorruptStoreError as exc:
         if exc.code != "store.changed":
             raise
-        return None
+        return exc
 
 
 def _warn(ledger_file: Path | str, item: str, broken: Broken) -> None:

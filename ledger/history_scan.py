@@ -33,11 +33,17 @@ from .record import RECORD_TAG, Record
 from .scope import provenance_scope
 from .storage import FrameFile
 
-__all__ = ["scanned_scope"]
+__all__ = ["Misplaced", "scanned_scope"]
 
 #: The kinds of the statements, which name a record by its hash, not its items: a statement about a record of the
 #: scope is a record of the scope (:meth:`ledger.heads.ItemHeads.items_of`).
 _STATEMENTS = frozenset({Attested.KIND, Corrected.KIND})
+
+
+class Misplaced(CorruptStoreError):
+    """The records of a scope item read are not as many as the audit counted, though the file is the audited one
+    (its root): in a log with findings, a statement before its subject, which only a replay places. Code
+    ``store.changed``, as the caller reads the file whole for either."""
 
 
 def _changed(path: str | Path, why: str) -> CorruptStoreError:
@@ -56,9 +62,10 @@ def scanned_scope(path: str | Path, item_id: str, audited: Inventory, size: int,
     Raises:
         KeyError: no item ``item_id``.
         CorruptStoreError: ``store.changed``: the file's first ``size`` records are not the audited ones, or the
-            records found disagree with the audit's count of an item's records (the caller reads the file whole):
-            in a log with findings, a statement read before its subject (``record.unknown_subject``), which the
-            audit counts once the subject comes and a read that keeps only the scope's records cannot place.
+            records found disagree with the audit's count of an item's records (:class:`Misplaced`; the caller
+            reads the file whole): in a log with findings, a statement read before its subject
+            (``record.unknown_subject``), which the audit counts once the subject comes and a read that keeps only
+            the scope's records cannot place.
     """
     if item_id not in audited.items:
         raise KeyError(item_id)
@@ -78,8 +85,9 @@ def scanned_scope(path: str | Path, item_id: str, audited: Inventory, size: int,
         head, got = audited.heads.get(name), heads.index.get(name, [])
         if head is None or len(got) != head.count or not got or got[-1] != head.position \
                 or records[got[-1]].record_hash != head.record_hash:
-            raise _changed(path, f"the records of {name!r} read are not the ones the audit counted (in a log with a "
-                                 "finding: a statement before its subject, which only a replay places)")
+            raise Misplaced(f"{path}: the records of {name!r} read are not the ones the audit counted (in a log with "
+                            "a finding: a statement before its subject, which only a replay places)",
+                            code="store.changed")
     chosen = {p: records[p] for p in scope.positions}
     named = {item_id, *(o.id for r in chosen.values() for o in r.body.outputs)}
     return ItemScope(origin=origin, items={i: audited.items[i] for i in sorted(named) if i in audited.items},

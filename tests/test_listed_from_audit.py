@@ -193,3 +193,24 @@ def test_mutated_ledgers_list_and_tell_as_their_replay(tmp_path: Path, monkeypat
             assert (found.scope, found.records) == (want.scope, want.records), (index, item)
             assert trace(found, item) == trace(want, item), (index, item)
     assert invalid >= 20 and len(disagreed) <= invalid // 4, (invalid, disagreed)
+
+
+def test_what_show_says_when_it_replays_or_cannot_find(demo: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A breaker's review: without trust (an audit then always has findings) a file changed after its audit was
+    called "out of place", and an item missing from a file cut short of its checkpoint.txt lost its JSON "file"."""
+    ledger, _ = _copy(demo, tmp_path)
+
+    def changed(*_: object, **__: object) -> None:
+        raise CorruptStoreError("the file changed", code="store.changed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("stonetrail_cli.show.scanned_scope", changed)
+        got = _run("show", str(ledger), ITEMS[0], "--json")
+    assert got.exit_code == 0 and "it changed since it was audited; replaying the whole ledger" in got.stderr
+    shutil.copy(demo / "checkpoint.txt", ledger.parent)
+    ledger.write_bytes(ledger.read_bytes()[:scan(ledger).frames[701].offset])
+    for trust in ([], ["--trust", str(ledger.parent / "trust.keys")]):
+        missing = _run("show", str(ledger), "NOPE", "--json", *trust)
+        error = json.loads(missing.output)["error"]
+        assert missing.exit_code == 1 and error["code"] == "item.unreadable" and error["file"] == str(ledger)
