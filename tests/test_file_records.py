@@ -5,13 +5,13 @@ again and must be the one replayed, and what show and items print is unchanged."
 from __future__ import annotations
 
 import gc
-import os
 import shutil
 import tracemalloc
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_listed_from_audit import _rewrite
 
 from ledger import Attested, Trust, replay_ledger
 from ledger.errors import CorruptStoreError, StorageError
@@ -87,15 +87,8 @@ def test_a_file_changed_after_its_replay_is_refused(demo: Path, tmp_path: Path, 
             byte = f.read(1)
             f.seek(target.offset + 40)
             f.write(bytes([byte[0] ^ 1]))
-    else:
-        rewritten = tmp_path / "rewritten.ledger"
-        with FileStore.create(rewritten, read.origin) as store:
-            for frame in read.frames:
-                payload = bytearray(frame.payload)
-                if frame.index == target.index:
-                    payload[-40] ^= 0x01  # inside its last signature
-                store.append(bytes(payload))
-        os.replace(rewritten, ledger)
+    else:  # inside its last signature, the frame whole
+        _rewrite(ledger, lambda index, payload: payload.__setitem__(-40, payload[-40] ^ 1) if index == 20 else None)
     assert replay.records[19] is not None  # the records before are as they were
     with pytest.raises(CorruptStoreError) as caught:
         replay.records[20]
