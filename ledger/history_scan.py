@@ -1,5 +1,6 @@
-"""An item's scope read from a ledger file that an audit found valid, without an index and without holding the log:
-what ``stonetrail show ITEM --trust`` reads when no index covers the file (docs/adr/0033).
+"""An item's scope read from a ledger file after an audit of it, without an index and without holding the log: what
+``stonetrail show ITEM`` reads when no index serves it and every part of the file can be read (docs/adr/0033,
+0034): the audit found the file valid, or found findings, or trusted no key.
 
 The scope (:func:`ledger.scope.provenance_scope`) is the item, the items it was made from, back to their roots, and
 the articles it was set into, each with every record of it. The first read of the file (:func:`scanned_scope`)
@@ -53,7 +54,7 @@ def _changed(path: str | Path, why: str) -> CorruptStoreError:
 
 def scanned_scope(path: str | Path, item_id: str, audited: Inventory, size: int, root: Digest, *,
                   progress: Progress | None = None) -> ItemScope:
-    """``item_id``'s scope in the ledger file at ``path``, whose first ``size`` records an audit found valid with
+    """``item_id``'s scope in the ledger file at ``path``, whose first ``size`` records an audit read with
     RFC 9162 root ``root`` and left with the items ``audited`` (``check_ledger(inventory=True)``); the scope's
     records are read from the file (two reads of it as a rule, in memory that follows the items, not the
     records), each fact checked against the audit (module docstring). ``progress(records read, size)`` during
