@@ -4,11 +4,11 @@ project's named), and the trust and checkpoint files every checking command take
 
 from __future__ import annotations
 
-import re
 import stat
 from pathlib import Path
 
 from ledger import Trust, keyfile
+from ledger._file_kinds import binary_kind, text_kind
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.errors import InputError, KeyFormatError, NoteFormatError, StorageError, TrustFileError
 from ledger.keys import PrivateKey
@@ -49,15 +49,11 @@ def _read_text(path: Path, what: str) -> str:
             raise InputError(f"{what} {path} is not UTF-8 text{_binary_kind(data)}") from exc
 
 
-#: The start of the project's binary files, and what to say a file that starts so is.
-_BINARY_KINDS = ((b"stonetrail/v1/bundle\n", "a proof bundle"), (b"stonetrail/v1/evidence\n", "an evidence file"),
-                 (b"STNTRAIL", "a ledger file"))
-
-
 def _binary_kind(data: bytes) -> str:
     """``: it is a proof bundle`` (or evidence file, ledger file) for a file of one of the project's binary
     formats given where a text file belongs; empty otherwise."""
-    return next((f": it is {what}" for tag, what in _BINARY_KINDS if data.startswith(tag)), "")
+    kind = binary_kind(data)
+    return f": it is {kind}" if kind else ""
 
 
 def _read_checkpoint(path: Path, what: str = "checkpoint") -> str:
@@ -69,19 +65,6 @@ def _read_checkpoint(path: Path, what: str = "checkpoint") -> str:
                                   "checkpoint' writes, e.g. checkpoint.txt)", code="note.malformed")
         read_unverified_checkpoint(text)
     return text
-
-
-#: What a text file of the project's other kinds is, by a line only that kind has (docs/format.md §7, §7b.1, §9.1).
-_TEXT_KINDS = ((re.compile(r"^(operator|authority) \S+\+[0-9a-f]{8}\+", re.MULTILINE), "a trust file"),
-               (re.compile(r"^-----BEGIN [A-Z ]*PRIVATE KEY-----", re.MULTILINE), "a private key file"),
-               (re.compile(r"\Astonetrail/v1/consistency-proof\n"), "a consistency proof"),
-               (re.compile(r"\n\n(\u2014 \S+ \S+\n)+\Z"), "a checkpoint"))
-
-
-def text_kind(text: str) -> str | None:
-    """What the text file ``text`` is, if it is one of the project's kinds (``"a trust file"``, ``"a private key
-    file"``, ``"a consistency proof"``, ``"a checkpoint"``: a signed note); None otherwise."""
-    return next((kind for pattern, kind in _TEXT_KINDS if pattern.search(text)), None)
 
 
 def load_key(path: Path) -> PrivateKey:

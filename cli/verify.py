@@ -178,7 +178,8 @@ def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = N
     if r.root_hash is None:
         spans = sum(f.code.startswith("store.") and f.code != TORN for f in r.findings) + \
             sum(count for code, count in r.omitted if code.startswith("store.") and code != TORN)
-        more = f", and {_plural(spans, 'damaged span')} of the file counted as one record each ({r.record_count:,} " \
+        each = "one record each" if spans > 1 else "one record"
+        more = f", and {_plural(spans, 'damaged span')} of the file counted as {each} ({r.record_count:,} " \
             "positions; how many records a span held is unknown)" if spans else ""
         click.echo(f"records:   {r.record_count - spans:,} read{more}")
         click.echo("root hash: unknown (the file is damaged: what its damaged bytes held is unknown)")

@@ -403,6 +403,16 @@ def test_a_proof_bundle_given_as_a_ledger_is_named(demo_dir: Path) -> None:
     assert result.exit_code == 2 and "it is a proof bundle" in result.output
 
 
+@pytest.mark.parametrize(("name", "said"), [("trust.keys", "it is a trust file (give it with --trust)"),
+                                            ("checkpoint.txt", "it is a checkpoint (give it with --checkpoint)"),
+                                            ("keys/operator.pem", "it is a private key file")])
+def test_a_text_file_given_as_a_ledger_is_named(demo_dir: Path, name: str, said: str) -> None:
+    """A new user's review: a trust file given as the ledger got "it does not start with STNTRAIL", where a proof
+    bundle is named."""
+    result = run("show", demo_dir / name, "R-00001-A")
+    assert result.exit_code == 2 and f"not a StoneTrail ledger file: {said}" in result.output
+
+
 def test_a_malformed_checkpoint_is_a_usage_error(demo_dir: Path) -> None:
     result = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys",
                  "--checkpoint", demo_dir / "trust.keys")
@@ -511,3 +521,12 @@ def test_verify_warns_of_a_file_short_of_its_published_checkpoint(copy: Path) ->
     checked = run("verify", ledger, "--trust", copy / "trust.keys", "--checkpoint", copy / "checkpoint.txt")
     assert checked.exit_code == 1 and "checkpoint.beyond_log" in checked.output
     assert "fewer than the" not in run("verify", whole, "--trust", copy / "trust.keys").output
+
+
+def test_one_damaged_span_is_counted_as_one_record(copy: Path) -> None:
+    """A new user's review: "1 damaged span of the file counted as one record each"."""
+    ledger = copy / "demo.ledger"
+    start, _ = _frame_spans(ledger)[100]
+    _flip(ledger, start + 30)
+    result = run("verify", ledger, "--trust", copy / "trust.keys")
+    assert result.exit_code == 1 and "1 damaged span of the file counted as one record (" in result.output

@@ -51,7 +51,7 @@ CLI = Path(__file__).resolve().parents[1] / "cli"
 #: _state_prefix (the ledger's bytes below a state) and _state_rows, under audit_state (docs/adr/0031).
 #: dossier (a verified bundle for people), annex (customs evidence) and report (the HTML page, jinja2), after bundle.
 ORDER = [
-    "errors", "_files", "_pool", "findings", "kept_findings", "_codec", "_state_file", "engines",
+    "errors", "_files", "_file_kinds", "_pool", "findings", "kept_findings", "_codec", "_state_file", "engines",
     "_ed25519", "keys", "keyfile", "hashing", "_text", "_schema", "merkle", "compact",
     "note", "checkpoint", "_beside", "cosignature", "witness_policy", "trust", "witnessed",
     "_grades", "events", "record", "_describe", "registry", "signer", "heads", "identity",

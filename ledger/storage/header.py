@@ -18,6 +18,7 @@ import struct
 import zlib
 from typing import Final
 
+from .._file_kinds import binary_kind, text_kind
 from ..errors import CorruptStoreError, InputError
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "MAX_HEADER", "MAX_ORIGIN_SIZE", "pack_header", "read_header"]
@@ -39,10 +40,14 @@ def _origin_problem(raw: bytes) -> str | None:
 
 
 def _not_a_ledger(data: bytes) -> str:
-    for tag, what in ((b"stonetrail/v1/bundle\n", "a proof bundle (use 'stonetrail proof verify')"),
-                      (b"stonetrail/v1/evidence\n", "an evidence file (use 'stonetrail evidence verify')")):
-        if data.startswith(tag):
-            return f"not a StoneTrail ledger file: it is {what}"
+    """Why a file starting with ``data`` is not a ledger: what it is instead, if it is one of the project's other
+    kinds (:mod:`ledger._file_kinds`), and where it goes."""
+    kind = binary_kind(data) or text_kind(data.decode("utf-8", "replace"))
+    use = {"a proof bundle": " (use 'stonetrail proof verify')",
+           "an evidence file": " (use 'stonetrail evidence verify')", "a trust file": " (give it with --trust)",
+           "a checkpoint": " (give it with --checkpoint)"}
+    if kind is not None:
+        return f"not a StoneTrail ledger file: it is {kind}{use.get(kind, '')}"
     return f"not a StoneTrail ledger file (it does not start with {MAGIC.decode()})"
 
 
