@@ -75,7 +75,7 @@ def load_key(path: Path) -> PrivateKey:
             return keyfile.load_private_key(path)
         except KeyFormatError as exc:
             data = _read_bytes(path, "key file")
-            kind = _binary_kind(data).removeprefix(": it is ") or text_kind(data.decode("utf-8", "replace"))
+            kind = binary_kind(data) or text_kind(data.decode("utf-8", "replace"))
             if kind:
                 exc.args = (f"it is {kind}, not a private key (a PEM file 'stonetrail keygen' writes)",)
             raise

@@ -198,12 +198,8 @@ def _scope(replay: Replay, item_id: str) -> tuple[dict[int, Record], Scope]:
     """The records of ``item_id``'s scope by position, and the scope. Raises KeyError: no item ``item_id``."""
     if item_id not in replay.state.items:
         raise KeyError(item_id)
-    if replay.heads is None:  # a Replay made by hand: its records are in memory
-        readable: Mapping[int, Record] = {p: r for p, r in enumerate(replay.records) if r is not None}
-        scope = provenance_scope(readable, item_id)
-    else:  # only the scope's records are read (from the file, for a replay of one)
-        readable = _Readable(replay.records)
-        scope = provenance_scope(readable, item_id, replay.heads.index)
+    readable = _Readable(replay.records)  # only the scope's are read (from the file, for a replay of one)
+    scope = provenance_scope(readable, item_id, replay.item_heads().index)
     return {p: readable[p] for p in scope.positions}, scope
 
 

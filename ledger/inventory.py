@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .heads import ItemHeads
 from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, indexed_log, through_index
 from .item import ItemLine, by_id
@@ -24,7 +23,7 @@ __all__ = ["ItemLine", "indexed_item_lines", "item_lines"]
 
 def item_lines(replay: Replay) -> list[ItemLine]:
     """Every item the replay created, sorted by id (UTF-8 bytes)."""
-    heads = replay.heads if replay.heads is not None else ItemHeads.of(enumerate(replay.records))
+    heads = replay.item_heads()
     return [ItemLine.of(replay.state.items[i], heads.head(i)) for i in sorted(replay.state.items, key=by_id)]
 
 

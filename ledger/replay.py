@@ -59,6 +59,10 @@ class Replay:
     unreadable: int = 0
     heads: ItemHeads | None = None
 
+    def item_heads(self) -> ItemHeads:
+        """:attr:`heads`, or for a replay made without them, those of its readable records."""
+        return self.heads if self.heads is not None else ItemHeads.of(enumerate(self.records))
+
     @property
     def finding_count(self) -> int:
         """Every finding, those kept in :attr:`findings` and those :attr:`omitted`."""
