@@ -228,11 +228,25 @@ def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = N
 
 def _print_lost(ledger_file: Path | str, r: AuditReport) -> None:
     """After the findings of a torn ledger: the records of the checkpoint published beside it that the torn tail
-    took, if any (then a repair refuses to cut it, ``repair.rollback``, docs/format.md §8.1)."""
-    torn = any(f.code == "store.torn_tail" for f in r.findings) and not is_url(ledger_file)
+    took, if any (then a repair refuses to cut it, ``repair.rollback``, docs/format.md §8.1). After those of a
+    ledger whose one damaged span is its last position and no interrupted append (bytes appended by another
+    program): that ``repair --damaged-tail`` moves it aside."""
+    if is_url(ledger_file):
+        return
+    torn = any(f.code == "store.torn_tail" for f in r.findings)
     if torn and (short := short_of(ledger_file, r.origin, r.record_count)) is not None:
         click.echo(f"hint:      {short}; repair refuses to cut the torn tail below that checkpoint "
                    "(repair.rollback): recover the records from a backup or a mirror")
+    damage = [f for f in r.findings if f.code.startswith("store.")]
+    if not r.omitted and len(damage) == 1 and damage[0].code not in _NOT_A_DAMAGED_TAIL \
+            and damage[0].position == r.record_count - 1:
+        click.echo(f"hint:      the damage runs from the last record to end of file; if it holds no record you need, "
+                   f"'stonetrail repair --damaged-tail {ledger_file}' moves it aside (nothing is deleted)")
+
+
+#: The damage codes that ``repair --damaged-tail`` does not move: a torn tail (plain ``repair`` does) and damage
+#: too dense to search (it may hold records).
+_NOT_A_DAMAGED_TAIL = ("store.torn_tail", "store.resync_limit")
 
 
 def _scope(tree_size: int, r: AuditReport) -> str:

@@ -152,7 +152,7 @@ def test_repair_restores_a_demo_ledger_cut_7_bytes_short_and_it_takes_appends_ag
     again = run("repair", ledger, "--json")
     assert again.exit_code == 0 and json.loads(again.stdout) == {
         "verdict": "intact", "file": str(ledger), "records": 704, "size_bytes": len(original), "side_file": None,
-        "moved_bytes": 0}
+        "moved_bytes": 0, "damaged_tail": False}
 
 
 def test_a_ledger_below_its_published_checkpoint_is_neither_cut_nor_appended_to(demo: Path, tmp_path: Path) -> None:
@@ -261,6 +261,47 @@ def test_repair_refuses_a_ledger_damaged_in_the_middle_and_names_the_position(de
     assert as_json.exit_code == 3 and json.loads(as_json.stdout)["error"]["code"] == "store.checksum_mismatch"
     cut_short(ledger)  # a torn tail after damage in the middle is no repair either
     assert run("repair", ledger).exit_code == 3 and list(tmp_path.glob("*.torn-*")) == []
+
+
+def test_bytes_appended_by_another_program_are_moved_aside_only_when_asked(demo: Path, tmp_path: Path) -> None:
+    """A line of text appended to the ledger (no frame magic: not an interrupted append) makes it invalid; verify
+    hints at ``repair --damaged-tail``; plain repair refuses and says so; --damaged-tail moves exactly those bytes
+    into LEDGER.damaged-OFFSET and the ledger verifies again. A last record whose CRC fails is a damaged tail too,
+    and the published checkpoint, which covers it, refuses its cut (repair.rollback); damage with a record after it,
+    or followed by appended bytes, is never one."""
+    ledger = _copy(demo, tmp_path)
+    original, junk = ledger.read_bytes(), b"note to self: ship parcel on Monday\n"
+    with ledger.open("ab") as f:
+        f.write(junk)
+    audit = run("verify", ledger, "--trust", tmp_path / "trust.keys")
+    assert audit.exit_code == 1 and "store.bad_magic" in audit.output
+    assert f"'stonetrail repair --damaged-tail {ledger}'" in audit.output
+    refused = run("repair", ledger)
+    assert refused.exit_code == 3 and "[store.bad_magic]" in refused.stderr and "--damaged-tail" in refused.stderr
+    assert ledger.read_bytes() == original + junk and not list(tmp_path.glob("*.damaged-*"))
+    done = run("repair", ledger, "--damaged-tail", "--json")
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.stdout)
+    side = tmp_path / f"demo.ledger.damaged-{len(original)}"
+    assert out["verdict"] == "repaired" and out["damaged_tail"] is True and out["side_file"] == str(side)
+    assert out["records"] == 704 and out["moved_bytes"] == len(junk)
+    assert ledger.read_bytes() == original and side.read_bytes() == junk  # nothing lost
+    assert run("verify", ledger, "--trust", tmp_path / "trust.keys").exit_code == 0
+    assert run("repair", ledger, "--damaged-tail").exit_code == 0 and ledger.read_bytes() == original  # intact
+    last = scan(ledger).frames[-1]
+    damaged = bytearray(original)
+    damaged[-1] ^= 1  # the last record's payload: its CRC fails, no frame follows
+    ledger.write_bytes(bytes(damaged))
+    with pytest.raises(VerificationError) as err:
+        repair(ledger, damaged_tail=True)
+    assert err.value.code == "repair.rollback" and "damaged tail starts at record 703" in str(err.value)
+    (tmp_path / "checkpoint.txt").unlink()
+    assert repair(ledger, damaged_tail=True).damaged and ledger.read_bytes() == original[:last.offset]
+    ledger.write_bytes(bytes(damaged) + junk)  # two damaged spans: the CRC one is followed by no frame either
+    flip_early(ledger, 5)
+    with pytest.raises(CorruptStoreError) as mid:
+        repair(ledger, damaged_tail=True)
+    assert mid.value.code == "store.checksum_mismatch" and "not a torn tail" in str(mid.value)
 
 
 def test_repair_refuses_to_cut_below_an_issued_checkpoint(demo: Path, tmp_path: Path) -> None:

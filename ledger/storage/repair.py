@@ -15,7 +15,7 @@ from .._files import io_errors, write_file
 from ..checkpoint import Checkpoint, read_unverified_checkpoint
 from ..errors import CorruptStoreError, StorageError, VerificationError, expect, expect_path
 from .filestore import _lock, _pread, _regular, _survey
-from .framing import TORN, StoreProblem
+from .framing import RESYNC_LIMIT, TORN, StoreProblem
 
 __all__ = ["Repaired", "repair"]
 
@@ -53,30 +53,40 @@ def _read_regular(path: Path) -> bytes | None:
 class Repaired:
     """What :func:`repair` did to the ledger file ``ledger``: it now holds ``records`` records in ``size_bytes``
     bytes; ``side_file`` holds the ``moved_bytes`` bytes of the torn tail moved aside (None and 0: nothing to
-    repair, the file is as it was)."""
+    repair, the file is as it was); ``damaged``: they were a damaged tail (``repair(damaged_tail=True)``)."""
 
     ledger: Path
     records: int
     size_bytes: int
     side_file: Path | None
     moved_bytes: int
+    damaged: bool = False
 
     @property
     def repaired(self) -> bool:
-        """True if a torn tail was moved aside."""
+        """True if a torn (or damaged) tail was moved aside."""
         return self.side_file is not None
 
     def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict: ``verdict`` ``repaired`` or ``intact``, the files, counts in records and bytes."""
+        """A JSON-ready dict: ``verdict`` ``repaired`` or ``intact``, the files, counts in records and bytes,
+        ``damaged_tail`` (what was moved is a damaged tail, not a torn one)."""
         return {"verdict": "repaired" if self.repaired else "intact", "file": str(self.ledger),
                 "records": self.records, "size_bytes": self.size_bytes,
-                "side_file": None if self.side_file is None else str(self.side_file), "moved_bytes": self.moved_bytes}
+                "side_file": None if self.side_file is None else str(self.side_file), "moved_bytes": self.moved_bytes,
+                "damaged_tail": self.damaged}
 
 
-def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None) -> Repaired:
+def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None, damaged_tail: bool = False) -> Repaired:
     """Move a torn tail (an interrupted append: an incomplete last frame, or every frame of a batch cut short)
     into the new file ``<path>.torn-<offset>``; truncate the ledger to the end of the last complete batch
     (docs/format.md §8, "Repair"). Bytes are moved, never deleted.
+
+    ``damaged_tail``: also move aside, into ``<path>.damaged-<offset>``, a damaged tail: one damaged span that
+    runs from the end of the last valid frame to end of file but does not look like an interrupted append (bytes
+    another program appended, or a last frame that fails its CRC). No valid frame follows it, but it may hold a
+    record whose frame was damaged, so it is moved only when asked; without it such a tail is refused, with a
+    message that says so. Damage with a valid frame after it, or too dense to search (``store.resync_limit``), is
+    always refused.
 
     ``checkpoint``: the text of a checkpoint issued for this ledger. Repair refuses to leave the file with fewer
     records than its tree size, or than the tree size of the checkpoint published beside it (``checkpoint.txt``,
@@ -113,43 +123,56 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None) -> Re
         with io_errors(p, "repairing"):
             origin, offsets, problems, end = _survey(fd)
             published = published_of(p, origin, strict=issued is None)  # none given: an unreadable one refuses
-            _may_cut(p, problems, issued, published, origin, len(offsets))
+            damaged = _may_cut(p, problems, issued, published, origin, len(offsets), end, damaged_tail)
             side, tail = None, b""
             if problems:
                 tail = _pread(fd, os.fstat(fd).st_size - end, end)
-                side = _move_aside(tail, p.with_name(f"{p.name}.torn-{end}"))
+                side = _move_aside(tail, p.with_name(f"{p.name}.{'damaged' if damaged else 'torn'}-{end}"))
                 os.ftruncate(fd, end)
                 os.fsync(fd)
-            return Repaired(ledger=p, records=len(offsets), size_bytes=end, side_file=side, moved_bytes=len(tail))
+            return Repaired(ledger=p, records=len(offsets), size_bytes=end, side_file=side, moved_bytes=len(tail),
+                            damaged=damaged)
     finally:
         os.close(fd)
 
 
 def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | None, published: Checkpoint | None,
-            origin: str, kept: int) -> None:
-    """Refuse a repair that would cut anything but a torn tail, or leave fewer records than ``issued`` (the
+            origin: str, kept: int, end: int, damaged_tail: bool) -> bool:
+    """Refuse a repair that would cut anything but a torn tail (or, with ``damaged_tail``, a damaged tail: one span
+    from ``end``, the end of the last valid frame, to end of file), or leave fewer records than ``issued`` (the
     caller's checkpoint) or ``published`` (the one beside the file) covers, whichever is larger (``kept``: the
-    records before the torn tail, or all of them). Raises as :func:`repair`."""
-    if problems and problems[0].code != TORN:  # a torn tail is always the last problem
+    records before the tail, or all of them). Return whether the tail to cut is a damaged one. Raises as
+    :func:`repair`."""
+    damaged = bool(problems) and problems[0].code != TORN  # a torn tail is always the last problem
+    if damaged:
         first = problems[0]
-        raise CorruptStoreError(f"{p} is damaged at record {first.index} (byte offset {first.offset}): "
-                                f"{first.reason.removeprefix(f'record {first.index}: ')}; that is not a torn tail, "
-                                "so repair leaves the file as it is (it may hold whole records): restore the file "
-                                "from a backup or a mirror; stonetrail verify names the damaged records",
-                                code=first.code)
+        at = f"{p} is damaged at record {first.index} (byte offset {first.offset}): " \
+             f"{first.reason.removeprefix(f'record {first.index}: ')}; "
+        if len(problems) > 1 or first.offset != end or first.code == RESYNC_LIMIT:
+            raise CorruptStoreError(at + "that is not a torn tail, so repair leaves the file as it is (it may hold "
+                                    "whole records): restore the file from a backup or a mirror; stonetrail verify "
+                                    "names the damaged records", code=first.code)
+        if not damaged_tail:
+            raise CorruptStoreError(at + "no valid frame follows, but these bytes are not an interrupted append "
+                                    "(bytes another program appended, or a last record damaged), so repair leaves "
+                                    "the file as it is. If no record you need is in them, 'stonetrail repair "
+                                    f"--damaged-tail' moves them into {p.name}.damaged-{end} (nothing is "
+                                    "deleted); else restore the file from a backup or a mirror", code=first.code)
     if issued is not None and issued.origin != origin:
         raise VerificationError(f"the checkpoint is of {issued.origin!r:.80}, {p} of {origin!r:.80}",
                                 code="checkpoint.origin_mismatch")
     given = issued is not None and (published is None or issued.tree_size >= published.tree_size)
     issued = issued if given else published
     if issued is None:
-        return
+        return damaged
     if kept < issued.tree_size:
         which = "the checkpoint given" if given else f"the checkpoint published beside it ({published_checkpoint(p)})"
-        where = (f"its torn tail starts at record {kept} (byte offset {problems[0].offset})" if problems
+        tail = "damaged" if damaged else "torn"
+        where = (f"its {tail} tail starts at record {kept} (byte offset {problems[0].offset})" if problems
                  else f"it holds {kept} records")
         raise VerificationError(f"{p}: {where}, below the tree size {issued.tree_size} of {which}: "
                                 f"{issued.tree_size - kept} record(s) it covers would be rolled back; nothing was "
                                 "changed: recover them (a backup, a copy) before repairing" +
                                 ("" if given else ", or move that checkpoint aside if it is not this ledger's"),
                                 code="repair.rollback")
+    return damaged
