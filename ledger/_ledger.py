@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from .backends import Backend, FileBackend
+from .backends import Backend, FileBackend, refuse_fork_beside
 from .checkpoint import Checkpoint, sign_checkpoint
 from .custody import CustodyState
 from .errors import (
@@ -70,11 +70,15 @@ class Ledger:
 
         Raises:
             StorageError: the file exists (``store.exists``) or cannot be written. ArgumentError: ``input.type``.
+            VerificationError: ``checkpoint.beyond_log``: a checkpoint of ``origin`` is published beside it
+            (:func:`ledger.backends.refuse_fork_beside`).
         """
         keys = frozenset(_writer_arguments(path, authority_keys, now_ms))
         expect(origin, str, "origin", "text")
         if is_url(path):
             return cls(PgBackend.create(str(path), origin, keys), now_ms=now_ms)
+        if not Path(path).exists():  # else store.exists, below
+            refuse_fork_beside(path, origin)
         return cls(FileBackend(FileStore.create(path, origin), keys), now_ms=now_ms)
 
     @classmethod

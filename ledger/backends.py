@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
-from ._beside import short_of
+from ._beside import published_checkpoint, published_of, short_of
 from .errors import InputError, StorageError, VerificationError
 from .findings import raise_first
 from .hashing import Digest
@@ -86,18 +87,39 @@ def _not_rolled_back(store: FileStore, records: int) -> None:
                                 code="checkpoint.beyond_log")
 
 
+def refuse_fork_beside(path: str | Path, origin: str) -> None:
+    """Refuse to create a ledger of ``origin`` at ``path`` beside a checkpoint published for that origin
+    (:func:`ledger._beside.published_of`) of any records: a new log of that origin there would fork the published
+    one (its first append would not extend it). Raises VerificationError ``checkpoint.beyond_log`` before any
+    file is made."""
+    published = published_of(path, origin)
+    if published is not None and published.tree_size > 0:
+        raise VerificationError(f"{published_checkpoint(path)} beside {path} is a checkpoint of {origin!r:.80} "
+                                f"signed at {published.tree_size} records: a new, empty ledger of that origin there "
+                                "would fork the published log; create it in another folder or under another origin "
+                                "(or copy the published ledger: stonetrail copy)", code="checkpoint.beyond_log")
+
+
 class FileBackend:
     """A ledger file held for writing (its lock), with its index beside it."""
 
-    def __init__(self, store: FileStore, authority_keys: frozenset[bytes], progress: Progress | None = None
-                 ) -> None:
+    def __init__(self, store: FileStore, authority_keys: frozenset[bytes], progress: Progress | None = None,
+                 *, published: bool = True) -> None:
+        """``published``: refuse a file holding fewer records than the checkpoint published beside it covers
+        (``checkpoint.beyond_log``); False for a copy being written, whose records are all still to come."""
         self._store, self._authority_keys = store, authority_keys
         self._prefix: bytes | None = None  # SHA-256 of the log up to the index's end, from the last check_tree
         self._body: CheckpointBody | None = None  # the last checkpoint body
         try:
             self._index = open_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress)
-            _not_rolled_back(store, self._index.size)
         except BaseException:
+            store.close()
+            raise
+        try:
+            if published:
+                _not_rolled_back(store, self._index.size)
+        except BaseException:
+            self._index.close()  # else its -wal and -shm files stay until the collector closes it
             store.close()
             raise
         store.resume(self._index.size, self._index.end, self._index.payload)

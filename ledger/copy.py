@@ -9,13 +9,15 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ._ledger import Ledger
+from .backends import FileBackend
 from .errors import CorruptStoreError, StoneTrailError, StorageError, VerificationError, expect_path
+from .index import discard_index
 from .index.db import index_path
 from .pg.db import is_url, redact
 from .pg.store import payloads
 from .pg.writer import drop_ledger, ledger_tables
 from .record import Record
-from .storage import FrameFile
+from .storage import FileStore, FrameFile
 
 __all__ = ["copy_ledger"]
 
@@ -83,7 +85,7 @@ def copy_ledger(source: str | Path, target: str | Path, authority_keys: Iterable
             return done
         finally:
             building.unlink(missing_ok=True)
-            index_path(building).unlink(missing_ok=True)
+            discard_index(building)  # with its -wal and -shm
     except StoneTrailError as exc:  # a record that breaks a rule is the source's; the rest, the target's
         _about(exc, source if isinstance(exc, VerificationError) else target)
         raise
@@ -112,7 +114,7 @@ def _copy(origin: str, total: int, rows: Iterator[Record], target: str | Path, k
     whose tables are dropped again if the copy fails (the database as it was before)."""
     done, made = 0, []
     try:
-        with Ledger.create(target, origin, keys) as copy:
+        with _new_ledger(target, origin, keys) as copy:
             made = ledger_tables(partial) if partial is not None else []
             batch: list[Record] = []
             for record in rows:
@@ -137,3 +139,12 @@ def _copy(origin: str, total: int, rows: Iterator[Record], target: str | Path, k
     if progress is not None:
         progress(done, total)
     return done
+
+
+def _new_ledger(target: str | Path, origin: str, keys: list[bytes]) -> Ledger:
+    """A new ledger at ``target`` for the copy. A file is not checked against the checkpoint published beside it
+    (in the source's folder, the source's own): it holds none of its records yet, and is renamed to its name only
+    once it holds them all."""
+    if is_url(target):
+        return Ledger.create(str(target), origin, keys)
+    return Ledger(FileBackend(FileStore.create(target, origin), frozenset(keys), published=False))

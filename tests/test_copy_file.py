@@ -1,0 +1,80 @@
+"""``stonetrail copy`` from file to file (``ledger.copy_ledger``): a backup beside the ledger, in the folder of the
+checkpoint published for it, is a plain copy (a new user's review: it was refused as a rollback of the published
+log, and left the partial copy's index files behind); a copy that fails leaves nothing behind."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ledger import Ledger, Trust, build_demo, check_ledger, copy_ledger
+from ledger.errors import CorruptStoreError, VerificationError
+from ledger.storage import FileStore, scan
+from stonetrail_cli.main import main
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    build_demo(out)
+    return out
+
+
+def run(*args: object) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _folder(demo: Path, tmp_path: Path) -> Path:
+    for name in ("demo.ledger", "trust.keys", "checkpoint.txt"):
+        shutil.copy(demo / name, tmp_path / name)
+    return tmp_path / "demo.ledger"
+
+
+def test_a_backup_beside_the_ledger_and_its_published_checkpoint_is_copied_whole(demo: Path, tmp_path: Path) -> None:
+    ledger = _folder(demo, tmp_path)
+    result = run("copy", ledger, tmp_path / "backup.ledger", "--trust", tmp_path / "trust.keys")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backup.ledger", "backup.ledger.index", "checkpoint.txt",
+                                                         "demo.ledger", "trust.keys"]
+    trust = Trust.parse((tmp_path / "trust.keys").read_text())
+    report = check_ledger(tmp_path / "backup.ledger", trust, checkpoint=(tmp_path / "checkpoint.txt").read_text())
+    assert report.findings == () and report.record_count == 704  # the records whole: the checkpoint's root is theirs
+    assert report.root_hash == check_ledger(ledger, trust).root_hash
+
+
+def test_a_copy_that_fails_leaves_no_partial_file_behind(demo: Path, tmp_path: Path) -> None:
+    ledger = _folder(demo, tmp_path)
+    data = bytearray(ledger.read_bytes())
+    data[len(data) // 2] ^= 1  # a record in the middle fails its CRC: the copy stops there
+    ledger.write_bytes(bytes(data))
+    trust = Trust.parse((tmp_path / "trust.keys").read_text())
+    with pytest.raises(CorruptStoreError):
+        copy_ledger(ledger, tmp_path / "backup.ledger", trust.authority_keys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.txt", "demo.ledger", "trust.keys"]
+
+
+def test_a_new_ledger_beside_a_published_checkpoint_of_its_origin_is_refused_before_any_file(demo: Path,
+                                                                                              tmp_path: Path) -> None:
+    """Creating one would fork the published log: refused with ``checkpoint.beyond_log``, no file left; another
+    origin in the same folder is created. A writer opening a ledger short of that checkpoint is refused and leaves
+    no index -wal or -shm file open."""
+    ledger = _folder(demo, tmp_path)
+    origin = check_ledger(ledger, None).origin
+    trust = tmp_path / "trust.keys"
+    refused = run("init", tmp_path / "new.ledger", "--origin", origin, "--trust", trust)
+    assert refused.exit_code == 1 and "[checkpoint.beyond_log]" in refused.stderr and "would fork" in refused.stderr
+    assert not list(tmp_path.glob("new.ledger*"))
+    assert run("init", tmp_path / "other.ledger", "--origin", "other.example/ledger", "--trust", trust).exit_code == 0
+    frames = scan(ledger).frames
+    short = tmp_path / "short" / "demo.ledger"
+    short.parent.mkdir()
+    shutil.copy(tmp_path / "checkpoint.txt", short.parent / "checkpoint.txt")
+    with FileStore.create(short, origin) as store:
+        store.append_batch([f.payload for f in frames[:700]])
+    with pytest.raises(VerificationError) as err:
+        Ledger.open(short, Trust.parse(trust.read_text()).authority_keys)
+    assert err.value.code == "checkpoint.beyond_log"
+    assert sorted(p.name for p in short.parent.iterdir()) == ["checkpoint.txt", "demo.ledger", "demo.ledger.index"]
