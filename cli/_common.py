@@ -79,7 +79,7 @@ class _Verdict(Protocol):
 VERDICT_EXIT = {
     "valid": EXIT_VALID, "valid_compliant": EXIT_VALID, "valid_not_compliant": EXIT_INVALID,  # verify, proof verify
     "invalid": EXIT_INVALID,  # verify, proof verify, show, demo
-    "verified": EXIT_VALID, "unverified": EXIT_VALID,  # show
+    "unverified": EXIT_VALID,  # show and items (their "valid" and "invalid" are verify's)
     "extends": EXIT_VALID, "same_tree": EXIT_VALID, "nothing_to_compare": EXIT_VALID,  # consistency
     "not_consistent": EXIT_INVALID, "not_shown_consistent": EXIT_INVALID,
     "misbehaviour_proven": EXIT_VALID,  # evidence verify (evidence that proves nothing is an error, exit 1)

@@ -50,12 +50,12 @@ class Broken:
 
 
 def replay_file(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
-    """LEDGER replayed (with a progress bar on a terminal), and its verdict: ``verified`` (every rule holds
+    """LEDGER replayed (with a progress bar on a terminal), and its verdict: ``valid`` (every rule holds
     under ``trust``), ``invalid`` (a finding), or ``unverified`` (no trust given)."""
     from ledger import replay_ledger  # the audit's modules: loaded by the commands that replay, not at start
     with _about(ledger_file), progress("records", "replaying") as bar:
         replay = replay_ledger(ledger_file, trust, progress=bar)
-    return replay, "unverified" if trust is None else "invalid" if replay.findings else "verified"
+    return replay, "unverified" if trust is None else "invalid" if replay.findings else "valid"
 
 
 def audited(ledger_file: Path, trust: Trust | None) -> AuditReport | None:

@@ -56,7 +56,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     the file as an audit (every core, memory that follows the items) that checks no rule.
 
     With --trust the whole ledger is audited, as 'verify' does (on every core, in memory that follows the items),
-    and the list is the audit's: "valid" (--json: "verified") only if it has no finding at all, else "invalid"
+    and the list is the audit's: "valid" only if it has no finding at all, else "invalid"
     (exit 1; 'verify' lists the findings). A file with a part that cannot be read is replayed instead (memory
     then follows the records, ~1 KB each), which names those parts.
 
@@ -94,7 +94,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
                                                                                   report.record_count))
                 if trust is not None:
                     findings, count = report.findings, report.finding_count
-                    verdict = "invalid" if findings else "verified"
+                    verdict = "invalid" if findings else "valid"
             else:  # a part of the file cannot be read: the replay names it
                 replay, verdict = replay_file(local, trust)
                 lines, broken = item_lines(replay), broken_parts(ledger_file, replay)
@@ -134,7 +134,7 @@ def _summary(lines: list[ItemLine], verdict: str, findings: int, broken: Broken)
         return f"{count}; INVALID: {incomplete(broken)}, so this list may be incomplete {RUN_VERIFY}"
     if verdict == "unverified":
         return f"{count}; unverified: pass --trust to check signatures, enrolment and custody rules"
-    if verdict == "verified":
+    if verdict == "valid":
         return f"{count}; valid: the whole ledger passes every rule under the pinned keys"
     return f"{count}; INVALID: {_plural(findings, 'finding')} in the ledger {RUN_VERIFY}"
 

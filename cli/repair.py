@@ -39,7 +39,8 @@ def repair_command(ledger_file: Path, checkpoint_path: Path | None, damaged_tail
     the file is left as it is (run 'stonetrail verify'). With --damaged-tail, a damaged tail is moved aside too, into
     LEDGER.damaged-OFFSET: one damaged span from the end of the last valid frame to end of file that does not look
     like an interrupted append (bytes another program appended to the file, or a last record whose bytes were
-    damaged); without it, such a tail is refused with a message that says so.
+    damaged); without it, such a tail is refused with a message that says so, unless it is too short to hold a
+    record (12 bytes or fewer, e.g. a stray newline).
 
     A cut that would leave fewer records than the tree size of the checkpoint published beside LEDGER
     (checkpoint.txt), or of the one given with --checkpoint, is refused as a rollback (repair.rollback, exit 1):

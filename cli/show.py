@@ -67,7 +67,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     (every core, memory that follows the items) that rebuilds the items without checking any rule.
 
     With --trust the whole ledger is audited first, as 'verify' does (on every core, in memory that follows the
-    items): the history is called verified only if the ledger has no finding at all (a forged or damaged record
+    items): the history is called valid only if the ledger has no finding at all (a forged or damaged record
     elsewhere could hide part of it). It is then read through the index, or from the file, each record checked
     against the audit, with the findings on this history. A file with a part that cannot be read is replayed
     (memory then follows the records: ~1 KB each), to show where.
@@ -76,7 +76,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     the verdict invalid (exit 1): records of the item may be missing, and an item only such a part creates is
     unreadable (item.unreadable), not unknown.
 
-    --json gives the rows (masses in mct, times in ms since the Unix epoch, UTC), "now", "verdict" (verified,
+    --json gives the rows (masses in mct, times in ms since the Unix epoch, UTC), "now", "verdict" (valid,
     unverified or invalid), the findings on this history with "findings_elsewhere" (a count), and "damage" with
     "damaged_parts". The first 10,000 findings and damaged parts are kept; 'verify --max-findings 0' lists all.
 
@@ -133,13 +133,13 @@ def _show_audited(ledger_file: Path, item: str, trust: Trust | None, as_json: bo
     if report is None or report.inventory is None or report.root_hash is None:
         return
     inventory, size, root = report.inventory, report.record_count, report.root_hash
-    verdict = "unverified" if trust is None else "invalid" if report.findings else "verified"
+    verdict = "unverified" if trust is None else "invalid" if report.findings else "valid"
 
     def found(scope: Callable[[], ItemScope]) -> tuple[ItemScope, History]:
         return _found(ledger_file, item, report.origin, size, inventory.items, scope)
     shown: tuple[ItemScope, History] | CorruptStoreError | None
     with _about(ledger_file, codes=("item.unknown", "item.unreadable")):
-        if covered and verdict == "verified":
+        if covered and verdict == "valid":
             shown = through_index(indexed_log(ledger_file, at=size),
                                   lambda log: found(lambda: audited_scope(log, item, inventory, size, root)))
             set_aside = f"its index disagrees with the audit: set aside (run 'stonetrail index {ledger_file} " \
@@ -259,7 +259,7 @@ def _print_history(found: ItemScope, history: History, verdict: str, here: list[
         click.echo(f"INVALID: {incomplete(broken)}, so this history may be incomplete {RUN_VERIFY}")
     elif verdict == "unverified":
         click.echo("unverified: pass --trust to check signatures, enrolment and custody rules")
-    elif verdict == "verified":
+    elif verdict == "valid":
         click.echo(f"valid: {_plural(len(history.path), 'record')} in this history; the whole ledger passes every "
                    "rule under the pinned keys")
     else:

@@ -14,6 +14,7 @@ fault and raises :class:`~ledger.errors.InputError`; a proof that is malformed o
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
@@ -388,10 +389,11 @@ def _check_proof(proof: Sequence[Digest], want: int) -> None:
 
 
 def _check_match(which: str, got: bytes, want: bytes) -> None:
+    """Raise ProofError ``proof.root_mismatch`` if ``got`` is not ``want``, both named in standard base64, as
+    checkpoints and every command print root hashes."""
     if got != want:
-        raise ProofError(
-            f"{which} root mismatch: got {got.hex()}, want {want.hex()}", code="proof.root_mismatch"
-        )
+        raise ProofError(f"{which} root mismatch: got {base64.b64encode(got).decode()}, want "
+                         f"{base64.b64encode(want).decode()}", code="proof.root_mismatch")
 
 
 def _trusted_digest(name: str, value: Digest) -> Digest:

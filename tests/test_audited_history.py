@@ -121,7 +121,7 @@ def shows_the_replays_history(ledger: Path, items: Sequence[str], monkeypatch: p
         for item, shown in want.items():
             got = _show(ledger, item)
             assert got.exit_code == shown.exit_code == 0 and got.stdout == shown.stdout, item
-            assert json.loads(got.stdout)["verdict"] == "verified"
+            assert json.loads(got.stdout)["verdict"] == "valid"
         unknown = _show(ledger, "R-00001-a")
         assert unknown.exit_code == 2 and "did you mean 'R-00001-A'" in unknown.stdout
 

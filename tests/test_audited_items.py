@@ -57,7 +57,7 @@ def test_items_trust_lists_a_valid_ledger_without_replaying_it(demo: Path, tmp_p
         patched.setattr("stonetrail_cli.items.replay_file", no_replay)
         listed = CliRunner().invoke(main, ["items", str(ledger), "--trust", str(demo / "trust.keys"), "--json"])
     data = json.loads(listed.stdout)
-    assert listed.exit_code == 0 and data["verdict"] == "verified" and data["items"] == want
+    assert listed.exit_code == 0 and data["verdict"] == "valid" and data["items"] == want
     assert (data["findings"], data["finding_count"], data["damage"], data["damaged_parts"]) == ([], 0, [], 0)
     forged = tmp_path / "forged.ledger"  # one byte of the last record changed: its frame no longer checks out
     shutil.copy(ledger, forged)

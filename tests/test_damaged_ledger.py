@@ -4,6 +4,7 @@ byte, and refuses damage in the middle or a cut below an issued checkpoint."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -288,6 +289,12 @@ def test_bytes_appended_by_another_program_are_moved_aside_only_when_asked(demo:
     assert ledger.read_bytes() == original and side.read_bytes() == junk  # nothing lost
     assert run("verify", ledger, "--trust", tmp_path / "trust.keys").exit_code == 0
     assert run("repair", ledger, "--damaged-tail").exit_code == 0 and ledger.read_bytes() == original  # intact
+    with ledger.open("ab") as f:  # a stray newline, too short to hold a record: plain repair moves it
+        f.write(b"\n")
+    assert repair(ledger).damaged and ledger.read_bytes() == original
+    newline = b"\n"
+    second = f"demo.ledger.damaged-{len(original)}-{hashlib.sha256(newline).hexdigest()[:16]}"
+    assert (tmp_path / second).read_bytes() == b"\n"  # beside the first one moved aside at that offset
     last = scan(ledger).frames[-1]
     damaged = bytearray(original)
     damaged[-1] ^= 1  # the last record's payload: its CRC fails, no frame follows

@@ -61,8 +61,8 @@ _Good = Callable[[SmallFiles, Path], list[str | Path]]
 GOOD: dict[tuple[str, ...], tuple[_Good, str | None, int]] = {
     ("demo",): (lambda f, d: [d / "demo"], "valid", 0),
     ("verify",): (lambda f, d: [f.ledger, "--trust", f.trust, "--checkpoint", f.checkpoint], "valid", 0),
-    ("show",): (lambda f, d: [f.ledger, "S1", "--trust", f.trust], "verified", 0),
-    ("items",): (lambda f, d: [f.ledger, "--trust", f.trust], "verified", 0),
+    ("show",): (lambda f, d: [f.ledger, "S1", "--trust", f.trust], "valid", 0),
+    ("items",): (lambda f, d: [f.ledger, "--trust", f.trust], "valid", 0),
     ("repair",): (lambda f, d: [f.ledger, "--checkpoint", f.checkpoint], "intact", 0),
     ("index",): (lambda f, d: [f.ledger, "--trust", f.trust], None, 0),
     ("checkpoint",): (lambda f, d: [f.ledger, "--key", _operator_key(d), "-o", d / "cp.txt"], None, 0),

@@ -391,8 +391,11 @@ def test_report_groups_what_it_could_not_check(demo: Path) -> None:
 
 
 def test_show_says_valid_as_verify_does(demo: Path) -> None:
-    res = CliRunner().invoke(main, ["show", str(demo / "demo.ledger"), DIAVIK, "--trust", str(demo / "trust.keys")])
+    """In its text and its JSON verdict alike (a new user's review: the text said valid, the JSON verified)."""
+    args = ["show", str(demo / "demo.ledger"), DIAVIK, "--trust", str(demo / "trust.keys")]
+    res = CliRunner().invoke(main, args)
     assert res.exit_code == 0 and "\nvalid: 10 records" in res.output and "verified:" not in res.output
+    assert json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)["verdict"] == "valid"
 
 
 @pytest.mark.parametrize(("env", "coloured"), [({}, True), ({"NO_COLOR": ""}, False), ({"NO_COLOR": "1"}, False),

@@ -15,7 +15,7 @@ from .._files import io_errors, write_file
 from ..checkpoint import Checkpoint, read_unverified_checkpoint
 from ..errors import CorruptStoreError, StorageError, VerificationError, expect, expect_path
 from .filestore import _lock, _pread, _regular, _survey
-from .framing import RESYNC_LIMIT, TORN, StoreProblem
+from .framing import FRAME_HEADER, RESYNC_LIMIT, TORN, StoreProblem
 
 __all__ = ["Repaired", "repair"]
 
@@ -85,8 +85,9 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None, damag
     runs from the end of the last valid frame to end of file but does not look like an interrupted append (bytes
     another program appended, or a last frame that fails its CRC). No valid frame follows it, but it may hold a
     record whose frame was damaged, so it is moved only when asked; without it such a tail is refused, with a
-    message that says so. Damage with a valid frame after it, or too dense to search (``store.resync_limit``), is
-    always refused.
+    message that says so, unless it is too short to hold a record (no more than a frame header, 12 bytes: a stray
+    newline). Damage with a valid frame after it, or too dense to search (``store.resync_limit``), is always
+    refused.
 
     ``checkpoint``: the text of a checkpoint issued for this ledger. Repair refuses to leave the file with fewer
     records than its tree size, or than the tree size of the checkpoint published beside it (``checkpoint.txt``,
@@ -123,10 +124,12 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None, damag
         with io_errors(p, "repairing"):
             origin, offsets, problems, end = _survey(fd)
             published = published_of(p, origin, strict=issued is None)  # none given: an unreadable one refuses
-            damaged = _may_cut(p, problems, issued, published, origin, len(offsets), end, damaged_tail)
+            size = os.fstat(fd).st_size
+            damaged = _may_cut(p, problems, issued, published, origin, len(offsets), end,
+                               damaged_tail or size - end <= FRAME_HEADER)
             side, tail = None, b""
             if problems:
-                tail = _pread(fd, os.fstat(fd).st_size - end, end)
+                tail = _pread(fd, size - end, end)
                 side = _move_aside(tail, p.with_name(f"{p.name}.{'damaged' if damaged else 'torn'}-{end}"))
                 os.ftruncate(fd, end)
                 os.fsync(fd)
