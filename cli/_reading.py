@@ -7,15 +7,16 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from ledger import Finding, Trust
-from ledger._beside import published_of, short_of
-from ledger.errors import StoneTrailError
+from ledger._beside import published_checkpoint, published_of, read_published, short_of
+from ledger.checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
+from ledger.errors import StoneTrailError, VerificationError
 from ledger.pg.url import is_url
 
 from ._common import _about, _plural
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
     from ledger.audit import AuditReport
     from ledger.replay import Replay
 
-__all__ = ["RUN_VERIFY", "Broken", "audited", "broken_parts", "damaged", "incomplete", "note_no_index", "replay_file",
-           "rolled_back"]
+__all__ = ["RUN_VERIFY", "Broken", "audited", "broken_parts", "damaged", "genuine_published", "incomplete",
+           "note_no_index", "replay_file", "rolled_back"]
 
 
 @dataclass(frozen=True)
@@ -55,19 +56,68 @@ def replay_file(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
     from ledger import replay_ledger  # the audit's modules: loaded by the commands that replay, not at start
     with _about(ledger_file), progress("records", "replaying") as bar:
         replay = replay_ledger(ledger_file, trust, progress=bar)
+    if trust is not None and replay.framing_ok and (note := genuine_published(ledger_file, trust)) is not None:
+        replay = _against(replay, read_unverified_checkpoint(note))
     return replay, "unverified" if trust is None else "invalid" if replay.findings else "valid"
+
+
+def _against(replay: Replay, published: Checkpoint) -> Replay:
+    """``replay`` with a ``checkpoint.root_mismatch`` finding (the code of :func:`ledger.reader.checkpoint_problems`)
+    if its file's root at the tree size of ``published``, a checkpoint its operator signed, is not that checkpoint's
+    root hash: the file was rewritten after it was signed (the root covers every record, so the registry, heads and
+    identity lines, which an audit compares too, are left to 'verify --checkpoint'). A checkpoint of more records
+    than the file holds is :func:`rolled_back`'s."""
+    size = published.tree_size
+    if size > replay.tree.size or replay.tree.root_at(size) == published.root_hash:
+        return replay
+    finding = Finding(code="checkpoint.root_mismatch", position=None, item=None,
+                      reason=f"checkpoint: the file's root at tree size {size} is not the root hash of the checkpoint "
+                             "published beside it: the file was rewritten after its operator signed it")
+    return replace(replay, findings=(*replay.findings, finding))
 
 
 def audited(ledger_file: Path, trust: Trust | None) -> AuditReport | None:
     """LEDGER audited in one streaming pass, on every core, listing its items (``check_ledger(inventory=True)``,
     with a progress bar on a terminal; ``trust`` None: no key trusted, for an unverified listing), if every part
     of the file can be read; else None, as soon as a part that cannot be read is met (the caller replays it: the
-    replay names those parts, which an audit only counts among its findings)."""
+    replay names those parts, which an audit only counts among its findings). Under ``trust``, the file is
+    checked against the checkpoint published beside it too, if a pinned operator key signed it
+    (:func:`genuine_published`): a file rewritten after its operator signed it is not valid."""
     from ledger import check_ledger  # the audit's modules: loaded by the commands that audit, not at start
+    note = genuine_published(ledger_file, trust) if trust is not None else None
+    if note is not None and trust is not None:  # the operator's word about the log: its witnesses are verify's
+        trust = replace(trust, witnesses=None)
     with _about(ledger_file), progress("records", "auditing" if trust is not None else "replaying") as bar:
-        report = check_ledger(ledger_file, trust, progress=bar, jobs=os.cpu_count() or 1, inventory=True,
-                              until_unreadable=True)
+        report = check_ledger(ledger_file, trust, checkpoint=note, progress=bar, jobs=os.cpu_count() or 1,
+                              inventory=True, until_unreadable=True)
     return None if report.unreadable else report
+
+
+def genuine_published(ledger_file: Path | str, trust: Trust) -> str | None:
+    """The text of the checkpoint published beside the ledger file (``checkpoint.txt``, docs/format.md §8.1) if it
+    is of the file's origin and a key ``trust`` pins as an operator's signed it: what the operator signed about the
+    log, which the file must match (root, registry, heads and identity lines at its tree size). None if there is
+    none, or it is another ledger's or unreadable (:func:`rolled_back` warns of that), or no pinned key signed it:
+    then a note on stderr says that the file is not checked against it."""
+    if is_url(ledger_file):
+        return None
+    from ledger.storage.header import MAX_HEADER, read_header
+    try:
+        with open(ledger_file, "rb") as file:
+            origin, _ = read_header(file.read(MAX_HEADER))
+        if published_of(ledger_file, origin) is None:
+            return None
+        data = read_published(published_checkpoint(ledger_file))
+        note = data.decode("utf-8") if data is not None else None
+        if note is not None:
+            open_checkpoint(note, trust.operators, origin=origin)
+        return note
+    except VerificationError as exc:
+        click.echo(f"stonetrail: note: {published_checkpoint(ledger_file)} is not signed by an operator key the trust "
+                   f"file pins ({exc.code}): {ledger_file} is not checked against it", err=True)
+    except (OSError, UnicodeDecodeError, StoneTrailError):  # the audit names a file it cannot read
+        pass
+    return None
 
 
 #: What an invalid listing tells to run for every finding.

@@ -58,7 +58,8 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     With --trust the whole ledger is audited, as 'verify' does (on every core, in memory that follows the items),
     and the list is the audit's: "valid" only if it has no finding at all, else "invalid"
     (exit 1; 'verify' lists the findings). A file with a part that cannot be read is replayed instead (memory
-    then follows the records, ~1 KB each), which names those parts.
+    then follows the records, ~1 KB each), which names those parts. The file is checked against the checkpoint
+    published beside it (checkpoint.txt) too, if a key the trust file pins as the operator's signed it.
 
     A damaged file, or one holding fewer records than the checkpoint published beside it (checkpoint.txt), makes
     the verdict invalid (exit 1): items may be missing from the list, or shown as they were before the part that
@@ -114,7 +115,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     else:
         _print_items(lines)
         click.echo(_summary(lines, verdict, count, broken))
-        _print_hint(findings or (), "hint: ", records_judged=False)  # a wrong trust file, say
+        _print_hint(findings or (), "hint: ", records_judged=True)  # a wrong trust file, a rewritten file
     sys.exit(_verdict_exit(verdict))
 
 

@@ -70,7 +70,9 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     items): the history is called valid only if the ledger has no finding at all (a forged or damaged record
     elsewhere could hide part of it). It is then read through the index, or from the file, each record checked
     against the audit, with the findings on this history. A file with a part that cannot be read is replayed
-    (memory then follows the records: ~1 KB each), to show where.
+    (memory then follows the records: ~1 KB each), to show where. The file is checked against the checkpoint
+    published beside it (checkpoint.txt) too, if a key the trust file pins as the operator's signed it: a file
+    rewritten after its operator signed it is not valid, however valid each record is.
 
     A damaged file, or one holding fewer records than the checkpoint published beside it (checkpoint.txt), makes
     the verdict invalid (exit 1): records of the item may be missing, and an item only such a part creates is
@@ -117,7 +119,7 @@ def show(ledger_file: Path | str, item: str, trust_file: Path | None, as_json: b
     verdict = "invalid" if broken else verdict
     _print(found, history, verdict, here, counted - len(here), broken, as_json)
     if not as_json:
-        _print_hint(checked, "hint: ", records_judged=False)  # a wrong trust file, say
+        _print_hint(checked, "hint: ", records_judged=True)  # a wrong trust file, a rewritten file
     sys.exit(_verdict_exit(verdict))
 
 
@@ -160,7 +162,7 @@ def _show_audited(ledger_file: Path, item: str, trust: Trust | None, as_json: bo
     verdict = "invalid" if broken else verdict
     _print(scope, history, verdict, here, report.finding_count - len(here) if checked else 0, broken, as_json)
     if not as_json:
-        _print_hint(checked, "hint: ", records_judged=False)  # a wrong trust file, say
+        _print_hint(checked, "hint: ", records_judged=True)  # a wrong trust file, a rewritten file
     sys.exit(_verdict_exit(verdict))
 
 
