@@ -327,13 +327,20 @@ def _print_hint(findings: Sequence[Finding], label: str, *, records_judged: bool
         click.echo(f"{label}a new ledger holds no record, and an empty one proves nothing: record its first events "
                    "(the authority's enrolments: docs/embedding.md), then verify it again")
     elif records_judged and findings and all(f.position is None and f.code == "note.unverified" for f in findings):
-        click.echo(f"{label}every record passes; the checkpoint is not signed by the operator key your trust file "
-                   "pins: was it signed with another key, or is this the wrong trust file?")
+        if any(_OTHER_LEDGER in f.reason for f in findings):  # open_checkpoint's words for another origin line
+            click.echo(f"{label}every record passes; the checkpoint is another ledger's (its origin line names "
+                       "another log): give this ledger's checkpoint")
+        else:
+            click.echo(f"{label}every record passes; the checkpoint is not signed by the operator key your trust "
+                       "file pins: was it signed with another key, or is this the wrong trust file?")
     elif records_judged and findings and all(f.position is None and f.code.startswith(_CHECKPOINT_AREAS)
                                              for f in findings):
         click.echo(f"{label}every record passes; only the checkpoint does not match this ledger file: is it this "
                    "ledger's checkpoint? (another ledger's, or of a log this file is not: keep both)")
 
+
+#: How :func:`ledger.checkpoint.open_checkpoint` says that an unverified checkpoint names another origin.
+_OTHER_LEDGER = "a checkpoint of another ledger"
 
 #: The areas of the codes of a checkpoint that does not match a ledger (docs/format.md §10: ``note.*``,
 #: ``checkpoint.*``, a checkpoint signature's ``sig.*``), reported for the whole ledger (no position).

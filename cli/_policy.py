@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 import click
 
 from ledger import Finding
+from ledger._file_kinds import text_kind
 from ledger.errors import InputError
 from ledger.policy import Policy, PolicyError, parse_carats, parse_countries
 
@@ -71,10 +72,13 @@ _POLICY_OPTIONS = (
 
 
 def _load_policy(path: Path) -> Policy:
+    text = _read_text(path, "policy file")
     try:
-        return Policy.parse(_read_text(path, "policy file"))
+        return Policy.parse(text)
     except PolicyError as exc:
-        raise PolicyError(f"policy file {path}: {exc}", code=exc.code) from exc
+        kind = text_kind(text)
+        said = f"it is {kind}, not a policy file (lines 'key = value': docs/format.md §9.2)" if kind else str(exc)
+        raise PolicyError(f"policy file {path}: {said}", code=exc.code) from exc
 
 
 def _flag(parse: Callable[[str], _T], text: str, option: str) -> _T:

@@ -31,10 +31,15 @@ def keygen(name: str | None, ledger_file: Path | None, out: Path, as_json: bool)
     checkpoints, `authority` for the key that enrolls parties. The name is part of the pinned key: checkpoints
     are signed under the ledger's origin, so an operator key must be named after it (--ledger names it so).
 
+    A party's key (a producer, trader, cutter, lab or customs office: it signs custody records) is made the same
+    way, named after the party. No trust file pins it: the authority enrols the party with its raw public key in
+    a registry record (in Python, keyfile.load_private_key(FILE).public_key.raw: docs/embedding.md).
+
     \b
     Examples:
       stonetrail keygen --ledger out/demo.ledger -o operator.pem
       stonetrail keygen --name example.com/authority -o authority.pem
+      stonetrail keygen --name trader-antwerp -o trader-antwerp.pem
     """
     if name is not None and ledger_file is not None:
         raise click.UsageError("give --name or --ledger, not both (--ledger names the key after its origin)")
@@ -43,7 +48,7 @@ def keygen(name: str | None, ledger_file: Path | None, out: Path, as_json: bool)
     key = PrivateKey.generate()
     vkey = note_verifier_key(scan(ledger_file).origin if ledger_file is not None else str(name), key.public_key)
     _save_key(out, key, vkey.text(), as_json, "pin the public key in a trust file as 'operator <key>' or "
-              "'authority <key>':")
+              "'authority <key>' (a party's key is enrolled by the authority instead: stonetrail keygen --help):")
 
 
 # The name stonetrail_cli.main registers (see stonetrail_cli.consistency).

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from . import _schema as s
 from ._codec import MAX_ITEMS, Value, decode, encode
+from ._file_kinds import binary_kind, text_kind
 from .checkpoint import Checkpoint, read_unverified_checkpoint
 from .errors import BundleFormatError, DecodeError, InputError, RecordFormatError
 from .hashing import Digest
@@ -164,9 +165,10 @@ def read_bundle(data: bytes) -> Bundle:
         raise BundleFormatError(f"bundle is {len(data)} bytes, cap {MAX_BUNDLE_SIZE}", code="bundle.too_large")
     data = bytes(data)
     if not data.startswith(BUNDLE_TAG):
-        what = (" (it is a ledger file: use 'stonetrail verify')" if data.startswith(b"STNTRAIL")
-                else " (it is an evidence file: use 'stonetrail evidence verify')"
-                if data.startswith(b"stonetrail/v1/evidence\n") else "")
+        kind = binary_kind(data) or text_kind(data[:4096].decode("utf-8", "replace"))
+        use = {"a ledger file": ": use 'stonetrail verify'", "an evidence file": ": use 'stonetrail evidence verify'",
+               "a checkpoint": ": a bundle holds one; 'stonetrail proof export' writes bundles"}
+        what = f" (it is {kind}{use.get(kind, '')})" if kind else ""
         raise BundleFormatError(f"not a StoneTrail proof bundle (missing the bundle tag){what}", code="bundle.tag")
     try:
         return _read_value(decode(data[len(BUNDLE_TAG):]))

@@ -9,7 +9,8 @@ __all__ = ["BINARY_KINDS", "binary_kind", "text_kind"]
 
 #: The start of the project's binary files, and what a file that starts so is.
 BINARY_KINDS = ((b"stonetrail/v1/bundle\n", "a proof bundle"), (b"stonetrail/v1/evidence\n", "an evidence file"),
-                (b"STNTRAIL", "a ledger file"))
+                (b"STNTRAIL", "a ledger file"), (b"stonetrail-audit-state ", "an audit state file"),
+                (b"SQLite format 3\x00", "a ledger's index (an SQLite file)"))
 
 #: What a text file of the project's other kinds is, by a line only that kind has: a checkpoint by its signature
 #: lines, or by its first three lines (origin, tree size, root: all a read of a file's first bytes may see).
@@ -22,7 +23,7 @@ _TEXT_KINDS = ((re.compile(r"^(operator|authority) \S+\+[0-9a-f]{8}\+", re.MULTI
 
 def binary_kind(data: bytes) -> str | None:
     """What the binary file starting with ``data`` is (``"a proof bundle"``, ``"an evidence file"``, ``"a ledger
-    file"``), if it is one of the project's kinds; None otherwise."""
+    file"``, an audit state, a ledger's index), if it is one of the project's kinds; None otherwise."""
     return next((what for tag, what in BINARY_KINDS if data.startswith(tag)), None)
 
 

@@ -265,6 +265,13 @@ def test_verify_hints_at_the_key_of_a_checkpoint_no_pinned_key_signed(copy: Path
     result = run(*verify, tmp_path / "unpinned.txt")
     assert result.exit_code == 1 and "not signed by the operator key your trust file pins" in result.output
     assert "another ledger's" not in result.output  # the root matches: only the signer is wrong
+    run("keygen", "--name", "other.example/log", "-o", tmp_path / "o.pem")
+    (tmp_path / "o").mkdir()
+    run("init", tmp_path / "o" / "o.ledger", "--origin", "other.example/log", "--trust", copy / "trust.keys")
+    run("checkpoint", tmp_path / "o" / "o.ledger", "--key", tmp_path / "o.pem", "-o", tmp_path / "other.txt")
+    other = run(*verify, tmp_path / "other.txt")  # another ledger's, by its own key: the origin says which
+    assert other.exit_code == 1 and "the checkpoint is another ledger's (its origin line" in other.output
+    assert "signed with another key" not in other.output
     (tmp_path / "empty.txt").write_text("")
     empty = run(*verify, tmp_path / "empty.txt")
     assert empty.exit_code == 2 and "note text is empty" in empty.output and "read_text" not in empty.output
@@ -411,6 +418,26 @@ def test_a_text_file_given_as_a_ledger_is_named(demo_dir: Path, name: str, said:
     bundle is named."""
     result = run("show", demo_dir / name, "R-00001-A")
     assert result.exit_code == 2 and f"not a StoneTrail ledger file: {said}" in result.output
+
+
+def test_an_index_or_audit_state_given_as_a_ledger_and_others_given_in_the_wrong_place_are_named(
+        demo_dir: Path, tmp_path: Path) -> None:
+    """A new user's review: the index beside a ledger, or an audit state, given as the ledger got "it does not start
+    with STNTRAIL"; a checkpoint given to proof verify "missing the bundle tag"; a trust file given as a policy
+    "line 1: expected 'key = value'"."""
+    trust, ledger = demo_dir / "trust.keys", demo_dir / "demo.ledger"
+    state = tmp_path / "a.state"
+    assert run("verify", ledger, "--trust", trust, "--save-state", state).exit_code == 0
+    cases = [(["verify", demo_dir / "demo.ledger.index", "--trust", trust], 2,
+              "it is a ledger's index (an SQLite file) (give the ledger file beside it"),
+             (["show", state, "R-00001-A"], 2, "it is an audit state file (give it with --resume)"),
+             (["proof", "verify", demo_dir / "checkpoint.txt", "--trust", trust], 2,
+              "(it is a checkpoint: a bundle holds one; 'stonetrail proof export' writes bundles)"),
+             (["verify", ledger, "--trust", trust, "--policy", trust], 2,
+              "it is a trust file, not a policy file")]
+    for args, exit_code, said in cases:
+        result = run(*args)
+        assert result.exit_code == exit_code and said in result.output, (args, result.output)
 
 
 def test_a_malformed_checkpoint_is_a_usage_error(demo_dir: Path) -> None:
