@@ -28,6 +28,7 @@ from ._common import (
     refuse_stdout,
 )
 from ._inputs import _load_trust, _read_checkpoint
+from ._output import progress
 from .proof_export import SUFFIX, _published_checkpoint
 
 __all__ = ["FETCH_COMMAND", "PUBLISH_COMMAND"]
@@ -83,8 +84,9 @@ def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | 
         raise click.UsageError("--witness-policy needs --trust (the operator keys the checkpoint is checked under)")
     note = _read_checkpoint(checkpoint_path) if checkpoint_path else _published_checkpoint(ledger_file)
     trust = _load_trust(trust_file, witness_policy) if trust_file else None
-    done = publish_log(ledger_file, directory, note, trust=trust, allow_unwitnessed=allow_unwitnessed,
-                       recheck=recheck)
+    with progress("files", "publishing") as bar:
+        done = publish_log(ledger_file, directory, note, trust=trust, allow_unwitnessed=allow_unwitnessed,
+                           recheck=recheck, progress=bar)
     if as_json:
         _print_json({"directory": str(done.directory), "tree_size": done.tree_size, "previous": done.previous,
                      "written": len(done.written), "unchanged": done.unchanged})

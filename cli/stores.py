@@ -81,7 +81,7 @@ def copy_command(source: Path | str, target: str, trust_file: Path, as_json: boo
     """
     trust = _load_trust(trust_file)
     start = time.monotonic()
-    with progress("records") as bar:  # an error names the source or the target as its file (StoneTrailError.file)
+    with progress("records", "copying") as bar:  # an error names the source or the target (StoneTrailError.file)
         records = copy_ledger(source, target, trust.authority_keys, progress=bar)
     seconds = round(time.monotonic() - start, 3)
     if as_json:

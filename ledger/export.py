@@ -250,7 +250,7 @@ def _bundle(log: ReadSide, records: Records, item: str, note: str, cp: Checkpoin
         if missed := later({item}):  # created after the checkpoint: no bundle under it can hold the item
             raise StaleCheckpointError(item, AsOf(bundle=b"", tree_size=cp.tree_size, file_size=log.tree.size,
                                                   later=missed))
-        raise InputError(f"no record among the first {cp.tree_size} of the ledger creates {item!r}"
+        raise InputError(f"no item {item!r} in the ledger (none of its {log.tree.size} records creates it)"
                          f"{did_you_mean(item, heads.index)}", code="item.unknown")
     positions = sorted({*scope.positions, *(p for p, _ in registry)})
     latest = [(name, heads.proof(name)) for name in scope.items]

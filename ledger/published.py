@@ -54,7 +54,7 @@ from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, index_fault, indexed_log
 from .merkle import EMPTY_ROOT, leaf_hash, root_hash
 from .note import note_signatures, note_signers
-from .reader import LogPass, check_checkpoint
+from .reader import LogPass, Progress, check_checkpoint
 from .record import Record
 from .storage import FrameFile
 from .storage.header import MAX_HEADER, read_header
@@ -82,12 +82,14 @@ class PublishedLog:
 
 
 def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
-                trust: Trust | None = None, allow_unwitnessed: bool = False, recheck: bool = False) -> PublishedLog:
+                trust: Trust | None = None, allow_unwitnessed: bool = False, recheck: bool = False,
+                progress: Progress | None = None) -> PublishedLog:
     """Publish the ledger file at ``ledger_path`` as of the signed checkpoint ``note`` in ``directory`` (created
     if missing), as the module docstring says; ``checkpoint`` is written last, atomically. The files are made
     and written a batch at a time (memory does not follow the log); with ``recheck``, every file the directory
     should hold is made and compared with the one it has, not only those new since its checkpoint (a pass over
-    the log's records: to find a file altered or damaged since it was published).
+    the log's records: to find a file altered or damaged since it was published). ``progress(done, total)`` is
+    called as the tiles and the items' files are made (``done`` of ``total`` tiles and items).
 
     ``note`` is copied byte for byte (witness cosignatures included); with ``trust`` it must open under a pinned
     operator key and meet its witness policy, if any. It must be the ledger's
@@ -146,7 +148,7 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
                 _check_extends(log, old, cp, out)
                 if old_note is not None and trust is None:
                     _check_signer(old_note, note, out)
-                written = write_new(out, _files(log, cp, old.tree_size if old and not recheck else 0, out))
+                written = write_new(out, _files(log, cp, old.tree_size if old and not recheck else 0, out, progress))
                 ledger_size = log.tree.size
         except StorageError as exc:
             if index_fault(exc):
@@ -269,14 +271,21 @@ def _check_extends(log: IndexedLog | _Past, old: Checkpoint | None, cp: Checkpoi
                                 "another log of the same origin, or a fork; not replaced", code="publish.fork")
 
 
-def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path) -> Iterator[tuple[str, bytes]]:
+def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path, progress: Progress | None
+           ) -> Iterator[tuple[str, bytes]]:
     """Every file the directory needs at ``cp``'s tree size that may be new since tree size ``since`` (those
     complete at ``since`` were written then, before its checkpoint), made one at a time. Every tile is checked to
     be part of the tree of ``cp``'s root (:class:`~ledger.storage.tile_check.CheckedTiles`: the index's tiles are
-    a cache), and every entry to have its leaf hash in that tile, before it is given."""
+    a cache), and every entry to have its leaf hash in that tile, before it is given. ``progress(done, total)``
+    is called after each tile and each item: the work of a publish, whose files may be new or not."""
     size = cp.tree_size
     tiles = CheckedTiles(log.index.db, size, cp.root_hash)
-    for level, index, width in tile_widths(size, since):
+    widths, heads = list(tile_widths(size, since)), log.commitments.heads
+    done, total = 0, len(widths) + len(heads)
+    for level, index, width in widths:
+        done += 1
+        if progress is not None:
+            progress(done, total)
         hashes = tiles.tile(level, index)
         yield tile_path(level, index, width), hashes
         if level == 0:
@@ -284,13 +293,15 @@ def _files(log: IndexedLog | _Past, cp: Checkpoint, since: int, out: Path) -> It
             if b"".join(leaf_hash(payload) for payload in payloads) != hashes:
                 raise IndexDamaged(f"{entries_path(index, width)}: a record read is not the leaf its tile holds")
             yield entries_path(index, width), encode_entries(payloads)
-    heads = log.commitments.heads
     for name, tree in ((heads_path(size), heads), (identities_path(size), log.commitments.identities)):
         leaves = list(tree.leaves())
         if len(leaves) != len(tree) or root_hash([leaf_hash(leaf) for leaf in leaves]) != tree.root():
             raise IndexDamaged(f"{name}: the index's leaves are not the checkpoint's")  # e.g. rewritten snapshot rows
         yield name, encode_leaves(leaves)
     for leaf in heads.leaves():
+        done += 1
+        if progress is not None and (done % 64 == 0 or done == total):
+            progress(done, total)
         item, position, _, count = head_of(leaf)
         path = item_path(item, count)
         if position >= since or not (out / path).exists():

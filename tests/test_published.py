@@ -123,6 +123,16 @@ def trust(demo: Path) -> Trust:
     return Trust.parse((demo / "trust.keys").read_text())
 
 
+def test_a_publish_reports_its_progress_to_the_end(demo: Path, tmp_path: Path) -> None:
+    """A new user's review: publishing 10^5 records ran half a minute with nothing on the terminal."""
+    calls: list[tuple[int, int]] = []
+    publish_log(demo / "demo.ledger", tmp_path / "log", (demo / "checkpoint.txt").read_text(),
+                progress=lambda done, total: calls.append((done, total)))
+    total = calls[-1][1]
+    assert {t for _, t in calls} == {total} and calls[-1][0] == total > 0  # one total, reached
+    assert [done for done, _ in calls] == sorted({done for done, _ in calls})  # counting up, each once
+
+
 def test_fetch_gives_the_exported_bundle_of_every_polished_stone(demo: Path, site: Path, trust: Trust,
                                                                  tmp_path: Path) -> None:
     note = (demo / "checkpoint.txt").read_text()
