@@ -31,6 +31,6 @@ def run() -> None:
     except BaseException as exc:  # Ctrl-C, raised as it is or wrapped by Python (see by_interrupt)
         if isinstance(exc, SystemExit) or not by_interrupt(exc):
             raise
-        sys.stderr.write("stonetrail: error: aborted [aborted]\n")
+        sys.stderr.write("stonetrail: error: interrupted (Ctrl-C) [aborted]\n")
         raise SystemExit(130) from None
     main()

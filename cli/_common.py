@@ -131,7 +131,7 @@ def _click_error(exc: click.ClickException | click.Abort) -> NoReturn:
     (exit 2), ``input.missing`` / ``input.not_a_file`` (exit 2: a file argument that names no readable file /
     a directory), ``aborted`` (exit 130: interrupted)."""
     if isinstance(exc, click.Abort):
-        _fail("aborted", EXIT_INTERRUPTED, code="aborted")
+        _fail("interrupted (Ctrl-C)", EXIT_INTERRUPTED, code="aborted")
     if isinstance(exc, click.UsageError):
         command = exc.ctx.command_path if exc.ctx else "stonetrail"
         file, code = (exc.file, exc.code) if isinstance(exc, _FileError) else (None, "usage")

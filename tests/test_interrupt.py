@@ -57,7 +57,7 @@ def test_an_interrupted_verify_ends_at_once_with_one_line_and_leaves_no_worker(d
             assert process.returncode in (0, 130), (step, process.returncode, err)
         assert b"Traceback" not in err, (step, err.decode())
         if process.returncode == 130 and err:
-            assert err.decode().strip().splitlines()[-1] == "stonetrail: error: aborted [aborted]", err
+            assert err.decode().strip().splitlines()[-1] == "stonetrail: error: interrupted (Ctrl-C) [aborted]", err
         outcomes.add(process.returncode)
         deadline = time.monotonic() + 10
         while _leftovers(str(ledger)) and time.monotonic() < deadline:
@@ -105,5 +105,5 @@ def test_ctrl_c_that_python_wrapped_while_a_command_loads_is_still_an_interrupt(
     with pytest.raises(SystemExit) as ended:
         main(["verify", "--help"])
     assert ended.value.code == 130
-    assert capsys.readouterr().err.strip() == "stonetrail: error: aborted [aborted]"
+    assert capsys.readouterr().err.strip() == "stonetrail: error: interrupted (Ctrl-C) [aborted]"
     assert by_interrupt(RuntimeError()) is False
