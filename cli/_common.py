@@ -333,6 +333,9 @@ def _print_hint(findings: Sequence[Finding], label: str, *, records_judged: bool
         else:
             click.echo(f"{label}every record passes; the checkpoint is not signed by the operator key your trust "
                        "file pins: was it signed with another key, or is this the wrong trust file?")
+    elif records_judged and findings and all(f.code == "checkpoint.beyond_log" for f in findings):
+        click.echo(f"{label}every record passes, but the file holds fewer records than the checkpoint covers: it was "
+                   "cut short or restored from an older copy; recover the missing records (a backup, a mirror)")
     elif records_judged and findings and all(f.position is None and f.code.startswith(_CHECKPOINT_AREAS)
                                              for f in findings):
         click.echo(f"{label}every record passes; only the checkpoint does not match this ledger file: is it this "

@@ -99,7 +99,7 @@ def genuine_published(ledger_file: Path | str, trust: Trust) -> str | None:
     log, which the file must match (root, registry, heads and identity lines at its tree size). None if there is
     none, or it is another ledger's or unreadable (:func:`rolled_back` warns of that), or no pinned key signed it:
     then a note on stderr says that the file is not checked against it."""
-    if is_url(ledger_file):
+    if is_url(ledger_file) or not os.path.isfile(ledger_file):  # not a FIFO, say: the audit refuses it
         return None
     from ledger.storage.header import MAX_HEADER, read_header
     try:
@@ -108,7 +108,7 @@ def genuine_published(ledger_file: Path | str, trust: Trust) -> str | None:
         if published_of(ledger_file, origin) is None:
             return None
         data = read_published(published_checkpoint(ledger_file))
-        note = data.decode("utf-8") if data is not None else None
+        note = data.decode("utf-8-sig") if data is not None else None  # as published_of reads it
         if note is not None:
             open_checkpoint(note, trust.operators, origin=origin)
         return note

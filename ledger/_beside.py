@@ -21,8 +21,9 @@ CHECKPOINT_FILE: Final = "checkpoint.txt"
 
 
 def published_checkpoint(ledger_path: str | Path) -> Path:
-    """The path of the published checkpoint of the ledger file at ``ledger_path``: ``checkpoint.txt`` beside it."""
-    return Path(ledger_path).parent / CHECKPOINT_FILE
+    """The path of the published checkpoint of the ledger file at ``ledger_path``: ``checkpoint.txt`` beside it
+    (beside the file a symbolic link names: the checkpoint published for it, wherever it is linked from)."""
+    return Path(os.path.realpath(ledger_path)).parent / CHECKPOINT_FILE
 
 
 def published_of(ledger_path: str | Path, origin: str, *, strict: bool = False) -> Checkpoint | None:
@@ -40,7 +41,7 @@ def published_of(ledger_path: str | Path, origin: str, *, strict: bool = False) 
         data = read_published(target)
         if data is None:
             raise NoteFormatError("not a regular file that can be read")
-        checkpoint = read_unverified_checkpoint(data.decode("utf-8"))
+        checkpoint = read_unverified_checkpoint(data.decode("utf-8-sig"))  # a byte-order mark, as editors write
     except (UnicodeDecodeError, StoneTrailError) as exc:
         if strict:
             raise NoteFormatError(f"{target} is not a checkpoint ({exc}), so it cannot bound the file: move it aside, "

@@ -38,7 +38,8 @@ from pathlib import Path
 
 from .errors import InputError, StorageError
 
-__all__ = ["Replaced", "check_new", "fsync_dir", "io_errors", "replace_file", "write_all", "write_file", "write_files"]
+__all__ = ["Replaced", "check_new", "fsync_dir", "io_errors", "link_new", "replace_file", "write_all", "write_file",
+           "write_files"]
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -92,7 +93,7 @@ class _Stage:
 
     def link(self, temp: Path, target: Path) -> None:
         """Give ``temp`` the new name ``target`` (exclusively)."""
-        _link(temp, target)
+        link_new(temp, target)
         self.linked.append(target)
 
 
@@ -161,7 +162,7 @@ def _swap(temp: Path, target: Path, data: bytes, keep: Callable[[bytes], Path]) 
     """Keep ``target``'s old bytes under ``keep(old)``, then rename the complete ``temp`` over it."""
     fd = _open_old(target)
     if fd is None:
-        _link(temp, target)  # nothing to replace: a new name, exclusively
+        link_new(temp, target)  # nothing to replace: a new name, exclusively
         return Replaced(kept=None, unchanged=False)
     try:
         before = os.fstat(fd)
@@ -278,10 +279,11 @@ def _exists(target: Path) -> StorageError:
     return StorageError(f"{target} {what}; not overwritten (choose another name)", code="store.exists")
 
 
-def _link(temp: Path, target: Path) -> None:
+def link_new(temp: Path, target: Path) -> None:
     """Give the complete ``temp`` the new name ``target``: ``link(2)``, or where the file system has no hard
     links (FAT, some network file systems), claim the name with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and rename
-    ``temp`` over that empty claim (a crash between the two leaves the empty file)."""
+    ``temp`` over that empty claim (a crash between the two leaves the empty file). Never overwrites: a name that
+    exists in any form raises StorageError ``store.exists``; ``store.io`` on other errors."""
     try:
         try:
             os.link(temp, target)

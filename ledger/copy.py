@@ -8,14 +8,24 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from ._beside import published_checkpoint, published_of
+from ._files import link_new
 from ._ledger import Ledger
 from .backends import FileBackend
-from .errors import CorruptStoreError, StoneTrailError, StorageError, VerificationError, expect_path
+from .errors import (
+    CorruptStoreError,
+    NoteFormatError,
+    StoneTrailError,
+    StorageError,
+    VerificationError,
+    expect_path,
+)
 from .index import discard_index
 from .index.db import index_path
 from .pg.db import is_url, redact
 from .pg.store import payloads
 from .pg.writer import drop_ledger, ledger_tables
+from .reader import check_checkpoint_of
 from .record import Record
 from .storage import FileStore, FrameFile
 
@@ -80,8 +90,9 @@ def copy_ledger(source: str | Path, target: str | Path, authority_keys: Iterable
         building = final.with_name(f"{final.name}.{secrets.token_hex(4)}.partial")  # a name nobody else uses
         try:
             done = _copy(origin, total, rows, building, keys, progress, partial=None)
+            _extends_published(building, final, origin)
+            link_new(building, final)  # never over a file that appeared meanwhile (store.exists)
             index_path(building).rename(index_path(final))
-            building.rename(final)
             return done
         finally:
             building.unlink(missing_ok=True)
@@ -148,3 +159,19 @@ def _new_ledger(target: str | Path, origin: str, keys: list[bytes]) -> Ledger:
     if is_url(target):
         return Ledger.create(str(target), origin, keys)
     return Ledger(FileBackend(FileStore.create(target, origin), frozenset(keys), published=False))
+
+
+def _extends_published(building: Path, final: Path, origin: str) -> None:
+    """Refuse a copy that the checkpoint published beside ``final`` (of ``origin``) does not lead to: fewer records
+    than its tree size, or another root at that size (``checkpoint.beyond_log``, ``checkpoint.root_mismatch``,
+    VerificationError): a ledger there would fork the published log, as :func:`ledger.backends.refuse_fork_beside`
+    says of a new one. Its signature is not checked: it only refuses."""
+    published = published_of(final, origin)
+    if published is None:
+        return
+    try:
+        check_checkpoint_of(building, published)
+    except (VerificationError, NoteFormatError) as exc:
+        raise VerificationError(f"{published_checkpoint(final)} beside {final} is a checkpoint of {origin!r:.80} at "
+                                f"{published.tree_size} records that this copy does not lead to ({exc}): it would "
+                                "fork the published log there; copy it to another folder", code=exc.code) from exc

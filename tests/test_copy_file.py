@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger import Ledger, Trust, build_demo, check_ledger, copy_ledger
-from ledger.errors import CorruptStoreError, VerificationError
+from ledger.errors import CorruptStoreError, StorageError, VerificationError
 from ledger.storage import FileStore, scan
 from stonetrail_cli.main import main
 
@@ -78,3 +78,40 @@ def test_a_new_ledger_beside_a_published_checkpoint_of_its_origin_is_refused_bef
         Ledger.open(short, Trust.parse(trust.read_text()).authority_keys)
     assert err.value.code == "checkpoint.beyond_log"
     assert sorted(p.name for p in short.parent.iterdir()) == ["checkpoint.txt", "demo.ledger", "demo.ledger.index"]
+
+
+def test_a_copy_never_replaces_a_file_that_appears_at_its_name(demo: Path, tmp_path: Path) -> None:
+    """A breaker's review: a ledger made at the target's name while the copy ran was replaced by the copy."""
+    ledger = _folder(demo, tmp_path)
+    target = tmp_path / "backup.ledger"
+    trust = Trust.parse((tmp_path / "trust.keys").read_text())
+
+    def meanwhile(done: int, total: int) -> None:
+        if not target.exists():
+            target.write_bytes(b"another program's file\n")
+
+    with pytest.raises(StorageError) as err:
+        copy_ledger(ledger, target, trust.authority_keys, progress=meanwhile)
+    assert err.value.code == "store.exists" and target.read_bytes() == b"another program's file\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backup.ledger", "checkpoint.txt", "demo.ledger",
+                                                         "trust.keys"]
+
+
+def test_a_copy_the_published_checkpoint_beside_it_does_not_lead_to_is_refused(demo: Path, tmp_path: Path) -> None:
+    """A ledger of fewer records, or rewritten (two records swapped), copied beside the checkpoint published for
+    its origin would fork the published log there: refused, nothing left behind."""
+    ledger = _folder(demo, tmp_path)
+    trust = Trust.parse((tmp_path / "trust.keys").read_text())
+    read = scan(ledger)
+    payloads = [f.payload for f in read.frames]
+    for name, kept, code in (("short", payloads[:700], "checkpoint.beyond_log"),
+                             ("swapped", [*payloads[:694], payloads[695], payloads[694], *payloads[696:]],
+                              "checkpoint.root_mismatch")):
+        source = tmp_path / "sources" / f"{name}.ledger"
+        source.parent.mkdir(exist_ok=True)
+        with FileStore.create(source, read.origin) as store:
+            store.append_batch(kept)
+        with pytest.raises(VerificationError) as err:
+            copy_ledger(source, tmp_path / f"{name}.ledger", trust.authority_keys)
+        assert err.value.code == code and "would fork the published log" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.txt", "demo.ledger", "sources", "trust.keys"]

@@ -7,6 +7,7 @@ checkpoint no pinned key signed is passed over, with a note."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -91,3 +92,39 @@ def test_the_untouched_file_is_valid_and_a_checkpoint_no_pinned_key_signed_is_pa
     got = _through(monkeypatch, replay, lambda: _run("show", ledger, STONE, "--trust", trust, "--json"))
     assert got.exit_code == 0 and json.loads(got.stdout)["verdict"] == "valid", got.output
     assert "is not signed by an operator key the trust file pins" in got.stderr
+
+
+def test_a_checkpoint_with_a_byte_order_mark_or_a_ledger_linked_from_elsewhere_is_checked_too(
+        demo: Path, tmp_path: Path) -> None:
+    """A breaker's review: a genuine checkpoint.txt that an editor saved with a UTF-8 byte-order mark was passed
+    over in silence, and so was the one beside a ledger shown through a symbolic link from another folder."""
+    ledger, trust = _folder(demo, tmp_path, swapped=True), tmp_path / "trust.keys"
+    published = tmp_path / "checkpoint.txt"
+    published.write_bytes(b"\xef\xbb\xbf" + published.read_bytes())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "demo.ledger").symlink_to(ledger)
+    for path in (ledger, elsewhere / "demo.ledger"):
+        for command in (["show", path, STONE], ["items", path]):
+            got = _run(*command, "--trust", trust, "--json")
+            assert got.exit_code == 1 and json.loads(got.stdout)["verdict"] == "invalid", (command, got.output)
+
+
+def test_a_fifo_given_as_the_ledger_is_refused_not_waited_on(tmp_path: Path, demo: Path) -> None:
+    fifo = tmp_path / "ledger.fifo"
+    os.mkfifo(fifo)
+    for command in (["show", fifo, STONE], ["items", fifo]):
+        got = _run(*command, "--trust", demo / "trust.keys")
+        assert got.exit_code == 2 and "not_a_file" in got.output, got.output
+
+
+def test_a_file_cut_short_of_its_published_checkpoint_is_named_so_in_the_hint(demo: Path, tmp_path: Path) -> None:
+    """Not "is it this ledger's checkpoint?" (a breaker's review): the file lost records the checkpoint covers."""
+    for name in ("trust.keys", "checkpoint.txt"):
+        shutil.copy(demo / name, tmp_path / name)
+    read = scan(demo / "demo.ledger")
+    with FileStore.create(tmp_path / "demo.ledger", read.origin) as store:
+        store.append_batch([f.payload for f in read.frames[:700]])
+    got = _run("items", tmp_path / "demo.ledger", "--trust", tmp_path / "trust.keys")
+    assert got.exit_code == 1 and "the file holds fewer records than the checkpoint covers" in got.stdout
+    assert "is it this ledger's checkpoint" not in got.stdout

@@ -15,7 +15,7 @@ from .._files import io_errors, write_file
 from ..checkpoint import Checkpoint, read_unverified_checkpoint
 from ..errors import CorruptStoreError, StorageError, VerificationError, expect, expect_path
 from .filestore import _lock, _pread, _regular, _survey
-from .framing import FRAME_HEADER, RESYNC_LIMIT, TORN, StoreProblem
+from .framing import BATCH_MAGIC, FRAME_HEADER, RESYNC_LIMIT, TORN, StoreProblem
 
 __all__ = ["Repaired", "repair"]
 
@@ -115,7 +115,7 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None, damag
     expect_path(path, "path")
     expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
     issued = None if checkpoint is None else read_unverified_checkpoint(checkpoint)
-    p = Path(path)
+    p = Path(os.path.realpath(path))  # a link's target: the checkpoint beside it bounds the cut, the side file too
     with io_errors(p, "opening"):
         _regular(p)
         fd = os.open(p, os.O_RDWR)
@@ -125,27 +125,41 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None, damag
             origin, offsets, problems, end = _survey(fd)
             published = published_of(p, origin, strict=issued is None)  # none given: an unreadable one refuses
             size = os.fstat(fd).st_size
-            damaged = _may_cut(p, problems, issued, published, origin, len(offsets), end,
+            kept, cut = len(offsets), end
+            if problems and problems[0].code != TORN and problems[0].offset == end:  # a damaged tail
+                kept, cut = _open_batch(fd, offsets, end)
+            damaged = _may_cut(p, problems, issued, published, origin, kept, cut, end,
                                damaged_tail or size - end <= FRAME_HEADER)
             side, tail = None, b""
             if problems:
-                tail = _pread(fd, size - end, end)
-                side = _move_aside(tail, p.with_name(f"{p.name}.{'damaged' if damaged else 'torn'}-{end}"))
-                os.ftruncate(fd, end)
+                tail = _pread(fd, size - cut, cut)
+                side = _move_aside(tail, p.with_name(f"{p.name}.{'damaged' if damaged else 'torn'}-{cut}"))
+                os.ftruncate(fd, cut)
                 os.fsync(fd)
-            return Repaired(ledger=p, records=len(offsets), size_bytes=end, side_file=side, moved_bytes=len(tail),
+            return Repaired(ledger=p, records=kept, size_bytes=cut, side_file=side, moved_bytes=len(tail),
                             damaged=damaged)
     finally:
         os.close(fd)
 
 
+def _open_batch(fd: int, offsets: Sequence[int], end: int) -> tuple[int, int]:
+    """Where a damaged tail's cut goes: (records kept, byte offset). ``end`` and all of ``offsets`` if the last
+    valid frame ends a batch; else the batch it is in never ended (its ``STRB`` frames are the start of an append
+    the damage interrupted, docs/adr/0012-batch-frames.md): the cut takes them along, as a torn tail's does, so
+    that what stays is whole batches and no later read finds a torn tail there."""
+    kept = len(offsets)
+    while kept and _pread(fd, len(BATCH_MAGIC), offsets[kept - 1]) == BATCH_MAGIC:
+        kept -= 1
+    return (kept, offsets[kept]) if kept < len(offsets) else (kept, end)
+
+
 def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | None, published: Checkpoint | None,
-            origin: str, kept: int, end: int, damaged_tail: bool) -> bool:
+            origin: str, kept: int, cut: int, end: int, damaged_tail: bool) -> bool:
     """Refuse a repair that would cut anything but a torn tail (or, with ``damaged_tail``, a damaged tail: one span
     from ``end``, the end of the last valid frame, to end of file), or leave fewer records than ``issued`` (the
     caller's checkpoint) or ``published`` (the one beside the file) covers, whichever is larger (``kept``: the
-    records before the tail, or all of them). Return whether the tail to cut is a damaged one. Raises as
-    :func:`repair`."""
+    records before the cut, or all of them; ``cut``: its byte offset). Return whether the tail to cut is a damaged
+    one. Raises as :func:`repair`."""
     damaged = bool(problems) and problems[0].code != TORN  # a torn tail is always the last problem
     if damaged:
         first = problems[0]
@@ -171,7 +185,7 @@ def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | Non
     if kept < issued.tree_size:
         which = "the checkpoint given" if given else f"the checkpoint published beside it ({published_checkpoint(p)})"
         tail = "damaged" if damaged else "torn"
-        where = (f"its {tail} tail starts at record {kept} (byte offset {problems[0].offset})" if problems
+        where = (f"its {tail} tail starts at record {kept} (byte offset {cut})" if problems
                  else f"it holds {kept} records")
         raise VerificationError(f"{p}: {where}, below the tree size {issued.tree_size} of {which}: "
                                 f"{issued.tree_size - kept} record(s) it covers would be rolled back; nothing was "
