@@ -71,7 +71,8 @@ class Ledger:
         Raises:
             StorageError: the file exists (``store.exists``) or cannot be written. ArgumentError: ``input.type``.
             VerificationError: ``checkpoint.beyond_log``: a checkpoint of ``origin`` is published beside it
-            (:func:`ledger.backends.refuse_fork_beside`).
+            (:func:`ledger.backends.refuse_fork_beside`); NoteFormatError ``checkpoint.unreadable``: a
+            ``checkpoint.txt`` beside it is not a checkpoint.
         """
         keys = frozenset(_writer_arguments(path, authority_keys, now_ms))
         expect(origin, str, "origin", "text")

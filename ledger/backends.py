@@ -91,8 +91,9 @@ def refuse_fork_beside(path: str | Path, origin: str) -> None:
     """Refuse to create a ledger of ``origin`` at ``path`` beside a checkpoint published for that origin
     (:func:`ledger._beside.published_of`) of any records: a new log of that origin there would fork the published
     one (its first append would not extend it). Raises VerificationError ``checkpoint.beyond_log`` before any
-    file is made."""
-    published = published_of(path, origin)
+    file is made; NoteFormatError ``checkpoint.unreadable`` if a ``checkpoint.txt`` there is not one (it could not
+    tell)."""
+    published = published_of(path, origin, strict=True)
     if published is not None and published.tree_size > 0:
         raise VerificationError(f"{published_checkpoint(path)} beside {path} is a checkpoint of {origin!r:.80} "
                                 f"signed at {published.tree_size} records: a new, empty ledger of that origin there "
