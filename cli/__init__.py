@@ -31,6 +31,11 @@ def run() -> None:
     except BaseException as exc:  # Ctrl-C, raised as it is or wrapped by Python (see by_interrupt)
         if isinstance(exc, SystemExit) or not by_interrupt(exc):
             raise
-        sys.stderr.write("stonetrail: error: interrupted (Ctrl-C) [aborted]\n")
+        args = sys.argv[1:]
+        if "--json" in args[:args.index("--") if "--" in args else len(args)]:  # as stonetrail_cli._common._fail
+            sys.stdout.write('{\n  "error": {\n    "code": "aborted",\n    "message": "interrupted (Ctrl-C)",\n'
+                             '    "file": null\n  }\n}\n')
+        else:
+            sys.stderr.write("stonetrail: error: interrupted (Ctrl-C) [aborted]\n")
         raise SystemExit(130) from None
     main()

@@ -287,6 +287,18 @@ class _LedgerLocation(_ExistingFile):
 _LEDGER: click.Path = _LedgerLocation()
 
 
+class LedgerFirst(click.Command):
+    """A command taking LEDGER, then an item: given them the other way round (the first word names no file, the
+    second an existing one), the usage error says so rather than that the item is no file (a new user's review)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        words = [a for a in args if not a.startswith("-")]
+        if len(words) >= 2 and not is_url(words[0]) and not os.path.lexists(words[0]) and os.path.isfile(words[1]):
+            raise click.UsageError(f"no file {words[0]!r}, while {words[1]!r} is one: the ledger comes first "
+                                   f"({ctx.command_path} LEDGER ITEM)", ctx)
+        return super().parse_args(ctx, args)
+
+
 class _LedgerFile(_ExistingFile):
     """A ledger file (a command about the file itself: its index, its torn tail); a ``postgresql://`` URL is
     refused, saying why."""

@@ -65,7 +65,7 @@ def items(ledger_file: Path | str, trust_file: Path | None, as_json: bool) -> No
     the verdict invalid (exit 1): items may be missing from the list, or shown as they were before the part that
     cannot be read.
 
-    --json gives "verdict" (verified, unverified or invalid), "findings" (a list of {code, position, item,
+    --json gives "verdict" (valid, unverified or invalid), "findings" (a list of {code, position, item,
     reason}: the first 10,000 in log order; null when unverified), "finding_count" (all of them), "damage" (the
     findings of what cannot be read, the first 10,000), "damaged_parts" (all of them) and "items": [{item, type,
     nature, state, holder, owner, mass_mct, records, latest}] (masses in mct; latest: the position of the item's

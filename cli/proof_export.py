@@ -19,6 +19,7 @@ from ledger.trust import Trust
 from ._common import (
     _EXISTING,
     _LEDGER,
+    LedgerFirst,
     _about,
     _errors,
     _plural,
@@ -35,7 +36,7 @@ __all__ = ["EXPORT_COMMAND", "SUFFIX"]
 SUFFIX = ".stproof"
 
 
-@click.command("export", short_help="Write the proof bundle of one item.")
+@click.command("export", cls=LedgerFirst, short_help="Write the proof bundle of one item.")
 @click.argument("ledger_file", metavar="LEDGER", type=_LEDGER)
 @click.argument("item")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),

@@ -28,6 +28,7 @@ from ledger.replay import Replay
 from ._common import (
     _EXISTING,
     _LEDGER,
+    LedgerFirst,
     _about,
     _errors,
     _plural,
@@ -52,7 +53,7 @@ from ._reading import (
 )
 
 
-@click.command(short_help="Print an item's history back to the mine.")
+@click.command(cls=LedgerFirst, short_help="Print an item's history back to the mine.")
 @click.argument("ledger_file", metavar="LEDGER", type=_LEDGER)
 @click.argument("item")
 @click.option("--trust", "trust_file", type=_EXISTING, help="Trust file; without it the history is shown unverified.")

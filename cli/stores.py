@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ledger import Ledger, copy_ledger
+from ledger._beside import published_checkpoint
 from ledger.pg.db import is_url, redact
 
 from ._common import _EXISTING, _LEDGER, _about, _errors, _print_json
@@ -89,6 +90,10 @@ def copy_command(source: Path | str, target: str, trust_file: Path, as_json: boo
                      "seconds": seconds})
     else:
         click.echo(f"copied {records} records from {_shown(str(source))} to {_shown(target)} in {seconds:.1f} s")
+    if not is_url(target) and published_checkpoint(target).exists():
+        click.echo(f"stonetrail: note: {published_checkpoint(target)} applies to every ledger of its origin in that "
+                   f"folder: when {_shown(str(source))} grows and a newer one is published there, this copy falls "
+                   "short of it, and show and items call it invalid; keep backups in another folder", err=True)
 
 
 # Typed names for stonetrail_cli.main to register (see stonetrail_cli.consistency).

@@ -134,17 +134,21 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
     states = {"resumed_from": str(resume) if resume else None, "resumed_at": report.resumed_at if resume else None,
               "saved_state": str(save_state) if save_state and not report.state_unsaved else None,
               "state_not_saved": report.state_unsaved}
+    beside = _published_beside(ledger_file, report) if not checkpoint_paths else None
+    warnings = []  # show and items call such a file invalid (a new user's review): said in text and JSON alike
+    if beside is not None and report.ok and (short := short_of(ledger_file, report.origin, report.record_count)):
+        warnings.append(f"{short}; this verdict is the file's alone: pass --checkpoint {beside} to check it against "
+                        "what was published")
     if as_json:
         root = report.root_hash.b64() if report.root_hash else None
         _print_json({"records": report.record_count, "root": root, "seconds": round(time.monotonic() - start, 3),
-                     "level": report.level, "max_findings": max_findings or None, **states, **report.to_json()})
+                     "level": report.level, "max_findings": max_findings or None, **states, **report.to_json(),
+                     "warnings": warnings})
         sys.exit(_verdict_exit(report.verdict))
-    beside = _published_beside(ledger_file, report) if not checkpoint_paths else None
     _print_report(report, checkpoint_paths, beside)
     _print_lost(ledger_file, report)
-    if beside is not None and report.ok and (short := short_of(ledger_file, report.origin, report.record_count)):
-        click.echo(f"warning:   {short}; this verdict is the file's alone: pass --checkpoint {beside} to check it "
-                   "against what was published")  # show and items call such a file invalid (a new user's review)
+    for warning in warnings:
+        click.echo(f"warning:   {warning}")
     if resume is not None:
         before = f"records 0..{report.resumed_at - 1}" if report.resumed_at else "no record"
         click.echo(f"state:     resumed from {resume}: {before} audited before, "

@@ -42,11 +42,14 @@ def check_directory(out: Path) -> None:
 
 @contextlib.contextmanager
 def exclusive(out: Path) -> Iterator[None]:
-    """Hold the lock file ``.publish.lock`` of the directory (created with it) for one publish.
+    """Hold the lock file ``.publish.lock`` of the directory (created with it) for one publish. A directory this
+    publish created is removed again if the publish fails before anything but the lock file is in it (a refusal
+    leaves no empty folder behind).
 
     Raises:
         StorageError: ``publish.locked`` (another publish holds it), ``store.io``.
     """
+    made = not out.exists()
     with io_errors(out, "create"):
         out.mkdir(parents=True, exist_ok=True)
         fd = os.open(out / _LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
@@ -57,6 +60,13 @@ def exclusive(out: Path) -> Iterator[None]:
             raise StorageError(f"{out} is being published by another process; try again when it is done",
                                code="publish.locked") from None
         yield
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                if [p.name for p in out.iterdir()] == [_LOCK_NAME]:
+                    (out / _LOCK_NAME).unlink()
+                    out.rmdir()
+        raise
     finally:
         os.close(fd)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._codec import pack_local, unpack_local
+from ._file_kinds import binary_kind, text_kind
 from ._files import io_errors
 from .errors import DecodeError, InputError
 
@@ -85,9 +86,12 @@ class StateFile:
         self._stamp = self._stat()
         size = self._stamp[0]
         with io_errors(self.path, "reading"):
-            line, newline, _ = os.pread(self._fd, _LINE_MAX, 0).partition(b"\n")
+            first = os.pread(self._fd, _LINE_MAX, 0)
+        line, newline, _ = first.partition(b"\n")
         if not newline or not line.startswith(MAGIC):
-            raise damaged(f"{self.path} is not an audit state file")
+            kind = binary_kind(first) or text_kind(first.decode("utf-8", "replace"))
+            raise damaged(f"{self.path} is not an audit state file" + (f": it is {kind}" if kind else "") +
+                          " (--resume takes a file 'verify --save-state' wrote)")
         if line != MAGIC + str(version).encode():
             raise InputError(f"audit state: {self.path} is in another format version ({line[len(MAGIC):][:20]!r}, this "
                              f"reads {version})", code="audit.state_mismatch")

@@ -74,7 +74,7 @@ def copy_ledger(source: str | Path, target: str | Path, authority_keys: Iterable
     expect_path(target, "target")
     keys = list(authority_keys)
     if not is_url(target) and Path(target).exists():  # refused before the source is opened
-        exists = StorageError(f"{target} exists; it is never overwritten", code="store.exists")
+        exists = StorageError(f"{target} exists; it is never overwritten: copy to a new name", code="store.exists")
         _about(exists, target)
         raise exists
     try:

@@ -123,11 +123,14 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
     cp = open_checkpoint(note, trust.operators) if trust else read_unverified_checkpoint(note)
     if trust is not None:
         check_witnesses(note, trust)
+    with io_errors(Path(ledger_path), "read"), open(ledger_path, "rb") as head:
+        origin, _ = read_header(head.read(MAX_HEADER))  # InputError store.not_a_ledger before any index is asked
+    if cp.origin != origin:  # before the index is asked: it could only say it cannot answer
+        raise VerificationError(f"a checkpoint of another ledger ({cp.origin!r:.80}, not {origin!r:.80})",
+                                code="checkpoint.origin_mismatch")
     if cp.tree_size == 0:
         raise InputError("the checkpoint is of the empty log: nothing to publish (append records, then sign a new "
                          "checkpoint)", code="publish.empty")
-    with io_errors(Path(ledger_path), "read"), open(ledger_path, "rb") as head:
-        read_header(head.read(MAX_HEADER))  # InputError store.not_a_ledger before any index is asked
     out = Path(directory)
     check_directory(out)
     with exclusive(out):  # one publisher at a time: a second one waits for nothing, it is refused

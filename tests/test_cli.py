@@ -440,6 +440,21 @@ def test_an_index_or_audit_state_given_as_a_ledger_and_others_given_in_the_wrong
         assert result.exit_code == exit_code and said in result.output, (args, result.output)
 
 
+@pytest.mark.parametrize("command", [["show"], ["proof", "export"]], ids=" ".join)
+def test_an_item_given_before_its_ledger_is_named_as_such(demo_dir: Path, command: list[str]) -> None:
+    """A new user's review: 'show R-00001-A demo.ledger' said only that the file 'R-00001-A' does not exist."""
+    result = run(*command, "R-00001-A", demo_dir / "demo.ledger")
+    assert result.exit_code == 2 and "the ledger comes first" in result.output and "LEDGER ITEM" in result.output
+    missing = run(*command, demo_dir / "no.ledger", "R-00001-A")  # no file at all: as before
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_resume_from_a_file_that_is_no_audit_state_names_what_it_is(demo_dir: Path) -> None:
+    result = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys", "--resume",
+                 demo_dir / "proofs" / "R-00001-A.stproof")
+    assert result.exit_code == 2 and "not an audit state file: it is a proof bundle" in result.output
+
+
 def test_a_malformed_checkpoint_is_a_usage_error(demo_dir: Path) -> None:
     result = run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys",
                  "--checkpoint", demo_dir / "trust.keys")
@@ -545,9 +560,13 @@ def test_verify_warns_of_a_file_short_of_its_published_checkpoint(copy: Path) ->
     result = run("verify", ledger, "--trust", copy / "trust.keys")
     assert result.exit_code == 0 and "fewer than the 704 of the checkpoint published beside it" in result.output
     assert f"pass --checkpoint {copy / 'checkpoint.txt'}" in result.output
+    as_json = json.loads(run("verify", ledger, "--trust", copy / "trust.keys", "--json").stdout)
+    assert as_json["verdict"] == "valid" and len(as_json["warnings"]) == 1  # a script sees it too (a review)
+    assert "fewer than the 704" in as_json["warnings"][0]
     checked = run("verify", ledger, "--trust", copy / "trust.keys", "--checkpoint", copy / "checkpoint.txt")
     assert checked.exit_code == 1 and "checkpoint.beyond_log" in checked.output
     assert "fewer than the" not in run("verify", whole, "--trust", copy / "trust.keys").output
+    assert json.loads(run("verify", whole, "--trust", copy / "trust.keys", "--json").stdout)["warnings"] == []
 
 
 def test_one_damaged_span_is_counted_as_one_record(copy: Path) -> None:

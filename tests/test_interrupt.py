@@ -6,6 +6,7 @@ init)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -107,3 +108,29 @@ def test_ctrl_c_that_python_wrapped_while_a_command_loads_is_still_an_interrupt(
     assert ended.value.code == 130
     assert capsys.readouterr().err.strip() == "stonetrail: error: interrupted (Ctrl-C) [aborted]"
     assert by_interrupt(RuntimeError()) is False
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_ctrl_c_while_the_tool_loads_is_reported_as_once_it_has(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               as_json: bool) -> None:
+    """A new user's review: in the first fraction of a second, `verify --json` answered Ctrl-C in text on stderr."""
+    import stonetrail_cli
+
+    class Interrupting:
+        def find_spec(self, name: str, *_: object) -> None:
+            if name == "stonetrail_cli.main":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "stonetrail_cli.main")
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    monkeypatch.setattr(sys, "argv", ["stonetrail", "verify", "x.ledger", *(["--json"] if as_json else [])])
+    with pytest.raises(SystemExit) as ended:
+        stonetrail_cli.run()
+    out, err = capsys.readouterr()
+    assert ended.value.code == 130
+    if as_json:
+        assert json.loads(out) == {"error": {"code": "aborted", "message": "interrupted (Ctrl-C)", "file": None}}
+        assert err == ""
+    else:
+        assert err == "stonetrail: error: interrupted (Ctrl-C) [aborted]\n" and out == ""

@@ -265,6 +265,18 @@ def test_publish_without_an_index_says_how_to_build_one(demo: Path, tmp_path: Pa
     done = cli("publish", tmp_path / "demo.ledger", tmp_path / "log")
     assert done.exit_code == 3 and "[publish.no_index]" in done.output and "stonetrail index" in done.output
     assert "Traceback" not in done.output
+    assert not (tmp_path / "log").exists()  # a new user's review: a refusal left the folder, holding the lock file
+
+
+def test_a_checkpoint_of_another_ledger_is_named_so_and_leaves_no_folder(demo: Path, tmp_path: Path) -> None:
+    """A new user's review: it was "the index cannot answer at tree size N" (build it), and a folder was left."""
+    (tmp_path / "other").mkdir()
+    cli("init", tmp_path / "other" / "o.ledger", "--origin", "other.example/log", "--trust", demo / "trust.keys")
+    cli("keygen", "--name", "other.example/log", "-o", tmp_path / "o.pem")
+    cli("checkpoint", tmp_path / "other" / "o.ledger", "--key", tmp_path / "o.pem", "-o", tmp_path / "o.txt")
+    done = cli("publish", demo / "demo.ledger", tmp_path / "log", "--checkpoint", tmp_path / "o.txt")
+    assert done.exit_code == 1 and "[checkpoint.origin_mismatch]" in done.output, done.output
+    assert not (tmp_path / "log").exists()
 
 
 def test_an_entry_over_65535_bytes_is_refused() -> None:
