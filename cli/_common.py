@@ -292,11 +292,27 @@ class LedgerFirst(click.Command):
     second an existing one), the usage error says so rather than that the item is no file (a new user's review)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        words = [a for a in args if not a.startswith("-")]
+        words = self._arguments(args)
         if len(words) >= 2 and not is_url(words[0]) and not os.path.lexists(words[0]) and os.path.isfile(words[1]):
-            raise click.UsageError(f"no file {words[0]!r}, while {words[1]!r} is one: the ledger comes first "
-                                   f"({ctx.command_path} LEDGER ITEM)", ctx)
+            raise click.UsageError(f"no file {words[0]!r}, while {words[1]!r} is one: did you mean "
+                                   f"'{ctx.command_path} {words[1]} {words[0]}'? (LEDGER comes first)", ctx)
         return super().parse_args(ctx, args)
+
+    def _arguments(self, args: list[str]) -> list[str]:
+        """The words of ``args`` that are arguments, not options or their values (up to a ``--``)."""
+        valued = {name for p in self.params if isinstance(p, click.Option) and not p.is_flag for name in p.opts}
+        words: list[str] = []
+        skip = False
+        for i, word in enumerate(args):
+            if word == "--":
+                return words + args[i + 1:]
+            if skip:
+                skip = False
+            elif word.startswith("-") and word != "-":
+                skip = word in valued  # its value is the next word (not --opt=value)
+            else:
+                words.append(word)
+        return words
 
 
 class _LedgerFile(_ExistingFile):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ledger import Finding, Trust
-from ledger._beside import published_checkpoint, published_of, read_published, short_of
+from ledger._beside import published_of, published_places, read_published, short_of
 from ledger.checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from ledger.errors import StoneTrailError, VerificationError
 from ledger.pg.url import is_url
@@ -56,8 +56,9 @@ def replay_file(ledger_file: Path, trust: Trust | None) -> tuple[Replay, str]:
     from ledger import replay_ledger  # the audit's modules: loaded by the commands that replay, not at start
     with _about(ledger_file), progress("records", "replaying") as bar:
         replay = replay_ledger(ledger_file, trust, progress=bar)
-    if trust is not None and replay.framing_ok and (note := genuine_published(ledger_file, trust)) is not None:
-        replay = _against(replay, read_unverified_checkpoint(note))
+    if trust is not None and replay.framing_ok:
+        for note in genuine_published(ledger_file, trust):
+            replay = _against(replay, read_unverified_checkpoint(note))
     return replay, "unverified" if trust is None else "invalid" if replay.findings else "valid"
 
 
@@ -81,43 +82,48 @@ def audited(ledger_file: Path, trust: Trust | None) -> AuditReport | None:
     with a progress bar on a terminal; ``trust`` None: no key trusted, for an unverified listing), if every part
     of the file can be read; else None, as soon as a part that cannot be read is met (the caller replays it: the
     replay names those parts, which an audit only counts among its findings). Under ``trust``, the file is
-    checked against the checkpoint published beside it too, if a pinned operator key signed it
-    (:func:`genuine_published`): a file rewritten after its operator signed it is not valid."""
+    checked against the checkpoints published for it too, if a pinned operator key signed them
+    (:func:`genuine_published`): a file rewritten after its operator signed one is not valid."""
     from ledger import check_ledger  # the audit's modules: loaded by the commands that audit, not at start
-    note = genuine_published(ledger_file, trust) if trust is not None else None
-    if note is not None and trust is not None:  # the operator's word about the log: its witnesses are verify's
+    notes = genuine_published(ledger_file, trust) if trust is not None else []
+    if notes and trust is not None:  # the operator's word about the log: its witnesses are verify's
         trust = replace(trust, witnesses=None)
     with _about(ledger_file), progress("records", "auditing" if trust is not None else "replaying") as bar:
-        report = check_ledger(ledger_file, trust, checkpoint=note, progress=bar, jobs=os.cpu_count() or 1,
+        report = check_ledger(ledger_file, trust, checkpoints=notes, progress=bar, jobs=os.cpu_count() or 1,
                               inventory=True, until_unreadable=True)
     return None if report.unreadable else report
 
 
-def genuine_published(ledger_file: Path | str, trust: Trust) -> str | None:
-    """The text of the checkpoint published beside the ledger file (``checkpoint.txt``, docs/format.md §8.1) if it
-    is of the file's origin and a key ``trust`` pins as an operator's signed it: what the operator signed about the
-    log, which the file must match (root, registry, heads and identity lines at its tree size). None if there is
-    none, or it is another ledger's or unreadable (:func:`rolled_back` warns of that), or no pinned key signed it:
-    then a note on stderr says that the file is not checked against it."""
+def genuine_published(ledger_file: Path | str, trust: Trust) -> list[str]:
+    """The texts of the checkpoints published for the ledger file (``checkpoint.txt`` beside it, and beside a
+    link's target: :func:`ledger._beside.published_places`, docs/format.md §8.1) that are of the file's origin and
+    that a key ``trust`` pins as an operator's signed: what the operator signed about the log, which the file must
+    match (root, registry, heads and identity lines at its tree size). One that is another ledger's or unreadable
+    is passed over (:func:`rolled_back` warns of that); one that no pinned key signed too, with a note on stderr
+    that the file is not checked against it."""
     if is_url(ledger_file) or not os.path.isfile(ledger_file):  # not a FIFO, say: the audit refuses it
-        return None
+        return []
     from ledger.storage.header import MAX_HEADER, read_header
     try:
         with open(ledger_file, "rb") as file:
             origin, _ = read_header(file.read(MAX_HEADER))
-        if published_of(ledger_file, origin) is None:
-            return None
-        data = read_published(published_checkpoint(ledger_file))
-        note = data.decode("utf-8-sig") if data is not None else None  # as published_of reads it
-        if note is not None:
+    except (OSError, StoneTrailError):  # the audit names a file it cannot read
+        return []
+    notes = []
+    for place in published_places(ledger_file):
+        try:
+            data = read_published(place)
+            note = data.decode("utf-8-sig") if data is not None else None  # as published_at reads it
+            if note is None or read_unverified_checkpoint(note).origin != origin:
+                continue
             open_checkpoint(note, trust.operators, origin=origin)
-        return note
-    except VerificationError as exc:
-        click.echo(f"stonetrail: note: {published_checkpoint(ledger_file)} is not signed by an operator key the trust "
-                   f"file pins ({exc.code}): {ledger_file} is not checked against it", err=True)
-    except (OSError, UnicodeDecodeError, StoneTrailError):  # the audit names a file it cannot read
-        pass
-    return None
+            notes.append(note)
+        except VerificationError as exc:
+            click.echo(f"stonetrail: note: {place} is not signed by an operator key the trust file pins ({exc.code}): "
+                       f"{ledger_file} is not checked against it", err=True)
+        except (UnicodeDecodeError, StoneTrailError):  # not a checkpoint: rolled_back says so
+            pass
+    return notes
 
 
 #: What an invalid listing tells to run for every finding.

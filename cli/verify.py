@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from ledger import AuditReport, check_ledger
-from ledger._beside import published_checkpoint, published_of, short_of
+from ledger._beside import published_at, short_of
 from ledger.audit import CHUNK_RECORDS, LEVELS
 from ledger.engines import DEFAULT_ENGINE, ENGINES
 from ledger.kept_findings import MAX_FINDINGS
@@ -172,9 +172,8 @@ LEVEL_CHECKS = {"structure": "framing, format and the Merkle root checked (as at
 def _published_beside(ledger_file: Path | str, r: AuditReport) -> Path | None:
     """The checkpoint published beside the ledger file (``checkpoint.txt``, of its origin), if any: not used unless
     given with --checkpoint (an audit assumes nothing), but named, so that the user can pass it."""
-    if is_url(ledger_file) or published_of(ledger_file, r.origin) is None:
-        return None
-    return published_checkpoint(ledger_file)
+    at = None if is_url(ledger_file) else published_at(ledger_file, r.origin)
+    return at[0] if at is not None else None
 
 
 def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = None) -> None:

@@ -14,7 +14,8 @@ from .checkpoint import Checkpoint, read_unverified_checkpoint
 from .errors import NoteFormatError, StoneTrailError
 from .note import MAX_NOTE_BYTES
 
-__all__ = ["CHECKPOINT_FILE", "published_checkpoint", "published_of", "read_published", "short_of"]
+__all__ = ["CHECKPOINT_FILE", "published_at", "published_checkpoint", "published_of", "published_places",
+           "read_published", "short_of"]
 
 #: The name of the published (newest) checkpoint, in the ledger file's directory.
 CHECKPOINT_FILE: Final = "checkpoint.txt"
@@ -22,19 +23,39 @@ CHECKPOINT_FILE: Final = "checkpoint.txt"
 
 def published_checkpoint(ledger_path: str | Path) -> Path:
     """The path of the published checkpoint of the ledger file at ``ledger_path``: ``checkpoint.txt`` beside it
-    (beside the file a symbolic link names: the checkpoint published for it, wherever it is linked from)."""
-    return Path(os.path.realpath(ledger_path)).parent / CHECKPOINT_FILE
+    (beside the path as given: where ``stonetrail checkpoint`` publishes)."""
+    return Path(ledger_path).parent / CHECKPOINT_FILE
+
+
+def published_places(ledger_path: str | Path) -> list[Path]:
+    """Every place a checkpoint published for the ledger file at ``ledger_path`` may be: beside the path as given,
+    and, if it is a symbolic link (or in a linked folder), beside the file it names. Both bound the file: a
+    checkpoint beside either is one a verifier may hold."""
+    given = published_checkpoint(ledger_path)
+    real = Path(os.path.realpath(ledger_path)).parent / CHECKPOINT_FILE
+    return [given] if os.path.realpath(given.parent) == str(real.parent) else [given, real]
+
+
+def published_at(ledger_path: str | Path, origin: str, *, strict: bool = False) -> tuple[Path, Checkpoint] | None:
+    """The checkpoint of ``origin`` published for the ledger file at ``ledger_path`` (:func:`published_places`;
+    of two, the one of the larger tree) and where it is, read without verifying its signature; None if there is
+    none, or it is of another ledger, or not a regular file holding a checkpoint. Its tree size bounds the ledger:
+    a file holding fewer records lost records its operator signed (a rollback), and records appended to it would
+    fork the published log (docs/format.md §8.1). An unsigned or false file can only make a command refuse or
+    warn, never accept more. ``strict`` (a command about to cut or make a file): a name there that is not a
+    checkpoint raises NoteFormatError ``checkpoint.unreadable`` instead of being passed over."""
+    found = [(place, cp) for place in published_places(ledger_path)
+             if (cp := _checkpoint_at(place, origin, strict)) is not None]
+    return max(found, key=lambda found: found[1].tree_size, default=None)
 
 
 def published_of(ledger_path: str | Path, origin: str, *, strict: bool = False) -> Checkpoint | None:
-    """The checkpoint published beside the ledger file at ``ledger_path`` (:func:`published_checkpoint`), read
-    without verifying its signature, if it is one of ``origin``; None if there is none, or it is of another ledger,
-    or it is not a regular file holding a checkpoint. Its tree size bounds the ledger: a file holding fewer records
-    lost records its operator signed (a rollback), and records appended to it would fork the published log
-    (docs/format.md §8.1). An unsigned or false file can only make a command refuse or warn, never accept more.
-    ``strict`` (a command about to cut the file): a name there that is not a checkpoint raises NoteFormatError
-    ``checkpoint.unreadable`` instead of being passed over."""
-    target = published_checkpoint(ledger_path)
+    """The checkpoint of :func:`published_at`, without its place."""
+    at = published_at(ledger_path, origin, strict=strict)
+    return at[1] if at is not None else None
+
+
+def _checkpoint_at(target: Path, origin: str, strict: bool) -> Checkpoint | None:
     if not os.path.lexists(target):
         return None
     try:
@@ -52,12 +73,12 @@ def published_of(ledger_path: str | Path, origin: str, *, strict: bool = False) 
 
 def short_of(ledger_path: str | Path, origin: str, records: int) -> str | None:
     """Why the ledger file at ``ledger_path`` (of ``origin``), holding ``records`` records, is short of the
-    checkpoint published beside it (:func:`published_of`), in words; None if it is not (or none is published)."""
-    published = published_of(ledger_path, origin)
-    if published is None or published.tree_size <= records:
+    checkpoint published for it (:func:`published_at`), in words; None if it is not (or none is published)."""
+    at = published_at(ledger_path, origin)
+    if at is None or at[1].tree_size <= records:
         return None
-    return (f"{ledger_path} holds {records} records, fewer than the {published.tree_size} of the checkpoint "
-            f"published beside it ({published_checkpoint(ledger_path)}): records its operator signed are missing "
+    return (f"{ledger_path} holds {records} records, fewer than the {at[1].tree_size} of the checkpoint "
+            f"published beside it ({at[0]}): records its operator signed are missing "
             "(the file was cut short, or restored from an older copy)")
 
 

@@ -53,15 +53,17 @@ def exclusive(out: Path) -> Iterator[None]:
     with io_errors(out, "create"):
         out.mkdir(parents=True, exist_ok=True)
         fd = os.open(out / _LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    locked = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
             raise StorageError(f"{out} is being published by another process; try again when it is done",
                                code="publish.locked") from None
         yield
     except BaseException:
-        if made:
+        if made and locked:  # never another publisher's lock: two may both have seen no directory
             with contextlib.suppress(OSError):
                 if [p.name for p in out.iterdir()] == [_LOCK_NAME]:
                     (out / _LOCK_NAME).unlink()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from ._beside import published_checkpoint, published_of, short_of
+from ._beside import published_at, short_of
 from .errors import InputError, StorageError, VerificationError
 from .findings import raise_first
 from .hashing import Digest
@@ -93,10 +93,10 @@ def refuse_fork_beside(path: str | Path, origin: str) -> None:
     one (its first append would not extend it). Raises VerificationError ``checkpoint.beyond_log`` before any
     file is made; NoteFormatError ``checkpoint.unreadable`` if a ``checkpoint.txt`` there is not one (it could not
     tell)."""
-    published = published_of(path, origin, strict=True)
-    if published is not None and published.tree_size > 0:
-        raise VerificationError(f"{published_checkpoint(path)} beside {path} is a checkpoint of {origin!r:.80} "
-                                f"signed at {published.tree_size} records: a new, empty ledger of that origin there "
+    at = published_at(path, origin, strict=True)
+    if at is not None and at[1].tree_size > 0:
+        raise VerificationError(f"{at[0]} beside {path} is a checkpoint of {origin!r:.80} "
+                                f"signed at {at[1].tree_size} records: a new, empty ledger of that origin there "
                                 "would fork the published log; create it in another folder or under another origin "
                                 "(or copy the published ledger: stonetrail copy)", code="checkpoint.beyond_log")
 

@@ -4,11 +4,13 @@ the copy, so the copy holds the same records in the same order, with the same ro
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from ._beside import published_checkpoint, published_of
+from ._beside import published_at
 from ._files import link_new
 from ._ledger import Ledger
 from .backends import FileBackend
@@ -61,14 +63,18 @@ def copy_ledger(source: str | Path, target: str | Path, authority_keys: Iterable
     ``target`` (likewise), checked as its writer checks any append; return the number of records copied.
     ``progress(records done, records in all)`` after each batch. A database source is read as committed when the
     copy starts, every row checked against its leaf hash (:func:`ledger.pg.store.payloads`). A file target is
-    written under a temporary name and renamed once whole: a copy that fails leaves no file that looks like a
-    shorter ledger. A database target must hold no table; if the copy fails, the tables it made are dropped
-    again (if that fails too, the error says what the database holds).
+    written under a temporary name and linked to its name once whole, never over a file (its index too): a copy
+    that fails leaves no file that looks like a shorter ledger; nor does one that the checkpoint published for the
+    target (:func:`ledger._beside.published_at`) does not lead to, which would fork that log. A database target
+    must hold no table; if the copy fails, the tables it made are dropped again (if that fails too, the error
+    says what the database holds).
 
     Raises:
-        StorageError: ``store.exists`` (``target`` holds a ledger), I/O or database errors; CorruptStoreError
-        (``source`` is damaged); IndexDamaged (a database row missing or not its leaf). RuleError: a record of
-        ``source`` breaks a rule (audit ``source``).
+        StorageError: ``store.exists`` (``target``, or its index, exists; a database ``target`` holds a ledger),
+        I/O or database errors; CorruptStoreError (``source`` is damaged); IndexDamaged (a database row missing or
+        not its leaf). RuleError: a record of ``source`` breaks a rule (audit ``source``). VerificationError
+        ``checkpoint.*``: the checkpoint published for ``target`` is not of this copy's log; NoteFormatError
+        ``checkpoint.unreadable``: the one there is not a checkpoint.
     """
     expect_path(source, "source")
     expect_path(target, "target")
@@ -91,8 +97,12 @@ def copy_ledger(source: str | Path, target: str | Path, authority_keys: Iterable
         try:
             done = _copy(origin, total, rows, building, keys, progress, partial=None)
             _extends_published(building, final, origin)
+            if os.path.lexists(index_path(final)):  # never over another file, an index of a ledger gone included
+                raise StorageError(f"{index_path(final)} exists; it is never overwritten: move it away, or copy to "
+                                   "a new name", code="store.exists")
             link_new(building, final)  # never over a file that appeared meanwhile (store.exists)
-            index_path(building).rename(index_path(final))
+            with contextlib.suppress(OSError):  # else the index is built anew where it is next needed (a cache)
+                os.rename(index_path(building), index_path(final))
             return done
         finally:
             building.unlink(missing_ok=True)
@@ -166,12 +176,13 @@ def _extends_published(building: Path, final: Path, origin: str) -> None:
     than its tree size, or another root at that size (``checkpoint.beyond_log``, ``checkpoint.root_mismatch``,
     VerificationError): a ledger there would fork the published log, as :func:`ledger.backends.refuse_fork_beside`
     says of a new one. Its signature is not checked: it only refuses."""
-    published = published_of(final, origin)
-    if published is None:
+    at = published_at(final, origin, strict=True)  # one that is not a checkpoint could not tell: refused
+    if at is None:
         return
+    place, published = at
     try:
         check_checkpoint_of(building, published)
     except (VerificationError, NoteFormatError) as exc:
-        raise VerificationError(f"{published_checkpoint(final)} beside {final} is a checkpoint of {origin!r:.80} at "
+        raise VerificationError(f"{place} beside {final} is a checkpoint of {origin!r:.80} at "
                                 f"{published.tree_size} records that this copy does not lead to ({exc}): it would "
                                 "fork the published log there; copy it to another folder", code=exc.code) from exc

@@ -57,6 +57,7 @@ from .note import note_signatures, note_signers
 from .reader import LogPass, Progress, check_checkpoint
 from .record import Record
 from .storage import FrameFile
+from .storage.filestore import _regular
 from .storage.header import MAX_HEADER, read_header
 from .storage.tile_check import CheckedTiles, tile_widths
 from .storage.tiles import TILE_WIDTH, tile_path
@@ -123,6 +124,8 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
     cp = open_checkpoint(note, trust.operators) if trust else read_unverified_checkpoint(note)
     if trust is not None:
         check_witnesses(note, trust)
+    with io_errors(Path(ledger_path), "read"):
+        _regular(Path(ledger_path))  # a FIFO would block the open
     with io_errors(Path(ledger_path), "read"), open(ledger_path, "rb") as head:
         origin, _ = read_header(head.read(MAX_HEADER))  # InputError store.not_a_ledger before any index is asked
     if cp.origin != origin:  # before the index is asked: it could only say it cannot answer

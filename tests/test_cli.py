@@ -444,9 +444,17 @@ def test_an_index_or_audit_state_given_as_a_ledger_and_others_given_in_the_wrong
 def test_an_item_given_before_its_ledger_is_named_as_such(demo_dir: Path, command: list[str]) -> None:
     """A new user's review: 'show R-00001-A demo.ledger' said only that the file 'R-00001-A' does not exist."""
     result = run(*command, "R-00001-A", demo_dir / "demo.ledger")
-    assert result.exit_code == 2 and "the ledger comes first" in result.output and "LEDGER ITEM" in result.output
+    assert result.exit_code == 2 and "did you mean" in result.output and "(LEDGER comes first)" in result.output
     missing = run(*command, demo_dir / "no.ledger", "R-00001-A")  # no file at all: as before
     assert missing.exit_code == 2 and "does not exist" in missing.output
+    value = run(*command, "--trust", demo_dir / "no.keys", demo_dir / "demo.ledger", "R-00001-A")  # an option's
+    assert value.exit_code == 2 and "does not exist" in value.output and "comes first" not in value.output
+
+
+def test_an_option_value_before_the_ledger_is_no_argument(demo_dir: Path, tmp_path: Path) -> None:
+    """A breaker's review: 'proof export -o new.stproof LEDGER ITEM' was taken for swapped arguments."""
+    result = run("proof", "export", "-o", tmp_path / "new.stproof", demo_dir / "demo.ledger", "R-00001-A")
+    assert result.exit_code == 0 and (tmp_path / "new.stproof").exists(), result.output
 
 
 def test_resume_from_a_file_that_is_no_audit_state_names_what_it_is(demo_dir: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ledger import Ledger, Trust, build_demo, check_ledger, copy_ledger
-from ledger.errors import CorruptStoreError, StorageError, VerificationError
+from ledger.errors import CorruptStoreError, NoteFormatError, StorageError, VerificationError
 from ledger.storage import FileStore, scan
 from stonetrail_cli.main import main
 
@@ -116,3 +116,18 @@ def test_a_copy_the_published_checkpoint_beside_it_does_not_lead_to_is_refused(d
             copy_ledger(source, tmp_path / f"{name}.ledger", trust.authority_keys)
         assert err.value.code == code and "would fork the published log" in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.txt", "demo.ledger", "sources", "trust.keys"]
+
+
+def test_a_copy_never_replaces_an_index_file_and_refuses_beside_a_checkpoint_it_cannot_read(demo: Path,
+                                                                                           tmp_path: Path) -> None:
+    ledger = _folder(demo, tmp_path)
+    trust = Trust.parse((tmp_path / "trust.keys").read_text())
+    (tmp_path / "backup.ledger.index").write_text("my notes\n")
+    with pytest.raises(StorageError) as err:
+        copy_ledger(ledger, tmp_path / "backup.ledger", trust.authority_keys)
+    assert err.value.code == "store.exists" and "backup.ledger.index" in str(err.value)
+    assert (tmp_path / "backup.ledger.index").read_text() == "my notes\n" and not (tmp_path / "backup.ledger").exists()
+    (tmp_path / "checkpoint.txt").write_bytes((tmp_path / "checkpoint.txt").read_bytes().replace(b"\n", b"\r\n"))
+    with pytest.raises(NoteFormatError) as unreadable:  # a checkpoint it cannot read could not tell a fork
+        copy_ledger(ledger, tmp_path / "other.ledger", trust.authority_keys)
+    assert unreadable.value.code == "checkpoint.unreadable" and not (tmp_path / "other.ledger").exists()

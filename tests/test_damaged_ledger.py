@@ -314,8 +314,9 @@ def test_bytes_appended_by_another_program_are_moved_aside_only_when_asked(demo:
 def test_a_damaged_tail_after_a_batch_that_never_ended_takes_the_batch_along(demo: Path, tmp_path: Path) -> None:
     """A breaker's review: the last frame a STRB (its batch never ended), then a stray newline. The cut was the
     newline alone, and the repaired file ended in a torn batch, which the next repair cut (a record the first one
-    reported kept). Now the first cut takes the unclosed batch too, as a torn tail's does; below the published
-    checkpoint that is a rollback, refused; through a symbolic link from another folder too."""
+    reported kept). Now the cut takes the unclosed batch too, as a torn tail's does, and only when asked (a record
+    goes); below the published checkpoint that is a rollback, refused; through a symbolic link from another folder
+    too."""
     ledger = _copy(demo, tmp_path)
     original = ledger.read_bytes()
     last = scan(ledger).frames[-1]
@@ -327,11 +328,14 @@ def test_a_damaged_tail_after_a_batch_that_never_ended_takes_the_batch_along(dem
     (elsewhere / "demo.ledger").symlink_to(ledger)
     for path in (ledger, elsewhere / "demo.ledger"):  # the published checkpoint covers record 703
         with pytest.raises(VerificationError) as err:
-            repair(path)
+            repair(path, damaged_tail=True)
         assert err.value.code == "repair.rollback" and f"record 703 (byte offset {last.offset})" in str(err.value)
     assert ledger.read_bytes() == bytes(data) + b"\n" and not list(elsewhere.glob("*.damaged-*"))
     (tmp_path / "checkpoint.txt").unlink()
-    done = repair(elsewhere / "demo.ledger")
+    with pytest.raises(CorruptStoreError) as asked:  # a stray newline, but a record goes with it: only when asked
+        repair(ledger)
+    assert "records 703 on, of a batch that never ended" in str(asked.value)
+    done = repair(elsewhere / "demo.ledger", damaged_tail=True)
     assert (done.records, done.size_bytes, done.damaged) == (703, last.offset, True)
     assert ledger.read_bytes() == original[:last.offset]
     assert (tmp_path / f"demo.ledger.damaged-{last.offset}").read_bytes() == bytes(data[last.offset:]) + b"\n"

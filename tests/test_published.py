@@ -8,6 +8,7 @@ import contextlib
 import functools
 import gzip
 import json
+import os
 import re
 import select
 import shutil
@@ -266,6 +267,12 @@ def test_publish_without_an_index_says_how_to_build_one(demo: Path, tmp_path: Pa
     assert done.exit_code == 3 and "[publish.no_index]" in done.output and "stonetrail index" in done.output
     assert "Traceback" not in done.output
     assert not (tmp_path / "log").exists()  # a new user's review: a refusal left the folder, holding the lock file
+
+
+def test_publish_refuses_a_fifo_given_as_the_ledger_without_waiting(demo: Path, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "f.ledger")
+    done = cli("publish", tmp_path / "f.ledger", tmp_path / "log", "--checkpoint", demo / "checkpoint.txt")
+    assert done.exit_code == 2 and "[store.not_a_file]" in done.output and not (tmp_path / "log").exists()
 
 
 def test_a_checkpoint_of_another_ledger_is_named_so_and_leaves_no_folder(demo: Path, tmp_path: Path) -> None:

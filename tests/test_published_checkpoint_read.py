@@ -128,3 +128,20 @@ def test_a_file_cut_short_of_its_published_checkpoint_is_named_so_in_the_hint(de
     got = _run("items", tmp_path / "demo.ledger", "--trust", tmp_path / "trust.keys")
     assert got.exit_code == 1 and "the file holds fewer records than the checkpoint covers" in got.stdout
     assert "is it this ledger's checkpoint" not in got.stdout
+
+
+def test_the_checkpoint_beside_a_link_to_the_ledger_counts_too(demo: Path, tmp_path: Path) -> None:
+    """A breaker's review: with the checkpoint beside a symbolic link to a ledger cut short elsewhere, show and
+    items said valid (the checkpoint was looked for beside the link's target only)."""
+    (tmp_path / "share").mkdir()
+    (tmp_path / "audit").mkdir()
+    read = scan(demo / "demo.ledger")
+    with FileStore.create(tmp_path / "share" / "demo.ledger", read.origin) as store:
+        store.append_batch([f.payload for f in read.frames[:702]])
+    shutil.copy(demo / "checkpoint.txt", tmp_path / "audit" / "checkpoint.txt")
+    (tmp_path / "audit" / "demo.ledger").symlink_to(tmp_path / "share" / "demo.ledger")
+    for command in (["show", tmp_path / "audit" / "demo.ledger", STONE], ["items", tmp_path / "audit" / "demo.ledger"]):
+        got = _run(*command, "--trust", demo / "trust.keys", "--json")
+        assert got.exit_code == 1 and json.loads(got.stdout)["verdict"] == "invalid", (command, got.output)
+    told = _run("verify", tmp_path / "audit" / "demo.ledger", "--trust", demo / "trust.keys", "--json")
+    assert "fewer than the 704" in json.loads(told.stdout)["warnings"][0]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._beside import published_checkpoint, published_of
+from .._beside import published_at
 from .._files import io_errors, write_file
 from ..checkpoint import Checkpoint, read_unverified_checkpoint
 from ..errors import CorruptStoreError, StorageError, VerificationError, expect, expect_path
@@ -91,10 +91,10 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None, damag
 
     ``checkpoint``: the text of a checkpoint issued for this ledger. Repair refuses to leave the file with fewer
     records than its tree size, or than the tree size of the checkpoint published beside it (``checkpoint.txt``,
-    :func:`ledger._beside.published_of`, if it is of this ledger's origin), whichever is larger: that would roll
-    back records a verifier may hold a proof of. Their signatures are not checked (they only bound the cut: a
-    false one can make repair refuse, never cut more); without ``checkpoint``, a ``checkpoint.txt`` that is not
-    a checkpoint refuses the repair (it cannot bound the cut).
+    :func:`ledger._beside.published_at`: beside the path given, or beside a link's target, if it is of this ledger's
+    origin), whichever is larger: that would roll back records a verifier may hold a proof of. Their signatures are
+    not checked (they only bound the cut: a false one can make repair refuse, never cut more); without
+    ``checkpoint``, a ``checkpoint.txt`` that is not a checkpoint refuses the repair (it cannot bound the cut).
 
     Takes the writer lock. The side file is written and fsynced before the ledger is truncated and fsynced, so
     no byte is ever lost; a side file that already holds exactly the tail (an interrupted repair) is kept.
@@ -115,7 +115,7 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None, damag
     expect_path(path, "path")
     expect(checkpoint, (str, type(None)), "checkpoint", "signed checkpoint text (str) or None")
     issued = None if checkpoint is None else read_unverified_checkpoint(checkpoint)
-    p = Path(os.path.realpath(path))  # a link's target: the checkpoint beside it bounds the cut, the side file too
+    given, p = Path(path), Path(os.path.realpath(path))  # a link's target: the side file goes beside it
     with io_errors(p, "opening"):
         _regular(p)
         fd = os.open(p, os.O_RDWR)
@@ -123,13 +123,13 @@ def repair(path: str | os.PathLike[str], *, checkpoint: str | None = None, damag
         _lock(fd, p)
         with io_errors(p, "repairing"):
             origin, offsets, problems, end = _survey(fd)
-            published = published_of(p, origin, strict=issued is None)  # none given: an unreadable one refuses
+            published = published_at(given, origin, strict=issued is None)  # none given: an unreadable one refuses
             size = os.fstat(fd).st_size
             kept, cut = len(offsets), end
             if problems and problems[0].code != TORN and problems[0].offset == end:  # a damaged tail
                 kept, cut = _open_batch(fd, offsets, end)
-            damaged = _may_cut(p, problems, issued, published, origin, kept, cut, end,
-                               damaged_tail or size - end <= FRAME_HEADER)
+            stray = size - end <= FRAME_HEADER and cut == end  # too short to hold a record, and no record goes
+            damaged = _may_cut(p, problems, issued, published, origin, kept, cut, end, damaged_tail or stray)
             side, tail = None, b""
             if problems:
                 tail = _pread(fd, size - cut, cut)
@@ -153,13 +153,14 @@ def _open_batch(fd: int, offsets: Sequence[int], end: int) -> tuple[int, int]:
     return (kept, offsets[kept]) if kept < len(offsets) else (kept, end)
 
 
-def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | None, published: Checkpoint | None,
+def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | None,
+            published_there: tuple[Path, Checkpoint] | None,
             origin: str, kept: int, cut: int, end: int, damaged_tail: bool) -> bool:
     """Refuse a repair that would cut anything but a torn tail (or, with ``damaged_tail``, a damaged tail: one span
     from ``end``, the end of the last valid frame, to end of file), or leave fewer records than ``issued`` (the
-    caller's checkpoint) or ``published`` (the one beside the file) covers, whichever is larger (``kept``: the
-    records before the cut, or all of them; ``cut``: its byte offset). Return whether the tail to cut is a damaged
-    one. Raises as :func:`repair`."""
+    caller's checkpoint) or ``published_there`` (the one published for the file, and where) covers, whichever is
+    larger (``kept``: the records before the cut, or all of them; ``cut``: its byte offset). Return whether the
+    tail to cut is a damaged one. Raises as :func:`repair`."""
     damaged = bool(problems) and problems[0].code != TORN  # a torn tail is always the last problem
     if damaged:
         first = problems[0]
@@ -169,6 +170,8 @@ def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | Non
             raise CorruptStoreError(at + "that is not a torn tail, so repair leaves the file as it is (it may hold "
                                     "whole records): restore the file from a backup or a mirror; stonetrail verify "
                                     "names the damaged records", code=first.code)
+        if cut < end:
+            at += f"records {kept} on, of a batch that never ended, would go with them; "
         if not damaged_tail:
             raise CorruptStoreError(at + "no valid frame follows, but these bytes are not an interrupted append "
                                     "(bytes another program appended, or a last record damaged), so repair leaves "
@@ -178,12 +181,14 @@ def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | Non
     if issued is not None and issued.origin != origin:
         raise VerificationError(f"the checkpoint is of {issued.origin!r:.80}, {p} of {origin!r:.80}",
                                 code="checkpoint.origin_mismatch")
+    published = published_there[1] if published_there is not None else None
     given = issued is not None and (published is None or issued.tree_size >= published.tree_size)
     issued = issued if given else published
     if issued is None:
         return damaged
     if kept < issued.tree_size:
-        which = "the checkpoint given" if given else f"the checkpoint published beside it ({published_checkpoint(p)})"
+        which = "the checkpoint given" if given else \
+            f"the checkpoint published beside it ({published_there[0] if published_there else ''})"
         tail = "damaged" if damaged else "torn"
         where = (f"its {tail} tail starts at record {kept} (byte offset {cut})" if problems
                  else f"it holds {kept} records")
