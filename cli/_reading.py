@@ -117,7 +117,8 @@ def genuine_published(ledger_file: Path | str, trust: Trust) -> list[str]:
             if note is None or read_unverified_checkpoint(note).origin != origin:
                 continue
             open_checkpoint(note, trust.operators, origin=origin)
-            notes.append(note)
+            if note not in notes:  # the same one in both places: checked once
+                notes.append(note)
         except VerificationError as exc:
             click.echo(f"stonetrail: note: {place} is not signed by an operator key the trust file pins ({exc.code}): "
                        f"{ledger_file} is not checked against it", err=True)
