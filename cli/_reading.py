@@ -18,6 +18,7 @@ from ledger._beside import published_of, published_places, read_published, short
 from ledger.checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
 from ledger.errors import StoneTrailError, VerificationError
 from ledger.pg.url import is_url
+from ledger.storage import origin_of
 
 from ._common import _about, _plural
 from ._output import progress
@@ -101,13 +102,11 @@ def genuine_published(ledger_file: Path | str, trust: Trust) -> list[str]:
     match (root, registry, heads and identity lines at its tree size). One that is another ledger's or unreadable
     is passed over (:func:`rolled_back` warns of that); one that no pinned key signed too, with a note on stderr
     that the file is not checked against it."""
-    if is_url(ledger_file) or not os.path.isfile(ledger_file):  # not a FIFO, say: the audit refuses it
+    if is_url(ledger_file):
         return []
-    from ledger.storage.header import MAX_HEADER, read_header
     try:
-        with open(ledger_file, "rb") as file:
-            origin, _ = read_header(file.read(MAX_HEADER))
-    except (OSError, StoneTrailError):  # the audit names a file it cannot read
+        origin = origin_of(ledger_file)
+    except StoneTrailError:  # the audit names a file it cannot read (a FIFO is not opened)
         return []
     notes = []
     for place in published_places(ledger_file):

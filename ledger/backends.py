@@ -111,19 +111,18 @@ class FileBackend:
         self._store, self._authority_keys = store, authority_keys
         self._prefix: bytes | None = None  # SHA-256 of the log up to the index's end, from the last check_tree
         self._body: CheckpointBody | None = None  # the last checkpoint body
+        index = None
         try:
-            self._index = open_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress)
-        except BaseException:
-            store.close()
-            raise
-        try:
+            index = open_index(LogFile.open(store.path, store.origin), authority_keys, progress=progress)
             if published:
-                _not_rolled_back(store, self._index.size)
+                _not_rolled_back(store, index.size)
         except BaseException:
-            self._index.close()  # else its -wal and -shm files stay until the collector closes it
+            if index is not None:
+                index.close()  # else its -wal and -shm files stay until the collector closes it
             store.close()
             raise
-        store.resume(self._index.size, self._index.end, self._index.payload)
+        self._index = index
+        store.resume(index.size, index.end, index.payload)
 
     @property
     def origin(self) -> str:

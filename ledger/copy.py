@@ -164,8 +164,8 @@ def _copy(origin: str, total: int, rows: Iterator[Record], target: str | Path, k
 
 def _new_ledger(target: str | Path, origin: str, keys: list[bytes]) -> Ledger:
     """A new ledger at ``target`` for the copy. A file is not checked against the checkpoint published beside it
-    (in the source's folder, the source's own): it holds none of its records yet, and is renamed to its name only
-    once it holds them all."""
+    (in the source's folder, the source's own): it holds none of its records yet, and takes its name only once it
+    holds them all and leads to that checkpoint (:func:`_extends_published`)."""
     if is_url(target):
         return Ledger.create(str(target), origin, keys)
     return Ledger(FileBackend(FileStore.create(target, origin), frozenset(keys), published=False))

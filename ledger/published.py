@@ -21,7 +21,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._files import io_errors
 from ._http_get import Fetcher, FetchError
 from ._published_dir import CHECKPOINT_NAME, check_directory, exclusive, read_published, replace, write_new
 from ._published_format import (
@@ -56,9 +55,7 @@ from .merkle import EMPTY_ROOT, leaf_hash, root_hash
 from .note import note_signatures, note_signers
 from .reader import LogPass, Progress, check_checkpoint
 from .record import Record
-from .storage import FrameFile
-from .storage.filestore import _regular
-from .storage.header import MAX_HEADER, read_header
+from .storage import FrameFile, origin_of
 from .storage.tile_check import CheckedTiles, tile_widths
 from .storage.tiles import TILE_WIDTH, tile_path
 from .trust import Trust
@@ -124,10 +121,7 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
     cp = open_checkpoint(note, trust.operators) if trust else read_unverified_checkpoint(note)
     if trust is not None:
         check_witnesses(note, trust)
-    with io_errors(Path(ledger_path), "read"):
-        _regular(Path(ledger_path))  # a FIFO would block the open
-    with io_errors(Path(ledger_path), "read"), open(ledger_path, "rb") as head:
-        origin, _ = read_header(head.read(MAX_HEADER))  # InputError store.not_a_ledger before any index is asked
+    origin = origin_of(ledger_path)  # InputError store.not_a_ledger (or not_a_file) before any index is asked
     if cp.origin != origin:  # before the index is asked: it could only say it cannot answer
         raise VerificationError(f"a checkpoint of another ledger ({cp.origin!r:.80}, not {origin!r:.80})",
                                 code="checkpoint.origin_mismatch")

@@ -10,17 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ledger import Ledger, Trust, build_demo, check_ledger, copy_ledger
+from ledger import Ledger, Trust, check_ledger, copy_ledger
 from ledger.errors import CorruptStoreError, NoteFormatError, StorageError, VerificationError
 from ledger.storage import FileStore, scan
 from stonetrail_cli.main import main
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "out"
-    build_demo(out)
-    return out
 
 
 def run(*args: object) -> Result:

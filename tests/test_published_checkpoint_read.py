@@ -15,19 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ledger import build_demo, checkpoint_file
+from ledger import checkpoint_file
 from ledger.storage import FileStore, scan
 from stonetrail_cli.main import main
 from world import key
 
 STONE = "R-KAROWE-0002-A"
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "out"
-    build_demo(out)
-    return out
 
 
 def _folder(demo: Path, tmp_path: Path, *, swapped: bool) -> Path:

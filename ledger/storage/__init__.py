@@ -19,9 +19,10 @@ from .filestore import (
     FrameFile,
     ScanResult,
     StoreProblem,
+    origin_of,
     scan,
 )
 from .repair import Repaired, repair
 
 __all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "FileStore", "Frame",
-           "FrameFile", "Repaired", "ScanResult", "StoreProblem", "repair", "scan"]
+           "FrameFile", "Repaired", "ScanResult", "StoreProblem", "origin_of", "repair", "scan"]

@@ -37,7 +37,7 @@ from .framing import (
 from .header import FORMAT_VERSION, MAGIC, MAX_HEADER, pack_header, read_header
 
 __all__ = ["BATCH_MAGIC", "FORMAT_VERSION", "FRAME_MAGIC", "MAGIC", "MAX_RECORD_SIZE", "FileStore", "Frame",
-           "FrameFile", "ScanResult", "StoreProblem", "scan"]
+           "FrameFile", "ScanResult", "StoreProblem", "origin_of", "scan"]
 
 FILE_MODE = 0o644  # ledger and sidecar files, before the umask
 
@@ -94,6 +94,19 @@ def _open_regular(p: Path) -> int:
     with io_errors(p, "scanning"):
         _regular(p)
         return os.open(p, os.O_RDONLY)
+
+
+def origin_of(path: str | os.PathLike[str]) -> str:
+    """The origin in the header of the ledger file at ``path``, reading its first bytes only. Raises InputError
+    "store.not_a_file" (a FIFO, say: never opened), "store.not_a_ledger"; CorruptStoreError "store.bad_header";
+    StorageError "store.io"."""
+    p = Path(path)
+    fd = _open_regular(p)
+    try:
+        with io_errors(p, "reading"):
+            return read_header(_pread(fd, MAX_HEADER, 0))[0]
+    finally:
+        os.close(fd)
 
 
 def scan(path: str | os.PathLike[str]) -> ScanResult:
