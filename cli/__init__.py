@@ -1,6 +1,26 @@
 """The ``stonetrail`` command-line tool: a thin click layer over :mod:`ledger` (:mod:`stonetrail_cli.main`)."""
 
+import signal
 import sys
+
+#: The signals that stopped the tool (:func:`_terminated` notes SIGTERM; Ctrl-C is SIGINT, Python's own).
+STOPPED_BY: set[int] = set()
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (``kill``, ``timeout``, a service manager) stops the tool as Ctrl-C does, so that what a command
+    cleans up on an interrupt (a partial copy, a folder ``publish`` made, the audit's workers) is cleaned up:
+    without a handler the process would die where it stood."""
+    STOPPED_BY.add(signum)
+    raise KeyboardInterrupt
+
+
+def interrupt() -> tuple[str, int]:
+    """The words and exit code of an interrupt: ``terminated (SIGTERM)``, 143 (128 + 15) after SIGTERM, else
+    ``interrupted (Ctrl-C)``, 130 (128 + SIGINT): what a shell reports for a command a signal ended."""
+    if signal.SIGTERM in STOPPED_BY:
+        return "terminated (SIGTERM)", 128 + signal.SIGTERM
+    return "interrupted (Ctrl-C)", 128 + signal.SIGINT
 
 
 def _unraisable(hook: object) -> None:
@@ -24,18 +44,29 @@ def by_interrupt(exc: BaseException) -> bool:
 
 def run() -> None:
     """The ``stonetrail`` console script: :data:`stonetrail_cli.main.main`, with Ctrl-C while the tool is still
-    loading reported as it is once loaded (one line, exit 130), not as a traceback."""
+    loading reported as it is once loaded (one line, exit 130), not as a traceback; SIGTERM handled as Ctrl-C is
+    (exit 143) while the command runs, unless the caller set SIGTERM ignored."""
     sys.unraisablehook = _unraisable
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
+    try:
+        _run()
+    finally:  # the command has ended: a SIGTERM now ends the process as it would have without the tool's handler
+        if signal.getsignal(signal.SIGTERM) is _terminated:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _run() -> None:
     try:
         from .main import main
     except BaseException as exc:  # Ctrl-C, raised as it is or wrapped by Python (see by_interrupt)
         if isinstance(exc, SystemExit) or not by_interrupt(exc):
             raise
-        args = sys.argv[1:]
+        args, (words, code) = sys.argv[1:], interrupt()
         if "--json" in args[:args.index("--") if "--" in args else len(args)]:  # as stonetrail_cli._common._fail
-            sys.stdout.write('{\n  "error": {\n    "code": "aborted",\n    "message": "interrupted (Ctrl-C)",\n'
+            sys.stdout.write(f'{{\n  "error": {{\n    "code": "aborted",\n    "message": "{words}",\n'
                              '    "file": null\n  }\n}\n')
         else:
-            sys.stderr.write("stonetrail: error: interrupted (Ctrl-C) [aborted]\n")
-        raise SystemExit(130) from None
+            sys.stderr.write(f"stonetrail: error: {words} [aborted]\n")
+        raise SystemExit(code) from None
     main()

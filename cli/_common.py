@@ -24,11 +24,10 @@ from ledger.errors import InputError, StoneTrailError, StorageError, Verificatio
 from ledger.keys import PrivateKey
 from ledger.pg.url import is_url, redact
 
-from ._output import JSON_OUTPUT
+from . import interrupt
+from ._output import JSON_OUTPUT, JSON_PRINTED
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_IO = 0, 1, 2, 3
-#: Interrupted (Ctrl-C): 128 + SIGINT, as a shell reports a command a signal ended.
-EXIT_INTERRUPTED = 130
 MAX_PRINTED_FINDINGS = 200
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -42,8 +41,10 @@ def _fail(message: str, exit_code: int, *, code: str, file: str | None = None,
     """Report an error and exit with ``exit_code``: one line on stderr (``stonetrail: error: MESSAGE [CODE]``),
     or with --json, on stdout, ``{"error": {"code": CODE, "message": MESSAGE, "file": FILE or null, ...}}``, the
     error's ``details`` (e.g. each witness's answer) added beside them; an error that is a failed verification
-    (exit 1) also says ``"verdict": "invalid"``, so that a script reading the verdict never finds none."""
-    if JSON_OUTPUT.get():
+    (exit 1) also says ``"verdict": "invalid"``, so that a script reading the verdict never finds none. An error
+    after the command printed its JSON document (an interrupt as it exits) is the one line on stderr: stdout
+    stays one document."""
+    if JSON_OUTPUT.get() and not JSON_PRINTED.get():
         verdict = {"verdict": "invalid"} if exit_code == EXIT_INVALID else {}
         click.echo(json.dumps({**verdict, "error": {"code": code, "message": message, "file": file,
                                                     **(details or {})}}, indent=2))
@@ -55,6 +56,7 @@ def _fail(message: str, exit_code: int, *, code: str, file: str | None = None,
 def _print_json(value: object) -> None:
     """A --json command's result: one JSON document on stdout."""
     click.echo(json.dumps(value, indent=2))
+    JSON_PRINTED.set(True)
 
 
 #: The words of the verdict line for each verdict (:attr:`ledger.verdicts.Verdicts.verdict`, the JSON ``verdict``).
@@ -129,9 +131,10 @@ def _exit_code(exc: BaseException) -> int:
 def _click_error(exc: click.ClickException | click.Abort) -> NoReturn:
     """Report an error of click's own (the command line could not be parsed) with its exit code: ``usage``
     (exit 2), ``input.missing`` / ``input.not_a_file`` (exit 2: a file argument that names no readable file /
-    a directory), ``aborted`` (exit 130: interrupted)."""
+    a directory), ``aborted`` (exit 130: interrupted; 143: terminated, :func:`stonetrail_cli.interrupt`)."""
     if isinstance(exc, click.Abort):
-        _fail("interrupted (Ctrl-C)", EXIT_INTERRUPTED, code="aborted")
+        words, exit_code = interrupt()
+        _fail(words, exit_code, code="aborted")
     if isinstance(exc, click.UsageError):
         command = exc.ctx.command_path if exc.ctx else "stonetrail"
         file, code = (exc.file, exc.code) if isinstance(exc, _FileError) else (None, "usage")

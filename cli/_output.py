@@ -14,6 +14,8 @@ from typing import Any, TextIO, cast
 
 #: True while a command given ``--json`` runs: what it prints on stdout, an error included, is one JSON document.
 JSON_OUTPUT: ContextVar[bool] = ContextVar("stonetrail_json_output", default=False)
+#: True once such a command has printed its document: an error after it (an interrupt) goes to stderr, one line.
+JSON_PRINTED: ContextVar[bool] = ContextVar("stonetrail_json_printed", default=False)
 
 
 class _ReaderGone:
@@ -64,10 +66,11 @@ def command_run(argv: Sequence[str]) -> Iterator[None]:
     :data:`JSON_OUTPUT` set if they ask for JSON (both restored after)."""
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = cast(TextIO, _ReaderGone(sys.stdout)), cast(TextIO, _ReaderGone(sys.stderr))
-    token = JSON_OUTPUT.set(asks_for_json(argv))
+    token, printed = JSON_OUTPUT.set(asks_for_json(argv)), JSON_PRINTED.set(False)
     try:
         yield
     finally:
+        JSON_PRINTED.reset(printed)
         JSON_OUTPUT.reset(token)
         sys.stdout, sys.stderr = saved
 

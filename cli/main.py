@@ -1,7 +1,7 @@
 """The ``stonetrail`` command: one click group, one library call per command, one error-to-exit-code map.
 
 Exit codes (DESIGN.md §5): 0 valid, 1 invalid (findings printed), 2 usage or malformed input, 3 I/O or storage;
-130 interrupted (docs/adr/0030-interrupted-exits-130.md).
+130 interrupted (docs/adr/0030-interrupted-exits-130.md), 143 terminated (SIGTERM; docs/adr/0036).
 No hashing, encoding or rules live here: every command calls one public function of :mod:`ledger`. Each command
 is in its own module, imported when it runs (:class:`stonetrail_cli._lazy.LazyGroup`), so that starting the
 program loads only what that command needs.
@@ -89,6 +89,6 @@ def main() -> None:
     Each command's --help gives its options and an example. Masses are shown in carats (stored as integer
     millicarats), times in UTC. Record positions count from 0.
     Exit codes: 0 valid (and compliant, with a policy), 1 invalid or not compliant (findings printed), 2 usage
-    error or malformed input (a file of the wrong type too), 3 I/O or storage error, 130 interrupted (Ctrl-C);
-    the same when the output is cut short (| head -1).
+    error or malformed input (a file of the wrong type too), 3 I/O or storage error, 130 interrupted (Ctrl-C), 143
+    terminated (SIGTERM); the same when the output is cut short (| head -1).
     """

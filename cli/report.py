@@ -40,6 +40,7 @@ from ._common import (
     check_new_file,
 )
 from ._inputs import _load_trust
+from ._output import JSON_PRINTED
 from ._policy import policy_options
 from .proof import _read_bundle
 
@@ -186,6 +187,7 @@ def annex(bundle_file: Path, trust_file: Path, fmt: str, as_csv: bool, out: Path
         click.echo(f"wrote {out}: {found.item}, {found.verdict_line}", err=True)
     else:
         click.echo(text, nl=False)
+        JSON_PRINTED.set(as_json)
     sys.exit(_verdict_exit(found.verdict))
 
 

@@ -97,7 +97,8 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
     the producers named, not proven. The last line is the one verdict: "valid", or with a policy "valid,
     compliant" or "valid, NOT COMPLIANT"; "INVALID" if any integrity rule failed (--json: "verdict"). Exit 0
     if valid (and compliant), 1 if not; 2 for a usage error or an input of the wrong kind (not a ledger, not
-    a trust file), 3 if a file cannot be read or written (or its header is damaged), 130 if interrupted.
+    a trust file), 3 if a file cannot be read or written (or its header is damaged), 130 if interrupted
+    (143: SIGTERM).
 
     The file is read in one streaming pass that holds no record (see docs/audit.md for its memory); worker processes
     (--jobs) check signatures while this one applies the rules in log order. A progress bar (records/s, time

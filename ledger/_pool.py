@@ -22,6 +22,7 @@ __all__ = ["worker_pool"]
 
 
 def _leave_interrupts_to_the_parent() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a handler forked from the parent would outlive terminate()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards one that came while blocked (from the parent's mask)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 

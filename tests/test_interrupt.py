@@ -134,3 +134,71 @@ def test_ctrl_c_while_the_tool_loads_is_reported_as_once_it_has(monkeypatch: pyt
         assert err == ""
     else:
         assert err == "stonetrail: error: interrupted (Ctrl-C) [aborted]\n" and out == ""
+
+
+def _terminated_at_moments(command: list[str], fresh: Path, moments: int) -> dict[int, list[set[str]]]:
+    """Run ``command`` ``moments`` times, each given SIGTERM (``kill PID``: the process alone) a little later, from
+    its imports to its end: for each exit code, what was left in ``fresh`` (emptied before each run). Every run
+    ends within a minute, prints no traceback, and one that exits 143 says so in one line."""
+    started = time.monotonic()
+    subprocess.run(command, capture_output=True, check=True, timeout=120)
+    whole = time.monotonic() - started
+    left: dict[int, list[set[str]]] = {}
+    for step in range(moments):
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(whole * (0.1 + 0.9 * step / moments))
+        process.terminate()
+        _, err = process.communicate(timeout=60)  # a hang fails here
+        assert b"Traceback" not in err, (step, err.decode())
+        if process.returncode == 143:
+            assert err.decode().strip().splitlines()[-1] == "stonetrail: error: terminated (SIGTERM) [aborted]", err
+        else:  # ended before the tool's handler was set, or after the command: as any process (-15), or done (0)
+            assert process.returncode in (0, -signal.SIGTERM), (step, process.returncode, err)
+        left.setdefault(process.returncode, []).append({p.name for p in fresh.iterdir()})
+    return left
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc for leftover processes")
+def test_sigterm_stops_a_verify_as_ctrl_c_does_and_leaves_no_worker(demo: Path, tmp_path: Path) -> None:
+    """`kill`, `timeout` and service managers send SIGTERM to the tool alone: it ends as Ctrl-C ends it, exit 143
+    (128 + SIGTERM), and its audit's workers go with it."""
+    ledger = tmp_path / "terminated.ledger"
+    shutil.copy(demo / "demo.ledger", ledger)
+    command = [sys.executable, "-c", _RUN, "verify", str(ledger), "--trust", str(demo / "trust.keys"), "--jobs", "2"]
+    left = _terminated_at_moments(command, tmp_path / "unused", 8)
+    assert 143 in left
+    deadline = time.monotonic() + 10
+    while _leftovers(str(ledger)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _leftovers(str(ledger))
+
+
+def test_sigterm_stops_a_copy_and_leaves_no_partial_file(demo: Path, tmp_path: Path) -> None:
+    """Found in review: SIGTERM during `copy` left TARGET.XXXX.partial behind; now the copy cleans up as on
+    Ctrl-C: either the whole copy with its index, or nothing."""
+    target = tmp_path / "copy" / "copied.ledger"
+    target.parent.mkdir()
+    command = [sys.executable, "-c", _RUN, "copy", str(demo / "demo.ledger"), str(target),
+               "--trust", str(demo / "trust.keys")]
+    left = _terminated_at_moments(command, target.parent, 10)
+    assert 143 in left
+    assert all(files == set() for files in left[143]), left
+    assert all(files == {"copied.ledger", "copied.ledger.index"} for files in left.get(0, [])), left
+
+
+def test_an_interrupt_after_a_json_document_leaves_stdout_one_document(capsys: pytest.CaptureFixture[str]) -> None:
+    """Found in review: Ctrl-C right after `--json` output appended a second JSON document (the error) to stdout,
+    which a script's parser refuses; the error goes to stderr, one line, and the exit code says interrupted."""
+    import click
+
+    from stonetrail_cli._common import _click_error, _print_json
+    from stonetrail_cli._output import command_run
+
+    with command_run(["verify", "x.ledger", "--json"]), pytest.raises(SystemExit) as ended:
+        _print_json({"verdict": "valid"})
+        _click_error(click.Abort())
+    out, err = capsys.readouterr()
+    assert ended.value.code == 130 and json.loads(out) == {"verdict": "valid"}
+    assert err == "stonetrail: error: interrupted (Ctrl-C) [aborted]\n"
