@@ -108,6 +108,9 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     since = _read_checkpoint(since_file, "--since checkpoint") if since_file is not None else None
     with progress("records") as bar:
         note = checkpoint_file(ledger_file, key, name, trust=trust, progress=bar)
+    if read_unverified_checkpoint(note).tree_size == 0:  # a review: signed without a word
+        click.echo(f"stonetrail: warning: {ledger_file} holds no record yet: this checkpoint is of the empty log (tree "
+                   "size 0) and commits to nothing; sign one again after appending records", err=True)
     if out is None and trust is None:
         check_signer(ledger_file, note)  # before witnesses cosign a checkpoint that would not be published
     policy = _witness_policy(policy_file, trust)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import secrets
 from collections.abc import Iterable, Iterator
@@ -43,13 +44,13 @@ def check_directory(out: Path) -> None:
 @contextlib.contextmanager
 def exclusive(out: Path) -> Iterator[None]:
     """Hold the lock file ``.publish.lock`` of the directory (created with it) for one publish. A directory this
-    publish created is removed again if the publish fails before anything but the lock file is in it (a refusal
-    leaves no empty folder behind).
+    publish created, with the parents it created, is removed again if the publish fails before anything but the
+    lock file is in it (a refusal leaves no empty folder behind).
 
     Raises:
         StorageError: ``publish.locked`` (another publish holds it), ``store.io``.
     """
-    made = not out.exists()
+    made = list(itertools.takewhile(lambda folder: not folder.exists(), (out, *out.parents)))  # deepest first
     with io_errors(out, "create"):
         out.mkdir(parents=True, exist_ok=True)
         fd = os.open(out / _LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
@@ -67,7 +68,8 @@ def exclusive(out: Path) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 if [p.name for p in out.iterdir()] == [_LOCK_NAME]:
                     (out / _LOCK_NAME).unlink()
-                    out.rmdir()
+                    for folder in made:  # its parents this publish made too, while they are empty
+                        folder.rmdir()
         raise
     finally:
         os.close(fd)

@@ -306,6 +306,16 @@ def test_an_empty_ledger_does_not_pass(demo_dir: Path, tmp_path: Path) -> None:
     assert "hint:      a new ledger holds no record" in result.output  # what to do next, after `init`
 
 
+def test_a_checkpoint_of_an_empty_ledger_is_signed_with_a_warning(demo_dir: Path, tmp_path: Path) -> None:
+    """A review: the checkpoint of a ledger that holds no record was signed without a word."""
+    run("keygen", "--name", "empty.example/log", "-o", tmp_path / "k.pem")
+    (tmp_path / "l").mkdir()
+    run("init", tmp_path / "l" / "e.ledger", "--origin", "empty.example/log", "--trust", demo_dir / "trust.keys")
+    result = run("checkpoint", tmp_path / "l" / "e.ledger", "--key", tmp_path / "k.pem", "-o", tmp_path / "c.txt")
+    assert result.exit_code == 0 and (tmp_path / "c.txt").read_text().splitlines()[1] == "0"
+    assert "holds no record yet: this checkpoint is of the empty log (tree size 0)" in result.output
+
+
 def test_show_walks_a_deep_lineage_without_recursion(tmp_path: Path) -> None:
     from ledger import Ledger, Split
     from ledger.record import Output

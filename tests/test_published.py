@@ -263,10 +263,11 @@ def test_a_directory_holding_another_ledgers_log_is_refused(demo: Path, site: Pa
 def test_publish_without_an_index_says_how_to_build_one(demo: Path, tmp_path: Path) -> None:
     shutil.copy(demo / "demo.ledger", tmp_path / "demo.ledger")
     shutil.copy(demo / "checkpoint.txt", tmp_path / "checkpoint.txt")
-    done = cli("publish", tmp_path / "demo.ledger", tmp_path / "log")
+    done = cli("publish", tmp_path / "demo.ledger", tmp_path / "site" / "v1" / "log")
     assert done.exit_code == 3 and "[publish.no_index]" in done.output and "stonetrail index" in done.output
     assert "Traceback" not in done.output
-    assert not (tmp_path / "log").exists()  # a new user's review: a refusal left the folder, holding the lock file
+    # a new user's review: a refusal left the folder, holding the lock file; a later one: and the parents it made
+    assert not (tmp_path / "site").exists()
 
 
 def test_publish_refuses_a_fifo_given_as_the_ledger_without_waiting(demo: Path, tmp_path: Path) -> None:
