@@ -340,13 +340,18 @@ def _print_findings(findings: Sequence[Finding]) -> None:
         click.echo(f"  ... and {len(findings) - MAX_PRINTED_FINDINGS:,} more (use verify --json for all)")
 
 
-def _print_hint(findings: Sequence[Finding], label: str, *, records_judged: bool) -> None:
+def _print_hint(findings: Sequence[Finding], label: str, *, records_judged: bool, swapped: bool = False) -> None:
     """After an INVALID integrity line, one hint at the likeliest mistake, the same in verify and proof verify: a
     wrong trust file (record 0, the ledger's first enrolment, is not signed by the pinned authority key); with
     ``records_judged`` (verify: every record is judged apart from the checkpoint), a checkpoint that is not of this
     ledger file while every record passes; a genuine checkpoint that only misses the witness policy. ``label`` is
-    "hint:" padded to the command's column."""
-    if any(f.code == "registry.not_authority" and f.position == 0 for f in findings):
+    "hint:" padded to the command's column. ``swapped``: the trust file's operator and authority lines look swapped
+    (:meth:`ledger.trust.Trust.swapped_for`), which comes first."""
+    if swapped and findings:
+        click.echo(f"{label}the trust file pins a key named after this ledger's origin as authority, and none as "
+                   "operator: are its operator and authority lines swapped? (the operator key signs checkpoints and "
+                   "is named after the origin; the authority key signs the registry)")
+    elif any(f.code == "registry.not_authority" and f.position == 0 for f in findings):
         click.echo(f"{label}the first enrolment is not signed by the pinned authority key: is this the right trust "
                    "file?")
     elif findings and all(f.code in ("witness.stale", "witness.quorum", "witness.no_time") for f in findings):

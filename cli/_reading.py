@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -143,7 +144,7 @@ def note_no_index(ledger_file: Path | str) -> None:
             none = "has no index that covers it" if not index.exists() else \
                 f"has an index, {index.name}, that does not cover it (another file's, behind it or damaged)"
             click.echo(f"stonetrail: note: {ledger_file} {none}: reading the whole log (run 'stonetrail index "
-                       f"{ledger_file} --trust FILE' once to make this instant)", err=True)
+                       f"{shlex.quote(str(ledger_file))} --trust FILE' once to make this instant)", err=True)
 
 
 def rolled_back(ledger_file: Path | str, origin: str, records: int) -> list[Finding]:

@@ -4,6 +4,7 @@ bundle offline never loads the ledger's reader, index or exporter."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -92,8 +93,9 @@ def export(ledger_file: Path | str, item: str, out: Path | None, checkpoint_path
                     exported = export_bundle_as_of(ledger_file, item, note, trust=trust, progress=bar)
                 data = exported.bundle
     except SelfCheckError as exc:  # nothing is written; say which command audits what the bundle was built from
-        raise SelfCheckError(item, exc.findings, f"run 'stonetrail verify {ledger_file} --trust TRUST' (the bundle "
-                                                 "was built from the ledger's records, not from its index)") from None
+        raise SelfCheckError(item, exc.findings, f"run 'stonetrail verify {shlex.quote(str(ledger_file))} --trust "
+                                                 "TRUST' (the bundle was built from the ledger's records, not from its "
+                                                 "index)") from None
     _write_new((out, data))
     summary = summarize_bundle(data)
     size = summary.checkpoint.tree_size if summary.checkpoint else "?"
@@ -120,7 +122,7 @@ def _published_checkpoint(ledger_file: Path | str) -> str:
     path = published_checkpoint(ledger_file)
     if not path.exists():
         raise InputError(f"no checkpoint next to {ledger_file} ({path}): sign one with 'stonetrail checkpoint "
-                         f"{ledger_file} --key OPERATOR.pem --trust TRUST', or pass --checkpoint",
+                         f"{shlex.quote(str(ledger_file))} --key OPERATOR.pem --trust TRUST', or pass --checkpoint",
                          code="checkpoint.missing")
     return _read_checkpoint(path)
 
@@ -133,7 +135,7 @@ def _export_current(ledger_file: Path | str, item: str, note: str, trust: Trust 
     except StaleCheckpointError as exc:
         done, published = exc.done, published_checkpoint(ledger_file)
         where = given or published
-        sign = f"'stonetrail checkpoint {ledger_file} --key OPERATOR.pem --trust TRUST" + (
+        sign = f"'stonetrail checkpoint {shlex.quote(str(ledger_file))} --key OPERATOR.pem --trust TRUST" + (
             " -o NEW.txt'" if is_url(ledger_file) else f"' (it replaces {published})")
         origin = read_unverified_checkpoint(note).origin
         newer = None if given is None or is_url(ledger_file) else published_of(ledger_file, origin)

@@ -8,6 +8,7 @@ and in ``proof verify`` (:mod:`stonetrail_cli.proof`), so the two commands tell 
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -145,8 +146,8 @@ def _show_audited(ledger_file: Path, item: str, trust: Trust | None, as_json: bo
         if covered and verdict == "valid":
             shown = through_index(indexed_log(ledger_file, at=size),
                                   lambda log: found(lambda: audited_scope(log, item, inventory, size, root)))
-            set_aside = f"its index disagrees with the audit: set aside (run 'stonetrail index {ledger_file} " \
-                        "--trust FILE' to build it anew)"
+            set_aside = ("its index disagrees with the audit: set aside (run 'stonetrail index "
+                         f"{shlex.quote(str(ledger_file))} --trust FILE' to build it anew)")
         else:
             shown = _scanned(lambda bar: found(lambda: scanned_scope(ledger_file, item, inventory, size, root,
                                                                      progress=bar)))

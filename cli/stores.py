@@ -7,6 +7,7 @@ Registered on the group by :mod:`stonetrail_cli.main`; one library call each (:m
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
@@ -52,10 +53,16 @@ def init_command(location: str, origin: str, trust_file: Path, as_json: bool) ->
     else:
         click.echo(f"created an empty ledger for {origin} at {_shown(location)}")
     pinned = sorted({key.name for key in trust.operators})
-    if pinned and origin not in pinned:  # checkpoints are signed under the origin: verifiers would refuse them
+    if trust.swapped_for(origin):  # a new user's review: told to make a new operator key
+        click.echo(f"stonetrail: warning: {trust_file} pins a key named {origin} as authority and none as operator: "
+                   "are its operator and authority lines swapped? (the operator key signs checkpoints and is named "
+                   "after the origin; the authority key signs the registry, and this ledger now trusts it for that)",
+                   err=True)
+    elif pinned and origin not in pinned:  # checkpoints are signed under the origin: verifiers would refuse them
         click.echo(f"stonetrail: warning: {trust_file} pins no operator key under {origin} (it pins "
                    f"{', '.join(pinned)}): verifiers using it will refuse this ledger's checkpoints; add the line "
-                   f"'stonetrail keygen --ledger {_shown(location)}' prints for its operator key", err=True)
+                   f"'stonetrail keygen --ledger {shlex.quote(_shown(location))}' prints for its operator key",
+                   err=True)
 
 
 @click.command("copy", short_help="Copy a ledger between a file and a PostgreSQL database.")

@@ -6,6 +6,7 @@ Registered on the group by :mod:`stonetrail_cli.main`; one library call (:func:`
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -146,7 +147,7 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
                      "level": report.level, "max_findings": max_findings or None, **states, **report.to_json(),
                      "warnings": warnings})
         sys.exit(_verdict_exit(report.verdict))
-    _print_report(report, checkpoint_paths, beside)
+    _print_report(report, checkpoint_paths, beside, swapped=trust.swapped_for(report.origin))
     _print_lost(ledger_file, report)
     for warning in warnings:
         click.echo(f"warning:   {warning}")
@@ -177,7 +178,8 @@ def _published_beside(ledger_file: Path | str, r: AuditReport) -> Path | None:
     return at[0] if at is not None else None
 
 
-def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = None) -> None:
+def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = None, *, swapped: bool = False
+                  ) -> None:
     click.echo(f"origin:    {r.origin}")
     if r.root_hash is None:
         spans = sum(f.code.startswith("store.") and f.code != TORN for f in r.findings) + \
@@ -218,7 +220,8 @@ def _print_report(r: AuditReport, paths: Sequence[Path], beside: Path | None = N
                    else f"integrity: valid at level {r.level} only (the rules of the levels above were not checked)")
         return
     click.echo(f"integrity: INVALID ({_plural(r.finding_count, 'finding')})")
-    _print_hint(r.findings, "hint:      ", records_judged=r.level in FULL_LEVELS)  # below: records not all judged
+    # below: the records were not all judged
+    _print_hint(r.findings, "hint:      ", records_judged=r.level in FULL_LEVELS, swapped=swapped)
     if not r.omitted:
         _print_findings(r.findings)
         return
@@ -245,7 +248,8 @@ def _print_lost(ledger_file: Path | str, r: AuditReport) -> None:
     if not r.omitted and len(damage) == 1 and damage[0].code not in _NOT_A_DAMAGED_TAIL \
             and damage[0].position == r.record_count - 1:
         click.echo(f"hint:      the damage runs from the last record to end of file; if it holds no record you need, "
-                   f"'stonetrail repair --damaged-tail {ledger_file}' moves it aside (nothing is deleted)")
+                   f"'stonetrail repair --damaged-tail {shlex.quote(str(ledger_file))}' moves it aside (nothing is "
+                   "deleted)")
 
 
 #: The damage codes that ``repair --damaged-tail`` does not move: a torn tail (plain ``repair`` does) and damage

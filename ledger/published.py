@@ -17,6 +17,7 @@ checked offline (:func:`ledger.bundle.check_bundle`) before it is returned.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,8 @@ def _no_index(ledger_path: str | Path, size: int) -> StoneTrailError:
     else:
         err = StorageError(f"publishing reads the ledger's index, and the index of {ledger_path} cannot answer at "
                            f"tree size {size} (missing, behind or damaged): build it with 'stonetrail index "
-                           f"{ledger_path} --trust TRUST', then publish again", code="publish.no_index")
+                           f"{shlex.quote(str(ledger_path))} --trust TRUST', then publish again",
+                           code="publish.no_index")
     err.file = str(ledger_path)
     return err
 

@@ -76,5 +76,7 @@ def _not_pinned(origin: str, vkey: NoteVerifierKey, trust: Trust) -> str:
         return (f"the operator key pinned for {vkey.name!r} is {', '.join(by_name)}, not this key "
                 f"({vkey.name}+{vkey.key_id.hex()}): sign with the key file of the pinned key")
     pinned = ", ".join(f"{k.name}+{k.key_id.hex()}" for k in trust.operators)
-    role = "the authority's key, " if any(k.public_key == vkey.public_key for k in trust.authorities) else ""
-    return f"this key is {role}not an operator key pinned in the trust file (it pins {pinned}); {signs_as}: {expected}"
+    if any(k.public_key == vkey.public_key for k in trust.authorities):  # a new user's review: "the authority's key"
+        return (f"the trust file pins this key as authority, not as operator (its operator line pins {pinned}): are "
+                f"its operator and authority lines swapped? {signs_as}: {expected}")
+    return f"this key is not an operator key pinned in the trust file (it pins {pinned}); {signs_as}: {expected}"

@@ -70,6 +70,13 @@ class Trust:
         """The authority public keys as raw 32-byte strings."""
         return frozenset(k.public_key.raw for k in self.authorities)
 
+    def swapped_for(self, origin: str) -> bool:
+        """True if the operator and authority lines look swapped for the ledger ``origin``: an authority key is
+        named after the origin, the name its operator signs checkpoints under (C2SP signed-note key name), and no
+        operator key is. Used for a hint only; verification never guesses roles."""
+        return (any(k.name == origin for k in self.authorities)
+                and not any(k.name == origin for k in self.operators))
+
     def is_operator(self, key: PublicKey) -> bool:
         """True if ``key`` is one of the pinned operator keys."""
         return any(k.public_key == key for k in self.operators)

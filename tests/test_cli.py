@@ -594,3 +594,26 @@ def test_one_damaged_span_is_counted_as_one_record(copy: Path) -> None:
     _flip(ledger, start + 30)
     result = run("verify", ledger, "--trust", copy / "trust.keys")
     assert result.exit_code == 1 and "1 damaged span of the file counted as one record (" in result.output
+
+
+def test_a_trust_file_with_its_operator_and_authority_lines_swapped_is_named_so(demo_dir: Path, tmp_path: Path) -> None:
+    """A new user's review: with the two lines' roles swapped, verify asked "is this the right trust file?", init
+    said to make a new operator key, and checkpoint called the operator key "the authority's key"."""
+    lines = (demo_dir / "trust.keys").read_text().splitlines()
+    swapped = [("authority" + line[8:]) if line.startswith("operator ") else
+               ("operator" + line[9:]) if line.startswith("authority ") else line for line in lines]
+    (tmp_path / "swapped.keys").write_text("\n".join(swapped) + "\n")
+    asked = "are its operator and authority lines swapped?"
+    verify = run("verify", demo_dir / "demo.ledger", "--trust", tmp_path / "swapped.keys",
+                 "--checkpoint", demo_dir / "checkpoint.txt")
+    assert verify.exit_code == 1 and asked in verify.output
+    assert asked not in run("verify", demo_dir / "demo.ledger", "--trust", demo_dir / "trust.keys",
+                            "--checkpoint", tmp_path / "swapped.keys").output  # the right trust file: no such hint
+    (tmp_path / "l").mkdir()
+    init = run("init", tmp_path / "l" / "n.ledger", "--origin", "demo.stonetrail.example/ledger",
+               "--trust", tmp_path / "swapped.keys")
+    assert init.exit_code == 0 and asked in init.output
+    signed = run("checkpoint", tmp_path / "l" / "n.ledger", "--key", demo_dir / "keys" / "operator.pem",
+                 "--trust", tmp_path / "swapped.keys", "-o", tmp_path / "c.txt")
+    assert signed.exit_code == 2 and asked in signed.output and "[trust.not_operator]" in signed.output
+    assert "the authority's key" not in signed.output

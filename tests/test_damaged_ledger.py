@@ -264,6 +264,17 @@ def test_repair_refuses_a_ledger_damaged_in_the_middle_and_names_the_position(de
     assert run("repair", ledger).exit_code == 3 and list(tmp_path.glob("*.torn-*")) == []
 
 
+def test_the_commands_the_tool_suggests_quote_a_path_with_a_space(demo: Path, tmp_path: Path) -> None:
+    """A new user's review: 'stonetrail repair --damaged-tail /tmp/x crash/stones.ledger' failed when pasted."""
+    (tmp_path / "my trade").mkdir()
+    ledger = _copy(demo, tmp_path / "my trade")
+    with ledger.open("ab") as f:
+        f.write(b"note to self\n")
+    quoted = f"stonetrail repair --damaged-tail '{ledger}'"
+    assert quoted in run("verify", ledger, "--trust", tmp_path / "my trade" / "trust.keys").output
+    assert quoted in run("repair", ledger).stderr
+
+
 def test_bytes_appended_by_another_program_are_moved_aside_only_when_asked(demo: Path, tmp_path: Path) -> None:
     """A line of text appended to the ledger (no frame magic: not an interrupted append) makes it invalid; verify
     hints at ``repair --damaged-tail``; plain repair refuses and says so; --damaged-tail moves exactly those bytes

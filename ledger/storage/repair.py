@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -176,8 +177,9 @@ def _may_cut(p: Path, problems: Sequence[StoreProblem], issued: Checkpoint | Non
             raise CorruptStoreError(at + "no valid frame follows, but these bytes are not an interrupted append "
                                     "(bytes another program appended, or a last record damaged), so repair leaves "
                                     "the file as it is. If no record you need is in them, 'stonetrail repair "
-                                    f"--damaged-tail {p}' moves them into {p.name}.damaged-OFFSET (nothing is "
-                                    "deleted); else restore the file from a backup or a mirror", code=first.code)
+                                    f"--damaged-tail {shlex.quote(str(p))}' moves them into {p.name}.damaged-OFFSET "
+                                    "(nothing is deleted); else restore the file from a backup or a mirror",
+                                    code=first.code)
     if issued is not None and issued.origin != origin:
         raise VerificationError(f"the checkpoint is of {issued.origin!r:.80}, {p} of {origin!r:.80}",
                                 code="checkpoint.origin_mismatch")
