@@ -284,6 +284,14 @@ def _by_position(findings: Sequence[Finding]) -> dict[int, list[Finding]]:
     return out
 
 
+def _below(problems: Sequence[StoreProblem], tree_size: int) -> list[StoreProblem]:
+    """The damaged spans that begin below ``tree_size``: damage only after a checkpoint's records (bytes appended
+    to the file after them) leaves its records 0 .. tree_size - 1 read in order, so the checkpoint is compared
+    with them (a new user's review: 200 stray bytes after the last record made a good checkpoint
+    ``checkpoint.unchecked``)."""
+    return [p for p in problems if p.index < tree_size or p.code == "store.torn_tail"]
+
+
 def finish(walk: _Walk, problems: Sequence[StoreProblem], checkpoints: Sequence[Checkpoint],
            unlisted: Mapping[str, int] | None = None) -> Pass:
     """The :class:`Pass` of a walk once the file's damaged spans (``problems``; ``unlisted``: those the survey
@@ -300,7 +308,8 @@ def finish(walk: _Walk, problems: Sequence[StoreProblem], checkpoints: Sequence[
     empty = Commitments()
     blank = _Lines(_Line(0, empty.heads.root(), empty.heads.extension()),
                    _Line(0, empty.identities.root(), empty.identities.extension()))
-    seen = [checkpoint_problems(_Seen(origin, cp.tree_size, framed_whole(problems), _Tree(walk.end, walk.roots),
+    seen = [checkpoint_problems(_Seen(origin, cp.tree_size, framed_whole(_below(problems, cp.tree_size)),
+                                      _Tree(walk.end, walk.roots),
                                       walk.lines.get(cp.tree_size, blank), walk.registry), cp)
             for cp in checkpoints]
     return Pass(records, walk.range.root() if framing_ok else None, walk.state, walk.findings, seen,

@@ -233,7 +233,8 @@ def checkpoint_problems(log: Seen, cp: Checkpoint) -> list[StoneTrailError]:
     size; empty: it is. The one answer of the read side (docs/format.md §7, §7c, §7d, §10):
 
     - ``checkpoint.origin_mismatch``: another ledger's (nothing else is compared);
-    - ``checkpoint.unchecked``: the file's framing is damaged (other than a torn tail), so its tree is unknown;
+    - ``checkpoint.unchecked``: the file's framing is damaged (other than a torn tail; the audit passes only the
+      damage below ``cp.tree_size``), so its tree is unknown;
     - ``checkpoint.beyond_log``: its tree size is over the file's records (a rollback of the file, or another's);
     - ``checkpoint.root_mismatch``: the file's root at its tree size (RFC 9162 §2.1.1) is not its root hash;
     - ``checkpoint.registry_missing`` / ``checkpoint.registry_mismatch``: its registry line is not the file's

@@ -155,6 +155,8 @@ def _damaged_copy(log: Log, tmp_path: Path, how: str) -> Path:
     data = bytearray(log.path.read_bytes())
     if how == "torn":
         data += FRAME_MAGIC + b"\x00\x00\x01\x00abc"  # a frame header promising 256 bytes, and 3 of them
+    elif how == "appended":
+        data += b"note to self: ship the parcel on Monday\n" * 5  # bytes another program appended
     else:
         data[survey(bytes(data))[1][0] + 20] ^= 0xFF  # inside the first frame's payload
     copy = tmp_path / "damaged.ledger"
@@ -166,6 +168,9 @@ def _damaged_copy(log: Log, tmp_path: Path, how: str) -> Path:
     ("torn", 0, ["store.torn_tail"]),  # the frames before a torn tail are the records it signed: checked
     ("torn", 1, ["store.torn_tail", "checkpoint.beyond_log"]),  # a record it covers was torn off
     ("flipped", 0, ["store.checksum_mismatch", "checkpoint.unchecked"]),  # positions unsure: the tree unknown
+    # a new user's review: bytes appended after the records a checkpoint covers left it unchecked
+    ("appended", 0, ["store.bad_magic"]),
+    ("appended", 1, ["store.bad_magic", "checkpoint.unchecked"]),  # a record it covers may be in those bytes
 ])
 def test_a_checkpoint_is_checked_against_the_records_before_a_torn_tail(log: Log, tmp_path: Path, how: str,
                                                                          grow: int, codes: list[str]) -> None:
@@ -174,4 +179,13 @@ def test_a_checkpoint_is_checked_against_the_records_before_a_torn_tail(log: Log
     report = check_ledger(path, TRUST, checkpoint=sign_checkpoint(cp, ORIGIN, OPERATOR))
     found = [f.code for f in report.findings if f.code.startswith(("store.", "checkpoint."))]
     assert not report.ok and sorted(found) == sorted(codes)
-    assert report.checkpoints[0].matches == (codes == ["store.torn_tail"])
+    assert report.checkpoints[0].matches == (len(codes) == 1)
+
+
+@pytest.mark.parametrize("code", [c for c in MISMATCHES if c != "checkpoint.beyond_log"])
+def test_a_checkpoint_before_appended_bytes_is_still_refused_for_each_mismatch(log: Log, tmp_path: Path,
+                                                                               code: str) -> None:
+    """Checked against the records before the damage, a checkpoint that is not theirs is still named so."""
+    path = _damaged_copy(log, tmp_path, "appended")
+    report = check_ledger(path, TRUST, checkpoint=sign_checkpoint(MISMATCHES[code](log.cp), ORIGIN, OPERATOR))
+    assert code in {f.code for f in report.findings} and not report.checkpoints[0].matches
