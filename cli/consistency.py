@@ -46,8 +46,9 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.command(short_help="Check that a later checkpoint extends an earlier one.")
 @click.argument("old_file", metavar="OLD", type=_EXISTING)
 @click.argument("new_file", metavar="NEW", type=_EXISTING)
-@click.option("--proof", "proof_file", required=True, type=_EXISTING,
-              help="The consistency proof from OLD to NEW (written by 'checkpoint --since OLD --proof-out').")
+@click.option("--proof", "proof_file", type=_EXISTING,
+              help="The consistency proof from OLD to NEW (written by 'checkpoint --since OLD --proof-out').  "
+                   "[required]")
 @click.option("--trust", "trust_file", required=True, type=_EXISTING,
               help="Trust file: both checkpoints must be signed by a pinned operator key.")
 @WITNESS_POLICY
@@ -56,7 +57,7 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--new-ledger", type=_EXISTING, help="NEW's ledger file, to find the record that differs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict (and the evidence written) as JSON.")
 @_errors
-def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Path, witness_policy: Path | None,
+def consistency(old_file: Path, new_file: Path, proof_file: Path | None, trust_file: Path, witness_policy: Path | None,
                 evidence_out: Path | None, old_ledger: Path | None, new_ledger: Path | None, as_json: bool) -> None:
     """Check that checkpoint NEW extends checkpoint OLD: the log only grew (RFC 9162 §2.1.4).
 
@@ -81,7 +82,9 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
     ledger file of each checkpoint (--old-ledger, --new-ledger) to find the first record that differs.
 
     OLD is a checkpoint you kept from before (here, a copy of the demo's, taken before any append); NEW and the
-    proof come from 'stonetrail checkpoint --since OLD --proof-out'. On the demo nothing was appended, so the
+    proof come from 'stonetrail checkpoint --since OLD --proof-out'. An auditor who holds the ledger file needs
+    no proof: 'stonetrail verify LEDGER --trust TRUST --checkpoint OLD --checkpoint NEW' checks that both are
+    that file's, and so that NEW extends OLD. On the demo nothing was appended, so the
     verdict is "consistent (same tree)"; append records and sign again to see "consistent".
 
     \b
@@ -92,6 +95,10 @@ def consistency(old_file: Path, new_file: Path, proof_file: Path, trust_file: Pa
       stonetrail consistency old.txt new.txt --proof p.txt --trust out/trust.keys --evidence-out split.ev \\
           --old-ledger out/demo.ledger --new-ledger out/demo.ledger   # each checkpoint's ledger (a mirror's)
     """
+    if proof_file is None:  # a new user's review: an auditor holding the ledger has no operator key to make one
+        raise click.UsageError("Missing option '--proof': the operator's 'stonetrail checkpoint --since OLD "
+                               "--proof-out' writes it; holding the ledger, check both checkpoints against it instead: "
+                               "'stonetrail verify LEDGER --trust TRUST --checkpoint OLD --checkpoint NEW'")
     if (old_ledger or new_ledger) and evidence_out is None:
         raise click.UsageError("--old-ledger and --new-ledger are for --evidence-out")
     if evidence_out is not None:

@@ -163,6 +163,19 @@ def _consistency(tmp_path: Path, old: str, new: str, hashes: tuple[Digest, ...],
                "--trust", tmp_path / "trust.keys", *flags)
 
 
+def test_without_a_proof_an_auditor_is_shown_the_check_that_needs_none(grown: Grown, tmp_path: Path) -> None:
+    """A new user's review: an auditor holding the ledger has no operator key to make a proof, and nothing said
+    that verify checks both checkpoints against the file; the command it names says valid for them."""
+    _consistency(tmp_path, grown.notes[9], grown.notes[40], proof(grown, 9, 40).hashes)
+    told = run("consistency", tmp_path / "old.txt", tmp_path / "new.txt", "--trust", tmp_path / "trust.keys")
+    assert told.exit_code == 2 and "[usage]" in told.output
+    assert "'stonetrail verify LEDGER --trust TRUST --checkpoint OLD --checkpoint NEW'" in told.output
+    (tmp_path / "later.txt").write_text(grown.notes[N])
+    both = run("verify", grown.path, "--trust", tmp_path / "trust.keys", "--checkpoint", tmp_path / "old.txt",
+               "--checkpoint", tmp_path / "later.txt")
+    assert both.exit_code == 0, both.output
+
+
 def test_from_size_zero_nothing_is_compared_and_nothing_is_called_consistent(grown: Grown, tmp_path: Path) -> None:
     """The reviewer's case: a size-0 checkpoint and a size-7 checkpoint with an arbitrary signed root. Accepted
     (the empty tree is a prefix of every tree), but the verdict says that nothing was compared."""
