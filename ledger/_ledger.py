@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from ._text import did_you_mean
 from .backends import Backend, FileBackend, refuse_fork_beside
 from .checkpoint import Checkpoint, sign_checkpoint
 from .custody import CustodyState
@@ -20,6 +21,7 @@ from .errors import (
     ArgumentError,
     InputError,
     RecordFormatError,
+    UnknownItemError,
     expect,
     expect_each,
     expect_path,
@@ -136,9 +138,13 @@ class Ledger:
         return self._backend.index.record(position)
 
     def item(self, item_id: str) -> Item:
-        """Replayed state of ``item_id``; raises KeyError if unknown."""
+        """Replayed state of ``item_id``. Raises UnknownItemError (``item.unknown``, an InputError and a KeyError)
+        if no record created it, suggesting an id read alike."""
         expect(item_id, str, "item_id", "an item id (text)")
-        return self.state.items[item_id]
+        found = self.state.items.get(item_id)
+        if found is None:
+            raise UnknownItemError(f"no item {item_id!r} in this ledger{did_you_mean(item_id, self.state.items)}")
+        return found
 
     def inputs(self, *item_ids: str) -> tuple[tuple[str, Digest], ...]:
         """(item id, latest record hash) for each item, sorted by id: the ``inputs`` of a next record.

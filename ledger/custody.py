@@ -194,13 +194,17 @@ class CustodyState:
         """``item.duplicate_id``, ``identity.duplicate_report``, ``identity.duplicate_inscription``: a claim on an
         id, report number or inscription (compared folded, ledger._text.fold) that another item holds, by the one
         rule of :mod:`ledger.identity` (a bundle proves the same rule from the checkpoint's identity tree)."""
-        if self.partial:
+        refused = [] if self.partial else self.identities.refused(position, record)
+        if not refused:
             return []
-        what = {"item": "an item with an id read alike (ignoring case, 0/O and 1/I/l) already exists",
-                "report": "report number", "inscription": "inscription"}
-        return [_f(KINDS[kind], position, item, what["item"] if kind == "item" else
-                   f"{what[kind]} {key!r} (read alike) already belongs to stone {holder}")
-                for kind, key, item, holder in self.identities.refused(position, record)]
+        event = record.body.event
+        named = {"report": f"report number {getattr(event, 'report', '')!r}",  # as given: the key is folded
+                 "inscription": f"inscription {getattr(event, 'inscription', '')!r}"}
+        return [_f(KINDS[kind], position, item,
+                   "an item with an id read alike (ignoring case, 0/O and 1/I/l) already exists" if kind == "item"
+                   else f"{named[kind]} reads as one that stone {holder} already holds (compared ignoring case, 0/O "
+                   "and 1/I/l)")
+                for kind, _, item, holder in refused]
 
     def _check_shape(self, record: Record, rule: Rule, position: int) -> list[Finding]:
         body = record.body
@@ -208,7 +212,10 @@ class CustodyState:
         if not rule.inputs[0] <= len(body.inputs) <= rule.inputs[1]:
             problems.append(f"{len(body.inputs)} inputs, {body.kind} takes {rule.inputs[0]}..{rule.inputs[1]}")
         if not rule.outputs[0] <= len(body.outputs) <= rule.outputs[1]:
-            problems.append(f"{len(body.outputs)} outputs, {body.kind} makes {rule.outputs[0]}..{rule.outputs[1]}")
+            more = " (one record a stone or lot: record a lot, then split it)" if len(body.outputs) > rule.outputs[1] \
+                and body.kind in ("mined", "grown") else ""  # a new user's review
+            problems.append(f"{len(body.outputs)} outputs, {body.kind} makes {rule.outputs[0]}..{rule.outputs[1]}"
+                            f"{more}")
         problems += [f"{body.kind} cannot make a {o.type}" for o in body.outputs if o.type not in rule.output_types]
         want = self._consumed_by(record, rule)
         if body.consumes != want:
@@ -242,7 +249,9 @@ class CustodyState:
         signed = {sg.party: sg for sg in record.signatures}
         for party, roles in required.items():
             if party not in signed:
-                found.append(_f("sig.missing", position, party, f"{body.kind} needs a signature by {party}"))
+                unknown = "" if party in self.registry.parties else \
+                    f", and no party {party!r} is enrolled (a typo, or enrol it first)"  # a review: "nobody"
+                found.append(_f("sig.missing", position, party, f"{body.kind} needs a signature by {party}{unknown}"))
             elif party not in self.registry.parties:
                 found.append(_f("sig.unknown_party", position, party, "signer is not an enrolled party"))
             elif roles and not any(self.registry.has_role(party, r) for r in roles):

@@ -10,7 +10,8 @@
     │   ├── KeyFormatError             a key, key file or verifier-key string is malformed or unsafe (ledger.keys)
     │   ├── NoteFormatError            a signed note or checkpoint body is malformed (ledger.checkpoint)
     │   ├── RecordFormatError          a record's bytes decode but break the record schema (ledger.record)
-    │   └── TrustFileError             a trust file line is malformed (ledger.trust)
+    │   ├── TrustFileError             a trust file line is malformed (ledger.trust)
+    │   └── UnknownItemError           no record of the ledger created this item id (also a KeyError)
     ├── VerificationError              well-formed input that fails a check (the evidence is bad)
     │   ├── SignatureError             an Ed25519 signature is malformed or does not verify
     │   ├── ProofError                 an RFC 9162 inclusion or consistency proof does not verify
@@ -48,6 +49,7 @@ __all__ = [
     "StoneTrailError",
     "StorageError",
     "TrustFileError",
+    "UnknownItemError",
     "UnverifiedNoteError",
     "VerificationError",
     "expect",
@@ -119,6 +121,16 @@ def expect_path(value: object, name: str) -> None:
 
 def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
+
+
+class UnknownItemError(InputError, KeyError):
+    """No record of the ledger created this item id (``item.unknown``); the message suggests an id read alike.
+    Also a KeyError, which :meth:`ledger.Ledger.item` raised before (a new user's review: a bare KeyError)."""
+
+    default_code = "item.unknown"
+
+    def __str__(self) -> str:  # the message as it is, not KeyError's quoted repr of it
+        return Exception.__str__(self)
 
 
 class BundleFormatError(InputError):

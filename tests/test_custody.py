@@ -35,6 +35,22 @@ def split_s1(w: World, loss: int = 1_000, outputs: tuple[Output, ...] = (P1, P2)
     return w.make(Split(loss_mct=loss), "cutter-c", inputs=["S1"], consumes=["S1"], outputs=outputs)
 
 
+def test_a_sale_to_a_party_nobody_enrolled_says_so(w: World) -> None:
+    """A new user's review: Transferred(to="nobody") said only "transferred needs a signature by nobody"."""
+    def missing(to: str) -> str:
+        found = w.add(w.make(Transferred(to=to, mode="title"), "cutter-c", inputs=["S1"], signers=["cutter-c"]))
+        return next(f.reason for f in found if f.code == "sig.missing" and f.item == to)
+
+    assert "no party 'nobody' is enrolled" in missing("nobody")
+    assert "enrolled" not in missing("trader-e")  # an enrolled buyer's missing signature: as it was
+
+
+def test_mining_several_stones_in_one_record_says_how_to_record_them(w: World) -> None:
+    outputs = [Output(id=f"M{i}", type="stone", mass_mct=1_000) for i in range(3)]
+    found = w.add(w.make(Mined(mine="Jwaneng", country="BW"), "producer-a", place="BW", outputs=outputs))
+    assert codes(found) == ["record.shape"] and "record a lot, then split it" in found[0].reason
+
+
 def test_the_untouched_lifecycle_passes(w: World) -> None:
     assert w.add(split_s1(w)) == []
     assert w.add(w.make(graded(), "cutter-c", inputs=["S1-P1"])) == []

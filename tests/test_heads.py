@@ -218,3 +218,17 @@ def test_recording_an_event_on_an_unknown_item_is_a_typed_error(tmp_path: Path) 
             ledger.record_event(Transferred(to="trader-b", mode="title"), actor="producer-a", place="BW",
                                 time_ms=1, signers={"producer-a": w.keys["producer-a"]}, inputs=["NOPE"])
         assert err.value.code == "item.unknown" and ledger.size == 0
+
+
+def test_looking_up_an_unknown_item_is_a_typed_error_that_suggests_one_read_alike(tmp_path: Path) -> None:
+    """A new user's review: Ledger.item raised a bare KeyError; it is item.unknown (still a KeyError)."""
+    w = World()
+    w.enrol_all()
+    w.add(w.mine("S-100"))
+    with Ledger.create(tmp_path / "x.ledger", ORIGIN, {w.keys["authority"].public_key.raw}) as ledger:
+        ledger.append_batch(w.records)
+        assert ledger.item("S-100").holder == "producer-a"
+        with pytest.raises(InputError) as err:
+            ledger.item("s-1OO")
+        assert err.value.code == "item.unknown" and isinstance(err.value, KeyError)
+        assert str(err.value) == "no item 's-1OO' in this ledger; did you mean 'S-100'?"

@@ -215,7 +215,10 @@ def _graded(report: str) -> Graded:
 def test_a_report_number_read_alike_is_a_duplicate(w: World) -> None:
     assert w.add(w.make(_graded("RPT-1010"), "producer-a", inputs=["R-0001-A"])) == []
     twin = w.make(_graded("RPT-lOlO"), "producer-a", inputs=["R-0002-A"])
-    assert codes(w.add(twin)) == ["identity.duplicate_report"]
+    found = w.add(twin)
+    assert codes(found) == ["identity.duplicate_report"]
+    # a new user's review: it named the folded key 'rpt-lolo', neither what was typed nor the number held
+    assert "report number 'RPT-lOlO' reads as one that stone R-0001-A already holds" in found[0].reason
 
 
 def test_an_inscription_read_alike_is_a_duplicate(w: World) -> None:
