@@ -47,8 +47,11 @@ def keygen(name: str | None, ledger_file: Path | None, out: Path, as_json: bool)
         raise click.UsageError("give --name or --ledger (an operator key is named after its ledger's origin)")
     key = PrivateKey.generate()
     vkey = note_verifier_key(scan(ledger_file).origin if ledger_file is not None else str(name), key.public_key)
-    _save_key(out, key, vkey.text(), as_json, "pin the public key in a trust file as 'operator <key>' or "
-              "'authority <key>' (a party's key is enrolled by the authority instead: stonetrail keygen --help):")
+    pin = "pin the public key in a trust file as 'operator <key>'"
+    use = (f"{pin} (this ledger's checkpoints are signed with it):" if ledger_file is not None else
+           f"{pin} or 'authority <key>' (a party's key is enrolled by the authority instead: stonetrail keygen "
+           "--help):")
+    _save_key(out, key, vkey.text(), as_json, use)
 
 
 # The name stonetrail_cli.main registers (see stonetrail_cli.consistency).

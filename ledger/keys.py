@@ -288,7 +288,8 @@ def is_valid_key_name(name: object) -> bool:
 
 def _check_name(name: str, code: str) -> None:
     if not is_valid_key_name(name):
-        raise KeyFormatError(f"invalid signed-note key name: {name!r:.80}", code=code)
+        raise KeyFormatError(f"invalid signed-note key name: {name!r:.80} (a key name is one word of visible "
+                             "characters: no spaces, no '+', no control characters; C2SP signed-note)", code=code)
 
 
 def note_key_id(name: str, public_key: PublicKey, alg: int = NOTE_ALG_ED25519) -> bytes:

@@ -420,9 +420,10 @@ def test_a_proof_bundle_given_as_a_ledger_is_named(demo_dir: Path) -> None:
     assert result.exit_code == 2 and "it is a proof bundle" in result.output
 
 
-@pytest.mark.parametrize(("name", "said"), [("trust.keys", "it is a trust file (give it with --trust)"),
-                                            ("checkpoint.txt", "it is a checkpoint (give it with --checkpoint)"),
-                                            ("keys/operator.pem", "it is a private key file")])
+@pytest.mark.parametrize(("name", "said"), [
+    ("trust.keys", "it is a trust file (a command's --trust takes it)"),
+    ("checkpoint.txt", "it is a checkpoint (a command's --checkpoint takes it)"),
+    ("keys/operator.pem", "it is a private key file")])
 def test_a_text_file_given_as_a_ledger_is_named(demo_dir: Path, name: str, said: str) -> None:
     """A new user's review: a trust file given as the ledger got "it does not start with STNTRAIL", where a proof
     bundle is named."""
@@ -440,7 +441,7 @@ def test_an_index_or_audit_state_given_as_a_ledger_and_others_given_in_the_wrong
     assert run("verify", ledger, "--trust", trust, "--save-state", state).exit_code == 0
     cases = [(["verify", demo_dir / "demo.ledger.index", "--trust", trust], 2,
               "it is a ledger's index (an SQLite file) (give the ledger file beside it"),
-             (["show", state, "R-00001-A"], 2, "it is an audit state file (give it with --resume)"),
+             (["show", state, "R-00001-A"], 2, "it is an audit state file (verify --resume takes it)"),
              (["proof", "verify", demo_dir / "checkpoint.txt", "--trust", trust], 2,
               "(it is a checkpoint: a bundle holds one; 'stonetrail proof export' writes bundles)"),
              (["verify", ledger, "--trust", trust, "--policy", trust], 2,

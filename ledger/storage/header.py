@@ -44,8 +44,8 @@ def _not_a_ledger(data: bytes) -> str:
     kinds (:mod:`ledger._file_kinds`), and where it goes."""
     kind = binary_kind(data) or text_kind(data.decode("utf-8", "replace"))
     use = {"a proof bundle": " (use 'stonetrail proof verify')",
-           "an evidence file": " (use 'stonetrail evidence verify')", "a trust file": " (give it with --trust)",
-           "a checkpoint": " (give it with --checkpoint)", "an audit state file": " (give it with --resume)",
+           "an evidence file": " (use 'stonetrail evidence verify')", "a trust file": " (a command's --trust takes it)",
+           "a checkpoint": " (a command's --checkpoint takes it)", "an audit state file": " (verify --resume takes it)",
            "a ledger's index (an SQLite file)": " (give the ledger file beside it, without .index)"}
     if kind is not None:
         return f"not a StoneTrail ledger file: it is {kind}{use.get(kind, '')}"
