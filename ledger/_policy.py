@@ -7,6 +7,7 @@ Pure: text in, values out.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 _CARATS = re.compile(r"(0|[1-9][0-9]{0,6})(?:\.([0-9]{1,3}))?")
 _INTEGER = re.compile(r"0|[1-9][0-9]{0,9}")
 _LINE = re.compile(r"([A-Za-z0-9_.-]+) *= *(\S(?:.*\S)?)")
+_COMMENT = re.compile(r"(?:^|(?<=[ \t]))#.*")
 #: The policy-file keys in carats, as the command-line flags name them (``--import-threshold-ct``), and the field
 #: each sets; the field's own name (``import_threshold_mct``) takes integer millicarats.
 CARAT_KEYS = {"import_threshold_ct": "import_threshold_mct", "regrade_tolerance_ct": "regrade_tolerance_mct",
@@ -108,7 +110,9 @@ class Policy:
         codes = frozenset(deny)
         for code in codes:
             if not isinstance(code, str) or not _COUNTRY.fullmatch(code):
-                raise PolicyError(f"deny_origin: {code!r} is not an ISO 3166-1 alpha-2 country code")
+                upper = f" (codes are capitals: {code.upper()!r})" if isinstance(code, str) and \
+                    _COUNTRY.fullmatch(code.upper()) else " (two capitals, e.g. 'RU')"  # the CLI reads ru as RU
+                raise PolicyError(f"deny_origin: {code!r} is not an ISO 3166-1 alpha-2 country code{upper}")
         object.__setattr__(self, "deny_origin", codes)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -163,19 +167,20 @@ class Policy:
 
     @classmethod
     def parse(cls, text: str) -> Policy:
-        """Read a policy file (docs/format.md "Policies"): ``key = value`` lines, blank lines and ``#`` comment
-        lines. Keys are the command-line flags' names with ``_`` for ``-`` (``deny_origin``, ``kp_rules``, ...),
-        masses in carats as the flags take them (``import_threshold_ct = 0.5``: :data:`CARAT_KEYS`,
-        :func:`parse_carats`); or the field names, masses in integer millicarats (``import_threshold_mct =
-        500``). Each rule at most once, in either form; other values are comma-separated country codes
-        (``deny_origin``) or ``true`` / ``false``. Raises PolicyError naming the line."""
+        """Read a policy file (docs/format.md "Policies"): ``key = value`` lines, blank lines and ``#`` comments
+        (a line's rest from a ``#`` that opens it or follows a space or tab). Keys are the command-line flags'
+        names with ``_`` for ``-`` (``deny_origin``, ``kp_rules``, ...), masses in carats as the flags take them
+        (``import_threshold_ct = 0.5``: :data:`CARAT_KEYS`, :func:`parse_carats`); or the field names, masses in
+        integer millicarats (``import_threshold_mct = 500``). Each rule at most once, in either form; other values
+        are comma-separated country codes (``deny_origin``) or ``true`` / ``false``. Raises PolicyError naming the
+        line, and a known key close to an unknown one."""
         if len(text) > MAX_POLICY_FILE:
             raise PolicyError(f"policy file over {MAX_POLICY_FILE} characters")
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         values: dict[str, object] = {}
         for number, line in enumerate(text.split("\n"), start=1):
-            stripped = line.strip(" \t\r")
-            if not stripped or stripped.startswith("#"):
+            stripped = _COMMENT.sub("", line).strip(" \t\r")  # "deny_origin = RU  # Russia": no value has "#"
+            if not stripped:
                 continue
             match = _LINE.fullmatch(stripped)
             if match is None:
@@ -184,7 +189,9 @@ class Policy:
             field = CARAT_KEYS.get(key, key)
             if field not in types:
                 near = key.lower().replace("-", "_")  # a flag's name, as typed on the command line
-                hint = f"did you mean {near}? " if CARAT_KEYS.get(near, near) in types else ""
+                close = near if CARAT_KEYS.get(near, near) in types else \
+                    next(iter(difflib.get_close_matches(near, _known_keys(types), n=1)), None)  # deny_origins
+                hint = f"did you mean {close}? " if close else ""
                 raise PolicyError(f"line {number}: unknown key {key!r} ({hint}known: {', '.join(_known_keys(types))})")
             if field in values:
                 again = "" if field == key else f" (as {field})"

@@ -594,6 +594,17 @@ def test_policy_file_is_read() -> None:
     assert Policy.parse("") == Policy()
 
 
+def test_a_comment_after_a_value_is_a_comment_and_a_near_key_is_suggested() -> None:
+    """A new user's review: 'deny_origin = RU  # russia' was refused as the code 'RU  # RUSSIA', and
+    'deny_origins' got no did-you-mean."""
+    assert Policy.parse("deny_origin = RU, BY  # sanctions\nkp_rules = true\t# on\n") == \
+        Policy(deny_origin=frozenset({"RU", "BY"}), kp_rules=True)
+    with pytest.raises(PolicyError, match="did you mean deny_origin\\?"):
+        Policy.parse("deny_origins = RU")
+    with pytest.raises(PolicyError, match="expected true or false, got 'yes#no'"):
+        Policy.parse("kp_rules = yes#no")  # a '#' inside a value is no comment
+
+
 def test_a_policy_file_reads_country_codes_as_the_flag_does() -> None:
     """--deny-origin ru is RU; the file refused it (a new-user review: "the file uses the flags' names")."""
     assert Policy.parse("deny_origin = ru, by\n").deny_origin == {"RU", "BY"}
