@@ -655,7 +655,7 @@ _FIELD_OF_FLAG = {"import_threshold_ct": "import_threshold_mct", "regrade_tolera
     "regrade_tolerance_mct = 05",
     "regrade_tolerance_mct = 1_0",
     "regrade_tolerance_mct = \u0665",  # an Arabic-Indic digit
-    "regrade_tolerance_mct = 5 # mct",
+    "regrade_tolerance_mct = 5 mct",  # a unit after the number (a comment needs its "#")
     "import_threshold_mct = 10000000000",
 ])
 def test_malformed_policy_files_are_refused(text: str) -> None:
