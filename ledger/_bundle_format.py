@@ -168,7 +168,7 @@ def read_bundle(data: bytes) -> Bundle:
         kind = binary_kind(data) or text_kind(data[:4096].decode("utf-8", "replace"))
         use = {"a ledger file": ": use 'stonetrail verify'", "an evidence file": ": use 'stonetrail evidence verify'",
                "a checkpoint": ": a bundle holds one; 'stonetrail proof export' writes bundles"}
-        what = f" (it is {kind}{use.get(kind, '')})" if kind else ""
+        what = f" (it is {kind}{use.get(kind, '')})" if kind else " (it is an empty file)" if not data else ""
         raise BundleFormatError(f"not a StoneTrail proof bundle (missing the bundle tag){what}", code="bundle.tag")
     try:
         return _read_value(decode(data[len(BUNDLE_TAG):]))

@@ -18,7 +18,9 @@ _TEXT_KINDS = ((re.compile(r"^(operator|authority) \S+\+[0-9a-f]{8}\+", re.MULTI
                (re.compile(r"^-----BEGIN [A-Z ]*PRIVATE KEY-----", re.MULTILINE), "a private key file"),
                (re.compile(r"\Astonetrail/v1/consistency-proof\n"), "a consistency proof"),
                (re.compile(r"\n\n(\u2014 \S+ \S+\n)+\Z"), "a checkpoint"),
-               (re.compile(r"\A[!-~]+\n[0-9]+\n[A-Za-z0-9+/]{43}=\n"), "a checkpoint"))
+               (re.compile(r"\A[!-~]+\n[0-9]+\n[A-Za-z0-9+/]{43}=\n"), "a checkpoint"),
+               (re.compile(r'<meta name="generator" content="StoneTrail">'),
+                "a provenance report page, HTML written by 'stonetrail proof report'"))
 
 
 def binary_kind(data: bytes) -> str | None:
@@ -29,5 +31,6 @@ def binary_kind(data: bytes) -> str | None:
 
 def text_kind(text: str) -> str | None:
     """What the text file ``text`` (or its start) is, if it is one of the project's kinds (``"a trust file"``, ``"a
-    private key file"``, ``"a consistency proof"``, ``"a checkpoint"``: a signed note); None otherwise."""
+    private key file"``, ``"a consistency proof"``, ``"a checkpoint"``: a signed note; a provenance report page);
+    None otherwise."""
     return next((kind for pattern, kind in _TEXT_KINDS if pattern.search(text)), None)

@@ -308,11 +308,15 @@ def _claim_and_rename(temp: Path, target: Path) -> None:
 
 @contextmanager
 def io_errors(path: Path, action: str) -> Iterator[None]:
-    """Turn an OSError inside into StorageError("store.io") saying what was done to which file."""
+    """Turn an OSError inside into StorageError("store.io") saying what was done to which file (and, for a file
+    whose folder is missing, which folder: a new user's review)."""
     try:
         yield
     except OSError as exc:
-        raise StorageError(f"{action} {path}: {exc.strerror or exc}", code="store.io") from exc
+        why = exc.strerror or str(exc)
+        if isinstance(exc, FileNotFoundError) and not path.parent.is_dir():
+            why = f"no folder {path.parent} (create it first)"
+        raise StorageError(f"{action} {path}: {why}", code="store.io") from exc
 
 
 def write_all(fd: int, data: bytes | bytearray) -> None:

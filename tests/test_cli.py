@@ -618,3 +618,19 @@ def test_a_trust_file_with_its_operator_and_authority_lines_swapped_is_named_so(
                  "--trust", tmp_path / "swapped.keys", "-o", tmp_path / "c.txt")
     assert signed.exit_code == 2 and asked in signed.output and "[trust.not_operator]" in signed.output
     assert "the authority's key" not in signed.output
+
+
+def test_a_missing_folder_and_a_wrong_file_for_a_bundle_are_named(demo_dir: Path, tmp_path: Path) -> None:
+    """A new user's review: writing into a folder that does not exist said only "No such file or directory", and
+    an empty file or a report page given as a bundle only "missing the bundle tag"."""
+    out = tmp_path / "no such" / "x.stproof"
+    export = run("proof", "export", demo_dir / "demo.ledger", "R-00001-A", "-o", out)
+    assert export.exit_code == 3 and f"no folder {out.parent} (create it first) [store.io]" in export.output
+    (tmp_path / "empty.stproof").write_bytes(b"")
+    empty = run("proof", "verify", tmp_path / "empty.stproof", "--trust", demo_dir / "trust.keys")
+    assert empty.exit_code == 2 and "(it is an empty file) [bundle.tag]" in empty.output
+    page = run("proof", "report", demo_dir / "proofs" / "R-00001-A.stproof", "--trust", demo_dir / "trust.keys",
+               "-o", tmp_path / "r.html")
+    assert page.exit_code == 0, page.output
+    html = run("proof", "verify", tmp_path / "r.html", "--trust", demo_dir / "trust.keys")
+    assert html.exit_code == 2 and "it is a provenance report page" in html.output
