@@ -137,10 +137,8 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
               "saved_state": str(save_state) if save_state and not report.state_unsaved else None,
               "state_not_saved": report.state_unsaved}
     beside = _published_beside(ledger_file, report) if not checkpoint_paths else None
-    warnings = []  # show and items call such a file invalid (a new user's review): said in text and JSON alike
-    if beside is not None and report.ok and (short := short_of(ledger_file, report.origin, report.record_count)):
-        warnings.append(f"{short}; this verdict is the file's alone: pass --checkpoint {beside} to check it against "
-                        "what was published")
+    # show and items call such a file invalid (a new user's review): said in text and JSON alike
+    warnings = [w for w in [_beside_warning(ledger_file, report, beside)] if w is not None]
     if as_json:
         root = report.root_hash.b64() if report.root_hash else None
         _print_json({"records": report.record_count, "root": root, "seconds": round(time.monotonic() - start, 3),
@@ -169,6 +167,25 @@ FULL_LEVELS = ("custody", "policy")
 LEVEL_CHECKS = {"structure": "framing, format and the Merkle root checked (as at hashes); not signatures or rules",
                 "hashes": "framing, format and the Merkle root checked; not signatures or rules",
                 "signatures": "framing, format, root and signatures checked; not who may sign, links or custody"}
+
+
+def _beside_warning(ledger_file: Path | str, r: AuditReport, beside: Path | None) -> str | None:
+    """Why a valid file contradicts the checkpoint published beside it, which was not given (and so not
+    checked): fewer records than it covers, or as many and another root (an adversarial review: a file rewritten
+    at the same length verified valid, while show called it invalid); None if neither shows."""
+    if beside is None or not r.ok:
+        return None
+    check = f"this verdict is the file's alone: pass --checkpoint {shlex.quote(str(beside))} to check it against " \
+            "what was published"
+    if short := short_of(ledger_file, r.origin, r.record_count):
+        return f"{short}; {check}"
+    cp = published_at(ledger_file, r.origin)
+    if cp is not None and cp[1].tree_size == r.record_count and r.root_hash is not None \
+            and cp[1].root_hash != r.root_hash:
+        return (f"{ledger_file} holds as many records as the checkpoint published beside it ({beside}), but its "
+                "root is another: the file was rewritten after that checkpoint was signed, or the checkpoint is "
+                f"another copy's; {check}")
+    return None
 
 
 def _published_beside(ledger_file: Path | str, r: AuditReport) -> Path | None:

@@ -223,21 +223,30 @@ def open_checkpoint(
 ) -> Checkpoint:
     """Verify a signed checkpoint (:func:`open_note`), then parse its text (:func:`parse_checkpoint`).
 
-    At least one signature by ``verifiers`` must verify; the key name need not equal the origin. If ``origin``
-    is given, the checkpoint's origin line must equal it.
+    A signature by one of ``verifiers`` *named after the checkpoint's origin line* must verify: a log's
+    checkpoints are signed under its origin (C2SP tlog-checkpoint: the origin is the log's key name), so a key
+    pinned for one ledger never vouches for another's (an adversarial review: with two operators pinned, either
+    could sign the other's checkpoints). If ``origin`` is given, the checkpoint's origin line must equal it.
 
     Raises:
         everything :func:`open_note` and :func:`parse_checkpoint` raise, and
         VerificationError: ``checkpoint.origin_mismatch``. An UnverifiedNoteError (``note.unverified``) says why
         no signature is trusted (:func:`open_note`) and, when the body's origin line is not ``origin``, that the
-        checkpoint is another ledger's.
+        checkpoint is another ledger's; also when the only pinned keys that signed are named otherwise.
     """
     try:
-        text, _ = open_note(note, verifiers)
+        text, signed_by = open_note(note, verifiers)
     except UnverifiedNoteError as exc:
         _name_another_ledger(exc, note, origin)
         raise
     cp = parse_checkpoint(text)
+    if not any(key.name == cp.origin for key in signed_by):
+        names = ", ".join(sorted({f"{key.name}+{key.key_id.hex()}" for key in signed_by}))
+        refused = UnverifiedNoteError(f"no signature by a trusted key named after its origin {quoted(cp.origin)} "
+                                      f"verified: it is signed by {names}, pinned for another name; a ledger's "
+                                      "checkpoints are signed under its origin", code="note.unverified")
+        _name_another_ledger(refused, note, origin)
+        raise refused
     if origin is not None and cp.origin != origin:
         raise VerificationError(f"a checkpoint of another ledger ({quoted(cp.origin)}, not {quoted(origin)})",
                                 code="checkpoint.origin_mismatch")

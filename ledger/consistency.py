@@ -295,9 +295,13 @@ def _check_proof(old: Checkpoint, new: Checkpoint, proof: ConsistencyProof) -> N
         raise ConsistencyError(f"the proof file does not belong to these checkpoints: it is for tree sizes "
                                f"{proof.old_size} -> {proof.new_size}, they have {old.tree_size} -> {new.tree_size}",
                                code="consistency.size_mismatch")
+    for which, cp in (("an old", old), ("a new", new)):  # an adversarial review: a new one of size 0 went unchecked
+        if cp.tree_size == 0 and cp.root_hash != EMPTY_ROOT:
+            raise ConsistencyError(f"{which} checkpoint of size 0 must carry SHA-256(\"\") as its root, got "
+                                   f"{cp.root_hash.b64()}", code="consistency.empty_root")
     try:
         if old.tree_size == 0:
-            _check_from_empty(old, proof)
+            _check_from_empty(proof)
         else:
             verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof.hashes)
     except ProofError as exc:
@@ -350,10 +354,7 @@ def _check_heads_lines(old: Checkpoint, new: Checkpoint) -> None:
                                    code=f"consistency.{name}_mismatch")
 
 
-def _check_from_empty(old: Checkpoint, proof: ConsistencyProof) -> None:
-    if old.root_hash != EMPTY_ROOT:
-        raise ConsistencyError(f"a checkpoint of size 0 must carry SHA-256(\"\") as its root, got "
-                               f"{old.root_hash.b64()}", code="consistency.empty_root")
+def _check_from_empty(proof: ConsistencyProof) -> None:
     if proof.hashes:
         raise ProofError(f"wrong proof length: got {len(proof.hashes)} hashes, want 0 (from size 0)",
                          code="proof.wrong_length")

@@ -36,10 +36,14 @@ class Finding:
 
 
 def raise_first(findings: list[Finding] | tuple[Finding, ...]) -> None:
-    """Raise RuleError for the first finding, if any (the ``verify_*`` tier)."""
+    """Raise RuleError for the first finding, if any (the ``verify_*`` tier); its message names the codes of the
+    same record's other findings (a new user's review: re-running an enrolment said only ``chain.time_backwards``,
+    not ``registry.duplicate_party``)."""
     if findings:
         first = findings[0]
-        raise RuleError(str(first), code=first.code, finding=first)
+        also = sorted({f.code for f in findings[1:] if f.position == first.position} - {first.code})
+        raise RuleError(str(first) + (f" (this record also: {', '.join(also)})" if also else ""), code=first.code,
+                        finding=first)
 
 
 def group_unchecked(unchecked: Sequence[Finding]) -> list[str]:

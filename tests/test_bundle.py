@@ -413,11 +413,18 @@ def test_a_record_from_another_ledger_is_rejected(world: tuple[Log, str, bytes],
         assert code.startswith("proof."), code
         assert "record.wrong_origin" in codes_of(encode_bundle([*entries[:i], foreign, *entries[i + 1:]], note))
     whole = export_bundle(other.path, "S1", other_note)  # another ledger's own bundle, checkpoint and all
-    assert verify_bundle(whole, TRUST).checkpoint_origin == "other.stonetrail.example/ledger"  # the same operator
+    # signed by this ledger's operator key, under this ledger's name: a key pinned for one ledger never vouches for
+    # another's checkpoints (an adversarial review: any pinned operator key could sign any origin)
+    assert {f.code for f in check_bundle(whole, TRUST).findings} == {"note.unverified"}
+    pinned_too = note_verifier_key("other.stonetrail.example/ledger", OPERATOR.public_key)
+    both = Trust(operators=(*TRUST.operators, pinned_too),
+                 authorities=TRUST.authorities)  # one operator key pinned for two ledgers, under each one's name
+    whole = export_bundle(other.path, "S1", other.ledger.checkpoint(OPERATOR))
+    assert verify_bundle(whole, both).checkpoint_origin == "other.stonetrail.example/ledger"
     origin = "test.stonetrail.example/ledger"
-    assert {f.code for f in check_bundle(whole, TRUST, origin=origin).findings} == {"checkpoint.origin_mismatch"}
+    assert {f.code for f in check_bundle(whole, both, origin=origin).findings} == {"checkpoint.origin_mismatch"}
     with pytest.raises(VerificationError):
-        verify_bundle(whole, TRUST, origin=origin)
+        verify_bundle(whole, both, origin=origin)
     relabelled = encode_bundle(read_bundle(whole).entries, note)  # its records under this ledger's checkpoint
     assert {"proof.root_mismatch", "record.wrong_origin"} <= codes_of(relabelled)
     other.ledger.close()

@@ -177,10 +177,15 @@ def test_sign_and_open_checkpoint() -> None:
         open_checkpoint(note, [])
 
 
-def test_key_name_need_not_equal_origin() -> None:
+def test_a_checkpoint_opens_only_under_a_key_named_after_its_origin() -> None:
+    """ADR 0037 (an adversarial review): a key pinned under another name (another ledger's operator, or a key
+    named for its year) never vouches for this origin's checkpoints; the same key pinned under the origin does."""
     cp = Checkpoint(origin=ORIGIN, tree_size=0, root_hash=ROOT)
     vkey = note_verifier_key("operator-key-2025", KEY.public_key)
-    assert open_checkpoint(sign_checkpoint(cp, "operator-key-2025", KEY), [vkey], origin=ORIGIN) == cp
+    with pytest.raises(UnverifiedNoteError, match="named after its origin") as refused:
+        open_checkpoint(sign_checkpoint(cp, "operator-key-2025", KEY), [vkey, VKEY], origin=ORIGIN)
+    assert refused.value.code == "note.unverified" and "operator-key-2025+" in str(refused.value)
+    assert open_checkpoint(sign_checkpoint(cp, ORIGIN, KEY), [vkey, VKEY], origin=ORIGIN) == cp
 
 
 def test_every_flipped_byte_is_rejected() -> None:

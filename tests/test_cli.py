@@ -588,6 +588,25 @@ def test_verify_warns_of_a_file_short_of_its_published_checkpoint(copy: Path) ->
     assert json.loads(run("verify", whole, "--trust", copy / "trust.keys", "--json").stdout)["warnings"] == []
 
 
+def test_verify_warns_of_a_file_of_its_published_checkpoints_length_with_another_root(copy: Path) -> None:
+    """An adversarial review: a file rewritten at the length of its published checkpoint (a record swapped for a
+    validly signed other) verified valid with no warning, while show --trust called it invalid."""
+    from dataclasses import replace
+
+    from ledger import keyfile
+    from ledger.checkpoint import read_unverified_checkpoint, sign_checkpoint
+    from ledger.hashing import Digest
+
+    published = read_unverified_checkpoint((copy / "checkpoint.txt").read_text())
+    other = replace(published, root_hash=Digest(bytes(32)))  # what the operator signed for this length
+    key = keyfile.load_private_key(copy / "keys" / "operator.pem")
+    (copy / "checkpoint.txt").write_text(sign_checkpoint(other, published.origin, key))
+    result = run("verify", copy / "demo.ledger", "--trust", copy / "trust.keys", "--json")
+    warnings = json.loads(result.stdout)["warnings"]
+    assert result.exit_code == 0 and len(warnings) == 1 and "its root is another" in warnings[0]
+    assert "its root is another" in run("verify", copy / "demo.ledger", "--trust", copy / "trust.keys").output
+
+
 def test_one_damaged_span_is_counted_as_one_record(copy: Path) -> None:
     """A new user's review: "1 damaged span of the file counted as one record each"."""
     ledger = copy / "demo.ledger"
@@ -634,3 +653,26 @@ def test_a_missing_folder_and_a_wrong_file_for_a_bundle_are_named(demo_dir: Path
     assert page.exit_code == 0, page.output
     html = run("proof", "verify", tmp_path / "r.html", "--trust", demo_dir / "trust.keys")
     assert html.exit_code == 2 and "it is a provenance report page" in html.output
+
+
+def test_an_operator_key_pinned_for_another_ledger_never_vouches_for_this_ones_checkpoint(demo_dir: Path,
+                                                                                         tmp_path: Path) -> None:
+    """An adversarial review: with two operator keys pinned (two ledgers), either could sign a checkpoint in the
+    other's name (checkpoint --name), and verify, proof verify --origin, consistency and evidence accepted it. A
+    checkpoint is accepted only under a pinned key named after its origin line."""
+    made = run("keygen", "--name", "other.example/ledger", "-o", tmp_path / "other.pem", "--json")
+    other = json.loads(made.output)["verifier_key"]
+    (tmp_path / "two.keys").write_text((demo_dir / "trust.keys").read_text() + f"operator {other}\n")
+    run("checkpoint", demo_dir / "demo.ledger", "--key", tmp_path / "other.pem", "--name", "other.example/ledger",
+        "-o", tmp_path / "cp.txt")
+    audit = run("verify", demo_dir / "demo.ledger", "--trust", tmp_path / "two.keys",
+                "--checkpoint", tmp_path / "cp.txt")
+    assert audit.exit_code == 1 and "note.unverified" in audit.output and "named after its origin" in audit.output
+    run("proof", "export", demo_dir / "demo.ledger", "R-00001-A", "--as-of", tmp_path / "cp.txt",
+        "-o", tmp_path / "b.stproof")
+    bundle = run("proof", "verify", tmp_path / "b.stproof", "--trust", tmp_path / "two.keys",
+                 "--origin", "demo.stonetrail.example/ledger")
+    assert bundle.exit_code == 1 and "note.unverified" in bundle.output
+    genuine = run("verify", demo_dir / "demo.ledger", "--trust", tmp_path / "two.keys",
+                  "--checkpoint", demo_dir / "checkpoint.txt")
+    assert genuine.exit_code == 0, genuine.output  # the ledger's own operator's checkpoint, under the same trust file

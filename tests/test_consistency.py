@@ -252,6 +252,11 @@ def test_size_zero_checkpoint_with_another_root_is_refused(grown: Grown) -> None
                            extensions=(format_registry_extension(0, None),)))
     assert code_of(lambda: verify_checkpoint_consistency(bad, grown.notes[3], proof(grown, 0, 3), TRUST)) \
         == "consistency.empty_root"
+    # an adversarial review: a new checkpoint of size 0 with another root was "nothing to compare", exit 0
+    assert code_of(lambda: verify_checkpoint_consistency(grown.notes[0], bad, proof(grown, 0, 0), TRUST)) \
+        == "consistency.empty_root"
+    assert verify_checkpoint_consistency(grown.notes[0], grown.notes[0], proof(grown, 0, 0), TRUST).verdict \
+        == NOTHING_TO_COMPARE
 
 
 # --- tampered proofs and rollbacks -------------------------------------------------------------------------------
@@ -332,9 +337,15 @@ def _swap(lines: tuple[str, ...], at: int, line: str) -> tuple[str, ...]:
 def test_checkpoints_of_another_origin_or_signer_are_refused(grown: Grown) -> None:
     t = grown.tree
     other = _sign(Checkpoint(origin="other.example/ledger", tree_size=30, root_hash=t.root_at(30),
-                             extensions=(format_registry_extension(5, grown.records[4].record_hash),)))
-    assert code_of(lambda: verify_checkpoint_consistency(grown.notes[20], other, proof(grown, 20, 30), TRUST)) \
+                             extensions=(format_registry_extension(5, grown.records[4].record_hash),)),
+                  name="other.example/ledger")  # the operator's key pinned for two ledgers, under each one's name
+    both = Trust(operators=(*TRUST.operators, note_verifier_key("other.example/ledger", key("operator").public_key)),
+                 authorities=TRUST.authorities)
+    assert code_of(lambda: verify_checkpoint_consistency(grown.notes[20], other, proof(grown, 20, 30), both)) \
         == "consistency.origin_mismatch"
+    # ADR 0037: pinned under this ledger's name only, the key never vouches for the other origin's checkpoint
+    assert code_of(lambda: verify_checkpoint_consistency(grown.notes[20], other, proof(grown, 20, 30), TRUST)) \
+        == "note.unverified"
     outsider = _sign(Checkpoint(origin=ORIGIN, tree_size=30, root_hash=t.root_at(30),
                                 extensions=(format_registry_extension(5, grown.records[4].record_hash),)),
                      signer="outsider")

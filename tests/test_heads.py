@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from ledger import Attested, Corrected, Ledger, Transferred, Trust, check_ledger, checkpoint_file
 from ledger.checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint, sign_checkpoint
-from ledger.errors import InputError, NoteFormatError, ProofError, VerificationError
+from ledger.errors import InputError, NoteFormatError, ProofError, RuleError, VerificationError
 from ledger.hashing import Digest
 from ledger.heads import HEADS_EXTENSION, Head, HeadProof, ItemHeads, checkpoint_heads, head_leaf, verify_item_head
 from ledger.keys import note_verifier_key
@@ -232,3 +232,15 @@ def test_looking_up_an_unknown_item_is_a_typed_error_that_suggests_one_read_alik
             ledger.item("s-1OO")
         assert err.value.code == "item.unknown" and isinstance(err.value, KeyError)
         assert str(err.value) == "no item 's-1OO' in this ledger; did you mean 'S-100'?"
+
+
+def test_a_refused_append_names_every_code_of_the_record(tmp_path: Path) -> None:
+    """A new user's review: re-running an enrolment script said only chain.time_backwards; the real cause,
+    registry.duplicate_party, is named too."""
+    w = World()
+    w.enrol_all()
+    with Ledger.create(tmp_path / "x.ledger", ORIGIN, {w.keys["authority"].public_key.raw}) as ledger:
+        ledger.append_batch(w.records)
+        with pytest.raises(RuleError) as again:
+            ledger.append_batch([w.records[1]])
+        assert "registry.duplicate_party" in str(again.value) and "this record also:" in str(again.value)

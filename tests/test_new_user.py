@@ -165,7 +165,8 @@ def test_a_checkpoint_of_another_ledger_says_so(files: SmallFiles, tmp_path: Pat
     elsewhere = replace(read_unverified_checkpoint(files.checkpoint.read_text()), origin="example.com/other")
     (tmp_path / "elsewhere.txt").write_text(sign_checkpoint(elsewhere, ORIGIN, key("operator")))
     result = run("verify", files.ledger, "--trust", files.trust, "--checkpoint", tmp_path / "elsewhere.txt")
-    assert result.exit_code == 1 and "checkpoint.origin_mismatch: checkpoint: a checkpoint of another ledger " \
+    # signed by this ledger's operator key, pinned under this ledger's name only: not accepted (ADR 0037)
+    assert result.exit_code == 1 and "note.unverified: checkpoint: a checkpoint of another ledger " \
         f"(example.com/other, not {ORIGIN})" in result.output, result.output
     same_origin = run("verify", files.ledger, "--trust", files.trust, "--checkpoint", files.other_checkpoint)
     assert same_origin.exit_code == 1 and "checkpoint.root_mismatch" in same_origin.output

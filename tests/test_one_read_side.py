@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import Ledger, Transferred, keyfile
+from ledger import Ledger, Transferred, Trust, keyfile, note_verifier_key
 from ledger.audit import check_ledger
 from ledger.checkpoint import Checkpoint, format_counted_line, read_unverified_checkpoint, sign_checkpoint
 from ledger.errors import StoneTrailError
@@ -33,6 +33,16 @@ from stonetrail_cli.main import main
 from world import OPERATOR, ORIGIN, TRUST, World, key
 
 OTHER = Digest(b"\x02" * 32)
+#: The operator key pinned for this ledger and, under its own name, for another one: a genuine checkpoint of the
+#: other ledger opens (ADR 0037: a checkpoint opens only under a key named after its origin) and is then refused
+#: as another ledger's.
+BOTH = Trust(operators=(*TRUST.operators, note_verifier_key("other.example/ledger", OPERATOR.public_key)),
+             authorities=TRUST.authorities)
+
+
+def _signed(cp: Checkpoint) -> str:
+    """``cp`` with a genuine signature: the operator's, under its origin's name."""
+    return sign_checkpoint(cp, cp.origin, OPERATOR)
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Log:
     with Ledger.create(path, ORIGIN, {key("authority").public_key.raw}) as led:
         led.append_batch(w.records)
         note = led.checkpoint(OPERATOR)
-    (directory / "trust.keys").write_text(TRUST.format())
+    (directory / "trust.keys").write_text(BOTH.format())
     keyfile.save_private_key(directory / "operator.pem", OPERATOR)
     return Log(path, read_unverified_checkpoint(note))
 
@@ -96,10 +106,10 @@ def test_the_true_checkpoint_belongs_everywhere(log: Log) -> None:
 @pytest.mark.parametrize("code", MISMATCHES)
 def test_every_reader_gives_one_code_for_one_mismatch(log: Log, code: str) -> None:
     cp = MISMATCHES[code](log.cp)
-    note = sign_checkpoint(cp, ORIGIN, OPERATOR)  # a genuine signature: only the content is wrong
+    note = _signed(cp)  # a genuine signature: only the content is wrong
     found = {
-        "audit": [f.code for f in check_ledger(log.path, TRUST, checkpoint=note).findings],
-        "export": [_raised(lambda: export_bundle(log.path, "S0", note, trust=TRUST))],
+        "audit": [f.code for f in check_ledger(log.path, BOTH, checkpoint=note).findings],
+        "export": [_raised(lambda: export_bundle(log.path, "S0", note, trust=BOTH))],
         "consistency": [_raised(lambda: consistency_proof_for(log.path, note))],
         "fork evidence": [_raised(lambda: fork_evidence(log.path, note))],
         "signing": [_raised(lambda: check_checkpoint_of(log.path, cp))],
@@ -111,7 +121,7 @@ def test_every_reader_gives_one_code_for_one_mismatch(log: Log, code: str) -> No
 def test_every_command_prints_that_code(log: Log, code: str, tmp_path: Path) -> None:
     directory = log.path.parent
     given = tmp_path / "cp.txt"
-    given.write_text(sign_checkpoint(MISMATCHES[code](log.cp), ORIGIN, OPERATOR))
+    given.write_text(_signed(MISMATCHES[code](log.cp)))
     commands = {
         "verify": ["verify", log.path, "--trust", directory / "trust.keys", "--checkpoint", given],
         "proof export": ["proof", "export", log.path, "S0", "--checkpoint", given, "-o", tmp_path / "b.stproof"],
@@ -187,5 +197,5 @@ def test_a_checkpoint_before_appended_bytes_is_still_refused_for_each_mismatch(l
                                                                                code: str) -> None:
     """Checked against the records before the damage, a checkpoint that is not theirs is still named so."""
     path = _damaged_copy(log, tmp_path, "appended")
-    report = check_ledger(path, TRUST, checkpoint=sign_checkpoint(MISMATCHES[code](log.cp), ORIGIN, OPERATOR))
+    report = check_ledger(path, BOTH, checkpoint=_signed(MISMATCHES[code](log.cp)))
     assert code in {f.code for f in report.findings} and not report.checkpoints[0].matches

@@ -76,6 +76,9 @@ def test_the_spec_example_policy_with_nested_groups_is_read_and_evaluated() -> N
     ("witness a {w0}\ngroup g 0 a\nquorum g\n", "witness.group"),
     ("witness a {w0}\ngroup g any a a\nquorum g\n", "witness.group"),
     ("witness a {w0}\ngroup g any\nquorum g\n", "witness.group"),
+    # an adversarial review: w1 alone met "2 of (any of w1, w2), w1": one witness reached through two members
+    ("witness a {w0}\nwitness b {w1}\ngroup g any a b\ngroup q 2 g a\nquorum q\n", "witness.group"),
+    ("witness a {w0}\nwitness b {w1}\ngroup g any a b\ngroup h any b\ngroup q all g h\nquorum q\n", "witness.group"),
     ("witness a {w0}\r\nquorum a\r\n", "witness.policy_malformed"),
     ("witness a {w0}\nquorum a extra\n", "witness.policy_malformed"),
     ("witnesses a {w0}\nquorum a\n", "witness.policy_malformed"),
