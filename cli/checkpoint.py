@@ -30,8 +30,8 @@ from ._output import progress
 @click.argument("ledger_file", metavar="LEDGER", type=_LEDGER)
 @click.option("--key", "key_file", required=True, type=_EXISTING,
               help="The operator's private key (PEM; made with 'stonetrail keygen --ledger LEDGER').")
-@click.option("--name", help="Signer name in the note (default: the ledger's origin, the name the operator key is "
-                             "pinned under).")
+@click.option("--name", help="Signer name in the note: the ledger's origin (the default), the one name verifiers "
+                             "accept a checkpoint under (docs/adr/0037).")
 @click.option("--trust", "trust_file", type=_EXISTING,
               help="Refuse to sign unless --key is the operator key this trust file pins under the signer name.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
@@ -108,7 +108,11 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     since = _read_checkpoint(since_file, "--since checkpoint") if since_file is not None else None
     with progress("records") as bar:
         note = checkpoint_file(ledger_file, key, name, trust=trust, progress=bar)
-    if read_unverified_checkpoint(note).tree_size == 0:  # a review: signed without a word
+    signed = read_unverified_checkpoint(note)
+    if name is not None and name != signed.origin:  # ADR 0037: no verifier would accept it
+        raise click.UsageError(f"--name {name}: a checkpoint is signed under its ledger's origin, {signed.origin}; "
+                               "verifiers refuse one signed under another name (docs/adr/0037): drop --name")
+    if signed.tree_size == 0:  # a review: signed without a word
         click.echo(f"stonetrail: warning: {ledger_file} holds no record yet: this checkpoint is of the empty log (tree "
                    "size 0) and commits to nothing; sign one again after appending records", err=True)
     if out is None and trust is None:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from copies import copy_demo
 
-from ledger import Trust, check_ledger, open_checkpoint
+from ledger import Trust, check_ledger, checkpoint_file, keyfile, open_checkpoint
 from ledger.cosignature import cosign
 from ledger.keys import PrivateKey
 from ledger.note import add_signatures
@@ -663,8 +663,12 @@ def test_an_operator_key_pinned_for_another_ledger_never_vouches_for_this_ones_c
     made = run("keygen", "--name", "other.example/ledger", "-o", tmp_path / "other.pem", "--json")
     other = json.loads(made.output)["verifier_key"]
     (tmp_path / "two.keys").write_text((demo_dir / "trust.keys").read_text() + f"operator {other}\n")
-    run("checkpoint", demo_dir / "demo.ledger", "--key", tmp_path / "other.pem", "--name", "other.example/ledger",
-        "-o", tmp_path / "cp.txt")
+    refused = run("checkpoint", demo_dir / "demo.ledger", "--key", tmp_path / "other.pem",
+                  "--name", "other.example/ledger", "-o", tmp_path / "cp.txt")
+    assert refused.exit_code == 2 and "docs/adr/0037" in refused.output  # the tool makes none; the library can
+    (tmp_path / "cp.txt").write_text(checkpoint_file(demo_dir / "demo.ledger",
+                                                     keyfile.load_private_key(tmp_path / "other.pem"),
+                                                     "other.example/ledger"))
     audit = run("verify", demo_dir / "demo.ledger", "--trust", tmp_path / "two.keys",
                 "--checkpoint", tmp_path / "cp.txt")
     assert audit.exit_code == 1 and "note.unverified" in audit.output and "named after its origin" in audit.output
