@@ -41,6 +41,7 @@ from ._common import (
 from ._inputs import _load_trust, _read_checkpoint
 from ._output import progress
 from ._policy import _print_policy, policy_options
+from ._reading import genuine_published
 from .cluster import on_cluster
 
 
@@ -125,11 +126,15 @@ def verify(ledger_file: Path | str, trust_file: Path, checkpoint_paths: tuple[Pa
                                "check with --checkpoint")
     trust = _load_trust(trust_file, witness_policy)
     notes = [_read_checkpoint(p) for p in checkpoint_paths]
+    # not judged, compared in the same pass for a warning (an adversarial review: a file rewritten since its
+    # published checkpoint verified valid, while show called it invalid)
+    observe = [] if notes or resume or save_state else genuine_published(ledger_file, trust)
     start = time.monotonic()
     with _about(ledger_file), as_file(ledger_file) as ledger_path, on_cluster(cluster, ledger_path, jobs) as \
             workers, progress("records", "auditing") as bar, _about(resume, codes=_RESUME_CODES), \
             _about(save_state, codes=("store.exists",)):
-        report = check_ledger(workers.path, trust, checkpoints=notes, policy=policy, progress=bar, level=level,
+        report = check_ledger(workers.path, trust, checkpoints=notes, observe=observe, policy=policy, progress=bar,
+                              level=level,
                               jobs=workers.jobs, executor=workers.executor, engine=engine,
                               chunk_records=chunk_records,
                               save_state=save_state, resume=resume, max_findings=max_findings or None)
@@ -170,21 +175,21 @@ LEVEL_CHECKS = {"structure": "framing, format and the Merkle root checked (as at
 
 
 def _beside_warning(ledger_file: Path | str, r: AuditReport, beside: Path | None) -> str | None:
-    """Why a valid file contradicts the checkpoint published beside it, which was not given (and so not
-    checked): fewer records than it covers, or as many and another root (an adversarial review: a file rewritten
-    at the same length verified valid, while show called it invalid); None if neither shows."""
+    """Why a valid file contradicts the checkpoint published beside it, which was not given and so not judged:
+    fewer records than it covers, or, for one the trust file's operator signed (observed in the same pass), other
+    records at its tree size (root, registry, heads or identities lines); None if neither shows."""
     if beside is None or not r.ok:
         return None
     check = f"this verdict is the file's alone: pass --checkpoint {shlex.quote(str(beside))} to check it against " \
             "what was published"
     if short := short_of(ledger_file, r.origin, r.record_count):
         return f"{short}; {check}"
-    cp = published_at(ledger_file, r.origin)
-    if cp is not None and cp[1].tree_size == r.record_count and r.root_hash is not None \
-            and cp[1].root_hash != r.root_hash:
-        return (f"{ledger_file} holds as many records as the checkpoint published beside it ({beside}), but its "
-                "root is another: the file was rewritten after that checkpoint was signed, or the checkpoint is "
-                f"another copy's; {check}")
+    other = next((c for c in r.observed if c.checkpoint is not None and c.findings), None)
+    if other is not None and other.checkpoint is not None:
+        codes = ", ".join(sorted({f.code for f in other.findings}))
+        return (f"{ledger_file} does not match the checkpoint its operator published beside it ({beside}, tree size "
+                f"{other.checkpoint.tree_size}: {codes}): the file was rewritten after that checkpoint was signed, or "
+                f"the operator signed another log; {check}")
     return None
 
 

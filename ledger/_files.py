@@ -143,7 +143,8 @@ def replace_file(target: str | os.PathLike[str], data: bytes, keep: Callable[[by
             ``also`` name exists with other content), ``store.not_a_file`` (``target`` is a directory, a pipe, a
             device), ``store.io`` (an operating-system failure, or ``target`` changed while being replaced).
             Whatever ``keep`` raises. InputError ``input.too_large``: the old file is over
-            :data:`MAX_REPLACED_SIZE`. On any error ``target`` is untouched and no ``also`` file is left.
+            :data:`MAX_REPLACED_SIZE`. On any error until ``target`` is replaced it is untouched and no ``also``
+            file is left; one after (syncing the directories) leaves the replacement and the ``also`` files.
     """
     target = Path(target)
     news = [(Path(path), content) for path, content in also]
@@ -154,7 +155,9 @@ def replace_file(target: str | os.PathLike[str], data: bytes, keep: Callable[[by
         for (path, _), temp in zip(news, temps[1:], strict=True):
             stage.link(temp, path)
         done = _swap(temps[0], target, data, keep)
-        _sync_directories([target, *stage.linked])
+    # replaced: from here an error (an interrupt, a failed fsync) leaves every file in place (an adversarial
+    # review: SIGTERM while syncing removed the consistency proof written with a checkpoint that stayed)
+    _sync_directories([target, *stage.linked])
     return done
 
 

@@ -56,7 +56,8 @@ CHUNK_RECORDS = 4096
 
 @scratch_errors
 def check_ledger(path: str | Path, trust: Trust | None, *, checkpoint: str | None = None,
-                 checkpoints: Sequence[str] = (), policy: Policy | None = None, progress: Progress | None = None,
+                 checkpoints: Sequence[str] = (), observe: Sequence[str] = (), policy: Policy | None = None,
+                 progress: Progress | None = None,
                  level: str | None = None, jobs: int = 1, engine: str | None = None,
                  executor: Executor | None = None, chunk_records: int = CHUNK_RECORDS,
                  save_state: str | Path | None = None, resume: str | Path | None = None,
@@ -66,7 +67,9 @@ def check_ledger(path: str | Path, trust: Trust | None, *, checkpoint: str | Non
     :func:`ledger.pg.store.as_file`) against ``trust`` in one streaming pass that holds no record (the facts the
     rules need of every record later go to a temporary database, deleted after: :mod:`ledger.spill`).
 
-    ``checkpoint`` / ``checkpoints``: signed notes to check against the file (each at its tree size); ``level``:
+    ``checkpoint`` / ``checkpoints``: signed notes to check against the file (each at its tree size); ``observe``:
+    more such notes, compared in the same pass but not judged: what was found against them is
+    :attr:`AuditReport.observed`, never a finding (a checkpoint published beside the file, for a warning); ``level``:
     one of :data:`LEVELS` (default ``policy`` with a policy, else ``custody``), each including the ones before:
     ``structure`` (framing, strict record format), ``hashes`` (+ the RFC 9162 root, checked against every
     checkpoint), ``signatures`` (+ every signature under the key it names), ``custody`` (+ registry, enrolment,
@@ -128,7 +131,8 @@ def check_ledger(path: str | Path, trust: Trust | None, *, checkpoint: str | Non
     if (first_finding or until_unreadable) and (save_state is not None or resume is not None):
         raise InputError(f"{'first_finding' if first_finding else 'until_unreadable'}: an audit that may stop early "
                          "neither saves nor resumes a state", code="input.value")
-    if trust is None and (checkpoint is not None or checkpoints or save_state is not None or resume is not None):
+    if trust is None and (checkpoint is not None or checkpoints or observe or save_state is not None
+                          or resume is not None):
         raise InputError("trust None: checkpoints and audit states need the trust file's keys", code="input.value")
     if inventory and (level not in ("custody", "policy") or resume is not None):
         raise InputError(f"inventory: the items are listed by a whole audit at level custody or policy, not "
@@ -138,12 +142,14 @@ def check_ledger(path: str | Path, trust: Trust | None, *, checkpoint: str | Non
             expect_path(value, name)
     if is_url(path):  # a database ledger: audited from a dump of its records (ledger.pg.store.as_file)
         with as_file(path) as local:
-            return check_ledger(local, trust, checkpoint=checkpoint, checkpoints=checkpoints, policy=policy,
+            return check_ledger(local, trust, checkpoint=checkpoint, checkpoints=checkpoints, observe=observe,
+                                policy=policy,
                                 progress=progress, level=level, jobs=jobs, engine=engine, executor=executor,
                                 chunk_records=chunk_records, save_state=save_state, resume=resume,
                                 max_findings=max_findings, inventory=inventory, first_finding=first_finding,
                                 until_unreadable=until_unreadable)
     notes = [*([checkpoint] if checkpoint is not None else []), *checkpoints]
+    judged, notes = len(notes), [*notes, *observe]  # the first ``judged`` are the caller's to judge
     if save_state is not None:  # before the pass, not after it
         check_new(Path(save_state))
         if not os.access(Path(save_state).resolve().parent, os.W_OK):
@@ -211,11 +217,12 @@ def check_ledger(path: str | Path, trust: Trust | None, *, checkpoint: str | Non
         seen = finish(walk, problems, cps, unlisted)
         checked = iter(seen.checkpoint_problems)
         found = [[_checkpoint_finding(e) for e in next(checked)] if cp is not None else bad for cp, bad, _ in opened]
-        checks = tuple(CheckpointCheck(cp, tuple(bad), witnessed)
-                       for (cp, _, witnessed), bad in zip(opened, found, strict=True))
+        every = tuple(CheckpointCheck(cp, tuple(bad), witnessed)
+                      for (cp, _, witnessed), bad in zip(opened, found, strict=True))
+        checks, observed = every[:judged], every[judged:]
         matched = [c.checkpoint for c in checks if c.matches and c.checkpoint is not None]
         items = seen.state.items.values()
-        seen.findings.add(f for fs in found for f in fs)  # last: kept while there is room within the limit
+        seen.findings.add(f for fs in found[:judged] for f in fs)  # last: kept while there is room within the limit
         policy_findings = _policy(path, seen, policy) if policy is not None and level == "policy" else []
         if saved is not None:
             _recheck(saved, save_state if kept is not None and unsaved is None else None)
@@ -226,7 +233,7 @@ def check_ledger(path: str | Path, trust: Trust | None, *, checkpoint: str | Non
                            parties=len(seen.state.registry.parties),
                            findings=tuple(seen.findings.kept),
                            checkpoint=max(matched, key=lambda cp: cp.tree_size, default=None),
-                           checkpoints=checks, policy=policy,
+                           checkpoints=checks, observed=observed, policy=policy,
                            policy_findings=tuple(policy_findings),
                            level=level, resumed_at=saved.size if saved is not None else 0, state_unsaved=unsaved,
                            omitted=tuple(seen.findings.omitted.items()), inventory=listed,

@@ -46,7 +46,8 @@ class AuditReport(Verdicts):
     ``record_count``: positions in the log (damaged frames included). ``root_hash``: None when the file's
     framing is damaged, since the tree is then unknown. ``checkpoint``: the largest signed checkpoint that was
     checked against the file and matched it (None if none was given or none matched); ``checkpoints``: each one
-    given, in order, with what was found against it. ``policy``: the policy checked
+    given, in order, with what was found against it; ``observed``: the same for the notes given to observe, which
+    are not judged (none of their findings is among ``findings``). ``policy``: the policy checked
     (None: none); ``policy_findings``: its findings (docs/format.md "Policies"), kept apart from ``findings``:
     they say the goods may not be accepted under that policy, not that the ledger is damaged or forged.
     ``resumed_at``: the records a saved audit state covered, not read again (``check_ledger(resume=...)``; 0 for
@@ -70,6 +71,7 @@ class AuditReport(Verdicts):
     findings: tuple[Finding, ...]
     checkpoint: Checkpoint | None = None
     checkpoints: tuple[CheckpointCheck, ...] = ()
+    observed: tuple[CheckpointCheck, ...] = field(default=(), compare=False)
     policy: Policy | None = None
     policy_findings: tuple[Finding, ...] = ()
     level: str = "custody"

@@ -225,8 +225,9 @@ def open_checkpoint(
 
     A signature by one of ``verifiers`` *named after the checkpoint's origin line* must verify: a log's
     checkpoints are signed under its origin (C2SP tlog-checkpoint: the origin is the log's key name), so a key
-    pinned for one ledger never vouches for another's (an adversarial review: with two operators pinned, either
-    could sign the other's checkpoints). If ``origin`` is given, the checkpoint's origin line must equal it.
+    pinned for one ledger never vouches for another's (docs/adr/0037; an adversarial review: with two operators
+    pinned, either could sign the other's checkpoints). If ``origin`` is given, the checkpoint's origin line must
+    equal it.
 
     Raises:
         everything :func:`open_note` and :func:`parse_checkpoint` raise, and
@@ -234,13 +235,21 @@ def open_checkpoint(
         no signature is trusted (:func:`open_note`) and, when the body's origin line is not ``origin``, that the
         checkpoint is another ledger's; also when the only pinned keys that signed are named otherwise.
     """
+    return open_checkpoint_signers(note, verifiers, origin=origin)[0]
+
+
+def open_checkpoint_signers(note: str | bytes, verifiers: Sequence[NoteVerifierKey], *, origin: str | None = None
+                            ) -> tuple[Checkpoint, tuple[NoteVerifierKey, ...]]:
+    """:func:`open_checkpoint`, and the keys named after the origin whose signatures verified (evidence names
+    them). Raises as :func:`open_checkpoint`."""
     try:
         text, signed_by = open_note(note, verifiers)
     except UnverifiedNoteError as exc:
         _name_another_ledger(exc, note, origin)
         raise
     cp = parse_checkpoint(text)
-    if not any(key.name == cp.origin for key in signed_by):
+    signers = tuple(key for key in signed_by if key.name == cp.origin)
+    if not signers:
         names = ", ".join(sorted({f"{key.name}+{key.key_id.hex()}" for key in signed_by}))
         refused = UnverifiedNoteError(f"no signature by a trusted key named after its origin {quoted(cp.origin)} "
                                       f"verified: it is signed by {names}, pinned for another name; a ledger's "
@@ -250,7 +259,7 @@ def open_checkpoint(
     if origin is not None and cp.origin != origin:
         raise VerificationError(f"a checkpoint of another ledger ({quoted(cp.origin)}, not {quoted(origin)})",
                                 code="checkpoint.origin_mismatch")
-    return cp
+    return cp, signers
 
 
 def _name_another_ledger(exc: UnverifiedNoteError, note: str | bytes, origin: str | None) -> None:

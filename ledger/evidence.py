@@ -40,11 +40,10 @@ from ._evidence_format import (
     format_evidence,
     parse_evidence,
 )
-from .checkpoint import Checkpoint, parse_checkpoint, trees_conflict
+from .checkpoint import Checkpoint, open_checkpoint_signers, trees_conflict
 from .errors import VerificationError
 from .hashing import Digest
 from .merkle import verify_inclusion
-from .note import open_note
 from .record import Record
 from .rollback import Rollback, RollbackClaim, verify_rollback
 from .trust import Trust
@@ -78,7 +77,7 @@ class EvidenceError(VerificationError):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SplitView:
     """Proven: operator keys the trust file pins signed checkpoints ``a`` and ``b`` of ``origin``, of two different
-    trees (which keys: ``signers_*``; the key names need not be the origin, :func:`ledger.checkpoint.open_checkpoint`).
+    trees (which keys: ``signers_*``, each named after the origin: :func:`ledger.checkpoint.open_checkpoint`).
 
     ``index`` is None when the sizes are equal and the roots differ; else leaf ``index`` is ``leaf_a`` under
     ``a`` and ``leaf_b`` under ``b``. ``signers_*``: the pinned operator key names whose signatures verified.
@@ -173,8 +172,9 @@ def verify_evidence(data: bytes, trust: Trust) -> Evidence:
 
 
 def _open(note: str, trust: Trust) -> tuple[Checkpoint, tuple[str, ...]]:
-    text, keys = open_note(note, trust.operators)
-    return parse_checkpoint(text), tuple(k.name for k in keys)
+    """The checkpoint, opened only under pinned keys named after its origin (docs/adr/0037), and their names."""
+    cp, keys = open_checkpoint_signers(note, trust.operators)
+    return cp, tuple(k.name for k in keys)
 
 
 def _verify_split_view(claim: SplitViewClaim, trust: Trust) -> SplitView:

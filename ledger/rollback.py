@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from .checkpoint import MAX_TREE_SIZE, Checkpoint, parse_checkpoint
+from .checkpoint import MAX_TREE_SIZE, Checkpoint, open_checkpoint_signers
 from .cosignature import CosignerKey, open_cosignatures
 from .errors import InputError, KeyFormatError, NoteFormatError, VerificationError
-from .note import MAX_NOTE_BYTES, open_note
+from .note import MAX_NOTE_BYTES
 from .trust import Trust
 
 __all__ = ["ROLLBACK_KEYS", "Rollback", "RollbackClaim", "parse_rollback", "rollback_value", "verify_rollback"]
@@ -146,5 +146,6 @@ def verify_rollback(claim: RollbackClaim, trust: Trust) -> Rollback:
 
 
 def _open(note: str, trust: Trust) -> tuple[Checkpoint, tuple[str, ...]]:
-    text, keys = open_note(note, trust.operators)
-    return parse_checkpoint(text), tuple(k.name for k in keys)
+    """The checkpoint, opened only under pinned keys named after its origin (docs/adr/0037), and their names."""
+    cp, keys = open_checkpoint_signers(note, trust.operators)
+    return cp, tuple(k.name for k in keys)

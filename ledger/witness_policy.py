@@ -12,8 +12,8 @@ Rules enforced at load (each a :class:`PolicyError` with the code named):
 
 - a group or the quorum names only witnesses and groups defined on earlier lines (``witness.unknown_name``);
   names are unique and ``none`` is reserved (``witness.duplicate_name``); a group lists each member once, has at
-  least one, and 1 <= k <= n, and no witness is reached through two of its members, directly or through
-  nested groups, unless all its members are needed down to the witnesses (``witness.group``);
+  least one, and 1 <= k <= n, and, for k >= 2, no witness is reached through two of its members, directly or
+  through nested groups, unless all its members are needed down to the witnesses (``witness.group``);
 - two log or two witness lines wrapping the same public key are refused, whatever their names, and so is a
   witness key that is also a log key (``witness.duplicate_key``): a key counts once, so one witness can never
   pass for two;
@@ -221,19 +221,21 @@ class _Builder:
         else:
             raise self.fail(f"group {name!r:.40}: threshold {threshold!r:.20} is not all, any or 1..{len(members)}",
                             "witness.group")
-        self._one_count(name, members, every=k == len(members))
+        self._one_count(name, members, k)
         self._count(self.groups)
         self.groups[name] = Group(threshold=k, members=tuple(members))
 
-    def _one_count(self, name: str, members: list[str], *, every: bool) -> None:
-        """Refuse a group that reaches one witness through two of its members, unless it and every group below it
-        needs all its members (then it needs every witness it reaches, counted once anyway): under C2SP
-        tlog-policy such a witness counts twice (an adversarial review: w1 alone met "2 of (any of w1, w2), w1")."""
+    def _one_count(self, name: str, members: list[str], threshold: int) -> None:
+        """Refuse a group that could count one witness twice: one that needs two or more members (k >= 2) and
+        reaches a witness through two of them, directly or through nested groups, unless it and every group below
+        it need all their members (then it needs every witness it reaches anyway). Under C2SP tlog-policy such a
+        witness counts once through each member (an adversarial review: w1 alone met "2 of (any of w1, w2), w1").
+        A group of k = 1 counts no two members together; its members were checked when they were defined."""
+        every = threshold == len(members) and all(m in self.all_of for m in members if m in self.groups)
         counted: dict[str, str] = {}  # witness -> the member it is counted through
-        every = every and all(m in self.all_of for m in members if m in self.groups)
         for member in members:
             for witness in sorted(self.reach.get(member, frozenset({member}))):
-                if witness in counted and not every:
+                if witness in counted and threshold > 1 and not every:
                     raise self.fail(f"group {name!r:.40} counts witness {witness!r:.40} through two members "
                                     f"({counted[witness]!r:.40} and {member!r:.40}): one witness would pass for two",
                                     "witness.group")

@@ -583,7 +583,7 @@ def test_fork_cli_end_to_end_in_a_clean_directory(forked: Forked, tmp_path: Path
 def _fork_claim(records: list[Record], i: int, j: int, *, note: str | None = None,
                 origin: str = ORIGIN) -> ChainForkClaim:
     tree = MerkleTree(r.record_hash for r in records)
-    note = note or _sign(Checkpoint(origin=origin, tree_size=tree.size, root_hash=tree.root()))
+    note = note or _sign(Checkpoint(origin=origin, tree_size=tree.size, root_hash=tree.root()), name=origin)
 
     def entry(k: int) -> IncludedRecord:
         return IncludedRecord(index=k, record=records[k].raw, proof=tuple(tree.inclusion_proof(k)))
@@ -591,8 +591,14 @@ def _fork_claim(records: list[Record], i: int, j: int, *, note: str | None = Non
     return ChainForkClaim(note=note, a=entry(i), b=entry(j))
 
 
-def verify_claim(claim: SplitViewClaim | ChainForkClaim) -> str:
-    return code_of(lambda: verify_evidence(format_evidence(claim), TRUST))
+def verify_claim(claim: SplitViewClaim | ChainForkClaim, trust: Trust = TRUST) -> str:
+    return code_of(lambda: verify_evidence(format_evidence(claim), trust))
+
+
+#: The operator's key pinned for this ledger and, under its own name, for another: the other's checkpoints open
+#: (docs/adr/0037), and evidence mixing the two ledgers is refused for what it is.
+BOTH = Trust(operators=(*TRUST.operators, note_verifier_key("other.example/ledger", key("operator").public_key)),
+             authorities=TRUST.authorities)
 
 
 def test_forged_chain_forks_prove_nothing(forked: Forked) -> None:
@@ -609,7 +615,13 @@ def test_forged_chain_forks_prove_nothing(forked: Forked) -> None:
     outsider = MerkleTree(r.record_hash for r in recs)
     unsigned = _sign(Checkpoint(origin=ORIGIN, tree_size=n, root_hash=outsider.root()), signer="outsider")
     assert verify_claim(_fork_claim(recs, n - 2, n - 1, note=unsigned)) == "note.unverified"
-    assert verify_claim(_fork_claim(recs, n - 2, n - 1, origin="other.example/ledger")) == "evidence.wrong_origin"
+    other_origin = _fork_claim(recs, n - 2, n - 1, origin="other.example/ledger")
+    assert verify_claim(other_origin, BOTH) == "evidence.wrong_origin"
+    assert verify_claim(other_origin) == "note.unverified"  # ADR 0037: no key pinned for that origin signed it
+    # an adversarial review: another ledger's pinned operator signing under this ledger's origin proved a "fork"
+    assert verify_claim(_fork_claim(recs, n - 2, n - 1, note=_sign(
+        Checkpoint(origin=ORIGIN, tree_size=n, root_hash=MerkleTree(r.record_hash for r in recs).root()),
+        name="other.example/ledger")), BOTH) == "note.unverified"
 
 
 def test_a_fork_of_records_with_bad_signatures_proves_nothing(forked: Forked) -> None:
@@ -645,8 +657,11 @@ def test_forged_split_views_prove_nothing(split: Split, grown: Grown) -> None:
     beyond = replace(good, index=K + 2, leaf_a=leaf(tree_a, K + 2, K + 3))
     assert verify_claim(beyond) == "proof.index_out_of_range"
     other = _sign(Checkpoint(origin="other.example/ledger", tree_size=K + 1,
-                             root_hash=grown.tree.root_at(K + 1)))
-    assert verify_claim(SplitViewClaim(note_a=split.notes_a[K + 1], note_b=other)) == "evidence.origin_mismatch"
+                             root_hash=grown.tree.root_at(K + 1)), name="other.example/ledger")
+    assert verify_claim(SplitViewClaim(note_a=split.notes_a[K + 1], note_b=other), BOTH) == "evidence.origin_mismatch"
+    forged = _sign(replace(read_unverified_checkpoint(split.notes_a[K + 1]), root_hash=Digest(bytes(32))),
+                   name="other.example/ledger")  # another ledger's operator, in this one's name (a review)
+    assert verify_claim(SplitViewClaim(note_a=split.notes_a[K + 1], note_b=forged), BOTH) == "note.unverified"
 
 
 def _leaves(path: Path) -> list[bytes]:

@@ -226,6 +226,28 @@ def test_replace_keeps_the_old_bytes_under_their_name_then_renames(tmp_path: Pat
     _no_leftovers(tmp_path)
 
 
+def test_an_interrupt_after_the_replacement_leaves_the_files_written_with_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adversarial review: SIGTERM (raised as an interrupt) while the directories were synced, after the
+    checkpoint was replaced, removed the consistency proof written with it. Before the replacement: nothing."""
+    import ledger._files as files
+
+    target, proof = tmp_path / "checkpoint.txt", tmp_path / "p.txt"
+    target.write_bytes(b"first")
+
+    def interrupted(paths: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files, "_sync_directories", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        replace_file(target, b"second", lambda old: tmp_path / "kept.txt", also=[(proof, b"proof")])
+    assert target.read_bytes() == b"second" and proof.read_bytes() == b"proof"  # the replacement stands, whole
+    monkeypatch.setattr(files, "_swap", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        replace_file(target, b"third", lambda old: tmp_path / "kept2.txt", also=[(tmp_path / "q.txt", b"q")])
+    assert target.read_bytes() == b"second" and not (tmp_path / "q.txt").exists()  # before it: none
+
+
 def test_replace_never_goes_through_a_symbolic_link_or_over_a_directory(tmp_path: Path) -> None:
     victim, link = tmp_path / "victim.txt", tmp_path / "checkpoint.txt"
     victim.write_bytes(b"a file the user keeps")

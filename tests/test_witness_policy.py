@@ -360,3 +360,15 @@ def test_a_cosignature_dated_past_year_9999_or_ahead_of_the_clock_is_not_counted
         with pytest.raises(WitnessError) as caught:
             check_witnesses(add_signatures(note, lines[1:]), trust, now=NOW)
         assert caught.value.code == "witness.future"
+
+
+def test_a_group_of_one_member_needed_may_share_witnesses_between_its_members() -> None:
+    """An adversarial review: `group g3 1 g1 g2`, g1 = all of w0 w1, g2 = all of w0 w2, was refused, yet each of
+    its members needs two distinct witnesses: a group that needs one member counts no two together."""
+    keys = {f"w{i}": witness(i)[2].text() for i in range(3)}
+    text = "".join(f"witness {name} {k}\n" for name, k in keys.items())
+    policy = WitnessPolicy.parse(text + "group g1 all w0 w1\ngroup g2 all w0 w2\ngroup g3 1 g1 g2\nquorum g3\n")
+    assert policy.satisfied({"w0", "w2"}) and not policy.satisfied({"w0"})
+    with pytest.raises(PolicyError) as twice:  # needing both, w0 would still count once only: refused
+        WitnessPolicy.parse(text + "group g1 any w0 w1\ngroup g2 any w0 w2\ngroup g3 2 g1 g2\nquorum g3\n")
+    assert twice.value.code == "witness.group"
