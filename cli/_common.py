@@ -320,16 +320,23 @@ class LedgerFirst(click.Command):
 
 class _LedgerFile(_ExistingFile):
     """A ledger file (a command about the file itself: its index, its torn tail); a ``postgresql://`` URL is
-    refused, saying why."""
+    refused, saying ``why``."""
+
+    def __init__(self, why: str = "a database ledger keeps its index in its own tables and commits whole "
+                                  "transactions (nothing to build or repair)") -> None:
+        super().__init__()
+        self.why = why
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if is_url(value):
-            self.fail("this command works on a ledger file: a database ledger keeps its index in its own tables "
-                      "and commits whole transactions (nothing to build or repair)", param, ctx)
+            self.fail(f"this command works on a ledger file: {self.why}", param, ctx)
         return super().convert(value, param, ctx)
 
 
 _LEDGER_FILE: click.Path = _LedgerFile()
+#: The ledger ``publish`` reads (a new user's review: a database ledger was refused with index's reason).
+_PUBLISHED_LEDGER: click.Path = _LedgerFile("copy the database ledger to a file first ('stonetrail copy URL "
+                                            "FILE --trust TRUST'), then publish the file")
 
 
 def _print_findings(findings: Sequence[Finding]) -> None:

@@ -13,6 +13,7 @@ import click
 from ledger import checkpoint_file, note_verifier_key
 from ledger.checkpoint import read_unverified_checkpoint
 from ledger.consistency import format_consistency_proof
+from ledger.cosignature import has_cosignature
 from ledger.errors import TrustFileError
 from ledger.monitor import consistency_proof_for
 from ledger.pg.db import is_url
@@ -125,6 +126,11 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     to_stdout = out is not None and file_out is None
     done = publish_checkpoint(ledger_file, note, also=[(p, t.encode()) for p, t in extra],
                               pinned=trust is not None) if out is None else None
+    if done is not None and done.kept is not None and not has_cosignature(note) \
+            and has_cosignature(done.kept.read_bytes()):  # a new user's review: replaced without a word
+        click.echo(f"stonetrail: warning: {done.path} had witness cosignatures and this checkpoint has none "
+                   f"(the old one is kept as {done.kept}): clients whose trust file requires witnesses refuse "
+                   "bundles under it, and 'publish' refuses it; gather cosignatures with --witness-policy", err=True)
     if out is not None:
         _write_new(*([] if file_out is None else [(file_out, note)]), *extra)  # all or nothing
     signer = None if trust is not None else \

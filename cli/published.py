@@ -16,7 +16,7 @@ from ledger.published import fetch_bundle, publish_log
 
 from ._common import (
     _EXISTING,
-    _LEDGER_FILE,
+    _PUBLISHED_LEDGER,
     MAX_AGE,
     WITNESS_POLICY,
     _errors,
@@ -35,7 +35,7 @@ __all__ = ["FETCH_COMMAND", "PUBLISH_COMMAND"]
 
 
 @click.command("publish", short_help="Publish a ledger as a static C2SP tlog-tiles directory.")
-@click.argument("ledger_file", metavar="LEDGER", type=_LEDGER_FILE)
+@click.argument("ledger_file", metavar="LEDGER", type=_PUBLISHED_LEDGER)
 @click.argument("directory", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--checkpoint", "checkpoint_path", type=_EXISTING,
               help="The signed checkpoint to publish (default: checkpoint.txt next to LEDGER, the newest one "
@@ -72,8 +72,9 @@ def publish_command(ledger_file: Path, directory: Path, checkpoint_path: Path | 
     replaced. Reads LEDGER's index: if it cannot answer, run 'stonetrail index LEDGER --trust FILE' first.
     --json prints {"directory", "tree_size", "previous", "written", "unchanged"}.
 
-    Serve DIR with any static HTTP server, e.g. 'python3 -m http.server --directory site 8000', and fetch a
-    stone's bundle from it with 'stonetrail proof fetch http://HOST:8000/ STONE --trust FILE'.
+    Serve DIR with any static HTTP server, e.g. 'python3 -m http.server --bind 127.0.0.1 --directory site 8000'
+    (--bind: on this machine only; drop it to serve others), and fetch a stone's bundle from it with
+    'stonetrail proof fetch http://HOST:8000/ STONE --trust FILE'.
 
     \b
     Examples:
@@ -129,7 +130,7 @@ def fetch_command(url: str, item: str, trust_file: Path, out: Path | None, timeo
     "tree_size"}.
 
     URL is the published directory's URL (http://, https://, file://) or a local directory. A server started
-    with 'python3 -m http.server --directory site 8000' is read as http://HOST:8000/.
+    with 'python3 -m http.server --bind 127.0.0.1 --directory site 8000' is read as http://HOST:8000/.
 
     \b
     Examples:

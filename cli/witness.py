@@ -93,8 +93,8 @@ def serve(key_file: Path, name: str, logs_file: Path, state_dir: Path, listen: s
     GET PREFIX/<sha256 hex of origin>/checkpoint gives the last checkpoint cosigned, with its cosignature.
     A validly signed checkpoint of a size it cosigned with another root is refused and kept as split-view
     evidence in STATE/evidence/, one of a smaller size as rollback evidence: 'stonetrail evidence verify' checks
-    both offline. Runs until interrupted (Ctrl-C, SIGTERM); prints the address first (with --json: one JSON
-    line {"url", "port", "verifier_key", "logs", "state"}).
+    both offline. Runs until stopped with Ctrl-C or SIGTERM, then says so on stderr and exits 0 (a stop asked
+    for); prints the address first (with --json: one JSON line {"url", "port", "verifier_key", "logs", "state"}).
 
     \b
     Examples:
@@ -137,8 +137,16 @@ def _url_path(prefix: str | None) -> str | None:
 
 
 def _run(server: WitnessServer) -> None:
+    """Serve until stopped: Ctrl-C or SIGTERM, a stop asked for, so exit 0 with a line on stderr saying so (a new
+    user's review: it ended without a word)."""
+    how = ["Ctrl-C"]
+
+    def terminated(*_: object) -> None:
+        how[0] = "SIGTERM"
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
     if threading.current_thread() is threading.main_thread():  # SIGTERM: stop as Ctrl-C does, exit 0
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+        signal.signal(signal.SIGTERM, terminated)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -146,6 +154,7 @@ def _run(server: WitnessServer) -> None:
     finally:
         server.server_close()
         server.state.close()
+    _log(f"witness stopped ({how[0]}); its state is kept in {server.state.directory}")
 
 
 def _log(line: str) -> None:

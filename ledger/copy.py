@@ -132,7 +132,7 @@ def _records(payloads_of: Iterator[bytes], source: str | Path) -> Iterator[Recor
 def _copy(origin: str, total: int, rows: Iterator[Record], target: str | Path, keys: list[bytes],
           progress: Callable[[int, int], None] | None, partial: str | None) -> int:
     """Append ``rows`` to a new ledger at ``target`` in batches; return how many. ``partial``: a database target,
-    whose tables are dropped again if the copy fails (the database as it was before)."""
+    whose tables are dropped again if the copy fails or is interrupted (the database as it was before)."""
     done, made = 0, []
     try:
         with _new_ledger(target, origin, keys) as copy:
@@ -156,6 +156,11 @@ def _copy(origin: str, total: int, rows: Iterator[Record], target: str | Path, k
             except StoneTrailError:
                 exc.about(f"the copy stopped after {done} of {total} records, which {redact(partial)} now holds: "
                           "drop and recreate that database before copying again")
+        raise
+    except BaseException:  # an interrupt (Ctrl-C, SIGTERM in the CLI): all or nothing, as for a file (a review:
+        if partial is not None and made:  # the part copied verified valid, and a second copy was refused)
+            with contextlib.suppress(StoneTrailError):
+                drop_ledger(partial, made)
         raise
     if progress is not None:
         progress(done, total)

@@ -24,12 +24,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from .errors import KeyFormatError, NoteFormatError, SignatureError
+from .errors import InputError, KeyFormatError, NoteFormatError, SignatureError
 from .keys import PrivateKey, PublicKey, is_valid_key_name, note_key_id, parse_verifier_key
 from .note import note_signatures
 
-__all__ = ["COSIGNATURE_ALG", "MAX_TIMESTAMP", "Cosignature", "CosignerKey", "cosign", "cosigned_message",
-           "cosigner_key", "open_cosignatures"]
+__all__ = [
+    "COSIGNATURE_ALG",
+    "MAX_TIMESTAMP",
+    "Cosignature",
+    "CosignerKey",
+    "cosign",
+    "cosigned_message",
+    "cosigner_key",
+    "has_cosignature",
+    "open_cosignatures",
+]
 
 #: Signature type byte of an Ed25519 cosigner key (C2SP tlog-cosignature, "Format").
 COSIGNATURE_ALG: Final = 0x04
@@ -142,3 +151,12 @@ def open_cosignatures(note: str | bytes, cosigners: Sequence[CosignerKey]) -> li
                                  code="witness.bad_cosignature") from exc
         found.append(Cosignature(key=key, timestamp=timestamp))
     return found
+
+
+def has_cosignature(note: str | bytes) -> bool:
+    """True if ``note`` has a signature line shaped as a witness cosignature (C2SP tlog-cosignature: 8-byte
+    timestamp and 64-byte signature, docs/format.md §7e), none verified; False for a note that does not parse."""
+    try:
+        return any(len(raw) == 72 for _, _, raw in note_signatures(note)[1])
+    except InputError:
+        return False

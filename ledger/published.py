@@ -39,6 +39,7 @@ from ._published_format import (
 from ._remote_log import RemoteLog
 from .bundle import check_bundle
 from .checkpoint import Checkpoint, open_checkpoint, read_unverified_checkpoint
+from .cosignature import has_cosignature
 from .errors import (
     CorruptStoreError,
     InputError,
@@ -53,7 +54,7 @@ from .export import SelfCheckError, bundle_from
 from .index.maps import IndexDamaged
 from .index.reading import IndexedLog, index_fault, indexed_log
 from .merkle import EMPTY_ROOT, leaf_hash, root_hash
-from .note import note_signatures, note_signers
+from .note import note_signers
 from .reader import LogPass, Progress, check_checkpoint
 from .record import Record
 from .storage import FrameFile, origin_of
@@ -134,7 +135,7 @@ def publish_log(ledger_path: str | Path, directory: str | Path, note: str, *,
     with exclusive(out):  # one publisher at a time: a second one waits for nothing, it is refused
         old_note = read_published(out)
         old = read_unverified_checkpoint(old_note) if old_note is not None else None
-        if old_note is not None and _cosigned(old_note) and not _cosigned(note) and not allow_unwitnessed:
+        if old_note is not None and has_cosignature(old_note) and not has_cosignature(note) and not allow_unwitnessed:
             raise VerificationError(f"{out / CHECKPOINT_NAME} carries witness cosignatures and this checkpoint none: "
                                     "clients that require witnesses would refuse the log; gather cosignatures "
                                     "('stonetrail checkpoint --witness-policy'), or allow it explicitly "
@@ -199,14 +200,6 @@ def _past(ledger_path: str | Path, size: int) -> _Past | None:
     except BaseException:
         whole.close()
         raise
-
-
-def _cosigned(note: str | bytes) -> bool:
-    """True if ``note`` has a signature line shaped as a witness cosignature (docs/format.md §7e), unverified."""
-    try:
-        return any(len(raw) == 72 for _, _, raw in note_signatures(note)[1])
-    except InputError:
-        return False
 
 
 def _check_signer(old_note: bytes, note: str, out: Path) -> None:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -391,3 +394,20 @@ def test_the_progress_bar_shows_after_a_second_on_a_terminal_only() -> None:
 def test_a_piped_command_prints_no_progress(files: SmallFiles) -> None:
     result = run("verify", files.ledger, "--trust", files.trust)
     assert result.exit_code == 0 and result.stderr == ""
+
+
+@pytest.mark.parametrize(("how", "said"), [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
+def test_a_witness_stopped_says_so_and_exits_0(tmp_path: Path, how: int, said: str) -> None:
+    """A new user's review: `witness serve` ended on Ctrl-C or SIGTERM without a word."""
+    command = [sys.executable, "-c", "from stonetrail_cli import run; run()", "witness", "serve",
+               "--key", str(_witness_key(tmp_path)), "--name", "witness.example/w1", "--logs", str(_logs(tmp_path)),
+               "--state", str(tmp_path / "state"), "--listen", "127.0.0.1:0", "--json"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert server.stdout is not None and json.loads(server.stdout.readline())["url"].startswith("http://127.")
+        server.send_signal(how)
+        _, err = server.communicate(timeout=30)
+    finally:
+        server.kill()
+    assert server.returncode == 0 and f"witness stopped ({said}); its state is kept in" in err, err

@@ -462,3 +462,24 @@ def test_show_and_items_under_another_ledgers_trust_file_ask_whether_it_is_the_r
         told = run(*args, "--trust", other)
         assert told.exit_code == 1 and "is this the right trust file?" in told.output, told.output
     assert "hint:" not in run("items", demo / "demo.ledger", "--trust", demo / "trust.keys").output
+
+
+def test_checkpoint_warns_when_it_replaces_a_witnessed_checkpoint_with_an_unwitnessed_one(tmp_path: Path) -> None:
+    """A new user's review: `checkpoint` replaced a witnessed checkpoint.txt with one without cosignatures, and
+    said nothing until `publish` refused it."""
+    from ledger import keyfile
+    from ledger.checkpoint import format_checkpoint
+    from ledger.cosignature import cosign
+    from ledger.keys import PrivateKey
+    from ledger.note import add_signatures
+
+    files = small_files(tmp_path)
+    old = files.checkpoint_3.read_text()
+    witnessed = add_signatures(old, [cosign(format_checkpoint(read_unverified_checkpoint(old)), "w.example",
+                                            PrivateKey.generate(), 1_700_000_000)])
+    (tmp_path / "checkpoint.txt").write_text(witnessed)  # published beside good.ledger, of 3 of its 4 records
+    keyfile.save_private_key(tmp_path / "operator.pem", key("operator"))
+    done = run("checkpoint", files.ledger, "--key", tmp_path / "operator.pem", "--trust", files.trust)
+    assert done.exit_code == 0, done.output
+    assert "checkpoint.txt had witness cosignatures and this checkpoint has none" in done.output
+    assert (tmp_path / "checkpoint-3.txt").read_text() == witnessed  # kept, as ever

@@ -287,6 +287,27 @@ def test_a_database_holding_other_tables_is_refused_and_a_failed_copy_leaves_it_
     assert runner.invoke(main, ["copy", str(demo / "demo.ledger"), postgres_url, "--trust", trust]).exit_code == 0
 
 
+def test_an_interrupted_copy_into_a_database_leaves_it_as_it_was(
+        demo: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new user's review: Ctrl-C during a copy into PostgreSQL left the part copied, which verified valid, and
+    a second copy was refused (store.exists). All or nothing, as for a file."""
+    import psycopg
+
+    import ledger.copy
+
+    def interrupt(done: int, total: int) -> None:
+        if done >= 200:
+            raise KeyboardInterrupt
+
+    keys = _demo_records(demo)[1]
+    monkeypatch.setattr(ledger.copy, "BATCH", 100)
+    with pytest.raises(KeyboardInterrupt):
+        copy_ledger(demo / "demo.ledger", postgres_url, keys, progress=interrupt)
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()").fetchone() == (0,)
+    assert copy_ledger(demo / "demo.ledger", postgres_url, keys) == 704
+
+
 def test_an_item_created_after_the_checkpoint_is_a_stale_checkpoint_not_an_unknown_item(
         demo: Path, postgres_url: str, tmp_path: Path) -> None:
     records, keys, operator = _demo_records(demo)

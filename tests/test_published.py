@@ -513,3 +513,10 @@ def test_a_directory_holding_other_files_is_never_published_into(demo: Path, tmp
     (site / "checkpoint").unlink()  # as if interrupted before its last write
     assert publish_log(demo / "demo.ledger", site, note).written == ()
     assert (site / "checkpoint").read_text() == note
+
+
+def test_publishing_a_database_ledger_says_to_copy_it_to_a_file_first(tmp_path: Path) -> None:
+    """A new user's review: `publish postgresql://…` was refused with the reason `index` and `repair` give."""
+    done = cli("publish", "postgresql://stonetrail@127.0.0.1:5432/node", tmp_path / "site")
+    assert done.exit_code == 2 and "copy the database ledger to a file first ('stonetrail copy" in done.output
+    assert "nothing to build or repair" not in done.output and not (tmp_path / "site").exists()

@@ -87,7 +87,8 @@ class WitnessState:
             held = db.execute("SELECT value FROM meta WHERE key = 'cosigner'").fetchone()[0]
         if held != self.vkey:
             raise StorageError(f"{self.directory} is the state of witness key {held}, not {self.vkey}: a state "
-                               "directory serves one witness key", code="witness.state_key")
+                               "directory serves one witness key and name; start it as that one (the same key "
+                               "file and --name), or give this one a new --state directory", code="witness.state_key")
 
     # --- the two operations ------------------------------------------------------------------------------------
 
