@@ -52,8 +52,11 @@ def run() -> None:
     try:
         _run()
     finally:  # the command has ended: a SIGTERM now ends the process as it would have without the tool's handler
-        if signal.getsignal(signal.SIGTERM) is _terminated:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            if signal.getsignal(signal.SIGTERM) is _terminated:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        except KeyboardInterrupt:  # Ctrl-C as it exits: the exit under way goes on (CI caught a traceback here)
+            pass
 
 
 def _run() -> None:

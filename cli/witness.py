@@ -116,17 +116,39 @@ def serve(key_file: Path, name: str, logs_file: Path, state_dir: Path, listen: s
         raise StorageError(f"cannot listen on {listen}: {exc.strerror or exc}", code="witness.listen") from exc
     info = {"url": server.url, "port": server.port, "verifier_key": state.vkey, "logs": sorted(logs.keys),
             "state": str(state_dir)}
-    if as_json:
-        click.echo(json.dumps(info))
-    else:
-        click.echo(f"witness {state.vkey}\n  logs: {', '.join(sorted(logs.keys))}\n  state: {state_dir}\n"
-                   f"  {'would listen' if check else 'listening'} on {server.url} (POST {server.prefix}/add-checkpoint,"
-                   f" GET {server.monitoring_prefix}/<sha256 of origin>/checkpoint)")
-    sys.stdout.flush()
-    if check:
-        server.stop()
-        return
-    _run(server)
+    how = _stop_on_sigterm(server)  # before the address is printed: from then on Ctrl-C or SIGTERM is a stop
+    try:
+        if as_json:
+            click.echo(json.dumps(info))
+        else:
+            click.echo(f"witness {state.vkey}\n  logs: {', '.join(sorted(logs.keys))}\n  state: {state_dir}\n"
+                       f"  {'would listen' if check else 'listening'} on {server.url} (POST {server.prefix}/"
+                       f"add-checkpoint, GET {server.monitoring_prefix}/<sha256 of origin>/checkpoint)")
+        sys.stdout.flush()
+        if check:
+            return
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        server.state.close()
+    if not check:  # a new user's review: it ended without a word
+        _log(f"witness stopped ({how[0]}); its state is kept in {state_dir}")
+
+
+def _stop_on_sigterm(server: WitnessServer) -> list[str]:
+    """Make SIGTERM stop ``server`` as Ctrl-C does (exit 0: a stop asked for), in the main thread; returns a
+    one-item list naming what stopped it ("Ctrl-C" until SIGTERM comes)."""
+    how = ["Ctrl-C"]
+
+    def terminated(*_: object) -> None:
+        how[0] = "SIGTERM"
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminated)
+    return how
 
 
 def _url_path(prefix: str | None) -> str | None:
@@ -134,27 +156,6 @@ def _url_path(prefix: str | None) -> str | None:
     if prefix and not prefix.startswith("/"):
         raise click.BadParameter(f"a URL path starts with '/': got {prefix[:80]!r} (try '/{prefix[:80]}')")
     return prefix
-
-
-def _run(server: WitnessServer) -> None:
-    """Serve until stopped: Ctrl-C or SIGTERM, a stop asked for, so exit 0 with a line on stderr saying so (a new
-    user's review: it ended without a word)."""
-    how = ["Ctrl-C"]
-
-    def terminated(*_: object) -> None:
-        how[0] = "SIGTERM"
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    if threading.current_thread() is threading.main_thread():  # SIGTERM: stop as Ctrl-C does, exit 0
-        signal.signal(signal.SIGTERM, terminated)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        server.state.close()
-    _log(f"witness stopped ({how[0]}); its state is kept in {server.state.directory}")
 
 
 def _log(line: str) -> None:
