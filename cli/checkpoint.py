@@ -67,7 +67,7 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     a rule is signed all the same (a framing that is damaged is refused). Audit it first ('stonetrail verify')
     when that matters; the bundles of a stone with such a record then fail 'proof verify'.
 
-    The note is signed under the ledger's origin (or --name). Verifiers accept it only if their trust file pins
+    The note is signed under the ledger's origin, the one name verifiers accept. Their trust file must pin
     this key under that name as 'operator'. With --trust, that is checked before signing, and a refusal names
     the line that was expected; without it, only a key the ledger's registry gives to a party or the authority
     is refused (a trader's key is never the operator's): any other key signs, even one no verifier pins, so the
@@ -134,9 +134,9 @@ def checkpoint(ledger_file: Path | str, key_file: Path, name: str | None, trust_
     if out is not None:
         _write_new(*([] if file_out is None else [(file_out, note)]), *extra)  # all or nothing
     signer = None if trust is not None else \
-        note_verifier_key(name or read_unverified_checkpoint(note).origin, key.public_key)
+        note_verifier_key(signed.origin, key.public_key)
     if as_json:
-        _print_json({"tree_size": read_unverified_checkpoint(note).tree_size, "note": note,
+        _print_json({"tree_size": signed.tree_size, "note": note,
                      "file": str(done.path) if done else str(file_out) if file_out else None,
                      "kept": str(done.kept) if done and done.kept else None, "unchanged": bool(done and done.unchanged),
                      "consistency_proof": str(proof_out) if extra else None,

@@ -184,12 +184,12 @@ def _beside_warning(ledger_file: Path | str, r: AuditReport, beside: Path | None
             "what was published"
     if short := short_of(ledger_file, r.origin, r.record_count):
         return f"{short}; {check}"
-    other = next((c for c in r.observed if c.checkpoint is not None and c.findings), None)
-    if other is not None and other.checkpoint is not None:
-        codes = ", ".join(sorted({f.code for f in other.findings}))
-        return (f"{ledger_file} does not match the checkpoint its operator published beside it ({beside}, tree size "
-                f"{other.checkpoint.tree_size}: {codes}): the file was rewritten after that checkpoint was signed, or "
-                f"the operator signed another log; {check}")
+    for seen in r.observed:
+        if seen.checkpoint is not None and seen.findings:
+            codes = ", ".join(sorted({f.code for f in seen.findings}))
+            return (f"{ledger_file} does not match the checkpoint its operator published beside it ({beside}, tree "
+                    f"size {seen.checkpoint.tree_size}: {codes}): the file was rewritten after that checkpoint was "
+                    f"signed, or the operator signed another log; {check}")
     return None
 
 

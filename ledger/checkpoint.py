@@ -239,9 +239,9 @@ def open_checkpoint(
 
 
 def open_checkpoint_signers(note: str | bytes, verifiers: Sequence[NoteVerifierKey], *, origin: str | None = None
-                            ) -> tuple[Checkpoint, tuple[NoteVerifierKey, ...]]:
-    """:func:`open_checkpoint`, and the keys named after the origin whose signatures verified (evidence names
-    them). Raises as :func:`open_checkpoint`."""
+                            ) -> tuple[Checkpoint, tuple[str, ...]]:
+    """:func:`open_checkpoint`, and the names of the keys whose signatures verified, one a key (evidence and
+    rollback claims name them). Raises as :func:`open_checkpoint`."""
     try:
         text, signed_by = open_note(note, verifiers)
     except UnverifiedNoteError as exc:
@@ -259,7 +259,7 @@ def open_checkpoint_signers(note: str | bytes, verifiers: Sequence[NoteVerifierK
     if origin is not None and cp.origin != origin:
         raise VerificationError(f"a checkpoint of another ledger ({quoted(cp.origin)}, not {quoted(origin)})",
                                 code="checkpoint.origin_mismatch")
-    return cp, signers
+    return cp, tuple(key.name for key in signers)
 
 
 def _name_another_ledger(exc: UnverifiedNoteError, note: str | bytes, origin: str | None) -> None:

@@ -171,14 +171,9 @@ def verify_evidence(data: bytes, trust: Trust) -> Evidence:
     return _verify_chain_fork(claim, trust)
 
 
-def _open(note: str, trust: Trust) -> tuple[Checkpoint, tuple[str, ...]]:
-    """The checkpoint, opened only under pinned keys named after its origin (docs/adr/0037), and their names."""
-    cp, keys = open_checkpoint_signers(note, trust.operators)
-    return cp, tuple(k.name for k in keys)
-
-
 def _verify_split_view(claim: SplitViewClaim, trust: Trust) -> SplitView:
-    (a, signers_a), (b, signers_b) = _open(claim.note_a, trust), _open(claim.note_b, trust)
+    a, signers_a = open_checkpoint_signers(claim.note_a, trust.operators)
+    b, signers_b = open_checkpoint_signers(claim.note_b, trust.operators)
     if a.origin != b.origin:
         raise EvidenceError(f"the checkpoints are of two ledgers: {a.origin!r:.80} and {b.origin!r:.80}",
                             code="evidence.origin_mismatch")
@@ -201,7 +196,7 @@ def _verify_split_view(claim: SplitViewClaim, trust: Trust) -> SplitView:
 
 
 def _verify_chain_fork(claim: ChainForkClaim, trust: Trust) -> ChainFork:
-    cp, signers = _open(claim.note, trust)
+    cp, signers = open_checkpoint_signers(claim.note, trust.operators)
     if claim.a.index == claim.b.index:
         raise EvidenceError(f"both entries are leaf {claim.a.index}: one record is no fork",
                             code="evidence.same_record")

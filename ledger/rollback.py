@@ -123,7 +123,8 @@ def verify_rollback(claim: RollbackClaim, trust: Trust) -> Rollback:
         VerificationError: ``evidence.origin_mismatch``, ``evidence.consistent`` (the presented tree is not
             smaller: no rollback), ``evidence.no_cosignature`` (the witness key did not cosign the larger note).
     """
-    (big, signers_big), (small, signers_small) = _open(claim.cosigned, trust), _open(claim.presented, trust)
+    big, signers_big = open_checkpoint_signers(claim.cosigned, trust.operators)
+    small, signers_small = open_checkpoint_signers(claim.presented, trust.operators)
     if big.origin != small.origin:
         raise VerificationError(f"the checkpoints are of two ledgers: {big.origin!r:.80} and {small.origin!r:.80}",
                                 code="evidence.origin_mismatch")
@@ -143,9 +144,3 @@ def verify_rollback(claim: RollbackClaim, trust: Trust) -> Rollback:
     return Rollback(origin=big.origin, larger=big, smaller=small, signers_larger=signers_big,
                     signers_smaller=signers_small, witness=witness, pinned=pinned, cosigned_at=found[0].timestamp,
                     received=claim.received)
-
-
-def _open(note: str, trust: Trust) -> tuple[Checkpoint, tuple[str, ...]]:
-    """The checkpoint, opened only under pinned keys named after its origin (docs/adr/0037), and their names."""
-    cp, keys = open_checkpoint_signers(note, trust.operators)
-    return cp, tuple(k.name for k in keys)
